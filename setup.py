@@ -1,0 +1,43 @@
+"""Packaging for helix_tf (the charter asks for setup.py; tool settings live in pyproject.toml)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="helix_tf",
+    version="0.1.0",
+    description="Fast iteration loops for TensorFlow pipelines: reuse, approximation, think-time search.",
+    long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["helix_tf", "helix_tf.*"]),
+    install_requires=[
+        "tensorflow>=2.16",
+        "tensorflow-datasets>=4.9",
+        # tensorflow-datasets 4.9.10 imports importlib_resources without declaring it.
+        "importlib-resources>=6",
+        "apache-beam>=2.60",
+        "networkx>=3.0",
+        "optuna>=4.0",
+        "ortools>=9.10",
+        "gcsfs>=2024.2",
+        "fsspec>=2024.2",
+        "pyarrow>=14",
+        "pandas>=2.0",
+        "numpy>=1.26",
+        "click>=8.1",
+        "rich>=13",
+        "sqlalchemy>=2.0",
+        "matplotlib>=3.8",
+        "pytest>=8",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6.100",
+            "ruff>=0.6",
+            "import-linter>=2.0",
+            "gcp-storage-emulator>=2024.0",
+        ],
+    },
+    entry_points={"console_scripts": ["helix-tf=helix_tf.cli:main"]},
+)
