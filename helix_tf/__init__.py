@@ -1,0 +1,55 @@
+"""helix_tf: fast iteration loops for TensorFlow pipelines.
+
+Declare a :class:`Workflow` in a config module, run it with ``helix-tf run``;
+helix_tf reuses every intermediate result that is still valid.
+
+Importing this package is cheap: TensorFlow and Beam load only when a node
+that needs them computes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from helix_tf.components import features, learners, metrics, sources
+from helix_tf.errors import (
+    CompileError,
+    ConfigError,
+    DataError,
+    ExecutionError,
+    HelixError,
+    PlanError,
+    StoreError,
+)
+from helix_tf.types import NodeRef
+from helix_tf.workflow import Workflow
+
+__all__ = [
+    "Workflow",
+    "NodeRef",
+    "sources",
+    "features",
+    "learners",
+    "metrics",
+    "run",
+    "plan",
+    "Approx",
+    "HelixError",
+    "ConfigError",
+    "CompileError",
+    "PlanError",
+    "ExecutionError",
+    "DataError",
+    "StoreError",
+]
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # The run API pulls in the compiler, the planner and SQLAlchemy: load it on first use.
+    if name in ("run", "plan", "Approx"):
+        from helix_tf import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'helix_tf' has no attribute {name!r}")

@@ -1,0 +1,312 @@
+"""The public run API: ``run`` and ``plan`` (the CLI and the agent both call these).
+
+run = load config → compile → look up what is stored → plan (max-flow) →
+execute → record the version, the run and every node's measurements.
+TensorFlow and Beam are imported only when a node that needs them computes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from helix_tf.compiler.content import ContentHasher
+from helix_tf.compiler.graph import CompiledWorkflow, compile_workflow
+from helix_tf.config import LoadedConfig, load_config
+from helix_tf.errors import ConfigError, HelixError
+from helix_tf.results import NodeDecision, NodeResult, PlanResult, RunResult
+from helix_tf.reuse.costs import CostModel
+from helix_tf.reuse.planning import plan_reuse
+from helix_tf.workflow import Workflow
+
+__all__ = ["Approx", "Session", "open_session", "run", "plan"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Approx:
+    """Settings of an approximate run (``--approx``): sample fraction, precision, epochs."""
+
+    sample: float = 0.1
+    precision: str = "fp32"
+    epochs_scale: float = 1.0
+    seed: int = 0
+
+    def validate(self) -> None:
+        if not 0 < self.sample <= 1:
+            raise ConfigError(f"--sample must be in (0, 1], but got {self.sample}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ConfigError(f"--precision must be fp32, bf16 or fp16, but got {self.precision!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(slots=True, kw_only=True)
+class Session:
+    """A loaded, compiled config with its store and metadata opened."""
+
+    config: LoadedConfig
+    compiled: CompiledWorkflow
+    store: Any
+    metadata: Any
+    store_url: str
+
+    def close(self) -> None:
+        self.metadata.close()
+
+
+def _default_home(config_path: Path) -> Path:
+    return config_path.parent / ".helix"
+
+
+def open_session(
+    config: str | os.PathLike[str],
+    *,
+    params: Sequence[str] | Mapping[str, Any] = (),
+    data_dir: str | None = None,
+    store: str | None = None,
+    metadata: str | None = None,
+    approx: Approx | None = None,
+) -> Session:
+    """Load and compile ``config``; open its store and metadata database."""
+    from helix_tf.reuse.metadata import MetadataStore
+    from helix_tf.reuse.store import ArtifactStore
+
+    loaded = load_config(config, params, data_dir=data_dir)
+    home = _default_home(loaded.path)
+    store_url = store or str(home)
+    local_home = home if "://" in store_url else Path(store_url)
+    hasher = ContentHasher(local_home / "content-hashes.json")
+    approx_dict = approx.to_dict() if approx else None
+    compiled = compile_workflow(
+        loaded.workflow, config_path=str(loaded.path), hasher=hasher, approx=approx_dict
+    )
+    artifact_store = ArtifactStore(store_url)
+    meta_url = metadata or f"sqlite:///{local_home / 'metadata.db'}"
+    return Session(
+        config=loaded,
+        compiled=compiled,
+        store=artifact_store,
+        metadata=MetadataStore(meta_url),
+        store_url=store_url,
+    )
+
+
+def _plan(session: Session) -> tuple[list[NodeDecision], dict[str, Any], CostModel]:
+    compiled = session.compiled
+    manifests = {}
+    for n in compiled.nodes:
+        m = session.store.lookup(n.fingerprint)
+        if m is not None:
+            manifests[n.name] = m
+    history = session.metadata.compute_history(compiled.name)
+    throughput, latency = session.metadata.load_throughput()
+    costs = CostModel(history=history, throughput=throughput, latency=latency)
+    versions = session.metadata.versions(compiled.name)
+    previous = versions[-1].dag if versions else None
+    if previous is not None and previous.get("digest") == compiled.digest and len(versions) > 1:
+        previous = versions[-2].dag
+    decisions = plan_reuse(
+        compiled,
+        stored={name: m.bytes for name, m in manifests.items()},
+        costs=costs,
+        previous=previous,
+    )
+    return decisions, manifests, costs
+
+
+def plan(
+    config: str | os.PathLike[str],
+    *,
+    params: Sequence[str] | Mapping[str, Any] = (),
+    data_dir: str | None = None,
+    store: str | None = None,
+    metadata: str | None = None,
+    approx: Approx | None = None,
+) -> PlanResult:
+    """What a run would compute, load and prune, and why — without running anything."""
+    session = open_session(
+        config, params=params, data_dir=data_dir, store=store, metadata=metadata, approx=approx
+    )
+    try:
+        decisions, _, _ = _plan(session)
+        est = sum(
+            d.compute_cost if d.state == "compute" else (d.load_cost or 0.0) if d.state == "load" else 0.0
+            for d in decisions
+        )
+        return PlanResult(
+            workflow=session.compiled.name,
+            approx=approx is not None,
+            nodes=tuple(decisions),
+            estimated_seconds=est,
+        )
+    finally:
+        session.close()
+
+
+def _ancestors(compiled: CompiledWorkflow) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for n in compiled.nodes:  # topological order
+        acc: set[str] = set()
+        for i in n.inputs:
+            acc.add(i)
+            acc |= out[i]
+        out[n.name] = acc
+    return out
+
+
+def run(
+    config: str | os.PathLike[str] | Workflow,
+    *,
+    params: Sequence[str] | Mapping[str, Any] = (),
+    data_dir: str | None = None,
+    store: str | None = None,
+    metadata: str | None = None,
+    runner: str = "direct",
+    pipeline_args: Sequence[str] = (),
+    materialize: str = "helix",
+    budget: str | int | None = None,
+    approx: Approx | None = None,
+    batch_rows: int = 50_000,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> RunResult:
+    """Run a config: reuse what is valid, compute the rest, record everything.
+
+    Examples
+    --------
+    >>> result = run("configs/census.py", params=["learner.l1=0.001"])  # doctest: +SKIP
+    >>> result.metrics["accuracy"]  # doctest: +SKIP
+    0.85
+    """
+    if isinstance(config, Workflow):
+        raise ConfigError("run() takes the path of a config module; save the workflow in one")
+    if approx is not None:
+        approx.validate()
+    from helix_tf.reuse.materialize import MaterializationPolicy, parse_budget
+
+    t_start = time.perf_counter()
+    session = open_session(
+        config, params=params, data_dir=data_dir, store=store, metadata=metadata, approx=approx
+    )
+    compiled = session.compiled
+    md = session.metadata
+    run_id = None
+    try:
+        decisions, manifests, costs = _plan(session)
+        states = {d.name: d.state for d in decisions}
+        if progress:
+            progress({"event": "plan", "decisions": [d.to_dict() for d in decisions]})
+        version = md.record_version(
+            compiled.name, str(session.config.path), compiled.to_dict(), compiled.digest
+        )
+        run_id = md.start_run(
+            compiled.name,
+            version,
+            approx=approx is not None,
+            policy=materialize,
+            store_url=session.store_url,
+            params=session.config.overrides,
+        )
+        policy = MaterializationPolicy(
+            policy=materialize,
+            load_cost=costs.load_cost,
+            ancestors=_ancestors(compiled),
+            history_compute={k: v.compute_seconds for k, v in costs.history.items()},
+            changes=md.change_counts(compiled.name),
+            budget=parse_budget(budget),
+            store=session.store,
+        )
+        from helix_tf.engine.execute import EngineOptions, execute_plan
+
+        metric_ops = {
+            n.name: list(session.config.workflow.declaration(n.name).refs.get("metrics") or [])
+            for n in compiled.nodes
+            if n.role == "evaluate"
+        }
+        engine_result = execute_plan(
+            compiled,
+            states,
+            store=session.store,
+            manifests={k: v for k, v in manifests.items()},
+            materializer=policy,
+            metric_ops=metric_ops,
+            options=EngineOptions(
+                runner=runner,
+                pipeline_args=tuple(pipeline_args),
+                batch_rows=batch_rows,
+                precision=approx.precision if approx else "fp32",
+                epochs_scale=approx.epochs_scale if approx else 1.0,
+                progress=progress,
+            ),
+        )
+        from helix_tf.reuse.metadata import NodeRecord
+
+        results = []
+        records = []
+        for d in decisions:
+            m = engine_result.measures[d.name]
+            seconds = m.compute_seconds + m.load_seconds + m.write_seconds
+            results.append(
+                NodeResult(
+                    name=d.name,
+                    kind=d.kind,
+                    state=d.state,
+                    seconds=seconds,
+                    rows=m.rows,
+                    bytes=m.bytes,
+                    materialized=m.materialized or d.state == "load",
+                    reason=d.reason,
+                    fingerprint=d.fingerprint,
+                )
+            )
+            records.append(
+                NodeRecord(
+                    name=d.name,
+                    kind=d.kind,
+                    fingerprint=d.fingerprint,
+                    state=d.state,
+                    compute_seconds=m.compute_seconds,
+                    load_seconds=m.load_seconds,
+                    write_seconds=m.write_seconds,
+                    rows=m.rows,
+                    bytes=m.bytes,
+                    materialized=m.materialized,
+                    reason=d.reason,
+                )
+            )
+        wall = time.perf_counter() - t_start
+        md.record_nodes(run_id, records)
+        md.finish_run(
+            run_id,
+            status="ok",
+            wall_seconds=wall,
+            metrics=engine_result.metrics,
+            intervals=engine_result.intervals or None,
+        )
+        return RunResult(
+            workflow=compiled.name,
+            version=version,
+            run_id=run_id,
+            approx=approx is not None,
+            metrics=engine_result.metrics,
+            intervals=engine_result.intervals,
+            nodes=tuple(results),
+            wall_seconds=wall,
+            notes=session.config.notes,
+        )
+    except HelixError as exc:
+        if run_id is not None:
+            md.finish_run(
+                run_id, status="failed", wall_seconds=time.perf_counter() - t_start,
+                metrics={}, error=str(exc),
+            )
+        raise
+    finally:
+        session.close()

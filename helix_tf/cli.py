@@ -1,0 +1,340 @@
+"""The ``helix-tf`` command line: run, plan, history, diff.
+
+Only this module renders (progress, tables, colours); it takes its consoles
+from the click context so tests can capture them. Library code logs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from helix_tf.errors import HelixError
+
+__all__ = ["main"]
+
+STATE_STYLE = {"compute": "yellow", "load": "green", "prune": "dim"}
+
+
+def _consoles(ctx: click.Context) -> tuple[Console, Console]:
+    obj = ctx.ensure_object(dict)
+    out = obj.get("out") or Console(file=sys.stdout, soft_wrap=True)
+    err = obj.get("err") or Console(file=sys.stderr, soft_wrap=True)
+    return out, err
+
+
+def _setup_logging(verbose: int, err: Console) -> None:
+    from rich.logging import RichHandler
+
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    handler = RichHandler(console=err, show_time=False, show_path=False, markup=False)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("helix_tf").setLevel(level)
+    for noisy in ("absl", "tensorflow", "apache_beam", "h5py"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _fail(err: Console, exc: BaseException) -> None:
+    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    raise SystemExit(1)
+
+
+def _human_bytes(n: int | None) -> str:
+    from helix_tf.reuse.planning import human_bytes
+
+    return "" if n is None else human_bytes(n)
+
+
+def _rows(n: int | None) -> str:
+    return "" if n is None else f"{n:,}"
+
+
+class _Progress:
+    """Renders engine events as one line per node, with elapsed time."""
+
+    def __init__(self, err: Console, enabled: bool) -> None:
+        self.err = err
+        self.enabled = enabled
+        self.t0 = time.perf_counter()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.t0
+        kind = event.get("event")
+        if kind == "plan":
+            counts: dict[str, int] = {}
+            for d in event["decisions"]:
+                counts[d["state"]] = counts.get(d["state"], 0) + 1
+            self.err.print(
+                f"plan: {counts.get('compute', 0)} compute, {counts.get('load', 0)} load, "
+                f"{counts.get('prune', 0)} prune",
+                highlight=False,
+            )
+        elif kind == "stage":
+            what = event.get("stage")
+            if what == "preprocess":
+                self.err.print(
+                    f"[{elapsed:6.1f}s] preprocessing {len(event['nodes'])} node(s) in one Beam "
+                    f"pipeline ({event.get('runner')}) …",
+                    highlight=False,
+                )
+            elif what == "train":
+                self.err.print(
+                    f"[{elapsed:6.1f}s] training {event['node']} on {event['rows']:,} rows …",
+                    highlight=False,
+                )
+        elif kind == "epoch":
+            eta = event.get("eta")
+            self.err.print(
+                f"[{elapsed:6.1f}s]   {event['node']}: epoch {event['epoch']}/{event['epochs']}"
+                f" loss {event['loss']:.4f}" + (f", ETA {eta:.0f}s" if eta is not None else ""),
+                highlight=False,
+            )
+        elif kind == "node":
+            rows = event.get("rows")
+            self.err.print(
+                f"[{elapsed:6.1f}s] {event['node']}: {event['state']} {event['seconds']:.2f}s"
+                + (f", {rows:,} rows" if rows is not None else ""),
+                highlight=False,
+            )
+
+
+def _metrics_table(result: Any) -> Table:
+    approx = result.approx
+    table = Table(title="metrics" + (" (≈ approximate)" if approx else ""), title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    if result.intervals:
+        table.add_column("95% interval", justify="right")
+    for name, value in sorted(result.metrics.items()):
+        shown = f"{'≈' if approx else ''}{value:.4f}"
+        row = [name, shown]
+        if result.intervals:
+            lo, hi = result.intervals.get(name, (float("nan"), float("nan")))
+            row.append(f"[{lo:.4f}, {hi:.4f}]")
+        table.add_row(*row)
+    return table
+
+
+def _nodes_table(result: Any) -> Table:
+    table = Table(title="nodes", title_justify="left")
+    for col, just in (("node", "left"), ("kind", "left"), ("state", "left"), ("time", "right"),
+                      ("rows", "right"), ("bytes", "right"), ("stored", "left")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for n in result.nodes:
+        style = STATE_STYLE.get(n.state, "")
+        table.add_row(
+            n.name,
+            n.kind,
+            f"[{style}]{n.state}[/]",
+            f"{n.seconds:.2f}s",
+            _rows(n.rows),
+            _human_bytes(n.bytes),
+            "yes" if n.materialized else "",
+        )
+    return table
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="helix_tf")
+def main() -> None:
+    """helix-tf: fast iteration on TensorFlow pipelines (reuse, approximation, think-time search)."""
+
+
+_common = [
+    click.argument("config", type=click.Path(dir_okay=False)),
+    click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
+                 help="Override a parameter: a config PARAMS key (scale=10) or node.param (learner.l1=0.001)."),
+    click.option("--data-dir", envvar="HELIX_TF_DATA", default=None,
+                 help="Folder holding census/ and sms_spam/ (default: ../shared/data if present)."),
+    click.option("--store", default=None, help="Artifact store URL: a folder or gs://bucket/prefix (default: .helix/ next to the config)."),
+    click.option("--metadata", default=None, help="SQLAlchemy URL of the metadata database (default: sqlite in the store folder)."),
+    click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables."),
+    click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug)."),
+]
+
+
+def common(fn: Any) -> Any:
+    for deco in reversed(_common):
+        fn = deco(fn)
+    return fn
+
+
+def _approx(approx: bool, sample: float | None, precision: str | None) -> Any:
+    if not (approx or sample is not None or precision is not None):
+        return None
+    from helix_tf.api import Approx
+
+    defaults = Approx()
+    return Approx(
+        sample=sample if sample is not None else defaults.sample,
+        precision=precision or defaults.precision,
+    )
+
+
+@main.command()
+@common
+@click.option("--runner", type=click.Choice(["direct", "dataflow", "portable"]), default="direct",
+              show_default=True, help="Beam runner for preprocessing.")
+@click.option("--project", default=None, help="Dataflow: GCP project.")
+@click.option("--region", default=None, help="Dataflow: region.")
+@click.option("--beam-option", "beam_options", multiple=True, metavar="--KEY=VALUE",
+              help="Extra Beam pipeline option, passed through (repeatable).")
+@click.option("--materialize", type=click.Choice(["helix", "all", "none"]), default="helix",
+              show_default=True, help="Materialization policy.")
+@click.option("--budget", default=None, help="Storage budget for materialized results, e.g. 2GB.")
+@click.option("--approx", is_flag=True, help="Quick approximate run (sampled rows, reduced precision where it helps).")
+@click.option("--sample", type=float, default=None, help="Approximate: fraction of rows to keep.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None, help="Approximate: training precision.")
+@click.option("--batch-rows", type=int, default=50_000, show_default=True, help="Rows per batch in the Beam pipeline.")
+@click.pass_context
+def run(ctx: click.Context, config: str, params: tuple[str, ...], data_dir: str | None,
+        store: str | None, metadata: str | None, as_json: bool, verbose: int, runner: str,
+        project: str | None, region: str | None, beam_options: tuple[str, ...], materialize: str,
+        budget: str | None, approx: bool, sample: float | None, precision: str | None,
+        batch_rows: int) -> None:
+    """Run CONFIG: reuse every still-valid result, compute the rest, report metrics."""
+    out, err = _consoles(ctx)
+    _setup_logging(verbose, err)
+    from helix_tf import api
+
+    pipeline_args = list(beam_options)
+    if project:
+        pipeline_args.append(f"--project={project}")
+    if region:
+        pipeline_args.append(f"--region={region}")
+    if runner == "dataflow" and store and store.startswith("gs://") and not any(
+        a.startswith("--temp_location") for a in pipeline_args
+    ):
+        pipeline_args.append(f"--temp_location={store.rstrip('/')}/beam-temp")
+    try:
+        result = api.run(
+            config,
+            params=list(params),
+            data_dir=data_dir,
+            store=store,
+            metadata=metadata,
+            runner=runner,
+            pipeline_args=pipeline_args,
+            materialize=materialize,
+            budget=budget,
+            approx=_approx(approx, sample, precision),
+            batch_rows=batch_rows,
+            progress=_Progress(err, not as_json),
+        )
+    except HelixError as exc:
+        _fail(err, exc)
+        return
+    if as_json:
+        out.print_json(json.dumps(result.to_dict()))
+        return
+    for note in result.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
+    out.print(_nodes_table(result))
+    out.print(_metrics_table(result))
+    counts: dict[str, int] = {}
+    for n in result.nodes:
+        counts[n.state] = counts.get(n.state, 0) + 1
+    out.print(
+        f"{result.workflow} v{result.version}: {counts.get('compute', 0)} computed, "
+        f"{counts.get('load', 0)} loaded, {counts.get('prune', 0)} pruned in "
+        f"{result.wall_seconds:.2f}s",
+        highlight=False,
+    )
+
+
+@main.command()
+@common
+@click.option("--approx", is_flag=True, help="Plan the approximate run instead.")
+@click.pass_context
+def plan(ctx: click.Context, config: str, params: tuple[str, ...], data_dir: str | None,
+         store: str | None, metadata: str | None, as_json: bool, verbose: int, approx: bool) -> None:
+    """Show what a run of CONFIG would compute, load and prune, and why (runs nothing)."""
+    out, err = _consoles(ctx)
+    _setup_logging(verbose, err)
+    from helix_tf import api
+
+    try:
+        result = api.plan(
+            config, params=list(params), data_dir=data_dir, store=store, metadata=metadata,
+            approx=_approx(approx, None, None),
+        )
+    except HelixError as exc:
+        _fail(err, exc)
+        return
+    if as_json:
+        out.print_json(json.dumps(result.to_dict()))
+        return
+    table = Table(title=f"plan for {result.workflow}", title_justify="left")
+    for col in ("node", "kind", "state", "compute", "load", "reason"):
+        table.add_column(col)
+    for d in result.nodes:
+        style = STATE_STYLE.get(d.state, "")
+        table.add_row(
+            d.name, d.kind, f"[{style}]{d.state}[/]", f"{d.compute_cost:.2f}s",
+            "" if d.load_cost is None else f"{d.load_cost:.2f}s", d.reason,
+        )
+    out.print(table)
+    counts: dict[str, int] = {}
+    for d in result.nodes:
+        counts[d.state] = counts.get(d.state, 0) + 1
+    out.print(
+        f"plan: {counts.get('compute', 0)} compute, {counts.get('load', 0)} load, "
+        f"{counts.get('prune', 0)} prune; estimated {result.estimated_seconds:.2f}s",
+        highlight=False,
+    )
+
+
+@main.command()
+@common
+@click.option("--limit", type=int, default=20, show_default=True, help="Most recent runs to show.")
+@click.pass_context
+def history(ctx: click.Context, config: str, params: tuple[str, ...], data_dir: str | None,
+            store: str | None, metadata: str | None, as_json: bool, verbose: int, limit: int) -> None:
+    """List the runs of CONFIG's workflow: version, metrics, time, what was reused."""
+    out, err = _consoles(ctx)
+    _setup_logging(verbose, err)
+    from helix_tf import api
+
+    try:
+        session = api.open_session(config, params=list(params), data_dir=data_dir, store=store, metadata=metadata)
+        runs = session.metadata.runs(session.compiled.name, limit=limit)
+        session.close()
+    except HelixError as exc:
+        _fail(err, exc)
+        return
+    if as_json:
+        out.print_json(json.dumps([
+            {"run": r.id, "version": r.version, "status": r.status, "approx": r.approx,
+             "wall_seconds": r.wall_seconds, "metrics": r.metrics,
+             "states": {s: sum(1 for n in r.nodes if n.state == s) for s in ("compute", "load", "prune")}}
+            for r in runs
+        ]))
+        return
+    table = Table(title="history", title_justify="left")
+    for col in ("run", "version", "status", "time", "computed/loaded/pruned", "metrics"):
+        table.add_column(col)
+    for r in runs:
+        states = [sum(1 for n in r.nodes if n.state == s) for s in ("compute", "load", "prune")]
+        metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(r.metrics.items())[:4])
+        table.add_row(
+            str(r.id), f"v{r.version}" + (" ≈" if r.approx else ""), r.status,
+            f"{r.wall_seconds or 0:.2f}s", "/".join(map(str, states)), metrics,
+        )
+    out.print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

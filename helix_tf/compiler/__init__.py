@@ -1,0 +1,1 @@
+"""Compiler: typed DAG, checks, fingerprints, passes. Never imports TensorFlow or Beam."""

@@ -1,0 +1,578 @@
+"""Compile a ``Workflow`` into a typed, checked, fingerprinted DAG.
+
+The result, :class:`CompiledWorkflow`, is what every later stage reads: the
+planner (states per node), the engine (what to run), the metadata database (a
+version is a compiled DAG) and ``diff``. Compilation is deterministic: two
+compilations of the same config are byte-equal in :meth:`CompiledWorkflow.to_json`.
+
+Pure: never imports TensorFlow or Beam.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import networkx as nx
+
+from helix_tf.compiler.content import ContentHasher
+from helix_tf.compiler.hashing import canonical_json, code_fingerprint, stable_hash
+from helix_tf.components.base import Operator, did_you_mean
+from helix_tf.components.features import Feature
+from helix_tf.components.metrics import Metric
+from helix_tf.components.sources import Source
+from helix_tf.errors import CompileError
+from helix_tf.types import (
+    EXAMPLES,
+    METRICS,
+    MODEL,
+    MODEL_INPUT_KINDS,
+    NUMERIC,
+    PREDICTIONS,
+    STRING,
+    TABLE,
+    NodeRef,
+)
+from helix_tf.workflow import Declaration, Workflow
+
+__all__ = ["CompiledNode", "CompiledWorkflow", "compile_workflow", "FINGERPRINT_SCHEME"]
+
+log = logging.getLogger(__name__)
+
+#: Bump when the fingerprint scheme changes: every stored artifact becomes invalid.
+FINGERPRINT_SCHEME = 1
+
+#: The ``kind`` reported per node in --json output and the summary table.
+JSON_KIND = {
+    "source": "source",
+    "feature": "preprocess",
+    "examples": "preprocess",
+    "train": "train",
+    "predict": "predict",
+    "evaluate": "evaluate",
+}
+OUTPUT_TYPE = {
+    "source": TABLE,
+    "examples": EXAMPLES,
+    "train": MODEL,
+    "predict": PREDICTIONS,
+    "evaluate": METRICS,
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class CompiledNode:
+    """One node of the compiled DAG."""
+
+    name: str
+    role: str  # source | feature | examples | train | predict | evaluate
+    op: Operator | None
+    inputs: tuple[str, ...]  # upstream node names, in a fixed order
+    output_type: str  # table | feature:<kind> | examples | model | predictions | metrics
+    fingerprint: str
+    params: dict[str, Any]  # JSON-able view of the parameters (for history and diff)
+    code: dict[str, str]  # parameter name -> code digest, for UDF parameters
+    output: bool
+    where: str  # config file:line of the declaration
+    extra: dict[str, Any]  # role-specific facts (feature list, split, metric columns, source)
+
+    @property
+    def kind(self) -> str:
+        """The coarse kind reported to users: source, preprocess, train, predict, evaluate."""
+        return JSON_KIND[self.role]
+
+    @property
+    def value_kind(self) -> str | None:
+        """For a feature, its value kind (numeric, categorical, bag, ...)."""
+        return self.output_type.split(":", 1)[1] if self.role == "feature" else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "role": self.role,
+            "kind": self.kind,
+            "op": self.op.op_name if self.op is not None else None,
+            "inputs": list(self.inputs),
+            "output_type": self.output_type,
+            "fingerprint": self.fingerprint,
+            "params": self.params,
+            "code": self.code,
+            "output": self.output,
+            "where": self.where,
+            "extra": self.extra,
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class CompiledWorkflow:
+    """The typed DAG of one workflow version, nodes in a stable topological order."""
+
+    name: str
+    nodes: tuple[CompiledNode, ...]
+    outputs: tuple[str, ...]
+    config_path: str | None
+    digest: str
+    approx: dict[str, Any] | None = None
+
+    def node(self, name: str) -> CompiledNode:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    @property
+    def by_name(self) -> dict[str, CompiledNode]:
+        return {n.name: n for n in self.nodes}
+
+    def consumers(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {n.name: [] for n in self.nodes}
+        for n in self.nodes:
+            for i in n.inputs:
+                out[i].append(n.name)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "workflow": self.name,
+            "digest": self.digest,
+            "outputs": list(self.outputs),
+            "approx": self.approx,
+            "nodes": [n.to_dict() for n in self.nodes],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, indent=1)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _refs_in(value: Any) -> list[NodeRef]:
+    if isinstance(value, NodeRef):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [r for v in value for r in _refs_in(v)]
+    return []
+
+
+def _substitute(value: Any, fps: Mapping[str, str]) -> Any:
+    """Replace node references by their fingerprints (for hashing)."""
+    if isinstance(value, NodeRef):
+        return {"__input__": fps.get(value.name, "?")}
+    if isinstance(value, list | tuple):
+        return [_substitute(v, fps) for v in value]
+    if isinstance(value, dict):
+        return {k: _substitute(v, fps) for k, v in value.items()}
+    return value
+
+
+def _display(value: Any) -> Any:
+    """A JSON-able view of a parameter value, for history and diff."""
+    if isinstance(value, NodeRef):
+        return value.name
+    if isinstance(value, list | tuple):
+        return [_display(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _display(v) for k, v in value.items()}
+    if isinstance(value, Operator):
+        return {"op": value.op_name, "params": _op_params(value)}
+    if callable(value):
+        return f"<function {getattr(value, '__qualname__', type(value).__name__)}>"
+    if isinstance(value, int | float | str | bool) or value is None:
+        return value
+    return json.loads(canonical_json(value))
+
+
+def _op_params(op: Operator) -> dict[str, Any]:
+    return {k: _display(v) for k, v in op.params().items()}
+
+
+def _code_digests(op: Operator | None) -> dict[str, str]:
+    if op is None:
+        return {}
+    out = {}
+    for k, v in op.params().items():
+        if callable(v) and not isinstance(v, Operator | NodeRef):
+            out[k] = code_fingerprint(v).digest
+    return out
+
+
+# ---------------------------------------------------------------------------- compiler
+
+
+class _Compiler:
+    def __init__(self, wf: Workflow, config_path: str | None, hasher: ContentHasher) -> None:
+        self.wf = wf
+        self.config_path = config_path
+        self.hasher = hasher
+        self.problems: list[str] = []
+        self.decls: dict[str, Declaration] = {}
+        self.value_kinds: dict[str, str] = {}
+
+    def problem(self, decl: Declaration | None, text: str) -> None:
+        where = f"{decl.where}: " if decl is not None and decl.where else ""
+        who = f"node {decl.name!r}: " if decl is not None else ""
+        self.problems.append(f"{where}{who}{text}")
+
+    # -- structure ------------------------------------------------------------------
+
+    def collect(self) -> None:
+        for d in self.wf.declarations:
+            if not isinstance(d.name, str) or not d.name or "/" in d.name:
+                self.problem(d, f"node names must be non-empty and contain no '/', got {d.name!r}")
+                continue
+            if d.name in self.decls:
+                first = self.decls[d.name]
+                self.problem(
+                    d, f"duplicate name: already declared at {first.where or 'an earlier line'}"
+                )
+                continue
+            self.decls[d.name] = d
+        if not self.decls:
+            self.problems.append(f"workflow {self.wf.name!r} declares no nodes")
+
+    def ref(self, decl: Declaration, ref: Any, what: str, roles: tuple[str, ...]) -> str | None:
+        """Resolve a reference, checking that it names a node of one of ``roles``."""
+        if not isinstance(ref, NodeRef):
+            self.problem(
+                decl, f"{what} must be a node returned by the workflow, but got {ref!r}"
+            )
+            return None
+        if ref.workflow and ref.workflow != self.wf.name:
+            self.problem(decl, f"{what} {ref.name!r} belongs to workflow {ref.workflow!r}")
+            return None
+        target = self.decls.get(ref.name)
+        if target is None:
+            self.problem(
+                decl,
+                f"{what} {ref.name!r} is not declared{did_you_mean(ref.name, self.decls)}",
+            )
+            return None
+        if target.role not in roles:
+            expected = " or ".join(roles)
+            self.problem(
+                decl,
+                f"{what} {ref.name!r} is a {OUTPUT_TYPE.get(target.role, 'feature')} "
+                f"({target.role} node), but {decl.role} {what} must be a {expected} node",
+            )
+            return None
+        return ref.name
+
+    def sources(self) -> list[str]:
+        return [n for n, d in self.decls.items() if d.role == "source"]
+
+    def source_of(self, decl: Declaration, explicit: Any) -> str | None:
+        if explicit is not None:
+            return self.ref(decl, explicit, "source", ("source",))
+        srcs = self.sources()
+        if len(srcs) == 1:
+            return srcs[0]
+        if not srcs:
+            self.problem(decl, "the workflow declares no source; add wf.source(...) first")
+        else:
+            self.problem(
+                decl, f"several sources ({', '.join(srcs)}): pass source=... to say which one"
+            )
+        return None
+
+    def columns(self, source: str) -> dict[str, str]:
+        op = self.decls[source].op
+        assert isinstance(op, Source)
+        try:
+            return op.schema()
+        except Exception as exc:  # noqa: BLE001 - reported as a config problem
+            self.problem(self.decls[source], f"cannot read the schema: {exc}")
+            return {}
+
+    # -- per role ---------------------------------------------------------------------
+
+    def edges(self) -> dict[str, list[str]]:
+        """Inputs per node, with type checks; fills self.value_kinds for features."""
+        inputs: dict[str, list[str]] = {}
+        self.feature_source: dict[str, str | None] = {}
+        for name, d in self.decls.items():
+            ins: list[str] = []
+            if d.role == "source":
+                if not isinstance(d.op, Source):
+                    self.problem(d, f"wf.source needs a sources.* operator, got {type(d.op).__name__}")
+                else:
+                    for p in d.op.check():
+                        self.problem(d, p)
+            elif d.role == "feature":
+                ins = self.feature_edges(d)
+            elif d.role == "examples":
+                src = self.source_of(d, d.refs.get("source"))
+                if src:
+                    ins.append(src)
+                    label = d.op
+                    cols = self.columns(src)
+                    if cols and label is not None and label.column not in cols:  # type: ignore[attr-defined]
+                        self.problem(
+                            d,
+                            f"label column {label.column!r} is not a column of source "  # type: ignore[attr-defined]
+                            f"{src!r}{did_you_mean(label.column, cols)}",  # type: ignore[attr-defined]
+                        )
+                feats = d.refs.get("features") or []
+                if not feats:
+                    self.problem(d, "examples need at least one feature")
+                for f in feats:
+                    fname = self.ref(d, f, "feature", ("feature",))
+                    if fname:
+                        ins.append(fname)
+            elif d.role == "train":
+                ex = self.ref(d, d.refs.get("examples"), "input", ("examples",))
+                ins = [ex] if ex else []
+            elif d.role == "predict":
+                m = self.ref(d, d.refs.get("model"), "model", ("train",))
+                ex = self.ref(d, d.refs.get("examples"), "examples", ("examples",))
+                ins = [x for x in (m, ex) if x]
+            elif d.role == "evaluate":
+                p = self.ref(d, d.refs.get("predictions"), "input", ("predict",))
+                ins = [p] if p else []
+                ms = d.refs.get("metrics") or []
+                if not ms:
+                    self.problem(d, "evaluate needs at least one metric")
+                for m in ms:
+                    if not isinstance(m, Metric):
+                        self.problem(d, f"evaluate takes metrics.* operators, got {m!r}")
+            inputs[name] = ins
+        return inputs
+
+    def feature_edges(self, d: Declaration) -> list[str]:
+        op = d.op
+        if not isinstance(op, Feature):
+            self.problem(d, f"wf.feature needs a features.* operator, got {type(op).__name__}")
+            return []
+        ins: list[str] = []
+        needs_source = op.reads_whole_row() or any(isinstance(r, str) for r in op.inputs())
+        src = self.source_of(d, d.refs.get("source")) if needs_source else None
+        self.feature_source[d.name] = src
+        if src:
+            ins.append(src)
+        cols = self.columns(src) if src else {}
+        for r in op.inputs():
+            if isinstance(r, str):
+                if src and cols and r not in cols:
+                    self.problem(
+                        d,
+                        f"{op.op_name} reads column {r!r}, which source {src!r} does not have"
+                        f"{did_you_mean(r, cols)}",
+                    )
+            else:
+                name = self.ref(d, r, "input", ("feature",))
+                if name and name not in ins:
+                    ins.append(name)
+        return ins
+
+    def kinds(self, order: list[str], inputs: Mapping[str, list[str]]) -> None:
+        """Value kinds of features, in topological order."""
+        for name in order:
+            d = self.decls[name]
+            if d.role != "feature" or not isinstance(d.op, Feature):
+                continue
+            op = d.op
+            src = self.feature_source.get(name)
+            cols = self.columns(src) if src else {}
+            kinds = []
+            for r in op.inputs():
+                if isinstance(r, str):
+                    t = cols.get(r)
+                    kinds.append(STRING if t == "string" else NUMERIC if t else "?")
+                else:
+                    kinds.append(self.value_kinds.get(r.name, "?"))
+            if "?" in kinds:
+                self.value_kinds[name] = "?"
+                continue
+            problems = op.check_input_kinds(kinds)
+            for p in problems:
+                self.problem(d, p)
+            try:
+                self.value_kinds[name] = op.output_kind(kinds) if not problems else "?"
+            except ValueError as exc:
+                self.problem(d, str(exc))
+                self.value_kinds[name] = "?"
+        for name, d in self.decls.items():
+            if d.role != "examples":
+                continue
+            for f in inputs.get(name, []):
+                kind = self.value_kinds.get(f)
+                if self.decls[f].role == "feature" and kind not in (*MODEL_INPUT_KINDS, "?"):
+                    hint = (
+                        "encode it with features.Vocabulary(...) or features.TfIdf(...)"
+                        if kind in ("string", "tokens")
+                        else "encode it first"
+                    )
+                    self.problem(
+                        d, f"feature {f!r} is {kind}, which a model cannot read; {hint}"
+                    )
+
+    def check_evaluate(self, inputs: Mapping[str, list[str]]) -> dict[str, str | None]:
+        """Evaluate nodes whose metrics read raw columns get the examples' source as input."""
+        extra_source: dict[str, str | None] = {}
+        for name, d in self.decls.items():
+            if d.role != "evaluate" or not inputs.get(name):
+                continue
+            needed = sorted({c for m in d.refs.get("metrics") or [] if isinstance(m, Metric) for c in m.columns()})
+            if not needed:
+                continue
+            pred = self.decls[inputs[name][0]]
+            ex_ref = pred.refs.get("examples")
+            ex = self.decls.get(ex_ref.name) if isinstance(ex_ref, NodeRef) else None
+            src = inputs.get(ex.name, [None])[0] if ex is not None else None
+            if src is None or self.decls[src].role != "source":
+                continue
+            cols = self.columns(src)
+            for c in needed:
+                if cols and c not in cols:
+                    self.problem(
+                        d,
+                        f"a metric reads column {c!r}, which source {src!r} does not have"
+                        f"{did_you_mean(c, cols)}",
+                    )
+            extra_source[name] = src
+        return extra_source
+
+    # -- fingerprints -----------------------------------------------------------------
+
+    def fingerprint(
+        self, d: Declaration, ins: Sequence[str], fps: Mapping[str, str], approx: Any
+    ) -> str:
+        body: dict[str, Any] = {
+            "scheme": FINGERPRINT_SCHEME,
+            "role": d.role,
+            "op": d.op.op_name if d.op is not None else None,
+            "version": d.op.VERSION if d.op is not None else 1,
+            "params": _substitute(d.op.params(), fps) if d.op is not None else None,
+            "inputs": [fps[i] for i in ins],
+        }
+        if d.role == "source":
+            assert isinstance(d.op, Source)
+            body["content"] = self.hasher.digest(d.op.files())
+            body["approx"] = approx
+        elif d.role == "examples":
+            body["features"] = [r.name for r in d.refs.get("features") or []]
+        elif d.role == "predict":
+            body["split"] = d.refs.get("split")
+        elif d.role == "evaluate":
+            body["metrics"] = [
+                {"op": m.op_name, "version": m.VERSION, "params": m.params()}
+                for m in d.refs.get("metrics") or []
+            ]
+        elif d.role == "train":
+            body["approx"] = approx
+        return stable_hash(body)
+
+
+def compile_workflow(
+    wf: Workflow,
+    *,
+    config_path: str | None = None,
+    hasher: ContentHasher | None = None,
+    approx: Mapping[str, Any] | None = None,
+) -> CompiledWorkflow:
+    """Check ``wf`` and build its typed, fingerprinted DAG.
+
+    Every problem found is reported together in one :class:`CompileError`.
+    ``approx`` (sampling and precision settings) is part of the fingerprints of
+    the nodes it affects, so approximate and exact results never mix.
+    """
+    c = _Compiler(wf, config_path, hasher or ContentHasher())
+    c.collect()
+    if c.problems:
+        raise CompileError(c.problems, path=config_path)
+    inputs = c.edges()
+    extra_source = c.check_evaluate(inputs)
+    for name, src in extra_source.items():
+        if src and src not in inputs[name]:
+            inputs[name].append(src)
+
+    graph = nx.DiGraph()
+    graph.add_nodes_from(c.decls)
+    for name, ins in inputs.items():
+        graph.add_edges_from((i, name) for i in ins)
+    try:
+        cycle = nx.find_cycle(graph)
+        c.problems.append("cycle: " + " -> ".join(f"{u!r}" for u, _ in cycle) + f" -> {cycle[0][0]!r}")
+    except nx.NetworkXNoCycle:
+        pass
+    if c.problems:
+        raise CompileError(c.problems, path=config_path)
+    declared_order = {name: i for i, name in enumerate(c.decls)}
+    order = list(nx.lexicographical_topological_sort(graph, key=lambda n: declared_order[n]))
+    c.kinds(order, inputs)
+
+    outputs = list(wf.outputs)
+    for o in outputs:
+        if o not in c.decls:
+            c.problems.append(f"output {o!r} is not declared{did_you_mean(o, c.decls)}")
+    if not outputs:
+        outputs = [n for n in order if c.decls[n].role == "evaluate"]
+        if not outputs:
+            c.problems.append(
+                f"workflow {wf.name!r} has no outputs: call wf.output(...) or declare wf.evaluate(...)"
+            )
+    if c.problems:
+        raise CompileError(c.problems, path=config_path)
+
+    reaching = set(outputs)
+    for o in outputs:
+        reaching |= nx.ancestors(graph, o)
+    for name in order:
+        if name not in reaching:
+            d = c.decls[name]
+            log.warning(
+                "%snode %r reaches no output and will not run (dead operator)",
+                f"{d.where}: " if d.where else "",
+                name,
+            )
+
+    approx_view = dict(approx) if approx else None
+    fps: dict[str, str] = {}
+    nodes = []
+    for name in order:
+        d = c.decls[name]
+        fps[name] = c.fingerprint(d, inputs[name], fps, approx_view)
+        extra: dict[str, Any] = {}
+        if d.role == "examples":
+            extra["features"] = [r.name for r in d.refs.get("features") or []]
+            extra["label"] = _op_params(d.op) if d.op is not None else None
+        elif d.role == "feature":
+            extra["source"] = c.feature_source.get(name)
+        elif d.role == "predict":
+            extra["split"] = d.refs.get("split")
+        elif d.role == "evaluate":
+            extra["metrics"] = [
+                {"op": m.op_name, "params": _op_params(m)} for m in d.refs.get("metrics") or []
+            ]
+            extra["source"] = extra_source.get(name)
+        output_type = (
+            f"feature:{c.value_kinds.get(name, '?')}" if d.role == "feature" else OUTPUT_TYPE[d.role]
+        )
+        nodes.append(
+            CompiledNode(
+                name=name,
+                role=d.role,
+                op=d.op,
+                inputs=tuple(inputs[name]),
+                output_type=output_type,
+                fingerprint=fps[name],
+                params=_op_params(d.op) if d.op is not None else {},
+                code=_code_digests(d.op),
+                output=name in outputs,
+                where=d.where,
+                extra=extra,
+            )
+        )
+    c.hasher.save()
+    digest = stable_hash({"nodes": [(n.name, n.fingerprint) for n in nodes], "outputs": outputs})
+    return CompiledWorkflow(
+        name=wf.name,
+        nodes=tuple(nodes),
+        outputs=tuple(outputs),
+        config_path=config_path,
+        digest=digest,
+        approx=approx_view,
+    )

@@ -1,0 +1,1 @@
+"""Operator kinds: sources, features, learners, metrics (specs) and their executors."""

@@ -1,0 +1,88 @@
+"""Learner specs: the Keras models helix_tf trains (binary classifiers).
+
+Specs are pure data; :mod:`helix_tf.components.keras_models` builds and trains
+them (and is the only place that imports TensorFlow for learning).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import ClassVar
+
+from helix_tf.components.base import Operator
+
+__all__ = ["Learner", "Linear", "DNN", "WideDeep", "OPTIMIZERS"]
+
+OPTIMIZERS = ("adam", "sgd", "ftrl", "adagrad", "rmsprop")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Learner(Operator):
+    """Common training parameters. ``seed`` makes training deterministic."""
+
+    KIND: ClassVar[str] = "learner"
+    optimizer: str = "adam"
+    learning_rate: float = 0.01
+    epochs: int = 5
+    batch_size: int = 1024
+    l1: float = 0.0
+    l2: float = 0.0
+    seed: int = 0
+
+    def validate(self) -> list[str]:
+        problems = []
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer must be one of {OPTIMIZERS}, but got {self.optimizer!r}")
+        if not (isinstance(self.learning_rate, int | float) and self.learning_rate > 0):
+            problems.append(f"learning_rate must be > 0, but got {self.learning_rate!r}")
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            problems.append(f"epochs must be an integer >= 1, but got {self.epochs!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            problems.append(f"batch_size must be an integer >= 1, but got {self.batch_size!r}")
+        for name in ("l1", "l2"):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or v < 0:
+                problems.append(f"{name} must be >= 0, but got {v!r}")
+        return problems
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Linear(Learner):
+    """Logistic regression over every feature (one weight per index of each feature)."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DNN(Learner):
+    """A feed-forward network: numerics as they are, categoricals and bags embedded."""
+
+    hidden: tuple[int, ...] = (64,)
+    embedding_dim: int = 8
+    activation: str = "relu"
+    dropout: float = 0.0
+
+    def validate(self) -> list[str]:
+        problems = super().validate()
+        if not self.hidden or any((not isinstance(h, int)) or h < 1 for h in self.hidden):
+            problems.append(f"hidden must be positive layer widths, but got {self.hidden!r}")
+        if not isinstance(self.embedding_dim, int) or self.embedding_dim < 1:
+            problems.append(f"embedding_dim must be >= 1, but got {self.embedding_dim!r}")
+        if not 0 <= self.dropout < 1:
+            problems.append(f"dropout must be in [0, 1), but got {self.dropout!r}")
+        return problems
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WideDeep(DNN):
+    """A linear (wide) part plus a DNN (deep) part whose logits are summed.
+
+    ``wide`` and ``deep`` name the features each part reads (None: all).
+    """
+
+    hidden: tuple[int, ...] = (64, 32)
+    wide: tuple[str, ...] | None = None
+    deep: tuple[str, ...] | None = None
+
+    def features_for(self, part: str, all_features: Sequence[str]) -> tuple[str, ...]:
+        chosen = self.wide if part == "wide" else self.deep
+        return tuple(all_features) if chosen is None else tuple(chosen)

@@ -1,0 +1,233 @@
+"""Load a config module into a ``Workflow``, applying ``-p key=value`` overrides.
+
+A config module is ordinary Python. It defines either a module-level
+``workflow`` object or a ``def workflow(params)`` factory, and may declare
+``PARAMS = {...}`` (its own parameters with defaults, e.g. ``scale``).
+Overrides name either a declared parameter (``-p scale=10``) or an operator
+parameter of a node (``-p learner.l1=0.001``).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import hashlib
+import importlib.util
+import os
+import sys
+import traceback
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from helix_tf.components.base import did_you_mean
+from helix_tf.errors import ConfigError, HelixError
+from helix_tf.workflow import Workflow
+
+__all__ = ["Params", "LoadedConfig", "load_config", "parse_overrides", "find_data_dir"]
+
+DATA_ENV = "HELIX_TF_DATA"
+
+
+def parse_value(text: str) -> Any:
+    """``-p`` values: Python literals (numbers, lists, True/None), else the raw string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_overrides(items: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """``["a.b=1", "scale=10"]`` → ``{"a.b": 1, "scale": 10}``."""
+    if isinstance(items, Mapping):
+        return dict(items)
+    out: dict[str, Any] = {}
+    problems = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            problems.append(f"-p {item!r}: expected key=value, e.g. -p learner.l1=0.001")
+            continue
+        out[key.strip()] = parse_value(value.strip())
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+def find_data_dir(explicit: str | os.PathLike[str] | None, config_path: Path | None) -> Path | None:
+    """The shared data folder: --data-dir, $HELIX_TF_DATA, or ../shared/data near here."""
+    if explicit:
+        p = Path(explicit).expanduser()
+        if not p.is_dir():
+            raise ConfigError(
+                f"--data-dir {str(p)!r} is not a folder; pass the folder that holds census/ "
+                "and sms_spam/ (e.g. ../shared/data)"
+            )
+        return p.resolve()
+    env = os.environ.get(DATA_ENV)
+    if env:
+        p = Path(env).expanduser()
+        if not p.is_dir():
+            raise ConfigError(f"${DATA_ENV}={env!r} is not a folder; unset it or fix the path")
+        return p.resolve()
+    candidates = [Path.cwd() / ".." / "shared" / "data"]
+    if config_path is not None:
+        candidates.append(config_path.parent.parent / ".." / "shared" / "data")
+    for c in candidates:
+        if c.is_dir():
+            return c.resolve()
+    return None
+
+
+@dataclasses.dataclass(slots=True)
+class Params:
+    """Parameters a config's ``workflow(params)`` receives.
+
+    Attribute and item access both work (``params.scale``, ``params["scale"]``).
+    ``data_dir`` is the shared data folder (None when absent); ``work_dir`` is a
+    folder next to the config where generated sample data may be written.
+    """
+
+    values: dict[str, Any]
+    data_dir: Path | None
+    work_dir: Path
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(
+                f"no parameter {name!r}{did_you_mean(name, list(self.values))}; "
+                f"declare it in the config's PARAMS"
+            ) from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.values.get(name, default)
+
+    def data(self, name: str) -> Path | None:
+        """The folder ``name`` under the shared data folder, if present."""
+        if self.data_dir is None:
+            return None
+        p = self.data_dir / name
+        return p if p.is_dir() else None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class LoadedConfig:
+    workflow: Workflow
+    path: Path
+    params: dict[str, Any]
+    overrides: dict[str, Any]
+    notes: tuple[str, ...]
+
+
+def _import(path: Path) -> Any:
+    if not path.is_file():
+        raise ConfigError(
+            f"config file {str(path)!r} does not exist; pass the path of a Python config module, "
+            "e.g. configs/census.py"
+        )
+    source = path.read_text(encoding="utf-8")
+    try:
+        compile(source, str(path), "exec")
+    except SyntaxError as exc:
+        raise ConfigError(
+            f"syntax error at line {exc.lineno}: {exc.msg} — fix the config and run again",
+            path=str(path),
+        ) from None
+    name = "helix_config_" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except HelixError:
+        raise
+    except Exception as exc:
+        raise ConfigError(_user_error(exc, path), path=str(path)) from exc
+    try:  # ship the config's own code by value to remote Beam workers
+        import cloudpickle
+
+        cloudpickle.register_pickle_by_value(module)
+    except Exception:  # noqa: BLE001
+        pass
+    return module
+
+
+def _user_error(exc: BaseException, path: Path) -> str:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+    where = f"line {frames[-1].lineno}: " if frames else ""
+    return f"{where}{type(exc).__name__}: {exc}"
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> LoadedConfig:
+    """Import a config module and build its workflow with overrides applied."""
+    cfg_path = Path(path).resolve()
+    module = _import(cfg_path)
+    declared = dict(getattr(module, "PARAMS", {}) or {})
+    over = parse_overrides(overrides)
+    problems: list[str] = []
+    values = dict(declared)
+    node_overrides: dict[str, Any] = {}
+    for key, value in over.items():
+        if key in declared:
+            values[key] = value
+        elif "." in key:
+            node_overrides[key] = value
+        else:
+            problems.append(
+                f"-p {key}: not a parameter of this config{did_you_mean(key, list(declared))}; "
+                f"declared parameters: {', '.join(sorted(declared)) or 'none'} "
+                "(operator parameters are written node.param, e.g. -p learner.l1=0.001)"
+            )
+    if problems:
+        raise ConfigError(problems, path=str(cfg_path))
+    data = find_data_dir(data_dir, cfg_path)
+    params = Params(values=values, data_dir=data, work_dir=cfg_path.parent / ".helix")
+    factory = getattr(module, "workflow", None)
+    if factory is None:
+        raise ConfigError(
+            "defines no workflow: add a module-level `workflow = Workflow(...)` or "
+            "`def workflow(params): ...` that returns one",
+            path=str(cfg_path),
+        )
+    if isinstance(factory, Workflow):
+        wf = factory
+    elif callable(factory):
+        try:
+            wf = factory(params)
+        except HelixError as exc:
+            if isinstance(exc, ConfigError) and exc.path is None:
+                raise ConfigError(exc.problems, path=str(cfg_path)) from exc
+            raise
+        except Exception as exc:
+            raise ConfigError(_user_error(exc, cfg_path), path=str(cfg_path)) from exc
+        if not isinstance(wf, Workflow):
+            raise ConfigError(
+                f"workflow(params) returned {type(wf).__name__}, expected a helix_tf.Workflow",
+                path=str(cfg_path),
+            )
+    else:
+        raise ConfigError(
+            f"`workflow` is a {type(factory).__name__}; it must be a Workflow or a function",
+            path=str(cfg_path),
+        )
+    for key, value in node_overrides.items():
+        node, _, param = key.partition(".")
+        try:
+            wf.override(node, param, value)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems, path=str(cfg_path))
+    notes = tuple(getattr(wf, "notes", ()))
+    return LoadedConfig(workflow=wf, path=cfg_path, params=values, overrides=over, notes=notes)

@@ -1,0 +1,243 @@
+"""Compute the preprocessing nodes of one batch (pandas/numpy; no Beam here).
+
+The Beam pipeline (:mod:`helix_tf.engine.beam_pipeline`) calls this from its
+DoFns; tests call it directly. A :class:`PreNode` says for one node whether it
+is computed or loaded in this run, where its files are, and whether its output
+is written. Values are memoised per batch, so a feature used by several others
+is computed once, and a loaded input is read once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from helix_tf.components.base import Operator
+from helix_tf.components.features import Feature, Label
+from helix_tf.engine import tables
+from helix_tf.errors import DataError, ExecutionError, HelixError
+from helix_tf.types import LABEL, NUMERIC, ROW_ID
+
+__all__ = ["PreNode", "BatchComputer"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class PreNode:
+    """What the batch computer needs to know about one preprocessing node."""
+
+    name: str
+    role: str  # source | feature | examples
+    op: Operator | None
+    value_kind: str | None  # for features
+    source: str | None  # the source node whose rows it reads (features, examples)
+    columns: dict[str, str]  # the source's declared columns (source and its readers)
+    features: tuple[str, ...]  # examples: the feature columns, in order
+    state: str  # "compute" | "load"
+    root: str  # folder URL: the loaded artifact, or where a computed output is written
+    write: bool  # computed and written this run
+
+
+class BatchComputer:
+    """Computes and writes the nodes of one batch.
+
+    Parameters
+    ----------
+    nodes:
+        The preprocessing nodes that take part in this run, by name.
+    states:
+        Finalised analyzer states of computed features (vocabularies, moments).
+    """
+
+    def __init__(self, nodes: Mapping[str, PreNode], states: Mapping[str, Any]) -> None:
+        self.nodes = dict(nodes)
+        self.states = dict(states)
+        self.seconds: dict[str, float] = {}
+        self.write_seconds: dict[str, float] = {}
+
+    def _time(self, name: str, t0: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ values
+
+    def source_frame(self, name: str, split: str, k: int, cache: dict[str, Any]) -> Any:
+        key = f"frame:{name}"
+        if key not in cache:
+            node = self.nodes[name]
+            t0 = time.perf_counter()
+            table = tables.read_batch(node.root, split, k)
+            cache[key] = table.to_pandas()
+            self._check_rows(name, split, k, tables.row_ids(table), cache)
+            self._time(name, t0)
+        return cache[key]
+
+    def _check_rows(self, name: str, split: str, k: int, rows: np.ndarray, cache: dict[str, Any]) -> None:
+        """Every input of a batch must describe the same rows, in the same order."""
+        ref = cache.get("rows")
+        if ref is None:
+            cache["rows"] = rows
+            cache["rows_from"] = name
+        elif len(ref) != len(rows) or not np.array_equal(ref, rows):
+            raise ExecutionError(
+                f"batch {split}/{k} of {name!r} has {len(rows)} rows that do not line up with the "
+                f"{len(ref)} rows of {cache['rows_from']!r}; the stored artifacts disagree. "
+                "Run again with --store pointing at an empty folder to recompute them",
+                node=name,
+            )
+
+    def column(self, source: str, column: str, split: str, k: int, cache: dict[str, Any]) -> Any:
+        frame = self.source_frame(source, split, k, cache)
+        kind = self.nodes[source].columns.get(column)
+        series = frame[column]
+        if kind in ("int", "float"):
+            return series.to_numpy(dtype=np.float64, na_value=np.nan)
+        return series.to_numpy(dtype=object)
+
+    def inputs_of(self, node: PreNode, split: str, k: int, cache: dict[str, Any]) -> list[Any]:
+        op = node.op
+        assert isinstance(op, Feature)
+        if op.reads_whole_row():
+            assert node.source is not None
+            return [self.source_frame(node.source, split, k, cache)]
+        vals = []
+        for r in op.inputs():
+            if isinstance(r, str):
+                assert node.source is not None
+                vals.append(self.column(node.source, r, split, k, cache))
+            else:
+                vals.append(self.value(r.name, split, k, cache))
+        return vals
+
+    def value(self, name: str, split: str, k: int, cache: dict[str, Any]) -> Any:
+        """The value of feature ``name`` on batch (split, k): loaded or computed."""
+        if name in cache:
+            return cache[name]
+        node = self.nodes[name]
+        if node.state == "load":
+            t0 = time.perf_counter()
+            table = tables.read_batch(node.root, split, k)
+            self._check_rows(name, split, k, tables.row_ids(table), cache)
+            out = tables.feature_from_table(table, "value", node.value_kind or NUMERIC)
+            self._time(name, t0)
+        else:
+            vals = self.inputs_of(node, split, k, cache)
+            t0 = time.perf_counter()
+            n = self.batch_rows(split, k, cache)
+            op = node.op
+            assert isinstance(op, Feature)
+            try:
+                out = op.transform(vals, self.states.get(name), n)
+            except HelixError as exc:
+                if isinstance(exc, ExecutionError) and exc.node is None:
+                    raise ExecutionError(str(exc), node=name) from exc
+                raise
+            except Exception as exc:
+                raise ExecutionError(
+                    f"{op.op_name} raised {type(exc).__name__}: {exc} (batch {split}/{k})",
+                    node=name,
+                ) from exc
+            if len(out) != n:
+                raise ExecutionError(
+                    f"{op.op_name} returned {len(out)} values for a batch of {n} rows", node=name
+                )
+            self._time(name, t0)
+        cache[name] = out
+        return out
+
+    def batch_rows(self, split: str, k: int, cache: dict[str, Any]) -> int:
+        if "rows" not in cache:
+            # No frame read yet: read the row ids of any available artifact of this batch.
+            for node in self.nodes.values():
+                if node.state == "load" or (node.role == "source"):
+                    table = tables.read_batch(node.root, split, k, columns=[ROW_ID])
+                    self._check_rows(node.name, split, k, tables.row_ids(table), cache)
+                    break
+        return len(cache["rows"])
+
+    # ------------------------------------------------------------------ analysis
+
+    def partials(self, names: list[str], split: str, k: int) -> list[tuple[str, Any]]:
+        """Analyzer partial accumulators of ``names`` over one (training) batch."""
+        cache: dict[str, Any] = {}
+        out = []
+        for name in names:
+            node = self.nodes[name]
+            op = node.op
+            assert isinstance(op, Feature)
+            analyzer = op.analyzer()
+            assert analyzer is not None
+            vals = self.inputs_of(node, split, k, cache)
+            t0 = time.perf_counter()
+            try:
+                acc = analyzer.add(analyzer.create(), vals)
+            except Exception as exc:
+                raise ExecutionError(
+                    f"analysing {op.op_name} failed: {type(exc).__name__}: {exc}", node=name
+                ) from exc
+            self._time(name, t0)
+            out.append((name, acc))
+        return out
+
+    # ------------------------------------------------------------------ compute + write
+
+    def examples_table(self, node: PreNode, split: str, k: int, cache: dict[str, Any]) -> pa.Table:
+        label_op = node.op
+        assert isinstance(label_op, Label) and node.source is not None
+        cols: dict[str, pa.Array] = {}
+        for f in node.features:
+            fnode = self.nodes[f]
+            cols.update(tables.feature_columns(f, fnode.value_kind or NUMERIC, self.value(f, split, k, cache)))
+        raw = self.column(node.source, label_op.column, split, k, cache)
+        t0 = time.perf_counter()
+        labels, bad = label_op.transform(raw)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            row = int(cache["rows"][i])
+            raise DataError(
+                f"row {row} (line number in its file) of split {split!r} has label "
+                f"{raw[i]!r} in column {label_op.column!r}; "
+                + (
+                    "labels must not be missing"
+                    if label_op.positive is not None
+                    else "expected 0 or 1, or pass positive=<value> to Label"
+                )
+                + f" ({int(bad.sum())} such rows in this batch). Fix or drop those rows.",
+                node=node.name,
+            )
+        cols[LABEL] = pa.array(labels, pa.int8())
+        cols[ROW_ID] = pa.array(cache["rows"], pa.int64())
+        self._time(node.name, t0)
+        return pa.table(cols)
+
+    def compute_batch(self, split: str, k: int, order: list[str]) -> dict[str, tuple[int, int]]:
+        """Compute every computed node of a batch, write those marked ``write``.
+
+        Returns {node: (rows, bytes written)}.
+        """
+        cache: dict[str, Any] = {}
+        done: dict[str, tuple[int, int]] = {}
+        for name in order:
+            node = self.nodes[name]
+            if node.state != "compute" or node.role == "source":
+                continue
+            if node.role == "examples":
+                table = self.examples_table(node, split, k, cache)
+            else:
+                values = self.value(name, split, k, cache)
+                if not node.write:
+                    done[name] = (len(values), 0)
+                    continue
+                cols = tables.feature_columns("value", node.value_kind or NUMERIC, values)
+                cols[ROW_ID] = pa.array(cache["rows"], pa.int64())
+                table = pa.table(cols)
+            size = 0
+            if node.write:
+                t0 = time.perf_counter()
+                size = tables.write_batch(node.root, split, k, table)
+                self.write_seconds[name] = self.write_seconds.get(name, 0.0) + time.perf_counter() - t0
+            done[name] = (table.num_rows, size)
+        return done

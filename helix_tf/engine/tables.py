@@ -1,0 +1,144 @@
+"""Stored tables: one Parquet file per (split, batch), and value <-> Arrow conversion.
+
+Every table artifact (a source's rows, a feature column, examples, predictions)
+is a folder of ``<split>/<batch:06d>.parquet`` files. Batch numbers come from
+the source, so the files of every artifact derived from one source line up:
+the engine reads "batch 7 of feature X" next to "batch 7 of the source" without
+a shuffle. Paths may be local or any fsspec URL (``gs://``), so the same code
+runs on Beam workers of every runner.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from helix_tf.components.features import Bag
+from helix_tf.types import BAG, CATEGORICAL, NUMERIC, ROW_ID, STRING, TOKENS
+
+__all__ = [
+    "batch_path",
+    "write_batch",
+    "read_batch",
+    "list_batches",
+    "read_split",
+    "feature_columns",
+    "feature_from_table",
+]
+
+_BATCH_RE = re.compile(r"^(?P<split>[A-Za-z0-9_\-]+)/(?P<k>\d{6})\.parquet$")
+
+
+def batch_path(root: str, split: str, k: int) -> str:
+    """The file of batch ``k`` of ``split`` under an artifact folder."""
+    return f"{root.rstrip('/')}/{split}/{k:06d}.parquet"
+
+
+def _is_remote(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def write_batch(root: str, split: str, k: int, table: pa.Table) -> int:
+    """Write one batch; returns the bytes written."""
+    path = batch_path(root, split, k)
+    if _is_remote(path):
+        import fsspec
+
+        with fsspec.open(path, "wb") as f:
+            pq.write_table(table, f, compression="snappy")
+            return int(f.tell()) if hasattr(f, "tell") else 0
+    local = path.removeprefix("file://")
+    os.makedirs(os.path.dirname(local), exist_ok=True)
+    pq.write_table(table, local, compression="snappy")
+    return os.path.getsize(local)
+
+
+def read_batch(root: str, split: str, k: int, columns: Sequence[str] | None = None) -> pa.Table:
+    """Read one batch (optionally only some columns)."""
+    path = batch_path(root, split, k)
+    cols = list(columns) if columns is not None else None
+    if _is_remote(path):
+        import fsspec
+
+        with fsspec.open(path, "rb") as f:
+            return pq.read_table(f, columns=cols)
+    return pq.read_table(path.removeprefix("file://"), columns=cols)
+
+
+def list_batches(files: Iterable[str]) -> list[tuple[str, int]]:
+    """(split, batch) pairs named by artifact-relative file paths, sorted."""
+    out = []
+    for f in files:
+        m = _BATCH_RE.match(f.replace(os.sep, "/"))
+        if m:
+            out.append((m["split"], int(m["k"])))
+    return sorted(set(out))
+
+
+def read_split(root: str, split: str, columns: Sequence[str] | None = None) -> pa.Table | None:
+    """All batches of one split of a LOCAL artifact folder, in batch order (None if absent)."""
+    folder = os.path.join(root, split)
+    if not os.path.isdir(folder):
+        return None
+    files = sorted(f for f in os.listdir(folder) if f.endswith(".parquet"))
+    if not files:
+        return None
+    tables = [pq.read_table(os.path.join(folder, f), columns=list(columns) if columns else None) for f in files]
+    return pa.concat_tables(tables)
+
+
+# ---------------------------------------------------------------------------- feature values
+
+
+def feature_columns(prefix: str, kind: str, values: Any) -> dict[str, pa.Array]:
+    """Arrow columns for a feature's values; ``prefix`` names them (``x`` or ``x.idx``)."""
+    if kind == BAG:
+        bag: Bag = values
+        offsets = pa.array(bag.offsets.astype(np.int32))
+        return {
+            f"{prefix}.idx": pa.ListArray.from_arrays(offsets, pa.array(bag.idx, pa.int32())),
+            f"{prefix}.val": pa.ListArray.from_arrays(offsets, pa.array(bag.val, pa.float32())),
+        }
+    if kind == NUMERIC:
+        return {prefix: pa.array(np.asarray(values, dtype=np.float32), pa.float32())}
+    if kind == CATEGORICAL:
+        return {prefix: pa.array(np.asarray(values, dtype=np.int32), pa.int32())}
+    if kind == STRING:
+        return {prefix: pa.array(list(values), pa.string(), from_pandas=True)}
+    if kind == TOKENS:
+        return {prefix: pa.array(list(values), pa.list_(pa.string()))}
+    raise ValueError(f"unknown value kind {kind!r}")
+
+
+def feature_from_table(table: pa.Table, prefix: str, kind: str) -> Any:
+    """The inverse of :func:`feature_columns`."""
+    if kind == BAG:
+        idx_col = table.column(f"{prefix}.idx").combine_chunks()
+        val_col = table.column(f"{prefix}.val").combine_chunks()
+        offsets = np.asarray(idx_col.offsets, dtype=np.int64)
+        start = offsets[0]
+        return Bag(
+            offsets - start,
+            np.asarray(idx_col.values, dtype=np.int32)[start : offsets[-1]],
+            np.asarray(val_col.values, dtype=np.float32)[start : offsets[-1]],
+        )
+    col = table.column(prefix)
+    if kind == NUMERIC:
+        return col.to_numpy().astype(np.float32)
+    if kind == CATEGORICAL:
+        return col.to_numpy().astype(np.int32)
+    if kind == STRING:
+        return np.asarray(col.to_pylist(), dtype=object)
+    if kind == TOKENS:
+        return col.to_pylist()
+    raise ValueError(f"unknown value kind {kind!r}")
+
+
+def row_ids(table: pa.Table) -> np.ndarray:
+    return table.column(ROW_ID).to_numpy()

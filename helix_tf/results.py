@@ -1,0 +1,103 @@
+"""What a run or a plan reports: per-node decisions and measurements, metrics.
+
+Pure data, JSON-serialisable; the CLI renders it, benchmarks read its JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+__all__ = ["NodeDecision", "NodeResult", "RunResult", "PlanResult"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class NodeDecision:
+    """The plan's decision for one node, with estimated costs and the reason."""
+
+    name: str
+    kind: str
+    state: str  # compute | load | prune
+    compute_cost: float  # estimated seconds
+    load_cost: float | None  # estimated seconds, None when nothing is stored
+    reason: str
+    fingerprint: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class NodeResult:
+    """What happened to one node in a run."""
+
+    name: str
+    kind: str
+    state: str
+    seconds: float
+    rows: int | None
+    bytes: int | None
+    materialized: bool
+    reason: str
+    fingerprint: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "state": self.state,
+            "seconds": round(self.seconds, 4),
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "materialized": self.materialized,
+            "reason": self.reason,
+            "fingerprint": self.fingerprint,
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    """The outcome of one run: metrics of the outputs and one result per node."""
+
+    workflow: str
+    version: int | None
+    run_id: int | None
+    approx: bool
+    metrics: dict[str, float]
+    intervals: dict[str, tuple[float, float]]
+    nodes: tuple[NodeResult, ...]
+    wall_seconds: float
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "workflow": self.workflow,
+            "version": self.version,
+            "run_id": self.run_id,
+            "approx": self.approx,
+            "metrics": self.metrics,
+            "nodes": [n.to_dict() for n in self.nodes],
+            "wall_seconds": round(self.wall_seconds, 4),
+            "notes": list(self.notes),
+        }
+        if self.intervals:
+            out["intervals"] = {k: list(v) for k, v in self.intervals.items()}
+        return out
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class PlanResult:
+    """A plan without running it."""
+
+    workflow: str
+    approx: bool
+    nodes: tuple[NodeDecision, ...]
+    estimated_seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "workflow": self.workflow,
+            "approx": self.approx,
+            "estimated_seconds": round(self.estimated_seconds, 4),
+            "nodes": [n.to_dict() for n in self.nodes],
+        }

@@ -1,0 +1,80 @@
+"""The cost model: compute and load seconds per node, learned from history.
+
+c_i is the last measured compute time of the node with that name in this
+workflow (scaled by the ratio of input rows when the data size changed);
+l_i = bytes / read throughput + per-artifact latency, both measured on earlier
+loads. Nodes never measured get conservative defaults by role, so an unknown
+operator is assumed expensive to compute (which favours loading what exists).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+__all__ = ["CostModel", "DEFAULT_COMPUTE_SECONDS", "NodeCosts"]
+
+#: Seconds assumed for a node never measured, by role.
+DEFAULT_COMPUTE_SECONDS = {
+    "source": 2.0,
+    "feature": 1.0,
+    "examples": 1.0,
+    "train": 10.0,
+    "predict": 2.0,
+    "evaluate": 0.2,
+}
+#: Fixed cost of loading a model: Keras must deserialise it (TensorFlow import aside).
+MODEL_LOAD_SECONDS = 0.3
+
+
+class _History(Protocol):
+    compute_seconds: float
+    rows: int | None
+    fingerprint: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class NodeCosts:
+    compute: float
+    load: float | None
+    measured: bool  # whether compute comes from history
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class CostModel:
+    """Costs for one plan.
+
+    Parameters
+    ----------
+    history:
+        Last compute measurement per node name (from the metadata database).
+    throughput:
+        Store read throughput in bytes per second.
+    latency:
+        Per-artifact load latency in seconds.
+    """
+
+    history: Mapping[str, Any]
+    throughput: float = 200e6
+    latency: float = 0.005
+
+    def compute_cost(self, name: str, role: str) -> tuple[float, bool]:
+        rec = self.history.get(name)
+        if rec is None or rec.compute_seconds is None:
+            return DEFAULT_COMPUTE_SECONDS.get(role, 1.0), False
+        return max(float(rec.compute_seconds), 1e-6), True
+
+    def load_cost(self, role: str, nbytes: int | None) -> float:
+        cost = self.latency + (nbytes or 0) / max(self.throughput, 1.0)
+        if role == "train":
+            cost += MODEL_LOAD_SECONDS
+        return cost
+
+    def costs(self, name: str, role: str, stored_bytes: int | None, loadable: bool) -> NodeCosts:
+        compute, measured = self.compute_cost(name, role)
+        return NodeCosts(
+            compute=compute,
+            load=self.load_cost(role, stored_bytes) if loadable else None,
+            measured=measured,
+        )

@@ -1,0 +1,163 @@
+"""Online materialization: right after a node finishes, keep its output or not.
+
+Policies:
+
+- ``helix`` (default): keep node i when 2·l_i < C(i) = c_i + Σ_{ancestors a} c_a
+  (writing costs about one load and reading later another; recomputing costs
+  the node and every ancestor), discounted by the probability that the node is
+  still valid next iteration (learned from how often its fingerprint changed in
+  this workflow's history), and only if it fits the storage budget; when it
+  does not fit, entries of lower value per byte are evicted to make room.
+- ``all``: keep everything (DeepDive, TFX-style caches).
+- ``none``: keep nothing (a plain script).
+
+Materialization is an optimisation: a failing or full store never fails a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["POLICIES", "MaterializationPolicy", "parse_budget", "validity_probability"]
+
+log = logging.getLogger(__name__)
+
+POLICIES = ("helix", "all", "none")
+
+
+def parse_budget(text: str | int | None) -> int | None:
+    """``"2GB"``, ``"500MB"``, ``"1.5G"``, ``123`` → bytes (None: no budget)."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, int):
+        return text
+    s = str(text).strip().upper().removesuffix("B").removesuffix("I")
+    units = {"K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+    try:
+        if s and s[-1] in units:
+            return int(float(s[:-1]) * units[s[-1]])
+        return int(float(s))
+    except ValueError:
+        from helix_tf.errors import ConfigError
+
+        raise ConfigError(
+            f"--budget must be a size like 500MB or 2GB, but got {text!r}"
+        ) from None
+
+
+def validity_probability(changes: Mapping[str, tuple[int, int]], name: str) -> float:
+    """P(node still valid next iteration) from (times changed, versions seen), Laplace-smoothed."""
+    changed, seen = changes.get(name, (0, 0))
+    return (seen - changed + 1) / (seen + 2)
+
+
+@dataclasses.dataclass(slots=True, kw_only=True)
+class MaterializationPolicy:
+    """The engine's materializer (see :class:`helix_tf.engine.execute.Materializer`).
+
+    ``load_cost(role, bytes)`` estimates l_i; ``ancestors`` lists each node's
+    ancestors; ``changes`` feeds the validity probability; ``store`` is used
+    for budget accounting and eviction.
+    """
+
+    policy: str
+    load_cost: Callable[[str, int | None], float]
+    ancestors: Mapping[str, set[str]]
+    history_compute: Mapping[str, float]
+    changes: Mapping[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    budget: int | None = None
+    store: Any = None
+    used_bytes: int = 0
+    decisions: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            from helix_tf.errors import ConfigError
+
+            raise ConfigError(f"--materialize must be one of {', '.join(POLICIES)}, but got {self.policy!r}")
+        if self.budget is not None and self.store is not None:
+            try:
+                self.used_bytes = self.store.total_bytes()
+            except Exception:  # noqa: BLE001
+                self.used_bytes = 0
+
+    @property
+    def writes_intermediates(self) -> bool:
+        """Whether intermediate feature columns are written at all (not under ``none``)."""
+        return self.policy != "none"
+
+    def _recompute_cost(self, name: str, measures: Mapping[str, Any]) -> float:
+        def cost(n: str) -> float:
+            m = measures.get(n)
+            if m is not None and m.state == "compute" and m.compute_seconds:
+                return float(m.compute_seconds)
+            return float(self.history_compute.get(n, 0.0))
+
+        return cost(name) + sum(cost(a) for a in self.ancestors.get(name, ()))
+
+    def decide(self, node: Any, measure: Any, measures: Mapping[str, Any]) -> bool:
+        name = node.name
+        if self.policy == "none":
+            self.decisions[name] = "policy none"
+            return False
+        nbytes = int(measure.bytes or 0)
+        if self.policy == "helix":
+            load = self.load_cost(node.role, nbytes)
+            recompute = self._recompute_cost(name, measures)
+            p_valid = validity_probability(self.changes, name)
+            if not 2 * load < p_valid * recompute:
+                self.decisions[name] = (
+                    f"not kept: 2 x load {load:.3f}s >= {p_valid:.2f} x recompute {recompute:.3f}s"
+                )
+                return False
+        if self.budget is not None and self.used_bytes + nbytes > self.budget:
+            if not self._make_room(nbytes, self._value(name, nbytes, measures)):
+                self.decisions[name] = f"not kept: {nbytes} bytes exceed the budget"
+                return False
+        self.used_bytes += nbytes
+        self.decisions[name] = "kept"
+        return True
+
+    def _value(self, name: str, nbytes: int, measures: Mapping[str, Any]) -> float:
+        """Seconds saved per byte if kept."""
+        saved = validity_probability(self.changes, name) * self._recompute_cost(name, measures)
+        return saved / max(nbytes, 1)
+
+    def _make_room(self, needed: int, value_per_byte: float) -> bool:
+        """Evict stored entries worth less per byte than the newcomer, until it fits."""
+        if self.store is None or self.budget is None or needed > self.budget:
+            return False
+        try:
+            entries = self.store.entries()
+        except Exception:  # noqa: BLE001
+            return False
+        scored = sorted(
+            (
+                (float(e.compute_seconds or 0.0) / max(e.bytes, 1), e)
+                for e in entries
+            ),
+            key=lambda t: t[0],
+        )
+        freed = 0
+        victims = []
+        for v, e in scored:
+            if self.used_bytes - freed + needed <= self.budget:
+                break
+            if v >= value_per_byte:
+                break
+            victims.append(e)
+            freed += e.bytes
+        if self.used_bytes - freed + needed > self.budget:
+            return False
+        for e in victims:
+            try:
+                self.store.delete(e.fingerprint)
+                log.info("evicted %s (%d bytes) to stay within the budget", e.fingerprint, e.bytes)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("could not evict %s: %s", e.fingerprint, exc)
+                return False
+        self.used_bytes -= freed
+        return True

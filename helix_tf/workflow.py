@@ -1,0 +1,200 @@
+"""The public declaration API: a ``Workflow`` of named operators.
+
+A config module builds one ``Workflow``; every method declares one node and
+returns a :class:`~helix_tf.types.NodeRef` to pass to later declarations.
+Declaring records what was asked and where (file and line); all checks that
+need the whole graph happen in :func:`helix_tf.compiler.graph.compile_workflow`,
+which reports every problem of a config at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from helix_tf.components.base import Operator
+from helix_tf.components.features import Feature, Label, Udf
+from helix_tf.components.learners import Learner
+from helix_tf.components.metrics import Metric
+from helix_tf.components.sources import Source
+from helix_tf.errors import ConfigError
+from helix_tf.types import NodeRef
+
+__all__ = ["Workflow", "Declaration"]
+
+#: The roles a declaration can have, in the order data flows.
+ROLES = ("source", "feature", "examples", "train", "predict", "evaluate")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Declaration:
+    """One declared node, as the user wrote it."""
+
+    name: str
+    role: str
+    op: Operator | None
+    refs: dict[str, Any]  # role-specific references (NodeRefs, lists of them, strings)
+    file: str | None
+    line: int | None
+
+    @property
+    def where(self) -> str:
+        """``file:line`` of the declaration, for messages."""
+        if self.file is None:
+            return ""
+        return f"{self.file}:{self.line}"
+
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _caller() -> tuple[str | None, int | None]:
+    """The first stack frame outside helix_tf: where the user declared the node."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        path = os.path.abspath(frame.f_code.co_filename)
+        if not path.startswith(_HERE + os.sep):
+            return path, frame.f_lineno
+        frame = frame.f_back  # type: ignore[assignment]
+    return None, None
+
+
+class Workflow:
+    """A named pipeline: sources → features → examples → train → predict → evaluate.
+
+    Parameters
+    ----------
+    name:
+        The workflow's name: its history, store entries and agent study are
+        kept under it.
+
+    Examples
+    --------
+    >>> from helix_tf import Workflow, sources, features as F
+    >>> wf = Workflow("demo")
+    >>> wf.name
+    'demo'
+    """
+
+    def __init__(self, name: str) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"a workflow needs a non-empty name, but got {name!r}")
+        self.name = name
+        self.declarations: list[Declaration] = []
+        self.outputs: list[str] = []
+        self.notes: list[str] = []
+        self._output_where: dict[str, str] = {}
+
+    def note(self, text: str) -> None:
+        """Attach a note that every run of this workflow reports (e.g. "generated data")."""
+        self.notes.append(text)
+
+    # ------------------------------------------------------------------ declarations
+
+    def _declare(self, name: str, role: str, op: Operator | None, **refs: Any) -> NodeRef:
+        file, line = _caller()
+        self.declarations.append(
+            Declaration(name=name, role=role, op=op, refs=refs, file=file, line=line)
+        )
+        return NodeRef(name, self.name)
+
+    def source(self, name: str, source: Source) -> NodeRef:
+        """Declare a data source (``sources.Csv``, ``Parquet``, ``TFRecord``, ``Tfds``)."""
+        return self._declare(name, "source", source)
+
+    def feature(self, name: str, op: Feature, *, source: NodeRef | None = None) -> NodeRef:
+        """Declare a feature column computed by ``op`` from a source's rows.
+
+        ``source`` may be omitted when the workflow has exactly one source.
+        """
+        return self._declare(name, "feature", op, source=source)
+
+    def udf(
+        self,
+        name: str,
+        *,
+        batched: bool = False,
+        output: str = "numeric",
+        size: int | None = None,
+        source: NodeRef | None = None,
+    ) -> Callable[[Callable[..., Any]], NodeRef]:
+        """Decorator: declare a feature computed by a Python function.
+
+        ``batched=False`` calls ``fn(row: dict)`` per row; ``batched=True``
+        calls ``fn(batch: DataFrame)`` once per batch and is much faster.
+        The decorated name becomes the node's reference.
+        """
+
+        def decorate(fn: Callable[..., Any]) -> NodeRef:
+            return self.feature(
+                name, Udf(fn, batched=batched, output=output, size=size), source=source
+            )
+
+        return decorate
+
+    def examples(
+        self,
+        name: str,
+        features: Sequence[NodeRef],
+        *,
+        label: Label,
+        source: NodeRef | None = None,
+    ) -> NodeRef:
+        """Declare the model's inputs: the listed feature columns plus the label."""
+        return self._declare(
+            name, "examples", label, features=list(features), source=source
+        )
+
+    def train(self, name: str, examples: NodeRef, learner: Learner) -> NodeRef:
+        """Declare a model trained on the training split of ``examples``."""
+        return self._declare(name, "train", learner, examples=examples)
+
+    def predict(
+        self, name: str, model: NodeRef, examples: NodeRef, *, split: str = "test"
+    ) -> NodeRef:
+        """Declare the model's scores on one split of ``examples`` (``test`` by default)."""
+        return self._declare(name, "predict", None, model=model, examples=examples, split=split)
+
+    def evaluate(self, name: str, predictions: NodeRef, *metrics: Metric | Sequence[Metric]) -> NodeRef:
+        """Declare evaluation reducers over predictions (accuracy, AUC, sliced, custom ...)."""
+        flat: list[Any] = []
+        for m in metrics:
+            flat.extend(m if isinstance(m, list | tuple) else [m])
+        return self._declare(name, "evaluate", None, predictions=predictions, metrics=flat)
+
+    def output(self, *nodes: NodeRef) -> None:
+        """Mark nodes as outputs: they are always available after a run."""
+        file, line = _caller()
+        for node in nodes:
+            name = node.name if isinstance(node, NodeRef) else node
+            if name not in self.outputs:
+                self.outputs.append(name)
+                self._output_where[name] = f"{file}:{line}" if file else ""
+
+    # ------------------------------------------------------------------ overrides
+
+    def declaration(self, name: str) -> Declaration:
+        for d in self.declarations:
+            if d.name == name:
+                return d
+        raise KeyError(name)
+
+    def override(self, node: str, param: str, value: Any) -> None:
+        """Replace one operator parameter (``-p node.param=value``)."""
+        from helix_tf.components.base import did_you_mean
+
+        names = [d.name for d in self.declarations]
+        if node not in names:
+            raise ConfigError(
+                f"-p {node}.{param}: workflow {self.name!r} has no node {node!r}"
+                f"{did_you_mean(node, names)}; nodes are: {', '.join(names)}"
+            )
+        i = names.index(node)
+        decl = self.declarations[i]
+        if decl.op is None:
+            raise ConfigError(f"-p {node}.{param}: node {node!r} ({decl.role}) has no parameters")
+        new_op = decl.op.with_params(**{param: value})
+        self.declarations[i] = dataclasses.replace(decl, op=new_op)

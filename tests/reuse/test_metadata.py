@@ -1,0 +1,431 @@
+"""Tests of the metadata database (helix_tf.reuse.metadata)."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helix_tf.errors import StoreError
+from helix_tf.reuse.metadata import (
+    NODE_STATES,
+    SCHEMA_VERSION,
+    MetadataStore,
+    NodeRecord,
+    fit_load_throughput,
+)
+
+
+class FakeClock:
+    """A clock that advances one second per reading."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def dag(**fingerprints: str) -> dict:
+    return {
+        "nodes": [
+            {"name": name, "kind": "op", "fingerprint": fp, "params": {}, "inputs": []}
+            for name, fp in fingerprints.items()
+        ]
+    }
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with MetadataStore(f"sqlite:///{tmp_path}/sub/helix.db", clock=FakeClock()) as s:
+        yield s
+
+
+def node(name: str, state: str = "compute", **kw) -> NodeRecord:
+    return NodeRecord(name=name, kind="op", fingerprint=f"fp-{name}", state=state, **kw)
+
+
+def test_sqlite_file_and_folder_are_created_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "helix.db"
+    MetadataStore(f"sqlite:///{path}").close()
+    assert path.exists()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        version = conn.execute("SELECT value FROM helix_meta WHERE key='schema_version'")
+        assert version.fetchone()[0] == str(SCHEMA_VERSION)
+
+
+def test_plain_path_is_a_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "plain.db"
+    with MetadataStore(str(path)) as s:
+        assert s.url.startswith("sqlite:///")
+    assert path.exists()
+
+
+def test_versions_roundtrip(store: MetadataStore) -> None:
+    d1, d2 = dag(a="1", b="1"), dag(a="1", b="2")
+    assert store.record_version("census", "configs/census.py", d1, "digest1") == 1
+    assert store.record_version("census", "configs/census.py", d1, "digest1") == 1
+    assert store.record_version("census", "configs/census.py", d2, "digest2") == 2
+    assert store.record_version("census", "configs/census.py", d1, "digest1") == 1
+    assert store.record_version("other", "configs/other.py", d1, "digest1") == 1
+
+    versions = store.versions("census")
+    assert [(v.number, v.digest, v.parent) for v in versions] == [
+        (1, "digest1", None),
+        (2, "digest2", 1),
+    ]
+    assert versions[0].dag == d1
+    assert versions[1].created > versions[0].created
+    assert store.version("census", 2).dag == d2
+    assert store.versions("unknown") == []
+
+
+def test_missing_version_names_workflow_and_known_numbers(store: MetadataStore) -> None:
+    store.record_version("census", "c.py", dag(a="1"), "d1")
+    store.record_version("census", "c.py", dag(a="2"), "d2")
+    with pytest.raises(StoreError, match=r"'census' has no version 7; recorded versions: 1, 2"):
+        store.version("census", 7)
+    with pytest.raises(StoreError, match=r"no workflow 'censsu'.*did you mean 'census'"):
+        store.version("censsu", 1)
+
+
+def test_unserialisable_dag_is_refused(store: MetadataStore) -> None:
+    with pytest.raises(StoreError, match="not JSON-serialisable"):
+        store.record_version("census", "c.py", {"nodes": [object()]}, "d1")
+
+
+def test_runs_newest_first_with_nodes_metrics_and_intervals(store: MetadataStore) -> None:
+    store.record_version("census", "c.py", dag(a="1"), "d1")
+    first = store.start_run(
+        "census", 1, approx=False, policy="helix", store_url="/s", params={"l1": 0.01}
+    )
+    store.record_nodes(first, [node("rows", rows=100, bytes=4000), node("model")])
+    store.finish_run(first, status="ok", wall_seconds=3.5, metrics={"auc": 0.8, "acc": 0.7})
+
+    second = store.start_run(
+        "census", 1, approx=True, policy="all", store_url="/s", params={"l1": 0.001}
+    )
+    store.record_nodes(second, [node("rows", "load", load_seconds=0.1, bytes=4000)])
+    store.record_nodes(second, [node("model", reason="params changed")])
+    store.finish_run(
+        second,
+        status="ok",
+        wall_seconds=1.0,
+        metrics={"auc": 0.81, "loss": math.nan},
+        intervals={"auc": (0.78, 0.84)},
+    )
+    third = store.start_run("census", 1, approx=False, policy="none", store_url="/s", params={})
+
+    runs = store.runs("census")
+    assert [r.id for r in runs] == [third, second, first]
+    assert runs[0].status == "running" and runs[0].finished is None
+    assert runs[0].wall_seconds is None and runs[0].metrics == {} and runs[0].nodes == ()
+
+    r2 = runs[1]
+    assert (r2.status, r2.approx, r2.policy, r2.version, r2.wall_seconds) == (
+        "ok",
+        True,
+        "all",
+        1,
+        1.0,
+    )
+    assert r2.params == {"l1": 0.001}
+    assert r2.metrics["auc"] == 0.81 and math.isnan(r2.metrics["loss"])
+    assert r2.intervals == {"auc": (0.78, 0.84)}
+    assert [(n.name, n.state) for n in r2.nodes] == [("rows", "load"), ("model", "compute")]
+    assert r2.nodes[1].reason == "params changed"
+    assert r2.finished is not None and r2.finished > r2.started
+
+    r1 = runs[2]
+    assert r1.metrics == {"auc": 0.8, "acc": 0.7} and r1.intervals == {}
+    assert r1.nodes[0] == node("rows", rows=100, bytes=4000)
+
+    assert [r.id for r in store.runs("census", limit=2)] == [third, second]
+    assert store.runs("unknown") == []
+
+
+def test_recording_a_node_again_replaces_it(store: MetadataStore) -> None:
+    run = store.start_run("w", 1, approx=False, policy="helix", store_url="", params={})
+    store.record_nodes(run, [node("a", materialized=False)])
+    store.record_nodes(run, [node("a", materialized=True, write_seconds=0.5)])
+    (recorded,) = store.runs("w")[0].nodes
+    assert recorded.materialized and recorded.write_seconds == 0.5
+
+
+def test_failed_run_keeps_its_error(store: MetadataStore) -> None:
+    run = store.start_run("w", 1, approx=False, policy="helix", store_url="", params={})
+    store.finish_run(run, status="failed", wall_seconds=0.2, metrics={}, error="boom")
+    (record,) = store.runs("w")
+    assert (record.status, record.error) == ("failed", "boom")
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda s, r: s.record_nodes(r, [node("a", "cached")]), ValueError, "must be one of"),
+        (lambda s, r: s.record_nodes(r, [node("a"), node("a")]), ValueError, "once per call"),
+        (lambda s, r: s.record_nodes(r + 99, [node("a")]), StoreError, "start_run first"),
+        (
+            lambda s, r: s.finish_run(r, status="done", wall_seconds=1, metrics={}),
+            ValueError,
+            "status must be one of",
+        ),
+        (
+            lambda s, r: s.finish_run(
+                r, status="ok", wall_seconds=1, metrics={}, intervals={"auc": (0, 1)}
+            ),
+            ValueError,
+            r"\['auc'\] not in metrics",
+        ),
+        (
+            lambda s, r: s.finish_run(r + 99, status="ok", wall_seconds=1, metrics={}),
+            StoreError,
+            "run .* is not in metadata database",
+        ),
+    ],
+)
+def test_bad_calls_are_refused(store: MetadataStore, call, error, match) -> None:
+    run = store.start_run("w", 1, approx=False, policy="helix", store_url="", params={})
+    with pytest.raises(error, match=match):
+        call(store, run)
+
+
+def test_last_compute_and_compute_history(store: MetadataStore) -> None:
+    assert store.last_compute("census", "model") is None
+    assert store.compute_history("census") == {}
+    for seconds, approx in [(5.0, False), (7.0, False), (0.5, True)]:
+        run = store.start_run("census", 1, approx=approx, policy="helix", store_url="", params={})
+        store.record_nodes(
+            run,
+            [
+                node("rows", "load", load_seconds=0.1, bytes=10),
+                node("model", compute_seconds=seconds, rows=10),
+                node("dead", "prune"),
+            ],
+        )
+    other = store.start_run("other", 1, approx=False, policy="helix", store_url="", params={})
+    store.record_nodes(other, [node("model", compute_seconds=99.0)])
+
+    assert store.last_compute("census", "model").compute_seconds == 0.5
+    assert store.last_compute("census", "model", approx=False).compute_seconds == 7.0
+    assert store.last_compute("census", "rows") is None
+    assert store.last_compute("other", "model").compute_seconds == 99.0
+
+    history = store.compute_history("census")
+    assert set(history) == {"model"}
+    assert history["model"].compute_seconds == 0.5
+    assert store.compute_history("census", approx=False)["model"].compute_seconds == 7.0
+    assert store.compute_history("nothing") == {}
+
+
+def test_re_recording_a_compute_as_load_falls_back_to_the_previous_compute(
+    store: MetadataStore,
+) -> None:
+    first = store.start_run("w", 1, approx=False, policy="helix", store_url="", params={})
+    store.record_nodes(first, [node("a", compute_seconds=1.0)])
+    second = store.start_run("w", 1, approx=False, policy="helix", store_url="", params={})
+    store.record_nodes(second, [node("a", compute_seconds=2.0)])
+    store.record_nodes(second, [node("a", compute_seconds=3.0, materialized=True)])
+    assert store.last_compute("w", "a").compute_seconds == 3.0
+    store.record_nodes(second, [node("a", "load")])
+    assert store.last_compute("w", "a").compute_seconds == 1.0
+    assert store.compute_history("w")["a"].compute_seconds == 1.0
+    store.record_nodes(first, [node("a", "prune")])
+    assert store.last_compute("w", "a") is None
+    assert store.compute_history("w") == {}
+
+
+_record = st.tuples(
+    st.integers(0, 3),  # which run
+    st.lists(st.tuples(st.sampled_from("abc"), st.sampled_from(NODE_STATES)), max_size=3),
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(approx=st.lists(st.booleans(), min_size=4, max_size=4), calls=st.lists(_record))
+def test_compute_history_equals_a_scan_of_all_records(
+    approx: list[bool], calls: list[tuple[int, list[tuple[str, str]]]]
+) -> None:
+    with MetadataStore("sqlite://") as s:
+        runs = [
+            s.start_run("w", 1, approx=a, policy="helix", store_url="", params={}) for a in approx
+        ]
+        recorded: dict[tuple[int, str], tuple[str, int]] = {}  # (run, name) -> state, seq
+        for seq, (run, nodes) in enumerate(calls):
+            unique = dict(nodes)
+            s.record_nodes(
+                runs[run], [node(n, st_, compute_seconds=seq) for n, st_ in unique.items()]
+            )
+            recorded.update({(run, n): (st_, seq) for n, st_ in unique.items()})
+        for flag in (None, True, False):
+            expected: dict[str, int] = {}
+            for (run, name), (state, seq) in recorded.items():
+                if state == "compute" and flag in (None, approx[run]):
+                    expected[name] = max(seq, expected.get(name, -1))
+            history = s.compute_history("w", approx=flag)
+            assert {n: r.compute_seconds for n, r in history.items()} == expected
+            for name in "abc":
+                last = s.last_compute("w", name, approx=flag)
+                assert (last and last.compute_seconds) == expected.get(name)
+
+
+def test_load_throughput_defaults_without_history(store: MetadataStore) -> None:
+    assert store.load_throughput() == (200e6, 0.01)
+    assert store.load_throughput(default=1e6, default_latency=0.5) == (1e6, 0.5)
+
+
+def test_load_throughput_fitted_from_loads(store: MetadataStore) -> None:
+    latency, throughput = 0.05, 100e6
+    run = store.start_run("w", 1, approx=False, policy="helix", store_url="/s", params={})
+    loads = [
+        node(f"n{i}", "load", bytes=size, load_seconds=latency + size / throughput)
+        for i, size in enumerate([10**4, 10**5, 10**6, 10**7, 10**8] * 4)
+    ]
+    loads.append(node("stall", "load", bytes=10**6, load_seconds=30.0))  # an outlier
+    loads.append(node("zero", "load", bytes=0, load_seconds=0.0))  # ignored
+    store.record_nodes(run, loads)
+    fitted, fitted_latency = store.load_throughput()
+    assert fitted == pytest.approx(throughput, rel=0.01)
+    assert fitted_latency == pytest.approx(latency, rel=0.01)
+    assert store.load_throughput(store_url="gs://elsewhere") == (200e6, 0.01)
+
+
+def test_fit_of_equal_sizes_attributes_all_time_to_throughput() -> None:
+    samples = [(10**6, 0.02)] * 10
+    assert fit_load_throughput(samples) == pytest.approx((50e6, 0.0))
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    latency=st.floats(0.0, 1.0),
+    throughput=st.floats(1e5, 1e10),
+    sizes=st.lists(st.integers(1, 10**10), min_size=5, max_size=60),
+)
+def test_fit_recovers_exact_loads(latency: float, throughput: float, sizes: list[int]) -> None:
+    samples = [(b, latency + b / throughput) for b in sizes]
+    fitted, fitted_latency = fit_load_throughput(samples)
+    assert fitted > 0 and 0 <= fitted_latency <= latency + 1e-9
+    # Whatever split between latency and throughput, predictions stay close.
+    for b, seconds in samples:
+        assert fitted_latency + b / fitted == pytest.approx(seconds, rel=0.6)
+
+
+def test_change_counts_over_three_versions(store: MetadataStore) -> None:
+    store.record_version("census", "c.py", dag(rows="r1", feat="f1", model="m1"), "d1")
+    store.record_version("census", "c.py", dag(rows="r1", feat="f2", model="m2"), "d2")
+    store.record_version("census", "c.py", dag(rows="r1", feat="f2", model="m3", extra="e1"), "d3")
+    assert store.change_counts("census") == {
+        "rows": (0, 3),
+        "feat": (1, 3),
+        "model": (2, 3),
+        "extra": (0, 1),
+    }
+    assert store.change_counts("unknown") == {}
+
+
+def test_change_counts_accepts_name_keyed_nodes(store: MetadataStore) -> None:
+    store.record_version("w", "c.py", {"nodes": {"a": {"fingerprint": "1"}}}, "d1")
+    store.record_version("w", "c.py", {"nodes": {"a": {"fingerprint": "2"}}}, "d2")
+    assert store.change_counts("w") == {"a": (1, 2)}
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "helix.db"
+    MetadataStore(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE helix_meta SET value='2' WHERE key='schema_version'")
+    with pytest.raises(
+        StoreError,
+        match=r"was written by a newer helix_tf \(schema 2 > 1\); upgrade helix_tf "
+        r"or use another --metadata URL",
+    ):
+        MetadataStore(f"sqlite:///{path}")
+
+
+def test_database_without_schema_version_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "helix.db"
+    with MetadataStore(f"sqlite:///{path}") as s:
+        s.record_version("w", "c.py", dag(a="1"), "d1")
+        run = s.start_run("w", 1, approx=False, policy="helix", store_url="", params={})
+        s.record_nodes(run, [node("a", compute_seconds=2.0), node("b", "load")])
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE helix_meta")
+        conn.execute("DELETE FROM latest_compute")
+    with MetadataStore(f"sqlite:///{path}") as s:
+        assert [v.number for v in s.versions("w")] == [1]
+        assert {n: r.compute_seconds for n, r in s.compute_history("w").items()} == {"a": 2.0}
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM helix_meta").fetchone()[0] == "1"
+
+
+def test_bad_urls_raise_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="is not a SQLAlchemy URL"):
+        MetadataStore("not a url://")
+    with pytest.raises(StoreError, match=r"cannot open metadata database nonsense://.*driver"):
+        MetadataStore("nonsense://")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StoreError, match="cannot create the folder"):
+        MetadataStore(f"sqlite:///{blocker}/sub/helix.db")
+
+
+def test_in_memory_database() -> None:
+    with MetadataStore("sqlite://") as s:
+        assert s.record_version("w", "c.py", dag(a="1"), "d1") == 1
+        assert [v.number for v in s.versions("w")] == [1]
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from helix_tf.reuse.metadata import MetadataStore, NodeRecord
+    url, tag, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    time.sleep(max(0.0, start - time.time()))
+    store = MetadataStore(url)
+    for i in range(50):
+        version = store.record_version("shared", "c.py", {"nodes": [{"name": tag}]}, tag)
+        run = store.start_run(
+            "shared", version, approx=False, policy="helix", store_url="", params={"i": i}
+        )
+        store.record_nodes(run, [NodeRecord(
+            name="n", kind="op", fingerprint=tag, state="compute", compute_seconds=i
+        )])
+        store.finish_run(run, status="ok", wall_seconds=0.01, metrics={"i": i})
+    store.close()
+    """
+)
+
+
+def test_two_processes_write_concurrently(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/shared/helix.db"  # created by the writers, concurrently
+    start = str(time.time() + 1.5)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, url, tag, start],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for tag in ("p1", "p2")
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert "database is locked" not in err
+
+    with MetadataStore(url) as s:
+        runs = s.runs("shared")
+        assert len(runs) == 100
+        assert all(r.status == "ok" and len(r.nodes) == 1 for r in runs)
+        assert sorted(r.metrics["i"] for r in runs) == sorted(list(range(50)) * 2)
+        assert sorted(v.digest for v in s.versions("shared")) == ["p1", "p2"]

@@ -1,0 +1,561 @@
+"""Tests of the artifact store on local, memory:// and gs:// (emulator) backends."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helix_tf.errors import StoreError
+from helix_tf.reuse.store import ArtifactStore, FileEntry, Manifest, Staging
+
+from .conftest import GCS_BUCKET
+
+WORKER = str(Path(__file__).with_name("_store_worker.py"))
+LOGGER = "helix_tf.reuse.store"
+BACKENDS = ["local", "memory", "gs"]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty store URL for each backend."""
+    if request.param == "local":
+        return str(tmp_path / "store")
+    if request.param == "memory":
+        return f"memory://helix-test-{uuid.uuid4().hex}"
+    request.getfixturevalue("gcs_emulator")
+    return f"gs://{GCS_BUCKET}/t-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def store(store_url: str, tmp_path: Path) -> ArtifactStore:
+    return ArtifactStore(store_url, cache_dir=str(tmp_path / "cache"))
+
+
+def stage(store: ArtifactStore, fingerprint: str, files: dict[str, bytes]) -> Staging:
+    staging = store.begin(fingerprint)
+    for rel, data in files.items():
+        with staging.open(rel) as f:
+            f.write(data)
+    return staging
+
+
+def put(store: ArtifactStore, fingerprint: str, files: dict[str, bytes], **kw: object) -> Manifest:
+    manifest = store.commit(stage(store, fingerprint, files), kind=kw.pop("kind", "blob"), **kw)
+    assert manifest is not None
+    return manifest
+
+
+def data_path(store: ArtifactStore, manifest: Manifest, rel: str) -> str:
+    return store._data_dir(manifest.fingerprint, manifest.token) + "/" + rel
+
+
+def overwrite(store: ArtifactStore, path: str, data: bytes) -> None:
+    with store.fs.open(path, "wb") as f:
+        f.write(data)
+
+
+def token_dirs(store: ArtifactStore, fingerprint: str) -> set[str]:
+    store._refresh()
+    group = store._scan("artifacts").get(fingerprint)
+    return set(group.subdirs) if group else set()
+
+
+def staging_dirs(store: ArtifactStore) -> set[str]:
+    store._refresh()
+    return set(store._scan("staging"))
+
+
+def warned(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+FILES = {"part-0.parquet": b"first file" * 100, "sub/dir/part-1.parquet": b"second" * 7}
+
+
+# --------------------------------------------------------------------------- roundtrip
+
+
+def test_commit_lookup_open_local_roundtrip(store: ArtifactStore, store_url: str) -> None:
+    manifest = put(
+        store,
+        "fp1",
+        FILES,
+        kind="table",
+        rows=3,
+        schema={"age": "int64"},
+        meta={"node": "rows"},
+        compute_seconds=1.5,
+    )
+    assert manifest.files == tuple(
+        FileEntry(path=p, bytes=len(d), sha256=hashlib.sha256(d).hexdigest())
+        for p, d in sorted(FILES.items())
+    )
+    assert manifest.bytes == sum(len(d) for d in FILES.values())
+    assert (manifest.kind, manifest.rows, manifest.compute_seconds) == ("table", 3, 1.5)
+
+    # A second instance (another run) sees the same entry.
+    other = ArtifactStore(store_url, cache_dir=store.cache_dir)
+    assert other.lookup("fp1") == manifest
+    local = other.open_local(manifest)
+    assert local is not None and os.path.isdir(local)
+    for rel, data in FILES.items():
+        assert Path(local, rel).read_bytes() == data
+    assert sorted(
+        str(p.relative_to(local)) for p in Path(local).rglob("*") if p.is_file()
+    ) == sorted(FILES)
+    if store.is_local:
+        assert local == store._data_dir("fp1", manifest.token)
+    else:
+        assert local.startswith(store.cache_dir)
+        assert other.open_local(manifest) == local  # served from the cache
+    assert staging_dirs(store) == set()
+
+
+def test_file_url_is_a_local_store(tmp_path: Path) -> None:
+    store = ArtifactStore(f"file://{tmp_path}/store")
+    assert store.is_local and store.root == store.url == str(tmp_path / "store")
+    manifest = put(store, "fp", FILES)
+    assert store.open_local(manifest) == str(
+        tmp_path / "store" / "artifacts" / "fp" / manifest.token
+    )
+
+
+def test_lookup_missing_is_none_without_warning(
+    store: ArtifactStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert store.lookup("nothing-here") is None
+    assert warned(caplog) == []
+
+
+def test_second_commit_of_same_fingerprint_is_discarded(store: ArtifactStore) -> None:
+    first = put(store, "fp", FILES)
+    second = stage(store, "fp", {"other.bin": b"x"})
+    assert store.commit(second, kind="blob") is None
+    assert store.lookup("fp") == first
+    assert token_dirs(store, "fp") == {first.token}
+    assert staging_dirs(store) == set()
+
+
+# --------------------------------------------------------------------------- corruption
+
+
+def test_truncated_file_is_rejected_then_replaced(
+    store: ArtifactStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = put(store, "fp", FILES)
+    overwrite(store, data_path(store, bad, "part-0.parquet"), b"trunc")
+    assert store.lookup("fp") is None
+    assert any("fp" in m and "bytes" in m for m in warned(caplog))
+
+    good = put(store, "fp", FILES)
+    assert good.token != bad.token
+    assert store.lookup("fp") == good
+    assert store.open_local(good) is not None
+    assert token_dirs(store, "fp") == {good.token}
+
+
+def test_same_size_corruption_fails_open_local_then_is_replaced(
+    store: ArtifactStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = put(store, "fp", FILES)
+    original = FILES["part-0.parquet"]
+    overwrite(store, data_path(store, bad, "part-0.parquet"), b"X" * len(original))
+    assert store.lookup("fp") == bad  # sizes match: only hashes can tell
+    assert store.open_local(bad, verify=True) is None
+    assert any("sha256" in m for m in warned(caplog))
+    assert store.lookup("fp") is None  # the corrupt entry was removed
+
+    good = put(store, "fp", FILES)
+    assert store.lookup("fp") == good
+    local = store.open_local(good)
+    assert local is not None
+    assert Path(local, "part-0.parquet").read_bytes() == original
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"{not json", b"", b"[]", b'{"format_version": 99}', b'{"format_version": 1}'],
+    ids=["garbage", "empty", "list", "future-version", "missing-fields"],
+)
+def test_bad_manifest_is_skipped_then_replaced(
+    store: ArtifactStore, caplog: pytest.LogCaptureFixture, text: bytes
+) -> None:
+    put(store, "fp", FILES)
+    overwrite(store, store._manifest_path("fp"), text)
+    assert store.lookup("fp") is None
+    assert any("fp" in m for m in warned(caplog))
+    assert store.entries() == []
+    good = put(store, "fp", FILES)
+    assert store.lookup("fp") == good
+
+
+def test_manifest_for_missing_data_is_not_an_entry(store: ArtifactStore) -> None:
+    manifest = put(store, "fp", FILES)
+    store._rm_tree(store._data_dir("fp", manifest.token))
+    assert store.lookup("fp") is None
+    assert store.open_local(manifest) is None
+    assert put(store, "fp", FILES).token != manifest.token
+
+
+def test_remote_cache_damage_is_repaired(tmp_path: Path) -> None:
+    store = ArtifactStore(f"memory://helix-test-{uuid.uuid4().hex}", cache_dir=str(tmp_path))
+    manifest = put(store, "fp", FILES)
+    local = store.open_local(manifest)
+    assert local is not None
+    Path(local, "part-0.parquet").write_bytes(b"damaged")
+    assert store.open_local(manifest) == local
+    assert Path(local, "part-0.parquet").read_bytes() == FILES["part-0.parquet"]
+    assert store.lookup("fp") == manifest
+
+
+# --------------------------------------------------------------------------- staging
+
+
+def test_staged_files_are_invisible_until_commit(store: ArtifactStore) -> None:
+    staging = stage(store, "fp", FILES)
+    assert store.lookup("fp") is None
+    assert store.entries() == []
+    assert store.total_bytes() == 0
+    assert staging.fingerprint == "fp" and staging.token in staging.url
+    if store.is_local:
+        assert staging.local_path is not None
+        assert Path(staging.local_path, "part-0.parquet").read_bytes() == FILES["part-0.parquet"]
+    else:
+        assert staging.local_path is None
+        assert "://" in staging.url
+    store.abort(staging)
+    assert staging_dirs(store) == set()
+    assert store.lookup("fp") is None
+
+
+def test_commit_of_empty_staging_raises(store: ArtifactStore) -> None:
+    staging = store.begin("fp")
+    with pytest.raises(StoreError, match="nothing was written"):
+        store.commit(staging, kind="blob")
+
+
+def test_commit_with_non_json_meta_raises_and_cleans_up(store: ArtifactStore) -> None:
+    staging = stage(store, "fp", FILES)
+    with pytest.raises(StoreError, match="JSON"):
+        store.commit(staging, kind="blob", meta={"f": object()})
+    assert staging_dirs(store) == set()
+    assert store.lookup("fp") is None
+
+
+@pytest.mark.parametrize("rel", ["../escape", "/abs", "a//b", "./a", ""])
+def test_staging_open_rejects_paths_outside(store: ArtifactStore, rel: str) -> None:
+    staging = store.begin("fp")
+    with pytest.raises(ValueError, match="relative POSIX"):
+        staging.open(rel)
+
+
+@pytest.mark.parametrize("fingerprint", ["", "../x", "a/b", ".hidden", "a.b", "x" * 201])
+def test_bad_fingerprints_are_rejected(store: ArtifactStore, fingerprint: str) -> None:
+    with pytest.raises(ValueError, match="fingerprint"):
+        store.begin(fingerprint)
+
+
+def test_staging_from_another_store_is_rejected(store: ArtifactStore, tmp_path: Path) -> None:
+    other = ArtifactStore(str(tmp_path / "other"))
+    staging = stage(other, "fp", FILES)
+    with pytest.raises(StoreError, match="does not belong"):
+        store.commit(staging, kind="blob")
+
+
+# --------------------------------------------------------------------------- manage
+
+
+def test_delete(store: ArtifactStore) -> None:
+    manifest = put(store, "fp", FILES)
+    keep = put(store, "other", {"a": b"1"})
+    store.delete("fp")
+    assert store.lookup("fp") is None
+    assert token_dirs(store, "fp") == set()
+    assert store.open_local(manifest) is None
+    store.delete("fp")  # idempotent
+    assert store.lookup("other") == keep
+
+
+def test_entries_and_total_bytes(store: ArtifactStore, caplog: pytest.LogCaptureFixture) -> None:
+    made = [put(store, f"fp{i}", {f"f{j}": b"x" * (i + j) for j in range(i + 1)}) for i in range(3)]
+    assert store.entries() == made
+    assert store.total_bytes() == sum(m.bytes for m in made)
+    overwrite(store, store._manifest_path("fp1"), b"garbage")
+    assert [m.fingerprint for m in store.entries()] == ["fp0", "fp2"]
+    assert store.total_bytes() == made[0].bytes + made[2].bytes
+    assert any("fp1" in m for m in warned(caplog))
+
+
+def test_cleanup_removes_only_stale_leftovers(store: ArtifactStore) -> None:
+    kept = put(store, "kept", FILES)
+    stage(store, "abandoned", FILES)  # a run killed while writing
+    orphan = stage(store, "kept", {"x": b"1"})  # killed between move and manifest
+    store._move_in(orphan, store._data_dir("kept", orphan.token))
+    broken = put(store, "broken", FILES)
+    overwrite(store, store._manifest_path("broken"), b"garbage")
+
+    assert store.cleanup(older_than=3600) == 0  # everything is fresh
+    removed = store.cleanup(older_than=0)
+    # staging dir, orphan token dir, broken manifest and the data nothing names any more
+    assert removed == 4
+    assert staging_dirs(store) == set()
+    assert token_dirs(store, "kept") == {kept.token}
+    assert token_dirs(store, "broken") == set()
+    assert broken.token not in token_dirs(store, "broken")
+    assert store.lookup("kept") == kept
+    assert store.open_local(kept) is not None
+    assert store.entries() == [kept]
+    assert store.cleanup(older_than=0) == 0
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_store_under_a_file_raises_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    with pytest.raises(StoreError, match="blocker") as info:
+        ArtifactStore(str(blocker / "store"))
+    assert "--store" in str(info.value)
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root ignores directory permissions"
+)
+def test_store_in_read_only_dir_raises_store_error(tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        with pytest.raises(StoreError, match=r"(?i)permission"):
+            ArtifactStore(str(ro / "store"))
+    finally:
+        ro.chmod(0o700)
+
+
+def test_store_with_write_protected_folder_fails_commit_cleanly(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path / "store"))
+    staging = stage(store, "fp", FILES)
+    artifacts = Path(store.root, "artifacts")
+    artifacts.rmdir()
+    artifacts.write_text("in the way")  # even root cannot create a folder inside a file
+    with pytest.raises(StoreError, match=str(tmp_path / "store")):
+        store.commit(staging, kind="blob")
+
+
+@pytest.mark.parametrize("url", ["nosuchscheme://bucket/x", "   "])
+def test_bad_url_raises_store_error(url: str) -> None:
+    with pytest.raises(StoreError, match="store URL"):
+        ArtifactStore(url)
+
+
+def test_missing_bucket_raises_store_error(gcs_emulator: str) -> None:
+    with pytest.raises(StoreError, match="no-such-bucket"):
+        ArtifactStore(f"gs://no-such-bucket-{uuid.uuid4().hex[:8]}/x")
+
+
+def test_foreign_marker_raises_store_error(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    root.mkdir()
+    (root / "helix_store.json").write_text('{"format_version": 42}')
+    with pytest.raises(StoreError, match="format_version 42"):
+        ArtifactStore(str(root))
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def test_manifest_json_is_deterministic_and_sorted(store: ArtifactStore) -> None:
+    manifest = put(store, "fp", FILES, meta={"b": 1, "a": 2})
+    text = manifest.to_json()
+    assert Manifest.from_json(text) == manifest
+    assert Manifest.from_json(text).to_json() == text
+    keys = list(json.loads(text))
+    assert keys == sorted(keys)
+    assert store.fs.cat_file(store._manifest_path("fp")).decode() == text
+
+
+paths = st.lists(
+    st.from_regex(r"[a-z0-9_]{1,8}(/[a-z0-9_]{1,8}){0,2}", fullmatch=True), unique=True
+)
+jsonish = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    paths=paths,
+    sizes=st.data(),
+    meta=st.dictionaries(st.text(max_size=5), jsonish, max_size=3),
+    rows=st.none() | st.integers(min_value=0),
+)
+def test_manifest_roundtrip_property(
+    paths: list[str], sizes: st.DataObject, meta: dict, rows: int | None
+) -> None:
+    files = tuple(
+        FileEntry(
+            path=p,
+            bytes=sizes.draw(st.integers(0, 10**12)),
+            sha256=hashlib.sha256(p.encode()).hexdigest(),
+        )
+        for p in sorted(paths)
+    )
+    manifest = Manifest(
+        fingerprint="fp",
+        kind="table",
+        token="0" * 32,
+        files=files,
+        bytes=sum(f.bytes for f in files),
+        rows=rows,
+        schema=None,
+        meta=meta,
+        compute_seconds=0.25,
+        created=1234.5,
+    )
+    assert Manifest.from_json(manifest.to_json()) == manifest
+
+
+# --------------------------------------------------------------------------- imports
+
+
+def test_import_is_light_and_never_loads_tensorflow_or_beam() -> None:
+    code = (
+        "import sys, helix_tf.reuse.store\n"
+        "bad = [m for m in ('tensorflow', 'keras', 'apache_beam', 'gcsfs') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _spawn(url: str, fingerprint: str, cache: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, WORKER, url, fingerprint, "--cache-dir", str(cache), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(paths: list[Path], procs: list[subprocess.Popen[str]], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(p.exists() for p in paths):
+        for proc in procs:
+            if proc.poll() is not None:
+                pytest.fail(f"worker exited early: {proc.communicate()}")
+        assert time.monotonic() < deadline, "workers never became ready"
+        time.sleep(0.002)
+
+
+def _race(url: str, tmp_path: Path, fingerprint: str) -> list[dict[str, str]]:
+    """Two worker processes stage, wait at a barrier, then commit at the same moment."""
+    go = tmp_path / f"{fingerprint}.go"
+    ready = [tmp_path / f"{fingerprint}.ready{i}" for i in range(2)]
+    procs = [
+        _spawn(url, fingerprint, tmp_path / "cache", "--ready", str(r), "--go", str(go))
+        for r in ready
+    ]
+    try:
+        _wait_for(ready, procs, timeout=60)
+        go.touch()
+        outs = [p.communicate(timeout=60) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for proc, (_, err) in zip(procs, outs, strict=True):
+        assert proc.returncode == 0, err
+    return [json.loads(out) for out, _ in outs]
+
+
+def _url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if backend == "gs":
+        request.getfixturevalue("gcs_emulator")
+        return f"gs://{GCS_BUCKET}/proc-{uuid.uuid4().hex}"
+    return str(tmp_path / "store")
+
+
+@pytest.mark.parametrize("backend", ["local", "gs"])
+def test_concurrent_commits_of_one_fingerprint(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Two processes commit one fingerprint at the same moment, a few times over."""
+    url = _url(backend, tmp_path, request)
+    store = ArtifactStore(url, cache_dir=str(tmp_path / "cache"))
+    for round_ in range(3 if backend == "local" else 2):
+        fingerprint = f"race{round_}"
+        results = _race(url, tmp_path, fingerprint)
+        winners = [r["token"] for r in results if r["outcome"] == "won"]
+        manifest = store.lookup(fingerprint)
+        assert manifest is not None
+        assert manifest.token in winners
+        assert store.open_local(manifest) is not None
+        if backend == "gs":
+            # The emulator ignores ifGenerationMatch=0: both may "win"; the manifest then
+            # names the last writer and the other's data is an orphan for cleanup().
+            store.cleanup(older_than=0)
+        else:
+            assert len(winners) == 1, results
+        assert token_dirs(store, fingerprint) == {manifest.token}
+        assert staging_dirs(store) == set()
+
+
+@pytest.mark.parametrize("backend", ["local", pytest.param("gs", marks=pytest.mark.slow)])
+def test_killed_writers_never_leave_a_bad_entry(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """SIGKILL a writer at random moments of begin/write/commit; the store stays sound."""
+    url = _url(backend, tmp_path, request)
+    store = ArtifactStore(url, cache_dir=str(tmp_path / "cache"))
+    rng = random.Random(1234)
+    # gs:// workers spend ~0.5 s importing gcsfs and talking to the emulator first.
+    start, stop = (0.05, 0.6) if backend == "local" else (0.4, 1.6)
+    for i in range(10):
+        fingerprint = f"kill{i}"
+        proc = _spawn(
+            url,
+            fingerprint,
+            tmp_path / "cache",
+            "--files=5",
+            "--size=8192",
+            "--delay=0.003",
+            "--slow-commit=0.02",
+        )
+        time.sleep(rng.uniform(start, stop))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+
+        found = store.lookup(fingerprint)
+        if found is not None:
+            assert store.open_local(found) is not None
+        again = store.commit(stage(store, fingerprint, {"part.bin": b"retry"}), kind="blob")
+        manifest = store.lookup(fingerprint)
+        assert manifest is not None
+        assert again is None or again == manifest
+        assert store.open_local(manifest) is not None
+    assert len(store.entries()) == 10
+    store.cleanup(older_than=0)
+    assert staging_dirs(store) == set()
+    for m in store.entries():
+        assert token_dirs(store, m.fingerprint) == {m.token}
