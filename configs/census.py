@@ -9,7 +9,8 @@ The data is read from the shared data folder (--data-dir, $HELIX_TF_DATA, or
 helix_tf generates (same columns and format) and says so.
 """
 
-from helix_tf import Workflow, features as F, learners, metrics, sources
+from helix_tf import Workflow, learners, metrics, sources
+from helix_tf import features as F
 from helix_tf.sample_data import CENSUS_COLUMNS, write_census_like
 
 PARAMS = {"scale": 1}
@@ -22,9 +23,11 @@ def workflow(params):
         train, test = folder / "adult.data", folder / "adult.test"
     else:
         train, test = write_census_like(params.work_dir / "sample_data" / "census")
-        wf.note(f"the UCI Adult data was not found; running on generated census-like data in {train.parent}")
+        wf.note(
+            f"the UCI Adult data was not found; running on generated census-like data in {train.parent}"
+        )
 
-    rows = wf.source(
+    wf.source(
         "rows",
         sources.Csv(
             train=str(train),

@@ -5,7 +5,8 @@ training split, weight words by TF-IDF, train a linear model. The collection
 has no test file: a seeded 80/20 split of the messages is part of the source.
 """
 
-from helix_tf import Workflow, features as F, learners, metrics, sources
+from helix_tf import Workflow, learners, metrics, sources
+from helix_tf import features as F
 from helix_tf.sample_data import write_sms_like
 
 PARAMS = {"scale": 1}
@@ -18,9 +19,11 @@ def workflow(params):
         path = folder / "SMSSpamCollection"
     else:
         path = write_sms_like(params.work_dir / "sample_data" / "sms_spam")
-        wf.note(f"the SMS Spam Collection was not found; running on generated messages in {path.parent}")
+        wf.note(
+            f"the SMS Spam Collection was not found; running on generated messages in {path.parent}"
+        )
 
-    messages = wf.source(
+    wf.source(
         "messages",
         sources.Csv(
             train=str(path),
@@ -38,10 +41,12 @@ def workflow(params):
     words = wf.feature("words", F.TfIdf(tokens, min_count=2))
     examples = wf.examples("examples", [words], label=F.Label("label", positive="spam"))
     model = wf.train(
-        "learner", examples, learners.Linear(l2=1e-4, learning_rate=0.01, epochs=5, batch_size=256)
+        "learner", examples, learners.Linear(l2=1e-4, learning_rate=0.05, epochs=10, batch_size=256)
     )
     predictions = wf.predict("predictions", model, examples)
     wf.output(
-        wf.evaluate("evaluation", predictions, metrics.Accuracy(), metrics.AUC(), metrics.PrecisionRecall())
+        wf.evaluate(
+            "evaluation", predictions, metrics.Accuracy(), metrics.AUC(), metrics.PrecisionRecall()
+        )
     )
     return wf

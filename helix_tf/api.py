@@ -138,7 +138,11 @@ def plan(
     try:
         decisions, _, _ = _plan(session)
         est = sum(
-            d.compute_cost if d.state == "compute" else (d.load_cost or 0.0) if d.state == "load" else 0.0
+            d.compute_cost
+            if d.state == "compute"
+            else (d.load_cost or 0.0)
+            if d.state == "load"
+            else 0.0
             for d in decisions
         )
         return PlanResult(
@@ -304,8 +308,11 @@ def run(
     except HelixError as exc:
         if run_id is not None:
             md.finish_run(
-                run_id, status="failed", wall_seconds=time.perf_counter() - t_start,
-                metrics={}, error=str(exc),
+                run_id,
+                status="failed",
+                wall_seconds=time.perf_counter() - t_start,
+                metrics={},
+                error=str(exc),
             )
         raise
     finally:

@@ -130,8 +130,15 @@ def _metrics_table(result: Any) -> Table:
 
 def _nodes_table(result: Any) -> Table:
     table = Table(title="nodes", title_justify="left")
-    for col, just in (("node", "left"), ("kind", "left"), ("state", "left"), ("time", "right"),
-                      ("rows", "right"), ("bytes", "right"), ("stored", "left")):
+    for col, just in (
+        ("node", "left"),
+        ("kind", "left"),
+        ("state", "left"),
+        ("time", "right"),
+        ("rows", "right"),
+        ("bytes", "right"),
+        ("stored", "left"),
+    ):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for n in result.nodes:
         style = STATE_STYLE.get(n.state, "")
@@ -155,13 +162,33 @@ def main() -> None:
 
 _common = [
     click.argument("config", type=click.Path(dir_okay=False)),
-    click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
-                 help="Override a parameter: a config PARAMS key (scale=10) or node.param (learner.l1=0.001)."),
-    click.option("--data-dir", envvar="HELIX_TF_DATA", default=None,
-                 help="Folder holding census/ and sms_spam/ (default: ../shared/data if present)."),
-    click.option("--store", default=None, help="Artifact store URL: a folder or gs://bucket/prefix (default: .helix/ next to the config)."),
-    click.option("--metadata", default=None, help="SQLAlchemy URL of the metadata database (default: sqlite in the store folder)."),
-    click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables."),
+    click.option(
+        "-p",
+        "--param",
+        "params",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override a parameter: a config PARAMS key (scale=10) or node.param (learner.l1=0.001).",
+    ),
+    click.option(
+        "--data-dir",
+        envvar="HELIX_TF_DATA",
+        default=None,
+        help="Folder holding census/ and sms_spam/ (default: ../shared/data if present).",
+    ),
+    click.option(
+        "--store",
+        default=None,
+        help="Artifact store URL: a folder or gs://bucket/prefix (default: .helix/ next to the config).",
+    ),
+    click.option(
+        "--metadata",
+        default=None,
+        help="SQLAlchemy URL of the metadata database (default: sqlite in the store folder).",
+    ),
+    click.option(
+        "--json", "as_json", is_flag=True, help="Print one JSON object instead of tables."
+    ),
     click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug)."),
 ]
 
@@ -186,25 +213,70 @@ def _approx(approx: bool, sample: float | None, precision: str | None) -> Any:
 
 @main.command()
 @common
-@click.option("--runner", type=click.Choice(["direct", "dataflow", "portable"]), default="direct",
-              show_default=True, help="Beam runner for preprocessing.")
+@click.option(
+    "--runner",
+    type=click.Choice(["direct", "dataflow", "portable"]),
+    default="direct",
+    show_default=True,
+    help="Beam runner for preprocessing.",
+)
 @click.option("--project", default=None, help="Dataflow: GCP project.")
 @click.option("--region", default=None, help="Dataflow: region.")
-@click.option("--beam-option", "beam_options", multiple=True, metavar="--KEY=VALUE",
-              help="Extra Beam pipeline option, passed through (repeatable).")
-@click.option("--materialize", type=click.Choice(["helix", "all", "none"]), default="helix",
-              show_default=True, help="Materialization policy.")
+@click.option(
+    "--beam-option",
+    "beam_options",
+    multiple=True,
+    metavar="--KEY=VALUE",
+    help="Extra Beam pipeline option, passed through (repeatable).",
+)
+@click.option(
+    "--materialize",
+    type=click.Choice(["helix", "all", "none"]),
+    default="helix",
+    show_default=True,
+    help="Materialization policy.",
+)
 @click.option("--budget", default=None, help="Storage budget for materialized results, e.g. 2GB.")
-@click.option("--approx", is_flag=True, help="Quick approximate run (sampled rows, reduced precision where it helps).")
+@click.option(
+    "--approx",
+    is_flag=True,
+    help="Quick approximate run (sampled rows, reduced precision where it helps).",
+)
 @click.option("--sample", type=float, default=None, help="Approximate: fraction of rows to keep.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None, help="Approximate: training precision.")
-@click.option("--batch-rows", type=int, default=50_000, show_default=True, help="Rows per batch in the Beam pipeline.")
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16", "fp16"]),
+    default=None,
+    help="Approximate: training precision.",
+)
+@click.option(
+    "--batch-rows",
+    type=int,
+    default=50_000,
+    show_default=True,
+    help="Rows per batch in the Beam pipeline.",
+)
 @click.pass_context
-def run(ctx: click.Context, config: str, params: tuple[str, ...], data_dir: str | None,
-        store: str | None, metadata: str | None, as_json: bool, verbose: int, runner: str,
-        project: str | None, region: str | None, beam_options: tuple[str, ...], materialize: str,
-        budget: str | None, approx: bool, sample: float | None, precision: str | None,
-        batch_rows: int) -> None:
+def run(
+    ctx: click.Context,
+    config: str,
+    params: tuple[str, ...],
+    data_dir: str | None,
+    store: str | None,
+    metadata: str | None,
+    as_json: bool,
+    verbose: int,
+    runner: str,
+    project: str | None,
+    region: str | None,
+    beam_options: tuple[str, ...],
+    materialize: str,
+    budget: str | None,
+    approx: bool,
+    sample: float | None,
+    precision: str | None,
+    batch_rows: int,
+) -> None:
     """Run CONFIG: reuse every still-valid result, compute the rest, report metrics."""
     out, err = _consoles(ctx)
     _setup_logging(verbose, err)
@@ -215,8 +287,11 @@ def run(ctx: click.Context, config: str, params: tuple[str, ...], data_dir: str 
         pipeline_args.append(f"--project={project}")
     if region:
         pipeline_args.append(f"--region={region}")
-    if runner == "dataflow" and store and store.startswith("gs://") and not any(
-        a.startswith("--temp_location") for a in pipeline_args
+    if (
+        runner == "dataflow"
+        and store
+        and store.startswith("gs://")
+        and not any(a.startswith("--temp_location") for a in pipeline_args)
     ):
         pipeline_args.append(f"--temp_location={store.rstrip('/')}/beam-temp")
     try:
@@ -259,8 +334,17 @@ def run(ctx: click.Context, config: str, params: tuple[str, ...], data_dir: str 
 @common
 @click.option("--approx", is_flag=True, help="Plan the approximate run instead.")
 @click.pass_context
-def plan(ctx: click.Context, config: str, params: tuple[str, ...], data_dir: str | None,
-         store: str | None, metadata: str | None, as_json: bool, verbose: int, approx: bool) -> None:
+def plan(
+    ctx: click.Context,
+    config: str,
+    params: tuple[str, ...],
+    data_dir: str | None,
+    store: str | None,
+    metadata: str | None,
+    as_json: bool,
+    verbose: int,
+    approx: bool,
+) -> None:
     """Show what a run of CONFIG would compute, load and prune, and why (runs nothing)."""
     out, err = _consoles(ctx)
     _setup_logging(verbose, err)
@@ -268,7 +352,11 @@ def plan(ctx: click.Context, config: str, params: tuple[str, ...], data_dir: str
 
     try:
         result = api.plan(
-            config, params=list(params), data_dir=data_dir, store=store, metadata=metadata,
+            config,
+            params=list(params),
+            data_dir=data_dir,
+            store=store,
+            metadata=metadata,
             approx=_approx(approx, None, None),
         )
     except HelixError as exc:
@@ -283,8 +371,12 @@ def plan(ctx: click.Context, config: str, params: tuple[str, ...], data_dir: str
     for d in result.nodes:
         style = STATE_STYLE.get(d.state, "")
         table.add_row(
-            d.name, d.kind, f"[{style}]{d.state}[/]", f"{d.compute_cost:.2f}s",
-            "" if d.load_cost is None else f"{d.load_cost:.2f}s", d.reason,
+            d.name,
+            d.kind,
+            f"[{style}]{d.state}[/]",
+            f"{d.compute_cost:.2f}s",
+            "" if d.load_cost is None else f"{d.load_cost:.2f}s",
+            d.reason,
         )
     out.print(table)
     counts: dict[str, int] = {}
@@ -301,27 +393,51 @@ def plan(ctx: click.Context, config: str, params: tuple[str, ...], data_dir: str
 @common
 @click.option("--limit", type=int, default=20, show_default=True, help="Most recent runs to show.")
 @click.pass_context
-def history(ctx: click.Context, config: str, params: tuple[str, ...], data_dir: str | None,
-            store: str | None, metadata: str | None, as_json: bool, verbose: int, limit: int) -> None:
+def history(
+    ctx: click.Context,
+    config: str,
+    params: tuple[str, ...],
+    data_dir: str | None,
+    store: str | None,
+    metadata: str | None,
+    as_json: bool,
+    verbose: int,
+    limit: int,
+) -> None:
     """List the runs of CONFIG's workflow: version, metrics, time, what was reused."""
     out, err = _consoles(ctx)
     _setup_logging(verbose, err)
     from helix_tf import api
 
     try:
-        session = api.open_session(config, params=list(params), data_dir=data_dir, store=store, metadata=metadata)
+        session = api.open_session(
+            config, params=list(params), data_dir=data_dir, store=store, metadata=metadata
+        )
         runs = session.metadata.runs(session.compiled.name, limit=limit)
         session.close()
     except HelixError as exc:
         _fail(err, exc)
         return
     if as_json:
-        out.print_json(json.dumps([
-            {"run": r.id, "version": r.version, "status": r.status, "approx": r.approx,
-             "wall_seconds": r.wall_seconds, "metrics": r.metrics,
-             "states": {s: sum(1 for n in r.nodes if n.state == s) for s in ("compute", "load", "prune")}}
-            for r in runs
-        ]))
+        out.print_json(
+            json.dumps(
+                [
+                    {
+                        "run": r.id,
+                        "version": r.version,
+                        "status": r.status,
+                        "approx": r.approx,
+                        "wall_seconds": r.wall_seconds,
+                        "metrics": r.metrics,
+                        "states": {
+                            s: sum(1 for n in r.nodes if n.state == s)
+                            for s in ("compute", "load", "prune")
+                        },
+                    }
+                    for r in runs
+                ]
+            )
+        )
         return
     table = Table(title="history", title_justify="left")
     for col in ("run", "version", "status", "time", "computed/loaded/pruned", "metrics"):
@@ -330,8 +446,12 @@ def history(ctx: click.Context, config: str, params: tuple[str, ...], data_dir: 
         states = [sum(1 for n in r.nodes if n.state == s) for s in ("compute", "load", "prune")]
         metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(r.metrics.items())[:4])
         table.add_row(
-            str(r.id), f"v{r.version}" + (" ≈" if r.approx else ""), r.status,
-            f"{r.wall_seconds or 0:.2f}s", "/".join(map(str, states)), metrics,
+            str(r.id),
+            f"v{r.version}" + (" ≈" if r.approx else ""),
+            r.status,
+            f"{r.wall_seconds or 0:.2f}s",
+            "/".join(map(str, states)),
+            metrics,
         )
     out.print(table)
 

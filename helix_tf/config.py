@@ -153,7 +153,7 @@ def _import(path: Path) -> Any:
         import cloudpickle
 
         cloudpickle.register_pickle_by_value(module)
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
     return module
 

@@ -144,9 +144,7 @@ class Workflow:
         source: NodeRef | None = None,
     ) -> NodeRef:
         """Declare the model's inputs: the listed feature columns plus the label."""
-        return self._declare(
-            name, "examples", label, features=list(features), source=source
-        )
+        return self._declare(name, "examples", label, features=list(features), source=source)
 
     def train(self, name: str, examples: NodeRef, learner: Learner) -> NodeRef:
         """Declare a model trained on the training split of ``examples``."""
@@ -158,7 +156,9 @@ class Workflow:
         """Declare the model's scores on one split of ``examples`` (``test`` by default)."""
         return self._declare(name, "predict", None, model=model, examples=examples, split=split)
 
-    def evaluate(self, name: str, predictions: NodeRef, *metrics: Metric | Sequence[Metric]) -> NodeRef:
+    def evaluate(
+        self, name: str, predictions: NodeRef, *metrics: Metric | Sequence[Metric]
+    ) -> NodeRef:
         """Declare evaluation reducers over predictions (accuracy, AUC, sliced, custom ...)."""
         flat: list[Any] = []
         for m in metrics:

@@ -237,9 +237,7 @@ class _Compiler:
     def ref(self, decl: Declaration, ref: Any, what: str, roles: tuple[str, ...]) -> str | None:
         """Resolve a reference, checking that it names a node of one of ``roles``."""
         if not isinstance(ref, NodeRef):
-            self.problem(
-                decl, f"{what} must be a node returned by the workflow, but got {ref!r}"
-            )
+            self.problem(decl, f"{what} must be a node returned by the workflow, but got {ref!r}")
             return None
         if ref.workflow and ref.workflow != self.wf.name:
             self.problem(decl, f"{what} {ref.name!r} belongs to workflow {ref.workflow!r}")
@@ -283,7 +281,7 @@ class _Compiler:
         assert isinstance(op, Source)
         try:
             return op.schema()
-        except Exception as exc:  # noqa: BLE001 - reported as a config problem
+        except Exception as exc:
             self.problem(self.decls[source], f"cannot read the schema: {exc}")
             return {}
 
@@ -297,7 +295,9 @@ class _Compiler:
             ins: list[str] = []
             if d.role == "source":
                 if not isinstance(d.op, Source):
-                    self.problem(d, f"wf.source needs a sources.* operator, got {type(d.op).__name__}")
+                    self.problem(
+                        d, f"wf.source needs a sources.* operator, got {type(d.op).__name__}"
+                    )
                 else:
                     for p in d.op.check():
                         self.problem(d, p)
@@ -405,9 +405,7 @@ class _Compiler:
                         if kind in ("string", "tokens")
                         else "encode it first"
                     )
-                    self.problem(
-                        d, f"feature {f!r} is {kind}, which a model cannot read; {hint}"
-                    )
+                    self.problem(d, f"feature {f!r} is {kind}, which a model cannot read; {hint}")
 
     def check_evaluate(self, inputs: Mapping[str, list[str]]) -> dict[str, str | None]:
         """Evaluate nodes whose metrics read raw columns get the examples' source as input."""
@@ -415,7 +413,14 @@ class _Compiler:
         for name, d in self.decls.items():
             if d.role != "evaluate" or not inputs.get(name):
                 continue
-            needed = sorted({c for m in d.refs.get("metrics") or [] if isinstance(m, Metric) for c in m.columns()})
+            needed = sorted(
+                {
+                    c
+                    for m in d.refs.get("metrics") or []
+                    if isinstance(m, Metric)
+                    for c in m.columns()
+                }
+            )
             if not needed:
                 continue
             pred = self.decls[inputs[name][0]]
@@ -495,7 +500,9 @@ def compile_workflow(
         graph.add_edges_from((i, name) for i in ins)
     try:
         cycle = nx.find_cycle(graph)
-        c.problems.append("cycle: " + " -> ".join(f"{u!r}" for u, _ in cycle) + f" -> {cycle[0][0]!r}")
+        c.problems.append(
+            "cycle: " + " -> ".join(f"{u!r}" for u, _ in cycle) + f" -> {cycle[0][0]!r}"
+        )
     except nx.NetworkXNoCycle:
         pass
     if c.problems:
@@ -549,7 +556,9 @@ def compile_workflow(
             ]
             extra["source"] = extra_source.get(name)
         output_type = (
-            f"feature:{c.value_kinds.get(name, '?')}" if d.role == "feature" else OUTPUT_TYPE[d.role]
+            f"feature:{c.value_kinds.get(name, '?')}"
+            if d.role == "feature"
+            else OUTPUT_TYPE[d.role]
         )
         nodes.append(
             CompiledNode(

@@ -344,11 +344,15 @@ def _bag_from_lists(rows: list[list[int]], weights: list[list[float]]) -> Bag:
     lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     flat_idx = np.fromiter((i for r in rows for i in r), dtype=np.int32, count=int(offsets[-1]))
-    flat_val = np.fromiter((w for r in weights for w in r), dtype=np.float32, count=int(offsets[-1]))
+    flat_val = np.fromiter(
+        (w for r in weights for w in r), dtype=np.float32, count=int(offsets[-1])
+    )
     return Bag(offsets, flat_idx, flat_val)
 
 
-def _counts_per_row(token_lists: Any, index: _VocabIndex) -> tuple[list[list[int]], list[list[float]]]:
+def _counts_per_row(
+    token_lists: Any, index: _VocabIndex
+) -> tuple[list[list[int]], list[list[float]]]:
     """Per row: distinct in-vocabulary indices (sorted) and their counts."""
     flat = [t for tokens in token_lists for t in tokens]
     ids = index.lookup(np.asarray(flat, dtype=object)) if flat else np.zeros(0, np.int32)
@@ -410,7 +414,9 @@ class Vocabulary(Feature):
 
     def output_kind(self, input_kinds: Sequence[str]) -> str:
         if input_kinds[0] == STRING and self.oov_buckets == 0:
-            raise ValueError("oov_buckets must be >= 1 for a string column (every row needs an index)")
+            raise ValueError(
+                "oov_buckets must be >= 1 for a string column (every row needs an index)"
+            )
         return BAG if input_kinds[0] == TOKENS else CATEGORICAL
 
     def analyzer(self) -> Analyzer | None:

@@ -35,13 +35,16 @@ __all__ = ["arrays_from_table", "train_model", "load_model", "predict_scores", "
 log = logging.getLogger(__name__)
 
 _keras: Any = None
+# Custom layers, defined when Keras is first imported (see _register_layers).
+IndexedWeights: Any = None
+SumLogits: Any = None
 
 
 def _k() -> Any:
     """Import Keras on first use, with TensorFlow's start-up noise turned down."""
     global _keras
     if _keras is None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         import keras
 
         _keras = keras
@@ -52,7 +55,9 @@ def _k() -> Any:
 # ---------------------------------------------------------------------------- inputs
 
 
-def arrays_from_table(table: pa.Table, features: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+def arrays_from_table(
+    table: pa.Table, features: Sequence[Mapping[str, Any]]
+) -> dict[str, np.ndarray]:
     """Model inputs from an examples table: one array (or two for a bag) per feature."""
     out: dict[str, np.ndarray] = {}
     for spec in features:
@@ -94,10 +99,11 @@ def labels_from_table(table: pa.Table) -> np.ndarray:
 
 
 def _register_layers(keras: Any) -> None:
+    global IndexedWeights, SumLogits
     ops = keras.ops
 
-    @keras.saving.register_keras_serializable(package="helix_tf")
-    class IndexedWeights(keras.layers.Layer):
+    @keras.saving.register_keras_serializable(package="helix_tf", name="IndexedWeights")
+    class _IndexedWeights(keras.layers.Layer):
         """Per-index weight vectors: a lookup for categoricals, a weighted sum for bags."""
 
         def __init__(self, size: int, units: int, regularizer: Any = None, **kwargs: Any) -> None:
@@ -131,8 +137,8 @@ def _register_layers(keras: Any) -> None:
                 else None,
             }
 
-    @keras.saving.register_keras_serializable(package="helix_tf")
-    class SumLogits(keras.layers.Layer):
+    @keras.saving.register_keras_serializable(package="helix_tf", name="SumLogits")
+    class _SumLogits(keras.layers.Layer):
         """Sum of per-feature logits plus a learned bias."""
 
         def build(self, input_shape: Any) -> None:
@@ -145,8 +151,8 @@ def _register_layers(keras: Any) -> None:
                 total = total + p
             return total + self.bias
 
-    globals()["IndexedWeights"] = IndexedWeights
-    globals()["SumLogits"] = SumLogits
+    IndexedWeights = _IndexedWeights
+    SumLogits = _SumLogits
 
 
 # ---------------------------------------------------------------------------- build
@@ -183,14 +189,17 @@ def _linear_logits(
         name, kind = spec["name"], spec["kind"]
         if kind == NUMERIC:
             layer = keras.layers.Dense(
-                1, use_bias=False, kernel_initializer="zeros", kernel_regularizer=reg,
+                1,
+                use_bias=False,
+                kernel_initializer="zeros",
+                kernel_regularizer=reg,
                 name=f"{prefix}{name}",
             )
             parts.append(layer(inputs[name]))
         elif kind == CATEGORICAL:
-            parts.append(IndexedWeights(spec["size"], 1, reg, name=f"{prefix}{name}")(inputs[name]))  # noqa: F821
+            parts.append(IndexedWeights(spec["size"], 1, reg, name=f"{prefix}{name}")(inputs[name]))
         else:
-            layer = IndexedWeights(spec["size"], 1, reg, name=f"{prefix}{name}")  # noqa: F821
+            layer = IndexedWeights(spec["size"], 1, reg, name=f"{prefix}{name}")
             parts.append(layer([inputs[f"{name}__idx"], inputs[f"{name}__val"]]))
     return parts
 
@@ -207,10 +216,12 @@ def _deep_logits(
             parts.append(inputs[name])
         elif kind == CATEGORICAL:
             parts.append(
-                IndexedWeights(spec["size"], learner.embedding_dim, name=f"emb_{name}")(inputs[name])  # noqa: F821
+                IndexedWeights(spec["size"], learner.embedding_dim, name=f"emb_{name}")(
+                    inputs[name]
+                )
             )
         else:
-            layer = IndexedWeights(spec["size"], learner.embedding_dim, name=f"emb_{name}")  # noqa: F821
+            layer = IndexedWeights(spec["size"], learner.embedding_dim, name=f"emb_{name}")
             parts.append(layer([inputs[f"{name}__idx"], inputs[f"{name}__val"]]))
     x = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="deep_inputs")(parts)
     for i, width in enumerate(learner.hidden):
@@ -232,11 +243,13 @@ def build_model(learner: Learner, features: Sequence[Mapping[str, Any]]) -> Any:
         deep = [f for f in features if f["name"] in learner.features_for("deep", names)]
         parts = _linear_logits(wide, inputs, _regularizer(learner), "w_")
         parts.append(_deep_logits(deep, inputs, learner))
-        logit = SumLogits(name="logit")(parts)  # noqa: F821
+        logit = SumLogits(name="logit")(parts)
     elif isinstance(learner, DNN):
         logit = _deep_logits(features, inputs, learner)
     elif isinstance(learner, Linear):
-        logit = SumLogits(name="logit")(_linear_logits(features, inputs, _regularizer(learner), "w_"))  # noqa: F821
+        logit = SumLogits(name="logit")(
+            _linear_logits(features, inputs, _regularizer(learner), "w_")
+        )
     else:
         raise TypeError(f"unknown learner {type(learner).__name__}")
     return keras.Model(inputs=inputs, outputs=logit, name="helix_model")
@@ -254,7 +267,9 @@ def _optimizer(learner: Learner) -> Any:
     if learner.optimizer == "rmsprop":
         return keras.optimizers.RMSprop(lr)
     return keras.optimizers.Ftrl(
-        lr, l1_regularization_strength=float(learner.l1), l2_regularization_strength=float(learner.l2)
+        lr,
+        l1_regularization_strength=float(learner.l1),
+        l2_regularization_strength=float(learner.l2),
     )
 
 

@@ -75,7 +75,9 @@ class BatchComputer:
             self._time(name, t0)
         return cache[key]
 
-    def _check_rows(self, name: str, split: str, k: int, rows: np.ndarray, cache: dict[str, Any]) -> None:
+    def _check_rows(
+        self, name: str, split: str, k: int, rows: np.ndarray, cache: dict[str, Any]
+    ) -> None:
         """Every input of a batch must describe the same rows, in the same order."""
         ref = cache.get("rows")
         if ref is None:
@@ -190,7 +192,11 @@ class BatchComputer:
         cols: dict[str, pa.Array] = {}
         for f in node.features:
             fnode = self.nodes[f]
-            cols.update(tables.feature_columns(f, fnode.value_kind or NUMERIC, self.value(f, split, k, cache)))
+            cols.update(
+                tables.feature_columns(
+                    f, fnode.value_kind or NUMERIC, self.value(f, split, k, cache)
+                )
+            )
         raw = self.column(node.source, label_op.column, split, k, cache)
         t0 = time.perf_counter()
         labels, bad = label_op.transform(raw)
@@ -238,6 +244,8 @@ class BatchComputer:
             if node.write:
                 t0 = time.perf_counter()
                 size = tables.write_batch(node.root, split, k, table)
-                self.write_seconds[name] = self.write_seconds.get(name, 0.0) + time.perf_counter() - t0
+                self.write_seconds[name] = (
+                    self.write_seconds.get(name, 0.0) + time.perf_counter() - t0
+                )
             done[name] = (table.num_rows, size)
         return done

@@ -273,7 +273,9 @@ def run_preprocessing(
                 pipeline
                 | f"One[{label}]" >> beam.Create([None])
                 | f"States[{label}]"
-                >> beam.ParDo(_WriteStates(f"{scratch.rstrip('/')}/states-{label}.json"), *stats_views)
+                >> beam.ParDo(
+                    _WriteStates(f"{scratch.rstrip('/')}/states-{label}.json"), *stats_views
+                )
             )
     launch = time.perf_counter() - t_launch
     result = pipeline.run()
@@ -311,9 +313,13 @@ def run_preprocessing(
                     node=n,
                 )
     return PreprocessResult(
-        seconds={k.split("/", 1)[1]: v / 1e6 for k, v in counters.items() if k.startswith("micros/")},
+        seconds={
+            k.split("/", 1)[1]: v / 1e6 for k, v in counters.items() if k.startswith("micros/")
+        },
         write_seconds={
-            k.split("/", 1)[1]: v / 1e6 for k, v in counters.items() if k.startswith("write_micros/")
+            k.split("/", 1)[1]: v / 1e6
+            for k, v in counters.items()
+            if k.startswith("write_micros/")
         },
         rows=rows,
         bytes={k.split("/", 1)[1]: v for k, v in counters.items() if k.startswith("bytes/")},

@@ -65,7 +65,9 @@ class NodeMeasure:
 class Materializer:
     """Decides, right after a node finishes, whether to keep its staged output."""
 
-    def decide(self, node: CompiledNode, measure: NodeMeasure, measures: Mapping[str, NodeMeasure]) -> bool:
+    def decide(
+        self, node: CompiledNode, measure: NodeMeasure, measures: Mapping[str, NodeMeasure]
+    ) -> bool:
         raise NotImplementedError
 
 
@@ -154,7 +156,7 @@ class _Run:
         keep = False
         try:
             keep = self.materializer.decide(node, meas, self.measures)
-        except Exception:  # noqa: BLE001 - materialization must never fail a run
+        except Exception:
             log.exception("materialization policy failed for %s; not materializing", name)
         if not keep:
             return  # aborted at the end of the run (the files are still needed until then)
@@ -191,7 +193,7 @@ class _Run:
             if art.staging is not None:
                 try:
                     self.store.abort(art.staging)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     log.debug("abort failed: %s", exc)
         shutil.rmtree(self.scratch, ignore_errors=True)
         try:
@@ -200,7 +202,7 @@ class _Run:
             fs, path = fsspec.core.url_to_fs(self.store_scratch)
             if fs.exists(path):
                 fs.rm(path, recursive=True)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.debug("scratch cleanup failed: %s", exc)
 
     # ------------------------------------------------------------------ preprocessing
@@ -249,7 +251,8 @@ class _Run:
                     state = "load"
                 else:
                     raise ExecutionError(
-                        "needed by a computed node but neither computed nor loadable", node=node.name
+                        "needed by a computed node but neither computed nor loadable",
+                        node=node.name,
                     )
             art = self.load(node.name) if state == "load" else self.stage(node.name)
             src = self.source_of(node.name)
@@ -318,8 +321,13 @@ class _Run:
             elif node.role == "examples":
                 meta = {"features": self._feature_specs(name)}
                 kind = "examples"
-            self.emit(event="node", node=name, state="compute", seconds=meas.compute_seconds,
-                      rows=result.rows.get(name))
+            self.emit(
+                event="node",
+                node=name,
+                state="compute",
+                seconds=meas.compute_seconds,
+                rows=result.rows.get(name),
+            )
             if pre[name].write:
                 self.finish(name, kind=kind, rows=result.rows.get(name), meta=meta)
             else:
@@ -373,7 +381,12 @@ class _Run:
         t0 = time.perf_counter()
         epochs = max(1, round(node.op.epochs * self.opt.epochs_scale))  # type: ignore[union-attr]
         model, stats = keras_models.train_model(
-            node.op, features, x, y, precision=self.opt.precision, epochs=epochs  # type: ignore[arg-type]
+            node.op,
+            features,
+            x,
+            y,
+            precision=self.opt.precision,
+            epochs=epochs,  # type: ignore[arg-type]
         )
         meas = self.measures[node.name]
         meas.compute_seconds = time.perf_counter() - t0 + load_s
@@ -388,7 +401,9 @@ class _Run:
                 shutil.copyfileobj(src, dst)
         meas.write_seconds += time.perf_counter() - t1
         self.values[node.name] = model
-        self.emit(event="node", node=node.name, state="compute", seconds=meas.compute_seconds, rows=len(y))
+        self.emit(
+            event="node", node=node.name, state="compute", seconds=meas.compute_seconds, rows=len(y)
+        )
         self.finish(node.name, kind="model", rows=len(y), meta={"features": features, **stats})
 
     def model(self, name: str) -> Any:
@@ -429,7 +444,13 @@ class _Run:
         tables.write_batch(art.root, split, 0, out)
         meas.write_seconds += time.perf_counter() - t1
         self.values[node.name] = out
-        self.emit(event="node", node=node.name, state="compute", seconds=meas.compute_seconds, rows=out.num_rows)
+        self.emit(
+            event="node",
+            node=node.name,
+            state="compute",
+            seconds=meas.compute_seconds,
+            rows=out.num_rows,
+        )
         self.finish(node.name, kind="predictions", rows=out.num_rows, meta={"split": split})
 
     def predictions(self, name: str) -> Any:
@@ -470,20 +491,32 @@ class _Run:
             with art.staging.open("metrics.json", "w") as f:
                 f.write(json.dumps(payload, sort_keys=True))
         self.values[node.name] = payload
-        self.emit(event="node", node=node.name, state="compute", seconds=meas.compute_seconds, rows=len(y_true))
+        self.emit(
+            event="node",
+            node=node.name,
+            state="compute",
+            seconds=meas.compute_seconds,
+            rows=len(y_true),
+        )
         self.finish(node.name, kind="metrics", rows=len(y_true), meta={})
 
     def raw_columns(self, node: CompiledNode, preds: Any, columns: list[str]) -> Any:
         src = node.extra.get("source")
         if not src:
-            raise ExecutionError(f"metrics read columns {columns} but no source is known", node=node.name)
+            raise ExecutionError(
+                f"metrics read columns {columns} but no source is known", node=node.name
+            )
         art = self.art.get(src) or self.load(src)
         local = art.local
         if local is None:
             raise ExecutionError("the source table is not on local disk", node=node.name)
         import pandas as pd
 
-        split = self.art[node.inputs[0]].meta.get("split", "test") if node.inputs[0] in self.art else "test"
+        split = (
+            self.art[node.inputs[0]].meta.get("split", "test")
+            if node.inputs[0] in self.art
+            else "test"
+        )
         table = tables.read_split(local, split, [ROW_ID, *columns])
         frame = table.to_pandas().set_index(ROW_ID)
         rows = preds.column(ROW_ID).to_numpy()

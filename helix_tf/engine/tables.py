@@ -89,7 +89,10 @@ def read_split(root: str, split: str, columns: Sequence[str] | None = None) -> p
     files = sorted(f for f in os.listdir(folder) if f.endswith(".parquet"))
     if not files:
         return None
-    tables = [pq.read_table(os.path.join(folder, f), columns=list(columns) if columns else None) for f in files]
+    tables = [
+        pq.read_table(os.path.join(folder, f), columns=list(columns) if columns else None)
+        for f in files
+    ]
     return pa.concat_tables(tables)
 
 

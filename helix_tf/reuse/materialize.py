@@ -43,9 +43,7 @@ def parse_budget(text: str | int | None) -> int | None:
     except ValueError:
         from helix_tf.errors import ConfigError
 
-        raise ConfigError(
-            f"--budget must be a size like 500MB or 2GB, but got {text!r}"
-        ) from None
+        raise ConfigError(f"--budget must be a size like 500MB or 2GB, but got {text!r}") from None
 
 
 def validity_probability(changes: Mapping[str, tuple[int, int]], name: str) -> float:
@@ -77,11 +75,13 @@ class MaterializationPolicy:
         if self.policy not in POLICIES:
             from helix_tf.errors import ConfigError
 
-            raise ConfigError(f"--materialize must be one of {', '.join(POLICIES)}, but got {self.policy!r}")
+            raise ConfigError(
+                f"--materialize must be one of {', '.join(POLICIES)}, but got {self.policy!r}"
+            )
         if self.budget is not None and self.store is not None:
             try:
                 self.used_bytes = self.store.total_bytes()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 self.used_bytes = 0
 
     @property
@@ -113,10 +113,10 @@ class MaterializationPolicy:
                     f"not kept: 2 x load {load:.3f}s >= {p_valid:.2f} x recompute {recompute:.3f}s"
                 )
                 return False
-        if self.budget is not None and self.used_bytes + nbytes > self.budget:
-            if not self._make_room(nbytes, self._value(name, nbytes, measures)):
-                self.decisions[name] = f"not kept: {nbytes} bytes exceed the budget"
-                return False
+        over = self.budget is not None and self.used_bytes + nbytes > self.budget
+        if over and not self._make_room(nbytes, self._value(name, nbytes, measures)):
+            self.decisions[name] = f"not kept: {nbytes} bytes exceed the budget"
+            return False
         self.used_bytes += nbytes
         self.decisions[name] = "kept"
         return True
@@ -132,13 +132,10 @@ class MaterializationPolicy:
             return False
         try:
             entries = self.store.entries()
-        except Exception:  # noqa: BLE001
+        except Exception:
             return False
         scored = sorted(
-            (
-                (float(e.compute_seconds or 0.0) / max(e.bytes, 1), e)
-                for e in entries
-            ),
+            ((float(e.compute_seconds or 0.0) / max(e.bytes, 1), e) for e in entries),
             key=lambda t: t[0],
         )
         freed = 0
@@ -156,7 +153,7 @@ class MaterializationPolicy:
             try:
                 self.store.delete(e.fingerprint)
                 log.info("evicted %s (%d bytes) to stay within the budget", e.fingerprint, e.bytes)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.warning("could not evict %s: %s", e.fingerprint, exc)
                 return False
         self.used_bytes -= freed

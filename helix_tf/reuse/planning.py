@@ -37,8 +37,9 @@ def _flat(prefix: str, value: Any, out: dict[str, Any]) -> None:
         out[prefix] = value
 
 
-def describe_change(name: str, new: Mapping[str, Any], old: Mapping[str, Any] | None,
-                    changed_inputs: list[str]) -> str:
+def describe_change(
+    name: str, new: Mapping[str, Any], old: Mapping[str, Any] | None, changed_inputs: list[str]
+) -> str:
     """Why node ``name`` differs from its previous version, as one phrase."""
     if old is None:
         return "new node"
@@ -119,7 +120,8 @@ def plan_reuse(
                 reason = "unchanged, but no valid stored result"
             else:
                 changed_inputs = [
-                    i for i in n.inputs
+                    i
+                    for i in n.inputs
                     if prev_nodes.get(i, {}).get("fingerprint") != compiled.node(i).fingerprint
                 ]
                 reason = describe_change(n.name, n.to_dict(), old, changed_inputs)
