@@ -1,12 +1,16 @@
 """Packaging for helix_tf (the charter asks for setup.py; tool settings live in pyproject.toml)."""
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+_README = Path(__file__).with_name("README.md")
 
 setup(
     name="helix_tf",
     version="0.1.0",
     description="Fast iteration loops for TensorFlow pipelines: reuse, approximation, think-time search.",
-    long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
+    long_description=_README.read_text(encoding="utf-8") if _README.exists() else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["helix_tf", "helix_tf.*"]),

@@ -1,0 +1,1 @@
+"""The engine: executes a reuse plan (Beam for preprocessing, Keras for training)."""
