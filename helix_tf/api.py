@@ -268,6 +268,9 @@ def run(
                     materialized=m.materialized or d.state == "load",
                     reason=d.reason,
                     fingerprint=d.fingerprint,
+                    compute_seconds=m.compute_seconds,
+                    load_seconds=m.load_seconds,
+                    write_seconds=m.write_seconds,
                 )
             )
             records.append(

@@ -40,6 +40,9 @@ class NodeResult:
     materialized: bool
     reason: str
     fingerprint: str
+    compute_seconds: float = 0.0
+    load_seconds: float = 0.0
+    write_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +50,9 @@ class NodeResult:
             "kind": self.kind,
             "state": self.state,
             "seconds": round(self.seconds, 4),
+            "compute_seconds": round(self.compute_seconds, 4),
+            "load_seconds": round(self.load_seconds, 4),
+            "write_seconds": round(self.write_seconds, 4),
             "rows": self.rows,
             "bytes": self.bytes,
             "materialized": self.materialized,

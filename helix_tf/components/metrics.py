@@ -736,7 +736,7 @@ def _check_distinct_keys(metrics: Sequence[Metric]) -> None:
     for metric in metrics:
         declared = metric.keys()
         for key in declared:
-            if key in owner:
+            if key in owner and not _same_definition(owner[key], metric):
                 problems.append(_duplicate(key, owner[key], metric))
             else:
                 owner[key] = metric
@@ -750,13 +750,27 @@ def _merge(results: Sequence[tuple[Metric, Mapping[str, Any]]]) -> dict[str, Any
     problems: list[str] = []
     for metric, result in results:
         for key, value in result.items():
-            if key in owner:
+            if key in owner and not _same_definition(owner[key], metric):
                 problems.append(_duplicate(key, owner[key], metric))
             owner[key] = metric
             merged[key] = value
     if problems:
         raise ConfigError(problems)
     return dict(sorted(merged.items()))
+
+
+def _same_definition(a: Metric, b: Metric) -> bool:
+    """Metrics that differ only in ``slice_by`` compute the same overall value.
+
+    ``Accuracy()`` and ``Accuracy(slice_by="sex")`` may be declared together: both
+    produce the overall ``accuracy`` (identical), plus the sliced keys of the second.
+    """
+    if type(a) is not type(b) or isinstance(a, Custom):
+        return False
+    pa_, pb = dict(a.params()), dict(b.params())
+    pa_.pop("slice_by", None)
+    pb.pop("slice_by", None)
+    return pa_ == pb
 
 
 def _duplicate(key: str, first: Metric, second: Metric) -> str:

@@ -336,11 +336,6 @@ def test_compute_and_bootstrap_metrics_merge() -> None:
     ("metrics", "message"),
     [
         (
-            [M.Accuracy(), M.Accuracy(slice_by="sex")],
-            r"metrics Accuracy\(\) and Accuracy\(slice_by='sex'\) both produce the key "
-            r"'accuracy'",
-        ),
-        (
             [M.PrecisionRecall(), M.Recall(threshold=0.5)],
             r"PrecisionRecall\(\) and Recall\(\) both produce the key 'recall'",
         ),
@@ -361,6 +356,14 @@ def test_duplicate_keys_name_both_metrics(metrics: list[M.Metric], message: str)
         M.compute_metrics(metrics, Y, S, frame)
     with pytest.raises(ConfigError, match=message):
         M.bootstrap_metrics(metrics, Y, S, frame, samples=5)
+
+
+def test_a_metric_and_its_sliced_twin_may_be_declared_together() -> None:
+    frame = pd.DataFrame({"sex": list("FMFFMM")})
+    both = M.compute_metrics([M.Accuracy(), M.Accuracy(slice_by="sex")], Y, S, frame)
+    alone = M.compute_metrics([M.Accuracy()], Y, S, frame)
+    assert both["accuracy"] == alone["accuracy"]
+    assert {"accuracy[sex=F]", "accuracy[sex=M]"} <= set(both)
 
 
 # -- bad parameters and bad data ------------------------------------------------------
