@@ -42,11 +42,15 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from helix_tf.components.base import Operator, did_you_mean
 from helix_tf.errors import ConfigError, DataError, ExecutionError
+
+if TYPE_CHECKING:  # pandas is imported where frames are used: `import helix_tf` stays light
+    import pandas as pd
 
 __all__ = [
     "AUC",
@@ -268,6 +272,8 @@ class Metric(Operator):
                 f"{who} needs the raw columns {list(needed)} but no frame was given; "
                 "pass the rows' raw columns as frame="
             )
+        import pandas as pd
+
         if not isinstance(frame, pd.DataFrame):
             raise DataError(f"{who}: frame must be a pandas DataFrame, but got {type(frame)!r}")
         missing = [c for c in needed if c not in frame.columns]
@@ -292,6 +298,8 @@ class Metric(Operator):
         parts: list[tuple[str, np.ndarray | None]] = [("", None)]
         if not self.slice_by or frame is None:
             return parts
+        import pandas as pd
+
         codes, uniques = pd.factorize(frame[self.slice_by], use_na_sentinel=True)
         labels = [str(value) for value in uniques]
         if (codes < 0).any():
