@@ -218,6 +218,7 @@ def run_preprocessing(
     batch_rows: int,
     scratch: str,
     make_pipeline: Callable[[], beam.Pipeline],
+    distribute: bool = False,
 ) -> PreprocessResult:
     """Build and run the one fused pipeline for the computed preprocessing nodes.
 
@@ -263,11 +264,9 @@ def run_preprocessing(
             )
             stats_views.append(beam.pvalue.AsSingleton(stats))
             side_stats.append(stats)
-        (
-            keys
-            | f"Spread[{label}]" >> beam.Reshuffle()
-            | f"Compute[{label}]" >> beam.ParDo(_ComputeBatch(nodes, order), *stats_views)
-        )
+        if distribute:  # let a distributed runner spread batches over workers
+            keys = keys | f"Spread[{label}]" >> beam.Reshuffle()
+        keys | f"Compute[{label}]" >> beam.ParDo(_ComputeBatch(nodes, order), *stats_views)
         if stats_views:
             (
                 pipeline

@@ -273,11 +273,7 @@ class _Run:
                 and (node.role in ("source", "examples") or self._keeps(node.name)),
             )
             if node.role == "source" and state == "load":
-                m = self.manifests[node.name]
-                known_batches[node.name] = [
-                    (s, k, int(m.meta.get("batch_rows", {}).get(f"{s}/{k}", 0)))
-                    for s, k in tables.list_batches(f.path for f in m.files)
-                ]
+                known_batches[node.name] = tables.batch_rows(art.local or "")
         order = [n.name for n in self.c.nodes if n.name in pre]
         self.emit(event="stage", stage="preprocess", nodes=computed, runner=self.opt.runner)
         from helix_tf.engine.beam_pipeline import run_preprocessing
@@ -291,6 +287,7 @@ class _Run:
             batch_rows=self.opt.batch_rows,
             scratch=self.store_scratch,
             make_pipeline=pipeline_factory(self.opt.runner, self.opt.pipeline_args),
+            distribute=self.opt.runner != "direct",
         )
         wall = time.perf_counter() - t0
         measured_total = sum(result.seconds.get(n, 0.0) for n in computed) or 1e-9

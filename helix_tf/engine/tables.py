@@ -143,5 +143,20 @@ def feature_from_table(table: pa.Table, prefix: str, kind: str) -> Any:
     raise ValueError(f"unknown value kind {kind!r}")
 
 
+def batch_rows(root: str) -> list[tuple[str, int, int]]:
+    """(split, batch, rows) of every batch of a LOCAL artifact folder (from Parquet footers)."""
+    out = []
+    for split in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        folder = os.path.join(root, split)
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            m = _BATCH_RE.match(f"{split}/{name}")
+            if m:
+                rows = pq.read_metadata(os.path.join(folder, name)).num_rows
+                out.append((split, int(m["k"]), rows))
+    return out
+
+
 def row_ids(table: pa.Table) -> np.ndarray:
     return table.column(ROW_ID).to_numpy()

@@ -1,0 +1,202 @@
+"""Cold ``helix-tf run`` of the census workflow against the same work written by hand.
+
+Compared, each as a whole process timed from spawn to exit (imports, Beam
+pipeline, Keras training, prediction, evaluation, everything):
+
+- helix: ``helix-tf run configs/census.py --json --store <fresh empty folder>
+  --materialize none`` (a first run: nothing to reuse, nothing kept);
+- handwritten: ``python benchmarks/handwritten_census.py``: the same Beam
+  preprocessing (one pipeline, in-process FnApiRunner, 1 worker, 50k-row pandas
+  batches, Parquet out) and the same Keras linear model, without helix_tf.
+
+The two run alternately (ABBA order, so drift hits both alike) after one
+untimed warm-up of each; the medians of ``--repeats`` runs each are reported
+with their ratio (target: helix / handwritten <= 1.05x), the median of the
+per-pair ratios and the CPU seconds of each (both steadier than wall time when
+other work shares the machine), the peak RSS of each process tree, the
+in-process time of the main phases, and both test accuracies and AUCs (they
+should agree to ~0.01).
+
+Reproduce::
+
+    .venv/bin/python -m benchmarks.cold_run [--repeats 5] [--json cold_run.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+from benchmarks._proc import REPO, Measured, helix_command, median, run_measured
+
+TARGET_RATIO = 1.05
+DEFAULT_DATA = REPO / ".." / "shared" / "data"
+
+
+def run_helix(data_dir: str, work: str) -> tuple[Measured, dict[str, Any]]:
+    store = tempfile.mkdtemp(prefix="store-", dir=work)  # fresh and empty every run
+    try:
+        m = run_measured(
+            [
+                *helix_command(),
+                "run",
+                "configs/census.py",
+                "--json",
+                "--store",
+                store,
+                "--materialize",
+                "none",
+                "--data-dir",
+                data_dir,
+            ],
+            cwd=REPO,
+        ).check()
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
+    out = json.loads(m.stdout)
+    nodes = {n["name"]: n for n in out["nodes"]}
+    pre = [n for n in out["nodes"] if n["kind"] in ("source", "preprocess")]
+    info = {
+        "accuracy": out["metrics"]["accuracy"],
+        "auc": out["metrics"]["auc"],
+        "run_wall_s": out["wall_seconds"],  # helix's own wall, from config load to the end
+        "preprocess_s": sum(n["seconds"] for n in pre),
+        "train_s": nodes["learner"]["seconds"],
+        "predict_s": nodes["predictions"]["seconds"],
+        "evaluate_s": nodes["evaluation"]["seconds"],
+    }
+    return m, info
+
+
+def run_handwritten(data_dir: str, work: str) -> tuple[Measured, dict[str, Any]]:
+    out_dir = tempfile.mkdtemp(prefix="hand-", dir=work)
+    try:
+        m = run_measured(
+            [
+                sys.executable,
+                REPO / "benchmarks" / "handwritten_census.py",
+                "--data-dir",
+                os.path.join(data_dir, "census"),
+                "--out",
+                out_dir,
+            ],
+            cwd=REPO,
+        ).check()
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    return m, json.loads(m.stdout.strip().splitlines()[-1])
+
+
+def record(m: Measured, info: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "wall_s": m.wall_s,
+        "cpu_s": m.cpu_s,
+        "peak_tree_rss_mb": m.peak_tree_rss_bytes / 2**20,
+        "maxrss_mb": m.maxrss_bytes / 2**20,
+        **info,
+    }
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, float]:
+    keys = [k for k, v in runs[0].items() if isinstance(v, int | float)]
+    out = {f"median_{k}": median([r[k] for r in runs]) for k in keys}
+    out["min_wall_s"] = min(r["wall_s"] for r in runs)
+    out["max_wall_s"] = max(r["wall_s"] for r in runs)
+    return out
+
+
+def markdown(result: dict[str, Any]) -> str:
+    h, w = result["helix"]["summary"], result["handwritten"]["summary"]
+    lines = [
+        f"Cold census run, whole processes, median of {result['repeats']} each "
+        f"(alternating ABBA, {result['warmup']} warm-up each)",
+        "",
+        "| measure | helix-tf run | handwritten | helix / handwritten |",
+        "|---|---:|---:|---:|",
+        f"| wall, median (s) | {h['median_wall_s']:.2f} | {w['median_wall_s']:.2f} | "
+        f"**{result['ratio_median_wall']:.3f}x** (target <= {TARGET_RATIO}x) |",
+        f"| wall, min (s) | {h['min_wall_s']:.2f} | {w['min_wall_s']:.2f} | "
+        f"{h['min_wall_s'] / w['min_wall_s']:.3f}x |",
+        f"| wall, max (s) | {h['max_wall_s']:.2f} | {w['max_wall_s']:.2f} | |",
+        f"| wall ratio of each ABBA pair, median | | | {result['ratio_pairs_median']:.3f}x |",
+        f"| CPU user+sys, median (s) | {h['median_cpu_s']:.2f} | {w['median_cpu_s']:.2f} | "
+        f"{result['ratio_median_cpu']:.3f}x |",
+        f"| peak RSS of process tree, median (MB) | {h['median_peak_tree_rss_mb']:.0f} | "
+        f"{w['median_peak_tree_rss_mb']:.0f} | "
+        f"{h['median_peak_tree_rss_mb'] / w['median_peak_tree_rss_mb']:.2f}x |",
+        f"| preprocessing (s, in-process) | {h['median_preprocess_s']:.2f} | "
+        f"{w['median_preprocess_s']:.2f} | |",
+        f"| training incl. Keras import (s, in-process) | "
+        f"{h['median_train_s']:.2f} | {w['median_keras_import_s'] + w['median_fit_s']:.2f} | |",
+        f"| predict (s, in-process) | {h['median_predict_s']:.2f} | "
+        f"{w['median_predict_s']:.2f} | |",
+        f"| test accuracy | {h['median_accuracy']:.4f} | {w['median_accuracy']:.4f} | "
+        f"diff {result['accuracy_diff']:+.4f} |",
+        f"| test AUC | {h['median_auc']:.4f} | {w['median_auc']:.4f} | "
+        f"diff {result['auc_diff']:+.4f} |",
+        "",
+        "Per run (s): helix "
+        + ", ".join(f"{r['wall_s']:.2f}" for r in result["helix"]["runs"])
+        + "; handwritten "
+        + ", ".join(f"{r['wall_s']:.2f}" for r in result["handwritten"]["runs"]),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs of each (default 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs of each first")
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA), help="folder holding census/")
+    parser.add_argument("--json", dest="json_path", help="write the results here as JSON")
+    args = parser.parse_args(argv)
+    data_dir = os.path.abspath(args.data_dir)
+    runners = {"helix": run_helix, "handwritten": run_handwritten}
+    runs: dict[str, list[dict[str, Any]]] = {"helix": [], "handwritten": []}
+    with tempfile.TemporaryDirectory(prefix="helix-cold-run-") as work:
+        for _ in range(args.warmup):
+            for name in runners:
+                runners[name](data_dir, work)
+        for i in range(args.repeats):
+            order = ["helix", "handwritten"] if i % 2 == 0 else ["handwritten", "helix"]
+            for name in order:
+                m, info = runners[name](data_dir, work)
+                runs[name].append(record(m, info))
+                print(f"run {i + 1}/{args.repeats} {name}: {m.wall_s:.2f}s", file=sys.stderr)
+    summary = {name: summarise(rs) for name, rs in runs.items()}
+    pairs = [
+        a["wall_s"] / b["wall_s"] for a, b in zip(runs["helix"], runs["handwritten"], strict=True)
+    ]
+    h, w = summary["helix"], summary["handwritten"]
+    result: dict[str, Any] = {
+        "benchmark": "cold_run",
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "target_ratio": TARGET_RATIO,
+        "ratio_median_wall": h["median_wall_s"] / w["median_wall_s"],
+        "ratio_pairs": pairs,
+        "ratio_pairs_median": median(pairs),
+        "ratio_median_cpu": h["median_cpu_s"] / w["median_cpu_s"],
+        "accuracy_diff": h["median_accuracy"] - w["median_accuracy"],
+        "auc_diff": h["median_auc"] - w["median_auc"],
+        "helix": {"summary": h, "runs": runs["helix"]},
+        "handwritten": {"summary": w, "runs": runs["handwritten"]},
+        "machine": {"python": sys.version.split()[0], "cpus": os.cpu_count()},
+        "platform": platform.platform(),
+    }
+    print(markdown(result))
+    if args.json_path:
+        with open(args.json_path, "w") as f:
+            json.dump(result, f, indent=2, sort_keys=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()

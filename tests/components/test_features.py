@@ -1,0 +1,437 @@
+"""Feature operators: transforms on small hand-made batches, analyzers, and the rule that an
+analyzer's state does not depend on how the training split is cut into batches."""
+
+from __future__ import annotations
+
+import math
+import zlib
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helix_tf import NodeRef
+from helix_tf.components import features as F
+from helix_tf.components.features import MISSING_TOKEN, Bag
+from helix_tf.errors import ConfigError, ExecutionError
+from helix_tf.types import BAG, CATEGORICAL, NUMERIC, STRING, TOKENS
+
+NAN = float("nan")
+
+
+def fit(op: F.Feature, *batches: list[Any]) -> Any:
+    """Run ``op``'s analyzer over batches (each a list of input values) and finalise."""
+    analyzer = op.analyzer()
+    assert analyzer is not None
+    partials = [analyzer.add(analyzer.create(), values) for values in batches]
+    return op.finalize_state(analyzer.finalize(analyzer.merge(partials)))
+
+
+def strings(*values: Any) -> np.ndarray:
+    return np.asarray(values, dtype=object)
+
+
+def bag_rows(bag: Bag) -> list[dict[int, float]]:
+    """A bag as one {index: weight} dict per row."""
+    out = []
+    for i in range(len(bag)):
+        s, e = bag.offsets[i], bag.offsets[i + 1]
+        out.append({int(k): float(v) for k, v in zip(bag.idx[s:e], bag.val[s:e], strict=True)})
+    return out
+
+
+# --------------------------------------------------------------------------- Numeric
+
+
+def test_numeric_standardises_with_training_moments_and_fills_missing() -> None:
+    op = F.Numeric("x")
+    state = fit(op, [np.array([1.0, 2.0])], [np.array([NAN, 3.0])])
+    assert state["mean"] == pytest.approx(2.0)
+    assert state["std"] == pytest.approx(math.sqrt(2 / 3))
+    assert state["count"] == 3  # missing values are not counted
+    out = op.transform([np.array([1.0, NAN, 3.0, 4.0])], state, 4)
+    assert out.dtype == np.float32
+    std = math.sqrt(2 / 3)
+    np.testing.assert_allclose(out, [-1 / std, 0.0, 1 / std, 2 / std], rtol=1e-6)
+
+
+def test_numeric_without_standardisation_fills_missing_with_the_mean() -> None:
+    op = F.Numeric("x", standardize=False)
+    state = fit(op, [np.array([2.0, 4.0])])
+    np.testing.assert_allclose(op.transform([np.array([NAN, 10.0])], state, 2), [3.0, 10.0])
+
+
+def test_numeric_constant_or_empty_column_does_not_divide_by_zero() -> None:
+    op = F.Numeric("x")
+    constant = fit(op, [np.array([5.0, 5.0, 5.0])])
+    assert constant["std"] == 1.0
+    np.testing.assert_allclose(op.transform([np.array([5.0, 6.0])], constant, 2), [0.0, 1.0])
+    empty = fit(op, [np.array([NAN, NAN])])
+    assert empty == {"mean": 0.0, "std": 1.0, "count": 0}
+    assert np.isfinite(op.transform([np.array([NAN, 1.0])], empty, 2)).all()
+
+
+# --------------------------------------------------------------------------- Bucketize
+
+
+def test_bucketize_boundaries_and_the_missing_bucket() -> None:
+    op = F.Bucketize("age", [18, 30, 50])
+    x = np.array([10.0, 18.0, 29.9, 30.0, 50.0, 99.0, NAN])
+    out = op.transform([x], None, len(x))
+    assert out.dtype == np.int32
+    # index i for boundaries[i-1] <= x < boundaries[i]; missing gets len(boundaries) + 1
+    assert out.tolist() == [0, 1, 1, 2, 3, 3, 4]
+    assert op.cardinality(None) == 5
+    assert op.analyzer() is None
+
+
+@pytest.mark.parametrize(
+    ("boundaries", "match"),
+    [([], "must not be empty"), ([3, 1, 2], "strictly increasing"), ([1, 1], "strictly")],
+)
+def test_bucketize_rejects_bad_boundaries(boundaries: list[float], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        F.Bucketize("age", boundaries)
+
+
+# --------------------------------------------------------------------------- Vocabulary
+
+
+def test_vocabulary_orders_by_count_then_text_with_min_count_and_top_k() -> None:
+    values = strings("b", "a", "c", "a", "b", "d", "c", "b", "a", None)
+    assert fit(F.Vocabulary("x"), [values])["vocab"] == ["a", "b", "c", MISSING_TOKEN, "d"]
+    assert fit(F.Vocabulary("x", min_count=2), [values])["vocab"] == ["a", "b", "c"]
+    assert fit(F.Vocabulary("x", min_count=2, top_k=2), [values])["vocab"] == ["a", "b"]
+
+
+def test_vocabulary_lookup_oov_and_missing_on_a_string_column() -> None:
+    op = F.Vocabulary("x", min_count=2)
+    state = fit(op, [strings("a", "a", "b", "b", "c")])
+    assert state["vocab"] == ["a", "b"]
+    out = op.transform([strings("b", "a", "zzz", None)], state, 4)
+    assert out.dtype == np.int32
+    assert out.tolist()[:2] == [1, 0]
+    assert out.tolist()[2:] == [2, 2]  # unseen and missing share the single oov index
+    assert op.cardinality(state) == 3
+    assert op.output_kind([STRING]) == CATEGORICAL
+
+
+def test_vocabulary_oov_buckets_hash_deterministically() -> None:
+    op = F.Vocabulary("x", oov_buckets=4)
+    state = fit(op, [strings("a", "b")])
+    unseen = strings("p", "q", "r", "s", "t", "p")
+    out = op.transform([unseen], state, len(unseen))
+    expected = [2 + zlib.crc32(t.encode()) % 4 for t in unseen]
+    assert out.tolist() == expected
+    assert out[0] == out[-1]
+    assert op.cardinality(state) == 6
+
+
+def test_vocabulary_on_token_lists_gives_bag_counts() -> None:
+    op = F.Vocabulary("words", oov_buckets=1)
+    tokens = [["spam", "free", "spam"], ["hello"], ["free", "hello", "free"]]
+    state = fit(op, [tokens])
+    # counts: free 3, spam 2, hello 2 -> free, hello, spam (ties by text)
+    assert state["vocab"] == ["free", "hello", "spam"]
+    assert op.output_kind([TOKENS]) == BAG
+    bag = op.transform([[["spam", "spam", "unseen"], [], ["free"]]], state, 3)
+    assert isinstance(bag, Bag)
+    assert bag_rows(bag) == [{2: 2.0, 3: 1.0}, {}, {0: 1.0}]
+    # oov_buckets=0 drops unseen tokens
+    drop = F.Vocabulary("words", oov_buckets=0)
+    bag = drop.transform([[["spam", "unseen"]]], fit(drop, [tokens]), 1)
+    assert bag_rows(bag) == [{2: 1.0}]
+
+
+def test_vocabulary_on_a_string_column_needs_an_oov_bucket() -> None:
+    with pytest.raises(ValueError, match="oov_buckets must be >= 1"):
+        F.Vocabulary("x", oov_buckets=0).output_kind([STRING])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"min_count": 0}, "min_count must be an integer >= 1"),
+        ({"top_k": 0}, "top_k must be None or an integer >= 1"),
+        ({"oov_buckets": -1}, "oov_buckets must be an integer >= 0"),
+    ],
+)
+def test_vocabulary_rejects_bad_parameters(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        F.Vocabulary("x", **kwargs)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: Vocabulary on an empty batch of a string column returns a Bag, not an int array",
+)
+def test_vocabulary_on_an_empty_string_batch_is_an_empty_index_array() -> None:
+    op = F.Vocabulary("x")
+    state = fit(op, [strings("a", "b")])
+    out = op.transform([strings()], state, 0)
+    assert isinstance(out, np.ndarray) and out.shape == (0,)
+
+
+# --------------------------------------------------------------------------- Cross
+
+
+def test_cross_is_deterministic_in_range_and_spreads() -> None:
+    op = F.Cross([NodeRef("a"), NodeRef("b")], buckets=1000)
+    a = np.repeat(np.arange(20, dtype=np.int32), 20)
+    b = np.tile(np.arange(20, dtype=np.int32), 20)
+    out = op.transform([a, b], None, len(a))
+    assert out.dtype == np.int32
+    assert ((out >= 0) & (out < 1000)).all()
+    np.testing.assert_array_equal(out, op.transform([a.copy(), b.copy()], None, len(a)))
+    assert len(set(out.tolist())) > 300  # 400 pairs into 1000 buckets: few collisions
+    assert op.cardinality(None) == 1000
+    # the pair (1, 2) differs from (2, 1)
+    swapped = op.transform([np.array([1, 2]), np.array([2, 1])], None, 2)
+    assert swapped[0] != swapped[1]
+
+
+def test_cross_values_are_pinned() -> None:
+    """An accidental change of the hash would silently change every stored cross."""
+    a, b = np.array([0, 1, 2]), np.array([3, 4, 5])
+    op = F.Cross([NodeRef("a"), NodeRef("b")], buckets=1000)
+    assert op.transform([a, b], None, 3).tolist() == [856, 366, 560]
+    renamed = F.Cross([NodeRef("x"), NodeRef("y")], buckets=1000)
+    assert renamed.transform([a, b], None, 3).tolist() == [856, 366, 560]
+
+
+@pytest.mark.parametrize(
+    ("columns", "buckets", "match"),
+    [((NodeRef("a"),), 10, "at least 2 inputs"), ((NodeRef("a"), NodeRef("b")), 0, "buckets")],
+)
+def test_cross_rejects_bad_parameters(columns: tuple[Any, ...], buckets: int, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        F.Cross(columns, buckets=buckets)
+
+
+# --------------------------------------------------------------------------- text
+
+
+def test_tokenize_lowercases_splits_on_non_letters_and_adds_ngrams() -> None:
+    texts = strings("Hello, World! 2 hello", None, "FREE-prize")
+    assert F.Tokenize("t").transform([texts], None, 3) == [
+        ["hello", "world", "hello"],
+        [],
+        ["free", "prize"],
+    ]
+    assert F.Tokenize("t", ngrams=(1, 2)).transform([texts[:1]], None, 1) == [
+        ["hello", "world", "hello", "hello world", "world hello"]
+    ]
+    assert F.Tokenize("t", lower=False, ngrams=(2,)).transform([texts[2:]], None, 1) == [
+        ["FREE prize"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"pattern": "("}, "not a valid regular expression"), ({"ngrams": (0,)}, "ngrams")],
+)
+def test_tokenize_rejects_bad_parameters(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        F.Tokenize("t", **kwargs)
+
+
+def test_tfidf_matches_a_hand_computation() -> None:
+    docs = [["a", "b", "a"], ["b", "c"], ["a"]]
+    op = F.TfIdf("words")
+    state = fit(op, [docs])
+    # counts a=3, b=2, c=1; df a=2, b=2, c=1; 3 documents; idf = ln((1+N)/(1+df)) + 1
+    assert state["vocab"] == ["a", "b", "c"]
+    idf = [math.log(4 / 3) + 1, math.log(4 / 3) + 1, math.log(4 / 2) + 1]
+    assert state["idf"] == pytest.approx(idf)
+    bag = op.transform([[["a", "b", "a"], ["c", "zzz"], []]], state, 3)
+    rows = bag_rows(bag)
+    w0 = np.array([2 * idf[0], 1 * idf[1]])
+    w0 = w0 / np.linalg.norm(w0)
+    assert rows[0] == pytest.approx({0: w0[0], 1: w0[1]})
+    assert rows[1] == pytest.approx({2: 1.0})  # unseen tokens are dropped; l2 norm 1
+    assert rows[2] == {}
+    assert op.cardinality(state) == 3
+    raw = F.TfIdf("words", norm=None, sublinear_tf=True).transform(
+        [[["a", "a", "a"]]], state, 1
+    )
+    assert bag_rows(raw) == [pytest.approx({0: (1 + math.log(3)) * idf[0]})]
+
+
+# --------------------------------------------------------------------------- UDFs
+
+
+FRAME = pd.DataFrame({"a": [1.0, 2.0, 3.0], "name": ["x", "y", "z"]})
+
+
+def test_row_udf_sees_one_row_as_a_dict() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def fn(row: dict[str, Any]) -> float:
+        seen.append(row)
+        return row["a"] * 2
+
+    op = F.Udf(fn)
+    out = op.transform([FRAME], None, 3)
+    assert out.dtype == np.float32 and out.tolist() == [2.0, 4.0, 6.0]
+    assert seen[1] == {"a": 2.0, "name": "y"}
+    assert op.reads_whole_row() and op.output_kind([]) == NUMERIC
+
+
+def test_batched_udf_sees_the_whole_batch() -> None:
+    calls: list[int] = []
+
+    def fn(batch: pd.DataFrame) -> Any:
+        calls.append(len(batch))
+        return np.log1p(batch["a"])
+
+    out = F.Udf(fn, batched=True).transform([FRAME], None, 3)
+    assert calls == [3]
+    np.testing.assert_allclose(out, np.log1p([1.0, 2.0, 3.0]), rtol=1e-6)
+
+
+def test_categorical_and_string_udfs() -> None:
+    cat = F.Udf(lambda row: int(row["a"]) % 2, output="categorical", size=2)
+    assert cat.transform([FRAME], None, 3).tolist() == [1, 0, 1]
+    assert cat.cardinality(None) == 2
+    text = F.Udf(lambda b: b["name"].str.upper(), batched=True, output="string")
+    assert text.transform([FRAME], None, 3).tolist() == ["X", "Y", "Z"]
+
+
+@pytest.mark.parametrize(
+    ("op", "match"),
+    [
+        (F.Udf(lambda b: [1.0, 2.0], batched=True), r"returned shape \(2,\), expected \(3,\)"),
+        (F.Udf(lambda r: 5, output="categorical", size=2), r"returned index 5, outside \[0, 2\)"),
+    ],
+    ids=["wrong_length", "index_out_of_range"],
+)
+def test_udf_output_is_checked(op: F.Udf, match: str) -> None:
+    with pytest.raises(ExecutionError, match=match):
+        op.transform([FRAME], None, 3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"output": "categorical"}, "needs size=K"),
+        ({"output": "tokens"}, "output must be one of"),
+    ],
+)
+def test_udf_rejects_bad_parameters(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        F.Udf(lambda r: 0, **kwargs)
+
+
+def test_dataset_udf_fits_on_the_training_split_then_applies_per_batch() -> None:
+    fitted: list[int] = []
+
+    def fit_median(frame: pd.DataFrame) -> dict[str, float]:
+        fitted.append(len(frame))
+        return {"median": float(frame["a"].median())}
+
+    op = F.DatasetUdf(
+        fit=fit_median,
+        apply=lambda batch, state: (batch["a"] > state["median"]).astype(int),
+        columns=["a"],
+        output="categorical",
+        size=2,
+    )
+    state = fit(op, [FRAME.iloc[:2]], [FRAME.iloc[2:]], [FRAME.iloc[:0]])
+    assert fitted == [3] and state == {"median": 2.0}
+    assert op.transform([FRAME], state, 3).tolist() == [0, 0, 1]
+
+
+def test_dataset_udf_state_must_be_json() -> None:
+    op = F.DatasetUdf(fit=lambda frame: {"x": object()}, apply=lambda b, s: b["a"], columns=["a"])
+    with pytest.raises(ExecutionError, match="not JSON-serialisable"):
+        fit(op, [FRAME])
+
+
+# --------------------------------------------------------------------------- Label
+
+
+def test_label_positive_value_and_missing_labels() -> None:
+    labels, missing = F.Label("income", positive=">50K").transform(
+        strings(">50K", "<=50K", None, NAN, ">50K")
+    )
+    assert labels.tolist() == [1, 0, 0, 0, 1]
+    assert missing.tolist() == [False, False, True, True, False]
+
+
+def test_label_zero_one_column_flags_other_values() -> None:
+    labels, bad = F.Label("y").transform(np.array([0.0, 1.0, 1, 2.0, NAN], dtype=object))
+    assert labels[:3].tolist() == [0, 1, 1]
+    assert bad.tolist() == [False, False, False, True, True]
+
+
+# --------------------------------------------------------------------------- analyzers
+
+
+def _split(values: list[Any], cuts: list[int]) -> list[list[Any]]:
+    edges = sorted({0, len(values), *(c % (len(values) + 1) for c in cuts)})
+    return [values[a:b] for a, b in zip(edges, edges[1:], strict=False)] or [values]
+
+
+def _state(op: F.Feature, chunks: list[list[Any]], wrap: Any = list) -> Any:
+    """``op``'s finalised state over ``chunks`` (each wrapped as one batch's input)."""
+    analyzer = op.analyzer()
+    assert analyzer is not None
+    partials = [analyzer.add(analyzer.create(), [wrap(c)]) for c in chunks]
+    # merge in two levels, as a runner that combines partial merges would
+    half = len(partials) // 2
+    merged = analyzer.merge(
+        [analyzer.merge(partials[:half] or [analyzer.create()]), analyzer.merge(partials[half:])]
+    )
+    return op.finalize_state(analyzer.finalize(merged))
+
+
+def _objects(chunk: list[Any]) -> np.ndarray:
+    return np.asarray(chunk, dtype=object)
+
+
+def _floats(chunk: list[Any]) -> np.ndarray:
+    return np.asarray(chunk, dtype=np.float64)
+
+
+WORDS = st.sampled_from(["a", "b", "c", "spam", "ham", "x y", ""])
+CUTS = st.lists(st.integers(min_value=0, max_value=60), max_size=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.one_of(WORDS, st.none()), min_size=1, max_size=40), cuts=CUTS)
+def test_vocabulary_state_is_independent_of_batching(values: list[Any], cuts: list[int]) -> None:
+    for op in (F.Vocabulary("x"), F.Vocabulary("x", min_count=2, top_k=3)):
+        whole = _state(op, [values], _objects)
+        assert _state(op, _split(values, cuts), _objects) == whole
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    docs=st.lists(st.lists(WORDS.filter(bool), max_size=5), min_size=1, max_size=30),
+    cuts=CUTS,
+)
+def test_token_analyzers_are_independent_of_batching(
+    docs: list[list[str]], cuts: list[int]
+) -> None:
+    for op in (F.TfIdf("w"), F.Vocabulary("w", min_count=2)):
+        chunks = [c for c in _split(docs, cuts) if c]
+        assert _state(op, chunks) == _state(op, [docs])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(st.floats(min_value=-1e3, max_value=1e3), st.just(NAN)), min_size=1, max_size=40
+    ),
+    cuts=CUTS,
+)
+def test_moments_are_independent_of_batching(values: list[float], cuts: list[int]) -> None:
+    op = F.Numeric("x")
+    whole = _state(op, [values], _floats)
+    parts = _state(op, _split(values, cuts), _floats)
+    assert parts["count"] == whole["count"]
+    assert parts["mean"] == pytest.approx(whole["mean"], rel=1e-9, abs=1e-9)
+    assert parts["std"] == pytest.approx(whole["std"], rel=1e-6, abs=1e-6)

@@ -1,0 +1,158 @@
+"""Learner specs (validation, overrides) and their Keras executor on tiny data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from helix_tf import learners
+from helix_tf.components.features import Bag
+from helix_tf.engine import tables
+from helix_tf.errors import ConfigError
+from helix_tf.types import LABEL
+
+# --------------------------------------------------------------------------- specs
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "match"),
+    [
+        (learners.Linear, {"optimizer": "adamw"}, "optimizer must be one of"),
+        (learners.Linear, {"learning_rate": 0}, "learning_rate must be > 0"),
+        (learners.Linear, {"epochs": 0}, "epochs must be an integer >= 1"),
+        (learners.Linear, {"epochs": 1.5}, "epochs must be an integer >= 1"),
+        (learners.Linear, {"batch_size": 0}, "batch_size must be an integer >= 1"),
+        (learners.Linear, {"l1": -0.1}, "l1 must be >= 0"),
+        (learners.Linear, {"l2": "big"}, "l2 must be >= 0"),
+        (learners.DNN, {"hidden": ()}, "hidden must be positive layer widths"),
+        (learners.DNN, {"hidden": (8, 0)}, "hidden must be positive layer widths"),
+        (learners.DNN, {"embedding_dim": 0}, "embedding_dim must be >= 1"),
+        (learners.DNN, {"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
+        (learners.WideDeep, {"dropout": -0.5}, r"dropout must be in \[0, 1\)"),
+    ],
+)
+def test_learner_rejects_bad_parameters(cls: type, kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        cls(**kwargs)
+
+
+def test_all_problems_of_a_learner_are_reported_together() -> None:
+    with pytest.raises(ConfigError) as info:
+        learners.Linear(epochs=0, l1=-1, optimizer="nope")
+    assert len(info.value.problems) == 3
+
+
+def test_with_params_replaces_and_revalidates() -> None:
+    base = learners.Linear(l2=1e-4)
+    changed = base.with_params(l1=0.001, epochs=2)
+    assert (changed.l1, changed.epochs, changed.l2) == (0.001, 2, 1e-4)
+    assert base.l1 == 0.0  # specs are immutable
+    with pytest.raises(ConfigError, match=r"has no parameter 'l11' \(did you mean 'l1'\?\)"):
+        base.with_params(l11=0.1)
+    with pytest.raises(ConfigError, match="l1 must be >= 0"):
+        base.with_params(l1=-1.0)
+
+
+def test_wide_deep_feature_selection() -> None:
+    everything = learners.WideDeep()
+    assert everything.features_for("wide", ["a", "b"]) == ("a", "b")
+    chosen = learners.WideDeep(wide=("a",), deep=("b",))
+    assert chosen.features_for("wide", ["a", "b"]) == ("a",)
+    assert chosen.features_for("deep", ["a", "b"]) == ("b",)
+
+
+# --------------------------------------------------------------------------- Keras
+
+
+def _data(n: int = 400, seed: int = 0) -> tuple[pa.Table, list[dict[str, Any]]]:
+    """An examples table whose label follows x, the category and the words (learnable)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n).astype(np.float32)
+    cat = rng.integers(0, 4, size=n).astype(np.int32)
+    words = [sorted(set(rng.integers(0, 6, size=rng.integers(0, 3)).tolist())) for _ in range(n)]
+    logit = 3 * x + np.where(cat == 1, 2.0, -0.5) + np.array([2.0 if 5 in w else 0.0 for w in words])
+    y = (logit > 0).astype(np.int8)
+    lengths = [len(w) for w in words]
+    bag = Bag(
+        np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        np.asarray([i for w in words for i in w], dtype=np.int32),
+        np.ones(sum(lengths), dtype=np.float32),
+    )
+    cols = {
+        **tables.feature_columns("x", "numeric", x),
+        **tables.feature_columns("cat", "categorical", cat),
+        **tables.feature_columns("words", "bag", bag),
+        LABEL: pa.array(y, pa.int8()),
+    }
+    features = [
+        {"name": "x", "kind": "numeric"},
+        {"name": "cat", "kind": "categorical", "size": 4},
+        {"name": "words", "kind": "bag", "size": 6},
+    ]
+    return pa.table(cols), features
+
+
+@pytest.fixture(scope="module")
+def km() -> Any:
+    from helix_tf.components import keras_models
+
+    return keras_models
+
+
+def test_bag_inputs_are_padded_with_zero_weights(km: Any) -> None:
+    bag = Bag(np.array([0, 2, 2, 3]), np.array([4, 1, 3], np.int32), np.array([0.5, 2, 1], np.float32))
+    table = pa.table(tables.feature_columns("w", "bag", bag))
+    x = km.arrays_from_table(table, [{"name": "w", "kind": "bag", "size": 5}])
+    assert x["w__idx"].tolist() == [[4, 1], [0, 0], [3, 0]]
+    assert x["w__val"].tolist() == [[0.5, 2.0], [0.0, 0.0], [1.0, 0.0]]
+
+
+def test_linear_model_learns_numeric_categorical_and_bag_features(km: Any) -> None:
+    table, features = _data()
+    x, y = km.arrays_from_table(table, features), km.labels_from_table(table)
+    learner = learners.Linear(epochs=4, batch_size=32, learning_rate=0.1)
+    model, stats = km.train_model(learner, features, x, y)
+    scores = km.predict_scores(model, x)
+    assert scores.shape == (len(y),)
+    assert ((scores >= 0) & (scores <= 1)).all()
+    assert ((scores > 0.5) == (y > 0.5)).mean() > 0.9
+    assert np.isfinite(stats["train_loss"])
+
+
+def test_training_is_deterministic_for_a_seed(km: Any) -> None:
+    table, features = _data(200)
+    x, y = km.arrays_from_table(table, features), km.labels_from_table(table)
+    learner = learners.Linear(epochs=1, batch_size=64)
+    first = km.predict_scores(km.train_model(learner, features, x, y)[0], x)
+    second = km.predict_scores(km.train_model(learner, features, x, y)[0], x)
+    np.testing.assert_array_equal(first, second)
+
+
+@pytest.mark.parametrize(
+    "learner",
+    [
+        learners.DNN(hidden=(8,), embedding_dim=2, epochs=1, batch_size=64, dropout=0.1),
+        learners.WideDeep(hidden=(8,), embedding_dim=2, epochs=1, batch_size=64, wide=("cat",)),
+        learners.Linear(optimizer="ftrl", l1=0.01, epochs=1, batch_size=64),
+    ],
+    ids=["dnn", "wide_deep", "linear_ftrl"],
+)
+def test_other_learners_train_save_and_load(km: Any, learner: Any, tmp_path: Path) -> None:
+    table, features = _data(200)
+    x, y = km.arrays_from_table(table, features), km.labels_from_table(table)
+    model, _ = km.train_model(learner, features, x, y)
+    scores = km.predict_scores(model, x)
+    assert scores.shape == (200,) and np.isfinite(scores).all()
+    path = str(tmp_path / "model.keras")
+    km.save_model(model, path)
+    np.testing.assert_allclose(km.predict_scores(km.load_model(path), x), scores, rtol=1e-5)
+
+
+def test_examples_of_a_string_kind_are_rejected(km: Any) -> None:
+    table = pa.table({"s": pa.array(["a", "b"])})
+    with pytest.raises(ValueError, match="cannot read"):
+        km.arrays_from_table(table, [{"name": "s", "kind": "string"}])

@@ -1,0 +1,154 @@
+"""Shared fixtures: small census data (cut from the shared copy, or generated), config files
+written into a temporary folder, an isolated artifact store per test.
+
+Nothing here downloads anything. The shared data folder is ``../shared/data`` next to the
+project root; tests that need it skip with the reason when it is absent.
+"""
+
+from __future__ import annotations
+
+import logging
+import string
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = (ROOT / ".." / "shared" / "data").resolve()
+SHARED_CENSUS = SHARED_DATA / "census"
+SHARED_SMS = SHARED_DATA / "sms_spam"
+
+#: Rows cut from each real census file (the tests stay fast; the format stays real).
+CUT_TRAIN_ROWS = 400
+CUT_TEST_ROWS = 200
+
+#: The header every generated config starts with.
+CONFIG_HEADER = """\
+from helix_tf import Workflow, learners, metrics, sources
+from helix_tf import features as F
+from helix_tf.sample_data import CENSUS_COLUMNS, CENSUS_CSV_OPTIONS
+"""
+
+#: A tiny census workflow: two numeric and two vocabulary features, a one-epoch linear model.
+#: ``$train`` and ``$test`` are replaced by the data files.
+TINY_CENSUS = """\
+PARAMS = {"epochs": 1}
+
+
+def workflow(params):
+    wf = Workflow("tiny_census")
+    wf.source("rows", sources.Csv(train=r"$train", test=r"$test", **CENSUS_CSV_OPTIONS))
+    age = wf.feature("age", F.Numeric("age"))
+    hours = wf.feature("hours", F.Numeric("hours_per_week"))
+    education = wf.feature("education", F.Vocabulary("education"))
+    occupation = wf.feature("occupation", F.Vocabulary("occupation"))
+    examples = wf.examples(
+        "examples", [age, hours, education, occupation], label=F.Label("income", positive=">50K")
+    )
+    model = wf.train(
+        "learner", examples, learners.Linear(epochs=params.epochs, batch_size=128, learning_rate=0.05)
+    )
+    predictions = wf.predict("predictions", model, examples)
+    wf.output(wf.evaluate("evaluation", predictions, metrics.Accuracy(), metrics.AUC()))
+    return wf
+"""
+
+
+def write_config(folder: Path, body: str, *, name: str = "cfg.py", **subs: object) -> Path:
+    """Write a config module ``folder/name``: :data:`CONFIG_HEADER` plus ``body``.
+
+    ``body`` is dedented; ``$key`` placeholders are replaced by ``subs`` (``string.Template``,
+    so braces in the Python code need no escaping). Returns the file's path.
+    """
+    text = string.Template(textwrap.dedent(body)).substitute({k: str(v) for k, v in subs.items()})
+    path = Path(folder) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(CONFIG_HEADER + "\n" + text, encoding="utf-8")
+    return path
+
+
+def _cut(src: Path, dst: Path, rows: int, *, junk_first_line: bool) -> None:
+    """Copy the junk first line (if any) and ``rows`` data lines, ending with a blank line."""
+    with open(src, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    head = lines[:1] if junk_first_line else []
+    body = [line for line in lines[len(head) :] if line.strip()][:rows]
+    dst.write_text("\n".join([*head, *body]) + "\n\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def census_cut(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A few hundred real census rows cut from the shared copy, in the real format.
+
+    ``adult.test`` keeps its junk first line and its labels ending in ".", both files end
+    with a blank line, missing values stay empty fields.
+    """
+    data, test = SHARED_CENSUS / "adult.data", SHARED_CENSUS / "adult.test"
+    if not data.is_file() or not test.is_file():
+        pytest.skip(f"the shared UCI Adult files are not in {SHARED_CENSUS}")
+    folder = tmp_path_factory.mktemp("census_cut")
+    _cut(data, folder / "adult.data", CUT_TRAIN_ROWS, junk_first_line=False)
+    _cut(test, folder / "adult.test", CUT_TEST_ROWS, junk_first_line=True)
+    return folder / "adult.data", folder / "adult.test"
+
+
+@pytest.fixture(scope="session")
+def census_like(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Generated census-like files (600 train, 300 test rows) in the exact UCI format."""
+    from helix_tf.sample_data import write_census_like
+
+    folder = tmp_path_factory.mktemp("census_like")
+    return write_census_like(folder, train_rows=600, test_rows=300, seed=0)
+
+
+@pytest.fixture(scope="session")
+def sms_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated SMSSpamCollection of 400 messages."""
+    from helix_tf.sample_data import write_sms_like
+
+    return write_sms_like(tmp_path_factory.mktemp("sms_like"), messages=400, seed=0)
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[..., Path]:
+    """``make_config(body, name="cfg.py", **subs)`` writes a config into ``tmp_path``."""
+
+    def make(body: str, *, name: str = "cfg.py", **subs: object) -> Path:
+        return write_config(tmp_path, body, name=name, **subs)
+
+    return make
+
+
+@pytest.fixture
+def tiny_census_config(tmp_path: Path, census_like: tuple[Path, Path]) -> Path:
+    """:data:`TINY_CENSUS` on the generated census data, written into ``tmp_path``."""
+    train, test = census_like
+    return write_config(tmp_path, TINY_CENSUS, train=train, test=test)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    """An isolated artifact store (and metadata database) for one test."""
+    return str(tmp_path / "store")
+
+
+@pytest.fixture(autouse=True)
+def _no_shared_data_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests choose their data explicitly: an inherited $HELIX_TF_DATA must not leak in."""
+    monkeypatch.delenv("HELIX_TF_DATA", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI reconfigures logging (a rich handler on the root, levels); undo that per test."""
+    root = logging.getLogger()
+    helix = logging.getLogger("helix_tf")
+    root_level, helix_level = root.level, helix.level
+    yield
+    for h in list(root.handlers):
+        if type(h).__name__ == "RichHandler":
+            root.removeHandler(h)
+    root.setLevel(root_level)
+    helix.setLevel(helix_level)

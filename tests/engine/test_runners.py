@@ -1,0 +1,115 @@
+"""Beam runners: regression tests for the Beam 2.77 hazards.
+
+(a) The local runner is the in-process FnApiRunner: Beam's default DirectRunner first tries
+    to download a "Prism" binary (slow, fails offline). Several local workers were seen to
+    drop rows, so ``--direct_num_workers`` is refused.
+(c) The portable runner path (embedded job server, LOOPBACK workers) works offline.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+import pytest
+from apache_beam.runners.portability import prism_runner
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+from apache_beam.testing.util import assert_that, equal_to
+
+from helix_tf import api
+from helix_tf.engine import runners
+from helix_tf.engine.runners import pipeline_factory
+from helix_tf.errors import ConfigError
+from helix_tf.reuse.store import ArtifactStore
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail any attempt to reach the network (loopback stays allowed) or to start Prism."""
+    real_connect = socket.socket.connect
+
+    def connect(self: socket.socket, address: Any) -> Any:
+        host = address[0] if isinstance(address, tuple) else None
+        if host is not None:
+            try:
+                local = ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                local = host == "localhost"
+            if not local:
+                raise AssertionError(f"a test tried to reach the network: {address!r}")
+        return real_connect(self, address)
+
+    def no_prism(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the Prism runner was started")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(prism_runner.PrismRunner, "default_job_server", no_prism)
+    monkeypatch.setattr(prism_runner, "urlopen", no_prism)
+
+
+def test_local_runner_is_the_in_process_fn_api_runner(offline: None) -> None:
+    pipeline = pipeline_factory("direct")()
+    assert isinstance(pipeline.runner, FnApiRunner)
+    assert pipeline.options.view_as(
+        beam.options.pipeline_options.DirectOptions
+    ).direct_num_workers == 1
+    with pipeline as p:
+        assert_that(p | beam.Create([1, 2, 3]) | beam.Map(lambda x: x * 2), equal_to([2, 4, 6]))
+
+
+def test_each_call_makes_a_fresh_pipeline() -> None:
+    make = pipeline_factory("direct", ["--job_name=helix"])
+    assert make() is not make()
+
+
+@pytest.mark.parametrize(
+    "args", [["--direct_num_workers=2"], ["--direct_num_workers", "2"]], ids=["eq", "space"]
+)
+def test_several_local_workers_are_refused(args: list[str]) -> None:
+    with pytest.raises(ConfigError, match=r"--direct_num_workers is fixed to 1"):
+        pipeline_factory("direct", args)
+
+
+def test_several_local_workers_are_refused_by_a_run(tiny_census_config: Path, store: str) -> None:
+    with pytest.raises(ConfigError, match="direct_num_workers"):
+        api.run(tiny_census_config, store=store, pipeline_args=["--direct_num_workers=2"])
+    assert ArtifactStore(store).entries() == []
+
+
+def test_unknown_runner_and_incomplete_dataflow_options() -> None:
+    with pytest.raises(ConfigError, match=r"unknown runner 'spark'; expected one of direct"):
+        pipeline_factory("spark")
+    with pytest.raises(ConfigError, match=r"--runner dataflow needs --project, --region"):
+        pipeline_factory("dataflow", ["--temp_location=gs://b/t"])
+
+
+def test_portable_runner_defaults_to_an_embedded_loopback_job_server() -> None:
+    from apache_beam.options.pipeline_options import PortableOptions
+
+    pipeline = pipeline_factory("portable")()
+    options = pipeline.options.view_as(PortableOptions)
+    assert options.job_endpoint == "embed"
+    assert options.environment_type == "LOOPBACK"
+    explicit = pipeline_factory("portable", ["--job_endpoint=localhost:8099"])()
+    assert explicit.options.view_as(PortableOptions).job_endpoint == "localhost:8099"
+
+
+def test_runner_module_names_every_runner() -> None:
+    assert runners.RUNNERS == ("direct", "dataflow", "portable")
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_portable_runner_runs_a_workflow_offline(
+    tiny_census_config: Path, store: str, offline: None
+) -> None:
+    result = api.run(tiny_census_config, store=store, runner="portable")
+    states = {n.name: n.state for n in result.nodes}
+    assert set(states.values()) == {"compute"}
+    rows = {n.name: n.rows for n in result.nodes}
+    assert rows["rows"] == rows["examples"] == 900
+    assert rows["learner"] == 600 and rows["predictions"] == 300
+    assert 0.0 <= result.metrics["accuracy"] <= 1.0 and "auc" in result.metrics

@@ -1,0 +1,273 @@
+"""Loading config modules: -p overrides, broken configs, and where the data folder comes from."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from helix_tf import Workflow
+from helix_tf.config import find_data_dir, load_config, parse_overrides
+from helix_tf.errors import ConfigError
+
+# A config whose nodes record what they received; $train/$test are data files.
+PARAMETRISED = """\
+PARAMS = {"epochs": 1, "buckets": [20, 40], "tag": "base"}
+
+
+def workflow(params):
+    wf = Workflow("params_" + str(params.tag))
+    wf.note(f"data_dir={params.data_dir}")
+    wf.source("rows", sources.Csv(train=r"$train", test=r"$test", **CENSUS_CSV_OPTIONS))
+    age = wf.feature("age", F.Bucketize("age", params.buckets))
+    examples = wf.examples("examples", [age], label=F.Label("income", positive=">50K"))
+    model = wf.train("learner", examples, learners.Linear(epochs=params.epochs))
+    predictions = wf.predict("predictions", model, examples)
+    wf.output(wf.evaluate("evaluation", predictions, metrics.Accuracy()))
+    return wf
+"""
+
+
+@pytest.fixture
+def config(make_config: Callable[..., Path], census_like: tuple[Path, Path]) -> Path:
+    return make_config(PARAMETRISED, train=census_like[0], test=census_like[1])
+
+
+def _op(loaded, name: str):  # type: ignore[no-untyped-def]
+    return loaded.workflow.declaration(name).op
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+def test_defaults_without_overrides(config: Path) -> None:
+    loaded = load_config(config)
+    assert loaded.params == {"epochs": 1, "buckets": [20, 40], "tag": "base"}
+    assert loaded.overrides == {}
+    assert loaded.workflow.name == "params_base"
+    assert loaded.path == config.resolve()
+
+
+def test_declared_params_are_overridden_with_python_literals(config: Path) -> None:
+    loaded = load_config(config, ["epochs=3", "buckets=[10, 30, 50]", "tag=other"])
+    assert loaded.params == {"epochs": 3, "buckets": [10, 30, 50], "tag": "other"}
+    assert _op(loaded, "learner").epochs == 3
+    assert _op(loaded, "age").boundaries == (10.0, 30.0, 50.0)
+    assert loaded.workflow.name == "params_other"
+
+
+def test_node_params_are_overridden(config: Path) -> None:
+    loaded = load_config(config, ["learner.l1=0.001", "learner.optimizer=sgd", "age.column=hours_per_week"])
+    learner = _op(loaded, "learner")
+    assert (learner.l1, learner.optimizer, learner.epochs) == (0.001, "sgd", 1)
+    assert _op(loaded, "age").column == "hours_per_week"
+    assert loaded.overrides == {
+        "learner.l1": 0.001,
+        "learner.optimizer": "sgd",
+        "age.column": "hours_per_week",
+    }
+
+
+def test_overrides_may_be_a_mapping(config: Path) -> None:
+    loaded = load_config(config, {"learner.l2": 0.5, "epochs": 2})
+    assert _op(loaded, "learner").l2 == 0.5 and _op(loaded, "learner").epochs == 2
+
+
+def test_module_level_workflow_object_takes_node_overrides(
+    make_config: Callable[..., Path], census_like: tuple[Path, Path]
+) -> None:
+    body = """\
+    wf = Workflow("module_level")
+    wf.source("rows", sources.Csv(train=r"$train", test=r"$test", **CENSUS_CSV_OPTIONS))
+    age = wf.feature("age", F.Numeric("age"))
+    examples = wf.examples("examples", [age], label=F.Label("income", positive=">50K"))
+    model = wf.train("learner", examples, learners.Linear())
+    wf.output(wf.evaluate("evaluation", wf.predict("p", model, examples), metrics.AUC()))
+    workflow = wf
+    """
+    path = make_config(body, train=census_like[0], test=census_like[1])
+    assert _op(load_config(path, ["learner.l1=0.25"]), "learner").l1 == 0.25
+    assert _op(load_config(path), "learner").l1 == 0.0  # a fresh load starts from the file
+
+
+BAD_OVERRIDES = {
+    "unknown_declared_param": (["epoch=2"], r"-p epoch: not a parameter .*did you mean 'epochs'\?"),
+    "unknown_node": (["lerner.l1=0.1"], r"no node 'lerner' \(did you mean 'learner'\?\)"),
+    "unknown_operator_param": (["learner.l11=0.1"], r"no parameter 'l11' \(did you mean 'l1'\?\)"),
+    "invalid_value": (["learner.l1=-1"], r"l1 must be >= 0, but got -1"),
+    "invalid_choice": (["learner.optimizer=adamm"], r"optimizer must be one of"),
+    "node_without_params": (["predictions.split=train"], r"'predictions' \(predict\) has no parameters"),
+    "missing_equals": (["learner.l1"], r"-p 'learner\.l1': expected key=value"),
+    "missing_key": (["=3"], r"-p '=3': expected key=value"),
+}
+
+
+@pytest.mark.parametrize(("items", "match"), BAD_OVERRIDES.values(), ids=BAD_OVERRIDES.keys())
+def test_bad_override_is_a_config_error(config: Path, items: list[str], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_config(config, items)
+
+
+def test_several_bad_overrides_are_reported_together(config: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(config, ["lerner.l1=0.1", "learner.l11=0.1"])
+    assert str(info.value).startswith(f"2 errors in {config.resolve()}:")
+
+
+def test_parse_overrides_values() -> None:
+    assert parse_overrides(["a=1", "b=0.5", "c=[1, 2]", "d=True", "e=None", "f=adam", "g = x=y"]) == {
+        "a": 1,
+        "b": 0.5,
+        "c": [1, 2],
+        "d": True,
+        "e": None,
+        "f": "adam",
+        "g": "x=y",
+    }
+
+
+# --------------------------------------------------------------------------- broken configs
+
+
+def test_syntax_error_names_the_file_and_line(make_config: Callable[..., Path]) -> None:
+    path = make_config('wf = Workflow("x")\nrows = (\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert str(path.resolve()) in message
+    assert re.search(r"syntax error at line \d+", message), message
+    assert info.value.path == str(path.resolve())
+
+
+def test_config_without_workflow(make_config: Callable[..., Path]) -> None:
+    path = make_config("X = 1\n")
+    with pytest.raises(ConfigError, match=r"defines no workflow: add a module-level `workflow"):
+        load_config(path)
+
+
+def test_workflow_function_that_raises_names_the_line(make_config: Callable[..., Path]) -> None:
+    body = 'def workflow(params):\n    wf = Workflow("x")\n    raise ValueError("boom")\n'
+    path = make_config(body)
+    line = path.read_text().splitlines().index('    raise ValueError("boom")') + 1
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert f"line {line}: ValueError: boom" in str(info.value)
+    assert str(path.resolve()) in str(info.value)
+
+
+def test_import_time_error_names_the_line(make_config: Callable[..., Path]) -> None:
+    path = make_config("x = 1\ny = 1 / 0\n")
+    line = path.read_text().splitlines().index("y = 1 / 0") + 1
+    with pytest.raises(ConfigError, match=rf"line {line}: ZeroDivisionError"):
+        load_config(path)
+
+
+def test_workflow_function_that_raises_a_config_error_keeps_it(
+    make_config: Callable[..., Path],
+) -> None:
+    path = make_config('def workflow(params):\n    return Workflow("")\n')
+    with pytest.raises(ConfigError, match="non-empty name") as info:
+        load_config(path)
+    assert info.value.path == str(path.resolve())
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        ("def workflow(params):\n    return 42\n", r"returned int, expected a helix_tf\.Workflow"),
+        ("workflow = 42\n", r"`workflow` is a int; it must be a Workflow or a function"),
+        ("def workflow(params):\n    return params.nope\n", r"no parameter 'nope'"),
+    ],
+    ids=["returns_int", "int_object", "unknown_param_attribute"],
+)
+def test_workflow_of_the_wrong_type(make_config: Callable[..., Path], body: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_config(make_config(body))
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"does not exist; pass the path of a Python config"):
+        load_config(tmp_path / "nope.py")
+
+
+def test_workflow_name_must_not_be_empty() -> None:
+    with pytest.raises(ConfigError, match="non-empty name"):
+        Workflow("  ")
+
+
+# --------------------------------------------------------------------------- data folder
+
+
+@pytest.fixture
+def data_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "data"
+    (folder / "census").mkdir(parents=True)
+    return folder
+
+
+def _data_note(loaded) -> str:  # type: ignore[no-untyped-def]
+    return next(n for n in loaded.notes if n.startswith("data_dir="))
+
+
+def test_helix_tf_data_environment_variable(
+    config: Path, data_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HELIX_TF_DATA", str(data_folder))
+    assert _data_note(load_config(config)) == f"data_dir={data_folder.resolve()}"
+
+
+def test_data_dir_argument_wins_over_the_environment(
+    config: Path, data_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    monkeypatch.setenv("HELIX_TF_DATA", str(other))
+    loaded = load_config(config, data_dir=data_folder)
+    assert _data_note(loaded) == f"data_dir={data_folder.resolve()}"
+
+
+def test_bad_data_dir_is_a_config_error(config: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"--data-dir '.*nowhere' is not a folder"):
+        load_config(config, data_dir=tmp_path / "nowhere")
+
+
+def test_bad_environment_variable_is_a_config_error(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HELIX_TF_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(ConfigError, match=r"\$HELIX_TF_DATA=.*is not a folder"):
+        load_config(config)
+
+
+def test_no_data_folder_anywhere_gives_none(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # neither cwd/../shared/data nor next to the config
+    assert find_data_dir(None, config) is None
+    assert _data_note(load_config(config)) == "data_dir=None"
+
+
+def test_default_data_folder_is_shared_data_beside_the_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    (project / "configs").mkdir(parents=True)
+    shared = tmp_path / "shared" / "data"
+    shared.mkdir(parents=True)
+    monkeypatch.chdir(project)
+    assert find_data_dir(None, project / "configs" / "x.py") == shared.resolve()
+    monkeypatch.chdir(tmp_path)  # found from the config's location as well
+    assert find_data_dir(None, project / "configs" / "x.py") == shared.resolve()
+
+
+def test_params_data_names_a_subfolder_only_when_present(
+    config: Path, data_folder: Path
+) -> None:
+    from helix_tf.config import Params
+
+    params = Params(values={}, data_dir=data_folder, work_dir=data_folder)
+    assert params.data("census") == data_folder / "census"
+    assert params.data("sms_spam") is None
+    assert Params(values={}, data_dir=None, work_dir=data_folder).data("census") is None

@@ -1,0 +1,117 @@
+"""The declaration API: what ``Workflow`` methods record and return."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helix_tf import NodeRef, Workflow, learners, metrics, sources
+from helix_tf import features as F
+from helix_tf.compiler.content import ContentHasher
+from helix_tf.compiler.graph import compile_workflow
+from helix_tf.errors import ConfigError
+from helix_tf.sample_data import CENSUS_CSV_OPTIONS
+
+
+def _line() -> int:
+    frame = inspect.currentframe()
+    assert frame is not None and frame.f_back is not None
+    return frame.f_back.f_lineno
+
+
+def _census(wf: Workflow, census_like: tuple[Path, Path]) -> NodeRef:
+    train, test = census_like
+    return wf.source("rows", sources.Csv(train=str(train), test=str(test), **CENSUS_CSV_OPTIONS))
+
+
+def test_declarations_return_refs_and_record_where(census_like: tuple[Path, Path]) -> None:
+    wf = Workflow("w")
+    rows = _census(wf, census_like)
+    line = _line() + 1
+    age = wf.feature("age", F.Numeric("age"))
+    assert rows == NodeRef("rows", "w") and age == NodeRef("age", "w")
+    decl = wf.declaration("age")
+    assert decl.role == "feature" and isinstance(decl.op, F.Numeric)
+    assert decl.file == __file__ and decl.line == line
+    assert decl.where == f"{__file__}:{line}"
+    with pytest.raises(KeyError):
+        wf.declaration("nope")
+
+
+def test_noderefs_compare_by_name_and_workflow() -> None:
+    assert NodeRef("a", "w") == NodeRef("a", "w")
+    assert NodeRef("a", "w") != NodeRef("a", "v")
+    assert repr(NodeRef("a", "w")) == "NodeRef('a')"
+
+
+def test_udf_decorator_declares_a_feature(census_like: tuple[Path, Path]) -> None:
+    wf = Workflow("w")
+    _census(wf, census_like)
+
+    @wf.udf("hours_bucket", output="categorical", size=8)
+    def hours_bucket(row):  # type: ignore[no-untyped-def]
+        return min(int(row["hours_per_week"]) // 10, 7)
+
+    @wf.udf("log_gain", batched=True)
+    def log_gain(batch):  # type: ignore[no-untyped-def]
+        return np.log1p(batch["capital_gain"])
+
+    assert hours_bucket == NodeRef("hours_bucket", "w")
+    op = wf.declaration("hours_bucket").op
+    assert isinstance(op, F.Udf) and (op.output, op.size, op.batched) == ("categorical", 8, False)
+    assert wf.declaration("log_gain").op.batched is True  # type: ignore[union-attr]
+
+
+def test_evaluate_flattens_metric_lists_and_output_deduplicates(
+    census_like: tuple[Path, Path],
+) -> None:
+    wf = Workflow("w")
+    _census(wf, census_like)
+    age = wf.feature("age", F.Numeric("age"))
+    ex = wf.examples("examples", [age], label=F.Label("income", positive=">50K"))
+    model = wf.train("learner", ex, learners.Linear(epochs=1))
+    preds = wf.predict("predictions", model, ex, split="train")
+    ev = wf.evaluate("evaluation", preds, [metrics.Accuracy(), metrics.AUC()], metrics.LogLoss())
+    wf.output(ev)
+    wf.output(ev, preds)
+    assert [type(m).__name__ for m in wf.declaration("evaluation").refs["metrics"]] == [
+        "Accuracy",
+        "AUC",
+        "LogLoss",
+    ]
+    assert wf.outputs == ["evaluation", "predictions"]
+    assert wf.declaration("predictions").refs["split"] == "train"
+    compiled = compile_workflow(wf, hasher=ContentHasher())
+    assert compiled.outputs == ("evaluation", "predictions")
+    assert compiled.node("predictions").extra["split"] == "train"
+
+
+def test_without_output_calls_every_evaluate_is_an_output(census_like: tuple[Path, Path]) -> None:
+    wf = Workflow("w")
+    _census(wf, census_like)
+    age = wf.feature("age", F.Numeric("age"))
+    ex = wf.examples("examples", [age], label=F.Label("income", positive=">50K"))
+    preds = wf.predict("predictions", wf.train("learner", ex, learners.Linear()), ex)
+    wf.evaluate("one", preds, metrics.Accuracy())
+    wf.evaluate("two", preds, metrics.AUC())
+    assert compile_workflow(wf, hasher=ContentHasher()).outputs == ("one", "two")
+
+
+def test_override_replaces_one_parameter(census_like: tuple[Path, Path]) -> None:
+    wf = Workflow("w")
+    _census(wf, census_like)
+    wf.feature("edu", F.Vocabulary("education", min_count=1))
+    wf.override("edu", "min_count", 3)
+    assert wf.declaration("edu").op.min_count == 3  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match=r"no node 'eud' \(did you mean 'edu'\?\)"):
+        wf.override("eud", "min_count", 3)
+    with pytest.raises(ConfigError, match=r"min_count must be an integer >= 1"):
+        wf.override("edu", "min_count", 0)
+
+
+def test_invalid_operator_parameters_fail_at_declaration() -> None:
+    with pytest.raises(ConfigError, match="Vocabulary: min_count"):
+        F.Vocabulary("x", min_count=0)
