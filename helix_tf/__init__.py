@@ -48,8 +48,12 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     # The run API pulls in the compiler, the planner and SQLAlchemy: load it on first use.
-    if name in ("run", "plan", "Approx"):
+    if name in ("run", "plan"):
         from helix_tf import api
 
         return getattr(api, name)
+    if name == "Approx":
+        from helix_tf.approx.settings import Approx
+
+        return Approx
     raise AttributeError(f"module 'helix_tf' has no attribute {name!r}")

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from helix_tf.approx.settings import Approx
 from helix_tf.compiler.content import ContentHasher
 from helix_tf.compiler.graph import CompiledWorkflow, compile_workflow
 from helix_tf.config import LoadedConfig, load_config
@@ -27,25 +28,6 @@ from helix_tf.workflow import Workflow
 __all__ = ["Approx", "Session", "open_session", "run", "plan"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Approx:
-    """Settings of an approximate run (``--approx``): sample fraction, precision, epochs."""
-
-    sample: float = 0.1
-    precision: str = "fp32"
-    epochs_scale: float = 1.0
-    seed: int = 0
-
-    def validate(self) -> None:
-        if not 0 < self.sample <= 1:
-            raise ConfigError(f"--sample must be in (0, 1], but got {self.sample}")
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            raise ConfigError(f"--precision must be fp32, bf16 or fp16, but got {self.precision!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass(slots=True, kw_only=True)
@@ -84,11 +66,21 @@ def open_session(
     store_url = store or str(home)
     local_home = home if "://" in store_url else Path(store_url)
     hasher = ContentHasher(local_home / "content-hashes.json")
-    approx_dict = approx.to_dict() if approx else None
-    compiled = compile_workflow(
-        loaded.workflow, config_path=str(loaded.path), hasher=hasher, approx=approx_dict
-    )
+    compiled = compile_workflow(loaded.workflow, config_path=str(loaded.path), hasher=hasher)
     artifact_store = ArtifactStore(store_url)
+    if approx is not None:
+        # Sample where it saves most: on stored exact examples if there are any, else at
+        # the source (so preprocessing shrinks too).
+        stored_examples = any(
+            n.role == "examples" and artifact_store.lookup(n.fingerprint) is not None
+            for n in compiled.nodes
+        )
+        compiled = compile_workflow(
+            loaded.workflow,
+            config_path=str(loaded.path),
+            hasher=hasher,
+            approx=approx.for_compiler(placement="train" if stored_examples else "source"),
+        )
     meta_url = metadata or f"sqlite:///{local_home / 'metadata.db'}"
     return Session(
         config=loaded,
@@ -191,8 +183,6 @@ def run(
     """
     if isinstance(config, Workflow):
         raise ConfigError("run() takes the path of a config module; save the workflow in one")
-    if approx is not None:
-        approx.validate()
     from helix_tf.reuse.materialize import MaterializationPolicy, parse_budget
 
     t_start = time.perf_counter()
@@ -245,8 +235,6 @@ def run(
                 runner=runner,
                 pipeline_args=tuple(pipeline_args),
                 batch_rows=batch_rows,
-                precision=approx.precision if approx else "fp32",
-                epochs_scale=approx.epochs_scale if approx else 1.0,
                 progress=progress,
             ),
         )

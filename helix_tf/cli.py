@@ -199,15 +199,18 @@ def common(fn: Any) -> Any:
     return fn
 
 
-def _approx(approx: bool, sample: float | None, precision: str | None) -> Any:
-    if not (approx or sample is not None or precision is not None):
+def _approx(
+    approx: bool, sample: float | None, precision: str | None, epochs_scale: float | None = None
+) -> Any:
+    if not (approx or sample is not None or precision is not None or epochs_scale is not None):
         return None
-    from helix_tf.api import Approx
+    from helix_tf.approx.settings import Approx
 
     defaults = Approx()
     return Approx(
         sample=sample if sample is not None else defaults.sample,
         precision=precision or defaults.precision,
+        epochs_scale=epochs_scale if epochs_scale is not None else defaults.epochs_scale,
     )
 
 
@@ -242,12 +245,21 @@ def _approx(approx: bool, sample: float | None, precision: str | None) -> Any:
     is_flag=True,
     help="Quick approximate run (sampled rows, reduced precision where it helps).",
 )
-@click.option("--sample", type=float, default=None, help="Approximate: fraction of rows to keep.")
+@click.option(
+    "--sample", type=float, default=None, help="Approximate: fraction of training rows (0.1)."
+)
 @click.option(
     "--precision",
-    type=click.Choice(["fp32", "bf16", "fp16"]),
+    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
     default=None,
-    help="Approximate: training precision.",
+    help="Approximate: training precision (auto: bf16 for networks on CPUs with native bf16).",
+)
+@click.option(
+    "--approx-epochs",
+    "epochs_scale",
+    type=float,
+    default=None,
+    help="Approximate: multiply every learner's epochs by this (0, 1].",
 )
 @click.option(
     "--batch-rows",
@@ -275,6 +287,7 @@ def run(
     approx: bool,
     sample: float | None,
     precision: str | None,
+    epochs_scale: float | None,
     batch_rows: int,
 ) -> None:
     """Run CONFIG: reuse every still-valid result, compute the rest, report metrics."""
@@ -305,7 +318,7 @@ def run(
             pipeline_args=pipeline_args,
             materialize=materialize,
             budget=budget,
-            approx=_approx(approx, sample, precision),
+            approx=_approx(approx, sample, precision, epochs_scale),
             batch_rows=batch_rows,
             progress=_Progress(err, not as_json),
         )

@@ -200,6 +200,28 @@ def _code_digests(op: Operator | None) -> dict[str, str]:
     return out
 
 
+def _source_sample(approx: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The row sample a source applies (approximate runs placed at the source)."""
+    if not approx or approx.get("placement") != "source":
+        return None
+    return {"fraction": approx["sample"], "seed": approx["seed"]}
+
+
+def _train_approx(d: Declaration, approx: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What an approximate run changes in a train node: sample, precision, epochs."""
+    if not approx:
+        return None
+    from helix_tf.approx.settings import resolve_precision
+
+    op_name = d.op.op_name if d.op is not None else ""
+    return {
+        "sample": approx["sample"] if approx.get("placement") == "train" else None,
+        "seed": approx["seed"],
+        "precision": resolve_precision(approx["precision"], op_name, bool(approx.get("bf16_fast"))),
+        "epochs_scale": approx["epochs_scale"],
+    }
+
+
 # ---------------------------------------------------------------------------- compiler
 
 
@@ -456,7 +478,7 @@ class _Compiler:
         if d.role == "source":
             assert isinstance(d.op, Source)
             body["content"] = self.hasher.digest(d.op.files())
-            body["approx"] = approx
+            body["sample"] = _source_sample(approx)
         elif d.role == "examples":
             body["features"] = [r.name for r in d.refs.get("features") or []]
         elif d.role == "predict":
@@ -467,7 +489,7 @@ class _Compiler:
                 for m in d.refs.get("metrics") or []
             ]
         elif d.role == "train":
-            body["approx"] = approx
+            body["approx"] = _train_approx(d, approx)
         return stable_hash(body)
 
 
@@ -550,6 +572,10 @@ def compile_workflow(
             extra["source"] = c.feature_source.get(name)
         elif d.role == "predict":
             extra["split"] = d.refs.get("split")
+        elif d.role == "source":
+            extra["sample"] = _source_sample(approx_view)
+        elif d.role == "train":
+            extra["approx"] = _train_approx(d, approx_view)
         elif d.role == "evaluate":
             extra["metrics"] = [
                 {"op": m.op_name, "params": _op_params(m)} for m in d.refs.get("metrics") or []

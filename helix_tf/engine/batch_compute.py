@@ -40,6 +40,7 @@ class PreNode:
     state: str  # "compute" | "load"
     root: str  # folder URL: the loaded artifact, or where a computed output is written
     write: bool  # computed and written this run
+    sample: dict[str, Any] | None = None  # sources: row sample of an approximate run
 
 
 class BatchComputer:

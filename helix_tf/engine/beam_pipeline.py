@@ -32,6 +32,7 @@ from helix_tf.components.sources import Source
 from helix_tf.engine import tables
 from helix_tf.engine.batch_compute import BatchComputer, PreNode
 from helix_tf.errors import ExecutionError
+from helix_tf.types import ROW_ID
 
 __all__ = ["PreprocessResult", "run_preprocessing", "analysis_levels"]
 
@@ -92,8 +93,11 @@ def _merge_states(dicts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 class _ReadSource(beam.DoFn):
     """Read one split of a source in batches; write each batch as Parquet; emit its key."""
 
-    def __init__(self, name: str, op: Source, root: str, batch_rows: int) -> None:
+    def __init__(
+        self, name: str, op: Source, root: str, batch_rows: int, sample: dict[str, Any] | None
+    ) -> None:
         self.name, self.op, self.root, self.batch_rows = name, op, root, batch_rows
+        self.sample = sample
 
     def process(self, split):  # type: ignore[no-untyped-def]
         import pyarrow as pa
@@ -104,6 +108,13 @@ class _ReadSource(beam.DoFn):
         nbytes = Metrics.counter(NS, f"bytes/{self.name}")
         t0 = time.perf_counter()
         for k, frame in enumerate(self.op.read(split, batch_rows=self.batch_rows)):
+            if self.sample is not None and split == "train":
+                from helix_tf.approx.sampling import keep_mask
+
+                keep = keep_mask(
+                    frame[ROW_ID].to_numpy(), self.sample["fraction"], self.sample["seed"]
+                )
+                frame = frame[keep]
             t1 = time.perf_counter()
             table = pa.Table.from_pandas(frame, preserve_index=False)
             size = tables.write_batch(self.root, split, k, table)
@@ -241,7 +252,8 @@ def run_preprocessing(
             keys = (
                 pipeline
                 | f"Splits[{label}]" >> beam.Create(list(op.splits()))
-                | f"Read[{label}]" >> beam.ParDo(_ReadSource(src, op, snode.root, batch_rows))
+                | f"Read[{label}]"
+                >> beam.ParDo(_ReadSource(src, op, snode.root, batch_rows, snode.sample))
             )
         else:
             batches = list(known_batches.get(src, []))

@@ -37,13 +37,11 @@ Progress = Callable[[dict[str, Any]], None]
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class EngineOptions:
-    """How to run: Beam runner and options, batch size, precision, progress sink."""
+    """How to run: Beam runner and options, batch size, progress sink."""
 
     runner: str = "direct"
     pipeline_args: tuple[str, ...] = ()
     batch_rows: int = 50_000
-    precision: str = "fp32"
-    epochs_scale: float = 1.0
     progress: Progress | None = None
 
 
@@ -271,6 +269,7 @@ class _Run:
                 root=art.root,
                 write=state == "compute"
                 and (node.role in ("source", "examples") or self._keeps(node.name)),
+                sample=node.extra.get("sample") if node.role == "source" else None,
             )
             if node.role == "source" and state == "load":
                 known_batches[node.name] = tables.batch_rows(art.local or "")
@@ -370,20 +369,26 @@ class _Run:
         ex = node.inputs[0]
         t_load = time.perf_counter()
         table, meta = self.examples_split(ex, "train")
+        approx = node.extra.get("approx") or {}
+        if approx.get("sample") is not None:
+            from helix_tf.approx.sampling import keep_mask
+
+            rows = table.column(ROW_ID).to_numpy()
+            table = table.filter(keep_mask(rows, approx["sample"], approx["seed"]))
         features = meta["features"]
         x = keras_models.arrays_from_table(table, features)
         y = keras_models.labels_from_table(table)
         load_s = time.perf_counter() - t_load
         self.emit(event="stage", stage="train", node=node.name, rows=len(y))
         t0 = time.perf_counter()
-        epochs = max(1, round(node.op.epochs * self.opt.epochs_scale))  # type: ignore[union-attr]
+        epochs = max(1, round(node.op.epochs * approx.get("epochs_scale", 1.0)))  # type: ignore[union-attr]
         model, stats = keras_models.train_model(
-            node.op,
+            node.op,  # type: ignore[arg-type]
             features,
             x,
             y,
-            precision=self.opt.precision,
-            epochs=epochs,  # type: ignore[arg-type]
+            precision=approx.get("precision", "fp32"),
+            epochs=epochs,
         )
         meas = self.measures[node.name]
         meas.compute_seconds = time.perf_counter() - t0 + load_s

@@ -143,7 +143,7 @@ def test_first_run_is_recorded(session: Session) -> None:
         runs = md.runs("tiny_census")
     finally:
         md.close()
-    assert [r.status for r in runs[-3:]] == ["ok", "ok", "ok"] or len(runs) >= 3
+    assert len(runs) >= 3 and {r.status for r in runs} == {"ok"}
     first = min(runs, key=lambda r: r.id)
     assert first.status == "ok" and first.metrics == session.first.metrics
 
@@ -435,15 +435,24 @@ def test_failing_udf_error_carries_the_node(
 def test_failure_after_preprocessing_keeps_only_complete_entries(
     bad_config: Path, store: str
 ) -> None:
-    with pytest.raises(ExecutionError, match=r"the metric broke") as info:
+    with pytest.raises(ExecutionError, match=r"custom metric 'broken' raised RuntimeError"):
         api.run(bad_config, store=store, params=["metric_fails=True"])
-    assert "broken" in str(info.value) or info.value.node == "evaluation"
     _assert_store_has_only_complete_entries(store)
     stored = {m.fingerprint for m in ArtifactStore(store).entries()}
     plan = api.plan(bad_config, store=store, params=["metric_fails=True"])
     evaluation = next(d for d in plan.nodes if d.name == "evaluation")
     assert evaluation.fingerprint not in stored
     assert evaluation.state == "compute"
+
+
+@pytest.mark.xfail(
+    strict=True, reason="BUG: an ExecutionError raised by a metric is not wrapped with the node's name"
+)
+def test_failing_metric_names_the_evaluate_node(bad_config: Path, store: str) -> None:
+    with pytest.raises(ExecutionError) as info:
+        api.run(bad_config, store=store, params=["metric_fails=True"])
+    assert info.value.node == "evaluation"
+    assert "operator 'evaluation' failed" in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,75 @@
+"""Importing the API, the CLI, the compiler and the planner loads neither TensorFlow nor Beam.
+
+Each check runs in a fresh interpreter: a test process has long imported both.
+"""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import helix_tf.reuse
+from tests.conftest import ROOT, TINY_CENSUS, write_config
+
+HEAVY = ("tensorflow", "keras", "apache_beam")
+
+REUSE_MODULES = sorted(
+    f"helix_tf.reuse.{m.name}" for m in pkgutil.iter_modules(helix_tf.reuse.__path__)
+)
+
+REPORT = (
+    "import json, sys\n"
+    "heavy = sorted({m.split('.')[0] for m in sys.modules} & set(%r))\n"
+    "print(json.dumps(heavy))\n" % (HEAVY,)
+)
+
+
+def _heavy_after(code: str) -> list[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\n" + REPORT],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_reuse_package_has_modules() -> None:
+    assert {"helix_tf.reuse.store", "helix_tf.reuse.plan", "helix_tf.reuse.metadata"} <= set(
+        REUSE_MODULES
+    )
+
+
+@pytest.mark.parametrize(
+    "modules",
+    [
+        ["helix_tf", "helix_tf.api", "helix_tf.cli", "helix_tf.compiler.graph", *REUSE_MODULES],
+        ["helix_tf.config", "helix_tf.workflow", "helix_tf.components.features"],
+    ],
+    ids=["api_cli_compiler_reuse", "config_and_specs"],
+)
+def test_imports_load_neither_tensorflow_nor_beam(modules: list[str]) -> None:
+    code = "\n".join(f"import {m}" for m in modules) + "\nimport helix_tf\nhelix_tf.run\n"
+    assert _heavy_after(code) == []
+
+
+def test_plan_and_history_commands_load_neither_tensorflow_nor_beam(
+    tmp_path: Path, census_like: tuple[Path, Path]
+) -> None:
+    config = write_config(tmp_path, TINY_CENSUS, train=census_like[0], test=census_like[1])
+    store = tmp_path / "store"
+    code = (
+        "from click.testing import CliRunner\n"
+        "from helix_tf.cli import main\n"
+        f"for cmd in ('plan', 'history'):\n"
+        f"    r = CliRunner().invoke(main, [cmd, {str(config)!r}, '--store', {str(store)!r}, '--json'])\n"
+        "    assert r.exit_code == 0, (r.output, r.exception)\n"
+    )
+    assert _heavy_after(code) == []
