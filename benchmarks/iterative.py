@@ -252,6 +252,29 @@ def stored_bytes(store: Path) -> int:
     return total
 
 
+def snapshot_helix_tf(dest: Path) -> dict[str, Any]:
+    """Copy the helix_tf package to ``dest/helix_tf``; return its content hash.
+
+    Every run of the benchmark then imports this copy (``PYTHONPATH=dest``), so
+    edits made to the working tree while the benchmark runs (which change
+    implementation fingerprints and behaviour) cannot leak into it.
+    """
+    import hashlib
+
+    import helix_tf
+
+    src = Path(helix_tf.__file__).resolve().parent
+    target = dest / "helix_tf"
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    digest = hashlib.sha256()
+    files = sorted(p for p in target.rglob("*") if p.is_file())
+    for f in files:
+        digest.update(str(f.relative_to(target)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return {"source": str(src), "files": len(files), "sha256": digest.hexdigest()[:16]}
+
+
 def helix_tf_command() -> list[str]:
     """The ``helix-tf`` console script of this interpreter's environment."""
     script = Path(sys.executable).parent / "helix-tf"
@@ -317,6 +340,8 @@ def run_iteration(
     timeout: float,
     log_dir: Path,
     tag: str,
+    pythonpath: Path | None = None,
+    cwd: Path = REPO,
 ) -> tuple[float, dict[str, Any]]:
     """One ``helix-tf run`` in a fresh process: (process wall seconds, its --json result)."""
     cmd = [
@@ -335,10 +360,15 @@ def run_iteration(
         cmd += ["--data-dir", str(data_dir)]
     if budget is not None:
         cmd += ["--budget", str(budget)]
+    env = dict(os.environ)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(pythonpath), *filter(None, [env.get("PYTHONPATH")])]
+        )
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(
-            cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+            cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired as exc:
         raise BenchmarkError(f"{tag}: helix-tf run timed out after {timeout:.0f}s") from exc
@@ -430,6 +460,7 @@ def build_report(
     argv: Sequence[str],
     started: str,
     problems: list[str],
+    snapshot: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON document: per iteration and policy, cumulative times, ratios, targets."""
     spec = SEQUENCES[sequence]
@@ -518,6 +549,7 @@ def build_report(
         "data_dir": None if data_dir is None else str(data_dir),
         "data": "real" if data_dir is not None else "generated (data folder not found)",
         "machine": machine_info(),
+        "helix_tf": snapshot or "live working tree (--no-snapshot)",
         "budget_fraction": budget_fraction if BUDGET_POLICY in policies else None,
         "budget_bytes": budget_bytes,
         "oracle_note": ORACLE_NOTE,
@@ -549,6 +581,15 @@ def markdown(report: dict[str, Any]) -> str:
         f"{m['platform']} · data: {report['data']}",
         "",
         f"Command: `{report['command']}`",
+        "",
+        "helix_tf: "
+        + (
+            f"snapshot of {report['helix_tf']['source']} taken at the start "
+            f"(sha256 {report['helix_tf']['sha256']})"
+            if isinstance(report["helix_tf"], dict)
+            else str(report["helix_tf"])
+        )
+        + f"; load average at the end {m.get('load_average')}",
         "",
         "Wall seconds of each `helix-tf run` process (start to exit); cumulative in "
         "brackets. " + ORACLE_NOTE[0].upper() + ORACLE_NOTE[1:] + ".",
@@ -619,9 +660,12 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {k} | {t['target']} | {t['measured']:.2f} | {'yes' if t['met'] else 'no'} |"
             )
+    if report.get("error"):
+        lines += ["", f"**The benchmark stopped with an error:** `{report['error'][:2000]}`"]
     lines += [
         "",
-        f"Metrics identical across policies: **{report['metrics_identical']}**",
+        f"Metrics identical across policies: **{report['metrics_identical']}** "
+        f"(compared: {', '.join(report['metrics_compared']) or 'none'})",
     ]
     for p in report["metric_differences"]:
         lines.append(f"- {p}")
@@ -776,12 +820,23 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> tuple[dict[s
     root.mkdir(parents=True, exist_ok=True)
     log_dir = root / "logs"
     log_dir.mkdir(exist_ok=True)
+    snapshot = None
+    snapshot_dir = None
+    if args.snapshot:
+        snapshot_dir = root / "snapshot"
+        snapshot = snapshot_helix_tf(snapshot_dir)
     print(
         f"iterative benchmark: {args.sequence} scale {args.scale}, iterations "
         f"{iterations[0]}-{iterations[-1]}, policies {', '.join(policies)}; data "
         f"{data_dir or 'generated'}; stores and logs under {root}",
         flush=True,
     )
+    if snapshot:
+        print(
+            f"helix_tf: a snapshot of {snapshot['source']} ({snapshot['files']} files, "
+            f"sha256 {snapshot['sha256']})",
+            flush=True,
+        )
     if data_dir is None:
         print(
             "warning: the shared data folder was not found; configs use generated data", flush=True
@@ -805,6 +860,7 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> tuple[dict[s
             argv=argv,
             started=started,
             problems=problems,
+            snapshot=snapshot,
         )
 
     error: str | None = None
@@ -839,6 +895,8 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> tuple[dict[s
                     timeout=args.timeout,
                     log_dir=log_dir,
                     tag=tag,
+                    pythonpath=snapshot_dir,
+                    cwd=root,
                 )
                 summary = summarize_run(wall, result, store)
                 runs[policy].append(summary)
@@ -925,6 +983,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--keep-stores", action="store_true", help="keep the temporary stores and logs"
+    )
+    parser.add_argument(
+        "--no-snapshot",
+        dest="snapshot",
+        action="store_false",
+        help="import helix_tf from the working tree in every run instead of from a copy "
+        "taken at the start (edits made meanwhile then leak into the benchmark)",
     )
     args = parser.parse_args(argv)
     try:

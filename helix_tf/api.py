@@ -111,6 +111,17 @@ def _plan(session: Session) -> tuple[list[NodeDecision], dict[str, Any], CostMod
         costs=costs,
         previous=previous,
     )
+    # Zero-weight features of stored models are pruned from inference: say so in the plan.
+    for i, d in enumerate(decisions):
+        node = compiled.node(d.name)
+        if node.role != "predict" or d.state != "compute":
+            continue
+        model = manifests.get(node.inputs[0])
+        zero = model.meta.get("zero") if model is not None else None
+        if zero:
+            decisions[i] = dataclasses.replace(
+                d, reason=f"{d.reason}; {_pruned_phrase(zero, d.name, compiled)}"
+            )
     return decisions, manifests, costs
 
 
@@ -147,6 +158,22 @@ def plan(
         session.close()
 
 
+def _pruned_phrase(pruned: Mapping[str, int], predict: str, compiled: CompiledWorkflow) -> str:
+    model = compiled.node(compiled.node(predict).inputs[0])
+    parts = [f"all {n:,} weights of {f} are 0" for f, n in sorted(pruned.items())]
+    return f"pruned from inference: {', '.join(parts)} in model {model.fingerprint[:12]}"
+
+
+def _sparsity_note(name: str, meta: Mapping[str, Any]) -> str:
+    total, zero = int(meta["weights"]), int(meta.get("zero_weights", 0))
+    text = (
+        f"{name}: {zero:,} of {total:,} linear weights ({zero / max(total, 1):.0%}) are exactly 0"
+    )
+    if meta.get("zero"):
+        text += "; features contributing nothing: " + ", ".join(sorted(meta["zero"]))
+    return text
+
+
 def _ancestors(compiled: CompiledWorkflow) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for n in compiled.nodes:  # topological order
@@ -171,6 +198,7 @@ def run(
     budget: str | int | None = None,
     approx: Approx | None = None,
     batch_rows: int = 50_000,
+    prune_zero_weight: bool = True,
     progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunResult:
     """Run a config: reuse what is valid, compute the rest, record everything.
@@ -235,6 +263,7 @@ def run(
                 runner=runner,
                 pipeline_args=tuple(pipeline_args),
                 batch_rows=batch_rows,
+                prune_zero_weight=prune_zero_weight,
                 progress=progress,
             ),
         )
@@ -242,8 +271,16 @@ def run(
 
         results = []
         records = []
+        notes = list(session.config.notes)
         for d in decisions:
             m = engine_result.measures[d.name]
+            pruned = m.meta.get("pruned_features") if m.meta else None
+            if pruned:
+                d = dataclasses.replace(
+                    d, reason=f"{d.reason}; {_pruned_phrase(pruned, d.name, compiled)}"
+                )
+            if m.meta and m.meta.get("weights") and d.state == "compute":
+                notes.append(_sparsity_note(d.name, m.meta))
             seconds = m.compute_seconds + m.load_seconds + m.write_seconds
             results.append(
                 NodeResult(
@@ -294,7 +331,7 @@ def run(
             intervals=engine_result.intervals,
             nodes=tuple(results),
             wall_seconds=wall,
-            notes=session.config.notes,
+            notes=tuple(notes),
         )
     except HelixError as exc:
         if run_id is not None:

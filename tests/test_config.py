@@ -59,7 +59,9 @@ def test_declared_params_are_overridden_with_python_literals(config: Path) -> No
 
 
 def test_node_params_are_overridden(config: Path) -> None:
-    loaded = load_config(config, ["learner.l1=0.001", "learner.optimizer=sgd", "age.column=hours_per_week"])
+    loaded = load_config(
+        config, ["learner.l1=0.001", "learner.optimizer=sgd", "age.column=hours_per_week"]
+    )
     learner = _op(loaded, "learner")
     assert (learner.l1, learner.optimizer, learner.epochs) == (0.001, "sgd", 1)
     assert _op(loaded, "age").column == "hours_per_week"
@@ -98,7 +100,10 @@ BAD_OVERRIDES = {
     "unknown_operator_param": (["learner.l11=0.1"], r"no parameter 'l11' \(did you mean 'l1'\?\)"),
     "invalid_value": (["learner.l1=-1"], r"l1 must be >= 0, but got -1"),
     "invalid_choice": (["learner.optimizer=adamm"], r"optimizer must be one of"),
-    "node_without_params": (["predictions.split=train"], r"'predictions' \(predict\) has no parameters"),
+    "node_without_params": (
+        ["predictions.split=train"],
+        r"'predictions' \(predict\) has no parameters",
+    ),
     "missing_equals": (["learner.l1"], r"-p 'learner\.l1': expected key=value"),
     "missing_key": (["=3"], r"-p '=3': expected key=value"),
 }
@@ -117,7 +122,9 @@ def test_several_bad_overrides_are_reported_together(config: Path) -> None:
 
 
 def test_parse_overrides_values() -> None:
-    assert parse_overrides(["a=1", "b=0.5", "c=[1, 2]", "d=True", "e=None", "f=adam", "g = x=y"]) == {
+    assert parse_overrides(
+        ["a=1", "b=0.5", "c=[1, 2]", "d=True", "e=None", "f=adam", "g = x=y"]
+    ) == {
         "a": 1,
         "b": 0.5,
         "c": [1, 2],
@@ -182,7 +189,9 @@ def test_workflow_function_that_raises_a_config_error_keeps_it(
     ],
     ids=["returns_int", "int_object", "unknown_param_attribute"],
 )
-def test_workflow_of_the_wrong_type(make_config: Callable[..., Path], body: str, match: str) -> None:
+def test_workflow_of_the_wrong_type(
+    make_config: Callable[..., Path], body: str, match: str
+) -> None:
     with pytest.raises(ConfigError, match=match):
         load_config(make_config(body))
 
@@ -262,9 +271,7 @@ def test_default_data_folder_is_shared_data_beside_the_project(
     assert find_data_dir(None, project / "configs" / "x.py") == shared.resolve()
 
 
-def test_params_data_names_a_subfolder_only_when_present(
-    config: Path, data_folder: Path
-) -> None:
+def test_params_data_names_a_subfolder_only_when_present(config: Path, data_folder: Path) -> None:
     from helix_tf.config import Params
 
     params = Params(values={}, data_dir=data_folder, work_dir=data_folder)

@@ -24,8 +24,8 @@ REUSE_MODULES = sorted(
 
 REPORT = (
     "import json, sys\n"
-    "heavy = sorted({m.split('.')[0] for m in sys.modules} & set(%r))\n"
-    "print(json.dumps(heavy))\n" % (HEAVY,)
+    f"heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))\n"
+    "print(json.dumps(heavy))\n"
 )
 
 
@@ -71,5 +71,26 @@ def test_plan_and_history_commands_load_neither_tensorflow_nor_beam(
         f"for cmd in ('plan', 'history'):\n"
         f"    r = CliRunner().invoke(main, [cmd, {str(config)!r}, '--store', {str(store)!r}, '--json'])\n"
         "    assert r.exit_code == 0, (r.output, r.exception)\n"
+    )
+    assert _heavy_after(code) == []
+
+
+def test_the_check_sees_a_heavy_import() -> None:
+    assert _heavy_after("import apache_beam") == ["apache_beam"]
+
+
+def test_no_change_rerun_loads_neither_tensorflow_nor_beam(
+    tmp_path: Path, census_like: tuple[Path, Path]
+) -> None:
+    from helix_tf import api
+
+    config = write_config(tmp_path, TINY_CENSUS, train=census_like[0], test=census_like[1])
+    store = str(tmp_path / "store")
+    first = api.run(config, store=store)  # in this process: computes everything
+    code = (
+        "from helix_tf import api\n"
+        f"r = api.run({str(config)!r}, store={store!r})\n"
+        "assert {n.state for n in r.nodes} <= {'load', 'prune'}, r\n"
+        f"assert r.metrics == {first.metrics!r}, r.metrics\n"
     )
     assert _heavy_after(code) == []

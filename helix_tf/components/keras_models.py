@@ -55,14 +55,31 @@ def _k() -> Any:
 # ---------------------------------------------------------------------------- inputs
 
 
+def feature_columns(spec: Mapping[str, Any]) -> list[str]:
+    """The examples columns a feature occupies."""
+    name = spec["name"]
+    return [f"{name}.idx", f"{name}.val"] if spec["kind"] == BAG else [name]
+
+
 def arrays_from_table(
-    table: pa.Table, features: Sequence[Mapping[str, Any]]
+    table: pa.Table, features: Sequence[Mapping[str, Any]], *, zeros: Sequence[str] = ()
 ) -> dict[str, np.ndarray]:
-    """Model inputs from an examples table: one array (or two for a bag) per feature."""
+    """Model inputs from an examples table: one array (or two for a bag) per feature.
+
+    Features named in ``zeros`` are not read: they get all-zero inputs (used for
+    features whose learned weights are all zero, so the result is the same).
+    """
     out: dict[str, np.ndarray] = {}
+    n = table.num_rows
     for spec in features:
         name, kind = spec["name"], spec["kind"]
-        if kind == NUMERIC:
+        if name in zeros:
+            if kind == BAG:
+                out[f"{name}__idx"] = np.zeros((n, 1), dtype=np.int32)
+                out[f"{name}__val"] = np.zeros((n, 1), dtype=np.float32)
+            else:
+                out[name] = np.zeros((n, 1), dtype=np.float32 if kind == NUMERIC else np.int32)
+        elif kind == NUMERIC:
             out[name] = table.column(name).to_numpy().astype(np.float32).reshape(-1, 1)
         elif kind == CATEGORICAL:
             out[name] = table.column(name).to_numpy().astype(np.int32).reshape(-1, 1)
@@ -337,6 +354,32 @@ def predict_scores(model: Any, x: Mapping[str, np.ndarray]) -> np.ndarray:
     ]
     logits = np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
     return (1.0 / (1.0 + np.exp(-logits.reshape(-1)))).astype(np.float64)
+
+
+def zero_weight_features(
+    model: Any, learner: Learner, features: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Which features contribute nothing: every weight that reads them is exactly 0.
+
+    Only linear parts can prove it here (a linear model, the wide part of wide &
+    deep); a feature that a deep part reads is never reported.
+    Returns ``{"zero": {feature: n_weights}, "weights": total, "zero_weights": count}``.
+    """
+    weights = feature_weights(model, features)
+    deep: set[str] = set()
+    if isinstance(learner, WideDeep):
+        deep = set(learner.features_for("deep", [f["name"] for f in features]))
+    elif isinstance(learner, DNN):
+        deep = {f["name"] for f in features}
+    zero = {}
+    total = zeros = 0
+    for name, w in weights.items():
+        total += w.size
+        nz = int((w == 0).sum())
+        zeros += nz
+        if nz == w.size and name not in deep:
+            zero[name] = int(w.size)
+    return {"zero": zero, "weights": int(total), "zero_weights": int(zeros)}
 
 
 def feature_weights(model: Any, features: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:

@@ -42,6 +42,7 @@ class EngineOptions:
     runner: str = "direct"
     pipeline_args: tuple[str, ...] = ()
     batch_rows: int = 50_000
+    prune_zero_weight: bool = True
     progress: Progress | None = None
 
 
@@ -146,7 +147,7 @@ class _Run:
         art = self.art[name]
         art.meta = meta
         meas.rows = rows
-        meas.meta = meta
+        meas.meta = {**meas.meta, **meta}
         if art.staging is None:
             return
         if art.local is not None and os.path.isdir(art.local):
@@ -390,6 +391,9 @@ class _Run:
             precision=approx.get("precision", "fp32"),
             epochs=epochs,
         )
+        facts = keras_models.zero_weight_features(model, node.op, features)  # type: ignore[arg-type]
+        stats.update(facts)
+        self.values[f"facts:{node.name}"] = facts
         meas = self.measures[node.name]
         meas.compute_seconds = time.perf_counter() - t0 + load_s
         art = self.stage(node.name)
@@ -429,8 +433,19 @@ class _Run:
         split = node.extra.get("split", "test")
         model = self.model(model_name)
         t0 = time.perf_counter()
-        table, meta = self.examples_split(ex, split)
-        x = keras_models.arrays_from_table(table, meta["features"])
+        # Features whose learned weights are all zero contribute nothing: not read.
+        facts = self.model_facts(model_name)
+        zero = sorted(facts.get("zero", {})) if self.opt.prune_zero_weight else []
+        art_ex = self.art.get(ex) or self.load(ex)
+        keep = [ROW_ID, LABEL] + [
+            c
+            for f in art_ex.meta["features"]
+            if f["name"] not in zero
+            for c in keras_models.feature_columns(f)
+        ]
+        table, meta = self.examples_split(ex, split, keep)
+        x = keras_models.arrays_from_table(table, meta["features"], zeros=zero)
+        self.measures[node.name].meta["pruned_features"] = {z: facts["zero"][z] for z in zero}
         scores = keras_models.predict_scores(model, x)
         out = pa.table(
             {
@@ -454,6 +469,13 @@ class _Run:
             rows=out.num_rows,
         )
         self.finish(node.name, kind="predictions", rows=out.num_rows, meta={"split": split})
+
+    def model_facts(self, name: str) -> dict[str, Any]:
+        """What training learned about the model (zero-weight features), trained or loaded."""
+        if f"facts:{name}" in self.values:
+            return self.values[f"facts:{name}"]
+        art = self.art.get(name) or self.load(name)
+        return {"zero": art.meta.get("zero", {})}
 
     def predictions(self, name: str) -> Any:
         if name in self.values:

@@ -72,7 +72,7 @@ BAD_CONFIGS = {
         SOURCE
         + 'age = wf.feature("age", F.Numeric("age"))\n'
         + TAIL.replace('F.Label("income"', 'F.Label("incme"').replace(
-            "positive=\">50K\"))\n", 'positive=">50K"))  # <-\n', 1
+            'positive=">50K"))\n', 'positive=">50K"))  # <-\n', 1
         ),
         [r"label column 'incme' is not a column of source 'rows'", r"did you mean 'income'\?"],
     ),
@@ -81,7 +81,7 @@ BAD_CONFIGS = {
         + 'age = wf.feature("age", F.Numeric("age"))\n'
         + 'job = wf.feature("job", F.Udf(lambda row: row["occupation"], output="string"))\n'
         + TAIL.replace("[age]", "[age, job]").replace(
-            "positive=\">50K\"))\n", 'positive=">50K"))  # <-\n', 1
+            'positive=">50K"))\n', 'positive=">50K"))  # <-\n', 1
         ),
         [r"feature 'job' is string, which a model cannot read", r"features\.Vocabulary"],
     ),
@@ -90,7 +90,7 @@ BAD_CONFIGS = {
         + 'age = wf.feature("age", F.Numeric("age"))\n'
         + 'words = wf.feature("words", F.Tokenize("occupation"))\n'
         + TAIL.replace("[age]", "[age, words]").replace(
-            "positive=\">50K\"))\n", 'positive=">50K"))  # <-\n', 1
+            'positive=">50K"))\n', 'positive=">50K"))  # <-\n', 1
         ),
         [r"feature 'words' is tokens, which a model cannot read", r"TfIdf"],
     ),
@@ -180,8 +180,9 @@ def test_duplicate_name_names_the_earlier_line(
     first, second = _marked_lines(path)
     with pytest.raises(CompileError, match="duplicate name") as info:
         _compile(path)
-    assert f"{path}:{second}: node 'age': duplicate name: already declared at {path}:{first}" in str(
-        info.value
+    assert (
+        f"{path}:{second}: node 'age': duplicate name: already declared at {path}:{first}"
+        in str(info.value)
     )
 
 

@@ -3,6 +3,7 @@ analyzer's state does not depend on how the training split is cut into batches."
 
 from __future__ import annotations
 
+import itertools
 import math
 import zlib
 from typing import Any
@@ -254,9 +255,7 @@ def test_tfidf_matches_a_hand_computation() -> None:
     assert rows[1] == pytest.approx({2: 1.0})  # unseen tokens are dropped; l2 norm 1
     assert rows[2] == {}
     assert op.cardinality(state) == 3
-    raw = F.TfIdf("words", norm=None, sublinear_tf=True).transform(
-        [[["a", "a", "a"]]], state, 1
-    )
+    raw = F.TfIdf("words", norm=None, sublinear_tf=True).transform([[["a", "a", "a"]]], state, 1)
     assert bag_rows(raw) == [pytest.approx({0: (1 + math.log(3)) * idf[0]})]
 
 
@@ -372,7 +371,7 @@ def test_label_zero_one_column_flags_other_values() -> None:
 
 def _split(values: list[Any], cuts: list[int]) -> list[list[Any]]:
     edges = sorted({0, len(values), *(c % (len(values) + 1) for c in cuts)})
-    return [values[a:b] for a, b in zip(edges, edges[1:], strict=False)] or [values]
+    return [values[a:b] for a, b in itertools.pairwise(edges)] or [values]
 
 
 def _state(op: F.Feature, chunks: list[list[Any]], wrap: Any = list) -> Any:

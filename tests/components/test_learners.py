@@ -74,7 +74,9 @@ def _data(n: int = 400, seed: int = 0) -> tuple[pa.Table, list[dict[str, Any]]]:
     x = rng.normal(size=n).astype(np.float32)
     cat = rng.integers(0, 4, size=n).astype(np.int32)
     words = [sorted(set(rng.integers(0, 6, size=rng.integers(0, 3)).tolist())) for _ in range(n)]
-    logit = 3 * x + np.where(cat == 1, 2.0, -0.5) + np.array([2.0 if 5 in w else 0.0 for w in words])
+    logit = (
+        3 * x + np.where(cat == 1, 2.0, -0.5) + np.array([2.0 if 5 in w else 0.0 for w in words])
+    )
     y = (logit > 0).astype(np.int8)
     lengths = [len(w) for w in words]
     bag = Bag(
@@ -104,7 +106,9 @@ def km() -> Any:
 
 
 def test_bag_inputs_are_padded_with_zero_weights(km: Any) -> None:
-    bag = Bag(np.array([0, 2, 2, 3]), np.array([4, 1, 3], np.int32), np.array([0.5, 2, 1], np.float32))
+    bag = Bag(
+        np.array([0, 2, 2, 3]), np.array([4, 1, 3], np.int32), np.array([0.5, 2, 1], np.float32)
+    )
     table = pa.table(tables.feature_columns("w", "bag", bag))
     x = km.arrays_from_table(table, [{"name": "w", "kind": "bag", "size": 5}])
     assert x["w__idx"].tolist() == [[4, 1], [0, 0], [3, 0]]

@@ -80,7 +80,9 @@ def _batches(root: str, split: str) -> list[int]:
     return sorted(int(p.stem) for p in (Path(root) / split).glob("*.parquet"))
 
 
-def _states(computer: BatchComputer, names: list[str], batches: int | None = None) -> dict[str, Any]:
+def _states(
+    computer: BatchComputer, names: list[str], batches: int | None = None
+) -> dict[str, Any]:
     """Finalised analyzer states over the first ``batches`` training batches (all: None)."""
     merged: dict[str, Any] = {}
     for k in _batches(computer.nodes["rows"].root, "train")[:batches]:
@@ -156,10 +158,14 @@ def test_intermediate_not_written_still_counts_rows(source_root: str, tmp_path: 
 def test_misaligned_loaded_artifact_is_an_execution_error(source_root: str, tmp_path: Path) -> None:
     # a stored feature whose batch 0 holds other rows than the source's batch 0
     other = tables.read_batch(source_root, "train", 1)
-    bad = pa.table({"value": pa.array(np.zeros(other.num_rows, np.float32)), ROW_ID: other.column(ROW_ID)})
+    bad = pa.table(
+        {"value": pa.array(np.zeros(other.num_rows, np.float32)), ROW_ID: other.column(ROW_ID)}
+    )
     tables.write_batch(str(tmp_path / "stale"), "train", 0, bad)
     nodes = _nodes(
-        source_root, tmp_path, age={"state": "load", "write": False, "root": str(tmp_path / "stale")}
+        source_root,
+        tmp_path,
+        age={"state": "load", "write": False, "root": str(tmp_path / "stale")},
     )
     states = _states(BatchComputer(nodes, {}), ["edu"], batches=1)
     with pytest.raises(ExecutionError, match="do not line up") as info:
@@ -180,18 +186,34 @@ def test_missing_label_is_a_data_error_naming_the_row(tmp_path: Path) -> None:
     cols = {"age": "int", "income": "string"}
     nodes = {
         "rows": _node("rows", "source", None, root, state="load", write=False, columns=cols),
-        "age": _node("age", "feature", F.Numeric("age", standardize=False), str(tmp_path / "a"),
-                     value_kind="numeric", columns=cols),
-        "examples": _node("examples", "examples", F.Label("income", positive=">50K"),
-                          str(tmp_path / "e"), features=("age",), columns=cols),
+        "age": _node(
+            "age",
+            "feature",
+            F.Numeric("age", standardize=False),
+            str(tmp_path / "a"),
+            value_kind="numeric",
+            columns=cols,
+        ),
+        "examples": _node(
+            "examples",
+            "examples",
+            F.Label("income", positive=">50K"),
+            str(tmp_path / "e"),
+            features=("age",),
+            columns=cols,
+        ),
     }
     states = {"age": {"mean": 40.0, "std": 1.0, "count": 3}}
-    with pytest.raises(DataError, match=r"row 2 .*label nan in column 'income'.*must not be missing") as info:
+    with pytest.raises(
+        DataError, match=r"row 2 .*label nan in column 'income'.*must not be missing"
+    ) as info:
         BatchComputer(nodes, states).compute_batch("train", 0, ["rows", "age", "examples"])
     assert info.value.node == "examples"
 
 
-def test_failing_udf_is_an_execution_error_naming_the_node(source_root: str, tmp_path: Path) -> None:
+def test_failing_udf_is_an_execution_error_naming_the_node(
+    source_root: str, tmp_path: Path
+) -> None:
     def explode(row: dict[str, Any]) -> float:
         raise ValueError(f"cannot handle age {row['age']}")
 

@@ -47,17 +47,28 @@ def _pre(
     return PreNode(name=name, role=role, op=op, root=str(root / name), **fields)
 
 
+def _fields(node: PreNode) -> dict[str, Any]:
+    return {f: getattr(node, f) for f in PreNode.__dataclass_fields__}
+
+
 def _census_nodes(census: tuple[Path, Path], root: Path) -> dict[str, PreNode]:
     return {
         "rows": _pre("rows", "source", _csv(census), root),
         "age": _pre("age", "feature", F.Numeric("age"), root, kind="numeric"),
         "edu": _pre("edu", "feature", F.Vocabulary("education"), root, kind="categorical"),
         "age_bucket": _pre(
-            "age_bucket", "feature", F.Bucketize(NodeRef("age"), [-1.0, 0.0, 1.0]), root,
-            kind="categorical", write=False,
+            "age_bucket",
+            "feature",
+            F.Bucketize(NodeRef("age"), [-1.0, 0.0, 1.0]),
+            root,
+            kind="categorical",
+            write=False,
         ),
         "examples": _pre(
-            "examples", "examples", F.Label("income", positive=">50K"), root,
+            "examples",
+            "examples",
+            F.Label("income", positive=">50K"),
+            root,
             features=("age", "edu", "age_bucket"),
         ),
     }
@@ -113,13 +124,13 @@ def test_read_source_dofn_writes_batches_and_emits_their_keys(
         keys = (
             p
             | beam.Create(["train", "test"])
-            | beam.ParDo(beam_pipeline._ReadSource("rows", op, str(tmp_path), BATCH_ROWS))
+            | beam.ParDo(
+                beam_pipeline._ReadSource("rows", op, str(tmp_path), BATCH_ROWS, sample=None)
+            )
         )
         assert_that(keys, equal_to(expected))
     assert sum(r for s, _, r in expected if s == "train") == 600
-    written = tables.list_batches(
-        str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.parquet")
-    )
+    written = tables.list_batches(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.parquet"))
     assert written == sorted((s, k) for s, k, _ in expected)
 
 
@@ -134,9 +145,7 @@ def test_combine_stats_merges_partials_into_states() -> None:
         parts.append(("edu", analyzer.add(analyzer.create(), [np.array(chunk, dtype=object)])))
     with pipeline_factory("direct")() as p:
         states = (
-            p
-            | beam.Create(parts)
-            | beam.CombineGlobally(beam_pipeline._CombineStats(ops))  # type: ignore[arg-type]
+            p | beam.Create(parts) | beam.CombineGlobally(beam_pipeline._CombineStats(ops))  # type: ignore[arg-type]
         )
 
         def check(got: list[dict[str, Any]]) -> None:
@@ -161,7 +170,7 @@ def fused(
 
 
 def test_fused_run_counts_rows_and_bytes_of_every_node(fused: Any) -> None:
-    root, nodes, result = fused
+    root, _, result = fused
     assert result.rows == {"rows": 900, "age": 900, "edu": 900, "age_bucket": 900, "examples": 900}
     assert result.bytes["rows"] > 0 and result.bytes["age"] > 0 and result.bytes["examples"] > 0
     assert result.bytes["age_bucket"] == 0  # computed, never written
@@ -186,7 +195,7 @@ def test_fused_run_states_match_the_training_split(
 
 
 def test_fused_run_examples_line_up_with_the_source(fused: Any) -> None:
-    root, _, _ = fused
+    root = fused[0]
     for split in ("train", "test"):
         source = tables.read_split(str(root / "rows"), split)
         examples = tables.read_split(str(root / "examples"), split)
@@ -197,28 +206,23 @@ def test_fused_run_examples_line_up_with_the_source(fused: Any) -> None:
         assert set(examples.column_names) == {"age", "edu", "age_bucket", "__label", ROW_ID}
 
 
-def test_computing_on_a_loaded_source_uses_its_known_batches(
-    fused: Any, tmp_path: Path
-) -> None:
-    root, nodes, first = fused
+def test_computing_on_a_loaded_source_uses_its_known_batches(fused: Any, tmp_path: Path) -> None:
+    root, nodes, _ = fused
     src = root / "rows"
     known = [
         (s, k, tables.read_batch(str(src), s, k).num_rows)
-        for s, k in tables.list_batches(
-            str(p.relative_to(src)) for p in src.rglob("*.parquet")
-        )
+        for s, k in tables.list_batches(str(p.relative_to(src)) for p in src.rglob("*.parquet"))
     ]
     loaded = PreNode(**{**_fields(nodes["rows"]), "state": "load", "write": False})
     hours = _pre("hours", "feature", F.Numeric("hours_per_week"), tmp_path, kind="numeric")
     result = _run(
-        {"rows": loaded, "hours": hours}, tmp_path, order=["rows", "hours"], known_batches={"rows": known}
+        {"rows": loaded, "hours": hours},
+        tmp_path,
+        order=["rows", "hours"],
+        known_batches={"rows": known},
     )
     assert result.rows == {"hours": 900}
     assert "rows" not in result.bytes
-
-
-def _fields(node: PreNode) -> dict[str, Any]:
-    return {f: getattr(node, f) for f in PreNode.__dataclass_fields__}
 
 
 # --------------------------------------------------------------------------- row-count guard
@@ -239,7 +243,9 @@ def test_rows_lost_between_stages_fail_the_run(
         return original(self, key, *stats)
 
     monkeypatch.setattr(beam_pipeline._ComputeBatch, "process", drop_train_batch_1)
-    with pytest.raises(ExecutionError, match=r"900 rows went into the pipeline but \d+ came out") as info:
+    with pytest.raises(
+        ExecutionError, match=r"900 rows went into the pipeline but \d+ came out"
+    ) as info:
         _run(_census_nodes(census_like, tmp_path), tmp_path)
     assert "lost" in str(info.value)
     assert info.value.node in {"age", "edu", "age_bucket", "examples"}
@@ -257,13 +263,17 @@ def test_rows_lost_inside_a_batch_fail_the_run(
         return done
 
     monkeypatch.setattr(BatchComputer, "compute_batch", lose_a_row)
-    with pytest.raises(ExecutionError, match=r"batch test/0: \d+ rows out, \d+ rows in; rows were lost"):
+    with pytest.raises(
+        ExecutionError, match=r"batch test/0: \d+ rows out, \d+ rows in; rows were lost"
+    ):
         _run(_census_nodes(census_like, tmp_path), tmp_path)
 
 
 def test_beam_tables_survive_a_round_trip() -> None:
     """A bag column written and read back is the same bag (the examples' on-disk format)."""
-    bag = F.Bag(np.array([0, 2, 2, 3]), np.array([4, 1, 3], np.int32), np.array([0.5, 2, 1], np.float32))
+    bag = F.Bag(
+        np.array([0, 2, 2, 3]), np.array([4, 1, 3], np.int32), np.array([0.5, 2, 1], np.float32)
+    )
     table = pa.table(tables.feature_columns("w", "bag", bag))
     back = tables.feature_from_table(table.slice(1, 2), "w", "bag")
     assert back.offsets.tolist() == [0, 0, 1]

@@ -383,7 +383,9 @@ def test_malformed_rows_are_skipped_counted_and_warned(
 
 
 def test_unknown_operator_parameter_via_p(bad_config: Path, store: str) -> None:
-    with pytest.raises(ConfigError, match=r"no parameter 'on_bad_rows' \(did you mean 'on_bad_row'\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"no parameter 'on_bad_rows' \(did you mean 'on_bad_row'\?\)"
+    ):
         api.run(bad_config, store=store, params=["rows.on_bad_rows=skip"])
     assert not (Path(store) / "artifacts").exists() or ArtifactStore(store).entries() == []
 
@@ -408,7 +410,9 @@ def _first_line_over_60(path: Path) -> int:
     raise AssertionError("no row with age > 60")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a failing row-wise UDF does not show the offending row")
+@pytest.mark.xfail(
+    strict=True, reason="BUG: a failing row-wise UDF does not show the offending row"
+)
 def test_failing_udf_shows_the_offending_row(
     make_config: Callable[..., Path], census_like: tuple[Path, Path], store: str
 ) -> None:
@@ -446,7 +450,8 @@ def test_failure_after_preprocessing_keeps_only_complete_entries(
 
 
 @pytest.mark.xfail(
-    strict=True, reason="BUG: an ExecutionError raised by a metric is not wrapped with the node's name"
+    strict=True,
+    reason="BUG: an ExecutionError raised by a metric is not wrapped with the node's name",
 )
 def test_failing_metric_names_the_evaluate_node(bad_config: Path, store: str) -> None:
     with pytest.raises(ExecutionError) as info:

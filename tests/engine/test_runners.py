@@ -53,9 +53,10 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_local_runner_is_the_in_process_fn_api_runner(offline: None) -> None:
     pipeline = pipeline_factory("direct")()
     assert isinstance(pipeline.runner, FnApiRunner)
-    assert pipeline.options.view_as(
-        beam.options.pipeline_options.DirectOptions
-    ).direct_num_workers == 1
+    assert (
+        pipeline.options.view_as(beam.options.pipeline_options.DirectOptions).direct_num_workers
+        == 1
+    )
     with pipeline as p:
         assert_that(p | beam.Create([1, 2, 3]) | beam.Map(lambda x: x * 2), equal_to([2, 4, 6]))
 

@@ -1,0 +1,113 @@
+"""Zero-weight feature pruning (DESIGN §9): features whose learned weights are all
+exactly zero are neither read nor fed at inference, and predictions do not change."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from helix_tf import api
+from helix_tf.reuse.store import ArtifactStore
+from helix_tf.sample_data import write_census_like
+
+CONFIG = textwrap.dedent(
+    """
+    import numpy as np
+    from helix_tf import Workflow, features as F, learners, metrics, sources
+    from helix_tf.sample_data import CENSUS_COLUMNS
+
+    PARAMS = {"train": "", "test": ""}
+
+
+    def workflow(params):
+        wf = Workflow("sparse")
+        wf.source("rows", sources.Csv(
+            train=params.train, test=params.test, columns=CENSUS_COLUMNS,
+            skip_lines={"test": 1}, replace={"income": {">50K.": ">50K", "<=50K.": "<=50K"}}))
+
+        @wf.udf("noise_code", batched=True, output="categorical", size=500)
+        def noise_code(batch):
+            # A pure-noise categorical feature: L1 drives every one of its weights to 0.
+            return (batch["fnlwgt"].fillna(0).to_numpy().astype(np.int64) * 7919) % 500
+
+        feats = [
+            wf.feature("education", F.Vocabulary("education")),
+            wf.feature("age", F.Numeric("age")),
+            noise_code,
+        ]
+        ex = wf.examples("examples", feats, label=F.Label("income", positive=">50K"))
+        model = wf.train("learner", ex, learners.Linear(
+            optimizer="ftrl", l1=0.05, learning_rate=0.5, epochs=2, batch_size=256))
+        preds = wf.predict("predictions", model, ex)
+        wf.output(wf.evaluate("evaluation", preds, metrics.Accuracy(), metrics.LogLoss()))
+        return wf
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("sparse")
+    train, test = write_census_like(root / "data", train_rows=1500, test_rows=500, seed=5)
+    config = root / "sparse.py"
+    config.write_text(CONFIG)
+    return {"root": str(root), "config": str(config), "train": str(train), "test": str(test)}
+
+
+def _predictions(store: str, fingerprint: str) -> list[float]:
+    s = ArtifactStore(store)
+    m = s.lookup(fingerprint)
+    assert m is not None
+    local = s.open_local(m)
+    assert local is not None
+    return pq.read_table(Path(local) / "test" / "000000.parquet").column("__score").to_pylist()
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_zero_weight_features_are_pruned_and_predictions_do_not_change(
+    setup: dict[str, str],
+) -> None:
+    params = {"train": setup["train"], "test": setup["test"]}
+    runs = {}
+    for prune in (True, False):
+        store = str(Path(setup["root"]) / f"store-{prune}")
+        result = api.run(
+            setup["config"], params=params, store=store, materialize="all", prune_zero_weight=prune
+        )
+        runs[prune] = (store, result)
+    (store_p, pruned), (store_f, full) = runs[True], runs[False]
+    predict_p = next(n for n in pruned.nodes if n.name == "predictions")
+    predict_f = next(n for n in full.nodes if n.name == "predictions")
+    # The noise feature's 500 weights are exactly zero, so inference does not read it ...
+    assert "pruned from inference: all 500 weights of noise_code are 0" in predict_p.reason
+    assert "pruned from inference" not in predict_f.reason
+    assert any("noise_code" in note for note in pruned.notes)
+    # ... and the predictions are identical to the last bit.
+    assert pruned.metrics == full.metrics
+    assert _predictions(store_p, predict_p.fingerprint) == _predictions(
+        store_f, predict_f.fingerprint
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_plan_explains_pruning_from_a_stored_model(setup: dict[str, str]) -> None:
+    params = {"train": setup["train"], "test": setup["test"]}
+    store = str(Path(setup["root"]) / "store-plan")
+    api.run(setup["config"], params=params, store=store, materialize="all")
+    # Drop the stored predictions so the next plan recomputes them from the stored model.
+    s = ArtifactStore(store)
+    from helix_tf.config import load_config
+    from helix_tf.compiler.graph import compile_workflow
+
+    compiled = compile_workflow(load_config(setup["config"], params).workflow)
+    for name in ("predictions", "evaluation"):
+        s.delete(compiled.node(name).fingerprint)
+    plan = api.plan(setup["config"], params=params, store=store)
+    predict = next(d for d in plan.nodes if d.name == "predictions")
+    assert predict.state == "compute"
+    assert "all 500 weights of noise_code are 0 in model" in predict.reason
