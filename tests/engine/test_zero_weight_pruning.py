@@ -101,8 +101,8 @@ def test_plan_explains_pruning_from_a_stored_model(setup: dict[str, str]) -> Non
     api.run(setup["config"], params=params, store=store, materialize="all")
     # Drop the stored predictions so the next plan recomputes them from the stored model.
     s = ArtifactStore(store)
-    from helix_tf.config import load_config
     from helix_tf.compiler.graph import compile_workflow
+    from helix_tf.config import load_config
 
     compiled = compile_workflow(load_config(setup["config"], params).workflow)
     for name in ("predictions", "evaluation"):

@@ -1,0 +1,50 @@
+"""SMS spam with one edit (benchmarks/approx_fidelity.py): vocabulary min count 2 → 5.
+
+A copy of configs/sms_spam.py; ``diff`` against it shows the single edit.
+"""
+
+from helix_tf import Workflow, learners, metrics, sources
+from helix_tf import features as F
+from helix_tf.sample_data import write_sms_like
+
+PARAMS = {"scale": 1}
+
+
+def workflow(params):
+    wf = Workflow("sms_spam")
+    folder = params.data("sms_spam")
+    if folder is not None:
+        path = folder / "SMSSpamCollection"
+    else:
+        path = write_sms_like(params.work_dir / "sample_data" / "sms_spam")
+        wf.note(
+            f"the SMS Spam Collection was not found; running on generated messages in {path.parent}"
+        )
+
+    wf.source(
+        "messages",
+        sources.Csv(
+            train=str(path),
+            columns=(("label", "string"), ("text", "string")),
+            separator="\t",
+            strip=False,
+            na_values=(),
+            rest_in_last=True,
+            test_fraction=0.2,
+            split_seed=0,
+            replicate=int(params.scale),
+        ),
+    )
+    tokens = wf.feature("tokens", F.Tokenize("text", lower=True, ngrams=(1,)))
+    words = wf.feature("words", F.TfIdf(tokens, min_count=5))
+    examples = wf.examples("examples", [words], label=F.Label("label", positive="spam"))
+    model = wf.train(
+        "learner", examples, learners.Linear(l2=1e-4, learning_rate=0.05, epochs=10, batch_size=256)
+    )
+    predictions = wf.predict("predictions", model, examples)
+    wf.output(
+        wf.evaluate(
+            "evaluation", predictions, metrics.Accuracy(), metrics.AUC(), metrics.PrecisionRecall()
+        )
+    )
+    return wf

@@ -1,0 +1,131 @@
+"""Real processes on one store: concurrent runs and runs killed with SIGKILL.
+
+Two runs at once never corrupt an entry or write one twice; a run killed at any
+moment leaves nothing that loads as complete, and the next run is correct.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helix_tf.reuse.store import ArtifactStore
+from helix_tf.sample_data import write_census_like
+
+CONFIG = """
+from helix_tf import Workflow, features as F, learners, metrics, sources
+from helix_tf.sample_data import CENSUS_COLUMNS
+
+PARAMS = {"train": "", "test": ""}
+
+
+def workflow(params):
+    wf = Workflow("concurrent")
+    wf.source("rows", sources.Csv(
+        train=params.train, test=params.test, columns=CENSUS_COLUMNS, skip_lines={"test": 1},
+        replace={"income": {">50K.": ">50K", "<=50K.": "<=50K"}}))
+    feats = [wf.feature("age", F.Numeric("age")),
+             wf.feature("education", F.Vocabulary("education")),
+             wf.feature("occupation", F.Vocabulary("occupation"))]
+    ex = wf.examples("examples", feats, label=F.Label("income", positive=">50K"))
+    model = wf.train("learner", ex, learners.Linear(l2=1e-4, epochs=2, batch_size=256))
+    preds = wf.predict("predictions", model, ex)
+    wf.output(wf.evaluate("evaluation", preds, metrics.Accuracy(), metrics.LogLoss()))
+    return wf
+"""
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("procs")
+    train, test = write_census_like(root / "data", train_rows=3000, test_rows=800, seed=11)
+    config = root / "concurrent.py"
+    config.write_text(CONFIG)
+    return {"root": str(root), "config": str(config), "train": str(train), "test": str(test)}
+
+
+def _cmd(setup: dict[str, str], store: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "helix_tf.cli",
+        "run",
+        setup["config"],
+        "--json",
+        "--store",
+        store,
+        "--materialize",
+        "all",
+        "-p",
+        f"train={setup['train']}",
+        "-p",
+        f"test={setup['test']}",
+    ]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def _assert_store_sound(store: str) -> None:
+    s = ArtifactStore(store)
+    for manifest in s.entries():
+        assert s.open_local(manifest, verify=True) is not None, manifest.fingerprint
+        data_dirs = [
+            p for p in (Path(store) / "artifacts" / manifest.fingerprint).iterdir() if p.is_dir()
+        ]
+        assert len(data_dirs) == 1, f"{manifest.fingerprint} written {len(data_dirs)} times"
+
+
+def _fresh_metrics(setup: dict[str, str]) -> dict[str, float]:
+    store = str(Path(setup["root"]) / "fresh")
+    out = subprocess.run(_cmd(setup, store), capture_output=True, text=True, env=_env(), check=True)
+    return json.loads(out.stdout)["metrics"]
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_two_runs_at_once_share_one_store_safely(setup: dict[str, str]) -> None:
+    store = str(Path(setup["root"]) / "shared")
+    procs = [
+        subprocess.Popen(
+            _cmd(setup, store),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    metrics = [json.loads(o[0])["metrics"] for o in outs]
+    assert metrics[0] == metrics[1] == _fresh_metrics(setup)
+    _assert_store_sound(store)
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_a_run_killed_at_any_moment_leaves_the_store_sound(setup: dict[str, str]) -> None:
+    store = str(Path(setup["root"]) / "killed")
+    rng = random.Random(7)
+    for _ in range(4):
+        proc = subprocess.Popen(
+            _cmd(setup, store), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env()
+        )
+        time.sleep(rng.uniform(0.5, 7.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        _assert_store_sound(store)
+    out = subprocess.run(_cmd(setup, store), capture_output=True, text=True, env=_env())
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout)["metrics"] == _fresh_metrics(setup)
+    _assert_store_sound(store)
