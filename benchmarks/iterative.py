@@ -185,7 +185,7 @@ def parse_policies(text: str) -> list[str]:
                 "so 'all' must be run too"
             )
         policies.remove(BUDGET_POLICY)
-        policies.insert(policies.index("all") + 1, BUDGET_POLICY)
+        policies.append(BUDGET_POLICY)
     return policies
 
 
@@ -559,8 +559,9 @@ def build_report(
         "ratios": ratios,
         "speedup_none_over_helix_by_type": speedups,
         "targets": targets,
-        "metrics_identical": not problems and len(complete) == len(policies),
-        "metrics_compared": complete,
+        "metrics_identical": not problems and bool(runs),
+        "metrics_compared": {p: len(r) for p, r in runs.items()},
+        "complete_policies": complete,
         "metric_differences": problems,
     }
 
@@ -660,12 +661,19 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {k} | {t['target']} | {t['measured']:.2f} | {'yes' if t['met'] else 'no'} |"
             )
-    if report.get("error"):
-        lines += ["", f"**The benchmark stopped with an error:** `{report['error'][:2000]}`"]
+    for e in report.get("errors", []):
+        msg = e["message"].strip().splitlines()
+        lines += [
+            "",
+            f"**{e['policy']} failed at iteration {e['iteration']}:** "
+            + (f"`{msg[-1][:500]}`" if msg else ""),
+        ]
     lines += [
         "",
         f"Metrics identical across policies: **{report['metrics_identical']}** "
-        f"(compared: {', '.join(report['metrics_compared']) or 'none'})",
+        "(iterations compared per policy: "
+        + ", ".join(f"{p} {n}" for p, n in report["metrics_compared"].items())
+        + ")",
     ]
     for p in report["metric_differences"]:
         lines.append(f"- {p}")
@@ -863,72 +871,116 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> tuple[dict[s
             snapshot=snapshot,
         )
 
-    error: str | None = None
+    errors: list[dict[str, Any]] = []
     try:
         for policy in policies:
-            store = root / f"store-{policy}"
-            if store.exists():
-                shutil.rmtree(store)
-            store.mkdir(parents=True)
-            materialize = "helix" if policy == BUDGET_POLICY else policy
-            budget = None
-            if policy == BUDGET_POLICY:
-                budget_bytes = max(1, int(runs["all"][-1]["bytes_stored"] * args.budget_fraction))
-                budget = budget_bytes
-                print(
-                    f"{BUDGET_POLICY}: --budget {budget_bytes} ({human_bytes(budget_bytes)} = "
-                    f"{args.budget_fraction} of the {human_bytes(runs['all'][-1]['bytes_stored'])}"
-                    " that 'all' stored)",
-                    flush=True,
-                )
             runs[policy] = []
-            total = 0.0
-            for it, config in zip(iterations, configs, strict=True):
-                tag = f"{policy}-it{it:02d}"
-                wall, result = run_iteration(
-                    config,
-                    store=store,
-                    materialize=materialize,
-                    scale=args.scale,
-                    data_dir=data_dir,
-                    budget=budget,
-                    timeout=args.timeout,
-                    log_dir=log_dir,
-                    tag=tag,
-                    pythonpath=snapshot_dir,
-                    cwd=root,
+            try:
+                budget_bytes = run_policy(
+                    policy,
+                    args,
+                    spec,
+                    iterations,
+                    configs,
+                    root,
+                    log_dir,
+                    snapshot_dir,
+                    data_dir,
+                    runs,
+                    budget_bytes,
                 )
-                summary = summarize_run(wall, result, store)
-                runs[policy].append(summary)
-                total += wall
-                c = summary["state_counts"]
-                print(
-                    f"{policy:>12}  it{it:02d}  {spec['iterations'][it].type:>4}  "
-                    f"wall {wall:7.2f} s  cumulative {total:8.1f} s  "
-                    f"[{c['compute']} compute, {c['load']} load, {c['prune']} prune; "
-                    f"stored {human_bytes(summary['bytes_stored'])}]",
-                    flush=True,
+            except BenchmarkError as exc:
+                failed_at = (
+                    iterations[len(runs[policy])] if len(runs[policy]) < len(iterations) else None
                 )
-            for k, it in enumerate(iterations):
-                per = {p: runs[p][k]["metrics"] for p in runs if len(runs[p]) > k}
-                for msg in compare_metrics(per):
-                    problems.append(f"iteration {it}: {msg}")
+                errors.append({"policy": policy, "iteration": failed_at, "message": str(exc)})
+                print(f"error: {exc}", file=sys.stderr, flush=True)
+            problems[:] = all_metric_differences(runs, iterations)
             if problems and not args.keep_going:
                 break
-    except BenchmarkError as exc:
-        error = str(exc)
-        print(f"error: {error}", file=sys.stderr, flush=True)
     finally:
         if not args.out_dir and not args.keep_stores:
             shutil.rmtree(root, ignore_errors=True)
 
     out = report()
-    out["error"] = error
-    if error:
+    out["errors"] = errors
+    if errors:
         status = 2
     elif problems:
         status = 3
     return out, status
+
+
+def all_metric_differences(
+    runs: dict[str, list[dict[str, Any]]], iterations: list[int]
+) -> list[str]:
+    """Every metric that differs between policies, per iteration (run policies only)."""
+    problems = []
+    for k, it in enumerate(iterations):
+        per = {p: r[k]["metrics"] for p, r in runs.items() if len(r) > k}
+        problems += [f"iteration {it}: {msg}" for msg in compare_metrics(per)]
+    return problems
+
+
+def run_policy(
+    policy: str,
+    args: argparse.Namespace,
+    spec: dict[str, Any],
+    iterations: list[int],
+    configs: list[Path],
+    root: Path,
+    log_dir: Path,
+    snapshot_dir: Path | None,
+    data_dir: Path | None,
+    runs: dict[str, list[dict[str, Any]]],
+    budget_bytes: int | None,
+) -> int | None:
+    """Run every iteration under one policy from an empty store; returns the budget used."""
+    store = root / f"store-{policy}"
+    if store.exists():
+        shutil.rmtree(store)
+    store.mkdir(parents=True)
+    materialize = "helix" if policy == BUDGET_POLICY else policy
+    budget = None
+    if policy == BUDGET_POLICY:
+        if len(runs.get("all", [])) != len(iterations):
+            raise BenchmarkError(
+                f"{BUDGET_POLICY}: 'all' did not finish, so there is no budget to derive"
+            )
+        all_bytes = runs["all"][-1]["bytes_stored"]
+        budget_bytes = budget = max(1, int(all_bytes * args.budget_fraction))
+        print(
+            f"{BUDGET_POLICY}: --budget {budget} ({human_bytes(budget)} = "
+            f"{args.budget_fraction} of the {human_bytes(all_bytes)} that 'all' stored)",
+            flush=True,
+        )
+    total = 0.0
+    for it, config in zip(iterations, configs, strict=True):
+        wall, result = run_iteration(
+            config,
+            store=store,
+            materialize=materialize,
+            scale=args.scale,
+            data_dir=data_dir,
+            budget=budget,
+            timeout=args.timeout,
+            log_dir=log_dir,
+            tag=f"{policy}-it{it:02d}",
+            pythonpath=snapshot_dir,
+            cwd=root,
+        )
+        summary = summarize_run(wall, result, store)
+        runs[policy].append(summary)
+        total += wall
+        c = summary["state_counts"]
+        print(
+            f"{policy:>12}  it{it:02d}  {spec['iterations'][it].type:>4}  "
+            f"wall {wall:7.2f} s  cumulative {total:8.1f} s  "
+            f"[{c['compute']} compute, {c['load']} load, {c['prune']} prune; "
+            f"stored {human_bytes(summary['bytes_stored'])}]",
+            flush=True,
+        )
+    return budget_bytes
 
 
 def write_outputs(report: dict[str, Any], json_path: Path) -> tuple[Path, Path, Path]:

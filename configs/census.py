@@ -9,8 +9,7 @@ The data is read from the shared data folder (--data-dir, $HELIX_TF_DATA, or
 helix_tf generates (same columns and format) and says so.
 """
 
-from helix_tf import Workflow, learners, metrics, sources
-from helix_tf import features as F
+from helix_tf import Workflow, features as F, learners, metrics, sources
 from helix_tf.sample_data import CENSUS_COLUMNS, write_census_like
 
 PARAMS = {"scale": 1}

@@ -5,8 +5,7 @@ training split, weight words by TF-IDF, train a linear model. The collection
 has no test file: a seeded 80/20 split of the messages is part of the source.
 """
 
-from helix_tf import Workflow, learners, metrics, sources
-from helix_tf import features as F
+from helix_tf import Workflow, features as F, learners, metrics, sources
 from helix_tf.sample_data import write_sms_like
 
 PARAMS = {"scale": 1}

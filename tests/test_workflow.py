@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helix_tf import NodeRef, Workflow, learners, metrics, sources
-from helix_tf import features as F
+from helix_tf import NodeRef, Workflow, features as F, learners, metrics, sources
 from helix_tf.compiler.content import ContentHasher
 from helix_tf.compiler.graph import compile_workflow
 from helix_tf.errors import ConfigError

@@ -7,8 +7,7 @@ vocabularies on the training split, write the examples as Parquet) and nothing e
 Run it:  helix-tf run benchmarks/configs/census_preprocess.py -p scale=100 --materialize none
 """
 
-from helix_tf import Workflow, sources
-from helix_tf import features as F
+from helix_tf import Workflow, features as F, sources
 from helix_tf.sample_data import CENSUS_COLUMNS, write_census_like
 
 PARAMS = {"scale": 1}

@@ -3,8 +3,7 @@
 A copy of configs/census.py; ``diff`` against it shows the single edit.
 """
 
-from helix_tf import Workflow, learners, metrics, sources
-from helix_tf import features as F
+from helix_tf import Workflow, features as F, learners, metrics, sources
 from helix_tf.sample_data import CENSUS_COLUMNS, write_census_like
 
 PARAMS = {"scale": 1}

@@ -3,8 +3,7 @@
 A copy of configs/sms_spam.py; ``diff`` against it shows the single edit.
 """
 
-from helix_tf import Workflow, learners, metrics, sources
-from helix_tf import features as F
+from helix_tf import Workflow, features as F, learners, metrics, sources
 from helix_tf.sample_data import write_sms_like
 
 PARAMS = {"scale": 1}

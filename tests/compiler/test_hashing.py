@@ -28,8 +28,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 from helix_tf.compiler import hashing
 from helix_tf.compiler.hashing import (

@@ -8,8 +8,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from helix_tf.components import metrics as M
 from helix_tf.errors import ConfigError, DataError, ExecutionError

@@ -6,8 +6,7 @@ SEQUENCES.md lists for it (``diff it02.py it03.py`` shows the edit). Node names
 stay stable across versions so that unchanged results can be reused.
 """
 
-from helix_tf import Workflow, learners, metrics, sources
-from helix_tf import features as F
+from helix_tf import Workflow, features as F, learners, metrics, sources
 from helix_tf.sample_data import CENSUS_COLUMNS, write_census_like
 
 PARAMS = {"scale": 1}

@@ -8,8 +8,7 @@ stay stable across versions so that unchanged results can be reused.
 
 import numpy as np
 
-from helix_tf import Workflow, learners, metrics, sources
-from helix_tf import features as F
+from helix_tf import Workflow, features as F, learners, metrics, sources
 from helix_tf.sample_data import CENSUS_COLUMNS, write_census_like
 
 PARAMS = {"scale": 1}
