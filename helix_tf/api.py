@@ -281,7 +281,7 @@ def run(
                 )
             if m.meta and m.meta.get("weights") and d.state == "compute":
                 notes.append(_sparsity_note(d.name, m.meta))
-            seconds = m.compute_seconds + m.load_seconds + m.write_seconds
+            seconds = m.compute_seconds + m.load_seconds + m.write_seconds + m.other_seconds
             results.append(
                 NodeResult(
                     name=d.name,

@@ -39,7 +39,8 @@ def _setup_logging(verbose: int, err: Console) -> None:
         root.removeHandler(h)
     handler = RichHandler(console=err, show_time=False, show_path=False, markup=False)
     root.addHandler(handler)
-    root.setLevel(logging.WARNING)
+    # Other libraries' warnings (e.g. Beam's "apitools not found" at import) are noise here.
+    root.setLevel(logging.ERROR)
     logging.getLogger("helix_tf").setLevel(level)
     for noisy in ("absl", "tensorflow", "apache_beam", "h5py"):
         logging.getLogger(noisy).setLevel(logging.ERROR)

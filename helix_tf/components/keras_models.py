@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -302,8 +303,12 @@ def train_model(
     *,
     precision: str = "fp32",
     epochs: int | None = None,
+    on_epoch: Callable[[int, int, float, float], None] | None = None,
 ) -> tuple[Any, dict[str, float]]:
-    """Train deterministically (seeded); returns the model and final training stats."""
+    """Train deterministically (seeded); returns the model and final training stats.
+
+    ``on_epoch(epoch, epochs, loss, seconds)`` is called after every epoch (progress).
+    """
     keras = _k()
     import tensorflow as tf
 
@@ -320,13 +325,28 @@ def train_model(
             # Tracing a tf.function costs ~1.5 s; below this many steps eager is faster.
             run_eagerly=steps <= EAGER_MAX_STEPS,
         )
+        n_epochs = int(epochs or learner.epochs)
+        callbacks = []
+        if on_epoch is not None:
+            started = time.perf_counter()
+            callbacks.append(
+                keras.callbacks.LambdaCallback(
+                    on_epoch_end=lambda e, logs: on_epoch(
+                        e + 1,
+                        n_epochs,
+                        float((logs or {}).get("loss", float("nan"))),
+                        time.perf_counter() - started,
+                    )
+                )
+            )
         history = model.fit(
             dict(x),
             y,
             batch_size=int(learner.batch_size),
-            epochs=int(epochs or learner.epochs),
+            epochs=n_epochs,
             shuffle=True,
             verbose=0,
+            callbacks=callbacks,
         )
     finally:
         keras.mixed_precision.set_global_policy("float32")

@@ -931,6 +931,10 @@ class MetadataStore:
         return f"MetadataStore({self.url!r})"
 
 
+#: Loads smaller than this say nothing about throughput (they measure latency).
+MIN_THROUGHPUT_BYTES = 256_000
+
+
 def fit_load_throughput(
     samples: Sequence[tuple[int, float]],
     *,
@@ -971,18 +975,25 @@ def fit_load_throughput(
     third = max(1, len(points) // 3)
     small, large = points[:third], points[-third:]
     x_small, x_large = _median([b for b, _ in small]), _median([b for b, _ in large])
-    latency = 0.0
+    seconds = sorted(s for _, s in points)
+    floor = seconds[int(0.1 * (len(seconds) - 1))]
+    # Sizes too alike to separate latency from throughput: large loads are mostly
+    # throughput, small ones mostly latency.
+    latency = 0.0 if x_large >= MIN_THROUGHPUT_BYTES else floor
     if x_large >= 1.5 * x_small:
         slope = (_median([s for _, s in large]) - _median([s for _, s in small])) / (
             x_large - x_small
         )
         if slope > 0:
             intercept = _median([s - slope * b for b, s in points])
-            seconds = sorted(s for _, s in points)
-            latency = min(max(intercept, 0.0), seconds[int(0.1 * (len(seconds) - 1))])
-    rates = [b / (s - latency) for b, s in points if s > latency]
+            latency = min(max(intercept, 0.0), floor)
+    # Throughput only from the largest loads: small ones are latency-bound and would
+    # make the store look slow (a metrics file of 89 bytes read in 0.3 ms is not 300 KB/s).
+    if x_large < MIN_THROUGHPUT_BYTES:
+        return default, latency
+    rates = [b / (s - latency) for b, s in (large if len(large) >= 3 else points) if s > latency]
     if not rates:
-        return default, default_latency
+        return default, latency
     throughput = _median(rates)
     if not math.isfinite(throughput) or throughput <= 0:
         return default, default_latency

@@ -41,7 +41,8 @@ def test_census10_first_iterations_reuse_the_model(tmp_path, capsys):
 
     report = json.loads(out.read_text())
     assert report["metrics_identical"] is True
-    assert report["metrics_compared"] == ["helix", "none"]
+    assert report["metrics_compared"] == {"helix": 3, "none": 3}
+    assert report["errors"] == []
     assert [r["iteration"] for r in report["iterations"]] == [0, 1, 2]
 
     ppr = report["iterations"][1]
