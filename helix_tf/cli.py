@@ -470,5 +470,71 @@ def history(
     out.print(table)
 
 
+@main.command()
+@common
+@click.argument("old", type=int)
+@click.argument("new", type=int, required=False)
+@click.option("--all", "show_all", is_flag=True, help="Also list unchanged nodes.")
+@click.pass_context
+def diff(
+    ctx: click.Context,
+    config: str,
+    params: tuple[str, ...],
+    data_dir: str | None,
+    store: str | None,
+    metadata: str | None,
+    as_json: bool,
+    verbose: int,
+    old: int,
+    new: int | None,
+    show_all: bool,
+) -> None:
+    """Logical diff between versions OLD and NEW of CONFIG's workflow (NEW: the latest)."""
+    out, err = _consoles(ctx)
+    _setup_logging(verbose, err)
+    from helix_tf import api
+    from helix_tf.compiler.diff import diff_versions
+
+    try:
+        session = api.open_session(
+            config, params=list(params), data_dir=data_dir, store=store, metadata=metadata
+        )
+        try:
+            versions = session.metadata.versions(session.compiled.name)
+            if not versions:
+                raise HelixError(
+                    f"workflow {session.compiled.name!r} has no recorded versions yet; run it first"
+                )
+            a = session.metadata.version(session.compiled.name, old)
+            b = session.metadata.version(session.compiled.name, new or versions[-1].number)
+        finally:
+            session.close()
+    except HelixError as exc:
+        _fail(err, exc)
+        return
+    changes = diff_versions(a.dag, b.dag)
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {"old": a.number, "new": b.number, "changes": [c.to_dict() for c in changes]}
+            )
+        )
+        return
+    out.print(f"{a.workflow}: v{a.number} → v{b.number}", highlight=False)
+    style = {"added": "green", "removed": "red", "changed": "yellow", "unchanged": "dim"}
+    shown = 0
+    for c in changes:
+        if c.change == "unchanged" and not show_all:
+            continue
+        shown += 1
+        detail = "; ".join(c.details)
+        out.print(
+            f"  [{style[c.change]}]{c.change:9}[/] {c.name}" + (f": {detail}" if detail else ""),
+            highlight=False,
+        )
+    if not shown:
+        out.print("  no differences", highlight=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

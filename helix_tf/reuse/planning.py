@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from helix_tf.compiler.diff import describe_change
 from helix_tf.compiler.graph import CompiledWorkflow
 from helix_tf.results import NodeDecision
 from helix_tf.reuse.costs import CostModel
@@ -27,49 +28,6 @@ def human_bytes(n: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     return f"{n} B"
-
-
-def _flat(prefix: str, value: Any, out: dict[str, Any]) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _flat(f"{prefix}.{k}" if prefix else str(k), v, out)
-    else:
-        out[prefix] = value
-
-
-def describe_change(
-    name: str, new: Mapping[str, Any], old: Mapping[str, Any] | None, changed_inputs: list[str]
-) -> str:
-    """Why node ``name`` differs from its previous version, as one phrase."""
-    if old is None:
-        return "new node"
-    parts: list[str] = []
-    if new.get("op") != old.get("op"):
-        parts.append(f"operator {old.get('op')} → {new.get('op')}")
-    a: dict[str, Any] = {}
-    b: dict[str, Any] = {}
-    _flat("", old.get("params") or {}, a)
-    _flat("", new.get("params") or {}, b)
-    for key in sorted(set(a) | set(b)):
-        if a.get(key) != b.get(key) and not str(b.get(key, "")).startswith("<function"):
-            parts.append(f"{name}.{key} {a.get(key, '∅')} → {b.get(key, '∅')}")
-    for key, digest in sorted((new.get("code") or {}).items()):
-        if (old.get("code") or {}).get(key) != digest:
-            parts.append(f"code of {name}.{key}")
-    extra_new, extra_old = new.get("extra") or {}, old.get("extra") or {}
-    for key in sorted(set(extra_new) | set(extra_old)):
-        if key != "source" and extra_new.get(key) != extra_old.get(key):
-            parts.append(f"{key} {_short(extra_old.get(key))} → {_short(extra_new.get(key))}")
-    if changed_inputs:
-        parts.append("input changed: " + ", ".join(changed_inputs))
-    if not parts:
-        return "changed: data or implementation version"
-    return "changed: " + "; ".join(parts)
-
-
-def _short(v: Any) -> str:
-    text = str(v)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def plan_reuse(

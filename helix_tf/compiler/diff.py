@@ -1,0 +1,114 @@
+"""Logical diff between two compiled versions of a workflow (``helix-tf diff``).
+
+Compares the DAGs by node name: added, removed, changed (operator, parameter
+values, UDF code, role facts such as the feature list or the metrics, inputs)
+and unchanged. Pure: works on ``CompiledWorkflow.to_dict()`` data, as stored in
+the metadata database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["NodeChange", "diff_versions", "describe_change"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class NodeChange:
+    """How one node differs between two versions."""
+
+    name: str
+    change: str  # added | removed | changed | unchanged
+    details: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "change": self.change, "details": list(self.details)}
+
+
+def _flat(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flat(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = value
+
+
+def _short(v: Any) -> str:
+    text = str(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def change_details(
+    name: str, new: Mapping[str, Any], old: Mapping[str, Any], changed_inputs: list[str]
+) -> list[str]:
+    """The differences of one node, each as a short phrase."""
+    parts: list[str] = []
+    if new.get("op") != old.get("op"):
+        parts.append(f"operator {old.get('op')} → {new.get('op')}")
+    a: dict[str, Any] = {}
+    b: dict[str, Any] = {}
+    _flat("", old.get("params") or {}, a)
+    _flat("", new.get("params") or {}, b)
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key) and not str(b.get(key, "")).startswith("<function"):
+            parts.append(f"{name}.{key} {_short(a.get(key, '∅'))} → {_short(b.get(key, '∅'))}")
+    for key, digest in sorted((new.get("code") or {}).items()):
+        if (old.get("code") or {}).get(key) != digest:
+            parts.append(f"code of {name}.{key}")
+    extra_new, extra_old = new.get("extra") or {}, old.get("extra") or {}
+    for key in sorted(set(extra_new) | set(extra_old)):
+        if key != "source" and extra_new.get(key) != extra_old.get(key):
+            parts.append(f"{key} {_short(extra_old.get(key))} → {_short(extra_new.get(key))}")
+    if changed_inputs:
+        parts.append("input changed: " + ", ".join(changed_inputs))
+    return parts
+
+
+def describe_change(
+    name: str, new: Mapping[str, Any], old: Mapping[str, Any] | None, changed_inputs: list[str]
+) -> str:
+    """Why node ``name`` differs from its previous version, as one phrase."""
+    if old is None:
+        return "new node"
+    parts = change_details(name, new, old, changed_inputs)
+    if not parts:
+        return "changed: data or implementation version"
+    return "changed: " + "; ".join(parts)
+
+
+def diff_versions(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[NodeChange]:
+    """Node-by-node changes from ``old`` to ``new`` (both ``CompiledWorkflow.to_dict()``)."""
+    old_nodes = {n["name"]: n for n in old.get("nodes", [])}
+    new_nodes = {n["name"]: n for n in new.get("nodes", [])}
+    out: list[NodeChange] = []
+    for name, node in new_nodes.items():
+        prev = old_nodes.get(name)
+        if prev is None:
+            out.append(
+                NodeChange(
+                    name=name, change="added", details=(f"{node.get('op') or node.get('role')}",)
+                )
+            )
+            continue
+        if prev.get("fingerprint") == node.get("fingerprint"):
+            out.append(NodeChange(name=name, change="unchanged", details=()))
+            continue
+        changed_inputs = [
+            i
+            for i in node.get("inputs", [])
+            if old_nodes.get(i, {}).get("fingerprint") != new_nodes.get(i, {}).get("fingerprint")
+        ]
+        details = change_details(name, node, prev, changed_inputs) or [
+            "data or implementation version"
+        ]
+        out.append(NodeChange(name=name, change="changed", details=tuple(details)))
+    for name, node in old_nodes.items():
+        if name not in new_nodes:
+            out.append(
+                NodeChange(
+                    name=name, change="removed", details=(f"{node.get('op') or node.get('role')}",)
+                )
+            )
+    return out
