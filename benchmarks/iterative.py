@@ -365,6 +365,7 @@ def run_iteration(
         env["PYTHONPATH"] = os.pathsep.join(
             [str(pythonpath), *filter(None, [env.get("PYTHONPATH")])]
         )
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(
@@ -388,6 +389,7 @@ def run_iteration(
         raise BenchmarkError(f"{tag}: helix-tf --json printed no valid JSON ({exc})") from exc
     if not isinstance(result, dict) or "nodes" not in result:
         raise BenchmarkError(f"{tag}: helix-tf --json printed no run result:\n{text[-2000:]}")
+    result["_load_average_before"] = load_before
     return wall, result
 
 
@@ -398,6 +400,7 @@ def summarize_run(wall: float, result: dict[str, Any], store: Path) -> dict[str,
     return {
         "wall_seconds": round(wall, 4),
         "helix_wall_seconds": result.get("wall_seconds"),
+        "load_average_before": result.get("_load_average_before"),
         "states": {n["name"]: n["state"] for n in nodes},
         "state_counts": counts,
         "compute_seconds": round(sum(n.get("compute_seconds", 0.0) for n in nodes), 4),

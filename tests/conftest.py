@@ -134,9 +134,9 @@ def store(tmp_path: Path) -> str:
     return str(tmp_path / "store")
 
 
-@pytest.fixture(autouse=True)
-def _no_shared_data_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests choose their data explicitly: an inherited $HELIX_TF_DATA must not leak in."""
+@pytest.fixture
+def no_data_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ignore an inherited ``$HELIX_TF_DATA`` (for tests of the default data folder)."""
     monkeypatch.delenv("HELIX_TF_DATA", raising=False)
 
 

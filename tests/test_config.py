@@ -251,7 +251,7 @@ def test_bad_environment_variable_is_a_config_error(
 
 
 def test_no_data_folder_anywhere_gives_none(
-    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_data_env: None
 ) -> None:
     monkeypatch.chdir(tmp_path)  # neither cwd/../shared/data nor next to the config
     assert find_data_dir(None, config) is None
@@ -259,7 +259,7 @@ def test_no_data_folder_anywhere_gives_none(
 
 
 def test_default_data_folder_is_shared_data_beside_the_project(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_data_env: None
 ) -> None:
     project = tmp_path / "project"
     (project / "configs").mkdir(parents=True)

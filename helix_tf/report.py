@@ -1,0 +1,495 @@
+"""``helix-tf report``: one self-contained HTML page that answers "what did my change do?".
+
+The page (DESIGN.md §11) shows, from the metadata database alone: (1) the DAG of the
+latest run in topological layers, each node coloured by its state (compute, load,
+prune) with its time; (2) the cumulative run time, and each run's wall time split into
+computing, loading, writing and the rest; (3) every metric's history (approximate runs
+hollow, with intervals; versions labelled and on hover); (4) a table of the last runs
+and what changed between the latest two versions.
+
+The DAG is inline SVG; the charts are PNG images inlined as base64 (matplotlib is
+imported only while rendering). The page loads nothing from anywhere.
+
+Examples
+--------
+>>> from helix_tf.reuse.metadata import MetadataStore
+>>> with MetadataStore("sqlite://") as store:
+...     page = render_report("census", store)
+>>> "No runs of census" in page
+True
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from helix_tf.reuse.metadata import MetadataStore, NodeRecord, RunRecord, VersionRecord
+
+__all__ = ["STATE_COLOURS", "render_report", "write_report"]
+
+#: Fill colour of a node box by its state in the latest run.
+STATE_COLOURS = {"compute": "#f0ad2e", "load": "#5cb85c", "prune": "#c4c8cc"}
+_NOT_RUN = "#ffffff"
+_TIME_COLOURS = {
+    "computing": STATE_COLOURS["compute"],
+    "loading": STATE_COLOURS["load"],
+    "writing": "#6f9fd8",
+    "other (launch, planning)": "#e3e3e3",
+}
+_LABEL = {"xytext": (6, 5), "textcoords": "offset points", "fontsize": 8, "color": "#555"}
+_BOX_W, _BOX_H, _GAP_X, _GAP_Y, _MARGIN = 150, 54, 50, 14, 16
+
+_CSS = """body{font:14px/1.45 system-ui,sans-serif;color:#222;margin:0;background:#fafafa}
+main{max-width:1240px;margin:0 auto;padding:16px 24px 40px}h1{font-size:22px;margin:8px 0 4px}
+h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd}.muted{color:#666}
+.card{background:#fff;border:1px solid #e2e2e2;border-radius:6px;padding:12px;overflow-x:auto}
+table{border-collapse:collapse;font-size:13px;background:#fff}th{background:#f2f2f2}
+th,td{border-bottom:1px solid #e6e6e6;padding:4px 10px;text-align:left;vertical-align:top}
+td.num{text-align:right;font-variant-numeric:tabular-nums}tr.failed td{color:#a33}
+.legend span{display:inline-block;margin-right:14px}ul.changes li{margin:3px 0}
+.swatch{display:inline-block;width:12px;height:12px;border:1px solid #888;margin-right:4px}
+code{background:#f0f0f0;padding:0 3px;border-radius:3px}"""
+
+
+def render_report(
+    workflow: str,
+    metadata: MetadataStore,
+    *,
+    compiled_dag: Mapping[str, Any] | None = None,
+    limit: int = 50,
+) -> str:
+    """The report of ``workflow``: one HTML page that loads nothing from anywhere.
+
+    Parameters
+    ----------
+    workflow
+        The workflow's name (``CompiledWorkflow.name``).
+    metadata
+        The metadata database its runs were recorded in.
+    compiled_dag
+        A ``CompiledWorkflow.to_dict()`` to draw instead of the latest run's version,
+        coloured by the latest run's states (nodes it lacks are drawn white).
+    limit
+        How many of the most recent runs the charts and the table cover.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, but got limit={limit}")
+    runs = list(reversed(metadata.runs(workflow, limit=limit)))  # oldest first
+    versions = metadata.versions(workflow)
+    latest = runs[-1] if runs else None
+    dag, dag_note = _dag_to_draw(latest, versions, compiled_dag)
+    parts = [f"<h1>helix_tf report: {_e(workflow)}</h1>", _summary(workflow, runs, versions)]
+    parts.append("<h2>DAG of the latest run</h2>")
+    if dag_note:
+        parts.append(f'<p class="muted">{_e(dag_note)}</p>')
+    if dag is not None:
+        states = {n.name: n for n in latest.nodes} if latest is not None else {}
+        parts.append(_legend() + f'<div class="card">{_dag_svg(dag, states)}</div>')
+    if runs:
+        parts.append("<h2>Run time</h2>" + f'<div class="card">{_timing_chart(runs)}</div>')
+        if any(r.metrics for r in runs):
+            parts.append(
+                "<h2>Metric history</h2>" + f'<div class="card">{_metric_chart(runs)}</div>'
+            )
+        parts.append(f"<h2>Last {len(runs)} run{'s' if len(runs) != 1 else ''}</h2>")
+        parts.append(_runs_table(runs))
+    parts.append(_changes(versions))
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>helix_tf report: {_e(workflow)}</title><style>{_CSS}</style></head>"
+        f"<body><main>{''.join(parts)}"
+        f'<p class="muted">Generated {_e(stamp)} from {_e(metadata.url)}.</p></main></body></html>\n'
+    )
+
+
+def write_report(path: str | os.PathLike[str], html: str) -> None:
+    """Write ``html`` to ``path`` (UTF-8), atomically; parent folders are created."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    partial.write_text(html, encoding="utf-8")
+    os.replace(partial, target)
+
+
+# -- summary -------------------------------------------------------------------------------
+
+
+def _summary(workflow: str, runs: Sequence[RunRecord], versions: Sequence[VersionRecord]) -> str:
+    if not runs:
+        return f'<p class="muted">No runs of {_e(workflow)} are recorded yet.</p>'
+    last = runs[-1]
+    counts = _state_counts(last)
+    text = (
+        f"{len(versions)} version{'s' if len(versions) != 1 else ''}; latest run "
+        f"<b>#{last.id}</b> (v{last.version}{', approximate' if last.approx else ''}, "
+        f"{_e(last.status)}) at {_e(_when(last.started))}: {counts['compute']} computed, "
+        f"{counts['load']} loaded, {counts['prune']} pruned in {_secs(last.wall_seconds)}"
+    )
+    if len(runs) > 1:
+        prev = runs[-2]
+        text += f" (run #{prev.id}: {_secs(prev.wall_seconds)})"
+        deltas = [
+            f"{_e(k)} {_num(prev.metrics[k])} → {_num(v)}"
+            for k, v in sorted(last.metrics.items())
+            if k in prev.metrics
+        ]
+        if deltas:
+            text += ". Metrics since run #" + str(prev.id) + ": " + ", ".join(deltas)
+    return f"<p>{text}.</p>"
+
+
+def _state_counts(run: RunRecord) -> dict[str, int]:
+    counts = dict.fromkeys(STATE_COLOURS, 0)
+    for n in run.nodes:
+        counts[n.state] = counts.get(n.state, 0) + 1
+    return counts
+
+
+# -- the DAG -------------------------------------------------------------------------------
+
+
+def _dag_to_draw(
+    latest: RunRecord | None,
+    versions: Sequence[VersionRecord],
+    compiled_dag: Mapping[str, Any] | None,
+) -> tuple[Mapping[str, Any] | None, str]:
+    if compiled_dag is not None:
+        digests = {v.digest: v.number for v in versions}
+        number = digests.get(str(compiled_dag.get("digest")))
+        if number is None:
+            return compiled_dag, "The compiled DAG has not run yet; colours are the latest run's."
+        if latest is not None and number != latest.version:
+            return compiled_dag, f"The compiled DAG is v{number}; colours are the latest run's."
+        return compiled_dag, ""
+    if latest is None:
+        return None, ""
+    for v in versions:
+        if v.number == latest.version:
+            return v.dag, ""
+    nodes = [{"name": n.name, "kind": n.kind, "inputs": []} for n in latest.nodes]
+    return {"nodes": nodes}, f"Version {latest.version} is not recorded; edges are unknown."
+
+
+def _legend() -> str:
+    items = [*STATE_COLOURS.items(), ("not in the latest run", _NOT_RUN)]
+    spans = [f'<span><i class="swatch" style="background:{c}"></i>{_e(s)}</span>' for s, c in items]
+    return f'<p class="legend">{"".join(spans)}<span>thick border: an output</span></p>'
+
+
+def _dag_nodes(dag: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    nodes = dag.get("nodes", ())
+    if isinstance(nodes, Mapping):
+        return {str(k): {**v, "name": str(k)} for k, v in nodes.items()}
+    return {str(n["name"]): n for n in nodes if isinstance(n, Mapping) and "name" in n}
+
+
+def _layers(nodes: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
+    """Topological generations; within a layer, ordered by the mean position of the inputs."""
+    inputs = {k: [i for i in (n.get("inputs") or []) if i in nodes] for k, n in nodes.items()}
+    depth: dict[str, int] = {}
+
+    def visit(name: str, seen: frozenset[str]) -> int:
+        if name not in depth:
+            ins = [i for i in inputs[name] if i not in seen]  # a cycle is cut, not followed
+            depth[name] = 1 + max((visit(i, seen | {name}) for i in ins), default=-1)
+        return depth[name]
+
+    for name in nodes:
+        visit(name, frozenset())
+    layers: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    for name in nodes:
+        layers[depth[name]].append(name)
+    position: dict[str, float] = {}
+    for layer in layers:
+        keyed = [
+            (sum(position[i] for i in inputs[n]) / len(inputs[n]) if inputs[n] else 0.0, k, n)
+            for k, n in enumerate(layer)
+        ]
+        layer[:] = [n for _, _, n in sorted(keyed)]
+        position.update({n: float(k) for k, n in enumerate(layer)})
+    return layers
+
+
+def _dag_svg(dag: Mapping[str, Any], states: Mapping[str, NodeRecord]) -> str:
+    nodes = _dag_nodes(dag)
+    layers = _layers(nodes)
+    tallest = max((len(layer) for layer in layers), default=1)
+    height = 2 * _MARGIN + 24 + tallest * (_BOX_H + _GAP_Y)
+    width = 2 * _MARGIN + len(layers) * (_BOX_W + _GAP_X) - _GAP_X
+    xy: dict[str, tuple[float, float]] = {}
+    for col, layer in enumerate(layers):
+        top = _MARGIN + 24 + (tallest - len(layer)) * (_BOX_H + _GAP_Y) / 2
+        for row, name in enumerate(layer):
+            xy[name] = (_MARGIN + col * (_BOX_W + _GAP_X), top + row * (_BOX_H + _GAP_Y))
+    depth = {n: col for col, layer in enumerate(layers) for n in layer}
+    out = [
+        f'<svg viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" height="{height:.0f}" '
+        'role="img" aria-label="workflow DAG" style="max-width:100%;height:auto;'
+        'font-family:system-ui,sans-serif">',
+        '<defs><marker id="helix-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+        'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>',
+    ]
+    for name, node in nodes.items():  # edges first, boxes on top
+        x2, y2 = xy[name]
+        for src in node.get("inputs") or []:
+            if src not in xy:
+                continue
+            x1, y1 = xy[src]
+            x1, y1, y2c = x1 + _BOX_W, y1 + _BOX_H / 2, y2 + _BOX_H / 2
+            bend = (x2 - x1) * 0.5
+            lift = 0.0 if depth[name] - depth[src] < 2 else _BOX_H * 1.1 + 6 * depth[src]
+            out.append(
+                f'<path d="M{x1:.1f},{y1:.1f} C{x1 + bend:.1f},{y1 - lift:.1f} '
+                f'{x2 - bend:.1f},{y2c - lift:.1f} {x2 - 1:.1f},{y2c:.1f}" fill="none" '
+                'stroke="#777" stroke-width="1.2" marker-end="url(#helix-arrow)"/>'
+            )
+    outputs = set(dag.get("outputs") or [])
+    for name, node in nodes.items():
+        x, y = xy[name]
+        record = states.get(name)
+        state = record.state if record is not None else ""
+        kind = str(node.get("kind") or (record.kind if record else "") or "")
+        label = name if len(name) <= 21 else name[:20] + "…"
+        tip = [f"{name} ({kind})", _state_phrase(record)]
+        if record is not None:
+            tip += [f"rows {record.rows}" if record.rows is not None else "", record.reason]
+        tip.append(f"fingerprint {str(node.get('fingerprint') or '')[:12]}")
+        out.append(
+            f"<g><title>{_e(chr(10).join(t for t in tip if t))}</title>"
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{_BOX_W}" height="{_BOX_H}" rx="6" '
+            f'fill="{STATE_COLOURS.get(state, _NOT_RUN)}" stroke="#444" '
+            f'stroke-width="{2.6 if name in outputs else 1}"'
+            f"{'' if record else ' stroke-dasharray=' + chr(34) + '4 3' + chr(34)}/>"
+            f'<text x="{x + 8:.1f}" y="{y + 17:.1f}" font-size="12.5" font-weight="600">'
+            f"{_e(label)}</text>"
+            f'<text x="{x + 8:.1f}" y="{y + 32:.1f}" font-size="11" fill="#333">{_e(kind)}</text>'
+            f'<text x="{x + 8:.1f}" y="{y + 46:.1f}" font-size="11" fill="#333">'
+            f"{_e(_state_phrase(record))}</text></g>"
+        )
+    return "".join(out) + "</svg>"
+
+
+def _state_phrase(record: NodeRecord | None) -> str:
+    if record is None or record.state not in STATE_COLOURS:
+        return "not run" if record is None else record.state
+    seconds = {"compute": record.compute_seconds, "load": record.load_seconds}
+    verb = {"compute": "computed", "load": "loaded", "prune": "pruned"}[record.state]
+    return f"{verb} {_secs(seconds[record.state])}" if record.state in seconds else verb
+
+
+# -- charts --------------------------------------------------------------------------------
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _timing_chart(runs: Sequence[RunRecord]) -> str:
+    ids = [r.id for r in runs]
+    walls = [r.wall_seconds or 0.0 for r in runs]
+    parts = {name: [] for name in _TIME_COLOURS}
+    for r, wall in zip(runs, walls, strict=True):
+        computing = sum(n.compute_seconds for n in r.nodes if n.state == "compute")
+        loading = sum(n.load_seconds for n in r.nodes if n.state == "load")
+        writing = sum(n.write_seconds for n in r.nodes)
+        for key, value in zip(parts, (computing, loading, writing), strict=False):
+            parts[key].append(value)
+        parts["other (launch, planning)"].append(max(wall - computing - loading - writing, 0.0))
+    fig = _figure(11.4, 3.6)
+    left, right = fig.subplots(1, 2)
+    total = 0.0
+    cumulative = [total := total + w for w in walls]
+    left.plot(ids, cumulative, marker="o", color="#3b6ea8")
+    for r, c in zip(runs, cumulative, strict=True):
+        if r.approx:
+            left.plot([r.id], [c], marker="o", mfc="white", color="#3b6ea8")
+    left.set(title="Cumulative run time", xlabel="run", ylabel="seconds", ylim=(0, None))
+    bottom = [0.0] * len(runs)
+    for key, values in parts.items():
+        right.bar(ids, values, bottom=bottom, color=_TIME_COLOURS[key], label=key, edgecolor="#666")
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    right.set(title="Wall time per run, by what it was spent on", xlabel="run", ylabel="seconds")
+    right.legend(fontsize=8, loc="upper right")
+    for ax in (left, right):
+        _run_ticks(ax, ids)
+        ax.grid(alpha=0.3)
+    return (
+        f'<img alt="cumulative run time and wall time per run" src="data:image/png;base64,'
+        f'{_png(fig)}" style="max-width:100%">'
+        '<p class="muted">Hollow points: approximate runs. Bars add up to the wall time.</p>'
+    )
+
+
+def _run_ticks(ax: Any, ids: Sequence[int]) -> None:
+    step = max(1, math.ceil(len(ids) / 20))
+    ax.set_xticks(list(ids)[::step])
+    ax.set_xticklabels([f"#{i}" for i in list(ids)[::step]], fontsize=8)
+
+
+def _metric_chart(runs: Sequence[RunRecord]) -> str:
+    names = sorted({k for r in runs for k in r.metrics})[:12]
+    cols = 2 if len(names) > 1 else 1
+    rows = math.ceil(len(names) / cols)
+    fig = _figure(11.4 if cols == 2 else 7, 2.8 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    ids = [r.id for r in runs]
+    hover: list[tuple[Any, float, float, str]] = []
+    for ax, name in zip(axes, names, strict=False):
+        points = [r for r in runs if name in r.metrics and math.isfinite(r.metrics[name])]
+        exact = [r for r in points if not r.approx]
+        ax.plot([r.id for r in exact], [r.metrics[name] for r in exact], "o-", color="#3b6ea8")
+        for r in (r for r in points if r.approx):
+            low, high = r.intervals.get(name, (r.metrics[name], r.metrics[name]))
+            v = r.metrics[name]
+            yerr = [[max(v - low, 0.0)], [max(high - v, 0.0)]]
+            ax.errorbar([r.id], [v], yerr=yerr, fmt="o", mfc="white", color="#c0392b", capsize=3)
+        previous = None
+        for r in points:
+            if r.version != previous:
+                ax.annotate(f"v{r.version}", (r.id, r.metrics[name]), **_LABEL)
+            previous = r.version
+            text = f"run #{r.id}, v{r.version}{' (approximate)' if r.approx else ''}: {name}"
+            hover.append((ax, r.id, r.metrics[name], f"{text} = {_num(r.metrics[name])}"))
+        ax.set_title(_mpl(name), fontsize=11)
+        ax.margins(y=0.25)
+        _run_ticks(ax, ids)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(names) :]:
+        ax.set_visible(False)
+    fig.canvas.draw()  # fixes the layout, so the hover areas match the saved image
+    height = fig.bbox.height
+    areas = []
+    for ax, x, y, text in hover:
+        px, py = ax.transData.transform((x, y))
+        areas.append(
+            f'<area shape="circle" coords="{px:.0f},{height - py:.0f},7" '
+            f'title="{_e(text)}" alt="{_e(text)}">'
+        )
+    more = len({k for r in runs for k in r.metrics}) - len(names)
+    return (
+        f'<img alt="metric history" usemap="#helix-metrics" src="data:image/png;base64,'
+        f'{_png(fig)}"><map name="helix-metrics">{"".join(areas)}</map>'
+        '<p class="muted">Filled: exact runs; hollow red with interval: approximate runs. '
+        "Labels mark where the version changes; hover a point for its run and version."
+        f"{f' {more} more metrics are in the table.' if more > 0 else ''}</p>"
+    )
+
+
+# -- tables --------------------------------------------------------------------------------
+
+
+def _runs_table(runs: Sequence[RunRecord]) -> str:
+    head = (
+        "<th>run</th><th>version</th><th>status</th><th>when</th><th>wall s</th>"
+        "<th>computed</th><th>loaded</th><th>pruned</th><th>metrics</th>"
+    )
+    rows = []
+    for r in reversed(runs):  # newest first
+        counts = _state_counts(r)
+        metrics = ", ".join(_metric_text(r, k) for k in sorted(r.metrics))
+        rows.append(
+            f'<tr class="{_e(r.status)}"><td>#{r.id}</td>'
+            f"<td>v{r.version}{' ≈ approx' if r.approx else ''}</td><td>{_e(r.status)}</td>"
+            f"<td>{_e(_when(r.started))}</td>"
+            f'<td class="num">{"" if r.wall_seconds is None else f"{r.wall_seconds:.2f}"}</td>'
+            + "".join(f'<td class="num">{counts[s]}</td>' for s in STATE_COLOURS)
+            + f"<td>{metrics}</td></tr>"
+        )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _metric_text(run: RunRecord, name: str) -> str:
+    value = run.metrics[name]
+    if not run.approx:
+        return f"{_e(name)} {_num(value)}"
+    text = f"{_e(name)} ≈{_num(value)}"
+    if name in run.intervals:
+        low, high = run.intervals[name]
+        text += f" [{_num(low)}, {_num(high)}]"
+    return text
+
+
+def _changes(versions: Sequence[VersionRecord]) -> str:
+    if len(versions) < 2:
+        return ""
+    from helix_tf.reuse.planning import describe_change
+
+    new = versions[-1]
+    old = next((v for v in versions if v.number == new.parent), versions[-2])
+    before, after = _dag_nodes(old.dag), _dag_nodes(new.dag)
+    changed = {
+        n
+        for n, spec in after.items()
+        if n not in before or before[n].get("fingerprint") != spec.get("fingerprint")
+    }
+    items = []
+    for name, spec in after.items():
+        kind = f" ({spec.get('kind')})" if spec.get("kind") else ""
+        if name not in before:
+            items.append(f"<li><b>added</b> <code>{_e(name)}</code>{_e(kind)}</li>")
+        elif name in changed:
+            inputs = [i for i in spec.get("inputs") or [] if i in changed]
+            why = describe_change(name, spec, before[name], inputs).removeprefix("changed: ")
+            items.append(f"<li><b>changed</b> <code>{_e(name)}</code>{_e(kind)}: {_e(why)}</li>")
+    for name, spec in before.items():
+        if name not in after:
+            kind = f" ({spec.get('kind')})" if spec.get("kind") else ""
+            items.append(f"<li><b>removed</b> <code>{_e(name)}</code>{_e(kind)}</li>")
+    same = [n for n in after if n in before and n not in changed]
+    if same:
+        shown = ", ".join(same[:12]) + (f" and {len(same) - 12} more" if len(same) > 12 else "")
+        items.append(f"<li><b>unchanged</b> ({len(same)}): {_e(shown)}</li>")
+    if not items:
+        items.append("<li>no node differs</li>")
+    return (
+        f"<h2>What changed from v{old.number} to v{new.number}</h2>"
+        f'<ul class="changes">{"".join(items)}</ul>'
+    )
+
+
+# -- formatting ----------------------------------------------------------------------------
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _mpl(text: str) -> str:
+    return text.replace("$", r"\$")  # matplotlib reads $...$ as math
+
+
+def _num(value: float) -> str:
+    if value is None or math.isnan(value):
+        return "nan"
+    return f"{value:.4f}" if abs(value) < 100 else f"{value:,.1f}"
+
+
+def _secs(value: float | None) -> str:
+    if value is None:
+        return "?"
+    return f"{value * 1000:.0f} ms" if value < 0.1 else f"{value:.2f} s"
+
+
+def _when(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))

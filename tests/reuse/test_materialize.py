@@ -1,0 +1,148 @@
+"""Materialization policies: Helix's rule, all, none, the budget and eviction."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from helix_tf.errors import ConfigError
+from helix_tf.reuse.materialize import MaterializationPolicy, parse_budget, validity_probability
+
+
+@dataclasses.dataclass
+class Node:
+    name: str
+    role: str = "feature"
+
+
+@dataclasses.dataclass
+class Measure:
+    state: str = "compute"
+    compute_seconds: float = 0.0
+    bytes: int | None = 0
+
+
+@dataclasses.dataclass
+class Entry:
+    fingerprint: str
+    bytes: int
+    compute_seconds: float
+
+
+class FakeStore:
+    def __init__(self, entries: list[Entry]) -> None:
+        self.items = {e.fingerprint: e for e in entries}
+        self.deleted: list[str] = []
+
+    def entries(self) -> list[Entry]:
+        return list(self.items.values())
+
+    def total_bytes(self) -> int:
+        return sum(e.bytes for e in self.items.values())
+
+    def delete(self, fp: str) -> None:
+        self.deleted.append(fp)
+        del self.items[fp]
+
+
+def policy(name: str = "helix", **kw: Any) -> MaterializationPolicy:
+    defaults: dict[str, Any] = {
+        "load_cost": lambda role, nbytes: 0.01 + (nbytes or 0) / 100e6,
+        "ancestors": {"feat": {"src"}, "src": set()},
+        "history_compute": {},
+    }
+    return MaterializationPolicy(policy=name, **{**defaults, **kw})
+
+
+def test_helix_keeps_a_node_whose_recomputation_costs_more_than_two_loads() -> None:
+    p = policy()
+    measures = {
+        "src": Measure(compute_seconds=2.0),
+        "feat": Measure(compute_seconds=0.1, bytes=10**6),
+    }
+    # 2 x (0.01 + 0.01) = 0.04 s < 0.5 x (0.1 + 2.0) s (validity 1/2 with no history)
+    assert p.decide(Node("feat"), measures["feat"], measures)
+
+
+def test_helix_drops_a_node_cheaper_to_recompute_than_to_write_and_read() -> None:
+    p = policy(ancestors={"feat": set()})
+    measures = {"feat": Measure(compute_seconds=0.001, bytes=50 * 10**6)}
+    assert not p.decide(Node("feat"), measures["feat"], measures)
+    assert "not kept" in p.decisions["feat"]
+
+
+def test_helix_counts_ancestors_loaded_this_run_at_their_historical_cost() -> None:
+    p = policy(history_compute={"src": 5.0})
+    measures = {"src": Measure(state="load"), "feat": Measure(compute_seconds=0.0, bytes=10**7)}
+    assert p.decide(Node("feat"), measures["feat"], measures)
+
+
+def test_nodes_that_change_every_version_are_worth_less() -> None:
+    often = {"feat": (9, 10)}
+    assert validity_probability(often, "feat") < 0.2 < validity_probability({}, "feat")
+    p = policy(changes=often, ancestors={"feat": set()})
+    measures = {"feat": Measure(compute_seconds=0.5, bytes=5 * 10**6)}
+    assert not p.decide(Node("feat"), measures["feat"], measures)
+    assert policy(ancestors={"feat": set()}).decide(Node("feat"), measures["feat"], measures)
+
+
+@pytest.mark.parametrize(("name", "kept"), [("all", True), ("none", False)])
+def test_all_and_none(name: str, kept: bool) -> None:
+    measures = {"feat": Measure(compute_seconds=0.0, bytes=10**9)}
+    assert policy(name).decide(Node("feat"), measures["feat"], measures) is kept
+    assert policy(name).writes_intermediates is (name != "none")
+
+
+def test_budget_evicts_entries_worth_less_per_byte() -> None:
+    store = FakeStore([Entry("cheap", 600, 0.001), Entry("dear", 300, 50.0)])
+    p = policy("all", budget=1000, store=store)
+    measures = {"feat": Measure(compute_seconds=10.0, bytes=500)}
+    assert p.decide(Node("feat"), measures["feat"], measures)
+    assert store.deleted == ["cheap"]
+    assert p.used_bytes == 800
+
+
+def test_budget_refuses_when_only_more_valuable_entries_could_make_room() -> None:
+    store = FakeStore([Entry("dear", 900, 100.0)])
+    p = policy("all", budget=1000, store=store)
+    measures = {"feat": Measure(compute_seconds=0.001, bytes=500)}
+    assert not p.decide(Node("feat"), measures["feat"], measures)
+    assert store.deleted == []
+
+
+def test_a_failing_store_is_never_fatal() -> None:
+    class Broken(FakeStore):
+        def entries(self) -> list[Entry]:
+            raise OSError("disk on fire")
+
+    p = policy("all", budget=10, store=Broken([]))
+    measures = {"feat": Measure(compute_seconds=1.0, bytes=500)}
+    assert not p.decide(Node("feat"), measures["feat"], measures)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2GB", 2 * 10**9),
+        ("500MB", 500 * 10**6),
+        ("1.5G", 15 * 10**8),
+        ("123", 123),
+        (None, None),
+        (7, 7),
+    ],
+)
+def test_parse_budget(text: Any, expected: int | None) -> None:
+    assert parse_budget(text) == expected
+
+
+@pytest.mark.parametrize("text", ["lots", "2XB", "-"])
+def test_parse_budget_rejects_nonsense(text: str) -> None:
+    with pytest.raises(ConfigError, match="--budget must be a size"):
+        parse_budget(text)
+
+
+def test_unknown_policy() -> None:
+    with pytest.raises(ConfigError, match="--materialize must be one of helix, all, none"):
+        policy("some")

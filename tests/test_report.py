@@ -1,0 +1,246 @@
+"""Tests of the HTML report (helix_tf.report): no TensorFlow, no Beam, a real SQLite file."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helix_tf.report import STATE_COLOURS, render_report, write_report
+from helix_tf.reuse.metadata import MetadataStore, NodeRecord
+
+EVIL = "<script>alert('x')</script>"
+
+
+class FakeClock:
+    """A clock that advances one minute per reading."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        self.now += 60.0
+        return self.now
+
+
+def spec(name: str, kind: str, inputs: list[str], fp: str, **params: object) -> dict:
+    return {
+        "name": name,
+        "role": kind,
+        "kind": kind,
+        "op": "Op",
+        "inputs": inputs,
+        "output_type": "table",
+        "fingerprint": fp,
+        "params": params,
+        "code": {},
+        "output": name == "evaluation",
+        "where": "cfg.py:1",
+        "extra": {},
+    }
+
+
+def dag(digest: str, *nodes: dict) -> dict:
+    return {"workflow": "census", "digest": digest, "outputs": ["evaluation"], "nodes": list(nodes)}
+
+
+V1 = dag(
+    "d1",
+    spec("rows", "source", [], "r1"),
+    spec("age", "preprocess", ["rows"], "a1", column="age"),
+    spec("old_feature", "preprocess", ["rows"], "o1"),
+    spec("examples", "preprocess", ["age", "old_feature"], "e1"),
+    spec("learner", "train", ["examples"], "l1", l2=0.0001),
+    spec("evaluation", "evaluate", ["learner", "examples"], "v1"),
+)
+V2 = dag(
+    "d2",
+    *[n for n in V1["nodes"] if n["name"] not in ("learner", "evaluation")],
+    spec("learner", "train", ["examples"], "l2", l2=0.001),
+    spec("evaluation", "evaluate", ["learner", "examples"], "v2"),
+)
+V3 = dag(
+    "d3",
+    spec("rows", "source", [], "r1"),
+    spec("age", "preprocess", ["rows"], "a1", column="age"),
+    spec(EVIL, "preprocess", ["rows"], "s1"),
+    spec("examples", "preprocess", ["age", EVIL], "e3"),
+    spec("learner", "train", ["examples"], "l3", l2=0.001),
+    spec("evaluation", "evaluate", ["learner", "examples"], "v3"),
+)
+
+
+def record(store: MetadataStore, version_dag: dict, states: dict[str, str], **run: object) -> int:
+    number = store.record_version("census", "cfg.py", version_dag, version_dag["digest"])
+    approx = bool(run.get("approx", False))
+    run_id = store.start_run(
+        "census", number, approx=approx, policy="helix", store_url="", params={}
+    )
+    nodes = [
+        NodeRecord(
+            name=n["name"],
+            kind=n["kind"],
+            fingerprint=n["fingerprint"],
+            state=states.get(n["name"], "compute"),
+            compute_seconds=1.5 if states.get(n["name"], "compute") == "compute" else 0.0,
+            load_seconds=0.25 if states.get(n["name"]) == "load" else 0.0,
+            write_seconds=0.1,
+            rows=100,
+        )
+        for n in version_dag["nodes"]
+    ]
+    store.record_nodes(run_id, nodes)
+    store.finish_run(
+        run_id,
+        status=str(run.get("status", "ok")),
+        wall_seconds=float(run["wall"]),  # type: ignore[arg-type]
+        metrics=run["metrics"],  # type: ignore[arg-type]
+        intervals=run.get("intervals"),  # type: ignore[arg-type]
+    )
+    return run_id
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[MetadataStore]:
+    with MetadataStore(f"sqlite:///{tmp_path}/meta/helix.db", clock=FakeClock()) as s:
+        record(s, V1, {}, wall=9.0, metrics={"accuracy": 0.84, "auc": 0.89})
+        pruned = {"rows": "prune", "age": "prune", "old_feature": "prune", "examples": "load"}
+        record(s, V2, pruned, wall=4.0, metrics={"accuracy": 0.85, "auc": 0.9})
+        record(
+            s,
+            V3,
+            {"rows": "load", "age": "load"},
+            approx=True,
+            wall=2.0,
+            metrics={"accuracy": 0.8, "auc": 0.88},
+            intervals={"accuracy": (0.78, 0.82), "auc": (0.86, 0.9)},
+        )
+        yield s
+
+
+@pytest.fixture
+def page(store: MetadataStore) -> str:
+    return render_report("census", store)
+
+
+def dag_svg(page: str) -> str:
+    match = re.search(r"<svg.*?</svg>", page, re.S)
+    assert match is not None, "no inline SVG in the page"
+    return match.group(0)
+
+
+def boxes(page: str) -> dict[str, dict[str, str]]:
+    """``{node name: attributes of its box}``, read from the SVG as a browser would."""
+    root = ET.fromstring(dag_svg(page))  # well-formed, so a browser draws it as written
+    out = {}
+    for group in root.iter("g"):
+        title, rect = group.find("title"), group.find("rect")
+        assert title is not None and rect is not None and title.text
+        name = title.text.split("\n")[0].rsplit(" (", 1)[0]
+        out[name] = {**rect.attrib, "text": " / ".join(t.text or "" for t in group.iter("text"))}
+    return out
+
+
+def test_dag_is_an_svg_with_every_node_of_the_latest_run(page: str) -> None:
+    svg = dag_svg(page)
+    found = boxes(page)
+    assert set(found) == {"rows", "age", EVIL, "examples", "learner", "evaluation"}
+    for name in ("rows", "age", "examples", "learner", "evaluation"):
+        assert f">{name}</text>" in svg
+    assert found["learner"]["text"] == "learner / train / computed 1.50 s"
+    assert found["rows"]["text"] == "rows / source / loaded 0.25 s"
+    assert svg.count('<path d="M') == 7  # one arrow per edge
+    assert found["evaluation"]["stroke-width"] > found["learner"]["stroke-width"]  # an output
+
+
+def test_nodes_are_coloured_by_their_state_in_the_latest_run(page: str, store) -> None:
+    fill = {name: box["fill"] for name, box in boxes(page).items()}
+    assert fill["rows"] == fill["age"] == STATE_COLOURS["load"]
+    assert fill["learner"] == fill["evaluation"] == fill[EVIL] == STATE_COLOURS["compute"]
+    assert all(colour in page for colour in STATE_COLOURS.values())  # legend
+    # An older DAG: its nodes the latest run lacks are white.
+    old = render_report("census", store, compiled_dag=V2)
+    assert boxes(old)["old_feature"]["fill"] == "#ffffff"  # not in the latest run
+
+
+def test_dag_layers_run_left_to_right(page: str) -> None:
+    x = {name: float(box["x"]) for name, box in boxes(page).items()}
+    assert x["rows"] < x["age"] == x[EVIL] < x["examples"] < x["learner"] < x["evaluation"]
+
+
+def test_charts_are_inline_png(page: str) -> None:
+    images = re.findall(r'<img [^>]*src="data:image/png;base64,[A-Za-z0-9+/=]{100,}"', page)
+    assert len(images) == 2  # run time, metric history
+    # Every metric point can be hovered for its run and version.
+    assert 'title="run #3, v3 (approximate): accuracy = 0.8000"' in page
+    assert page.count("<area ") == 6
+
+
+def test_table_has_a_row_per_run_newest_first(page: str) -> None:
+    table = page[page.index("<table>") : page.index("</table>")]
+    rows = re.findall(r"<tr class=\"ok\"><td>#(\d+)</td><td>v(\d+)", table)
+    assert rows == [("3", "3"), ("2", "2"), ("1", "1")]
+    assert "≈0.8000 [0.7800, 0.8200]" in table  # the approximate run's interval
+    assert '<td class="num">4</td><td class="num">2</td><td class="num">0</td>' in table
+
+
+def test_changes_between_the_latest_two_versions_are_in_plain_words(page: str) -> None:
+    changes = page[page.index("What changed from v2 to v3") :]
+    assert "<b>added</b> <code>&lt;script&gt;" in changes
+    assert "<b>removed</b> <code>old_feature</code> (preprocess)" in changes
+    assert (
+        "<b>changed</b> <code>examples</code> (preprocess): input changed: &lt;script&gt;"
+        in changes
+    )
+    assert "<b>changed</b> <code>learner</code>" in changes
+    assert "unchanged</b> (2): rows, age" in changes
+
+
+def test_parameter_changes_are_named(store: MetadataStore, tmp_path: Path) -> None:
+    with MetadataStore(f"sqlite:///{tmp_path}/two.db", clock=FakeClock()) as two:
+        record(two, V1, {}, wall=3.0, metrics={"auc": 0.8})
+        record(two, V2, {}, wall=1.0, metrics={"auc": 0.9})
+        page = render_report("census", two)
+    assert "learner.l2 0.0001 → 0.001" in page
+    assert "input changed: learner" in page
+
+
+def test_page_is_self_contained_and_escaped(page: str) -> None:
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
+    assert "<link" not in page and "<script" not in page.lower().replace("&lt;script", "")
+    assert EVIL not in page
+
+
+def test_compiled_dag_is_drawn_with_the_latest_states(store: MetadataStore) -> None:
+    new = dag("d4", *V3["nodes"], spec("extra_node", "preprocess", ["rows"], "x1"))
+    page = render_report("census", store, compiled_dag=new)
+    svg = dag_svg(page)
+    assert ">extra_node</text>" in svg and ">not run</text>" in svg
+    assert "has not run yet" in page
+
+
+def test_limit_and_empty_workflow(store: MetadataStore) -> None:
+    page = render_report("census", store, limit=1)
+    assert "Last 1 run<" in page and "#2</td>" not in page
+    empty = render_report("nothing_yet", store)
+    assert "No runs of nothing_yet" in empty and "<svg" not in empty
+    with pytest.raises(ValueError, match="limit must be at least 1, but got limit=0"):
+        render_report("census", store, limit=0)
+
+
+def test_write_report_creates_folders(page: str, tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "report.html"
+    write_report(path, page)
+    assert path.read_text(encoding="utf-8") == page
+    assert [p.name for p in path.parent.iterdir()] == ["report.html"]
+
+
+def test_import_is_light() -> None:
+    code = "import sys, helix_tf.report; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
