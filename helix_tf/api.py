@@ -101,10 +101,14 @@ def _plan(session: Session) -> tuple[list[NodeDecision], dict[str, Any], CostMod
     history = session.metadata.compute_history(compiled.name)
     throughput, latency = session.metadata.load_throughput()
     costs = CostModel(history=history, throughput=throughput, latency=latency)
-    versions = session.metadata.versions(compiled.name)
-    previous = versions[-1].dag if versions else None
-    if previous is not None and previous.get("digest") == compiled.digest and len(versions) > 1:
-        previous = versions[-2].dag
+    # Reasons compare with the latest other version of the same kind (exact or approximate).
+    same_kind = [
+        v.dag
+        for v in session.metadata.versions(compiled.name)
+        if (v.dag.get("approx") is None) == (compiled.approx is None)
+        and v.dag.get("digest") != compiled.digest
+    ]
+    previous = same_kind[-1] if same_kind else None
     decisions = plan_reuse(
         compiled,
         stored={name: m.bytes for name, m in manifests.items()},

@@ -536,5 +536,59 @@ def diff(
         out.print("  no differences", highlight=False)
 
 
+@main.command()
+@common
+@click.option(
+    "--html",
+    "html_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Where to write the report (a self-contained HTML page).",
+)
+@click.option(
+    "--limit", type=int, default=50, show_default=True, help="Most recent runs to include."
+)
+@click.pass_context
+def report(
+    ctx: click.Context,
+    config: str,
+    params: tuple[str, ...],
+    data_dir: str | None,
+    store: str | None,
+    metadata: str | None,
+    as_json: bool,
+    verbose: int,
+    html_path: str,
+    limit: int,
+) -> None:
+    """Write an HTML report: the DAG coloured by state, run times, metric history, changes."""
+    out, err = _consoles(ctx)
+    _setup_logging(verbose, err)
+    from helix_tf import api
+    from helix_tf.report import render_report, write_report
+
+    try:
+        session = api.open_session(
+            config, params=list(params), data_dir=data_dir, store=store, metadata=metadata
+        )
+        try:
+            html = render_report(
+                session.compiled.name,
+                session.metadata,
+                compiled_dag=session.compiled.to_dict(),
+                limit=limit,
+            )
+        finally:
+            session.close()
+        write_report(html_path, html)
+    except HelixError as exc:
+        _fail(err, exc)
+        return
+    if as_json:
+        out.print_json(json.dumps({"report": str(html_path)}))
+    else:
+        out.print(f"report written to {html_path}", highlight=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -149,10 +149,7 @@ def _summary(workflow: str, runs: Sequence[RunRecord], versions: Sequence[Versio
 
 
 def _state_counts(run: RunRecord) -> dict[str, int]:
-    counts = dict.fromkeys(STATE_COLOURS, 0)
-    for n in run.nodes:
-        counts[n.state] = counts.get(n.state, 0) + 1
-    return counts
+    return {state: sum(n.state == state for n in run.nodes) for state in STATE_COLOURS}
 
 
 # -- the DAG -------------------------------------------------------------------------------
@@ -241,13 +238,13 @@ def _dag_svg(dag: Mapping[str, Any], states: Mapping[str, NodeRecord]) -> str:
     ]
     for name, node in nodes.items():  # edges first, boxes on top
         x2, y2 = xy[name]
-        for src in node.get("inputs") or []:
-            if src not in xy:
-                continue
+        for src in [i for i in node.get("inputs") or [] if i in xy]:
             x1, y1 = xy[src]
             x1, y1, y2c = x1 + _BOX_W, y1 + _BOX_H / 2, y2 + _BOX_H / 2
             bend = (x2 - x1) * 0.5
-            lift = 0.0 if depth[name] - depth[src] < 2 else _BOX_H * 1.1 + 6 * depth[src]
+            # An edge over a layer, level with its ends, would cross that layer's box: arc it.
+            level = depth[name] - depth[src] > 1 and abs(y1 - y2c) < _BOX_H
+            lift = _BOX_H * 1.1 + 6 * depth[src] if level else 0.0
             out.append(
                 f'<path d="M{x1:.1f},{y1:.1f} C{x1 + bend:.1f},{y1 - lift:.1f} '
                 f'{x2 - bend:.1f},{y2c - lift:.1f} {x2 - 1:.1f},{y2c:.1f}" fill="none" '
@@ -259,8 +256,11 @@ def _dag_svg(dag: Mapping[str, Any], states: Mapping[str, NodeRecord]) -> str:
         record = states.get(name)
         state = record.state if record is not None else ""
         kind = str(node.get("kind") or (record.kind if record else "") or "")
-        label = name if len(name) <= 21 else name[:20] + "…"
-        tip = [f"{name} ({kind})", _state_phrase(record)]
+        label = name if len(name) <= 24 else name[:23] + "…"
+        fit, dash, phrase = "", "" if record else ' stroke-dasharray="4 3"', _state_phrase(record)
+        if len(label) > 17:  # squeeze a long name into its box
+            fit = f' textLength="{_BOX_W - 16}" lengthAdjust="spacingAndGlyphs"'
+        tip = [f"{name} ({kind})", phrase]
         if record is not None:
             tip += [f"rows {record.rows}" if record.rows is not None else "", record.reason]
         tip.append(f"fingerprint {str(node.get('fingerprint') or '')[:12]}")
@@ -268,13 +268,12 @@ def _dag_svg(dag: Mapping[str, Any], states: Mapping[str, NodeRecord]) -> str:
             f"<g><title>{_e(chr(10).join(t for t in tip if t))}</title>"
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{_BOX_W}" height="{_BOX_H}" rx="6" '
             f'fill="{STATE_COLOURS.get(state, _NOT_RUN)}" stroke="#444" '
-            f'stroke-width="{2.6 if name in outputs else 1}"'
-            f"{'' if record else ' stroke-dasharray=' + chr(34) + '4 3' + chr(34)}/>"
-            f'<text x="{x + 8:.1f}" y="{y + 17:.1f}" font-size="12.5" font-weight="600">'
+            f'stroke-width="{2.6 if name in outputs else 1}"{dash}/>'
+            f'<text x="{x + 8:.1f}" y="{y + 17:.1f}" font-size="12.5" font-weight="600"{fit}>'
             f"{_e(label)}</text>"
             f'<text x="{x + 8:.1f}" y="{y + 32:.1f}" font-size="11" fill="#333">{_e(kind)}</text>'
             f'<text x="{x + 8:.1f}" y="{y + 46:.1f}" font-size="11" fill="#333">'
-            f"{_e(_state_phrase(record))}</text></g>"
+            f"{_e(phrase)}</text></g>"
         )
     return "".join(out) + "</svg>"
 
@@ -330,7 +329,8 @@ def _timing_chart(runs: Sequence[RunRecord]) -> str:
         right.bar(ids, values, bottom=bottom, color=_TIME_COLOURS[key], label=key, edgecolor="#666")
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     right.set(title="Wall time per run, by what it was spent on", xlabel="run", ylabel="seconds")
-    right.legend(fontsize=8, loc="upper right")
+    right.set_ylim(0, max(bottom) * 1.08 or 1.0)
+    right.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     for ax in (left, right):
         _run_ticks(ax, ids)
         ax.grid(alpha=0.3)
@@ -342,7 +342,7 @@ def _timing_chart(runs: Sequence[RunRecord]) -> str:
 
 
 def _run_ticks(ax: Any, ids: Sequence[int]) -> None:
-    step = max(1, math.ceil(len(ids) / 20))
+    step = max(1, math.ceil(len(ids) / 12))
     ax.set_xticks(list(ids)[::step])
     ax.set_xticklabels([f"#{i}" for i in list(ids)[::step]], fontsize=8)
 
@@ -372,7 +372,12 @@ def _metric_chart(runs: Sequence[RunRecord]) -> str:
             text = f"run #{r.id}, v{r.version}{' (approximate)' if r.approx else ''}: {name}"
             hover.append((ax, r.id, r.metrics[name], f"{text} = {_num(r.metrics[name])}"))
         ax.set_title(_mpl(name), fontsize=11)
-        ax.margins(y=0.25)
+        values = [v for r in points for v in (r.metrics[name], *r.intervals.get(name, ()))]
+        if values:  # a change in the 4th decimal must not look like a cliff
+            lo, hi = min(values), max(values)
+            pad = max((hi - lo) * 0.25, 0.01 * max(abs(lo), abs(hi)), 1e-6)
+            ax.set(ylim=(lo - pad, hi + pad))
+        ax.margins(x=0.08)
         _run_ticks(ax, ids)
         ax.grid(alpha=0.3)
     for ax in axes[len(names) :]:
@@ -420,11 +425,8 @@ def _runs_table(runs: Sequence[RunRecord]) -> str:
 
 
 def _metric_text(run: RunRecord, name: str) -> str:
-    value = run.metrics[name]
-    if not run.approx:
-        return f"{_e(name)} {_num(value)}"
-    text = f"{_e(name)} ≈{_num(value)}"
-    if name in run.intervals:
+    text = f"{_e(name)} {'≈' if run.approx else ''}{_num(run.metrics[name])}"
+    if run.approx and name in run.intervals:
         low, high = run.intervals[name]
         text += f" [{_num(low)}, {_num(high)}]"
     return text

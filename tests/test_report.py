@@ -75,9 +75,18 @@ V3 = dag(
 )
 
 
-def record(store: MetadataStore, version_dag: dict, states: dict[str, str], **run: object) -> int:
+def record(
+    store: MetadataStore,
+    version_dag: dict,
+    states: dict[str, str],
+    *,
+    wall: float,
+    metrics: dict[str, float],
+    approx: bool = False,
+    intervals: dict[str, tuple[float, float]] | None = None,
+) -> int:
+    """Record ``version_dag`` and one finished run of it (nodes not in ``states`` compute)."""
     number = store.record_version("census", "cfg.py", version_dag, version_dag["digest"])
-    approx = bool(run.get("approx", False))
     run_id = store.start_run(
         "census", number, approx=approx, policy="helix", store_url="", params={}
     )
@@ -97,17 +106,19 @@ def record(store: MetadataStore, version_dag: dict, states: dict[str, str], **ru
     store.record_nodes(run_id, nodes)
     store.finish_run(
         run_id,
-        status=str(run.get("status", "ok")),
-        wall_seconds=float(run["wall"]),  # type: ignore[arg-type]
-        metrics=run["metrics"],  # type: ignore[arg-type]
-        intervals=run.get("intervals"),  # type: ignore[arg-type]
+        status="ok",
+        wall_seconds=wall,
+        metrics=metrics,
+        intervals=intervals,
     )
     return run_id
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[MetadataStore]:
-    with MetadataStore(f"sqlite:///{tmp_path}/meta/helix.db", clock=FakeClock()) as s:
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MetadataStore]:
+    """Three versions and runs; the third approximate, with a node named like a script."""
+    folder = tmp_path_factory.mktemp("report")
+    with MetadataStore(f"sqlite:///{folder}/meta/helix.db", clock=FakeClock()) as s:
         record(s, V1, {}, wall=9.0, metrics={"accuracy": 0.84, "auc": 0.89})
         pruned = {"rows": "prune", "age": "prune", "old_feature": "prune", "examples": "load"}
         record(s, V2, pruned, wall=4.0, metrics={"accuracy": 0.85, "auc": 0.9})
@@ -123,7 +134,7 @@ def store(tmp_path: Path) -> Iterator[MetadataStore]:
         yield s
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def page(store: MetadataStore) -> str:
     return render_report("census", store)
 
@@ -154,7 +165,7 @@ def test_dag_is_an_svg_with_every_node_of_the_latest_run(page: str) -> None:
         assert f">{name}</text>" in svg
     assert found["learner"]["text"] == "learner / train / computed 1.50 s"
     assert found["rows"]["text"] == "rows / source / loaded 0.25 s"
-    assert svg.count('<path d="M') == 7  # one arrow per edge
+    assert svg.count('marker-end="url(#helix-arrow)"') == 7  # one arrow per edge
     assert found["evaluation"]["stroke-width"] > found["learner"]["stroke-width"]  # an output
 
 
@@ -201,7 +212,7 @@ def test_changes_between_the_latest_two_versions_are_in_plain_words(page: str) -
     assert "unchanged</b> (2): rows, age" in changes
 
 
-def test_parameter_changes_are_named(store: MetadataStore, tmp_path: Path) -> None:
+def test_parameter_changes_are_named(tmp_path: Path) -> None:
     with MetadataStore(f"sqlite:///{tmp_path}/two.db", clock=FakeClock()) as two:
         record(two, V1, {}, wall=3.0, metrics={"auc": 0.8})
         record(two, V2, {}, wall=1.0, metrics={"auc": 0.9})
