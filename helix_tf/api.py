@@ -285,6 +285,11 @@ def run(
                 )
             if m.meta and m.meta.get("weights") and d.state == "compute":
                 notes.append(_sparsity_note(d.name, m.meta))
+            if m.meta and m.meta.get("skipped_rows"):
+                notes.append(
+                    f"{d.name}: skipped {m.meta['skipped_rows']:,} malformed row(s) "
+                    "(on_bad_row='skip'; the log names the first ones)"
+                )
             seconds = m.compute_seconds + m.load_seconds + m.write_seconds + m.other_seconds
             results.append(
                 NodeResult(

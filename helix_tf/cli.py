@@ -42,8 +42,11 @@ def _setup_logging(verbose: int, err: Console) -> None:
     # Other libraries' warnings (e.g. Beam's "apitools not found" at import) are noise here.
     root.setLevel(logging.ERROR)
     logging.getLogger("helix_tf").setLevel(level)
-    for noisy in ("absl", "tensorflow", "apache_beam", "h5py"):
+    for noisy in ("absl", "tensorflow", "h5py"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    # Beam logs an operator's failure with a traceback before re-raising it; the CLI
+    # reports the error itself, once, without the traceback.
+    logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
 
 
 def _fail(err: Console, exc: BaseException) -> None:

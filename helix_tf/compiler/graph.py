@@ -150,6 +150,10 @@ class CompiledWorkflow:
 # ---------------------------------------------------------------------------- helpers
 
 
+def _a(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def _refs_in(value: Any) -> list[NodeRef]:
     if isinstance(value, NodeRef):
         return [value]
@@ -273,10 +277,11 @@ class _Compiler:
             return None
         if target.role not in roles:
             expected = " or ".join(roles)
+            produced = OUTPUT_TYPE.get(target.role, "feature")
             self.problem(
                 decl,
-                f"{what} {ref.name!r} is a {OUTPUT_TYPE.get(target.role, 'feature')} "
-                f"({target.role} node), but {decl.role} {what} must be a {expected} node",
+                f"{what} {ref.name!r} is {_a(produced)} {produced} ({target.role} node), but "
+                f"{decl.role} {what} must be {_a(expected)} {expected} node",
             )
             return None
         return ref.name
@@ -508,8 +513,10 @@ def compile_workflow(
     """
     c = _Compiler(wf, config_path, hasher or ContentHasher())
     c.collect()
-    if c.problems:
+    if not c.decls:
         raise CompileError(c.problems, path=config_path)
+    # Every check runs even when earlier ones found problems: a config's problems are
+    # reported together (unresolved references simply contribute no edge).
     inputs = c.edges()
     extra_source = c.check_evaluate(inputs)
     for name, src in extra_source.items():
@@ -527,7 +534,7 @@ def compile_workflow(
         )
     except nx.NetworkXNoCycle:
         pass
-    if c.problems:
+    else:
         raise CompileError(c.problems, path=config_path)
     declared_order = {name: i for i, name in enumerate(c.decls)}
     order = list(nx.lexicographical_topological_sort(graph, key=lambda n: declared_order[n]))

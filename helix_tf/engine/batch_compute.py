@@ -59,22 +59,52 @@ class BatchComputer:
         self.states = dict(states)
         self.seconds: dict[str, float] = {}
         self.write_seconds: dict[str, float] = {}
+        self._needed: dict[str, list[str] | None] = {}
 
     def _time(self, name: str, t0: float) -> None:
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
 
     # ------------------------------------------------------------------ values
 
-    def source_frame(self, name: str, split: str, k: int, cache: dict[str, Any]) -> Any:
-        key = f"frame:{name}"
+    def source_table(self, name: str, split: str, k: int, cache: dict[str, Any]) -> Any:
+        """The source's batch as an Arrow table: only the columns this run reads."""
+        key = f"table:{name}"
         if key not in cache:
             node = self.nodes[name]
             t0 = time.perf_counter()
-            table = tables.read_batch(node.root, split, k)
-            cache[key] = table.to_pandas()
+            wanted = self.needed_columns(name)
+            table = tables.read_batch(node.root, split, k, columns=wanted)
+            cache[key] = table
             self._check_rows(name, split, k, tables.row_ids(table), cache)
             self._time(name, t0)
         return cache[key]
+
+    def source_frame(self, name: str, split: str, k: int, cache: dict[str, Any]) -> Any:
+        """The source's batch as a pandas frame (whole-row UDFs)."""
+        key = f"frame:{name}"
+        if key not in cache:
+            t0 = time.perf_counter()
+            cache[key] = self.source_table(name, split, k, cache).to_pandas()
+            self._time(name, t0)
+        return cache[key]
+
+    def needed_columns(self, source: str) -> list[str] | None:
+        """Columns of ``source`` that the computed nodes read (None: all of them)."""
+        if source in self._needed:
+            return self._needed[source]
+        cols: set[str] = {ROW_ID}
+        for node in self.nodes.values():
+            if node.state != "compute" or node.source != source:
+                continue
+            if isinstance(node.op, Feature):
+                if node.op.reads_whole_row():
+                    self._needed[source] = None
+                    return None
+                cols.update(r for r in node.op.inputs() if isinstance(r, str))
+            elif isinstance(node.op, Label):
+                cols.add(node.op.column)
+        self._needed[source] = sorted(cols)
+        return self._needed[source]
 
     def _check_rows(
         self, name: str, split: str, k: int, rows: np.ndarray, cache: dict[str, Any]
@@ -93,12 +123,12 @@ class BatchComputer:
             )
 
     def column(self, source: str, column: str, split: str, k: int, cache: dict[str, Any]) -> Any:
-        frame = self.source_frame(source, split, k, cache)
+        """A raw column: float64 numpy for numbers, an Arrow string array for text."""
+        col = self.source_table(source, split, k, cache).column(column).combine_chunks()
         kind = self.nodes[source].columns.get(column)
-        series = frame[column]
         if kind in ("int", "float"):
-            return series.to_numpy(dtype=np.float64, na_value=np.nan)
-        return series.to_numpy(dtype=object)
+            return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+        return col
 
     def inputs_of(self, node: PreNode, split: str, k: int, cache: dict[str, Any]) -> list[Any]:
         op = node.op
@@ -204,9 +234,10 @@ class BatchComputer:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             row = int(cache["rows"][i])
+            shown = raw[i].as_py() if hasattr(raw[i], "as_py") else raw[i]
             raise DataError(
                 f"row {row} (line number in its file) of split {split!r} has label "
-                f"{raw[i]!r} in column {label_op.column!r}; "
+                f"{shown!r} in column {label_op.column!r}; "
                 + (
                     "labels must not be missing"
                     if label_op.positive is not None

@@ -49,6 +49,7 @@ class PreprocessResult:
     rows: dict[str, int]
     bytes: dict[str, int]
     batches: dict[str, list[tuple[str, int, int]]]  # source -> [(split, batch, rows)]
+    skipped: dict[str, int]  # source -> malformed rows skipped (on_bad_row="skip")
     states: dict[str, Any]
     launch_seconds: float
 
@@ -107,7 +108,8 @@ class _ReadSource(beam.DoFn):
         write_micros = Metrics.counter(NS, f"write_micros/{self.name}")
         nbytes = Metrics.counter(NS, f"bytes/{self.name}")
         t0 = time.perf_counter()
-        for k, frame in enumerate(self.op.read(split, batch_rows=self.batch_rows)):
+        counts: dict[str, int] = {}
+        for k, frame in enumerate(self.op.read(split, batch_rows=self.batch_rows, counters=counts)):
             if self.sample is not None and split == "train":
                 from helix_tf.approx.sampling import keep_mask
 
@@ -125,6 +127,8 @@ class _ReadSource(beam.DoFn):
             nbytes.inc(size)
             yield (split, k, table.num_rows)
             t0 = time.perf_counter()
+        if counts.get("bad_rows_skipped"):
+            Metrics.counter(NS, f"skipped/{self.name}").inc(counts["bad_rows_skipped"])
 
 
 class _Partials(beam.DoFn):
@@ -335,6 +339,7 @@ def run_preprocessing(
         rows=rows,
         bytes={k.split("/", 1)[1]: v for k, v in counters.items() if k.startswith("bytes/")},
         batches={},
+        skipped={k.split("/", 1)[1]: v for k, v in counters.items() if k.startswith("skipped/")},
         states=states,
         launch_seconds=launch,
     )

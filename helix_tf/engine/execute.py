@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -24,7 +25,7 @@ import numpy as np
 from helix_tf.compiler.graph import CompiledNode, CompiledWorkflow
 from helix_tf.engine import tables
 from helix_tf.engine.batch_compute import PreNode
-from helix_tf.errors import ExecutionError, HelixError, StoreError
+from helix_tf.errors import DataError, ExecutionError, HelixError, StoreError
 from helix_tf.reuse.store import ArtifactStore, Manifest, Staging
 from helix_tf.types import BAG, CATEGORICAL, LABEL, ROW_ID, SCORE
 
@@ -281,15 +282,21 @@ class _Run:
         from helix_tf.engine.runners import pipeline_factory
 
         t0 = time.perf_counter()
-        result = run_preprocessing(
-            nodes=pre,
-            order=order,
-            known_batches=known_batches,
-            batch_rows=self.opt.batch_rows,
-            scratch=self.store_scratch,
-            make_pipeline=pipeline_factory(self.opt.runner, self.opt.pipeline_args),
-            distribute=self.opt.runner != "direct",
-        )
+        try:
+            result = run_preprocessing(
+                nodes=pre,
+                order=order,
+                known_batches=known_batches,
+                batch_rows=self.opt.batch_rows,
+                scratch=self.store_scratch,
+                make_pipeline=pipeline_factory(self.opt.runner, self.opt.pipeline_args),
+                distribute=self.opt.runner != "direct",
+            )
+        except Exception as exc:
+            original = _unwrap_runner_error(exc)
+            if original is exc:
+                raise
+            raise original from exc
         wall = time.perf_counter() - t0
         measured_total = sum(result.seconds.get(n, 0.0) for n in computed) or 1e-9
         overhead = max(wall - measured_total - sum(result.write_seconds.values()), 0.0)
@@ -304,6 +311,8 @@ class _Run:
             kind = "table"
             if node.role == "source":
                 meta = {"columns": node.op.schema(), "splits": list(node.op.splits())}  # type: ignore[union-attr]
+                if result.skipped.get(name):
+                    meas.meta["skipped_rows"] = result.skipped[name]
             elif node.role == "feature":
                 state = result.states.get(name)
                 meta = {
@@ -567,6 +576,35 @@ class _Run:
         return payload
 
 
+_OPERATOR_RE = re.compile(
+    r"operator '(?P<node>[^']+)' failed: (?P<msg>.*?)(?: \[while running .*)?$", re.S
+)
+
+
+def _unwrap_runner_error(exc: BaseException) -> BaseException:
+    """The helix_tf error an operator raised, out of the runner's wrapping.
+
+    Beam re-raises an exception from a DoFn as ``type(exc)(message + context)``,
+    which loses the failing node; recover the original from the exception chain,
+    or parse the node back out of the message.
+    """
+    seen = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ExecutionError) and cur.node is not None:
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    text = str(exc)
+    m = _OPERATOR_RE.search(text)
+    if m:
+        cls = DataError if isinstance(exc, DataError) else ExecutionError
+        return cls(m["msg"].strip(), node=m["node"])
+    if isinstance(exc, HelixError) or not isinstance(exc, Exception):
+        return exc
+    return ExecutionError(f"the Beam pipeline failed: {type(exc).__name__}: {text}")
+
+
 def _data_url(store: ArtifactStore, manifest: Manifest) -> str:
     """The folder URL of a stored artifact's files (readable by Beam workers)."""
     return store._to_url(store._data_dir(manifest.fingerprint, manifest.token))
@@ -615,6 +653,10 @@ def execute_plan(
                     run.predict(node)
                 elif node.role == "evaluate":
                     run.evaluate(node)
+            except ExecutionError as exc:
+                if exc.node is None:
+                    raise ExecutionError(str(exc), node=node.name) from exc
+                raise
             except HelixError:
                 raise
             except Exception as exc:

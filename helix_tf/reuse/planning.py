@@ -30,6 +30,22 @@ def human_bytes(n: int | None) -> str:
     return f"{n} B"
 
 
+def _unavailable_ancestors(
+    name: str, compiled: CompiledWorkflow, states: Mapping[str, str]
+) -> set[str]:
+    """Ancestors that would have to be computed too if ``name`` were recomputed."""
+    by_name = compiled.by_name
+    out: set[str] = set()
+    stack = list(by_name[name].inputs)
+    while stack:
+        a = stack.pop()
+        if a in out or states.get(a) != "prune":
+            continue
+        out.add(a)
+        stack.extend(by_name[a].inputs)
+    return out
+
+
 def plan_reuse(
     compiled: CompiledWorkflow,
     *,
@@ -84,9 +100,15 @@ def plan_reuse(
                 ]
                 reason = describe_change(n.name, n.to_dict(), old, changed_inputs)
         elif state == "load":
+            # Recomputing would also need every input that is not otherwise available.
+            needed = _unavailable_ancestors(n.name, compiled, plan.states)
+            upstream = sum(node_costs[a].compute for a in needed)
+            recompute = f"{c.compute + upstream:.2f} s" + (
+                f", with {len(needed)} upstream node(s)" if needed else ""
+            )
             reason = (
                 f"unchanged: loading {human_bytes(stored.get(n.name))} ({c.load:.2f} s) "
-                f"beats recomputing ({c.compute:.2f} s)"
+                f"beats recomputing ({recompute})"
             )
         else:
             users = consumers[n.name]

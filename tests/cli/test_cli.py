@@ -210,10 +210,6 @@ def test_failing_udf_exits_non_zero_naming_the_operator(
     assert "udf exploded" in result.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a failing operator inside Beam makes the CLI print Beam's ERROR log with a traceback",
-)
 def test_failing_udf_prints_no_traceback(
     make_config: Any, census_like: tuple[Path, Path], store: str
 ) -> None:
@@ -258,10 +254,6 @@ def test_malformed_row_exits_non_zero_naming_file_and_line(
     assert result.stdout == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a failing operator inside Beam makes the CLI print Beam's ERROR log with a traceback",
-)
 def test_malformed_row_prints_no_traceback(
     make_config: Any, census_like: tuple[Path, Path], tmp_path: Path, store: str
 ) -> None:

@@ -164,10 +164,6 @@ def test_vocabulary_rejects_bad_parameters(kwargs: dict[str, Any], match: str) -
         F.Vocabulary("x", **kwargs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Vocabulary on an empty batch of a string column returns a Bag, not an int array",
-)
 def test_vocabulary_on_an_empty_string_batch_is_an_empty_index_array() -> None:
     op = F.Vocabulary("x")
     state = fit(op, [strings("a", "b")])

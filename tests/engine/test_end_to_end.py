@@ -442,9 +442,6 @@ def _first_line_over_60(path: Path) -> int:
     raise AssertionError("no row with age > 60")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: a failing row-wise UDF does not show the offending row"
-)
 def test_failing_udf_shows_the_offending_row(
     make_config: Callable[..., Path], census_like: tuple[Path, Path], store: str
 ) -> None:
@@ -456,9 +453,6 @@ def test_failing_udf_shows_the_offending_row(
     assert f"line {line}" in message or f"row {line}" in message, message
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: ExecutionError.node is lost when the error crosses the Beam runner"
-)
 def test_failing_udf_error_carries_the_node(
     make_config: Callable[..., Path], census_like: tuple[Path, Path], store: str
 ) -> None:
@@ -481,10 +475,6 @@ def test_failure_after_preprocessing_keeps_only_complete_entries(
     assert evaluation.state == "compute"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an ExecutionError raised by a metric is not wrapped with the node's name",
-)
 def test_failing_metric_names_the_evaluate_node(bad_config: Path, store: str) -> None:
     with pytest.raises(ExecutionError) as info:
         api.run(bad_config, store=store, params=["metric_fails=True"])
