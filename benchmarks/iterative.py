@@ -714,6 +714,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     if "oracle" in report["cumulative_seconds"]:
         cols.append("oracle")
     fig, ax = plt.subplots(figsize=(8.5, 5.2), dpi=130)
+    ends: list[tuple[float, str]] = []
     for p in cols:
         if p == "oracle":
             per = [r["oracle_seconds"] for r in rows]
@@ -735,14 +736,20 @@ def plot(report: dict[str, Any], path: Path) -> None:
             linewidths=1.0,
             zorder=3,
         )
+        ends.append((cum[-1], p))
+    # Final values beside the last markers, nudged apart so that none overlap.
+    placed: list[float] = []
+    for value, p in sorted(ends):
+        y = value if not placed else max(value, placed[-1] * 1.09)
+        placed.append(y)
         ax.annotate(
-            f"{cum[-1]:.0f} s",
-            (xs[-1], cum[-1]),
-            xytext=(6, 0),
-            textcoords="offset points",
+            f"{value:.0f} s",
+            (xs[-1], value),
+            xytext=(xs[-1] + 0.22, y),
+            textcoords="data",
             va="center",
             fontsize=8,
-            color=st["color"],
+            color=POLICY_STYLE[p]["color"],
         )
     ax.set_yscale("log")
     ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))

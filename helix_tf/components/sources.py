@@ -117,6 +117,19 @@ class Source(Operator, abc.ABC):
             The declared columns plus ``__row`` (int64).
         """
 
+    def read_tables(
+        self, split: str, *, batch_rows: int = 50_000, counters: dict[str, int] | None = None
+    ) -> Iterator[pa.Table]:
+        """Like :meth:`read`, as Arrow tables (the engine's form; no pandas round trip).
+
+        The default converts :meth:`read`'s frames; sources that parse into Arrow
+        override it.
+        """
+        import pyarrow as pa
+
+        for frame in self.read(split, batch_rows=batch_rows, counters=counters):
+            yield pa.Table.from_pandas(frame, preserve_index=False)
+
     def _require_split(self, split: str) -> None:
         names = self.splits()
         if split not in names:
@@ -585,6 +598,15 @@ class Csv(Source):
         self, split: str, *, batch_rows: int = 50_000, counters: dict[str, int] | None = None
     ) -> Iterator[pd.DataFrame]:
         """Stream a split; see the class notes for the parsing strategy."""
+        for table in self.read_tables(split, batch_rows=batch_rows, counters=counters):
+            yield table.to_pandas()
+
+    def read_tables(
+        self, split: str, *, batch_rows: int = 50_000, counters: dict[str, int] | None = None
+    ) -> Iterator[pa.Table]:
+        """Stream a split as Arrow tables (parsed by Arrow, never through pandas)."""
+        import pyarrow as pa
+
         self._require_split(split)
         if batch_rows < 1:
             raise ConfigError(f"batch_rows must be >= 1, but got {batch_rows}")
@@ -604,11 +626,21 @@ class Csv(Source):
                         ids = ids[keep]
                     if not len(ids):
                         continue
-                    frame = _frame(columns, ids)
+                    arrays = dict(columns)
+                    arrays[ROW_ID] = pa.array(ids, pa.int64())
+                    table = pa.table(arrays)
                     for copy in range(copies):
                         if copy:
-                            frame = frame.assign(**{ROW_ID: ids + copy * COPY_STRIDE})
-                        yield from _emit(frame, batch_rows, counters)
+                            table = table.set_column(
+                                table.schema.get_field_index(ROW_ID),
+                                ROW_ID,
+                                pa.array(ids + copy * COPY_STRIDE, pa.int64()),
+                            )
+                        for start in range(0, table.num_rows, batch_rows):
+                            part = table.slice(start, batch_rows)
+                            if counters is not None:
+                                counters["rows_read"] = counters.get("rows_read", 0) + part.num_rows
+                            yield part
         bad.summarise()
 
     def _read_file(

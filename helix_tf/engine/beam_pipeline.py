@@ -101,24 +101,22 @@ class _ReadSource(beam.DoFn):
         self.sample = sample
 
     def process(self, split):  # type: ignore[no-untyped-def]
-        import pyarrow as pa
-
         rows = Metrics.counter(NS, f"rows/{self.name}")
         micros = Metrics.counter(NS, f"micros/{self.name}")
         write_micros = Metrics.counter(NS, f"write_micros/{self.name}")
         nbytes = Metrics.counter(NS, f"bytes/{self.name}")
         t0 = time.perf_counter()
         counts: dict[str, int] = {}
-        for k, frame in enumerate(self.op.read(split, batch_rows=self.batch_rows, counters=counts)):
+        batches = self.op.read_tables(split, batch_rows=self.batch_rows, counters=counts)
+        for k, table in enumerate(batches):
             if self.sample is not None and split == "train":
                 from helix_tf.approx.sampling import keep_mask
 
-                keep = keep_mask(
-                    frame[ROW_ID].to_numpy(), self.sample["fraction"], self.sample["seed"]
+                rows_ids = table.column(ROW_ID).to_numpy()
+                table = table.filter(
+                    keep_mask(rows_ids, self.sample["fraction"], self.sample["seed"])
                 )
-                frame = frame[keep]
             t1 = time.perf_counter()
-            table = pa.Table.from_pandas(frame, preserve_index=False)
             size = tables.write_batch(self.root, split, k, table)
             t2 = time.perf_counter()
             micros.inc(int((t1 - t0) * 1e6))
