@@ -68,6 +68,8 @@ class MaterializationPolicy:
     changes: Mapping[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
     budget: int | None = None
     store: Any = None
+    #: Fingerprints this run reads or writes: never evicted while it runs.
+    protected: frozenset[str] = frozenset()
     used_bytes: int = 0
     decisions: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -145,6 +147,8 @@ class MaterializationPolicy:
                 break
             if v >= value_per_byte:
                 break
+            if e.fingerprint in self.protected:
+                continue
             victims.append(e)
             freed += e.bytes
         if self.used_bytes - freed + needed > self.budget:

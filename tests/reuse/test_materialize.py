@@ -146,3 +146,12 @@ def test_parse_budget_rejects_nonsense(text: str) -> None:
 def test_unknown_policy() -> None:
     with pytest.raises(ConfigError, match="--materialize must be one of helix, all, none"):
         policy("some")
+
+
+def test_entries_the_run_uses_are_never_evicted() -> None:
+    # Evicting the examples this run loaded would pull them from under its predict node.
+    store = FakeStore([Entry("in-use", 900, 0.0001)])
+    p = policy("all", budget=1000, store=store, protected=frozenset({"in-use"}))
+    measures = {"feat": Measure(compute_seconds=10.0, bytes=500)}
+    assert not p.decide(Node("feat"), measures["feat"], measures)
+    assert store.deleted == []
