@@ -333,6 +333,11 @@ def render(block: dict[str, Any]) -> str:
         f"({sp['exact_wall_s']:.1f}s / {sp['approx_wall_s']:.1f}s); CPU seconds "
         f"{sp['speedup_cpu']:.2f}x; runs' own wall_seconds {sp['speedup_wall_seconds_json']:.2f}x"
     )
+    if any(r.get("exact_reused") for r in rows):
+        lines.append(
+            "- note: exact runs reused (--exact-from): the speedups compare runs made at "
+            "different times, under possibly different machine load"
+        )
     if "targets" in s:
         t = s["targets"]
         taus = ", ".join(f"{m} {'met' if ok else 'NOT met'}" for m, ok in t["tau_met"].items())
