@@ -70,7 +70,7 @@ PHASES: tuple[tuple[str, str, str], ...] = (
     ("      load predictions", "helix_tf/engine/execute.py", "predictions"),
     ("      evaluate", "helix_tf/engine/execute.py", "evaluate"),
     ("      artifact load (verify + open)", "helix_tf/engine/execute.py", "load"),
-    ("      store commit (hash, move, manifest)", "helix_tf/reuse/store.py", "commit"),
+    ("      store commit (hash, move, manifest)", "helix_tf/reuse/store/_store.py", "commit"),
     ("      run cleanup", "helix_tf/engine/execute.py", "cleanup"),
 )
 

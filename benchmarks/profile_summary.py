@@ -100,7 +100,7 @@ def attribute(p: Profile) -> dict[str, float]:
     dofns = p.cum(bp, "process") + sum(
         p.cum(bp, f) for f in ("add_input", "merge_accumulators", "extract_output")
     )
-    csv_read = p.cum_from("components/sources.py", "read", bp)
+    csv_read = p.cum_from("components/sources/_csv.py", "read", bp)
     write_source = p.cum_from("engine/tables.py", "write_batch", bp)
     write_examples = p.cum_from("engine/tables.py", "write_batch", bc)
     read_source = p.cum(bc, "source_frame") + p.cum_from("engine/tables.py", "read_batch", bc)

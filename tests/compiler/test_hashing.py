@@ -326,7 +326,7 @@ def test_notes_and_reads_explain_dependencies(load) -> None:
 
 
 def test_functions_defined_by_exec_fall_back_to_bytecode(caplog, monkeypatch) -> None:
-    monkeypatch.setattr(hashing, "_WARNED", set())
+    monkeypatch.setattr(hashing._origin, "_WARNED", set())  # where _warn_once looks
     namespace: dict[str, object] = {}
     exec("def udf(x):\n    return x + 1\n", namespace)
     exec("def udf2(x):\n    return x + 2\n", namespace)
@@ -339,7 +339,7 @@ def test_functions_defined_by_exec_fall_back_to_bytecode(caplog, monkeypatch) ->
 
 
 def test_c_extension_is_identity_only_and_warns_once(caplog, monkeypatch) -> None:
-    monkeypatch.setattr(hashing, "_WARNED", set())
+    monkeypatch.setattr(hashing._origin, "_WARNED", set())  # where _warn_once looks
     with caplog.at_level(logging.WARNING, logger=hashing.__name__):
         first = code_fingerprint(math.log)
         second = code_fingerprint(math.log)

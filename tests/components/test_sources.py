@@ -183,9 +183,9 @@ def test_csv_blank_lines_quotes_crlf_and_whitespace(tmp_path: Path) -> None:
 def test_csv_line_numbers_across_blocks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
-    from helix_tf.components import sources
+    from helix_tf.components.sources import _csv_parsing
 
-    monkeypatch.setattr(sources, "_MIN_BLOCK_BYTES", 16)  # many tiny blocks
+    monkeypatch.setattr(_csv_parsing, "_MIN_BLOCK_BYTES", 16)  # many tiny blocks
     if path == "careful":
         monkeypatch.setattr(Csv, "_fast_ok", lambda self, body: False)
     lines, expected = [], []

@@ -219,7 +219,9 @@ def test_failing_udf_is_an_execution_error_naming_the_node(
 
     nodes = _nodes(source_root, tmp_path, age={"op": F.Udf(explode)})
     states = _states(BatchComputer(nodes, {}), ["edu"], batches=1)
-    with pytest.raises(ExecutionError, match=r"explode raised ValueError: cannot handle age .* on row 1") as info:
+    with pytest.raises(
+        ExecutionError, match=r"explode raised ValueError: cannot handle age .* on row 1"
+    ) as info:
         BatchComputer(nodes, states).compute_batch("train", 0, ORDER)
     assert info.value.node == "age"
     assert "operator 'age' failed" in str(info.value)

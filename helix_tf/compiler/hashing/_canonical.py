@@ -1,0 +1,300 @@
+"""Canonical forms of values: :func:`canonical_json` and :func:`stable_hash`."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import enum
+import fractions
+import hashlib
+import json
+import math
+import pathlib
+import re
+import types
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ._origin import _is_user_type, _type_name
+
+_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{4,}")
+_CODE = object()  # marks a value to be hashed as code
+_Form = Any  # a JSON-able canonical form: dict with str keys, list, str, int, float, bool, None
+
+
+def canonical_json(value: object) -> str:
+    """Return a deterministic JSON text for a parameter value.
+
+    Parameters
+    ----------
+    value : object
+        Plain data (None, bool, int, float, str, bytes, lists, tuples, dicts,
+        sets), enums, paths, dates, numpy scalars and arrays, pandas objects,
+        dataclass instances, operator specs (objects with ``params()``) and
+        callables (hashed by :func:`code_fingerprint`).
+
+    Returns
+    -------
+    str
+        Compact JSON with sorted keys. Tuples and lists are equal; sets are
+        sorted; floats keep their ``repr`` (``0.1`` stays ``0.1``); ``nan``,
+        ``inf`` and ``-0.0`` are tagged explicitly.
+
+    Raises
+    ------
+    TypeError
+        For an object with no known canonical form whose ``repr`` is based on
+        its memory address, or for a self-referencing container.
+
+    Examples
+    --------
+    >>> canonical_json({"b": (1, 2.5), "a": {3}})
+    '{"a":{"__set__":[3]},"b":[1,2.5]}'
+    """
+    return _dumps(_Canon(_standalone_code_form)(value))
+
+
+def stable_hash(value: object, *, length: int = 32) -> str:
+    """Return the SHA-256 hex digest of :func:`canonical_json`, truncated.
+
+    Parameters
+    ----------
+    value : object
+        Anything :func:`canonical_json` accepts.
+    length : int
+        Number of hex characters to keep, 1 to 64.
+
+    Examples
+    --------
+    >>> stable_hash({"b": 2, "a": 1}) == stable_hash({"a": 1, "b": 2})
+    True
+    """
+    if not 1 <= length <= 64:
+        raise ValueError(f"1 <= length <= 64 must hold, but got length={length}")
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()[:length]
+
+
+def _dumps(form: _Form) -> str:
+    return json.dumps(
+        form, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    )
+
+
+def _digest(form: _Form) -> str:
+    return hashlib.sha256(_dumps(form).encode("utf-8")).hexdigest()[:32]
+
+
+def _standalone_code_form(obj: object) -> _Form:
+    from ._code import _Fingerprinter  # imported here: code fingerprints canonicalise values
+
+    return {"__code__": _Fingerprinter(warn_library=False).fingerprint(obj).digest}
+
+
+def _float_form(x: float) -> _Form:
+    if math.isnan(x):
+        return {"__float__": "nan"}
+    if math.isinf(x):
+        return {"__float__": "inf" if x > 0 else "-inf"}
+    if x == 0.0 and math.copysign(1.0, x) < 0:
+        return {"__float__": "-0.0"}
+    return x
+
+
+class _Canon:
+    """Converts a value to its canonical form; ``code_form`` handles callables."""
+
+    def __init__(self, code_form: Callable[[object], _Form]) -> None:
+        self._code_form = code_form
+        self._active: set[int] = set()
+
+    def __call__(self, v: object) -> _Form:
+        if v is None or isinstance(v, bool):
+            return v
+        if v is Ellipsis:
+            return {"__ellipsis__": True}
+        if isinstance(v, enum.Enum):
+            return {"__enum__": _type_name(type(v)), "name": v.name, "value": self(v.value)}
+        module = type(v).__module__
+        if module.startswith("numpy"):
+            form = self._numpy(v)
+            if form is not None:
+                return form
+        if module.startswith("pandas"):
+            form = self._pandas(v)
+            if form is not None:
+                return form
+        if isinstance(v, int):
+            return int(v)
+        if isinstance(v, float):
+            return _float_form(float(v))
+        if isinstance(v, str):
+            return str(v)
+        if isinstance(v, bytes | bytearray | memoryview):
+            return {"__bytes__": bytes(v).hex()}
+        if isinstance(v, complex):
+            return {"__complex__": [_float_form(v.real), _float_form(v.imag)]}
+        if isinstance(v, decimal.Decimal):
+            return {"__decimal__": str(v)}
+        if isinstance(v, fractions.Fraction):
+            return {"__fraction__": [v.numerator, v.denominator]}
+        if isinstance(v, dt.date | dt.time):
+            return {"__time__": v.isoformat()}
+        if isinstance(v, dt.timedelta):
+            return {"__timedelta__": [v.days, v.seconds, v.microseconds]}
+        if isinstance(v, uuid.UUID):
+            return {"__uuid__": str(v)}
+        if isinstance(v, range):
+            return {"__range__": [v.start, v.stop, v.step]}
+        if isinstance(v, pathlib.PurePath):
+            return str(v)
+        with self._guard(v):
+            form = self._compound(v)
+        # Code is fingerprinted outside the guard: the fingerprinter has its own cycle guard.
+        return self._code_form(v) if form is _CODE else form
+
+    def _compound(self, v: object) -> _Form:
+        if isinstance(v, Mapping):
+            return self._mapping(v)
+        if isinstance(v, list | tuple):
+            return [self(x) for x in v]
+        if isinstance(v, set | frozenset):
+            return {"__set__": [json.loads(s) for s in sorted(_dumps(self(x)) for x in v)]}
+        if isinstance(v, types.SimpleNamespace):
+            return {"__namespace__": self._mapping(vars(v))}
+        if not isinstance(v, type):
+            params = getattr(v, "params", None)
+            if callable(params):
+                form = {"__op__": type(v).__name__, "params": self(params())}
+                if _is_user_type(type(v)):  # an operator written in the user's own code
+                    form["code"] = self._code_form(type(v))
+                return form
+            if dataclasses.is_dataclass(v):
+                cls = type(v)
+                fields = {f.name: getattr(v, f.name) for f in dataclasses.fields(v)}
+                form = {"__class__": _type_name(cls), "fields": self(fields)}
+                if _is_user_type(cls):
+                    form["code"] = self._code_form(cls)
+                return form
+        if callable(v):
+            return _CODE
+        if _is_user_type(type(v)):
+            return {"__instance__": self._code_form(type(v)), "state": self(_state(v))}
+        text = repr(v)
+        if type(v).__repr__ is object.__repr__ or _ADDRESS.search(text):
+            raise TypeError(
+                f"cannot hash an object of type {_type_name(type(v))}: its repr {text[:80]!r} "
+                "depends on its memory address; pass plain values, a dataclass or an object "
+                "with a params() method instead"
+            )
+        return {"__object__": _type_name(type(v)), "repr": text}
+
+    def _guard(self, v: object) -> _ActiveGuard:
+        return _ActiveGuard(self._active, v)
+
+    def _mapping(self, v: Mapping[Any, Any]) -> _Form:
+        items = list(v.items())
+        if all(type(k) is str and not k.startswith("__") for k, _ in items):
+            return {k: self(x) for k, x in items}
+        pairs = [[self(k), self(x)] for k, x in items]
+        return {"__dict__": sorted(pairs, key=lambda p: _dumps(p[0]))}
+
+    def _numpy(self, v: object) -> _Form | None:
+        import numpy as np
+
+        if isinstance(v, np.ndarray):
+            form: dict[str, _Form] = {"shape": list(v.shape)}
+            if type(v) is not np.ndarray:
+                form["class"] = _type_name(type(v))
+            if isinstance(v, np.ma.MaskedArray):
+                form["mask"] = self(np.ma.getmaskarray(v))
+                v = np.ma.getdata(v)
+            if v.dtype.hasobject:
+                form["__ndarray__"] = "object"
+                with self._guard(v):
+                    form["data"] = self(v.tolist())
+                return form
+            arr = np.ascontiguousarray(v)
+            if not arr.dtype.isnative:
+                arr = arr.astype(arr.dtype.newbyteorder("="))
+            form["__ndarray__"] = str(arr.dtype)
+            form["sha256"] = hashlib.sha256(arr.tobytes()).hexdigest()
+            return form
+        if isinstance(v, np.generic):
+            wide = v.dtype.kind in "fc" and v.dtype.itemsize > (8 if v.dtype.kind == "f" else 16)
+            value = repr(v) if wide else self(v.item())
+            return {"__np_scalar__": str(v.dtype), "value": value}
+        if isinstance(v, np.dtype):
+            return {"__np_dtype__": str(v)}
+        return None
+
+    def _pandas(self, v: object) -> _Form | None:
+        import pandas as pd
+
+        def rows(obj: Any) -> str:
+            hashes = pd.util.hash_pandas_object(obj, index=False)
+            return hashlib.sha256(hashes.to_numpy().tobytes()).hexdigest()
+
+        if isinstance(v, pd.DataFrame):
+            return {
+                "__pandas__": "DataFrame",
+                "columns": self(list(v.columns)),
+                "dtypes": [str(t) for t in v.dtypes],
+                "index": self(v.index),
+                "rows": rows(v),
+            }
+        if isinstance(v, pd.Series):
+            return {
+                "__pandas__": "Series",
+                "name": self(v.name),
+                "dtype": str(v.dtype),
+                "index": self(v.index),
+                "rows": rows(v),
+            }
+        if isinstance(v, pd.Index):
+            return {
+                "__pandas__": type(v).__name__,
+                "names": self(list(v.names)),
+                "dtype": str(v.dtype),
+                "rows": rows(v),
+            }
+        if isinstance(v, pd.Timestamp | pd.Timedelta | pd.Period | pd.Interval):
+            return {"__pandas__": type(v).__name__, "value": str(v)}
+        return None
+
+
+class _ActiveGuard:
+    """Rejects self-referencing values (a list that contains itself)."""
+
+    def __init__(self, active: set[int], value: object) -> None:
+        self._active = active
+        self._key = id(value)
+
+    def __enter__(self) -> None:
+        if self._key in self._active:
+            raise TypeError("cannot hash a value that contains itself")
+        self._active.add(self._key)
+
+    def __exit__(self, *exc: object) -> None:
+        self._active.discard(self._key)
+
+
+def _state(obj: object) -> dict[str, object]:
+    """An instance's attributes: its slots (across the MRO) and its ``__dict__``."""
+    state: dict[str, object] = {}
+    for cls in reversed(type(obj).__mro__):
+        slots = cls.__dict__.get("__slots__", ())
+        for slot in (slots,) if isinstance(slots, str) else slots:
+            if slot in ("__dict__", "__weakref__"):
+                continue
+            private = slot.startswith("__") and not slot.endswith("__")
+            attr = f"_{cls.__name__.lstrip('_')}{slot}" if private else slot
+            try:
+                state[slot] = getattr(obj, attr)
+            except AttributeError:
+                continue
+    attrs = getattr(obj, "__dict__", None)
+    if isinstance(attrs, dict):
+        state.update(attrs)
+    return state

@@ -1,0 +1,139 @@
+"""User-defined metrics: :class:`Custom` calls a function of labels, scores and columns."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from helix_tf.components.metrics._base import Metric, _take
+from helix_tf.errors import ExecutionError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Custom(Metric):
+    """A metric computed by a user function.
+
+    Parameters
+    ----------
+    name : str
+        The result key, or the prefix of the keys when ``fn`` returns a dict.
+    fn : callable
+        ``fn(y_true, y_score, frame) -> float | dict[str, float]``. ``y_true`` is
+        an int array of 0/1 labels, ``y_score`` a float array, ``frame`` a
+        DataFrame holding exactly the ``frame_columns`` of the same rows (index
+        0..n-1), or None when ``frame_columns`` is empty. A float is reported as
+        ``name``; a dict ``{sub: value}`` as ``name/sub`` for each entry.
+    frame_columns : tuple of str
+        The raw columns ``fn`` reads. (Named so because ``columns()`` is the
+        method every metric has.)
+    slice_by : str or None
+        As for every metric.
+
+    Notes
+    -----
+    Exceptions raised by ``fn`` are wrapped into
+    :class:`~helix_tf.errors.ExecutionError` naming the metric. ``bootstrap``
+    calls ``fn`` once on all rows (to fix the keys) and then once per sample.
+
+    Examples
+    --------
+    >>> brier = Custom(name="brier", fn=lambda y, s, f: float(((s - y) ** 2).mean()))
+    >>> brier.compute([1, 0], [0.75, 0.25])
+    {'brier': 0.0625}
+    """
+
+    name: str
+    fn: Callable[[np.ndarray, np.ndarray, pd.DataFrame | None], float | Mapping[str, float]]
+    frame_columns: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.frame_columns, list):
+            object.__setattr__(self, "frame_columns", tuple(self.frame_columns))
+        super().__post_init__()
+
+    def validate(self) -> list[str]:
+        """Return the problems with these parameters (empty when valid)."""
+        problems = super().validate()
+        if not isinstance(self.name, str) or not self.name.strip():
+            problems.append(f"name must be a non-empty string, but got {self.name!r}")
+        if not callable(self.fn):
+            problems.append(
+                f"fn must be callable, as fn(y_true, y_score, frame) -> float | dict, "
+                f"but got {self.fn!r} ({type(self.fn).__name__})"
+            )
+        cols = self.frame_columns
+        if isinstance(cols, str):
+            problems.append(
+                f"frame_columns must be a tuple of column names, but got the string {cols!r}; "
+                f"write ({cols!r},)"
+            )
+        elif not isinstance(cols, tuple) or not all(isinstance(c, str) and c for c in cols):
+            problems.append(
+                f"frame_columns must be a tuple of non-empty column names, but got {cols!r}"
+            )
+        return problems
+
+    def columns(self) -> tuple[str, ...]:
+        """Return ``slice_by`` (if any) and then ``frame_columns``, without repeats."""
+        return tuple(dict.fromkeys(super().columns() + tuple(self.frame_columns)))
+
+    def keys(self) -> tuple[str, ...]:
+        """Return ``(name,)``: the key, or the prefix of the keys of a dict result."""
+        return (self.name,)
+
+    def _evaluate(
+        self, y_true: np.ndarray, y_score: np.ndarray, frame: pd.DataFrame | None
+    ) -> dict[str, float]:
+        own = frame[list(self.frame_columns)] if self.frame_columns and frame is not None else None
+        try:
+            result = self.fn(y_true, y_score, own)
+        except Exception as exc:
+            raise ExecutionError(
+                f"custom metric {self.name!r} raised {type(exc).__name__}: {exc}"
+            ) from exc
+        if isinstance(result, Mapping):
+            checked = self._check_subkeys(result)
+            return {f"{self.name}/{sub}": self._as_float(v, sub) for sub, v in checked.items()}
+        return {self.name: self._as_float(result, None)}
+
+    def _check_subkeys(self, result: Mapping[Any, Any]) -> Mapping[str, Any]:
+        bad = [k for k in result if not isinstance(k, str) or not k]
+        if bad:
+            raise ExecutionError(
+                f"custom metric {self.name!r} returned a dict with keys {bad!r}; "
+                "its keys must be non-empty strings"
+            )
+        return result
+
+    def _as_float(self, value: Any, sub: str | None) -> float:
+        try:
+            return float(value)
+        except (TypeError, ValueError) as exc:
+            where = f" under key {sub!r}" if sub is not None else ""
+            raise ExecutionError(
+                f"custom metric {self.name!r} returned {value!r} ({type(value).__name__})"
+                f"{where}; return a float or a dict of floats"
+            ) from exc
+
+    def _resample(
+        self,
+        y_true: np.ndarray,
+        y_score: np.ndarray,
+        frame: pd.DataFrame | None,
+        samples: int,
+        rng: np.random.Generator,
+    ) -> dict[str, np.ndarray]:
+        keys = self._evaluate(y_true, y_score, frame)  # intervals for exactly these keys
+        n = len(y_true)
+        draws: list[dict[str, float]] = []
+        for _ in range(samples):
+            rows = rng.integers(0, n, size=n) if n else np.zeros(0, dtype=np.intp)
+            draws.append(self._evaluate(*_take(y_true, y_score, frame, rows)))
+        return {key: np.array([d.get(key, math.nan) for d in draws]) for key in keys}

@@ -1,0 +1,205 @@
+"""The Parquet source: columns and kinds from the files' footers, streamed in batches."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from helix_tf.components.base import did_you_mean
+from helix_tf.components.sources._base import (
+    FILE_STRIDE,
+    ROW_ID,
+    Source,
+    _arrow_kind,
+    _as_column,
+    _as_paths,
+    _emit,
+    _fraction_problems,
+    _frame,
+    _in_test,
+    _is_url,
+    _local,
+    _normalise,
+    _open,
+    _path_problem,
+    _paths_problems,
+    _split_names,
+)
+from helix_tf.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Parquet(Source):
+    """Parquet files; the schema comes from the files' footers.
+
+    Parameters
+    ----------
+    train, test
+        File path(s) or URL(s) of each split.
+    columns
+        The columns to read (default: every column of a supported type). Integer and
+        boolean columns are ``"int"``, floating and decimal ``"float"``, string
+        ``"string"``.
+    test_fraction, split_seed
+        Without test files: a seeded split of the train rows by a hash of the row id.
+
+    Notes
+    -----
+    Streamed with ``pyarrow.parquet.ParquetFile.iter_batches``; ``__row`` is the
+    0-based row index in its file plus ``file index * 10**10``.
+    """
+
+    VERSION: ClassVar[int] = 1
+
+    train: str | tuple[str, ...]
+    test: str | tuple[str, ...] | None = None
+    columns: tuple[str, ...] | None = None
+    test_fraction: float | None = None
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        _normalise(
+            self,
+            train=_as_paths,
+            test=_as_paths,
+            columns=lambda v: tuple(v) if isinstance(v, list) else v,
+        )
+        super().__post_init__()
+
+    def validate(self) -> list[str]:
+        """Return the problems with these parameters (empty when valid)."""
+        problems = _paths_problems(self.train, self.test)
+        if self.columns is not None:
+            if not isinstance(self.columns, tuple) or not all(
+                isinstance(c, str) for c in self.columns
+            ):
+                problems.append(f"columns must be a tuple of names, but got {self.columns!r}")
+            elif not self.columns or len(set(self.columns)) != len(self.columns):
+                problems.append(f"columns must name distinct columns, but got {self.columns!r}")
+            elif ROW_ID in self.columns:
+                problems.append(f"column name {ROW_ID!r} is reserved for the row id")
+        test = self.test if isinstance(self.test, tuple) else ()
+        return problems + _fraction_problems(test, self.test_fraction, self.split_seed)
+
+    def splits(self) -> tuple[str, ...]:
+        """``("train", "test")`` with test files or a test_fraction, else ``("train",)``."""
+        return _split_names(self.test or (), self.test_fraction)
+
+    def files(self) -> tuple[str, ...]:
+        """The train files, then the test files."""
+        return tuple(self.train) + tuple(self.test or ())
+
+    def schema(self) -> dict[str, str]:
+        """The columns and their kinds, from the first train file's footer."""
+        problems: list[str] = []
+        found = self._schema_of(self.train[0], "train", problems)
+        if problems:
+            raise ConfigError([f"Parquet: {p}" for p in problems])
+        return found
+
+    def check(self) -> list[str]:
+        """Missing files, unreadable footers and unknown or unsupported columns."""
+        problems: list[str] = []
+        for param, paths in (("train", self.train), ("test", self.test or ())):
+            for path in paths:
+                problem = _path_problem(path, param, "Parquet")
+                if problem:
+                    problems.append(problem)
+                else:
+                    self._schema_of(path, param, problems)
+        return problems
+
+    def _schema_of(self, path: str, param: str, problems: list[str]) -> dict[str, str]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            with _open_parquet(path, param) as handle:
+                schema = pq.read_schema(handle)
+        except (pa.ArrowInvalid, OSError, DataError) as exc:
+            problems.append(f"{param} file {path!r} is not a readable Parquet file: {exc}")
+            return {}
+        kinds = {field.name: _arrow_kind(field.type) for field in schema}
+        names = self.columns if self.columns is not None else tuple(kinds)
+        out: dict[str, str] = {}
+        for name in names:
+            if name not in kinds:
+                problems.append(
+                    f"{param} file {path!r} has no column {name!r}{did_you_mean(name, kinds)}; "
+                    f"its columns are: {', '.join(kinds)}"
+                )
+            elif kinds[name] is None:
+                if self.columns is not None:
+                    problems.append(
+                        f"column {name!r} of {path!r} has type {schema.field(name).type}, which "
+                        "is not int, float or string; leave it out of columns"
+                    )
+                else:
+                    logger.info(
+                        "Parquet: leaving out column %r of type %s", name, schema.field(name).type
+                    )
+            else:
+                out[name] = kinds[name]  # type: ignore[assignment]
+        return out
+
+    def read(
+        self, split: str, *, batch_rows: int = 50_000, counters: dict[str, int] | None = None
+    ) -> Iterator[pd.DataFrame]:
+        """Stream a split in record batches of at most ``batch_rows`` rows."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._require_split(split)
+        param = "test" if split == "test" and self.test else "train"
+        paths = self.test if param == "test" else self.train
+        kinds = self.schema()
+        for index, path in enumerate(paths):
+            offset = 0
+            with _open_parquet(path, param) as handle, pq.ParquetFile(handle) as parquet:
+                try:
+                    batches = parquet.iter_batches(batch_size=batch_rows, columns=list(kinds))
+                    for batch in batches:
+                        ids = np.arange(offset, offset + batch.num_rows, dtype=np.int64)
+                        ids += index * FILE_STRIDE
+                        offset += batch.num_rows
+                        columns = {n: _as_column(batch.column(n), k) for n, k in kinds.items()}
+                        if self.test_fraction is not None:
+                            keep = _in_test(ids, self.test_fraction, self.split_seed)
+                            keep = ~keep if split == "train" else keep
+                            columns = {n: a.filter(keep) for n, a in columns.items()}
+                            ids = ids[keep]
+                        if len(ids):
+                            yield from _emit(_frame(columns, ids), batch_rows, counters)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError) as exc:
+                    raise DataError(
+                        f"{path}: cannot read columns {list(kinds)} (row {offset}): {exc}. All "
+                        "files of a Parquet source need the same columns and types"
+                    ) from exc
+
+
+class _open_parquet:  # a context manager used like a function
+    """A Parquet file as a path (local) or an open file object (URLs)."""
+
+    def __init__(self, path: str, param: str) -> None:
+        self.path, self.param, self.handle = path, param, None
+
+    def __enter__(self) -> Any:
+        if not _is_url(self.path):
+            problem = _path_problem(self.path, self.param, "Parquet")
+            if problem:
+                raise DataError(problem)
+            return _local(self.path)
+        self.handle = _open(self.path, self.param, "Parquet")
+        return self.handle
+
+    def __exit__(self, *exc: object) -> None:
+        if self.handle is not None:
+            self.handle.close()

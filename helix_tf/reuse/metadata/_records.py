@@ -1,0 +1,108 @@
+"""What the metadata database returns: records of nodes, runs and workflow versions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+NODE_STATES = ("compute", "load", "prune")
+RUN_STATUSES = ("running", "ok", "failed")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeRecord:
+    """What happened to one node in one run.
+
+    Parameters
+    ----------
+    name, kind, fingerprint
+        The node's name, operator kind and fingerprint in that run.
+    state
+        ``"compute"``, ``"load"`` or ``"prune"``.
+    compute_seconds, load_seconds, write_seconds
+        Measured time to compute it, to load it from the store, to materialize it.
+    rows, bytes
+        Size of its result, when known.
+    materialized
+        Whether the run wrote it to the artifact store.
+    reason
+        The human-readable reason of the plan's or the materializer's decision.
+    """
+
+    name: str
+    kind: str
+    fingerprint: str
+    state: str
+    compute_seconds: float = 0.0
+    load_seconds: float = 0.0
+    write_seconds: float = 0.0
+    rows: int | None = None
+    bytes: int | None = None
+    materialized: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRecord:
+    """One run of a workflow, with its nodes (in the order recorded) and its metrics.
+
+    ``finished`` and ``wall_seconds`` are ``None`` while ``status`` is ``"running"``
+    (or when the process died before finishing). ``intervals`` holds the
+    uncertainty interval ``(lower, upper)`` of the metrics of an approximate run.
+    """
+
+    id: int
+    workflow: str
+    version: int
+    started: float
+    finished: float | None
+    wall_seconds: float | None
+    status: str
+    approx: bool
+    policy: str
+    metrics: dict[str, float]
+    nodes: tuple[NodeRecord, ...]
+    error: str | None
+    params: dict[str, Any]
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    store_url: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VersionRecord:
+    """One distinct compiled DAG of a workflow; ``parent`` is the version it followed."""
+
+    workflow: str
+    number: int
+    digest: str
+    created: float
+    dag: dict[str, Any]
+    parent: int | None
+
+
+def _version_record(workflow: str, row: Any) -> VersionRecord:
+    return VersionRecord(
+        workflow=workflow,
+        number=row.number,
+        digest=row.digest,
+        created=row.created,
+        dag=json.loads(row.dag_json),
+        parent=row.parent_number,
+    )
+
+
+def _node_record(row: Any) -> NodeRecord:
+    return NodeRecord(
+        name=row.name,
+        kind=row.kind,
+        fingerprint=row.fingerprint,
+        state=row.state,
+        compute_seconds=row.compute_seconds,
+        load_seconds=row.load_seconds,
+        write_seconds=row.write_seconds,
+        rows=row.rows,
+        bytes=row.bytes,
+        materialized=bool(row.materialized),
+        reason=row.reason,
+    )

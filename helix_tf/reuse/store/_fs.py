@@ -1,0 +1,306 @@
+"""How a store reaches its files: URLs to file systems, paths, listing, writing, removing."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import posixpath
+import re
+import secrets
+import shutil
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from helix_tf.errors import StoreError
+
+_MANIFEST = "MANIFEST.json"
+_MARKER = "helix_store.json"
+_ARTIFACTS = "artifacts"
+_STAGING = "staging"
+_TMP_PREFIX = ".MANIFEST.json."
+_CHUNK = 1 << 20
+_FINGERPRINT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}")
+
+
+class _StoreFiles:
+    """How :class:`ArtifactStore` touches its file system: paths, I/O errors, listing, writing.
+
+    ``fs``, ``root``, ``url`` and ``is_local`` are set by ``ArtifactStore.__init__``.
+    """
+
+    fs: fsspec.AbstractFileSystem
+    root: str
+    url: str
+    is_local: bool
+
+    # ------------------------------------------------------------------ paths
+
+    def _join(self, *parts: str) -> str:
+        if self.is_local:
+            return os.path.join(self.root, *parts)
+        return posixpath.join(self.root, *parts)
+
+    def _fp_dir(self, fingerprint: str) -> str:
+        return self._join(_ARTIFACTS, fingerprint)
+
+    def _manifest_path(self, fingerprint: str) -> str:
+        return self._join(_ARTIFACTS, fingerprint, _MANIFEST)
+
+    def _data_dir(self, fingerprint: str, token: str) -> str:
+        return self._join(_ARTIFACTS, fingerprint, token)
+
+    def _to_url(self, path: str) -> str:
+        return path if self.is_local else self.fs.unstrip_protocol(path)
+
+    # ------------------------------------------------------------------ errors
+
+    def _explain(self, exc: BaseException, what: str) -> str:
+        """A StoreError message naming the URL, the cause and a fix."""
+        fix = "check the path and your permissions, or pass another --store"
+        if isinstance(exc, PermissionError) or "403" in str(exc) or "401" in str(exc):
+            fix = (
+                "grant write access to it (gs://: roles/storage.objectAdmin), "
+                "or pass another --store"
+            )
+        elif isinstance(exc, NotADirectoryError | FileExistsError) and self.is_local:
+            fix = "a file is in the way: the store must be a folder; pass another --store"
+        elif _is_gcs(self.fs):
+            bucket = self.root.split("/", 1)[0]
+            with contextlib.suppress(Exception):
+                if not self.fs.exists(bucket):
+                    fix = f"bucket {bucket!r} does not exist: create it with " + (
+                        f"`gcloud storage buckets create gs://{bucket}`, or pass another --store"
+                    )
+        return f"artifact store {self.url} {what}: {type(exc).__name__}: {exc}; {fix}"
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Turn I/O failures into StoreError naming the store and the action."""
+        try:
+            yield
+        except (StoreError, ValueError, TypeError):
+            raise
+        except OSError as exc:
+            raise StoreError(self._explain(exc, f"failed to {action}")) from exc
+        except Exception as exc:
+            if self.is_local:
+                raise
+            raise StoreError(self._explain(exc, f"failed to {action}")) from exc
+
+    def _refresh(self) -> None:
+        """Drop cached listings of remote stores so other writers' files are visible."""
+        if not self.is_local:
+            self.fs.invalidate_cache()
+
+    # ------------------------------------------------------------------ files
+
+    def _list_files(self, directory: str) -> dict[str, int]:
+        """Map relative POSIX path → size of every file under ``directory``."""
+        out: dict[str, int] = {}
+        if self.is_local:
+            for dirpath, _dirs, names in os.walk(directory):
+                for name in names:
+                    full = os.path.join(dirpath, name)
+                    with contextlib.suppress(FileNotFoundError):
+                        rel = os.path.relpath(full, directory).replace(os.sep, "/")
+                        out[rel] = os.stat(full).st_size
+            return out
+        try:
+            found = self.fs.find(directory, detail=True)
+        except FileNotFoundError:
+            return out
+        prefix = directory.rstrip("/") + "/"
+        for path, info in found.items():
+            if info.get("type") == "file" and path.startswith(prefix):
+                out[path[len(prefix) :]] = int(info.get("size") or 0)
+        return out
+
+    def _hash_file(self, path: str) -> tuple[int, str]:
+        digest = hashlib.sha256()
+        size = 0
+        with self.fs.open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+        return size, digest.hexdigest()
+
+    def _create_exclusive(self, path: str, data: bytes, token: str) -> None:
+        """Write ``path`` only if absent, atomically where the backend allows."""
+        if self.is_local:
+            tmp = os.path.join(os.path.dirname(path), f"{_TMP_PREFIX}{token}.tmp")
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                    raise
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+            _fsync_dir(os.path.dirname(path))
+            return
+        try:
+            with self.fs.open(path, "xb") as f:
+                f.write(data)
+        except (ValueError, NotImplementedError):
+            # Backend without exclusive mode: best effort, read-back decides the winner.
+            if self.fs.exists(path):
+                raise FileExistsError(path) from None
+            self._write_bytes(path, data)
+
+    def _write_bytes(self, path: str, data: bytes) -> None:
+        if self.is_local:
+            _write_local(path, data)
+        else:
+            with self.fs.open(path, "wb") as f:
+                f.write(data)
+
+    def _cat_many(self, paths: list[str]) -> dict[str, Any]:
+        if not paths:
+            return {}
+        if self.is_local:
+            out: dict[str, Any] = {}
+            for p in paths:
+                try:
+                    with open(p, "rb") as f:
+                        out[p] = f.read()
+                except OSError as exc:
+                    out[p] = exc
+            return out
+        result = self.fs.cat(paths, on_error="return")
+        return result if isinstance(result, dict) else {paths[0]: result}
+
+    def _rm_tree(self, path: str) -> None:
+        if self.is_local:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, onerror=_ignore_missing)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(path, recursive=True)
+
+    def _rm_file(self, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            if self.is_local:
+                os.unlink(path)
+            else:
+                self.fs.rm_file(path)
+
+
+def _make_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str, str]:
+    """Return (file system, root path within it, normalised URL) for a store URL."""
+    if "://" not in url and "::" not in url:
+        root = os.path.abspath(os.path.expanduser(url))
+        return LocalFileSystem(), root, root
+    scheme = url.split("://", 1)[0].lower()
+    try:
+        if scheme in ("gs", "gcs") and os.environ.get("STORAGE_EMULATOR_HOST"):
+            fs, root = _emulator_fs(url)
+        else:
+            fs, root = fsspec.core.url_to_fs(url)
+    except (ValueError, ImportError) as exc:
+        raise StoreError(
+            f"unsupported artifact store URL {url!r} ({exc}); use a folder path, "
+            "file://..., gs://bucket/prefix or memory://name"
+        ) from exc
+    if isinstance(fs, LocalFileSystem):
+        root = os.path.abspath(root)
+        return fs, root, root
+    root = root.rstrip("/")
+    if scheme in ("gs", "gcs") and not root:
+        raise StoreError(
+            f"artifact store URL {url!r} names no bucket; use gs://bucket or gs://bucket/prefix"
+        )
+    return fs, root, url.rstrip("/")
+
+
+def _is_gcs(fs: fsspec.AbstractFileSystem) -> bool:
+    protocol = fs.protocol
+    protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol)
+    return bool({"gs", "gcs"} & set(protocols))
+
+
+def _emulator_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """A gcsfs file system for the GCS emulator named by ``STORAGE_EMULATOR_HOST``.
+
+    gcsfs must be imported after ``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false`` and
+    ``NO_GCE_CHECK=true``, or it probes zonal-bucket features and the GCE metadata server
+    and every write stalls ~90 s; the core class is used even if gcsfs was imported
+    earlier with its experimental subclass. Credentials are anonymous.
+    """
+    os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    os.environ.setdefault("NO_GCE_CHECK", "true")
+    from gcsfs.core import GCSFileSystem
+
+    fs = GCSFileSystem(token="anon")
+    return fs, fs._strip_protocol(url)
+
+
+def _check_fingerprint(fingerprint: str) -> None:
+    if not isinstance(fingerprint, str) or not _FINGERPRINT_RE.fullmatch(fingerprint):
+        raise ValueError(
+            f"fingerprint must be 1-200 characters of [A-Za-z0-9_-] starting with a letter "
+            f"or digit, got {fingerprint!r}"
+        )
+
+
+def _mtime(info: Mapping[str, Any]) -> float:
+    """Modification time (POSIX seconds) from an fsspec info dict, 0.0 if unknown."""
+    for key in ("mtime", "updated", "created", "LastModified"):
+        value = info.get(key)
+        if value is None:
+            continue
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return 0.0
+
+
+def _fsync_dir(path: str) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_local(path: str, data: bytes) -> None:
+    """Write a small local file atomically (temp file + rename)."""
+    tmp = f"{path}.{secrets.token_hex(4)}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _discard_local(target: str, marker: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(marker)
+    shutil.rmtree(target, ignore_errors=True)
+
+
+def _ignore_missing(func: Any, path: str, exc_info: Any) -> None:
+    if not isinstance(exc_info[1], FileNotFoundError):
+        raise exc_info[1]
