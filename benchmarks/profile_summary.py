@@ -50,7 +50,12 @@ class Profile:
         self.total = self.stats.total_tt  # type: ignore[attr-defined]
 
     def keys(self, file: str, func: str) -> list[Key]:
-        return [k for k in self.table if k[0].endswith(file) and k[2] == func]
+        # A path ending in "/" names a package: any of its files.
+        return [
+            k
+            for k in self.table
+            if (k[0].endswith(file) or (file.endswith("/") and file in k[0])) and k[2] == func
+        ]
 
     def cum(self, file: str, func: str) -> float:
         """Cumulative seconds of every function of that name in that file."""
@@ -90,7 +95,7 @@ def _short(file: str) -> str:
 
 def attribute(p: Profile) -> dict[str, float]:
     """Non-overlapping parts of the run (seconds); missing functions count 0."""
-    bp, bc, ft = "engine/beam_pipeline.py", "engine/batch_compute.py", "components/features.py"
+    bp, bc, ft = "engine/beam_pipeline.py", "engine/batch_compute.py", "components/features/"
     cli_run = p.cum("helix_tf/cli.py", "run")
     api_run = p.cum("helix_tf/api.py", "run")
     execute = p.cum("engine/execute.py", "execute_plan")

@@ -12,7 +12,6 @@ import dataclasses
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -20,14 +19,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import numpy as np
-
 from helix_tf.compiler.graph import CompiledNode, CompiledWorkflow
 from helix_tf.engine import tables
+from helix_tf.engine._learning import _LearningSteps
+from helix_tf.engine._support import _Artifact, _data_url, _folder_bytes, _unwrap_runner_error
 from helix_tf.engine.batch_compute import PreNode
-from helix_tf.errors import DataError, ExecutionError, HelixError, StoreError
-from helix_tf.reuse.store import ArtifactStore, Manifest, Staging
-from helix_tf.types import BAG, CATEGORICAL, LABEL, ROW_ID, SCORE
+from helix_tf.errors import ExecutionError, HelixError, StoreError
+from helix_tf.reuse.store import ArtifactStore, Manifest
+from helix_tf.types import BAG, CATEGORICAL
 
 __all__ = ["EngineOptions", "NodeMeasure", "execute_plan"]
 
@@ -72,18 +71,10 @@ class Materializer:
         raise NotImplementedError
 
 
-@dataclasses.dataclass(slots=True)
-class _Artifact:
-    """A node's output during a run: where its files are, and its manifest meta."""
+class _Run(_LearningSteps):
+    """One run of a plan: artifacts, preprocessing, and the learning steps of
+    :class:`~helix_tf.engine._learning._LearningSteps` (train, predict, evaluate)."""
 
-    root: str  # folder URL (staging or stored data dir) readable by Beam workers
-    local: str | None  # local folder, when one exists
-    meta: dict[str, Any]
-    staging: Staging | None = None
-    manifest: Manifest | None = None
-
-
-class _Run:
     def __init__(
         self,
         compiled: CompiledWorkflow,
@@ -361,261 +352,6 @@ class _Run:
                 spec["size"] = int(card)
             specs.append(spec)
         return specs
-
-    # ------------------------------------------------------------------ TF and reducers
-
-    def examples_split(self, name: str, split: str, columns: list[str] | None = None) -> Any:
-        art = self.art.get(name) or self.load(name)
-        local = art.local
-        if local is None:
-            raise ExecutionError("its examples are not on local disk", node=name)
-        table = tables.read_split(local, split, columns)
-        if table is None:
-            raise ExecutionError(f"the examples have no {split!r} split", node=name)
-        return table, art.meta
-
-    def train(self, node: CompiledNode) -> None:
-        from helix_tf.components import keras_models
-
-        ex = node.inputs[0]
-        t_load = time.perf_counter()
-        table, meta = self.examples_split(ex, "train")
-        approx = node.extra.get("approx") or {}
-        if approx.get("sample") is not None:
-            from helix_tf.approx.sampling import keep_mask
-
-            rows = table.column(ROW_ID).to_numpy()
-            table = table.filter(keep_mask(rows, approx["sample"], approx["seed"]))
-        features = meta["features"]
-        x = keras_models.arrays_from_table(table, features)
-        y = keras_models.labels_from_table(table)
-        load_s = time.perf_counter() - t_load
-        self.emit(event="stage", stage="train", node=node.name, rows=len(y))
-        t0 = time.perf_counter()
-        epochs = max(1, round(node.op.epochs * approx.get("epochs_scale", 1.0)))  # type: ignore[union-attr]
-        model, stats = keras_models.train_model(
-            node.op,  # type: ignore[arg-type]
-            features,
-            x,
-            y,
-            precision=approx.get("precision", "fp32"),
-            epochs=epochs,
-            on_epoch=lambda e, total, loss, secs: self.emit(
-                event="epoch",
-                node=node.name,
-                epoch=e,
-                epochs=total,
-                loss=loss,
-                eta=secs / e * (total - e),
-            ),
-        )
-        facts = keras_models.zero_weight_features(model, node.op, features)  # type: ignore[arg-type]
-        stats.update(facts)
-        self.values[f"facts:{node.name}"] = facts
-        meas = self.measures[node.name]
-        meas.compute_seconds = time.perf_counter() - t0 + load_s
-        art = self.stage(node.name)
-        t1 = time.perf_counter()
-        path = os.path.join(art.local or self.scratch, "model.keras")
-        if art.local is None:
-            path = os.path.join(self.scratch, f"{node.name}.keras")
-        keras_models.save_model(model, path)
-        if art.local is None and art.staging is not None:
-            with open(path, "rb") as src, art.staging.open("model.keras", "wb") as dst:
-                shutil.copyfileobj(src, dst)
-        meas.write_seconds += time.perf_counter() - t1
-        self.values[node.name] = model
-        self.emit(
-            event="node", node=node.name, state="compute", seconds=meas.compute_seconds, rows=len(y)
-        )
-        self.finish(node.name, kind="model", rows=len(y), meta={"features": features, **stats})
-
-    def model(self, name: str) -> Any:
-        if name in self.values:
-            return self.values[name]
-        from helix_tf.components import keras_models
-
-        art = self.load(name)
-        t0 = time.perf_counter()
-        model = keras_models.load_model(os.path.join(art.local or "", "model.keras"))
-        # Deserialising (and importing TensorFlow) is not store read time: kept apart so
-        # the store's fitted throughput stays a property of the store.
-        self.measures[name].other_seconds += time.perf_counter() - t0
-        self.values[name] = model
-        return model
-
-    def predict(self, node: CompiledNode) -> None:
-        import pyarrow as pa
-
-        from helix_tf.components import keras_models
-
-        model_name, ex = node.inputs
-        split = node.extra.get("split", "test")
-        model = self.model(model_name)
-        t0 = time.perf_counter()
-        # Features whose learned weights are all zero contribute nothing: not read.
-        facts = self.model_facts(model_name)
-        zero = sorted(facts.get("zero", {})) if self.opt.prune_zero_weight else []
-        art_ex = self.art.get(ex) or self.load(ex)
-        keep = [ROW_ID, LABEL] + [
-            c
-            for f in art_ex.meta["features"]
-            if f["name"] not in zero
-            for c in keras_models.feature_columns(f)
-        ]
-        table, meta = self.examples_split(ex, split, keep)
-        x = keras_models.arrays_from_table(table, meta["features"], zeros=zero)
-        self.measures[node.name].meta["pruned_features"] = {z: facts["zero"][z] for z in zero}
-        scores = keras_models.predict_scores(model, x)
-        out = pa.table(
-            {
-                ROW_ID: table.column(ROW_ID),
-                LABEL: table.column(LABEL),
-                SCORE: pa.array(scores, pa.float64()),
-            }
-        )
-        meas = self.measures[node.name]
-        meas.compute_seconds = time.perf_counter() - t0
-        art = self.stage(node.name)
-        t1 = time.perf_counter()
-        tables.write_batch(art.root, split, 0, out)
-        meas.write_seconds += time.perf_counter() - t1
-        self.values[node.name] = out
-        self.emit(
-            event="node",
-            node=node.name,
-            state="compute",
-            seconds=meas.compute_seconds,
-            rows=out.num_rows,
-        )
-        self.finish(node.name, kind="predictions", rows=out.num_rows, meta={"split": split})
-
-    def model_facts(self, name: str) -> dict[str, Any]:
-        """What training learned about the model (zero-weight features), trained or loaded."""
-        if f"facts:{name}" in self.values:
-            return self.values[f"facts:{name}"]
-        art = self.art.get(name) or self.load(name)
-        return {"zero": art.meta.get("zero", {})}
-
-    def predictions(self, name: str) -> Any:
-        if name in self.values:
-            return self.values[name]
-        art = self.load(name)
-        split = art.meta.get("split", "test")
-        t0 = time.perf_counter()
-        table = tables.read_split(art.local or "", split)
-        self.measures[name].load_seconds += time.perf_counter() - t0
-        self.values[name] = table
-        return table
-
-    def evaluate(self, node: CompiledNode) -> None:
-        from helix_tf.components.metrics import Metric, compute_metrics
-
-        preds = self.predictions(node.inputs[0])
-        t0 = time.perf_counter()
-        ops = [m for m in node.op_metrics] if hasattr(node, "op_metrics") else None
-        metrics_ops: list[Metric] = ops or self.metric_ops[node.name]
-        y_true = preds.column(LABEL).to_numpy().astype(np.int64)
-        y_score = preds.column(SCORE).to_numpy().astype(np.float64)
-        frame = None
-        columns = sorted({c for m in metrics_ops for c in m.columns()})
-        if columns:
-            frame = self.raw_columns(node, preds, columns)
-        values = compute_metrics(metrics_ops, y_true, y_score, frame)
-        intervals = {}
-        if self.c.approx:
-            from helix_tf.components.metrics import bootstrap_metrics
-
-            intervals = bootstrap_metrics(metrics_ops, y_true, y_score, frame)
-        meas = self.measures[node.name]
-        meas.compute_seconds = time.perf_counter() - t0
-        art = self.stage(node.name)
-        payload = {"metrics": values, "intervals": {k: list(v) for k, v in intervals.items()}}
-        if art.staging is not None:
-            with art.staging.open("metrics.json", "w") as f:
-                f.write(json.dumps(payload, sort_keys=True))
-        self.values[node.name] = payload
-        self.emit(
-            event="node",
-            node=node.name,
-            state="compute",
-            seconds=meas.compute_seconds,
-            rows=len(y_true),
-        )
-        self.finish(node.name, kind="metrics", rows=len(y_true), meta={})
-
-    def raw_columns(self, node: CompiledNode, preds: Any, columns: list[str]) -> Any:
-        src = node.extra.get("source")
-        if not src:
-            raise ExecutionError(
-                f"metrics read columns {columns} but no source is known", node=node.name
-            )
-        art = self.art.get(src) or self.load(src)
-        local = art.local
-        if local is None:
-            raise ExecutionError("the source table is not on local disk", node=node.name)
-        import pandas as pd
-
-        split = (
-            self.art[node.inputs[0]].meta.get("split", "test")
-            if node.inputs[0] in self.art
-            else "test"
-        )
-        table = tables.read_split(local, split, [ROW_ID, *columns])
-        frame = table.to_pandas().set_index(ROW_ID)
-        rows = preds.column(ROW_ID).to_numpy()
-        return frame.reindex(pd.Index(rows)).reset_index(drop=True)
-
-    def metrics_of(self, name: str) -> dict[str, Any]:
-        if name in self.values:
-            return self.values[name]
-        art = self.load(name)
-        with open(os.path.join(art.local or "", "metrics.json")) as f:
-            payload = json.load(f)
-        self.values[name] = payload
-        return payload
-
-
-_OPERATOR_RE = re.compile(
-    r"operator '(?P<node>[^']+)' failed: (?P<msg>.*?)(?: \[while running .*)?$", re.S
-)
-
-
-def _unwrap_runner_error(exc: BaseException) -> BaseException:
-    """The helix_tf error an operator raised, out of the runner's wrapping.
-
-    Beam re-raises an exception from a DoFn as ``type(exc)(message + context)``,
-    which loses the failing node; recover the original from the exception chain,
-    or parse the node back out of the message.
-    """
-    seen = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, ExecutionError) and cur.node is not None:
-            return cur
-        cur = cur.__cause__ or cur.__context__
-    text = str(exc)
-    m = _OPERATOR_RE.search(text)
-    if m:
-        cls = DataError if isinstance(exc, DataError) else ExecutionError
-        return cls(m["msg"].strip(), node=m["node"])
-    if isinstance(exc, HelixError) or not isinstance(exc, Exception):
-        return exc
-    return ExecutionError(f"the Beam pipeline failed: {type(exc).__name__}: {text}")
-
-
-def _data_url(store: ArtifactStore, manifest: Manifest) -> str:
-    """The folder URL of a stored artifact's files (readable by Beam workers)."""
-    return store._to_url(store._data_dir(manifest.fingerprint, manifest.token))
-
-
-def _folder_bytes(path: str) -> int:
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        for f in files:
-            total += os.path.getsize(os.path.join(dirpath, f))
-    return total
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

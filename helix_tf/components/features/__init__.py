@@ -1,0 +1,47 @@
+"""Feature operators: specs, batch transforms and analyzers.
+
+A feature operator turns input columns (raw source columns named by string, or
+other features passed as ``NodeRef``) into one output column of a *value kind*
+(``helix_tf.types``). Operators that need statistics of the training split
+(vocabularies, means, document frequencies) declare an :class:`Analyzer`: a
+plain-Python combiner that the engine runs as a Beam ``CombineFn`` over batch
+partials. Transforms are vectorised over a batch (numpy/pandas), never per row,
+except the row-wise UDF, whose contract is per row.
+
+Nothing here imports TensorFlow or Beam: the engine wraps these in Beam.
+
+The package is split by concept: ``_base`` (the ``Feature`` spec, ``Analyzer``,
+``Bag``), ``_numeric`` (``Numeric``, ``Bucketize``, ``Cross``), ``_text``
+(``Vocabulary``, ``TfIdf``, ``Tokenize``), ``_udf`` (``Udf``, ``DatasetUdf``)
+and ``_label`` (``Label``).
+"""
+
+# Input (the type of an operator's input reference) is importable from here too,
+# outside __all__ as before.
+from helix_tf.components.features._base import (
+    MISSING_TOKEN,
+    Analyzer,
+    Bag,
+    Feature,
+    Input as Input,
+)
+from helix_tf.components.features._label import Label
+from helix_tf.components.features._numeric import Bucketize, Cross, Numeric
+from helix_tf.components.features._text import TfIdf, Tokenize, Vocabulary
+from helix_tf.components.features._udf import DatasetUdf, Udf
+
+__all__ = [
+    "Bag",
+    "Analyzer",
+    "Feature",
+    "Numeric",
+    "Bucketize",
+    "Vocabulary",
+    "Cross",
+    "Tokenize",
+    "TfIdf",
+    "Udf",
+    "DatasetUdf",
+    "Label",
+    "MISSING_TOKEN",
+]

@@ -1,0 +1,117 @@
+"""The shared base of feature operators: the ``Feature`` spec, analyzers and bags.
+
+:class:`Feature` is the spec every feature operator extends; :class:`Analyzer`
+is the plain-Python combiner for statistics of the training split; :class:`Bag`
+is the CSR-style weighted-index output of bag features.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from helix_tf.components.base import Operator
+from helix_tf.types import NodeRef
+
+Input = str | NodeRef
+MISSING_TOKEN = "<missing>"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Bag:
+    """Weighted indices per row, stored CSR-style (``offsets`` has n + 1 entries)."""
+
+    offsets: np.ndarray  # int64 [n + 1]
+    idx: np.ndarray  # int32 [nnz]
+    val: np.ndarray  # float32 [nnz]
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def take(self, rows: np.ndarray) -> Bag:
+        """The bag restricted to ``rows`` (sorted positions)."""
+        starts, ends = self.offsets[rows], self.offsets[rows + 1]
+        lengths = ends - starts
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        pos = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)] or [[]])
+        pos = pos.astype(np.int64)
+        return Bag(offsets, self.idx[pos], self.val[pos])
+
+
+class Analyzer:
+    """A combiner over the training split: ``create → add* → merge → finalize``.
+
+    ``add`` receives the feature's input values for one batch (a list, one per
+    input). ``finalize`` returns a JSON-able state that the transform reads.
+    Accumulators must be picklable plain data (Beam ships them between workers).
+    """
+
+    def create(self) -> Any:
+        raise NotImplementedError
+
+    def add(self, acc: Any, values: list[Any]) -> Any:
+        raise NotImplementedError
+
+    def merge(self, accs: Sequence[Any]) -> Any:
+        raise NotImplementedError
+
+    def finalize(self, acc: Any) -> Any:
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Feature(Operator):
+    """Base of feature operators.
+
+    Subclasses list their inputs in :meth:`inputs`, check the input value kinds
+    in :meth:`output_kind`, and implement :meth:`transform` over one batch.
+    """
+
+    KIND: ClassVar[str] = "feature"
+    #: Value kinds each input accepts (None: any).
+    ACCEPTS: ClassVar[tuple[str, ...] | None] = None
+
+    def inputs(self) -> tuple[Input, ...]:
+        """Raw column names and feature references this operator reads, in order."""
+        raise NotImplementedError
+
+    def reads_whole_row(self) -> bool:
+        """True when the transform receives the whole source batch (UDFs)."""
+        return False
+
+    def output_kind(self, input_kinds: Sequence[str]) -> str:
+        """The value kind of the output, given the input kinds (raise ValueError if invalid)."""
+        raise NotImplementedError
+
+    def check_input_kinds(self, input_kinds: Sequence[str]) -> list[str]:
+        """Problems with the input kinds, as sentences."""
+        if self.ACCEPTS is None:
+            return []
+        problems = []
+        for ref, kind in zip(self.inputs(), input_kinds, strict=True):
+            if kind not in self.ACCEPTS:
+                what = f"column {ref!r}" if isinstance(ref, str) else f"feature {ref.name!r}"
+                problems.append(
+                    f"{self.op_name} accepts {' or '.join(self.ACCEPTS)} inputs, "
+                    f"but {what} is {kind}"
+                )
+        return problems
+
+    def analyzer(self) -> Analyzer | None:
+        """The statistics this feature needs from the training split, if any."""
+        return None
+
+    def finalize_state(self, stats: Any) -> Any:
+        """Turn the analyzer's finalised statistics into the transform's state."""
+        return stats
+
+    def transform(self, values: list[Any], state: Any, n: int) -> Any:
+        """Compute the output for one batch of ``n`` rows."""
+        raise NotImplementedError
+
+    def cardinality(self, state: Any) -> int | None:
+        """The number of distinct indices for categorical/bag outputs."""
+        return None

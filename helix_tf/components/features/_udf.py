@@ -1,0 +1,199 @@
+"""User-defined features: per-row or per-batch functions, and fit/apply pairs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from helix_tf.components.features._base import Analyzer, Feature, Input
+from helix_tf.errors import ExecutionError
+from helix_tf.types import CATEGORICAL, NUMERIC, ROW_ID, STRING
+
+_UDF_OUTPUTS = (NUMERIC, STRING, CATEGORICAL)
+
+
+def _coerce_output(op: Feature, result: Any, n: int, output: str, size: int | None) -> np.ndarray:
+    arr = np.asarray(result)
+    if arr.shape != (n,):
+        raise ExecutionError(
+            f"{op.op_name} returned shape {arr.shape}, expected ({n},): one value per row"
+        )
+    if output == NUMERIC:
+        return arr.astype(np.float32)
+    if output == CATEGORICAL:
+        ints = arr.astype(np.int64)
+        if size is not None and ((ints < 0) | (ints >= size)).any():
+            bad = int(ints[(ints < 0) | (ints >= size)][0])
+            raise ExecutionError(f"{op.op_name} returned index {bad}, outside [0, {size})")
+        return ints.astype(np.int32)
+    return arr.astype(object)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Udf(Feature):
+    """A user function computing one value per row.
+
+    ``batched=False``: ``fn(row: dict) -> value`` is called per row (simple,
+    slow). ``batched=True``: ``fn(batch: pandas.DataFrame) -> array-like`` is
+    called once per batch (the fast form). ``output`` is ``numeric``,
+    ``string`` or ``categorical`` (then ``size`` is required).
+    """
+
+    fn: Callable[..., Any]
+    batched: bool = False
+    output: str = NUMERIC
+    size: int | None = None
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        batched: bool = False,
+        output: str = NUMERIC,
+        size: int | None = None,
+    ) -> None:
+        object.__setattr__(self, "fn", fn)
+        object.__setattr__(self, "batched", batched)
+        object.__setattr__(self, "output", output)
+        object.__setattr__(self, "size", size)
+        self.__post_init__()
+
+    def validate(self) -> list[str]:
+        problems = []
+        if not callable(self.fn):
+            problems.append(f"fn must be callable, but got {type(self.fn).__name__}")
+        if self.output not in _UDF_OUTPUTS:
+            problems.append(f"output must be one of {_UDF_OUTPUTS}, but got {self.output!r}")
+        if self.output == CATEGORICAL and (not isinstance(self.size, int) or self.size < 1):
+            problems.append("a categorical UDF needs size=K (its values lie in [0, K))")
+        return problems
+
+    def inputs(self) -> tuple[Input, ...]:
+        return ()
+
+    def reads_whole_row(self) -> bool:
+        return True
+
+    def output_kind(self, input_kinds: Sequence[str]) -> str:
+        return self.output
+
+    def transform(self, values: list[Any], state: Any, n: int) -> np.ndarray:
+        frame = values[0]
+        if self.batched:
+            result = self.fn(frame)
+        else:
+            result = []
+            for row in frame.to_dict("records"):
+                try:
+                    result.append(self.fn(row))
+                except Exception as exc:
+                    shown = {k: v for k, v in row.items() if k != ROW_ID}
+                    text = repr(shown)
+                    text = text if len(text) <= 400 else text[:397] + "..."
+                    raise ExecutionError(
+                        f"{getattr(self.fn, '__name__', 'udf')} raised {type(exc).__name__}: {exc} "
+                        f"on row {row.get(ROW_ID)} (the line number in its file): {text}"
+                    ) from exc
+        return _coerce_output(self, result, n, self.output, self.size)
+
+    def cardinality(self, state: Any) -> int | None:
+        return self.size
+
+
+class _FrameAnalyzer(Analyzer):
+    """Collects the declared columns of the training split, then calls ``fit``."""
+
+    def __init__(self, op: DatasetUdf) -> None:
+        self.op = op
+
+    def create(self) -> list[Any]:
+        return []
+
+    def add(self, acc: list[Any], values: list[Any]) -> list[Any]:
+        acc.append(values[0][list(self.op.columns)])
+        return acc
+
+    def merge(self, accs: Sequence[list[Any]]) -> list[Any]:
+        return [f for a in accs for f in a]
+
+    def finalize(self, acc: list[Any]) -> Any:
+        import pandas as pd
+
+        frame = (
+            pd.concat(acc, ignore_index=True)
+            if acc
+            else pd.DataFrame({c: [] for c in self.op.columns})
+        )
+        state = self.op.fit(frame)
+        try:
+            json.dumps(state)
+        except TypeError as exc:
+            raise ExecutionError(
+                f"DatasetUdf fit returned a value that is not JSON-serialisable ({exc}); "
+                "return numbers, strings, lists and dicts"
+            ) from exc
+        return state
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DatasetUdf(Feature):
+    """A user function that sees the whole training split once, then every batch.
+
+    ``fit(frame) -> state`` receives the training rows' ``columns`` as one
+    DataFrame and returns JSON-able state (e.g. quantiles, target means);
+    ``apply(batch, state) -> array-like`` computes one value per row of a batch.
+    """
+
+    fit: Callable[..., Any]
+    apply: Callable[..., Any]
+    columns: tuple[str, ...]
+    output: str = NUMERIC
+    size: int | None = None
+
+    def __init__(
+        self,
+        *,
+        fit: Callable[..., Any],
+        apply: Callable[..., Any],
+        columns: Sequence[str],
+        output: str = NUMERIC,
+        size: int | None = None,
+    ) -> None:
+        object.__setattr__(self, "fit", fit)
+        object.__setattr__(self, "apply", apply)
+        object.__setattr__(self, "columns", tuple(columns))
+        object.__setattr__(self, "output", output)
+        object.__setattr__(self, "size", size)
+        self.__post_init__()
+
+    def validate(self) -> list[str]:
+        problems = []
+        if not callable(self.fit) or not callable(self.apply):
+            problems.append("fit and apply must both be callable")
+        if not self.columns:
+            problems.append("columns must name the columns fit() reads")
+        if self.output not in _UDF_OUTPUTS:
+            problems.append(f"output must be one of {_UDF_OUTPUTS}, but got {self.output!r}")
+        return problems
+
+    def inputs(self) -> tuple[Input, ...]:
+        return ()
+
+    def reads_whole_row(self) -> bool:
+        return True
+
+    def output_kind(self, input_kinds: Sequence[str]) -> str:
+        return self.output
+
+    def analyzer(self) -> Analyzer | None:
+        return _FrameAnalyzer(self)
+
+    def transform(self, values: list[Any], state: Any, n: int) -> np.ndarray:
+        return _coerce_output(self, self.apply(values[0], state), n, self.output, self.size)
+
+    def cardinality(self, state: Any) -> int | None:
+        return self.size
