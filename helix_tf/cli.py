@@ -6,10 +6,11 @@ from the click context so tests can capture them. Library code logs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
-import time
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -17,10 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from helix_tf.errors import HelixError
+from helix_tf.rendering import STATE_STYLE, Progress, metrics_table, nodes_table
 
 __all__ = ["main"]
-
-STATE_STYLE = {"compute": "yellow", "load": "green", "prune": "dim"}
 
 
 def _consoles(ctx: click.Context) -> tuple[Console, Console]:
@@ -49,113 +49,29 @@ def _setup_logging(verbose: int, err: Console) -> None:
     logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
 
 
+@contextlib.contextmanager
+def _session(
+    config: str,
+    params: tuple[str, ...],
+    data_dir: str | None,
+    store: str | None,
+    metadata: str | None,
+) -> Iterator[Any]:
+    """An open session (compiled config, store, metadata), closed afterwards."""
+    from helix_tf import api
+
+    session = api.open_session(
+        config, params=list(params), data_dir=data_dir, store=store, metadata=metadata
+    )
+    try:
+        yield session
+    finally:
+        session.close()
+
+
 def _fail(err: Console, exc: BaseException) -> None:
     err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
     raise SystemExit(1)
-
-
-def _human_bytes(n: int | None) -> str:
-    from helix_tf.reuse.planning import human_bytes
-
-    return "" if n is None else human_bytes(n)
-
-
-def _rows(n: int | None) -> str:
-    return "" if n is None else f"{n:,}"
-
-
-class _Progress:
-    """Renders engine events as one line per node, with elapsed time."""
-
-    def __init__(self, err: Console, enabled: bool) -> None:
-        self.err = err
-        self.enabled = enabled
-        self.t0 = time.perf_counter()
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        elapsed = time.perf_counter() - self.t0
-        kind = event.get("event")
-        if kind == "plan":
-            counts: dict[str, int] = {}
-            for d in event["decisions"]:
-                counts[d["state"]] = counts.get(d["state"], 0) + 1
-            self.err.print(
-                f"plan: {counts.get('compute', 0)} compute, {counts.get('load', 0)} load, "
-                f"{counts.get('prune', 0)} prune",
-                highlight=False,
-            )
-        elif kind == "stage":
-            what = event.get("stage")
-            if what == "preprocess":
-                self.err.print(
-                    f"[{elapsed:6.1f}s] preprocessing {len(event['nodes'])} node(s) in one Beam "
-                    f"pipeline ({event.get('runner')}) …",
-                    highlight=False,
-                )
-            elif what == "train":
-                self.err.print(
-                    f"[{elapsed:6.1f}s] training {event['node']} on {event['rows']:,} rows …",
-                    highlight=False,
-                )
-        elif kind == "epoch":
-            eta = event.get("eta")
-            self.err.print(
-                f"[{elapsed:6.1f}s]   {event['node']}: epoch {event['epoch']}/{event['epochs']}"
-                f" loss {event['loss']:.4f}" + (f", ETA {eta:.0f}s" if eta is not None else ""),
-                highlight=False,
-            )
-        elif kind == "node":
-            rows = event.get("rows")
-            self.err.print(
-                f"[{elapsed:6.1f}s] {event['node']}: {event['state']} {event['seconds']:.2f}s"
-                + (f", {rows:,} rows" if rows is not None else ""),
-                highlight=False,
-            )
-
-
-def _metrics_table(result: Any) -> Table:
-    approx = result.approx
-    table = Table(title="metrics" + (" (≈ approximate)" if approx else ""), title_justify="left")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    if result.intervals:
-        table.add_column("95% interval", justify="right")
-    for name, value in sorted(result.metrics.items()):
-        shown = f"{'≈' if approx else ''}{value:.4f}"
-        row = [name, shown]
-        if result.intervals:
-            lo, hi = result.intervals.get(name, (float("nan"), float("nan")))
-            row.append(f"[{lo:.4f}, {hi:.4f}]")
-        table.add_row(*row)
-    return table
-
-
-def _nodes_table(result: Any) -> Table:
-    table = Table(title="nodes", title_justify="left")
-    for col, just in (
-        ("node", "left"),
-        ("kind", "left"),
-        ("state", "left"),
-        ("time", "right"),
-        ("rows", "right"),
-        ("bytes", "right"),
-        ("stored", "left"),
-    ):
-        table.add_column(col, justify=just)  # type: ignore[arg-type]
-    for n in result.nodes:
-        style = STATE_STYLE.get(n.state, "")
-        table.add_row(
-            n.name,
-            n.kind,
-            f"[{style}]{n.state}[/]",
-            f"{n.seconds:.2f}s",
-            _rows(n.rows),
-            _human_bytes(n.bytes),
-            "yes" if n.materialized else "",
-        )
-    return table
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -324,7 +240,7 @@ def run(
             budget=budget,
             approx=_approx(approx, sample, precision, epochs_scale),
             batch_rows=batch_rows,
-            progress=_Progress(err, not as_json),
+            progress=Progress(err, not as_json),
         )
     except HelixError as exc:
         _fail(err, exc)
@@ -334,8 +250,8 @@ def run(
         return
     for note in result.notes:
         err.print(f"[yellow]note:[/] {note}", highlight=False)
-    out.print(_nodes_table(result))
-    out.print(_metrics_table(result))
+    out.print(nodes_table(result))
+    out.print(metrics_table(result))
     counts: dict[str, int] = {}
     for n in result.nodes:
         counts[n.state] = counts.get(n.state, 0) + 1
@@ -424,14 +340,9 @@ def history(
     """List the runs of CONFIG's workflow: version, metrics, time, what was reused."""
     out, err = _consoles(ctx)
     _setup_logging(verbose, err)
-    from helix_tf import api
-
     try:
-        session = api.open_session(
-            config, params=list(params), data_dir=data_dir, store=store, metadata=metadata
-        )
-        runs = session.metadata.runs(session.compiled.name, limit=limit)
-        session.close()
+        with _session(config, params, data_dir, store, metadata) as session:
+            runs = session.metadata.runs(session.compiled.name, limit=limit)
     except HelixError as exc:
         _fail(err, exc)
         return
@@ -495,14 +406,10 @@ def diff(
     """Logical diff between versions OLD and NEW of CONFIG's workflow (NEW: the latest)."""
     out, err = _consoles(ctx)
     _setup_logging(verbose, err)
-    from helix_tf import api
     from helix_tf.compiler.diff import diff_versions
 
     try:
-        session = api.open_session(
-            config, params=list(params), data_dir=data_dir, store=store, metadata=metadata
-        )
-        try:
+        with _session(config, params, data_dir, store, metadata) as session:
             versions = session.metadata.versions(session.compiled.name)
             if not versions:
                 raise HelixError(
@@ -510,8 +417,6 @@ def diff(
                 )
             a = session.metadata.version(session.compiled.name, old)
             b = session.metadata.version(session.compiled.name, new or versions[-1].number)
-        finally:
-            session.close()
     except HelixError as exc:
         _fail(err, exc)
         return
@@ -567,22 +472,16 @@ def report(
     """Write an HTML report: the DAG coloured by state, run times, metric history, changes."""
     out, err = _consoles(ctx)
     _setup_logging(verbose, err)
-    from helix_tf import api
     from helix_tf.report import render_report, write_report
 
     try:
-        session = api.open_session(
-            config, params=list(params), data_dir=data_dir, store=store, metadata=metadata
-        )
-        try:
+        with _session(config, params, data_dir, store, metadata) as session:
             html = render_report(
                 session.compiled.name,
                 session.metadata,
                 compiled_dag=session.compiled.to_dict(),
                 limit=limit,
             )
-        finally:
-            session.close()
         write_report(html_path, html)
     except HelixError as exc:
         _fail(err, exc)

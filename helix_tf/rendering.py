@@ -1,0 +1,121 @@
+"""Terminal rendering for the CLI: progress lines and result tables (rich).
+
+Only the CLI renders; library code logs. Everything here takes data
+(``RunResult``, engine events) and produces rich renderables.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["STATE_STYLE", "Progress", "metrics_table", "nodes_table"]
+
+STATE_STYLE = {"compute": "yellow", "load": "green", "prune": "dim"}
+
+
+def _human_bytes(n: int | None) -> str:
+    from helix_tf.reuse.planning import human_bytes
+
+    return "" if n is None else human_bytes(n)
+
+
+def _rows(n: int | None) -> str:
+    return "" if n is None else f"{n:,}"
+
+
+class Progress:
+    """Renders engine events as one line per node, with elapsed time."""
+
+    def __init__(self, err: Console, enabled: bool) -> None:
+        self.err = err
+        self.enabled = enabled
+        self.t0 = time.perf_counter()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.t0
+        kind = event.get("event")
+        if kind == "plan":
+            counts: dict[str, int] = {}
+            for d in event["decisions"]:
+                counts[d["state"]] = counts.get(d["state"], 0) + 1
+            self.err.print(
+                f"plan: {counts.get('compute', 0)} compute, {counts.get('load', 0)} load, "
+                f"{counts.get('prune', 0)} prune",
+                highlight=False,
+            )
+        elif kind == "stage":
+            what = event.get("stage")
+            if what == "preprocess":
+                self.err.print(
+                    f"[{elapsed:6.1f}s] preprocessing {len(event['nodes'])} node(s) in one Beam "
+                    f"pipeline ({event.get('runner')}) …",
+                    highlight=False,
+                )
+            elif what == "train":
+                self.err.print(
+                    f"[{elapsed:6.1f}s] training {event['node']} on {event['rows']:,} rows …",
+                    highlight=False,
+                )
+        elif kind == "epoch":
+            eta = event.get("eta")
+            self.err.print(
+                f"[{elapsed:6.1f}s]   {event['node']}: epoch {event['epoch']}/{event['epochs']}"
+                f" loss {event['loss']:.4f}" + (f", ETA {eta:.0f}s" if eta is not None else ""),
+                highlight=False,
+            )
+        elif kind == "node":
+            rows = event.get("rows")
+            self.err.print(
+                f"[{elapsed:6.1f}s] {event['node']}: {event['state']} {event['seconds']:.2f}s"
+                + (f", {rows:,} rows" if rows is not None else ""),
+                highlight=False,
+            )
+
+
+def metrics_table(result: Any) -> Table:
+    approx = result.approx
+    table = Table(title="metrics" + (" (≈ approximate)" if approx else ""), title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    if result.intervals:
+        table.add_column("95% interval", justify="right")
+    for name, value in sorted(result.metrics.items()):
+        shown = f"{'≈' if approx else ''}{value:.4f}"
+        row = [name, shown]
+        if result.intervals:
+            lo, hi = result.intervals.get(name, (float("nan"), float("nan")))
+            row.append(f"[{lo:.4f}, {hi:.4f}]")
+        table.add_row(*row)
+    return table
+
+
+def nodes_table(result: Any) -> Table:
+    table = Table(title="nodes", title_justify="left")
+    for col, just in (
+        ("node", "left"),
+        ("kind", "left"),
+        ("state", "left"),
+        ("time", "right"),
+        ("rows", "right"),
+        ("bytes", "right"),
+        ("stored", "left"),
+    ):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for n in result.nodes:
+        style = STATE_STYLE.get(n.state, "")
+        table.add_row(
+            n.name,
+            n.kind,
+            f"[{style}]{n.state}[/]",
+            f"{n.seconds:.2f}s",
+            _rows(n.rows),
+            _human_bytes(n.bytes),
+            "yes" if n.materialized else "",
+        )
+    return table
