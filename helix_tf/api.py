@@ -218,6 +218,10 @@ def run(
     from helix_tf.reuse.materialize import MaterializationPolicy, parse_budget
 
     t_start = time.perf_counter()
+    if runner != "direct":
+        from helix_tf.engine.runners import check_runner
+
+        check_runner(runner, pipeline_args, store or "")
     session = open_session(
         config, params=params, data_dir=data_dir, store=store, metadata=metadata, approx=approx
     )

@@ -15,13 +15,27 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from helix_tf.errors import ConfigError
 
-__all__ = ["RUNNERS", "pipeline_factory"]
+__all__ = ["RUNNERS", "check_runner", "pipeline_factory"]
 
 RUNNERS = ("direct", "dataflow", "portable")
 
 
 def _has(args: Sequence[str], flag: str) -> bool:
     return any(a == flag or a.startswith(flag + "=") for a in args)
+
+
+def check_runner(runner: str, args: Sequence[str], store_url: str) -> None:
+    """Fail before anything runs when a runner cannot work with these options.
+
+    A distributed runner's workers cannot read this machine's folders: Dataflow
+    needs a ``gs://`` store (the portable runner with LOOPBACK runs here).
+    """
+    pipeline_factory(runner, args)
+    if runner == "dataflow" and not store_url.startswith("gs://"):
+        raise ConfigError(
+            f"--runner dataflow needs a store its workers can reach, but got {store_url!r}; "
+            "pass --store gs://bucket/prefix"
+        )
 
 
 def pipeline_factory(runner: str, args: Sequence[str] = ()) -> Callable[[], beam.Pipeline]:
