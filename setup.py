@@ -43,5 +43,5 @@ setup(
             "gcp-storage-emulator>=2024.0",
         ],
     },
-    entry_points={"console_scripts": ["helix-tf=helix_tf.cli:main"]},
+    entry_points={"console_scripts": ["helix-tf=helix_tf.cli:console_main"]},
 )

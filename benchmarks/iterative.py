@@ -795,6 +795,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
             color=POLICY_STYLE[p]["color"],
         )
     ax.set_yscale("log")
+    if placed:
+        ax.set_ylim(top=max(placed) * 1.15)
     ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
     ax.yaxis.set_minor_formatter(NullFormatter())

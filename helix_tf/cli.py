@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -492,5 +493,35 @@ def report(
         out.print(f"report written to {html_path}", highlight=False)
 
 
+def console_main() -> None:
+    """The ``helix-tf`` entry point: run the CLI, then leave without slow teardown.
+
+    Once TensorFlow or Beam is loaded, the interpreter's own shutdown (module
+    finalisation, their thread pools and atexit hooks) took ~0.9 s here, after
+    every result was written, committed and printed. Output is flushed, logging
+    shut down, then the process ends with the command's exit code.
+    """
+    code = 0
+    try:
+        main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        sys.stderr.write("Aborted!\n")
+        code = 1
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    heavy = "tensorflow" in sys.modules or "apache_beam" in sys.modules
+    if not heavy:
+        raise SystemExit(code)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    console_main()
