@@ -280,10 +280,17 @@ def snapshot_helix_tf(dest: Path) -> dict[str, Any]:
     return {"source": str(src), "files": len(files), "sha256": digest.hexdigest()[:16]}
 
 
-def helix_tf_command() -> list[str]:
-    """The ``helix-tf`` console script of this interpreter's environment."""
+def helix_tf_command(snapshot: bool = False) -> list[str]:
+    """How to start ``helix-tf``.
+
+    With a snapshot, ``python -m helix_tf.cli`` (run from a folder without a
+    helix_tf package, so the snapshot on PYTHONPATH is imported): the installed
+    console script names an entry point of the working tree, which may not exist
+    in the snapshot. Otherwise the console script of this interpreter's
+    environment.
+    """
     script = Path(sys.executable).parent / "helix-tf"
-    if script.is_file() and os.access(script, os.X_OK):
+    if not snapshot and script.is_file() and os.access(script, os.X_OK):
         return [str(script)]
     return [sys.executable, "-m", "helix_tf.cli"]
 
@@ -350,7 +357,7 @@ def run_iteration(
 ) -> tuple[float, dict[str, Any]]:
     """One ``helix-tf run`` in a fresh process: (process wall seconds, its --json result)."""
     cmd = [
-        *helix_tf_command(),
+        *helix_tf_command(snapshot=pythonpath is not None),
         "run",
         str(config),
         "--json",

@@ -252,7 +252,7 @@ def run(
             changes=md.change_counts(compiled.name),
             budget=parse_budget(budget),
             store=session.store,
-            protected=frozenset(n.fingerprint for n in compiled.nodes),
+            protected={n.fingerprint for n in compiled.nodes if states[n.name] != "prune"},
         )
         from helix_tf.engine.execute import EngineOptions, execute_plan
 

@@ -51,6 +51,8 @@ class _LearningSteps:
 
         def emit(self, **event: Any) -> None: ...
 
+        def node_done(self, name: str) -> None: ...
+
     def examples_split(self, name: str, split: str, columns: list[str] | None = None) -> Any:
         art = self.art.get(name) or self.load(name)
         local = art.local
@@ -115,6 +117,7 @@ class _LearningSteps:
         self.emit(
             event="node", node=node.name, state="compute", seconds=meas.compute_seconds, rows=len(y)
         )
+        self.node_done(node.name)
         self.finish(node.name, kind="model", rows=len(y), meta={"features": features, **stats})
 
     def model(self, name: str) -> Any:
@@ -175,6 +178,7 @@ class _LearningSteps:
             seconds=meas.compute_seconds,
             rows=out.num_rows,
         )
+        self.node_done(node.name)
         self.finish(node.name, kind="predictions", rows=out.num_rows, meta={"split": split})
 
     def model_facts(self, name: str) -> dict[str, Any]:
@@ -229,6 +233,7 @@ class _LearningSteps:
             seconds=meas.compute_seconds,
             rows=len(y_true),
         )
+        self.node_done(node.name)
         self.finish(node.name, kind="metrics", rows=len(y_true), meta={})
 
     def raw_columns(self, node: CompiledNode, preds: Any, columns: list[str]) -> Any:

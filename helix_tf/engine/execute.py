@@ -65,6 +65,9 @@ class NodeMeasure:
 class Materializer:
     """Decides, right after a node finishes, whether to keep its staged output."""
 
+    def release(self, fingerprint: str) -> None:
+        """The run no longer reads this stored entry (it may be evicted)."""
+
     def decide(
         self, node: CompiledNode, measure: NodeMeasure, measures: Mapping[str, NodeMeasure]
     ) -> bool:
@@ -96,8 +99,21 @@ class _Run(_LearningSteps):
             n.name: NodeMeasure(name=n.name, state=states[n.name]) for n in compiled.nodes
         }
         self.values: dict[str, Any] = {}  # in-memory results (models, predictions, metrics)
+        # Consumers still to compute, per node: when none is left, its entry is evictable.
+        self.pending: dict[str, int] = {n.name: 0 for n in compiled.nodes}
+        for n in compiled.nodes:
+            if states[n.name] == "compute":
+                for i in n.inputs:
+                    self.pending[i] += 1
         self.scratch = tempfile.mkdtemp(prefix="helix-run-")
         self.store_scratch = f"{store.url.rstrip('/')}/staging/run-{uuid.uuid4().hex[:12]}"
+
+    def node_done(self, name: str) -> None:
+        """``name`` finished computing: inputs nothing else will read may be evicted."""
+        for i in self.nodes[name].inputs:
+            self.pending[i] -= 1
+            if self.pending[i] == 0 and not self.nodes[i].output:
+                self.materializer.release(self.nodes[i].fingerprint)
 
     def emit(self, **event: Any) -> None:
         if self.opt.progress is not None:
@@ -152,6 +168,9 @@ class _Run(_LearningSteps):
             log.exception("materialization policy failed for %s; not materializing", name)
         if not keep:
             return  # aborted at the end of the run (the files are still needed until then)
+        recompute = getattr(self.materializer, "recompute_cost", None)
+        if recompute is not None:
+            meta = {**meta, "recompute_seconds": round(float(recompute(name, self.measures)), 6)}
         t0 = time.perf_counter()
         try:
             manifest = self.store.commit(
@@ -291,6 +310,8 @@ class _Run(_LearningSteps):
         wall = time.perf_counter() - t0
         measured_total = sum(result.seconds.get(n, 0.0) for n in computed) or 1e-9
         overhead = max(wall - measured_total - sum(result.write_seconds.values()), 0.0)
+        for name in computed:  # the pipeline is done: everything it read is consumed
+            self.node_done(name)
         for name in computed:
             node = self.nodes[name]
             meas = self.measures[name]

@@ -68,8 +68,8 @@ class MaterializationPolicy:
     changes: Mapping[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
     budget: int | None = None
     store: Any = None
-    #: Fingerprints this run reads or writes: never evicted while it runs.
-    protected: frozenset[str] = frozenset()
+    #: Fingerprints this run still has to read: never evicted (see ``release``).
+    protected: set[str] = dataclasses.field(default_factory=set)
     used_bytes: int = 0
     decisions: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -86,10 +86,18 @@ class MaterializationPolicy:
             except Exception:
                 self.used_bytes = 0
 
+    def release(self, fingerprint: str) -> None:
+        """The running workflow no longer reads this entry: it may be evicted."""
+        self.protected.discard(fingerprint)
+
     @property
     def writes_intermediates(self) -> bool:
         """Whether intermediate feature columns are written at all (not under ``none``)."""
         return self.policy != "none"
+
+    def recompute_cost(self, name: str, measures: Mapping[str, Any]) -> float:
+        """C(n) = c_n + sum of c_a over its ancestors (measured this run, else history)."""
+        return self._recompute_cost(name, measures)
 
     def _recompute_cost(self, name: str, measures: Mapping[str, Any]) -> float:
         def cost(n: str) -> float:
@@ -136,8 +144,16 @@ class MaterializationPolicy:
             entries = self.store.entries()
         except Exception:
             return False
+        # An entry is worth what recomputing it would cost: itself and its ancestors.
         scored = sorted(
-            ((float(e.compute_seconds or 0.0) / max(e.bytes, 1), e) for e in entries),
+            (
+                (
+                    float((e.meta or {}).get("recompute_seconds", e.compute_seconds) or 0.0)
+                    / max(e.bytes, 1),
+                    e,
+                )
+                for e in entries
+            ),
             key=lambda t: t[0],
         )
         freed = 0

@@ -151,7 +151,11 @@ def test_unknown_policy() -> None:
 def test_entries_the_run_uses_are_never_evicted() -> None:
     # Evicting the examples this run loaded would pull them from under its predict node.
     store = FakeStore([Entry("in-use", 900, 0.0001)])
-    p = policy("all", budget=1000, store=store, protected=frozenset({"in-use"}))
+    p = policy("all", budget=1000, store=store, protected={"in-use"})
     measures = {"feat": Measure(compute_seconds=10.0, bytes=500)}
     assert not p.decide(Node("feat"), measures["feat"], measures)
     assert store.deleted == []
+    # Once the run has read it for the last time, it may go.
+    p.release("in-use")
+    assert p.decide(Node("feat"), measures["feat"], measures)
+    assert store.deleted == ["in-use"]
