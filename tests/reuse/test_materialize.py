@@ -29,6 +29,7 @@ class Entry:
     fingerprint: str
     bytes: int
     compute_seconds: float
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class FakeStore:
@@ -102,6 +103,20 @@ def test_budget_evicts_entries_worth_less_per_byte() -> None:
     assert p.decide(Node("feat"), measures["feat"], measures)
     assert store.deleted == ["cheap"]
     assert p.used_bytes == 800
+
+
+def test_eviction_values_an_entry_by_its_recompute_cost_with_ancestors() -> None:
+    # "assembled" is cheap itself but needs 40 s of ancestors to rebuild: it stays.
+    store = FakeStore(
+        [
+            Entry("assembled", 400, 0.01, {"recompute_seconds": 40.0}),
+            Entry("raw", 400, 0.5),
+        ]
+    )
+    p = policy("all", budget=1000, store=store)
+    measures = {"feat": Measure(compute_seconds=10.0, bytes=500)}
+    assert p.decide(Node("feat"), measures["feat"], measures)
+    assert store.deleted == ["raw"]
 
 
 def test_budget_refuses_when_only_more_valuable_entries_could_make_room() -> None:
