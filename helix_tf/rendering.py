@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 __all__ = ["STATE_STYLE", "Progress", "metrics_table", "nodes_table"]
@@ -87,7 +88,7 @@ def metrics_table(result: Any) -> Table:
         table.add_column("95% interval", justify="right")
     for name, value in sorted(result.metrics.items()):
         shown = f"{'≈' if approx else ''}{value:.4f}"
-        row = [name, shown]
+        row = [escape(name), shown]
         if result.intervals:
             lo, hi = result.intervals.get(name, (float("nan"), float("nan")))
             row.append(f"[{lo:.4f}, {hi:.4f}]")
@@ -110,7 +111,7 @@ def nodes_table(result: Any) -> Table:
     for n in result.nodes:
         style = STATE_STYLE.get(n.state, "")
         table.add_row(
-            n.name,
+            escape(n.name),
             n.kind,
             f"[{style}]{n.state}[/]",
             f"{n.seconds:.2f}s",
