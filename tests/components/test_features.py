@@ -429,3 +429,13 @@ def test_moments_are_independent_of_batching(values: list[float], cuts: list[int
     assert parts["count"] == whole["count"]
     assert parts["mean"] == pytest.approx(whole["mean"], rel=1e-9, abs=1e-9)
     assert parts["std"] == pytest.approx(whole["std"], rel=1e-6, abs=1e-6)
+
+
+def test_every_user_function_feature_checks_its_declared_output() -> None:
+    # Row-wise and whole-dataset UDFs validate output/size the same way.
+    with pytest.raises(ConfigError, match=r"categorical UDF needs size=K"):
+        F.DatasetUdf(
+            fit=lambda f: {}, apply=lambda b, s: b["x"], columns=("x",), output="categorical"
+        )
+    with pytest.raises(ConfigError, match=r"categorical UDF needs size=K"):
+        F.Udf(lambda row: 0, output="categorical")

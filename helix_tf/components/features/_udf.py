@@ -16,6 +16,35 @@ from helix_tf.types import CATEGORICAL, NUMERIC, ROW_ID, STRING
 _UDF_OUTPUTS = (NUMERIC, STRING, CATEGORICAL)
 
 
+def _output_problems(output: str, size: int | None) -> list[str]:
+    """Problems with a user function's declared output kind and size."""
+    if output not in _UDF_OUTPUTS:
+        return [f"output must be one of {_UDF_OUTPUTS}, but got {output!r}"]
+    if output == CATEGORICAL and (not isinstance(size, int) or size < 1):
+        return ["a categorical UDF needs size=K (its values lie in [0, K))"]
+    return []
+
+
+class _UserFunction(Feature):
+    """What every user-function feature shares: it reads whole source rows and
+    produces the declared ``output`` kind (with ``size`` indices when categorical)."""
+
+    output: str
+    size: int | None
+
+    def inputs(self) -> tuple[Input, ...]:
+        return ()
+
+    def reads_whole_row(self) -> bool:
+        return True
+
+    def output_kind(self, input_kinds: Sequence[str]) -> str:
+        return self.output
+
+    def cardinality(self, state: Any) -> int | None:
+        return self.size
+
+
 def _coerce_output(op: Feature, result: Any, n: int, output: str, size: int | None) -> np.ndarray:
     arr = np.asarray(result)
     if arr.shape != (n,):
@@ -34,7 +63,7 @@ def _coerce_output(op: Feature, result: Any, n: int, output: str, size: int | No
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class Udf(Feature):
+class Udf(_UserFunction):
     """A user function computing one value per row.
 
     ``batched=False``: ``fn(row: dict) -> value`` is called per row (simple,
@@ -66,20 +95,7 @@ class Udf(Feature):
         problems = []
         if not callable(self.fn):
             problems.append(f"fn must be callable, but got {type(self.fn).__name__}")
-        if self.output not in _UDF_OUTPUTS:
-            problems.append(f"output must be one of {_UDF_OUTPUTS}, but got {self.output!r}")
-        if self.output == CATEGORICAL and (not isinstance(self.size, int) or self.size < 1):
-            problems.append("a categorical UDF needs size=K (its values lie in [0, K))")
-        return problems
-
-    def inputs(self) -> tuple[Input, ...]:
-        return ()
-
-    def reads_whole_row(self) -> bool:
-        return True
-
-    def output_kind(self, input_kinds: Sequence[str]) -> str:
-        return self.output
+        return problems + _output_problems(self.output, self.size)
 
     def transform(self, values: list[Any], state: Any, n: int) -> np.ndarray:
         frame = values[0]
@@ -99,9 +115,6 @@ class Udf(Feature):
                         f"on row {row.get(ROW_ID)} (the line number in its file): {text}"
                     ) from exc
         return _coerce_output(self, result, n, self.output, self.size)
-
-    def cardinality(self, state: Any) -> int | None:
-        return self.size
 
 
 class _FrameAnalyzer(Analyzer):
@@ -140,7 +153,7 @@ class _FrameAnalyzer(Analyzer):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class DatasetUdf(Feature):
+class DatasetUdf(_UserFunction):
     """A user function that sees the whole training split once, then every batch.
 
     ``fit(frame) -> state`` receives the training rows' ``columns`` as one
@@ -176,24 +189,10 @@ class DatasetUdf(Feature):
             problems.append("fit and apply must both be callable")
         if not self.columns:
             problems.append("columns must name the columns fit() reads")
-        if self.output not in _UDF_OUTPUTS:
-            problems.append(f"output must be one of {_UDF_OUTPUTS}, but got {self.output!r}")
-        return problems
-
-    def inputs(self) -> tuple[Input, ...]:
-        return ()
-
-    def reads_whole_row(self) -> bool:
-        return True
-
-    def output_kind(self, input_kinds: Sequence[str]) -> str:
-        return self.output
+        return problems + _output_problems(self.output, self.size)
 
     def analyzer(self) -> Analyzer | None:
         return _FrameAnalyzer(self)
 
     def transform(self, values: list[Any], state: Any, n: int) -> np.ndarray:
         return _coerce_output(self, self.apply(values[0], state), n, self.output, self.size)
-
-    def cardinality(self, state: Any) -> int | None:
-        return self.size
