@@ -209,8 +209,7 @@ class _LearningSteps:
 
         preds = self.predictions(node.inputs[0])
         t0 = time.perf_counter()
-        ops = [m for m in node.op_metrics] if hasattr(node, "op_metrics") else None
-        metrics_ops: list[Metric] = ops or self.metric_ops[node.name]
+        metrics_ops: list[Metric] = self.metric_ops[node.name]
         y_true = preds.column(LABEL).to_numpy().astype(np.int64)
         y_score = preds.column(SCORE).to_numpy().astype(np.float64)
         frame = None

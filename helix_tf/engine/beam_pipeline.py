@@ -48,7 +48,6 @@ class PreprocessResult:
     write_seconds: dict[str, float]
     rows: dict[str, int]
     bytes: dict[str, int]
-    batches: dict[str, list[tuple[str, int, int]]]  # source -> [(split, batch, rows)]
     skipped: dict[str, int]  # source -> malformed rows skipped (on_bad_row="skip")
     states: dict[str, Any]
     launch_seconds: float
@@ -336,7 +335,6 @@ def run_preprocessing(
         },
         rows=rows,
         bytes={k.split("/", 1)[1]: v for k, v in counters.items() if k.startswith("bytes/")},
-        batches={},
         skipped={k.split("/", 1)[1]: v for k, v in counters.items() if k.startswith("skipped/")},
         states=states,
         launch_seconds=launch,

@@ -86,8 +86,10 @@ class _Run(_LearningSteps):
         manifests: Mapping[str, Manifest],
         materializer: Materializer,
         options: EngineOptions,
+        metric_ops: Mapping[str, list[Any]],
     ) -> None:
         self.c = compiled
+        self.metric_ops = dict(metric_ops)
         self.states = dict(states)
         self.store = store
         self.manifests = dict(manifests)
@@ -351,10 +353,6 @@ class _Run(_LearningSteps):
                 self.finish(name, kind=kind, rows=result.rows.get(name), meta=meta)
             else:
                 meas.rows = result.rows.get(name)
-        # Row counts per batch of a computed source, so a later run that loads it knows them.
-        for name in computed:
-            if self.nodes[name].role == "source" and self.art[name].manifest is not None:
-                pass
 
     def _keeps(self, name: str) -> bool:
         """Whether a computed intermediate feature is worth writing at all under the policy."""
@@ -395,8 +393,9 @@ def execute_plan(
     options: EngineOptions | None = None,
 ) -> EngineResult:
     """Run ``compiled`` with one state per node; returns what was measured."""
-    run = _Run(compiled, states, store, manifests, materializer, options or EngineOptions())
-    run.metric_ops = dict(metric_ops)  # type: ignore[attr-defined]
+    run = _Run(
+        compiled, states, store, manifests, materializer, options or EngineOptions(), metric_ops
+    )
     try:
         run.preprocess()
         for node in compiled.nodes:
