@@ -7,6 +7,7 @@ TensorFlow and Beam are imported only when a node that needs them computes.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import os
@@ -58,10 +59,16 @@ def open_session(
     approx: Approx | None = None,
 ) -> Session:
     """Load and compile ``config``; open its store and metadata database."""
+    loaded = load_config(config, params, data_dir=data_dir)
+    return _open(loaded, store=store, metadata=metadata, approx=approx)
+
+
+def _open(
+    loaded: LoadedConfig, *, store: str | None, metadata: str | None, approx: Approx | None
+) -> Session:
     from helix_tf.reuse.metadata import MetadataStore
     from helix_tf.reuse.store import ArtifactStore
 
-    loaded = load_config(config, params, data_dir=data_dir)
     home = _default_home(loaded.path)
     store_url = store or str(home)
     local_home = home if "://" in store_url else Path(store_url)
@@ -203,9 +210,14 @@ def run(
     approx: Approx | None = None,
     batch_rows: int = 50_000,
     prune_zero_weight: bool = True,
+    retrain_without_zero: bool = False,
     progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunResult:
     """Run a config: reuse what is valid, compute the rest, record everything.
+
+    With ``retrain_without_zero=True``, learners whose models give some features
+    only zero weights are trained again without those features, and the result
+    is that second run, with ``retrained`` comparing its metrics to the first.
 
     Examples
     --------
@@ -215,16 +227,117 @@ def run(
     """
     if isinstance(config, Workflow):
         raise ConfigError("run() takes the path of a config module; save the workflow in one")
-    from helix_tf.reuse.materialize import MaterializationPolicy, parse_budget
-
-    t_start = time.perf_counter()
     if runner != "direct":
         from helix_tf.engine.runners import check_runner
 
         check_runner(runner, pipeline_args, store or "")
-    session = open_session(
-        config, params=params, data_dir=data_dir, store=store, metadata=metadata, approx=approx
+    opts = _RunOptions(
+        store=store,
+        metadata=metadata,
+        runner=runner,
+        pipeline_args=tuple(pipeline_args),
+        materialize=materialize,
+        budget=budget,
+        approx=approx,
+        batch_rows=batch_rows,
+        prune_zero_weight=prune_zero_weight,
+        progress=progress,
     )
+    loaded = load_config(config, params, data_dir=data_dir)
+    first, facts = _run_once(loaded, opts, need_models=retrain_without_zero)
+    if not retrain_without_zero:
+        return first
+    return _retrain_without_zero(loaded, opts, first, facts)
+
+
+def _with_models_needed(session: Session, opts: _RunOptions) -> Session:
+    """``session``, or one whose outputs include every learner the plan would prune unseen.
+
+    A pruned learner whose model is not stored has unknown facts; making it an
+    output gets it trained (a new version in the history, only in this case).
+    """
+    compiled = session.compiled
+    unseen = [
+        n.name
+        for n in compiled.nodes
+        if n.role == "train" and session.store.lookup(n.fingerprint) is None
+    ]
+    if not unseen:
+        return session
+    decisions, _, _ = _plan(session)
+    pruned = [d.name for d in decisions if d.name in unseen and d.state == "prune"]
+    if not pruned:
+        return session
+    session.close()
+    workflow = copy.copy(session.config.workflow)
+    workflow.outputs = [*workflow.outputs, *pruned]
+    loaded = dataclasses.replace(session.config, workflow=workflow)
+    return _open(loaded, store=opts.store, metadata=opts.metadata, approx=opts.approx)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _RunOptions:
+    store: str | None
+    metadata: str | None
+    runner: str
+    pipeline_args: tuple[str, ...]
+    materialize: str
+    budget: str | int | None
+    approx: Approx | None
+    batch_rows: int
+    prune_zero_weight: bool
+    progress: Callable[[dict[str, Any]], None] | None
+
+
+def _retrain_without_zero(
+    loaded: LoadedConfig,
+    opts: _RunOptions,
+    first: RunResult,
+    facts: Mapping[str, Mapping[str, int]],
+) -> RunResult:
+    """Train again without the zero-weight features; compare the metrics with ``first``."""
+    from helix_tf.compiler.feature_pruning import features_to_drop, without_features
+
+    drop, notes = features_to_drop(loaded.workflow, {t: set(z) for t, z in facts.items()})
+    if not drop:
+        notes.append("no feature has only zero weights in any model: nothing to retrain")
+        return dataclasses.replace(first, notes=(*first.notes, *notes))
+    derived = dataclasses.replace(loaded, workflow=without_features(loaded.workflow, drop))
+    if opts.progress:
+        opts.progress({"event": "retrain", "drop": {k: sorted(v) for k, v in drop.items()}})
+    second, _ = _run_once(derived, opts)
+    weights = {f: n for z in facts.values() for f, n in z.items()}
+    dropped = {
+        ex: {f: weights[f] for f in sorted(features)} for ex, features in sorted(drop.items())
+    }
+    retrained = {
+        "dropped": dropped,
+        "full_run_id": first.run_id,
+        "full_metrics": dict(first.metrics),
+        "full_wall_seconds": round(first.wall_seconds, 4),
+        "difference": {
+            k: second.metrics[k] - first.metrics[k]
+            for k in sorted(second.metrics.keys() & first.metrics.keys())
+        },
+    }
+    return dataclasses.replace(second, notes=(*second.notes, *notes), retrained=retrained)
+
+
+def _run_once(
+    loaded: LoadedConfig, opts: _RunOptions, *, need_models: bool = False
+) -> tuple[RunResult, dict[str, dict[str, int]]]:
+    """One run of a loaded config; also returns each learner's zero-weight features.
+
+    ``need_models``: every train node must end up computed or loaded (its model's
+    facts are needed) even where the plan would prune it.
+    """
+    from helix_tf.reuse.materialize import MaterializationPolicy, parse_budget
+
+    t_start = time.perf_counter()
+    approx, progress, materialize = opts.approx, opts.progress, opts.materialize
+    session = _open(loaded, store=opts.store, metadata=opts.metadata, approx=approx)
+    if need_models:
+        session = _with_models_needed(session, opts)
     compiled = session.compiled
     md = session.metadata
     run_id = None
@@ -250,7 +363,7 @@ def run(
             ancestors=_ancestors(compiled),
             history_compute={k: v.compute_seconds for k, v in costs.history.items()},
             changes=md.change_counts(compiled.name),
-            budget=parse_budget(budget),
+            budget=parse_budget(opts.budget),
             store=session.store,
             protected={n.fingerprint for n in compiled.nodes if states[n.name] != "prune"},
         )
@@ -269,10 +382,10 @@ def run(
             materializer=policy,
             metric_ops=metric_ops,
             options=EngineOptions(
-                runner=runner,
-                pipeline_args=tuple(pipeline_args),
-                batch_rows=batch_rows,
-                prune_zero_weight=prune_zero_weight,
+                runner=opts.runner,
+                pipeline_args=opts.pipeline_args,
+                batch_rows=opts.batch_rows,
+                prune_zero_weight=opts.prune_zero_weight,
                 progress=progress,
             ),
         )
@@ -281,8 +394,13 @@ def run(
         results = []
         records = []
         notes = list(session.config.notes)
+        facts: dict[str, dict[str, int]] = {}
         for d in decisions:
             m = engine_result.measures[d.name]
+            if d.kind == "train":
+                stored = manifests.get(d.name)
+                known = m.meta if m.meta and "zero" in m.meta else stored.meta if stored else {}
+                facts[d.name] = dict(known.get("zero") or {})
             pruned = m.meta.get("pruned_features") if m.meta else None
             if pruned:
                 d = dataclasses.replace(
@@ -336,7 +454,7 @@ def run(
             metrics=engine_result.metrics,
             intervals=engine_result.intervals or None,
         )
-        return RunResult(
+        result = RunResult(
             workflow=compiled.name,
             version=version,
             run_id=run_id,
@@ -347,6 +465,7 @@ def run(
             wall_seconds=wall,
             notes=tuple(notes),
         )
+        return result, facts
     except HelixError as exc:
         if run_id is not None:
             md.finish_run(

@@ -19,7 +19,13 @@ from rich.console import Console
 from rich.table import Table
 
 from helix_tf.errors import HelixError
-from helix_tf.rendering import STATE_STYLE, Progress, metrics_table, nodes_table
+from helix_tf.rendering import (
+    STATE_STYLE,
+    Progress,
+    metrics_table,
+    nodes_table,
+    retrained_table,
+)
 
 __all__ = ["main"]
 
@@ -79,6 +85,12 @@ def _fail(err: Console, exc: BaseException) -> None:
 @click.version_option(package_name="helix_tf")
 def main() -> None:
     """helix-tf: fast iteration on TensorFlow pipelines (reuse, approximation, think-time search)."""
+
+
+def _register_server_commands() -> None:
+    from helix_tf.server.commands import server
+
+    main.add_command(server)
 
 
 _common = [
@@ -183,6 +195,16 @@ def _approx(
     help="Approximate: multiply every learner's epochs by this (0, 1].",
 )
 @click.option(
+    "--no-server",
+    is_flag=True,
+    help="Run in this process even when a warm helix-tf server is running.",
+)
+@click.option(
+    "--retrain-without-zero",
+    is_flag=True,
+    help="Train again without the features whose weights are all zero; report the metric change.",
+)
+@click.option(
     "--batch-rows",
     type=int,
     default=50_000,
@@ -209,6 +231,8 @@ def run(
     sample: float | None,
     precision: str | None,
     epochs_scale: float | None,
+    no_server: bool,
+    retrain_without_zero: bool,
     batch_rows: int,
 ) -> None:
     """Run CONFIG: reuse every still-valid result, compute the rest, report metrics."""
@@ -241,6 +265,7 @@ def run(
             budget=budget,
             approx=_approx(approx, sample, precision, epochs_scale),
             batch_rows=batch_rows,
+            retrain_without_zero=retrain_without_zero,
             progress=Progress(err, not as_json),
         )
     except HelixError as exc:
@@ -253,13 +278,20 @@ def run(
         err.print(f"[yellow]note:[/] {note}", highlight=False)
     out.print(nodes_table(result))
     out.print(metrics_table(result))
+    if result.retrained is not None:
+        out.print(retrained_table(result))
     counts: dict[str, int] = {}
     for n in result.nodes:
         counts[n.state] = counts.get(n.state, 0) + 1
     out.print(
         f"{result.workflow} v{result.version}: {counts.get('compute', 0)} computed, "
         f"{counts.get('load', 0)} loaded, {counts.get('prune', 0)} pruned in "
-        f"{result.wall_seconds:.2f}s",
+        f"{result.wall_seconds:.2f}s"
+        + (
+            f" (after {result.retrained['full_wall_seconds']:.2f}s for the run with every feature)"
+            if result.retrained is not None
+            else ""
+        ),
         highlight=False,
     )
 
@@ -493,27 +525,41 @@ def report(
         out.print(f"report written to {html_path}", highlight=False)
 
 
+def run_cli(argv: list[str]) -> int:
+    """Run ``helix-tf ARGV`` in this process; the exit code."""
+    try:
+        main(argv, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        sys.stderr.write("Aborted!\n")
+        return 1
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
 def console_main() -> None:
     """The ``helix-tf`` entry point: run the CLI, then leave without slow teardown.
 
+    A ``run`` goes to the warm server when one is running (``helix-tf server
+    start``; not with ``--no-server`` or ``HELIX_TF_SERVER=off``), else here.
     Once TensorFlow or Beam is loaded, the interpreter's own shutdown (module
     finalisation, their thread pools and atexit hooks) took ~0.9 s here, after
     every result was written, committed and printed. Output is flushed, logging
     shut down, then the process ends with the command's exit code.
     """
-    code = 0
-    try:
-        main(standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        code = exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        code = exc.exit_code
-    except click.exceptions.Abort:
-        sys.stderr.write("Aborted!\n")
-        code = 1
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    argv = sys.argv[1:]
+    code = None
+    if argv[:1] == ["run"] and "--no-server" not in argv:
+        from helix_tf.server import run_in_server
+
+        code = run_in_server(argv)
+    if code is None:
+        code = run_cli(argv)
     heavy = "tensorflow" in sys.modules or "apache_beam" in sys.modules
     if not heavy:
         raise SystemExit(code)
@@ -522,6 +568,8 @@ def console_main() -> None:
     sys.stderr.flush()
     os._exit(code)
 
+
+_register_server_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     console_main()

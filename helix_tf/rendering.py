@@ -63,6 +63,12 @@ class Progress:
                     f"[{elapsed:6.1f}s] training {event['node']} on {event['rows']:,} rows …",
                     highlight=False,
                 )
+        elif kind == "retrain":
+            dropped = "; ".join(f"{ex}: {', '.join(fs)}" for ex, fs in event["drop"].items())
+            self.err.print(
+                f"[{elapsed:6.1f}s] retraining without zero-weight features ({dropped}) …",
+                highlight=False,
+            )
         elif kind == "epoch":
             eta = event.get("eta")
             self.err.print(
@@ -93,6 +99,29 @@ def metrics_table(result: Any) -> Table:
             lo, hi = result.intervals.get(name, (float("nan"), float("nan")))
             row.append(f"[{lo:.4f}, {hi:.4f}]")
         table.add_row(*row)
+    return table
+
+
+def retrained_table(result: Any) -> Table:
+    """Metrics of the model trained with every feature vs. without the zero-weight ones."""
+    info = result.retrained
+    dropped = "; ".join(
+        f"{ex}: " + ", ".join(f"{f} ({n:,} weights)" for f, n in fs.items())
+        for ex, fs in info["dropped"].items()
+    )
+    table = Table(
+        title=f"retrained without zero-weight features — dropped {escape(dropped)}",
+        title_justify="left",
+    )
+    for col in ("metric", f"all features (run {info['full_run_id']})", "without", "difference"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for name, diff in info["difference"].items():
+        table.add_row(
+            escape(name),
+            f"{info['full_metrics'][name]:.4f}",
+            f"{result.metrics[name]:.4f}",
+            f"{diff:+.4f}",
+        )
     return table
 
 

@@ -74,6 +74,10 @@ class RunResult:
     nodes: tuple[NodeResult, ...]
     wall_seconds: float
     notes: tuple[str, ...] = ()
+    #: With ``--retrain-without-zero``: what was dropped (per examples node, feature →
+    #: number of zero weights), the first run's id and metrics, and this run's
+    #: metrics minus those.
+    retrained: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -88,6 +92,8 @@ class RunResult:
         }
         if self.intervals:
             out["intervals"] = {k: list(v) for k, v in self.intervals.items()}
+        if self.retrained is not None:
+            out["retrained"] = self.retrained
         return out
 
 

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from helix_tf.rendering import metrics_table
+from helix_tf.rendering import metrics_table, retrained_table
 from helix_tf.results import RunResult
 
 
@@ -24,3 +24,30 @@ def test_sliced_metric_names_are_not_taken_for_markup() -> None:
     buf = io.StringIO()
     Console(file=buf, width=120).print(metrics_table(result))
     assert "accuracy[sex=Female]" in buf.getvalue()
+
+
+def test_retrained_table_shows_both_runs_and_the_difference() -> None:
+    result = RunResult(
+        workflow="w",
+        version=2,
+        run_id=7,
+        approx=False,
+        metrics={"accuracy": 0.81, "auc[sex=Male]": 0.9},
+        intervals={},
+        nodes=(),
+        wall_seconds=1.0,
+        retrained={
+            "dropped": {"examples": {"noise": 500}},
+            "full_run_id": 6,
+            "full_metrics": {"accuracy": 0.8, "auc[sex=Male]": 0.92},
+            "full_wall_seconds": 2.0,
+            "difference": {"accuracy": 0.81 - 0.8, "auc[sex=Male]": 0.9 - 0.92},
+        },
+    )
+    buf = io.StringIO()
+    Console(file=buf, width=140).print(retrained_table(result))
+    text = buf.getvalue()
+    assert "noise (500 weights)" in text
+    assert "run 6" in text
+    assert "+0.0100" in text and "-0.0200" in text
+    assert "auc[sex=Male]" in text

@@ -419,6 +419,8 @@ def execute_plan(
                 raise ExecutionError(f"{type(exc).__name__}: {exc}", node=node.name) from exc
         metrics: dict[str, float] = {}
         intervals: dict[str, tuple[float, float]] = {}
+        # Metric names carry their evaluate node's name only where several are outputs.
+        evaluated = [o for o in compiled.outputs if run.nodes[o].role == "evaluate"]
         for out in compiled.outputs:
             node = run.nodes[out]
             if node.role != "evaluate":
@@ -426,7 +428,7 @@ def execute_plan(
                     run.load(out)
                 continue
             payload = run.metrics_of(out)
-            prefix = "" if len(compiled.outputs) == 1 else f"{out}/"
+            prefix = "" if len(evaluated) == 1 else f"{out}/"
             for k, v in payload["metrics"].items():
                 metrics[prefix + k] = v
             for k, v in payload.get("intervals", {}).items():

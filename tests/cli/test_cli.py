@@ -271,3 +271,13 @@ def test_skipped_rows_are_warned_on_the_console(
     payload = as_json(result)
     assert {n["name"]: n["rows"] for n in payload["nodes"]}["rows"] == 899
     assert "skipped 1 malformed rows" in result.stderr
+
+
+def test_retrain_without_zero_says_when_nothing_is_zero(runs: Runs) -> None:
+    # The tiny census learner uses L2 only: no feature has all-zero weights.
+    payload = as_json(
+        invoke("run", runs.config, "--store", runs.store, "--json", "--retrain-without-zero")
+    )
+    assert "retrained" not in payload
+    assert any("nothing to retrain" in note for note in payload["notes"])
+    assert payload["metrics"] == runs.first["metrics"]

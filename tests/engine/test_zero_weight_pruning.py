@@ -111,3 +111,51 @@ def test_plan_explains_pruning_from_a_stored_model(setup: dict[str, str]) -> Non
     predict = next(d for d in plan.nodes if d.name == "predictions")
     assert predict.state == "compute"
     assert "all 500 weights of noise_code are 0 in model" in predict.reason
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_retrain_without_zero_weight_features_equals_a_fresh_run_without_them(
+    setup: dict[str, str],
+) -> None:
+    params = {"train": setup["train"], "test": setup["test"]}
+    store = str(Path(setup["root"]) / "store-retrain")
+    result = api.run(
+        setup["config"], params=params, store=store, materialize="all", retrain_without_zero=True
+    )
+    info = result.retrained
+    assert info is not None
+    assert info["dropped"] == {"examples": {"noise_code": 500}}
+    assert info["difference"] == {
+        k: result.metrics[k] - info["full_metrics"][k] for k in ("accuracy", "log_loss")
+    }
+    assert info["full_run_id"] < result.run_id
+    # The retrained model is exactly what a config without the feature trains from scratch.
+    without = Path(setup["root"]) / "sparse_without.py"
+    without.write_text(CONFIG.replace("noise_code,\n", ""))
+    fresh = api.run(str(without), params=params, store=str(Path(setup["root"]) / "store-without"))
+    assert fresh.metrics == result.metrics
+    # Asking again reuses both runs' results: nothing is computed.
+    again = api.run(
+        setup["config"], params=params, store=store, materialize="all", retrain_without_zero=True
+    )
+    assert {n.state for n in again.nodes} <= {"load", "prune"}
+    assert again.metrics == result.metrics
+    assert again.retrained is not None
+    assert again.retrained["dropped"] == info["dropped"]
+    assert again.retrained["full_metrics"] == info["full_metrics"]
+
+
+@pytest.mark.slow
+def test_without_the_opt_in_training_always_sees_every_feature(setup: dict[str, str]) -> None:
+    params = {"train": setup["train"], "test": setup["test"]}
+    store = str(Path(setup["root"]) / "store-default")
+    api.run(setup["config"], params=params, store=store, materialize="all")
+    again = api.run(setup["config"], params=params, store=store, materialize="all")
+    assert again.retrained is None
+    assert "retrained" not in again.to_dict()
+    s = ArtifactStore(store)
+    train = next(n for n in again.nodes if n.name == "learner")
+    manifest = s.lookup(train.fingerprint)
+    assert manifest is not None
+    assert "noise_code" in [f["name"] for f in manifest.meta["features"]]

@@ -1,0 +1,33 @@
+"""``python -m helix_tf.server --socket PATH``: the server process itself (foreground)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from helix_tf.server._daemon import serve
+from helix_tf.server._protocol import socket_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m helix_tf.server")
+    ap.add_argument("--socket", type=Path, default=None, help="Socket path (default: per env).")
+    ap.add_argument(
+        "--idle-timeout", type=float, default=3 * 3600, help="Seconds idle before exiting."
+    )
+    args = ap.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("absl", "tensorflow", "h5py", "apache_beam"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    serve(args.socket or socket_path(), idle_timeout=args.idle_timeout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

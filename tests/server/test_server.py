@@ -1,0 +1,159 @@
+"""The warm server: `helix-tf run` handed to a preloaded process gives the same results,
+the same output and exit codes, falls back when stale, forwards Ctrl-C, and stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TINY_CENSUS, write_config
+
+pytestmark = [pytest.mark.slow, pytest.mark.ci]
+
+CLIENT = [sys.executable, "-c", "from helix_tf.cli import console_main; console_main()"]
+
+
+def _env(server_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "HELIX_TF_SERVER"}
+    return {**env, "HELIX_TF_SERVER_DIR": str(server_dir), **extra}
+
+
+def _helix(server_dir: Path, *args: object, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLIENT, *map(str, args)],
+        env=_env(server_dir, **env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _status(server_dir: Path) -> dict[str, object]:
+    done = _helix(server_dir, "server", "status", "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    folder = tmp_path_factory.mktemp("server")
+    server_dir = folder / "sock"
+    log = open(folder / "server.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "helix_tf.server", "--idle-timeout", "600"],
+        env=_env(server_dir),
+        stdout=log,
+        stderr=log,
+    )
+    deadline = time.monotonic() + 120
+    while not _status(server_dir)["running"]:
+        assert proc.poll() is None, (folder / "server.log").read_text()
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.2)
+    yield server_dir
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(timeout=60)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory, census_like: tuple[Path, Path]) -> Path:
+    folder = tmp_path_factory.mktemp("served")
+    return write_config(folder, TINY_CENSUS, train=census_like[0], test=census_like[1])
+
+
+def test_a_served_run_equals_a_run_in_its_own_process(
+    server: Path, config: Path, tmp_path: Path
+) -> None:
+    before = _status(server)["runs"]
+    served = _helix(server, "run", config, "--store", tmp_path / "a", "--json")
+    assert served.returncode == 0, served.stderr
+    assert _status(server)["runs"] == before + 1
+    alone = _helix(server, "run", config, "--store", tmp_path / "b", "--json", "--no-server")
+    assert alone.returncode == 0, alone.stderr
+    assert _status(server)["runs"] == before + 1
+    a, b = json.loads(served.stdout), json.loads(alone.stdout)
+    assert a["metrics"] == b["metrics"]
+    assert [(n["name"], n["state"], n["rows"]) for n in a["nodes"]] == [
+        (n["name"], n["state"], n["rows"]) for n in b["nodes"]
+    ]
+
+
+def test_tables_and_progress_reach_the_callers_streams(
+    server: Path, config: Path, tmp_path: Path
+) -> None:
+    done = _helix(server, "run", config, "--store", tmp_path / "s")
+    assert done.returncode == 0, done.stderr
+    assert "metrics" in done.stdout and "accuracy" in done.stdout
+    assert "training learner" in done.stderr
+
+
+def test_a_failing_run_fails_the_same_way(
+    server: Path, make_config: object, census_like: tuple[Path, Path], tmp_path: Path
+) -> None:
+    body = TINY_CENSUS.replace('F.Numeric("age")', 'F.Numeric("agee")')
+    bad = write_config(tmp_path, body, train=census_like[0], test=census_like[1])
+    done = _helix(server, "run", bad, "--store", tmp_path / "s")
+    assert done.returncode == 1
+    assert "error:" in done.stderr and "agee" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_stale_server_is_not_used(server: Path, config: Path, tmp_path: Path) -> None:
+    before = _status(server)["runs"]
+    # TensorFlow reads TF_* variables when it is imported: the server cannot honour a change.
+    done = _helix(
+        server, "run", config, "--store", tmp_path / "s", "--json", TF_CPP_MAX_VLOG_LEVEL="0"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "not using the helix-tf server" in done.stderr
+    assert json.loads(done.stdout)["metrics"]
+    assert _status(server)["runs"] == before
+
+
+def test_ctrl_c_reaches_the_served_run(server: Path, config: Path, tmp_path: Path) -> None:
+    client = subprocess.Popen(
+        [*CLIENT, "run", str(config), "--store", str(tmp_path / "s"), "-p", "epochs=100000"],
+        env=_env(server),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while _status(server)["active"] == 0:
+        assert client.poll() is None, client.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(2.0)  # let it get into training
+    client.send_signal(signal.SIGINT)
+    client.communicate(timeout=60)
+    assert client.returncode != 0
+    deadline = time.monotonic() + 60
+    while _status(server)["active"]:
+        assert time.monotonic() < deadline, "the served run kept running after Ctrl-C"
+        time.sleep(0.2)
+
+
+def test_stop_removes_the_socket(tmp_path: Path) -> None:
+    server_dir = tmp_path / "sock"
+    start = _helix(server_dir, "server", "start", "--idle-timeout", "60")
+    assert start.returncode == 0, start.stderr
+    assert "started" in start.stdout
+    status = _status(server_dir)
+    assert status["running"]
+    stop = _helix(server_dir, "server", "stop")
+    assert stop.returncode == 0 and "stopping" in stop.stdout
+    deadline = time.monotonic() + 60
+    while list(server_dir.glob("*.sock")):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert not _status(server_dir)["running"]
