@@ -71,11 +71,20 @@ def run_measured(
     env: Mapping[str, str] | None = None,
     poll_s: float = 0.05,
 ) -> Measured:
-    """Run ``cmd`` to completion; time it from spawn to reap and track its memory."""
+    """Run ``cmd`` to completion; time it from spawn to reap and track its memory.
+
+    Without ``env``, a warm helix-tf server the user may be running is not used.
+    """
     cmd = [str(c) for c in cmd]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        child = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=cwd, env=dict(env or os.environ))
+        child = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=err,
+            cwd=cwd,
+            env=dict(env or {**os.environ, "HELIX_TF_SERVER": "off"}),
+        )
         peak = 0
         stop = threading.Event()
 

@@ -42,6 +42,18 @@ variants of a workload and scale, and per variant ``exact wall / approx wall``.
 The same ratio over CPU seconds and over the runs' own ``wall_seconds`` is
 reported as well. Targets (census at scale 10): speedup >= 5x, tau >= 0.8.
 
+Protocols
+---------
+``--store-state cold`` (default): every run starts from an empty store.
+``--store-state warm``: the person's usual state — the base config has been run
+exactly once (``--materialize all``) into a template store, and every run, exact
+or approximate, starts from its own copy of it (copying is not timed); exact
+variants reuse what they can, approximate ones sample on top of the stored
+exact examples when their examples are stored.
+``--server``: every run is handed to a warm ``helix-tf server`` started for the
+benchmark (TensorFlow, Keras and Beam imported once); the timed process is the
+client, so CPU seconds count only the client and are not comparable.
+
 ``--exact-from PREVIOUS.json`` reuses the exact measurements of an earlier run
 of this benchmark (same variants and scales) so other approximate settings can
 be measured without rerunning the exact runs.
@@ -50,6 +62,7 @@ be measured without rerunning the exact runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import itertools
@@ -65,6 +78,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._proc import REPO, helix_command, run_measured
+from benchmarks._server import warm_server
 
 __all__ = ["VARIANTS", "Variant", "fidelity", "main"]
 
@@ -194,10 +208,21 @@ def fidelity(
 
 
 def _run_one(
-    variant: Variant, scale: int, *, approx_args: Sequence[str] | None, data_dir: str
+    variant: Variant,
+    scale: int,
+    *,
+    approx_args: Sequence[str] | None,
+    data_dir: str,
+    env: dict[str, str] | None = None,
+    template: Path | None = None,
 ) -> dict[str, Any]:
-    """One cold run of ``variant`` in a fresh process with an empty store."""
+    """One run of ``variant`` in a fresh process (or server fork) with its own store.
+
+    The store starts empty, or as a copy of ``template`` (copied before the clock starts).
+    """
     store = Path(tempfile.mkdtemp(prefix="helix-fidelity-"))
+    if template is not None:
+        shutil.copytree(template, store / "store")
     cmd = [
         *helix_command(),
         "run",
@@ -214,7 +239,7 @@ def _run_one(
     if approx_args is not None:
         cmd += ["--approx", *approx_args]
     try:
-        m = run_measured(cmd, cwd=REPO).check()
+        m = run_measured(cmd, cwd=REPO, env=env).check()
     finally:
         shutil.rmtree(store, ignore_errors=True)
     out = json.loads(m.stdout)
@@ -289,7 +314,7 @@ def render(block: dict[str, Any]) -> str:
     """A markdown table and summary lines for one workload and scale."""
     rows = block["variants"]
     lines = [
-        f"### {block['workload']} ×{block['scale']}",
+        f"### {block['workload']} ×{block['scale']} ({block.get('protocol', 'cold store, one process per run')})",
         "",
         "| variant | exact acc | approx acc ± hw | exact AUC | approx AUC ± hw "
         "| train rows exact/approx | exact s | approx s | approx s (JSON) | speedup |",
@@ -379,8 +404,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--data-dir",
         default=os.environ.get("HELIX_TF_DATA") or str(REPO.parent / "shared" / "data"),
     )
+    ap.add_argument(
+        "--store-state",
+        choices=("cold", "warm"),
+        default="cold",
+        help="cold: empty store per run; warm: a copy of a store holding the base run",
+    )
+    ap.add_argument(
+        "--server", action="store_true", help="hand every run to a warm helix-tf server"
+    )
     args = ap.parse_args(argv)
+    with contextlib.ExitStack() as stack:
+        env = stack.enter_context(warm_server()) if args.server else None
+        return _main(args, argv, env, stack)
 
+
+def _template(workload: str, scale: int, data_dir: str, env: dict[str, str] | None) -> Path:
+    """A store holding one exact run of the workload's base variant (everything kept)."""
+    base = VARIANTS[workload][0]
+    folder = Path(tempfile.mkdtemp(prefix="helix-fidelity-template-"))
+    cmd = [
+        *helix_command(),
+        "run",
+        str(base.config),
+        *itertools.chain.from_iterable(("-p", p) for p in base.params),
+        "-p",
+        f"scale={scale}",
+        "--store",
+        str(folder / "store"),
+        "--data-dir",
+        data_dir,
+        "--materialize",
+        "all",
+        "--json",
+    ]
+    run_measured(cmd, cwd=REPO, env=env).check()
+    return folder / "store"
+
+
+def _main(
+    args: argparse.Namespace,
+    argv: Sequence[str] | None,
+    env: dict[str, str] | None,
+    stack: contextlib.ExitStack,
+) -> int:
     approx_args = shlex.split(args.approx_args)
     workloads = ["census", "sms"] if args.workload == "both" else [args.workload]
     reused = _load_exact(args.exact_from)
@@ -390,6 +457,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
         "approx_args": ["--approx", *approx_args],
+        "store_state": args.store_state,
+        "server": bool(args.server),
         "targets": TARGETS,
         "results": [],
     }
@@ -404,22 +473,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             block: dict[str, Any] = {
                 "workload": workload,
                 "scale": scale,
+                "protocol": f"{args.store_state} store, "
+                + ("warm server" if args.server else "one process per run"),
                 "load_avg_start": os.getloadavg(),
                 "variants": [],
             }
             report["results"].append(block)
+            template = None
+            if args.store_state == "warm":
+                _progress(f"{workload} ×{scale}: template store (base, exact, materialize all)")
+                template = _template(workload, scale, args.data_dir, env)
+                stack.callback(shutil.rmtree, template.parent, True)
             for k, v in enumerate(variants):
                 key = (workload, scale, v.name)
                 exact = reused.get(key)
                 approx = None
                 order = ("exact", "approx") if k % 2 == 0 else ("approx", "exact")
                 for which in order:
-                    if which == "exact" and exact is None:
-                        _progress(f"{workload} ×{scale} {v.name}: exact")
-                        exact = _run_one(v, scale, approx_args=None, data_dir=args.data_dir)
-                    elif which == "approx":
-                        _progress(f"{workload} ×{scale} {v.name}: approx")
-                        approx = _run_one(v, scale, approx_args=approx_args, data_dir=args.data_dir)
+                    if which == "exact" and exact is not None:
+                        continue
+                    _progress(f"{workload} ×{scale} {v.name}: {which}")
+                    result = _run_one(
+                        v,
+                        scale,
+                        approx_args=approx_args if which == "approx" else None,
+                        data_dir=args.data_dir,
+                        env=env,
+                        template=template,
+                    )
+                    if which == "exact":
+                        exact = result
+                    else:
+                        approx = result
                 assert exact is not None and approx is not None
                 block["variants"].append(
                     {

@@ -56,6 +56,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks._server import warm_server
+
 REPO = Path(__file__).resolve().parents[1]
 SEQUENCES_DIR = Path(__file__).resolve().parent / "sequences"
 
@@ -354,8 +356,13 @@ def run_iteration(
     tag: str,
     pythonpath: Path | None = None,
     cwd: Path = REPO,
+    server_env: dict[str, str] | None = None,
 ) -> tuple[float, dict[str, Any]]:
-    """One ``helix-tf run`` in a fresh process: (process wall seconds, its --json result)."""
+    """One ``helix-tf run`` in a fresh process: (process wall seconds, its --json result).
+
+    With ``server_env`` the run is handed to a warm server (the timed process is the
+    client); a run the server refuses fails the benchmark rather than run unserved.
+    """
     cmd = [
         *helix_tf_command(snapshot=pythonpath is not None),
         "run",
@@ -372,8 +379,10 @@ def run_iteration(
         cmd += ["--data-dir", str(data_dir)]
     if budget is not None:
         cmd += ["--budget", str(budget)]
-    env = dict(os.environ)
-    if pythonpath is not None:
+    env = {**os.environ, "HELIX_TF_SERVER": "off"}  # every run pays its own imports
+    if server_env is not None:
+        env = dict(server_env)  # already has the snapshot's PYTHONPATH
+    elif pythonpath is not None:
         env["PYTHONPATH"] = os.pathsep.join(
             [str(pythonpath), *filter(None, [env.get("PYTHONPATH")])]
         )
@@ -387,6 +396,8 @@ def run_iteration(
         raise BenchmarkError(f"{tag}: helix-tf run timed out after {timeout:.0f}s") from exc
     wall = time.perf_counter() - t0
     (log_dir / f"{tag}.stderr.txt").write_text(proc.stderr)
+    if server_env is not None and "not using the helix-tf server" in proc.stderr:
+        raise BenchmarkError(f"{tag}: the warm server refused the run:\n{proc.stderr[-2000:]}")
     (log_dir / f"{tag}.stdout.json").write_text(proc.stdout)
     if proc.returncode != 0:
         raise BenchmarkError(
@@ -934,6 +945,15 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> tuple[dict[s
         )
 
     errors: list[dict[str, Any]] = []
+    stack = contextlib.ExitStack()
+    if args.server:
+        extra = {}
+        if snapshot_dir is not None:
+            extra["PYTHONPATH"] = os.pathsep.join(
+                [str(snapshot_dir), *filter(None, [os.environ.get("PYTHONPATH")])]
+            )
+        args.server_env = stack.enter_context(warm_server(extra_env=extra, cwd=root))
+        print("runs are handed to a warm helix-tf server (imports paid once)", flush=True)
     try:
         for policy in policies:
             runs[policy] = []
@@ -961,10 +981,12 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> tuple[dict[s
             if problems and not args.keep_going:
                 break
     finally:
+        stack.close()
         if not args.out_dir and not args.keep_stores:
             shutil.rmtree(root, ignore_errors=True)
 
     out = report()
+    out["server"] = bool(args.server)
     out["errors"] = errors
     if errors:
         status = 2
@@ -1030,6 +1052,7 @@ def run_policy(
             tag=f"{policy}-it{it:02d}",
             pythonpath=snapshot_dir,
             cwd=root,
+            server_env=getattr(args, "server_env", None),
         )
         summary = summarize_run(wall, result, store)
         runs[policy].append(summary)
@@ -1074,6 +1097,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"comma-separated, from {', '.join(ALL_POLICIES)} (default: all of them)",
     )
     parser.add_argument("--iterations", default="0-10", help="e.g. 0-10, 0-2 or 0,3,5")
+    parser.add_argument(
+        "--server",
+        action="store_true",
+        help="hand every run to a warm helix-tf server (TensorFlow/Beam imported once)",
+    )
     parser.add_argument(
         "--budget-fraction",
         type=float,

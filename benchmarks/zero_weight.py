@@ -7,10 +7,13 @@ then predicted with and without pruning (same stored model, same examples):
 - weak: census plus --weak noise features (hashed categoricals of fnlwgt), which
   L1 drives to exactly zero.
 
-Reported: the share of exactly-zero weights, the features pruned, inference
-(predict node) seconds with and without pruning, and that predictions match.
+Reported per workload and L1 strength: the share of exactly-zero weights, the
+features pruned, inference (predict node) seconds with and without pruning, that
+predictions match, and — with the opt-in ``retrain_without_zero`` — the features
+dropped, the metrics of the retrained model against the full one, and both
+training times.
 
-    python -m benchmarks.zero_weight --scale 10 --weak 20 --json out.json
+    python -m benchmarks.zero_weight --scale 10 --weak 20 --l1 0.01 0.1 --json out.json
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ CONFIG = textwrap.dedent(
     from helix_tf import Workflow, features as F, learners, metrics, sources
     from helix_tf.sample_data import CENSUS_COLUMNS
 
-    PARAMS = {"scale": 1, "weak": 0}
+    PARAMS = {"scale": 1, "weak": 0, "l1": 0.01}
 
 
     def _noise(seed):
@@ -61,7 +64,7 @@ CONFIG = textwrap.dedent(
                                                       output="categorical", size=200)))
         ex = wf.examples("examples", feats, label=F.Label("income", positive=">50K"))
         model = wf.train("learner", ex, learners.Linear(
-            optimizer="ftrl", l1=1e-2, l2=0.0, learning_rate=0.5, epochs=5))
+            optimizer="ftrl", l1=float(params.l1), l2=0.0, learning_rate=0.5, epochs=5))
         preds = wf.predict("predictions", model, ex)
         wf.output(wf.evaluate("evaluation", preds, metrics.Accuracy(), metrics.AUC()))
         return wf
@@ -78,8 +81,8 @@ def _scores(store: str, fingerprint: str) -> list[float]:
     return pq.read_table(Path(local) / "test" / "000000.parquet").column("__score").to_pylist()
 
 
-def measure(config: Path, scale: int, weak: int, data_dir: str) -> dict:
-    params = {"scale": scale, "weak": weak}
+def measure(config: Path, scale: int, weak: int, l1: float, data_dir: str) -> dict:
+    params = {"scale": scale, "weak": weak, "l1": l1}
     with tempfile.TemporaryDirectory() as store:
         first = api.run(config, params=params, data_dir=data_dir, store=store, materialize="all")
         learner = next(n for n in first.nodes if n.name == "learner")
@@ -88,6 +91,7 @@ def measure(config: Path, scale: int, weak: int, data_dir: str) -> dict:
         out = {
             "scale": scale,
             "weak_features": weak,
+            "l1": l1,
             "sparsity_note": note,
             "metrics": first.metrics,
         }
@@ -120,6 +124,29 @@ def measure(config: Path, scale: int, weak: int, data_dir: str) -> dict:
         out["predictions_identical"] = scores[True] == scores[False]
         out["learner_fingerprint"] = learner.fingerprint
         out["predict_fingerprint"] = predict.fingerprint
+        # The opt-in: train again without the features whose weights are all zero.
+        t0 = time.perf_counter()
+        again = api.run(
+            config,
+            params=params,
+            data_dir=data_dir,
+            store=store,
+            materialize="all",
+            retrain_without_zero=True,
+        )
+        wall = time.perf_counter() - t0
+        retrain = again.retrained or {}
+        retrained_learner = next(n for n in again.nodes if n.name == "learner")
+        out["retrain"] = {
+            "dropped": retrain.get("dropped", {}),
+            "full_metrics": retrain.get("full_metrics", first.metrics),
+            "metrics": again.metrics,
+            "difference": retrain.get("difference", {}),
+            "train_s_full": learner.seconds,
+            "train_s_retrained": retrained_learner.seconds if retrain else None,
+            "run_s": wall,
+            "notes": list(again.notes),
+        }
         return out
 
 
@@ -127,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=int, default=10)
     ap.add_argument("--weak", type=int, default=20)
+    ap.add_argument("--l1", type=float, nargs="+", default=[0.01, 0.1])
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--json", dest="json_path", default=None)
     args = ap.parse_args(argv)
@@ -134,22 +162,33 @@ def main(argv: list[str] | None = None) -> int:
         config = Path(tmp) / "zero_weight.py"
         config.write_text(CONFIG)
         rows = [
-            measure(config, args.scale, 0, args.data_dir),
-            measure(config, args.scale, args.weak, args.data_dir),
+            measure(config, args.scale, weak, l1, args.data_dir)
+            for l1 in args.l1
+            for weak in (0, args.weak)
         ]
-    print(f"\n### Zero-weight pruning at inference, census x{args.scale}\n")
-    print("| workload | sparsity | predict with pruning (s) | without (s) | identical |")
-    print("|---|---|---:|---:|---|")
+    print(f"\n### Zero-weight pruning, census x{args.scale}\n")
+    print(
+        "| workload | L1 | sparsity | predict pruned / not (s) | identical "
+        "| retrained without | accuracy full → retrained | AUC full → retrained "
+        "| train s full / retrained |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        name = (
-            "census10 it10 (8 features)"
-            if not r["weak_features"]
-            else f"+{r['weak_features']} weak features"
+        name = "census10 it10" if not r["weak_features"] else f"+{r['weak_features']} weak"
+        rt = r["retrain"]
+        dropped = ", ".join(f for fs in rt["dropped"].values() for f in fs) or "nothing"
+        m0, m1 = rt["full_metrics"], rt["metrics"]
+        train = (
+            f"{rt['train_s_full']:.2f} / {rt['train_s_retrained']:.2f}"
+            if rt["train_s_retrained"] is not None
+            else f"{rt['train_s_full']:.2f} / -"
         )
         print(
-            f"| {name} | {r['sparsity_note'].removeprefix('learner: ')} | "
-            f"{r['inference']['pruned']['predict_s']:.3f} | {r['inference']['full']['predict_s']:.3f} | "
-            f"{r['predictions_identical']} |"
+            f"| {name} | {r['l1']:g} | {r['sparsity_note'].removeprefix('learner: ')} | "
+            f"{r['inference']['pruned']['predict_s']:.3f} / "
+            f"{r['inference']['full']['predict_s']:.3f} | {r['predictions_identical']} | "
+            f"{dropped} | {m0['accuracy']:.4f} → {m1['accuracy']:.4f} | "
+            f"{m0['auc']:.4f} → {m1['auc']:.4f} | {train} |"
         )
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(rows, indent=1))

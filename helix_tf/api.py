@@ -244,10 +244,35 @@ def run(
         progress=progress,
     )
     loaded = load_config(config, params, data_dir=data_dir)
+    exact_instead = approx is not None and _exact_outputs_stored(loaded, opts)
+    if exact_instead:
+        # An approximation of results that are stored exactly is slower and worse.
+        opts = dataclasses.replace(opts, approx=None)
     first, facts = _run_once(loaded, opts, need_models=retrain_without_zero)
+    if exact_instead:
+        first = dataclasses.replace(
+            first,
+            notes=(
+                *first.notes,
+                "approximate run requested, but every output of this workflow is stored "
+                "exactly: loaded the exact results instead (not approximate)",
+            ),
+        )
     if not retrain_without_zero:
         return first
     return _retrain_without_zero(loaded, opts, first, facts)
+
+
+def _exact_outputs_stored(loaded: LoadedConfig, opts: _RunOptions) -> bool:
+    """Whether the store holds every output of the exact version of ``loaded``."""
+    session = _open(loaded, store=opts.store, metadata=opts.metadata, approx=None)
+    try:
+        compiled = session.compiled
+        return all(
+            session.store.lookup(compiled.node(o).fingerprint) is not None for o in compiled.outputs
+        )
+    finally:
+        session.close()
 
 
 def _with_models_needed(session: Session, opts: _RunOptions) -> Session:

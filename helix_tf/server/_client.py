@@ -64,8 +64,11 @@ def run_in_server(argv: list[str]) -> int | None:
         }
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
-        send(sock, message, fds=[0, 1, 2])
-        reply, _ = receive(sock)
+        try:
+            send(sock, message, fds=[0, 1, 2])
+            reply, _ = receive(sock)
+        except (OSError, ValueError) as exc:  # e.g. a closed standard stream
+            reply = {"error": f"could not hand the run over: {exc}"}
         if reply is None or "stale" in reply or "error" in reply:
             why = (reply or {}).get("stale") or (reply or {}).get("error") or "no answer"
             sys.stderr.write(
