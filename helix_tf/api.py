@@ -146,9 +146,11 @@ def plan(
     approx: Approx | None = None,
 ) -> PlanResult:
     """What a run would compute, load and prune, and why — without running anything."""
-    session = open_session(
-        config, params=params, data_dir=data_dir, store=store, metadata=metadata, approx=approx
-    )
+    loaded = load_config(config, params, data_dir=data_dir)
+    notes: tuple[str, ...] = ()
+    if approx is not None and _exact_outputs_stored(loaded, store=store, metadata=metadata):
+        approx, notes = None, (EXACT_INSTEAD,)
+    session = _open(loaded, store=store, metadata=metadata, approx=approx)
     try:
         decisions, _, _ = _plan(session)
         est = sum(
@@ -164,9 +166,17 @@ def plan(
             approx=approx is not None,
             nodes=tuple(decisions),
             estimated_seconds=est,
+            notes=notes,
         )
     finally:
         session.close()
+
+
+#: Said when an approximate run or plan uses the stored exact results instead.
+EXACT_INSTEAD = (
+    "approximate run requested, but every output of this workflow is stored exactly: "
+    "loaded the exact results instead (not approximate)"
+)
 
 
 def _pruned_phrase(pruned: Mapping[str, int], predict: str, compiled: CompiledWorkflow) -> str:
@@ -244,28 +254,23 @@ def run(
         progress=progress,
     )
     loaded = load_config(config, params, data_dir=data_dir)
-    exact_instead = approx is not None and _exact_outputs_stored(loaded, opts)
+    exact_instead = approx is not None and _exact_outputs_stored(
+        loaded, store=store, metadata=metadata
+    )
     if exact_instead:
         # An approximation of results that are stored exactly is slower and worse.
         opts = dataclasses.replace(opts, approx=None)
     first, facts = _run_once(loaded, opts, need_models=retrain_without_zero)
     if exact_instead:
-        first = dataclasses.replace(
-            first,
-            notes=(
-                *first.notes,
-                "approximate run requested, but every output of this workflow is stored "
-                "exactly: loaded the exact results instead (not approximate)",
-            ),
-        )
+        first = dataclasses.replace(first, notes=(*first.notes, EXACT_INSTEAD))
     if not retrain_without_zero:
         return first
     return _retrain_without_zero(loaded, opts, first, facts)
 
 
-def _exact_outputs_stored(loaded: LoadedConfig, opts: _RunOptions) -> bool:
+def _exact_outputs_stored(loaded: LoadedConfig, *, store: str | None, metadata: str | None) -> bool:
     """Whether the store holds every output of the exact version of ``loaded``."""
-    session = _open(loaded, store=opts.store, metadata=opts.metadata, approx=None)
+    session = _open(loaded, store=store, metadata=metadata, approx=None)
     try:
         compiled = session.compiled
         return all(

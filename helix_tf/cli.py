@@ -331,7 +331,12 @@ def plan(
     if as_json:
         out.print_json(json.dumps(result.to_dict()))
         return
-    table = Table(title=f"plan for {result.workflow}", title_justify="left")
+    for note in result.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
+    table = Table(
+        title=f"plan for {result.workflow}" + (" (≈ approximate)" if result.approx else ""),
+        title_justify="left",
+    )
     for col in ("node", "kind", "state", "compute", "load", "reason"):
         table.add_column(col)
     for d in result.nodes:

@@ -105,6 +105,7 @@ class PlanResult:
     approx: bool
     nodes: tuple[NodeDecision, ...]
     estimated_seconds: float
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -112,4 +113,5 @@ class PlanResult:
             "approx": self.approx,
             "estimated_seconds": round(self.estimated_seconds, 4),
             "nodes": [n.to_dict() for n in self.nodes],
+            "notes": list(self.notes),
         }

@@ -52,7 +52,11 @@ class Approx:
 
     def __post_init__(self) -> None:
         problems = []
-        if not isinstance(self.sample, int | float) or not 0 < self.sample <= 1:
+        if (
+            isinstance(self.sample, bool)
+            or not isinstance(self.sample, int | float)
+            or not 0 < self.sample <= 1
+        ):
             problems.append(f"--sample must be in (0, 1], but got {self.sample!r}")
         if self.precision not in PRECISIONS:
             problems.append(
@@ -60,6 +64,10 @@ class Approx:
             )
         if not isinstance(self.epochs_scale, int | float) or not 0 < self.epochs_scale <= 1:
             problems.append(f"epochs_scale must be in (0, 1], but got {self.epochs_scale!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            problems.append(
+                f"the sampling seed must be a non-negative integer, but got {self.seed!r}"
+            )
         if problems:
             raise ConfigError(problems)
 

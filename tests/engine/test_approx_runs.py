@@ -1,0 +1,404 @@
+"""Approximate runs end to end, through ``helix_tf.api.run(..., approx=Approx(...))`` and the CLI.
+
+Covered on the tiny census workflow (600 train, 300 test rows, a one-epoch linear model):
+an approximate run is marked as such and reports an interval around every metric; it trains
+on about the requested fraction of the training rows (the test split is never sampled);
+approximate and exact results never mix in one store, in either order; an identical
+approximate run reuses everything; the sample is placed at the source on a cold store and
+at training time when the exact examples are stored, keeping the same rows either way;
+an approximate request whose exact results are all stored loads those instead, and says
+so; other sample fractions or seeds are never reused; the CLI marks approximate output.
+
+Each scenario runs once per module (several ``api.run`` calls on one store, in order) and
+its tests read the results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+import helix_tf
+from helix_tf import api
+from helix_tf.cli import main
+from helix_tf.results import RunResult
+from tests.conftest import TINY_CENSUS, write_config
+
+TRAIN_ROWS, TEST_ROWS = 600, 300  # the census_like fixture
+PREPROCESS = ("rows", "age", "hours", "education", "occupation", "examples")
+MODEL_SIDE = ("learner", "predictions", "evaluation")
+EXACT_INSTEAD = "loaded the exact results instead"
+
+
+def states(result: RunResult) -> dict[str, str]:
+    return {n.name: n.state for n in result.nodes}
+
+
+def rows(result: RunResult) -> dict[str, int | None]:
+    return {n.name: n.rows for n in result.nodes}
+
+
+def fingerprints(result: RunResult) -> dict[str, str]:
+    return {n.name: n.fingerprint for n in result.nodes}
+
+
+def within_five_sd(kept: int, n: int, fraction: float) -> bool:
+    """``kept`` is within 5 standard deviations of Binomial(n, fraction)'s mean."""
+    return abs(kept - n * fraction) <= 5 * math.sqrt(n * fraction * (1 - fraction))
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory, census_like: tuple[Path, Path]) -> Path:
+    folder = tmp_path_factory.mktemp("approx_runs")
+    return write_config(folder, TINY_CENSUS, train=census_like[0], test=census_like[1])
+
+
+def _store(tmp_path_factory: pytest.TempPathFactory, name: str) -> str:
+    return str(tmp_path_factory.mktemp(name) / "store")
+
+
+# ------------------------------------------------------------------------------ scenarios
+
+
+@dataclasses.dataclass(frozen=True)
+class Exact:
+    """A fresh store: the exact run, then an approximate request for the same workflow."""
+
+    exact: RunResult
+    approx_after: RunResult
+    store: str
+
+
+@pytest.fixture(scope="module")
+def exact(tmp_path_factory: pytest.TempPathFactory, config: Path) -> Exact:
+    store = _store(tmp_path_factory, "exact")
+    first = api.run(config, store=store)
+    return Exact(
+        exact=first,
+        approx_after=api.run(config, store=store, approx=helix_tf.Approx(sample=0.5)),
+        store=store,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Cold:
+    """A store that starts empty: approximate runs in order, then the exact run."""
+
+    approx: RunResult  # sample 0.5, seed 0: placed at the source
+    again: RunResult  # the same request again
+    other_seed: RunResult  # sample 0.5, seed 1
+    other_sample: RunResult  # sample 0.3, seed 0
+    exact_after: RunResult
+
+
+@pytest.fixture(scope="module")
+def cold(tmp_path_factory: pytest.TempPathFactory, config: Path) -> Cold:
+    store = _store(tmp_path_factory, "cold")
+
+    def run(approx: helix_tf.Approx | None) -> RunResult:
+        return api.run(config, store=store, approx=approx)
+
+    return Cold(
+        approx=run(helix_tf.Approx(sample=0.5)),
+        again=run(helix_tf.Approx(sample=0.5)),
+        other_seed=run(helix_tf.Approx(sample=0.5, seed=1)),
+        other_sample=run(helix_tf.Approx(sample=0.3)),
+        exact_after=run(None),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Warm:
+    """A store holding exact examples (from an exact run with another learner setting),
+    then an approximate run of the default workflow, then its exact run."""
+
+    exact_l1: RunResult
+    approx: RunResult  # sample 0.5, seed 0: placed at training time
+    exact_after: RunResult
+
+
+@pytest.fixture(scope="module")
+def warm(tmp_path_factory: pytest.TempPathFactory, config: Path) -> Warm:
+    store = _store(tmp_path_factory, "warm")
+    return Warm(
+        exact_l1=api.run(config, store=store, params=["learner.l1=0.001"]),
+        approx=api.run(config, store=store, approx=helix_tf.Approx(sample=0.5)),
+        exact_after=api.run(config, store=store),
+    )
+
+
+# ------------------------------------------------------------------------------ 1. marked
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_approximate_run_is_marked_and_has_an_interval_per_metric(cold: Cold) -> None:
+    result = cold.approx
+    assert result.approx is True
+    payload = result.to_dict()
+    assert payload["approx"] is True
+    assert set(result.metrics) == {"accuracy", "auc"}
+    assert set(result.intervals) == set(result.metrics)
+    assert payload["intervals"] == {k: list(v) for k, v in result.intervals.items()}
+    for key, value in result.metrics.items():
+        lo, hi = result.intervals[key]
+        # Percentile bootstrap over the 300 test rows: the interval brackets the point estimate.
+        assert 0.0 <= lo <= value <= hi <= 1.0, (key, lo, value, hi)
+        assert hi - lo < 0.5, (key, lo, hi)  # an informative interval, not [0, 1]
+    assert not any(EXACT_INSTEAD in note for note in result.notes)
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_exact_run_is_not_marked_and_has_no_intervals(exact: Exact) -> None:
+    assert exact.exact.approx is False
+    assert exact.exact.intervals == {}
+    payload = exact.exact.to_dict()
+    assert payload["approx"] is False and "intervals" not in payload
+
+
+# ------------------------------------------------------------------------------ 2. fewer rows
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_approximate_run_trains_on_about_the_requested_fraction(cold: Cold, exact: Exact) -> None:
+    assert rows(exact.exact)["learner"] == TRAIN_ROWS
+    for result, fraction in ((cold.approx, 0.5), (cold.other_sample, 0.3)):
+        trained = rows(result)["learner"]
+        assert trained is not None and 0 < trained < TRAIN_ROWS
+        assert within_five_sd(trained, TRAIN_ROWS, fraction), (fraction, trained)
+    assert rows(cold.other_sample)["learner"] < rows(cold.approx)["learner"]  # type: ignore[operator]
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_the_test_split_is_never_sampled(cold: Cold, exact: Exact) -> None:
+    for result in (exact.exact, cold.approx, cold.other_sample):
+        assert rows(result)["predictions"] == TEST_ROWS
+        assert rows(result)["evaluation"] == TEST_ROWS
+
+
+# ------------------------------------------------------------------------------ 3. never mix
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_approximate_run_after_exact_examples_computes_its_own_model_side(
+    warm: Warm, exact: Exact
+) -> None:
+    got, exact_fps = states(warm.approx), fingerprints(exact.exact)
+    approx_fps, l1_fps = fingerprints(warm.approx), fingerprints(warm.exact_l1)
+    assert warm.approx.approx is True
+    for name in MODEL_SIDE:
+        assert got[name] == "compute", name
+        assert approx_fps[name] != exact_fps[name], name
+        assert approx_fps[name] != l1_fps[name], name
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_exact_run_after_approximate_runs_loads_nothing_approximate(
+    cold: Cold, warm: Warm, exact: Exact
+) -> None:
+    for after in (cold.exact_after, warm.exact_after):
+        assert after.approx is False and after.intervals == {}
+        assert fingerprints(after) == fingerprints(exact.exact)
+        for name in MODEL_SIDE:
+            assert states(after)[name] == "compute", name
+        assert after.metrics == exact.exact.metrics
+    # On the cold store only approximate (sampled) results existed: everything is computed.
+    assert set(states(cold.exact_after).values()) == {"compute"}
+    assert rows(cold.exact_after)["learner"] == TRAIN_ROWS
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_approximate_and_exact_fingerprints_differ_on_every_sampled_node(
+    cold: Cold, exact: Exact
+) -> None:
+    """Sampled at the source, every node downstream of the sample is a different result."""
+    approx_fps, exact_fps = fingerprints(cold.approx), fingerprints(exact.exact)
+    for name in (*PREPROCESS, *MODEL_SIDE):
+        assert approx_fps[name] != exact_fps[name], name
+
+
+# ------------------------------------------------------------------------------ 4. reuse
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_identical_approximate_run_reuses_everything(cold: Cold) -> None:
+    first, again = cold.approx, cold.again
+    assert set(states(first).values()) == {"compute"}
+    assert set(states(again).values()) <= {"load", "prune"}
+    assert states(again)["evaluation"] == "load"
+    assert again.approx is True
+    assert fingerprints(again) == fingerprints(first)
+    assert again.metrics == first.metrics
+    assert again.intervals == first.intervals
+
+
+# ------------------------------------------------------------------------------ 5. placement
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_on_a_cold_store_the_sample_is_applied_at_the_source(cold: Cold, exact: Exact) -> None:
+    approx_rows, exact_rows = rows(cold.approx), rows(exact.exact)
+    assert exact_rows["rows"] == TRAIN_ROWS + TEST_ROWS
+    assert approx_rows["rows"] is not None and approx_rows["rows"] < exact_rows["rows"]  # type: ignore[operator]
+    # Only training rows are dropped, and every preprocessing node sees the sampled rows.
+    assert approx_rows["rows"] == approx_rows["learner"] + TEST_ROWS  # type: ignore[operator]
+    for name in PREPROCESS:
+        assert approx_rows[name] == approx_rows["rows"], name
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_with_exact_examples_stored_the_sample_is_applied_at_training(
+    warm: Warm, cold: Cold, exact: Exact
+) -> None:
+    got = states(warm.approx)
+    assert got["examples"] == "load"
+    for name in PREPROCESS:
+        assert got[name] in ("load", "prune"), (name, got[name])
+    # The preprocessing results are the exact ones (nothing was sampled before training)...
+    for name in PREPROCESS:
+        assert fingerprints(warm.approx)[name] == fingerprints(exact.exact)[name], name
+    assert rows(warm.approx)["examples"] == TRAIN_ROWS + TEST_ROWS
+    # ...and training keeps exactly the rows the source sample kept: same ids, same seed.
+    trained = rows(warm.approx)["learner"]
+    assert trained is not None and trained < TRAIN_ROWS
+    assert trained == rows(cold.approx)["learner"]
+
+
+# ------------------------------------------------------------------------------ 6. exact instead
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_approximate_request_loads_stored_exact_results_instead(exact: Exact) -> None:
+    result = exact.approx_after
+    assert result.approx is False
+    assert result.to_dict()["approx"] is False
+    assert set(states(result).values()) <= {"load", "prune"}
+    assert "compute" not in states(result).values()
+    assert fingerprints(result) == fingerprints(exact.exact)
+    assert result.metrics == exact.exact.metrics
+    assert result.intervals == {}
+    assert sum(EXACT_INSTEAD in note for note in result.notes) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_plan_says_what_the_run_does_when_exact_results_are_stored(
+    exact: Exact, config: Path
+) -> None:
+    planned = api.plan(config, store=exact.store, approx=helix_tf.Approx(sample=0.5))
+    assert planned.approx is False
+    assert {d.name: d.state for d in planned.nodes} == states(exact.approx_after)
+    assert sum(EXACT_INSTEAD in note for note in planned.notes) == 1
+
+
+@pytest.mark.slow
+def test_exact_results_of_another_setting_are_not_loaded_instead(warm: Warm) -> None:
+    """Only the exact results of *this* workflow count: other learner settings do not."""
+    assert warm.approx.approx is True
+    assert not any(EXACT_INSTEAD in note for note in warm.approx.notes)
+    assert set(warm.approx.intervals) == set(warm.approx.metrics)
+
+
+# ------------------------------------------------------------------------------ 8. settings
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_other_sample_or_seed_is_never_reused(cold: Cold) -> None:
+    runs = {"0.5/0": cold.approx, "0.5/1": cold.other_seed, "0.3/0": cold.other_sample}
+    learners = {key: fingerprints(r)["learner"] for key, r in runs.items()}
+    assert len(set(learners.values())) == len(learners), learners
+    sources = {key: fingerprints(r)["rows"] for key, r in runs.items()}
+    assert len(set(sources.values())) == len(sources), sources
+    for result in (cold.other_seed, cold.other_sample):
+        assert result.approx is True
+        assert set(states(result).values()) == {"compute"}
+
+
+@pytest.mark.slow
+def test_sample_of_one_trains_on_every_row_but_stays_approximate(
+    tiny_census_config: Path, store: str
+) -> None:
+    exact = api.run(tiny_census_config, store=store + "-exact")
+    full = api.run(tiny_census_config, store=store, approx=helix_tf.Approx(sample=1.0))
+    assert full.approx is True
+    assert rows(full)["learner"] == rows(exact)["learner"] == TRAIN_ROWS
+    assert fingerprints(full)["learner"] != fingerprints(exact)["learner"]
+    assert set(full.intervals) == set(full.metrics)
+
+
+@pytest.mark.slow
+def test_precision_spelled_out_as_what_auto_resolves_to_is_reused(
+    tiny_census_config: Path, store: str
+) -> None:
+    """``auto`` resolves to fp32 for a linear model on any CPU: the same result."""
+    auto = api.run(tiny_census_config, store=store, approx=helix_tf.Approx(sample=0.5))
+    fp32 = api.run(
+        tiny_census_config, store=store, approx=helix_tf.Approx(sample=0.5, precision="fp32")
+    )
+    assert fingerprints(fp32) == fingerprints(auto)
+    assert set(states(fp32).values()) <= {"load", "prune"}
+    assert fp32.metrics == auto.metrics and fp32.intervals == auto.intervals
+
+
+# ------------------------------------------------------------------------------ 7. CLI
+
+
+def invoke(*args: Any) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_cli_marks_approximate_output(tiny_census_config: Path, store: str) -> None:
+    base = ("run", tiny_census_config, "--store", store, "--approx", "--sample", "0.5")
+    table = invoke(*base)
+    assert table.exit_code == 0, (table.output, table.exception)
+    metrics_part = table.stdout[table.stdout.index("metrics") :]
+    assert "≈" in metrics_part
+    assert "accuracy" in metrics_part and "95% interval" in metrics_part
+
+    again = invoke(*base, "--json")  # the same run again: loaded, still approximate
+    assert again.exit_code == 0, (again.output, again.exception)
+    payload = json.loads(again.stdout)
+    assert payload["approx"] is True
+    assert set(payload["intervals"]) == set(payload["metrics"]) == {"accuracy", "auc"}
+    for key, (lo, hi) in payload["intervals"].items():
+        assert lo <= payload["metrics"][key] <= hi
+
+    history = invoke("history", tiny_census_config, "--store", store, "--json")
+    assert history.exit_code == 0, history.output
+    assert [r["approx"] for r in json.loads(history.stdout)] == [True, True]
+
+
+@pytest.mark.parametrize(
+    ("option", "fragment"),
+    [
+        (("--sample", "0"), "--sample must be in (0, 1], but got 0.0"),
+        (("--sample", "1.5"), "--sample must be in (0, 1], but got 1.5"),
+        (("--approx-epochs", "2"), "epochs_scale must be in (0, 1], but got 2.0"),
+    ],
+)
+def test_cli_rejects_bad_approximate_settings_before_running(
+    tiny_census_config: Path, store: str, option: tuple[str, str], fragment: str
+) -> None:
+    result = invoke("run", tiny_census_config, "--store", store, *option)
+    assert result.exit_code == 1
+    assert fragment in result.stderr
+    assert not Path(store).exists()  # nothing ran, nothing was stored
