@@ -1,0 +1,71 @@
+"""The client/server protocol: framed messages with descriptors, the code stamp, the socket."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+from pathlib import Path
+
+import pytest
+
+from helix_tf.server._protocol import code_stamp, receive, send, socket_path
+
+
+def test_messages_and_descriptors_cross_a_socket() -> None:
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    r, w = os.pipe()
+    with a, b:
+        send(a, {"op": "run", "argv": ["run", "x.py"], "text": "≈ unicode"}, fds=[w])
+        send(a, {"second": 2})
+        message, fds = receive(b, max_fds=3)
+        assert message == {"op": "run", "argv": ["run", "x.py"], "text": "≈ unicode"}
+        assert len(fds) == 1
+        # The received descriptor is the pipe's write end: what is written comes out of r.
+        os.write(fds[0], b"through")
+        assert os.read(r, 7) == b"through"
+        assert receive(b) == ({"second": 2}, [])
+        a.shutdown(socket.SHUT_WR)
+        assert receive(b) == (None, [])
+    for fd in (r, w, *fds):
+        os.close(fd)
+
+
+def test_an_oversized_message_is_refused() -> None:
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with a, b:
+        a.sendall(struct.pack("!I", 1 << 30))
+        with pytest.raises(ValueError, match="larger than the protocol allows"):
+            receive(b)
+
+
+def test_stamp_follows_the_variables_read_at_import_only() -> None:
+    env = {"HOME": "/h", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0"}
+    base = code_stamp(env)
+    assert code_stamp(dict(env)) == base
+    assert code_stamp({**env, "HOME": "/elsewhere", "HELIX_TF_DATA": "/d"}) == base
+    assert code_stamp({**env, "TF_CPP_MIN_LOG_LEVEL": "3"}) != base
+    assert code_stamp({**env, "OMP_NUM_THREADS": "1"}) != base
+    assert code_stamp({**env, "PYTHONPATH": "/snapshot"}) != base
+
+
+def test_stamp_follows_helix_tf_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from helix_tf.server import _protocol
+
+    pkg = tmp_path / "helix_tf"
+    pkg.mkdir()
+    module = pkg / "mod.py"
+    module.write_text("x = 1\n")
+    monkeypatch.setattr(_protocol, "_package_dir", lambda: str(pkg))
+    before = code_stamp({})
+    module.write_text("x = 22\n")
+    assert code_stamp({}) != before
+
+
+def test_socket_path_is_per_folder_and_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HELIX_TF_SERVER_DIR", str(tmp_path))
+    path = socket_path()
+    assert path.parent == tmp_path and path.suffix == ".sock"
+    assert len(path.name) <= 24  # Unix socket paths are limited to ~107 bytes
