@@ -22,9 +22,9 @@ Policies:
 - ``oracle`` is computed, not run: the sum over iterations of the
   ``compute_seconds`` of the nodes whose fingerprint is new in that iteration (seen
   in no earlier one), as measured in the ``helix`` run, with no load or write cost
-  and without process start, imports, config loading or planning (helix_tf's
-  ``compute_seconds`` of a training node include the Keras/TensorFlow import, and
-  the Beam pipeline's launch overhead is shared out to the preprocessing nodes).
+  and without process start, imports, config loading or planning (the Keras/TensorFlow
+  import is not part of a training node's ``compute_seconds``; the Beam pipeline's
+  launch overhead is shared out to the preprocessing nodes).
 
 Every iteration's metrics must be identical under every policy (reuse never
 changes a result): the benchmark exits non-zero naming the iteration, the
@@ -71,10 +71,9 @@ ORACLE_NOTE = (
     "oracle = sum over iterations of the compute_seconds of the nodes whose fingerprint "
     "is new in that iteration, measured in the helix run; it has no load or write cost "
     "and excludes process start, imports, config loading, fingerprinting, planning and "
-    "metadata, which every run policy pays in each iteration (helix_tf counts the "
-    "Keras/TensorFlow import inside a training node's compute_seconds and shares the Beam "
-    "pipeline's launch overhead out to the preprocessing nodes, so the oracle includes "
-    "those)"
+    "metadata, which every run policy pays in each iteration (the Keras/TensorFlow import "
+    "is not in a training node's compute_seconds; the Beam pipeline's launch overhead is "
+    "shared out to the preprocessing nodes, so the oracle includes that)"
 )
 
 #: Targets from the project brief (checked at scale >= 10; reported at every scale).
