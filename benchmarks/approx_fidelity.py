@@ -243,24 +243,32 @@ def _run_one(
     finally:
         shutil.rmtree(store, ignore_errors=True)
     out = json.loads(m.stdout)
-    if bool(out.get("approx")) != (approx_args is not None):
+    notes = out.get("notes") or []
+    intervals = out.get("intervals") or {}
+    # An approximate request whose exact results are stored loads those instead: its
+    # answer is exact, with no uncertainty.
+    exact_instead = approx_args is not None and any("exact results instead" in n for n in notes)
+    if exact_instead:
+        intervals = {k: [v, v] for k, v in out["metrics"].items()}
+    elif bool(out.get("approx")) != (approx_args is not None):
         raise RuntimeError(f"{' '.join(m.cmd)}: JSON says approx={out.get('approx')!r}")
     train = next((n for n in out["nodes"] if n["kind"] == "train"), None)
     return {
+        "exact_instead": exact_instead,
         "cmd": m.cmd,
         "wall_s": m.wall_s,
         "cpu_s": m.cpu_s,
         "peak_tree_rss_bytes": m.peak_tree_rss_bytes,
         "wall_seconds_json": out["wall_seconds"],
         "metrics": out["metrics"],
-        "intervals": out.get("intervals") or {},
+        "intervals": intervals,
         "train_rows": train["rows"] if train else None,
         "train_seconds": train["seconds"] if train else None,
         "nodes": {
             n["name"]: {"state": n["state"], "seconds": n["seconds"], "rows": n["rows"]}
             for n in out["nodes"]
         },
-        "notes": out.get("notes") or [],
+        "notes": notes,
     }
 
 

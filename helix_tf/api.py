@@ -40,6 +40,9 @@ class Session:
     store: Any
     metadata: Any
     store_url: str
+    #: An approximate run was asked for, but every exact output is stored: this
+    #: session is the exact workflow, whose results are loaded instead.
+    exact_instead: bool = False
 
     def close(self) -> None:
         self.metadata.close()
@@ -75,7 +78,10 @@ def _open(
     hasher = ContentHasher(local_home / "content-hashes.json")
     compiled = compile_workflow(loaded.workflow, config_path=str(loaded.path), hasher=hasher)
     artifact_store = ArtifactStore(store_url)
-    if approx is not None:
+    exact_instead = approx is not None and all(
+        artifact_store.lookup(compiled.node(o).fingerprint) is not None for o in compiled.outputs
+    )
+    if approx is not None and not exact_instead:
         # Sample where it saves most: on stored exact examples if there are any, else at
         # the source (so preprocessing shrinks too).
         stored_examples = any(
@@ -95,6 +101,7 @@ def _open(
         store=artifact_store,
         metadata=MetadataStore(meta_url),
         store_url=store_url,
+        exact_instead=exact_instead,
     )
 
 
@@ -147,10 +154,10 @@ def plan(
 ) -> PlanResult:
     """What a run would compute, load and prune, and why — without running anything."""
     loaded = load_config(config, params, data_dir=data_dir)
-    notes: tuple[str, ...] = ()
-    if approx is not None and _exact_outputs_stored(loaded, store=store, metadata=metadata):
-        approx, notes = None, (EXACT_INSTEAD,)
     session = _open(loaded, store=store, metadata=metadata, approx=approx)
+    notes: tuple[str, ...] = ()
+    if session.exact_instead:
+        approx, notes = None, (EXACT_INSTEAD,)
     try:
         decisions, _, _ = _plan(session)
         est = sum(
@@ -254,30 +261,10 @@ def run(
         progress=progress,
     )
     loaded = load_config(config, params, data_dir=data_dir)
-    exact_instead = approx is not None and _exact_outputs_stored(
-        loaded, store=store, metadata=metadata
-    )
-    if exact_instead:
-        # An approximation of results that are stored exactly is slower and worse.
-        opts = dataclasses.replace(opts, approx=None)
     first, facts = _run_once(loaded, opts, need_models=retrain_without_zero)
-    if exact_instead:
-        first = dataclasses.replace(first, notes=(*first.notes, EXACT_INSTEAD))
     if not retrain_without_zero:
         return first
     return _retrain_without_zero(loaded, opts, first, facts)
-
-
-def _exact_outputs_stored(loaded: LoadedConfig, *, store: str | None, metadata: str | None) -> bool:
-    """Whether the store holds every output of the exact version of ``loaded``."""
-    session = _open(loaded, store=store, metadata=metadata, approx=None)
-    try:
-        compiled = session.compiled
-        return all(
-            session.store.lookup(compiled.node(o).fingerprint) is not None for o in compiled.outputs
-        )
-    finally:
-        session.close()
 
 
 def _with_models_needed(session: Session, opts: _RunOptions) -> Session:
@@ -368,6 +355,10 @@ def _run_once(
     session = _open(loaded, store=opts.store, metadata=opts.metadata, approx=approx)
     if need_models:
         session = _with_models_needed(session, opts)
+    # An approximation of results that are stored exactly would be slower and worse.
+    exact_instead = session.exact_instead
+    if exact_instead:
+        approx = None
     compiled = session.compiled
     md = session.metadata
     run_id = None
@@ -493,7 +484,7 @@ def _run_once(
             intervals=engine_result.intervals,
             nodes=tuple(results),
             wall_seconds=wall,
-            notes=tuple(notes),
+            notes=(*notes, EXACT_INSTEAD) if exact_instead else tuple(notes),
         )
         return result, facts
     except HelixError as exc:
