@@ -242,6 +242,10 @@ def _run_one(
         m = run_measured(cmd, cwd=REPO, env=env).check()
     finally:
         shutil.rmtree(store, ignore_errors=True)
+    if env is not None and "not using the helix-tf server" in m.stderr:
+        raise RuntimeError(
+            f"{' '.join(m.cmd)}: the warm server refused the run:\n{m.stderr[-2000:]}"
+        )
     out = json.loads(m.stdout)
     notes = out.get("notes") or []
     intervals = out.get("intervals") or {}
