@@ -12,7 +12,7 @@ import time
 import click
 
 from helix_tf.server._client import request
-from helix_tf.server._protocol import socket_path
+from helix_tf.server._protocol import code_stamp, socket_path
 
 __all__ = ["server"]
 
@@ -104,8 +104,9 @@ def restart(ctx: click.Context) -> None:
 def status(as_json: bool) -> None:
     """Whether a server is running, since when, and how many runs it served."""
     reply = request("status")
+    stale = reply is not None and reply.get("stamp") != code_stamp()
     if as_json:
-        click.echo(json.dumps({"running": reply is not None, **(reply or {})}))
+        click.echo(json.dumps({"running": reply is not None, "stale": stale, **(reply or {})}))
         return
     if reply is None:
         click.echo(f"no helix-tf server is running (socket {socket_path()})")
@@ -115,3 +116,8 @@ def status(as_json: bool) -> None:
         f"helix-tf server pid {reply['pid']}, up since {started}, {reply['runs']} run(s) served, "
         f"{reply['active']} running now; log: {_log_path()}"
     )
+    if stale:
+        click.echo(
+            "stale: helix_tf, the installed packages or the TF_*/PYTHON* variables changed "
+            "since it started, so runs are not handed to it; run: helix-tf server restart"
+        )

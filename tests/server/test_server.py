@@ -120,6 +120,35 @@ def test_a_stale_server_is_not_used(server: Path, config: Path, tmp_path: Path) 
     assert _status(server)["runs"] == before
 
 
+def test_two_runs_at_once_are_served_side_by_side(
+    server: Path, config: Path, tmp_path: Path
+) -> None:
+    before = _status(server)["runs"]
+    clients = [
+        subprocess.Popen(
+            [*CLIENT, "run", str(config), "--store", str(tmp_path / f"s{i}"), "--json"],
+            env=_env(server),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outs = [c.communicate(timeout=300) for c in clients]
+    assert [c.returncode for c in clients] == [0, 0], [err for _, err in outs]
+    first, second = (json.loads(out) for out, _ in outs)
+    assert first["metrics"] == second["metrics"]
+    assert _status(server)["runs"] == before + 2
+
+
+def test_status_says_when_the_server_is_stale(server: Path) -> None:
+    assert _status(server)["stale"] is False
+    done = _helix(server, "server", "status", "--json", TF_CPP_MAX_VLOG_LEVEL="0")
+    assert json.loads(done.stdout)["stale"] is True
+    text = _helix(server, "server", "status", TF_CPP_MAX_VLOG_LEVEL="0").stdout
+    assert "helix-tf server restart" in text
+
+
 def test_ctrl_c_reaches_the_served_run(server: Path, config: Path, tmp_path: Path) -> None:
     client = subprocess.Popen(
         [*CLIENT, "run", str(config), "--store", str(tmp_path / "s"), "-p", "epochs=100000"],
