@@ -322,6 +322,9 @@ def _retrain_without_zero(
     derived = dataclasses.replace(loaded, workflow=without_features(loaded.workflow, drop))
     if opts.progress:
         opts.progress({"event": "retrain", "drop": {k: sorted(v) for k, v in drop.items()}})
+    if opts.approx is not None and not first.approx:
+        # The first run was answered with stored exact results: compare like with like.
+        opts = dataclasses.replace(opts, approx=None)
     second, _ = _run_once(derived, opts)
     weights = {f: n for z in facts.values() for f, n in z.items()}
     dropped = {
