@@ -159,3 +159,26 @@ def test_without_the_opt_in_training_always_sees_every_feature(setup: dict[str, 
     manifest = s.lookup(train.fingerprint)
     assert manifest is not None
     assert "noise_code" in [f["name"] for f in manifest.meta["features"]]
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_retraining_after_an_exact_answer_to_an_approximate_request_stays_exact(
+    setup: dict[str, str],
+) -> None:
+    import helix_tf
+
+    params = {"train": setup["train"], "test": setup["test"]}
+    store = str(Path(setup["root"]) / "store-approx-retrain")
+    exact = api.run(setup["config"], params=params, store=store, materialize="all")
+    result = api.run(
+        setup["config"],
+        params=params,
+        store=store,
+        approx=helix_tf.Approx(sample=0.5),
+        retrain_without_zero=True,
+    )
+    assert result.retrained is not None
+    assert result.retrained["full_metrics"] == exact.metrics
+    # Both sides of the comparison are exact: the retrained run is not approximate.
+    assert result.approx is False and not result.intervals
