@@ -53,6 +53,18 @@ class _LearningSteps:
 
         def node_done(self, name: str) -> None: ...
 
+    def _computed(self, name: str, *, kind: str, rows: int, meta: dict[str, Any]) -> None:
+        """A node has computed: report it, release its inputs, decide on keeping it."""
+        self.emit(
+            event="node",
+            node=name,
+            state="compute",
+            seconds=self.measures[name].compute_seconds,
+            rows=rows,
+        )
+        self.node_done(name)
+        self.finish(name, kind=kind, rows=rows, meta=meta)
+
     def examples_split(self, name: str, split: str, columns: list[str] | None = None) -> Any:
         art = self.art.get(name) or self.load(name)
         local = art.local
@@ -119,11 +131,7 @@ class _LearningSteps:
                 shutil.copyfileobj(src, dst)
         meas.write_seconds += time.perf_counter() - t1
         self.values[node.name] = model
-        self.emit(
-            event="node", node=node.name, state="compute", seconds=meas.compute_seconds, rows=len(y)
-        )
-        self.node_done(node.name)
-        self.finish(node.name, kind="model", rows=len(y), meta={"features": features, **stats})
+        self._computed(node.name, kind="model", rows=len(y), meta={"features": features, **stats})
 
     def model(self, name: str) -> Any:
         if name in self.values:
@@ -176,15 +184,7 @@ class _LearningSteps:
         tables.write_batch(art.root, split, 0, out)
         meas.write_seconds += time.perf_counter() - t1
         self.values[node.name] = out
-        self.emit(
-            event="node",
-            node=node.name,
-            state="compute",
-            seconds=meas.compute_seconds,
-            rows=out.num_rows,
-        )
-        self.node_done(node.name)
-        self.finish(node.name, kind="predictions", rows=out.num_rows, meta={"split": split})
+        self._computed(node.name, kind="predictions", rows=out.num_rows, meta={"split": split})
 
     def model_facts(self, name: str) -> dict[str, Any]:
         """What training learned about the model (zero-weight features), trained or loaded."""
@@ -230,15 +230,7 @@ class _LearningSteps:
             with art.staging.open("metrics.json", "w") as f:
                 f.write(json.dumps(payload, sort_keys=True))
         self.values[node.name] = payload
-        self.emit(
-            event="node",
-            node=node.name,
-            state="compute",
-            seconds=meas.compute_seconds,
-            rows=len(y_true),
-        )
-        self.node_done(node.name)
-        self.finish(node.name, kind="metrics", rows=len(y_true), meta={})
+        self._computed(node.name, kind="metrics", rows=len(y_true), meta={})
 
     def raw_columns(self, node: CompiledNode, preds: Any, columns: list[str]) -> Any:
         src = node.extra.get("source")

@@ -215,6 +215,16 @@ def _paths_problems(train: Any, test: Any) -> list[str]:
     return problems
 
 
+def _split_files(source: Any, split: str) -> tuple[str, tuple[str, ...]]:
+    """The file parameter (``"train"`` or ``"test"``) a split reads, and its paths.
+
+    Without ``test`` files both splits read the ``train`` files (``test_fraction``).
+    """
+    source._require_split(split)
+    param = "test" if split == "test" and source.test else "train"
+    return param, (source.test if param == "test" else source.train)
+
+
 def _split_names(test: tuple[str, ...], test_fraction: float | None) -> tuple[str, ...]:
     return ("train", "test") if test or test_fraction is not None else ("train",)
 

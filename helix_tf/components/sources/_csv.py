@@ -26,6 +26,7 @@ from helix_tf.components.sources._base import (
     _path_problem,
     _paths_problems,
     _shorten,
+    _split_files,
     _split_names,
 )
 from helix_tf.components.sources._csv_parsing import (
@@ -250,11 +251,9 @@ class Csv(Source):
         """Stream a split as Arrow tables (parsed by Arrow, never through pandas)."""
         import pyarrow as pa
 
-        self._require_split(split)
+        param, paths = _split_files(self, split)
         if batch_rows < 1:
             raise ConfigError(f"batch_rows must be >= 1, but got {batch_rows}")
-        param = "test" if split == "test" and self.test else "train"
-        paths = self.test if param == "test" else self.train
         bad = _BadRows(self.on_bad_row, self.max_bad_rows, counters)
         copies = self.replicate if split == "train" else 1
         for index, path in enumerate(paths):

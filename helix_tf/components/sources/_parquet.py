@@ -25,6 +25,7 @@ from helix_tf.components.sources._base import (
     _open,
     _path_problem,
     _paths_problems,
+    _split_files,
     _split_names,
 )
 from helix_tf.errors import ConfigError, DataError
@@ -157,9 +158,7 @@ class Parquet(Source):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        self._require_split(split)
-        param = "test" if split == "test" and self.test else "train"
-        paths = self.test if param == "test" else self.train
+        param, paths = _split_files(self, split)
         kinds = self.schema()
         for index, path in enumerate(paths):
             offset = 0

@@ -23,6 +23,7 @@ from helix_tf.components.sources._base import (
     _normalise,
     _path_problem,
     _paths_problems,
+    _split_files,
     _split_names,
 )
 from helix_tf.errors import DataError
@@ -102,9 +103,7 @@ class TFRecord(Source):
         import numpy as np
         import tensorflow as tf
 
-        self._require_split(split)
-        param = "test" if split == "test" and self.test else "train"
-        paths = self.test if param == "test" else self.train
+        param, paths = _split_files(self, split)
         dtypes = {"int": tf.int64, "float": tf.float32, "string": tf.string}
         spec = {name: tf.io.VarLenFeature(dtypes[kind]) for name, kind in self.features}
         for index, path in enumerate(paths):
