@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -22,10 +24,11 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import psutil
 
-__all__ = ["REPO", "Measured", "helix_command", "median", "run_measured"]
+__all__ = ["REPO", "Measured", "helix_command", "median", "run_helix_json", "run_measured"]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -123,6 +126,43 @@ def helix_command() -> list[str]:
     """The ``helix-tf`` console script of the running interpreter's environment."""
     script = Path(sys.executable).parent / "helix-tf"
     return [str(script)] if script.exists() else [sys.executable, "-m", "helix_tf.cli"]
+
+
+def run_helix_json(
+    run_args: Sequence[str | os.PathLike[str]],
+    *,
+    store: str | os.PathLike[str] | None = None,
+    template: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    command: Sequence[str] | None = None,
+) -> tuple[Measured, dict[str, Any]]:
+    """``helix-tf run RUN_ARGS --json --store S`` in a fresh process, and its JSON.
+
+    ``S`` is ``store`` when given (kept), else a fresh temporary folder — a copy of
+    ``template`` when given, copied before the clock starts — removed afterwards.
+    ``command`` replaces the ``helix-tf`` command (e.g. to run it under cProfile).
+    A run that a warm server (``env`` naming one) refuses fails here, so a benchmark
+    never measures an unserved run as a served one.
+    """
+    folder = None if store is not None else Path(tempfile.mkdtemp(prefix="helix-bench-"))
+    target = Path(store) if store is not None else folder / "store"  # type: ignore[operator]
+    if template is not None:
+        shutil.copytree(template, target)
+    cmd = [*(command or helix_command()), "run", *map(str, run_args), "--json"]
+    try:
+        m = run_measured([*cmd, "--store", str(target)], cwd=REPO, env=env).check()
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+    if (
+        env is not None
+        and env.get("HELIX_TF_SERVER_DIR")
+        and "not using the helix-tf server" in m.stderr
+    ):
+        raise RuntimeError(
+            f"{' '.join(m.cmd)}: the warm server refused the run:\n{m.stderr[-2000:]}"
+        )
+    return m, json.loads(m.stdout)
 
 
 def median(values: Sequence[float]) -> float:

@@ -77,7 +77,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks._proc import REPO, helix_command, run_measured
+from benchmarks._proc import REPO, run_helix_json
 from benchmarks._server import warm_server
 
 __all__ = ["VARIANTS", "Variant", "fidelity", "main"]
@@ -220,33 +220,17 @@ def _run_one(
 
     The store starts empty, or as a copy of ``template`` (copied before the clock starts).
     """
-    store = Path(tempfile.mkdtemp(prefix="helix-fidelity-"))
-    if template is not None:
-        shutil.copytree(template, store / "store")
-    cmd = [
-        *helix_command(),
-        "run",
+    args = [
         str(variant.config),
         *itertools.chain.from_iterable(("-p", p) for p in variant.params),
         "-p",
         f"scale={scale}",
-        "--store",
-        str(store / "store"),
         "--data-dir",
         data_dir,
-        "--json",
     ]
     if approx_args is not None:
-        cmd += ["--approx", *approx_args]
-    try:
-        m = run_measured(cmd, cwd=REPO, env=env).check()
-    finally:
-        shutil.rmtree(store, ignore_errors=True)
-    if env is not None and "not using the helix-tf server" in m.stderr:
-        raise RuntimeError(
-            f"{' '.join(m.cmd)}: the warm server refused the run:\n{m.stderr[-2000:]}"
-        )
-    out = json.loads(m.stdout)
+        args += ["--approx", *approx_args]
+    m, out = run_helix_json(args, template=template, env=env)
     notes = out.get("notes") or []
     intervals = out.get("intervals") or {}
     # An approximate request whose exact results are stored loads those instead: its
@@ -435,22 +419,17 @@ def _template(workload: str, scale: int, data_dir: str, env: dict[str, str] | No
     """A store holding one exact run of the workload's base variant (everything kept)."""
     base = VARIANTS[workload][0]
     folder = Path(tempfile.mkdtemp(prefix="helix-fidelity-template-"))
-    cmd = [
-        *helix_command(),
-        "run",
+    args = [
         str(base.config),
         *itertools.chain.from_iterable(("-p", p) for p in base.params),
         "-p",
         f"scale={scale}",
-        "--store",
-        str(folder / "store"),
         "--data-dir",
         data_dir,
         "--materialize",
         "all",
-        "--json",
     ]
-    run_measured(cmd, cwd=REPO, env=env).check()
+    run_helix_json(args, store=folder / "store", env=env)
     return folder / "store"
 
 

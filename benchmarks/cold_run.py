@@ -34,33 +34,15 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks._proc import REPO, Measured, helix_command, median, run_measured
+from benchmarks._proc import REPO, Measured, median, run_helix_json, run_measured
 
 TARGET_RATIO = 1.05
 DEFAULT_DATA = REPO / ".." / "shared" / "data"
 
 
-def run_helix(data_dir: str, work: str) -> tuple[Measured, dict[str, Any]]:
-    store = tempfile.mkdtemp(prefix="store-", dir=work)  # fresh and empty every run
-    try:
-        m = run_measured(
-            [
-                *helix_command(),
-                "run",
-                "configs/census.py",
-                "--json",
-                "--store",
-                store,
-                "--materialize",
-                "none",
-                "--data-dir",
-                data_dir,
-            ],
-            cwd=REPO,
-        ).check()
-    finally:
-        shutil.rmtree(store, ignore_errors=True)
-    out = json.loads(m.stdout)
+def run_helix(data_dir: str, _work: str) -> tuple[Measured, dict[str, Any]]:
+    # A fresh, empty store every run (run_helix_json makes and removes it).
+    m, out = run_helix_json(["configs/census.py", "--materialize", "none", "--data-dir", data_dir])
     nodes = {n["name"]: n for n in out["nodes"]}
     pre = [n for n in out["nodes"] if n["kind"] in ("source", "preprocess")]
     info = {

@@ -36,7 +36,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks._proc import REPO, Measured, helix_command, median, run_measured
+from benchmarks._proc import REPO, Measured, median, run_helix_json, run_measured
 
 TARGET_RATIO_X100 = 2.0
 TARGET_PEAK_RSS_BYTES_X100 = 3 * 10**9
@@ -44,31 +44,12 @@ DEFAULT_DATA = REPO / ".." / "shared" / "data"
 CONFIG = "benchmarks/configs/census_preprocess.py"
 
 
-def run_helix(scale: int, data_dir: str, work: str, batch_rows: int | None) -> dict[str, Any]:
-    store = tempfile.mkdtemp(prefix="store-", dir=work)  # fresh and empty every run
+def run_helix(scale: int, data_dir: str, batch_rows: int | None) -> dict[str, Any]:
     extra = ["--batch-rows", str(batch_rows)] if batch_rows else []
-    try:
-        m = run_measured(
-            [
-                *helix_command(),
-                "run",
-                CONFIG,
-                "-p",
-                f"scale={scale}",
-                "--json",
-                "--store",
-                store,
-                "--materialize",
-                "none",
-                "--data-dir",
-                data_dir,
-                *extra,
-            ],
-            cwd=REPO,
-        ).check()
-    finally:
-        shutil.rmtree(store, ignore_errors=True)
-    out = json.loads(m.stdout)
+    # A fresh, empty store every run (run_helix_json makes and removes it).
+    m, out = run_helix_json(
+        [CONFIG, "-p", f"scale={scale}", "--materialize", "none", "--data-dir", data_dir, *extra]
+    )
     nodes = {n["name"]: n for n in out["nodes"]}
     features = [n for n in out["nodes"] if n["kind"] == "preprocess" and n["name"] != "examples"]
     return {
@@ -192,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 order = ["helix", "pandas"] if i % 2 == 0 else ["pandas", "helix"]
                 for name in order:
                     if name == "helix":
-                        r = run_helix(scale, data_dir, work, args.batch_rows)
+                        r = run_helix(scale, data_dir, args.batch_rows)
                     else:
                         r = run_pandas(scale, data_dir, work)
                     runs[name].append(r)

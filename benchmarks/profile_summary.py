@@ -29,13 +29,12 @@ from __future__ import annotations
 import argparse
 import json
 import pstats
-import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks._proc import REPO, run_measured
+from benchmarks._proc import run_helix_json
 
 CONFIG = "benchmarks/configs/census_preprocess.py"
 Key = tuple[str, int, str]
@@ -171,33 +170,11 @@ def markdown(
 
 
 def profile_run(scale: int, prof: str, data_dir: str | None) -> float:
-    store = tempfile.mkdtemp(prefix="helix-profile-store-")
     extra = ["--data-dir", data_dir] if data_dir else []
-    try:
-        m = run_measured(
-            [
-                sys.executable,
-                "-m",
-                "cProfile",
-                "-o",
-                prof,
-                "-m",
-                "helix_tf.cli",
-                "run",
-                CONFIG,
-                "-p",
-                f"scale={scale}",
-                "--json",
-                "--store",
-                store,
-                "--materialize",
-                "none",
-                *extra,
-            ],
-            cwd=REPO,
-        ).check()
-    finally:
-        shutil.rmtree(store, ignore_errors=True)
+    m, _ = run_helix_json(
+        [CONFIG, "-p", f"scale={scale}", "--materialize", "none", *extra],
+        command=[sys.executable, "-m", "cProfile", "-o", prof, "-m", "helix_tf.cli"],
+    )
     return m.wall_s
 
 
