@@ -173,7 +173,14 @@ def profile_run(scale: int, prof: str, data_dir: str | None) -> float:
     extra = ["--data-dir", data_dir] if data_dir else []
     m, _ = run_helix_json(
         [CONFIG, "-p", f"scale={scale}", "--materialize", "none", *extra],
-        command=[sys.executable, "-m", "cProfile", "-o", prof, "-m", "helix_tf.cli"],
+        # run_cli, not the console script: the script ends with os._exit once TensorFlow
+        # is loaded, before cProfile could write its file.
+        command=[
+            sys.executable,
+            "-c",
+            "import cProfile, sys; from helix_tf.cli import run_cli; "
+            f"cProfile.run('run_cli(sys.argv[1:])', {prof!r})",
+        ],
     )
     return m.wall_s
 
