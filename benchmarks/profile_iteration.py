@@ -5,7 +5,7 @@ Run ``python -m benchmarks.profile_iteration --sequence census10 --iteration 8 -
 It replays iterations ``0 … i-1`` of the sequence into an empty store (plain
 ``helix-tf run`` processes, as :mod:`benchmarks.iterative` runs them), copies the
 store, runs iteration ``i`` once plainly (its wall time) and once under cProfile
-(``python -m cProfile -o OUT.prof -m helix_tf.cli run …``) on the copy, and times
+(``cProfile.run`` around ``helix_tf.cli.run_cli(["run", …])``) on the copy, and times
 the bare imports in fresh processes. It prints and writes (``--json``) a
 breakdown: interpreter start, imports (TensorFlow/Keras, Beam, helix_tf), config
 loading, planning, Beam pipeline, training, inference, evaluation, loading and
@@ -179,15 +179,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     oracle = oracle_seconds(history)[-1]
 
     prof = root / f"{args.sequence}-it{args.iteration:02d}-scale{args.scale}.prof"
-    # The brief's form; cwd is the work folder, so helix_tf comes from the snapshot.
+    # cwd is the work folder, so helix_tf comes from the snapshot. run_cli rather than
+    # `-m cProfile -m helix_tf.cli`: the console entry ends with os._exit once
+    # TensorFlow is loaded, before cProfile could write its file.
     profiled_cmd = [
         sys.executable,
-        "-m",
-        "cProfile",
-        "-o",
-        str(prof),
-        "-m",
-        "helix_tf.cli",
+        "-c",
+        "import cProfile, sys; from helix_tf.cli import run_cli; "
+        f"cProfile.run('run_cli(sys.argv[1:])', {str(prof)!r})",
         "run",
         str(configs[args.iteration]),
         "--json",
