@@ -7,6 +7,8 @@ from the click context so tests can capture them. Library code logs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import json
 import logging
 import os
@@ -26,6 +28,7 @@ from helix_tf.rendering import (
     nodes_table,
     retrained_table,
 )
+from helix_tf.server.commands import server
 
 __all__ = ["main"]
 
@@ -56,24 +59,35 @@ def _setup_logging(verbose: int, err: Console) -> None:
     logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
 
 
-@contextlib.contextmanager
-def _session(
-    config: str,
-    params: tuple[str, ...],
-    data_dir: str | None,
-    store: str | None,
-    metadata: str | None,
-) -> Iterator[Any]:
-    """An open session (compiled config, store, metadata), closed afterwards."""
-    from helix_tf import api
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _Invocation:
+    """The options every command shares, and the consoles it writes to."""
 
-    session = api.open_session(
-        config, params=list(params), data_dir=data_dir, store=store, metadata=metadata
-    )
-    try:
-        yield session
-    finally:
-        session.close()
+    config: str
+    params: list[str]
+    data_dir: str | None
+    store: str | None
+    metadata: str | None
+    as_json: bool
+    out: Console
+    err: Console
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Any]:
+        """An open session (compiled config, store, metadata), closed afterwards."""
+        from helix_tf import api
+
+        session = api.open_session(
+            self.config,
+            params=self.params,
+            data_dir=self.data_dir,
+            store=self.store,
+            metadata=self.metadata,
+        )
+        try:
+            yield session
+        finally:
+            session.close()
 
 
 def _fail(err: Console, exc: BaseException) -> None:
@@ -85,12 +99,6 @@ def _fail(err: Console, exc: BaseException) -> None:
 @click.version_option(package_name="helix_tf")
 def main() -> None:
     """helix-tf: fast iteration on TensorFlow pipelines (reuse, approximation, think-time search)."""
-
-
-def _register_server_commands() -> None:
-    from helix_tf.server.commands import server
-
-    main.add_command(server)
 
 
 _common = [
@@ -127,9 +135,29 @@ _common = [
 
 
 def common(fn: Any) -> Any:
+    """Add the shared options; the command gets them as one :class:`_Invocation`.
+
+    Consoles come from the click context (tests capture them there) and logging is
+    set up from ``-v`` before the command runs.
+    """
+
+    @functools.wraps(fn)
+    def command(**kwargs: Any) -> Any:
+        out, err = _consoles(click.get_current_context())
+        _setup_logging(kwargs.pop("verbose"), err)
+        shared = {name: kwargs.pop(name) for name in ("config", "data_dir", "store", "metadata")}
+        cmd = _Invocation(
+            **shared,
+            params=list(kwargs.pop("params")),
+            as_json=kwargs.pop("as_json"),
+            out=out,
+            err=err,
+        )
+        return fn(cmd, **kwargs)
+
     for deco in reversed(_common):
-        fn = deco(fn)
-    return fn
+        command = deco(command)
+    return command
 
 
 def _approx(
@@ -211,16 +239,8 @@ def _approx(
     show_default=True,
     help="Rows per batch in the Beam pipeline.",
 )
-@click.pass_context
 def run(
-    ctx: click.Context,
-    config: str,
-    params: tuple[str, ...],
-    data_dir: str | None,
-    store: str | None,
-    metadata: str | None,
-    as_json: bool,
-    verbose: int,
+    cmd: _Invocation,
     runner: str,
     project: str | None,
     region: str | None,
@@ -236,8 +256,7 @@ def run(
     batch_rows: int,
 ) -> None:
     """Run CONFIG: reuse every still-valid result, compute the rest, report metrics."""
-    out, err = _consoles(ctx)
-    _setup_logging(verbose, err)
+    out, err = cmd.out, cmd.err
     from helix_tf import api
 
     pipeline_args = list(beam_options)
@@ -247,18 +266,18 @@ def run(
         pipeline_args.append(f"--region={region}")
     if (
         runner == "dataflow"
-        and store
-        and store.startswith("gs://")
+        and cmd.store
+        and cmd.store.startswith("gs://")
         and not any(a.startswith("--temp_location") for a in pipeline_args)
     ):
-        pipeline_args.append(f"--temp_location={store.rstrip('/')}/beam-temp")
+        pipeline_args.append(f"--temp_location={cmd.store.rstrip('/')}/beam-temp")
     try:
         result = api.run(
-            config,
-            params=list(params),
-            data_dir=data_dir,
-            store=store,
-            metadata=metadata,
+            cmd.config,
+            params=cmd.params,
+            data_dir=cmd.data_dir,
+            store=cmd.store,
+            metadata=cmd.metadata,
             runner=runner,
             pipeline_args=pipeline_args,
             materialize=materialize,
@@ -266,12 +285,12 @@ def run(
             approx=_approx(approx, sample, precision, epochs_scale),
             batch_rows=batch_rows,
             retrain_without_zero=retrain_without_zero,
-            progress=Progress(err, not as_json),
+            progress=Progress(err, not cmd.as_json),
         )
     except HelixError as exc:
         _fail(err, exc)
         return
-    if as_json:
+    if cmd.as_json:
         out.print_json(json.dumps(result.to_dict()))
         return
     for note in result.notes:
@@ -299,36 +318,27 @@ def run(
 @main.command()
 @common
 @click.option("--approx", is_flag=True, help="Plan the approximate run instead.")
-@click.pass_context
 def plan(
-    ctx: click.Context,
-    config: str,
-    params: tuple[str, ...],
-    data_dir: str | None,
-    store: str | None,
-    metadata: str | None,
-    as_json: bool,
-    verbose: int,
+    cmd: _Invocation,
     approx: bool,
 ) -> None:
     """Show what a run of CONFIG would compute, load and prune, and why (runs nothing)."""
-    out, err = _consoles(ctx)
-    _setup_logging(verbose, err)
+    out, err = cmd.out, cmd.err
     from helix_tf import api
 
     try:
         result = api.plan(
-            config,
-            params=list(params),
-            data_dir=data_dir,
-            store=store,
-            metadata=metadata,
+            cmd.config,
+            params=cmd.params,
+            data_dir=cmd.data_dir,
+            store=cmd.store,
+            metadata=cmd.metadata,
             approx=_approx(approx, None, None),
         )
     except HelixError as exc:
         _fail(err, exc)
         return
-    if as_json:
+    if cmd.as_json:
         out.print_json(json.dumps(result.to_dict()))
         return
     for note in result.notes:
@@ -363,28 +373,19 @@ def plan(
 @main.command()
 @common
 @click.option("--limit", type=int, default=20, show_default=True, help="Most recent runs to show.")
-@click.pass_context
 def history(
-    ctx: click.Context,
-    config: str,
-    params: tuple[str, ...],
-    data_dir: str | None,
-    store: str | None,
-    metadata: str | None,
-    as_json: bool,
-    verbose: int,
+    cmd: _Invocation,
     limit: int,
 ) -> None:
     """List the runs of CONFIG's workflow: version, metrics, time, what was reused."""
-    out, err = _consoles(ctx)
-    _setup_logging(verbose, err)
+    out, err = cmd.out, cmd.err
     try:
-        with _session(config, params, data_dir, store, metadata) as session:
+        with cmd.session() as session:
             runs = session.metadata.runs(session.compiled.name, limit=limit)
     except HelixError as exc:
         _fail(err, exc)
         return
-    if as_json:
+    if cmd.as_json:
         out.print_json(
             json.dumps(
                 [
@@ -427,27 +428,18 @@ def history(
 @click.argument("old", type=int)
 @click.argument("new", type=int, required=False)
 @click.option("--all", "show_all", is_flag=True, help="Also list unchanged nodes.")
-@click.pass_context
 def diff(
-    ctx: click.Context,
-    config: str,
-    params: tuple[str, ...],
-    data_dir: str | None,
-    store: str | None,
-    metadata: str | None,
-    as_json: bool,
-    verbose: int,
+    cmd: _Invocation,
     old: int,
     new: int | None,
     show_all: bool,
 ) -> None:
     """Logical diff between versions OLD and NEW of CONFIG's workflow (NEW: the latest)."""
-    out, err = _consoles(ctx)
-    _setup_logging(verbose, err)
+    out, err = cmd.out, cmd.err
     from helix_tf.compiler.diff import diff_versions
 
     try:
-        with _session(config, params, data_dir, store, metadata) as session:
+        with cmd.session() as session:
             versions = session.metadata.versions(session.compiled.name)
             if not versions:
                 raise HelixError(
@@ -459,7 +451,7 @@ def diff(
         _fail(err, exc)
         return
     changes = diff_versions(a.dag, b.dag)
-    if as_json:
+    if cmd.as_json:
         out.print_json(
             json.dumps(
                 {"old": a.number, "new": b.number, "changes": [c.to_dict() for c in changes]}
@@ -494,26 +486,17 @@ def diff(
 @click.option(
     "--limit", type=int, default=50, show_default=True, help="Most recent runs to include."
 )
-@click.pass_context
 def report(
-    ctx: click.Context,
-    config: str,
-    params: tuple[str, ...],
-    data_dir: str | None,
-    store: str | None,
-    metadata: str | None,
-    as_json: bool,
-    verbose: int,
+    cmd: _Invocation,
     html_path: str,
     limit: int,
 ) -> None:
     """Write an HTML report: the DAG coloured by state, run times, metric history, changes."""
-    out, err = _consoles(ctx)
-    _setup_logging(verbose, err)
+    out, err = cmd.out, cmd.err
     from helix_tf.report import render_report, write_report
 
     try:
-        with _session(config, params, data_dir, store, metadata) as session:
+        with cmd.session() as session:
             html = render_report(
                 session.compiled.name,
                 session.metadata,
@@ -524,7 +507,7 @@ def report(
     except HelixError as exc:
         _fail(err, exc)
         return
-    if as_json:
+    if cmd.as_json:
         out.print_json(json.dumps({"report": str(html_path)}))
     else:
         out.print(f"report written to {html_path}", highlight=False)
@@ -574,7 +557,7 @@ def console_main() -> None:
     os._exit(code)
 
 
-_register_server_commands()
+main.add_command(server)
 
 if __name__ == "__main__":  # pragma: no cover
     console_main()
