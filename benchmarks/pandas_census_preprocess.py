@@ -32,35 +32,12 @@ import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
-
-COLUMNS = [
-    "age",
-    "workclass",
-    "fnlwgt",
-    "education",
-    "education_num",
-    "marital_status",
-    "occupation",
-    "relationship",
-    "race",
-    "sex",
-    "capital_gain",
-    "capital_loss",
-    "hours_per_week",
-    "native_country",
-    "income",
-]
-INT_COLUMNS = ["age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
-NUMERIC = ["age", "hours_per_week", "capital_gain"]
-CATEGORICAL = ["education", "occupation", "marital_status", "relationship", "sex"]
-MISSING = "<missing>"
-DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "census"
+from _census_layout import CATEGORICAL, COLUMNS, DEFAULT_DATA, INT_COLUMNS, MISSING, NUMERIC  # noqa: E402
 
 
 def read(path: str, skip: int) -> pd.DataFrame:
