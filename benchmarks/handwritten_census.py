@@ -45,7 +45,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
-from _census_layout import CATEGORICAL, COLUMNS, DEFAULT_DATA, INT_COLUMNS, MISSING, NUMERIC  # noqa: E402
+from _census_by_hand import (  # noqa: E402
+    CATEGORICAL,
+    COLUMNS,
+    DEFAULT_DATA,
+    INT_COLUMNS,
+    MISSING,
+    NUMERIC,
+    transform,
+)
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner  # noqa: E402
 
@@ -140,22 +148,10 @@ class TransformWrite(beam.DoFn):
 
     def process(self, element, stats):  # type: ignore[no-untyped-def]
         split, k, frame = element
-        cols: dict[str, pa.Array] = {}
-        for c in NUMERIC:
-            mean, std = stats["numeric"][c]["mean"], stats["numeric"][c]["std"]
-            x = frame[c].to_numpy(dtype=np.float64)
-            x = np.where(np.isnan(x), mean, x)
-            cols[c] = pa.array(((x - mean) / std).astype(np.float32))
-        for c in CATEGORICAL:
-            vocab = stats["vocab"][c]
-            idx = pd.Index(vocab, dtype=object).get_indexer(frame[c].fillna(MISSING))
-            idx[idx < 0] = len(vocab)  # the one OOV bucket
-            cols[c] = pa.array(idx.astype(np.int32))
-        cols["label"] = pa.array((frame["income"] == ">50K").to_numpy().astype(np.int8))
         folder = os.path.join(self.out_dir, split)
         os.makedirs(folder, exist_ok=True)
         pq.write_table(
-            pa.table(cols), os.path.join(folder, f"{k:06d}.parquet"), compression="snappy"
+            transform(frame, stats), os.path.join(folder, f"{k:06d}.parquet"), compression="snappy"
         )
         yield split, len(frame)
 

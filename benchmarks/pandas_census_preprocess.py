@@ -35,9 +35,16 @@ import tempfile  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
-from _census_layout import CATEGORICAL, COLUMNS, DEFAULT_DATA, INT_COLUMNS, MISSING, NUMERIC  # noqa: E402
+from _census_by_hand import (  # noqa: E402
+    CATEGORICAL,
+    COLUMNS,
+    DEFAULT_DATA,
+    INT_COLUMNS,
+    MISSING,
+    NUMERIC,
+    transform,
+)
 
 
 def read(path: str, skip: int) -> pd.DataFrame:
@@ -73,22 +80,6 @@ def learn(train: pd.DataFrame) -> dict[str, dict[str, object]]:
         )
         vocab[c] = [t for t, _ in pairs]
     return {"numeric": numeric, "vocab": vocab}
-
-
-def transform(frame: pd.DataFrame, stats: dict[str, dict[str, object]]) -> pa.Table:
-    cols: dict[str, pa.Array] = {}
-    for c in NUMERIC:
-        mean, std = stats["numeric"][c]["mean"], stats["numeric"][c]["std"]  # type: ignore[index]
-        x = frame[c].to_numpy(dtype=np.float64)
-        x = np.where(np.isnan(x), mean, x)
-        cols[c] = pa.array(((x - mean) / std).astype(np.float32))
-    for c in CATEGORICAL:
-        vocab = stats["vocab"][c]
-        idx = pd.Index(vocab, dtype=object).get_indexer(frame[c].fillna(MISSING))
-        idx[idx < 0] = len(vocab)  # type: ignore[arg-type]  # the one OOV bucket
-        cols[c] = pa.array(idx.astype(np.int32))
-    cols["label"] = pa.array((frame["income"] == ">50K").to_numpy().astype(np.int8))
-    return pa.table(cols)
 
 
 def main(argv: list[str] | None = None) -> None:
