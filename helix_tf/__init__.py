@@ -34,6 +34,7 @@ __all__ = [
     "run",
     "plan",
     "Approx",
+    "Validation",
     "HelixError",
     "ConfigError",
     "CompileError",
@@ -56,4 +57,8 @@ def __getattr__(name: str) -> Any:
         from helix_tf.approx.settings import Approx
 
         return Approx
+    if name == "Validation":
+        from helix_tf.validation import Validation
+
+        return Validation
     raise AttributeError(f"module 'helix_tf' has no attribute {name!r}")

@@ -24,9 +24,13 @@ from helix_tf.errors import ConfigError, HelixError
 from helix_tf.results import NodeDecision, NodeResult, PlanResult, RunResult
 from helix_tf.reuse.costs import CostModel
 from helix_tf.reuse.planning import plan_reuse
+from helix_tf.validation import Validation, holdout_workflow, is_validation_dag
 from helix_tf.workflow import Workflow
 
-__all__ = ["Approx", "Session", "open_session", "run", "plan"]
+__all__ = ["Approx", "Validation", "Session", "open_session", "run", "plan", "TAG_KEY"]
+
+#: The key under which a run's tag (e.g. ``"agent"``) is kept with its parameters.
+TAG_KEY = "@tag"
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +111,7 @@ def _open(
 
 def _plan(session: Session) -> tuple[list[NodeDecision], dict[str, Any], CostModel]:
     compiled = session.compiled
+    validation = is_validation_dag(compiled.to_dict())
     manifests = {}
     for n in compiled.nodes:
         m = session.store.lookup(n.fingerprint)
@@ -120,6 +125,7 @@ def _plan(session: Session) -> tuple[list[NodeDecision], dict[str, Any], CostMod
         v.dag
         for v in session.metadata.versions(compiled.name)
         if (v.dag.get("approx") is None) == (compiled.approx is None)
+        and is_validation_dag(v.dag) == validation
         and v.dag.get("digest") != compiled.digest
     ]
     previous = same_kind[-1] if same_kind else None
@@ -151,9 +157,13 @@ def plan(
     store: str | None = None,
     metadata: str | None = None,
     approx: Approx | None = None,
+    validation: Validation | None = None,
 ) -> PlanResult:
-    """What a run would compute, load and prune, and why — without running anything."""
-    loaded = load_config(config, params, data_dir=data_dir)
+    """What a run would compute, load and prune, and why — without running anything.
+
+    ``validation``: plan the validation run (see :func:`run`).
+    """
+    loaded = _with_validation(load_config(config, params, data_dir=data_dir), validation)
     session = _open(loaded, store=store, metadata=metadata, approx=approx)
     notes: tuple[str, ...] = ()
     if session.exact_instead:
@@ -229,8 +239,16 @@ def run(
     prune_zero_weight: bool = True,
     retrain_without_zero: bool = False,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    validation: Validation | None = None,
+    tag: str | None = None,
 ) -> RunResult:
     """Run a config: reuse what is valid, compute the rest, record everything.
+
+    With ``validation``, the model trains on the sources' training rows minus a
+    seeded held-out fraction and is evaluated on that fraction; the test split is
+    not read (see :mod:`helix_tf.validation`). ``tag`` marks the run in the
+    history (the agent tags its runs ``"agent"``; ``history`` hides tagged runs
+    unless asked).
 
     With ``retrain_without_zero=True``, learners whose models give some features
     only zero weights are trained again without those features, and the result
@@ -259,8 +277,9 @@ def run(
         batch_rows=batch_rows,
         prune_zero_weight=prune_zero_weight,
         progress=progress,
+        tag=tag,
     )
-    loaded = load_config(config, params, data_dir=data_dir)
+    loaded = _with_validation(load_config(config, params, data_dir=data_dir), validation)
     first, facts = _run_once(loaded, opts, need_models=retrain_without_zero)
     if not retrain_without_zero:
         return first
@@ -304,6 +323,13 @@ class _RunOptions:
     batch_rows: int
     prune_zero_weight: bool
     progress: Callable[[dict[str, Any]], None] | None
+    tag: str | None = None
+
+
+def _with_validation(loaded: LoadedConfig, validation: Validation | None) -> LoadedConfig:
+    if validation is None:
+        return loaded
+    return dataclasses.replace(loaded, workflow=holdout_workflow(loaded.workflow, validation))
 
 
 def _retrain_without_zero(
@@ -379,7 +405,7 @@ def _run_once(
             approx=approx is not None,
             policy=materialize,
             store_url=session.store_url,
-            params=session.config.overrides,
+            params={**session.config.overrides, **({TAG_KEY: opts.tag} if opts.tag else {})},
         )
         policy = MaterializationPolicy(
             policy=materialize,
