@@ -271,22 +271,26 @@ def run(
         and not any(a.startswith("--temp_location") for a in pipeline_args)
     ):
         pipeline_args.append(f"--temp_location={cmd.store.rstrip('/')}/beam-temp")
+    from helix_tf.activity import home_of, user_run
+
     try:
-        result = api.run(
-            cmd.config,
-            params=cmd.params,
-            data_dir=cmd.data_dir,
-            store=cmd.store,
-            metadata=cmd.metadata,
-            runner=runner,
-            pipeline_args=pipeline_args,
-            materialize=materialize,
-            budget=budget,
-            approx=_approx(approx, sample, precision, epochs_scale),
-            batch_rows=batch_rows,
-            retrain_without_zero=retrain_without_zero,
-            progress=Progress(err, not cmd.as_json),
-        )
+        # The agent yields the machine while a user's run holds this mark.
+        with user_run(home_of(cmd.config, cmd.store)):
+            result = api.run(
+                cmd.config,
+                params=cmd.params,
+                data_dir=cmd.data_dir,
+                store=cmd.store,
+                metadata=cmd.metadata,
+                runner=runner,
+                pipeline_args=pipeline_args,
+                materialize=materialize,
+                budget=budget,
+                approx=_approx(approx, sample, precision, epochs_scale),
+                batch_rows=batch_rows,
+                retrain_without_zero=retrain_without_zero,
+                progress=Progress(err, not cmd.as_json),
+            )
     except HelixError as exc:
         _fail(err, exc)
         return
@@ -373,15 +377,23 @@ def plan(
 @main.command()
 @common
 @click.option("--limit", type=int, default=20, show_default=True, help="Most recent runs to show.")
+@click.option("--agent", "with_agent", is_flag=True, help="Also list the agent's runs.")
 def history(
     cmd: _Invocation,
     limit: int,
+    with_agent: bool,
 ) -> None:
     """List the runs of CONFIG's workflow: version, metrics, time, what was reused."""
     out, err = cmd.out, cmd.err
+    from helix_tf.api import TAG_KEY
+
     try:
         with cmd.session() as session:
-            runs = session.metadata.runs(session.compiled.name, limit=limit)
+            runs = [
+                r
+                for r in session.metadata.runs(session.compiled.name)
+                if with_agent or TAG_KEY not in r.params
+            ][:limit]
     except HelixError as exc:
         _fail(err, exc)
         return
