@@ -20,6 +20,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from helix_tf.agent.commands import agent
 from helix_tf.errors import HelixError
 from helix_tf.rendering import (
     STATE_STYLE,
@@ -570,6 +571,7 @@ def console_main() -> None:
 
 
 main.add_command(server)
+main.add_command(agent)
 
 if __name__ == "__main__":  # pragma: no cover
     console_main()

@@ -23,6 +23,7 @@ from typing import Any
 
 from helix_tf import api, versions
 from helix_tf.agent._child import Finished, Stopped, Yielded, run_in_child
+from helix_tf.agent._registry import register, unregister
 from helix_tf.agent._study import (
     LOWER_IS_BETTER,
     AgentPaths,
@@ -408,6 +409,7 @@ def serve(opts: AgentOptions) -> None:
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(max(1, opts.cores)))
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     agent = _Agent(opts, paths)
+    register(os.getpid(), paths.home)
     chosen = _lower_priority(opts.cores)
 
     def request_stop(signum: int, frame: Any) -> None:
@@ -423,4 +425,5 @@ def serve(opts: AgentOptions) -> None:
         agent.update(state="failed", reason=f"{type(exc).__name__}: {exc}")
         raise
     finally:
+        unregister(os.getpid())
         os.close(lock)
