@@ -178,10 +178,18 @@ def _compiled(
 
 
 def describe(
-    config: str | os.PathLike[str], *, params: Params = (), data_dir: str | None = None
+    config: str | os.PathLike[str],
+    *,
+    params: Params = (),
+    data_dir: str | None = None,
+    validation: Validation | None = None,
 ) -> WorkflowView:
-    """Compile ``config`` under ``params``: its nodes, their parameters and declaration lines."""
-    loaded, compiled = _compiled(config, params, data_dir)
+    """Compile ``config`` under ``params``: its nodes, their parameters and declaration lines.
+
+    With ``validation``, the workflow of its validation runs (which never reads the
+    test split, nor hashes its files).
+    """
+    loaded, compiled = _compiled(config, params, data_dir, validation)
     nodes = []
     for n in compiled.nodes:
         d = loaded.workflow.declaration(n.name)

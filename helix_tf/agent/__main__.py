@@ -7,7 +7,6 @@ import logging
 import sys
 
 from helix_tf.agent._daemon import AgentOptions, serve
-from helix_tf.validation import Validation
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,7 +18,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--trials", type=int, default=None)
     parser.add_argument("--resume-after", type=float, default=3.0)
-    parser.add_argument("--validation-fraction", type=float, default=0.2)
     parser.add_argument("--no-preload", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -36,7 +34,6 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             max_trials=args.trials,
             resume_after=args.resume_after,
-            validation=Validation(fraction=args.validation_fraction),
             preload=not args.no_preload,
         )
     )

@@ -352,7 +352,8 @@ class _Agent:
     def search(self) -> None:
         opts = self.opts
         space = search_space(opts.config, data_dir=opts.data_dir)
-        view = versions.describe(opts.config, data_dir=opts.data_dir)
+        # The study is named by what the search sees: the validation workflow.
+        view = versions.describe(opts.config, data_dir=opts.data_dir, validation=opts.validation)
         name = study_name(view.name, view.digest)
         study = open_study(
             self.paths, name, direction=_direction(view.dag), seed=opts.seed, create=True

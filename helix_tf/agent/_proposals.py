@@ -19,6 +19,7 @@ from typing import Any
 from helix_tf import versions
 from helix_tf.agent._study import AgentPaths, open_study, study_name
 from helix_tf.errors import ConfigError
+from helix_tf.validation import Validation
 
 __all__ = ["Proposal", "Report", "load_report", "render_text", "render_html", "overrides_args"]
 
@@ -89,7 +90,7 @@ def load_report(
     from optuna.trial import TrialState
 
     paths = AgentPaths.of(config, store)
-    view = versions.describe(config, data_dir=data_dir)
+    view = versions.describe(config, data_dir=data_dir, validation=Validation())
     name = study_name(view.name, view.digest)
     study, stale = _find_study(paths, name, view.name)
     if study is None:
