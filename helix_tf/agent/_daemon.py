@@ -29,6 +29,7 @@ from helix_tf.agent._study import (
     AgentPaths,
     fail_orphans,
     open_study,
+    rebase,
     study_name,
     suggest,
 )
@@ -361,12 +362,15 @@ class _Agent:
         study.set_user_attr("config", str(opts.config))
         study.set_user_attr("base_digest", view.digest)
         study.set_user_attr("space", space.to_dict())
+        rebased = rebase(study, self.paths, view.name, space)
+        if rebased:
+            log.info("the config changed: starting from the previous study's best %s", rebased)
         orphans = fail_orphans(study)
         if orphans:
             log.warning(
                 "trials %s were left running by a stopped agent: failed, queued again", orphans
             )
-        self.update(study=name, state="running", orphans_failed=orphans)
+        self.update(study=name, state="running", orphans_failed=orphans, rebased=rebased)
         if opts.preload:
             self.update(preload_seconds=round(_preload(), 2))
         base = self.baseline(study)

@@ -22,7 +22,15 @@ from typing import Any
 from helix_tf.activity import home_of
 from helix_tf.search import Choice, Float, Int, SearchSpace
 
-__all__ = ["AgentPaths", "open_study", "study_name", "suggest", "fail_orphans", "LOWER_IS_BETTER"]
+__all__ = [
+    "AgentPaths",
+    "open_study",
+    "study_name",
+    "suggest",
+    "fail_orphans",
+    "rebase",
+    "LOWER_IS_BETTER",
+]
 
 #: Metric keys where smaller is better (the study minimises them).
 LOWER_IS_BETTER = ("loss", "error", "rmse", "mae", "mse")
@@ -146,3 +154,51 @@ def fail_orphans(study: Any) -> list[int]:
             study.enqueue_trial(t.params, user_attrs={"requeued_from": t.number})
         failed.append(t.number)
     return failed
+
+
+def _fits(dim: Any, value: Any) -> bool:
+    if isinstance(dim, Choice):
+        return value in dim.values
+    if isinstance(dim, Int) and (isinstance(value, bool) or not isinstance(value, int)):
+        return False
+    return isinstance(value, int | float) and dim.low <= value <= dim.high
+
+
+def rebase(
+    study: Any, paths: AgentPaths, workflow: str, space: SearchSpace, top: int = 3
+) -> list[str]:
+    """A new study starts from the best trials of the previous one (the user's version moved).
+
+    Their values that still fit this space are queued first; the rest is sampled.
+    Returns where each queued trial came from (``study#trial``).
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    if study.get_trials(deepcopy=False):
+        return []
+    others = [
+        s.study_name
+        for s in optuna.get_all_study_summaries(paths.storage_url)
+        if s.study_name.startswith(f"{workflow}@") and s.study_name != study.study_name
+    ]
+    if not others:
+        return []
+    previous = optuna.load_study(study_name=others[-1], storage=paths.storage_url)
+    sign = -1 if previous.direction.name == "MAXIMIZE" else 1
+    best = sorted(
+        previous.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+        key=lambda t: sign * t.value,
+    )[:top]
+    queued = []
+    for t in best:
+        params = {
+            k: v
+            for k, v in t.params.items()
+            if k in space.dimensions and _fits(space.dimensions[k], v)
+        }
+        if params:
+            origin = f"{previous.study_name}#{t.number}"
+            study.enqueue_trial(params, user_attrs={"rebased_from": origin})
+            queued.append(origin)
+    return queued
