@@ -130,6 +130,7 @@ class _Agent:
             "state": "starting",
         }
         self.last_user_run = 0.0
+        self.space: Any = None
 
     # -- status ---------------------------------------------------------------------
 
@@ -348,11 +349,42 @@ class _Agent:
                     ).to_dict()
                 except HelixError as exc:
                     record["error"] = str(exc)
+            diff = record.get("difference")
+            if diff and diff["significant"] and sign * diff["difference"] > 0:
+                record["ablation"] = self.ablate(dict(t.params), float(t.value), metric, sign)
             study.set_user_attr(f"verified:{t.number}", record)
+
+    def ablate(
+        self, params: dict[str, Any], value: float, metric: str, sign: int
+    ) -> dict[str, Any]:
+        """Revert each change of a winner in turn (validation runs): which ones matter.
+
+        A change *matters* when reverting it alone makes the validation metric worse.
+        """
+        current = self.space.current if self.space is not None else {}
+        changed = [k for k, v in params.items() if k in current and current[k] != v]
+        out: dict[str, Any] = {}
+        if len(changed) < 2:
+            return out
+        for key in changed:
+            self.update(state="verifying", reason=f"ablation: reverting {key}")
+            done = self.run_until_done(
+                {**params, key: current[key]}, validation=self.opts.validation
+            )
+            if done is None:
+                break
+            if done.result is None or metric not in done.result["metrics"]:
+                out[key] = {"error": done.error}
+                continue
+            without = float(done.result["metrics"][metric])
+            effect = sign * (value - without)
+            out[key] = {"without": without, "effect": effect, "matters": effect > 0}
+        return out
 
     def search(self) -> None:
         opts = self.opts
         space = search_space(opts.config, data_dir=opts.data_dir)
+        self.space = space
         # The study is named by what the search sees: the validation workflow.
         view = versions.describe(opts.config, data_dir=opts.data_dir, validation=opts.validation)
         name = study_name(view.name, view.digest)

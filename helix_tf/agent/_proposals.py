@@ -35,6 +35,9 @@ class Proposal:
     better: bool
     changes: list[dict[str, Any]]
     cost_seconds: float
+    #: For a better proposal with several changes: per changed key, the validation
+    #: metric with that change alone reverted, and whether reverting it hurts.
+    ablation: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "args": overrides_args(self.overrides)}
@@ -134,7 +137,7 @@ def load_report(
             float((t.user_attrs.get(k) or {}).get("seconds", 0.0))
             for k in ("rung_approx", "rung_exact")
         )
-        rows.append((t, validation, test, difference, better, cost))
+        rows.append((t, validation, test, difference, better, cost, verified or {}))
     rows.sort(
         key=lambda r: (
             0 if r[4] else 1 if r[2] is not None else 2,
@@ -143,7 +146,7 @@ def load_report(
         )
     )
     proposals = []
-    for rank, (t, validation, test, difference, better, cost) in enumerate(rows, start=1):
+    for rank, (t, validation, test, difference, better, cost, verified) in enumerate(rows, start=1):
         overrides = {k: v for k, v in t.params.items() if current.get(k, object()) != v}
         proposals.append(
             Proposal(
@@ -156,6 +159,7 @@ def load_report(
                 better=better,
                 changes=versions.logical_diff(config, overrides, data_dir=data_dir),
                 cost_seconds=round(cost, 3),
+                ablation=verified.get("ablation") or {},
             )
         )
     return Report(
@@ -226,6 +230,13 @@ def render_text(report: Report) -> list[str]:
         )
         for c in p.changes:
             lines.append(f"    {c['change']} {c['name']}: " + "; ".join(c["details"]))
+        for key, a in sorted(p.ablation.items()):
+            if "effect" in a:
+                verdict = "matters" if a["matters"] else "does not matter"
+                lines.append(
+                    f"    ablation: {key} {verdict} (reverted alone: validation "
+                    f"{a['without']:.4f}, {-a['effect']:+.4f})"
+                )
         lines.append("    " + " ".join(overrides_args(p.overrides)))
     return lines
 

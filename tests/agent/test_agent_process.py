@@ -103,7 +103,13 @@ def test_search_reads_no_test_split_then_verify_report_apply_round_trip(
     cfg = tmp_path / "cfg.py"
     from tests.conftest import write_config
 
-    write_config(tmp_path, DECLARED, train=train, test=test, extra="")
+    write_config(
+        tmp_path,
+        DECLARED,
+        train=train,
+        test=test,
+        extra=', "hours.standardize": search.Choice(True, False)',
+    )
     # 1. Search with the test file gone: every trial must still complete.
     away = tmp_path / "test-away"
     os.rename(test, away)
@@ -118,13 +124,16 @@ def test_search_reads_no_test_split_then_verify_report_apply_round_trip(
     assert runs and all(r.validation and r.tag == "agent" for r in runs)
     assert versions.runs(cfg) == []  # the user's history ignores the agent's runs
     # 2. With the test file back the agent verifies what beat the user's version.
-    _agent(tmp_path, cfg, "--trials", "3")
+    _agent(tmp_path, cfg, "--trials", "4")
     report = json.loads(_cli(tmp_path, "agent", "report", str(cfg), "--json").stdout)
     assert report["metric"] == "auc" and report["proposals"]
     top = report["proposals"][0]
-    assert top["overrides"] == {"learner.learning_rate": 0.1}
+    assert top["overrides"]["learner.learning_rate"] == 0.1
     assert top["test"] is not None and top["difference"]["metric"] == "auc"
     assert top["better"] == (top["difference"]["low"] > 0)
+    if top["better"] and len(top["overrides"]) == 2:  # ablated: each change reverted alone
+        assert set(top["ablation"]) == set(top["overrides"])
+        assert top["ablation"]["learner.learning_rate"]["matters"]
     assert any(
         "learner.learning_rate 1e-05 → 0.1" in d for c in top["changes"] for d in c["details"]
     )
@@ -132,11 +141,12 @@ def test_search_reads_no_test_split_then_verify_report_apply_round_trip(
     assert text.returncode == 0 and "#1 [" in text.stdout
     assert "Agent proposals" in (tmp_path / "r.html").read_text()
     printed = _cli(tmp_path, "agent", "apply", str(cfg), "1", "--print")
-    assert printed.stdout.strip() == "-p learner.learning_rate=0.1"
+    assert "-p learner.learning_rate=0.1" in printed.stdout
     # 3. Apply, then run: everything loads, the metrics are the verified ones.
     applied = _cli(tmp_path, "agent", "apply", str(cfg), "1")
     assert applied.returncode == 0, applied.stderr
     assert "+" in applied.stdout and "learning_rate=0.1" in cfg.read_text()
+    print(json.dumps(top))
     out = _cli(tmp_path, "run", str(cfg), "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
