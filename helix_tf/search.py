@@ -15,7 +15,8 @@ A config may declare next to ``PARAMS``::
 Every key is something ``-p`` accepts (``node.param`` or a declared PARAMS key),
 so every proposal is a reproducible ``-p`` change. Without ``SEARCH`` the agent
 derives a space from the workflow: learner hyper-parameters around their
-current values and vocabulary minimum counts (:func:`search_space`).
+current values (regularisation, learning rate, epochs, batch size) and vocabulary
+minimum counts (:func:`search_space`).
 """
 
 from __future__ import annotations
@@ -177,10 +178,24 @@ def _derived(workflow: Any) -> tuple[dict[str, Dimension], dict[str, Any]]:
                 dims[f"{d.name}.{name}"] = _log_around(float(getattr(op, name)), 100.0, floor)
             dims[f"{d.name}.learning_rate"] = _log_around(float(op.learning_rate), 10.0, 1e-3)
             dims[f"{d.name}.epochs"] = Int(max(1, op.epochs // 2), max(2, op.epochs * 2))
+            sizes = sorted(
+                {max(32, op.batch_size // 4), max(32, op.batch_size // 2), op.batch_size}
+            )
+            if len(sizes) > 1:
+                dims[f"{d.name}.batch_size"] = Choice(*sizes)
             if isinstance(op, DNN):
                 dims[f"{d.name}.dropout"] = Float(0.0, 0.5)
                 dims[f"{d.name}.embedding_dim"] = Choice(4, 8, 16)
-            for name in ("l1", "l2", "learning_rate", "epochs", "dropout", "embedding_dim"):
+            names = (
+                "l1",
+                "l2",
+                "learning_rate",
+                "epochs",
+                "batch_size",
+                "dropout",
+                "embedding_dim",
+            )
+            for name in names:
                 if f"{d.name}.{name}" in dims:
                     current[f"{d.name}.{name}"] = getattr(op, name)
         elif d.role == "feature" and isinstance(op, Vocabulary):
