@@ -5,6 +5,7 @@ Usage::
     python -m benchmarks.agent_value [--config configs/census.py] [--scale 1]
         [--parts quality,yield,abba,kill] [--minutes 10] [--seeds 0 1 2]
         [--yield-starts 50] [--abba-pairs 10] [--kills 20] [--cores 1] [--json out.json]
+        [--parts fidelity --scale 10 --fidelity-trials 30]
 
 Every part uses its own fresh store (a temporary folder) and the shared data
 (``--data-dir``, default ``../shared/data``); user runs never use a warm server.
@@ -33,6 +34,9 @@ kill
     was seen in a trial or a verification), start it again. Then stop it and check: no
     trial left running, every store entry verifies, and no "database is locked"
     in the agent's log.
+fidelity
+    Kendall tau between approximate and exact validation AUC of random points of
+    the space at ``-p scale=--scale`` (target >= 0.7 over >= 30 at x10).
 """
 
 from __future__ import annotations
@@ -310,7 +314,73 @@ def kill(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     }
 
 
-PARTS = {"quality": quality, "yield": yield_latency, "abba": abba, "kill": kill}
+def _kendall_tau(a: list[float], b: list[float]) -> float | None:
+    pairs = [(i, j) for i in range(len(a)) for j in range(i + 1, len(a))]
+    concordant = discordant = 0
+    for i, j in pairs:
+        s = (a[i] - a[j]) * (b[i] - b[j])
+        concordant += s > 0
+        discordant += s < 0
+    return (concordant - discordant) / len(pairs) if pairs else None
+
+
+def fidelity(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    """Kendall tau between the lowest rung (approximate validation) and exact validation.
+
+    ``--fidelity-trials`` points drawn at random (seeded) from the config's search
+    space, each run as the agent runs its rungs: approximately (its default sample)
+    and exactly, on the validation split, at ``-p scale=--scale``.
+    """
+    import optuna
+
+    import helix_tf
+    from helix_tf.agent._study import suggest
+    from helix_tf.search import search_space
+
+    store = str(root / "fidelity")
+    params = [f"scale={args.scale}"]
+    space = search_space(args.config, params=params, data_dir=args.data_dir)
+    sampler = optuna.samplers.RandomSampler(seed=0)
+    study = optuna.create_study(sampler=sampler)
+    approx, exact, seconds = [], [], {"approx": 0.0, "exact": 0.0}
+    for _ in range(args.fidelity_trials):
+        overrides = suggest(study.ask(), space)
+        row = {}
+        for kind, setting in (("approx", helix_tf.Approx(sample=0.25)), ("exact", None)):
+            r = helix_tf.run(
+                args.config,
+                params=[*params, *(f"{k}={v!r}" for k, v in overrides.items())],
+                data_dir=args.data_dir,
+                store=store,
+                approx=setting,
+                validation=helix_tf.Validation(),
+                tag="agent",
+            )
+            row[kind] = r.metrics["auc"]
+            seconds[kind] += r.wall_seconds
+        approx.append(row["approx"])
+        exact.append(row["exact"])
+        print(json.dumps({"fidelity_trial": overrides, **row}, default=str), flush=True)
+    tau = _kendall_tau(approx, exact)
+    return {
+        "scale": args.scale,
+        "trials": args.fidelity_trials,
+        "approx_auc": approx,
+        "exact_auc": exact,
+        "kendall_tau": tau,
+        "seconds": seconds,
+        "target": "tau >= 0.7 over >= 30 trials at x10",
+        "met": tau is not None and tau >= 0.7 and args.fidelity_trials >= 30 and args.scale >= 10,
+    }
+
+
+PARTS = {
+    "quality": quality,
+    "yield": yield_latency,
+    "abba": abba,
+    "kill": kill,
+    "fidelity": fidelity,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -324,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--abba-pairs", type=int, default=10)
     p.add_argument("--kills", type=int, default=20)
     p.add_argument("--cores", type=int, default=1)
+    p.add_argument("--scale", type=int, default=10, help="fidelity: -p scale=N")
+    p.add_argument("--fidelity-trials", type=int, default=30)
     p.add_argument("--json", dest="json_path", default=None)
     args = p.parse_args(argv)
     args.config = args.config.resolve()
