@@ -226,5 +226,7 @@ class DatasetUdf(_UserFunction):
         return _FrameAnalyzer(self)
 
     def transform(self, values: list[Any], state: Any, n: int) -> np.ndarray:
-        result = _call_user(self.apply, f"DatasetUdf apply {_fn_name(self.apply)}", values[0], state)
+        result = _call_user(
+            self.apply, f"DatasetUdf apply {_fn_name(self.apply)}", values[0], state
+        )
         return _coerce_output(self, result, n, self.output, self.size)
