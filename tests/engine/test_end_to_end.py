@@ -375,6 +375,23 @@ def test_missing_label_names_the_row_and_column(
     assert ArtifactStore(store).entries() == []
 
 
+def test_positive_label_that_never_occurs_fails_before_training_with_the_values_found(
+    bad_config: Path, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helix_tf.engine._learning import _LearningSteps
+
+    def never(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("trained although no label is positive")
+
+    monkeypatch.setattr(_LearningSteps, "train", never)
+    with pytest.raises(DataError) as info:
+        api.run(bad_config, store=store, params=["examples.positive='>50k'"])
+    message = str(info.value)
+    assert info.value.node == "examples"
+    assert "label column 'income' equal to positive='>50k'" in message, message
+    assert re.search(r"values found are '<=50K' \([\d,]+ rows\), '>50K' \([\d,]+ rows\)", message)
+
+
 def test_rows_lost_in_the_engine_fail_the_run_and_store_nothing(
     bad_config: Path, store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
