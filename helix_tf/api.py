@@ -478,6 +478,8 @@ def _run_once(
             metrics=engine_result.metrics,
             intervals=engine_result.intervals or None,
         )
+        from helix_tf.comparison import compare_with_history
+
         result = RunResult(
             workflow=compiled.name,
             version=version,
@@ -488,6 +490,15 @@ def _run_once(
             nodes=tuple(results),
             wall_seconds=wall,
             notes=(*notes, EXACT_INSTEAD) if exact_instead else tuple(notes),
+            comparison=compare_with_history(
+                md,
+                compiled.name,
+                version=version,
+                run_id=run_id,
+                approx=approx is not None,
+                metrics=engine_result.metrics,
+                dag=compiled.to_dict(),
+            ),
         )
         return result, facts
     except HelixError as exc:

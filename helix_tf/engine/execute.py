@@ -459,7 +459,9 @@ def execute_plan(
                 raise ExecutionError(f"{type(exc).__name__}: {exc}", node=node.name) from exc
         metrics: dict[str, float] = {}
         intervals: dict[str, tuple[float, float]] = {}
-        # Metric names carry their evaluate node's name only where several are outputs.
+        # The first evaluate output's metrics keep their own names; those of any later
+        # one carry its node name ("holdout/auc"), so adding an evaluation never
+        # renames the keys of the one before it (and its history stays one series).
         evaluated = [o for o in compiled.outputs if run.nodes[o].role == "evaluate"]
         for out in compiled.outputs:
             node = run.nodes[out]
@@ -468,7 +470,7 @@ def execute_plan(
                     run.load(out)
                 continue
             payload = run.metrics_of(out)
-            prefix = "" if len(evaluated) == 1 else f"{out}/"
+            prefix = "" if out == evaluated[0] else f"{out}/"
             for k, v in payload["metrics"].items():
                 metrics[prefix + k] = v
             for k, v in payload.get("intervals", {}).items():
