@@ -566,3 +566,23 @@ def test_sms_spam_quality_bar(tmp_path: Path) -> None:
     rows = {n.name: n.rows for n in result.nodes}
     assert rows["learner"] + rows["predictions"] == 5_574
     assert result.metrics["accuracy"] >= 0.95, result.metrics
+
+
+def test_a_second_evaluation_keeps_the_first_ones_metric_keys(
+    make_config: Callable[..., Path], census_like: tuple[Path, Path], store: str
+) -> None:
+    one = TINY_CENSUS
+    two = TINY_CENSUS.replace(
+        "    return wf\n",
+        '    wf.output(wf.evaluate("holdout", predictions, metrics.LogLoss(), metrics.AUC()))\n'
+        "    return wf\n",
+    )
+    first = api.run(make_config(one, train=census_like[0], test=census_like[1]), store=store)
+    second = api.run(
+        make_config(two, name="cfg2.py", train=census_like[0], test=census_like[1]), store=store
+    )
+    assert set(first.metrics) == {"accuracy", "auc"}
+    assert set(second.metrics) == {"accuracy", "auc", "holdout/log_loss", "holdout/auc"}
+    assert {k: second.metrics[k] for k in first.metrics} == first.metrics
+    assert second.comparison is not None
+    assert second.comparison.changes == ("added holdout (evaluate)",)
