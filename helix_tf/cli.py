@@ -241,6 +241,13 @@ def _approx(
     show_default=True,
     help="Rows per batch in the Beam pipeline.",
 )
+@click.option(
+    "--save",
+    is_flag=True,
+    help="After a successful run, write the -p values into CONFIG (the keyword at the line "
+    "that declares the node, or the PARAMS entry) and show the diff; refused where that "
+    "cannot be done safely.",
+)
 def run(
     cmd: _Invocation,
     runner: str,
@@ -256,8 +263,13 @@ def run(
     no_server: bool,
     retrain_without_zero: bool,
     batch_rows: int,
+    save: bool,
 ) -> None:
-    """Run CONFIG: reuse every still-valid result, compute the rest, report metrics."""
+    """Run CONFIG: reuse every still-valid result, compute the rest, report metrics.
+
+    Every run is compared with the previous version of the workflow and with the best
+    earlier run: each metric's change, and what changed in the workflow.
+    """
     out, err = cmd.out, cmd.err
     from helix_tf import api
 
@@ -292,8 +304,14 @@ def run(
     except HelixError as exc:
         _fail(err, exc)
         return
+    saved = None
+    if save:
+        saved = _save(cmd)
     if cmd.as_json:
-        out.print_json(json.dumps(result.to_dict()))
+        payload = result.to_dict()
+        if saved is not None:
+            payload["saved"] = {"config": saved.path, "keys": list(saved.saved), "diff": saved.diff}
+        out.print_json(json.dumps(payload))
         return
     for note in result.notes:
         err.print(f"[yellow]note:[/] {note}", highlight=False)
@@ -318,6 +336,26 @@ def run(
         ),
         highlight=False,
     )
+
+
+def _save(cmd: _Invocation) -> Any:
+    """``--save``: write the -p values into the config; the diff goes to the error console."""
+    from helix_tf.config_edit import save_overrides
+
+    if not cmd.params:
+        cmd.err.print("[yellow]note:[/] --save: no -p values to save", highlight=False)
+        return None
+    try:
+        saved = save_overrides(cmd.config, cmd.params, data_dir=cmd.data_dir)
+    except HelixError as exc:
+        cmd.err.print(
+            f"[bold red]error:[/] --save: the run succeeded, but the config was not changed: {exc}",
+            highlight=False,
+        )
+        raise SystemExit(1) from exc
+    cmd.err.print(f"saved {', '.join(saved.saved)} into {saved.path}:", highlight=False)
+    cmd.err.print(saved.diff.rstrip("\n"), highlight=False, markup=False)
+    return saved
 
 
 @main.command()

@@ -282,7 +282,10 @@ class HistoryEntry:
             "params": r.params,
         }
         if r.intervals:
+            from helix_tf.results import INTERVAL_KIND
+
             out["intervals"] = {k: list(v) for k, v in r.intervals.items() if k in keys}
+            out["interval_kind"] = INTERVAL_KIND
         if r.error:
             out["error"] = r.error
         return out

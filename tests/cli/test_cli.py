@@ -319,3 +319,27 @@ def test_retrain_without_zero_says_when_nothing_is_zero(runs: Runs) -> None:
     assert "retrained" not in payload
     assert any("nothing to retrain" in note for note in payload["notes"])
     assert payload["metrics"] == runs.first["metrics"]
+
+
+def test_run_save_writes_the_parameter_and_the_next_run_reuses_everything(
+    tiny_census_config: Path, store: str
+) -> None:
+    saved = invoke(
+        "run", tiny_census_config, "--store", store, "-p", "learner.l2=0.001", "--save", "--json"
+    )
+    payload = as_json(saved)
+    assert payload["saved"]["keys"] == ["learner.l2"]
+    assert "+" in payload["saved"]["diff"] and "l2=0.001" in tiny_census_config.read_text()
+    again = as_json(invoke("run", tiny_census_config, "--store", store, "--json"))
+    assert again["version"] == payload["version"]
+    assert set(states(again).values()) <= {"load", "prune"}
+
+
+def test_run_save_refuses_clearly_and_leaves_the_config_alone(
+    tiny_census_config: Path, store: str
+) -> None:
+    before = tiny_census_config.read_text()
+    result = invoke("run", tiny_census_config, "--store", store, "-p", "learner.epochs=2", "--save")
+    message = _assert_clean_failure(result, "--save", "params.epochs", "-p epochs=... --save")
+    assert "the run succeeded" in message
+    assert tiny_census_config.read_text() == before
