@@ -105,7 +105,7 @@ def metrics_table(result: Any) -> Table:
     approx = result.approx
     comparison = getattr(result, "comparison", None)
     table = Table(title="metrics" + (" (≈ approximate)" if approx else ""), title_justify="left")
-    table.add_column("metric")
+    table.add_column("metric", overflow="fold")  # full names, wrapped, never cut
     table.add_column("value", justify="right")
     if result.intervals:
         table.add_column(INTERVAL_LABEL, justify="right")
