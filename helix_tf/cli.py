@@ -391,7 +391,7 @@ def plan(
         title_justify="left",
     )
     for col in ("node", "kind", "state", "compute", "load", "reason"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # reasons wrap; values are never cut
     for d in result.nodes:
         style = STATE_STYLE.get(d.state, "")
         table.add_row(
