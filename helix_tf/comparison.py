@@ -310,7 +310,7 @@ def history_entries(
         return dags[number]
 
     entries = []
-    for before, run in zip([None, *ordered[:-1]], ordered, strict=True):
+    for before, run in zip([None, *ordered], ordered, strict=False):
         if before is None or before.version == run.version:
             entries.append(HistoryEntry(run=run, changed_from=None, changes=()))
             continue

@@ -82,6 +82,7 @@ def _dag(l1: float) -> dict[str, Any]:
 def test_history_and_comparison_from_the_metadata_database(tmp_path: Path) -> None:
     md = MetadataStore(f"sqlite:///{tmp_path / 'm.db'}")
     try:
+        assert history_entries(md, "w") == []
         ids = []
         for l1, auc in ((0.0, 0.80), (0.01, 0.84), (0.0, 0.80)):
             v = md.record_version("w", "cfg.py", _dag(l1), f"d{l1}")
