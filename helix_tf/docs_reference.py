@@ -183,6 +183,7 @@ def render_reference() -> str:
     from helix_tf import api, comparison, config_edit, errors
     from helix_tf.approx.settings import Approx
     from helix_tf.config import Params
+    from helix_tf.results import PlanResult, RunResult
     from helix_tf.workflow import Workflow
 
     lines = [_INTRO, "## Declaring a workflow", ""]
@@ -195,12 +196,15 @@ def render_reference() -> str:
         )
     )
     lines += list(_methods(Workflow, ["note"], "Workflow"))
+    lines += _entry("helix_tf.NodeRef", helix_tf.NodeRef)
     lines += _entry("params", Params)
     lines += list(_methods(Params, ["data", "get"], "params"))
     lines += ["## Running from Python", ""]
     lines += _entry("helix_tf.run", api.run)
     lines += _entry("helix_tf.plan", api.plan)
     lines += _entry("helix_tf.Approx", Approx)
+    lines += _entry("helix_tf.results.RunResult", RunResult)
+    lines += _entry("helix_tf.results.PlanResult", PlanResult)
     for namespace in NAMESPACES:
         module = importlib.import_module(f"helix_tf.{namespace}")
         lines += [f"## `helix_tf.{namespace}`", "", _doc(module), ""]
