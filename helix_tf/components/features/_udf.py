@@ -172,7 +172,8 @@ class _FrameAnalyzer(Analyzer):
             if acc
             else pd.DataFrame({c: [] for c in self.op.columns})
         )
-        state = _call_user(self.op.fit, f"DatasetUdf fit {_fn_name(self.op.fit)}", frame)
+        what = f"DatasetUdf fit {_fn_name(self.op.fit)} (it sees only the columns= it declares)"
+        state = _call_user(self.op.fit, what, frame)
         try:
             json.dumps(state)
         except TypeError as exc:
