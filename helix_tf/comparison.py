@@ -238,7 +238,7 @@ def compare_with_history(
     ``metadata`` is a :class:`~helix_tf.reuse.metadata.MetadataStore`; ``dag`` the
     run's compiled workflow (``CompiledWorkflow.to_dict()``).
     """
-    earlier = _ok_runs(metadata.runs(workflow), approx, run_id)
+    earlier = _ok_runs(metadata.runs(workflow, with_nodes=False), approx, run_id)
     changes, previous = compare_metrics(metrics, earlier, version=version)
     lines: tuple[str, ...] = ()
     if previous is not None:

@@ -89,6 +89,10 @@ def test_history_and_comparison_from_the_metadata_database(tmp_path: Path) -> No
             run = md.start_run("w", v, approx=False, policy="helix", store_url="", params={})
             md.finish_run(run, status="ok", wall_seconds=1.0, metrics={"auc": auc})
             ids.append(run)
+        light = md.runs("w", with_nodes=False)
+        assert [(r.id, r.metrics, r.nodes) for r in light] == [
+            (r.id, r.metrics, ()) for r in md.runs("w")
+        ]
         entries = history_entries(md, "w", limit=2)
         assert [e.run.id for e in entries] == [ids[2], ids[1]]
         assert entries[0].changed_from == 2 and entries[0].changes == ("learner.l1 0.01 → 0.0",)
