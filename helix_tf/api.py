@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from helix_tf.approx.settings import Approx
+from helix_tf.comparison import TAG_KEY as _TAG_KEY
 from helix_tf.compiler.content import ContentHasher
 from helix_tf.compiler.graph import CompiledWorkflow, compile_workflow
 from helix_tf.config import LoadedConfig, load_config
@@ -29,8 +30,7 @@ from helix_tf.workflow import Workflow
 
 __all__ = ["Approx", "Validation", "Session", "open_session", "run", "plan", "TAG_KEY"]
 
-#: The key under which a run's tag (e.g. ``"agent"``) is kept with its parameters.
-TAG_KEY = "@tag"
+TAG_KEY = _TAG_KEY  # a run's tag is kept with its parameters under this key
 
 log = logging.getLogger(__name__)
 
@@ -369,6 +369,27 @@ def _retrain_without_zero(
     return dataclasses.replace(second, notes=(*second.notes, *notes), retrained=retrained)
 
 
+def _compare(
+    md: Any, compiled: CompiledWorkflow, version: int, run_id: int, approx: bool, engine: Any
+) -> Any:
+    """This run against the history; a comparison that fails never fails the run."""
+    from helix_tf.comparison import compare_with_history
+
+    try:
+        return compare_with_history(
+            md,
+            compiled.name,
+            version=version,
+            run_id=run_id,
+            approx=approx,
+            metrics=engine.metrics,
+            dag=compiled.to_dict(),
+        )
+    except Exception:
+        log.warning("could not compare run %s with the history", run_id, exc_info=True)
+        return None
+
+
 def _run_once(
     loaded: LoadedConfig, opts: _RunOptions, *, need_models: bool = False
 ) -> tuple[RunResult, dict[str, dict[str, int]]]:
@@ -514,6 +535,7 @@ def _run_once(
             nodes=tuple(results),
             wall_seconds=wall,
             notes=(*notes, EXACT_INSTEAD) if exact_instead else tuple(notes),
+            comparison=_compare(md, compiled, version, run_id, approx is not None, engine_result),
         )
         return result, facts
     except HelixError as exc:

@@ -256,7 +256,8 @@ def apply(
     config: str, number: int, data_dir: str | None, store: str | None, print_only: bool
 ) -> None:
     """Take proposal NUMBER into CONFIG: show the diff of the config and write it."""
-    from helix_tf.agent._apply import edit_config
+    from helix_tf import versions
+    from helix_tf.agent._apply import apply_proposal
     from helix_tf.agent._proposals import load_report, overrides_args
 
     try:
@@ -271,15 +272,21 @@ def apply(
         if print_only:
             click.echo(" ".join(overrides_args(proposal.overrides)))
             return
-        edit = edit_config(config, proposal.overrides, label=f"agent{number}", data_dir=data_dir)
+        declared = set(versions.describe(config, data_dir=data_dir).params)
+        applied = apply_proposal(
+            config,
+            proposal.overrides,
+            label=f"agent{number}",
+            declared=declared,
+            data_dir=data_dir,
+        )
     except HelixError as exc:
         _echo_error(exc)
         return
-    click.echo(edit.diff, nl=False)
-    edit.path.write_text(edit.text, encoding="utf-8")
-    for note in edit.notes:
-        click.echo(f"note: {note}")
-    if edit.new_file:
-        click.echo(f"written to a new config beside the original: {edit.path}")
+    click.echo(applied.diff, nl=False)
+    if applied.new_file:
+        for reason in applied.reasons:
+            click.echo(f"not written in place: {reason}")
+        click.echo(f"written to a new config beside the original: {applied.path}")
     else:
-        click.echo(f"written to {edit.path}")
+        click.echo(f"written to {applied.path}")

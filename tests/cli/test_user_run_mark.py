@@ -48,9 +48,11 @@ def test_run_holds_the_mark_in_the_store_folder(
     assert not user_run_active(home)
 
 
-def test_history_hides_the_agents_runs_unless_asked(tiny_census_config: Path, store: str) -> None:
+def test_history_and_comparison_ignore_the_agents_runs(tiny_census_config: Path, store: str) -> None:
     api.run(tiny_census_config, store=store, tag="agent")
-    api.run(tiny_census_config, store=store, params=["learner.l2=0.001"])
+    mine = api.run(tiny_census_config, store=store, params=["learner.l2=0.001"])
+    # The user's run is compared with the user's runs only: there is none before it.
+    assert mine.comparison is not None and mine.comparison.previous_version is None
 
     def history(*extra: str) -> list[dict[str, Any]]:
         result = CliRunner().invoke(
