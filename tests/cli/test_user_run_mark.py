@@ -48,7 +48,9 @@ def test_run_holds_the_mark_in_the_store_folder(
     assert not user_run_active(home)
 
 
-def test_history_and_comparison_ignore_the_agents_runs(tiny_census_config: Path, store: str) -> None:
+def test_history_and_comparison_ignore_the_agents_runs(
+    tiny_census_config: Path, store: str
+) -> None:
     api.run(tiny_census_config, store=store, tag="agent")
     mine = api.run(tiny_census_config, store=store, params=["learner.l2=0.001"])
     # The user's run is compared with the user's runs only: there is none before it.
