@@ -146,7 +146,6 @@ def test_search_reads_no_test_split_then_verify_report_apply_round_trip(
     applied = _cli(tmp_path, "agent", "apply", str(cfg), "1")
     assert applied.returncode == 0, applied.stderr
     assert "+" in applied.stdout and "learning_rate=0.1" in cfg.read_text()
-    print(json.dumps(top))
     out = _cli(tmp_path, "run", str(cfg), "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
