@@ -304,7 +304,7 @@ class _Agent:
             if exact:
                 study.tell(trial, value)
                 return
-            trial.report(value, step)
+            trial.report(value, step + 1)  # the pruner's rung 0 is at resource 1
             if trial.should_prune():
                 study.tell(trial, state=TrialState.PRUNED)
                 return
@@ -381,7 +381,8 @@ class _Agent:
             out[key] = {"without": without, "effect": effect, "matters": effect > 0}
         return out
 
-    def search(self) -> None:
+    def search(self) -> bool:
+        """Search until stopped or done; True when the config changed (search again)."""
         opts = self.opts
         space = search_space(opts.config, data_dir=opts.data_dir)
         self.space = space
@@ -403,7 +404,7 @@ class _Agent:
                 "trials %s were left running by a stopped agent: failed, queued again", orphans
             )
         self.update(study=name, state="running", orphans_failed=orphans, rebased=rebased)
-        if opts.preload:
+        if opts.preload and "preload_seconds" not in self.status:
             self.update(preload_seconds=round(_preload(), 2))
         base = self.baseline(study)
         if base is None:
@@ -411,7 +412,7 @@ class _Agent:
                 state="stopped" if self.stop_requested else "failed",
                 reason="the user's version could not be run on the validation split",
             )
-            return
+            return False
         metric = study.user_attrs["metric"]
         baseline_value = float(base["metrics"][metric])
         self.update(metric=metric, baseline_validation=baseline_value)
@@ -421,13 +422,26 @@ class _Agent:
                 self.verify(study, metric, baseline_value)
                 self.counts(study)
                 self.update(state="done", reason=f"{opts.max_trials} trials finished", rung=None)
-                return
+                return False
             if not self.wait_idle():
                 break
+            try:
+                now = versions.describe(
+                    opts.config, data_dir=opts.data_dir, validation=opts.validation
+                )
+            except HelixError as exc:  # e.g. saved halfway through an edit
+                self.update(state="waiting", reason=f"the config does not compile: {exc}")
+                time.sleep(2)
+                continue
+            if now.digest != view.digest:
+                log.info("the config changed: a new study starts from this one's best trials")
+                self.update(state="restarting", reason="the config changed")
+                return True
             self.trial(study, space, metric)
             self.counts(study)
             self.verify(study, metric, baseline_value)
         self.update(state="stopped", reason="agent stop", rung=None)
+        return False
 
 
 def serve(opts: AgentOptions) -> None:
@@ -456,7 +470,8 @@ def serve(opts: AgentOptions) -> None:
     signal.signal(signal.SIGINT, request_stop)
     agent.update(state="starting", cpus=chosen, nice=os.nice(0))
     try:
-        agent.search()
+        while agent.search():
+            pass
     except Exception as exc:
         log.exception("the agent failed")
         agent.update(state="failed", reason=f"{type(exc).__name__}: {exc}")

@@ -213,6 +213,19 @@ def test_start_yield_to_a_user_run_kill_restart_stop(
     assert restarted.returncode == 0, restarted.stderr
     st = _wait("recovery", lambda: (paths.read_status() or {}).get("orphans_failed"))
     assert st == running
+    # The user edits the config: a new study starts from the old one's best trial.
+    old = _study(cfg)
+    _wait("a finished trial", lambda: old.get_trials(states=(TrialState.COMPLETE,)))
+    old_name = paths.read_status()["study"]
+    cfg.write_text(cfg.read_text().replace("batch_size=128", "batch_size=64"))
+    rebased = _wait(
+        "a new study",
+        lambda: (
+            (paths.read_status() or {}).get("study") != old_name
+            and (paths.read_status() or {}).get("rebased")
+        ),
+    )
+    assert rebased and all(r.startswith(old_name + "#") for r in rebased)
     stopped = _cli(tmp_path, "agent", "stop", str(cfg))
     assert "agent stopped" in stopped.stdout
     st = paths.read_status()
