@@ -40,3 +40,35 @@ def test_metric_and_direction() -> None:
     auc = {"nodes": [{"role": "evaluate", "extra": {"metrics": [{"op": "AUC"}]}}]}
     rmse = {"nodes": [{"role": "evaluate", "extra": {"metrics": [{"op": "RMSE"}]}}]}
     assert _direction(auc) == "maximize" and _direction(rmse) == "minimize"
+
+
+def test_approximate_rung_prunes_by_successive_halving(tmp_path: Path) -> None:
+    from optuna.trial import TrialState
+
+    from helix_tf.agent._study import open_study
+
+    agent = _Agent(AgentOptions(config=str(tmp_path / "c.py")), AgentPaths(home=tmp_path))
+    agent.update = lambda **fields: None  # type: ignore[method-assign]
+    space = search.SearchSpace(
+        dimensions={"x": search.Float(0.0, 1.0)}, current={"x": 0.5}, declared=True
+    )
+    study = open_study(AgentPaths(home=tmp_path), "w@1", create=True)
+    rungs: list[bool] = []
+
+    def fake_run(overrides: dict[str, Any], *, approx: Any = None, **kwargs: Any) -> Finished:
+        rungs.append(approx is not None)
+        return Finished(
+            result={"metrics": {"auc": overrides["x"]}, "approx": approx is not None},
+            error=None,
+            seconds=0.0,
+        )
+
+    agent.run = fake_run  # type: ignore[method-assign]
+    agent.approx_is_cheaper = lambda overrides, approx: True  # type: ignore[method-assign]
+    for x in (0.9, 0.8, 0.7, 0.1):
+        study.enqueue_trial({"x": x})
+        agent.trial(study, space, "auc")
+    states = [t.state for t in study.get_trials()]
+    assert states[-1] == TrialState.PRUNED  # 0.1 is not in the top third at rung 0
+    assert TrialState.COMPLETE in states[:3]
+    assert rungs[:2] == [True, False]  # approximate first, then promoted to exact
