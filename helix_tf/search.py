@@ -16,7 +16,7 @@ Every key is something ``-p`` accepts (``node.param`` or a declared PARAMS key),
 so every proposal is a reproducible ``-p`` change. Without ``SEARCH`` the agent
 derives a space from the workflow: learner hyper-parameters around their
 current values (regularisation, learning rate, epochs, batch size) and vocabulary
-minimum counts (:func:`search_space`).
+minimum counts (current, ×5, ×25) (:func:`search_space`).
 """
 
 from __future__ import annotations
@@ -199,7 +199,9 @@ def _derived(workflow: Any) -> tuple[dict[str, Dimension], dict[str, Any]]:
                 if f"{d.name}.{name}" in dims:
                     current[f"{d.name}.{name}"] = getattr(op, name)
         elif d.role == "feature" and isinstance(op, Vocabulary):
-            dims[f"{d.name}.min_count"] = Int(1, max(20, op.min_count * 4), log=True)
+            # A few values, not a range: trials repeat them and so share preprocessing.
+            m = max(1, op.min_count)
+            dims[f"{d.name}.min_count"] = Choice(m, m * 5, m * 25)
             current[f"{d.name}.min_count"] = op.min_count
     return dims, current
 
