@@ -37,9 +37,12 @@ def user_run(home: str | os.PathLike[str]) -> Iterator[None]:
     """Mark a user's run in progress in ``home`` for the duration of the block."""
     folder = Path(home)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        # No store folder yet: no agent works on it (an agent creates it first), and a
+        # run that fails before storing anything must not leave an empty one behind.
+        fd = os.open(folder / _LOCK, os.O_RDWR | os.O_CREAT, 0o644) if folder.is_dir() else None
     except OSError:  # a read-only or odd store folder: the run goes ahead unmarked
+        fd = None
+    if fd is None:
         yield
         return
     try:

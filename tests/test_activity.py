@@ -48,3 +48,10 @@ def test_home_is_the_local_store_or_helix_beside_the_config(tmp_path: Path) -> N
     assert home_of(cfg) == tmp_path / ".helix"
     assert home_of(cfg, str(tmp_path / "s")) == tmp_path / "s"
     assert home_of(cfg, "gs://bucket/x") == tmp_path / ".helix"
+
+
+def test_a_missing_store_folder_is_not_created(tmp_path: Path) -> None:
+    home = tmp_path / "no-store-yet"
+    with user_run(home):
+        assert not user_run_active(home)
+    assert not home.exists()

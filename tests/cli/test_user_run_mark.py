@@ -23,6 +23,7 @@ def test_run_holds_the_mark_in_the_store_folder(
     cfg.write_text("")
     store_arg = str(tmp_path / store) if store else None
     home = home_of(cfg, store_arg)
+    home.mkdir()  # an agent works on this store
     seen: list[bool] = []
 
     def fake_run(config: Any, **kwargs: Any) -> RunResult:
