@@ -46,6 +46,8 @@ class PreprocessResult:
 
     seconds: dict[str, float]
     write_seconds: dict[str, float]
+    #: Of ``seconds``, reading each node's Parquet batches (keyed by the node read).
+    read_seconds: dict[str, float]
     rows: dict[str, int]
     bytes: dict[str, int]
     skipped: dict[str, int]  # source -> malformed rows skipped (on_bad_row="skip")
@@ -128,6 +130,17 @@ class _ReadSource(beam.DoFn):
             Metrics.counter(NS, f"skipped/{self.name}").inc(counts["bad_rows_skipped"])
 
 
+def _count_seconds(computer: BatchComputer) -> None:
+    """Add a batch computer's measured seconds to the pipeline's counters."""
+    for prefix, seconds in (
+        ("micros", computer.seconds),
+        ("write_micros", computer.write_seconds),
+        ("read_micros", computer.read_seconds),
+    ):
+        for name, secs in seconds.items():
+            Metrics.counter(NS, f"{prefix}/{name}").inc(int(secs * 1e6))
+
+
 class _Partials(beam.DoFn):
     """Analyzer partials of one level's features over one training batch."""
 
@@ -138,8 +151,7 @@ class _Partials(beam.DoFn):
         split, k, _ = key
         computer = BatchComputer(self.nodes, _merge_states(stats))
         yield from computer.partials(self.names, split, k)
-        for name, secs in computer.seconds.items():
-            Metrics.counter(NS, f"micros/{name}").inc(int(secs * 1e6))
+        _count_seconds(computer)
 
 
 class _CombineStats(beam.CombineFn):
@@ -198,10 +210,7 @@ class _ComputeBatch(beam.DoFn):
             Metrics.counter(NS, f"rows/{name}").inc(rows)
             Metrics.counter(NS, f"bytes/{name}").inc(size)
             Metrics.counter(NS, f"batches/{name}").inc(1)
-        for name, secs in computer.seconds.items():
-            Metrics.counter(NS, f"micros/{name}").inc(int(secs * 1e6))
-        for name, secs in computer.write_seconds.items():
-            Metrics.counter(NS, f"write_micros/{name}").inc(int(secs * 1e6))
+        _count_seconds(computer)
         yield key
 
 
@@ -325,17 +334,17 @@ def run_preprocessing(
                     node=n,
                 )
     return PreprocessResult(
-        seconds={
-            k.split("/", 1)[1]: v / 1e6 for k, v in counters.items() if k.startswith("micros/")
-        },
-        write_seconds={
-            k.split("/", 1)[1]: v / 1e6
-            for k, v in counters.items()
-            if k.startswith("write_micros/")
-        },
+        seconds=_seconds(counters, "micros/"),
+        write_seconds=_seconds(counters, "write_micros/"),
+        read_seconds=_seconds(counters, "read_micros/"),
         rows=rows,
         bytes={k.split("/", 1)[1]: v for k, v in counters.items() if k.startswith("bytes/")},
         skipped={k.split("/", 1)[1]: v for k, v in counters.items() if k.startswith("skipped/")},
         states=states,
         launch_seconds=launch,
     )
+
+
+def _seconds(counters: Mapping[str, int], prefix: str) -> dict[str, float]:
+    """Per node seconds from the microsecond counters named ``prefix<node>``."""
+    return {k[len(prefix) :]: v / 1e6 for k, v in counters.items() if k.startswith(prefix)}
