@@ -556,6 +556,7 @@ def test_census_quality_bar(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_sms_spam_quality_bar(tmp_path: Path) -> None:
     data = _shared("sms_spam")
     result = api.run(
