@@ -470,9 +470,9 @@ def oracle_seconds(
 
     With ``subtract_reads`` (definition 2) less each such node's ``read_seconds``, the
     part of its compute time spent reading its inputs from files; without it,
-    definition 1. Each new fingerprint counts once. A node that is new in an iteration but was not computed there
-    (loaded or pruned: it can be loaded only if stored earlier under another name) adds
-    its compute seconds, which are 0.
+    definition 1. Each new fingerprint counts once. A node that is new in an iteration
+    but was not computed there (loaded or pruned: it can be loaded only if stored
+    earlier under another name) adds its compute seconds, which are 0.
 
     >>> runs = [
     ...     {"nodes": [{"fingerprint": "a", "compute_seconds": 2.0, "read_seconds": 0.5}]},
