@@ -24,6 +24,7 @@ from helix_tf.components.features._base import (
     Bag,
     Feature,
     Input as Input,
+    SourceRows,
 )
 from helix_tf.components.features._label import Label
 from helix_tf.components.features._numeric import Bucketize, Cross, Numeric
@@ -31,6 +32,7 @@ from helix_tf.components.features._text import TfIdf, Tokenize, Vocabulary
 from helix_tf.components.features._udf import DatasetUdf, Udf
 
 __all__ = [
+    "SourceRows",
     "Bag",
     "Analyzer",
     "Feature",
