@@ -197,5 +197,8 @@ class Workflow:
         decl = self.declarations[i]
         if decl.op is None:
             raise ConfigError(f"-p {node}.{param}: node {node!r} ({decl.role}) has no parameters")
-        new_op = decl.op.with_params(**{param: value})
+        try:
+            new_op = decl.op.with_params(**{param: value})
+        except ConfigError as exc:
+            raise ConfigError([f"-p {node}.{param}={value!r}: {p}" for p in exc.problems]) from None
         self.declarations[i] = dataclasses.replace(decl, op=new_op)

@@ -26,6 +26,8 @@ _ENVIRON_GET = object()  # marks ``os.environ.get``
 _OPENERS = (builtins.open, io.open, codecs.open, os.open)
 #: Path methods that open or read the path they are called on.
 _PATH_READS = frozenset({"open", "read_text", "read_bytes"})
+#: PurePath methods that compute another path (evaluated when their arguments are known).
+_PURE_PATH = frozenset({"with_name", "with_suffix", "with_stem", "joinpath", "absolute"})
 #: Library readers named so (numpy, pandas, pyarrow ...) that take a path first.
 _READER_NAMES = frozenset({"load", "loadtxt", "genfromtxt", "fromfile", "memmap"})
 #: Random constructors that draw fresh OS entropy when called without a seed.
@@ -111,6 +113,9 @@ class _Scan(ast.NodeVisitor):
                 return _UNKNOWN
             if fn is os.path.join and all(isinstance(a, str) for a in args):
                 return os.path.join(*args)  # type: ignore[arg-type]
+            owner = getattr(fn, "__self__", None)
+            if isinstance(owner, pathlib.PurePath) and getattr(fn, "__name__", "") in _PURE_PATH:
+                return fn(*args)  # type: ignore[operator]
             if isinstance(fn, type) and issubclass(fn, pathlib.PurePath):
                 return fn(*args)  # type: ignore[arg-type]
         return _UNKNOWN
@@ -143,11 +148,13 @@ class _Scan(ast.NodeVisitor):
         elif isinstance(node.func, ast.Attribute) and node.func.attr in _PATH_READS:
             base = node.func.value
             target = self.value(base)
-            made = isinstance(base, ast.Call) and isinstance(self.value(base.func), type)
-            if isinstance(target, pathlib.PurePath) or (
-                made and issubclass(self.value(base.func), pathlib.PurePath)  # type: ignore[arg-type]
-            ):
+            # read_text()/read_bytes() read whatever they are called on; open() only a path
+            if node.func.attr != "open" or isinstance(target, pathlib.PurePath):
                 self.found.files.append((self.text(node), node.lineno, self.path_of(base)))
+            elif isinstance(base, ast.Call):
+                made = self.value(base.func)
+                if isinstance(made, type) and issubclass(made, pathlib.PurePath):
+                    self.found.files.append((self.text(node), node.lineno, None))
         if _is_unseeded(fn, node):
             self.found.unseeded.append((self.text(node), node.lineno))
         self.generic_visit(node)
