@@ -26,6 +26,15 @@ _ENVIRON_GET = object()  # marks ``os.environ.get``
 _OPENERS = (builtins.open, io.open, codecs.open, os.open)
 #: Path methods that open or read the path they are called on.
 _PATH_READS = frozenset({"open", "read_text", "read_bytes"})
+#: os.path functions that compute a path from paths (evaluated when their arguments are known).
+_PATH_FUNCTIONS = (
+    os.path.join,
+    os.path.dirname,
+    os.path.basename,
+    os.path.abspath,
+    os.path.normpath,
+    os.path.expanduser,
+)
 #: PurePath methods that compute another path (evaluated when their arguments are known).
 _PURE_PATH = frozenset({"with_name", "with_suffix", "with_stem", "joinpath", "absolute"})
 #: Library readers named so (numpy, pandas, pyarrow ...) that take a path first.
@@ -111,8 +120,8 @@ class _Scan(ast.NodeVisitor):
             args = [self.value(a) for a in node.args]
             if any(a is _UNKNOWN for a in args):
                 return _UNKNOWN
-            if fn is os.path.join and all(isinstance(a, str) for a in args):
-                return os.path.join(*args)  # type: ignore[arg-type]
+            if any(fn is f for f in _PATH_FUNCTIONS) and all(isinstance(a, str) for a in args):
+                return fn(*args)  # type: ignore[operator]
             owner = getattr(fn, "__self__", None)
             if isinstance(owner, pathlib.PurePath) and getattr(fn, "__name__", "") in _PURE_PATH:
                 return fn(*args)  # type: ignore[operator]
