@@ -126,4 +126,3 @@ class ContentHasher:
 def _stamp(st: os.stat_result) -> list[int]:
     """What the memo keys a file's content on, besides its path."""
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
-

@@ -475,7 +475,7 @@ class _Compiler:
             body["split"] = d.refs.get("split")
         elif d.role == "evaluate":
             body["metrics"] = [
-                {"op": m.op_name, "version": m.VERSION, "params": m.params()}
+                {"op": m.op_name, "version": m.VERSION, "params": m.fingerprint_params()}
                 for m in d.refs.get("metrics") or []
             ]
         elif d.role == "train":

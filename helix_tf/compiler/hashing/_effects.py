@@ -99,6 +99,12 @@ class _Scan(ast.NodeVisitor):
     # -- static values
     def value(self, node: ast.AST) -> object:
         """The value of a name, attribute chain or path expression known at compile time."""
+        try:
+            return self._value(node)
+        except Exception:  # e.g. a module's lazy __getattr__ failing: not known statically
+            return _UNKNOWN
+
+    def _value(self, node: ast.AST) -> object:
         if isinstance(node, ast.Constant) and isinstance(node.value, str | bytes):
             return node.value
         if isinstance(node, ast.Name):
@@ -198,11 +204,7 @@ class _Scan(ast.NodeVisitor):
             if isinstance(node, ast.Name | ast.Attribute) and id(node) not in self.consumed:
                 if isinstance(node, ast.Attribute) and id(node.value) in self.consumed:
                     continue
-                try:
-                    is_environ = self.value(node) is os.environ
-                except Exception:
-                    is_environ = False
-                if is_environ:
+                if self.value(node) is os.environ:
                     self.consumed.add(id(node))
                     self.found.env_unresolved.append(
                         f"{self.text(node)} used as a whole (line {node.lineno})"
@@ -227,10 +229,15 @@ def _is_unseeded(fn: object, node: ast.Call) -> bool:
         return True  # random.random(), random.choice(), ...: the module's hidden generator
     numpy_random = sys.modules.get("numpy.random")
     global_state = getattr(getattr(numpy_random, "mtrand", None), "_rand", None)
-    if global_state is not None and owner is global_state and getattr(fn, "__name__", "") not in (
-        "seed",
-        "get_state",
-        "set_state",
+    if (
+        global_state is not None
+        and owner is global_state
+        and getattr(fn, "__name__", "")
+        not in (
+            "seed",
+            "get_state",
+            "set_state",
+        )
     ):
         return True  # np.random.rand(), np.random.normal(), ...: numpy's global RandomState
     name = getattr(fn, "__name__", "")

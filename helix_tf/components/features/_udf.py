@@ -152,7 +152,9 @@ def _records(frame: Any, rows: SourceRows | None) -> list[dict[str, Any]]:
         for record in records:
             for c in ints:
                 v = record[c]
-                record[c] = None if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
+                record[c] = (
+                    None if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
+                )
     return records
 
 
