@@ -445,7 +445,8 @@ class _Compiler:
                 )
         for r in refusals:
             _warn_once(f"refuse:{r}", f"{who}results are recomputed every run, never reused: {r}")
-        self.volatile[d.name] = refusals
+        if refusals:
+            self.volatile[d.name] = refusals
         return refusals
 
     def fingerprint(
@@ -573,6 +574,11 @@ def compile_workflow(
                 {"op": m.op_name, "params": _op_params(m)} for m in d.refs.get("metrics") or []
             ]
             extra["source"] = extra_source.get(name)
+        volatile_inputs = [i for i in inputs[name] if c.volatile.get(i)]
+        if volatile_inputs and not c.volatile.get(name):  # a nonce upstream: never reused either
+            c.volatile[name] = [
+                f"reads {i!r}, which is recomputed every run" for i in volatile_inputs
+            ]
         if c.volatile.get(name):
             extra["volatile"] = c.volatile[name]
         output_type = (

@@ -617,6 +617,9 @@ def looked(batch):
         one, two = _compile(path), _compile(path)
     assert one.node("looked").fingerprint != two.node("looked").fingerprint
     assert any("GUARD" in r for r in one.node("looked").extra["volatile"])
+    # ...and so is everything downstream (materializing any of it would be wasted).
+    assert one.node("examples").extra["volatile"] == ["reads 'age', which is recomputed every run"]
+    assert "volatile" not in one.node("rows").extra
     (message,) = [r.getMessage() for r in caplog.records if "never reused" in r.getMessage()]
     assert "GUARD" in message and "node 'looked'" in message and ".looked" in message
 
