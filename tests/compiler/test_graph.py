@@ -622,6 +622,10 @@ def looked(batch):
     assert "volatile" not in one.node("rows").extra
     (message,) = [r.getMessage() for r in caplog.records if "never reused" in r.getMessage()]
     assert "GUARD" in message and "node 'looked'" in message and ".looked" in message
+    from helix_tf import api
+
+    plan = {d.name: d for d in api.plan(path, store=str(tmp_path / "store")).nodes}
+    assert plan["looked"].reason.startswith("never reused, recomputed every run: node 'looked'")
 
 
 def test_environment_variables_read_by_a_udf_join_its_fingerprint(
