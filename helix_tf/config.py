@@ -152,7 +152,7 @@ def _import(path: Path) -> Any:
     except Exception as exc:
         raise ConfigError(_user_error(exc, path), path=str(path)) from exc
     finally:
-        helpers = _remember_user_modules(before)
+        helpers = _remember_user_modules(before, path.parent)
     try:  # ship the config's own code (and modules beside it) by value to remote Beam workers
         import cloudpickle
 
@@ -180,16 +180,18 @@ def _beside_on_path(folder: Path) -> None:
     _CONFIG_MODULES.clear()
 
 
-def _remember_user_modules(before: set[str]) -> list[Any]:
-    """The user modules (not helix_tf, the stdlib or site-packages) imported since ``before``."""
+def _remember_user_modules(before: set[str], folder: Path) -> list[Any]:
+    """The user modules from the config's folder (not helix_tf, the stdlib or site-packages)
+    imported since ``before``."""
     from helix_tf.compiler.hashing._origin import _is_user_module
 
     found = []
     for name in set(sys.modules) - before:
         module = sys.modules.get(name)
-        if module is None or name.startswith("helix_config_"):
+        file = getattr(module, "__file__", None)
+        if module is None or not file or name.startswith("helix_config_"):
             continue
-        if getattr(module, "__file__", None) and _is_user_module(module):
+        if Path(file).resolve().is_relative_to(folder.resolve()) and _is_user_module(module):
             _CONFIG_MODULES.add(name)
             found.append(module)
     return found

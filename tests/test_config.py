@@ -334,3 +334,22 @@ def test_a_module_beside_the_config_is_importable_and_fingerprinted_afresh(
     first = fingerprint()
     helper.write_text("def clean(values):\n    return values.fillna(10)\n")
     assert fingerprint() != first
+
+
+def test_two_configs_with_same_named_helpers_each_import_their_own(
+    tmp_path: Path, census_like: tuple[Path, Path]
+) -> None:
+    from tests.conftest import write_config
+
+    seen = []
+    for folder, value in (("one", 1), ("two", 22)):
+        path = write_config(
+            tmp_path / folder, HELPER_CONFIG, train=census_like[0], test=census_like[1]
+        )
+        (path.parent / "mylib.py").write_text(
+            f"VALUE = {value}\n\ndef clean(values):\n    return values.fillna(VALUE)\n"
+        )
+        loaded = load_config(path)
+        fn = loaded.workflow.declaration("cleaned").op.fn
+        seen.append(fn.__globals__["clean"].__globals__["VALUE"])
+    assert seen == [1, 22]
