@@ -241,6 +241,8 @@ def test_unseeded_random_calls_are_reported(load) -> None:
 
 
         def udf(x):
+            random.seed(3)
+            np.random.seed(3)
             a = np.random.rand()
             b = random.random()
             c = np.random.default_rng()

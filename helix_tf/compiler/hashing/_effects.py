@@ -39,6 +39,8 @@ _PATH_FUNCTIONS = (
 _PURE_PATH = frozenset({"with_name", "with_suffix", "with_stem", "joinpath", "absolute"})
 #: Library readers named so (numpy, pandas, pyarrow ...) that take a path first.
 _READER_NAMES = frozenset({"load", "loadtxt", "genfromtxt", "fromfile", "memmap"})
+#: Calls on a generator that set or read its state without drawing.
+_STATE_CALLS = frozenset({"seed", "getstate", "setstate", "get_state", "set_state"})
 #: Random constructors that draw fresh OS entropy when called without a seed.
 _RANDOM_CTORS = frozenset(
     {
@@ -225,6 +227,8 @@ def _is_reader(fn: object) -> bool:
 def _is_unseeded(fn: object, node: ast.Call) -> bool:
     """A call that draws from a global generator, or builds one without a seed."""
     owner = getattr(fn, "__self__", None)
+    if getattr(fn, "__name__", "") in _STATE_CALLS:
+        return False  # seeding or saving the state draws nothing
     if owner is not None and owner is getattr(random, "_inst", None):
         return True  # random.random(), random.choice(), ...: the module's hidden generator
     numpy_random = sys.modules.get("numpy.random")
