@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from helix_tf.components.base import did_you_mean
 from helix_tf.components.features._base import Analyzer, Feature, Input, SourceRows
 from helix_tf.errors import ExecutionError
 from helix_tf.types import CATEGORICAL, NUMERIC, ROW_ID, STRING
@@ -68,6 +69,35 @@ class _UserFunction(Feature):
 
     def cardinality(self, state: Any) -> int | None:
         return self.size
+
+
+def _column_hint(exc: BaseException, columns: Sequence[str]) -> str:
+    """For a ``KeyError`` on a name that is not a column: the columns there are."""
+    if not isinstance(exc, KeyError) or not exc.args:
+        return ""
+    key = exc.args[0]
+    names = [str(c) for c in columns if c != ROW_ID]
+    if not isinstance(key, str) or key in names:
+        return ""
+    return (
+        f"; there is no column {key!r}{did_you_mean(key, names)}. "
+        f"Available columns: {', '.join(names)}"
+    )
+
+
+def _call_user(fn: Callable[..., Any], what: str, frame: Any, *args: Any) -> Any:
+    """``fn(frame, *args)``; a KeyError on an unknown column names the available ones."""
+    try:
+        return fn(frame, *args)
+    except KeyError as exc:
+        hint = _column_hint(exc, list(frame.columns))
+        if not hint:
+            raise
+        raise ExecutionError(f"{what} raised KeyError: {exc}{hint}") from exc
+
+
+def _fn_name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__name__", "udf")
 
 
 def _coerce_output(op: Feature, result: Any, n: int, output: str, size: int | None) -> np.ndarray:
@@ -129,7 +159,7 @@ class Udf(_UserFunction):
         frame = values[0]
         rows = values[1] if len(values) > 1 and isinstance(values[1], SourceRows) else None
         if self.batched:
-            result = self.fn(frame)
+            result = _call_user(self.fn, _fn_name(self.fn), frame)
         else:
             result = []
             for row in _records(frame, rows):
@@ -167,8 +197,8 @@ def _row_failure(fn: Any, exc: Exception, row: dict[str, Any], rows: SourceRows 
         where = f"{rows.describe(int(row_id))} (row id {row_id})"
     else:
         where = f"row {row_id} (the line number in its file)"
-    name = getattr(fn, "__name__", "udf")
-    return f"{name} raised {type(exc).__name__}: {exc} on {where}: {text}"
+    hint = _column_hint(exc, list(row))
+    return f"{_fn_name(fn)} raised {type(exc).__name__}: {exc} on {where}{hint}; the row: {text}"
 
 
 class _FrameAnalyzer(Analyzer):
@@ -195,7 +225,8 @@ class _FrameAnalyzer(Analyzer):
             if acc
             else pd.DataFrame({c: [] for c in self.op.columns})
         )
-        state = self.op.fit(frame)
+        what = f"DatasetUdf fit {_fn_name(self.op.fit)} (it sees only the columns= it declares)"
+        state = _call_user(self.op.fit, what, frame)
         try:
             json.dumps(state)
         except TypeError as exc:
@@ -252,4 +283,7 @@ class DatasetUdf(_UserFunction):
         return _FrameAnalyzer(self)
 
     def transform(self, values: list[Any], state: Any, n: int) -> np.ndarray:
-        return _coerce_output(self, self.apply(values[0], state), n, self.output, self.size)
+        result = _call_user(
+            self.apply, f"DatasetUdf apply {_fn_name(self.apply)}", values[0], state
+        )
+        return _coerce_output(self, result, n, self.output, self.size)
