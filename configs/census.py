@@ -59,4 +59,6 @@ def workflow(params):
     )
     predictions = wf.predict("predictions", model, examples)
     wf.output(wf.evaluate("evaluation", predictions, metrics.Accuracy(), metrics.AUC()))
+    # What the model learned per feature (importance, weights): computed once per model.
+    wf.output(wf.explain("explanation", model, examples))
     return wf

@@ -63,7 +63,13 @@ class NodeResult:
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class RunResult:
-    """The outcome of one run: metrics of the outputs and one result per node."""
+    """The outcome of one run: metrics of the outputs and one result per node.
+
+    From Python, the run's results are at hand too: :meth:`predictions` (a table),
+    :meth:`model` (the trained Keras model) and :meth:`explanation` (feature
+    importance and weights): held in memory from the run, else read from the store
+    (:mod:`helix_tf.views` draws the curves and charts of ``helix-tf report``).
+    """
 
     workflow: str
     version: int | None
@@ -78,6 +84,64 @@ class RunResult:
     #: number of zero weights), the first run's id and metrics, and this run's
     #: metrics minus those.
     retrained: dict[str, Any] | None = None
+    #: The artifact store the run used: its stored results are read from there.
+    store_url: str = ""
+    #: Results the run held in memory by node (models, predictions, explanations):
+    #: served before the store, so what the policy did not keep is still at hand.
+    in_memory: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    # -- stored results, read lazily (nothing is loaded until asked for) ------------------
+
+    def _node(self, kind: str, name: str | None) -> NodeResult:
+        candidates = [n for n in self.nodes if n.kind == kind]
+        for n in candidates:
+            if name is None or n.name == name:
+                return n
+        from helix_tf.components.base import did_you_mean
+        from helix_tf.errors import ConfigError
+
+        names = [n.name for n in candidates]
+        if name is None:
+            raise ConfigError(f"workflow {self.workflow!r} has no {kind} node")
+        raise ConfigError(
+            f"workflow {self.workflow!r} has no {kind} node {name!r}{did_you_mean(name, names)}; "
+            f"its {kind} nodes are: {', '.join(names) or 'none'}"
+        )
+
+    def predictions(self, node: str | None = None, *, pandas: bool = False) -> Any:
+        """A predict node's stored scores: columns ``__row``, ``__label``, ``__score``.
+
+        A pyarrow ``Table`` (``pandas=True``: a ``DataFrame``), read from the store
+        (the first predict node unless ``node`` names one). Raises ``StoreError``
+        when the materialization policy did not keep it.
+        """
+        from helix_tf.views._stored import read_predictions
+
+        n = self._node("predict", node)
+        table = self.in_memory.get(n.name)
+        if table is None:
+            table = read_predictions(self.store_url, n.fingerprint, n.name)
+        return table.to_pandas() if pandas else table
+
+    def model(self, node: str | None = None) -> Any:
+        """A train node's Keras model, loaded from the store (imports TensorFlow).
+
+        The model takes a dict of feature arrays and returns logits; see
+        ``helix_tf.components.keras_models.arrays_from_table``.
+        """
+        from helix_tf.views._stored import read_model
+
+        n = self._node("train", node)
+        held = self.in_memory.get(n.name)
+        return held if held is not None else read_model(self.store_url, n.fingerprint, n.name)
+
+    def explanation(self, node: str | None = None) -> dict[str, Any]:
+        """An explain node's result: permutation importance and linear weights per feature."""
+        from helix_tf.views._stored import read_explanation
+
+        n = self._node("explain", node)
+        held = self.in_memory.get(n.name)
+        return held if held is not None else read_explanation(self.store_url, n.fingerprint, n.name)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -94,6 +158,8 @@ class RunResult:
             out["intervals"] = {k: list(v) for k, v in self.intervals.items()}
         if self.retrained is not None:
             out["retrained"] = self.retrained
+        if self.store_url:
+            out["store"] = self.store_url
         return out
 
 

@@ -247,7 +247,7 @@ class _Compiler:
             elif d.role == "train":
                 ex = self.ref(d, d.refs.get("examples"), "input", ("examples",))
                 ins = [ex] if ex else []
-            elif d.role == "predict":
+            elif d.role in ("predict", "explain"):  # a model and the examples it reads
                 m = self.ref(d, d.refs.get("model"), "model", ("train",))
                 ex = self.ref(d, d.refs.get("examples"), "examples", ("examples",))
                 ins = [x for x in (m, ex) if x]
@@ -381,7 +381,7 @@ class _Compiler:
             body["sample"] = _source_sample(approx)
         elif d.role == "examples":
             body["features"] = [r.name for r in d.refs.get("features") or []]
-        elif d.role == "predict":
+        elif d.role in ("predict", "explain"):
             body["split"] = d.refs.get("split")
         elif d.role == "evaluate":
             body["metrics"] = [
@@ -472,7 +472,7 @@ def compile_workflow(
             extra["label"] = _op_params(d.op) if d.op is not None else None
         elif d.role == "feature":
             extra["source"] = c.feature_source.get(name)
-        elif d.role == "predict":
+        elif d.role in ("predict", "explain"):
             extra["split"] = d.refs.get("split")
         elif d.role == "source":
             extra["sample"] = _source_sample(approx_view)
