@@ -173,9 +173,9 @@ IMPORTANCE = View(
     draw=_charts.draw_importance,
     caption=lambda e: (
         f"Each feature shuffled {e['repeats']}× over {e['rows']:,} rows of the "
-        f"{e.get('split', 'test')} split; baseline "
+        f"{e.get('split', 'test')} split (on these rows "
         + ", ".join(f"{k} {v:.4f}" for k, v in e["baseline"].items())
-        + "."
+        + " unshuffled)."
     ),
     size=(5.6, 1.0),
     bars=lambda e: min(len(e["features"]), 20),
@@ -186,11 +186,11 @@ WEIGHTS = View(
     data=_linear,
     draw=_charts.draw_weights,
     caption=lambda w: (
-        "Positive weights push towards the positive class. "
-        + "; ".join(
-            f"{f}: {v['zero']} of {v['weights']} zero"
+        "Positive weights push towards the positive class."
+        + "".join(
+            f" All {v['weights']} weights of {f} are 0."
             for f, v in w["features"].items()
-            if v["zero"]
+            if v["zero"] == v["weights"]
         )
     ),
     size=(5.6, 1.0),
