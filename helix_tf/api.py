@@ -417,6 +417,7 @@ def _run_once(
             ),
         )
         from helix_tf.reuse.metadata import NodeRecord
+        from helix_tf.views._stored import RunReader
 
         results = []
         records = []
@@ -492,7 +493,7 @@ def _run_once(
             wall_seconds=wall,
             notes=(*notes, EXACT_INSTEAD) if exact_instead else tuple(notes),
             store_url=session.store_url,
-            in_memory=engine_result.values,
+            reader=RunReader(session.store_url, engine_result.values),
         )
         return result, facts
     except HelixError as exc:

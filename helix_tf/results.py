@@ -86,19 +86,25 @@ class RunResult:
     retrained: dict[str, Any] | None = None
     #: The artifact store the run used: its stored results are read from there.
     store_url: str = ""
-    #: Results the run held in memory by node (models, predictions, explanations):
-    #: served before the store, so what the policy did not keep is still at hand.
-    in_memory: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    #: Reads the run's results (a :class:`ResultReader`): what the run held in memory,
+    #: else the store's copy. Set by ``helix_tf.run``; not part of the data.
+    reader: Any = dataclasses.field(default=None, repr=False, compare=False)
 
-    # -- stored results, read lazily (nothing is loaded until asked for) ------------------
+    # -- the run's results, read lazily (nothing is loaded until asked for) ---------------
 
     def _node(self, kind: str, name: str | None) -> NodeResult:
+        from helix_tf.errors import ConfigError, StoreError
+
+        if self.reader is None:
+            raise StoreError(
+                "this result carries no reader of its stored results: results of "
+                "helix_tf.run(...) do; a result rebuilt from JSON does not"
+            )
         candidates = [n for n in self.nodes if n.kind == kind]
         for n in candidates:
             if name is None or n.name == name:
                 return n
         from helix_tf.components.base import did_you_mean
-        from helix_tf.errors import ConfigError
 
         names = [n.name for n in candidates]
         if name is None:
@@ -109,39 +115,29 @@ class RunResult:
         )
 
     def predictions(self, node: str | None = None, *, pandas: bool = False) -> Any:
-        """A predict node's stored scores: columns ``__row``, ``__label``, ``__score``.
+        """A predict node's scores: columns ``__row``, ``__label``, ``__score``.
 
-        A pyarrow ``Table`` (``pandas=True``: a ``DataFrame``), read from the store
-        (the first predict node unless ``node`` names one). Raises ``StoreError``
-        when the materialization policy did not keep it.
+        A pyarrow ``Table`` (``pandas=True``: a ``DataFrame``) of the first predict
+        node unless ``node`` names one. Raises ``StoreError`` when the run did not
+        hold it and the materialization policy did not keep it.
         """
-        from helix_tf.views._stored import read_predictions
-
         n = self._node("predict", node)
-        table = self.in_memory.get(n.name)
-        if table is None:
-            table = read_predictions(self.store_url, n.fingerprint, n.name)
+        table = self.reader.read("predict", n.name, n.fingerprint)
         return table.to_pandas() if pandas else table
 
     def model(self, node: str | None = None) -> Any:
-        """A train node's Keras model, loaded from the store (imports TensorFlow).
+        """A train node's Keras model (imports TensorFlow when read from the store).
 
-        The model takes a dict of feature arrays and returns logits; see
+        It takes a dict of feature arrays and returns logits; see
         ``helix_tf.components.keras_models.arrays_from_table``.
         """
-        from helix_tf.views._stored import read_model
-
         n = self._node("train", node)
-        held = self.in_memory.get(n.name)
-        return held if held is not None else read_model(self.store_url, n.fingerprint, n.name)
+        return self.reader.read("train", n.name, n.fingerprint)
 
     def explanation(self, node: str | None = None) -> dict[str, Any]:
         """An explain node's result: permutation importance and linear weights per feature."""
-        from helix_tf.views._stored import read_explanation
-
         n = self._node("explain", node)
-        held = self.in_memory.get(n.name)
-        return held if held is not None else read_explanation(self.store_url, n.fingerprint, n.name)
+        return self.reader.read("explain", n.name, n.fingerprint)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 from helix_tf.errors import StoreError
 
-__all__ = ["stored_folder", "read_predictions", "read_model", "read_explanation"]
+__all__ = [
+    "RunReader",
+    "stored_folder",
+    "read_predictions",
+    "read_model",
+    "read_explanation",
+]
 
 
 def stored_folder(store_url: str, fingerprint: str, node: str) -> tuple[str, dict[str, Any]]:
@@ -57,3 +64,26 @@ def read_explanation(store_url: str, fingerprint: str, node: str) -> dict[str, A
     local, _ = stored_folder(store_url, fingerprint, node)
     with open(os.path.join(local, "explanation.json")) as f:
         return json.load(f)
+
+
+class RunReader:
+    """A run's results by node: what the run held in memory, else the store's copy.
+
+    ``read(kind, node, fingerprint)`` with kind ``predict``, ``train`` or ``explain``.
+    """
+
+    _READERS: ClassVar[dict[str, Callable[[str, str, str], Any]]] = {
+        "predict": read_predictions,
+        "train": read_model,
+        "explain": read_explanation,
+    }
+
+    def __init__(self, store_url: str, in_memory: Mapping[str, Any] | None = None) -> None:
+        self.store_url = store_url
+        self.in_memory = dict(in_memory or {})
+
+    def read(self, kind: str, node: str, fingerprint: str) -> Any:
+        held = self.in_memory.get(node)
+        if held is not None:
+            return held
+        return self._READERS[kind](self.store_url, fingerprint, node)

@@ -17,6 +17,7 @@ from helix_tf.errors import StoreError
 from helix_tf.report import render_report
 from helix_tf.results import RunResult
 from helix_tf.reuse.metadata import MetadataStore
+from helix_tf.views._stored import RunReader
 from tests.conftest import TINY_CENSUS, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.ci]
@@ -98,9 +99,12 @@ def test_the_run_hands_over_predictions_and_model(runs: Runs) -> None:
 
 
 def test_a_result_the_store_lacks_says_how_to_keep_it(runs: Runs) -> None:
-    gone = dataclasses.replace(runs.again, store_url=str(Path(runs.store).parent / "empty"))
+    gone = dataclasses.replace(runs.again, reader=RunReader(str(Path(runs.store).parent / "empty")))
     with pytest.raises(StoreError, match=r"not in the store .* --materialize all"):
         gone.predictions()
+    rebuilt = dataclasses.replace(runs.again, reader=None)  # e.g. from --json output
+    with pytest.raises(StoreError, match="carries no reader of its stored results"):
+        rebuilt.model()
 
 
 def test_python_views_read_the_run(runs: Runs) -> None:
