@@ -252,7 +252,7 @@ def gather(
             notes.append(f"no curves: {exc}")
         else:
             fields["y_true"] = table.column(LABEL).to_numpy()
-            fields["y_score"] = table.column(SCORE).to_numpy().astype(np.float64)
+            fields["y_score"] = _scores_of(table.column(SCORE))
             fields["predictions"] = name
         if len(predict) > 1:
             notes.append(f"curves show predictions node {name!r} of {len(predict)}")
@@ -272,6 +272,15 @@ def gather(
     if classes is not None:
         fields["classes"] = classes
     return Evidence(task=task, metrics=dict(metrics), notes=tuple(notes), **fields)
+
+
+def _scores_of(column: Any) -> np.ndarray:
+    """Scores as floats: one per row, or one row of class scores per row (list columns)."""
+    import pyarrow as pa
+
+    if pa.types.is_list(column.type) or pa.types.is_fixed_size_list(column.type):
+        return np.asarray(column.to_pylist(), dtype=np.float64)
+    return column.to_numpy().astype(np.float64)
 
 
 def _store_reader(store_url: str) -> Reader:
