@@ -95,7 +95,6 @@ def render_report(
         raise ValueError(f"limit must be at least 1, but got limit={limit}")
     runs = list(reversed(metadata.runs(workflow, limit=limit)))  # oldest first
     versions = metadata.versions(workflow)
-    latest = runs[-1] if runs else None
     coloured, colour_note = _run_to_colour(runs)
     dag, dag_note = _dag_to_draw(coloured, versions, compiled_dag)
     parts = [f"<h1>helix_tf report: {_e(workflow)}</h1>", _summary(workflow, runs, versions)]
@@ -107,9 +106,10 @@ def render_report(
     if dag is not None:
         states = {n.name: n for n in coloured.nodes} if coloured is not None else {}
         parts.append(_legend() + f'<div class="card">{_dag_svg(dag, states)}</div>')
-    if latest is not None and latest.status == "ok":
-        url = latest.store_url if store_url is None else store_url
-        parts.append(_model_views(latest, versions, url))
+    viewed = next((r for r in reversed(runs) if r.status == "ok"), None)  # latest that ran
+    if viewed is not None:
+        url = viewed.store_url if store_url is None else store_url
+        parts.append(_model_views(viewed, versions, url))
     if runs:
         parts.append("<h2>Run time</h2>" + f'<div class="card">{_timing_chart(runs)}</div>')
         if any(r.metrics for r in runs):

@@ -417,3 +417,16 @@ def test_the_default_report_path_is_in_the_store() -> None:
 
     assert default_report_path("/x/.helix/", "census") == "/x/.helix/reports/census.html"
     assert default_report_path("gs://b/p", "my census/v2") == "gs://b/p/reports/my_census_v2.html"
+
+
+def test_after_a_failed_run_the_views_show_the_latest_run_that_finished(tmp_path: Path) -> None:
+    meta = _views_store(tmp_path, with_predictions=True)
+    with meta:
+        version = meta.versions("census")[-1].number
+        failed = meta.start_run(
+            "census", version, approx=False, policy="helix", store_url="", params={}
+        )
+        meta.finish_run(failed, status="failed", wall_seconds=1.0, metrics={}, error="boom")
+        page = render_report("census", meta)
+    assert "The model: run #1 (v1)" in page
+    assert "roc" in figures(page)
