@@ -534,21 +534,23 @@ def diff(
 @click.option(
     "--html",
     "html_path",
-    required=True,
+    default=None,
     type=click.Path(dir_okay=False),
-    help="Where to write the report (a self-contained HTML page).",
+    help="Where to write the report (a self-contained HTML page); "
+    "default: reports/<workflow>.html in the store.",
 )
 @click.option(
     "--limit", type=int, default=50, show_default=True, help="Most recent runs to include."
 )
 def report(
     cmd: _Invocation,
-    html_path: str,
+    html_path: str | None,
     limit: int,
 ) -> None:
-    """Write an HTML report: the DAG coloured by state, run times, metric history, changes."""
+    """Write an HTML report: DAG, model views (curves, calibration, importance, weights),
+    run times, metric history, changes."""
     out, err = cmd.out, cmd.err
-    from helix_tf.report import render_report, write_report
+    from helix_tf.report import default_report_path, render_report, write_report
 
     try:
         with cmd.session() as session:
@@ -558,6 +560,8 @@ def report(
                 compiled_dag=session.compiled.to_dict(),
                 limit=limit,
             )
+            if html_path is None:
+                html_path = default_report_path(session.store_url, session.compiled.name)
         write_report(html_path, html)
     except HelixError as exc:
         _fail(err, exc)

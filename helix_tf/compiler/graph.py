@@ -251,7 +251,7 @@ class _Compiler:
                 ins = [ex] if ex else []
                 if ex:
                     self.check_split(d, ex, "train")
-            elif d.role == "predict":
+            elif d.role in ("predict", "explain"):  # a model and the examples it reads
                 m = self.ref(d, d.refs.get("model"), "model", ("train",))
                 ex = self.ref(d, d.refs.get("examples"), "examples", ("examples",))
                 ins = [x for x in (m, ex) if x]
@@ -281,7 +281,7 @@ class _Compiler:
             return
         if split in splits:
             return
-        what = "trains on" if d.role == "train" else "predicts on"
+        what = {"train": "trains on", "explain": "explains its model on"}.get(d.role, "predicts on")
         fix = (
             "give the source a test split: test=<file(s)>, or test_fraction=0.2 for a seeded "
             "split of the train rows"
@@ -414,7 +414,7 @@ class _Compiler:
             body["sample"] = _source_sample(approx)
         elif d.role == "examples":
             body["features"] = [r.name for r in d.refs.get("features") or []]
-        elif d.role == "predict":
+        elif d.role in ("predict", "explain"):
             body["split"] = d.refs.get("split")
         elif d.role == "evaluate":
             body["metrics"] = [
@@ -505,7 +505,7 @@ def compile_workflow(
             extra["label"] = _op_params(d.op) if d.op is not None else None
         elif d.role == "feature":
             extra["source"] = c.feature_source.get(name)
-        elif d.role == "predict":
+        elif d.role in ("predict", "explain"):
             extra["split"] = d.refs.get("split")
         elif d.role == "source":
             extra["sample"] = _source_sample(approx_view)

@@ -186,6 +186,52 @@ class _LearningSteps:
         self.values[node.name] = out
         self._computed(node.name, kind="predictions", rows=out.num_rows, meta={"split": split})
 
+    def explain(self, node: CompiledNode) -> None:
+        """Permutation importance on one split, and the linear weights by value name."""
+        from helix_tf.components import explain, keras_models
+        from helix_tf.engine._support import VALUE_NAMES
+
+        op: explain.Explain = node.op  # type: ignore[assignment]
+        model_name, ex = node.inputs
+        split = node.extra.get("split", "test")
+        model = self.model(model_name)
+        t0 = time.perf_counter()
+        table, meta = self.examples_split(ex, split)
+        if table.num_rows > op.max_rows:  # a seeded sample, in row order
+            keep = np.random.default_rng(op.seed).choice(table.num_rows, op.max_rows, replace=False)
+            table = table.take(np.sort(keep))
+        features = meta["features"]
+        x = keras_models.arrays_from_table(table, features)
+        y = keras_models.labels_from_table(table)
+        zero = sorted(self.model_facts(model_name).get("zero", {}))
+        payload = explain.permutation_importance(
+            lambda inputs: keras_models.predict_scores(model, inputs),
+            x,
+            y,
+            features,
+            repeats=op.repeats,
+            seed=op.seed,
+            scoring=op.scoring,
+            zero=zero,
+        )
+        payload["split"] = split
+        weights = keras_models.feature_weights(model, features)
+        if weights:
+            names_path = os.path.join(self.art[ex].local or "", VALUE_NAMES)
+            names = {}
+            if os.path.exists(names_path):
+                with open(names_path) as f:
+                    names = json.load(f)
+            payload["linear"] = explain.linear_weights(weights, features, names, top=op.top)
+        meas = self.measures[node.name]
+        meas.compute_seconds = time.perf_counter() - t0
+        art = self.stage(node.name)
+        if art.staging is not None:
+            with art.staging.open("explanation.json", "w") as f:
+                f.write(json.dumps(payload))  # features stay in order of importance
+        self.values[node.name] = payload
+        self._computed(node.name, kind="explanation", rows=len(y), meta={"split": split})
+
     def model_facts(self, name: str) -> dict[str, Any]:
         """What training learned about the model (zero-weight features), trained or loaded."""
         if f"facts:{name}" in self.values:
