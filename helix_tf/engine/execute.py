@@ -341,6 +341,9 @@ class _Run(_LearningSteps):
                 self.values[f"cardinality:{name}"] = meta["cardinality"]
             elif node.role == "examples":
                 meta = {"features": self._feature_specs(name)}
+                label = node.op.describe(result.states.get(name))  # type: ignore[union-attr]
+                if label["task"] != "binary":  # binary examples are described as before
+                    meta["label"] = label
                 kind = "examples"
             self.emit(
                 event="node",
