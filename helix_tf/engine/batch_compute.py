@@ -207,7 +207,7 @@ class BatchComputer:
         for name in names:
             node = self.nodes[name]
             op = node.op
-            assert isinstance(op, Feature) or isinstance(op, LABELS)
+            assert isinstance(op, (Feature, *LABELS))
             analyzer = op.analyzer()
             assert analyzer is not None
             vals = self.inputs_of(node, split, k, cache)
