@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -123,7 +124,7 @@ def _read(store: str, result: RunResult, node: str) -> pd.DataFrame:
 def test_regression_end_to_end_on_the_original_scale(setup: dict[str, Any]) -> None:
     store = str(setup["root"] / "price")
     result = _run(setup, store, task="price", epochs=5)
-    assert REGRESSION_KEYS <= set(result.metrics)
+    assert set(result.metrics) >= REGRESSION_KEYS
     m = result.metrics
     assert m["r2@log"] > 0.6  # learned: a constant prediction has R² 0
     assert m["rmse"] > 50 and m["mae"] > 10  # dollars, not log dollars
@@ -138,7 +139,7 @@ def test_regression_end_to_end_on_the_original_scale(setup: dict[str, Any]) -> N
 def test_multiclass_end_to_end_with_learned_classes(setup: dict[str, Any]) -> None:
     store = str(setup["root"] / "cut")
     result = _run(setup, store, task="cut", learner="dnn", epochs=5, classes=False, lr=0.01)
-    assert MULTICLASS_KEYS <= set(result.metrics)
+    assert set(result.metrics) >= MULTICLASS_KEYS
     m = result.metrics
     assert m["accuracy"] > 0.45  # above the majority class (~0.40) on 600 training rows
     assert m["top2_accuracy"] >= m["accuracy"]
@@ -261,4 +262,4 @@ def test_multiclass_zero_weights_are_zero_for_every_class_and_pruned(
     assert "of clarity" not in predict_p.reason  # a real feature keeps weights
     assert "pruned from inference" not in predict_f.reason
     assert pruned.metrics == full.metrics
-    assert p_preds["__score"].to_list() == f_preds["__score"].to_list()
+    assert np.array_equal(np.stack(p_preds["__score"]), np.stack(f_preds["__score"]))
