@@ -24,6 +24,7 @@ from helix_tf.errors import HelixError
 from helix_tf.rendering import (
     STATE_STYLE,
     Progress,
+    confusion_table,
     metrics_table,
     nodes_table,
     retrained_table,
@@ -297,6 +298,9 @@ def run(
         err.print(f"[yellow]note:[/] {note}", highlight=False)
     out.print(nodes_table(result))
     out.print(metrics_table(result))
+    grid = confusion_table(result)
+    if grid is not None:
+        out.print(grid)
     if result.retrained is not None:
         out.print(retrained_table(result))
     counts: dict[str, int] = {}
@@ -494,14 +498,19 @@ def report(
     """Write an HTML report: the DAG coloured by state, run times, metric history, changes."""
     out, err = cmd.out, cmd.err
     from helix_tf.report import render_report, write_report
+    from helix_tf.report_views_tasks import load_regression_predictions
 
     try:
         with cmd.session() as session:
+            latest = session.metadata.runs(session.compiled.name, limit=1)
             html = render_report(
                 session.compiled.name,
                 session.metadata,
                 compiled_dag=session.compiled.to_dict(),
                 limit=limit,
+                predictions=load_regression_predictions(
+                    latest[0] if latest else None, session.store
+                ),
             )
         write_report(html_path, html)
     except HelixError as exc:

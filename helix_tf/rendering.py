@@ -13,7 +13,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["STATE_STYLE", "Progress", "metrics_table", "nodes_table"]
+from helix_tf.report_views_tasks import confusion_cells
+
+__all__ = ["STATE_STYLE", "Progress", "confusion_table", "metrics_table", "nodes_table"]
 
 STATE_STYLE = {"compute": "yellow", "load": "green", "prune": "dim"}
 
@@ -92,12 +94,42 @@ def metrics_table(result: Any) -> Table:
     table.add_column("value", justify="right")
     if result.intervals:
         table.add_column("95% interval", justify="right")
+    in_grid = {f"confusion/{t}/{p}" for t, p in confusion_cells(result.metrics)}
     for name, value in sorted(result.metrics.items()):
+        if name in in_grid:  # shown as a matrix by confusion_table
+            continue
         shown = f"{'≈' if approx else ''}{value:.4f}"
         row = [escape(name), shown]
         if result.intervals:
             lo, hi = result.intervals.get(name, (float("nan"), float("nan")))
             row.append(f"[{lo:.4f}, {hi:.4f}]")
+        table.add_row(*row)
+    return table
+
+
+def confusion_table(result: Any) -> Table | None:
+    """A multiclass run's confusion matrix as a grid (None when the run has none)."""
+    cells = confusion_cells(result.metrics)
+    if not cells:
+        return None
+    names = sorted({c for pair in cells for c in pair})
+    approx = "≈" if result.approx else ""
+    table = Table(
+        title="confusion matrix (rows: true class, columns: predicted)" + (" ≈" if approx else ""),
+        title_justify="left",
+    )
+    table.add_column("true \\ predicted")
+    for name in names:
+        table.add_column(escape(name), justify="right")
+    for t in names:
+        row = [escape(t)]
+        for p in names:
+            value = cells.get((t, p), 0.0)
+            text = f"{approx}{value:,.0f}"
+            interval = (result.intervals or {}).get(f"confusion/{t}/{p}")
+            if interval:
+                text += f" [{interval[0]:,.0f}, {interval[1]:,.0f}]"
+            row.append(f"[bold]{text}[/bold]" if t == p else text)
         table.add_row(*row)
     return table
 

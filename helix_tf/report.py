@@ -66,6 +66,7 @@ def render_report(
     *,
     compiled_dag: Mapping[str, Any] | None = None,
     limit: int = 50,
+    predictions: Mapping[str, Any] | None = None,
 ) -> str:
     """The report of ``workflow``: one HTML page that loads nothing from anywhere.
 
@@ -80,6 +81,10 @@ def render_report(
         coloured by the latest run's states (nodes it lacks are drawn white).
     limit
         How many of the most recent runs the charts and the table cover.
+    predictions
+        Regression predictions of the latest run, ``{predict node: (labels,
+        predictions)}`` (:func:`helix_tf.report_views_tasks.load_regression_predictions`),
+        drawn as predicted-vs-actual and residual charts.
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, but got limit={limit}")
@@ -100,6 +105,9 @@ def render_report(
             parts.append(
                 "<h2>Metric history</h2>" + f'<div class="card">{_metric_chart(runs)}</div>'
             )
+        from helix_tf.report_views_tasks import declared_classes, task_sections
+
+        parts.extend(task_sections(latest, predictions, classes=declared_classes(dag)))
         parts.append(f"<h2>Last {len(runs)} run{'s' if len(runs) != 1 else ''}</h2>")
         parts.append(_runs_table(runs))
     parts.append(_changes(versions))

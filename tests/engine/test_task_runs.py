@@ -8,6 +8,8 @@ and FTRL zero weights of a multiclass model are zero for every class.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ import pytest
 
 import helix_tf
 from helix_tf import api
+from helix_tf.cli import run_cli
 from helix_tf.errors import DataError
 from helix_tf.results import RunResult
 from helix_tf.reuse.store import ArtifactStore
@@ -132,6 +135,13 @@ def test_regression_end_to_end_on_the_original_scale(setup: dict[str, Any]) -> N
     preds = _read(store, result, "predictions")
     assert preds["__score"].min() > 100 and preds["__label"].min() >= 326  # both in dollars
     assert set(_states(result).values()) == {"compute"}
+    # The report draws predicted vs actual and the residuals from the stored predictions.
+    page = setup["root"] / "price.html"
+    argv = ["report", setup["config"], "--store", store, "--html", str(page)]
+    argv += ["-p", f"train={setup['data']}", "-p", "task=price", "-p", "epochs=5"]
+    assert run_cli(argv) == 0
+    html = page.read_text()
+    assert "Predicted vs actual: predictions" in html and "Confusion matrix" not in html
 
 
 @pytest.mark.slow
@@ -148,6 +158,15 @@ def test_multiclass_end_to_end_with_learned_classes(setup: dict[str, Any]) -> No
     preds = _read(store, result, "predictions")
     scores = preds["__score"].to_list()
     assert len(scores[0]) == 5 and abs(sum(scores[0]) - 1) < 1e-6
+    # The CLI shows the confusion matrix as a grid, not as 25 rows of metrics.
+    argv = ["run", setup["config"], "--store", store, "-p", f"train={setup['data']}"]
+    argv += ["-p", "task=cut", "-p", "learner=dnn", "-p", "epochs=5", "-p", "classes=False"]
+    argv += ["-p", "lr=0.01"]
+    with contextlib.redirect_stdout(io.StringIO()) as shown:
+        assert run_cli(argv) == 0
+    text = shown.getvalue()
+    assert "confusion matrix (rows: true class" in text and "confusion/" not in text
+    assert "f1/macro" in text and "auc_ovr/Ideal" in text
 
 
 @pytest.mark.slow
