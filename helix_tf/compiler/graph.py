@@ -388,7 +388,11 @@ class _Compiler:
         """The label operator behind a predict node (None when a reference is broken)."""
         pred = self.decls.get(predictions.name) if isinstance(predictions, NodeRef) else None
         ex_ref = pred.refs.get("examples") if pred is not None and pred.role == "predict" else None
-        ex = self.decls.get(ex_ref.name) if isinstance(ex_ref, NodeRef) else None
+        return self._label_of_examples(ex_ref)
+
+    def _label_of_examples(self, examples: Any) -> Operator | None:
+        """The label operator of an examples node (None when the reference is broken)."""
+        ex = self.decls.get(examples.name) if isinstance(examples, NodeRef) else None
         return ex.op if ex is not None and ex.role == "examples" else None
 
     # -- fingerprints -----------------------------------------------------------------
@@ -410,6 +414,10 @@ class _Compiler:
             body["sample"] = _source_sample(approx)
         elif d.role == "examples":
             body["features"] = [r.name for r in d.refs.get("features") or []]
+            # Label parameters that only training reads (a regression's transform and
+            # loss) are the train node's: the examples' content does not depend on them.
+            for key in getattr(d.op, "TRAINING_PARAMS", ()):
+                body["params"].pop(key, None)
         elif d.role == "predict":
             body["split"] = d.refs.get("split")
         elif d.role == "evaluate":
@@ -419,6 +427,10 @@ class _Compiler:
             ]
         elif d.role == "train":
             body["approx"] = _train_approx(d, approx)
+            label = self._label_of_examples(d.refs.get("examples"))
+            training = {k: getattr(label, k) for k in getattr(label, "TRAINING_PARAMS", ())}
+            if training:  # binary and multiclass labels have none: fingerprints as before
+                body["label"] = training
         return stable_hash(body)
 
 

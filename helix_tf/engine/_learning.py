@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from helix_tf.compiler.graph import CompiledNode
-from helix_tf.components.features._label import forward_transform, inverse_transform
+from helix_tf.components.features._label import inverse_transform
 from helix_tf.engine import tables
-from helix_tf.errors import ExecutionError
+from helix_tf.errors import DataError, ExecutionError
 from helix_tf.types import LABEL, ROW_ID, SCORE
 
 if TYPE_CHECKING:
@@ -94,11 +94,17 @@ class _LearningSteps:
             rows = table.column(ROW_ID).to_numpy()
             table = table.filter(keep_mask(rows, approx["sample"], approx["seed"]))
         features = meta["features"]
-        label = label_of(meta)
+        label = self.label_facts(ex, meta)
         x = keras_models.arrays_from_table(table, features)
         y = keras_models.labels_from_table(table)
         if label["task"] == "regression":  # the model learns the transformed target
-            y = forward_transform(label.get("transform"), table.column(LABEL).to_numpy())
+            op = self.c.node(ex).op
+            try:
+                y = op.target(  # type: ignore[union-attr]
+                    table.column(LABEL).to_numpy(), table.column(ROW_ID).to_numpy()
+                )
+            except DataError as exc:
+                raise DataError(str(exc), node=node.name) from exc
         load_s = time.perf_counter() - t_load
         self.emit(event="stage", stage="train", node=node.name, rows=len(y))
         t0 = time.perf_counter()
@@ -137,6 +143,14 @@ class _LearningSteps:
         meas.write_seconds += time.perf_counter() - t1
         self.values[node.name] = model
         self._computed(node.name, kind="model", rows=len(y), meta={"features": features, **stats})
+
+    def label_facts(self, examples: str, meta: dict[str, Any]) -> dict[str, Any]:
+        """The label's facts for training and inference: the stored examples' (classes),
+        with what only training reads (a regression's transform) from this run's label."""
+        op = self.c.node(examples).op
+        if getattr(op, "TRAINING_PARAMS", ()):
+            return op.describe()  # type: ignore[union-attr]
+        return label_of(meta)
 
     def _head(self, examples: str, label: dict[str, Any]) -> Any:
         """The model head the examples' label asks for (task, outputs, loss)."""
@@ -190,7 +204,7 @@ class _LearningSteps:
         table, meta = self.examples_split(ex, split, keep)
         x = keras_models.arrays_from_table(table, meta["features"], zeros=zero)
         self.measures[node.name].meta["pruned_features"] = {z: facts["zero"][z] for z in zero}
-        label = label_of(meta)
+        label = self.label_facts(ex, meta)
         scores = keras_models.predict_scores(model, x, label["task"])
         if label["task"] == "multiclass":  # one probability per class
             score_col: Any = pa.FixedSizeListArray.from_arrays(
@@ -209,8 +223,8 @@ class _LearningSteps:
         meas.write_seconds += time.perf_counter() - t1
         self.values[node.name] = out
         pred_meta: dict[str, Any] = {"split": split}
-        if "label" in meta:  # non-binary: evaluation needs the classes / the transform
-            pred_meta["label"] = meta["label"]
+        if label["task"] != "binary":  # evaluation needs the classes / the transform
+            pred_meta["label"] = label
         self._computed(node.name, kind="predictions", rows=out.num_rows, meta=pred_meta)
 
     def model_facts(self, name: str) -> dict[str, Any]:

@@ -343,7 +343,12 @@ class _Run(_LearningSteps):
                 meta = {"features": self._feature_specs(name)}
                 label = node.op.describe(result.states.get(name))  # type: ignore[union-attr]
                 if label["task"] != "binary":  # binary examples are described as before
-                    meta["label"] = label
+                    # What only training reads (a transform) is not a fact of the examples.
+                    meta["label"] = {
+                        k: v
+                        for k, v in label.items()
+                        if k not in node.op.TRAINING_PARAMS  # type: ignore[union-attr]
+                    }
                 kind = "examples"
             self.emit(
                 event="node",

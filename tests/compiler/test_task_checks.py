@@ -117,13 +117,33 @@ def test_fitting_labels_and_metrics_compile_for_every_learner(
     assert compiled.node("evaluation").role == "evaluate"
 
 
-def test_the_label_is_part_of_the_fingerprint(tmp_path: Path, data: Path) -> None:
-    fps = {
-        label: _compile(tmp_path, data, label, "metrics.RMSE()").node("examples").fingerprint
+def test_what_only_training_reads_is_the_train_nodes_fingerprint(
+    tmp_path: Path, data: Path
+) -> None:
+    """A regression label's transform and loss change the model, not the examples."""
+    compiled = {
+        label: _compile(tmp_path, data, label, "metrics.RMSE()")
         for label in (
             'F.NumericLabel("price")',
             'F.NumericLabel("price", transform="log")',
             'F.NumericLabel("price", loss="huber")',
+            'F.NumericLabel("price", loss="huber", huber_delta=2.0)',
         )
     }
-    assert len(set(fps.values())) == 3
+    examples = {c.node("examples").fingerprint for c in compiled.values()}
+    learners = {c.node("learner").fingerprint for c in compiled.values()}
+    assert len(examples) == 1 and len(learners) == 4
+    other = _compile(tmp_path, data, 'F.NumericLabel("carat")', "metrics.RMSE()")
+    assert other.node("examples").fingerprint not in examples  # the column is the examples'
+
+
+def test_every_multiclass_label_parameter_changes_the_examples(tmp_path: Path, data: Path) -> None:
+    fps = {
+        _compile(tmp_path, data, label, "metrics.MulticlassAccuracy()").node("examples").fingerprint
+        for label in (
+            'F.MulticlassLabel("cut")',
+            'F.MulticlassLabel("cut", unseen="other")',
+            'F.MulticlassLabel("cut", classes=("Fair", "Good", "Very Good", "Premium", "Ideal"))',
+        )
+    }
+    assert len(fps) == 3

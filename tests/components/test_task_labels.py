@@ -9,7 +9,7 @@ import pytest
 
 from helix_tf.components import features as F
 from helix_tf.components.features._label import OTHER_CLASS, forward_transform, inverse_transform
-from helix_tf.errors import ConfigError
+from helix_tf.errors import ConfigError, DataError
 
 
 def _learn(label: F.MulticlassLabel, *batches: list) -> dict:
@@ -72,15 +72,26 @@ def test_bad_multiclass_parameters(kwargs: dict, match: str) -> None:
         F.MulticlassLabel("cut", **kwargs)
 
 
-def test_numeric_label_keeps_the_original_scale_and_flags_bad_values() -> None:
+def test_numeric_label_stores_the_original_scale_whatever_the_transform() -> None:
+    values = np.array([10.0, 0.0, np.nan, -1.0, 5.0, np.inf])
+    stored = {}
+    for transform in (None, "log", "sqrt"):
+        label = F.NumericLabel("price", transform=transform)
+        out, bad = label.encode(values)
+        assert bad.tolist() == [False, False, True, False, False, True]
+        stored[transform] = out
+    # The examples do not depend on the transform (it is applied when training).
+    assert all(np.array_equal(stored[None], v) for v in stored.values())
+    assert stored[None][[0, 1, 3, 4]].tolist() == [10.0, 0.0, -1.0, 5.0]
+    assert F.NumericLabel("p").problem(None) == "a regression label must be a finite number"
+
+
+def test_the_training_target_is_checked_against_the_transform_domain() -> None:
     label = F.NumericLabel("price", transform="log")
-    values, bad = label.encode(np.array([10.0, 0.0, np.nan, -1.0, 5.0]))
-    assert bad.tolist() == [False, True, True, True, False]
-    assert values[0] == 10.0 and values[4] == 5.0  # stored as given: the engine transforms
-    assert "> 0" in label.problem(0.0)
-    plain = F.NumericLabel("price")
-    _, bad = plain.encode(np.array([0.0, -3.0, np.inf]))
-    assert bad.tolist() == [False, False, True]
+    np.testing.assert_allclose(label.target(np.array([1.0, np.e]), np.array([3, 4])), [0, 1])
+    with pytest.raises(DataError, match=r"row 8 .* label 0\.0 in column 'price'.*> 0"):
+        label.target(np.array([2.0, 0.0, -1.0]), np.array([7, 8, 9]))
+    assert F.NumericLabel("price", transform="log1p").target(np.array([0.0]), np.array([1]))[0] == 0
 
 
 @pytest.mark.parametrize("name", [None, "log", "log1p", "sqrt"])

@@ -35,7 +35,7 @@ CONFIG = textwrap.dedent(
 
     PARAMS = {"task": "price", "learner": "linear", "epochs": 2, "few": False, "noise": False,
               "optimizer": "adam", "l1": 0.0, "lr": 0.05, "classes": True, "unseen": "error",
-              "loss": "squared", "train": "", "test": ""}
+              "loss": "squared", "transform": "log", "train": "", "test": ""}
 
     LEARNERS = {"linear": learners.Linear, "dnn": learners.DNN, "widedeep": learners.WideDeep}
 
@@ -49,8 +49,8 @@ CONFIG = textwrap.dedent(
         feats.append(wf.feature("carat", F.Numeric("carat")))
         if params.task == "price":
             feats.append(wf.feature("cut", F.Vocabulary("cut")))
-            label = F.NumericLabel("price", transform="log", loss=params.loss)
-            chosen = [metrics.R2(scale="log"), metrics.RMSE()]
+            label = F.NumericLabel("price", transform=params.transform or None, loss=params.loss)
+            chosen = [metrics.R2(scale=params.transform or "original"), metrics.RMSE()]
             if not params.few:
                 chosen += [metrics.MAE(), metrics.MAPE(), metrics.Residuals(), metrics.R2()]
         else:
@@ -282,3 +282,34 @@ def test_multiclass_zero_weights_are_zero_for_every_class_and_pruned(
     assert "pruned from inference" not in predict_f.reason
     assert pruned.metrics == full.metrics
     assert np.array_equal(np.stack(p_preds["__score"]), np.stack(f_preds["__score"]))
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_a_loss_edit_retrains_on_the_stored_examples_and_equals_a_fresh_run(
+    setup: dict[str, Any],
+) -> None:
+    store = str(setup["root"] / "loss-edit")
+    _run(setup, store, task="price", few=True)
+    edited = _run(setup, store, task="price", few=True, loss="huber")
+    states = _states(edited)
+    assert states["examples"] in ("load", "prune") and states["rows"] in ("load", "prune")
+    assert states["learner"] == "compute"
+    assert edited.metrics == _run(setup, task="price", few=True, loss="huber").metrics
+
+
+@pytest.mark.slow
+def test_a_label_outside_the_transform_domain_fails_training_naming_the_row(
+    setup: dict[str, Any],
+) -> None:
+    frame = pd.read_csv(setup["data"])
+    frame.loc[5, "price"] = 0
+    path = setup["root"] / "zero-price.csv"
+    frame.to_csv(path, index=False)
+    params = {"train": str(path), "task": "price", "few": True, "epochs": 1}
+    store = str(setup["root"] / "zero-price")
+    result = api.run(setup["config"], params={**params, "transform": ""}, store=store)
+    assert result.metrics  # the examples hold the zero; without a transform it trains
+    with pytest.raises(DataError, match=r"has label 0\.0 in column 'price', but transform='log'"):
+        # log price cannot learn a zero price: the stored examples are reused, training says so
+        api.run(setup["config"], params=params, store=store)

@@ -23,6 +23,7 @@ import numpy as np
 
 from helix_tf.components.base import Operator
 from helix_tf.components.features._base import Analyzer
+from helix_tf.errors import DataError
 
 __all__ = [
     "LABELS",
@@ -53,6 +54,8 @@ class Label(Operator):
 
     KIND: ClassVar[str] = "label"
     TASK: ClassVar[str] = "binary"
+    #: Parameters only training reads (hashed into the train node, not the examples).
+    TRAINING_PARAMS: ClassVar[tuple[str, ...]] = ()
     column: str
     positive: Any = None
 
@@ -175,6 +178,7 @@ class MulticlassLabel(Operator):
 
     KIND: ClassVar[str] = "label"
     TASK: ClassVar[str] = "multiclass"
+    TRAINING_PARAMS: ClassVar[tuple[str, ...]] = ()  # classes and unseen change the examples
     column: str
     classes: tuple[str, ...] | None = None
     unseen: str = "error"
@@ -315,6 +319,9 @@ class NumericLabel(Operator):
 
     KIND: ClassVar[str] = "label"
     TASK: ClassVar[str] = "regression"
+    #: Parameters only training reads: examples store the original values whatever
+    #: they are (so they are part of the train node's fingerprint, not the examples').
+    TRAINING_PARAMS: ClassVar[tuple[str, ...]] = ("transform", "loss", "huber_delta")
     column: str
     transform: str | None = None
     loss: str = "squared"
@@ -359,19 +366,32 @@ class NumericLabel(Operator):
         return {"task": self.TASK, "transform": self.transform}
 
     def problem(self, bad_value: Any) -> str:
-        if self.transform is not None:
-            return (
-                f"a regression label must be a number {_DOMAIN[self.transform]} for "
-                f"transform={self.transform!r}"
-            )
         return "a regression label must be a finite number"
 
-    def transform_values(self, values: np.ndarray) -> np.ndarray:
-        """The model's target (the transform applied) for original-scale values."""
-        return forward_transform(self.transform, values)
+    def target(self, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The model's target (the transform applied) for original-scale ``values``.
+
+        Raises DataError naming the first row (``rows``: the rows' ids) whose value is
+        outside the transform's domain (e.g. a price of 0 under ``transform="log"``).
+        """
+        target = forward_transform(self.transform, values)
+        bad = ~np.isfinite(target)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"row {int(rows[i])} (line number in its file) of the training split has label "
+                f"{float(values[i])!r} in column {self.column!r}, but transform="
+                f"{self.transform!r} needs values {_DOMAIN[str(self.transform)]} "
+                f"({int(bad.sum())} such rows); use another transform or drop those rows"
+            )
+        return target
 
     def encode(self, values: Any, state: Any = None) -> tuple[np.ndarray, np.ndarray]:
-        """The values as float64 (original scale) and a mask of missing or invalid rows."""
+        """The values as float64 (original scale) and a mask of missing or non-finite rows.
+
+        The transform is not applied here (training applies it): the examples are the
+        same whatever the transform, and so is their fingerprint.
+        """
         import pandas as pd
 
         if hasattr(values, "to_pandas"):
@@ -379,8 +399,7 @@ class NumericLabel(Operator):
         nums = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(
             dtype=np.float64, na_value=np.nan
         )
-        target = forward_transform(self.transform, nums)
-        bad = ~np.isfinite(nums) | ~np.isfinite(target)
+        bad = ~np.isfinite(nums)
         return np.where(bad, 0.0, nums), bad
 
 
