@@ -452,7 +452,8 @@ def train_model(
         )
         if mean is not None and std is not None:
             # Predictions on the target's scale: the model with its standardisation undone.
-            scaled = Rescale(mean, std, name="rescale")(model.outputs[0])
+            # float32 even under a mixed-precision policy: the scale is the label's own.
+            scaled = Rescale(mean, std, name="rescale", dtype="float32")(model.outputs[0])
             model = keras.Model(inputs=model.inputs, outputs=scaled, name="helix_model")
     finally:
         keras.mixed_precision.set_global_policy("float32")
@@ -484,7 +485,7 @@ def predict_scores(model: Any, x: Mapping[str, np.ndarray], task: str = "binary"
     ]
     logits = np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
     if task == "multiclass":
-        logits = logits.reshape(n, -1)
+        logits = logits.reshape(n, -1) if n else np.zeros((0, int(model.outputs[0].shape[-1])))
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
         return shifted / shifted.sum(axis=1, keepdims=True)
     if task == "regression":
