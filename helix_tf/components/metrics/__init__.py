@@ -59,7 +59,12 @@ from helix_tf.components.metrics._multiclass import (
     TopKAccuracy,
 )
 from helix_tf.components.metrics._regression import MAE, MAPE, R2, RMSE, Residuals
-from helix_tf.components.metrics._tasks import evaluate_task, metric_problem
+
+# evaluate_task and metric_problem (engine and compiler) are importable from here too.
+from helix_tf.components.metrics._tasks import (
+    evaluate_task as evaluate_task,
+    metric_problem as metric_problem,
+)
 
 __all__ = [
     "AUC",
@@ -84,6 +89,4 @@ __all__ = [
     "TopKAccuracy",
     "bootstrap_metrics",
     "compute_metrics",
-    "evaluate_task",
-    "metric_problem",
 ]
