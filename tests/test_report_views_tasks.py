@@ -52,3 +52,27 @@ def test_declared_classes_come_from_the_examples_label() -> None:
     dag = {"nodes": [{"name": "examples", "role": "examples", "params": {"classes": ["b", "a"]}}]}
     assert declared_classes(dag) == ["b", "a"]
     assert declared_classes({"nodes": [{"role": "examples", "params": {"classes": None}}]}) is None
+
+
+def test_the_cli_grid_marks_approximate_counts_with_their_intervals() -> None:
+    from rich.console import Console
+
+    from helix_tf.rendering import confusion_table, metrics_table
+
+    @dataclasses.dataclass
+    class _Result:
+        metrics: dict[str, float]
+        intervals: dict[str, tuple[float, float]]
+        approx: bool = True
+
+    metrics = {"confusion/a/a": 8.0, "confusion/a/b": 2.0, "confusion/b/b": 5.0, "accuracy": 0.8}
+    intervals = {k: (v - 1, v + 1) for k, v in metrics.items()}
+    console = Console(width=120, record=True)
+    console.print(metrics_table(_Result(metrics, intervals)))
+    grid = confusion_table(_Result(metrics, intervals))
+    assert grid is not None
+    console.print(grid)
+    text = console.export_text()
+    assert "≈8 [7, 9]" in text and "≈0" in text  # a cell the run never saw is 0
+    assert "confusion/a/a" not in text and "accuracy" in text
+    assert confusion_table(_Result({"accuracy": 0.8}, {}, approx=False)) is None
