@@ -31,6 +31,7 @@ from helix_tf.rendering import (
     nodes_table,
     retrained_table,
 )
+from helix_tf.report_views_tasks import confusion_cells
 from helix_tf.server.commands import server
 
 __all__ = ["main"]
@@ -462,8 +463,14 @@ def history(
         r = e.run
         states = [sum(1 for n in r.nodes if n.state == s) for s in ("compute", "load", "prune")]
         keys = select_metrics(sorted(r.metrics), selection)
+        shown = {k: r.metrics[k] for k in keys}
+        cells = set() if selection else {f"confusion/{t}/{p}" for t, p in confusion_cells(shown)}
         approx = "≈" if r.approx else ""
-        metrics = "\n".join(f"{escape(k)} {approx}{r.metrics[k]:.4f}" for k in keys)
+        metrics = "\n".join(
+            f"{escape(k)} {approx}{r.metrics[k]:.4f}" for k in keys if k not in cells
+        )
+        if cells:  # a multiclass confusion matrix: K² counts, shown by `run`, not here
+            metrics += f"\n({len(cells)} confusion counts: --metrics 'confusion/*')"
         if e.changed_from is not None:
             changed = f"since v{e.changed_from}:\n" + "\n".join(
                 escape(c) for c in e.changes or ("data or implementation",)

@@ -167,6 +167,11 @@ def test_multiclass_end_to_end_with_learned_classes(setup: dict[str, Any]) -> No
     text = shown.getvalue()
     assert "confusion matrix (rows: true class" in text and "confusion/" not in text
     assert "f1/macro" in text and "auc_ovr/Ideal" in text
+    history = ["history", setup["config"], "--store", store, *argv[4:]]
+    with contextlib.redirect_stdout(io.StringIO()) as shown:
+        assert run_cli(history) == 0
+    text = shown.getvalue()
+    assert "25 confusion" in text and "confusion/Fair" not in text and "accuracy" in text
 
 
 @pytest.mark.slow
