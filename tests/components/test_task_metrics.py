@@ -258,6 +258,11 @@ def test_class_names_must_match_the_scores() -> None:
         (M.MAE(), F.MulticlassLabel("cut"), r"makes a multiclass task"),
         (M.R2(scale="log"), F.NumericLabel("price"), r"scale='log'.*has no transform"),
         (M.R2(scale="log1p"), F.NumericLabel("p", transform="log"), r"use scale='original' or"),
+        (
+            M.TopKAccuracy(k=3),
+            F.MulticlassLabel("c", classes=("a", "b", "c")),
+            r"top 3 of 3 classes.*every row is a hit; use k < 3",
+        ),
     ],
 )
 def test_metric_problem_names_metric_and_label(metric: M.Metric, label: object, match: str) -> None:
@@ -273,6 +278,8 @@ def test_metric_problem_names_metric_and_label(metric: M.Metric, label: object, 
         (M.MulticlassAccuracy(), F.MulticlassLabel("cut")),
         (M.R2(scale="log"), F.NumericLabel("price", transform="log")),
         (M.RMSE(), F.NumericLabel("price")),
+        (M.TopKAccuracy(k=3), F.MulticlassLabel("c", classes=("a", "b", "c"), unseen="other")),
+        (M.TopKAccuracy(k=9), F.MulticlassLabel("c")),  # learned classes: unknown until run
     ],
 )
 def test_fitting_metrics_have_no_problem(metric: M.Metric, label: object) -> None:

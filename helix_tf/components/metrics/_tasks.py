@@ -15,7 +15,7 @@ import numpy as np
 
 from helix_tf.components.metrics._base import Metric, _describe
 from helix_tf.components.metrics._combined import bootstrap_metrics, compute_metrics
-from helix_tf.components.metrics._multiclass import _MulticlassMetric
+from helix_tf.components.metrics._multiclass import TopKAccuracy, _MulticlassMetric
 from helix_tf.components.metrics._regression import ORIGINAL_SCALE, _RegressionMetric
 
 if TYPE_CHECKING:
@@ -56,6 +56,14 @@ def metric_problem(metric: Metric, label: Any) -> str | None:
             f"metric {who} fits {' or '.join(metric.TASKS)} labels, but label {spelled} "
             f"makes a {task} task" + (f"; use metrics.{hint} instead" if hint else "")
         )
+    declared = getattr(label, "classes", None)
+    if isinstance(metric, TopKAccuracy) and declared:
+        count = len(declared) + (getattr(label, "unseen", "error") == "other")
+        if metric.k >= count:
+            return (
+                f"metric {who} counts a hit among the top {metric.k} of {count} classes of label "
+                f"{spelled}: every row is a hit; use k < {count}"
+            )
     if isinstance(metric, _RegressionMetric) and metric.scale != ORIGINAL_SCALE:
         transform = getattr(label, "transform", None)
         if metric.scale != transform:
