@@ -73,6 +73,7 @@ def render_report(
     compiled_dag: Mapping[str, Any] | None = None,
     limit: int = 50,
     store_url: str | None = None,
+    predictions: Mapping[str, Any] | None = None,
 ) -> str:
     """The report of ``workflow``: one HTML page that loads nothing from anywhere.
 
@@ -90,6 +91,10 @@ def render_report(
     store_url
         The artifact store to read the latest run's predictions and explanation
         from (default: the store that run recorded); ``""`` leaves the model views out.
+    predictions
+        Regression predictions of the latest run, ``{predict node: (labels,
+        predictions)}`` (:func:`helix_tf.report_views_tasks.load_regression_predictions`),
+        drawn as predicted-vs-actual and residual charts.
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, but got limit={limit}")
@@ -116,6 +121,9 @@ def render_report(
             parts.append(
                 "<h2>Metric history</h2>" + f'<div class="card">{_metric_chart(runs)}</div>'
             )
+        from helix_tf.report_views_tasks import declared_classes, task_sections
+
+        parts.extend(task_sections(runs[-1], predictions, classes=declared_classes(dag)))
         parts.append(f"<h2>Last {len(runs)} run{'s' if len(runs) != 1 else ''}</h2>")
         parts.append(_runs_table(runs))
     parts.append(_changes(versions))

@@ -17,7 +17,7 @@ from typing import Any
 
 from helix_tf.components.base import Operator
 from helix_tf.components.explain import Explain
-from helix_tf.components.features import Feature, Label, Udf
+from helix_tf.components.features import Feature, Label, MulticlassLabel, NumericLabel, Udf
 from helix_tf.components.learners import Learner
 from helix_tf.components.metrics import Metric
 from helix_tf.components.sources import Source
@@ -141,10 +141,14 @@ class Workflow:
         name: str,
         features: Sequence[NodeRef],
         *,
-        label: Label,
+        label: Label | MulticlassLabel | NumericLabel,
         source: NodeRef | None = None,
     ) -> NodeRef:
-        """Declare the model's inputs: the listed feature columns plus the label."""
+        """Declare the model's inputs: the listed feature columns plus the label.
+
+        The label decides the task: ``features.Label`` (binary), ``MulticlassLabel``
+        (softmax over classes) or ``NumericLabel`` (regression).
+        """
         return self._declare(name, "examples", label, features=list(features), source=source)
 
     def train(self, name: str, examples: NodeRef, learner: Learner) -> NodeRef:

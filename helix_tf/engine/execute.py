@@ -349,6 +349,14 @@ class _Run(_LearningSteps):
                 self.values[f"cardinality:{name}"] = meta["cardinality"]
             elif node.role == "examples":
                 meta = {"features": self._feature_specs(name)}
+                label = node.op.describe(result.states.get(name))  # type: ignore[union-attr]
+                if label["task"] != "binary":  # binary examples are described as before
+                    # What only training reads (a transform) is not a fact of the examples.
+                    meta["label"] = {
+                        k: v
+                        for k, v in label.items()
+                        if k not in node.op.TRAINING_PARAMS  # type: ignore[union-attr]
+                    }
                 kind = "examples"
                 if pre[name].write and self.art[name].local:
                     self._write_value_names(name)
