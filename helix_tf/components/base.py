@@ -8,7 +8,6 @@ heavy libraries lazily, inside functions.
 
 from __future__ import annotations
 
-import collections.abc
 import dataclasses
 import numbers
 import types
@@ -91,7 +90,7 @@ class Operator:
             f"{self.op_name} parameter {k!r} expects {_expected(hints[k])}, but got {v!r} "
             f"(a {type(v).__name__})"
             for k, v in overrides.items()
-            if k in hints and not _matches(v, hints[k])
+            if k in hints and _scalar(hints[k]) and not _matches(v, hints[k])
         ]
         if wrong:
             raise ConfigError(wrong)
@@ -101,16 +100,24 @@ class Operator:
 _NAMES = {bool: "a boolean (True/False)", int: "an integer", float: "a number", str: "a string"}
 
 
+def _scalar(hint: Any) -> bool:
+    """An annotation made of numbers, booleans, strings and None only: checked before
+    ``__post_init__`` (containers are left to the operator, which may normalise a single
+    value into a tuple)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return all(_scalar(h) for h in typing.get_args(hint))
+    return hint in (bool, int, float, str, None, type(None)) or (
+        typing.get_origin(hint) is typing.Literal
+    )
+
+
 def _matches(value: Any, hint: Any) -> bool:
-    """Whether ``value`` fits a parameter's annotation (loosely: containers by kind only)."""
-    origin = typing.get_origin(hint)
-    if hint is Any:
-        return True
-    if origin in (typing.Union, types.UnionType):
+    """Whether ``value`` fits a :func:`_scalar` annotation."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return any(_matches(value, h) for h in typing.get_args(hint))
     if hint is None or hint is type(None):
         return value is None
-    if origin is typing.Literal:
+    if typing.get_origin(hint) is typing.Literal:
         return value in typing.get_args(hint)
     if hint is bool:
         return isinstance(value, bool)
@@ -118,32 +125,15 @@ def _matches(value: Any, hint: Any) -> bool:
         return isinstance(value, numbers.Integral) and not isinstance(value, bool)
     if hint is float:
         return isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if origin is not None:
-        hint = origin
-    if hint in (tuple, list, collections.abc.Sequence):
-        return isinstance(value, list | tuple)
-    if hint in (dict, collections.abc.Mapping):
-        return isinstance(value, collections.abc.Mapping | list | tuple)
-    if hint is collections.abc.Callable:
-        return callable(value)
-    if isinstance(hint, type):
-        return isinstance(value, hint)
-    return True
+    return isinstance(value, str)
 
 
 def _expected(hint: Any) -> str:
-    """An annotation in words: ``float | None`` -> "a number or None"."""
+    """A :func:`_scalar` annotation in words: ``float | None`` -> "a number or None"."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return " or ".join(dict.fromkeys(_expected(h) for h in typing.get_args(hint)))
     if hint is None or hint is type(None):
         return "None"
-    if hint in _NAMES:
-        return _NAMES[hint]
-    origin = typing.get_origin(hint) or hint
-    if origin in (tuple, list, collections.abc.Sequence):
-        return "a list"
-    if origin in (dict, collections.abc.Mapping):
-        return "a dict"
-    if origin is collections.abc.Callable:
-        return "a function"
-    return getattr(hint, "__name__", str(hint))
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    return _NAMES[hint]
