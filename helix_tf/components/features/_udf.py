@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from helix_tf.components.features._base import Analyzer, Feature, Input
+from helix_tf.components.base import did_you_mean
+from helix_tf.components.features._base import Analyzer, Feature, Input, SourceRows
 from helix_tf.errors import ExecutionError
 from helix_tf.types import CATEGORICAL, NUMERIC, ROW_ID, STRING
 
@@ -25,12 +28,35 @@ def _output_problems(output: str, size: int | None) -> list[str]:
     return []
 
 
+def _files_problems(files: Any) -> list[str]:
+    if not isinstance(files, tuple) or not all(isinstance(f, str) and f for f in files):
+        return [f"files must be a path or a list of paths the function reads, but got {files!r}"]
+    return []
+
+
+def _as_files(files: Any) -> Any:
+    if isinstance(files, str | os.PathLike):
+        return (os.fspath(files),)
+    if isinstance(files, list | tuple):
+        return tuple(os.fspath(f) if isinstance(f, os.PathLike) else f for f in files)
+    return files
+
+
 class _UserFunction(Feature):
     """What every user-function feature shares: it reads whole source rows and
-    produces the declared ``output`` kind (with ``size`` indices when categorical)."""
+    produces the declared ``output`` kind (with ``size`` indices when categorical).
+
+    ``files`` are the files the function reads (a lookup table, a word list): their
+    content joins the fingerprint, so editing one recomputes the feature.
+    """
 
     output: str
     size: int | None
+    files: tuple[str, ...]
+
+    def content_files(self) -> dict[str, tuple[tuple[str, str], ...]]:
+        """The declared ``files``: their content, not their place, identifies them."""
+        return {"files": tuple(("", f) for f in self.files)}
 
     def inputs(self) -> tuple[Input, ...]:
         return ()
@@ -43,6 +69,35 @@ class _UserFunction(Feature):
 
     def cardinality(self, state: Any) -> int | None:
         return self.size
+
+
+def _column_hint(exc: BaseException, columns: Sequence[str]) -> str:
+    """For a ``KeyError`` on a name that is not a column: the columns there are."""
+    if not isinstance(exc, KeyError) or not exc.args:
+        return ""
+    key = exc.args[0]
+    names = [str(c) for c in columns if c != ROW_ID]
+    if not isinstance(key, str) or key in names:
+        return ""
+    return (
+        f"; there is no column {key!r}{did_you_mean(key, names)}. "
+        f"Available columns: {', '.join(names)}"
+    )
+
+
+def _call_user(fn: Callable[..., Any], what: str, frame: Any, *args: Any) -> Any:
+    """``fn(frame, *args)``; a KeyError on an unknown column names the available ones."""
+    try:
+        return fn(frame, *args)
+    except KeyError as exc:
+        hint = _column_hint(exc, list(frame.columns))
+        if not hint:
+            raise
+        raise ExecutionError(f"{what} raised KeyError: {exc}{hint}") from exc
+
+
+def _fn_name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__name__", "udf")
 
 
 def _coerce_output(op: Feature, result: Any, n: int, output: str, size: int | None) -> np.ndarray:
@@ -76,6 +131,7 @@ class Udf(_UserFunction):
     batched: bool = False
     output: str = NUMERIC
     size: int | None = None
+    files: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -84,37 +140,65 @@ class Udf(_UserFunction):
         batched: bool = False,
         output: str = NUMERIC,
         size: int | None = None,
+        files: Sequence[str | os.PathLike[str]] | str = (),
     ) -> None:
         object.__setattr__(self, "fn", fn)
         object.__setattr__(self, "batched", batched)
         object.__setattr__(self, "output", output)
         object.__setattr__(self, "size", size)
+        object.__setattr__(self, "files", _as_files(files))
         self.__post_init__()
 
     def validate(self) -> list[str]:
         problems = []
         if not callable(self.fn):
             problems.append(f"fn must be callable, but got {type(self.fn).__name__}")
-        return problems + _output_problems(self.output, self.size)
+        return problems + _output_problems(self.output, self.size) + _files_problems(self.files)
 
     def transform(self, values: list[Any], state: Any, n: int) -> np.ndarray:
         frame = values[0]
+        rows = values[1] if len(values) > 1 and isinstance(values[1], SourceRows) else None
         if self.batched:
-            result = self.fn(frame)
+            result = _call_user(self.fn, _fn_name(self.fn), frame)
         else:
             result = []
-            for row in frame.to_dict("records"):
+            for row in _records(frame, rows):
                 try:
                     result.append(self.fn(row))
                 except Exception as exc:
-                    shown = {k: v for k, v in row.items() if k != ROW_ID}
-                    text = repr(shown)
-                    text = text if len(text) <= 400 else text[:397] + "..."
-                    raise ExecutionError(
-                        f"{getattr(self.fn, '__name__', 'udf')} raised {type(exc).__name__}: {exc} "
-                        f"on row {row.get(ROW_ID)} (the line number in its file): {text}"
-                    ) from exc
+                    raise ExecutionError(_row_failure(self.fn, exc, row, rows)) from exc
         return _coerce_output(self, result, n, self.output, self.size)
+
+
+def _records(frame: Any, rows: SourceRows | None) -> list[dict[str, Any]]:
+    """The frame's rows as dicts; integer columns as ``int`` (``None`` when missing).
+
+    Sources keep integer columns as float64 (NaN for missing) in their batches; a
+    row-wise function gets the declared type.
+    """
+    records: list[dict[str, Any]] = frame.to_dict("records")
+    ints = [c for c, t in (rows.columns.items() if rows else ()) if t == "int" and c in frame]
+    if ints:
+        for record in records:
+            for c in ints:
+                v = record[c]
+                record[c] = (
+                    None if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
+                )
+    return records
+
+
+def _row_failure(fn: Any, exc: Exception, row: dict[str, Any], rows: SourceRows | None) -> str:
+    shown = {k: v for k, v in row.items() if k != ROW_ID}
+    text = repr(shown)
+    text = text if len(text) <= 400 else text[:397] + "..."
+    row_id = row.get(ROW_ID)
+    if rows is not None and row_id is not None:
+        where = f"{rows.describe(int(row_id))} (row id {row_id})"
+    else:
+        where = f"row {row_id} (the line number in its file)"
+    hint = _column_hint(exc, list(row))
+    return f"{_fn_name(fn)} raised {type(exc).__name__}: {exc} on {where}{hint}; the row: {text}"
 
 
 class _FrameAnalyzer(Analyzer):
@@ -141,7 +225,8 @@ class _FrameAnalyzer(Analyzer):
             if acc
             else pd.DataFrame({c: [] for c in self.op.columns})
         )
-        state = self.op.fit(frame)
+        what = f"DatasetUdf fit {_fn_name(self.op.fit)} (it sees only the columns= it declares)"
+        state = _call_user(self.op.fit, what, frame)
         try:
             json.dumps(state)
         except TypeError as exc:
@@ -166,6 +251,7 @@ class DatasetUdf(_UserFunction):
     columns: tuple[str, ...]
     output: str = NUMERIC
     size: int | None = None
+    files: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -175,12 +261,14 @@ class DatasetUdf(_UserFunction):
         columns: Sequence[str],
         output: str = NUMERIC,
         size: int | None = None,
+        files: Sequence[str | os.PathLike[str]] | str = (),
     ) -> None:
         object.__setattr__(self, "fit", fit)
         object.__setattr__(self, "apply", apply)
         object.__setattr__(self, "columns", tuple(columns))
         object.__setattr__(self, "output", output)
         object.__setattr__(self, "size", size)
+        object.__setattr__(self, "files", _as_files(files))
         self.__post_init__()
 
     def validate(self) -> list[str]:
@@ -189,10 +277,13 @@ class DatasetUdf(_UserFunction):
             problems.append("fit and apply must both be callable")
         if not self.columns:
             problems.append("columns must name the columns fit() reads")
-        return problems + _output_problems(self.output, self.size)
+        return problems + _output_problems(self.output, self.size) + _files_problems(self.files)
 
     def analyzer(self) -> Analyzer | None:
         return _FrameAnalyzer(self)
 
     def transform(self, values: list[Any], state: Any, n: int) -> np.ndarray:
-        return _coerce_output(self, self.apply(values[0], state), n, self.output, self.size)
+        result = _call_user(
+            self.apply, f"DatasetUdf apply {_fn_name(self.apply)}", values[0], state
+        )
+        return _coerce_output(self, result, n, self.output, self.size)
