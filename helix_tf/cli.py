@@ -160,6 +160,14 @@ def common(fn: Any) -> Any:
     return command
 
 
+#: Handled by :func:`console_main` before the command runs (here for ``--help`` and parsing).
+_no_server = click.option(
+    "--no-server",
+    is_flag=True,
+    help="Run in this process: do not use (or start) the warm helix-tf server.",
+)
+
+
 def _approx(
     approx: bool, sample: float | None, precision: str | None, epochs_scale: float | None = None
 ) -> Any:
@@ -222,11 +230,7 @@ def _approx(
     default=None,
     help="Approximate: multiply every learner's epochs by this (0, 1].",
 )
-@click.option(
-    "--no-server",
-    is_flag=True,
-    help="Run in this process even when a warm helix-tf server is running.",
-)
+@_no_server
 @click.option(
     "--retrain-without-zero",
     is_flag=True,
@@ -318,9 +322,11 @@ def run(
 @main.command()
 @common
 @click.option("--approx", is_flag=True, help="Plan the approximate run instead.")
+@_no_server
 def plan(
     cmd: _Invocation,
     approx: bool,
+    no_server: bool,
 ) -> None:
     """Show what a run of CONFIG would compute, load and prune, and why (runs nothing)."""
     out, err = cmd.out, cmd.err
@@ -514,7 +520,19 @@ def report(
 
 
 def run_cli(argv: list[str]) -> int:
-    """Run ``helix-tf ARGV`` in this process; the exit code."""
+    """Run ``helix-tf ARGV`` in this process; the exit code.
+
+    Below ``-v``, native libraries' own log lines (TensorFlow's start-up and graph
+    rewrite notices) do not reach standard error (:mod:`helix_tf.native_output`).
+    """
+    from helix_tf.native_output import quiet_native_stderr, verbosity
+
+    with quiet_native_stderr(enabled=verbosity(argv) == 0) as outcome:
+        outcome[0] = code = _run_cli(argv)
+    return code
+
+
+def _run_cli(argv: list[str]) -> int:
     try:
         main(argv, standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -530,11 +548,17 @@ def run_cli(argv: list[str]) -> int:
     return 0
 
 
+#: Commands handed to the warm server (and that start one at a terminal).
+SERVED = ("run", "plan")
+
+
 def console_main() -> None:
     """The ``helix-tf`` entry point: run the CLI, then leave without slow teardown.
 
-    A ``run`` goes to the warm server when one is running (``helix-tf server
-    start``; not with ``--no-server`` or ``HELIX_TF_SERVER=off``), else here.
+    A ``run`` or ``plan`` goes to the warm server when one is running; at a
+    terminal the first one starts it in the background and runs here meanwhile
+    (:mod:`helix_tf.server`; not with ``--no-server``, ``HELIX_TF_SERVER=off``,
+    ``CI`` set or without a terminal).
     Once TensorFlow or Beam is loaded, the interpreter's own shutdown (module
     finalisation, their thread pools and atexit hooks) took ~0.9 s here, after
     every result was written, committed and printed. Output is flushed, logging
@@ -542,7 +566,7 @@ def console_main() -> None:
     """
     argv = sys.argv[1:]
     code = None
-    if argv[:1] == ["run"] and "--no-server" not in argv:
+    if argv[:1] and argv[0] in SERVED and "--no-server" not in argv:
         from helix_tf.server import run_in_server
 
         code = run_in_server(argv)
