@@ -53,9 +53,13 @@ class Progress:
         elif kind == "stage":
             what = event.get("stage")
             if what == "preprocess":
+                where = (
+                    "in this process (approximate run: no Beam pipeline)"
+                    if event.get("runner") == "in-process"
+                    else f"in one Beam pipeline ({event.get('runner')})"
+                )
                 self.err.print(
-                    f"[{elapsed:6.1f}s] preprocessing {len(event['nodes'])} node(s) in one Beam "
-                    f"pipeline ({event.get('runner')}) …",
+                    f"[{elapsed:6.1f}s] preprocessing {len(event['nodes'])} node(s) {where} …",
                     highlight=False,
                 )
             elif what == "train":

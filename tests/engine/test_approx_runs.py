@@ -402,3 +402,31 @@ def test_cli_rejects_bad_approximate_settings_before_running(
     assert result.exit_code == 1
     assert fragment in result.stderr
     assert not Path(store).exists()  # nothing ran, nothing was stored
+
+
+# ------------------------------------------------------------------------------ no Beam for a sample
+
+
+def test_approximate_preprocessing_runs_without_a_beam_pipeline(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helix_tf.engine import beam_pipeline
+
+    made: list[str] = []
+    real = beam_pipeline.run_preprocessing
+
+    def counted(**kw: Any) -> Any:
+        made.append("pipeline")
+        return real(**kw)
+
+    monkeypatch.setattr(beam_pipeline, "run_preprocessing", counted)
+    events: list[dict[str, Any]] = []
+    store = str(tmp_path / "store")
+    approx = api.run(
+        config, store=store, approx=helix_tf.Approx(sample=0.5), progress=events.append
+    )
+    assert made == [] and states(approx)["examples"] == "compute"
+    assert [e["runner"] for e in events if e.get("stage") == "preprocess"] == ["in-process"]
+    # The exact run still goes through the pipeline.
+    exact = api.run(config, store=store)
+    assert made == ["pipeline"] and states(exact)["examples"] == "compute"

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from helix_tf.native_output import is_chatter
@@ -79,10 +80,19 @@ def test_a_served_run_equals_a_run_in_its_own_process(
     assert alone.returncode == 0, alone.stderr
     assert _status(server)["runs"] == before + 1
     a, b = json.loads(served.stdout), json.loads(alone.stdout)
-    assert a["metrics"] == b["metrics"]
-    assert [(n["name"], n["state"], n["rows"]) for n in a["nodes"]] == [
-        (n["name"], n["state"], n["rows"]) for n in b["nodes"]
-    ]
+    assert a["metrics"] == b["metrics"]  # floats through JSON: bit for bit
+    keys = ("name", "state", "rows", "fingerprint")
+    assert [[n[k] for k in keys] for n in a["nodes"]] == [[n[k] for k in keys] for n in b["nodes"]]
+    # Every stored table (sources, features, predictions) holds the same values, bit for bit.
+    stored = {
+        p.relative_to(tmp_path / "a" / "artifacts").parts[0]: p
+        for p in (tmp_path / "a" / "artifacts").rglob("*.parquet")
+    }
+    assert stored
+    for p in stored.values():
+        twins = list((tmp_path / "b" / "artifacts").glob(f"{p.parts[-4]}/*/{p.parts[-2]}/{p.name}"))
+        assert len(twins) == 1, p
+        assert pq.read_table(p).equals(pq.read_table(twins[0])), p
 
 
 def test_tables_and_progress_reach_the_callers_streams(
