@@ -169,9 +169,14 @@ _no_server = click.option(
 
 
 def _approx(
-    approx: bool, sample: float | None, precision: str | None, epochs_scale: float | None = None
+    approx: bool,
+    sample: float | None,
+    precision: str | None,
+    epochs_scale: float | None = None,
+    min_saving: float | None = None,
 ) -> Any:
-    if not (approx or sample is not None or precision is not None or epochs_scale is not None):
+    given = (sample, precision, epochs_scale, min_saving)
+    if not (approx or any(v is not None for v in given)):
         return None
     from helix_tf.approx.settings import Approx
 
@@ -180,6 +185,7 @@ def _approx(
         sample=sample if sample is not None else defaults.sample,
         precision=precision or defaults.precision,
         epochs_scale=epochs_scale if epochs_scale is not None else defaults.epochs_scale,
+        min_saving_seconds=min_saving if min_saving is not None else defaults.min_saving_seconds,
     )
 
 
@@ -230,6 +236,14 @@ def _approx(
     default=None,
     help="Approximate: multiply every learner's epochs by this (0, 1].",
 )
+@click.option(
+    "--approx-min-saving",
+    "min_saving",
+    type=float,
+    default=None,
+    help="Approximate: run exact instead when, by the last exact run, the sample would save "
+    "less than this many seconds (default 1; 0: always approximate).",
+)
 @_no_server
 @click.option(
     "--retrain-without-zero",
@@ -255,6 +269,7 @@ def run(
     sample: float | None,
     precision: str | None,
     epochs_scale: float | None,
+    min_saving: float | None,
     no_server: bool,
     retrain_without_zero: bool,
     batch_rows: int,
@@ -286,7 +301,7 @@ def run(
             pipeline_args=pipeline_args,
             materialize=materialize,
             budget=budget,
-            approx=_approx(approx, sample, precision, epochs_scale),
+            approx=_approx(approx, sample, precision, epochs_scale, min_saving),
             batch_rows=batch_rows,
             retrain_without_zero=retrain_without_zero,
             progress=Progress(err, not cmd.as_json),
