@@ -9,9 +9,9 @@ that needs them computes.
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from helix_tf.components import features, learners, metrics, sources
 from helix_tf.errors import (
     CompileError,
     ConfigError,
@@ -21,8 +21,13 @@ from helix_tf.errors import (
     PlanError,
     StoreError,
 )
-from helix_tf.types import NodeRef
-from helix_tf.workflow import Workflow
+
+if TYPE_CHECKING:
+    from helix_tf.api import plan, run
+    from helix_tf.approx.settings import Approx
+    from helix_tf.components import features, learners, metrics, sources
+    from helix_tf.types import NodeRef
+    from helix_tf.workflow import Workflow
 
 __all__ = [
     "Workflow",
@@ -46,14 +51,34 @@ __all__ = [
 __version__ = "0.1.0"
 
 
+#: Public names loaded on first use, so that ``import helix_tf.<anything>`` (the
+#: ``helix-tf`` client handing a run to the warm server, above all) does not pay for
+#: numpy, the operator specs or the compiler: ``name -> (module, attribute or None)``.
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "Workflow": ("helix_tf.workflow", "Workflow"),
+    "NodeRef": ("helix_tf.types", "NodeRef"),
+    "sources": ("helix_tf.components.sources", None),
+    "features": ("helix_tf.components.features", None),
+    "learners": ("helix_tf.components.learners", None),
+    "metrics": ("helix_tf.components.metrics", None),
+    # The run API pulls in the compiler, the planner and SQLAlchemy.
+    "run": ("helix_tf.api", "run"),
+    "plan": ("helix_tf.api", "plan"),
+    "Approx": ("helix_tf.approx.settings", "Approx"),
+}
+
+
 def __getattr__(name: str) -> Any:
-    # The run API pulls in the compiler, the planner and SQLAlchemy: load it on first use.
-    if name in ("run", "plan"):
-        from helix_tf import api
+    if name not in _LAZY:
+        raise AttributeError(f"module 'helix_tf' has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    value = importlib.import_module(module)
+    if attribute is not None:
+        value = getattr(value, attribute)
+    if name not in ("run", "plan"):  # helix_tf.run stays the function, not a submodule
+        globals()[name] = value
+    return value
 
-        return getattr(api, name)
-    if name == "Approx":
-        from helix_tf.approx.settings import Approx
 
-        return Approx
-    raise AttributeError(f"module 'helix_tf' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

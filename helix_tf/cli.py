@@ -539,11 +539,21 @@ def run_cli(argv: list[str]) -> int:
 
     Below ``-v``, native libraries' own log lines (TensorFlow's start-up and graph
     rewrite notices) do not reach standard error (:mod:`helix_tf.native_output`).
+    ``HELIX_TF_PROFILE=FILE`` writes a cProfile of the command to FILE.
     """
     from helix_tf.native_output import quiet_native_stderr, verbosity
 
+    profile = os.environ.get("HELIX_TF_PROFILE")
     with quiet_native_stderr(enabled=verbosity(argv) == 0) as outcome:
-        outcome[0] = code = _run_cli(argv)
+        if profile:  # where the time of one command goes, served or not (benchmarks)
+            import cProfile
+
+            profiler = cProfile.Profile()
+            code = profiler.runcall(_run_cli, argv)
+            profiler.dump_stats(profile)
+        else:
+            code = _run_cli(argv)
+        outcome[0] = code
     return code
 
 
