@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Mapping
 from types import FrameType
 from typing import Any, TextIO
@@ -28,7 +29,7 @@ from helix_tf.server._protocol import (
     stale_reasons,
     stamp_parts,
 )
-from helix_tf.server._starting import start_in_background, stop_and_wait
+from helix_tf.server._starting import holder, start_in_background, stop_and_wait
 
 __all__ = ["autostart_refusal", "request", "run_in_server", "server_mode"]
 
@@ -100,6 +101,33 @@ def request(op: str) -> dict[str, Any] | None:
         return reply
 
 
+#: The longest a run waits for a server that is importing the libraries it would import
+#: itself (a few seconds on an idle machine).
+IMPORT_WAIT_S = 60.0
+
+
+def _when_imported() -> socket.socket | None:
+    """A connection to the server once it has finished importing; ``None`` if none is.
+
+    A run that finds the server importing waits for it rather than importing the same
+    libraries beside it (which would take as long, competing for the same CPUs). A
+    server still waiting for the run that started it, or none at all: ``None`` at once.
+    """
+    found = holder()
+    if found is None or found[1] != "importing":
+        return None
+    sys.stderr.write("helix-tf: waiting for the warm server to finish starting …\n")
+    deadline = time.monotonic() + IMPORT_WAIT_S
+    while time.monotonic() < deadline:
+        sock = _connect()
+        if sock is not None:
+            return sock
+        if holder() is None:  # it exited while starting: run here
+            return None
+        time.sleep(0.05)
+    return None
+
+
 def _say_started(pid: int, *, why: str = "") -> None:
     sys.stderr.write(
         f"helix-tf: started a warm server{why} (pid {pid}) so that later runs start sooner; "
@@ -118,7 +146,7 @@ def run_in_server(argv: list[str]) -> int | None:
     if server_mode() == "off":
         return None
     refusal = autostart_refusal()
-    sock = _connect()
+    sock = _connect() or _when_imported()
     if sock is None:
         if refusal is None:
             pid = start_in_background(after_pid=os.getpid())

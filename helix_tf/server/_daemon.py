@@ -184,7 +184,9 @@ def serve(
     write_owner(lock_fd, os.getpid())
     _claim(path)
     if after_pid is not None:
+        write_owner(lock_fd, os.getpid(), "waiting")
         _wait_for(after_pid, idle_timeout)
+    write_owner(lock_fd, os.getpid(), "importing")
     # The stamp of the environment this server was started with: importing TensorFlow
     # sets KMP_* variables of its own, which no client has.
     parts = stamp_parts()
@@ -198,6 +200,7 @@ def serve(
     os.chmod(path, 0o600)
     inode = path.stat().st_ino
     listener.listen(16)
+    write_owner(lock_fd, os.getpid(), "ready")
 
     def request_stop(signum: int, frame: Any) -> None:
         state.stop = True

@@ -21,6 +21,7 @@ from helix_tf.server._protocol import lock_path, socket_path
 
 __all__ = [
     "check_folder",
+    "holder",
     "holder_pid",
     "log_path",
     "start_in_background",
@@ -63,22 +64,34 @@ def take_lock(path: Path | None = None) -> int | None:
     return fd
 
 
-def write_owner(fd: int, pid: int) -> None:
-    """Record ``pid`` as the lock holder (for ``helix-tf server status``)."""
+def write_owner(fd: int, pid: int, phase: str = "starting") -> None:
+    """Record ``pid`` as the lock holder, and its phase (for clients and ``status``).
+
+    Phases: ``starting``; ``waiting`` (for the run that started it to end);
+    ``importing`` (a client does better to wait than to import the same libraries
+    beside it); ``ready``.
+    """
     os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{pid}\n".encode(), 0)
+    os.pwrite(fd, f"{pid} {phase}\n".encode(), 0)
 
 
-def holder_pid() -> int | None:
-    """The pid of the server holding the lock (starting or running); ``None`` if none does."""
+def holder() -> tuple[int, str] | None:
+    """(pid, phase) of the server holding the lock (starting or running); ``None`` if none."""
     fd = take_lock()
     if fd is not None:
         os.close(fd)
         return None
     try:
-        return int(lock_path().read_text().strip() or 0) or None
-    except (OSError, ValueError):
+        fields = lock_path().read_text().split()
+        return int(fields[0]), (fields[1] if len(fields) > 1 else "starting")
+    except (OSError, ValueError, IndexError):
         return None
+
+
+def holder_pid() -> int | None:
+    """The pid of the server holding the lock (starting or running); ``None`` if none does."""
+    found = holder()
+    return found[0] if found else None
 
 
 def start_in_background(

@@ -12,7 +12,13 @@ import click
 
 from helix_tf.server._client import autostart_refusal, request, server_mode
 from helix_tf.server._protocol import STAMP_MEANING, socket_path, stale_reasons, stamp_parts
-from helix_tf.server._starting import holder_pid, log_path, start_in_background, stop_and_wait
+from helix_tf.server._starting import (
+    holder,
+    holder_pid,
+    log_path,
+    start_in_background,
+    stop_and_wait,
+)
 
 __all__ = ["server"]
 
@@ -100,7 +106,8 @@ def status(as_json: bool) -> None:
     """Whether a server runs: pid, uptime, runs served and in progress, memory, staleness."""
     reply = request("status")
     reasons = stale_reasons(reply.get("parts") or {}, stamp_parts()) if reply else []
-    starting = holder_pid() if reply is None else None
+    found = holder() if reply is None else None
+    starting, phase = found if found else (None, None)
     refusal = autostart_refusal()
     if as_json:
         click.echo(
@@ -108,6 +115,7 @@ def status(as_json: bool) -> None:
                 {
                     "running": reply is not None,
                     "starting": starting,
+                    "phase": phase if reply is None else "ready",
                     "stale": bool(reasons),
                     "stale_reasons": reasons,
                     "mode": server_mode(),
@@ -121,7 +129,9 @@ def status(as_json: bool) -> None:
         return
     if reply is None:
         if starting is not None:
-            click.echo(f"a helix-tf server is starting (pid {starting}); log: {log_path()}")
+            click.echo(
+                f"a helix-tf server is starting (pid {starting}, {phase}); log: {log_path()}"
+            )
         else:
             why = f"it is not started here: {refusal}" if refusal else "the next run starts one"
             click.echo(f"no helix-tf server is running ({why}; socket {socket_path()})")

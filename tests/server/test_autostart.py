@@ -187,6 +187,29 @@ def test_a_run_while_the_server_is_warming_up_runs_here_and_starts_no_other(
         log.close()
 
 
+def test_a_run_while_the_server_imports_waits_for_it_and_is_served(
+    server_dir: Path, config: Path, tmp_path: Path
+) -> None:
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115
+    server = subprocess.Popen(
+        [sys.executable, "-m", "helix_tf.server"], env=_env(server_dir), stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while (status := _status(server_dir))["phase"] != "importing":
+            assert status["phase"] != "ready", "imported before the test could look"
+            assert server.poll() is None and time.monotonic() < deadline, status
+            time.sleep(0.05)
+        done = _pipes(server_dir, "plan", config, "--store", tmp_path / "s")
+        assert done.returncode == 0, done.stderr
+        assert "waiting for the warm server to finish starting" in done.stderr
+        assert _status(server_dir)["runs"] == 1
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        log.close()
+
+
 @pytest.mark.parametrize(
     ("terminal", "env", "flag"),
     [
