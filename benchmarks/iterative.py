@@ -945,20 +945,15 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> tuple[dict[s
 
     errors: list[dict[str, Any]] = []
     stack = contextlib.ExitStack()
+    extra = {}
+    if snapshot_dir is not None:
+        extra["PYTHONPATH"] = os.pathsep.join(
+            [str(snapshot_dir), *filter(None, [os.environ.get("PYTHONPATH")])]
+        )
     if args.server:
-        extra = {}
-        if snapshot_dir is not None:
-            extra["PYTHONPATH"] = os.pathsep.join(
-                [str(snapshot_dir), *filter(None, [os.environ.get("PYTHONPATH")])]
-            )
         args.server_env = stack.enter_context(warm_server(extra_env=extra, cwd=root))
         print("runs are handed to a warm helix-tf server (imports paid once)", flush=True)
     elif args.auto_server:
-        extra = {}
-        if snapshot_dir is not None:
-            extra["PYTHONPATH"] = os.pathsep.join(
-                [str(snapshot_dir), *filter(None, [os.environ.get("PYTHONPATH")])]
-            )
         args.server_env = stack.enter_context(auto_server(extra_env=extra, cwd=root))
         print("the first run starts a helix-tf server, as a user's does", flush=True)
     try:
