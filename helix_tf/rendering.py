@@ -82,8 +82,10 @@ class Progress:
             )
         elif kind == "node":
             rows = event.get("rows")
+            other = event.get("other_seconds") or 0.0
             self.err.print(
                 f"[{elapsed:6.1f}s] {event['node']}: {event['state']} {event['seconds']:.2f}s"
+                + (f" (incl. {other:.2f}s importing TensorFlow)" if other >= 0.01 else "")
                 + (f", {rows:,} rows" if rows is not None else ""),
                 highlight=False,
             )
