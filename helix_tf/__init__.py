@@ -10,6 +10,10 @@ that needs them computes.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
 from typing import TYPE_CHECKING, Any
 
 from helix_tf.errors import (
@@ -50,6 +54,35 @@ __all__ = [
 
 __version__ = "0.1.0"
 
+#: The public namespaces, also importable as ``helix_tf.<name>`` (``import
+#: helix_tf.features as F``, ``from helix_tf.metrics import AUC``): both spellings give
+#: the same module object, loaded only when first asked for (see :class:`_Aliases`).
+PUBLIC_NAMESPACES = ("sources", "features", "learners", "metrics")
+
+
+class _Aliases(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """``import helix_tf.<namespace>`` imports ``helix_tf.components.<namespace>``."""
+
+    def find_spec(
+        self, fullname: str, path: Any = None, target: Any = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        package, _, name = fullname.rpartition(".")
+        if package != __name__ or name not in PUBLIC_NAMESPACES:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> Any:
+        module = importlib.import_module(f"{__name__}.components.{spec.name.rpartition('.')[2]}")
+        module.__dict__.setdefault("_helix_own_spec", module.__spec__)
+        return module
+
+    def exec_module(self, module: Any) -> None:
+        """The module is the component package, already executed: keep its own spec."""
+        module.__spec__ = module._helix_own_spec
+
+
+if not any(isinstance(f, _Aliases) for f in sys.meta_path):
+    sys.meta_path.insert(0, _Aliases())
 
 #: Public names loaded on first use, so that ``import helix_tf.<anything>`` (the
 #: ``helix-tf`` client handing a run to the warm server, above all) does not pay for
@@ -57,10 +90,7 @@ __version__ = "0.1.0"
 _LAZY: dict[str, tuple[str, str | None]] = {
     "Workflow": ("helix_tf.workflow", "Workflow"),
     "NodeRef": ("helix_tf.types", "NodeRef"),
-    "sources": ("helix_tf.components.sources", None),
-    "features": ("helix_tf.components.features", None),
-    "learners": ("helix_tf.components.learners", None),
-    "metrics": ("helix_tf.components.metrics", None),
+    **{name: (f"helix_tf.{name}", None) for name in PUBLIC_NAMESPACES},
     # The run API pulls in the compiler, the planner and SQLAlchemy.
     "run": ("helix_tf.api", "run"),
     "plan": ("helix_tf.api", "plan"),

@@ -375,6 +375,27 @@ def _retrain_without_zero(
     return dataclasses.replace(second, notes=(*second.notes, *notes), retrained=retrained)
 
 
+def _compare(
+    md: Any, compiled: CompiledWorkflow, version: int, run_id: int, approx: bool, engine: Any
+) -> Any:
+    """This run against the history; a comparison that fails never fails the run."""
+    from helix_tf.comparison import compare_with_history
+
+    try:
+        return compare_with_history(
+            md,
+            compiled.name,
+            version=version,
+            run_id=run_id,
+            approx=approx,
+            metrics=engine.metrics,
+            dag=compiled.to_dict(),
+        )
+    except Exception:
+        log.warning("could not compare run %s with the history", run_id, exc_info=True)
+        return None
+
+
 def _run_once(
     loaded: LoadedConfig, opts: _RunOptions, *, need_models: bool = False
 ) -> tuple[RunResult, dict[str, dict[str, int]]]:
@@ -521,6 +542,7 @@ def _run_once(
             nodes=tuple(results),
             wall_seconds=wall,
             notes=(*notes, session.exact_note) if exact_instead else tuple(notes),
+            comparison=_compare(md, compiled, version, run_id, approx is not None, engine_result),
         )
         return result, facts
     except HelixError as exc:

@@ -6,9 +6,17 @@ Pure data, JSON-serialisable; the CLI renders it, benchmarks read its JSON.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["NodeDecision", "NodeResult", "RunResult", "PlanResult"]
+if TYPE_CHECKING:
+    from helix_tf.comparison import RunComparison
+
+__all__ = ["INTERVAL_KIND", "NodeDecision", "NodeResult", "RunResult", "PlanResult"]
+
+#: What the intervals of an approximate run cover: a bootstrap over the evaluated
+#: rows, i.e. evaluation noise only, not the variance of training on a sample (the
+#: exact run's value can fall outside them).
+INTERVAL_KIND = "evaluation_bootstrap_95"
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,6 +86,9 @@ class RunResult:
     #: number of zero weights), the first run's id and metrics, and this run's
     #: metrics minus those.
     retrained: dict[str, Any] | None = None
+    #: This run against the workflow's history: each metric's change from the
+    #: previous version and from the best earlier run, and what changed.
+    comparison: RunComparison | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -92,8 +103,11 @@ class RunResult:
         }
         if self.intervals:
             out["intervals"] = {k: list(v) for k, v in self.intervals.items()}
+            out["interval_kind"] = INTERVAL_KIND
         if self.retrained is not None:
             out["retrained"] = self.retrained
+        if self.comparison is not None:
+            out["comparison"] = self.comparison.to_dict()
         return out
 
 

@@ -213,6 +213,7 @@ class _Compiler:
         """Inputs per node, with type checks; fills self.value_kinds for features."""
         inputs: dict[str, list[str]] = {}
         self.feature_source: dict[str, str | None] = {}
+        self.examples_source: dict[str, str] = {}
         for name, d in self.decls.items():
             ins: list[str] = []
             if d.role == "source":
@@ -229,6 +230,7 @@ class _Compiler:
                 src = self.source_of(d, d.refs.get("source"))
                 if src:
                     ins.append(src)
+                    self.examples_source[name] = src
                     label = d.op
                     cols = self.columns(src)
                     if cols and label is not None and label.column not in cols:  # type: ignore[attr-defined]
@@ -247,10 +249,14 @@ class _Compiler:
             elif d.role == "train":
                 ex = self.ref(d, d.refs.get("examples"), "input", ("examples",))
                 ins = [ex] if ex else []
+                if ex:
+                    self.check_split(d, ex, "train")
             elif d.role == "predict":
                 m = self.ref(d, d.refs.get("model"), "model", ("train",))
                 ex = self.ref(d, d.refs.get("examples"), "examples", ("examples",))
                 ins = [x for x in (m, ex) if x]
+                if ex:
+                    self.check_split(d, ex, d.refs.get("split"))
             elif d.role == "evaluate":
                 p = self.ref(d, d.refs.get("predictions"), "input", ("predict",))
                 ins = [p] if p else []
@@ -262,6 +268,33 @@ class _Compiler:
                         self.problem(d, f"evaluate takes metrics.* operators, got {m!r}")
             inputs[name] = ins
         return inputs
+
+    def check_split(self, d: Declaration, examples: str, split: Any) -> None:
+        """``d`` reads ``split`` of ``examples``: the source must have that split."""
+        src = self.examples_source.get(examples)
+        op = self.decls[src].op if src else None
+        if not isinstance(op, Source):
+            return
+        try:
+            splits = op.splits()
+        except Exception:  # reported by the source's own checks
+            return
+        if split in splits:
+            return
+        what = "trains on" if d.role == "train" else "predicts on"
+        fix = (
+            "give the source a test split: test=<file(s)>, or test_fraction=0.2 for a seeded "
+            "split of the train rows"
+            if split == "test"
+            else f"give the source a {split!r} split, or read one of its splits"
+        )
+        if d.role == "predict":
+            fix += f", or predict on one of its splits (wf.predict(..., split={splits[0]!r}))"
+        self.problem(
+            d,
+            f"{what} split {split!r} of examples {examples!r}, but source {src!r} "
+            f"({op.op_name}) has only the split(s) {', '.join(map(repr, splits))}; {fix}",
+        )
 
     def feature_edges(self, d: Declaration) -> list[str]:
         op = d.op

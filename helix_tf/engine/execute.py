@@ -19,14 +19,16 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
+
 from helix_tf.compiler.graph import CompiledNode, CompiledWorkflow
 from helix_tf.engine import tables
 from helix_tf.engine._learning import _LearningSteps
 from helix_tf.engine._support import _Artifact, _data_url, _folder_bytes, _unwrap_runner_error
 from helix_tf.engine.batch_compute import PreNode
-from helix_tf.errors import ExecutionError, HelixError, StoreError
+from helix_tf.errors import DataError, ExecutionError, HelixError, StoreError
 from helix_tf.reuse.store import ArtifactStore, Manifest
-from helix_tf.types import BAG, CATEGORICAL
+from helix_tf.types import BAG, CATEGORICAL, LABEL
 
 __all__ = ["EngineOptions", "NodeMeasure", "execute_plan"]
 
@@ -362,6 +364,44 @@ class _Run(_LearningSteps):
             else:
                 meas.rows = result.rows.get(name)
             self.emit_computed(name, result.rows.get(name))
+        for name in computed:  # before any training: labels that cannot be right
+            if self.nodes[name].role == "examples":
+                self._check_positive_label(name)
+
+    def _check_positive_label(self, name: str) -> None:
+        """Fail when the label's ``positive=`` value occurs in no training row.
+
+        Every label would be 0: training "succeeds" with accuracy 1.0 and AUC nan.
+        The message lists the values the label column does hold.
+        """
+        label = self.nodes[name].op
+        positive = getattr(label, "positive", None)
+        art = self.art.get(name)
+        if positive is None or art is None or art.local is None:
+            return
+        table = tables.read_split(art.local, "train", [LABEL])
+        if table is None or table.num_rows == 0:
+            return
+        if np.asarray(table.column(LABEL)).any():
+            return
+        column = label.column  # type: ignore[union-attr]
+        found = ""
+        source = self.art.get(self.nodes[name].inputs[0])
+        raw = (
+            tables.read_split(source.local, "train", [column]) if source and source.local else None
+        )
+        if raw is not None:
+            counts = raw.column(column).value_counts().to_pylist()
+            counts.sort(key=lambda c: -c["counts"])
+            shown = ", ".join(f"{c['values']!r} ({c['counts']:,} rows)" for c in counts[:10])
+            more = f" and {len(counts) - 10} more" if len(counts) > 10 else ""
+            found = f"; the values found are {shown}{more}"
+        raise DataError(
+            f"no row of the training split has label column {column!r} equal to "
+            f"positive={positive!r}{found}. Pass one of those values as "
+            f"F.Label({column!r}, positive=...)",
+            node=name,
+        )
 
     def _run_pipeline(
         self,
@@ -454,7 +494,9 @@ def execute_plan(
                 raise ExecutionError(f"{type(exc).__name__}: {exc}", node=node.name) from exc
         metrics: dict[str, float] = {}
         intervals: dict[str, tuple[float, float]] = {}
-        # Metric names carry their evaluate node's name only where several are outputs.
+        # The first evaluate output's metrics keep their own names; those of any later
+        # one carry its node name ("holdout/auc"), so adding an evaluation never
+        # renames the keys of the one before it (and its history stays one series).
         evaluated = [o for o in compiled.outputs if run.nodes[o].role == "evaluate"]
         for out in compiled.outputs:
             node = run.nodes[out]
@@ -463,7 +505,7 @@ def execute_plan(
                     run.load(out)
                 continue
             payload = run.metrics_of(out)
-            prefix = "" if len(evaluated) == 1 else f"{out}/"
+            prefix = "" if out == evaluated[0] else f"{out}/"
             for k, v in payload["metrics"].items():
                 metrics[prefix + k] = v
             for k, v in payload.get("intervals", {}).items():
