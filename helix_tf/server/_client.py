@@ -113,7 +113,10 @@ def _when_imported() -> socket.socket | None:
     libraries beside it (which would take as long, competing for the same CPUs). A
     server still waiting for the run that started it, or none at all: ``None`` at once.
     """
-    found = holder()
+    try:
+        found = holder()
+    except OSError:  # a server folder we may not use: no server of ours can be there
+        return None
     if found is None or found[1] != "importing":
         return None
     sys.stderr.write("helix-tf: waiting for the warm server to finish starting …\n")
@@ -128,12 +131,25 @@ def _when_imported() -> socket.socket | None:
     return None
 
 
-def _say_started(pid: int, *, why: str = "") -> None:
+def _start(*, after_pid: int, why: str = "") -> bool:
+    """Start a server in the background and say so; whether this call started one.
+
+    A server that cannot be started (e.g. its folder is not private) never fails the
+    run: it is said in one line and the run goes on here.
+    """
+    try:
+        pid = start_in_background(after_pid=after_pid)
+    except OSError as exc:
+        sys.stderr.write(f"note: could not start a helix-tf server ({exc}); running here\n")
+        return False
+    if pid is None:
+        return False
     sys.stderr.write(
         f"helix-tf: started a warm server{why} (pid {pid}) so that later runs start sooner; "
         "it exits after 3 idle hours. Stop it: helix-tf server stop; "
         "never start one: HELIX_TF_SERVER=off\n"
     )
+    return True
 
 
 def run_in_server(argv: list[str]) -> int | None:
@@ -149,9 +165,7 @@ def run_in_server(argv: list[str]) -> int | None:
     sock = _connect() or _when_imported()
     if sock is None:
         if refusal is None:
-            pid = start_in_background(after_pid=os.getpid())
-            if pid is not None:
-                _say_started(pid)
+            _start(after_pid=os.getpid())
         return None
     message = {
         "op": "run",
@@ -182,11 +196,12 @@ def _not_served(reply: dict[str, Any] | None, refusal: str | None) -> None:
     reasons = stale_reasons((reply or {}).get("parts") or {}, stamp_parts()) if reply else []
     if reply and "stale" in reply and set(reasons) - {"environment"}:
         why = ", ".join(STAMP_MEANING[r] for r in reasons)
-        if refusal is None and stop_and_wait():
-            pid = start_in_background(after_pid=os.getpid())
-            if pid is not None:
-                _say_started(pid, why=f" in place of a stale one ({why})")
-                return
+        if (
+            refusal is None
+            and stop_and_wait()
+            and _start(after_pid=os.getpid(), why=f" in place of a stale one ({why})")
+        ):
+            return
         sys.stderr.write(
             f"note: not using the helix-tf server ({why}); running here. "
             "Restart it with: helix-tf server restart\n"

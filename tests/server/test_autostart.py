@@ -267,3 +267,16 @@ def test_a_stale_server_is_replaced_after_helix_tf_changes(
     third = _pipes(server_dir, "plan", config, "--store", tmp_path / "s", **env)
     assert third.returncode == 0 and "stale" not in third.stderr, third.stderr
     assert _status(server_dir, **env)["runs"] == 1
+
+
+def test_a_server_that_cannot_start_never_fails_the_run(
+    server_dir: Path, config: Path, tmp_path: Path
+) -> None:
+    server_dir.mkdir(parents=True)
+    server_dir.chmod(0o777)  # not private: the server refuses to put its socket there
+    done = _pipes(server_dir, "plan", config, "--store", tmp_path / "s", HELIX_TF_SERVER="on")
+    assert done.returncode == 0, done.stderr
+    assert (
+        "could not start a helix-tf server" in done.stderr and "HELIX_TF_SERVER_DIR" in done.stderr
+    )
+    assert _servers(server_dir) == []
