@@ -29,7 +29,13 @@ from helix_tf.server._protocol import (
     stale_reasons,
     stamp_parts,
 )
-from helix_tf.server._starting import holder, start_in_background, stop_and_wait
+from helix_tf.server._starting import (
+    expected_import_seconds,
+    holder,
+    holder_since,
+    start_in_background,
+    stop_and_wait,
+)
 
 __all__ = ["autostart_refusal", "request", "run_in_server", "server_mode"]
 
@@ -101,26 +107,33 @@ def request(op: str) -> dict[str, Any] | None:
         return reply
 
 
-#: The longest a run waits for a server that is importing the libraries it would import
-#: itself (a few seconds on an idle machine).
-IMPORT_WAIT_S = 60.0
+#: A run waits for a server that is importing only when it expects the imports to end
+#: within this many seconds (by how long the last server's imports took here): less
+#: than the run would spend importing the same libraries itself. Otherwise, and for a
+#: ``plan`` (which imports neither TensorFlow nor Beam), it runs here at once.
+WAIT_AT_MOST_S = 2.0
 
 
-def _when_imported() -> socket.socket | None:
-    """A connection to the server once it has finished importing; ``None`` if none is.
+def _when_imported(argv: list[str]) -> socket.socket | None:
+    """A connection to the server once it has finished importing; ``None`` to run here.
 
-    A run that finds the server importing waits for it rather than importing the same
-    libraries beside it (which would take as long, competing for the same CPUs). A
-    server still waiting for the run that started it, or none at all: ``None`` at once.
+    A run that finds the server nearly done importing waits for it rather than import
+    the same libraries beside it, competing for the same CPUs. A server far from done,
+    still waiting for the run that started it, or none at all: ``None`` at once.
     """
+    if argv[:1] != ["run"]:
+        return None
     try:
-        found = holder()
+        found = holder_since()
     except OSError:  # a server folder we may not use: no server of ours can be there
         return None
     if found is None or found[1] != "importing":
         return None
+    remaining = expected_import_seconds() - (time.time() - found[2])
+    if remaining > WAIT_AT_MOST_S:
+        return None
     sys.stderr.write("helix-tf: waiting for the warm server to finish starting …\n")
-    deadline = time.monotonic() + IMPORT_WAIT_S
+    deadline = time.monotonic() + max(remaining, 0.0) + WAIT_AT_MOST_S
     while time.monotonic() < deadline:
         sock = _connect()
         if sock is not None:
@@ -162,7 +175,7 @@ def run_in_server(argv: list[str]) -> int | None:
     if server_mode() == "off":
         return None
     refusal = autostart_refusal()
-    sock = _connect() or _when_imported()
+    sock = _connect() or _when_imported(argv)
     if sock is None:
         if refusal is None:
             _start(after_pid=os.getpid())

@@ -194,6 +194,8 @@ def serve(
     for name in PRELOAD:
         importlib.import_module(name)
     state = _State(parts, time.perf_counter() - t0, lock_fd)
+    with contextlib.suppress(OSError):
+        path.with_suffix(".imports").write_text(f"{state.preload_seconds:.3f}\n")
     log.info("preloaded %d modules in %.2fs", len(PRELOAD), state.preload_seconds)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(path))

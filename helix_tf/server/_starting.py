@@ -21,8 +21,11 @@ from helix_tf.server._protocol import lock_path, socket_path
 
 __all__ = [
     "check_folder",
+    "expected_import_seconds",
     "holder",
     "holder_pid",
+    "holder_since",
+    "import_seconds_path",
     "log_path",
     "start_in_background",
     "stop_and_wait",
@@ -72,18 +75,25 @@ def write_owner(fd: int, pid: int, phase: str = "starting") -> None:
     beside it); ``ready``.
     """
     os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{pid} {phase}\n".encode(), 0)
+    os.pwrite(fd, f"{pid} {phase} {time.time():.3f}\n".encode(), 0)
 
 
 def holder() -> tuple[int, str] | None:
     """(pid, phase) of the server holding the lock (starting or running); ``None`` if none."""
+    found = holder_since()
+    return (found[0], found[1]) if found else None
+
+
+def holder_since() -> tuple[int, str, float] | None:
+    """(pid, phase, since when) of the server holding the lock; ``None`` if none does."""
     fd = take_lock()
     if fd is not None:
         os.close(fd)
         return None
     try:
         fields = lock_path().read_text().split()
-        return int(fields[0]), (fields[1] if len(fields) > 1 else "starting")
+        phase = fields[1] if len(fields) > 1 else "starting"
+        return int(fields[0]), phase, float(fields[2]) if len(fields) > 2 else time.time()
     except (OSError, ValueError, IndexError):
         return None
 
@@ -92,6 +102,19 @@ def holder_pid() -> int | None:
     """The pid of the server holding the lock (starting or running); ``None`` if none does."""
     found = holder()
     return found[0] if found else None
+
+
+def import_seconds_path() -> Path:
+    """Where a server records how long its imports took (clients estimate the wait)."""
+    return socket_path().with_suffix(".imports")
+
+
+def expected_import_seconds(default: float = 4.0) -> float:
+    """How long the last server's imports took here (``default`` before any did)."""
+    try:
+        return float(import_seconds_path().read_text().strip())
+    except (OSError, ValueError):
+        return default
 
 
 def start_in_background(
