@@ -273,6 +273,9 @@ def run(
     >>> result = run("configs/census.py", params=["learner.l1=0.001"])  # doctest: +SKIP
     >>> result.metrics["accuracy"]  # doctest: +SKIP
     0.85
+    >>> result.predictions(pandas=True).head()  # __row, __label, __score  # doctest: +SKIP
+    >>> model = result.model()  # the trained Keras model                # doctest: +SKIP
+    >>> helix_tf.views.figure(result, "roc")  # a matplotlib Figure      # doctest: +SKIP
     """
     if isinstance(config, Workflow):
         raise ConfigError("run() takes the path of a config module; save the workflow in one")
@@ -468,6 +471,7 @@ def _run_once(
             ),
         )
         from helix_tf.reuse.metadata import NodeRecord
+        from helix_tf.views._stored import RunReader
 
         results = []
         records = []
@@ -542,6 +546,8 @@ def _run_once(
             nodes=tuple(results),
             wall_seconds=wall,
             notes=(*notes, session.exact_note) if exact_instead else tuple(notes),
+            store_url=session.store_url,
+            reader=RunReader(session.store_url, engine_result.values),
             comparison=_compare(md, compiled, version, run_id, approx is not None, engine_result),
         )
         return result, facts

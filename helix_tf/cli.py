@@ -26,10 +26,12 @@ from helix_tf.rendering import (
     STATE_STYLE,
     Progress,
     changes_text,
+    confusion_table,
     metrics_table,
     nodes_table,
     retrained_table,
 )
+from helix_tf.report_views_tasks import confusion_cells
 from helix_tf.server.commands import server
 
 __all__ = ["main"]
@@ -336,6 +338,9 @@ def run(
         err.print(f"[yellow]note:[/] {note}", highlight=False)
     out.print(nodes_table(result))
     out.print(metrics_table(result))
+    grid = confusion_table(result)
+    if grid is not None:
+        out.print(grid)
     changed = changes_text(result)
     if changed:
         out.print(changed, highlight=False, markup=False)
@@ -479,8 +484,14 @@ def history(
         r = e.run
         states = [sum(1 for n in r.nodes if n.state == s) for s in ("compute", "load", "prune")]
         keys = select_metrics(sorted(r.metrics), selection)
+        shown = {k: r.metrics[k] for k in keys}
+        cells = set() if selection else {f"confusion/{t}/{p}" for t, p in confusion_cells(shown)}
         approx = "≈" if r.approx else ""
-        metrics = "\n".join(f"{escape(k)} {approx}{r.metrics[k]:.4f}" for k in keys)
+        metrics = "\n".join(
+            f"{escape(k)} {approx}{r.metrics[k]:.4f}" for k in keys if k not in cells
+        )
+        if cells:  # a multiclass confusion matrix: K² counts, shown by `run`, not here
+            metrics += f"\n({len(cells)} confusion counts: --metrics 'confusion/*')"
         if e.changed_from is not None:
             changed = f"since v{e.changed_from}:\n" + "\n".join(
                 escape(c) for c in e.changes or ("data or implementation",)
@@ -555,30 +566,39 @@ def diff(
 @click.option(
     "--html",
     "html_path",
-    required=True,
+    default=None,
     type=click.Path(dir_okay=False),
-    help="Where to write the report (a self-contained HTML page).",
+    help="Where to write the report (a self-contained HTML page); "
+    "default: reports/<workflow>.html in the store.",
 )
 @click.option(
     "--limit", type=int, default=50, show_default=True, help="Most recent runs to include."
 )
 def report(
     cmd: _Invocation,
-    html_path: str,
+    html_path: str | None,
     limit: int,
 ) -> None:
-    """Write an HTML report: the DAG coloured by state, run times, metric history, changes."""
+    """Write an HTML report: DAG, model views (curves, calibration, importance, weights),
+    run times, metric history, changes."""
     out, err = cmd.out, cmd.err
-    from helix_tf.report import render_report, write_report
+    from helix_tf.report import default_report_path, render_report, write_report
+    from helix_tf.report_views_tasks import load_regression_predictions
 
     try:
         with cmd.session() as session:
+            latest = session.metadata.runs(session.compiled.name, limit=1)
             html = render_report(
                 session.compiled.name,
                 session.metadata,
                 compiled_dag=session.compiled.to_dict(),
                 limit=limit,
+                predictions=load_regression_predictions(
+                    latest[0] if latest else None, session.store
+                ),
             )
+            if html_path is None:
+                html_path = default_report_path(session.store_url, session.compiled.name)
         write_report(html_path, html)
     except HelixError as exc:
         _fail(err, exc)

@@ -24,7 +24,13 @@ import numpy as np
 from helix_tf.compiler.graph import CompiledNode, CompiledWorkflow
 from helix_tf.engine import tables
 from helix_tf.engine._learning import _LearningSteps
-from helix_tf.engine._support import _Artifact, _data_url, _folder_bytes, _unwrap_runner_error
+from helix_tf.engine._support import (
+    VALUE_NAMES,
+    _Artifact,
+    _data_url,
+    _folder_bytes,
+    _unwrap_runner_error,
+)
 from helix_tf.engine.batch_compute import PreNode
 from helix_tf.errors import DataError, ExecutionError, HelixError, StoreError
 from helix_tf.reuse.store import ArtifactStore, Manifest
@@ -358,7 +364,17 @@ class _Run(_LearningSteps):
                 self.values[f"cardinality:{name}"] = meta["cardinality"]
             elif node.role == "examples":
                 meta = {"features": self._feature_specs(name)}
+                label = node.op.describe(result.states.get(name))  # type: ignore[union-attr]
+                if label["task"] != "binary":  # binary examples are described as before
+                    # What only training reads (a transform) is not a fact of the examples.
+                    meta["label"] = {
+                        k: v
+                        for k, v in label.items()
+                        if k not in node.op.TRAINING_PARAMS  # type: ignore[union-attr]
+                    }
                 kind = "examples"
+                if pre[name].write and self.art[name].local:
+                    self._write_value_names(name)
             if pre[name].write:
                 self.finish(name, kind=kind, rows=result.rows.get(name), meta=meta)
             else:
@@ -433,6 +449,25 @@ class _Run(_LearningSteps):
         """Whether a computed intermediate feature is worth writing at all under the policy."""
         return getattr(self.materializer, "writes_intermediates", True)
 
+    def _write_value_names(self, examples: str) -> None:
+        """Beside the examples: what each index of their categorical/bag features stands for."""
+        names: dict[str, list[str]] = {}
+        for f in self.nodes[examples].extra["features"]:
+            op = self.nodes[f].op
+            if f"state:{f}" in self.values:
+                state = self.values[f"state:{f}"]
+            else:
+                path = os.path.join(self.load(f).local or "", "state.json")
+                if not os.path.exists(path):
+                    continue
+                with open(path) as fh:
+                    state = json.load(fh)
+            found = op.value_names(state) if op is not None and state is not None else None  # type: ignore[union-attr]
+            if found is not None:
+                names[f] = found
+        with open(os.path.join(self.art[examples].local or "", VALUE_NAMES), "w") as fh:
+            json.dump(names, fh, sort_keys=True)
+
     def _feature_specs(self, examples: str) -> list[dict[str, Any]]:
         specs = []
         for f in self.nodes[examples].extra["features"]:
@@ -455,6 +490,9 @@ class EngineResult:
     measures: dict[str, NodeMeasure]
     metrics: dict[str, float]
     intervals: dict[str, tuple[float, float]]
+    #: Results the run holds in memory, by node: models (Keras), predictions (Arrow
+    #: tables), metrics and explanations; handed to Python callers of ``run``.
+    values: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def execute_plan(
@@ -484,6 +522,8 @@ def execute_plan(
                     run.predict(node)
                 elif node.role == "evaluate":
                     run.evaluate(node)
+                elif node.role == "explain":
+                    run.explain(node)
             except ExecutionError as exc:
                 if exc.node is None:
                     raise ExecutionError(str(exc), node=node.name) from exc
@@ -510,6 +550,9 @@ def execute_plan(
                 metrics[prefix + k] = v
             for k, v in payload.get("intervals", {}).items():
                 intervals[prefix + k] = (float(v[0]), float(v[1]))
-        return EngineResult(measures=run.measures, metrics=metrics, intervals=intervals)
+        held = {n.name: run.values[n.name] for n in compiled.nodes if n.name in run.values}
+        return EngineResult(
+            measures=run.measures, metrics=metrics, intervals=intervals, values=held
+        )
     finally:
         run.cleanup()
