@@ -3,8 +3,9 @@
 The page (DESIGN.md §11) shows: (1) the DAG of the latest version in topological
 layers, each node coloured by its state (compute, load, prune) with its time, in the
 latest run that computed something (an unchanged rerun only loads and prunes); (2) the
-model's views (:mod:`helix_tf.views`: ROC and precision-recall curves, calibration,
-confusion matrix, metrics per slice, permutation importance, linear weights), read
+model's views (:mod:`helix_tf.views`, by the label's task: ROC and precision-recall
+curves, calibration and confusion matrix; a K×K confusion matrix; predicted vs actual
+and residuals; then metrics per slice, permutation importance, linear weights), read
 from the predictions and explanation the latest run stored, never recomputed; (3) the
 cumulative run time, and each run's wall time split into computing, loading, writing
 and the rest; (4) every metric's history (approximate runs hollow, with intervals;

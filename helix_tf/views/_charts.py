@@ -169,11 +169,9 @@ def draw_weights(ax: Any, linear: Mapping[str, Any]) -> None:
     ax.invert_yaxis()
     ax.axvline(0, color="#555", lw=0.8)
     task = linear.get("task", "binary")
-    what = "prediction" if task == "regression" else "logit"
+    what = {"regression": "prediction", "multiclass": "class's logit"}.get(task, "logit")
     if linear.get("transform"):
         what = f"{linear['transform']} of the prediction"
-    elif task == "multiclass":
-        what = "class's logit"
     ax.set_xlabel(f"weight (added to the {what} per unit of the feature)")
     ax.grid(alpha=0.3, axis="x")
 

@@ -83,7 +83,7 @@ def _run(setup: dict[str, Any], task: str) -> RunResult:
 
 def _check_task(
     setup: dict[str, Any], task: str, monkeypatch: pytest.MonkeyPatch
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], RunResult]:
     monkeypatch.setenv("HELIX_TF_SERVER", "off")
     scoring, task_views = TASKS[task]
     first = _run(setup, task)
@@ -99,9 +99,7 @@ def _check_task(
         assert all(np.isfinite(f[name]) for f in explained["features"].values())
     # Stored: the store's copy is the result the run held.
     fp = {n.name: n.fingerprint for n in first.nodes}["explanation"]
-    assert read_explanation(first.store_url, fp, "explanation") == json.loads(
-        json.dumps(explained)
-    )
+    assert read_explanation(first.store_url, fp, "explanation") == json.loads(json.dumps(explained))
     linear = explained["linear"]
     assert set(linear["features"]) == FEATURES
     # Reloaded on the rerun, not recomputed.
@@ -115,11 +113,11 @@ def _check_task(
     html = page.read_text()
     shown = [part.split('"')[0] for part in html.split('data-view="')[1:]]
     assert shown == [*task_views, "importance", "weights"], shown
-    return explained
+    return explained, first
 
 
 def test_multiclass_explanation_end_to_end(setup: dict[str, Any], monkeypatch) -> None:
-    explained = _check_task(setup, "cut", monkeypatch)
+    explained, _ = _check_task(setup, "cut", monkeypatch)
     classes = set(explained["linear"]["classes"])
     assert classes == {"Fair", "Good", "Very Good", "Premium", "Ideal"}  # learned, named
     clarity = explained["linear"]["features"]["clarity"]
@@ -129,8 +127,16 @@ def test_multiclass_explanation_end_to_end(setup: dict[str, Any], monkeypatch) -
 
 @pytest.mark.ci
 def test_regression_explanation_end_to_end(setup: dict[str, Any], monkeypatch) -> None:
-    explained = _check_task(setup, "price", monkeypatch)
+    explained, result = _check_task(setup, "price", monkeypatch)
     assert explained["linear"]["transform"] == "log" and "classes" not in explained["linear"]
     # Carat drives a diamond's price: shuffling it raises the RMSE most (in dollars).
     assert next(iter(explained["features"])) == "carat"
     assert explained["features"]["carat"]["rmse"] > 0 and explained["baseline"]["rmse"] > 10
+    # Weights in log-price units: the model trains on the standardised target.
+    model = result.model("learner")
+    raw = float(np.asarray(model.get_layer("w_carat").weights[0]).ravel()[0])
+    std = model.get_layer("rescale").std
+    assert std != 1.0
+    carat = explained["linear"]["features"]["carat"]
+    (shown,) = [w for _, w in carat["positive"] + carat["negative"]]
+    assert shown == pytest.approx(raw * std)
