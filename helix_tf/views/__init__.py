@@ -342,7 +342,7 @@ def gather(
         try:
             table = read("predict", name, fp)
         except StoreError as exc:
-            notes.append(f"no curves: {exc}")
+            notes.append(f"no {{views}}: {exc}")
         else:
             fields["y_true"] = table.column(LABEL).to_numpy()
             fields["y_score"] = _scores_of(table.column(SCORE))
@@ -352,7 +352,7 @@ def gather(
             if label.get("classes"):
                 classes = tuple(str(c) for c in label["classes"])
         if len(predict) > 1:
-            notes.append(f"curves show predictions node {name!r} of {len(predict)}")
+            notes.append(f"{{views}} show predictions node {name!r} of {len(predict)}")
     if explain:
         name, fp = explain[0]
         try:
@@ -369,7 +369,16 @@ def gather(
         task = task_of(fields.get("y_true"), fields.get("y_score"), default=task or "binary")
     if classes is not None:
         fields["classes"] = classes
+    # What the predictions would have shown, in the task's words.
+    notes = [n.replace("{views}", _PREDICTION_WORDS.get(task, "curves"), 1) for n in notes]
     return Evidence(task=task, metrics=dict(metrics), notes=tuple(notes), **fields)
+
+
+_PREDICTION_WORDS = {
+    "binary": "curves",
+    "multiclass": "confusion matrix of the predictions",
+    "regression": "predicted vs actual or residuals",
+}
 
 
 def _label_facts(read: Reader, node: str, fingerprint: str) -> Mapping[str, Any]:

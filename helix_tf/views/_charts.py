@@ -161,7 +161,7 @@ def draw_weights(ax: Any, linear: Mapping[str, Any]) -> None:
     pos = linear.get("positive", [])
     neg = linear.get("negative", [])
     items = [*pos, *reversed(neg)]
-    labels = [_mpl(_short(f if f == v else f"{f}={v}", 34)) for f, v, _ in items]
+    labels = [_mpl(_short(_weight_label(f, v), 34)) for f, v, _ in items]
     values = [w for _, _, w in items]
     ys = range(len(items))
     ax.barh(ys, values, color=[_GREEN if w > 0 else _RED for w in values])
@@ -174,6 +174,13 @@ def draw_weights(ax: Any, linear: Mapping[str, Any]) -> None:
         what = f"{linear['transform']} of the prediction"
     ax.set_xlabel(f"weight (added to the {what} per unit of the feature)")
     ax.grid(alpha=0.3, axis="x")
+
+
+def _weight_label(feature: str, value: str) -> str:
+    """``feature=value``; a numeric feature's weight is named by the feature alone
+    (``age``, or ``age → class`` for one class of a multiclass model)."""
+    numeric = value == feature or value.startswith(f"{feature} → ")
+    return value if numeric else f"{feature}={value}"
 
 
 def _short(text: str, width: int = 22) -> str:

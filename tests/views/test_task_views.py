@@ -105,3 +105,24 @@ def test_the_cli_grid_marks_approximate_counts_with_their_intervals() -> None:
     assert "≈8 [7, 9]" in text and "≈0" in text  # a cell the run never saw is 0
     assert "confusion/a/a" not in text and "accuracy" in text
     assert confusion_table(_Result({"accuracy": 0.8}, {}, approx=False)) is None
+
+
+def test_missing_predictions_are_noted_in_the_tasks_words() -> None:
+    from helix_tf.errors import StoreError
+    from helix_tf.views import gather
+
+    def read(kind: str, node: str, fingerprint: str) -> object:
+        raise StoreError("not kept")
+
+    nodes = [("predictions", "predict", "f" * 32)]
+    regression = gather(nodes, metrics={}, read=read, task="regression")
+    assert regression.task == "regression"
+    assert regression.notes[0] == "no predicted vs actual or residuals: not kept"
+    assert gather(nodes, metrics={}, read=read).notes[0] == "no curves: not kept"
+    metrics = {"confusion/a/a": 2.0, "confusion/a/b": 1.0, "confusion/b/b": 3.0}
+    multiclass = gather(nodes, metrics=metrics, read=read, task="multiclass", classes=("b", "a"))
+    # Without stored predictions, the metric's counts still draw the matrix.
+    assert [v.key for v in views_for(multiclass.task) if v.data(multiclass) is not None] == [
+        "confusion"
+    ]
+    assert PREDICTION_VIEWS["multiclass"][0].data(multiclass).labels == ("b", "a")
