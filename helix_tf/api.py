@@ -60,14 +60,23 @@ def open_session(
     store: str | None = None,
     metadata: str | None = None,
     approx: Approx | None = None,
+    rehash: bool = False,
 ) -> Session:
-    """Load and compile ``config``; open its store and metadata database."""
+    """Load and compile ``config``; open its store and metadata database.
+
+    ``rehash=True`` re-reads every data file instead of trusting the content-hash memo.
+    """
     loaded = load_config(config, params, data_dir=data_dir)
-    return _open(loaded, store=store, metadata=metadata, approx=approx)
+    return _open(loaded, store=store, metadata=metadata, approx=approx, rehash=rehash)
 
 
 def _open(
-    loaded: LoadedConfig, *, store: str | None, metadata: str | None, approx: Approx | None
+    loaded: LoadedConfig,
+    *,
+    store: str | None,
+    metadata: str | None,
+    approx: Approx | None,
+    rehash: bool = False,
 ) -> Session:
     from helix_tf.reuse.metadata import MetadataStore
     from helix_tf.reuse.store import ArtifactStore
@@ -75,7 +84,7 @@ def _open(
     home = _default_home(loaded.path)
     store_url = store or str(home)
     local_home = home if "://" in store_url else Path(store_url)
-    hasher = ContentHasher(local_home / "content-hashes.json")
+    hasher = ContentHasher(local_home / "content-hashes.json", rehash=rehash)
     compiled = compile_workflow(loaded.workflow, config_path=str(loaded.path), hasher=hasher)
     artifact_store = ArtifactStore(store_url)
     exact_instead = approx is not None and all(
@@ -151,10 +160,14 @@ def plan(
     store: str | None = None,
     metadata: str | None = None,
     approx: Approx | None = None,
+    rehash: bool = False,
 ) -> PlanResult:
-    """What a run would compute, load and prune, and why — without running anything."""
+    """What a run would compute, load and prune, and why — without running anything.
+
+    ``rehash=True`` re-reads every data file instead of trusting the content-hash memo.
+    """
     loaded = load_config(config, params, data_dir=data_dir)
-    session = _open(loaded, store=store, metadata=metadata, approx=approx)
+    session = _open(loaded, store=store, metadata=metadata, approx=approx, rehash=rehash)
     notes: tuple[str, ...] = ()
     if session.exact_instead:
         approx, notes = None, (EXACT_INSTEAD,)
@@ -229,8 +242,13 @@ def run(
     prune_zero_weight: bool = True,
     retrain_without_zero: bool = False,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    rehash: bool = False,
 ) -> RunResult:
     """Run a config: reuse what is valid, compute the rest, record everything.
+
+    ``rehash=True`` re-reads every data file instead of trusting the content-hash
+    memo (path, inode, size, mtime, ctime): the escape hatch for a file changed in a
+    way the memo cannot see.
 
     With ``retrain_without_zero=True``, learners whose models give some features
     only zero weights are trained again without those features, and the result
@@ -262,6 +280,7 @@ def run(
         batch_rows=batch_rows,
         prune_zero_weight=prune_zero_weight,
         progress=progress,
+        rehash=rehash,
     )
     loaded = load_config(config, params, data_dir=data_dir)
     first, facts = _run_once(loaded, opts, need_models=retrain_without_zero)
@@ -292,7 +311,9 @@ def _with_models_needed(session: Session, opts: _RunOptions) -> Session:
     workflow = copy.copy(session.config.workflow)
     workflow.outputs = [*workflow.outputs, *pruned]
     loaded = dataclasses.replace(session.config, workflow=workflow)
-    return _open(loaded, store=opts.store, metadata=opts.metadata, approx=opts.approx)
+    return _open(
+        loaded, store=opts.store, metadata=opts.metadata, approx=opts.approx, rehash=opts.rehash
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -307,6 +328,7 @@ class _RunOptions:
     batch_rows: int
     prune_zero_weight: bool
     progress: Callable[[dict[str, Any]], None] | None
+    rehash: bool = False
 
 
 def _retrain_without_zero(
@@ -379,7 +401,9 @@ def _run_once(
 
     t_start = time.perf_counter()
     approx, progress, materialize = opts.approx, opts.progress, opts.materialize
-    session = _open(loaded, store=opts.store, metadata=opts.metadata, approx=approx)
+    session = _open(
+        loaded, store=opts.store, metadata=opts.metadata, approx=approx, rehash=opts.rehash
+    )
     if need_models:
         session = _with_models_needed(session, opts)
     # An approximation of results that are stored exactly would be slower and worse.
