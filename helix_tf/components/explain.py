@@ -21,8 +21,8 @@ scoring that does not fit the label is a compile-time error
 (:func:`scoring_problem`, decided by the metric's own task check). A multiclass
 linear model has one weight per value *and class* (a softmax over one logit per
 class); they are kept per class, and the overall tops name the class each weight
-pushes towards (``"Ideal → Premium"``): the largest absolute weight over the
-classes would hide which class a value argues for.
+pushes towards (``"IF → Ideal"``: clarity IF, class Ideal): the largest absolute
+weight over the classes would hide which class a value argues for.
 
 The computation is numpy over a ``score`` function (rows → probabilities, class
 probabilities or predicted values), so it is tested without TensorFlow; the engine
