@@ -31,8 +31,8 @@ from helix_tf.rendering import (
     nodes_table,
     retrained_table,
 )
-from helix_tf.report_views_tasks import confusion_cells
 from helix_tf.server.commands import server
+from helix_tf.views._data import confusion_cells
 
 __all__ = ["main"]
 
@@ -578,19 +578,14 @@ def report(
     run times, metric history, changes."""
     out, err = cmd.out, cmd.err
     from helix_tf.report import default_report_path, render_report, write_report
-    from helix_tf.report_views_tasks import load_regression_predictions
 
     try:
         with cmd.session() as session:
-            latest = session.metadata.runs(session.compiled.name, limit=1)
             html = render_report(
                 session.compiled.name,
                 session.metadata,
                 compiled_dag=session.compiled.to_dict(),
                 limit=limit,
-                predictions=load_regression_predictions(
-                    latest[0] if latest else None, session.store
-                ),
             )
             if html_path is None:
                 html_path = default_report_path(session.store_url, session.compiled.name)
