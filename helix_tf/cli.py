@@ -31,8 +31,8 @@ from helix_tf.rendering import (
     nodes_table,
     retrained_table,
 )
-from helix_tf.report_views_tasks import confusion_cells
 from helix_tf.server.commands import server
+from helix_tf.views._data import confusion_cells
 
 __all__ = ["main"]
 
@@ -255,6 +255,12 @@ def _approx(
     help="Train again without the features whose weights are all zero; report the metric change.",
 )
 @click.option(
+    "--rehash",
+    is_flag=True,
+    help="Re-read every data file instead of trusting the content-hash memo "
+    "(for a file changed without its size, mtime or ctime changing).",
+)
+@click.option(
     "--batch-rows",
     type=int,
     default=50_000,
@@ -284,6 +290,7 @@ def run(
     no_server: bool,
     retrain_without_zero: bool,
     batch_rows: int,
+    rehash: bool,
     save: bool,
 ) -> None:
     """Run CONFIG: reuse every still-valid result, compute the rest, report metrics.
@@ -321,6 +328,7 @@ def run(
             batch_rows=batch_rows,
             retrain_without_zero=retrain_without_zero,
             progress=Progress(err, not cmd.as_json),
+            rehash=rehash,
         )
     except HelixError as exc:
         _fail(err, exc)
@@ -385,10 +393,17 @@ def _save(cmd: _Invocation) -> Any:
 @main.command()
 @common
 @click.option("--approx", is_flag=True, help="Plan the approximate run instead.")
+@click.option(
+    "--rehash",
+    is_flag=True,
+    help="Re-read every data file instead of trusting the content-hash memo "
+    "(for a file changed without its size, mtime or ctime changing).",
+)
 @_no_server
 def plan(
     cmd: _Invocation,
     approx: bool,
+    rehash: bool,
     no_server: bool,
 ) -> None:
     """Show what a run of CONFIG would compute, load and prune, and why (runs nothing)."""
@@ -403,6 +418,7 @@ def plan(
             store=cmd.store,
             metadata=cmd.metadata,
             approx=_approx(approx, None, None),
+            rehash=rehash,
         )
     except HelixError as exc:
         _fail(err, exc)
@@ -583,19 +599,14 @@ def report(
     run times, metric history, changes."""
     out, err = cmd.out, cmd.err
     from helix_tf.report import default_report_path, render_report, write_report
-    from helix_tf.report_views_tasks import load_regression_predictions
 
     try:
         with cmd.session() as session:
-            latest = session.metadata.runs(session.compiled.name, limit=1)
             html = render_report(
                 session.compiled.name,
                 session.metadata,
                 compiled_dag=session.compiled.to_dict(),
                 limit=limit,
-                predictions=load_regression_predictions(
-                    latest[0] if latest else None, session.store
-                ),
             )
             if html_path is None:
                 html_path = default_report_path(session.store_url, session.compiled.name)
@@ -640,9 +651,13 @@ def _run_cli(argv: list[str]) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
         sys.stderr.write("Aborted!\n")
-        return 1
+        # click turns Ctrl-C into Abort; the shell convention for SIGINT is 128 + 2.
+        return 130 if isinstance(exc.__context__, KeyboardInterrupt) else 1
+    except KeyboardInterrupt:
+        sys.stderr.write("Aborted!\n")
+        return 130
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0

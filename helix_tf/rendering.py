@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from helix_tf.report_views_tasks import confusion_cells
+from helix_tf.views._data import confusion_cells
 
 __all__ = [
     "INTERVAL_LABEL",
