@@ -88,9 +88,9 @@ def auto_server(
     finally:
         for lock in (folder / "sock").glob("*.lock"):
             try:
-                pid = int(lock.read_text().strip() or 0)
+                pid = int(lock.read_text().split()[0])  # pid, phase, since when
                 os.kill(pid, signal.SIGTERM)
-            except (OSError, ValueError):
+            except (OSError, ValueError, IndexError):
                 continue
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
