@@ -54,17 +54,13 @@ class _LearningSteps:
 
         def node_done(self, name: str) -> None: ...
 
+        def emit_computed(self, name: str, rows: int | None) -> None: ...
+
     def _computed(self, name: str, *, kind: str, rows: int, meta: dict[str, Any]) -> None:
-        """A node has computed: report it, release its inputs, decide on keeping it."""
-        self.emit(
-            event="node",
-            node=name,
-            state="compute",
-            seconds=self.measures[name].compute_seconds,
-            rows=rows,
-        )
+        """A node has computed: release its inputs, decide on keeping it, report it."""
         self.node_done(name)
         self.finish(name, kind=kind, rows=rows, meta=meta)
+        self.emit_computed(name, rows)
 
     def examples_split(self, name: str, split: str, columns: list[str] | None = None) -> Any:
         art = self.art.get(name) or self.load(name)
