@@ -91,7 +91,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._proc import REPO, run_helix_json
-from benchmarks._server import warm_server
+from benchmarks._server import auto_server, warm_server
 
 __all__ = ["VARIANTS", "Variant", "fidelity", "kendall_tau_b", "main", "rescore"]
 
@@ -474,6 +474,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--server", action="store_true", help="hand every run to a warm helix-tf server"
     )
+    ap.add_argument(
+        "--auto-server",
+        action="store_true",
+        help="the server as a user gets it: the first run starts one, later runs use it",
+    )
     args = ap.parse_args(argv)
     if args.rescore:
         report = rescore(json.loads(Path(args.rescore).read_text()))
@@ -485,7 +490,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             Path(args.json_out).write_text(json.dumps(report, indent=2, default=str))
         return 0
     with contextlib.ExitStack() as stack:
-        env = stack.enter_context(warm_server()) if args.server else None
+        env = (
+            stack.enter_context(warm_server())
+            if args.server
+            else stack.enter_context(auto_server())
+            if args.auto_server
+            else None
+        )
         return _main(args, argv, env, stack)
 
 
@@ -535,7 +546,7 @@ def _main(
         "cpus": os.cpu_count(),
         "approx_args": ["--approx", *approx_args],
         "store_state": args.store_state,
-        "server": bool(args.server),
+        "server": "auto" if args.auto_server else bool(args.server),
         "targets": TARGETS,
         "results": [],
     }
@@ -551,7 +562,13 @@ def _main(
                 "workload": workload,
                 "scale": scale,
                 "protocol": f"{args.store_state} store, "
-                + ("warm server" if args.server else "one process per run"),
+                + (
+                    "warm server"
+                    if args.server
+                    else "auto-started server"
+                    if args.auto_server
+                    else "one process per run"
+                ),
                 "load_avg_start": os.getloadavg(),
                 "variants": [],
             }

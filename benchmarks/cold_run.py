@@ -24,9 +24,14 @@ peak RSS of each process tree, the in-process time of the main phases, and
 both test accuracies and AUCs (they should agree to ~0.01). The load average
 at the start and end is recorded.
 
+With ``--auto-server`` each helix run is a user's first run of the console script:
+no server running, the run starts one (stopped before the next measurement); only
+the fast exit is measured then.
+
 Reproduce::
 
-    .venv/bin/python -m benchmarks.cold_run [--repeats 5] [--exit both] [--json cold_run.json]
+    .venv/bin/python -m benchmarks.cold_run [--repeats 5] [--exit both] [--auto-server]
+                                            [--json cold_run.json]
 """
 
 from __future__ import annotations
@@ -42,11 +47,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from benchmarks._proc import REPO, Measured, median, run_helix_json, run_measured
+from benchmarks._server import auto_server
 
 TARGET_RATIO = 1.05
 DEFAULT_DATA = REPO / ".." / "shared" / "data"
 
 
+#: ``--auto-server``: each helix run is a user's first run — no server running, the
+#: run starts one (which is stopped before the next measurement).
+AUTO_SERVER = [False]
 EXIT_MODES = ("fast", "normal")
 SIDES = ("helix", "handwritten")
 #: ``helix-tf`` ending with the interpreter's normal teardown (no console script).
@@ -78,10 +87,14 @@ def run_order(repeat: int) -> list[tuple[str, str]]:
 
 def run_helix(data_dir: str, _work: str, exit_mode: str) -> tuple[Measured, dict[str, Any]]:
     # A fresh, empty store every run (run_helix_json makes and removes it).
-    m, out = run_helix_json(
-        ["configs/census.py", "--materialize", "none", "--data-dir", data_dir],
-        command=HELIX_NORMAL_EXIT if exit_mode == "normal" else None,
-    )
+    args = ["configs/census.py", "--materialize", "none", "--data-dir", data_dir]
+    if AUTO_SERVER[0]:  # the console script's first run (main() allows only --exit fast)
+        with auto_server() as env:
+            m, out = run_helix_json(args, env=env)
+        if "started a warm server" not in m.stderr:
+            raise RuntimeError(f"the first run did not start a server:\n{m.stderr[-2000:]}")
+    else:
+        m, out = run_helix_json(args, command=HELIX_NORMAL_EXIT if exit_mode == "normal" else None)
     nodes = {n["name"]: n for n in out["nodes"]}
     pre = [n for n in out["nodes"] if n["kind"] in ("source", "preprocess")]
     info = {
@@ -239,9 +252,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA), help="folder holding census/")
     parser.add_argument("--json", dest="json_path", help="write the results here as JSON")
+    parser.add_argument(
+        "--auto-server",
+        action="store_true",
+        help="each helix run starts a warm server, as a user's first run does "
+        "(the console script: fast exit only)",
+    )
     args = parser.parse_args(argv)
+    if args.auto_server and args.exit == "normal":
+        parser.error("--auto-server measures the helix-tf console script, which exits fast")
+    AUTO_SERVER[0] = args.auto_server
     data_dir = os.path.abspath(args.data_dir)
-    modes = EXIT_MODES if args.exit == "both" else (args.exit,)
+    modes = ("fast",) if args.auto_server else EXIT_MODES if args.exit == "both" else (args.exit,)
     runners = {"helix": run_helix, "handwritten": run_handwritten}
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {
         (side, mode): [] for side in SIDES for mode in modes
@@ -266,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "benchmark": "cold_run",
         "repeats": args.repeats,
         "warmup": args.warmup,
+        "auto_server": args.auto_server,
         "target_ratio": TARGET_RATIO,
         "exit_modes": {
             mode: compare(runs["helix", mode], runs["handwritten", mode]) for mode in modes

@@ -132,6 +132,22 @@ class _Run(_LearningSteps):
         if self.opt.progress is not None:
             self.opt.progress(event)
 
+    def emit_computed(self, name: str, rows: int | None) -> None:
+        """Report a computed node with the time the run's node table shows for it.
+
+        That is compute, load, write and other time (a TensorFlow import paid by
+        the first training node); the part outside the computation is said apart.
+        """
+        m = self.measures[name]
+        self.emit(
+            event="node",
+            node=name,
+            state="compute",
+            seconds=m.compute_seconds + m.load_seconds + m.write_seconds + m.other_seconds,
+            other_seconds=m.other_seconds,
+            rows=rows,
+        )
+
     # ------------------------------------------------------------------ artifacts
 
     def load(self, name: str) -> _Artifact:
@@ -300,26 +316,25 @@ class _Run(_LearningSteps):
             if node.role == "source" and state == "load":
                 known_batches[node.name] = tables.batch_rows(art.local or "")
         order = [n.name for n in self.c.nodes if n.name in pre]
-        self.emit(event="stage", stage="preprocess", nodes=computed, runner=self.opt.runner)
-        from helix_tf.engine.beam_pipeline import run_preprocessing
-        from helix_tf.engine.runners import pipeline_factory
-
+        here = self.c.approx is not None and self.opt.runner == "direct"
+        self.emit(
+            event="stage",
+            stage="preprocess",
+            nodes=computed,
+            runner="in-process" if here else self.opt.runner,
+        )
         t0 = time.perf_counter()
-        try:
-            result = run_preprocessing(
-                nodes=pre,
-                order=order,
-                known_batches=known_batches,
-                batch_rows=self.opt.batch_rows,
-                scratch=self.store_scratch,
-                make_pipeline=pipeline_factory(self.opt.runner, self.opt.pipeline_args),
-                distribute=self.opt.runner != "direct",
+        if here:
+            # An approximate run's preprocessing is a sample (or a few changed features):
+            # launching a pipeline, and importing Beam, would cost more than the work. The
+            # same steps run here in the same order; exact runs always use the pipeline.
+            from helix_tf.engine.preprocess_steps import run_preprocessing_here
+
+            result = run_preprocessing_here(
+                nodes=pre, order=order, known_batches=known_batches, batch_rows=self.opt.batch_rows
             )
-        except Exception as exc:
-            original = _unwrap_runner_error(exc)
-            if original is exc:
-                raise
-            raise original from exc
+        else:
+            result = self._run_pipeline(pre, order, known_batches)
         wall = time.perf_counter() - t0
         measured_total = sum(result.seconds.get(n, 0.0) for n in computed) or 1e-9
         overhead = max(wall - measured_total - sum(result.write_seconds.values()), 0.0)
@@ -370,17 +385,11 @@ class _Run(_LearningSteps):
                 kind = "examples"
                 if pre[name].write and self.art[name].local:
                     self._write_value_names(name)
-            self.emit(
-                event="node",
-                node=name,
-                state="compute",
-                seconds=meas.compute_seconds,
-                rows=result.rows.get(name),
-            )
             if pre[name].write:
                 self.finish(name, kind=kind, rows=result.rows.get(name), meta=meta)
             else:
                 meas.rows = result.rows.get(name)
+            self.emit_computed(name, result.rows.get(name))
         for name in computed:  # before any training: labels that cannot be right
             if self.nodes[name].role == "examples":
                 self._check_positive_label(name)
@@ -419,6 +428,32 @@ class _Run(_LearningSteps):
             f"F.Label({column!r}, positive=...)",
             node=name,
         )
+
+    def _run_pipeline(
+        self,
+        pre: dict[str, PreNode],
+        order: list[str],
+        known_batches: dict[str, list[tuple[str, int, int]]],
+    ) -> Any:
+        """The fused Beam pipeline over ``pre``; a runner's wrapping of an error removed."""
+        from helix_tf.engine.beam_pipeline import run_preprocessing
+        from helix_tf.engine.runners import pipeline_factory
+
+        try:
+            return run_preprocessing(
+                nodes=pre,
+                order=order,
+                known_batches=known_batches,
+                batch_rows=self.opt.batch_rows,
+                scratch=self.store_scratch,
+                make_pipeline=pipeline_factory(self.opt.runner, self.opt.pipeline_args),
+                distribute=self.opt.runner != "direct",
+            )
+        except Exception as exc:
+            original = _unwrap_runner_error(exc)
+            if original is exc:
+                raise
+            raise original from exc
 
     def _keeps(self, name: str) -> bool:
         """Whether a computed intermediate feature is worth writing at all under the policy."""
