@@ -534,6 +534,7 @@ def _run_once(
                     compute_seconds=m.compute_seconds,
                     load_seconds=m.load_seconds,
                     write_seconds=m.write_seconds,
+                    read_seconds=m.read_seconds,
                 )
             )
             records.append(

@@ -51,6 +51,8 @@ class NodeResult:
     compute_seconds: float = 0.0
     load_seconds: float = 0.0
     write_seconds: float = 0.0
+    #: Of ``compute_seconds``, reading the node's inputs from files.
+    read_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +63,7 @@ class NodeResult:
             "compute_seconds": round(self.compute_seconds, 4),
             "load_seconds": round(self.load_seconds, 4),
             "write_seconds": round(self.write_seconds, 4),
+            "read_seconds": round(self.read_seconds, 4),
             "rows": self.rows,
             "bytes": self.bytes,
             "materialized": self.materialized,

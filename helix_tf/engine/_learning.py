@@ -62,6 +62,14 @@ class _LearningSteps:
         self.finish(name, kind=kind, rows=rows, meta=meta)
         self.emit_computed(name, rows)
 
+    def read_input(self, reader: str, read: Any) -> Any:
+        """``read()``, its seconds counted as ``reader``'s input reads (part of its compute)."""
+        t0 = time.perf_counter()
+        try:
+            return read()
+        finally:
+            self.measures[reader].read_seconds += time.perf_counter() - t0
+
     def examples_split(self, name: str, split: str, columns: list[str] | None = None) -> Any:
         art = self.art.get(name) or self.load(name)
         local = art.local
@@ -82,7 +90,7 @@ class _LearningSteps:
 
         ex = node.inputs[0]
         t_load = time.perf_counter()
-        table, meta = self.examples_split(ex, "train")
+        table, meta = self.read_input(node.name, lambda: self.examples_split(ex, "train"))
         approx = node.extra.get("approx") or {}
         if approx.get("sample") is not None:
             from helix_tf.approx.sampling import keep_mask
@@ -190,14 +198,18 @@ class _LearningSteps:
         # Features whose learned weights are all zero contribute nothing: not read.
         facts = self.model_facts(model_name)
         zero = sorted(facts.get("zero", {})) if self.opt.prune_zero_weight else []
-        art_ex = self.art.get(ex) or self.load(ex)
-        keep = [ROW_ID, LABEL] + [
-            c
-            for f in art_ex.meta["features"]
-            if f["name"] not in zero
-            for c in keras_models.feature_columns(f)
-        ]
-        table, meta = self.examples_split(ex, split, keep)
+
+        def read() -> Any:
+            art_ex = self.art.get(ex) or self.load(ex)
+            keep = [ROW_ID, LABEL] + [
+                c
+                for f in art_ex.meta["features"]
+                if f["name"] not in zero
+                for c in keras_models.feature_columns(f)
+            ]
+            return self.examples_split(ex, split, keep)
+
+        table, meta = self.read_input(node.name, read)
         x = keras_models.arrays_from_table(table, meta["features"], zeros=zero)
         self.measures[node.name].meta["pruned_features"] = {z: facts["zero"][z] for z in zero}
         label = self.label_facts(ex, meta)
@@ -233,7 +245,7 @@ class _LearningSteps:
         split = node.extra.get("split", "test")
         model = self.model(model_name)
         t0 = time.perf_counter()
-        table, meta = self.examples_split(ex, split)
+        table, meta = self.read_input(node.name, lambda: self.examples_split(ex, split))
         if table.num_rows > op.max_rows:  # a seeded sample, in row order
             keep = np.random.default_rng(op.seed).choice(table.num_rows, op.max_rows, replace=False)
             table = table.take(np.sort(keep))
@@ -353,18 +365,21 @@ class _LearningSteps:
             raise ExecutionError(
                 f"metrics read columns {columns} but no source is known", node=node.name
             )
-        art = self.art.get(src) or self.load(src)
-        local = art.local
-        if local is None:
-            raise ExecutionError("the source table is not on local disk", node=node.name)
-        import pandas as pd
-
         split = (
             self.art[node.inputs[0]].meta.get("split", "test")
             if node.inputs[0] in self.art
             else "test"
         )
-        table = tables.read_split(local, split, [ROW_ID, *columns])
+
+        def read() -> Any:
+            art = self.art.get(src) or self.load(src)
+            if art.local is None:
+                raise ExecutionError("the source table is not on local disk", node=node.name)
+            return tables.read_split(art.local, split, [ROW_ID, *columns])
+
+        table = self.read_input(node.name, read)
+        import pandas as pd
+
         frame = table.to_pandas().set_index(ROW_ID)
         rows = preds.column(ROW_ID).to_numpy()
         return frame.reindex(pd.Index(rows)).reset_index(drop=True)

@@ -65,10 +65,19 @@ class BatchComputer:
         self.states = dict(states)
         self.seconds: dict[str, float] = {}
         self.write_seconds: dict[str, float] = {}
+        #: Seconds spent reading each node's stored batches (part of ``seconds``).
+        self.read_seconds: dict[str, float] = {}
         self._needed: dict[str, list[str] | None] = {}
 
     def _time(self, name: str, t0: float) -> None:
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+    def _read(self, name: str, split: str, k: int, columns: list[str] | None = None) -> pa.Table:
+        """Read batch (split, k) of node ``name``'s files, timing the read."""
+        t0 = time.perf_counter()
+        table = tables.read_batch(self.nodes[name].root, split, k, columns=columns)
+        self.read_seconds[name] = self.read_seconds.get(name, 0.0) + time.perf_counter() - t0
+        return table
 
     # ------------------------------------------------------------------ values
 
@@ -76,10 +85,8 @@ class BatchComputer:
         """The source's batch as an Arrow table: only the columns this run reads."""
         key = f"table:{name}"
         if key not in cache:
-            node = self.nodes[name]
             t0 = time.perf_counter()
-            wanted = self.needed_columns(name)
-            table = tables.read_batch(node.root, split, k, columns=wanted)
+            table = self._read(name, split, k, self.needed_columns(name))
             cache[key] = table
             self._check_rows(name, split, k, tables.row_ids(table), cache)
             self._time(name, t0)
@@ -166,7 +173,7 @@ class BatchComputer:
         node = self.nodes[name]
         if node.state == "load":
             t0 = time.perf_counter()
-            table = tables.read_batch(node.root, split, k)
+            table = self._read(name, split, k)
             self._check_rows(name, split, k, tables.row_ids(table), cache)
             out = tables.feature_from_table(table, "value", node.value_kind or NUMERIC)
             self._time(name, t0)

@@ -49,6 +49,8 @@ class PreprocessResult:
 
     seconds: dict[str, float]
     write_seconds: dict[str, float]
+    #: Of ``seconds``, reading each node's Parquet batches (keyed by the node read).
+    read_seconds: dict[str, float]
     rows: dict[str, int]
     bytes: dict[str, int]
     skipped: dict[str, int]  # source -> malformed rows skipped (on_bad_row="skip")
@@ -178,8 +180,7 @@ def batch_partials(
     split, k, _ = key
     computer = BatchComputer(nodes, merge_states(stats))
     yield from computer.partials(names, split, k)
-    for name, secs in computer.seconds.items():
-        inc(f"micros/{name}", int(secs * 1e6))
+    _count_seconds(computer, inc)
 
 
 class StatsCombiner:
@@ -239,11 +240,19 @@ def compute_batch(
         inc(f"rows/{name}", rows)
         inc(f"bytes/{name}", size)
         inc(f"batches/{name}", 1)
-    for name, secs in computer.seconds.items():
-        inc(f"micros/{name}", int(secs * 1e6))
-    for name, secs in computer.write_seconds.items():
-        inc(f"write_micros/{name}", int(secs * 1e6))
+    _count_seconds(computer, inc)
     return key
+
+
+def _count_seconds(computer: BatchComputer, inc: Inc) -> None:
+    """Add a batch computer's measured seconds to the counters, in microseconds."""
+    for kind, seconds in (
+        ("micros", computer.seconds),
+        ("write_micros", computer.write_seconds),
+        ("read_micros", computer.read_seconds),
+    ):
+        for name, secs in seconds.items():
+            inc(f"{kind}/{name}", int(secs * 1e6))
 
 
 def _by_kind(counters: Mapping[str, int], kind: str, scale: float = 1.0) -> dict[str, Any]:
@@ -286,6 +295,7 @@ def preprocess_result(
     return PreprocessResult(
         seconds=_by_kind(counters, "micros", 1e6),
         write_seconds=_by_kind(counters, "write_micros", 1e6),
+        read_seconds=_by_kind(counters, "read_micros", 1e6),
         rows=rows,
         bytes=_by_kind(counters, "bytes"),
         skipped=_by_kind(counters, "skipped"),

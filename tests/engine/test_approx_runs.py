@@ -97,6 +97,7 @@ class Cold:
 
     approx: RunResult  # sample 0.5, seed 0: placed at the source
     again: RunResult  # the same request again
+    fp32: RunResult  # the same request with precision spelled out as what auto resolves to
     other_seed: RunResult  # sample 0.5, seed 1
     other_sample: RunResult  # sample 0.3, seed 0
     exact_after: RunResult
@@ -112,6 +113,7 @@ def cold(tmp_path_factory: pytest.TempPathFactory, config: Path) -> Cold:
     return Cold(
         approx=run(_approx(sample=0.5)),
         again=run(_approx(sample=0.5)),
+        fp32=run(_approx(sample=0.5, precision="fp32")),
         other_seed=run(_approx(sample=0.5, seed=1)),
         other_sample=run(_approx(sample=0.3)),
         exact_after=run(None),
@@ -313,6 +315,7 @@ def test_plan_says_what_the_run_does_when_exact_results_are_stored(
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_exact_results_of_another_setting_are_not_loaded_instead(warm: Warm) -> None:
     """Only the exact results of *this* workflow count: other learner settings do not."""
     assert warm.approx.approx is True
@@ -337,24 +340,23 @@ def test_other_sample_or_seed_is_never_reused(cold: Cold) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_sample_of_one_trains_on_every_row_but_stays_approximate(
-    tiny_census_config: Path, store: str
+    exact: Exact, config: Path, store: str
 ) -> None:
-    exact = api.run(tiny_census_config, store=store + "-exact")
-    full = api.run(tiny_census_config, store=store, approx=_approx(sample=1.0))
+    """A fresh store (with the exact results stored, the exact run would be the answer)."""
+    full = api.run(config, store=store, approx=_approx(sample=1.0))
     assert full.approx is True
-    assert rows(full)["learner"] == rows(exact)["learner"] == TRAIN_ROWS
-    assert fingerprints(full)["learner"] != fingerprints(exact)["learner"]
+    assert rows(full)["learner"] == rows(exact.exact)["learner"] == TRAIN_ROWS
+    assert fingerprints(full)["learner"] != fingerprints(exact.exact)["learner"]
     assert set(full.intervals) == set(full.metrics)
 
 
 @pytest.mark.slow
-def test_precision_spelled_out_as_what_auto_resolves_to_is_reused(
-    tiny_census_config: Path, store: str
-) -> None:
+@pytest.mark.ci
+def test_precision_spelled_out_as_what_auto_resolves_to_is_reused(cold: Cold) -> None:
     """``auto`` resolves to fp32 for a linear model on any CPU: the same result."""
-    auto = api.run(tiny_census_config, store=store, approx=_approx(sample=0.5))
-    fp32 = api.run(tiny_census_config, store=store, approx=_approx(sample=0.5, precision="fp32"))
+    auto, fp32 = cold.approx, cold.fp32
     assert fingerprints(fp32) == fingerprints(auto)
     assert set(states(fp32).values()) <= {"load", "prune"}
     assert fp32.metrics == auto.metrics and fp32.intervals == auto.intervals

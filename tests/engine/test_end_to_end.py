@@ -168,6 +168,20 @@ def test_learner_change_recomputes_only_the_model_side(session: Session) -> None
     assert "learner.l1" in reason and "0.01" in reason
 
 
+def test_reading_inputs_is_measured_as_part_of_compute(session: Session) -> None:
+    """``read_seconds``: the part of a node's compute time spent reading its inputs (the
+    iterative benchmark's oracle leaves it out), for computed examples and stored ones."""
+    for result in (session.first, session.l1):
+        nodes = {n.name: n for n in result.nodes}
+        for node in result.nodes:
+            assert 0.0 <= node.read_seconds <= node.compute_seconds, node
+            assert node.to_dict()["read_seconds"] == round(node.read_seconds, 4)
+        for name in ("learner", "predictions"):
+            assert nodes[name].read_seconds > 0, (name, result.nodes)
+    # In the pipeline, the computed source is read back by the features: a read.
+    assert {n.name: n for n in session.first.nodes}["rows"].read_seconds > 0
+
+
 def test_artifacts_in_the_store_verify(session: Session) -> None:
     store = ArtifactStore(session.store)
     entries = store.entries()
@@ -196,6 +210,10 @@ def test_a_new_feature_reuses_the_source_in_one_pipeline(
     assert launches.runs == 1
     rows = {n.name: n.rows for n in result.nodes}
     assert rows["gain"] == rows["examples"] == 900
+    # Reading the stored source's batches is an input read of the computed nodes.
+    computed = [n for n in result.nodes if n.state == "compute" and n.kind == "preprocess"]
+    assert sum(n.read_seconds for n in computed) > 0
+    assert all(n.read_seconds <= n.compute_seconds for n in computed)
 
 
 # --------------------------------------------------------------------------- other data
@@ -582,6 +600,7 @@ def test_census_quality_bar(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_sms_spam_quality_bar(tmp_path: Path) -> None:
     data = _shared("sms_spam")
     result = api.run(
