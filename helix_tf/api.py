@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ from helix_tf.approx.settings import Approx
 from helix_tf.compiler.content import ContentHasher
 from helix_tf.compiler.graph import CompiledWorkflow, compile_workflow
 from helix_tf.config import LoadedConfig, load_config
-from helix_tf.errors import ConfigError, HelixError
+from helix_tf.errors import ConfigError, HelixError, StoreError
 from helix_tf.results import NodeDecision, NodeResult, PlanResult, RunResult
 from helix_tf.reuse.costs import CostModel
 from helix_tf.reuse.planning import plan_reuse
@@ -105,11 +106,14 @@ def _open(
     )
 
 
-def _plan(session: Session) -> tuple[list[NodeDecision], dict[str, Any], CostModel]:
+def _plan(
+    session: Session, *, exclude: frozenset[str] = frozenset()
+) -> tuple[list[NodeDecision], dict[str, Any], CostModel]:
+    """Plan ``session``'s workflow; fingerprints in ``exclude`` count as not stored."""
     compiled = session.compiled
     manifests = {}
     for n in compiled.nodes:
-        m = session.store.lookup(n.fingerprint)
+        m = None if n.fingerprint in exclude else session.store.lookup(n.fingerprint)
         if m is not None:
             manifests[n.name] = m
     history = session.metadata.compute_history(compiled.name)
@@ -229,12 +233,17 @@ def run(
     prune_zero_weight: bool = True,
     retrain_without_zero: bool = False,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    scratch: str | None = None,
 ) -> RunResult:
     """Run a config: reuse what is valid, compute the rest, record everything.
 
     With ``retrain_without_zero=True``, learners whose models give some features
     only zero weights are trained again without those features, and the result
     is that second run, with ``retrained`` comparing its metrics to the first.
+
+    ``scratch`` is the folder for the run's scratch data (default ``$HELIX_TF_SCRATCH``,
+    else the system's temporary folder); when the store cannot take more data, the
+    run's outputs go there and the run goes on without materializing them.
 
     Examples
     --------
@@ -259,6 +268,7 @@ def run(
         batch_rows=batch_rows,
         prune_zero_weight=prune_zero_weight,
         progress=progress,
+        scratch=scratch,
     )
     loaded = load_config(config, params, data_dir=data_dir)
     first, facts = _run_once(loaded, opts, need_models=retrain_without_zero)
@@ -304,6 +314,7 @@ class _RunOptions:
     batch_rows: int
     prune_zero_weight: bool
     progress: Callable[[dict[str, Any]], None] | None
+    scratch: str | None = None
 
 
 def _retrain_without_zero(
@@ -343,6 +354,104 @@ def _retrain_without_zero(
     return dataclasses.replace(second, notes=(*second.notes, *notes), retrained=retrained)
 
 
+#: Plans a run makes again, at most, when stored entries it loads fail verification.
+_REPLANS = 2
+
+
+def _execute_replanning(
+    session: Session, opts: _RunOptions, lease_id: str
+) -> tuple[list[NodeDecision], dict[str, Any], Any, list[str]]:
+    """Plan and execute; when loaded entries fail verification or vanish, plan again.
+
+    The engine verifies every entry the plan loads before any work; an entry that
+    fails (or goes missing mid-run) counts as not stored from then on, so the next plan
+    recomputes it and what depends on it, within this run. Returns the decisions and
+    manifests of the plan that ran, the engine's result and notes on what was replanned.
+    """
+    from helix_tf.engine.execute import EngineOptions, StoreEntriesLost, execute_plan
+    from helix_tf.reuse.materialize import MaterializationPolicy, parse_budget
+
+    compiled, md = session.compiled, session.metadata
+    metric_ops = {
+        n.name: list(session.config.workflow.declaration(n.name).refs.get("metrics") or [])
+        for n in compiled.nodes
+        if n.role == "evaluate"
+    }
+    lost: set[str] = set()
+    notes: list[str] = []
+    for attempt in range(_REPLANS + 1):
+        decisions, manifests, costs = _plan(session, exclude=frozenset(lost))
+        states = {d.name: d.state for d in decisions}
+        if opts.progress:
+            opts.progress({"event": "plan", "decisions": [d.to_dict() for d in decisions]})
+        policy = MaterializationPolicy(
+            policy=opts.materialize,
+            load_cost=costs.load_cost,
+            ancestors=_ancestors(compiled),
+            history_compute={k: v.compute_seconds for k, v in costs.history.items()},
+            changes=md.change_counts(compiled.name),
+            budget=parse_budget(opts.budget),
+            store=session.store,
+            protected={n.fingerprint for n in compiled.nodes if states[n.name] != "prune"},
+            lease_id=lease_id,
+        )
+        try:
+            engine_result = execute_plan(
+                compiled,
+                states,
+                store=session.store,
+                manifests=dict(manifests),
+                materializer=policy,
+                metric_ops=metric_ops,
+                options=EngineOptions(
+                    runner=opts.runner,
+                    pipeline_args=opts.pipeline_args,
+                    batch_rows=opts.batch_rows,
+                    prune_zero_weight=opts.prune_zero_weight,
+                    progress=opts.progress,
+                    scratch=session.store.lease.scratch if session.store.lease else None,
+                ),
+            )
+        except StoreEntriesLost as exc:
+            if attempt == _REPLANS:
+                raise
+            log.warning("%s", exc)
+            lost.update(compiled.node(n).fingerprint for n in exc.nodes)
+            notes.append(
+                f"stored results of {', '.join(exc.nodes)} failed verification or vanished; "
+                "recomputed in this run"
+            )
+            continue
+        return decisions, manifests, engine_result, notes
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _start_lease(session: Session, scratch: str | None) -> Any:
+    """Register this run on its store, then reclaim what dead runs left there.
+
+    The lease pins every fingerprint of the workflow (another run's budget eviction
+    skips them) and names the run's scratch folder. Runs found dead are marked killed.
+    """
+    store = session.store
+    root = scratch or os.environ.get("HELIX_TF_SCRATCH") or tempfile.gettempdir()
+    lease = store.open_lease(
+        {n.fingerprint for n in session.compiled.nodes}, scratch_root=os.path.abspath(root)
+    )
+    try:
+        if store.is_local or any(not info.alive for info in store.leases()):
+            report = store.collect()
+            killed = [
+                int(info.run["run_id"])
+                for info in report.dead_runs
+                if info.run.get("run_id") is not None
+                and info.run.get("metadata") == session.metadata.url
+            ]
+            session.metadata.mark_killed(killed)
+    except Exception as exc:  # reclaiming is housekeeping: it never fails a run
+        log.debug("could not reclaim leftovers in %s: %s", store.url, exc)
+    return lease
+
+
 def _run_once(
     loaded: LoadedConfig, opts: _RunOptions, *, need_models: bool = False
 ) -> tuple[RunResult, dict[str, dict[str, int]]]:
@@ -351,10 +460,8 @@ def _run_once(
     ``need_models``: every train node must end up computed or loaded (its model's
     facts are needed) even where the plan would prune it.
     """
-    from helix_tf.reuse.materialize import MaterializationPolicy, parse_budget
-
     t_start = time.perf_counter()
-    approx, progress, materialize = opts.approx, opts.progress, opts.materialize
+    approx, materialize = opts.approx, opts.materialize
     session = _open(loaded, store=opts.store, metadata=opts.metadata, approx=approx)
     if need_models:
         session = _with_models_needed(session, opts)
@@ -365,11 +472,8 @@ def _run_once(
     compiled = session.compiled
     md = session.metadata
     run_id = None
+    lease = _start_lease(session, opts.scratch)
     try:
-        decisions, manifests, costs = _plan(session)
-        states = {d.name: d.state for d in decisions}
-        if progress:
-            progress({"event": "plan", "decisions": [d.to_dict() for d in decisions]})
         version = md.record_version(
             compiled.name, str(session.config.path), compiled.to_dict(), compiled.digest
         )
@@ -381,43 +485,15 @@ def _run_once(
             store_url=session.store_url,
             params=session.config.overrides,
         )
-        policy = MaterializationPolicy(
-            policy=materialize,
-            load_cost=costs.load_cost,
-            ancestors=_ancestors(compiled),
-            history_compute={k: v.compute_seconds for k, v in costs.history.items()},
-            changes=md.change_counts(compiled.name),
-            budget=parse_budget(opts.budget),
-            store=session.store,
-            protected={n.fingerprint for n in compiled.nodes if states[n.name] != "prune"},
-        )
-        from helix_tf.engine.execute import EngineOptions, execute_plan
-
-        metric_ops = {
-            n.name: list(session.config.workflow.declaration(n.name).refs.get("metrics") or [])
-            for n in compiled.nodes
-            if n.role == "evaluate"
-        }
-        engine_result = execute_plan(
-            compiled,
-            states,
-            store=session.store,
-            manifests={k: v for k, v in manifests.items()},
-            materializer=policy,
-            metric_ops=metric_ops,
-            options=EngineOptions(
-                runner=opts.runner,
-                pipeline_args=opts.pipeline_args,
-                batch_rows=opts.batch_rows,
-                prune_zero_weight=opts.prune_zero_weight,
-                progress=progress,
-            ),
+        lease.update(run_id=run_id, metadata=md.url)
+        decisions, manifests, engine_result, replanned = _execute_replanning(
+            session, opts, lease.id
         )
         from helix_tf.reuse.metadata import NodeRecord
 
         results = []
         records = []
-        notes = list(session.config.notes)
+        notes = [*session.config.notes, *replanned]
         facts: dict[str, dict[str, int]] = {}
         for d in decisions:
             m = engine_result.measures[d.name]
@@ -470,14 +546,22 @@ def _run_once(
                 )
             )
         wall = time.perf_counter() - t_start
-        md.record_nodes(run_id, records)
-        md.finish_run(
-            run_id,
-            status="ok",
-            wall_seconds=wall,
-            metrics=engine_result.metrics,
-            intervals=engine_result.intervals or None,
-        )
+        try:
+            md.record_nodes(run_id, records)
+            md.finish_run(
+                run_id,
+                status="ok",
+                wall_seconds=wall,
+                metrics=engine_result.metrics,
+                intervals=engine_result.intervals or None,
+            )
+        except StoreError as exc:
+            from helix_tf.reuse.store import is_write_failure
+
+            # The work is done: a disk too full for the history does not undo it.
+            if not is_write_failure(exc):
+                raise
+            log.warning("run %d is not recorded in full: %s", run_id, exc)
         result = RunResult(
             workflow=compiled.name,
             version=version,
@@ -501,4 +585,5 @@ def _run_once(
             )
         raise
     finally:
+        lease.close()
         session.close()

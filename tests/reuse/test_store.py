@@ -306,6 +306,7 @@ def test_cleanup_removes_only_stale_leftovers(store: ArtifactStore) -> None:
     stage(store, "abandoned", FILES)  # a run killed while writing
     orphan = stage(store, "kept", {"x": b"1"})  # killed between move and manifest
     store._move_in(orphan, store._data_dir("kept", orphan.token))
+    store._rm_tree(orphan.path)  # commit removes a remote staged copy after the move
     broken = put(store, "broken", FILES)
     overwrite(store, store._manifest_path("broken"), b"garbage")
 

@@ -26,6 +26,14 @@ _STAGING = "staging"
 _TMP_PREFIX = ".MANIFEST.json."
 _CHUNK = 1 << 20
 _FINGERPRINT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}")
+#: errno values that mean "this location cannot take the data" (full, read-only, denied).
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+_WRITE_FAILURE_RE = re.compile(
+    r"\[errno (" + "|".join(str(e) for e in _WRITE_ERRNOS) + r")\]"
+    r"|no space left on device|read-only file system|disk quota exceeded"
+    r"|database or disk is full|readonly database",
+    re.I,
+)
 
 
 class _StoreFiles:
@@ -203,6 +211,25 @@ class _StoreFiles:
                 os.unlink(path)
             else:
                 self.fs.rm_file(path)
+
+
+def is_write_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) says a write found no room or no permission.
+
+    Disk full, quota exceeded, read-only or immutable (``EPERM``), access denied, and
+    SQLite's "database or disk is full". Runners re-raise a worker's error with its
+    message only, so the messages are read too.
+    """
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in _WRITE_ERRNOS:
+            return True
+        if _WRITE_FAILURE_RE.search(str(cur)):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 def _make_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str, str]:
