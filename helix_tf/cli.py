@@ -20,6 +20,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from helix_tf.cli_store import store
 from helix_tf.errors import HelixError
 from helix_tf.rendering import (
     STATE_STYLE,
@@ -239,6 +240,13 @@ def _approx(
     show_default=True,
     help="Rows per batch in the Beam pipeline.",
 )
+@click.option(
+    "--scratch",
+    envvar="HELIX_TF_SCRATCH",
+    default=None,
+    help="Folder for the run's scratch data, and its outputs when the store is full "
+    "(default: the system's temporary folder).",
+)
 def run(
     cmd: _Invocation,
     runner: str,
@@ -254,6 +262,7 @@ def run(
     no_server: bool,
     retrain_without_zero: bool,
     batch_rows: int,
+    scratch: str | None,
 ) -> None:
     """Run CONFIG: reuse every still-valid result, compute the rest, report metrics."""
     out, err = cmd.out, cmd.err
@@ -286,6 +295,7 @@ def run(
             batch_rows=batch_rows,
             retrain_without_zero=retrain_without_zero,
             progress=Progress(err, not cmd.as_json),
+            scratch=scratch,
         )
     except HelixError as exc:
         _fail(err, exc)
@@ -558,6 +568,7 @@ def console_main() -> None:
 
 
 main.add_command(server)
+main.add_command(store)
 
 if __name__ == "__main__":  # pragma: no cover
     console_main()
