@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -39,9 +40,16 @@ def _store_url(config: str | None, store: str | None) -> str:
 
 def _open(config: str | None, store: str | None, verbose: int) -> Any:
     logging.getLogger("helix_tf").setLevel(logging.INFO if verbose else logging.WARNING)
+    from helix_tf.errors import StoreError
     from helix_tf.reuse.store import ArtifactStore
 
-    return ArtifactStore(_store_url(config, store))
+    url = _store_url(config, store)
+    if "://" not in url and not (Path(url).expanduser() / "helix_store.json").is_file():
+        raise StoreError(
+            f"no artifact store at {url} (it has no helix_store.json); pass the --store a "
+            "run used, or the CONFIG whose .helix/ it is"
+        )
+    return ArtifactStore(url)
 
 
 def _size(n: int) -> str:
@@ -53,9 +61,17 @@ def _size(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-def _fail(err: Console, exc: BaseException) -> None:
+def _fail(err: Console, exc: BaseException) -> NoReturn:
     err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
     raise SystemExit(1)
+
+
+def _guarded(err: Console, action: Callable[[], Any]) -> Any:
+    """``action()``; a HelixError is printed as one line and exits with status 1."""
+    try:
+        return action()
+    except HelixError as exc:
+        _fail(err, exc)
 
 
 _options = [
@@ -102,11 +118,9 @@ def gc(
     otherwise once older than --older-than. Committed entries are kept.
     """
     out, err = _consoles()
-    try:
-        report = _open(config, store, verbose).collect(older_than=older_than, dry_run=dry_run)
-    except HelixError as exc:
-        _fail(err, exc)
-        return
+    report = _guarded(
+        err, lambda: _open(config, store, verbose).collect(older_than=older_than, dry_run=dry_run)
+    )
     if as_json:
         out.print_json(
             json.dumps(
@@ -142,11 +156,7 @@ def verify(
     next run recomputes it).
     """
     out, err = _consoles()
-    try:
-        report = _open(config, store, verbose).verify(repair=repair)
-    except HelixError as exc:
-        _fail(err, exc)
-        return
+    report = _guarded(err, lambda: _open(config, store, verbose).verify(repair=repair))
     if as_json:
         out.print_json(
             json.dumps(
@@ -189,14 +199,15 @@ def du(
 ) -> None:
     """What uses the store's space: entries by workflow node and version, and leftovers."""
     out, err = _consoles()
-    try:
-        artifacts = _open(config, store, verbose)
-        entries = artifacts.entries()
-        names = _node_names(artifacts, metadata)
-        leftovers = artifacts.collect(dry_run=True, older_than=0.0)
-    except HelixError as exc:
-        _fail(err, exc)
-        return
+    artifacts = _guarded(err, lambda: _open(config, store, verbose))
+    entries, names, leftovers = _guarded(
+        err,
+        lambda: (
+            artifacts.entries(),
+            _node_names(artifacts, metadata),
+            artifacts.collect(dry_run=True, older_than=0.0),
+        ),
+    )
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for m in entries:
         owners = names.get(m.fingerprint) or [("?", 0, f"(unnamed {m.kind})")]
