@@ -76,9 +76,10 @@ def _open(
     home = _default_home(loaded.path)
     store_url = store or str(home)
     local_home = home if "://" in store_url else Path(store_url)
+    # The store first: an unreachable one fails before anything is written beside the config.
+    artifact_store = ArtifactStore(store_url)
     hasher = ContentHasher(local_home / "content-hashes.json")
     compiled = compile_workflow(loaded.workflow, config_path=str(loaded.path), hasher=hasher)
-    artifact_store = ArtifactStore(store_url)
     exact_instead = approx is not None and all(
         artifact_store.lookup(compiled.node(o).fingerprint) is not None for o in compiled.outputs
     )

@@ -210,3 +210,34 @@ def test_a_lease_of_another_host_expires(tmp_path: Path) -> None:
     alive = {info.id: info.alive for info in store.leases()}
     assert alive == {"0" * 16: True, "1" * 16: False}
     assert store.pinned() == {"0" * 16}
+
+
+def test_an_unreachable_gs_store_fails_in_seconds_with_one_line(tmp_path: Path) -> None:
+    from helix_tf.sample_data import write_census_like
+    from tests.engine.test_concurrent_runs import CONFIG
+
+    train, test = write_census_like(tmp_path / "data", train_rows=50, test_rows=20, seed=1)
+    folder = tmp_path / "project"
+    folder.mkdir()
+    config = folder / "concurrent.py"
+    config.write_text(CONFIG)
+    with socket.socket() as s:  # a port nothing listens on: the endpoint refuses at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}"}
+    env["HELIX_TF_SERVER"] = "off"
+    t0 = time.monotonic()
+    args = ["--store", "gs://bucket/p", "-p", f"train={train}", "-p", f"test={test}"]
+    out = subprocess.run(
+        [sys.executable, "-m", "helix_tf.cli", "run", str(config), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert out.returncode == 1
+    assert time.monotonic() - t0 < 15
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot be reached" in lines[0], out.stderr
+    assert f"127.0.0.1:{port}" in lines[0]
+    assert sorted(p.name for p in folder.iterdir()) == ["concurrent.py"]

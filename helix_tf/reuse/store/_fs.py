@@ -10,6 +10,9 @@ import posixpath
 import re
 import secrets
 import shutil
+import socket
+import threading
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -238,6 +241,8 @@ def _make_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str, str]:
         root = os.path.abspath(os.path.expanduser(url))
         return LocalFileSystem(), root, root
     scheme = url.split("://", 1)[0].lower()
+    if scheme in ("gs", "gcs"):
+        _probe_gcs(url.rstrip("/"))
     try:
         if scheme in ("gs", "gcs") and os.environ.get("STORAGE_EMULATOR_HOST"):
             fs, root = _emulator_fs(url)
@@ -257,6 +262,52 @@ def _make_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str, str]:
             f"artifact store URL {url!r} names no bucket; use gs://bucket or gs://bucket/prefix"
         )
     return fs, root, url.rstrip("/")
+
+
+#: Seconds to wait for a TCP connection to a remote store's endpoint before giving up.
+PROBE_TIMEOUT = 3.0
+
+
+def _probe_gcs(url: str) -> None:
+    """Fail in seconds, with one clear line, when the GCS endpoint cannot be reached.
+
+    Without a network, gcsfs spends ~15 s looking for credentials and then retries for
+    about two minutes; one TCP connection with a short timeout tells first whether there
+    is anything to talk to.
+    """
+    endpoint = os.environ.get("STORAGE_EMULATOR_HOST") or "https://storage.googleapis.com"
+    parsed = urllib.parse.urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+    host = parsed.hostname or ""
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        address = _resolve(host, port, PROBE_TIMEOUT)
+        socket.create_connection(address, timeout=PROBE_TIMEOUT).close()
+    except OSError as exc:
+        raise StoreError(
+            f"artifact store {url} cannot be reached: no connection to {host}:{port} "
+            f"within {PROBE_TIMEOUT:.0f} s ({type(exc).__name__}: {exc}); check the network "
+            "(or STORAGE_EMULATOR_HOST for an emulator), or pass a local --store"
+        ) from None
+
+
+def _resolve(host: str, port: int, timeout: float) -> tuple[str, int]:
+    """``host``'s first address, or TimeoutError: a resolver without network can hang ~15 s."""
+    found: list[Any] = []
+
+    def lookup() -> None:
+        try:
+            found.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][:2])
+        except OSError as exc:
+            found.append(exc)
+
+    thread = threading.Thread(target=lookup, name="helix-resolve", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not found:
+        raise TimeoutError(f"resolving {host} took over {timeout:.0f} s")
+    if isinstance(found[0], OSError):
+        raise found[0]
+    return found[0]
 
 
 def _is_gcs(fs: fsspec.AbstractFileSystem) -> bool:
