@@ -439,7 +439,7 @@ def _start_lease(session: Session, scratch: str | None) -> Any:
         {n.fingerprint for n in session.compiled.nodes}, scratch_root=os.path.abspath(root)
     )
     try:
-        if store.is_local or any(not info.alive for info in store.leases()):
+        if store.collection_due():
             report = store.collect()
             killed = [
                 int(info.run["run_id"])

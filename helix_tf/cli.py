@@ -55,6 +55,10 @@ def _setup_logging(verbose: int, err: Console) -> None:
     logging.getLogger("helix_tf").setLevel(level)
     for noisy in ("absl", "tensorflow", "h5py"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    # A remote store's client logs each retry with a traceback: those are debug detail;
+    # the store's own error says what failed, once.
+    for remote in ("gcsfs", "fsspec", "google", "aiohttp"):
+        logging.getLogger(remote).setLevel(logging.DEBUG if verbose >= 2 else logging.CRITICAL)
     # Beam logs an operator's failure with a traceback before re-raising it; the CLI
     # reports the error itself, once, without the traceback.
     logging.getLogger("apache_beam").setLevel(logging.CRITICAL)

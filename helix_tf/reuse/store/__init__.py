@@ -8,6 +8,7 @@ gcsfs, imported only when such a URL is used) or ``memory://name`` (tests). Layo
     <root>/artifacts/<fingerprint>/<token>/...   committed data files
     <root>/artifacts/<fingerprint>/MANIFEST.json names <token>, sizes and sha256s
     <root>/runs/<lease id>.json                  live runs: process, pins, scratch folder
+    <root>/last_gc                               when leftovers were last collected
 
 Tokens start with the lease id of the run that wrote them (see ``_leases``), so the
 leftovers of a run found dead are reclaimed at once (:meth:`ArtifactStore.collect`) and

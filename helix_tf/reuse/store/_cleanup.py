@@ -22,6 +22,9 @@ from helix_tf.reuse.store._manifest import Manifest, _Entry
 
 logger = logging.getLogger(__name__)
 
+#: Written by every collection; its age says when the next is due.
+_GC_STAMP = "last_gc"
+
 
 @dataclass(slots=True, kw_only=True)
 class GcReport:
@@ -229,6 +232,8 @@ class _Cleanup(_Leases):
                     report.dead_runs.append(lease)
                     if not dry_run:
                         self._drop_lease(lease)
+            if not dry_run:
+                self._write_bytes(self._join(_GC_STAMP), f"{now}\n".encode())
         if report.removed and not dry_run:
             logger.info(
                 "store gc removed %d leftovers (%d bytes) from %s",
@@ -237,6 +242,20 @@ class _Cleanup(_Leases):
                 self.url,
             )
         return report
+
+    def collection_due(self, *, every: float = 3600.0) -> bool:
+        """Whether a run should collect: a dead run's lease is there, or none ran for ``every`` s.
+
+        Cheap (one listing of the leases, one stat): runs call it at start so that a
+        dead run's leftovers go at once and the full scan happens at most hourly.
+        """
+        if any(not lease.alive for lease in self.leases()):
+            return True
+        try:
+            last = _mtime(self.fs.info(self._join(_GC_STAMP)))
+        except FileNotFoundError:
+            return True
+        return time.time() - last >= every
 
     def _collect_fingerprint(
         self,
