@@ -277,8 +277,8 @@ class _Run(_LearningSteps):
         meas.meta = {**meas.meta, **meta}
         if art.local is not None and os.path.isdir(art.local):
             meas.bytes = _folder_bytes(art.local)
-        if art.staging is None:
-            return
+        if art.staging is None or self.store_failure is not None:
+            return  # not materialized: its files are read where they are
         keep = False
         try:
             keep = self.materializer.decide(node, meas, self.measures)
@@ -414,8 +414,7 @@ class _Run(_LearningSteps):
                 }
                 kind = "feature"
                 if state is not None and pre[name].write and self.art[name].local:
-                    with open(os.path.join(self.art[name].local, "state.json"), "w") as f:
-                        json.dump(state, f)
+                    self._write_state(name, state)
                 self.values[f"state:{name}"] = state
                 self.values[f"cardinality:{name}"] = meta["cardinality"]
             elif node.role == "examples":
@@ -432,6 +431,17 @@ class _Run(_LearningSteps):
                 self.finish(name, kind=kind, rows=result.rows.get(name), meta=meta)
             else:
                 meas.rows = result.rows.get(name)
+
+    def _write_state(self, name: str, state: Any) -> None:
+        """Write a feature's fitted state beside its columns (only the stored copy needs it)."""
+        art = self.art[name]
+        try:
+            with open(os.path.join(art.local or "", "state.json"), "w") as f:
+                json.dump(state, f)
+        except OSError as exc:
+            if art.staging is None or not is_write_failure(exc):
+                raise
+            self.stop_store_writes(exc)  # the staged columns stay readable; not committed
 
     def _pre_nodes(
         self, involved: set[str]

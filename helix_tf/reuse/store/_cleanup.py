@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import posixpath
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from helix_tf.reuse.store._fs import (
     _TMP_PREFIX,
     _mtime,
 )
-from helix_tf.reuse.store._leases import LeaseInfo, _Leases, owner_of
+from helix_tf.reuse.store._leases import _RUNS, LeaseInfo, _Leases, owner_of
 from helix_tf.reuse.store._manifest import Manifest, _Entry
 
 logger = logging.getLogger(__name__)
@@ -227,6 +228,9 @@ class _Cleanup(_Leases):
                     report.add(group.path, group.total, dry_run, self._rm_tree)
             for fp, group in self._scan(_ARTIFACTS).items():
                 self._collect_fingerprint(fp, group, now, older_than, reclaimable, report)
+            for path, mtime in self._stray_lease_files():
+                if reclaimable(posixpath.basename(path), mtime):
+                    report.add(path, 0, dry_run, self._rm_file)
             for lease in leases:
                 if not lease.alive:
                     report.dead_runs.append(lease)
@@ -242,6 +246,18 @@ class _Cleanup(_Leases):
                 self.url,
             )
         return report
+
+    def _stray_lease_files(self) -> list[tuple[str, float]]:
+        """Files in ``runs/`` that are not leases (a lease write killed halfway)."""
+        try:
+            found = self.fs.ls(self._join(_RUNS), detail=True)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return [
+            (str(info["name"]), _mtime(info))
+            for info in found
+            if info.get("type") == "file" and not str(info["name"]).endswith(".json")
+        ]
 
     def collection_due(self, *, every: float = 3600.0) -> bool:
         """Whether a run should collect: a dead run's lease is there, or none ran for ``every`` s.

@@ -368,9 +368,14 @@ def _fsync_dir(path: str) -> None:
 def _write_local(path: str, data: bytes) -> None:
     """Write a small local file atomically (temp file + rename)."""
     tmp = f"{path}.{secrets.token_hex(4)}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _discard_local(target: str, marker: str) -> None:
