@@ -6,6 +6,7 @@ verification or vanish are recomputed within the same run.
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import subprocess
 import time
@@ -178,3 +179,36 @@ def test_an_entry_vanishing_after_planning_is_recomputed(
     assert states[0]["examples"] == "load" and states[1]["examples"] == "compute"
     assert {n.name: n.state for n in second.nodes}["examples"] == "compute"
     assert artifacts.lookup(examples.fingerprint) is not None
+
+
+@pytest.mark.slow
+def test_filling_the_store_disk_at_random_moments_never_fails_a_run(
+    setup: dict[str, str], fresh: dict[str, float], tmp_path: Path
+) -> None:
+    rng = random.Random(16)
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    for _ in range(3):
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        try:
+            proc = subprocess.Popen(
+                _cmd(setup, str(mount)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True, env=_env(),
+            )  # fmt: skip
+            time.sleep(rng.uniform(0.5, 8.0))
+            running = proc.poll() is None
+            # Fill every byte left on the store's disk.
+            subprocess.run(
+                ["dd", "if=/dev/zero", f"of={mount / 'filler'}", "bs=64k"], capture_output=True
+            )
+            out, err = proc.communicate(timeout=600)
+            assert proc.returncode == 0, err[-3000:]
+            assert json.loads(out)["metrics"] == fresh
+            if running:
+                assert err.count(FULL) <= 1, err[-3000:]
+        finally:
+            subprocess.run(["umount", str(mount)], check=False)
