@@ -9,6 +9,7 @@ that needs them computes.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from helix_tf.components import features, learners, metrics, sources
@@ -44,6 +45,14 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+#: The public namespaces re-exported above, also importable as ``helix_tf.<name>``
+#: (``import helix_tf.features as F``, ``from helix_tf.metrics import AUC``): each is
+#: registered under that name, so both spellings give the same module object.
+PUBLIC_NAMESPACES = ("sources", "features", "learners", "metrics")
+for _name in PUBLIC_NAMESPACES:
+    sys.modules.setdefault(f"{__name__}.{_name}", globals()[_name])
+del _name
 
 
 def __getattr__(name: str) -> Any:

@@ -251,6 +251,9 @@ def run(
     >>> result = run("configs/census.py", params=["learner.l1=0.001"])  # doctest: +SKIP
     >>> result.metrics["accuracy"]  # doctest: +SKIP
     0.85
+    >>> result.predictions(pandas=True).head()  # __row, __label, __score  # doctest: +SKIP
+    >>> model = result.model()  # the trained Keras model                # doctest: +SKIP
+    >>> helix_tf.views.figure(result, "roc")  # a matplotlib Figure      # doctest: +SKIP
     """
     if isinstance(config, Workflow):
         raise ConfigError("run() takes the path of a config module; save the workflow in one")
@@ -453,6 +456,27 @@ def _start_lease(session: Session, scratch: str | None) -> Any:
     return lease
 
 
+def _compare(
+    md: Any, compiled: CompiledWorkflow, version: int, run_id: int, approx: bool, engine: Any
+) -> Any:
+    """This run against the history; a comparison that fails never fails the run."""
+    from helix_tf.comparison import compare_with_history
+
+    try:
+        return compare_with_history(
+            md,
+            compiled.name,
+            version=version,
+            run_id=run_id,
+            approx=approx,
+            metrics=engine.metrics,
+            dag=compiled.to_dict(),
+        )
+    except Exception:
+        log.warning("could not compare run %s with the history", run_id, exc_info=True)
+        return None
+
+
 def _run_once(
     loaded: LoadedConfig, opts: _RunOptions, *, need_models: bool = False
 ) -> tuple[RunResult, dict[str, dict[str, int]]]:
@@ -491,6 +515,7 @@ def _run_once(
             session, opts, lease.id
         )
         from helix_tf.reuse.metadata import NodeRecord
+        from helix_tf.views._stored import RunReader
 
         results = []
         records = []
@@ -573,6 +598,9 @@ def _run_once(
             nodes=tuple(results),
             wall_seconds=wall,
             notes=(*notes, EXACT_INSTEAD) if exact_instead else tuple(notes),
+            store_url=session.store_url,
+            reader=RunReader(session.store_url, engine_result.values),
+            comparison=_compare(md, compiled, version, run_id, approx is not None, engine_result),
         )
         return result, facts
     except HelixError as exc:

@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from helix_tf.cli_store import store
@@ -25,10 +26,13 @@ from helix_tf.errors import HelixError
 from helix_tf.rendering import (
     STATE_STYLE,
     Progress,
+    changes_text,
+    confusion_table,
     metrics_table,
     nodes_table,
     retrained_table,
 )
+from helix_tf.report_views_tasks import confusion_cells
 from helix_tf.server.commands import server
 
 __all__ = ["main"]
@@ -251,6 +255,13 @@ def _approx(
     help="Folder for the run's scratch data, and its outputs when the store is full "
     "(default: the system's temporary folder).",
 )
+@click.option(
+    "--save",
+    is_flag=True,
+    help="After a successful run, write the -p values into CONFIG (the keyword at the line "
+    "that declares the node, or the PARAMS entry) and show the diff; refused where that "
+    "cannot be done safely.",
+)
 def run(
     cmd: _Invocation,
     runner: str,
@@ -267,8 +278,13 @@ def run(
     retrain_without_zero: bool,
     batch_rows: int,
     scratch: str | None,
+    save: bool,
 ) -> None:
-    """Run CONFIG: reuse every still-valid result, compute the rest, report metrics."""
+    """Run CONFIG: reuse every still-valid result, compute the rest, report metrics.
+
+    Every run is compared with the previous version of the workflow and with the best
+    earlier run: each metric's change, and what changed in the workflow.
+    """
     out, err = cmd.out, cmd.err
     from helix_tf import api
 
@@ -304,13 +320,25 @@ def run(
     except HelixError as exc:
         _fail(err, exc)
         return
+    saved = None
+    if save:
+        saved = _save(cmd)
     if cmd.as_json:
-        out.print_json(json.dumps(result.to_dict()))
+        payload = result.to_dict()
+        if saved is not None:
+            payload["saved"] = {"config": saved.path, "keys": list(saved.saved), "diff": saved.diff}
+        out.print_json(json.dumps(payload))
         return
     for note in result.notes:
         err.print(f"[yellow]note:[/] {note}", highlight=False)
     out.print(nodes_table(result))
     out.print(metrics_table(result))
+    grid = confusion_table(result)
+    if grid is not None:
+        out.print(grid)
+    changed = changes_text(result)
+    if changed:
+        out.print(changed, highlight=False, markup=False)
     if result.retrained is not None:
         out.print(retrained_table(result))
     counts: dict[str, int] = {}
@@ -327,6 +355,26 @@ def run(
         ),
         highlight=False,
     )
+
+
+def _save(cmd: _Invocation) -> Any:
+    """``--save``: write the -p values into the config; the diff goes to the error console."""
+    from helix_tf.config_edit import save_overrides
+
+    if not cmd.params:
+        cmd.err.print("[yellow]note:[/] --save: no -p values to save", highlight=False)
+        return None
+    try:
+        saved = save_overrides(cmd.config, cmd.params, data_dir=cmd.data_dir)
+    except HelixError as exc:
+        cmd.err.print(
+            f"[bold red]error:[/] --save: the run succeeded, but the config was not changed: {exc}",
+            highlight=False,
+        )
+        raise SystemExit(1) from exc
+    cmd.err.print(f"saved {', '.join(saved.saved)} into {saved.path}:", highlight=False)
+    cmd.err.print(saved.diff.rstrip("\n"), highlight=False, markup=False)
+    return saved
 
 
 @main.command()
@@ -362,7 +410,7 @@ def plan(
         title_justify="left",
     )
     for col in ("node", "kind", "state", "compute", "load", "reason"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # reasons wrap; values are never cut
     for d in result.nodes:
         style = STATE_STYLE.get(d.state, "")
         table.add_row(
@@ -387,52 +435,70 @@ def plan(
 @main.command()
 @common
 @click.option("--limit", type=int, default=20, show_default=True, help="Most recent runs to show.")
+@click.option(
+    "--metrics",
+    "metric_selection",
+    default=None,
+    metavar="NAMES",
+    help="Comma-separated metrics to show (auc,accuracy); a name also selects its slices "
+    "(accuracy[sex=Male]) and globs work (auc*). Default: all.",
+)
 def history(
     cmd: _Invocation,
     limit: int,
+    metric_selection: str | None,
 ) -> None:
-    """List the runs of CONFIG's workflow: version, metrics, time, what was reused."""
+    """List the runs of CONFIG's workflow: version, what changed, metrics, time, reuse.
+
+    A version (v3) is one distinct workflow: each change of an operator, parameter or
+    data file makes a new one; rerunning an unchanged config keeps it. A run is one
+    execution; run numbers count every run, so a version can have several.
+    """
     out, err = cmd.out, cmd.err
+    from helix_tf.comparison import history_entries, select_metrics
+
+    selection = metric_selection.split(",") if metric_selection else None
     try:
         with cmd.session() as session:
-            runs = session.metadata.runs(session.compiled.name, limit=limit)
+            entries = history_entries(session.metadata, session.compiled.name, limit=limit)
     except HelixError as exc:
         _fail(err, exc)
         return
     if cmd.as_json:
-        out.print_json(
-            json.dumps(
-                [
-                    {
-                        "run": r.id,
-                        "version": r.version,
-                        "status": r.status,
-                        "approx": r.approx,
-                        "wall_seconds": r.wall_seconds,
-                        "metrics": r.metrics,
-                        "states": {
-                            s: sum(1 for n in r.nodes if n.state == s)
-                            for s in ("compute", "load", "prune")
-                        },
-                    }
-                    for r in runs
-                ]
-            )
-        )
+        out.print_json(json.dumps([e.to_dict(selection) for e in entries]))
         return
-    table = Table(title="history", title_justify="left")
-    for col in ("run", "version", "status", "time", "computed/loaded/pruned", "metrics"):
-        table.add_column(col)
-    for r in runs:
+    table = Table(
+        title="history (newest first; run = one execution, version = one distinct workflow)",
+        title_justify="left",
+    )
+    for col in ("run", "version", "what changed", "metrics", "time", "computed/loaded/pruned"):
+        table.add_column(col, overflow="fold")
+    for e in entries:
+        r = e.run
         states = [sum(1 for n in r.nodes if n.state == s) for s in ("compute", "load", "prune")]
-        metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(r.metrics.items())[:4])
+        keys = select_metrics(sorted(r.metrics), selection)
+        shown = {k: r.metrics[k] for k in keys}
+        cells = set() if selection else {f"confusion/{t}/{p}" for t, p in confusion_cells(shown)}
+        approx = "≈" if r.approx else ""
+        metrics = "\n".join(
+            f"{escape(k)} {approx}{r.metrics[k]:.4f}" for k in keys if k not in cells
+        )
+        if cells:  # a multiclass confusion matrix: K² counts, shown by `run`, not here
+            metrics += f"\n({len(cells)} confusion counts: --metrics 'confusion/*')"
+        if e.changed_from is not None:
+            changed = f"since v{e.changed_from}:\n" + "\n".join(
+                escape(c) for c in e.changes or ("data or implementation",)
+            )
+        else:
+            changed = ""
+        status = "" if r.status == "ok" else f" {r.status}"
         table.add_row(
             str(r.id),
-            f"v{r.version}" + (" ≈" if r.approx else ""),
-            r.status,
+            f"v{r.version}" + (" ≈" if r.approx else "") + status,
+            changed,
+            metrics,
             f"{r.wall_seconds or 0:.2f}s",
             "/".join(map(str, states)),
-            metrics,
         )
     out.print(table)
 
@@ -493,30 +559,39 @@ def diff(
 @click.option(
     "--html",
     "html_path",
-    required=True,
+    default=None,
     type=click.Path(dir_okay=False),
-    help="Where to write the report (a self-contained HTML page).",
+    help="Where to write the report (a self-contained HTML page); "
+    "default: reports/<workflow>.html in the store.",
 )
 @click.option(
     "--limit", type=int, default=50, show_default=True, help="Most recent runs to include."
 )
 def report(
     cmd: _Invocation,
-    html_path: str,
+    html_path: str | None,
     limit: int,
 ) -> None:
-    """Write an HTML report: the DAG coloured by state, run times, metric history, changes."""
+    """Write an HTML report: DAG, model views (curves, calibration, importance, weights),
+    run times, metric history, changes."""
     out, err = cmd.out, cmd.err
-    from helix_tf.report import render_report, write_report
+    from helix_tf.report import default_report_path, render_report, write_report
+    from helix_tf.report_views_tasks import load_regression_predictions
 
     try:
         with cmd.session() as session:
+            latest = session.metadata.runs(session.compiled.name, limit=1)
             html = render_report(
                 session.compiled.name,
                 session.metadata,
                 compiled_dag=session.compiled.to_dict(),
                 limit=limit,
+                predictions=load_regression_predictions(
+                    latest[0] if latest else None, session.store
+                ),
             )
+            if html_path is None:
+                html_path = default_report_path(session.store_url, session.compiled.name)
         write_report(html_path, html)
     except HelixError as exc:
         _fail(err, exc)

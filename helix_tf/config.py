@@ -60,8 +60,8 @@ def find_data_dir(explicit: str | os.PathLike[str] | None, config_path: Path | N
         p = Path(explicit).expanduser()
         if not p.is_dir():
             raise ConfigError(
-                f"--data-dir {str(p)!r} is not a folder; pass the folder that holds census/ "
-                "and sms_spam/ (e.g. ../shared/data)"
+                f"--data-dir {str(p)!r} is not a folder; pass the folder that holds census/, "
+                "sms_spam/ and diamonds/ (e.g. ../shared/data)"
             )
         return p.resolve()
     env = os.environ.get(DATA_ENV)

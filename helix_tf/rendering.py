@@ -13,7 +13,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["STATE_STYLE", "Progress", "metrics_table", "nodes_table"]
+from helix_tf.report_views_tasks import confusion_cells
+
+__all__ = [
+    "INTERVAL_LABEL",
+    "STATE_STYLE",
+    "Progress",
+    "changes_text",
+    "confusion_table",
+    "metrics_table",
+    "nodes_table",
+]
 
 STATE_STYLE = {"compute": "yellow", "load": "green", "prune": "dim"}
 
@@ -85,21 +95,94 @@ class Progress:
             )
 
 
+#: What an approximate run's interval covers (CLI, ``--json``, history).
+INTERVAL_LABEL = "95% interval (evaluation only)"
+
+
+def _delta(value: float | None) -> str:
+    return "" if value is None else f"{value:+.4f}"
+
+
 def metrics_table(result: Any) -> Table:
+    """Every metric; with a comparison, its change from the previous version and the best."""
     approx = result.approx
+    comparison = getattr(result, "comparison", None)
     table = Table(title="metrics" + (" (≈ approximate)" if approx else ""), title_justify="left")
-    table.add_column("metric")
+    table.add_column("metric", overflow="fold")  # full names, wrapped, never cut
     table.add_column("value", justify="right")
     if result.intervals:
-        table.add_column("95% interval", justify="right")
+        table.add_column(INTERVAL_LABEL, justify="right")
+        table.caption = (
+            "the interval covers the evaluation sample only (bootstrap over the test rows), "
+            "not the variance of training on a sample: the exact value can lie outside it"
+        )
+        table.caption_justify = "left"
+    changes = {m.name: m for m in comparison.metrics} if comparison is not None else {}
+    if comparison is not None and comparison.previous_version is not None:
+        table.add_column(f"vs v{comparison.previous_version}", justify="right")
+    if any(m.best is not None for m in changes.values()):
+        table.add_column("best earlier (version)", justify="right")
+        table.add_column("vs best", justify="right")
+    in_grid = {f"confusion/{t}/{p}" for t, p in confusion_cells(result.metrics)}
     for name, value in sorted(result.metrics.items()):
+        if name in in_grid:  # shown as a matrix by confusion_table
+            continue
         shown = f"{'≈' if approx else ''}{value:.4f}"
         row = [escape(name), shown]
         if result.intervals:
             lo, hi = result.intervals.get(name, (float("nan"), float("nan")))
             row.append(f"[{lo:.4f}, {hi:.4f}]")
+        m = changes.get(name)
+        if comparison is not None and comparison.previous_version is not None:
+            row.append(_delta(m.delta_previous) if m is not None else "")
+        if any(c.best is not None for c in changes.values()):
+            if m is not None and m.best is not None:
+                row.append(f"{m.best:.4f} (v{m.best_version}, run {m.best_run})")
+                row.append(_delta(m.delta_best) + (" new best" if m.is_new_best else ""))
+            else:
+                row.extend(["", ""])
         table.add_row(*row)
     return table
+
+
+def confusion_table(result: Any) -> Table | None:
+    """A multiclass run's confusion matrix as a grid (None when the run has none)."""
+    cells = confusion_cells(result.metrics)
+    if not cells:
+        return None
+    names = sorted({c for pair in cells for c in pair})
+    approx = "≈" if result.approx else ""
+    table = Table(
+        title="confusion matrix (rows: true class, columns: predicted)" + (" ≈" if approx else ""),
+        title_justify="left",
+    )
+    table.add_column("true \\ predicted")
+    for name in names:
+        table.add_column(escape(name), justify="right")
+    for t in names:
+        row = [escape(t)]
+        for p in names:
+            value = cells.get((t, p), 0.0)
+            text = f"{approx}{value:,.0f}"
+            interval = (result.intervals or {}).get(f"confusion/{t}/{p}")
+            if interval:
+                text += f" [{interval[0]:,.0f}, {interval[1]:,.0f}]"
+            row.append(f"[bold]{text}[/bold]" if t == p else text)
+        table.add_row(*row)
+    return table
+
+
+def changes_text(result: Any) -> str:
+    """What changed in the workflow since the version the run is compared with."""
+    comparison = getattr(result, "comparison", None)
+    if comparison is None:
+        return ""
+    if comparison.previous_version is None:
+        return f"v{comparison.version}: no earlier run of this kind to compare with"
+    head = f"v{comparison.version} (run {comparison.run_id}) against v{comparison.previous_version} (run {comparison.previous_run})"
+    if not comparison.changes:
+        return f"{head}: no change in operators or parameters (data or implementation)"
+    return head + ", what changed:\n" + "\n".join(f"  {line}" for line in comparison.changes)
 
 
 def retrained_table(result: Any) -> Table:

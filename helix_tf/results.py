@@ -6,9 +6,17 @@ Pure data, JSON-serialisable; the CLI renders it, benchmarks read its JSON.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["NodeDecision", "NodeResult", "RunResult", "PlanResult"]
+if TYPE_CHECKING:
+    from helix_tf.comparison import RunComparison
+
+__all__ = ["INTERVAL_KIND", "NodeDecision", "NodeResult", "RunResult", "PlanResult"]
+
+#: What the intervals of an approximate run cover: a bootstrap over the evaluated
+#: rows, i.e. evaluation noise only, not the variance of training on a sample (the
+#: exact run's value can fall outside them).
+INTERVAL_KIND = "evaluation_bootstrap_95"
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,7 +71,13 @@ class NodeResult:
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class RunResult:
-    """The outcome of one run: metrics of the outputs and one result per node."""
+    """The outcome of one run: metrics of the outputs and one result per node.
+
+    From Python, the run's results are at hand too: :meth:`predictions` (a table),
+    :meth:`model` (the trained Keras model) and :meth:`explanation` (feature
+    importance and weights): held in memory from the run, else read from the store
+    (:mod:`helix_tf.views` draws the curves and charts of ``helix-tf report``).
+    """
 
     workflow: str
     version: int | None
@@ -78,6 +92,63 @@ class RunResult:
     #: number of zero weights), the first run's id and metrics, and this run's
     #: metrics minus those.
     retrained: dict[str, Any] | None = None
+    #: This run against the workflow's history: each metric's change from the
+    #: previous version and from the best earlier run, and what changed.
+    comparison: RunComparison | None = None
+    #: The artifact store the run used: its stored results are read from there.
+    store_url: str = ""
+    #: Reads the run's results (a :class:`ResultReader`): what the run held in memory,
+    #: else the store's copy. Set by ``helix_tf.run``; not part of the data.
+    reader: Any = dataclasses.field(default=None, repr=False, compare=False)
+
+    # -- the run's results, read lazily (nothing is loaded until asked for) ---------------
+
+    def _node(self, kind: str, name: str | None) -> NodeResult:
+        from helix_tf.errors import ConfigError, StoreError
+
+        if self.reader is None:
+            raise StoreError(
+                "this result carries no reader of its stored results: results of "
+                "helix_tf.run(...) do; a result rebuilt from JSON does not"
+            )
+        candidates = [n for n in self.nodes if n.kind == kind]
+        for n in candidates:
+            if name is None or n.name == name:
+                return n
+        from helix_tf.components.base import did_you_mean
+
+        names = [n.name for n in candidates]
+        if name is None:
+            raise ConfigError(f"workflow {self.workflow!r} has no {kind} node")
+        raise ConfigError(
+            f"workflow {self.workflow!r} has no {kind} node {name!r}{did_you_mean(name, names)}; "
+            f"its {kind} nodes are: {', '.join(names) or 'none'}"
+        )
+
+    def predictions(self, node: str | None = None, *, pandas: bool = False) -> Any:
+        """A predict node's scores: columns ``__row``, ``__label``, ``__score``.
+
+        A pyarrow ``Table`` (``pandas=True``: a ``DataFrame``) of the first predict
+        node unless ``node`` names one. Raises ``StoreError`` when the run did not
+        hold it and the materialization policy did not keep it.
+        """
+        n = self._node("predict", node)
+        table = self.reader.read("predict", n.name, n.fingerprint)
+        return table.to_pandas() if pandas else table
+
+    def model(self, node: str | None = None) -> Any:
+        """A train node's Keras model (imports TensorFlow when read from the store).
+
+        It takes a dict of feature arrays and returns logits; see
+        ``helix_tf.components.keras_models.arrays_from_table``.
+        """
+        n = self._node("train", node)
+        return self.reader.read("train", n.name, n.fingerprint)
+
+    def explanation(self, node: str | None = None) -> dict[str, Any]:
+        """An explain node's result: permutation importance and linear weights per feature."""
+        n = self._node("explain", node)
+        return self.reader.read("explain", n.name, n.fingerprint)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -92,8 +163,13 @@ class RunResult:
         }
         if self.intervals:
             out["intervals"] = {k: list(v) for k, v in self.intervals.items()}
+            out["interval_kind"] = INTERVAL_KIND
         if self.retrained is not None:
             out["retrained"] = self.retrained
+        if self.store_url:
+            out["store"] = self.store_url
+        if self.comparison is not None:
+            out["comparison"] = self.comparison.to_dict()
         return out
 
 

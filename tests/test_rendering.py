@@ -51,3 +51,22 @@ def test_retrained_table_shows_both_runs_and_the_difference() -> None:
     assert "run 6" in text
     assert "+0.0100" in text and "-0.0200" in text
     assert "auc[sex=Male]" in text
+
+
+def test_approximate_intervals_are_labelled_evaluation_only() -> None:
+    result = RunResult(
+        workflow="w",
+        version=1,
+        run_id=1,
+        approx=True,
+        metrics={"accuracy": 0.79},
+        intervals={"accuracy": (0.783, 0.796)},
+        nodes=(),
+        wall_seconds=1.0,
+    )
+    buf = io.StringIO()
+    Console(file=buf, width=200).print(metrics_table(result))
+    text = " ".join(buf.getvalue().split())  # the caption wraps to the table's width
+    assert "95% interval (evaluation only)" in text
+    assert "not the variance of training on a sample" in text
+    assert result.to_dict()["interval_kind"] == "evaluation_bootstrap_95"

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["NodeChange", "diff_versions", "describe_change"]
+__all__ = ["NodeChange", "diff_versions", "describe_change", "describe_values"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,9 +35,80 @@ def _flat(prefix: str, value: Any, out: dict[str, Any]) -> None:
         out[prefix] = value
 
 
-def _short(v: Any) -> str:
-    text = str(v)
-    return text if len(text) <= 60 else text[:57] + "..."
+_MISSING = "∅"
+#: Values up to this long are shown whole on both sides of the arrow.
+SHORT = 60
+
+
+def _text(v: Any) -> str:
+    return _MISSING if v is _ABSENT else str(v)
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return _MISSING
+
+
+_ABSENT: Any = _Absent()
+
+
+def _items(v: Any) -> list[str] | None:
+    return [str(x) for x in v] if isinstance(v, list | tuple) else None
+
+
+def describe_values(old: Any, new: Any) -> str:
+    """``old → new`` for a changed value, never cut in the middle.
+
+    Short values are shown whole. Long lists show the items removed and added
+    (``-[a] +[b, c]``); other long values (text) show what was removed and added
+    with a few characters of context on each side (``…abc[-old-]{+new+}def…``).
+    """
+    a, b = _text(old), _text(new)
+    if len(a) <= SHORT and len(b) <= SHORT:
+        return f"{a} → {b}"
+    xs, ys = _items(old), _items(new)
+    if xs is not None and ys is not None:
+        import difflib
+
+        removed: list[str] = []
+        added: list[str] = []
+        matcher = difflib.SequenceMatcher(a=xs, b=ys, autojunk=False)
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if tag != "equal":
+                removed.extend(xs[i1:i2])
+                added.extend(ys[j1:j2])
+        parts = [f"{len(xs)} → {len(ys)} items"]
+        if removed:
+            parts.append(f"-[{', '.join(removed)}]")
+        if added:
+            parts.append(f"+[{', '.join(added)}]")
+        if not removed and not added:
+            parts.append("same items, reordered")
+        return " ".join(parts)
+    return _text_change(a, b)
+
+
+def _text_change(a: str, b: str, context: int = 12) -> str:
+    import difflib
+
+    pieces: list[str] = []
+    last = 0
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            continue
+        lead = a[max(last, i1 - context) : i1]
+        gap = "…" if i1 - context > last else ""
+        pieces.append(gap + lead)
+        if i2 > i1:
+            pieces.append(f"[-{a[i1:i2]}-]")
+        if j2 > j1:
+            pieces.append(f"{{+{b[j1:j2]}+}}")
+        last = i2
+        pieces.append(a[i2 : min(len(a), i2 + context)])
+        last = min(len(a), i2 + context)
+    if last < len(a):
+        pieces.append("…")
+    return "".join(pieces)
 
 
 def change_details(
@@ -53,14 +124,18 @@ def change_details(
     _flat("", new.get("params") or {}, b)
     for key in sorted(set(a) | set(b)):
         if a.get(key) != b.get(key) and not str(b.get(key, "")).startswith("<function"):
-            parts.append(f"{name}.{key} {_short(a.get(key, '∅'))} → {_short(b.get(key, '∅'))}")
+            parts.append(
+                f"{name}.{key} {describe_values(a.get(key, _ABSENT), b.get(key, _ABSENT))}"
+            )
     for key, digest in sorted((new.get("code") or {}).items()):
         if (old.get("code") or {}).get(key) != digest:
             parts.append(f"code of {name}.{key}")
     extra_new, extra_old = new.get("extra") or {}, old.get("extra") or {}
     for key in sorted(set(extra_new) | set(extra_old)):
         if key != "source" and extra_new.get(key) != extra_old.get(key):
-            parts.append(f"{key} {_short(extra_old.get(key))} → {_short(extra_new.get(key))}")
+            parts.append(
+                f"{key} {describe_values(extra_old.get(key, _ABSENT), extra_new.get(key, _ABSENT))}"
+            )
     if changed_inputs:
         parts.append("input changed: " + ", ".join(changed_inputs))
     return parts

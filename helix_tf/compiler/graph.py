@@ -28,6 +28,7 @@ from helix_tf.compiler.content import ContentHasher
 from helix_tf.compiler.hashing import canonical_json, code_fingerprint, stable_hash
 from helix_tf.components.base import Operator, did_you_mean
 from helix_tf.components.features import Feature
+from helix_tf.components.features._label import LABELS
 from helix_tf.components.metrics import Metric
 from helix_tf.components.sources import Source
 from helix_tf.errors import CompileError
@@ -213,6 +214,7 @@ class _Compiler:
         """Inputs per node, with type checks; fills self.value_kinds for features."""
         inputs: dict[str, list[str]] = {}
         self.feature_source: dict[str, str | None] = {}
+        self.examples_source: dict[str, str] = {}
         for name, d in self.decls.items():
             ins: list[str] = []
             if d.role == "source":
@@ -229,13 +231,20 @@ class _Compiler:
                 src = self.source_of(d, d.refs.get("source"))
                 if src:
                     ins.append(src)
+                    self.examples_source[name] = src
                     label = d.op
                     cols = self.columns(src)
-                    if cols and label is not None and label.column not in cols:  # type: ignore[attr-defined]
+                    if not isinstance(label, LABELS):
                         self.problem(
                             d,
-                            f"label column {label.column!r} is not a column of source "  # type: ignore[attr-defined]
-                            f"{src!r}{did_you_mean(label.column, cols)}",  # type: ignore[attr-defined]
+                            "label must be features.Label, features.MulticlassLabel or "
+                            f"features.NumericLabel, but got {label!r}",
+                        )
+                    elif cols and label.column not in cols:
+                        self.problem(
+                            d,
+                            f"label column {label.column!r} is not a column of source "
+                            f"{src!r}{did_you_mean(label.column, cols)}",
                         )
                 feats = d.refs.get("features") or []
                 if not feats:
@@ -247,10 +256,14 @@ class _Compiler:
             elif d.role == "train":
                 ex = self.ref(d, d.refs.get("examples"), "input", ("examples",))
                 ins = [ex] if ex else []
-            elif d.role == "predict":
+                if ex:
+                    self.check_split(d, ex, "train")
+            elif d.role in ("predict", "explain"):  # a model and the examples it reads
                 m = self.ref(d, d.refs.get("model"), "model", ("train",))
                 ex = self.ref(d, d.refs.get("examples"), "examples", ("examples",))
                 ins = [x for x in (m, ex) if x]
+                if ex:
+                    self.check_split(d, ex, d.refs.get("split"))
             elif d.role == "evaluate":
                 p = self.ref(d, d.refs.get("predictions"), "input", ("predict",))
                 ins = [p] if p else []
@@ -262,6 +275,33 @@ class _Compiler:
                         self.problem(d, f"evaluate takes metrics.* operators, got {m!r}")
             inputs[name] = ins
         return inputs
+
+    def check_split(self, d: Declaration, examples: str, split: Any) -> None:
+        """``d`` reads ``split`` of ``examples``: the source must have that split."""
+        src = self.examples_source.get(examples)
+        op = self.decls[src].op if src else None
+        if not isinstance(op, Source):
+            return
+        try:
+            splits = op.splits()
+        except Exception:  # reported by the source's own checks
+            return
+        if split in splits:
+            return
+        what = {"train": "trains on", "explain": "explains its model on"}.get(d.role, "predicts on")
+        fix = (
+            "give the source a test split: test=<file(s)>, or test_fraction=0.2 for a seeded "
+            "split of the train rows"
+            if split == "test"
+            else f"give the source a {split!r} split, or read one of its splits"
+        )
+        if d.role == "predict":
+            fix += f", or predict on one of its splits (wf.predict(..., split={splits[0]!r}))"
+        self.problem(
+            d,
+            f"{what} split {split!r} of examples {examples!r}, but source {src!r} "
+            f"({op.op_name}) has only the split(s) {', '.join(map(repr, splits))}; {fix}",
+        )
 
     def feature_edges(self, d: Declaration) -> list[str]:
         op = d.op
@@ -362,6 +402,32 @@ class _Compiler:
             extra_source[name] = src
         return extra_source
 
+    def check_metric_tasks(self) -> None:
+        """Every metric must fit the task of the label its predictions come from."""
+        from helix_tf.components.metrics import metric_problem
+
+        for d in self.decls.values():
+            if d.role != "evaluate":
+                continue
+            label = self._label_of(d.refs.get("predictions"))
+            if label is None:
+                continue
+            for m in d.refs.get("metrics") or []:
+                problem = metric_problem(m, label) if isinstance(m, Metric) else None
+                if problem:
+                    self.problem(d, problem)
+
+    def _label_of(self, predictions: Any) -> Operator | None:
+        """The label operator behind a predict node (None when a reference is broken)."""
+        pred = self.decls.get(predictions.name) if isinstance(predictions, NodeRef) else None
+        ex_ref = pred.refs.get("examples") if pred is not None and pred.role == "predict" else None
+        return self._label_of_examples(ex_ref)
+
+    def _label_of_examples(self, examples: Any) -> Operator | None:
+        """The label operator of an examples node (None when the reference is broken)."""
+        ex = self.decls.get(examples.name) if isinstance(examples, NodeRef) else None
+        return ex.op if ex is not None and ex.role == "examples" else None
+
     # -- fingerprints -----------------------------------------------------------------
 
     def fingerprint(
@@ -381,7 +447,11 @@ class _Compiler:
             body["sample"] = _source_sample(approx)
         elif d.role == "examples":
             body["features"] = [r.name for r in d.refs.get("features") or []]
-        elif d.role == "predict":
+            # Label parameters that only training reads (a regression's transform and
+            # loss) are the train node's: the examples' content does not depend on them.
+            for key in getattr(d.op, "TRAINING_PARAMS", ()):
+                body["params"].pop(key, None)
+        elif d.role in ("predict", "explain"):
             body["split"] = d.refs.get("split")
         elif d.role == "evaluate":
             body["metrics"] = [
@@ -390,6 +460,10 @@ class _Compiler:
             ]
         elif d.role == "train":
             body["approx"] = _train_approx(d, approx)
+            label = self._label_of_examples(d.refs.get("examples"))
+            training = {k: getattr(label, k) for k in getattr(label, "TRAINING_PARAMS", ())}
+            if training:  # binary and multiclass labels have none: fingerprints as before
+                body["label"] = training
         return stable_hash(body)
 
 
@@ -413,6 +487,7 @@ def compile_workflow(
     # Every check runs even when earlier ones found problems: a config's problems are
     # reported together (unresolved references simply contribute no edge).
     inputs = c.edges()
+    c.check_metric_tasks()
     extra_source = c.check_evaluate(inputs)
     for name, src in extra_source.items():
         if src and src not in inputs[name]:
@@ -472,7 +547,7 @@ def compile_workflow(
             extra["label"] = _op_params(d.op) if d.op is not None else None
         elif d.role == "feature":
             extra["source"] = c.feature_source.get(name)
-        elif d.role == "predict":
+        elif d.role in ("predict", "explain"):
             extra["split"] = d.refs.get("split")
         elif d.role == "source":
             extra["sample"] = _source_sample(approx_view)

@@ -72,10 +72,19 @@ def analysis_levels(nodes: Mapping[str, PreNode], order: Sequence[str]) -> list[
 
     for n in order:
         depth(n)
+        node = nodes[n]
+        # A label that learns from the training split (multiclass vocabulary) reads a raw
+        # column only: it analyses with the first level.
+        if node.state == "compute" and node.role == "examples" and node.op.analyzer() is not None:  # type: ignore[union-attr]
+            level[n] = 0
     groups: dict[int, list[str]] = {}
     for n in order:
         node = nodes[n]
-        if node.state == "compute" and node.role == "feature" and node.op.analyzer() is not None:  # type: ignore[union-attr]
+        if (
+            node.state == "compute"
+            and node.role in ("feature", "examples")
+            and node.op.analyzer() is not None  # type: ignore[union-attr]
+        ):
             groups.setdefault(level[n], []).append(n)
     return [groups[k] for k in sorted(groups)]
 
@@ -145,7 +154,7 @@ class _Partials(beam.DoFn):
 class _CombineStats(beam.CombineFn):
     """Merge (feature, partial) pairs per feature; finalise into transform states."""
 
-    def __init__(self, ops: dict[str, Feature]) -> None:
+    def __init__(self, ops: dict[str, Any]) -> None:  # features and learning labels
         self.ops = ops
 
     def create_accumulator(self) -> dict[str, Any]:

@@ -18,14 +18,22 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
+import numpy as np
+
 from helix_tf.compiler.graph import CompiledNode, CompiledWorkflow
 from helix_tf.engine import tables
 from helix_tf.engine._learning import _LearningSteps
-from helix_tf.engine._support import _Artifact, _data_url, _folder_bytes, _unwrap_runner_error
+from helix_tf.engine._support import (
+    VALUE_NAMES,
+    _Artifact,
+    _data_url,
+    _folder_bytes,
+    _unwrap_runner_error,
+)
 from helix_tf.engine.batch_compute import PreNode
-from helix_tf.errors import ExecutionError, HelixError, StoreError
+from helix_tf.errors import DataError, ExecutionError, HelixError, StoreError
 from helix_tf.reuse.store import ArtifactStore, Manifest, is_write_failure
-from helix_tf.types import BAG, CATEGORICAL
+from helix_tf.types import BAG, CATEGORICAL, LABEL
 
 __all__ = ["EngineOptions", "NodeMeasure", "StoreEntriesLost", "execute_plan"]
 
@@ -414,12 +422,22 @@ class _Run(_LearningSteps):
                 }
                 kind = "feature"
                 if state is not None and pre[name].write and self.art[name].local:
-                    self._write_state(name, state)
+                    self._write_beside(name, "state.json", state, sort_keys=False)
                 self.values[f"state:{name}"] = state
                 self.values[f"cardinality:{name}"] = meta["cardinality"]
             elif node.role == "examples":
                 meta = {"features": self._feature_specs(name)}
+                label = node.op.describe(result.states.get(name))  # type: ignore[union-attr]
+                if label["task"] != "binary":  # binary examples are described as before
+                    # What only training reads (a transform) is not a fact of the examples.
+                    meta["label"] = {
+                        k: v
+                        for k, v in label.items()
+                        if k not in node.op.TRAINING_PARAMS  # type: ignore[union-attr]
+                    }
                 kind = "examples"
+                if pre[name].write and self.art[name].local:
+                    self._write_value_names(name)
             self.emit(
                 event="node",
                 node=name,
@@ -431,13 +449,51 @@ class _Run(_LearningSteps):
                 self.finish(name, kind=kind, rows=result.rows.get(name), meta=meta)
             else:
                 meas.rows = result.rows.get(name)
+        for name in computed:  # before any training: labels that cannot be right
+            if self.nodes[name].role == "examples":
+                self._check_positive_label(name)
 
-    def _write_state(self, name: str, state: Any) -> None:
-        """Write a feature's fitted state beside its columns (only the stored copy needs it)."""
+    def _check_positive_label(self, name: str) -> None:
+        """Fail when the label's ``positive=`` value occurs in no training row.
+
+        Every label would be 0: training "succeeds" with accuracy 1.0 and AUC nan.
+        The message lists the values the label column does hold.
+        """
+        label = self.nodes[name].op
+        positive = getattr(label, "positive", None)
+        art = self.art.get(name)
+        if positive is None or art is None or art.local is None:
+            return
+        table = tables.read_split(art.local, "train", [LABEL])
+        if table is None or table.num_rows == 0:
+            return
+        if np.asarray(table.column(LABEL)).any():
+            return
+        column = label.column  # type: ignore[union-attr]
+        found = ""
+        source = self.art.get(self.nodes[name].inputs[0])
+        raw = (
+            tables.read_split(source.local, "train", [column]) if source and source.local else None
+        )
+        if raw is not None:
+            counts = raw.column(column).value_counts().to_pylist()
+            counts.sort(key=lambda c: -c["counts"])
+            shown = ", ".join(f"{c['values']!r} ({c['counts']:,} rows)" for c in counts[:10])
+            more = f" and {len(counts) - 10} more" if len(counts) > 10 else ""
+            found = f"; the values found are {shown}{more}"
+        raise DataError(
+            f"no row of the training split has label column {column!r} equal to "
+            f"positive={positive!r}{found}. Pass one of those values as "
+            f"F.Label({column!r}, positive=...)",
+            node=name,
+        )
+
+    def _write_beside(self, name: str, filename: str, data: Any, *, sort_keys: bool) -> None:
+        """Write JSON beside a computed node's files (a feature's state, value names)."""
         art = self.art[name]
         try:
-            with open(os.path.join(art.local or "", "state.json"), "w") as f:
-                json.dump(state, f)
+            with open(os.path.join(art.local or "", filename), "w") as f:
+                json.dump(data, f, sort_keys=sort_keys)
         except OSError as exc:
             if art.staging is None or not is_write_failure(exc):
                 raise
@@ -511,6 +567,24 @@ class _Run(_LearningSteps):
         """Whether a computed intermediate feature is worth writing at all under the policy."""
         return getattr(self.materializer, "writes_intermediates", True)
 
+    def _write_value_names(self, examples: str) -> None:
+        """Beside the examples: what each index of their categorical/bag features stands for."""
+        names: dict[str, list[str]] = {}
+        for f in self.nodes[examples].extra["features"]:
+            op = self.nodes[f].op
+            if f"state:{f}" in self.values:
+                state = self.values[f"state:{f}"]
+            else:
+                path = os.path.join(self.load(f).local or "", "state.json")
+                if not os.path.exists(path):
+                    continue
+                with open(path) as fh:
+                    state = json.load(fh)
+            found = op.value_names(state) if op is not None and state is not None else None  # type: ignore[union-attr]
+            if found is not None:
+                names[f] = found
+        self._write_beside(examples, VALUE_NAMES, names, sort_keys=True)
+
     def _feature_specs(self, examples: str) -> list[dict[str, Any]]:
         specs = []
         for f in self.nodes[examples].extra["features"]:
@@ -533,6 +607,9 @@ class EngineResult:
     measures: dict[str, NodeMeasure]
     metrics: dict[str, float]
     intervals: dict[str, tuple[float, float]]
+    #: Results the run holds in memory, by node: models (Keras), predictions (Arrow
+    #: tables), metrics and explanations; handed to Python callers of ``run``.
+    values: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def execute_plan(
@@ -580,6 +657,8 @@ def _execute(run: _Run) -> EngineResult:
                 run.predict(node)
             elif node.role == "evaluate":
                 run.evaluate(node)
+            elif node.role == "explain":
+                run.explain(node)
         except ExecutionError as exc:
             if exc.node is None:
                 raise ExecutionError(str(exc), node=node.name) from exc
@@ -590,7 +669,9 @@ def _execute(run: _Run) -> EngineResult:
             raise ExecutionError(f"{type(exc).__name__}: {exc}", node=node.name) from exc
     metrics: dict[str, float] = {}
     intervals: dict[str, tuple[float, float]] = {}
-    # Metric names carry their evaluate node's name only where several are outputs.
+    # The first evaluate output's metrics keep their own names; those of any later
+    # one carry its node name ("holdout/auc"), so adding an evaluation never
+    # renames the keys of the one before it (and its history stays one series).
     evaluated = [o for o in compiled.outputs if run.nodes[o].role == "evaluate"]
     for out in compiled.outputs:
         node = run.nodes[out]
@@ -599,9 +680,10 @@ def _execute(run: _Run) -> EngineResult:
                 run.load(out)
             continue
         payload = run.metrics_of(out)
-        prefix = "" if len(evaluated) == 1 else f"{out}/"
+        prefix = "" if out == evaluated[0] else f"{out}/"
         for k, v in payload["metrics"].items():
             metrics[prefix + k] = v
         for k, v in payload.get("intervals", {}).items():
             intervals[prefix + k] = (float(v[0]), float(v[1]))
-    return EngineResult(measures=run.measures, metrics=metrics, intervals=intervals)
+    held = {n.name: run.values[n.name] for n in compiled.nodes if n.name in run.values}
+    return EngineResult(measures=run.measures, metrics=metrics, intervals=intervals, values=held)

@@ -138,6 +138,44 @@ def test_run_without_json_prints_tables(runs: Runs) -> None:
     assert "tiny_census v" in out and "loaded" in out
 
 
+def test_run_is_compared_with_the_previous_version_and_the_best(runs: Runs) -> None:
+    first, l1 = runs.first["comparison"], runs.l1["comparison"]
+    assert first["previous_version"] is None and first["changes"] == []
+    assert l1["previous_version"] == runs.first["version"] != runs.l1["version"]
+    assert l1["changes"] == ["learner.l1 0.0 → 0.001"]
+    by_name = {m["name"]: m for m in l1["metrics"]}
+    assert set(by_name) == set(runs.l1["metrics"])
+    for name, m in by_name.items():
+        assert m["previous"] == runs.first["metrics"][name]
+        assert m["delta_previous"] == pytest.approx(runs.l1["metrics"][name] - m["previous"])
+        # the two earlier runs are one version with equal metrics: the best is v1's
+        assert m["best"] == runs.first["metrics"][name] and m["best_version"] == 1
+
+
+def test_run_table_shows_the_changes_against_the_previous_version(runs: Runs) -> None:
+    out = runs.table.stdout
+    # the table run is v1 again, after the l1 run (v2)
+    assert "vs v2" in out and "best earlier (version)" in out
+    assert "against v2" in out and "learner.l1 0.001 → 0.0" in out
+
+
+def test_history_lists_what_changed_per_version(runs: Runs) -> None:
+    by_run = {r["run"]: r for r in runs.history}
+    l1 = by_run[runs.l1["run_id"]]
+    assert l1["changed_from"] == 1 and l1["changes"] == ["learner.l1 0.0 → 0.001"]
+    assert by_run[runs.again["run_id"]]["changes"] == []  # a rerun of the same version
+
+
+def test_history_selects_metrics_and_keeps_full_names(runs: Runs) -> None:
+    base = (runs.config, "--store", runs.store)
+    only_auc = as_json(invoke("history", *base, "--json", "--metrics", "auc"))
+    assert {k for r in only_auc for k in r["metrics"]} == {"auc"}
+    table = invoke("history", *base, "--metrics", "auc,accuracy")
+    assert table.exit_code == 0, table.output
+    assert "accuracy" in table.stdout and "auc" in table.stdout and "learner.l1" in table.stdout
+    assert "run = one execution, version = one distinct workflow" in table.stdout
+
+
 # --------------------------------------------------------------------------- failures
 
 
@@ -281,3 +319,27 @@ def test_retrain_without_zero_says_when_nothing_is_zero(runs: Runs) -> None:
     assert "retrained" not in payload
     assert any("nothing to retrain" in note for note in payload["notes"])
     assert payload["metrics"] == runs.first["metrics"]
+
+
+def test_run_save_writes_the_parameter_and_the_next_run_reuses_everything(
+    tiny_census_config: Path, store: str
+) -> None:
+    saved = invoke(
+        "run", tiny_census_config, "--store", store, "-p", "learner.l2=0.001", "--save", "--json"
+    )
+    payload = as_json(saved)
+    assert payload["saved"]["keys"] == ["learner.l2"]
+    assert "+" in payload["saved"]["diff"] and "l2=0.001" in tiny_census_config.read_text()
+    again = as_json(invoke("run", tiny_census_config, "--store", store, "--json"))
+    assert again["version"] == payload["version"]
+    assert set(states(again).values()) <= {"load", "prune"}
+
+
+def test_run_save_refuses_clearly_and_leaves_the_config_alone(
+    tiny_census_config: Path, store: str
+) -> None:
+    before = tiny_census_config.read_text()
+    result = invoke("run", tiny_census_config, "--store", store, "-p", "learner.epochs=2", "--save")
+    message = _assert_clean_failure(result, "--save", "params.epochs", "-p epochs=... --save")
+    assert "the run succeeded" in message
+    assert tiny_census_config.read_text() == before

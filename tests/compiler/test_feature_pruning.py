@@ -19,6 +19,7 @@ def _workflow(tmp_path: Path, *, second_learner: bool = False) -> Workflow:
             train=str(csv),
             columns=[("a", "float"), ("b", "string"), ("c", "float"), ("y", "string")],
             header=True,
+            test_fraction=0.5,
         ),
     )
     a = wf.feature("a", F.Numeric("a"))

@@ -126,6 +126,20 @@ BAD_CONFIGS = {
         + TAIL,
         [r"node 'bucket': input 'agee' is not declared", r"did you mean 'age'\?"],
     ),
+    "no_test_split_to_predict_on": (
+        SOURCE.replace(', test=r"$test"', "")
+        + 'age = wf.feature("age", F.Numeric("age"))\n'
+        + TAIL.replace(
+            'predictions = wf.predict("predictions", model, examples)\n',
+            'predictions = wf.predict("predictions", model, examples)  # <-\n',
+        ),
+        [
+            r"node 'predictions': predicts on split 'test' of examples 'examples', but source "
+            r"'rows' \(Csv\) has only the split\(s\) 'train'",
+            r"test=<file\(s\)>, or test_fraction=0\.2",
+            r"split='train'",
+        ],
+    ),
     "unknown_output": (
         SOURCE
         + 'age = wf.feature("age", F.Numeric("age"))\n'

@@ -319,6 +319,31 @@ def test_udf_rejects_bad_parameters(kwargs: dict[str, Any], match: str) -> None:
         F.Udf(lambda r: 0, **kwargs)
 
 
+@pytest.mark.parametrize(
+    "op",
+    [
+        F.Udf(lambda row: row["nmae"]),
+        F.Udf(lambda batch: batch["nmae"], batched=True),
+        F.DatasetUdf(fit=lambda frame: {}, apply=lambda b, s: b["nmae"], columns=["a"]),
+    ],
+    ids=["row", "batched", "dataset_apply"],
+)
+def test_udf_key_error_on_a_column_lists_the_columns(op: F.Feature) -> None:
+    with pytest.raises(
+        ExecutionError,
+        match=r"KeyError: 'nmae'.*no column 'nmae' \(did you mean 'name'\?\)\. "
+        r"Available columns: a, name",
+    ):
+        op.transform([FRAME], {}, 3)
+
+
+def test_udf_key_error_that_is_not_a_column_is_the_users_own() -> None:
+    table = {"x": 1}
+    op = F.Udf(lambda batch: batch["a"] * table["y"], batched=True)
+    with pytest.raises(KeyError, match="'y'"):
+        op.transform([FRAME.assign(y=1.0)], None, 3)
+
+
 def test_dataset_udf_fits_on_the_training_split_then_applies_per_batch() -> None:
     fitted: list[int] = []
 

@@ -299,6 +299,27 @@ BAD_FILES = [
         r"line 1: the header names columns \['a', 'B', 'c'\]",
     ),
     (
+        "header read as data (numeric columns)",
+        "a,b,c\n1,x,2\n",
+        {},
+        DataError,
+        r"bad\.csv line 1: the line holds the column names \['a', 'b', 'c'\].*pass header=True",
+    ),
+    (
+        "header read as data (string columns only)",
+        "a,b,c\nx,y,z\n",
+        {"columns": (("a", "string"), ("b", "string"), ("c", "string"))},
+        DataError,
+        r"line 1: the line holds the column names.*header=True",
+    ),
+    (
+        "header read as data after skipped lines, quoted",
+        'junk\n"a", "b" ,c\n1,x,2\n',
+        {"skip_lines": 1},
+        DataError,
+        r"line 2: the line holds the column names.*header=True",
+    ),
+    (
         "too many bad rows",
         "1,x,2\n2\n3\n4\n5,y,6\n",
         {"on_bad_row": "skip", "max_bad_rows": 2},
@@ -322,7 +343,7 @@ def test_csv_bad_input(
         path = str(tmp_path)
     else:
         path = write(tmp_path, content, "bad.csv")
-    source = Csv(train=path, columns=COLUMNS, **overrides)
+    source = Csv(train=path, **{"columns": COLUMNS, **overrides})
     with pytest.raises(error, match=pattern):
         read_all(source, "train")
     if content is None or content == "DIR":

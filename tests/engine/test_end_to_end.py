@@ -375,6 +375,23 @@ def test_missing_label_names_the_row_and_column(
     assert ArtifactStore(store).entries() == []
 
 
+def test_positive_label_that_never_occurs_fails_before_training_with_the_values_found(
+    bad_config: Path, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helix_tf.engine._learning import _LearningSteps
+
+    def never(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("trained although no label is positive")
+
+    monkeypatch.setattr(_LearningSteps, "train", never)
+    with pytest.raises(DataError) as info:
+        api.run(bad_config, store=store, params=["examples.positive='>50k'"])
+    message = str(info.value)
+    assert info.value.node == "examples"
+    assert "label column 'income' equal to positive='>50k'" in message, message
+    assert re.search(r"values found are '<=50K' \([\d,]+ rows\), '>50K' \([\d,]+ rows\)", message)
+
+
 def test_rows_lost_in_the_engine_fail_the_run_and_store_nothing(
     bad_config: Path, store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -549,3 +566,23 @@ def test_sms_spam_quality_bar(tmp_path: Path) -> None:
     rows = {n.name: n.rows for n in result.nodes}
     assert rows["learner"] + rows["predictions"] == 5_574
     assert result.metrics["accuracy"] >= 0.95, result.metrics
+
+
+def test_a_second_evaluation_keeps_the_first_ones_metric_keys(
+    make_config: Callable[..., Path], census_like: tuple[Path, Path], store: str
+) -> None:
+    one = TINY_CENSUS
+    two = TINY_CENSUS.replace(
+        "    return wf\n",
+        '    wf.output(wf.evaluate("holdout", predictions, metrics.LogLoss(), metrics.AUC()))\n'
+        "    return wf\n",
+    )
+    first = api.run(make_config(one, train=census_like[0], test=census_like[1]), store=store)
+    second = api.run(
+        make_config(two, name="cfg2.py", train=census_like[0], test=census_like[1]), store=store
+    )
+    assert set(first.metrics) == {"accuracy", "auc"}
+    assert set(second.metrics) == {"accuracy", "auc", "holdout/log_loss", "holdout/auc"}
+    assert {k: second.metrics[k] for k in first.metrics} == first.metrics
+    assert second.comparison is not None
+    assert second.comparison.changes == ("added holdout (evaluate)",)

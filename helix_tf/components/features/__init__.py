@@ -13,7 +13,7 @@ Nothing here imports TensorFlow or Beam: the engine wraps these in Beam.
 The package is split by concept: ``_base`` (the ``Feature`` spec, ``Analyzer``,
 ``Bag``), ``_numeric`` (``Numeric``, ``Bucketize``, ``Cross``), ``_text``
 (``Vocabulary``, ``TfIdf``, ``Tokenize``), ``_udf`` (``Udf``, ``DatasetUdf``)
-and ``_label`` (``Label``).
+and ``_label`` (``Label``, ``MulticlassLabel``, ``NumericLabel``: one per task).
 """
 
 # Input (the type of an operator's input reference) is importable from here too,
@@ -25,7 +25,7 @@ from helix_tf.components.features._base import (
     Feature,
     Input as Input,
 )
-from helix_tf.components.features._label import Label
+from helix_tf.components.features._label import Label, MulticlassLabel, NumericLabel
 from helix_tf.components.features._numeric import Bucketize, Cross, Numeric
 from helix_tf.components.features._text import TfIdf, Tokenize, Vocabulary
 from helix_tf.components.features._udf import DatasetUdf, Udf
@@ -43,5 +43,7 @@ __all__ = [
     "Udf",
     "DatasetUdf",
     "Label",
+    "MulticlassLabel",
+    "NumericLabel",
     "MISSING_TOKEN",
 ]

@@ -115,3 +115,10 @@ class Feature(Operator):
     def cardinality(self, state: Any) -> int | None:
         """The number of distinct indices for categorical/bag outputs."""
         return None
+
+    def value_names(self, state: Any) -> list[str] | None:
+        """What each index of a categorical/bag output stands for (None: unnamed).
+
+        Read by the views of a linear model's weights ("education=Doctorate").
+        """
+        return None

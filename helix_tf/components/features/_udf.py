@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from helix_tf.components.base import did_you_mean
 from helix_tf.components.features._base import Analyzer, Feature, Input
 from helix_tf.errors import ExecutionError
 from helix_tf.types import CATEGORICAL, NUMERIC, ROW_ID, STRING
@@ -43,6 +44,35 @@ class _UserFunction(Feature):
 
     def cardinality(self, state: Any) -> int | None:
         return self.size
+
+
+def _column_hint(exc: BaseException, columns: Sequence[str]) -> str:
+    """For a ``KeyError`` on a name that is not a column: the columns there are."""
+    if not isinstance(exc, KeyError) or not exc.args:
+        return ""
+    key = exc.args[0]
+    names = [str(c) for c in columns if c != ROW_ID]
+    if not isinstance(key, str) or key in names:
+        return ""
+    return (
+        f"; there is no column {key!r}{did_you_mean(key, names)}. "
+        f"Available columns: {', '.join(names)}"
+    )
+
+
+def _call_user(fn: Callable[..., Any], what: str, frame: Any, *args: Any) -> Any:
+    """``fn(frame, *args)``; a KeyError on an unknown column names the available ones."""
+    try:
+        return fn(frame, *args)
+    except KeyError as exc:
+        hint = _column_hint(exc, list(frame.columns))
+        if not hint:
+            raise
+        raise ExecutionError(f"{what} raised KeyError: {exc}{hint}") from exc
+
+
+def _fn_name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__name__", "udf")
 
 
 def _coerce_output(op: Feature, result: Any, n: int, output: str, size: int | None) -> np.ndarray:
@@ -100,7 +130,7 @@ class Udf(_UserFunction):
     def transform(self, values: list[Any], state: Any, n: int) -> np.ndarray:
         frame = values[0]
         if self.batched:
-            result = self.fn(frame)
+            result = _call_user(self.fn, _fn_name(self.fn), frame)
         else:
             result = []
             for row in frame.to_dict("records"):
@@ -111,8 +141,9 @@ class Udf(_UserFunction):
                     text = repr(shown)
                     text = text if len(text) <= 400 else text[:397] + "..."
                     raise ExecutionError(
-                        f"{getattr(self.fn, '__name__', 'udf')} raised {type(exc).__name__}: {exc} "
-                        f"on row {row.get(ROW_ID)} (the line number in its file): {text}"
+                        f"{_fn_name(self.fn)} raised {type(exc).__name__}: {exc} "
+                        f"on row {row.get(ROW_ID)} (the line number in its file)"
+                        f"{_column_hint(exc, list(row))}; the row: {text}"
                     ) from exc
         return _coerce_output(self, result, n, self.output, self.size)
 
@@ -141,7 +172,8 @@ class _FrameAnalyzer(Analyzer):
             if acc
             else pd.DataFrame({c: [] for c in self.op.columns})
         )
-        state = self.op.fit(frame)
+        what = f"DatasetUdf fit {_fn_name(self.op.fit)} (it sees only the columns= it declares)"
+        state = _call_user(self.op.fit, what, frame)
         try:
             json.dumps(state)
         except TypeError as exc:
@@ -195,4 +227,7 @@ class DatasetUdf(_UserFunction):
         return _FrameAnalyzer(self)
 
     def transform(self, values: list[Any], state: Any, n: int) -> np.ndarray:
-        return _coerce_output(self, self.apply(values[0], state), n, self.output, self.size)
+        result = _call_user(
+            self.apply, f"DatasetUdf apply {_fn_name(self.apply)}", values[0], state
+        )
+        return _coerce_output(self, result, n, self.output, self.size)

@@ -301,6 +301,8 @@ class Csv(Source):
             line += 1
             self._check_header(text, path, line)
         blocks = _blocks(handle, line, batch_rows)
+        if not self.header:
+            blocks = self._refuse_header_as_data(blocks, path)
         workers = min(_MAX_WORKERS, os.cpu_count() or 1)
         if workers == 1:
             parsed = (self._parse_block(*block, path) for block in blocks)
@@ -345,13 +347,39 @@ class Csv(Source):
                 return parsed[0], parsed[1], None
         return self._parse_careful(body, first, path)
 
-    def _check_header(self, raw: bytes, path: str, line: int) -> None:
+    def _header_fields(self, raw: bytes) -> list[str]:
+        """The fields of one line as a header would name them (trimmed, no BOM)."""
         text = raw.decode("utf-8", errors="replace").rstrip("\r\n").lstrip("\ufeff")
         try:
             found = _split_quoted(text, self.separator, self.quote, None)
         except ValueError:
             found = text.split(self.separator)
-        found = [f.strip() for f in found]
+        return [f.strip() for f in found]
+
+    def _refuse_header_as_data(
+        self, blocks: Iterator[tuple[int, bytes, int]], path: str
+    ) -> Iterator[tuple[int, bytes, int]]:
+        """Pass ``blocks`` through; fail if the first data line names the declared columns.
+
+        Read as data, a header row becomes a row of strings (or fails to convert
+        with a misleading "expects an integer" message): say ``header=True`` instead.
+        """
+        first = next(blocks, None)
+        if first is None:
+            return
+        start, body, _ = first
+        declared = [name for name, _ in self.columns]
+        if self._header_fields(body.split(b"\n", 1)[0]) == declared:
+            raise DataError(
+                f"{path} line {start + 1}: the line holds the column names {declared}, so the "
+                "file starts with a header, but Csv reads it as data; pass header=True (or "
+                "skip it with skip_lines)"
+            )
+        yield first
+        yield from blocks
+
+    def _check_header(self, raw: bytes, path: str, line: int) -> None:
+        found = self._header_fields(raw)
         declared = [name for name, _ in self.columns]
         if found != declared:
             raise DataError(
