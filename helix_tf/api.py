@@ -70,7 +70,6 @@ def open_session(
 def _open(
     loaded: LoadedConfig, *, store: str | None, metadata: str | None, approx: Approx | None
 ) -> Session:
-    from helix_tf.reuse.metadata import MetadataStore
     from helix_tf.reuse.store import ArtifactStore
 
     home = _default_home(loaded.path)
@@ -101,10 +100,41 @@ def _open(
         config=loaded,
         compiled=compiled,
         store=artifact_store,
-        metadata=MetadataStore(meta_url),
+        metadata=_open_metadata(meta_url),
         store_url=store_url,
         exact_instead=exact_instead,
     )
+
+
+def _is_write_failure(exc: BaseException) -> bool:
+    from helix_tf.reuse.store import is_write_failure
+
+    return is_write_failure(exc)
+
+
+def _metadata_in_memory(url: str, exc: BaseException) -> Any:
+    """A metadata database in memory, for a run whose database cannot take data."""
+    from helix_tf.reuse.metadata import MetadataStore
+
+    log.warning(
+        "metadata database %s cannot take more data (%s); this run is not recorded in "
+        "its history (planned from an empty history, in memory)",
+        url,
+        exc,
+    )
+    return MetadataStore("sqlite://")
+
+
+def _open_metadata(url: str) -> Any:
+    """The metadata database at ``url``; in memory if its disk cannot take data."""
+    from helix_tf.reuse.metadata import MetadataStore
+
+    try:
+        return MetadataStore(url)
+    except StoreError as exc:
+        if not _is_write_failure(exc):
+            raise
+        return _metadata_in_memory(url, exc)
 
 
 def _plan(
@@ -499,17 +529,24 @@ def _run_once(
     run_id = None
     lease = _start_lease(session, opts.scratch)
     try:
-        version = md.record_version(
-            compiled.name, str(session.config.path), compiled.to_dict(), compiled.digest
-        )
-        run_id = md.start_run(
-            compiled.name,
-            version,
-            approx=approx is not None,
-            policy=materialize,
-            store_url=session.store_url,
-            params=session.config.overrides,
-        )
+        for attempt in range(2):
+            try:
+                version = md.record_version(
+                    compiled.name, str(session.config.path), compiled.to_dict(), compiled.digest
+                )
+                run_id = md.start_run(
+                    compiled.name,
+                    version,
+                    approx=approx is not None,
+                    policy=materialize,
+                    store_url=session.store_url,
+                    params=session.config.overrides,
+                )
+                break
+            except StoreError as exc:
+                if attempt or not _is_write_failure(exc):
+                    raise
+                md = session.metadata = _metadata_in_memory(md.url, exc)
         lease.update(run_id=run_id, metadata=md.url)
         decisions, manifests, engine_result, replanned = _execute_replanning(
             session, opts, lease.id
@@ -582,10 +619,8 @@ def _run_once(
                 intervals=engine_result.intervals or None,
             )
         except StoreError as exc:
-            from helix_tf.reuse.store import is_write_failure
-
             # The work is done: a disk too full for the history does not undo it.
-            if not is_write_failure(exc):
+            if not _is_write_failure(exc):
                 raise
             log.warning("run %d is not recorded in full: %s", run_id, exc)
         result = RunResult(

@@ -212,3 +212,29 @@ def test_filling_the_store_disk_at_random_moments_never_fails_a_run(
                 assert err.count(FULL) <= 1, err[-3000:]
         finally:
             subprocess.run(["umount", str(mount)], check=False)
+
+
+@pytest.mark.slow
+def test_a_store_full_before_the_run_starts_costs_only_materialization_and_history(
+    setup: dict[str, str], fresh: dict[str, float], tmp_path: Path
+) -> None:
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        first = _run(setup, str(mount), "-p", "learner.l2=0.05")
+        assert first.returncode == 0, first.stderr[-2000:]
+        subprocess.run(
+            ["dd", "if=/dev/zero", f"of={mount / 'filler'}", "bs=64k"], capture_output=True
+        )
+        # The metadata database beside the store cannot even be opened now.
+        out = _run(setup, str(mount))
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert json.loads(out.stdout)["metrics"] == fresh
+        assert "metadata database" in out.stderr and FULL in out.stderr
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)

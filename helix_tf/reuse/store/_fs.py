@@ -34,7 +34,7 @@ _WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EP
 _WRITE_FAILURE_RE = re.compile(
     r"\[errno (" + "|".join(str(e) for e in _WRITE_ERRNOS) + r")\]"
     r"|no space left on device|read-only file system|disk quota exceeded"
-    r"|database or disk is full|readonly database",
+    r"|database or disk is full|readonly database|disk i/o error",
     re.I,
 )
 
@@ -220,7 +220,8 @@ def is_write_failure(exc: BaseException) -> bool:
     """Whether ``exc`` (or what it wraps) says a write found no room or no permission.
 
     Disk full, quota exceeded, read-only or immutable (``EPERM``), access denied, and
-    SQLite's "database or disk is full". Runners re-raise a worker's error with its
+    SQLite's "database or disk is full" and "disk I/O error" (what opening a database
+    in WAL mode on a full disk reports). Runners re-raise a worker's error with its
     message only, so the messages are read too.
     """
     seen: set[int] = set()
