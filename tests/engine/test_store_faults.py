@@ -5,6 +5,7 @@ verification or vanish are recomputed within the same run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import shutil
@@ -44,13 +45,12 @@ def fresh(setup: dict[str, str]) -> dict[str, float]:
     return json.loads(out.stdout)["metrics"]
 
 
-@pytest.fixture
-def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A 150 KB tmpfs: too small for the run's staged data (~300 KB)."""
-    mount = tmp_path / "full"
-    mount.mkdir()
+@contextlib.contextmanager
+def _tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` at ``mount`` (skips the test where it cannot be mounted)."""
+    mount.mkdir(exist_ok=True)
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=150k", "tmpfs", str(mount)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True
     )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
@@ -58,6 +58,13 @@ def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 150 KB tmpfs: too small for the run's staged data (~300 KB)."""
+    with _tmpfs(tmp_path / "full", "150k") as mount:
+        yield mount
 
 
 def _assert_sound(store: str) -> None:
@@ -186,15 +193,8 @@ def test_filling_the_store_disk_at_random_moments_never_fails_a_run(
     setup: dict[str, str], fresh: dict[str, float], tmp_path: Path
 ) -> None:
     rng = random.Random(16)
-    mount = tmp_path / "disk"
-    mount.mkdir()
     for _ in range(3):
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True
-        )
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-        try:
+        with _tmpfs(tmp_path / "disk", "4m") as mount:
             proc = subprocess.Popen(
                 _cmd(setup, str(mount)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 text=True, env=_env(),
@@ -210,22 +210,13 @@ def test_filling_the_store_disk_at_random_moments_never_fails_a_run(
             assert json.loads(out)["metrics"] == fresh
             if running:
                 assert err.count(FULL) <= 1, err[-3000:]
-        finally:
-            subprocess.run(["umount", str(mount)], check=False)
 
 
 @pytest.mark.slow
 def test_a_store_full_before_the_run_starts_costs_only_materialization_and_history(
     setup: dict[str, str], fresh: dict[str, float], tmp_path: Path
 ) -> None:
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with _tmpfs(tmp_path / "disk", "4m") as mount:
         first = _run(setup, str(mount), "-p", "learner.l2=0.05")
         assert first.returncode == 0, first.stderr[-2000:]
         subprocess.run(
@@ -236,5 +227,3 @@ def test_a_store_full_before_the_run_starts_costs_only_materialization_and_histo
         assert out.returncode == 0, out.stderr[-3000:]
         assert json.loads(out.stdout)["metrics"] == fresh
         assert "metadata database" in out.stderr and FULL in out.stderr
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
