@@ -61,14 +61,23 @@ def open_session(
     store: str | None = None,
     metadata: str | None = None,
     approx: Approx | None = None,
+    rehash: bool = False,
 ) -> Session:
-    """Load and compile ``config``; open its store and metadata database."""
+    """Load and compile ``config``; open its store and metadata database.
+
+    ``rehash=True`` re-reads every data file instead of trusting the content-hash memo.
+    """
     loaded = load_config(config, params, data_dir=data_dir)
-    return _open(loaded, store=store, metadata=metadata, approx=approx)
+    return _open(loaded, store=store, metadata=metadata, approx=approx, rehash=rehash)
 
 
 def _open(
-    loaded: LoadedConfig, *, store: str | None, metadata: str | None, approx: Approx | None
+    loaded: LoadedConfig,
+    *,
+    store: str | None,
+    metadata: str | None,
+    approx: Approx | None,
+    rehash: bool = False,
 ) -> Session:
     from helix_tf.reuse.store import ArtifactStore
 
@@ -77,7 +86,7 @@ def _open(
     local_home = home if "://" in store_url else Path(store_url)
     # The store first: an unreachable one fails before anything is written beside the config.
     artifact_store = ArtifactStore(store_url)
-    hasher = ContentHasher(local_home / "content-hashes.json")
+    hasher = ContentHasher(local_home / "content-hashes.json", rehash=rehash)
     compiled = compile_workflow(loaded.workflow, config_path=str(loaded.path), hasher=hasher)
     exact_instead = approx is not None and all(
         artifact_store.lookup(compiled.node(o).fingerprint) is not None for o in compiled.outputs
@@ -186,10 +195,14 @@ def plan(
     store: str | None = None,
     metadata: str | None = None,
     approx: Approx | None = None,
+    rehash: bool = False,
 ) -> PlanResult:
-    """What a run would compute, load and prune, and why — without running anything."""
+    """What a run would compute, load and prune, and why — without running anything.
+
+    ``rehash=True`` re-reads every data file instead of trusting the content-hash memo.
+    """
     loaded = load_config(config, params, data_dir=data_dir)
-    session = _open(loaded, store=store, metadata=metadata, approx=approx)
+    session = _open(loaded, store=store, metadata=metadata, approx=approx, rehash=rehash)
     notes: tuple[str, ...] = ()
     if session.exact_instead:
         approx, notes = None, (EXACT_INSTEAD,)
@@ -265,8 +278,13 @@ def run(
     retrain_without_zero: bool = False,
     progress: Callable[[dict[str, Any]], None] | None = None,
     scratch: str | None = None,
+    rehash: bool = False,
 ) -> RunResult:
     """Run a config: reuse what is valid, compute the rest, record everything.
+
+    ``rehash=True`` re-reads every data file instead of trusting the content-hash
+    memo (path, inode, size, mtime, ctime): the escape hatch for a file changed in a
+    way the memo cannot see.
 
     With ``retrain_without_zero=True``, learners whose models give some features
     only zero weights are trained again without those features, and the result
@@ -303,6 +321,7 @@ def run(
         prune_zero_weight=prune_zero_weight,
         progress=progress,
         scratch=scratch,
+        rehash=rehash,
     )
     loaded = load_config(config, params, data_dir=data_dir)
     first, facts = _run_once(loaded, opts, need_models=retrain_without_zero)
@@ -333,7 +352,9 @@ def _with_models_needed(session: Session, opts: _RunOptions) -> Session:
     workflow = copy.copy(session.config.workflow)
     workflow.outputs = [*workflow.outputs, *pruned]
     loaded = dataclasses.replace(session.config, workflow=workflow)
-    return _open(loaded, store=opts.store, metadata=opts.metadata, approx=opts.approx)
+    return _open(
+        loaded, store=opts.store, metadata=opts.metadata, approx=opts.approx, rehash=opts.rehash
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -349,6 +370,7 @@ class _RunOptions:
     prune_zero_weight: bool
     progress: Callable[[dict[str, Any]], None] | None
     scratch: str | None = None
+    rehash: bool = False
 
 
 def _retrain_without_zero(
@@ -517,7 +539,9 @@ def _run_once(
     """
     t_start = time.perf_counter()
     approx, materialize = opts.approx, opts.materialize
-    session = _open(loaded, store=opts.store, metadata=opts.metadata, approx=approx)
+    session = _open(
+        loaded, store=opts.store, metadata=opts.metadata, approx=approx, rehash=opts.rehash
+    )
     if need_models:
         session = _with_models_needed(session, opts)
     # An approximation of results that are stored exactly would be slower and worse.

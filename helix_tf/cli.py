@@ -242,6 +242,12 @@ def _approx(
     help="Train again without the features whose weights are all zero; report the metric change.",
 )
 @click.option(
+    "--rehash",
+    is_flag=True,
+    help="Re-read every data file instead of trusting the content-hash memo "
+    "(for a file changed without its size, mtime or ctime changing).",
+)
+@click.option(
     "--batch-rows",
     type=int,
     default=50_000,
@@ -278,6 +284,7 @@ def run(
     retrain_without_zero: bool,
     batch_rows: int,
     scratch: str | None,
+    rehash: bool,
     save: bool,
 ) -> None:
     """Run CONFIG: reuse every still-valid result, compute the rest, report metrics.
@@ -316,6 +323,7 @@ def run(
             retrain_without_zero=retrain_without_zero,
             progress=Progress(err, not cmd.as_json),
             scratch=scratch,
+            rehash=rehash,
         )
     except HelixError as exc:
         _fail(err, exc)
@@ -380,9 +388,16 @@ def _save(cmd: _Invocation) -> Any:
 @main.command()
 @common
 @click.option("--approx", is_flag=True, help="Plan the approximate run instead.")
+@click.option(
+    "--rehash",
+    is_flag=True,
+    help="Re-read every data file instead of trusting the content-hash memo "
+    "(for a file changed without its size, mtime or ctime changing).",
+)
 def plan(
     cmd: _Invocation,
     approx: bool,
+    rehash: bool,
 ) -> None:
     """Show what a run of CONFIG would compute, load and prune, and why (runs nothing)."""
     out, err = cmd.out, cmd.err
@@ -396,6 +411,7 @@ def plan(
             store=cmd.store,
             metadata=cmd.metadata,
             approx=_approx(approx, None, None),
+            rehash=rehash,
         )
     except HelixError as exc:
         _fail(err, exc)
@@ -611,9 +627,13 @@ def run_cli(argv: list[str]) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
         sys.stderr.write("Aborted!\n")
-        return 1
+        # click turns Ctrl-C into Abort; the shell convention for SIGINT is 128 + 2.
+        return 130 if isinstance(exc.__context__, KeyboardInterrupt) else 1
+    except KeyboardInterrupt:
+        sys.stderr.write("Aborted!\n")
+        return 130
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0

@@ -121,18 +121,19 @@ class Workflow:
         output: str = "numeric",
         size: int | None = None,
         source: NodeRef | None = None,
+        files: Sequence[str | os.PathLike[str]] | str = (),
     ) -> Callable[[Callable[..., Any]], NodeRef]:
         """Decorator: declare a feature computed by a Python function.
 
         ``batched=False`` calls ``fn(row: dict)`` per row; ``batched=True``
         calls ``fn(batch: DataFrame)`` once per batch and is much faster.
-        The decorated name becomes the node's reference.
+        ``files`` names the files the function reads (a lookup table): their
+        content joins its fingerprint. The decorated name becomes the node's reference.
         """
 
         def decorate(fn: Callable[..., Any]) -> NodeRef:
-            return self.feature(
-                name, Udf(fn, batched=batched, output=output, size=size), source=source
-            )
+            op = Udf(fn, batched=batched, output=output, size=size, files=files)
+            return self.feature(name, op, source=source)
 
         return decorate
 
@@ -224,5 +225,8 @@ class Workflow:
         decl = self.declarations[i]
         if decl.op is None:
             raise ConfigError(f"-p {node}.{param}: node {node!r} ({decl.role}) has no parameters")
-        new_op = decl.op.with_params(**{param: value})
+        try:
+            new_op = decl.op.with_params(**{param: value})
+        except ConfigError as exc:
+            raise ConfigError([f"-p {node}.{param}={value!r}: {p}" for p in exc.problems]) from None
         self.declarations[i] = dataclasses.replace(decl, op=new_op)

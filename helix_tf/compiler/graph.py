@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+import os
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import networkx as nx
@@ -25,7 +27,12 @@ from helix_tf.compiler._dag import (
     CompiledWorkflow,
 )
 from helix_tf.compiler.content import ContentHasher
-from helix_tf.compiler.hashing import canonical_json, code_fingerprint, stable_hash
+from helix_tf.compiler.hashing import (
+    CodeFingerprint,
+    canonical_json,
+    code_fingerprint,
+    stable_hash,
+)
 from helix_tf.components.base import Operator, did_you_mean
 from helix_tf.components.features import Feature
 from helix_tf.components.features._label import LABELS
@@ -40,7 +47,17 @@ __all__ = ["CompiledNode", "CompiledWorkflow", "compile_workflow", "FINGERPRINT_
 log = logging.getLogger(__name__)
 
 #: Bump when the fingerprint scheme changes: every stored artifact becomes invalid.
-FINGERPRINT_SCHEME = 1
+#: 2: files by content (not path), inert parameters left out, code reads env/files/state.
+FINGERPRINT_SCHEME = 2
+
+#: Warnings already given in this process (a compile runs once or twice per run).
+_WARNED: set[str] = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _WARNED:
+        _WARNED.add(key)
+        log.warning(message)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -100,6 +117,27 @@ def _code_digests(op: Operator | None) -> dict[str, str]:
     return out
 
 
+def _callables(value: Any) -> Iterator[Any]:
+    """The user callables inside a parameter value (operators' parameters included)."""
+    if isinstance(value, NodeRef):
+        return
+    if isinstance(value, Operator):
+        for v in value.params().values():
+            yield from _callables(v)
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _callables(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _callables(v)
+    elif callable(value) and not isinstance(value, type):
+        yield value
+
+
+def _label(fn: Any) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+
+
 def _source_sample(approx: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The row sample a source applies (approximate runs placed at the source)."""
     if not approx or approx.get("placement") != "source":
@@ -131,6 +169,7 @@ class _Compiler:
         self.config_path = config_path
         self.hasher = hasher
         self.problems: list[str] = []
+        self.volatile: dict[str, list[str]] = {}
         self.decls: dict[str, Declaration] = {}
         self.value_kinds: dict[str, str] = {}
 
@@ -430,6 +469,52 @@ class _Compiler:
 
     # -- fingerprints -----------------------------------------------------------------
 
+    def code_facts(self, d: Declaration) -> list[str]:
+        """Check what the node's user code reads; return why its results cannot be reused.
+
+        Warns (once per process) about files the code opens without declaring them and
+        about unseeded random calls; a file named only at run time, with no declared
+        files, is a refusal like an object whose state cannot be read.
+        """
+        metrics = (d.refs.get("metrics") or []) if d.role == "evaluate" else []
+        fns = list(_callables([d.op, *metrics]))
+        if not fns:
+            return []
+        declared = d.op.content_files().get("files", ()) if d.op is not None else ()
+        declared_paths = {os.path.abspath(p) for _, p in declared}
+        who = f"{d.where}: " if d.where else ""
+        refusals: list[str] = []
+        for fn in fns:
+            fp: CodeFingerprint = code_fingerprint(fn)
+            udf = f"node {d.name!r} (function {_label(fn)})"
+            refusals += [f"{udf}: {r}" for r in fp.refusals]
+            for f in fp.files:
+                if f.path is None and not declared_paths:
+                    refusals.append(
+                        f"{udf}: {f.function} opens a file named only when it runs: {f.call} "
+                        f"at {f.where}; declare the files it reads with files=[...]"
+                    )
+                elif f.path is not None and os.path.abspath(f.path) not in declared_paths:
+                    _warn_once(
+                        f"file:{d.name}:{f.where}",
+                        f"{who}{udf} reads file {f.path} ({f.call} at {f.where}) without "
+                        "declaring it; its content is hashed, but declare it with files=[...] "
+                        "so the dependency is explicit",
+                    )
+            if fp.unseeded:
+                _warn_once(
+                    f"unseeded:{d.name}:{_label(fn)}",
+                    f"{who}{udf} draws from an unseeded or global random generator: "
+                    f"{'; '.join(fp.unseeded)}. Two fresh runs give different results, and "
+                    "reruns reuse the first; use a generator seeded by a parameter "
+                    "(np.random.default_rng(seed))",
+                )
+        for r in refusals:
+            _warn_once(f"refuse:{r}", f"{who}results are recomputed every run, never reused: {r}")
+        if refusals:
+            self.volatile[d.name] = refusals
+        return refusals
+
     def fingerprint(
         self, d: Declaration, ins: Sequence[str], fps: Mapping[str, str], approx: Any
     ) -> str:
@@ -438,12 +523,18 @@ class _Compiler:
             "role": d.role,
             "op": d.op.op_name if d.op is not None else None,
             "version": d.op.VERSION if d.op is not None else 1,
-            "params": _substitute(d.op.params(), fps) if d.op is not None else None,
+            "params": _substitute(d.op.fingerprint_params(), fps) if d.op is not None else None,
             "inputs": [fps[i] for i in ins],
         }
+        if d.op is not None and d.op.content_files():
+            body["content"] = {
+                param: [[label, self.hasher.file_digest(path)] for label, path in pairs]
+                for param, pairs in d.op.content_files().items()
+            }
+        refusals = self.code_facts(d)
+        if refusals:  # never reused: a fingerprint no other run has
+            body["volatile"] = secrets.token_hex(16)
         if d.role == "source":
-            assert isinstance(d.op, Source)
-            body["content"] = self.hasher.digest(d.op.files())
             body["sample"] = _source_sample(approx)
         elif d.role == "examples":
             body["features"] = [r.name for r in d.refs.get("features") or []]
@@ -455,7 +546,7 @@ class _Compiler:
             body["split"] = d.refs.get("split")
         elif d.role == "evaluate":
             body["metrics"] = [
-                {"op": m.op_name, "version": m.VERSION, "params": m.params()}
+                {"op": m.op_name, "version": m.VERSION, "params": m.fingerprint_params()}
                 for m in d.refs.get("metrics") or []
             ]
         elif d.role == "train":
@@ -558,6 +649,13 @@ def compile_workflow(
                 {"op": m.op_name, "params": _op_params(m)} for m in d.refs.get("metrics") or []
             ]
             extra["source"] = extra_source.get(name)
+        volatile_inputs = [i for i in inputs[name] if c.volatile.get(i)]
+        if volatile_inputs and not c.volatile.get(name):  # a nonce upstream: never reused either
+            c.volatile[name] = [
+                f"reads {i!r}, which is recomputed every run" for i in volatile_inputs
+            ]
+        if c.volatile.get(name):
+            extra["volatile"] = c.volatile[name]
         output_type = (
             f"feature:{c.value_kinds.get(name, '?')}"
             if d.role == "feature"

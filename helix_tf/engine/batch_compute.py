@@ -10,6 +10,7 @@ is computed once, and a loaded input is read once.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -18,8 +19,9 @@ import numpy as np
 import pyarrow as pa
 
 from helix_tf.components.base import Operator
-from helix_tf.components.features import Feature
+from helix_tf.components.features import Feature, SourceRows
 from helix_tf.components.features._label import LABELS
+from helix_tf.components.sources import Source
 from helix_tf.engine import tables
 from helix_tf.errors import DataError, ExecutionError, HelixError
 from helix_tf.types import LABEL, NUMERIC, ROW_ID
@@ -142,7 +144,12 @@ class BatchComputer:
         assert isinstance(op, Feature)
         if op.reads_whole_row():
             assert node.source is not None
-            return [self.source_frame(node.source, split, k, cache)]
+            frame = self.source_frame(node.source, split, k, cache)
+            source = self.nodes[node.source].op
+            if not isinstance(source, Source):
+                return [frame]
+            describe = functools.partial(source.describe_row, split)
+            return [frame, SourceRows(columns=node.columns, describe=describe)]
         vals = []
         for r in op.inputs():
             if isinstance(r, str):

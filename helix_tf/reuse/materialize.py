@@ -115,6 +115,11 @@ class MaterializationPolicy:
         if self.policy == "none":
             self.decisions[name] = "policy none"
             return False
+        if (getattr(node, "extra", None) or {}).get("volatile"):
+            # Its fingerprint is new every run (it reads something that cannot be hashed):
+            # no later run could load it.
+            self.decisions[name] = "not kept: recomputed every run (never reused)"
+            return False
         nbytes = int(measure.bytes or 0)
         if self.policy == "helix":
             load = self.load_cost(node.role, nbytes)

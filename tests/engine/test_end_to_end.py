@@ -467,7 +467,34 @@ def test_failing_udf_shows_the_offending_row(
     with pytest.raises(ExecutionError) as info:
         api.run(config, store=store)
     message = str(info.value)
-    assert f"line {line}" in message or f"row {line}" in message, message
+    assert f"line {line} of {census_like[0]}" in message, message  # the file, not only the line
+
+
+UDF_TYPES = """\
+def workflow(params):
+    wf = Workflow("udf_types")
+    wf.source("rows", sources.Csv(train=r"$train", test=r"$test", **CENSUS_CSV_OPTIONS))
+
+    @wf.udf("typed")
+    def typed(row):
+        age, hours = row["age"], row["hours_per_week"]  # declared "int"
+        if type(age) is not int or not (hours is None or type(hours) is int):
+            raise TypeError(f"ints arrive as {type(age).__name__}/{type(hours).__name__}")
+        return age * 2
+
+    examples = wf.examples("examples", [typed], label=F.Label("income", positive=">50K"))
+    model = wf.train("learner", examples, learners.Linear(epochs=1))
+    wf.output(wf.evaluate("evaluation", wf.predict("predictions", model, examples), metrics.AUC()))
+    return wf
+"""
+
+
+def test_row_wise_udfs_get_integer_columns_as_int(
+    make_config: Callable[..., Path], census_like: tuple[Path, Path], store: str
+) -> None:
+    config = make_config(UDF_TYPES, train=census_like[0], test=census_like[1])
+    result = api.run(config, store=store)
+    assert {n.name: n.state for n in result.nodes}["typed"] == "compute"
 
 
 def test_failing_udf_error_carries_the_node(

@@ -15,6 +15,7 @@ from helix_tf.reuse.materialize import MaterializationPolicy, parse_budget, vali
 class Node:
     name: str
     role: str = "feature"
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -190,3 +191,15 @@ def test_entries_the_run_uses_are_never_evicted() -> None:
     p.release("in-use")
     assert p.decide(Node("feat"), measures["feat"], measures)
     assert store.deleted == ["in-use"]
+
+
+@pytest.mark.parametrize("name", ["helix", "all"])
+def test_a_node_recomputed_every_run_is_never_kept(name: str) -> None:
+    """Its fingerprint carries a nonce (it reads state that cannot be hashed): no later run
+    could load it, so storing it only wastes the budget."""
+    measures = {"src": Measure(compute_seconds=20.0), "feat": Measure(compute_seconds=5.0)}
+    volatile = Node("feat", extra={"volatile": ["cannot read the state of GUARD"]})
+    p = policy(name)
+    assert not p.decide(volatile, measures["feat"], measures)
+    assert "never reused" in p.decisions["feat"]
+    assert policy(name).decide(Node("feat"), measures["feat"], measures)

@@ -16,14 +16,16 @@ The package is split by concept: ``_base`` (the ``Feature`` spec, ``Analyzer``,
 and ``_label`` (``Label``, ``MulticlassLabel``, ``NumericLabel``: one per task).
 """
 
-# Input (the type of an operator's input reference) is importable from here too,
-# outside __all__ as before.
+# Input (the type of an operator's input reference) and SourceRows (what the engine
+# passes a whole-row feature besides its frame) are importable from here too, outside
+# __all__.
 from helix_tf.components.features._base import (
     MISSING_TOKEN,
     Analyzer,
     Bag,
     Feature,
     Input as Input,
+    SourceRows as SourceRows,
 )
 from helix_tf.components.features._label import Label, MulticlassLabel, NumericLabel
 from helix_tf.components.features._numeric import Bucketize, Cross, Numeric

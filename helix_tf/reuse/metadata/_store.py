@@ -311,10 +311,9 @@ class MetadataStore(_Runs):
 
 
 def _unknown_workflow(name: str, known: list[str], url: str) -> str:
-    import difflib
+    from helix_tf.errors import did_you_mean
 
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = did_you_mean(name, known)
     listed = ", ".join(repr(k) for k in sorted(known)) or "none"
     return f"no workflow {name!r} in metadata database {url}{hint}; known workflows: {listed}"
 
