@@ -78,7 +78,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._proc import REPO, run_helix_json
-from benchmarks._server import warm_server
+from benchmarks._server import auto_server, warm_server
 
 __all__ = ["VARIANTS", "Variant", "fidelity", "main"]
 
@@ -409,9 +409,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--server", action="store_true", help="hand every run to a warm helix-tf server"
     )
+    ap.add_argument(
+        "--auto-server",
+        action="store_true",
+        help="the server as a user gets it: the first run starts one, later runs use it",
+    )
     args = ap.parse_args(argv)
     with contextlib.ExitStack() as stack:
-        env = stack.enter_context(warm_server()) if args.server else None
+        env = (
+            stack.enter_context(warm_server())
+            if args.server
+            else stack.enter_context(auto_server())
+            if args.auto_server
+            else None
+        )
         return _main(args, argv, env, stack)
 
 
@@ -449,7 +460,7 @@ def _main(
         "cpus": os.cpu_count(),
         "approx_args": ["--approx", *approx_args],
         "store_state": args.store_state,
-        "server": bool(args.server),
+        "server": "auto" if args.auto_server else bool(args.server),
         "targets": TARGETS,
         "results": [],
     }
@@ -465,7 +476,13 @@ def _main(
                 "workload": workload,
                 "scale": scale,
                 "protocol": f"{args.store_state} store, "
-                + ("warm server" if args.server else "one process per run"),
+                + (
+                    "warm server"
+                    if args.server
+                    else "auto-started server"
+                    if args.auto_server
+                    else "one process per run"
+                ),
                 "load_avg_start": os.getloadavg(),
                 "variants": [],
             }

@@ -56,7 +56,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks._server import warm_server
+from benchmarks._server import auto_server, warm_server
 
 REPO = Path(__file__).resolve().parents[1]
 SEQUENCES_DIR = Path(__file__).resolve().parent / "sequences"
@@ -945,14 +945,17 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> tuple[dict[s
 
     errors: list[dict[str, Any]] = []
     stack = contextlib.ExitStack()
+    extra = {}
+    if snapshot_dir is not None:
+        extra["PYTHONPATH"] = os.pathsep.join(
+            [str(snapshot_dir), *filter(None, [os.environ.get("PYTHONPATH")])]
+        )
     if args.server:
-        extra = {}
-        if snapshot_dir is not None:
-            extra["PYTHONPATH"] = os.pathsep.join(
-                [str(snapshot_dir), *filter(None, [os.environ.get("PYTHONPATH")])]
-            )
         args.server_env = stack.enter_context(warm_server(extra_env=extra, cwd=root))
         print("runs are handed to a warm helix-tf server (imports paid once)", flush=True)
+    elif args.auto_server:
+        args.server_env = stack.enter_context(auto_server(extra_env=extra, cwd=root))
+        print("the first run starts a helix-tf server, as a user's does", flush=True)
     try:
         for policy in policies:
             runs[policy] = []
@@ -985,7 +988,7 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> tuple[dict[s
             shutil.rmtree(root, ignore_errors=True)
 
     out = report()
-    out["server"] = bool(args.server)
+    out["server"] = "auto" if args.auto_server else bool(args.server)
     out["errors"] = errors
     if errors:
         status = 2
@@ -1100,6 +1103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--server",
         action="store_true",
         help="hand every run to a warm helix-tf server (TensorFlow/Beam imported once)",
+    )
+    parser.add_argument(
+        "--auto-server",
+        action="store_true",
+        help="the server as a user gets it: the first run starts one, later runs use it",
     )
     parser.add_argument(
         "--budget-fraction",

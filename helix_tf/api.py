@@ -41,9 +41,11 @@ class Session:
     store: Any
     metadata: Any
     store_url: str
-    #: An approximate run was asked for, but every exact output is stored: this
-    #: session is the exact workflow, whose results are loaded instead.
+    #: An approximate run was asked for, but every exact output is stored, or the
+    #: sample would save too little: this session is the exact workflow instead.
     exact_instead: bool = False
+    #: Why (said in the run's notes).
+    exact_note: str = ""
 
     def close(self) -> None:
         self.metadata.close()
@@ -88,30 +90,60 @@ def _open(
     artifact_store = ArtifactStore(store_url)
     hasher = ContentHasher(local_home / "content-hashes.json", rehash=rehash)
     compiled = compile_workflow(loaded.workflow, config_path=str(loaded.path), hasher=hasher)
-    exact_instead = approx is not None and all(
-        artifact_store.lookup(compiled.node(o).fingerprint) is not None for o in compiled.outputs
-    )
-    if approx is not None and not exact_instead:
+    meta = _open_metadata(metadata or f"sqlite:///{local_home / 'metadata.db'}")
+    note = ""
+    if approx is not None:
+        stored = {n.name for n in compiled.nodes if artifact_store.lookup(n.fingerprint)}
         # Sample where it saves most: on stored exact examples if there are any, else at
         # the source (so preprocessing shrinks too).
-        stored_examples = any(
-            n.role == "examples" and artifact_store.lookup(n.fingerprint) is not None
-            for n in compiled.nodes
+        placement = (
+            "train"
+            if any(n.role == "examples" and n.name in stored for n in compiled.nodes)
+            else "source"
         )
-        compiled = compile_workflow(
-            loaded.workflow,
-            config_path=str(loaded.path),
-            hasher=hasher,
-            approx=approx.for_compiler(placement="train" if stored_examples else "source"),
-        )
-    meta_url = metadata or f"sqlite:///{local_home / 'metadata.db'}"
+        if all(o in stored for o in compiled.outputs):
+            note = EXACT_INSTEAD
+        else:
+            note = _too_little_to_save(compiled, stored, meta, approx, placement)
+        if not note:
+            compiled = compile_workflow(
+                loaded.workflow,
+                config_path=str(loaded.path),
+                hasher=hasher,
+                approx=approx.for_compiler(placement=placement),
+            )
     return Session(
         config=loaded,
         compiled=compiled,
         store=artifact_store,
-        metadata=_open_metadata(meta_url),
+        metadata=meta,
         store_url=store_url,
-        exact_instead=exact_instead,
+        exact_instead=bool(note),
+        exact_note=note,
+    )
+
+
+def _too_little_to_save(
+    compiled: CompiledWorkflow, stored: set[str], meta: Any, approx: Approx, placement: str
+) -> str:
+    """The note for running exact because a sample would save too little; ``""`` otherwise."""
+    from helix_tf.approx.worth import approx_saving
+
+    if approx.min_saving_seconds <= 0:
+        return ""
+    saving = approx_saving(
+        [(n.name, n.role) for n in compiled.nodes if n.name not in stored],
+        meta.compute_history(compiled.name, approx=False),
+        fraction=approx.sample,
+        epochs_scale=approx.epochs_scale,
+        placement=placement,
+    )
+    if saving is None or saving >= approx.min_saving_seconds:
+        return ""
+    return (
+        f"approximate run requested, but by the last exact run a {approx.sample:g} sample "
+        f"would save only {saving:.2f}s of work (less than {approx.min_saving_seconds:g}s): "
+        "ran exact instead (not approximate)"
     )
 
 
@@ -205,7 +237,7 @@ def plan(
     session = _open(loaded, store=store, metadata=metadata, approx=approx, rehash=rehash)
     notes: tuple[str, ...] = ()
     if session.exact_instead:
-        approx, notes = None, (EXACT_INSTEAD,)
+        approx, notes = None, (session.exact_note,)
     try:
         decisions, _, _ = _plan(session)
         est = sum(
@@ -544,7 +576,8 @@ def _run_once(
     )
     if need_models:
         session = _with_models_needed(session, opts)
-    # An approximation of results that are stored exactly would be slower and worse.
+    # An approximation of stored exact results, or one that would save almost nothing,
+    # would be slower (or no faster) and worse: the session is the exact workflow.
     exact_instead = session.exact_instead
     if exact_instead:
         approx = None
@@ -656,7 +689,7 @@ def _run_once(
             intervals=engine_result.intervals,
             nodes=tuple(results),
             wall_seconds=wall,
-            notes=(*notes, EXACT_INSTEAD) if exact_instead else tuple(notes),
+            notes=(*notes, session.exact_note) if exact_instead else tuple(notes),
             store_url=session.store_url,
             reader=RunReader(session.store_url, engine_result.values),
             comparison=_compare(md, compiled, version, run_id, approx is not None, engine_result),

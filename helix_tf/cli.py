@@ -32,8 +32,8 @@ from helix_tf.rendering import (
     nodes_table,
     retrained_table,
 )
-from helix_tf.report_views_tasks import confusion_cells
 from helix_tf.server.commands import server
+from helix_tf.views._data import confusion_cells
 
 __all__ = ["main"]
 
@@ -169,10 +169,23 @@ def common(fn: Any) -> Any:
     return command
 
 
+#: Handled by :func:`console_main` before the command runs (here for ``--help`` and parsing).
+_no_server = click.option(
+    "--no-server",
+    is_flag=True,
+    help="Run in this process: do not use (or start) the warm helix-tf server.",
+)
+
+
 def _approx(
-    approx: bool, sample: float | None, precision: str | None, epochs_scale: float | None = None
+    approx: bool,
+    sample: float | None,
+    precision: str | None,
+    epochs_scale: float | None = None,
+    min_saving: float | None = None,
 ) -> Any:
-    if not (approx or sample is not None or precision is not None or epochs_scale is not None):
+    given = (sample, precision, epochs_scale, min_saving)
+    if not (approx or any(v is not None for v in given)):
         return None
     from helix_tf.approx.settings import Approx
 
@@ -181,6 +194,7 @@ def _approx(
         sample=sample if sample is not None else defaults.sample,
         precision=precision or defaults.precision,
         epochs_scale=epochs_scale if epochs_scale is not None else defaults.epochs_scale,
+        min_saving_seconds=min_saving if min_saving is not None else defaults.min_saving_seconds,
     )
 
 
@@ -232,10 +246,14 @@ def _approx(
     help="Approximate: multiply every learner's epochs by this (0, 1].",
 )
 @click.option(
-    "--no-server",
-    is_flag=True,
-    help="Run in this process even when a warm helix-tf server is running.",
+    "--approx-min-saving",
+    "min_saving",
+    type=float,
+    default=None,
+    help="Approximate: run exact instead when, by the last exact run, the sample would save "
+    "less than this many seconds (default 1; 0: always approximate).",
 )
+@_no_server
 @click.option(
     "--retrain-without-zero",
     is_flag=True,
@@ -280,6 +298,7 @@ def run(
     sample: float | None,
     precision: str | None,
     epochs_scale: float | None,
+    min_saving: float | None,
     no_server: bool,
     retrain_without_zero: bool,
     batch_rows: int,
@@ -318,7 +337,7 @@ def run(
             pipeline_args=pipeline_args,
             materialize=materialize,
             budget=budget,
-            approx=_approx(approx, sample, precision, epochs_scale),
+            approx=_approx(approx, sample, precision, epochs_scale, min_saving),
             batch_rows=batch_rows,
             retrain_without_zero=retrain_without_zero,
             progress=Progress(err, not cmd.as_json),
@@ -394,10 +413,12 @@ def _save(cmd: _Invocation) -> Any:
     help="Re-read every data file instead of trusting the content-hash memo "
     "(for a file changed without its size, mtime or ctime changing).",
 )
+@_no_server
 def plan(
     cmd: _Invocation,
     approx: bool,
     rehash: bool,
+    no_server: bool,
 ) -> None:
     """Show what a run of CONFIG would compute, load and prune, and why (runs nothing)."""
     out, err = cmd.out, cmd.err
@@ -592,19 +613,14 @@ def report(
     run times, metric history, changes."""
     out, err = cmd.out, cmd.err
     from helix_tf.report import default_report_path, render_report, write_report
-    from helix_tf.report_views_tasks import load_regression_predictions
 
     try:
         with cmd.session() as session:
-            latest = session.metadata.runs(session.compiled.name, limit=1)
             html = render_report(
                 session.compiled.name,
                 session.metadata,
                 compiled_dag=session.compiled.to_dict(),
                 limit=limit,
-                predictions=load_regression_predictions(
-                    latest[0] if latest else None, session.store
-                ),
             )
             if html_path is None:
                 html_path = default_report_path(session.store_url, session.compiled.name)
@@ -619,7 +635,29 @@ def report(
 
 
 def run_cli(argv: list[str]) -> int:
-    """Run ``helix-tf ARGV`` in this process; the exit code."""
+    """Run ``helix-tf ARGV`` in this process; the exit code.
+
+    Below ``-v``, native libraries' own log lines (TensorFlow's start-up and graph
+    rewrite notices) do not reach standard error (:mod:`helix_tf.native_output`).
+    ``HELIX_TF_PROFILE=FILE`` writes a cProfile of the command to FILE.
+    """
+    from helix_tf.native_output import quiet_native_stderr, verbosity
+
+    profile = os.environ.get("HELIX_TF_PROFILE")
+    with quiet_native_stderr(enabled=verbosity(argv) == 0) as outcome:
+        if profile:  # where the time of one command goes, served or not (benchmarks)
+            import cProfile
+
+            profiler = cProfile.Profile()
+            code = profiler.runcall(_run_cli, argv)
+            profiler.dump_stats(profile)
+        else:
+            code = _run_cli(argv)
+        outcome[0] = code
+    return code
+
+
+def _run_cli(argv: list[str]) -> int:
     try:
         main(argv, standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -639,11 +677,17 @@ def run_cli(argv: list[str]) -> int:
     return 0
 
 
+#: Commands handed to the warm server (and that start one at a terminal).
+SERVED = ("run", "plan")
+
+
 def console_main() -> None:
     """The ``helix-tf`` entry point: run the CLI, then leave without slow teardown.
 
-    A ``run`` goes to the warm server when one is running (``helix-tf server
-    start``; not with ``--no-server`` or ``HELIX_TF_SERVER=off``), else here.
+    A ``run`` or ``plan`` goes to the warm server when one is running; at a
+    terminal the first one starts it in the background and runs here meanwhile
+    (:mod:`helix_tf.server`; not with ``--no-server``, ``HELIX_TF_SERVER=off``,
+    ``CI`` set or without a terminal).
     Once TensorFlow or Beam is loaded, the interpreter's own shutdown (module
     finalisation, their thread pools and atexit hooks) took ~0.9 s here, after
     every result was written, committed and printed. Output is flushed, logging
@@ -651,7 +695,7 @@ def console_main() -> None:
     """
     argv = sys.argv[1:]
     code = None
-    if argv[:1] == ["run"] and "--no-server" not in argv:
+    if argv[:1] and argv[0] in SERVED and "--no-server" not in argv:
         from helix_tf.server import run_in_server
 
         code = run_in_server(argv)

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from helix_tf.report_views_tasks import confusion_cells
+from helix_tf.views._data import confusion_cells
 
 __all__ = [
     "INTERVAL_LABEL",
@@ -63,9 +63,13 @@ class Progress:
         elif kind == "stage":
             what = event.get("stage")
             if what == "preprocess":
+                where = (
+                    "in this process (approximate run: no Beam pipeline)"
+                    if event.get("runner") == "in-process"
+                    else f"in one Beam pipeline ({event.get('runner')})"
+                )
                 self.err.print(
-                    f"[{elapsed:6.1f}s] preprocessing {len(event['nodes'])} node(s) in one Beam "
-                    f"pipeline ({event.get('runner')}) …",
+                    f"[{elapsed:6.1f}s] preprocessing {len(event['nodes'])} node(s) {where} …",
                     highlight=False,
                 )
             elif what == "train":
@@ -88,8 +92,10 @@ class Progress:
             )
         elif kind == "node":
             rows = event.get("rows")
+            other = event.get("other_seconds") or 0.0
             self.err.print(
                 f"[{elapsed:6.1f}s] {event['node']}: {event['state']} {event['seconds']:.2f}s"
+                + (f" (incl. {other:.2f}s importing TensorFlow)" if other >= 0.01 else "")
                 + (f", {rows:,} rows" if rows is not None else ""),
                 highlight=False,
             )

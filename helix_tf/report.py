@@ -3,8 +3,9 @@
 The page (DESIGN.md §11) shows: (1) the DAG of the latest version in topological
 layers, each node coloured by its state (compute, load, prune) with its time, in the
 latest run that computed something (an unchanged rerun only loads and prunes); (2) the
-model's views (:mod:`helix_tf.views`: ROC and precision-recall curves, calibration,
-confusion matrix, metrics per slice, permutation importance, linear weights), read
+model's views (:mod:`helix_tf.views`, by the label's task: ROC and precision-recall
+curves, calibration and confusion matrix; a K×K confusion matrix; predicted vs actual
+and residuals; then metrics per slice, permutation importance, linear weights), read
 from the predictions and explanation the latest run stored, never recomputed; (3) the
 cumulative run time, and each run's wall time split into computing, loading, writing
 and the rest; (4) every metric's history (approximate runs hollow, with intervals;
@@ -73,7 +74,6 @@ def render_report(
     compiled_dag: Mapping[str, Any] | None = None,
     limit: int = 50,
     store_url: str | None = None,
-    predictions: Mapping[str, Any] | None = None,
 ) -> str:
     """The report of ``workflow``: one HTML page that loads nothing from anywhere.
 
@@ -91,10 +91,7 @@ def render_report(
     store_url
         The artifact store to read the latest run's predictions and explanation
         from (default: the store that run recorded); ``""`` leaves the model views out.
-    predictions
-        Regression predictions of the latest run, ``{predict node: (labels,
-        predictions)}`` (:func:`helix_tf.report_views_tasks.load_regression_predictions`),
-        drawn as predicted-vs-actual and residual charts.
+        Which views depend on the label's task (:data:`helix_tf.views.PREDICTION_VIEWS`).
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, but got limit={limit}")
@@ -121,9 +118,6 @@ def render_report(
             parts.append(
                 "<h2>Metric history</h2>" + f'<div class="card">{_metric_chart(runs)}</div>'
             )
-        from helix_tf.report_views_tasks import declared_classes, task_sections
-
-        parts.extend(task_sections(runs[-1], predictions, classes=declared_classes(dag)))
         parts.append(f"<h2>Last {len(runs)} run{'s' if len(runs) != 1 else ''}</h2>")
         parts.append(_runs_table(runs))
     parts.append(_changes(versions))
@@ -220,23 +214,37 @@ def _model_views(run: RunRecord, versions: Sequence[VersionRecord], store_url: s
     from helix_tf.views._html import render_views
 
     dag = next((v.dag for v in versions if v.number == run.version), {})
+    task, classes = _label_of(dag)
     evidence = gather(
         ((n.name, n.kind, n.fingerprint) for n in run.nodes),
         store_url=store_url,
         metrics=run.metrics,
-        classes=_classes(dag),
+        classes=classes,
+        task=task,
     )
     return head + render_views(evidence)
 
 
-def _classes(dag: Mapping[str, Any]) -> tuple[str, ...] | None:
-    """The label's class names (negative first) from a version's examples node."""
+def _label_of(dag: Mapping[str, Any]) -> tuple[str | None, tuple[str, ...] | None]:
+    """The label's task and class names from a version's examples node.
+
+    Binary: negative first (``("not >50K", ">50K")``); multiclass: the declared
+    classes (None when learned: the stored predictions name them).
+    """
+    from helix_tf.components.features._label import LABELS
+
+    tasks = {label.__name__: label.TASK for label in LABELS}
     for node in _dag_nodes(dag).values():
-        label = (node.get("extra") or {}).get("label") or {}
+        if node.get("role") != "examples":
+            continue
+        label = (node.get("extra") or {}).get("label") or node.get("params") or {}
+        task = tasks.get(str(node.get("op")))
         if label.get("positive") is not None:
             positive = str(label["positive"])
-            return (f"not {positive}", positive)
-    return None
+            return task or "binary", (f"not {positive}", positive)
+        classes = label.get("classes")
+        return task, tuple(str(c) for c in classes) if classes else None
+    return None, None
 
 
 def _state_counts(run: RunRecord) -> dict[str, int]:

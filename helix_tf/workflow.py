@@ -181,17 +181,25 @@ class Workflow:
         repeats: int = 2,
         max_rows: int = 5_000,
         seed: int = 0,
+        scoring: str | Sequence[str] | None = None,
     ) -> NodeRef:
         """Declare what ``model`` learned per feature, judged on one split of ``examples``.
 
         The node's result (computed once per model and split, then stored and
         loaded like any node's) holds each feature's permutation importance (how
-        much AUC drops and log loss rises when its values are shuffled, ``repeats``
-        times over at most ``max_rows`` rows) and, for linear parts, the weights of
-        every feature value. Make it an output (``wf.output(...)``) to have it in
-        every run; ``helix-tf report`` and ``RunResult.explanation()`` show it.
+        much each scoring worsens when its values are shuffled, ``repeats`` times
+        over at most ``max_rows`` rows) and, for linear parts, the weights of every
+        feature value (per class for a multiclass label). ``scoring`` names
+        scorings of ``helix_tf.components.explain.SCORINGS`` that fit the label;
+        by default they follow it: ``auc`` and ``log_loss`` (binary),
+        ``multiclass_accuracy`` and ``multiclass_log_loss`` (multiclass), ``rmse``
+        and ``r2`` (regression). Make it an output (``wf.output(...)``) to have it
+        in every run; ``helix-tf report`` and ``RunResult.explanation()`` show it.
         """
-        op = Explain(repeats=repeats, max_rows=max_rows, seed=seed)
+        chosen = (
+            None if scoring is None else tuple([scoring] if isinstance(scoring, str) else scoring)
+        )
+        op = Explain(repeats=repeats, max_rows=max_rows, seed=seed, scoring=chosen)
         return self._declare(name, "explain", op, model=model, examples=examples, split=split)
 
     def output(self, *nodes: NodeRef) -> None:

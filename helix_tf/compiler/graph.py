@@ -10,6 +10,7 @@ Pure: never imports TensorFlow or Beam.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ from helix_tf.compiler.hashing import (
     stable_hash,
 )
 from helix_tf.components.base import Operator, did_you_mean
+from helix_tf.components.explain import Explain
 from helix_tf.components.features import Feature
 from helix_tf.components.features._label import LABELS
 from helix_tf.components.metrics import Metric
@@ -456,6 +458,25 @@ class _Compiler:
                 if problem:
                     self.problem(d, problem)
 
+    def resolve_explain_tasks(self) -> None:
+        """Every explain node's scorings follow its label: defaults filled in, misfits reported.
+
+        The resolved scorings are the spec's parameters from here on, so the
+        fingerprint names the scorings used (a binary label's defaults give the
+        spec it always had, and the same fingerprint).
+        """
+        for name, d in list(self.decls.items()):
+            if d.role != "explain" or not isinstance(d.op, Explain):
+                continue
+            label = self._label_of_examples(d.refs.get("examples"))
+            if label is None:
+                continue
+            op, problems = d.op.for_label(label)
+            for problem in problems:
+                self.problem(d, problem)
+            if op is not d.op:
+                self.decls[name] = dataclasses.replace(d, op=op)
+
     def _label_of(self, predictions: Any) -> Operator | None:
         """The label operator behind a predict node (None when a reference is broken)."""
         pred = self.decls.get(predictions.name) if isinstance(predictions, NodeRef) else None
@@ -579,6 +600,7 @@ def compile_workflow(
     # reported together (unresolved references simply contribute no edge).
     inputs = c.edges()
     c.check_metric_tasks()
+    c.resolve_explain_tasks()
     extra_source = c.check_evaluate(inputs)
     for name, src in extra_source.items():
         if src and src not in inputs[name]:

@@ -521,11 +521,19 @@ def zero_weight_features(
 
 
 def feature_weights(model: Any, features: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
-    """The linear (wide) weights of each feature, where the model has them."""
+    """The linear (wide) weights of each feature, where the model has them.
+
+    A regression model trained on the standardised target (its ``rescale`` layer) has
+    its weights scaled back, so they are in the target's units (transformed, if the
+    label has a transform): what one unit of the feature adds to the prediction.
+    """
     out = {}
     names = {layer.name: layer for layer in model.layers}
+    rescale = names.get("rescale")
+    scale = float(getattr(rescale, "std", 1.0)) if rescale is not None else 1.0
     for spec in features:
         layer = names.get(f"w_{spec['name']}")
         if layer is not None and layer.weights:
-            out[spec["name"]] = np.asarray(layer.weights[0].numpy())
+            w = np.asarray(layer.weights[0].numpy())
+            out[spec["name"]] = w * scale if scale != 1.0 else w
     return out

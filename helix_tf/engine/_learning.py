@@ -57,17 +57,13 @@ class _LearningSteps:
 
         def node_done(self, name: str) -> None: ...
 
+        def emit_computed(self, name: str, rows: int | None) -> None: ...
+
     def _computed(self, name: str, *, kind: str, rows: int, meta: dict[str, Any]) -> None:
-        """A node has computed: report it, release its inputs, decide on keeping it."""
-        self.emit(
-            event="node",
-            node=name,
-            state="compute",
-            seconds=self.measures[name].compute_seconds,
-            rows=rows,
-        )
+        """A node has computed: release its inputs, decide on keeping it, report it."""
         self.node_done(name)
         self.finish(name, kind=kind, rows=rows, meta=meta)
+        self.emit_computed(name, rows)
 
     def examples_split(self, name: str, split: str, columns: list[str] | None = None) -> Any:
         art = self.art.get(name) or self.load(name)
@@ -251,8 +247,16 @@ class _LearningSteps:
         x = keras_models.arrays_from_table(table, features)
         y = keras_models.labels_from_table(table)
         zero = sorted(self.model_facts(model_name).get("zero", {}))
+        label = self.label_facts(ex, meta)
+        task, transform = label["task"], label.get("transform")
+
+        def score(inputs: Any) -> np.ndarray:
+            # As the predict node scores: class probabilities, values on the label's scale.
+            scores = keras_models.predict_scores(model, inputs, task)
+            return inverse_transform(transform, scores) if task == "regression" else scores
+
         payload = explain.permutation_importance(
-            lambda inputs: keras_models.predict_scores(model, inputs),
+            score,
             x,
             y,
             features,
@@ -262,6 +266,7 @@ class _LearningSteps:
             zero=zero,
         )
         payload["split"] = split
+        payload["task"] = task
         weights = keras_models.feature_weights(model, features)
         if weights:
             names_path = os.path.join(self.art[ex].local or "", VALUE_NAMES)
@@ -269,7 +274,12 @@ class _LearningSteps:
             if os.path.exists(names_path):
                 with open(names_path) as f:
                     names = json.load(f)
-            payload["linear"] = explain.linear_weights(weights, features, names, top=op.top)
+            classes = label.get("classes") if task == "multiclass" else None
+            linear = explain.linear_weights(weights, features, names, top=op.top, classes=classes)
+            linear["task"] = task
+            if transform:  # a regression's weights act on the transformed target
+                linear["transform"] = transform
+            payload["linear"] = linear
         meas = self.measures[node.name]
         meas.compute_seconds = time.perf_counter() - t0
         # Features stay in order of importance: not sorted.

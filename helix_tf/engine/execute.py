@@ -173,6 +173,22 @@ class _Run(_LearningSteps):
         if self.opt.progress is not None:
             self.opt.progress(event)
 
+    def emit_computed(self, name: str, rows: int | None) -> None:
+        """Report a computed node with the time the run's node table shows for it.
+
+        That is compute, load, write and other time (a TensorFlow import paid by
+        the first training node); the part outside the computation is said apart.
+        """
+        m = self.measures[name]
+        self.emit(
+            event="node",
+            node=name,
+            state="compute",
+            seconds=m.compute_seconds + m.load_seconds + m.write_seconds + m.other_seconds,
+            other_seconds=m.other_seconds,
+            rows=rows,
+        )
+
     # ------------------------------------------------------------------ artifacts
 
     def load(self, name: str) -> _Artifact:
@@ -378,10 +394,16 @@ class _Run(_LearningSteps):
                 involved.add(src)
         pre, known_batches = self._pre_nodes(involved)
         order = [n.name for n in self.c.nodes if n.name in pre]
-        self.emit(event="stage", stage="preprocess", nodes=computed, runner=self.opt.runner)
+        here = self.c.approx is not None and self.opt.runner == "direct"
+        self.emit(
+            event="stage",
+            stage="preprocess",
+            nodes=computed,
+            runner="in-process" if here else self.opt.runner,
+        )
         t0 = time.perf_counter()
         try:
-            result = self._pipeline(pre, order, known_batches)
+            result = self._pipeline(pre, order, known_batches, here=here)
         except _PipelineFailed as failed:
             staged = any(self.art[n].staging is not None for n in computed)
             if not (staged and is_write_failure(failed.raw)):
@@ -393,7 +415,7 @@ class _Run(_LearningSteps):
                 self.unstage(name)
             pre, known_batches = self._pre_nodes(involved)
             try:
-                result = self._pipeline(pre, order, known_batches)
+                result = self._pipeline(pre, order, known_batches, here=here)
             except _PipelineFailed as again:
                 again.reraise()
         wall = time.perf_counter() - t0
@@ -438,17 +460,11 @@ class _Run(_LearningSteps):
                 kind = "examples"
                 if pre[name].write and self.art[name].local:
                     self._write_value_names(name)
-            self.emit(
-                event="node",
-                node=name,
-                state="compute",
-                seconds=meas.compute_seconds,
-                rows=result.rows.get(name),
-            )
             if pre[name].write:
                 self.finish(name, kind=kind, rows=result.rows.get(name), meta=meta)
             else:
                 meas.rows = result.rows.get(name)
+            self.emit_computed(name, result.rows.get(name))
         for name in computed:  # before any training: labels that cannot be right
             if self.nodes[name].role == "examples":
                 self._check_positive_label(name)
@@ -546,7 +562,29 @@ class _Run(_LearningSteps):
         pre: dict[str, PreNode],
         order: list[str],
         known_batches: dict[str, list[tuple[str, int, int]]],
+        *,
+        here: bool,
     ) -> Any:
+        """Preprocess ``pre``: in this process (``here``) or in the fused Beam pipeline.
+
+        Raises :class:`_PipelineFailed` with the error as raised and the one to report
+        (a runner's wrapping removed).
+        """
+        if here:
+            # An approximate run's preprocessing is a sample (or a few changed features):
+            # launching a pipeline, and importing Beam, would cost more than the work. The
+            # same steps run here in the same order; exact runs always use the pipeline.
+            from helix_tf.engine.preprocess_steps import run_preprocessing_here
+
+            try:
+                return run_preprocessing_here(
+                    nodes=pre,
+                    order=order,
+                    known_batches=known_batches,
+                    batch_rows=self.opt.batch_rows,
+                )
+            except Exception as exc:
+                raise _PipelineFailed(exc, exc) from exc
         from helix_tf.engine.beam_pipeline import run_preprocessing
         from helix_tf.engine.runners import pipeline_factory
 

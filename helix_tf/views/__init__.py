@@ -14,7 +14,15 @@ users share them:
 
 Which views a run gets depends on its task: :data:`PREDICTION_VIEWS` maps a task
 type to the views of its predictions (a new task adds one entry), and
-:data:`COMMON_VIEWS` apply to every task.
+:data:`COMMON_VIEWS` apply to every task:
+
+- ``binary``: ROC and precision-recall curves, calibration, the 2×2 confusion matrix;
+- ``multiclass``: the K×K confusion matrix (from the stored predictions, else from a
+  ``MulticlassConfusionMatrix`` metric's counts, which the metadata database holds);
+- ``regression``: predicted against actual, and the residuals' histogram.
+
+The task is the label's: the stored predictions' label facts, else what the
+caller knows (the report reads the version's DAG), else the scores' shape.
 """
 
 from __future__ import annotations
@@ -32,13 +40,18 @@ from helix_tf.views._data import (
     Calibration,
     Confusion,
     Curve,
+    Regression,
     calibration,
     confusion,
+    confusion_cells,
+    confusion_of_cells,
+    multiclass_confusion,
     precision_recall_curve,
+    regression,
     roc_curve,
     slices,
 )
-from helix_tf.views._stored import read_explanation, read_predictions
+from helix_tf.views._stored import read_explanation, read_label, read_predictions
 
 __all__ = [
     "COMMON_VIEWS",
@@ -48,11 +61,15 @@ __all__ = [
     "Evidence",
     "PREDICTION_VIEWS",
     "View",
+    "Regression",
     "calibration",
     "confusion",
+    "confusion_cells",
     "evidence",
     "figure",
+    "multiclass_confusion",
     "precision_recall_curve",
+    "regression",
     "roc_curve",
     "roc_curve_of",
     "slices",
@@ -71,7 +88,8 @@ class Evidence:
     predictions: str | None = None
     y_true: np.ndarray | None = None
     y_score: np.ndarray | None = None
-    #: Class names, negative first (binary: e.g. ``("not >50K", ">50K")``).
+    #: Class names: binary, negative first (e.g. ``("not >50K", ">50K")``); multiclass,
+    #: in class-index order.
     classes: tuple[str, ...] = ("negative", "positive")
     #: The explain node and its result (permutation importance, linear weights).
     explain: str | None = None
@@ -109,6 +127,29 @@ def _confusion(ev: Evidence) -> Confusion | None:
     return confusion(ev.y_true, ev.y_score, labels=(ev.classes[0], ev.classes[-1]))
 
 
+def _multiclass_confusion(ev: Evidence) -> Confusion | None:
+    if ev.y_true is not None and ev.y_score is not None and np.ndim(ev.y_score) == 2:
+        if len(ev.y_true) == 0:
+            return None
+        return multiclass_confusion(ev.y_true, ev.y_score, labels=ev.classes)
+    cells = confusion_cells(ev.metrics)  # no stored predictions: a declared metric's counts
+    return confusion_of_cells(cells, ev.classes) if cells else None
+
+
+def _regression(ev: Evidence) -> Regression | None:
+    if ev.y_true is None or ev.y_score is None or len(ev.y_true) == 0:
+        return None
+    return regression(ev.y_true, ev.y_score)
+
+
+def _regression_caption(r: Regression) -> str:
+    drawn = f" ({len(r.shown):,} drawn)" if len(r.shown) < len(r.y_true) else ""
+    return (
+        f"{len(r.y_true):,} rows of the evaluation split{drawn}; RMSE {r.rmse:,.4g}, "
+        f"median residual {float(np.median(r.residual)):,.4g}."
+    )
+
+
 def _importance(ev: Evidence) -> Mapping[str, Any] | None:
     return ev.explanation if ev.explanation and ev.explanation.get("features") else None
 
@@ -125,6 +166,16 @@ def _slices(ev: Evidence) -> Mapping[str, Any] | None:
 def _slice_bars(groups: Mapping[str, Mapping[str, Mapping[str, float]]]) -> int:
     return sum(len({v for m in per.values() for v in m}) for per in groups.values())
 
+
+#: What a linear weight means, by task (the weights view's caption).
+_WEIGHT_MEANING = {
+    "binary": "Positive weights push towards the positive class.",
+    "multiclass": (
+        "One weight per value and class (value → class): a positive weight pushes "
+        "towards that class, a negative one away from it."
+    ),
+    "regression": "Positive weights raise the prediction, negative ones lower it.",
+}
 
 ROC = View(
     key="roc",
@@ -157,6 +208,36 @@ CONFUSION = View(
     draw=_charts.draw_confusion,
     caption=lambda c: f"{sum(map(sum, c.cells)):,} rows of the evaluation split.",
 )
+MULTICLASS_CONFUSION = View(
+    key="confusion",
+    title="Confusion matrix",
+    data=_multiclass_confusion,
+    draw=_charts.draw_confusion,
+    caption=lambda c: (
+        "Rows: true class; columns: most probable class. Accuracy "
+        f"{sum(c.cells[i][i] for i in range(len(c.cells))) / max(sum(map(sum, c.cells)), 1):.4f}"
+        f" over {sum(map(sum, c.cells)):,} rows."
+    ),
+    size=(6.4, 5.2),
+)
+PREDICTED_VS_ACTUAL = View(
+    key="predicted_vs_actual",
+    title="Predicted vs actual",
+    data=_regression,
+    draw=_charts.draw_predicted_vs_actual,
+    caption=_regression_caption,
+    size=(5.0, 4.2),
+)
+RESIDUALS = View(
+    key="residuals",
+    title="Residuals (label - prediction)",
+    data=_regression,
+    draw=_charts.draw_residuals,
+    caption=lambda r: (
+        f"Residuals of {len(r.y_true):,} rows; a centred, narrow histogram: unbiased, precise."
+    ),
+    size=(5.0, 4.2),
+)
 SLICES = View(
     key="slices",
     title="Metrics per slice",
@@ -186,7 +267,8 @@ WEIGHTS = View(
     data=_linear,
     draw=_charts.draw_weights,
     caption=lambda w: (
-        "Positive weights push towards the positive class."
+        _WEIGHT_MEANING.get(w.get("task", "binary"), "")
+        + (f" They act on the {w['transform']} of the label." if w.get("transform") else "")
         + "".join(
             f" All {v['weights']} weights of {f} are 0."
             for f, v in w["features"].items()
@@ -200,6 +282,8 @@ WEIGHTS = View(
 #: The views of a predictions table, by task type: a task adds its views by one entry.
 PREDICTION_VIEWS: dict[str, tuple[View, ...]] = {
     "binary": (ROC, PRECISION_RECALL, CALIBRATION, CONFUSION),
+    "multiclass": (MULTICLASS_CONFUSION,),
+    "regression": (PREDICTED_VS_ACTUAL, RESIDUALS),
 }
 #: Views for every task: from the metrics and the explanation.
 COMMON_VIEWS: tuple[View, ...] = (SLICES, IMPORTANCE, WEIGHTS)
@@ -210,10 +294,16 @@ def views_for(task: str) -> tuple[View, ...]:
     return (*PREDICTION_VIEWS.get(task, ()), *COMMON_VIEWS)
 
 
-def task_of(y_true: np.ndarray | None, y_score: np.ndarray | None) -> str:
-    """The task type a predictions table belongs to (binary: 0/1 labels, scores in [0, 1])."""
+def task_of(
+    y_true: np.ndarray | None, y_score: np.ndarray | None, *, default: str = "binary"
+) -> str:
+    """The task type a predictions table looks like (binary: 0/1 labels, scores in [0, 1]).
+
+    Without predictions: ``default``. A stored table's label facts say it for sure
+    (:func:`gather` reads them); this is the fallback.
+    """
     if y_true is None or y_score is None:
-        return "binary"
+        return default
     labels_01 = np.isin(y_true, (0, 1)).all()
     if np.ndim(y_score) == 1 and labels_01 and bool(((y_score >= 0) & (y_score <= 1)).all()):
         return "binary"
@@ -230,13 +320,16 @@ def gather(
     store_url: str = "",
     read: Reader | None = None,
     classes: tuple[str, ...] | None = None,
+    task: str | None = None,
 ) -> Evidence:
     """A run's evidence: nodes as ``(name, kind, fingerprint)``, results from its store.
 
-    The first ``predict`` node's predictions give the curves, the first ``explain``
-    node's result the importance and weights, read by ``read(kind, node,
-    fingerprint)`` (default: from ``store_url``). What is not stored is left out,
-    with a note that says why.
+    The first ``predict`` node's predictions give the prediction views, the first
+    ``explain`` node's result the importance and weights, read by ``read(kind,
+    node, fingerprint)`` (default: from ``store_url``); ``read("label", ...)`` gives
+    the predictions' label facts (task, classes). ``task`` and ``classes`` are what
+    the caller knows of the label (the version's DAG), used where the store has no
+    label facts. What is not stored is left out, with a note that says why.
     """
     read = read or _store_reader(store_url)
     nodes = list(nodes)
@@ -249,13 +342,17 @@ def gather(
         try:
             table = read("predict", name, fp)
         except StoreError as exc:
-            notes.append(f"no curves: {exc}")
+            notes.append(f"no {{views}}: {exc}")
         else:
             fields["y_true"] = table.column(LABEL).to_numpy()
             fields["y_score"] = _scores_of(table.column(SCORE))
             fields["predictions"] = name
+            label = _label_facts(read, name, fp)
+            task = label.get("task", task)
+            if label.get("classes"):
+                classes = tuple(str(c) for c in label["classes"])
         if len(predict) > 1:
-            notes.append(f"curves show predictions node {name!r} of {len(predict)}")
+            notes.append(f"{{views}} show predictions node {name!r} of {len(predict)}")
     if explain:
         name, fp = explain[0]
         try:
@@ -268,10 +365,28 @@ def gather(
             "no feature importance or weights: declare wf.explain(name, model, examples) "
             "and make it an output"
         )
-    task = task_of(fields.get("y_true"), fields.get("y_score"))
+    if task is None or (task == "binary" and "y_true" in fields):
+        task = task_of(fields.get("y_true"), fields.get("y_score"), default=task or "binary")
     if classes is not None:
         fields["classes"] = classes
+    # What the predictions would have shown, in the task's words.
+    notes = [n.replace("{views}", _PREDICTION_WORDS.get(task, "curves"), 1) for n in notes]
     return Evidence(task=task, metrics=dict(metrics), notes=tuple(notes), **fields)
+
+
+_PREDICTION_WORDS = {
+    "binary": "curves",
+    "multiclass": "confusion matrix of the predictions",
+    "regression": "predicted vs actual or residuals",
+}
+
+
+def _label_facts(read: Reader, node: str, fingerprint: str) -> Mapping[str, Any]:
+    """The label facts stored with predictions (``{}``: none stored, e.g. binary runs)."""
+    try:
+        return read("label", node, fingerprint) or {}
+    except (StoreError, KeyError):
+        return {}
 
 
 def _scores_of(column: Any) -> np.ndarray:
@@ -284,10 +399,10 @@ def _scores_of(column: Any) -> np.ndarray:
 
 
 def _store_reader(store_url: str) -> Reader:
+    readers = {"predict": read_predictions, "label": read_label, "explain": read_explanation}
+
     def read(kind: str, node: str, fingerprint: str) -> Any:
-        if kind == "predict":
-            return read_predictions(store_url, fingerprint, node)
-        return read_explanation(store_url, fingerprint, node)
+        return readers[kind](store_url, fingerprint, node)
 
     return read
 
@@ -296,6 +411,8 @@ def evidence(result: Any) -> Evidence:
     """The evidence of a :class:`~helix_tf.results.RunResult`: held in memory, else stored."""
 
     def read(kind: str, node: str, fingerprint: str) -> Any:
+        if kind == "label":
+            return result.reader.read(kind, node, fingerprint) if result.reader else {}
         return result.predictions(node) if kind == "predict" else result.explanation(node)
 
     return gather(

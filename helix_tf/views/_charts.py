@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from helix_tf.views._data import Calibration, Confusion, Curve
+from helix_tf.views._data import Calibration, Confusion, Curve, Regression
 
 _BLUE, _RED, _GREEN, _GREY = "#3b6ea8", "#c0392b", "#3c9a5f", "#999999"
 
@@ -69,17 +69,44 @@ def draw_confusion(ax: Any, conf: Confusion) -> None:
         ax.text(
             j,
             i,
-            f"{int(count):,}\n{share[i, j]:.1%} of row",
+            f"{int(count):,}\n{share[i, j]:.1%} of row" if len(cells) <= 3 else f"{int(count):,}",
             ha="center",
             va="center",
             color=colour,
-            fontsize=9,
+            fontsize=9 if len(cells) <= 5 else 7,
         )
     n = len(conf.labels)
-    ax.set_xticks(range(n), [_short(v) for v in conf.labels], fontsize=8)
-    ax.set_yticks(range(n), [_short(v) for v in conf.labels], fontsize=8)
+    turn = {"rotation": 40, "ha": "right"} if n > 2 else {}
+    ax.set_xticks(range(n), [_mpl(_short(v)) for v in conf.labels], fontsize=8, **turn)
+    ax.set_yticks(range(n), [_mpl(_short(v)) for v in conf.labels], fontsize=8)
     at = f" (positive at score ≥ {conf.threshold:g})" if conf.threshold is not None else ""
     ax.set(xlabel=f"predicted{at}", ylabel="actual")
+
+
+def draw_predicted_vs_actual(ax: Any, reg: Regression) -> None:
+    """Predictions against labels (a seeded sample of the rows) and the diagonal."""
+    y, s = reg.y_true, reg.y_pred
+    ax.scatter(y[reg.shown], s[reg.shown], s=4, alpha=0.35, color=_BLUE, linewidths=0)
+    if len(y):
+        lo, hi = float(min(y.min(), s.min())), float(max(y.max(), s.max()))
+        ax.plot([lo, hi], [lo, hi], color=_RED, lw=1, label="prediction = label")
+        ax.legend(loc="upper left", fontsize=8)
+    if reg.log_axes:
+        ax.set(xscale="log", yscale="log")
+    ax.set(xlabel="label", ylabel="prediction")
+    ax.grid(alpha=0.3)
+
+
+def draw_residuals(ax: Any, reg: Regression) -> None:
+    """A histogram of ``label - prediction``, over its central 99% (outliers would squeeze it)."""
+    residual = reg.residual
+    span = tuple(np.quantile(residual, [0.005, 0.995])) if len(residual) else (0.0, 1.0)
+    if span[0] == span[1]:
+        span = (span[0] - 0.5, span[1] + 0.5)
+    ax.hist(residual, bins=60, range=span, color="#6f9fd8", edgecolor="#4a76a8", linewidth=0.3)
+    ax.axvline(0, color=_RED, lw=1)
+    ax.set(xlabel="residual (label - prediction), central 99%", ylabel="rows")
+    ax.grid(alpha=0.3, axis="y")
 
 
 def draw_slices(ax: Any, groups: Mapping[str, Mapping[str, Mapping[str, float]]]) -> None:
@@ -122,7 +149,9 @@ def draw_importance(ax: Any, explanation: Mapping[str, Any], *, top: int = 20) -
     ax.set_yticks(list(ys), names, fontsize=8)
     ax.invert_yaxis()
     ax.axvline(0, color="#555", lw=0.8)
-    better = "drop" if scoring != "log_loss" else "rise"
+    # Old explanations carry no direction: their scorings were AUC (higher) or log loss.
+    direction = explanation.get("direction", {}).get(scoring, -1 if scoring == "log_loss" else 1)
+    better = "drop" if direction > 0 else "rise"
     ax.set_xlabel(f"{scoring} {better} when the feature is shuffled (mean ± sd)")
     ax.grid(alpha=0.3, axis="x")
 
@@ -132,15 +161,26 @@ def draw_weights(ax: Any, linear: Mapping[str, Any]) -> None:
     pos = linear.get("positive", [])
     neg = linear.get("negative", [])
     items = [*pos, *reversed(neg)]
-    labels = [_mpl(_short(f if f == v else f"{f}={v}", 34)) for f, v, _ in items]
+    labels = [_mpl(_short(_weight_label(f, v), 34)) for f, v, _ in items]
     values = [w for _, _, w in items]
     ys = range(len(items))
     ax.barh(ys, values, color=[_GREEN if w > 0 else _RED for w in values])
     ax.set_yticks(list(ys), labels, fontsize=8)
     ax.invert_yaxis()
     ax.axvline(0, color="#555", lw=0.8)
-    ax.set_xlabel("weight (added to the logit per unit of the feature)")
+    task = linear.get("task", "binary")
+    what = {"regression": "prediction", "multiclass": "class's logit"}.get(task, "logit")
+    if linear.get("transform"):
+        what = f"{linear['transform']} of the prediction"
+    ax.set_xlabel(f"weight (added to the {what} per unit of the feature)")
     ax.grid(alpha=0.3, axis="x")
+
+
+def _weight_label(feature: str, value: str) -> str:
+    """``feature=value``; a numeric feature's weight is named by the feature alone
+    (``age``, or ``age → class`` for one class of a multiclass model)."""
+    numeric = value == feature or value.startswith(f"{feature} → ")
+    return value if numeric else f"{feature}={value}"
 
 
 def _short(text: str, width: int = 22) -> str:

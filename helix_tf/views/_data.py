@@ -29,6 +29,10 @@ __all__ = [
     "precision_recall_curve",
     "calibration",
     "confusion",
+    "confusion_cells",
+    "multiclass_confusion",
+    "Regression",
+    "regression",
     "slices",
 ]
 
@@ -179,6 +183,102 @@ def confusion(
     return Confusion(
         labels=labels, cells=tuple(tuple(int(v) for v in row) for row in cells), threshold=threshold
     )
+
+
+def multiclass_confusion(
+    y_true: Any, y_score: Any, *, labels: tuple[str, ...] | None = None
+) -> Confusion:
+    """The K×K confusion matrix of class indices against the most probable class.
+
+    ``y_score`` holds one row of class probabilities per row; ``labels`` names the
+    classes (default: their indices).
+
+    >>> multiclass_confusion([0, 2, 2], [[.7, .2, .1], [.1, .1, .8], [.5, .3, .2]]).cells
+    ((1, 0, 0), (0, 0, 0), (1, 0, 1))
+    """
+    s = np.asarray(y_score, dtype=np.float64)
+    y = np.asarray(y_true).reshape(-1).astype(np.int64)
+    k = s.shape[1]
+    if len(y) != len(s):
+        raise ValueError(f"labels and scores differ in length: {len(y)} vs {len(s)}")
+    names = tuple(labels) if labels is not None and len(labels) == k else tuple(map(str, range(k)))
+    cells = np.bincount(y * k + np.argmax(s, axis=1), minlength=k * k).reshape(k, k)
+    return Confusion(labels=names, cells=tuple(tuple(int(v) for v in row) for row in cells))
+
+
+def confusion_cells(metrics: Mapping[str, float]) -> dict[tuple[str, str], float]:
+    """``{(true, predicted): count}`` from multiclass confusion keys (overall, not sliced).
+
+    >>> confusion_cells({"confusion/a/b": 3.0, "confusion/a/a[g=x]": 1.0, "confusion/tp": 7.0})
+    {('a', 'b'): 3.0}
+    """
+    cells = {}
+    for key, value in metrics.items():
+        if not key.startswith("confusion/") or "[" in key:
+            continue
+        parts = key.split("/")
+        if len(parts) == 3:  # binary cells are confusion/tp: one part only
+            cells[(parts[1], parts[2])] = value
+    return cells
+
+
+def confusion_of_cells(
+    cells: Mapping[tuple[str, str], float], classes: tuple[str, ...] | None = None
+) -> Confusion:
+    """A :class:`Confusion` from :func:`confusion_cells`, in ``classes`` order (then sorted)."""
+    seen = {c for pair in cells for c in pair}
+    names = [c for c in (classes or ()) if c in seen] + sorted(seen - set(classes or ()))
+    return Confusion(
+        labels=tuple(names),
+        cells=tuple(tuple(round(cells.get((t, p), 0.0)) for p in names) for t in names),
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Regression:
+    """A regression's labels and predictions (on the label's scale), and their residuals."""
+
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    #: The rows a scatter draws: all, or a seeded sample of ``MAX_POINTS``.
+    shown: np.ndarray
+
+    MAX_POINTS = 5000
+
+    @property
+    def residual(self) -> np.ndarray:
+        """``label - prediction`` per row."""
+        return self.y_true - self.y_pred
+
+    @property
+    def rmse(self) -> float:
+        return float(np.sqrt(np.mean(self.residual**2))) if len(self.y_true) else float("nan")
+
+    @property
+    def log_axes(self) -> bool:
+        """Whether the values span more than two decades (all positive): log axes."""
+        if not len(self.y_true):
+            return False
+        lo = float(min(self.y_true.min(), self.y_pred.min()))
+        hi = float(max(self.y_true.max(), self.y_pred.max()))
+        return lo > 0 and hi / lo > 100
+
+    def to_frame(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame({"label": self.y_true, "prediction": self.y_pred})
+
+
+def regression(y_true: Any, y_pred: Any, *, max_points: int = Regression.MAX_POINTS) -> Regression:
+    """Labels against predictions; a scatter draws at most ``max_points`` (seeded) rows."""
+    y = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    s = np.asarray(y_pred, dtype=np.float64).reshape(-1)
+    if y.shape != s.shape:
+        raise ValueError(f"labels and predictions differ in length: {y.size} vs {s.size}")
+    shown = np.arange(len(y))
+    if len(y) > max_points:
+        shown = np.sort(np.random.default_rng(0).choice(len(y), max_points, replace=False))
+    return Regression(y_true=y, y_pred=s, shown=shown)
 
 
 _SLICE = re.compile(

@@ -21,6 +21,7 @@ __all__ = [
     "read_predictions",
     "read_model",
     "read_explanation",
+    "read_label",
 ]
 
 
@@ -51,6 +52,19 @@ def read_predictions(store_url: str, fingerprint: str, node: str) -> Any:
     return table
 
 
+def read_label(store_url: str, fingerprint: str, node: str) -> dict[str, Any]:
+    """The label facts stored with predictions (task, classes or transform).
+
+    Binary predictions store none: ``{"task": "binary"}``.
+    """
+    from helix_tf.reuse.store import ArtifactStore
+
+    manifest = ArtifactStore(store_url).lookup(fingerprint)
+    if manifest is None:
+        raise StoreError(f"the predictions of node {node!r} are not in the store {store_url}")
+    return dict(manifest.meta.get("label") or {"task": "binary"})
+
+
 def read_model(store_url: str, fingerprint: str, node: str) -> Any:
     """The trained Keras model (imports TensorFlow)."""
     from helix_tf.components import keras_models
@@ -69,13 +83,15 @@ def read_explanation(store_url: str, fingerprint: str, node: str) -> dict[str, A
 class RunReader:
     """A run's results by node: what the run held in memory, else the store's copy.
 
-    ``read(kind, node, fingerprint)`` with kind ``predict``, ``train`` or ``explain``.
+    ``read(kind, node, fingerprint)`` with kind ``predict``, ``train`` or ``explain``
+    (the node's result), or ``label`` (a predict node's label facts, from the store).
     """
 
     _READERS: ClassVar[dict[str, Callable[[str, str, str], Any]]] = {
         "predict": read_predictions,
         "train": read_model,
         "explain": read_explanation,
+        "label": read_label,
     }
 
     def __init__(self, store_url: str, in_memory: Mapping[str, Any] | None = None) -> None:
@@ -83,7 +99,7 @@ class RunReader:
         self.in_memory = dict(in_memory or {})
 
     def read(self, kind: str, node: str, fingerprint: str) -> Any:
-        held = self.in_memory.get(node)
+        held = self.in_memory.get(node) if kind != "label" else None
         if held is not None:
             return held
         return self._READERS[kind](self.store_url, fingerprint, node)

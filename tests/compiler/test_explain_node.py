@@ -80,3 +80,25 @@ def test_explain_needs_a_model(tmp_path: Path, census_like) -> None:
     loaded = load_config(path, ())
     with pytest.raises(CompileError, match="node 'explanation': model 'predictions' is"):
         compile_workflow(loaded.workflow, config_path=str(path), hasher=ContentHasher())
+
+
+def test_a_binary_explain_node_keeps_the_fingerprint_it_had_before_scorings_followed_labels() -> (
+    None
+):
+    """Explanations stored before the scorings became label-dependent are still reused."""
+    from helix_tf.compiler.graph import _Compiler
+    from helix_tf.components.explain import Explain
+    from helix_tf.components.features import Label
+    from helix_tf.workflow import Declaration, Workflow
+
+    op, problems = Explain().for_label(Label("income", positive=">50K"))
+    assert problems == [] and op.scoring == ("auc", "log_loss")
+    d = Declaration(name="e", role="explain", op=op, refs={"split": "test"}, file=None, line=None)
+    c = _Compiler(Workflow("w"), None, ContentHasher())
+    fps = {"learner": "a" * 32, "examples": "b" * 32}
+    # Pinned: the fingerprint of wf.explain(...) of a binary label before multiclass and
+    # regression got their own scorings (computed with that code, fingerprint scheme of
+    # issue 12). A change of the scheme re-pins it; a change of Explain must not.
+    assert (
+        c.fingerprint(d, ["learner", "examples"], fps, None) == "a955d13903ed18048d554147b4537bf6"
+    )

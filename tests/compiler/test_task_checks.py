@@ -147,3 +147,66 @@ def test_every_multiclass_label_parameter_changes_the_examples(tmp_path: Path, d
         )
     }
     assert len(fps) == 3
+
+
+EXPLAINED = BODY.replace(
+    "workflow = wf\n",
+    'wf.output(wf.explain("explanation", model, examples$how))  # <-\nworkflow = wf\n',
+)
+
+
+def _explained(folder: Path, data: Path, label: str, how: str = "") -> CompiledWorkflow:
+    name = f"explained_{abs(hash((label, how)))}.py"
+    metric = {"F.Label": "AUC", "F.Multi": "MulticlassAccuracy", "F.Numer": "RMSE"}[label[:7]]
+    path = write_config(
+        folder,
+        EXPLAINED,
+        name=name,
+        data=data,
+        label=label,
+        metrics=f"metrics.{metric}()",
+        learner="Linear",
+        how=how,
+    )
+    loaded = load_config(path, ())
+    return compile_workflow(loaded.workflow, config_path=str(loaded.path), hasher=ContentHasher())
+
+
+@pytest.mark.parametrize(
+    ("label", "scoring"),
+    [
+        ('F.Label("cut", positive="Ideal")', ("auc", "log_loss")),
+        ('F.MulticlassLabel("cut")', ("multiclass_accuracy", "multiclass_log_loss")),
+        ('F.NumericLabel("price", transform="log")', ("rmse", "r2")),
+    ],
+)
+def test_the_explain_scorings_follow_the_label(
+    tmp_path: Path, data: Path, label: str, scoring: tuple[str, ...]
+) -> None:
+    node = _explained(tmp_path, data, label).node("explanation")
+    assert tuple(node.params["scoring"]) == scoring
+    assert node.op.scoring == scoring  # what the engine runs is what the fingerprint says
+    # Naming the defaults is the same node as leaving them out.
+    spelled = _explained(tmp_path, data, label, how=f", scoring={list(scoring)!r}")
+    assert spelled.node("explanation").fingerprint == node.fingerprint
+
+
+def test_a_scoring_that_does_not_fit_the_label_is_a_compile_error(
+    tmp_path: Path, data: Path
+) -> None:
+    with pytest.raises(CompileError) as caught:
+        _explained(tmp_path, data, 'F.MulticlassLabel("cut")', how=', scoring=("auc", "rmse")')
+    text = str(caught.value)
+    valid = "'multiclass_accuracy', 'multiclass_log_loss'"
+    assert (
+        "node 'explanation': scoring 'auc' fits binary labels, but label MulticlassLabel('cut') "
+        f"makes a multiclass task; the scorings for a multiclass label are: {valid}"
+    ) in text
+    assert "scoring 'rmse' fits regression labels" in text
+    with pytest.raises(
+        CompileError,
+        match="scoring 'log_loss' fits binary labels, but label "
+        r"NumericLabel\('price'\) makes a regression task; the scorings for a "
+        "regression label are: 'rmse', 'mae', 'r2'",
+    ):
+        _explained(tmp_path, data, 'F.NumericLabel("price")', how=', scoring="log_loss"')

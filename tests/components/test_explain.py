@@ -103,7 +103,10 @@ def test_linear_weights_name_values_and_keep_the_top_ones() -> None:
     [
         ({"repeats": 0}, "repeats must be an integer >= 1, but got 0"),
         ({"max_rows": 2.5}, "max_rows must be an integer >= 1"),
-        ({"scoring": ("auc", "f1")}, r"scoring must name one or more of \['auc', 'log_loss'\]"),
+        (
+            {"scoring": ("auc", "f1")},
+            r"scoring must name one or more of \['accuracy', 'auc', 'log_loss'",
+        ),
         ({"scoring": ()}, "scoring must name one or more"),
     ],
 )
@@ -114,3 +117,62 @@ def test_bad_parameters_are_config_errors(params: dict, match: str) -> None:
 
 def test_one_scoring_from_the_command_line_is_a_tuple() -> None:
     assert Explain().with_params(scoring="log_loss").scoring == ("log_loss",)
+
+
+def test_multiclass_importance_scores_class_probabilities() -> None:
+    rng = np.random.default_rng(3)
+    n = 300
+    y = rng.integers(0, 3, n)
+    x = {"signal": (y + rng.normal(0, 0.3, n)).reshape(-1, 1), "noise": rng.normal(0, 1, (n, 1))}
+
+    def score(x: Mapping[str, np.ndarray]) -> np.ndarray:
+        logits = -((x["signal"] - np.arange(3)) ** 2) * 4  # (rows, 3): near class k
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return p / p.sum(axis=1, keepdims=True)
+
+    features = FEATURES[:2]
+    scoring = ("multiclass_accuracy", "multiclass_log_loss")
+    out = permutation_importance(score, x, y, features, repeats=2, scoring=scoring)
+    f = out["features"]
+    assert out["baseline"]["multiclass_accuracy"] > 0.8
+    assert f["signal"]["multiclass_accuracy"] > 0.4 and f["signal"]["multiclass_log_loss"] > 0.5
+    assert f["noise"]["multiclass_accuracy"] == 0.0
+    assert out["direction"] == {"multiclass_accuracy": 1, "multiclass_log_loss": -1}
+
+
+def test_regression_importance_is_a_rise_of_rmse_and_a_drop_of_r2() -> None:
+    rng = np.random.default_rng(4)
+    n = 300
+    x = {"signal": rng.normal(0, 1, (n, 1)), "noise": rng.normal(0, 1, (n, 1))}
+    y = 3 * x["signal"].ravel() + rng.normal(0, 0.1, n) + 100
+    out = permutation_importance(
+        lambda x: 3 * x["signal"].ravel() + 100, x, y, FEATURES[:2], scoring=("rmse", "r2")
+    )
+    f = out["features"]
+    assert out["baseline"]["rmse"] < 0.2 and out["baseline"]["r2"] > 0.99
+    assert f["signal"]["rmse"] > 2 and f["signal"]["r2"] > 1  # worse: RMSE up, R² down
+    assert f["noise"] == {"rmse": 0.0, "rmse_std": 0.0, "r2": 0.0, "r2_std": 0.0}
+    assert list(f) == ["signal", "noise"]
+
+
+def test_multiclass_linear_weights_are_kept_per_class() -> None:
+    # Two values of "color" (rows) by three classes (columns); "size" is numeric.
+    weights = {
+        "color": np.array([[0.5, -0.2, 0.0], [0.0, 0.0, 0.0]]),
+        "size": np.array([[0.0, 0.0, -0.9]]),
+    }
+    features = [{"name": "color", "kind": "categorical"}, {"name": "size", "kind": "numeric"}]
+    out = linear_weights(
+        weights, features, {"color": ["red", "blue"]}, top=5, classes=("a", "b", "c")
+    )
+    color = out["features"]["color"]
+    assert color["weights"] == 6 and color["zero"] == 4
+    assert color["classes"]["a"] == {"positive": [["red", 0.5]], "negative": []}
+    assert color["classes"]["b"] == {"positive": [], "negative": [["red", -0.2]]}
+    assert color["positive"] == [["red → a", 0.5]]
+    assert out["positive"] == [["color", "red → a", 0.5]]
+    assert out["negative"] == [["size", "size → c", -0.9], ["color", "red → b", -0.2]]
+    assert out["classes"]["c"] == {"positive": [], "negative": [["size", "size", -0.9]]}
+    # One output (binary, regression): as before, no classes.
+    single = linear_weights({"size": np.array([[0.4]])}, features, {})
+    assert single["positive"] == [["size", "size", 0.4]] and "classes" not in single

@@ -141,7 +141,8 @@ def test_regression_end_to_end_on_the_original_scale(setup: dict[str, Any]) -> N
     argv += ["-p", f"train={setup['data']}", "-p", "task=price", "-p", "epochs=5"]
     assert run_cli(argv) == 0
     html = page.read_text()
-    assert "Predicted vs actual: predictions" in html and "Confusion matrix" not in html
+    assert 'data-view="predicted_vs_actual"' in html and 'data-view="residuals"' in html
+    assert 'data-view="confusion"' not in html and 'data-view="roc"' not in html
 
 
 @pytest.mark.slow
