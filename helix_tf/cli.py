@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from helix_tf.cli_store import store
 from helix_tf.errors import HelixError
 from helix_tf.rendering import (
     STATE_STYLE,
@@ -58,6 +59,10 @@ def _setup_logging(verbose: int, err: Console) -> None:
     logging.getLogger("helix_tf").setLevel(level)
     for noisy in ("absl", "tensorflow", "h5py"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    # A remote store's client logs each retry with a traceback: those are debug detail;
+    # the store's own error says what failed, once.
+    for remote in ("gcsfs", "fsspec", "google", "aiohttp"):
+        logging.getLogger(remote).setLevel(logging.DEBUG if verbose >= 2 else logging.CRITICAL)
     # Beam logs an operator's failure with a traceback before re-raising it; the CLI
     # reports the error itself, once, without the traceback.
     logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
@@ -268,6 +273,13 @@ def _approx(
     help="Rows per batch in the Beam pipeline.",
 )
 @click.option(
+    "--scratch",
+    envvar="HELIX_TF_SCRATCH",
+    default=None,
+    help="Folder for the run's scratch data, and its outputs when the store is full "
+    "(default: the system's temporary folder).",
+)
+@click.option(
     "--save",
     is_flag=True,
     help="After a successful run, write the -p values into CONFIG (the keyword at the line "
@@ -290,6 +302,7 @@ def run(
     no_server: bool,
     retrain_without_zero: bool,
     batch_rows: int,
+    scratch: str | None,
     rehash: bool,
     save: bool,
 ) -> None:
@@ -328,6 +341,7 @@ def run(
             batch_rows=batch_rows,
             retrain_without_zero=retrain_without_zero,
             progress=Progress(err, not cmd.as_json),
+            scratch=scratch,
             rehash=rehash,
         )
     except HelixError as exc:
@@ -697,6 +711,7 @@ def console_main() -> None:
 
 
 main.add_command(server)
+main.add_command(store)
 
 if __name__ == "__main__":  # pragma: no cover
     console_main()

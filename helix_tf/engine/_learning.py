@@ -4,7 +4,7 @@
 methods read examples, train and load Keras models, score a split and compute
 metrics. They rely on what the run provides: the compiled workflow ``c``, the
 options ``opt``, the per-node ``art``, ``measures`` and ``values``, the scratch
-folder, ``metric_ops``, and the ``load``, ``stage``, ``finish`` and ``emit``
+folder, ``metric_ops``, and the ``load``, ``write_output``, ``finish`` and ``emit``
 methods. Keras, pyarrow and pandas are imported inside the methods that use them.
 """
 
@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,6 +46,8 @@ class _LearningSteps:
         def load(self, name: str) -> _Artifact: ...
 
         def stage(self, name: str) -> _Artifact: ...
+
+        def write_output(self, name: str, write: Callable[[_Artifact], None]) -> _Artifact: ...
 
         def finish(
             self, name: str, *, kind: str, rows: int | None, meta: dict[str, Any]
@@ -135,15 +138,19 @@ class _LearningSteps:
         self.values[f"facts:{node.name}"] = facts
         meas = self.measures[node.name]
         meas.compute_seconds = time.perf_counter() - t0 + load_s
-        art = self.stage(node.name)
         t1 = time.perf_counter()
-        path = os.path.join(art.local or self.scratch, "model.keras")
-        if art.local is None:
+
+        def write(art: _Artifact) -> None:
+            if art.local is not None:
+                keras_models.save_model(model, os.path.join(art.local, "model.keras"))
+                return
             path = os.path.join(self.scratch, f"{node.name}.keras")
-        keras_models.save_model(model, path)
-        if art.local is None and art.staging is not None:
-            with open(path, "rb") as src, art.staging.open("model.keras", "wb") as dst:
-                shutil.copyfileobj(src, dst)
+            keras_models.save_model(model, path)
+            if art.staging is not None:
+                with open(path, "rb") as src, art.staging.open("model.keras", "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+
+        self.write_output(node.name, write)
         meas.write_seconds += time.perf_counter() - t1
         self.values[node.name] = model
         self._computed(node.name, kind="model", rows=len(y), meta={"features": features, **stats})
@@ -225,9 +232,8 @@ class _LearningSteps:
         out = pa.table({ROW_ID: table.column(ROW_ID), LABEL: table.column(LABEL), SCORE: score_col})
         meas = self.measures[node.name]
         meas.compute_seconds = time.perf_counter() - t0
-        art = self.stage(node.name)
         t1 = time.perf_counter()
-        tables.write_batch(art.root, split, 0, out)
+        self.write_output(node.name, lambda art: tables.write_batch(art.root, split, 0, out))
         meas.write_seconds += time.perf_counter() - t1
         self.values[node.name] = out
         pred_meta: dict[str, Any] = {"split": split}
@@ -288,12 +294,23 @@ class _LearningSteps:
             payload["linear"] = linear
         meas = self.measures[node.name]
         meas.compute_seconds = time.perf_counter() - t0
-        art = self.stage(node.name)
-        if art.staging is not None:
-            with art.staging.open("explanation.json", "w") as f:
-                f.write(json.dumps(payload))  # features stay in order of importance
+        # Features stay in order of importance: not sorted.
+        self._save_json(node.name, "explanation.json", json.dumps(payload))
         self.values[node.name] = payload
         self._computed(node.name, kind="explanation", rows=len(y), meta={"split": split})
+
+    def _save_json(self, name: str, filename: str, text: str) -> None:
+        """Write a node's one JSON file where its output goes (the store, else scratch)."""
+
+        def write(art: _Artifact) -> None:
+            if art.staging is not None:
+                with art.staging.open(filename, "w") as f:
+                    f.write(text)
+            elif art.local is not None:
+                with open(os.path.join(art.local, filename), "w") as f:
+                    f.write(text)
+
+        self.write_output(name, write)
 
     def model_facts(self, name: str) -> dict[str, Any]:
         """What training learned about the model (zero-weight features), trained or loaded."""
@@ -351,11 +368,8 @@ class _LearningSteps:
             )
         meas = self.measures[node.name]
         meas.compute_seconds = time.perf_counter() - t0
-        art = self.stage(node.name)
         payload = {"metrics": values, "intervals": {k: list(v) for k, v in intervals.items()}}
-        if art.staging is not None:
-            with art.staging.open("metrics.json", "w") as f:
-                f.write(json.dumps(payload, sort_keys=True))
+        self._save_json(node.name, "metrics.json", json.dumps(payload, sort_keys=True))
         self.values[node.name] = payload
         self._computed(node.name, kind="metrics", rows=len(y_true), meta={})
 

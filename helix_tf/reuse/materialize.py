@@ -70,6 +70,8 @@ class MaterializationPolicy:
     store: Any = None
     #: Fingerprints this run still has to read: never evicted (see ``release``).
     protected: set[str] = dataclasses.field(default_factory=set)
+    #: This run's lease id on the store: other live runs' pins are never evicted.
+    lease_id: str | None = None
     used_bytes: int = 0
     decisions: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -161,6 +163,13 @@ class MaterializationPolicy:
             ),
             key=lambda t: t[0],
         )
+        # What other live runs on the store may read (their leases' pins) is not ours
+        # to evict, however cheap.
+        try:
+            pinned = self.store.pinned(exclude=self.lease_id)
+        except Exception as exc:
+            log.warning("cannot read the store's run leases (%s); not evicting", exc)
+            return False
         freed = 0
         victims = []
         for v, e in scored:
@@ -168,7 +177,7 @@ class MaterializationPolicy:
                 break
             if v >= value_per_byte:
                 break
-            if e.fingerprint in self.protected:
+            if e.fingerprint in self.protected or e.fingerprint in pinned:
                 continue
             victims.append(e)
             freed += e.bytes

@@ -37,6 +37,10 @@ class FakeStore:
     def __init__(self, entries: list[Entry]) -> None:
         self.items = {e.fingerprint: e for e in entries}
         self.deleted: list[str] = []
+        self.pins: dict[str, set[str]] = {}  # lease id -> fingerprints of a live run
+
+    def pinned(self, *, exclude: str | None = None) -> set[str]:
+        return {fp for lease, fps in self.pins.items() if lease != exclude for fp in fps}
 
     def entries(self) -> list[Entry]:
         return list(self.items.values())
@@ -95,6 +99,18 @@ def test_all_and_none(name: str, kept: bool) -> None:
     measures = {"feat": Measure(compute_seconds=0.0, bytes=10**9)}
     assert policy(name).decide(Node("feat"), measures["feat"], measures) is kept
     assert policy(name).writes_intermediates is (name != "none")
+
+
+def test_budget_never_evicts_what_another_live_run_pinned() -> None:
+    store = FakeStore([Entry("cheap", 600, 0.001), Entry("dear", 300, 50.0)])
+    store.pins = {"other-run": {"cheap"}, "this-run": {"dear"}}
+    p = policy("all", budget=1000, store=store, lease_id="this-run")
+    measures = {"feat": Measure(compute_seconds=9.0, bytes=500)}
+    assert not p.decide(Node("feat"), measures["feat"], measures)
+    assert store.deleted == []
+    store.pins = {"this-run": {"cheap"}}  # our own pins do not stop our eviction
+    assert p.decide(Node("feat"), measures["feat"], measures)
+    assert store.deleted == ["cheap"]
 
 
 def test_budget_evicts_entries_worth_less_per_byte() -> None:
