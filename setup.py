@@ -41,6 +41,7 @@ setup(
             "ruff>=0.6",
             "import-linter>=2.0",
             "gcp-storage-emulator>=2024.0",
+            "scikit-learn>=1.4",  # cross-checks of the multiclass and regression metrics
         ],
     },
     entry_points={"console_scripts": ["helix-tf=helix_tf.cli:console_main"]},

@@ -1,4 +1,4 @@
-"""What the hand-written census baselines share: the file layout and the transform.
+"""What the hand-written census baselines share: the file layout, the reader, the transform.
 
 ``handwritten_census.py`` and ``pandas_census_preprocess.py`` are what a person would
 write without helix_tf, so they do not import it; they import this instead (their
@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 
 COLUMNS = [
     "age",
@@ -32,7 +34,37 @@ INT_COLUMNS = ["age", "fnlwgt", "education_num", "capital_gain", "capital_loss",
 NUMERIC = ["age", "hours_per_week", "capital_gain"]
 CATEGORICAL = ["education", "occupation", "marital_status", "relationship", "sex"]
 MISSING = "<missing>"
+#: The columns the workflow reads; the reader parses no others (helix_tf does the same).
+NEEDED = [*NUMERIC, *CATEGORICAL, "income"]
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "census"
+
+
+def read_split(path: str | Path, *, skip_first_line: bool) -> pd.DataFrame:
+    """One census file, the :data:`NEEDED` columns only, with pyarrow's CSV reader.
+
+    Values trimmed, ``""``/``"?"`` missing, numbers as float64, the test labels'
+    trailing ``.`` dropped, blank lines (the files end with one) skipped.
+    """
+    table = pcsv.read_csv(
+        path,
+        read_options=pcsv.ReadOptions(column_names=COLUMNS, skip_rows=int(skip_first_line)),
+        convert_options=pcsv.ConvertOptions(
+            include_columns=NEEDED,
+            column_types=dict.fromkeys(NUMERIC, pa.float64()),
+            null_values=["", "?", " ?"],
+            strings_can_be_null=True,
+        ),
+    )
+    columns = {}
+    for name in NEEDED:
+        values = table.column(name)
+        if name not in NUMERIC:
+            values = pc.utf8_trim_whitespace(values)
+            values = pc.if_else(pc.equal(values, "?"), pa.scalar(None, pa.string()), values)
+        if name == "income":
+            values = pc.utf8_rtrim(values, characters=".")
+        columns[name] = values
+    return pa.table(columns).to_pandas()
 
 
 def transform(frame: pd.DataFrame, stats: dict[str, dict[str, object]]) -> pa.Table:

@@ -2,7 +2,10 @@
 
 ``with warm_server() as env:`` starts ``python -m helix_tf.server`` on a socket in a
 temporary folder and yields the environment under which ``helix-tf run`` hands its
-runs to it; the server is stopped on exit. Benchmarks run without one set
+runs to it; the server is stopped on exit. ``with auto_server() as env:`` is the
+server as a user gets it: none is running, the first run starts one (and runs
+itself), later runs are handed to it once it is ready (``HELIX_TF_SERVER=on``: the
+benchmark has no terminal). Benchmarks run without either set
 ``HELIX_TF_SERVER=off``, so a server the user happens to run is never used.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -18,7 +22,7 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-__all__ = ["warm_server"]
+__all__ = ["auto_server", "warm_server"]
 
 
 @contextlib.contextmanager
@@ -63,4 +67,36 @@ def warm_server(
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def auto_server(
+    *, extra_env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> Iterator[dict[str, str]]:
+    """The environment under which the first ``helix-tf run`` starts a private server.
+
+    On exit the server that was started (the holder of the server lock) is stopped.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="helix-bench-auto-"))
+    env = {k: v for k, v in os.environ.items() if k not in ("HELIX_TF_SERVER", "CI")}
+    env.update(extra_env or {})
+    env["HELIX_TF_SERVER"] = "on"
+    env["HELIX_TF_SERVER_DIR"] = str(folder / "sock")
+    try:
+        yield env
+    finally:
+        for lock in (folder / "sock").glob("*.lock"):
+            try:
+                pid = int(lock.read_text().split()[0])  # pid, phase, since when
+                os.kill(pid, signal.SIGTERM)
+            except (OSError, ValueError, IndexError):
+                continue
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except OSError:
+                    break
+                time.sleep(0.2)
         shutil.rmtree(folder, ignore_errors=True)

@@ -31,6 +31,14 @@ Fidelity (per metric: accuracy and AUC)
   way, and contributes 0 when the approximate metrics are equal.
   ``tau = (concordant - discordant) / D`` (Kendall's tau-a restricted to the
   decisive pairs). With D < 2, tau is undefined (reported as null).
+- Because a noisier approximation widens the intervals and so turns more pairs
+  into ties that drop out of that score, two figures are reported beside it:
+  the *share of pairs kept* (D / all pairs) and plain Kendall *tau-b over all
+  pairs* of the approximate metrics against the exact ones, with no pair left
+  out: ``(C - D') / sqrt((P - Tx) (P - Ty))`` over the P pairs without a NaN, where
+  C and D' count the pairs ordered alike and oppositely, Tx and Ty those tied
+  (exactly equal) in the exact and in the approximate metrics; undefined (null)
+  when either is constant.
 - Also reported: how many exact metrics lie inside their variant's approximate
   interval (the interval covers test-set noise only, not the bias of training
   on a sample), and the mean signed gap approx - exact.
@@ -54,6 +62,10 @@ exact examples when their examples are stored.
 benchmark (TensorFlow, Keras and Beam imported once); the timed process is the
 client, so CPU seconds count only the client and are not comparable.
 
+``--rescore PREVIOUS.json`` runs nothing: it recomputes every summary of an earlier
+run's JSON output (the stored metrics and intervals) under the current definitions,
+prints the tables and, with ``--json``, writes the rescored report.
+
 ``--exact-from PREVIOUS.json`` reuses the exact measurements of an earlier run
 of this benchmark (same variants and scales) so other approximate settings can
 be measured without rerunning the exact runs.
@@ -63,6 +75,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import dataclasses
 import datetime
 import itertools
@@ -78,9 +91,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._proc import REPO, run_helix_json
-from benchmarks._server import warm_server
+from benchmarks._server import auto_server, warm_server
 
-__all__ = ["VARIANTS", "Variant", "fidelity", "main"]
+__all__ = ["VARIANTS", "Variant", "fidelity", "kendall_tau_b", "main", "rescore"]
 
 METRICS = ("accuracy", "auc")
 FIDELITY_CONFIGS = Path(__file__).resolve().parent / "fidelity_configs"
@@ -147,10 +160,39 @@ def _sign(x: float) -> int:
     return (x > 0) - (x < 0)
 
 
+def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Kendall's tau-b of ``y`` against ``x`` over every pair (ties adjusted; module docs).
+
+    Pairs with a NaN on either side are left out; None when ``x`` or ``y`` has no
+    untied pair (the coefficient is undefined).
+
+    >>> kendall_tau_b([1, 2, 3], [10, 20, 30]), kendall_tau_b([1, 2, 3], [3, 2, 1])
+    (1.0, -1.0)
+    >>> round(kendall_tau_b([1, 2, 3, 4], [1, 1, 2, 3]), 4)  # (5 - 0) / sqrt(6 * 5)
+    0.9129
+    >>> kendall_tau_b([1, 2, 3], [5, 5, 5]) is None
+    True
+    """
+    if len(x) != len(y):
+        raise ValueError("x and y must have the same length")
+    score = untied_x = untied_y = 0
+    for i, j in itertools.combinations(range(len(x)), 2):
+        dx, dy = x[i] - x[j], y[i] - y[j]
+        if math.isnan(dx) or math.isnan(dy):
+            continue
+        score += _sign(dx) * _sign(dy)
+        untied_x += dx != 0
+        untied_y += dy != 0
+    if not untied_x or not untied_y:
+        return None
+    return score / math.sqrt(untied_x * untied_y)
+
+
 def fidelity(
     exact: Sequence[float], approx: Sequence[float], half_widths: Sequence[float]
 ) -> dict[str, Any]:
-    """Kendall tau of ``approx`` against ``exact`` over the decisive pairs (module docs).
+    """Kendall tau of ``approx`` against ``exact`` over the decisive pairs (module docs),
+    the share of pairs that are decisive, and plain tau-b over all pairs.
 
     >>> r = fidelity([0.80, 0.85, 0.90], [0.70, 0.75, 0.80], [0.01, 0.01, 0.01])
     >>> r["tau"], r["decisive_pairs"], r["ties"]
@@ -158,6 +200,8 @@ def fidelity(
     >>> r = fidelity([0.80, 0.805, 0.90], [0.75, 0.70, 0.80], [0.01, 0.01, 0.01])
     >>> r["tau"], r["decisive_pairs"], r["ties"], r["tie_pairs"]
     (1.0, 2, 1, [[0, 1]])
+    >>> round(r["decisive_share"], 4), round(r["tau_b_all_pairs"], 4)  # the tie counts: (2-1)/3
+    (0.6667, 0.3333)
     >>> fidelity([0.8, 0.801], [0.7, 0.6], [0.01, 0.01])["tau"] is None
     True
     """
@@ -188,9 +232,12 @@ def fidelity(
         if not math.isnan(h) and abs(e - a) <= h
     )
     gaps = [a - e for e, a in zip(exact, approx, strict=True)]
+    pairs = n * (n - 1) // 2
     return {
-        "pairs": n * (n - 1) // 2,
+        "pairs": pairs,
         "decisive_pairs": decisive,
+        "decisive_share": decisive / pairs if pairs else float("nan"),
+        "tau_b_all_pairs": kendall_tau_b(exact, approx),
         "ties": len(ties),
         "tie_pairs": ties,
         "concordant": concordant,
@@ -289,17 +336,20 @@ def _summarise(workload: str, scale: int, rows: list[dict[str, Any]]) -> dict[st
     }
     out: dict[str, Any] = {"fidelity": fid, "speed": speed}
     if workload == TARGETS["workload"] and scale == TARGETS["scale"]:
-        tau = fid["accuracy"]["tau"], fid["auc"]["tau"]
         out["targets"] = {
             "speedup": TARGETS["speedup"],
             "tau": TARGETS["tau"],
             "speedup_met": speed["speedup_wall"] >= TARGETS["speedup"],
-            "tau_met": {
-                m: (t is not None and t >= TARGETS["tau"])
-                for m, t in zip(METRICS, tau, strict=True)
+            "tau_met": {m: _at_least(fid[m]["tau"], TARGETS["tau"]) for m in METRICS},
+            "tau_b_all_pairs_met": {
+                m: _at_least(fid[m]["tau_b_all_pairs"], TARGETS["tau"]) for m in METRICS
             },
         }
     return out
+
+
+def _at_least(value: float | None, target: float) -> bool:
+    return value is not None and value >= target
 
 
 def _fmt(x: float | None, spec: str = ".4f") -> str:
@@ -339,11 +389,16 @@ def render(block: dict[str, Any]) -> str:
         disc = ", ".join(
             f"{rows[i]['variant']} vs {rows[j]['variant']}" for i, j in f["discordant_pairs"]
         )
+        tau_b = f["tau_b_all_pairs"]
         lines.append(
             f"- {metric}: Kendall τ = {tau} over {f['decisive_pairs']} decisive pairs "
             f"({f['concordant']} concordant, {f['discordant']} discordant"
             + (f": {disc}" if disc else "")
             + f", {f['approx_equal']} equal in approx); "
+            f"pairs kept {f['decisive_pairs']}/{f['pairs']} ({_fmt(f['decisive_share'], '.0%')}); "
+            f"plain τ-b over all {f['pairs']} pairs = "
+            + ("undefined" if tau_b is None else f"{tau_b:.3f}")
+            + "; "
             f"{f['ties']} of {f['pairs']} pairs are ties (exact gap ≤ approx half-width, not ranked); "
             f"exact within approx ± hw for {f['exact_within_half_width']}/{len(rows)}; "
             f"mean approx − exact {f['mean_gap_approx_minus_exact']:+.4f}"
@@ -362,9 +417,13 @@ def render(block: dict[str, Any]) -> str:
     if "targets" in s:
         t = s["targets"]
         taus = ", ".join(f"{m} {'met' if ok else 'NOT met'}" for m, ok in t["tau_met"].items())
+        taus_b = ", ".join(
+            f"{m} {'met' if ok else 'NOT met'}"
+            for m, ok in t.get("tau_b_all_pairs_met", {}).items()
+        )
         lines.append(
             f"- targets: speedup ≥ {t['speedup']}x {'met' if t['speedup_met'] else 'NOT met'}; "
-            f"τ ≥ {t['tau']}: {taus}"
+            f"τ ≥ {t['tau']} (decisive pairs): {taus}; plain τ-b ≥ {t['tau']}: {taus_b}"
         )
     return "\n".join(lines)
 
@@ -394,6 +453,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--exact-from", default=None, help="reuse exact runs from an earlier --json output"
     )
     ap.add_argument(
+        "--rescore",
+        default=None,
+        metavar="PREVIOUS.json",
+        help="run nothing: recompute the summaries of an earlier --json output",
+    )
+    ap.add_argument(
         "--variants", type=int, default=None, help="only the first N variants (smoke tests)"
     )
     ap.add_argument(
@@ -409,10 +474,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--server", action="store_true", help="hand every run to a warm helix-tf server"
     )
+    ap.add_argument(
+        "--auto-server",
+        action="store_true",
+        help="the server as a user gets it: the first run starts one, later runs use it",
+    )
     args = ap.parse_args(argv)
+    if args.rescore:
+        report = rescore(json.loads(Path(args.rescore).read_text()))
+        report["rescored"] = {"from": args.rescore, "command": _command(argv)}
+        for block in report["results"]:
+            print(render(block), flush=True)
+            print(flush=True)
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps(report, indent=2, default=str))
+        return 0
     with contextlib.ExitStack() as stack:
-        env = stack.enter_context(warm_server()) if args.server else None
+        env = (
+            stack.enter_context(warm_server())
+            if args.server
+            else stack.enter_context(auto_server())
+            if args.auto_server
+            else None
+        )
         return _main(args, argv, env, stack)
+
+
+def rescore(report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` (an earlier JSON output) with every summary recomputed from its runs."""
+    out = copy.deepcopy(report)
+    for block in out["results"]:
+        block["summary"] = _summarise(block["workload"], block["scale"], block["variants"])
+    return out
+
+
+def _command(argv: Sequence[str] | None) -> str:
+    return " ".join(["python -m benchmarks.approx_fidelity", *(argv or sys.argv[1:])])
 
 
 def _template(workload: str, scale: int, data_dir: str, env: dict[str, str] | None) -> Path:
@@ -444,12 +541,12 @@ def _main(
     reused = _load_exact(args.exact_from)
     report: dict[str, Any] = {
         "benchmark": "approx_fidelity",
-        "command": " ".join(["python -m benchmarks.approx_fidelity", *(argv or sys.argv[1:])]),
+        "command": _command(argv),
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
         "approx_args": ["--approx", *approx_args],
         "store_state": args.store_state,
-        "server": bool(args.server),
+        "server": "auto" if args.auto_server else bool(args.server),
         "targets": TARGETS,
         "results": [],
     }
@@ -465,7 +562,13 @@ def _main(
                 "workload": workload,
                 "scale": scale,
                 "protocol": f"{args.store_state} store, "
-                + ("warm server" if args.server else "one process per run"),
+                + (
+                    "warm server"
+                    if args.server
+                    else "auto-started server"
+                    if args.auto_server
+                    else "one process per run"
+                ),
                 "load_avg_start": os.getloadavg(),
                 "variants": [],
             }

@@ -8,7 +8,17 @@ each as a whole process timed from spawn to exit:
   in-process FnApiRunner with one worker; source + 8 features + examples, output
   the examples node only);
 - pandas: ``python benchmarks/pandas_census_preprocess.py --scale N``: the same
-  transforms in pandas/pyarrow, same output (checked identical, value for value).
+  transforms in pandas/pyarrow (the CSVs read with pyarrow, only the columns
+  used), same output.
+
+The outputs are compared value for value at every scale: after the timed runs,
+one untimed ``helix-tf run ... --materialize all`` of the same config and scale
+keeps its examples in a store (the timed runs keep nothing), and every column
+of both splits, in row order, must equal the pandas script's output of the last
+timed run: vocabulary indices and labels exactly, the standardised float32
+numbers to within ``FLOAT_TOLERANCE`` (the two compute the mean and standard
+deviation in different orders of summation). Any difference fails the
+benchmark, naming the scale, split and column.
 
 Reported per scale: process wall seconds of both and their ratio (target:
 helix / pandas <= 2x at x100); helix's own per-node seconds summed over the
@@ -36,9 +46,19 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from benchmarks._proc import REPO, Measured, median, run_helix_json, run_measured
+from helix_tf.engine import tables
+from helix_tf.reuse.store import ArtifactStore
+from helix_tf.types import LABEL, ROW_ID
 
 TARGET_RATIO_X100 = 2.0
+#: Largest absolute difference allowed between the two sides' standardised numbers.
+FLOAT_TOLERANCE = 1e-5
+SPLITS = ("train", "test")
 TARGET_PEAK_RSS_BYTES_X100 = 3 * 10**9
 DEFAULT_DATA = REPO / ".." / "shared" / "data"
 CONFIG = "benchmarks/configs/census_preprocess.py"
@@ -66,8 +86,94 @@ def run_helix(scale: int, data_dir: str, batch_rows: int | None) -> dict[str, An
     }
 
 
-def run_pandas(scale: int, data_dir: str, work: str) -> dict[str, Any]:
-    out_dir = tempfile.mkdtemp(prefix="pandas-", dir=work)
+def helix_examples(scale: int, data_dir: str, work: str) -> dict[str, pa.Table]:
+    """The examples of an untimed run kept in a store: {split: table in row order}."""
+    store = tempfile.mkdtemp(prefix="helix-verify-", dir=work)
+    try:
+        _, out = run_helix_json(
+            [CONFIG, "-p", f"scale={scale}", "--materialize", "all", "--data-dir", data_dir],
+            store=store,
+        )
+        node = next(n for n in out["nodes"] if n["name"] == "examples")
+        artifacts = ArtifactStore(store)
+        manifest = artifacts.lookup(node["fingerprint"])
+        local = artifacts.open_local(manifest) if manifest is not None else None
+        if local is None:
+            raise RuntimeError(f"x{scale}: the examples of the verification run were not kept")
+        found = {split: tables.read_split(local, split) for split in SPLITS}
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
+    return {split: t.sort_by(ROW_ID) for split, t in found.items() if t is not None}
+
+
+def pandas_examples(out_dir: str) -> dict[str, pa.Table]:
+    """The pandas script's examples: {split: table in row order}."""
+    return {
+        split: pq.read_table(os.path.join(out_dir, "examples", f"{split}.parquet"))
+        for split in SPLITS
+    }
+
+
+def compare_examples(
+    helix: dict[str, pa.Table], pandas: dict[str, pa.Table], *, tolerance: float = FLOAT_TOLERANCE
+) -> list[str]:
+    """Every difference between the two sides' examples, one sentence each (none: equal).
+
+    Splits, row counts and columns must match (helix's label column ``__label`` is the
+    pandas ``label``; helix's row ids are left out); integer columns must be equal,
+    floating-point ones within ``tolerance``.
+
+    >>> h = {"test": pa.table({"__row": [1, 2], "age": pa.array([0.5, 1.0], pa.float32()),
+    ...                        "sex": pa.array([0, 1], pa.int32()), "__label": [0, 1]})}
+    >>> p = {"test": pa.table({"age": pa.array([0.5, 1.0], pa.float32()),
+    ...                        "sex": pa.array([1, 1], pa.int32()), "label": [0, 1]})}
+    >>> compare_examples(h, p)
+    ['test/sex: 1 of 2 values differ (first at row 0: helix 0, pandas 1)']
+    """
+    problems = []
+    for split in sorted(set(helix) | set(pandas)):
+        if split not in helix or split not in pandas:
+            problems.append(f"{split}: only {'helix' if split in helix else 'pandas'} has it")
+            continue
+        h = (
+            helix[split]
+            .drop_columns([ROW_ID])
+            .rename_columns(
+                [
+                    "label" if c == LABEL else c
+                    for c in helix[split].drop_columns([ROW_ID]).column_names
+                ]
+            )
+        )
+        p = pandas[split]
+        if h.num_rows != p.num_rows:
+            problems.append(f"{split}: helix has {h.num_rows} rows, pandas {p.num_rows}")
+            continue
+        if set(h.column_names) != set(p.column_names):
+            problems.append(
+                f"{split}: columns differ: helix {sorted(h.column_names)}, "
+                f"pandas {sorted(p.column_names)}"
+            )
+            continue
+        for column in p.column_names:
+            a = h.column(column).to_numpy()
+            b = p.column(column).to_numpy()
+            if np.issubdtype(b.dtype, np.floating):
+                bad = ~(np.abs(a.astype(np.float64) - b.astype(np.float64)) <= tolerance)
+            else:
+                bad = a.astype(np.int64) != b.astype(np.int64)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                problems.append(
+                    f"{split}/{column}: {int(bad.sum())} of {len(b)} values differ "
+                    f"(first at row {i}: helix {a[i].item()!r}, pandas {b[i].item()!r})"
+                )
+    return problems
+
+
+def run_pandas(scale: int, data_dir: str, work: str, keep: str | None = None) -> dict[str, Any]:
+    """One timed run of the pandas script; its output is kept in ``keep`` when given."""
+    out_dir = keep or tempfile.mkdtemp(prefix="pandas-", dir=work)
     try:
         m = run_measured(
             [
@@ -83,7 +189,8 @@ def run_pandas(scale: int, data_dir: str, work: str) -> dict[str, Any]:
             cwd=REPO,
         ).check()
     finally:
-        shutil.rmtree(out_dir, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(out_dir, ignore_errors=True)
     info = json.loads(m.stdout.strip().splitlines()[-1])
     return {
         **_memory(m),
@@ -169,23 +276,35 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="helix-preprocess-scale-") as work:
         for scale in args.scales:
             runs: dict[str, list[dict[str, Any]]] = {"helix": [], "pandas": []}
+            pandas_out = os.path.join(work, f"pandas-x{scale}")
             for i in range(args.repeats):
                 order = ["helix", "pandas"] if i % 2 == 0 else ["pandas", "helix"]
                 for name in order:
                     if name == "helix":
                         r = run_helix(scale, data_dir, args.batch_rows)
                     else:
-                        r = run_pandas(scale, data_dir, work)
+                        shutil.rmtree(pandas_out, ignore_errors=True)
+                        r = run_pandas(scale, data_dir, work, keep=pandas_out)
                     runs[name].append(r)
                     print(f"x{scale} {name}: {r['wall_s']:.2f}s", file=sys.stderr)
             h, p = _medians(runs["helix"]), _medians(runs["pandas"])
             if h["rows"] != p["rows"]:
                 raise RuntimeError(f"x{scale}: helix wrote {h['rows']} rows, pandas {p['rows']}")
+            print(f"x{scale}: comparing the outputs value for value", file=sys.stderr)
+            problems = compare_examples(
+                helix_examples(scale, data_dir, work), pandas_examples(pandas_out)
+            )
+            shutil.rmtree(pandas_out, ignore_errors=True)
+            if problems:
+                raise RuntimeError(
+                    f"x{scale}: helix's and pandas's examples differ:\n  " + "\n  ".join(problems)
+                )
             scales.append(
                 {
                     "scale": scale,
                     "ratio_wall": h["wall_s"] / p["wall_s"],
                     "ratio_work": h["nodes_s"] / p["work_s"],
+                    "outputs_identical": True,  # compare_examples found no difference
                     "helix": {"median": h, "runs": runs["helix"]},
                     "pandas": {"median": p, "runs": runs["pandas"]},
                 }
@@ -194,6 +313,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "benchmark": "preprocess_scale",
         "repeats": args.repeats,
         "scales": scales,
+        "float_tolerance": FLOAT_TOLERANCE,
+        "load_average_end": os.getloadavg(),
         "targets": {
             "ratio_wall_x100": TARGET_RATIO_X100,
             "peak_rss_bytes_x100": TARGET_PEAK_RSS_BYTES_X100,

@@ -58,5 +58,10 @@ def workflow(params):
         learners.Linear(l2=1e-4, optimizer="adam", learning_rate=0.01, epochs=5, batch_size=1024),
     )
     predictions = wf.predict("predictions", model, examples)
-    wf.output(wf.evaluate("evaluation", predictions, metrics.Accuracy(), metrics.AUC()))
+    # AUC over all rows and per value of "sex": the report charts the slices.
+    wf.output(
+        wf.evaluate("evaluation", predictions, metrics.Accuracy(), metrics.AUC(slice_by="sex"))
+    )
+    # What the model learned per feature (importance, weights): computed once per model.
+    wf.output(wf.explain("explanation", model, examples))
     return wf

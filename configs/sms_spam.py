@@ -48,4 +48,6 @@ def workflow(params):
             "evaluation", predictions, metrics.Accuracy(), metrics.AUC(), metrics.PrecisionRecall()
         )
     )
+    # The words that weigh most towards spam and ham: computed once per model.
+    wf.output(wf.explain("explanation", model, examples))
     return wf

@@ -9,10 +9,13 @@ that needs them computes.
 
 from __future__ import annotations
 
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from helix_tf.components import features, learners, metrics, sources
 from helix_tf.errors import (
     CompileError,
     ConfigError,
@@ -22,8 +25,13 @@ from helix_tf.errors import (
     PlanError,
     StoreError,
 )
-from helix_tf.types import NodeRef
-from helix_tf.workflow import Workflow
+
+if TYPE_CHECKING:
+    from helix_tf.api import plan, run
+    from helix_tf.approx.settings import Approx
+    from helix_tf.components import features, learners, metrics, sources
+    from helix_tf.types import NodeRef
+    from helix_tf.workflow import Workflow
 
 __all__ = [
     "Workflow",
@@ -47,27 +55,62 @@ __all__ = [
 
 __version__ = "0.1.0"
 
-#: The public namespaces re-exported above, also importable as ``helix_tf.<name>``
-#: (``import helix_tf.features as F``, ``from helix_tf.metrics import AUC``): each is
-#: registered under that name, so both spellings give the same module object.
+#: The public namespaces, also importable as ``helix_tf.<name>`` (``import
+#: helix_tf.features as F``, ``from helix_tf.metrics import AUC``): both spellings give
+#: the same module object, loaded only when first asked for (see :class:`_Aliases`).
 PUBLIC_NAMESPACES = ("sources", "features", "learners", "metrics")
-for _name in PUBLIC_NAMESPACES:
-    sys.modules.setdefault(f"{__name__}.{_name}", globals()[_name])
-del _name
+
+
+class _Aliases(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """``import helix_tf.<namespace>`` imports ``helix_tf.components.<namespace>``."""
+
+    def find_spec(
+        self, fullname: str, path: Any = None, target: Any = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        package, _, name = fullname.rpartition(".")
+        if package != __name__ or name not in PUBLIC_NAMESPACES:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> Any:
+        module = importlib.import_module(f"{__name__}.components.{spec.name.rpartition('.')[2]}")
+        module.__dict__.setdefault("_helix_own_spec", module.__spec__)
+        return module
+
+    def exec_module(self, module: Any) -> None:
+        """The module is the component package, already executed: keep its own spec."""
+        module.__spec__ = module._helix_own_spec
+
+
+if not any(isinstance(f, _Aliases) for f in sys.meta_path):
+    sys.meta_path.insert(0, _Aliases())
+
+#: Public names loaded on first use, so that ``import helix_tf.<anything>`` (the
+#: ``helix-tf`` client handing a run to the warm server, above all) does not pay for
+#: numpy, the operator specs or the compiler: ``name -> (module, attribute or None)``.
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "Workflow": ("helix_tf.workflow", "Workflow"),
+    "NodeRef": ("helix_tf.types", "NodeRef"),
+    **{name: (f"helix_tf.{name}", None) for name in PUBLIC_NAMESPACES},
+    # The run API pulls in the compiler, the planner and SQLAlchemy.
+    "run": ("helix_tf.api", "run"),
+    "plan": ("helix_tf.api", "plan"),
+    "Approx": ("helix_tf.approx.settings", "Approx"),
+    "Validation": ("helix_tf.validation", "Validation"),
+}
 
 
 def __getattr__(name: str) -> Any:
-    # The run API pulls in the compiler, the planner and SQLAlchemy: load it on first use.
-    if name in ("run", "plan"):
-        from helix_tf import api
+    if name not in _LAZY:
+        raise AttributeError(f"module 'helix_tf' has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    value = importlib.import_module(module)
+    if attribute is not None:
+        value = getattr(value, attribute)
+    if name not in ("run", "plan"):  # helix_tf.run stays the function, not a submodule
+        globals()[name] = value
+    return value
 
-        return getattr(api, name)
-    if name == "Approx":
-        from helix_tf.approx.settings import Approx
 
-        return Approx
-    if name == "Validation":
-        from helix_tf.validation import Validation
-
-        return Validation
-    raise AttributeError(f"module 'helix_tf' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

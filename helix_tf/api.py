@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ from helix_tf.comparison import TAG_KEY as _TAG_KEY
 from helix_tf.compiler.content import ContentHasher
 from helix_tf.compiler.graph import CompiledWorkflow, compile_workflow
 from helix_tf.config import LoadedConfig, load_config
-from helix_tf.errors import ConfigError, HelixError
+from helix_tf.errors import ConfigError, HelixError, StoreError
 from helix_tf.results import NodeDecision, NodeResult, PlanResult, RunResult
 from helix_tf.reuse.costs import CostModel
 from helix_tf.reuse.planning import plan_reuse
@@ -44,9 +45,11 @@ class Session:
     store: Any
     metadata: Any
     store_url: str
-    #: An approximate run was asked for, but every exact output is stored: this
-    #: session is the exact workflow, whose results are loaded instead.
+    #: An approximate run was asked for, but every exact output is stored, or the
+    #: sample would save too little: this session is the exact workflow instead.
     exact_instead: bool = False
+    #: Why (said in the run's notes).
+    exact_note: str = ""
 
     def close(self) -> None:
         self.metadata.close()
@@ -64,57 +67,130 @@ def open_session(
     store: str | None = None,
     metadata: str | None = None,
     approx: Approx | None = None,
+    rehash: bool = False,
 ) -> Session:
-    """Load and compile ``config``; open its store and metadata database."""
+    """Load and compile ``config``; open its store and metadata database.
+
+    ``rehash=True`` re-reads every data file instead of trusting the content-hash memo.
+    """
     loaded = load_config(config, params, data_dir=data_dir)
-    return _open(loaded, store=store, metadata=metadata, approx=approx)
+    return _open(loaded, store=store, metadata=metadata, approx=approx, rehash=rehash)
 
 
 def _open(
-    loaded: LoadedConfig, *, store: str | None, metadata: str | None, approx: Approx | None
+    loaded: LoadedConfig,
+    *,
+    store: str | None,
+    metadata: str | None,
+    approx: Approx | None,
+    rehash: bool = False,
 ) -> Session:
-    from helix_tf.reuse.metadata import MetadataStore
     from helix_tf.reuse.store import ArtifactStore
 
     home = _default_home(loaded.path)
     store_url = store or str(home)
     local_home = home if "://" in store_url else Path(store_url)
-    hasher = ContentHasher(local_home / "content-hashes.json")
-    compiled = compile_workflow(loaded.workflow, config_path=str(loaded.path), hasher=hasher)
+    # The store first: an unreachable one fails before anything is written beside the config.
     artifact_store = ArtifactStore(store_url)
-    exact_instead = approx is not None and all(
-        artifact_store.lookup(compiled.node(o).fingerprint) is not None for o in compiled.outputs
-    )
-    if approx is not None and not exact_instead:
+    hasher = ContentHasher(local_home / "content-hashes.json", rehash=rehash)
+    compiled = compile_workflow(loaded.workflow, config_path=str(loaded.path), hasher=hasher)
+    meta = _open_metadata(metadata or f"sqlite:///{local_home / 'metadata.db'}")
+    note = ""
+    if approx is not None:
+        stored = {n.name for n in compiled.nodes if artifact_store.lookup(n.fingerprint)}
         # Sample where it saves most: on stored exact examples if there are any, else at
         # the source (so preprocessing shrinks too).
-        stored_examples = any(
-            n.role == "examples" and artifact_store.lookup(n.fingerprint) is not None
-            for n in compiled.nodes
+        placement = (
+            "train"
+            if any(n.role == "examples" and n.name in stored for n in compiled.nodes)
+            else "source"
         )
-        compiled = compile_workflow(
-            loaded.workflow,
-            config_path=str(loaded.path),
-            hasher=hasher,
-            approx=approx.for_compiler(placement="train" if stored_examples else "source"),
-        )
-    meta_url = metadata or f"sqlite:///{local_home / 'metadata.db'}"
+        if all(o in stored for o in compiled.outputs):
+            note = EXACT_INSTEAD
+        else:
+            note = _too_little_to_save(compiled, stored, meta, approx, placement)
+        if not note:
+            compiled = compile_workflow(
+                loaded.workflow,
+                config_path=str(loaded.path),
+                hasher=hasher,
+                approx=approx.for_compiler(placement=placement),
+            )
     return Session(
         config=loaded,
         compiled=compiled,
         store=artifact_store,
-        metadata=MetadataStore(meta_url),
+        metadata=meta,
         store_url=store_url,
-        exact_instead=exact_instead,
+        exact_instead=bool(note),
+        exact_note=note,
     )
 
 
-def _plan(session: Session) -> tuple[list[NodeDecision], dict[str, Any], CostModel]:
+def _too_little_to_save(
+    compiled: CompiledWorkflow, stored: set[str], meta: Any, approx: Approx, placement: str
+) -> str:
+    """The note for running exact because a sample would save too little; ``""`` otherwise."""
+    from helix_tf.approx.worth import approx_saving
+
+    if approx.min_saving_seconds <= 0:
+        return ""
+    saving = approx_saving(
+        [(n.name, n.role) for n in compiled.nodes if n.name not in stored],
+        meta.compute_history(compiled.name, approx=False),
+        fraction=approx.sample,
+        epochs_scale=approx.epochs_scale,
+        placement=placement,
+    )
+    if saving is None or saving >= approx.min_saving_seconds:
+        return ""
+    return (
+        f"approximate run requested, but by the last exact run a {approx.sample:g} sample "
+        f"would save only {saving:.2f}s of work (less than {approx.min_saving_seconds:g}s): "
+        "ran exact instead (not approximate)"
+    )
+
+
+def _is_write_failure(exc: BaseException) -> bool:
+    from helix_tf.reuse.store import is_write_failure
+
+    return is_write_failure(exc)
+
+
+def _metadata_in_memory(url: str, exc: BaseException) -> Any:
+    """A metadata database in memory, for a run whose database cannot take data."""
+    from helix_tf.reuse.metadata import MetadataStore
+
+    log.warning(
+        "metadata database %s cannot take more data (%s); this run is not recorded in "
+        "its history (planned from an empty history, in memory)",
+        url,
+        exc,
+    )
+    return MetadataStore("sqlite://")
+
+
+def _open_metadata(url: str) -> Any:
+    """The metadata database at ``url``; in memory if its disk cannot take data."""
+    from helix_tf.reuse.metadata import MetadataStore
+
+    try:
+        return MetadataStore(url)
+    except StoreError as exc:
+        if not _is_write_failure(exc):
+            raise
+        return _metadata_in_memory(url, exc)
+
+
+def _plan(
+    session: Session, *, exclude: frozenset[str] = frozenset()
+) -> tuple[list[NodeDecision], dict[str, Any], CostModel]:
+    """Plan ``session``'s workflow; fingerprints in ``exclude`` count as not stored."""
     compiled = session.compiled
     validation = is_validation_dag(compiled.to_dict())
     manifests = {}
     for n in compiled.nodes:
-        m = session.store.lookup(n.fingerprint)
+        m = None if n.fingerprint in exclude else session.store.lookup(n.fingerprint)
         if m is not None:
             manifests[n.name] = m
     history = session.metadata.compute_history(compiled.name)
@@ -158,16 +234,18 @@ def plan(
     metadata: str | None = None,
     approx: Approx | None = None,
     validation: Validation | None = None,
+    rehash: bool = False,
 ) -> PlanResult:
     """What a run would compute, load and prune, and why — without running anything.
 
-    ``validation``: plan the validation run (see :func:`run`).
+    ``validation``: plan the validation run (see :func:`run`). ``rehash=True``
+    re-reads every data file instead of trusting the content-hash memo.
     """
     loaded = _with_validation(load_config(config, params, data_dir=data_dir), validation)
-    session = _open(loaded, store=store, metadata=metadata, approx=approx)
+    session = _open(loaded, store=store, metadata=metadata, approx=approx, rehash=rehash)
     notes: tuple[str, ...] = ()
     if session.exact_instead:
-        approx, notes = None, (EXACT_INSTEAD,)
+        approx, notes = None, (session.exact_note,)
     try:
         decisions, _, _ = _plan(session)
         est = sum(
@@ -241,8 +319,14 @@ def run(
     progress: Callable[[dict[str, Any]], None] | None = None,
     validation: Validation | None = None,
     tag: str | None = None,
+    scratch: str | None = None,
+    rehash: bool = False,
 ) -> RunResult:
     """Run a config: reuse what is valid, compute the rest, record everything.
+
+    ``rehash=True`` re-reads every data file instead of trusting the content-hash
+    memo (path, inode, size, mtime, ctime): the escape hatch for a file changed in a
+    way the memo cannot see.
 
     With ``validation``, the model trains on the sources' training rows minus a
     seeded held-out fraction and is evaluated on that fraction; the test split is
@@ -254,11 +338,18 @@ def run(
     only zero weights are trained again without those features, and the result
     is that second run, with ``retrained`` comparing its metrics to the first.
 
+    ``scratch`` is the folder for the run's scratch data (default ``$HELIX_TF_SCRATCH``,
+    else the system's temporary folder); when the store cannot take more data, the
+    run's outputs go there and the run goes on without materializing them.
+
     Examples
     --------
     >>> result = run("configs/census.py", params=["learner.l1=0.001"])  # doctest: +SKIP
     >>> result.metrics["accuracy"]  # doctest: +SKIP
     0.85
+    >>> result.predictions(pandas=True).head()  # __row, __label, __score  # doctest: +SKIP
+    >>> model = result.model()  # the trained Keras model                # doctest: +SKIP
+    >>> helix_tf.views.figure(result, "roc")  # a matplotlib Figure      # doctest: +SKIP
     """
     if isinstance(config, Workflow):
         raise ConfigError("run() takes the path of a config module; save the workflow in one")
@@ -278,6 +369,8 @@ def run(
         prune_zero_weight=prune_zero_weight,
         progress=progress,
         tag=tag,
+        scratch=scratch,
+        rehash=rehash,
     )
     loaded = _with_validation(load_config(config, params, data_dir=data_dir), validation)
     first, facts = _run_once(loaded, opts, need_models=retrain_without_zero)
@@ -308,7 +401,9 @@ def _with_models_needed(session: Session, opts: _RunOptions) -> Session:
     workflow = copy.copy(session.config.workflow)
     workflow.outputs = [*workflow.outputs, *pruned]
     loaded = dataclasses.replace(session.config, workflow=workflow)
-    return _open(loaded, store=opts.store, metadata=opts.metadata, approx=opts.approx)
+    return _open(
+        loaded, store=opts.store, metadata=opts.metadata, approx=opts.approx, rehash=opts.rehash
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -324,6 +419,8 @@ class _RunOptions:
     prune_zero_weight: bool
     progress: Callable[[dict[str, Any]], None] | None
     tag: str | None = None
+    scratch: str | None = None
+    rehash: bool = False
 
 
 def _with_validation(loaded: LoadedConfig, validation: Validation | None) -> LoadedConfig:
@@ -369,6 +466,104 @@ def _retrain_without_zero(
     return dataclasses.replace(second, notes=(*second.notes, *notes), retrained=retrained)
 
 
+#: Plans a run makes again, at most, when stored entries it loads fail verification.
+_REPLANS = 2
+
+
+def _execute_replanning(
+    session: Session, opts: _RunOptions, lease_id: str
+) -> tuple[list[NodeDecision], dict[str, Any], Any, list[str]]:
+    """Plan and execute; when loaded entries fail verification or vanish, plan again.
+
+    The engine verifies every entry the plan loads before any work; an entry that
+    fails (or goes missing mid-run) counts as not stored from then on, so the next plan
+    recomputes it and what depends on it, within this run. Returns the decisions and
+    manifests of the plan that ran, the engine's result and notes on what was replanned.
+    """
+    from helix_tf.engine.execute import EngineOptions, StoreEntriesLost, execute_plan
+    from helix_tf.reuse.materialize import MaterializationPolicy, parse_budget
+
+    compiled, md = session.compiled, session.metadata
+    metric_ops = {
+        n.name: list(session.config.workflow.declaration(n.name).refs.get("metrics") or [])
+        for n in compiled.nodes
+        if n.role == "evaluate"
+    }
+    lost: set[str] = set()
+    notes: list[str] = []
+    for attempt in range(_REPLANS + 1):
+        decisions, manifests, costs = _plan(session, exclude=frozenset(lost))
+        states = {d.name: d.state for d in decisions}
+        if opts.progress:
+            opts.progress({"event": "plan", "decisions": [d.to_dict() for d in decisions]})
+        policy = MaterializationPolicy(
+            policy=opts.materialize,
+            load_cost=costs.load_cost,
+            ancestors=_ancestors(compiled),
+            history_compute={k: v.compute_seconds for k, v in costs.history.items()},
+            changes=md.change_counts(compiled.name),
+            budget=parse_budget(opts.budget),
+            store=session.store,
+            protected={n.fingerprint for n in compiled.nodes if states[n.name] != "prune"},
+            lease_id=lease_id,
+        )
+        try:
+            engine_result = execute_plan(
+                compiled,
+                states,
+                store=session.store,
+                manifests=dict(manifests),
+                materializer=policy,
+                metric_ops=metric_ops,
+                options=EngineOptions(
+                    runner=opts.runner,
+                    pipeline_args=opts.pipeline_args,
+                    batch_rows=opts.batch_rows,
+                    prune_zero_weight=opts.prune_zero_weight,
+                    progress=opts.progress,
+                    scratch=session.store.lease.scratch if session.store.lease else None,
+                ),
+            )
+        except StoreEntriesLost as exc:
+            if attempt == _REPLANS:
+                raise
+            log.warning("%s", exc)
+            lost.update(compiled.node(n).fingerprint for n in exc.nodes)
+            notes.append(
+                f"stored results of {', '.join(exc.nodes)} failed verification or vanished; "
+                "recomputed in this run"
+            )
+            continue
+        return decisions, manifests, engine_result, notes
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _start_lease(session: Session, scratch: str | None) -> Any:
+    """Register this run on its store, then reclaim what dead runs left there.
+
+    The lease pins every fingerprint of the workflow (another run's budget eviction
+    skips them) and names the run's scratch folder. Runs found dead are marked killed.
+    """
+    store = session.store
+    root = scratch or os.environ.get("HELIX_TF_SCRATCH") or tempfile.gettempdir()
+    lease = store.open_lease(
+        {n.fingerprint for n in session.compiled.nodes}, scratch_root=os.path.abspath(root)
+    )
+    try:
+        if store.collection_due():
+            report = store.collect()
+            killed = [
+                int(info.run["run_id"])
+                for info in report.dead_runs
+                if info.run.get("run_id") is not None
+                and info.run.get("metadata") == session.metadata.url
+            ]
+            session.metadata.mark_killed(killed)
+    except Exception as exc:  # reclaiming is housekeeping: it never fails a run
+        log.debug("could not reclaim leftovers in %s: %s", store.url, exc)
+    return lease
+
+
 def _compare(
     md: Any, compiled: CompiledWorkflow, version: int, run_id: int, approx: bool, engine: Any
 ) -> Any:
@@ -398,73 +593,54 @@ def _run_once(
     ``need_models``: every train node must end up computed or loaded (its model's
     facts are needed) even where the plan would prune it.
     """
-    from helix_tf.reuse.materialize import MaterializationPolicy, parse_budget
-
     t_start = time.perf_counter()
-    approx, progress, materialize = opts.approx, opts.progress, opts.materialize
-    session = _open(loaded, store=opts.store, metadata=opts.metadata, approx=approx)
+    approx, materialize = opts.approx, opts.materialize
+    session = _open(
+        loaded, store=opts.store, metadata=opts.metadata, approx=approx, rehash=opts.rehash
+    )
     if need_models:
         session = _with_models_needed(session, opts)
-    # An approximation of results that are stored exactly would be slower and worse.
+    # An approximation of stored exact results, or one that would save almost nothing,
+    # would be slower (or no faster) and worse: the session is the exact workflow.
     exact_instead = session.exact_instead
     if exact_instead:
         approx = None
     compiled = session.compiled
     md = session.metadata
     run_id = None
+    lease = _start_lease(session, opts.scratch)
     try:
-        decisions, manifests, costs = _plan(session)
-        states = {d.name: d.state for d in decisions}
-        if progress:
-            progress({"event": "plan", "decisions": [d.to_dict() for d in decisions]})
-        version = md.record_version(
-            compiled.name, str(session.config.path), compiled.to_dict(), compiled.digest
-        )
-        run_id = md.start_run(
-            compiled.name,
-            version,
-            approx=approx is not None,
-            policy=materialize,
-            store_url=session.store_url,
-            params={**session.config.overrides, **({TAG_KEY: opts.tag} if opts.tag else {})},
-        )
-        policy = MaterializationPolicy(
-            policy=materialize,
-            load_cost=costs.load_cost,
-            ancestors=_ancestors(compiled),
-            history_compute={k: v.compute_seconds for k, v in costs.history.items()},
-            changes=md.change_counts(compiled.name),
-            budget=parse_budget(opts.budget),
-            store=session.store,
-            protected={n.fingerprint for n in compiled.nodes if states[n.name] != "prune"},
-        )
-        from helix_tf.engine.execute import EngineOptions, execute_plan
-
-        metric_ops = {
-            n.name: list(session.config.workflow.declaration(n.name).refs.get("metrics") or [])
-            for n in compiled.nodes
-            if n.role == "evaluate"
-        }
-        engine_result = execute_plan(
-            compiled,
-            states,
-            store=session.store,
-            manifests={k: v for k, v in manifests.items()},
-            materializer=policy,
-            metric_ops=metric_ops,
-            options=EngineOptions(
-                runner=opts.runner,
-                pipeline_args=opts.pipeline_args,
-                batch_rows=opts.batch_rows,
-                prune_zero_weight=opts.prune_zero_weight,
-                progress=progress,
-            ),
+        for attempt in range(2):
+            try:
+                version = md.record_version(
+                    compiled.name, str(session.config.path), compiled.to_dict(), compiled.digest
+                )
+                run_id = md.start_run(
+                    compiled.name,
+                    version,
+                    approx=approx is not None,
+                    policy=materialize,
+                    store_url=session.store_url,
+                    params={
+                        **session.config.overrides,
+                        **({TAG_KEY: opts.tag} if opts.tag else {}),
+                    },
+                )
+                break
+            except StoreError as exc:
+                if attempt or not _is_write_failure(exc):
+                    raise
+                md = session.metadata = _metadata_in_memory(md.url, exc)
+        lease.update(run_id=run_id, metadata=md.url)
+        decisions, manifests, engine_result, replanned = _execute_replanning(
+            session, opts, lease.id
         )
         from helix_tf.reuse.metadata import NodeRecord
+        from helix_tf.views._stored import RunReader
 
         results = []
         records = []
-        notes = list(session.config.notes)
+        notes = [*session.config.notes, *replanned]
         facts: dict[str, dict[str, int]] = {}
         for d in decisions:
             m = engine_result.measures[d.name]
@@ -499,6 +675,7 @@ def _run_once(
                     compute_seconds=m.compute_seconds,
                     load_seconds=m.load_seconds,
                     write_seconds=m.write_seconds,
+                    read_seconds=m.read_seconds,
                 )
             )
             records.append(
@@ -517,14 +694,20 @@ def _run_once(
                 )
             )
         wall = time.perf_counter() - t_start
-        md.record_nodes(run_id, records)
-        md.finish_run(
-            run_id,
-            status="ok",
-            wall_seconds=wall,
-            metrics=engine_result.metrics,
-            intervals=engine_result.intervals or None,
-        )
+        try:
+            md.record_nodes(run_id, records)
+            md.finish_run(
+                run_id,
+                status="ok",
+                wall_seconds=wall,
+                metrics=engine_result.metrics,
+                intervals=engine_result.intervals or None,
+            )
+        except StoreError as exc:
+            # The work is done: a disk too full for the history does not undo it.
+            if not _is_write_failure(exc):
+                raise
+            log.warning("run %d is not recorded in full: %s", run_id, exc)
         result = RunResult(
             workflow=compiled.name,
             version=version,
@@ -534,7 +717,9 @@ def _run_once(
             intervals=engine_result.intervals,
             nodes=tuple(results),
             wall_seconds=wall,
-            notes=(*notes, EXACT_INSTEAD) if exact_instead else tuple(notes),
+            notes=(*notes, session.exact_note) if exact_instead else tuple(notes),
+            store_url=session.store_url,
+            reader=RunReader(session.store_url, engine_result.values),
             comparison=_compare(md, compiled, version, run_id, approx is not None, engine_result),
         )
         return result, facts
@@ -549,4 +734,5 @@ def _run_once(
             )
         raise
     finally:
+        lease.close()
         session.close()

@@ -22,16 +22,19 @@ from rich.markup import escape
 from rich.table import Table
 
 from helix_tf.agent.commands import agent
+from helix_tf.cli_store import store
 from helix_tf.errors import HelixError
 from helix_tf.rendering import (
     STATE_STYLE,
     Progress,
     changes_text,
+    confusion_table,
     metrics_table,
     nodes_table,
     retrained_table,
 )
 from helix_tf.server.commands import server
+from helix_tf.views._data import confusion_cells
 
 __all__ = ["main"]
 
@@ -57,6 +60,10 @@ def _setup_logging(verbose: int, err: Console) -> None:
     logging.getLogger("helix_tf").setLevel(level)
     for noisy in ("absl", "tensorflow", "h5py"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    # A remote store's client logs each retry with a traceback: those are debug detail;
+    # the store's own error says what failed, once.
+    for remote in ("gcsfs", "fsspec", "google", "aiohttp"):
+        logging.getLogger(remote).setLevel(logging.DEBUG if verbose >= 2 else logging.CRITICAL)
     # Beam logs an operator's failure with a traceback before re-raising it; the CLI
     # reports the error itself, once, without the traceback.
     logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
@@ -163,10 +170,23 @@ def common(fn: Any) -> Any:
     return command
 
 
+#: Handled by :func:`console_main` before the command runs (here for ``--help`` and parsing).
+_no_server = click.option(
+    "--no-server",
+    is_flag=True,
+    help="Run in this process: do not use (or start) the warm helix-tf server.",
+)
+
+
 def _approx(
-    approx: bool, sample: float | None, precision: str | None, epochs_scale: float | None = None
+    approx: bool,
+    sample: float | None,
+    precision: str | None,
+    epochs_scale: float | None = None,
+    min_saving: float | None = None,
 ) -> Any:
-    if not (approx or sample is not None or precision is not None or epochs_scale is not None):
+    given = (sample, precision, epochs_scale, min_saving)
+    if not (approx or any(v is not None for v in given)):
         return None
     from helix_tf.approx.settings import Approx
 
@@ -175,6 +195,7 @@ def _approx(
         sample=sample if sample is not None else defaults.sample,
         precision=precision or defaults.precision,
         epochs_scale=epochs_scale if epochs_scale is not None else defaults.epochs_scale,
+        min_saving_seconds=min_saving if min_saving is not None else defaults.min_saving_seconds,
     )
 
 
@@ -226,14 +247,24 @@ def _approx(
     help="Approximate: multiply every learner's epochs by this (0, 1].",
 )
 @click.option(
-    "--no-server",
-    is_flag=True,
-    help="Run in this process even when a warm helix-tf server is running.",
+    "--approx-min-saving",
+    "min_saving",
+    type=float,
+    default=None,
+    help="Approximate: run exact instead when, by the last exact run, the sample would save "
+    "less than this many seconds (default 1; 0: always approximate).",
 )
+@_no_server
 @click.option(
     "--retrain-without-zero",
     is_flag=True,
     help="Train again without the features whose weights are all zero; report the metric change.",
+)
+@click.option(
+    "--rehash",
+    is_flag=True,
+    help="Re-read every data file instead of trusting the content-hash memo "
+    "(for a file changed without its size, mtime or ctime changing).",
 )
 @click.option(
     "--batch-rows",
@@ -241,6 +272,13 @@ def _approx(
     default=50_000,
     show_default=True,
     help="Rows per batch in the Beam pipeline.",
+)
+@click.option(
+    "--scratch",
+    envvar="HELIX_TF_SCRATCH",
+    default=None,
+    help="Folder for the run's scratch data, and its outputs when the store is full "
+    "(default: the system's temporary folder).",
 )
 @click.option(
     "--save",
@@ -261,9 +299,12 @@ def run(
     sample: float | None,
     precision: str | None,
     epochs_scale: float | None,
+    min_saving: float | None,
     no_server: bool,
     retrain_without_zero: bool,
     batch_rows: int,
+    scratch: str | None,
+    rehash: bool,
     save: bool,
 ) -> None:
     """Run CONFIG: reuse every still-valid result, compute the rest, report metrics.
@@ -301,10 +342,12 @@ def run(
                 pipeline_args=pipeline_args,
                 materialize=materialize,
                 budget=budget,
-                approx=_approx(approx, sample, precision, epochs_scale),
+                approx=_approx(approx, sample, precision, epochs_scale, min_saving),
                 batch_rows=batch_rows,
                 retrain_without_zero=retrain_without_zero,
                 progress=Progress(err, not cmd.as_json),
+                scratch=scratch,
+                rehash=rehash,
             )
     except HelixError as exc:
         _fail(err, exc)
@@ -322,6 +365,9 @@ def run(
         err.print(f"[yellow]note:[/] {note}", highlight=False)
     out.print(nodes_table(result))
     out.print(metrics_table(result))
+    grid = confusion_table(result)
+    if grid is not None:
+        out.print(grid)
     changed = changes_text(result)
     if changed:
         out.print(changed, highlight=False, markup=False)
@@ -366,9 +412,18 @@ def _save(cmd: _Invocation) -> Any:
 @main.command()
 @common
 @click.option("--approx", is_flag=True, help="Plan the approximate run instead.")
+@click.option(
+    "--rehash",
+    is_flag=True,
+    help="Re-read every data file instead of trusting the content-hash memo "
+    "(for a file changed without its size, mtime or ctime changing).",
+)
+@_no_server
 def plan(
     cmd: _Invocation,
     approx: bool,
+    rehash: bool,
+    no_server: bool,
 ) -> None:
     """Show what a run of CONFIG would compute, load and prune, and why (runs nothing)."""
     out, err = cmd.out, cmd.err
@@ -382,6 +437,7 @@ def plan(
             store=cmd.store,
             metadata=cmd.metadata,
             approx=_approx(approx, None, None),
+            rehash=rehash,
         )
     except HelixError as exc:
         _fail(err, exc)
@@ -467,8 +523,14 @@ def history(
         r = e.run
         states = [sum(1 for n in r.nodes if n.state == s) for s in ("compute", "load", "prune")]
         keys = select_metrics(sorted(r.metrics), selection)
+        shown = {k: r.metrics[k] for k in keys}
+        cells = set() if selection else {f"confusion/{t}/{p}" for t, p in confusion_cells(shown)}
         approx = "≈" if r.approx else ""
-        metrics = "\n".join(f"{escape(k)} {approx}{r.metrics[k]:.4f}" for k in keys)
+        metrics = "\n".join(
+            f"{escape(k)} {approx}{r.metrics[k]:.4f}" for k in keys if k not in cells
+        )
+        if cells:  # a multiclass confusion matrix: K² counts, shown by `run`, not here
+            metrics += f"\n({len(cells)} confusion counts: --metrics 'confusion/*')"
         if e.changed_from is not None:
             changed = f"since v{e.changed_from}:\n" + "\n".join(
                 escape(c) for c in e.changes or ("data or implementation",)
@@ -543,21 +605,23 @@ def diff(
 @click.option(
     "--html",
     "html_path",
-    required=True,
+    default=None,
     type=click.Path(dir_okay=False),
-    help="Where to write the report (a self-contained HTML page).",
+    help="Where to write the report (a self-contained HTML page); "
+    "default: reports/<workflow>.html in the store.",
 )
 @click.option(
     "--limit", type=int, default=50, show_default=True, help="Most recent runs to include."
 )
 def report(
     cmd: _Invocation,
-    html_path: str,
+    html_path: str | None,
     limit: int,
 ) -> None:
-    """Write an HTML report: the DAG coloured by state, run times, metric history, changes."""
+    """Write an HTML report: DAG, model views (curves, calibration, importance, weights),
+    run times, metric history, changes."""
     out, err = cmd.out, cmd.err
-    from helix_tf.report import render_report, write_report
+    from helix_tf.report import default_report_path, render_report, write_report
 
     try:
         with cmd.session() as session:
@@ -567,6 +631,8 @@ def report(
                 compiled_dag=session.compiled.to_dict(),
                 limit=limit,
             )
+            if html_path is None:
+                html_path = default_report_path(session.store_url, session.compiled.name)
         write_report(html_path, html)
     except HelixError as exc:
         _fail(err, exc)
@@ -578,7 +644,29 @@ def report(
 
 
 def run_cli(argv: list[str]) -> int:
-    """Run ``helix-tf ARGV`` in this process; the exit code."""
+    """Run ``helix-tf ARGV`` in this process; the exit code.
+
+    Below ``-v``, native libraries' own log lines (TensorFlow's start-up and graph
+    rewrite notices) do not reach standard error (:mod:`helix_tf.native_output`).
+    ``HELIX_TF_PROFILE=FILE`` writes a cProfile of the command to FILE.
+    """
+    from helix_tf.native_output import quiet_native_stderr, verbosity
+
+    profile = os.environ.get("HELIX_TF_PROFILE")
+    with quiet_native_stderr(enabled=verbosity(argv) == 0) as outcome:
+        if profile:  # where the time of one command goes, served or not (benchmarks)
+            import cProfile
+
+            profiler = cProfile.Profile()
+            code = profiler.runcall(_run_cli, argv)
+            profiler.dump_stats(profile)
+        else:
+            code = _run_cli(argv)
+        outcome[0] = code
+    return code
+
+
+def _run_cli(argv: list[str]) -> int:
     try:
         main(argv, standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -586,19 +674,29 @@ def run_cli(argv: list[str]) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
         sys.stderr.write("Aborted!\n")
-        return 1
+        # click turns Ctrl-C into Abort; the shell convention for SIGINT is 128 + 2.
+        return 130 if isinstance(exc.__context__, KeyboardInterrupt) else 1
+    except KeyboardInterrupt:
+        sys.stderr.write("Aborted!\n")
+        return 130
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
 
 
+#: Commands handed to the warm server (and that start one at a terminal).
+SERVED = ("run", "plan")
+
+
 def console_main() -> None:
     """The ``helix-tf`` entry point: run the CLI, then leave without slow teardown.
 
-    A ``run`` goes to the warm server when one is running (``helix-tf server
-    start``; not with ``--no-server`` or ``HELIX_TF_SERVER=off``), else here.
+    A ``run`` or ``plan`` goes to the warm server when one is running; at a
+    terminal the first one starts it in the background and runs here meanwhile
+    (:mod:`helix_tf.server`; not with ``--no-server``, ``HELIX_TF_SERVER=off``,
+    ``CI`` set or without a terminal).
     Once TensorFlow or Beam is loaded, the interpreter's own shutdown (module
     finalisation, their thread pools and atexit hooks) took ~0.9 s here, after
     every result was written, committed and printed. Output is flushed, logging
@@ -606,7 +704,7 @@ def console_main() -> None:
     """
     argv = sys.argv[1:]
     code = None
-    if argv[:1] == ["run"] and "--no-server" not in argv:
+    if argv[:1] and argv[0] in SERVED and "--no-server" not in argv:
         from helix_tf.server import run_in_server
 
         code = run_in_server(argv)
@@ -622,6 +720,7 @@ def console_main() -> None:
 
 
 main.add_command(server)
+main.add_command(store)
 main.add_command(agent)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -44,9 +44,12 @@ __all__ = [
 #: Base names of metrics where smaller is better (anything else: larger is better,
 #: except the confusion-matrix counts, which have no direction).
 LOWER_IS_BETTER = frozenset(
-    {"log_loss", "loss", "mse", "rmse", "mae", "brier", "error", "fp", "fn"}
+    {"log_loss", "loss", "mse", "rmse", "mae", "mape", "brier", "error", "fp", "fn"}
 )
 _NO_DIRECTION = frozenset({"tp", "tn"})
+#: Families of keys ``family/...`` whose values have no better direction: multiclass
+#: confusion counts (``confusion/<true>/<predicted>``) and residual summaries.
+_NO_DIRECTION_FAMILIES = frozenset({"confusion", "residual"})
 
 #: The key under which a run's tag (e.g. ``"agent"``) is kept with its parameters.
 #: Tagged runs are not the user's: comparisons and ``history`` leave them out unless
@@ -67,7 +70,8 @@ def metric_base(key: str) -> str:
 def metric_direction(key: str) -> str | None:
     """``"higher"`` or ``"lower"`` is better for metric ``key``; None for plain counts."""
     base = metric_base(key)
-    if base in _NO_DIRECTION:
+    families = {part.split("@", 1)[0] for part in key.split("[", 1)[0].split("/")[:-1]}
+    if base in _NO_DIRECTION or (families & _NO_DIRECTION_FAMILIES and base not in LOWER_IS_BETTER):
         return None
     return "lower" if base in LOWER_IS_BETTER else "higher"
 

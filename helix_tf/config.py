@@ -60,8 +60,8 @@ def find_data_dir(explicit: str | os.PathLike[str] | None, config_path: Path | N
         p = Path(explicit).expanduser()
         if not p.is_dir():
             raise ConfigError(
-                f"--data-dir {str(p)!r} is not a folder; pass the folder that holds census/ "
-                "and sms_spam/ (e.g. ../shared/data)"
+                f"--data-dir {str(p)!r} is not a folder; pass the folder that holds census/, "
+                "sms_spam/ and diamonds/ (e.g. ../shared/data)"
             )
         return p.resolve()
     env = os.environ.get(DATA_ENV)
@@ -138,6 +138,8 @@ def _import(path: Path) -> Any:
             f"syntax error at line {exc.lineno}: {exc.msg} — fix the config and run again",
             path=str(path),
         ) from None
+    _beside_on_path(path.parent)
+    before = set(sys.modules)
     name = "helix_config_" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
@@ -149,13 +151,50 @@ def _import(path: Path) -> Any:
         raise
     except Exception as exc:
         raise ConfigError(_user_error(exc, path), path=str(path)) from exc
-    try:  # ship the config's own code by value to remote Beam workers
+    finally:
+        helpers = _remember_user_modules(before, path.parent)
+    try:  # ship the config's own code (and modules beside it) by value to remote Beam workers
         import cloudpickle
 
-        cloudpickle.register_pickle_by_value(module)
+        for shipped in [module, *helpers]:
+            cloudpickle.register_pickle_by_value(shipped)
     except Exception:
         pass
     return module
+
+
+#: User modules first imported while a config loaded (helpers beside it): forgotten
+#: before the next load, so an edited helper is imported afresh, as in a new process.
+_CONFIG_MODULES: set[str] = set()
+
+
+def _beside_on_path(folder: Path) -> None:
+    """Make modules beside the config importable, as running it as a script would:
+    its folder goes first on ``sys.path``; helpers an earlier load imported are forgotten."""
+    entry = str(folder)
+    if entry in sys.path:
+        sys.path.remove(entry)
+    sys.path.insert(0, entry)
+    for name in sorted(_CONFIG_MODULES):
+        sys.modules.pop(name, None)
+    _CONFIG_MODULES.clear()
+
+
+def _remember_user_modules(before: set[str], folder: Path) -> list[Any]:
+    """The user modules from the config's folder (not helix_tf, the stdlib or site-packages)
+    imported since ``before``."""
+    from helix_tf.compiler.hashing._origin import _is_user_module
+
+    found = []
+    for name in set(sys.modules) - before:
+        module = sys.modules.get(name)
+        file = getattr(module, "__file__", None)
+        if module is None or not file or name.startswith("helix_config_"):
+            continue
+        if Path(file).resolve().is_relative_to(folder.resolve()) and _is_user_module(module):
+            _CONFIG_MODULES.add(name)
+            found.append(module)
+    return found
 
 
 def _user_error(exc: BaseException, path: Path) -> str:

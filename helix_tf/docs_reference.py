@@ -191,7 +191,17 @@ def render_reference() -> str:
     lines += list(
         _methods(
             Workflow,
-            ["source", "feature", "udf", "examples", "train", "predict", "evaluate", "output"],
+            [
+                "source",
+                "feature",
+                "udf",
+                "examples",
+                "train",
+                "predict",
+                "evaluate",
+                "explain",
+                "output",
+            ],
             "Workflow",
         )
     )
@@ -204,7 +214,15 @@ def render_reference() -> str:
     lines += _entry("helix_tf.plan", api.plan)
     lines += _entry("helix_tf.Approx", Approx)
     lines += _entry("helix_tf.results.RunResult", RunResult)
+    lines += list(_methods(RunResult, ["predictions", "model", "explanation"], "RunResult"))
     lines += _entry("helix_tf.results.PlanResult", PlanResult)
+    from helix_tf import views
+
+    lines += ["## The model's views (`helix_tf.views`)", "", _doc(views), ""]
+    for name in ("roc_curve_of", "figure", "evidence", "views_for", "roc_curve"):
+        lines += _entry(f"helix_tf.views.{name}", getattr(views, name))
+    for name in ("precision_recall_curve", "calibration", "confusion", "slices"):
+        lines += _entry(f"helix_tf.views.{name}", getattr(views, name))
     for namespace in NAMESPACES:
         module = importlib.import_module(f"helix_tf.{namespace}")
         lines += [f"## `helix_tf.{namespace}`", "", _doc(module), ""]

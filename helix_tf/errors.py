@@ -6,9 +6,11 @@ to fix it, with a file/line or row number where there is one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
 
 __all__ = [
+    "did_you_mean",
     "HelixError",
     "ConfigError",
     "CompileError",
@@ -65,3 +67,44 @@ def _join(problems: Sequence[str], path: str | None) -> str:
         return f"{problems[0]}" if not path else f"{path}: {problems[0]}"
     lines = [f"{len(problems)} errors{where}:"] + [f"  - {p}" for p in problems]
     return "\n".join(lines)
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest candidates, or ``""``.
+
+    A candidate is close when it differs in case only, when difflib finds it
+    similar, or when it is one or two edits away (``l9`` -> ``l1`` or ``l2``);
+    ties are all named, at most three.
+
+    Examples
+    --------
+    >>> did_you_mean("l9", ["l1", "l2", "epochs"])
+    " (did you mean 'l1' or 'l2'?)"
+    >>> did_you_mean("zzz", ["l1"])
+    ''
+    """
+    pool = sorted({str(c) for c in candidates})
+    if not pool or not isinstance(name, str):
+        return ""
+    same_case = [c for c in pool if c.lower() == name.lower()]
+    close = same_case or difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
+    if not close:
+        limit = 1 if len(name) <= 4 else 2
+        distances = {c: _edits(name.lower(), c.lower()) for c in pool}
+        best = min(distances.values())
+        if best <= limit and best < max(len(name), 1):
+            close = [c for c in pool if distances[c] == best][:3]
+    if not close:
+        return ""
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)"
+
+
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions)."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]

@@ -13,11 +13,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from helix_tf.views._data import confusion_cells
+
 __all__ = [
     "INTERVAL_LABEL",
     "STATE_STYLE",
     "Progress",
     "changes_text",
+    "confusion_table",
     "metrics_table",
     "nodes_table",
 ]
@@ -60,9 +63,13 @@ class Progress:
         elif kind == "stage":
             what = event.get("stage")
             if what == "preprocess":
+                where = (
+                    "in this process (approximate run: no Beam pipeline)"
+                    if event.get("runner") == "in-process"
+                    else f"in one Beam pipeline ({event.get('runner')})"
+                )
                 self.err.print(
-                    f"[{elapsed:6.1f}s] preprocessing {len(event['nodes'])} node(s) in one Beam "
-                    f"pipeline ({event.get('runner')}) …",
+                    f"[{elapsed:6.1f}s] preprocessing {len(event['nodes'])} node(s) {where} …",
                     highlight=False,
                 )
             elif what == "train":
@@ -85,8 +92,10 @@ class Progress:
             )
         elif kind == "node":
             rows = event.get("rows")
+            other = event.get("other_seconds") or 0.0
             self.err.print(
                 f"[{elapsed:6.1f}s] {event['node']}: {event['state']} {event['seconds']:.2f}s"
+                + (f" (incl. {other:.2f}s importing TensorFlow)" if other >= 0.01 else "")
                 + (f", {rows:,} rows" if rows is not None else ""),
                 highlight=False,
             )
@@ -120,7 +129,10 @@ def metrics_table(result: Any) -> Table:
     if any(m.best is not None for m in changes.values()):
         table.add_column("best earlier (version)", justify="right")
         table.add_column("vs best", justify="right")
+    in_grid = {f"confusion/{t}/{p}" for t, p in confusion_cells(result.metrics)}
     for name, value in sorted(result.metrics.items()):
+        if name in in_grid:  # shown as a matrix by confusion_table
+            continue
         shown = f"{'≈' if approx else ''}{value:.4f}"
         row = [escape(name), shown]
         if result.intervals:
@@ -135,6 +147,33 @@ def metrics_table(result: Any) -> Table:
                 row.append(_delta(m.delta_best) + (" new best" if m.is_new_best else ""))
             else:
                 row.extend(["", ""])
+        table.add_row(*row)
+    return table
+
+
+def confusion_table(result: Any) -> Table | None:
+    """A multiclass run's confusion matrix as a grid (None when the run has none)."""
+    cells = confusion_cells(result.metrics)
+    if not cells:
+        return None
+    names = sorted({c for pair in cells for c in pair})
+    approx = "≈" if result.approx else ""
+    table = Table(
+        title="confusion matrix (rows: true class, columns: predicted)" + (" ≈" if approx else ""),
+        title_justify="left",
+    )
+    table.add_column("true \\ predicted")
+    for name in names:
+        table.add_column(escape(name), justify="right")
+    for t in names:
+        row = [escape(t)]
+        for p in names:
+            value = cells.get((t, p), 0.0)
+            text = f"{approx}{value:,.0f}"
+            interval = (result.intervals or {}).get(f"confusion/{t}/{p}")
+            if interval:
+                text += f" [{interval[0]:,.0f}, {interval[1]:,.0f}]"
+            row.append(f"[bold]{text}[/bold]" if t == p else text)
         table.add_row(*row)
     return table
 

@@ -1,11 +1,16 @@
 """``helix-tf report``: one self-contained HTML page that answers "what did my change do?".
 
-The page (DESIGN.md §11) shows, from the metadata database alone: (1) the DAG of the
-latest run in topological layers, each node coloured by its state (compute, load,
-prune) with its time; (2) the cumulative run time, and each run's wall time split into
-computing, loading, writing and the rest; (3) every metric's history (approximate runs
-hollow, with intervals; versions labelled and on hover); (4) a table of the last runs
-and what changed between the latest two versions.
+The page (DESIGN.md §11) shows: (1) the DAG of the latest version in topological
+layers, each node coloured by its state (compute, load, prune) with its time, in the
+latest run that computed something (an unchanged rerun only loads and prunes); (2) the
+model's views (:mod:`helix_tf.views`, by the label's task: ROC and precision-recall
+curves, calibration and confusion matrix; a K×K confusion matrix; predicted vs actual
+and residuals; then metrics per slice, permutation importance, linear weights), read
+from the predictions and explanation the latest run stored, never recomputed; (3) the
+cumulative run time, and each run's wall time split into computing, loading, writing
+and the rest; (4) every metric's history (approximate runs hollow, with intervals;
+versions labelled and on hover); (5) a table of the last runs and what changed between
+the latest two versions. Everything but (2) comes from the metadata database alone.
 
 The DAG is inline SVG; the charts are PNG images inlined as base64 (matplotlib is
 imported only while rendering). The page loads nothing from anywhere.
@@ -31,10 +36,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from helix_tf.views._html import CSS as VIEWS_CSS
+
 if TYPE_CHECKING:
     from helix_tf.reuse.metadata import MetadataStore, NodeRecord, RunRecord, VersionRecord
 
-__all__ = ["STATE_COLOURS", "render_report", "write_report"]
+__all__ = ["STATE_COLOURS", "default_report_path", "render_report", "write_report"]
 
 #: Fill colour of a node box by its state in the latest run.
 STATE_COLOURS = {"compute": "#f0ad2e", "load": "#5cb85c", "prune": "#c4c8cc"}
@@ -66,6 +73,7 @@ def render_report(
     *,
     compiled_dag: Mapping[str, Any] | None = None,
     limit: int = 50,
+    store_url: str | None = None,
 ) -> str:
     """The report of ``workflow``: one HTML page that loads nothing from anywhere.
 
@@ -80,20 +88,30 @@ def render_report(
         coloured by the latest run's states (nodes it lacks are drawn white).
     limit
         How many of the most recent runs the charts and the table cover.
+    store_url
+        The artifact store to read the latest run's predictions and explanation
+        from (default: the store that run recorded); ``""`` leaves the model views out.
+        Which views depend on the label's task (:data:`helix_tf.views.PREDICTION_VIEWS`).
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, but got limit={limit}")
     runs = list(reversed(metadata.runs(workflow, limit=limit)))  # oldest first
     versions = metadata.versions(workflow)
-    latest = runs[-1] if runs else None
-    dag, dag_note = _dag_to_draw(latest, versions, compiled_dag)
+    coloured, colour_note = _run_to_colour(runs)
+    dag, dag_note = _dag_to_draw(coloured, versions, compiled_dag)
     parts = [f"<h1>helix_tf report: {_e(workflow)}</h1>", _summary(workflow, runs, versions)]
-    parts.append("<h2>DAG of the latest run</h2>")
-    if dag_note:
-        parts.append(f'<p class="muted">{_e(dag_note)}</p>')
+    title = f"DAG of v{coloured.version}" if coloured is not None else "DAG"
+    parts.append(f"<h2>{title}: what its run computed, loaded and pruned</h2>")
+    for note in (colour_note, dag_note):
+        if note:
+            parts.append(f'<p class="muted">{_e(note)}</p>')
     if dag is not None:
-        states = {n.name: n for n in latest.nodes} if latest is not None else {}
+        states = {n.name: n for n in coloured.nodes} if coloured is not None else {}
         parts.append(_legend() + f'<div class="card">{_dag_svg(dag, states)}</div>')
+    viewed = next((r for r in reversed(runs) if r.status == "ok"), None)  # latest that ran
+    if viewed is not None:
+        url = viewed.store_url if store_url is None else store_url
+        parts.append(_model_views(viewed, versions, url))
     if runs:
         parts.append("<h2>Run time</h2>" + f'<div class="card">{_timing_chart(runs)}</div>')
         if any(r.metrics for r in runs):
@@ -106,14 +124,29 @@ def render_report(
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>helix_tf report: {_e(workflow)}</title><style>{_CSS}</style></head>"
+        f"<title>helix_tf report: {_e(workflow)}</title><style>{_CSS}{VIEWS_CSS}</style></head>"
         f"<body><main>{''.join(parts)}"
         f'<p class="muted">Generated {_e(stamp)} from {_e(metadata.url)}.</p></main></body></html>\n'
     )
 
 
+def default_report_path(store_url: str, workflow: str) -> str:
+    """Where a report goes when no path is given: ``reports/<workflow>.html`` in the store."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in workflow) or "workflow"
+    return f"{store_url.rstrip('/')}/reports/{safe}.html"
+
+
 def write_report(path: str | os.PathLike[str], html: str) -> None:
-    """Write ``html`` to ``path`` (UTF-8), atomically; parent folders are created."""
+    """Write ``html`` to ``path`` (UTF-8), atomically; parent folders are created.
+
+    ``path`` may be a URL of a remote store (``gs://...``), written through fsspec.
+    """
+    if "://" in str(path):
+        import fsspec
+
+        with fsspec.open(str(path), "w", encoding="utf-8") as f:
+            f.write(html)
+        return
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
@@ -146,6 +179,72 @@ def _summary(workflow: str, runs: Sequence[RunRecord], versions: Sequence[Versio
         if deltas:
             text += ". Metrics since run #" + str(prev.id) + ": " + ", ".join(deltas)
     return f"<p>{text}.</p>"
+
+
+def _run_to_colour(runs: Sequence[RunRecord]) -> tuple[RunRecord | None, str]:
+    """The run whose states the DAG shows: the latest, unless it only reused results.
+
+    An unchanged rerun loads its outputs and prunes the rest, which says nothing about
+    the version's plan; the DAG then shows the last run of the same version that
+    computed something, and says so.
+    """
+    if not runs:
+        return None, ""
+    latest = runs[-1]
+    if any(n.state == "compute" for n in latest.nodes):
+        return latest, ""
+    for run in reversed(runs[:-1]):
+        same = run.version == latest.version and run.approx == latest.approx
+        if same and run.status == "ok" and any(n.state == "compute" for n in run.nodes):
+            counts = _state_counts(latest)
+            return run, (
+                f"The latest run #{latest.id} reused every result ({counts['load']} loaded, "
+                f"{counts['prune']} pruned); the colours show run #{run.id}, the last run "
+                f"that computed v{run.version}."
+            )
+    return latest, ""
+
+
+def _model_views(run: RunRecord, versions: Sequence[VersionRecord], store_url: str) -> str:
+    """Curves, calibration, confusion, slices, importance and weights of ``run``."""
+    head = f"<h2>The model: run #{run.id} (v{run.version})</h2>"
+    if not store_url:
+        return head + '<p class="muted">No artifact store is known for this run.</p>'
+    from helix_tf.views import gather
+    from helix_tf.views._html import render_views
+
+    dag = next((v.dag for v in versions if v.number == run.version), {})
+    task, classes = _label_of(dag)
+    evidence = gather(
+        ((n.name, n.kind, n.fingerprint) for n in run.nodes),
+        store_url=store_url,
+        metrics=run.metrics,
+        classes=classes,
+        task=task,
+    )
+    return head + render_views(evidence)
+
+
+def _label_of(dag: Mapping[str, Any]) -> tuple[str | None, tuple[str, ...] | None]:
+    """The label's task and class names from a version's examples node.
+
+    Binary: negative first (``("not >50K", ">50K")``); multiclass: the declared
+    classes (None when learned: the stored predictions name them).
+    """
+    from helix_tf.components.features._label import LABELS
+
+    tasks = {label.__name__: label.TASK for label in LABELS}
+    for node in _dag_nodes(dag).values():
+        if node.get("role") != "examples":
+            continue
+        label = (node.get("extra") or {}).get("label") or node.get("params") or {}
+        task = tasks.get(str(node.get("op")))
+        if label.get("positive") is not None:
+            positive = str(label["positive"])
+            return task or "binary", (f"not {positive}", positive)
+        classes = label.get("classes")
+        return task, tuple(str(c) for c in classes) if classes else None
+    return None, None
 
 
 def _state_counts(run: RunRecord) -> dict[str, int]:

@@ -51,6 +51,8 @@ class NodeResult:
     compute_seconds: float = 0.0
     load_seconds: float = 0.0
     write_seconds: float = 0.0
+    #: Of ``compute_seconds``, reading the node's inputs from files.
+    read_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +63,7 @@ class NodeResult:
             "compute_seconds": round(self.compute_seconds, 4),
             "load_seconds": round(self.load_seconds, 4),
             "write_seconds": round(self.write_seconds, 4),
+            "read_seconds": round(self.read_seconds, 4),
             "rows": self.rows,
             "bytes": self.bytes,
             "materialized": self.materialized,
@@ -71,7 +74,13 @@ class NodeResult:
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class RunResult:
-    """The outcome of one run: metrics of the outputs and one result per node."""
+    """The outcome of one run: metrics of the outputs and one result per node.
+
+    From Python, the run's results are at hand too: :meth:`predictions` (a table),
+    :meth:`model` (the trained Keras model) and :meth:`explanation` (feature
+    importance and weights): held in memory from the run, else read from the store
+    (:mod:`helix_tf.views` draws the curves and charts of ``helix-tf report``).
+    """
 
     workflow: str
     version: int | None
@@ -89,6 +98,60 @@ class RunResult:
     #: This run against the workflow's history: each metric's change from the
     #: previous version and from the best earlier run, and what changed.
     comparison: RunComparison | None = None
+    #: The artifact store the run used: its stored results are read from there.
+    store_url: str = ""
+    #: Reads the run's results (a :class:`ResultReader`): what the run held in memory,
+    #: else the store's copy. Set by ``helix_tf.run``; not part of the data.
+    reader: Any = dataclasses.field(default=None, repr=False, compare=False)
+
+    # -- the run's results, read lazily (nothing is loaded until asked for) ---------------
+
+    def _node(self, kind: str, name: str | None) -> NodeResult:
+        from helix_tf.errors import ConfigError, StoreError
+
+        if self.reader is None:
+            raise StoreError(
+                "this result carries no reader of its stored results: results of "
+                "helix_tf.run(...) do; a result rebuilt from JSON does not"
+            )
+        candidates = [n for n in self.nodes if n.kind == kind]
+        for n in candidates:
+            if name is None or n.name == name:
+                return n
+        from helix_tf.components.base import did_you_mean
+
+        names = [n.name for n in candidates]
+        if name is None:
+            raise ConfigError(f"workflow {self.workflow!r} has no {kind} node")
+        raise ConfigError(
+            f"workflow {self.workflow!r} has no {kind} node {name!r}{did_you_mean(name, names)}; "
+            f"its {kind} nodes are: {', '.join(names) or 'none'}"
+        )
+
+    def predictions(self, node: str | None = None, *, pandas: bool = False) -> Any:
+        """A predict node's scores: columns ``__row``, ``__label``, ``__score``.
+
+        A pyarrow ``Table`` (``pandas=True``: a ``DataFrame``) of the first predict
+        node unless ``node`` names one. Raises ``StoreError`` when the run did not
+        hold it and the materialization policy did not keep it.
+        """
+        n = self._node("predict", node)
+        table = self.reader.read("predict", n.name, n.fingerprint)
+        return table.to_pandas() if pandas else table
+
+    def model(self, node: str | None = None) -> Any:
+        """A train node's Keras model (imports TensorFlow when read from the store).
+
+        It takes a dict of feature arrays and returns logits; see
+        ``helix_tf.components.keras_models.arrays_from_table``.
+        """
+        n = self._node("train", node)
+        return self.reader.read("train", n.name, n.fingerprint)
+
+    def explanation(self, node: str | None = None) -> dict[str, Any]:
+        """An explain node's result: permutation importance and linear weights per feature."""
+        n = self._node("explain", node)
+        return self.reader.read("explain", n.name, n.fingerprint)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -106,6 +169,8 @@ class RunResult:
             out["interval_kind"] = INTERVAL_KIND
         if self.retrained is not None:
             out["retrained"] = self.retrained
+        if self.store_url:
+            out["store"] = self.store_url
         if self.comparison is not None:
             out["comparison"] = self.comparison.to_dict()
         return out

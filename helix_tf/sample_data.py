@@ -2,7 +2,8 @@
 
 :func:`write_census_like` writes ``adult.data`` and ``adult.test`` exactly in the
 UCI Adult ("Census Income") format, quirks included; :func:`write_sms_like`
-writes an ``SMSSpamCollection`` (``label<TAB>text``). Both are deterministic for a
+writes an ``SMSSpamCollection`` (``label<TAB>text``); :func:`write_diamonds_like`
+writes a ``diamonds.csv`` with the columns of ggplot2's diamonds. Both are deterministic for a
 seed and have a learnable label, so examples, tests and benchmarks run without
 the real files. :data:`CENSUS_COLUMNS` declares the census columns for
 :class:`helix_tf.components.sources.Csv`; :data:`CENSUS_CSV_OPTIONS` holds the
@@ -34,7 +35,10 @@ __all__ = [
     "CENSUS_CSV_OPTIONS",
     "SMS_COLUMNS",
     "SMS_CSV_OPTIONS",
+    "DIAMONDS_COLUMNS",
+    "DIAMONDS_CUTS",
     "write_census_like",
+    "write_diamonds_like",
     "write_sms_like",
 ]
 
@@ -472,3 +476,94 @@ def _write_if_changed(path: Path, text: str) -> Path:
         raise
     logger.info("wrote %s (%d bytes)", path, len(data))
     return path
+
+
+# -- diamonds -------------------------------------------------------------------------
+
+DIAMONDS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("carat", "float"),
+    ("cut", "string"),
+    ("color", "string"),
+    ("clarity", "string"),
+    ("depth", "float"),
+    ("table", "float"),
+    ("price", "int"),
+    ("x", "float"),
+    ("y", "float"),
+    ("z", "float"),
+)
+"""The 10 columns of ``diamonds.csv`` in file order, with their types."""
+
+DIAMONDS_CUTS = ("Fair", "Good", "Very Good", "Premium", "Ideal")
+"""The cut grades, worst to best."""
+
+# name: share of rows, log-price effect, mean depth, sd depth, mean table, sd table
+_CUTS = {
+    "Fair": (0.030, -0.10, 64.0, 3.6, 59.0, 3.9),
+    "Good": (0.091, -0.04, 62.4, 2.2, 58.7, 2.8),
+    "Very Good": (0.224, 0.00, 61.8, 1.4, 58.0, 2.1),
+    "Premium": (0.256, 0.02, 61.3, 1.2, 58.7, 1.5),
+    "Ideal": (0.399, 0.05, 61.7, 0.7, 56.0, 1.2),
+}
+_COLORS = (("D", 0.126, 0.45), ("E", 0.182, 0.37), ("F", 0.177, 0.33), ("G", 0.209, 0.27),
+           ("H", 0.154, 0.17), ("I", 0.101, 0.05), ("J", 0.052, -0.07))  # fmt: skip
+_CLARITIES = (("I1", 0.014, -0.45), ("SI2", 0.170, 0.10), ("SI1", 0.242, 0.25),
+              ("VS2", 0.227, 0.36), ("VS1", 0.151, 0.42), ("VVS2", 0.094, 0.55),
+              ("VVS1", 0.068, 0.60), ("IF", 0.033, 0.72))  # fmt: skip
+
+
+def write_diamonds_like(directory: str | Path, *, rows: int = 6000, seed: int = 0) -> Path:
+    """Write ``diamonds.csv``: a header line and ``rows`` diamonds like ggplot2's.
+
+    Price follows log price ≈ 8.4 + 1.75 log carat + effects of color, clarity and
+    cut + noise (as in the real table, a linear model on log carat and one-hot
+    grades explains ~98% of the variance of log price); the cut is learnable from
+    depth, table and the proportions, roughly as in the real data.
+
+    Parameters
+    ----------
+    directory
+        Where to write (created if needed).
+    rows
+        How many diamonds.
+    seed
+        The file is byte-identical for the same seed and size.
+
+    Returns
+    -------
+    pathlib.Path
+        The file's path; a file that already holds the same content is not rewritten.
+    """
+    import numpy as np
+
+    if rows < 0:
+        raise ValueError(f"rows must be >= 0, but got {rows}")
+    rng = np.random.default_rng(seed)
+    cuts = list(_CUTS)
+    cut = _pick(rng, [_CUTS[c][0] for c in cuts], rows)
+    color = _pick(rng, [c[1] for c in _COLORS], rows)
+    clarity = _pick(rng, [c[1] for c in _CLARITIES], rows)
+    carat = np.clip(np.round(np.exp(rng.normal(-0.39, 0.58, rows)), 2), 0.2, 5.0)
+    params = np.array([_CUTS[c][1:] for c in cuts])[cut]
+    depth = np.round(params[:, 1] + params[:, 2] * rng.standard_normal(rows), 1)
+    table = np.round(params[:, 3] + params[:, 4] * rng.standard_normal(rows))
+    log_price = (
+        8.4
+        + 1.75 * np.log(carat)
+        + np.array([c[2] for c in _COLORS])[color]
+        + np.array([c[2] for c in _CLARITIES])[clarity]
+        - 0.45
+        + params[:, 0]
+        + rng.normal(0, 0.13, rows)
+    )
+    price = np.clip(np.round(np.exp(log_price)), 326, 18823).astype(int)
+    x = np.round(6.45 * carat ** (1 / 3) * (1 + 0.01 * rng.standard_normal(rows)), 2)
+    y = np.round(x * (1 + 0.005 * rng.standard_normal(rows)), 2)
+    z = np.round(x * depth / 100, 2)
+    lines = ["carat,cut,color,clarity,depth,table,price,x,y,z"]
+    for i in range(rows):
+        lines.append(
+            f"{carat[i]:.2f},{cuts[cut[i]]},{_COLORS[color[i]][0]},{_CLARITIES[clarity[i]][0]},"
+            f"{depth[i]:.1f},{table[i]:.0f},{price[i]},{x[i]:.2f},{y[i]:.2f},{z[i]:.2f}"
+        )
+    return _write_if_changed(Path(directory) / "diamonds.csv", "\n".join(lines) + "\n")

@@ -15,6 +15,7 @@ __all__ = [
     "MODEL",
     "PREDICTIONS",
     "METRICS",
+    "EXPLANATION",
     "NUMERIC",
     "STRING",
     "CATEGORICAL",
@@ -33,6 +34,7 @@ EXAMPLES: Final = "examples"  # model inputs + label, by split
 MODEL: Final = "model"  # a trained Keras model
 PREDICTIONS: Final = "predictions"  # row id, label, score
 METRICS: Final = "metrics"  # name -> number
+EXPLANATION: Final = "explanation"  # permutation importance and linear weights per feature
 
 # Value kinds of a feature column (a feature artifact is a column of one kind).
 NUMERIC: Final = "numeric"  # float32, one per row

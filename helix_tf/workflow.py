@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from helix_tf.components.base import Operator
-from helix_tf.components.features import Feature, Label, Udf
+from helix_tf.components.explain import Explain
+from helix_tf.components.features import Feature, Label, MulticlassLabel, NumericLabel, Udf
 from helix_tf.components.learners import Learner
 from helix_tf.components.metrics import Metric
 from helix_tf.components.sources import Source
@@ -26,7 +27,7 @@ from helix_tf.types import NodeRef
 __all__ = ["Workflow", "Declaration"]
 
 #: The roles a declaration can have, in the order data flows.
-ROLES = ("source", "feature", "examples", "train", "predict", "evaluate")
+ROLES = ("source", "feature", "examples", "train", "predict", "evaluate", "explain")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,7 +64,7 @@ def _caller() -> tuple[str | None, int | None]:
 
 
 class Workflow:
-    """A named pipeline: sources → features → examples → train → predict → evaluate.
+    """A named pipeline: sources → features → examples → train → predict → evaluate (explain).
 
     Parameters
     ----------
@@ -120,18 +121,19 @@ class Workflow:
         output: str = "numeric",
         size: int | None = None,
         source: NodeRef | None = None,
+        files: Sequence[str | os.PathLike[str]] | str = (),
     ) -> Callable[[Callable[..., Any]], NodeRef]:
         """Decorator: declare a feature computed by a Python function.
 
         ``batched=False`` calls ``fn(row: dict)`` per row; ``batched=True``
         calls ``fn(batch: DataFrame)`` once per batch and is much faster.
-        The decorated name becomes the node's reference.
+        ``files`` names the files the function reads (a lookup table): their
+        content joins its fingerprint. The decorated name becomes the node's reference.
         """
 
         def decorate(fn: Callable[..., Any]) -> NodeRef:
-            return self.feature(
-                name, Udf(fn, batched=batched, output=output, size=size), source=source
-            )
+            op = Udf(fn, batched=batched, output=output, size=size, files=files)
+            return self.feature(name, op, source=source)
 
         return decorate
 
@@ -140,10 +142,14 @@ class Workflow:
         name: str,
         features: Sequence[NodeRef],
         *,
-        label: Label,
+        label: Label | MulticlassLabel | NumericLabel,
         source: NodeRef | None = None,
     ) -> NodeRef:
-        """Declare the model's inputs: the listed feature columns plus the label."""
+        """Declare the model's inputs: the listed feature columns plus the label.
+
+        The label decides the task: ``features.Label`` (binary), ``MulticlassLabel``
+        (softmax over classes) or ``NumericLabel`` (regression).
+        """
         return self._declare(name, "examples", label, features=list(features), source=source)
 
     def train(self, name: str, examples: NodeRef, learner: Learner) -> NodeRef:
@@ -164,6 +170,37 @@ class Workflow:
         for m in metrics:
             flat.extend(m if isinstance(m, list | tuple) else [m])
         return self._declare(name, "evaluate", None, predictions=predictions, metrics=flat)
+
+    def explain(
+        self,
+        name: str,
+        model: NodeRef,
+        examples: NodeRef,
+        *,
+        split: str = "test",
+        repeats: int = 2,
+        max_rows: int = 5_000,
+        seed: int = 0,
+        scoring: str | Sequence[str] | None = None,
+    ) -> NodeRef:
+        """Declare what ``model`` learned per feature, judged on one split of ``examples``.
+
+        The node's result (computed once per model and split, then stored and
+        loaded like any node's) holds each feature's permutation importance (how
+        much each scoring worsens when its values are shuffled, ``repeats`` times
+        over at most ``max_rows`` rows) and, for linear parts, the weights of every
+        feature value (per class for a multiclass label). ``scoring`` names
+        scorings of ``helix_tf.components.explain.SCORINGS`` that fit the label;
+        by default they follow it: ``auc`` and ``log_loss`` (binary),
+        ``multiclass_accuracy`` and ``multiclass_log_loss`` (multiclass), ``rmse``
+        and ``r2`` (regression). Make it an output (``wf.output(...)``) to have it
+        in every run; ``helix-tf report`` and ``RunResult.explanation()`` show it.
+        """
+        chosen = (
+            None if scoring is None else tuple([scoring] if isinstance(scoring, str) else scoring)
+        )
+        op = Explain(repeats=repeats, max_rows=max_rows, seed=seed, scoring=chosen)
+        return self._declare(name, "explain", op, model=model, examples=examples, split=split)
 
     def output(self, *nodes: NodeRef) -> None:
         """Mark nodes as outputs: they are always available after a run."""
@@ -196,5 +233,8 @@ class Workflow:
         decl = self.declarations[i]
         if decl.op is None:
             raise ConfigError(f"-p {node}.{param}: node {node!r} ({decl.role}) has no parameters")
-        new_op = decl.op.with_params(**{param: value})
+        try:
+            new_op = decl.op.with_params(**{param: value})
+        except ConfigError as exc:
+            raise ConfigError([f"-p {node}.{param}={value!r}: {p}" for p in exc.problems]) from None
         self.declarations[i] = dataclasses.replace(decl, op=new_op)

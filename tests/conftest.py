@@ -8,6 +8,7 @@ project root; tests that need it skip with the reason when it is absent.
 from __future__ import annotations
 
 import logging
+import os
 import string
 import textwrap
 from collections.abc import Callable, Iterator
@@ -16,6 +17,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# No helix-tf process a test starts may start a warm server that outlives the tests (they
+# would find a terminal when pytest runs in one). The server tests pass their own value
+# and an isolated HELIX_TF_SERVER_DIR.
+os.environ["HELIX_TF_SERVER"] = "off"
 SHARED_DATA = (ROOT / ".." / "shared" / "data").resolve()
 SHARED_CENSUS = SHARED_DATA / "census"
 SHARED_SMS = SHARED_DATA / "sms_spam"

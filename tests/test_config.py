@@ -99,6 +99,18 @@ BAD_OVERRIDES = {
     "unknown_node": (["lerner.l1=0.1"], r"no node 'lerner' \(did you mean 'learner'\?\)"),
     "unknown_operator_param": (["learner.l11=0.1"], r"no parameter 'l11' \(did you mean 'l1'\?\)"),
     "invalid_value": (["learner.l1=-1"], r"l1 must be >= 0, but got -1"),
+    "closest_parameter": (
+        ["learner.l9=1"],
+        r"-p learner\.l9=1: Linear has no parameter 'l9' \(did you mean 'l1' or 'l2'\?\)",
+    ),
+    "wrong_type_number": (
+        ["learner.l2=abc"],
+        r"-p learner\.l2='abc': Linear parameter 'l2' expects a number, but got 'abc' \(a str\)",
+    ),
+    "wrong_type_integer": (
+        ["learner.epochs=1.5"],
+        r"parameter 'epochs' expects an integer, but got 1\.5 \(a float\)",
+    ),
     "invalid_choice": (["learner.optimizer=adamm"], r"optimizer must be one of"),
     "node_without_params": (
         ["predictions.split=train"],
@@ -278,3 +290,66 @@ def test_params_data_names_a_subfolder_only_when_present(config: Path, data_fold
     assert params.data("census") == data_folder / "census"
     assert params.data("sms_spam") is None
     assert Params(values={}, data_dir=None, work_dir=data_folder).data("census") is None
+
+
+# --------------------------------------------------------------------------- modules beside it
+
+HELPER_CONFIG = """\
+from mylib import clean
+
+
+def workflow(params):
+    wf = Workflow("beside")
+    wf.source("rows", sources.Csv(train=r"$train", test=r"$test", **CENSUS_CSV_OPTIONS))
+
+    @wf.udf("cleaned", batched=True)
+    def cleaned(batch):
+        return clean(batch["age"])
+
+    age = wf.feature("age", F.Numeric(cleaned))
+    examples = wf.examples("examples", [age], label=F.Label("income", positive=">50K"))
+    model = wf.train("learner", examples, learners.Linear(epochs=1))
+    wf.output(wf.evaluate("evaluation", wf.predict("p", model, examples), metrics.Accuracy()))
+    return wf
+"""
+
+
+def test_a_module_beside_the_config_is_importable_and_fingerprinted_afresh(
+    make_config: Callable[..., Path], census_like: tuple[Path, Path]
+) -> None:
+    """As running a script would: the config's folder is on the import path. An edited
+    helper is imported again by the next load in the same process (tests, the API)."""
+    from helix_tf.compiler.content import ContentHasher
+    from helix_tf.compiler.graph import compile_workflow
+
+    path = make_config(HELPER_CONFIG, train=census_like[0], test=census_like[1])
+    helper = path.parent / "mylib.py"
+
+    def fingerprint() -> str:
+        loaded = load_config(path)
+        compiled = compile_workflow(loaded.workflow, hasher=ContentHasher())
+        return compiled.node("cleaned").fingerprint
+
+    helper.write_text("def clean(values):\n    return values.fillna(0)\n")
+    first = fingerprint()
+    helper.write_text("def clean(values):\n    return values.fillna(10)\n")
+    assert fingerprint() != first
+
+
+def test_two_configs_with_same_named_helpers_each_import_their_own(
+    tmp_path: Path, census_like: tuple[Path, Path]
+) -> None:
+    from tests.conftest import write_config
+
+    seen = []
+    for folder, value in (("one", 1), ("two", 22)):
+        path = write_config(
+            tmp_path / folder, HELPER_CONFIG, train=census_like[0], test=census_like[1]
+        )
+        (path.parent / "mylib.py").write_text(
+            f"VALUE = {value}\n\ndef clean(values):\n    return values.fillna(VALUE)\n"
+        )
+        loaded = load_config(path)
+        fn = loaded.workflow.declaration("cleaned").op.fn
+        seen.append(fn.__globals__["clean"].__globals__["VALUE"])
+    assert seen == [1, 22]

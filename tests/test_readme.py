@@ -84,3 +84,35 @@ def test_readme_says_how_to_activate_the_virtualenv() -> None:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     setup = text[text.index("## Set up on a fresh machine") : text.index("## Using it")]
     assert "python3 -m venv .venv" in setup and "source .venv/bin/activate" in setup
+
+
+def _setup_blocks() -> tuple[str, str]:
+    """The README's two set-up commands: install-and-run, and the tests."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Set up on a fresh machine", 1)[1].split("\n## ", 1)[0]
+    blocks = [b.strip() for b in BLOCK.findall(section)]
+    install = next(b for b in blocks if "pip install" in b)
+    tests = next(b for b in blocks if "pytest" in b)
+    return install, tests
+
+
+def test_ci_runs_the_readme_set_up_commands() -> None:
+    """A fresh clone's CI (.ci/run) installs as the README says and runs its test command."""
+    install, tests = _setup_blocks()
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "python3 -m venv" in install and "python3 -m venv" in ci
+    assert "pip install" in ci and "-e '.[test]'" in install and "-e '.[test]'" in ci
+    assert install.rstrip().endswith("helix-tf run configs/census.py"), install
+    test_args = tests.split("python", 1)[1].strip()  # e.g. -m pytest -q -m "not slow or ci"
+    ci_lines = [
+        line for line in ci.splitlines() if "pytest" in line and not line.lstrip().startswith("#")
+    ]
+    assert any(line.rstrip().endswith(test_args) for line in ci_lines), (
+        f".ci/run must run the README's test command ({tests!r}); its pytest lines: {ci_lines}"
+    )
+
+
+def test_the_main_job_config_loads_on_its_embedded_defaults() -> None:
+    """The README's main job (configs/census.py, no parameters) compiles as a fresh clone has it."""
+    loaded = load_config(ROOT / "configs" / "census.py", [])
+    assert loaded.workflow.name == "census"

@@ -255,3 +255,178 @@ def test_import_is_light() -> None:
     code = "import sys, helix_tf.report; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# -- the DAG after an unchanged rerun, the model views, where the page goes ------------------
+
+
+def test_an_unchanged_rerun_keeps_the_dag_of_the_run_that_computed_the_version(
+    tmp_path: Path,
+) -> None:
+    with MetadataStore(f"sqlite:///{tmp_path}/rerun.db", clock=FakeClock()) as meta:
+        first = record(meta, V1, {}, wall=9.0, metrics={"auc": 0.9})
+        reused = {n["name"]: "prune" for n in V1["nodes"]} | {"evaluation": "load"}
+        latest = record(meta, V1, reused, wall=0.6, metrics={"auc": 0.9})
+        page = render_report("census", meta)
+    fill = {name: box["fill"] for name, box in boxes(page).items()}
+    assert fill["learner"] == fill["rows"] == STATE_COLOURS["compute"]  # not all pruned
+    assert f"latest run #{latest} reused every result (1 loaded, 5 pruned)" in page
+    assert f"the colours show run #{first}, the last run that computed v1" in page
+    assert "DAG of v1" in page
+
+
+def test_a_rerun_that_computes_something_is_the_one_shown(store: MetadataStore) -> None:
+    page = render_report("census", store)
+    assert "reused every result" not in page  # the latest run computed: it is shown
+
+
+def _commit(artifacts, fingerprint: str, kind: str, files: dict[str, bytes], **meta) -> None:
+    staging = artifacts.begin(fingerprint)
+    for name, body in files.items():
+        with staging.open(name, "wb") as f:
+            f.write(body)
+    artifacts.commit(staging, kind=kind, rows=None, meta=meta)
+
+
+def _views_store(folder: Path, *, with_predictions: bool) -> MetadataStore:
+    """A store holding a predict node's scores and an explain node's result, and a run of them."""
+    import io
+    import json
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from helix_tf.reuse.store import ArtifactStore
+
+    url = str(folder / "artifacts")
+    artifacts = ArtifactStore(url)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    scores = np.clip(0.3 * y + rng.uniform(0, 0.7, 300), 0, 1)
+    table = pa.table({"__row": np.arange(300), "__label": y, "__score": scores})
+    if with_predictions:
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        _commit(
+            artifacts,
+            "p" * 16,
+            "predictions",
+            {"test/000000.parquet": buf.getvalue()},
+            split="test",
+        )
+    explanation = {
+        "baseline": {"auc": 0.8, "log_loss": 0.5},
+        "features": {
+            "education": {"auc": 0.03, "auc_std": 0.001},
+            "age": {"auc": 0.01, "auc_std": 0.0},
+        },
+        "rows": 300,
+        "repeats": 2,
+        "scoring": ["auc", "log_loss"],
+        "split": "test",
+        "linear": {
+            "features": {"education": {"weights": 3, "zero": 0, "norm": 2.0}},
+            "positive": [["education", "Doctorate", 1.2]],
+            "negative": [["education", "Preschool", -0.8]],
+        },
+    }
+    _commit(
+        artifacts, "x" * 16, "explanation", {"explanation.json": json.dumps(explanation).encode()}
+    )
+    version = dag(
+        "dv",
+        spec("rows", "source", [], "r" * 16),
+        {
+            **spec("examples", "preprocess", ["rows"], "e" * 16),
+            "extra": {"label": {"column": "income", "positive": ">50K"}},
+        },
+        spec("learner", "train", ["examples"], "l" * 16),
+        spec("predictions", "predict", ["learner", "examples"], "p" * 16),
+        spec("evaluation", "evaluate", ["predictions"], "v" * 16),
+        spec("explanation", "explain", ["learner", "examples"], "x" * 16),
+    )
+    meta = MetadataStore(f"sqlite:///{folder}/views.db", clock=FakeClock())
+    number = meta.record_version("census", "cfg.py", version, "dv")
+    run_id = meta.start_run(
+        "census", number, approx=False, policy="helix", store_url=url, params={}
+    )
+    meta.record_nodes(
+        run_id,
+        [
+            NodeRecord(
+                name=n["name"], kind=n["kind"], fingerprint=n["fingerprint"], state="compute"
+            )
+            for n in version["nodes"]
+        ],
+    )
+    metrics = {"accuracy": 0.8, "accuracy[sex=Female]": 0.9, "accuracy[sex=Male]": 0.75}
+    meta.finish_run(run_id, status="ok", wall_seconds=3.0, metrics=metrics)
+    return meta
+
+
+def figures(page: str) -> dict[str, str]:
+    """``{view key: its figure's HTML}`` of the model views."""
+    return dict(re.findall(r'<figure[^>]*data-view="([a-z_]+)"[^>]*>(.*?)</figure>', page, re.S))
+
+
+def test_model_views_are_drawn_from_the_stored_predictions_and_explanation(tmp_path: Path) -> None:
+    meta = _views_store(tmp_path, with_predictions=True)
+    with meta:
+        page = render_report("census", meta)
+    found = figures(page)
+    assert list(found) == [
+        "roc",
+        "precision_recall",
+        "calibration",
+        "confusion",
+        "slices",
+        "importance",
+        "weights",
+    ]
+    for key, title in [
+        ("roc", "ROC curve"),
+        ("precision_recall", "Precision and recall"),
+        ("calibration", "Calibration (reliability)"),
+        ("confusion", "Confusion matrix"),
+        ("slices", "Metrics per slice"),
+        ("importance", "Feature importance (permutation)"),
+        ("weights", "Linear weights: top positive and negative"),
+    ]:
+        assert f"<h3>{title}</h3>" in found[key]
+        assert re.search(
+            r'<img alt="[^"]+" src="data:image/png;base64,[A-Za-z0-9+/=]{500,}"', found[key]
+        )
+    assert "300 rows of the evaluation split" in found["confusion"]
+    assert "shuffled 2× over 300 rows" in found["importance"]
+
+
+def test_a_missing_predictions_artifact_leaves_the_curves_out_and_says_why(tmp_path: Path) -> None:
+    meta = _views_store(tmp_path, with_predictions=False)
+    with meta:
+        page = render_report("census", meta)
+        no_store = render_report("census", meta, store_url="")
+    assert list(figures(page)) == ["slices", "importance", "weights"]
+    assert "no curves: the result of node &#x27;predictions&#x27;" in page
+    assert "--materialize all" in page
+    assert "No artifact store is known for this run" in no_store
+
+
+def test_the_default_report_path_is_in_the_store() -> None:
+    from helix_tf.report import default_report_path
+
+    assert default_report_path("/x/.helix/", "census") == "/x/.helix/reports/census.html"
+    assert default_report_path("gs://b/p", "my census/v2") == "gs://b/p/reports/my_census_v2.html"
+
+
+def test_after_a_failed_run_the_views_show_the_latest_run_that_finished(tmp_path: Path) -> None:
+    meta = _views_store(tmp_path, with_predictions=True)
+    with meta:
+        version = meta.versions("census")[-1].number
+        failed = meta.start_run(
+            "census", version, approx=False, policy="helix", store_url="", params={}
+        )
+        meta.finish_run(failed, status="failed", wall_seconds=1.0, metrics={}, error="boom")
+        page = render_report("census", meta)
+    assert "The model: run #1 (v1)" in page
+    assert "roc" in figures(page)

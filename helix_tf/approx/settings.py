@@ -43,12 +43,17 @@ class Approx:
         Multiplier on every learner's epochs (at least one epoch is kept).
     seed:
         Seed of the row hash: the same rows are kept wherever the sample is applied.
+    min_saving_seconds:
+        An approximate run that, by the last exact measurements, would save less than
+        this much work runs exact instead and says so (tiny data: a sample saves
+        nothing worth its imprecision). 0 always approximates.
     """
 
     sample: float = 0.1
     precision: str = "auto"
     epochs_scale: float = 1.0
     seed: int = 0
+    min_saving_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -68,6 +73,12 @@ class Approx:
             problems.append(
                 f"the sampling seed must be a non-negative integer, but got {self.seed!r}"
             )
+        if (
+            isinstance(self.min_saving_seconds, bool)
+            or not isinstance(self.min_saving_seconds, int | float)
+            or self.min_saving_seconds < 0
+        ):
+            problems.append(f"min_saving_seconds must be >= 0, but got {self.min_saving_seconds!r}")
         if problems:
             raise ConfigError(problems)
 

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from helix_tf.components.base import Operator
-from helix_tf.types import EXAMPLES, METRICS, MODEL, PREDICTIONS, TABLE
+from helix_tf.types import EXAMPLES, EXPLANATION, METRICS, MODEL, PREDICTIONS, TABLE
 
 #: The ``kind`` reported per node in --json output and the summary table.
 JSON_KIND = {
@@ -23,6 +23,7 @@ JSON_KIND = {
     "train": "train",
     "predict": "predict",
     "evaluate": "evaluate",
+    "explain": "explain",
 }
 OUTPUT_TYPE = {
     "source": TABLE,
@@ -30,6 +31,7 @@ OUTPUT_TYPE = {
     "train": MODEL,
     "predict": PREDICTIONS,
     "evaluate": METRICS,
+    "explain": EXPLANATION,
 }
 
 
@@ -38,10 +40,10 @@ class CompiledNode:
     """One node of the compiled DAG."""
 
     name: str
-    role: str  # source | feature | examples | train | predict | evaluate
+    role: str  # source | feature | examples | train | predict | evaluate | explain
     op: Operator | None
     inputs: tuple[str, ...]  # upstream node names, in a fixed order
-    output_type: str  # table | feature:<kind> | examples | model | predictions | metrics
+    output_type: str  # table | feature:<kind> | examples | model | predictions | metrics | ...
     fingerprint: str
     params: dict[str, Any]  # JSON-able view of the parameters (for history and diff)
     code: dict[str, str]  # parameter name -> code digest, for UDF parameters

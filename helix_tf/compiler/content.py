@@ -1,8 +1,20 @@
 """Content identity of data files, memoised so unchanged large files are not re-read.
 
-A local file is hashed (sha256 of its bytes) once per (path, size, mtime_ns);
-the memo lives in a small JSON file. A remote file (``gs://…``) is identified
-by what the object store says about it (generation, crc32c/md5, size), read
+A local file is hashed (sha256 of its bytes) once per (path, device, inode, size,
+mtime_ns, ctime_ns); the memo lives in a small JSON file. The inode change time
+(ctime) is what git and DVC also key on: a user can set a file's mtime back
+(``touch -d``) but not its ctime, which every write moves. What remains
+undetected is a change that keeps all six (a tool that rewrites a file and sets
+the system clock back, or a filesystem without ctime); ``rehash=True``
+(``helix-tf run --rehash``) re-reads every file and ignores the memo.
+
+An entry is memoised only once the file is older than :data:`RACY_SECONDS`
+(git's "racily clean" rule): a file written again within the filesystem's
+timestamp granularity of the moment it was hashed could keep the same
+times, so it is hashed again next time instead of trusted.
+
+A remote file (``gs://…``) is identified by what the object store says about its
+content (crc32c/md5 and size; the generation only when no checksum is given), read
 through fsspec without downloading it.
 """
 
@@ -13,29 +25,37 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from helix_tf.compiler.hashing import sha256_file
 from helix_tf.errors import ConfigError
 
 __all__ = ["ContentHasher"]
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 1 << 20
+#: Files changed less than this many seconds before they are hashed are not memoised.
+RACY_SECONDS = 2.0
 
 
 class ContentHasher:
-    """Hashes files by content, memoised on (path, size, mtime).
+    """Hashes files by content, memoised on (path, device, inode, size, mtime, ctime).
 
     Parameters
     ----------
     memo_path:
         JSON file that keeps the memo between processes (None: in memory only).
+    rehash:
+        Ignore the memo: read every file again (the entries are refreshed).
     """
 
-    def __init__(self, memo_path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, memo_path: str | os.PathLike[str] | None = None, *, rehash: bool = False
+    ) -> None:
         self.memo_path = Path(memo_path) if memo_path else None
+        self.rehash = rehash
         self._memo: dict[str, list[object]] = {}
         self._dirty = False
         if self.memo_path and self.memo_path.exists():
@@ -57,15 +77,16 @@ class ContentHasher:
                 "--data-dir / set HELIX_TF_DATA to the folder that holds it"
             ) from exc
         key = os.path.abspath(local)
+        stamp = _stamp(st)
         hit = self._memo.get(key)
-        if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
-            return str(hit[2])
-        h = hashlib.sha256()
-        with open(local, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
-        digest = h.hexdigest()[:32]
-        self._memo[key] = [st.st_size, st.st_mtime_ns, digest]
+        if not self.rehash and isinstance(hit, list) and hit[:-1] == stamp:
+            return str(hit[-1])
+        digest = sha256_file(local)
+        newest = max(st.st_mtime_ns, st.st_ctime_ns)
+        if time.time_ns() - newest > RACY_SECONDS * 1e9:
+            self._memo[key] = [*stamp, digest]
+        else:  # changed just now: the same times could survive another write
+            self._memo.pop(key, None)
         self._dirty = True
         return digest
 
@@ -78,11 +99,11 @@ class ContentHasher:
 
         fs, path = fsspec.core.url_to_fs(url)
         info = fs.info(path)
-        ident = {
-            k: str(info[k])
-            for k in ("generation", "crc32c", "md5Hash", "etag", "size", "mtime")
-            if k in info
-        }
+        # Content, not place: a checksum and the size identify the bytes wherever they lie;
+        # the generation, etag or mtime only when the store gives no checksum.
+        checksums = [k for k in ("crc32c", "md5Hash", "md5") if info.get(k)]
+        keys = [*checksums, "size"] if checksums else ["generation", "etag", "size", "mtime"]
+        ident = {k: str(info[k]) for k in keys if k in info}
         if not ident:
             raise ConfigError(f"cannot identify the content of {url!r}: the store reports nothing")
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
@@ -100,3 +121,8 @@ class ContentHasher:
             self._dirty = False
         except OSError as exc:
             log.warning("could not save the content-hash memo %s: %s", self.memo_path, exc)
+
+
+def _stamp(st: os.stat_result) -> list[int]:
+    """What the memo keys a file's content on, besides its path."""
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]

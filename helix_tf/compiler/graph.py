@@ -10,9 +10,12 @@ Pure: never imports TensorFlow or Beam.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-from collections.abc import Mapping, Sequence
+import os
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import networkx as nx
@@ -25,9 +28,16 @@ from helix_tf.compiler._dag import (
     CompiledWorkflow,
 )
 from helix_tf.compiler.content import ContentHasher
-from helix_tf.compiler.hashing import canonical_json, code_fingerprint, stable_hash
+from helix_tf.compiler.hashing import (
+    CodeFingerprint,
+    canonical_json,
+    code_fingerprint,
+    stable_hash,
+)
 from helix_tf.components.base import Operator, did_you_mean
+from helix_tf.components.explain import Explain
 from helix_tf.components.features import Feature
+from helix_tf.components.features._label import LABELS
 from helix_tf.components.metrics import Metric
 from helix_tf.components.sources import Source
 from helix_tf.errors import CompileError
@@ -39,7 +49,17 @@ __all__ = ["CompiledNode", "CompiledWorkflow", "compile_workflow", "FINGERPRINT_
 log = logging.getLogger(__name__)
 
 #: Bump when the fingerprint scheme changes: every stored artifact becomes invalid.
-FINGERPRINT_SCHEME = 1
+#: 2: files by content (not path), inert parameters left out, code reads env/files/state.
+FINGERPRINT_SCHEME = 2
+
+#: Warnings already given in this process (a compile runs once or twice per run).
+_WARNED: set[str] = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _WARNED:
+        _WARNED.add(key)
+        log.warning(message)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -99,6 +119,27 @@ def _code_digests(op: Operator | None) -> dict[str, str]:
     return out
 
 
+def _callables(value: Any) -> Iterator[Any]:
+    """The user callables inside a parameter value (operators' parameters included)."""
+    if isinstance(value, NodeRef):
+        return
+    if isinstance(value, Operator):
+        for v in value.params().values():
+            yield from _callables(v)
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _callables(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _callables(v)
+    elif callable(value) and not isinstance(value, type):
+        yield value
+
+
+def _label(fn: Any) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+
+
 def _source_sample(approx: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The row sample a source applies (approximate runs placed at the source)."""
     if not approx or approx.get("placement") != "source":
@@ -130,6 +171,7 @@ class _Compiler:
         self.config_path = config_path
         self.hasher = hasher
         self.problems: list[str] = []
+        self.volatile: dict[str, list[str]] = {}
         self.decls: dict[str, Declaration] = {}
         self.value_kinds: dict[str, str] = {}
 
@@ -233,11 +275,17 @@ class _Compiler:
                     self.examples_source[name] = src
                     label = d.op
                     cols = self.columns(src)
-                    if cols and label is not None and label.column not in cols:  # type: ignore[attr-defined]
+                    if not isinstance(label, LABELS):
                         self.problem(
                             d,
-                            f"label column {label.column!r} is not a column of source "  # type: ignore[attr-defined]
-                            f"{src!r}{did_you_mean(label.column, cols)}",  # type: ignore[attr-defined]
+                            "label must be features.Label, features.MulticlassLabel or "
+                            f"features.NumericLabel, but got {label!r}",
+                        )
+                    elif cols and label.column not in cols:
+                        self.problem(
+                            d,
+                            f"label column {label.column!r} is not a column of source "
+                            f"{src!r}{did_you_mean(label.column, cols)}",
                         )
                 feats = d.refs.get("features") or []
                 if not feats:
@@ -251,7 +299,7 @@ class _Compiler:
                 ins = [ex] if ex else []
                 if ex:
                     self.check_split(d, ex, "train")
-            elif d.role == "predict":
+            elif d.role in ("predict", "explain"):  # a model and the examples it reads
                 m = self.ref(d, d.refs.get("model"), "model", ("train",))
                 ex = self.ref(d, d.refs.get("examples"), "examples", ("examples",))
                 ins = [x for x in (m, ex) if x]
@@ -281,7 +329,7 @@ class _Compiler:
             return
         if split in splits:
             return
-        what = "trains on" if d.role == "train" else "predicts on"
+        what = {"train": "trains on", "explain": "explains its model on"}.get(d.role, "predicts on")
         fix = (
             "give the source a test split: test=<file(s)>, or test_fraction=0.2 for a seeded "
             "split of the train rows"
@@ -395,7 +443,98 @@ class _Compiler:
             extra_source[name] = src
         return extra_source
 
+    def check_metric_tasks(self) -> None:
+        """Every metric must fit the task of the label its predictions come from."""
+        from helix_tf.components.metrics import metric_problem
+
+        for d in self.decls.values():
+            if d.role != "evaluate":
+                continue
+            label = self._label_of(d.refs.get("predictions"))
+            if label is None:
+                continue
+            for m in d.refs.get("metrics") or []:
+                problem = metric_problem(m, label) if isinstance(m, Metric) else None
+                if problem:
+                    self.problem(d, problem)
+
+    def resolve_explain_tasks(self) -> None:
+        """Every explain node's scorings follow its label: defaults filled in, misfits reported.
+
+        The resolved scorings are the spec's parameters from here on, so the
+        fingerprint names the scorings used (a binary label's defaults give the
+        spec it always had, and the same fingerprint).
+        """
+        for name, d in list(self.decls.items()):
+            if d.role != "explain" or not isinstance(d.op, Explain):
+                continue
+            label = self._label_of_examples(d.refs.get("examples"))
+            if label is None:
+                continue
+            op, problems = d.op.for_label(label)
+            for problem in problems:
+                self.problem(d, problem)
+            if op is not d.op:
+                self.decls[name] = dataclasses.replace(d, op=op)
+
+    def _label_of(self, predictions: Any) -> Operator | None:
+        """The label operator behind a predict node (None when a reference is broken)."""
+        pred = self.decls.get(predictions.name) if isinstance(predictions, NodeRef) else None
+        ex_ref = pred.refs.get("examples") if pred is not None and pred.role == "predict" else None
+        return self._label_of_examples(ex_ref)
+
+    def _label_of_examples(self, examples: Any) -> Operator | None:
+        """The label operator of an examples node (None when the reference is broken)."""
+        ex = self.decls.get(examples.name) if isinstance(examples, NodeRef) else None
+        return ex.op if ex is not None and ex.role == "examples" else None
+
     # -- fingerprints -----------------------------------------------------------------
+
+    def code_facts(self, d: Declaration) -> list[str]:
+        """Check what the node's user code reads; return why its results cannot be reused.
+
+        Warns (once per process) about files the code opens without declaring them and
+        about unseeded random calls; a file named only at run time, with no declared
+        files, is a refusal like an object whose state cannot be read.
+        """
+        metrics = (d.refs.get("metrics") or []) if d.role == "evaluate" else []
+        fns = list(_callables([d.op, *metrics]))
+        if not fns:
+            return []
+        declared = d.op.content_files().get("files", ()) if d.op is not None else ()
+        declared_paths = {os.path.abspath(p) for _, p in declared}
+        who = f"{d.where}: " if d.where else ""
+        refusals: list[str] = []
+        for fn in fns:
+            fp: CodeFingerprint = code_fingerprint(fn)
+            udf = f"node {d.name!r} (function {_label(fn)})"
+            refusals += [f"{udf}: {r}" for r in fp.refusals]
+            for f in fp.files:
+                if f.path is None and not declared_paths:
+                    refusals.append(
+                        f"{udf}: {f.function} opens a file named only when it runs: {f.call} "
+                        f"at {f.where}; declare the files it reads with files=[...]"
+                    )
+                elif f.path is not None and os.path.abspath(f.path) not in declared_paths:
+                    _warn_once(
+                        f"file:{d.name}:{f.where}",
+                        f"{who}{udf} reads file {f.path} ({f.call} at {f.where}) without "
+                        "declaring it; its content is hashed, but declare it with files=[...] "
+                        "so the dependency is explicit",
+                    )
+            if fp.unseeded:
+                _warn_once(
+                    f"unseeded:{d.name}:{_label(fn)}",
+                    f"{who}{udf} draws from an unseeded or global random generator: "
+                    f"{'; '.join(fp.unseeded)}. Two fresh runs give different results, and "
+                    "reruns reuse the first; use a generator seeded by a parameter "
+                    "(np.random.default_rng(seed))",
+                )
+        for r in refusals:
+            _warn_once(f"refuse:{r}", f"{who}results are recomputed every run, never reused: {r}")
+        if refusals:
+            self.volatile[d.name] = refusals
+        return refusals
 
     def fingerprint(
         self, d: Declaration, ins: Sequence[str], fps: Mapping[str, str], approx: Any
@@ -405,24 +544,38 @@ class _Compiler:
             "role": d.role,
             "op": d.op.op_name if d.op is not None else None,
             "version": d.op.VERSION if d.op is not None else 1,
-            "params": _substitute(d.op.params(), fps) if d.op is not None else None,
+            "params": _substitute(d.op.fingerprint_params(), fps) if d.op is not None else None,
             "inputs": [fps[i] for i in ins],
         }
+        if d.op is not None and d.op.content_files():
+            body["content"] = {
+                param: [[label, self.hasher.file_digest(path)] for label, path in pairs]
+                for param, pairs in d.op.content_files().items()
+            }
+        refusals = self.code_facts(d)
+        if refusals:  # never reused: a fingerprint no other run has
+            body["volatile"] = secrets.token_hex(16)
         if d.role == "source":
-            assert isinstance(d.op, Source)
-            body["content"] = self.hasher.digest(d.op.files())
             body["sample"] = _source_sample(approx)
         elif d.role == "examples":
             body["features"] = [r.name for r in d.refs.get("features") or []]
-        elif d.role == "predict":
+            # Label parameters that only training reads (a regression's transform and
+            # loss) are the train node's: the examples' content does not depend on them.
+            for key in getattr(d.op, "TRAINING_PARAMS", ()):
+                body["params"].pop(key, None)
+        elif d.role in ("predict", "explain"):
             body["split"] = d.refs.get("split")
         elif d.role == "evaluate":
             body["metrics"] = [
-                {"op": m.op_name, "version": m.VERSION, "params": m.params()}
+                {"op": m.op_name, "version": m.VERSION, "params": m.fingerprint_params()}
                 for m in d.refs.get("metrics") or []
             ]
         elif d.role == "train":
             body["approx"] = _train_approx(d, approx)
+            label = self._label_of_examples(d.refs.get("examples"))
+            training = {k: getattr(label, k) for k in getattr(label, "TRAINING_PARAMS", ())}
+            if training:  # binary and multiclass labels have none: fingerprints as before
+                body["label"] = training
         return stable_hash(body)
 
 
@@ -446,6 +599,8 @@ def compile_workflow(
     # Every check runs even when earlier ones found problems: a config's problems are
     # reported together (unresolved references simply contribute no edge).
     inputs = c.edges()
+    c.check_metric_tasks()
+    c.resolve_explain_tasks()
     extra_source = c.check_evaluate(inputs)
     for name, src in extra_source.items():
         if src and src not in inputs[name]:
@@ -505,7 +660,7 @@ def compile_workflow(
             extra["label"] = _op_params(d.op) if d.op is not None else None
         elif d.role == "feature":
             extra["source"] = c.feature_source.get(name)
-        elif d.role == "predict":
+        elif d.role in ("predict", "explain"):
             extra["split"] = d.refs.get("split")
         elif d.role == "source":
             extra["sample"] = _source_sample(approx_view)
@@ -516,6 +671,13 @@ def compile_workflow(
                 {"op": m.op_name, "params": _op_params(m)} for m in d.refs.get("metrics") or []
             ]
             extra["source"] = extra_source.get(name)
+        volatile_inputs = [i for i in inputs[name] if c.volatile.get(i)]
+        if volatile_inputs and not c.volatile.get(name):  # a nonce upstream: never reused either
+            c.volatile[name] = [
+                f"reads {i!r}, which is recomputed every run" for i in volatile_inputs
+            ]
+        if c.volatile.get(name):
+            extra["volatile"] = c.volatile[name]
         output_type = (
             f"feature:{c.value_kinds.get(name, '?')}"
             if d.role == "feature"

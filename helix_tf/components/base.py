@@ -9,18 +9,14 @@ heavy libraries lazily, inside functions.
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import numbers
+import types
+import typing
 from typing import Any, ClassVar
 
-from helix_tf.errors import ConfigError
+from helix_tf.errors import ConfigError, did_you_mean
 
 __all__ = ["Operator", "did_you_mean"]
-
-
-def did_you_mean(name: str, candidates: list[str] | tuple[str, ...] | set[str]) -> str:
-    """Return ' (did you mean 'x'?)' for the closest candidate, or ''."""
-    close = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -54,6 +50,26 @@ class Operator:
         """The parameters as a plain dict, in field order."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
 
+    def content_files(self) -> dict[str, tuple[tuple[str, str], ...]]:
+        """Files the operator reads, by the parameter that names them: ``(label, path)`` pairs.
+
+        Identity is content, not place: the compiler hashes each file's bytes (with
+        ``label``, what of the name still matters, e.g. a ``.gz`` suffix) and these
+        parameters leave :meth:`fingerprint_params`, so the same bytes under another
+        folder are the same input. Default: none.
+        """
+        return {}
+
+    def inert_params(self) -> set[str]:
+        """Parameters that cannot change the output given the others' values. Default: none."""
+        return set()
+
+    def fingerprint_params(self) -> dict[str, Any]:
+        """The parameters that identify the output: :meth:`params` without the file
+        parameters (:meth:`content_files`) and the :meth:`inert_params`."""
+        drop = set(self.content_files()) | self.inert_params()
+        return {k: v for k, v in self.params().items() if k not in drop}
+
     def with_params(self, **overrides: Any) -> Operator:
         """Return a copy with some parameters replaced; unknown names are errors."""
         known = set(self.params())
@@ -66,4 +82,58 @@ class Operator:
                     for k in unknown
                 ]
             )
+        try:
+            hints = typing.get_type_hints(type(self))
+        except Exception:  # an annotation that cannot be resolved: leave it to validate()
+            hints = {}
+        wrong = [
+            f"{self.op_name} parameter {k!r} expects {_expected(hints[k])}, but got {v!r} "
+            f"(a {type(v).__name__})"
+            for k, v in overrides.items()
+            if k in hints and _scalar(hints[k]) and not _matches(v, hints[k])
+        ]
+        if wrong:
+            raise ConfigError(wrong)
         return dataclasses.replace(self, **overrides)
+
+
+_NAMES = {bool: "a boolean (True/False)", int: "an integer", float: "a number", str: "a string"}
+
+
+def _scalar(hint: Any) -> bool:
+    """An annotation made of numbers, booleans, strings and None only: checked before
+    ``__post_init__`` (containers are left to the operator, which may normalise a single
+    value into a tuple)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return all(_scalar(h) for h in typing.get_args(hint))
+    return hint in (bool, int, float, str, None, type(None)) or (
+        typing.get_origin(hint) is typing.Literal
+    )
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether ``value`` fits a :func:`_scalar` annotation."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_matches(value, h) for h in typing.get_args(hint))
+    if hint is None or hint is type(None):
+        return value is None
+    if typing.get_origin(hint) is typing.Literal:
+        return value in typing.get_args(hint)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    return isinstance(value, str)
+
+
+def _expected(hint: Any) -> str:
+    """A :func:`_scalar` annotation in words: ``float | None`` -> "a number or None"."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(dict.fromkeys(_expected(h) for h in typing.get_args(hint)))
+    if hint is None or hint is type(None):
+        return "None"
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    return _NAMES[hint]

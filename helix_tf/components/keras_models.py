@@ -19,6 +19,7 @@ concatenation to dense layers; wide & deep sums both logits.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -31,7 +32,14 @@ import pyarrow as pa
 from helix_tf.components.learners import DNN, Learner, Linear, WideDeep
 from helix_tf.types import BAG, CATEGORICAL, LABEL, NUMERIC
 
-__all__ = ["arrays_from_table", "train_model", "load_model", "predict_scores", "feature_weights"]
+__all__ = [
+    "Head",
+    "arrays_from_table",
+    "train_model",
+    "load_model",
+    "predict_scores",
+    "feature_weights",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +47,7 @@ _keras: Any = None
 # Custom layers, defined when Keras is first imported (see _register_layers).
 IndexedWeights: Any = None
 SumLogits: Any = None
+Rescale: Any = None
 
 
 def _k() -> Any:
@@ -117,23 +126,32 @@ def labels_from_table(table: pa.Table) -> np.ndarray:
 
 
 def _register_layers(keras: Any) -> None:
-    global IndexedWeights, SumLogits
+    global IndexedWeights, SumLogits, Rescale
     ops = keras.ops
 
     @keras.saving.register_keras_serializable(package="helix_tf", name="IndexedWeights")
     class _IndexedWeights(keras.layers.Layer):
         """Per-index weight vectors: a lookup for categoricals, a weighted sum for bags."""
 
-        def __init__(self, size: int, units: int, regularizer: Any = None, **kwargs: Any) -> None:
+        def __init__(
+            self,
+            size: int,
+            units: int,
+            regularizer: Any = None,
+            initializer: str | None = None,
+            **kwargs: Any,
+        ) -> None:
             super().__init__(**kwargs)
             self.size, self.units = int(size), int(units)
             self.regularizer = keras.regularizers.get(regularizer)
+            # None: zeros for one unit (a linear weight), glorot for embeddings.
+            self.initializer = initializer
 
         def build(self, input_shape: Any) -> None:
             self.table = self.add_weight(
                 name="table",
                 shape=(self.size, self.units),
-                initializer="zeros" if self.units == 1 else "glorot_uniform",
+                initializer=self.initializer or ("zeros" if self.units == 1 else "glorot_uniform"),
                 regularizer=self.regularizer,
             )
 
@@ -153,14 +171,25 @@ def _register_layers(keras: Any) -> None:
                 "regularizer": keras.regularizers.serialize(self.regularizer)
                 if self.regularizer
                 else None,
+                **({"initializer": self.initializer} if self.initializer else {}),
             }
 
     @keras.saving.register_keras_serializable(package="helix_tf", name="SumLogits")
     class _SumLogits(keras.layers.Layer):
-        """Sum of per-feature logits plus a learned bias."""
+        """Sum of per-feature logits plus a learned bias (one per output)."""
+
+        def __init__(self, units: int = 1, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.units = int(units)
 
         def build(self, input_shape: Any) -> None:
-            self.bias = self.add_weight(name="bias", shape=(1,), initializer="zeros")
+            self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
+
+        def get_config(self) -> dict[str, Any]:
+            config = super().get_config()
+            if self.units != 1:
+                config["units"] = self.units
+            return config
 
         def call(self, inputs: Any) -> Any:
             parts = inputs if isinstance(inputs, list | tuple) else [inputs]
@@ -169,8 +198,23 @@ def _register_layers(keras: Any) -> None:
                 total = total + p
             return total + self.bias
 
+    @keras.saving.register_keras_serializable(package="helix_tf", name="Rescale")
+    class _Rescale(keras.layers.Layer):
+        """``x * std + mean``: a regression model trained on the standardised target."""
+
+        def __init__(self, mean: float, std: float, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.mean, self.std = float(mean), float(std)
+
+        def call(self, inputs: Any) -> Any:
+            return ops.cast(inputs, "float32") * self.std + self.mean
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "mean": self.mean, "std": self.std}
+
     IndexedWeights = _IndexedWeights
     SumLogits = _SumLogits
+    Rescale = _Rescale
 
 
 # ---------------------------------------------------------------------------- build
@@ -199,15 +243,21 @@ def _inputs(features: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _linear_logits(
-    features: Sequence[Mapping[str, Any]], inputs: Mapping[str, Any], reg: Any, prefix: str
+    features: Sequence[Mapping[str, Any]],
+    inputs: Mapping[str, Any],
+    reg: Any,
+    prefix: str,
+    units: int = 1,
 ) -> list[Any]:
     keras = _k()
+    # One weight per index and output, starting at zero (so L1/FTRL zeros are meaningful).
+    init = "zeros" if units != 1 else None
     parts = []
     for spec in features:
         name, kind = spec["name"], spec["kind"]
         if kind == NUMERIC:
             layer = keras.layers.Dense(
-                1,
+                units,
                 use_bias=False,
                 kernel_initializer="zeros",
                 kernel_regularizer=reg,
@@ -215,15 +265,16 @@ def _linear_logits(
             )
             parts.append(layer(inputs[name]))
         elif kind == CATEGORICAL:
-            parts.append(IndexedWeights(spec["size"], 1, reg, name=f"{prefix}{name}")(inputs[name]))
+            layer = IndexedWeights(spec["size"], units, reg, init, name=f"{prefix}{name}")
+            parts.append(layer(inputs[name]))
         else:
-            layer = IndexedWeights(spec["size"], 1, reg, name=f"{prefix}{name}")
+            layer = IndexedWeights(spec["size"], units, reg, init, name=f"{prefix}{name}")
             parts.append(layer([inputs[f"{name}__idx"], inputs[f"{name}__val"]]))
     return parts
 
 
 def _deep_logits(
-    features: Sequence[Mapping[str, Any]], inputs: Mapping[str, Any], learner: DNN
+    features: Sequence[Mapping[str, Any]], inputs: Mapping[str, Any], learner: DNN, units: int = 1
 ) -> Any:
     keras = _k()
     reg = keras.regularizers.L2(float(learner.l2)) if learner.l2 else None
@@ -248,29 +299,63 @@ def _deep_logits(
         )(x)
         if learner.dropout:
             x = keras.layers.Dropout(learner.dropout, seed=learner.seed + i)(x)
-    return keras.layers.Dense(1, name="deep_logit")(x)
+    return keras.layers.Dense(units, name="deep_logit")(x)
 
 
-def build_model(learner: Learner, features: Sequence[Mapping[str, Any]]) -> Any:
-    """The Keras model (outputs a logit) for ``learner`` over ``features``."""
+def build_model(learner: Learner, features: Sequence[Mapping[str, Any]], units: int = 1) -> Any:
+    """The Keras model for ``learner`` over ``features``: ``units`` logits (or values).
+
+    One output for a binary label (a logit) and for regression (a value), one
+    logit per class for a multiclass label.
+    """
     keras = _k()
     inputs = _inputs(features)
     if isinstance(learner, WideDeep):
         names = [f["name"] for f in features]
         wide = [f for f in features if f["name"] in learner.features_for("wide", names)]
         deep = [f for f in features if f["name"] in learner.features_for("deep", names)]
-        parts = _linear_logits(wide, inputs, _regularizer(learner), "w_")
-        parts.append(_deep_logits(deep, inputs, learner))
-        logit = SumLogits(name="logit")(parts)
+        parts = _linear_logits(wide, inputs, _regularizer(learner), "w_", units)
+        parts.append(_deep_logits(deep, inputs, learner, units))
+        logit = SumLogits(units, name="logit")(parts)
     elif isinstance(learner, DNN):
-        logit = _deep_logits(features, inputs, learner)
+        logit = _deep_logits(features, inputs, learner, units)
     elif isinstance(learner, Linear):
-        logit = SumLogits(name="logit")(
-            _linear_logits(features, inputs, _regularizer(learner), "w_")
+        logit = SumLogits(units, name="logit")(
+            _linear_logits(features, inputs, _regularizer(learner), "w_", units)
         )
     else:
         raise TypeError(f"unknown learner {type(learner).__name__}")
     return keras.Model(inputs=inputs, outputs=logit, name="helix_model")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Head:
+    """What the label asks of the model: the task, its outputs and its loss.
+
+    ``task`` is "binary", "multiclass" or "regression"; ``classes`` the number of
+    classes (multiclass); ``loss`` and ``huber_delta`` the regression loss.
+    """
+
+    task: str = "binary"
+    classes: int = 2
+    loss: str = "squared"
+    huber_delta: float = 1.0
+
+    @property
+    def units(self) -> int:
+        return self.classes if self.task == "multiclass" else 1
+
+    def keras_loss(self) -> Any:
+        keras = _k()
+        if self.task == "binary":
+            return keras.losses.BinaryCrossentropy(from_logits=True)
+        if self.task == "multiclass":
+            return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if self.loss == "absolute":
+            return keras.losses.MeanAbsoluteError()
+        if self.loss == "huber":
+            return keras.losses.Huber(delta=float(self.huber_delta))
+        return keras.losses.MeanSquaredError()
 
 
 def _optimizer(learner: Learner) -> Any:
@@ -304,11 +389,17 @@ def train_model(
     precision: str = "fp32",
     epochs: int | None = None,
     on_epoch: Callable[[int, int, float, float], None] | None = None,
+    head: Head | None = None,
 ) -> tuple[Any, dict[str, float]]:
     """Train deterministically (seeded); returns the model and final training stats.
 
     ``on_epoch(epoch, epochs, loss, seconds)`` is called after every epoch (progress).
+    ``y`` holds 0/1 labels (binary), class indices (multiclass) or the target values
+    (regression, already transformed); a regression model is trained on the target
+    standardised over these rows and returned with a :class:`Rescale` output, so it
+    predicts on the target's own scale.
     """
+    head = head or Head()
     keras = _k()
     import tensorflow as tf
 
@@ -317,11 +408,19 @@ def train_model(
     policy = {"bf16": "mixed_bfloat16", "fp16": "mixed_float16"}.get(precision, "float32")
     keras.mixed_precision.set_global_policy(policy)
     try:
-        model = build_model(learner, features)
+        model = build_model(learner, features, head.units)
         steps = -(-len(y) // int(learner.batch_size)) * int(epochs or learner.epochs)
+        mean = std = None
+        if head.task == "regression":
+            mean = float(np.mean(y)) if len(y) else 0.0
+            std = float(np.std(y)) if len(y) else 1.0
+            std = std if std > 0 else 1.0
+            y = ((np.asarray(y, dtype=np.float64) - mean) / std).astype(np.float32)
+        elif head.task == "multiclass":
+            y = np.asarray(y, dtype=np.int32)
         model.compile(
             optimizer=_optimizer(learner),
-            loss=keras.losses.BinaryCrossentropy(from_logits=True),
+            loss=head.keras_loss(),
             # Tracing the step costs ~0.5 s, an eager step ~30 ms: below this, eager wins.
             run_eagerly=steps <= EAGER_MAX_STEPS,
         )
@@ -351,10 +450,18 @@ def train_model(
             verbose=0,
             callbacks=callbacks,
         )
+        if mean is not None and std is not None:
+            # Predictions on the target's scale: the model with its standardisation undone.
+            # float32 even under a mixed-precision policy: the scale is the label's own.
+            scaled = Rescale(mean, std, name="rescale", dtype="float32")(model.outputs[0])
+            model = keras.Model(inputs=model.inputs, outputs=scaled, name="helix_model")
     finally:
         keras.mixed_precision.set_global_policy("float32")
     losses = history.history.get("loss", [float("nan")])
-    return model, {"train_loss": float(losses[-1])}
+    stats: dict[str, float] = {"train_loss": float(losses[-1])}
+    if mean is not None and std is not None:
+        stats.update(target_mean=mean, target_std=std)
+    return model, stats
 
 
 def save_model(model: Any, path: str) -> None:
@@ -366,8 +473,9 @@ def load_model(path: str) -> Any:
     return keras.saving.load_model(path, compile=False)
 
 
-def predict_scores(model: Any, x: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Probabilities of the positive class."""
+def predict_scores(model: Any, x: Mapping[str, np.ndarray], task: str = "binary") -> np.ndarray:
+    """Probabilities of the positive class (binary), of every class (multiclass: shape
+    (n, classes)), or predicted values on the target's scale (regression)."""
     # Calling the model eagerly in large chunks avoids tracing a predict function.
     n = len(next(iter(x.values()))) if x else 0
     chunk = 65_536
@@ -376,6 +484,12 @@ def predict_scores(model: Any, x: Mapping[str, np.ndarray]) -> np.ndarray:
         for i in range(0, n, chunk)
     ]
     logits = np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
+    if task == "multiclass":
+        logits = logits.reshape(n, -1) if n else np.zeros((0, int(model.outputs[0].shape[-1])))
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+    if task == "regression":
+        return logits.reshape(-1)
     return (1.0 / (1.0 + np.exp(-logits.reshape(-1)))).astype(np.float64)
 
 
@@ -385,7 +499,8 @@ def zero_weight_features(
     """Which features contribute nothing: every weight that reads them is exactly 0.
 
     Only linear parts can prove it here (a linear model, the wide part of wide &
-    deep); a feature that a deep part reads is never reported.
+    deep); a feature that a deep part reads is never reported. With several outputs
+    (multiclass), a feature is zero when its weights are zero for every class.
     Returns ``{"zero": {feature: n_weights}, "weights": total, "zero_weights": count}``.
     """
     weights = feature_weights(model, features)
@@ -406,11 +521,19 @@ def zero_weight_features(
 
 
 def feature_weights(model: Any, features: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
-    """The linear (wide) weights of each feature, where the model has them."""
+    """The linear (wide) weights of each feature, where the model has them.
+
+    A regression model trained on the standardised target (its ``rescale`` layer) has
+    its weights scaled back, so they are in the target's units (transformed, if the
+    label has a transform): what one unit of the feature adds to the prediction.
+    """
     out = {}
     names = {layer.name: layer for layer in model.layers}
+    rescale = names.get("rescale")
+    scale = float(getattr(rescale, "std", 1.0)) if rescale is not None else 1.0
     for spec in features:
         layer = names.get(f"w_{spec['name']}")
         if layer is not None and layer.weights:
-            out[spec["name"]] = np.asarray(layer.weights[0].numpy())
+            w = np.asarray(layer.weights[0].numpy())
+            out[spec["name"]] = w * scale if scale != 1.0 else w
     return out

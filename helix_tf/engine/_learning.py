@@ -4,7 +4,7 @@
 methods read examples, train and load Keras models, score a split and compute
 metrics. They rely on what the run provides: the compiled workflow ``c``, the
 options ``opt``, the per-node ``art``, ``measures`` and ``values``, the scratch
-folder, ``metric_ops``, and the ``load``, ``stage``, ``finish`` and ``emit``
+folder, ``metric_ops``, and the ``load``, ``write_output``, ``finish`` and ``emit``
 methods. Keras, pyarrow and pandas are imported inside the methods that use them.
 """
 
@@ -14,13 +14,15 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from helix_tf.compiler.graph import CompiledNode
+from helix_tf.components.features._label import inverse_transform
 from helix_tf.engine import tables
-from helix_tf.errors import ExecutionError
+from helix_tf.errors import DataError, ExecutionError
 from helix_tf.types import LABEL, ROW_ID, SCORE
 
 if TYPE_CHECKING:
@@ -45,6 +47,8 @@ class _LearningSteps:
 
         def stage(self, name: str) -> _Artifact: ...
 
+        def write_output(self, name: str, write: Callable[[_Artifact], None]) -> _Artifact: ...
+
         def finish(
             self, name: str, *, kind: str, rows: int | None, meta: dict[str, Any]
         ) -> None: ...
@@ -53,17 +57,21 @@ class _LearningSteps:
 
         def node_done(self, name: str) -> None: ...
 
+        def emit_computed(self, name: str, rows: int | None) -> None: ...
+
     def _computed(self, name: str, *, kind: str, rows: int, meta: dict[str, Any]) -> None:
-        """A node has computed: report it, release its inputs, decide on keeping it."""
-        self.emit(
-            event="node",
-            node=name,
-            state="compute",
-            seconds=self.measures[name].compute_seconds,
-            rows=rows,
-        )
+        """A node has computed: release its inputs, decide on keeping it, report it."""
         self.node_done(name)
         self.finish(name, kind=kind, rows=rows, meta=meta)
+        self.emit_computed(name, rows)
+
+    def read_input(self, reader: str, read: Any) -> Any:
+        """``read()``, its seconds counted as ``reader``'s input reads (part of its compute)."""
+        t0 = time.perf_counter()
+        try:
+            return read()
+        finally:
+            self.measures[reader].read_seconds += time.perf_counter() - t0
 
     def examples_split(self, name: str, split: str, columns: list[str] | None = None) -> Any:
         art = self.art.get(name) or self.load(name)
@@ -85,7 +93,7 @@ class _LearningSteps:
 
         ex = node.inputs[0]
         t_load = time.perf_counter()
-        table, meta = self.examples_split(ex, "train")
+        table, meta = self.read_input(node.name, lambda: self.examples_split(ex, "train"))
         approx = node.extra.get("approx") or {}
         if approx.get("sample") is not None:
             from helix_tf.approx.sampling import keep_mask
@@ -93,8 +101,17 @@ class _LearningSteps:
             rows = table.column(ROW_ID).to_numpy()
             table = table.filter(keep_mask(rows, approx["sample"], approx["seed"]))
         features = meta["features"]
+        label = self.label_facts(ex, meta)
         x = keras_models.arrays_from_table(table, features)
         y = keras_models.labels_from_table(table)
+        if label["task"] == "regression":  # the model learns the transformed target
+            op = self.c.node(ex).op
+            try:
+                y = op.target(  # type: ignore[union-attr]
+                    table.column(LABEL).to_numpy(), table.column(ROW_ID).to_numpy()
+                )
+            except DataError as exc:
+                raise DataError(str(exc), node=node.name) from exc
         load_s = time.perf_counter() - t_load
         self.emit(event="stage", stage="train", node=node.name, rows=len(y))
         t0 = time.perf_counter()
@@ -106,6 +123,7 @@ class _LearningSteps:
             y,
             precision=approx.get("precision", "fp32"),
             epochs=epochs,
+            head=self._head(ex, label),
             on_epoch=lambda e, total, loss, secs: self.emit(
                 event="epoch",
                 node=node.name,
@@ -120,18 +138,46 @@ class _LearningSteps:
         self.values[f"facts:{node.name}"] = facts
         meas = self.measures[node.name]
         meas.compute_seconds = time.perf_counter() - t0 + load_s
-        art = self.stage(node.name)
         t1 = time.perf_counter()
-        path = os.path.join(art.local or self.scratch, "model.keras")
-        if art.local is None:
+
+        def write(art: _Artifact) -> None:
+            if art.local is not None:
+                keras_models.save_model(model, os.path.join(art.local, "model.keras"))
+                return
             path = os.path.join(self.scratch, f"{node.name}.keras")
-        keras_models.save_model(model, path)
-        if art.local is None and art.staging is not None:
-            with open(path, "rb") as src, art.staging.open("model.keras", "wb") as dst:
-                shutil.copyfileobj(src, dst)
+            keras_models.save_model(model, path)
+            if art.staging is not None:
+                with open(path, "rb") as src, art.staging.open("model.keras", "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+
+        self.write_output(node.name, write)
         meas.write_seconds += time.perf_counter() - t1
         self.values[node.name] = model
         self._computed(node.name, kind="model", rows=len(y), meta={"features": features, **stats})
+
+    def label_facts(self, examples: str, meta: dict[str, Any]) -> dict[str, Any]:
+        """The label's facts for training and inference: the stored examples' (classes),
+        with what only training reads (a regression's transform) from this run's label."""
+        op = self.c.node(examples).op
+        if getattr(op, "TRAINING_PARAMS", ()):
+            return op.describe()  # type: ignore[union-attr]
+        return label_of(meta)
+
+    def _head(self, examples: str, label: dict[str, Any]) -> Any:
+        """The model head the examples' label asks for (task, outputs, loss)."""
+        from helix_tf.components.keras_models import Head
+
+        op = self.c.node(examples).op
+        task = label["task"]
+        if task == "multiclass":
+            return Head(task=task, classes=len(label["classes"]))
+        if task == "regression":
+            return Head(
+                task=task,
+                loss=getattr(op, "loss", "squared"),
+                huber_delta=float(getattr(op, "huber_delta", 1.0)),
+            )
+        return Head()
 
     def model(self, name: str) -> Any:
         if name in self.values:
@@ -159,32 +205,112 @@ class _LearningSteps:
         # Features whose learned weights are all zero contribute nothing: not read.
         facts = self.model_facts(model_name)
         zero = sorted(facts.get("zero", {})) if self.opt.prune_zero_weight else []
-        art_ex = self.art.get(ex) or self.load(ex)
-        keep = [ROW_ID, LABEL] + [
-            c
-            for f in art_ex.meta["features"]
-            if f["name"] not in zero
-            for c in keras_models.feature_columns(f)
-        ]
-        table, meta = self.examples_split(ex, split, keep)
+
+        def read() -> Any:
+            art_ex = self.art.get(ex) or self.load(ex)
+            keep = [ROW_ID, LABEL] + [
+                c
+                for f in art_ex.meta["features"]
+                if f["name"] not in zero
+                for c in keras_models.feature_columns(f)
+            ]
+            return self.examples_split(ex, split, keep)
+
+        table, meta = self.read_input(node.name, read)
         x = keras_models.arrays_from_table(table, meta["features"], zeros=zero)
         self.measures[node.name].meta["pruned_features"] = {z: facts["zero"][z] for z in zero}
-        scores = keras_models.predict_scores(model, x)
-        out = pa.table(
-            {
-                ROW_ID: table.column(ROW_ID),
-                LABEL: table.column(LABEL),
-                SCORE: pa.array(scores, pa.float64()),
-            }
-        )
+        label = self.label_facts(ex, meta)
+        scores = keras_models.predict_scores(model, x, label["task"])
+        if label["task"] == "multiclass":  # one probability per class
+            score_col: Any = pa.FixedSizeListArray.from_arrays(
+                pa.array(scores.reshape(-1), pa.float64()), scores.shape[1]
+            )
+        else:
+            if label["task"] == "regression":  # back to the original scale
+                scores = inverse_transform(label.get("transform"), scores)
+            score_col = pa.array(scores, pa.float64())
+        out = pa.table({ROW_ID: table.column(ROW_ID), LABEL: table.column(LABEL), SCORE: score_col})
         meas = self.measures[node.name]
         meas.compute_seconds = time.perf_counter() - t0
-        art = self.stage(node.name)
         t1 = time.perf_counter()
-        tables.write_batch(art.root, split, 0, out)
+        self.write_output(node.name, lambda art: tables.write_batch(art.root, split, 0, out))
         meas.write_seconds += time.perf_counter() - t1
         self.values[node.name] = out
-        self._computed(node.name, kind="predictions", rows=out.num_rows, meta={"split": split})
+        pred_meta: dict[str, Any] = {"split": split}
+        if label["task"] != "binary":  # evaluation needs the classes / the transform
+            pred_meta["label"] = label
+        self._computed(node.name, kind="predictions", rows=out.num_rows, meta=pred_meta)
+
+    def explain(self, node: CompiledNode) -> None:
+        """Permutation importance on one split, and the linear weights by value name."""
+        from helix_tf.components import explain, keras_models
+        from helix_tf.engine._support import VALUE_NAMES
+
+        op: explain.Explain = node.op  # type: ignore[assignment]
+        model_name, ex = node.inputs
+        split = node.extra.get("split", "test")
+        model = self.model(model_name)
+        t0 = time.perf_counter()
+        table, meta = self.read_input(node.name, lambda: self.examples_split(ex, split))
+        if table.num_rows > op.max_rows:  # a seeded sample, in row order
+            keep = np.random.default_rng(op.seed).choice(table.num_rows, op.max_rows, replace=False)
+            table = table.take(np.sort(keep))
+        features = meta["features"]
+        x = keras_models.arrays_from_table(table, features)
+        y = keras_models.labels_from_table(table)
+        zero = sorted(self.model_facts(model_name).get("zero", {}))
+        label = self.label_facts(ex, meta)
+        task, transform = label["task"], label.get("transform")
+
+        def score(inputs: Any) -> np.ndarray:
+            # As the predict node scores: class probabilities, values on the label's scale.
+            scores = keras_models.predict_scores(model, inputs, task)
+            return inverse_transform(transform, scores) if task == "regression" else scores
+
+        payload = explain.permutation_importance(
+            score,
+            x,
+            y,
+            features,
+            repeats=op.repeats,
+            seed=op.seed,
+            scoring=op.scoring,
+            zero=zero,
+        )
+        payload["split"] = split
+        payload["task"] = task
+        weights = keras_models.feature_weights(model, features)
+        if weights:
+            names_path = os.path.join(self.art[ex].local or "", VALUE_NAMES)
+            names = {}
+            if os.path.exists(names_path):
+                with open(names_path) as f:
+                    names = json.load(f)
+            classes = label.get("classes") if task == "multiclass" else None
+            linear = explain.linear_weights(weights, features, names, top=op.top, classes=classes)
+            linear["task"] = task
+            if transform:  # a regression's weights act on the transformed target
+                linear["transform"] = transform
+            payload["linear"] = linear
+        meas = self.measures[node.name]
+        meas.compute_seconds = time.perf_counter() - t0
+        # Features stay in order of importance: not sorted.
+        self._save_json(node.name, "explanation.json", json.dumps(payload))
+        self.values[node.name] = payload
+        self._computed(node.name, kind="explanation", rows=len(y), meta={"split": split})
+
+    def _save_json(self, name: str, filename: str, text: str) -> None:
+        """Write a node's one JSON file where its output goes (the store, else scratch)."""
+
+        def write(art: _Artifact) -> None:
+            if art.staging is not None:
+                with art.staging.open(filename, "w") as f:
+                    f.write(text)
+            elif art.local is not None:
+                with open(os.path.join(art.local, filename), "w") as f:
+                    f.write(text)
+
+        self.write_output(name, write)
 
     def model_facts(self, name: str) -> dict[str, Any]:
         """What training learned about the model (zero-weight features), trained or loaded."""
@@ -192,6 +318,10 @@ class _LearningSteps:
             return self.values[f"facts:{name}"]
         art = self.art.get(name) or self.load(name)
         return {"zero": art.meta.get("zero", {})}
+
+    def predictions_label(self, name: str) -> dict[str, Any]:
+        """The label facts (task, classes, transform) of a predict node's output."""
+        return label_of((self.art.get(name) or self.load(name)).meta)
 
     def predictions(self, name: str) -> Any:
         if name in self.values:
@@ -210,25 +340,36 @@ class _LearningSteps:
         preds = self.predictions(node.inputs[0])
         t0 = time.perf_counter()
         metrics_ops: list[Metric] = self.metric_ops[node.name]
-        y_true = preds.column(LABEL).to_numpy().astype(np.int64)
-        y_score = preds.column(SCORE).to_numpy().astype(np.float64)
+        label = self.predictions_label(node.inputs[0])
         frame = None
         columns = sorted({c for m in metrics_ops for c in m.columns()})
         if columns:
             frame = self.raw_columns(node, preds, columns)
-        values = compute_metrics(metrics_ops, y_true, y_score, frame)
-        intervals = {}
-        if self.c.approx:
-            from helix_tf.components.metrics import bootstrap_metrics
+        if label["task"] == "binary":  # as it always was
+            y_true = preds.column(LABEL).to_numpy().astype(np.int64)
+            y_score = preds.column(SCORE).to_numpy().astype(np.float64)
+            values = compute_metrics(metrics_ops, y_true, y_score, frame)
+            intervals = {}
+            if self.c.approx:
+                from helix_tf.components.metrics import bootstrap_metrics
 
-            intervals = bootstrap_metrics(metrics_ops, y_true, y_score, frame)
+                intervals = bootstrap_metrics(metrics_ops, y_true, y_score, frame)
+        else:
+            from helix_tf.components.metrics import evaluate_task
+
+            y_true = preds.column(LABEL).to_numpy()
+            values, intervals = evaluate_task(
+                metrics_ops,
+                label,
+                y_true,
+                _scores(preds.column(SCORE)),
+                frame,
+                intervals=bool(self.c.approx),
+            )
         meas = self.measures[node.name]
         meas.compute_seconds = time.perf_counter() - t0
-        art = self.stage(node.name)
         payload = {"metrics": values, "intervals": {k: list(v) for k, v in intervals.items()}}
-        if art.staging is not None:
-            with art.staging.open("metrics.json", "w") as f:
-                f.write(json.dumps(payload, sort_keys=True))
+        self._save_json(node.name, "metrics.json", json.dumps(payload, sort_keys=True))
         self.values[node.name] = payload
         self._computed(node.name, kind="metrics", rows=len(y_true), meta={})
 
@@ -238,18 +379,21 @@ class _LearningSteps:
             raise ExecutionError(
                 f"metrics read columns {columns} but no source is known", node=node.name
             )
-        art = self.art.get(src) or self.load(src)
-        local = art.local
-        if local is None:
-            raise ExecutionError("the source table is not on local disk", node=node.name)
-        import pandas as pd
-
         split = (
             self.art[node.inputs[0]].meta.get("split", "test")
             if node.inputs[0] in self.art
             else "test"
         )
-        table = tables.read_split(local, split, [ROW_ID, *columns])
+
+        def read() -> Any:
+            art = self.art.get(src) or self.load(src)
+            if art.local is None:
+                raise ExecutionError("the source table is not on local disk", node=node.name)
+            return tables.read_split(art.local, split, [ROW_ID, *columns])
+
+        table = self.read_input(node.name, read)
+        import pandas as pd
+
         frame = table.to_pandas().set_index(ROW_ID)
         rows = preds.column(ROW_ID).to_numpy()
         return frame.reindex(pd.Index(rows)).reset_index(drop=True)
@@ -262,3 +406,21 @@ class _LearningSteps:
             payload = json.load(f)
         self.values[name] = payload
         return payload
+
+
+def label_of(meta: dict[str, Any]) -> dict[str, Any]:
+    """The label facts an artifact's meta carries (examples and predictions before the
+    multiclass/regression labels carry none: they are binary)."""
+    return meta.get("label") or {"task": "binary"}
+
+
+def _scores(column: Any) -> np.ndarray:
+    """A score column as numpy: (n,) values, or (n, classes) probabilities."""
+    import pyarrow as pa
+
+    col = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    if pa.types.is_fixed_size_list(col.type) or pa.types.is_list(col.type):
+        width = col.type.list_size if pa.types.is_fixed_size_list(col.type) else None
+        flat = np.asarray(col.flatten().to_numpy(zero_copy_only=False), dtype=np.float64)
+        return flat.reshape(len(col), width or (len(flat) // max(len(col), 1)))
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)

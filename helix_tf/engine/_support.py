@@ -10,6 +10,9 @@ from typing import Any
 from helix_tf.errors import DataError, ExecutionError, HelixError
 from helix_tf.reuse.store import ArtifactStore, Manifest, Staging
 
+#: The file beside an examples artifact's splits naming each feature's values.
+VALUE_NAMES = "value_names.json"
+
 
 @dataclasses.dataclass(slots=True)
 class _Artifact:

@@ -10,6 +10,7 @@ is computed once, and a loaded input is read once.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -18,12 +19,17 @@ import numpy as np
 import pyarrow as pa
 
 from helix_tf.components.base import Operator
-from helix_tf.components.features import Feature, Label
+from helix_tf.components.features import Feature, SourceRows
+from helix_tf.components.features._label import LABELS
+from helix_tf.components.sources import Source
 from helix_tf.engine import tables
 from helix_tf.errors import DataError, ExecutionError, HelixError
 from helix_tf.types import LABEL, NUMERIC, ROW_ID
 
 __all__ = ["PreNode", "BatchComputer"]
+
+#: How each task's labels are stored in examples (binary stays int8, as before).
+_LABEL_TYPES = {"binary": pa.int8(), "multiclass": pa.int32(), "regression": pa.float64()}
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,10 +65,19 @@ class BatchComputer:
         self.states = dict(states)
         self.seconds: dict[str, float] = {}
         self.write_seconds: dict[str, float] = {}
+        #: Seconds spent reading each node's stored batches (part of ``seconds``).
+        self.read_seconds: dict[str, float] = {}
         self._needed: dict[str, list[str] | None] = {}
 
     def _time(self, name: str, t0: float) -> None:
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+    def _read(self, name: str, split: str, k: int, columns: list[str] | None = None) -> pa.Table:
+        """Read batch (split, k) of node ``name``'s files, timing the read."""
+        t0 = time.perf_counter()
+        table = tables.read_batch(self.nodes[name].root, split, k, columns=columns)
+        self.read_seconds[name] = self.read_seconds.get(name, 0.0) + time.perf_counter() - t0
+        return table
 
     # ------------------------------------------------------------------ values
 
@@ -70,10 +85,8 @@ class BatchComputer:
         """The source's batch as an Arrow table: only the columns this run reads."""
         key = f"table:{name}"
         if key not in cache:
-            node = self.nodes[name]
             t0 = time.perf_counter()
-            wanted = self.needed_columns(name)
-            table = tables.read_batch(node.root, split, k, columns=wanted)
+            table = self._read(name, split, k, self.needed_columns(name))
             cache[key] = table
             self._check_rows(name, split, k, tables.row_ids(table), cache)
             self._time(name, t0)
@@ -101,7 +114,7 @@ class BatchComputer:
                     self._needed[source] = None
                     return None
                 cols.update(r for r in node.op.inputs() if isinstance(r, str))
-            elif isinstance(node.op, Label):
+            elif isinstance(node.op, LABELS):
                 cols.add(node.op.column)
         self._needed[source] = sorted(cols)
         return self._needed[source]
@@ -132,10 +145,18 @@ class BatchComputer:
 
     def inputs_of(self, node: PreNode, split: str, k: int, cache: dict[str, Any]) -> list[Any]:
         op = node.op
+        if isinstance(op, LABELS):  # an examples node whose label learns from the training split
+            assert node.source is not None
+            return [self.column(node.source, op.column, split, k, cache)]
         assert isinstance(op, Feature)
         if op.reads_whole_row():
             assert node.source is not None
-            return [self.source_frame(node.source, split, k, cache)]
+            frame = self.source_frame(node.source, split, k, cache)
+            source = self.nodes[node.source].op
+            if not isinstance(source, Source):
+                return [frame]
+            describe = functools.partial(source.describe_row, split)
+            return [frame, SourceRows(columns=node.columns, describe=describe)]
         vals = []
         for r in op.inputs():
             if isinstance(r, str):
@@ -152,7 +173,7 @@ class BatchComputer:
         node = self.nodes[name]
         if node.state == "load":
             t0 = time.perf_counter()
-            table = tables.read_batch(node.root, split, k)
+            table = self._read(name, split, k)
             self._check_rows(name, split, k, tables.row_ids(table), cache)
             out = tables.feature_from_table(table, "value", node.value_kind or NUMERIC)
             self._time(name, t0)
@@ -200,7 +221,7 @@ class BatchComputer:
         for name in names:
             node = self.nodes[name]
             op = node.op
-            assert isinstance(op, Feature)
+            assert isinstance(op, (Feature, *LABELS))
             analyzer = op.analyzer()
             assert analyzer is not None
             vals = self.inputs_of(node, split, k, cache)
@@ -219,7 +240,7 @@ class BatchComputer:
 
     def examples_table(self, node: PreNode, split: str, k: int, cache: dict[str, Any]) -> pa.Table:
         label_op = node.op
-        assert isinstance(label_op, Label) and node.source is not None
+        assert isinstance(label_op, LABELS) and node.source is not None
         cols: dict[str, pa.Array] = {}
         for f in node.features:
             fnode = self.nodes[f]
@@ -230,23 +251,20 @@ class BatchComputer:
             )
         raw = self.column(node.source, label_op.column, split, k, cache)
         t0 = time.perf_counter()
-        labels, bad = label_op.transform(raw)
+        labels, bad = label_op.encode(raw, self.states.get(node.name))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             row = int(cache["rows"][i])
             shown = raw[i].as_py() if hasattr(raw[i], "as_py") else raw[i]
+            missing = shown is None or (isinstance(shown, float) and shown != shown)
             raise DataError(
                 f"row {row} (line number in its file) of split {split!r} has label "
                 f"{shown!r} in column {label_op.column!r}; "
-                + (
-                    "labels must not be missing"
-                    if label_op.positive is not None
-                    else "expected 0 or 1, or pass positive=<value> to Label"
-                )
-                + f" ({int(bad.sum())} such rows in this batch). Fix or drop those rows.",
+                f"{label_op.problem(None if missing else shown)}"
+                f" ({int(bad.sum())} such rows in this batch). Fix or drop those rows.",
                 node=node.name,
             )
-        cols[LABEL] = pa.array(labels, pa.int8())
+        cols[LABEL] = pa.array(labels, _LABEL_TYPES[label_op.TASK])
         cols[ROW_ID] = pa.array(cache["rows"], pa.int64())
         self._time(node.name, t0)
         return pa.table(cols)

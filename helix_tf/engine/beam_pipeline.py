@@ -16,23 +16,28 @@ was seen to drop rows at a map with a side input on Beam 2.77).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 
-from helix_tf.components.features import Feature
 from helix_tf.components.sources import Source
-from helix_tf.engine import tables
-from helix_tf.engine.batch_compute import BatchComputer, PreNode
-from helix_tf.errors import ExecutionError
-from helix_tf.types import ROW_ID
+from helix_tf.engine.batch_compute import PreNode
+from helix_tf.engine.preprocess_steps import (
+    PreprocessResult,
+    StatsCombiner,
+    analysis_levels,
+    batch_partials,
+    compute_batch,
+    merge_states,
+    preprocess_result,
+    read_split,
+)
 
 __all__ = ["PreprocessResult", "run_preprocessing", "analysis_levels"]
 
@@ -40,54 +45,11 @@ log = logging.getLogger(__name__)
 NS = "helix"
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class PreprocessResult:
-    """What the pipeline measured: per node seconds, rows and bytes; feature states."""
-
-    seconds: dict[str, float]
-    write_seconds: dict[str, float]
-    rows: dict[str, int]
-    bytes: dict[str, int]
-    skipped: dict[str, int]  # source -> malformed rows skipped (on_bad_row="skip")
-    states: dict[str, Any]
-    launch_seconds: float
-
-
-def analysis_levels(nodes: Mapping[str, PreNode], order: Sequence[str]) -> list[list[str]]:
-    """Group computed features with analyzers so each group needs only earlier groups' stats."""
-    level: dict[str, int] = {}
-
-    def depth(name: str) -> int:
-        """Highest level among analyzers this computed node (transitively) needs, or -1."""
-        node = nodes[name]
-        if node.state != "compute" or node.role != "feature":
-            return -1
-        if name in level:
-            return level[name]
-        op = node.op
-        assert isinstance(op, Feature)
-        below = max((depth(r.name) for r in op.inputs() if not isinstance(r, str)), default=-1)
-        level[name] = below + 1 if op.analyzer() is not None else below
-        return level[name]
-
-    for n in order:
-        depth(n)
-    groups: dict[int, list[str]] = {}
-    for n in order:
-        node = nodes[n]
-        if node.state == "compute" and node.role == "feature" and node.op.analyzer() is not None:  # type: ignore[union-attr]
-            groups.setdefault(level[n], []).append(n)
-    return [groups[k] for k in sorted(groups)]
-
-
 # ---------------------------------------------------------------------------- DoFns
 
 
-def _merge_states(dicts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for d in dicts:
-        out.update(d)
-    return out
+def _inc(name: str, value: int) -> None:
+    Metrics.counter(NS, name).inc(value)
 
 
 class _ReadSource(beam.DoFn):
@@ -100,32 +62,9 @@ class _ReadSource(beam.DoFn):
         self.sample = sample
 
     def process(self, split):  # type: ignore[no-untyped-def]
-        rows = Metrics.counter(NS, f"rows/{self.name}")
-        micros = Metrics.counter(NS, f"micros/{self.name}")
-        write_micros = Metrics.counter(NS, f"write_micros/{self.name}")
-        nbytes = Metrics.counter(NS, f"bytes/{self.name}")
-        t0 = time.perf_counter()
-        counts: dict[str, int] = {}
-        batches = self.op.read_tables(split, batch_rows=self.batch_rows, counters=counts)
-        for k, table in enumerate(batches):
-            if self.sample is not None and split == "train":
-                from helix_tf.approx.sampling import keep_mask
-
-                rows_ids = table.column(ROW_ID).to_numpy()
-                table = table.filter(
-                    keep_mask(rows_ids, self.sample["fraction"], self.sample["seed"])
-                )
-            t1 = time.perf_counter()
-            size = tables.write_batch(self.root, split, k, table)
-            t2 = time.perf_counter()
-            micros.inc(int((t1 - t0) * 1e6))
-            write_micros.inc(int((t2 - t1) * 1e6))
-            rows.inc(table.num_rows)
-            nbytes.inc(size)
-            yield (split, k, table.num_rows)
-            t0 = time.perf_counter()
-        if counts.get("bad_rows_skipped"):
-            Metrics.counter(NS, f"skipped/{self.name}").inc(counts["bad_rows_skipped"])
+        yield from read_split(
+            self.name, self.op, self.root, self.batch_rows, self.sample, split, _inc
+        )
 
 
 class _Partials(beam.DoFn):
@@ -135,47 +74,11 @@ class _Partials(beam.DoFn):
         self.nodes, self.names = nodes, names
 
     def process(self, key, *stats):  # type: ignore[no-untyped-def]  # no hints: Beam checks them
-        split, k, _ = key
-        computer = BatchComputer(self.nodes, _merge_states(stats))
-        yield from computer.partials(self.names, split, k)
-        for name, secs in computer.seconds.items():
-            Metrics.counter(NS, f"micros/{name}").inc(int(secs * 1e6))
+        yield from batch_partials(self.nodes, self.names, key, stats, _inc)
 
 
-class _CombineStats(beam.CombineFn):
-    """Merge (feature, partial) pairs per feature; finalise into transform states."""
-
-    def __init__(self, ops: dict[str, Feature]) -> None:
-        self.ops = ops
-
-    def create_accumulator(self) -> dict[str, Any]:
-        return {}
-
-    def add_input(self, acc, element):  # type: ignore[no-untyped-def]
-        name, partial = element
-        analyzer = self.ops[name].analyzer()
-        assert analyzer is not None
-        acc[name] = partial if name not in acc else analyzer.merge([acc[name], partial])
-        return acc
-
-    def merge_accumulators(self, accs: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for acc in accs:
-            for name, partial in acc.items():
-                self.add_input(out, (name, partial))
-        return out
-
-    def extract_output(self, acc: dict[str, Any]) -> dict[str, Any]:
-        states = {}
-        for name, op in self.ops.items():
-            analyzer = op.analyzer()
-            assert analyzer is not None
-            merged = acc.get(name, analyzer.create())
-            try:
-                states[name] = op.finalize_state(analyzer.finalize(merged))
-            except ExecutionError as exc:
-                raise ExecutionError(str(exc), node=name) from exc
-        return states
+class _CombineStats(StatsCombiner, beam.CombineFn):
+    """:class:`StatsCombiner` as Beam's combine function."""
 
 
 class _ComputeBatch(beam.DoFn):
@@ -185,24 +88,7 @@ class _ComputeBatch(beam.DoFn):
         self.nodes, self.order = nodes, order
 
     def process(self, key, *stats):  # type: ignore[no-untyped-def]  # no hints: Beam checks them
-        split, k, expected = key
-        computer = BatchComputer(self.nodes, _merge_states(stats))
-        done = computer.compute_batch(split, k, self.order)
-        for name, (rows, size) in done.items():
-            if rows != expected:
-                raise ExecutionError(
-                    f"batch {split}/{k}: {rows} rows out, {expected} rows in; rows were lost or "
-                    "duplicated between stages",
-                    node=name,
-                )
-            Metrics.counter(NS, f"rows/{name}").inc(rows)
-            Metrics.counter(NS, f"bytes/{name}").inc(size)
-            Metrics.counter(NS, f"batches/{name}").inc(1)
-        for name, secs in computer.seconds.items():
-            Metrics.counter(NS, f"micros/{name}").inc(int(secs * 1e6))
-        for name, secs in computer.write_seconds.items():
-            Metrics.counter(NS, f"write_micros/{name}").inc(int(secs * 1e6))
-        yield key
+        yield compute_batch(self.nodes, self.order, key, stats, _inc)
 
 
 class _WriteStates(beam.DoFn):
@@ -215,7 +101,7 @@ class _WriteStates(beam.DoFn):
         import fsspec
 
         with fsspec.open(self.path, "w") as f:
-            json.dump(_merge_states(stats), f)
+            json.dump(merge_states(stats), f)
         yield self.path
 
 
@@ -306,36 +192,11 @@ def run_preprocessing(
             with fs.open(p, "r") as f:
                 states.update(json.load(f))
 
-    rows = {k.split("/", 1)[1]: v for k, v in counters.items() if k.startswith("rows/")}
-    batches = {k.split("/", 1)[1]: v for k, v in counters.items() if k.startswith("batches/")}
-    # Rows in == rows out for every computed node, per source.
-    for src in sources:
-        if nodes[src].state == "compute":
-            rows_in = rows.get(src, 0)
-        else:
-            rows_in = sum(r for _, _, r in expected_keys.get(src, []))
-        for n in computed:
-            if nodes[n].source != src:
-                continue
-            if rows.get(n, 0) != rows_in:
-                raise ExecutionError(
-                    f"{rows_in} rows went into the pipeline but {rows.get(n, 0)} came out "
-                    f"({batches.get(n, 0)} batches). Rows were lost between stages; "
-                    "this is a runner bug (see docs/ARCHITECTURE.md, Beam hazards)",
-                    node=n,
-                )
-    return PreprocessResult(
-        seconds={
-            k.split("/", 1)[1]: v / 1e6 for k, v in counters.items() if k.startswith("micros/")
-        },
-        write_seconds={
-            k.split("/", 1)[1]: v / 1e6
-            for k, v in counters.items()
-            if k.startswith("write_micros/")
-        },
-        rows=rows,
-        bytes={k.split("/", 1)[1]: v for k, v in counters.items() if k.startswith("bytes/")},
-        skipped={k.split("/", 1)[1]: v for k, v in counters.items() if k.startswith("skipped/")},
+    return preprocess_result(
+        counters=counters,
         states=states,
+        nodes=nodes,
+        order=order,
+        known_batches=expected_keys,
         launch_seconds=launch,
     )

@@ -23,6 +23,7 @@ DEFAULT_COMPUTE_SECONDS = {
     "train": 10.0,
     "predict": 2.0,
     "evaluate": 0.2,
+    "explain": 2.0,
 }
 #: Fixed cost of loading a model: Keras must deserialise it (TensorFlow import aside).
 MODEL_LOAD_SECONDS = 0.3

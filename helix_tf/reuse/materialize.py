@@ -70,6 +70,8 @@ class MaterializationPolicy:
     store: Any = None
     #: Fingerprints this run still has to read: never evicted (see ``release``).
     protected: set[str] = dataclasses.field(default_factory=set)
+    #: This run's lease id on the store: other live runs' pins are never evicted.
+    lease_id: str | None = None
     used_bytes: int = 0
     decisions: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -112,6 +114,11 @@ class MaterializationPolicy:
         name = node.name
         if self.policy == "none":
             self.decisions[name] = "policy none"
+            return False
+        if (getattr(node, "extra", None) or {}).get("volatile"):
+            # Its fingerprint is new every run (it reads something that cannot be hashed):
+            # no later run could load it.
+            self.decisions[name] = "not kept: recomputed every run (never reused)"
             return False
         nbytes = int(measure.bytes or 0)
         if self.policy == "helix":
@@ -156,6 +163,13 @@ class MaterializationPolicy:
             ),
             key=lambda t: t[0],
         )
+        # What other live runs on the store may read (their leases' pins) is not ours
+        # to evict, however cheap.
+        try:
+            pinned = self.store.pinned(exclude=self.lease_id)
+        except Exception as exc:
+            log.warning("cannot read the store's run leases (%s); not evicting", exc)
+            return False
         freed = 0
         victims = []
         for v, e in scored:
@@ -163,7 +177,7 @@ class MaterializationPolicy:
                 break
             if v >= value_per_byte:
                 break
-            if e.fingerprint in self.protected:
+            if e.fingerprint in self.protected or e.fingerprint in pinned:
                 continue
             victims.append(e)
             freed += e.bytes

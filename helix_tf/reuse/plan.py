@@ -56,7 +56,6 @@ computing and pruning wins over both.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import math
 import time
@@ -67,7 +66,7 @@ from typing import Final
 import numpy as np
 from ortools.graph.python import max_flow
 
-from helix_tf.errors import PlanError
+from helix_tf.errors import PlanError, did_you_mean
 
 __all__ = [
     "COMPUTE",
@@ -389,7 +388,7 @@ def _validate(nodes: Sequence[PlanNode]) -> _Graph:
             j = index.get(name)
             if j is None:
                 problems.append(
-                    f"node {node.name!r} reads unknown input {name!r}{_did_you_mean(name, index)}; "
+                    f"node {node.name!r} reads unknown input {name!r}{did_you_mean(name, index)}; "
                     "every input must name a node of the plan"
                 )
             else:
@@ -493,11 +492,6 @@ def _make_plan(nodes: Sequence[PlanNode], codes: Iterable[int]) -> ReusePlan:
         elif state == LOAD:
             cost += node.load_cost  # type: ignore[operator]
     return ReusePlan(states=states, cost=float(cost))
-
-
-def _did_you_mean(name: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _join(problems: Sequence[str]) -> str:

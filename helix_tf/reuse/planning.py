@@ -84,7 +84,10 @@ def plan_reuse(
         state = plan.states[n.name]
         c = node_costs[n.name]
         old = prev_nodes.get(n.name)
-        if state == "compute":
+        volatile = n.extra.get("volatile") if isinstance(n.extra, dict) else None
+        if state == "compute" and volatile:
+            reason = f"never reused, recomputed every run: {volatile[0]}"
+        elif state == "compute":
             if n.name in stored:
                 reason = (
                     f"recomputing ({c.compute:.2f} s) beats loading "

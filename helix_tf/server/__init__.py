@@ -1,11 +1,13 @@
-"""A warm server for ``helix-tf run``: imports paid once, one fresh fork per run.
+"""A warm server for ``helix-tf run`` and ``plan``: imports paid once, one fresh fork per run.
 
-``helix-tf server start`` starts it; while it runs, ``helix-tf run`` hands its
-work to it and starts training seconds sooner; ``HELIX_TF_SERVER=off`` or
-``--no-server`` runs in the calling process instead.
+The first ``helix-tf run`` or ``plan`` at a terminal starts it in the background
+(``helix-tf server start`` does so by hand); while it runs, runs are handed to it
+and start seconds sooner. ``HELIX_TF_SERVER=off`` or ``--no-server`` runs in the
+calling process and never starts one; ``CI`` set or no terminal never starts one
+(``HELIX_TF_SERVER=on`` does).
 """
 
-from helix_tf.server._client import request, run_in_server
+from helix_tf.server._client import autostart_refusal, request, run_in_server, server_mode
 from helix_tf.server._protocol import socket_path
 
-__all__ = ["request", "run_in_server", "socket_path"]
+__all__ = ["autostart_refusal", "request", "run_in_server", "server_mode", "socket_path"]

@@ -17,6 +17,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--idle-timeout", type=float, default=3 * 3600, help="Seconds idle before exiting."
     )
+    ap.add_argument(
+        "--lock-fd", type=int, default=None, help="The server lock, taken by the starter."
+    )
+    ap.add_argument(
+        "--after-pid", type=int, default=None, help="Import only once this process has ended."
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
@@ -25,7 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("absl", "tensorflow", "h5py", "apache_beam"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    serve(args.socket or socket_path(), idle_timeout=args.idle_timeout)
+    serve(
+        args.socket or socket_path(),
+        idle_timeout=args.idle_timeout,
+        lock_fd=args.lock_fd,
+        after_pid=args.after_pid,
+    )
     return 0
 
 

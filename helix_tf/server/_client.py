@@ -1,8 +1,11 @@
-"""The client side: hand a ``helix-tf run`` to a warm server when one is running.
+"""The client side: hand a ``helix-tf run``/``plan`` to the warm server, starting one if needed.
 
 Used by the ``helix-tf`` entry point before anything heavy is imported. When no
-server answers, or it refuses the request as stale, the caller runs the
-command itself, so the server only ever makes runs start sooner.
+server answers (or it is still importing, or refuses the request as stale) the
+caller runs the command itself, so the server only ever makes runs start sooner.
+In an interactive session the first run also starts the server in the background
+(:func:`autostart_refusal` says when not), and a server left stale by a code or
+package change is replaced by a fresh one.
 """
 
 from __future__ import annotations
@@ -12,12 +15,71 @@ import os
 import signal
 import socket
 import sys
+import time
+from collections.abc import Mapping
 from types import FrameType
-from typing import Any
+from typing import Any, TextIO
 
-from helix_tf.server._protocol import code_stamp, receive, send, socket_path
+from helix_tf.server._protocol import (
+    STAMP_MEANING,
+    code_stamp,
+    receive,
+    send,
+    socket_path,
+    stale_reasons,
+    stamp_parts,
+)
+from helix_tf.server._starting import (
+    expected_import_seconds,
+    holder,
+    holder_since,
+    start_in_background,
+    stop_and_wait,
+)
 
-__all__ = ["run_in_server", "request"]
+__all__ = ["autostart_refusal", "request", "run_in_server", "server_mode"]
+
+#: Values of ``HELIX_TF_SERVER``: ``off`` never uses a server; ``on`` starts one even
+#: without a terminal (benchmarks, scripts that want it); unset or ``auto`` starts one
+#: only in an interactive session.
+_OFF = ("off", "0", "no", "false")
+_ON = ("on", "1", "yes", "true", "always")
+
+
+def server_mode(environ: Mapping[str, str] | None = None) -> str:
+    """``off``, ``on`` or ``auto``, from ``HELIX_TF_SERVER``."""
+    value = (os.environ if environ is None else environ).get("HELIX_TF_SERVER", "").lower()
+    return "off" if value in _OFF else "on" if value in _ON else "auto"
+
+
+def autostart_refusal(
+    environ: Mapping[str, str] | None = None,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+) -> str | None:
+    """Why this process must not start a server (``None``: it may).
+
+    A server is started only for a person at a terminal: not when ``CI`` is set,
+    not when standard input or output is not a terminal (pipes, scripts, test
+    runners), not with ``HELIX_TF_SERVER=off``. ``HELIX_TF_SERVER=on`` starts one
+    regardless.
+    """
+    environ = os.environ if environ is None else environ
+    mode = server_mode(environ)
+    if mode == "off":
+        return "HELIX_TF_SERVER=off"
+    if mode == "on":
+        return None
+    if environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+        return "CI is set"
+    for name, stream in (("input", stdin or sys.stdin), ("output", stdout or sys.stdout)):
+        try:
+            tty = stream is not None and stream.isatty()
+        except (ValueError, OSError):  # a closed stream
+            tty = False
+        if not tty:
+            return f"standard {name} is not a terminal"
+    return None
 
 
 def _connect() -> socket.socket | None:
@@ -45,45 +107,142 @@ def request(op: str) -> dict[str, Any] | None:
         return reply
 
 
-def run_in_server(argv: list[str]) -> int | None:
-    """Run ``helix-tf ARGV`` in the warm server; its exit code, or ``None`` to run here."""
-    if os.environ.get("HELIX_TF_SERVER", "").lower() in ("off", "0", "no", "false"):
+#: A run waits for a server that is importing only when it expects the imports to end
+#: within this many seconds (by how long the last server's imports took here): less
+#: than the run would spend importing the same libraries itself. Otherwise, and for a
+#: ``plan`` (which imports neither TensorFlow nor Beam), it runs here at once.
+WAIT_AT_MOST_S = 2.0
+
+
+def _when_imported(argv: list[str]) -> socket.socket | None:
+    """A connection to the server once it has finished importing; ``None`` to run here.
+
+    A run that finds the server nearly done importing waits for it rather than import
+    the same libraries beside it, competing for the same CPUs. A server far from done,
+    still waiting for the run that started it, or none at all: ``None`` at once.
+    """
+    if argv[:1] != ["run"]:
         return None
-    sock = _connect()
-    if sock is None:
+    try:
+        found = holder_since()
+    except OSError:  # a server folder we may not use: no server of ours can be there
         return None
-    with sock:
-        message = {
-            "op": "run",
-            "argv": argv,
-            "cwd": os.getcwd(),
-            "env": dict(os.environ),
-            "path": list(sys.path),
-            "encoding": getattr(sys.stdout, "encoding", None),
-            "stamp": code_stamp(),
-        }
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()
-        try:
-            send(sock, message, fds=[0, 1, 2])
-            reply, _ = receive(sock)
-        except (OSError, ValueError) as exc:  # e.g. a closed standard stream
-            reply = {"error": f"could not hand the run over: {exc}"}
-        if reply is None or "stale" in reply or "error" in reply:
-            why = (reply or {}).get("stale") or (reply or {}).get("error") or "no answer"
-            sys.stderr.write(
-                f"note: not using the helix-tf server ({why}); running here. "
-                "Restart it with: helix-tf server restart\n"
-            )
+    if found is None or found[1] != "importing":
+        return None
+    remaining = expected_import_seconds() - (time.time() - found[2])
+    if remaining > WAIT_AT_MOST_S:
+        return None
+    sys.stderr.write("helix-tf: waiting for the warm server to finish starting …\n")
+    deadline = time.monotonic() + max(remaining, 0.0) + WAIT_AT_MOST_S
+    while time.monotonic() < deadline:
+        sock = _connect()
+        if sock is not None:
+            return sock
+        if holder() is None:  # it exited while starting: run here
             return None
-        child = int(reply["pid"])
+        time.sleep(0.05)
+    return None
 
-        def forward(signum: int, frame: FrameType | None) -> None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signum)
 
-        previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
+def _start(*, after_pid: int, why: str = "") -> bool:
+    """Start a server in the background and say so; whether this call started one.
+
+    A server that cannot be started (e.g. its folder is not private) never fails the
+    run: it is said in one line and the run goes on here.
+    """
+    try:
+        pid = start_in_background(after_pid=after_pid)
+    except OSError as exc:
+        sys.stderr.write(f"note: could not start a helix-tf server ({exc}); running here\n")
+        return False
+    if pid is None:
+        return False
+    sys.stderr.write(
+        f"helix-tf: started a warm server{why} (pid {pid}) so that later runs start sooner; "
+        "it exits after 3 idle hours. Stop it: helix-tf server stop; "
+        "never start one: HELIX_TF_SERVER=off\n"
+    )
+    return True
+
+
+def run_in_server(argv: list[str]) -> int | None:
+    """Run ``helix-tf ARGV`` in the warm server; its exit code, or ``None`` to run here.
+
+    No server running: start one in the background when :func:`autostart_refusal`
+    allows (this run goes on here meanwhile). A server running older helix_tf code
+    or packages: stop it and start a fresh one (same condition).
+    """
+    if server_mode() == "off":
+        return None
+    refusal = autostart_refusal()
+    sock = _connect() or _when_imported(argv)
+    if sock is None:
+        if refusal is None:
+            _start(after_pid=os.getpid())
+        return None
+    message = {
+        "op": "run",
+        "argv": argv,
+        "cwd": os.getcwd(),
+        "env": dict(os.environ),
+        "path": list(sys.path),
+        "encoding": getattr(sys.stdout, "encoding", None),
+        "stamp": code_stamp(),
+        "parts": stamp_parts(),
+    }
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    try:
+        send(sock, message, fds=[0, 1, 2])
+        reply, _ = receive(sock)
+    except (OSError, ValueError) as exc:  # e.g. a closed standard stream
+        reply = {"error": f"could not hand the run over: {exc}"}
+    if reply is None or "stale" in reply or "error" in reply:
+        sock.close()
+        _not_served(reply, refusal)
+        return None
+    return _follow(sock, int(reply["pid"]))
+
+
+def _not_served(reply: dict[str, Any] | None, refusal: str | None) -> None:
+    """Say why a run is not served here; replace a stale server when allowed."""
+    reasons = stale_reasons((reply or {}).get("parts") or {}, stamp_parts()) if reply else []
+    if reply and "stale" in reply and set(reasons) - {"environment"}:
+        why = ", ".join(STAMP_MEANING[r] for r in reasons)
+        if (
+            refusal is None
+            and stop_and_wait()
+            and _start(after_pid=os.getpid(), why=f" in place of a stale one ({why})")
+        ):
+            return
+        sys.stderr.write(
+            f"note: not using the helix-tf server ({why}); running here. "
+            "Restart it with: helix-tf server restart\n"
+        )
+        return
+    if reply and "stale" in reply:
+        why = ", ".join(STAMP_MEANING[r] for r in reasons) or reply["stale"]
+        sys.stderr.write(
+            f"note: not using the helix-tf server ({why} from its own); running here\n"
+        )
+        return
+    why = (reply or {}).get("error") or "no answer"
+    sys.stderr.write(
+        f"note: not using the helix-tf server ({why}); running here. "
+        "Restart it with: helix-tf server restart\n"
+    )
+
+
+def _follow(sock: socket.socket, child: int) -> int:
+    """Wait for the served run's exit status, forwarding Ctrl-C and SIGTERM to it."""
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with sock:
             while True:
                 reply, _ = receive(sock)
                 if reply is None:
@@ -94,6 +253,6 @@ def run_in_server(argv: list[str]) -> int | None:
                     return 1
                 if "exit" in reply:
                     return int(reply["exit"])
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

@@ -27,9 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from helix_tf.server._protocol import code_stamp, receive, send
+from helix_tf.server._protocol import receive, send, stamp_of, stamp_parts
+from helix_tf.server._starting import check_folder, holder_pid, take_lock, write_owner
 
-__all__ = ["serve", "PRELOAD"]
+__all__ = ["PRELOAD", "resident_bytes", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -72,23 +73,61 @@ PRELOAD = (
 
 
 class _State:
-    def __init__(self, stamp: str, preload_seconds: float) -> None:
-        self.stamp = stamp
+    """What the server knows about itself; :attr:`user_run_in_progress` at every moment."""
+
+    def __init__(self, parts: dict[str, str], preload_seconds: float, lock_fd: int) -> None:
+        self.parts = parts
+        self.stamp = stamp_of(parts)
         self.preload_seconds = preload_seconds
+        self.lock_fd = lock_fd
         self.started = time.time()
         self.runs = 0
         self.children: dict[int, tuple[list[str], float]] = {}
         self.stop = False
 
+    @property
+    def user_run_in_progress(self) -> bool:
+        """Whether a user's run (or plan) is being served right now.
 
-def _check_folder(folder: Path) -> None:
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = folder.stat()
-    if st.st_uid != os.getuid() or st.st_mode & 0o022:
-        raise PermissionError(
-            f"{folder} must belong to you and not be writable by others (it holds the server "
-            "socket); remove it or set HELIX_TF_SERVER_DIR to a private folder"
-        )
+        Background work living in the server (a think-time agent) yields while
+        this is true; finished runs are reaped at least every half second.
+        """
+        return bool(self.children)
+
+    def in_progress(self) -> list[dict[str, Any]]:
+        """The runs being served: pid, command line and seconds since they started."""
+        now = time.monotonic()
+        return [
+            {"pid": pid, "argv": argv, "seconds": round(now - t0, 1)}
+            for pid, (argv, t0) in sorted(self.children.items())
+        ]
+
+    def status(self) -> dict[str, Any]:
+        """The answer to a ``status`` request."""
+        return {
+            "pid": os.getpid(),
+            "started": self.started,
+            "uptime_seconds": round(time.time() - self.started, 1),
+            "preload_seconds": round(self.preload_seconds, 3),
+            "runs": self.runs,
+            "active": len(self.children),
+            "user_run_in_progress": self.user_run_in_progress,
+            "in_progress": self.in_progress(),
+            "rss_bytes": resident_bytes(),
+            "stamp": self.stamp,
+            "parts": self.parts,
+        }
+
+
+def resident_bytes() -> int:
+    """This process's resident memory (RSS) in bytes (peak RSS where /proc is missing)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _claim(path: Path) -> None:
@@ -106,19 +145,64 @@ def _claim(path: Path) -> None:
     raise RuntimeError(f"a helix-tf server is already running on {path}")
 
 
-def serve(path: Path, *, idle_timeout: float = 3 * 3600, on_ready: Any = None) -> None:
-    """Preload, listen on ``path`` and serve until stopped or idle for ``idle_timeout`` s."""
-    _check_folder(path.parent)
+def _wait_for(pid: int, limit: float) -> None:
+    """Until process ``pid`` (the run that started this server, our parent) has ended."""
+    parent = os.getppid()
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and os.getppid() == parent:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            pass
+        time.sleep(0.1)
+
+
+def serve(
+    path: Path,
+    *,
+    idle_timeout: float = 3 * 3600,
+    on_ready: Any = None,
+    lock_fd: int | None = None,
+    after_pid: int | None = None,
+) -> None:
+    """Preload, listen on ``path`` and serve until stopped or idle for ``idle_timeout`` s.
+
+    ``lock_fd``: the server lock, taken by whoever started this process (else taken
+    here; when it cannot be taken a server is running or starting, and this one
+    refuses). ``after_pid``: wait for that process to end before importing anything.
+    """
+    check_folder(path.parent)
+    if lock_fd is None:
+        lock_fd = take_lock(path.with_suffix(".lock"))
+        if lock_fd is None:
+            raise RuntimeError(
+                f"a helix-tf server is already running or starting (pid {holder_pid()}) on {path}"
+            )
+    os.set_inheritable(lock_fd, False)
+    write_owner(lock_fd, os.getpid())
     _claim(path)
+    if after_pid is not None:
+        write_owner(lock_fd, os.getpid(), "waiting")
+        _wait_for(after_pid, idle_timeout)
+    write_owner(lock_fd, os.getpid(), "importing")
+    # The stamp of the environment this server was started with: importing TensorFlow
+    # sets KMP_* variables of its own, which no client has.
+    parts = stamp_parts()
     t0 = time.perf_counter()
     for name in PRELOAD:
         importlib.import_module(name)
-    state = _State(code_stamp(), time.perf_counter() - t0)
+    state = _State(parts, time.perf_counter() - t0, lock_fd)
+    with contextlib.suppress(OSError):
+        path.with_suffix(".imports").write_text(f"{state.preload_seconds:.3f}\n")
     log.info("preloaded %d modules in %.2fs", len(PRELOAD), state.preload_seconds)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(path))
     os.chmod(path, 0o600)
+    inode = path.stat().st_ino
     listener.listen(16)
+    write_owner(lock_fd, os.getpid(), "ready")
 
     def request_stop(signum: int, frame: Any) -> None:
         state.stop = True
@@ -149,7 +233,10 @@ def serve(path: Path, *, idle_timeout: float = 3 * 3600, on_ready: Any = None) -
                 conn.close()
     finally:
         listener.close()
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            if path.stat().st_ino == inode:  # not a newer server's socket
+                path.unlink()
+        os.close(lock_fd)  # a new server may start now; the runs in flight finish on their own
         for pid in list(state.children):
             _wait(state, pid, 0)
         log.info("stopped after %d run(s)", state.runs)
@@ -185,23 +272,19 @@ def _accept(conn: socket.socket, listener: socket.socket, state: _State) -> None
             return
         op = request.get("op")
         if op == "status":
-            send(
-                conn,
-                {
-                    "pid": os.getpid(),
-                    "started": state.started,
-                    "preload_seconds": round(state.preload_seconds, 3),
-                    "runs": state.runs,
-                    "active": len(state.children),
-                    "stamp": state.stamp,
-                },
-            )
+            send(conn, state.status())
         elif op == "stop":
             state.stop = True
             send(conn, {"stopping": True})
         elif op == "run":
             if request.get("stamp") != state.stamp:
-                send(conn, {"stale": "helix_tf, the installed packages or the environment changed"})
+                send(
+                    conn,
+                    {
+                        "stale": "helix_tf, the installed packages or the environment differ",
+                        "parts": state.parts,
+                    },
+                )
                 return
             if len(fds) != 3:
                 send(conn, {"error": "a run request carries stdin, stdout and stderr"})
@@ -209,6 +292,7 @@ def _accept(conn: socket.socket, listener: socket.socket, state: _State) -> None
             pid = os.fork()
             if pid == 0:
                 listener.close()
+                os.close(state.lock_fd)
                 os._exit(_child(conn, request, fds))
             state.runs += 1
             state.children[pid] = (list(request["argv"]), time.monotonic())

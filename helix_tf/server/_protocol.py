@@ -19,7 +19,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["socket_path", "code_stamp", "send", "receive"]
+__all__ = [
+    "STAMP_MEANING",
+    "code_stamp",
+    "lock_path",
+    "receive",
+    "send",
+    "socket_path",
+    "stale_reasons",
+    "stamp_of",
+    "stamp_parts",
+]
 
 _HEADER = struct.Struct("!I")
 _MAX_MESSAGE = 16 * 1024 * 1024
@@ -49,31 +59,73 @@ def _package_dir() -> str:
 _STARTUP_ENV = ("TF_", "OMP_", "KMP_", "MKL_", "CUDA_", "XLA_", "KERAS_", "ONEDNN_", "PYTHON")
 
 
-def code_stamp(environ: Mapping[str, str] | None = None) -> str:
-    """Changes whenever the code a run would execute may have changed.
+def stamp_parts(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What a run's code depends on, in three parts a server compares separately.
 
-    helix_tf's own files (path, size, modification time), the site-packages
-    folders (installing or removing a package changes their listing) and the
-    environment variables read at start-up (``TF_*``, ``OMP_*``, ``PYTHON*`` ...).
-    A server whose stamp differs from the client's does not run the request.
+    ``helix_tf``: helix_tf's own files (path, size, modification time) and the
+    interpreter; ``packages``: the site-packages folders (installing or removing a
+    package changes their listing); ``environment``: the variables read at start-up
+    (``TF_*``, ``OMP_*``, ``PYTHON*`` ...). A server whose ``helix_tf`` or ``packages``
+    part differs from a client's is stale (it restarts itself); one whose
+    ``environment`` part differs serves other clients but not this one.
     """
     environ = os.environ if environ is None else environ
-    h = hashlib.sha256()
-    h.update(sys.executable.encode())
+    env = hashlib.sha256()
     for key in sorted(k for k in environ if k.startswith(_STARTUP_ENV)):
-        h.update(f"{key}={environ[key]}\n".encode())
+        env.update(f"{key}={environ[key]}\n".encode())
+    code = hashlib.sha256(sys.executable.encode())
     for root, dirs, files in os.walk(_package_dir()):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
             if name.endswith(".py"):
                 st = os.stat(os.path.join(root, name))
-                h.update(f"{root}/{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                code.update(f"{root}/{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    packages = hashlib.sha256()
     for entry in [*site.getsitepackages(), site.getusersitepackages()]:
         try:
-            h.update(f"{entry}\0{os.stat(entry).st_mtime_ns}\n".encode())
+            packages.update(f"{entry}\0{os.stat(entry).st_mtime_ns}\n".encode())
         except OSError:
             continue
-    return h.hexdigest()
+    return {
+        "helix_tf": code.hexdigest()[:16],
+        "packages": packages.hexdigest()[:16],
+        "environment": env.hexdigest()[:16],
+    }
+
+
+def code_stamp(environ: Mapping[str, str] | None = None) -> str:
+    """Changes whenever the code a run would execute may have changed (all of :func:`stamp_parts`).
+
+    A server whose stamp differs from the client's does not run the request.
+    """
+    return stamp_of(stamp_parts(environ))
+
+
+def stamp_of(parts: Mapping[str, str]) -> str:
+    """The one stamp that :func:`stamp_parts` ``parts`` make up."""
+    return hashlib.sha256(json.dumps(dict(parts), sort_keys=True).encode()).hexdigest()
+
+
+#: What each stamp part covers, for messages.
+STAMP_MEANING = {
+    "helix_tf": "helix_tf's code changed",
+    "packages": "the installed packages changed",
+    "environment": "the TF_*/OMP_*/PYTHON* variables differ",
+}
+
+
+def stale_reasons(server: Mapping[str, str], client: Mapping[str, str]) -> list[str]:
+    """The parts (``helix_tf``, ``packages``, ``environment``) where two stamps differ."""
+    return [part for part in STAMP_MEANING if server.get(part) != client.get(part)]
+
+
+def lock_path() -> Path:
+    """The lock a server holds from the moment it starts until it stops listening.
+
+    Whoever takes it starts the server (and hands it over), so two runs starting at
+    the same moment start one server between them.
+    """
+    return socket_path().with_suffix(".lock")
 
 
 def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:

@@ -5,14 +5,20 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import subprocess
 import sys
 import time
 
 import click
 
-from helix_tf.server._client import request
-from helix_tf.server._protocol import code_stamp, socket_path
+from helix_tf.server._client import autostart_refusal, request, server_mode
+from helix_tf.server._protocol import STAMP_MEANING, socket_path, stale_reasons, stamp_parts
+from helix_tf.server._starting import (
+    holder,
+    holder_pid,
+    log_path,
+    start_in_background,
+    stop_and_wait,
+)
 
 __all__ = ["server"]
 
@@ -21,15 +27,13 @@ __all__ = ["server"]
 def server() -> None:
     """A warm server that makes `helix-tf run` skip importing TensorFlow and Beam.
 
-    While it runs, every `helix-tf run` of this Python environment is handed to
-    it and starts seconds sooner (same results: each run is a fresh fork of a
-    process that has only imported the libraries). `--no-server` or
-    HELIX_TF_SERVER=off runs in the calling process instead.
+    The first `helix-tf run` or `plan` at a terminal starts it in the background;
+    later runs of this Python environment are handed to it and start seconds sooner
+    (same results: each run is a fresh fork of a process that has only imported the
+    libraries). `--no-server` or HELIX_TF_SERVER=off runs in the calling process
+    and never starts one; it is never started when CI is set or without a terminal
+    (HELIX_TF_SERVER=on starts one there too).
     """
-
-
-def _log_path() -> str:
-    return str(socket_path().with_suffix(".log"))
 
 
 @server.command()
@@ -55,30 +59,25 @@ def start(idle_timeout: float, foreground: bool, wait_s: float) -> None:
     if status is not None:
         click.echo(f"helix-tf server already running (pid {status['pid']})")
         return
-    cmd = [sys.executable, "-m", "helix_tf.server", "--idle-timeout", str(idle_timeout)]
     if foreground:
+        cmd = [sys.executable, "-m", "helix_tf.server", "--idle-timeout", str(idle_timeout)]
         os.execv(sys.executable, cmd)
-    path = socket_path()
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with open(_log_path(), "ab") as log:
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
-        )
+    pid = start_in_background(idle_timeout=idle_timeout) or holder_pid()
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         status = request("status")
         if status is not None:
             click.echo(
                 f"helix-tf server started (pid {status['pid']}, libraries imported in "
-                f"{status['preload_seconds']:.1f}s); log: {_log_path()}"
+                f"{status['preload_seconds']:.1f}s); log: {log_path()}"
             )
             return
-        if proc.poll() is not None:
+        if holder_pid() is None:
             raise click.ClickException(
-                f"the server exited with status {proc.returncode} while starting; see {_log_path()}"
+                f"the server (pid {pid}) exited while starting; see {log_path()}"
             )
         time.sleep(0.2)
-    raise click.ClickException(f"the server did not answer within {wait_s:.0f}s; see {_log_path()}")
+    raise click.ClickException(f"the server did not answer within {wait_s:.0f}s; see {log_path()}")
 
 
 @server.command()
@@ -92,32 +91,67 @@ def stop() -> None:
 @click.pass_context
 def restart(ctx: click.Context) -> None:
     """Stop the server and start a new one (after upgrading or editing helix_tf)."""
-    if request("stop") is not None:
-        deadline = time.monotonic() + 60
-        while socket_path().exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
+    if request("status") is not None and not stop_and_wait(60):
+        raise click.ClickException("the running server did not stop within 60s")
     ctx.invoke(start)
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 2**20:.0f} MB"
 
 
 @server.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def status(as_json: bool) -> None:
-    """Whether a server is running, since when, and how many runs it served."""
+    """Whether a server runs: pid, uptime, runs served and in progress, memory, staleness."""
     reply = request("status")
-    stale = reply is not None and reply.get("stamp") != code_stamp()
+    reasons = stale_reasons(reply.get("parts") or {}, stamp_parts()) if reply else []
+    found = holder() if reply is None else None
+    starting, phase = found if found else (None, None)
+    refusal = autostart_refusal()
     if as_json:
-        click.echo(json.dumps({"running": reply is not None, "stale": stale, **(reply or {})}))
+        click.echo(
+            json.dumps(
+                {
+                    "running": reply is not None,
+                    "starting": starting,
+                    "phase": phase if reply is None else "ready",
+                    "stale": bool(reasons),
+                    "stale_reasons": reasons,
+                    "mode": server_mode(),
+                    "autostart_refusal": refusal,
+                    "socket": str(socket_path()),
+                    "log": str(log_path()),
+                    **(reply or {}),
+                }
+            )
+        )
         return
     if reply is None:
-        click.echo(f"no helix-tf server is running (socket {socket_path()})")
+        if starting is not None:
+            click.echo(
+                f"a helix-tf server is starting (pid {starting}, {phase}); log: {log_path()}"
+            )
+        else:
+            why = f"it is not started here: {refusal}" if refusal else "the next run starts one"
+            click.echo(f"no helix-tf server is running ({why}; socket {socket_path()})")
         return
     started = datetime.datetime.fromtimestamp(reply["started"]).strftime("%Y-%m-%d %H:%M:%S")
+    uptime = datetime.timedelta(seconds=round(reply["uptime_seconds"]))
     click.echo(
-        f"helix-tf server pid {reply['pid']}, up since {started}, {reply['runs']} run(s) served, "
-        f"{reply['active']} running now; log: {_log_path()}"
+        f"helix-tf server pid {reply['pid']}, up {uptime} (since {started}), "
+        f"{reply['runs']} run(s) served, {reply['active']} in progress, "
+        f"memory (RSS) {_megabytes(reply['rss_bytes'])}; log: {log_path()}"
     )
-    if stale:
+    for run in reply["in_progress"]:
         click.echo(
-            "stale: helix_tf, the installed packages or the TF_*/PYTHON* variables changed "
-            "since it started, so runs are not handed to it; run: helix-tf server restart"
+            f"  running: pid {run['pid']}, {run['seconds']}s: helix-tf {' '.join(run['argv'])}"
         )
+    if reasons:
+        why = ", ".join(STAMP_MEANING[r] for r in reasons)
+        fix = (
+            "runs from this shell are not handed to it"
+            if reasons == ["environment"]
+            else "the next run at a terminal replaces it, or run: helix-tf server restart"
+        )
+        click.echo(f"it would refuse runs from here: {why}; {fix}")

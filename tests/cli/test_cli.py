@@ -321,6 +321,44 @@ def test_retrain_without_zero_says_when_nothing_is_zero(runs: Runs) -> None:
     assert payload["metrics"] == runs.first["metrics"]
 
 
+def test_ctrl_c_exits_with_status_130(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, census_like: Any
+) -> None:
+    """The shell convention for a command ended by SIGINT is 128 + 2, not 1."""
+    from helix_tf import api
+    from helix_tf.cli import run_cli
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "run", interrupted)
+    monkeypatch.setattr(api, "plan", interrupted)
+    config = write_config(tmp_path, TINY_CENSUS, train=census_like[0], test=census_like[1])
+    assert run_cli(["run", str(config), "--no-server"]) == 130
+    assert run_cli(["plan", str(config)]) == 130
+
+
+def test_rehash_is_accepted_by_run_and_plan(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, census_like: Any
+) -> None:
+    from helix_tf import api
+    from helix_tf.cli import run_cli
+
+    seen: list[bool] = []
+
+    def record(*args: Any, rehash: bool = False, **kwargs: Any) -> None:
+        seen.append(rehash)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "run", record)
+    monkeypatch.setattr(api, "plan", record)
+    config = write_config(tmp_path, TINY_CENSUS, train=census_like[0], test=census_like[1])
+    run_cli(["run", str(config), "--no-server", "--rehash"])
+    run_cli(["plan", str(config), "--rehash"])
+    run_cli(["plan", str(config)])
+    assert seen == [True, True, False]
+
+
 def test_run_save_writes_the_parameter_and_the_next_run_reuses_everything(
     tiny_census_config: Path, store: str
 ) -> None:

@@ -418,14 +418,94 @@ def test_renaming_unrelated_nodes_keeps_the_model_fingerprint(
     assert before["evaluation"] == after["checked"]
 
 
-def test_data_content_changes_the_source_fingerprint(tmp_path: Path) -> None:
+def test_data_content_changes_the_source_fingerprint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One byte of a data file changed in place: same path, same size, mtime set back.
+
+    The content-hash memo is saved between the two compilations (as between two runs),
+    so a memo keyed on path, size and mtime alone would give the old fingerprint.
+    """
+    import time
+
+    from helix_tf.compiler import content
     from helix_tf.sample_data import write_census_like
 
-    a = write_census_like(tmp_path / "a", train_rows=50, test_rows=20, seed=0)
-    b = write_census_like(tmp_path / "b", train_rows=50, test_rows=20, seed=1)
-    fa = _fingerprints(write_config(tmp_path, VALID, name="a.py", train=a[0], test=a[1]))
-    fb = _fingerprints(write_config(tmp_path, VALID, name="b.py", train=b[0], test=b[1]))
-    assert all(fa[n] != fb[n] for n in fa)
+    monkeypatch.setattr(content, "RACY_SECONDS", 0.0)  # memoise the fresh file at once
+    train, test = write_census_like(tmp_path / "data", train_rows=50, test_rows=20, seed=0)
+    config = write_config(tmp_path, VALID, train=train, test=test)
+    memo = tmp_path / "memo.json"
+
+    def fingerprints() -> dict[str, str]:
+        loaded = load_config(config)
+        hasher = ContentHasher(memo)
+        compiled = compile_workflow(loaded.workflow, config_path=str(config), hasher=hasher)
+        return {n.name: n.fingerprint for n in compiled.nodes}
+
+    before = fingerprints()
+    data = bytearray(train.read_bytes())
+    first_digit = next(i for i, b in enumerate(data) if chr(b).isdigit())
+    data[first_digit] = ord("1") if data[first_digit] != ord("1") else ord("2")
+    st = train.stat()
+    time.sleep(0.05)
+    train.write_bytes(bytes(data))
+    os.utime(train, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (train.stat().st_size, train.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    after = fingerprints()
+    assert all(before[n] != after[n] for n in before)
+
+
+def test_the_same_bytes_under_another_folder_are_the_same_source(
+    tmp_path: Path, census_like: tuple[Path, Path]
+) -> None:
+    """Identity is content: --data-dir pointing at a copy reuses every node."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    train = Path(shutil.copy(census_like[0], copy / "elsewhere.data"))
+    test = Path(shutil.copy(census_like[1], copy / "elsewhere.test"))
+    original = _fingerprints(
+        write_config(tmp_path, VALID, name="a.py", train=census_like[0], test=census_like[1])
+    )
+    copied = _fingerprints(write_config(tmp_path, VALID, name="b.py", train=train, test=test))
+    assert original == copied
+    # ...but which file feeds which split is part of the identity.
+    swapped = _fingerprints(
+        write_config(tmp_path, VALID, name="c.py", train=census_like[1], test=census_like[0])
+    )
+    assert swapped["rows"] != original["rows"]
+
+
+def test_the_compression_a_file_name_implies_is_part_of_the_identity(tmp_path: Path) -> None:
+    from helix_tf.components.sources import Csv
+
+    plain = tmp_path / "rows.csv"
+    plain.write_text("1\n")
+    gz = tmp_path / "rows.csv.gz"
+    gz.write_bytes(plain.read_bytes())
+    a = Csv(train=str(plain), columns={"x": "int"})
+    b = Csv(train=str(gz), columns={"x": "int"})
+    assert a.content_files()["train"][0][0] != b.content_files()["train"][0][0]
+
+
+@pytest.mark.parametrize(
+    ("source", "edit", "matters"),
+    [
+        ('test=r"$test"', "rows.split_seed=7", False),  # explicit test files: no split
+        ("test_fraction=0.3", "rows.split_seed=7", True),
+        ('test=r"$test"', "rows.max_bad_rows=5", False),  # bad rows fail the read anyway
+        ('test=r"$test", on_bad_row="skip"', "rows.max_bad_rows=5", True),
+    ],
+)
+def test_parameters_that_cannot_change_the_rows_stay_out_of_the_fingerprint(
+    tmp_path: Path, census_like: tuple[Path, Path], source: str, edit: str, matters: bool
+) -> None:
+    body = VALID.replace('test=r"$test"', source)
+    path = write_config(tmp_path, body, train=census_like[0], test=census_like[1])
+    before, after = _fingerprints(path), _fingerprints(path, (edit,))
+    assert (before["rows"] != after["rows"]) is matters
+    assert (before["evaluation"] != after["evaluation"]) is matters
 
 
 def test_fingerprints_ignore_the_config_file_location(
@@ -434,3 +514,163 @@ def test_fingerprints_ignore_the_config_file_location(
     one = write_config(tmp_path / "one", VALID, train=census_like[0], test=census_like[1])
     two = write_config(tmp_path / "two", "\n\n" + VALID, train=census_like[0], test=census_like[1])
     assert _fingerprints(one) == _fingerprints(two)
+
+
+# --------------------------------------------------------------------------- what UDFs read
+
+UDF_HEAD = """\
+import functools
+import json
+import os
+import pathlib
+import threading
+
+import numpy as np
+
+LOOKUP = r"$lookup"
+GUARD = threading.Lock()
+
+
+@functools.lru_cache
+def table():
+    with open(LOOKUP) as f:
+        return json.load(f)
+
+"""
+
+
+def _udf_config(tmp_path: Path, census_like: tuple[Path, Path], udf: str) -> tuple[Path, Path]:
+    lookup = tmp_path / "lookup.json"
+    lookup.write_text('{"k": 2}')
+    body = SOURCE + UDF_HEAD + udf + 'age = wf.feature("age", F.Numeric(looked))\n' + TAIL
+    path = write_config(tmp_path, body, train=census_like[0], test=census_like[1], lookup=lookup)
+    return path, lookup
+
+
+@pytest.fixture
+def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from helix_tf.compiler import graph
+
+    monkeypatch.setattr(graph, "_WARNED", set())
+
+
+def test_a_declared_file_joins_the_fingerprint_by_content(
+    tmp_path: Path, census_like: tuple[Path, Path], fresh_warnings: None, caplog
+) -> None:
+    udf = """\
+@wf.udf("looked", batched=True, files=[LOOKUP])
+def looked(batch):
+    name = "lookup" + ".json"  # a local: the file is named only when it runs
+    text = pathlib.Path(__file__).with_name(name).read_text()
+    return batch["age"] * json.loads(text)["k"]
+
+"""
+    path, lookup = _udf_config(tmp_path, census_like, udf)
+    with caplog.at_level(logging.WARNING):
+        before = _fingerprints(path)
+        assert before == _fingerprints(path)  # reusable: the declaration covers the read
+    lookup.write_text('{"k": 3}')
+    after = _fingerprints(path)
+    assert before["looked"] != after["looked"] and before["evaluation"] != after["evaluation"]
+    assert before["rows"] == after["rows"]
+    assert not [r for r in caplog.records if "looked" in r.getMessage()]
+
+
+def test_an_undeclared_file_named_at_run_time_is_never_reused(
+    tmp_path: Path, census_like: tuple[Path, Path], fresh_warnings: None, caplog
+) -> None:
+    udf = """\
+@wf.udf("looked", batched=True)
+def looked(batch):
+    name = "lookup" + ".json"  # a local: the file is named only when it runs
+    text = pathlib.Path(__file__).with_name(name).read_text()
+    return batch["age"] * json.loads(text)["k"]
+
+"""
+    path, _ = _udf_config(tmp_path, census_like, udf)
+    with caplog.at_level(logging.WARNING):
+        one, two = _fingerprints(path), _fingerprints(path)
+    assert one["looked"] != two["looked"] and one["evaluation"] != two["evaluation"]
+    assert one["rows"] == two["rows"]
+    (message,) = [r.getMessage() for r in caplog.records if "never reused" in r.getMessage()]
+    assert "node 'looked'" in message and "looked" in message and "files=[...]" in message
+    assert "with_name(name).read_text()" in message
+
+
+def test_an_undeclared_file_with_a_known_name_is_hashed_and_warned_about(
+    tmp_path: Path, census_like: tuple[Path, Path], fresh_warnings: None, caplog
+) -> None:
+    udf = """\
+@wf.udf("looked", batched=True)
+def looked(batch):
+    return batch["age"] * table()["k"]
+
+"""
+    path, lookup = _udf_config(tmp_path, census_like, udf)
+    with caplog.at_level(logging.WARNING):
+        before = _fingerprints(path)
+        assert before == _fingerprints(path)
+    (message,) = [r.getMessage() for r in caplog.records if "without declaring" in r.getMessage()]
+    assert str(lookup) in message and "open(LOOKUP)" in message and "node 'looked'" in message
+    lookup.write_text('{"k": 5}')
+    assert _fingerprints(path)["looked"] != before["looked"]
+
+
+def test_an_object_whose_state_cannot_be_read_is_recomputed_every_run(
+    tmp_path: Path, census_like: tuple[Path, Path], fresh_warnings: None, caplog
+) -> None:
+    udf = """\
+@wf.udf("looked", batched=True)
+def looked(batch):
+    with GUARD:
+        return batch["age"] * 2
+
+"""
+    path, _ = _udf_config(tmp_path, census_like, udf)
+    with caplog.at_level(logging.WARNING):
+        one, two = _compile(path), _compile(path)
+    assert one.node("looked").fingerprint != two.node("looked").fingerprint
+    assert any("GUARD" in r for r in one.node("looked").extra["volatile"])
+    # ...and so is everything downstream (materializing any of it would be wasted).
+    assert one.node("examples").extra["volatile"] == ["reads 'age', which is recomputed every run"]
+    assert "volatile" not in one.node("rows").extra
+    (message,) = [r.getMessage() for r in caplog.records if "never reused" in r.getMessage()]
+    assert "GUARD" in message and "node 'looked'" in message and ".looked" in message
+    from helix_tf import api
+
+    plan = {d.name: d for d in api.plan(path, store=str(tmp_path / "store")).nodes}
+    assert plan["looked"].reason.startswith("never reused, recomputed every run: node 'looked'")
+
+
+def test_environment_variables_read_by_a_udf_join_its_fingerprint(
+    tmp_path: Path, census_like: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    udf = """\
+@wf.udf("looked", batched=True)
+def looked(batch):
+    return batch["age"] * float(os.environ.get("HELIX_TEST_SCALE", "1"))
+
+"""
+    path, _ = _udf_config(tmp_path, census_like, udf)
+    monkeypatch.setenv("HELIX_TEST_SCALE", "1")
+    before = _fingerprints(path)
+    monkeypatch.setenv("HELIX_TEST_SCALE", "2")
+    after = _fingerprints(path)
+    assert before["looked"] != after["looked"] and before["rows"] == after["rows"]
+
+
+def test_unseeded_random_calls_warn_once_per_udf(
+    tmp_path: Path, census_like: tuple[Path, Path], fresh_warnings: None, caplog
+) -> None:
+    udf = """\
+@wf.udf("looked", batched=True)
+def looked(batch):
+    return batch["age"] + np.random.normal(size=len(batch))
+
+"""
+    path, _ = _udf_config(tmp_path, census_like, udf)
+    with caplog.at_level(logging.WARNING):
+        _compile(path)
+        _compile(path)
+    (message,) = [r.getMessage() for r in caplog.records if "unseeded" in r.getMessage()]
+    assert "np.random.normal(size=len(batch))" in message and "node 'looked'" in message

@@ -36,6 +36,11 @@ MODEL_SIDE = ("learner", "predictions", "evaluation")
 EXACT_INSTEAD = "loaded the exact results instead"
 
 
+def _approx(**settings: Any) -> helix_tf.Approx:
+    """Approximate whatever a sample saves: the runs here are tiny (the rule is tested below)."""
+    return helix_tf.Approx(**{"min_saving_seconds": 0, **settings})
+
+
 def states(result: RunResult) -> dict[str, str]:
     return {n.name: n.state for n in result.nodes}
 
@@ -81,7 +86,7 @@ def exact(tmp_path_factory: pytest.TempPathFactory, config: Path) -> Exact:
     first = api.run(config, store=store)
     return Exact(
         exact=first,
-        approx_after=api.run(config, store=store, approx=helix_tf.Approx(sample=0.5)),
+        approx_after=api.run(config, store=store, approx=_approx(sample=0.5)),
         store=store,
     )
 
@@ -92,6 +97,7 @@ class Cold:
 
     approx: RunResult  # sample 0.5, seed 0: placed at the source
     again: RunResult  # the same request again
+    fp32: RunResult  # the same request with precision spelled out as what auto resolves to
     other_seed: RunResult  # sample 0.5, seed 1
     other_sample: RunResult  # sample 0.3, seed 0
     exact_after: RunResult
@@ -105,10 +111,11 @@ def cold(tmp_path_factory: pytest.TempPathFactory, config: Path) -> Cold:
         return api.run(config, store=store, approx=approx)
 
     return Cold(
-        approx=run(helix_tf.Approx(sample=0.5)),
-        again=run(helix_tf.Approx(sample=0.5)),
-        other_seed=run(helix_tf.Approx(sample=0.5, seed=1)),
-        other_sample=run(helix_tf.Approx(sample=0.3)),
+        approx=run(_approx(sample=0.5)),
+        again=run(_approx(sample=0.5)),
+        fp32=run(_approx(sample=0.5, precision="fp32")),
+        other_seed=run(_approx(sample=0.5, seed=1)),
+        other_sample=run(_approx(sample=0.3)),
         exact_after=run(None),
     )
 
@@ -128,7 +135,7 @@ def warm(tmp_path_factory: pytest.TempPathFactory, config: Path) -> Warm:
     store = _store(tmp_path_factory, "warm")
     return Warm(
         exact_l1=api.run(config, store=store, params=["learner.l1=0.001"]),
-        approx=api.run(config, store=store, approx=helix_tf.Approx(sample=0.5)),
+        approx=api.run(config, store=store, approx=_approx(sample=0.5)),
         exact_after=api.run(config, store=store),
     )
 
@@ -301,13 +308,14 @@ def test_approximate_request_loads_stored_exact_results_instead(exact: Exact) ->
 def test_plan_says_what_the_run_does_when_exact_results_are_stored(
     exact: Exact, config: Path
 ) -> None:
-    planned = api.plan(config, store=exact.store, approx=helix_tf.Approx(sample=0.5))
+    planned = api.plan(config, store=exact.store, approx=_approx(sample=0.5))
     assert planned.approx is False
     assert {d.name: d.state for d in planned.nodes} == states(exact.approx_after)
     assert sum(EXACT_INSTEAD in note for note in planned.notes) == 1
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_exact_results_of_another_setting_are_not_loaded_instead(warm: Warm) -> None:
     """Only the exact results of *this* workflow count: other learner settings do not."""
     assert warm.approx.approx is True
@@ -332,26 +340,23 @@ def test_other_sample_or_seed_is_never_reused(cold: Cold) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_sample_of_one_trains_on_every_row_but_stays_approximate(
-    tiny_census_config: Path, store: str
+    exact: Exact, config: Path, store: str
 ) -> None:
-    exact = api.run(tiny_census_config, store=store + "-exact")
-    full = api.run(tiny_census_config, store=store, approx=helix_tf.Approx(sample=1.0))
+    """A fresh store (with the exact results stored, the exact run would be the answer)."""
+    full = api.run(config, store=store, approx=_approx(sample=1.0))
     assert full.approx is True
-    assert rows(full)["learner"] == rows(exact)["learner"] == TRAIN_ROWS
-    assert fingerprints(full)["learner"] != fingerprints(exact)["learner"]
+    assert rows(full)["learner"] == rows(exact.exact)["learner"] == TRAIN_ROWS
+    assert fingerprints(full)["learner"] != fingerprints(exact.exact)["learner"]
     assert set(full.intervals) == set(full.metrics)
 
 
 @pytest.mark.slow
-def test_precision_spelled_out_as_what_auto_resolves_to_is_reused(
-    tiny_census_config: Path, store: str
-) -> None:
+@pytest.mark.ci
+def test_precision_spelled_out_as_what_auto_resolves_to_is_reused(cold: Cold) -> None:
     """``auto`` resolves to fp32 for a linear model on any CPU: the same result."""
-    auto = api.run(tiny_census_config, store=store, approx=helix_tf.Approx(sample=0.5))
-    fp32 = api.run(
-        tiny_census_config, store=store, approx=helix_tf.Approx(sample=0.5, precision="fp32")
-    )
+    auto, fp32 = cold.approx, cold.fp32
     assert fingerprints(fp32) == fingerprints(auto)
     assert set(states(fp32).values()) <= {"load", "prune"}
     assert fp32.metrics == auto.metrics and fp32.intervals == auto.intervals
@@ -402,3 +407,53 @@ def test_cli_rejects_bad_approximate_settings_before_running(
     assert result.exit_code == 1
     assert fragment in result.stderr
     assert not Path(store).exists()  # nothing ran, nothing was stored
+
+
+# ------------------------------------------------------------------------------ no Beam for a sample
+
+
+def test_approximate_preprocessing_runs_without_a_beam_pipeline(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helix_tf.engine import beam_pipeline
+
+    made: list[str] = []
+    real = beam_pipeline.run_preprocessing
+
+    def counted(**kw: Any) -> Any:
+        made.append("pipeline")
+        return real(**kw)
+
+    monkeypatch.setattr(beam_pipeline, "run_preprocessing", counted)
+    events: list[dict[str, Any]] = []
+    store = str(tmp_path / "store")
+    approx = api.run(config, store=store, approx=_approx(sample=0.5), progress=events.append)
+    assert made == [] and states(approx)["examples"] == "compute"
+    assert [e["runner"] for e in events if e.get("stage") == "preprocess"] == ["in-process"]
+    # The exact run still goes through the pipeline.
+    exact = api.run(config, store=store)
+    assert made == ["pipeline"] and states(exact)["examples"] == "compute"
+
+
+# ------------------------------------------------------------------------------ too little to save
+
+
+def test_an_approximate_run_that_would_save_too_little_runs_exact_and_says_so(
+    config: Path, tmp_path: Path
+) -> None:
+    store = str(tmp_path / "store")
+    api.run(config, store=store, params=["learner.l1=0.001"])  # exact history; examples stored
+    # By that run, a 0.5 sample saves about half a tiny training: less than a minute.
+    planned = api.plan(
+        config, store=store, approx=helix_tf.Approx(sample=0.5, min_saving_seconds=60)
+    )
+    assert planned.approx is False and any("would save only" in n for n in planned.notes)
+    small = api.run(config, store=store, approx=helix_tf.Approx(sample=0.5, min_saving_seconds=60))
+    assert small.approx is False and not small.intervals
+    assert [n for n in small.notes if "would save only" in n and "ran exact instead" in n]
+    assert states(small)["examples"] == "load" and states(small)["learner"] == "compute"
+    # With nothing to go by (no exact run of this workflow yet), the run approximates.
+    fresh = api.run(
+        config, store=str(tmp_path / "fresh"), approx=helix_tf.Approx(min_saving_seconds=60)
+    )
+    assert fresh.approx is True

@@ -1,7 +1,8 @@
 """Real processes on one store: concurrent runs and runs killed with SIGKILL.
 
-Two runs at once never corrupt an entry or write one twice; a run killed at any
-moment leaves nothing that loads as complete, and the next run is correct.
+Two runs at once never corrupt an entry or write one twice; a run killed mid-write or
+after its first commit leaves nothing that loads as complete, the next run is correct and
+reclaims what the killed ones left, and history marks them killed.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from helix_tf.reuse.metadata import MetadataStore
 from helix_tf.reuse.store import ArtifactStore
 from helix_tf.sample_data import write_census_like
 
@@ -112,20 +115,85 @@ def test_two_runs_at_once_share_one_store_safely(setup: dict[str, str]) -> None:
     _assert_store_sound(store)
 
 
+def _aim(proc: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float = 300) -> None:
+    """Wait until ``ready()`` (the run got that far) while the run is still going."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, "the run ended before the moment aimed at"
+        assert time.monotonic() < deadline, "the run never got to the moment aimed at"
+        time.sleep(0.01)
+
+
+def _staged_files(store: Path) -> list[Path]:
+    return [p for p in (store / "staging").rglob("*") if p.is_file()] if store.exists() else []
+
+
+def _manifests(store: Path) -> int:
+    return len(list(store.glob("artifacts/*/MANIFEST.json")))
+
+
 @pytest.mark.slow
 @pytest.mark.ci
-def test_a_run_killed_at_any_moment_leaves_the_store_sound(setup: dict[str, str]) -> None:
-    store = str(Path(setup["root"]) / "killed")
+def test_a_run_killed_at_any_moment_leaves_the_store_sound(
+    setup: dict[str, str], tmp_path: Path
+) -> None:
+    store = Path(setup["root"]) / "killed"
+    scratch = tmp_path / "scratch"
     rng = random.Random(7)
-    for _ in range(4):
+    killed = 0
+    # Two kills mid-write (while nothing is committed yet, the pipeline stages its
+    # outputs), one after the run's first commit (then it trains), one at a random
+    # moment of a run that loads its preprocessing and trains.
+    for aim in ("mid-write", "mid-write", "after-commit", "random"):
+        committed = _manifests(store) if store.exists() else 0
+        staged_before = set(_staged_files(store)) if store.exists() else set()
+        leases_before = set((store / "runs").glob("*.json"))
         proc = subprocess.Popen(
-            _cmd(setup, store), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env()
+            [*_cmd(setup, str(store)), "--scratch", str(scratch)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=_env(),
         )
-        time.sleep(rng.uniform(0.5, 7.0))
+        if aim == "mid-write":
+            assert committed == 0
+            _aim(proc, lambda b=staged_before: bool(set(_staged_files(store)) - b))
+            time.sleep(rng.uniform(0.0, 0.2))
+        elif aim == "after-commit":
+            _aim(proc, lambda c=committed: _manifests(store) > c)
+            time.sleep(rng.uniform(0.0, 1.0))
+        else:
+            _aim(proc, lambda b=leases_before: bool(set((store / "runs").glob("*.json")) - b))
+            time.sleep(rng.uniform(0.0, 1.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        _assert_store_sound(store)
-    out = subprocess.run(_cmd(setup, store), capture_output=True, text=True, env=_env())
+        # Killed by the signal, not ended on its own: it was alive, mid-run.
+        assert proc.returncode == -signal.SIGKILL
+        killed += 1
+        _assert_store_sound(str(store))
+    out = subprocess.run(
+        [*_cmd(setup, str(store)), "--scratch", str(scratch)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout)["metrics"] == _fresh_metrics(setup)
-    _assert_store_sound(store)
+    _assert_store_sound(str(store))
+    # The run reclaimed what the killed ones left: staging, leases, scratch folders.
+    assert _staged_files(store) == []
+    assert list((store / "runs").iterdir()) == []
+    assert list(scratch.iterdir()) == []
+    verify = subprocess.run(
+        [sys.executable, "-m", "helix_tf.cli", "store", "verify", "--store", str(store), "--json"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
+    assert verify.returncode == 0, verify.stderr
+    assert json.loads(verify.stdout)["clean"] is True
+    with MetadataStore(f"sqlite:///{store / 'metadata.db'}") as md:
+        statuses = [r.status for r in md.runs("concurrent")]
+    # Every killed run that got as far as being recorded reads as killed (the random
+    # kill may land before its run is recorded).
+    assert statuses[0] == "ok" and "running" not in statuses, statuses
+    assert killed - 1 <= statuses.count("killed") <= killed, statuses

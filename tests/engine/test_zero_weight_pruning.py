@@ -3,6 +3,8 @@ exactly zero are neither read nor fed at inference, and predictions do not chang
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from helix_tf import api
+from helix_tf.results import RunResult
 from helix_tf.reuse.store import ArtifactStore
 from helix_tf.sample_data import write_census_like
 
@@ -57,6 +60,28 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {"root": str(root), "config": str(config), "train": str(train), "test": str(test)}
 
 
+@dataclasses.dataclass(frozen=True)
+class Plain:
+    """One run of the config with the defaults (pruning at inference, no retraining),
+    everything kept; tests that build on it work on copies of its store."""
+
+    store: Path
+    result: RunResult
+
+    def copy(self, name: str) -> str:
+        target = self.store.with_name(name)
+        shutil.copytree(self.store, target)
+        return str(target)
+
+
+@pytest.fixture(scope="module")
+def plain(setup: dict[str, str]) -> Plain:
+    params = {"train": setup["train"], "test": setup["test"]}
+    store = Path(setup["root"]) / "store-plain"
+    result = api.run(setup["config"], params=params, store=str(store), materialize="all")
+    return Plain(store=store, result=result)
+
+
 def _predictions(store: str, fingerprint: str) -> list[float]:
     s = ArtifactStore(store)
     m = s.lookup(fingerprint)
@@ -69,17 +94,14 @@ def _predictions(store: str, fingerprint: str) -> list[float]:
 @pytest.mark.slow
 @pytest.mark.ci
 def test_zero_weight_features_are_pruned_and_predictions_do_not_change(
-    setup: dict[str, str],
+    setup: dict[str, str], plain: Plain
 ) -> None:
     params = {"train": setup["train"], "test": setup["test"]}
-    runs = {}
-    for prune in (True, False):
-        store = str(Path(setup["root"]) / f"store-{prune}")
-        result = api.run(
-            setup["config"], params=params, store=store, materialize="all", prune_zero_weight=prune
-        )
-        runs[prune] = (store, result)
-    (store_p, pruned), (store_f, full) = runs[True], runs[False]
+    store_p, pruned = str(plain.store), plain.result  # pruning is the default
+    store_f = str(Path(setup["root"]) / "store-no-pruning")
+    full = api.run(
+        setup["config"], params=params, store=store_f, materialize="all", prune_zero_weight=False
+    )
     predict_p = next(n for n in pruned.nodes if n.name == "predictions")
     predict_f = next(n for n in full.nodes if n.name == "predictions")
     # The noise feature's 500 weights are exactly zero, so inference does not read it ...
@@ -95,10 +117,9 @@ def test_zero_weight_features_are_pruned_and_predictions_do_not_change(
 
 @pytest.mark.slow
 @pytest.mark.ci
-def test_plan_explains_pruning_from_a_stored_model(setup: dict[str, str]) -> None:
+def test_plan_explains_pruning_from_a_stored_model(setup: dict[str, str], plain: Plain) -> None:
     params = {"train": setup["train"], "test": setup["test"]}
-    store = str(Path(setup["root"]) / "store-plan")
-    api.run(setup["config"], params=params, store=store, materialize="all")
+    store = plain.copy("store-plan")
     # Drop the stored predictions so the next plan recomputes them from the stored model.
     s = ArtifactStore(store)
     from helix_tf.compiler.graph import compile_workflow
@@ -147,13 +168,16 @@ def test_retrain_without_zero_weight_features_equals_a_fresh_run_without_them(
 
 
 @pytest.mark.slow
-def test_without_the_opt_in_training_always_sees_every_feature(setup: dict[str, str]) -> None:
+@pytest.mark.ci
+def test_without_the_opt_in_training_always_sees_every_feature(
+    setup: dict[str, str], plain: Plain
+) -> None:
     params = {"train": setup["train"], "test": setup["test"]}
-    store = str(Path(setup["root"]) / "store-default")
-    api.run(setup["config"], params=params, store=store, materialize="all")
+    store = plain.copy("store-default")
     again = api.run(setup["config"], params=params, store=store, materialize="all")
-    assert again.retrained is None
-    assert "retrained" not in again.to_dict()
+    for result in (plain.result, again):
+        assert result.retrained is None
+        assert "retrained" not in result.to_dict()
     s = ArtifactStore(store)
     train = next(n for n in again.nodes if n.name == "learner")
     manifest = s.lookup(train.fingerprint)
@@ -164,13 +188,13 @@ def test_without_the_opt_in_training_always_sees_every_feature(setup: dict[str, 
 @pytest.mark.slow
 @pytest.mark.ci
 def test_retraining_after_an_exact_answer_to_an_approximate_request_stays_exact(
-    setup: dict[str, str],
+    setup: dict[str, str], plain: Plain
 ) -> None:
     import helix_tf
 
     params = {"train": setup["train"], "test": setup["test"]}
-    store = str(Path(setup["root"]) / "store-approx-retrain")
-    exact = api.run(setup["config"], params=params, store=store, materialize="all")
+    store = plain.copy("store-approx-retrain")
+    exact = plain.result
     result = api.run(
         setup["config"],
         params=params,

@@ -4,12 +4,16 @@ Usage::
 
     python _store_worker.py URL FINGERPRINT [--files N] [--size BYTES] [--delay S]
         [--slow-commit S] [--ready PATH --go PATH] [--cache-dir DIR]
+        [--lease [--pin FP ...] [--scratch-root DIR]] [--hold S] [--no-commit]
 
 Writes ``N`` files of ``BYTES`` bytes (content depends only on the fingerprint, as a
 deterministic operator's would), sleeping ``S`` seconds between chunks. With
 ``--ready``/``--go`` it creates the ready file after staging and waits for the go
 file before committing, so tests can line up concurrent commits. ``--slow-commit``
-sleeps around each step of the commit so a SIGKILL can land between them. Prints one
+sleeps around each step of the commit so a SIGKILL can land between them. ``--lease``
+registers the worker as a live run (pinning ``--pin`` fingerprints, with a scratch
+folder under ``--scratch-root``), as ``helix-tf run`` does; ``--hold`` sleeps that long
+before committing (``--no-commit``: and then exits without committing). Prints one
 JSON line: ``{"outcome": "won" | "lost", "token": ..., "log": [store log messages]}``.
 """
 
@@ -57,6 +61,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--ready")
     parser.add_argument("--go")
     parser.add_argument("--cache-dir")
+    parser.add_argument("--lease", action="store_true")
+    parser.add_argument("--pin", action="append", default=[])
+    parser.add_argument("--scratch-root")
+    parser.add_argument("--hold", type=float, default=0.0)
+    parser.add_argument("--no-commit", action="store_true")
     args = parser.parse_args(argv)
 
     records: list[str] = []
@@ -68,6 +77,10 @@ def main(argv: list[str]) -> int:
     if args.slow_commit:
         _slow(ArtifactStore, ["_hash_file", "_move_in", "_create_exclusive"], args.slow_commit)
     store = ArtifactStore(args.url, cache_dir=args.cache_dir)
+    if args.lease:
+        lease = store.open_lease(args.pin, scratch_root=args.scratch_root)
+        if lease.scratch:
+            os.makedirs(lease.scratch)
     staging = store.begin(args.fingerprint)
     for i in range(args.files):
         data = content(args.fingerprint, i, args.size)
@@ -81,6 +94,12 @@ def main(argv: list[str]) -> int:
             f.write(staging.token)
         while not os.path.exists(args.go):
             time.sleep(0.0005)
+    if args.hold:
+        sys.stdout.write(json.dumps({"staged": staging.token}) + "\n")
+        sys.stdout.flush()
+        time.sleep(args.hold)
+    if args.no_commit:
+        return 0
     manifest = store.commit(staging, kind="blob", rows=args.files)
     outcome = {"outcome": "won" if manifest else "lost", "token": staging.token, "log": records}
     sys.stdout.write(json.dumps(outcome) + "\n")

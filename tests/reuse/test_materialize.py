@@ -15,6 +15,7 @@ from helix_tf.reuse.materialize import MaterializationPolicy, parse_budget, vali
 class Node:
     name: str
     role: str = "feature"
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -36,6 +37,10 @@ class FakeStore:
     def __init__(self, entries: list[Entry]) -> None:
         self.items = {e.fingerprint: e for e in entries}
         self.deleted: list[str] = []
+        self.pins: dict[str, set[str]] = {}  # lease id -> fingerprints of a live run
+
+    def pinned(self, *, exclude: str | None = None) -> set[str]:
+        return {fp for lease, fps in self.pins.items() if lease != exclude for fp in fps}
 
     def entries(self) -> list[Entry]:
         return list(self.items.values())
@@ -94,6 +99,18 @@ def test_all_and_none(name: str, kept: bool) -> None:
     measures = {"feat": Measure(compute_seconds=0.0, bytes=10**9)}
     assert policy(name).decide(Node("feat"), measures["feat"], measures) is kept
     assert policy(name).writes_intermediates is (name != "none")
+
+
+def test_budget_never_evicts_what_another_live_run_pinned() -> None:
+    store = FakeStore([Entry("cheap", 600, 0.001), Entry("dear", 300, 50.0)])
+    store.pins = {"other-run": {"cheap"}, "this-run": {"dear"}}
+    p = policy("all", budget=1000, store=store, lease_id="this-run")
+    measures = {"feat": Measure(compute_seconds=9.0, bytes=500)}
+    assert not p.decide(Node("feat"), measures["feat"], measures)
+    assert store.deleted == []
+    store.pins = {"this-run": {"cheap"}}  # our own pins do not stop our eviction
+    assert p.decide(Node("feat"), measures["feat"], measures)
+    assert store.deleted == ["cheap"]
 
 
 def test_budget_evicts_entries_worth_less_per_byte() -> None:
@@ -174,3 +191,15 @@ def test_entries_the_run_uses_are_never_evicted() -> None:
     p.release("in-use")
     assert p.decide(Node("feat"), measures["feat"], measures)
     assert store.deleted == ["in-use"]
+
+
+@pytest.mark.parametrize("name", ["helix", "all"])
+def test_a_node_recomputed_every_run_is_never_kept(name: str) -> None:
+    """Its fingerprint carries a nonce (it reads state that cannot be hashed): no later run
+    could load it, so storing it only wastes the budget."""
+    measures = {"src": Measure(compute_seconds=20.0), "feat": Measure(compute_seconds=5.0)}
+    volatile = Node("feat", extra={"volatile": ["cannot read the state of GUARD"]})
+    p = policy(name)
+    assert not p.decide(volatile, measures["feat"], measures)
+    assert "never reused" in p.decisions["feat"]
+    assert policy(name).decide(Node("feat"), measures["feat"], measures)

@@ -357,10 +357,10 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "helix.db"
     MetadataStore(f"sqlite:///{path}").close()
     with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE helix_meta SET value='2' WHERE key='schema_version'")
+        conn.execute("UPDATE helix_meta SET value='3' WHERE key='schema_version'")
     with pytest.raises(
         StoreError,
-        match=r"was written by a newer helix_tf \(schema 2 > 1\); upgrade helix_tf "
+        match=r"was written by a newer helix_tf \(schema 3 > 2\); upgrade helix_tf "
         r"or use another --metadata URL",
     ):
         MetadataStore(f"sqlite:///{path}")
@@ -379,7 +379,50 @@ def test_database_without_schema_version_is_migrated(tmp_path: Path) -> None:
         assert [v.number for v in s.versions("w")] == [1]
         assert {n: r.compute_seconds for n, r in s.compute_history("w").items()} == {"a": 2.0}
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT value FROM helix_meta").fetchone()[0] == "1"
+        assert conn.execute("SELECT value FROM helix_meta").fetchone()[0] == "2"
+
+
+def test_schema_1_gains_the_runs_process_column(tmp_path: Path) -> None:
+    path = tmp_path / "helix.db"
+    with MetadataStore(f"sqlite:///{path}") as s:
+        s.record_version("w", "c.py", dag(a="1"), "d1")
+        old = s.start_run("w", 1, approx=False, policy="helix", store_url="", params={})
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE runs DROP COLUMN process")
+        conn.execute("UPDATE helix_meta SET value='1' WHERE key='schema_version'")
+    with MetadataStore(f"sqlite:///{path}") as s:
+        new = s.start_run("w", 1, approx=False, policy="helix", store_url="", params={})
+        # The old run's process is unknown: it stays "running"; ours is alive.
+        assert {r.id: r.status for r in s.runs("w")} == {old: "running", new: "running"}
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM helix_meta").fetchone()[0] == "2"
+
+
+def test_a_run_whose_process_died_reads_as_killed(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'helix.db'}"
+    code = textwrap.dedent(
+        f"""
+        import sys, time
+        from helix_tf.reuse.metadata import MetadataStore
+        s = MetadataStore({url!r})
+        s.record_version("w", "c.py", {{"nodes": []}}, "d1")
+        run = s.start_run("w", 1, approx=False, policy="helix", store_url="", params={{}})
+        print(run, flush=True)
+        time.sleep(120)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    run_id = int(proc.stdout.readline())
+    with MetadataStore(url) as s:
+        assert [r.status for r in s.runs("w")] == ["running"]
+        assert proc.poll() is None
+        proc.kill()
+        proc.wait()
+        assert [r.status for r in s.runs("w")] == ["killed"]
+        s.mark_killed([run_id])
+    with sqlite3.connect(tmp_path / "helix.db") as conn:
+        assert conn.execute("SELECT status FROM runs").fetchone()[0] == "killed"
 
 
 def test_bad_urls_raise_store_error(tmp_path: Path) -> None:

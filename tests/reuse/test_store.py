@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -306,6 +307,7 @@ def test_cleanup_removes_only_stale_leftovers(store: ArtifactStore) -> None:
     stage(store, "abandoned", FILES)  # a run killed while writing
     orphan = stage(store, "kept", {"x": b"1"})  # killed between move and manifest
     store._move_in(orphan, store._data_dir("kept", orphan.token))
+    store._rm_tree(orphan.path)  # commit removes a remote staged copy after the move
     broken = put(store, "broken", FILES)
     overwrite(store, store._manifest_path("broken"), b"garbage")
 
@@ -467,6 +469,16 @@ def _wait_for(paths: list[Path], procs: list[subprocess.Popen[str]], timeout: fl
         time.sleep(0.002)
 
 
+def _aim(proc: subprocess.Popen[str], ready: Callable[[], bool], timeout: float = 60) -> None:
+    """Wait until ``ready()`` while the process still runs."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None:
+            pytest.fail(f"the writer ended before the moment aimed at: {proc.communicate()}")
+        assert time.monotonic() < deadline, "the writer never got to the moment aimed at"
+        time.sleep(0.001)
+
+
 def _race(url: str, tmp_path: Path, fingerprint: str) -> list[dict[str, str]]:
     """Two worker processes stage, wait at a barrier, then commit at the same moment."""
     go = tmp_path / f"{fingerprint}.go"
@@ -520,7 +532,9 @@ def test_concurrent_commits_of_one_fingerprint(
         assert staging_dirs(store) == set()
 
 
-@pytest.mark.parametrize("backend", ["local", pytest.param("gs", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "backend", ["local", pytest.param("gs", marks=[pytest.mark.slow, pytest.mark.ci])]
+)
 def test_killed_writers_never_leave_a_bad_entry(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -541,9 +555,19 @@ def test_killed_writers_never_leave_a_bad_entry(
             "--delay=0.003",
             "--slow-commit=0.02",
         )
-        time.sleep(rng.uniform(start, stop))
+        # Aim: even kills while files are being staged, odd ones once the commit has
+        # moved the data in (between that and the manifest, or just after).
+        staged = store._join("staging")
+        moved = store._fp_dir(fingerprint)
+        if i % 2 == 0:
+            _aim(proc, lambda s=staged: bool(store._list_files(s)))
+            time.sleep(rng.uniform(0.0, stop - start) / 4)
+        else:
+            _aim(proc, lambda m=moved: bool(store._list_files(m)))
+            time.sleep(rng.uniform(0.0, 0.03))
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
+        assert proc.returncode == -signal.SIGKILL, "the writer must be alive when killed"
 
         found = store.lookup(fingerprint)
         if found is not None:

@@ -12,8 +12,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
+from helix_tf.native_output import is_chatter
 from tests.conftest import TINY_CENSUS, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.ci]
@@ -22,7 +24,9 @@ CLIENT = [sys.executable, "-c", "from helix_tf.cli import console_main; console_
 
 
 def _env(server_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "HELIX_TF_SERVER"}
+    # TensorFlow's own log level as a user has it: its native lines must not reach them.
+    drop = ("HELIX_TF_SERVER", "TF_CPP_MIN_LOG_LEVEL")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     return {**env, "HELIX_TF_SERVER_DIR": str(server_dir), **extra}
 
 
@@ -65,12 +69,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     log.close()
 
 
-@pytest.fixture(scope="module")
-def config(tmp_path_factory: pytest.TempPathFactory, census_like: tuple[Path, Path]) -> Path:
-    folder = tmp_path_factory.mktemp("served")
-    return write_config(folder, TINY_CENSUS, train=census_like[0], test=census_like[1])
-
-
 def test_a_served_run_equals_a_run_in_its_own_process(
     server: Path, config: Path, tmp_path: Path
 ) -> None:
@@ -82,10 +80,19 @@ def test_a_served_run_equals_a_run_in_its_own_process(
     assert alone.returncode == 0, alone.stderr
     assert _status(server)["runs"] == before + 1
     a, b = json.loads(served.stdout), json.loads(alone.stdout)
-    assert a["metrics"] == b["metrics"]
-    assert [(n["name"], n["state"], n["rows"]) for n in a["nodes"]] == [
-        (n["name"], n["state"], n["rows"]) for n in b["nodes"]
-    ]
+    assert a["metrics"] == b["metrics"]  # floats through JSON: bit for bit
+    keys = ("name", "state", "rows", "fingerprint")
+    assert [[n[k] for k in keys] for n in a["nodes"]] == [[n[k] for k in keys] for n in b["nodes"]]
+    # Every stored table (sources, features, predictions) holds the same values, bit for bit.
+    stored = {
+        p.relative_to(tmp_path / "a" / "artifacts").parts[0]: p
+        for p in (tmp_path / "a" / "artifacts").rglob("*.parquet")
+    }
+    assert stored
+    for p in stored.values():
+        twins = list((tmp_path / "b" / "artifacts").glob(f"{p.parts[-4]}/*/{p.parts[-2]}/{p.name}"))
+        assert len(twins) == 1, p
+        assert pq.read_table(p).equals(pq.read_table(twins[0])), p
 
 
 def test_tables_and_progress_reach_the_callers_streams(
@@ -95,6 +102,8 @@ def test_tables_and_progress_reach_the_callers_streams(
     assert done.returncode == 0, done.stderr
     assert "metrics" in done.stdout and "accuracy" in done.stdout
     assert "training learner" in done.stderr
+    # None of TensorFlow's native start-up or graph-rewrite lines (issue 13).
+    assert [line for line in done.stderr.splitlines() if is_chatter(line)] == []
 
 
 def test_a_failing_run_fails_the_same_way(
@@ -145,8 +154,18 @@ def test_status_says_when_the_server_is_stale(server: Path) -> None:
     assert _status(server)["stale"] is False
     done = _helix(server, "server", "status", "--json", TF_CPP_MAX_VLOG_LEVEL="0")
     assert json.loads(done.stdout)["stale"] is True
+    assert json.loads(done.stdout)["stale_reasons"] == ["environment"]
     text = _helix(server, "server", "status", TF_CPP_MAX_VLOG_LEVEL="0").stdout
-    assert "helix-tf server restart" in text
+    assert "would refuse runs from here: the TF_*/OMP_*/PYTHON* variables differ" in text
+
+
+def test_status_shows_pid_uptime_runs_memory_and_runs_in_progress(server: Path) -> None:
+    status = _status(server)
+    assert status["pid"] and status["uptime_seconds"] >= 0  # type: ignore[operator]
+    assert 100 * 2**20 < status["rss_bytes"] < 8 * 2**30  # type: ignore[operator]
+    assert status["user_run_in_progress"] is False and status["in_progress"] == []
+    text = _helix(server, "server", "status").stdout
+    assert f"pid {status['pid']}" in text and "run(s) served" in text and "RSS" in text
 
 
 def test_ctrl_c_reaches_the_served_run(server: Path, config: Path, tmp_path: Path) -> None:
@@ -162,6 +181,9 @@ def test_ctrl_c_reaches_the_served_run(server: Path, config: Path, tmp_path: Pat
         assert client.poll() is None, client.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.2)
+    status = _status(server)
+    assert status["user_run_in_progress"] is True
+    assert [r["argv"][0] for r in status["in_progress"]] == ["run"]  # type: ignore[union-attr]
     time.sleep(2.0)  # let it get into training
     client.send_signal(signal.SIGINT)
     client.communicate(timeout=60)

@@ -25,6 +25,14 @@ numpy and pandas are imported only when a value is a numpy or pandas object.
 # other modules (tests/compiler/test_hashing.py checks that it imports no numpy).
 from ._canonical import canonical_json, stable_hash
 from ._code import code_fingerprint
-from ._result import CodeFingerprint
+from ._files import sha256_file
+from ._result import CodeFingerprint, FileRead
 
-__all__ = ["CodeFingerprint", "canonical_json", "code_fingerprint", "stable_hash"]
+__all__ = [
+    "CodeFingerprint",
+    "FileRead",
+    "canonical_json",
+    "code_fingerprint",
+    "sha256_file",
+    "stable_hash",
+]

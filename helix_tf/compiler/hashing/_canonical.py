@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import decimal
@@ -11,6 +12,7 @@ import hashlib
 import json
 import math
 import pathlib
+import random
 import re
 import types
 import uuid
@@ -125,6 +127,10 @@ class _Canon:
             form = self._pandas(v)
             if form is not None:
                 return form
+        if module.startswith("pyarrow"):
+            form = _arrow(v, self)
+            if form is not None:
+                return form
         if isinstance(v, int):
             return int(v)
         if isinstance(v, float):
@@ -155,8 +161,12 @@ class _Canon:
         return self._code_form(v) if form is _CODE else form
 
     def _compound(self, v: object) -> _Form:
+        if isinstance(v, collections.defaultdict):  # what a missing key gives is state too
+            return {"__defaultdict__": self(v.default_factory), "items": self._mapping(v)}
         if isinstance(v, Mapping):
             return self._mapping(v)
+        if isinstance(v, re.Pattern):  # its repr stops at 200 characters
+            return {"__regex__": self(v.pattern), "flags": v.flags}
         if isinstance(v, list | tuple):
             return [self(x) for x in v]
         if isinstance(v, set | frozenset):
@@ -181,14 +191,32 @@ class _Canon:
             return _CODE
         if _is_user_type(type(v)):
             return {"__instance__": self._code_form(type(v)), "state": self(_state(v))}
-        text = repr(v)
-        if type(v).__repr__ is object.__repr__ or _ADDRESS.search(text):
+        if isinstance(v, random.Random):
+            return {"__random__": _type_name(type(v)), "state": self(v.getstate())}
+        # Never repr: it may be truncated (re.Pattern, numpy, pandas) or leave state out
+        # (a defaultdict's factory). What pickle would save is the object's state.
+        return {"__object__": _type_name(type(v)), "reduce": self._reduced(v)}
+
+    def _reduced(self, v: object) -> _Form:
+        """The canonical form of ``v.__reduce_ex__(4)``: constructor, arguments, state."""
+        try:
+            reduced = v.__reduce_ex__(4)
+        except Exception as exc:
             raise TypeError(
-                f"cannot hash an object of type {_type_name(type(v))}: its repr {text[:80]!r} "
-                "depends on its memory address; pass plain values, a dataclass or an object "
-                "with a params() method instead"
-            )
-        return {"__object__": _type_name(type(v)), "repr": text}
+                f"cannot read the state of an object of type {_type_name(type(v))} ({exc}); "
+                "pass plain values, a dataclass or an object with a params() method instead"
+            ) from None
+        if isinstance(reduced, str):  # a module-level singleton, identified by name
+            return {"global": f"{type(v).__module__}.{reduced}"}
+        parts = list(reduced) + [None] * (5 - len(reduced))
+        ctor, args, state, items, pairs = parts[:5]
+        return {
+            "ctor": self(ctor),
+            "args": self(args),
+            "state": self(state),
+            "items": None if items is None else self(list(items)),
+            "pairs": None if pairs is None else self(dict(pairs)),
+        }
 
     def _guard(self, v: object) -> _ActiveGuard:
         return _ActiveGuard(self._active, v)
@@ -227,6 +255,13 @@ class _Canon:
             return {"__np_scalar__": str(v.dtype), "value": value}
         if isinstance(v, np.dtype):
             return {"__np_dtype__": str(v)}
+        if isinstance(v, np.random.Generator):
+            state = v.bit_generator.state
+            return {"__np_generator__": _type_name(type(v.bit_generator)), "state": self(state)}
+        if isinstance(v, np.random.RandomState):
+            return {"__np_random_state__": self(v.get_state(legacy=False))}
+        if isinstance(v, np.random.BitGenerator):
+            return {"__np_bit_generator__": _type_name(type(v)), "state": self(v.state)}
         return None
 
     def _pandas(self, v: object) -> _Form | None:
@@ -236,11 +271,18 @@ class _Canon:
             hashes = pd.util.hash_pandas_object(obj, index=False)
             return hashlib.sha256(hashes.to_numpy().tobytes()).hexdigest()
 
+        if isinstance(v, pd.CategoricalDtype):  # str() is "category", whatever the categories
+            categories = None if v.categories is None else self(v.categories)
+            return {"__pandas_dtype__": "category", "categories": categories, "ordered": v.ordered}
+        if isinstance(v, pd.api.extensions.ExtensionDtype):
+            return {"__pandas_dtype__": str(v), "type": _type_name(type(v))}
+        if isinstance(v, pd.api.extensions.ExtensionArray):
+            return {"__pandas__": type(v).__name__, "dtype": self(v.dtype), "rows": rows(v)}
         if isinstance(v, pd.DataFrame):
             return {
                 "__pandas__": "DataFrame",
                 "columns": self(list(v.columns)),
-                "dtypes": [str(t) for t in v.dtypes],
+                "dtypes": [self(t) for t in v.dtypes],
                 "index": self(v.index),
                 "rows": rows(v),
             }
@@ -248,7 +290,7 @@ class _Canon:
             return {
                 "__pandas__": "Series",
                 "name": self(v.name),
-                "dtype": str(v.dtype),
+                "dtype": self(v.dtype),
                 "index": self(v.index),
                 "rows": rows(v),
             }
@@ -256,12 +298,33 @@ class _Canon:
             return {
                 "__pandas__": type(v).__name__,
                 "names": self(list(v.names)),
-                "dtype": str(v.dtype),
+                "dtype": self(v.dtype),
                 "rows": rows(v),
             }
         if isinstance(v, pd.Timestamp | pd.Timedelta | pd.Period | pd.Interval):
             return {"__pandas__": type(v).__name__, "value": str(v)}
         return None
+
+
+def _arrow(v: object, canon: Callable[[object], _Form]) -> _Form | None:
+    """Arrow data by its bytes (the IPC stream of its buffers), types by their full text."""
+    import pyarrow as pa
+
+    if isinstance(v, pa.Array | pa.ChunkedArray):
+        v = pa.table({"values": v})
+    if isinstance(v, pa.Table | pa.RecordBatch):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, v.schema) as writer:
+            writer.write(v)
+        data = sink.getvalue().to_pybytes()
+        return {"__arrow__": type(v).__name__, "sha256": hashlib.sha256(data).hexdigest()}
+    if isinstance(v, pa.Schema):
+        return {"__arrow__": "Schema", "ipc": v.serialize().to_pybytes().hex()}
+    if isinstance(v, pa.DataType):
+        return {"__arrow__": "DataType", "type": str(v)}
+    if isinstance(v, pa.Scalar):
+        return {"__arrow__": "Scalar", "type": str(v.type), "value": canon(v.as_py())}
+    return None
 
 
 class _ActiveGuard:

@@ -7,12 +7,15 @@ import copy
 import dataclasses
 import functools
 import linecache
+import os
 import sys
 import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._canonical import _ADDRESS, _Canon, _digest, _Form, _state
+from ._canonical import _Canon, _digest, _Form, _state
+from ._effects import _UNKNOWN, scan_effects
+from ._files import sha256_file
 from ._origin import (
     _identity,
     _is_user_function,
@@ -32,7 +35,7 @@ from ._reads import (
     _is_special,
     _Namespace,
 )
-from ._result import CodeFingerprint, _Collector
+from ._result import CodeFingerprint, FileRead, _Collector
 from ._source import (
     _DEFS,
     _code_globals,
@@ -114,6 +117,9 @@ class _Fingerprinter:
             analysable=collector.analysable,
             notes=tuple(collector.notes),
             reads=tuple(sorted(collector.reads)),
+            refusals=tuple(collector.refusals),
+            files=tuple(collector.files),
+            unseeded=tuple(collector.unseeded),
         )
         self._memo[key] = (obj, result)
         return result
@@ -195,22 +201,17 @@ class _Fingerprinter:
         return form
 
     def _library_state(self, obj: object, ident: str, c: _Collector) -> _Form:
-        state = _state(obj)
-        if state:
-            try:
-                return self._canon(state)
-            except Exception:
-                pass
+        """A library callable instance's state: what pickle would save, never its repr."""
+        self._labels.append(ident)
         try:
-            text = repr(obj)
-        except Exception:
-            text = ""
-        if text and type(obj).__repr__ is not object.__repr__ and not _ADDRESS.search(text):
-            return {"repr": text}
-        c.analysable = False
-        c.note(f"the state of {ident} cannot be hashed; only its type is tracked")
-        _warn_once(ident, f"cannot hash the state of {ident}; changes to it are not detected")
-        return None
+            return self._canon._reduced(obj)
+        except Exception as exc:
+            c.analysable = False
+            c.note(f"the state of {ident} cannot be hashed; only its type is tracked")
+            c.refuse(f"cannot read the state of {ident} ({exc})")
+            return None
+        finally:
+            self._labels.pop()
 
     # -- user functions
     def _user_function(self, fn: types.FunctionType, c: _Collector) -> _Form:
@@ -225,7 +226,7 @@ class _Fingerprinter:
         namespace = _Namespace(closure=closure, globals=fn.__globals__)
         self_names = {n for n in [*names, *extra] if namespace.get(n)[0] is fn}
         free = self._resolve_names(names, extra, namespace, norm.chains, self_names, c)
-        return {
+        form = {
             "kind": "function",
             "code": norm.dump(self_names),
             "free": free,
@@ -233,6 +234,73 @@ class _Fingerprinter:
             "defaults": self._value(fn.__defaults__, "default arguments", c),
             "kwdefaults": self._value(fn.__kwdefaults__, "keyword defaults", c),
         }
+        src = self._source(code.co_filename, fn.__globals__)
+        text = src.text if src is not None else ""
+        where = (code.co_filename, fn.__qualname__)
+        form.update(self._effects(located, norm, namespace, fn.__globals__, text, where, c))
+        return form
+
+    def _effects(
+        self,
+        tree: ast.AST,
+        norm: _Normaliser,
+        namespace: _Namespace,
+        module_globals: Mapping[str, Any],
+        text: str,
+        where: tuple[str, str],
+        c: _Collector,
+    ) -> dict[str, _Form]:
+        """Environment variables, files and random generators the code reads (DESIGN §3).
+
+        The value of each environment variable read by name and the content of each
+        file opened by a path known at compile time join the form; what cannot be
+        resolved is a refusal (its results are never reused). Keys are added only when
+        something is found, so code without such reads keeps its digest.
+        """
+        package = module_globals.get("__package__") or ""
+        local_imports = {
+            key[2]: _imported(node, alias, package) for node, alias, key in norm.imports
+        }
+
+        def resolve(name: str) -> object:
+            if name in norm.free:
+                value, origin = namespace.get(name)
+                return _UNKNOWN if origin in ("missing", "empty") else value
+            value = local_imports.get(name, _UNKNOWN)
+            return _UNKNOWN if isinstance(value, str) else value
+
+        filename, qualname = where
+        found = scan_effects(tree, resolve, text)
+        form: dict[str, _Form] = {}
+        if found.env:
+            form["env"] = {k: os.environ.get(k) for k in found.env}
+            for k in found.env:
+                c.read(f"${k}")
+                c.note(f"reads environment variable {k} = {os.environ.get(k)!r}")
+        for use in found.env_unresolved:
+            c.refuse(f"{qualname} reads the environment by a name known only when it runs: {use}")
+        files: list[_Form] = []
+        for call, line, path in found.files:
+            c.files.append(
+                FileRead(call=call, where=f"{filename}:{line}", function=qualname, path=path)
+            )
+            if path is not None:
+                files.append([path, self._file_state(path, qualname, c)])
+        if files:
+            form["files"] = files
+        for call, line in found.unseeded:
+            c.unseeded.append(f"{call} ({os.path.basename(filename)}:{line}, in {qualname})")
+        return form
+
+    @staticmethod
+    def _file_state(path: str, qualname: str, c: _Collector) -> _Form:
+        c.note(f"reads file {path}")
+        if os.path.isfile(path):
+            return sha256_file(path)
+        if os.path.isdir(path):
+            c.refuse(f"{qualname} reads folder {path}, whose content is not hashed")
+            return "folder"
+        return "missing"
 
     def _locate_function(self, fn: types.FunctionType) -> ast.AST | str:
         code = fn.__code__
@@ -354,7 +422,7 @@ class _Fingerprinter:
         names = list(norm.free)
         self_names = {n for n in [*names, *extra] if namespace.get(n)[0] is cls}
         free = self._resolve_names(names, extra, namespace, norm.chains, self_names, c)
-        return {
+        form = {
             "kind": "class",
             "code": norm.dump(self_names),
             "free": free,
@@ -362,6 +430,12 @@ class _Fingerprinter:
             "attrs": attrs,
             "fields": fields,
         }
+        filename = getattr(module, "__file__", None) or ""
+        src = self._source(filename, vars(module) if module else None) if filename else None
+        where = (filename, cls.__qualname__)
+        text = src.text if src is not None else ""
+        form.update(self._effects(located, norm, namespace, namespace.globals, text, where, c))
+        return form
 
     def _locate_class(self, cls: type, methods: dict[str, types.FunctionType]) -> ast.AST | str:
         module = sys.modules.get(cls.__module__)
@@ -438,11 +512,7 @@ class _Fingerprinter:
             ident = f"{type(value).__module__}.{type(value).__qualname__}"
             c.analysable = False
             c.note(f"cannot hash {label} (type {ident}): {exc}; only its type is tracked")
-            _warn_once(
-                f"{label}:{ident}",
-                f"cannot hash {label} (type {ident}): {exc}; changes to its value are not "
-                "detected - use plain values, a dataclass or an object with params()",
-            )
+            c.refuse(f"cannot read the state of {label} (type {ident}): {exc}")
             return {"__unhashable__": ident}
         finally:
             self._labels.pop()
@@ -497,11 +567,7 @@ class _Fingerprinter:
         src = self._source(filename, vars(mod)) if filename else None
         if src is None:
             c.analysable = False
-            _warn_once(
-                f"module:{mod.__name__}",
-                f"cannot read the source of module {mod.__name__}, used as a whole by a UDF; "
-                "changes to it are not detected",
-            )
+            c.refuse(f"cannot read the source of module {mod.__name__}, used as a whole")
             return {"__module_without_source__": True}
         return {"__module_source__": _tree_digest(src.tree)}
 
@@ -532,9 +598,5 @@ class _Fingerprinter:
             return {"__module_source__": _tree_digest(src.tree)}
         c.analysable = False
         c.note(f"imports {absname}, which is not loaded; changes to it are not tracked")
-        _warn_once(
-            f"import:{absname}",
-            f"a UDF imports {absname}, which is not loaded yet; changes to it are not detected - "
-            "import it at module level instead",
-        )
+        c.refuse(f"imports {absname}, which is not loaded yet (import it at module level instead)")
         return {"__unresolved_import__": absname}

@@ -24,24 +24,66 @@ class CodeFingerprint:
     reads : tuple of str
         Sorted names of the globals, closure variables, module attributes and
         helpers the code depends on; a helper's own reads appear as
-        ``"helper/NAME"``.
+        ``"helper/NAME"``. Environment variables read appear as ``"$NAME"``.
+    refusals : tuple of str
+        Why results computed by this code must not be reused: something it
+        reads whose state cannot be read reliably (an object that cannot be
+        hashed, an environment variable or file named at run time). Empty
+        when the digest covers everything the code reads.
+    files : tuple of FileRead
+        The calls that open or read files, found in the code and its helpers.
+    unseeded : tuple of str
+        Calls that draw from an unseeded or global random generator.
     """
 
     digest: str
     analysable: bool
     notes: tuple[str, ...] = ()
     reads: tuple[str, ...] = ()
+    refusals: tuple[str, ...] = ()
+    files: tuple[FileRead, ...] = ()
+    unseeded: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class FileRead:
+    """One call in user code that opens or reads a file.
+
+    Attributes
+    ----------
+    call : str
+        The call as written, e.g. ``"open(LOOKUP)"``.
+    where : str
+        ``file:line`` of the call.
+    function : str
+        The qualified name of the function that makes the call.
+    path : str or None
+        The file, when the code names it by a value known at compile time (a
+        literal, a constant, a closure value); its content is then hashed.
+    """
+
+    call: str
+    where: str
+    function: str
+    path: str | None
 
 
 @dataclasses.dataclass(slots=True)
 class _Collector:
     notes: list[str] = dataclasses.field(default_factory=list)
     reads: list[str] = dataclasses.field(default_factory=list)
+    refusals: list[str] = dataclasses.field(default_factory=list)
+    files: list[FileRead] = dataclasses.field(default_factory=list)
+    unseeded: list[str] = dataclasses.field(default_factory=list)
     analysable: bool = True
 
     def note(self, text: str) -> None:
         if text not in self.notes:
             self.notes.append(text)
+
+    def refuse(self, text: str) -> None:
+        if text not in self.refusals:
+            self.refusals.append(text)
 
     def read(self, name: str) -> None:
         if name not in self.reads:
@@ -53,3 +95,7 @@ class _Collector:
             self.note(f"{label}: {note}")
         for name in fp.reads:
             self.read(f"{label}/{name}")
+        for text in fp.refusals:
+            self.refuse(text)
+        self.files.extend(f for f in fp.files if f not in self.files)
+        self.unseeded.extend(u for u in fp.unseeded if u not in self.unseeded)

@@ -27,6 +27,7 @@ class _ModuleSource:
     tree: ast.Module
     defs: tuple[tuple[str, ast.AST], ...]
     code: dict[tuple[str, int], list[types.CodeType]] | None
+    text: str = ""
 
     def matches(self, code: types.CodeType) -> bool:
         """True when the file still compiles to the loaded code object."""
@@ -54,7 +55,7 @@ def _parse_source(filename: str, text: str) -> _ModuleSource | None:
             co = stack.pop()
             index.setdefault((co.co_qualname, co.co_firstlineno), []).append(co)
             stack.extend(c for c in co.co_consts if isinstance(c, types.CodeType))
-    return _ModuleSource(tree=tree, defs=tuple(_qualified_defs(tree)), code=index)
+    return _ModuleSource(tree=tree, defs=tuple(_qualified_defs(tree)), code=index, text=text)
 
 
 def _qualified_defs(tree: ast.Module) -> list[tuple[str, ast.AST]]:

@@ -13,19 +13,21 @@ Nothing here imports TensorFlow or Beam: the engine wraps these in Beam.
 The package is split by concept: ``_base`` (the ``Feature`` spec, ``Analyzer``,
 ``Bag``), ``_numeric`` (``Numeric``, ``Bucketize``, ``Cross``), ``_text``
 (``Vocabulary``, ``TfIdf``, ``Tokenize``), ``_udf`` (``Udf``, ``DatasetUdf``)
-and ``_label`` (``Label``).
+and ``_label`` (``Label``, ``MulticlassLabel``, ``NumericLabel``: one per task).
 """
 
-# Input (the type of an operator's input reference) is importable from here too,
-# outside __all__ as before.
+# Input (the type of an operator's input reference) and SourceRows (what the engine
+# passes a whole-row feature besides its frame) are importable from here too, outside
+# __all__.
 from helix_tf.components.features._base import (
     MISSING_TOKEN,
     Analyzer,
     Bag,
     Feature,
     Input as Input,
+    SourceRows as SourceRows,
 )
-from helix_tf.components.features._label import Label
+from helix_tf.components.features._label import Label, MulticlassLabel, NumericLabel
 from helix_tf.components.features._numeric import Bucketize, Cross, Numeric
 from helix_tf.components.features._text import TfIdf, Tokenize, Vocabulary
 from helix_tf.components.features._udf import DatasetUdf, Udf
@@ -43,5 +45,7 @@ __all__ = [
     "Udf",
     "DatasetUdf",
     "Label",
+    "MulticlassLabel",
+    "NumericLabel",
     "MISSING_TOKEN",
 ]

@@ -8,7 +8,7 @@ is the CSR-style weighted-index output of bag features.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -39,6 +39,23 @@ class Bag:
         pos = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)] or [[]])
         pos = pos.astype(np.int64)
         return Bag(offsets, self.idx[pos], self.val[pos])
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class SourceRows:
+    """What a whole-row feature knows of its rows besides the frame (the engine passes it
+    after the frame): the source's declared column types, and where a row id comes from.
+
+    Attributes
+    ----------
+    columns
+        Column name -> ``"int"``, ``"float"`` or ``"string"`` as the source declares them.
+    describe
+        Row id -> its place in the data, e.g. ``"line 12 of data/adult.data"``.
+    """
+
+    columns: Mapping[str, str]
+    describe: Callable[[int], str]
 
 
 class Analyzer:
@@ -114,4 +131,11 @@ class Feature(Operator):
 
     def cardinality(self, state: Any) -> int | None:
         """The number of distinct indices for categorical/bag outputs."""
+        return None
+
+    def value_names(self, state: Any) -> list[str] | None:
+        """What each index of a categorical/bag output stands for (None: unnamed).
+
+        Read by the views of a linear model's weights ("education=Doctorate").
+        """
         return None

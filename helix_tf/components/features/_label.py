@@ -1,13 +1,51 @@
-"""The label operator: the binary target column of a workflow."""
+"""The label operators: the target column of a workflow, and the task it makes.
+
+Three kinds, one per task (``TASK``): :class:`Label` (binary, 0/1),
+:class:`MulticlassLabel` (one of several classes, from a vocabulary learned on
+the training split or declared) and :class:`NumericLabel` (regression, with an
+optional transform such as log). The label decides the learner's head and loss
+and which metrics are valid (checked at compile time).
+
+Every label has the same small interface, which the engine calls: ``analyzer``
+(statistics of the training split, or None), ``finalize_state``, ``encode``
+(values of one batch → stored labels and a mask of invalid rows) and
+``describe`` (the JSON facts that travel with examples and predictions).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
 from helix_tf.components.base import Operator
+from helix_tf.components.features._base import Analyzer
+from helix_tf.errors import DataError
+
+__all__ = [
+    "LABELS",
+    "Label",
+    "MulticlassLabel",
+    "NumericLabel",
+    "TASKS",
+    "LOSSES",
+    "TRANSFORMS",
+    "OTHER_CLASS",
+    "forward_transform",
+    "inverse_transform",
+]
+
+#: The task types a label can make.
+TASKS = ("binary", "multiclass", "regression")
+#: Regression losses (``NumericLabel.loss``).
+LOSSES = ("squared", "absolute", "huber")
+#: Target transforms of a numeric label (None: the values as they are).
+TRANSFORMS = ("log", "log1p", "sqrt")
+#: The class that collects unseen values under ``MulticlassLabel(unseen="other")``.
+OTHER_CLASS = "<other>"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -15,6 +53,9 @@ class Label(Operator):
     """The binary label: ``column == positive`` (or a 0/1 numeric column when ``positive`` is None)."""
 
     KIND: ClassVar[str] = "label"
+    TASK: ClassVar[str] = "binary"
+    #: Parameters only training reads (hashed into the train node, not the examples).
+    TRAINING_PARAMS: ClassVar[tuple[str, ...]] = ()
     column: str
     positive: Any = None
 
@@ -27,6 +68,28 @@ class Label(Operator):
         if not isinstance(self.column, str) or not self.column:
             return [f"column must be a column name, but got {self.column!r}"]
         return []
+
+    def analyzer(self) -> Analyzer | None:
+        """Statistics of the training split this label needs (None: none)."""
+        return None
+
+    def finalize_state(self, stats: Any) -> Any:
+        """The transform's state from the analyzer's result."""
+        return stats
+
+    def describe(self, state: Any = None) -> dict[str, Any]:
+        """JSON facts for examples, models and predictions: the task and its specifics."""
+        return {"task": self.TASK}
+
+    def problem(self, bad_value: Any) -> str:
+        """Why a row's label is invalid, and how to fix it (for the error message)."""
+        if self.positive is not None:
+            return "labels must not be missing"
+        return "expected 0 or 1, or pass positive=<value> to Label"
+
+    def encode(self, values: Any, state: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """The stored labels of one batch and a mask of rows whose label is invalid."""
+        return self.transform(values)
 
     def transform(self, values: Any) -> tuple[np.ndarray, np.ndarray]:
         """Labels as int8 and a mask of rows whose label is missing or invalid."""
@@ -43,3 +106,302 @@ class Label(Operator):
             bad = missing | ~np.isin(nums, (0.0, 1.0))
             return np.where(bad, 0, nums).astype(np.int8), bad
         return (series == self.positive).fillna(False).to_numpy(dtype=bool).astype(np.int8), missing
+
+
+# ---------------------------------------------------------------------------- multiclass
+
+
+class _ClassCounts(Analyzer):
+    """Counts of each label value over the training split."""
+
+    def create(self) -> dict[str, int]:
+        return {}
+
+    def add(self, acc: dict[str, int], values: list[Any]) -> dict[str, int]:
+        import pyarrow.compute as pc
+
+        counts = pc.value_counts(_as_strings(values[0]).drop_null())
+        for value, count in zip(
+            counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
+        ):
+            acc[value] = acc.get(value, 0) + int(count)
+        return acc
+
+    def merge(self, accs: Sequence[dict[str, int]]) -> dict[str, int]:
+        out: Counter[str] = Counter()
+        for a in accs:
+            out.update(a)
+        return dict(out)
+
+    def finalize(self, acc: dict[str, int]) -> dict[str, int]:
+        return dict(sorted(acc.items()))
+
+
+def _as_strings(values: Any) -> Any:
+    """Values as an Arrow string array (nulls kept)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values if pa.types.is_string(values.type) else pc.cast(values, pa.string())
+    arr = np.asarray(values)
+    if np.issubdtype(arr.dtype, np.floating):
+        # Numeric class columns (read as float64): 2.0 is the class "2".
+        whole = np.isfinite(arr) & (arr == np.round(arr))
+        texts = [
+            None if v != v else (str(int(v)) if w else repr(float(v)))
+            for v, w in zip(arr.tolist(), whole.tolist(), strict=True)
+        ]
+        return pa.array(texts, type=pa.string())
+    return pa.array([None if v is None else str(v) for v in arr.tolist()], type=pa.string())
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MulticlassLabel(Operator):
+    """A label with one of several classes (softmax head, cross-entropy loss).
+
+    Parameters
+    ----------
+    column : str
+        The label column; its values are compared as text (``2.0`` in a numeric
+        column is the class ``"2"``).
+    classes : tuple of str, optional
+        The classes, in the order of the model's outputs. When omitted, they are
+        learned from the training split (every value seen there, sorted as text).
+    unseen : {"error", "other"}
+        What a value that is not a class (e.g. only in the test split) does:
+        ``"error"`` fails the run naming the value and row; ``"other"`` maps it to
+        an extra class ``"<other>"`` (always the last output), reported like the others.
+    """
+
+    KIND: ClassVar[str] = "label"
+    TASK: ClassVar[str] = "multiclass"
+    TRAINING_PARAMS: ClassVar[tuple[str, ...]] = ()  # classes and unseen change the examples
+    column: str
+    classes: tuple[str, ...] | None = None
+    unseen: str = "error"
+
+    def __init__(
+        self, column: str, *, classes: Sequence[Any] | None = None, unseen: str = "error"
+    ) -> None:
+        object.__setattr__(self, "column", column)
+        if classes is not None and not isinstance(classes, str):
+            classes = tuple(str(c) for c in classes)
+        object.__setattr__(self, "classes", classes)
+        object.__setattr__(self, "unseen", unseen)
+        self.__post_init__()
+
+    def validate(self) -> list[str]:
+        problems = []
+        if not isinstance(self.column, str) or not self.column:
+            problems.append(f"column must be a column name, but got {self.column!r}")
+        if self.classes is not None:
+            if not isinstance(self.classes, tuple) or len(self.classes) < 2:
+                problems.append(
+                    f"classes must list at least 2 classes (or be None to learn them from the "
+                    f"training split), but got {self.classes!r}"
+                )
+            elif len(set(self.classes)) != len(self.classes):
+                dup = sorted({c for c in self.classes if self.classes.count(c) > 1})
+                problems.append(f"classes must be distinct, but {dup} appear more than once")
+            elif OTHER_CLASS in self.classes:
+                problems.append(f"{OTHER_CLASS!r} is reserved for unseen='other'")
+        if self.unseen not in ("error", "other"):
+            problems.append(f"unseen must be 'error' or 'other', but got {self.unseen!r}")
+        return problems
+
+    def analyzer(self) -> Analyzer | None:
+        return _ClassCounts() if self.classes is None else None
+
+    def finalize_state(self, stats: Any) -> Any:
+        return {"counts": stats}
+
+    def class_names(self, state: Any = None) -> list[str]:
+        """The classes in output order (declared, or learned: ``state`` from the analyzer)."""
+        if self.classes is not None:
+            names = list(self.classes)
+        else:
+            if state is None:
+                raise ValueError(f"the classes of label {self.column!r} have not been learned")
+            names = sorted(state["counts"])
+        if self.unseen == "other":
+            names.append(OTHER_CLASS)
+        return names
+
+    def describe(self, state: Any = None) -> dict[str, Any]:
+        return {"task": self.TASK, "classes": self.class_names(state)}
+
+    def problem(self, bad_value: Any) -> str:
+        if bad_value is None:
+            return "labels must not be missing"
+        origin = "declared" if self.classes is not None else "seen in the training split"
+        return (
+            f"{bad_value!r} is not one of the classes {origin}; declare it in classes=..., "
+            "or pass unseen='other' to MulticlassLabel to collect such values in one class"
+        )
+
+    def encode(self, values: Any, state: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Class indices (int32) and a mask of rows whose label is missing or not a class."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        names = self.class_names(state)
+        known = [c for c in names if c != OTHER_CLASS]
+        texts = _as_strings(values)
+        found = pc.index_in(texts, value_set=pa.array(known, type=pa.string()))
+        idx = np.asarray(pc.fill_null(found, -1), dtype=np.int64)
+        missing = np.asarray(pc.is_null(texts), dtype=bool)
+        unseen = (idx < 0) & ~missing
+        if self.unseen == "other":
+            idx[unseen] = len(names) - 1
+            unseen[:] = False
+        bad = missing | unseen
+        return np.where(bad, 0, idx).astype(np.int32), bad
+
+
+# ---------------------------------------------------------------------------- regression
+
+
+def forward_transform(name: str | None, values: np.ndarray) -> np.ndarray:
+    """The model's target scale from the original one (``name`` from TRANSFORMS or None)."""
+    v = np.asarray(values, dtype=np.float64)
+    if name is None:
+        return v
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if name == "log":
+            return np.log(v)
+        if name == "log1p":
+            return np.log1p(v)
+        if name == "sqrt":
+            return np.sqrt(v)
+    raise ValueError(f"unknown transform {name!r}; expected one of {TRANSFORMS}")
+
+
+def inverse_transform(name: str | None, values: np.ndarray) -> np.ndarray:
+    """The original scale from the model's target scale (the inverse of forward_transform)."""
+    v = np.asarray(values, dtype=np.float64)
+    if name is None:
+        return v
+    with np.errstate(over="ignore"):
+        if name == "log":
+            return np.exp(v)
+        if name == "log1p":
+            return np.expm1(v)
+        if name == "sqrt":
+            return np.square(np.maximum(v, 0.0))
+    raise ValueError(f"unknown transform {name!r}; expected one of {TRANSFORMS}")
+
+
+_DOMAIN = {"log": "> 0", "log1p": "> -1", "sqrt": ">= 0"}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NumericLabel(Operator):
+    """A numeric label for regression (linear output, squared/absolute/Huber loss).
+
+    Parameters
+    ----------
+    column : str
+        The numeric label column.
+    transform : {"log", "log1p", "sqrt"} or None
+        The model learns the transformed target; predictions are transformed back,
+        so predictions and metrics are on the original scale unless a metric asks
+        for ``scale="transformed"``.
+    loss : {"squared", "absolute", "huber"}
+        The training loss. The target is standardised (mean 0, standard deviation
+        1 over the training split, after the transform) while training, so
+        ``huber_delta`` is in standard deviations of the (transformed) target.
+    huber_delta : float
+        Where the Huber loss turns from squared to absolute.
+    """
+
+    KIND: ClassVar[str] = "label"
+    TASK: ClassVar[str] = "regression"
+    #: Parameters only training reads: examples store the original values whatever
+    #: they are (so they are part of the train node's fingerprint, not the examples').
+    TRAINING_PARAMS: ClassVar[tuple[str, ...]] = ("transform", "loss", "huber_delta")
+    column: str
+    transform: str | None = None
+    loss: str = "squared"
+    huber_delta: float = 1.0
+
+    def __init__(
+        self,
+        column: str,
+        *,
+        transform: str | None = None,
+        loss: str = "squared",
+        huber_delta: float = 1.0,
+    ) -> None:
+        object.__setattr__(self, "column", column)
+        object.__setattr__(self, "transform", transform)
+        object.__setattr__(self, "loss", loss)
+        object.__setattr__(self, "huber_delta", huber_delta)
+        self.__post_init__()
+
+    def validate(self) -> list[str]:
+        problems = []
+        if not isinstance(self.column, str) or not self.column:
+            problems.append(f"column must be a column name, but got {self.column!r}")
+        if self.transform is not None and self.transform not in TRANSFORMS:
+            problems.append(
+                f"transform must be one of {TRANSFORMS} or None, but got {self.transform!r}"
+            )
+        if self.loss not in LOSSES:
+            problems.append(f"loss must be one of {LOSSES}, but got {self.loss!r}")
+        d = self.huber_delta
+        if isinstance(d, bool) or not isinstance(d, int | float) or not d > 0:
+            problems.append(f"huber_delta must be a number > 0, but got {d!r}")
+        return problems
+
+    def analyzer(self) -> Analyzer | None:
+        return None
+
+    def finalize_state(self, stats: Any) -> Any:
+        return stats
+
+    def describe(self, state: Any = None) -> dict[str, Any]:
+        return {"task": self.TASK, "transform": self.transform}
+
+    def problem(self, bad_value: Any) -> str:
+        return "a regression label must be a finite number"
+
+    def target(self, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The model's target (the transform applied) for original-scale ``values``.
+
+        Raises DataError naming the first row (``rows``: the rows' ids) whose value is
+        outside the transform's domain (e.g. a price of 0 under ``transform="log"``).
+        """
+        target = forward_transform(self.transform, values)
+        bad = ~np.isfinite(target)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"row {int(rows[i])} (line number in its file) of the training split has label "
+                f"{float(values[i])!r} in column {self.column!r}, but transform="
+                f"{self.transform!r} needs values {_DOMAIN[str(self.transform)]} "
+                f"({int(bad.sum())} such rows); use another transform or drop those rows"
+            )
+        return target
+
+    def encode(self, values: Any, state: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """The values as float64 (original scale) and a mask of missing or non-finite rows.
+
+        The transform is not applied here (training applies it): the examples are the
+        same whatever the transform, and so is their fingerprint.
+        """
+        import pandas as pd
+
+        if hasattr(values, "to_pandas"):
+            values = values.to_pandas()
+        nums = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan
+        )
+        bad = ~np.isfinite(nums)
+        return np.where(bad, 0.0, nums), bad
+
+
+#: Every label operator class (``isinstance(op, LABELS)``).
+LABELS = (Label, MulticlassLabel, NumericLabel)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -106,6 +107,11 @@ class Bucketize(Feature):
 
     def cardinality(self, state: Any) -> int | None:
         return len(self.boundaries) + 2
+
+    def value_names(self, state: Any) -> list[str] | None:
+        b = [f"{v:g}" for v in self.boundaries]
+        inner = [f"[{lo}, {hi})" for lo, hi in itertools.pairwise(b)]
+        return [f"< {b[0]}", *inner, f">= {b[-1]}", "<missing>"]
 
 
 # --------------------------------------------------------------------------- crosses

@@ -255,6 +255,11 @@ class Vocabulary(Feature):
     def cardinality(self, state: Any) -> int | None:
         return len(state["vocab"]) + self.oov_buckets
 
+    def value_names(self, state: Any) -> list[str] | None:
+        many = self.oov_buckets > 1
+        oov = [f"<other {k}>" if many else "<other>" for k in range(self.oov_buckets)]
+        return [str(v) for v in state["vocab"]] + oov
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TfIdf(Feature):
@@ -327,6 +332,9 @@ class TfIdf(Feature):
 
     def cardinality(self, state: Any) -> int | None:
         return len(state["vocab"])
+
+    def value_names(self, state: Any) -> list[str] | None:
+        return [str(v) for v in state["vocab"]]
 
 
 # --------------------------------------------------------------------------- text

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from helix_tf.components.base import did_you_mean
-from helix_tf.components.features._base import Analyzer, Feature, Input
+from helix_tf.components.features._base import Analyzer, Feature, Input, SourceRows
 from helix_tf.errors import ExecutionError
 from helix_tf.types import CATEGORICAL, NUMERIC, ROW_ID, STRING
 
@@ -26,12 +28,35 @@ def _output_problems(output: str, size: int | None) -> list[str]:
     return []
 
 
+def _files_problems(files: Any) -> list[str]:
+    if not isinstance(files, tuple) or not all(isinstance(f, str) and f for f in files):
+        return [f"files must be a path or a list of paths the function reads, but got {files!r}"]
+    return []
+
+
+def _as_files(files: Any) -> Any:
+    if isinstance(files, str | os.PathLike):
+        return (os.fspath(files),)
+    if isinstance(files, list | tuple):
+        return tuple(os.fspath(f) if isinstance(f, os.PathLike) else f for f in files)
+    return files
+
+
 class _UserFunction(Feature):
     """What every user-function feature shares: it reads whole source rows and
-    produces the declared ``output`` kind (with ``size`` indices when categorical)."""
+    produces the declared ``output`` kind (with ``size`` indices when categorical).
+
+    ``files`` are the files the function reads (a lookup table, a word list): their
+    content joins the fingerprint, so editing one recomputes the feature.
+    """
 
     output: str
     size: int | None
+    files: tuple[str, ...]
+
+    def content_files(self) -> dict[str, tuple[tuple[str, str], ...]]:
+        """The declared ``files``: their content, not their place, identifies them."""
+        return {"files": tuple(("", f) for f in self.files)}
 
     def inputs(self) -> tuple[Input, ...]:
         return ()
@@ -106,6 +131,7 @@ class Udf(_UserFunction):
     batched: bool = False
     output: str = NUMERIC
     size: int | None = None
+    files: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -114,38 +140,65 @@ class Udf(_UserFunction):
         batched: bool = False,
         output: str = NUMERIC,
         size: int | None = None,
+        files: Sequence[str | os.PathLike[str]] | str = (),
     ) -> None:
         object.__setattr__(self, "fn", fn)
         object.__setattr__(self, "batched", batched)
         object.__setattr__(self, "output", output)
         object.__setattr__(self, "size", size)
+        object.__setattr__(self, "files", _as_files(files))
         self.__post_init__()
 
     def validate(self) -> list[str]:
         problems = []
         if not callable(self.fn):
             problems.append(f"fn must be callable, but got {type(self.fn).__name__}")
-        return problems + _output_problems(self.output, self.size)
+        return problems + _output_problems(self.output, self.size) + _files_problems(self.files)
 
     def transform(self, values: list[Any], state: Any, n: int) -> np.ndarray:
         frame = values[0]
+        rows = values[1] if len(values) > 1 and isinstance(values[1], SourceRows) else None
         if self.batched:
             result = _call_user(self.fn, _fn_name(self.fn), frame)
         else:
             result = []
-            for row in frame.to_dict("records"):
+            for row in _records(frame, rows):
                 try:
                     result.append(self.fn(row))
                 except Exception as exc:
-                    shown = {k: v for k, v in row.items() if k != ROW_ID}
-                    text = repr(shown)
-                    text = text if len(text) <= 400 else text[:397] + "..."
-                    raise ExecutionError(
-                        f"{_fn_name(self.fn)} raised {type(exc).__name__}: {exc} "
-                        f"on row {row.get(ROW_ID)} (the line number in its file)"
-                        f"{_column_hint(exc, list(row))}; the row: {text}"
-                    ) from exc
+                    raise ExecutionError(_row_failure(self.fn, exc, row, rows)) from exc
         return _coerce_output(self, result, n, self.output, self.size)
+
+
+def _records(frame: Any, rows: SourceRows | None) -> list[dict[str, Any]]:
+    """The frame's rows as dicts; integer columns as ``int`` (``None`` when missing).
+
+    Sources keep integer columns as float64 (NaN for missing) in their batches; a
+    row-wise function gets the declared type.
+    """
+    records: list[dict[str, Any]] = frame.to_dict("records")
+    ints = [c for c, t in (rows.columns.items() if rows else ()) if t == "int" and c in frame]
+    if ints:
+        for record in records:
+            for c in ints:
+                v = record[c]
+                record[c] = (
+                    None if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
+                )
+    return records
+
+
+def _row_failure(fn: Any, exc: Exception, row: dict[str, Any], rows: SourceRows | None) -> str:
+    shown = {k: v for k, v in row.items() if k != ROW_ID}
+    text = repr(shown)
+    text = text if len(text) <= 400 else text[:397] + "..."
+    row_id = row.get(ROW_ID)
+    if rows is not None and row_id is not None:
+        where = f"{rows.describe(int(row_id))} (row id {row_id})"
+    else:
+        where = f"row {row_id} (the line number in its file)"
+    hint = _column_hint(exc, list(row))
+    return f"{_fn_name(fn)} raised {type(exc).__name__}: {exc} on {where}{hint}; the row: {text}"
 
 
 class _FrameAnalyzer(Analyzer):
@@ -198,6 +251,7 @@ class DatasetUdf(_UserFunction):
     columns: tuple[str, ...]
     output: str = NUMERIC
     size: int | None = None
+    files: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -207,12 +261,14 @@ class DatasetUdf(_UserFunction):
         columns: Sequence[str],
         output: str = NUMERIC,
         size: int | None = None,
+        files: Sequence[str | os.PathLike[str]] | str = (),
     ) -> None:
         object.__setattr__(self, "fit", fit)
         object.__setattr__(self, "apply", apply)
         object.__setattr__(self, "columns", tuple(columns))
         object.__setattr__(self, "output", output)
         object.__setattr__(self, "size", size)
+        object.__setattr__(self, "files", _as_files(files))
         self.__post_init__()
 
     def validate(self) -> list[str]:
@@ -221,7 +277,7 @@ class DatasetUdf(_UserFunction):
             problems.append("fit and apply must both be callable")
         if not self.columns:
             problems.append("columns must name the columns fit() reads")
-        return problems + _output_problems(self.output, self.size)
+        return problems + _output_problems(self.output, self.size) + _files_problems(self.files)
 
     def analyzer(self) -> Analyzer | None:
         return _FrameAnalyzer(self)

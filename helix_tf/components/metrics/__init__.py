@@ -1,4 +1,9 @@
-"""Evaluation reducers for binary classifiers: accuracy, AUC, precision, recall and friends.
+"""Evaluation reducers: binary classifiers (accuracy, AUC, precision, recall and friends),
+multiclass classifiers (``_multiclass``) and regressions (``_regression``).
+
+Each metric declares the label tasks it fits (``TASKS``); the compiler rejects a
+metric that does not fit the workflow's label (:func:`metric_problem`), and the
+engine evaluates non-binary predictions through :func:`evaluate_task`.
 
 A metric is a frozen spec (an :class:`~helix_tf.components.base.Operator`) whose
 ``compute`` reduces labels and predicted probabilities to named numbers, and whose
@@ -45,6 +50,21 @@ from helix_tf.components.metrics._classification import (
 )
 from helix_tf.components.metrics._combined import bootstrap_metrics, compute_metrics
 from helix_tf.components.metrics._custom import Custom
+from helix_tf.components.metrics._multiclass import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassLogLoss,
+    MulticlassPrecisionRecallF1,
+    OneVsRestAUC,
+    TopKAccuracy,
+)
+from helix_tf.components.metrics._regression import MAE, MAPE, R2, RMSE, Residuals
+
+# evaluate_task and metric_problem (engine and compiler) are importable from here too.
+from helix_tf.components.metrics._tasks import (
+    evaluate_task as evaluate_task,
+    metric_problem as metric_problem,
+)
 
 __all__ = [
     "AUC",
@@ -52,10 +72,21 @@ __all__ = [
     "ConfusionMatrix",
     "Custom",
     "LogLoss",
+    "MAE",
+    "MAPE",
     "Metric",
+    "MulticlassAccuracy",
+    "MulticlassConfusionMatrix",
+    "MulticlassLogLoss",
+    "MulticlassPrecisionRecallF1",
+    "OneVsRestAUC",
     "Precision",
     "PrecisionRecall",
+    "R2",
+    "RMSE",
     "Recall",
+    "Residuals",
+    "TopKAccuracy",
     "bootstrap_metrics",
     "compute_metrics",
 ]

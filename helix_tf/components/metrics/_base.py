@@ -40,7 +40,7 @@ class _Tally:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Metric(Operator):
-    """Base class of evaluation metrics for binary classifiers.
+    """Base class of evaluation metrics (binary classifiers unless ``TASKS`` says more).
 
     Parameters
     ----------
@@ -56,6 +56,9 @@ class Metric(Operator):
     """
 
     KIND: ClassVar[str] = "metric"
+    #: The label tasks this metric fits ("binary", "multiclass", "regression"); the
+    #: compiler rejects a metric whose tasks do not include the label's.
+    TASKS: ClassVar[tuple[str, ...]] = ("binary",)
 
     slice_by: str | None = None
 
@@ -203,15 +206,7 @@ class Metric(Operator):
         self, y_true: Any, y_score: Any, frame: pd.DataFrame | None
     ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame | None]:
         who = _describe(self)
-        y = _as_vector(y_true, "y_true", who)
-        s = _as_vector(y_score, "y_score", who)
-        if len(y) != len(s):
-            raise DataError(
-                f"{who}: y_true and y_score must have the same length, "
-                f"but got {len(y)} and {len(s)}"
-            )
-        y = _as_labels(y, who)
-        s = _as_scores(s, who)
+        y, s = self._check_arrays(y_true, y_score, who)
         needed = self.columns()
         if not needed:
             return y, s, None
@@ -240,6 +235,13 @@ class Metric(Operator):
                 f"for {len(y)} labels"
             )
         return y, s, frame[list(needed)].reset_index(drop=True)
+
+    def _check_arrays(self, y_true: Any, y_score: Any, who: str) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and scores checked for this metric's task (binary: 0/1 and probabilities)."""
+        y = _as_vector(y_true, "y_true", who)
+        s = _as_vector(y_score, "y_score", who)
+        _same_length(y, s, who)
+        return _as_labels(y, who), _as_scores(s, who)
 
     def _partitions(self, frame: pd.DataFrame | None) -> list[tuple[str, np.ndarray | None]]:
         """Return ``(key suffix, row positions)``: all rows first (``None``), then slices."""
@@ -286,6 +288,13 @@ def _take(
         return y, s, frame
     sub = None if frame is None else frame.iloc[rows].reset_index(drop=True)
     return y[rows], s[rows], sub
+
+
+def _same_length(y: np.ndarray, s: np.ndarray, who: str) -> None:
+    if len(y) != len(s):
+        raise DataError(
+            f"{who}: y_true and y_score must have the same length, but got {len(y)} and {len(s)}"
+        )
 
 
 def _as_vector(values: Any, name: str, who: str) -> np.ndarray:

@@ -51,9 +51,42 @@ class Source(Operator, abc.ABC):
     def files(self) -> tuple[str, ...]:
         """The data files (local paths or URLs) whose content defines the source."""
 
+    def content_files(self) -> dict[str, tuple[tuple[str, str], ...]]:
+        """The ``train``/``test`` files, labelled by the compression their name implies.
+
+        The source's identity is these files' content, wherever they lie.
+        """
+        out: dict[str, tuple[tuple[str, str], ...]] = {}
+        for param in ("train", "test"):
+            paths = getattr(self, param, None)
+            if isinstance(paths, tuple):
+                out[param] = tuple((_compression_of(p), p) for p in paths)
+        return out
+
+    def inert_params(self) -> set[str]:
+        """``split_seed`` when there is no ``test_fraction`` to split by."""
+        inert = set()
+        if "split_seed" in self.params() and getattr(self, "test_fraction", None) is None:
+            inert.add("split_seed")
+        return inert
+
     def check(self) -> list[str]:
         """Problems found without reading data (missing or unreadable files)."""
         return []
+
+    #: What one unit of a file is called in messages ("line" for text formats).
+    ROW_UNIT: ClassVar[str] = "row"
+
+    def describe_row(self, split: str, row: int) -> str:
+        """Where row id ``row`` of ``split`` comes from, e.g. ``"line 12 of data/adult.data"``."""
+        try:
+            _, paths = _split_files(self, split)
+        except (AttributeError, ConfigError):
+            return f"{self.ROW_UNIT} {row} of split {split!r}"
+        index, offset = divmod(row % COPY_STRIDE, FILE_STRIDE)
+        if index >= len(paths):
+            return f"{self.ROW_UNIT} {row} of split {split!r}"
+        return f"{self.ROW_UNIT} {offset} of {paths[index]}"
 
     @abc.abstractmethod
     def read(
@@ -241,13 +274,21 @@ def _in_test(ids: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53 < fraction
 
 
+_COMPRESSED = (".gz", ".bz2", ".xz", ".zst")
+
+
+def _compression_of(path: str) -> str:
+    """The compression a file's name makes :func:`_open` undo ("" for none)."""
+    return next((s for s in _COMPRESSED if path.endswith(s)), "")
+
+
 def _open(path: str, param: str, op: str) -> Any:
     """Open a file for binary reading; a missing or unreadable file is a DataError."""
     problem = _path_problem(path, param, op)
     if problem:
         raise DataError(problem)
     try:
-        if _is_url(path) or path.endswith((".gz", ".bz2", ".xz", ".zst")):
+        if _is_url(path) or _compression_of(path):
             import fsspec
 
             return fsspec.open(_local(path), "rb", compression="infer").open()

@@ -106,6 +106,7 @@ class Csv(Source):
     """
 
     VERSION: ClassVar[int] = 1
+    ROW_UNIT: ClassVar[str] = "line"
 
     train: str | tuple[str, ...]
     test: str | tuple[str, ...] | None = None
@@ -223,6 +224,13 @@ class Csv(Source):
     def files(self) -> tuple[str, ...]:
         """The train files, then the test files."""
         return tuple(self.train) + tuple(self.test or ())
+
+    def inert_params(self) -> set[str]:
+        """Also ``max_bad_rows`` when bad rows fail the read instead of being skipped."""
+        inert = super().inert_params()
+        if self.on_bad_row == "fail":
+            inert.add("max_bad_rows")
+        return inert
 
     def check(self) -> list[str]:
         """Missing, unreadable or directory paths, each with the parameter to fix."""

@@ -120,6 +120,15 @@ class Tfds(Source):
             found += [os.path.join(root, n) for n in sorted(names)]
         return tuple(found)
 
+    def content_files(self) -> dict[str, tuple[tuple[str, str], ...]]:
+        """The prepared files under ``data_dir``, labelled by their path inside it."""
+        directory, _ = self._variant_dir()
+        return {
+            "data_dir": tuple(
+                (os.path.relpath(p, directory) if directory else p, p) for p in self.files()
+            )
+        }
+
     def check(self) -> list[str]:
         """Whether the dataset is prepared in ``data_dir``, and how to prepare it if not."""
         directory, why = self._variant_dir()

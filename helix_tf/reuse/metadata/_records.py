@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 NODE_STATES = ("compute", "load", "prune")
-RUN_STATUSES = ("running", "ok", "failed")
+RUN_STATUSES = ("running", "ok", "failed", "killed")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,7 +48,7 @@ class RunRecord:
     """One run of a workflow, with its nodes (in the order recorded) and its metrics.
 
     ``finished`` and ``wall_seconds`` are ``None`` while ``status`` is ``"running"``
-    (or when the process died before finishing). ``intervals`` holds the
+    or ``"killed"`` (its process ended without finishing it: killed, or crashed). ``intervals`` holds the
     uncertainty interval ``(lower, upper)`` of the metrics of an approximate run.
     """
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import socket
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -18,6 +20,7 @@ from helix_tf.reuse.metadata._records import (
     RunRecord,
     _node_record,
 )
+from helix_tf.reuse.store._leases import process_alive, process_start
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -59,6 +62,7 @@ class _Runs(_Database):
                     policy=policy,
                     store_url=store_url,
                     params_json=params_json,
+                    process=_this_process(),
                 )
             )
             return int(result.inserted_primary_key[0])
@@ -236,6 +240,23 @@ class _Runs(_Database):
         if conn.execute(self._sa.select(runs.c.id).where(runs.c.id == run_id)).first() is None:
             raise StoreError(_unknown_run(run_id, self.url))
 
+    def mark_killed(self, run_ids: Sequence[int]) -> None:
+        """Record that runs still marked ``"running"`` lost their process (status ``"killed"``)."""
+        runs = self._t.runs
+        ids = list(run_ids)
+        if not ids:
+            return
+
+        def write(conn: Connection) -> None:
+            for chunk in _chunks(ids):
+                conn.execute(
+                    runs.update()
+                    .where(runs.c.id.in_(chunk), runs.c.status == "running")
+                    .values(status="killed", error="its process ended before the run finished")
+                )
+
+        self._write(write, f"mark runs {ids} killed")
+
     def runs(
         self, workflow: str, *, limit: int | None = None, with_nodes: bool = True
     ) -> list[RunRecord]:
@@ -276,7 +297,7 @@ class _Runs(_Database):
                     started=row.started,
                     finished=row.finished,
                     wall_seconds=row.wall_seconds,
-                    status=row.status,
+                    status=_status(row.status, row.process),
                     approx=bool(row.approx),
                     policy=row.policy,
                     metrics=metrics.get(row.id, {}),
@@ -290,6 +311,23 @@ class _Runs(_Database):
             ]
 
         return self._read(read, f"read the runs of workflow {workflow!r}")
+
+
+def _this_process() -> str:
+    pid = os.getpid()
+    return f"{socket.gethostname()} {pid} {process_start(pid)}"
+
+
+def _status(status: str, process: str | None) -> str:
+    """A ``"running"`` run whose process (on this host) is gone reads as ``"killed"``."""
+    if status != "running" or not process:
+        return status
+    host, _, rest = process.partition(" ")
+    pid, _, start = rest.partition(" ")
+    if host != socket.gethostname() or not pid.isdigit():
+        return status
+    alive = process_alive(int(pid), int(start) if start.isdigit() else None)
+    return status if alive else "killed"
 
 
 def _unknown_run(run_id: int, url: str) -> str:

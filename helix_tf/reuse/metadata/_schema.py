@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Table
     from sqlalchemy.engine import Connection
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version of the database layout this helix_tf writes (kept in table ``helix_meta``)."""
 
 
@@ -90,6 +90,8 @@ def _tables() -> _Tables:
         Column("store_url", Text, nullable=False),
         Column("params_json", Text, nullable=False),
         Column("error", Text, nullable=True),
+        # "host pid start" of the process running it, to tell a killed run (version 2).
+        Column("process", Text, nullable=True),
         Index("ix_runs_workflow", "workflow_id", "id"),
     )
     node_runs = Table(
@@ -163,6 +165,15 @@ def _migrate_0_to_1(conn: Connection) -> None:
     conn.execute(t.latest_compute.insert().from_select(columns, newest))
 
 
+def _migrate_1_to_2(conn: Connection) -> None:
+    """``runs.process``: which process runs a run, so a killed one can be told."""
+    import sqlalchemy as sa
+
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("runs")}
+    if "process" not in columns:  # a fresh database got it from create_all
+        conn.execute(sa.text("ALTER TABLE runs ADD COLUMN process TEXT"))
+
+
 # Migrations from schema version N to N + 1, run in one write transaction after the
 # missing tables are created. Version 0 means "no helix_meta row".
-_MIGRATIONS: dict[int, Callable[[Connection], None]] = {0: _migrate_0_to_1}
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {0: _migrate_0_to_1, 1: _migrate_1_to_2}

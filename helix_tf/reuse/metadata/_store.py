@@ -140,6 +140,26 @@ class MetadataStore(_Runs):
 
         return self._read(read, f"read the versions of workflow {workflow!r}")
 
+    def node_names(self) -> dict[str, list[tuple[str, int, str]]]:
+        """Which (workflow, version, node name) each fingerprint stood for, by fingerprint.
+
+        Over every recorded version of every workflow (``helix-tf store du`` names the
+        store's entries with it).
+        """
+        v, w = self._t.versions, self._t.workflows
+
+        def read(conn: Connection) -> dict[str, list[tuple[str, int, str]]]:
+            query = self._sa.select(w.c.name, v.c.number, v.c.dag_json).join(
+                w, w.c.id == v.c.workflow_id
+            )
+            out: dict[str, list[tuple[str, int, str]]] = {}
+            for name, number, dag_json in conn.execute(query.order_by(w.c.name, v.c.number)):
+                for node, fp in _node_fingerprints(json.loads(dag_json)).items():
+                    out.setdefault(fp, []).append((name, int(number), node))
+            return out
+
+        return self._read(read, "read the node names of every version")
+
     def version(self, workflow: str, number: int) -> VersionRecord:
         """Version ``number`` of ``workflow``.
 
@@ -291,10 +311,9 @@ class MetadataStore(_Runs):
 
 
 def _unknown_workflow(name: str, known: list[str], url: str) -> str:
-    import difflib
+    from helix_tf.errors import did_you_mean
 
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = did_you_mean(name, known)
     listed = ", ".join(repr(k) for k in sorted(known)) or "none"
     return f"no workflow {name!r} in metadata database {url}{hint}; known workflows: {listed}"
 

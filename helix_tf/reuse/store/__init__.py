@@ -7,6 +7,12 @@ gcsfs, imported only when such a URL is used) or ``memory://name`` (tests). Layo
     <root>/staging/<fingerprint>.<token>/...     files being written (never visible)
     <root>/artifacts/<fingerprint>/<token>/...   committed data files
     <root>/artifacts/<fingerprint>/MANIFEST.json names <token>, sizes and sha256s
+    <root>/runs/<lease id>.json                  live runs: process, pins, scratch folder
+    <root>/last_gc                               when leftovers were last collected
+
+Tokens start with the lease id of the run that wrote them (see ``_leases``), so the
+leftovers of a run found dead are reclaimed at once (:meth:`ArtifactStore.collect`) and
+a live run's files are never touched; budget eviction skips what live runs pinned.
 
 The manifest is written last, atomically and exclusively (create-if-absent), so a run
 killed at any moment never leaves an entry that looks complete, and of two runs that
@@ -24,7 +30,7 @@ Exclusive publication per backend:
   overwritten withdraws. Residual race on a backend without the precondition: two
   writers whose write and read-back interleave can both believe they won; the manifest
   then names the last writer's data and the other's data dir is an orphan that
-  :meth:`ArtifactStore.cleanup` removes. A manifest never points at missing data.
+  :meth:`ArtifactStore.collect` removes. A manifest never points at missing data.
 * memory:// and other fsspec backends: ``open(..., "xb")`` (falling back to
   check-then-write plus the same read-back where ``"xb"`` is unsupported).
 
@@ -36,7 +42,23 @@ Only JSON and the caller's own open formats are written; nothing is ever pickled
 Never imports TensorFlow, Keras or Apache Beam.
 """
 
+from helix_tf.reuse.store._cleanup import GcReport, VerifyReport
+from helix_tf.reuse.store._fs import is_write_failure
+from helix_tf.reuse.store._leases import LeaseInfo, RunLease, process_alive, process_start
 from helix_tf.reuse.store._manifest import FORMAT_VERSION, FileEntry, Manifest, Staging
 from helix_tf.reuse.store._store import ArtifactStore
 
-__all__ = ["FORMAT_VERSION", "ArtifactStore", "FileEntry", "Manifest", "Staging"]
+__all__ = [
+    "FORMAT_VERSION",
+    "ArtifactStore",
+    "FileEntry",
+    "GcReport",
+    "LeaseInfo",
+    "Manifest",
+    "RunLease",
+    "Staging",
+    "VerifyReport",
+    "is_write_failure",
+    "process_alive",
+    "process_start",
+]

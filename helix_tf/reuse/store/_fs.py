@@ -10,6 +10,9 @@ import posixpath
 import re
 import secrets
 import shutil
+import socket
+import threading
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -26,6 +29,14 @@ _STAGING = "staging"
 _TMP_PREFIX = ".MANIFEST.json."
 _CHUNK = 1 << 20
 _FINGERPRINT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}")
+#: errno values that mean "this location cannot take the data" (full, read-only, denied).
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+_WRITE_FAILURE_RE = re.compile(
+    r"\[errno (" + "|".join(str(e) for e in _WRITE_ERRNOS) + r")\]"
+    r"|no space left on device|read-only file system|disk quota exceeded"
+    r"|database or disk is full|readonly database|disk i/o error",
+    re.I,
+)
 
 
 class _StoreFiles:
@@ -205,12 +216,34 @@ class _StoreFiles:
                 self.fs.rm_file(path)
 
 
+def is_write_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) says a write found no room or no permission.
+
+    Disk full, quota exceeded, read-only or immutable (``EPERM``), access denied, and
+    SQLite's "database or disk is full" and "disk I/O error" (what opening a database
+    in WAL mode on a full disk reports). Runners re-raise a worker's error with its
+    message only, so the messages are read too.
+    """
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in _WRITE_ERRNOS:
+            return True
+        if _WRITE_FAILURE_RE.search(str(cur)):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
 def _make_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str, str]:
     """Return (file system, root path within it, normalised URL) for a store URL."""
     if "://" not in url and "::" not in url:
         root = os.path.abspath(os.path.expanduser(url))
         return LocalFileSystem(), root, root
     scheme = url.split("://", 1)[0].lower()
+    if scheme in ("gs", "gcs"):
+        _probe_gcs(url.rstrip("/"))
     try:
         if scheme in ("gs", "gcs") and os.environ.get("STORAGE_EMULATOR_HOST"):
             fs, root = _emulator_fs(url)
@@ -230,6 +263,52 @@ def _make_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str, str]:
             f"artifact store URL {url!r} names no bucket; use gs://bucket or gs://bucket/prefix"
         )
     return fs, root, url.rstrip("/")
+
+
+#: Seconds to wait for a TCP connection to a remote store's endpoint before giving up.
+PROBE_TIMEOUT = 3.0
+
+
+def _probe_gcs(url: str) -> None:
+    """Fail in seconds, with one clear line, when the GCS endpoint cannot be reached.
+
+    Without a network, gcsfs spends ~15 s looking for credentials and then retries for
+    about two minutes; one TCP connection with a short timeout tells first whether there
+    is anything to talk to.
+    """
+    endpoint = os.environ.get("STORAGE_EMULATOR_HOST") or "https://storage.googleapis.com"
+    parsed = urllib.parse.urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+    host = parsed.hostname or ""
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        address = _resolve(host, port, PROBE_TIMEOUT)
+        socket.create_connection(address, timeout=PROBE_TIMEOUT).close()
+    except OSError as exc:
+        raise StoreError(
+            f"artifact store {url} cannot be reached: no connection to {host}:{port} "
+            f"within {PROBE_TIMEOUT:.0f} s ({type(exc).__name__}: {exc}); check the network "
+            "(or STORAGE_EMULATOR_HOST for an emulator), or pass a local --store"
+        ) from None
+
+
+def _resolve(host: str, port: int, timeout: float) -> tuple[str, int]:
+    """``host``'s first address, or TimeoutError: a resolver without network can hang ~15 s."""
+    found: list[Any] = []
+
+    def lookup() -> None:
+        try:
+            found.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][:2])
+        except OSError as exc:
+            found.append(exc)
+
+    thread = threading.Thread(target=lookup, name="helix-resolve", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not found:
+        raise TimeoutError(f"resolving {host} took over {timeout:.0f} s")
+    if isinstance(found[0], OSError):
+        raise found[0]
+    return found[0]
 
 
 def _is_gcs(fs: fsspec.AbstractFileSystem) -> bool:
@@ -290,9 +369,14 @@ def _fsync_dir(path: str) -> None:
 def _write_local(path: str, data: bytes) -> None:
     """Write a small local file atomically (temp file + rename)."""
     tmp = f"{path}.{secrets.token_hex(4)}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _discard_local(target: str, marker: str) -> None:

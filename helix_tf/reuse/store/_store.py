@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import json
@@ -226,7 +227,7 @@ class ArtifactStore(_Cleanup):
             then :meth:`commit` or :meth:`abort`.
         """
         _check_fingerprint(fingerprint)
-        token = secrets.token_hex(16)
+        token = self._new_token()
         path = self._join(_STAGING, f"{fingerprint}.{token}")
         with self._errors(f"create a staging directory for {fingerprint}"):
             if self.is_local:
@@ -303,7 +304,7 @@ class ArtifactStore(_Cleanup):
                     f"cannot commit {fingerprint} to {self.url}: schema/meta must be "
                     f"JSON-serialisable (str keys, finite numbers), but {exc}"
                 ) from exc
-            existing = self._inspect(fingerprint)
+            existing = self._inspect_deep(fingerprint)
             if existing.state == "invalid":
                 self._remove_bad(fingerprint, existing, token)
             elif existing.state == "valid":
@@ -316,13 +317,15 @@ class ArtifactStore(_Cleanup):
             try:
                 self._move_in(staging, data_dir)
             except BaseException:
-                with contextlib.suppress(Exception):
-                    self._rm_tree(data_dir)
+                self._move_back(staging, data_dir)
                 raise
             try:
                 won = self._publish(fingerprint, token, text)
             except BaseException:
-                self._withdraw_if_unpublished(fingerprint, token)
+                # The caller may still read the staged files: give them back.
+                with contextlib.suppress(Exception):
+                    if self._inspect(fingerprint, check_data=False).token != token:
+                        self._move_back(staging, data_dir)
                 raise
             if not won:
                 logger.info(
@@ -331,7 +334,12 @@ class ArtifactStore(_Cleanup):
                     self.url,
                 )
                 self._rm_tree(data_dir)
+                if not self.is_local:
+                    self._rm_tree(staging.path)
                 return None
+            if not self.is_local:
+                with contextlib.suppress(Exception):
+                    self._rm_tree(staging.path)
             # A concurrent cleanup()/delete() may have removed our data in the window
             # between the move and the manifest: never leave a manifest pointing at nothing.
             problem = _compare_sizes(manifest, self._list_files(data_dir))
@@ -378,12 +386,20 @@ class ArtifactStore(_Cleanup):
             return
         rels = sorted(self._list_files(staging.path))
         # gcsfs's mv tries the moveTo API first (unsupported by the emulator, retried for
-        # ~17 s per file); a server-side copy then delete is portable and as cheap.
+        # ~17 s per file); a server-side copy is portable and as cheap. The staged copy
+        # is removed once the manifest is published (commit), so a failure keeps it.
         self.fs.copy(
             [posixpath.join(staging.path, r) for r in rels],
             [posixpath.join(data_dir, r) for r in rels],
         )
-        self._rm_tree(staging.path)
+
+    def _move_back(self, staging: Staging, data_dir: str) -> None:
+        """Undo :meth:`_move_in` after a failed commit: the staged files are the caller's."""
+        with contextlib.suppress(Exception):
+            if self.is_local and os.path.isdir(data_dir) and not os.path.exists(staging.path):
+                os.rename(data_dir, staging.path)
+            else:
+                self._rm_tree(data_dir)
 
     def _publish(self, fingerprint: str, token: str, text: bytes) -> bool:
         """Create MANIFEST.json exclusively; replace an invalid one. True if ours won."""
@@ -392,7 +408,7 @@ class ArtifactStore(_Cleanup):
             try:
                 self._create_exclusive(path, text, token)
             except FileExistsError:
-                entry = self._inspect(fingerprint)
+                entry = self._inspect_deep(fingerprint)
                 if entry.state == "valid":
                     return False
                 if entry.state == "invalid":
@@ -405,6 +421,30 @@ class ArtifactStore(_Cleanup):
             f"could not publish {fingerprint} to {self.url} after {_PUBLISH_ATTEMPTS} "
             "attempts: its manifest keeps changing under concurrent writers; retry later"
         )
+
+    def _inspect_deep(self, fingerprint: str) -> _Entry:
+        """:meth:`_inspect`, and for a valid entry also every file's sha256."""
+        entry = self._inspect(fingerprint)
+        if entry.state != "valid" or entry.parsed is None:
+            return entry
+        problem = self._content_problem(entry.parsed)
+        if problem is None:
+            return entry
+        return dataclasses.replace(entry, state="invalid", problem=problem)
+
+    def _content_problem(self, manifest: Manifest) -> str | None:
+        """None if every file of a committed entry has its recorded size and sha256."""
+        data_dir = self._data_dir(manifest.fingerprint, manifest.token)
+        if self.is_local:
+            return _verify_dir(data_dir, manifest, hashes=True)
+        for f in manifest.files:
+            try:
+                size, sha = self._hash_file(posixpath.join(data_dir, f.path))
+            except FileNotFoundError:
+                return f"data file {f.path} is missing"
+            if size != f.bytes or sha != f.sha256:
+                return f"data file {f.path} does not match its recorded sha256"
+        return None
 
     def _remove_bad(self, fingerprint: str, entry: _Entry, token: str | None = None) -> bool:
         """Remove an unusable manifest and the data it names (unless that is ``token``).
@@ -426,12 +466,6 @@ class ArtifactStore(_Cleanup):
         if entry.token and entry.token != token:
             self._rm_tree(self._data_dir(fingerprint, entry.token))
         return True
-
-    def _withdraw_if_unpublished(self, fingerprint: str, token: str) -> None:
-        """After a failed publish: remove our data unless a manifest names it."""
-        with contextlib.suppress(Exception):
-            if self._inspect(fingerprint, check_data=False).token != token:
-                self._rm_tree(self._data_dir(fingerprint, token))
 
     def _remove_manifest_if(self, fingerprint: str, token: str) -> None:
         """Remove the manifest only if it still names ``token`` (narrows delete races)."""

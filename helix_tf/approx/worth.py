@@ -1,0 +1,58 @@
+"""Whether an approximate run is worth it: what its sample would save, from exact history.
+
+A sample shrinks the work of the nodes it touches — the source, its features and
+examples when it is placed at the source; training always — and nothing else
+(the test split is never sampled, so prediction and evaluation cost the same).
+When the exact run's last measurements say that shrinking would save less than
+``Approx.min_saving_seconds``, the approximate run would cost about what the exact
+one does and be less precise: the exact workflow runs instead, and the run says so.
+Without an exact measurement of every such node, nothing is decided here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = ["SAMPLED_ROLES", "approx_saving"]
+
+#: The roles whose work a sample shrinks, by where the sample is placed.
+SAMPLED_ROLES = {
+    "source": ("source", "feature", "examples", "train"),
+    "train": ("train",),
+}
+
+
+def approx_saving(
+    nodes: Iterable[tuple[str, str]],
+    history: Mapping[str, Any],
+    *,
+    fraction: float,
+    epochs_scale: float,
+    placement: str,
+) -> float | None:
+    """Seconds of work a sample would save over the exact run; ``None`` when unknown.
+
+    ``nodes``: (name, role) of the nodes the exact run would compute; ``history``:
+    the last exact ``compute_seconds`` per node name.
+
+    >>> class R:
+    ...     def __init__(self, s): self.compute_seconds = s
+    >>> approx_saving([("rows", "source"), ("m", "train"), ("e", "evaluate")],
+    ...               {"rows": R(0.4), "m": R(0.6), "e": R(5.0)},
+    ...               fraction=0.5, epochs_scale=1.0, placement="source")
+    0.5
+    >>> approx_saving([("m", "train")], {}, fraction=0.5, epochs_scale=1.0, placement="train")
+    """
+    roles = SAMPLED_ROLES[placement]
+    saving = 0.0
+    for name, role in nodes:
+        if role not in roles:
+            continue
+        record = history.get(name)
+        seconds = getattr(record, "compute_seconds", None)
+        if seconds is None:
+            return None
+        shrink = fraction * epochs_scale if role == "train" else fraction
+        saving += float(seconds) * (1.0 - shrink)
+    return saving

@@ -1,0 +1,260 @@
+"""``helix-tf store gc | verify | du``: look after an artifact store.
+
+Registered on the main command group by :mod:`helix_tf.cli`. Each command takes the
+store as ``--store URL``, or as the ``.helix/`` folder next to a CONFIG (the default of
+``helix-tf run``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from helix_tf.errors import HelixError
+
+__all__ = ["store"]
+
+
+def _consoles() -> tuple[Console, Console]:
+    obj = click.get_current_context().ensure_object(dict)
+    out = obj.get("out") or Console(file=sys.stdout, soft_wrap=True)
+    err = obj.get("err") or Console(file=sys.stderr, soft_wrap=True)
+    return out, err
+
+
+def _store_url(config: str | None, store: str | None) -> str:
+    if store:
+        return store
+    if config:
+        return str(Path(config).resolve().parent / ".helix")
+    raise click.UsageError("name the store: --store URL, or a CONFIG whose .helix/ it is")
+
+
+def _open(config: str | None, store: str | None, verbose: int) -> Any:
+    logging.getLogger("helix_tf").setLevel(logging.INFO if verbose else logging.WARNING)
+    from helix_tf.errors import StoreError
+    from helix_tf.reuse.store import ArtifactStore
+
+    url = _store_url(config, store)
+    if "://" not in url and not (Path(url).expanduser() / "helix_store.json").is_file():
+        raise StoreError(
+            f"no artifact store at {url} (it has no helix_store.json); pass the --store a "
+            "run used, or the CONFIG whose .helix/ it is"
+        )
+    return ArtifactStore(url)
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1000
+    return f"{n} B"  # pragma: no cover
+
+
+def _fail(err: Console, exc: BaseException) -> NoReturn:
+    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    raise SystemExit(1)
+
+
+def _guarded(err: Console, action: Callable[[], Any]) -> Any:
+    """``action()``; a HelixError is printed as one line and exits with status 1."""
+    try:
+        return action()
+    except HelixError as exc:
+        _fail(err, exc)
+
+
+_options = [
+    click.argument("config", required=False, type=click.Path(dir_okay=False)),
+    click.option("--store", default=None, help="Artifact store URL (default: CONFIG's .helix/)."),
+    click.option("--json", "as_json", is_flag=True, help="Print one JSON object."),
+    click.option("-v", "--verbose", count=True, help="Log what is removed."),
+]
+
+
+def _with_options(fn: Any) -> Any:
+    for deco in reversed(_options):
+        fn = deco(fn)
+    return fn
+
+
+@click.group()
+def store() -> None:
+    """Look after an artifact store: reclaim leftovers, verify entries, show what uses space."""
+
+
+@store.command()
+@_with_options
+@click.option(
+    "--older-than",
+    type=float,
+    default=3600.0,
+    show_default=True,
+    help="Seconds: leftovers no live or dead run owns are removed once this old.",
+)
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+def gc(
+    config: str | None,
+    store: str | None,
+    as_json: bool,
+    verbose: int,
+    older_than: float,
+    dry_run: bool,
+) -> None:
+    """Reclaim what killed or failed runs left in the store (never a live run's files).
+
+    Staging folders, data folders no manifest names, temporary and unusable manifests
+    and dead runs' scratch folders go at once when the run that wrote them is gone,
+    otherwise once older than --older-than. Committed entries are kept.
+    """
+    out, err = _consoles()
+    report = _guarded(
+        err, lambda: _open(config, store, verbose).collect(older_than=older_than, dry_run=dry_run)
+    )
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {
+                    "removed": report.removed,
+                    "bytes": report.bytes,
+                    "paths": report.paths,
+                    "dead_runs": [d.id for d in report.dead_runs],
+                    "dry_run": dry_run,
+                }
+            )
+        )
+        return
+    verb = "would remove" if dry_run else "removed"
+    for path in report.paths:
+        out.print(f"{verb} {path}", highlight=False)
+    out.print(
+        f"{verb} {report.removed} leftover(s), {_size(report.bytes)}; "
+        f"{len(report.dead_runs)} dead run(s)",
+        highlight=False,
+    )
+
+
+@store.command()
+@_with_options
+@click.option("--repair", is_flag=True, help="Remove failing entries and reclaim leftovers.")
+def verify(
+    config: str | None, store: str | None, as_json: bool, verbose: int, repair: bool
+) -> None:
+    """Check every entry's files against its manifest (sizes and sha256).
+
+    Exits with status 1 when an entry fails (run again with --repair to remove it; the
+    next run recomputes it).
+    """
+    out, err = _consoles()
+    report = _guarded(err, lambda: _open(config, store, verbose).verify(repair=repair))
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {
+                    "ok": len(report.ok),
+                    "bad": [{"fingerprint": fp, "problem": p} for fp, p in report.bad],
+                    "leftovers": report.leftovers.removed,
+                    "leftover_bytes": report.leftovers.bytes,
+                    "clean": report.clean,
+                    "repaired": repair,
+                }
+            )
+        )
+    else:
+        for fp, problem in report.bad:
+            out.print(f"[red]bad[/] {fp}: {problem}", highlight=False)
+        leftovers = report.leftovers
+        if repair:
+            summary = f"removed {len(report.bad)} bad entr(ies), {leftovers.removed} leftover(s)"
+        else:
+            summary = (
+                f"{len(report.bad)} bad, {leftovers.removed} leftover(s) of dead runs "
+                f"({_size(leftovers.bytes)}; `helix-tf store gc` reclaims them)"
+            )
+        state = "clean" if report.clean else "NOT clean"
+        out.print(f"{len(report.ok)} entries verified, {summary}: {state}", highlight=False)
+    if report.bad and not repair:
+        raise SystemExit(1)
+
+
+@store.command()
+@_with_options
+@click.option(
+    "--metadata",
+    default=None,
+    help="Metadata database URL naming the entries (default: sqlite in a local store).",
+)
+def du(
+    config: str | None, store: str | None, as_json: bool, verbose: int, metadata: str | None
+) -> None:
+    """What uses the store's space: entries by workflow node and version, and leftovers."""
+    out, err = _consoles()
+    artifacts = _guarded(err, lambda: _open(config, store, verbose))
+    entries, names, leftovers = _guarded(
+        err,
+        lambda: (
+            artifacts.entries(),
+            _node_names(artifacts, metadata),
+            artifacts.collect(dry_run=True, older_than=0.0),
+        ),
+    )
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for m in entries:
+        owners = names.get(m.fingerprint) or [("?", 0, f"(unnamed {m.kind})")]
+        workflow, _, node = owners[-1]
+        row = rows.setdefault(
+            (workflow, node),
+            {"workflow": workflow, "node": node, "entries": 0, "bytes": 0, "versions": set()},
+        )
+        row["entries"] += 1
+        row["bytes"] += m.bytes
+        row["versions"].update(v for w, v, n in owners if (w, n) == (workflow, node) and v)
+    ordered = sorted(rows.values(), key=lambda r: (-r["bytes"], r["workflow"], r["node"]))
+    total = sum(m.bytes for m in entries)
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {
+                    "nodes": [{**r, "versions": sorted(r["versions"])} for r in ordered],
+                    "entries_bytes": total,
+                    "leftover_bytes": leftovers.bytes,
+                    "leftovers": leftovers.removed,
+                }
+            )
+        )
+        return
+    table = Table(title=f"store {artifacts.url}", title_justify="left")
+    for col in ("workflow", "node", "versions", "entries", "size"):
+        table.add_column(col, justify="right" if col in ("entries", "size") else "left")
+    for r in ordered:
+        versions = ",".join(f"v{v}" for v in sorted(r["versions"])) or "-"
+        table.add_row(r["workflow"], r["node"], versions, str(r["entries"]), _size(r["bytes"]))
+    out.print(table)
+    out.print(
+        f"{len(entries)} entries, {_size(total)}; leftovers not yet reclaimed: "
+        f"{leftovers.removed} ({_size(leftovers.bytes)})",
+        highlight=False,
+    )
+
+
+def _node_names(artifacts: Any, metadata: str | None) -> dict[str, list[tuple[str, int, str]]]:
+    """Fingerprint → (workflow, version, node) from the metadata database, if there is one."""
+    url = metadata
+    if url is None:
+        if not artifacts.is_local or not (Path(artifacts.root) / "metadata.db").exists():
+            return {}
+        url = f"sqlite:///{Path(artifacts.root) / 'metadata.db'}"
+    from helix_tf.reuse.metadata import MetadataStore
+
+    with MetadataStore(url) as md:
+        return md.node_names()

@@ -1,0 +1,256 @@
+"""What code reads from outside Python values: environment variables, files, random state.
+
+A UDF's result can depend on more than its code and the values it reads: on
+``os.environ``, on files it opens, on a global random generator. :func:`scan_effects`
+finds these in a function's source (the AST as written) and resolves what it can
+at compile time; :mod:`._code` folds the values found (the variable's value, the
+file's content) into the fingerprint and records what it cannot resolve.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import codecs
+import dataclasses
+import io
+import os
+import pathlib
+import random
+import sys
+from collections.abc import Callable
+
+_UNKNOWN = object()
+_ENVIRON_GET = object()  # marks ``os.environ.get``
+#: Functions that open the file named by their first argument.
+_OPENERS = (builtins.open, io.open, codecs.open, os.open)
+#: Path methods that open or read the path they are called on.
+_PATH_READS = frozenset({"open", "read_text", "read_bytes"})
+#: os.path functions that compute a path from paths (evaluated when their arguments are known).
+_PATH_FUNCTIONS = (
+    os.path.join,
+    os.path.dirname,
+    os.path.basename,
+    os.path.abspath,
+    os.path.normpath,
+    os.path.expanduser,
+)
+#: PurePath methods that compute another path (evaluated when their arguments are known).
+_PURE_PATH = frozenset({"with_name", "with_suffix", "with_stem", "joinpath", "absolute"})
+#: Library readers named so (numpy, pandas, pyarrow ...) that take a path first.
+_READER_NAMES = frozenset({"load", "loadtxt", "genfromtxt", "fromfile", "memmap"})
+#: Calls on a generator that set or read its state without drawing.
+_STATE_CALLS = frozenset({"seed", "getstate", "setstate", "get_state", "set_state"})
+#: Random constructors that draw fresh OS entropy when called without a seed.
+_RANDOM_CTORS = frozenset(
+    {
+        "default_rng",
+        "RandomState",
+        "Random",
+        "SeedSequence",
+        "PCG64",
+        "PCG64DXSM",
+        "MT19937",
+        "Philox",
+        "SFC64",
+        "SystemRandom",
+    }
+)
+
+
+@dataclasses.dataclass(slots=True)
+class Effects:
+    """What :func:`scan_effects` found in one function."""
+
+    #: Environment variables read by literal name.
+    env: list[str] = dataclasses.field(default_factory=list)
+    #: Uses of the environment that cannot be resolved (computed names, the whole mapping).
+    env_unresolved: list[str] = dataclasses.field(default_factory=list)
+    #: Calls that open or read files: (call text, line, resolved path or None).
+    files: list[tuple[str, int, str | None]] = dataclasses.field(default_factory=list)
+    #: Calls that draw from a global or unseeded random generator: (call text, line).
+    unseeded: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+
+
+def scan_effects(tree: ast.AST, resolve: Callable[[str], object], source: str) -> Effects:
+    """Find environment reads, file reads and unseeded random calls in ``tree``.
+
+    Parameters
+    ----------
+    tree
+        A function's AST, as written (not normalised).
+    resolve
+        The value a free name (or a name bound by a local import) has, or
+        :data:`_UNKNOWN` for local variables and names it cannot see.
+    source
+        The text of the file ``tree`` comes from (for showing calls).
+    """
+    scan = _Scan(resolve, source)
+    scan.visit(tree)
+    scan.leftover_environ(tree)
+    return scan.found
+
+
+class _Scan(ast.NodeVisitor):
+    def __init__(self, resolve: Callable[[str], object], source: str) -> None:
+        self.resolve = resolve
+        self.source = source
+        self.found = Effects()
+        self.consumed: set[int] = set()  # environ expressions accounted for
+
+    # -- static values
+    def value(self, node: ast.AST) -> object:
+        """The value of a name, attribute chain or path expression known at compile time."""
+        try:
+            return self._value(node)
+        except Exception:  # e.g. a module's lazy __getattr__ failing: not known statically
+            return _UNKNOWN
+
+    def _value(self, node: ast.AST) -> object:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str | bytes):
+            return node.value
+        if isinstance(node, ast.Name):
+            return self.resolve(node.id)
+        if isinstance(node, ast.Attribute):
+            base = self.value(node.value)
+            if base is os.environ and node.attr == "get":
+                return _ENVIRON_GET
+            if isinstance(base, type(os) | pathlib.PurePath):
+                return getattr(base, node.attr, _UNKNOWN)
+            return _UNKNOWN
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            left, right = self.value(node.left), self.value(node.right)
+            if isinstance(left, pathlib.PurePath) and isinstance(right, str | pathlib.PurePath):
+                return left / right
+            return _UNKNOWN
+        if isinstance(node, ast.Call) and not node.keywords:
+            fn = self.value(node.func)
+            args = [self.value(a) for a in node.args]
+            if any(a is _UNKNOWN for a in args):
+                return _UNKNOWN
+            if any(fn is f for f in _PATH_FUNCTIONS) and all(isinstance(a, str) for a in args):
+                return fn(*args)  # type: ignore[operator]
+            owner = getattr(fn, "__self__", None)
+            if isinstance(owner, pathlib.PurePath) and getattr(fn, "__name__", "") in _PURE_PATH:
+                return fn(*args)  # type: ignore[operator]
+            if isinstance(fn, type) and issubclass(fn, pathlib.PurePath):
+                return fn(*args)  # type: ignore[arg-type]
+        return _UNKNOWN
+
+    def text(self, node: ast.AST) -> str:
+        text = ast.get_source_segment(self.source, node) or ast.unparse(node)
+        text = " ".join(text.split())
+        return text if len(text) <= 80 else text[:77] + "..."
+
+    def path_of(self, node: ast.AST | None) -> str | None:
+        value = _UNKNOWN if node is None else self.value(node)
+        if isinstance(value, bytes):
+            value = os.fsdecode(value)
+        if isinstance(value, str | os.PathLike):
+            return os.fspath(value)  # type: ignore[return-value]
+        return None
+
+    # -- visits
+    def visit_Call(self, node: ast.Call) -> None:
+        fn = self.value(node.func)
+        first = node.args[0] if node.args else None
+        if fn is _ENVIRON_GET or fn is os.getenv:
+            self.env_key(node, first)
+            if isinstance(node.func, ast.Attribute):
+                self.consumed.add(id(node.func.value))
+        elif any(fn is f for f in _OPENERS) or _is_reader(fn):
+            if first is None:
+                first = next((k.value for k in node.keywords if k.arg in _PATH_KEYWORDS), None)
+            self.found.files.append((self.text(node), node.lineno, self.path_of(first)))
+        elif isinstance(node.func, ast.Attribute) and node.func.attr in _PATH_READS:
+            base = node.func.value
+            target = self.value(base)
+            # read_text()/read_bytes() read whatever they are called on; open() only a path
+            if node.func.attr != "open" or isinstance(target, pathlib.PurePath):
+                self.found.files.append((self.text(node), node.lineno, self.path_of(base)))
+            elif isinstance(base, ast.Call):
+                made = self.value(base.func)
+                if isinstance(made, type) and issubclass(made, pathlib.PurePath):
+                    self.found.files.append((self.text(node), node.lineno, None))
+        if _is_unseeded(fn, node):
+            self.found.unseeded.append((self.text(node), node.lineno))
+        self.generic_visit(node)
+
+    def visit_Subscript(self, node: ast.Subscript) -> None:
+        if self.value(node.value) is os.environ:
+            self.env_key(node, node.slice)
+            self.consumed.add(id(node.value))
+        self.generic_visit(node)
+
+    def visit_Compare(self, node: ast.Compare) -> None:
+        if (
+            len(node.ops) == 1
+            and isinstance(node.ops[0], ast.In | ast.NotIn)
+            and self.value(node.comparators[0]) is os.environ
+        ):
+            self.env_key(node, node.left)
+            self.consumed.add(id(node.comparators[0]))
+        self.generic_visit(node)
+
+    def env_key(self, node: ast.AST, key: ast.AST | None) -> None:
+        name = self.value(key) if key is not None else _UNKNOWN
+        if isinstance(name, str):
+            if name not in self.found.env:
+                self.found.env.append(name)
+        else:
+            self.found.env_unresolved.append(f"{self.text(node)} (line {node.lineno})")
+
+    def leftover_environ(self, tree: ast.AST) -> None:
+        """Any other use of ``os.environ`` (the whole mapping) cannot be resolved."""
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name | ast.Attribute) and id(node) not in self.consumed:
+                if isinstance(node, ast.Attribute) and id(node.value) in self.consumed:
+                    continue
+                if self.value(node) is os.environ:
+                    self.consumed.add(id(node))
+                    self.found.env_unresolved.append(
+                        f"{self.text(node)} used as a whole (line {node.lineno})"
+                    )
+
+
+_PATH_KEYWORDS = frozenset({"file", "path", "filepath_or_buffer", "source", "fname", "filename"})
+
+
+def _is_reader(fn: object) -> bool:
+    """A library function that reads the file it is given (``pandas.read_csv``, ``np.load``)."""
+    name = getattr(fn, "__name__", "")
+    module = getattr(fn, "__module__", None) or ""
+    library = module.split(".")[0] in {"numpy", "pandas", "pyarrow", "polars", "pickle", "joblib"}
+    return library and callable(fn) and (name.startswith("read_") or name in _READER_NAMES)
+
+
+def _is_unseeded(fn: object, node: ast.Call) -> bool:
+    """A call that draws from a global generator, or builds one without a seed."""
+    owner = getattr(fn, "__self__", None)
+    if getattr(fn, "__name__", "") in _STATE_CALLS:
+        return False  # seeding or saving the state draws nothing
+    if owner is not None and owner is getattr(random, "_inst", None):
+        return True  # random.random(), random.choice(), ...: the module's hidden generator
+    numpy_random = sys.modules.get("numpy.random")
+    global_state = getattr(getattr(numpy_random, "mtrand", None), "_rand", None)
+    if (
+        global_state is not None
+        and owner is global_state
+        and getattr(fn, "__name__", "")
+        not in (
+            "seed",
+            "get_state",
+            "set_state",
+        )
+    ):
+        return True  # np.random.rand(), np.random.normal(), ...: numpy's global RandomState
+    name = getattr(fn, "__name__", "")
+    module = (getattr(fn, "__module__", None) or "").split(".")[0]
+    if name in _RANDOM_CTORS and module in {"random", "numpy"}:
+        if name == "SystemRandom":
+            return True
+        seeded = bool(node.args) or any(k.arg in ("seed", "x", "entropy") for k in node.keywords)
+        if node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value is None:
+            seeded = False
+        return not seeded
+    return False

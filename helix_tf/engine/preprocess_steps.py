@@ -1,0 +1,366 @@
+"""The preprocessing steps, shared by the Beam pipeline and the in-process driver.
+
+The fused Beam pipeline (:mod:`helix_tf.engine.beam_pipeline`) wires these steps
+into one pipeline; :func:`run_preprocessing_here` runs the same steps in this
+process, in the same order, without Beam: for work so small that launching a
+pipeline (and importing Beam) would cost more than the work (approximate runs on
+a sample). Both produce the same files and the same :class:`PreprocessResult`.
+Counters are plain ``inc(name, value)`` calls (Beam metrics in the pipeline, a
+dictionary here); the result is read from them the same way.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from helix_tf.components.features import Feature
+from helix_tf.components.sources import Source
+from helix_tf.engine import tables
+from helix_tf.engine.batch_compute import BatchComputer, PreNode
+from helix_tf.errors import ExecutionError
+from helix_tf.types import ROW_ID
+
+__all__ = [
+    "PreprocessResult",
+    "StatsCombiner",
+    "analysis_levels",
+    "batch_partials",
+    "compute_batch",
+    "merge_states",
+    "preprocess_result",
+    "read_split",
+    "run_preprocessing_here",
+]
+
+#: ``inc(counter name, value)``: how a step counts rows, bytes and microseconds.
+Inc = Callable[[str, int], None]
+
+Key = tuple[str, int, int]  # (split, batch number, rows)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class PreprocessResult:
+    """What the pipeline measured: per node seconds, rows and bytes; feature states."""
+
+    seconds: dict[str, float]
+    write_seconds: dict[str, float]
+    #: Of ``seconds``, reading each node's Parquet batches (keyed by the node read).
+    read_seconds: dict[str, float]
+    rows: dict[str, int]
+    bytes: dict[str, int]
+    skipped: dict[str, int]  # source -> malformed rows skipped (on_bad_row="skip")
+    states: dict[str, Any]
+    launch_seconds: float
+
+
+def analysis_levels(nodes: Mapping[str, PreNode], order: Sequence[str]) -> list[list[str]]:
+    """Group computed features with analyzers so each group needs only earlier groups' stats."""
+    level: dict[str, int] = {}
+
+    def depth(name: str) -> int:
+        """Highest level among analyzers this computed node (transitively) needs, or -1."""
+        node = nodes[name]
+        if node.state != "compute" or node.role != "feature":
+            return -1
+        if name in level:
+            return level[name]
+        op = node.op
+        assert isinstance(op, Feature)
+        below = max((depth(r.name) for r in op.inputs() if not isinstance(r, str)), default=-1)
+        level[name] = below + 1 if op.analyzer() is not None else below
+        return level[name]
+
+    for n in order:
+        depth(n)
+        node = nodes[n]
+        # A label that learns from the training split (multiclass vocabulary) reads a raw
+        # column only: it analyses with the first level.
+        if node.state == "compute" and node.role == "examples" and node.op.analyzer() is not None:  # type: ignore[union-attr]
+            level[n] = 0
+    groups: dict[int, list[str]] = {}
+    for n in order:
+        node = nodes[n]
+        if (
+            node.state == "compute"
+            and node.role in ("feature", "examples")
+            and node.op.analyzer() is not None  # type: ignore[union-attr]
+        ):
+            groups.setdefault(level[n], []).append(n)
+    return [groups[k] for k in sorted(groups)]
+
+
+def merge_states(dicts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The finalised states of several analysis levels, as one mapping."""
+    out: dict[str, Any] = {}
+    for d in dicts:
+        out.update(d)
+    return out
+
+
+def read_split(
+    name: str,
+    op: Source,
+    root: str,
+    batch_rows: int,
+    sample: dict[str, Any] | None,
+    split: str,
+    inc: Inc,
+) -> Iterator[Key]:
+    """Read one split of a source in batches; write each batch as Parquet; yield its key."""
+    t0 = time.perf_counter()
+    counts: dict[str, int] = {}
+    if sample is not None and split == "train":
+        # Read in blocks of about batch_rows / fraction rows, keep the sample of each as
+        # soon as it is parsed, and write full batches of the sample: a tenth of the
+        # batches (and of the per-batch work downstream) for a 0.1 sample.
+        read_rows = min(int(batch_rows / sample["fraction"]), max(batch_rows, SAMPLED_READ_ROWS))
+        parsed = op.read_tables(split, batch_rows=read_rows, counters=counts)
+        batches = _sampled(parsed, sample["fraction"], sample["seed"], batch_rows)
+    else:
+        batches = op.read_tables(split, batch_rows=batch_rows, counters=counts)
+    for k, table in enumerate(batches):
+        t1 = time.perf_counter()
+        size = tables.write_batch(root, split, k, table)
+        t2 = time.perf_counter()
+        inc(f"micros/{name}", int((t1 - t0) * 1e6))
+        inc(f"write_micros/{name}", int((t2 - t1) * 1e6))
+        inc(f"rows/{name}", table.num_rows)
+        inc(f"bytes/{name}", size)
+        yield (split, k, table.num_rows)
+        t0 = time.perf_counter()
+    if counts.get("bad_rows_skipped"):
+        inc(f"skipped/{name}", counts["bad_rows_skipped"])
+
+
+#: The most rows a sampled read parses at a time (memory: one block of the source).
+SAMPLED_READ_ROWS = 500_000
+
+
+def _sampled(
+    tables_in: Iterator[Any], fraction: float, seed: int, batch_rows: int
+) -> Iterator[Any]:
+    """The rows of ``tables_in`` a sample keeps (by row id), regrouped into full batches.
+
+    Row order is kept; every batch but the last has ``batch_rows`` rows.
+    """
+    import pyarrow as pa
+
+    from helix_tf.approx.sampling import keep_mask
+
+    pending: list[Any] = []
+    count = 0
+    for table in tables_in:
+        kept = table.filter(keep_mask(table.column(ROW_ID).to_numpy(), fraction, seed))
+        if not kept.num_rows:
+            continue
+        pending.append(kept)
+        count += kept.num_rows
+        while count >= batch_rows:
+            whole = pa.concat_tables(pending)
+            yield whole.slice(0, batch_rows)
+            rest = whole.slice(batch_rows)
+            pending, count = ([rest] if rest.num_rows else []), rest.num_rows
+    if count:
+        yield pa.concat_tables(pending)
+
+
+def batch_partials(
+    nodes: Mapping[str, PreNode],
+    names: list[str],
+    key: Key,
+    stats: Sequence[Mapping[str, Any]],
+    inc: Inc,
+) -> Iterator[tuple[str, Any]]:
+    """Analyzer partials of one level's features over one training batch."""
+    split, k, _ = key
+    computer = BatchComputer(nodes, merge_states(stats))
+    yield from computer.partials(names, split, k)
+    _count_seconds(computer, inc)
+
+
+class StatsCombiner:
+    """Merge (feature, partial) pairs per feature; finalise into transform states."""
+
+    def __init__(self, ops: dict[str, Any]) -> None:  # features and learning labels
+        self.ops = ops
+
+    def create_accumulator(self) -> dict[str, Any]:
+        return {}
+
+    def add_input(self, acc, element):  # type: ignore[no-untyped-def]
+        name, partial = element
+        analyzer = self.ops[name].analyzer()
+        assert analyzer is not None
+        acc[name] = partial if name not in acc else analyzer.merge([acc[name], partial])
+        return acc
+
+    def merge_accumulators(self, accs: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for acc in accs:
+            for name, partial in acc.items():
+                self.add_input(out, (name, partial))
+        return out
+
+    def extract_output(self, acc: dict[str, Any]) -> dict[str, Any]:
+        states = {}
+        for name, op in self.ops.items():
+            analyzer = op.analyzer()
+            assert analyzer is not None
+            merged = acc.get(name, analyzer.create())
+            try:
+                states[name] = op.finalize_state(analyzer.finalize(merged))
+            except ExecutionError as exc:
+                raise ExecutionError(str(exc), node=name) from exc
+        return states
+
+
+def compute_batch(
+    nodes: Mapping[str, PreNode],
+    order: list[str],
+    key: Key,
+    stats: Sequence[Mapping[str, Any]],
+    inc: Inc,
+) -> Key:
+    """Compute and write every computed node of one batch; check rows in = rows out."""
+    split, k, expected = key
+    computer = BatchComputer(nodes, merge_states(stats))
+    done = computer.compute_batch(split, k, order)
+    for name, (rows, size) in done.items():
+        if rows != expected:
+            raise ExecutionError(
+                f"batch {split}/{k}: {rows} rows out, {expected} rows in; rows were lost or "
+                "duplicated between stages",
+                node=name,
+            )
+        inc(f"rows/{name}", rows)
+        inc(f"bytes/{name}", size)
+        inc(f"batches/{name}", 1)
+    _count_seconds(computer, inc)
+    return key
+
+
+def _count_seconds(computer: BatchComputer, inc: Inc) -> None:
+    """Add a batch computer's measured seconds to the counters, in microseconds."""
+    for kind, seconds in (
+        ("micros", computer.seconds),
+        ("write_micros", computer.write_seconds),
+        ("read_micros", computer.read_seconds),
+    ):
+        for name, secs in seconds.items():
+            inc(f"{kind}/{name}", int(secs * 1e6))
+
+
+def _by_kind(counters: Mapping[str, int], kind: str, scale: float = 1.0) -> dict[str, Any]:
+    return {
+        k.split("/", 1)[1]: (v / scale if scale != 1.0 else v)
+        for k, v in counters.items()
+        if k.startswith(f"{kind}/")
+    }
+
+
+def preprocess_result(
+    *,
+    counters: Mapping[str, int],
+    states: dict[str, Any],
+    nodes: Mapping[str, PreNode],
+    order: Sequence[str],
+    known_batches: Mapping[str, list[Key]],
+    launch_seconds: float,
+) -> PreprocessResult:
+    """The result from the counters, after checking rows in == rows out for every node."""
+    sources = [n for n in order if nodes[n].role == "source"]
+    computed = [n for n in order if nodes[n].state == "compute" and nodes[n].role != "source"]
+    rows = _by_kind(counters, "rows")
+    batches = _by_kind(counters, "batches")
+    for src in sources:
+        if nodes[src].state == "compute":
+            rows_in = rows.get(src, 0)
+        else:
+            rows_in = sum(r for _, _, r in known_batches.get(src, []))
+        for n in computed:
+            if nodes[n].source != src:
+                continue
+            if rows.get(n, 0) != rows_in:
+                raise ExecutionError(
+                    f"{rows_in} rows went into the pipeline but {rows.get(n, 0)} came out "
+                    f"({batches.get(n, 0)} batches). Rows were lost between stages; "
+                    "this is a runner bug (see docs/ARCHITECTURE.md, Beam hazards)",
+                    node=n,
+                )
+    return PreprocessResult(
+        seconds=_by_kind(counters, "micros", 1e6),
+        write_seconds=_by_kind(counters, "write_micros", 1e6),
+        read_seconds=_by_kind(counters, "read_micros", 1e6),
+        rows=rows,
+        bytes=_by_kind(counters, "bytes"),
+        skipped=_by_kind(counters, "skipped"),
+        states=states,
+        launch_seconds=launch_seconds,
+    )
+
+
+def run_preprocessing_here(
+    *,
+    nodes: dict[str, PreNode],
+    order: list[str],
+    known_batches: Mapping[str, list[Key]],
+    batch_rows: int,
+) -> PreprocessResult:
+    """The fused pipeline's work, in this process, without Beam (same steps, same order).
+
+    Per source: read and write its batches; per analysis level, the partials of
+    every training batch merged into that level's states; then every batch
+    computed with all levels' states. States reach the caller through JSON, as
+    the pipeline's do.
+    """
+    counters: collections.Counter[str] = collections.Counter()
+
+    def inc(name: str, value: int) -> None:
+        counters[name] += value
+
+    levels = analysis_levels(nodes, order)
+    computed = [n for n in order if nodes[n].state == "compute" and nodes[n].role != "source"]
+    states: dict[str, Any] = {}
+    for src in (n for n in order if nodes[n].role == "source"):
+        snode = nodes[src]
+        if snode.state == "compute":
+            op = snode.op
+            assert isinstance(op, Source)
+            keys = [
+                key
+                for split in op.splits()
+                for key in read_split(src, op, snode.root, batch_rows, snode.sample, split, inc)
+            ]
+        else:
+            keys = list(known_batches.get(src, []))
+        if not [n for n in computed if nodes[n].source == src]:
+            continue
+        stats: list[dict[str, Any]] = []
+        for group in levels:
+            group = [n for n in group if nodes[n].source == src]
+            if not group:
+                continue
+            combiner = StatsCombiner({n: nodes[n].op for n in group})  # type: ignore[misc]
+            acc = combiner.create_accumulator()
+            for key in keys:
+                if key[0] == "train":
+                    for element in batch_partials(nodes, group, key, stats, inc):
+                        acc = combiner.add_input(acc, element)
+            stats.append(combiner.extract_output(acc))
+        for key in keys:
+            compute_batch(nodes, order, key, stats, inc)
+        if stats:
+            states.update(json.loads(json.dumps(merge_states(stats))))
+    return preprocess_result(
+        counters=counters,
+        states=states,
+        nodes=nodes,
+        order=order,
+        known_batches=known_batches,
+        launch_seconds=0.0,
+    )

@@ -1,0 +1,89 @@
+"""ContentHasher: data files by content, memoised on path, inode, size, mtime and ctime.
+
+The memo must never return the digest of bytes a file no longer holds: an in-place
+edit that keeps the size and sets the modification time back still moves the inode
+change time (what git and DVC also key on), and ``rehash`` ignores the memo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from helix_tf.compiler import content
+from helix_tf.compiler.content import ContentHasher
+from helix_tf.compiler.hashing import sha256_file
+
+
+def _rewrite_in_place(path: Path, data: bytes) -> None:
+    """Same path, same size, modification time set back to what it was."""
+    st = path.stat()
+    assert len(data) == st.st_size
+    time.sleep(0.05)  # past the kernel's coarse timestamp tick: the ctime moves
+    path.write_bytes(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_mtime_ns == st.st_mtime_ns and path.stat().st_size == st.st_size
+
+
+@pytest.fixture
+def trusted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memoise even files written a moment ago (the racy-file rule is tested on its own)."""
+    monkeypatch.setattr(content, "RACY_SECONDS", 0.0)
+
+
+def test_in_place_edit_with_mtime_restored_changes_the_digest(
+    tmp_path: Path, trusted: None
+) -> None:
+    data = tmp_path / "rows.csv"
+    data.write_bytes(b"39, State-gov, 77516\n")
+    memo = tmp_path / "memo.json"
+    hasher = ContentHasher(memo)
+    before = hasher.file_digest(str(data))
+    hasher.save()
+    assert str(data.resolve()) in json.loads(memo.read_text())  # memoised: the memo is in play
+    _rewrite_in_place(data, b"39, State-gov, 77517\n")
+    after = ContentHasher(memo).file_digest(str(data))  # a later run, reading the saved memo
+    assert after != before
+    assert after == sha256_file(data)
+
+
+def test_a_file_changed_just_before_hashing_is_not_memoised(tmp_path: Path) -> None:
+    """Git's racy-clean rule: a write within the timestamp granularity could keep the times."""
+    data = tmp_path / "rows.csv"
+    data.write_bytes(b"1,2\n")
+    hasher = ContentHasher(tmp_path / "memo.json")
+    hasher.file_digest(str(data))
+    hasher.save()
+    assert str(data.resolve()) not in json.loads((tmp_path / "memo.json").read_text())
+
+
+def test_rehash_ignores_the_memo(tmp_path: Path, trusted: None) -> None:
+    data = tmp_path / "rows.csv"
+    data.write_bytes(b"1,2\n")
+    memo = tmp_path / "memo.json"
+    first = ContentHasher(memo)
+    first.file_digest(str(data))
+    first.save()
+    entries = json.loads(memo.read_text())
+    entries[str(data.resolve())][-1] = "0" * 32  # a memo that lies
+    memo.write_text(json.dumps(entries))
+    assert ContentHasher(memo).file_digest(str(data)) == "0" * 32  # the memo is trusted...
+    assert ContentHasher(memo, rehash=True).file_digest(str(data)) == sha256_file(data)
+
+
+def test_a_replaced_file_with_the_same_times_is_hashed_again(tmp_path: Path, trusted: None) -> None:
+    """A new inode (an editor's save-by-rename) is a new file, whatever its times."""
+    data = tmp_path / "rows.csv"
+    data.write_bytes(b"a,b\n")
+    hasher = ContentHasher()
+    before = hasher.file_digest(str(data))
+    st = data.stat()
+    other = tmp_path / "new.csv"
+    other.write_bytes(b"a,c\n")
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(other, data)
+    assert hasher.file_digest(str(data)) != before

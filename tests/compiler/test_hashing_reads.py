@@ -1,0 +1,263 @@
+"""What code reads besides Python values, and values whose ``repr`` hides their state.
+
+Each case loads a module twice, before and after one edit of something a UDF reads (a
+long constant, an environment variable, a file, a generator's seed), and requires the
+fingerprints to differ; what cannot be read reliably must be a refusal that names it.
+Issue 12: each of these once served a stale result.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import pathlib
+import re
+import sys
+import textwrap
+import types
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from helix_tf.compiler.hashing import canonical_json, code_fingerprint, stable_hash
+
+_COUNTER = itertools.count()
+
+
+@pytest.fixture
+def load(tmp_path: pathlib.Path):
+    loaded: list[str] = []
+
+    def _load(source: str, **inject: object) -> types.ModuleType:
+        import importlib.util
+
+        name = f"helix_reads_case_{next(_COUNTER)}"
+        path = tmp_path / f"{name}.py"
+        path.write_text(textwrap.dedent(source))
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        module.__dict__.update(inject)
+        sys.modules[name] = module
+        loaded.append(name)
+        spec.loader.exec_module(module)
+        return module
+
+    yield _load
+    for name in loaded:
+        sys.modules.pop(name, None)
+
+
+# ------------------------------------------------------------- values whose repr is not state
+
+_CATS = [f"c{i}" for i in range(300)]
+
+
+def _long_regex(n: int) -> re.Pattern[str]:
+    return re.compile("|".join(f"alternative_number_{i}" for i in range(n)))
+
+
+def _with(values: list[object], i: int, new: object) -> list[object]:
+    out = list(values)
+    out[i] = new
+    return out
+
+
+STATE_EDITS = {
+    # a regex longer than repr's 200 characters, its last alternative removed
+    "regex-last-alternative": (_long_regex(40), _long_regex(39)),
+    "regex-flags": (re.compile("a"), re.compile("a", re.IGNORECASE)),
+    "arrow-table-middle-value": (
+        pa.table({"x": list(range(1000))}),
+        pa.table({"x": _with(list(range(1000)), 500, -1)}),
+    ),
+    "arrow-array": (pa.array(range(500)), pa.array(_with(list(range(500)), 250, 0))),
+    "categorical-dtype-one-category": (
+        pd.CategoricalDtype(_CATS),
+        pd.CategoricalDtype(_with(_CATS, 150, "changed")),  # type: ignore[arg-type]
+    ),
+    "categorical-dtype-ordered": (
+        pd.CategoricalDtype(["a", "b"]),
+        pd.CategoricalDtype(["a", "b"], ordered=True),
+    ),
+    "defaultdict-factory": (collections.defaultdict(int), collections.defaultdict(list)),
+    "numpy-generator-seed": (np.random.default_rng(1), np.random.default_rng(2)),
+    "numpy-random-state-seed": (np.random.RandomState(1), np.random.RandomState(2)),
+    "python-random-seed": (__import__("random").Random(1), __import__("random").Random(2)),
+    "deque-late-item": (
+        collections.deque(range(300)),
+        collections.deque(_with(list(range(300)), 299, -1)),
+    ),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(STATE_EDITS))
+def test_state_hidden_by_repr_changes_the_digest(load, edit: str) -> None:
+    before, after = STATE_EDITS[edit]
+    assert stable_hash(before) != stable_hash(after)
+    source = "def udf(x):\n    return VALUE, x\n"
+    one, two = load(source, VALUE=before), load(source, VALUE=after)
+    fp_one, fp_two = code_fingerprint(one.udf), code_fingerprint(two.udf)
+    assert fp_one.digest != fp_two.digest
+    assert not fp_one.refusals and not fp_two.refusals
+
+
+def test_equal_state_gives_equal_digests() -> None:
+    assert stable_hash(_long_regex(40)) == stable_hash(_long_regex(40))
+    assert stable_hash(np.random.default_rng(5)) == stable_hash(np.random.default_rng(5))
+    assert stable_hash(pd.CategoricalDtype(_CATS)) == stable_hash(pd.CategoricalDtype(_CATS))
+
+
+def test_state_that_cannot_be_read_is_a_refusal_naming_the_object(load) -> None:
+    import threading
+
+    module = load("def udf(x):\n    return GUARD, x\n", GUARD=threading.Lock())
+    fp = code_fingerprint(module.udf)
+    assert fp.refusals and "GUARD" in fp.refusals[0] and "lock" in fp.refusals[0]
+
+
+# ------------------------------------------------------------------ environment variables
+
+ENV_READS = {
+    "environ.get": "os.environ.get('HELIX_TEST_K', '1')",
+    "getenv": "os.getenv('HELIX_TEST_K')",
+    "environ[]": "os.environ['HELIX_TEST_K']",
+    "in environ": "'HELIX_TEST_K' in os.environ",
+    "from os import getenv": "getenv('HELIX_TEST_K')",
+}
+
+
+@pytest.mark.parametrize("call", sorted(ENV_READS))
+def test_environment_variables_read_by_a_helper_join_the_digest(
+    load, monkeypatch: pytest.MonkeyPatch, call: str
+) -> None:
+    module = load(
+        f"""
+        import os
+        from os import getenv
+
+
+        def setting():
+            return {ENV_READS[call]}
+
+
+        def udf(x):
+            return x * 2 if setting() else x
+        """
+    )
+    monkeypatch.setenv("HELIX_TEST_K", "1")
+    one = code_fingerprint(module.udf)
+    monkeypatch.setenv("HELIX_TEST_K", "2")
+    two = code_fingerprint(module.udf)
+    monkeypatch.delenv("HELIX_TEST_K")
+    three = code_fingerprint(module.udf)
+    if call == "in environ":  # presence is what it reads (the value is hashed too: safe)
+        assert one.digest != three.digest
+    else:
+        assert len({one.digest, two.digest, three.digest}) == 3
+    assert "setting/$HELIX_TEST_K" in one.reads
+    assert not one.refusals
+
+
+def test_environment_read_by_a_computed_name_is_a_refusal(load) -> None:
+    module = load(
+        """
+        import os
+
+
+        def udf(x, name="K"):
+            return os.environ.get("PREFIX_" + name), dict(os.environ)
+        """
+    )
+    refusals = code_fingerprint(module.udf).refusals
+    assert any('os.environ.get("PREFIX_" + name)' in r for r in refusals)
+    assert any("used as a whole" in r for r in refusals)
+
+
+# ------------------------------------------------------------------ files read by code
+
+
+def test_a_file_opened_by_a_cached_helper_joins_the_digest(load, tmp_path: pathlib.Path) -> None:
+    table = tmp_path / "lookup.json"
+    table.write_text('{"a": 1}')
+    module = load(
+        f"""
+        import functools
+        import json
+
+        LOOKUP = {str(table)!r}
+
+
+        @functools.lru_cache
+        def lookup():
+            with open(LOOKUP) as f:
+                return json.load(f)
+
+
+        def udf(row):
+            return lookup().get(row, 0)
+        """
+    )
+    before = code_fingerprint(module.udf)
+    table.write_text('{"a": 2}')
+    after = code_fingerprint(module.udf)
+    assert before.digest != after.digest
+    (read,) = {(f.call, f.path, f.function) for f in after.files}
+    assert read == ("open(LOOKUP)", str(table), "lookup")
+
+
+def test_path_reads_and_library_readers_are_found(load, tmp_path: pathlib.Path) -> None:
+    words = tmp_path / "words.txt"
+    words.write_text("x\n")
+    module = load(
+        f"""
+        import pathlib
+        import numpy as np
+
+        HERE = pathlib.Path({str(tmp_path)!r})
+
+
+        def udf(row, name="y.npy"):
+            return (HERE / "words.txt").read_text(), np.load(HERE / name)
+        """
+    )
+    files = {f.call: f.path for f in code_fingerprint(module.udf).files}
+    assert files['(HERE / "words.txt").read_text()'] == str(words)
+    assert files["np.load(HERE / name)"] is None  # named only when it runs
+
+
+# ------------------------------------------------------------------ random generators
+
+
+def test_unseeded_random_calls_are_reported(load) -> None:
+    module = load(
+        """
+        import random
+        import numpy as np
+
+        RNG = np.random.default_rng(3)
+
+
+        def udf(x):
+            random.seed(3)
+            np.random.seed(3)
+            a = np.random.rand()
+            b = random.random()
+            c = np.random.default_rng()
+            d = RNG.normal()
+            e = np.random.default_rng(7)
+            return a + b + c.normal() + d + e.normal()
+        """
+    )
+    unseeded = code_fingerprint(module.udf).unseeded
+    assert [u.split(" (")[0] for u in unseeded] == [
+        "np.random.rand()",
+        "random.random()",
+        "np.random.default_rng()",
+    ]
+
+
+def test_canonical_json_of_arrow_is_stable_across_calls() -> None:
+    assert canonical_json(pa.table({"x": [1, 2, 3]})) == canonical_json(pa.table({"x": [1, 2, 3]}))

@@ -1,0 +1,120 @@
+"""Multiclass and numeric labels: encoding, learned and declared classes, unseen values,
+transforms and their inverses, parameter checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from helix_tf.components import features as F
+from helix_tf.components.features._label import OTHER_CLASS, forward_transform, inverse_transform
+from helix_tf.errors import ConfigError, DataError
+
+
+def _learn(label: F.MulticlassLabel, *batches: list) -> dict:
+    analyzer = label.analyzer()
+    assert analyzer is not None
+    parts = [analyzer.add(analyzer.create(), [pa.array(b, pa.string())]) for b in batches]
+    return label.finalize_state(analyzer.finalize(analyzer.merge(parts)))
+
+
+def test_classes_are_learned_from_the_training_split_sorted() -> None:
+    label = F.MulticlassLabel("cut")
+    state = _learn(label, ["Ideal", "Good", None], ["Fair", "Ideal"])
+    assert label.class_names(state) == ["Fair", "Good", "Ideal"]
+    assert label.describe(state) == {"task": "multiclass", "classes": ["Fair", "Good", "Ideal"]}
+    idx, bad = label.encode(pa.array(["Good", "Ideal", "Fair"]), state)
+    assert idx.tolist() == [1, 2, 0] and not bad.any()
+
+
+def test_declared_classes_keep_their_order_and_need_no_analysis() -> None:
+    label = F.MulticlassLabel("cut", classes=["Fair", "Good", "Ideal"])
+    assert label.analyzer() is None
+    idx, bad = label.encode(pa.array(["Ideal", "Fair"]))
+    assert idx.tolist() == [2, 0] and not bad.any()
+
+
+def test_unseen_and_missing_values_are_flagged() -> None:
+    label = F.MulticlassLabel("cut", classes=["a", "b"])
+    _, bad = label.encode(pa.array(["a", "zz", None]))
+    assert bad.tolist() == [False, True, True]
+    assert "unseen='other'" in label.problem("zz")
+    assert label.problem(None) == "labels must not be missing"
+
+
+def test_unseen_other_collects_unknown_values_in_one_last_class() -> None:
+    label = F.MulticlassLabel("cut", classes=["a", "b"], unseen="other")
+    assert label.class_names() == ["a", "b", OTHER_CLASS]
+    idx, bad = label.encode(pa.array(["b", "zz", "a"]))
+    assert idx.tolist() == [1, 2, 0] and not bad.any()
+    _, bad = label.encode(pa.array([None, "a"]))
+    assert bad.tolist() == [True, False]  # missing is still an error
+
+
+def test_numeric_class_columns_compare_as_text() -> None:
+    label = F.MulticlassLabel("grade", classes=[1, 2, 3])
+    idx, bad = label.encode(np.array([3.0, 1.0, np.nan]))
+    assert idx[:2].tolist() == [2, 0] and bad.tolist() == [False, False, True]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"classes": ["a"]}, "at least 2 classes"),
+        ({"classes": ["a", "a"]}, "distinct"),
+        ({"unseen": "drop"}, "unseen must be"),
+        ({"classes": ["a", OTHER_CLASS]}, "reserved"),
+    ],
+)
+def test_bad_multiclass_parameters(kwargs: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        F.MulticlassLabel("cut", **kwargs)
+
+
+def test_numeric_label_stores_the_original_scale_whatever_the_transform() -> None:
+    values = np.array([10.0, 0.0, np.nan, -1.0, 5.0, np.inf])
+    stored = {}
+    for transform in (None, "log", "sqrt"):
+        label = F.NumericLabel("price", transform=transform)
+        out, bad = label.encode(values)
+        assert bad.tolist() == [False, False, True, False, False, True]
+        stored[transform] = out
+    # The examples do not depend on the transform (it is applied when training).
+    assert all(np.array_equal(stored[None], v) for v in stored.values())
+    assert stored[None][[0, 1, 3, 4]].tolist() == [10.0, 0.0, -1.0, 5.0]
+    assert F.NumericLabel("p").problem(None) == "a regression label must be a finite number"
+
+
+def test_the_training_target_is_checked_against_the_transform_domain() -> None:
+    label = F.NumericLabel("price", transform="log")
+    np.testing.assert_allclose(label.target(np.array([1.0, np.e]), np.array([3, 4])), [0, 1])
+    with pytest.raises(DataError, match=r"row 8 .* label 0\.0 in column 'price'.*> 0"):
+        label.target(np.array([2.0, 0.0, -1.0]), np.array([7, 8, 9]))
+    assert F.NumericLabel("price", transform="log1p").target(np.array([0.0]), np.array([1]))[0] == 0
+
+
+@pytest.mark.parametrize("name", [None, "log", "log1p", "sqrt"])
+def test_transforms_invert(name: str | None) -> None:
+    x = np.array([0.5, 1.0, 326.0, 18823.0])
+    np.testing.assert_allclose(inverse_transform(name, forward_transform(name, x)), x)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"transform": "exp"}, "transform must be one of"),
+        ({"loss": "hinge"}, "loss must be one of"),
+        ({"huber_delta": 0}, "huber_delta must be"),
+    ],
+)
+def test_bad_numeric_parameters(kwargs: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        F.NumericLabel("price", **kwargs)
+
+
+def test_binary_label_is_unchanged() -> None:
+    label = F.Label("income", positive=">50K")
+    assert label.TASK == "binary" and label.analyzer() is None
+    labels, bad = label.encode(np.array([">50K", "<=50K"], dtype=object))
+    assert labels.dtype == np.int8 and labels.tolist() == [1, 0] and not bad.any()

@@ -1,0 +1,229 @@
+"""Runs against a store under faults, as real ``helix-tf run`` processes: a full store or
+an immutable staging folder costs only the materialization, and stored entries that fail
+verification or vanish are recomputed within the same run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helix_tf.reuse.store import ArtifactStore
+from helix_tf.sample_data import write_census_like
+from tests.engine.test_concurrent_runs import CONFIG, _cmd, _env
+
+FULL = "cannot take more data"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("faults")
+    train, test = write_census_like(root / "data", train_rows=3000, test_rows=800, seed=11)
+    config = root / "concurrent.py"
+    config.write_text(CONFIG)
+    return {"root": str(root), "config": str(config), "train": str(train), "test": str(test)}
+
+
+def _run(setup: dict[str, str], store: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*_cmd(setup, store), *extra], capture_output=True, text=True, env=_env(), timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def fresh(setup: dict[str, str]) -> dict[str, float]:
+    out = _run(setup, str(Path(setup["root"]) / "fresh"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout)["metrics"]
+
+
+@contextlib.contextmanager
+def _tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` at ``mount`` (skips the test where it cannot be mounted)."""
+    mount.mkdir(exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 150 KB tmpfs: too small for the run's staged data (~300 KB)."""
+    with _tmpfs(tmp_path / "full", "150k") as mount:
+        yield mount
+
+
+def _assert_sound(store: str) -> None:
+    report = ArtifactStore(store).verify()
+    assert report.clean, (report.bad, report.leftovers.paths)
+    assert not list(Path(store, "staging").iterdir())
+    assert not list(Path(store, "runs").iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_a_full_store_costs_only_the_materialization(
+    setup: dict[str, str], fresh: dict[str, float], tiny_tmpfs: Path, tmp_path: Path
+) -> None:
+    scratch = tmp_path / "scratch"
+    out = _run(setup, str(tiny_tmpfs), "--scratch", str(scratch))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout)["metrics"] == fresh
+    assert out.stderr.count(FULL) == 1, out.stderr[-3000:]
+    _assert_sound(str(tiny_tmpfs))
+    assert list(scratch.iterdir()) == []  # the run's scratch folder went with it
+
+
+@pytest.mark.slow
+def test_staging_made_immutable_mid_run_costs_only_the_materialization(
+    setup: dict[str, str], fresh: dict[str, float], tmp_path: Path
+) -> None:
+    if shutil.which("chattr") is None:
+        pytest.skip("no chattr on this platform")
+    store = tmp_path / "store"
+    staging = store / "staging"
+    proc = subprocess.Popen(
+        _cmd(setup, str(store)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=_env(),
+    )  # fmt: skip
+    locked = False
+    try:
+        deadline = time.monotonic() + 300
+        while not list(store.glob("artifacts/*/MANIFEST.json")):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        chattr = subprocess.run(["chattr", "+i", str(staging)], capture_output=True)
+        if chattr.returncode != 0:
+            proc.kill()
+            pytest.skip(f"chattr +i fails here: {chattr.stderr.strip()!r}")
+        locked = True
+        assert proc.poll() is None, "the run must still be going when staging is locked"
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if locked:
+            subprocess.run(["chattr", "-i", str(staging)], check=False)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    assert json.loads(out)["metrics"] == fresh
+    assert err.count(FULL) == 1, err[-3000:]
+    report = ArtifactStore(str(store)).verify()
+    assert not report.bad
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_a_same_size_corrupt_entry_is_recomputed_in_the_same_run(
+    setup: dict[str, str], tmp_path: Path
+) -> None:
+    store = str(tmp_path / "store")
+    first = _run(setup, store)
+    assert first.returncode == 0, first.stderr[-2000:]
+    artifacts = ArtifactStore(store)
+    examples = next(m for m in artifacts.entries() if m.kind == "examples")
+    part = Path(artifacts._data_dir(examples.fingerprint, examples.token), examples.files[0].path)
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size: only the checksum can tell
+    part.write_bytes(bytes(data))
+
+    # Another learner setting: the plan loads the (corrupt) examples.
+    second = _run(setup, store, "-p", "learner.l2=0.01")
+    assert second.returncode == 0, second.stderr[-3000:]
+    result = json.loads(second.stdout)
+    states = {n["name"]: n["state"] for n in result["nodes"]}
+    assert states["examples"] == "compute"
+    assert any("recomputed in this run" in note for note in result["notes"])
+    again = artifacts.lookup(examples.fingerprint)
+    assert again is not None
+    # Recomputed from the same inputs: the same bytes as before the corruption.
+    assert [f.sha256 for f in again.files] == [f.sha256 for f in examples.files]
+    _assert_sound(store)
+
+
+@pytest.mark.slow
+def test_an_entry_vanishing_after_planning_is_recomputed(
+    setup: dict[str, str], tmp_path: Path
+) -> None:
+    """The plan loads an entry that another hand deletes before it is read: re-plan."""
+    from helix_tf import api
+
+    store = str(tmp_path / "store")
+    params = [f"train={setup['train']}", f"test={setup['test']}"]
+    first = api.run(setup["config"], params=params, store=store, materialize="all")
+    artifacts = ArtifactStore(store)
+    examples = next(n for n in first.nodes if n.name == "examples")
+    plans = []
+
+    def progress(event: dict[str, object]) -> None:
+        if event.get("event") == "plan":
+            plans.append(event)
+            if len(plans) == 1:
+                artifacts.delete(examples.fingerprint)
+
+    second = api.run(
+        setup["config"],
+        params=[*params, "learner.l2=0.01"],
+        store=store,
+        materialize="all",
+        progress=progress,
+    )
+    assert len(plans) == 2
+    states = [{d["name"]: d["state"] for d in p["decisions"]} for p in plans]  # type: ignore[union-attr]
+    assert states[0]["examples"] == "load" and states[1]["examples"] == "compute"
+    assert {n.name: n.state for n in second.nodes}["examples"] == "compute"
+    assert artifacts.lookup(examples.fingerprint) is not None
+
+
+@pytest.mark.slow
+def test_filling_the_store_disk_at_random_moments_never_fails_a_run(
+    setup: dict[str, str], fresh: dict[str, float], tmp_path: Path
+) -> None:
+    rng = random.Random(16)
+    for _ in range(3):
+        with _tmpfs(tmp_path / "disk", "4m") as mount:
+            proc = subprocess.Popen(
+                _cmd(setup, str(mount)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True, env=_env(),
+            )  # fmt: skip
+            time.sleep(rng.uniform(0.5, 8.0))
+            running = proc.poll() is None
+            # Fill every byte left on the store's disk.
+            subprocess.run(
+                ["dd", "if=/dev/zero", f"of={mount / 'filler'}", "bs=64k"], capture_output=True
+            )
+            out, err = proc.communicate(timeout=600)
+            assert proc.returncode == 0, err[-3000:]
+            assert json.loads(out)["metrics"] == fresh
+            if running:
+                assert err.count(FULL) <= 1, err[-3000:]
+
+
+@pytest.mark.slow
+def test_a_store_full_before_the_run_starts_costs_only_materialization_and_history(
+    setup: dict[str, str], fresh: dict[str, float], tmp_path: Path
+) -> None:
+    with _tmpfs(tmp_path / "disk", "4m") as mount:
+        first = _run(setup, str(mount), "-p", "learner.l2=0.05")
+        assert first.returncode == 0, first.stderr[-2000:]
+        subprocess.run(
+            ["dd", "if=/dev/zero", f"of={mount / 'filler'}", "bs=64k"], capture_output=True
+        )
+        # The metadata database beside the store cannot even be opened now.
+        out = _run(setup, str(mount))
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert json.loads(out.stdout)["metrics"] == fresh
+        assert "metadata database" in out.stderr and FULL in out.stderr
