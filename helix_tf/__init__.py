@@ -43,6 +43,7 @@ __all__ = [
     "run",
     "plan",
     "Approx",
+    "Validation",
     "HelixError",
     "ConfigError",
     "CompileError",
@@ -95,6 +96,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "run": ("helix_tf.api", "run"),
     "plan": ("helix_tf.api", "plan"),
     "Approx": ("helix_tf.approx.settings", "Approx"),
+    "Validation": ("helix_tf.validation", "Validation"),
 }
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from helix_tf.approx.settings import Approx
+from helix_tf.comparison import TAG_KEY as _TAG_KEY
 from helix_tf.compiler.content import ContentHasher
 from helix_tf.compiler.graph import CompiledWorkflow, compile_workflow
 from helix_tf.config import LoadedConfig, load_config
@@ -25,9 +26,12 @@ from helix_tf.errors import ConfigError, HelixError, StoreError
 from helix_tf.results import NodeDecision, NodeResult, PlanResult, RunResult
 from helix_tf.reuse.costs import CostModel
 from helix_tf.reuse.planning import plan_reuse
+from helix_tf.validation import Validation, holdout_workflow, is_validation_dag
 from helix_tf.workflow import Workflow
 
-__all__ = ["Approx", "Session", "open_session", "run", "plan"]
+__all__ = ["Approx", "Validation", "Session", "open_session", "run", "plan", "TAG_KEY"]
+
+TAG_KEY = _TAG_KEY  # a run's tag is kept with its parameters under this key
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +187,7 @@ def _plan(
 ) -> tuple[list[NodeDecision], dict[str, Any], CostModel]:
     """Plan ``session``'s workflow; fingerprints in ``exclude`` count as not stored."""
     compiled = session.compiled
+    validation = is_validation_dag(compiled.to_dict())
     manifests = {}
     for n in compiled.nodes:
         m = None if n.fingerprint in exclude else session.store.lookup(n.fingerprint)
@@ -196,6 +201,7 @@ def _plan(
         v.dag
         for v in session.metadata.versions(compiled.name)
         if (v.dag.get("approx") is None) == (compiled.approx is None)
+        and is_validation_dag(v.dag) == validation
         and v.dag.get("digest") != compiled.digest
     ]
     previous = same_kind[-1] if same_kind else None
@@ -227,13 +233,15 @@ def plan(
     store: str | None = None,
     metadata: str | None = None,
     approx: Approx | None = None,
+    validation: Validation | None = None,
     rehash: bool = False,
 ) -> PlanResult:
     """What a run would compute, load and prune, and why — without running anything.
 
-    ``rehash=True`` re-reads every data file instead of trusting the content-hash memo.
+    ``validation``: plan the validation run (see :func:`run`). ``rehash=True``
+    re-reads every data file instead of trusting the content-hash memo.
     """
-    loaded = load_config(config, params, data_dir=data_dir)
+    loaded = _with_validation(load_config(config, params, data_dir=data_dir), validation)
     session = _open(loaded, store=store, metadata=metadata, approx=approx, rehash=rehash)
     notes: tuple[str, ...] = ()
     if session.exact_instead:
@@ -309,6 +317,8 @@ def run(
     prune_zero_weight: bool = True,
     retrain_without_zero: bool = False,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    validation: Validation | None = None,
+    tag: str | None = None,
     scratch: str | None = None,
     rehash: bool = False,
 ) -> RunResult:
@@ -317,6 +327,12 @@ def run(
     ``rehash=True`` re-reads every data file instead of trusting the content-hash
     memo (path, inode, size, mtime, ctime): the escape hatch for a file changed in a
     way the memo cannot see.
+
+    With ``validation``, the model trains on the sources' training rows minus a
+    seeded held-out fraction and is evaluated on that fraction; the test split is
+    not read (see :mod:`helix_tf.validation`). ``tag`` marks the run in the
+    history (the agent tags its runs ``"agent"``; ``history`` hides tagged runs
+    unless asked).
 
     With ``retrain_without_zero=True``, learners whose models give some features
     only zero weights are trained again without those features, and the result
@@ -352,10 +368,11 @@ def run(
         batch_rows=batch_rows,
         prune_zero_weight=prune_zero_weight,
         progress=progress,
+        tag=tag,
         scratch=scratch,
         rehash=rehash,
     )
-    loaded = load_config(config, params, data_dir=data_dir)
+    loaded = _with_validation(load_config(config, params, data_dir=data_dir), validation)
     first, facts = _run_once(loaded, opts, need_models=retrain_without_zero)
     if not retrain_without_zero:
         return first
@@ -401,8 +418,15 @@ class _RunOptions:
     batch_rows: int
     prune_zero_weight: bool
     progress: Callable[[dict[str, Any]], None] | None
+    tag: str | None = None
     scratch: str | None = None
     rehash: bool = False
+
+
+def _with_validation(loaded: LoadedConfig, validation: Validation | None) -> LoadedConfig:
+    if validation is None:
+        return loaded
+    return dataclasses.replace(loaded, workflow=holdout_workflow(loaded.workflow, validation))
 
 
 def _retrain_without_zero(
@@ -597,7 +621,10 @@ def _run_once(
                     approx=approx is not None,
                     policy=materialize,
                     store_url=session.store_url,
-                    params=session.config.overrides,
+                    params={
+                        **session.config.overrides,
+                        **({TAG_KEY: opts.tag} if opts.tag else {}),
+                    },
                 )
                 break
             except StoreError as exc:

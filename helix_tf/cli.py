@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from helix_tf.agent.commands import agent
 from helix_tf.cli_store import store
 from helix_tf.errors import HelixError
 from helix_tf.rendering import (
@@ -326,24 +327,28 @@ def run(
         and not any(a.startswith("--temp_location") for a in pipeline_args)
     ):
         pipeline_args.append(f"--temp_location={cmd.store.rstrip('/')}/beam-temp")
+    from helix_tf.activity import home_of, user_run
+
     try:
-        result = api.run(
-            cmd.config,
-            params=cmd.params,
-            data_dir=cmd.data_dir,
-            store=cmd.store,
-            metadata=cmd.metadata,
-            runner=runner,
-            pipeline_args=pipeline_args,
-            materialize=materialize,
-            budget=budget,
-            approx=_approx(approx, sample, precision, epochs_scale, min_saving),
-            batch_rows=batch_rows,
-            retrain_without_zero=retrain_without_zero,
-            progress=Progress(err, not cmd.as_json),
-            scratch=scratch,
-            rehash=rehash,
-        )
+        # The agent yields the machine while a user's run holds this mark.
+        with user_run(home_of(cmd.config, cmd.store)):
+            result = api.run(
+                cmd.config,
+                params=cmd.params,
+                data_dir=cmd.data_dir,
+                store=cmd.store,
+                metadata=cmd.metadata,
+                runner=runner,
+                pipeline_args=pipeline_args,
+                materialize=materialize,
+                budget=budget,
+                approx=_approx(approx, sample, precision, epochs_scale, min_saving),
+                batch_rows=batch_rows,
+                retrain_without_zero=retrain_without_zero,
+                progress=Progress(err, not cmd.as_json),
+                scratch=scratch,
+                rehash=rehash,
+            )
     except HelixError as exc:
         _fail(err, exc)
         return
@@ -480,10 +485,12 @@ def plan(
     help="Comma-separated metrics to show (auc,accuracy); a name also selects its slices "
     "(accuracy[sex=Male]) and globs work (auc*). Default: all.",
 )
+@click.option("--agent", "with_agent", is_flag=True, help="Also list the agent's runs.")
 def history(
     cmd: _Invocation,
     limit: int,
     metric_selection: str | None,
+    with_agent: bool,
 ) -> None:
     """List the runs of CONFIG's workflow: version, what changed, metrics, time, reuse.
 
@@ -497,7 +504,9 @@ def history(
     selection = metric_selection.split(",") if metric_selection else None
     try:
         with cmd.session() as session:
-            entries = history_entries(session.metadata, session.compiled.name, limit=limit)
+            entries = history_entries(
+                session.metadata, session.compiled.name, limit=limit, agent=with_agent
+            )
     except HelixError as exc:
         _fail(err, exc)
         return
@@ -712,6 +721,7 @@ def console_main() -> None:
 
 main.add_command(server)
 main.add_command(store)
+main.add_command(agent)
 
 if __name__ == "__main__":  # pragma: no cover
     console_main()

@@ -27,6 +27,7 @@ from typing import Any
 from helix_tf.compiler.diff import diff_versions
 
 __all__ = [
+    "TAG_KEY",
     "LOWER_IS_BETTER",
     "MetricChange",
     "RunComparison",
@@ -49,6 +50,11 @@ _NO_DIRECTION = frozenset({"tp", "tn"})
 #: Families of keys ``family/...`` whose values have no better direction: multiclass
 #: confusion counts (``confusion/<true>/<predicted>``) and residual summaries.
 _NO_DIRECTION_FAMILIES = frozenset({"confusion", "residual"})
+
+#: The key under which a run's tag (e.g. ``"agent"``) is kept with its parameters.
+#: Tagged runs are not the user's: comparisons and ``history`` leave them out unless
+#: asked (``history --agent``).
+TAG_KEY = "@tag"
 
 
 def metric_base(key: str) -> str:
@@ -181,7 +187,10 @@ def _ok_runs(runs: Iterable[Any], approx: bool, before: int | None) -> list[Any]
         (
             r
             for r in runs
-            if r.status == "ok" and r.approx == approx and (before is None or r.id < before)
+            if r.status == "ok"
+            and r.approx == approx
+            and (before is None or r.id < before)
+            and TAG_KEY not in r.params
         ),
         key=lambda r: r.id,
     )
@@ -296,15 +305,19 @@ class HistoryEntry:
 
 
 def history_entries(
-    metadata: Any, workflow: str, *, limit: int | None = None
+    metadata: Any, workflow: str, *, limit: int | None = None, agent: bool = False
 ) -> list[HistoryEntry]:
     """The latest ``limit`` runs, newest first, each with what changed since the run before.
 
     A run of a version that differs from the version of the run before it (in run
     order, any kind) lists that version's changes; a rerun of the same version
-    lists none.
+    lists none. Tagged runs (the agent's) only with ``agent=True``.
     """
-    runs = metadata.runs(workflow, limit=None if limit is None else limit + 1)
+    if agent:
+        runs = metadata.runs(workflow, limit=None if limit is None else limit + 1)
+    else:
+        runs = [r for r in metadata.runs(workflow) if TAG_KEY not in r.params]
+        runs = runs if limit is None else runs[: limit + 1]
     ordered = sorted(runs, key=lambda r: r.id)
     dags: dict[int, Mapping[str, Any]] = {}
 

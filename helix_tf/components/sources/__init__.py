@@ -28,6 +28,7 @@ from helix_tf.components.sources._base import (
     read_all,
 )
 from helix_tf.components.sources._csv import Csv
+from helix_tf.components.sources._holdout import Holdout, train_only
 from helix_tf.components.sources._parquet import Parquet
 from helix_tf.components.sources._tfds import Tfds
 from helix_tf.components.sources._tfrecord import TFRecord
@@ -36,9 +37,11 @@ __all__ = [
     "COLUMN_TYPES",
     "ROW_ID",
     "Csv",
+    "Holdout",
     "Parquet",
     "Source",
     "TFRecord",
     "Tfds",
     "read_all",
+    "train_only",
 ]

@@ -1,0 +1,418 @@
+"""What the think-time agent is worth: quality, yield, throughput, reuse, robustness.
+
+Usage::
+
+    python -m benchmarks.agent_value [--config configs/census.py] [--scale 1]
+        [--parts quality,yield,abba,kill] [--minutes 10] [--seeds 0 1 2]
+        [--yield-starts 50] [--abba-pairs 10] [--kills 20] [--cores 1] [--json out.json]
+        [--parts fidelity --scale 10 --fidelity-trials 30]
+
+Every part uses its own fresh store (a temporary folder) and the shared data
+(``--data-dir``, default ``../shared/data``); user runs never use a warm server.
+
+quality
+    Per seed: ``helix-tf agent start`` (``--cores``), ``--minutes`` of think
+    time, ``agent stop``, ``agent report --json``. Met when a proposal is
+    *better* (its paired-bootstrap interval on the test-AUC difference against
+    the config as written excludes 0) with test AUC >= 0.905, for at least 2 of
+    3 seeds. Also reported per seed: trials finished per minute (all, and
+    learner-only: trials whose runs computed no preprocessing node), and the
+    share of node executions in the study that were loads or prunes.
+yield
+    The agent runs with ``--resume-after 0.2``; ``--yield-starts`` times, while
+    a trial is in progress, this process takes the user-run mark exactly as
+    ``helix-tf run`` does (:func:`helix_tf.activity.user_run`) and waits until
+    the agent reports the yield; the agent measures from the mark to its trial's
+    process group reaped. Target: p95 <= 200 ms.
+abba
+    The user's run of the config (a new L2 each time, so the learner and
+    downstream compute) with no agent (A) and with the agent in a trial when the
+    run starts (B), in ABBA order, ``--abba-pairs`` times. Target: median B/A
+    <= 1.05.
+kill
+    ``--kills`` times: SIGKILL the agent at a random moment (0.5-6 s after it
+    was seen in a trial or a verification), start it again. Then stop it and check: no
+    trial left running, every store entry verifies, and no "database is locked"
+    in the agent's log.
+fidelity
+    Kendall tau between approximate and exact validation AUC of random points of
+    the space at ``-p scale=--scale`` (target >= 0.7 over >= 30 at x10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks._proc import REPO, helix_command
+
+QUALITY_AUC = 0.905
+
+
+def _env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "HELIX_TF_SERVER": "off",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "HELIX_TF_AGENT_REGISTRY": str(Path(tempfile.gettempdir()) / "helix-bench-agents"),
+    }
+
+
+def _helix(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run(
+        [*helix_command(), *args], capture_output=True, text=True, env=_env(), cwd=REPO
+    )
+    if check and out.returncode != 0:
+        raise RuntimeError(f"helix-tf {' '.join(args)} failed:\n{out.stderr[-3000:]}")
+    return out
+
+
+class _Agent:
+    def __init__(self, config: Path, store: Path, data_dir: str, cores: int) -> None:
+        self.config, self.store, self.data_dir, self.cores = config, store, data_dir, cores
+        self.status_path = store / "agent" / "status.json"
+
+    def common(self) -> list[str]:
+        return ["--store", str(self.store), "--data-dir", self.data_dir]
+
+    def start(self, *extra: str) -> None:
+        _helix(
+            "agent",
+            "start",
+            str(self.config),
+            *self.common(),
+            "--cores",
+            str(self.cores),
+            "--wait",
+            "300",
+            *extra,
+        )
+
+    def stop(self) -> None:
+        _helix("agent", "stop", str(self.config), "--store", str(self.store), "--wait", "120")
+
+    def status(self) -> dict[str, Any]:
+        with contextlib.suppress(OSError, ValueError):
+            return json.loads(self.status_path.read_text())
+        return {}
+
+    def wait(self, what: str, check: Any, timeout: float = 900) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = self.status()
+            if check(st):
+                return st
+            time.sleep(0.02)
+        raise RuntimeError(f"timed out waiting for the agent: {what}; last status {self.status()}")
+
+    def report(self) -> dict[str, Any]:
+        out = _helix("agent", "report", str(self.config), *self.common(), "--json")
+        return json.loads(out.stdout)
+
+
+def _in_trial(st: dict[str, Any]) -> bool:
+    return st.get("state") == "running" and bool(st.get("rung"))
+
+
+def _study_trials(store: Path, report: dict[str, Any]) -> list[Any]:
+    import optuna
+
+    study = optuna.load_study(
+        study_name=report["study"], storage=f"sqlite:///{store}/agent/study.db"
+    )
+    return study.get_trials(deepcopy=False)
+
+
+def quality(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    per_seed = []
+    for seed in args.seeds:
+        store = root / f"quality-{seed}"
+        agent = _Agent(args.config, store, args.data_dir, args.cores)
+        t0 = time.monotonic()
+        agent.start("--seed", str(seed))
+        time.sleep(args.minutes * 60)
+        agent.stop()
+        think = time.monotonic() - t0
+        report = agent.report()
+        trials = _study_trials(store, report)
+        finished = [t for t in trials if t.state.is_finished() and t.state.name != "FAIL"]
+        states: dict[str, int] = {}
+        learner_only = 0
+        for t in finished:
+            rung_states = [
+                (t.user_attrs.get(k) or {}).get("states") or {}
+                for k in ("rung_approx", "rung_exact")
+            ]
+            for s in rung_states:
+                for k, v in s.items():
+                    states[k] = states.get(k, 0) + v
+            computed = sum(s.get("compute", 0) for s in rung_states)
+            if computed and computed <= 3:  # learner, predictions, evaluation
+                learner_only += 1
+        total = sum(states.values()) or 1
+        better = [
+            p
+            for p in report["proposals"]
+            if p["better"] and (p["test"] or {}).get("metrics", {}).get("auc", 0) >= QUALITY_AUC
+        ]
+        best = report["proposals"][0] if report["proposals"] else None
+        per_seed.append(
+            {
+                "seed": seed,
+                "think_seconds": round(think, 1),
+                "trials": {k: v for k, v in report["trials"].items()},
+                "trials_per_minute": round(len(finished) / (think / 60), 2),
+                "learner_only_trials_per_minute": round(learner_only / (think / 60), 2),
+                "reuse_share": round((states.get("load", 0) + states.get("prune", 0)) / total, 3),
+                "node_states": states,
+                "baseline_test": (report.get("baseline_test") or {}).get("metrics"),
+                "best": best
+                and {
+                    k: best[k] for k in ("overrides", "validation", "test", "difference", "better")
+                },
+                "met": bool(better),
+            }
+        )
+        print(json.dumps(per_seed[-1], default=str), flush=True)
+    met = sum(s["met"] for s in per_seed)
+    return {
+        "seeds": per_seed,
+        "target": f"better proposal with test AUC >= {QUALITY_AUC} in >= 2 of 3 seeds",
+        "met": met >= min(2, len(per_seed)) and len(per_seed) >= 3,
+        "seeds_met": met,
+    }
+
+
+def yield_latency(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    from helix_tf.activity import user_run
+
+    store = root / "yield"
+    agent = _Agent(args.config, store, args.data_dir, args.cores)
+    agent.start("--resume-after", "0.2")
+    rng = random.Random(0)
+    latencies: list[float] = []
+    try:
+        for _ in range(args.yield_starts):
+            agent.wait("a trial in progress", _in_trial)
+            time.sleep(rng.uniform(0.0, 0.5))
+            before = agent.status().get("yields", {}).get("count", 0)
+            with user_run(store):
+                st = agent.wait("the pause", lambda s: s.get("state") == "paused", timeout=60)
+            if st.get("yields", {}).get("count", 0) > before:
+                latencies.append(st["yields"]["latencies_ms"][-1])
+    finally:
+        agent.stop()
+    latencies.sort()
+    p95 = latencies[max(0, round(0.95 * len(latencies)) - 1)] if latencies else None
+    return {
+        "starts": args.yield_starts,
+        "measured": len(latencies),
+        "latency_ms": {
+            "p50": statistics.median(latencies) if latencies else None,
+            "p95": p95,
+            "max": latencies[-1] if latencies else None,
+        },
+        "target": "p95 <= 200 ms",
+        "met": p95 is not None and p95 <= 200 and len(latencies) >= 50,
+    }
+
+
+def abba(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    store = root / "abba"
+    agent = _Agent(args.config, store, args.data_dir, args.cores)
+    common = ["--store", str(store), "--data-dir", args.data_dir]
+    _helix("run", str(args.config), *common)  # preprocessing stored: user runs retrain
+    runs: dict[str, list[float]] = {"A": [], "B": []}
+    k = 0
+
+    def user_run(kind: str) -> None:
+        nonlocal k
+        k += 1
+        if kind == "B":
+            agent.wait("a trial in progress", _in_trial)
+        t0 = time.perf_counter()
+        _helix("run", str(args.config), *common, "-p", f"learner.l2={1e-4 * (1 + k / 100):.8g}")
+        runs[kind].append(time.perf_counter() - t0)
+
+    for _ in range(args.abba_pairs):
+        for kind in ("A", "B", "B", "A"):
+            stopped = agent.status().get("state") in (None, "stopped", "done", "failed")
+            if kind == "B" and stopped:
+                agent.start("--resume-after", "3")
+            if kind == "A" and not stopped:
+                agent.stop()
+            user_run(kind)
+    with contextlib.suppress(RuntimeError):
+        agent.stop()
+    a, b = statistics.median(runs["A"]), statistics.median(runs["B"])
+    return {
+        "pairs": args.abba_pairs,
+        "seconds": runs,
+        "median_idle": round(a, 3),
+        "median_active": round(b, 3),
+        "ratio": round(b / a, 3),
+        "target": "active/idle <= 1.05 over >= 10 ABBA pairs",
+        "met": b / a <= 1.05 and args.abba_pairs >= 10,
+    }
+
+
+def kill(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    from optuna.trial import TrialState
+
+    from helix_tf.reuse.store import ArtifactStore
+
+    store = root / "kill"
+    agent = _Agent(args.config, store, args.data_dir, args.cores)
+    rng = random.Random(1)
+    recovered: list[list[int]] = []
+    for i in range(args.kills):
+        agent.start()
+        st = agent.wait("recovery", lambda s: s.get("state") in ("running", "verifying"))
+        if i:
+            recovered.append(st.get("orphans_failed") or [])
+        agent.wait(
+            "a trial or a verification", lambda s: _in_trial(s) or s.get("state") == "verifying"
+        )
+        time.sleep(rng.uniform(0.5, 6.0))
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(agent.status()["pid"]), signal.SIGKILL)
+        time.sleep(0.5)
+    agent.start()
+    st = agent.wait("recovery", lambda s: s.get("state") in ("running", "verifying"))
+    recovered.append(st.get("orphans_failed") or [])
+    agent.stop()
+    report = agent.report()
+    trials = _study_trials(store, report)
+    running = [t.number for t in trials if t.state == TrialState.RUNNING]
+    artifacts = ArtifactStore(str(store))
+    bad = [
+        m.fingerprint for m in artifacts.entries() if artifacts.open_local(m, verify=True) is None
+    ]
+    log = (store / "agent" / "agent.log").read_text(errors="replace")
+    locked = len(re.findall("database is locked", log))
+    return {
+        "kills": args.kills,
+        "orphans_failed_per_restart": recovered,
+        "trials": report["trials"],
+        "running_after": running,
+        "corrupt_entries": bad,
+        "database_is_locked": locked,
+        "met": not running and not bad and locked == 0 and args.kills >= 20,
+    }
+
+
+def _kendall_tau(a: list[float], b: list[float]) -> float | None:
+    pairs = [(i, j) for i in range(len(a)) for j in range(i + 1, len(a))]
+    concordant = discordant = 0
+    for i, j in pairs:
+        s = (a[i] - a[j]) * (b[i] - b[j])
+        concordant += s > 0
+        discordant += s < 0
+    return (concordant - discordant) / len(pairs) if pairs else None
+
+
+def fidelity(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    """Kendall tau between the lowest rung (approximate validation) and exact validation.
+
+    ``--fidelity-trials`` points drawn at random (seeded) from the config's search
+    space, each run as the agent runs its rungs: approximately (its default sample)
+    and exactly, on the validation split, at ``-p scale=--scale``.
+    """
+    import optuna
+
+    import helix_tf
+    from helix_tf.agent._study import suggest
+    from helix_tf.search import search_space
+
+    store = str(root / "fidelity")
+    params = [f"scale={args.scale}"]
+    space = search_space(args.config, params=params, data_dir=args.data_dir)
+    sampler = optuna.samplers.RandomSampler(seed=0)
+    study = optuna.create_study(sampler=sampler)
+    approx, exact, seconds = [], [], {"approx": 0.0, "exact": 0.0}
+    for _ in range(args.fidelity_trials):
+        overrides = suggest(study.ask(), space)
+        row = {}
+        for kind, setting in (("approx", helix_tf.Approx(sample=0.25)), ("exact", None)):
+            r = helix_tf.run(
+                args.config,
+                params=[*params, *(f"{k}={v!r}" for k, v in overrides.items())],
+                data_dir=args.data_dir,
+                store=store,
+                approx=setting,
+                validation=helix_tf.Validation(),
+                tag="agent",
+            )
+            row[kind] = r.metrics["auc"]
+            seconds[kind] += r.wall_seconds
+        approx.append(row["approx"])
+        exact.append(row["exact"])
+        print(json.dumps({"fidelity_trial": overrides, **row}, default=str), flush=True)
+    tau = _kendall_tau(approx, exact)
+    return {
+        "scale": args.scale,
+        "trials": args.fidelity_trials,
+        "approx_auc": approx,
+        "exact_auc": exact,
+        "kendall_tau": tau,
+        "seconds": seconds,
+        "target": "tau >= 0.7 over >= 30 trials at x10",
+        "met": tau is not None and tau >= 0.7 and args.fidelity_trials >= 30 and args.scale >= 10,
+    }
+
+
+PARTS = {
+    "quality": quality,
+    "yield": yield_latency,
+    "abba": abba,
+    "kill": kill,
+    "fidelity": fidelity,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.agent_value")
+    p.add_argument("--config", type=Path, default=REPO / "configs" / "census.py")
+    p.add_argument("--data-dir", default=str((REPO / ".." / "shared" / "data").resolve()))
+    p.add_argument("--parts", default="quality,yield,abba,kill")
+    p.add_argument("--minutes", type=float, default=10)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--yield-starts", type=int, default=50)
+    p.add_argument("--abba-pairs", type=int, default=10)
+    p.add_argument("--kills", type=int, default=20)
+    p.add_argument("--cores", type=int, default=1)
+    p.add_argument("--scale", type=int, default=10, help="fidelity: -p scale=N")
+    p.add_argument("--fidelity-trials", type=int, default=30)
+    p.add_argument("--json", dest="json_path", default=None)
+    args = p.parse_args(argv)
+    args.config = args.config.resolve()
+    root = Path(tempfile.mkdtemp(prefix="helix-agent-bench-"))
+    results: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}
+    try:
+        for part in args.parts.split(","):
+            t0 = time.monotonic()
+            results[part] = PARTS[part](args, root)
+            results[part]["part_seconds"] = round(time.monotonic() - t0, 1)
+            print(json.dumps({part: results[part]}, default=str), flush=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(results, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

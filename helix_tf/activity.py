@@ -1,0 +1,79 @@
+"""Whether a user's run is in progress: a cross-process signal the agent polls.
+
+A ``helix-tf run`` holds a shared ``flock`` on ``user-run.lock`` in the store's
+local folder for as long as it runs (:func:`user_run`); the agent asks
+:func:`user_run_active` (a non-blocking exclusive lock attempt, ~10 µs) and gives
+the machine back when it fails. The kernel drops the lock when the run's process
+ends, however it ends (Ctrl-C, SIGKILL), so a crashed run never leaves the agent
+paused. The start time is kept beside it (``user-run.started``) so the agent can
+measure how fast it yielded. Kept small on purpose: the warm server can back the
+same two functions later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["home_of", "user_run", "user_run_active", "user_run_started"]
+
+_LOCK = "user-run.lock"
+_STARTED = "user-run.started"
+
+
+def home_of(config: str | os.PathLike[str], store: str | None = None) -> Path:
+    """The local folder of ``config``'s store: ``--store`` if local, else ``.helix`` beside it."""
+    if store and "://" not in store:
+        return Path(store).resolve()
+    return Path(config).resolve().parent / ".helix"
+
+
+@contextlib.contextmanager
+def user_run(home: str | os.PathLike[str]) -> Iterator[None]:
+    """Mark a user's run in progress in ``home`` for the duration of the block."""
+    folder = Path(home)
+    try:
+        # No store folder yet: no agent works on it (an agent creates it first), and a
+        # run that fails before storing anything must not leave an empty one behind.
+        fd = os.open(folder / _LOCK, os.O_RDWR | os.O_CREAT, 0o644) if folder.is_dir() else None
+    except OSError:  # a read-only or odd store folder: the run goes ahead unmarked
+        fd = None
+    if fd is None:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        tmp = folder / f".{_STARTED}.{os.getpid()}"
+        with contextlib.suppress(OSError):
+            tmp.write_text(repr(time.time()))
+            os.replace(tmp, folder / _STARTED)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def user_run_active(home: str | os.PathLike[str]) -> bool:
+    """Whether some process holds :func:`user_run` in ``home`` right now."""
+    try:
+        fd = os.open(Path(home) / _LOCK, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def user_run_started(home: str | os.PathLike[str]) -> float | None:
+    """When the latest user run in ``home`` started (``time.time()``), if known."""
+    try:
+        return float((Path(home) / _STARTED).read_text())
+    except (OSError, ValueError):
+        return None

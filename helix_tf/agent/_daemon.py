@@ -1,0 +1,481 @@
+"""The agent process: think-time search for one config, yielding to every user run.
+
+Loop: wait until no user run is in progress (and ``resume_after`` seconds have
+passed since the last one ended) → ask the study for a trial → run it on the
+validation split, first approximately when the planner says that is cheaper
+(rung 0, pruned by successive halving), then exactly (rung 1) → verify the best
+trials that beat the user's version on the test split. Every run goes through
+:func:`helix_tf.run` on the user's store, tagged ``agent``, in a forked child
+that is killed the moment a user run starts; the killed trial is failed and its
+parameters queued again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+from helix_tf import api, versions
+from helix_tf.agent._child import Finished, Stopped, Yielded, run_in_child
+from helix_tf.agent._registry import register, unregister
+from helix_tf.agent._study import (
+    LOWER_IS_BETTER,
+    AgentPaths,
+    fail_orphans,
+    open_study,
+    rebase,
+    study_name,
+    suggest,
+)
+from helix_tf.api import Approx
+from helix_tf.errors import HelixError
+from helix_tf.search import search_space
+from helix_tf.validation import Validation
+
+__all__ = ["AgentOptions", "AgentBusyError", "serve", "preferred_metric", "TAG"]
+
+log = logging.getLogger(__name__)
+
+#: The tag of every run the agent makes (``history --agent`` shows them).
+TAG = "agent"
+
+
+class AgentBusyError(HelixError):
+    """Another agent already searches for this store."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class AgentOptions:
+    config: str
+    data_dir: str | None = None
+    store: str | None = None
+    cores: int = 1
+    seed: int = 0
+    max_trials: int | None = None
+    resume_after: float = 3.0
+    validation: Validation = dataclasses.field(default_factory=Validation)
+    #: Approximate rung: this share of the training rows, bfloat16 where fast.
+    approx_sample: float = 0.25
+    #: Use the approximate rung only when the plan estimates it at most this share of
+    #: the exact run's cost.
+    approx_max_share: float = 0.6
+    verify_top: int = 3
+    preload: bool = True
+    poll: float = 0.02
+
+
+def preferred_metric(metrics: dict[str, float]) -> str:
+    """The metric the agent optimises: AUC, else accuracy, else the first one."""
+    for key in ("auc", "accuracy"):
+        if key in metrics:
+            return key
+    return sorted(metrics)[0]
+
+
+def _direction(dag: dict[str, Any]) -> str:
+    ops = [
+        str(m.get("op", "")).lower()
+        for n in dag.get("nodes", [])
+        if n.get("role") == "evaluate"
+        for m in (n.get("extra") or {}).get("metrics") or []
+    ]
+    if any(o in ("auc", "accuracy") for o in ops):
+        return "maximize"
+    if ops and all(any(w in o for w in LOWER_IS_BETTER) for o in ops):
+        return "minimize"
+    return "maximize"
+
+
+def _lower_priority(cores: int) -> list[int]:
+    with contextlib.suppress(OSError):
+        os.nice(19)
+    with contextlib.suppress(OSError):  # the lowest I/O priority too (idle class)
+        os.system(f"ionice -c 3 -p {os.getpid()} >/dev/null 2>&1")
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+        chosen = allowed[-max(1, cores) :]
+        os.sched_setaffinity(0, chosen)
+        return chosen
+    except (AttributeError, OSError):
+        return []
+
+
+def _preload() -> float:
+    """Import TensorFlow, Keras and Beam once: every trial's fork starts warm."""
+    t0 = time.perf_counter()
+    for name in ("tensorflow", "keras", "apache_beam", "pyarrow.parquet", "pandas"):
+        with contextlib.suppress(Exception):
+            __import__(name)
+    return time.perf_counter() - t0
+
+
+class _Agent:
+    def __init__(self, opts: AgentOptions, paths: AgentPaths) -> None:
+        self.opts = opts
+        self.paths = paths
+        self.stop_requested = False
+        self.yields: list[float] = []
+        self.status: dict[str, Any] = {
+            "pid": os.getpid(),
+            "config": str(opts.config),
+            "storage": paths.storage_url,
+            "cores": opts.cores,
+            "started": time.time(),
+            "state": "starting",
+        }
+        self.last_user_run = 0.0
+        self.space: Any = None
+
+    # -- status ---------------------------------------------------------------------
+
+    def update(self, **fields: Any) -> None:
+        self.status.update(fields)
+        self.status["yields"] = {
+            "count": len(self.yields),
+            "latencies_ms": [round(x * 1000, 1) for x in self.yields[-50:]],
+        }
+        self.paths.write_status(self.status)
+
+    def counts(self, study: Any) -> None:
+        from optuna.trial import TrialState
+
+        counts: dict[str, int] = {}
+        for t in study.get_trials(deepcopy=False):
+            counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+        best = None
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if done:
+            b = study.best_trial
+            best = {"trial": b.number, "value": b.value, "params": b.params}
+        self.update(trials=counts, best=best)
+
+    # -- waiting for think time -------------------------------------------------------
+
+    def wait_idle(self) -> bool:
+        """Block while a user run is in progress or ended less than resume_after ago."""
+        from helix_tf.activity import user_run_active
+
+        while not self.stop_requested:
+            if user_run_active(self.paths.home):
+                self.last_user_run = time.monotonic()
+                if self.status.get("state") != "paused":
+                    self.update(state="paused", reason="a user run is in progress")
+            elif time.monotonic() - self.last_user_run < self.opts.resume_after:
+                if self.status.get("state") != "resuming":
+                    self.update(
+                        state="resuming",
+                        reason=f"resumes {self.opts.resume_after:g}s after the user's run ended",
+                    )
+            else:
+                return True
+            time.sleep(0.1)
+        return False
+
+    # -- one run in a child -----------------------------------------------------------
+
+    def run(
+        self,
+        overrides: dict[str, Any],
+        *,
+        validation: Validation | None,
+        approx: Approx | None = None,
+        materialize: str = "helix",
+    ) -> Finished | Yielded | Stopped:
+        opts = self.opts
+
+        def work() -> dict[str, Any]:
+            r = api.run(
+                opts.config,
+                params=overrides,
+                data_dir=opts.data_dir,
+                store=opts.store,
+                approx=approx,
+                validation=validation,
+                materialize=materialize,
+                tag=TAG,
+            )
+            states: dict[str, int] = {}
+            for n in r.nodes:
+                states[n.state] = states.get(n.state, 0) + 1
+            return {
+                "metrics": r.metrics,
+                "intervals": {k: list(v) for k, v in r.intervals.items()},
+                "approx": r.approx,
+                "wall_seconds": r.wall_seconds,
+                "states": states,
+                "run_id": r.run_id,
+                "version": r.version,
+            }
+
+        outcome = run_in_child(
+            work, home=self.paths.home, stop=lambda: self.stop_requested, poll=opts.poll
+        )
+        if isinstance(outcome, Yielded):
+            self.last_user_run = time.monotonic()
+            if outcome.latency is not None:
+                self.yields.append(outcome.latency)
+            log.info("yielded to a user run after %.0f ms", (outcome.latency or 0) * 1000)
+        return outcome
+
+    def run_until_done(self, overrides: dict[str, Any], **kwargs: Any) -> Finished | None:
+        """Run again after every yield until it finishes; None when the agent stops."""
+        while self.wait_idle():
+            outcome = self.run(overrides, **kwargs)
+            if isinstance(outcome, Finished):
+                return outcome
+            if isinstance(outcome, Stopped):
+                return None
+        return None
+
+    # -- the search -------------------------------------------------------------------
+
+    def approx_is_cheaper(self, overrides: dict[str, Any], approx: Approx) -> bool:
+        try:
+            exact = api.plan(
+                self.opts.config,
+                params=overrides,
+                data_dir=self.opts.data_dir,
+                store=self.opts.store,
+                validation=self.opts.validation,
+            )
+            cheap = api.plan(
+                self.opts.config,
+                params=overrides,
+                data_dir=self.opts.data_dir,
+                store=self.opts.store,
+                validation=self.opts.validation,
+                approx=approx,
+            )
+        except HelixError:
+            return False
+        return (
+            cheap.approx
+            and cheap.estimated_seconds <= self.opts.approx_max_share * exact.estimated_seconds
+        )
+
+    def baseline(self, study: Any) -> dict[str, Any] | None:
+        """The user's version (the config as written) on the validation split."""
+        known = study.user_attrs.get("baseline_validation")
+        if known is not None:
+            return known
+        self.update(state="running", reason="the user's version on the validation split")
+        done = self.run_until_done({}, validation=self.opts.validation)
+        if done is None or done.result is None:
+            if done is not None:
+                log.error("the user's version failed on the validation split: %s", done.error)
+            return None
+        metric = preferred_metric(done.result["metrics"])
+        study.set_user_attr("metric", metric)
+        study.set_user_attr("baseline_validation", done.result)
+        return done.result
+
+    def trial(self, study: Any, space: Any, metric: str) -> None:
+        from optuna.trial import TrialState
+
+        trial = study.ask()
+        overrides = suggest(trial, space)
+        self.update(state="running", reason="", trial=trial.number, rung=None)
+        approx = Approx(sample=self.opts.approx_sample)
+        rungs: list[Approx | None] = [approx] if self.approx_is_cheaper(overrides, approx) else []
+        rungs.append(None)
+        for step, rung in enumerate(rungs):
+            self.update(rung="approximate" if rung is not None else "exact")
+            outcome = self.run(overrides, validation=self.opts.validation, approx=rung)
+            if not isinstance(outcome, Finished):
+                study.tell(trial, state=TrialState.FAIL)
+                study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
+                return
+            if outcome.result is None or metric not in outcome.result["metrics"]:
+                trial.set_user_attr("error", outcome.error or f"no metric {metric!r}")
+                study.tell(trial, state=TrialState.FAIL)
+                return
+            value = float(outcome.result["metrics"][metric])
+            exact = not outcome.result["approx"]
+            trial.set_user_attr(
+                "rung_exact" if exact else "rung_approx",
+                {**outcome.result, "seconds": outcome.seconds},
+            )
+            if exact:
+                study.tell(trial, value)
+                return
+            trial.report(value, step + 1)  # the pruner's rung 0 is at resource 1
+            if trial.should_prune():
+                study.tell(trial, state=TrialState.PRUNED)
+                return
+
+    def verify(self, study: Any, metric: str, baseline_value: float) -> None:
+        """Exact test runs of the best trials that beat the user's version on validation."""
+        from optuna.trial import TrialState
+
+        sign = 1 if study.direction.name == "MAXIMIZE" else -1
+        done = [
+            t
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if sign * (t.value - baseline_value) > 0
+        ]
+        done.sort(key=lambda t: -sign * t.value)
+        for t in done[: self.opts.verify_top]:
+            if f"verified:{t.number}" in study.user_attrs or self.stop_requested:
+                continue
+            self.update(state="verifying", reason=f"trial {t.number} on the test split")
+            if "baseline_test" not in study.user_attrs:
+                base = self.run_until_done({}, validation=None, materialize="all")
+                if base is None or base.result is None:
+                    return
+                study.set_user_attr("baseline_test", base.result)
+            mine = self.run_until_done(dict(t.params), validation=None, materialize="all")
+            if mine is None:
+                return
+            record: dict[str, Any] = {"test": mine.result, "error": mine.error}
+            if mine.result is not None:
+                try:
+                    old = versions.stored_predictions(
+                        self.opts.config, data_dir=self.opts.data_dir, store=self.opts.store
+                    )
+                    new = versions.stored_predictions(
+                        self.opts.config,
+                        params=dict(t.params),
+                        data_dir=self.opts.data_dir,
+                        store=self.opts.store,
+                    )
+                    record["difference"] = versions.compare_predictions(
+                        old, new, seed=self.opts.seed
+                    ).to_dict()
+                except HelixError as exc:
+                    record["error"] = str(exc)
+            diff = record.get("difference")
+            if diff and diff["significant"] and sign * diff["difference"] > 0:
+                record["ablation"] = self.ablate(dict(t.params), float(t.value), metric, sign)
+            study.set_user_attr(f"verified:{t.number}", record)
+
+    def ablate(
+        self, params: dict[str, Any], value: float, metric: str, sign: int
+    ) -> dict[str, Any]:
+        """Revert each change of a winner in turn (validation runs): which ones matter.
+
+        A change *matters* when reverting it alone makes the validation metric worse.
+        """
+        current = self.space.current if self.space is not None else {}
+        changed = [k for k, v in params.items() if k in current and current[k] != v]
+        out: dict[str, Any] = {}
+        if len(changed) < 2:
+            return out
+        for key in changed:
+            self.update(state="verifying", reason=f"ablation: reverting {key}")
+            done = self.run_until_done(
+                {**params, key: current[key]}, validation=self.opts.validation
+            )
+            if done is None:
+                break
+            if done.result is None or metric not in done.result["metrics"]:
+                out[key] = {"error": done.error}
+                continue
+            without = float(done.result["metrics"][metric])
+            effect = sign * (value - without)
+            out[key] = {"without": without, "effect": effect, "matters": effect > 0}
+        return out
+
+    def search(self) -> bool:
+        """Search until stopped or done; True when the config changed (search again)."""
+        opts = self.opts
+        space = search_space(opts.config, data_dir=opts.data_dir)
+        self.space = space
+        # The study is named by what the search sees: the validation workflow.
+        view = versions.describe(opts.config, data_dir=opts.data_dir, validation=opts.validation)
+        name = study_name(view.name, view.digest)
+        study = open_study(
+            self.paths, name, direction=_direction(view.dag), seed=opts.seed, create=True
+        )
+        study.set_user_attr("config", str(opts.config))
+        study.set_user_attr("base_digest", view.digest)
+        study.set_user_attr("space", space.to_dict())
+        rebased = rebase(study, self.paths, view.name, space)
+        if rebased:
+            log.info("the config changed: starting from the previous study's best %s", rebased)
+        orphans = fail_orphans(study)
+        if orphans:
+            log.warning(
+                "trials %s were left running by a stopped agent: failed, queued again", orphans
+            )
+        self.update(study=name, state="running", orphans_failed=orphans, rebased=rebased)
+        if opts.preload and "preload_seconds" not in self.status:
+            self.update(preload_seconds=round(_preload(), 2))
+        base = self.baseline(study)
+        if base is None:
+            self.update(
+                state="stopped" if self.stop_requested else "failed",
+                reason="the user's version could not be run on the validation split",
+            )
+            return False
+        metric = study.user_attrs["metric"]
+        baseline_value = float(base["metrics"][metric])
+        self.update(metric=metric, baseline_validation=baseline_value)
+        while not self.stop_requested:
+            finished = len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()])
+            if opts.max_trials is not None and finished >= opts.max_trials:
+                self.verify(study, metric, baseline_value)
+                self.counts(study)
+                self.update(state="done", reason=f"{opts.max_trials} trials finished", rung=None)
+                return False
+            if not self.wait_idle():
+                break
+            try:
+                now = versions.describe(
+                    opts.config, data_dir=opts.data_dir, validation=opts.validation
+                )
+            except HelixError as exc:  # e.g. saved halfway through an edit
+                self.update(state="waiting", reason=f"the config does not compile: {exc}")
+                time.sleep(2)
+                continue
+            if now.digest != view.digest:
+                log.info("the config changed: a new study starts from this one's best trials")
+                self.update(state="restarting", reason="the config changed")
+                return True
+            self.trial(study, space, metric)
+            self.counts(study)
+            self.verify(study, metric, baseline_value)
+        self.update(state="stopped", reason="agent stop", rung=None)
+        return False
+
+
+def serve(opts: AgentOptions) -> None:
+    """Run the agent for ``opts.config`` until stopped (SIGTERM) or ``max_trials`` finish."""
+    paths = AgentPaths.of(opts.config, opts.store)
+    paths.folder.mkdir(parents=True, exist_ok=True)
+    lock = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock)
+        raise AgentBusyError(
+            f"an agent is already running for the store {paths.home}; "
+            "`helix-tf agent stop` it first"
+        ) from None
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(max(1, opts.cores)))
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    agent = _Agent(opts, paths)
+    register(os.getpid(), paths.home)
+    chosen = _lower_priority(opts.cores)
+
+    def request_stop(signum: int, frame: Any) -> None:
+        agent.stop_requested = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    agent.update(state="starting", cpus=chosen, nice=os.nice(0))
+    try:
+        while agent.search():
+            pass
+    except Exception as exc:
+        log.exception("the agent failed")
+        agent.update(state="failed", reason=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        unregister(os.getpid())
+        os.close(lock)

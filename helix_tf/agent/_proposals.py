@@ -1,0 +1,272 @@
+"""Proposals: the study's trials, ranked, as changes to the user's version.
+
+A proposal is a trial's ``-p`` overrides that differ from the config as
+written, with its validation metric (at the rung it reached), its verified
+test metrics when the agent verified it, and the paired-bootstrap interval on
+the test difference against the user's version. It is **better** only when it
+was verified and that interval excludes 0 on the good side.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import os
+import shlex
+from typing import Any
+
+from helix_tf import versions
+from helix_tf.agent._study import AgentPaths, open_study, study_name
+from helix_tf.errors import ConfigError
+from helix_tf.validation import Validation
+
+__all__ = ["Proposal", "Report", "load_report", "render_text", "render_html", "overrides_args"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Proposal:
+    rank: int
+    trial: int
+    overrides: dict[str, Any]
+    validation: dict[str, Any]
+    test: dict[str, Any] | None
+    difference: dict[str, Any] | None
+    better: bool
+    changes: list[dict[str, Any]]
+    cost_seconds: float
+    #: For a better proposal with several changes: per changed key, the validation
+    #: metric with that change alone reverted, and whether reverting it hurts.
+    ablation: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "args": overrides_args(self.overrides)}
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Report:
+    config: str
+    study: str
+    storage: str
+    stale: bool
+    metric: str | None
+    direction: str
+    baseline_validation: dict[str, Any] | None
+    baseline_test: dict[str, Any] | None
+    trials: dict[str, int]
+    proposals: tuple[Proposal, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["proposals"] = [p.to_dict() for p in self.proposals]
+        return out
+
+
+def overrides_args(overrides: dict[str, Any]) -> list[str]:
+    """``-p`` arguments that reproduce ``overrides`` (shell-quoted where needed)."""
+    return [f"-p {shlex.quote(f'{k}={v!r}')}" for k, v in sorted(overrides.items())]
+
+
+def _find_study(paths: AgentPaths, name: str, workflow: str) -> tuple[Any, bool]:
+    """The study of the current version, else the newest of the workflow (stale)."""
+    study = open_study(paths, name, create=False)
+    if study is not None:
+        return study, False
+    if not paths.study_db.exists():
+        return None, False
+    import optuna
+
+    names = [
+        s.study_name
+        for s in optuna.get_all_study_summaries(paths.storage_url)
+        if s.study_name.startswith(f"{workflow}@")
+    ]
+    if not names:
+        return None, False
+    return open_study(paths, names[-1], create=False), True
+
+
+def load_report(
+    config: str | os.PathLike[str], *, store: str | None = None, data_dir: str | None = None
+) -> Report:
+    """The ranked proposals for ``config`` from its agent's study."""
+    from optuna.trial import TrialState
+
+    paths = AgentPaths.of(config, store)
+    view = versions.describe(config, data_dir=data_dir, validation=Validation())
+    name = study_name(view.name, view.digest)
+    study, stale = _find_study(paths, name, view.name)
+    if study is None:
+        raise ConfigError(
+            f"no agent study for {config} in {paths.study_db}; start one with "
+            f"`helix-tf agent start {config}`"
+        )
+    attrs = study.user_attrs
+    metric = attrs.get("metric")
+    current = {
+        k: d.get("current") for k, d in (attrs.get("space") or {}).get("dimensions", {}).items()
+    }
+    sign = 1 if study.direction.name == "MAXIMIZE" else -1
+    counts: dict[str, int] = {}
+    candidates: dict[str, tuple[Any, dict[str, Any]]] = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+        if t.state not in (TrialState.COMPLETE, TrialState.PRUNED) or not metric:
+            continue
+        overrides = {k: v for k, v in t.params.items() if current.get(k, object()) != v}
+        if not overrides:
+            continue
+        key = json.dumps(overrides, sort_keys=True, default=str)
+        value = _validation(t, metric)
+        if value is None:
+            continue
+        best = candidates.get(key)
+        if best is None or sign * value["value"] > sign * best[1]["value"]:
+            candidates[key] = (t, value)
+    rows = []
+    for t, validation in candidates.values():
+        verified = attrs.get(f"verified:{t.number}")
+        test = (verified or {}).get("test")
+        difference = (verified or {}).get("difference")
+        better = bool(
+            difference
+            and difference.get("significant")
+            and sign * float(difference["difference"]) > 0
+        )
+        cost = sum(
+            float((t.user_attrs.get(k) or {}).get("seconds", 0.0))
+            for k in ("rung_approx", "rung_exact")
+        )
+        rows.append((t, validation, test, difference, better, cost, verified or {}))
+    rows.sort(
+        key=lambda r: (
+            0 if r[4] else 1 if r[2] is not None else 2,
+            -sign * float(r[3]["difference"]) if r[3] else 0.0,
+            -sign * r[1]["value"] if r[1]["exact"] else float("inf"),
+        )
+    )
+    proposals = []
+    for rank, (t, validation, test, difference, better, cost, verified) in enumerate(rows, start=1):
+        overrides = {k: v for k, v in t.params.items() if current.get(k, object()) != v}
+        proposals.append(
+            Proposal(
+                rank=rank,
+                trial=t.number,
+                overrides=overrides,
+                validation=validation,
+                test=test,
+                difference=difference,
+                better=better,
+                changes=versions.logical_diff(config, overrides, data_dir=data_dir),
+                cost_seconds=round(cost, 3),
+                ablation=verified.get("ablation") or {},
+            )
+        )
+    return Report(
+        config=str(config),
+        study=study.study_name,
+        storage=paths.storage_url,
+        stale=stale,
+        metric=metric,
+        direction=study.direction.name.lower(),
+        baseline_validation=attrs.get("baseline_validation"),
+        baseline_test=attrs.get("baseline_test"),
+        trials=counts,
+        proposals=tuple(proposals),
+    )
+
+
+def _validation(t: Any, metric: str) -> dict[str, Any] | None:
+    for key, exact in (("rung_exact", True), ("rung_approx", False)):
+        rung = t.user_attrs.get(key)
+        if rung and metric in rung.get("metrics", {}):
+            interval = (rung.get("intervals") or {}).get(metric)
+            return {
+                "metric": metric,
+                "value": float(rung["metrics"][metric]),
+                "exact": exact,
+                "interval": interval,
+            }
+    return None
+
+
+def _fmt_validation(v: dict[str, Any]) -> str:
+    if v["exact"]:
+        return f"{v['metric']} {v['value']:.4f} (exact)"
+    iv = v.get("interval")
+    tail = f" [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else ""
+    return f"{v['metric']} ≈{v['value']:.4f}{tail} (approximate rung)"
+
+
+def _fmt_difference(d: dict[str, Any] | None) -> str:
+    if not d:
+        return "not verified"
+    return (
+        f"test {d['metric']} {d['new']:.4f} vs {d['old']:.4f}: {d['difference']:+.4f} "
+        f"[{d['low']:+.4f}, {d['high']:+.4f}] over {d['rows']} rows"
+    )
+
+
+def render_text(report: Report) -> list[str]:
+    """The report as lines for the terminal."""
+    lines = [
+        f"study {report.study} ({report.storage})"
+        + ("  STALE: the config changed since this study started" if report.stale else ""),
+        "trials: " + ", ".join(f"{n} {s}" for s, n in sorted(report.trials.items())),
+    ]
+    bv, bt = report.baseline_validation, report.baseline_test
+    if bv and report.metric:
+        lines.append(
+            f"your version: validation {report.metric} {bv['metrics'][report.metric]:.4f}"
+            + (f", test {report.metric} {bt['metrics'][report.metric]:.4f}" if bt else "")
+        )
+    if not report.proposals:
+        lines.append("no proposals yet")
+    for p in report.proposals:
+        mark = "better" if p.better else "verified, not better" if p.test else "unverified"
+        lines.append(
+            f"#{p.rank} [{mark}] trial {p.trial}: validation {_fmt_validation(p.validation)}; "
+            f"{_fmt_difference(p.difference)}; cost {p.cost_seconds:.1f}s"
+        )
+        for c in p.changes:
+            lines.append(f"    {c['change']} {c['name']}: " + "; ".join(c["details"]))
+        for key, a in sorted(p.ablation.items()):
+            if "effect" in a:
+                verdict = "matters" if a["matters"] else "does not matter"
+                lines.append(
+                    f"    ablation: {key} {verdict} (reverted alone: validation "
+                    f"{a['without']:.4f}, {-a['effect']:+.4f})"
+                )
+        lines.append("    " + " ".join(overrides_args(p.overrides)))
+    return lines
+
+
+def render_html(report: Report) -> str:
+    """The report as one self-contained HTML page."""
+    e = html.escape
+    rows = []
+    for p in report.proposals:
+        changes = "<br>".join(
+            e(f"{c['change']} {c['name']}: " + "; ".join(c["details"])) for c in p.changes
+        )
+        rows.append(
+            "<tr>"
+            f"<td>{p.rank}</td><td>{'better' if p.better else 'verified' if p.test else '—'}</td>"
+            f"<td>{e(_fmt_validation(p.validation))}</td>"
+            f"<td>{e(_fmt_difference(p.difference))}</td>"
+            f"<td>{changes}</td><td><code>{e(' '.join(overrides_args(p.overrides)))}</code></td>"
+            f"<td>{p.cost_seconds:.1f}s</td></tr>"
+        )
+    stale = (
+        "<p><b>Stale:</b> the config changed since this study started.</p>" if report.stale else ""
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>helix-tf agent report: {e(report.study)}</title>"
+        "<style>body{font-family:sans-serif}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px;vertical-align:top}</style></head><body>"
+        f"<h1>Agent proposals for {e(report.config)}</h1>"
+        f"<p>study {e(report.study)} — {e(report.storage)}</p>{stale}"
+        "<table><tr><th>#</th><th>status</th><th>validation</th><th>test difference</th>"
+        "<th>changes</th><th>-p</th><th>cost</th></tr>" + "".join(rows) + "</table></body></html>"
+    )

@@ -1,0 +1,204 @@
+"""The agent's files beside the store, and its Optuna study (RDB storage in SQLite).
+
+One study per base version: its name is the workflow's name and the digest of
+the config as written (no ``-p``), so an edit of the config starts a new study
+in the same database. Only the agent process writes to the database (its
+trial children return results through a pipe), and the database is in WAL
+mode: readers (``agent status``/``report``, ``optuna-dashboard``) never block
+the writer and are never blocked, so SQLite's "database is locked" has no
+second writer to come from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from helix_tf.activity import home_of
+from helix_tf.search import Choice, Float, Int, SearchSpace
+
+__all__ = [
+    "AgentPaths",
+    "open_study",
+    "study_name",
+    "suggest",
+    "fail_orphans",
+    "rebase",
+    "LOWER_IS_BETTER",
+]
+
+#: Metric keys where smaller is better (the study minimises them).
+LOWER_IS_BETTER = ("loss", "error", "rmse", "mae", "mse")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AgentPaths:
+    """Where one config's agent keeps its study, status, pid and log."""
+
+    home: Path
+
+    @classmethod
+    def of(cls, config: str | os.PathLike[str], store: str | None = None) -> AgentPaths:
+        return cls(home=home_of(config, store))
+
+    @property
+    def folder(self) -> Path:
+        return self.home / "agent"
+
+    @property
+    def study_db(self) -> Path:
+        return self.folder / "study.db"
+
+    @property
+    def storage_url(self) -> str:
+        return f"sqlite:///{self.study_db}"
+
+    @property
+    def status(self) -> Path:
+        return self.folder / "status.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.folder / "agent.lock"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "agent.log"
+
+    def read_status(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.status.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def write_status(self, status: dict[str, Any]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".status.{os.getpid()}"
+        tmp.write_text(json.dumps({**status, "updated": time.time()}, sort_keys=True, default=str))
+        os.replace(tmp, self.status)
+
+
+def study_name(workflow: str, digest: str) -> str:
+    return f"{workflow}@{digest[:12]}"
+
+
+def _storage(paths: AgentPaths, *, create: bool) -> Any:
+    import optuna
+
+    if create:
+        paths.folder.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(paths.study_db, timeout=60) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+    elif not paths.study_db.exists():
+        return None
+    return optuna.storages.RDBStorage(
+        paths.storage_url,
+        engine_kwargs={"connect_args": {"timeout": 60}},
+        skip_compatibility_check=False,
+    )
+
+
+def open_study(
+    paths: AgentPaths, name: str, *, direction: str = "maximize", seed: int = 0, create: bool
+) -> Any:
+    """The study ``name`` (created with ``create``), TPE-sampled, successive-halving pruned."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = _storage(paths, create=create)
+    if storage is None:
+        return None
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
+    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if create:
+        return optuna.create_study(
+            study_name=name,
+            storage=storage,
+            direction=direction,
+            sampler=sampler,
+            pruner=pruner,
+            load_if_exists=True,
+        )
+    try:
+        return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+    except KeyError:
+        return None
+
+
+def suggest(trial: Any, space: SearchSpace) -> dict[str, Any]:
+    """One value per dimension, named by its ``-p`` key."""
+    out: dict[str, Any] = {}
+    for key, dim in space.dimensions.items():
+        if isinstance(dim, Float):
+            out[key] = trial.suggest_float(key, dim.low, dim.high, log=dim.log)
+        elif isinstance(dim, Int):
+            out[key] = trial.suggest_int(key, dim.low, dim.high, log=dim.log)
+        elif isinstance(dim, Choice):
+            out[key] = trial.suggest_categorical(key, list(dim.values))
+    return out
+
+
+def fail_orphans(study: Any) -> list[int]:
+    """Trials left running by a killed agent: failed, and their parameters queued again."""
+    from optuna.trial import TrialState
+
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study.tell(t.number, state=TrialState.FAIL)
+        if t.params:
+            study.enqueue_trial(t.params, user_attrs={"requeued_from": t.number})
+        failed.append(t.number)
+    return failed
+
+
+def _fits(dim: Any, value: Any) -> bool:
+    if isinstance(dim, Choice):
+        return value in dim.values
+    if isinstance(dim, Int) and (isinstance(value, bool) or not isinstance(value, int)):
+        return False
+    return isinstance(value, int | float) and dim.low <= value <= dim.high
+
+
+def rebase(
+    study: Any, paths: AgentPaths, workflow: str, space: SearchSpace, top: int = 3
+) -> list[str]:
+    """A new study starts from the best trials of the previous one (the user's version moved).
+
+    Their values that still fit this space are queued first; the rest is sampled.
+    Returns where each queued trial came from (``study#trial``).
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    if study.get_trials(deepcopy=False):
+        return []
+    others = [
+        s.study_name
+        for s in optuna.get_all_study_summaries(paths.storage_url)
+        if s.study_name.startswith(f"{workflow}@") and s.study_name != study.study_name
+    ]
+    if not others:
+        return []
+    previous = optuna.load_study(study_name=others[-1], storage=paths.storage_url)
+    sign = -1 if previous.direction.name == "MAXIMIZE" else 1
+    best = sorted(
+        previous.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+        key=lambda t: sign * t.value,
+    )[:top]
+    queued = []
+    for t in best:
+        params = {
+            k: v
+            for k, v in t.params.items()
+            if k in space.dimensions and _fits(space.dimensions[k], v)
+        }
+        if params:
+            origin = f"{previous.study_name}#{t.number}"
+            study.enqueue_trial(params, user_attrs={"rebased_from": origin})
+            queued.append(origin)
+    return queued

@@ -1,0 +1,292 @@
+"""``helix-tf agent ...``: start, watch, stop the think-time agent; review and apply proposals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from helix_tf.errors import HelixError
+
+__all__ = ["agent"]
+
+
+def _echo_error(exc: BaseException) -> None:
+    click.echo(f"error: {exc}", err=True)
+    raise SystemExit(1)
+
+
+_data_dir = click.option(
+    "--data-dir", envvar="HELIX_TF_DATA", default=None, help="Folder holding the shared data."
+)
+_store = click.option("--store", default=None, help="The store's local folder (default .helix/).")
+_json = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+
+
+@click.group()
+def agent() -> None:
+    """The think-time agent: Optuna search over the config's space, reviewed from here."""
+
+
+@agent.command()
+@click.argument("config", type=click.Path(dir_okay=False, exists=True))
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE")
+@_data_dir
+@_json
+def space(config: str, params: tuple[str, ...], data_dir: str | None, as_json: bool) -> None:
+    """Print the space the agent searches for CONFIG (its SEARCH, or one derived from it)."""
+    from helix_tf.search import search_space
+
+    try:
+        found = search_space(config, params=list(params), data_dir=data_dir)
+    except HelixError as exc:
+        _echo_error(exc)
+        return
+    if as_json:
+        click.echo(json.dumps(found.to_dict(), sort_keys=True, default=str))
+        return
+    origin = "declared in SEARCH" if found.declared else "derived from the workflow"
+    click.echo(f"search space of {config} ({origin}):")
+    for line in found.lines():
+        click.echo(f"  {line}")
+
+
+@agent.command()
+@click.argument("config", type=click.Path(dir_okay=False, exists=True))
+@_data_dir
+@_store
+@click.option("--cores", type=int, default=1, show_default=True, help="CPU cores it may use.")
+@click.option("--seed", type=int, default=0, show_default=True, help="The sampler's seed.")
+@click.option("--trials", type=int, default=None, help="Stop after this many trials.")
+@click.option(
+    "--resume-after",
+    type=float,
+    default=3.0,
+    show_default=True,
+    help="Seconds after a user run ends before the agent resumes.",
+)
+@click.option("--wait", "wait_s", type=float, default=60, show_default=True)
+def start(
+    config: str,
+    data_dir: str | None,
+    store: str | None,
+    cores: int,
+    seed: int,
+    trials: int | None,
+    resume_after: float,
+    wait_s: float,
+) -> None:
+    """Search for better variants of CONFIG in the background, at the lowest priority."""
+    from helix_tf.agent._study import AgentPaths
+    from helix_tf.config import find_data_dir
+
+    path = Path(config).resolve()
+    paths = AgentPaths.of(path, store)
+    try:
+        data = find_data_dir(data_dir, path)
+    except HelixError as exc:
+        _echo_error(exc)
+        return
+    cmd = [sys.executable, "-m", "helix_tf.agent", str(path), "--cores", str(cores)]
+    cmd += ["--seed", str(seed), "--resume-after", str(resume_after)]
+    if data is not None:
+        cmd += ["--data-dir", str(data)]
+    if store:
+        cmd += ["--store", str(Path(store).resolve()) if "://" not in store else store]
+    if trials is not None:
+        cmd += ["--trials", str(trials)]
+    paths.folder.mkdir(parents=True, exist_ok=True)
+    previous = paths.read_status() or {}
+    with open(paths.log, "ab") as log:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+        )
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        status = paths.read_status() or {}
+        if status.get("pid") == proc.pid and status != previous:
+            click.echo(
+                f"agent started (pid {proc.pid}, {cores} core(s), lowest priority); "
+                f"study {paths.storage_url}; log {paths.log}"
+            )
+            return
+        if proc.poll() is not None:
+            tail = paths.log.read_text(errors="replace").splitlines()[-5:]
+            raise click.ClickException(
+                f"the agent exited with status {proc.returncode}: " + " | ".join(tail)
+            )
+        time.sleep(0.1)
+    raise click.ClickException(f"the agent did not start within {wait_s:.0f}s; see {paths.log}")
+
+
+def _homes(config: str | None, store: str | None) -> list[Path]:
+    from helix_tf.activity import home_of
+    from helix_tf.agent._registry import running_homes
+
+    if config is not None:
+        return [home_of(config, store)]
+    return running_homes()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@agent.command()
+@click.argument("config", required=False, type=click.Path(dir_okay=False))
+@_store
+@_json
+def status(config: str | None, store: str | None, as_json: bool) -> None:
+    """Trials, current rung, best so far and why paused (CONFIG's agent, or every running one)."""
+    from helix_tf.agent._study import AgentPaths
+
+    found = []
+    for home in _homes(config, store):
+        st = AgentPaths(home=home).read_status()
+        if st is None:
+            continue
+        st["running"] = _alive(int(st.get("pid", 0))) and st.get("state") not in (
+            "done",
+            "stopped",
+            "failed",
+        )
+        found.append(st)
+    if as_json:
+        click.echo(json.dumps(found, sort_keys=True, default=str))
+        return
+    if not found:
+        click.echo("no agent is running" + (f" for {config}" if config else ""))
+        return
+    for st in found:
+        click.echo(_status_line(st))
+
+
+def _status_line(st: dict[str, Any]) -> str:
+    trials = ", ".join(f"{n} {s}" for s, n in sorted((st.get("trials") or {}).items()))
+    best = st.get("best")
+    best_text = (
+        f"best {st.get('metric')} {best['value']:.4f} (trial {best['trial']})"
+        if best
+        else "no best yet"
+    )
+    state = st.get("state", "?") if st.get("running") or st.get("state") != "running" else "dead"
+    why = f" — {st['reason']}" if st.get("reason") else ""
+    rung = f", rung {st['rung']}" if st.get("rung") else ""
+    y = st.get("yields") or {}
+    lat = y.get("latencies_ms") or []
+    yields = f"; yielded {y.get('count', 0)}x" + (f" (last {lat[-1]:.0f} ms)" if lat else "")
+    return (
+        f"{st.get('config')}: {state}{why}; pid {st.get('pid')}; trial {st.get('trial', '-')}{rung}; "
+        f"trials: {trials or 'none'}; {best_text}{yields}; study {st.get('storage')}"
+    )
+
+
+@agent.command()
+@click.argument("config", required=False, type=click.Path(dir_okay=False))
+@_store
+@click.option("--wait", "wait_s", type=float, default=60, show_default=True)
+def stop(config: str | None, store: str | None, wait_s: float) -> None:
+    """Stop CONFIG's agent (or every running one): the trial in progress is queued again."""
+    from helix_tf.agent._study import AgentPaths
+
+    stopped = 0
+    for home in _homes(config, store):
+        st = AgentPaths(home=home).read_status() or {}
+        pid = int(st.get("pid", 0))
+        if not pid or not _alive(pid):
+            continue
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + wait_s
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        stopped += 1
+        click.echo(f"agent stopped (pid {pid})")
+    if not stopped:
+        click.echo("no agent is running" + (f" for {config}" if config else ""))
+
+
+@agent.command()
+@click.argument("config", type=click.Path(dir_okay=False, exists=True))
+@_data_dir
+@_store
+@_json
+@click.option("--html", "html_path", default=None, type=click.Path(dir_okay=False))
+def report(
+    config: str, data_dir: str | None, store: str | None, as_json: bool, html_path: str | None
+) -> None:
+    """Ranked proposals: changes, validation metric, verified test difference with interval."""
+    from helix_tf.agent._proposals import load_report, render_html, render_text
+
+    try:
+        found = load_report(config, store=store, data_dir=data_dir)
+    except HelixError as exc:
+        _echo_error(exc)
+        return
+    if html_path:
+        Path(html_path).write_text(render_html(found), encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(found.to_dict(), sort_keys=True, default=str))
+        return
+    for line in render_text(found):
+        click.echo(line)
+    if html_path:
+        click.echo(f"report written to {html_path}")
+
+
+@agent.command()
+@click.argument("config", type=click.Path(dir_okay=False, exists=True))
+@click.argument("number", type=int)
+@_data_dir
+@_store
+@click.option("--print", "print_only", is_flag=True, help="Print the -p overrides instead.")
+def apply(
+    config: str, number: int, data_dir: str | None, store: str | None, print_only: bool
+) -> None:
+    """Take proposal NUMBER into CONFIG: show the diff of the config and write it."""
+    from helix_tf import versions
+    from helix_tf.agent._apply import apply_proposal
+    from helix_tf.agent._proposals import load_report, overrides_args
+
+    try:
+        found = load_report(config, store=store, data_dir=data_dir)
+        chosen = [p for p in found.proposals if p.rank == number]
+        if not chosen:
+            raise HelixError(
+                f"no proposal {number}; the report has {len(found.proposals)} "
+                "(see `helix-tf agent report`)"
+            )
+        proposal = chosen[0]
+        if print_only:
+            click.echo(" ".join(overrides_args(proposal.overrides)))
+            return
+        declared = set(versions.describe(config, data_dir=data_dir).params)
+        applied = apply_proposal(
+            config,
+            proposal.overrides,
+            label=f"agent{number}",
+            declared=declared,
+            data_dir=data_dir,
+        )
+    except HelixError as exc:
+        _echo_error(exc)
+        return
+    click.echo(applied.diff, nl=False)
+    if applied.new_file:
+        for reason in applied.reasons:
+            click.echo(f"not written in place: {reason}")
+        click.echo(f"written to a new config beside the original: {applied.path}")
+    else:
+        click.echo(f"written to {applied.path}")

@@ -1,0 +1,256 @@
+"""Search spaces for the think-time agent: what it may change in a config, and how far.
+
+A config may declare next to ``PARAMS``::
+
+    from helix_tf import search
+
+    PARAMS = {"model": "linear", "use_gain": True}
+    SEARCH = {
+        "learner.l2": search.Float(1e-6, 1e-2, log=True),      # an operator parameter
+        "learner.learning_rate": search.Float(1e-3, 0.1, log=True),
+        "model": search.Choice("linear", "dnn"),              # an operator swap (a PARAMS key)
+        "use_gain": search.Choice(True, False),               # an optional feature
+    }
+
+Every key is something ``-p`` accepts (``node.param`` or a declared PARAMS key),
+so every proposal is a reproducible ``-p`` change. Without ``SEARCH`` the agent
+derives a space from the workflow: learner hyper-parameters around their
+current values (regularisation, learning rate, epochs, batch size) and vocabulary
+minimum counts (current, ×5, ×25) (:func:`search_space`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from helix_tf.errors import ConfigError
+
+__all__ = ["Float", "Int", "Choice", "SearchSpace", "search_space", "SEARCH_NAME"]
+
+#: The module-level name a config declares its space under.
+SEARCH_NAME = "SEARCH"
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Float:
+    """A real number in ``[low, high]``, searched on a log scale with ``log=True``.
+
+    >>> Float(1e-4, 1e-1, log=True).describe()
+    'float in [0.0001, 0.1], log scale'
+    """
+
+    low: float
+    high: float
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        _check_range(self, "Float")
+
+    def describe(self) -> str:
+        return f"float in [{self.low:g}, {self.high:g}]" + (", log scale" if self.log else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "float", "low": self.low, "high": self.high, "log": self.log}
+
+    def example(self) -> Any:
+        return float(self.low)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Int:
+    """An integer in ``[low, high]``, searched on a log scale with ``log=True``."""
+
+    low: int
+    high: int
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.low, int) and isinstance(self.high, int)):
+            raise ConfigError(
+                f"search.Int needs integer bounds, but got low={self.low!r}, high={self.high!r}"
+            )
+        _check_range(self, "Int")
+
+    def describe(self) -> str:
+        return f"int in [{self.low}, {self.high}]" + (", log scale" if self.log else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "int", "low": self.low, "high": self.high, "log": self.log}
+
+    def example(self) -> Any:
+        return int(self.low)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, init=False)
+class Choice:
+    """One of a few values (numbers, strings, booleans, None): ``Choice("linear", "dnn")``."""
+
+    values: tuple[Any, ...]
+
+    def __init__(self, *values: Any) -> None:
+        if len(values) == 1 and isinstance(values[0], list | tuple):
+            values = tuple(values[0])
+        if len(values) < 2:
+            raise ConfigError(f"search.Choice needs at least two values, but got {values!r}")
+        bad = [v for v in values if not (v is None or isinstance(v, bool | int | float | str))]
+        if bad:
+            raise ConfigError(
+                f"search.Choice values must be numbers, strings, booleans or None (what -p "
+                f"accepts), but got {bad!r}; name the alternatives in PARAMS and choose by name"
+            )
+        object.__setattr__(self, "values", tuple(values))
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(repr(v) for v in self.values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "choice", "values": list(self.values)}
+
+    def example(self) -> Any:
+        return self.values[0]
+
+
+Dimension = Float | Int | Choice
+
+
+def _check_range(dim: Float | Int, kind: str) -> None:
+    if not (_number(dim.low) and _number(dim.high)):
+        raise ConfigError(
+            f"search.{kind} needs finite numeric bounds, but got low={dim.low!r}, high={dim.high!r}"
+        )
+    if not dim.low < dim.high:
+        raise ConfigError(
+            f"search.{kind}: low < high must hold, but got low={dim.low!r}, high={dim.high!r}"
+        )
+    if dim.log and dim.low <= 0:
+        raise ConfigError(f"search.{kind}(log=True): low > 0 must hold, but got low={dim.low!r}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class SearchSpace:
+    """The dimensions the agent searches, keyed by ``-p`` key, and their current values."""
+
+    dimensions: dict[str, Dimension]
+    current: dict[str, Any]
+    declared: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "declared": self.declared,
+            "dimensions": {
+                k: {**d.to_dict(), "current": self.current.get(k)}
+                for k, d in self.dimensions.items()
+            },
+        }
+
+    def lines(self) -> list[str]:
+        """One line per dimension, for the CLI."""
+        return [
+            f"{k}: {d.describe()} (now {self.current.get(k)!r})" for k, d in self.dimensions.items()
+        ]
+
+
+def _log_around(value: float, factor: float, floor: float) -> Float:
+    if value > 0:
+        return Float(value / factor, value * factor, log=True)
+    return Float(floor, floor * factor * factor, log=True)
+
+
+def _derived(workflow: Any) -> tuple[dict[str, Dimension], dict[str, Any]]:
+    """A space from the workflow: learner hyper-parameters, vocabulary minimum counts."""
+    from helix_tf.components.features import Vocabulary
+    from helix_tf.components.learners import DNN, Learner
+
+    dims: dict[str, Dimension] = {}
+    current: dict[str, Any] = {}
+    for d in workflow.declarations:
+        op = d.op
+        if d.role == "train" and isinstance(op, Learner):
+            for name, floor in (("l1", 1e-6), ("l2", 1e-6)):
+                dims[f"{d.name}.{name}"] = _log_around(float(getattr(op, name)), 100.0, floor)
+            dims[f"{d.name}.learning_rate"] = _log_around(float(op.learning_rate), 10.0, 1e-3)
+            dims[f"{d.name}.epochs"] = Int(max(1, op.epochs // 2), max(2, op.epochs * 2))
+            sizes = sorted(
+                {max(32, op.batch_size // 4), max(32, op.batch_size // 2), op.batch_size}
+            )
+            if len(sizes) > 1:
+                dims[f"{d.name}.batch_size"] = Choice(*sizes)
+            if isinstance(op, DNN):
+                dims[f"{d.name}.dropout"] = Float(0.0, 0.5)
+                dims[f"{d.name}.embedding_dim"] = Choice(4, 8, 16)
+            names = (
+                "l1",
+                "l2",
+                "learning_rate",
+                "epochs",
+                "batch_size",
+                "dropout",
+                "embedding_dim",
+            )
+            for name in names:
+                if f"{d.name}.{name}" in dims:
+                    current[f"{d.name}.{name}"] = getattr(op, name)
+        elif d.role == "feature" and isinstance(op, Vocabulary):
+            # A few values, not a range: trials repeat them and so share preprocessing.
+            m = max(1, op.min_count)
+            dims[f"{d.name}.min_count"] = Choice(m, m * 5, m * 25)
+            current[f"{d.name}.min_count"] = op.min_count
+    return dims, current
+
+
+def search_space(
+    config: str | os.PathLike[str],
+    *,
+    params: Sequence[str] | Mapping[str, Any] = (),
+    data_dir: str | None = None,
+) -> SearchSpace:
+    """The space the agent searches for ``config``: its ``SEARCH``, or one derived from it.
+
+    Every key of a declared space is checked the way ``-p`` checks it (a declared
+    PARAMS key or ``node.param`` of a node that has that parameter); all problems
+    are reported together.
+    """
+    from helix_tf.config import _import, load_config
+
+    loaded = load_config(config, params, data_dir=data_dir)
+    module = _import(loaded.path)
+    declared = getattr(module, SEARCH_NAME, None)
+    if declared is None:
+        dims, current = _derived(loaded.workflow)
+        return SearchSpace(dimensions=dims, current=current, declared=False)
+    if not isinstance(declared, Mapping):
+        raise ConfigError(
+            f"{SEARCH_NAME} must be a dict of -p key -> search.Float/Int/Choice, "
+            f"but got {type(declared).__name__}",
+            path=str(loaded.path),
+        )
+    problems = [
+        f"{SEARCH_NAME}[{k!r}]: expected search.Float, search.Int or search.Choice, got {v!r}"
+        for k, v in declared.items()
+        if not isinstance(v, Float | Int | Choice)
+    ]
+    if problems:
+        raise ConfigError(problems, path=str(loaded.path))
+    # The keys must be what -p accepts: load with an example value of every dimension.
+    load_config(
+        config,
+        {**loaded.overrides, **{k: v.example() for k, v in declared.items()}},
+        data_dir=data_dir,
+    )
+    current = {}
+    for key in declared:
+        if key in loaded.params:
+            current[key] = loaded.params[key]
+        else:
+            node, _, name = key.partition(".")
+            op = loaded.workflow.declaration(node).op
+            current[key] = getattr(op, name, None)
+    return SearchSpace(dimensions=dict(declared), current=current, declared=True)

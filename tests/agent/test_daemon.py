@@ -1,0 +1,74 @@
+"""The agent loop's decisions, with the runs faked: ablation, metric choice, direction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from helix_tf import search
+from helix_tf.agent._child import Finished
+from helix_tf.agent._daemon import AgentOptions, _Agent, _direction, preferred_metric
+from helix_tf.agent._study import AgentPaths
+
+
+def test_ablation_keeps_only_changes_whose_reversal_hurts(tmp_path: Path) -> None:
+    agent = _Agent(AgentOptions(config=str(tmp_path / "c.py")), AgentPaths(home=tmp_path))
+    agent.space = search.SearchSpace(
+        dimensions={}, current={"learner.l2": 0.0, "x.min_count": 1}, declared=True
+    )
+    calls: list[dict[str, Any]] = []
+
+    def fake(params: dict[str, Any], **kwargs: Any) -> Finished:
+        calls.append(params)
+        # l2 helps (+0.05); min_count does nothing.
+        auc = 0.80 + (0.05 if params["learner.l2"] > 0 else 0.0)
+        return Finished(result={"metrics": {"auc": auc}}, error=None, seconds=0.1)
+
+    agent.run_until_done = fake  # type: ignore[method-assign]
+    out = agent.ablate({"learner.l2": 1e-3, "x.min_count": 5}, 0.85, "auc", sign=1)
+    assert calls == [
+        {"learner.l2": 0.0, "x.min_count": 5},
+        {"learner.l2": 1e-3, "x.min_count": 1},
+    ]
+    assert out["learner.l2"]["matters"] and not out["x.min_count"]["matters"]
+    assert agent.ablate({"learner.l2": 1e-3, "x.min_count": 1}, 0.85, "auc", sign=1) == {}
+
+
+def test_metric_and_direction() -> None:
+    assert preferred_metric({"accuracy": 0.8, "auc": 0.9}) == "auc"
+    assert preferred_metric({"accuracy": 0.8}) == "accuracy"
+    auc = {"nodes": [{"role": "evaluate", "extra": {"metrics": [{"op": "AUC"}]}}]}
+    rmse = {"nodes": [{"role": "evaluate", "extra": {"metrics": [{"op": "RMSE"}]}}]}
+    assert _direction(auc) == "maximize" and _direction(rmse) == "minimize"
+
+
+def test_approximate_rung_prunes_by_successive_halving(tmp_path: Path) -> None:
+    from optuna.trial import TrialState
+
+    from helix_tf.agent._study import open_study
+
+    agent = _Agent(AgentOptions(config=str(tmp_path / "c.py")), AgentPaths(home=tmp_path))
+    agent.update = lambda **fields: None  # type: ignore[method-assign]
+    space = search.SearchSpace(
+        dimensions={"x": search.Float(0.0, 1.0)}, current={"x": 0.5}, declared=True
+    )
+    study = open_study(AgentPaths(home=tmp_path), "w@1", create=True)
+    rungs: list[bool] = []
+
+    def fake_run(overrides: dict[str, Any], *, approx: Any = None, **kwargs: Any) -> Finished:
+        rungs.append(approx is not None)
+        return Finished(
+            result={"metrics": {"auc": overrides["x"]}, "approx": approx is not None},
+            error=None,
+            seconds=0.0,
+        )
+
+    agent.run = fake_run  # type: ignore[method-assign]
+    agent.approx_is_cheaper = lambda overrides, approx: True  # type: ignore[method-assign]
+    for x in (0.9, 0.8, 0.7, 0.1):
+        study.enqueue_trial({"x": x})
+        agent.trial(study, space, "auc")
+    states = [t.state for t in study.get_trials()]
+    assert states[-1] == TrialState.PRUNED  # 0.1 is not in the top third at rung 0
+    assert TrialState.COMPLETE in states[:3]
+    assert rungs[:2] == [True, False]  # approximate first, then promoted to exact

@@ -1,0 +1,57 @@
+"""The user-run mark: held by a run's process, seen by others, dropped when it dies."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from helix_tf.activity import home_of, user_run, user_run_active, user_run_started
+
+HOLD = (
+    "import sys, time; from helix_tf.activity import user_run\n"
+    "with user_run(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)\n"
+)
+
+
+def _wait_active(home: Path, want: bool) -> None:
+    deadline = time.monotonic() + 20
+    while user_run_active(home) != want:
+        assert time.monotonic() < deadline, f"still active={not want}"
+        time.sleep(0.01)
+
+
+def test_mark_is_seen_from_another_process_and_dropped_on_sigkill(tmp_path: Path) -> None:
+    assert not user_run_active(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"held"
+        assert user_run_active(tmp_path)
+        started = user_run_started(tmp_path)
+        assert started is not None and abs(time.time() - started) < 30
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    _wait_active(tmp_path, False)
+
+
+def test_mark_is_released_after_the_block(tmp_path: Path) -> None:
+    with user_run(tmp_path):
+        assert user_run_active(tmp_path)  # a second descriptor: another open file
+    assert not user_run_active(tmp_path)
+
+
+def test_home_is_the_local_store_or_helix_beside_the_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.py"
+    assert home_of(cfg) == tmp_path / ".helix"
+    assert home_of(cfg, str(tmp_path / "s")) == tmp_path / "s"
+    assert home_of(cfg, "gs://bucket/x") == tmp_path / ".helix"
+
+
+def test_a_missing_store_folder_is_not_created(tmp_path: Path) -> None:
+    home = tmp_path / "no-store-yet"
+    with user_run(home):
+        assert not user_run_active(home)
+    assert not home.exists()

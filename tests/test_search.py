@@ -1,0 +1,83 @@
+"""Search spaces: declared SEARCH (checked like -p) or derived from the workflow."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from helix_tf import search
+from helix_tf.errors import ConfigError
+from tests.conftest import TINY_CENSUS
+
+DECLARED = TINY_CENSUS.replace(
+    'PARAMS = {"epochs": 1}',
+    "from helix_tf import search\n"
+    'PARAMS = {"epochs": 1}\n'
+    'SEARCH = {"learner.l2": search.Float(1e-6, 1e-2, log=True), "epochs": search.Int(1, 3),\n'
+    '          "education.min_count": search.Choice(1, 5)$extra}',
+)
+
+
+def _config(make_config: Callable[..., Path], census_like: tuple[Path, Path], extra: str) -> Path:
+    train, test = census_like
+    return make_config(DECLARED, train=train, test=test, extra=extra)
+
+
+def test_declared_space_is_used_with_current_values(make_config, census_like) -> None:
+    space = search.search_space(_config(make_config, census_like, ""))
+    assert space.declared
+    assert list(space.dimensions) == ["learner.l2", "epochs", "education.min_count"]
+    assert space.current == {"learner.l2": 0.0, "epochs": 1, "education.min_count": 1}
+    assert space.to_dict()["dimensions"]["learner.l2"] == {
+        "type": "float",
+        "low": 1e-6,
+        "high": 1e-2,
+        "log": True,
+        "current": 0.0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (', "learner.l9": search.Float(0.1, 1)', "no parameter 'l9'"),
+        (', "nosuch.l1": search.Float(0.1, 1)', "no node 'nosuch'"),
+        (', "epochz": search.Int(1, 2)', "not a parameter of this config"),
+        (', "learner.l1": 0.5', "expected search.Float"),
+    ],
+)
+def test_declared_space_keys_are_checked_like_p(make_config, census_like, extra, match) -> None:
+    with pytest.raises(ConfigError, match=match):
+        search.search_space(_config(make_config, census_like, extra))
+
+
+def test_derived_space_covers_learner_and_vocabularies(tiny_census_config: Path) -> None:
+    space = search.search_space(tiny_census_config)
+    assert not space.declared
+    dims = space.dimensions
+    assert dims["learner.learning_rate"] == search.Float(0.005, 0.5, log=True)  # around 0.05
+    assert {
+        "learner.l1",
+        "learner.l2",
+        "learner.epochs",
+        "education.min_count",
+        "occupation.min_count",
+    } <= set(dims)
+    assert not any(k.startswith(("rows.", "examples.")) for k in dims)  # never the label
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: search.Float(1, 0), "low < high"),
+        (lambda: search.Float(0, 1, log=True), "low > 0"),
+        (lambda: search.Int(1.5, 3), "integer bounds"),
+        (lambda: search.Choice("a"), "at least two"),
+        (lambda: search.Choice([1], [2]), "numbers, strings"),
+    ],
+)
+def test_dimensions_reject_bad_bounds(make, match) -> None:
+    with pytest.raises(ConfigError, match=match):
+        make()
