@@ -101,7 +101,7 @@ class _Invocation:
 
 
 def _fail(err: Console, exc: BaseException) -> None:
-    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
     raise SystemExit(1)
 
 
@@ -593,7 +593,8 @@ def diff(
         shown += 1
         detail = "; ".join(c.details)
         out.print(
-            f"  [{style[c.change]}]{c.change:9}[/] {c.name}" + (f": {detail}" if detail else ""),
+            f"  [{style[c.change]}]{c.change:9}[/] {escape(c.name)}"
+            + (f": {escape(detail)}" if detail else ""),
             highlight=False,
         )
     if not shown:
@@ -640,7 +641,7 @@ def report(
     if cmd.as_json:
         out.print_json(json.dumps({"report": str(html_path)}))
     else:
-        out.print(f"report written to {html_path}", highlight=False)
+        out.print(f"report written to {escape(str(html_path))}", highlight=False)
 
 
 def run_cli(argv: list[str]) -> int:
