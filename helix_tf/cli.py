@@ -499,7 +499,7 @@ def history(
     execution; run numbers count every run, so a version can have several.
     """
     out, err = cmd.out, cmd.err
-    from helix_tf.comparison import history_entries, select_metrics
+    from helix_tf.history import history_entries, select_metrics
 
     selection = metric_selection.split(",") if metric_selection else None
     try:
@@ -562,34 +562,21 @@ def diff(
 ) -> None:
     """Logical diff between versions OLD and NEW of CONFIG's workflow (NEW: the latest)."""
     out, err = cmd.out, cmd.err
-    from helix_tf.compiler.diff import diff_versions
+    from helix_tf.history import version_diff
 
     try:
         with cmd.session() as session:
-            versions = session.metadata.versions(session.compiled.name)
-            if not versions:
-                raise HelixError(
-                    f"workflow {session.compiled.name!r} has no recorded versions yet; run it first"
-                )
-            a = session.metadata.version(session.compiled.name, old)
-            b = session.metadata.version(session.compiled.name, new or versions[-1].number)
+            found = version_diff(session.metadata, session.compiled.name, old, new)
     except HelixError as exc:
         _fail(err, exc)
         return
-    changes = diff_versions(a.dag, b.dag)
     if cmd.as_json:
-        out.print_json(
-            json.dumps(
-                {"old": a.number, "new": b.number, "changes": [c.to_dict() for c in changes]}
-            )
-        )
+        out.print_json(json.dumps(found.to_dict()))
         return
-    out.print(f"{a.workflow}: v{a.number} → v{b.number}", highlight=False)
+    out.print(f"{found.old.workflow}: v{found.old.number} → v{found.new.number}", highlight=False)
     style = {"added": "green", "removed": "red", "changed": "yellow", "unchanged": "dim"}
     shown = 0
-    for c in changes:
-        if c.change == "unchanged" and not show_all:
-            continue
+    for c in found.changes if show_all else found.differences:
         shown += 1
         detail = "; ".join(c.details)
         out.print(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from helix_tf.comparison import (
+from helix_tf.history import (
     compare_metrics,
     compare_with_history,
     history_entries,
