@@ -22,7 +22,6 @@ Terms: a **version** is one distinct compiled workflow (``v3``); every change of
 operator, parameter or data file makes a new one, and an unchanged rerun keeps the
 number. A **run** is one execution (``run 17``); run ids count every run of every
 version (and of every workflow in the same metadata database).
-
 """
 
 from __future__ import annotations
