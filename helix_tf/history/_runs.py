@@ -168,6 +168,12 @@ class HistoryEntry:
     changed_from: int | None
     changes: tuple[str, ...]
 
+    def state_counts(self) -> dict[str, int]:
+        """How many of the run's nodes were computed, loaded and pruned."""
+        return {
+            s: sum(1 for n in self.run.nodes if n.state == s) for s in ("compute", "load", "prune")
+        }
+
     def to_dict(self, selection: Sequence[str] | None = None) -> dict[str, Any]:
         r = self.run
         keys = select_metrics(sorted(r.metrics), selection)
@@ -178,9 +184,7 @@ class HistoryEntry:
             "approx": r.approx,
             "wall_seconds": r.wall_seconds,
             "metrics": {k: r.metrics[k] for k in keys},
-            "states": {
-                s: sum(1 for n in r.nodes if n.state == s) for s in ("compute", "load", "prune")
-            },
+            "states": self.state_counts(),
             "changed_from": self.changed_from,
             "changes": list(self.changes),
             "params": r.params,
