@@ -184,6 +184,7 @@ def test_ctrl_c_reaches_the_served_run(server: Path, config: Path, tmp_path: Pat
         time.sleep(0.2)
     # The server reports the run's user-run mark (helix_tf.activity), taken once the
     # served `run` command starts, not a count of its own.
+    deadline = time.monotonic() + 120
     while not _status(server)["user_run_in_progress"]:
         assert client.poll() is None, client.communicate()
         assert time.monotonic() < deadline
