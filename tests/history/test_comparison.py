@@ -1,4 +1,4 @@
-"""helix_tf.comparison: metric changes against the previous version and the best earlier run."""
+"""helix_tf.history: metric changes, history entries and version diffs from the metadata."""
 
 from __future__ import annotations
 
