@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from helix_tf.approx.settings import Approx
-from helix_tf.comparison import TAG_KEY as _TAG_KEY
 from helix_tf.compiler.content import ContentHasher
 from helix_tf.compiler.graph import CompiledWorkflow, compile_workflow
 from helix_tf.config import LoadedConfig, load_config
 from helix_tf.errors import ConfigError, HelixError, StoreError
+from helix_tf.history import TAG_KEY as _TAG_KEY
 from helix_tf.results import NodeDecision, NodeResult, PlanResult, RunResult
 from helix_tf.reuse.costs import CostModel
 from helix_tf.reuse.planning import plan_reuse
@@ -568,7 +568,7 @@ def _compare(
     md: Any, compiled: CompiledWorkflow, version: int, run_id: int, approx: bool, engine: Any
 ) -> Any:
     """This run against the history; a comparison that fails never fails the run."""
-    from helix_tf.comparison import compare_with_history
+    from helix_tf.history import compare_with_history
 
     try:
         return compare_with_history(

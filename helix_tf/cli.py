@@ -34,7 +34,6 @@ from helix_tf.rendering import (
     retrained_table,
 )
 from helix_tf.server.commands import server
-from helix_tf.views._data import confusion_cells
 
 __all__ = ["main"]
 
@@ -499,7 +498,8 @@ def history(
     execution; run numbers count every run, so a version can have several.
     """
     out, err = cmd.out, cmd.err
-    from helix_tf.comparison import history_entries, select_metrics
+    from helix_tf.history import history_entries
+    from helix_tf.rendering import history_table
 
     selection = metric_selection.split(",") if metric_selection else None
     try:
@@ -513,40 +513,7 @@ def history(
     if cmd.as_json:
         out.print_json(json.dumps([e.to_dict(selection) for e in entries]))
         return
-    table = Table(
-        title="history (newest first; run = one execution, version = one distinct workflow)",
-        title_justify="left",
-    )
-    for col in ("run", "version", "what changed", "metrics", "time", "computed/loaded/pruned"):
-        table.add_column(col, overflow="fold")
-    for e in entries:
-        r = e.run
-        states = [sum(1 for n in r.nodes if n.state == s) for s in ("compute", "load", "prune")]
-        keys = select_metrics(sorted(r.metrics), selection)
-        shown = {k: r.metrics[k] for k in keys}
-        cells = set() if selection else {f"confusion/{t}/{p}" for t, p in confusion_cells(shown)}
-        approx = "≈" if r.approx else ""
-        metrics = "\n".join(
-            f"{escape(k)} {approx}{r.metrics[k]:.4f}" for k in keys if k not in cells
-        )
-        if cells:  # a multiclass confusion matrix: K² counts, shown by `run`, not here
-            metrics += f"\n({len(cells)} confusion counts: --metrics 'confusion/*')"
-        if e.changed_from is not None:
-            changed = f"since v{e.changed_from}:\n" + "\n".join(
-                escape(c) for c in e.changes or ("data or implementation",)
-            )
-        else:
-            changed = ""
-        status = "" if r.status == "ok" else f" {r.status}"
-        table.add_row(
-            str(r.id),
-            f"v{r.version}" + (" ≈" if r.approx else "") + status,
-            changed,
-            metrics,
-            f"{r.wall_seconds or 0:.2f}s",
-            "/".join(map(str, states)),
-        )
-    out.print(table)
+    out.print(history_table(entries, selection))
 
 
 @main.command()
@@ -562,43 +529,21 @@ def diff(
 ) -> None:
     """Logical diff between versions OLD and NEW of CONFIG's workflow (NEW: the latest)."""
     out, err = cmd.out, cmd.err
-    from helix_tf.compiler.diff import diff_versions
+    from helix_tf.history import version_diff
 
     try:
         with cmd.session() as session:
-            versions = session.metadata.versions(session.compiled.name)
-            if not versions:
-                raise HelixError(
-                    f"workflow {session.compiled.name!r} has no recorded versions yet; run it first"
-                )
-            a = session.metadata.version(session.compiled.name, old)
-            b = session.metadata.version(session.compiled.name, new or versions[-1].number)
+            found = version_diff(session.metadata, session.compiled.name, old, new)
     except HelixError as exc:
         _fail(err, exc)
         return
-    changes = diff_versions(a.dag, b.dag)
     if cmd.as_json:
-        out.print_json(
-            json.dumps(
-                {"old": a.number, "new": b.number, "changes": [c.to_dict() for c in changes]}
-            )
-        )
+        out.print_json(json.dumps(found.to_dict()))
         return
-    out.print(f"{a.workflow}: v{a.number} → v{b.number}", highlight=False)
-    style = {"added": "green", "removed": "red", "changed": "yellow", "unchanged": "dim"}
-    shown = 0
-    for c in changes:
-        if c.change == "unchanged" and not show_all:
-            continue
-        shown += 1
-        detail = "; ".join(c.details)
-        out.print(
-            f"  [{style[c.change]}]{c.change:9}[/] {escape(c.name)}"
-            + (f": {escape(detail)}" if detail else ""),
-            highlight=False,
-        )
-    if not shown:
-        out.print("  no differences", highlight=False)
+    from helix_tf.rendering import diff_lines
+
+    for line in diff_lines(found, show_all=show_all):
+        out.print(line, highlight=False)
 
 
 @main.command()

@@ -180,7 +180,7 @@ def _cli_section() -> list[str]:
 def render_reference() -> str:
     """The whole reference as Markdown (deterministic)."""
     import helix_tf
-    from helix_tf import api, comparison, config_edit, errors
+    from helix_tf import api, config_edit, errors, history
     from helix_tf.approx.settings import Approx
     from helix_tf.config import Params
     from helix_tf.results import PlanResult, RunResult
@@ -228,9 +228,15 @@ def render_reference() -> str:
         lines += [f"## `helix_tf.{namespace}`", "", _doc(module), ""]
         for name in public_names(namespace):
             lines += _entry(f"{namespace}.{name}", getattr(module, name))
-    lines += ["## Comparing runs and keeping parameters (library)", "", _doc(comparison), ""]
-    for name in comparison.__all__:
-        lines += _entry(f"helix_tf.comparison.{name}", getattr(comparison, name))
+    lines += [
+        "## Runs, versions, diffs and comparisons (`helix_tf.history`)",
+        "",
+        _doc(history),
+        "",
+    ]
+    for name in history.__all__:
+        lines += _entry(f"helix_tf.history.{name}", getattr(history, name))
+    lines += ["## Keeping parameters (library)", ""]
     lines += _entry("helix_tf.config_edit.save_overrides", config_edit.save_overrides)
     lines += ["## Errors", "", _doc(errors), ""]
     for name in [n for n in helix_tf.__all__ if n.endswith("Error")]:

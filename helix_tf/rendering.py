@@ -7,7 +7,8 @@ Only the CLI renders; library code logs. Everything here takes data
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -15,12 +16,17 @@ from rich.table import Table
 
 from helix_tf.views._data import confusion_cells
 
+if TYPE_CHECKING:
+    from helix_tf.history import HistoryEntry, VersionDiff
+
 __all__ = [
     "INTERVAL_LABEL",
     "STATE_STYLE",
     "Progress",
     "changes_text",
     "confusion_table",
+    "diff_lines",
+    "history_table",
     "metrics_table",
     "nodes_table",
 ]
@@ -238,3 +244,60 @@ def nodes_table(result: Any) -> Table:
             "yes" if n.materialized else "",
         )
     return table
+
+
+def history_table(entries: Sequence[HistoryEntry], selection: Sequence[str] | None) -> Table:
+    """``helix-tf history``: one row a run, newest first (``history.history_entries``)."""
+    from helix_tf.history import select_metrics
+
+    table = Table(
+        title="history (newest first; run = one execution, version = one distinct workflow)",
+        title_justify="left",
+    )
+    for col in ("run", "version", "what changed", "metrics", "time", "computed/loaded/pruned"):
+        table.add_column(col, overflow="fold")
+    for e in entries:
+        r = e.run
+        keys = select_metrics(sorted(r.metrics), selection)
+        shown = {k: r.metrics[k] for k in keys}
+        cells = set() if selection else {f"confusion/{t}/{p}" for t, p in confusion_cells(shown)}
+        approx = "≈" if r.approx else ""
+        metrics = "\n".join(
+            f"{escape(k)} {approx}{r.metrics[k]:.4f}" for k in keys if k not in cells
+        )
+        if cells:  # a multiclass confusion matrix: K² counts, shown by `run`, not here
+            metrics += f"\n({len(cells)} confusion counts: --metrics 'confusion/*')"
+        if e.changed_from is not None:
+            changed = f"since v{e.changed_from}:\n" + "\n".join(
+                escape(c) for c in e.changes or ("data or implementation",)
+            )
+        else:
+            changed = ""
+        status = "" if r.status == "ok" else f" {r.status}"
+        table.add_row(
+            str(r.id),
+            f"v{r.version}" + (" ≈" if r.approx else "") + status,
+            changed,
+            metrics,
+            f"{r.wall_seconds or 0:.2f}s",
+            "/".join(map(str, e.state_counts().values())),
+        )
+    return table
+
+
+#: The colour of each kind of node change in ``helix-tf diff``.
+CHANGE_STYLE = {"added": "green", "removed": "red", "changed": "yellow", "unchanged": "dim"}
+
+
+def diff_lines(found: VersionDiff, *, show_all: bool = False) -> list[str]:
+    """``helix-tf diff``: a head line, then one (rich markup) line a node that differs."""
+    lines = [escape(f"{found.old.workflow}: v{found.old.number} → v{found.new.number}")]
+    for c in found.changes if show_all else found.differences:
+        detail = "; ".join(c.details)
+        lines.append(
+            f"  [{CHANGE_STYLE[c.change]}]{c.change:9}[/] {escape(c.name)}"
+            + (f": {escape(detail)}" if detail else "")
+        )
+    if len(lines) == 1:
+        lines.append("  no differences")
+    return lines

@@ -27,6 +27,7 @@ True
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 import math
@@ -534,30 +535,22 @@ def _metric_text(run: RunRecord, name: str) -> str:
 def _changes(versions: Sequence[VersionRecord]) -> str:
     if len(versions) < 2:
         return ""
-    from helix_tf.reuse.planning import describe_change
+    from helix_tf.history import diff_records
 
     new = versions[-1]
     old = next((v for v in versions if v.number == new.parent), versions[-2])
     before, after = _dag_nodes(old.dag), _dag_nodes(new.dag)
-    changed = {
-        n
-        for n, spec in after.items()
-        if n not in before or before[n].get("fingerprint") != spec.get("fingerprint")
-    }
+    found = diff_records(
+        dataclasses.replace(old, dag={"nodes": list(before.values())}),
+        dataclasses.replace(new, dag={"nodes": list(after.values())}),
+    )
+    kinds = {name: spec.get("kind") for name, spec in (*before.items(), *after.items())}
     items = []
-    for name, spec in after.items():
-        kind = f" ({spec.get('kind')})" if spec.get("kind") else ""
-        if name not in before:
-            items.append(f"<li><b>added</b> <code>{_e(name)}</code>{_e(kind)}</li>")
-        elif name in changed:
-            inputs = [i for i in spec.get("inputs") or [] if i in changed]
-            why = describe_change(name, spec, before[name], inputs).removeprefix("changed: ")
-            items.append(f"<li><b>changed</b> <code>{_e(name)}</code>{_e(kind)}: {_e(why)}</li>")
-    for name, spec in before.items():
-        if name not in after:
-            kind = f" ({spec.get('kind')})" if spec.get("kind") else ""
-            items.append(f"<li><b>removed</b> <code>{_e(name)}</code>{_e(kind)}</li>")
-    same = [n for n in after if n in before and n not in changed]
+    for c in found.differences:
+        kind = f" ({kinds[c.name]})" if kinds.get(c.name) else ""
+        why = f": {_e('; '.join(c.details))}" if c.change == "changed" else ""
+        items.append(f"<li><b>{c.change}</b> <code>{_e(c.name)}</code>{_e(kind)}{why}</li>")
+    same = [c.name for c in found.changes if c.change == "unchanged"]
     if same:
         shown = ", ".join(same[:12]) + (f" and {len(same) - 12} more" if len(same) > 12 else "")
         items.append(f"<li><b>unchanged</b> ({len(same)}): {_e(shown)}</li>")

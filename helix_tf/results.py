@@ -9,7 +9,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from helix_tf.comparison import RunComparison
+    from helix_tf.history._metrics import RunComparison
 
 __all__ = ["INTERVAL_KIND", "NodeDecision", "NodeResult", "RunResult", "PlanResult"]
 

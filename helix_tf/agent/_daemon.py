@@ -21,7 +21,7 @@ import signal
 import time
 from typing import Any
 
-from helix_tf import api, versions
+from helix_tf import api, history
 from helix_tf.agent._child import Finished, Stopped, Yielded, run_in_child
 from helix_tf.agent._registry import register, unregister
 from helix_tf.agent._study import (
@@ -335,16 +335,16 @@ class _Agent:
             record: dict[str, Any] = {"test": mine.result, "error": mine.error}
             if mine.result is not None:
                 try:
-                    old = versions.stored_predictions(
+                    old = history.stored_predictions(
                         self.opts.config, data_dir=self.opts.data_dir, store=self.opts.store
                     )
-                    new = versions.stored_predictions(
+                    new = history.stored_predictions(
                         self.opts.config,
                         params=dict(t.params),
                         data_dir=self.opts.data_dir,
                         store=self.opts.store,
                     )
-                    record["difference"] = versions.compare_predictions(
+                    record["difference"] = history.compare_predictions(
                         old, new, seed=self.opts.seed
                     ).to_dict()
                 except HelixError as exc:
@@ -387,7 +387,7 @@ class _Agent:
         space = search_space(opts.config, data_dir=opts.data_dir)
         self.space = space
         # The study is named by what the search sees: the validation workflow.
-        view = versions.describe(opts.config, data_dir=opts.data_dir, validation=opts.validation)
+        view = history.describe(opts.config, data_dir=opts.data_dir, validation=opts.validation)
         name = study_name(view.name, view.digest)
         study = open_study(
             self.paths, name, direction=_direction(view.dag), seed=opts.seed, create=True
@@ -426,7 +426,7 @@ class _Agent:
             if not self.wait_idle():
                 break
             try:
-                now = versions.describe(
+                now = history.describe(
                     opts.config, data_dir=opts.data_dir, validation=opts.validation
                 )
             except HelixError as exc:  # e.g. saved halfway through an edit

@@ -16,7 +16,7 @@ import os
 import shlex
 from typing import Any
 
-from helix_tf import versions
+from helix_tf import history
 from helix_tf.agent._study import AgentPaths, open_study, study_name
 from helix_tf.errors import ConfigError
 from helix_tf.validation import Validation
@@ -93,7 +93,7 @@ def load_report(
     from optuna.trial import TrialState
 
     paths = AgentPaths.of(config, store)
-    view = versions.describe(config, data_dir=data_dir, validation=Validation())
+    view = history.describe(config, data_dir=data_dir, validation=Validation())
     name = study_name(view.name, view.digest)
     study, stale = _find_study(paths, name, view.name)
     if study is None:
@@ -157,7 +157,7 @@ def load_report(
                 test=test,
                 difference=difference,
                 better=better,
-                changes=versions.logical_diff(config, overrides, data_dir=data_dir),
+                changes=history.logical_diff(config, overrides, data_dir=data_dir),
                 cost_seconds=round(cost, 3),
                 ablation=verified.get("ablation") or {},
             )

@@ -256,7 +256,7 @@ def apply(
     config: str, number: int, data_dir: str | None, store: str | None, print_only: bool
 ) -> None:
     """Take proposal NUMBER into CONFIG: show the diff of the config and write it."""
-    from helix_tf import versions
+    from helix_tf import history
     from helix_tf.agent._apply import apply_proposal
     from helix_tf.agent._proposals import load_report, overrides_args
 
@@ -272,7 +272,7 @@ def apply(
         if print_only:
             click.echo(" ".join(overrides_args(proposal.overrides)))
             return
-        declared = set(versions.describe(config, data_dir=data_dir).params)
+        declared = set(history.describe(config, data_dir=data_dir).params)
         applied = apply_proposal(
             config,
             proposal.overrides,

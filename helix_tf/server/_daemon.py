@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from helix_tf.activity import home_of, user_run_active
 from helix_tf.server._protocol import receive, send, stamp_of, stamp_parts
 from helix_tf.server._starting import check_folder, holder_pid, take_lock, write_owner
 
@@ -73,7 +74,7 @@ PRELOAD = (
 
 
 class _State:
-    """What the server knows about itself; :attr:`user_run_in_progress` at every moment."""
+    """What the server knows about itself and the runs it is serving."""
 
     def __init__(self, parts: dict[str, str], preload_seconds: float, lock_fd: int) -> None:
         self.parts = parts
@@ -82,28 +83,36 @@ class _State:
         self.lock_fd = lock_fd
         self.started = time.time()
         self.runs = 0
-        self.children: dict[int, tuple[list[str], float]] = {}
+        #: pid -> (argv, start time, the store folder whose user-run mark it takes).
+        self.children: dict[int, tuple[list[str], float, Path | None]] = {}
         self.stop = False
 
     @property
     def user_run_in_progress(self) -> bool:
-        """Whether a user's run (or plan) is being served right now.
+        """Whether a served run holds the user-run mark of its store right now.
 
-        Background work living in the server (a think-time agent) yields while
-        this is true; finished runs are reaped at least every half second.
+        The mark (:mod:`helix_tf.activity`, a ``flock`` the ``run`` command takes) is
+        the one source of truth, for served and local runs alike: this reports it for
+        the stores of the runs being served, it does not count them.
         """
-        return bool(self.children)
+        return any(run["user_run"] for run in self.in_progress())
 
     def in_progress(self) -> list[dict[str, Any]]:
-        """The runs being served: pid, command line and seconds since they started."""
+        """The runs being served: pid, command line, seconds, and whether it holds the mark."""
         now = time.monotonic()
         return [
-            {"pid": pid, "argv": argv, "seconds": round(now - t0, 1)}
-            for pid, (argv, t0) in sorted(self.children.items())
+            {
+                "pid": pid,
+                "argv": argv,
+                "seconds": round(now - t0, 1),
+                "user_run": home is not None and user_run_active(home),
+            }
+            for pid, (argv, t0, home) in sorted(self.children.items())
         ]
 
     def status(self) -> dict[str, Any]:
         """The answer to a ``status`` request."""
+        in_progress = self.in_progress()
         return {
             "pid": os.getpid(),
             "started": self.started,
@@ -111,8 +120,8 @@ class _State:
             "preload_seconds": round(self.preload_seconds, 3),
             "runs": self.runs,
             "active": len(self.children),
-            "user_run_in_progress": self.user_run_in_progress,
-            "in_progress": self.in_progress(),
+            "user_run_in_progress": any(run["user_run"] for run in in_progress),
+            "in_progress": in_progress,
             "rss_bytes": resident_bytes(),
             "stamp": self.stamp,
             "parts": self.parts,
@@ -242,6 +251,29 @@ def serve(
         log.info("stopped after %d run(s)", state.runs)
 
 
+def _marked_home(argv: list[str], cwd: str) -> Path | None:
+    """The store folder whose user-run mark a served command takes (``run`` only).
+
+    Read with the ``run`` command's own option parser, from the client's directory.
+    """
+    if not argv or argv[0] != "run":
+        return None
+    import click
+
+    from helix_tf import cli
+
+    try:
+        ctx = cli.run.make_context("run", argv[1:], resilient_parsing=True)
+    except click.ClickException:
+        return None
+    config, store = ctx.params.get("config"), ctx.params.get("store")
+    if not config:
+        return None
+    if store and "://" not in store:
+        store = os.path.join(cwd, store)
+    return home_of(os.path.join(cwd, config), store)
+
+
 def _reap(state: _State) -> None:
     for pid in list(state.children):
         _wait(state, pid, os.WNOHANG)
@@ -254,7 +286,7 @@ def _wait(state: _State, pid: int, flags: int) -> None:
         state.children.pop(pid, None)
         return
     if done:
-        argv, t0 = state.children.pop(pid)
+        argv, t0, _ = state.children.pop(pid)
         log.info(
             "run %d (%s) ended with status %d after %.2fs",
             pid,
@@ -295,7 +327,8 @@ def _accept(conn: socket.socket, listener: socket.socket, state: _State) -> None
                 os.close(state.lock_fd)
                 os._exit(_child(conn, request, fds))
             state.runs += 1
-            state.children[pid] = (list(request["argv"]), time.monotonic())
+            argv = list(request["argv"])
+            state.children[pid] = (argv, time.monotonic(), _marked_home(argv, request["cwd"]))
         else:
             send(conn, {"error": f"unknown request {op!r}"})
     finally:

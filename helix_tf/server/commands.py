@@ -144,8 +144,10 @@ def status(as_json: bool) -> None:
         f"memory (RSS) {_megabytes(reply['rss_bytes'])}; log: {log_path()}"
     )
     for run in reply["in_progress"]:
+        mark = ", holds its store's user-run mark" if run.get("user_run") else ""
         click.echo(
-            f"  running: pid {run['pid']}, {run['seconds']}s: helix-tf {' '.join(run['argv'])}"
+            f"  running: pid {run['pid']}, {run['seconds']}s{mark}: "
+            f"helix-tf {' '.join(run['argv'])}"
         )
     if reasons:
         why = ", ".join(STAMP_MEANING[r] for r in reasons)

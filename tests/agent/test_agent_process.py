@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from helix_tf import versions
+from helix_tf import history
 from helix_tf.agent._study import AgentPaths, open_study, study_name
 from helix_tf.validation import Validation
 from tests.conftest import TINY_CENSUS
@@ -81,7 +81,7 @@ def _agent(tmp_path: Path, cfg: Path, *args: str) -> None:
 
 
 def _study(cfg: Path) -> Any:
-    view = versions.describe(cfg, validation=Validation())
+    view = history.describe(cfg, validation=Validation())
     return open_study(AgentPaths.of(cfg), study_name(view.name, view.digest), create=False)
 
 
@@ -120,9 +120,9 @@ def test_search_reads_no_test_split_then_verify_report_apply_round_trip(
     study = _study(cfg)
     states = [t.state.name for t in study.trials]
     assert states == ["COMPLETE", "COMPLETE"], states
-    runs = versions.runs(cfg, agent=True)
+    runs = history.runs(cfg, agent=True)
     assert runs and all(r.validation and r.tag == "agent" for r in runs)
-    assert versions.runs(cfg) == []  # the user's history ignores the agent's runs
+    assert history.runs(cfg) == []  # the user's history ignores the agent's runs
     # 2. With the test file back the agent verifies what beat the user's version.
     _agent(tmp_path, cfg, "--trials", "4")
     report = json.loads(_cli(tmp_path, "agent", "report", str(cfg), "--json").stdout)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from helix_tf import versions
+from helix_tf import history
 from helix_tf.agent._apply import apply_proposal
 from helix_tf.config import load_config
 from tests.conftest import TINY_CENSUS
@@ -41,6 +41,6 @@ def test_an_expression_goes_to_a_wrapper_with_the_same_fingerprints(
     assert applied.new_file and applied.path == cfg.resolve().with_name("cfg.agent3.py")
     assert cfg.read_text() == before  # the original is untouched
     assert any("expression" in r for r in applied.reasons)
-    wrapped = versions.describe(applied.path)
-    direct = versions.describe(cfg, params=overrides)
+    wrapped = history.describe(applied.path)
+    direct = history.describe(cfg, params=overrides)
     assert [n.fingerprint for n in wrapped.nodes] == [n.fingerprint for n in direct.nodes]

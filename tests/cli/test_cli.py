@@ -176,6 +176,31 @@ def test_history_selects_metrics_and_keeps_full_names(runs: Runs) -> None:
     assert "run = one execution, version = one distinct workflow" in table.stdout
 
 
+def test_diff_lists_what_changed_between_two_versions(runs: Runs) -> None:
+    base = (runs.config, "--store", runs.store)
+    payload = as_json(invoke("diff", *base, "1", "--json"))
+    assert (payload["old"], payload["new"]) == (1, 2)
+    by_name = {c["name"]: c for c in payload["changes"]}
+    assert by_name["learner"] == {
+        "name": "learner",
+        "change": "changed",
+        "details": ["learner.l1 0.0 → 0.001"],
+    }
+    assert {by_name[n]["change"] for n in PREPROCESS} == {"unchanged"}
+    text = invoke("diff", *base, "1")
+    assert text.exit_code == 0, text.output
+    lines = text.stdout.splitlines()
+    assert lines[0] == "tiny_census: v1 → v2"
+    assert "  changed   learner: learner.l1 0.0 → 0.001" in lines
+    assert not any(n in text.stdout for n in PREPROCESS[1:])  # unchanged: only with --all
+    every = invoke("diff", *base, "1", "2", "--all").stdout
+    assert all(f"unchanged {n}" in every for n in PREPROCESS)
+    same = invoke("diff", *base, "2", "2").stdout.splitlines()
+    assert same == ["tiny_census: v2 → v2", "  no differences"]
+    missing = invoke("diff", *base, "7")
+    assert missing.exit_code == 1 and "has no version 7" in missing.output
+
+
 # --------------------------------------------------------------------------- failures
 
 

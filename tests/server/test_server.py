@@ -169,6 +169,7 @@ def test_status_shows_pid_uptime_runs_memory_and_runs_in_progress(server: Path) 
 
 
 def test_ctrl_c_reaches_the_served_run(server: Path, config: Path, tmp_path: Path) -> None:
+    (tmp_path / "s").mkdir()  # the user-run mark is taken in an existing store folder
     client = subprocess.Popen(
         [*CLIENT, "run", str(config), "--store", str(tmp_path / "s"), "-p", "epochs=100000"],
         env=_env(server),
@@ -181,9 +182,16 @@ def test_ctrl_c_reaches_the_served_run(server: Path, config: Path, tmp_path: Pat
         assert client.poll() is None, client.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.2)
+    # The server reports the run's user-run mark (helix_tf.activity), taken once the
+    # served `run` command starts, not a count of its own.
+    deadline = time.monotonic() + 120
+    while not _status(server)["user_run_in_progress"]:
+        assert client.poll() is None, client.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
     status = _status(server)
-    assert status["user_run_in_progress"] is True
     assert [r["argv"][0] for r in status["in_progress"]] == ["run"]  # type: ignore[union-attr]
+    assert [r["user_run"] for r in status["in_progress"]] == [True]  # type: ignore[union-attr]
     time.sleep(2.0)  # let it get into training
     client.send_signal(signal.SIGINT)
     client.communicate(timeout=60)

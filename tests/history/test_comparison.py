@@ -1,4 +1,4 @@
-"""helix_tf.comparison: metric changes against the previous version and the best earlier run."""
+"""helix_tf.history: metric changes, history entries and version diffs from the metadata."""
 
 from __future__ import annotations
 
@@ -9,13 +9,19 @@ from typing import Any
 
 import pytest
 
-from helix_tf.comparison import (
+from helix_tf.errors import StoreError
+from helix_tf.history import (
+    TAG_KEY,
     compare_metrics,
     compare_with_history,
     history_entries,
     metric_base,
     metric_direction,
+    recorded_runs,
     select_metrics,
+    tag_of,
+    version_diff,
+    workflow_changes,
 )
 from helix_tf.reuse.metadata import MetadataStore
 
@@ -103,5 +109,57 @@ def test_history_and_comparison_from_the_metadata_database(tmp_path: Path) -> No
         assert comparison.previous_version == 2
         (auc,) = comparison.metrics
         assert (auc.best, auc.best_version, auc.best_run) == (0.84, 2, ids[1])
+    finally:
+        md.close()
+
+
+def test_version_diff_defaults_to_the_latest_against_its_parent(tmp_path: Path) -> None:
+    md = MetadataStore(f"sqlite:///{tmp_path / 'm.db'}")
+    try:
+        with pytest.raises(StoreError, match="no recorded versions yet; run it first"):
+            version_diff(md, "w")
+        md.record_version("w", "cfg.py", _dag(0.0), "d0")
+        with pytest.raises(StoreError, match="is its first"):
+            version_diff(md, "w")
+        md.record_version("w", "cfg.py", _dag(0.01), "d1")
+        md.record_version("w", "cfg.py", _dag(0.02), "d2")
+        found = version_diff(md, "w")
+        assert (found.old.number, found.new.number) == (2, 3)
+        (change,) = found.differences
+        assert (change.name, change.change, change.details) == (
+            "learner",
+            "changed",
+            ("learner.l1 0.01 → 0.02",),
+        )
+        assert version_diff(md, "w", 1).to_dict()["old"] == 1
+        assert version_diff(md, "w", 1, 2).to_dict() == {
+            "old": 1,
+            "new": 2,
+            "changes": [
+                {"name": "learner", "change": "changed", "details": ["learner.l1 0.0 → 0.01"]}
+            ],
+        }
+        assert workflow_changes(found.old.dag, found.new.dag) == ("learner.l1 0.01 → 0.02",)
+        with pytest.raises(StoreError, match="has no version 9"):
+            version_diff(md, "w", 9)
+    finally:
+        md.close()
+
+
+def test_recorded_runs_leave_tagged_runs_out_unless_asked(tmp_path: Path) -> None:
+    md = MetadataStore(f"sqlite:///{tmp_path / 'm.db'}")
+    try:
+        v = md.record_version("w", "cfg.py", _dag(0.0), "d0")
+        ids = []
+        for params in ({}, {TAG_KEY: "agent"}, {"epochs": 2}):
+            run = md.start_run("w", v, approx=False, policy="helix", store_url="", params=params)
+            md.finish_run(run, status="ok", wall_seconds=1.0, metrics={"auc": 0.8})
+            ids.append(run)
+        mine = recorded_runs(md, "w")
+        assert [r.id for r in mine] == [ids[2], ids[0]]
+        assert [tag_of(r) for r in recorded_runs(md, "w", agent=True)] == [None, "agent", None]
+        assert [r.id for r in recorded_runs(md, "w", limit=1)] == [ids[2]]
+        assert [r.id for e in history_entries(md, "w") for r in [e.run]] == [ids[2], ids[0]]
+        assert len(history_entries(md, "w", agent=True)) == 3
     finally:
         md.close()

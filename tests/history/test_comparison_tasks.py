@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helix_tf.comparison import metric_direction
+from helix_tf.history import metric_direction
 
 
 @pytest.mark.parametrize(

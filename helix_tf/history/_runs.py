@@ -1,0 +1,235 @@
+"""Recorded runs: who ran them, the history table, a run against the runs before it.
+
+Terms: a **version** is one distinct compiled workflow (``v3``); every change of an
+operator, parameter or data file makes a new one, and an unchanged rerun keeps the
+number. A **run** is one execution (``run 17``); run ids count every run of every
+version (and of every workflow in the same metadata database).
+
+Every function here reads runs through :func:`recorded_runs`, the one place that
+decides which runs are the user's (untagged) and which are a tool's (tagged, e.g. the
+agent's).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from helix_tf.history._metrics import RunComparison, compare_metrics, select_metrics
+from helix_tf.history._versions import workflow_changes
+
+if TYPE_CHECKING:
+    from helix_tf.reuse.metadata import MetadataStore, RunRecord
+
+__all__ = [
+    "TAG_KEY",
+    "RunSummary",
+    "HistoryEntry",
+    "tag_of",
+    "recorded_runs",
+    "runs",
+    "history_entries",
+    "compare_with_history",
+]
+
+#: The key under which a run's tag (e.g. ``"agent"``) is kept with its parameters.
+#: Tagged runs are not the user's: comparisons and ``history`` leave them out unless
+#: asked (``history --agent``).
+TAG_KEY = "@tag"
+
+
+def tag_of(run: RunRecord) -> str | None:
+    """The tag a run was recorded with (``"agent"``), None for a user's run."""
+    return run.params.get(TAG_KEY)
+
+
+def recorded_runs(
+    metadata: MetadataStore,
+    workflow: str,
+    *,
+    agent: bool = False,
+    limit: int | None = None,
+    with_nodes: bool = True,
+) -> list[RunRecord]:
+    """The latest ``limit`` runs of ``workflow``, newest first; tagged ones only with ``agent``."""
+    if agent:
+        return metadata.runs(workflow, limit=limit, with_nodes=with_nodes)
+    mine = [r for r in metadata.runs(workflow, with_nodes=with_nodes) if tag_of(r) is None]
+    return mine if limit is None else mine[:limit]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RunSummary:
+    """One recorded run: its version, ``-p`` overrides, tag, metrics and time."""
+
+    run: int
+    version: int
+    status: str
+    approx: bool
+    validation: bool
+    params: dict[str, Any]
+    tag: str | None
+    metrics: dict[str, float]
+    wall_seconds: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def runs(
+    config: str | os.PathLike[str],
+    *,
+    agent: bool = False,
+    limit: int | None = None,
+    data_dir: str | None = None,
+    store: str | None = None,
+    metadata: str | None = None,
+) -> list[RunSummary]:
+    """The runs of ``config``'s workflow, oldest first; tagged runs only with ``agent=True``."""
+    from helix_tf import api
+    from helix_tf.validation import is_validation_dag
+
+    session = api.open_session(config, data_dir=data_dir, store=store, metadata=metadata)
+    try:
+        name = session.compiled.name
+        records = recorded_runs(
+            session.metadata, name, agent=agent, limit=limit or None, with_nodes=False
+        )
+        validation = {v.number: is_validation_dag(v.dag) for v in session.metadata.versions(name)}
+    finally:
+        session.close()
+    return [
+        RunSummary(
+            run=r.id,
+            version=r.version,
+            status=r.status,
+            approx=r.approx,
+            validation=validation.get(r.version, False),
+            params={k: v for k, v in r.params.items() if k != TAG_KEY},
+            tag=tag_of(r),
+            metrics=dict(r.metrics),
+            wall_seconds=r.wall_seconds,
+        )
+        for r in reversed(records)  # the database lists newest first
+    ]
+
+
+def _ok_runs(runs: Sequence[RunRecord], approx: bool, before: int | None) -> list[RunRecord]:
+    return sorted(
+        (
+            r
+            for r in runs
+            if r.status == "ok" and r.approx == approx and (before is None or r.id < before)
+        ),
+        key=lambda r: r.id,
+    )
+
+
+def compare_with_history(
+    metadata: MetadataStore,
+    workflow: str,
+    *,
+    version: int,
+    run_id: int | None,
+    approx: bool,
+    metrics: Mapping[str, float],
+    dag: Mapping[str, Any],
+) -> RunComparison:
+    """Compare a run (finished or about to be reported) with the runs recorded before it.
+
+    ``metadata`` is a :class:`~helix_tf.reuse.metadata.MetadataStore`; ``dag`` the
+    run's compiled workflow (``CompiledWorkflow.to_dict()``).
+    """
+    earlier = _ok_runs(recorded_runs(metadata, workflow, with_nodes=False), approx, run_id)
+    changes, previous = compare_metrics(metrics, earlier, version=version)
+    lines: tuple[str, ...] = ()
+    if previous is not None:
+        lines = workflow_changes(metadata.version(workflow, previous.version).dag, dag)
+    return RunComparison(
+        version=version,
+        run_id=run_id,
+        approx=approx,
+        previous_version=previous.version if previous is not None else None,
+        previous_run=previous.id if previous is not None else None,
+        metrics=changes,
+        changes=lines,
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryEntry:
+    """One run in ``history``, with what changed since the version before it."""
+
+    run: RunRecord
+    #: The version this run's version is compared with (its predecessor among the
+    #: runs shown); None for the first, or for a rerun of the same version.
+    changed_from: int | None
+    changes: tuple[str, ...]
+
+    def state_counts(self) -> dict[str, int]:
+        """How many of the run's nodes were computed, loaded and pruned."""
+        return {
+            s: sum(1 for n in self.run.nodes if n.state == s) for s in ("compute", "load", "prune")
+        }
+
+    def to_dict(self, selection: Sequence[str] | None = None) -> dict[str, Any]:
+        r = self.run
+        keys = select_metrics(sorted(r.metrics), selection)
+        out: dict[str, Any] = {
+            "run": r.id,
+            "version": r.version,
+            "status": r.status,
+            "approx": r.approx,
+            "wall_seconds": r.wall_seconds,
+            "metrics": {k: r.metrics[k] for k in keys},
+            "states": self.state_counts(),
+            "changed_from": self.changed_from,
+            "changes": list(self.changes),
+            "params": r.params,
+        }
+        if r.intervals:
+            from helix_tf.results import INTERVAL_KIND
+
+            out["intervals"] = {k: list(v) for k, v in r.intervals.items() if k in keys}
+            out["interval_kind"] = INTERVAL_KIND
+        if r.error:
+            out["error"] = r.error
+        return out
+
+
+def history_entries(
+    metadata: MetadataStore, workflow: str, *, limit: int | None = None, agent: bool = False
+) -> list[HistoryEntry]:
+    """The latest ``limit`` runs, newest first, each with what changed since the run before.
+
+    A run of a version that differs from the version of the run before it (in run
+    order, any kind) lists that version's changes; a rerun of the same version
+    lists none. Tagged runs (the agent's) only with ``agent=True``.
+    """
+    runs = recorded_runs(
+        metadata, workflow, agent=agent, limit=None if limit is None else limit + 1
+    )
+    ordered = sorted(runs, key=lambda r: r.id)
+    dags: dict[int, Mapping[str, Any]] = {}
+
+    def dag(number: int) -> Mapping[str, Any]:
+        if number not in dags:
+            dags[number] = metadata.version(workflow, number).dag
+        return dags[number]
+
+    entries = []
+    for before, run in zip([None, *ordered], ordered, strict=False):
+        if before is None or before.version == run.version:
+            entries.append(HistoryEntry(run=run, changed_from=None, changes=()))
+            continue
+        entries.append(
+            HistoryEntry(
+                run=run,
+                changed_from=before.version,
+                changes=workflow_changes(dag(before.version), dag(run.version)),
+            )
+        )
+    entries.reverse()
+    return entries[:limit] if limit is not None else entries
