@@ -176,6 +176,14 @@ def test_history_selects_metrics_and_keeps_full_names(runs: Runs) -> None:
     assert "run = one execution, version = one distinct workflow" in table.stdout
 
 
+def test_history_refuses_a_metric_selection_that_names_no_metric(runs: Runs) -> None:
+    # A typo (--metrics acc) used to list every run with an empty metrics column.
+    base = (runs.config, "--store", runs.store)
+    for args in (("--metrics", "acc"), ("--metrics", "auc,acc", "--json")):
+        _assert_clean_failure(invoke("history", *base, *args), "'acc'", "auc", "accuracy")
+    assert invoke("history", *base, "--metrics", "auc*").exit_code == 0
+
+
 def test_diff_lists_what_changed_between_two_versions(runs: Runs) -> None:
     base = (runs.config, "--store", runs.store)
     payload = as_json(invoke("diff", *base, "1", "--json"))
