@@ -18,11 +18,12 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from helix_tf.agent.commands import agent
 from helix_tf.cli_store import store
-from helix_tf.errors import HelixError
+from helix_tf.errors import ConfigError, HelixError
 from helix_tf.rendering import (
     STATE_STYLE,
     Progress,
@@ -99,7 +100,7 @@ class _Invocation:
 
 
 def _fail(err: Console, exc: BaseException) -> None:
-    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
     raise SystemExit(1)
 
 
@@ -506,6 +507,7 @@ def history(
             entries = history_entries(
                 session.metadata, session.compiled.name, limit=limit, agent=with_agent
             )
+        _check_metric_selection(selection, {k for e in entries for k in e.run.metrics})
     except HelixError as exc:
         _fail(err, exc)
         return
@@ -543,6 +545,22 @@ def diff(
 
     for line in diff_lines(found, show_all=show_all):
         out.print(line, highlight=False)
+
+
+def _check_metric_selection(selection: list[str] | None, recorded: set[str]) -> None:
+    """Refuse a ``--metrics`` item that names none of the runs' metrics (a typo showed
+    every run with no metrics at all)."""
+    from helix_tf.history import select_metrics
+
+    if not selection or not recorded:
+        return
+    unknown = [s for s in selection if s.strip() and not select_metrics(sorted(recorded), [s])]
+    if unknown:
+        raise ConfigError(
+            f"--metrics: {', '.join(map(repr, unknown))} names no metric of these runs; "
+            f"they have: {', '.join(sorted(recorded))} (a base name such as 'auc' also "
+            "selects its slices; globs like 'auc*' work)"
+        )
 
 
 @main.command()
@@ -585,7 +603,7 @@ def report(
     if cmd.as_json:
         out.print_json(json.dumps({"report": str(html_path)}))
     else:
-        out.print(f"report written to {html_path}", highlight=False)
+        out.print(f"report written to {escape(str(html_path))}", highlight=False)
 
 
 def run_cli(argv: list[str]) -> int:

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from helix_tf.errors import HelixError
@@ -62,7 +63,7 @@ def _size(n: int) -> str:
 
 
 def _fail(err: Console, exc: BaseException) -> NoReturn:
-    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
     raise SystemExit(1)
 
 
@@ -136,7 +137,7 @@ def gc(
         return
     verb = "would remove" if dry_run else "removed"
     for path in report.paths:
-        out.print(f"{verb} {path}", highlight=False)
+        out.print(f"{verb} {escape(str(path))}", highlight=False)
     out.print(
         f"{verb} {report.removed} leftover(s), {_size(report.bytes)}; "
         f"{len(report.dead_runs)} dead run(s)",
@@ -172,7 +173,7 @@ def verify(
         )
     else:
         for fp, problem in report.bad:
-            out.print(f"[red]bad[/] {fp}: {problem}", highlight=False)
+            out.print(f"[red]bad[/] {escape(fp)}: {escape(problem)}", highlight=False)
         leftovers = report.leftovers
         if repair:
             summary = f"removed {len(report.bad)} bad entr(ies), {leftovers.removed} leftover(s)"

@@ -291,12 +291,12 @@ CHANGE_STYLE = {"added": "green", "removed": "red", "changed": "yellow", "unchan
 
 def diff_lines(found: VersionDiff, *, show_all: bool = False) -> list[str]:
     """``helix-tf diff``: a head line, then one (rich markup) line a node that differs."""
-    lines = [f"{found.old.workflow}: v{found.old.number} → v{found.new.number}"]
+    lines = [escape(f"{found.old.workflow}: v{found.old.number} → v{found.new.number}")]
     for c in found.changes if show_all else found.differences:
         detail = "; ".join(c.details)
         lines.append(
-            f"  [{CHANGE_STYLE[c.change]}]{c.change:9}[/] {c.name}"
-            + (f": {detail}" if detail else "")
+            f"  [{CHANGE_STYLE[c.change]}]{c.change:9}[/] {escape(c.name)}"
+            + (f": {escape(detail)}" if detail else "")
         )
     if len(lines) == 1:
         lines.append("  no differences")

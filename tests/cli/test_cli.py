@@ -176,6 +176,14 @@ def test_history_selects_metrics_and_keeps_full_names(runs: Runs) -> None:
     assert "run = one execution, version = one distinct workflow" in table.stdout
 
 
+def test_history_refuses_a_metric_selection_that_names_no_metric(runs: Runs) -> None:
+    # A typo (--metrics acc) used to list every run with an empty metrics column.
+    base = (runs.config, "--store", runs.store)
+    for args in (("--metrics", "acc"), ("--metrics", "auc,acc", "--json")):
+        _assert_clean_failure(invoke("history", *base, *args), "'acc'", "auc", "accuracy")
+    assert invoke("history", *base, "--metrics", "auc*").exit_code == 0
+
+
 def test_diff_lists_what_changed_between_two_versions(runs: Runs) -> None:
     base = (runs.config, "--store", runs.store)
     payload = as_json(invoke("diff", *base, "1", "--json"))
@@ -406,3 +414,33 @@ def test_run_save_refuses_clearly_and_leaves_the_config_alone(
     message = _assert_clean_failure(result, "--save", "params.epochs", "-p epochs=... --save")
     assert "the run succeeded" in message
     assert tiny_census_config.read_text() == before
+
+
+@pytest.mark.parametrize("column", ["[/age]", "[red]age"], ids=["closing_tag", "style_tag"])
+def test_error_text_is_printed_literally_not_read_as_console_markup(
+    make_config: Any, census_like: tuple[Path, Path], store: str, column: str
+) -> None:
+    # A message quoting user text (a column, a path, a row's values) that looks like rich
+    # markup was either swallowed ("[red]age" printed as "age") or crashed the error
+    # handler itself with a MarkupError traceback ("[/age]").
+    body = TINY_CENSUS.replace('F.Numeric("age")', f'F.Numeric("{column}")')
+    config = make_config(body, train=census_like[0], test=census_like[1])
+    _assert_clean_failure(invoke("plan", config, "--store", store), f"reads column '{column}'")
+
+
+def test_diff_prints_added_list_items_literally(
+    make_config: Any, census_like: tuple[Path, Path], store: str
+) -> None:
+    # "features 2 → 4 items +[education_of_the_person, occupation_of_the_person]" lost its bracketed list
+    # (read as console markup).
+    full = TINY_CENSUS.replace('"education", F.', '"education_of_the_person", F.').replace(
+        '"occupation", F.', '"occupation_of_the_person", F.'
+    )
+    fewer = full.replace("[age, hours, education, occupation]", "[age, hours]")
+    data = {"train": census_like[0], "test": census_like[1]}
+    as_json(invoke("run", make_config(fewer, **data), "--store", store, "--json"))
+    config = make_config(full, **data)
+    as_json(invoke("run", config, "--store", store, "--json"))
+    result = invoke("diff", config, "1", "2", "--store", store)
+    assert result.exit_code == 0, result.output
+    assert "+[education_of_the_person, occupation_of_the_person]" in result.output, result.output
