@@ -68,13 +68,30 @@ def open_session(
     metadata: str | None = None,
     approx: Approx | None = None,
     rehash: bool = False,
+    existing: bool = False,
 ) -> Session:
     """Load and compile ``config``; open its store and metadata database.
 
     ``rehash=True`` re-reads every data file instead of trusting the content-hash memo.
+    ``existing=True`` is for commands that only read what runs recorded (history, diff,
+    report): a local store folder that does not exist is an error, and none is created.
     """
     loaded = load_config(config, params, data_dir=data_dir)
+    if existing and metadata is None:
+        _require_local_store(loaded, store)
     return _open(loaded, store=store, metadata=metadata, approx=approx, rehash=rehash)
+
+
+def _require_local_store(loaded: LoadedConfig, store: str | None) -> None:
+    """Refuse to read a local store that no run has written (it would be created empty)."""
+    url = store or str(_default_home(loaded.path))
+    if "://" in url or Path(url).is_dir():
+        return
+    raise StoreError(
+        f"no store at {url}: nothing has run into it yet, so there is nothing to show. "
+        f"Run `helix-tf run {loaded.path}` first, or pass --store with the folder your "
+        "runs used"
+    )
 
 
 def _open(

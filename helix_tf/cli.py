@@ -82,8 +82,12 @@ class _Invocation:
     err: Console
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[Any]:
-        """An open session (compiled config, store, metadata), closed afterwards."""
+    def session(self, *, existing: bool = False) -> Iterator[Any]:
+        """An open session (compiled config, store, metadata), closed afterwards.
+
+        ``existing=True`` for commands that only read what runs recorded: a local store
+        that no run has written is an error, not created empty.
+        """
         from helix_tf import api
 
         session = api.open_session(
@@ -92,6 +96,7 @@ class _Invocation:
             data_dir=self.data_dir,
             store=self.store,
             metadata=self.metadata,
+            existing=existing,
         )
         try:
             yield session
@@ -503,7 +508,7 @@ def history(
 
     selection = metric_selection.split(",") if metric_selection else None
     try:
-        with cmd.session() as session:
+        with cmd.session(existing=True) as session:
             entries = history_entries(
                 session.metadata, session.compiled.name, limit=limit, agent=with_agent
             )
@@ -533,7 +538,7 @@ def diff(
     from helix_tf.history import version_diff
 
     try:
-        with cmd.session() as session:
+        with cmd.session(existing=True) as session:
             found = version_diff(session.metadata, session.compiled.name, old, new)
     except HelixError as exc:
         _fail(err, exc)
@@ -587,7 +592,7 @@ def report(
     from helix_tf.report import default_report_path, render_report, write_report
 
     try:
-        with cmd.session() as session:
+        with cmd.session(existing=True) as session:
             html = render_report(
                 session.compiled.name,
                 session.metadata,

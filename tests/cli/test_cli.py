@@ -444,3 +444,16 @@ def test_diff_prints_added_list_items_literally(
     result = invoke("diff", config, "1", "2", "--store", store)
     assert result.exit_code == 0, result.output
     assert "+[education_of_the_person, occupation_of_the_person]" in result.output, result.output
+
+
+@pytest.mark.parametrize("command", [["history"], ["diff", "1", "2"], ["report"]])
+def test_read_only_commands_refuse_a_store_no_run_wrote_and_create_nothing(
+    command: list[str], tmp_path: Path, census_like: tuple[Path, Path]
+) -> None:
+    config = write_config(tmp_path, TINY_CENSUS, train=census_like[0], test=census_like[1])
+    missing = tmp_path / "no-such-store"
+    result = invoke(command[0], config, *command[1:], "--store", missing)
+    assert result.exit_code == 1, result.output
+    assert "no store at" in result.output and "helix-tf run" in result.output
+    assert not missing.exists()
+    assert not (tmp_path / ".helix").exists()  # nor the default store beside the config

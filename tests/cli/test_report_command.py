@@ -34,6 +34,7 @@ def test_without_html_the_report_goes_into_the_store(config: Path, tmp_path: Pat
     cwd = tmp_path / "checkout"
     cwd.mkdir()
     store = tmp_path / "store"
+    store.mkdir()  # a store no run wrote is refused (tests/cli/test_cli.py)
     written = report(str(config), "--store", str(store), cwd=cwd)
     assert written == {"report": f"{store}/reports/tiny_census.html"}
     assert "helix_tf report: tiny_census" in Path(written["report"]).read_text()
@@ -43,6 +44,7 @@ def test_without_html_the_report_goes_into_the_store(config: Path, tmp_path: Pat
 def test_the_default_store_is_beside_the_config(config: Path, tmp_path: Path) -> None:
     cwd = tmp_path / "elsewhere"
     cwd.mkdir()
+    (config.parent / ".helix").mkdir()
     written = report(str(config), cwd=cwd)
     assert Path(written["report"]) == config.parent / ".helix" / "reports" / "tiny_census.html"
     assert Path(written["report"]).is_file() and list(cwd.iterdir()) == []
@@ -50,6 +52,7 @@ def test_the_default_store_is_beside_the_config(config: Path, tmp_path: Path) ->
 
 def test_html_puts_it_where_the_user_asked(config: Path, tmp_path: Path) -> None:
     target = tmp_path / "out" / "page.html"
+    (tmp_path / "s").mkdir()
     written = report(
         str(config), "--store", str(tmp_path / "s"), "--html", str(target), cwd=tmp_path
     )
