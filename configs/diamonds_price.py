@@ -16,19 +16,14 @@ helix_tf generates (same columns and format) and says so.
 import numpy as np
 
 from helix_tf import Workflow, features as F, learners, metrics, sources
-from helix_tf.sample_data import DIAMONDS_COLUMNS, write_diamonds_like
+from helix_tf.sample_data import DIAMONDS_COLUMNS, diamonds_table
 
 PARAMS = {"scale": 1}
 
 
 def workflow(params):
     wf = Workflow("diamonds_price")
-    folder = params.data("diamonds")
-    if folder is not None:
-        path = folder / "diamonds.csv"
-    else:
-        path = write_diamonds_like(params.work_dir / "sample_data" / "diamonds")
-        wf.note(f"the diamonds table was not found; running on generated diamonds in {path.parent}")
+    path = diamonds_table(params, wf)  # the shared copy, else generated look-alike data
 
     wf.source(
         "diamonds",

@@ -39,6 +39,7 @@ __all__ = [
     "DIAMONDS_CUTS",
     "write_census_like",
     "write_diamonds_like",
+    "diamonds_table",
     "write_sms_like",
 ]
 
@@ -567,3 +568,17 @@ def write_diamonds_like(directory: str | Path, *, rows: int = 6000, seed: int = 
             f"{depth[i]:.1f},{table[i]:.0f},{price[i]},{x[i]:.2f},{y[i]:.2f},{z[i]:.2f}"
         )
     return _write_if_changed(Path(directory) / "diamonds.csv", "\n".join(lines) + "\n")
+
+
+def diamonds_table(params: Any, wf: Any) -> Path:
+    """The diamonds table a config reads: the shared copy, else a generated one (noted).
+
+    ``params`` is the config's ``Params`` (its data folder and work folder); ``wf`` the
+    workflow that records a note when the generated look-alike stands in.
+    """
+    folder = params.data("diamonds")
+    if folder is not None:
+        return Path(folder) / "diamonds.csv"
+    path = write_diamonds_like(params.work_dir / "sample_data" / "diamonds")
+    wf.note(f"the diamonds table was not found; running on generated diamonds in {path.parent}")
+    return path
