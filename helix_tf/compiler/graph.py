@@ -695,7 +695,7 @@ def compile_workflow(
                 code=_code_digests(d.op),
                 output=name in outputs,
                 where=d.where,
-                extra=extra,
+                facts=extra,
             )
         )
     c.hasher.save()
