@@ -80,7 +80,9 @@ def without_features(workflow: Workflow, drop: Mapping[str, Set[str]]) -> Workfl
     dropped = set().union(*drop.values()) if drop else set()
     used = {name for d in decls for name in _referenced(d.refs)}
     out.declarations = [
-        d for d in decls if not (d.role == Role.FEATURE and d.name in dropped and d.name not in used)
+        d
+        for d in decls
+        if not (d.role == Role.FEATURE and d.name in dropped and d.name not in used)
     ]
     return out
 

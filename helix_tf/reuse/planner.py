@@ -89,14 +89,16 @@ def plan_reuse(
             kind=n.kind,
             state=plan.states[n.name],
             compute_cost=round(node_costs[n.name].compute, 6),
-            load_cost=None
-            if node_costs[n.name].load is None
-            else round(node_costs[n.name].load, 6),
+            load_cost=_rounded(node_costs[n.name].load),
             reason=reasons.of(n),
             fingerprint=n.fingerprint,
         )
         for n in compiled.nodes
     ]
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 6)
 
 
 class _Reasons:

@@ -459,7 +459,7 @@ def _validate(nodes: Sequence[PlanNode]) -> _Graph:
 
 def _check_cost(name: str, field: str, value: object, problems: list[str]) -> None:
     ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value < 0:  # type: ignore[arg-type]
+    if not ok or not math.isfinite(value) or value < 0:  # type: ignore[arg-type, operator]
         problems.append(
             f"node {name!r} has {field}={value!r}; expected a finite number of seconds >= 0"
         )

@@ -39,7 +39,7 @@ class _SourceFinder:
             node
             for _, node in src.defs
             if isinstance(node, kinds)
-            and (lam or node.name == code.co_name)  # type: ignore[attr-defined]
+            and (lam or getattr(node, "name", None) == code.co_name)
             and _start_line(node) == code.co_firstlineno
         ]
         if len(candidates) > 1:
@@ -49,7 +49,11 @@ class _SourceFinder:
             spans = [
                 (a, c, b, d)
                 for a, b, c, d in code.co_positions()
-                if None not in (a, b, c, d) and (b, d) > (a, c)  # type: ignore[operator]
+                if a is not None
+                and b is not None
+                and c is not None
+                and d is not None
+                and (b, d) > (a, c)
             ]
             candidates = [n for n in candidates if all(_contains(n, s) for s in spans)]
         if len(candidates) != 1:
