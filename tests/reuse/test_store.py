@@ -127,6 +127,23 @@ def test_commit_lookup_open_local_roundtrip(store: ArtifactStore, store_url: str
     assert staging_dirs(store) == set()
 
 
+def test_data_url_names_the_entry_files_in_the_store(store: ArtifactStore) -> None:
+    """data_url: the stored folder itself (not a cached copy), readable through fsspec."""
+    import fsspec
+
+    manifest = put(store, "fp", FILES)
+    url = store.data_url(manifest)
+    if store.is_local:
+        assert url == store.open_local(manifest)
+    else:
+        assert "://" in url and url.endswith(f"/artifacts/fp/{manifest.token}")
+    fs, path = fsspec.core.url_to_fs(url)
+    if store.url.startswith("gs://"):
+        fs = store.fs  # the emulator's file system, as configured by the store
+    for rel, data in FILES.items():
+        assert fs.cat_file(f"{path}/{rel}") == data
+
+
 def test_file_url_is_a_local_store(tmp_path: Path) -> None:
     store = ArtifactStore(f"file://{tmp_path}/store")
     assert store.is_local and store.root == store.url == str(tmp_path / "store")

@@ -568,6 +568,25 @@ class ArtifactStore(_Cleanup):
             target = os.path.join(self.cache_dir, manifest.fingerprint, manifest.token)
             _discard_local(target, target + ".complete")
 
+    def data_url(self, manifest: Manifest) -> str:
+        """Where an entry's data files are, in the store itself (not a local copy).
+
+        An OS folder path for a local store, else a URL (``gs://bucket/...``) that Beam
+        workers and other readers of the store's file system can open. The folder holds
+        the files the manifest lists, at their relative paths; treat it as read-only.
+
+        Parameters
+        ----------
+        manifest : Manifest
+            From :meth:`lookup`, :meth:`commit` or :meth:`entries` of this store.
+
+        Returns
+        -------
+        str
+        """
+        _check_fingerprint(manifest.fingerprint)
+        return self._to_url(self._data_dir(manifest.fingerprint, manifest.token))
+
     # ------------------------------------------------------------------ manage
 
     def delete(self, fingerprint: str) -> None:
