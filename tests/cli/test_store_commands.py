@@ -77,7 +77,7 @@ def test_verify_reports_and_repairs(tmp_path: Path) -> None:
     store = ArtifactStore(str(root))
     manifest = store.lookup("fpfeature")
     assert manifest is not None
-    Path(store._data_dir("fpfeature", manifest.token), "part.bin").write_bytes(b"g" * 1000)
+    Path(store.paths.data_dir("fpfeature", manifest.token), "part.bin").write_bytes(b"g" * 1000)
     bad = invoke("store", "verify", "--store", root)
     assert bad.exit_code == 1 and "fpfeature" in bad.output and "NOT clean" in bad.output
     fixed = invoke("store", "verify", "--store", root, "--repair")

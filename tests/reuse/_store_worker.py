@@ -29,6 +29,8 @@ import time
 from typing import Any
 
 from helix_tf.reuse.store import ArtifactStore
+from helix_tf.reuse.store._commit import Committer
+from helix_tf.reuse.store._fs import StoreFiles
 
 
 def content(fingerprint: str, index: int, size: int) -> bytes:
@@ -37,9 +39,9 @@ def content(fingerprint: str, index: int, size: int) -> bytes:
     return (seed * (size // len(seed) + 1))[:size]
 
 
-def _slow(store_cls: type[ArtifactStore], names: list[str], seconds: float) -> None:
+def _slow(cls: type, names: list[str], seconds: float) -> None:
     for name in names:
-        original = getattr(store_cls, name)
+        original = getattr(cls, name)
 
         def wrapper(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
             time.sleep(seconds)
@@ -47,7 +49,7 @@ def _slow(store_cls: type[ArtifactStore], names: list[str], seconds: float) -> N
             time.sleep(seconds)
             return result
 
-        setattr(store_cls, name, wrapper)
+        setattr(cls, name, wrapper)
 
 
 def main(argv: list[str]) -> int:
@@ -75,7 +77,8 @@ def main(argv: list[str]) -> int:
     logging.getLogger("helix_tf").setLevel(logging.INFO)
 
     if args.slow_commit:
-        _slow(ArtifactStore, ["_hash_file", "_move_in", "_create_exclusive"], args.slow_commit)
+        _slow(StoreFiles, ["hash_file", "create_exclusive"], args.slow_commit)
+        _slow(Committer, ["move_in"], args.slow_commit)
     store = ArtifactStore(args.url, cache_dir=args.cache_dir)
     if args.lease:
         lease = store.open_lease(args.pin, scratch_root=args.scratch_root)

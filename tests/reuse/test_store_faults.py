@@ -59,7 +59,7 @@ def test_commit_replaces_a_same_size_corrupt_entry_with_its_fresh_data(tmp_path:
     assert json.loads(out)["outcome"] == "won", err
     bad = store.lookup("fp")
     assert bad is not None
-    part = Path(store._data_dir("fp", bad.token), "part-000.bin")
+    part = Path(store.paths.data_dir("fp", bad.token), "part-000.bin")
     part.write_bytes(b"X" * part.stat().st_size)  # same size: lookup cannot tell
     assert store.lookup("fp") == bad
 
@@ -69,7 +69,7 @@ def test_commit_replaces_a_same_size_corrupt_entry_with_its_fresh_data(tmp_path:
     good = store.lookup("fp")
     assert good is not None and good.token != bad.token
     assert store.open_local(good, verify=True) is not None
-    assert not Path(store._data_dir("fp", bad.token)).exists()
+    assert not Path(store.paths.data_dir("fp", bad.token)).exists()
 
 
 def test_a_dead_runs_leftovers_go_at_once_a_live_runs_stay(tmp_path: Path) -> None:
@@ -151,12 +151,12 @@ def test_data_no_manifest_names_is_collected(tmp_path: Path) -> None:
     assert _spawn(store, "fp").communicate(timeout=60)[0]
     old = store.lookup("fp")
     assert old is not None
-    Path(store._manifest_path("fp")).write_bytes(b"garbage")
+    Path(store.paths.manifest("fp")).write_bytes(b"garbage")
     assert json.loads(_spawn(store, "fp").communicate(timeout=60)[0])["outcome"] == "won"
-    assert Path(store._data_dir("fp", old.token)).exists()  # nothing names it any more
+    assert Path(store.paths.data_dir("fp", old.token)).exists()  # nothing names it any more
     report = store.collect(older_than=0)
-    assert store._data_dir("fp", old.token) in report.paths
-    assert not Path(store._data_dir("fp", old.token)).exists()
+    assert store.paths.data_dir("fp", old.token) in report.paths
+    assert not Path(store.paths.data_dir("fp", old.token)).exists()
     assert store.verify().clean
 
 
@@ -166,7 +166,7 @@ def test_verify_finds_and_repairs_a_corrupt_entry(tmp_path: Path) -> None:
         assert _spawn(store, fp).communicate(timeout=60)[0]
     bad = store.lookup("b")
     assert bad is not None
-    part = Path(store._data_dir("b", bad.token), "part-000.bin")
+    part = Path(store.paths.data_dir("b", bad.token), "part-000.bin")
     part.write_bytes(b"Y" * part.stat().st_size)
     report = store.verify()
     assert [fp for fp, _ in report.bad] == ["b"] and "sha256" in report.bad[0][1]

@@ -38,6 +38,12 @@ Checksums are sha256 of each file's bytes. For a remote store, :meth:`commit` re
 staged files back to compute them (files may have been written by remote workers that
 never passed through this process).
 
+The store is one public class, :class:`ArtifactStore`, composed of small objects with
+one job each (no mixins): ``_fs.StoreFiles`` and ``_fs.StorePaths`` (file system access
+and layout), ``_entries.Entries`` (read and judge entries), ``_commit.Committer``
+(staging and commit), ``_open.Opener`` (local, verified copies), ``_leases.Leases``
+(runs on the store, on any machine) and ``_cleanup.Collector`` (verify, reclaim).
+
 Only JSON and the caller's own open formats are written; nothing is ever pickled.
 Never imports TensorFlow, Keras or Apache Beam.
 """
