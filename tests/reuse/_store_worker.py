@@ -14,7 +14,8 @@ sleeps around each step of the commit so a SIGKILL can land between them. ``--le
 registers the worker as a live run (pinning ``--pin`` fingerprints, with a scratch
 folder under ``--scratch-root``), as ``helix-tf run`` does; ``--hold`` sleeps that long
 before committing (``--no-commit``: and then exits without committing). Prints one
-JSON line: ``{"outcome": "won" | "lost", "token": ..., "log": [store log messages]}``.
+JSON line: ``{"outcome": "won" | "lost", "token": ..., "log": [store log messages]}``
+(a loser also says which committed token it then found and opened: ``"seen"``).
 """
 
 from __future__ import annotations
@@ -104,7 +105,12 @@ def main(argv: list[str]) -> int:
     if args.no_commit:
         return 0
     manifest = store.commit(staging, kind="blob", rows=args.files)
-    outcome = {"outcome": "won" if manifest else "lost", "token": staging.token, "log": records}
+    outcome: dict[str, Any] = {"outcome": "won" if manifest else "lost", "token": staging.token}
+    if manifest is None:  # the loser reuses the winner's entry, as the engine does
+        seen = store.lookup(args.fingerprint)
+        local = store.open_local(seen) if seen is not None else None
+        outcome["seen"] = seen.token if seen is not None and local is not None else None
+    outcome["log"] = records
     sys.stdout.write(json.dumps(outcome) + "\n")
     return 0
 

@@ -496,12 +496,14 @@ def _aim(proc: subprocess.Popen[str], ready: Callable[[], bool], timeout: float 
         time.sleep(0.001)
 
 
-def _race(url: str, tmp_path: Path, fingerprint: str) -> list[dict[str, str]]:
-    """Two worker processes stage, wait at a barrier, then commit at the same moment."""
+def _race(
+    url: str, tmp_path: Path, fingerprint: str, n: int = 2, *extra: str
+) -> list[dict[str, str]]:
+    """``n`` worker processes stage, wait at a barrier, then commit at the same moment."""
     go = tmp_path / f"{fingerprint}.go"
-    ready = [tmp_path / f"{fingerprint}.ready{i}" for i in range(2)]
+    ready = [tmp_path / f"{fingerprint}.ready{i}" for i in range(n)]
     procs = [
-        _spawn(url, fingerprint, tmp_path / "cache", "--ready", str(r), "--go", str(go))
+        _spawn(url, fingerprint, tmp_path / "cache", "--ready", str(r), "--go", str(go), *extra)
         for r in ready
     ]
     try:

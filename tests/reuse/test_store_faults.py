@@ -107,6 +107,27 @@ def test_a_dead_runs_leftovers_go_at_once_a_live_runs_stay(tmp_path: Path) -> No
                 proc.communicate()
 
 
+def room_for_newcomer(store: ArtifactStore) -> bool:
+    """Whether a 4000-byte newcomer gets in under a 9500-byte budget (by eviction)."""
+    policy = MaterializationPolicy(
+        policy="all",
+        load_cost=lambda role, nbytes: 0.0,
+        ancestors={},
+        history_compute={},
+        budget=9_500,
+        store=store,
+    )
+
+    class Node:
+        name, role = "new", "feature"
+
+    class Measure:
+        state, compute_seconds, bytes = "compute", 50.0, 4000
+
+    new = Measure()
+    return policy.decide(Node(), new, {"new": new})
+
+
 def test_budget_eviction_spares_what_another_live_run_pinned(tmp_path: Path) -> None:
     store = ArtifactStore(str(tmp_path / "store"))
     for fp, size in (("cheap", 6000), ("dear", 3000)):
@@ -116,28 +137,11 @@ def test_budget_eviction_spares_what_another_live_run_pinned(tmp_path: Path) -> 
     try:
         _staged(reader)
 
-        def policy() -> MaterializationPolicy:
-            return MaterializationPolicy(
-                policy="all",
-                load_cost=lambda role, nbytes: 0.0,
-                ancestors={},
-                history_compute={},
-                budget=9_500,
-                store=store,
-            )
-
-        class Node:
-            name, role = "new", "feature"
-
-        class Measure:
-            state, compute_seconds, bytes = "compute", 50.0, 4000
-
-        new = Measure()
-        assert not policy().decide(Node(), new, {"new": new})
+        assert not room_for_newcomer(store)
         assert store.lookup("cheap") is not None  # pinned by the live reader
         assert store.lookup("dear") is not None  # evicting it alone would not make room
         _kill(reader)
-        assert policy().decide(Node(), new, {"new": new})
+        assert room_for_newcomer(store)
         assert store.lookup("cheap") is None  # its reader is dead: evictable again
     finally:
         if reader.poll() is None:

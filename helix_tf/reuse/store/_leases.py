@@ -164,13 +164,21 @@ def judge_alive(info: LeaseInfo, *, now: float) -> bool:
     Anything else counts as live until :data:`LEASE_EXPIRY` seconds after its last
     renewal.
     """
-    scope = pid_scope()
-    here = info.host == this_host() and (
-        info.pid_scope is None or scope is None or info.pid_scope == scope
-    )
-    if here:
+    if is_here(info):
         return process_alive(info.pid, info.proc_start)
     return now - info.renewed < LEASE_EXPIRY
+
+
+def is_here(info: LeaseInfo) -> bool:
+    """Whether a lease was written on this machine, in this pid scope.
+
+    Only then does its pid name a process this one can check, and its scratch folder
+    a folder this one sees.
+    """
+    scope = pid_scope()
+    return info.host == this_host() and (
+        info.pid_scope is None or scope is None or info.pid_scope == scope
+    )
 
 
 def new_token(lease: RunLease | None) -> str:
@@ -320,8 +328,8 @@ class Leases:
         return out
 
     def drop(self, info: LeaseInfo) -> None:
-        """Remove a dead lease's file and (on this host) its scratch folder."""
-        if info.scratch and info.host == this_host():
+        """Remove a dead lease's file and (written here, :func:`is_here`) its scratch folder."""
+        if info.scratch and is_here(info):
             shutil.rmtree(info.scratch, ignore_errors=True)
         self.files.rm_file(self.files.paths.join(_RUNS, f"{info.id}.json"))
 
