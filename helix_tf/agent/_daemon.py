@@ -131,6 +131,8 @@ class _Agent:
         }
         self.last_user_run = 0.0
         self.space: Any = None
+        #: Why the last trial's process was killed, until its run is recorded so.
+        self.killed_pending: str | None = None
 
     # -- status ---------------------------------------------------------------------
 
@@ -173,6 +175,9 @@ class _Agent:
                         reason=f"resumes {self.opts.resume_after:g}s after the user's run ended",
                     )
             else:
+                if self.killed_pending is not None:
+                    self.record_killed(self.killed_pending)
+                    self.killed_pending = None
                 return True
             time.sleep(0.1)
         return False
@@ -221,7 +226,28 @@ class _Agent:
             if outcome.latency is not None:
                 self.yields.append(outcome.latency)
             log.info("yielded to a user run after %.0f ms", (outcome.latency or 0) * 1000)
+            # Recorded when the agent resumes: nothing of the agent's runs beside the user's.
+            self.killed_pending = "stopped by the agent: it yielded to a user's run (re-run later)"
+        elif isinstance(outcome, Stopped):
+            self.record_killed("stopped by the agent: `agent stop`")
         return outcome
+
+    def record_killed(self, reason: str) -> list[int]:
+        """Record the agent's runs whose process is gone as killed (never left "running")."""
+        try:
+            ids = history.record_killed_runs(
+                self.opts.config,
+                tag=TAG,
+                reason=reason,
+                data_dir=self.opts.data_dir,
+                store=self.opts.store,
+            )
+        except HelixError as exc:  # housekeeping: it never stops the search
+            log.warning("could not record the agent's stopped runs: %s", exc)
+            return []
+        if ids:
+            log.info("runs %s recorded as killed: %s", ids, reason)
+        return ids
 
     def run_until_done(self, overrides: dict[str, Any], **kwargs: Any) -> Finished | None:
         """Run again after every yield until it finishes; None when the agent stops."""
@@ -399,6 +425,7 @@ class _Agent:
         if rebased:
             log.info("the config changed: starting from the previous study's best %s", rebased)
         orphans = fail_orphans(study)
+        self.record_killed("the agent process ended before its run finished (agent restarted)")
         if orphans:
             log.warning(
                 "trials %s were left running by a stopped agent: failed, queued again", orphans
