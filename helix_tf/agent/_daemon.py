@@ -17,6 +17,7 @@ import dataclasses
 import fcntl
 import logging
 import os
+import shutil
 import signal
 import time
 from typing import Any
@@ -68,6 +69,33 @@ class AgentOptions:
     verify_top: int = 3
     preload: bool = True
     poll: float = 0.02
+    #: The store's budget in bytes (every agent run honours it); None: the size of
+    #: the store's file system.
+    budget: int | None = None
+    #: The share of the budget the agent's entries may hold together.
+    share: float = 0.25
+    #: Trials asked of the sampler at a time and run in reuse-aware order (1: as asked).
+    batch: int = 4
+
+    def __post_init__(self) -> None:
+        if not 0 < self.share <= 1:
+            raise ValueError(f"AgentOptions: share must be in (0, 1], but got {self.share!r}")
+        if self.batch < 1:
+            raise ValueError(f"AgentOptions: batch must be >= 1, but got {self.batch!r}")
+
+
+def agent_share_bytes(opts: AgentOptions, home: os.PathLike[str] | str) -> int | None:
+    """What the agent's store entries may hold together: ``share`` of the budget.
+
+    Without a budget, of the size of the file system the store is on (None where
+    that cannot be read, e.g. a remote store: no cap).
+    """
+    if opts.budget is not None:
+        return int(opts.share * opts.budget)
+    try:
+        return int(opts.share * shutil.disk_usage(home).total)
+    except OSError:
+        return None
 
 
 def preferred_metric(metrics: dict[str, float]) -> str:
@@ -133,6 +161,8 @@ class _Agent:
         self.space: Any = None
         #: Why the last trial's process was killed, until its run is recorded so.
         self.killed_pending: str | None = None
+        #: The cap on the agent's store entries (bytes), None: none.
+        self.share_bytes = agent_share_bytes(opts, paths.home) if paths.home.exists() else None
 
     # -- status ---------------------------------------------------------------------
 
@@ -203,7 +233,9 @@ class _Agent:
                 approx=approx,
                 validation=validation,
                 materialize=materialize,
+                budget=opts.budget,
                 tag=TAG,
+                tag_budget=self.share_bytes,
             )
             states: dict[str, int] = {}
             for n in r.nodes:

@@ -72,3 +72,17 @@ def test_approximate_rung_prunes_by_successive_halving(tmp_path: Path) -> None:
     assert states[-1] == TrialState.PRUNED  # 0.1 is not in the top third at rung 0
     assert TrialState.COMPLETE in states[:3]
     assert rungs[:2] == [True, False]  # approximate first, then promoted to exact
+
+
+def test_the_agents_entries_are_capped_at_a_share_of_the_budget(tmp_path: Path) -> None:
+    import shutil
+
+    import pytest
+
+    from helix_tf.agent._daemon import agent_share_bytes
+
+    assert agent_share_bytes(AgentOptions(config="c.py", budget=1000, share=0.2), tmp_path) == 200
+    disk = shutil.disk_usage(tmp_path).total
+    assert agent_share_bytes(AgentOptions(config="c.py"), tmp_path) == int(0.25 * disk)
+    with pytest.raises(ValueError, match="share"):
+        AgentOptions(config="c.py", share=0)
