@@ -24,6 +24,7 @@ from typing import Any
 
 from helix_tf import api, history
 from helix_tf.agent._child import Finished, Stopped, Yielded, run_in_child
+from helix_tf.agent._order import compute_costs, reuse_order
 from helix_tf.agent._registry import register, unregister
 from helix_tf.agent._study import (
     LOWER_IS_BETTER,
@@ -333,11 +334,63 @@ class _Agent:
         study.set_user_attr("baseline_validation", done.result)
         return done.result
 
-    def trial(self, study: Any, space: Any, metric: str) -> None:
+    def plan_computes(self, overrides: dict[str, Any]) -> dict[str, float] | None:
+        """What the exact validation run of ``overrides`` would compute (None: cannot plan)."""
+        try:
+            plan = api.plan(
+                self.opts.config,
+                params=overrides,
+                data_dir=self.opts.data_dir,
+                store=self.opts.store,
+                validation=self.opts.validation,
+            )
+        except HelixError as exc:
+            log.info("could not plan %s: %s", overrides, exc)
+            return None
+        return compute_costs(plan)
+
+    def batch(self, study: Any, space: Any, metric: str, size: int) -> None:
+        """Ask for ``size`` trials and run them in reuse-aware order (:mod:`._order`).
+
+        Trials the agent could not run (it was stopped) are failed and queued again.
+        """
         from optuna.trial import TrialState
 
-        trial = study.ask()
-        overrides = suggest(trial, space)
+        asked = [study.ask() for _ in range(size)]
+        overrides = [suggest(t, space) for t in asked]
+        order = list(range(size))
+        if size > 1:
+            self.update(state="running", reason=f"planning a batch of {size} trials", rung=None)
+            order = reuse_order([self.plan_computes(o) for o in overrides])
+        ran = 0
+        for i in order:
+            if self.stop_requested or not self.wait_idle():
+                break
+            self.trial(study, space, metric, asked=(asked[i], overrides[i]))
+            self.counts(study)
+            ran += 1
+        for i in order[ran:]:
+            asked[i].set_user_attr("not_run", "the agent stopped before this trial's turn")
+            study.tell(asked[i], state=TrialState.FAIL)
+            study.enqueue_trial(asked[i].params, user_attrs={"requeued_from": asked[i].number})
+        if size > 1:
+            log.info("batch of %d trials run in reuse-aware order %s", size, order[:ran])
+
+    def trial(
+        self,
+        study: Any,
+        space: Any,
+        metric: str,
+        asked: tuple[Any, dict[str, Any]] | None = None,
+    ) -> None:
+        """Run one trial (``asked``: a trial already asked and its overrides) through its rungs."""
+        from optuna.trial import TrialState
+
+        if asked is None:
+            trial = study.ask()
+            overrides = suggest(trial, space)
+        else:
+            trial, overrides = asked
         self.update(state="running", reason="", trial=trial.number, rung=None)
         approx = Approx(sample=self.opts.approx_sample)
         rungs: list[Approx | None] = [approx] if self.approx_is_cheaper(overrides, approx) else []
@@ -496,8 +549,8 @@ class _Agent:
                 log.info("the config changed: a new study starts from this one's best trials")
                 self.update(state="restarting", reason="the config changed")
                 return True
-            self.trial(study, space, metric)
-            self.counts(study)
+            left = None if opts.max_trials is None else opts.max_trials - finished
+            self.batch(study, space, metric, min(opts.batch, left or opts.batch))
             self.verify(study, metric, baseline_value)
         self.update(state="stopped", reason="agent stop", rung=None)
         return False

@@ -86,3 +86,44 @@ def test_the_agents_entries_are_capped_at_a_share_of_the_budget(tmp_path: Path) 
     assert agent_share_bytes(AgentOptions(config="c.py"), tmp_path) == int(0.25 * disk)
     with pytest.raises(ValueError, match="share"):
         AgentOptions(config="c.py", share=0)
+
+
+def test_a_batch_runs_in_reuse_aware_order_and_requeues_what_a_stop_left(tmp_path: Path) -> None:
+    from optuna.trial import TrialState
+
+    from helix_tf.agent._study import open_study
+
+    agent = _Agent(
+        AgentOptions(config=str(tmp_path / "c.py"), resume_after=0.0), AgentPaths(home=tmp_path)
+    )
+    agent.update = lambda **fields: None  # type: ignore[method-assign]
+    space = search.SearchSpace(
+        dimensions={"v.min_count": search.Choice(1, 5), "learner.l2": search.Float(0.0, 1.0)},
+        current={"v.min_count": 1, "learner.l2": 0.0},
+        declared=True,
+    )
+    study = open_study(AgentPaths(home=tmp_path), "w@1", create=True)
+    for mc, l2 in ((1, 0.1), (5, 0.2), (1, 0.3), (5, 0.4)):
+        study.enqueue_trial({"v.min_count": mc, "learner.l2": l2})
+    # min_count 5 would compute new vocabularies (stored: those of 1).
+    agent.plan_computes = lambda o: {  # type: ignore[method-assign]
+        f"vocab{o['v.min_count']}": 0.0 if o["v.min_count"] == 1 else 9.0,
+        f"fit{o['learner.l2']}": 1.0,
+    }
+    ran: list[float] = []
+
+    def fake_run(overrides: dict[str, Any], **kwargs: Any) -> Finished:
+        ran.append(overrides["learner.l2"])
+        agent.stop_requested = len(ran) == 3
+        return Finished(result={"metrics": {"auc": 0.5}, "approx": False}, error=None, seconds=0.0)
+
+    agent.run = fake_run  # type: ignore[method-assign]
+    agent.approx_is_cheaper = lambda overrides, approx: False  # type: ignore[method-assign]
+    agent.batch(study, space, "auc", 4)
+    assert ran == [0.1, 0.3, 0.2]  # the stored vocabularies first, then 5's twice in a row
+    states = {t.params["learner.l2"]: t.state for t in study.get_trials() if t.params}
+    assert states[0.4] == TrialState.FAIL  # never ran: failed and queued again
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [
+        {"v.min_count": 5, "learner.l2": 0.4}
+    ]
