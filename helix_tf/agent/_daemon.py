@@ -294,23 +294,20 @@ class _Agent:
 
     # -- the search -------------------------------------------------------------------
 
+    def plan(self, overrides: dict[str, Any], approx: Approx | None = None) -> Any:
+        """The plan of a validation run of ``overrides`` (``helix_tf.plan``, nothing runs)."""
+        return api.plan(
+            self.opts.config,
+            params=overrides,
+            data_dir=self.opts.data_dir,
+            store=self.opts.store,
+            validation=self.opts.validation,
+            approx=approx,
+        )
+
     def approx_is_cheaper(self, overrides: dict[str, Any], approx: Approx) -> bool:
         try:
-            exact = api.plan(
-                self.opts.config,
-                params=overrides,
-                data_dir=self.opts.data_dir,
-                store=self.opts.store,
-                validation=self.opts.validation,
-            )
-            cheap = api.plan(
-                self.opts.config,
-                params=overrides,
-                data_dir=self.opts.data_dir,
-                store=self.opts.store,
-                validation=self.opts.validation,
-                approx=approx,
-            )
+            exact, cheap = self.plan(overrides), self.plan(overrides, approx)
         except HelixError:
             return False
         return (
@@ -337,17 +334,10 @@ class _Agent:
     def plan_computes(self, overrides: dict[str, Any]) -> dict[str, float] | None:
         """What the exact validation run of ``overrides`` would compute (None: cannot plan)."""
         try:
-            plan = api.plan(
-                self.opts.config,
-                params=overrides,
-                data_dir=self.opts.data_dir,
-                store=self.opts.store,
-                validation=self.opts.validation,
-            )
+            return compute_costs(self.plan(overrides))
         except HelixError as exc:
             log.info("could not plan %s: %s", overrides, exc)
             return None
-        return compute_costs(plan)
 
     def batch(self, study: Any, space: Any, metric: str, size: int) -> None:
         """Ask for ``size`` trials and run them in reuse-aware order (:mod:`._order`).
