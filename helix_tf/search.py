@@ -267,7 +267,7 @@ def _deciles(source: Any, columns: list[str]) -> dict[str, str]:
 def _structural(workflow: Any) -> tuple[dict[str, Dimension], dict[str, Any]]:
     """The structural edits of a derived space (:mod:`helix_tf.edits`); current: none."""
     from helix_tf.components.features import Numeric, Vocabulary
-    from helix_tf.components.learners import Learner
+    from helix_tf.components.learners import DNN, Learner
     from helix_tf.edits import MODELS
 
     dims: dict[str, Dimension] = {}
@@ -276,8 +276,14 @@ def _structural(workflow: Any) -> tuple[dict[str, Dimension], dict[str, Any]]:
     for d in decls:
         if d.role == "train" and isinstance(d.op, Learner) and type(d.op).__name__ in MODELS:
             now = type(d.op).__name__
-            dims[f"model:{d.name}"] = Choice(now, *(m for m in MODELS if m != now))
-            current[f"model:{d.name}"] = now
+            # A DNN's own parameters (dropout, ...) are searched too: only DNN kinds then.
+            if isinstance(d.op, DNN):
+                kinds = [m for m in MODELS if m != now and issubclass(MODELS[m], DNN)]
+            else:
+                kinds = [m for m in MODELS if m != now]
+            if kinds:
+                dims[f"model:{d.name}"] = Choice(now, *kinds)
+                current[f"model:{d.name}"] = now
     sources = [d for d in decls if d.role == "source"]
     if len(sources) == 1 and any(d.role == "examples" for d in decls):
         used, names = _used_columns(workflow), {d.name for d in decls}

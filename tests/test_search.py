@@ -115,3 +115,16 @@ def test_declared_structural_edits_are_checked_like_p(make_config, census_like) 
     bad = ', "add:age": search.Choice(None, "numeric")'
     with pytest.raises(ConfigError, match="already has a node 'age'"):
         search.search_space(_config(make_config, census_like, bad))
+
+
+def test_a_dnn_is_swapped_only_for_dnn_kinds_its_searched_parameters_fit(
+    tiny_census_config: Path,
+) -> None:
+    from helix_tf.config import load_config
+
+    text = tiny_census_config.read_text().replace("learners.Linear(", "learners.DNN(dropout=0.1, ")
+    tiny_census_config.write_text(text)
+    space = search.search_space(tiny_census_config)
+    assert space.dimensions["model:learner"] == search.Choice("DNN", "WideDeep")
+    assert "learner.dropout" in space.dimensions
+    load_config(tiny_census_config, {"model:learner": "WideDeep", "learner.dropout": 0.3})
