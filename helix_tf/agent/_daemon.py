@@ -450,10 +450,13 @@ class _Agent:
                     ).to_dict()
                 except HelixError as exc:
                     record["error"] = str(exc)
+            # Recorded before the ablation (one run per change): the report shows the
+            # verified proposal while its changes are being weighed.
+            study.set_user_attr(f"verified:{t.number}", record)
             diff = record.get("difference")
             if diff and diff["significant"] and sign * diff["difference"] > 0:
                 record["ablation"] = self.ablate(dict(t.params), float(t.value), metric, sign)
-            study.set_user_attr(f"verified:{t.number}", record)
+                study.set_user_attr(f"verified:{t.number}", record)
 
     def ablate(
         self, params: dict[str, Any], value: float, metric: str, sign: int
