@@ -144,6 +144,23 @@ def _preload() -> float:
     return time.perf_counter() - t0
 
 
+def _is_winner(study: Any, number: int, sign: int) -> bool:
+    """Whether trial ``number`` is verified better, by more than every other verified better."""
+    verified = {
+        int(k.partition(":")[2]): v.get("difference")
+        for k, v in study.user_attrs.items()
+        if k.startswith("verified:")
+    }
+    mine = verified.get(number)
+    if not mine or not mine["significant"] or sign * mine["difference"] <= 0:
+        return False
+    return all(
+        sign * d["difference"] <= sign * mine["difference"]
+        for n, d in verified.items()
+        if n != number and d and d["significant"]
+    )
+
+
 class _Agent:
     def __init__(self, opts: AgentOptions, paths: AgentPaths) -> None:
         self.opts = opts
@@ -453,10 +470,27 @@ class _Agent:
             # Recorded before the ablation (one run per change): the report shows the
             # verified proposal while its changes are being weighed.
             study.set_user_attr(f"verified:{t.number}", record)
-            diff = record.get("difference")
-            if diff and diff["significant"] and sign * diff["difference"] > 0:
+            if _is_winner(study, t.number, sign):
                 record["ablation"] = self.ablate(dict(t.params), float(t.value), metric, sign)
                 study.set_user_attr(f"verified:{t.number}", record)
+                self.keep_what_matters(study, t, record["ablation"])
+
+    def keep_what_matters(self, study: Any, trial: Any, ablation: dict[str, Any]) -> None:
+        """Queue the winner with only the changes that matter (the rest as written).
+
+        It runs as any trial (validation, then verification when it beats the
+        user's version), so the report can propose the smaller change.
+        """
+        matters = [k for k, a in ablation.items() if a.get("matters") or "error" in a]
+        if not matters or len(matters) == len(ablation) or self.space is None:
+            return
+        current = self.space.current
+        reduced = {
+            k: v if k in matters or k not in ablation else current[k]
+            for k, v in trial.params.items()
+        }
+        study.enqueue_trial(reduced, user_attrs={"ablated_from": trial.number})
+        log.info("trial %d: queued with only the changes that matter: %s", trial.number, matters)
 
     def ablate(
         self, params: dict[str, Any], value: float, metric: str, sign: int

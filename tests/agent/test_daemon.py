@@ -127,3 +127,58 @@ def test_a_batch_runs_in_reuse_aware_order_and_requeues_what_a_stop_left(tmp_pat
     assert [t.system_attrs["fixed_params"] for t in waiting] == [
         {"v.min_count": 5, "learner.l2": 0.4}
     ]
+
+
+def test_the_winner_is_queued_again_with_only_the_changes_that_matter(tmp_path: Path) -> None:
+    from optuna.trial import TrialState
+
+    from helix_tf.agent._daemon import _is_winner
+    from helix_tf.agent._study import open_study
+
+    agent = _Agent(AgentOptions(config=str(tmp_path / "c.py")), AgentPaths(home=tmp_path))
+    agent.space = search.SearchSpace(
+        dimensions={
+            "learner.l2": search.Float(1e-6, 1.0, log=True),
+            "add:x": search.Choice(None, "numeric"),
+            "v.min_count": search.Choice(1, 5),
+        },
+        current={"learner.l2": 1e-4, "add:x": None, "v.min_count": 1},
+        declared=False,
+    )
+    study = open_study(AgentPaths(home=tmp_path), "w@1", create=True)
+    params = {"learner.l2": 1e-2, "add:x": "numeric", "v.min_count": 5}
+    study.enqueue_trial(params)
+    trial = study.ask()
+    for k in params:
+        search_dim = agent.space.dimensions[k]
+        if isinstance(search_dim, search.Float):
+            trial.suggest_float(k, search_dim.low, search_dim.high, log=True)
+        else:
+            trial.suggest_categorical(k, list(search_dim.values))
+    study.tell(trial, 0.9)
+
+    def diff(d: float, significant: bool = True) -> dict[str, Any]:
+        return {"difference": {"difference": d, "significant": significant}}
+
+    study.set_user_attr("verified:0", diff(0.01))
+    study.set_user_attr("verified:7", diff(0.02, significant=False))
+    assert _is_winner(study, 0, sign=1)
+    study.set_user_attr("verified:8", diff(0.03))
+    assert not _is_winner(study, 0, sign=1) and _is_winner(study, 8, sign=1)
+
+    ablation = {
+        "learner.l2": {"matters": False, "effect": -0.001},
+        "add:x": {"matters": True, "effect": 0.01},
+        "v.min_count": {"error": "boom"},  # kept: reverting it alone did not run
+    }
+    agent.keep_what_matters(study, study.trials[0], ablation)
+    [queued] = study.get_trials(states=(TrialState.WAITING,))
+    assert queued.system_attrs["fixed_params"] == {
+        "learner.l2": 1e-4,
+        "add:x": "numeric",
+        "v.min_count": 5,
+    }
+    assert queued.user_attrs["ablated_from"] == 0
+    # Nothing to drop (every change matters): nothing queued.
+    agent.keep_what_matters(study, study.trials[0], {"add:x": {"matters": True}})
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 1
