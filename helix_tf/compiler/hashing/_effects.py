@@ -147,7 +147,7 @@ class _Scan(ast.NodeVisitor):
         if isinstance(value, bytes):
             value = os.fsdecode(value)
         if isinstance(value, str | os.PathLike):
-            return os.fspath(value)  # type: ignore[return-value]
+            return os.fspath(value)
         return None
 
     # -- visits
