@@ -26,7 +26,7 @@ from helix_tf.cli_store import store
 from helix_tf.errors import ConfigError, HelixError
 from helix_tf.rendering import (
     STATE_STYLE,
-    Progress,
+    ProgressPrinter,
     changes_text,
     confusion_table,
     metrics_table,
@@ -349,7 +349,7 @@ def run(
                 approx=_approx(approx, sample, precision, epochs_scale, min_saving),
                 batch_rows=batch_rows,
                 retrain_without_zero=retrain_without_zero,
-                progress=Progress(err, not cmd.as_json),
+                progress=ProgressPrinter(err, not cmd.as_json),
                 scratch=scratch,
                 rehash=rehash,
             )

@@ -14,6 +14,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from helix_tf.events import (
+    EpochFinished,
+    NodeFinished,
+    Planned,
+    PreprocessingStarted,
+    ProgressEvent,
+    RetrainingStarted,
+    TrainingStarted,
+)
 from helix_tf.views._data import confusion_cells
 
 if TYPE_CHECKING:
@@ -22,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "INTERVAL_LABEL",
     "STATE_STYLE",
-    "Progress",
+    "ProgressPrinter",
     "changes_text",
     "confusion_table",
     "diff_lines",
@@ -44,67 +53,58 @@ def _rows(n: int | None) -> str:
     return "" if n is None else f"{n:,}"
 
 
-class Progress:
-    """Renders engine events as one line per node, with elapsed time."""
+class ProgressPrinter:
+    """Renders a run's progress events (:mod:`helix_tf.events`) as one line per step,
+    with the time elapsed since the printer was made."""
 
     def __init__(self, err: Console, enabled: bool) -> None:
         self.err = err
         self.enabled = enabled
         self.t0 = time.perf_counter()
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: ProgressEvent) -> None:
         if not self.enabled:
             return
-        elapsed = time.perf_counter() - self.t0
-        kind = event.get("event")
-        if kind == "plan":
-            counts: dict[str, int] = {}
-            for d in event["decisions"]:
-                counts[d["state"]] = counts.get(d["state"], 0) + 1
-            self.err.print(
-                f"plan: {counts.get('compute', 0)} compute, {counts.get('load', 0)} load, "
-                f"{counts.get('prune', 0)} prune",
-                highlight=False,
+        line = self.line(event, time.perf_counter() - self.t0)
+        if line is not None:
+            self.err.print(line, highlight=False)
+
+    @staticmethod
+    def line(event: ProgressEvent, elapsed: float) -> str | None:
+        """The line printed for ``event`` after ``elapsed`` seconds (None: none)."""
+        at = f"[{elapsed:6.1f}s]"
+        if isinstance(event, Planned):
+            counts = event.counts()
+            return (
+                f"plan: {counts['compute']} compute, {counts['load']} load, "
+                f"{counts['prune']} prune"
             )
-        elif kind == "stage":
-            what = event.get("stage")
-            if what == "preprocess":
-                where = (
-                    "in this process (approximate run: no Beam pipeline)"
-                    if event.get("runner") == "in-process"
-                    else f"in one Beam pipeline ({event.get('runner')})"
-                )
-                self.err.print(
-                    f"[{elapsed:6.1f}s] preprocessing {len(event['nodes'])} node(s) {where} …",
-                    highlight=False,
-                )
-            elif what == "train":
-                self.err.print(
-                    f"[{elapsed:6.1f}s] training {event['node']} on {event['rows']:,} rows …",
-                    highlight=False,
-                )
-        elif kind == "retrain":
-            dropped = "; ".join(f"{ex}: {', '.join(fs)}" for ex, fs in event["drop"].items())
-            self.err.print(
-                f"[{elapsed:6.1f}s] retraining without zero-weight features ({dropped}) …",
-                highlight=False,
+        if isinstance(event, PreprocessingStarted):
+            where = (
+                "in this process (approximate run: no Beam pipeline)"
+                if event.runner == "in-process"
+                else f"in one Beam pipeline ({event.runner})"
             )
-        elif kind == "epoch":
-            eta = event.get("eta")
-            self.err.print(
-                f"[{elapsed:6.1f}s]   {event['node']}: epoch {event['epoch']}/{event['epochs']}"
-                f" loss {event['loss']:.4f}" + (f", ETA {eta:.0f}s" if eta is not None else ""),
-                highlight=False,
+            return f"{at} preprocessing {len(event.nodes)} node(s) {where} …"
+        if isinstance(event, TrainingStarted):
+            return f"{at} training {event.node} on {event.rows:,} rows …"
+        if isinstance(event, RetrainingStarted):
+            dropped = "; ".join(f"{ex}: {', '.join(fs)}" for ex, fs in event.drop.items())
+            return f"{at} retraining without zero-weight features ({dropped}) …"
+        if isinstance(event, EpochFinished):
+            eta = event.eta
+            return (
+                f"{at}   {event.node}: epoch {event.epoch}/{event.epochs}"
+                f" loss {event.loss:.4f}" + (f", ETA {eta:.0f}s" if eta is not None else "")
             )
-        elif kind == "node":
-            rows = event.get("rows")
-            other = event.get("other_seconds") or 0.0
-            self.err.print(
-                f"[{elapsed:6.1f}s] {event['node']}: {event['state']} {event['seconds']:.2f}s"
+        if isinstance(event, NodeFinished):
+            rows, other = event.rows, event.other_seconds or 0.0
+            return (
+                f"{at} {event.node}: {event.state} {event.seconds:.2f}s"
                 + (f" (incl. {other:.2f}s importing TensorFlow)" if other >= 0.01 else "")
-                + (f", {rows:,} rows" if rows is not None else ""),
-                highlight=False,
+                + (f", {rows:,} rows" if rows is not None else "")
             )
+        return None
 
 
 #: What an approximate run's interval covers (CLI, ``--json``, history).
