@@ -27,6 +27,7 @@ from helix_tf.views._data import confusion_cells
 
 if TYPE_CHECKING:
     from helix_tf.history import HistoryEntry, VersionDiff
+    from helix_tf.results import PlanResult, RunResult
 
 __all__ = [
     "INTERVAL_LABEL",
@@ -38,6 +39,11 @@ __all__ = [
     "history_table",
     "metrics_table",
     "nodes_table",
+    "plan_summary",
+    "plan_table",
+    "retrained_table",
+    "run_renderables",
+    "run_summary",
 ]
 
 STATE_STYLE = {"compute": "yellow", "load": "green", "prune": "dim"}
@@ -76,8 +82,7 @@ class ProgressPrinter:
         if isinstance(event, Planned):
             counts = event.counts()
             return (
-                f"plan: {counts['compute']} compute, {counts['load']} load, "
-                f"{counts['prune']} prune"
+                f"plan: {counts['compute']} compute, {counts['load']} load, {counts['prune']} prune"
             )
         if isinstance(event, PreprocessingStarted):
             where = (
@@ -244,6 +249,73 @@ def nodes_table(result: Any) -> Table:
             "yes" if n.materialized else "",
         )
     return table
+
+
+def _state_counts(states: Sequence[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for state in states:
+        counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+def run_renderables(result: RunResult) -> list[tuple[Any, bool]]:
+    """What ``helix-tf run`` prints after a run, in order; ``True`` marks plain text
+    (printed without markup or highlighting)."""
+    out: list[tuple[Any, bool]] = [(nodes_table(result), False), (metrics_table(result), False)]
+    grid = confusion_table(result)
+    if grid is not None:
+        out.append((grid, False))
+    changed = changes_text(result)
+    if changed:
+        out.append((changed, True))
+    if result.retrained is not None:
+        out.append((retrained_table(result), False))
+    return out
+
+
+def run_summary(result: RunResult) -> str:
+    """The last line of ``helix-tf run``: version, computed/loaded/pruned, wall time."""
+    counts = _state_counts([n.state for n in result.nodes])
+    return (
+        f"{result.workflow} v{result.version}: {counts.get('compute', 0)} computed, "
+        f"{counts.get('load', 0)} loaded, {counts.get('prune', 0)} pruned in "
+        f"{result.wall_seconds:.2f}s"
+        + (
+            f" (after {result.retrained['full_wall_seconds']:.2f}s for the run with every feature)"
+            if result.retrained is not None
+            else ""
+        )
+    )
+
+
+def plan_table(result: PlanResult) -> Table:
+    """``helix-tf plan``: one row a node, with its state, estimated costs and reason."""
+    table = Table(
+        title=f"plan for {result.workflow}" + (" (≈ approximate)" if result.approx else ""),
+        title_justify="left",
+    )
+    for col in ("node", "kind", "state", "compute", "load", "reason"):
+        table.add_column(col, overflow="fold")  # reasons wrap; values are never cut
+    for d in result.nodes:
+        style = STATE_STYLE.get(d.state, "")
+        table.add_row(
+            d.name,
+            d.kind,
+            f"[{style}]{d.state}[/]",
+            f"{d.compute_cost:.2f}s",
+            "" if d.load_cost is None else f"{d.load_cost:.2f}s",
+            d.reason,
+        )
+    return table
+
+
+def plan_summary(result: PlanResult) -> str:
+    """The last line of ``helix-tf plan``: how many nodes of each state, estimated time."""
+    counts = _state_counts([d.state for d in result.nodes])
+    return (
+        f"plan: {counts.get('compute', 0)} compute, {counts.get('load', 0)} load, "
+        f"{counts.get('prune', 0)} prune; estimated {result.estimated_seconds:.2f}s"
+    )
 
 
 def history_table(entries: Sequence[HistoryEntry], selection: Sequence[str] | None) -> Table:
