@@ -22,3 +22,10 @@ def test_progress_and_node_table_show_the_same_time_per_node(
     assert shown.keys() == table.keys() and len(table) == 9
     for name, seconds in table.items():
         assert shown[name] == pytest.approx(seconds, abs=1e-6), name
+    # The history records the same per-node results the run returned (one type).
+    from helix_tf.reuse.metadata import MetadataStore, NodeRecord
+
+    with MetadataStore(f"sqlite:///{tmp_path / 'store' / 'metadata.db'}") as md:
+        (recorded,) = md.runs(result.workflow)
+    assert list(recorded.nodes) == [NodeRecord.from_result(n) for n in result.nodes]
+    assert all(n.reason for n in result.nodes)  # the plan's reason, not the engine's blank
