@@ -195,6 +195,10 @@ def run(
     only zero weights are trained again without those features, and the result
     is that second run, with ``retrained`` comparing its metrics to the first.
 
+    ``progress`` is called with each step of the run as it happens: a typed event of
+    :mod:`helix_tf.events` (the plan made, preprocessing started, an epoch done, a node
+    computed); ``event.to_dict()`` is its JSON form.
+
     ``scratch`` is the folder for the run's scratch data (default ``$HELIX_TF_SCRATCH``,
     else the system's temporary folder); when the store cannot take more data, the
     run's outputs go there and the run goes on without materializing them.
