@@ -67,6 +67,7 @@ import numpy as np
 from ortools.graph.python import max_flow
 
 from helix_tf.errors import PlanError, did_you_mean
+from helix_tf.roles import NodeState
 
 __all__ = [
     "COMPUTE",
@@ -81,9 +82,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-COMPUTE: Final = "compute"
-LOAD: Final = "load"
-PRUNE: Final = "prune"
+# The states under their old names (NodeState is defined in helix_tf.roles).
+COMPUTE: Final = NodeState.COMPUTE
+LOAD: Final = NodeState.LOAD
+PRUNE: Final = NodeState.PRUNE
 
 #: Costs are rounded to integer multiples of this many seconds (one microsecond).
 RESOLUTION_S: Final = 1e-6

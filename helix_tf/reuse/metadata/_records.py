@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from helix_tf.results import NodeResult
 
-NODE_STATES = ("compute", "load", "prune")
+from helix_tf.roles import NodeState
+
+#: The states a node record may have (NodeState, defined once in helix_tf.roles).
+NODE_STATES = tuple(NodeState)
 RUN_STATUSES = ("running", "ok", "failed", "killed")
 
 
@@ -20,7 +23,8 @@ class NodeRecord:
     Parameters
     ----------
     name, kind, fingerprint
-        The node's name, operator kind and fingerprint in that run.
+        The node's name, stage (``helix_tf.roles.Stage``: source, preprocess,
+        train, ...) and fingerprint in that run.
     state
         ``"compute"``, ``"load"`` or ``"prune"``.
     compute_seconds, load_seconds, write_seconds
