@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from helix_tf.compiler.graph import CompiledWorkflow
 from helix_tf.errors import StoreError
 from helix_tf.results import NodeDecision, NodeResult
+from helix_tf.roles import NodeState
 
 if TYPE_CHECKING:
     from helix_tf.engine.execute import EngineResult
@@ -76,7 +77,7 @@ def collect_results(
         reason = d.reason
         if meta.get("pruned_features"):
             reason = f"{reason}; {pruned_phrase(meta['pruned_features'], d.name, compiled)}"
-        if meta.get("weights") and d.state == "compute":
+        if meta.get("weights") and d.state == NodeState.COMPUTE:
             notes.append(_sparsity_note(d.name, meta))
         if meta.get("skipped_rows"):
             notes.append(

@@ -19,6 +19,7 @@ from helix_tf.compiler.content import ContentHasher
 from helix_tf.compiler.graph import CompiledWorkflow, compile_workflow
 from helix_tf.config import LoadedConfig, load_config
 from helix_tf.errors import StoreError
+from helix_tf.roles import Role
 
 __all__ = ["EXACT_INSTEAD", "Session", "default_home", "open_session"]
 
@@ -114,7 +115,7 @@ def open_loaded(
         # the source (so preprocessing shrinks too).
         placement = (
             "train"
-            if any(n.role == "examples" and n.name in stored for n in compiled.nodes)
+            if any(n.role == Role.EXAMPLES and n.name in stored for n in compiled.nodes)
             else "source"
         )
         if all(o in stored for o in compiled.outputs):

@@ -40,6 +40,7 @@ from helix_tf.history import TAG_KEY as _TAG_KEY
 from helix_tf.results import NodeDecision, PlanResult, RunResult
 from helix_tf.reuse.costs import CostModel
 from helix_tf.reuse.planning import plan_reuse
+from helix_tf.roles import NodeState, Role
 from helix_tf.validation import Validation, holdout_workflow, is_validation_dag
 from helix_tf.workflow import Workflow
 
@@ -94,7 +95,7 @@ def _plan(
     # Zero-weight features of stored models are pruned from inference: say so in the plan.
     for i, d in enumerate(decisions):
         node = compiled.node(d.name)
-        if node.role != "predict" or d.state != "compute":
+        if node.role != Role.PREDICT or d.state != NodeState.COMPUTE:
             continue
         model = manifests.get(node.inputs[0])
         zero = model.meta.get("zero") if model is not None else None
@@ -130,9 +131,9 @@ def plan(
         decisions, _, _ = _plan(session)
         est = sum(
             d.compute_cost
-            if d.state == "compute"
+            if d.state == NodeState.COMPUTE
             else (d.load_cost or 0.0)
-            if d.state == "load"
+            if d.state == NodeState.LOAD
             else 0.0
             for d in decisions
         )
@@ -250,12 +251,12 @@ def _with_models_needed(session: Session, opts: _RunOptions) -> Session:
     unseen = [
         n.name
         for n in compiled.nodes
-        if n.role == "train" and session.store.lookup(n.fingerprint) is None
+        if n.role == Role.TRAIN and session.store.lookup(n.fingerprint) is None
     ]
     if not unseen:
         return session
     decisions, _, _ = _plan(session)
-    pruned = [d.name for d in decisions if d.name in unseen and d.state == "prune"]
+    pruned = [d.name for d in decisions if d.name in unseen and d.state == NodeState.PRUNE]
     if not pruned:
         return session
     session.close()
@@ -346,7 +347,7 @@ def _execute_replanning(session: Session, opts: _RunOptions, lease_id: str) -> _
     metric_ops = {
         n.name: list(session.config.workflow.declaration(n.name).refs.get("metrics") or [])
         for n in compiled.nodes
-        if n.role == "evaluate"
+        if n.role == Role.EVALUATE
     }
     lost: set[str] = set()
     notes: list[str] = []
@@ -363,7 +364,7 @@ def _execute_replanning(session: Session, opts: _RunOptions, lease_id: str) -> _
             changes=md.change_counts(compiled.name),
             budget=parse_budget(opts.budget),
             store=session.store,
-            protected={n.fingerprint for n in compiled.nodes if states[n.name] != "prune"},
+            protected={n.fingerprint for n in compiled.nodes if states[n.name] != NodeState.PRUNE},
             lease_id=lease_id,
         )
         try:

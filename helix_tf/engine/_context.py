@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from helix_tf.events import NodeFinished, ProgressEvent
 from helix_tf.results import NodeResult
+from helix_tf.roles import NodeState, Role
 
 if TYPE_CHECKING:
     from helix_tf.compiler.graph import CompiledNode, CompiledWorkflow
@@ -58,7 +59,7 @@ class NodeTally:
             seconds=self.seconds,
             rows=self.rows,
             bytes=self.bytes,
-            materialized=self.materialized or state == "load",
+            materialized=self.materialized or state == NodeState.LOAD,
             reason="",
             fingerprint=node.fingerprint,
             compute_seconds=self.compute_seconds,
@@ -98,7 +99,7 @@ class RunContext:
         # Consumers still to compute, per node: when none is left, its entry is evictable.
         self.pending: dict[str, int] = {n.name: 0 for n in compiled.nodes}
         for n in compiled.nodes:
-            if states[n.name] == "compute":
+            if states[n.name] == NodeState.COMPUTE:
                 for i in n.inputs:
                     self.pending[i] += 1
         if options.scratch:
@@ -121,7 +122,7 @@ class RunContext:
         return [
             n.name
             for n in self.compiled.nodes
-            if n.role in roles and self.states[n.name] == "compute"
+            if n.role in roles and self.states[n.name] == NodeState.COMPUTE
         ]
 
     def results(self) -> dict[str, NodeResult]:
@@ -152,7 +153,7 @@ class RunContext:
         self.emit(
             NodeFinished(
                 node=name,
-                state="compute",
+                state=NodeState.COMPUTE,
                 seconds=t.seconds,
                 other_seconds=t.other_seconds,
                 rows=rows,
@@ -162,9 +163,9 @@ class RunContext:
     def source_of(self, name: str) -> str | None:
         """The source node whose rows ``name`` is computed from (None past the examples)."""
         node = self.nodes[name]
-        if node.role == "source":
+        if node.role == Role.SOURCE:
             return name
-        if node.role == "feature":
+        if node.role == Role.FEATURE:
             src = node.extra.get("source")
             if src:
                 return src
@@ -172,6 +173,6 @@ class RunContext:
                 s = self.source_of(i)
                 if s:
                     return s
-        if node.role == "examples":
+        if node.role == Role.EXAMPLES:
             return node.inputs[0]
         return None

@@ -27,6 +27,7 @@ from helix_tf.engine._inputs import LearningInputs
 from helix_tf.engine._outputs import RunOutputs
 from helix_tf.errors import DataError
 from helix_tf.events import EpochFinished, TrainingStarted
+from helix_tf.roles import Role
 from helix_tf.types import LABEL, ROW_ID, SCORE
 
 __all__ = ["LearningSteps"]
@@ -41,12 +42,13 @@ class LearningSteps:
         self.inputs = inputs
 
     def steps(self) -> dict[str, Callable[[CompiledNode], None]]:
-        """The step that computes a node, by the name the role table gives its executor."""
+        """The step that computes a node, by the name the role table gives it
+        (:attr:`helix_tf.roles.RoleSpec.step`)."""
         return {
-            "train": self.train,
-            "predict": self.predict,
-            "explain": self.explain,
-            "evaluate": self.evaluate,
+            Role.TRAIN: self.train,
+            Role.PREDICT: self.predict,
+            Role.EXPLAIN: self.explain,
+            Role.EVALUATE: self.evaluate,
         }
 
     def _computed(self, name: str, *, kind: str, rows: int, meta: dict[str, Any]) -> None:

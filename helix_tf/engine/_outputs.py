@@ -20,6 +20,7 @@ from helix_tf.engine._artifacts import Artifact, _data_url, folder_bytes
 from helix_tf.engine._context import RunContext
 from helix_tf.errors import ExecutionError, StoreError
 from helix_tf.reuse.store import is_write_failure
+from helix_tf.roles import NodeState
 
 __all__ = ["RunOutputs", "StoreEntriesLost"]
 
@@ -75,7 +76,7 @@ class RunOutputs:
         """Open (and verify) every entry the plan loads before any work is done."""
         lost = []
         for node in self.ctx.compiled.nodes:
-            if self.ctx.states[node.name] == "load":
+            if self.ctx.states[node.name] == NodeState.LOAD:
                 try:
                     self.load(node.name)
                 except StoreEntriesLost:
@@ -87,7 +88,7 @@ class RunOutputs:
         """Loaded (or to-be-loaded) entries that are no longer in the store as planned."""
         lost = []
         for name, m in self.ctx.manifests.items():
-            if self.ctx.states.get(name) == "compute":
+            if self.ctx.states.get(name) == NodeState.COMPUTE:
                 continue
             try:
                 now = self.store.lookup(m.fingerprint)

@@ -24,12 +24,14 @@ from helix_tf.engine.batch_compute import PreNode
 from helix_tf.errors import DataError, ExecutionError, HelixError
 from helix_tf.events import PreprocessingStarted
 from helix_tf.reuse.store import is_write_failure
+from helix_tf.roles import PREPROCESS_STEP, ROLE_SPECS, NodeState, Role
 from helix_tf.types import BAG, CATEGORICAL, LABEL
 
 __all__ = ["PREPROCESSING_ROLES", "PreprocessingStep", "unwrap_runner_error"]
 
-#: The roles the preprocessing step computes (everything before training).
-PREPROCESSING_ROLES = ("source", "feature", "examples")
+#: The roles the preprocessing step computes: those whose step in the role table is
+#: :data:`~helix_tf.roles.PREPROCESS_STEP` (everything before training).
+PREPROCESSING_ROLES = tuple(r for r, spec in ROLE_SPECS.items() if spec.step == PREPROCESS_STEP)
 
 _OPERATOR_RE = re.compile(
     r"operator '(?P<node>[^']+)' failed: (?P<msg>.*?)(?: \[while running .*)?$", re.S
@@ -102,7 +104,7 @@ class PreprocessingStep:
             self._record(name, result, write=pre[name].write)
             ctx.emit_computed(name, result.rows.get(name))
         for name in computed:  # before any training: labels that cannot be right
-            if ctx.nodes[name].role == "examples":
+            if ctx.nodes[name].role == Role.EXAMPLES:
                 self._check_positive_label(name)
 
     def _involved(self, computed: list[str]) -> set[str]:
@@ -163,11 +165,11 @@ class PreprocessingStep:
         tally = self.ctx.tallies[name]
         meta: dict[str, Any] = {}
         kind = "table"
-        if node.role == "source":
+        if node.role == Role.SOURCE:
             meta = {"columns": node.op.schema(), "splits": list(node.op.splits())}  # type: ignore[union-attr]
             if result.skipped.get(name):
                 tally.meta["skipped_rows"] = result.skipped[name]
-        elif node.role == "feature":
+        elif node.role == Role.FEATURE:
             state = result.states.get(name)
             meta = {
                 "value_kind": node.value_kind,
@@ -178,7 +180,7 @@ class PreprocessingStep:
                 self.outputs.write_beside(name, "state.json", state, sort_keys=False)
             self.ctx.values[f"state:{name}"] = state
             self.ctx.values[f"cardinality:{name}"] = meta["cardinality"]
-        elif node.role == "examples":
+        elif node.role == Role.EXAMPLES:
             meta = {"features": self._feature_specs(name)}
             label = node.op.describe(result.states.get(name))  # type: ignore[union-attr]
             if label["task"] != "binary":  # binary examples are described as before
@@ -240,16 +242,20 @@ class PreprocessingStep:
             if node.name not in involved:
                 continue
             state = ctx.states[node.name]
-            if state == "prune":
+            if state == NodeState.PRUNE:
                 # A source that is pruned but whose batches are needed: load it if stored.
                 if node.name in ctx.manifests:
-                    state = "load"
+                    state = NodeState.LOAD
                 else:
                     raise ExecutionError(
                         "needed by a computed node but neither computed nor loadable",
                         node=node.name,
                     )
-            art = self.outputs.load(node.name) if state == "load" else self.outputs.stage(node.name)
+            art = (
+                self.outputs.load(node.name)
+                if state == NodeState.LOAD
+                else self.outputs.stage(node.name)
+            )
             src = ctx.source_of(node.name)
             columns = (
                 ctx.nodes[src].op.schema() if src and ctx.nodes[src].op is not None else {}  # type: ignore[union-attr]
@@ -259,16 +265,16 @@ class PreprocessingStep:
                 role=node.role,
                 op=node.op,
                 value_kind=node.value_kind,
-                source=src if node.role != "source" else None,
+                source=src if node.role != Role.SOURCE else None,
                 columns=columns,
                 features=tuple(node.extra.get("features", ())),
                 state=state,
                 root=art.root,
-                write=state == "compute"
-                and (node.role in ("source", "examples") or writes_features),
-                sample=node.extra.get("sample") if node.role == "source" else None,
+                write=state == NodeState.COMPUTE
+                and (node.role in (Role.SOURCE, Role.EXAMPLES) or writes_features),
+                sample=node.extra.get("sample") if node.role == Role.SOURCE else None,
             )
-            if node.role == "source" and state == "load":
+            if node.role == Role.SOURCE and state == NodeState.LOAD:
                 known_batches[node.name] = tables.batch_rows(art.local or "")
         return pre, known_batches
 

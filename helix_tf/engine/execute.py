@@ -26,11 +26,12 @@ from helix_tf.engine._context import RunContext
 from helix_tf.engine._inputs import LearningInputs
 from helix_tf.engine._learning import LearningSteps
 from helix_tf.engine._outputs import RunOutputs, StoreEntriesLost
-from helix_tf.engine._preprocess import PREPROCESSING_ROLES, PreprocessingStep
+from helix_tf.engine._preprocess import PreprocessingStep
 from helix_tf.errors import ExecutionError, HelixError
 from helix_tf.events import ProgressCallback
 from helix_tf.results import NodeResult
 from helix_tf.reuse.store import ArtifactStore, Manifest
+from helix_tf.roles import PREPROCESS_STEP, NodeState, Role, role_spec
 
 __all__ = ["EngineOptions", "EngineResult", "Materializer", "StoreEntriesLost", "execute_plan"]
 
@@ -142,22 +143,23 @@ def _execute(run: _Run) -> EngineResult:
     """Verify what the plan loads, preprocess, run the learning steps, read the metrics."""
     ctx = run.ctx
     run.outputs.verify_loads()
-    run.preprocessing.run()
+    run.preprocessing.run()  # every node whose step is PREPROCESS_STEP, in one pipeline
     steps = run.learning.steps()
     for node in ctx.compiled.nodes:
-        if ctx.states[node.name] != "compute" or node.role in PREPROCESSING_ROLES:
+        executor = role_spec(node.role).step
+        if ctx.states[node.name] != NodeState.COMPUTE or executor == PREPROCESS_STEP:
             continue
-        step = steps.get(_executor(node))
-        if step is not None:
-            _run_step(step, node)
+        if executor not in steps:
+            raise ExecutionError(
+                f"the role table names engine step {executor!r} for role {node.role!r}, "
+                f"but the engine has none of that name (it has: {', '.join(sorted(steps))}); "
+                "add it to LearningSteps.steps()",
+                node=node.name,
+            )
+        _run_step(steps[executor], node)
     metrics, intervals = _output_metrics(run)
     held = {n.name: ctx.values[n.name] for n in ctx.compiled.nodes if n.name in ctx.values}
     return EngineResult(nodes=ctx.results(), metrics=metrics, intervals=intervals, values=held)
-
-
-def _executor(node: CompiledNode) -> str:
-    """The name of the step that computes ``node``."""
-    return node.role
 
 
 def _run_step(step: Any, node: CompiledNode) -> None:
@@ -182,10 +184,10 @@ def _output_metrics(run: _Run) -> tuple[dict[str, float], dict[str, tuple[float,
     # The first evaluate output's metrics keep their own names; those of any later
     # one carry its node name ("holdout/auc"), so adding an evaluation never
     # renames the keys of the one before it (and its history stays one series).
-    evaluated = [o for o in compiled.outputs if ctx.nodes[o].role == "evaluate"]
+    evaluated = [o for o in compiled.outputs if ctx.nodes[o].role == Role.EVALUATE]
     for out in compiled.outputs:
-        if ctx.nodes[out].role != "evaluate":
-            if ctx.states[out] == "load":
+        if ctx.nodes[out].role != Role.EVALUATE:
+            if ctx.states[out] == NodeState.LOAD:
                 run.outputs.load(out)
             continue
         payload = run.inputs.metrics_of(out)

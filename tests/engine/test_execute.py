@@ -42,3 +42,15 @@ def test_the_engine_reads_no_materializer_member_by_name() -> None:
     for path in Path(engine_pkg.__file__).parent.glob("*.py"):
         assert "getattr(self.materializer" not in path.read_text(), path
         assert "getattr(self.ctx.materializer" not in path.read_text(), path
+
+
+def test_every_role_table_step_has_an_executor() -> None:
+    """A role is one table entry plus its executor: the engine has a step by each name."""
+    from unittest import mock
+
+    from helix_tf.engine._learning import LearningSteps
+    from helix_tf.roles import PREPROCESS_STEP, ROLE_SPECS
+
+    steps = LearningSteps(mock.Mock(), mock.Mock(), mock.Mock()).steps()
+    for role, spec in ROLE_SPECS.items():
+        assert spec.step == PREPROCESS_STEP or spec.step in steps, role
