@@ -12,13 +12,17 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from helix_tf.approx.settings import Approx
 from helix_tf.compiler.content import ContentHasher
 from helix_tf.compiler.graph import CompiledWorkflow, compile_workflow
 from helix_tf.config import LoadedConfig, load_config
 from helix_tf.errors import StoreError
+
+if TYPE_CHECKING:
+    from helix_tf.reuse.metadata import MetadataStore
+    from helix_tf.reuse.store import ArtifactStore
 from helix_tf.roles import Role
 
 __all__ = ["EXACT_INSTEAD", "Session", "default_home", "open_session"]
@@ -38,8 +42,8 @@ class Session:
 
     config: LoadedConfig
     compiled: CompiledWorkflow
-    store: Any
-    metadata: Any
+    store: ArtifactStore
+    metadata: MetadataStore
     store_url: str
     #: An approximate run was asked for, but every exact output is stored, or the
     #: sample would save too little: this session is the exact workflow instead.
@@ -52,6 +56,7 @@ class Session:
 
 
 def default_home(config_path: Path) -> Path:
+    """Where a config's store and metadata go by default: ``.helix/`` beside it."""
     return config_path.parent / ".helix"
 
 
@@ -170,7 +175,7 @@ def is_write_failure(exc: BaseException) -> bool:
     return is_write_failure(exc)
 
 
-def metadata_in_memory(url: str, exc: BaseException) -> Any:
+def metadata_in_memory(url: str, exc: BaseException) -> MetadataStore:
     """A metadata database in memory, for a run whose database cannot take data."""
     from helix_tf.reuse.metadata import MetadataStore
 
@@ -183,7 +188,7 @@ def metadata_in_memory(url: str, exc: BaseException) -> Any:
     return MetadataStore("sqlite://")
 
 
-def open_metadata(url: str) -> Any:
+def open_metadata(url: str) -> MetadataStore:
     """The metadata database at ``url``; in memory if its disk cannot take data."""
     from helix_tf.reuse.metadata import MetadataStore
 
