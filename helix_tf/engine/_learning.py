@@ -58,6 +58,7 @@ class LearningSteps:
         self.ctx.emit_computed(name, rows)
 
     def train(self, node: CompiledNode) -> None:
+        """Train the node's learner on the examples' train split; keep the model."""
         from helix_tf.components import keras_models
 
         # Importing TensorFlow is paid once per process, not by this node's computation.
@@ -109,8 +110,8 @@ class LearningSteps:
         facts = keras_models.zero_weight_features(model, node.op, features)  # type: ignore[arg-type]
         stats.update(facts)
         self.ctx.values[f"facts:{node.name}"] = facts
-        meas = self.ctx.tallies[node.name]
-        meas.compute_seconds = time.perf_counter() - t0 + load_s
+        tally = self.ctx.tallies[node.name]
+        tally.compute_seconds = time.perf_counter() - t0 + load_s
         t1 = time.perf_counter()
 
         def write(art: Artifact) -> None:
@@ -124,11 +125,12 @@ class LearningSteps:
                     shutil.copyfileobj(src, dst)
 
         self.outputs.write_output(node.name, write)
-        meas.write_seconds += time.perf_counter() - t1
+        tally.write_seconds += time.perf_counter() - t1
         self.ctx.values[node.name] = model
         self._computed(node.name, kind="model", rows=len(y), meta={"features": features, **stats})
 
     def predict(self, node: CompiledNode) -> None:
+        """Score one split of the examples with the model (zero-weight features unread)."""
         import pyarrow as pa
 
         from helix_tf.components import keras_models
@@ -165,13 +167,13 @@ class LearningSteps:
                 scores = inverse_transform(label.get("transform"), scores)
             score_col = pa.array(scores, pa.float64())
         out = pa.table({ROW_ID: table.column(ROW_ID), LABEL: table.column(LABEL), SCORE: score_col})
-        meas = self.ctx.tallies[node.name]
-        meas.compute_seconds = time.perf_counter() - t0
+        tally = self.ctx.tallies[node.name]
+        tally.compute_seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
         self.outputs.write_output(
             node.name, lambda art: tables.write_batch(art.root, split, 0, out)
         )
-        meas.write_seconds += time.perf_counter() - t1
+        tally.write_seconds += time.perf_counter() - t1
         self.ctx.values[node.name] = out
         pred_meta: dict[str, Any] = {"split": split}
         if label["task"] != "binary":  # evaluation needs the classes / the transform
@@ -230,14 +232,15 @@ class LearningSteps:
             if transform:  # a regression's weights act on the transformed target
                 linear["transform"] = transform
             payload["linear"] = linear
-        meas = self.ctx.tallies[node.name]
-        meas.compute_seconds = time.perf_counter() - t0
+        tally = self.ctx.tallies[node.name]
+        tally.compute_seconds = time.perf_counter() - t0
         # Features stay in order of importance: not sorted.
         self.outputs.save_json(node.name, "explanation.json", json.dumps(payload))
         self.ctx.values[node.name] = payload
         self._computed(node.name, kind="explanation", rows=len(y), meta={"split": split})
 
     def evaluate(self, node: CompiledNode) -> None:
+        """Compute the node's metrics (and, in an approximate run, their intervals)."""
         from helix_tf.components.metrics import Metric, compute_metrics
 
         preds = self.inputs.predictions(node.inputs[0])
@@ -269,8 +272,8 @@ class LearningSteps:
                 frame,
                 intervals=bool(self.ctx.compiled.approx),
             )
-        meas = self.ctx.tallies[node.name]
-        meas.compute_seconds = time.perf_counter() - t0
+        tally = self.ctx.tallies[node.name]
+        tally.compute_seconds = time.perf_counter() - t0
         payload = {"metrics": values, "intervals": {k: list(v) for k, v in intervals.items()}}
         self.outputs.save_json(node.name, "metrics.json", json.dumps(payload, sort_keys=True))
         self.ctx.values[node.name] = payload
