@@ -39,7 +39,7 @@ from helix_tf.events import Planned, ProgressCallback, RetrainingStarted
 from helix_tf.history import TAG_KEY as _TAG_KEY
 from helix_tf.results import NodeDecision, PlanResult, RunResult
 from helix_tf.reuse.costs import CostModel
-from helix_tf.reuse.planning import plan_reuse
+from helix_tf.reuse.planner import plan_reuse
 from helix_tf.roles import NodeState, Role
 from helix_tf.validation import Validation, holdout_workflow, is_validation_dag
 from helix_tf.workflow import Workflow

@@ -50,7 +50,7 @@ STATE_STYLE = {"compute": "yellow", "load": "green", "prune": "dim"}
 
 
 def _human_bytes(n: int | None) -> str:
-    from helix_tf.reuse.planning import human_bytes
+    from helix_tf.reuse.planner import human_bytes
 
     return "" if n is None else human_bytes(n)
 

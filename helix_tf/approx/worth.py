@@ -15,13 +15,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from helix_tf.approx.settings import PLACEMENTS
-from helix_tf.roles import ROLE_SPECS
+from helix_tf.roles import ROLE_SPECS, Role
 
 __all__ = ["SAMPLED_ROLES", "approx_saving"]
 
 #: The roles whose work a sample shrinks, by where the sample is placed
 #: (``RoleSpec.sampled_by``).
-SAMPLED_ROLES = {
+SAMPLED_ROLES: dict[str, tuple[Role, ...]] = {
     placement: tuple(spec.role for spec in ROLE_SPECS.values() if placement in spec.sampled_by)
     for placement in PLACEMENTS
 }

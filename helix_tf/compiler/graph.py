@@ -84,8 +84,9 @@ def compile_workflow(
     _warn_dead(declared, graph, order, outputs)
 
     hasher = hasher or ContentHasher()
+    approx_view = dict(approx) if approx else None
     ctx = FactContext(
-        approx=dict(approx) if approx else None,
+        approx=approx_view,
         sources=edges.sources,
         label_of_examples=declared.label_of_examples,
     )
@@ -98,7 +99,7 @@ def compile_workflow(
         outputs=tuple(outputs),
         config_path=config_path,
         digest=digest,
-        approx=ctx.approx,
+        approx=approx_view,
     )
 
 

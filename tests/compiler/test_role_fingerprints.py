@@ -171,3 +171,15 @@ def test_compiled_facts_per_role(tmp_path: Path) -> None:
     assert kinds["predictions"] == ("predict", "predict", "predictions")
     assert kinds["evaluation"] == ("evaluate", "evaluate", "metrics")
     assert kinds["explanation"] == ("explain", "explain", "explanation")
+
+
+def test_every_fact_a_role_names_is_computed_by_the_compiler() -> None:
+    from helix_tf.compiler._identity import FINGERPRINT_FACTS, NODE_FACTS
+    from helix_tf.roles import ROLE_SPECS
+
+    for role, spec in ROLE_SPECS.items():
+        assert set(spec.fingerprint) <= set(FINGERPRINT_FACTS), role
+        assert set(spec.facts) <= set(NODE_FACTS), role
+    used = {f for s in ROLE_SPECS.values() for f in s.fingerprint}
+    assert used == set(FINGERPRINT_FACTS), "a fingerprint fact no role uses"
+    assert {f for s in ROLE_SPECS.values() for f in s.facts} == set(NODE_FACTS)
