@@ -117,3 +117,16 @@ def test_reading_functions_never_create_a_store(tiny_census_config: Path) -> Non
         with pytest.raises(StoreError, match="nothing has run into it yet"):
             read(tiny_census_config)
     assert not (tiny_census_config.parent / ".helix").exists()
+
+
+def test_the_history_functions_are_reached_from_the_package() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import helix_tf\n"
+        "assert helix_tf.history.compare_runs and helix_tf.history.workflow_versions\n"
+        "assert helix_tf.events.NodeFinished\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
