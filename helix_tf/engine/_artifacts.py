@@ -1,4 +1,4 @@
-"""A node's output files during a run, and where a stored entry's files are."""
+"""A node's output files during a run."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 import os
 from typing import Any
 
-from helix_tf.reuse.store import ArtifactStore, Manifest, Staging
+from helix_tf.reuse.store import Manifest, Staging
 
 __all__ = ["VALUE_NAMES", "Artifact", "folder_bytes"]
 
@@ -23,11 +23,6 @@ class Artifact:
     meta: dict[str, Any]
     staging: Staging | None = None
     manifest: Manifest | None = None
-
-
-def _data_url(store: ArtifactStore, manifest: Manifest) -> str:
-    """The folder URL of a stored artifact's files (readable by Beam workers)."""
-    return store._to_url(store._data_dir(manifest.fingerprint, manifest.token))
 
 
 def folder_bytes(path: str) -> int:

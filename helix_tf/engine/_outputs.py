@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from helix_tf.engine._artifacts import Artifact, _data_url, folder_bytes
+from helix_tf.engine._artifacts import Artifact, folder_bytes
 from helix_tf.engine._context import RunContext
 from helix_tf.errors import ExecutionError, StoreError
 from helix_tf.reuse.store import is_write_failure
@@ -65,7 +65,7 @@ class RunOutputs:
         local = self.store.open_local(m)
         if local is None:
             raise StoreEntriesLost([name], "failed verification or vanished while loading")
-        art = Artifact(root=_data_url(self.store, m), local=local, meta=dict(m.meta), manifest=m)
+        art = Artifact(root=self.store.data_url(m), local=local, meta=dict(m.meta), manifest=m)
         tally = self.ctx.tallies[name]
         tally.load_seconds += time.perf_counter() - t0
         tally.rows, tally.bytes = m.rows, m.bytes
@@ -206,7 +206,7 @@ class RunOutputs:
             stored = manifest or self.store.lookup(self.ctx.nodes[name].fingerprint)
             if stored is not None:
                 art.manifest = stored
-                art.root = _data_url(self.store, stored)
+                art.root = self.store.data_url(stored)
                 art.local = self.store.open_local(stored, verify=False)
                 art.staging = None
         except (StoreError, OSError) as exc:
