@@ -191,6 +191,7 @@ class RunOutputs:
         recompute = self.ctx.materializer.recompute_cost(name, self.ctx.results())
         if recompute is not None:
             meta = {**meta, "recompute_seconds": round(float(recompute), 6)}
+        meta = {**meta, **self.ctx.materializer.entry_meta()}  # a tagged run's tag
         t0 = time.perf_counter()
         try:
             manifest = self.store.commit(

@@ -72,6 +72,10 @@ class Materializer:
         (its value when a budget evicts); None: not known."""
         return None
 
+    def entry_meta(self) -> dict[str, Any]:
+        """What every entry this run commits carries in its meta (a tagged run's tag)."""
+        return {}
+
     def decide(
         self, node: CompiledNode, result: NodeResult, results: Mapping[str, NodeResult]
     ) -> bool:
