@@ -201,9 +201,8 @@ def run(
     only zero weights are trained again without those features, and the result
     is that second run, with ``retrained`` comparing its metrics to the first.
 
-    ``progress`` is called with each step of the run as it happens: a typed event of
-    :mod:`helix_tf.events` (the plan made, preprocessing started, an epoch done, a node
-    computed); ``event.to_dict()`` is its JSON form.
+    ``progress`` is called with each step as it happens, a typed :mod:`helix_tf.events`
+    event (plan made, preprocessing started, epoch or node done; JSON: ``to_dict()``).
 
     ``scratch`` is the folder for the run's scratch data (default ``$HELIX_TF_SCRATCH``,
     else the system's temporary folder); when the store cannot take more data, the
@@ -220,10 +219,6 @@ def run(
     """
     if isinstance(config, Workflow):
         raise ConfigError("run() takes the path of a config module; save the workflow in one")
-    if runner != "direct":
-        from helix_tf.engine.runners import check_runner
-
-        check_runner(runner, pipeline_args, store or "")
     opts = _RunOptions(
         store=store,
         metadata=metadata,
@@ -290,6 +285,12 @@ class _RunOptions:
     tag_budget: str | int | None = None
     scratch: str | None = None
     rehash: bool = False
+
+    def __post_init__(self) -> None:
+        if self.runner != "direct":  # a remote runner's options, checked before any work
+            from helix_tf.engine.runners import check_runner
+
+            check_runner(self.runner, self.pipeline_args, self.store or "")
 
 
 def _with_validation(loaded: LoadedConfig, validation: Validation | None) -> LoadedConfig:
