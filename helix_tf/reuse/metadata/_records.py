@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from helix_tf.results import NodeResult
 
 from helix_tf.roles import NodeState
 
@@ -45,6 +48,24 @@ class NodeRecord:
     bytes: int | None = None
     materialized: bool = False
     reason: str = ""
+
+    @classmethod
+    def from_result(cls, result: NodeResult) -> NodeRecord:
+        """The row recorded for a run's :class:`~helix_tf.results.NodeResult` (the one
+        per-node result): ``materialized`` is whether the run wrote it (a load did not)."""
+        return cls(
+            name=result.name,
+            kind=result.kind,
+            fingerprint=result.fingerprint,
+            state=result.state,
+            compute_seconds=result.compute_seconds,
+            load_seconds=result.load_seconds,
+            write_seconds=result.write_seconds,
+            rows=result.rows,
+            bytes=result.bytes,
+            materialized=result.written,
+            reason=result.reason,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
