@@ -31,11 +31,12 @@ setup(
         "click>=8.1",
         "rich>=13",
         "sqlalchemy>=2.0",
-        "matplotlib>=3.8",
-        "pytest>=8",
     ],
+    # Workers (deploy/Dockerfile) install only the core above: plotting and testing are extras.
     extras_require={
+        "report": ["matplotlib>=3.8"],  # helix-tf report and helix_tf.views draw with it
         "test": [
+            "matplotlib>=3.8",
             "pytest>=8",
             "hypothesis>=6.100",
             "ruff>=0.6",
