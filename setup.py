@@ -35,6 +35,8 @@ setup(
     # Workers (deploy/Dockerfile) install only the core above: plotting and testing are extras.
     extras_require={
         "report": ["matplotlib>=3.8"],  # helix-tf report and helix_tf.views draw with it
+        # --runner dataflow: Beam's Dataflow client (google-cloud-dataflow-client and friends).
+        "dataflow": ["apache-beam[gcp]>=2.60"],
         "test": [
             "matplotlib>=3.8",
             "pytest>=8",

@@ -106,6 +106,7 @@ class _WriteStates(beam.DoFn):
         # Atomically: a retried bundle or a killed worker never leaves a torn file.
         fs, path = fsspec.core.url_to_fs(self.path)
         tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+        fs.makedirs(fs._parent(path), exist_ok=True)
         with fs.open(tmp, "w") as f:
             json.dump(merge_states(stats), f)
         fs.mv(tmp, path)
