@@ -122,6 +122,38 @@ def labels_from_table(table: pa.Table) -> np.ndarray:
     return table.column(LABEL).to_numpy().astype(np.float32)
 
 
+def streamed_examples(
+    learner: Learner, folder: str, features: Sequence[Mapping[str, Any]], head: Head
+) -> Any:
+    """Global batches streamed from the training Parquet files under ``folder``, or None.
+
+    Only for a learner with a ``strategy`` (the custom loop reads batches; ``model.fit``
+    takes arrays), a classification head (a regression standardises its target over
+    all rows first) and files larger than ``distributed.STREAM_BYTES`` together.
+    """
+    if getattr(learner, "strategy", None) is None or head.task == "regression":
+        return None
+    from helix_tf.components import distributed
+
+    split = os.path.join(folder, "train")
+    if not os.path.isdir(split):
+        return None
+    files = sorted(os.path.join(split, f) for f in os.listdir(split) if f.endswith(".parquet"))
+    if sum(os.path.getsize(f) for f in files) <= distributed.STREAM_BYTES:
+        return None
+    import pyarrow.parquet as pq
+
+    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    dtype = np.int32 if head.task == "multiclass" else np.float32
+
+    def convert(table: pa.Table) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        return arrays_from_table(table, features), labels_from_table(table).astype(dtype)
+
+    return distributed.ParquetBatches(
+        files, convert, rows=rows, batch_size=int(learner.batch_size), seed=int(learner.seed)
+    )
+
+
 # ---------------------------------------------------------------------------- layers
 
 
@@ -391,8 +423,12 @@ def train_model(
     epochs: int | None = None,
     on_epoch: Callable[[int, int, float, float], None] | None = None,
     head: Head | None = None,
+    batches: Any = None,
 ) -> tuple[Any, dict[str, float]]:
     """Train deterministically (seeded); returns the model and final training stats.
+
+    ``batches`` (a :class:`helix_tf.components.distributed.Batches`, learners with a
+    ``strategy`` only) replaces ``x`` and ``y``: global batches streamed from disk.
 
     ``on_epoch(epoch, epochs, loss, seconds)`` is called after every epoch (progress).
     ``y`` holds 0/1 labels (binary), class indices (multiclass) or the target values
@@ -425,9 +461,10 @@ def train_model(
             def build() -> tuple[Any, Any]:
                 return build_model(learner, features, head.units), _optimizer(learner)
 
-            batches = distributed.ArrayBatches(
-                x, y, batch_size=int(learner.batch_size), seed=int(learner.seed)
-            )
+            if batches is None:
+                batches = distributed.ArrayBatches(
+                    x, y, batch_size=int(learner.batch_size), seed=int(learner.seed)
+                )
             model, losses = distributed.train_loop(
                 strategy,
                 build=build,
@@ -437,6 +474,8 @@ def train_model(
                 on_epoch=on_epoch,
             )
         else:
+            if batches is not None:
+                raise ValueError("streamed batches need a learner with a strategy")
             model, losses = _fit(learner, features, x, y, head, n_epochs, on_epoch)
         if mean is not None and std is not None:
             # Predictions on the target's scale: the model with its standardisation undone.

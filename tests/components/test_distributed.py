@@ -175,3 +175,43 @@ def test_two_local_workers_reach_the_weights_of_one_process(tmp_path: Path) -> N
     l2 = json.loads((tmp_path / "two.npz.json").read_text())
     np.testing.assert_allclose(l1["losses"], l2["losses"], rtol=1e-5)
     assert l1["losses"][-1] < l1["losses"][0]  # it learned
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_a_run_with_a_strategy_streams_large_examples_from_disk(
+    tiny_census_config: Path, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above the size threshold a learner with a strategy reads its training examples
+    batch by batch from the stored Parquet files (never as one array); below it, from
+    memory. Both train on every row; the default learner (no strategy) is untouched and
+    keeps its fingerprint."""
+    from helix_tf import api
+    from helix_tf.components import keras_models
+
+    read_all = []
+    real_arrays = keras_models.arrays_from_table
+
+    def arrays(table: pa.Table, *args: object, **kwargs: object) -> dict[str, np.ndarray]:
+        read_all.append(table.num_rows)
+        return real_arrays(table, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(keras_models, "arrays_from_table", arrays)
+    plain = api.run(tiny_census_config, store=store, batch_rows=128)
+    assert 600 in read_all  # the whole training split as one array
+    read_all.clear()
+    monkeypatch.setattr(distributed, "STREAM_BYTES", 0)
+    streamed = api.run(
+        tiny_census_config,
+        store=store,
+        batch_rows=128,
+        params={"learner.strategy": "one-device"},
+    )
+    rows = {n.name: n.rows for n in streamed.nodes}
+    assert rows["learner"] == 600
+    learner = {n.name: n for n in streamed.nodes}["learner"]
+    assert learner.state == "compute"
+    assert learner.fingerprint != {n.name: n for n in plain.nodes}["learner"].fingerprint
+    # streamed: one 128-row batch file at a time (and the 300 test rows to predict)
+    assert read_all and 600 not in read_all and max(read_all) <= 300, read_all
+    assert streamed.metrics["auc"] > 0.6
