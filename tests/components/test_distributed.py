@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -83,98 +80,25 @@ def test_bags_of_different_widths_concatenate() -> None:
     assert x["b"][:2, 1:].sum() == 0
 
 
-_WORKER = """
-import json, os, sys
-import numpy as np
-from helix_tf.components import keras_models
-from helix_tf.components.learners import DNN
-out, strategy = sys.argv[1], sys.argv[2]
-rng = np.random.default_rng(0)
-n = 2000
-x = {"a": rng.normal(size=(n, 1)).astype(np.float32),
-     "c": rng.integers(0, 5, size=(n, 1)).astype(np.int32)}
-y = ((x["a"][:, 0] + (x["c"][:, 0] == 2)) > 0.5).astype(np.float32)
-features = [{"name": "a", "kind": "numeric"}, {"name": "c", "kind": "categorical", "size": 5}]
-learner = DNN(hidden=(8,), epochs=2, batch_size=256, seed=1, strategy=strategy)
-losses = []
-model, stats = keras_models.train_model(
-    learner, features, x, y, on_epoch=lambda e, t, loss, s: losses.append(loss))
-if json.loads(os.environ.get("TF_CONFIG", '{"task": {"index": 0}}'))["task"]["index"] == 0:
-    np.savez(out, *[w for w in model.get_weights()])
-    with open(out + ".json", "w") as f:
-        json.dump({"losses": losses, "loss": stats["train_loss"]}, f)
-"""
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
-    env.pop("TF_CONFIG", None)
-    env.update(extra)
-    return env
-
-
-def _weights(path: Path) -> list[np.ndarray]:
-    with np.load(path) as found:
-        return [found[k] for k in sorted(found.files, key=lambda k: int(k.split("_")[1]))]
-
-
 @pytest.mark.slow
 @pytest.mark.ci
 def test_two_local_workers_reach_the_weights_of_one_process(tmp_path: Path) -> None:
     """MultiWorkerMirroredStrategy over two processes on 127.0.0.1 (TF_CONFIG) trains to
-    the weights one process reaches with the same loop, within :data:`WEIGHT_TOLERANCE`."""
-    script = tmp_path / "worker.py"
-    script.write_text(_WORKER, encoding="utf-8")
-    one = tmp_path / "one.npz"
-    done = subprocess.run(
-        [sys.executable, str(script), str(one), "one-device"],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    ports = _free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    two = tmp_path / "two.npz"
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(two), "multi-worker"],
-            env=_env(
-                TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
-            ),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    try:
-        for p in procs:
-            _, err = p.communicate(timeout=300)
-            assert p.returncode == 0, err[-3000:]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    w1, w2 = _weights(one), _weights(two)
+    the weights one process reaches with the same loop, within :data:`WEIGHT_TOLERANCE`
+    (DNN, 2,000 generated rows, 2 epochs; benchmarks/dist_training.py's workers)."""
+    from benchmarks import dist_training
+
+    dist_training.run_workers(tmp_path / "one.npz", "one-device", 1, rows=2000, epochs=2)
+    dist_training.run_workers(tmp_path / "two.npz", "multi-worker", 2, rows=2000, epochs=2)
+    w1 = dist_training.load_weights(tmp_path / "one.npz")
+    w2 = dist_training.load_weights(tmp_path / "two.npz")
     assert len(w1) == len(w2) > 0
     for a, b in zip(w1, w2, strict=True):
         np.testing.assert_allclose(a, b, rtol=WEIGHT_TOLERANCE, atol=WEIGHT_TOLERANCE)
-    l1 = json.loads((tmp_path / "one.npz.json").read_text())
-    l2 = json.loads((tmp_path / "two.npz.json").read_text())
-    np.testing.assert_allclose(l1["losses"], l2["losses"], rtol=1e-5)
-    assert l1["losses"][-1] < l1["losses"][0]  # it learned
+    l1 = json.loads((tmp_path / "one.npz.json").read_text())["losses"]
+    l2 = json.loads((tmp_path / "two.npz.json").read_text())["losses"]
+    np.testing.assert_allclose(l1, l2, rtol=1e-5)
+    assert l1[-1] < l1[0]  # it learned
 
 
 @pytest.mark.slow
