@@ -116,6 +116,22 @@ class _WriteStates(beam.DoFn):
 # ---------------------------------------------------------------------------- driver
 
 
+def _ship_user_code() -> None:
+    """Pickle the config modules (and helpers beside them) by value: a remote worker
+    cannot import them. Beam pickles with its own copy of cloudpickle, so registering
+    them with the ``cloudpickle`` package (as the config loader does) is not enough."""
+    import sys
+
+    from apache_beam.internal.cloudpickle import cloudpickle as beam_cloudpickle
+
+    from helix_tf.config import SHIPPED_BY_VALUE
+
+    for name in sorted(SHIPPED_BY_VALUE):
+        module = sys.modules.get(name)
+        if module is not None:
+            beam_cloudpickle.register_pickle_by_value(module)
+
+
 def run_preprocessing(
     *,
     nodes: dict[str, PreNode],
@@ -132,6 +148,7 @@ def run_preprocessing(
     this run (read from a loaded artifact's manifest).
     """
     t_launch = time.perf_counter()
+    _ship_user_code()
     pipeline = make_pipeline()
     levels = analysis_levels(nodes, order)
     sources = [n for n in order if nodes[n].role == "source"]

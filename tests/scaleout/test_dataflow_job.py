@@ -88,9 +88,9 @@ print(json.dumps({"loaded": len(list(folder.iterdir())) - len(failed), "failed":
 @pytest.mark.slow
 @pytest.mark.ci
 def test_dry_run_builds_a_job_whose_every_dofn_loads_from_the_staged_package(
-    tiny_census_config: Path, gcs_emulator: str, tmp_path: Path
+    udf_census_config: Path, gcs_emulator: str, tmp_path: Path
 ) -> None:
-    job = _built(tiny_census_config, tmp_path)
+    job = _built(udf_census_config, tmp_path)
     proto = job.proto_pipeline
     names = {t.unique_name for t in proto.components.transforms.values()}
     for step in ("Read[rows]", "Stats0[rows]", "Compute[rows]", "Spread[rows]", "States[rows]"):

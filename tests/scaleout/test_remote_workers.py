@@ -98,15 +98,16 @@ def _facts(result: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, float
 @pytest.mark.slow
 @pytest.mark.ci
 def test_census_pipeline_on_an_external_worker_pool_equals_the_local_run(
-    tiny_census_config: Path, store: str, worker_pool: int, monkeypatch: pytest.MonkeyPatch
+    udf_census_config: Path, store: str, worker_pool: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """DoFns run in the pool's processes (the in-process ones are booby-trapped), rows,
-    fingerprints and metrics equal the local runner's."""
-    local = api.run(tiny_census_config, store=store + "-local", runner="direct")
+    fingerprints and metrics equal the local runner's; the config's own function and the
+    helper module beside it (importable nowhere on the workers) travel by value."""
+    local = api.run(udf_census_config, store=store + "-local", runner="direct")
     with monkeypatch.context() as mp:
         _forbid_local_dofns(mp)
         remote = api.run(
-            tiny_census_config,
+            udf_census_config,
             store=store + "-pool",
             runner="portable",
             pipeline_args=pool_args(worker_pool),
