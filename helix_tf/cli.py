@@ -41,10 +41,10 @@ def main() -> None:
 @common
 @click.option(
     "--runner",
-    type=click.Choice(["direct", "dataflow", "portable"]),
+    type=click.Choice(["direct", "dataflow", "portable", "flink", "spark"]),
     default="direct",
     show_default=True,
-    help="Beam runner for preprocessing.",
+    help="Beam runner for preprocessing (flink/spark need a job-server jar: README).",
 )
 @click.option("--project", default=None, help="Dataflow: GCP project.")
 @click.option("--region", default=None, help="Dataflow: region.")

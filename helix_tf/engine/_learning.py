@@ -67,30 +67,47 @@ class LearningSteps:
         self.ctx.tallies[node.name].other_seconds += time.perf_counter() - t_import
 
         ex = node.inputs[0]
-        t_load = time.perf_counter()
-        table, meta = self.inputs.read_input(
-            node.name, lambda: self.inputs.examples_split(ex, "train")
-        )
         approx = node.extra.get("approx") or {}
-        if approx.get("sample") is not None:
-            from helix_tf.approx.sampling import keep_mask
+        t_load = time.perf_counter()
+        stream = None
+        if not approx and getattr(node.op, "strategy", None) is not None:
+            # Under a tf.distribute strategy, examples too large for memory stream from disk.
+            art = self.outputs.get(ex)
+            stream = keras_models.streamed_examples(
+                node.op,  # type: ignore[arg-type]
+                art.local or "",
+                art.meta["features"],
+                self.inputs.head(ex, self.inputs.label_facts(ex, art.meta)),
+            )
+        if stream is not None:
+            meta = art.meta
+            features = meta["features"]
+            label = self.inputs.label_facts(ex, meta)
+            x, y = {}, np.empty(0, np.float32)
+        else:
+            table, meta = self.inputs.read_input(
+                node.name, lambda: self.inputs.examples_split(ex, "train")
+            )
+            if approx.get("sample") is not None:
+                from helix_tf.approx.sampling import keep_mask
 
-            rows = table.column(ROW_ID).to_numpy()
-            table = table.filter(keep_mask(rows, approx["sample"], approx["seed"]))
-        features = meta["features"]
-        label = self.inputs.label_facts(ex, meta)
-        x = keras_models.arrays_from_table(table, features)
-        y = keras_models.labels_from_table(table)
-        if label["task"] == "regression":  # the model learns the transformed target
-            op = self.ctx.compiled.node(ex).op
-            try:
-                y = op.target(  # type: ignore[union-attr]
-                    table.column(LABEL).to_numpy(), table.column(ROW_ID).to_numpy()
-                )
-            except DataError as exc:
-                raise DataError(str(exc), node=node.name) from exc
+                rows = table.column(ROW_ID).to_numpy()
+                table = table.filter(keep_mask(rows, approx["sample"], approx["seed"]))
+            features = meta["features"]
+            label = self.inputs.label_facts(ex, meta)
+            x = keras_models.arrays_from_table(table, features)
+            y = keras_models.labels_from_table(table)
+            if label["task"] == "regression":  # the model learns the transformed target
+                op = self.ctx.compiled.node(ex).op
+                try:
+                    y = op.target(  # type: ignore[union-attr]
+                        table.column(LABEL).to_numpy(), table.column(ROW_ID).to_numpy()
+                    )
+                except DataError as exc:
+                    raise DataError(str(exc), node=node.name) from exc
+        n_rows = stream.rows if stream is not None else len(y)
         load_s = time.perf_counter() - t_load
-        self.ctx.emit(TrainingStarted(node=node.name, rows=len(y)))
+        self.ctx.emit(TrainingStarted(node=node.name, rows=n_rows))
         t0 = time.perf_counter()
         epochs = max(1, round(node.op.epochs * approx.get("epochs_scale", 1.0)))  # type: ignore[union-attr]
         model, stats = keras_models.train_model(
@@ -101,6 +118,7 @@ class LearningSteps:
             precision=approx.get("precision", "fp32"),
             epochs=epochs,
             head=self.inputs.head(ex, label),
+            batches=stream,
             on_epoch=lambda e, total, loss, secs: self.ctx.emit(
                 EpochFinished(
                     node=node.name, epoch=e, epochs=total, loss=loss, eta=secs / e * (total - e)
@@ -127,7 +145,7 @@ class LearningSteps:
         self.outputs.write_output(node.name, write)
         tally.write_seconds += time.perf_counter() - t1
         self.ctx.values[node.name] = model
-        self._computed(node.name, kind="model", rows=len(y), meta={"features": features, **stats})
+        self._computed(node.name, kind="model", rows=n_rows, meta={"features": features, **stats})
 
     def predict(self, node: CompiledNode) -> None:
         """Score one split of the examples with the model (zero-weight features unread)."""
