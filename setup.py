@@ -45,6 +45,8 @@ setup(
             "import-linter>=2.0",
             "gcp-storage-emulator>=2024.0",
             "scikit-learn>=1.4",  # cross-checks of the multiclass and regression metrics
+            # the offline Dataflow dry-run tests build a real job (Beam imports this client)
+            "google-cloud-dataflow-client>=0.8",
         ],
     },
     entry_points={"console_scripts": ["helix-tf=helix_tf.cli:console_main"]},
