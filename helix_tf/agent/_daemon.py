@@ -23,7 +23,6 @@ import time
 from typing import Any
 
 from helix_tf import api, history
-from helix_tf.agent._child import Finished, Stopped, Yielded, run_in_child
 from helix_tf.agent._order import compute_costs, reuse_order
 from helix_tf.agent._registry import register, unregister
 from helix_tf.agent._study import (
@@ -35,6 +34,7 @@ from helix_tf.agent._study import (
     study_name,
     suggest,
 )
+from helix_tf.agent._worker import Finished, Stopped, Worker, Yielded, preload
 from helix_tf.api import Approx
 from helix_tf.errors import HelixError
 from helix_tf.roles import Role
@@ -78,6 +78,8 @@ class AgentOptions:
     share: float = 0.25
     #: Trials asked of the sampler at a time and run in reuse-aware order (1: as asked).
     batch: int = 4
+    #: The trial worker is replaced between runs once its resident memory passes this.
+    worker_max_rss: int | None = 4 << 30
 
     def __post_init__(self) -> None:
         if not 0 < self.share <= 1:
@@ -136,15 +138,6 @@ def _lower_priority(cores: int) -> list[int]:
         return []
 
 
-def _preload() -> float:
-    """Import TensorFlow, Keras and Beam once: every trial's fork starts warm."""
-    t0 = time.perf_counter()
-    for name in ("tensorflow", "keras", "apache_beam", "pyarrow.parquet", "pandas"):
-        with contextlib.suppress(Exception):
-            __import__(name)
-    return time.perf_counter() - t0
-
-
 def _is_winner(study: Any, number: int, sign: int) -> bool:
     """Whether trial ``number`` is verified better, by more than every other verified better."""
     verified = {
@@ -182,6 +175,10 @@ class _Agent:
         self.killed_pending: str | None = None
         #: The cap on the agent's store entries (bytes), None: none.
         self.share_bytes = agent_share_bytes(opts, paths.home) if paths.home.exists() else None
+        #: The one long-lived process the agent's runs run in (forked on first use).
+        self.worker = Worker(
+            lambda request: self.handle(request), home=paths.home, max_rss=opts.worker_max_rss
+        )
 
     # -- status ---------------------------------------------------------------------
 
@@ -231,7 +228,36 @@ class _Agent:
             time.sleep(0.1)
         return False
 
-    # -- one run in a child -----------------------------------------------------------
+    # -- one run in the trial worker ----------------------------------------------------
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        """In the worker: one run through the public API (:func:`helix_tf.run`), tagged."""
+        opts = self.opts
+        r = api.run(
+            opts.config,
+            params=request["params"],
+            data_dir=opts.data_dir,
+            store=opts.store,
+            approx=request["approx"],
+            validation=request["validation"],
+            materialize=request["materialize"],
+            budget=opts.budget,
+            tag=TAG,
+            tag_budget=self.share_bytes,
+        )
+        states: dict[str, int] = {}
+        for n in r.nodes:
+            states[n.state] = states.get(n.state, 0) + 1
+        return {
+            "metrics": r.metrics,
+            "intervals": {k: list(v) for k, v in r.intervals.items()},
+            "approx": r.approx,
+            "wall_seconds": r.wall_seconds,
+            "states": states,
+            "run_id": r.run_id,
+            "version": r.version,
+            "worker_pid": os.getpid(),
+        }
 
     def run(
         self,
@@ -241,37 +267,14 @@ class _Agent:
         approx: Approx | None = None,
         materialize: str = "helix",
     ) -> Finished | Yielded | Stopped:
-        opts = self.opts
-
-        def work() -> dict[str, Any]:
-            r = api.run(
-                opts.config,
-                params=overrides,
-                data_dir=opts.data_dir,
-                store=opts.store,
-                approx=approx,
-                validation=validation,
-                materialize=materialize,
-                budget=opts.budget,
-                tag=TAG,
-                tag_budget=self.share_bytes,
-            )
-            states: dict[str, int] = {}
-            for n in r.nodes:
-                states[n.state] = states.get(n.state, 0) + 1
-            return {
-                "metrics": r.metrics,
-                "intervals": {k: list(v) for k, v in r.intervals.items()},
-                "approx": r.approx,
-                "wall_seconds": r.wall_seconds,
-                "states": states,
-                "run_id": r.run_id,
-                "version": r.version,
-            }
-
-        outcome = run_in_child(
-            work, home=self.paths.home, stop=lambda: self.stop_requested, poll=opts.poll
-        )
+        request = {
+            "params": overrides,
+            "validation": validation,
+            "approx": approx,
+            "materialize": materialize,
+        }
+        outcome = self.worker.call(request, stop=lambda: self.stop_requested, poll=self.opts.poll)
+        self.status["worker"] = self.worker.stats()
         if isinstance(outcome, Yielded):
             self.last_user_run = time.monotonic()
             if outcome.latency is not None:
@@ -545,7 +548,7 @@ class _Agent:
             )
         self.update(study=name, state="running", orphans_failed=orphans, rebased=rebased)
         if opts.preload and "preload_seconds" not in self.status:
-            self.update(preload_seconds=round(_preload(), 2))
+            self.update(preload_seconds=round(preload(), 2))
         base = self.baseline(study)
         if base is None:
             self.update(
@@ -611,11 +614,13 @@ def serve(opts: AgentOptions) -> None:
     agent.update(state="starting", cpus=chosen, nice=os.nice(0))
     try:
         while agent.search():
-            pass
+            # The config changed: the next study's runs start in a fresh worker.
+            agent.worker.close()
     except Exception as exc:
         log.exception("the agent failed")
         agent.update(state="failed", reason=f"{type(exc).__name__}: {exc}")
         raise
     finally:
+        agent.worker.close()
         unregister(os.getpid())
         os.close(lock)

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from helix_tf import search
-from helix_tf.agent._child import Finished
 from helix_tf.agent._daemon import AgentOptions, _Agent, _direction, preferred_metric
 from helix_tf.agent._study import AgentPaths
+from helix_tf.agent._worker import Finished
 
 
 def test_ablation_keeps_only_changes_whose_reversal_hurts(tmp_path: Path) -> None:
