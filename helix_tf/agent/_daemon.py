@@ -26,11 +26,13 @@ from helix_tf import api, history
 from helix_tf.agent._order import compute_costs, reuse_order
 from helix_tf.agent._registry import register, unregister
 from helix_tf.agent._study import (
+    AS_WRITTEN,
     LOWER_IS_BETTER,
     AgentPaths,
     fail_orphans,
     open_study,
     rebase,
+    requeue,
     study_name,
     suggest,
 )
@@ -69,6 +71,9 @@ class AgentOptions:
     #: the exact run's cost.
     approx_max_share: float = 0.6
     verify_top: int = 3
+    #: Verification (test-split runs, ablations) may take at most this share of the
+    #: worker's time: the search is not starved by verifying every new leader.
+    verify_share: float = 0.25
     preload: bool = True
     poll: float = 0.02
     #: The store's budget in bytes (every agent run honours it); None: the size of
@@ -84,6 +89,10 @@ class AgentOptions:
     def __post_init__(self) -> None:
         if not 0 < self.share <= 1:
             raise ValueError(f"AgentOptions: share must be in (0, 1], but got {self.share!r}")
+        if not 0 < self.verify_share <= 1:
+            raise ValueError(
+                f"AgentOptions: verify_share must be in (0, 1], but got {self.verify_share!r}"
+            )
         if self.batch < 1:
             raise ValueError(f"AgentOptions: batch must be >= 1, but got {self.batch!r}")
 
@@ -175,6 +184,9 @@ class _Agent:
         self.killed_pending: str | None = None
         #: The cap on the agent's store entries (bytes), None: none.
         self.share_bytes = agent_share_bytes(opts, paths.home) if paths.home.exists() else None
+        #: Seconds the worker spent per purpose ("search", "verify"), and the current one.
+        self.spent: dict[str, float] = {"search": 0.0, "verify": 0.0}
+        self.purpose = "search"
         #: The one long-lived process the agent's runs run in (forked on first use).
         self.worker = Worker(
             lambda request: self.handle(request), home=paths.home, max_rss=opts.worker_max_rss
@@ -274,7 +286,11 @@ class _Agent:
             "materialize": materialize,
         }
         outcome = self.worker.call(request, stop=lambda: self.stop_requested, poll=self.opts.poll)
-        self.status["worker"] = self.worker.stats()
+        self.spent[self.purpose] = self.spent.get(self.purpose, 0.0) + outcome.seconds
+        self.status["worker"] = {
+            **self.worker.stats(),
+            "seconds": {k: round(v, 1) for k, v in self.spent.items()},
+        }
         if isinstance(outcome, Yielded):
             self.last_user_run = time.monotonic()
             if outcome.latency is not None:
@@ -383,7 +399,7 @@ class _Agent:
         for i in order[ran:]:
             asked[i].set_user_attr("not_run", "the agent stopped before this trial's turn")
             study.tell(asked[i], state=TrialState.FAIL)
-            study.enqueue_trial(asked[i].params, user_attrs={"requeued_from": asked[i].number})
+            requeue(study, asked[i])
         if size > 1:
             log.info("batch of %d trials run in reuse-aware order %s", size, order[:ran])
 
@@ -411,7 +427,7 @@ class _Agent:
             outcome = self.run(overrides, validation=self.opts.validation, approx=rung)
             if not isinstance(outcome, Finished):
                 study.tell(trial, state=TrialState.FAIL)
-                study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
+                requeue(study, trial)
                 return
             if outcome.result is None or metric not in outcome.result["metrics"]:
                 trial.set_user_attr("error", outcome.error or f"no metric {metric!r}")
@@ -421,7 +437,7 @@ class _Agent:
             exact = not outcome.result["approx"]
             trial.set_user_attr(
                 "rung_exact" if exact else "rung_approx",
-                {**outcome.result, "seconds": outcome.seconds},
+                {**outcome.result, "seconds": outcome.seconds, "cpu_seconds": outcome.cpu_seconds},
             )
             if exact:
                 study.tell(trial, value)
@@ -431,8 +447,20 @@ class _Agent:
                 study.tell(trial, state=TrialState.PRUNED)
                 return
 
+    def may_verify(self) -> bool:
+        """Whether verifying now keeps it within ``verify_share`` of the worker's time."""
+        total = self.spent["search"] + self.spent["verify"]
+        return self.spent["verify"] <= self.opts.verify_share * total
+
     def verify(self, study: Any, metric: str, baseline_value: float) -> None:
         """Exact test runs of the best trials that beat the user's version on validation."""
+        self.purpose = "verify"
+        try:
+            self._verify(study, metric, baseline_value)
+        finally:
+            self.purpose = "search"
+
+    def _verify(self, study: Any, metric: str, baseline_value: float) -> None:
         from optuna.trial import TrialState
 
         sign = 1 if study.direction.name == "MAXIMIZE" else -1
@@ -488,12 +516,15 @@ class _Agent:
         matters = [k for k, a in ablation.items() if a.get("matters") or "error" in a]
         if not matters or len(matters) == len(ablation) or self.space is None:
             return
-        current = self.space.current
-        reduced = {
-            k: v if k in matters or k not in ablation else current[k]
-            for k, v in trial.params.items()
-        }
-        study.enqueue_trial(reduced, user_attrs={"ablated_from": trial.number})
+        reverted = [k for k in ablation if k not in matters]
+        # The reverted changes are left as the config writes them, not queued as values:
+        # the config's own value may lie outside the searched range (an L1 of 0 under a
+        # log range), where the sampler could not take it.
+        reduced = {k: v for k, v in trial.params.items() if k not in reverted}
+        as_written = sorted({*reverted, *(trial.user_attrs.get(AS_WRITTEN) or ())})
+        study.enqueue_trial(
+            reduced, user_attrs={"ablated_from": trial.number, AS_WRITTEN: as_written}
+        )
         log.info("trial %d: queued with only the changes that matter: %s", trial.number, matters)
 
     def ablate(
@@ -582,7 +613,8 @@ class _Agent:
                 return True
             left = None if opts.max_trials is None else opts.max_trials - finished
             self.batch(study, space, metric, min(opts.batch, left or opts.batch))
-            self.verify(study, metric, baseline_value)
+            if self.may_verify():
+                self.verify(study, metric, baseline_value)
         self.update(state="stopped", reason="agent stop", rung=None)
         return False
 

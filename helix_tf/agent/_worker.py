@@ -27,6 +27,7 @@ import dataclasses
 import logging
 import os
 import pickle
+import resource
 import select
 import signal
 import struct
@@ -52,6 +53,9 @@ class Finished:
     result: dict[str, Any] | None
     error: str | None
     seconds: float
+    #: CPU seconds the worker spent on it (user + system, all its threads): what it
+    #: costs whatever else runs on the machine.
+    cpu_seconds: float | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -97,6 +101,11 @@ def _resident_bytes() -> int:
     return resident_bytes()
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _write(fd: int, obj: Any) -> None:
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     view = memoryview(_HEADER.pack(len(data)) + data)
@@ -133,11 +142,13 @@ def _serve(handler: Callable[[Any], dict[str, Any]], requests: int, results: int
         request = _read_blocking(requests)
         if request is None:
             return
+        cpu = _cpu_seconds()
         try:
             payload: dict[str, Any] = {"result": handler(request)}
         except BaseException as exc:  # reported to the agent, which decides
             payload = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()}
         payload["rss_bytes"] = _resident_bytes()
+        payload["cpu_seconds"] = _cpu_seconds() - cpu
         _write(results, payload)
 
 
@@ -283,6 +294,7 @@ class Worker:
             result=payload.get("result"),
             error=payload.get("error"),
             seconds=time.monotonic() - t0,
+            cpu_seconds=payload.get("cpu_seconds"),
         )
 
     def _died(self, t0: float) -> Finished:

@@ -7,7 +7,7 @@ from typing import Any
 
 from helix_tf import search
 from helix_tf.agent._daemon import AgentOptions, _Agent, _direction, preferred_metric
-from helix_tf.agent._study import AgentPaths
+from helix_tf.agent._study import AS_WRITTEN, AgentPaths, requeue, suggest
 from helix_tf.agent._worker import Finished
 
 
@@ -142,7 +142,8 @@ def test_the_winner_is_queued_again_with_only_the_changes_that_matter(tmp_path: 
             "add:x": search.Choice(None, "numeric"),
             "v.min_count": search.Choice(1, 5),
         },
-        current={"learner.l2": 1e-4, "add:x": None, "v.min_count": 1},
+        # As written, L2 is 0: outside the log range searched (the sampler cannot take it).
+        current={"learner.l2": 0.0, "add:x": None, "v.min_count": 1},
         declared=False,
     )
     study = open_study(AgentPaths(home=tmp_path), "w@1", create=True)
@@ -173,12 +174,16 @@ def test_the_winner_is_queued_again_with_only_the_changes_that_matter(tmp_path: 
     }
     agent.keep_what_matters(study, study.trials[0], ablation)
     [queued] = study.get_trials(states=(TrialState.WAITING,))
-    assert queued.system_attrs["fixed_params"] == {
-        "learner.l2": 1e-4,
-        "add:x": "numeric",
-        "v.min_count": 5,
-    }
+    assert queued.system_attrs["fixed_params"] == {"add:x": "numeric", "v.min_count": 5}
     assert queued.user_attrs["ablated_from"] == 0
+    assert queued.user_attrs[AS_WRITTEN] == ["learner.l2"]
     # Nothing to drop (every change matters): nothing queued.
     agent.keep_what_matters(study, study.trials[0], {"add:x": {"matters": True}})
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 1
+    # The queued trial runs with L2 as written (no override); requeued, it stays so.
+    again = study.ask()
+    assert suggest(again, agent.space) == {"add:x": "numeric", "v.min_count": 5}
+    study.tell(again, state=TrialState.FAIL)
+    requeue(study, again)
+    third = study.ask()
+    assert suggest(third, agent.space) == {"add:x": "numeric", "v.min_count": 5}
