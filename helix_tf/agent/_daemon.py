@@ -452,15 +452,21 @@ class _Agent:
         total = self.spent["search"] + self.spent["verify"]
         return self.spent["verify"] <= self.opts.verify_share * total
 
-    def verify(self, study: Any, metric: str, baseline_value: float) -> None:
-        """Exact test runs of the best trials that beat the user's version on validation."""
+    def verify(
+        self, study: Any, metric: str, baseline_value: float, *, final: bool = False
+    ) -> None:
+        """Exact test runs of the best trials that beat the user's version on validation.
+
+        Each trial's verification starts only within ``verify_share`` of the worker's
+        time (the first always may), unless ``final``: the search is over.
+        """
         self.purpose = "verify"
         try:
-            self._verify(study, metric, baseline_value)
+            self._verify(study, metric, baseline_value, final)
         finally:
             self.purpose = "search"
 
-    def _verify(self, study: Any, metric: str, baseline_value: float) -> None:
+    def _verify(self, study: Any, metric: str, baseline_value: float, final: bool) -> None:
         from optuna.trial import TrialState
 
         sign = 1 if study.direction.name == "MAXIMIZE" else -1
@@ -473,6 +479,8 @@ class _Agent:
         for t in done[: self.opts.verify_top]:
             if f"verified:{t.number}" in study.user_attrs or self.stop_requested:
                 continue
+            if not final and not self.may_verify():
+                break
             self.update(state="verifying", reason=f"trial {t.number} on the test split")
             if "baseline_test" not in study.user_attrs:
                 base = self.run_until_done({}, validation=None, materialize="all")
@@ -593,7 +601,7 @@ class _Agent:
         while not self.stop_requested:
             finished = len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()])
             if opts.max_trials is not None and finished >= opts.max_trials:
-                self.verify(study, metric, baseline_value)
+                self.verify(study, metric, baseline_value, final=True)
                 self.counts(study)
                 self.update(state="done", reason=f"{opts.max_trials} trials finished", rung=None)
                 return False
@@ -613,8 +621,7 @@ class _Agent:
                 return True
             left = None if opts.max_trials is None else opts.max_trials - finished
             self.batch(study, space, metric, min(opts.batch, left or opts.batch))
-            if self.may_verify():
-                self.verify(study, metric, baseline_value)
+            self.verify(study, metric, baseline_value)
         self.update(state="stopped", reason="agent stop", rung=None)
         return False
 

@@ -187,3 +187,36 @@ def test_the_winner_is_queued_again_with_only_the_changes_that_matter(tmp_path: 
     requeue(study, again)
     third = study.ask()
     assert suggest(third, agent.space) == {"add:x": "numeric", "v.min_count": 5}
+
+
+def test_verification_stays_within_its_share_of_the_workers_time(tmp_path: Path) -> None:
+    """Verifying every new leader (test runs, ablations) took half the think time."""
+    from helix_tf.agent._study import open_study
+
+    opts = AgentOptions(config=str(tmp_path / "c.py"), verify_share=0.25)
+    agent = _Agent(opts, AgentPaths(home=tmp_path))
+    agent.update = lambda **fields: None  # type: ignore[method-assign]
+    study = open_study(AgentPaths(home=tmp_path), "w@1", create=True)
+    for value in (0.91, 0.92, 0.93):
+        study.enqueue_trial({"x": value})
+        trial = study.ask()
+        trial.suggest_float("x", 0.0, 1.0)
+        study.tell(trial, value)
+    verified: list[dict[str, Any]] = []
+
+    def fake_run(overrides: dict[str, Any], **kwargs: Any) -> Finished:
+        agent.spent[agent.purpose] += 5.0
+        verified.append(overrides)
+        return Finished(result={"metrics": {"auc": 0.9}}, error=None, seconds=5.0)
+
+    agent.run = fake_run  # type: ignore[method-assign]
+    agent.spent["search"] = 20.0
+    agent.verify(study, "auc", 0.90)
+    # The base's test run and the best trial's: 10 s of 30 s, over the share: no more.
+    assert verified == [{}, {"x": 0.93}]
+    assert [k for k in study.user_attrs if k.startswith("verified:")] == ["verified:2"]
+    agent.spent["search"] = 40.0  # the search went on: verification may resume (10 of 50 s)
+    agent.verify(study, "auc", 0.90)
+    assert verified[2:] == [{"x": 0.92}]
+    agent.verify(study, "auc", 0.90, final=True)  # the search is over: all of them
+    assert verified[3:] == [{"x": 0.91}]
