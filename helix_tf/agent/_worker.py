@@ -17,6 +17,10 @@ manifests are written last). The next run, after the user's run ended, forks a
 fresh worker from the agent (milliseconds: the imports are already in the
 agent). Yields are rare next to trials, so a killed worker costs little; a
 worker whose memory grows past ``max_rss`` is replaced between runs.
+
+The worker inherits the agent's open connections (its study's database) but
+never uses them, and it always leaves with ``os._exit`` or a ``SIGKILL``: no
+cleanup in the worker can close a connection the agent still uses.
 """
 
 from __future__ import annotations
