@@ -42,7 +42,10 @@ setup(
             "import-linter>=2.0",
             "gcp-storage-emulator>=2024.0",
             "scikit-learn>=1.4",  # cross-checks of the multiclass and regression metrics
+            "psycopg[binary]>=3.1",  # the metadata tests against a real PostgreSQL server
         ],
+        # Team mode: a shared PostgreSQL metadata database (--metadata postgresql://...).
+        "team": ["psycopg[binary]>=3.1"],
     },
     entry_points={"console_scripts": ["helix-tf=helix_tf.cli:console_main"]},
 )
