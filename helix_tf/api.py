@@ -50,6 +50,9 @@ class Session:
     exact_instead: bool = False
     #: Why (said in the run's notes).
     exact_note: str = ""
+    #: Whose versions are the baseline of plan reasons ("previous version"): this
+    #: person's (helix_tf.settings.current_user), or None for the whole team's.
+    baseline_user: str | None = None
 
     def close(self) -> None:
         self.metadata.close()
@@ -69,17 +72,23 @@ def open_session(
     approx: Approx | None = None,
     rehash: bool = False,
     existing: bool = False,
+    team: bool = False,
 ) -> Session:
     """Load and compile ``config``; open its store and metadata database.
 
     ``rehash=True`` re-reads every data file instead of trusting the content-hash memo.
     ``existing=True`` is for commands that only read what runs recorded (history, diff,
     report): a local store folder that does not exist is an error, and none is created.
+    ``metadata`` defaults to ``HELIX_TF_METADATA``, else the project's ``helix_tf.toml``
+    (:mod:`helix_tf.settings`). ``team=True``: the plan's "previous version" is the
+    team's latest, not this person's.
     """
+    from helix_tf.settings import metadata_setting
+
     loaded = load_config(config, params, data_dir=data_dir)
-    if existing and metadata is None:
+    if existing and metadata_setting(metadata, loaded.path).value is None:
         _require_local_store(loaded, store)
-    return _open(loaded, store=store, metadata=metadata, approx=approx, rehash=rehash)
+    return _open(loaded, store=store, metadata=metadata, approx=approx, rehash=rehash, team=team)
 
 
 def _require_local_store(loaded: LoadedConfig, store: str | None) -> None:
@@ -101,8 +110,10 @@ def _open(
     metadata: str | None,
     approx: Approx | None,
     rehash: bool = False,
+    team: bool = False,
 ) -> Session:
     from helix_tf.reuse.store import ArtifactStore
+    from helix_tf.settings import current_user, metadata_setting
 
     home = _default_home(loaded.path)
     store_url = store or str(home)
@@ -111,7 +122,8 @@ def _open(
     artifact_store = ArtifactStore(store_url)
     hasher = ContentHasher(local_home / "content-hashes.json", rehash=rehash)
     compiled = compile_workflow(loaded.workflow, config_path=str(loaded.path), hasher=hasher)
-    meta = _open_metadata(metadata or f"sqlite:///{local_home / 'metadata.db'}")
+    setting = metadata_setting(metadata, loaded.path)
+    meta = _open_metadata(setting.value or f"sqlite:///{local_home / 'metadata.db'}", setting)
     note = ""
     if approx is not None:
         stored = {n.name for n in compiled.nodes if artifact_store.lookup(n.fingerprint)}
@@ -141,6 +153,7 @@ def _open(
         store_url=store_url,
         exact_instead=bool(note),
         exact_note=note,
+        baseline_user=None if team else current_user(),
     )
 
 
@@ -187,15 +200,21 @@ def _metadata_in_memory(url: str, exc: BaseException) -> Any:
     return MetadataStore("sqlite://")
 
 
-def _open_metadata(url: str) -> Any:
-    """The metadata database at ``url``; in memory if its disk cannot take data."""
+def _open_metadata(url: str, setting: Any = None) -> Any:
+    """The metadata database at ``url``; in memory if its disk cannot take data.
+
+    An error names where a URL that was not given as an option came from (``setting``).
+    """
     from helix_tf.reuse.metadata import MetadataStore
 
     try:
         return MetadataStore(url)
     except StoreError as exc:
         if not _is_write_failure(exc):
-            raise
+            origin = setting.describe() if setting is not None else ""
+            if not origin:
+                raise
+            raise StoreError(f"{exc}{origin}") from exc
         return _metadata_in_memory(url, exc)
 
 
@@ -216,7 +235,7 @@ def _plan(
     # Reasons compare with the latest other version of the same kind (exact or approximate).
     same_kind = [
         v.dag
-        for v in session.metadata.versions(compiled.name)
+        for v in session.metadata.versions(compiled.name, user=session.baseline_user)
         if (v.dag.get("approx") is None) == (compiled.approx is None)
         and is_validation_dag(v.dag) == validation
         and v.dag.get("digest") != compiled.digest
@@ -252,14 +271,16 @@ def plan(
     approx: Approx | None = None,
     validation: Validation | None = None,
     rehash: bool = False,
+    team: bool = False,
 ) -> PlanResult:
     """What a run would compute, load and prune, and why — without running anything.
 
     ``validation``: plan the validation run (see :func:`run`). ``rehash=True``
-    re-reads every data file instead of trusting the content-hash memo.
+    re-reads every data file instead of trusting the content-hash memo. The reasons
+    compare with this person's previous version; ``team=True``: with the team's.
     """
     loaded = _with_validation(load_config(config, params, data_dir=data_dir), validation)
-    session = _open(loaded, store=store, metadata=metadata, approx=approx, rehash=rehash)
+    session = _open(loaded, store=store, metadata=metadata, approx=approx, rehash=rehash, team=team)
     notes: tuple[str, ...] = ()
     if session.exact_instead:
         approx, notes = None, (session.exact_note,)
@@ -586,11 +607,13 @@ def _compare(
 ) -> Any:
     """This run against the history; a comparison that fails never fails the run."""
     from helix_tf.history import compare_with_history
+    from helix_tf.settings import current_user
 
     try:
         return compare_with_history(
             md,
             compiled.name,
+            user=current_user(),
             version=version,
             run_id=run_id,
             approx=approx,
@@ -626,11 +649,18 @@ def _run_once(
     md = session.metadata
     run_id = None
     lease = _start_lease(session, opts.scratch)
+    from helix_tf.settings import current_host, current_user
+
+    user = current_user()
     try:
         for attempt in range(2):
             try:
                 version = md.record_version(
-                    compiled.name, str(session.config.path), compiled.to_dict(), compiled.digest
+                    compiled.name,
+                    str(session.config.path),
+                    compiled.to_dict(),
+                    compiled.digest,
+                    user=user,
                 )
                 run_id = md.start_run(
                     compiled.name,
@@ -642,6 +672,8 @@ def _run_once(
                         **session.config.overrides,
                         **({TAG_KEY: opts.tag} if opts.tag else {}),
                     },
+                    user=user,
+                    host=current_host(),
                 )
                 break
             except StoreError as exc:

@@ -139,7 +139,9 @@ _common = [
     click.option(
         "--metadata",
         default=None,
-        help="SQLAlchemy URL of the metadata database (default: sqlite in the store folder).",
+        help="SQLAlchemy URL of the metadata database, e.g. postgresql://user@host/db for a "
+        "team (default: HELIX_TF_METADATA, else helix_tf.toml above the config, else sqlite "
+        "in the store folder).",
     ),
     click.option(
         "--json", "as_json", is_flag=True, help="Print one JSON object instead of tables."
@@ -413,9 +415,17 @@ def _save(cmd: _Invocation) -> Any:
     return saved
 
 
+_team = click.option(
+    "--team",
+    is_flag=True,
+    help="Compare with the team's latest version, not your own (a shared metadata database).",
+)
+
+
 @main.command()
 @common
 @click.option("--approx", is_flag=True, help="Plan the approximate run instead.")
+@_team
 @click.option(
     "--rehash",
     is_flag=True,
@@ -427,6 +437,7 @@ def plan(
     cmd: _Invocation,
     approx: bool,
     rehash: bool,
+    team: bool,
     no_server: bool,
 ) -> None:
     """Show what a run of CONFIG would compute, load and prune, and why (runs nothing)."""
@@ -442,6 +453,7 @@ def plan(
             metadata=cmd.metadata,
             approx=_approx(approx, None, None),
             rehash=rehash,
+            team=team,
         )
     except HelixError as exc:
         _fail(err, exc)
@@ -490,11 +502,13 @@ def plan(
     "(accuracy[sex=Male]) and globs work (auc*). Default: all.",
 )
 @click.option("--agent", "with_agent", is_flag=True, help="Also list the agent's runs.")
+@click.option("--mine", is_flag=True, help="Only your runs (HELIX_TF_USER, else your login name).")
 def history(
     cmd: _Invocation,
     limit: int,
     metric_selection: str | None,
     with_agent: bool,
+    mine: bool,
 ) -> None:
     """List the runs of CONFIG's workflow: version, what changed, metrics, time, reuse.
 
@@ -505,12 +519,17 @@ def history(
     out, err = cmd.out, cmd.err
     from helix_tf.history import history_entries
     from helix_tf.rendering import history_table
+    from helix_tf.settings import current_user
 
     selection = metric_selection.split(",") if metric_selection else None
     try:
         with cmd.session(existing=True) as session:
             entries = history_entries(
-                session.metadata, session.compiled.name, limit=limit, agent=with_agent
+                session.metadata,
+                session.compiled.name,
+                limit=limit,
+                agent=with_agent,
+                user=current_user() if mine else None,
             )
         _check_metric_selection(selection, {k for e in entries for k in e.run.metrics})
     except HelixError as exc:
@@ -527,19 +546,28 @@ def history(
 @click.argument("old", type=int)
 @click.argument("new", type=int, required=False)
 @click.option("--all", "show_all", is_flag=True, help="Also list unchanged nodes.")
+@_team
 def diff(
     cmd: _Invocation,
     old: int,
     new: int | None,
     show_all: bool,
+    team: bool,
 ) -> None:
-    """Logical diff between versions OLD and NEW of CONFIG's workflow (NEW: the latest)."""
+    """Logical diff between versions OLD and NEW of CONFIG's workflow (NEW: your latest)."""
     out, err = cmd.out, cmd.err
     from helix_tf.history import version_diff
+    from helix_tf.settings import current_user
 
     try:
         with cmd.session(existing=True) as session:
-            found = version_diff(session.metadata, session.compiled.name, old, new)
+            found = version_diff(
+                session.metadata,
+                session.compiled.name,
+                old,
+                new,
+                user=None if team else current_user(),
+            )
     except HelixError as exc:
         _fail(err, exc)
         return
@@ -581,15 +609,18 @@ def _check_metric_selection(selection: list[str] | None, recorded: set[str]) -> 
 @click.option(
     "--limit", type=int, default=50, show_default=True, help="Most recent runs to include."
 )
+@click.option("--team", is_flag=True, help="Include the whole team's runs, not only yours.")
 def report(
     cmd: _Invocation,
     html_path: str | None,
     limit: int,
+    team: bool,
 ) -> None:
     """Write an HTML report: DAG, model views (curves, calibration, importance, weights),
     run times, metric history, changes."""
     out, err = cmd.out, cmd.err
     from helix_tf.report import default_report_path, render_report, write_report
+    from helix_tf.settings import current_user
 
     try:
         with cmd.session(existing=True) as session:
@@ -598,6 +629,7 @@ def report(
                 session.metadata,
                 compiled_dag=session.compiled.to_dict(),
                 limit=limit,
+                user=None if team else current_user(),
             )
             if html_path is None:
                 html_path = default_report_path(session.store_url, session.compiled.name)

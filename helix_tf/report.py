@@ -75,6 +75,7 @@ def render_report(
     compiled_dag: Mapping[str, Any] | None = None,
     limit: int = 50,
     store_url: str | None = None,
+    user: str | None = None,
 ) -> str:
     """The report of ``workflow``: one HTML page that loads nothing from anywhere.
 
@@ -93,11 +94,14 @@ def render_report(
         The artifact store to read the latest run's predictions and explanation
         from (default: the store that run recorded); ``""`` leaves the model views out.
         Which views depend on the label's task (:data:`helix_tf.views.PREDICTION_VIEWS`).
+    user
+        Only that person's runs and versions (team mode: one's own history); None:
+        everyone's.
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, but got limit={limit}")
-    runs = list(reversed(metadata.runs(workflow, limit=limit)))  # oldest first
-    versions = metadata.versions(workflow)
+    runs = list(reversed(metadata.runs(workflow, limit=limit, user=user)))  # oldest first
+    versions = metadata.versions(workflow, user=user)
     coloured, colour_note = _run_to_colour(runs)
     dag, dag_note = _dag_to_draw(coloured, versions, compiled_dag)
     parts = [f"<h1>helix_tf report: {_e(workflow)}</h1>", _summary(workflow, runs, versions)]

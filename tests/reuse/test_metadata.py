@@ -536,7 +536,7 @@ def _closed_port() -> int:
             r"ann:\*\*\*@no-such-host.invalid/helix.*is the database server running",
         ),
         # Not a URL at all: the password is hidden there too.
-        ("postgres://ann:s3cret@host:port/helix", r"'postgresql://ann:\*\*\*@host:port/helix'"),
+        ("postgres://ann:s3cret@host:port/helix", r"'postgresql(\+psycopg)?://ann:\*\*\*@host:port/helix'"),
     ],
 )
 def test_unreachable_server_is_named_quickly_without_its_password(url: str, match: str) -> None:

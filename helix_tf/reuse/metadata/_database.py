@@ -103,35 +103,16 @@ class Database:
 
 def _parse_url(sa: Any, url: str) -> URL:
     """A SQLAlchemy URL from ``url`` (a path stands for a SQLite file)."""
-    if "://" not in url:
-        url = f"sqlite:///{Path(url).expanduser().absolute()}"
-    if url.startswith("postgres://"):  # the scheme Heroku and libpq accept
-        url = "postgresql://" + url[len("postgres://") :]
+    from helix_tf.settings import database_url, mask_password
+
+    url = database_url(url)
     try:
-        parsed = sa.engine.make_url(url)
+        return sa.engine.make_url(url)
     except (sa.exc.ArgumentError, ValueError) as exc:
         raise StoreError(
-            f"metadata URL {_mask(url)!r} is not a SQLAlchemy URL; expected e.g. "
+            f"metadata URL {mask_password(url)!r} is not a SQLAlchemy URL; expected e.g. "
             f"'sqlite:///.helix/helix.db' or 'postgresql://user@host/db' ({URL_SOURCES})"
         ) from exc
-    if parsed.drivername == "postgresql" and not _installed("psycopg2"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    return parsed
-
-
-def _mask(url: str) -> str:
-    """``url`` with the password of ``scheme://user:password@host`` replaced by ``***``."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not (sep and at and ":" in credentials):
-        return url
-    return f"{scheme}://{credentials.partition(':')[0]}:***@{host}"
-
-
-def _installed(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
 
 
 def _server_engine(sa: Any, parsed: URL) -> Engine:
