@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -202,7 +203,7 @@ def member_orders(configs: list[Path], members: int, order: str) -> list[list[Pa
 
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    from tests._postgres import find_binaries, running_server
+    from tests._postgres import find_binaries
 
     folder = REPO / "benchmarks" / "sequences" / args.sequence
     configs = [folder / f"it{i:02d}.py" for i in parse_iterations(args.iterations, 11)]
@@ -232,6 +233,24 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "command": " ".join([sys.executable, "-m", "benchmarks.team", *sys.argv[1:]]),
         "machine": machine_info(),
     }
+    try:
+        return _both_setups(report, members, orders, work, base_env, run_args, binaries, args)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _both_setups(
+    report: dict[str, Any],
+    members: list[str],
+    orders: dict[str, list[Path]],
+    work: Path,
+    base_env: dict[str, str],
+    run_args: list[str],
+    binaries: Path,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    from tests._postgres import running_server
+
     # Alone first, then the team (the team's runs find the data files in the page cache).
     alone = {
         m: (
