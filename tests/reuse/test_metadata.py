@@ -29,6 +29,7 @@ from helix_tf.reuse.metadata import (
     NodeRecord,
     fit_load_throughput,
 )
+from helix_tf.reuse.store import pid_scope
 
 
 class FakeClock:
@@ -503,6 +504,18 @@ def test_a_run_whose_process_died_reads_as_killed(url: str) -> None:
     assert execute(url, "SELECT status FROM runs") == [("killed",)]
 
 
+def test_a_run_of_another_machine_with_our_host_name_is_not_judged_here(url: str) -> None:
+    # A container or cloned machine with the same host name: its pids are not ours.
+    with MetadataStore(url) as s:
+        run = s.start_run("w", 1, approx=False, policy="helix", store_url="", params={})
+        host = socket.gethostname()
+        for scope, expected in [("other-boot/pid:[1]", "running"), (pid_scope(), "killed")]:
+            execute(url, f"UPDATE runs SET process = '{host} 999999 1 {scope}' WHERE id = {run}")
+            assert [r.status for r in s.runs("w")] == [expected], scope
+        execute(url, f"UPDATE runs SET process = '{host} 999999 1' WHERE id = {run}")  # schema 2
+        assert [r.status for r in s.runs("w")] == ["killed"]
+
+
 def test_bad_urls_raise_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="is not a SQLAlchemy URL"):
         MetadataStore("not a url://")
@@ -536,7 +549,10 @@ def _closed_port() -> int:
             r"ann:\*\*\*@no-such-host.invalid/helix.*is the database server running",
         ),
         # Not a URL at all: the password is hidden there too.
-        ("postgres://ann:s3cret@host:port/helix", r"'postgresql(\+psycopg)?://ann:\*\*\*@host:port/helix'"),
+        (
+            "postgres://ann:s3cret@host:port/helix",
+            r"'postgresql(\+psycopg)?://ann:\*\*\*@host:port/helix'",
+        ),
     ],
 )
 def test_unreachable_server_is_named_quickly_without_its_password(url: str, match: str) -> None:

@@ -19,7 +19,7 @@ from helix_tf.reuse.metadata._database import (
     workflow_id,
 )
 from helix_tf.reuse.metadata._records import RUN_STATUSES, NodeRecord, RunRecord, _node_record
-from helix_tf.reuse.store._leases import process_alive, process_start
+from helix_tf.reuse.store import pid_scope, process_alive, process_start
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -234,17 +234,25 @@ def _run_record(
 
 
 def _this_process() -> str:
+    """``"host pid start scope"`` of this process (``runs.process``)."""
     pid = os.getpid()
-    return f"{socket.gethostname()} {pid} {process_start(pid)}"
+    return f"{socket.gethostname()} {pid} {process_start(pid)} {pid_scope() or '-'}"
 
 
 def _status(status: str, process: str | None) -> str:
-    """A ``"running"`` run whose process (on this host) is gone reads as ``"killed"``."""
+    """A ``"running"`` run whose process is gone reads as ``"killed"``.
+
+    Its pid is checked only where it names a process here: the same host name and,
+    where recorded, the same pid scope (boot id and pid namespace; containers and
+    cloned machines share host names). Elsewhere (a colleague's machine) the run
+    reads as recorded.
+    """
     if status != "running" or not process:
         return status
-    host, _, rest = process.partition(" ")
-    pid, _, start = rest.partition(" ")
+    host, pid, start, scope = [*process.split(" "), "", "", ""][:4]
     if host != socket.gethostname() or not pid.isdigit():
+        return status
+    if scope not in ("", "-") and scope != pid_scope():
         return status
     alive = process_alive(int(pid), int(start) if start.isdigit() else None)
     return status if alive else "killed"
