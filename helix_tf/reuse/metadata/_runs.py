@@ -109,8 +109,16 @@ class RunLog:
         db.write(write, f"finish run {run_id}")
         logger.debug("run %d finished: %s in %.3f s", run_id, status, wall_seconds)
 
-    def mark_killed(self, run_ids: Sequence[int]) -> None:
-        """Record that runs still marked ``"running"`` lost their process (status ``"killed"``)."""
+    def mark_killed(
+        self,
+        run_ids: Sequence[int],
+        *,
+        error: str = "its process ended before the run finished",
+    ) -> None:
+        """Record that runs still marked ``"running"`` lost their process (status ``"killed"``).
+
+        ``error`` says why (kept as the run's error).
+        """
         runs = self._db.tables.runs
         ids = list(run_ids)
         if not ids:
@@ -121,7 +129,7 @@ class RunLog:
                 conn.execute(
                     runs.update()
                     .where(runs.c.id.in_(chunk), runs.c.status == "running")
-                    .values(status="killed", error="its process ended before the run finished")
+                    .values(status="killed", error=error)
                 )
 
         self._db.write(write, f"mark runs {ids} killed")

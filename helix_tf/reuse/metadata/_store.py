@@ -197,9 +197,17 @@ class MetadataStore(_Closing):
             error=error,
         )
 
-    def mark_killed(self, run_ids: Sequence[int]) -> None:
-        """Record that runs still marked ``"running"`` lost their process (status ``"killed"``)."""
-        self._runs.mark_killed(run_ids)
+    def mark_killed(
+        self,
+        run_ids: Sequence[int],
+        *,
+        error: str = "its process ended before the run finished",
+    ) -> None:
+        """Record that runs still marked ``"running"`` lost their process (status ``"killed"``).
+
+        ``error`` says why (kept as the run's error).
+        """
+        self._runs.mark_killed(run_ids, error=error)
 
     def runs(
         self,
