@@ -128,31 +128,26 @@ def current_host() -> str:
     return socket.gethostname()
 
 
-def database_url(url: str) -> str:
-    """``url`` as SQLAlchemy takes it: a path is a SQLite file; ``postgres://`` and a
-    ``postgresql://`` without a driver use psycopg (version 3) unless psycopg2 is installed.
-    """
-    import importlib.util
+# The URL helpers live with the metadata store (the reuse layer needs nothing above
+# it); imported when called, so importing this module stays cheap.
 
-    if "://" not in url:
-        return f"sqlite:///{Path(url).expanduser().absolute()}"
-    scheme, _, rest = url.partition("://")
-    if scheme in ("postgres", "postgresql") and importlib.util.find_spec("psycopg2") is None:
-        return f"postgresql+psycopg://{rest}"
-    if scheme == "postgres":
-        return f"postgresql://{rest}"
-    return url
+
+def database_url(url: str) -> str:
+    """``url`` as SQLAlchemy takes it (see :func:`helix_tf.reuse.metadata._urls.database_url`)."""
+    from helix_tf.reuse.metadata._urls import database_url as convert
+
+    return convert(url)
 
 
 def is_server_url(url: str | None) -> bool:
     """Whether ``url`` names a database server (not a SQLite file or memory)."""
-    return bool(url) and "://" in str(url) and not str(url).startswith("sqlite")
+    from helix_tf.reuse.metadata._urls import is_server_url as check
+
+    return check(url)
 
 
 def mask_password(url: str) -> str:
     """``url`` with the password of ``scheme://user:password@host`` replaced by ``***``."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not (sep and at and ":" in credentials):
-        return url
-    return f"{scheme}://{credentials.partition(':')[0]}:***@{host}"
+    from helix_tf.reuse.metadata._urls import mask_password as mask
+
+    return mask(url)

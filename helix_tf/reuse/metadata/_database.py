@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from helix_tf.errors import StoreError
 from helix_tf.reuse.metadata._schema import _Tables, _tables
+from helix_tf.reuse.metadata._urls import database_url, mask_password
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
@@ -103,8 +104,6 @@ class Database:
 
 def _parse_url(sa: Any, url: str) -> URL:
     """A SQLAlchemy URL from ``url`` (a path stands for a SQLite file)."""
-    from helix_tf.settings import database_url, mask_password
-
     url = database_url(url)
     try:
         return sa.engine.make_url(url)
