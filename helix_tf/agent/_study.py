@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from helix_tf.activity import home_of
+from helix_tf.errors import StoreError
 from helix_tf.search import Choice, Float, Int, SearchSpace
 from helix_tf.settings import database_url, is_server_url, mask_password, metadata_setting
 
@@ -159,7 +160,17 @@ def _server_storage(paths: AgentPaths) -> Any:
         return optuna.storages.RDBStorage(url)
     engine = sa.create_engine(url, connect_args={"connect_timeout": 5})
     try:
-        with engine.connect() as conn:
+        conn = engine.connect()
+    except sa.exc.SQLAlchemyError as exc:
+        engine.dispose()
+        detail = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        raise StoreError(
+            f"cannot open the agent's study in {paths.storage_label}: {detail}; is the "
+            "database server running and reachable? Fix the URL (--metadata, "
+            "HELIX_TF_METADATA or the project's helix_tf.toml)"
+        ) from exc
+    try:
+        with conn:
             conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _OPTUNA_LOCK})
             try:
                 conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {OPTUNA_SCHEMA}"))
