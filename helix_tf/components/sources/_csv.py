@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from helix_tf.components.base import did_you_mean
+from helix_tf.components.base import did_you_mean, list_as_tuple, normalized
 from helix_tf.components.sources._base import (
     COPY_STRIDE,
     FILE_STRIDE,
@@ -21,7 +21,6 @@ from helix_tf.components.sources._base import (
     _column_problems,
     _fraction_problems,
     _in_test,
-    _normalise,
     _open,
     _path_problem,
     _paths_problems,
@@ -108,15 +107,15 @@ class Csv(Source):
     VERSION: ClassVar[int] = 1
     ROW_UNIT: ClassVar[str] = "line"
 
-    train: str | tuple[str, ...]
-    test: str | tuple[str, ...] | None = None
-    columns: tuple[tuple[str, str], ...] | dict[str, str] = ()
+    train: str | tuple[str, ...] = normalized(_as_paths)
+    test: str | tuple[str, ...] | None = normalized(_as_paths, default=None)
+    columns: tuple[tuple[str, str], ...] | dict[str, str] = normalized(_as_pairs, default=())
     header: bool = False
     separator: str = ","
     strip: bool = True
-    skip_lines: int | dict[str, int] = 0
-    na_values: tuple[str, ...] = ("", "?")
-    replace: dict[str, dict[str, str]] | None = None
+    skip_lines: int | dict[str, int] = normalized(_as_pairs, default=0)
+    na_values: tuple[str, ...] = normalized(list_as_tuple, default=("", "?"))
+    replace: dict[str, dict[str, str]] | None = normalized(_as_pairs, default=None)
     quote: str | None = '"'
     on_bad_row: str = "fail"
     max_bad_rows: int = 100
@@ -124,18 +123,6 @@ class Csv(Source):
     split_seed: int = 0
     replicate: int = 1
     rest_in_last: bool = False
-
-    def __post_init__(self) -> None:
-        _normalise(
-            self,
-            train=_as_paths,
-            test=_as_paths,
-            columns=_as_pairs,
-            skip_lines=_as_pairs,
-            replace=_as_pairs,
-            na_values=lambda v: tuple(v) if isinstance(v, list) else v,
-        )
-        super().__post_init__()
 
     # -- spec ----------------------------------------------------------------
 

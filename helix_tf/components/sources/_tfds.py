@@ -11,13 +11,13 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from helix_tf.components.base import normalized
 from helix_tf.components.sources._base import (
     Source,
     _as_pairs,
     _column_problems,
     _emit,
     _frame,
-    _normalise,
 )
 from helix_tf.errors import ConfigError, DataError
 
@@ -57,21 +57,13 @@ class Tfds(Source):
     VERSION: ClassVar[int] = 1
 
     name: str
-    data_dir: str
-    tfds_splits: dict[str, str] | tuple[tuple[str, str], ...] = (
-        ("train", "train"),
-        ("test", "test"),
+    data_dir: str = normalized(lambda v: os.fspath(v) if isinstance(v, os.PathLike) else v)
+    tfds_splits: dict[str, str] | tuple[tuple[str, str], ...] = normalized(
+        _as_pairs, default=(("train", "train"), ("test", "test"))
     )
-    columns: dict[str, str] | tuple[tuple[str, str], ...] | None = None
-
-    def __post_init__(self) -> None:
-        _normalise(
-            self,
-            tfds_splits=_as_pairs,
-            columns=_as_pairs,
-            data_dir=lambda v: os.fspath(v) if isinstance(v, os.PathLike) else v,
-        )
-        super().__post_init__()
+    columns: dict[str, str] | tuple[tuple[str, str], ...] | None = normalized(
+        _as_pairs, default=None
+    )
 
     def validate(self) -> list[str]:
         """Return the problems with these parameters (empty when valid)."""

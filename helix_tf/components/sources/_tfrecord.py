@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from helix_tf.components.base import normalized
 from helix_tf.components.sources._base import (
     FILE_STRIDE,
     Source,
@@ -20,7 +21,6 @@ from helix_tf.components.sources._base import (
     _fraction_problems,
     _frame,
     _in_test,
-    _normalise,
     _path_problem,
     _paths_problems,
     _split_files,
@@ -56,16 +56,12 @@ class TFRecord(Source):
 
     VERSION: ClassVar[int] = 1
 
-    train: str | tuple[str, ...]
-    test: str | tuple[str, ...] | None = None
-    features: dict[str, str] | tuple[tuple[str, str], ...] = ()
+    train: str | tuple[str, ...] = normalized(_as_paths)
+    test: str | tuple[str, ...] | None = normalized(_as_paths, default=None)
+    features: dict[str, str] | tuple[tuple[str, str], ...] = normalized(_as_pairs, default=())
     test_fraction: float | None = None
     split_seed: int = 0
     compression: str | None = None
-
-    def __post_init__(self) -> None:
-        _normalise(self, train=_as_paths, test=_as_paths, features=_as_pairs)
-        super().__post_init__()
 
     def validate(self) -> list[str]:
         """Return the problems with these parameters (empty when valid)."""
