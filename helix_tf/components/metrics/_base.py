@@ -114,6 +114,8 @@ class Metric(Operator, abc.ABC):
 
         Examples
         --------
+        >>> import pandas as pd
+        >>> from helix_tf.metrics import Accuracy
         >>> Accuracy().compute([1, 0, 1, 0], [0.9, 0.6, 0.2, 0.1])
         {'accuracy': 0.5}
         >>> Accuracy(slice_by="g").compute(
