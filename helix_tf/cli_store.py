@@ -130,6 +130,10 @@ def gc(
                     "bytes": report.bytes,
                     "paths": report.paths,
                     "dead_runs": [d.id for d in report.dead_runs],
+                    "dead_run_owners": [
+                        {"id": d.id, "user": d.user, "host": d.host, "pid": d.pid}
+                        for d in report.dead_runs
+                    ],
                     "dry_run": dry_run,
                 }
             )
@@ -138,6 +142,11 @@ def gc(
     verb = "would remove" if dry_run else "removed"
     for path in report.paths:
         out.print(f"{verb} {escape(str(path))}", highlight=False)
+    for dead in report.dead_runs:  # on a shared store: whose run it was, and where
+        out.print(
+            f"dead run {dead.id}: {escape(dead.user)}@{escape(dead.host)} pid {dead.pid}",
+            highlight=False,
+        )
     out.print(
         f"{verb} {report.removed} leftover(s), {_size(report.bytes)}; "
         f"{len(report.dead_runs)} dead run(s)",

@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from helix_tf.errors import DataError, ExecutionError, HelixError
-from helix_tf.reuse.store import ArtifactStore, Manifest, Staging
+from helix_tf.reuse.store import Manifest, Staging
 
 #: The file beside an examples artifact's splits naming each feature's values.
 VALUE_NAMES = "value_names.json"
@@ -52,11 +52,6 @@ def _unwrap_runner_error(exc: BaseException) -> BaseException:
     if isinstance(exc, HelixError) or not isinstance(exc, Exception):
         return exc
     return ExecutionError(f"the Beam pipeline failed: {type(exc).__name__}: {text}")
-
-
-def _data_url(store: ArtifactStore, manifest: Manifest) -> str:
-    """The folder URL of a stored artifact's files (readable by Beam workers)."""
-    return store._to_url(store._data_dir(manifest.fingerprint, manifest.token))
 
 
 def _folder_bytes(path: str) -> int:

@@ -26,7 +26,6 @@ from helix_tf.engine._learning import _LearningSteps
 from helix_tf.engine._support import (
     VALUE_NAMES,
     _Artifact,
-    _data_url,
     _folder_bytes,
     _unwrap_runner_error,
 )
@@ -203,7 +202,7 @@ class _Run(_LearningSteps):
         local = self.store.open_local(m)
         if local is None:
             raise StoreEntriesLost([name], "failed verification or vanished while loading")
-        remote_root = _data_url(self.store, m)
+        remote_root = self.store.data_url(m)
         art = _Artifact(root=remote_root, local=local, meta=dict(m.meta), manifest=m)
         meas = self.measures[name]
         meas.load_seconds += time.perf_counter() - t0
@@ -329,7 +328,7 @@ class _Run(_LearningSteps):
             meas.write_seconds += time.perf_counter() - t0
             if manifest is not None:
                 art.manifest = manifest
-                art.root = _data_url(self.store, manifest)
+                art.root = self.store.data_url(manifest)
                 art.local = self.store.open_local(manifest, verify=False)
                 art.staging = None
             else:
@@ -337,7 +336,7 @@ class _Run(_LearningSteps):
                 existing = self.store.lookup(node.fingerprint)
                 if existing is not None:
                     art.manifest = existing
-                    art.root = _data_url(self.store, existing)
+                    art.root = self.store.data_url(existing)
                     art.local = self.store.open_local(existing, verify=False)
                     art.staging = None
         except (StoreError, OSError) as exc:

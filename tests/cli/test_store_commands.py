@@ -77,7 +77,7 @@ def test_verify_reports_and_repairs(tmp_path: Path) -> None:
     store = ArtifactStore(str(root))
     manifest = store.lookup("fpfeature")
     assert manifest is not None
-    Path(store._data_dir("fpfeature", manifest.token), "part.bin").write_bytes(b"g" * 1000)
+    Path(store.paths.data_dir("fpfeature", manifest.token), "part.bin").write_bytes(b"g" * 1000)
     bad = invoke("store", "verify", "--store", root)
     assert bad.exit_code == 1 and "fpfeature" in bad.output and "NOT clean" in bad.output
     fixed = invoke("store", "verify", "--store", root, "--repair")
@@ -91,3 +91,31 @@ def test_a_missing_store_is_an_error_not_a_new_store(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "no artifact store at" in result.output
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_gc_names_whose_run_died_and_where(tmp_path: Path) -> None:
+    """On a shared store a dead run is named by user and host (from its lease file)."""
+    root = _store(tmp_path)
+    runs = root / "runs"
+    runs.mkdir(exist_ok=True)
+    lease = {
+        "id": "ef" * 8,
+        "host": "build-7.example",
+        "user": "ana",
+        "pid": 4242,
+        "proc_start": None,
+        "pid_scope": None,
+        "created": 0.0,
+        "renewed": 0.0,  # never renewed since 1970: expired on any host
+        "pins": [],
+        "scratch": None,
+        "run": {},
+    }
+    (runs / f"{'ef' * 8}.json").write_text(json.dumps(lease))
+    dry = invoke("store", "gc", "--store", root, "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.output
+    owners = json.loads(dry.output)["dead_run_owners"]
+    assert owners == [{"id": "ef" * 8, "user": "ana", "host": "build-7.example", "pid": 4242}]
+    text = invoke("store", "gc", "--store", root)
+    assert text.exit_code == 0, text.output
+    assert f"dead run {'ef' * 8}: ana@build-7.example pid 4242" in text.output

@@ -14,7 +14,8 @@ sleeps around each step of the commit so a SIGKILL can land between them. ``--le
 registers the worker as a live run (pinning ``--pin`` fingerprints, with a scratch
 folder under ``--scratch-root``), as ``helix-tf run`` does; ``--hold`` sleeps that long
 before committing (``--no-commit``: and then exits without committing). Prints one
-JSON line: ``{"outcome": "won" | "lost", "token": ..., "log": [store log messages]}``.
+JSON line: ``{"outcome": "won" | "lost", "token": ..., "log": [store log messages]}``
+(a loser also says which committed token it then found and opened: ``"seen"``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import time
 from typing import Any
 
 from helix_tf.reuse.store import ArtifactStore
+from helix_tf.reuse.store._commit import Committer
+from helix_tf.reuse.store._fs import StoreFiles
 
 
 def content(fingerprint: str, index: int, size: int) -> bytes:
@@ -37,9 +40,9 @@ def content(fingerprint: str, index: int, size: int) -> bytes:
     return (seed * (size // len(seed) + 1))[:size]
 
 
-def _slow(store_cls: type[ArtifactStore], names: list[str], seconds: float) -> None:
+def _slow(cls: type, names: list[str], seconds: float) -> None:
     for name in names:
-        original = getattr(store_cls, name)
+        original = getattr(cls, name)
 
         def wrapper(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
             time.sleep(seconds)
@@ -47,7 +50,7 @@ def _slow(store_cls: type[ArtifactStore], names: list[str], seconds: float) -> N
             time.sleep(seconds)
             return result
 
-        setattr(store_cls, name, wrapper)
+        setattr(cls, name, wrapper)
 
 
 def main(argv: list[str]) -> int:
@@ -75,7 +78,8 @@ def main(argv: list[str]) -> int:
     logging.getLogger("helix_tf").setLevel(logging.INFO)
 
     if args.slow_commit:
-        _slow(ArtifactStore, ["_hash_file", "_move_in", "_create_exclusive"], args.slow_commit)
+        _slow(StoreFiles, ["hash_file", "create_exclusive"], args.slow_commit)
+        _slow(Committer, ["move_in"], args.slow_commit)
     store = ArtifactStore(args.url, cache_dir=args.cache_dir)
     if args.lease:
         lease = store.open_lease(args.pin, scratch_root=args.scratch_root)
@@ -101,7 +105,12 @@ def main(argv: list[str]) -> int:
     if args.no_commit:
         return 0
     manifest = store.commit(staging, kind="blob", rows=args.files)
-    outcome = {"outcome": "won" if manifest else "lost", "token": staging.token, "log": records}
+    outcome: dict[str, Any] = {"outcome": "won" if manifest else "lost", "token": staging.token}
+    if manifest is None:  # the loser reuses the winner's entry, as the engine does
+        seen = store.lookup(args.fingerprint)
+        local = store.open_local(seen) if seen is not None else None
+        outcome["seen"] = seen.token if seen is not None and local is not None else None
+    outcome["log"] = records
     sys.stdout.write(json.dumps(outcome) + "\n")
     return 0
 

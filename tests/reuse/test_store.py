@@ -62,7 +62,7 @@ def put(store: ArtifactStore, fingerprint: str, files: dict[str, bytes], **kw: o
 
 
 def data_path(store: ArtifactStore, manifest: Manifest, rel: str) -> str:
-    return store._data_dir(manifest.fingerprint, manifest.token) + "/" + rel
+    return store.paths.data_dir(manifest.fingerprint, manifest.token) + "/" + rel
 
 
 def overwrite(store: ArtifactStore, path: str, data: bytes) -> None:
@@ -71,14 +71,14 @@ def overwrite(store: ArtifactStore, path: str, data: bytes) -> None:
 
 
 def token_dirs(store: ArtifactStore, fingerprint: str) -> set[str]:
-    store._refresh()
-    group = store._scan("artifacts").get(fingerprint)
+    store.files.refresh()
+    group = store._collector.scan("artifacts").get(fingerprint)
     return set(group.subdirs) if group else set()
 
 
 def staging_dirs(store: ArtifactStore) -> set[str]:
-    store._refresh()
-    return set(store._scan("staging"))
+    store.files.refresh()
+    return set(store._collector.scan("staging"))
 
 
 def warned(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -120,11 +120,28 @@ def test_commit_lookup_open_local_roundtrip(store: ArtifactStore, store_url: str
         str(p.relative_to(local)) for p in Path(local).rglob("*") if p.is_file()
     ) == sorted(FILES)
     if store.is_local:
-        assert local == store._data_dir("fp1", manifest.token)
+        assert local == store.paths.data_dir("fp1", manifest.token) == store.data_url(manifest)
     else:
         assert local.startswith(store.cache_dir)
         assert other.open_local(manifest) == local  # served from the cache
     assert staging_dirs(store) == set()
+
+
+def test_data_url_names_the_entry_files_in_the_store(store: ArtifactStore) -> None:
+    """data_url: the stored folder itself (not a cached copy), readable through fsspec."""
+    import fsspec
+
+    manifest = put(store, "fp", FILES)
+    url = store.data_url(manifest)
+    if store.is_local:
+        assert url == store.open_local(manifest)
+    else:
+        assert "://" in url and url.endswith(f"/artifacts/fp/{manifest.token}")
+    fs, path = fsspec.core.url_to_fs(url)
+    if store.url.startswith("gs://"):
+        fs = store.fs  # the emulator's file system, as configured by the store
+    for rel, data in FILES.items():
+        assert fs.cat_file(f"{path}/{rel}") == data
 
 
 def test_file_url_is_a_local_store(tmp_path: Path) -> None:
@@ -197,7 +214,7 @@ def test_bad_manifest_is_skipped_then_replaced(
     store: ArtifactStore, caplog: pytest.LogCaptureFixture, text: bytes
 ) -> None:
     put(store, "fp", FILES)
-    overwrite(store, store._manifest_path("fp"), text)
+    overwrite(store, store.paths.manifest("fp"), text)
     assert store.lookup("fp") is None
     assert any("fp" in m for m in warned(caplog))
     assert store.entries() == []
@@ -207,7 +224,7 @@ def test_bad_manifest_is_skipped_then_replaced(
 
 def test_manifest_for_missing_data_is_not_an_entry(store: ArtifactStore) -> None:
     manifest = put(store, "fp", FILES)
-    store._rm_tree(store._data_dir("fp", manifest.token))
+    store.files.rm_tree(store.paths.data_dir("fp", manifest.token))
     assert store.lookup("fp") is None
     assert store.open_local(manifest) is None
     assert put(store, "fp", FILES).token != manifest.token
@@ -296,7 +313,7 @@ def test_entries_and_total_bytes(store: ArtifactStore, caplog: pytest.LogCapture
     made = [put(store, f"fp{i}", {f"f{j}": b"x" * (i + j) for j in range(i + 1)}) for i in range(3)]
     assert store.entries() == made
     assert store.total_bytes() == sum(m.bytes for m in made)
-    overwrite(store, store._manifest_path("fp1"), b"garbage")
+    overwrite(store, store.paths.manifest("fp1"), b"garbage")
     assert [m.fingerprint for m in store.entries()] == ["fp0", "fp2"]
     assert store.total_bytes() == made[0].bytes + made[2].bytes
     assert any("fp1" in m for m in warned(caplog))
@@ -306,13 +323,13 @@ def test_cleanup_removes_only_stale_leftovers(store: ArtifactStore) -> None:
     kept = put(store, "kept", FILES)
     stage(store, "abandoned", FILES)  # a run killed while writing
     orphan = stage(store, "kept", {"x": b"1"})  # killed between move and manifest
-    store._move_in(orphan, store._data_dir("kept", orphan.token))
-    store._rm_tree(orphan.path)  # commit removes a remote staged copy after the move
+    store._committer.move_in(orphan, store.paths.data_dir("kept", orphan.token))
+    store.files.rm_tree(orphan.path)  # commit removes a remote staged copy after the move
     broken = put(store, "broken", FILES)
-    overwrite(store, store._manifest_path("broken"), b"garbage")
+    overwrite(store, store.paths.manifest("broken"), b"garbage")
 
-    assert store.cleanup(older_than=3600) == 0  # everything is fresh
-    removed = store.cleanup(older_than=0)
+    assert store.collect(older_than=3600).removed == 0  # everything is fresh
+    removed = store.collect(older_than=0).removed
     # staging dir, orphan token dir, broken manifest and the data nothing names any more
     assert removed == 4
     assert staging_dirs(store) == set()
@@ -322,7 +339,7 @@ def test_cleanup_removes_only_stale_leftovers(store: ArtifactStore) -> None:
     assert store.lookup("kept") == kept
     assert store.open_local(kept) is not None
     assert store.entries() == [kept]
-    assert store.cleanup(older_than=0) == 0
+    assert store.collect(older_than=0).removed == 0
 
 
 # --------------------------------------------------------------------------- errors
@@ -389,7 +406,7 @@ def test_manifest_json_is_deterministic_and_sorted(store: ArtifactStore) -> None
     assert Manifest.from_json(text).to_json() == text
     keys = list(json.loads(text))
     assert keys == sorted(keys)
-    assert store.fs.cat_file(store._manifest_path("fp")).decode() == text
+    assert store.fs.cat_file(store.paths.manifest("fp")).decode() == text
 
 
 paths = st.lists(
@@ -479,12 +496,14 @@ def _aim(proc: subprocess.Popen[str], ready: Callable[[], bool], timeout: float 
         time.sleep(0.001)
 
 
-def _race(url: str, tmp_path: Path, fingerprint: str) -> list[dict[str, str]]:
-    """Two worker processes stage, wait at a barrier, then commit at the same moment."""
+def _race(
+    url: str, tmp_path: Path, fingerprint: str, n: int = 2, *extra: str
+) -> list[dict[str, str]]:
+    """``n`` worker processes stage, wait at a barrier, then commit at the same moment."""
     go = tmp_path / f"{fingerprint}.go"
-    ready = [tmp_path / f"{fingerprint}.ready{i}" for i in range(2)]
+    ready = [tmp_path / f"{fingerprint}.ready{i}" for i in range(n)]
     procs = [
-        _spawn(url, fingerprint, tmp_path / "cache", "--ready", str(r), "--go", str(go))
+        _spawn(url, fingerprint, tmp_path / "cache", "--ready", str(r), "--go", str(go), *extra)
         for r in ready
     ]
     try:
@@ -525,7 +544,7 @@ def test_concurrent_commits_of_one_fingerprint(
         if backend == "gs":
             # The emulator ignores ifGenerationMatch=0: both may "win"; the manifest then
             # names the last writer and the other's data is an orphan for cleanup().
-            store.cleanup(older_than=0)
+            store.collect(older_than=0)
         else:
             assert len(winners) == 1, results
         assert token_dirs(store, fingerprint) == {manifest.token}
@@ -557,13 +576,13 @@ def test_killed_writers_never_leave_a_bad_entry(
         )
         # Aim: even kills while files are being staged, odd ones once the commit has
         # moved the data in (between that and the manifest, or just after).
-        staged = store._join("staging")
-        moved = store._fp_dir(fingerprint)
+        staged = store.paths.join("staging")
+        moved = store.paths.fp_dir(fingerprint)
         if i % 2 == 0:
-            _aim(proc, lambda s=staged: bool(store._list_files(s)))
+            _aim(proc, lambda s=staged: bool(store.files.list_files(s)))
             time.sleep(rng.uniform(0.0, stop - start) / 4)
         else:
-            _aim(proc, lambda m=moved: bool(store._list_files(m)))
+            _aim(proc, lambda m=moved: bool(store.files.list_files(m)))
             time.sleep(rng.uniform(0.0, 0.03))
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
@@ -578,7 +597,7 @@ def test_killed_writers_never_leave_a_bad_entry(
         assert again is None or again == manifest
         assert store.open_local(manifest) is not None
     assert len(store.entries()) == 10
-    store.cleanup(older_than=0)
+    store.collect(older_than=0)
     assert staging_dirs(store) == set()
     for m in store.entries():
         assert token_dirs(store, m.fingerprint) == {m.token}

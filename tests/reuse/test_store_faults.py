@@ -59,7 +59,7 @@ def test_commit_replaces_a_same_size_corrupt_entry_with_its_fresh_data(tmp_path:
     assert json.loads(out)["outcome"] == "won", err
     bad = store.lookup("fp")
     assert bad is not None
-    part = Path(store._data_dir("fp", bad.token), "part-000.bin")
+    part = Path(store.paths.data_dir("fp", bad.token), "part-000.bin")
     part.write_bytes(b"X" * part.stat().st_size)  # same size: lookup cannot tell
     assert store.lookup("fp") == bad
 
@@ -69,7 +69,7 @@ def test_commit_replaces_a_same_size_corrupt_entry_with_its_fresh_data(tmp_path:
     good = store.lookup("fp")
     assert good is not None and good.token != bad.token
     assert store.open_local(good, verify=True) is not None
-    assert not Path(store._data_dir("fp", bad.token)).exists()
+    assert not Path(store.paths.data_dir("fp", bad.token)).exists()
 
 
 def test_a_dead_runs_leftovers_go_at_once_a_live_runs_stay(tmp_path: Path) -> None:
@@ -107,6 +107,27 @@ def test_a_dead_runs_leftovers_go_at_once_a_live_runs_stay(tmp_path: Path) -> No
                 proc.communicate()
 
 
+def room_for_newcomer(store: ArtifactStore) -> bool:
+    """Whether a 4000-byte newcomer gets in under a 9500-byte budget (by eviction)."""
+    policy = MaterializationPolicy(
+        policy="all",
+        load_cost=lambda role, nbytes: 0.0,
+        ancestors={},
+        history_compute={},
+        budget=9_500,
+        store=store,
+    )
+
+    class Node:
+        name, role = "new", "feature"
+
+    class Measure:
+        state, compute_seconds, bytes = "compute", 50.0, 4000
+
+    new = Measure()
+    return policy.decide(Node(), new, {"new": new})
+
+
 def test_budget_eviction_spares_what_another_live_run_pinned(tmp_path: Path) -> None:
     store = ArtifactStore(str(tmp_path / "store"))
     for fp, size in (("cheap", 6000), ("dear", 3000)):
@@ -116,28 +137,11 @@ def test_budget_eviction_spares_what_another_live_run_pinned(tmp_path: Path) -> 
     try:
         _staged(reader)
 
-        def policy() -> MaterializationPolicy:
-            return MaterializationPolicy(
-                policy="all",
-                load_cost=lambda role, nbytes: 0.0,
-                ancestors={},
-                history_compute={},
-                budget=9_500,
-                store=store,
-            )
-
-        class Node:
-            name, role = "new", "feature"
-
-        class Measure:
-            state, compute_seconds, bytes = "compute", 50.0, 4000
-
-        new = Measure()
-        assert not policy().decide(Node(), new, {"new": new})
+        assert not room_for_newcomer(store)
         assert store.lookup("cheap") is not None  # pinned by the live reader
         assert store.lookup("dear") is not None  # evicting it alone would not make room
         _kill(reader)
-        assert policy().decide(Node(), new, {"new": new})
+        assert room_for_newcomer(store)
         assert store.lookup("cheap") is None  # its reader is dead: evictable again
     finally:
         if reader.poll() is None:
@@ -151,12 +155,12 @@ def test_data_no_manifest_names_is_collected(tmp_path: Path) -> None:
     assert _spawn(store, "fp").communicate(timeout=60)[0]
     old = store.lookup("fp")
     assert old is not None
-    Path(store._manifest_path("fp")).write_bytes(b"garbage")
+    Path(store.paths.manifest("fp")).write_bytes(b"garbage")
     assert json.loads(_spawn(store, "fp").communicate(timeout=60)[0])["outcome"] == "won"
-    assert Path(store._data_dir("fp", old.token)).exists()  # nothing names it any more
+    assert Path(store.paths.data_dir("fp", old.token)).exists()  # nothing names it any more
     report = store.collect(older_than=0)
-    assert store._data_dir("fp", old.token) in report.paths
-    assert not Path(store._data_dir("fp", old.token)).exists()
+    assert store.paths.data_dir("fp", old.token) in report.paths
+    assert not Path(store.paths.data_dir("fp", old.token)).exists()
     assert store.verify().clean
 
 
@@ -166,7 +170,7 @@ def test_verify_finds_and_repairs_a_corrupt_entry(tmp_path: Path) -> None:
         assert _spawn(store, fp).communicate(timeout=60)[0]
     bad = store.lookup("b")
     assert bad is not None
-    part = Path(store._data_dir("b", bad.token), "part-000.bin")
+    part = Path(store.paths.data_dir("b", bad.token), "part-000.bin")
     part.write_bytes(b"Y" * part.stat().st_size)
     report = store.verify()
     assert [fp for fp, _ in report.bad] == ["b"] and "sha256" in report.bad[0][1]

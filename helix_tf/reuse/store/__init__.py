@@ -25,7 +25,10 @@ Exclusive publication per backend:
   created with ``O_CREAT | O_EXCL`` (exclusive, but a reader may briefly see a partly
   written manifest, which it treats as corrupt and skips).
 * gs://: ``open(..., "xb")``, which gcsfs sends as an ``ifGenerationMatch=0`` precondition
-  (HTTP 412 → ``FileExistsError``). The GCS *emulator* ignores that precondition; so the
+  (HTTP 412 → ``FileExistsError``); a 412 on a manifest naming the writer's own token is
+  its own create, retried after a lost reply, hence a win. Tests enforce the precondition
+  with a fake object store (``tests/reuse/_generation_fs.py``). The GCS *emulator*
+  ignores that precondition; so the
   manifest is always read back after publication, and a writer whose manifest was
   overwritten withdraws. Residual race on a backend without the precondition: two
   writers whose write and read-back interleave can both believe they won; the manifest
@@ -38,13 +41,26 @@ Checksums are sha256 of each file's bytes. For a remote store, :meth:`commit` re
 staged files back to compute them (files may have been written by remote workers that
 never passed through this process).
 
+The store is one public class, :class:`ArtifactStore`, composed of small objects with
+one job each (no mixins): ``_fs.StoreFiles`` and ``_fs.StorePaths`` (file system access
+and layout), ``_entries.Entries`` (read and judge entries), ``_commit.Committer``
+(staging and commit), ``_open.Opener`` (local, verified copies), ``_leases.Leases``
+(runs on the store, on any machine) and ``_cleanup.Collector`` (verify, reclaim).
+
 Only JSON and the caller's own open formats are written; nothing is ever pickled.
 Never imports TensorFlow, Keras or Apache Beam.
 """
 
 from helix_tf.reuse.store._cleanup import GcReport, VerifyReport
 from helix_tf.reuse.store._fs import is_write_failure
-from helix_tf.reuse.store._leases import LeaseInfo, RunLease, process_alive, process_start
+from helix_tf.reuse.store._leases import (
+    LeaseInfo,
+    RunLease,
+    pid_scope,
+    process_alive,
+    process_start,
+    this_user,
+)
 from helix_tf.reuse.store._manifest import FORMAT_VERSION, FileEntry, Manifest, Staging
 from helix_tf.reuse.store._store import ArtifactStore
 
@@ -59,6 +75,8 @@ __all__ = [
     "Staging",
     "VerifyReport",
     "is_write_failure",
+    "pid_scope",
     "process_alive",
     "process_start",
+    "this_user",
 ]

@@ -14,6 +14,7 @@ import socket
 import threading
 import urllib.parse
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -39,39 +40,68 @@ _WRITE_FAILURE_RE = re.compile(
 )
 
 
-class _StoreFiles:
-    """How :class:`ArtifactStore` touches its file system: paths, I/O errors, listing, writing.
+@dataclass(frozen=True, slots=True)
+class StorePaths:
+    """Where things are in a store: the layout of the module docstring of ``reuse.store``.
 
-    ``fs``, ``root``, ``url`` and ``is_local`` are set by ``ArtifactStore.__init__``.
+    Attributes
+    ----------
+    fs : fsspec.AbstractFileSystem
+        The store's file system.
+    root : str
+        The store's root within ``fs`` (an OS path for a local store).
+    is_local : bool
+        Whether ``fs`` is the local file system.
     """
 
     fs: fsspec.AbstractFileSystem
     root: str
-    url: str
     is_local: bool
 
-    # ------------------------------------------------------------------ paths
-
-    def _join(self, *parts: str) -> str:
+    def join(self, *parts: str) -> str:
+        """The path of ``parts`` below the root."""
         if self.is_local:
             return os.path.join(self.root, *parts)
         return posixpath.join(self.root, *parts)
 
-    def _fp_dir(self, fingerprint: str) -> str:
-        return self._join(_ARTIFACTS, fingerprint)
+    def fp_dir(self, fingerprint: str) -> str:
+        """The folder of everything stored for ``fingerprint``."""
+        return self.join(_ARTIFACTS, fingerprint)
 
-    def _manifest_path(self, fingerprint: str) -> str:
-        return self._join(_ARTIFACTS, fingerprint, _MANIFEST)
+    def manifest(self, fingerprint: str) -> str:
+        """The path of ``fingerprint``'s ``MANIFEST.json``."""
+        return self.join(_ARTIFACTS, fingerprint, _MANIFEST)
 
-    def _data_dir(self, fingerprint: str, token: str) -> str:
-        return self._join(_ARTIFACTS, fingerprint, token)
+    def data_dir(self, fingerprint: str, token: str) -> str:
+        """The folder of the data files that a manifest naming ``token`` describes."""
+        return self.join(_ARTIFACTS, fingerprint, token)
 
-    def _to_url(self, path: str) -> str:
+    def staging(self, fingerprint: str, token: str) -> str:
+        """The private folder where attempt ``token`` writes ``fingerprint``'s files."""
+        return self.join(_STAGING, f"{fingerprint}.{token}")
+
+    def to_url(self, path: str) -> str:
+        """An OS path for a local store, else a URL with the scheme (``gs://...``)."""
         return path if self.is_local else self.fs.unstrip_protocol(path)
+
+
+class StoreFiles:
+    """How a store touches its file system: I/O errors, listing, reading, writing, removing.
+
+    Parameters
+    ----------
+    url : str
+        The store's URL (see :func:`_make_fs`).
+    """
+
+    def __init__(self, url: str) -> None:
+        self.fs, self.root, self.url = _make_fs(url)
+        self.is_local = isinstance(self.fs, LocalFileSystem)
+        self.paths = StorePaths(self.fs, self.root, self.is_local)
 
     # ------------------------------------------------------------------ errors
 
-    def _explain(self, exc: BaseException, what: str) -> str:
+    def explain(self, exc: BaseException, what: str) -> str:
         """A StoreError message naming the URL, the cause and a fix."""
         fix = "check the path and your permissions, or pass another --store"
         if isinstance(exc, PermissionError) or "403" in str(exc) or "401" in str(exc):
@@ -91,27 +121,27 @@ class _StoreFiles:
         return f"artifact store {self.url} {what}: {type(exc).__name__}: {exc}; {fix}"
 
     @contextlib.contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
+    def errors(self, action: str) -> Iterator[None]:
         """Turn I/O failures into StoreError naming the store and the action."""
         try:
             yield
         except (StoreError, ValueError, TypeError):
             raise
         except OSError as exc:
-            raise StoreError(self._explain(exc, f"failed to {action}")) from exc
+            raise StoreError(self.explain(exc, f"failed to {action}")) from exc
         except Exception as exc:
             if self.is_local:
                 raise
-            raise StoreError(self._explain(exc, f"failed to {action}")) from exc
+            raise StoreError(self.explain(exc, f"failed to {action}")) from exc
 
-    def _refresh(self) -> None:
+    def refresh(self) -> None:
         """Drop cached listings of remote stores so other writers' files are visible."""
         if not self.is_local:
             self.fs.invalidate_cache()
 
-    # ------------------------------------------------------------------ files
+    # ------------------------------------------------------------------ reading
 
-    def _list_files(self, directory: str) -> dict[str, int]:
+    def list_files(self, directory: str) -> dict[str, int]:
         """Map relative POSIX path → size of every file under ``directory``."""
         out: dict[str, int] = {}
         if self.is_local:
@@ -132,7 +162,8 @@ class _StoreFiles:
                 out[path[len(prefix) :]] = int(info.get("size") or 0)
         return out
 
-    def _hash_file(self, path: str) -> tuple[int, str]:
+    def hash_file(self, path: str) -> tuple[int, str]:
+        """The size and hex sha256 of a file."""
         digest = hashlib.sha256()
         size = 0
         with self.fs.open(path, "rb") as f:
@@ -141,48 +172,8 @@ class _StoreFiles:
                 size += len(chunk)
         return size, digest.hexdigest()
 
-    def _create_exclusive(self, path: str, data: bytes, token: str) -> None:
-        """Write ``path`` only if absent, atomically where the backend allows."""
-        if self.is_local:
-            tmp = os.path.join(os.path.dirname(path), f"{_TMP_PREFIX}{token}.tmp")
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise
-            except OSError as exc:
-                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
-                    raise
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-            _fsync_dir(os.path.dirname(path))
-            return
-        try:
-            with self.fs.open(path, "xb") as f:
-                f.write(data)
-        except (ValueError, NotImplementedError):
-            # Backend without exclusive mode: best effort, read-back decides the winner.
-            if self.fs.exists(path):
-                raise FileExistsError(path) from None
-            self._write_bytes(path, data)
-
-    def _write_bytes(self, path: str, data: bytes) -> None:
-        if self.is_local:
-            _write_local(path, data)
-        else:
-            with self.fs.open(path, "wb") as f:
-                f.write(data)
-
-    def _cat_many(self, paths: list[str]) -> dict[str, Any]:
+    def cat_many(self, paths: list[str]) -> dict[str, Any]:
+        """Path → bytes (or the exception reading it raised) of each of ``paths``."""
         if not paths:
             return {}
         if self.is_local:
@@ -197,7 +188,46 @@ class _StoreFiles:
         result = self.fs.cat(paths, on_error="return")
         return result if isinstance(result, dict) else {paths[0]: result}
 
-    def _rm_tree(self, path: str) -> None:
+    def files_in(self, directory: str) -> list[tuple[str, float]]:
+        """(path, modification time) of each file directly in ``directory``."""
+        try:
+            found = self.fs.ls(directory, detail=True)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return [(str(i["name"]), _mtime(i)) for i in found if i.get("type") == "file"]
+
+    # ------------------------------------------------------------------ writing
+
+    def create_exclusive(self, path: str, data: bytes, token: str) -> None:
+        """Write ``path`` only if absent, atomically where the backend allows.
+
+        Raises ``FileExistsError`` when something is there. Local: a fsync'ed temporary
+        file hard-linked to ``path`` (``O_CREAT | O_EXCL`` where links are unsupported).
+        Remote: ``open(path, "xb")``, which gcsfs sends as the precondition
+        ``ifGenerationMatch=0`` (HTTP 412 → ``FileExistsError``).
+        """
+        if self.is_local:
+            _create_local(path, data, token)
+            return
+        try:
+            with self.fs.open(path, "xb") as f:
+                f.write(data)
+        except (ValueError, NotImplementedError):
+            # Backend without exclusive mode: best effort, read-back decides the winner.
+            if self.fs.exists(path):
+                raise FileExistsError(path) from None
+            self.write_bytes(path, data)
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Write (or replace) a small file; atomically on a local store."""
+        if self.is_local:
+            _write_local(path, data)
+        else:
+            with self.fs.open(path, "wb") as f:
+                f.write(data)
+
+    def rm_tree(self, path: str) -> None:
+        """Remove a folder (or file) and everything below; missing is fine."""
         if self.is_local:
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path, onerror=_ignore_missing)
@@ -208,12 +238,38 @@ class _StoreFiles:
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(path, recursive=True)
 
-    def _rm_file(self, path: str) -> None:
+    def rm_file(self, path: str) -> None:
+        """Remove one file; missing is fine."""
         with contextlib.suppress(FileNotFoundError):
             if self.is_local:
                 os.unlink(path)
             else:
                 self.fs.rm_file(path)
+
+
+def _create_local(path: str, data: bytes, token: str) -> None:
+    """Create ``path`` exclusively and durably on a local (or shared) file system."""
+    tmp = os.path.join(os.path.dirname(path), f"{_TMP_PREFIX}{token}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    _fsync_dir(os.path.dirname(path))
 
 
 def is_write_failure(exc: BaseException) -> bool:

@@ -1,23 +1,29 @@
 """Run leases: which live runs use a store, what they will read, what they own.
 
 A run registers itself in ``<root>/runs/<lease id>.json`` before it plans, and removes
-the file when it ends. The lease names the process (host, pid and the process's start
-time, so a recycled pid is not mistaken for it), the fingerprints the run may read
+the file when it ends. The lease names the process (host, user, pid, the process's start
+time, so a recycled pid is not mistaken for it, and the pid's scope: the kernel's boot
+id and the pid namespace, where a pid means that process), the fingerprints the run may read
 (pins: eviction by another run never deletes them), the run's scratch folder and its
 run id in the metadata database. Everything the run writes into the store carries its
 lease id: staging and data directories are named by tokens whose first 16 hex digits
 are the lease id.
 
-A lease is *live* when its process still runs (same host) or, for a process on
-another host, when it was renewed within :data:`LEASE_EXPIRY` seconds (a daemon thread
-renews it every :data:`LEASE_RENEW` seconds). Leftovers whose owner's lease is dead are
-reclaimed at once; leftovers of no known owner only after an age limit.
+A lease is *live* when its process still runs, where that can be checked (same host
+and same pid scope), or else, for a process on another machine or in another
+container, when it was renewed within :data:`LEASE_EXPIRY` seconds (a daemon thread
+renews it every :data:`LEASE_RENEW` seconds): a pid says nothing about a process
+elsewhere, so a store shared by several machines never takes another machine's live
+run for dead. (The clocks of the machines sharing a store must agree to well within
+:data:`LEASE_EXPIRY`.) Leftovers whose owner's lease is dead are reclaimed at once;
+leftovers of no known owner only after an age limit.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import getpass
 import json
 import logging
 import os
@@ -26,11 +32,11 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from helix_tf.reuse.store._fs import _mtime, _StoreFiles
+from helix_tf.reuse.store._fs import StoreFiles, _mtime
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +57,14 @@ class LeaseInfo:
     ----------
     id : str
         The lease id (16 hex digits).
-    host, pid, proc_start
+    host, user : str
+        The machine (host name) and the user that run it (``"?"`` where unknown).
+    pid, proc_start
         The process holding it (``proc_start``: its start time in clock ticks since
         boot on Linux, ``None`` where unknown).
+    pid_scope : str or None
+        Where ``pid`` names that process: the kernel's boot id and the pid namespace
+        (``None`` where unknown, e.g. a lease written by an older helix_tf).
     created, renewed : float
         POSIX times of creation and of the last renewal.
     pins : frozenset of str
@@ -74,6 +85,8 @@ class LeaseInfo:
     renewed: float
     pins: frozenset[str]
     scratch: str | None
+    user: str = "?"
+    pid_scope: str | None = None
     run: dict[str, Any] = field(default_factory=dict)
     alive: bool = True
 
@@ -117,30 +130,106 @@ def process_alive(pid: int, start: int | None) -> bool:
 
 
 def this_host() -> str:
+    """This machine's host name."""
     return socket.gethostname()
 
 
-class RunLease:
-    """This process's lease on a store (from :meth:`ArtifactStore.open_lease`)."""
+def this_user() -> str:
+    """Who runs this process (the login name, else the uid), ``"?"`` if unknown."""
+    with contextlib.suppress(Exception):
+        return getpass.getuser()
+    return str(os.getuid()) if hasattr(os, "getuid") else "?"
 
-    def __init__(self, store: _Leases, pins: Iterable[str], scratch_root: str | None) -> None:
-        self.store = store
+
+def pid_scope() -> str | None:
+    """Where this process's pids are meaningful: ``<boot id>/<pid namespace>``.
+
+    Two processes with the same host name (containers, cloned machines) can check
+    each other's pids only when both match. ``None`` where ``/proc`` does not say.
+    """
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return f"{boot}/{namespace}"
+
+
+def judge_alive(info: LeaseInfo, *, now: float) -> bool:
+    """Whether a lease's run is live: its pid where checkable here, else its renewal.
+
+    A pid is checked only for a lease written on this host and in this pid scope (a
+    lease without a scope, from an older helix_tf, is taken at its host name).
+    Anything else counts as live until :data:`LEASE_EXPIRY` seconds after its last
+    renewal.
+    """
+    if is_here(info):
+        return process_alive(info.pid, info.proc_start)
+    return now - info.renewed < LEASE_EXPIRY
+
+
+def is_here(info: LeaseInfo) -> bool:
+    """Whether a lease was written on this machine, in this pid scope.
+
+    Only then does its pid name a process this one can check, and its scratch folder
+    a folder this one sees.
+    """
+    scope = pid_scope()
+    return info.host == this_host() and (
+        info.pid_scope is None or scope is None or info.pid_scope == scope
+    )
+
+
+def new_token(lease: RunLease | None) -> str:
+    """A fresh 32-hex-digit token; it starts with the lease id of ``lease``, if any."""
+    if lease is not None:
+        return lease.id + secrets.token_hex((32 - LEASE_ID_LEN) // 2)
+    return secrets.token_hex(16)
+
+
+class RunLease:
+    """This process's lease on a store (from :meth:`ArtifactStore.open_lease`).
+
+    Parameters
+    ----------
+    files : StoreFiles
+        The store's files.
+    pins : iterable of str
+        Fingerprints the run may read.
+    scratch_root : str or None
+        Where the run's scratch folder goes.
+    on_close : callable, optional
+        Called with the lease once it is closed (the store forgets it).
+    """
+
+    def __init__(
+        self,
+        files: StoreFiles,
+        pins: Iterable[str],
+        scratch_root: str | None,
+        on_close: Callable[[RunLease], None] | None = None,
+    ) -> None:
+        self.files = files
         self.id = secrets.token_hex(LEASE_ID_LEN // 2)
         self.pins = frozenset(pins)
         #: The run's own scratch folder (not created here), removed if the run dies.
         self.scratch = os.path.join(scratch_root, f"helix-run-{self.id}") if scratch_root else None
         self.run: dict[str, Any] = {}
         self.created = time.time()
+        self._on_close = on_close
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.path = store._join(_RUNS, f"{self.id}.json")
+        self.path = files.paths.join(_RUNS, f"{self.id}.json")
 
     def _body(self) -> bytes:
         data = {
             "id": self.id,
             "host": this_host(),
+            "user": this_user(),
             "pid": os.getpid(),
             "proc_start": process_start(os.getpid()),
+            "pid_scope": pid_scope(),
             "created": self.created,
             "renewed": time.time(),
             "pins": sorted(self.pins),
@@ -152,9 +241,9 @@ class RunLease:
     def write(self) -> None:
         """Write (or renew) the lease file; failures are logged, never raised."""
         try:
-            if self.store.is_local:
+            if self.files.is_local:
                 os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            self.store._write_bytes(self.path, self._body())
+            self.files.write_bytes(self.path, self._body())
         except Exception as exc:
             logger.debug("could not write run lease %s: %s", self.path, exc)
 
@@ -164,6 +253,7 @@ class RunLease:
         self.write()
 
     def start(self) -> RunLease:
+        """Write the lease and renew it every :data:`LEASE_RENEW` seconds until closed."""
         self.write()
         self._thread = threading.Thread(target=self._renew, name="helix-lease", daemon=True)
         self._thread.start()
@@ -177,9 +267,9 @@ class RunLease:
         """End the lease: stop renewing and remove its file."""
         self._stop.set()
         with contextlib.suppress(Exception):
-            self.store._rm_file(self.path)
-        if self.store.lease is self:
-            self.store.lease = None
+            self.files.rm_file(self.path)
+        if self._on_close is not None:
+            self._on_close(self)
 
     def __enter__(self) -> RunLease:
         return self
@@ -188,52 +278,22 @@ class RunLease:
         self.close()
 
 
-class _Leases(_StoreFiles):
-    """Leases of live runs on a store: the part of :class:`ArtifactStore` that tracks them."""
+class Leases:
+    """The leases on a store, of every run on any machine: read, judge, drop."""
 
-    lease: RunLease | None = None
+    def __init__(self, files: StoreFiles) -> None:
+        self.files = files
 
-    if TYPE_CHECKING:
-
-        def _cat_many(self, paths: list[str]) -> dict[str, Any]: ...
-
-    def open_lease(self, pins: Iterable[str], *, scratch_root: str | None = None) -> RunLease:
-        """Register this process as a live run reading ``pins``; staged data carries its id.
-
-        Parameters
-        ----------
-        pins : iterable of str
-            Fingerprints the run may read: other runs' budget eviction skips them.
-        scratch_root : str, optional
-            Where the run's scratch folder ``helix-run-<lease id>`` goes (the lease names
-            it, so whoever finds the run dead removes it).
-
-        Returns
-        -------
-        RunLease
-            Close it when the run ends (it is a context manager).
-        """
-        lease = RunLease(self, pins, scratch_root)
-        self.lease = lease
-        return lease.start()
-
-    def _new_token(self) -> str:
-        """A fresh 32-hex-digit token; it starts with this run's lease id, if any."""
-        if self.lease is not None:
-            return self.lease.id + secrets.token_hex((32 - LEASE_ID_LEN) // 2)
-        return secrets.token_hex(16)
-
-    def leases(self) -> list[LeaseInfo]:
-        """Every lease file on the store, each judged live or dead."""
-        base = self._join(_RUNS)
+    def all(self) -> list[LeaseInfo]:
+        """Every lease file on the store, each judged live or dead (:func:`judge_alive`)."""
+        base = self.files.paths.join(_RUNS)
         try:
-            names = [p for p in self.fs.ls(base, detail=False) if p.endswith(".json")]
+            names = [p for p in self.files.fs.ls(base, detail=False) if p.endswith(".json")]
         except (FileNotFoundError, NotADirectoryError):
             return []
-        texts = self._cat_many([str(p) for p in names])
+        texts = self.files.cat_many([str(p) for p in names])
         out = []
         now = time.time()
-        host = this_host()
         for path, text in sorted(texts.items()):
             if not isinstance(text, bytes):
                 continue
@@ -251,31 +311,32 @@ class _Leases(_StoreFiles):
                     pins=frozenset(),
                     scratch=None,
                 )
-            if info.host == host:
-                alive = process_alive(info.pid, info.proc_start)
-            else:
-                alive = now - info.renewed < LEASE_EXPIRY
-            out.append(dataclasses.replace(info, alive=alive))
+            out.append(dataclasses.replace(info, alive=judge_alive(info, now=now)))
         return out
 
     def _age_base(self, path: str) -> float:
         with contextlib.suppress(Exception):
-            return _mtime(self.fs.info(path))
+            return _mtime(self.files.fs.info(path))
         return 0.0
 
     def pinned(self, *, exclude: str | None = None) -> set[str]:
         """Fingerprints that live runs (other than lease ``exclude``) may still read."""
         out: set[str] = set()
-        for info in self.leases():
+        for info in self.all():
             if info.alive and info.id != exclude:
                 out.update(info.pins)
         return out
 
-    def _drop_lease(self, info: LeaseInfo) -> None:
-        """Remove a dead lease's file and (on this host) its scratch folder."""
-        if info.scratch and info.host == this_host():
+    def drop(self, info: LeaseInfo) -> None:
+        """Remove a dead lease's file and (written here, :func:`is_here`) its scratch folder."""
+        if info.scratch and is_here(info):
             shutil.rmtree(info.scratch, ignore_errors=True)
-        self._rm_file(self._join(_RUNS, f"{info.id}.json"))
+        self.files.rm_file(self.files.paths.join(_RUNS, f"{info.id}.json"))
+
+    def stray_files(self) -> list[tuple[str, float]]:
+        """Files in ``runs/`` that are not leases (a lease write killed halfway)."""
+        found = self.files.files_in(self.files.paths.join(_RUNS))
+        return [(path, mtime) for path, mtime in found if not path.endswith(".json")]
 
 
 def owner_of(token: str) -> str:
@@ -299,19 +360,9 @@ def _parse_lease(text: bytes) -> LeaseInfo | None:
             renewed=float(data["renewed"]),
             pins=frozenset(str(p) for p in data.get("pins") or ()),
             scratch=data.get("scratch"),
+            user=str(data.get("user") or "?"),
+            pid_scope=None if data.get("pid_scope") is None else str(data["pid_scope"]),
             run=dict(data.get("run") or {}),
         )
     except (ValueError, TypeError, KeyError, UnicodeDecodeError):
         return None
-
-
-def lease_summary(info: LeaseInfo) -> Mapping[str, Any]:
-    """A JSON-able description of a lease (for ``helix-tf store`` commands)."""
-    return {
-        "id": info.id,
-        "host": info.host,
-        "pid": info.pid,
-        "alive": info.alive,
-        "pins": len(info.pins),
-        "run": info.run,
-    }
