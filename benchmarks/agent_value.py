@@ -37,6 +37,16 @@ kill
 fidelity
     Kendall tau between approximate and exact validation AUC of random points of
     the space at ``-p scale=--scale`` (target >= 0.7 over >= 30 at x10).
+ordering
+    ``--ordering-trials`` trials drawn (seeded) from the config's space, run as
+    the agent runs them (exact validation runs, tagged ``agent``) twice on fresh
+    stores that hold the user's version: in the sampler's order, and in the
+    reuse-aware order (each trial planned through ``helix_tf.plan``, then
+    :func:`helix_tf.agent._order.reuse_order`; the planning is timed too). Once
+    per ``--ordering-caps`` entry: the agent's entries capped at that many bytes
+    (``none``: no cap), in batches of ``--ordering-batch`` (the agent's ``--batch``).
+    The two orders run interleaved (one run of each in turn) so both see the same
+    load. Target: reuse-aware wall time <= 0.75x the sampler's.
 """
 
 from __future__ import annotations
@@ -374,12 +384,85 @@ def fidelity(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     }
 
 
+def ordering(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    """The study's wall time in the sampler's order against the reuse-aware order."""
+    import optuna
+
+    import helix_tf
+    from helix_tf.agent._order import compute_costs, reuse_order
+    from helix_tf.agent._study import suggest
+    from helix_tf.api import parse_budget
+    from helix_tf.search import search_space
+
+    space = search_space(args.config, data_dir=args.data_dir)
+    sampler = optuna.samplers.RandomSampler(seed=args.ordering_seed)
+    study = optuna.create_study(sampler=sampler)
+    trials = [suggest(study.ask(), space) for _ in range(args.ordering_trials)]
+    validation = helix_tf.Validation()
+    common = {"data_dir": args.data_dir, "validation": validation}
+    regimes = []
+    for cap_text in args.ordering_caps.split(","):
+        cap = None if cap_text == "none" else parse_budget(cap_text)
+        stores = {kind: str(root / f"ordering-{cap_text}-{kind}") for kind in ("sampler", "reuse")}
+        for store in stores.values():
+            helix_tf.run(args.config, store=store, tag="agent", **common)  # the user's version
+        t0 = time.perf_counter()
+        plans = [
+            helix_tf.plan(args.config, params=t, store=stores["reuse"], **common) for t in trials
+        ]
+        k = args.ordering_batch  # the agent orders each batch it asks for
+        computes = [compute_costs(p) for p in plans]
+        orders = {
+            "sampler": list(range(len(trials))),
+            "reuse": [
+                start + i
+                for start in range(0, len(trials), k)
+                for i in reuse_order(computes[start : start + k])
+            ],
+        }
+        planning = time.perf_counter() - t0
+        seconds = {"sampler": 0.0, "reuse": planning}  # the planning counts against it
+        states: dict[str, dict[str, int]] = {"sampler": {}, "reuse": {}}
+        # Interleaved, one run of each order in turn: both see the same machine load.
+        for step in range(len(trials)):
+            for kind in ("sampler", "reuse"):
+                t1 = time.perf_counter()
+                r = helix_tf.run(
+                    args.config,
+                    params=trials[orders[kind][step]],
+                    store=stores[kind],
+                    tag="agent",
+                    tag_budget=cap,
+                    **common,
+                )
+                seconds[kind] += time.perf_counter() - t1
+                for n in r.nodes:
+                    states[kind][n.state] = states[kind].get(n.state, 0) + 1
+        row: dict[str, Any] = {"cap": cap_text, "planning_seconds": round(planning, 2)}
+        for kind in ("sampler", "reuse"):
+            row[kind] = {
+                "order": orders[kind],
+                "wall_seconds": round(seconds[kind], 2),
+                "node_states": states[kind],
+            }
+        row["ratio"] = round(seconds["reuse"] / seconds["sampler"], 3)
+        print(json.dumps({"ordering": row}), flush=True)
+        regimes.append(row)
+    return {
+        "trials": trials,
+        "regimes": regimes,
+        "target": "reuse-aware wall time <= 0.75x the sampler's order on the same trials",
+        "met": all(r["ratio"] <= 0.75 for r in regimes),
+    }
+
+
 PARTS = {
     "quality": quality,
     "yield": yield_latency,
     "abba": abba,
     "kill": kill,
     "fidelity": fidelity,
+    "ordering": ordering,
 }
 
 
@@ -396,6 +479,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cores", type=int, default=1)
     p.add_argument("--scale", type=int, default=10, help="fidelity: -p scale=N")
     p.add_argument("--fidelity-trials", type=int, default=30)
+    p.add_argument("--ordering-trials", type=int, default=12)
+    p.add_argument("--ordering-seed", type=int, default=0)
+    p.add_argument("--ordering-batch", type=int, default=4, help="ordering: the agent's --batch")
+    p.add_argument(
+        "--ordering-caps", default="none,3MB", help="ordering: caps on the agent's entries"
+    )
     p.add_argument("--json", dest="json_path", default=None)
     args = p.parse_args(argv)
     args.config = args.config.resolve()

@@ -25,11 +25,21 @@ from helix_tf.errors import ConfigError, HelixError, StoreError
 from helix_tf.history import TAG_KEY as _TAG_KEY
 from helix_tf.results import NodeDecision, NodeResult, PlanResult, RunResult
 from helix_tf.reuse.costs import CostModel
+from helix_tf.reuse.materialize import parse_budget
 from helix_tf.reuse.planning import plan_reuse
 from helix_tf.validation import Validation, holdout_workflow, is_validation_dag
 from helix_tf.workflow import Workflow
 
-__all__ = ["Approx", "Validation", "Session", "open_session", "run", "plan", "TAG_KEY"]
+__all__ = [
+    "Approx",
+    "Validation",
+    "Session",
+    "open_session",
+    "run",
+    "plan",
+    "TAG_KEY",
+    "parse_budget",
+]
 
 TAG_KEY = _TAG_KEY  # a run's tag is kept with its parameters under this key
 
@@ -336,6 +346,7 @@ def run(
     progress: Callable[[dict[str, Any]], None] | None = None,
     validation: Validation | None = None,
     tag: str | None = None,
+    tag_budget: str | int | None = None,
     scratch: str | None = None,
     rehash: bool = False,
 ) -> RunResult:
@@ -349,7 +360,9 @@ def run(
     seeded held-out fraction and is evaluated on that fraction; the test split is
     not read (see :mod:`helix_tf.validation`). ``tag`` marks the run in the
     history (the agent tags its runs ``"agent"``; ``history`` hides tagged runs
-    unless asked).
+    unless asked) and every store entry it keeps: tagged entries are evicted before
+    the user's, and ``tag_budget`` (e.g. ``"500MB"``) caps what all entries of runs
+    with that tag hold together (see :mod:`helix_tf.reuse.tagged`).
 
     With ``retrain_without_zero=True``, learners whose models give some features
     only zero weights are trained again without those features, and the result
@@ -386,6 +399,7 @@ def run(
         prune_zero_weight=prune_zero_weight,
         progress=progress,
         tag=tag,
+        tag_budget=tag_budget,
         scratch=scratch,
         rehash=rehash,
     )
@@ -436,6 +450,7 @@ class _RunOptions:
     prune_zero_weight: bool
     progress: Callable[[dict[str, Any]], None] | None
     tag: str | None = None
+    tag_budget: str | int | None = None
     scratch: str | None = None
     rehash: bool = False
 
@@ -498,7 +513,8 @@ def _execute_replanning(
     manifests of the plan that ran, the engine's result and notes on what was replanned.
     """
     from helix_tf.engine.execute import EngineOptions, StoreEntriesLost, execute_plan
-    from helix_tf.reuse.materialize import MaterializationPolicy, parse_budget
+    from helix_tf.reuse.materialize import MaterializationPolicy
+    from helix_tf.reuse.tagged import TagQuota
 
     compiled, md = session.compiled, session.metadata
     metric_ops = {
@@ -523,6 +539,9 @@ def _execute_replanning(
             store=session.store,
             protected={n.fingerprint for n in compiled.nodes if states[n.name] != "prune"},
             lease_id=lease_id,
+            quota=TagQuota(tag=opts.tag, limit=parse_budget(opts.tag_budget))
+            if opts.tag
+            else None,
         )
         try:
             engine_result = execute_plan(

@@ -231,12 +231,20 @@ def du(
         row["versions"].update(v for w, v, n in owners if (w, n) == (workflow, node) and v)
     ordered = sorted(rows.values(), key=lambda r: (-r["bytes"], r["workflow"], r["node"]))
     total = sum(m.bytes for m in entries)
+    from helix_tf.reuse.tagged import entry_tag
+
+    tagged: dict[str, int] = {}  # entries of tagged runs (the agent's): evicted first
+    for m in entries:
+        tag = entry_tag(m)
+        if tag is not None:
+            tagged[tag] = tagged.get(tag, 0) + m.bytes
     if as_json:
         out.print_json(
             json.dumps(
                 {
                     "nodes": [{**r, "versions": sorted(r["versions"])} for r in ordered],
                     "entries_bytes": total,
+                    "tagged_bytes": tagged,
                     "leftover_bytes": leftovers.bytes,
                     "leftovers": leftovers.removed,
                 }
@@ -250,8 +258,11 @@ def du(
         versions = ",".join(f"v{v}" for v in sorted(r["versions"])) or "-"
         table.add_row(r["workflow"], r["node"], versions, str(r["entries"]), _size(r["bytes"]))
     out.print(table)
+    mine = "".join(
+        f" ({_size(n)} made by {tag} runs, evicted first)" for tag, n in sorted(tagged.items())
+    )
     out.print(
-        f"{len(entries)} entries, {_size(total)}; leftovers not yet reclaimed: "
+        f"{len(entries)} entries, {_size(total)}{mine}; leftovers not yet reclaimed: "
         f"{leftovers.removed} ({_size(leftovers.bytes)})",
         highlight=False,
     )

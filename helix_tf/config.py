@@ -3,8 +3,9 @@
 A config module is ordinary Python. It defines either a module-level
 ``workflow`` object or a ``def workflow(params)`` factory, and may declare
 ``PARAMS = {...}`` (its own parameters with defaults, e.g. ``scale``).
-Overrides name either a declared parameter (``-p scale=10``) or an operator
-parameter of a node (``-p learner.l1=0.001``).
+Overrides name either a declared parameter (``-p scale=10``), an operator
+parameter of a node (``-p learner.l1=0.001``) or a structural edit
+(``-p model:learner=DNN``, ``-p add:capital_loss=numeric``; :mod:`helix_tf.edits`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from helix_tf.components.base import did_you_mean
+from helix_tf.edits import apply_edits, is_edit
 from helix_tf.errors import ConfigError, HelixError
 from helix_tf.workflow import Workflow
 
@@ -217,16 +219,20 @@ def load_config(
     problems: list[str] = []
     values = dict(declared)
     node_overrides: dict[str, Any] = {}
+    edit_overrides: dict[str, Any] = {}
     for key, value in over.items():
         if key in declared:
             values[key] = value
+        elif is_edit(key):
+            edit_overrides[key] = value
         elif "." in key:
             node_overrides[key] = value
         else:
             problems.append(
                 f"-p {key}: not a parameter of this config{did_you_mean(key, list(declared))}; "
                 f"declared parameters: {', '.join(sorted(declared)) or 'none'} "
-                "(operator parameters are written node.param, e.g. -p learner.l1=0.001)"
+                "(operator parameters are written node.param, e.g. -p learner.l1=0.001; "
+                "structural edits kind:target, e.g. -p model:learner=DNN)"
             )
     if problems:
         raise ConfigError(problems, path=str(cfg_path))
@@ -260,6 +266,7 @@ def load_config(
             f"`workflow` is a {type(factory).__name__}; it must be a Workflow or a function",
             path=str(cfg_path),
         )
+    problems.extend(apply_edits(wf, edit_overrides))
     for key, value in node_overrides.items():
         node, _, param = key.partition(".")
         try:

@@ -12,11 +12,16 @@ A config may declare next to ``PARAMS``::
         "use_gain": search.Choice(True, False),               # an optional feature
     }
 
-Every key is something ``-p`` accepts (``node.param`` or a declared PARAMS key),
-so every proposal is a reproducible ``-p`` change. Without ``SEARCH`` the agent
-derives a space from the workflow: learner hyper-parameters around their
-current values (regularisation, learning rate, epochs, batch size) and vocabulary
-minimum counts (current, ×5, ×25) (:func:`search_space`).
+Every key is something ``-p`` accepts (``node.param``, a declared PARAMS key, or a
+structural edit of :mod:`helix_tf.edits` such as ``model:learner``), so every
+proposal is a reproducible ``-p`` change. Without ``SEARCH`` the agent derives a
+space from the workflow and its source's schema (:func:`search_space`): learner
+hyper-parameters around their current values (regularisation, learning rate,
+epochs, batch size), vocabulary minimum counts (current, ×5, ×25), and the
+structural edits: the model type (``model:``), each unused source column as a
+feature (``add:``, never the label), each numeric feature bucketized at the
+training split's deciles (``bucketize:``), and hashed crosses of pairs of
+vocabulary features (``cross:``, the first :data:`MAX_CROSSES` pairs).
 """
 
 from __future__ import annotations
@@ -29,10 +34,23 @@ from typing import Any
 
 from helix_tf.errors import ConfigError
 
-__all__ = ["Float", "Int", "Choice", "SearchSpace", "search_space", "SEARCH_NAME"]
+__all__ = [
+    "Float",
+    "Int",
+    "Choice",
+    "SearchSpace",
+    "search_space",
+    "SEARCH_NAME",
+    "MAX_CROSSES",
+    "CROSS_BUCKETS",
+]
 
 #: The module-level name a config declares its space under.
 SEARCH_NAME = "SEARCH"
+#: A derived space crosses at most this many pairs of vocabulary features.
+MAX_CROSSES = 6
+#: Hash buckets of a derived cross.
+CROSS_BUCKETS = 1000
 
 
 def _number(x: Any) -> bool:
@@ -115,7 +133,8 @@ class Choice:
         return {"type": "choice", "values": list(self.values)}
 
     def example(self) -> Any:
-        return self.values[0]
+        """A value to check the key with: the first that is not None (None: no edit)."""
+        return next((v for v in self.values if v is not None), self.values[0])
 
 
 Dimension = Float | Int | Choice
@@ -206,6 +225,95 @@ def _derived(workflow: Any) -> tuple[dict[str, Dimension], dict[str, Any]]:
     return dims, current
 
 
+def _used_columns(workflow: Any) -> set[str]:
+    """Source columns the workflow reads: feature inputs and labels."""
+    used: set[str] = set()
+    for d in workflow.declarations:
+        if d.role == "feature" and d.op is not None:
+            used.update(c for c in d.op.inputs() if isinstance(c, str))
+        elif d.role == "examples":
+            column = getattr(d.op, "column", None)
+            if isinstance(column, str):
+                used.add(column)
+    return used
+
+
+def _deciles(source: Any, columns: list[str]) -> dict[str, str]:
+    """Bucketize boundaries per numeric column: its training split's deciles (3 digits)."""
+    import numpy as np
+
+    from helix_tf.components.sources import read_all
+
+    if not columns:
+        return {}
+    try:
+        frame = read_all(source, "train")
+    except Exception:  # no boundaries, no bucketize dimension; the search goes on
+        return {}
+    out = {}
+    for column in columns:
+        if column not in frame:
+            continue
+        values = np.asarray(frame[column], dtype=np.float64)
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            continue
+        cuts = sorted({float(f"{q:.3g}") for q in np.quantile(values, np.linspace(0.1, 0.9, 9))})
+        if len(cuts) >= 2:
+            out[column] = ",".join(f"{c:g}" for c in cuts)
+    return out
+
+
+def _structural(workflow: Any) -> tuple[dict[str, Dimension], dict[str, Any]]:
+    """The structural edits of a derived space (:mod:`helix_tf.edits`); current: none."""
+    from helix_tf.components.features import Numeric, Vocabulary
+    from helix_tf.components.learners import DNN, Learner
+    from helix_tf.edits import MODELS
+
+    dims: dict[str, Dimension] = {}
+    current: dict[str, Any] = {}
+    decls = workflow.declarations
+    for d in decls:
+        if d.role == "train" and isinstance(d.op, Learner) and type(d.op).__name__ in MODELS:
+            now = type(d.op).__name__
+            # A DNN's own parameters (dropout, ...) are searched too: only DNN kinds then.
+            if isinstance(d.op, DNN):
+                kinds = [m for m in MODELS if m != now and issubclass(MODELS[m], DNN)]
+            else:
+                kinds = [m for m in MODELS if m != now]
+            if kinds:
+                dims[f"model:{d.name}"] = Choice(now, *kinds)
+                current[f"model:{d.name}"] = now
+    sources = [d for d in decls if d.role == "source"]
+    if len(sources) == 1 and any(d.role == "examples" for d in decls):
+        used, names = _used_columns(workflow), {d.name for d in decls}
+        for column, kind in sources[0].op.schema().items():
+            if column not in used and column not in names:
+                dims[f"add:{column}"] = Choice(
+                    None, "numeric" if kind in ("int", "float") else "vocabulary"
+                )
+                current[f"add:{column}"] = None
+        numeric = [
+            d
+            for d in decls
+            if d.role == "feature"
+            and isinstance(getattr(d.op, "column", None), str)
+            and isinstance(d.op, Numeric)
+        ]
+        cuts = _deciles(sources[0].op, [d.op.column for d in numeric])
+        for d in numeric:
+            if d.op.column in cuts:
+                dims[f"bucketize:{d.name}"] = Choice(None, cuts[d.op.column])
+                current[f"bucketize:{d.name}"] = None
+        vocab = [d.name for d in decls if d.role == "feature" and isinstance(d.op, Vocabulary)]
+        pairs = [(a, b) for i, a in enumerate(vocab) for b in vocab[i + 1 :]]
+        for a, b in pairs[:MAX_CROSSES]:
+            if f"{a}_x_{b}" not in names:
+                dims[f"cross:{a}*{b}"] = Choice(None, CROSS_BUCKETS)
+                current[f"cross:{a}*{b}"] = None
+    return dims, current
+
+
 def search_space(
     config: str | os.PathLike[str],
     *,
@@ -225,7 +333,8 @@ def search_space(
     declared = getattr(module, SEARCH_NAME, None)
     if declared is None:
         dims, current = _derived(loaded.workflow)
-        return SearchSpace(dimensions=dims, current=current, declared=False)
+        more, now = _structural(loaded.workflow)
+        return SearchSpace(dimensions={**dims, **more}, current={**current, **now}, declared=False)
     if not isinstance(declared, Mapping):
         raise ConfigError(
             f"{SEARCH_NAME} must be a dict of -p key -> search.Float/Int/Choice, "
@@ -246,8 +355,12 @@ def search_space(
         data_dir=data_dir,
     )
     current = {}
+    from helix_tf.edits import is_edit, value_as_written
+
     for key in declared:
-        if key in loaded.params:
+        if is_edit(key):
+            current[key] = value_as_written(loaded.workflow, key)
+        elif key in loaded.params:
             current[key] = loaded.params[key]
         else:
             node, _, name = key.partition(".")

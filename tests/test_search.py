@@ -81,3 +81,50 @@ def test_derived_space_covers_learner_and_vocabularies(tiny_census_config: Path)
 def test_dimensions_reject_bad_bounds(make, match) -> None:
     with pytest.raises(ConfigError, match=match):
         make()
+
+
+def test_derived_space_holds_the_structural_edits_and_every_one_loads(
+    tiny_census_config: Path,
+) -> None:
+    from helix_tf.config import load_config
+    from helix_tf.sample_data import CENSUS_COLUMNS
+
+    space = search.search_space(tiny_census_config)
+    dims = space.dimensions
+    assert dims["model:learner"] == search.Choice("Linear", "DNN", "WideDeep")
+    added = {k.removeprefix("add:") for k in dims if k.startswith("add:")}
+    used = {"age", "hours_per_week", "education", "occupation", "income"}
+    assert added == set(dict(CENSUS_COLUMNS)) - used  # every unused column, never the label
+    assert dims["add:capital_loss"] == search.Choice(None, "numeric")
+    assert dims["add:workclass"] == search.Choice(None, "vocabulary")
+    cuts = [float(c) for c in dims["bucketize:age"].values[1].split(",")]
+    assert cuts == sorted(cuts) and len(cuts) >= 3  # deciles of the training rows
+    assert "bucketize:hours" in dims
+    assert dims["cross:education*occupation"] == search.Choice(None, search.CROSS_BUCKETS)
+    assert all(space.current[k] is None for k in dims if k.startswith(("add:", "bucket", "cross")))
+    # Every edit at once is a valid -p set: a proposal is always a reproducible change.
+    every = {k: d.values[-1] for k, d in dims.items() if isinstance(d, search.Choice)}
+    wf = load_config(tiny_census_config, every).workflow
+    assert len(wf.declaration("examples").refs["features"]) == 4 + len(added) + 1
+
+
+def test_declared_structural_edits_are_checked_like_p(make_config, census_like) -> None:
+    good = ', "model:learner": search.Choice("Linear", "DNN"), "add:race": search.Choice(None, "vocabulary")'
+    space = search.search_space(_config(make_config, census_like, good))
+    assert space.current["model:learner"] == "Linear" and space.current["add:race"] is None
+    bad = ', "add:age": search.Choice(None, "numeric")'
+    with pytest.raises(ConfigError, match="already has a node 'age'"):
+        search.search_space(_config(make_config, census_like, bad))
+
+
+def test_a_dnn_is_swapped_only_for_dnn_kinds_its_searched_parameters_fit(
+    tiny_census_config: Path,
+) -> None:
+    from helix_tf.config import load_config
+
+    text = tiny_census_config.read_text().replace("learners.Linear(", "learners.DNN(dropout=0.1, ")
+    tiny_census_config.write_text(text)
+    space = search.search_space(tiny_census_config)
+    assert space.dimensions["model:learner"] == search.Choice("DNN", "WideDeep")
+    assert "learner.dropout" in space.dimensions
+    load_config(tiny_census_config, {"model:learner": "WideDeep", "learner.dropout": 0.3})

@@ -7,6 +7,7 @@ import logging
 import sys
 
 from helix_tf.agent._daemon import AgentOptions, serve
+from helix_tf.api import parse_budget
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=None)
     parser.add_argument("--resume-after", type=float, default=3.0)
     parser.add_argument("--no-preload", action="store_true")
+    parser.add_argument("--budget", default=None)
+    parser.add_argument("--share", type=float, default=0.25)
+    parser.add_argument("--batch", type=int, default=4)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -35,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
             max_trials=args.trials,
             resume_after=args.resume_after,
             preload=not args.no_preload,
+            budget=parse_budget(args.budget),
+            share=args.share,
+            batch=args.batch,
         )
     )
     return 0

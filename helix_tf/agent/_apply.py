@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from helix_tf.config_edit import render_literal, save_overrides
+from helix_tf.edits import is_edit
 from helix_tf.errors import ConfigError
 
 __all__ = ["Applied", "apply_proposal", "wrapper_config"]
@@ -39,8 +40,10 @@ def wrapper_config(
 ) -> str:
     """A config module: ``original`` with ``overrides`` applied as ``-p`` applies them."""
     params = {k: v for k, v in sorted(overrides.items()) if k in declared}
-    nodes = {k: v for k, v in sorted(overrides.items()) if k not in declared}
+    edits = {k: v for k, v in sorted(overrides.items()) if k not in declared and is_edit(k)}
+    nodes = {k: v for k, v in sorted(overrides.items()) if k not in declared and not is_edit(k)}
     params_text = "".join(f"    {k!r}: {render_literal(v)},\n" for k, v in params.items())
+    edits_text = "".join(f"    {k!r}: {render_literal(v)},\n" for k, v in edits.items())
     nodes_text = "".join(f"    {k!r}: {render_literal(v)},\n" for k, v in nodes.items())
     return f'''"""{title}
 
@@ -52,6 +55,9 @@ def wrapper_config(
 import importlib.util as _util
 import sys as _sys
 from pathlib import Path as _Path
+
+from helix_tf.edits import apply_edits as _apply_edits
+from helix_tf.errors import ConfigError as _ConfigError
 
 _path = _Path(__file__).with_name({original.name!r})
 _spec = _util.spec_from_file_location("_helix_base_" + _path.stem, _path)
@@ -65,12 +71,19 @@ PARAMS = {{
 if getattr(_base, "SEARCH", None) is not None:
     SEARCH = _base.SEARCH
 
+# Structural edits (helix_tf.edits), applied as -p applies them: before the node overrides.
+EDITS = {{
+{edits_text}}}
+
 NODE_OVERRIDES = {{
 {nodes_text}}}
 
 
 def workflow(params):
     wf = _base.workflow(params) if callable(_base.workflow) else _base.workflow
+    problems = _apply_edits(wf, EDITS)
+    if problems:
+        raise _ConfigError(problems)
     for key, value in NODE_OVERRIDES.items():
         node, _, param = key.partition(".")
         wf.override(node, param, value)

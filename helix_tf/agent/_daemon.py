@@ -17,12 +17,14 @@ import dataclasses
 import fcntl
 import logging
 import os
+import shutil
 import signal
 import time
 from typing import Any
 
 from helix_tf import api, history
 from helix_tf.agent._child import Finished, Stopped, Yielded, run_in_child
+from helix_tf.agent._order import compute_costs, reuse_order
 from helix_tf.agent._registry import register, unregister
 from helix_tf.agent._study import (
     LOWER_IS_BETTER,
@@ -68,6 +70,33 @@ class AgentOptions:
     verify_top: int = 3
     preload: bool = True
     poll: float = 0.02
+    #: The store's budget in bytes (every agent run honours it); None: the size of
+    #: the store's file system.
+    budget: int | None = None
+    #: The share of the budget the agent's entries may hold together.
+    share: float = 0.25
+    #: Trials asked of the sampler at a time and run in reuse-aware order (1: as asked).
+    batch: int = 4
+
+    def __post_init__(self) -> None:
+        if not 0 < self.share <= 1:
+            raise ValueError(f"AgentOptions: share must be in (0, 1], but got {self.share!r}")
+        if self.batch < 1:
+            raise ValueError(f"AgentOptions: batch must be >= 1, but got {self.batch!r}")
+
+
+def agent_share_bytes(opts: AgentOptions, home: os.PathLike[str] | str) -> int | None:
+    """What the agent's store entries may hold together: ``share`` of the budget.
+
+    Without a budget, of the size of the file system the store is on (None where
+    that cannot be read, e.g. a remote store: no cap).
+    """
+    if opts.budget is not None:
+        return int(opts.share * opts.budget)
+    try:
+        return int(opts.share * shutil.disk_usage(home).total)
+    except OSError:
+        return None
 
 
 def preferred_metric(metrics: dict[str, float]) -> str:
@@ -115,6 +144,23 @@ def _preload() -> float:
     return time.perf_counter() - t0
 
 
+def _is_winner(study: Any, number: int, sign: int) -> bool:
+    """Whether trial ``number`` is verified better, by more than every other verified better."""
+    verified = {
+        int(k.partition(":")[2]): v.get("difference")
+        for k, v in study.user_attrs.items()
+        if k.startswith("verified:")
+    }
+    mine = verified.get(number)
+    if not mine or not mine["significant"] or sign * mine["difference"] <= 0:
+        return False
+    return all(
+        sign * d["difference"] <= sign * mine["difference"]
+        for n, d in verified.items()
+        if n != number and d and d["significant"]
+    )
+
+
 class _Agent:
     def __init__(self, opts: AgentOptions, paths: AgentPaths) -> None:
         self.opts = opts
@@ -131,6 +177,10 @@ class _Agent:
         }
         self.last_user_run = 0.0
         self.space: Any = None
+        #: Why the last trial's process was killed, until its run is recorded so.
+        self.killed_pending: str | None = None
+        #: The cap on the agent's store entries (bytes), None: none.
+        self.share_bytes = agent_share_bytes(opts, paths.home) if paths.home.exists() else None
 
     # -- status ---------------------------------------------------------------------
 
@@ -173,6 +223,9 @@ class _Agent:
                         reason=f"resumes {self.opts.resume_after:g}s after the user's run ended",
                     )
             else:
+                if self.killed_pending is not None:
+                    self.record_killed(self.killed_pending)
+                    self.killed_pending = None
                 return True
             time.sleep(0.1)
         return False
@@ -198,7 +251,9 @@ class _Agent:
                 approx=approx,
                 validation=validation,
                 materialize=materialize,
+                budget=opts.budget,
                 tag=TAG,
+                tag_budget=self.share_bytes,
             )
             states: dict[str, int] = {}
             for n in r.nodes:
@@ -221,7 +276,28 @@ class _Agent:
             if outcome.latency is not None:
                 self.yields.append(outcome.latency)
             log.info("yielded to a user run after %.0f ms", (outcome.latency or 0) * 1000)
+            # Recorded when the agent resumes: nothing of the agent's runs beside the user's.
+            self.killed_pending = "stopped by the agent: it yielded to a user's run (re-run later)"
+        elif isinstance(outcome, Stopped):
+            self.record_killed("stopped by the agent: `agent stop`")
         return outcome
+
+    def record_killed(self, reason: str) -> list[int]:
+        """Record the agent's runs whose process is gone as killed (never left "running")."""
+        try:
+            ids = history.record_killed_runs(
+                self.opts.config,
+                tag=TAG,
+                reason=reason,
+                data_dir=self.opts.data_dir,
+                store=self.opts.store,
+            )
+        except HelixError as exc:  # housekeeping: it never stops the search
+            log.warning("could not record the agent's stopped runs: %s", exc)
+            return []
+        if ids:
+            log.info("runs %s recorded as killed: %s", ids, reason)
+        return ids
 
     def run_until_done(self, overrides: dict[str, Any], **kwargs: Any) -> Finished | None:
         """Run again after every yield until it finishes; None when the agent stops."""
@@ -235,23 +311,20 @@ class _Agent:
 
     # -- the search -------------------------------------------------------------------
 
+    def plan(self, overrides: dict[str, Any], approx: Approx | None = None) -> Any:
+        """The plan of a validation run of ``overrides`` (``helix_tf.plan``, nothing runs)."""
+        return api.plan(
+            self.opts.config,
+            params=overrides,
+            data_dir=self.opts.data_dir,
+            store=self.opts.store,
+            validation=self.opts.validation,
+            approx=approx,
+        )
+
     def approx_is_cheaper(self, overrides: dict[str, Any], approx: Approx) -> bool:
         try:
-            exact = api.plan(
-                self.opts.config,
-                params=overrides,
-                data_dir=self.opts.data_dir,
-                store=self.opts.store,
-                validation=self.opts.validation,
-            )
-            cheap = api.plan(
-                self.opts.config,
-                params=overrides,
-                data_dir=self.opts.data_dir,
-                store=self.opts.store,
-                validation=self.opts.validation,
-                approx=approx,
-            )
+            exact, cheap = self.plan(overrides), self.plan(overrides, approx)
         except HelixError:
             return False
         return (
@@ -275,11 +348,56 @@ class _Agent:
         study.set_user_attr("baseline_validation", done.result)
         return done.result
 
-    def trial(self, study: Any, space: Any, metric: str) -> None:
+    def plan_computes(self, overrides: dict[str, Any]) -> dict[str, float] | None:
+        """What the exact validation run of ``overrides`` would compute (None: cannot plan)."""
+        try:
+            return compute_costs(self.plan(overrides))
+        except HelixError as exc:
+            log.info("could not plan %s: %s", overrides, exc)
+            return None
+
+    def batch(self, study: Any, space: Any, metric: str, size: int) -> None:
+        """Ask for ``size`` trials and run them in reuse-aware order (:mod:`._order`).
+
+        Trials the agent could not run (it was stopped) are failed and queued again.
+        """
         from optuna.trial import TrialState
 
-        trial = study.ask()
-        overrides = suggest(trial, space)
+        asked = [study.ask() for _ in range(size)]
+        overrides = [suggest(t, space) for t in asked]
+        order = list(range(size))
+        if size > 1:
+            self.update(state="running", reason=f"planning a batch of {size} trials", rung=None)
+            order = reuse_order([self.plan_computes(o) for o in overrides])
+        ran = 0
+        for i in order:
+            if self.stop_requested or not self.wait_idle():
+                break
+            self.trial(study, space, metric, asked=(asked[i], overrides[i]))
+            self.counts(study)
+            ran += 1
+        for i in order[ran:]:
+            asked[i].set_user_attr("not_run", "the agent stopped before this trial's turn")
+            study.tell(asked[i], state=TrialState.FAIL)
+            study.enqueue_trial(asked[i].params, user_attrs={"requeued_from": asked[i].number})
+        if size > 1:
+            log.info("batch of %d trials run in reuse-aware order %s", size, order[:ran])
+
+    def trial(
+        self,
+        study: Any,
+        space: Any,
+        metric: str,
+        asked: tuple[Any, dict[str, Any]] | None = None,
+    ) -> None:
+        """Run one trial (``asked``: a trial already asked and its overrides) through its rungs."""
+        from optuna.trial import TrialState
+
+        if asked is None:
+            trial = study.ask()
+            overrides = suggest(trial, space)
+        else:
+            trial, overrides = asked
         self.update(state="running", reason="", trial=trial.number, rung=None)
         approx = Approx(sample=self.opts.approx_sample)
         rungs: list[Approx | None] = [approx] if self.approx_is_cheaper(overrides, approx) else []
@@ -349,10 +467,30 @@ class _Agent:
                     ).to_dict()
                 except HelixError as exc:
                     record["error"] = str(exc)
-            diff = record.get("difference")
-            if diff and diff["significant"] and sign * diff["difference"] > 0:
-                record["ablation"] = self.ablate(dict(t.params), float(t.value), metric, sign)
+            # Recorded before the ablation (one run per change): the report shows the
+            # verified proposal while its changes are being weighed.
             study.set_user_attr(f"verified:{t.number}", record)
+            if _is_winner(study, t.number, sign):
+                record["ablation"] = self.ablate(dict(t.params), float(t.value), metric, sign)
+                study.set_user_attr(f"verified:{t.number}", record)
+                self.keep_what_matters(study, t, record["ablation"])
+
+    def keep_what_matters(self, study: Any, trial: Any, ablation: dict[str, Any]) -> None:
+        """Queue the winner with only the changes that matter (the rest as written).
+
+        It runs as any trial (validation, then verification when it beats the
+        user's version), so the report can propose the smaller change.
+        """
+        matters = [k for k, a in ablation.items() if a.get("matters") or "error" in a]
+        if not matters or len(matters) == len(ablation) or self.space is None:
+            return
+        current = self.space.current
+        reduced = {
+            k: v if k in matters or k not in ablation else current[k]
+            for k, v in trial.params.items()
+        }
+        study.enqueue_trial(reduced, user_attrs={"ablated_from": trial.number})
+        log.info("trial %d: queued with only the changes that matter: %s", trial.number, matters)
 
     def ablate(
         self, params: dict[str, Any], value: float, metric: str, sign: int
@@ -399,6 +537,7 @@ class _Agent:
         if rebased:
             log.info("the config changed: starting from the previous study's best %s", rebased)
         orphans = fail_orphans(study)
+        self.record_killed("the agent process ended before its run finished (agent restarted)")
         if orphans:
             log.warning(
                 "trials %s were left running by a stopped agent: failed, queued again", orphans
@@ -437,8 +576,8 @@ class _Agent:
                 log.info("the config changed: a new study starts from this one's best trials")
                 self.update(state="restarting", reason="the config changed")
                 return True
-            self.trial(study, space, metric)
-            self.counts(study)
+            left = None if opts.max_trials is None else opts.max_trials - finished
+            self.batch(study, space, metric, min(opts.batch, left or opts.batch))
             self.verify(study, metric, baseline_value)
         self.update(state="stopped", reason="agent stop", rung=None)
         return False

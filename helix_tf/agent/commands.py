@@ -72,6 +72,25 @@ def space(config: str, params: tuple[str, ...], data_dir: str | None, as_json: b
     show_default=True,
     help="Seconds after a user run ends before the agent resumes.",
 )
+@click.option(
+    "--budget",
+    default=None,
+    help="The store's budget the agent's runs honour, e.g. 2GB (default: the disk's size).",
+)
+@click.option(
+    "--share",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.25,
+    show_default=True,
+    help="Share of the budget the agent's store entries may hold (evicted first).",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Trials asked at a time, run in reuse-aware order (1: the sampler's order).",
+)
 @click.option("--wait", "wait_s", type=float, default=60, show_default=True)
 def start(
     config: str,
@@ -81,10 +100,14 @@ def start(
     seed: int,
     trials: int | None,
     resume_after: float,
+    budget: str | None,
+    share: float,
+    batch: int,
     wait_s: float,
 ) -> None:
     """Search for better variants of CONFIG in the background, at the lowest priority."""
     from helix_tf.agent._study import AgentPaths
+    from helix_tf.api import parse_budget
     from helix_tf.config import find_data_dir
 
     path = Path(config).resolve()
@@ -96,6 +119,14 @@ def start(
         return
     cmd = [sys.executable, "-m", "helix_tf.agent", str(path), "--cores", str(cores)]
     cmd += ["--seed", str(seed), "--resume-after", str(resume_after)]
+    cmd += ["--share", str(share), "--batch", str(batch)]
+    if budget is not None:
+        try:
+            parse_budget(budget)
+        except HelixError as exc:
+            _echo_error(exc)
+            return
+        cmd += ["--budget", budget]
     if data is not None:
         cmd += ["--data-dir", str(data)]
     if store:

@@ -315,6 +315,7 @@ class _Run(_LearningSteps):
         recompute = getattr(self.materializer, "recompute_cost", None)
         if recompute is not None:
             meta = {**meta, "recompute_seconds": round(float(recompute(name, self.measures)), 6)}
+        meta = {**meta, **getattr(self.materializer, "entry_meta", dict)()}  # a tagged run's
         t0 = time.perf_counter()
         try:
             manifest = self.store.commit(

@@ -8,7 +8,8 @@ Runs (:mod:`._runs`)
     :func:`runs` (a config's runs, oldest first), :func:`recorded_runs` (a workflow's
     runs in a metadata database, newest first), :func:`history_entries` (``helix-tf
     history``), :func:`compare_with_history` (a run against the previous version and
-    the best so far); tagged runs (:data:`TAG_KEY`, the agent's) only when asked.
+    the best so far), :func:`record_killed_runs` (runs whose process is gone, recorded
+    as killed); tagged runs (:data:`TAG_KEY`, the agent's) only when asked.
 Versions (:mod:`._versions`)
     :func:`describe` (a config compiled under ``-p`` overrides), :func:`logical_diff`
     (a config against a variant), :func:`version_diff` (two recorded versions),
@@ -47,6 +48,7 @@ from helix_tf.history._runs import (
     RunSummary,
     compare_with_history,
     history_entries,
+    record_killed_runs,
     recorded_runs,
     runs,
     tag_of,
@@ -74,6 +76,7 @@ __all__ = [
     "runs",
     "history_entries",
     "compare_with_history",
+    "record_killed_runs",
     # versions
     "NodeChange",
     "NodeView",

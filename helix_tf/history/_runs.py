@@ -32,6 +32,7 @@ __all__ = [
     "runs",
     "history_entries",
     "compare_with_history",
+    "record_killed_runs",
 ]
 
 #: The key under which a run's tag (e.g. ``"agent"``) is kept with its parameters.
@@ -114,6 +115,39 @@ def runs(
         )
         for r in reversed(records)  # the database lists newest first
     ]
+
+
+def record_killed_runs(
+    config: str | os.PathLike[str],
+    *,
+    tag: str | None,
+    reason: str,
+    data_dir: str | None = None,
+    store: str | None = None,
+    metadata: str | None = None,
+) -> list[int]:
+    """Record the runs of ``config`` tagged ``tag`` whose process is gone as killed, for ``reason``.
+
+    A run whose process was killed (a trial the agent stopped when a user's run
+    started, or an agent killed outright) is still ``"running"`` in the database;
+    reading it on this machine shows ``"killed"``, and this records it so, with
+    ``reason`` as its error (``history --agent`` shows it). Runs whose process is
+    alive, and runs of another tag, are left alone. Returns the ids recorded.
+    """
+    from helix_tf import api
+
+    session = api.open_session(config, data_dir=data_dir, store=store, metadata=metadata)
+    try:
+        md = session.metadata
+        dead = [
+            r.id
+            for r in recorded_runs(md, session.compiled.name, agent=True, with_nodes=False)
+            if r.status == "killed" and r.error is None and tag_of(r) == tag
+        ]
+        md.mark_killed(dead, error=reason)
+    finally:
+        session.close()
+    return dead
 
 
 def _ok_runs(runs: Sequence[RunRecord], approx: bool, before: int | None) -> list[RunRecord]:

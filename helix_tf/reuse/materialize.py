@@ -7,7 +7,9 @@ Policies:
   the node and every ancestor), discounted by the probability that the node is
   still valid next iteration (learned from how often its fingerprint changed in
   this workflow's history), and only if it fits the storage budget; when it
-  does not fit, entries of lower value per byte are evicted to make room.
+  does not fit, entries of lower value per byte are evicted to make room
+  (entries made by tagged runs, the agent's, go first; a tagged run keeps its
+  entries within its tag's share: :mod:`helix_tf.reuse.tagged`).
 - ``all``: keep everything (DeepDive, TFX-style caches).
 - ``none``: keep nothing (a plain script).
 
@@ -20,6 +22,8 @@ import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from helix_tf.reuse.tagged import TagQuota, entry_tag, eviction_order
 
 __all__ = ["POLICIES", "MaterializationPolicy", "parse_budget", "validity_probability"]
 
@@ -74,6 +78,8 @@ class MaterializationPolicy:
     lease_id: str | None = None
     used_bytes: int = 0
     decisions: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: A tagged run's (the agent's): its entries' mark and their cap.
+    quota: TagQuota | None = None
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -87,6 +93,15 @@ class MaterializationPolicy:
                 self.used_bytes = self.store.total_bytes()
             except Exception:
                 self.used_bytes = 0
+        if self.quota is not None and self.quota.limit is not None and self.store is not None:
+            try:
+                self.quota.start(self.store.entries())
+            except Exception:
+                self.quota.used = 0
+
+    def entry_meta(self) -> dict[str, Any]:
+        """What every entry this run commits carries in its meta (a tagged run's tag)."""
+        return self.quota.meta() if self.quota is not None else {}
 
     def release(self, fingerprint: str) -> None:
         """The running workflow no longer reads this entry: it may be evicted."""
@@ -130,13 +145,32 @@ class MaterializationPolicy:
                     f"not kept: 2 x load {load:.3f}s >= {p_valid:.2f} x recompute {recompute:.3f}s"
                 )
                 return False
+        if self.quota is not None:
+            fits, evicted, why = self.quota.make_room(
+                self.store, nbytes, self._value(name, nbytes, measures), spare=self._spare
+            )
+            self.used_bytes -= evicted
+            if not fits:
+                self.decisions[name] = why
+                return False
         over = self.budget is not None and self.used_bytes + nbytes > self.budget
         if over and not self._make_room(nbytes, self._value(name, nbytes, measures)):
             self.decisions[name] = f"not kept: {nbytes} bytes exceed the budget"
             return False
         self.used_bytes += nbytes
+        if self.quota is not None:
+            self.quota.used += nbytes
         self.decisions[name] = "kept"
         return True
+
+    def _spare(self, fingerprint: str) -> bool:
+        """This run reads it, or another live run pinned it: not to be evicted."""
+        if fingerprint in self.protected:
+            return True
+        try:
+            return fingerprint in self.store.pinned(exclude=self.lease_id)
+        except Exception:
+            return True
 
     def _value(self, name: str, nbytes: int, measures: Mapping[str, Any]) -> float:
         """Seconds saved per byte if kept."""
@@ -152,17 +186,8 @@ class MaterializationPolicy:
         except Exception:
             return False
         # An entry is worth what recomputing it would cost: itself and its ancestors.
-        scored = sorted(
-            (
-                (
-                    float((e.meta or {}).get("recompute_seconds", e.compute_seconds) or 0.0)
-                    / max(e.bytes, 1),
-                    e,
-                )
-                for e in entries
-            ),
-            key=lambda t: t[0],
-        )
+        # Tagged runs' entries go first; a tagged run evicts only its own tag's.
+        scored = eviction_order(entries, tag=self.quota.tag if self.quota is not None else None)
         # What other live runs on the store may read (their leases' pins) is not ours
         # to evict, however cheap.
         try:
@@ -175,7 +200,7 @@ class MaterializationPolicy:
         for v, e in scored:
             if self.used_bytes - freed + needed <= self.budget:
                 break
-            if v >= value_per_byte:
+            if v >= value_per_byte and (self.quota is not None or entry_tag(e) is None):
                 break
             if e.fingerprint in self.protected or e.fingerprint in pinned:
                 continue

@@ -44,3 +44,22 @@ def test_an_expression_goes_to_a_wrapper_with_the_same_fingerprints(
     wrapped = history.describe(applied.path)
     direct = history.describe(cfg, params=overrides)
     assert [n.fingerprint for n in wrapped.nodes] == [n.fingerprint for n in direct.nodes]
+
+
+def test_a_structural_proposal_goes_to_a_wrapper_with_the_same_fingerprints(
+    make_config, census_like
+) -> None:
+    cfg = _cfg(make_config, census_like)
+    overrides = {
+        "model:learner": "DNN",
+        "add:capital_loss": "numeric",
+        "bucketize:age": "25,40,60",
+        "cross:education*occupation": 100,
+        "learner.l2": 1e-3,
+    }
+    applied = apply_proposal(cfg, overrides, label="agent2", declared={"epochs"})
+    assert applied.new_file and "EDITS" in applied.path.read_text()
+    wrapped = history.describe(applied.path)
+    direct = history.describe(cfg, params=overrides)
+    assert [n.fingerprint for n in wrapped.nodes] == [n.fingerprint for n in direct.nodes]
+    assert "capital_loss" in {n.name for n in wrapped.nodes}

@@ -72,3 +72,113 @@ def test_approximate_rung_prunes_by_successive_halving(tmp_path: Path) -> None:
     assert states[-1] == TrialState.PRUNED  # 0.1 is not in the top third at rung 0
     assert TrialState.COMPLETE in states[:3]
     assert rungs[:2] == [True, False]  # approximate first, then promoted to exact
+
+
+def test_the_agents_entries_are_capped_at_a_share_of_the_budget(tmp_path: Path) -> None:
+    import shutil
+
+    import pytest
+
+    from helix_tf.agent._daemon import agent_share_bytes
+
+    assert agent_share_bytes(AgentOptions(config="c.py", budget=1000, share=0.2), tmp_path) == 200
+    disk = shutil.disk_usage(tmp_path).total
+    assert agent_share_bytes(AgentOptions(config="c.py"), tmp_path) == int(0.25 * disk)
+    with pytest.raises(ValueError, match="share"):
+        AgentOptions(config="c.py", share=0)
+
+
+def test_a_batch_runs_in_reuse_aware_order_and_requeues_what_a_stop_left(tmp_path: Path) -> None:
+    from optuna.trial import TrialState
+
+    from helix_tf.agent._study import open_study
+
+    agent = _Agent(
+        AgentOptions(config=str(tmp_path / "c.py"), resume_after=0.0), AgentPaths(home=tmp_path)
+    )
+    agent.update = lambda **fields: None  # type: ignore[method-assign]
+    space = search.SearchSpace(
+        dimensions={"v.min_count": search.Choice(1, 5), "learner.l2": search.Float(0.0, 1.0)},
+        current={"v.min_count": 1, "learner.l2": 0.0},
+        declared=True,
+    )
+    study = open_study(AgentPaths(home=tmp_path), "w@1", create=True)
+    for mc, l2 in ((1, 0.1), (5, 0.2), (1, 0.3), (5, 0.4)):
+        study.enqueue_trial({"v.min_count": mc, "learner.l2": l2})
+    # min_count 5 would compute new vocabularies (stored: those of 1).
+    agent.plan_computes = lambda o: {  # type: ignore[method-assign]
+        f"vocab{o['v.min_count']}": 0.0 if o["v.min_count"] == 1 else 9.0,
+        f"fit{o['learner.l2']}": 1.0,
+    }
+    ran: list[float] = []
+
+    def fake_run(overrides: dict[str, Any], **kwargs: Any) -> Finished:
+        ran.append(overrides["learner.l2"])
+        agent.stop_requested = len(ran) == 3
+        return Finished(result={"metrics": {"auc": 0.5}, "approx": False}, error=None, seconds=0.0)
+
+    agent.run = fake_run  # type: ignore[method-assign]
+    agent.approx_is_cheaper = lambda overrides, approx: False  # type: ignore[method-assign]
+    agent.batch(study, space, "auc", 4)
+    assert ran == [0.1, 0.3, 0.2]  # the stored vocabularies first, then 5's twice in a row
+    states = {t.params["learner.l2"]: t.state for t in study.get_trials() if t.params}
+    assert states[0.4] == TrialState.FAIL  # never ran: failed and queued again
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [
+        {"v.min_count": 5, "learner.l2": 0.4}
+    ]
+
+
+def test_the_winner_is_queued_again_with_only_the_changes_that_matter(tmp_path: Path) -> None:
+    from optuna.trial import TrialState
+
+    from helix_tf.agent._daemon import _is_winner
+    from helix_tf.agent._study import open_study
+
+    agent = _Agent(AgentOptions(config=str(tmp_path / "c.py")), AgentPaths(home=tmp_path))
+    agent.space = search.SearchSpace(
+        dimensions={
+            "learner.l2": search.Float(1e-6, 1.0, log=True),
+            "add:x": search.Choice(None, "numeric"),
+            "v.min_count": search.Choice(1, 5),
+        },
+        current={"learner.l2": 1e-4, "add:x": None, "v.min_count": 1},
+        declared=False,
+    )
+    study = open_study(AgentPaths(home=tmp_path), "w@1", create=True)
+    params = {"learner.l2": 1e-2, "add:x": "numeric", "v.min_count": 5}
+    study.enqueue_trial(params)
+    trial = study.ask()
+    for k in params:
+        search_dim = agent.space.dimensions[k]
+        if isinstance(search_dim, search.Float):
+            trial.suggest_float(k, search_dim.low, search_dim.high, log=True)
+        else:
+            trial.suggest_categorical(k, list(search_dim.values))
+    study.tell(trial, 0.9)
+
+    def diff(d: float, significant: bool = True) -> dict[str, Any]:
+        return {"difference": {"difference": d, "significant": significant}}
+
+    study.set_user_attr("verified:0", diff(0.01))
+    study.set_user_attr("verified:7", diff(0.02, significant=False))
+    assert _is_winner(study, 0, sign=1)
+    study.set_user_attr("verified:8", diff(0.03))
+    assert not _is_winner(study, 0, sign=1) and _is_winner(study, 8, sign=1)
+
+    ablation = {
+        "learner.l2": {"matters": False, "effect": -0.001},
+        "add:x": {"matters": True, "effect": 0.01},
+        "v.min_count": {"error": "boom"},  # kept: reverting it alone did not run
+    }
+    agent.keep_what_matters(study, study.trials[0], ablation)
+    [queued] = study.get_trials(states=(TrialState.WAITING,))
+    assert queued.system_attrs["fixed_params"] == {
+        "learner.l2": 1e-4,
+        "add:x": "numeric",
+        "v.min_count": 5,
+    }
+    assert queued.user_attrs["ablated_from"] == 0
+    # Nothing to drop (every change matters): nothing queued.
+    agent.keep_what_matters(study, study.trials[0], {"add:x": {"matters": True}})
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 1

@@ -240,8 +240,16 @@ class _Runs(_Database):
         if conn.execute(self._sa.select(runs.c.id).where(runs.c.id == run_id)).first() is None:
             raise StoreError(_unknown_run(run_id, self.url))
 
-    def mark_killed(self, run_ids: Sequence[int]) -> None:
-        """Record that runs still marked ``"running"`` lost their process (status ``"killed"``)."""
+    def mark_killed(
+        self,
+        run_ids: Sequence[int],
+        *,
+        error: str = "its process ended before the run finished",
+    ) -> None:
+        """Record that runs still marked ``"running"`` lost their process (status ``"killed"``).
+
+        ``error`` says why (kept as the run's error).
+        """
         runs = self._t.runs
         ids = list(run_ids)
         if not ids:
@@ -252,7 +260,7 @@ class _Runs(_Database):
                 conn.execute(
                     runs.update()
                     .where(runs.c.id.in_(chunk), runs.c.status == "running")
-                    .values(status="killed", error="its process ended before the run finished")
+                    .values(status="killed", error=error)
                 )
 
         self._write(write, f"mark runs {ids} killed")

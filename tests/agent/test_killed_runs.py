@@ -1,0 +1,92 @@
+"""A trial the agent kills (a yield, a stop) is recorded as killed, with why, not "running"."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helix_tf import history
+from helix_tf.activity import user_run
+from helix_tf.agent._child import Stopped, Yielded
+from helix_tf.agent._daemon import TAG, AgentOptions, _Agent
+from helix_tf.agent._study import AgentPaths
+
+
+def _entries(cfg: Path, store: str) -> list[dict[str, Any]]:
+    from helix_tf import api
+
+    session = api.open_session(cfg, store=store)
+    try:
+        entries = history.history_entries(session.metadata, session.compiled.name, agent=True)
+        return [e.to_dict() for e in entries]
+    finally:
+        session.close()
+
+
+def _when_a_run_is_recorded(cfg: Path, store: str, then: Callable[[], None]) -> None:
+    """Call ``then()`` once the trial's run is recorded as running (its child is mid-run)."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if any(r.status == "running" for r in history.runs(cfg, agent=True, store=store)):
+                    time.sleep(0.3)
+                    then()
+                    return
+            except Exception:  # the database is being created
+                pass
+            time.sleep(0.05)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_yielded_and_stopped_trials_are_recorded_killed_with_the_reason(
+    tiny_census_config: Path, tmp_path: Path
+) -> None:
+    """Without the record, the database keeps them "running" (shown "killed" only on
+    this machine, by their dead process) and history says nothing of why."""
+    store = str(tmp_path / "store")
+    paths = AgentPaths.of(tiny_census_config, store)
+    paths.folder.mkdir(parents=True)
+    agent = _Agent(
+        AgentOptions(config=str(tiny_census_config), store=store, resume_after=0.0),
+        paths,
+    )
+    agent.update = lambda **fields: None  # type: ignore[method-assign]
+
+    # A user's run starts mid-trial: the trial yields; its run is recorded when resuming.
+    release = threading.Event()
+
+    def user_starts() -> None:
+        with user_run(paths.home):
+            release.wait(30)
+
+    def start_user_run() -> None:
+        threading.Thread(target=user_starts, daemon=True).start()
+
+    _when_a_run_is_recorded(tiny_census_config, store, start_user_run)
+    outcome = agent.run({}, validation=None)
+    assert isinstance(outcome, Yielded)
+    release.set()
+    assert agent.wait_idle()
+    [yielded] = _entries(tiny_census_config, store)
+    assert yielded["status"] == "killed" and "yielded to a user's run" in yielded["error"]
+    assert yielded["params"][history.TAG_KEY] == TAG
+
+    # `agent stop` mid-trial (SIGTERM sets stop_requested): recorded at once.
+    def stop() -> None:
+        agent.stop_requested = True
+
+    _when_a_run_is_recorded(tiny_census_config, store, stop)
+    outcome = agent.run({"learner.l2": 1e-3}, validation=None)
+    assert isinstance(outcome, Stopped)
+    stopped = _entries(tiny_census_config, store)[0]
+    assert stopped["status"] == "killed" and "agent stop" in stopped["error"]
