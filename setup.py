@@ -31,11 +31,14 @@ setup(
         "click>=8.1",
         "rich>=13",
         "sqlalchemy>=2.0",
-        "matplotlib>=3.8",
-        "pytest>=8",
     ],
+    # Workers (deploy/Dockerfile) install only the core above: plotting and testing are extras.
     extras_require={
+        "report": ["matplotlib>=3.8"],  # helix-tf report and helix_tf.views draw with it
+        # --runner dataflow: Beam's Dataflow client (google-cloud-dataflow-client and friends).
+        "dataflow": ["apache-beam[gcp]>=2.60"],
         "test": [
+            "matplotlib>=3.8",
             "pytest>=8",
             "hypothesis>=6.100",
             "ruff>=0.6",
@@ -43,6 +46,8 @@ setup(
             "mypy>=1.10",  # the pure packages' types (.ci/run)
             "gcp-storage-emulator>=2024.0",
             "scikit-learn>=1.4",  # cross-checks of the multiclass and regression metrics
+            # the offline Dataflow dry-run tests build a real job (Beam imports this client)
+            "google-cloud-dataflow-client>=0.8",
         ],
     },
     entry_points={"console_scripts": ["helix-tf=helix_tf.cli:console_main"]},
