@@ -57,18 +57,12 @@ class LearningSteps:
         self.outputs.finish(name, kind=kind, rows=rows, meta=meta)
         self.ctx.emit_computed(name, rows)
 
-    def train(self, node: CompiledNode) -> None:
-        """Train the node's learner on the examples' train split; keep the model."""
+    def _training_examples(
+        self, node: CompiledNode, ex: str, approx: dict[str, Any]
+    ) -> tuple[Any, dict[str, Any], Any, Any, Any]:
+        """The train split as arrays (sampled when approximate), or a stream under a strategy."""
         from helix_tf.components import keras_models
 
-        # Importing TensorFlow is paid once per process, not by this node's computation.
-        t_import = time.perf_counter()
-        keras_models._k()
-        self.ctx.tallies[node.name].other_seconds += time.perf_counter() - t_import
-
-        ex = node.inputs[0]
-        approx = node.extra.get("approx") or {}
-        t_load = time.perf_counter()
         stream = None
         if not approx and getattr(node.op, "strategy", None) is not None:
             # Under a tf.distribute strategy, examples too large for memory stream from disk.
@@ -105,6 +99,21 @@ class LearningSteps:
                     )
                 except DataError as exc:
                     raise DataError(str(exc), node=node.name) from exc
+        return features, label, x, y, stream
+
+    def train(self, node: CompiledNode) -> None:
+        """Train the node's learner on the examples' train split; keep the model."""
+        from helix_tf.components import keras_models
+
+        # Importing TensorFlow is paid once per process, not by this node's computation.
+        t_import = time.perf_counter()
+        keras_models._k()
+        self.ctx.tallies[node.name].other_seconds += time.perf_counter() - t_import
+
+        ex = node.inputs[0]
+        approx = node.extra.get("approx") or {}
+        t_load = time.perf_counter()
+        features, label, x, y, stream = self._training_examples(node, ex, approx)
         n_rows = stream.rows if stream is not None else len(y)
         load_s = time.perf_counter() - t_load
         self.ctx.emit(TrainingStarted(node=node.name, rows=n_rows))
