@@ -43,6 +43,7 @@ setup(
             "hypothesis>=6.100",
             "ruff>=0.6",
             "import-linter>=2.0",
+            "mypy>=1.10",  # the pure packages' types (.ci/run)
             "gcp-storage-emulator>=2024.0",
             "scikit-learn>=1.4",  # cross-checks of the multiclass and regression metrics
             # the offline Dataflow dry-run tests build a real job (Beam imports this client)

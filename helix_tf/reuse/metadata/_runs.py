@@ -65,7 +65,9 @@ class _Runs(_Database):
                     process=_this_process(),
                 )
             )
-            return int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None  # an INSERT always has one
+            return int(key[0])
 
         run_id = self._write(write, f"start a run of workflow {workflow!r}")
         logger.debug("workflow %r version %d: run %d started", workflow, version, run_id)
