@@ -31,18 +31,24 @@ setup(
         "click>=8.1",
         "rich>=13",
         "sqlalchemy>=2.0",
-        "matplotlib>=3.8",
-        "pytest>=8",
     ],
+    # Workers (deploy/Dockerfile) install only the core above: plotting and testing are extras.
     extras_require={
+        "report": ["matplotlib>=3.8"],  # helix-tf report and helix_tf.views draw with it
+        # --runner dataflow: Beam's Dataflow client (google-cloud-dataflow-client and friends).
+        "dataflow": ["apache-beam[gcp]>=2.60"],
         "test": [
+            "matplotlib>=3.8",
             "pytest>=8",
             "hypothesis>=6.100",
             "ruff>=0.6",
             "import-linter>=2.0",
+            "mypy>=1.10",  # the pure packages' types (.ci/run)
             "gcp-storage-emulator>=2024.0",
             "scikit-learn>=1.4",  # cross-checks of the multiclass and regression metrics
             "psycopg[binary]>=3.1",  # the metadata tests against a real PostgreSQL server
+            # the offline Dataflow dry-run tests build a real job (Beam imports this client)
+            "google-cloud-dataflow-client>=0.8",
         ],
         # Team mode: a shared PostgreSQL metadata database (--metadata postgresql://...).
         "team": ["psycopg[binary]>=3.1"],

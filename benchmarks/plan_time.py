@@ -5,7 +5,7 @@ Run ``python -m benchmarks.plan_time [--sizes 100 1000 10000 100000] [--json out
 Each graph is a seeded random layered DAG: about ``sqrt(n)`` layers, every node
 reads 1-3 nodes of earlier layers (in-degree <= 3), ~30% of nodes have a stored
 artifact (are loadable) and a few nodes of the last layer are outputs. The time
-measured is one call of :func:`helix_tf.reuse.plan.solve_reuse_plan`, validation
+measured is one call of :func:`helix_tf.reuse.solver.solve_reuse_plan`, validation
 included; the median of 3 runs is reported for graphs up to 10k nodes, one run
 above.
 """
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from helix_tf.reuse.plan import PlanNode, solve_reuse_plan
+from helix_tf.reuse.solver import PlanNode, solve_reuse_plan
 
 DEFAULT_SIZES = (100, 1000, 10_000, 100_000)
 #: Seconds the planner should take at a size (targets from the project brief).

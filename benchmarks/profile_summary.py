@@ -98,7 +98,7 @@ def attribute(p: Profile) -> dict[str, float]:
     cli_run = p.cum("helix_tf/cli.py", "run")
     api_run = p.cum("helix_tf/api.py", "run")
     execute = p.cum("engine/execute.py", "execute_plan")
-    preprocess = p.cum("engine/execute.py", "preprocess")
+    preprocess = p.cum("engine/_preprocess.py", "run")
     run_pre = p.cum(bp, "run_preprocessing")
     beam_run = p.cum("apache_beam/pipeline.py", "run")
     dofns = p.cum(bp, "process") + sum(

@@ -97,6 +97,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "plan": ("helix_tf.api", "plan"),
     "Approx": ("helix_tf.approx.settings", "Approx"),
     "Validation": ("helix_tf.validation", "Validation"),
+    # Tools build on these: a workflow's past by config path, and a run's progress events.
+    "history": ("helix_tf.history", None),
+    "events": ("helix_tf.events", None),
 }
 
 

@@ -3,6 +3,12 @@
 run = load config → compile → look up what is stored → plan (max-flow) →
 execute → record the version, the run and every node's measurements.
 TensorFlow and Beam are imported only when a node that needs them computes.
+
+One run (:func:`_run_once`) is three steps: start it (a version and a run in the
+history), plan and execute it (:func:`_execute_replanning`, planning again when
+stored entries it loads are lost) and record it (:mod:`helix_tf._recording`).
+What earlier runs recorded is read through :mod:`helix_tf.history`, whose typed
+functions (history, versions, diff, comparison of two runs) are exported here too.
 """
 
 from __future__ import annotations
@@ -13,24 +19,37 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
+from helix_tf._recording import collect_results, compare_with_previous, pruned_phrase, record_run
+from helix_tf._session import (
+    EXACT_INSTEAD,
+    Session,
+    is_write_failure,
+    metadata_in_memory,
+    open_loaded,
+    open_session,
+)
 from helix_tf.approx.settings import Approx
-from helix_tf.compiler.content import ContentHasher
-from helix_tf.compiler.graph import CompiledWorkflow, compile_workflow
+from helix_tf.compiler.graph import CompiledWorkflow
 from helix_tf.config import LoadedConfig, load_config
 from helix_tf.errors import ConfigError, HelixError, StoreError
+from helix_tf.events import Planned, ProgressCallback, RetrainingStarted
 from helix_tf.history import TAG_KEY as _TAG_KEY
-from helix_tf.results import NodeDecision, NodeResult, PlanResult, RunResult
+from helix_tf.results import NodeDecision, PlanResult, RunResult
 from helix_tf.reuse.costs import CostModel
 from helix_tf.reuse.materialize import parse_budget
-from helix_tf.reuse.planning import plan_reuse
+from helix_tf.reuse.planner import plan_reuse
+from helix_tf.roles import NodeState, Role
 from helix_tf.validation import Validation, holdout_workflow, is_validation_dag
 from helix_tf.workflow import Workflow
 
+if TYPE_CHECKING:
+    from helix_tf.engine.execute import EngineResult
+
 __all__ = [
+    "EXACT_INSTEAD",
     "Approx",
     "Validation",
     "Session",
@@ -44,188 +63,6 @@ __all__ = [
 TAG_KEY = _TAG_KEY  # a run's tag is kept with its parameters under this key
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(slots=True, kw_only=True)
-class Session:
-    """A loaded, compiled config with its store and metadata opened."""
-
-    config: LoadedConfig
-    compiled: CompiledWorkflow
-    store: Any
-    metadata: Any
-    store_url: str
-    #: An approximate run was asked for, but every exact output is stored, or the
-    #: sample would save too little: this session is the exact workflow instead.
-    exact_instead: bool = False
-    #: Why (said in the run's notes).
-    exact_note: str = ""
-    #: Whose versions are the baseline of plan reasons ("previous version"): this
-    #: person's (helix_tf.settings.current_user), or None for the whole team's.
-    baseline_user: str | None = None
-
-    def close(self) -> None:
-        self.metadata.close()
-
-
-def _default_home(config_path: Path) -> Path:
-    return config_path.parent / ".helix"
-
-
-def open_session(
-    config: str | os.PathLike[str],
-    *,
-    params: Sequence[str] | Mapping[str, Any] = (),
-    data_dir: str | None = None,
-    store: str | None = None,
-    metadata: str | None = None,
-    approx: Approx | None = None,
-    rehash: bool = False,
-    existing: bool = False,
-    team: bool = False,
-) -> Session:
-    """Load and compile ``config``; open its store and metadata database.
-
-    ``rehash=True`` re-reads every data file instead of trusting the content-hash memo.
-    ``existing=True`` is for commands that only read what runs recorded (history, diff,
-    report): a local store folder that does not exist is an error, and none is created.
-    ``metadata`` defaults to ``HELIX_TF_METADATA``, else the project's ``helix_tf.toml``
-    (:mod:`helix_tf.settings`). ``team=True``: the plan's "previous version" is the
-    team's latest, not this person's.
-    """
-    from helix_tf.settings import metadata_setting
-
-    loaded = load_config(config, params, data_dir=data_dir)
-    if existing and metadata_setting(metadata, loaded.path).value is None:
-        _require_local_store(loaded, store)
-    return _open(loaded, store=store, metadata=metadata, approx=approx, rehash=rehash, team=team)
-
-
-def _require_local_store(loaded: LoadedConfig, store: str | None) -> None:
-    """Refuse to read a local store that no run has written (it would be created empty)."""
-    url = store or str(_default_home(loaded.path))
-    if "://" in url or Path(url).is_dir():
-        return
-    raise StoreError(
-        f"no store at {url}: nothing has run into it yet, so there is nothing to show. "
-        f"Run `helix-tf run {loaded.path}` first, or pass --store with the folder your "
-        "runs used"
-    )
-
-
-def _open(
-    loaded: LoadedConfig,
-    *,
-    store: str | None,
-    metadata: str | None,
-    approx: Approx | None,
-    rehash: bool = False,
-    team: bool = False,
-) -> Session:
-    from helix_tf.reuse.store import ArtifactStore
-    from helix_tf.settings import current_user, metadata_setting
-
-    home = _default_home(loaded.path)
-    store_url = store or str(home)
-    local_home = home if "://" in store_url else Path(store_url)
-    # The store first: an unreachable one fails before anything is written beside the config.
-    artifact_store = ArtifactStore(store_url)
-    hasher = ContentHasher(local_home / "content-hashes.json", rehash=rehash)
-    compiled = compile_workflow(loaded.workflow, config_path=str(loaded.path), hasher=hasher)
-    setting = metadata_setting(metadata, loaded.path)
-    meta = _open_metadata(setting.value or f"sqlite:///{local_home / 'metadata.db'}", setting)
-    note = ""
-    if approx is not None:
-        stored = {n.name for n in compiled.nodes if artifact_store.lookup(n.fingerprint)}
-        # Sample where it saves most: on stored exact examples if there are any, else at
-        # the source (so preprocessing shrinks too).
-        placement = (
-            "train"
-            if any(n.role == "examples" and n.name in stored for n in compiled.nodes)
-            else "source"
-        )
-        if all(o in stored for o in compiled.outputs):
-            note = EXACT_INSTEAD
-        else:
-            note = _too_little_to_save(compiled, stored, meta, approx, placement)
-        if not note:
-            compiled = compile_workflow(
-                loaded.workflow,
-                config_path=str(loaded.path),
-                hasher=hasher,
-                approx=approx.for_compiler(placement=placement),
-            )
-    return Session(
-        config=loaded,
-        compiled=compiled,
-        store=artifact_store,
-        metadata=meta,
-        store_url=store_url,
-        exact_instead=bool(note),
-        exact_note=note,
-        baseline_user=None if team else current_user(),
-    )
-
-
-def _too_little_to_save(
-    compiled: CompiledWorkflow, stored: set[str], meta: Any, approx: Approx, placement: str
-) -> str:
-    """The note for running exact because a sample would save too little; ``""`` otherwise."""
-    from helix_tf.approx.worth import approx_saving
-
-    if approx.min_saving_seconds <= 0:
-        return ""
-    saving = approx_saving(
-        [(n.name, n.role) for n in compiled.nodes if n.name not in stored],
-        meta.compute_history(compiled.name, approx=False),
-        fraction=approx.sample,
-        epochs_scale=approx.epochs_scale,
-        placement=placement,
-    )
-    if saving is None or saving >= approx.min_saving_seconds:
-        return ""
-    return (
-        f"approximate run requested, but by the last exact run a {approx.sample:g} sample "
-        f"would save only {saving:.2f}s of work (less than {approx.min_saving_seconds:g}s): "
-        "ran exact instead (not approximate)"
-    )
-
-
-def _is_write_failure(exc: BaseException) -> bool:
-    from helix_tf.reuse.store import is_write_failure
-
-    return is_write_failure(exc)
-
-
-def _metadata_in_memory(url: str, exc: BaseException) -> Any:
-    """A metadata database in memory, for a run whose database cannot take data."""
-    from helix_tf.reuse.metadata import MetadataStore
-
-    log.warning(
-        "metadata database %s cannot take more data (%s); this run is not recorded in "
-        "its history (planned from an empty history, in memory)",
-        url,
-        exc,
-    )
-    return MetadataStore("sqlite://")
-
-
-def _open_metadata(url: str, setting: Any = None) -> Any:
-    """The metadata database at ``url``; in memory if its disk cannot take data.
-
-    An error names where a URL that was not given as an option came from (``setting``).
-    """
-    from helix_tf.reuse.metadata import MetadataStore
-
-    try:
-        return MetadataStore(url)
-    except StoreError as exc:
-        if not _is_write_failure(exc):
-            origin = setting.describe() if setting is not None else ""
-            if not origin:
-                raise
-            raise StoreError(f"{exc}{origin}") from exc
-        return _metadata_in_memory(url, exc)
 
 
 def _plan(
@@ -260,13 +97,13 @@ def _plan(
     # Zero-weight features of stored models are pruned from inference: say so in the plan.
     for i, d in enumerate(decisions):
         node = compiled.node(d.name)
-        if node.role != "predict" or d.state != "compute":
+        if node.role != Role.PREDICT or d.state != NodeState.COMPUTE:
             continue
         model = manifests.get(node.inputs[0])
         zero = model.meta.get("zero") if model is not None else None
         if zero:
             decisions[i] = dataclasses.replace(
-                d, reason=f"{d.reason}; {_pruned_phrase(zero, d.name, compiled)}"
+                d, reason=f"{d.reason}; {pruned_phrase(zero, d.name, compiled)}"
             )
     return decisions, manifests, costs
 
@@ -290,7 +127,9 @@ def plan(
     compare with this person's previous version; ``team=True``: with the team's.
     """
     loaded = _with_validation(load_config(config, params, data_dir=data_dir), validation)
-    session = _open(loaded, store=store, metadata=metadata, approx=approx, rehash=rehash, team=team)
+    session = open_loaded(
+        loaded, store=store, metadata=metadata, approx=approx, rehash=rehash, team=team
+    )
     notes: tuple[str, ...] = ()
     if session.exact_instead:
         approx, notes = None, (session.exact_note,)
@@ -298,9 +137,9 @@ def plan(
         decisions, _, _ = _plan(session)
         est = sum(
             d.compute_cost
-            if d.state == "compute"
+            if d.state == NodeState.COMPUTE
             else (d.load_cost or 0.0)
-            if d.state == "load"
+            if d.state == NodeState.LOAD
             else 0.0
             for d in decisions
         )
@@ -313,29 +152,6 @@ def plan(
         )
     finally:
         session.close()
-
-
-#: Said when an approximate run or plan uses the stored exact results instead.
-EXACT_INSTEAD = (
-    "approximate run requested, but every output of this workflow is stored exactly: "
-    "loaded the exact results instead (not approximate)"
-)
-
-
-def _pruned_phrase(pruned: Mapping[str, int], predict: str, compiled: CompiledWorkflow) -> str:
-    model = compiled.node(compiled.node(predict).inputs[0])
-    parts = [f"all {n:,} weights of {f} are 0" for f, n in sorted(pruned.items())]
-    return f"pruned from inference: {', '.join(parts)} in model {model.fingerprint[:12]}"
-
-
-def _sparsity_note(name: str, meta: Mapping[str, Any]) -> str:
-    total, zero = int(meta["weights"]), int(meta.get("zero_weights", 0))
-    text = (
-        f"{name}: {zero:,} of {total:,} linear weights ({zero / max(total, 1):.0%}) are exactly 0"
-    )
-    if meta.get("zero"):
-        text += "; features contributing nothing: " + ", ".join(sorted(meta["zero"]))
-    return text
 
 
 def _ancestors(compiled: CompiledWorkflow) -> dict[str, set[str]]:
@@ -364,7 +180,7 @@ def run(
     batch_rows: int = 50_000,
     prune_zero_weight: bool = True,
     retrain_without_zero: bool = False,
-    progress: Callable[[dict[str, Any]], None] | None = None,
+    progress: ProgressCallback | None = None,
     validation: Validation | None = None,
     tag: str | None = None,
     tag_budget: str | int | None = None,
@@ -389,6 +205,9 @@ def run(
     only zero weights are trained again without those features, and the result
     is that second run, with ``retrained`` comparing its metrics to the first.
 
+    ``progress`` is called with each step as it happens, a typed :mod:`helix_tf.events`
+    event (plan made, preprocessing started, epoch or node done; JSON: ``to_dict()``).
+
     ``scratch`` is the folder for the run's scratch data (default ``$HELIX_TF_SCRATCH``,
     else the system's temporary folder); when the store cannot take more data, the
     run's outputs go there and the run goes on without materializing them.
@@ -404,10 +223,6 @@ def run(
     """
     if isinstance(config, Workflow):
         raise ConfigError("run() takes the path of a config module; save the workflow in one")
-    if runner != "direct":
-        from helix_tf.engine.runners import check_runner
-
-        check_runner(runner, pipeline_args, store or "")
     opts = _RunOptions(
         store=store,
         metadata=metadata,
@@ -441,19 +256,19 @@ def _with_models_needed(session: Session, opts: _RunOptions) -> Session:
     unseen = [
         n.name
         for n in compiled.nodes
-        if n.role == "train" and session.store.lookup(n.fingerprint) is None
+        if n.role == Role.TRAIN and session.store.lookup(n.fingerprint) is None
     ]
     if not unseen:
         return session
     decisions, _, _ = _plan(session)
-    pruned = [d.name for d in decisions if d.name in unseen and d.state == "prune"]
+    pruned = [d.name for d in decisions if d.name in unseen and d.state == NodeState.PRUNE]
     if not pruned:
         return session
     session.close()
     workflow = copy.copy(session.config.workflow)
     workflow.outputs = [*workflow.outputs, *pruned]
     loaded = dataclasses.replace(session.config, workflow=workflow)
-    return _open(
+    return open_loaded(
         loaded, store=opts.store, metadata=opts.metadata, approx=opts.approx, rehash=opts.rehash
     )
 
@@ -469,11 +284,17 @@ class _RunOptions:
     approx: Approx | None
     batch_rows: int
     prune_zero_weight: bool
-    progress: Callable[[dict[str, Any]], None] | None
+    progress: ProgressCallback | None
     tag: str | None = None
     tag_budget: str | int | None = None
     scratch: str | None = None
     rehash: bool = False
+
+    def __post_init__(self) -> None:
+        if self.runner != "direct":  # a remote runner's options, checked before any work
+            from helix_tf.engine.runners import check_runner
+
+            check_runner(self.runner, self.pipeline_args, self.store or "")
 
 
 def _with_validation(loaded: LoadedConfig, validation: Validation | None) -> LoadedConfig:
@@ -497,7 +318,7 @@ def _retrain_without_zero(
         return dataclasses.replace(first, notes=(*first.notes, *notes))
     derived = dataclasses.replace(loaded, workflow=without_features(loaded.workflow, drop))
     if opts.progress:
-        opts.progress({"event": "retrain", "drop": {k: sorted(v) for k, v in drop.items()}})
+        opts.progress(RetrainingStarted(drop={k: tuple(sorted(v)) for k, v in drop.items()}))
     if opts.approx is not None and not first.approx:
         # The first run was answered with stored exact results: compare like with like.
         opts = dataclasses.replace(opts, approx=None)
@@ -523,9 +344,7 @@ def _retrain_without_zero(
 _REPLANS = 2
 
 
-def _execute_replanning(
-    session: Session, opts: _RunOptions, lease_id: str
-) -> tuple[list[NodeDecision], dict[str, Any], Any, list[str]]:
+def _execute_replanning(session: Session, opts: _RunOptions, lease_id: str) -> _Executed:
     """Plan and execute; when loaded entries fail verification or vanish, plan again.
 
     The engine verifies every entry the plan loads before any work; an entry that
@@ -541,7 +360,7 @@ def _execute_replanning(
     metric_ops = {
         n.name: list(session.config.workflow.declaration(n.name).refs.get("metrics") or [])
         for n in compiled.nodes
-        if n.role == "evaluate"
+        if n.role == Role.EVALUATE
     }
     lost: set[str] = set()
     notes: list[str] = []
@@ -549,7 +368,7 @@ def _execute_replanning(
         decisions, manifests, costs = _plan(session, exclude=frozenset(lost))
         states = {d.name: d.state for d in decisions}
         if opts.progress:
-            opts.progress({"event": "plan", "decisions": [d.to_dict() for d in decisions]})
+            opts.progress(Planned(decisions=tuple(decisions)))
         policy = MaterializationPolicy(
             policy=opts.materialize,
             load_cost=costs.load_cost,
@@ -558,11 +377,9 @@ def _execute_replanning(
             changes=md.change_counts(compiled.name),
             budget=parse_budget(opts.budget),
             store=session.store,
-            protected={n.fingerprint for n in compiled.nodes if states[n.name] != "prune"},
+            protected={n.fingerprint for n in compiled.nodes if states[n.name] != NodeState.PRUNE},
             lease_id=lease_id,
-            quota=TagQuota(tag=opts.tag, limit=parse_budget(opts.tag_budget))
-            if opts.tag
-            else None,
+            quota=TagQuota(tag=opts.tag, limit=parse_budget(opts.tag_budget)) if opts.tag else None,
         )
         try:
             engine_result = execute_plan(
@@ -591,7 +408,9 @@ def _execute_replanning(
                 "recomputed in this run"
             )
             continue
-        return decisions, manifests, engine_result, notes
+        return _Executed(
+            decisions=decisions, manifests=manifests, engine=engine_result, notes=tuple(notes)
+        )
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -621,27 +440,22 @@ def _start_lease(session: Session, scratch: str | None) -> Any:
     return lease
 
 
-def _compare(
-    md: Any, compiled: CompiledWorkflow, version: int, run_id: int, approx: bool, engine: Any
-) -> Any:
-    """This run against the history; a comparison that fails never fails the run."""
-    from helix_tf.history import compare_with_history
-    from helix_tf.settings import current_user
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _Started:
+    """A run recorded as started: its version and run id."""
 
-    try:
-        return compare_with_history(
-            md,
-            compiled.name,
-            user=current_user(),
-            version=version,
-            run_id=run_id,
-            approx=approx,
-            metrics=engine.metrics,
-            dag=compiled.to_dict(),
-        )
-    except Exception:
-        log.warning("could not compare run %s with the history", run_id, exc_info=True)
-        return None
+    version: int
+    run_id: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _Executed:
+    """The plan that ran, the stored entries it loaded, the engine's result, replan notes."""
+
+    decisions: list[NodeDecision]
+    manifests: dict[str, Any]
+    engine: EngineResult
+    notes: tuple[str, ...]
 
 
 def _run_once(
@@ -653,148 +467,25 @@ def _run_once(
     facts are needed) even where the plan would prune it.
     """
     t_start = time.perf_counter()
-    approx, materialize = opts.approx, opts.materialize
-    session = _open(
-        loaded, store=opts.store, metadata=opts.metadata, approx=approx, rehash=opts.rehash
+    session = open_loaded(
+        loaded, store=opts.store, metadata=opts.metadata, approx=opts.approx, rehash=opts.rehash
     )
     if need_models:
         session = _with_models_needed(session, opts)
     # An approximation of stored exact results, or one that would save almost nothing,
     # would be slower (or no faster) and worse: the session is the exact workflow.
-    exact_instead = session.exact_instead
-    if exact_instead:
-        approx = None
-    compiled = session.compiled
-    md = session.metadata
-    run_id = None
+    approx = opts.approx is not None and not session.exact_instead
+    started = None
     lease = _start_lease(session, opts.scratch)
-    from helix_tf.settings import current_host, current_user
-
-    user = current_user()
     try:
-        for attempt in range(2):
-            try:
-                version = md.record_version(
-                    compiled.name,
-                    str(session.config.path),
-                    compiled.to_dict(),
-                    compiled.digest,
-                    user=user,
-                )
-                run_id = md.start_run(
-                    compiled.name,
-                    version,
-                    approx=approx is not None,
-                    policy=materialize,
-                    store_url=session.store_url,
-                    params={
-                        **session.config.overrides,
-                        **({TAG_KEY: opts.tag} if opts.tag else {}),
-                    },
-                    user=user,
-                    host=current_host(),
-                )
-                break
-            except StoreError as exc:
-                if attempt or not _is_write_failure(exc):
-                    raise
-                md = session.metadata = _metadata_in_memory(md.url, exc)
-        lease.update(run_id=run_id, metadata=md.url)
-        decisions, manifests, engine_result, replanned = _execute_replanning(
-            session, opts, lease.id
-        )
-        from helix_tf.reuse.metadata import NodeRecord
-        from helix_tf.views._stored import RunReader
-
-        results = []
-        records = []
-        notes = [*session.config.notes, *replanned]
-        facts: dict[str, dict[str, int]] = {}
-        for d in decisions:
-            m = engine_result.measures[d.name]
-            if d.kind == "train":
-                stored = manifests.get(d.name)
-                known = m.meta if m.meta and "zero" in m.meta else stored.meta if stored else {}
-                facts[d.name] = dict(known.get("zero") or {})
-            pruned = m.meta.get("pruned_features") if m.meta else None
-            if pruned:
-                d = dataclasses.replace(
-                    d, reason=f"{d.reason}; {_pruned_phrase(pruned, d.name, compiled)}"
-                )
-            if m.meta and m.meta.get("weights") and d.state == "compute":
-                notes.append(_sparsity_note(d.name, m.meta))
-            if m.meta and m.meta.get("skipped_rows"):
-                notes.append(
-                    f"{d.name}: skipped {m.meta['skipped_rows']:,} malformed row(s) "
-                    "(on_bad_row='skip'; the log names the first ones)"
-                )
-            seconds = m.compute_seconds + m.load_seconds + m.write_seconds + m.other_seconds
-            results.append(
-                NodeResult(
-                    name=d.name,
-                    kind=d.kind,
-                    state=d.state,
-                    seconds=seconds,
-                    rows=m.rows,
-                    bytes=m.bytes,
-                    materialized=m.materialized or d.state == "load",
-                    reason=d.reason,
-                    fingerprint=d.fingerprint,
-                    compute_seconds=m.compute_seconds,
-                    load_seconds=m.load_seconds,
-                    write_seconds=m.write_seconds,
-                    read_seconds=m.read_seconds,
-                )
-            )
-            records.append(
-                NodeRecord(
-                    name=d.name,
-                    kind=d.kind,
-                    fingerprint=d.fingerprint,
-                    state=d.state,
-                    compute_seconds=m.compute_seconds,
-                    load_seconds=m.load_seconds,
-                    write_seconds=m.write_seconds,
-                    rows=m.rows,
-                    bytes=m.bytes,
-                    materialized=m.materialized,
-                    reason=d.reason,
-                )
-            )
-        wall = time.perf_counter() - t_start
-        try:
-            md.record_nodes(run_id, records)
-            md.finish_run(
-                run_id,
-                status="ok",
-                wall_seconds=wall,
-                metrics=engine_result.metrics,
-                intervals=engine_result.intervals or None,
-            )
-        except StoreError as exc:
-            # The work is done: a disk too full for the history does not undo it.
-            if not _is_write_failure(exc):
-                raise
-            log.warning("run %d is not recorded in full: %s", run_id, exc)
-        result = RunResult(
-            workflow=compiled.name,
-            version=version,
-            run_id=run_id,
-            approx=approx is not None,
-            metrics=engine_result.metrics,
-            intervals=engine_result.intervals,
-            nodes=tuple(results),
-            wall_seconds=wall,
-            notes=(*notes, session.exact_note) if exact_instead else tuple(notes),
-            store_url=session.store_url,
-            reader=RunReader(session.store_url, engine_result.values),
-            comparison=_compare(md, compiled, version, run_id, approx is not None, engine_result),
-        )
-        return result, facts
+        started = _start_run(session, opts, approx=approx)
+        lease.update(run_id=started.run_id, metadata=session.metadata.url)
+        executed = _execute_replanning(session, opts, lease.id)
+        return _record(session, started, executed, approx=approx, t_start=t_start)
     except HelixError as exc:
-        if run_id is not None:
-            md.finish_run(
-                run_id,
+        if started is not None:
+            session.metadata.finish_run(
+                started.run_id,
                 status="failed",
                 wall_seconds=time.perf_counter() - t_start,
                 metrics={},
@@ -804,3 +495,73 @@ def _run_once(
     finally:
         lease.close()
         session.close()
+
+
+def _start_run(session: Session, opts: _RunOptions, *, approx: bool) -> _Started:
+    """Record the version and start the run; in memory if the database cannot take data."""
+    from helix_tf.settings import current_host, current_user
+
+    compiled, user = session.compiled, current_user()
+    for attempt in range(2):
+        md = session.metadata
+        try:
+            version = md.record_version(
+                compiled.name,
+                str(session.config.path),
+                compiled.to_dict(),
+                compiled.digest,
+                user=user,
+            )
+            run_id = md.start_run(
+                compiled.name,
+                version,
+                approx=approx,
+                policy=opts.materialize,
+                store_url=session.store_url,
+                params={**session.config.overrides, **({TAG_KEY: opts.tag} if opts.tag else {})},
+                user=user,
+                host=current_host(),
+            )
+            return _Started(version=version, run_id=run_id)
+        except StoreError as exc:
+            if attempt or not is_write_failure(exc):
+                raise
+            session.metadata = metadata_in_memory(md.url, exc)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _record(
+    session: Session, started: _Started, executed: _Executed, *, approx: bool, t_start: float
+) -> tuple[RunResult, dict[str, dict[str, int]]]:
+    """Record the run's nodes and metrics; the result, compared with the history."""
+    from helix_tf.views._stored import RunReader
+
+    compiled, engine = session.compiled, executed.engine
+    collected = collect_results(executed.decisions, engine, executed.manifests, compiled)
+    notes = (*session.config.notes, *executed.notes, *collected.notes)
+    if session.exact_instead:
+        notes = (*notes, session.exact_note)
+    wall = time.perf_counter() - t_start
+    record_run(session.metadata, started.run_id, collected.nodes, engine, wall_seconds=wall)
+    result = RunResult(
+        workflow=compiled.name,
+        version=started.version,
+        run_id=started.run_id,
+        approx=approx,
+        metrics=engine.metrics,
+        intervals=engine.intervals,
+        nodes=collected.nodes,
+        wall_seconds=wall,
+        notes=notes,
+        store_url=session.store_url,
+        reader=RunReader(session.store_url, engine.values),
+        comparison=compare_with_previous(
+            session.metadata,
+            compiled,
+            version=started.version,
+            run_id=started.run_id,
+            approx=approx,
+            metrics=engine.metrics,
+        ),
+    )
+    return result, collected.facts

@@ -6,107 +6,29 @@ from the click context so tests can capture them. Library code logs.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import functools
 import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from helix_tf.agent.commands import agent
+from helix_tf.cli_common import Invocation, approx_settings, common, fail, no_server
 from helix_tf.cli_store import store
-from helix_tf.errors import ConfigError, HelixError
+from helix_tf.errors import HelixError
 from helix_tf.rendering import (
-    STATE_STYLE,
-    Progress,
-    changes_text,
-    confusion_table,
-    metrics_table,
-    nodes_table,
-    retrained_table,
+    ProgressPrinter,
+    plan_summary,
+    plan_table,
+    run_renderables,
+    run_summary,
 )
 from helix_tf.server.commands import server
 
 __all__ = ["main"]
-
-
-def _consoles(ctx: click.Context) -> tuple[Console, Console]:
-    obj = ctx.ensure_object(dict)
-    out = obj.get("out") or Console(file=sys.stdout, soft_wrap=True)
-    err = obj.get("err") or Console(file=sys.stderr, soft_wrap=True)
-    return out, err
-
-
-def _setup_logging(verbose: int, err: Console) -> None:
-    from rich.logging import RichHandler
-
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    handler = RichHandler(console=err, show_time=False, show_path=False, markup=False)
-    root.addHandler(handler)
-    # Other libraries' warnings (e.g. Beam's "apitools not found" at import) are noise here.
-    root.setLevel(logging.ERROR)
-    logging.getLogger("helix_tf").setLevel(level)
-    for noisy in ("absl", "tensorflow", "h5py"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    # A remote store's client logs each retry with a traceback: those are debug detail;
-    # the store's own error says what failed, once.
-    for remote in ("gcsfs", "fsspec", "google", "aiohttp"):
-        logging.getLogger(remote).setLevel(logging.DEBUG if verbose >= 2 else logging.CRITICAL)
-    # Beam logs an operator's failure with a traceback before re-raising it; the CLI
-    # reports the error itself, once, without the traceback.
-    logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class _Invocation:
-    """The options every command shares, and the consoles it writes to."""
-
-    config: str
-    params: list[str]
-    data_dir: str | None
-    store: str | None
-    metadata: str | None
-    as_json: bool
-    out: Console
-    err: Console
-
-    @contextlib.contextmanager
-    def session(self, *, existing: bool = False) -> Iterator[Any]:
-        """An open session (compiled config, store, metadata), closed afterwards.
-
-        ``existing=True`` for commands that only read what runs recorded: a local store
-        that no run has written is an error, not created empty.
-        """
-        from helix_tf import api
-
-        session = api.open_session(
-            self.config,
-            params=self.params,
-            data_dir=self.data_dir,
-            store=self.store,
-            metadata=self.metadata,
-            existing=existing,
-        )
-        try:
-            yield session
-        finally:
-            session.close()
-
-
-def _fail(err: Console, exc: BaseException) -> None:
-    err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
-    raise SystemExit(1)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -115,104 +37,14 @@ def main() -> None:
     """helix-tf: fast iteration on TensorFlow pipelines (reuse, approximation, think-time search)."""
 
 
-_common = [
-    click.argument("config", type=click.Path(dir_okay=False)),
-    click.option(
-        "-p",
-        "--param",
-        "params",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help="Override a parameter: a config PARAMS key (scale=10) or node.param (learner.l1=0.001).",
-    ),
-    click.option(
-        "--data-dir",
-        envvar="HELIX_TF_DATA",
-        default=None,
-        help="Folder holding census/ and sms_spam/ (default: ../shared/data if present).",
-    ),
-    click.option(
-        "--store",
-        default=None,
-        help="Artifact store URL: a folder or gs://bucket/prefix (default: .helix/ next to the config).",
-    ),
-    click.option(
-        "--metadata",
-        default=None,
-        help="SQLAlchemy URL of the metadata database, e.g. postgresql://user@host/db for a "
-        "team (default: HELIX_TF_METADATA, else helix_tf.toml above the config, else sqlite "
-        "in the store folder).",
-    ),
-    click.option(
-        "--json", "as_json", is_flag=True, help="Print one JSON object instead of tables."
-    ),
-    click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug)."),
-]
-
-
-def common(fn: Any) -> Any:
-    """Add the shared options; the command gets them as one :class:`_Invocation`.
-
-    Consoles come from the click context (tests capture them there) and logging is
-    set up from ``-v`` before the command runs.
-    """
-
-    @functools.wraps(fn)
-    def command(**kwargs: Any) -> Any:
-        out, err = _consoles(click.get_current_context())
-        _setup_logging(kwargs.pop("verbose"), err)
-        shared = {name: kwargs.pop(name) for name in ("config", "data_dir", "store", "metadata")}
-        cmd = _Invocation(
-            **shared,
-            params=list(kwargs.pop("params")),
-            as_json=kwargs.pop("as_json"),
-            out=out,
-            err=err,
-        )
-        return fn(cmd, **kwargs)
-
-    for deco in reversed(_common):
-        command = deco(command)
-    return command
-
-
-#: Handled by :func:`console_main` before the command runs (here for ``--help`` and parsing).
-_no_server = click.option(
-    "--no-server",
-    is_flag=True,
-    help="Run in this process: do not use (or start) the warm helix-tf server.",
-)
-
-
-def _approx(
-    approx: bool,
-    sample: float | None,
-    precision: str | None,
-    epochs_scale: float | None = None,
-    min_saving: float | None = None,
-) -> Any:
-    given = (sample, precision, epochs_scale, min_saving)
-    if not (approx or any(v is not None for v in given)):
-        return None
-    from helix_tf.approx.settings import Approx
-
-    defaults = Approx()
-    return Approx(
-        sample=sample if sample is not None else defaults.sample,
-        precision=precision or defaults.precision,
-        epochs_scale=epochs_scale if epochs_scale is not None else defaults.epochs_scale,
-        min_saving_seconds=min_saving if min_saving is not None else defaults.min_saving_seconds,
-    )
-
-
 @main.command()
 @common
 @click.option(
     "--runner",
-    type=click.Choice(["direct", "dataflow", "portable"]),
+    type=click.Choice(["direct", "dataflow", "portable", "flink", "spark"]),
     default="direct",
     show_default=True,
-    help="Beam runner for preprocessing.",
+    help="Beam runner for preprocessing (flink/spark need a job-server jar: README).",
 )
 @click.option("--project", default=None, help="Dataflow: GCP project.")
 @click.option("--region", default=None, help="Dataflow: region.")
@@ -260,7 +92,7 @@ def _approx(
     help="Approximate: run exact instead when, by the last exact run, the sample would save "
     "less than this many seconds (default 1; 0: always approximate).",
 )
-@_no_server
+@no_server
 @click.option(
     "--retrain-without-zero",
     is_flag=True,
@@ -294,7 +126,7 @@ def _approx(
     "cannot be done safely.",
 )
 def run(
-    cmd: _Invocation,
+    cmd: Invocation,
     runner: str,
     project: str | None,
     region: str | None,
@@ -321,6 +153,58 @@ def run(
     out, err = cmd.out, cmd.err
     from helix_tf import api
 
+    pipeline_args = _pipeline_args(cmd, runner, project, region, beam_options)
+    from helix_tf.activity import home_of, user_run
+
+    try:
+        # The agent yields the machine while a user's run holds this mark.
+        with user_run(home_of(cmd.config, cmd.store)):
+            result = api.run(
+                cmd.config,
+                **cmd.where(),
+                runner=runner,
+                pipeline_args=pipeline_args,
+                materialize=materialize,
+                budget=budget,
+                approx=approx_settings(approx, sample, precision, epochs_scale, min_saving),
+                batch_rows=batch_rows,
+                retrain_without_zero=retrain_without_zero,
+                progress=ProgressPrinter(err, not cmd.as_json),
+                scratch=scratch,
+                rehash=rehash,
+            )
+    except HelixError as exc:
+        fail(err, exc)
+        return
+    saved = _save(cmd) if save else None
+    if cmd.as_json:
+        payload = result.to_dict()
+        if saved is not None:
+            payload["saved"] = {"config": saved.path, "keys": list(saved.saved), "diff": saved.diff}
+        out.print_json(json.dumps(payload))
+        return
+    for note in result.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
+    for renderable, plain in run_renderables(result):
+        if plain:
+            out.print(renderable, highlight=False, markup=False)
+        else:
+            out.print(renderable)
+    out.print(run_summary(result), highlight=False)
+
+
+def _pipeline_args(
+    cmd: Invocation,
+    runner: str,
+    project: str | None,
+    region: str | None,
+    beam_options: tuple[str, ...],
+) -> list[str]:
+    """The Beam pipeline options of ``--project``, ``--region`` and ``--beam-option``.
+
+    On Dataflow with a ``gs://`` store, Beam's temporary files go beside the store
+    unless ``--temp_location`` is given.
+    """
     pipeline_args = list(beam_options)
     if project:
         pipeline_args.append(f"--project={project}")
@@ -333,69 +217,10 @@ def run(
         and not any(a.startswith("--temp_location") for a in pipeline_args)
     ):
         pipeline_args.append(f"--temp_location={cmd.store.rstrip('/')}/beam-temp")
-    from helix_tf.activity import home_of, user_run
-
-    try:
-        # The agent yields the machine while a user's run holds this mark.
-        with user_run(home_of(cmd.config, cmd.store)):
-            result = api.run(
-                cmd.config,
-                params=cmd.params,
-                data_dir=cmd.data_dir,
-                store=cmd.store,
-                metadata=cmd.metadata,
-                runner=runner,
-                pipeline_args=pipeline_args,
-                materialize=materialize,
-                budget=budget,
-                approx=_approx(approx, sample, precision, epochs_scale, min_saving),
-                batch_rows=batch_rows,
-                retrain_without_zero=retrain_without_zero,
-                progress=Progress(err, not cmd.as_json),
-                scratch=scratch,
-                rehash=rehash,
-            )
-    except HelixError as exc:
-        _fail(err, exc)
-        return
-    saved = None
-    if save:
-        saved = _save(cmd)
-    if cmd.as_json:
-        payload = result.to_dict()
-        if saved is not None:
-            payload["saved"] = {"config": saved.path, "keys": list(saved.saved), "diff": saved.diff}
-        out.print_json(json.dumps(payload))
-        return
-    for note in result.notes:
-        err.print(f"[yellow]note:[/] {note}", highlight=False)
-    out.print(nodes_table(result))
-    out.print(metrics_table(result))
-    grid = confusion_table(result)
-    if grid is not None:
-        out.print(grid)
-    changed = changes_text(result)
-    if changed:
-        out.print(changed, highlight=False, markup=False)
-    if result.retrained is not None:
-        out.print(retrained_table(result))
-    counts: dict[str, int] = {}
-    for n in result.nodes:
-        counts[n.state] = counts.get(n.state, 0) + 1
-    out.print(
-        f"{result.workflow} v{result.version}: {counts.get('compute', 0)} computed, "
-        f"{counts.get('load', 0)} loaded, {counts.get('prune', 0)} pruned in "
-        f"{result.wall_seconds:.2f}s"
-        + (
-            f" (after {result.retrained['full_wall_seconds']:.2f}s for the run with every feature)"
-            if result.retrained is not None
-            else ""
-        ),
-        highlight=False,
-    )
+    return pipeline_args
 
 
-def _save(cmd: _Invocation) -> Any:
+def _save(cmd: Invocation) -> Any:
     """``--save``: write the -p values into the config; the diff goes to the error console."""
     from helix_tf.config_edit import save_overrides
 
@@ -432,9 +257,9 @@ _team = click.option(
     help="Re-read every data file instead of trusting the content-hash memo "
     "(for a file changed without its size, mtime or ctime changing).",
 )
-@_no_server
+@no_server
 def plan(
-    cmd: _Invocation,
+    cmd: Invocation,
     approx: bool,
     rehash: bool,
     team: bool,
@@ -447,47 +272,21 @@ def plan(
     try:
         result = api.plan(
             cmd.config,
-            params=cmd.params,
-            data_dir=cmd.data_dir,
-            store=cmd.store,
-            metadata=cmd.metadata,
-            approx=_approx(approx, None, None),
+            **cmd.where(),
+            approx=approx_settings(approx, None, None),
             rehash=rehash,
             team=team,
         )
     except HelixError as exc:
-        _fail(err, exc)
+        fail(err, exc)
         return
     if cmd.as_json:
         out.print_json(json.dumps(result.to_dict()))
         return
     for note in result.notes:
         err.print(f"[yellow]note:[/] {note}", highlight=False)
-    table = Table(
-        title=f"plan for {result.workflow}" + (" (≈ approximate)" if result.approx else ""),
-        title_justify="left",
-    )
-    for col in ("node", "kind", "state", "compute", "load", "reason"):
-        table.add_column(col, overflow="fold")  # reasons wrap; values are never cut
-    for d in result.nodes:
-        style = STATE_STYLE.get(d.state, "")
-        table.add_row(
-            d.name,
-            d.kind,
-            f"[{style}]{d.state}[/]",
-            f"{d.compute_cost:.2f}s",
-            "" if d.load_cost is None else f"{d.load_cost:.2f}s",
-            d.reason,
-        )
-    out.print(table)
-    counts: dict[str, int] = {}
-    for d in result.nodes:
-        counts[d.state] = counts.get(d.state, 0) + 1
-    out.print(
-        f"plan: {counts.get('compute', 0)} compute, {counts.get('load', 0)} load, "
-        f"{counts.get('prune', 0)} prune; estimated {result.estimated_seconds:.2f}s",
-        highlight=False,
-    )
+    out.print(plan_table(result))
+    out.print(plan_summary(result), highlight=False)
 
 
 @main.command()
@@ -504,7 +303,7 @@ def plan(
 @click.option("--agent", "with_agent", is_flag=True, help="Also list the agent's runs.")
 @click.option("--mine", is_flag=True, help="Only your runs (HELIX_TF_USER, else your login name).")
 def history(
-    cmd: _Invocation,
+    cmd: Invocation,
     limit: int,
     metric_selection: str | None,
     with_agent: bool,
@@ -517,23 +316,22 @@ def history(
     execution; run numbers count every run, so a version can have several.
     """
     out, err = cmd.out, cmd.err
-    from helix_tf.history import history_entries
+    from helix_tf.history import workflow_history
     from helix_tf.rendering import history_table
     from helix_tf.settings import current_user
 
     selection = metric_selection.split(",") if metric_selection else None
     try:
-        with cmd.session(existing=True) as session:
-            entries = history_entries(
-                session.metadata,
-                session.compiled.name,
-                limit=limit,
-                agent=with_agent,
-                user=current_user() if mine else None,
-            )
-        _check_metric_selection(selection, {k for e in entries for k in e.run.metrics})
+        entries = workflow_history(
+            cmd.config,
+            limit=limit,
+            agent=with_agent,
+            metrics=selection,
+            user=current_user() if mine else None,
+            **cmd.where(),
+        )
     except HelixError as exc:
-        _fail(err, exc)
+        fail(err, exc)
         return
     if cmd.as_json:
         out.print_json(json.dumps([e.to_dict(selection) for e in entries]))
@@ -548,7 +346,7 @@ def history(
 @click.option("--all", "show_all", is_flag=True, help="Also list unchanged nodes.")
 @_team
 def diff(
-    cmd: _Invocation,
+    cmd: Invocation,
     old: int,
     new: int | None,
     show_all: bool,
@@ -556,20 +354,15 @@ def diff(
 ) -> None:
     """Logical diff between versions OLD and NEW of CONFIG's workflow (NEW: your latest)."""
     out, err = cmd.out, cmd.err
-    from helix_tf.history import version_diff
+    from helix_tf.history import workflow_diff
     from helix_tf.settings import current_user
 
     try:
-        with cmd.session(existing=True) as session:
-            found = version_diff(
-                session.metadata,
-                session.compiled.name,
-                old,
-                new,
-                user=None if team else current_user(),
-            )
+        found = workflow_diff(
+            cmd.config, old, new, user=None if team else current_user(), **cmd.where()
+        )
     except HelixError as exc:
-        _fail(err, exc)
+        fail(err, exc)
         return
     if cmd.as_json:
         out.print_json(json.dumps(found.to_dict()))
@@ -578,22 +371,6 @@ def diff(
 
     for line in diff_lines(found, show_all=show_all):
         out.print(line, highlight=False)
-
-
-def _check_metric_selection(selection: list[str] | None, recorded: set[str]) -> None:
-    """Refuse a ``--metrics`` item that names none of the runs' metrics (a typo showed
-    every run with no metrics at all)."""
-    from helix_tf.history import select_metrics
-
-    if not selection or not recorded:
-        return
-    unknown = [s for s in selection if s.strip() and not select_metrics(sorted(recorded), [s])]
-    if unknown:
-        raise ConfigError(
-            f"--metrics: {', '.join(map(repr, unknown))} names no metric of these runs; "
-            f"they have: {', '.join(sorted(recorded))} (a base name such as 'auc' also "
-            "selects its slices; globs like 'auc*' work)"
-        )
 
 
 @main.command()
@@ -611,7 +388,7 @@ def _check_metric_selection(selection: list[str] | None, recorded: set[str]) -> 
 )
 @click.option("--team", is_flag=True, help="Include the whole team's runs, not only yours.")
 def report(
-    cmd: _Invocation,
+    cmd: Invocation,
     html_path: str | None,
     limit: int,
     team: bool,
@@ -619,23 +396,19 @@ def report(
     """Write an HTML report: DAG, model views (curves, calibration, importance, weights),
     run times, metric history, changes."""
     out, err = cmd.out, cmd.err
-    from helix_tf.report import default_report_path, render_report, write_report
+    from helix_tf.report import write_config_report
     from helix_tf.settings import current_user
 
     try:
-        with cmd.session(existing=True) as session:
-            html = render_report(
-                session.compiled.name,
-                session.metadata,
-                compiled_dag=session.compiled.to_dict(),
-                limit=limit,
-                user=None if team else current_user(),
-            )
-            if html_path is None:
-                html_path = default_report_path(session.store_url, session.compiled.name)
-        write_report(html_path, html)
+        html_path = write_config_report(
+            cmd.config,
+            html_path,
+            limit=limit,
+            user=None if team else current_user(),
+            **cmd.where(),
+        )
     except HelixError as exc:
-        _fail(err, exc)
+        fail(err, exc)
         return
     if cmd.as_json:
         out.print_json(json.dumps({"report": str(html_path)}))

@@ -155,7 +155,10 @@ def _import(path: Path) -> Any:
         raise ConfigError(_user_error(exc, path), path=str(path)) from exc
     finally:
         helpers = _remember_user_modules(before, path.parent)
-    try:  # ship the config's own code (and modules beside it) by value to remote Beam workers
+    # Ship the config's own code (and modules beside it) by value to remote Beam workers:
+    # the pipeline registers these with the pickler Beam uses (its own cloudpickle copy).
+    SHIPPED_BY_VALUE.update(m.__name__ for m in [module, *helpers])
+    try:
         import cloudpickle
 
         for shipped in [module, *helpers]:
@@ -163,6 +166,11 @@ def _import(path: Path) -> Any:
     except Exception:
         pass
     return module
+
+
+#: Names of the user modules (configs and helpers beside them) that travel by value in
+#: pickled code: no worker can import them (helix_tf.engine.beam_pipeline registers them).
+SHIPPED_BY_VALUE: set[str] = set()
 
 
 #: User modules first imported while a config loaded (helpers beside it): forgotten

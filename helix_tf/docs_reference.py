@@ -216,6 +216,11 @@ def render_reference() -> str:
     lines += _entry("helix_tf.results.RunResult", RunResult)
     lines += list(_methods(RunResult, ["predictions", "model", "explanation"], "RunResult"))
     lines += _entry("helix_tf.results.PlanResult", PlanResult)
+    from helix_tf import events
+
+    lines += ["## Progress events (`helix_tf.events`)", "", _doc(events), ""]
+    for name in [n for n in events.__all__ if n != "ProgressCallback"]:
+        lines += _entry(f"helix_tf.events.{name}", getattr(events, name))
     from helix_tf import views
 
     lines += ["## The model's views (`helix_tf.views`)", "", _doc(views), ""]

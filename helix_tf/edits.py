@@ -28,6 +28,7 @@ from typing import Any
 from helix_tf.components import features as F, learners
 from helix_tf.components.base import did_you_mean
 from helix_tf.errors import ConfigError
+from helix_tf.roles import Role
 from helix_tf.types import NodeRef
 from helix_tf.workflow import Declaration, Workflow
 
@@ -57,7 +58,7 @@ def value_as_written(wf: Workflow, key: str) -> Any:
     """The value of edit ``key`` that leaves ``wf`` as written: its model's name, else None."""
     kind, _, target = key.partition(":")
     if kind == "model":
-        i, problem = _declaration(wf, target, ("train",))
+        i, problem = _declaration(wf, target, (Role.TRAIN,))
         return None if problem else type(wf.declarations[i].op).__name__
     return None
 
@@ -104,7 +105,7 @@ def apply_edits(wf: Workflow, edits: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _declaration(wf: Workflow, name: str, roles: tuple[str, ...]) -> tuple[int, str | None]:
+def _declaration(wf: Workflow, name: str, roles: tuple[Role, ...]) -> tuple[int, str | None]:
     names = [d.name for d in wf.declarations]
     if name not in names:
         return -1, f"workflow {wf.name!r} has no node {name!r}{did_you_mean(name, names)}"
@@ -116,7 +117,7 @@ def _declaration(wf: Workflow, name: str, roles: tuple[str, ...]) -> tuple[int, 
 
 
 def _swap_model(wf: Workflow, node: str, value: Any) -> str | None:
-    i, problem = _declaration(wf, node, ("train",))
+    i, problem = _declaration(wf, node, (Role.TRAIN,))
     if problem:
         return problem
     cls = MODELS.get(str(value))
@@ -132,11 +133,11 @@ def _swap_model(wf: Workflow, node: str, value: Any) -> str | None:
 
 def _feed(wf: Workflow, decl: Declaration) -> None:
     """Declare ``decl`` before the first examples node and add it to every examples node."""
-    at = next(i for i, d in enumerate(wf.declarations) if d.role == "examples")
+    at = next(i for i, d in enumerate(wf.declarations) if d.role == Role.EXAMPLES)
     wf.declarations.insert(at, decl)
     ref = NodeRef(decl.name, wf.name)
     for j, d in enumerate(wf.declarations):
-        if d.role == "examples":
+        if d.role == Role.EXAMPLES:
             refs = {**d.refs, "features": [*d.refs["features"], ref]}
             wf.declarations[j] = dataclasses.replace(d, refs=refs)
 
@@ -144,14 +145,16 @@ def _feed(wf: Workflow, decl: Declaration) -> None:
 def _new_feature(wf: Workflow, name: str, op: Any) -> str | None:
     if any(d.name == name for d in wf.declarations):
         return f"the workflow already has a node {name!r}"
-    if not any(d.role == "examples" for d in wf.declarations):
+    if not any(d.role == Role.EXAMPLES for d in wf.declarations):
         return "the workflow has no examples node to feed"
-    sources = [d for d in wf.declarations if d.role == "source"]
+    sources = [d for d in wf.declarations if d.role == Role.SOURCE]
     if len(sources) != 1:
         return f"an added feature needs exactly one source, but the workflow has {len(sources)}"
     _feed(
         wf,
-        Declaration(name=name, role="feature", op=op, refs={"source": None}, file=None, line=None),
+        Declaration(
+            name=name, role=Role.FEATURE, op=op, refs={"source": None}, file=None, line=None
+        ),
     )
     return None
 
@@ -164,7 +167,7 @@ def _add(wf: Workflow, column: str, value: Any) -> str | None:
 
 
 def _bucketize(wf: Workflow, node: str, value: Any) -> str | None:
-    i, problem = _declaration(wf, node, ("feature",))
+    i, problem = _declaration(wf, node, (Role.FEATURE,))
     if problem:
         return problem
     op = wf.declarations[i].op
@@ -180,7 +183,7 @@ def _cross(wf: Workflow, pair: str, value: Any) -> str | None:
     if not star or not a or not b:
         return "name two feature nodes: cross:<a>*<b>"
     for name in (a, b):
-        _, problem = _declaration(wf, name, ("feature",))
+        _, problem = _declaration(wf, name, (Role.FEATURE,))
         if problem:
             return problem
     if isinstance(value, bool) or not isinstance(value, int):

@@ -14,28 +14,43 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from helix_tf.events import (
+    EpochFinished,
+    NodeFinished,
+    Planned,
+    PreprocessingStarted,
+    ProgressEvent,
+    RetrainingStarted,
+    TrainingStarted,
+)
 from helix_tf.views._data import confusion_cells
 
 if TYPE_CHECKING:
     from helix_tf.history import HistoryEntry, VersionDiff
+    from helix_tf.results import PlanResult, RunResult
 
 __all__ = [
     "INTERVAL_LABEL",
     "STATE_STYLE",
-    "Progress",
+    "ProgressPrinter",
     "changes_text",
     "confusion_table",
     "diff_lines",
     "history_table",
     "metrics_table",
     "nodes_table",
+    "plan_summary",
+    "plan_table",
+    "retrained_table",
+    "run_renderables",
+    "run_summary",
 ]
 
 STATE_STYLE = {"compute": "yellow", "load": "green", "prune": "dim"}
 
 
 def _human_bytes(n: int | None) -> str:
-    from helix_tf.reuse.planning import human_bytes
+    from helix_tf.reuse.planner import human_bytes
 
     return "" if n is None else human_bytes(n)
 
@@ -44,67 +59,57 @@ def _rows(n: int | None) -> str:
     return "" if n is None else f"{n:,}"
 
 
-class Progress:
-    """Renders engine events as one line per node, with elapsed time."""
+class ProgressPrinter:
+    """Renders a run's progress events (:mod:`helix_tf.events`) as one line per step,
+    with the time elapsed since the printer was made."""
 
     def __init__(self, err: Console, enabled: bool) -> None:
         self.err = err
         self.enabled = enabled
         self.t0 = time.perf_counter()
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: ProgressEvent) -> None:
         if not self.enabled:
             return
-        elapsed = time.perf_counter() - self.t0
-        kind = event.get("event")
-        if kind == "plan":
-            counts: dict[str, int] = {}
-            for d in event["decisions"]:
-                counts[d["state"]] = counts.get(d["state"], 0) + 1
-            self.err.print(
-                f"plan: {counts.get('compute', 0)} compute, {counts.get('load', 0)} load, "
-                f"{counts.get('prune', 0)} prune",
-                highlight=False,
+        line = self.line(event, time.perf_counter() - self.t0)
+        if line is not None:
+            self.err.print(line, highlight=False)
+
+    @staticmethod
+    def line(event: ProgressEvent, elapsed: float) -> str | None:
+        """The line printed for ``event`` after ``elapsed`` seconds (None: none)."""
+        at = f"[{elapsed:6.1f}s]"
+        if isinstance(event, Planned):
+            counts = event.counts()
+            return (
+                f"plan: {counts['compute']} compute, {counts['load']} load, {counts['prune']} prune"
             )
-        elif kind == "stage":
-            what = event.get("stage")
-            if what == "preprocess":
-                where = (
-                    "in this process (approximate run: no Beam pipeline)"
-                    if event.get("runner") == "in-process"
-                    else f"in one Beam pipeline ({event.get('runner')})"
-                )
-                self.err.print(
-                    f"[{elapsed:6.1f}s] preprocessing {len(event['nodes'])} node(s) {where} …",
-                    highlight=False,
-                )
-            elif what == "train":
-                self.err.print(
-                    f"[{elapsed:6.1f}s] training {event['node']} on {event['rows']:,} rows …",
-                    highlight=False,
-                )
-        elif kind == "retrain":
-            dropped = "; ".join(f"{ex}: {', '.join(fs)}" for ex, fs in event["drop"].items())
-            self.err.print(
-                f"[{elapsed:6.1f}s] retraining without zero-weight features ({dropped}) …",
-                highlight=False,
+        if isinstance(event, PreprocessingStarted):
+            where = (
+                "in this process (approximate run: no Beam pipeline)"
+                if event.runner == "in-process"
+                else f"in one Beam pipeline ({event.runner})"
             )
-        elif kind == "epoch":
-            eta = event.get("eta")
-            self.err.print(
-                f"[{elapsed:6.1f}s]   {event['node']}: epoch {event['epoch']}/{event['epochs']}"
-                f" loss {event['loss']:.4f}" + (f", ETA {eta:.0f}s" if eta is not None else ""),
-                highlight=False,
+            return f"{at} preprocessing {len(event.nodes)} node(s) {where} …"
+        if isinstance(event, TrainingStarted):
+            return f"{at} training {event.node} on {event.rows:,} rows …"
+        if isinstance(event, RetrainingStarted):
+            dropped = "; ".join(f"{ex}: {', '.join(fs)}" for ex, fs in event.drop.items())
+            return f"{at} retraining without zero-weight features ({dropped}) …"
+        if isinstance(event, EpochFinished):
+            eta = event.eta
+            return (
+                f"{at}   {event.node}: epoch {event.epoch}/{event.epochs}"
+                f" loss {event.loss:.4f}" + (f", ETA {eta:.0f}s" if eta is not None else "")
             )
-        elif kind == "node":
-            rows = event.get("rows")
-            other = event.get("other_seconds") or 0.0
-            self.err.print(
-                f"[{elapsed:6.1f}s] {event['node']}: {event['state']} {event['seconds']:.2f}s"
+        if isinstance(event, NodeFinished):
+            rows, other = event.rows, event.other_seconds or 0.0
+            return (
+                f"{at} {event.node}: {event.state} {event.seconds:.2f}s"
                 + (f" (incl. {other:.2f}s importing TensorFlow)" if other >= 0.01 else "")
-                + (f", {rows:,} rows" if rows is not None else ""),
-                highlight=False,
+                + (f", {rows:,} rows" if rows is not None else "")
             )
+        return None
 
 
 #: What an approximate run's interval covers (CLI, ``--json``, history).
@@ -244,6 +249,73 @@ def nodes_table(result: Any) -> Table:
             "yes" if n.materialized else "",
         )
     return table
+
+
+def _state_counts(states: Sequence[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for state in states:
+        counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+def run_renderables(result: RunResult) -> list[tuple[Any, bool]]:
+    """What ``helix-tf run`` prints after a run, in order; ``True`` marks plain text
+    (printed without markup or highlighting)."""
+    out: list[tuple[Any, bool]] = [(nodes_table(result), False), (metrics_table(result), False)]
+    grid = confusion_table(result)
+    if grid is not None:
+        out.append((grid, False))
+    changed = changes_text(result)
+    if changed:
+        out.append((changed, True))
+    if result.retrained is not None:
+        out.append((retrained_table(result), False))
+    return out
+
+
+def run_summary(result: RunResult) -> str:
+    """The last line of ``helix-tf run``: version, computed/loaded/pruned, wall time."""
+    counts = _state_counts([n.state for n in result.nodes])
+    return (
+        f"{result.workflow} v{result.version}: {counts.get('compute', 0)} computed, "
+        f"{counts.get('load', 0)} loaded, {counts.get('prune', 0)} pruned in "
+        f"{result.wall_seconds:.2f}s"
+        + (
+            f" (after {result.retrained['full_wall_seconds']:.2f}s for the run with every feature)"
+            if result.retrained is not None
+            else ""
+        )
+    )
+
+
+def plan_table(result: PlanResult) -> Table:
+    """``helix-tf plan``: one row a node, with its state, estimated costs and reason."""
+    table = Table(
+        title=f"plan for {result.workflow}" + (" (≈ approximate)" if result.approx else ""),
+        title_justify="left",
+    )
+    for col in ("node", "kind", "state", "compute", "load", "reason"):
+        table.add_column(col, overflow="fold")  # reasons wrap; values are never cut
+    for d in result.nodes:
+        style = STATE_STYLE.get(d.state, "")
+        table.add_row(
+            d.name,
+            d.kind,
+            f"[{style}]{d.state}[/]",
+            f"{d.compute_cost:.2f}s",
+            "" if d.load_cost is None else f"{d.load_cost:.2f}s",
+            d.reason,
+        )
+    return table
+
+
+def plan_summary(result: PlanResult) -> str:
+    """The last line of ``helix-tf plan``: how many nodes of each state, estimated time."""
+    counts = _state_counts([d.state for d in result.nodes])
+    return (
+        f"plan: {counts.get('compute', 0)} compute, {counts.get('load', 0)} load, "
+        f"{counts.get('prune', 0)} prune; estimated {result.estimated_seconds:.2f}s"
+    )
 
 
 def history_table(entries: Sequence[HistoryEntry], selection: Sequence[str] | None) -> Table:

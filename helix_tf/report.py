@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import html
 import io
 import math
 import os
@@ -37,16 +36,27 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from helix_tf._report_dag import (
+    STATE_COLOURS,
+    dag_legend,
+    dag_nodes,
+    dag_svg,
+    html_escape,
+    seconds_text,
+)
 from helix_tf.views._html import CSS as VIEWS_CSS
 
 if TYPE_CHECKING:
-    from helix_tf.reuse.metadata import MetadataStore, NodeRecord, RunRecord, VersionRecord
+    from helix_tf.reuse.metadata import MetadataStore, RunRecord, VersionRecord
 
-__all__ = ["STATE_COLOURS", "default_report_path", "render_report", "write_report"]
+__all__ = [
+    "STATE_COLOURS",
+    "default_report_path",
+    "render_report",
+    "write_config_report",
+    "write_report",
+]
 
-#: Fill colour of a node box by its state in the latest run.
-STATE_COLOURS = {"compute": "#f0ad2e", "load": "#5cb85c", "prune": "#c4c8cc"}
-_NOT_RUN = "#ffffff"
 _TIME_COLOURS = {
     "computing": STATE_COLOURS["compute"],
     "loading": STATE_COLOURS["load"],
@@ -54,7 +64,6 @@ _TIME_COLOURS = {
     "other (launch, planning)": "#e3e3e3",
 }
 _LABEL = {"xytext": (6, 5), "textcoords": "offset points", "fontsize": 8, "color": "#555"}
-_BOX_W, _BOX_H, _GAP_X, _GAP_Y, _MARGIN = 150, 54, 50, 14, 16
 
 _CSS = """body{font:14px/1.45 system-ui,sans-serif;color:#222;margin:0;background:#fafafa}
 main{max-width:1240px;margin:0 auto;padding:16px 24px 40px}h1{font-size:22px;margin:8px 0 4px}
@@ -100,19 +109,25 @@ def render_report(
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, but got limit={limit}")
-    runs = list(reversed(metadata.runs(workflow, limit=limit, user=user)))  # oldest first
-    versions = metadata.versions(workflow, user=user)
+    from helix_tf.history import recorded_runs, recorded_versions
+
+    # Every run, the agent's too (marked by its tag), oldest first.
+    runs = list(reversed(recorded_runs(metadata, workflow, agent=True, limit=limit, user=user)))
+    versions = recorded_versions(metadata, workflow, user=user)
     coloured, colour_note = _run_to_colour(runs)
     dag, dag_note = _dag_to_draw(coloured, versions, compiled_dag)
-    parts = [f"<h1>helix_tf report: {_e(workflow)}</h1>", _summary(workflow, runs, versions)]
+    parts = [
+        f"<h1>helix_tf report: {html_escape(workflow)}</h1>",
+        _summary(workflow, runs, versions),
+    ]
     title = f"DAG of v{coloured.version}" if coloured is not None else "DAG"
     parts.append(f"<h2>{title}: what its run computed, loaded and pruned</h2>")
     for note in (colour_note, dag_note):
         if note:
-            parts.append(f'<p class="muted">{_e(note)}</p>')
+            parts.append(f'<p class="muted">{html_escape(note)}</p>')
     if dag is not None:
         states = {n.name: n for n in coloured.nodes} if coloured is not None else {}
-        parts.append(_legend() + f'<div class="card">{_dag_svg(dag, states)}</div>')
+        parts.append(dag_legend() + f'<div class="card">{dag_svg(dag, states)}</div>')
     viewed = next((r for r in reversed(runs) if r.status == "ok"), None)  # latest that ran
     if viewed is not None:
         url = viewed.store_url if store_url is None else store_url
@@ -129,10 +144,52 @@ def render_report(
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>helix_tf report: {_e(workflow)}</title><style>{_CSS}{VIEWS_CSS}</style></head>"
+        f"<title>helix_tf report: {html_escape(workflow)}</title><style>{_CSS}{VIEWS_CSS}</style></head>"
         f"<body><main>{''.join(parts)}"
-        f'<p class="muted">Generated {_e(stamp)} from {_e(metadata.url)}.</p></main></body></html>\n'
+        f'<p class="muted">Generated {html_escape(stamp)} from {html_escape(metadata.url)}.</p></main></body></html>\n'
     )
+
+
+def write_config_report(
+    config: str | os.PathLike[str],
+    path: str | os.PathLike[str] | None = None,
+    *,
+    limit: int = 50,
+    user: str | None = None,
+    params: Sequence[str] | Mapping[str, Any] = (),
+    data_dir: str | None = None,
+    store: str | None = None,
+    metadata: str | None = None,
+) -> str:
+    """Write the report of ``config``'s workflow (``helix-tf report``); where it went.
+
+    ``path`` defaults to ``reports/<workflow>.html`` in the store. The DAG drawn is the
+    config as it is now, coloured by the latest run. Raises
+    :class:`~helix_tf.errors.StoreError` when no run has written the store. ``user``:
+    only that person's runs and versions (team mode; None: everyone's).
+    """
+    from helix_tf._session import open_session
+
+    session = open_session(
+        config, params=params, data_dir=data_dir, store=store, metadata=metadata, existing=True
+    )
+    try:
+        html = render_report(
+            session.compiled.name,
+            session.metadata,
+            compiled_dag=session.compiled.to_dict(),
+            limit=limit,
+            user=user,
+        )
+        target = (
+            path
+            if path is not None
+            else default_report_path(session.store_url, session.compiled.name)
+        )
+    finally:
+        session.close()
+    write_report(target, html)
+    return str(target)
 
 
 def default_report_path(store_url: str, workflow: str) -> str:
@@ -164,20 +221,20 @@ def write_report(path: str | os.PathLike[str], html: str) -> None:
 
 def _summary(workflow: str, runs: Sequence[RunRecord], versions: Sequence[VersionRecord]) -> str:
     if not runs:
-        return f'<p class="muted">No runs of {_e(workflow)} are recorded yet.</p>'
+        return f'<p class="muted">No runs of {html_escape(workflow)} are recorded yet.</p>'
     last = runs[-1]
     counts = _state_counts(last)
     text = (
         f"{len(versions)} version{'s' if len(versions) != 1 else ''}; latest run "
         f"<b>#{last.id}</b> (v{last.version}{', approximate' if last.approx else ''}, "
-        f"{_e(last.status)}) at {_e(_when(last.started))}: {counts['compute']} computed, "
-        f"{counts['load']} loaded, {counts['prune']} pruned in {_secs(last.wall_seconds)}"
+        f"{html_escape(last.status)}) at {html_escape(_when(last.started))}: {counts['compute']} computed, "
+        f"{counts['load']} loaded, {counts['prune']} pruned in {seconds_text(last.wall_seconds)}"
     )
     if len(runs) > 1:
         prev = runs[-2]
-        text += f" (run #{prev.id}: {_secs(prev.wall_seconds)})"
+        text += f" (run #{prev.id}: {seconds_text(prev.wall_seconds)})"
         deltas = [
-            f"{_e(k)} {_num(prev.metrics[k])} → {_num(v)}"
+            f"{html_escape(k)} {_num(prev.metrics[k])} → {_num(v)}"
             for k, v in sorted(last.metrics.items())
             if k in prev.metrics
         ]
@@ -239,7 +296,7 @@ def _label_of(dag: Mapping[str, Any]) -> tuple[str | None, tuple[str, ...] | Non
     from helix_tf.components.features._label import LABELS
 
     tasks = {label.__name__: label.TASK for label in LABELS}
-    for node in _dag_nodes(dag).values():
+    for node in dag_nodes(dag).values():
         if node.get("role") != "examples":
             continue
         label = (node.get("extra") or {}).get("label") or node.get("params") or {}
@@ -279,115 +336,6 @@ def _dag_to_draw(
             return v.dag, ""
     nodes = [{"name": n.name, "kind": n.kind, "inputs": []} for n in latest.nodes]
     return {"nodes": nodes}, f"Version {latest.version} is not recorded; edges are unknown."
-
-
-def _legend() -> str:
-    items = [*STATE_COLOURS.items(), ("not in the latest run", _NOT_RUN)]
-    spans = [f'<span><i class="swatch" style="background:{c}"></i>{_e(s)}</span>' for s, c in items]
-    return f'<p class="legend">{"".join(spans)}<span>thick border: an output</span></p>'
-
-
-def _dag_nodes(dag: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    nodes = dag.get("nodes", ())
-    if isinstance(nodes, Mapping):
-        return {str(k): {**v, "name": str(k)} for k, v in nodes.items()}
-    return {str(n["name"]): n for n in nodes if isinstance(n, Mapping) and "name" in n}
-
-
-def _layers(nodes: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
-    """Topological generations; within a layer, ordered by the mean position of the inputs."""
-    inputs = {k: [i for i in (n.get("inputs") or []) if i in nodes] for k, n in nodes.items()}
-    depth: dict[str, int] = {}
-
-    def visit(name: str, seen: frozenset[str]) -> int:
-        if name not in depth:
-            ins = [i for i in inputs[name] if i not in seen]  # a cycle is cut, not followed
-            depth[name] = 1 + max((visit(i, seen | {name}) for i in ins), default=-1)
-        return depth[name]
-
-    for name in nodes:
-        visit(name, frozenset())
-    layers: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
-    for name in nodes:
-        layers[depth[name]].append(name)
-    position: dict[str, float] = {}
-    for layer in layers:
-        keyed = [
-            (sum(position[i] for i in inputs[n]) / len(inputs[n]) if inputs[n] else 0.0, k, n)
-            for k, n in enumerate(layer)
-        ]
-        layer[:] = [n for _, _, n in sorted(keyed)]
-        position.update({n: float(k) for k, n in enumerate(layer)})
-    return layers
-
-
-def _dag_svg(dag: Mapping[str, Any], states: Mapping[str, NodeRecord]) -> str:
-    nodes = _dag_nodes(dag)
-    layers = _layers(nodes)
-    tallest = max((len(layer) for layer in layers), default=1)
-    height = 2 * _MARGIN + 24 + tallest * (_BOX_H + _GAP_Y)
-    width = 2 * _MARGIN + len(layers) * (_BOX_W + _GAP_X) - _GAP_X
-    xy: dict[str, tuple[float, float]] = {}
-    for col, layer in enumerate(layers):
-        top = _MARGIN + 24 + (tallest - len(layer)) * (_BOX_H + _GAP_Y) / 2
-        for row, name in enumerate(layer):
-            xy[name] = (_MARGIN + col * (_BOX_W + _GAP_X), top + row * (_BOX_H + _GAP_Y))
-    depth = {n: col for col, layer in enumerate(layers) for n in layer}
-    out = [
-        f'<svg viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" height="{height:.0f}" '
-        'role="img" aria-label="workflow DAG" style="max-width:100%;height:auto;'
-        'font-family:system-ui,sans-serif">',
-        '<defs><marker id="helix-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
-        'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>',
-    ]
-    for name, node in nodes.items():  # edges first, boxes on top
-        x2, y2 = xy[name]
-        for src in [i for i in node.get("inputs") or [] if i in xy]:
-            x1, y1 = xy[src]
-            x1, y1, y2c = x1 + _BOX_W, y1 + _BOX_H / 2, y2 + _BOX_H / 2
-            bend = (x2 - x1) * 0.5
-            # An edge over a layer, level with its ends, would cross that layer's box: arc it.
-            level = depth[name] - depth[src] > 1 and abs(y1 - y2c) < _BOX_H
-            lift = _BOX_H * 1.1 + 6 * depth[src] if level else 0.0
-            out.append(
-                f'<path d="M{x1:.1f},{y1:.1f} C{x1 + bend:.1f},{y1 - lift:.1f} '
-                f'{x2 - bend:.1f},{y2c - lift:.1f} {x2 - 1:.1f},{y2c:.1f}" fill="none" '
-                'stroke="#777" stroke-width="1.2" marker-end="url(#helix-arrow)"/>'
-            )
-    outputs = set(dag.get("outputs") or [])
-    for name, node in nodes.items():
-        x, y = xy[name]
-        record = states.get(name)
-        state = record.state if record is not None else ""
-        kind = str(node.get("kind") or (record.kind if record else "") or "")
-        label = name if len(name) <= 24 else name[:23] + "…"
-        fit, dash, phrase = "", "" if record else ' stroke-dasharray="4 3"', _state_phrase(record)
-        if len(label) > 17:  # squeeze a long name into its box
-            fit = f' textLength="{_BOX_W - 16}" lengthAdjust="spacingAndGlyphs"'
-        tip = [f"{name} ({kind})", phrase]
-        if record is not None:
-            tip += [f"rows {record.rows}" if record.rows is not None else "", record.reason]
-        tip.append(f"fingerprint {str(node.get('fingerprint') or '')[:12]}")
-        out.append(
-            f"<g><title>{_e(chr(10).join(t for t in tip if t))}</title>"
-            f'<rect x="{x:.1f}" y="{y:.1f}" width="{_BOX_W}" height="{_BOX_H}" rx="6" '
-            f'fill="{STATE_COLOURS.get(state, _NOT_RUN)}" stroke="#444" '
-            f'stroke-width="{2.6 if name in outputs else 1}"{dash}/>'
-            f'<text x="{x + 8:.1f}" y="{y + 17:.1f}" font-size="12.5" font-weight="600"{fit}>'
-            f"{_e(label)}</text>"
-            f'<text x="{x + 8:.1f}" y="{y + 32:.1f}" font-size="11" fill="#333">{_e(kind)}</text>'
-            f'<text x="{x + 8:.1f}" y="{y + 46:.1f}" font-size="11" fill="#333">'
-            f"{_e(phrase)}</text></g>"
-        )
-    return "".join(out) + "</svg>"
-
-
-def _state_phrase(record: NodeRecord | None) -> str:
-    if record is None or record.state not in STATE_COLOURS:
-        return "not run" if record is None else record.state
-    seconds = {"compute": record.compute_seconds, "load": record.load_seconds}
-    verb = {"compute": "computed", "load": "loaded", "prune": "pruned"}[record.state]
-    return f"{verb} {_secs(seconds[record.state])}" if record.state in seconds else verb
 
 
 # -- charts --------------------------------------------------------------------------------
@@ -493,7 +441,7 @@ def _metric_chart(runs: Sequence[RunRecord]) -> str:
         px, py = ax.transData.transform((x, y))
         areas.append(
             f'<area shape="circle" coords="{px:.0f},{height - py:.0f},7" '
-            f'title="{_e(text)}" alt="{_e(text)}">'
+            f'title="{html_escape(text)}" alt="{html_escape(text)}">'
         )
     more = len({k for r in runs for k in r.metrics}) - len(names)
     return (
@@ -518,9 +466,9 @@ def _runs_table(runs: Sequence[RunRecord]) -> str:
         counts = _state_counts(r)
         metrics = ", ".join(_metric_text(r, k) for k in sorted(r.metrics))
         rows.append(
-            f'<tr class="{_e(r.status)}"><td>#{r.id}</td>'
-            f"<td>v{r.version}{' ≈ approx' if r.approx else ''}</td><td>{_e(r.status)}</td>"
-            f"<td>{_e(_when(r.started))}</td>"
+            f'<tr class="{html_escape(r.status)}"><td>#{r.id}</td>'
+            f"<td>v{r.version}{' ≈ approx' if r.approx else ''}</td><td>{html_escape(r.status)}</td>"
+            f"<td>{html_escape(_when(r.started))}</td>"
             f'<td class="num">{"" if r.wall_seconds is None else f"{r.wall_seconds:.2f}"}</td>'
             + "".join(f'<td class="num">{counts[s]}</td>' for s in STATE_COLOURS)
             + f"<td>{metrics}</td></tr>"
@@ -529,7 +477,7 @@ def _runs_table(runs: Sequence[RunRecord]) -> str:
 
 
 def _metric_text(run: RunRecord, name: str) -> str:
-    text = f"{_e(name)} {'≈' if run.approx else ''}{_num(run.metrics[name])}"
+    text = f"{html_escape(name)} {'≈' if run.approx else ''}{_num(run.metrics[name])}"
     if run.approx and name in run.intervals:
         low, high = run.intervals[name]
         text += f" [{_num(low)}, {_num(high)}]"
@@ -543,7 +491,7 @@ def _changes(versions: Sequence[VersionRecord]) -> str:
 
     new = versions[-1]
     old = next((v for v in versions if v.number == new.parent), versions[-2])
-    before, after = _dag_nodes(old.dag), _dag_nodes(new.dag)
+    before, after = dag_nodes(old.dag), dag_nodes(new.dag)
     found = diff_records(
         dataclasses.replace(old, dag={"nodes": list(before.values())}),
         dataclasses.replace(new, dag={"nodes": list(after.values())}),
@@ -552,12 +500,14 @@ def _changes(versions: Sequence[VersionRecord]) -> str:
     items = []
     for c in found.differences:
         kind = f" ({kinds[c.name]})" if kinds.get(c.name) else ""
-        why = f": {_e('; '.join(c.details))}" if c.change == "changed" else ""
-        items.append(f"<li><b>{c.change}</b> <code>{_e(c.name)}</code>{_e(kind)}{why}</li>")
+        why = f": {html_escape('; '.join(c.details))}" if c.change == "changed" else ""
+        items.append(
+            f"<li><b>{c.change}</b> <code>{html_escape(c.name)}</code>{html_escape(kind)}{why}</li>"
+        )
     same = [c.name for c in found.changes if c.change == "unchanged"]
     if same:
         shown = ", ".join(same[:12]) + (f" and {len(same) - 12} more" if len(same) > 12 else "")
-        items.append(f"<li><b>unchanged</b> ({len(same)}): {_e(shown)}</li>")
+        items.append(f"<li><b>unchanged</b> ({len(same)}): {html_escape(shown)}</li>")
     if not items:
         items.append("<li>no node differs</li>")
     return (
@@ -569,10 +519,6 @@ def _changes(versions: Sequence[VersionRecord]) -> str:
 # -- formatting ----------------------------------------------------------------------------
 
 
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def _mpl(text: str) -> str:
     return text.replace("$", r"\$")  # matplotlib reads $...$ as math
 
@@ -581,12 +527,6 @@ def _num(value: float) -> str:
     if value is None or math.isnan(value):
         return "nan"
     return f"{value:.4f}" if abs(value) < 100 else f"{value:,.1f}"
-
-
-def _secs(value: float | None) -> str:
-    if value is None:
-        return "?"
-    return f"{value * 1000:.0f} ms" if value < 0.1 else f"{value:.2f} s"
 
 
 def _when(stamp: float) -> str:

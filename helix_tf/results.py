@@ -37,7 +37,13 @@ class NodeDecision:
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class NodeResult:
-    """What happened to one node in a run."""
+    """What happened to one node in a run: the one per-node result.
+
+    The engine makes one per node (``reason`` empty: the plan's decision fills it),
+    :class:`RunResult` carries them and the metadata database records them
+    (``NodeRecord.from_result``). ``seconds`` is the time the node took in the run:
+    compute, load, write and other time.
+    """
 
     name: str
     kind: str
@@ -53,6 +59,18 @@ class NodeResult:
     write_seconds: float = 0.0
     #: Of ``compute_seconds``, reading the node's inputs from files.
     read_seconds: float = 0.0
+    #: Time that is neither computing, loading nor writing (deserialising a loaded
+    #: model, importing TensorFlow for the first training node); part of ``seconds``.
+    other_seconds: float = 0.0
+    #: What the node's output says of itself (a feature's cardinality, a model's
+    #: zero-weight features, skipped rows ...): the stored entry's meta and the run's
+    #: facts. Not part of the JSON form.
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def written(self) -> bool:
+        """Whether this run wrote the node's output to the store (a load did not)."""
+        return self.materialized and self.state != "load"
 
     def to_dict(self) -> dict[str, Any]:
         return {

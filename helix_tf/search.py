@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from helix_tf.errors import ConfigError
+from helix_tf.roles import Role
 
 __all__ = [
     "Float",
@@ -192,7 +193,7 @@ def _derived(workflow: Any) -> tuple[dict[str, Dimension], dict[str, Any]]:
     current: dict[str, Any] = {}
     for d in workflow.declarations:
         op = d.op
-        if d.role == "train" and isinstance(op, Learner):
+        if d.role == Role.TRAIN and isinstance(op, Learner):
             for name, floor in (("l1", 1e-6), ("l2", 1e-6)):
                 dims[f"{d.name}.{name}"] = _log_around(float(getattr(op, name)), 100.0, floor)
             dims[f"{d.name}.learning_rate"] = _log_around(float(op.learning_rate), 10.0, 1e-3)
@@ -217,7 +218,7 @@ def _derived(workflow: Any) -> tuple[dict[str, Dimension], dict[str, Any]]:
             for name in names:
                 if f"{d.name}.{name}" in dims:
                     current[f"{d.name}.{name}"] = getattr(op, name)
-        elif d.role == "feature" and isinstance(op, Vocabulary):
+        elif d.role == Role.FEATURE and isinstance(op, Vocabulary):
             # A few values, not a range: trials repeat them and so share preprocessing.
             m = max(1, op.min_count)
             dims[f"{d.name}.min_count"] = Choice(m, m * 5, m * 25)
@@ -229,9 +230,9 @@ def _used_columns(workflow: Any) -> set[str]:
     """Source columns the workflow reads: feature inputs and labels."""
     used: set[str] = set()
     for d in workflow.declarations:
-        if d.role == "feature" and d.op is not None:
+        if d.role == Role.FEATURE and d.op is not None:
             used.update(c for c in d.op.inputs() if isinstance(c, str))
-        elif d.role == "examples":
+        elif d.role == Role.EXAMPLES:
             column = getattr(d.op, "column", None)
             if isinstance(column, str):
                 used.add(column)
@@ -274,7 +275,7 @@ def _structural(workflow: Any) -> tuple[dict[str, Dimension], dict[str, Any]]:
     current: dict[str, Any] = {}
     decls = workflow.declarations
     for d in decls:
-        if d.role == "train" and isinstance(d.op, Learner) and type(d.op).__name__ in MODELS:
+        if d.role == Role.TRAIN and isinstance(d.op, Learner) and type(d.op).__name__ in MODELS:
             now = type(d.op).__name__
             # A DNN's own parameters (dropout, ...) are searched too: only DNN kinds then.
             if isinstance(d.op, DNN):
@@ -284,8 +285,8 @@ def _structural(workflow: Any) -> tuple[dict[str, Dimension], dict[str, Any]]:
             if kinds:
                 dims[f"model:{d.name}"] = Choice(now, *kinds)
                 current[f"model:{d.name}"] = now
-    sources = [d for d in decls if d.role == "source"]
-    if len(sources) == 1 and any(d.role == "examples" for d in decls):
+    sources = [d for d in decls if d.role == Role.SOURCE]
+    if len(sources) == 1 and any(d.role == Role.EXAMPLES for d in decls):
         used, names = _used_columns(workflow), {d.name for d in decls}
         for column, kind in sources[0].op.schema().items():
             if column not in used and column not in names:
@@ -296,7 +297,7 @@ def _structural(workflow: Any) -> tuple[dict[str, Dimension], dict[str, Any]]:
         numeric = [
             d
             for d in decls
-            if d.role == "feature"
+            if d.role == Role.FEATURE
             and isinstance(getattr(d.op, "column", None), str)
             and isinstance(d.op, Numeric)
         ]
@@ -305,7 +306,7 @@ def _structural(workflow: Any) -> tuple[dict[str, Dimension], dict[str, Any]]:
             if d.op.column in cuts:
                 dims[f"bucketize:{d.name}"] = Choice(None, cuts[d.op.column])
                 current[f"bucketize:{d.name}"] = None
-        vocab = [d.name for d in decls if d.role == "feature" and isinstance(d.op, Vocabulary)]
+        vocab = [d.name for d in decls if d.role == Role.FEATURE and isinstance(d.op, Vocabulary)]
         pairs = [(a, b) for i, a in enumerate(vocab) for b in vocab[i + 1 :]]
         for a, b in pairs[:MAX_CROSSES]:
             if f"{a}_x_{b}" not in names:

@@ -17,6 +17,7 @@ from typing import Any
 
 from helix_tf.components.sources import Holdout, Source, train_only
 from helix_tf.errors import ConfigError
+from helix_tf.roles import Role
 from helix_tf.workflow import Workflow
 
 __all__ = ["Validation", "holdout_workflow", "is_validation_dag"]
@@ -52,7 +53,7 @@ def holdout_workflow(wf: Workflow, validation: Validation) -> Workflow:
             d,
             op=Holdout(of=train_only(d.op), fraction=validation.fraction, seed=validation.seed),
         )
-        if d.role == "source" and isinstance(d.op, Source) and not isinstance(d.op, Holdout)
+        if d.role == Role.SOURCE and isinstance(d.op, Source) and not isinstance(d.op, Holdout)
         else d
         for d in wf.declarations
     ]

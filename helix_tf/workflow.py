@@ -22,12 +22,13 @@ from helix_tf.components.learners import Learner
 from helix_tf.components.metrics import Metric
 from helix_tf.components.sources import Source
 from helix_tf.errors import ConfigError
+from helix_tf.roles import Role
 from helix_tf.types import NodeRef
 
 __all__ = ["Workflow", "Declaration"]
 
-#: The roles a declaration can have, in the order data flows.
-ROLES = ("source", "feature", "examples", "train", "predict", "evaluate", "explain")
+#: The roles a declaration can have, in the order data flows (see :mod:`helix_tf.roles`).
+ROLES = tuple(Role)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,7 +36,7 @@ class Declaration:
     """One declared node, as the user wrote it."""
 
     name: str
-    role: str
+    role: Role
     op: Operator | None
     refs: dict[str, Any]  # role-specific references (NodeRefs, lists of them, strings)
     file: str | None
@@ -95,7 +96,7 @@ class Workflow:
 
     # ------------------------------------------------------------------ declarations
 
-    def _declare(self, name: str, role: str, op: Operator | None, **refs: Any) -> NodeRef:
+    def _declare(self, name: str, role: Role, op: Operator | None, **refs: Any) -> NodeRef:
         file, line = _caller()
         self.declarations.append(
             Declaration(name=name, role=role, op=op, refs=refs, file=file, line=line)
@@ -104,14 +105,14 @@ class Workflow:
 
     def source(self, name: str, source: Source) -> NodeRef:
         """Declare a data source (``sources.Csv``, ``Parquet``, ``TFRecord``, ``Tfds``)."""
-        return self._declare(name, "source", source)
+        return self._declare(name, Role.SOURCE, source)
 
     def feature(self, name: str, op: Feature, *, source: NodeRef | None = None) -> NodeRef:
         """Declare a feature column computed by ``op`` from a source's rows.
 
         ``source`` may be omitted when the workflow has exactly one source.
         """
-        return self._declare(name, "feature", op, source=source)
+        return self._declare(name, Role.FEATURE, op, source=source)
 
     def udf(
         self,
@@ -150,17 +151,17 @@ class Workflow:
         The label decides the task: ``features.Label`` (binary), ``MulticlassLabel``
         (softmax over classes) or ``NumericLabel`` (regression).
         """
-        return self._declare(name, "examples", label, features=list(features), source=source)
+        return self._declare(name, Role.EXAMPLES, label, features=list(features), source=source)
 
     def train(self, name: str, examples: NodeRef, learner: Learner) -> NodeRef:
         """Declare a model trained on the training split of ``examples``."""
-        return self._declare(name, "train", learner, examples=examples)
+        return self._declare(name, Role.TRAIN, learner, examples=examples)
 
     def predict(
         self, name: str, model: NodeRef, examples: NodeRef, *, split: str = "test"
     ) -> NodeRef:
         """Declare the model's scores on one split of ``examples`` (``test`` by default)."""
-        return self._declare(name, "predict", None, model=model, examples=examples, split=split)
+        return self._declare(name, Role.PREDICT, None, model=model, examples=examples, split=split)
 
     def evaluate(
         self, name: str, predictions: NodeRef, *metrics: Metric | Sequence[Metric]
@@ -169,7 +170,7 @@ class Workflow:
         flat: list[Any] = []
         for m in metrics:
             flat.extend(m if isinstance(m, list | tuple) else [m])
-        return self._declare(name, "evaluate", None, predictions=predictions, metrics=flat)
+        return self._declare(name, Role.EVALUATE, None, predictions=predictions, metrics=flat)
 
     def explain(
         self,
@@ -200,7 +201,7 @@ class Workflow:
             None if scoring is None else tuple([scoring] if isinstance(scoring, str) else scoring)
         )
         op = Explain(repeats=repeats, max_rows=max_rows, seed=seed, scoring=chosen)
-        return self._declare(name, "explain", op, model=model, examples=examples, split=split)
+        return self._declare(name, Role.EXPLAIN, op, model=model, examples=examples, split=split)
 
     def output(self, *nodes: NodeRef) -> None:
         """Mark nodes as outputs: they are always available after a run."""

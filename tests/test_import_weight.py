@@ -42,7 +42,7 @@ def _heavy_after(code: str) -> list[str]:
 
 
 def test_reuse_package_has_modules() -> None:
-    assert {"helix_tf.reuse.store", "helix_tf.reuse.plan", "helix_tf.reuse.metadata"} <= set(
+    assert {"helix_tf.reuse.store", "helix_tf.reuse.solver", "helix_tf.reuse.metadata"} <= set(
         REUSE_MODULES
     )
 

@@ -37,6 +37,7 @@ from helix_tf.agent._study import (
 )
 from helix_tf.api import Approx
 from helix_tf.errors import HelixError
+from helix_tf.roles import Role
 from helix_tf.search import search_space
 from helix_tf.validation import Validation
 
@@ -111,7 +112,7 @@ def _direction(dag: dict[str, Any]) -> str:
     ops = [
         str(m.get("op", "")).lower()
         for n in dag.get("nodes", [])
-        if n.get("role") == "evaluate"
+        if n.get("role") == Role.EVALUATE
         for m in (n.get("extra") or {}).get("metrics") or []
     ]
     if any(o in ("auc", "accuracy") for o in ops):

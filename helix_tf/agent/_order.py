@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from helix_tf.roles import NodeState
+
 __all__ = ["compute_costs", "reuse_order"]
 
 
@@ -23,7 +25,7 @@ def compute_costs(plan: object) -> dict[str, float]:
     return {
         d.fingerprint: float(d.compute_cost or 0.0)
         for d in getattr(plan, "nodes", ())
-        if d.state == "compute"
+        if d.state == NodeState.COMPUTE
     }
 
 

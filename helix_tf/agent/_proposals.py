@@ -90,8 +90,6 @@ def load_report(
     config: str | os.PathLike[str], *, store: str | None = None, data_dir: str | None = None
 ) -> Report:
     """The ranked proposals for ``config`` from its agent's study."""
-    from optuna.trial import TrialState
-
     paths = AgentPaths.of(config, store)
     view = history.describe(config, data_dir=data_dir, validation=Validation())
     name = study_name(view.name, view.digest)
@@ -107,46 +105,10 @@ def load_report(
         k: d.get("current") for k, d in (attrs.get("space") or {}).get("dimensions", {}).items()
     }
     sign = 1 if study.direction.name == "MAXIMIZE" else -1
-    counts: dict[str, int] = {}
-    candidates: dict[str, tuple[Any, dict[str, Any]]] = {}
-    for t in study.get_trials(deepcopy=False):
-        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
-        if t.state not in (TrialState.COMPLETE, TrialState.PRUNED) or not metric:
-            continue
-        overrides = {k: v for k, v in t.params.items() if current.get(k, object()) != v}
-        if not overrides:
-            continue
-        key = json.dumps(overrides, sort_keys=True, default=str)
-        value = _validation(t, metric)
-        if value is None:
-            continue
-        best = candidates.get(key)
-        if best is None or sign * value["value"] > sign * best[1]["value"]:
-            candidates[key] = (t, value)
-    rows = []
-    for t, validation in candidates.values():
-        verified = attrs.get(f"verified:{t.number}")
-        test = (verified or {}).get("test")
-        difference = (verified or {}).get("difference")
-        better = bool(
-            difference
-            and difference.get("significant")
-            and sign * float(difference["difference"]) > 0
-        )
-        cost = sum(
-            float((t.user_attrs.get(k) or {}).get("seconds", 0.0))
-            for k in ("rung_approx", "rung_exact")
-        )
-        rows.append((t, validation, test, difference, better, cost, verified or {}))
-    rows.sort(
-        key=lambda r: (
-            0 if r[4] else 1 if r[2] is not None else 2,
-            -sign * float(r[3]["difference"]) if r[3] else 0.0,
-            -sign * r[1]["value"] if r[1]["exact"] else float("inf"),
-        )
-    )
+    counts, candidates = _best_per_change(study, metric, current, sign)
     proposals = []
-    for rank, (t, validation, test, difference, better, cost, verified) in enumerate(rows, start=1):
+    for rank, row in enumerate(_ranked(candidates, attrs, sign), start=1):
+        t, validation, test, difference, better, cost, verified = row
         overrides = {k: v for k, v in t.params.items() if current.get(k, object()) != v}
         proposals.append(
             Proposal(
@@ -174,6 +136,61 @@ def load_report(
         trials=counts,
         proposals=tuple(proposals),
     )
+
+
+def _best_per_change(
+    study: Any, metric: str | None, current: dict[str, Any], sign: int
+) -> tuple[dict[str, int], list[tuple[Any, dict[str, Any]]]]:
+    """Trials counted by state, and the best trial (with its validation) per distinct change."""
+    from optuna.trial import TrialState
+
+    counts: dict[str, int] = {}
+    candidates: dict[str, tuple[Any, dict[str, Any]]] = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+        if t.state not in (TrialState.COMPLETE, TrialState.PRUNED) or not metric:
+            continue
+        overrides = {k: v for k, v in t.params.items() if current.get(k, object()) != v}
+        if not overrides:
+            continue
+        key = json.dumps(overrides, sort_keys=True, default=str)
+        value = _validation(t, metric)
+        if value is None:
+            continue
+        best = candidates.get(key)
+        if best is None or sign * value["value"] > sign * best[1]["value"]:
+            candidates[key] = (t, value)
+    return counts, list(candidates.values())
+
+
+def _ranked(
+    candidates: list[tuple[Any, dict[str, Any]]], attrs: dict[str, Any], sign: int
+) -> list[tuple[Any, ...]]:
+    """The candidates with their verification, best first: significantly better on the
+    test split, then verified, then by validation (exact before approximate)."""
+    rows = []
+    for t, validation in candidates:
+        verified = attrs.get(f"verified:{t.number}")
+        test = (verified or {}).get("test")
+        difference = (verified or {}).get("difference")
+        better = bool(
+            difference
+            and difference.get("significant")
+            and sign * float(difference["difference"]) > 0
+        )
+        cost = sum(
+            float((t.user_attrs.get(k) or {}).get("seconds", 0.0))
+            for k in ("rung_approx", "rung_exact")
+        )
+        rows.append((t, validation, test, difference, better, cost, verified or {}))
+    rows.sort(
+        key=lambda r: (
+            0 if r[4] else 1 if r[2] is not None else 2,
+            -sign * float(r[3]["difference"]) if r[3] else 0.0,
+            -sign * r[1]["value"] if r[1]["exact"] else float("inf"),
+        )
+    )
+    return rows
 
 
 def _validation(t: Any, metric: str) -> dict[str, Any] | None:

@@ -22,11 +22,13 @@ import functools
 from typing import Any
 
 from helix_tf.errors import ConfigError
+from helix_tf.roles import Role
 
 __all__ = ["Approx", "PRECISIONS", "cpu_has_fast_bf16", "resolve_precision"]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-PLACEMENTS = ("source", "train")
+#: Where a sample may be placed: at the node of this role (the source, or training).
+PLACEMENTS = (Role.SOURCE, Role.TRAIN)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,12 +14,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from helix_tf.approx.settings import PLACEMENTS
+from helix_tf.roles import ROLE_SPECS, Role
+
 __all__ = ["SAMPLED_ROLES", "approx_saving"]
 
-#: The roles whose work a sample shrinks, by where the sample is placed.
-SAMPLED_ROLES = {
-    "source": ("source", "feature", "examples", "train"),
-    "train": ("train",),
+#: The roles whose work a sample shrinks, by where the sample is placed
+#: (``RoleSpec.sampled_by``).
+SAMPLED_ROLES: dict[str, tuple[Role, ...]] = {
+    placement: tuple(spec.role for spec in ROLE_SPECS.values() if placement in spec.sampled_by)
+    for placement in PLACEMENTS
 }
 
 
@@ -53,6 +57,6 @@ def approx_saving(
         seconds = getattr(record, "compute_seconds", None)
         if seconds is None:
             return None
-        shrink = fraction * epochs_scale if role == "train" else fraction
+        shrink = fraction * epochs_scale if ROLE_SPECS[role].epochs_scaled else fraction
         saving += float(seconds) * (1.0 - shrink)
     return saving

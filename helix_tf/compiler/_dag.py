@@ -13,25 +13,16 @@ import json
 from typing import Any
 
 from helix_tf.components.base import Operator
-from helix_tf.types import EXAMPLES, EXPLANATION, METRICS, MODEL, PREDICTIONS, TABLE
+from helix_tf.roles import ROLE_SPECS, Role, Stage
+from helix_tf.types import ArtifactKind
 
-#: The ``kind`` reported per node in --json output and the summary table.
-JSON_KIND = {
-    "source": "source",
-    "feature": "preprocess",
-    "examples": "preprocess",
-    "train": "train",
-    "predict": "predict",
-    "evaluate": "evaluate",
-    "explain": "explain",
-}
-OUTPUT_TYPE = {
-    "source": TABLE,
-    "examples": EXAMPLES,
-    "train": MODEL,
-    "predict": PREDICTIONS,
-    "evaluate": METRICS,
-    "explain": EXPLANATION,
+#: The ``kind`` (stage) reported per node in --json output and the summary table, by role.
+JSON_KIND: dict[str, Stage] = {role: spec.stage for role, spec in ROLE_SPECS.items()}
+#: The artifact kind each role outputs (a feature's ``output_type`` adds its value kind).
+OUTPUT_TYPE: dict[str, ArtifactKind] = {
+    role: spec.output
+    for role, spec in ROLE_SPECS.items()
+    if spec.output is not ArtifactKind.FEATURE
 }
 
 
@@ -40,26 +31,33 @@ class CompiledNode:
     """One node of the compiled DAG."""
 
     name: str
-    role: str  # source | feature | examples | train | predict | evaluate | explain
+    role: Role
     op: Operator | None
     inputs: tuple[str, ...]  # upstream node names, in a fixed order
-    output_type: str  # table | feature:<kind> | examples | model | predictions | metrics | ...
+    output_type: str  # table | feature:<value kind> | examples | model | ... (roles.output_type)
     fingerprint: str
     params: dict[str, Any]  # JSON-able view of the parameters (for history and diff)
     code: dict[str, str]  # parameter name -> code digest, for UDF parameters
     output: bool
     where: str  # config file:line of the declaration
-    extra: dict[str, Any]  # role-specific facts (feature list, split, metric columns, source)
+    #: The facts its role names (``RoleSpec.facts``: feature list, split, metrics, source,
+    #: sample, approx) and ``volatile`` (why it is never reused). Stored as ``"extra"``.
+    facts: dict[str, Any]
 
     @property
-    def kind(self) -> str:
-        """The coarse kind reported to users: source, preprocess, train, predict, evaluate."""
+    def extra(self) -> dict[str, Any]:
+        """The old name of :attr:`facts` (the key it is stored under in a DAG's JSON)."""
+        return self.facts
+
+    @property
+    def kind(self) -> Stage:
+        """The coarse step reported to users (source, preprocess, train, ...): the role's stage."""
         return JSON_KIND[self.role]
 
     @property
     def value_kind(self) -> str | None:
         """For a feature, its value kind (numeric, categorical, bag, ...)."""
-        return self.output_type.split(":", 1)[1] if self.role == "feature" else None
+        return self.output_type.split(":", 1)[1] if self.role == Role.FEATURE else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,7 +72,7 @@ class CompiledNode:
             "code": self.code,
             "output": self.output,
             "where": self.where,
-            "extra": self.extra,
+            "extra": self.facts,
         }
 
 

@@ -16,6 +16,7 @@ import dataclasses
 from collections.abc import Mapping, Set
 from typing import Any
 
+from helix_tf.roles import Role
 from helix_tf.types import NodeRef
 from helix_tf.workflow import Workflow
 
@@ -34,7 +35,7 @@ def features_to_drop(
     """
     readers: dict[str, list[str]] = {}
     for d in workflow.declarations:
-        if d.role == "train":
+        if d.role == Role.TRAIN:
             readers.setdefault(_name(d.refs["examples"]), []).append(d.name)
     drop: dict[str, set[str]] = {}
     notes: list[str] = []
@@ -72,14 +73,16 @@ def without_features(workflow: Workflow, drop: Mapping[str, Set[str]]) -> Workfl
     out.notes = list(workflow.notes)
     decls = []
     for d in workflow.declarations:
-        if d.role == "examples" and d.name in drop:
+        if d.role == Role.EXAMPLES and d.name in drop:
             kept = [f for f in d.refs["features"] if _name(f) not in drop[d.name]]
             d = dataclasses.replace(d, refs={**d.refs, "features": kept})
         decls.append(d)
     dropped = set().union(*drop.values()) if drop else set()
     used = {name for d in decls for name in _referenced(d.refs)}
     out.declarations = [
-        d for d in decls if not (d.role == "feature" and d.name in dropped and d.name not in used)
+        d
+        for d in decls
+        if not (d.role == Role.FEATURE and d.name in dropped and d.name not in used)
     ]
     return out
 

@@ -122,11 +122,50 @@ def labels_from_table(table: pa.Table) -> np.ndarray:
     return table.column(LABEL).to_numpy().astype(np.float32)
 
 
+def streamed_examples(
+    learner: Learner, folder: str, features: Sequence[Mapping[str, Any]], head: Head
+) -> Any:
+    """Global batches streamed from the training Parquet files under ``folder``, or None.
+
+    Only for a learner with a ``strategy`` (the custom loop reads batches; ``model.fit``
+    takes arrays), a classification head (a regression standardises its target over
+    all rows first) and files larger than ``distributed.STREAM_BYTES`` together.
+    """
+    if getattr(learner, "strategy", None) is None or head.task == "regression":
+        return None
+    from helix_tf.components import distributed
+
+    split = os.path.join(folder, "train")
+    if not os.path.isdir(split):
+        return None
+    files = sorted(os.path.join(split, f) for f in os.listdir(split) if f.endswith(".parquet"))
+    if sum(os.path.getsize(f) for f in files) <= distributed.STREAM_BYTES:
+        return None
+    import pyarrow.parquet as pq
+
+    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    dtype = np.int32 if head.task == "multiclass" else np.float32
+
+    def convert(table: pa.Table) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        return arrays_from_table(table, features), labels_from_table(table).astype(dtype)
+
+    return distributed.ParquetBatches(
+        files, convert, rows=rows, batch_size=int(learner.batch_size), seed=int(learner.seed)
+    )
+
+
 # ---------------------------------------------------------------------------- layers
 
 
 def _register_layers(keras: Any) -> None:
     global IndexedWeights, SumLogits, Rescale
+    IndexedWeights = _indexed_weights_layer(keras)
+    SumLogits = _sum_logits_layer(keras)
+    Rescale = _rescale_layer(keras)
+
+
+def _indexed_weights_layer(keras: Any) -> Any:
+    """The registered ``IndexedWeights`` layer class."""
     ops = keras.ops
 
     @keras.saving.register_keras_serializable(package="helix_tf", name="IndexedWeights")
@@ -174,6 +213,12 @@ def _register_layers(keras: Any) -> None:
                 **({"initializer": self.initializer} if self.initializer else {}),
             }
 
+    return _IndexedWeights
+
+
+def _sum_logits_layer(keras: Any) -> Any:
+    """The registered ``SumLogits`` layer class."""
+
     @keras.saving.register_keras_serializable(package="helix_tf", name="SumLogits")
     class _SumLogits(keras.layers.Layer):
         """Sum of per-feature logits plus a learned bias (one per output)."""
@@ -198,6 +243,13 @@ def _register_layers(keras: Any) -> None:
                 total = total + p
             return total + self.bias
 
+    return _SumLogits
+
+
+def _rescale_layer(keras: Any) -> Any:
+    """The registered ``Rescale`` layer class."""
+    ops = keras.ops
+
     @keras.saving.register_keras_serializable(package="helix_tf", name="Rescale")
     class _Rescale(keras.layers.Layer):
         """``x * std + mean``: a regression model trained on the standardised target."""
@@ -212,9 +264,7 @@ def _register_layers(keras: Any) -> None:
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "mean": self.mean, "std": self.std}
 
-    IndexedWeights = _IndexedWeights
-    SumLogits = _SumLogits
-    Rescale = _Rescale
+    return _Rescale
 
 
 # ---------------------------------------------------------------------------- build
@@ -345,17 +395,18 @@ class Head:
     def units(self) -> int:
         return self.classes if self.task == "multiclass" else 1
 
-    def keras_loss(self) -> Any:
+    def keras_loss(self, reduction: str = "sum_over_batch_size") -> Any:
+        """The Keras loss; ``reduction="none"`` gives one loss per row (custom loops)."""
         keras = _k()
         if self.task == "binary":
-            return keras.losses.BinaryCrossentropy(from_logits=True)
+            return keras.losses.BinaryCrossentropy(from_logits=True, reduction=reduction)
         if self.task == "multiclass":
-            return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=reduction)
         if self.loss == "absolute":
-            return keras.losses.MeanAbsoluteError()
+            return keras.losses.MeanAbsoluteError(reduction=reduction)
         if self.loss == "huber":
-            return keras.losses.Huber(delta=float(self.huber_delta))
-        return keras.losses.MeanSquaredError()
+            return keras.losses.Huber(delta=float(self.huber_delta), reduction=reduction)
+        return keras.losses.MeanSquaredError(reduction=reduction)
 
 
 def _optimizer(learner: Learner) -> Any:
@@ -390,8 +441,12 @@ def train_model(
     epochs: int | None = None,
     on_epoch: Callable[[int, int, float, float], None] | None = None,
     head: Head | None = None,
+    batches: Any = None,
 ) -> tuple[Any, dict[str, float]]:
     """Train deterministically (seeded); returns the model and final training stats.
+
+    ``batches`` (a :class:`helix_tf.components.distributed.Batches`, learners with a
+    ``strategy`` only) replaces ``x`` and ``y``: global batches streamed from disk.
 
     ``on_epoch(epoch, epochs, loss, seconds)`` is called after every epoch (progress).
     ``y`` holds 0/1 labels (binary), class indices (multiclass) or the target values
@@ -408,8 +463,6 @@ def train_model(
     policy = {"bf16": "mixed_bfloat16", "fp16": "mixed_float16"}.get(precision, "float32")
     keras.mixed_precision.set_global_policy(policy)
     try:
-        model = build_model(learner, features, head.units)
-        steps = -(-len(y) // int(learner.batch_size)) * int(epochs or learner.epochs)
         mean = std = None
         if head.task == "regression":
             mean = float(np.mean(y)) if len(y) else 0.0
@@ -418,38 +471,30 @@ def train_model(
             y = ((np.asarray(y, dtype=np.float64) - mean) / std).astype(np.float32)
         elif head.task == "multiclass":
             y = np.asarray(y, dtype=np.int32)
-        model.compile(
-            optimizer=_optimizer(learner),
-            loss=head.keras_loss(),
-            # Tracing the step costs ~0.5 s, an eager step ~30 ms: below this, eager wins.
-            run_eagerly=steps <= EAGER_MAX_STEPS,
-        )
-        # Create the optimizer's slot variables now: created inside the first traced
-        # step, they make tf.function trace the step twice (~0.4 s). Same weights.
-        model.optimizer.build(model.trainable_variables)
         n_epochs = int(epochs or learner.epochs)
-        callbacks = []
-        if on_epoch is not None:
-            started = time.perf_counter()
-            callbacks.append(
-                keras.callbacks.LambdaCallback(
-                    on_epoch_end=lambda e, logs: on_epoch(
-                        e + 1,
-                        n_epochs,
-                        float((logs or {}).get("loss", float("nan"))),
-                        time.perf_counter() - started,
-                    )
+        strategy = getattr(learner, "strategy", None)
+        if strategy is not None:  # a tf.distribute strategy: the custom loop
+            from helix_tf.components import distributed
+
+            def build() -> tuple[Any, Any]:
+                return build_model(learner, features, head.units), _optimizer(learner)
+
+            if batches is None:
+                batches = distributed.ArrayBatches(
+                    x, y, batch_size=int(learner.batch_size), seed=int(learner.seed)
                 )
+            model, losses = distributed.train_loop(
+                strategy,
+                build=build,
+                per_example_loss=head.keras_loss(reduction="none"),
+                batches=batches,
+                epochs=n_epochs,
+                on_epoch=on_epoch,
             )
-        history = model.fit(
-            dict(x),
-            y,
-            batch_size=int(learner.batch_size),
-            epochs=n_epochs,
-            shuffle=True,
-            verbose=0,
-            callbacks=callbacks,
-        )
+        else:
+            if batches is not None:
+                raise ValueError("streamed batches need a learner with a strategy")
+            model, losses = _fit(learner, features, x, y, head, n_epochs, on_epoch)
         if mean is not None and std is not None:
             # Predictions on the target's scale: the model with its standardisation undone.
             # float32 even under a mixed-precision policy: the scale is the label's own.
@@ -457,11 +502,57 @@ def train_model(
             model = keras.Model(inputs=model.inputs, outputs=scaled, name="helix_model")
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    losses = history.history.get("loss", [float("nan")])
     stats: dict[str, float] = {"train_loss": float(losses[-1])}
     if mean is not None and std is not None:
         stats.update(target_mean=mean, target_std=std)
     return model, stats
+
+
+def _fit(
+    learner: Learner,
+    features: Sequence[Mapping[str, Any]],
+    x: Mapping[str, np.ndarray],
+    y: np.ndarray,
+    head: Head,
+    n_epochs: int,
+    on_epoch: Callable[[int, int, float, float], None] | None,
+) -> tuple[Any, list[float]]:
+    """Keras ``model.fit`` in one process (the default); the model and each epoch's loss."""
+    keras = _k()
+    model = build_model(learner, features, head.units)
+    steps = -(-len(y) // int(learner.batch_size)) * n_epochs
+    model.compile(
+        optimizer=_optimizer(learner),
+        loss=head.keras_loss(),
+        # Tracing the step costs ~0.5 s, an eager step ~30 ms: below this, eager wins.
+        run_eagerly=steps <= EAGER_MAX_STEPS,
+    )
+    # Create the optimizer's slot variables now: created inside the first traced
+    # step, they make tf.function trace the step twice (~0.4 s). Same weights.
+    model.optimizer.build(model.trainable_variables)
+    callbacks = []
+    if on_epoch is not None:
+        started = time.perf_counter()
+        callbacks.append(
+            keras.callbacks.LambdaCallback(
+                on_epoch_end=lambda e, logs: on_epoch(
+                    e + 1,
+                    n_epochs,
+                    float((logs or {}).get("loss", float("nan"))),
+                    time.perf_counter() - started,
+                )
+            )
+        )
+    history = model.fit(
+        dict(x),
+        y,
+        batch_size=int(learner.batch_size),
+        epochs=n_epochs,
+        shuffle=True,
+        verbose=0,
+        callbacks=callbacks,
+    )
+    return model, list(history.history.get("loss", [float("nan")]))
 
 
 def save_model(model: Any, path: str) -> None:

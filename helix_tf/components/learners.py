@@ -15,6 +15,8 @@ from helix_tf.components.base import Operator
 __all__ = ["Learner", "Linear", "DNN", "WideDeep", "OPTIMIZERS"]
 
 OPTIMIZERS = ("adam", "sgd", "ftrl", "adagrad", "rmsprop")
+#: The ``tf.distribute`` strategies a learner may train under (``strategy=``).
+STRATEGIES = ("one-device", "mirrored", "multi-worker")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -29,9 +31,21 @@ class Learner(Operator):
     l1: float = 0.0
     l2: float = 0.0
     seed: int = 0
+    #: None: Keras ``model.fit`` in one process. A ``tf.distribute`` strategy
+    #: ("one-device", "mirrored", "multi-worker" from TF_CONFIG) trains with a custom
+    #: loop (helix_tf.components.distributed): same math, other float rounding.
+    strategy: str | None = None
+
+    def inert_params(self) -> set[str]:
+        """``strategy`` when None: results trained before it existed keep their identity."""
+        return {"strategy"} if self.strategy is None else set()
 
     def validate(self) -> list[str]:
         problems = []
+        if self.strategy is not None and self.strategy not in STRATEGIES:
+            problems.append(
+                f"strategy must be None or one of {STRATEGIES}, but got {self.strategy!r}"
+            )
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer must be one of {OPTIMIZERS}, but got {self.optimizer!r}")
         if not (isinstance(self.learning_rate, int | float) and self.learning_rate > 0):

@@ -25,6 +25,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import TestOptions
 
 from helix_tf.components.sources import Source
 from helix_tf.engine.batch_compute import PreNode
@@ -98,14 +99,37 @@ class _WriteStates(beam.DoFn):
         self.path = path
 
     def process(self, _, *stats):  # type: ignore[no-untyped-def]
+        import uuid
+
         import fsspec
 
-        with fsspec.open(self.path, "w") as f:
+        # Atomically: a retried bundle or a killed worker never leaves a torn file.
+        fs, path = fsspec.core.url_to_fs(self.path)
+        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+        fs.makedirs(fs._parent(path), exist_ok=True)
+        with fs.open(tmp, "w") as f:
             json.dump(merge_states(stats), f)
+        fs.mv(tmp, path)
         yield self.path
 
 
 # ---------------------------------------------------------------------------- driver
+
+
+def _ship_user_code() -> None:
+    """Pickle the config modules (and helpers beside them) by value: a remote worker
+    cannot import them. Beam pickles with its own copy of cloudpickle, so registering
+    them with the ``cloudpickle`` package (as the config loader does) is not enough."""
+    import sys
+
+    from apache_beam.internal.cloudpickle import cloudpickle as beam_cloudpickle
+
+    from helix_tf.config import SHIPPED_BY_VALUE
+
+    for name in sorted(SHIPPED_BY_VALUE):
+        module = sys.modules.get(name)
+        if module is not None:
+            beam_cloudpickle.register_pickle_by_value(module)
 
 
 def run_preprocessing(
@@ -124,6 +148,7 @@ def run_preprocessing(
     this run (read from a loaded artifact's manifest).
     """
     t_launch = time.perf_counter()
+    _ship_user_code()
     pipeline = make_pipeline()
     levels = analysis_levels(nodes, order)
     sources = [n for n in order if nodes[n].role == "source"]
@@ -178,6 +203,10 @@ def run_preprocessing(
     launch = time.perf_counter() - t_launch
     result = pipeline.run()
     result.wait_until_finish()
+    if pipeline.options.view_as(TestOptions).dry_run:
+        from helix_tf.engine.runners import JobBuilt
+
+        raise JobBuilt(result.job)  # a Dataflow --dry_run: built, not submitted
     counters: dict[str, int] = {}
     for c in result.metrics().query(MetricsFilter().with_namespace(NS))["counters"]:
         counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + int(c.committed or 0)

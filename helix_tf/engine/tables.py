@@ -10,6 +10,7 @@ runs on Beam workers of every runner.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -45,17 +46,36 @@ def _is_remote(path: str) -> bool:
 
 
 def write_batch(root: str, split: str, k: int, table: pa.Table) -> int:
-    """Write one batch; returns the bytes written."""
+    """Write one batch atomically (a temporary file, then renamed); returns the bytes written.
+
+    A worker killed mid-write, or a runner that retries a bundle while the first
+    attempt still runs, leaves at most a ``.tmp-*`` file no reader lists, never a
+    torn ``NNNNNN.parquet``. On object stores the upload itself is atomic (an object
+    appears whole when its upload completes); the rename there is a server-side copy.
+    """
+    import uuid
+
     path = batch_path(root, split, k)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
     if _is_remote(path):
         import fsspec
 
-        with fsspec.open(path, "wb") as f:
+        fs, tmp_path = fsspec.core.url_to_fs(tmp)
+        final = fs._strip_protocol(path)
+        with fs.open(tmp_path, "wb") as f:
             pq.write_table(table, f, compression="snappy")
-            return int(f.tell()) if hasattr(f, "tell") else 0
-    local = path.removeprefix("file://")
+        size = int(fs.size(tmp_path))
+        fs.mv(tmp_path, final)
+        return size
+    local, local_tmp = path.removeprefix("file://"), tmp.removeprefix("file://")
     os.makedirs(os.path.dirname(local), exist_ok=True)
-    pq.write_table(table, local, compression="snappy")
+    try:
+        pq.write_table(table, local_tmp, compression="snappy")
+        os.replace(local_tmp, local)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(local_tmp)
+        raise
     return os.path.getsize(local)
 
 

@@ -16,6 +16,9 @@ Versions (:mod:`._versions`)
     :func:`workflow_changes` (a diff as one line per change).
 Metrics (:mod:`._metrics`)
     :func:`metric_direction`, :func:`select_metrics`, :func:`compare_metrics`.
+A config's past, by config path (:mod:`._workflow`: what a tool calls)
+    :func:`workflow_history`, :func:`workflow_versions`, :func:`workflow_diff`,
+    :func:`compare_runs` (two runs' metrics side by side, and what changed).
 Predictions (:mod:`._predictions`)
     :func:`stored_predictions`, :func:`compare_predictions` (paired bootstrap).
 
@@ -51,6 +54,7 @@ from helix_tf.history._runs import (
     record_killed_runs,
     recorded_runs,
     runs,
+    summarize_run,
     tag_of,
 )
 from helix_tf.history._versions import (
@@ -64,6 +68,17 @@ from helix_tf.history._versions import (
     version_diff,
     workflow_changes,
 )
+from helix_tf.history._workflow import (
+    MetricDelta,
+    RunsComparison,
+    VersionSummary,
+    check_metric_selection,
+    compare_runs,
+    recorded_versions,
+    workflow_diff,
+    workflow_history,
+    workflow_versions,
+)
 
 __all__ = [
     # runs
@@ -76,6 +91,17 @@ __all__ = [
     "runs",
     "history_entries",
     "compare_with_history",
+    "summarize_run",
+    # a config's past, by config path
+    "workflow_history",
+    "workflow_versions",
+    "workflow_diff",
+    "compare_runs",
+    "VersionSummary",
+    "RunsComparison",
+    "MetricDelta",
+    "check_metric_selection",
+    "recorded_versions",
     "record_killed_runs",
     # versions
     "NodeChange",

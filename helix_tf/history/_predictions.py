@@ -66,7 +66,7 @@ def stored_predictions(
     Raises :class:`~helix_tf.errors.StoreError` when they are not stored: run the
     variant with ``materialize="all"`` first.
     """
-    from helix_tf import api
+    from helix_tf._session import default_home
     from helix_tf.engine import tables
     from helix_tf.reuse.store import ArtifactStore
 
@@ -78,7 +78,7 @@ def stored_predictions(
             f"(one of {', '.join(n.name for n in predicts) or 'none'})"
         )
     target = compiled.node(node) if node is not None else predicts[0]
-    url = store or str(api._default_home(loaded.path))
+    url = store or str(default_home(loaded.path))
     artifacts = ArtifactStore(url)
     manifest = artifacts.lookup(target.fingerprint)
     local = artifacts.open_local(manifest) if manifest is not None else None

@@ -30,6 +30,7 @@ __all__ = [
     "tag_of",
     "recorded_runs",
     "runs",
+    "summarize_run",
     "history_entries",
     "compare_with_history",
     "record_killed_runs",
@@ -108,19 +109,24 @@ def runs(
     finally:
         session.close()
     return [
-        RunSummary(
-            run=r.id,
-            version=r.version,
-            status=r.status,
-            approx=r.approx,
-            validation=validation.get(r.version, False),
-            params={k: v for k, v in r.params.items() if k != TAG_KEY},
-            tag=tag_of(r),
-            metrics=dict(r.metrics),
-            wall_seconds=r.wall_seconds,
-        )
+        summarize_run(r, validation=validation.get(r.version, False))
         for r in reversed(records)  # the database lists newest first
     ]
+
+
+def summarize_run(run: RunRecord, *, validation: bool) -> RunSummary:
+    """A recorded run as a :class:`RunSummary` (``validation``: its version's kind)."""
+    return RunSummary(
+        run=run.id,
+        version=run.version,
+        status=run.status,
+        approx=run.approx,
+        validation=validation,
+        params={k: v for k, v in run.params.items() if k != TAG_KEY},
+        tag=tag_of(run),
+        metrics=dict(run.metrics),
+        wall_seconds=run.wall_seconds,
+    )
 
 
 def record_killed_runs(

@@ -11,28 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
+
+from helix_tf.roles import ROLE_SPECS, Role
 
 __all__ = ["CostModel", "DEFAULT_COMPUTE_SECONDS", "NodeCosts"]
 
-#: Seconds assumed for a node never measured, by role.
-DEFAULT_COMPUTE_SECONDS = {
-    "source": 2.0,
-    "feature": 1.0,
-    "examples": 1.0,
-    "train": 10.0,
-    "predict": 2.0,
-    "evaluate": 0.2,
-    "explain": 2.0,
-}
+#: Seconds assumed for a node never measured, by role (``RoleSpec.default_seconds``).
+DEFAULT_COMPUTE_SECONDS = {role: spec.default_seconds for role, spec in ROLE_SPECS.items()}
 #: Fixed cost of loading a model: Keras must deserialise it (TensorFlow import aside).
-MODEL_LOAD_SECONDS = 0.3
-
-
-class _History(Protocol):
-    compute_seconds: float
-    rows: int | None
-    fingerprint: str
+MODEL_LOAD_SECONDS = ROLE_SPECS[Role.TRAIN].load_overhead_seconds
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,9 +56,8 @@ class CostModel:
 
     def load_cost(self, role: str, nbytes: int | None) -> float:
         cost = self.latency + (nbytes or 0) / max(self.throughput, 1.0)
-        if role == "train":
-            cost += MODEL_LOAD_SECONDS
-        return cost
+        spec = ROLE_SPECS.get(role)
+        return cost + (spec.load_overhead_seconds if spec is not None else 0.0)
 
     def costs(self, name: str, role: str, stored_bytes: int | None, loadable: bool) -> NodeCosts:
         compute, measured = self.compute_cost(name, role)

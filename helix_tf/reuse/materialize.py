@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from helix_tf.reuse.tagged import TagQuota, entry_tag, eviction_order
+from helix_tf.roles import NodeState
 
 __all__ = ["POLICIES", "MaterializationPolicy", "parse_budget", "validity_probability"]
 
@@ -119,7 +120,7 @@ class MaterializationPolicy:
     def _recompute_cost(self, name: str, measures: Mapping[str, Any]) -> float:
         def cost(n: str) -> float:
             m = measures.get(n)
-            if m is not None and m.state == "compute" and m.compute_seconds:
+            if m is not None and m.state == NodeState.COMPUTE and m.compute_seconds:
                 return float(m.compute_seconds)
             return float(self.history_compute.get(n, 0.0))
 

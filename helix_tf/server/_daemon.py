@@ -220,26 +220,8 @@ def serve(
     signal.signal(signal.SIGINT, request_stop)
     if on_ready is not None:
         on_ready(state)
-    last_active = time.monotonic()
     try:
-        while not state.stop:
-            _reap(state)
-            if state.children:
-                last_active = time.monotonic()
-            ready, _, _ = select.select([listener], [], [], 0.5)
-            if not ready:
-                if time.monotonic() - last_active > idle_timeout:
-                    log.info("idle for %.0fs: stopping", idle_timeout)
-                    break
-                continue
-            conn, _ = listener.accept()
-            last_active = time.monotonic()
-            try:
-                _accept(conn, listener, state)
-            except Exception:
-                log.exception("request failed")
-            finally:
-                conn.close()
+        _serve_requests(listener, state, idle_timeout)
     finally:
         listener.close()
         with contextlib.suppress(OSError):
@@ -249,6 +231,29 @@ def serve(
         for pid in list(state.children):
             _wait(state, pid, 0)
         log.info("stopped after %d run(s)", state.runs)
+
+
+def _serve_requests(listener: socket.socket, state: _State, idle_timeout: float) -> None:
+    """Accept requests until stopped, or idle (no request, no run) for ``idle_timeout`` s."""
+    last_active = time.monotonic()
+    while not state.stop:
+        _reap(state)
+        if state.children:
+            last_active = time.monotonic()
+        ready, _, _ = select.select([listener], [], [], 0.5)
+        if not ready:
+            if time.monotonic() - last_active > idle_timeout:
+                log.info("idle for %.0fs: stopping", idle_timeout)
+                break
+            continue
+        conn, _ = listener.accept()
+        last_active = time.monotonic()
+        try:
+            _accept(conn, listener, state)
+        except Exception:
+            log.exception("request failed")
+        finally:
+            conn.close()
 
 
 def _marked_home(argv: list[str], cwd: str) -> Path | None:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from helix_tf.errors import StoreError
+from helix_tf.roles import Role
 from helix_tf.types import LABEL, SCORE
 from helix_tf.views import _charts
 from helix_tf.views._data import (
@@ -335,8 +336,8 @@ def gather(
     nodes = list(nodes)
     notes: list[str] = []
     fields: dict[str, Any] = {}
-    predict = [(n, fp) for n, kind, fp in nodes if kind == "predict"]
-    explain = [(n, fp) for n, kind, fp in nodes if kind == "explain"]
+    predict = [(n, fp) for n, kind, fp in nodes if kind == Role.PREDICT]
+    explain = [(n, fp) for n, kind, fp in nodes if kind == Role.EXPLAIN]
     if predict:
         name, fp = predict[0]
         try:

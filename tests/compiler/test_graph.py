@@ -549,9 +549,9 @@ def _udf_config(tmp_path: Path, census_like: tuple[Path, Path], udf: str) -> tup
 
 @pytest.fixture
 def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
-    from helix_tf.compiler import graph
+    from helix_tf.compiler import _identity
 
-    monkeypatch.setattr(graph, "_WARNED", set())
+    monkeypatch.setattr(_identity, "_WARNED", set())
 
 
 def test_a_declared_file_joins_the_fingerprint_by_content(

@@ -27,6 +27,7 @@ from click.testing import CliRunner, Result
 import helix_tf
 from helix_tf import api
 from helix_tf.cli import main
+from helix_tf.events import PreprocessingStarted, ProgressEvent
 from helix_tf.results import RunResult
 from tests.conftest import TINY_CENSUS, write_config
 
@@ -425,11 +426,11 @@ def test_approximate_preprocessing_runs_without_a_beam_pipeline(
         return real(**kw)
 
     monkeypatch.setattr(beam_pipeline, "run_preprocessing", counted)
-    events: list[dict[str, Any]] = []
+    events: list[ProgressEvent] = []
     store = str(tmp_path / "store")
     approx = api.run(config, store=store, approx=_approx(sample=0.5), progress=events.append)
     assert made == [] and states(approx)["examples"] == "compute"
-    assert [e["runner"] for e in events if e.get("stage") == "preprocess"] == ["in-process"]
+    assert [e.runner for e in events if isinstance(e, PreprocessingStarted)] == ["in-process"]
     # The exact run still goes through the pipeline.
     exact = api.run(config, store=store)
     assert made == ["pipeline"] and states(exact)["examples"] == "compute"

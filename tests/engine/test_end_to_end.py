@@ -396,12 +396,12 @@ def test_missing_label_names_the_row_and_column(
 def test_positive_label_that_never_occurs_fails_before_training_with_the_values_found(
     bad_config: Path, store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from helix_tf.engine._learning import _LearningSteps
+    from helix_tf.engine._learning import LearningSteps
 
     def never(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("trained although no label is positive")
 
-    monkeypatch.setattr(_LearningSteps, "train", never)
+    monkeypatch.setattr(LearningSteps, "train", never)
     with pytest.raises(DataError) as info:
         api.run(bad_config, store=store, params=["examples.positive='>50k'"])
     message = str(info.value)

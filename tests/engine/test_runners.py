@@ -81,8 +81,8 @@ def test_several_local_workers_are_refused_by_a_run(tiny_census_config: Path, st
 
 
 def test_unknown_runner_and_incomplete_dataflow_options() -> None:
-    with pytest.raises(ConfigError, match=r"unknown runner 'spark'; expected one of direct"):
-        pipeline_factory("spark")
+    with pytest.raises(ConfigError, match=r"unknown runner 'dask'; expected one of direct"):
+        pipeline_factory("dask")
     with pytest.raises(ConfigError, match=r"--runner dataflow needs --project, --region"):
         pipeline_factory("dataflow", ["--temp_location=gs://b/t"])
 
@@ -99,7 +99,7 @@ def test_portable_runner_defaults_to_an_embedded_loopback_job_server() -> None:
 
 
 def test_runner_module_names_every_runner() -> None:
-    assert runners.RUNNERS == ("direct", "dataflow", "portable")
+    assert runners.RUNNERS == ("direct", "dataflow", "portable", "flink", "spark")
 
 
 @pytest.mark.slow
@@ -137,3 +137,132 @@ def _examples(store: str, fingerprint: str) -> dict[str, Any]:
     assert local is not None
     found = {split: tables.read_split(local, split) for split in ("train", "test")}
     return {split: t.to_pydict() for split, t in found.items() if t is not None}
+
+
+# ---------------------------------------------------------------------------- issue 14
+
+_GOOD = ["--project=my-project", "--region=us-central1", "--temp_location=gs://my-bucket/tmp"]
+
+
+@pytest.mark.parametrize(
+    ("args", "store", "message"),
+    [
+        (
+            [*_GOOD[:2], "--temp_location=/tmp/beam"],
+            "gs://b-ok/s",
+            r"--temp_location must be a gs://",
+        ),
+        (
+            [*_GOOD[:2], "--temp_location=gs://My_Bucket/t"],
+            "gs://b-ok/s",
+            r"invalid bucket 'My_Bucket'",
+        ),
+        ([*_GOOD[:2], "--temp_location=gs://ab/t"], "gs://b-ok/s", r"invalid bucket 'ab'"),
+        ([*_GOOD[:2], "--temp_location=gs://google-x/t"], "gs://b-ok/s", r"contain 'google'"),
+        ([*_GOOD, "--staging_location=C:/stage"], "gs://b-ok/s", r"--staging_location must be"),
+        (_GOOD, "gs://-bad/s", r"--store 'gs://-bad/s' names an invalid bucket"),
+        (_GOOD, "/tmp/store", r"--store must be a gs://"),
+        (
+            ["--region=us-central1", "--temp_location=gs://b-ok/t"],
+            "gs://b-ok/s",
+            r"needs --project",
+        ),
+        (["--project=My Project", *_GOOD[1:]], "gs://b-ok/s", r"not a Google Cloud project id"),
+        ([_GOOD[0], "--region=central", _GOOD[2]], "gs://b-ok/s", r"not a Google Cloud region"),
+        (
+            [*_GOOD, "--sdk_container_image=apache/beam_python3.11_sdk:2.60.0"],
+            "gs://b-ok/s",
+            r"has Beam 2\.60\.0, but this Beam is",
+        ),
+        (
+            [*_GOOD, "--sdk_container_image=apache/beam_python3.9_sdk:" + beam.__version__],
+            "gs://b-ok/s",
+            r"runs Python 3\.9",
+        ),
+        (
+            [*_GOOD, "--setup_file=/nowhere/setup.py"],
+            "gs://b-ok/s",
+            r"--setup_file .* does not exist",
+        ),
+    ],
+    ids=[
+        "local-temp",
+        "uppercase-bucket",
+        "short-bucket",
+        "google-bucket",
+        "local-staging",
+        "bad-store-bucket",
+        "local-store",
+        "no-project",
+        "project-name",
+        "bad-region",
+        "image-beam-version",
+        "image-python-version",
+        "missing-setup-file",
+    ],
+)
+def test_dataflow_options_are_refused_offline_in_under_a_second(
+    args: list[str], store: str, message: str, offline: None
+) -> None:
+    """Beam itself hangs ~120 s offline on a non-gs:// or invalid temp location (it tries
+    to create a default bucket); helix_tf refuses such options before Beam sees them."""
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=message):
+        runners.check_runner("dataflow", args, store)
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_dataflow_problems_are_reported_together() -> None:
+    problems = runners.dataflow_problems(
+        ["--project=X", "--region=us-central1", "--temp_location=/t"], "/s"
+    )
+    assert len(problems) == 3, problems
+
+
+def test_valid_dataflow_options_pass_and_ship_helix_tf(offline: None) -> None:
+    runners.check_runner("dataflow", _GOOD, "gs://my-bucket.example-1/store")
+    image = runners.worker_image()
+    runners.check_runner("dataflow", [*_GOOD, f"--sdk_container_image={image}"], "gs://b-ok/s")
+    pipeline = pipeline_factory("dataflow", _GOOD)()
+    from apache_beam.options.pipeline_options import SetupOptions
+
+    # No image named: helix_tf's own setup.py ships the code (the fallback).
+    setup_file = pipeline.options.view_as(SetupOptions).setup_file
+    assert setup_file is not None and Path(setup_file).name == "setup.py"
+    imaged = pipeline_factory("dataflow", [*_GOOD, f"--sdk_container_image={image}"])()
+    assert imaged.options.view_as(SetupOptions).setup_file is None
+
+
+def test_the_worker_dockerfile_builds_on_the_matching_beam_image() -> None:
+    """deploy/Dockerfile's base image is this Beam on this Python (a Beam upgrade must
+    update it: the SDK harness must match the SDK that built the job)."""
+    text = runners.DOCKERFILE.read_text(encoding="utf-8")
+    bases = [line.split()[1] for line in text.splitlines() if line.startswith("FROM ")]
+    assert runners.worker_image() in bases, bases
+    assert "pip install" in text and ".[" not in text.split("pip install", 1)[1].split("\n")[0]
+
+
+@pytest.mark.parametrize(
+    ("runner", "flag"),
+    [("flink", "--flink_job_server_jar"), ("spark", "--spark_job_server_jar")],
+)
+def test_flink_and_spark_without_a_job_server_jar_fail_at_once(
+    runner: str, flag: str, tmp_path: Path, offline: None
+) -> None:
+    """Without a jar Beam would download one from Maven (no network here: a hang)."""
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(
+        ConfigError, match=rf"needs Beam's .* job server: pass --beam-option={flag}"
+    ):
+        runners.check_runner(runner, [], "")
+    with pytest.raises(ConfigError, match=rf"{flag} '/no/such.jar' does not exist"):
+        runners.check_runner(runner, [f"{flag}=/no/such.jar"], "")
+    assert time.perf_counter() - t0 < 1.0
+    jar = tmp_path / "job-server.jar"
+    jar.write_bytes(b"")
+    runners.check_runner(runner, [f"{flag}={jar}"], "")  # a jar given: accepted
+    runners.check_runner(runner, ["--job_endpoint=localhost:8099"], "")  # a running server

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from helix_tf.events import Planned, ProgressEvent
 from helix_tf.reuse.store import ArtifactStore
 from helix_tf.sample_data import write_census_like
 from tests.engine.test_concurrent_runs import CONFIG, _cmd, _env
@@ -183,8 +184,8 @@ def test_an_entry_vanishing_after_planning_is_recomputed(
     examples = next(n for n in first.nodes if n.name == "examples")
     plans = []
 
-    def progress(event: dict[str, object]) -> None:
-        if event.get("event") == "plan":
+    def progress(event: ProgressEvent) -> None:
+        if isinstance(event, Planned):
             plans.append(event)
             if len(plans) == 1:
                 artifacts.delete(examples.fingerprint)
@@ -197,7 +198,7 @@ def test_an_entry_vanishing_after_planning_is_recomputed(
         progress=progress,
     )
     assert len(plans) == 2
-    states = [{d["name"]: d["state"] for d in p["decisions"]} for p in plans]  # type: ignore[union-attr]
+    states = [{d.name: d.state for d in p.decisions} for p in plans]
     assert states[0]["examples"] == "load" and states[1]["examples"] == "compute"
     assert {n.name: n.state for n in second.nodes}["examples"] == "compute"
     assert artifacts.lookup(examples.fingerprint) is not None

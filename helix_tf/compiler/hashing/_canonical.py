@@ -33,8 +33,10 @@ def canonical_json(value: object) -> str:
     ----------
     value : object
         Plain data (None, bool, int, float, str, bytes, lists, tuples, dicts,
-        sets), enums, paths, dates, numpy scalars and arrays, pandas objects,
-        dataclass instances, operator specs (objects with ``params()``) and
+        sets), enums (by class, name and value; a member of a class that sets
+        ``__canonical_value__``, as helix_tf's ``Role`` and ``NodeState`` do,
+        as its plain value, also as a dict key), paths, dates, numpy scalars
+        and arrays, pandas objects, dataclass instances, operator specs (objects with ``params()``) and
         callables (hashed by :func:`code_fingerprint`).
 
     Returns
@@ -117,6 +119,8 @@ class _Canon:
         if v is Ellipsis:
             return {"__ellipsis__": True}
         if isinstance(v, enum.Enum):
+            if getattr(type(v), "__canonical_value__", False):
+                return self(v.value)  # helix_tf's vocabulary (Role, NodeState, ...): its string
             return {"__enum__": _type_name(type(v)), "name": v.name, "value": self(v.value)}
         module = type(v).__module__
         if module.startswith("numpy"):
@@ -222,7 +226,7 @@ class _Canon:
         return _ActiveGuard(self._active, v)
 
     def _mapping(self, v: Mapping[Any, Any]) -> _Form:
-        items = list(v.items())
+        items = [(_plain(k), x) for k, x in v.items()]
         if all(type(k) is str and not k.startswith("__") for k, _ in items):
             return {k: self(x) for k, x in items}
         pairs = [[self(k), self(x)] for k, x in items]
@@ -325,6 +329,13 @@ def _arrow(v: object, canon: Callable[[object], _Form]) -> _Form | None:
     if isinstance(v, pa.Scalar):
         return {"__arrow__": "Scalar", "type": str(v.type), "value": canon(v.as_py())}
     return None
+
+
+def _plain(key: object) -> object:
+    """A vocabulary enum member (``__canonical_value__``) as its value, as a mapping key."""
+    if isinstance(key, enum.Enum) and getattr(type(key), "__canonical_value__", False):
+        return key.value
+    return key
 
 
 class _ActiveGuard:

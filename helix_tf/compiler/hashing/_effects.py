@@ -147,7 +147,7 @@ class _Scan(ast.NodeVisitor):
         if isinstance(value, bytes):
             value = os.fsdecode(value)
         if isinstance(value, str | os.PathLike):
-            return os.fspath(value)  # type: ignore[return-value]
+            return os.fspath(value)
         return None
 
     # -- visits
@@ -198,7 +198,7 @@ class _Scan(ast.NodeVisitor):
             if name not in self.found.env:
                 self.found.env.append(name)
         else:
-            self.found.env_unresolved.append(f"{self.text(node)} (line {node.lineno})")
+            self.found.env_unresolved.append(f"{self.text(node)} (line {node.lineno})")  # type: ignore[attr-defined]
 
     def leftover_environ(self, tree: ast.AST) -> None:
         """Any other use of ``os.environ`` (the whole mapping) cannot be resolved."""

@@ -8,6 +8,7 @@ import dataclasses
 import dis
 import functools
 import types
+from typing import cast
 
 from ._canonical import _digest
 
@@ -142,7 +143,10 @@ def _same_const(x: object, y: object) -> bool:
     if isinstance(x, frozenset):
         return sorted(map(repr, x)) == sorted(map(repr, y))  # type: ignore[call-overload]
     if isinstance(x, tuple):
-        return len(x) == len(y) and all(map(_same_const, x, y))  # type: ignore[arg-type]
+        other = cast("tuple[object, ...]", y)  # the same type as x
+        return len(x) == len(other) and all(
+            _same_const(a, b) for a, b in zip(x, other, strict=True)
+        )
     return repr(x) == repr(y)
 
 
@@ -219,7 +223,8 @@ class _Normaliser:
                 self.free.setdefault(name, None)
             if (key is None or key[0] == "import") and isinstance(holder, ast.Name):
                 chain: list[str] = []
-                child, parent = holder, parents.get(id(holder))
+                child: ast.AST = holder
+                parent = parents.get(id(holder))
                 while isinstance(parent, ast.Attribute) and parent.value is child:
                     chain.append(parent.attr)
                     child, parent = parent, parents.get(id(parent))

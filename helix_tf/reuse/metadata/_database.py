@@ -213,7 +213,9 @@ def ensure_workflow(db: Database, conn: Connection, name: str, config_path: str 
     row = conn.execute(db.sa.select(wf.c.id, wf.c.config_path).where(wf.c.name == name)).first()
     if row is None:
         result = conn.execute(wf.insert().values(name=name, config_path=config_path or ""))
-        return int(result.inserted_primary_key[0])
+        key = result.inserted_primary_key
+        assert key is not None  # an INSERT always has one
+        return int(key[0])
     if config_path is not None and row.config_path != config_path:
         conn.execute(wf.update().where(wf.c.id == row.id).values(config_path=config_path))
     return int(row.id)

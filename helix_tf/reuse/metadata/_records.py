@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-NODE_STATES = ("compute", "load", "prune")
+if TYPE_CHECKING:
+    from helix_tf.results import NodeResult
+
+from helix_tf.roles import NodeState
+
+#: The states a node record may have (NodeState, defined once in helix_tf.roles).
+NODE_STATES = tuple(NodeState)
 RUN_STATUSES = ("running", "ok", "failed", "killed")
 
 
@@ -17,7 +23,8 @@ class NodeRecord:
     Parameters
     ----------
     name, kind, fingerprint
-        The node's name, operator kind and fingerprint in that run.
+        The node's name, stage (``helix_tf.roles.Stage``: source, preprocess,
+        train, ...) and fingerprint in that run.
     state
         ``"compute"``, ``"load"`` or ``"prune"``.
     compute_seconds, load_seconds, write_seconds
@@ -41,6 +48,24 @@ class NodeRecord:
     bytes: int | None = None
     materialized: bool = False
     reason: str = ""
+
+    @classmethod
+    def from_result(cls, result: NodeResult) -> NodeRecord:
+        """The row recorded for a run's :class:`~helix_tf.results.NodeResult` (the one
+        per-node result): ``materialized`` is whether the run wrote it (a load did not)."""
+        return cls(
+            name=result.name,
+            kind=result.kind,
+            fingerprint=result.fingerprint,
+            state=result.state,
+            compute_seconds=result.compute_seconds,
+            load_seconds=result.load_seconds,
+            write_seconds=result.write_seconds,
+            rows=result.rows,
+            bytes=result.bytes,
+            materialized=result.written,
+            reason=result.reason,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -66,7 +66,9 @@ class RunLog:
                     host_name=host if host is not None else socket.gethostname(),
                 )
             )
-            return int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None  # an INSERT always has one
+            return int(key[0])
 
         run_id = db.write(write, f"start a run of workflow {workflow!r}")
         logger.debug("workflow %r version %d: run %d started", workflow, version, run_id)

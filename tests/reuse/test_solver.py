@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from helix_tf.errors import PlanError
-from helix_tf.reuse import plan as plan_module
-from helix_tf.reuse.plan import (
+from helix_tf.reuse import solver as plan_module
+from helix_tf.reuse.solver import (
     PlanNode,
     ReusePlan,
     available,
@@ -209,7 +209,7 @@ def test_doctests() -> None:
 
 def test_planner_never_imports_tensorflow_or_beam() -> None:
     code = (
-        "import sys, helix_tf.reuse.plan\n"
+        "import sys, helix_tf.reuse.solver\n"
         "bad = [m for m in ('tensorflow', 'keras', 'apache_beam') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

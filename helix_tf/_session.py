@@ -1,0 +1,222 @@
+"""A config opened for a command: loaded, compiled, its store and metadata opened.
+
+:func:`open_session` is the one way into a config's stored results: ``run`` and
+``plan`` (:mod:`helix_tf.api`), the history functions (:mod:`helix_tf.history`)
+and the CLI's reading commands open a :class:`Session` and close it afterwards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from helix_tf.approx.settings import Approx
+from helix_tf.compiler.content import ContentHasher
+from helix_tf.compiler.graph import CompiledWorkflow, compile_workflow
+from helix_tf.config import LoadedConfig, load_config
+from helix_tf.errors import StoreError
+
+if TYPE_CHECKING:
+    from helix_tf.reuse.metadata import MetadataStore
+    from helix_tf.reuse.store import ArtifactStore
+    from helix_tf.settings import Setting
+from helix_tf.roles import Role
+
+__all__ = ["EXACT_INSTEAD", "Session", "default_home", "open_session"]
+
+log = logging.getLogger(__name__)
+
+#: Said when an approximate run or plan uses the stored exact results instead.
+EXACT_INSTEAD = (
+    "approximate run requested, but every output of this workflow is stored exactly: "
+    "loaded the exact results instead (not approximate)"
+)
+
+
+@dataclasses.dataclass(slots=True, kw_only=True)
+class Session:
+    """A loaded, compiled config with its store and metadata opened."""
+
+    config: LoadedConfig
+    compiled: CompiledWorkflow
+    store: ArtifactStore
+    metadata: MetadataStore
+    store_url: str
+    #: An approximate run was asked for, but every exact output is stored, or the
+    #: sample would save too little: this session is the exact workflow instead.
+    exact_instead: bool = False
+    #: Why (said in the run's notes).
+    exact_note: str = ""
+    #: Whose versions are the baseline of plan reasons ("previous version"): this
+    #: person's (helix_tf.settings.current_user), or None for the whole team's.
+    baseline_user: str | None = None
+
+    def close(self) -> None:
+        self.metadata.close()
+
+
+def default_home(config_path: Path) -> Path:
+    """Where a config's store and metadata go by default: ``.helix/`` beside it."""
+    return config_path.parent / ".helix"
+
+
+def open_session(
+    config: str | os.PathLike[str],
+    *,
+    params: Sequence[str] | Mapping[str, Any] = (),
+    data_dir: str | None = None,
+    store: str | None = None,
+    metadata: str | None = None,
+    approx: Approx | None = None,
+    rehash: bool = False,
+    existing: bool = False,
+    team: bool = False,
+) -> Session:
+    """Load and compile ``config``; open its store and metadata database.
+
+    ``rehash=True`` re-reads every data file instead of trusting the content-hash memo.
+    ``existing=True`` is for commands that only read what runs recorded (history, diff,
+    report): a local store folder that does not exist is an error, and none is created.
+    ``metadata`` defaults to ``HELIX_TF_METADATA``, else the project's ``helix_tf.toml``
+    (:mod:`helix_tf.settings`). ``team=True``: the plan's "previous version" is the
+    team's latest, not this person's.
+    """
+    from helix_tf.settings import metadata_setting
+
+    loaded = load_config(config, params, data_dir=data_dir)
+    if existing and metadata_setting(metadata, loaded.path).value is None:
+        _require_local_store(loaded, store)
+    return open_loaded(
+        loaded, store=store, metadata=metadata, approx=approx, rehash=rehash, team=team
+    )
+
+
+def _require_local_store(loaded: LoadedConfig, store: str | None) -> None:
+    """Refuse to read a local store that no run has written (it would be created empty)."""
+    url = store or str(default_home(loaded.path))
+    if "://" in url or Path(url).is_dir():
+        return
+    raise StoreError(
+        f"no store at {url}: nothing has run into it yet, so there is nothing to show. "
+        f"Run `helix-tf run {loaded.path}` first, or pass --store with the folder your "
+        "runs used"
+    )
+
+
+def open_loaded(
+    loaded: LoadedConfig,
+    *,
+    store: str | None,
+    metadata: str | None,
+    approx: Approx | None,
+    rehash: bool = False,
+    team: bool = False,
+) -> Session:
+    from helix_tf.reuse.store import ArtifactStore
+    from helix_tf.settings import current_user, metadata_setting
+
+    home = default_home(loaded.path)
+    store_url = store or str(home)
+    local_home = home if "://" in store_url else Path(store_url)
+    # The store first: an unreachable one fails before anything is written beside the config.
+    artifact_store = ArtifactStore(store_url)
+    hasher = ContentHasher(local_home / "content-hashes.json", rehash=rehash)
+    compiled = compile_workflow(loaded.workflow, config_path=str(loaded.path), hasher=hasher)
+    setting = metadata_setting(metadata, loaded.path)
+    meta = open_metadata(setting.value or f"sqlite:///{local_home / 'metadata.db'}", setting)
+    note = ""
+    if approx is not None:
+        stored = {n.name for n in compiled.nodes if artifact_store.lookup(n.fingerprint)}
+        # Sample where it saves most: on stored exact examples if there are any, else at
+        # the source (so preprocessing shrinks too).
+        placement = (
+            "train"
+            if any(n.role == Role.EXAMPLES and n.name in stored for n in compiled.nodes)
+            else "source"
+        )
+        if all(o in stored for o in compiled.outputs):
+            note = EXACT_INSTEAD
+        else:
+            note = _too_little_to_save(compiled, stored, meta, approx, placement)
+        if not note:
+            compiled = compile_workflow(
+                loaded.workflow,
+                config_path=str(loaded.path),
+                hasher=hasher,
+                approx=approx.for_compiler(placement=placement),
+            )
+    return Session(
+        config=loaded,
+        compiled=compiled,
+        store=artifact_store,
+        metadata=meta,
+        store_url=store_url,
+        exact_instead=bool(note),
+        exact_note=note,
+        baseline_user=None if team else current_user(),
+    )
+
+
+def _too_little_to_save(
+    compiled: CompiledWorkflow, stored: set[str], meta: Any, approx: Approx, placement: str
+) -> str:
+    """The note for running exact because a sample would save too little; ``""`` otherwise."""
+    from helix_tf.approx.worth import approx_saving
+
+    if approx.min_saving_seconds <= 0:
+        return ""
+    saving = approx_saving(
+        [(n.name, n.role) for n in compiled.nodes if n.name not in stored],
+        meta.compute_history(compiled.name, approx=False),
+        fraction=approx.sample,
+        epochs_scale=approx.epochs_scale,
+        placement=placement,
+    )
+    if saving is None or saving >= approx.min_saving_seconds:
+        return ""
+    return (
+        f"approximate run requested, but by the last exact run a {approx.sample:g} sample "
+        f"would save only {saving:.2f}s of work (less than {approx.min_saving_seconds:g}s): "
+        "ran exact instead (not approximate)"
+    )
+
+
+def is_write_failure(exc: BaseException) -> bool:
+    from helix_tf.reuse.store import is_write_failure
+
+    return is_write_failure(exc)
+
+
+def metadata_in_memory(url: str, exc: BaseException) -> MetadataStore:
+    """A metadata database in memory, for a run whose database cannot take data."""
+    from helix_tf.reuse.metadata import MetadataStore
+
+    log.warning(
+        "metadata database %s cannot take more data (%s); this run is not recorded in "
+        "its history (planned from an empty history, in memory)",
+        url,
+        exc,
+    )
+    return MetadataStore("sqlite://")
+
+
+def open_metadata(url: str, setting: Setting | None = None) -> MetadataStore:
+    """The metadata database at ``url``; in memory if its disk cannot take data.
+
+    An error names where a URL that was not given as an option came from (``setting``).
+    """
+    from helix_tf.reuse.metadata import MetadataStore
+
+    try:
+        return MetadataStore(url)
+    except StoreError as exc:
+        if not is_write_failure(exc):
+            origin = setting.describe() if setting is not None else ""
+            if not origin:
+                raise
+            raise StoreError(f"{exc}{origin}") from exc
+        return metadata_in_memory(url, exc)

@@ -1,0 +1,169 @@
+"""What every ``helix-tf`` command shares: its options, consoles, logging and errors.
+
+:func:`common` adds the options every command takes (CONFIG, ``-p``, ``--data-dir``,
+``--store``, ``--metadata``, ``--json``, ``-v``) and hands the command one
+:class:`Invocation`; the consoles come from the click context so tests capture them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+__all__ = ["Invocation", "approx_settings", "common", "consoles", "fail", "no_server"]
+
+
+def consoles(ctx: click.Context) -> tuple[Console, Console]:
+    obj = ctx.ensure_object(dict)
+    out = obj.get("out") or Console(file=sys.stdout, soft_wrap=True)
+    err = obj.get("err") or Console(file=sys.stderr, soft_wrap=True)
+    return out, err
+
+
+def setup_logging(verbose: int, err: Console) -> None:
+    from rich.logging import RichHandler
+
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    handler = RichHandler(console=err, show_time=False, show_path=False, markup=False)
+    root.addHandler(handler)
+    # Other libraries' warnings (e.g. Beam's "apitools not found" at import) are noise here.
+    root.setLevel(logging.ERROR)
+    logging.getLogger("helix_tf").setLevel(level)
+    for noisy in ("absl", "tensorflow", "h5py"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    # A remote store's client logs each retry with a traceback: those are debug detail;
+    # the store's own error says what failed, once.
+    for remote in ("gcsfs", "fsspec", "google", "aiohttp"):
+        logging.getLogger(remote).setLevel(logging.DEBUG if verbose >= 2 else logging.CRITICAL)
+    # Beam logs an operator's failure with a traceback before re-raising it; the CLI
+    # reports the error itself, once, without the traceback.
+    logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Invocation:
+    """The options every command shares, and the consoles it writes to."""
+
+    config: str
+    params: list[str]
+    data_dir: str | None
+    store: str | None
+    metadata: str | None
+    as_json: bool
+    out: Console
+    err: Console
+
+    def where(self) -> dict[str, Any]:
+        """The config's ``-p`` values and where its data, store and metadata are: the
+        keyword arguments of ``helix_tf.run``, ``plan`` and the history functions."""
+        return {
+            "params": self.params,
+            "data_dir": self.data_dir,
+            "store": self.store,
+            "metadata": self.metadata,
+        }
+
+
+def fail(err: Console, exc: BaseException) -> None:
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
+    raise SystemExit(1)
+
+
+_common = [
+    click.argument("config", type=click.Path(dir_okay=False)),
+    click.option(
+        "-p",
+        "--param",
+        "params",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override a parameter: a config PARAMS key (scale=10) or node.param (learner.l1=0.001).",
+    ),
+    click.option(
+        "--data-dir",
+        envvar="HELIX_TF_DATA",
+        default=None,
+        help="Folder holding census/ and sms_spam/ (default: ../shared/data if present).",
+    ),
+    click.option(
+        "--store",
+        default=None,
+        help="Artifact store URL: a folder or gs://bucket/prefix (default: .helix/ next to the config).",
+    ),
+    click.option(
+        "--metadata",
+        default=None,
+        help="SQLAlchemy URL of the metadata database, e.g. postgresql://user@host/db for a "
+        "team (default: HELIX_TF_METADATA, else helix_tf.toml above the config, else sqlite "
+        "in the store folder).",
+    ),
+    click.option(
+        "--json", "as_json", is_flag=True, help="Print one JSON object instead of tables."
+    ),
+    click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug)."),
+]
+
+
+def common(fn: Any) -> Any:
+    """Add the shared options; the command gets them as one :class:`Invocation`.
+
+    Consoles come from the click context (tests capture them there) and logging is
+    set up from ``-v`` before the command runs.
+    """
+
+    @functools.wraps(fn)
+    def command(**kwargs: Any) -> Any:
+        out, err = consoles(click.get_current_context())
+        setup_logging(kwargs.pop("verbose"), err)
+        shared = {name: kwargs.pop(name) for name in ("config", "data_dir", "store", "metadata")}
+        cmd = Invocation(
+            **shared,
+            params=list(kwargs.pop("params")),
+            as_json=kwargs.pop("as_json"),
+            out=out,
+            err=err,
+        )
+        return fn(cmd, **kwargs)
+
+    for deco in reversed(_common):
+        command = deco(command)
+    return command
+
+
+#: Handled by :func:`console_main` before the command runs (here for ``--help`` and parsing).
+no_server = click.option(
+    "--no-server",
+    is_flag=True,
+    help="Run in this process: do not use (or start) the warm helix-tf server.",
+)
+
+
+def approx_settings(
+    approx: bool,
+    sample: float | None,
+    precision: str | None,
+    epochs_scale: float | None = None,
+    min_saving: float | None = None,
+) -> Any:
+    given = (sample, precision, epochs_scale, min_saving)
+    if not (approx or any(v is not None for v in given)):
+        return None
+    from helix_tf.approx.settings import Approx
+
+    defaults = Approx()
+    return Approx(
+        sample=sample if sample is not None else defaults.sample,
+        precision=precision or defaults.precision,
+        epochs_scale=epochs_scale if epochs_scale is not None else defaults.epochs_scale,
+        min_saving_seconds=min_saving if min_saving is not None else defaults.min_saving_seconds,
+    )

@@ -1,0 +1,203 @@
+"""A node's identity: its fingerprint, the facts its compiled node carries, its volatility.
+
+The fingerprint hashes the role, the operator (name, version, parameters, the
+content of the files it names), the input fingerprints and the facts its role's
+table entry lists in ``RoleSpec.fingerprint``; the compiled node carries the
+facts listed in ``RoleSpec.facts``. Each fact is one small function here, by
+name: a new role lists the facts it needs (and adds a function only for a new
+kind of fact).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from helix_tf.compiler._values import (
+    callable_label,
+    callables,
+    op_params,
+    source_sample,
+    substitute,
+    train_approx,
+)
+from helix_tf.compiler.content import ContentHasher
+from helix_tf.compiler.hashing import CodeFingerprint, code_fingerprint, stable_hash
+from helix_tf.components.base import Operator
+from helix_tf.roles import ROLE_SPECS, Role
+from helix_tf.workflow import Declaration
+
+__all__ = ["FINGERPRINT_FACTS", "FactContext", "NODE_FACTS", "code_refusals", "fingerprint"]
+
+log = logging.getLogger(__name__)
+
+#: Bump when the fingerprint scheme changes: every stored artifact becomes invalid.
+#: 2: files by content (not path), inert parameters left out, code reads env/files/state.
+FINGERPRINT_SCHEME = 2
+
+#: Warnings already given in this process (a compile runs once or twice per run).
+_WARNED: set[str] = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _WARNED:
+        _WARNED.add(key)
+        log.warning(message)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class FactContext:
+    """What the fact functions read besides the declaration itself."""
+
+    #: The approximate-run settings (``compile_workflow(approx=...)``), or None.
+    approx: Mapping[str, Any] | None
+    #: The source whose raw columns a feature or an evaluate node reads.
+    sources: Mapping[str, str | None]
+    #: The label operator of an examples reference (None when it is broken).
+    label_of_examples: Callable[[Any], Operator | None]
+
+
+Fact = Callable[[FactContext, Declaration], Any]
+#: A fingerprint fact adds what it names to the body being hashed.
+FingerprintFact = Callable[[FactContext, Declaration, dict[str, Any]], None]
+
+
+def _features(ctx: FactContext, d: Declaration) -> list[str]:
+    return [r.name for r in d.refs.get("features") or []]
+
+
+def _examples_label(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> None:
+    """Label parameters that only training reads (a regression's transform and loss)
+    are the train node's: the examples' content does not depend on them."""
+    for key in getattr(d.op, "TRAINING_PARAMS", ()):
+        body["params"].pop(key, None)
+
+
+def _training_label(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> None:
+    """The label parameters only training reads join the train node's fingerprint."""
+    label = ctx.label_of_examples(d.refs.get("examples"))
+    training = {k: getattr(label, k) for k in getattr(label, "TRAINING_PARAMS", ())}
+    if training:  # binary and multiclass labels have none: fingerprints as before
+        body["label"] = training
+
+
+def _metric_identities(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> None:
+    body["metrics"] = [
+        {"op": m.op_name, "version": m.VERSION, "params": m.fingerprint_params()}
+        for m in d.refs.get("metrics") or []
+    ]
+
+
+#: Fingerprint facts by name (``RoleSpec.fingerprint``).
+FINGERPRINT_FACTS: dict[str, FingerprintFact] = {
+    "sample": lambda ctx, d, body: body.update(sample=source_sample(ctx.approx)),
+    "features": lambda ctx, d, body: body.update(features=_features(ctx, d)),
+    "examples_label": _examples_label,
+    "split": lambda ctx, d, body: body.update(split=d.refs.get("split")),
+    "metrics": _metric_identities,
+    "approx": lambda ctx, d, body: body.update(approx=train_approx(d, ctx.approx)),
+    "training_label": _training_label,
+}
+
+
+#: Facts a compiled node carries (``CompiledNode.facts``), by name.
+NODE_FACTS: dict[str, Fact] = {
+    "sample": lambda ctx, d: source_sample(ctx.approx),
+    "source": lambda ctx, d: ctx.sources.get(d.name),
+    "features": _features,
+    "label": lambda ctx, d: op_params(d.op) if d.op is not None else None,
+    "split": lambda ctx, d: d.refs.get("split"),
+    "approx": lambda ctx, d: train_approx(d, ctx.approx),
+    "metrics": lambda ctx, d: [
+        {"op": m.op_name, "params": op_params(m)} for m in d.refs.get("metrics") or []
+    ],
+}
+
+
+def node_facts(ctx: FactContext, d: Declaration) -> dict[str, Any]:
+    """The facts the role's table entry lists, for the compiled node."""
+    return {name: NODE_FACTS[name](ctx, d) for name in ROLE_SPECS[d.role].facts}
+
+
+def fingerprint(
+    ctx: FactContext,
+    d: Declaration,
+    inputs: Sequence[str],
+    fps: Mapping[str, str],
+    *,
+    hasher: ContentHasher,
+    volatile: bool,
+) -> str:
+    """The node's fingerprint; ``volatile`` gives it a nonce no other run has."""
+    body: dict[str, Any] = {
+        "scheme": FINGERPRINT_SCHEME,
+        "role": d.role,
+        "op": d.op.op_name if d.op is not None else None,
+        "version": d.op.VERSION if d.op is not None else 1,
+        "params": substitute(d.op.fingerprint_params(), fps) if d.op is not None else None,
+        "inputs": [fps[i] for i in inputs],
+    }
+    if d.op is not None and d.op.content_files():
+        body["content"] = {
+            param: [[label, hasher.file_digest(path)] for label, path in pairs]
+            for param, pairs in d.op.content_files().items()
+        }
+    if volatile:  # never reused: a fingerprint no other run has
+        body["volatile"] = secrets.token_hex(16)
+    for name in ROLE_SPECS[d.role].fingerprint:
+        FINGERPRINT_FACTS[name](ctx, d, body)
+    return stable_hash(body)
+
+
+def code_refusals(d: Declaration) -> list[str]:
+    """Check what the node's user code reads; return why its results cannot be reused.
+
+    Warns (once per process) about files the code opens without declaring them and
+    about unseeded random calls; a file named only at run time, with no declared
+    files, is a refusal like an object whose state cannot be read.
+    """
+    metrics = (d.refs.get("metrics") or []) if d.role == Role.EVALUATE else []
+    fns = list(callables([d.op, *metrics]))
+    if not fns:
+        return []
+    declared = d.op.content_files().get("files", ()) if d.op is not None else ()
+    declared_paths = {os.path.abspath(p) for _, p in declared}
+    who = f"{d.where}: " if d.where else ""
+    refusals: list[str] = []
+    for fn in fns:
+        refusals += _function_refusals(d, fn, declared_paths, who)
+    for r in refusals:
+        _warn_once(f"refuse:{r}", f"{who}results are recomputed every run, never reused: {r}")
+    return refusals
+
+
+def _function_refusals(d: Declaration, fn: Any, declared_paths: set[str], who: str) -> list[str]:
+    fp: CodeFingerprint = code_fingerprint(fn)
+    udf = f"node {d.name!r} (function {callable_label(fn)})"
+    refusals = [f"{udf}: {r}" for r in fp.refusals]
+    for f in fp.files:
+        if f.path is None and not declared_paths:
+            refusals.append(
+                f"{udf}: {f.function} opens a file named only when it runs: {f.call} "
+                f"at {f.where}; declare the files it reads with files=[...]"
+            )
+        elif f.path is not None and os.path.abspath(f.path) not in declared_paths:
+            _warn_once(
+                f"file:{d.name}:{f.where}",
+                f"{who}{udf} reads file {f.path} ({f.call} at {f.where}) without "
+                "declaring it; its content is hashed, but declare it with files=[...] "
+                "so the dependency is explicit",
+            )
+    if fp.unseeded:
+        _warn_once(
+            f"unseeded:{d.name}:{callable_label(fn)}",
+            f"{who}{udf} draws from an unseeded or global random generator: "
+            f"{'; '.join(fp.unseeded)}. Two fresh runs give different results, and "
+            "reruns reuse the first; use a generator seeded by a parameter "
+            "(np.random.default_rng(seed))",
+        )
+    return refusals

@@ -1,0 +1,122 @@
+"""Views of declared values the compiler needs: for hashing, for display, and the approx facts.
+
+Plain functions over a declaration's values (operators, node references, user
+callables); the fingerprint and the compiled node's facts are built from them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from helix_tf.compiler.hashing import canonical_json, code_fingerprint
+from helix_tf.components.base import Operator
+from helix_tf.roles import Role
+from helix_tf.types import NodeRef
+from helix_tf.workflow import Declaration
+
+__all__ = [
+    "article",
+    "callable_label",
+    "callables",
+    "code_digests",
+    "display",
+    "op_params",
+    "source_sample",
+    "substitute",
+    "train_approx",
+]
+
+
+def article(word: str) -> str:
+    """``a`` or ``an``, for messages."""
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def substitute(value: Any, fps: Mapping[str, str]) -> Any:
+    """Replace node references by their fingerprints (for hashing)."""
+    if isinstance(value, NodeRef):
+        return {"__input__": fps.get(value.name, "?")}
+    if isinstance(value, list | tuple):
+        return [substitute(v, fps) for v in value]
+    if isinstance(value, dict):
+        return {k: substitute(v, fps) for k, v in value.items()}
+    return value
+
+
+def display(value: Any) -> Any:
+    """A JSON-able view of a parameter value, for history and diff."""
+    if isinstance(value, NodeRef):
+        return value.name
+    if isinstance(value, list | tuple):
+        return [display(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): display(v) for k, v in value.items()}
+    if isinstance(value, Operator):
+        return {"op": value.op_name, "params": op_params(value)}
+    if callable(value):
+        return f"<function {getattr(value, '__qualname__', type(value).__name__)}>"
+    if isinstance(value, int | float | str | bool) or value is None:
+        return value
+    return json.loads(canonical_json(value))
+
+
+def op_params(op: Operator) -> dict[str, Any]:
+    """The displayed parameters of an operator."""
+    return {k: display(v) for k, v in op.params().items()}
+
+
+def code_digests(op: Operator | None) -> dict[str, str]:
+    """Parameter name -> code digest, for the operator's callable parameters."""
+    if op is None:
+        return {}
+    out = {}
+    for k, v in op.params().items():
+        if callable(v) and not isinstance(v, Operator | NodeRef):
+            out[k] = code_fingerprint(v).digest
+    return out
+
+
+def callables(value: Any) -> Iterator[Any]:
+    """The user callables inside a parameter value (operators' parameters included)."""
+    if isinstance(value, NodeRef):
+        return
+    if isinstance(value, Operator):
+        for v in value.params().values():
+            yield from callables(v)
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from callables(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from callables(v)
+    elif callable(value) and not isinstance(value, type):
+        yield value
+
+
+def callable_label(fn: Any) -> str:
+    """``module.qualname`` of a callable, for messages."""
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+
+
+def source_sample(approx: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The row sample a source applies (approximate runs placed at the source)."""
+    if not approx or approx.get("placement") != Role.SOURCE:
+        return None
+    return {"fraction": approx["sample"], "seed": approx["seed"]}
+
+
+def train_approx(d: Declaration, approx: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What an approximate run changes in a train node: sample, precision, epochs."""
+    if not approx:
+        return None
+    from helix_tf.approx.settings import resolve_precision
+
+    op_name = d.op.op_name if d.op is not None else ""
+    return {
+        "sample": approx["sample"] if approx.get("placement") == Role.TRAIN else None,
+        "seed": approx["seed"],
+        "precision": resolve_precision(approx["precision"], op_name, bool(approx.get("bf16_fast"))),
+        "epochs_scale": approx["epochs_scale"],
+    }

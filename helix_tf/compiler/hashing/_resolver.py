@@ -1,0 +1,138 @@
+"""What code reads, resolved: free names, module attributes and imports, to canonical forms."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ._canonical import _Form
+from ._locate import _SourceFinder
+from ._origin import _is_user_location, _is_user_module, _package_version
+from ._reads import _describe, _find_spec, _imported, _is_special, _Namespace
+from ._result import _Collector
+from ._source import _Normaliser, _tree_digest
+
+if TYPE_CHECKING:
+    from ._code import _Fingerprinter
+
+
+class _ReadResolver:
+    """Resolves the names a piece of user code reads, for one fingerprinting pass."""
+
+    def __init__(self, fp: _Fingerprinter, sources: _SourceFinder) -> None:
+        self._fp = fp
+        self._sources = sources
+
+    def names(
+        self,
+        names: list[str],
+        extra: list[str],
+        namespace: _Namespace,
+        chains: Mapping[object, set[tuple[str, ...]]],
+        self_names: set[str],
+        c: _Collector,
+    ) -> dict[str, _Form]:
+        """Resolve free names (``names``: missing ones are noted) and ``extra`` ones."""
+        out: dict[str, _Form] = {}
+        for name in [*names, *extra]:
+            if name in self_names or name in out:
+                continue
+            value, origin = namespace.get(name)
+            if origin == "missing":
+                if name in names:
+                    c.note(f"name {name} is not defined when the code is fingerprinted")
+                    out[name] = {"__unresolved__": name}
+                continue
+            out[name] = self.resolve(name, value, origin, chains.get(("free", name), set()), c)
+        return out
+
+    def resolve(
+        self, label: str, value: object, origin: str, chains: set[tuple[str, ...]], c: _Collector
+    ) -> _Form:
+        if isinstance(value, types.ModuleType):
+            return self._module(value, label, chains, c)
+        if origin == "empty":
+            c.note(f"closure variable {label} is not assigned yet")
+            return {"__empty_cell__": True}
+        if origin != "builtin" and not _is_special(label):  # e.g. the __class__ cell of super()
+            c.read(label)
+            c.note(_describe(label, value, origin))
+        return self._fp.value(value, label, c)
+
+    def _module(
+        self, mod: types.ModuleType, label: str, chains: set[tuple[str, ...]], c: _Collector
+    ) -> _Form:
+        c.read(label)
+        if not _is_user_module(mod):
+            version = _package_version(mod.__name__)
+            c.note(f"uses library module {mod.__name__} ({version})")
+            return {"__library_module__": mod.__name__, "version": version}
+        entries: dict[str, _Form] = {}
+        for chain in sorted(chains or {()}):
+            obj: object = mod
+            path: list[str] = []
+            missing = False
+            for attr in chain:
+                if not (isinstance(obj, types.ModuleType) and _is_user_module(obj)):
+                    break
+                if not hasattr(obj, attr):
+                    missing = True
+                    path.append(attr)
+                    break
+                obj = getattr(obj, attr)
+                path.append(attr)
+            key = ".".join(path)
+            if key in entries:
+                continue
+            name = f"{label}.{key}" if key else label
+            if missing:
+                c.note(f"{name} is not defined when the code is fingerprinted")
+                entries[key] = {"__unresolved__": key}
+            elif key and isinstance(obj, types.ModuleType):
+                entries[key] = self._module(obj, name, {()}, c)
+            elif key:
+                entries[key] = self.resolve(name, obj, "attribute", set(), c)
+            else:
+                entries[key] = self._module_source(mod, name, c)
+        return {"__user_module__": entries}
+
+    def _module_source(self, mod: types.ModuleType, label: str, c: _Collector) -> _Form:
+        c.note(f"uses user module {label} as a whole: its entire source is hashed")
+        filename = getattr(mod, "__file__", None)
+        src = self._sources.source(filename, vars(mod)) if filename else None
+        if src is None:
+            c.analysable = False
+            c.refuse(f"cannot read the source of module {mod.__name__}, used as a whole")
+            return {"__module_without_source__": True}
+        return {"__module_source__": _tree_digest(src.tree)}
+
+    def imports(
+        self, norm: _Normaliser, module_globals: Mapping[str, Any], c: _Collector
+    ) -> list[_Form]:
+        out: list[_Form] = []
+        package = module_globals.get("__package__") or ""
+        for node, alias, key in norm.imports:
+            label = key[2]
+            value = _imported(node, alias, package)
+            if isinstance(value, str):  # not loaded: identify without importing it
+                out.append({"bind": label, "value": self._unloaded(value, label, c)})
+                continue
+            chains = norm.chains.get(key, set())
+            out.append({"bind": label, "value": self.resolve(label, value, "import", chains, c)})
+        return out
+
+    def _unloaded(self, absname: str, label: str, c: _Collector) -> _Form:
+        """Identify a module a UDF imports locally but nobody has imported yet."""
+        spec, exact = _find_spec(absname)
+        origin = spec.origin if spec is not None and spec.has_location else None
+        if spec is not None and not _is_user_location(absname, origin):
+            return {"__library_module__": absname, "version": _package_version(absname)}
+        src = self._sources.source(origin, None) if exact and origin else None
+        if src is not None:
+            c.note(f"imports user module {absname}, not loaded yet: its entire source is hashed")
+            return {"__module_source__": _tree_digest(src.tree)}
+        c.analysable = False
+        c.note(f"imports {absname}, which is not loaded; changes to it are not tracked")
+        c.refuse(f"imports {absname}, which is not loaded yet (import it at module level instead)")
+        return {"__unresolved_import__": absname}

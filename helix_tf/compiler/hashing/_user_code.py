@@ -1,0 +1,221 @@
+"""User functions and classes, analysed from their source (or, failing that, their bytecode)."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import dataclasses
+import os
+import sys
+import types
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ._canonical import _Form
+from ._effects import _UNKNOWN, scan_effects
+from ._files import sha256_file
+from ._locate import _SourceFinder
+from ._origin import _warn_once
+from ._reads import _class_attrs, _class_functions, _imported, _Namespace
+from ._resolver import _ReadResolver
+from ._result import FileRead, _Collector
+from ._source import _code_globals, _Normaliser
+
+if TYPE_CHECKING:
+    from ._code import _Fingerprinter
+
+_BUILTIN_CALLABLES = (
+    types.BuiltinFunctionType,
+    types.BuiltinMethodType,
+    types.MethodWrapperType,
+    types.WrapperDescriptorType,
+    types.MethodDescriptorType,
+    types.ClassMethodDescriptorType,
+)
+
+
+class _UserCode:
+    """The forms of user functions and classes: normalised code plus everything it reads."""
+
+    def __init__(self, fp: _Fingerprinter, sources: _SourceFinder, reads: _ReadResolver) -> None:
+        self._fp = fp
+        self._sources = sources
+        self._reads = reads
+
+    def function_form(self, fn: types.FunctionType, c: _Collector) -> _Form:
+        located = self._sources.locate_function(fn)
+        if isinstance(located, str):
+            return self._bytecode_function(fn, located, c)
+        norm = _Normaliser(copy.deepcopy(located))
+        code = fn.__code__
+        closure = dict(zip(code.co_freevars, fn.__closure__ or (), strict=True))
+        names = list(norm.free)
+        extra = [n for n in [*_code_globals(code), *code.co_freevars] if n not in norm.free]
+        namespace = _Namespace(closure=closure, globals=fn.__globals__)
+        self_names = {n for n in [*names, *extra] if namespace.get(n)[0] is fn}
+        free = self._reads.names(names, extra, namespace, norm.chains, self_names, c)
+        form = {
+            "kind": "function",
+            "code": norm.dump(self_names),
+            "free": free,
+            "imports": self._reads.imports(norm, fn.__globals__, c),
+            "defaults": self._fp.value(fn.__defaults__, "default arguments", c),
+            "kwdefaults": self._fp.value(fn.__kwdefaults__, "keyword defaults", c),
+        }
+        src = self._sources.source(code.co_filename, fn.__globals__)
+        text = src.text if src is not None else ""
+        where = (code.co_filename, fn.__qualname__)
+        form.update(self._effects(located, norm, namespace, fn.__globals__, text, where, c))
+        return form
+
+    def _effects(
+        self,
+        tree: ast.AST,
+        norm: _Normaliser,
+        namespace: _Namespace,
+        module_globals: Mapping[str, Any],
+        text: str,
+        where: tuple[str, str],
+        c: _Collector,
+    ) -> dict[str, _Form]:
+        """Environment variables, files and random generators the code reads (DESIGN §3).
+
+        The value of each environment variable read by name and the content of each
+        file opened by a path known at compile time join the form; what cannot be
+        resolved is a refusal (its results are never reused). Keys are added only when
+        something is found, so code without such reads keeps its digest.
+        """
+        package = module_globals.get("__package__") or ""
+        local_imports = {
+            key[2]: _imported(node, alias, package) for node, alias, key in norm.imports
+        }
+
+        def resolve(name: str) -> object:
+            if name in norm.free:
+                value, origin = namespace.get(name)
+                return _UNKNOWN if origin in ("missing", "empty") else value
+            value = local_imports.get(name, _UNKNOWN)
+            return _UNKNOWN if isinstance(value, str) else value
+
+        filename, qualname = where
+        found = scan_effects(tree, resolve, text)
+        form: dict[str, _Form] = {}
+        if found.env:
+            form["env"] = {k: os.environ.get(k) for k in found.env}
+            for k in found.env:
+                c.read(f"${k}")
+                c.note(f"reads environment variable {k} = {os.environ.get(k)!r}")
+        for use in found.env_unresolved:
+            c.refuse(f"{qualname} reads the environment by a name known only when it runs: {use}")
+        files: list[_Form] = []
+        for call, line, path in found.files:
+            c.files.append(
+                FileRead(call=call, where=f"{filename}:{line}", function=qualname, path=path)
+            )
+            if path is not None:
+                files.append([path, self._file_state(path, qualname, c)])
+        if files:
+            form["files"] = files
+        for call, line in found.unseeded:
+            c.unseeded.append(f"{call} ({os.path.basename(filename)}:{line}, in {qualname})")
+        return form
+
+    @staticmethod
+    def _file_state(path: str, qualname: str, c: _Collector) -> _Form:
+        c.note(f"reads file {path}")
+        if os.path.isfile(path):
+            return sha256_file(path)
+        if os.path.isdir(path):
+            c.refuse(f"{qualname} reads folder {path}, whose content is not hashed")
+            return "folder"
+        return "missing"
+
+    def _bytecode_function(self, fn: types.FunctionType, reason: str, c: _Collector) -> _Form:
+        ident = f"{fn.__module__}.{fn.__qualname__}"
+        c.analysable = False
+        c.note(f"cannot analyse the source of {fn.__qualname__}: {reason}; its bytecode is hashed")
+        _warn_once(
+            ident,
+            f"cannot analyse the source of {ident} ({reason}); results depending on it are "
+            "treated as changed only when its identity or bytecode changes",
+        )
+        code = fn.__code__
+        closure = dict(zip(code.co_freevars, fn.__closure__ or (), strict=True))
+        namespace = _Namespace(closure=closure, globals=fn.__globals__)
+        names = [*_code_globals(code), *code.co_freevars]
+        self_names = {n for n in names if namespace.get(n)[0] is fn}
+        return {
+            "kind": "bytecode",
+            "qualname": fn.__qualname__,
+            "code": self._code_object(code),
+            "free": self._reads.names([], names, namespace, {}, self_names, c),
+            "defaults": self._fp.value(fn.__defaults__, "default arguments", c),
+            "kwdefaults": self._fp.value(fn.__kwdefaults__, "keyword defaults", c),
+        }
+
+    def _code_object(self, code: types.CodeType) -> _Form:
+        return {
+            "bytecode": code.co_code.hex(),
+            "consts": [
+                self._code_object(k) if isinstance(k, types.CodeType) else self._fp.canon(k)
+                for k in code.co_consts
+            ],
+            "names": list(code.co_names),
+            "varnames": list(code.co_varnames),
+            "freevars": list(code.co_freevars),
+            "cellvars": list(code.co_cellvars),
+            "args": [code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount],
+            "flags": code.co_flags,
+        }
+
+    def class_form(self, cls: type, c: _Collector) -> _Form:
+        methods = _class_functions(cls)
+        located = self._sources.locate_class(cls, methods)
+        attrs = {
+            name: self._fp.value(value, f"{cls.__qualname__}.{name}", c)
+            for name, value in _class_attrs(cls).items()
+        }
+        fields = [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
+        if isinstance(located, str):
+            ident = f"{cls.__module__}.{cls.__qualname__}"
+            c.analysable = False
+            c.note(f"cannot analyse the source of class {cls.__qualname__}: {located}")
+            _warn_once(
+                ident,
+                f"cannot analyse the source of {ident} ({located}); results depending on it are "
+                "treated as changed only when its methods' bytecode or attributes change",
+            )
+            return {
+                "kind": "class-bytecode",
+                "methods": {n: self._fp.sub(f, n, c) for n, f in sorted(methods.items())},
+                "bases": [self._fp.value(b, "base class", c) for b in cls.__bases__],
+                "attrs": attrs,
+                "fields": fields,
+            }
+        norm = _Normaliser(copy.deepcopy(located))
+        closure: dict[str, types.CellType] = {}
+        extra: list[str] = []
+        for method in methods.values():
+            code = method.__code__
+            cells = zip(code.co_freevars, method.__closure__ or (), strict=True)
+            closure.update((n, cell) for n, cell in cells if n != "__class__")
+            extra += [n for n in _code_globals(code) if n not in norm.free and n not in extra]
+        module = sys.modules.get(cls.__module__)
+        namespace = _Namespace(closure=closure, globals=vars(module) if module else {})
+        names = list(norm.free)
+        self_names = {n for n in [*names, *extra] if namespace.get(n)[0] is cls}
+        free = self._reads.names(names, extra, namespace, norm.chains, self_names, c)
+        form = {
+            "kind": "class",
+            "code": norm.dump(self_names),
+            "free": free,
+            "imports": self._reads.imports(norm, namespace.globals, c),
+            "attrs": attrs,
+            "fields": fields,
+        }
+        filename = getattr(module, "__file__", None) or ""
+        src = self._sources.source(filename, vars(module) if module else None) if filename else None
+        where = (filename, cls.__qualname__)
+        text = src.text if src is not None else ""
+        form.update(self._effects(located, norm, namespace, namespace.globals, text, where, c))
+        return form

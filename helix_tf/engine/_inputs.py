@@ -1,0 +1,155 @@
+"""What the learning steps read: examples, models, predictions, label facts, metrics.
+
+:class:`LearningInputs` gives each learning step its inputs: held in memory when
+this run computed them, else read from the node's files (loaded from the store,
+timed as the reading node's input reads or as the loaded node's load time).
+pyarrow and pandas are imported inside the methods that use them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from helix_tf.compiler.graph import CompiledNode
+from helix_tf.engine import tables
+from helix_tf.engine._context import RunContext
+from helix_tf.engine._outputs import RunOutputs
+from helix_tf.errors import ExecutionError
+from helix_tf.types import ROW_ID
+
+__all__ = ["LearningInputs", "label_of"]
+
+T = TypeVar("T")
+
+
+def label_of(meta: dict[str, Any]) -> dict[str, Any]:
+    """The label facts an artifact's meta carries (examples and predictions before the
+    multiclass/regression labels carry none: they are binary)."""
+    return meta.get("label") or {"task": "binary"}
+
+
+class LearningInputs:
+    """Reads the inputs of train, predict, explain and evaluate nodes."""
+
+    def __init__(self, ctx: RunContext, outputs: RunOutputs) -> None:
+        self.ctx = ctx
+        self.outputs = outputs
+
+    def read_input(self, reader: str, read: Callable[[], T]) -> T:
+        """``read()``, its seconds counted as ``reader``'s input reads (part of its compute)."""
+        t0 = time.perf_counter()
+        try:
+            return read()
+        finally:
+            self.ctx.tallies[reader].read_seconds += time.perf_counter() - t0
+
+    def examples_split(self, name: str, split: str, columns: list[str] | None = None) -> Any:
+        """One split of an examples node (a pyarrow table) and the examples' meta."""
+        art = self.outputs.get(name)
+        local = art.local
+        if local is None:
+            raise ExecutionError("its examples are not on local disk", node=name)
+        table = tables.read_split(local, split, columns)
+        if table is None:
+            raise ExecutionError(f"the examples have no {split!r} split", node=name)
+        return table, art.meta
+
+    def label_facts(self, examples: str, meta: dict[str, Any]) -> dict[str, Any]:
+        """The label's facts for training and inference: the stored examples' (classes),
+        with what only training reads (a regression's transform) from this run's label."""
+        op = self.ctx.compiled.node(examples).op
+        if getattr(op, "TRAINING_PARAMS", ()):
+            return op.describe()  # type: ignore[union-attr]
+        return label_of(meta)
+
+    def head(self, examples: str, label: dict[str, Any]) -> Any:
+        """The model head the examples' label asks for (task, outputs, loss)."""
+        from helix_tf.components.keras_models import Head
+
+        op = self.ctx.compiled.node(examples).op
+        task = label["task"]
+        if task == "multiclass":
+            return Head(task=task, classes=len(label["classes"]))
+        if task == "regression":
+            return Head(
+                task=task,
+                loss=getattr(op, "loss", "squared"),
+                huber_delta=float(getattr(op, "huber_delta", 1.0)),
+            )
+        return Head()
+
+    def model(self, name: str) -> Any:
+        """A train node's Keras model: trained by this run, else deserialised."""
+        if name in self.ctx.values:
+            return self.ctx.values[name]
+        from helix_tf.components import keras_models
+
+        art = self.outputs.load(name)
+        t0 = time.perf_counter()
+        model = keras_models.load_model(os.path.join(art.local or "", "model.keras"))
+        # Deserialising (and importing TensorFlow) is not store read time: kept apart so
+        # the store's fitted throughput stays a property of the store.
+        self.ctx.tallies[name].other_seconds += time.perf_counter() - t0
+        self.ctx.values[name] = model
+        return model
+
+    def model_facts(self, name: str) -> dict[str, Any]:
+        """What training learned about the model (zero-weight features), trained or loaded."""
+        if f"facts:{name}" in self.ctx.values:
+            return self.ctx.values[f"facts:{name}"]
+        return {"zero": self.outputs.get(name).meta.get("zero", {})}
+
+    def predictions_label(self, name: str) -> dict[str, Any]:
+        """The label facts (task, classes, transform) of a predict node's output."""
+        return label_of(self.outputs.get(name).meta)
+
+    def predictions(self, name: str) -> Any:
+        """A predict node's scores (a pyarrow table): computed, else loaded."""
+        if name in self.ctx.values:
+            return self.ctx.values[name]
+        art = self.outputs.load(name)
+        split = art.meta.get("split", "test")
+        t0 = time.perf_counter()
+        table = tables.read_split(art.local or "", split)
+        self.ctx.tallies[name].load_seconds += time.perf_counter() - t0
+        self.ctx.values[name] = table
+        return table
+
+    def raw_columns(self, node: CompiledNode, preds: Any, columns: list[str]) -> Any:
+        """Source ``columns`` of the predicted rows, in the predictions' row order (pandas)."""
+        src = node.extra.get("source")
+        if not src:
+            raise ExecutionError(
+                f"metrics read columns {columns} but no source is known", node=node.name
+            )
+        files = self.outputs.files
+        split = (
+            files[node.inputs[0]].meta.get("split", "test") if node.inputs[0] in files else "test"
+        )
+
+        def read() -> Any:
+            art = self.outputs.get(src)
+            if art.local is None:
+                raise ExecutionError("the source table is not on local disk", node=node.name)
+            return tables.read_split(art.local, split, [ROW_ID, *columns])
+
+        table = self.read_input(node.name, read)
+        import pandas as pd
+
+        frame = table.to_pandas().set_index(ROW_ID)
+        rows = preds.column(ROW_ID).to_numpy()
+        return frame.reindex(pd.Index(rows)).reset_index(drop=True)
+
+    def metrics_of(self, name: str) -> dict[str, Any]:
+        """An evaluate node's metrics and intervals: computed, else loaded."""
+        if name in self.ctx.values:
+            return self.ctx.values[name]
+        art = self.outputs.load(name)
+        with open(os.path.join(art.local or "", "metrics.json")) as f:
+            payload = json.load(f)
+        self.ctx.values[name] = payload
+        return payload

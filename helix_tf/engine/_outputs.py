@@ -1,0 +1,245 @@
+"""The files of a run's nodes: loading stored entries, staging, committing, scratch.
+
+:class:`RunOutputs` is the one part of a run that talks to the artifact store:
+it opens (and verifies) what the plan loads, stages what the run computes, asks
+the materializer whether to keep each output and commits it, and, once the store
+cannot take more data, puts every further output in the run's scratch folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from typing import Any
+
+from helix_tf.engine._artifacts import Artifact, folder_bytes
+from helix_tf.engine._context import RunContext
+from helix_tf.errors import ExecutionError, StoreError
+from helix_tf.reuse.store import is_write_failure
+from helix_tf.roles import NodeState
+
+__all__ = ["RunOutputs", "StoreEntriesLost"]
+
+log = logging.getLogger(__name__)
+
+
+class StoreEntriesLost(ExecutionError):
+    """Stored entries the plan loads failed verification or vanished: plan again.
+
+    ``nodes`` names them; the store no longer offers them (a corrupt entry is removed
+    when it fails verification), so a new plan recomputes them and what depends on them.
+    """
+
+    def __init__(self, nodes: list[str], problem: str) -> None:
+        self.nodes = sorted(nodes)
+        super().__init__(
+            f"stored results of {', '.join(self.nodes)} {problem}; they are recomputed "
+            "when this run plans again"
+        )
+
+
+class RunOutputs:
+    """Where each node's output is during a run: a stored entry, staging or scratch."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+        self.files: dict[str, Artifact] = {}
+        #: Why this run stopped writing to the store (None: it still does).
+        self.store_failure: str | None = None
+
+    def get(self, name: str) -> Artifact:
+        """``name``'s files: staged or computed by this run, else loaded from the store."""
+        return self.files.get(name) or self.load(name)
+
+    def load(self, name: str) -> Artifact:
+        """Resolve a loaded node's artifact (verified) and time it."""
+        if name in self.files:
+            return self.files[name]
+        m = self.ctx.manifests[name]
+        t0 = time.perf_counter()
+        local = self.store.open_local(m)
+        if local is None:
+            raise StoreEntriesLost([name], "failed verification or vanished while loading")
+        art = Artifact(root=self.store.data_url(m), local=local, meta=dict(m.meta), manifest=m)
+        tally = self.ctx.tallies[name]
+        tally.load_seconds += time.perf_counter() - t0
+        tally.rows, tally.bytes = m.rows, m.bytes
+        self.files[name] = art
+        return art
+
+    def verify_loads(self) -> None:
+        """Open (and verify) every entry the plan loads before any work is done."""
+        lost = []
+        for node in self.ctx.compiled.nodes:
+            if self.ctx.states[node.name] == NodeState.LOAD:
+                try:
+                    self.load(node.name)
+                except StoreEntriesLost:
+                    lost.append(node.name)
+        if lost:
+            raise StoreEntriesLost(lost, "failed verification or vanished")
+
+    def lost_entries(self) -> list[str]:
+        """Loaded (or to-be-loaded) entries that are no longer in the store as planned."""
+        lost = []
+        for name, m in self.ctx.manifests.items():
+            if self.ctx.states.get(name) == NodeState.COMPUTE:
+                continue
+            try:
+                now = self.store.lookup(m.fingerprint)
+            except StoreError:
+                continue
+            if now is None or now.token != m.token:
+                lost.append(name)
+        return lost
+
+    def stage(self, name: str) -> Artifact:
+        """Where a computed node writes its output: store staging, or scratch if it cannot."""
+        node = self.ctx.nodes[name]
+        if self.store_failure is None:
+            try:
+                staging = self.store.begin(node.fingerprint)
+            except (StoreError, OSError) as exc:
+                self.stop_store_writes(exc)
+            else:
+                art = Artifact(root=staging.url, local=staging.local_path, meta={}, staging=staging)
+                self.files[name] = art
+                return art
+        folder = os.path.join(self.ctx.scratch, "out", f"{name}.{node.fingerprint}")
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder)
+        art = Artifact(root=folder, local=folder, meta={})
+        self.files[name] = art
+        return art
+
+    def write_output(self, name: str, write: Callable[[Artifact], None]) -> Artifact:
+        """Stage ``name`` and ``write`` its files; if the store cannot take them, use scratch."""
+        art = self.stage(name)
+        try:
+            write(art)
+        except Exception as exc:
+            if art.staging is None or not is_write_failure(exc):
+                raise
+            self.stop_store_writes(exc)
+            self.unstage(name)
+            art = self.stage(name)
+            write(art)
+        return art
+
+    def save_json(self, name: str, filename: str, text: str) -> None:
+        """Write a node's one JSON file where its output goes (the store, else scratch)."""
+
+        def write(art: Artifact) -> None:
+            if art.staging is not None:
+                with art.staging.open(filename, "w") as f:
+                    f.write(text)
+            elif art.local is not None:
+                with open(os.path.join(art.local, filename), "w") as f:
+                    f.write(text)
+
+        self.write_output(name, write)
+
+    def write_beside(self, name: str, filename: str, data: Any, *, sort_keys: bool) -> None:
+        """Write JSON beside a computed node's files (a feature's state, value names)."""
+        art = self.files[name]
+        try:
+            with open(os.path.join(art.local or "", filename), "w") as f:
+                json.dump(data, f, sort_keys=sort_keys)
+        except OSError as exc:
+            if art.staging is None or not is_write_failure(exc):
+                raise
+            self.stop_store_writes(exc)  # the staged columns stay readable; not committed
+
+    def unstage(self, name: str) -> None:
+        """Drop what ``name`` staged (its files are written again elsewhere)."""
+        art = self.files.pop(name, None)
+        if art is not None and art.staging is not None:
+            self._abort(art)
+
+    def stop_store_writes(self, exc: BaseException) -> None:
+        """The store cannot take more data: this run goes on without materializing."""
+        if self.store_failure is not None:
+            log.debug("store write failed again: %s", exc)
+            return
+        self.store_failure = f"{type(exc).__name__}: {exc}"
+        log.warning(
+            "the artifact store %s cannot take more data (%s); this run goes on without "
+            "materializing, its outputs in %s",
+            self.store.url,
+            self.store_failure,
+            self.ctx.scratch,
+        )
+
+    def finish(self, name: str, *, kind: str, rows: int | None, meta: dict[str, Any]) -> None:
+        """A computed node is done: decide whether to keep its output in the store."""
+        tally = self.ctx.tallies[name]
+        art = self.files[name]
+        art.meta = meta
+        tally.rows = rows
+        tally.meta = {**tally.meta, **meta}
+        if art.local is not None and os.path.isdir(art.local):
+            tally.bytes = folder_bytes(art.local)
+        if art.staging is None or self.store_failure is not None:
+            return  # not materialized: its files are read where they are
+        if not self._keep(name):
+            return  # aborted at the end of the run (the files are still needed until then)
+        recompute = self.ctx.materializer.recompute_cost(name, self.ctx.results())
+        if recompute is not None:
+            meta = {**meta, "recompute_seconds": round(float(recompute), 6)}
+        meta = {**meta, **self.ctx.materializer.entry_meta()}  # a tagged run's tag
+        t0 = time.perf_counter()
+        try:
+            manifest = self.store.commit(
+                art.staging,
+                kind=kind,
+                rows=rows,
+                meta=meta,
+                compute_seconds=tally.compute_seconds,
+            )
+            tally.materialized = True
+            tally.write_seconds += time.perf_counter() - t0
+            # None: someone else committed the same fingerprint meanwhile: use theirs.
+            stored = manifest or self.store.lookup(self.ctx.nodes[name].fingerprint)
+            if stored is not None:
+                art.manifest = stored
+                art.root = self.store.data_url(stored)
+                art.local = self.store.open_local(stored, verify=False)
+                art.staging = None
+        except (StoreError, OSError) as exc:
+            tally.materialized = False
+            self.stop_store_writes(exc)
+
+    def _keep(self, name: str) -> bool:
+        """The materializer's decision on keeping ``name``'s output; False if it fails."""
+        results = self.ctx.results()
+        try:
+            return self.ctx.materializer.decide(self.ctx.nodes[name], results[name], results)
+        except Exception:
+            log.exception("materialization policy failed for %s; not materializing", name)
+            return False
+
+    def cleanup(self) -> None:
+        """Abort what is still staged; remove the run's scratch folders."""
+        for art in self.files.values():
+            if art.staging is not None:
+                self._abort(art)
+        shutil.rmtree(self.ctx.scratch, ignore_errors=True)
+        try:
+            import fsspec
+
+            fs, path = fsspec.core.url_to_fs(self.ctx.store_scratch)
+            if fs.exists(path):
+                fs.rm(path, recursive=True)
+        except Exception as exc:
+            log.debug("scratch cleanup failed: %s", exc)
+
+    def _abort(self, art: Artifact) -> None:
+        try:
+            self.store.abort(art.staging)  # type: ignore[arg-type]
+        except Exception as exc:
+            log.debug("abort failed: %s", exc)

@@ -1,0 +1,185 @@
+"""Fingerprints and compiled facts of every role, pinned.
+
+The compiler reads what joins each role's fingerprint from the role table
+(``helix_tf.roles.ROLE_SPECS``); the values pinned here were computed by the
+compiler before the table existed (string roles, one branch per role), so a
+table entry that forgets or adds a fact fails here. A change of the fingerprint
+scheme (``FINGERPRINT_SCHEME``) re-pins them; nothing else may.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helix_tf import Workflow, features as F, learners, metrics, sources
+from helix_tf.compiler.content import ContentHasher
+from helix_tf.compiler.graph import FINGERPRINT_SCHEME, compile_workflow
+
+TRAIN = "\n".join(f"{20 + i},{30 + i % 7},{'ab'[i % 2]},{i % 3 * 1.5}" for i in range(12)) + "\n"
+TEST = "\n".join(f"{40 + i},{35 + i % 5},{'ba'[i % 2]},{i % 2 * 2.5}" for i in range(6)) + "\n"
+COLUMNS = {"age": "int", "hours": "int", "education": "string", "target": "float"}
+
+APPROX: dict[str, dict[str, Any] | None] = {
+    "exact": None,
+    "at_source": {
+        "sample": 0.5,
+        "seed": 3,
+        "precision": "fp32",
+        "epochs_scale": 1.0,
+        "placement": "source",
+        "bf16_fast": False,
+    },
+    "at_train": {
+        "sample": 0.25,
+        "seed": 1,
+        "precision": "auto",
+        "epochs_scale": 0.5,
+        "placement": "train",
+        "bf16_fast": False,
+    },
+}
+
+#: Computed by the compiler of main before the role table (scheme 2).
+PINNED: dict[str, dict[str, str]] = {
+    "at_source": {
+        "rows": "65455653706735f0b3ba9be4144fca31",
+        "age": "f8df2974f77f4a3526a2fb8a1d600229",
+        "hours": "928ffc4239eb5bf723f9aa79da41a7e2",
+        "education": "40adddd58eb43a9bbf2ec977523a3b2f",
+        "examples": "e3b530ba5095206afa6ded2125ae8fc6",
+        "learner": "3f653244767c14579de1cf2ea8da6fb9",
+        "predictions": "0f2f97147ffde3b8af09bdabf64ebd34",
+        "train_predictions": "5791e9128a2e1e0cc794c15be4932562",
+        "evaluation": "dfa3e184b394339b11592ea7bd544f63",
+        "sliced": "ebc79e3bb7dc601f19550a1efee3bd6e",
+        "explanation": "d5387cba91ff4a0b840fe03dbcb3fa45",
+        "reg_examples": "7732edb95c47d93ab35de40a7fb43429",
+        "reg_learner": "bec326434ebe67cbdeb2a49589181b89",
+        "reg_predictions": "8322d869a9fe7d07811930eecdf8d516",
+        "reg_evaluation": "e98b4fa4594d4792fe626cd83d0a6a10",
+    },
+    "at_train": {
+        "rows": "b807197ddadd5ecbf86027d1e4e4b030",
+        "age": "5db43566c752330d045b7121a0531c6d",
+        "hours": "9c15eaf8d9ac338900a777ef1988db48",
+        "education": "fe389788db6c16b9d88d090cb91db2f4",
+        "examples": "70ab0cb126a4e2212e955d74ec24d09c",
+        "learner": "ec145b7d628159fb24aeef43cf653c0e",
+        "predictions": "ad70b6fe43723f760cd0d4f8968c8197",
+        "train_predictions": "9e20ec3cbf4aa69f29f41915c647e0bd",
+        "evaluation": "3a8cc08c84c8d5a70ebf83337b8ff87b",
+        "sliced": "60ea5cbb049b82aa67a40b2b153fcf24",
+        "explanation": "aa2bd4e9f57c00a0d3a21feca21dc707",
+        "reg_examples": "45e15fbecd46d74cfd89186e2ffd1877",
+        "reg_learner": "ef9a7f3beeda77172c4dc895f042ebe2",
+        "reg_predictions": "d109620fd2ca11bfc6352b8a1f92e093",
+        "reg_evaluation": "5819e196fa2e446eaf49bf9ab3cafc8b",
+    },
+    "exact": {
+        "rows": "b807197ddadd5ecbf86027d1e4e4b030",
+        "age": "5db43566c752330d045b7121a0531c6d",
+        "hours": "9c15eaf8d9ac338900a777ef1988db48",
+        "education": "fe389788db6c16b9d88d090cb91db2f4",
+        "examples": "70ab0cb126a4e2212e955d74ec24d09c",
+        "learner": "3e3869a2137a22bf9fb185b61caa6af1",
+        "predictions": "ab575cef4a5f23f29bad68da68e19b41",
+        "train_predictions": "1b5a83e5291d1f75e13f317b7e7cf42f",
+        "evaluation": "2813989cc7557650f9c4fc80df31fdb5",
+        "sliced": "61f8162e8751f282de702bfc114d8ebd",
+        "explanation": "1ae32f5fd7f2758b97275795834c0ab4",
+        "reg_examples": "45e15fbecd46d74cfd89186e2ffd1877",
+        "reg_learner": "51e953cb9b7fbe2fee9dd63a168bd176",
+        "reg_predictions": "d3f002aedff4251f7fcc75d2462a35f0",
+        "reg_evaluation": "a107d702cb7fe058c5b71cda452a79b6",
+    },
+}
+
+
+def _workflow(folder: Path) -> Workflow:
+    (folder / "train.csv").write_text(TRAIN, encoding="utf-8")
+    (folder / "test.csv").write_text(TEST, encoding="utf-8")
+    wf = Workflow("roles")
+    rows = wf.source(
+        "rows",
+        sources.Csv(
+            train=str(folder / "train.csv"), test=str(folder / "test.csv"), columns=COLUMNS
+        ),
+    )
+    age = wf.feature("age", F.Numeric("age"))
+    hours = wf.feature("hours", F.Numeric("hours"), source=rows)
+    edu = wf.feature("education", F.Vocabulary("education"))
+    binary = wf.examples("examples", [age, hours, edu], label=F.Label("education", positive="a"))
+    model = wf.train("learner", binary, learners.Linear(epochs=1))
+    preds = wf.predict("predictions", model, binary)
+    on_train = wf.predict("train_predictions", model, binary, split="train")
+    wf.output(wf.evaluate("evaluation", preds, metrics.Accuracy(), metrics.AUC()))
+    wf.output(wf.evaluate("sliced", on_train, metrics.Accuracy(slice_by="education")))
+    wf.output(wf.explain("explanation", model, binary, repeats=1))
+    numeric = wf.examples(
+        "reg_examples", [age, hours], label=F.NumericLabel("target", transform="log1p")
+    )
+    reg = wf.train("reg_learner", numeric, learners.Linear(epochs=1))
+    wf.output(
+        wf.evaluate("reg_evaluation", wf.predict("reg_predictions", reg, numeric), metrics.RMSE())
+    )
+    return wf
+
+
+def _compiled(tmp_path: Path, approx: str) -> Any:
+    return compile_workflow(_workflow(tmp_path), hasher=ContentHasher(), approx=APPROX[approx])
+
+
+@pytest.mark.parametrize("approx", sorted(APPROX))
+def test_every_role_keeps_its_fingerprint(tmp_path: Path, approx: str) -> None:
+    assert FINGERPRINT_SCHEME == 2
+    compiled = _compiled(tmp_path, approx)
+    assert {n.name: n.fingerprint for n in compiled.nodes} == PINNED[approx]
+
+
+def test_compiled_facts_per_role(tmp_path: Path) -> None:
+    """What each compiled node carries (stored as "extra" in a version's DAG)."""
+    dag = _compiled(tmp_path, "at_source").to_dict()
+    facts = {n["name"]: n["extra"] for n in dag["nodes"]}
+    sample = {"fraction": 0.5, "seed": 3}
+    assert facts["rows"] == {"sample": sample}
+    assert facts["age"] == {"source": "rows"} and facts["hours"] == {"source": "rows"}
+    assert facts["examples"] == {
+        "features": ["age", "hours", "education"],
+        "label": {"column": "education", "positive": "a"},
+    }
+    assert facts["learner"] == {
+        "approx": {"sample": None, "seed": 3, "precision": "fp32", "epochs_scale": 1.0}
+    }
+    assert facts["train_predictions"] == {"split": "train"}
+    assert facts["explanation"] == {"split": "test"}
+    assert facts["evaluation"] == {
+        "metrics": [
+            {"op": "Accuracy", "params": {"threshold": 0.5, "slice_by": None}},
+            {"op": "AUC", "params": {"slice_by": None}},
+        ],
+        "source": None,
+    }
+    assert facts["sliced"]["source"] == "rows"
+    kinds = {n["name"]: (n["role"], n["kind"], n["output_type"]) for n in dag["nodes"]}
+    assert kinds["rows"] == ("source", "source", "table")
+    assert kinds["education"] == ("feature", "preprocess", "feature:categorical")
+    assert kinds["examples"] == ("examples", "preprocess", "examples")
+    assert kinds["learner"] == ("train", "train", "model")
+    assert kinds["predictions"] == ("predict", "predict", "predictions")
+    assert kinds["evaluation"] == ("evaluate", "evaluate", "metrics")
+    assert kinds["explanation"] == ("explain", "explain", "explanation")
+
+
+def test_every_fact_a_role_names_is_computed_by_the_compiler() -> None:
+    from helix_tf.compiler._identity import FINGERPRINT_FACTS, NODE_FACTS
+    from helix_tf.roles import ROLE_SPECS
+
+    for role, spec in ROLE_SPECS.items():
+        assert set(spec.fingerprint) <= set(FINGERPRINT_FACTS), role
+        assert set(spec.facts) <= set(NODE_FACTS), role
+    used = {f for s in ROLE_SPECS.values() for f in s.fingerprint}
+    assert used == set(FINGERPRINT_FACTS), "a fingerprint fact no role uses"
+    assert {f for s in ROLE_SPECS.values() for f in s.facts} == set(NODE_FACTS)

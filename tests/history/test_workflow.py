@@ -1,0 +1,132 @@
+"""A config's past by config path: history, versions, diff and two runs compared.
+
+The runs are recorded straight into the config's metadata database (two compiled
+versions of the tiny census config), so nothing trains here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from helix_tf import history
+from helix_tf.errors import ConfigError, StoreError
+from helix_tf.history import MetricDelta
+
+
+def _record(config: Path, runs: list[tuple[list[str], dict[str, float], str | None]]) -> list[int]:
+    """Record one run a ``(params, metrics, tag)``: each params its compiled version."""
+    from helix_tf.compiler.graph import compile_workflow
+    from helix_tf.config import load_config
+    from helix_tf.reuse.metadata import MetadataStore
+
+    home = config.parent / ".helix"
+    home.mkdir(exist_ok=True)
+    ids = []
+    with MetadataStore(f"sqlite:///{home / 'metadata.db'}") as md:
+        for params, metrics, tag in runs:
+            loaded = load_config(config, params)
+            compiled = compile_workflow(loaded.workflow, config_path=str(config))
+            version = md.record_version(
+                compiled.name, str(config), compiled.to_dict(), compiled.digest
+            )
+            run_id = md.start_run(
+                compiled.name,
+                version,
+                approx=False,
+                policy="helix",
+                store_url=str(home),
+                params={**loaded.overrides, **({history.TAG_KEY: tag} if tag else {})},
+            )
+            md.finish_run(run_id, status="ok", wall_seconds=1.0, metrics=metrics)
+            ids.append(run_id)
+    return ids
+
+
+@pytest.fixture
+def recorded(tiny_census_config: Path) -> tuple[Path, list[int]]:
+    ids = _record(
+        tiny_census_config,
+        [
+            ([], {"auc": 0.80, "log_loss": 0.50}, None),
+            (["learner.l2=0.01"], {"auc": 0.85, "log_loss": 0.55}, None),
+            (["learner.l2=0.02"], {"auc": 0.70}, "agent"),
+        ],
+    )
+    return tiny_census_config, ids
+
+
+def test_compare_runs_gives_each_metric_its_change_and_direction(
+    recorded: tuple[Path, list[int]],
+) -> None:
+    config, (first, second, _) = recorded
+    found = history.compare_runs(config, first, second)
+    assert (found.old.run, found.new.run) == (first, second)
+    assert found.new.params == {"learner.l2": 0.01}
+    by_name = {m.name: m for m in found.metrics}
+    assert by_name["auc"].delta == pytest.approx(0.05) and by_name["auc"].better is True
+    assert by_name["log_loss"].better is False  # lower is better, and it went up
+    assert any(line.startswith("learner.l2") for line in found.changes), found.changes
+    json.dumps(found.to_dict())  # its JSON form is JSON
+
+
+def test_a_metric_only_one_run_has_is_compared_as_missing(
+    recorded: tuple[Path, list[int]],
+) -> None:
+    config, (first, _, agent_run) = recorded
+    found = history.compare_runs(config, first, agent_run)  # the agent's runs count too
+    loss = next(m for m in found.metrics if m.name == "log_loss")
+    assert loss == MetricDelta(name="log_loss", old=0.5, new=None, direction="lower")
+    assert loss.delta is None and loss.better is None
+    assert found.new.tag == "agent"
+
+
+def test_compare_runs_refuses_a_run_that_is_not_recorded(
+    recorded: tuple[Path, list[int]],
+) -> None:
+    config, (first, second, _) = recorded
+    with pytest.raises(StoreError, match=rf"run 999 is not a recorded run.*{first}, {second}"):
+        history.compare_runs(config, first, 999)
+
+
+def test_versions_diff_and_history_by_config_path(recorded: tuple[Path, list[int]]) -> None:
+    config, (first, second, _) = recorded
+    versions = history.workflow_versions(config)
+    assert [v.number for v in versions] == [1, 2, 3]
+    assert versions[1].parent == 1 and not versions[0].approx and not versions[0].validation
+    diff = history.workflow_diff(config, 1, 2)
+    assert [c.name for c in diff.differences][:1] == ["learner"]
+    assert history.workflow_diff(config).new.number == 3  # the latest against its parent
+    entries = history.workflow_history(config)
+    assert [e.run.id for e in entries] == [second, first]  # newest first, not the agent's
+    assert len(history.workflow_history(config, agent=True)) == 3
+
+
+def test_history_refuses_a_metric_selection_that_names_nothing(
+    recorded: tuple[Path, list[int]],
+) -> None:
+    config, _ = recorded
+    with pytest.raises(ConfigError, match=r"'acu' names no metric.*auc, log_loss"):
+        history.workflow_history(config, metrics=["acu"])
+
+
+def test_reading_functions_never_create_a_store(tiny_census_config: Path) -> None:
+    for read in (history.workflow_versions, history.workflow_history):
+        with pytest.raises(StoreError, match="nothing has run into it yet"):
+            read(tiny_census_config)
+    assert not (tiny_census_config.parent / ".helix").exists()
+
+
+def test_the_history_functions_are_reached_from_the_package() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import helix_tf\n"
+        "assert helix_tf.history.compare_runs and helix_tf.history.workflow_versions\n"
+        "assert helix_tf.events.NodeFinished\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
