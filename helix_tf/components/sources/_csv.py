@@ -14,6 +14,7 @@ from helix_tf.components.sources._base import (
     COPY_STRIDE,
     FILE_STRIDE,
     ROW_ID,
+    ReadShard,
     Source,
     _as_column,
     _as_pairs,
@@ -33,9 +34,12 @@ from helix_tf.components.sources._csv_parsing import (
     _FIX_ROW,
     _BadRows,
     _blank_lines,
+    _block_groups,
     _blocks,
     _cast_lenient,
     _decode_lines,
+    _plain_size,
+    _seek_blocks,
     _split_quoted,
 )
 from helix_tf.errors import ConfigError, DataError
@@ -257,59 +261,140 @@ class Csv(Source):
         self, split: str, *, batch_rows: int = 50_000, counters: dict[str, int] | None = None
     ) -> Iterator[pa.Table]:
         """Stream a split as Arrow tables (parsed by Arrow, never through pandas)."""
-        import pyarrow as pa
-
         param, paths = _split_files(self, split)
-        if batch_rows < 1:
-            raise ConfigError(f"batch_rows must be >= 1, but got {batch_rows}")
+        _check_batch_rows(batch_rows)
         bad = _BadRows(self.on_bad_row, self.max_bad_rows, counters)
-        copies = self.replicate if split == "train" else 1
         for index, path in enumerate(paths):
             with _open(path, param, "Csv") as handle:
-                for columns, lines in self._read_file(handle, path, param, batch_rows, bad):
-                    ids = lines + index * FILE_STRIDE
-                    if self.test_fraction is not None:
-                        keep = _in_test(ids, self.test_fraction, self.split_seed)
-                        if split == "train":
-                            keep = ~keep
-                        columns = {n: a.filter(keep) for n, a in columns.items()}
-                        ids = ids[keep]
-                    if not len(ids):
-                        continue
-                    arrays = dict(columns)
-                    arrays[ROW_ID] = pa.array(ids, pa.int64())
-                    table = pa.table(arrays)
-                    for copy in range(copies):
-                        if copy:
-                            table = table.set_column(
-                                table.schema.get_field_index(ROW_ID),
-                                ROW_ID,
-                                pa.array(ids + copy * COPY_STRIDE, pa.int64()),
-                            )
-                        for start in range(0, table.num_rows, batch_rows):
-                            part = table.slice(start, batch_rows)
-                            if counters is not None:
-                                counters["rows_read"] = counters.get("rows_read", 0) + part.num_rows
-                            yield part
+                parsed = self._read_file(handle, path, param, batch_rows, bad)
+                yield from self._file_tables(parsed, split, index, batch_rows, counters)
         bad.summarise()
+
+    def read_shards(
+        self, split: str, *, batch_rows: int = 50_000, shard_bytes: int = 64 << 20
+    ) -> list[ReadShard]:
+        """One shard per file; a file over ``shard_bytes`` in byte ranges of about that size.
+
+        A file is cut only between the blocks of lines :meth:`read_tables` parses
+        (found by one pass that reads the file and counts newlines, without
+        parsing), so each shard knows the line number its first block starts at
+        and the shards' tables are exactly the sequential read's. A line belongs
+        to the block it starts in; a quoted field never spans lines (see
+        ``quote``), so every newline ends a row. Compressed files are one shard.
+        """
+        param, paths = _split_files(self, split)
+        _check_batch_rows(batch_rows)
+        parts: list[tuple[int, tuple[tuple[int, int, int], ...], bool]] = []
+        for index, path in enumerate(paths):
+            size = _plain_size(path)
+            if size is None or size <= shard_bytes:
+                parts.append((index, (), True))
+                continue
+            with _open(path, param, "Csv") as handle:
+                line = self._data_start(handle, path, param)
+                groups = _block_groups(handle, line, batch_rows, shard_bytes)
+            parts += [(index, g, i == 0) for i, g in enumerate(groups)] or [(index, (), True)]
+        return [
+            ReadShard(split=split, index=i, of=len(parts), file=f, blocks=b, first_block=first)
+            for i, (f, b, first) in enumerate(parts)
+        ]
+
+    def read_shard(
+        self, shard: ReadShard, *, batch_rows: int = 50_000, counters: dict[str, int] | None = None
+    ) -> Iterator[pa.Table]:
+        """The tables of one shard of :meth:`read_shards`; bad rows name file and line."""
+        if shard.file is None:
+            yield from self.read_tables(shard.split, batch_rows=batch_rows, counters=counters)
+            return
+        param, paths = _split_files(self, shard.split)
+        _check_batch_rows(batch_rows)
+        path = paths[shard.file]
+        bad = _BadRows(self.on_bad_row, self.max_bad_rows, counters)
+        with _open(path, param, "Csv") as handle:
+            if shard.blocks:
+                blocks = _seek_blocks(handle, shard.blocks)
+                parsed = self._parse_blocks(blocks, path, bad, first_block=shard.first_block)
+            else:
+                parsed = self._read_file(handle, path, param, batch_rows, bad)
+            yield from self._file_tables(parsed, shard.split, shard.file, batch_rows, counters)
+        bad.summarise()
+
+    def bad_row_limit(self) -> int | None:
+        """``max_bad_rows`` when malformed rows are skipped."""
+        return self.max_bad_rows if self.on_bad_row == "skip" else None
+
+    def _file_tables(
+        self,
+        parsed: Iterator[tuple[dict[str, pa.Array], np.ndarray]],
+        split: str,
+        index: int,
+        batch_rows: int,
+        counters: dict[str, int] | None,
+    ) -> Iterator[pa.Table]:
+        """Tables of at most ``batch_rows`` rows from the parsed blocks of the index-th file."""
+        import pyarrow as pa
+
+        copies = self.replicate if split == "train" else 1
+        for columns, lines in parsed:
+            ids = lines + index * FILE_STRIDE
+            if self.test_fraction is not None:
+                keep = _in_test(ids, self.test_fraction, self.split_seed)
+                if split == "train":
+                    keep = ~keep
+                columns = {n: a.filter(keep) for n, a in columns.items()}
+                ids = ids[keep]
+            if not len(ids):
+                continue
+            arrays = dict(columns)
+            arrays[ROW_ID] = pa.array(ids, pa.int64())
+            table = pa.table(arrays)
+            for copy in range(copies):
+                if copy:
+                    table = table.set_column(
+                        table.schema.get_field_index(ROW_ID),
+                        ROW_ID,
+                        pa.array(ids + copy * COPY_STRIDE, pa.int64()),
+                    )
+                for start in range(0, table.num_rows, batch_rows):
+                    part = table.slice(start, batch_rows)
+                    if counters is not None:
+                        counters["rows_read"] = counters.get("rows_read", 0) + part.num_rows
+                    yield part
+
+    def _data_start(self, handle: Any, path: str, param: str) -> int | None:
+        """Read past ``skip_lines`` and the header (checked); the lines read, None at the end."""
+        line = 0
+        for _ in range(self._skip_for(param)):
+            if not handle.readline():
+                return None
+            line += 1
+        if self.header:
+            text = handle.readline()
+            if not text:
+                return None
+            line += 1
+            self._check_header(text, path, line)
+        return line
 
     def _read_file(
         self, handle: Any, path: str, param: str, batch_rows: int, bad: _BadRows
     ) -> Iterator[tuple[dict[str, pa.Array], np.ndarray]]:
         """Parse one file (of the ``train`` or ``test`` parameter) into blocks of rows."""
-        line = 0
-        for _ in range(self._skip_for(param)):
-            if not handle.readline():
-                return
-            line += 1
-        if self.header:
-            text = handle.readline()
-            if not text:
-                return
-            line += 1
-            self._check_header(text, path, line)
-        blocks = _blocks(handle, line, batch_rows)
-        if not self.header:
+        line = self._data_start(handle, path, param)
+        if line is None:
+            return
+        yield from self._parse_blocks(_blocks(handle, line, batch_rows), path, bad)
+
+    def _parse_blocks(
+        self,
+        blocks: Iterator[tuple[int, bytes, int]],
+        path: str,
+        bad: _BadRows,
+        *,
+        first_block: bool = True,
+    ) -> Iterator[tuple[dict[str, pa.Array], np.ndarray]]:
+        """Parse blocks of a file (a few ahead, in threads), in file order."""
+        if first_block and not self.header:
             blocks = self._refuse_header_as_data(blocks, path)
         workers = min(_MAX_WORKERS, os.cpu_count() or 1)
         if workers == 1:
@@ -608,3 +693,8 @@ class Csv(Source):
                 failed = fraction if failed is None else failed | fraction
                 numbers = pc.if_else(pa.array(fraction), pa.scalar(None, pa.float64()), numbers)
         return numbers, failed
+
+
+def _check_batch_rows(batch_rows: int) -> None:
+    if batch_rows < 1:
+        raise ConfigError(f"batch_rows must be >= 1, but got {batch_rows}")
