@@ -39,7 +39,7 @@ from helix_tf.engine.preprocess_steps import (
     merge_states,
     preprocess_result,
 )
-from helix_tf.engine.read_steps import finish_split, plan_reads, read_shard, shard_bytes
+from helix_tf.engine.read_steps import SourceRead, shard_bytes
 
 __all__ = ["PreprocessResult", "run_preprocessing", "analysis_levels"]
 
@@ -57,28 +57,21 @@ def _inc(name: str, value: int) -> None:
 class _PlanReads(beam.DoFn):
     """The shards of one split: its files, and byte ranges of large files."""
 
-    def __init__(
-        self, op: Source, batch_rows: int, sample: dict[str, Any] | None, size: int
-    ) -> None:
-        self.op, self.batch_rows, self.sample, self.size = op, batch_rows, sample, size
+    def __init__(self, reading: SourceRead, size: int) -> None:
+        self.reading, self.size = reading, size
 
     def process(self, split):  # type: ignore[no-untyped-def]
-        yield from plan_reads(self.op, self.batch_rows, self.sample, split, self.size)
+        yield from self.reading.plan(split, self.size)
 
 
 class _ReadShard(beam.DoFn):
     """Read one shard; write its tables as Parquet; emit (split, piece) for each."""
 
-    def __init__(
-        self, name: str, op: Source, root: str, batch_rows: int, sample: dict[str, Any] | None
-    ) -> None:
-        self.name, self.op, self.root, self.batch_rows = name, op, root, batch_rows
-        self.sample = sample
+    def __init__(self, reading: SourceRead) -> None:
+        self.reading = reading
 
     def process(self, shard):  # type: ignore[no-untyped-def]
-        for piece in read_shard(
-            self.name, self.op, self.root, self.batch_rows, self.sample, shard, _inc
-        ):
+        for piece in self.reading.shard(shard, _inc):
             yield shard.split, piece
 
 
@@ -87,9 +80,7 @@ class _FinishSplit(_ReadShard):
 
     def process(self, element):  # type: ignore[no-untyped-def]
         split, pieces = element
-        yield from finish_split(
-            self.name, self.op, self.root, self.batch_rows, self.sample, split, pieces, _inc
-        )
+        yield from self.reading.finish(split, pieces, _inc)
 
 
 class _Partials(beam.DoFn):
@@ -185,16 +176,17 @@ def run_preprocessing(
         if snode.state == "compute":
             op = snode.op
             assert isinstance(op, Source)
-            reading = (src, op, snode.root, batch_rows, snode.sample)
+            reading = SourceRead(
+                name=src, op=op, root=snode.root, batch_rows=batch_rows, sample=snode.sample
+            )
             keys = (
                 pipeline
                 | f"Splits[{label}]" >> beam.Create(list(op.splits()))
-                | f"Plan[{label}]"
-                >> beam.ParDo(_PlanReads(op, batch_rows, snode.sample, shard_bytes()))
+                | f"Plan[{label}]" >> beam.ParDo(_PlanReads(reading, shard_bytes()))
                 | f"SpreadShards[{label}]" >> beam.Reshuffle()
-                | f"Read[{label}]" >> beam.ParDo(_ReadShard(*reading))
+                | f"Read[{label}]" >> beam.ParDo(_ReadShard(reading))
                 | f"Pieces[{label}]" >> beam.GroupByKey()
-                | f"Number[{label}]" >> beam.ParDo(_FinishSplit(*reading))
+                | f"Number[{label}]" >> beam.ParDo(_FinishSplit(reading))
             )
         else:
             batches = list(known_batches.get(src, []))

@@ -27,15 +27,7 @@ from helix_tf.components.sources._base import ReadShard
 from helix_tf.engine import tables
 from helix_tf.errors import DataError
 
-__all__ = [
-    "Piece",
-    "SAMPLED_READ_ROWS",
-    "finish_split",
-    "plan_reads",
-    "read_shard",
-    "read_split",
-    "shard_bytes",
-]
+__all__ = ["Piece", "SAMPLED_READ_ROWS", "SourceRead", "read_split", "shard_bytes"]
 
 #: ``inc(counter name, value)``: how a step counts rows, bytes and microseconds.
 Inc = Callable[[str, int], None]
@@ -58,113 +50,109 @@ class Piece:
     """What reading one shard wrote: its j-th table (``j == -1``: the shard's summary)."""
 
     shard: int
+    of: int
     j: int
     rows: int = 0
     skipped: int = 0
 
 
-def _read_rows(batch_rows: int, sample: dict[str, Any] | None, split: str) -> int:
-    """Rows per parsed block: a sampled read parses about batch_rows / fraction at a time."""
-    if sample is not None and split == "train":
-        return min(int(batch_rows / sample["fraction"]), max(batch_rows, SAMPLED_READ_ROWS))
-    return batch_rows
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class SourceRead:
+    """How one source node is read: its name, spec, output folder, batch size and sample."""
 
+    name: str
+    op: Source
+    root: str
+    batch_rows: int
+    sample: dict[str, Any] | None = None
 
-def plan_reads(
-    op: Source, batch_rows: int, sample: dict[str, Any] | None, split: str, size: int
-) -> list[ReadShard]:
-    """The shards of one split, in read order (files over ``size`` bytes in byte ranges)."""
-    return op.read_shards(split, batch_rows=_read_rows(batch_rows, sample, split), shard_bytes=size)
+    def _sampled(self, split: str) -> bool:
+        return self.sample is not None and split == "train"
 
+    def _read_rows(self, split: str) -> int:
+        """Rows per parsed block: a sampled read parses about batch_rows / fraction at once."""
+        if self.sample is None or split != "train":
+            return self.batch_rows
+        fraction = self.sample["fraction"]
+        return min(int(self.batch_rows / fraction), max(self.batch_rows, SAMPLED_READ_ROWS))
 
-def _piece_path(root: str, split: str, shard: int, j: int) -> str:
-    return f"{root.rstrip('/')}/{split}/piece-{shard:06d}-{j:06d}.parquet"
+    def _piece_path(self, split: str, shard: int, j: int) -> str:
+        return f"{self.root.rstrip('/')}/{split}/piece-{shard:06d}-{j:06d}.parquet"
 
+    def plan(self, split: str, size: int) -> list[ReadShard]:
+        """The shards of one split, in read order (files over ``size`` bytes in byte ranges)."""
+        return self.op.read_shards(split, batch_rows=self._read_rows(split), shard_bytes=size)
 
-def read_shard(
-    name: str,
-    op: Source,
-    root: str,
-    batch_rows: int,
-    sample: dict[str, Any] | None,
-    shard: ReadShard,
-    inc: Inc,
-) -> Iterator[Piece]:
-    """Read one shard and write its tables: the final batches when it is its split's only
-    shard, else pieces for :func:`finish_split`. Yields a :class:`Piece` per table, then
-    the shard's summary (``j == -1``)."""
-    t0 = time.perf_counter()
-    counts: dict[str, int] = {}
-    split = shard.split
-    parsed = op.read_shard(shard, batch_rows=_read_rows(batch_rows, sample, split), counters=counts)
-    sampled = sample is not None and split == "train"
-    final = shard.of == 1
-    if sampled:
-        kept = _kept(parsed, sample["fraction"], sample["seed"])  # type: ignore[index]
-        parsed = _regrouped(kept, batch_rows) if final else kept
-    for j, table in enumerate(parsed):
-        t1 = time.perf_counter()
-        if final:
-            size = tables.write_batch(root, split, j, table)
-        else:
-            size = tables.write_table(_piece_path(root, split, shard.index, j), table)
-        t2 = time.perf_counter()
-        inc(f"micros/{name}", int((t1 - t0) * 1e6))
-        inc(f"write_micros/{name}", int((t2 - t1) * 1e6))
-        if final or not sampled:  # a regrouped sample is counted as its batches are written
-            inc(f"rows/{name}", table.num_rows)
-            inc(f"bytes/{name}", size)
-        yield Piece(shard=shard.index, j=j, rows=table.num_rows)
+    def shard(self, shard: ReadShard, inc: Inc) -> Iterator[Piece]:
+        """Read one shard and write its tables: the final batches when it is its split's
+        only shard, else pieces for :meth:`finish`. Yields a :class:`Piece` per table,
+        then the shard's summary (``j == -1``)."""
         t0 = time.perf_counter()
-    skipped = counts.get("bad_rows_skipped", 0)
-    if skipped:
-        inc(f"skipped/{name}", skipped)
-    yield Piece(shard=shard.index, j=-1, skipped=skipped)
+        counts: dict[str, int] = {}
+        split, name = shard.split, self.name
+        parsed = self.op.read_shard(shard, batch_rows=self._read_rows(split), counters=counts)
+        final = shard.of == 1
+        if self.sample is not None and split == "train":
+            parsed = _kept(parsed, self.sample["fraction"], self.sample["seed"])
+            if final:
+                parsed = _regrouped(parsed, self.batch_rows)
+        for j, table in enumerate(parsed):
+            t1 = time.perf_counter()
+            if final:
+                size = tables.write_batch(self.root, split, j, table)
+            else:
+                size = tables.write_table(self._piece_path(split, shard.index, j), table)
+            t2 = time.perf_counter()
+            inc(f"micros/{name}", int((t1 - t0) * 1e6))
+            inc(f"write_micros/{name}", int((t2 - t1) * 1e6))
+            if final or not self._sampled(split):  # a regrouped sample: counted in finish
+                inc(f"rows/{name}", table.num_rows)
+                inc(f"bytes/{name}", size)
+            yield Piece(shard=shard.index, of=shard.of, j=j, rows=table.num_rows)
+            t0 = time.perf_counter()
+        skipped = counts.get("bad_rows_skipped", 0)
+        if skipped:
+            inc(f"skipped/{name}", skipped)
+        yield Piece(shard=shard.index, of=shard.of, j=-1, skipped=skipped)
 
-
-def finish_split(
-    name: str,
-    op: Source,
-    root: str,
-    batch_rows: int,
-    sample: dict[str, Any] | None,
-    split: str,
-    pieces: Iterable[Piece],
-    inc: Inc,
-) -> Iterator[Key]:
-    """Number a split's pieces in read order into batches; yield each batch's key."""
-    pieces = list(pieces)
-    written = sorted((p for p in pieces if p.j >= 0), key=lambda p: (p.shard, p.j))
-    summaries = [p for p in pieces if p.j < 0]
-    if len(summaries) <= 1 and all(p.shard == 0 for p in summaries):
-        # one shard: its tables are the batches already
-        yield from ((split, p.j, p.rows) for p in written)
-        return
-    limit = op.bad_row_limit()
-    skipped = sum(p.skipped for p in summaries)
-    if limit is not None and skipped > limit:
-        raise DataError(
-            f"{op.op_name} split {split!r}: {skipped} malformed rows skipped over its "
-            f"{len(summaries)} shards, more than max_bad_rows={limit}; the files probably do "
-            "not match the declared columns or separator. Fix the files or the declaration, "
-            "or raise max_bad_rows"
-        )
-    paths = [_piece_path(root, split, p.shard, p.j) for p in written]
-    if sample is not None and split == "train":
+    def finish(self, split: str, pieces: Iterable[Piece], inc: Inc) -> Iterator[Key]:
+        """Number a split's pieces in read order into batches; yield each batch's key."""
+        pieces = list(pieces)
+        written = sorted((p for p in pieces if p.j >= 0), key=lambda p: (p.shard, p.j))
+        if all(p.of == 1 for p in pieces):  # one shard: its tables are the batches already
+            yield from ((split, p.j, p.rows) for p in written)
+            return
+        limit = self.op.bad_row_limit()
+        summaries = [p for p in pieces if p.j < 0]
+        skipped = sum(p.skipped for p in summaries)
+        if limit is not None and skipped > limit:
+            raise DataError(
+                f"{self.op.op_name} split {split!r}: {skipped} malformed rows skipped over its "
+                f"{len(summaries)} shards, more than max_bad_rows={limit}; the files probably "
+                "do not match the declared columns or separator. Fix the files or the "
+                "declaration, or raise max_bad_rows"
+            )
+        paths = [self._piece_path(split, p.shard, p.j) for p in written]
+        if not self._sampled(split):
+            for k, (piece, path) in enumerate(zip(written, paths, strict=True)):
+                tables.move_file(path, tables.batch_path(self.root, split, k))
+                yield (split, k, piece.rows)
+            return
         t0 = time.perf_counter()
-        regrouped = _regrouped((tables.read_table(p) for p in paths), batch_rows)
+        regrouped = _regrouped((tables.read_table(p) for p in paths), self.batch_rows)
         for k, table in enumerate(regrouped):
-            size = tables.write_batch(root, split, k, table)
-            inc(f"rows/{name}", table.num_rows)
-            inc(f"bytes/{name}", size)
+            size = tables.write_batch(self.root, split, k, table)
+            inc(f"rows/{self.name}", table.num_rows)
+            inc(f"bytes/{self.name}", size)
             yield (split, k, table.num_rows)
         for path in paths:
             tables.remove_file(path)
-        inc(f"write_micros/{name}", int((time.perf_counter() - t0) * 1e6))
-        return
-    for k, (piece, path) in enumerate(zip(written, paths, strict=True)):
-        tables.move_file(path, tables.batch_path(root, split, k))
-        yield (split, k, piece.rows)
+        inc(f"write_micros/{self.name}", int((time.perf_counter() - t0) * 1e6))
+
+    def split(self, split: str, inc: Inc) -> Iterator[Key]:
+        """Read one split in this process, shard after shard (the pipeline's steps in order)."""
+        pieces = [p for s in self.plan(split, shard_bytes()) for p in self.shard(s, inc)]
+        yield from self.finish(split, pieces, inc)
 
 
 def read_split(
@@ -176,13 +164,13 @@ def read_split(
     split: str,
     inc: Inc,
 ) -> Iterator[Key]:
-    """Read one split in this process, shard after shard (the pipeline's steps in order)."""
-    shards = plan_reads(op, batch_rows, sample, split, shard_bytes())
-    pieces = [p for s in shards for p in read_shard(name, op, root, batch_rows, sample, s, inc)]
-    yield from finish_split(name, op, root, batch_rows, sample, split, pieces, inc)
+    """Read one split of a source in this process into Parquet batches; yield their keys."""
+    yield from SourceRead(name=name, op=op, root=root, batch_rows=batch_rows, sample=sample).split(
+        split, inc
+    )
 
 
-def _kept(tables_in: Iterator[Any], fraction: float, seed: int) -> Iterator[Any]:
+def _kept(tables_in: Iterable[Any], fraction: float, seed: int) -> Iterator[Any]:
     """The rows of each table a sample keeps (by row id); empty tables are dropped."""
     from helix_tf.approx.sampling import keep_mask
 

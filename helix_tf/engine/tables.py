@@ -98,14 +98,21 @@ def read_table(path: str) -> pa.Table:
 
 
 def move_file(source: str, target: str) -> None:
-    """Rename a file (a server-side copy on object stores); a missing source is an error."""
+    """Rename a file (a server-side copy on object stores).
+
+    Idempotent, for a retried bundle: a missing source whose target exists was moved.
+    """
     if _is_remote(source):
         import fsspec
 
         fs, path = fsspec.core.url_to_fs(source)
-        fs.mv(path, fs._strip_protocol(target))
+        final = fs._strip_protocol(target)
+        if fs.exists(path) or not fs.exists(final):
+            fs.mv(path, final)
         return
-    os.replace(source.removeprefix("file://"), target.removeprefix("file://"))
+    source, target = source.removeprefix("file://"), target.removeprefix("file://")
+    if os.path.exists(source) or not os.path.exists(target):
+        os.replace(source, target)
 
 
 def remove_file(path: str) -> None:

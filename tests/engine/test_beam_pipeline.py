@@ -19,6 +19,7 @@ from helix_tf.components.sources import Csv
 from helix_tf.engine import beam_pipeline, tables
 from helix_tf.engine.batch_compute import BatchComputer, PreNode
 from helix_tf.engine.beam_pipeline import analysis_levels, run_preprocessing
+from helix_tf.engine.read_steps import SourceRead
 from helix_tf.engine.runners import pipeline_factory
 from helix_tf.errors import ExecutionError
 from helix_tf.sample_data import CENSUS_CSV_OPTIONS
@@ -124,16 +125,16 @@ def test_read_dofns_write_batches_and_emit_their_keys(
         for k, frame in enumerate(op.read(split, batch_rows=BATCH_ROWS))
     ]
     root = tmp_path / "out"
-    reading = ("rows", op, str(root), BATCH_ROWS, None)
+    reading = SourceRead(name="rows", op=op, root=str(root), batch_rows=BATCH_ROWS)
     with pipeline_factory("direct")() as p:
         keys = (
             p
             | beam.Create(["train", "test"])
-            | beam.ParDo(beam_pipeline._PlanReads(op, BATCH_ROWS, None, shard_bytes))
+            | beam.ParDo(beam_pipeline._PlanReads(reading, shard_bytes))
             | beam.Reshuffle()
-            | beam.ParDo(beam_pipeline._ReadShard(*reading))
+            | beam.ParDo(beam_pipeline._ReadShard(reading))
             | beam.GroupByKey()
-            | beam.ParDo(beam_pipeline._FinishSplit(*reading))
+            | beam.ParDo(beam_pipeline._FinishSplit(reading))
         )
         assert_that(keys, equal_to(expected))
     shards = len(op.read_shards("train", batch_rows=BATCH_ROWS, shard_bytes=shard_bytes))
