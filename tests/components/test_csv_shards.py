@@ -40,7 +40,7 @@ def _shards_tables(source: Csv, split: str, batch_rows: int, shard_bytes: int) -
     block_bytes=st.integers(1, 64),
     shard_bytes=st.integers(1, 400),
     test_fraction=st.sampled_from([None, 0.3]),
-    replicate=st.integers(1, 2),
+    replicate=st.integers(1, 4),
 )
 def test_shards_read_the_rows_of_the_sequential_read_in_order(
     tmp_path_factory: pytest.TempPathFactory,
@@ -141,3 +141,14 @@ def test_a_header_read_as_data_is_refused_only_in_the_first_shard(tmp_path: Path
         with pytest.raises(DataError, match="line 1: the line holds the column names"):
             list(source.read_shard(shards[0], batch_rows=10))
         assert len(list(source.read_shard(shards[1], batch_rows=10))) > 0
+
+
+def test_the_copies_of_a_replicated_block_are_read_by_several_shards(tmp_path: Path) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text("".join(f"{i},row {i}\n" for i in range(100)))  # one block
+    source = Csv(train=str(path), columns={"n": "int", "s": "string"}, replicate=10)
+    shards = source.read_shards("train", batch_rows=30, shard_bytes=3 * path.stat().st_size)
+    assert [s.copies for s in shards] == [(0, 3), (3, 6), (6, 9), (9, 10)]
+    got, _, _ = _shards_tables(source, "train", 30, 3 * path.stat().st_size)
+    want = list(source.read_tables("train", batch_rows=30))
+    assert len(got) == len(want) == 40 and all(a.equals(b) for a, b in zip(got, want, strict=True))

@@ -48,6 +48,8 @@ class ReadShard:
     empty: the whole file."""
     first_block: bool = True
     """Whether the shard holds the file's first block of data lines."""
+    copies: tuple[int, int] | None = None
+    """The range of replicated copies of each row this shard emits; None: all."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

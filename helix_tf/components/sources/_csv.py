@@ -281,22 +281,38 @@ class Csv(Source):
         and the shards' tables are exactly the sequential read's. A line belongs
         to the block it starts in; a quoted field never spans lines (see
         ``quote``), so every newline ends a row. Compressed files are one shard.
+        With ``replicate``, sizes count every copy, and a block whose copies
+        exceed ``shard_bytes`` is read by several shards, each a range of copies.
         """
         param, paths = _split_files(self, split)
         _check_batch_rows(batch_rows)
-        parts: list[tuple[int, tuple[tuple[int, int, int], ...], bool]] = []
+        copies = self.replicate if split == "train" else 1
+        parts: list[dict[str, Any]] = []
         for index, path in enumerate(paths):
             size = _plain_size(path)
-            if size is None or size <= shard_bytes:
-                parts.append((index, (), True))
+            if size is None or size * copies <= shard_bytes:
+                parts.append({"file": index})
                 continue
             with _open(path, param, "Csv") as handle:
                 line = self._data_start(handle, path, param)
-                groups = _block_groups(handle, line, batch_rows, shard_bytes)
-            parts += [(index, g, i == 0) for i, g in enumerate(groups)] or [(index, (), True)]
+                groups = _block_groups(handle, line, batch_rows, max(1, shard_bytes // copies))
+            for i, group in enumerate(groups):
+                span = sum(length + 1 for _, length, _ in group)
+                step = max(1, shard_bytes // span) if len(group) == 1 else copies
+                for start in range(0, copies, step):
+                    stop = min(start + step, copies)
+                    parts.append(
+                        {
+                            "file": index,
+                            "blocks": group,
+                            "first_block": i == 0,
+                            "copies": None if (start, stop) == (0, copies) else (start, stop),
+                        }
+                    )
+            if not groups:
+                parts.append({"file": index})
         return [
-            ReadShard(split=split, index=i, of=len(parts), file=f, blocks=b, first_block=first)
-            for i, (f, b, first) in enumerate(parts)
+            ReadShard(split=split, index=i, of=len(parts), **part) for i, part in enumerate(parts)
         ]
 
     def read_shard(
@@ -309,14 +325,17 @@ class Csv(Source):
         param, paths = _split_files(self, shard.split)
         _check_batch_rows(batch_rows)
         path = paths[shard.file]
-        bad = _BadRows(self.on_bad_row, self.max_bad_rows, counters)
+        again = shard.copies is not None and shard.copies[0] > 0  # copy 0's shard reports
+        bad = _BadRows(self.on_bad_row, self.max_bad_rows, counters, report=not again)
         with _open(path, param, "Csv") as handle:
             if shard.blocks:
                 blocks = _seek_blocks(handle, shard.blocks)
                 parsed = self._parse_blocks(blocks, path, bad, first_block=shard.first_block)
             else:
                 parsed = self._read_file(handle, path, param, batch_rows, bad)
-            yield from self._file_tables(parsed, shard.split, shard.file, batch_rows, counters)
+            yield from self._file_tables(
+                parsed, shard.split, shard.file, batch_rows, counters, shard.copies
+            )
         bad.summarise()
 
     def bad_row_limit(self) -> int | None:
@@ -330,11 +349,13 @@ class Csv(Source):
         index: int,
         batch_rows: int,
         counters: dict[str, int] | None,
+        copies: tuple[int, int] | None = None,
     ) -> Iterator[pa.Table]:
-        """Tables of at most ``batch_rows`` rows from the parsed blocks of the index-th file."""
+        """Tables of at most ``batch_rows`` rows from the parsed blocks of the index-th file
+        (each block's ``copies`` range of replicated copies; None: all)."""
         import pyarrow as pa
 
-        copies = self.replicate if split == "train" else 1
+        wanted = range(*(copies or (0, self.replicate if split == "train" else 1)))
         for columns, lines in parsed:
             ids = lines + index * FILE_STRIDE
             if self.test_fraction is not None:
@@ -348,7 +369,7 @@ class Csv(Source):
             arrays = dict(columns)
             arrays[ROW_ID] = pa.array(ids, pa.int64())
             table = pa.table(arrays)
-            for copy in range(copies):
+            for copy in wanted:
                 if copy:
                     table = table.set_column(
                         table.schema.get_field_index(ROW_ID),

@@ -29,8 +29,13 @@ _WARN_FIRST = 5
 class _BadRows:
     """Applies the on_bad_row policy: raise, or skip, count and warn."""
 
-    def __init__(self, policy: str, limit: int, counters: dict[str, int] | None) -> None:
+    def __init__(
+        self, policy: str, limit: int, counters: dict[str, int] | None, *, report: bool = True
+    ) -> None:
         self.policy, self.limit, self.counters = policy, limit, counters
+        #: False: the rows are another reader's to count and warn about (the same
+        #: block read again for other replicated copies); the policy still applies.
+        self.report = report
         self.skipped = 0
         self.per_file: dict[str, int] = {}
 
@@ -43,6 +48,8 @@ class _BadRows:
         if self.policy == "fail":
             reason, fix = describe(0)
             raise DataError(f"{path} line {lines[0]}: {reason}. {fix}")
+        if not self.report:  # the shard of copy 0 counts them and applies max_bad_rows
+            return
         for i in range(min(len(lines), max(0, _WARN_FIRST - self.skipped))):
             logger.warning("skipping %s line %d: %s", path, lines[i], describe(i)[0])
         self.skipped += len(lines)
@@ -59,6 +66,8 @@ class _BadRows:
             )
 
     def summarise(self) -> None:
+        if not self.report:
+            return
         for path, count in self.per_file.items():
             logger.warning("skipped %d malformed rows in %s", count, path)
 
