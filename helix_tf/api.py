@@ -82,7 +82,7 @@ def _plan(
     # Reasons compare with the latest other version of the same kind (exact or approximate).
     same_kind = [
         v.dag
-        for v in session.metadata.versions(compiled.name)
+        for v in session.metadata.versions(compiled.name, user=session.baseline_user)
         if (v.dag.get("approx") is None) == (compiled.approx is None)
         and is_validation_dag(v.dag) == validation
         and v.dag.get("digest") != compiled.digest
@@ -118,14 +118,18 @@ def plan(
     approx: Approx | None = None,
     validation: Validation | None = None,
     rehash: bool = False,
+    team: bool = False,
 ) -> PlanResult:
     """What a run would compute, load and prune, and why — without running anything.
 
     ``validation``: plan the validation run (see :func:`run`). ``rehash=True``
-    re-reads every data file instead of trusting the content-hash memo.
+    re-reads every data file instead of trusting the content-hash memo. The reasons
+    compare with this person's previous version; ``team=True``: with the team's.
     """
     loaded = _with_validation(load_config(config, params, data_dir=data_dir), validation)
-    session = open_loaded(loaded, store=store, metadata=metadata, approx=approx, rehash=rehash)
+    session = open_loaded(
+        loaded, store=store, metadata=metadata, approx=approx, rehash=rehash, team=team
+    )
     notes: tuple[str, ...] = ()
     if session.exact_instead:
         approx, notes = None, (session.exact_note,)
@@ -495,12 +499,18 @@ def _run_once(
 
 def _start_run(session: Session, opts: _RunOptions, *, approx: bool) -> _Started:
     """Record the version and start the run; in memory if the database cannot take data."""
-    compiled = session.compiled
+    from helix_tf.settings import current_host, current_user
+
+    compiled, user = session.compiled, current_user()
     for attempt in range(2):
         md = session.metadata
         try:
             version = md.record_version(
-                compiled.name, str(session.config.path), compiled.to_dict(), compiled.digest
+                compiled.name,
+                str(session.config.path),
+                compiled.to_dict(),
+                compiled.digest,
+                user=user,
             )
             run_id = md.start_run(
                 compiled.name,
@@ -509,6 +519,8 @@ def _start_run(session: Session, opts: _RunOptions, *, approx: bool) -> _Started
                 policy=opts.materialize,
                 store_url=session.store_url,
                 params={**session.config.overrides, **({TAG_KEY: opts.tag} if opts.tag else {})},
+                user=user,
+                host=current_host(),
             )
             return _Started(version=version, run_id=run_id)
         except StoreError as exc:

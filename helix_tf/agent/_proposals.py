@@ -72,7 +72,7 @@ def _find_study(paths: AgentPaths, name: str, workflow: str) -> tuple[Any, bool]
     study = open_study(paths, name, create=False)
     if study is not None:
         return study, False
-    if not paths.study_db.exists():
+    if not paths.has_storage:
         return None, False
     import optuna
 
@@ -96,7 +96,7 @@ def load_report(
     study, stale = _find_study(paths, name, view.name)
     if study is None:
         raise ConfigError(
-            f"no agent study for {config} in {paths.study_db}; start one with "
+            f"no agent study for {config} in {paths.storage_label}; start one with "
             f"`helix-tf agent start {config}`"
         )
     attrs = study.user_attrs

@@ -145,7 +145,7 @@ def start(
         if status.get("pid") == proc.pid and status != previous:
             click.echo(
                 f"agent started (pid {proc.pid}, {cores} core(s), lowest priority); "
-                f"study {paths.storage_url}; log {paths.log}"
+                f"study {paths.storage_label}; log {paths.log}"
             )
             return
         if proc.poll() is not None:

@@ -181,6 +181,13 @@ def streamed_examples(
 
 def _register_layers(keras: Any) -> None:
     global IndexedWeights, SumLogits, Rescale
+    IndexedWeights = _indexed_weights_layer(keras)
+    SumLogits = _sum_logits_layer(keras)
+    Rescale = _rescale_layer(keras)
+
+
+def _indexed_weights_layer(keras: Any) -> Any:
+    """The registered ``IndexedWeights`` layer class."""
     ops = keras.ops
 
     @keras.saving.register_keras_serializable(package="helix_tf", name="IndexedWeights")
@@ -228,6 +235,12 @@ def _register_layers(keras: Any) -> None:
                 **({"initializer": self.initializer} if self.initializer else {}),
             }
 
+    return _IndexedWeights
+
+
+def _sum_logits_layer(keras: Any) -> Any:
+    """The registered ``SumLogits`` layer class."""
+
     @keras.saving.register_keras_serializable(package="helix_tf", name="SumLogits")
     class _SumLogits(keras.layers.Layer):
         """Sum of per-feature logits plus a learned bias (one per output)."""
@@ -252,6 +265,13 @@ def _register_layers(keras: Any) -> None:
                 total = total + p
             return total + self.bias
 
+    return _SumLogits
+
+
+def _rescale_layer(keras: Any) -> Any:
+    """The registered ``Rescale`` layer class."""
+    ops = keras.ops
+
     @keras.saving.register_keras_serializable(package="helix_tf", name="Rescale")
     class _Rescale(keras.layers.Layer):
         """``x * std + mean``: a regression model trained on the standardised target."""
@@ -266,9 +286,7 @@ def _register_layers(keras: Any) -> None:
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "mean": self.mean, "std": self.std}
 
-    IndexedWeights = _IndexedWeights
-    SumLogits = _SumLogits
-    Rescale = _Rescale
+    return _Rescale
 
 
 # ---------------------------------------------------------------------------- build

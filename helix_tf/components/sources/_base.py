@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import abc
-import contextlib
 import dataclasses
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from helix_tf.components.base import Operator, did_you_mean
@@ -225,13 +224,6 @@ def _as_pairs(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(tuple(p) if isinstance(p, list) else p for p in value)
     return value
-
-
-def _normalise(obj: Any, **fields: Callable[[Any], Any]) -> None:
-    """Replace frozen fields by normalised values (before validation)."""
-    for name, fn in fields.items():
-        with contextlib.suppress(TypeError, ValueError):  # validate() reports bad values
-            object.__setattr__(obj, name, fn(getattr(obj, name)))
 
 
 def _is_url(path: str) -> bool:
