@@ -428,13 +428,7 @@ def _start_lease(session: Session, scratch: str | None) -> Any:
     try:
         if store.collection_due():
             report = store.collect()
-            killed = [
-                int(info.run["run_id"])
-                for info in report.dead_runs
-                if info.run.get("run_id") is not None
-                and info.run.get("metadata") == session.metadata.url
-            ]
-            session.metadata.mark_killed(killed)
+            session.metadata.mark_killed(report.killed_runs(session.metadata.url))
     except Exception as exc:  # reclaiming is housekeeping: it never fails a run
         log.debug("could not reclaim leftovers in %s: %s", store.url, exc)
     return lease

@@ -23,19 +23,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import getpass
 import json
 import logging
 import os
 import secrets
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from helix_tf.identity import current_host, current_user
 from helix_tf.reuse.store._fs import StoreFiles, _mtime
 
 logger = logging.getLogger(__name__)
@@ -58,7 +57,10 @@ class LeaseInfo:
     id : str
         The lease id (16 hex digits).
     host, user : str
-        The machine (host name) and the user that run it (``"?"`` where unknown).
+        The machine (host name) and the person that run it, as
+        :mod:`helix_tf.identity` names them (``HELIX_TF_USER``, else the login name;
+        the run's record in the metadata database names the same), ``"?"`` where
+        unknown.
     pid, proc_start
         The process holding it (``proc_start``: its start time in clock ticks since
         boot on Linux, ``None`` where unknown).
@@ -129,18 +131,6 @@ def process_alive(pid: int, start: int | None) -> bool:
     return True
 
 
-def this_host() -> str:
-    """This machine's host name."""
-    return socket.gethostname()
-
-
-def this_user() -> str:
-    """Who runs this process (the login name, else the uid), ``"?"`` if unknown."""
-    with contextlib.suppress(Exception):
-        return getpass.getuser()
-    return str(os.getuid()) if hasattr(os, "getuid") else "?"
-
-
 def pid_scope() -> str | None:
     """Where this process's pids are meaningful: ``<boot id>/<pid namespace>``.
 
@@ -176,7 +166,7 @@ def is_here(info: LeaseInfo) -> bool:
     a folder this one sees.
     """
     scope = pid_scope()
-    return info.host == this_host() and (
+    return info.host == current_host() and (
         info.pid_scope is None or scope is None or info.pid_scope == scope
     )
 
@@ -225,8 +215,8 @@ class RunLease:
     def _body(self) -> bytes:
         data = {
             "id": self.id,
-            "host": this_host(),
-            "user": this_user(),
+            "host": current_host(),
+            "user": current_user(),
             "pid": os.getpid(),
             "proc_start": process_start(os.getpid()),
             "pid_scope": pid_scope(),
