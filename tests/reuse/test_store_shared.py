@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from helix_tf.identity import USER_ENV
 from helix_tf.reuse.store import ArtifactStore, Manifest
 from helix_tf.reuse.store._leases import LEASE_EXPIRY, pid_scope
 
@@ -167,7 +168,10 @@ def _write_lease(
     (runs / f"{lease_id}.json").write_text(json.dumps(body))
 
 
-def test_a_lease_records_host_user_and_pid_scope(tmp_path: Path) -> None:
+def test_a_lease_records_host_user_and_pid_scope(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(USER_ENV, raising=False)
     store = ArtifactStore(str(tmp_path / "store"))
     with store.open_lease(["fp"]) as lease:
         (info,) = store.leases()
@@ -178,6 +182,21 @@ def test_a_lease_records_host_user_and_pid_scope(tmp_path: Path) -> None:
         )
         assert info.pid == os.getpid() and info.pid_scope == pid_scope() and info.alive
     assert store.leases() == []
+
+
+def test_a_lease_names_the_person_a_run_record_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One identity for both records: HELIX_TF_USER (a service account, an agent, a
+    # simulated member) names the person in the lease as in the run's row.
+    from helix_tf import settings
+
+    monkeypatch.setenv(USER_ENV, "zoe")
+    store = ArtifactStore(str(tmp_path / "store"))
+    with store.open_lease(["fp"]):
+        (info,) = store.leases()
+    assert info.user == "zoe" == settings.current_user()
+    assert info.host == settings.current_host()
 
 
 def test_a_run_on_another_machine_with_our_host_name_is_live_until_its_lease_expires(
