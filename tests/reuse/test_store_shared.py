@@ -162,6 +162,8 @@ def _write_lease(
         "pins": kw.get("pins", []),
         "scratch": kw.get("scratch"),
         "run": {},
+        "computing": kw.get("computing", []),
+        "announced": kw.get("announced"),
     }
     runs = Path(store.root, "runs")
     runs.mkdir(exist_ok=True)
@@ -257,3 +259,47 @@ def test_budget_eviction_spares_the_pins_of_a_run_on_another_host(tmp_path: Path
     )
     assert room_for_newcomer(store)
     assert store.lookup("cheap") is None  # its lease expired: evictable again
+
+
+# --------------------------------------------------------------- work in flight
+
+
+def test_only_a_run_that_announced_later_waits_for_a_computation(tmp_path: Path) -> None:
+    root = str(tmp_path / "store")
+    first, second = ArtifactStore(root), ArtifactStore(root)
+    with first.open_lease([]) as a, second.open_lease([]) as b:
+        a.announce(["examples", "model"])
+        assert second.in_flight(["model"]) == {}  # b announced nothing yet
+        b.announce(["model", "other"])
+        found = second.in_flight(["model", "other"])
+        assert list(found) == ["model"] and found["model"].id == a.id
+        assert found["model"].computing == {"examples", "model"}
+        # a came first: it never waits for b (so two runs never wait for each other)
+        assert first.in_flight(["model", "other"]) == {}
+        b.announce(["other"])  # b replanned: its place in the order is unchanged
+        assert first.in_flight(["other"]) == {}
+    assert second.in_flight(["model"]) == {}  # a's lease is gone with its run
+
+
+@pytest.mark.parametrize("how", ["dead here", "expired elsewhere", "announced later"])
+def test_a_run_that_ended_or_came_later_is_not_waited_for(tmp_path: Path, how: str) -> None:
+    store = ArtifactStore(str(tmp_path / "store"))
+    with store.open_lease([]) as mine:
+        mine.announce(["model"])
+        renewed, scope, host = time.time(), pid_scope(), socket.gethostname()
+        announced = mine.announced - 10
+        if how == "expired elsewhere":
+            host, renewed = "elsewhere", time.time() - LEASE_EXPIRY - 1
+        if how == "announced later":
+            host, announced = "elsewhere", mine.announced + 10
+        _write_lease(
+            store, "cd" * 8, host=host, scope=scope, renewed=renewed,
+            computing=["model"], announced=announced,
+        )  # fmt: skip
+        assert store.in_flight(["model"]) == {}
+        # The same lease, live on another machine and announced first: waited for.
+        _write_lease(
+            store, "cd" * 8, host="elsewhere", scope=scope, renewed=time.time(),
+            computing=["model"], announced=mine.announced - 10,
+        )  # fmt: skip
+        assert list(store.in_flight(["model"])) == ["model"]
