@@ -91,10 +91,26 @@ def await_colleagues(
     Returns the names of the nodes a colleague stored meanwhile: the caller plans
     again when there are any (they are loaded), and computes the rest.
     """
-    store = session.store
-    computing = announce(session, decisions)
     limit = max_wait()
-    pending = store.in_flight(computing) if computing and limit > 0 else {}
+    computing = announce(session, decisions)
+    if not computing or limit <= 0:
+        return []
+    try:
+        return _wait(session.store, computing, history, limit, clock, sleep)
+    except Exception as exc:  # an optimisation: it never fails a run
+        log.warning("could not follow colleagues' runs in flight (%s): computing here", exc)
+        return []
+
+
+def _wait(
+    store: Any,
+    computing: dict[str, str],
+    history: Mapping[str, Any],
+    limit: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> list[str]:
+    pending = store.in_flight(computing)
     if not pending:
         return []
     bound = wait_bound(list(computing.values()), history, limit)

@@ -157,3 +157,18 @@ def test_wait_bound() -> None:
     assert wait_bound(["a", "b"], measured, MAX_WAIT) == 52.0
     assert wait_bound(["a", "c"], measured, MAX_WAIT) == MAX_WAIT  # c never measured
     assert wait_bound(["a"], measured, 20.0) == 20.0
+
+
+def test_a_store_that_cannot_be_read_means_computing_not_failing(
+    session: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def unreadable(fingerprints: Any) -> Any:
+        raise OSError("the bucket is unreachable")
+
+    monkeypatch.setattr(session.store, "in_flight", unreadable)
+    clock = FakeClock()
+    with caplog.at_level(logging.WARNING, logger="helix_tf"):
+        assert (
+            await_colleagues(session, compute("examples"), {}, clock=clock, sleep=clock.sleep) == []
+        )
+    assert "bucket is unreachable" in caplog.text and "computing here" in caplog.text
