@@ -256,7 +256,7 @@ def _shared_study(
     from helix_tf.agent._proposals import NoStudyError, load_report
     from helix_tf.agent._study import AgentPaths
 
-    if AgentPaths.of(config, store, metadata).metadata is None:
+    if not Path(config).is_file() or AgentPaths.of(config, store, metadata).metadata is None:
         return None  # a SQLite study belongs to this store's agent: its status says it all
     try:
         found = load_report(config, store=store, data_dir=data_dir, metadata=metadata)
