@@ -1,7 +1,7 @@
 """The agent's trial worker: one long-lived process that runs trial after trial.
 
 The agent process imports what the warm server imports
-(:data:`helix_tf.server._daemon.PRELOAD`: TensorFlow, Keras, Beam, the engine),
+(:data:`helix_tf.warm.PRELOAD`: TensorFlow, Keras, Beam, the engine),
 then forks *one* worker that serves the agent's runs one after another
 (requests and results are length-prefixed pickles on two pipes). Everything a
 run leaves in the process — imported user modules, Keras and TensorFlow state,
@@ -78,19 +78,13 @@ class Stopped:
 
 
 def preload() -> float:
-    """Import what the warm server imports before its first fork; the seconds it took.
+    """Import what the warm server imports before its first fork (:mod:`helix_tf.warm`).
 
     Only imports (no thread, no connection): a fork of this process starts warm.
     """
-    import importlib
+    from helix_tf.warm import preload as _preload
 
-    from helix_tf.server._daemon import PRELOAD
-
-    t0 = time.perf_counter()
-    for name in PRELOAD:
-        with contextlib.suppress(Exception):
-            importlib.import_module(name)
-    return time.perf_counter() - t0
+    return _preload(strict=False)
 
 
 def _die_with_parent() -> None:
@@ -100,9 +94,8 @@ def _die_with_parent() -> None:
 
 
 def _resident_bytes() -> int:
-    from helix_tf.server._daemon import resident_bytes
-
-    return resident_bytes()
+    """The worker's peak resident memory in bytes (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _cpu_seconds() -> float:
