@@ -499,19 +499,32 @@ def _fit(
     n_epochs: int,
     on_epoch: Callable[[int, int, float, float], None] | None,
 ) -> tuple[Any, list[float]]:
-    """Keras ``model.fit`` in one process (the default); the model and each epoch's loss."""
+    """Keras ``model.fit`` in one process (the default); the model and each epoch's loss.
+
+    The compiled model with its traced step comes from :data:`trainers.TRAINERS` when
+    this process has trained the same graph before (reset to the state a fresh build
+    has: the same bits); the model returned is a copy holding the trained weights.
+    """
+    from helix_tf.components import trainers
+
     keras = _k()
-    model = build_model(learner, features, head.units)
     steps = -(-len(y) // int(learner.batch_size)) * n_epochs
-    model.compile(
-        optimizer=_optimizer(learner),
-        loss=head.keras_loss(),
-        # Tracing the step costs ~0.5 s, an eager step ~30 ms: below this, eager wins.
-        run_eagerly=steps <= EAGER_MAX_STEPS,
-    )
-    # Create the optimizer's slot variables now: created inside the first traced
-    # step, they make tf.function trace the step twice (~0.4 s). Same weights.
-    model.optimizer.build(model.trainable_variables)
+    # Tracing the step costs ~0.5 s, an eager step ~30 ms: below this, eager wins.
+    run_eagerly = steps <= EAGER_MAX_STEPS
+    policy = keras.mixed_precision.global_policy().name
+
+    def build() -> Any:
+        model = build_model(learner, features, head.units)
+        model.compile(
+            optimizer=_optimizer(learner), loss=head.keras_loss(), run_eagerly=run_eagerly
+        )
+        # Create the optimizer's slot variables now: created inside the first traced
+        # step, they make tf.function trace the step twice (~0.4 s). Same weights.
+        model.optimizer.build(model.trainable_variables)
+        return model
+
+    key = trainers.graph_key(learner, features, head, policy=policy, run_eagerly=run_eagerly)
+    trainer = trainers.TRAINERS.trainer(key, build, float(learner.learning_rate))
     callbacks = []
     if on_epoch is not None:
         started = time.perf_counter()
@@ -525,7 +538,7 @@ def _fit(
                 )
             )
         )
-    history = model.fit(
+    history = trainer.model.fit(
         dict(x),
         y,
         batch_size=int(learner.batch_size),
@@ -534,6 +547,12 @@ def _fit(
         verbose=0,
         callbacks=callbacks,
     )
+    # The trainer goes back to the cache (one interrupted mid-fit never does): the
+    # caller gets a model of its own, built without moving the random generators.
+    with trainers.random_state_kept():
+        model = build_model(learner, features, head.units)
+    model.set_weights(trainer.model.get_weights())
+    trainers.TRAINERS.give_back(key, trainer)
     return model, list(history.history.get("loss", [float("nan")]))
 
 
