@@ -49,5 +49,5 @@ setup(
             "google-cloud-dataflow-client>=0.8",
         ],
     },
-    entry_points={"console_scripts": ["helix-tf=helix_tf.cli:console_main"]},
+    entry_points={"console_scripts": ["helix-tf=helix_tf.entry:console_main"]},
 )

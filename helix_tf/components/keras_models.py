@@ -501,17 +501,90 @@ def _fit(
 ) -> tuple[Any, list[float]]:
     """Keras ``model.fit`` in one process (the default); the model and each epoch's loss.
 
-    The compiled model with its traced step comes from :data:`trainers.TRAINERS` when
-    this process has trained the same graph before (reset to the state a fresh build
-    has: the same bits); the model returned is a copy holding the trained weights.
+    The weights come from :func:`train_weights`, here or in the process
+    :func:`trainers.remote` names (a served run: the server's trainer, which keeps
+    traced trainers across runs); the model returned is built here and holds them.
     """
     from helix_tf.components import trainers
 
     keras = _k()
-    steps = -(-len(y) // int(learner.batch_size)) * n_epochs
-    # Tracing the step costs ~0.5 s, an eager step ~30 ms: below this, eager wins.
-    run_eagerly = steps <= EAGER_MAX_STEPS
-    policy = keras.mixed_precision.global_policy().name
+    training = {
+        "learner": learner,
+        "features": [dict(f) for f in features],
+        "x": dict(x),
+        "y": y,
+        "head": head,
+        "n_epochs": n_epochs,
+        # Tracing the step costs ~0.5 s, an eager step ~30 ms: below this, eager wins.
+        "run_eagerly": -(-len(y) // int(learner.batch_size)) * n_epochs <= EAGER_MAX_STEPS,
+        "policy": keras.mixed_precision.global_policy().name,
+    }
+    remote = trainers.remote()
+    result = remote.fit(training, on_epoch) if remote is not None else None
+    if result is None:
+        result = _fit_weights(**training, on_epoch=on_epoch)
+    weights, losses = result
+    # A model of the caller's own, built without moving the random generators.
+    with trainers.random_state_kept():
+        model = build_model(learner, features, head.units)
+    model.set_weights(weights)
+    return model, losses
+
+
+def train_weights(
+    *,
+    learner: Learner,
+    features: Sequence[Mapping[str, Any]],
+    x: Mapping[str, np.ndarray],
+    y: np.ndarray,
+    head: Head,
+    n_epochs: int,
+    run_eagerly: bool,
+    policy: str,
+    on_epoch: Callable[[int, int, float, float], None] | None = None,
+) -> tuple[list[np.ndarray], list[float]]:
+    """What :func:`_fit` computes, for another process (the server's trainer): the
+    trained weights and each epoch's loss, seeded and under ``policy`` as
+    :func:`train_model` sets them."""
+    keras = _k()
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(int(learner.seed))
+    tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        return _fit_weights(
+            learner=learner,
+            features=features,
+            x=x,
+            y=y,
+            head=head,
+            n_epochs=n_epochs,
+            run_eagerly=run_eagerly,
+            policy=policy,
+            on_epoch=on_epoch,
+        )
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def _fit_weights(
+    *,
+    learner: Learner,
+    features: Sequence[Mapping[str, Any]],
+    x: Mapping[str, np.ndarray],
+    y: np.ndarray,
+    head: Head,
+    n_epochs: int,
+    run_eagerly: bool,
+    policy: str,
+    on_epoch: Callable[[int, int, float, float], None] | None,
+) -> tuple[list[np.ndarray], list[float]]:
+    """``model.fit`` on a trainer of :data:`trainers.TRAINERS`: reused when this process
+    has trained the same graph before (reset to a fresh build's state: the same bits)."""
+    from helix_tf.components import trainers
+
+    keras = _k()
 
     def build() -> Any:
         model = build_model(learner, features, head.units)
@@ -547,13 +620,10 @@ def _fit(
         verbose=0,
         callbacks=callbacks,
     )
-    # The trainer goes back to the cache (one interrupted mid-fit never does): the
-    # caller gets a model of its own, built without moving the random generators.
-    with trainers.random_state_kept():
-        model = build_model(learner, features, head.units)
-    model.set_weights(trainer.model.get_weights())
+    weights = [np.asarray(w) for w in trainer.model.get_weights()]
+    # Back to the cache only after a whole fit (one interrupted mid-fit never is).
     trainers.TRAINERS.give_back(key, trainer)
-    return model, list(history.history.get("loss", [float("nan")]))
+    return weights, list(history.history.get("loss", [float("nan")]))
 
 
 def save_model(model: Any, path: str) -> None:

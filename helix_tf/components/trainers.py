@@ -40,17 +40,20 @@ import random
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 __all__ = [
     "RUN_TIME_PARAMS",
     "TRAINERS",
+    "Remote",
     "Trainer",
     "TrainerCache",
     "graph_key",
     "random_state_kept",
+    "remote",
+    "use_remote",
 ]
 
 #: Learner parameters that do not shape the graph: fed to a reused trainer at run time.
@@ -220,3 +223,29 @@ class TrainerCache:
 
 #: The process' trainers (see the module docstring).
 TRAINERS = TrainerCache()
+
+
+class Remote(Protocol):
+    """Another process that trains (the warm server's trainer): ``fit`` gives the
+    weights and losses :func:`helix_tf.components.keras_models.train_weights` would,
+    or ``None`` to train here."""
+
+    def fit(
+        self,
+        training: dict[str, Any],
+        on_epoch: Callable[[int, int, float, float], None] | None,
+    ) -> tuple[list[Any], list[float]] | None: ...
+
+
+_remote: Remote | None = None
+
+
+def use_remote(remote: Remote | None) -> None:
+    """Train through ``remote`` from now on in this process (None: here)."""
+    global _remote
+    _remote = remote
+
+
+def remote() -> Remote | None:
+    """Where this process' trainings go (set by a served run), or ``None``."""
+    return _remote

@@ -1,0 +1,49 @@
+"""The ``helix-tf`` entry point, thin: a served command imports almost nothing.
+
+A ``run`` or ``plan`` that the warm server serves needs only the socket client
+(:mod:`helix_tf.server`): not click, rich, numpy or the rest of the command line,
+which took ~0.3–2 s to import per command here (the served run itself can take
+less). Only when no server serves the command does this import
+:mod:`helix_tf.cli` and run it in this process.
+"""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["SERVED", "console_main", "served"]
+
+#: Commands handed to the warm server (and that start one at a terminal).
+SERVED = ("run", "plan")
+
+
+def served(argv: list[str]) -> int | None:
+    """The exit code of ``helix-tf ARGV`` run by the warm server; ``None`` to run it here.
+
+    A ``run`` or ``plan`` goes to the warm server when one is running; at a
+    terminal the first one starts it in the background and runs here meanwhile
+    (:mod:`helix_tf.server`; not with ``--no-server``, ``HELIX_TF_SERVER=off``,
+    ``CI`` set or without a terminal).
+    """
+    if not (argv[:1] and argv[0] in SERVED and "--no-server" not in argv):
+        return None
+    from helix_tf.server import run_in_server
+
+    return run_in_server(argv)
+
+
+def console_main() -> None:
+    """Run ``helix-tf`` with ``sys.argv``: in the warm server when it serves it, else here."""
+    argv = sys.argv[1:]
+    code = served(argv)
+    if code is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        raise SystemExit(code)
+    from helix_tf.cli import run_here
+
+    run_here(argv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    console_main()
