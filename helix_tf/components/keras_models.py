@@ -519,53 +519,46 @@ def _fit(
         "run_eagerly": -(-len(y) // int(learner.batch_size)) * n_epochs <= EAGER_MAX_STEPS,
         "policy": keras.mixed_precision.global_policy().name,
     }
+    own: list[Any] = []
+
+    def build_own() -> None:
+        # A model of the caller's own, built without moving the random generators.
+        with trainers.random_state_kept():
+            own.append(build_model(learner, features, head.units))
+
     remote = trainers.remote()
-    result = remote.fit(training, on_epoch) if remote is not None else None
+    # The caller builds its model while the server's trainer trains.
+    result = remote.fit(training, on_epoch, build_own) if remote is not None else None
     if result is None:
-        result = _fit_weights(**training, on_epoch=on_epoch)
-    weights, losses = result
-    # A model of the caller's own, built without moving the random generators.
-    with trainers.random_state_kept():
-        model = build_model(learner, features, head.units)
-    model.set_weights(weights)
-    return model, losses
+        trained, weights, losses = _fit_weights(**training, on_epoch=on_epoch)
+        if trained is not None:  # no trainer kept in this process: the model is the caller's
+            return trained, losses
+    else:
+        weights, losses = result
+    if not own:
+        build_own()
+    own[0].set_weights(weights)
+    return own[0], losses
 
 
 def train_weights(
-    *,
-    learner: Learner,
-    features: Sequence[Mapping[str, Any]],
-    x: Mapping[str, np.ndarray],
-    y: np.ndarray,
-    head: Head,
-    n_epochs: int,
-    run_eagerly: bool,
-    policy: str,
+    training: Mapping[str, Any],
     on_epoch: Callable[[int, int, float, float], None] | None = None,
 ) -> tuple[list[np.ndarray], list[float]]:
     """What :func:`_fit` computes, for another process (the server's trainer): the
-    trained weights and each epoch's loss, seeded and under ``policy`` as
-    :func:`train_model` sets them."""
+    trained weights and each epoch's loss for ``training`` (:func:`_fit_weights`'
+    arguments), seeded and under its dtype policy as :func:`train_model` sets them."""
     keras = _k()
     import tensorflow as tf
 
-    keras.utils.set_random_seed(int(learner.seed))
+    keras.utils.set_random_seed(int(training["learner"].seed))
     tf.config.experimental.enable_op_determinism()
-    keras.mixed_precision.set_global_policy(policy)
+    keras.mixed_precision.set_global_policy(training["policy"])
     try:
-        return _fit_weights(
-            learner=learner,
-            features=features,
-            x=x,
-            y=y,
-            head=head,
-            n_epochs=n_epochs,
-            run_eagerly=run_eagerly,
-            policy=policy,
-            on_epoch=on_epoch,
-        )
+        _, weights, losses = _fit_weights(**training, on_epoch=on_epoch)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+    return weights, losses
 
 
 def _fit_weights(
@@ -579,9 +572,13 @@ def _fit_weights(
     run_eagerly: bool,
     policy: str,
     on_epoch: Callable[[int, int, float, float], None] | None,
-) -> tuple[list[np.ndarray], list[float]]:
+) -> tuple[Any, list[np.ndarray], list[float]]:
     """``model.fit`` on a trainer of :data:`trainers.TRAINERS`: reused when this process
-    has trained the same graph before (reset to a fresh build's state: the same bits)."""
+    has trained the same graph before (reset to a fresh build's state: the same bits).
+
+    The trained model (``None`` when its trainer is kept for a later training: then it
+    is not the caller's), its weights and each epoch's loss.
+    """
     from helix_tf.components import trainers
 
     keras = _k()
@@ -621,9 +618,11 @@ def _fit_weights(
         callbacks=callbacks,
     )
     weights = [np.asarray(w) for w in trainer.model.get_weights()]
+    losses = list(history.history.get("loss", [float("nan")]))
     # Back to the cache only after a whole fit (one interrupted mid-fit never is).
-    trainers.TRAINERS.give_back(key, trainer)
-    return weights, list(history.history.get("loss", [float("nan")]))
+    if trainers.TRAINERS.give_back(key, trainer):
+        return None, weights, losses
+    return trainer.model, weights, losses
 
 
 def save_model(model: Any, path: str) -> None:

@@ -23,11 +23,15 @@ back to the cache, so a later training cannot change a model a run or a user hol
 A trainer is taken out while it trains: two trainings at once with one key each get
 their own.
 
-API for long-lived callers (the warm server, agent trials): nothing to do — every
-:func:`helix_tf.components.keras_models.train_model` in the process shares
-:data:`TRAINERS`. ``TRAINERS.clear()`` drops every trainer (memory),
-``TRAINERS.stats()`` counts builds and reuses, and ``HELIX_TF_TRAINERS`` (default 4)
-bounds how many are kept (least recently used go first; 0 turns reuse off).
+API for long-lived callers (agent trials in one process, notebooks): call
+``TRAINERS.keep(4)`` once; every
+:func:`helix_tf.components.keras_models.train_model` in the process then shares
+:data:`TRAINERS`. A plain process keeps none (it would pay the copy, ~0.1–0.5 s, for
+nothing) and returns the trained model itself. ``TRAINERS.clear()`` drops every
+trainer (memory), ``TRAINERS.stats()`` counts builds and reuses, and
+``HELIX_TF_TRAINERS=N`` overrides how many are kept (least recently used go first; 0
+turns reuse off). Served runs train in the server's trainer process
+(:mod:`helix_tf.server._trainer`), which keeps 4.
 """
 
 from __future__ import annotations
@@ -170,9 +174,17 @@ class TrainerCache:
 
     @property
     def capacity(self) -> int:
-        if self._capacity is not None:
-            return self._capacity
-        return max(0, int(os.environ.get("HELIX_TF_TRAINERS", "4")))
+        """How many trainers are kept: ``HELIX_TF_TRAINERS`` when set, else what
+        :meth:`keep` said (0 by default: a process that trains once gains nothing)."""
+        env = os.environ.get("HELIX_TF_TRAINERS")
+        if env is not None:
+            return max(0, int(env))
+        return self._capacity or 0
+
+    def keep(self, capacity: int = 4) -> None:
+        """Keep up to ``capacity`` trainers from now on (a long-lived process: the
+        server's trainer, agent trials in one process)."""
+        self._capacity = max(0, int(capacity))
 
     def take(self, key: str) -> Trainer | None:
         """A free trainer for ``key``, taken out of the cache (None: build one)."""
@@ -186,8 +198,11 @@ class TrainerCache:
             self.reuses += 1
             return trainer
 
-    def give_back(self, key: str, trainer: Trainer) -> None:
-        """Return a trainer after its ``fit`` (it is reset before its next use)."""
+    def give_back(self, key: str, trainer: Trainer) -> bool:
+        """Keep a trainer after its ``fit`` (reset before its next use); whether it is kept
+        (not when the cache keeps none: the trainer's model is then the caller's)."""
+        if self.capacity == 0:
+            return False
         with self._lock:
             self._free.setdefault(key, []).append(trainer)
             self._free.move_to_end(key)
@@ -196,6 +211,7 @@ class TrainerCache:
                 self._free[oldest].pop(0)
                 if not self._free[oldest]:
                     del self._free[oldest]
+        return True
 
     def trainer(self, key: str, build: Callable[[], Any], learning_rate: float) -> Trainer:
         """A trainer ready to ``fit``: a reused one reset to its initial state, or a new one.
@@ -228,12 +244,13 @@ TRAINERS = TrainerCache()
 class Remote(Protocol):
     """Another process that trains (the warm server's trainer): ``fit`` gives the
     weights and losses :func:`helix_tf.components.keras_models.train_weights` would,
-    or ``None`` to train here."""
+    or ``None`` to train here; ``meanwhile()`` runs here while it trains."""
 
     def fit(
         self,
         training: dict[str, Any],
         on_epoch: Callable[[int, int, float, float], None] | None,
+        meanwhile: Callable[[], None] | None = None,
     ) -> tuple[list[Any], list[float]] | None: ...
 
 

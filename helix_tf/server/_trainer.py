@@ -73,6 +73,9 @@ def start_trainer(server_socket: Path, close_fds: tuple[int, ...] = ()) -> int:
 
 
 def _serve(listener: socket.socket, parent: int) -> None:
+    from helix_tf.components.trainers import TRAINERS
+
+    TRAINERS.keep(4)  # this process lives as long as the server: trainers pay off
     while os.getppid() == parent:  # the server is gone: so is its trainer
         ready, _, _ = select.select([listener], [], [], 1.0)
         if not ready:
@@ -102,7 +105,7 @@ def _handle(conn: Connection) -> None:
 
     try:
         weights, losses = keras_models.train_weights(
-            **request["training"], on_epoch=progress if request.get("progress") else None
+            request["training"], on_epoch=progress if request.get("progress") else None
         )
     except Exception as exc:
         conn.send({"error": repr(exc)})
@@ -150,14 +153,24 @@ class RemoteTrainer:
         self,
         training: dict[str, Any],
         on_epoch: Callable[[int, int, float, float], None] | None,
+        meanwhile: Callable[[], None] | None = None,
     ) -> tuple[list[Any], list[float]] | None:
-        """The trained weights and losses, or ``None`` to train in this process."""
+        """The trained weights and losses, or ``None`` to train in this process.
+
+        ``meanwhile()`` runs here while the trainer trains (once the training is sent).
+        """
         t0 = time.perf_counter()
         with self._turn() as conn:
             if conn is None:
                 return None
             try:
                 conn.send({"training": training, "progress": on_epoch is not None})
+            except Exception as exc:  # gone, or a training it cannot take (e.g. unpicklable)
+                log.info("the server's trainer did not take the training (%r)", exc)
+                return None
+            if meanwhile is not None:
+                meanwhile()
+            try:
                 while True:
                     reply = conn.recv()
                     if "epoch" in reply:
@@ -165,7 +178,7 @@ class RemoteTrainer:
                             on_epoch(*reply["epoch"])
                         continue
                     break
-            except Exception as exc:  # gone, or a training it cannot take (e.g. unpicklable)
+            except Exception as exc:  # the trainer went away mid-training
                 log.info("the server's trainer did not answer (%r): training here", exc)
                 return None
         if "error" in reply:

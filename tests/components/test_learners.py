@@ -181,6 +181,7 @@ def test_graph_training_traces_its_step_once(km: Any, monkeypatch: pytest.Monkey
     assert steps > km.EAGER_MAX_STEPS  # graph mode
     from helix_tf.components.trainers import TRAINERS
 
+    monkeypatch.setenv("HELIX_TF_TRAINERS", "4")  # kept, as in the server's trainer
     TRAINERS.clear()
     km.train_model(learners.Linear(epochs=3, batch_size=32), features, x, y)
     assert len(traced) == 1

@@ -16,6 +16,13 @@ from helix_tf.components import learners
 
 pytestmark = pytest.mark.slow
 
+
+@pytest.fixture(autouse=True)
+def _kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trainers are kept, as in the server's trainer (a plain process keeps none)."""
+    monkeypatch.setenv("HELIX_TF_TRAINERS", "4")
+
+
 ROWS = 480
 
 
@@ -96,7 +103,8 @@ def _train(name: str, **change: Any) -> tuple[list[np.ndarray], dict[str, Any], 
 
 
 def _fresh_process(tmp: Path) -> dict[str, Any]:
-    """Every case trained in a new process, nothing reused (HELIX_TF_TRAINERS=0)."""
+    """Every case trained in a new process, nothing kept (HELIX_TF_TRAINERS=0: the model
+    returned is the trainer's own, not a copy)."""
     code = (
         "import json, sys, numpy as np\n"
         "from tests.components import test_trainers as t\n"
@@ -162,3 +170,23 @@ def test_a_returned_model_is_never_changed_by_a_later_training() -> None:
     assert TRAINERS.stats()["reuses"] >= 1
     for a, b in zip(model.get_weights(), kept, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_plain_process_keeps_no_trainer_and_a_long_lived_one_a_bounded_few(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from helix_tf.components.trainers import Trainer, TrainerCache
+
+    monkeypatch.delenv("HELIX_TF_TRAINERS")
+    cache = TrainerCache()
+    one = Trainer(model=None, initial=[], random_state=(None, None, None))
+    assert cache.capacity == 0 and not cache.give_back("a", one)
+    cache.keep(2)
+    assert all(
+        cache.give_back(k, Trainer(model=k, initial=[], random_state=one.random_state))
+        for k in "abc"
+    )
+    assert cache.stats()["kept"] == 2 and cache.take("a") is None  # least recently used: gone
+    assert cache.take("c") is not None and cache.take("c") is None  # taken out while it trains
+    monkeypatch.setenv("HELIX_TF_TRAINERS", "0")
+    assert cache.capacity == 0
