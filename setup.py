@@ -43,11 +43,15 @@ setup(
             "hypothesis>=6.100",
             "ruff>=0.6",
             "import-linter>=2.0",
+            "mypy>=1.10",  # the pure packages' types (.ci/run)
             "gcp-storage-emulator>=2024.0",
             "scikit-learn>=1.4",  # cross-checks of the multiclass and regression metrics
+            "psycopg[binary]>=3.1",  # the metadata tests against a real PostgreSQL server
             # the offline Dataflow dry-run tests build a real job (Beam imports this client)
             "google-cloud-dataflow-client>=0.8",
         ],
+        # Team mode: a shared PostgreSQL metadata database (--metadata postgresql://...).
+        "team": ["psycopg[binary]>=3.1"],
     },
     entry_points={"console_scripts": ["helix-tf=helix_tf.entry:console_main"]},
 )

@@ -127,11 +127,13 @@ def compare_with_previous(
 ) -> RunComparison | None:
     """This run against the history; a comparison that fails never fails the run."""
     from helix_tf.history import compare_with_history
+    from helix_tf.settings import current_user
 
     try:
         return compare_with_history(
             metadata,
             compiled.name,
+            user=current_user(),
             version=version,
             run_id=run_id,
             approx=approx,

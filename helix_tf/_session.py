@@ -23,6 +23,7 @@ from helix_tf.errors import StoreError
 if TYPE_CHECKING:
     from helix_tf.reuse.metadata import MetadataStore
     from helix_tf.reuse.store import ArtifactStore
+    from helix_tf.settings import Setting
 from helix_tf.roles import Role
 
 __all__ = ["EXACT_INSTEAD", "Session", "default_home", "open_session"]
@@ -50,6 +51,9 @@ class Session:
     exact_instead: bool = False
     #: Why (said in the run's notes).
     exact_note: str = ""
+    #: Whose versions are the baseline of plan reasons ("previous version"): this
+    #: person's (helix_tf.settings.current_user), or None for the whole team's.
+    baseline_user: str | None = None
 
     def close(self) -> None:
         self.metadata.close()
@@ -70,17 +74,25 @@ def open_session(
     approx: Approx | None = None,
     rehash: bool = False,
     existing: bool = False,
+    team: bool = False,
 ) -> Session:
     """Load and compile ``config``; open its store and metadata database.
 
     ``rehash=True`` re-reads every data file instead of trusting the content-hash memo.
     ``existing=True`` is for commands that only read what runs recorded (history, diff,
     report): a local store folder that does not exist is an error, and none is created.
+    ``metadata`` defaults to ``HELIX_TF_METADATA``, else the project's ``helix_tf.toml``
+    (:mod:`helix_tf.settings`). ``team=True``: the plan's "previous version" is the
+    team's latest, not this person's.
     """
+    from helix_tf.settings import metadata_setting
+
     loaded = load_config(config, params, data_dir=data_dir)
-    if existing and metadata is None:
+    if existing and metadata_setting(metadata, loaded.path).value is None:
         _require_local_store(loaded, store)
-    return open_loaded(loaded, store=store, metadata=metadata, approx=approx, rehash=rehash)
+    return open_loaded(
+        loaded, store=store, metadata=metadata, approx=approx, rehash=rehash, team=team
+    )
 
 
 def _require_local_store(loaded: LoadedConfig, store: str | None) -> None:
@@ -102,8 +114,10 @@ def open_loaded(
     metadata: str | None,
     approx: Approx | None,
     rehash: bool = False,
+    team: bool = False,
 ) -> Session:
     from helix_tf.reuse.store import ArtifactStore
+    from helix_tf.settings import current_user, metadata_setting
 
     home = default_home(loaded.path)
     store_url = store or str(home)
@@ -112,7 +126,8 @@ def open_loaded(
     artifact_store = ArtifactStore(store_url)
     hasher = ContentHasher(local_home / "content-hashes.json", rehash=rehash)
     compiled = compile_workflow(loaded.workflow, config_path=str(loaded.path), hasher=hasher)
-    meta = open_metadata(metadata or f"sqlite:///{local_home / 'metadata.db'}")
+    setting = metadata_setting(metadata, loaded.path)
+    meta = open_metadata(setting.value or f"sqlite:///{local_home / 'metadata.db'}", setting)
     note = ""
     if approx is not None:
         stored = {n.name for n in compiled.nodes if artifact_store.lookup(n.fingerprint)}
@@ -142,6 +157,7 @@ def open_loaded(
         store_url=store_url,
         exact_instead=bool(note),
         exact_note=note,
+        baseline_user=None if team else current_user(),
     )
 
 
@@ -188,13 +204,19 @@ def metadata_in_memory(url: str, exc: BaseException) -> MetadataStore:
     return MetadataStore("sqlite://")
 
 
-def open_metadata(url: str) -> MetadataStore:
-    """The metadata database at ``url``; in memory if its disk cannot take data."""
+def open_metadata(url: str, setting: Setting | None = None) -> MetadataStore:
+    """The metadata database at ``url``; in memory if its disk cannot take data.
+
+    An error names where a URL that was not given as an option came from (``setting``).
+    """
     from helix_tf.reuse.metadata import MetadataStore
 
     try:
         return MetadataStore(url)
     except StoreError as exc:
         if not is_write_failure(exc):
-            raise
+            origin = setting.describe() if setting is not None else ""
+            if not origin:
+                raise
+            raise StoreError(f"{exc}{origin}") from exc
         return metadata_in_memory(url, exc)

@@ -82,7 +82,7 @@ def _plan(
     # Reasons compare with the latest other version of the same kind (exact or approximate).
     same_kind = [
         v.dag
-        for v in session.metadata.versions(compiled.name)
+        for v in session.metadata.versions(compiled.name, user=session.baseline_user)
         if (v.dag.get("approx") is None) == (compiled.approx is None)
         and is_validation_dag(v.dag) == validation
         and v.dag.get("digest") != compiled.digest
@@ -118,14 +118,18 @@ def plan(
     approx: Approx | None = None,
     validation: Validation | None = None,
     rehash: bool = False,
+    team: bool = False,
 ) -> PlanResult:
     """What a run would compute, load and prune, and why — without running anything.
 
     ``validation``: plan the validation run (see :func:`run`). ``rehash=True``
-    re-reads every data file instead of trusting the content-hash memo.
+    re-reads every data file instead of trusting the content-hash memo. The reasons
+    compare with this person's previous version; ``team=True``: with the team's.
     """
     loaded = _with_validation(load_config(config, params, data_dir=data_dir), validation)
-    session = open_loaded(loaded, store=store, metadata=metadata, approx=approx, rehash=rehash)
+    session = open_loaded(
+        loaded, store=store, metadata=metadata, approx=approx, rehash=rehash, team=team
+    )
     notes: tuple[str, ...] = ()
     if session.exact_instead:
         approx, notes = None, (session.exact_note,)
@@ -348,6 +352,7 @@ def _execute_replanning(session: Session, opts: _RunOptions, lease_id: str) -> _
     recomputes it and what depends on it, within this run. Returns the decisions and
     manifests of the plan that ran, the engine's result and notes on what was replanned.
     """
+    from helix_tf._inflight import announce, await_colleagues
     from helix_tf.engine.execute import EngineOptions, StoreEntriesLost, execute_plan
     from helix_tf.reuse.materialize import MaterializationPolicy
     from helix_tf.reuse.tagged import TagQuota
@@ -362,6 +367,10 @@ def _execute_replanning(session: Session, opts: _RunOptions, lease_id: str) -> _
     notes: list[str] = []
     for attempt in range(_REPLANS + 1):
         decisions, manifests, costs = _plan(session, exclude=frozenset(lost))
+        # A colleague's run already computing some of this plan: wait, then load.
+        if attempt == 0 and await_colleagues(session, decisions, costs.history):
+            decisions, manifests, costs = _plan(session, exclude=frozenset(lost))
+            announce(session, decisions)
         states = {d.name: d.state for d in decisions}
         if opts.progress:
             opts.progress(Planned(decisions=tuple(decisions)))
@@ -424,13 +433,7 @@ def _start_lease(session: Session, scratch: str | None) -> Any:
     try:
         if store.collection_due():
             report = store.collect()
-            killed = [
-                int(info.run["run_id"])
-                for info in report.dead_runs
-                if info.run.get("run_id") is not None
-                and info.run.get("metadata") == session.metadata.url
-            ]
-            session.metadata.mark_killed(killed)
+            session.metadata.mark_killed(report.killed_runs(session.metadata.url))
     except Exception as exc:  # reclaiming is housekeeping: it never fails a run
         log.debug("could not reclaim leftovers in %s: %s", store.url, exc)
     return lease
@@ -495,12 +498,18 @@ def _run_once(
 
 def _start_run(session: Session, opts: _RunOptions, *, approx: bool) -> _Started:
     """Record the version and start the run; in memory if the database cannot take data."""
-    compiled = session.compiled
+    from helix_tf.settings import current_host, current_user
+
+    compiled, user = session.compiled, current_user()
     for attempt in range(2):
         md = session.metadata
         try:
             version = md.record_version(
-                compiled.name, str(session.config.path), compiled.to_dict(), compiled.digest
+                compiled.name,
+                str(session.config.path),
+                compiled.to_dict(),
+                compiled.digest,
+                user=user,
             )
             run_id = md.start_run(
                 compiled.name,
@@ -509,6 +518,8 @@ def _start_run(session: Session, opts: _RunOptions, *, approx: bool) -> _Started
                 policy=opts.materialize,
                 store_url=session.store_url,
                 params={**session.config.overrides, **({TAG_KEY: opts.tag} if opts.tag else {})},
+                user=user,
+                host=current_host(),
             )
             return _Started(version=version, run_id=run_id)
         except StoreError as exc:

@@ -240,9 +240,17 @@ def _save(cmd: Invocation) -> Any:
     return saved
 
 
+_team = click.option(
+    "--team",
+    is_flag=True,
+    help="Compare with the team's latest version, not your own (a shared metadata database).",
+)
+
+
 @main.command()
 @common
 @click.option("--approx", is_flag=True, help="Plan the approximate run instead.")
+@_team
 @click.option(
     "--rehash",
     is_flag=True,
@@ -254,6 +262,7 @@ def plan(
     cmd: Invocation,
     approx: bool,
     rehash: bool,
+    team: bool,
     no_server: bool,
 ) -> None:
     """Show what a run of CONFIG would compute, load and prune, and why (runs nothing)."""
@@ -266,6 +275,7 @@ def plan(
             **cmd.where(),
             approx=approx_settings(approx, None, None),
             rehash=rehash,
+            team=team,
         )
     except HelixError as exc:
         fail(err, exc)
@@ -291,11 +301,13 @@ def plan(
     "(accuracy[sex=Male]) and globs work (auc*). Default: all.",
 )
 @click.option("--agent", "with_agent", is_flag=True, help="Also list the agent's runs.")
+@click.option("--mine", is_flag=True, help="Only your runs (HELIX_TF_USER, else your login name).")
 def history(
     cmd: Invocation,
     limit: int,
     metric_selection: str | None,
     with_agent: bool,
+    mine: bool,
 ) -> None:
     """List the runs of CONFIG's workflow: version, what changed, metrics, time, reuse.
 
@@ -306,11 +318,17 @@ def history(
     out, err = cmd.out, cmd.err
     from helix_tf.history import workflow_history
     from helix_tf.rendering import history_table
+    from helix_tf.settings import current_user
 
     selection = metric_selection.split(",") if metric_selection else None
     try:
         entries = workflow_history(
-            cmd.config, limit=limit, agent=with_agent, metrics=selection, **cmd.where()
+            cmd.config,
+            limit=limit,
+            agent=with_agent,
+            metrics=selection,
+            user=current_user() if mine else None,
+            **cmd.where(),
         )
     except HelixError as exc:
         fail(err, exc)
@@ -326,18 +344,23 @@ def history(
 @click.argument("old", type=int)
 @click.argument("new", type=int, required=False)
 @click.option("--all", "show_all", is_flag=True, help="Also list unchanged nodes.")
+@_team
 def diff(
     cmd: Invocation,
     old: int,
     new: int | None,
     show_all: bool,
+    team: bool,
 ) -> None:
-    """Logical diff between versions OLD and NEW of CONFIG's workflow (NEW: the latest)."""
+    """Logical diff between versions OLD and NEW of CONFIG's workflow (NEW: your latest)."""
     out, err = cmd.out, cmd.err
     from helix_tf.history import workflow_diff
+    from helix_tf.settings import current_user
 
     try:
-        found = workflow_diff(cmd.config, old, new, **cmd.where())
+        found = workflow_diff(
+            cmd.config, old, new, user=None if team else current_user(), **cmd.where()
+        )
     except HelixError as exc:
         fail(err, exc)
         return
@@ -363,18 +386,27 @@ def diff(
 @click.option(
     "--limit", type=int, default=50, show_default=True, help="Most recent runs to include."
 )
+@click.option("--team", is_flag=True, help="Include the whole team's runs, not only yours.")
 def report(
     cmd: Invocation,
     html_path: str | None,
     limit: int,
+    team: bool,
 ) -> None:
     """Write an HTML report: DAG, model views (curves, calibration, importance, weights),
     run times, metric history, changes."""
     out, err = cmd.out, cmd.err
     from helix_tf.report import write_config_report
+    from helix_tf.settings import current_user
 
     try:
-        html_path = write_config_report(cmd.config, html_path, limit=limit, **cmd.where())
+        html_path = write_config_report(
+            cmd.config,
+            html_path,
+            limit=limit,
+            user=None if team else current_user(),
+            **cmd.where(),
+        )
     except HelixError as exc:
         fail(err, exc)
         return
@@ -430,7 +462,7 @@ def _run_cli(argv: list[str]) -> int:
 def console_main() -> None:
     """``helix-tf`` from this module (``python -m helix_tf.cli``, console scripts installed
     before :mod:`helix_tf.entry`, which a served run imports instead of this module)."""
-    from helix_tf.entry import served
+    from helix_tf.server import served
 
     argv = sys.argv[1:]
     code = served(argv)

@@ -103,7 +103,9 @@ _common = [
     click.option(
         "--metadata",
         default=None,
-        help="SQLAlchemy URL of the metadata database (default: sqlite in the store folder).",
+        help="SQLAlchemy URL of the metadata database, e.g. postgresql://user@host/db for a "
+        "team (default: HELIX_TF_METADATA, else helix_tf.toml above the config, else sqlite "
+        "in the store folder).",
     ),
     click.option(
         "--json", "as_json", is_flag=True, help="Print one JSON object instead of tables."

@@ -11,29 +11,13 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["SERVED", "console_main", "served"]
-
-#: Commands handed to the warm server (and that start one at a terminal).
-SERVED = ("run", "plan")
-
-
-def served(argv: list[str]) -> int | None:
-    """The exit code of ``helix-tf ARGV`` run by the warm server; ``None`` to run it here.
-
-    A ``run`` or ``plan`` goes to the warm server when one is running; at a
-    terminal the first one starts it in the background and runs here meanwhile
-    (:mod:`helix_tf.server`; not with ``--no-server``, ``HELIX_TF_SERVER=off``,
-    ``CI`` set or without a terminal).
-    """
-    if not (argv[:1] and argv[0] in SERVED and "--no-server" not in argv):
-        return None
-    from helix_tf.server import run_in_server
-
-    return run_in_server(argv)
+__all__ = ["console_main"]
 
 
 def console_main() -> None:
     """Run ``helix-tf`` with ``sys.argv``: in the warm server when it serves it, else here."""
+    from helix_tf.server import served
+
     argv = sys.argv[1:]
     code = served(argv)
     if code is not None:

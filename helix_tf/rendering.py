@@ -326,7 +326,11 @@ def history_table(entries: Sequence[HistoryEntry], selection: Sequence[str] | No
         title="history (newest first; run = one execution, version = one distinct workflow)",
         title_justify="left",
     )
-    for col in ("run", "version", "what changed", "metrics", "time", "computed/loaded/pruned"):
+    # Who ran what: shown when the runs name more than one person or host (a team's
+    # shared database); a person's own history keeps its columns.
+    who = len({(e.run.user, e.run.host) for e in entries}) > 1
+    columns = ["run", "version", "what changed", "metrics", "time", "computed/loaded/pruned"]
+    for col in [*columns, "who"] if who else columns:
         table.add_column(col, overflow="fold")
     for e in entries:
         r = e.run
@@ -353,6 +357,7 @@ def history_table(entries: Sequence[HistoryEntry], selection: Sequence[str] | No
             metrics,
             f"{r.wall_seconds or 0:.2f}s",
             "/".join(map(str, e.state_counts().values())),
+            *([escape(f"{r.user or '?'}@{r.host or '?'}")] if who else []),
         )
     return table
 

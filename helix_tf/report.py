@@ -84,6 +84,7 @@ def render_report(
     compiled_dag: Mapping[str, Any] | None = None,
     limit: int = 50,
     store_url: str | None = None,
+    user: str | None = None,
 ) -> str:
     """The report of ``workflow``: one HTML page that loads nothing from anywhere.
 
@@ -102,14 +103,17 @@ def render_report(
         The artifact store to read the latest run's predictions and explanation
         from (default: the store that run recorded); ``""`` leaves the model views out.
         Which views depend on the label's task (:data:`helix_tf.views.PREDICTION_VIEWS`).
+    user
+        Only that person's runs and versions (team mode: one's own history); None:
+        everyone's.
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, but got limit={limit}")
     from helix_tf.history import recorded_runs, recorded_versions
 
     # Every run, the agent's too (marked by its tag), oldest first.
-    runs = list(reversed(recorded_runs(metadata, workflow, agent=True, limit=limit)))
-    versions = recorded_versions(metadata, workflow)
+    runs = list(reversed(recorded_runs(metadata, workflow, agent=True, limit=limit, user=user)))
+    versions = recorded_versions(metadata, workflow, user=user)
     coloured, colour_note = _run_to_colour(runs)
     dag, dag_note = _dag_to_draw(coloured, versions, compiled_dag)
     parts = [
@@ -151,6 +155,7 @@ def write_config_report(
     path: str | os.PathLike[str] | None = None,
     *,
     limit: int = 50,
+    user: str | None = None,
     params: Sequence[str] | Mapping[str, Any] = (),
     data_dir: str | None = None,
     store: str | None = None,
@@ -160,7 +165,8 @@ def write_config_report(
 
     ``path`` defaults to ``reports/<workflow>.html`` in the store. The DAG drawn is the
     config as it is now, coloured by the latest run. Raises
-    :class:`~helix_tf.errors.StoreError` when no run has written the store.
+    :class:`~helix_tf.errors.StoreError` when no run has written the store. ``user``:
+    only that person's runs and versions (team mode; None: everyone's).
     """
     from helix_tf._session import open_session
 
@@ -173,6 +179,7 @@ def write_config_report(
             session.metadata,
             compiled_dag=session.compiled.to_dict(),
             limit=limit,
+            user=user,
         )
         target = (
             path

@@ -13,6 +13,7 @@ import string
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,3 +159,28 @@ def _restore_logging() -> Iterator[None]:
             root.removeHandler(h)
     root.setLevel(root_level)
     helix.setLevel(helix_level)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A real PostgreSQL server for the session (see tests/_postgres.py).
+
+    Skips when the server binaries or the psycopg driver are absent.
+    """
+    import importlib.util
+
+    from tests._postgres import find_binaries, running_server
+
+    binaries = find_binaries()
+    if binaries is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl, postgres) are not installed")
+    if importlib.util.find_spec("psycopg") is None:
+        pytest.skip('the PostgreSQL driver is not installed: pip install "psycopg[binary]"')
+    with running_server(binaries) as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Any) -> str:
+    """The URL of a new, empty database on the session's PostgreSQL server."""
+    return postgres_server.create_database()

@@ -171,7 +171,7 @@ class _Agent:
         self.status: dict[str, Any] = {
             "pid": os.getpid(),
             "config": str(opts.config),
-            "storage": paths.storage_url,
+            "storage": paths.storage_label,
             "cores": opts.cores,
             "started": time.time(),
             "state": "starting",

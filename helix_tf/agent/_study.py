@@ -1,4 +1,10 @@
-"""The agent's files beside the store, and its Optuna study (RDB storage in SQLite).
+"""The agent's files beside the store, and its Optuna study (Optuna's RDB storage).
+
+The study is kept in SQLite beside the store, or, when the metadata database is a
+server (``--metadata``/``HELIX_TF_METADATA``/``helix_tf.toml`` name e.g. a team's
+PostgreSQL), in that same database: on PostgreSQL in a schema of its own,
+``helix_optuna`` (Optuna's tables never mix with helix_tf's), created under an
+advisory lock so that agents starting at once do not race to create it.
 
 One study per base version: its name is the workflow's name and the digest of
 the config as written (no ``-p``), so an edit of the config starts a new study
@@ -20,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from helix_tf.activity import home_of
+from helix_tf.errors import StoreError
 from helix_tf.search import Choice, Float, Int, SearchSpace
+from helix_tf.settings import database_url, is_server_url, mask_password, metadata_setting
 
 __all__ = [
     "AgentPaths",
@@ -32,19 +40,34 @@ __all__ = [
     "LOWER_IS_BETTER",
 ]
 
+#: The PostgreSQL schema holding Optuna's tables in a shared metadata database.
+OPTUNA_SCHEMA = "helix_optuna"
+_OPTUNA_LOCK = 0x4F5054554E41  # advisory lock key while the schema and tables are made
+
 #: Metric keys where smaller is better (the study minimises them).
 LOWER_IS_BETTER = ("loss", "error", "rmse", "mae", "mse")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AgentPaths:
-    """Where one config's agent keeps its study, status, pid and log."""
+    """Where one config's agent keeps its study, status, pid and log.
+
+    ``metadata``: a database server's URL holds the study (team mode); None keeps it
+    in SQLite in ``home``.
+    """
 
     home: Path
+    metadata: str | None = None
 
     @classmethod
-    def of(cls, config: str | os.PathLike[str], store: str | None = None) -> AgentPaths:
-        return cls(home=home_of(config, store))
+    def of(
+        cls,
+        config: str | os.PathLike[str],
+        store: str | None = None,
+        metadata: str | None = None,
+    ) -> AgentPaths:
+        url = metadata_setting(metadata, config).value
+        return cls(home=home_of(config, store), metadata=url if is_server_url(url) else None)
 
     @property
     def folder(self) -> Path:
@@ -56,7 +79,25 @@ class AgentPaths:
 
     @property
     def storage_url(self) -> str:
-        return f"sqlite:///{self.study_db}"
+        if self.metadata is None:
+            return f"sqlite:///{self.study_db}"
+        url = database_url(self.metadata)
+        if url.startswith("postgresql"):
+            sep = "&" if "?" in url else "?"
+            return f"{url}{sep}options=-csearch_path%3D{OPTUNA_SCHEMA}"
+        return url
+
+    @property
+    def storage_label(self) -> str:
+        """Where the study is, for messages (a server URL's password hidden)."""
+        if self.metadata is None:
+            return str(self.study_db)
+        return f"{mask_password(self.metadata)} (schema {OPTUNA_SCHEMA})"
+
+    @property
+    def has_storage(self) -> bool:
+        """Whether a study may exist (a server always may; SQLite once its file does)."""
+        return self.metadata is not None or self.study_db.exists()
 
     @property
     def status(self) -> Path:
@@ -90,6 +131,8 @@ def study_name(workflow: str, digest: str) -> str:
 def _storage(paths: AgentPaths, *, create: bool) -> Any:
     import optuna
 
+    if paths.metadata is not None:
+        return _server_storage(paths)
     if create:
         paths.folder.mkdir(parents=True, exist_ok=True)
         with sqlite3.connect(paths.study_db, timeout=60) as conn:
@@ -101,6 +144,45 @@ def _storage(paths: AgentPaths, *, create: bool) -> Any:
         engine_kwargs={"connect_args": {"timeout": 60}},
         skip_compatibility_check=False,
     )
+
+
+def _server_storage(paths: AgentPaths) -> Any:
+    """Optuna's storage in the metadata server; on PostgreSQL in its own schema.
+
+    Schema and tables are created while holding an advisory lock: Optuna's own
+    creation is not safe when several agents start at once.
+    """
+    import optuna
+    import sqlalchemy as sa
+
+    url = database_url(str(paths.metadata))
+    if not url.startswith("postgresql"):
+        return optuna.storages.RDBStorage(url)
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 5})
+    try:
+        conn = engine.connect()
+    except sa.exc.SQLAlchemyError as exc:
+        engine.dispose()
+        detail = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        raise StoreError(
+            f"cannot open the agent's study in {paths.storage_label}: {detail}; is the "
+            "database server running and reachable? Fix the URL (--metadata, "
+            "HELIX_TF_METADATA or the project's helix_tf.toml)"
+        ) from exc
+    try:
+        with conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _OPTUNA_LOCK})
+            try:
+                conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {OPTUNA_SCHEMA}"))
+                conn.commit()
+                return optuna.storages.RDBStorage(
+                    paths.storage_url, engine_kwargs={"connect_args": {"connect_timeout": 5}}
+                )
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _OPTUNA_LOCK})
+                conn.commit()
+    finally:
+        engine.dispose()
 
 
 def open_study(

@@ -4,19 +4,63 @@ An operator *spec* is pure data (a frozen dataclass): the compiler reads its
 parameters, fingerprints them and checks them without importing TensorFlow or
 Beam. The code that runs an operator (its executor) lives beside it and imports
 heavy libraries lazily, inside functions.
+
+A spec is a plain dataclass: its fields are its parameters, the first ones
+positional and the rest keyword-only (``dataclasses.KW_ONLY``); a value that
+needs normalising (a list into a tuple) says so with :func:`normalized`; problems are
+returned by :meth:`Operator.validate`. The generated ``__init__`` then always
+normalises and validates: a spec may not write its own ``__init__`` or
+``__post_init__`` (:meth:`Operator.__init_subclass__` refuses one), so no spec
+can skip its checks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import numbers
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from helix_tf.errors import ConfigError, did_you_mean
 
-__all__ = ["Operator", "did_you_mean"]
+__all__ = ["Operator", "did_you_mean", "list_as_tuple", "normalized"]
+
+_NORMALIZE = "helix_tf.normalize"
+
+
+def normalized(normalize: Callable[[Any], Any], default: Any = dataclasses.MISSING) -> Any:
+    """A spec field whose value ``normalize`` turns into its stored form before validation.
+
+    ``normalize`` maps what a user may write to what the spec keeps (a list of paths
+    to a tuple, a dict to pairs); the generated ``__init__`` applies it, then
+    :meth:`Operator.validate` runs. A value it cannot convert (``TypeError`` or
+    ``ValueError``) is kept as given, for ``validate`` to name.
+
+    Examples
+    --------
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class Scale(Operator):
+    ...     columns: tuple[str, ...] = normalized(tuple)
+    ...     _: dataclasses.KW_ONLY
+    ...     factor: float = 1.0
+    ...     def validate(self) -> list[str]:
+    ...         return [] if self.factor > 0 else [f"factor must be > 0, but got {self.factor}"]
+    >>> Scale(["a", "b"], factor=2.0).params()
+    {'columns': ('a', 'b'), 'factor': 2.0}
+    >>> Scale(["a"], factor=0)
+    Traceback (most recent call last):
+    ...
+    helix_tf.errors.ConfigError: Scale: factor must be > 0, but got 0
+    """
+    return dataclasses.field(default=default, metadata={_NORMALIZE: normalize})
+
+
+def list_as_tuple(value: Any) -> Any:
+    """A list as a tuple (hashable); any other value unchanged (for :func:`normalized`)."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -32,7 +76,23 @@ class Operator:
     KIND: ClassVar[str] = "operator"
     VERSION: ClassVar[int] = 1
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        written = [m for m in ("__init__", "__post_init__") if m in cls.__dict__]
+        if written:
+            raise TypeError(
+                f"operator spec {cls.__qualname__} defines {' and '.join(written)}: a spec is "
+                "a plain dataclass (fields are its parameters; KW_ONLY separates the positional "
+                "ones); normalise values with helix_tf.components.base.normalized(...) "
+                "and report problems from validate(), so that no spec skips its checks"
+            )
+
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            normalize = f.metadata.get(_NORMALIZE)
+            if normalize is not None:
+                with contextlib.suppress(TypeError, ValueError):  # validate() names the value
+                    object.__setattr__(self, f.name, normalize(getattr(self, f.name)))
         problems = self.validate()
         if problems:
             raise ConfigError([f"{type(self).__name__}: {p}" for p in problems])

@@ -47,7 +47,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from helix_tf.components.base import Operator
+from helix_tf.components.base import Operator, normalized
 from helix_tf.components.metrics import (
     AUC,
     MAE,
@@ -119,6 +119,13 @@ def scoring_problem(name: str, label: Any) -> str | None:
 Score = Callable[[Mapping[str, np.ndarray]], np.ndarray]
 
 
+def _scorings(scoring: Any) -> Any:
+    """One scoring name or several, as a tuple (None: the label's defaults)."""
+    if scoring is None:
+        return None
+    return (scoring,) if isinstance(scoring, str) else tuple(scoring)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Explain(Operator):
     """Permutation importance of every feature, and the linear weights where there are some.
@@ -144,14 +151,8 @@ class Explain(Operator):
     repeats: int = 2
     max_rows: int = 5_000
     seed: int = 0
-    scoring: tuple[str, ...] | None = None
+    scoring: tuple[str, ...] | None = normalized(_scorings, default=None)
     top: int = 10
-
-    def __post_init__(self) -> None:
-        if self.scoring is not None:
-            scoring = (self.scoring,) if isinstance(self.scoring, str) else tuple(self.scoring)
-            object.__setattr__(self, "scoring", scoring)
-        super().__post_init__()
 
     def for_label(self, label: Any) -> tuple[Explain, list[str]]:
         """This spec with its scorings resolved for ``label``, and the problems with them.
@@ -173,7 +174,10 @@ class Explain(Operator):
                 problems.append(f"{name} must be an integer >= 1, but got {value!r}")
         if self.scoring is None:
             return problems
-        unknown = [s for s in self.scoring if s not in SCORINGS]
+        if not isinstance(self.scoring, tuple):
+            unknown = [self.scoring]
+        else:
+            unknown = [s for s in self.scoring if s not in SCORINGS]
         if not self.scoring or unknown:
             problems.append(
                 f"scoring must name one or more of {sorted(SCORINGS)}, but got {self.scoring!r}"

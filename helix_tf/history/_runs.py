@@ -54,12 +54,18 @@ def recorded_runs(
     agent: bool = False,
     limit: int | None = None,
     with_nodes: bool = True,
+    user: str | None = None,
 ) -> list[RunRecord]:
-    """The latest ``limit`` runs of ``workflow``, newest first; tagged ones only with ``agent``."""
+    """The latest ``limit`` runs of ``workflow``, newest first; tagged ones only with ``agent``.
+
+    ``user``: only that person's runs (team mode; None: everyone's).
+    """
     if agent:
-        return metadata.runs(workflow, limit=limit, with_nodes=with_nodes)
-    mine = [r for r in metadata.runs(workflow, with_nodes=with_nodes) if tag_of(r) is None]
-    return mine if limit is None else mine[:limit]
+        return metadata.runs(workflow, limit=limit, with_nodes=with_nodes, user=user)
+    untagged = [
+        r for r in metadata.runs(workflow, with_nodes=with_nodes, user=user) if tag_of(r) is None
+    ]
+    return untagged if limit is None else untagged[:limit]
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -176,13 +182,17 @@ def compare_with_history(
     approx: bool,
     metrics: Mapping[str, float],
     dag: Mapping[str, Any],
+    user: str | None = None,
 ) -> RunComparison:
     """Compare a run (finished or about to be reported) with the runs recorded before it.
 
     ``metadata`` is a :class:`~helix_tf.reuse.metadata.MetadataStore`; ``dag`` the
-    run's compiled workflow (``CompiledWorkflow.to_dict()``).
+    run's compiled workflow (``CompiledWorkflow.to_dict()``). ``user``: compare with
+    that person's runs only (a person's previous version stays their own in a team's
+    database); None: with everyone's.
     """
-    earlier = _ok_runs(recorded_runs(metadata, workflow, with_nodes=False), approx, run_id)
+    runs = recorded_runs(metadata, workflow, with_nodes=False, user=user)
+    earlier = _ok_runs(runs, approx, run_id)
     changes, previous = compare_metrics(metrics, earlier, version=version)
     lines: tuple[str, ...] = ()
     if previous is not None:
@@ -228,6 +238,8 @@ class HistoryEntry:
             "changed_from": self.changed_from,
             "changes": list(self.changes),
             "params": r.params,
+            "user": r.user,
+            "host": r.host,
         }
         if r.intervals:
             from helix_tf.results import INTERVAL_KIND
@@ -240,16 +252,22 @@ class HistoryEntry:
 
 
 def history_entries(
-    metadata: MetadataStore, workflow: str, *, limit: int | None = None, agent: bool = False
+    metadata: MetadataStore,
+    workflow: str,
+    *,
+    limit: int | None = None,
+    agent: bool = False,
+    user: str | None = None,
 ) -> list[HistoryEntry]:
     """The latest ``limit`` runs, newest first, each with what changed since the run before.
 
     A run of a version that differs from the version of the run before it (in run
     order, any kind) lists that version's changes; a rerun of the same version
-    lists none. Tagged runs (the agent's) only with ``agent=True``.
+    lists none. Tagged runs (the agent's) only with ``agent=True``; only ``user``'s
+    runs when given (``history --mine``).
     """
     runs = recorded_runs(
-        metadata, workflow, agent=agent, limit=None if limit is None else limit + 1
+        metadata, workflow, agent=agent, limit=None if limit is None else limit + 1, user=user
     )
     ordered = sorted(runs, key=lambda r: r.id)
     dags: dict[int, Mapping[str, Any]] = {}

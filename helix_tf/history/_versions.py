@@ -187,11 +187,15 @@ def version_diff(
     workflow: str,
     old: int | None = None,
     new: int | None = None,
+    *,
+    user: str | None = None,
 ) -> VersionDiff:
     """What changed from version ``old`` to version ``new`` of ``workflow``.
 
     ``new`` defaults to the latest version; ``old`` to the version ``new`` followed
-    (its parent), else the one recorded before it.
+    (its parent), else the one recorded before it. With ``user`` (team mode: a
+    person's own baseline) the defaults are taken among the versions that person
+    recorded or ran; None: among everyone's.
 
     Raises
     ------
@@ -199,9 +203,13 @@ def version_diff(
         When the workflow has no recorded version, or not the one asked for (the
         message lists those recorded); also when it has only one and ``old`` is not given.
     """
-    versions = metadata.versions(workflow)
+    versions = metadata.versions(workflow, user=user)
     if not versions:
-        raise StoreError(f"workflow {workflow!r} has no recorded versions yet; run it first")
+        whose = f" by {user}" if user is not None and metadata.versions(workflow) else ""
+        raise StoreError(
+            f"workflow {workflow!r} has no recorded versions{whose} yet; run it first"
+            + (" (or pass --team to compare the team's versions)" if whose else "")
+        )
     b = metadata.version(workflow, new) if new else versions[-1]
     if old is not None:
         return diff_records(metadata.version(workflow, old), b)

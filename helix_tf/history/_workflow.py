@@ -71,9 +71,14 @@ def _opened(
         session.close()
 
 
-def recorded_versions(metadata: MetadataStore, workflow: str) -> list[VersionRecord]:
-    """Every recorded version of ``workflow`` in ``metadata``, oldest first."""
-    return metadata.versions(workflow)
+def recorded_versions(
+    metadata: MetadataStore, workflow: str, *, user: str | None = None
+) -> list[VersionRecord]:
+    """Every recorded version of ``workflow`` in ``metadata``, oldest first.
+
+    ``user``: only the versions that person recorded (team mode; None: everyone's).
+    """
+    return metadata.versions(workflow, user=user)
 
 
 def check_metric_selection(selection: Sequence[str] | None, recorded: set[str]) -> None:
@@ -103,6 +108,7 @@ def workflow_history(
     limit: int | None = None,
     agent: bool = False,
     metrics: Sequence[str] | None = None,
+    user: str | None = None,
     params: Params = (),
     data_dir: str | None = None,
     store: str | None = None,
@@ -113,9 +119,12 @@ def workflow_history(
     Each entry lists what changed since the run before it; tagged runs (the agent's)
     only with ``agent=True``. ``metrics`` is checked against the runs' metrics (see
     :func:`check_metric_selection`); pass it on to :meth:`HistoryEntry.to_dict`.
+    ``user``: only that person's runs (team mode; None: everyone's).
     """
     with _opened(config, params, data_dir, store, metadata) as session:
-        entries = history_entries(session.metadata, session.compiled.name, limit=limit, agent=agent)
+        entries = history_entries(
+            session.metadata, session.compiled.name, limit=limit, agent=agent, user=user
+        )
     check_metric_selection(metrics, {k for e in entries for k in e.run.metrics})
     return entries
 
@@ -173,6 +182,7 @@ def workflow_diff(
     old: int | None = None,
     new: int | None = None,
     *,
+    user: str | None = None,
     params: Params = (),
     data_dir: str | None = None,
     store: str | None = None,
@@ -182,9 +192,11 @@ def workflow_diff(
 
     ``new`` defaults to the latest version, ``old`` to the one ``new`` followed
     (see :func:`~helix_tf.history.version_diff`, which raises when there is none).
+    ``user``: only that person's versions count as "latest" and "followed" (team mode;
+    None: everyone's).
     """
     with _opened(config, params, data_dir, store, metadata) as session:
-        return version_diff(session.metadata, session.compiled.name, old, new)
+        return version_diff(session.metadata, session.compiled.name, old, new, user=user)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,6 +6,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import pytest
 from optuna.trial import TrialState
 
 from helix_tf import search
@@ -88,3 +89,13 @@ def test_readers_never_see_database_is_locked_while_the_agent_writes(tmp_path: P
     for t in threads:
         t.join()
     assert not errors, errors[0]
+
+
+def test_an_unreachable_study_database_is_named_without_its_password(tmp_path: Path) -> None:
+    pytest.importorskip("psycopg")
+    from helix_tf.errors import StoreError
+
+    paths = AgentPaths(home=tmp_path, metadata="postgresql://ann:s3cret@127.0.0.1:1/helix")
+    with pytest.raises(StoreError, match=r"ann:\*\*\*@127.0.0.1:1/helix.*server running") as caught:
+        open_study(paths, "w@1", create=True)
+    assert "s3cret" not in str(caught.value)

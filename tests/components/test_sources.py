@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from helix_tf.components.sources import (
     TFRecord,
     read_all,
 )
+from helix_tf.components.sources._csv_reader import CsvReader
 from helix_tf.errors import ConfigError, DataError
 from helix_tf.sample_data import CENSUS_COLUMNS, CENSUS_CSV_OPTIONS, SMS_CSV_OPTIONS
 
@@ -92,7 +94,7 @@ def test_census_types_and_row_ids(census_frames: dict[str, pd.DataFrame]) -> Non
 def test_census_fast_and_careful_paths_agree(
     census_frames: dict[str, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(Csv, "_fast_ok", lambda self, body: False)
+    monkeypatch.setattr(CsvReader, "_fast_ok", lambda self, body: False)
     careful = read_all(census(), "test")
     pd.testing.assert_frame_equal(careful, census_frames["test"])
 
@@ -102,7 +104,7 @@ def test_census_batches_are_bounded_and_counted(monkeypatch: pytest.MonkeyPatch)
     def no_careful(*args: Any) -> None:
         raise AssertionError("clean census blocks must take the fast path")
 
-    monkeypatch.setattr(Csv, "_parse_careful", no_careful)
+    monkeypatch.setattr(CsvReader, "_parse_careful", no_careful)
     counters: dict[str, int] = {}
     frames = list(census().read("train", batch_rows=4_000, counters=counters))
     assert max(len(f) for f in frames) <= 4_000
@@ -187,7 +189,7 @@ def test_csv_line_numbers_across_blocks(
 
     monkeypatch.setattr(_csv_parsing, "_MIN_BLOCK_BYTES", 16)  # many tiny blocks
     if path == "careful":
-        monkeypatch.setattr(Csv, "_fast_ok", lambda self, body: False)
+        monkeypatch.setattr(CsvReader, "_fast_ok", lambda self, body: False)
     lines, expected = [], []
     for number in range(1, 301):
         if number % 7 == 0:
@@ -613,3 +615,46 @@ def test_tfds_with_mock_data(toy_tfds: str, tmp_path: Path) -> None:
     assert len(frame) == 7 and frame["__row"].tolist() == list(range(7))
     assert frame["x"].dtype == np.float64 and frame["nested/k"].notna().all()
     assert pd.api.types.is_string_dtype(frame["text"])
+
+
+def test_tfds_without_columns_compiles_without_importing_tfds(toy_tfds: str) -> None:
+    """The columns come from the prepared features.json: compiling stays light."""
+    import subprocess
+    import sys
+
+    from helix_tf.components.sources._tfds_reader import scalar_features
+
+    source = Tfds(name="helix_toy_rows", data_dir=toy_tfds)
+    assert list(source.schema().items()) == sorted(scalar_features(source).items())
+    code = (
+        "import sys\n"
+        "from helix_tf import Workflow, features as F, sources\n"
+        "from helix_tf.compiler.graph import compile_workflow\n"
+        "wf = Workflow('toy')\n"
+        f"wf.source('rows', sources.Tfds(name='helix_toy_rows', data_dir={toy_tfds!r}))\n"
+        "wf.output(wf.feature('k', F.Numeric('nested/k')), wf.feature('t', F.Vocabulary('text')))\n"
+        "compile_workflow(wf)\n"
+        "print(sorted(m for m in ('tensorflow_datasets', 'tensorflow') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_tfds_features_json_kinds_it_does_not_know_fall_back_to_tfds(tmp_path: Path) -> None:
+    from helix_tf.components.sources._tfds import _scalars_from_features_json
+
+    def write(features: dict[str, Any]) -> str:
+        (tmp_path / "features.json").write_text(
+            json.dumps({"featuresDict": {"features": features}})
+        )
+        return str(tmp_path)
+
+    scalar = {"tensor": {"dtype": "float32", "shape": {}}}
+    found = _scalars_from_features_json(
+        write({"b": scalar, "a": {"classLabel": {}}, "img": {"image": {}}, "t": {"text": {}}})
+    )
+    assert list(found.items()) == [("b", "float"), ("a", "int"), ("t", "string")]
+    assert _scalars_from_features_json(write({"x": {"someNewFeature": {}}})) is None
+    assert _scalars_from_features_json(write({"x": {"tensor": {"dtype": "complex64"}}})) is None
+    assert _scalars_from_features_json(str(tmp_path / "absent")) is None

@@ -1,8 +1,14 @@
-"""Tests of the metadata database (helix_tf.reuse.metadata)."""
+"""Tests of the metadata database (helix_tf.reuse.metadata), on SQLite and on PostgreSQL.
+
+Every test that takes ``url``, ``store`` or ``new_url`` runs twice: against a SQLite
+file and against a fresh database on a real PostgreSQL server started for the session
+(tests/_postgres.py; those runs skip when the server binaries are absent).
+"""
 
 from __future__ import annotations
 
 import math
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -12,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from helix_tf.errors import StoreError
 from helix_tf.reuse.metadata import (
@@ -23,6 +29,7 @@ from helix_tf.reuse.metadata import (
     NodeRecord,
     fit_load_throughput,
 )
+from helix_tf.reuse.store import pid_scope
 
 
 class FakeClock:
@@ -45,10 +52,44 @@ def dag(**fingerprints: str) -> dict:
     }
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.fixture
-def store(tmp_path: Path):
-    with MetadataStore(f"sqlite:///{tmp_path}/sub/helix.db", clock=FakeClock()) as s:
+def new_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path):
+    """A factory of URLs of new, empty databases of the backend under test."""
+    if backend == "sqlite":
+        count = iter(range(10**9))
+        return lambda: f"sqlite:///{tmp_path}/db{next(count)}/helix.db"
+    server = request.getfixturevalue("postgres_server")
+    return server.create_database
+
+
+@pytest.fixture
+def url(new_url) -> str:
+    return new_url()
+
+
+@pytest.fixture
+def store(url: str):
+    with MetadataStore(url, clock=FakeClock()) as s:
         yield s
+
+
+def execute(url: str, *statements: str) -> list[tuple]:
+    """Run SQL statements in one transaction on ``url``; the rows of the last one."""
+    from helix_tf.reuse.metadata._database import Database
+
+    db = Database(url)
+    try:
+        with db.engine.begin() as conn:
+            for statement in statements:
+                result = conn.exec_driver_sql(statement)
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        db.close()
 
 
 def node(name: str, state: str = "compute", **kw) -> NodeRecord:
@@ -252,12 +293,14 @@ _record = st.tuples(
 )
 
 
-@settings(max_examples=30, deadline=None)
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(approx=st.lists(st.booleans(), min_size=4, max_size=4), calls=st.lists(_record))
 def test_compute_history_equals_a_scan_of_all_records(
-    approx: list[bool], calls: list[tuple[int, list[tuple[str, str]]]]
+    new_url, approx: list[bool], calls: list[tuple[int, list[tuple[str, str]]]]
 ) -> None:
-    with MetadataStore("sqlite://") as s:
+    with MetadataStore(new_url()) as s:
         runs = [
             s.start_run("w", 1, approx=a, policy="helix", store_url="", params={}) for a in approx
         ]
@@ -353,53 +396,90 @@ def test_change_counts_accepts_name_keyed_nodes(store: MetadataStore) -> None:
     assert store.change_counts("w") == {"a": (1, 2)}
 
 
-def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "helix.db"
-    MetadataStore(f"sqlite:///{path}").close()
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE helix_meta SET value='3' WHERE key='schema_version'")
+def test_newer_schema_is_refused(url: str) -> None:
+    MetadataStore(url).close()
+    newer = SCHEMA_VERSION + 1
+    execute(url, f"UPDATE helix_meta SET value='{newer}' WHERE key='schema_version'")
     with pytest.raises(
         StoreError,
-        match=r"was written by a newer helix_tf \(schema 3 > 2\); upgrade helix_tf "
-        r"or use another --metadata URL",
+        match=rf"was written by a newer helix_tf \(schema {newer} > {SCHEMA_VERSION}\); "
+        r"upgrade helix_tf or use another --metadata URL",
     ):
-        MetadataStore(f"sqlite:///{path}")
+        MetadataStore(url)
 
 
-def test_database_without_schema_version_is_migrated(tmp_path: Path) -> None:
-    path = tmp_path / "helix.db"
-    with MetadataStore(f"sqlite:///{path}") as s:
+def test_database_without_schema_version_is_migrated(url: str) -> None:
+    with MetadataStore(url) as s:
         s.record_version("w", "c.py", dag(a="1"), "d1")
         run = s.start_run("w", 1, approx=False, policy="helix", store_url="", params={})
         s.record_nodes(run, [node("a", compute_seconds=2.0), node("b", "load")])
-    with sqlite3.connect(path) as conn:
-        conn.execute("DROP TABLE helix_meta")
-        conn.execute("DELETE FROM latest_compute")
-    with MetadataStore(f"sqlite:///{path}") as s:
+    execute(url, "DROP TABLE helix_meta", "DELETE FROM latest_compute")
+    with MetadataStore(url) as s:
         assert [v.number for v in s.versions("w")] == [1]
         assert {n: r.compute_seconds for n, r in s.compute_history("w").items()} == {"a": 2.0}
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT value FROM helix_meta").fetchone()[0] == "2"
+    assert execute(url, "SELECT value FROM helix_meta") == [(str(SCHEMA_VERSION),)]
 
 
-def test_schema_1_gains_the_runs_process_column(tmp_path: Path) -> None:
-    path = tmp_path / "helix.db"
-    with MetadataStore(f"sqlite:///{path}") as s:
-        s.record_version("w", "c.py", dag(a="1"), "d1")
+def test_schema_1_gains_the_process_user_and_host_columns(url: str) -> None:
+    with MetadataStore(url) as s:
+        s.record_version("w", "c.py", dag(a="1"), "d1", user="ann")
         old = s.start_run("w", 1, approx=False, policy="helix", store_url="", params={})
-    with sqlite3.connect(path) as conn:
-        conn.execute("ALTER TABLE runs DROP COLUMN process")
-        conn.execute("UPDATE helix_meta SET value='1' WHERE key='schema_version'")
-    with MetadataStore(f"sqlite:///{path}") as s:
-        new = s.start_run("w", 1, approx=False, policy="helix", store_url="", params={})
+    execute(
+        url,
+        "ALTER TABLE runs DROP COLUMN process",
+        "ALTER TABLE runs DROP COLUMN user_name",
+        "ALTER TABLE runs DROP COLUMN host_name",
+        "ALTER TABLE versions DROP COLUMN user_name",
+        "UPDATE helix_meta SET value='1' WHERE key='schema_version'",
+    )
+    with MetadataStore(url) as s:
+        new = s.start_run(
+            "w", 1, approx=False, policy="helix", store_url="", params={}, user="bob", host="h"
+        )
         # The old run's process is unknown: it stays "running"; ours is alive.
         assert {r.id: r.status for r in s.runs("w")} == {old: "running", new: "running"}
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT value FROM helix_meta").fetchone()[0] == "2"
+        # The old run and version name nobody: they are everyone's.
+        assert {r.id: (r.user, r.host) for r in s.runs("w")} == {old: ("", ""), new: ("bob", "h")}
+        assert [r.id for r in s.runs("w", user="ann")] == [old]
+        assert [v.number for v in s.versions("w", user="carl")] == [1]
+    assert execute(url, "SELECT value FROM helix_meta") == [(str(SCHEMA_VERSION),)]
 
 
-def test_a_run_whose_process_died_reads_as_killed(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'helix.db'}"
+def test_runs_and_versions_by_user(store: MetadataStore) -> None:
+    def run(user: str, version: int) -> int:
+        return store.start_run(
+            "w", version, approx=False, policy="helix", store_url="", params={}, user=user
+        )
+
+    for number, user in [(1, "ann"), (2, "bob"), (3, "ann"), (4, "bob")]:
+        store.record_version("w", "c.py", dag(a=str(number)), f"d{number}", user=user)
+    ann1, bob2, bob1 = run("ann", 1), run("bob", 2), run("bob", 1)
+    assert [r.id for r in store.runs("w")] == [bob1, bob2, ann1]
+    assert [r.id for r in store.runs("w", user="ann")] == [ann1]
+    assert [r.id for r in store.runs("w", user="bob", limit=1)] == [bob1]
+    assert {r.user for r in store.runs("w")} == {"ann", "bob"}
+    assert all(r.host for r in store.runs("w"))  # this host by default
+    # A person's versions: those they recorded or ran.
+    assert [v.number for v in store.versions("w", user="ann")] == [1, 3]
+    assert [v.number for v in store.versions("w", user="bob")] == [1, 2, 4]
+    assert [v.number for v in store.versions("w", user="carl")] == []
+    assert [(v.number, v.user) for v in store.versions("w")][:2] == [(1, "ann"), (2, "bob")]
+
+
+def test_the_cost_model_reads_everyones_history(store: MetadataStore) -> None:
+    ann = store.start_run(
+        "w", 1, approx=False, policy="helix", store_url="/s", params={}, user="ann"
+    )
+    store.record_nodes(ann, [node("a", compute_seconds=4.0)])
+    bob = store.start_run(
+        "w", 1, approx=False, policy="helix", store_url="/s", params={}, user="bob"
+    )
+    store.record_nodes(bob, [node("b", compute_seconds=2.0)])
+    history = store.compute_history("w")
+    assert {n: r.compute_seconds for n, r in history.items()} == {"a": 4.0, "b": 2.0}
+
+
+def test_a_run_whose_process_died_reads_as_killed(url: str) -> None:
     code = textwrap.dedent(
         f"""
         import sys, time
@@ -421,8 +501,19 @@ def test_a_run_whose_process_died_reads_as_killed(tmp_path: Path) -> None:
         proc.wait()
         assert [r.status for r in s.runs("w")] == ["killed"]
         s.mark_killed([run_id])
-    with sqlite3.connect(tmp_path / "helix.db") as conn:
-        assert conn.execute("SELECT status FROM runs").fetchone()[0] == "killed"
+    assert execute(url, "SELECT status FROM runs") == [("killed",)]
+
+
+def test_a_run_of_another_machine_with_our_host_name_is_not_judged_here(url: str) -> None:
+    # A container or cloned machine with the same host name: its pids are not ours.
+    with MetadataStore(url) as s:
+        run = s.start_run("w", 1, approx=False, policy="helix", store_url="", params={})
+        host = socket.gethostname()
+        for scope, expected in [("other-boot/pid:[1]", "running"), (pid_scope(), "killed")]:
+            execute(url, f"UPDATE runs SET process = '{host} 999999 1 {scope}' WHERE id = {run}")
+            assert [r.status for r in s.runs("w")] == [expected], scope
+        execute(url, f"UPDATE runs SET process = '{host} 999999 1' WHERE id = {run}")  # schema 2
+        assert [r.status for r in s.runs("w")] == ["killed"]
 
 
 def test_bad_urls_raise_store_error(tmp_path: Path) -> None:
@@ -434,6 +525,49 @@ def test_bad_urls_raise_store_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(StoreError, match="cannot create the folder"):
         MetadataStore(f"sqlite:///{blocker}/sub/helix.db")
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # nothing listens once the socket is closed
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        # No server listens: the message names the URL, hides the password, says how to fix.
+        (
+            f"postgresql://ann:s3cret@127.0.0.1:{_closed_port()}/helix",
+            r"postgresql\+psycopg://ann:\*\*\*@127.0.0.1:\d+/helix: .*is the database "
+            r"server running and reachable.*--metadata, HELIX_TF_METADATA or the project's "
+            r"helix_tf.toml",
+        ),
+        # A host name that does not resolve.
+        (
+            "postgresql://ann:s3cret@no-such-host.invalid/helix",
+            r"ann:\*\*\*@no-such-host.invalid/helix.*is the database server running",
+        ),
+        # Not a URL at all: the password is hidden there too.
+        (
+            "postgres://ann:s3cret@host:port/helix",
+            r"'postgresql(\+psycopg)?://ann:\*\*\*@host:port/helix'",
+        ),
+    ],
+)
+def test_unreachable_server_is_named_quickly_without_its_password(url: str, match: str) -> None:
+    pytest.importorskip("psycopg")
+    began = time.monotonic()
+    with pytest.raises(StoreError, match=match) as caught:
+        MetadataStore(url)
+    assert "s3cret" not in str(caught.value)
+    assert time.monotonic() - began < 10
+
+
+def test_wrong_database_on_a_real_server_says_how_to_fix(postgres_server) -> None:
+    url = postgres_server.url("no_such_database")
+    with pytest.raises(StoreError, match=r'database "no_such_database" does not exist.*Fix'):
+        MetadataStore(url)
 
 
 def test_in_memory_database() -> None:
@@ -463,9 +597,12 @@ _WRITER = textwrap.dedent(
 )
 
 
-def test_two_processes_write_concurrently(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/shared/helix.db"  # created by the writers, concurrently
+@pytest.mark.parametrize("writers", [2, 4])
+def test_processes_write_concurrently(url: str, writers: int) -> None:
+    # The database is empty (SQLite: not even its folder exists): the writers create
+    # the schema concurrently, then write.
     start = str(time.time() + 1.5)
+    tags = [f"p{i}" for i in range(1, writers + 1)]
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _WRITER, url, tag, start],
@@ -473,7 +610,7 @@ def test_two_processes_write_concurrently(tmp_path: Path) -> None:
             stderr=subprocess.PIPE,
             text=True,
         )
-        for tag in ("p1", "p2")
+        for tag in tags
     ]
     for proc in procs:
         _, err = proc.communicate(timeout=60)
@@ -482,7 +619,8 @@ def test_two_processes_write_concurrently(tmp_path: Path) -> None:
 
     with MetadataStore(url) as s:
         runs = s.runs("shared")
-        assert len(runs) == 100
+        assert len(runs) == 50 * writers
         assert all(r.status == "ok" and len(r.nodes) == 1 for r in runs)
-        assert sorted(r.metrics["i"] for r in runs) == sorted(list(range(50)) * 2)
-        assert sorted(v.digest for v in s.versions("shared")) == ["p1", "p2"]
+        assert sorted(r.metrics["i"] for r in runs) == sorted(list(range(50)) * writers)
+        assert sorted(v.digest for v in s.versions("shared")) == tags
+        assert len(s.compute_history("shared")) == 1

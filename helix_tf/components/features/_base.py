@@ -7,6 +7,7 @@ is the CSR-style weighted-index output of bag features.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -58,7 +59,7 @@ class SourceRows:
     describe: Callable[[int], str]
 
 
-class Analyzer:
+class Analyzer(abc.ABC):
     """A combiner over the training split: ``create → add* → merge → finalize``.
 
     ``add`` receives the feature's input values for one batch (a list, one per
@@ -66,42 +67,49 @@ class Analyzer:
     Accumulators must be picklable plain data (Beam ships them between workers).
     """
 
+    @abc.abstractmethod
     def create(self) -> Any:
-        raise NotImplementedError
+        """A new, empty accumulator."""
 
+    @abc.abstractmethod
     def add(self, acc: Any, values: list[Any]) -> Any:
-        raise NotImplementedError
+        """``acc`` with one batch's input values (one entry per input) added."""
 
+    @abc.abstractmethod
     def merge(self, accs: Sequence[Any]) -> Any:
-        raise NotImplementedError
+        """One accumulator holding everything ``accs`` hold."""
 
+    @abc.abstractmethod
     def finalize(self, acc: Any) -> Any:
-        raise NotImplementedError
+        """The JSON-able statistics the feature's ``finalize_state`` receives."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class Feature(Operator):
+class Feature(Operator, abc.ABC):
     """Base of feature operators.
 
     Subclasses list their inputs in :meth:`inputs`, check the input value kinds
-    in :meth:`output_kind`, and implement :meth:`transform` over one batch.
+    in :meth:`output_kind`, and implement :meth:`transform` over one batch (the
+    three abstract methods); a feature that learns from the training split also
+    returns an :class:`Analyzer` from :meth:`analyzer`. See ``docs/ARCHITECTURE.md``
+    ("Writing an operator") and :mod:`helix_tf.testing` for a worked example.
     """
 
     KIND: ClassVar[str] = "feature"
     #: Value kinds each input accepts (None: any).
     ACCEPTS: ClassVar[tuple[str, ...] | None] = None
 
+    @abc.abstractmethod
     def inputs(self) -> tuple[Input, ...]:
         """Raw column names and feature references this operator reads, in order."""
-        raise NotImplementedError
 
     def reads_whole_row(self) -> bool:
         """True when the transform receives the whole source batch (UDFs)."""
         return False
 
+    @abc.abstractmethod
     def output_kind(self, input_kinds: Sequence[str]) -> str:
         """The value kind of the output, given the input kinds (raise ValueError if invalid)."""
-        raise NotImplementedError
 
     def check_input_kinds(self, input_kinds: Sequence[str]) -> list[str]:
         """Problems with the input kinds, as sentences."""
@@ -125,9 +133,9 @@ class Feature(Operator):
         """Turn the analyzer's finalised statistics into the transform's state."""
         return stats
 
+    @abc.abstractmethod
     def transform(self, values: list[Any], state: Any, n: int) -> Any:
         """Compute the output for one batch of ``n`` rows."""
-        raise NotImplementedError
 
     def cardinality(self, state: Any) -> int | None:
         """The number of distinct indices for categorical/bag outputs."""

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from helix_tf.components.base import Operator
+from helix_tf.components.base import Operator, normalized
 from helix_tf.components.features._base import Analyzer
 from helix_tf.errors import DataError
 
@@ -48,7 +48,7 @@ TRANSFORMS = ("log", "log1p", "sqrt")
 OTHER_CLASS = "<other>"
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True)
 class Label(Operator):
     """The binary label: ``column == positive`` (or a 0/1 numeric column when ``positive`` is None)."""
 
@@ -58,11 +58,6 @@ class Label(Operator):
     TRAINING_PARAMS: ClassVar[tuple[str, ...]] = ()
     column: str
     positive: Any = None
-
-    def __init__(self, column: str, positive: Any = None) -> None:
-        object.__setattr__(self, "column", column)
-        object.__setattr__(self, "positive", positive)
-        self.__post_init__()
 
     def validate(self) -> list[str]:
         if not isinstance(self.column, str) or not self.column:
@@ -158,7 +153,14 @@ def _as_strings(values: Any) -> Any:
     return pa.array([None if v is None else str(v) for v in arr.tolist()], type=pa.string())
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+def _class_names(classes: Any) -> Any:
+    """Declared classes as a tuple of text (``2`` is the class ``"2"``); None stays None."""
+    if classes is None or isinstance(classes, str):
+        return classes  # a string is refused by validate()
+    return tuple(str(c) for c in classes)
+
+
+@dataclasses.dataclass(frozen=True)
 class MulticlassLabel(Operator):
     """A label with one of several classes (softmax head, cross-entropy loss).
 
@@ -180,18 +182,9 @@ class MulticlassLabel(Operator):
     TASK: ClassVar[str] = "multiclass"
     TRAINING_PARAMS: ClassVar[tuple[str, ...]] = ()  # classes and unseen change the examples
     column: str
-    classes: tuple[str, ...] | None = None
+    _: dataclasses.KW_ONLY
+    classes: Sequence[Any] | None = normalized(_class_names, default=None)
     unseen: str = "error"
-
-    def __init__(
-        self, column: str, *, classes: Sequence[Any] | None = None, unseen: str = "error"
-    ) -> None:
-        object.__setattr__(self, "column", column)
-        if classes is not None and not isinstance(classes, str):
-            classes = tuple(str(c) for c in classes)
-        object.__setattr__(self, "classes", classes)
-        object.__setattr__(self, "unseen", unseen)
-        self.__post_init__()
 
     def validate(self) -> list[str]:
         problems = []
@@ -297,7 +290,7 @@ def inverse_transform(name: str | None, values: np.ndarray) -> np.ndarray:
 _DOMAIN = {"log": "> 0", "log1p": "> -1", "sqrt": ">= 0"}
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True)
 class NumericLabel(Operator):
     """A numeric label for regression (linear output, squared/absolute/Huber loss).
 
@@ -323,23 +316,10 @@ class NumericLabel(Operator):
     #: they are (so they are part of the train node's fingerprint, not the examples').
     TRAINING_PARAMS: ClassVar[tuple[str, ...]] = ("transform", "loss", "huber_delta")
     column: str
+    _: dataclasses.KW_ONLY
     transform: str | None = None
     loss: str = "squared"
     huber_delta: float = 1.0
-
-    def __init__(
-        self,
-        column: str,
-        *,
-        transform: str | None = None,
-        loss: str = "squared",
-        huber_delta: float = 1.0,
-    ) -> None:
-        object.__setattr__(self, "column", column)
-        object.__setattr__(self, "transform", transform)
-        object.__setattr__(self, "loss", loss)
-        object.__setattr__(self, "huber_delta", huber_delta)
-        self.__post_init__()
 
     def validate(self) -> list[str]:
         problems = []

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from helix_tf.components.base import normalized
 from helix_tf.components.features._base import Analyzer, Feature, Input
 from helix_tf.types import CATEGORICAL, NUMERIC
 
@@ -36,7 +37,7 @@ class _MomentsAnalyzer(Analyzer):
         return {"mean": mean, "std": std, "count": int(n)}
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True)
 class Numeric(Feature):
     """A numeric column; standardised with mean/std of the training split by default.
 
@@ -45,12 +46,8 @@ class Numeric(Feature):
 
     ACCEPTS: ClassVar[tuple[str, ...]] = (NUMERIC,)
     column: Input
+    _: dataclasses.KW_ONLY
     standardize: bool = True
-
-    def __init__(self, column: Input, *, standardize: bool = True) -> None:
-        object.__setattr__(self, "column", column)
-        object.__setattr__(self, "standardize", standardize)
-        self.__post_init__()
 
     def inputs(self) -> tuple[Input, ...]:
         return (self.column,)
@@ -69,7 +66,7 @@ class Numeric(Feature):
         return x.astype(np.float32)
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True)
 class Bucketize(Feature):
     """A numeric column cut at sorted boundaries: index i for boundaries[i-1] <= x < boundaries[i].
 
@@ -78,14 +75,11 @@ class Bucketize(Feature):
 
     ACCEPTS: ClassVar[tuple[str, ...]] = (NUMERIC,)
     column: Input
-    boundaries: tuple[float, ...]
-
-    def __init__(self, column: Input, boundaries: Sequence[float]) -> None:
-        object.__setattr__(self, "column", column)
-        object.__setattr__(self, "boundaries", tuple(float(b) for b in boundaries))
-        self.__post_init__()
+    boundaries: Sequence[float] = normalized(lambda b: tuple(float(x) for x in b))
 
     def validate(self) -> list[str]:
+        if not isinstance(self.boundaries, tuple):
+            return [f"boundaries must be a list of numbers, but got {self.boundaries!r}"]
         b = list(self.boundaries)
         if not b:
             return ["boundaries must not be empty"]
@@ -126,22 +120,20 @@ def _mix64(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True)
 class Cross(Feature):
     """A hashed cross of categorical features into ``buckets`` indices."""
 
     ACCEPTS: ClassVar[tuple[str, ...]] = (CATEGORICAL,)
-    columns: tuple[Input, ...]
+    columns: Sequence[Input] = normalized(tuple)
+    _: dataclasses.KW_ONLY
     buckets: int
-
-    def __init__(self, columns: Sequence[Input], *, buckets: int) -> None:
-        object.__setattr__(self, "columns", tuple(columns))
-        object.__setattr__(self, "buckets", buckets)
-        self.__post_init__()
 
     def validate(self) -> list[str]:
         problems = []
-        if len(self.columns) < 2:
+        if not isinstance(self.columns, tuple):
+            problems.append(f"columns must be a list of inputs, but got {self.columns!r}")
+        elif len(self.columns) < 2:
             problems.append(f"a cross needs at least 2 inputs, but got {len(self.columns)}")
         if not isinstance(self.buckets, int) or self.buckets < 1:
             problems.append(f"buckets must be an integer >= 1, but got {self.buckets!r}")

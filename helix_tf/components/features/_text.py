@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from helix_tf.components.base import normalized
 from helix_tf.components.features._base import MISSING_TOKEN, Analyzer, Bag, Feature, Input
 from helix_tf.types import BAG, CATEGORICAL, STRING, TOKENS
 
@@ -186,7 +187,7 @@ def _counts_per_row(
     return rows, weights
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True)
 class Vocabulary(Feature):
     """Index a string column (categorical) or a token list (bag of word counts).
 
@@ -199,23 +200,10 @@ class Vocabulary(Feature):
 
     ACCEPTS: ClassVar[tuple[str, ...]] = (STRING, TOKENS)
     column: Input
+    _: dataclasses.KW_ONLY
     min_count: int = 1
     top_k: int | None = None
     oov_buckets: int = 1
-
-    def __init__(
-        self,
-        column: Input,
-        *,
-        min_count: int = 1,
-        top_k: int | None = None,
-        oov_buckets: int = 1,
-    ) -> None:
-        object.__setattr__(self, "column", column)
-        object.__setattr__(self, "min_count", min_count)
-        object.__setattr__(self, "top_k", top_k)
-        object.__setattr__(self, "oov_buckets", oov_buckets)
-        self.__post_init__()
 
     def validate(self) -> list[str]:
         problems = []
@@ -261,7 +249,7 @@ class Vocabulary(Feature):
         return [str(v) for v in state["vocab"]] + oov
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True)
 class TfIdf(Feature):
     """TF-IDF weights of a token list over a vocabulary learned on the training split.
 
@@ -271,26 +259,11 @@ class TfIdf(Feature):
 
     ACCEPTS: ClassVar[tuple[str, ...]] = (TOKENS,)
     column: Input
+    _: dataclasses.KW_ONLY
     min_count: int = 1
     top_k: int | None = None
     norm: str | None = "l2"
     sublinear_tf: bool = False
-
-    def __init__(
-        self,
-        column: Input,
-        *,
-        min_count: int = 1,
-        top_k: int | None = None,
-        norm: str | None = "l2",
-        sublinear_tf: bool = False,
-    ) -> None:
-        object.__setattr__(self, "column", column)
-        object.__setattr__(self, "min_count", min_count)
-        object.__setattr__(self, "top_k", top_k)
-        object.__setattr__(self, "norm", norm)
-        object.__setattr__(self, "sublinear_tf", sublinear_tf)
-        self.__post_init__()
 
     def validate(self) -> list[str]:
         problems = []
@@ -340,7 +313,7 @@ class TfIdf(Feature):
 # --------------------------------------------------------------------------- text
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True)
 class Tokenize(Feature):
     """Split text into tokens: optional lower-casing, a token regex, n-grams.
 
@@ -350,23 +323,10 @@ class Tokenize(Feature):
 
     ACCEPTS: ClassVar[tuple[str, ...]] = (STRING,)
     column: Input
+    _: dataclasses.KW_ONLY
     lower: bool = True
     pattern: str = r"[^\W\d_]+"
-    ngrams: tuple[int, ...] = (1,)
-
-    def __init__(
-        self,
-        column: Input,
-        *,
-        lower: bool = True,
-        pattern: str = r"[^\W\d_]+",
-        ngrams: Sequence[int] = (1,),
-    ) -> None:
-        object.__setattr__(self, "column", column)
-        object.__setattr__(self, "lower", lower)
-        object.__setattr__(self, "pattern", pattern)
-        object.__setattr__(self, "ngrams", tuple(ngrams))
-        self.__post_init__()
+    ngrams: Sequence[int] = normalized(tuple, default=(1,))
 
     def validate(self) -> list[str]:
         problems = []
@@ -374,7 +334,11 @@ class Tokenize(Feature):
             re.compile(self.pattern)
         except re.error as exc:
             problems.append(f"pattern {self.pattern!r} is not a valid regular expression: {exc}")
-        if not self.ngrams or any((not isinstance(k, int)) or k < 1 for k in self.ngrams):
+        if (
+            not isinstance(self.ngrams, tuple)
+            or not self.ngrams
+            or any((not isinstance(k, int)) or k < 1 for k in self.ngrams)
+        ):
             problems.append(f"ngrams must be positive integers, but got {self.ngrams!r}")
         return problems
 

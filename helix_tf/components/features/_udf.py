@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from helix_tf.components.base import did_you_mean
+from helix_tf.components.base import did_you_mean, normalized
 from helix_tf.components.features._base import Analyzer, Feature, Input, SourceRows
 from helix_tf.errors import ExecutionError
 from helix_tf.types import CATEGORICAL, NUMERIC, ROW_ID, STRING
@@ -117,7 +117,7 @@ def _coerce_output(op: Feature, result: Any, n: int, output: str, size: int | No
     return arr.astype(object)
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True)
 class Udf(_UserFunction):
     """A user function computing one value per row.
 
@@ -128,26 +128,11 @@ class Udf(_UserFunction):
     """
 
     fn: Callable[..., Any]
+    _: dataclasses.KW_ONLY
     batched: bool = False
     output: str = NUMERIC
     size: int | None = None
-    files: tuple[str, ...] = ()
-
-    def __init__(
-        self,
-        fn: Callable[..., Any],
-        *,
-        batched: bool = False,
-        output: str = NUMERIC,
-        size: int | None = None,
-        files: Sequence[str | os.PathLike[str]] | str = (),
-    ) -> None:
-        object.__setattr__(self, "fn", fn)
-        object.__setattr__(self, "batched", batched)
-        object.__setattr__(self, "output", output)
-        object.__setattr__(self, "size", size)
-        object.__setattr__(self, "files", _as_files(files))
-        self.__post_init__()
+    files: Sequence[str | os.PathLike[str]] | str = normalized(_as_files, default=())
 
     def validate(self) -> list[str]:
         problems = []
@@ -248,35 +233,17 @@ class DatasetUdf(_UserFunction):
 
     fit: Callable[..., Any]
     apply: Callable[..., Any]
-    columns: tuple[str, ...]
+    columns: Sequence[str] = normalized(tuple)
     output: str = NUMERIC
     size: int | None = None
-    files: tuple[str, ...] = ()
-
-    def __init__(
-        self,
-        *,
-        fit: Callable[..., Any],
-        apply: Callable[..., Any],
-        columns: Sequence[str],
-        output: str = NUMERIC,
-        size: int | None = None,
-        files: Sequence[str | os.PathLike[str]] | str = (),
-    ) -> None:
-        object.__setattr__(self, "fit", fit)
-        object.__setattr__(self, "apply", apply)
-        object.__setattr__(self, "columns", tuple(columns))
-        object.__setattr__(self, "output", output)
-        object.__setattr__(self, "size", size)
-        object.__setattr__(self, "files", _as_files(files))
-        self.__post_init__()
+    files: Sequence[str | os.PathLike[str]] | str = normalized(_as_files, default=())
 
     def validate(self) -> list[str]:
         problems = []
         if not callable(self.fit) or not callable(self.apply):
             problems.append("fit and apply must both be callable")
-        if not self.columns:
-            problems.append("columns must name the columns fit() reads")
+        if not isinstance(self.columns, tuple) or not self.columns:
+            problems.append(f"columns must name the columns fit() reads, but got {self.columns!r}")
         return problems + _output_problems(self.output, self.size) + _files_problems(self.files)
 
     def analyzer(self) -> Analyzer | None:

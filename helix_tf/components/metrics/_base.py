@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import logging
 import time
@@ -39,7 +40,7 @@ class _Tally:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class Metric(Operator):
+class Metric(Operator, abc.ABC):
     """Base class of evaluation metrics (binary classifiers unless ``TASKS`` says more).
 
     Parameters
@@ -77,9 +78,9 @@ class Metric(Operator):
         """Return the raw columns ``compute`` needs in ``frame`` (empty: no frame needed)."""
         return (self.slice_by,) if self.slice_by else ()
 
+    @abc.abstractmethod
     def keys(self) -> tuple[str, ...]:
         """Return the overall result keys, known before computing (slices add suffixes)."""
-        raise NotImplementedError(f"{self.op_name} must implement keys()")
 
     def compute(
         self,
@@ -113,6 +114,8 @@ class Metric(Operator):
 
         Examples
         --------
+        >>> import pandas as pd
+        >>> from helix_tf.metrics import Accuracy
         >>> Accuracy().compute([1, 0, 1, 0], [0.9, 0.6, 0.2, 0.1])
         {'accuracy': 0.5}
         >>> Accuracy(slice_by="g").compute(

@@ -41,6 +41,7 @@ def compute_metrics(
 
     Examples
     --------
+    >>> from helix_tf.metrics import AUC, Accuracy
     >>> compute_metrics([Accuracy(), AUC()], [1, 0, 1, 0], [0.9, 0.6, 0.2, 0.1])
     {'accuracy': 0.5, 'auc': 0.75}
     """

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from helix_tf.components.base import list_as_tuple, normalized
 from helix_tf.components.metrics._base import Metric, _take
 from helix_tf.errors import ExecutionError
 
@@ -51,12 +52,7 @@ class Custom(Metric):
 
     name: str
     fn: Callable[[np.ndarray, np.ndarray, pd.DataFrame | None], float | Mapping[str, float]]
-    frame_columns: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if isinstance(self.frame_columns, list):
-            object.__setattr__(self, "frame_columns", tuple(self.frame_columns))
-        super().__post_init__()
+    frame_columns: tuple[str, ...] = normalized(list_as_tuple, default=())
 
     def validate(self) -> list[str]:
         """Return the problems with these parameters (empty when valid)."""

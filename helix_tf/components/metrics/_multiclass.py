@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from helix_tf.components.base import normalized
 from helix_tf.components.metrics._base import Metric, _as_vector, _same_length, _Tally
 from helix_tf.components.metrics._bootstrap import Counts
 from helix_tf.components.metrics._classification import _ratio
@@ -36,18 +37,18 @@ __all__ = [
 ]
 
 
+def _listed_names(classes: Any) -> Any:
+    """Classes given as a list, as a tuple of text (a tuple is taken as it is)."""
+    return tuple(str(c) for c in classes) if isinstance(classes, list) else classes
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class _MulticlassMetric(Metric):
     """Base of multiclass metrics: checks class indices and per-class probabilities."""
 
     TASKS: ClassVar[tuple[str, ...]] = ("multiclass",)
     #: Class names for result keys, in output order (None: the engine fills them in).
-    classes: tuple[str, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.classes, list):
-            object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
-        super().__post_init__()
+    classes: tuple[str, ...] | None = normalized(_listed_names, default=None)
 
     def validate(self) -> list[str]:
         problems = super().validate()

@@ -2,51 +2,26 @@
 
 from __future__ import annotations
 
-import collections
-import concurrent.futures
 import dataclasses
-import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from helix_tf.components.base import did_you_mean
+from helix_tf.components.base import did_you_mean, list_as_tuple, normalized
 from helix_tf.components.sources._base import (
-    COPY_STRIDE,
-    FILE_STRIDE,
-    ROW_ID,
+    ReadShard,
     Source,
-    _as_column,
     _as_pairs,
     _as_paths,
     _column_problems,
     _fraction_problems,
-    _in_test,
-    _normalise,
-    _open,
     _path_problem,
     _paths_problems,
-    _shorten,
-    _split_files,
     _split_names,
 )
-from helix_tf.components.sources._csv_parsing import (
-    _FIX_ROW,
-    _BadRows,
-    _blank_lines,
-    _blocks,
-    _cast_lenient,
-    _decode_lines,
-    _split_quoted,
-)
-from helix_tf.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
     import pyarrow as pa
-
-_MAX_WORKERS = 4
-_NUMBER_RE = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$|^[+-]?(?:nan|inf|infinity)$"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -108,15 +83,15 @@ class Csv(Source):
     VERSION: ClassVar[int] = 1
     ROW_UNIT: ClassVar[str] = "line"
 
-    train: str | tuple[str, ...]
-    test: str | tuple[str, ...] | None = None
-    columns: tuple[tuple[str, str], ...] | dict[str, str] = ()
+    train: str | tuple[str, ...] = normalized(_as_paths)
+    test: str | tuple[str, ...] | None = normalized(_as_paths, default=None)
+    columns: tuple[tuple[str, str], ...] | dict[str, str] = normalized(_as_pairs, default=())
     header: bool = False
     separator: str = ","
     strip: bool = True
-    skip_lines: int | dict[str, int] = 0
-    na_values: tuple[str, ...] = ("", "?")
-    replace: dict[str, dict[str, str]] | None = None
+    skip_lines: int | dict[str, int] = normalized(_as_pairs, default=0)
+    na_values: tuple[str, ...] = normalized(list_as_tuple, default=("", "?"))
+    replace: dict[str, dict[str, str]] | None = normalized(_as_pairs, default=None)
     quote: str | None = '"'
     on_bad_row: str = "fail"
     max_bad_rows: int = 100
@@ -124,18 +99,6 @@ class Csv(Source):
     split_seed: int = 0
     replicate: int = 1
     rest_in_last: bool = False
-
-    def __post_init__(self) -> None:
-        _normalise(
-            self,
-            train=_as_paths,
-            test=_as_paths,
-            columns=_as_pairs,
-            skip_lines=_as_pairs,
-            replace=_as_pairs,
-            na_values=lambda v: tuple(v) if isinstance(v, list) else v,
-        )
-        super().__post_init__()
 
     # -- spec ----------------------------------------------------------------
 
@@ -238,13 +201,7 @@ class Csv(Source):
         found += [_path_problem(p, "test", "Csv") for p in self.test or ()]
         return [p for p in found if p]
 
-    def _skip_for(self, param: str) -> int:
-        """Junk lines at the top of the files of ``param`` (``"train"`` or ``"test"``)."""
-        if isinstance(self.skip_lines, int):
-            return self.skip_lines
-        return dict(self.skip_lines).get(param, 0)
-
-    # -- reading -------------------------------------------------------------
+    # -- reading (the executor: sources._csv_reader) ---------------------------
 
     def read(
         self, split: str, *, batch_rows: int = 50_000, counters: dict[str, int] | None = None
@@ -257,354 +214,36 @@ class Csv(Source):
         self, split: str, *, batch_rows: int = 50_000, counters: dict[str, int] | None = None
     ) -> Iterator[pa.Table]:
         """Stream a split as Arrow tables (parsed by Arrow, never through pandas)."""
-        import pyarrow as pa
+        from helix_tf.components.sources._csv_reader import CsvReader
 
-        param, paths = _split_files(self, split)
-        if batch_rows < 1:
-            raise ConfigError(f"batch_rows must be >= 1, but got {batch_rows}")
-        bad = _BadRows(self.on_bad_row, self.max_bad_rows, counters)
-        copies = self.replicate if split == "train" else 1
-        for index, path in enumerate(paths):
-            with _open(path, param, "Csv") as handle:
-                for columns, lines in self._read_file(handle, path, param, batch_rows, bad):
-                    ids = lines + index * FILE_STRIDE
-                    if self.test_fraction is not None:
-                        keep = _in_test(ids, self.test_fraction, self.split_seed)
-                        if split == "train":
-                            keep = ~keep
-                        columns = {n: a.filter(keep) for n, a in columns.items()}
-                        ids = ids[keep]
-                    if not len(ids):
-                        continue
-                    arrays = dict(columns)
-                    arrays[ROW_ID] = pa.array(ids, pa.int64())
-                    table = pa.table(arrays)
-                    for copy in range(copies):
-                        if copy:
-                            table = table.set_column(
-                                table.schema.get_field_index(ROW_ID),
-                                ROW_ID,
-                                pa.array(ids + copy * COPY_STRIDE, pa.int64()),
-                            )
-                        for start in range(0, table.num_rows, batch_rows):
-                            part = table.slice(start, batch_rows)
-                            if counters is not None:
-                                counters["rows_read"] = counters.get("rows_read", 0) + part.num_rows
-                            yield part
-        bad.summarise()
+        yield from CsvReader(self).read_tables(split, batch_rows=batch_rows, counters=counters)
 
-    def _read_file(
-        self, handle: Any, path: str, param: str, batch_rows: int, bad: _BadRows
-    ) -> Iterator[tuple[dict[str, pa.Array], np.ndarray]]:
-        """Parse one file (of the ``train`` or ``test`` parameter) into blocks of rows."""
-        line = 0
-        for _ in range(self._skip_for(param)):
-            if not handle.readline():
-                return
-            line += 1
-        if self.header:
-            text = handle.readline()
-            if not text:
-                return
-            line += 1
-            self._check_header(text, path, line)
-        blocks = _blocks(handle, line, batch_rows)
-        if not self.header:
-            blocks = self._refuse_header_as_data(blocks, path)
-        workers = min(_MAX_WORKERS, os.cpu_count() or 1)
-        if workers == 1:
-            parsed = (self._parse_block(*block, path) for block in blocks)
-            yield from self._report(parsed, path, bad)
-            return
-        # parse a few blocks ahead in threads (pyarrow releases the GIL), in file order
-        with concurrent.futures.ThreadPoolExecutor(workers, "helix-csv") as pool:
-            pending: collections.deque[concurrent.futures.Future[Any]] = collections.deque()
+    def read_shards(
+        self, split: str, *, batch_rows: int = 50_000, shard_bytes: int = 64 << 20
+    ) -> list[ReadShard]:
+        """One shard per file; a file over ``shard_bytes`` in byte ranges of about that size.
 
-            def results() -> Iterator[Any]:
-                for block in blocks:
-                    pending.append(pool.submit(self._parse_block, *block, path))
-                    if len(pending) > workers:
-                        yield pending.popleft().result()
-                while pending:
-                    yield pending.popleft().result()
-
-            try:
-                yield from self._report(results(), path, bad)
-            finally:
-                for future in pending:
-                    future.cancel()
-
-    @staticmethod
-    def _report(parsed: Iterator[Any], path: str, bad: _BadRows) -> Iterator[Any]:
-        """Apply the bad-row policy to parsed blocks in file order; yield non-empty ones."""
-        for columns, lines, issues in parsed:
-            if issues is not None:
-                bad.handle(path, *issues)
-            if len(lines):
-                yield columns, lines
-
-    def _parse_block(
-        self, first: int, body: bytes, count: int, path: str
-    ) -> tuple[dict[str, pa.Array], np.ndarray, Any]:
-        """Parse one block: the fast path when it applies and succeeds, else the careful one."""
-        if first == 0 and body.startswith(b"\xef\xbb\xbf"):
-            body = body[3:]  # UTF-8 byte-order mark
-        if self._fast_ok(body):
-            parsed = self._parse_fast(body, first, count)
-            if parsed is not None:
-                return parsed[0], parsed[1], None
-        return self._parse_careful(body, first, path)
-
-    def _header_fields(self, raw: bytes) -> list[str]:
-        """The fields of one line as a header would name them (trimmed, no BOM)."""
-        text = raw.decode("utf-8", errors="replace").rstrip("\r\n").lstrip("\ufeff")
-        try:
-            found = _split_quoted(text, self.separator, self.quote, None)
-        except ValueError:
-            found = text.split(self.separator)
-        return [f.strip() for f in found]
-
-    def _refuse_header_as_data(
-        self, blocks: Iterator[tuple[int, bytes, int]], path: str
-    ) -> Iterator[tuple[int, bytes, int]]:
-        """Pass ``blocks`` through; fail if the first data line names the declared columns.
-
-        Read as data, a header row becomes a row of strings (or fails to convert
-        with a misleading "expects an integer" message): say ``header=True`` instead.
+        A file is cut only between the blocks of lines :meth:`read_tables` parses
+        (found by one pass that reads the file and counts newlines, without
+        parsing), so each shard knows the line number its first block starts at
+        and the shards' tables are exactly the sequential read's. A line belongs
+        to the block it starts in; a quoted field never spans lines (see
+        ``quote``), so every newline ends a row. Compressed files are one shard.
+        With ``replicate``, sizes count every copy, and a block whose copies
+        exceed ``shard_bytes`` is read by several shards, each a range of copies.
         """
-        first = next(blocks, None)
-        if first is None:
-            return
-        start, body, _ = first
-        declared = [name for name, _ in self.columns]
-        if self._header_fields(body.split(b"\n", 1)[0]) == declared:
-            raise DataError(
-                f"{path} line {start + 1}: the line holds the column names {declared}, so the "
-                "file starts with a header, but Csv reads it as data; pass header=True (or "
-                "skip it with skip_lines)"
-            )
-        yield first
-        yield from blocks
+        from helix_tf.components.sources._csv_reader import CsvReader
 
-    def _check_header(self, raw: bytes, path: str, line: int) -> None:
-        found = self._header_fields(raw)
-        declared = [name for name, _ in self.columns]
-        if found != declared:
-            raise DataError(
-                f"{path} line {line}: the header names columns {found}, but columns declares "
-                f"{declared}; declare the columns in the file's order with the header's names"
-            )
+        return CsvReader(self).read_shards(split, batch_rows=batch_rows, shard_bytes=shard_bytes)
 
-    # fast path: pyarrow.csv on a clean block --------------------------------
+    def read_shard(
+        self, shard: ReadShard, *, batch_rows: int = 50_000, counters: dict[str, int] | None = None
+    ) -> Iterator[pa.Table]:
+        """The tables of one shard of :meth:`read_shards`; bad rows name file and line."""
+        from helix_tf.components.sources._csv_reader import CsvReader
 
-    def _fast_ok(self, body: bytes) -> bool:
-        return (
-            len(self.separator) == 1
-            and not self.rest_in_last
-            and (self.quote is None or self.quote.encode() not in body)
-        )
+        yield from CsvReader(self).read_shard(shard, batch_rows=batch_rows, counters=counters)
 
-    def _parse_fast(
-        self, body: bytes, first: int, n_lines: int
-    ) -> tuple[dict[str, pa.Array], np.ndarray] | None:
-        import numpy as np
-        import pyarrow as pa
-        import pyarrow.csv as pcsv
-
-        if b"\r" in body:
-            body = body.replace(b"\r\n", b"\n")
-        names = [name for name, _ in self.columns]
-        replaced = {c for c, _ in self.replace or ()}
-        types = {
-            n: pa.int64() if k == "int" else pa.float64()
-            for n, k in self.columns
-            if k != "string" and n not in replaced
-        }
-        nulls = sorted({w for v in self.na_values for w in (v, f" {v}", f"{v} ", f" {v} ")})
-        invalid: list[Any] = []
-        try:
-            table = pcsv.read_csv(
-                pa.py_buffer(body),
-                read_options=pcsv.ReadOptions(
-                    column_names=names, block_size=1 << 20, use_threads=False
-                ),
-                parse_options=pcsv.ParseOptions(
-                    delimiter=self.separator,
-                    quote_char=False,
-                    escape_char=False,
-                    ignore_empty_lines=True,
-                    invalid_row_handler=lambda row: invalid.append(row) or "skip",
-                ),
-                convert_options=pcsv.ConvertOptions(
-                    column_types={n: types.get(n, pa.string()) for n in names},
-                    null_values=nulls,
-                    strings_can_be_null=False,
-                    check_utf8=True,
-                ),
-            )
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            return None
-        if invalid:
-            return None
-        lines = np.arange(first + 1, first + n_lines + 1, dtype=np.int64)
-        if table.num_rows != n_lines:  # arrow skipped the empty lines: find them
-            blank = _blank_lines(body)
-            if table.num_rows != n_lines - len(blank):
-                return None
-            lines = np.delete(lines, blank)
-        columns: dict[str, pa.Array] = {}
-        for name, kind in self.columns:
-            values = table.column(name).combine_chunks()
-            if name in types:
-                columns[name] = _as_column(values, kind)
-                continue
-            converted = self._convert(name, kind, values)
-            if converted[1] is not None:
-                return None
-            columns[name] = converted[0]
-        return columns, lines
-
-    # careful path: vectorised split, exact line numbers, every problem named --
-
-    def _parse_careful(
-        self, body: bytes, first: int, path: str
-    ) -> tuple[dict[str, pa.Array], np.ndarray, Any]:
-        """Parse a block line by line (vectorised); returns (columns, line numbers, issues).
-
-        ``issues`` is None, or the (line numbers, describe) of the bad rows, for
-        :meth:`_BadRows.handle`; bad rows are left out of the columns.
-        """
-        import numpy as np
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        lines = _decode_lines(body, first, path)
-        if b"\r" in body:
-            lines = pc.utf8_rtrim(lines, characters="\r")
-        n = len(self.columns)
-        sep = self.separator
-        parts = pc.split_pattern(lines, sep, max_splits=n - 1 if self.rest_in_last else None)
-        counts = pc.list_value_length(parts).to_numpy()
-        empty = pc.or_(pc.equal(pc.binary_length(lines), 0), pc.utf8_is_space(lines))
-        blank = (counts == 1) & np.asarray(empty)
-        quoted = np.zeros(len(lines), dtype=bool)
-        if self.quote is not None and self.quote.encode() in body:
-            has_quote = np.asarray(pc.match_substring(lines, self.quote)) & ~blank
-            for i in np.flatnonzero(has_quote):
-                text = lines[int(i)].as_py()
-                head = text.split(sep, n - 1)[: n - 1] if self.rest_in_last else [text]
-                quoted[i] = any(self.quote in h for h in head)
-        good = (counts == n) & ~blank & ~quoted
-        # problems: position in block -> (kind, detail); formatted only when reported
-        issues: dict[int, tuple[str, Any]] = {
-            int(i): ("count", int(counts[i])) for i in np.flatnonzero(~good & ~blank & ~quoted)
-        }
-        slow_rows: list[list[str]] = []
-        slow_at: list[int] = []
-        for i in np.flatnonzero(quoted):
-            try:
-                fields = _split_quoted(
-                    lines[int(i)].as_py(), sep, self.quote, n if self.rest_in_last else None
-                )
-            except ValueError as exc:
-                issues[int(i)] = ("quote", str(exc))
-                continue
-            if len(fields) != n:
-                issues[int(i)] = ("count", len(fields))
-            else:
-                slow_rows.append(fields)
-                slow_at.append(int(i))
-        position = np.flatnonzero(good)
-        good_parts = parts.filter(pa.array(good))
-        raw: dict[str, pa.Array] = {}
-        for j, (name, _) in enumerate(self.columns):
-            column = pc.list_element(good_parts, j) if len(position) else pa.array([], pa.string())
-            if slow_rows:
-                extra = pa.array([r[j] for r in slow_rows], pa.string())
-                column = pa.concat_arrays([column, extra])
-            raw[name] = column
-        if slow_rows:
-            position = np.concatenate([position, np.asarray(slow_at, dtype=np.int64)])
-            order = np.argsort(position, kind="stable")
-            position = position[order]
-            raw = {k: v.take(pa.array(order)) for k, v in raw.items()}
-        failed = np.zeros(len(position), dtype=bool)
-        columns: dict[str, pa.Array] = {}
-        for name, kind in self.columns:
-            columns[name], bad_values = self._convert(name, kind, raw[name])
-            if bad_values is not None:
-                for r in np.flatnonzero(bad_values & ~failed):
-                    value = raw[name][int(r)].as_py().strip()
-                    issues[int(position[r])] = ("number", (name, kind, value))
-                failed |= bad_values
-        report = None
-        if issues:
-            where = sorted(issues)
-
-            def describe(k: int) -> tuple[str, str]:
-                return self._describe(issues[where[k]], lines[where[k]].as_py())
-
-            report = ([first + 1 + w for w in where], describe)
-        if failed.any():
-            keep = pa.array(~failed)
-            columns = {k: v.filter(keep) for k, v in columns.items()}
-            position = position[~failed]
-        return columns, position + first + 1, report
-
-    def _describe(self, issue: tuple[str, Any], text: str) -> tuple[str, str]:
-        """(reason, fix) for a problem found in the careful path."""
-        kind, detail = issue
-        if kind == "count":
-            return (
-                f"expected {len(self.columns)} fields separated by {self.separator!r}, "
-                f"found {detail}: {_shorten(text)}",
-                _FIX_ROW,
-            )
-        if kind == "quote":
-            return f"{detail}: {_shorten(text)}", _FIX_ROW
-        name, column_kind, value = detail
-        what = "an integer" if column_kind == "int" else "a number"
-        return (
-            f"column {name!r} ({column_kind}) expects {what}, found {_shorten(value)}: "
-            f"{_shorten(text)}",
-            f"Fix the value, declare {name!r} as 'string', add {value!r} to na_values, "
-            "or pass on_bad_row='skip' to skip malformed rows",
-        )
-
-    def _convert(
-        self, name: str, kind: str, values: pa.Array
-    ) -> tuple[pa.Array, np.ndarray | None]:
-        """Trim, replace, apply na_values, convert; returns (array, mask of failures or None)."""
-        import numpy as np
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        if self.strip or kind != "string":
-            values = pc.utf8_trim_whitespace(values)
-        mapping = dict(self.replace or ()).get(name)
-        if mapping:
-            keys = pa.array([k for k, _ in mapping], pa.string())
-            mapped = pa.array([v for _, v in mapping], pa.string()).take(
-                pc.index_in(values, value_set=keys)
-            )
-            values = pc.coalesce(mapped, values)
-        if self.na_values:
-            missing = pc.is_in(values, value_set=pa.array(self.na_values, pa.string()))
-            values = pc.if_else(missing, pa.scalar(None, pa.string()), values)
-        if kind == "string":
-            return values, None
-        failed = None
-        try:
-            numbers = pc.cast(values, pa.float64())
-        except pa.ArrowInvalid:
-            ok = pc.fill_null(pc.match_substring_regex(values, _NUMBER_RE, ignore_case=True), True)
-            failed = ~np.asarray(ok)
-            numbers = _cast_lenient(pc.if_else(ok, values, pa.scalar(None, pa.string())), failed)
-        if kind == "int":
-            array = numbers.to_numpy(zero_copy_only=False)
-            with np.errstate(invalid="ignore"):
-                fraction = np.asarray(numbers.is_valid()) & ~(np.floor(array) == array)
-            if fraction.any():
-                failed = fraction if failed is None else failed | fraction
-                numbers = pc.if_else(pa.array(fraction), pa.scalar(None, pa.float64()), numbers)
-        return numbers, failed
+    def bad_row_limit(self) -> int | None:
+        """``max_bad_rows`` when malformed rows are skipped."""
+        return self.max_bad_rows if self.on_bad_row == "skip" else None

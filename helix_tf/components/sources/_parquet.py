@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from helix_tf.components.base import did_you_mean
+from helix_tf.components.base import did_you_mean, list_as_tuple, normalized
 from helix_tf.components.sources._base import (
     FILE_STRIDE,
     ROW_ID,
@@ -21,7 +21,6 @@ from helix_tf.components.sources._base import (
     _in_test,
     _is_url,
     _local,
-    _normalise,
     _open,
     _path_problem,
     _paths_problems,
@@ -59,20 +58,11 @@ class Parquet(Source):
 
     VERSION: ClassVar[int] = 1
 
-    train: str | tuple[str, ...]
-    test: str | tuple[str, ...] | None = None
-    columns: tuple[str, ...] | None = None
+    train: str | tuple[str, ...] = normalized(_as_paths)
+    test: str | tuple[str, ...] | None = normalized(_as_paths, default=None)
+    columns: tuple[str, ...] | None = normalized(list_as_tuple, default=None)
     test_fraction: float | None = None
     split_seed: int = 0
-
-    def __post_init__(self) -> None:
-        _normalise(
-            self,
-            train=_as_paths,
-            test=_as_paths,
-            columns=lambda v: tuple(v) if isinstance(v, list) else v,
-        )
-        super().__post_init__()
 
     def validate(self) -> list[str]:
         """Return the problems with these parameters (empty when valid)."""

@@ -7,19 +7,17 @@ importing this module (and listing a prepared dataset's files) stays cheap.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from helix_tf.components.base import normalized
 from helix_tf.components.sources._base import (
     Source,
     _as_pairs,
     _column_problems,
-    _emit,
-    _frame,
-    _normalise,
 )
-from helix_tf.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,21 +55,13 @@ class Tfds(Source):
     VERSION: ClassVar[int] = 1
 
     name: str
-    data_dir: str
-    tfds_splits: dict[str, str] | tuple[tuple[str, str], ...] = (
-        ("train", "train"),
-        ("test", "test"),
+    data_dir: str = normalized(lambda v: os.fspath(v) if isinstance(v, os.PathLike) else v)
+    tfds_splits: dict[str, str] | tuple[tuple[str, str], ...] = normalized(
+        _as_pairs, default=(("train", "train"), ("test", "test"))
     )
-    columns: dict[str, str] | tuple[tuple[str, str], ...] | None = None
-
-    def __post_init__(self) -> None:
-        _normalise(
-            self,
-            tfds_splits=_as_pairs,
-            columns=_as_pairs,
-            data_dir=lambda v: os.fspath(v) if isinstance(v, os.PathLike) else v,
-        )
-        super().__post_init__()
+    columns: dict[str, str] | tuple[tuple[str, str], ...] | None = normalized(
+        _as_pairs, default=None
+    )
 
     def validate(self) -> list[str]:
         """Return the problems with these parameters (empty when valid)."""
@@ -101,13 +91,21 @@ class Tfds(Source):
         return tuple(k for k, _ in self.tfds_splits)
 
     def schema(self) -> dict[str, str]:
-        """The declared columns, or every scalar feature of the dataset."""
+        """The declared columns, or every scalar feature of the prepared dataset.
+
+        Undeclared columns are read from the prepared folder's ``features.json``
+        (no TensorFlow Datasets import: this runs at compile time); a feature kind
+        that file does not make plain falls back to TFDS's own description.
+        """
         if self.columns is not None:
             return dict(self.columns)
-        builder = self._builder()
-        found: dict[str, str] = {}
-        _scalar_features(builder.info.features, "", found)
-        return found
+        directory, _ = self._variant_dir()
+        found = _scalars_from_features_json(directory) if directory is not None else None
+        if found is not None:
+            return found
+        from helix_tf.components.sources._tfds_reader import scalar_features
+
+        return scalar_features(self)
 
     def files(self) -> tuple[str, ...]:
         """The prepared dataset's files under ``data_dir`` (empty when not prepared)."""
@@ -162,79 +160,13 @@ class Tfds(Source):
             return None, f"it has configs {configs}; name one, e.g. '{dataset}/{configs[0]}'"
         return None, f"no prepared version under {base}"
 
-    def _builder(self) -> Any:
-        import tensorflow_datasets as tfds
-
-        try:
-            return tfds.builder(self.name, data_dir=self.data_dir)
-        except Exception as exc:  # TFDS raises many kinds (not found, bad version, ...)
-            raise ConfigError(
-                f"Tfds: cannot load dataset {self.name!r} from data_dir {self.data_dir!r}: {exc}"
-            ) from exc
-
     def read(
         self, split: str, *, batch_rows: int = 50_000, counters: dict[str, int] | None = None
     ) -> Iterator[pd.DataFrame]:
         """Stream a split from the prepared dataset (never downloads)."""
-        import numpy as np
-        import pyarrow as pa
-        import tensorflow_datasets as tfds
+        from helix_tf.components.sources._tfds_reader import read_tfds
 
-        self._require_split(split)
-        spec = dict(self.tfds_splits)[split]
-        kinds = self.schema()
-        builder = self._builder()
-        try:
-            dataset = builder.as_dataset(split=spec, shuffle_files=False)
-        except (AssertionError, FileNotFoundError) as exc:
-            raise ConfigError(self._not_prepared(str(exc).splitlines()[0])) from exc
-        except (ValueError, KeyError) as exc:
-            raise ConfigError(
-                f"Tfds: cannot read split {spec!r} of {self.name!r}: {exc}; "
-                f"check tfds_splits (splits: {list(builder.info.splits)})"
-            ) from exc
-        missing = [c for c in kinds if _feature(builder.info.features, c) is None]
-        if missing or not kinds:
-            missing = missing or ["(none)"]
-            raise ConfigError(
-                f"Tfds: dataset {self.name!r} has no feature {missing[0]!r}; its scalar "
-                f"features are: {', '.join(self._scalars(builder))}"
-            )
-        dataset = dataset.map(lambda ex: {c: _feature(ex, c) for c in kinds})
-        offset = 0
-        for batch in tfds.as_numpy(dataset.batch(batch_rows)):
-            count = len(next(iter(batch.values()))) if batch else 0
-            columns = {}
-            for name, kind in kinds.items():
-                values = np.asarray(batch[name])
-                if values.ndim != 1:
-                    raise DataError(
-                        f"Tfds: feature {name!r} of {self.name!r} has shape {values.shape[1:]} "
-                        "per example; only scalar features can be read"
-                    )
-                if kind == "string":
-                    texts = [
-                        v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
-                        for v in values.tolist()
-                    ]
-                    columns[name] = pa.array(texts, pa.string())
-                else:
-                    if values.dtype.kind not in "biuf":
-                        raise DataError(
-                            f"Tfds: feature {name!r} of {self.name!r} holds {values.dtype} "
-                            f"values, not numbers; declare it as 'string'"
-                        )
-                    columns[name] = pa.array(values.astype(np.float64), pa.float64())
-            ids = np.arange(offset, offset + count, dtype=np.int64)
-            offset += count
-            if count:
-                yield from _emit(_frame(columns, ids), batch_rows, counters)
-
-    @staticmethod
-    def _scalars(builder: Any) -> list[str]:
-        found: dict[str, str] = {}
-        _scalar_features(builder.info.features, "", found)
-        return list(found)
+        yield from read_tfds(self, split, batch_rows=batch_rows, counters=counters)
 
 
 def _prepared(directory: str) -> bool:
@@ -257,32 +189,50 @@ def _versions(directory: str) -> list[str]:
     return sorted(found, key=lambda v: tuple(int(p) for p in v.split(".")))
 
 
-def _feature(example: Any, path: str) -> Any:
-    """``example["a"]["b"]`` for ``"a/b"``; None when absent."""
-    value = example
-    for key in path.split("/"):
-        try:
-            value = value[key]
-        except (KeyError, TypeError):
-            return None
-    return value
+#: features.json kinds that are never one scalar per example (skipped, as TFDS's shapes say).
+_NOT_SCALAR = {"image", "video", "audio", "sequence", "boundingBox", "boundingBoxes"}
 
 
-def _scalar_features(features: Any, prefix: str, found: dict[str, str]) -> None:
-    """Collect the scalar leaves of a TFDS FeaturesDict as name -> kind."""
-    import numpy as np
+def _scalars_from_features_json(directory: str) -> dict[str, str] | None:
+    """The scalar features of a prepared dataset from its ``features.json`` (name -> kind),
+    in the file's order; None when the file is missing or holds a kind not known here."""
+    try:
+        with open(os.path.join(directory, "features.json"), encoding="utf-8") as handle:
+            root = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    found: dict[str, str] = {}
+    return found if _collect_scalars(root, "", found) else None
 
-    shape = getattr(features, "shape", None)
-    if isinstance(shape, dict) and hasattr(features, "items"):  # a FeaturesDict
-        for key, value in features.items():
-            _scalar_features(value, f"{prefix}{key}/", found)
-        return
-    if shape is None or tuple(shape) != ():
-        return
-    dtype = np.dtype(getattr(features, "np_dtype", None) or object)
-    if dtype.kind in "biu":
+
+def _collect_scalars(feature: Any, prefix: str, found: dict[str, str]) -> bool:
+    """Add the scalar leaves under ``feature`` to ``found``; False on an unknown kind."""
+    if not isinstance(feature, dict):
+        return False
+    if "featuresDict" in feature:
+        children = feature["featuresDict"].get("features", {})
+        return all(_collect_scalars(v, f"{prefix}{k}/", found) for k, v in children.items())
+    if "classLabel" in feature:
         found[prefix[:-1]] = "int"
-    elif dtype.kind == "f":
-        found[prefix[:-1]] = "float"
-    elif dtype.kind in "OSU":
+        return True
+    if "text" in feature:
         found[prefix[:-1]] = "string"
+        return True
+    if "tensor" in feature:
+        tensor = feature["tensor"]
+        if tensor.get("shape", {}).get("dimensions"):
+            return True  # not a scalar
+        kind = _JSON_DTYPES.get(str(tensor.get("dtype")))
+        if kind is None:
+            return False
+        found[prefix[:-1]] = kind
+        return True
+    return any(k in _NOT_SCALAR for k in feature)
+
+
+_JSON_DTYPES = {
+    **{t: "int" for t in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16")},
+    **{t: "int" for t in ("uint32", "uint64")},
+    **{t: "float" for t in ("float16", "bfloat16", "float32", "float64")},
+    "string": "string",
+}

@@ -1,164 +1,160 @@
-"""Opening the metadata database: engines, SQLite settings, schema checks, transactions."""
+"""Opening the metadata database: its URL, its engine (SQLite settings), transactions."""
 
 from __future__ import annotations
 
 import logging
+import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from helix_tf.errors import StoreError
-from helix_tf.reuse.metadata._schema import _MIGRATIONS, SCHEMA_VERSION, _Tables
+from helix_tf.reuse.metadata._schema import _Tables, _tables
+from helix_tf.reuse.metadata._urls import database_url, mask_password
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.engine import URL, Connection, Engine
 
 logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_S = 30.0
+#: Seconds to wait for a database server to answer a connection (unless the URL says).
+CONNECT_TIMEOUT_S = 5
+#: SQLSTATEs of a transaction the server aborted to let another one through (PostgreSQL's
+#: serialization failure and deadlock): the transaction is run again.
+_RETRY_SQLSTATES = frozenset({"40001", "40P01"})
 _T = TypeVar("_T")
 
+#: Where a team's metadata URL can be set; named by messages about a bad one.
+URL_SOURCES = "--metadata, HELIX_TF_METADATA or the project's helix_tf.toml"
 
-class _Database:
-    """The SQL side of :class:`MetadataStore`: engine, schema, transactions, workflow ids.
 
-    The attributes are set by ``MetadataStore.__init__``.
+class Database:
+    """One SQL database: its engine, its URL (password hidden) and its transactions.
+
+    ``url`` is a SQLAlchemy URL, or the path of a SQLite file. ``postgresql://``
+    without a driver uses psycopg (version 3) when psycopg2 is not installed.
     """
 
-    _sa: Any
-    _t: _Tables
-    _clock: Callable[[], float]
-    url: str
-    _sqlite: bool
-    _engine: Engine
+    def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
+        import sqlalchemy as sa
 
-    # -- opening -------------------------------------------------------------------------
-
-    def _create_engine(self, parsed: Any) -> Engine:
-        sa = self._sa
-        if not self._sqlite:
-            try:
-                return sa.create_engine(parsed, pool_pre_ping=True)
-            except (sa.exc.SQLAlchemyError, ImportError) as exc:
-                raise StoreError(
-                    f"cannot open metadata database {self.url}: {exc}; is its database "
-                    f"driver installed?"
-                ) from exc
-        database = parsed.database or ""
-        memory = database in ("", ":memory:") or "mode=memory" in database
-        kwargs: dict[str, Any] = {"connect_args": {"timeout": BUSY_TIMEOUT_S}}
-        if memory:
-            # One connection shared by every thread, or each would see its own database.
-            kwargs["poolclass"] = sa.pool.StaticPool
-            kwargs["connect_args"]["check_same_thread"] = False
-        elif not database.startswith("file:"):
-            folder = Path(database).expanduser().parent
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(
-                    f"cannot create the folder {str(folder)!r} of metadata database "
-                    f"{self.url}: {exc}; pass another --metadata URL"
-                ) from exc
-        engine = sa.create_engine(parsed, **kwargs)
-        sa.event.listen(engine, "connect", _on_sqlite_connect)
-        sa.event.listen(engine, "begin", _on_sqlite_begin)
-        return engine
-
-    def _open_schema(self) -> None:
-        """Check the schema version; create or migrate the tables when it is older."""
-        found = self._read(self._schema_version, "read the schema version")
-        _refuse_newer(found, self.url)
-        if found == SCHEMA_VERSION:
-            return
-
-        def upgrade(conn: Connection) -> None:
-            current = self._schema_version(conn)  # again: another process may have won
-            _refuse_newer(current, self.url)
-            if current == SCHEMA_VERSION:
-                return
-            self._t.meta.metadata.create_all(conn, checkfirst=True)
-            for version in range(current, SCHEMA_VERSION):
-                _MIGRATIONS[version](conn)
-            meta = self._t.meta
-            if current == 0:
-                conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
-            else:
-                conn.execute(
-                    meta.update()
-                    .where(meta.c.key == "schema_version")
-                    .values(value=str(SCHEMA_VERSION))
-                )
-            logger.info("metadata database %s: schema %d -> %d", self.url, current, SCHEMA_VERSION)
-
-        self._write(upgrade, "create the metadata tables")
-
-    def _schema_version(self, conn: Connection) -> int:
-        meta = self._t.meta
-        if not self._sa.inspect(conn).has_table(meta.name):
-            return 0
-        value = conn.execute(
-            self._sa.select(meta.c.value).where(meta.c.key == "schema_version")
-        ).scalar()
-        try:
-            return int(value) if value is not None else 0
-        except ValueError as exc:
-            raise StoreError(
-                f"metadata database {self.url} holds schema_version={value!r}, "
-                f"expected an integer; use another --metadata URL"
-            ) from exc
-
-    # -- transactions --------------------------------------------------------------------
+        self.sa: Any = sa
+        self.tables: _Tables = _tables()
+        self.clock = clock
+        parsed = _parse_url(sa, url)
+        self.url: str = parsed.render_as_string(hide_password=True)
+        self.sqlite: bool = parsed.get_backend_name() == "sqlite"
+        self.postgresql: bool = parsed.get_backend_name() == "postgresql"
+        self.engine: Engine = (
+            _sqlite_engine(sa, parsed, self.url) if self.sqlite else _server_engine(sa, parsed)
+        )
 
     @contextmanager
-    def _transaction(self, action: str, *, write: bool) -> Iterator[Connection]:
+    def transaction(self, action: str, *, write: bool) -> Iterator[Connection]:
+        """One transaction; a database error is a :class:`StoreError` naming ``action``."""
         try:
-            with self._engine.connect() as conn:
+            with self.engine.connect() as conn:
                 if write:
                     conn.execution_options(helix_write=True)
                 with conn.begin():
                     yield conn
-        except self._sa.exc.SQLAlchemyError as exc:
-            detail = getattr(exc, "orig", None) or exc
-            raise StoreError(f"cannot {action} in metadata database {self.url}: {detail}") from exc
+        except self.sa.exc.SQLAlchemyError as exc:
+            detail = " ".join(str(getattr(exc, "orig", None) or exc).split())  # one line
+            hint = ""
+            if not self.sqlite and isinstance(exc, self.sa.exc.OperationalError):
+                hint = (
+                    "; is the database server running and reachable, and are the host, "
+                    f"port, database, user and password right? Fix the URL ({URL_SOURCES})"
+                )
+            raise StoreError(
+                f"cannot {action} in metadata database {self.url}: {detail}{hint}"
+            ) from exc
 
-    def _read(self, fn: Callable[[Connection], _T], action: str) -> _T:
-        with self._transaction(action, write=False) as conn:
+    def read(self, fn: Callable[[Connection], _T], action: str) -> _T:
+        """``fn(conn)`` in one read transaction."""
+        with self.transaction(action, write=False) as conn:
             return fn(conn)
 
-    def _write(self, fn: Callable[[Connection], _T], action: str, *, attempts: int = 3) -> _T:
-        """Run ``fn`` in one write transaction, again when a concurrent insert collided."""
+    def write(self, fn: Callable[[Connection], _T], action: str, *, attempts: int = 5) -> _T:
+        """Run ``fn`` in one write transaction, again when a concurrent write collided."""
         for attempt in range(1, attempts + 1):
             try:
-                with self._transaction(action, write=True) as conn:
+                with self.transaction(action, write=True) as conn:
                     return fn(conn)
             except StoreError as exc:
-                collided = isinstance(exc.__cause__, self._sa.exc.IntegrityError)
-                if not collided or attempt == attempts:
+                if not self._collided(exc.__cause__) or attempt == attempts:
                     raise
                 logger.debug("retrying %s after a concurrent write: %s", action, exc)
+                time.sleep(random.uniform(0.0, 0.02 * attempt))
         raise AssertionError("unreachable")
 
-    # -- workflows -----------------------------------------------------------------------
+    def _collided(self, exc: BaseException | None) -> bool:
+        """A unique key another client inserted first, or a transaction the server aborted."""
+        if isinstance(exc, self.sa.exc.IntegrityError):
+            return True
+        return getattr(getattr(exc, "orig", None), "sqlstate", None) in _RETRY_SQLSTATES
 
-    def _workflow_id(self, conn: Connection, name: str) -> int | None:
-        wf = self._t.workflows
-        found = conn.execute(self._sa.select(wf.c.id).where(wf.c.name == name)).scalar()
-        return None if found is None else int(found)
+    def close(self) -> None:
+        """Release the connections (the database cannot be used afterwards)."""
+        self.engine.dispose()
 
-    def _ensure_workflow(self, conn: Connection, name: str, config_path: str | None) -> int:
-        wf = self._t.workflows
-        row = conn.execute(
-            self._sa.select(wf.c.id, wf.c.config_path).where(wf.c.name == name)
-        ).first()
-        if row is None:
-            result = conn.execute(wf.insert().values(name=name, config_path=config_path or ""))
-            return int(result.inserted_primary_key[0])
-        if config_path is not None and row.config_path != config_path:
-            conn.execute(wf.update().where(wf.c.id == row.id).values(config_path=config_path))
-        return int(row.id)
+
+def _parse_url(sa: Any, url: str) -> URL:
+    """A SQLAlchemy URL from ``url`` (a path stands for a SQLite file)."""
+    url = database_url(url)
+    try:
+        return sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        raise StoreError(
+            f"metadata URL {mask_password(url)!r} is not a SQLAlchemy URL; expected e.g. "
+            f"'sqlite:///.helix/helix.db' or 'postgresql://user@host/db' ({URL_SOURCES})"
+        ) from exc
+
+
+def _server_engine(sa: Any, parsed: URL) -> Engine:
+    masked = parsed.render_as_string(hide_password=True)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    try:
+        return sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+    except (sa.exc.SQLAlchemyError, ImportError) as exc:
+        driver = parsed.drivername
+        advice = (
+            'pip install "psycopg[binary]" (or helix_tf[team])'
+            if driver.startswith("postgresql")
+            else f"install the database driver for {driver!r}"
+        )
+        raise StoreError(
+            f"cannot open metadata database {masked}: {exc}; is its database driver "
+            f"installed? ({advice})"
+        ) from exc
+
+
+def _sqlite_engine(sa: Any, parsed: URL, url: str) -> Engine:
+    database = parsed.database or ""
+    memory = database in ("", ":memory:") or "mode=memory" in database
+    kwargs: dict[str, Any] = {"connect_args": {"timeout": BUSY_TIMEOUT_S}}
+    if memory:
+        # One connection shared by every thread, or each would see its own database.
+        kwargs["poolclass"] = sa.pool.StaticPool
+        kwargs["connect_args"]["check_same_thread"] = False
+    elif not database.startswith("file:"):
+        folder = Path(database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the folder {str(folder)!r} of metadata database "
+                f"{url}: {exc}; pass another --metadata URL"
+            ) from exc
+    engine = sa.create_engine(parsed, **kwargs)
+    sa.event.listen(engine, "connect", _on_sqlite_connect)
+    sa.event.listen(engine, "begin", _on_sqlite_begin)
+    return engine
 
 
 def _on_sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
@@ -204,10 +200,48 @@ def _on_sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def _refuse_newer(found: int, url: str) -> None:
-    if found > SCHEMA_VERSION:
-        raise StoreError(
-            f"metadata database {url} was written by a newer helix_tf "
-            f"(schema {found} > {SCHEMA_VERSION}); upgrade helix_tf or use another "
-            f"--metadata URL"
-        )
+def workflow_id(db: Database, conn: Connection, name: str) -> int | None:
+    """The id of workflow ``name``, None when it has no row."""
+    wf = db.tables.workflows
+    found = conn.execute(db.sa.select(wf.c.id).where(wf.c.name == name)).scalar()
+    return None if found is None else int(found)
+
+
+def ensure_workflow(db: Database, conn: Connection, name: str, config_path: str | None) -> int:
+    """The id of workflow ``name``, inserted when new (its config path kept current)."""
+    wf = db.tables.workflows
+    row = conn.execute(db.sa.select(wf.c.id, wf.c.config_path).where(wf.c.name == name)).first()
+    if row is None:
+        result = conn.execute(wf.insert().values(name=name, config_path=config_path or ""))
+        key = result.inserted_primary_key
+        assert key is not None  # an INSERT always has one
+        return int(key[0])
+    if config_path is not None and row.config_path != config_path:
+        conn.execute(wf.update().where(wf.c.id == row.id).values(config_path=config_path))
+    return int(row.id)
+
+
+def unknown_workflow(name: str, known: list[str], url: str) -> str:
+    """The message for a workflow the database has no row of."""
+    from helix_tf.errors import did_you_mean
+
+    hint = did_you_mean(name, known)
+    listed = ", ".join(repr(k) for k in sorted(known)) or "none"
+    return f"no workflow {name!r} in metadata database {url}{hint}; known workflows: {listed}"
+
+
+def unknown_run(run_id: int, url: str) -> str:
+    """The message for a run id the database has no row of."""
+    return (
+        f"run {run_id} is not in metadata database {url}; "
+        f"start it with MetadataStore.start_run first"
+    )
+
+
+_CHUNK = 500  # bound on the parameters of one ``IN (...)``; old SQLite allows 999
+
+
+def chunks(values: Sequence[_T]) -> Iterator[Sequence[_T]]:
+    """``values`` in slices short enough for one ``IN (...)``."""
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]

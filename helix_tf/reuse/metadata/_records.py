@@ -92,6 +92,9 @@ class RunRecord:
     params: dict[str, Any]
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     store_url: str = ""
+    #: Who ran it and on which host ("" in databases older than team mode).
+    user: str = ""
+    host: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,6 +107,8 @@ class VersionRecord:
     created: float
     dag: dict[str, Any]
     parent: int | None
+    #: Who recorded it first ("" in databases older than team mode).
+    user: str = ""
 
 
 def _version_record(workflow: str, row: Any) -> VersionRecord:
@@ -114,6 +119,7 @@ def _version_record(workflow: str, row: Any) -> VersionRecord:
         created=row.created,
         dag=json.loads(row.dag_json),
         parent=row.parent_number,
+        user=row.user_name or "",
     )
 
 

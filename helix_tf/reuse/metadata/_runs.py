@@ -1,4 +1,4 @@
-"""The run log: runs, what happened to each node in them, and their metrics."""
+"""The run log: runs (who ran them, where, how they ended) and their metrics."""
 
 from __future__ import annotations
 
@@ -6,35 +6,34 @@ import json
 import logging
 import math
 import os
-import socket
-from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from helix_tf.errors import StoreError
-from helix_tf.reuse.metadata._database import _Database
-from helix_tf.reuse.metadata._records import (
-    NODE_STATES,
-    RUN_STATUSES,
-    NodeRecord,
-    RunRecord,
-    _node_record,
+from helix_tf.identity import current_host
+from helix_tf.reuse.metadata._database import (
+    Database,
+    chunks,
+    ensure_workflow,
+    unknown_run,
+    workflow_id,
 )
-from helix_tf.reuse.store._leases import process_alive, process_start
+from helix_tf.reuse.metadata._records import RUN_STATUSES, NodeRecord, RunRecord, _node_record
+from helix_tf.reuse.store import pid_scope, process_alive, process_start
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 logger = logging.getLogger(__name__)
 
-_CHUNK = 500  # bound on the parameters of one ``IN (...)``; old SQLite allows 999
-_T = TypeVar("_T")
 
+class RunLog:
+    """Starting and finishing runs, and reading them back with their nodes and metrics."""
 
-class _Runs(_Database):
-    """Recording runs and reading them back: the run log of :class:`MetadataStore`."""
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
-    def start_run(
+    def start(
         self,
         workflow: str,
         version: int,
@@ -43,142 +42,39 @@ class _Runs(_Database):
         policy: str,
         store_url: str,
         params: Mapping[str, Any],
+        user: str | None = None,
+        host: str | None = None,
     ) -> int:
-        """Record the start of a run (status ``"running"``) and return its id.
-
-        ``params`` are stored as JSON; values JSON cannot hold are stored as text.
-        """
+        """Record the start of a run (status ``"running"``) and return its id."""
         params_json = json.dumps(dict(params), sort_keys=True, default=str)
+        db = self._db
 
         def write(conn: Connection) -> int:
-            wid = self._ensure_workflow(conn, workflow, None)
+            wid = ensure_workflow(db, conn, workflow, None)
             result = conn.execute(
-                self._t.runs.insert().values(
+                db.tables.runs.insert().values(
                     workflow_id=wid,
                     version_number=version,
-                    started=self._clock(),
+                    started=db.clock(),
                     status="running",
                     approx=approx,
                     policy=policy,
                     store_url=store_url,
                     params_json=params_json,
                     process=_this_process(),
+                    user_name=user,
+                    host_name=host if host is not None else current_host(),
                 )
             )
-            return int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None  # an INSERT always has one
+            return int(key[0])
 
-        run_id = self._write(write, f"start a run of workflow {workflow!r}")
+        run_id = db.write(write, f"start a run of workflow {workflow!r}")
         logger.debug("workflow %r version %d: run %d started", workflow, version, run_id)
         return run_id
 
-    def record_nodes(self, run_id: int, nodes: Sequence[NodeRecord]) -> None:
-        """Record what happened to ``nodes`` in run ``run_id``.
-
-        May be called several times per run; a node recorded again replaces its
-        earlier record.
-        """
-        names = [node.name for node in nodes]
-        duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
-        if duplicates:
-            raise ValueError(
-                f"each node may appear once per call, but got more than once: {duplicates}"
-            )
-        bad = [(node.name, node.state) for node in nodes if node.state not in NODE_STATES]
-        if bad:
-            raise ValueError(f"node state must be one of {NODE_STATES}, but got {bad}")
-        if not nodes:
-            return
-        table = self._t.node_runs
-        rows = [
-            {
-                "run_id": run_id,
-                "name": node.name,
-                "kind": node.kind,
-                "fingerprint": node.fingerprint,
-                "state": node.state,
-                "compute_seconds": float(node.compute_seconds),
-                "load_seconds": float(node.load_seconds),
-                "write_seconds": float(node.write_seconds),
-                "rows": node.rows,
-                "bytes": node.bytes,
-                "materialized": bool(node.materialized),
-                "reason": node.reason,
-            }
-            for node in nodes
-        ]
-        computed = [node.name for node in nodes if node.state == "compute"]
-        sa, runs, latest = self._sa, self._t.runs, self._t.latest_compute
-
-        def write(conn: Connection) -> None:
-            run = conn.execute(
-                sa.select(runs.c.workflow_id, runs.c.approx).where(runs.c.id == run_id)
-            ).first()
-            if run is None:
-                raise StoreError(_unknown_run(run_id, self.url))
-            stale: set[str] = set()  # names whose latest compute is being replaced
-            for chunk in _chunks(names):
-                old = sa.select(table.c.id).where(table.c.run_id == run_id, table.c.name.in_(chunk))
-                found = conn.execute(sa.select(latest.c.name).where(latest.c.node_run_id.in_(old)))
-                stale.update(found.scalars())
-                conn.execute(latest.delete().where(latest.c.node_run_id.in_(old)))
-                conn.execute(table.delete().where(table.c.id.in_(old)))
-            conn.execute(table.insert(), rows)
-            self._update_latest(conn, run_id, run.workflow_id, run.approx, computed, stale)
-
-        self._write(write, f"record the nodes of run {run_id}")
-
-    def _update_latest(
-        self,
-        conn: Connection,
-        run_id: int,
-        workflow_id: int,
-        approx: bool,
-        computed: Sequence[str],
-        stale: set[str],
-    ) -> None:
-        """Point ``latest_compute`` at the newest 'compute' rows of the given names."""
-        sa, nr, latest = self._sa, self._t.node_runs, self._t.latest_compute
-        newest: dict[str, int] = {}
-        for chunk in _chunks(computed):
-            query = sa.select(nr.c.name, nr.c.id).where(nr.c.run_id == run_id, nr.c.name.in_(chunk))
-            newest.update((name, node_run_id) for name, node_run_id in conn.execute(query))
-        replaced = sorted(stale - set(newest))  # recomputed, then re-recorded as load/prune
-        for chunk in _chunks(replaced):
-            query = (
-                sa.select(nr.c.name, sa.func.max(nr.c.id))
-                .join(self._t.runs, self._t.runs.c.id == nr.c.run_id)
-                .where(
-                    self._t.runs.c.workflow_id == workflow_id,
-                    self._t.runs.c.approx == approx,
-                    nr.c.state == "compute",
-                    nr.c.name.in_(chunk),
-                )
-                .group_by(nr.c.name)
-            )
-            newest.update((name, node_run_id) for name, node_run_id in conn.execute(query))
-        if not newest:
-            return
-        key = (latest.c.workflow_id == workflow_id, latest.c.approx == approx)
-        existing: dict[str, int] = {}
-        for chunk in _chunks(sorted(newest)):
-            query = sa.select(latest.c.name, latest.c.node_run_id).where(
-                *key, latest.c.name.in_(chunk)
-            )
-            existing.update((name, node_run_id) for name, node_run_id in conn.execute(query))
-        inserts = [
-            {"workflow_id": workflow_id, "name": name, "approx": approx, "node_run_id": new}
-            for name, new in newest.items()
-            if name not in existing
-        ]
-        if inserts:
-            conn.execute(latest.insert(), inserts)
-        for name, new in newest.items():
-            if name in existing and existing[name] < new:  # a concurrent newer run wins
-                conn.execute(
-                    latest.update().where(*key, latest.c.name == name).values(node_run_id=new)
-                )
-
-    def finish_run(
+    def finish(
         self,
         run_id: int,
         *,
@@ -188,41 +84,21 @@ class _Runs(_Database):
         intervals: Mapping[str, tuple[float, float]] | None = None,
         error: str | None = None,
     ) -> None:
-        """Record the end of run ``run_id``: its status, wall time and metrics.
-
-        ``intervals`` maps metric names to their uncertainty interval ``(lower, upper)``
-        (approximate runs); every name in it must also be in ``metrics``.
-        """
+        """Record the end of run ``run_id``: its status, wall time and metrics."""
         if status not in RUN_STATUSES[1:]:
             raise ValueError(f"status must be one of {RUN_STATUSES[1:]}, but got {status!r}")
-        intervals = dict(intervals or {})
-        stray = sorted(set(intervals) - set(metrics))
-        if stray:
-            raise ValueError(
-                f"intervals must be for metrics of the run, but got {stray} "
-                f"not in metrics {sorted(metrics)}"
-            )
-        runs, table = self._t.runs, self._t.metrics
-        rows = []
-        for name, value in metrics.items():
-            lower, upper = intervals.get(name, (None, None))
-            rows.append(
-                {
-                    "run_id": run_id,
-                    "name": name,
-                    "value": _to_sql(value),
-                    "lower": _to_sql(lower),
-                    "upper": _to_sql(upper),
-                }
-            )
+        rows = _metric_rows(run_id, metrics, dict(intervals or {}))
+        db = self._db
+        runs, table = db.tables.runs, db.tables.metrics
 
         def write(conn: Connection) -> None:
-            self._require_run(conn, run_id)
+            if conn.execute(db.sa.select(runs.c.id).where(runs.c.id == run_id)).first() is None:
+                raise StoreError(unknown_run(run_id, db.url))
             conn.execute(
                 runs.update()
                 .where(runs.c.id == run_id)
                 .values(
-                    finished=self._clock(),
+                    finished=db.clock(),
                     wall_seconds=float(wall_seconds),
                     status=status,
                     error=error,
@@ -232,13 +108,8 @@ class _Runs(_Database):
             if rows:
                 conn.execute(table.insert(), rows)
 
-        self._write(write, f"finish run {run_id}")
+        db.write(write, f"finish run {run_id}")
         logger.debug("run %d finished: %s in %.3f s", run_id, status, wall_seconds)
-
-    def _require_run(self, conn: Connection, run_id: int) -> None:
-        runs = self._t.runs
-        if conn.execute(self._sa.select(runs.c.id).where(runs.c.id == run_id)).first() is None:
-            raise StoreError(_unknown_run(run_id, self.url))
 
     def mark_killed(
         self,
@@ -250,99 +121,151 @@ class _Runs(_Database):
 
         ``error`` says why (kept as the run's error).
         """
-        runs = self._t.runs
+        runs = self._db.tables.runs
         ids = list(run_ids)
         if not ids:
             return
 
         def write(conn: Connection) -> None:
-            for chunk in _chunks(ids):
+            for chunk in chunks(ids):
                 conn.execute(
                     runs.update()
                     .where(runs.c.id.in_(chunk), runs.c.status == "running")
                     .values(status="killed", error=error)
                 )
 
-        self._write(write, f"mark runs {ids} killed")
+        self._db.write(write, f"mark runs {ids} killed")
 
-    def runs(
-        self, workflow: str, *, limit: int | None = None, with_nodes: bool = True
+    def read(
+        self,
+        workflow: str,
+        *,
+        limit: int | None = None,
+        with_nodes: bool = True,
+        user: str | None = None,
     ) -> list[RunRecord]:
-        """Runs of ``workflow``, newest first, each with its nodes and metrics.
-
-        ``with_nodes=False`` leaves every run's ``nodes`` empty (one query less per
-        chunk: comparing metrics over a long history needs only the metrics).
-        """
-        sa, t = self._sa, self._t
+        """Runs of ``workflow``, newest first (only ``user``'s when given)."""
+        db = self._db
+        t = db.tables
 
         def read(conn: Connection) -> list[RunRecord]:
-            wid = self._workflow_id(conn, workflow)
+            wid = workflow_id(db, conn, workflow)
             if wid is None:
                 return []
-            query = sa.select(t.runs).where(t.runs.c.workflow_id == wid)
-            run_rows = list(conn.execute(query.order_by(t.runs.c.id.desc()).limit(limit)))
-            ids = [row.id for row in run_rows]
-            nodes: dict[int, list[NodeRecord]] = {}
-            metrics: dict[int, dict[str, float]] = {}
-            intervals: dict[int, dict[str, tuple[float, float]]] = {}
-            for chunk in _chunks(ids):
-                nr = t.node_runs
-                q = sa.select(nr).where(nr.c.run_id.in_(chunk)).order_by(nr.c.id)
-                for row in conn.execute(q) if with_nodes else ():
-                    nodes.setdefault(row.run_id, []).append(_node_record(row))
-                m = t.metrics
-                q = sa.select(m).where(m.c.run_id.in_(chunk)).order_by(m.c.id)
-                for row in conn.execute(q):
-                    metrics.setdefault(row.run_id, {})[row.name] = _from_sql(row.value)
-                    if row.lower is not None or row.upper is not None:
-                        interval = (_from_sql(row.lower), _from_sql(row.upper))
-                        intervals.setdefault(row.run_id, {})[row.name] = interval
-            return [
-                RunRecord(
-                    id=row.id,
-                    workflow=workflow,
-                    version=row.version_number,
-                    started=row.started,
-                    finished=row.finished,
-                    wall_seconds=row.wall_seconds,
-                    status=_status(row.status, row.process),
-                    approx=bool(row.approx),
-                    policy=row.policy,
-                    metrics=metrics.get(row.id, {}),
-                    nodes=tuple(nodes.get(row.id, ())),
-                    error=row.error,
-                    params=json.loads(row.params_json),
-                    intervals=intervals.get(row.id, {}),
-                    store_url=row.store_url,
+            query = db.sa.select(t.runs).where(t.runs.c.workflow_id == wid)
+            if user is not None:
+                query = query.where(
+                    db.sa.or_(t.runs.c.user_name == user, t.runs.c.user_name.is_(None))
                 )
-                for row in run_rows
-            ]
+            run_rows = list(conn.execute(query.order_by(t.runs.c.id.desc()).limit(limit)))
+            nodes, metrics, intervals = self._details(
+                conn, [row.id for row in run_rows], with_nodes
+            )
+            return [_run_record(workflow, row, nodes, metrics, intervals) for row in run_rows]
 
-        return self._read(read, f"read the runs of workflow {workflow!r}")
+        return db.read(read, f"read the runs of workflow {workflow!r}")
+
+    def _details(
+        self, conn: Connection, ids: list[int], with_nodes: bool
+    ) -> tuple[
+        dict[int, list[NodeRecord]],
+        dict[int, dict[str, float]],
+        dict[int, dict[str, tuple[float, float]]],
+    ]:
+        """The nodes, metrics and metric intervals of runs ``ids``, by run id."""
+        sa, t = self._db.sa, self._db.tables
+        nodes: dict[int, list[NodeRecord]] = {}
+        metrics: dict[int, dict[str, float]] = {}
+        intervals: dict[int, dict[str, tuple[float, float]]] = {}
+        for chunk in chunks(ids):
+            nr, m = t.node_runs, t.metrics
+            q = sa.select(nr).where(nr.c.run_id.in_(chunk)).order_by(nr.c.id)
+            for row in conn.execute(q) if with_nodes else ():
+                nodes.setdefault(row.run_id, []).append(_node_record(row))
+            q = sa.select(m).where(m.c.run_id.in_(chunk)).order_by(m.c.id)
+            for row in conn.execute(q):
+                metrics.setdefault(row.run_id, {})[row.name] = _from_sql(row.value)
+                if row.lower is not None or row.upper is not None:
+                    interval = (_from_sql(row.lower), _from_sql(row.upper))
+                    intervals.setdefault(row.run_id, {})[row.name] = interval
+        return nodes, metrics, intervals
+
+
+def _metric_rows(
+    run_id: int, metrics: Mapping[str, float], intervals: Mapping[str, tuple[float, float]]
+) -> list[dict[str, Any]]:
+    stray = sorted(set(intervals) - set(metrics))
+    if stray:
+        raise ValueError(
+            f"intervals must be for metrics of the run, but got {stray} "
+            f"not in metrics {sorted(metrics)}"
+        )
+    rows = []
+    for name, value in metrics.items():
+        lower, upper = intervals.get(name, (None, None))
+        rows.append(
+            {
+                "run_id": run_id,
+                "name": name,
+                "value": _to_sql(value),
+                "lower": _to_sql(lower),
+                "upper": _to_sql(upper),
+            }
+        )
+    return rows
+
+
+def _run_record(
+    workflow: str,
+    row: Any,
+    nodes: Mapping[int, list[NodeRecord]],
+    metrics: Mapping[int, dict[str, float]],
+    intervals: Mapping[int, dict[str, tuple[float, float]]],
+) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        workflow=workflow,
+        version=row.version_number,
+        started=row.started,
+        finished=row.finished,
+        wall_seconds=row.wall_seconds,
+        status=_status(row.status, row.process),
+        approx=bool(row.approx),
+        policy=row.policy,
+        metrics=metrics.get(row.id, {}),
+        nodes=tuple(nodes.get(row.id, ())),
+        error=row.error,
+        params=json.loads(row.params_json),
+        intervals=intervals.get(row.id, {}),
+        store_url=row.store_url,
+        user=row.user_name or "",
+        host=row.host_name or "",
+    )
 
 
 def _this_process() -> str:
+    """``"host pid start scope"`` of this process (``runs.process``)."""
     pid = os.getpid()
-    return f"{socket.gethostname()} {pid} {process_start(pid)}"
+    return f"{current_host()} {pid} {process_start(pid)} {pid_scope() or '-'}"
 
 
 def _status(status: str, process: str | None) -> str:
-    """A ``"running"`` run whose process (on this host) is gone reads as ``"killed"``."""
+    """A ``"running"`` run whose process is gone reads as ``"killed"``.
+
+    Its pid is checked only where it names a process here: the same host name and,
+    where recorded, the same pid scope (boot id and pid namespace; containers and
+    cloned machines share host names). Elsewhere (a colleague's machine) the run
+    reads as recorded.
+    """
     if status != "running" or not process:
         return status
-    host, _, rest = process.partition(" ")
-    pid, _, start = rest.partition(" ")
-    if host != socket.gethostname() or not pid.isdigit():
+    host, pid, start, scope = [*process.split(" "), "", "", ""][:4]
+    if host != current_host() or not pid.isdigit():
+        return status
+    if scope not in ("", "-") and scope != pid_scope():
         return status
     alive = process_alive(int(pid), int(start) if start.isdigit() else None)
     return status if alive else "killed"
-
-
-def _unknown_run(run_id: int, url: str) -> str:
-    return (
-        f"run {run_id} is not in metadata database {url}; "
-        f"start it with MetadataStore.start_run first"
-    )
 
 
 def _to_sql(value: float | None) -> float | None:
@@ -355,8 +278,3 @@ def _to_sql(value: float | None) -> float | None:
 
 def _from_sql(value: float | None) -> float:
     return math.nan if value is None else float(value)
-
-
-def _chunks(values: Sequence[_T]) -> Iterator[Sequence[_T]]:
-    for start in range(0, len(values), _CHUNK):
-        yield values[start : start + _CHUNK]

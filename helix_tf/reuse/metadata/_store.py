@@ -1,33 +1,42 @@
-"""The metadata database: workflow versions, runs, node measurements and metrics."""
+"""The metadata database's front: one object over the version, run and node logs."""
 
 from __future__ import annotations
 
-import json
-import logging
+import abc
 import time
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from helix_tf.errors import StoreError
-from helix_tf.reuse.metadata._fit import fit_load_throughput
-from helix_tf.reuse.metadata._records import (
-    NodeRecord,
-    VersionRecord,
-    _node_record,
-    _version_record,
-)
-from helix_tf.reuse.metadata._runs import _Runs
-from helix_tf.reuse.metadata._schema import _tables
-
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
-logger = logging.getLogger(__name__)
+from helix_tf.reuse.metadata._database import Database
+from helix_tf.reuse.metadata._migrate import ensure_schema
+from helix_tf.reuse.metadata._nodes import NodeLog
+from helix_tf.reuse.metadata._records import NodeRecord, RunRecord, VersionRecord
+from helix_tf.reuse.metadata._runs import RunLog
+from helix_tf.reuse.metadata._versions import VersionLog
 
 
-class MetadataStore(_Runs):
+class _Closing(abc.ABC):
+    """The ``with`` protocol of an object released by ``close()`` (as ``contextlib.closing``)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release what the object holds."""
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class MetadataStore(_Closing):
     """Workflow versions, runs, per-node measurements and metrics in one SQL database.
+
+    The work is done by small parts, each with one job, that share one
+    :class:`~helix_tf.reuse.metadata._database.Database` (engine and transactions):
+    :class:`VersionLog` (compiled DAGs), :class:`RunLog` (runs, metrics) and
+    :class:`NodeLog` (node measurements, the cost model's history). This class is
+    their front for the rest of helix_tf.
 
     Parameters
     ----------
@@ -41,8 +50,9 @@ class MetadataStore(_Runs):
     Raises
     ------
     StoreError
-        When the URL is invalid, the database cannot be opened or created, or it was
-        written by a newer helix_tf.
+        When the URL is invalid, the database cannot be opened or created (the
+        message names the URL, its password hidden), or it was written by a newer
+        helix_tf.
 
     Examples
     --------
@@ -57,108 +67,44 @@ class MetadataStore(_Runs):
     """
 
     def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
-        import sqlalchemy as sa
-
-        self._sa = sa
-        self._t = _tables()
-        self._clock = clock
-        if "://" not in url:
-            url = f"sqlite:///{Path(url).expanduser().absolute()}"
+        self._db = Database(url, clock=clock)
+        self.url = self._db.url
         try:
-            parsed = sa.engine.make_url(url)
-        except (sa.exc.ArgumentError, ValueError) as exc:
-            raise StoreError(
-                f"metadata URL {url!r} is not a SQLAlchemy URL; expected e.g. "
-                f"'sqlite:///.helix/helix.db' or 'postgresql://user@host/db'"
-            ) from exc
-        self.url = parsed.render_as_string(hide_password=True)
-        self._sqlite = parsed.get_backend_name() == "sqlite"
-        self._engine = self._create_engine(parsed)
-        try:
-            self._open_schema()
+            ensure_schema(self._db)
         except BaseException:
-            self._engine.dispose()
+            self._db.close()
             raise
+        self._versions = VersionLog(self._db)
+        self._runs = RunLog(self._db)
+        self._nodes = NodeLog(self._db)
 
-    # -- workflows and versions ----------------------------------------------------------
+    # -- workflow versions ----------------------------------------------------------------
 
     def record_version(
-        self, workflow: str, config_path: str, dag: dict[str, Any], digest: str
+        self,
+        workflow: str,
+        config_path: str,
+        dag: dict[str, Any],
+        digest: str,
+        *,
+        user: str | None = None,
     ) -> int:
         """Record a compiled DAG and return its version number.
 
         A digest seen before for this workflow returns that version's number; a new
-        one gets the next number, with the latest version as its parent.
+        one gets the next number, with the latest version as its parent. ``user`` is
+        who recorded it (team mode).
         """
-        try:
-            dag_json = json.dumps(dag, sort_keys=True, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise StoreError(
-                f"the compiled DAG of workflow {workflow!r} is not JSON-serialisable ({exc}); "
-                f"compiled structures must hold only JSON values"
-            ) from exc
-        sa, versions = self._sa, self._t.versions
+        return self._versions.record(workflow, config_path, dag, digest, user=user)
 
-        def write(conn: Connection) -> tuple[int, bool]:
-            wid = self._ensure_workflow(conn, workflow, config_path)
-            where = versions.c.workflow_id == wid
-            seen = conn.execute(
-                sa.select(versions.c.number).where(where, versions.c.digest == digest)
-            ).scalar()
-            if seen is not None:
-                return int(seen), False
-            latest = conn.execute(sa.select(sa.func.max(versions.c.number)).where(where)).scalar()
-            number = (latest or 0) + 1
-            conn.execute(
-                versions.insert().values(
-                    workflow_id=wid,
-                    number=number,
-                    digest=digest,
-                    created=self._clock(),
-                    dag_json=dag_json,
-                    parent_number=latest,
-                )
-            )
-            return number, True
+    def versions(self, workflow: str, *, user: str | None = None) -> list[VersionRecord]:
+        """Every version of ``workflow``, oldest first (``[]`` for an unknown workflow).
 
-        number, new = self._write(write, f"record a version of workflow {workflow!r}")
-        logger.debug("workflow %r: %s version %d", workflow, "new" if new else "known", number)
-        return number
-
-    def versions(self, workflow: str) -> list[VersionRecord]:
-        """Every version of ``workflow``, oldest first (``[]`` for an unknown workflow)."""
-        v = self._t.versions
-
-        def read(conn: Connection) -> list[VersionRecord]:
-            wid = self._workflow_id(conn, workflow)
-            if wid is None:
-                return []
-            rows = conn.execute(
-                self._sa.select(v).where(v.c.workflow_id == wid).order_by(v.c.number)
-            )
-            return [_version_record(workflow, row) for row in rows]
-
-        return self._read(read, f"read the versions of workflow {workflow!r}")
-
-    def node_names(self) -> dict[str, list[tuple[str, int, str]]]:
-        """Which (workflow, version, node name) each fingerprint stood for, by fingerprint.
-
-        Over every recorded version of every workflow (``helix-tf store du`` names the
-        store's entries with it).
+        ``user`` keeps the versions that person recorded or ran (a person's own
+        "previous version" in a team's database); versions of databases older than
+        team mode name nobody and are kept for everyone.
         """
-        v, w = self._t.versions, self._t.workflows
-
-        def read(conn: Connection) -> dict[str, list[tuple[str, int, str]]]:
-            query = self._sa.select(w.c.name, v.c.number, v.c.dag_json).join(
-                w, w.c.id == v.c.workflow_id
-            )
-            out: dict[str, list[tuple[str, int, str]]] = {}
-            for name, number, dag_json in conn.execute(query.order_by(w.c.name, v.c.number)):
-                for node, fp in _node_fingerprints(json.loads(dag_json)).items():
-                    out.setdefault(fp, []).append((name, int(number), node))
-            return out
-
-        return self._read(read, "read the node names of every version")
+        return self._versions.all(workflow, user=user)
 
     def version(self, workflow: str, number: int) -> VersionRecord:
         """Version ``number`` of ``workflow``.
@@ -168,27 +114,15 @@ class MetadataStore(_Runs):
         StoreError
             When it was never recorded; the message lists the versions that were.
         """
-        sa, v = self._sa, self._t.versions
+        return self._versions.one(workflow, number)
 
-        def read(conn: Connection) -> VersionRecord:
-            wid = self._workflow_id(conn, workflow)
-            if wid is None:
-                names = conn.execute(sa.select(self._t.workflows.c.name)).scalars().all()
-                raise StoreError(_unknown_workflow(workflow, list(names), self.url))
-            row = conn.execute(
-                sa.select(v).where(v.c.workflow_id == wid, v.c.number == number)
-            ).first()
-            if row is not None:
-                return _version_record(workflow, row)
-            known = conn.execute(
-                sa.select(v.c.number).where(v.c.workflow_id == wid).order_by(v.c.number)
-            ).scalars()
-            listed = ", ".join(str(n) for n in known) or "none"
-            raise StoreError(
-                f"workflow {workflow!r} has no version {number}; recorded versions: {listed}"
-            )
+    def node_names(self) -> dict[str, list[tuple[str, int, str]]]:
+        """Which (workflow, version, node name) each fingerprint stood for, by fingerprint.
 
-        return self._read(read, f"read version {number} of workflow {workflow!r}")
+        Over every recorded version of every workflow (``helix-tf store du`` names the
+        store's entries with it).
+        """
+        return self._versions.node_names()
 
     def change_counts(self, workflow: str) -> dict[str, tuple[int, int]]:
         """Per node name: ``(versions in which its fingerprint changed, versions it is in)``.
@@ -196,29 +130,103 @@ class MetadataStore(_Runs):
         A node's fingerprint in a version is compared with its fingerprint in the
         latest earlier version that contained it; its first appearance is not a
         change. ``1 - changed / (appeared - 1)`` estimates the probability that the
-        node's artifact is still valid after the next edit.
+        node's artifact is still valid after the next edit. Every person's versions
+        count (team mode shares the history).
         """
-        v = self._t.versions
+        return self._versions.change_counts(workflow)
 
-        def read(conn: Connection) -> list[str]:
-            wid = self._workflow_id(conn, workflow)
-            if wid is None:
-                return []
-            query = self._sa.select(v.c.dag_json).where(v.c.workflow_id == wid)
-            return list(conn.execute(query.order_by(v.c.number)).scalars())
+    # -- runs -----------------------------------------------------------------------------
 
-        last: dict[str, str] = {}
-        counts: dict[str, tuple[int, int]] = {}
-        for dag_json in self._read(read, f"read the versions of workflow {workflow!r}"):
-            for name, fingerprint in _node_fingerprints(json.loads(dag_json)).items():
-                changed, appeared = counts.get(name, (0, 0))
-                if name in last and last[name] != fingerprint:
-                    changed += 1
-                counts[name] = (changed, appeared + 1)
-                last[name] = fingerprint
-        return counts
+    def start_run(
+        self,
+        workflow: str,
+        version: int,
+        *,
+        approx: bool,
+        policy: str,
+        store_url: str,
+        params: Mapping[str, Any],
+        user: str | None = None,
+        host: str | None = None,
+    ) -> int:
+        """Record the start of a run (status ``"running"``) and return its id.
 
-    # -- the cost model's history --------------------------------------------------------
+        ``params`` are stored as JSON; values JSON cannot hold are stored as text.
+        ``user`` and ``host`` say who ran it where (``host`` defaults to this host).
+        """
+        return self._runs.start(
+            workflow,
+            version,
+            approx=approx,
+            policy=policy,
+            store_url=store_url,
+            params=params,
+            user=user,
+            host=host,
+        )
+
+    def record_nodes(self, run_id: int, nodes: Sequence[NodeRecord]) -> None:
+        """Record what happened to ``nodes`` in run ``run_id``.
+
+        May be called several times per run; a node recorded again replaces its
+        earlier record.
+        """
+        self._nodes.record(run_id, nodes)
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: str,
+        wall_seconds: float,
+        metrics: Mapping[str, float],
+        intervals: Mapping[str, tuple[float, float]] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record the end of run ``run_id``: its status, wall time and metrics.
+
+        ``intervals`` maps metric names to their uncertainty interval ``(lower, upper)``
+        (approximate runs); every name in it must also be in ``metrics``.
+        """
+        self._runs.finish(
+            run_id,
+            status=status,
+            wall_seconds=wall_seconds,
+            metrics=metrics,
+            intervals=intervals,
+            error=error,
+        )
+
+    def mark_killed(
+        self,
+        run_ids: Sequence[int],
+        *,
+        error: str = "its process ended before the run finished",
+    ) -> None:
+        """Record that runs still marked ``"running"`` lost their process (status ``"killed"``).
+
+        ``error`` says why (kept as the run's error).
+        """
+        self._runs.mark_killed(run_ids, error=error)
+
+    def runs(
+        self,
+        workflow: str,
+        *,
+        limit: int | None = None,
+        with_nodes: bool = True,
+        user: str | None = None,
+    ) -> list[RunRecord]:
+        """Runs of ``workflow``, newest first, each with its nodes and metrics.
+
+        ``with_nodes=False`` leaves every run's ``nodes`` empty (one query less per
+        chunk: comparing metrics over a long history needs only the metrics).
+        ``user`` keeps that person's runs (and those of databases older than team
+        mode, which name nobody).
+        """
+        return self._runs.read(workflow, limit=limit, with_nodes=with_nodes, user=user)
+
+    # -- the cost model's history (everyone's) ----------------------------------------------
 
     def last_compute(
         self, workflow: str, name: str, *, approx: bool | None = None
@@ -226,15 +234,9 @@ class MetadataStore(_Runs):
         """The latest record of node ``name`` computed in a run of ``workflow``.
 
         ``approx`` restricts it to approximate (``True``) or exact (``False``) runs;
-        ``None`` takes the newer of the two.
+        ``None`` takes the newer of the two. Whoever ran it.
         """
-        query = self._latest_query(workflow, approx).where(self._t.latest_compute.c.name == name)
-
-        def read(conn: Connection) -> NodeRecord | None:
-            rows = list(conn.execute(query))
-            return _node_record(max(rows, key=lambda row: row.id)) if rows else None
-
-        return self._read(read, f"read the compute history of {workflow!r}.{name}")
+        return self._nodes.last_compute(workflow, name, approx=approx)
 
     def compute_history(
         self, workflow: str, *, approx: bool | None = None
@@ -243,27 +245,7 @@ class MetadataStore(_Runs):
 
         It reads one row per node name (and kind of run), however long the history.
         """
-        query = self._latest_query(workflow, approx)
-
-        def read(conn: Connection) -> dict[str, NodeRecord]:
-            newest: dict[str, Any] = {}
-            for row in conn.execute(query):
-                if row.name not in newest or newest[row.name].id < row.id:
-                    newest[row.name] = row
-            return {name: _node_record(row) for name, row in newest.items()}
-
-        return self._read(read, f"read the compute history of workflow {workflow!r}")
-
-    def _latest_query(self, workflow: str, approx: bool | None) -> Any:
-        sa, nr, latest, wf = self._sa, self._t.node_runs, self._t.latest_compute, self._t.workflows
-        query = (
-            sa.select(nr)
-            .select_from(latest)
-            .join(wf, wf.c.id == latest.c.workflow_id)
-            .join(nr, nr.c.id == latest.c.node_run_id)
-            .where(wf.c.name == workflow)
-        )
-        return query if approx is None else query.where(latest.c.approx == approx)
+        return self._nodes.compute_history(workflow, approx=approx)
 
     def load_throughput(
         self,
@@ -279,54 +261,10 @@ class MetadataStore(_Runs):
         known size and time (of runs against ``store_url`` when given); the defaults
         are returned when there are too few.
         """
-        sa, nr = self._sa, self._t.node_runs
-        query = sa.select(nr.c.bytes, nr.c.load_seconds).where(
-            nr.c.state == "load", nr.c.bytes > 0, nr.c.load_seconds > 0
+        return self._nodes.load_throughput(
+            default=default, default_latency=default_latency, store_url=store_url, window=window
         )
-        if store_url is not None:
-            runs = self._t.runs
-            query = query.join(runs, runs.c.id == nr.c.run_id).where(runs.c.store_url == store_url)
-        query = query.order_by(nr.c.id.desc()).limit(window)
-
-        def read(conn: Connection) -> list[tuple[int, float]]:
-            return [(int(b), float(s)) for b, s in conn.execute(query)]
-
-        samples = self._read(read, "read the load history")
-        return fit_load_throughput(samples, default=default, default_latency=default_latency)
-
-    # -- lifetime ------------------------------------------------------------------------
 
     def close(self) -> None:
         """Release the database connections (the store cannot be used afterwards)."""
-        self._engine.dispose()
-
-    def __enter__(self) -> MetadataStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"MetadataStore({self.url!r})"
-
-
-def _unknown_workflow(name: str, known: list[str], url: str) -> str:
-    from helix_tf.errors import did_you_mean
-
-    hint = did_you_mean(name, known)
-    listed = ", ".join(repr(k) for k in sorted(known)) or "none"
-    return f"no workflow {name!r} in metadata database {url}{hint}; known workflows: {listed}"
-
-
-def _node_fingerprints(dag: Mapping[str, Any]) -> dict[str, str]:
-    """``{name: fingerprint}`` of a compiled DAG's ``nodes`` (a list or a name-keyed map)."""
-    nodes = dag.get("nodes", ())
-    if isinstance(nodes, Mapping):
-        items = [(name, spec) for name, spec in nodes.items()]
-    else:
-        items = [(spec.get("name"), spec) for spec in nodes if isinstance(spec, Mapping)]
-    return {
-        str(name): str(spec.get("fingerprint", ""))
-        for name, spec in items
-        if name is not None and isinstance(spec, Mapping)
-    }
+        self._db.close()
