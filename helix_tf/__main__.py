@@ -2,4 +2,5 @@
 
 from helix_tf.entry import console_main
 
-console_main()
+if __name__ == "__main__":  # imported by a tool walking the package: nothing runs
+    console_main()
