@@ -14,7 +14,6 @@ import pytest
 
 from helix_tf.components import learners
 
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(autouse=True)
@@ -122,6 +121,7 @@ def _fresh_process(tmp: Path) -> dict[str, Any]:
     return json.loads((tmp / "stats.json").read_text())
 
 
+@pytest.mark.slow
 @pytest.mark.ci
 def test_a_reused_trainer_gives_a_fresh_process_bits(tmp_path: Path) -> None:
     from helix_tf.components.trainers import TRAINERS
