@@ -342,12 +342,9 @@ def _dag_to_draw(
 
 
 def _figure(width: float, height: float) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from helix_tf._optional import agg_figure
 
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
+    return agg_figure(width, height, purpose="helix-tf report draws its charts")
 
 
 def _png(fig: Any) -> str:

@@ -17,6 +17,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from helix_tf.compiler._runtime import runtime_identity
 from helix_tf.compiler._values import (
     callable_label,
     callables,
@@ -37,7 +38,8 @@ log = logging.getLogger(__name__)
 
 #: Bump when the fingerprint scheme changes: every stored artifact becomes invalid.
 #: 2: files by content (not path), inert parameters left out, code reads env/files/state.
-FINGERPRINT_SCHEME = 2
+#: 3: the versions of the libraries the node's stage computes with (compiler._runtime).
+FINGERPRINT_SCHEME = 3
 
 #: Warnings already given in this process (a compile runs once or twice per run).
 _WARNED: set[str] = set()
@@ -141,6 +143,9 @@ def fingerprint(
         "params": substitute(d.op.fingerprint_params(), fps) if d.op is not None else None,
         "inputs": [fps[i] for i in inputs],
     }
+    runtime = runtime_identity(ROLE_SPECS[d.role].stage)
+    if runtime:  # the libraries the node's stage computes with (scheme 3)
+        body["runtime"] = runtime
     if d.op is not None and d.op.content_files():
         body["content"] = {
             param: [[label, hasher.file_digest(path)] for label, path in pairs]
