@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -121,6 +122,14 @@ class _ReadResolver:
             chains = norm.chains.get(key, set())
             out.append({"bind": label, "value": self.resolve(label, value, "import", chains, c)})
         return out
+
+    def module_by_name(self, absname: str, c: _Collector) -> _Form:
+        """A module imported by name when the code runs (``importlib.import_module``): a
+        user module's whole source, a library's version."""
+        module = sys.modules.get(absname)
+        if module is None:
+            return self._unloaded(absname, absname, c)
+        return self.resolve(absname, module, "import", set(), c)
 
     def _unloaded(self, absname: str, label: str, c: _Collector) -> _Form:
         """Identify a module a UDF imports locally but nobody has imported yet."""

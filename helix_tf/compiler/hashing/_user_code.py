@@ -118,6 +118,23 @@ class _UserCode:
             form["files"] = files
         for call, line in found.unseeded:
             c.unseeded.append(f"{call} ({os.path.basename(filename)}:{line}, in {qualname})")
+        for call, line in found.global_draws:
+            c.refuse(
+                f"{qualname} draws from a random generator the whole process shares: {call} "
+                f"({os.path.basename(filename)}:{line}); what it draws depends on every draw "
+                "before it (other nodes, earlier runs), so no rerun can reproduce it; use "
+                "np.random.default_rng(seed) with the seed a parameter"
+            )
+        for call, line in found.dynamic:
+            c.refuse(
+                f"{qualname} reads names known only when it runs: {call} "
+                f"({os.path.basename(filename)}:{line}); read the values it needs by name "
+                "(a module constant, a closure variable or an import at module level)"
+            )
+        if found.imports:
+            form["dynamic_imports"] = {
+                name: self._reads.module_by_name(name, c) for name in found.imports
+            }
         return form
 
     @staticmethod
