@@ -201,8 +201,7 @@ def _function_refusals(d: Declaration, fn: Any, declared_paths: set[str], who: s
         _warn_once(
             f"unseeded:{d.name}:{callable_label(fn)}",
             f"{who}{udf} draws from an unseeded or global random generator: "
-            f"{'; '.join(fp.unseeded)}. Two fresh runs give different results, and "
-            "reruns reuse the first; use a generator seeded by a parameter "
-            "(np.random.default_rng(seed))",
+            f"{'; '.join(fp.unseeded)}. Two fresh runs give different results; use a "
+            "generator seeded by a parameter (np.random.default_rng(seed))",
         )
     return refusals
