@@ -46,12 +46,13 @@ def bucket(values, step):
 """
 
 #: The UDF feature the "add a feature" edit puts into a config (before ``examples``).
-UDF = """\
+UDF = """
+
     @wf.udf("derived", batched=True)
     def derived(batch):
-        return qa_helpers.bucket({expr}.to_numpy(dtype=float), STEP)
+        return qa_helpers.bucket(({expr}).to_numpy(dtype=float), STEP)
 
-    derived_feature = wf.feature("derived", F.Numeric(derived, standardize=False))
+    derived_feature = wf.feature("derived_x", F.Numeric(derived, standardize=False))
 """
 
 
