@@ -7,7 +7,7 @@ import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._canonical import _Form
+from ._canonical import _digest, _Form
 from ._locate import _SourceFinder
 from ._origin import _is_user_location, _is_user_module, _package_version
 from ._reads import _describe, _find_spec, _imported, _is_special, _Namespace
@@ -46,6 +46,8 @@ class _ReadResolver:
                     out[name] = {"__unresolved__": name}
                 continue
             out[name] = self.resolve(name, value, origin, chains.get(("free", name), set()), c)
+            if origin != "builtin":
+                c.part(name, _digest(out[name]))
         return out
 
     def resolve(
@@ -120,7 +122,9 @@ class _ReadResolver:
                 out.append({"bind": label, "value": self._unloaded(value, label, c)})
                 continue
             chains = norm.chains.get(key, set())
-            out.append({"bind": label, "value": self.resolve(label, value, "import", chains, c)})
+            form = self.resolve(label, value, "import", chains, c)
+            c.part(label, _digest(form))
+            out.append({"bind": label, "value": form})
         return out
 
     def module_by_name(self, absname: str, c: _Collector) -> _Form:
