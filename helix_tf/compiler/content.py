@@ -24,11 +24,11 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from helix_tf._atomic import atomic_write
 from helix_tf.compiler.hashing import sha256_file
 from helix_tf.errors import ConfigError
 
@@ -114,10 +114,7 @@ class ContentHasher:
             return
         try:
             self.memo_path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.memo_path.parent, suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                json.dump(self._memo, f)
-            os.replace(tmp, self.memo_path)
+            atomic_write(self.memo_path, json.dumps(self._memo))  # no .tmp left on failure
             self._dirty = False
         except OSError as exc:
             log.warning("could not save the content-hash memo %s: %s", self.memo_path, exc)
