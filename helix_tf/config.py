@@ -242,8 +242,8 @@ def load_config(
                 "(operator parameters are written node.param, e.g. -p learner.l1=0.001; "
                 "structural edits kind:target, e.g. -p model:learner=DNN)"
             )
-    if problems:
-        raise ConfigError(problems, path=str(cfg_path))
+    # Unknown config parameters are reported with the node overrides' problems (all
+    # problems of one command line together); the workflow is built without them.
     data = find_data_dir(data_dir, cfg_path)
     params = Params(values=values, data_dir=data, work_dir=cfg_path.parent / ".helix")
     factory = getattr(module, "workflow", None)
@@ -259,11 +259,12 @@ def load_config(
         try:
             wf = factory(params)
         except HelixError as exc:
-            if isinstance(exc, ConfigError) and exc.path is None:
-                raise ConfigError(exc.problems, path=str(cfg_path)) from exc
+            if isinstance(exc, ConfigError) and (exc.path is None or problems):
+                raise ConfigError([*problems, *exc.problems], path=str(cfg_path)) from exc
             raise
         except Exception as exc:
-            raise ConfigError(_user_error(exc, cfg_path), path=str(cfg_path)) from exc
+            found = [*problems, _user_error(exc, cfg_path)]
+            raise ConfigError(found, path=str(cfg_path)) from exc
         if not isinstance(wf, Workflow):
             raise ConfigError(
                 f"workflow(params) returned {type(wf).__name__}, expected a helix_tf.Workflow",

@@ -133,6 +133,16 @@ def test_several_bad_overrides_are_reported_together(config: Path) -> None:
     assert str(info.value).startswith(f"2 errors in {config.resolve()}:")
 
 
+def test_bad_config_parameters_and_node_overrides_are_reported_together(config: Path) -> None:
+    """An unknown config parameter does not hide the bad node parameters of the same
+    command line: every -p problem is in the one error."""
+    with pytest.raises(ConfigError) as info:
+        load_config(config, ["epoch=2", "lerner.l1=0.1", "learner.l11=0.1"])
+    text = str(info.value)
+    assert text.startswith(f"3 errors in {config.resolve()}:")
+    assert "-p epoch:" in text and "'lerner'" in text and "'l11'" in text
+
+
 def test_parse_overrides_values() -> None:
     assert parse_overrides(
         ["a=1", "b=0.5", "c=[1, 2]", "d=True", "e=None", "f=adam", "g = x=y"]
