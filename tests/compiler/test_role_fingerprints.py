@@ -6,7 +6,7 @@ compiler before the table existed (string roles, one branch per role), so a
 table entry that forgets or adds a fact fails here. A change of the fingerprint
 scheme (``FINGERPRINT_SCHEME``) re-pins them; nothing else may. Scheme 3 only added
 the libraries a node's stage computes with (``compiler._runtime``): without them, and
-under scheme 2, every pin holds.
+under scheme 2 (and Numeric's version 1, before its exact sums), every pin holds.
 """
 
 from __future__ import annotations
@@ -136,12 +136,14 @@ def _compiled(tmp_path: Path, approx: str) -> Any:
 
 @pytest.fixture
 def scheme_2(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fingerprint scheme before the runtime joined it."""
+    """The fingerprint scheme before the runtime joined it, and Numeric before its
+    statistics were summed exactly (version 2)."""
     from helix_tf.compiler import _identity
 
-    assert FINGERPRINT_SCHEME == 3
+    assert FINGERPRINT_SCHEME == 3 and F.Numeric.VERSION == 2
     monkeypatch.setattr(_identity, "FINGERPRINT_SCHEME", 2)
     monkeypatch.setattr(_identity, "runtime_identity", lambda stage: {})
+    monkeypatch.setattr(F.Numeric, "VERSION", 1)
 
 
 @pytest.mark.parametrize("approx", sorted(APPROX))
