@@ -173,8 +173,9 @@ def _import(path: Path) -> Any:
 SHIPPED_BY_VALUE: set[str] = set()
 
 
-#: User modules first imported while a config loaded (helpers beside it): forgotten
-#: before the next load, so an edited helper is imported afresh, as in a new process.
+#: User modules first imported while a config loaded (helpers beside it, or anywhere
+#: on the path outside the installation): forgotten before the next load, so an edited
+#: helper is imported afresh, as in a new process.
 _CONFIG_MODULES: set[str] = set()
 
 
@@ -192,7 +193,9 @@ def _beside_on_path(folder: Path) -> None:
 
 def _remember_user_modules(before: set[str], folder: Path) -> list[Any]:
     """The user modules from the config's folder (not helix_tf, the stdlib or site-packages)
-    imported since ``before``."""
+    imported since ``before``; every user module imported since then, wherever it lies,
+    is forgotten before the next load (else an edited helper outside the config's folder
+    kept running its old code in a long-lived process: a notebook, the agent)."""
     from helix_tf.compiler.hashing._origin import _is_user_module
 
     found = []
@@ -201,8 +204,10 @@ def _remember_user_modules(before: set[str], folder: Path) -> list[Any]:
         file = getattr(module, "__file__", None)
         if module is None or not file or name.startswith("helix_config_"):
             continue
-        if Path(file).resolve().is_relative_to(folder.resolve()) and _is_user_module(module):
-            _CONFIG_MODULES.add(name)
+        if not _is_user_module(module):
+            continue
+        _CONFIG_MODULES.add(name)
+        if Path(file).resolve().is_relative_to(folder.resolve()):
             found.append(module)
     return found
 
