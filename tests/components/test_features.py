@@ -337,6 +337,15 @@ def test_udf_key_error_on_a_column_lists_the_columns(op: F.Feature) -> None:
         op.transform([FRAME], {}, 3)
 
 
+def test_udf_key_error_on_a_column_names_the_line_that_read_it() -> None:
+    def pick(batch: Any) -> Any:
+        return batch["nmae"]
+
+    with pytest.raises(ExecutionError) as info:
+        F.Udf(pick, batched=True).transform([FRAME], {}, 3)
+    assert f"test_features.py:{pick.__code__.co_firstlineno + 1};" in str(info.value)
+
+
 def test_udf_key_error_that_is_not_a_column_is_the_users_own() -> None:
     table = {"x": 1}
     op = F.Udf(lambda batch: batch["a"] * table["y"], batched=True)
