@@ -136,3 +136,33 @@ def test_nan_and_infinite_metrics_never_show_as_signed_nan() -> None:
     assert "nan" not in text.lower().replace("n/a", ""), text
     assert "n/a" in text and "+inf" in text and " inf " in text
     assert [number(v, "+.4f") for v in (nan, inf, -inf, 0.1)] == ["n/a", "+inf", "-inf", "+0.1000"]
+
+
+def test_json_output_is_strict_json_with_nan_as_null() -> None:
+    """``--json`` (run, history, diff, plan) goes through ``json_text``: NaN and
+    infinities are ``null``, never the ``NaN`` that strict readers (jq) reject."""
+    import json
+
+    from helix_tf.rendering import json_text
+
+    nan = float("nan")
+    result = RunResult(
+        workflow="w",
+        version=1,
+        run_id=1,
+        approx=False,
+        metrics={"auc[sex=Female]": nan, "auc": 0.8, "log_loss": float("inf")},
+        intervals={},
+        nodes=(),
+        wall_seconds=1.0,
+    )
+    text = json_text(result.to_dict())
+
+    def strict(token: str) -> None:
+        raise ValueError(f"not JSON: {token}")
+
+    parsed = json.loads(text, parse_constant=strict)
+    assert parsed["metrics"] == {"auc[sex=Female]": None, "auc": 0.8, "log_loss": None}
+    buf = io.StringIO()
+    Console(file=buf, width=200).print_json(text)
+    json.loads(buf.getvalue(), parse_constant=strict)
