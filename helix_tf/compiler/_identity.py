@@ -28,6 +28,7 @@ from helix_tf.compiler._values import (
 )
 from helix_tf.compiler.content import ContentHasher
 from helix_tf.compiler.hashing import CodeFingerprint, code_fingerprint, stable_hash
+from helix_tf.compiler.hashing._origin import _is_user_type
 from helix_tf.components.base import Operator
 from helix_tf.roles import ROLE_SPECS, Role
 from helix_tf.workflow import Declaration
@@ -90,6 +91,7 @@ def _training_label(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> N
 def _metric_identities(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> None:
     body["metrics"] = [
         {"op": m.op_name, "version": m.VERSION, "params": m.fingerprint_params()}
+        | ({"code": code_fingerprint(type(m)).digest} if _is_user_type(type(m)) else {})
         for m in d.refs.get("metrics") or []
     ]
 
@@ -146,6 +148,10 @@ def fingerprint(
     runtime = runtime_identity(ROLE_SPECS[d.role].stage)
     if runtime:  # the libraries the node's stage computes with (scheme 3)
         body["runtime"] = runtime
+    if d.op is not None and _is_user_type(type(d.op)):
+        # An operator class written in the user's own code: its code is part of what
+        # computes the result (as a UDF's is), not only the VERSION its author may forget.
+        body["code"] = code_fingerprint(type(d.op)).digest
     if d.op is not None and d.op.content_files():
         body["content"] = {
             param: [[label, hasher.file_digest(path)] for label, path in pairs]
@@ -167,6 +173,7 @@ def code_refusals(d: Declaration) -> list[str]:
     """
     metrics = (d.refs.get("metrics") or []) if d.role == Role.EVALUATE else []
     fns = list(callables([d.op, *metrics]))
+    fns += [type(op) for op in [d.op, *metrics] if op is not None and _is_user_type(type(op))]
     if not fns:
         return []
     declared = d.op.content_files().get("files", ()) if d.op is not None else ()

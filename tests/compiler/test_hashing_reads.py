@@ -343,3 +343,34 @@ def test_draws_from_the_process_wide_generators_are_refusals(load) -> None:
     ]
     assert "np.random.default_rng(seed)" in refusals[0]
     assert code_fingerprint(module.seeded).refusals == ()
+
+
+def test_a_helper_class_on_an_abc_and_a_type_alias_are_hashed_not_refused(load) -> None:
+    module = load(
+        """
+        import abc
+
+        Number = int | float
+        Pair = tuple[int, "Number"]
+
+
+        class Base(abc.ABC):
+            @abc.abstractmethod
+            def scale(self) -> float: ...
+
+
+        class Twice(Base):
+            FACTOR = 2
+
+            def scale(self) -> float:
+                return self.FACTOR
+
+
+        def udf(x):
+            return x * Twice().scale() if isinstance(x, Number) else Pair
+        """
+    )
+    fp = code_fingerprint(module.udf)
+    assert fp.refusals == () and fp.analysable
+    module.Twice.FACTOR = 3
+    assert code_fingerprint(module.udf).digest != fp.digest
