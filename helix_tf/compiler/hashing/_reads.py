@@ -133,8 +133,10 @@ def _class_attrs(cls: type) -> dict[str, object]:
     """Class attributes whose values are not in the class source: data and foreign code."""
     out: dict[str, object] = {}
     for name, value in sorted(cls.__dict__.items()):
-        if name in _MACHINERY or _is_special(name) or isinstance(
-            value, types.MemberDescriptorType | types.GetSetDescriptorType
+        if (
+            name in _MACHINERY
+            or _is_special(name)
+            or isinstance(value, types.MemberDescriptorType | types.GetSetDescriptorType)
         ):
             continue
         if isinstance(value, type) and value.__qualname__.startswith(f"{cls.__qualname__}."):
