@@ -10,6 +10,7 @@ runs on Beam workers of every runner.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -25,7 +26,11 @@ from helix_tf.types import BAG, CATEGORICAL, NUMERIC, ROW_ID, STRING, TOKENS
 __all__ = [
     "batch_path",
     "write_batch",
+    "write_table",
     "read_batch",
+    "read_table",
+    "move_file",
+    "remove_file",
     "list_batches",
     "read_split",
     "feature_columns",
@@ -50,12 +55,17 @@ def write_batch(root: str, split: str, k: int, table: pa.Table) -> int:
     A worker killed mid-write, or a runner that retries a bundle while the first
     attempt still runs, leaves at most a temporary file no reader lists (hidden
     ``.NNNNNN.parquet.*.tmp`` locally, ``*.tmp-*`` on object stores), never a torn
-    ``NNNNNN.parquet``; a write that fails (a full disk) removes its temporary file. On object stores the upload itself is atomic (an object
-    appears whole when its upload completes); the rename there is a server-side copy.
+    ``NNNNNN.parquet``; a write that fails (a full disk) removes its temporary file. On
+    object stores the upload itself is atomic (an object appears whole when its upload
+    completes); the rename there is a server-side copy.
     """
+    return write_table(batch_path(root, split, k), table)
+
+
+def write_table(path: str, table: pa.Table) -> int:
+    """Write a Parquet file atomically (see :func:`write_batch`); returns its bytes."""
     from helix_tf._atomic import atomic_path, atomic_write_fs
 
-    path = batch_path(root, split, k)
     if _is_remote(path):
         import fsspec
 
@@ -67,6 +77,47 @@ def write_batch(root: str, split: str, k: int, table: pa.Table) -> int:
     with atomic_path(local, suffix=".tmp") as tmp:
         pq.write_table(table, tmp, compression="snappy")
     return os.path.getsize(local)
+
+
+def read_table(path: str) -> pa.Table:
+    """Read a Parquet file (a local path or a URL)."""
+    if _is_remote(path):
+        import fsspec
+
+        with fsspec.open(path, "rb") as f:
+            return pq.read_table(f)
+    return pq.read_table(path.removeprefix("file://"))
+
+
+def move_file(source: str, target: str) -> None:
+    """Rename a file (a server-side copy on object stores).
+
+    Idempotent, for a retried bundle: a missing source whose target exists was moved.
+    """
+    if _is_remote(source):
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(source)
+        final = fs._strip_protocol(target)
+        if fs.exists(path) or not fs.exists(final):
+            fs.mv(path, final)
+        return
+    source, target = source.removeprefix("file://"), target.removeprefix("file://")
+    if os.path.exists(source) or not os.path.exists(target):
+        os.replace(source, target)
+
+
+def remove_file(path: str) -> None:
+    """Delete a file if it exists."""
+    if _is_remote(path):
+        import fsspec
+
+        fs, inner = fsspec.core.url_to_fs(path)
+        if fs.exists(inner):
+            fs.rm(inner)
+        return
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path.removeprefix("file://"))
 
 
 def read_batch(root: str, split: str, k: int, columns: Sequence[str] | None = None) -> pa.Table:

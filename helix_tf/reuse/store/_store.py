@@ -329,6 +329,17 @@ class ArtifactStore:
         self.lease = lease
         return lease.start()
 
+    def in_flight(self, fingerprints: Iterable[str]) -> dict[str, LeaseInfo]:
+        """Which of ``fingerprints`` other live runs, on any machine, are computing.
+
+        Only runs that announced them (:meth:`RunLease.announce`) before this process's
+        lease did count; fingerprint → the earliest such run's lease. Empty without a
+        lease of this process, or when nobody announced them first.
+        """
+        if self.lease is None or self.lease.announced is None:
+            return {}
+        return self._leases.in_flight(fingerprints, self.lease)
+
     def leases(self) -> list[LeaseInfo]:
         """Every run lease on the store (of any machine), each judged live or dead."""
         return self._leases.all()
