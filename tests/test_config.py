@@ -357,8 +357,8 @@ def test_an_edited_helper_outside_the_config_folder_is_imported_afresh(
     next load in the same process (a notebook, the agent) runs its edited code, as a
     new process would, instead of the copy imported the first time."""
     lib = tmp_path_factory.mktemp("projectlib")  # not under the config's folder
-    monkeypatch.syspath_prepend(str(lib))
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    sys.path.append(str(lib))  # after every config folder: found only there
     path = make_config(
         HELPER_CONFIG.replace("from mylib import", "from qa_outside_lib import"),
         train=census_like[0],
@@ -373,6 +373,7 @@ def test_an_edited_helper_outside_the_config_folder_is_imported_afresh(
             seen.append(fn.__globals__["clean"](None))
     finally:
         sys.modules.pop("qa_outside_lib", None)
+        sys.path.remove(str(lib))
     assert seen == [1, 22]
 
 
