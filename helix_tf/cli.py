@@ -21,6 +21,7 @@ from helix_tf.cli_store import store
 from helix_tf.errors import HelixError
 from helix_tf.rendering import (
     ProgressPrinter,
+    json_text,
     plan_summary,
     plan_table,
     run_renderables,
@@ -181,7 +182,7 @@ def run(
         payload = result.to_dict()
         if saved is not None:
             payload["saved"] = {"config": saved.path, "keys": list(saved.saved), "diff": saved.diff}
-        out.print_json(json.dumps(payload))
+        out.print_json(json_text(payload))
         return
     for note in result.notes:
         err.print(f"[yellow]note:[/] {note}", highlight=False)
@@ -281,7 +282,7 @@ def plan(
         fail(err, exc)
         return
     if cmd.as_json:
-        out.print_json(json.dumps(result.to_dict()))
+        out.print_json(json_text(result.to_dict()))
         return
     for note in result.notes:
         err.print(f"[yellow]note:[/] {note}", highlight=False)
@@ -334,7 +335,7 @@ def history(
         fail(err, exc)
         return
     if cmd.as_json:
-        out.print_json(json.dumps([e.to_dict(selection) for e in entries]))
+        out.print_json(json_text([e.to_dict(selection) for e in entries]))
         return
     out.print(history_table(entries, selection))
 
@@ -365,7 +366,7 @@ def diff(
         fail(err, exc)
         return
     if cmd.as_json:
-        out.print_json(json.dumps(found.to_dict()))
+        out.print_json(json_text(found.to_dict()))
         return
     from helix_tf.rendering import diff_lines
 
