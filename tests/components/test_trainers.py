@@ -15,7 +15,6 @@ import pytest
 from helix_tf.components import learners
 
 
-
 @pytest.fixture(autouse=True)
 def _kept(monkeypatch: pytest.MonkeyPatch) -> None:
     """Trainers are kept, as in the server's trainer (a plain process keeps none)."""
