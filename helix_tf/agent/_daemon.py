@@ -147,6 +147,25 @@ def _lower_priority(cores: int) -> list[int]:
         return []
 
 
+def keep_trainers() -> None:
+    """In a new trial worker: keep built and traced Keras trainers across its runs.
+
+    :data:`helix_tf.components.trainers.TRAINERS` (issue 9) reuses a trainer when a
+    later run trains the same graph (only the learning rate, epochs or batch size
+    changed), with the same bits as a fresh build; a plain process keeps none.
+    """
+    from helix_tf.components.trainers import TRAINERS
+
+    TRAINERS.keep(4)
+
+
+def _trainer_stats() -> dict[str, int]:
+    """The worker's Keras trainers so far: built, reused, kept."""
+    from helix_tf.components.trainers import TRAINERS
+
+    return TRAINERS.stats()
+
+
 def _is_winner(study: Any, number: int, sign: int) -> bool:
     """Whether trial ``number`` is verified better, by more than every other verified better."""
     verified = {
@@ -189,7 +208,10 @@ class _Agent:
         self.purpose = "search"
         #: The one long-lived process the agent's runs run in (forked on first use).
         self.worker = Worker(
-            lambda request: self.handle(request), home=paths.home, max_rss=opts.worker_max_rss
+            lambda request: self.handle(request),
+            home=paths.home,
+            max_rss=opts.worker_max_rss,
+            on_start=keep_trainers,
         )
 
     # -- status ---------------------------------------------------------------------
@@ -269,6 +291,7 @@ class _Agent:
             "run_id": r.run_id,
             "version": r.version,
             "worker_pid": os.getpid(),
+            "trainers": _trainer_stats(),
         }
 
     def run(

@@ -129,12 +129,19 @@ def _read_blocking(fd: int) -> Any:
     return pickle.loads(b"".join(parts))
 
 
-def _serve(handler: Callable[[Any], dict[str, Any]], requests: int, results: int) -> None:
+def _serve(
+    handler: Callable[[Any], dict[str, Any]],
+    requests: int,
+    results: int,
+    on_start: Callable[[], None] | None = None,
+) -> None:
     """The worker's loop: one request at a time until the agent closes the pipe."""
     os.setpgid(0, 0)
     _die_with_parent()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
+    if on_start is not None:
+        on_start()
     while True:
         request = _read_blocking(requests)
         if request is None:
@@ -154,6 +161,7 @@ class Worker:
 
     ``home``: the store folder whose user-run mark stops the worker. ``max_rss``:
     replace the worker between runs once its resident memory passes this (bytes).
+    ``on_start``: called in each new worker before its first request.
     """
 
     def __init__(
@@ -162,8 +170,10 @@ class Worker:
         *,
         home: str | os.PathLike[str],
         max_rss: int | None = 4 << 30,
+        on_start: Callable[[], None] | None = None,
     ) -> None:
         self.handler = handler
+        self.on_start = on_start
         self.home = Path(home)
         self.max_rss = max_rss
         self.pid: int | None = None
@@ -200,7 +210,7 @@ class Worker:
             os.close(req_w)
             os.close(res_r)
             try:
-                _serve(self.handler, req_r, res_w)
+                _serve(self.handler, req_r, res_w, self.on_start)
             finally:
                 os._exit(0)
         os.close(req_r)

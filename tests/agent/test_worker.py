@@ -123,7 +123,8 @@ def test_the_agents_runs_share_one_worker(tiny_census_config: Path, tmp_path: Pa
     agent = _Agent(AgentOptions(config=str(tiny_census_config), store=store), paths)
     agent.update = lambda **fields: None  # type: ignore[method-assign]
     try:
-        outs = [agent.run({"learner.l2": l2}, validation=None) for l2 in (1e-3, 2e-3)]
+        # The learning rate is fed at run time: the second run reuses the first's trainer.
+        outs = [agent.run({"learner.learning_rate": lr}, validation=None) for lr in (0.02, 0.03)]
     finally:
         agent.worker.close()
     assert all(isinstance(o, Finished) and o.result for o in outs), outs
@@ -131,3 +132,33 @@ def test_the_agents_runs_share_one_worker(tiny_census_config: Path, tmp_path: Pa
     assert len(pids) == 1 and os.getpid() not in pids
     assert outs[1].result["states"].get("compute", 0) <= 3  # type: ignore[union-attr,index]
     assert agent.status["worker"]["starts"] == 1 and agent.status["worker"]["runs"] == 2
+    assert outs[1].result["trainers"]["reuses"] >= 1  # type: ignore[union-attr,index]
+
+
+def _mark_started() -> None:
+    _SEEN.append("started")
+
+
+def test_on_start_runs_in_each_new_worker_not_in_the_agent(tmp_path: Path) -> None:
+    w = Worker(_handler, home=tmp_path, on_start=_mark_started)
+    try:
+        out = w.call({"n": 1}, stop=_never)
+        assert isinstance(out, Finished) and out.result["seen"] == ["started", 1]  # type: ignore[index]
+        assert "started" not in _SEEN
+        w.kill()
+        again = w.call({"n": 2}, stop=_never)
+        assert again.result["seen"] == ["started", 2]  # type: ignore[union-attr,index]
+    finally:
+        w.kill()
+
+
+def test_the_agents_worker_keeps_keras_trainers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 9's trainers are reused only where a long-lived process asks for it."""
+    from helix_tf.agent._daemon import keep_trainers
+    from helix_tf.components.trainers import TRAINERS
+
+    monkeypatch.delenv("HELIX_TF_TRAINERS", raising=False)
+    monkeypatch.setattr(TRAINERS, "_capacity", None)
+    assert TRAINERS.capacity == 0
+    keep_trainers()
+    assert TRAINERS.capacity == 4
