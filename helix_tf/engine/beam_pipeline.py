@@ -35,10 +35,13 @@ from helix_tf.engine.preprocess_steps import (
     analysis_levels,
     batch_partials,
     compute_batch,
+    computed_readers,
     merge_states,
     preprocess_result,
     read_split,
+    source_nodes,
 )
+from helix_tf.roles import NodeState, Split
 
 __all__ = ["PreprocessResult", "run_preprocessing", "analysis_levels"]
 
@@ -151,14 +154,14 @@ def run_preprocessing(
     _ship_user_code()
     pipeline = make_pipeline()
     levels = analysis_levels(nodes, order)
-    sources = [n for n in order if nodes[n].role == "source"]
+    sources = source_nodes(nodes, order)
     expected_keys: dict[str, Any] = {}
-    computed = [n for n in order if nodes[n].state == "compute" and nodes[n].role != "source"]
+    computed = computed_readers(nodes, order)
     side_stats: list[Any] = []
     for src in sources:
         snode = nodes[src]
         label = src.replace(" ", "_")
-        if snode.state == "compute":
+        if snode.state == NodeState.COMPUTE:
             op = snode.op
             assert isinstance(op, Source)
             keys = (
@@ -174,7 +177,7 @@ def run_preprocessing(
         mine = [n for n in computed if nodes[n].source == src or n == src]
         if not mine:
             continue
-        train = keys | f"Train[{label}]" >> beam.Filter(lambda key: key[0] == "train")
+        train = keys | f"Train[{label}]" >> beam.Filter(lambda key: key[0] == Split.TRAIN)
         stats_views: list[Any] = []
         for i, group in enumerate(levels):
             group = [n for n in group if nodes[n].source == src]

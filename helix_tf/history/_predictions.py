@@ -15,6 +15,7 @@ import numpy as np
 
 from helix_tf.errors import ConfigError, StoreError
 from helix_tf.history._versions import Params, _compiled
+from helix_tf.roles import Role
 
 if TYPE_CHECKING:
     from helix_tf.validation import Validation
@@ -71,7 +72,7 @@ def stored_predictions(
     from helix_tf.reuse.store import ArtifactStore
 
     loaded, compiled = _compiled(config, params, data_dir, validation)
-    predicts = [n for n in compiled.nodes if n.role == "predict"]
+    predicts = [n for n in compiled.nodes if n.role == Role.PREDICT]
     if node is None and len(predicts) != 1:
         raise ConfigError(
             f"workflow {compiled.name!r} has {len(predicts)} predict nodes; pass node=... "

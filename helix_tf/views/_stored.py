@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from helix_tf.errors import StoreError
+from helix_tf.roles import Role
 
 __all__ = [
     "RunReader",
@@ -88,9 +89,9 @@ class RunReader:
     """
 
     _READERS: ClassVar[dict[str, Callable[[str, str, str], Any]]] = {
-        "predict": read_predictions,
-        "train": read_model,
-        "explain": read_explanation,
+        Role.PREDICT: read_predictions,
+        Role.TRAIN: read_model,
+        Role.EXPLAIN: read_explanation,
         "label": read_label,
     }
 
