@@ -55,6 +55,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
+from typing import Any
 
 from helix_tf.types import ArtifactKind, Vocabulary
 
@@ -219,37 +220,36 @@ def _applies_model(role: Role, output: ArtifactKind, stage: Stage, verb: str) ->
     )
 
 
+def _preprocessing(role: Role, **fields: Any) -> RoleSpec:
+    """A role the batch pipeline computes (all such nodes together), shrunk by a source sample."""
+    return RoleSpec(role=role, step=PREPROCESS_STEP, sampled_by=("source",), **fields)
+
+
 _SPECS = (
-    RoleSpec(
-        role=Role.SOURCE,
+    _preprocessing(
+        Role.SOURCE,
         fingerprint=("sample",),
         facts=("sample",),
         output=ArtifactKind.TABLE,
         stage=Stage.SOURCE,
         default_seconds=2.0,
-        step=PREPROCESS_STEP,
-        sampled_by=("source",),
     ),
-    RoleSpec(
-        role=Role.FEATURE,
+    _preprocessing(
+        Role.FEATURE,
         inputs=(_SOURCE, Input(what="input", roles=(Role.FEATURE,))),
         facts=("source",),
         output=ArtifactKind.FEATURE,
         stage=Stage.PREPROCESS,
         default_seconds=1.0,
-        step=PREPROCESS_STEP,
-        sampled_by=("source",),
     ),
-    RoleSpec(
-        role=Role.EXAMPLES,
+    _preprocessing(
+        Role.EXAMPLES,
         inputs=(_SOURCE, Input(what="feature", roles=(Role.FEATURE,), ref="features", many=True)),
         fingerprint=("features", "examples_label"),
         facts=("features", "label"),
         output=ArtifactKind.EXAMPLES,
         stage=Stage.PREPROCESS,
         default_seconds=1.0,
-        step=PREPROCESS_STEP,
-        sampled_by=("source",),
     ),
     RoleSpec(
         role=Role.TRAIN,
