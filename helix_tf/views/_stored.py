@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from helix_tf.errors import StoreError
-from helix_tf.roles import Role
+from helix_tf.roles import Role, Split
 
 __all__ = [
     "RunReader",
@@ -47,7 +47,7 @@ def read_predictions(store_url: str, fingerprint: str, node: str) -> Any:
     from helix_tf.engine import tables
 
     local, meta = stored_folder(store_url, fingerprint, node)
-    table = tables.read_split(local, meta.get("split", "test"))
+    table = tables.read_split(local, meta.get("split", Split.TEST))
     if table is None:
         raise StoreError(f"the stored predictions of node {node!r} hold no rows")
     return table
