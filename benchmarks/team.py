@@ -9,8 +9,11 @@ Each simulated member runs the whole sequence (``benchmarks/sequences/<name>/it0
 ``--order rotated`` (the default) member k starts at a different point of the
 sequence (k × 11 / members iterations in, wrapping around), as colleagues working on
 different versions of one pipeline do; ``--order lockstep`` runs the same iteration
-at the same moment everywhere (nothing coordinates computations in flight, so
-lockstep members compute the same nodes side by side: an upper bound on duplication).
+at the same moment everywhere: a member that plans a node another member is already
+computing waits for it and loads it (helix_tf._inflight); with
+``HELIX_TF_WAIT_FOR_COLLEAGUES=0`` nothing coordinates computations in flight and
+lockstep members compute the same nodes side by side (an upper bound on duplication).
+``--setups team`` skips the members-alone setup.
 
 - **team**: one store folder and one PostgreSQL database (a throwaway server started
   by the benchmark, as the tests start theirs: ``tests/_postgres.py``), named once
@@ -59,7 +62,10 @@ def _run(config: Path, store: Path, env: dict[str, str], args: Sequence[str]) ->
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600, check=False)
     if proc.returncode != 0:
         raise BenchmarkError(f"`{' '.join(cmd)}` failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout[proc.stdout.find("{") :])
+    result = json.loads(proc.stdout[proc.stdout.find("{") :])
+    # The run waited for a colleague's computation in flight (helix_tf._inflight).
+    result["waited"] = "waiting up to" in proc.stderr
+    return result
 
 
 def _member(
@@ -75,6 +81,7 @@ def _member(
                 "member": name,
                 "config": config.name,
                 "wall_seconds": round(time.perf_counter() - t0, 3),
+                "waited": result["waited"],
                 "nodes": [
                     {k: n.get(k) for k in ("name", "state", "compute_seconds", "fingerprint")}
                     | {"materialized": bool(n.get("materialized"))}
@@ -133,6 +140,7 @@ def summarize(runs: list[dict[str, Any]], makespan: float) -> dict[str, Any]:
         "node_loads": loads,
         "served_by_another_member": served,
         "share_served_by_another": round(served / executions, 3) if executions else 0.0,
+        "runs_that_waited_for_a_colleague": sum(bool(r.get("waited")) for r in runs),
     }
 
 
@@ -231,6 +239,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "order": args.order,
         "iterations": {m: [c.name for c in cs] for m, cs in orders.items()},
         "command": " ".join([sys.executable, "-m", "benchmarks.team", *sys.argv[1:]]),
+        # How long a run may wait for a colleague's computation in flight (0: never).
+        "wait_for_colleagues": os.environ.get("HELIX_TF_WAIT_FOR_COLLEAGUES", "default (600 s)"),
         "machine": machine_info(),
     }
     try:
@@ -260,8 +270,9 @@ def _both_setups(
         )
         for m in members
     }
-    makespan, runs = _together(alone)
-    report["alone"] = summarize(runs, makespan)
+    if args.setups == "both":
+        makespan, runs = _together(alone)
+        report["alone"] = summarize(runs, makespan)
     with running_server(binaries) as server:
         url = server.create_database("team")
         env = {**base_env, "HELIX_TF_METADATA": url}
@@ -280,7 +291,8 @@ def _both_setups(
 
 
 def markdown(r: dict[str, Any]) -> str:
-    t, a = r["team"], r["alone"]
+    t = r["team"]
+    a = r.get("alone") or {key: "-" for key in t}
     rows = [
         ("makespan (s)", "makespan_seconds"),
         ("sum of run processes (s)", "process_seconds"),
@@ -289,11 +301,14 @@ def markdown(r: dict[str, Any]) -> str:
         ("node loads", "node_loads"),
         ("executions served by another member", "served_by_another_member"),
         ("share served by another member", "share_served_by_another"),
+        ("runs that waited for a colleague's computation", "runs_that_waited_for_a_colleague"),
     ]
     lines = [
         f"# Team mode: {r['members']} members × {r['sequence']} at ×{r['scale']} ({r['order']})",
         "",
         f"`{r['command']}`",
+        "",
+        f"HELIX_TF_WAIT_FOR_COLLEAGUES: {r.get('wait_for_colleagues')}",
         "",
         "| | team (one store, one PostgreSQL) | alone (own store, own SQLite) |",
         "|---|---:|---:|",
@@ -320,6 +335,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--members", type=int, default=4)
     parser.add_argument("--iterations", default="0-10")
     parser.add_argument("--order", choices=["rotated", "lockstep"], default="rotated")
+    parser.add_argument(
+        "--setups",
+        choices=["both", "team"],
+        default="both",
+        help="team: skip the members-alone setup (e.g. to compare HELIX_TF_WAIT_FOR_COLLEAGUES)",
+    )
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--json", required=True, help="Where to write the report (and .md).")
     args = parser.parse_args(argv)

@@ -363,6 +363,7 @@ def _execute_replanning(session: Session, opts: _RunOptions, lease_id: str) -> _
     recomputes it and what depends on it, within this run. Returns the decisions and
     manifests of the plan that ran, the engine's result and notes on what was replanned.
     """
+    from helix_tf._inflight import announce, await_colleagues
     from helix_tf.engine.execute import EngineOptions, StoreEntriesLost, execute_plan
     from helix_tf.reuse.materialize import MaterializationPolicy
     from helix_tf.reuse.tagged import TagQuota
@@ -377,6 +378,10 @@ def _execute_replanning(session: Session, opts: _RunOptions, lease_id: str) -> _
     notes: list[str] = []
     for attempt in range(_REPLANS + 1):
         decisions, manifests, costs = _plan(session, exclude=frozenset(lost))
+        # A colleague's run already computing some of this plan: wait, then load.
+        if attempt == 0 and await_colleagues(session, decisions, costs.history):
+            decisions, manifests, costs = _plan(session, exclude=frozenset(lost))
+            announce(session, decisions)
         states = {d.name: d.state for d in decisions}
         if opts.progress:
             opts.progress(Planned(decisions=tuple(decisions)))
@@ -439,13 +444,7 @@ def _start_lease(session: Session, scratch: str | None) -> Any:
     try:
         if store.collection_due():
             report = store.collect()
-            killed = [
-                int(info.run["run_id"])
-                for info in report.dead_runs
-                if info.run.get("run_id") is not None
-                and info.run.get("metadata") == session.metadata.url
-            ]
-            session.metadata.mark_killed(killed)
+            session.metadata.mark_killed(report.killed_runs(session.metadata.url))
     except Exception as exc:  # reclaiming is housekeeping: it never fails a run
         log.debug("could not reclaim leftovers in %s: %s", store.url, exc)
     return lease

@@ -2,7 +2,9 @@
 
 Registered on the main command group by :mod:`helix_tf.cli`. Each command takes the
 store as ``--store URL``, or as the ``.helix/`` folder next to a CONFIG (the default of
-``helix-tf run``).
+``helix-tf run``). ``gc`` and ``du`` read the metadata database too, found as every
+command finds it (:mod:`helix_tf.settings`: ``--metadata``, ``HELIX_TF_METADATA``,
+``helix_tf.toml`` above CONFIG or the current folder, else the store's own SQLite file).
 """
 
 from __future__ import annotations
@@ -83,6 +85,14 @@ _options = [
 ]
 
 
+_metadata_option = click.option(
+    "--metadata",
+    default=None,
+    help="Metadata database URL (default: HELIX_TF_METADATA, else helix_tf.toml above CONFIG "
+    "or the current folder, else sqlite in a local store).",
+)
+
+
 def _with_options(fn: Any) -> Any:
     for deco in reversed(_options):
         fn = deco(fn)
@@ -104,6 +114,7 @@ def store() -> None:
     help="Seconds: leftovers no live or dead run owns are removed once this old.",
 )
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@_metadata_option
 def gc(
     config: str | None,
     store: str | None,
@@ -111,16 +122,20 @@ def gc(
     verbose: int,
     older_than: float,
     dry_run: bool,
+    metadata: str | None,
 ) -> None:
     """Reclaim what killed or failed runs left in the store (never a live run's files).
 
     Staging folders, data folders no manifest names, temporary and unusable manifests
     and dead runs' scratch folders go at once when the run that wrote them is gone,
-    otherwise once older than --older-than. Committed entries are kept.
+    otherwise once older than --older-than. Committed entries are kept. The dead runs
+    recorded in the metadata database are marked killed there.
     """
     out, err = _consoles()
-    report = _guarded(
-        err, lambda: _open(config, store, verbose).collect(older_than=older_than, dry_run=dry_run)
+    artifacts = _guarded(err, lambda: _open(config, store, verbose))
+    report = _guarded(err, lambda: artifacts.collect(older_than=older_than, dry_run=dry_run))
+    killed = (
+        [] if dry_run else _guarded(err, lambda: _mark_killed(report, artifacts, config, metadata))
     )
     if as_json:
         out.print_json(
@@ -134,6 +149,7 @@ def gc(
                         {"id": d.id, "user": d.user, "host": d.host, "pid": d.pid}
                         for d in report.dead_runs
                     ],
+                    "marked_killed": killed,
                     "dry_run": dry_run,
                 }
             )
@@ -143,8 +159,10 @@ def gc(
     for path in report.paths:
         out.print(f"{verb} {escape(str(path))}", highlight=False)
     for dead in report.dead_runs:  # on a shared store: whose run it was, and where
+        run_id = dead.run.get("run_id")
+        marked = f"; run {run_id} marked killed" if run_id in killed else ""
         out.print(
-            f"dead run {dead.id}: {escape(dead.user)}@{escape(dead.host)} pid {dead.pid}",
+            f"dead run {dead.id}: {escape(dead.user)}@{escape(dead.host)} pid {dead.pid}{marked}",
             highlight=False,
         )
     out.print(
@@ -199,11 +217,7 @@ def verify(
 
 @store.command()
 @_with_options
-@click.option(
-    "--metadata",
-    default=None,
-    help="Metadata database URL naming the entries (default: sqlite in a local store).",
-)
+@_metadata_option
 def du(
     config: str | None, store: str | None, as_json: bool, verbose: int, metadata: str | None
 ) -> None:
@@ -214,7 +228,7 @@ def du(
         err,
         lambda: (
             artifacts.entries(),
-            _node_names(artifacts, metadata),
+            _node_names(artifacts, config, metadata),
             artifacts.collect(dry_run=True, older_than=0.0),
         ),
     )
@@ -268,14 +282,46 @@ def du(
     )
 
 
-def _node_names(artifacts: Any, metadata: str | None) -> dict[str, list[tuple[str, int, str]]]:
+def _node_names(
+    artifacts: Any, config: str | None, metadata: str | None
+) -> dict[str, list[tuple[str, int, str]]]:
     """Fingerprint → (workflow, version, node) from the metadata database, if there is one."""
-    url = metadata
-    if url is None:
-        if not artifacts.is_local or not (Path(artifacts.root) / "metadata.db").exists():
-            return {}
-        url = f"sqlite:///{Path(artifacts.root) / 'metadata.db'}"
-    from helix_tf.reuse.metadata import MetadataStore
+    from helix_tf._session import open_metadata
 
-    with MetadataStore(url) as md:
+    url, setting = _metadata_url(artifacts, config, metadata)
+    if url is None:
+        return {}
+    with open_metadata(url, setting) as md:
         return md.node_names()
+
+
+def _mark_killed(
+    report: Any, artifacts: Any, config: str | None, metadata: str | None
+) -> list[int]:
+    """Mark the dead runs recorded in the metadata database killed there; their ids."""
+    if not any(d.run.get("run_id") is not None for d in report.dead_runs):
+        return []
+    from helix_tf._session import open_metadata
+
+    url, setting = _metadata_url(artifacts, config, metadata)
+    if url is None:
+        return []
+    with open_metadata(url, setting) as md:
+        killed = report.killed_runs(md.url)
+        md.mark_killed(killed)
+    return killed
+
+
+def _metadata_url(artifacts: Any, config: str | None, given: str | None) -> tuple[str | None, Any]:
+    """The metadata database's URL and its setting: ``--metadata``, ``HELIX_TF_METADATA``,
+    ``helix_tf.toml`` above CONFIG (else the current folder), else the local store's
+    SQLite file when it exists (None: no database to read)."""
+    from helix_tf.settings import metadata_setting
+
+    setting = metadata_setting(given, config or Path.cwd())
+    if setting.value is not None:
+        return setting.value, setting
+    if artifacts is None or not artifacts.is_local:
+        return None, setting
+    path = Path(artifacts.root) / "metadata.db"
+    return (f"sqlite:///{path}" if path.exists() else None), setting

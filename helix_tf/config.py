@@ -152,7 +152,16 @@ def _import(path: Path) -> Any:
     except HelixError:
         raise
     except Exception as exc:
-        raise ConfigError(_user_error(exc, path), path=str(path)) from exc
+        message = _user_error(exc, path)
+        shadowing = (
+            _shadowing_helpers(path) if isinstance(exc, ImportError | AttributeError) else []
+        )
+        if shadowing:
+            message += (
+                f" (beside the config, {', '.join(shadowing)} has the name of a standard "
+                "library module, which is imported instead: rename it)"
+            )
+        raise ConfigError(message, path=str(path)) from exc
     finally:
         helpers = _remember_user_modules(before, path.parent)
     # Ship the config's own code (and modules beside it) by value to remote Beam workers:
@@ -178,16 +187,41 @@ SHIPPED_BY_VALUE: set[str] = set()
 _CONFIG_MODULES: set[str] = set()
 
 
+#: The config folder this module put on ``sys.path`` (the latest load's).
+_CONFIG_FOLDERS: list[str] = []
+
+
 def _beside_on_path(folder: Path) -> None:
-    """Make modules beside the config importable, as running it as a script would:
-    its folder goes first on ``sys.path``; helpers an earlier load imported are forgotten."""
+    """Make modules beside the config importable; helpers an earlier load imported are
+    forgotten.
+
+    The folder goes *last* on ``sys.path``, not first as a script's would: helix_tf and
+    its libraries import lazily after the config has loaded, and a file beside it named
+    like a standard or installed module (``concurrent.py``, ``json.py``, ``types.py``)
+    would otherwise replace that module for the whole run. Such a helper cannot be
+    imported under its name, which :func:`_shadowing_helpers` reports.
+    """
     entry = str(folder)
-    if entry in sys.path:
-        sys.path.remove(entry)
-    sys.path.insert(0, entry)
+    for earlier in (*_CONFIG_FOLDERS, entry):  # only the latest config's folder stays
+        while earlier in sys.path:
+            sys.path.remove(earlier)
+    _CONFIG_FOLDERS[:] = [entry]
+    sys.path.append(entry)
     for name in sorted(_CONFIG_MODULES):
         sys.modules.pop(name, None)
     _CONFIG_MODULES.clear()
+
+
+def _shadowing_helpers(path: Path) -> list[str]:
+    """Modules beside config ``path`` named like a standard-library module (not the
+    config itself, which loads under a private name)."""
+    found = []
+    for item in sorted(path.parent.iterdir()):
+        stem = item.stem if item.suffix == ".py" else item.name
+        is_module = item.suffix == ".py" or (item / "__init__.py").is_file()
+        if is_module and item != path and stem in sys.stdlib_module_names:
+            found.append(item.name)
+    return found
 
 
 def _remember_user_modules(before: set[str], folder: Path) -> list[Any]:

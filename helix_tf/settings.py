@@ -15,18 +15,19 @@ A team commits one ``helix_tf.toml`` at the root of its repository::
 
 The person running is ``HELIX_TF_USER`` when set, else the login name; runs record
 it with the host name (``history`` shows them; ``history --mine`` keeps one's own).
+:func:`current_user` and :func:`current_host` are :mod:`helix_tf.identity`'s,
+re-exported: the store's leases name the person through the same functions.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import os
-import socket
 import tomllib
 from pathlib import Path
 
 from helix_tf.errors import ConfigError, did_you_mean
+from helix_tf.identity import USER_ENV, current_host, current_user
 
 __all__ = [
     "SETTINGS_FILE",
@@ -46,8 +47,6 @@ __all__ = [
 SETTINGS_FILE = "helix_tf.toml"
 #: The environment variable holding the metadata database URL.
 METADATA_ENV = "HELIX_TF_METADATA"
-#: The environment variable naming the person running (else the login name).
-USER_ENV = "HELIX_TF_USER"
 
 _KEYS = ("metadata",)
 
@@ -110,22 +109,6 @@ def metadata_setting(given: str | None, config: str | os.PathLike[str]) -> Setti
         if value is not None:
             return Setting(value=value, origin=str(path))
     return Setting(value=None, origin="default")
-
-
-def current_user() -> str:
-    """Who is running: ``HELIX_TF_USER``, else the login name (``"unknown"`` if none)."""
-    name = os.environ.get(USER_ENV)
-    if name:
-        return name
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no USER/LOGNAME and no passwd entry (a bare container)
-        return "unknown"
-
-
-def current_host() -> str:
-    """The host name recorded with each run."""
-    return socket.gethostname()
 
 
 # The URL helpers live with the metadata store (the reuse layer needs nothing above

@@ -353,3 +353,44 @@ def test_two_configs_with_same_named_helpers_each_import_their_own(
         fn = loaded.workflow.declaration("cleaned").op.fn
         seen.append(fn.__globals__["clean"].__globals__["VALUE"])
     assert seen == [1, 22]
+
+
+# ------------------------------------------------------ modules named like the standard library
+
+
+def test_a_config_named_like_a_standard_module_runs(
+    tmp_path: Path, census_like: tuple[Path, Path]
+) -> None:
+    """A config (or file beside it) named ``concurrent.py`` must not replace the standard
+    module for the libraries helix_tf imports after the config has loaded."""
+    import subprocess
+    import sys
+
+    from tests.conftest import write_config
+
+    train, test = census_like
+    path = write_config(tmp_path, HELPER_CONFIG, name="concurrent.py", train=train, test=test)
+    (tmp_path / "mylib.py").write_text("def clean(values):\n    return values.fillna(0)\n")
+    (tmp_path / "json.py").write_text("X = 1\n")
+    probe = (
+        "import sys; from helix_tf.config import load_config; "
+        f"load_config({str(path)!r}); import concurrent.futures, json; "
+        "assert hasattr(json, 'dumps'), json.__file__; print('ok')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
+def test_a_helper_named_like_a_standard_module_is_named_in_the_error(
+    tmp_path: Path, census_like: tuple[Path, Path]
+) -> None:
+    from tests.conftest import write_config
+
+    train, test = census_like
+    body = HELPER_CONFIG.replace("from mylib import", "from json import")
+    path = write_config(tmp_path, body, train=train, test=test)
+    (tmp_path / "json.py").write_text("def clean(values):\n    return values\n")
+    with pytest.raises(ConfigError, match=r"json\.py has the name of a standard library module"):
+        load_config(path)

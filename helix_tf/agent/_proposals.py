@@ -21,7 +21,19 @@ from helix_tf.agent._study import AgentPaths, open_study, study_name
 from helix_tf.errors import ConfigError
 from helix_tf.validation import Validation
 
-__all__ = ["Proposal", "Report", "load_report", "render_text", "render_html", "overrides_args"]
+__all__ = [
+    "NoStudyError",
+    "Proposal",
+    "Report",
+    "load_report",
+    "render_text",
+    "render_html",
+    "overrides_args",
+]
+
+
+class NoStudyError(ConfigError):
+    """The config has no agent study in the storage its metadata setting names."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,15 +99,23 @@ def _find_study(paths: AgentPaths, name: str, workflow: str) -> tuple[Any, bool]
 
 
 def load_report(
-    config: str | os.PathLike[str], *, store: str | None = None, data_dir: str | None = None
+    config: str | os.PathLike[str],
+    *,
+    store: str | None = None,
+    data_dir: str | None = None,
+    metadata: str | None = None,
 ) -> Report:
-    """The ranked proposals for ``config`` from its agent's study."""
-    paths = AgentPaths.of(config, store)
+    """The ranked proposals for ``config`` from its agent's study.
+
+    ``metadata``: the metadata database holding the study when it is a server (else
+    ``HELIX_TF_METADATA``, else ``helix_tf.toml``; SQLite beside the store otherwise).
+    """
+    paths = AgentPaths.of(config, store, metadata)
     view = history.describe(config, data_dir=data_dir, validation=Validation())
     name = study_name(view.name, view.digest)
     study, stale = _find_study(paths, name, view.name)
     if study is None:
-        raise ConfigError(
+        raise NoStudyError(
             f"no agent study for {config} in {paths.storage_label}; start one with "
             f"`helix-tf agent start {config}`"
         )
@@ -127,7 +147,7 @@ def load_report(
     return Report(
         config=str(config),
         study=study.study_name,
-        storage=paths.storage_url,
+        storage=paths.storage_label,
         stale=stale,
         metric=metric,
         direction=study.direction.name.lower(),

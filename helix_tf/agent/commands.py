@@ -28,6 +28,16 @@ _data_dir = click.option(
 )
 _store = click.option("--store", default=None, help="The store's local folder (default .helix/).")
 _json = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+# The metadata database, found as every helix-tf command finds it (helix_tf.settings):
+# --metadata, else HELIX_TF_METADATA, else helix_tf.toml above CONFIG, else SQLite beside
+# the store. A server's database also holds the agent's Optuna study (schema helix_optuna).
+_metadata = click.option(
+    "--metadata",
+    default=None,
+    help="Metadata database URL for the agent's runs and its Optuna study, e.g. "
+    "postgresql://user@host/db (default: HELIX_TF_METADATA, else helix_tf.toml above "
+    "CONFIG, else sqlite beside the store).",
+)
 
 
 @click.group()
@@ -92,10 +102,12 @@ def space(config: str, params: tuple[str, ...], data_dir: str | None, as_json: b
     help="Trials asked at a time, run in reuse-aware order (1: the sampler's order).",
 )
 @click.option("--wait", "wait_s", type=float, default=60, show_default=True)
+@_metadata
 def start(
     config: str,
     data_dir: str | None,
     store: str | None,
+    metadata: str | None,
     cores: int,
     seed: int,
     trials: int | None,
@@ -111,7 +123,7 @@ def start(
     from helix_tf.config import find_data_dir
 
     path = Path(config).resolve()
-    paths = AgentPaths.of(path, store)
+    paths = AgentPaths.of(path, store, metadata)
     try:
         data = find_data_dir(data_dir, path)
     except HelixError as exc:
@@ -137,7 +149,12 @@ def start(
     previous = paths.read_status() or {}
     with open(paths.log, "ab") as log:
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            env=_agent_env(metadata),
         )
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
@@ -155,6 +172,21 @@ def start(
             )
         time.sleep(0.1)
     raise click.ClickException(f"the agent did not start within {wait_s:.0f}s; see {paths.log}")
+
+
+def _agent_env(metadata: str | None) -> dict[str, str]:
+    """The agent process's environment: ``--metadata`` passed on as ``HELIX_TF_METADATA``.
+
+    The variable ranks right below the option, so inside the agent process its runs
+    (:func:`helix_tf.run`) and its study (:meth:`AgentPaths.of`) find the same database
+    as this command, without an option of their own.
+    """
+    from helix_tf.settings import METADATA_ENV
+
+    env = dict(os.environ)
+    if metadata:
+        env[METADATA_ENV] = metadata
+    return env
 
 
 def _homes(config: str | None, store: str | None) -> list[Path]:
@@ -178,8 +210,20 @@ def _alive(pid: int) -> bool:
 @click.argument("config", required=False, type=click.Path(dir_okay=False))
 @_store
 @_json
-def status(config: str | None, store: str | None, as_json: bool) -> None:
-    """Trials, current rung, best so far and why paused (CONFIG's agent, or every running one)."""
+@_data_dir
+@_metadata
+def status(
+    config: str | None,
+    store: str | None,
+    as_json: bool,
+    data_dir: str | None,
+    metadata: str | None,
+) -> None:
+    """Trials, current rung, best so far and why paused (CONFIG's agent, or every running one).
+
+    With CONFIG and no agent of this store, the study in a shared metadata database (a
+    colleague's agent, or one that stopped) is summarised instead.
+    """
     from helix_tf.agent._study import AgentPaths
 
     found = []
@@ -193,14 +237,61 @@ def status(config: str | None, store: str | None, as_json: bool) -> None:
             "failed",
         )
         found.append(st)
+    shared = _shared_study(config, store, data_dir, metadata) if config and not found else None
     if as_json:
-        click.echo(json.dumps(found, sort_keys=True, default=str))
+        click.echo(json.dumps(found + ([shared] if shared else []), sort_keys=True, default=str))
         return
     if not found:
         click.echo("no agent is running" + (f" for {config}" if config else ""))
-        return
     for st in found:
         click.echo(_status_line(st))
+    if shared:
+        click.echo(_shared_line(shared))
+
+
+def _shared_study(
+    config: str, store: str | None, data_dir: str | None, metadata: str | None
+) -> dict[str, Any] | None:
+    """CONFIG's study in a server metadata database (None: SQLite, or no study there)."""
+    from helix_tf.agent._proposals import NoStudyError, load_report
+    from helix_tf.agent._study import AgentPaths
+
+    if not Path(config).is_file() or AgentPaths.of(config, store, metadata).metadata is None:
+        return None  # a SQLite study belongs to this store's agent: its status says it all
+    try:
+        found = load_report(config, store=store, data_dir=data_dir, metadata=metadata)
+    except NoStudyError:
+        return None
+    except HelixError as exc:
+        _echo_error(exc)
+        return None
+    best = found.proposals[0] if found.proposals else None
+    return {
+        "config": config,
+        "running": False,
+        "state": "not running here",
+        "study": found.study,
+        "storage": found.storage,
+        "stale": found.stale,
+        "metric": found.metric,
+        "trials": found.trials,
+        "best": {"trial": best.trial, **best.validation} if best else None,
+    }
+
+
+def _shared_line(st: dict[str, Any]) -> str:
+    trials = ", ".join(f"{n} {s}" for s, n in sorted(st["trials"].items()))
+    best = st["best"]
+    best_text = (
+        f"best {best['metric']} {best['value']:.4f} (trial {best['trial']})"
+        if best
+        else "no best yet"
+    )
+    stale = " (stale: the config changed since)" if st["stale"] else ""
+    return (
+        f"{st['config']}: study {st['study']}{stale} in {st['storage']}: "
+        f"trials: {trials or 'none'}; {best_text}"
+    )
 
 
 def _status_line(st: dict[str, Any]) -> str:
@@ -255,14 +346,20 @@ def stop(config: str | None, store: str | None, wait_s: float) -> None:
 @_store
 @_json
 @click.option("--html", "html_path", default=None, type=click.Path(dir_okay=False))
+@_metadata
 def report(
-    config: str, data_dir: str | None, store: str | None, as_json: bool, html_path: str | None
+    config: str,
+    data_dir: str | None,
+    store: str | None,
+    as_json: bool,
+    html_path: str | None,
+    metadata: str | None,
 ) -> None:
     """Ranked proposals: changes, validation metric, verified test difference with interval."""
     from helix_tf.agent._proposals import load_report, render_html, render_text
 
     try:
-        found = load_report(config, store=store, data_dir=data_dir)
+        found = load_report(config, store=store, data_dir=data_dir, metadata=metadata)
     except HelixError as exc:
         _echo_error(exc)
         return
@@ -283,8 +380,14 @@ def report(
 @_data_dir
 @_store
 @click.option("--print", "print_only", is_flag=True, help="Print the -p overrides instead.")
+@_metadata
 def apply(
-    config: str, number: int, data_dir: str | None, store: str | None, print_only: bool
+    config: str,
+    number: int,
+    data_dir: str | None,
+    store: str | None,
+    print_only: bool,
+    metadata: str | None,
 ) -> None:
     """Take proposal NUMBER into CONFIG: show the diff of the config and write it."""
     from helix_tf import history
@@ -292,7 +395,7 @@ def apply(
     from helix_tf.agent._proposals import load_report, overrides_args
 
     try:
-        found = load_report(config, store=store, data_dir=data_dir)
+        found = load_report(config, store=store, data_dir=data_dir, metadata=metadata)
         chosen = [p for p in found.proposals if p.rank == number]
         if not chosen:
             raise HelixError(

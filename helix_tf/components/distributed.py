@@ -46,6 +46,7 @@ __all__ = [
     "Batches",
     "ParquetBatches",
     "make_strategy",
+    "target_scale",
     "train_loop",
 ]
 
@@ -128,9 +129,13 @@ class ParquetBatches(Batches):
         rows: int,
         batch_size: int,
         seed: int,
+        scale: tuple[float, float] | None = None,
     ) -> None:
         self.files, self.convert, self.rows = list(files), convert, rows
         self.batch_size, self.seed = batch_size, seed
+        #: A regression's (mean, std) of the target over all rows; ``convert`` gives
+        #: the target standardised with them.
+        self.scale = scale
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
         import pyarrow.parquet as pq
@@ -149,6 +154,34 @@ class ParquetBatches(Batches):
                 yield batch
         if count:
             yield _take(pending, count)[0]
+
+
+def target_scale(
+    files: Sequence[str], target: Callable[[Any], np.ndarray], columns: Sequence[str]
+) -> tuple[float, float]:
+    """Mean and standard deviation of a regression target over every row of ``files``.
+
+    One file at a time (only ``columns`` read; ``target(table)`` gives the target),
+    merged in float64 by Chan et al.'s pairwise update, so memory holds one file's
+    target, never the split's. A constant target has std 1 (as in memory).
+    """
+    import pyarrow.parquet as pq
+
+    n, mean, m2 = 0, 0.0, 0.0
+    for path in files:
+        values = np.asarray(target(pq.read_table(path, columns=list(columns))), np.float64)
+        k = len(values)
+        if not k:
+            continue
+        k_mean = float(values.mean())
+        k_m2 = float(((values - k_mean) ** 2).sum())
+        delta = k_mean - mean
+        total = n + k
+        mean += delta * k / total
+        m2 += k_m2 + delta * delta * n * k / total
+        n = total
+    std = float(np.sqrt(m2 / n)) if n else 1.0
+    return (mean if n else 0.0), (std if std > 0 else 1.0)
 
 
 def _take(parts: list[Batch], n: int) -> tuple[Batch, list[Batch]]:

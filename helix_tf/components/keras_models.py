@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from helix_tf.components.learners import DNN, Learner, Linear, WideDeep
-from helix_tf.types import BAG, CATEGORICAL, LABEL, NUMERIC
+from helix_tf.types import BAG, CATEGORICAL, LABEL, NUMERIC, ROW_ID
 
 __all__ = [
     "Head",
@@ -123,15 +123,20 @@ def labels_from_table(table: pa.Table) -> np.ndarray:
 
 
 def streamed_examples(
-    learner: Learner, folder: str, features: Sequence[Mapping[str, Any]], head: Head
+    learner: Learner,
+    folder: str,
+    features: Sequence[Mapping[str, Any]],
+    head: Head,
+    target: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> Any:
     """Global batches streamed from the training Parquet files under ``folder``, or None.
 
     Only for a learner with a ``strategy`` (the custom loop reads batches; ``model.fit``
-    takes arrays), a classification head (a regression standardises its target over
-    all rows first) and files larger than ``distributed.STREAM_BYTES`` together.
+    takes arrays) and files larger than ``distributed.STREAM_BYTES`` together. A
+    regression needs ``target(label values, row ids)`` (the label's transform): its
+    target is standardised with a mean and std streamed over all rows first.
     """
-    if getattr(learner, "strategy", None) is None or head.task == "regression":
+    if getattr(learner, "strategy", None) is None:
         return None
     from helix_tf.components import distributed
 
@@ -145,12 +150,29 @@ def streamed_examples(
 
     rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     dtype = np.int32 if head.task == "multiclass" else np.float32
+    scale = None
+    if head.task == "regression":  # stream section (issue 14): the target, standardised
+        if target is None:
+            raise ValueError("a streamed regression needs the label's target transform")
+
+        def regression_target(table: pa.Table) -> np.ndarray:
+            return target(table.column(LABEL).to_numpy(), table.column(ROW_ID).to_numpy())
+
+        scale = distributed.target_scale(files, regression_target, [LABEL, ROW_ID])
 
     def convert(table: pa.Table) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        return arrays_from_table(table, features), labels_from_table(table).astype(dtype)
+        if scale is None:
+            return arrays_from_table(table, features), labels_from_table(table).astype(dtype)
+        y = (np.asarray(regression_target(table), np.float64) - scale[0]) / scale[1]
+        return arrays_from_table(table, features), y.astype(np.float32)
 
     return distributed.ParquetBatches(
-        files, convert, rows=rows, batch_size=int(learner.batch_size), seed=int(learner.seed)
+        files,
+        convert,
+        rows=rows,
+        batch_size=int(learner.batch_size),
+        seed=int(learner.seed),
+        scale=scale,
     )
 
 
@@ -464,7 +486,9 @@ def train_model(
     keras.mixed_precision.set_global_policy(policy)
     try:
         mean = std = None
-        if head.task == "regression":
+        if head.task == "regression" and batches is not None:
+            mean, std = batches.scale  # streamed: standardised over all rows as it reads
+        elif head.task == "regression":
             mean = float(np.mean(y)) if len(y) else 0.0
             std = float(np.std(y)) if len(y) else 1.0
             std = std if std > 0 else 1.0

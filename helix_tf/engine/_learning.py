@@ -67,12 +67,17 @@ class LearningSteps:
         if not approx and getattr(node.op, "strategy", None) is not None:
             # Under a tf.distribute strategy, examples too large for memory stream from disk.
             art = self.outputs.get(ex)
-            stream = keras_models.streamed_examples(
-                node.op,  # type: ignore[arg-type]
-                art.local or "",
-                art.meta["features"],
-                self.inputs.head(ex, self.inputs.label_facts(ex, art.meta)),
-            )
+            head = self.inputs.head(ex, self.inputs.label_facts(ex, art.meta))
+            try:
+                stream = keras_models.streamed_examples(
+                    node.op,  # type: ignore[arg-type]
+                    art.local or "",
+                    art.meta["features"],
+                    head,
+                    target=getattr(self.ctx.compiled.node(ex).op, "target", None),
+                )
+            except DataError as exc:  # a regression target outside its transform's domain
+                raise DataError(str(exc), node=node.name) from exc
         if stream is not None:
             meta = art.meta
             features = meta["features"]

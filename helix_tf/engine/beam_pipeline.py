@@ -2,7 +2,8 @@
 
 Shape of the pipeline, per source that has work to do::
 
-    splits ─ReadSource (CSV/… → Parquet batches)─▶ keys (split, batch, rows)
+    splits ─Plan─▶ shards (files, byte ranges) ─Read (parallel)─▶ pieces ─Number─▶ keys
+                                       (split, batch, rows): CSV/… as Parquet batches
     keys ─train─▶ Partials(level 0) ─CombineGlobally─▶ stats₀ ─┐
     keys ─train─▶ Partials(level 1, stats₀) ─Combine──▶ stats₁ ─┤ (side inputs)
     keys ─Reshuffle─▶ ComputeBatch(stats…) ─▶ feature columns and examples, written as Parquet
@@ -38,9 +39,9 @@ from helix_tf.engine.preprocess_steps import (
     computed_readers,
     merge_states,
     preprocess_result,
-    read_split,
     source_nodes,
 )
+from helix_tf.engine.read_steps import SourceRead, shard_bytes
 from helix_tf.roles import NodeState, Split
 
 __all__ = ["PreprocessResult", "run_preprocessing", "analysis_levels"]
@@ -56,19 +57,33 @@ def _inc(name: str, value: int) -> None:
     Metrics.counter(NS, name).inc(value)
 
 
-class _ReadSource(beam.DoFn):
-    """Read one split of a source in batches; write each batch as Parquet; emit its key."""
+class _PlanReads(beam.DoFn):
+    """The shards of one split: its files, and byte ranges of large files."""
 
-    def __init__(
-        self, name: str, op: Source, root: str, batch_rows: int, sample: dict[str, Any] | None
-    ) -> None:
-        self.name, self.op, self.root, self.batch_rows = name, op, root, batch_rows
-        self.sample = sample
+    def __init__(self, reading: SourceRead, size: int) -> None:
+        self.reading, self.size = reading, size
 
     def process(self, split):  # type: ignore[no-untyped-def]
-        yield from read_split(
-            self.name, self.op, self.root, self.batch_rows, self.sample, split, _inc
-        )
+        yield from self.reading.plan(split, self.size)
+
+
+class _ReadShard(beam.DoFn):
+    """Read one shard; write its tables as Parquet; emit (split, piece) for each."""
+
+    def __init__(self, reading: SourceRead) -> None:
+        self.reading = reading
+
+    def process(self, shard):  # type: ignore[no-untyped-def]
+        for piece in self.reading.shard(shard, _inc):
+            yield shard.split, piece
+
+
+class _FinishSplit(_ReadShard):
+    """Number a split's pieces into its batches (in read order); emit each batch's key."""
+
+    def process(self, element):  # type: ignore[no-untyped-def]
+        split, pieces = element
+        yield from self.reading.finish(split, pieces, _inc)
 
 
 class _Partials(beam.DoFn):
@@ -164,11 +179,17 @@ def run_preprocessing(
         if snode.state == NodeState.COMPUTE:
             op = snode.op
             assert isinstance(op, Source)
+            reading = SourceRead(
+                name=src, op=op, root=snode.root, batch_rows=batch_rows, sample=snode.sample
+            )
             keys = (
                 pipeline
                 | f"Splits[{label}]" >> beam.Create(list(op.splits()))
-                | f"Read[{label}]"
-                >> beam.ParDo(_ReadSource(src, op, snode.root, batch_rows, snode.sample))
+                | f"Plan[{label}]" >> beam.ParDo(_PlanReads(reading, shard_bytes()))
+                | f"SpreadShards[{label}]" >> beam.Reshuffle()
+                | f"Read[{label}]" >> beam.ParDo(_ReadShard(reading))
+                | f"Pieces[{label}]" >> beam.GroupByKey()
+                | f"Number[{label}]" >> beam.ParDo(_FinishSplit(reading))
             )
         else:
             batches = list(known_batches.get(src, []))

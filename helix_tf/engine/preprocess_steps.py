@@ -14,17 +14,15 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from helix_tf.components.features import Feature
 from helix_tf.components.sources import Source
-from helix_tf.engine import tables
 from helix_tf.engine.batch_compute import BatchComputer, PreNode
+from helix_tf.engine.read_steps import read_split
 from helix_tf.errors import ExecutionError
 from helix_tf.roles import NodeState, Role, Split
-from helix_tf.types import ROW_ID
 
 __all__ = [
     "PreprocessResult",
@@ -119,73 +117,6 @@ def merge_states(dicts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for d in dicts:
         out.update(d)
     return out
-
-
-def read_split(
-    name: str,
-    op: Source,
-    root: str,
-    batch_rows: int,
-    sample: dict[str, Any] | None,
-    split: str,
-    inc: Inc,
-) -> Iterator[Key]:
-    """Read one split of a source in batches; write each batch as Parquet; yield its key."""
-    t0 = time.perf_counter()
-    counts: dict[str, int] = {}
-    if sample is not None and split == "train":
-        # Read in blocks of about batch_rows / fraction rows, keep the sample of each as
-        # soon as it is parsed, and write full batches of the sample: a tenth of the
-        # batches (and of the per-batch work downstream) for a 0.1 sample.
-        read_rows = min(int(batch_rows / sample["fraction"]), max(batch_rows, SAMPLED_READ_ROWS))
-        parsed = op.read_tables(split, batch_rows=read_rows, counters=counts)
-        batches = _sampled(parsed, sample["fraction"], sample["seed"], batch_rows)
-    else:
-        batches = op.read_tables(split, batch_rows=batch_rows, counters=counts)
-    for k, table in enumerate(batches):
-        t1 = time.perf_counter()
-        size = tables.write_batch(root, split, k, table)
-        t2 = time.perf_counter()
-        inc(f"micros/{name}", int((t1 - t0) * 1e6))
-        inc(f"write_micros/{name}", int((t2 - t1) * 1e6))
-        inc(f"rows/{name}", table.num_rows)
-        inc(f"bytes/{name}", size)
-        yield (split, k, table.num_rows)
-        t0 = time.perf_counter()
-    if counts.get("bad_rows_skipped"):
-        inc(f"skipped/{name}", counts["bad_rows_skipped"])
-
-
-#: The most rows a sampled read parses at a time (memory: one block of the source).
-SAMPLED_READ_ROWS = 500_000
-
-
-def _sampled(
-    tables_in: Iterator[Any], fraction: float, seed: int, batch_rows: int
-) -> Iterator[Any]:
-    """The rows of ``tables_in`` a sample keeps (by row id), regrouped into full batches.
-
-    Row order is kept; every batch but the last has ``batch_rows`` rows.
-    """
-    import pyarrow as pa
-
-    from helix_tf.approx.sampling import keep_mask
-
-    pending: list[Any] = []
-    count = 0
-    for table in tables_in:
-        kept = table.filter(keep_mask(table.column(ROW_ID).to_numpy(), fraction, seed))
-        if not kept.num_rows:
-            continue
-        pending.append(kept)
-        count += kept.num_rows
-        while count >= batch_rows:
-            whole = pa.concat_tables(pending)
-            yield whole.slice(0, batch_rows)
-            rest = whole.slice(batch_rows)
-            pending, count = ([rest] if rest.num_rows else []), rest.num_rows
-    if count:
-        yield pa.concat_tables(pending)
 
 
 def batch_partials(

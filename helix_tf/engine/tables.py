@@ -26,7 +26,11 @@ from helix_tf.types import BAG, CATEGORICAL, NUMERIC, ROW_ID, STRING, TOKENS
 __all__ = [
     "batch_path",
     "write_batch",
+    "write_table",
     "read_batch",
+    "read_table",
+    "move_file",
+    "remove_file",
     "list_batches",
     "read_split",
     "feature_columns",
@@ -53,9 +57,13 @@ def write_batch(root: str, split: str, k: int, table: pa.Table) -> int:
     torn ``NNNNNN.parquet``. On object stores the upload itself is atomic (an object
     appears whole when its upload completes); the rename there is a server-side copy.
     """
+    return write_table(batch_path(root, split, k), table)
+
+
+def write_table(path: str, table: pa.Table) -> int:
+    """Write a Parquet file atomically (see :func:`write_batch`); returns its bytes."""
     import uuid
 
-    path = batch_path(root, split, k)
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
     if _is_remote(path):
         import fsspec
@@ -77,6 +85,47 @@ def write_batch(root: str, split: str, k: int, table: pa.Table) -> int:
             os.remove(local_tmp)
         raise
     return os.path.getsize(local)
+
+
+def read_table(path: str) -> pa.Table:
+    """Read a Parquet file (a local path or a URL)."""
+    if _is_remote(path):
+        import fsspec
+
+        with fsspec.open(path, "rb") as f:
+            return pq.read_table(f)
+    return pq.read_table(path.removeprefix("file://"))
+
+
+def move_file(source: str, target: str) -> None:
+    """Rename a file (a server-side copy on object stores).
+
+    Idempotent, for a retried bundle: a missing source whose target exists was moved.
+    """
+    if _is_remote(source):
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(source)
+        final = fs._strip_protocol(target)
+        if fs.exists(path) or not fs.exists(final):
+            fs.mv(path, final)
+        return
+    source, target = source.removeprefix("file://"), target.removeprefix("file://")
+    if os.path.exists(source) or not os.path.exists(target):
+        os.replace(source, target)
+
+
+def remove_file(path: str) -> None:
+    """Delete a file if it exists."""
+    if _is_remote(path):
+        import fsspec
+
+        fs, inner = fsspec.core.url_to_fs(path)
+        if fs.exists(inner):
+            fs.rm(inner)
+        return
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path.removeprefix("file://"))
 
 
 def read_batch(root: str, split: str, k: int, columns: Sequence[str] | None = None) -> pa.Table:

@@ -91,7 +91,7 @@ class MaterializationPolicy:
             )
         if self.budget is not None and self.store is not None:
             try:
-                self.used_bytes = self.store.total_bytes()
+                self.used_bytes = sum(m.bytes for m in self.store.entries())
             except Exception:
                 self.used_bytes = 0
         if self.quota is not None and self.quota.limit is not None and self.store is not None:

@@ -19,6 +19,7 @@ from helix_tf.components.sources import Csv
 from helix_tf.engine import beam_pipeline, tables
 from helix_tf.engine.batch_compute import BatchComputer, PreNode
 from helix_tf.engine.beam_pipeline import analysis_levels, run_preprocessing
+from helix_tf.engine.read_steps import SourceRead
 from helix_tf.engine.runners import pipeline_factory
 from helix_tf.errors import ExecutionError
 from helix_tf.sample_data import CENSUS_CSV_OPTIONS
@@ -111,27 +112,43 @@ def test_analysis_levels_order_analyzers_by_dependency(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- transforms
 
 
-def test_read_source_dofn_writes_batches_and_emits_their_keys(
-    census_like: tuple[Path, Path], tmp_path: Path
+@pytest.mark.parametrize("shard_bytes", [64 << 20, 40_000])
+def test_read_dofns_write_batches_and_emit_their_keys(
+    census_like: tuple[Path, Path], tmp_path: Path, shard_bytes: int
 ) -> None:
-    op = _csv(census_like)
+    big = tmp_path / "big.csv"  # several 64 KB blocks, so the small shard size cuts the file
+    big.write_text(census_like[0].read_text() * 6)
+    op = Csv(train=str(big), test=str(census_like[1]), **CENSUS_CSV_OPTIONS)
     expected = [
         (split, k, len(frame))
         for split in op.splits()
         for k, frame in enumerate(op.read(split, batch_rows=BATCH_ROWS))
     ]
+    root = tmp_path / "out"
+    reading = SourceRead(name="rows", op=op, root=str(root), batch_rows=BATCH_ROWS)
     with pipeline_factory("direct")() as p:
         keys = (
             p
             | beam.Create(["train", "test"])
-            | beam.ParDo(
-                beam_pipeline._ReadSource("rows", op, str(tmp_path), BATCH_ROWS, sample=None)
-            )
+            | beam.ParDo(beam_pipeline._PlanReads(reading, shard_bytes))
+            | beam.Reshuffle()
+            | beam.ParDo(beam_pipeline._ReadShard(reading))
+            | beam.GroupByKey()
+            | beam.ParDo(beam_pipeline._FinishSplit(reading))
         )
         assert_that(keys, equal_to(expected))
-    assert sum(r for s, _, r in expected if s == "train") == 600
-    written = tables.list_batches(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.parquet"))
+    shards = len(op.read_shards("train", batch_rows=BATCH_ROWS, shard_bytes=shard_bytes))
+    assert shards == 1 if shard_bytes > 1 << 20 else shards > 2
+    assert sum(r for s, _, r in expected if s == "train") == 3600
+    files = [str(p.relative_to(root)) for p in root.rglob("*")]
+    written = tables.list_batches(files)
     assert written == sorted((s, k) for s, k, _ in expected)
+    assert len(written) == len([f for f in files if f.endswith(".parquet")])  # no pieces left
+    for split, k, _ in expected:
+        got = tables.read_batch(str(root), split, k)
+        k_seq = [key for key in expected if key[0] == split].index((split, k, got.num_rows))
+        want = list(op.read_tables(split, batch_rows=BATCH_ROWS))[k_seq]
+        assert got.equals(want), (split, k)
 
 
 def test_combine_stats_merges_partials_into_states() -> None:

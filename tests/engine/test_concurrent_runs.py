@@ -125,7 +125,9 @@ def _aim(proc: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: floa
 
 
 def _staged_files(store: Path) -> list[Path]:
-    return [p for p in (store / "staging").rglob("*") if p.is_file()] if store.exists() else []
+    """Files under the store's staging folder; polled while a run renames and removes
+    them, so a folder that vanishes mid-walk is skipped (os.walk ignores it)."""
+    return [Path(d, f) for d, _, files in os.walk(store / "staging") for f in files]
 
 
 def _manifests(store: Path) -> int:

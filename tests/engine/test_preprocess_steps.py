@@ -73,3 +73,71 @@ def test_a_sampled_read_keeps_the_same_rows_in_full_batches(
 
     all_ids = read_all(nodes["rows"].op, "train")[ROW_ID].to_numpy()  # type: ignore[arg-type]
     assert ids == sorted(all_ids[keep_mask(all_ids, 0.5, 3)].tolist())
+
+
+@pytest.mark.parametrize("sample", [None, {"fraction": 0.3, "seed": 5}])
+def test_a_sharded_read_writes_the_files_of_a_sequential_one(
+    census_like: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sample: dict[str, Any] | None,
+) -> None:
+    """Byte-range shards read in the pipeline: every file, count and state as one reader's."""
+    from dataclasses import replace
+
+    from helix_tf.components.sources import Csv
+    from helix_tf.sample_data import CENSUS_CSV_OPTIONS
+
+    big = tmp_path / "big.csv"  # ~6 blocks of 64 KB: a 40 KB shard size cuts it
+    big.write_text(census_like[0].read_text() * 6)
+    source = Csv(train=str(big), test=str(census_like[1]), **CENSUS_CSV_OPTIONS)
+    results, files = [], []
+    for name, shard_bytes in (("sequential", 1 << 30), ("sharded", 40_000)):
+        monkeypatch.setenv("HELIX_TF_SHARD_BYTES", str(shard_bytes))
+        root = tmp_path / name
+        nodes = _census_nodes(census_like, root)
+        nodes["rows"] = replace(nodes["rows"], op=source, sample=sample)
+        results.append(
+            _run(nodes, root)
+            if name == "sharded"
+            else run_preprocessing_here(
+                nodes=nodes, order=ORDER, known_batches={}, batch_rows=BATCH_ROWS
+            )
+        )
+        files.append(_tables(root))
+    assert len(source.read_shards("train", batch_rows=BATCH_ROWS, shard_bytes=40_000)) > 2
+    sequential, sharded = results
+    assert sharded.rows == sequential.rows and sharded.states == sequential.states
+    assert sharded.bytes == sequential.bytes
+    assert files[0].keys() == files[1].keys() and len(files[0]) > 10
+    for key, table in files[0].items():
+        assert files[1][key].equals(table), key
+
+
+def test_max_bad_rows_counts_the_rows_skipped_by_every_shard_of_a_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helix_tf.components.sources import Csv, _csv_parsing
+    from helix_tf.engine.read_steps import read_split
+    from helix_tf.errors import DataError
+
+    path = tmp_path / "rows.csv"
+    lines = [f"{i},row" for i in range(3000)]
+    for bad in (100, 1500, 2900):  # one bad row in each of several shards
+        lines[bad] = "oops"
+    path.write_text("\n".join(lines) + "\n")
+    source = Csv(
+        train=str(path), columns={"n": "int", "s": "string"}, on_bad_row="skip", max_bad_rows=2
+    )
+    monkeypatch.setattr(_csv_parsing, "_MIN_BLOCK_BYTES", 1000)
+    monkeypatch.setenv("HELIX_TF_SHARD_BYTES", "3000")
+    assert len(source.read_shards("train", batch_rows=10, shard_bytes=3000)) > 3
+    with pytest.raises(DataError, match=r"3 malformed rows skipped over its \d+ shards"):
+        list(read_split("rows", source, str(tmp_path / "out"), 10, None, "train", lambda *_: None))
+    source = Csv(
+        train=str(path), columns={"n": "int", "s": "string"}, on_bad_row="skip", max_bad_rows=3
+    )
+    keys = list(
+        read_split("rows", source, str(tmp_path / "ok"), 10, None, "train", lambda *_: None)
+    )
+    assert sum(rows for _, _, rows in keys) == 2997

@@ -151,7 +151,9 @@ def test_a_same_size_corrupt_entry_is_recomputed_in_the_same_run(
     assert first.returncode == 0, first.stderr[-2000:]
     artifacts = ArtifactStore(store)
     examples = next(m for m in artifacts.entries() if m.kind == "examples")
-    part = Path(artifacts.paths.data_dir(examples.fingerprint, examples.token), examples.files[0].path)
+    part = Path(
+        artifacts.paths.data_dir(examples.fingerprint, examples.token), examples.files[0].path
+    )
     data = bytearray(part.read_bytes())
     data[len(data) // 2] ^= 0xFF  # same size: only the checksum can tell
     part.write_bytes(bytes(data))

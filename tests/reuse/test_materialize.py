@@ -54,9 +54,6 @@ class FakeStore:
     def entries(self) -> list[Entry]:
         return list(self.items.values())
 
-    def total_bytes(self) -> int:
-        return sum(e.bytes for e in self.items.values())
-
     def delete(self, fp: str) -> None:
         self.deleted.append(fp)
         del self.items[fp]

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from helix_tf.identity import USER_ENV
 from helix_tf.reuse.store import ArtifactStore, Manifest
 from helix_tf.reuse.store._leases import LEASE_EXPIRY, pid_scope
 
@@ -161,13 +162,18 @@ def _write_lease(
         "pins": kw.get("pins", []),
         "scratch": kw.get("scratch"),
         "run": {},
+        "computing": kw.get("computing", []),
+        "announced": kw.get("announced"),
     }
     runs = Path(store.root, "runs")
     runs.mkdir(exist_ok=True)
     (runs / f"{lease_id}.json").write_text(json.dumps(body))
 
 
-def test_a_lease_records_host_user_and_pid_scope(tmp_path: Path) -> None:
+def test_a_lease_records_host_user_and_pid_scope(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(USER_ENV, raising=False)
     store = ArtifactStore(str(tmp_path / "store"))
     with store.open_lease(["fp"]) as lease:
         (info,) = store.run_leases.all()
@@ -178,6 +184,21 @@ def test_a_lease_records_host_user_and_pid_scope(tmp_path: Path) -> None:
         )
         assert info.pid == os.getpid() and info.pid_scope == pid_scope() and info.alive
     assert store.run_leases.all() == []
+
+
+def test_a_lease_names_the_person_a_run_record_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One identity for both records: HELIX_TF_USER (a service account, an agent, a
+    # simulated member) names the person in the lease as in the run's row.
+    from helix_tf import settings
+
+    monkeypatch.setenv(USER_ENV, "zoe")
+    store = ArtifactStore(str(tmp_path / "store"))
+    with store.open_lease(["fp"]):
+        (info,) = store.run_leases.all()
+    assert info.user == "zoe" == settings.current_user()
+    assert info.host == settings.current_host()
 
 
 def test_a_run_on_another_machine_with_our_host_name_is_live_until_its_lease_expires(
@@ -238,3 +259,47 @@ def test_budget_eviction_spares_the_pins_of_a_run_on_another_host(tmp_path: Path
     )
     assert room_for_newcomer(store)
     assert store.lookup("cheap") is None  # its lease expired: evictable again
+
+
+# --------------------------------------------------------------- work in flight
+
+
+def test_only_a_run_that_announced_later_waits_for_a_computation(tmp_path: Path) -> None:
+    root = str(tmp_path / "store")
+    first, second = ArtifactStore(root), ArtifactStore(root)
+    with first.open_lease([]) as a, second.open_lease([]) as b:
+        a.announce(["examples", "model"])
+        assert second.in_flight(["model"]) == {}  # b announced nothing yet
+        b.announce(["model", "other"])
+        found = second.in_flight(["model", "other"])
+        assert list(found) == ["model"] and found["model"].id == a.id
+        assert found["model"].computing == {"examples", "model"}
+        # a came first: it never waits for b (so two runs never wait for each other)
+        assert first.in_flight(["model", "other"]) == {}
+        b.announce(["other"])  # b replanned: its place in the order is unchanged
+        assert first.in_flight(["other"]) == {}
+    assert second.in_flight(["model"]) == {}  # a's lease is gone with its run
+
+
+@pytest.mark.parametrize("how", ["dead here", "expired elsewhere", "announced later"])
+def test_a_run_that_ended_or_came_later_is_not_waited_for(tmp_path: Path, how: str) -> None:
+    store = ArtifactStore(str(tmp_path / "store"))
+    with store.open_lease([]) as mine:
+        mine.announce(["model"])
+        renewed, scope, host = time.time(), pid_scope(), socket.gethostname()
+        announced = mine.announced - 10
+        if how == "expired elsewhere":
+            host, renewed = "elsewhere", time.time() - LEASE_EXPIRY - 1
+        if how == "announced later":
+            host, announced = "elsewhere", mine.announced + 10
+        _write_lease(
+            store, "cd" * 8, host=host, scope=scope, renewed=renewed,
+            computing=["model"], announced=announced,
+        )  # fmt: skip
+        assert store.in_flight(["model"]) == {}
+        # The same lease, live on another machine and announced first: waited for.
+        _write_lease(
+            store, "cd" * 8, host="elsewhere", scope=scope, renewed=time.time(),
+            computing=["model"], announced=mine.announced - 10,
+        )  # fmt: skip
+        assert list(store.in_flight(["model"])) == ["model"]

@@ -81,10 +81,12 @@ def _forbid_local_dofns(monkeypatch: pytest.MonkeyPatch) -> None:
 
     for name in ("compute_batch", "read_split", "batch_partials"):
         monkeypatch.setattr(preprocess_steps, name, here)
-    from helix_tf.engine import beam_pipeline
+    from helix_tf.engine import beam_pipeline, read_steps
 
-    for name in ("compute_batch", "read_split", "batch_partials"):
+    for name in ("compute_batch", "batch_partials"):
         monkeypatch.setattr(beam_pipeline, name, here)
+    for name in ("plan", "shard", "finish", "split"):  # planning, reading, numbering shards
+        monkeypatch.setattr(read_steps.SourceRead, name, here)
 
 
 def _facts(result: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:

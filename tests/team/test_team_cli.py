@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from helix_tf.cli import main
-from helix_tf.settings import METADATA_ENV, USER_ENV
+from helix_tf.settings import METADATA_ENV
 from tests.conftest import TINY_CENSUS, write_config
-
-
-def invoke(*args: Any, user: str = "ann", env: dict[str, str] | None = None) -> Any:
-    result = CliRunner().invoke(main, [str(a) for a in args], env={USER_ENV: user, **(env or {})})
-    return result
-
-
-def as_json(result: Any) -> Any:
-    assert result.exit_code == 0, (result.output, result.exception)
-    return json.loads(result.stdout)
-
-
-def states(payload: dict[str, Any]) -> dict[str, str]:
-    return {n["name"]: n["state"] for n in payload["nodes"]}
+from tests.team._cli import as_json, invoke, states
 
 
 @pytest.fixture(scope="module")

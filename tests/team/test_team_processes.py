@@ -135,3 +135,75 @@ def test_kill_9_of_a_process_holding_a_transaction_leaves_the_database_consisten
         assert set(md.compute_history("w")) == {"a"}
     with MetadataStore(postgres_url) as again:  # a new client opens it as usual
         assert [r.status for r in again.runs("w")] == ["ok"]
+
+
+def _announced(store: Path) -> set[str]:
+    """What the runs on ``store`` announced they are computing (their leases)."""
+    out: set[str] = set()
+    for path in (store / "runs").glob("*.json"):
+        try:
+            out.update(json.loads(path.read_text()).get("computing") or ())
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _announcers(store: Path) -> int:
+    """How many runs on ``store`` have announced their computations."""
+    count = 0
+    for path in (store / "runs").glob("*.json"):
+        try:
+            count += json.loads(path.read_text()).get("announced") is not None
+        except (OSError, ValueError):
+            continue
+    return count
+
+
+def _start_colleagues(
+    tmp_path: Path, census_like: tuple[Path, Path], url: str
+) -> tuple[Path, subprocess.Popen[str], subprocess.Popen[str]]:
+    """Ann starts a long training; Bob starts the same variant once hers is in flight."""
+    config = write_config(tmp_path, TINY_CENSUS, train=census_like[0], test=census_like[1])
+    store = tmp_path / "store"
+    ann = _start(config, store, "ann", url, 400)
+    deadline = time.monotonic() + 300
+    while not _announced(store) and ann.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _announced(store), "ann's run never announced what it computes"
+    return store, ann, _start(config, store, "bob", url, 400)
+
+
+@pytest.mark.slow
+def test_a_run_waits_for_a_colleagues_computation_in_flight_then_loads_it(
+    tmp_path: Path, census_like: tuple[Path, Path], postgres_server: Any
+) -> None:
+    url = postgres_server.create_database("inflight")
+    _, ann, bob = _start_colleagues(tmp_path, census_like, url)
+    ann_result = _finish(ann)
+    out, err = bob.communicate(timeout=600)
+    assert bob.returncode == 0, err[-3000:]
+    # Bob planned while Ann trained: without waiting he would have trained too.
+    assert "waiting up to" in err and "the run of ann@" in err, err[-3000:]
+    assert "learner" in _computed(ann_result)
+    bob_result = json.loads(out)
+    # What Ann trained Bob loads (or prunes, when her stored outputs make it unneeded).
+    assert not {"examples", "learner"} & set(_computed(bob_result)), _computed(bob_result)
+    assert any(n["state"] == "load" for n in bob_result["nodes"])
+
+
+@pytest.mark.slow
+def test_a_run_stops_waiting_when_the_colleague_dies_and_computes(
+    tmp_path: Path, census_like: tuple[Path, Path], postgres_server: Any
+) -> None:
+    url = postgres_server.create_database("inflight_dead")
+    store, ann, bob = _start_colleagues(tmp_path, census_like, url)
+    deadline = time.monotonic() + 300
+    while _announcers(store) < 2 and bob.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # Bob has planned and announced: he waits for Ann from now on
+    assert ann.poll() is None, "ann's run ended before bob planned: make it train longer"
+    ann.kill()  # SIGKILL mid-training: her lease stays behind, her pid is gone
+    ann.communicate()
+    out, err = bob.communicate(timeout=600)
+    assert bob.returncode == 0, err[-3000:]
+    assert "ended without storing" in err, err[-3000:]
+    assert "learner" in _computed(json.loads(out))

@@ -27,6 +27,30 @@ COPY_STRIDE = 10**12
 _MAX_TEXT = 120
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ReadShard:
+    """One independently readable part of a split: a whole split, a file, or byte ranges.
+
+    A split read shard by shard, in ``index`` order, yields exactly the tables of
+    :meth:`Source.read_tables` (same rows, ids, order and table boundaries).
+    """
+
+    split: str
+    index: int = 0
+    """Position of this shard in the split's read order."""
+    of: int = 1
+    """How many shards the split has."""
+    file: int | None = None
+    """The file's index within the split; None: the whole split."""
+    blocks: tuple[tuple[int, int, int], ...] = ()
+    """(byte offset, byte length, lines before) of each block of lines this shard parses;
+    empty: the whole file."""
+    first_block: bool = True
+    """Whether the shard holds the file's first block of data lines."""
+    copies: tuple[int, int] | None = None
+    """The range of replicated copies of each row this shard emits; None: all."""
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Source(Operator, abc.ABC):
     """Base class of data sources.
@@ -120,6 +144,26 @@ class Source(Operator, abc.ABC):
 
         for frame in self.read(split, batch_rows=batch_rows, counters=counters):
             yield pa.Table.from_pandas(frame, preserve_index=False)
+
+    def read_shards(
+        self, split: str, *, batch_rows: int = 50_000, shard_bytes: int = 64 << 20
+    ) -> list[ReadShard]:
+        """The parts of ``split`` that workers may read in parallel (in read order).
+
+        The default is one shard, the whole split; sources whose files can be read
+        independently (or by byte range) return more.
+        """
+        return [ReadShard(split=split)]
+
+    def read_shard(
+        self, shard: ReadShard, *, batch_rows: int = 50_000, counters: dict[str, int] | None = None
+    ) -> Iterator[pa.Table]:
+        """The tables of one shard of :meth:`read_shards` (``batch_rows`` as given there)."""
+        yield from self.read_tables(shard.split, batch_rows=batch_rows, counters=counters)
+
+    def bad_row_limit(self) -> int | None:
+        """The most malformed rows a split may skip in all (None: no rows are skipped)."""
+        return None
 
     def _require_split(self, split: str) -> None:
         names = self.splits()

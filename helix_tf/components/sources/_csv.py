@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from helix_tf.components.base import did_you_mean, list_as_tuple, normalized
 from helix_tf.components.sources._base import (
+    ReadShard,
     Source,
     _as_pairs,
     _as_paths,
@@ -216,3 +217,33 @@ class Csv(Source):
         from helix_tf.components.sources._csv_reader import CsvReader
 
         yield from CsvReader(self).read_tables(split, batch_rows=batch_rows, counters=counters)
+
+    def read_shards(
+        self, split: str, *, batch_rows: int = 50_000, shard_bytes: int = 64 << 20
+    ) -> list[ReadShard]:
+        """One shard per file; a file over ``shard_bytes`` in byte ranges of about that size.
+
+        A file is cut only between the blocks of lines :meth:`read_tables` parses
+        (found by one pass that reads the file and counts newlines, without
+        parsing), so each shard knows the line number its first block starts at
+        and the shards' tables are exactly the sequential read's. A line belongs
+        to the block it starts in; a quoted field never spans lines (see
+        ``quote``), so every newline ends a row. Compressed files are one shard.
+        With ``replicate``, sizes count every copy, and a block whose copies
+        exceed ``shard_bytes`` is read by several shards, each a range of copies.
+        """
+        from helix_tf.components.sources._csv_reader import CsvReader
+
+        return CsvReader(self).read_shards(split, batch_rows=batch_rows, shard_bytes=shard_bytes)
+
+    def read_shard(
+        self, shard: ReadShard, *, batch_rows: int = 50_000, counters: dict[str, int] | None = None
+    ) -> Iterator[pa.Table]:
+        """The tables of one shard of :meth:`read_shards`; bad rows name file and line."""
+        from helix_tf.components.sources._csv_reader import CsvReader
+
+        yield from CsvReader(self).read_shard(shard, batch_rows=batch_rows, counters=counters)
+
+    def bad_row_limit(self) -> int | None:
+        """``max_bad_rows`` when malformed rows are skipped."""
+        return self.max_bad_rows if self.on_bad_row == "skip" else None

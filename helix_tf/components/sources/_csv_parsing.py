@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from helix_tf.components.sources._base import _MAX_TEXT, _shorten
+from helix_tf.components.sources._base import (
+    _MAX_TEXT,
+    _compression_of,
+    _is_url,
+    _local,
+    _shorten,
+)
 from helix_tf.errors import DataError
 
 if TYPE_CHECKING:
@@ -22,8 +29,13 @@ _WARN_FIRST = 5
 class _BadRows:
     """Applies the on_bad_row policy: raise, or skip, count and warn."""
 
-    def __init__(self, policy: str, limit: int, counters: dict[str, int] | None) -> None:
+    def __init__(
+        self, policy: str, limit: int, counters: dict[str, int] | None, *, report: bool = True
+    ) -> None:
         self.policy, self.limit, self.counters = policy, limit, counters
+        #: False: the rows are another reader's to count and warn about (the same
+        #: block read again for other replicated copies); the policy still applies.
+        self.report = report
         self.skipped = 0
         self.per_file: dict[str, int] = {}
 
@@ -36,6 +48,8 @@ class _BadRows:
         if self.policy == "fail":
             reason, fix = describe(0)
             raise DataError(f"{path} line {lines[0]}: {reason}. {fix}")
+        if not self.report:  # the shard of copy 0 counts them and applies max_bad_rows
+            return
         for i in range(min(len(lines), max(0, _WARN_FIRST - self.skipped))):
             logger.warning("skipping %s line %d: %s", path, lines[i], describe(i)[0])
         self.skipped += len(lines)
@@ -52,6 +66,8 @@ class _BadRows:
             )
 
     def summarise(self) -> None:
+        if not self.report:
+            return
         for path, count in self.per_file.items():
             logger.warning("skipped %d malformed rows in %s", count, path)
 
@@ -82,6 +98,58 @@ def _blocks(handle: Any, first: int, batch_rows: int) -> Iterator[tuple[int, byt
         yield first, block, count
         first += count
         line_bytes = max(8.0, (cut + 1) / count)
+
+
+def _block_groups(
+    handle: Any, line: int | None, batch_rows: int, shard_bytes: int
+) -> list[tuple[tuple[int, int, int], ...]]:
+    """The blocks :func:`_blocks` reads from ``handle`` on, grouped into about ``shard_bytes``.
+
+    Each block is (byte offset, byte length, lines before it); ``line`` is the
+    lines before the handle's position (None: nothing to read).
+    """
+    if line is None:
+        return []
+    offset = handle.tell()
+    groups: list[tuple[tuple[int, int, int], ...]] = []
+    group: list[tuple[int, int, int]] = []
+    size = 0
+    for first, body, _ in _blocks(handle, line, batch_rows):
+        group.append((offset, len(body), first))
+        offset += len(body) + 1  # and the newline after it
+        size += len(body) + 1
+        if size >= shard_bytes:
+            groups.append(tuple(group))
+            group, size = [], 0
+    if group:
+        groups.append(tuple(group))
+    return groups
+
+
+def _seek_blocks(
+    handle: Any, blocks: tuple[tuple[int, int, int], ...]
+) -> Iterator[tuple[int, bytes, int]]:
+    """The blocks of :func:`_block_groups`, read back as :func:`_blocks` yields them."""
+    for offset, length, first in blocks:
+        handle.seek(offset)
+        body = handle.read(length)
+        yield first, body, body.count(b"\n") + 1
+
+
+def _plain_size(path: str) -> int | None:
+    """The size of an uncompressed file; None for a compressed one (it cannot be cut)
+    or one that cannot be read (reading it whole then names the problem)."""
+    if _compression_of(path):
+        return None
+    try:
+        if _is_url(path):
+            import fsspec
+
+            fs, inner = fsspec.core.url_to_fs(path)
+            return int(fs.size(inner))
+        return os.path.getsize(_local(path))
+    except OSError:
+        return None
 
 
 def _blank_lines(block: bytes) -> list[int]:

@@ -19,6 +19,7 @@ from helix_tf.components.sources._base import (
     COPY_STRIDE,
     FILE_STRIDE,
     ROW_ID,
+    ReadShard,
     _as_column,
     _in_test,
     _open,
@@ -29,9 +30,12 @@ from helix_tf.components.sources._csv_parsing import (
     _FIX_ROW,
     _BadRows,
     _blank_lines,
+    _block_groups,
     _blocks,
     _cast_lenient,
     _decode_lines,
+    _plain_size,
+    _seek_blocks,
     _split_quoted,
 )
 from helix_tf.errors import ConfigError, DataError
@@ -56,59 +60,147 @@ class CsvReader:
         self, split: str, *, batch_rows: int = 50_000, counters: dict[str, int] | None = None
     ) -> Iterator[pa.Table]:
         """Stream a split as Arrow tables (parsed by Arrow, never through pandas)."""
-        import pyarrow as pa
-
         param, paths = _split_files(self.spec, split)
-        if batch_rows < 1:
-            raise ConfigError(f"batch_rows must be >= 1, but got {batch_rows}")
+        _check_batch_rows(batch_rows)
         bad = _BadRows(self.spec.on_bad_row, self.spec.max_bad_rows, counters)
-        copies = self.spec.replicate if split == "train" else 1
         for index, path in enumerate(paths):
             with _open(path, param, "Csv") as handle:
-                for columns, lines in self._read_file(handle, path, param, batch_rows, bad):
-                    ids = lines + index * FILE_STRIDE
-                    if self.spec.test_fraction is not None:
-                        keep = _in_test(ids, self.spec.test_fraction, self.spec.split_seed)
-                        if split == "train":
-                            keep = ~keep
-                        columns = {n: a.filter(keep) for n, a in columns.items()}
-                        ids = ids[keep]
-                    if not len(ids):
-                        continue
-                    arrays = dict(columns)
-                    arrays[ROW_ID] = pa.array(ids, pa.int64())
-                    table = pa.table(arrays)
-                    for copy in range(copies):
-                        if copy:
-                            table = table.set_column(
-                                table.schema.get_field_index(ROW_ID),
-                                ROW_ID,
-                                pa.array(ids + copy * COPY_STRIDE, pa.int64()),
-                            )
-                        for start in range(0, table.num_rows, batch_rows):
-                            part = table.slice(start, batch_rows)
-                            if counters is not None:
-                                counters["rows_read"] = counters.get("rows_read", 0) + part.num_rows
-                            yield part
+                parsed = self._read_file(handle, path, param, batch_rows, bad)
+                yield from self._file_tables(parsed, split, index, batch_rows, counters)
         bad.summarise()
+
+    def read_shards(self, split: str, *, batch_rows: int, shard_bytes: int) -> list[ReadShard]:
+        """See :meth:`~._csv.Csv.read_shards`."""
+        param, paths = _split_files(self.spec, split)
+        _check_batch_rows(batch_rows)
+        copies = self.spec.replicate if split == "train" else 1
+        parts: list[dict[str, Any]] = []
+        for index, path in enumerate(paths):
+            size = _plain_size(path)
+            if size is None or size * copies <= shard_bytes:
+                parts.append({"file": index})
+                continue
+            with _open(path, param, "Csv") as handle:
+                line = self._data_start(handle, path, param)
+                groups = _block_groups(handle, line, batch_rows, max(1, shard_bytes // copies))
+            for i, group in enumerate(groups):
+                span = sum(length + 1 for _, length, _ in group)
+                step = max(1, shard_bytes // span) if len(group) == 1 else copies
+                for start in range(0, copies, step):
+                    stop = min(start + step, copies)
+                    parts.append(
+                        {
+                            "file": index,
+                            "blocks": group,
+                            "first_block": i == 0,
+                            "copies": None if (start, stop) == (0, copies) else (start, stop),
+                        }
+                    )
+            if not groups:
+                parts.append({"file": index})
+        return [
+            ReadShard(split=split, index=i, of=len(parts), **part) for i, part in enumerate(parts)
+        ]
+
+    def read_shard(
+        self, shard: ReadShard, *, batch_rows: int, counters: dict[str, int] | None
+    ) -> Iterator[pa.Table]:
+        """See :meth:`~._csv.Csv.read_shard`."""
+        if shard.file is None:
+            yield from self.read_tables(shard.split, batch_rows=batch_rows, counters=counters)
+            return
+        param, paths = _split_files(self.spec, shard.split)
+        _check_batch_rows(batch_rows)
+        path = paths[shard.file]
+        again = shard.copies is not None and shard.copies[0] > 0  # copy 0's shard reports
+        spec = self.spec
+        bad = _BadRows(spec.on_bad_row, spec.max_bad_rows, counters, report=not again)
+        with _open(path, param, "Csv") as handle:
+            if shard.blocks:
+                blocks = _seek_blocks(handle, shard.blocks)
+                parsed = self._parse_blocks(blocks, path, bad, first_block=shard.first_block)
+            else:
+                parsed = self._read_file(handle, path, param, batch_rows, bad)
+            yield from self._file_tables(
+                parsed, shard.split, shard.file, batch_rows, counters, shard.copies
+            )
+        bad.summarise()
+
+    def _file_tables(
+        self,
+        parsed: Iterator[tuple[dict[str, pa.Array], np.ndarray]],
+        split: str,
+        index: int,
+        batch_rows: int,
+        counters: dict[str, int] | None,
+        copies: tuple[int, int] | None = None,
+    ) -> Iterator[pa.Table]:
+        """Tables of at most ``batch_rows`` rows from the parsed blocks of the index-th file
+        (each block's ``copies`` range of replicated copies; None: all)."""
+        import pyarrow as pa
+
+        spec = self.spec
+        wanted = range(*(copies or (0, spec.replicate if split == "train" else 1)))
+        for columns, lines in parsed:
+            ids = lines + index * FILE_STRIDE
+            if spec.test_fraction is not None:
+                keep = _in_test(ids, spec.test_fraction, spec.split_seed)
+                if split == "train":
+                    keep = ~keep
+                columns = {n: a.filter(keep) for n, a in columns.items()}
+                ids = ids[keep]
+            if not len(ids):
+                continue
+            arrays = dict(columns)
+            arrays[ROW_ID] = pa.array(ids, pa.int64())
+            table = pa.table(arrays)
+            for copy in wanted:
+                if copy:
+                    table = table.set_column(
+                        table.schema.get_field_index(ROW_ID),
+                        ROW_ID,
+                        pa.array(ids + copy * COPY_STRIDE, pa.int64()),
+                    )
+                for start in range(0, table.num_rows, batch_rows):
+                    part = table.slice(start, batch_rows)
+                    if counters is not None:
+                        counters["rows_read"] = counters.get("rows_read", 0) + part.num_rows
+                    yield part
+
+    def _data_start(self, handle: Any, path: str, param: str) -> int | None:
+        """Read past ``skip_lines`` and the header (checked); the lines read, None at the end."""
+        line = 0
+        for _ in range(_skip_for(self.spec, param)):
+            if not handle.readline():
+                return None
+            line += 1
+        if self.spec.header:
+            text = handle.readline()
+            if not text:
+                return None
+            line += 1
+            self._check_header(text, path, line)
+        return line
 
     def _read_file(
         self, handle: Any, path: str, param: str, batch_rows: int, bad: _BadRows
     ) -> Iterator[tuple[dict[str, pa.Array], np.ndarray]]:
         """Parse one file (of the ``train`` or ``test`` parameter) into blocks of rows."""
-        line = 0
-        for _ in range(_skip_for(self.spec, param)):
-            if not handle.readline():
-                return
-            line += 1
-        if self.spec.header:
-            text = handle.readline()
-            if not text:
-                return
-            line += 1
-            self._check_header(text, path, line)
-        blocks = _blocks(handle, line, batch_rows)
-        if not self.spec.header:
+        line = self._data_start(handle, path, param)
+        if line is None:
+            return
+        yield from self._parse_blocks(_blocks(handle, line, batch_rows), path, bad)
+
+    def _parse_blocks(
+        self,
+        blocks: Iterator[tuple[int, bytes, int]],
+        path: str,
+        bad: _BadRows,
+        *,
+        first_block: bool = True,
+    ) -> Iterator[tuple[dict[str, pa.Array], np.ndarray]]:
+        """Parse blocks of a file (a few ahead, in threads), in file order."""
+        if first_block and not self.spec.header:
             blocks = self._refuse_header_as_data(blocks, path)
         workers = min(_MAX_WORKERS, os.cpu_count() or 1)
         if workers == 1:
@@ -415,6 +507,11 @@ class CsvReader:
                 failed = fraction if failed is None else failed | fraction
                 numbers = pc.if_else(pa.array(fraction), pa.scalar(None, pa.float64()), numbers)
         return numbers, failed
+
+
+def _check_batch_rows(batch_rows: int) -> None:
+    if batch_rows < 1:
+        raise ConfigError(f"batch_rows must be >= 1, but got {batch_rows}")
 
 
 def _skip_for(spec: Csv, param: str) -> int:

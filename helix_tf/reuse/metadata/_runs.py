@@ -6,11 +6,11 @@ import json
 import logging
 import math
 import os
-import socket
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from helix_tf.errors import StoreError
+from helix_tf.identity import current_host
 from helix_tf.reuse.metadata._database import (
     Database,
     chunks,
@@ -63,7 +63,7 @@ class RunLog:
                     params_json=params_json,
                     process=_this_process(),
                     user_name=user,
-                    host_name=host if host is not None else socket.gethostname(),
+                    host_name=host if host is not None else current_host(),
                 )
             )
             key = result.inserted_primary_key
@@ -246,7 +246,7 @@ def _run_record(
 def _this_process() -> str:
     """``"host pid start scope"`` of this process (``runs.process``)."""
     pid = os.getpid()
-    return f"{socket.gethostname()} {pid} {process_start(pid)} {pid_scope() or '-'}"
+    return f"{current_host()} {pid} {process_start(pid)} {pid_scope() or '-'}"
 
 
 def _status(status: str, process: str | None) -> str:
@@ -260,7 +260,7 @@ def _status(status: str, process: str | None) -> str:
     if status != "running" or not process:
         return status
     host, pid, start, scope = [*process.split(" "), "", "", ""][:4]
-    if host != socket.gethostname() or not pid.isdigit():
+    if host != current_host() or not pid.isdigit():
         return status
     if scope not in ("", "-") and scope != pid_scope():
         return status

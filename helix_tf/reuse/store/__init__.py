@@ -59,7 +59,6 @@ from helix_tf.reuse.store._leases import (
     pid_scope,
     process_alive,
     process_start,
-    this_user,
 )
 from helix_tf.reuse.store._manifest import FORMAT_VERSION, FileEntry, Manifest, Staging
 from helix_tf.reuse.store._store import ArtifactStore
@@ -78,5 +77,4 @@ __all__ = [
     "pid_scope",
     "process_alive",
     "process_start",
-    "this_user",
 ]

@@ -52,6 +52,19 @@ class GcReport:
     dead_runs: list[LeaseInfo] = field(default_factory=list)
     dry_run: bool = False
 
+    def killed_runs(self, metadata_url: str) -> list[int]:
+        """The run ids, in the metadata database ``metadata_url``, of the dead runs.
+
+        A lease names its run once the run is recorded (``run_id`` and the database's
+        ``metadata`` URL, as :class:`~helix_tf.reuse.metadata.MetadataStore` renders
+        it); runs recorded in another database are not this database's to mark.
+        """
+        return [
+            int(info.run["run_id"])
+            for info in self.dead_runs
+            if info.run.get("run_id") is not None and info.run.get("metadata") == metadata_url
+        ]
+
     def add(
         self, path: str, size: int, dry_run: bool, remove: Callable[[str], None] | None
     ) -> None:

@@ -23,19 +23,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import getpass
 import json
 import logging
 import os
 import secrets
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from helix_tf.identity import current_host, current_user
 from helix_tf.reuse.store._fs import StoreFiles, _mtime
 
 logger = logging.getLogger(__name__)
@@ -58,7 +57,10 @@ class LeaseInfo:
     id : str
         The lease id (16 hex digits).
     host, user : str
-        The machine (host name) and the user that run it (``"?"`` where unknown).
+        The machine (host name) and the person that run it, as
+        :mod:`helix_tf.identity` names them (``HELIX_TF_USER``, else the login name;
+        the run's record in the metadata database names the same), ``"?"`` where
+        unknown.
     pid, proc_start
         The process holding it (``proc_start``: its start time in clock ticks since
         boot on Linux, ``None`` where unknown).
@@ -73,6 +75,11 @@ class LeaseInfo:
         The run's scratch folder on ``host``.
     run : dict
         Where the run is recorded (``run_id``, ``metadata`` URL), once known.
+    computing : frozenset of str
+        Fingerprints the run announced it is computing (:meth:`RunLease.announce`).
+    announced : float or None
+        When it announced them (``None``: it announced nothing); with the lease id,
+        the order in which runs wait for each other (:meth:`Leases.in_flight`).
     alive : bool
         Whether the holder still runs (see the module docstring).
     """
@@ -88,7 +95,20 @@ class LeaseInfo:
     user: str = "?"
     pid_scope: str | None = None
     run: dict[str, Any] = field(default_factory=dict)
+    computing: frozenset[str] = frozenset()
+    announced: float | None = None
     alive: bool = True
+
+    def announced_before(self, other: LeaseInfo | RunLease) -> bool:
+        """Whether this lease announced its computations before ``other`` did.
+
+        ``(announced, id)`` orders every pair of announcing runs the same way on every
+        machine (clocks may differ; the comparison is of the recorded values), so runs
+        that wait only for earlier ones never wait in a cycle.
+        """
+        if self.announced is None or other.announced is None:
+            return False
+        return (self.announced, self.id) < (other.announced, other.id)
 
 
 def process_start(pid: int) -> int | None:
@@ -129,18 +149,6 @@ def process_alive(pid: int, start: int | None) -> bool:
     return True
 
 
-def this_host() -> str:
-    """This machine's host name."""
-    return socket.gethostname()
-
-
-def this_user() -> str:
-    """Who runs this process (the login name, else the uid), ``"?"`` if unknown."""
-    with contextlib.suppress(Exception):
-        return getpass.getuser()
-    return str(os.getuid()) if hasattr(os, "getuid") else "?"
-
-
 def pid_scope() -> str | None:
     """Where this process's pids are meaningful: ``<boot id>/<pid namespace>``.
 
@@ -176,7 +184,7 @@ def is_here(info: LeaseInfo) -> bool:
     a folder this one sees.
     """
     scope = pid_scope()
-    return info.host == this_host() and (
+    return info.host == current_host() and (
         info.pid_scope is None or scope is None or info.pid_scope == scope
     )
 
@@ -217,6 +225,9 @@ class RunLease:
         self.scratch = os.path.join(scratch_root, f"helix-run-{self.id}") if scratch_root else None
         self.run: dict[str, Any] = {}
         self.created = time.time()
+        #: Fingerprints this run announced it computes, and when (:meth:`announce`).
+        self.computing: frozenset[str] = frozenset()
+        self.announced: float | None = None
         self._on_close = on_close
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -225,8 +236,8 @@ class RunLease:
     def _body(self) -> bytes:
         data = {
             "id": self.id,
-            "host": this_host(),
-            "user": this_user(),
+            "host": current_host(),
+            "user": current_user(),
             "pid": os.getpid(),
             "proc_start": process_start(os.getpid()),
             "pid_scope": pid_scope(),
@@ -235,6 +246,8 @@ class RunLease:
             "pins": sorted(self.pins),
             "scratch": self.scratch,
             "run": self.run,
+            "computing": sorted(self.computing),
+            "announced": self.announced,
         }
         return (json.dumps(data, sort_keys=True) + "\n").encode()
 
@@ -250,6 +263,17 @@ class RunLease:
     def update(self, **run: Any) -> None:
         """Record where the run is recorded (``run_id``, ``metadata``) in the lease."""
         self.run.update(run)
+        self.write()
+
+    def announce(self, fingerprints: Iterable[str]) -> None:
+        """Say that this run is about to compute ``fingerprints`` (runs elsewhere may wait).
+
+        The first announcement's time stays the run's place in the order of waiting
+        (:meth:`LeaseInfo.announced_before`); a later call only changes the set.
+        """
+        self.computing = frozenset(fingerprints)
+        if self.announced is None:
+            self.announced = time.time()
         self.write()
 
     def start(self) -> RunLease:
@@ -327,6 +351,24 @@ class Leases:
                 out.update(info.pins)
         return out
 
+    def in_flight(self, fingerprints: Iterable[str], lease: RunLease) -> dict[str, LeaseInfo]:
+        """Which of ``fingerprints`` a live run that announced before ``lease`` computes.
+
+        Fingerprint → the earliest such run's lease. Later announcers are never
+        returned: of runs computing the same fingerprint, only later ones wait.
+        """
+        wanted = set(fingerprints)
+        out: dict[str, LeaseInfo] = {}
+        earlier = [
+            info
+            for info in self.all()
+            if info.alive and info.id != lease.id and info.announced_before(lease)
+        ]
+        for info in sorted(earlier, key=lambda i: (i.announced or 0.0, i.id)):
+            for fp in sorted(wanted & info.computing):
+                out.setdefault(fp, info)
+        return out
+
     def drop(self, info: LeaseInfo) -> None:
         """Remove a dead lease's file and (written here, :func:`is_here`) its scratch folder."""
         if info.scratch and is_here(info):
@@ -363,6 +405,8 @@ def _parse_lease(text: bytes) -> LeaseInfo | None:
             user=str(data.get("user") or "?"),
             pid_scope=None if data.get("pid_scope") is None else str(data["pid_scope"]),
             run=dict(data.get("run") or {}),
+            computing=frozenset(str(p) for p in data.get("computing") or ()),
+            announced=None if data.get("announced") is None else float(data["announced"]),
         )
     except (ValueError, TypeError, KeyError, UnicodeDecodeError):
         return None

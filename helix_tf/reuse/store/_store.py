@@ -24,7 +24,7 @@ from helix_tf.reuse.store._cleanup import Collector, GcReport, VerifyReport
 from helix_tf.reuse.store._commit import Committer
 from helix_tf.reuse.store._entries import Entries
 from helix_tf.reuse.store._fs import _ARTIFACTS, _MARKER, _STAGING, StoreFiles, _check_fingerprint
-from helix_tf.reuse.store._leases import Leases, RunLease, new_token
+from helix_tf.reuse.store._leases import LeaseInfo, Leases, RunLease, new_token
 from helix_tf.reuse.store._manifest import _SUPPORTED_FORMATS, FORMAT_VERSION, Manifest, Staging
 from helix_tf.reuse.store._open import Opener
 
@@ -249,10 +249,6 @@ class ArtifactStore:
         """Return every valid committed entry, sorted by fingerprint."""
         return self._collector.valid_entries()
 
-    def total_bytes(self) -> int:
-        """Return the summed size of all valid entries."""
-        return sum(m.bytes for m in self.entries())
-
     # ------------------------------------------------------------------ housekeeping
 
     def verify(self, *, repair: bool = False) -> VerifyReport:
@@ -331,6 +327,17 @@ class ArtifactStore:
         lease = RunLease(self.files, pins, scratch_root, on_close=forget)
         self.lease = lease
         return lease.start()
+
+    def in_flight(self, fingerprints: Iterable[str]) -> dict[str, LeaseInfo]:
+        """Which of ``fingerprints`` other live runs, on any machine, are computing.
+
+        Only runs that announced them (:meth:`RunLease.announce`) before this process's
+        lease did count; fingerprint → the earliest such run's lease. Empty without a
+        lease of this process, or when nobody announced them first.
+        """
+        if self.lease is None or self.lease.announced is None:
+            return {}
+        return self.run_leases.in_flight(fingerprints, self.lease)
 
 
 def _init_root(files: StoreFiles) -> None:
