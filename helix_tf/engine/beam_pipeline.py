@@ -177,20 +177,7 @@ def run_preprocessing(
         snode = nodes[src]
         label = src.replace(" ", "_")
         if snode.state == NodeState.COMPUTE:
-            op = snode.op
-            assert isinstance(op, Source)
-            reading = SourceRead(
-                name=src, op=op, root=snode.root, batch_rows=batch_rows, sample=snode.sample
-            )
-            keys = (
-                pipeline
-                | f"Splits[{label}]" >> beam.Create(list(op.splits()))
-                | f"Plan[{label}]" >> beam.ParDo(_PlanReads(reading, shard_bytes()))
-                | f"SpreadShards[{label}]" >> beam.Reshuffle()
-                | f"Read[{label}]" >> beam.ParDo(_ReadShard(reading))
-                | f"Pieces[{label}]" >> beam.GroupByKey()
-                | f"Number[{label}]" >> beam.ParDo(_FinishSplit(reading))
-            )
+            keys = _read_source(pipeline, src, snode, label, batch_rows)
         else:
             batches = list(known_batches.get(src, []))
             expected_keys[src] = batches
@@ -225,6 +212,42 @@ def run_preprocessing(
                 )
             )
     launch = time.perf_counter() - t_launch
+    counters, states = _run_and_collect(pipeline, sources, scratch)
+    return preprocess_result(
+        counters=counters,
+        states=states,
+        nodes=nodes,
+        order=order,
+        known_batches=expected_keys,
+        launch_seconds=launch,
+    )
+
+
+def _read_source(
+    pipeline: beam.Pipeline, src: str, snode: PreNode, label: str, batch_rows: int
+) -> Any:
+    """The keys of a computed source's batches: its splits planned into shards, read in
+    parallel, written as Parquet and numbered into batches in read order."""
+    op = snode.op
+    assert isinstance(op, Source)
+    reading = SourceRead(
+        name=src, op=op, root=snode.root, batch_rows=batch_rows, sample=snode.sample
+    )
+    return (
+        pipeline
+        | f"Splits[{label}]" >> beam.Create(list(op.splits()))
+        | f"Plan[{label}]" >> beam.ParDo(_PlanReads(reading, shard_bytes()))
+        | f"SpreadShards[{label}]" >> beam.Reshuffle()
+        | f"Read[{label}]" >> beam.ParDo(_ReadShard(reading))
+        | f"Pieces[{label}]" >> beam.GroupByKey()
+        | f"Number[{label}]" >> beam.ParDo(_FinishSplit(reading))
+    )
+
+
+def _run_and_collect(
+    pipeline: beam.Pipeline, sources: list[str], scratch: str
+) -> tuple[dict[str, int], dict[str, Any]]:
+    """Run the built pipeline; its counters, and the analyzer states each source's pipeline wrote."""
     result = pipeline.run()
     result.wait_until_finish()
     if pipeline.options.view_as(TestOptions).dry_run:
@@ -244,12 +267,4 @@ def run_preprocessing(
         if fs.exists(p):
             with fs.open(p, "r") as f:
                 states.update(json.load(f))
-
-    return preprocess_result(
-        counters=counters,
-        states=states,
-        nodes=nodes,
-        order=order,
-        known_batches=expected_keys,
-        launch_seconds=launch,
-    )
+    return counters, states
