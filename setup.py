@@ -53,5 +53,5 @@ setup(
         # Team mode: a shared PostgreSQL metadata database (--metadata postgresql://...).
         "team": ["psycopg[binary]>=3.1"],
     },
-    entry_points={"console_scripts": ["helix-tf=helix_tf.cli:console_main"]},
+    entry_points={"console_scripts": ["helix-tf=helix_tf.entry:console_main"]},
 )

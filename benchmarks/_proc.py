@@ -125,7 +125,7 @@ def run_measured(
 def helix_command() -> list[str]:
     """The ``helix-tf`` console script of the running interpreter's environment."""
     script = Path(sys.executable).parent / "helix-tf"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "helix_tf.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "helix_tf"]
 
 
 def run_helix_json(

@@ -303,7 +303,7 @@ def helix_tf_command(snapshot: bool = False) -> list[str]:
     script = Path(sys.executable).parent / "helix-tf"
     if not snapshot and script.is_file() and os.access(script, os.X_OK):
         return [str(script)]
-    return [sys.executable, "-m", "helix_tf.cli"]
+    return [sys.executable, "-m", "helix_tf"]
 
 
 def human_bytes(n: float | None) -> str:

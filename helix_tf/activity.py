@@ -19,6 +19,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from helix_tf._atomic import atomic_write
+
 __all__ = ["home_of", "user_run", "user_run_active", "user_run_started"]
 
 _LOCK = "user-run.lock"
@@ -47,10 +49,8 @@ def user_run(home: str | os.PathLike[str]) -> Iterator[None]:
         return
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)
-        tmp = folder / f".{_STARTED}.{os.getpid()}"
         with contextlib.suppress(OSError):
-            tmp.write_text(repr(time.time()))
-            os.replace(tmp, folder / _STARTED)
+            atomic_write(folder / _STARTED, repr(time.time()))
         yield
     finally:
         os.close(fd)  # releases the lock

@@ -21,6 +21,7 @@ from helix_tf.cli_store import store
 from helix_tf.errors import HelixError
 from helix_tf.rendering import (
     ProgressPrinter,
+    json_text,
     plan_summary,
     plan_table,
     run_renderables,
@@ -181,7 +182,7 @@ def run(
         payload = result.to_dict()
         if saved is not None:
             payload["saved"] = {"config": saved.path, "keys": list(saved.saved), "diff": saved.diff}
-        out.print_json(json.dumps(payload))
+        out.print_json(json_text(payload))
         return
     for note in result.notes:
         err.print(f"[yellow]note:[/] {note}", highlight=False)
@@ -281,7 +282,7 @@ def plan(
         fail(err, exc)
         return
     if cmd.as_json:
-        out.print_json(json.dumps(result.to_dict()))
+        out.print_json(json_text(result.to_dict()))
         return
     for note in result.notes:
         err.print(f"[yellow]note:[/] {note}", highlight=False)
@@ -334,7 +335,7 @@ def history(
         fail(err, exc)
         return
     if cmd.as_json:
-        out.print_json(json.dumps([e.to_dict(selection) for e in entries]))
+        out.print_json(json_text([e.to_dict(selection) for e in entries]))
         return
     out.print(history_table(entries, selection))
 
@@ -365,7 +366,7 @@ def diff(
         fail(err, exc)
         return
     if cmd.as_json:
-        out.print_json(json.dumps(found.to_dict()))
+        out.print_json(json_text(found.to_dict()))
         return
     from helix_tf.rendering import diff_lines
 
@@ -459,30 +460,27 @@ def _run_cli(argv: list[str]) -> int:
     return 0
 
 
-#: Commands handed to the warm server (and that start one at a terminal).
-SERVED = ("run", "plan")
-
-
 def console_main() -> None:
-    """The ``helix-tf`` entry point: run the CLI, then leave without slow teardown.
+    """``helix-tf`` from this module (``python -m helix_tf.cli``, console scripts installed
+    before :mod:`helix_tf.entry`, which a served run imports instead of this module)."""
+    from helix_tf.server import served
 
-    A ``run`` or ``plan`` goes to the warm server when one is running; at a
-    terminal the first one starts it in the background and runs here meanwhile
-    (:mod:`helix_tf.server`; not with ``--no-server``, ``HELIX_TF_SERVER=off``,
-    ``CI`` set or without a terminal).
+    argv = sys.argv[1:]
+    code = served(argv)
+    if code is not None:
+        raise SystemExit(code)
+    run_here(argv)
+
+
+def run_here(argv: list[str]) -> None:
+    """Run ``helix-tf ARGV`` in this process, then leave without slow teardown.
+
     Once TensorFlow or Beam is loaded, the interpreter's own shutdown (module
     finalisation, their thread pools and atexit hooks) took ~0.9 s here, after
     every result was written, committed and printed. Output is flushed, logging
     shut down, then the process ends with the command's exit code.
     """
-    argv = sys.argv[1:]
-    code = None
-    if argv[:1] and argv[0] in SERVED and "--no-server" not in argv:
-        from helix_tf.server import run_in_server
-
-        code = run_in_server(argv)
-    if code is None:
-        code = run_cli(argv)
+    code = run_cli(argv)
     heavy = "tensorflow" in sys.modules or "apache_beam" in sys.modules
     if not heavy:
         raise SystemExit(code)

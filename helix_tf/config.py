@@ -182,8 +182,9 @@ def _import(path: Path) -> Any:
 SHIPPED_BY_VALUE: set[str] = set()
 
 
-#: User modules first imported while a config loaded (helpers beside it): forgotten
-#: before the next load, so an edited helper is imported afresh, as in a new process.
+#: User modules first imported while a config loaded (helpers beside it, or anywhere
+#: on the path outside the installation): forgotten before the next load, so an edited
+#: helper is imported afresh, as in a new process.
 _CONFIG_MODULES: set[str] = set()
 
 
@@ -226,7 +227,9 @@ def _shadowing_helpers(path: Path) -> list[str]:
 
 def _remember_user_modules(before: set[str], folder: Path) -> list[Any]:
     """The user modules from the config's folder (not helix_tf, the stdlib or site-packages)
-    imported since ``before``."""
+    imported since ``before``; every user module imported since then, wherever it lies,
+    is forgotten before the next load (else an edited helper outside the config's folder
+    kept running its old code in a long-lived process: a notebook, the agent)."""
     from helix_tf.compiler.hashing._origin import _is_user_module
 
     found = []
@@ -235,8 +238,10 @@ def _remember_user_modules(before: set[str], folder: Path) -> list[Any]:
         file = getattr(module, "__file__", None)
         if module is None or not file or name.startswith("helix_config_"):
             continue
-        if Path(file).resolve().is_relative_to(folder.resolve()) and _is_user_module(module):
-            _CONFIG_MODULES.add(name)
+        if not _is_user_module(module):
+            continue
+        _CONFIG_MODULES.add(name)
+        if Path(file).resolve().is_relative_to(folder.resolve()):
             found.append(module)
     return found
 
@@ -276,8 +281,8 @@ def load_config(
                 "(operator parameters are written node.param, e.g. -p learner.l1=0.001; "
                 "structural edits kind:target, e.g. -p model:learner=DNN)"
             )
-    if problems:
-        raise ConfigError(problems, path=str(cfg_path))
+    # Unknown config parameters are reported with the node overrides' problems (all
+    # problems of one command line together); the workflow is built without them.
     data = find_data_dir(data_dir, cfg_path)
     params = Params(values=values, data_dir=data, work_dir=cfg_path.parent / ".helix")
     factory = getattr(module, "workflow", None)
@@ -293,11 +298,12 @@ def load_config(
         try:
             wf = factory(params)
         except HelixError as exc:
-            if isinstance(exc, ConfigError) and exc.path is None:
-                raise ConfigError(exc.problems, path=str(cfg_path)) from exc
+            if isinstance(exc, ConfigError) and (exc.path is None or problems):
+                raise ConfigError([*problems, *exc.problems], path=str(cfg_path)) from exc
             raise
         except Exception as exc:
-            raise ConfigError(_user_error(exc, cfg_path), path=str(cfg_path)) from exc
+            found = [*problems, _user_error(exc, cfg_path)]
+            raise ConfigError(found, path=str(cfg_path)) from exc
         if not isinstance(wf, Workflow):
             raise ConfigError(
                 f"workflow(params) returned {type(wf).__name__}, expected a helix_tf.Workflow",

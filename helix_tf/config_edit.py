@@ -30,6 +30,9 @@ _DECLARING = (*ROLE_SPECS, "udf")
 #: Declaring methods that build the node's operator from their own keywords (there is
 #: no ``Op(...)`` call in the config to edit: the override is the method's keyword).
 _OWN_KEYWORDS = ("udf", Role.EXPLAIN)
+#: The longest line an edit may leave (the project's ruff line length): a one-line call
+#: an edit would make longer is written one argument per line instead.
+LINE_LIMIT = 100
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +117,49 @@ def _inside_loop(tree: ast.AST, target: ast.AST) -> bool:
     return False
 
 
+def _set_keywords(
+    edits: _Edits,
+    call: ast.Call,
+    changes: Mapping[str, str],
+    positional: list[str],
+    where: Mapping[str, str],
+) -> None:
+    """Set every ``param=value`` of ``changes`` in ``call``.
+
+    A call written on one line that the edit would take past :data:`LINE_LIMIT` is
+    written again with one argument per line (nothing is lost: a one-line call holds
+    no comments), so a saved config stays within the line length.
+    """
+    trial = _Edits(edits.text)
+    for param, value in changes.items():
+        _set_keyword(trial, call, param, value, positional, where[param])
+    first, last = call.lineno - 1, call.end_lineno  # type: ignore[attr-defined]
+    old_lines = edits.text.splitlines()[first:last]
+    grown = len(trial.apply().splitlines()) - len(edits.text.splitlines())
+    new_lines = trial.apply().splitlines()[first : last + grown]
+    too_long = max(map(len, new_lines), default=0) > max(LINE_LIMIT, *map(len, old_lines))
+    if call.lineno != call.end_lineno or not too_long:
+        edits.spans.extend(trial.spans)
+        return
+    items = [ast.get_source_segment(edits.text, a) or "" for a in call.args]
+    for i, param in enumerate(positional[: len(call.args)]):
+        if param in changes:
+            items[i] = changes[param]
+    done = set(positional[: len(call.args)]) & set(changes)
+    for kw in call.keywords:
+        text = ast.get_source_segment(edits.text, kw.value) or ""
+        if kw.arg is not None and kw.arg in changes:
+            text = changes[kw.arg]
+            done.add(kw.arg)
+        items.append(f"{kw.arg}={text}" if kw.arg is not None else f"**{text}")
+    items += [f"{p}={v}" for p, v in changes.items() if p not in done]
+    line = edits.lines[first]
+    indent = line[: len(line) - len(line.lstrip())]
+    func = ast.get_source_segment(edits.text, call.func) or ""
+    body = "".join(f"{indent}    {item},\n" for item in items)
+    edits.replace(call, f"{func}(\n{body}{indent})")
+
+
 def _set_keyword(
     edits: _Edits,
     call: ast.Call,
@@ -195,6 +241,8 @@ def rewrite_overrides(text: str, path: str, overrides: Mapping[str, Any], workfl
     edits = _Edits(text)
     problems: list[str] = []
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    # Each call's changes are written together (one call may be rewritten whole).
+    targets: dict[int, tuple[ast.Call, list[str], dict[str, str], dict[str, str]]] = {}
     for key, raw in overrides.items():
         try:
             value = render_literal(raw)
@@ -241,7 +289,13 @@ def rewrite_overrides(text: str, path: str, overrides: Mapping[str, Any], workfl
                     )
                 target = found[0]
                 positional = _positional(decl.op)
-            _set_keyword(edits, target, param, value, positional, where)
+            entry = targets.setdefault(id(target), (target, positional, {}, {}))
+            entry[2][param], entry[3][param] = value, where
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    for target, positional, changes, wheres in targets.values():
+        try:
+            _set_keywords(edits, target, changes, positional, wheres)
         except ConfigError as exc:
             problems.extend(exc.problems)
     if problems:

@@ -6,6 +6,8 @@ Only the CLI renders; library code logs. Everything here takes data
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -117,8 +119,49 @@ class ProgressPrinter:
 INTERVAL_LABEL = "95% interval (evaluation only)"
 
 
+def number(value: float | None, spec: str = ".4f") -> str:
+    """A metric value (or, with ``spec="+.4f"``, a difference) for a table or a line.
+
+    Every number the CLI shows goes through here: ``None`` is blank, a NaN (an AUC on
+    a slice with one class, a difference to one) is ``n/a`` (never ``+nan``), and
+    infinities are ``inf``/``-inf`` (``+inf`` for a difference).
+
+    >>> number(0.5), number(0.25, "+.4f"), number(float("nan"), "+.4f"), number(None)
+    ('0.5000', '+0.2500', 'n/a', '')
+    """
+    if value is None:
+        return ""
+    value = float(value)
+    if math.isnan(value):
+        return "n/a"
+    if math.isinf(value):
+        return ("+" if "+" in spec and value > 0 else "") + ("inf" if value > 0 else "-inf")
+    return format(value, spec)
+
+
+def json_text(value: Any) -> str:
+    """``value`` as strict JSON for ``--json``: a NaN or infinite number (an AUC on a
+    slice with one class) is ``null``, never the ``NaN`` that JSON readers (jq,
+    JavaScript) reject.
+
+    >>> json_text({"auc": float("nan"), "n": [1.5, float("inf")]})
+    '{"auc": null, "n": [1.5, null]}'
+    """
+
+    def finite(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: finite(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [finite(x) for x in v]
+        return v
+
+    return json.dumps(finite(value), allow_nan=False)
+
+
 def _delta(value: float | None) -> str:
-    return "" if value is None else f"{value:+.4f}"
+    return number(value, "+.4f")
 
 
 def metrics_table(result: Any) -> Table:
@@ -145,17 +188,17 @@ def metrics_table(result: Any) -> Table:
     for name, value in sorted(result.metrics.items()):
         if name in in_grid:  # shown as a matrix by confusion_table
             continue
-        shown = f"{'≈' if approx else ''}{value:.4f}"
+        shown = f"{'≈' if approx else ''}{number(value)}"
         row = [escape(name), shown]
         if result.intervals:
-            lo, hi = result.intervals.get(name, (float("nan"), float("nan")))
-            row.append(f"[{lo:.4f}, {hi:.4f}]")
+            interval = result.intervals.get(name)
+            row.append(f"[{number(interval[0])}, {number(interval[1])}]" if interval else "")
         m = changes.get(name)
         if comparison is not None and comparison.previous_version is not None:
             row.append(_delta(m.delta_previous) if m is not None else "")
         if any(c.best is not None for c in changes.values()):
             if m is not None and m.best is not None:
-                row.append(f"{m.best:.4f} (v{m.best_version}, run {m.best_run})")
+                row.append(f"{number(m.best)} (v{m.best_version}, run {m.best_run})")
                 row.append(_delta(m.delta_best) + (" new best" if m.is_new_best else ""))
             else:
                 row.extend(["", ""])
@@ -219,9 +262,9 @@ def retrained_table(result: Any) -> Table:
     for name, diff in info["difference"].items():
         table.add_row(
             escape(name),
-            f"{info['full_metrics'][name]:.4f}",
-            f"{result.metrics[name]:.4f}",
-            f"{diff:+.4f}",
+            number(info["full_metrics"][name]),
+            number(result.metrics[name]),
+            number(diff, "+.4f"),
         )
     return table
 
@@ -333,7 +376,7 @@ def history_table(entries: Sequence[HistoryEntry], selection: Sequence[str] | No
         cells = set() if selection else {f"confusion/{t}/{p}" for t, p in confusion_cells(shown)}
         approx = "≈" if r.approx else ""
         metrics = "\n".join(
-            f"{escape(k)} {approx}{r.metrics[k]:.4f}" for k in keys if k not in cells
+            f"{escape(k)} {approx}{number(r.metrics[k])}" for k in keys if k not in cells
         )
         if cells:  # a multiclass confusion matrix: K² counts, shown by `run`, not here
             metrics += f"\n({len(cells)} confusion counts: --metrics 'confusion/*')"

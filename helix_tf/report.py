@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from helix_tf._atomic import atomic_write
 from helix_tf._report_dag import (
     STATE_COLOURS,
     dag_legend,
@@ -212,9 +213,7 @@ def write_report(path: str | os.PathLike[str], html: str) -> None:
         return
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    partial.write_text(html, encoding="utf-8")
-    os.replace(partial, target)
+    atomic_write(target, html)  # whole or not at all, and no partial file left behind
 
 
 # -- summary -------------------------------------------------------------------------------
@@ -339,12 +338,9 @@ def _dag_to_draw(
 
 
 def _figure(width: float, height: float) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from helix_tf._optional import agg_figure
 
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
+    return agg_figure(width, height, purpose="helix-tf report draws its charts")
 
 
 def _png(fig: Any) -> str:

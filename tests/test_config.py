@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -131,6 +132,16 @@ def test_several_bad_overrides_are_reported_together(config: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(config, ["lerner.l1=0.1", "learner.l11=0.1"])
     assert str(info.value).startswith(f"2 errors in {config.resolve()}:")
+
+
+def test_bad_config_parameters_and_node_overrides_are_reported_together(config: Path) -> None:
+    """An unknown config parameter does not hide the bad node parameters of the same
+    command line: every -p problem is in the one error."""
+    with pytest.raises(ConfigError) as info:
+        load_config(config, ["epoch=2", "lerner.l1=0.1", "learner.l11=0.1"])
+    text = str(info.value)
+    assert text.startswith(f"3 errors in {config.resolve()}:")
+    assert "-p epoch:" in text and "'lerner'" in text and "'l11'" in text
 
 
 def test_parse_overrides_values() -> None:
@@ -334,6 +345,36 @@ def test_a_module_beside_the_config_is_importable_and_fingerprinted_afresh(
     first = fingerprint()
     helper.write_text("def clean(values):\n    return values.fillna(10)\n")
     assert fingerprint() != first
+
+
+def test_an_edited_helper_outside_the_config_folder_is_imported_afresh(
+    make_config: Callable[..., Path],
+    census_like: tuple[Path, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A helper the config imports from elsewhere on the path (a project package): the
+    next load in the same process (a notebook, the agent) runs its edited code, as a
+    new process would, instead of the copy imported the first time."""
+    lib = tmp_path_factory.mktemp("projectlib")  # not under the config's folder
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    sys.path.append(str(lib))  # after every config folder: found only there
+    path = make_config(
+        HELPER_CONFIG.replace("from mylib import", "from qa_outside_lib import"),
+        train=census_like[0],
+        test=census_like[1],
+    )
+    helper = lib / "qa_outside_lib.py"
+    seen = []
+    try:
+        for value in (1, 22):
+            helper.write_text(f"VALUE = {value}\n\ndef clean(values):\n    return VALUE\n")
+            fn = load_config(path).workflow.declaration("cleaned").op.fn
+            seen.append(fn.__globals__["clean"](None))
+    finally:
+        sys.modules.pop("qa_outside_lib", None)
+        sys.path.remove(str(lib))
+    assert seen == [1, 22]
 
 
 def test_two_configs_with_same_named_helpers_each_import_their_own(

@@ -131,6 +131,38 @@ def test_a_single_line_call_gets_the_keyword_appended(tmp_path: Path) -> None:
     assert 'wf.train("other", ex, learners.Linear(optimizer="ftrl"))' in path.read_text()
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["other.optimizer=ftrl", "other.learning_rate=0.005", "other.batch_size=512"],
+        ["other.l2=0.0001", "other.epochs=12", "other.seed=7", "other.learning_rate=0.3"],
+        ["rows.separator=;", "rows.skip_lines=1", "rows.header=True"],
+    ],
+)
+def test_a_saved_edit_never_leaves_a_line_over_the_limit(
+    tmp_path: Path, overrides: list[str]
+) -> None:
+    """A one-line call the saved keywords would take past 100 characters is written one
+    argument per line (each override on one call, all of them together), and the
+    config gives exactly the overridden values."""
+    from helix_tf.config_edit import LINE_LIMIT
+
+    path = tmp_path / "one.py"
+    path.write_text(CONFIG.replace("SHARED)", "learners.Linear(l2=0.1, epochs=3))"))
+    saved = save_overrides(path, overrides)
+    text = path.read_text()
+    assert max(map(len, text.splitlines())) <= LINE_LIMIT, text
+    compile(text, str(path), "exec")
+    for item in overrides:
+        key, value = item.split("=")
+        node, param = key.split(".")
+        got = getattr(_op(path, node), param)
+        assert str(got).lower() == value.lower() or got == float(value), (key, got)
+    assert saved.saved == tuple(i.split("=")[0] for i in overrides)
+    if overrides[0] == "other.optimizer=ftrl":  # past the limit on one line: exploded
+        assert "learners.Linear(\n" in text and "        l2=0.1,\n" in text
+
+
 EXPLAIN_CONFIG = """\
 from helix_tf import Workflow, features as F, learners, metrics, sources
 

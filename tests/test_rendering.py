@@ -70,3 +70,99 @@ def test_approximate_intervals_are_labelled_evaluation_only() -> None:
     assert "95% interval (evaluation only)" in text
     assert "not the variance of training on a sample" in text
     assert result.to_dict()["interval_kind"] == "evaluation_bootstrap_95"
+
+
+def test_nan_and_infinite_metrics_never_show_as_signed_nan() -> None:
+    """An AUC on a slice with one class is NaN: its value and its differences read
+    ``n/a`` in every column (never ``+nan``); infinities keep their sign."""
+    from helix_tf.history import MetricChange, RunComparison
+    from helix_tf.rendering import number
+
+    nan, inf = float("nan"), float("inf")
+    changes = (
+        MetricChange(
+            name="auc[sex=Female]",
+            value=nan,
+            direction="higher",
+            previous=0.7,
+            previous_version=1,
+            best=0.7,
+            best_version=1,
+            best_run=1,
+        ),
+        MetricChange(
+            name="auc",
+            value=0.8,
+            direction="higher",
+            previous=nan,
+            previous_version=1,
+            best=nan,
+            best_version=1,
+            best_run=1,
+        ),
+        MetricChange(
+            name="log_loss",
+            value=inf,
+            direction="lower",
+            previous=0.5,
+            previous_version=1,
+            best=0.5,
+            best_version=1,
+            best_run=1,
+        ),
+    )
+    result = RunResult(
+        workflow="w",
+        version=2,
+        run_id=2,
+        approx=False,
+        metrics={"auc[sex=Female]": nan, "auc": 0.8, "log_loss": inf},
+        intervals={},
+        nodes=(),
+        wall_seconds=1.0,
+        comparison=RunComparison(
+            version=2,
+            run_id=2,
+            approx=False,
+            previous_version=1,
+            previous_run=1,
+            metrics=changes,
+            changes=(),
+        ),
+    )
+    buf = io.StringIO()
+    Console(file=buf, width=200).print(metrics_table(result))
+    text = buf.getvalue()
+    assert "nan" not in text.lower().replace("n/a", ""), text
+    assert "n/a" in text and "+inf" in text and " inf " in text
+    assert [number(v, "+.4f") for v in (nan, inf, -inf, 0.1)] == ["n/a", "+inf", "-inf", "+0.1000"]
+
+
+def test_json_output_is_strict_json_with_nan_as_null() -> None:
+    """``--json`` (run, history, diff, plan) goes through ``json_text``: NaN and
+    infinities are ``null``, never the ``NaN`` that strict readers (jq) reject."""
+    import json
+
+    from helix_tf.rendering import json_text
+
+    nan = float("nan")
+    result = RunResult(
+        workflow="w",
+        version=1,
+        run_id=1,
+        approx=False,
+        metrics={"auc[sex=Female]": nan, "auc": 0.8, "log_loss": float("inf")},
+        intervals={},
+        nodes=(),
+        wall_seconds=1.0,
+    )
+    text = json_text(result.to_dict())
+
+    def strict(token: str) -> None:
+        raise ValueError(f"not JSON: {token}")
+
+    parsed = json.loads(text, parse_constant=strict)
+    assert parsed["metrics"] == {"auc[sex=Female]": None, "auc": 0.8, "log_loss": None}
+    buf = io.StringIO()
+    Console(file=buf, width=200).print_json(text)
+    json.loads(buf.getvalue(), parse_constant=strict)

@@ -19,6 +19,7 @@ from typing import Any
 from helix_tf import history
 from helix_tf.agent._study import AgentPaths, open_study, study_name
 from helix_tf.errors import ConfigError
+from helix_tf.rendering import number
 from helix_tf.validation import Validation
 
 __all__ = [
@@ -229,18 +230,18 @@ def _validation(t: Any, metric: str) -> dict[str, Any] | None:
 
 def _fmt_validation(v: dict[str, Any]) -> str:
     if v["exact"]:
-        return f"{v['metric']} {v['value']:.4f} (exact)"
+        return f"{v['metric']} {number(v['value'])} (exact)"
     iv = v.get("interval")
-    tail = f" [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else ""
-    return f"{v['metric']} ≈{v['value']:.4f}{tail} (approximate rung)"
+    tail = f" [{number(iv[0])}, {number(iv[1])}]" if iv else ""
+    return f"{v['metric']} ≈{number(v['value'])}{tail} (approximate rung)"
 
 
 def _fmt_difference(d: dict[str, Any] | None) -> str:
     if not d:
         return "not verified"
     return (
-        f"test {d['metric']} {d['new']:.4f} vs {d['old']:.4f}: {d['difference']:+.4f} "
-        f"[{d['low']:+.4f}, {d['high']:+.4f}] over {d['rows']} rows"
+        f"test {d['metric']} {number(d['new'])} vs {number(d['old'])}: {number(d['difference'], '+.4f')} "
+        f"[{number(d['low'], '+.4f')}, {number(d['high'], '+.4f')}] over {d['rows']} rows"
     )
 
 
@@ -254,8 +255,8 @@ def render_text(report: Report) -> list[str]:
     bv, bt = report.baseline_validation, report.baseline_test
     if bv and report.metric:
         lines.append(
-            f"your version: validation {report.metric} {bv['metrics'][report.metric]:.4f}"
-            + (f", test {report.metric} {bt['metrics'][report.metric]:.4f}" if bt else "")
+            f"your version: validation {report.metric} {number(bv['metrics'][report.metric])}"
+            + (f", test {report.metric} {number(bt['metrics'][report.metric])}" if bt else "")
         )
     if not report.proposals:
         lines.append("no proposals yet")
@@ -272,7 +273,7 @@ def render_text(report: Report) -> list[str]:
                 verdict = "matters" if a["matters"] else "does not matter"
                 lines.append(
                     f"    ablation: {key} {verdict} (reverted alone: validation "
-                    f"{a['without']:.4f}, {-a['effect']:+.4f})"
+                    f"{number(a['without'])}, {number(-a['effect'], '+.4f')})"
                 )
         lines.append("    " + " ".join(overrides_args(p.overrides)))
     return lines

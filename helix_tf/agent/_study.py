@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from helix_tf._atomic import atomic_write
 from helix_tf.activity import home_of
 from helix_tf.errors import StoreError
 from helix_tf.search import Choice, Float, Int, SearchSpace
@@ -119,9 +120,8 @@ class AgentPaths:
 
     def write_status(self, status: dict[str, Any]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f".status.{os.getpid()}"
-        tmp.write_text(json.dumps({**status, "updated": time.time()}, sort_keys=True, default=str))
-        os.replace(tmp, self.status)
+        text = json.dumps({**status, "updated": time.time()}, sort_keys=True, default=str)
+        atomic_write(self.status, text)
 
 
 def study_name(workflow: str, digest: str) -> str:

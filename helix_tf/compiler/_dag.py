@@ -43,6 +43,10 @@ class CompiledNode:
     #: The facts its role names (``RoleSpec.facts``: feature list, split, metrics, source,
     #: sample, approx) and ``volatile`` (why it is never reused). Stored as ``"extra"``.
     facts: dict[str, Any]
+    #: Parameter name -> the parts of its code digest (``CodeFingerprint.parts``: the
+    #: code itself and each constant, helper, environment variable or file it reads),
+    #: so ``diff`` names what changed. Stored as ``"code_parts"`` when there is any.
+    code_parts: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
 
     @property
     def extra(self) -> dict[str, Any]:
@@ -73,6 +77,7 @@ class CompiledNode:
             "output": self.output,
             "where": self.where,
             "extra": self.facts,
+            **({"code_parts": self.code_parts} if self.code_parts else {}),
         }
 
 

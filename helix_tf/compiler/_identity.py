@@ -17,6 +17,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from helix_tf.compiler._runtime import runtime_identity
 from helix_tf.compiler._values import (
     callable_label,
     callables,
@@ -27,6 +28,7 @@ from helix_tf.compiler._values import (
 )
 from helix_tf.compiler.content import ContentHasher
 from helix_tf.compiler.hashing import CodeFingerprint, code_fingerprint, stable_hash
+from helix_tf.compiler.hashing._origin import _is_user_type
 from helix_tf.components.base import Operator
 from helix_tf.roles import ROLE_SPECS, Role
 from helix_tf.workflow import Declaration
@@ -37,7 +39,8 @@ log = logging.getLogger(__name__)
 
 #: Bump when the fingerprint scheme changes: every stored artifact becomes invalid.
 #: 2: files by content (not path), inert parameters left out, code reads env/files/state.
-FINGERPRINT_SCHEME = 2
+#: 3: the versions of the libraries the node's stage computes with (compiler._runtime).
+FINGERPRINT_SCHEME = 3
 
 #: Warnings already given in this process (a compile runs once or twice per run).
 _WARNED: set[str] = set()
@@ -88,6 +91,7 @@ def _training_label(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> N
 def _metric_identities(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> None:
     body["metrics"] = [
         {"op": m.op_name, "version": m.VERSION, "params": m.fingerprint_params()}
+        | ({"code": code_fingerprint(type(m)).digest} if _is_user_type(type(m)) else {})
         for m in d.refs.get("metrics") or []
     ]
 
@@ -141,6 +145,13 @@ def fingerprint(
         "params": substitute(d.op.fingerprint_params(), fps) if d.op is not None else None,
         "inputs": [fps[i] for i in inputs],
     }
+    runtime = runtime_identity(ROLE_SPECS[d.role].stage)
+    if runtime:  # the libraries the node's stage computes with (scheme 3)
+        body["runtime"] = runtime
+    if d.op is not None and _is_user_type(type(d.op)):
+        # An operator class written in the user's own code: its code is part of what
+        # computes the result (as a UDF's is), not only the VERSION its author may forget.
+        body["code"] = code_fingerprint(type(d.op)).digest
     if d.op is not None and d.op.content_files():
         body["content"] = {
             param: [[label, hasher.file_digest(path)] for label, path in pairs]
@@ -162,6 +173,7 @@ def code_refusals(d: Declaration) -> list[str]:
     """
     metrics = (d.refs.get("metrics") or []) if d.role == Role.EVALUATE else []
     fns = list(callables([d.op, *metrics]))
+    fns += [type(op) for op in [d.op, *metrics] if op is not None and _is_user_type(type(op))]
     if not fns:
         return []
     declared = d.op.content_files().get("files", ()) if d.op is not None else ()
@@ -196,8 +208,7 @@ def _function_refusals(d: Declaration, fn: Any, declared_paths: set[str], who: s
         _warn_once(
             f"unseeded:{d.name}:{callable_label(fn)}",
             f"{who}{udf} draws from an unseeded or global random generator: "
-            f"{'; '.join(fp.unseeded)}. Two fresh runs give different results, and "
-            "reruns reuse the first; use a generator seeded by a parameter "
-            "(np.random.default_rng(seed))",
+            f"{'; '.join(fp.unseeded)}. Two fresh runs give different results; use a "
+            "generator seeded by a parameter (np.random.default_rng(seed))",
         )
     return refusals

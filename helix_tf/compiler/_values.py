@@ -20,7 +20,7 @@ __all__ = [
     "article",
     "callable_label",
     "callables",
-    "code_digests",
+    "code_identity",
     "display",
     "op_params",
     "source_sample",
@@ -67,15 +67,18 @@ def op_params(op: Operator) -> dict[str, Any]:
     return {k: display(v) for k, v in op.params().items()}
 
 
-def code_digests(op: Operator | None) -> dict[str, str]:
-    """Parameter name -> code digest, for the operator's callable parameters."""
-    if op is None:
-        return {}
-    out = {}
-    for k, v in op.params().items():
+def code_identity(op: Operator | None) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """For the operator's callable parameters: name -> code digest, and name -> the
+    parts of that digest (``CodeFingerprint.parts``), from one fingerprint each."""
+    digests: dict[str, str] = {}
+    parts: dict[str, dict[str, str]] = {}
+    for k, v in (op.params() if op is not None else {}).items():
         if callable(v) and not isinstance(v, Operator | NodeRef):
-            out[k] = code_fingerprint(v).digest
-    return out
+            fp = code_fingerprint(v)
+            digests[k] = fp.digest
+            if fp.parts:
+                parts[k] = dict(fp.parts)
+    return digests, parts
 
 
 def callables(value: Any) -> Iterator[Any]:

@@ -24,11 +24,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
+import stat
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from helix_tf._atomic import atomic_write
 from helix_tf.compiler.hashing import sha256_file
 from helix_tf.errors import ConfigError
 
@@ -65,7 +66,8 @@ class ContentHasher:
                 log.warning("ignoring unreadable content-hash memo %s", self.memo_path)
 
     def file_digest(self, path: str) -> str:
-        """The content digest of one file (local path or fsspec URL)."""
+        """The content digest of one file (local path or fsspec URL), or of a local
+        folder's files."""
         if "://" in path and not path.startswith("file://"):
             return self._remote_digest(path)
         local = path.removeprefix("file://")
@@ -76,12 +78,20 @@ class ContentHasher:
                 f"data file {local!r} cannot be read ({exc.strerror}); check the path, or pass "
                 "--data-dir / set HELIX_TF_DATA to the folder that holds it"
             ) from exc
+        if stat.S_ISDIR(st.st_mode):
+            return self._folder_digest(local)
         key = os.path.abspath(local)
         stamp = _stamp(st)
         hit = self._memo.get(key)
         if not self.rehash and isinstance(hit, list) and hit[:-1] == stamp:
             return str(hit[-1])
-        digest = sha256_file(local)
+        try:
+            digest = sha256_file(local)
+        except OSError as exc:  # exists but cannot be read (permissions, I/O error)
+            raise ConfigError(
+                f"data file {local!r} cannot be read ({exc.strerror or exc}); check its "
+                "permissions, or point the config at a readable copy"
+            ) from exc
         newest = max(st.st_mtime_ns, st.st_ctime_ns)
         if time.time_ns() - newest > RACY_SECONDS * 1e9:
             self._memo[key] = [*stamp, digest]
@@ -89,6 +99,19 @@ class ContentHasher:
             self._memo.pop(key, None)
         self._dirty = True
         return digest
+
+    def _folder_digest(self, folder: str) -> str:
+        """A folder (e.g. a UDF's declared ``files=[lookup_dir]``) by its content: every
+        file under it by relative name and digest, so adding, removing, renaming or
+        editing one changes it (each file memoised like any other)."""
+        entries = []
+        for root, dirs, names in os.walk(folder):
+            dirs.sort()
+            for name in sorted(names):
+                path = os.path.join(root, name)
+                entries.append([os.path.relpath(path, folder), self.file_digest(path)])
+        text = json.dumps(entries, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def digest(self, paths: Iterable[str]) -> list[str]:
         """Digests of several files, in order."""
@@ -114,10 +137,7 @@ class ContentHasher:
             return
         try:
             self.memo_path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.memo_path.parent, suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                json.dump(self._memo, f)
-            os.replace(tmp, self.memo_path)
+            atomic_write(self.memo_path, json.dumps(self._memo))  # no .tmp left on failure
             self._dirty = False
         except OSError as exc:
             log.warning("could not save the content-hash memo %s: %s", self.memo_path, exc)

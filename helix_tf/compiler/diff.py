@@ -129,7 +129,11 @@ def change_details(
             )
     for key, digest in sorted((new.get("code") or {}).items()):
         if (old.get("code") or {}).get(key) != digest:
-            parts.append(f"code of {name}.{key}")
+            parts += code_changes(
+                f"{name}.{key}",
+                (old.get("code_parts") or {}).get(key),
+                (new.get("code_parts") or {}).get(key),
+            )
     extra_new, extra_old = new.get("extra") or {}, old.get("extra") or {}
     for key in sorted(set(extra_new) | set(extra_old)):
         if key != "source" and extra_new.get(key) != extra_old.get(key):
@@ -139,6 +143,38 @@ def change_details(
     if changed_inputs:
         parts.append("input changed: " + ", ".join(changed_inputs))
     return parts
+
+
+def code_changes(
+    where: str, old: Mapping[str, str] | None, new: Mapping[str, str] | None
+) -> list[str]:
+    """What changed in the code of parameter ``where`` (``node.param``), named as finely
+    as the parts of its digest allow: the code itself, a constant or closure value it
+    reads, a helper's code or what that helper reads, an environment variable, a file.
+
+    >>> code_changes("f.fn", {"<code>": "a", "STEP": "1"}, {"<code>": "a", "STEP": "2"})
+    ['STEP read by f.fn']
+    >>> code_changes("f.fn", {"h": "1", "h/<code>": "1", "h/W": "1"}, {"h": "2", "h/<code>": "1", "h/W": "2"})
+    ['W read by h (called by f.fn)']
+    """
+    if not old or not new:  # recorded before the parts were: the code as a whole
+        return [f"code of {where}"]
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    # A helper's own entry changes with anything inside it: name the innermost parts.
+    innermost = [k for k in changed if not any(o.startswith((k + "/", k + ".")) for o in changed)]
+    out = []
+    for key in innermost:
+        helper, _, leaf = key.rpartition("/")
+        reader = f"{helper} (called by {where})" if helper else where
+        if leaf.startswith("$"):
+            leaf = f"environment variable {leaf[1:]}"
+        if leaf == "<code>":
+            out.append(f"code of {reader}")
+        elif key not in old or key not in new:
+            out.append(f"{leaf} {'now' if key in new else 'no longer'} read by {reader}")
+        else:
+            out.append(f"{leaf} read by {reader}")
+    return out or [f"code of {where}"]
 
 
 def describe_change(

@@ -39,7 +39,7 @@ from helix_tf.compiler._identity import (
     fingerprint,
     node_facts,
 )
-from helix_tf.compiler._values import code_digests, op_params
+from helix_tf.compiler._values import code_identity, op_params
 from helix_tf.compiler.content import ContentHasher
 from helix_tf.compiler.hashing import stable_hash
 from helix_tf.components.base import did_you_mean
@@ -182,6 +182,7 @@ def _compiled_nodes(
         ]
         if reasons:
             volatile[name] = facts["volatile"] = reasons
+        code = code_identity(d.op)
         nodes.append(
             CompiledNode(
                 name=name,
@@ -191,7 +192,8 @@ def _compiled_nodes(
                 output_type=output_type(d.role, kinds.get(name)),
                 fingerprint=fps[name],
                 params=op_params(d.op) if d.op is not None else {},
-                code=code_digests(d.op),
+                code=code[0],
+                code_parts=code[1],
                 output=name in outputs,
                 where=d.where,
                 facts=facts,

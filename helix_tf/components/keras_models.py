@@ -541,19 +541,102 @@ def _fit(
     n_epochs: int,
     on_epoch: Callable[[int, int, float, float], None] | None,
 ) -> tuple[Any, list[float]]:
-    """Keras ``model.fit`` in one process (the default); the model and each epoch's loss."""
+    """Keras ``model.fit`` in one process (the default); the model and each epoch's loss.
+
+    The weights come from :func:`train_weights`, here or in the process
+    :func:`trainers.remote` names (a served run: the server's trainer, which keeps
+    traced trainers across runs); the model returned is built here and holds them.
+    """
+    from helix_tf.components import trainers
+
     keras = _k()
-    model = build_model(learner, features, head.units)
-    steps = -(-len(y) // int(learner.batch_size)) * n_epochs
-    model.compile(
-        optimizer=_optimizer(learner),
-        loss=head.keras_loss(),
+    training = {
+        "learner": learner,
+        "features": [dict(f) for f in features],
+        "x": dict(x),
+        "y": y,
+        "head": head,
+        "n_epochs": n_epochs,
         # Tracing the step costs ~0.5 s, an eager step ~30 ms: below this, eager wins.
-        run_eagerly=steps <= EAGER_MAX_STEPS,
-    )
-    # Create the optimizer's slot variables now: created inside the first traced
-    # step, they make tf.function trace the step twice (~0.4 s). Same weights.
-    model.optimizer.build(model.trainable_variables)
+        "run_eagerly": -(-len(y) // int(learner.batch_size)) * n_epochs <= EAGER_MAX_STEPS,
+        "policy": keras.mixed_precision.global_policy().name,
+    }
+    own: list[Any] = []
+
+    def build_own() -> None:
+        # A model of the caller's own, built without moving the random generators.
+        with trainers.random_state_kept():
+            own.append(build_model(learner, features, head.units))
+
+    remote = trainers.remote()
+    # The caller builds its model while the server's trainer trains.
+    result = remote.fit(training, on_epoch, build_own) if remote is not None else None
+    if result is None:
+        trained, weights, losses = _fit_weights(**training, on_epoch=on_epoch)
+        if trained is not None:  # no trainer kept in this process: the model is the caller's
+            return trained, losses
+    else:
+        weights, losses = result
+    if not own:
+        build_own()
+    own[0].set_weights(weights)
+    return own[0], losses
+
+
+def train_weights(
+    training: Mapping[str, Any],
+    on_epoch: Callable[[int, int, float, float], None] | None = None,
+) -> tuple[list[np.ndarray], list[float]]:
+    """What :func:`_fit` computes, for another process (the server's trainer): the
+    trained weights and each epoch's loss for ``training`` (:func:`_fit_weights`'
+    arguments), seeded and under its dtype policy as :func:`train_model` sets them."""
+    keras = _k()
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(int(training["learner"].seed))
+    tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy(training["policy"])
+    try:
+        _, weights, losses = _fit_weights(**training, on_epoch=on_epoch)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return weights, losses
+
+
+def _fit_weights(
+    *,
+    learner: Learner,
+    features: Sequence[Mapping[str, Any]],
+    x: Mapping[str, np.ndarray],
+    y: np.ndarray,
+    head: Head,
+    n_epochs: int,
+    run_eagerly: bool,
+    policy: str,
+    on_epoch: Callable[[int, int, float, float], None] | None,
+) -> tuple[Any, list[np.ndarray], list[float]]:
+    """``model.fit`` on a trainer of :data:`trainers.TRAINERS`: reused when this process
+    has trained the same graph before (reset to a fresh build's state: the same bits).
+
+    The trained model (``None`` when its trainer is kept for a later training: then it
+    is not the caller's), its weights and each epoch's loss.
+    """
+    from helix_tf.components import trainers
+
+    keras = _k()
+
+    def build() -> Any:
+        model = build_model(learner, features, head.units)
+        model.compile(
+            optimizer=_optimizer(learner), loss=head.keras_loss(), run_eagerly=run_eagerly
+        )
+        # Create the optimizer's slot variables now: created inside the first traced
+        # step, they make tf.function trace the step twice (~0.4 s). Same weights.
+        model.optimizer.build(model.trainable_variables)
+        return model
+
+    key = trainers.graph_key(learner, features, head, policy=policy, run_eagerly=run_eagerly)
+    trainer = trainers.TRAINERS.trainer(key, build, float(learner.learning_rate))
     callbacks = []
     if on_epoch is not None:
         started = time.perf_counter()
@@ -567,7 +650,7 @@ def _fit(
                 )
             )
         )
-    history = model.fit(
+    history = trainer.model.fit(
         dict(x),
         y,
         batch_size=int(learner.batch_size),
@@ -576,7 +659,12 @@ def _fit(
         verbose=0,
         callbacks=callbacks,
     )
-    return model, list(history.history.get("loss", [float("nan")]))
+    weights = [np.asarray(w) for w in trainer.model.get_weights()]
+    losses = list(history.history.get("loss", [float("nan")]))
+    # Back to the cache only after a whole fit (one interrupted mid-fit never is).
+    if trainers.TRAINERS.give_back(key, trainer):
+        return None, weights, losses
+    return trainer.model, weights, losses
 
 
 def save_model(model: Any, path: str) -> None:

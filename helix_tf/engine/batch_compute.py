@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -191,8 +192,11 @@ class BatchComputer:
                     raise ExecutionError(str(exc), node=name) from exc
                 raise
             except Exception as exc:
+                where = user_code_line(exc)
                 raise ExecutionError(
-                    f"{op.op_name} raised {type(exc).__name__}: {exc} (batch {split}/{k})",
+                    f"{op.op_name} raised {type(exc).__name__}: {exc}"
+                    + (f" at {where}" if where else "")
+                    + f" (batch {split}/{k}); fix the code there, or the data it reads",
                     node=name,
                 ) from exc
             if len(out) != n:
@@ -300,3 +304,18 @@ class BatchComputer:
                 )
             done[name] = (table.num_rows, size)
         return done
+
+
+def user_code_line(exc: BaseException) -> str | None:
+    """``file:line, in function`` of the innermost frame of the user's own code (a UDF,
+    a helper it calls) in ``exc``'s traceback, or None when none is there."""
+    import traceback
+
+    from helix_tf.compiler.hashing._origin import _is_user_location
+
+    ours = os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + os.sep  # helix_tf/
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        real = os.path.realpath(frame.filename)
+        if not real.startswith(ours) and _is_user_location(None, frame.filename):
+            return f"{frame.filename}:{frame.lineno}, in {frame.name}"
+    return None

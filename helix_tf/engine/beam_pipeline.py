@@ -117,17 +117,15 @@ class _WriteStates(beam.DoFn):
         self.path = path
 
     def process(self, _, *stats):  # type: ignore[no-untyped-def]
-        import uuid
-
         import fsspec
+
+        from helix_tf._atomic import atomic_write_fs
 
         # Atomically: a retried bundle or a killed worker never leaves a torn file.
         fs, path = fsspec.core.url_to_fs(self.path)
-        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
         fs.makedirs(fs._parent(path), exist_ok=True)
-        with fs.open(tmp, "w") as f:
-            json.dump(merge_states(stats), f)
-        fs.mv(tmp, path)
+        state = merge_states(stats)
+        atomic_write_fs(fs, path, lambda f: json.dump(state, f), mode="w")
         yield self.path
 
 

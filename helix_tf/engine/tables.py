@@ -53,37 +53,29 @@ def write_batch(root: str, split: str, k: int, table: pa.Table) -> int:
     """Write one batch atomically (a temporary file, then renamed); returns the bytes written.
 
     A worker killed mid-write, or a runner that retries a bundle while the first
-    attempt still runs, leaves at most a ``.tmp-*`` file no reader lists, never a
-    torn ``NNNNNN.parquet``. On object stores the upload itself is atomic (an object
-    appears whole when its upload completes); the rename there is a server-side copy.
+    attempt still runs, leaves at most a temporary file no reader lists (hidden
+    ``.NNNNNN.parquet.*.tmp`` locally, ``*.tmp-*`` on object stores), never a torn
+    ``NNNNNN.parquet``; a write that fails (a full disk) removes its temporary file. On
+    object stores the upload itself is atomic (an object appears whole when its upload
+    completes); the rename there is a server-side copy.
     """
     return write_table(batch_path(root, split, k), table)
 
 
 def write_table(path: str, table: pa.Table) -> int:
     """Write a Parquet file atomically (see :func:`write_batch`); returns its bytes."""
-    import uuid
+    from helix_tf._atomic import atomic_path, atomic_write_fs
 
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
     if _is_remote(path):
         import fsspec
 
-        fs, tmp_path = fsspec.core.url_to_fs(tmp)
-        final = fs._strip_protocol(path)
-        with fs.open(tmp_path, "wb") as f:
-            pq.write_table(table, f, compression="snappy")
-        size = int(fs.size(tmp_path))
-        fs.mv(tmp_path, final)
-        return size
-    local, local_tmp = path.removeprefix("file://"), tmp.removeprefix("file://")
+        fs, final = fsspec.core.url_to_fs(path)
+        atomic_write_fs(fs, final, lambda f: pq.write_table(table, f, compression="snappy"))
+        return int(fs.size(final))
+    local = path.removeprefix("file://")
     os.makedirs(os.path.dirname(local), exist_ok=True)
-    try:
-        pq.write_table(table, local_tmp, compression="snappy")
-        os.replace(local_tmp, local)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(local_tmp)
-        raise
+    with atomic_path(local, suffix=".tmp") as tmp:
+        pq.write_table(table, tmp, compression="snappy")
     return os.path.getsize(local)
 
 

@@ -7,7 +7,22 @@ calling process and never starts one; ``CI`` set or no terminal never starts one
 (``HELIX_TF_SERVER=on`` does).
 """
 
-from helix_tf.server._client import autostart_refusal, request, run_in_server, server_mode
+from helix_tf.server._client import (
+    SERVED,
+    autostart_refusal,
+    request,
+    run_in_server,
+    served,
+    server_mode,
+)
 from helix_tf.server._protocol import socket_path
 
-__all__ = ["autostart_refusal", "request", "run_in_server", "server_mode", "socket_path"]
+__all__ = [
+    "SERVED",
+    "autostart_refusal",
+    "request",
+    "run_in_server",
+    "served",
+    "server_mode",
+    "socket_path",
+]

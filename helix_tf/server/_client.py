@@ -37,7 +37,7 @@ from helix_tf.server._starting import (
     stop_and_wait,
 )
 
-__all__ = ["autostart_refusal", "request", "run_in_server", "server_mode"]
+__all__ = ["SERVED", "autostart_refusal", "request", "run_in_server", "served", "server_mode"]
 
 #: Values of ``HELIX_TF_SERVER``: ``off`` never uses a server; ``on`` starts one even
 #: without a terminal (benchmarks, scripts that want it); unset or ``auto`` starts one
@@ -163,6 +163,21 @@ def _start(*, after_pid: int, why: str = "") -> bool:
         "never start one: HELIX_TF_SERVER=off\n"
     )
     return True
+
+
+#: Commands handed to the warm server (and that start one at a terminal).
+SERVED = ("run", "plan")
+
+
+def served(argv: list[str]) -> int | None:
+    """The exit code of ``helix-tf ARGV`` run by the warm server; ``None`` to run it here.
+
+    Only a ``run`` or ``plan`` without ``--no-server`` goes to the server
+    (:func:`run_in_server`).
+    """
+    if not (argv[:1] and argv[0] in SERVED and "--no-server" not in argv):
+        return None
+    return run_in_server(argv)
 
 
 def run_in_server(argv: list[str]) -> int | None:

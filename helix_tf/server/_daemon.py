@@ -86,6 +86,9 @@ class _State:
         #: pid -> (argv, start time, the store folder whose user-run mark it takes).
         self.children: dict[int, tuple[list[str], float, Path | None]] = {}
         self.stop = False
+        #: The trainer process (:mod:`helix_tf.server._trainer`) and its socket.
+        self.trainer_pid: int | None = None
+        self.trainer_socket: Path | None = None
 
     @property
     def user_run_in_progress(self) -> bool:
@@ -123,17 +126,41 @@ class _State:
             "user_run_in_progress": any(run["user_run"] for run in in_progress),
             "in_progress": in_progress,
             "rss_bytes": resident_bytes(),
+            "trainer": self.trainer_status(),
             "stamp": self.stamp,
             "parts": self.parts,
         }
 
+    def start_trainer(self, path: Path, listener: socket.socket) -> None:
+        """Fork the trainer (again, when it has exited); its socket lies beside ``path``."""
+        from helix_tf.server._trainer import start_trainer, trainer_path
 
-def resident_bytes() -> int:
-    """This process's resident memory (RSS) in bytes (peak RSS where /proc is missing)."""
+        self.trainer_pid = start_trainer(path, close_fds=(self.lock_fd, listener.fileno()))
+        self.trainer_socket = trainer_path(path)
+        log.info("trainer started (pid %d)", self.trainer_pid)
+
+    def trainer_status(self) -> dict[str, Any] | None:
+        """The trainer's pid, memory and trainers built and reused (None: no trainer)."""
+        if self.trainer_pid is None or self.trainer_socket is None:
+            return None
+        from helix_tf.server._trainer import RemoteTrainer
+
+        return {
+            "pid": self.trainer_pid,
+            "rss_bytes": resident_bytes(self.trainer_pid),
+            "trainers": RemoteTrainer(self.trainer_socket).stats(),  # None: busy training
+        }
+
+
+def resident_bytes(pid: int | None = None) -> int:
+    """A process' resident memory (RSS) in bytes: this one's by default (its peak RSS
+    where /proc is missing; 0 for another process there)."""
     try:
-        with open("/proc/self/statm") as f:
+        with open(f"/proc/{pid or 'self'}/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
+        if pid is not None:
+            return 0
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -211,6 +238,8 @@ def serve(
     os.chmod(path, 0o600)
     inode = path.stat().st_ino
     listener.listen(16)
+    if os.environ.get("HELIX_TF_TRAINER", "on").lower() not in ("off", "0", "no", "false"):
+        state.start_trainer(path, listener)
     write_owner(lock_fd, os.getpid(), "ready")
 
     def request_stop(signum: int, frame: Any) -> None:
@@ -230,6 +259,7 @@ def serve(
         os.close(lock_fd)  # a new server may start now; the runs in flight finish on their own
         for pid in list(state.children):
             _wait(state, pid, 0)
+        _stop_trainer(state)
         log.info("stopped after %d run(s)", state.runs)
 
 
@@ -282,6 +312,28 @@ def _marked_home(argv: list[str], cwd: str) -> Path | None:
 def _reap(state: _State) -> None:
     for pid in list(state.children):
         _wait(state, pid, os.WNOHANG)
+    if state.trainer_pid is not None:
+        try:
+            done, status = os.waitpid(state.trainer_pid, os.WNOHANG)
+        except ChildProcessError:
+            done, status = state.trainer_pid, 0
+        if done:
+            log.warning("the trainer (pid %d) exited with status %d", done, status)
+            state.trainer_pid = None
+
+
+def _stop_trainer(state: _State) -> None:
+    """End the trainer (a training in progress is abandoned: its run trains by itself)."""
+    pid, state.trainer_pid = state.trainer_pid, None
+    if pid is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+    if state.trainer_socket is not None:
+        with contextlib.suppress(OSError):
+            state.trainer_socket.unlink()
 
 
 def _wait(state: _State, pid: int, flags: int) -> None:
@@ -330,7 +382,8 @@ def _accept(conn: socket.socket, listener: socket.socket, state: _State) -> None
             if pid == 0:
                 listener.close()
                 os.close(state.lock_fd)
-                os._exit(_child(conn, request, fds))
+                trainer = state.trainer_socket if state.trainer_pid is not None else None
+                os._exit(_child(conn, request, fds, trainer))
             state.runs += 1
             argv = list(request["argv"])
             state.children[pid] = (argv, time.monotonic(), _marked_home(argv, request["cwd"]))
@@ -341,8 +394,13 @@ def _accept(conn: socket.socket, listener: socket.socket, state: _State) -> None
             os.close(fd)
 
 
-def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> int:
-    """In the forked child: become the client's process, run the CLI, report the code."""
+def _child(
+    conn: socket.socket, request: dict[str, Any], fds: list[int], trainer: Path | None = None
+) -> int:
+    """In the forked child: become the client's process, run the CLI, report the code.
+
+    Its trainings go to the server's trainer (``trainer``, its socket) when one runs.
+    """
     code = 1
     try:
         for sig in (signal.SIGTERM, signal.SIGCHLD):
@@ -361,6 +419,11 @@ def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> int:
         sys.stdin = open(0, encoding=encoding, closefd=False)  # noqa: SIM115
         sys.stdout = open(1, "w", encoding=encoding, closefd=False, buffering=1)  # noqa: SIM115
         sys.stderr = open(2, "w", encoding=encoding, closefd=False, buffering=1)  # noqa: SIM115
+        if trainer is not None:
+            from helix_tf.components.trainers import use_remote
+            from helix_tf.server._trainer import RemoteTrainer
+
+            use_remote(RemoteTrainer(trainer))
         from helix_tf.cli import run_cli
 
         code = run_cli(list(request["argv"]))

@@ -143,6 +143,18 @@ def status(as_json: bool) -> None:
         f"{reply['runs']} run(s) served, {reply['active']} in progress, "
         f"memory (RSS) {_megabytes(reply['rss_bytes'])}; log: {log_path()}"
     )
+    trainer = reply.get("trainer")
+    if trainer:
+        counts = trainer.get("trainers")
+        reuse = (
+            f"{counts['builds']} model(s) built, {counts['reuses']} reused, {counts['kept']} kept"
+            if counts
+            else "training now"
+        )
+        click.echo(
+            f"  trainer: pid {trainer['pid']}, memory (RSS) "
+            f"{_megabytes(trainer['rss_bytes'])}, {reuse}"
+        )
     for run in reply["in_progress"]:
         mark = ", holds its store's user-run mark" if run.get("user_run") else ""
         click.echo(

@@ -446,14 +446,12 @@ def figure(source: Any, key: str) -> Any:
 
 def draw(view: View, data: Any, *, title: bool = True) -> Any:
     """Draw ``data`` of ``view`` on a new figure (Agg canvas: works without a display)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from helix_tf._optional import agg_figure
 
     width, height = view.size
     if view.bars is not None:
         height = max(2.4, 0.9 + 0.24 * view.bars(data))
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
+    fig: Any = agg_figure(width, height, purpose="helix_tf.views draws its figures")
     ax = fig.subplots()
     view.draw(ax, data)
     if title:

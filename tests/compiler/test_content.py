@@ -87,3 +87,41 @@ def test_a_replaced_file_with_the_same_times_is_hashed_again(tmp_path: Path, tru
     os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
     os.replace(other, data)
     assert hasher.file_digest(str(data)) != before
+
+
+def test_a_declared_folder_is_identified_by_the_files_under_it(tmp_path: Path) -> None:
+    """``files=[folder]`` on a UDF: editing, adding or renaming a file under the folder
+    changes its digest (it once raised IsADirectoryError while compiling)."""
+    folder = tmp_path / "lookup"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("1")
+    (folder / "sub" / "b.txt").write_text("2")
+
+    def digest() -> str:
+        return ContentHasher().file_digest(str(folder))
+
+    seen = {digest()}
+    (folder / "sub" / "b.txt").write_text("3")
+    seen.add(digest())
+    (folder / "c.txt").write_text("")
+    seen.add(digest())
+    (folder / "c.txt").rename(folder / "d.txt")
+    seen.add(digest())
+    assert len(seen) == 4
+    assert digest() == digest()
+
+
+def test_a_file_that_cannot_be_read_is_a_config_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helix_tf.errors import ConfigError
+
+    data = tmp_path / "data.csv"
+    data.write_text("a\n")
+
+    def denied(path: object) -> str:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(content, "sha256_file", denied)
+    with pytest.raises(ConfigError, match=r"data\.csv' cannot be read \(Permission denied\)"):
+        ContentHasher().file_digest(str(data))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import pytest
 from hypothesis import given, strategies as st
 
 from helix_tf.compiler.diff import SHORT, change_details, describe_values
@@ -42,3 +46,67 @@ def test_param_change_in_a_plan_reason_is_not_cut() -> None:
     new = {"op": "Csv", "params": {"columns": [*cols, ["extra", "int"]]}}
     (detail,) = change_details("rows", new, old, [])
     assert detail == "rows.columns 10 → 11 items +[['extra', 'int']]"
+
+
+_CONFIG = """
+import qa_diff_helpers
+from helix_tf import Workflow, features as F, sources
+from helix_tf.sample_data import CENSUS_COLUMNS
+
+STEP = {step}
+
+
+def workflow(params):
+    wf = Workflow("w")
+    wf.source("rows", sources.Csv(train={train!r}, columns=CENSUS_COLUMNS))
+
+    @wf.udf("hours", batched=True)
+    def hours(batch):
+        return qa_diff_helpers.bucket(batch["hours_per_week"], STEP){tail}
+
+    wf.output(wf.feature("hours_x", F.Numeric(hours)))
+    return wf
+"""
+_HELPERS = "WIDTH = {width}\n\n\ndef bucket(values, step):\n    return values // (WIDTH * step)\n"
+
+
+def _dag(tmp_path: Path, *, step: int = 1, width: int = 10, tail: str = "") -> dict[str, Any]:
+    import sys
+
+    from helix_tf.compiler.content import ContentHasher
+    from helix_tf.compiler.graph import compile_workflow
+    from helix_tf.config import load_config
+    from helix_tf.sample_data import write_census_like
+
+    train, _ = write_census_like(tmp_path / "data", train_rows=20, test_rows=5, seed=1)
+    (tmp_path / "qa_diff_helpers.py").write_text(_HELPERS.format(width=width))
+    config = tmp_path / "cfg.py"
+    config.write_text(_CONFIG.format(step=step, train=str(train), tail=tail))
+    saved = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
+    try:
+        loaded = load_config(config, {})
+        return compile_workflow(loaded.workflow, hasher=ContentHasher()).to_dict()
+    finally:
+        sys.dont_write_bytecode = saved
+
+
+@pytest.mark.parametrize(
+    ("edit", "detail"),
+    [
+        ({"step": 3}, "STEP read by hours.fn"),
+        ({"width": 4}, "WIDTH read by qa_diff_helpers.bucket (called by hours.fn)"),
+        ({"tail": " + 1"}, "code of hours.fn"),
+    ],
+)
+def test_a_udf_change_names_the_constant_or_helper_that_changed(
+    tmp_path: Path, edit: dict[str, Any], detail: str
+) -> None:
+    """``diff`` says which constant, helper or environment variable a UDF's change came
+    from, not only "code of ..." (only an edit of the body itself is "code of")."""
+    from helix_tf.compiler.diff import diff_versions
+
+    before = _dag(tmp_path)
+    after = _dag(tmp_path, **edit)
+    changes = {c.name: c.details for c in diff_versions(before, after) if c.change != "unchanged"}
+    assert changes == {"hours": (detail,), "hours_x": ("input changed: hours",)}

@@ -82,11 +82,16 @@ def test_explain_needs_a_model(tmp_path: Path, census_like) -> None:
         compile_workflow(loaded.workflow, config_path=str(path), hasher=ContentHasher())
 
 
-def test_a_binary_explain_node_keeps_the_fingerprint_it_had_before_scorings_followed_labels() -> (
-    None
-):
-    """Explanations stored before the scorings became label-dependent are still reused."""
+def test_a_binary_explain_node_keeps_the_fingerprint_it_had_before_scorings_followed_labels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Explanations stored before the scorings became label-dependent are still reused
+    (under the scheme of that time: scheme 3 only added the libraries' versions)."""
+    from helix_tf.compiler import _identity
     from helix_tf.compiler._identity import FactContext, fingerprint
+
+    monkeypatch.setattr(_identity, "FINGERPRINT_SCHEME", 2)
+    monkeypatch.setattr(_identity, "runtime_identity", lambda stage: {})
     from helix_tf.components.explain import Explain
     from helix_tf.components.features import Label
     from helix_tf.workflow import Declaration

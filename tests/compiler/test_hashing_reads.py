@@ -261,3 +261,116 @@ def test_unseeded_random_calls_are_reported(load) -> None:
 
 def test_canonical_json_of_arrow_is_stable_across_calls() -> None:
     assert canonical_json(pa.table({"x": [1, 2, 3]})) == canonical_json(pa.table({"x": [1, 2, 3]}))
+
+
+# ------------------------------------------- names, modules and draws known only at run time
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "return x * globals()['SCALE']",
+        "return x * eval('SCALE')",
+        "return x * getattr(importlib.import_module(x.module), 'SCALE')",
+        "return x * sys.modules[x.module].SCALE",
+    ],
+)
+def test_names_read_only_when_the_code_runs_are_refusals(load, body: str) -> None:
+    """A value found by a name computed at run time cannot be hashed at compile time:
+    the node is recomputed every run instead of reusing a result for another value."""
+    module = load(
+        f"""
+        import importlib
+        import sys
+
+        SCALE = 2
+
+
+        def udf(x):
+            {body}
+        """
+    )
+    (refusal,) = code_fingerprint(module.udf).refusals
+    assert "known only when it runs" in refusal and "read the values it needs by name" in refusal
+
+
+def test_a_module_imported_by_a_literal_name_is_hashed_like_an_import(load) -> None:
+    helper = load("SCALE = 2\n")
+    source = """
+        import importlib
+        import sys
+
+
+        def udf(x):
+            a = importlib.import_module(HELPER).SCALE
+            b = sys.modules.get(HELPER).SCALE
+            return x * a * b
+        """.replace("HELPER", repr(helper.__name__))
+    module = load(source)
+    before = code_fingerprint(module.udf)
+    assert before.refusals == ()
+    helper.SCALE = 3  # the module as a whole: its source is hashed
+    pathlib.Path(helper.__file__).write_text("SCALE = 3\n")
+    assert code_fingerprint(load(source).udf).digest != before.digest
+
+
+def test_draws_from_the_process_wide_generators_are_refusals(load) -> None:
+    """``np.random.seed(1)`` at import, then ``np.random.rand()`` in a UDF: what it draws
+    depends on every earlier draw in the process (other nodes, earlier runs, which nodes
+    were loaded), so a reused result can never be what a fresh run draws."""
+    module = load(
+        """
+        import random
+
+        import numpy as np
+
+        np.random.seed(1)
+        RNG = np.random.default_rng(3)
+
+
+        def udf(x):
+            return x + np.random.rand() + random.random() + RNG.normal()
+
+
+        def seeded(x):
+            return x + np.random.default_rng(7).normal() + RNG.normal()
+        """
+    )
+    refusals = code_fingerprint(module.udf).refusals
+    assert [r.split(": ")[1].split(" (")[0] for r in refusals] == [
+        "np.random.rand()",
+        "random.random()",
+    ]
+    assert "np.random.default_rng(seed)" in refusals[0]
+    assert code_fingerprint(module.seeded).refusals == ()
+
+
+def test_a_helper_class_on_an_abc_and_a_type_alias_are_hashed_not_refused(load) -> None:
+    module = load(
+        """
+        import abc
+
+        Number = int | float
+        Pair = tuple[int, "Number"]
+
+
+        class Base(abc.ABC):
+            @abc.abstractmethod
+            def scale(self) -> float: ...
+
+
+        class Twice(Base):
+            FACTOR = 2
+
+            def scale(self) -> float:
+                return self.FACTOR
+
+
+        def udf(x):
+            return x * Twice().scale() if isinstance(x, Number) else Pair
+        """
+    )
+    fp = code_fingerprint(module.udf)
+    assert fp.refusals == () and fp.analysable
+    module.Twice.FACTOR = 3
+    assert code_fingerprint(module.udf).digest != fp.digest

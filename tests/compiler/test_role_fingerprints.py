@@ -4,7 +4,9 @@ The compiler reads what joins each role's fingerprint from the role table
 (``helix_tf.roles.ROLE_SPECS``); the values pinned here were computed by the
 compiler before the table existed (string roles, one branch per role), so a
 table entry that forgets or adds a fact fails here. A change of the fingerprint
-scheme (``FINGERPRINT_SCHEME``) re-pins them; nothing else may.
+scheme (``FINGERPRINT_SCHEME``) re-pins them; nothing else may. Scheme 3 only added
+the libraries a node's stage computes with (``compiler._runtime``): without them, and
+under scheme 2 (and Numeric's version 1, before its exact sums), every pin holds.
 """
 
 from __future__ import annotations
@@ -132,11 +134,48 @@ def _compiled(tmp_path: Path, approx: str) -> Any:
     return compile_workflow(_workflow(tmp_path), hasher=ContentHasher(), approx=APPROX[approx])
 
 
+@pytest.fixture
+def scheme_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fingerprint scheme before the runtime joined it, and Numeric before its
+    statistics were summed exactly (version 2)."""
+    from helix_tf.compiler import _identity
+
+    assert FINGERPRINT_SCHEME == 3 and F.Numeric.VERSION == 2
+    monkeypatch.setattr(_identity, "FINGERPRINT_SCHEME", 2)
+    monkeypatch.setattr(_identity, "runtime_identity", lambda stage: {})
+    monkeypatch.setattr(F.Numeric, "VERSION", 1)
+
+
 @pytest.mark.parametrize("approx", sorted(APPROX))
-def test_every_role_keeps_its_fingerprint(tmp_path: Path, approx: str) -> None:
-    assert FINGERPRINT_SCHEME == 2
+def test_every_role_keeps_its_fingerprint(tmp_path: Path, approx: str, scheme_2: None) -> None:
     compiled = _compiled(tmp_path, approx)
     assert {n.name: n.fingerprint for n in compiled.nodes} == PINNED[approx]
+
+
+def test_a_library_upgrade_changes_the_nodes_of_the_stages_that_compute_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A result is reused only by the library versions that computed it: upgrading
+    TensorFlow retrains and predicts again but keeps the preprocessing; upgrading
+    pandas recomputes the preprocessing (and so everything after it)."""
+    from helix_tf.compiler import _runtime
+
+    real = _runtime._version
+
+    def compiled(**versions: str) -> dict[str, str]:
+        monkeypatch.setattr(_runtime, "_version", lambda d: versions.get(d) or real(d))
+        return {n.name: n.fingerprint for n in _compiled(tmp_path, "exact").nodes}
+
+    base = compiled()
+    tf = compiled(tensorflow="0.0-other")
+    changed = {n for n in base if base[n] != tf[n]}
+    learning = {"learner", "predictions", "train_predictions", "explanation", "reg_learner"}
+    assert changed == learning | {"reg_predictions", "evaluation", "sliced", "reg_evaluation"}
+    pandas = compiled(pandas="0.0-other")
+    assert {n for n in base if base[n] != pandas[n]} == set(base)
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    onednn = compiled()
+    assert {n for n in base if base[n] != onednn[n]} == changed
 
 
 def test_compiled_facts_per_role(tmp_path: Path) -> None:

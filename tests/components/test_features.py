@@ -337,6 +337,15 @@ def test_udf_key_error_on_a_column_lists_the_columns(op: F.Feature) -> None:
         op.transform([FRAME], {}, 3)
 
 
+def test_udf_key_error_on_a_column_names_the_line_that_read_it() -> None:
+    def pick(batch: Any) -> Any:
+        return batch["nmae"]
+
+    with pytest.raises(ExecutionError) as info:
+        F.Udf(pick, batched=True).transform([FRAME], {}, 3)
+    assert f"test_features.py:{pick.__code__.co_firstlineno + 1};" in str(info.value)
+
+
 def test_udf_key_error_that_is_not_a_column_is_the_users_own() -> None:
     table = {"x": 1}
     op = F.Udf(lambda batch: batch["a"] * table["y"], batched=True)
@@ -464,3 +473,48 @@ def test_every_user_function_feature_checks_its_declared_output() -> None:
         )
     with pytest.raises(ConfigError, match=r"categorical UDF needs size=K"):
         F.Udf(lambda row: 0, output="categorical")
+
+
+# ------------------------------------------------ standardisation independent of batching
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(
+        st.floats(allow_infinity=False, width=64, min_value=-1e150, max_value=1e150)
+        | st.sampled_from([NAN, 0.1, 0.2, 0.3, 1e-320, -0.0, 5e-324, 1e16, 1.0 + 2**-52, 1e300]),
+        min_size=1,
+        max_size=60,
+    ),
+    cuts=st.lists(st.integers(min_value=0, max_value=60), max_size=6),
+    data=st.data(),
+)
+def test_numeric_statistics_are_the_same_bits_however_the_rows_are_batched(
+    values: list[float], cuts: list[int], data: st.DataObject
+) -> None:
+    """The mean and std a Numeric feature standardises with do not depend on how the
+    training rows are cut into batches or in which order Beam merges the batches'
+    accumulators (``--batch-rows`` once changed the last bits, so a result reused from
+    a run with another batch size was not what a fresh run computes)."""
+    from fractions import Fraction
+
+    analyzer = F.Numeric("x").analyzer()
+    assert analyzer is not None
+    x = np.array(values, dtype=np.float64)
+
+    def stats(pieces: list[np.ndarray]) -> dict[str, float]:
+        accs = [analyzer.add(analyzer.create(), [p]) for p in pieces]
+        return analyzer.finalize(analyzer.merge(accs))
+
+    whole = stats([x])
+    bounds = sorted({min(c, len(x)) for c in cuts})
+    pieces = np.split(x, bounds)
+    order = data.draw(st.permutations(range(len(pieces))))
+    assert stats([pieces[i] for i in order]) == whole
+    from helix_tf.components.features._numeric import _SCALE, exact_sum
+
+    finite = x[np.isfinite(x)]
+    assert exact_sum(finite) == sum(Fraction(v) for v in finite.tolist()) * 2**_SCALE
+    if len(finite):  # the sum rounded once, divided once
+        exact = sum(Fraction(v) for v in finite.tolist())
+        assert whole["mean"] == float(exact) / len(finite)

@@ -179,7 +179,14 @@ def test_graph_training_traces_its_step_once(km: Any, monkeypatch: pytest.Monkey
     x, y = km.arrays_from_table(table, features), km.labels_from_table(table)
     steps = -(-400 // 32) * 3
     assert steps > km.EAGER_MAX_STEPS  # graph mode
+    from helix_tf.components.trainers import TRAINERS
+
+    monkeypatch.setenv("HELIX_TF_TRAINERS", "4")  # kept, as in the server's trainer
+    TRAINERS.clear()
     km.train_model(learners.Linear(epochs=3, batch_size=32), features, x, y)
+    assert len(traced) == 1
+    # The same graph with another learning rate and epochs: the traced step is reused.
+    km.train_model(learners.Linear(epochs=4, batch_size=32, learning_rate=0.1), features, x, y)
     assert len(traced) == 1
 
 

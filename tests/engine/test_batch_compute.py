@@ -234,3 +234,21 @@ def test_udf_returning_the_wrong_length_names_the_node(source_root: str, tmp_pat
     with pytest.raises(ExecutionError, match=rf"returned shape \(3,\), expected \({n},\)") as info:
         BatchComputer(nodes, states).compute_batch("train", 0, ORDER)
     assert info.value.node == "age"
+
+
+def test_a_failing_batched_udf_names_the_line_of_user_code_that_raised(
+    source_root: str, tmp_path: Path
+) -> None:
+    """Where to fix it: the file and line of the user's code (the UDF or a helper it
+    calls), not only the operator's type."""
+
+    def scale(batch: Any) -> Any:
+        return batch["age"].to_numpy() + None  # TypeError, raised inside numpy
+
+    nodes = _nodes(source_root, tmp_path, age={"op": F.Udf(scale, batched=True)})
+    states = _states(BatchComputer(nodes, {}), ["edu"], batches=1)
+    with pytest.raises(ExecutionError) as info:
+        BatchComputer(nodes, states).compute_batch("train", 0, ORDER)
+    line = scale.__code__.co_firstlineno + 1
+    assert f"test_batch_compute.py:{line}, in scale" in str(info.value), str(info.value)
+    assert info.value.node == "age" and "fix the code there" in str(info.value)

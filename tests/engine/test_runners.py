@@ -225,13 +225,16 @@ def test_valid_dataflow_options_pass_and_ship_helix_tf(offline: None) -> None:
     runners.check_runner("dataflow", _GOOD, "gs://my-bucket.example-1/store")
     image = runners.worker_image()
     runners.check_runner("dataflow", [*_GOOD, f"--sdk_container_image={image}"], "gs://b-ok/s")
-    pipeline = pipeline_factory("dataflow", _GOOD)()
+    # --dry_run: building the Pipeline otherwise asks GCS for the temp bucket's
+    # soft-delete policy (Beam's own check), which offline retries for ~100 s.
+    dry = [*_GOOD, "--dry_run=True"]
+    pipeline = pipeline_factory("dataflow", dry)()
     from apache_beam.options.pipeline_options import SetupOptions
 
     # No image named: helix_tf's own setup.py ships the code (the fallback).
     setup_file = pipeline.options.view_as(SetupOptions).setup_file
     assert setup_file is not None and Path(setup_file).name == "setup.py"
-    imaged = pipeline_factory("dataflow", [*_GOOD, f"--sdk_container_image={image}"])()
+    imaged = pipeline_factory("dataflow", [*dry, f"--sdk_container_image={image}"])()
     assert imaged.options.view_as(SetupOptions).setup_file is None
 
 

@@ -32,7 +32,7 @@ CONFIGS = {
     "configs/sms_spam.py": GOLDEN / "sms_spam.dag.txt",
 }
 REGENERATE = "python -m tests.golden"
-_LEFT_OUT = ("fingerprint", "where", "name", "params", "code")
+_LEFT_OUT = ("fingerprint", "where", "name", "params", "code", "code_parts")
 _FIRST = ("role", "kind", "op", "inputs", "output_type", "output")
 
 

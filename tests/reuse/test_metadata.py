@@ -624,3 +624,16 @@ def test_processes_write_concurrently(url: str, writers: int) -> None:
         assert sorted(r.metrics["i"] for r in runs) == sorted(list(range(50)) * writers)
         assert sorted(v.digest for v in s.versions("shared")) == tags
         assert len(s.compute_history("shared")) == 1
+
+
+def test_a_damaged_sqlite_file_says_how_to_recover_and_is_left_alone(tmp_path: Path) -> None:
+    """A metadata file that is not a database: the error names the file and the fix
+    (move it aside, artifacts are kept), and the file itself is not touched."""
+    from helix_tf.errors import StoreError
+
+    path = tmp_path / "metadata.db"
+    junk = b"not a database " * 100
+    path.write_bytes(junk)
+    with pytest.raises(StoreError, match=r"metadata\.db.*damaged: move it aside"):
+        MetadataStore(f"sqlite:///{path}")
+    assert path.read_bytes() == junk

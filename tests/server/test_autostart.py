@@ -103,7 +103,16 @@ def _servers(server_dir: Path) -> list[int]:
             continue
         if b"helix_tf.server" in argv and f"HELIX_TF_SERVER_DIR={server_dir}".encode() in environ:
             found.append(int(entry.name))
-    return found
+    # A server's own forks (its trainer, runs in flight) share its argv: not servers.
+    return [pid for pid in found if _parent(pid) not in found]
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
 
 
 def _gone(pid: int, timeout: float = 60) -> bool:

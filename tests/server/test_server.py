@@ -95,6 +95,32 @@ def test_a_served_run_equals_a_run_in_its_own_process(
         assert pq.read_table(p).equals(pq.read_table(twins[0])), p
 
 
+def test_served_trainings_reuse_the_servers_trainer_bit_for_bit(
+    server: Path, config: Path, tmp_path: Path
+) -> None:
+    """A learning-rate and epochs edit is trained by the server's trainer on the model it
+    built and traced for the first run, and gives a run in its own process' bits."""
+    base = _helix(server, "run", config, "--store", tmp_path / "base", "--json")
+    assert base.returncode == 0, base.stderr
+    before = _status(server)["trainer"]["trainers"]
+    edit = ("-p", "learner.learning_rate=0.2", "-p", "epochs=2", "--materialize", "all")
+    served = _helix(server, "run", config, "--store", tmp_path / "a", "--json", *edit)
+    assert served.returncode == 0, served.stderr
+    after = _status(server)["trainer"]["trainers"]
+    assert (after["builds"], after["reuses"]) == (before["builds"], before["reuses"] + 1)
+    alone = _helix(server, "run", config, "--store", tmp_path / "b", "--json", "--no-server", *edit)
+    assert alone.returncode == 0, alone.stderr
+    a, b = json.loads(served.stdout), json.loads(alone.stdout)
+    assert a["metrics"] == b["metrics"]  # floats through JSON: bit for bit
+    # Every stored table (predictions too: --materialize all), bit for bit.
+    stored = sorted((tmp_path / "a" / "artifacts").rglob("*.parquet"))
+    assert len(stored) == len(list((tmp_path / "b" / "artifacts").rglob("*.parquet")))
+    for p in stored:
+        twins = list((tmp_path / "b" / "artifacts").glob(f"{p.parts[-4]}/*/{p.parts[-2]}/{p.name}"))
+        assert len(twins) == 1, p
+        assert pq.read_table(p).equals(pq.read_table(twins[0])), p
+
+
 def test_tables_and_progress_reach_the_callers_streams(
     server: Path, config: Path, tmp_path: Path
 ) -> None:

@@ -15,6 +15,7 @@ import pathlib
 import random
 import re
 import types
+import typing
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -177,6 +178,8 @@ class _Canon:
             return {"__set__": [json.loads(s) for s in sorted(_dumps(self(x)) for x in v)]}
         if isinstance(v, types.SimpleNamespace):
             return {"__namespace__": self._mapping(vars(v))}
+        if isinstance(v, types.UnionType | types.GenericAlias) or type(v).__module__ == "typing":
+            return self._typing(v)
         if not isinstance(v, type):
             params = getattr(v, "params", None)
             if callable(params):
@@ -200,6 +203,20 @@ class _Canon:
         # Never repr: it may be truncated (re.Pattern, numpy, pandas) or leave state out
         # (a defaultdict's factory). What pickle would save is the object's state.
         return {"__object__": _type_name(type(v)), "reduce": self._reduced(v)}
+
+    def _typing(self, v: object) -> _Form:
+        """A type annotation (``str | NodeRef``, ``list[int]``, ``typing.Optional[X]``)
+        by its origin and arguments; one without them (``typing.Any``) by its text."""
+        origin, args = typing.get_origin(v), typing.get_args(v)
+        if origin is None and not args:
+            text = repr(v)
+            if _ADDRESS.search(text):
+                raise TypeError(f"the annotation {text} is identified only by its address")
+            return {"__typing__": text}
+        return {
+            "__typing__": self(origin) if origin is not None else None,
+            "args": [self(a) for a in args],
+        }
 
     def _reduced(self, v: object) -> _Form:
         """The canonical form of ``v.__reduce_ex__(4)``: constructor, arguments, state."""

@@ -92,6 +92,7 @@ class _Fingerprinter:
             refusals=tuple(collector.refusals),
             files=tuple(collector.files),
             unseeded=tuple(collector.unseeded),
+            parts=tuple(sorted(collector.parts.items())),
         )
         self._memo[key] = (obj, result)
         return result

@@ -13,6 +13,7 @@ import ast
 import builtins
 import codecs
 import dataclasses
+import importlib
 import io
 import os
 import pathlib
@@ -22,6 +23,7 @@ from collections.abc import Callable
 
 _UNKNOWN = object()
 _ENVIRON_GET = object()  # marks ``os.environ.get``
+_MODULES_GET = object()  # marks ``sys.modules.get``
 #: Functions that open the file named by their first argument.
 _OPENERS = (builtins.open, io.open, codecs.open, os.open)
 #: Path methods that open or read the path they are called on.
@@ -39,6 +41,10 @@ _PATH_FUNCTIONS = (
 _PURE_PATH = frozenset({"with_name", "with_suffix", "with_stem", "joinpath", "absolute"})
 #: Library readers named so (numpy, pandas, pyarrow ...) that take a path first.
 _READER_NAMES = frozenset({"load", "loadtxt", "genfromtxt", "fromfile", "memmap"})
+#: Builtins that read a module's names by a value known only when they run.
+_DYNAMIC_READS = (builtins.globals, builtins.eval, builtins.exec)
+#: Functions that import the module named by their first argument.
+_IMPORTERS = (builtins.__import__, importlib.import_module)
 #: Calls on a generator that set or read its state without drawing.
 _STATE_CALLS = frozenset({"seed", "getstate", "setstate", "get_state", "set_state"})
 #: Random constructors that draw fresh OS entropy when called without a seed.
@@ -70,6 +76,14 @@ class Effects:
     files: list[tuple[str, int, str | None]] = dataclasses.field(default_factory=list)
     #: Calls that draw from a global or unseeded random generator: (call text, line).
     unseeded: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    #: Of those, draws from a generator shared by the process (``random.random()``,
+    #: ``np.random.rand()``): what they draw depends on every draw before them.
+    global_draws: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    #: Reads of names known only when the code runs (``globals()``, ``eval``,
+    #: ``importlib.import_module(name)``): (call text, line).
+    dynamic: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    #: Modules imported by a call with a literal name (``importlib.import_module("m")``).
+    imports: list[str] = dataclasses.field(default_factory=list)
 
 
 def scan_effects(tree: ast.AST, resolve: Callable[[str], object], source: str) -> Effects:
@@ -115,6 +129,8 @@ class _Scan(ast.NodeVisitor):
             base = self.value(node.value)
             if base is os.environ and node.attr == "get":
                 return _ENVIRON_GET
+            if base is sys.modules and node.attr == "get":
+                return _MODULES_GET
             if isinstance(base, type(os) | pathlib.PurePath):
                 return getattr(base, node.attr, _UNKNOWN)
             return _UNKNOWN
@@ -172,15 +188,33 @@ class _Scan(ast.NodeVisitor):
                 made = self.value(base.func)
                 if isinstance(made, type) and issubclass(made, pathlib.PurePath):
                     self.found.files.append((self.text(node), node.lineno, None))
+        elif any(fn is f for f in _DYNAMIC_READS):
+            self.found.dynamic.append((self.text(node), node.lineno))
+        elif any(fn is f for f in _IMPORTERS) or fn is _MODULES_GET:
+            self.module_named(node, first)
         if _is_unseeded(fn, node):
             self.found.unseeded.append((self.text(node), node.lineno))
+            if _is_global_draw(fn):
+                self.found.global_draws.append((self.text(node), node.lineno))
         self.generic_visit(node)
 
     def visit_Subscript(self, node: ast.Subscript) -> None:
-        if self.value(node.value) is os.environ:
+        base = self.value(node.value)
+        if base is os.environ:
             self.env_key(node, node.slice)
             self.consumed.add(id(node.value))
+        elif base is sys.modules:
+            self.module_named(node, node.slice)
         self.generic_visit(node)
+
+    def module_named(self, node: ast.AST, key: ast.AST | None) -> None:
+        """A module looked up by name when the code runs: known if the name is literal."""
+        name = self.value(key) if key is not None else _UNKNOWN
+        if isinstance(name, str) and name and not name.startswith("."):
+            if name not in self.found.imports:
+                self.found.imports.append(name)
+        else:
+            self.found.dynamic.append((self.text(node), node.lineno))  # type: ignore[attr-defined]
 
     def visit_Compare(self, node: ast.Compare) -> None:
         if (
@@ -222,6 +256,14 @@ def _is_reader(fn: object) -> bool:
     module = getattr(fn, "__module__", None) or ""
     library = module.split(".")[0] in {"numpy", "pandas", "pyarrow", "polars", "pickle", "joblib"}
     return library and callable(fn) and (name.startswith("read_") or name in _READER_NAMES)
+
+
+def _is_global_draw(fn: object) -> bool:
+    """A draw from the generator the ``random`` module or numpy's global state keeps."""
+    owner = getattr(fn, "__self__", None)
+    numpy_random = sys.modules.get("numpy.random")
+    global_state = getattr(getattr(numpy_random, "mtrand", None), "_rand", None)
+    return owner is not None and (owner is getattr(random, "_inst", None) or owner is global_state)
 
 
 def _is_unseeded(fn: object, node: ast.Call) -> bool:

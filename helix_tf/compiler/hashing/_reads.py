@@ -124,12 +124,19 @@ def _class_functions(cls: type) -> dict[str, types.FunctionType]:
     return out
 
 
+#: Class attributes Python itself keeps, not the class's state: ``abc``'s registry and
+#: caches (unpicklable; a subclass of an ABC was once refused for it).
+_MACHINERY = frozenset({"_abc_impl"})
+
+
 def _class_attrs(cls: type) -> dict[str, object]:
     """Class attributes whose values are not in the class source: data and foreign code."""
     out: dict[str, object] = {}
     for name, value in sorted(cls.__dict__.items()):
-        if _is_special(name) or isinstance(
-            value, types.MemberDescriptorType | types.GetSetDescriptorType
+        if (
+            name in _MACHINERY
+            or _is_special(name)
+            or isinstance(value, types.MemberDescriptorType | types.GetSetDescriptorType)
         ):
             continue
         if isinstance(value, type) and value.__qualname__.startswith(f"{cls.__qualname__}."):

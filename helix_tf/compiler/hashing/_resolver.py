@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._canonical import _Form
+from ._canonical import _digest, _Form
 from ._locate import _SourceFinder
 from ._origin import _is_user_location, _is_user_module, _package_version
 from ._reads import _describe, _find_spec, _imported, _is_special, _Namespace
@@ -45,6 +46,8 @@ class _ReadResolver:
                     out[name] = {"__unresolved__": name}
                 continue
             out[name] = self.resolve(name, value, origin, chains.get(("free", name), set()), c)
+            if origin != "builtin":
+                c.part(name, _digest(out[name]))
         return out
 
     def resolve(
@@ -119,8 +122,18 @@ class _ReadResolver:
                 out.append({"bind": label, "value": self._unloaded(value, label, c)})
                 continue
             chains = norm.chains.get(key, set())
-            out.append({"bind": label, "value": self.resolve(label, value, "import", chains, c)})
+            form = self.resolve(label, value, "import", chains, c)
+            c.part(label, _digest(form))
+            out.append({"bind": label, "value": form})
         return out
+
+    def module_by_name(self, absname: str, c: _Collector) -> _Form:
+        """A module imported by name when the code runs (``importlib.import_module``): a
+        user module's whole source, a library's version."""
+        module = sys.modules.get(absname)
+        if module is None:
+            return self._unloaded(absname, absname, c)
+        return self.resolve(absname, module, "import", set(), c)
 
     def _unloaded(self, absname: str, label: str, c: _Collector) -> _Form:
         """Identify a module a UDF imports locally but nobody has imported yet."""

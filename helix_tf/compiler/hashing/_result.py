@@ -34,6 +34,12 @@ class CodeFingerprint:
         The calls that open or read files, found in the code and its helpers.
     unseeded : tuple of str
         Calls that draw from an unseeded or global random generator.
+    parts : tuple of (str, str)
+        A short digest of each part of the digest, by name: ``"<code>"`` (the
+        normalised code and its defaults), each name read (``"SCALE"``,
+        ``"helpers.normalise"``), and a helper's parts prefixed with its name
+        (``"normalise/<code>"``, ``"normalise/WIDTH"``): what lets ``diff`` name the
+        constant or helper that changed instead of "the code".
     """
 
     digest: str
@@ -43,6 +49,7 @@ class CodeFingerprint:
     refusals: tuple[str, ...] = ()
     files: tuple[FileRead, ...] = ()
     unseeded: tuple[str, ...] = ()
+    parts: tuple[tuple[str, str], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,7 +82,11 @@ class _Collector:
     refusals: list[str] = dataclasses.field(default_factory=list)
     files: list[FileRead] = dataclasses.field(default_factory=list)
     unseeded: list[str] = dataclasses.field(default_factory=list)
+    parts: dict[str, str] = dataclasses.field(default_factory=dict)
     analysable: bool = True
+
+    def part(self, name: str, digest: str) -> None:
+        self.parts.setdefault(name, digest[:12])
 
     def note(self, text: str) -> None:
         if text not in self.notes:
@@ -99,3 +110,5 @@ class _Collector:
             self.refuse(text)
         self.files.extend(f for f in fp.files if f not in self.files)
         self.unseeded.extend(u for u in fp.unseeded if u not in self.unseeded)
+        for name, digest in fp.parts:
+            self.part(f"{label}/{name}", digest)

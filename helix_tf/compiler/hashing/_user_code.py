@@ -11,7 +11,7 @@ import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._canonical import _Form
+from ._canonical import _digest, _Form
 from ._effects import _UNKNOWN, scan_effects
 from ._files import sha256_file
 from ._locate import _SourceFinder
@@ -62,6 +62,7 @@ class _UserCode:
             "defaults": self._fp.value(fn.__defaults__, "default arguments", c),
             "kwdefaults": self._fp.value(fn.__kwdefaults__, "keyword defaults", c),
         }
+        c.part("<code>", _digest([form["code"], form["defaults"], form["kwdefaults"]]))
         src = self._sources.source(code.co_filename, fn.__globals__)
         text = src.text if src is not None else ""
         where = (code.co_filename, fn.__qualname__)
@@ -103,6 +104,7 @@ class _UserCode:
         if found.env:
             form["env"] = {k: os.environ.get(k) for k in found.env}
             for k in found.env:
+                c.part(f"${k}", _digest(os.environ.get(k)))
                 c.read(f"${k}")
                 c.note(f"reads environment variable {k} = {os.environ.get(k)!r}")
         for use in found.env_unresolved:
@@ -114,10 +116,28 @@ class _UserCode:
             )
             if path is not None:
                 files.append([path, self._file_state(path, qualname, c)])
+                c.part(f"file {path}", _digest(files[-1]))
         if files:
             form["files"] = files
         for call, line in found.unseeded:
             c.unseeded.append(f"{call} ({os.path.basename(filename)}:{line}, in {qualname})")
+        for call, line in found.global_draws:
+            c.refuse(
+                f"{qualname} draws from a random generator the whole process shares: {call} "
+                f"({os.path.basename(filename)}:{line}); what it draws depends on every draw "
+                "before it (other nodes, earlier runs), so no rerun can reproduce it; use "
+                "np.random.default_rng(seed) with the seed a parameter"
+            )
+        for call, line in found.dynamic:
+            c.refuse(
+                f"{qualname} reads names known only when it runs: {call} "
+                f"({os.path.basename(filename)}:{line}); read the values it needs by name "
+                "(a module constant, a closure variable or an import at module level)"
+            )
+        if found.imports:
+            form["dynamic_imports"] = {
+                name: self._reads.module_by_name(name, c) for name in found.imports
+            }
         return form
 
     @staticmethod
@@ -213,6 +233,7 @@ class _UserCode:
             "attrs": attrs,
             "fields": fields,
         }
+        c.part("<code>", _digest([form["code"], attrs, fields]))
         filename = getattr(module, "__file__", None) or ""
         src = self._sources.source(filename, vars(module) if module else None) if filename else None
         where = (filename, cls.__qualname__)

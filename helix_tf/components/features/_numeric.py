@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any, ClassVar
 
 import numpy as np
@@ -14,25 +15,88 @@ from helix_tf.components.base import normalized
 from helix_tf.components.features._base import Analyzer, Feature, Input
 from helix_tf.types import CATEGORICAL, NUMERIC
 
+#: Every finite float64 is an integer multiple of 2**-_SCALE (the smallest subnormal is
+#: 2**-1074 and frexp's mantissas carry 53 bits), so sums can be held exactly as ints.
+_SCALE = 1074 + 53
+#: Values summed per exponent at once: 2**26 values of up to 2**27 stay below 2**53.
+_CHUNK = 1 << 26
+
+
+def exact_sum(x: np.ndarray) -> int:
+    """The exact sum of the finite float64 values ``x``, times ``2**_SCALE``, as an int.
+
+    Integer arithmetic has no rounding, so the total is the same however the values are
+    split into batches and in whatever order the batches' sums are merged (a float sum
+    is not: batch size and Beam's merge order changed the last bits of a mean).
+
+    >>> exact_sum(np.array([0.1, 0.2, 0.3])) == exact_sum(np.array([0.3, 0.1, 0.2]))
+    True
+    """
+    if len(x) > _CHUNK:  # keep every per-exponent sum below 2**53: exact as float64
+        return sum(exact_sum(x[i : i + _CHUNK]) for i in range(0, len(x), _CHUNK))
+    if not len(x):
+        return 0
+    biggest = float(np.abs(x).max())
+    if biggest * len(x) < 2.0**53 and np.array_equal(x, np.trunc(x)):
+        return int(x.sum()) << _SCALE  # integers whose float sum is exact: the fast way
+    m, e = np.frexp(x)
+    mantissa = np.ldexp(m, 53).astype(np.int64)  # exact: |mantissa| < 2**53
+    hi, lo = np.divmod(mantissa, np.int64(1 << 26))  # |hi| < 2**27, 0 <= lo < 2**26
+    low = int(e.min())
+    # Per exponent, the halves' sums stay below 2**53 (at most _CHUNK values): bincount's
+    # float64 sums of these integers are exact.
+    hi_sums = np.bincount(e - low, weights=hi)
+    lo_sums = np.bincount(e - low, weights=lo)
+    total = 0
+    for k in np.flatnonzero(hi_sums.astype(bool) | lo_sums.astype(bool)).tolist():
+        whole = (int(hi_sums[k]) << 26) + int(lo_sums[k])
+        total += whole << (k + low + 1074)  # value * 2**_SCALE
+    return total
+
 
 class _MomentsAnalyzer(Analyzer):
-    def create(self) -> list[float]:
-        return [0.0, 0.0, 0.0]
+    """Count, sum and sum of squares of the training values, summed exactly.
 
-    def add(self, acc: list[float], values: list[Any]) -> list[float]:
+    The accumulator is ``[count, exact sum, exact sum of squares, sum of infinities,
+    sum of overflowing squares]``: ints (see :func:`exact_sum`; each square is rounded
+    once, per value) plus float sums of infinities, order-free too (inf, -inf or nan).
+    """
+
+    def create(self) -> list[Any]:
+        return [0, 0, 0, 0.0, 0.0]
+
+    def add(self, acc: list[Any], values: list[Any]) -> list[Any]:
         x = np.asarray(values[0], dtype=np.float64)
         x = x[~np.isnan(x)]
-        return [acc[0] + len(x), acc[1] + float(x.sum()), acc[2] + float((x * x).sum())]
+        finite = np.isfinite(x)
+        special = float(x[~finite].sum()) if not finite.all() else 0.0
+        x = x[finite]
+        with np.errstate(over="ignore"):
+            squares = x * x
+        big = ~np.isfinite(squares)  # |x| > 1.3e154: the square overflows to inf
+        return [
+            acc[0] + len(x),
+            acc[1] + exact_sum(x),
+            acc[2] + exact_sum(squares[~big]),
+            acc[3] + special,
+            acc[4] + float(squares[big].sum()),
+        ]
 
-    def merge(self, accs: Sequence[list[float]]) -> list[float]:
-        return [sum(a[i] for a in accs) for i in range(3)]
+    def merge(self, accs: Sequence[list[Any]]) -> list[Any]:
+        return [sum((a[i] for a in accs), start=0.0 if i >= 3 else 0) for i in range(5)]
 
-    def finalize(self, acc: list[float]) -> dict[str, float]:
-        n, s, ss = acc
+    def finalize(self, acc: list[Any]) -> dict[str, float]:
+        n, s, ss, special, huge = acc
+        if special != 0.0 or math.isnan(special):  # an infinity among the values
+            return {"mean": special, "std": 1.0, "count": int(n)}
         if n == 0:
             return {"mean": 0.0, "std": 1.0, "count": 0}
-        mean = s / n
-        var = max(ss / n - mean * mean, 0.0)
+        # The sums rounded once (correctly), then version 1's float formula: where its
+        # float sums were exact (integer columns), the statistics are the same bits.
+        mean = float(Fraction(s, 1 << _SCALE)) / n
+        if huge:  # squares past float64's range: the spread is infinite as a float
+            return {"mean": mean, "std": math.inf, "count": int(n)}
+        var = max(float(Fraction(ss, 1 << _SCALE)) / n - mean * mean, 0.0)
         std = math.sqrt(var) or 1.0
         return {"mean": mean, "std": std, "count": int(n)}
 
@@ -44,6 +108,9 @@ class Numeric(Feature):
     Missing values become the training mean (0 after standardisation).
     """
 
+    #: 2: the mean and std are computed from exact sums (the same bits however the
+    #: training rows are batched); version 1's float sums differed in the last bits.
+    VERSION: ClassVar[int] = 2
     ACCEPTS: ClassVar[tuple[str, ...]] = (NUMERIC,)
     column: Input
     _: dataclasses.KW_ONLY

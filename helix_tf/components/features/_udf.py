@@ -93,7 +93,20 @@ def _call_user(fn: Callable[..., Any], what: str, frame: Any, *args: Any) -> Any
         hint = _column_hint(exc, list(frame.columns))
         if not hint:
             raise
-        raise ExecutionError(f"{what} raised KeyError: {exc}{hint}") from exc
+        where = _line_in(exc, fn)
+        raise ExecutionError(f"{what} raised KeyError: {exc}{where}{hint}") from exc
+
+
+def _line_in(exc: BaseException, fn: Callable[..., Any]) -> str:
+    """`` at file:line`` of the innermost frame of ``exc`` in ``fn``'s file, or ''."""
+    code = getattr(fn, "__code__", None)
+    tb = exc.__traceback__
+    found = ""
+    while code is not None and tb is not None:
+        if tb.tb_frame.f_code.co_filename == code.co_filename:
+            found = f" at {code.co_filename}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return found
 
 
 def _fn_name(fn: Callable[..., Any]) -> str:

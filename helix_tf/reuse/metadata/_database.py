@@ -64,7 +64,13 @@ class Database:
         except self.sa.exc.SQLAlchemyError as exc:
             detail = " ".join(str(getattr(exc, "orig", None) or exc).split())  # one line
             hint = ""
-            if not self.sqlite and isinstance(exc, self.sa.exc.OperationalError):
+            damaged = ("file is not a database", "database disk image is malformed")
+            if self.sqlite and any(d in detail for d in damaged):
+                hint = (
+                    "; the file is damaged: move it aside (history starts afresh; the "
+                    "stored artifacts are kept and reused), or pass --metadata FILE"
+                )
+            elif not self.sqlite and isinstance(exc, self.sa.exc.OperationalError):
                 hint = (
                     "; is the database server running and reachable, and are the host, "
                     f"port, database, user and password right? Fix the URL ({URL_SOURCES})"

@@ -250,11 +250,11 @@ class StoreFiles:
 def _create_local(path: str, data: bytes, token: str) -> None:
     """Create ``path`` exclusively and durably on a local (or shared) file system."""
     tmp = os.path.join(os.path.dirname(path), f"{_TMP_PREFIX}{token}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
     try:
+        with open(tmp, "wb") as f:  # inside the try: a full disk leaves no .tmp behind
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.link(tmp, path)
     except FileExistsError:
         raise

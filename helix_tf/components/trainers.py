@@ -1,0 +1,268 @@
+"""Built and traced Keras trainers, kept per process and reused by later trainings.
+
+Building a model, compiling it and tracing its train step costs ~1–1.5 s, five or
+more times an epoch over census ×1. A long-lived process (the warm server, agent
+trials) trains the same architecture again and again with another learning rate or
+number of epochs; :data:`TRAINERS` keeps each compiled model with its traced
+``train_function`` so the next such training skips build and tracing.
+
+**A reused trainer gives the same bits as a fresh process.** The cache key
+(:func:`graph_key`) holds everything that shapes the graph: the learner's class and
+every parameter except those fed at run time (:data:`RUN_TIME_PARAMS`: the
+learning rate, a variable of the optimizer; epochs and batch size, arguments of
+``fit``), the features (names, kinds, sizes), the head (task, classes, loss), the
+dtype policy and eager or traced. The seed is part of the key, and at build time the
+trainer records its initial state: every model and optimizer variable and the state
+of the random generators (Python's, numpy's, TensorFlow's eager op seeds) right
+before the first ``fit``. A reuse puts all of it back, so the ``fit`` that follows
+starts from exactly where a fresh build would have started.
+
+**A trainer never escapes.** The model a training returns is a copy (a plain model
+of the same architecture holding the trained weights, ~0.1 s); the trainer goes
+back to the cache, so a later training cannot change a model a run or a user holds.
+A trainer is taken out while it trains: two trainings at once with one key each get
+their own.
+
+API for long-lived callers (agent trials in one process, notebooks): call
+``TRAINERS.keep(4)`` once; every
+:func:`helix_tf.components.keras_models.train_model` in the process then shares
+:data:`TRAINERS`. A plain process keeps none (it would pay the copy, ~0.1–0.5 s, for
+nothing) and returns the trained model itself. ``TRAINERS.clear()`` drops every
+trainer (memory), ``TRAINERS.stats()`` counts builds and reuses, and
+``HELIX_TF_TRAINERS=N`` overrides how many are kept (least recently used go first; 0
+turns reuse off). Served runs train in the server's trainer process
+(:mod:`helix_tf.server._trainer`), which keeps 4.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import random
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+__all__ = [
+    "RUN_TIME_PARAMS",
+    "TRAINERS",
+    "Remote",
+    "Trainer",
+    "TrainerCache",
+    "graph_key",
+    "random_state_kept",
+    "remote",
+    "use_remote",
+]
+
+#: Learner parameters that do not shape the graph: fed to a reused trainer at run time.
+RUN_TIME_PARAMS = frozenset({"learning_rate", "epochs", "batch_size"})
+
+
+def graph_key(
+    learner: Any,
+    features: Sequence[Mapping[str, Any]],
+    head: Any,
+    *,
+    policy: str,
+    run_eagerly: bool,
+) -> str:
+    """What a trainer's graph and initial state depend on, as one deterministic string.
+
+    Every learner field but :data:`RUN_TIME_PARAMS` (so ``l1``/``l2``, baked into the
+    regularizer and FTRL's update, the seed, the architecture), the learner's class,
+    the features, the head, the dtype policy and whether the step runs eagerly.
+    """
+    params = {
+        f.name: getattr(learner, f.name)
+        for f in dataclasses.fields(learner)
+        if f.name not in RUN_TIME_PARAMS
+    }
+    return json.dumps(
+        {
+            "learner": f"{type(learner).__module__}.{type(learner).__qualname__}",
+            "params": params,
+            "features": [dict(f) for f in features],
+            "head": dataclasses.asdict(head),
+            "policy": policy,
+            "eager": run_eagerly,
+        },
+        sort_keys=True,
+        default=repr,
+    )
+
+
+def _random_state() -> tuple[Any, Any, Any]:
+    """Python's, numpy's and TensorFlow's eager op-seed generator states."""
+    return random.getstate(), np.random.get_state(), _tf_op_seeds().getstate()
+
+
+@contextlib.contextmanager
+def random_state_kept() -> Iterator[None]:
+    """Run the body without moving the random generators (a copy's build draws seeds)."""
+    state = _random_state()
+    try:
+        yield
+    finally:
+        _set_random_state(state)
+
+
+def _set_random_state(state: tuple[Any, Any, Any]) -> None:
+    py, npy, tf_ops = state
+    random.setstate(py)
+    np.random.set_state(npy)
+    _tf_op_seeds().setstate(tf_ops)
+
+
+def _tf_op_seeds() -> random.Random:
+    """The generator TensorFlow draws eager ops' seeds from (reset by ``tf.random.set_seed``)."""
+    from tensorflow.python.eager import context
+
+    return context.context()._rng  # type: ignore[no-any-return]
+
+
+@dataclasses.dataclass(slots=True)
+class Trainer:
+    """A compiled model with its optimizer, and its state right before its first ``fit``."""
+
+    model: Any
+    initial: list[np.ndarray]
+    random_state: tuple[Any, Any, Any]
+
+    @classmethod
+    def start(cls, model: Any) -> Trainer:
+        """Record a freshly built and compiled model's initial state (call before ``fit``)."""
+        return cls(
+            model=model,
+            initial=[np.array(v.numpy()) for v in _state_variables(model)],
+            random_state=_random_state(),
+        )
+
+    def reset(self, learning_rate: float) -> None:
+        """Back to the initial state, with this learning rate (after ``set_random_seed``)."""
+        for var, value in zip(_state_variables(self.model), self.initial, strict=True):
+            var.assign(value)
+        self.model.optimizer.learning_rate = float(learning_rate)
+        _set_random_state(self.random_state)
+
+
+def _state_variables(model: Any) -> list[Any]:
+    """Every variable training reads or changes: the model's and the optimizer's."""
+    seen: set[int] = set()
+    out = []
+    for var in [*model.variables, *model.optimizer.variables]:
+        if id(var) not in seen:
+            seen.add(id(var))
+            out.append(var)
+    return out
+
+
+class TrainerCache:
+    """Trainers by :func:`graph_key`, least recently used dropped beyond ``capacity``."""
+
+    def __init__(self, capacity: int | None = None) -> None:
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self._free: OrderedDict[str, list[Trainer]] = OrderedDict()
+        self.builds = 0
+        self.reuses = 0
+
+    @property
+    def capacity(self) -> int:
+        """How many trainers are kept: ``HELIX_TF_TRAINERS`` when set, else what
+        :meth:`keep` said (0 by default: a process that trains once gains nothing)."""
+        env = os.environ.get("HELIX_TF_TRAINERS")
+        if env is not None:
+            return max(0, int(env))
+        return self._capacity or 0
+
+    def keep(self, capacity: int = 4) -> None:
+        """Keep up to ``capacity`` trainers from now on (a long-lived process: the
+        server's trainer, agent trials in one process)."""
+        self._capacity = max(0, int(capacity))
+
+    def take(self, key: str) -> Trainer | None:
+        """A free trainer for ``key``, taken out of the cache (None: build one)."""
+        with self._lock:
+            pool = self._free.get(key)
+            if not pool:
+                return None
+            trainer = pool.pop()
+            if not pool:
+                del self._free[key]
+            self.reuses += 1
+            return trainer
+
+    def give_back(self, key: str, trainer: Trainer) -> bool:
+        """Keep a trainer after its ``fit`` (reset before its next use); whether it is kept
+        (not when the cache keeps none: the trainer's model is then the caller's)."""
+        if self.capacity == 0:
+            return False
+        with self._lock:
+            self._free.setdefault(key, []).append(trainer)
+            self._free.move_to_end(key)
+            while sum(len(p) for p in self._free.values()) > self.capacity:
+                oldest = next(iter(self._free))
+                self._free[oldest].pop(0)
+                if not self._free[oldest]:
+                    del self._free[oldest]
+        return True
+
+    def trainer(self, key: str, build: Callable[[], Any], learning_rate: float) -> Trainer:
+        """A trainer ready to ``fit``: a reused one reset to its initial state, or a new one.
+
+        ``build()`` makes and compiles the model (with its optimizer built); it runs
+        right after the caller has seeded the random generators, as a fresh process does.
+        """
+        trainer = self.take(key) if self.capacity else None
+        if trainer is not None:
+            trainer.reset(learning_rate)
+            return trainer
+        with self._lock:
+            self.builds += 1
+        return Trainer.start(build())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._free.clear()
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            kept = sum(len(p) for p in self._free.values())
+            return {"builds": self.builds, "reuses": self.reuses, "kept": kept}
+
+
+#: The process' trainers (see the module docstring).
+TRAINERS = TrainerCache()
+
+
+class Remote(Protocol):
+    """Another process that trains (the warm server's trainer): ``fit`` gives the
+    weights and losses :func:`helix_tf.components.keras_models.train_weights` would,
+    or ``None`` to train here; ``meanwhile()`` runs here while it trains."""
+
+    def fit(
+        self,
+        training: dict[str, Any],
+        on_epoch: Callable[[int, int, float, float], None] | None,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> tuple[list[Any], list[float]] | None: ...
+
+
+_remote: Remote | None = None
+
+
+def use_remote(remote: Remote | None) -> None:
+    """Train through ``remote`` from now on in this process (None: here)."""
+    global _remote
+    _remote = remote
+
+
+def remote() -> Remote | None:
+    """Where this process' trainings go (set by a served run), or ``None``."""
+    return _remote

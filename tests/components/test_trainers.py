@@ -1,0 +1,191 @@
+"""Reused trainers (helix_tf.components.trainers) give a fresh process' bits."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from helix_tf.components import learners
+
+
+@pytest.fixture(autouse=True)
+def _kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trainers are kept, as in the server's trainer (a plain process keeps none)."""
+    monkeypatch.setenv("HELIX_TF_TRAINERS", "4")
+
+
+ROWS = 480
+
+
+def _data(task: str) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], np.ndarray]:
+    rng = np.random.default_rng(7)
+    features: list[dict[str, Any]] = [
+        {"name": "num", "kind": "numeric"},
+        {"name": "cat", "kind": "categorical", "size": 6},
+        {"name": "tags", "kind": "bag", "size": 5},
+    ]
+    x = {
+        "num": rng.normal(size=(ROWS, 1)).astype(np.float32),
+        "cat": rng.integers(0, 6, size=(ROWS, 1)).astype(np.int32),
+        "tags__idx": rng.integers(0, 5, size=(ROWS, 3)).astype(np.int32),
+        "tags__val": rng.random(size=(ROWS, 3)).astype(np.float32),
+    }
+    signal = x["num"][:, 0] + (x["cat"][:, 0] % 3) - 1
+    if task == "binary":
+        y = (signal + rng.normal(size=ROWS) * 0.5 > 0).astype(np.float32)
+    elif task == "multiclass":
+        y = np.digitize(signal, [-0.5, 0.5]).astype(np.float32)
+    else:
+        y = (3 * signal + 10).astype(np.float32)
+    return features, x, y
+
+
+#: name: (learner, task, precision). Graph mode unless the steps are few (eager).
+CASES: dict[str, tuple[Any, str, str]] = {
+    "linear-binary-l2": (learners.Linear(l2=1e-3, epochs=2, batch_size=32), "binary", "fp32"),
+    "linear-ftrl-multiclass": (
+        learners.Linear(optimizer="ftrl", l1=0.01, learning_rate=0.2, epochs=2, batch_size=32),
+        "multiclass",
+        "fp32",
+    ),
+    "dnn-dropout-regression": (
+        learners.DNN(hidden=(8, 4), embedding_dim=3, dropout=0.2, epochs=2, batch_size=32),
+        "regression",
+        "fp32",
+    ),
+    "widedeep-binary": (
+        learners.WideDeep(
+            hidden=(8,), embedding_dim=2, wide=("cat", "tags"), epochs=2, batch_size=32
+        ),
+        "binary",
+        "fp32",
+    ),
+    "dnn-bf16-multiclass": (
+        learners.DNN(hidden=(8,), embedding_dim=2, epochs=2, batch_size=32, optimizer="adagrad"),
+        "multiclass",
+        "bf16",
+    ),
+    "linear-eager-binary": (learners.Linear(epochs=1, batch_size=240), "binary", "fp32"),
+}
+
+
+def _train(name: str, **change: Any) -> tuple[list[np.ndarray], dict[str, Any], Any]:
+    import dataclasses
+
+    from helix_tf.components import keras_models as km
+
+    learner, task, precision = CASES[name]
+    learner = dataclasses.replace(learner, **change)
+    features, x, y = _data(task)
+    head = km.Head(task=task, classes=3)
+    losses: list[float] = []
+    model, stats = km.train_model(
+        learner,
+        features,
+        x,
+        y,
+        head=head,
+        precision=precision,
+        on_epoch=lambda e, n, loss, s: losses.append(loss),
+    )
+    scores = km.predict_scores(model, x, task)
+    weights = [np.asarray(w) for w in model.get_weights()]
+    return weights, {**stats, "losses": losses, "model": model}, scores
+
+
+def _fresh_process(tmp: Path) -> dict[str, Any]:
+    """Every case trained in a new process, nothing kept (HELIX_TF_TRAINERS=0: the model
+    returned is the trainer's own, not a copy)."""
+    code = (
+        "import json, sys, numpy as np\n"
+        "from tests.components import test_trainers as t\n"
+        "out = {}\n"
+        "for name in t.CASES:\n"
+        "    w, stats, scores = t._train(name)\n"
+        "    np.savez(sys.argv[1] + '/' + name + '.npz', *w, scores=scores)\n"
+        "    out[name] = {k: v for k, v in stats.items() if k != 'model'}\n"
+        "json.dump(out, open(sys.argv[1] + '/stats.json', 'w'))\n"
+    )
+    env = {**os.environ, "HELIX_TF_TRAINERS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    root = Path(__file__).resolve().parents[2]
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+    subprocess.run([sys.executable, "-c", code, str(tmp)], check=True, env=env, cwd=root)
+    return json.loads((tmp / "stats.json").read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_a_reused_trainer_gives_a_fresh_process_bits(tmp_path: Path) -> None:
+    from helix_tf.components.trainers import TRAINERS
+
+    fresh = _fresh_process(tmp_path)
+    TRAINERS.clear()
+    for name, (learner, _, _) in CASES.items():
+        # The same graph trained first with other run-time parameters: its trainer is
+        # traced, has moved its weights, optimizer slots and step count, and is kept.
+        _train(name, learning_rate=learner.learning_rate * 3, epochs=learner.epochs + 1)
+        reuses = TRAINERS.stats()["reuses"]
+        weights, stats, scores = _train(name)
+        assert TRAINERS.stats()["reuses"] == reuses + 1, name
+        stored = np.load(tmp_path / f"{name}.npz")
+        assert len(weights) == len(stored.files) - 1, name
+        for i, w in enumerate(weights):
+            np.testing.assert_array_equal(w, stored[f"arr_{i}"], err_msg=f"{name} weight {i}")
+        np.testing.assert_array_equal(scores, stored["scores"], err_msg=name)
+        stats.pop("model")
+        assert stats == fresh[name], name
+
+
+def test_a_change_of_the_graph_builds_a_new_trainer() -> None:
+    from helix_tf.components.trainers import TRAINERS
+
+    TRAINERS.clear()
+    start = TRAINERS.stats()
+    _train("linear-binary-l2")
+    _train("linear-binary-l2", learning_rate=0.5, epochs=3)  # run-time: reused
+    _train("linear-binary-l2", l2=1e-2)  # the regularizer's constant: a new graph
+    _train("linear-binary-l2", seed=3)  # other initial weights
+    _train("linear-binary-l2", optimizer="sgd")
+    end = TRAINERS.stats()
+    assert end["builds"] - start["builds"] == 4
+    assert end["reuses"] - start["reuses"] == 1
+
+
+def test_a_returned_model_is_never_changed_by_a_later_training() -> None:
+    from helix_tf.components.trainers import TRAINERS
+
+    TRAINERS.clear()
+    _, stats, _ = _train("linear-binary-l2")
+    model = stats["model"]
+    kept = [np.array(w) for w in model.get_weights()]
+    _train("linear-binary-l2", learning_rate=0.3)  # reuses the trainer
+    assert TRAINERS.stats()["reuses"] >= 1
+    for a, b in zip(model.get_weights(), kept, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_plain_process_keeps_no_trainer_and_a_long_lived_one_a_bounded_few(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from helix_tf.components.trainers import Trainer, TrainerCache
+
+    monkeypatch.delenv("HELIX_TF_TRAINERS")
+    cache = TrainerCache()
+    one = Trainer(model=None, initial=[], random_state=(None, None, None))
+    assert cache.capacity == 0 and not cache.give_back("a", one)
+    cache.keep(2)
+    assert all(
+        cache.give_back(k, Trainer(model=k, initial=[], random_state=one.random_state))
+        for k in "abc"
+    )
+    assert cache.stats()["kept"] == 2 and cache.take("a") is None  # least recently used: gone
+    assert cache.take("c") is not None and cache.take("c") is None  # taken out while it trains
+    monkeypatch.setenv("HELIX_TF_TRAINERS", "0")
+    assert cache.capacity == 0
