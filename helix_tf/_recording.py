@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from helix_tf.compiler.graph import CompiledWorkflow
 from helix_tf.errors import StoreError
 from helix_tf.results import NodeDecision, NodeResult
-from helix_tf.roles import NodeState
+from helix_tf.roles import NodeState, Stage
 
 if TYPE_CHECKING:
     from helix_tf.engine.execute import EngineResult
@@ -70,7 +70,7 @@ def collect_results(
     for d in decisions:
         measured = engine.nodes[d.name]
         meta = measured.meta
-        if d.kind == "train":
+        if d.kind == Stage.TRAIN:
             stored = manifests.get(d.name)
             known = meta if meta and "zero" in meta else stored.meta if stored else {}
             facts[d.name] = dict(known.get("zero") or {})

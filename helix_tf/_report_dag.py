@@ -6,13 +6,19 @@ import html
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from helix_tf.roles import NodeState
+
 if TYPE_CHECKING:
     from helix_tf.reuse.metadata import NodeRecord
 
 __all__ = ["STATE_COLOURS", "dag_legend", "dag_nodes", "dag_svg", "html_escape", "seconds_text"]
 
 #: Fill colour of a node box by its state in the latest run.
-STATE_COLOURS = {"compute": "#f0ad2e", "load": "#5cb85c", "prune": "#c4c8cc"}
+STATE_COLOURS = {
+    NodeState.COMPUTE: "#f0ad2e",
+    NodeState.LOAD: "#5cb85c",
+    NodeState.PRUNE: "#c4c8cc",
+}
 _NOT_RUN = "#ffffff"
 _BOX_W, _BOX_H, _GAP_X, _GAP_Y, _MARGIN = 150, 54, 50, 14, 16
 
@@ -136,6 +142,8 @@ def dag_svg(dag: Mapping[str, Any], states: Mapping[str, NodeRecord]) -> str:
 def _state_phrase(record: NodeRecord | None) -> str:
     if record is None or record.state not in STATE_COLOURS:
         return "not run" if record is None else record.state
-    seconds = {"compute": record.compute_seconds, "load": record.load_seconds}
-    verb = {"compute": "computed", "load": "loaded", "prune": "pruned"}[record.state]
+    seconds = {NodeState.COMPUTE: record.compute_seconds, NodeState.LOAD: record.load_seconds}
+    verb = {NodeState.COMPUTE: "computed", NodeState.LOAD: "loaded", NodeState.PRUNE: "pruned"}[
+        record.state
+    ]
     return f"{verb} {seconds_text(seconds[record.state])}" if record.state in seconds else verb

@@ -126,7 +126,7 @@ def plan(
     re-reads every data file instead of trusting the content-hash memo. The reasons
     compare with this person's previous version; ``team=True``: with the team's.
     """
-    loaded = _with_validation(load_config(config, params, data_dir=data_dir), validation)
+    loaded = _load(config, params, data_dir, validation)
     session = open_loaded(
         loaded, store=store, metadata=metadata, approx=approx, rehash=rehash, team=team
     )
@@ -239,7 +239,7 @@ def run(
         scratch=scratch,
         rehash=rehash,
     )
-    loaded = _with_validation(load_config(config, params, data_dir=data_dir), validation)
+    loaded = _load(config, params, data_dir, validation)
     first, facts = _run_once(loaded, opts, need_models=retrain_without_zero)
     if not retrain_without_zero:
         return first
@@ -268,9 +268,7 @@ def _with_models_needed(session: Session, opts: _RunOptions) -> Session:
     workflow = copy.copy(session.config.workflow)
     workflow.outputs = [*workflow.outputs, *pruned]
     loaded = dataclasses.replace(session.config, workflow=workflow)
-    return open_loaded(
-        loaded, store=opts.store, metadata=opts.metadata, approx=opts.approx, rehash=opts.rehash
-    )
+    return opts.open(loaded)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -296,8 +294,21 @@ class _RunOptions:
 
             check_runner(self.runner, self.pipeline_args, self.store or "")
 
+    def open(self, loaded: LoadedConfig) -> Session:
+        """A session of ``loaded`` on the run's store and metadata."""
+        return open_loaded(
+            loaded, store=self.store, metadata=self.metadata, approx=self.approx, rehash=self.rehash
+        )
 
-def _with_validation(loaded: LoadedConfig, validation: Validation | None) -> LoadedConfig:
+
+def _load(
+    config: str | os.PathLike[str],
+    params: Sequence[str] | Mapping[str, Any],
+    data_dir: str | None,
+    validation: Validation | None,
+) -> LoadedConfig:
+    """Load ``config``; with ``validation``, its hold-out workflow (see :func:`run`)."""
+    loaded = load_config(config, params, data_dir=data_dir)
     if validation is None:
         return loaded
     return dataclasses.replace(loaded, workflow=holdout_workflow(loaded.workflow, validation))
@@ -466,9 +477,7 @@ def _run_once(
     facts are needed) even where the plan would prune it.
     """
     t_start = time.perf_counter()
-    session = open_loaded(
-        loaded, store=opts.store, metadata=opts.metadata, approx=opts.approx, rehash=opts.rehash
-    )
+    session = opts.open(loaded)
     if need_models:
         session = _with_models_needed(session, opts)
     # An approximation of stored exact results, or one that would save almost nothing,

@@ -20,11 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from helix_tf.errors import ConfigError
+from helix_tf.roles import ROLE_SPECS, Role
 
 __all__ = ["SavedOverrides", "render_literal", "rewrite_overrides", "save_overrides"]
 
-#: Workflow methods whose call declares a node (the call whose line is recorded).
-_DECLARING = ("source", "feature", "examples", "train", "predict", "evaluate", "udf")
+#: Workflow methods whose call declares a node (the call whose line is recorded): the
+#: method of each role's name, and ``udf`` (a feature).
+_DECLARING = (*ROLE_SPECS, "udf")
+#: Declaring methods that build the node's operator from their own keywords (there is
+#: no ``Op(...)`` call in the config to edit: the override is the method's keyword).
+_OWN_KEYWORDS = ("udf", Role.EXPLAIN)
 #: The longest line an edit may leave (the project's ruff line length): a one-line call
 #: an edit would make longer is written one argument per line instead.
 LINE_LIMIT = 100
@@ -207,7 +212,18 @@ def _set_keyword(
 
 
 def _positional(op: Any) -> list[str]:
-    params = list(inspect.signature(type(op).__init__).parameters.values())[1:]
+    return _positional_names(type(op).__init__)
+
+
+def _method_positional(method: str) -> list[str]:
+    """The positional parameters of the ``Workflow`` method ``method`` (``udf``: name)."""
+    from helix_tf.workflow import Workflow
+
+    return _positional_names(getattr(Workflow, method))
+
+
+def _positional_names(function: Any) -> list[str]:
+    params = list(inspect.signature(function).parameters.values())[1:]  # after self
     return [
         p.name
         for p in params
@@ -259,9 +275,10 @@ def rewrite_overrides(text: str, path: str, overrides: Mapping[str, Any], workfl
             if decl.op is None:
                 raise ConfigError(f"{where}: a {decl.role} node has no operator parameters")
             op_name = type(decl.op).__name__
-            if _callee(outer[0]) == "udf":
+            callee = _callee(outer[0])
+            if callee in _OWN_KEYWORDS:
                 target = outer[0]
-                positional: list[str] = ["name"]
+                positional = _method_positional(str(callee))
             else:
                 args = [*outer[0].args, *[k.value for k in outer[0].keywords]]
                 found = [a for a in args if isinstance(a, ast.Call) and _callee(a) == op_name]

@@ -184,27 +184,15 @@ def render_reference() -> str:
     from helix_tf.approx.settings import Approx
     from helix_tf.config import Params
     from helix_tf.results import PlanResult, RunResult
+    from helix_tf.roles import ROLE_SPECS, Role
     from helix_tf.workflow import Workflow
 
     lines = [_INTRO, "## Declaring a workflow", ""]
     lines += _entry("helix_tf.Workflow", Workflow)
-    lines += list(
-        _methods(
-            Workflow,
-            [
-                "source",
-                "feature",
-                "udf",
-                "examples",
-                "train",
-                "predict",
-                "evaluate",
-                "explain",
-                "output",
-            ],
-            "Workflow",
-        )
-    )
+    # Each role's declaring method, in the role table's order (udf declares features too).
+    declaring = [str(role) for role in ROLE_SPECS]
+    declaring.insert(declaring.index(Role.FEATURE) + 1, "udf")
+    lines += list(_methods(Workflow, [*declaring, "output"], "Workflow"))
     lines += list(_methods(Workflow, ["note"], "Workflow"))
     lines += _entry("helix_tf.NodeRef", helix_tf.NodeRef)
     lines += _entry("params", Params)

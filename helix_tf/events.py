@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 from helix_tf.errors import HelixError
 from helix_tf.results import NodeDecision
+from helix_tf.roles import state_counts
 
 __all__ = [
     "EpochFinished",
@@ -71,10 +72,7 @@ class Planned(ProgressEvent):
 
     def counts(self) -> dict[str, int]:
         """How many nodes the plan computes, loads and prunes."""
-        out = {"compute": 0, "load": 0, "prune": 0}
-        for d in self.decisions:
-            out[d.state] = out.get(d.state, 0) + 1
-        return out
+        return state_counts(d.state for d in self.decisions)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

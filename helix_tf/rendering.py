@@ -25,6 +25,7 @@ from helix_tf.events import (
     RetrainingStarted,
     TrainingStarted,
 )
+from helix_tf.roles import NodeState, state_counts
 from helix_tf.views._data import confusion_cells
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ __all__ = [
     "run_summary",
 ]
 
-STATE_STYLE = {"compute": "yellow", "load": "green", "prune": "dim"}
+STATE_STYLE = {NodeState.COMPUTE: "yellow", NodeState.LOAD: "green", NodeState.PRUNE: "dim"}
 
 
 def _human_bytes(n: int | None) -> str:
@@ -294,13 +295,6 @@ def nodes_table(result: Any) -> Table:
     return table
 
 
-def _state_counts(states: Sequence[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for state in states:
-        counts[state] = counts.get(state, 0) + 1
-    return counts
-
-
 def run_renderables(result: RunResult) -> list[tuple[Any, bool]]:
     """What ``helix-tf run`` prints after a run, in order; ``True`` marks plain text
     (printed without markup or highlighting)."""
@@ -318,10 +312,10 @@ def run_renderables(result: RunResult) -> list[tuple[Any, bool]]:
 
 def run_summary(result: RunResult) -> str:
     """The last line of ``helix-tf run``: version, computed/loaded/pruned, wall time."""
-    counts = _state_counts([n.state for n in result.nodes])
+    counts = state_counts(n.state for n in result.nodes)
     return (
-        f"{result.workflow} v{result.version}: {counts.get('compute', 0)} computed, "
-        f"{counts.get('load', 0)} loaded, {counts.get('prune', 0)} pruned in "
+        f"{result.workflow} v{result.version}: {counts[NodeState.COMPUTE]} computed, "
+        f"{counts[NodeState.LOAD]} loaded, {counts[NodeState.PRUNE]} pruned in "
         f"{result.wall_seconds:.2f}s"
         + (
             f" (after {result.retrained['full_wall_seconds']:.2f}s for the run with every feature)"
@@ -354,10 +348,10 @@ def plan_table(result: PlanResult) -> Table:
 
 def plan_summary(result: PlanResult) -> str:
     """The last line of ``helix-tf plan``: how many nodes of each state, estimated time."""
-    counts = _state_counts([d.state for d in result.nodes])
+    counts = state_counts(d.state for d in result.nodes)
     return (
-        f"plan: {counts.get('compute', 0)} compute, {counts.get('load', 0)} load, "
-        f"{counts.get('prune', 0)} prune; estimated {result.estimated_seconds:.2f}s"
+        f"plan: {counts[NodeState.COMPUTE]} compute, {counts[NodeState.LOAD]} load, "
+        f"{counts[NodeState.PRUNE]} prune; estimated {result.estimated_seconds:.2f}s"
     )
 
 

@@ -45,6 +45,7 @@ from helix_tf._report_dag import (
     html_escape,
     seconds_text,
 )
+from helix_tf.roles import NodeState, Role, state_counts
 from helix_tf.views._html import CSS as VIEWS_CSS
 
 if TYPE_CHECKING:
@@ -59,8 +60,8 @@ __all__ = [
 ]
 
 _TIME_COLOURS = {
-    "computing": STATE_COLOURS["compute"],
-    "loading": STATE_COLOURS["load"],
+    "computing": STATE_COLOURS[NodeState.COMPUTE],
+    "loading": STATE_COLOURS[NodeState.LOAD],
     "writing": "#6f9fd8",
     "other (launch, planning)": "#e3e3e3",
 }
@@ -222,12 +223,12 @@ def _summary(workflow: str, runs: Sequence[RunRecord], versions: Sequence[Versio
     if not runs:
         return f'<p class="muted">No runs of {html_escape(workflow)} are recorded yet.</p>'
     last = runs[-1]
-    counts = _state_counts(last)
+    counts = state_counts(n.state for n in last.nodes)
     text = (
         f"{len(versions)} version{'s' if len(versions) != 1 else ''}; latest run "
         f"<b>#{last.id}</b> (v{last.version}{', approximate' if last.approx else ''}, "
-        f"{html_escape(last.status)}) at {html_escape(_when(last.started))}: {counts['compute']} computed, "
-        f"{counts['load']} loaded, {counts['prune']} pruned in {seconds_text(last.wall_seconds)}"
+        f"{html_escape(last.status)}) at {html_escape(_when(last.started))}: {counts[NodeState.COMPUTE]} computed, "
+        f"{counts[NodeState.LOAD]} loaded, {counts[NodeState.PRUNE]} pruned in {seconds_text(last.wall_seconds)}"
     )
     if len(runs) > 1:
         prev = runs[-2]
@@ -252,15 +253,15 @@ def _run_to_colour(runs: Sequence[RunRecord]) -> tuple[RunRecord | None, str]:
     if not runs:
         return None, ""
     latest = runs[-1]
-    if any(n.state == "compute" for n in latest.nodes):
+    if any(n.state == NodeState.COMPUTE for n in latest.nodes):
         return latest, ""
     for run in reversed(runs[:-1]):
         same = run.version == latest.version and run.approx == latest.approx
-        if same and run.status == "ok" and any(n.state == "compute" for n in run.nodes):
-            counts = _state_counts(latest)
+        if same and run.status == "ok" and any(n.state == NodeState.COMPUTE for n in run.nodes):
+            counts = state_counts(n.state for n in latest.nodes)
             return run, (
-                f"The latest run #{latest.id} reused every result ({counts['load']} loaded, "
-                f"{counts['prune']} pruned); the colours show run #{run.id}, the last run "
+                f"The latest run #{latest.id} reused every result ({counts[NodeState.LOAD]} loaded, "
+                f"{counts[NodeState.PRUNE]} pruned); the colours show run #{run.id}, the last run "
                 f"that computed v{run.version}."
             )
     return latest, ""
@@ -296,7 +297,7 @@ def _label_of(dag: Mapping[str, Any]) -> tuple[str | None, tuple[str, ...] | Non
 
     tasks = {label.__name__: label.TASK for label in LABELS}
     for node in dag_nodes(dag).values():
-        if node.get("role") != "examples":
+        if node.get("role") != Role.EXAMPLES:
             continue
         label = (node.get("extra") or {}).get("label") or node.get("params") or {}
         task = tasks.get(str(node.get("op")))
@@ -306,10 +307,6 @@ def _label_of(dag: Mapping[str, Any]) -> tuple[str | None, tuple[str, ...] | Non
         classes = label.get("classes")
         return task, tuple(str(c) for c in classes) if classes else None
     return None, None
-
-
-def _state_counts(run: RunRecord) -> dict[str, int]:
-    return {state: sum(n.state == state for n in run.nodes) for state in STATE_COLOURS}
 
 
 # -- the DAG -------------------------------------------------------------------------------
@@ -357,8 +354,8 @@ def _timing_chart(runs: Sequence[RunRecord]) -> str:
     walls = [r.wall_seconds or 0.0 for r in runs]
     parts = {name: [] for name in _TIME_COLOURS}
     for r, wall in zip(runs, walls, strict=True):
-        computing = sum(n.compute_seconds for n in r.nodes if n.state == "compute")
-        loading = sum(n.load_seconds for n in r.nodes if n.state == "load")
+        computing = sum(n.compute_seconds for n in r.nodes if n.state == NodeState.COMPUTE)
+        loading = sum(n.load_seconds for n in r.nodes if n.state == NodeState.LOAD)
         writing = sum(n.write_seconds for n in r.nodes)
         for key, value in zip(parts, (computing, loading, writing), strict=False):
             parts[key].append(value)
@@ -459,7 +456,7 @@ def _runs_table(runs: Sequence[RunRecord]) -> str:
     )
     rows = []
     for r in reversed(runs):  # newest first
-        counts = _state_counts(r)
+        counts = state_counts(n.state for n in r.nodes)
         metrics = ", ".join(_metric_text(r, k) for k in sorted(r.metrics))
         rows.append(
             f'<tr class="{html_escape(r.status)}"><td>#{r.id}</td>'

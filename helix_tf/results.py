@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from helix_tf.roles import NodeState, Role, Stage
+
 if TYPE_CHECKING:
     from helix_tf.history._metrics import RunComparison
 
@@ -70,7 +72,7 @@ class NodeResult:
     @property
     def written(self) -> bool:
         """Whether this run wrote the node's output to the store (a load did not)."""
-        return self.materialized and self.state != "load"
+        return self.materialized and self.state != NodeState.LOAD
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -153,8 +155,8 @@ class RunResult:
         node unless ``node`` names one. Raises ``StoreError`` when the run did not
         hold it and the materialization policy did not keep it.
         """
-        n = self._node("predict", node)
-        table = self.reader.read("predict", n.name, n.fingerprint)
+        n = self._node(Stage.PREDICT, node)
+        table = self.reader.read(Role.PREDICT, n.name, n.fingerprint)
         return table.to_pandas() if pandas else table
 
     def model(self, node: str | None = None) -> Any:
@@ -163,13 +165,13 @@ class RunResult:
         It takes a dict of feature arrays and returns logits; see
         ``helix_tf.components.keras_models.arrays_from_table``.
         """
-        n = self._node("train", node)
-        return self.reader.read("train", n.name, n.fingerprint)
+        n = self._node(Stage.TRAIN, node)
+        return self.reader.read(Role.TRAIN, n.name, n.fingerprint)
 
     def explanation(self, node: str | None = None) -> dict[str, Any]:
         """An explain node's result: permutation importance and linear weights per feature."""
-        n = self._node("explain", node)
-        return self.reader.read("explain", n.name, n.fingerprint)
+        n = self._node(Stage.EXPLAIN, node)
+        return self.reader.read(Role.EXPLAIN, n.name, n.fingerprint)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -13,6 +13,10 @@ state (:class:`NodeState`)
     What a plan does with a node in one run: compute it, load its stored result,
     or prune it. ``NodeDecision.state``, ``NodeResult.state``, the metadata's
     ``node_runs.state``.
+split (:class:`Split`)
+    One part of a source's rows: ``train`` (what training and analyzers read)
+    or ``test``. Not a role: ``RoleSpec.split`` names the split a role reads,
+    batch keys start with theirs.
 stage (:class:`Stage`)
     The coarse step users see in tables and ``--json``: features and examples
     are both ``preprocess``. Public and stored under the name ``kind``
@@ -49,8 +53,9 @@ docs/ARCHITECTURE.md, "Roles: adding one".
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
+from typing import Any
 
 from helix_tf.types import ArtifactKind, Vocabulary
 
@@ -58,12 +63,14 @@ __all__ = [
     "Role",
     "NodeState",
     "Stage",
+    "Split",
     "Input",
     "RoleSpec",
     "ROLE_SPECS",
     "role_spec",
     "output_type",
     "PREPROCESS_STEP",
+    "state_counts",
 ]
 
 
@@ -96,6 +103,13 @@ class Stage(Vocabulary):
     PREDICT = "predict"
     EVALUATE = "evaluate"
     EXPLAIN = "explain"
+
+
+class Split(Vocabulary):
+    """One part of a source's rows (a batch key's first element)."""
+
+    TRAIN = "train"  # what training, and every analyzer, reads
+    TEST = "test"  # held out: what predict and explain read unless told otherwise
 
 
 #: The engine step that runs every preprocessing node together (one batch pipeline).
@@ -169,7 +183,7 @@ class RoleSpec:
     default_seconds: float
     load_overhead_seconds: float = 0.0
     step: str
-    split: str | None = None
+    split: Split | None = None
     split_verb: str = ""
     sampled_by: tuple[str, ...] = ()
     epochs_scaled: bool = False
@@ -186,37 +200,56 @@ _EXAMPLES = Input(what="examples", roles=(Role.EXAMPLES,), ref="examples")
 _MODEL = Input(what="model", roles=(Role.TRAIN,), ref="model")
 _SOURCE = Input(what="source", roles=(Role.SOURCE,), ref="source")
 
+
+def _applies_model(role: Role, output: ArtifactKind, stage: Stage, verb: str) -> RoleSpec:
+    """A role that applies a trained model to one split of examples (test unless declared).
+
+    Its step is the run's method of the role's name; the split joins its fingerprint.
+    """
+    return RoleSpec(
+        role=role,
+        inputs=(_MODEL, _EXAMPLES),
+        fingerprint=("split",),
+        facts=("split",),
+        output=output,
+        stage=stage,
+        default_seconds=2.0,
+        step=str(role),
+        split=Split.TEST,
+        split_verb=verb,
+    )
+
+
+def _preprocessing(role: Role, **fields: Any) -> RoleSpec:
+    """A role the batch pipeline computes (all such nodes together), shrunk by a source sample."""
+    return RoleSpec(role=role, step=PREPROCESS_STEP, sampled_by=("source",), **fields)
+
+
 _SPECS = (
-    RoleSpec(
-        role=Role.SOURCE,
+    _preprocessing(
+        Role.SOURCE,
         fingerprint=("sample",),
         facts=("sample",),
         output=ArtifactKind.TABLE,
         stage=Stage.SOURCE,
         default_seconds=2.0,
-        step=PREPROCESS_STEP,
-        sampled_by=("source",),
     ),
-    RoleSpec(
-        role=Role.FEATURE,
+    _preprocessing(
+        Role.FEATURE,
         inputs=(_SOURCE, Input(what="input", roles=(Role.FEATURE,))),
         facts=("source",),
         output=ArtifactKind.FEATURE,
         stage=Stage.PREPROCESS,
         default_seconds=1.0,
-        step=PREPROCESS_STEP,
-        sampled_by=("source",),
     ),
-    RoleSpec(
-        role=Role.EXAMPLES,
+    _preprocessing(
+        Role.EXAMPLES,
         inputs=(_SOURCE, Input(what="feature", roles=(Role.FEATURE,), ref="features", many=True)),
         fingerprint=("features", "examples_label"),
         facts=("features", "label"),
         output=ArtifactKind.EXAMPLES,
         stage=Stage.PREPROCESS,
         default_seconds=1.0,
-        step=PREPROCESS_STEP,
-        sampled_by=("source",),
     ),
     RoleSpec(
         role=Role.TRAIN,
@@ -228,23 +261,12 @@ _SPECS = (
         default_seconds=10.0,
         load_overhead_seconds=0.3,
         step="train",
-        split="train",
+        split=Split.TRAIN,
         split_verb="trains on",
         sampled_by=("source", "train"),
         epochs_scaled=True,
     ),
-    RoleSpec(
-        role=Role.PREDICT,
-        inputs=(_MODEL, _EXAMPLES),
-        fingerprint=("split",),
-        facts=("split",),
-        output=ArtifactKind.PREDICTIONS,
-        stage=Stage.PREDICT,
-        default_seconds=2.0,
-        step="predict",
-        split="test",
-        split_verb="predicts on",
-    ),
+    _applies_model(Role.PREDICT, ArtifactKind.PREDICTIONS, Stage.PREDICT, "predicts on"),
     RoleSpec(
         role=Role.EVALUATE,
         inputs=(
@@ -258,18 +280,7 @@ _SPECS = (
         default_seconds=0.2,
         step="evaluate",
     ),
-    RoleSpec(
-        role=Role.EXPLAIN,
-        inputs=(_MODEL, _EXAMPLES),
-        fingerprint=("split",),
-        facts=("split",),
-        output=ArtifactKind.EXPLANATION,
-        stage=Stage.EXPLAIN,
-        default_seconds=2.0,
-        step="explain",
-        split="test",
-        split_verb="explains its model on",
-    ),
+    _applies_model(Role.EXPLAIN, ArtifactKind.EXPLANATION, Stage.EXPLAIN, "explains its model on"),
 )
 
 #: One entry per role, in the order data flows (keyed by Role; a role's string finds it too).
@@ -296,3 +307,17 @@ def output_type(role: str, value_kind: str | None = None) -> str:
     if kind is ArtifactKind.FEATURE:
         return f"{kind}:{value_kind or '?'}"
     return str(kind)
+
+
+def state_counts(states: Iterable[str]) -> dict[str, int]:
+    """How many of ``states`` are each state: every :class:`NodeState`, in plan order.
+
+    A state that is not a :class:`NodeState` is counted under its own name, after them.
+
+    >>> state_counts(["load", NodeState.COMPUTE, "load"])
+    {'compute': 1, 'load': 2, 'prune': 0}
+    """
+    counts: dict[str, int] = dict.fromkeys(NodeState, 0)
+    for state in states:
+        counts[state] = counts.get(state, 0) + 1
+    return counts

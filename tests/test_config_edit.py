@@ -161,3 +161,39 @@ def test_a_saved_edit_never_leaves_a_line_over_the_limit(
     assert saved.saved == tuple(i.split("=")[0] for i in overrides)
     if overrides[0] == "other.optimizer=ftrl":  # past the limit on one line: exploded
         assert "learners.Linear(\n" in text and "        l2=0.1,\n" in text
+
+
+EXPLAIN_CONFIG = """\
+from helix_tf import Workflow, features as F, learners, metrics, sources
+
+
+def workflow(params):
+    wf = Workflow("edit")
+    wf.source("rows", sources.Csv(train="a.csv", test="b.csv", columns={"a": "int", "y": "string"}))
+    ex = wf.examples("examples", [wf.feature("a", F.Numeric("a"))], label=F.Label("y", positive="yes"))
+    model = wf.train("learner", ex, learners.Linear())
+    wf.output(wf.explain("why", model, ex, repeats=2))
+    wf.output(wf.explain("how", model, ex))
+    return wf
+"""
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("why.repeats=3", 'wf.explain("why", model, ex, repeats=3)'),
+        ("how.seed=7", 'wf.explain("how", model, ex, seed=7)'),
+    ],
+    ids=["replace", "add"],
+)
+def test_an_explain_nodes_parameters_are_its_declaring_calls_keywords(
+    tmp_path: Path, key: str, expected: str
+) -> None:
+    """Every role's declaring method is found (explain was missing from a list of its own)."""
+    path = tmp_path / "cfg.py"
+    path.write_text(EXPLAIN_CONFIG)
+    save_overrides(path, [key])
+    assert expected in path.read_text()
+    node, _, rest = key.partition(".")
+    param, _, value = rest.partition("=")
+    assert getattr(_op(path, node), param) == int(value)

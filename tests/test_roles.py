@@ -14,7 +14,15 @@ from helix_tf.compiler.hashing import canonical_json, stable_hash
 from helix_tf.reuse import plan
 from helix_tf.reuse.costs import DEFAULT_COMPUTE_SECONDS, MODEL_LOAD_SECONDS
 from helix_tf.reuse.metadata import NODE_STATES
-from helix_tf.roles import PREPROCESS_STEP, ROLE_SPECS, NodeState, Role, Stage, output_type
+from helix_tf.roles import (
+    PREPROCESS_STEP,
+    ROLE_SPECS,
+    NodeState,
+    Role,
+    Stage,
+    output_type,
+    state_counts,
+)
 from helix_tf.types import VALUE_KINDS, ArtifactKind, ValueKind, Vocabulary
 from helix_tf.workflow import Workflow
 
@@ -151,3 +159,13 @@ def test_declarations_carry_the_role_member(tmp_path: Any) -> None:
         Role.TRAIN,
     ]
     assert all(type(d.role) is Role for d in wf.declarations)
+
+
+@given(st.lists(st.sampled_from([*NodeState, *(str(s) for s in NodeState), "skipped"])))
+def test_state_counts_count_every_state_once_in_plan_order(states: list[str]) -> None:
+    counts = state_counts(states)
+    assert list(counts)[:3] == list(NodeState)  # every state, in plan order, even at 0
+    assert sum(counts.values()) == len(states)
+    for state in NodeState:
+        assert counts[state] == sum(s == state for s in states)
+    assert counts.get("skipped", 0) == states.count("skipped")  # unknown: under its name

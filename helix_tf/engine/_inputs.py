@@ -19,6 +19,7 @@ from helix_tf.engine import tables
 from helix_tf.engine._context import RunContext
 from helix_tf.engine._outputs import RunOutputs
 from helix_tf.errors import ExecutionError
+from helix_tf.roles import Split
 from helix_tf.types import ROW_ID
 
 __all__ = ["LearningInputs", "label_of"]
@@ -112,7 +113,7 @@ class LearningInputs:
         if name in self.ctx.values:
             return self.ctx.values[name]
         art = self.outputs.load(name)
-        split = art.meta.get("split", "test")
+        split = art.meta.get("split", Split.TEST)
         t0 = time.perf_counter()
         table = tables.read_split(art.local or "", split)
         self.ctx.tallies[name].load_seconds += time.perf_counter() - t0
@@ -128,7 +129,9 @@ class LearningInputs:
             )
         files = self.outputs.files
         split = (
-            files[node.inputs[0]].meta.get("split", "test") if node.inputs[0] in files else "test"
+            files[node.inputs[0]].meta.get("split", Split.TEST)
+            if node.inputs[0] in files
+            else Split.TEST
         )
 
         def read() -> Any:

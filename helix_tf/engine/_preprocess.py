@@ -24,7 +24,7 @@ from helix_tf.engine.batch_compute import PreNode
 from helix_tf.errors import DataError, ExecutionError, HelixError
 from helix_tf.events import PreprocessingStarted
 from helix_tf.reuse.store import is_write_failure
-from helix_tf.roles import PREPROCESS_STEP, ROLE_SPECS, NodeState, Role
+from helix_tf.roles import PREPROCESS_STEP, ROLE_SPECS, NodeState, Role, Split
 from helix_tf.types import BAG, CATEGORICAL, LABEL
 
 __all__ = ["PREPROCESSING_ROLES", "PreprocessingStep", "unwrap_runner_error"]
@@ -206,7 +206,7 @@ class PreprocessingStep:
         art = self.outputs.files.get(name)
         if positive is None or art is None or art.local is None:
             return
-        table = tables.read_split(art.local, "train", [LABEL])
+        table = tables.read_split(art.local, Split.TRAIN, [LABEL])
         if table is None or table.num_rows == 0:
             return
         if np.asarray(table.column(LABEL)).any():
@@ -215,7 +215,9 @@ class PreprocessingStep:
         found = ""
         source = self.outputs.files.get(self.ctx.nodes[name].inputs[0])
         raw = (
-            tables.read_split(source.local, "train", [column]) if source and source.local else None
+            tables.read_split(source.local, Split.TRAIN, [column])
+            if source and source.local
+            else None
         )
         if raw is not None:
             counts = raw.column(column).value_counts().to_pylist()

@@ -25,6 +25,7 @@ from helix_tf.components.features._label import LABELS
 from helix_tf.components.sources import Source
 from helix_tf.engine import tables
 from helix_tf.errors import DataError, ExecutionError, HelixError
+from helix_tf.roles import NodeState, Role
 from helix_tf.types import LABEL, NUMERIC, ROW_ID
 
 __all__ = ["PreNode", "BatchComputer"]
@@ -38,13 +39,13 @@ class PreNode:
     """What the batch computer needs to know about one preprocessing node."""
 
     name: str
-    role: str  # source | feature | examples
+    role: Role  # source | feature | examples
     op: Operator | None
     value_kind: str | None  # for features
     source: str | None  # the source node whose rows it reads (features, examples)
     columns: dict[str, str]  # the source's declared columns (source and its readers)
     features: tuple[str, ...]  # examples: the feature columns, in order
-    state: str  # "compute" | "load"
+    state: NodeState  # compute | load
     root: str  # folder URL: the loaded artifact, or where a computed output is written
     write: bool  # computed and written this run
     sample: dict[str, Any] | None = None  # sources: row sample of an approximate run
@@ -108,7 +109,7 @@ class BatchComputer:
             return self._needed[source]
         cols: set[str] = {ROW_ID}
         for node in self.nodes.values():
-            if node.state != "compute" or node.source != source:
+            if node.state != NodeState.COMPUTE or node.source != source:
                 continue
             if isinstance(node.op, Feature):
                 if node.op.reads_whole_row():
@@ -172,7 +173,7 @@ class BatchComputer:
         if name in cache:
             return cache[name]
         node = self.nodes[name]
-        if node.state == "load":
+        if node.state == NodeState.LOAD:
             t0 = time.perf_counter()
             table = self._read(name, split, k)
             self._check_rows(name, split, k, tables.row_ids(table), cache)
@@ -210,7 +211,7 @@ class BatchComputer:
         if "rows" not in cache:
             # No frame read yet: read the row ids of any available artifact of this batch.
             for node in self.nodes.values():
-                if node.state == "load" or (node.role == "source"):
+                if node.state == NodeState.LOAD or node.role == Role.SOURCE:
                     table = tables.read_batch(node.root, split, k, columns=[ROW_ID])
                     self._check_rows(node.name, split, k, tables.row_ids(table), cache)
                     break
@@ -282,9 +283,9 @@ class BatchComputer:
         done: dict[str, tuple[int, int]] = {}
         for name in order:
             node = self.nodes[name]
-            if node.state != "compute" or node.role == "source":
+            if node.state != NodeState.COMPUTE or node.role == Role.SOURCE:
                 continue
-            if node.role == "examples":
+            if node.role == Role.EXAMPLES:
                 table = self.examples_table(node, split, k, cache)
             else:
                 values = self.value(name, split, k, cache)

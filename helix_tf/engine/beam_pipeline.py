@@ -36,10 +36,13 @@ from helix_tf.engine.preprocess_steps import (
     analysis_levels,
     batch_partials,
     compute_batch,
+    computed_readers,
     merge_states,
     preprocess_result,
+    source_nodes,
 )
 from helix_tf.engine.read_steps import SourceRead, shard_bytes
+from helix_tf.roles import NodeState, Split
 
 __all__ = ["PreprocessResult", "run_preprocessing", "analysis_levels"]
 
@@ -164,28 +167,15 @@ def run_preprocessing(
     _ship_user_code()
     pipeline = make_pipeline()
     levels = analysis_levels(nodes, order)
-    sources = [n for n in order if nodes[n].role == "source"]
+    sources = source_nodes(nodes, order)
     expected_keys: dict[str, Any] = {}
-    computed = [n for n in order if nodes[n].state == "compute" and nodes[n].role != "source"]
+    computed = computed_readers(nodes, order)
     side_stats: list[Any] = []
     for src in sources:
         snode = nodes[src]
         label = src.replace(" ", "_")
-        if snode.state == "compute":
-            op = snode.op
-            assert isinstance(op, Source)
-            reading = SourceRead(
-                name=src, op=op, root=snode.root, batch_rows=batch_rows, sample=snode.sample
-            )
-            keys = (
-                pipeline
-                | f"Splits[{label}]" >> beam.Create(list(op.splits()))
-                | f"Plan[{label}]" >> beam.ParDo(_PlanReads(reading, shard_bytes()))
-                | f"SpreadShards[{label}]" >> beam.Reshuffle()
-                | f"Read[{label}]" >> beam.ParDo(_ReadShard(reading))
-                | f"Pieces[{label}]" >> beam.GroupByKey()
-                | f"Number[{label}]" >> beam.ParDo(_FinishSplit(reading))
-            )
+        if snode.state == NodeState.COMPUTE:
+            keys = _read_source(pipeline, src, snode, label, batch_rows)
         else:
             batches = list(known_batches.get(src, []))
             expected_keys[src] = batches
@@ -193,7 +183,7 @@ def run_preprocessing(
         mine = [n for n in computed if nodes[n].source == src or n == src]
         if not mine:
             continue
-        train = keys | f"Train[{label}]" >> beam.Filter(lambda key: key[0] == "train")
+        train = keys | f"Train[{label}]" >> beam.Filter(lambda key: key[0] == Split.TRAIN)
         stats_views: list[Any] = []
         for i, group in enumerate(levels):
             group = [n for n in group if nodes[n].source == src]
@@ -220,6 +210,42 @@ def run_preprocessing(
                 )
             )
     launch = time.perf_counter() - t_launch
+    counters, states = _run_and_collect(pipeline, sources, scratch)
+    return preprocess_result(
+        counters=counters,
+        states=states,
+        nodes=nodes,
+        order=order,
+        known_batches=expected_keys,
+        launch_seconds=launch,
+    )
+
+
+def _read_source(
+    pipeline: beam.Pipeline, src: str, snode: PreNode, label: str, batch_rows: int
+) -> Any:
+    """The keys of a computed source's batches: its splits planned into shards, read in
+    parallel, written as Parquet and numbered into batches in read order."""
+    op = snode.op
+    assert isinstance(op, Source)
+    reading = SourceRead(
+        name=src, op=op, root=snode.root, batch_rows=batch_rows, sample=snode.sample
+    )
+    return (
+        pipeline
+        | f"Splits[{label}]" >> beam.Create(list(op.splits()))
+        | f"Plan[{label}]" >> beam.ParDo(_PlanReads(reading, shard_bytes()))
+        | f"SpreadShards[{label}]" >> beam.Reshuffle()
+        | f"Read[{label}]" >> beam.ParDo(_ReadShard(reading))
+        | f"Pieces[{label}]" >> beam.GroupByKey()
+        | f"Number[{label}]" >> beam.ParDo(_FinishSplit(reading))
+    )
+
+
+def _run_and_collect(
+    pipeline: beam.Pipeline, sources: list[str], scratch: str
+) -> tuple[dict[str, int], dict[str, Any]]:
+    """Run the built pipeline; its counters, and the analyzer states each source's pipeline wrote."""
     result = pipeline.run()
     result.wait_until_finish()
     if pipeline.options.view_as(TestOptions).dry_run:
@@ -239,12 +265,4 @@ def run_preprocessing(
         if fs.exists(p):
             with fs.open(p, "r") as f:
                 states.update(json.load(f))
-
-    return preprocess_result(
-        counters=counters,
-        states=states,
-        nodes=nodes,
-        order=order,
-        known_batches=expected_keys,
-        launch_seconds=launch,
-    )
+    return counters, states

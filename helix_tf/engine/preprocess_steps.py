@@ -22,6 +22,7 @@ from helix_tf.components.sources import Source
 from helix_tf.engine.batch_compute import BatchComputer, PreNode
 from helix_tf.engine.read_steps import read_split
 from helix_tf.errors import ExecutionError
+from helix_tf.roles import NodeState, Role, Split
 
 __all__ = [
     "PreprocessResult",
@@ -29,10 +30,12 @@ __all__ = [
     "analysis_levels",
     "batch_partials",
     "compute_batch",
+    "computed_readers",
     "merge_states",
     "preprocess_result",
     "read_split",
     "run_preprocessing_here",
+    "source_nodes",
 ]
 
 #: ``inc(counter name, value)``: how a step counts rows, bytes and microseconds.
@@ -56,6 +59,18 @@ class PreprocessResult:
     launch_seconds: float
 
 
+def source_nodes(nodes: Mapping[str, PreNode], order: Sequence[str]) -> list[str]:
+    """The source nodes among ``nodes``, in ``order``."""
+    return [n for n in order if nodes[n].role == Role.SOURCE]
+
+
+def computed_readers(nodes: Mapping[str, PreNode], order: Sequence[str]) -> list[str]:
+    """The nodes computed this run that read a source's rows (features, examples), in ``order``."""
+    return [
+        n for n in order if nodes[n].state == NodeState.COMPUTE and nodes[n].role != Role.SOURCE
+    ]
+
+
 def analysis_levels(nodes: Mapping[str, PreNode], order: Sequence[str]) -> list[list[str]]:
     """Group computed features with analyzers so each group needs only earlier groups' stats."""
     level: dict[str, int] = {}
@@ -63,7 +78,7 @@ def analysis_levels(nodes: Mapping[str, PreNode], order: Sequence[str]) -> list[
     def depth(name: str) -> int:
         """Highest level among analyzers this computed node (transitively) needs, or -1."""
         node = nodes[name]
-        if node.state != "compute" or node.role != "feature":
+        if node.state != NodeState.COMPUTE or node.role != Role.FEATURE:
             return -1
         if name in level:
             return level[name]
@@ -78,14 +93,18 @@ def analysis_levels(nodes: Mapping[str, PreNode], order: Sequence[str]) -> list[
         node = nodes[n]
         # A label that learns from the training split (multiclass vocabulary) reads a raw
         # column only: it analyses with the first level.
-        if node.state == "compute" and node.role == "examples" and node.op.analyzer() is not None:  # type: ignore[union-attr]
+        if (
+            node.state == NodeState.COMPUTE
+            and node.role == Role.EXAMPLES
+            and node.op.analyzer() is not None  # type: ignore[union-attr]
+        ):
             level[n] = 0
     groups: dict[int, list[str]] = {}
     for n in order:
         node = nodes[n]
         if (
-            node.state == "compute"
-            and node.role in ("feature", "examples")
+            node.state == NodeState.COMPUTE
+            and node.role in (Role.FEATURE, Role.EXAMPLES)
             and node.op.analyzer() is not None  # type: ignore[union-attr]
         ):
             groups.setdefault(level[n], []).append(n)
@@ -204,12 +223,12 @@ def preprocess_result(
     launch_seconds: float,
 ) -> PreprocessResult:
     """The result from the counters, after checking rows in == rows out for every node."""
-    sources = [n for n in order if nodes[n].role == "source"]
-    computed = [n for n in order if nodes[n].state == "compute" and nodes[n].role != "source"]
+    sources = source_nodes(nodes, order)
+    computed = computed_readers(nodes, order)
     rows = _by_kind(counters, "rows")
     batches = _by_kind(counters, "batches")
     for src in sources:
-        if nodes[src].state == "compute":
+        if nodes[src].state == NodeState.COMPUTE:
             rows_in = rows.get(src, 0)
         else:
             rows_in = sum(r for _, _, r in known_batches.get(src, []))
@@ -255,11 +274,11 @@ def run_preprocessing_here(
         counters[name] += value
 
     levels = analysis_levels(nodes, order)
-    computed = [n for n in order if nodes[n].state == "compute" and nodes[n].role != "source"]
+    computed = computed_readers(nodes, order)
     states: dict[str, Any] = {}
-    for src in (n for n in order if nodes[n].role == "source"):
+    for src in source_nodes(nodes, order):
         snode = nodes[src]
-        if snode.state == "compute":
+        if snode.state == NodeState.COMPUTE:
             op = snode.op
             assert isinstance(op, Source)
             keys = [
@@ -279,7 +298,7 @@ def run_preprocessing_here(
             combiner = StatsCombiner({n: nodes[n].op for n in group})  # type: ignore[misc]
             acc = combiner.create_accumulator()
             for key in keys:
-                if key[0] == "train":
+                if key[0] == Split.TRAIN:
                     for element in batch_partials(nodes, group, key, stats, inc):
                         acc = combiner.add_input(acc, element)
             stats.append(combiner.extract_output(acc))

@@ -15,6 +15,7 @@ import numpy as np
 
 from helix_tf.errors import ConfigError, StoreError
 from helix_tf.history._versions import Params, _compiled
+from helix_tf.roles import Role, Split
 
 if TYPE_CHECKING:
     from helix_tf.validation import Validation
@@ -71,7 +72,7 @@ def stored_predictions(
     from helix_tf.reuse.store import ArtifactStore
 
     loaded, compiled = _compiled(config, params, data_dir, validation)
-    predicts = [n for n in compiled.nodes if n.role == "predict"]
+    predicts = [n for n in compiled.nodes if n.role == Role.PREDICT]
     if node is None and len(predicts) != 1:
         raise ConfigError(
             f"workflow {compiled.name!r} has {len(predicts)} predict nodes; pass node=... "
@@ -82,7 +83,7 @@ def stored_predictions(
     artifacts = ArtifactStore(url)
     manifest = artifacts.lookup(target.fingerprint)
     local = artifacts.open_local(manifest) if manifest is not None else None
-    table = tables.read_split(local, manifest.meta.get("split", "test")) if local else None
+    table = tables.read_split(local, manifest.meta.get("split", Split.TEST)) if local else None
     if table is None:
         raise StoreError(
             f"the predictions of {target.name!r} ({target.fingerprint[:12]}) are not in store "

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from helix_tf.history._metrics import RunComparison, compare_metrics, select_metrics
 from helix_tf.history._versions import workflow_changes
+from helix_tf.roles import state_counts
 
 if TYPE_CHECKING:
     from helix_tf.reuse.metadata import MetadataStore, RunRecord
@@ -220,9 +221,7 @@ class HistoryEntry:
 
     def state_counts(self) -> dict[str, int]:
         """How many of the run's nodes were computed, loaded and pruned."""
-        return {
-            s: sum(1 for n in self.run.nodes if n.state == s) for s in ("compute", "load", "prune")
-        }
+        return state_counts(n.state for n in self.run.nodes)
 
     def to_dict(self, selection: Sequence[str] | None = None) -> dict[str, Any]:
         r = self.run

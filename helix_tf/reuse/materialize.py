@@ -91,7 +91,7 @@ class MaterializationPolicy:
             )
         if self.budget is not None and self.store is not None:
             try:
-                self.used_bytes = self.store.total_bytes()
+                self.used_bytes = sum(m.bytes for m in self.store.entries())
             except Exception:
                 self.used_bytes = 0
         if self.quota is not None and self.quota.limit is not None and self.store is not None:
@@ -169,7 +169,7 @@ class MaterializationPolicy:
         if fingerprint in self.protected:
             return True
         try:
-            return fingerprint in self.store.pinned(exclude=self.lease_id)
+            return fingerprint in self.store.run_leases.pinned(exclude=self.lease_id)
         except Exception:
             return True
 
@@ -192,7 +192,7 @@ class MaterializationPolicy:
         # What other live runs on the store may read (their leases' pins) is not ours
         # to evict, however cheap.
         try:
-            pinned = self.store.pinned(exclude=self.lease_id)
+            pinned = self.store.run_leases.pinned(exclude=self.lease_id)
         except Exception as exc:
             log.warning("cannot read the store's run leases (%s); not evicting", exc)
             return False

@@ -341,7 +341,7 @@ def gather(
     if predict:
         name, fp = predict[0]
         try:
-            table = read("predict", name, fp)
+            table = read(Role.PREDICT, name, fp)
         except StoreError as exc:
             notes.append(f"no {{views}}: {exc}")
         else:
@@ -357,7 +357,7 @@ def gather(
     if explain:
         name, fp = explain[0]
         try:
-            fields["explanation"] = read("explain", name, fp)
+            fields["explanation"] = read(Role.EXPLAIN, name, fp)
             fields["explain"] = name
         except StoreError as exc:
             notes.append(f"no feature importance: {exc}")
@@ -400,7 +400,7 @@ def _scores_of(column: Any) -> np.ndarray:
 
 
 def _store_reader(store_url: str) -> Reader:
-    readers = {"predict": read_predictions, "label": read_label, "explain": read_explanation}
+    readers = {Role.PREDICT: read_predictions, "label": read_label, Role.EXPLAIN: read_explanation}
 
     def read(kind: str, node: str, fingerprint: str) -> Any:
         return readers[kind](store_url, fingerprint, node)
@@ -414,7 +414,7 @@ def evidence(result: Any) -> Evidence:
     def read(kind: str, node: str, fingerprint: str) -> Any:
         if kind == "label":
             return result.reader.read(kind, node, fingerprint) if result.reader else {}
-        return result.predictions(node) if kind == "predict" else result.explanation(node)
+        return result.predictions(node) if kind == Role.PREDICT else result.explanation(node)
 
     return gather(
         ((n.name, n.kind, n.fingerprint) for n in result.nodes),

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from helix_tf.errors import StoreError
+from helix_tf.roles import Role, Split
 
 __all__ = [
     "RunReader",
@@ -46,7 +47,7 @@ def read_predictions(store_url: str, fingerprint: str, node: str) -> Any:
     from helix_tf.engine import tables
 
     local, meta = stored_folder(store_url, fingerprint, node)
-    table = tables.read_split(local, meta.get("split", "test"))
+    table = tables.read_split(local, meta.get("split", Split.TEST))
     if table is None:
         raise StoreError(f"the stored predictions of node {node!r} hold no rows")
     return table
@@ -88,9 +89,9 @@ class RunReader:
     """
 
     _READERS: ClassVar[dict[str, Callable[[str, str, str], Any]]] = {
-        "predict": read_predictions,
-        "train": read_model,
-        "explain": read_explanation,
+        Role.PREDICT: read_predictions,
+        Role.TRAIN: read_model,
+        Role.EXPLAIN: read_explanation,
         "label": read_label,
     }
 

@@ -2,7 +2,9 @@
 operator in one file, and its test with :mod:`helix_tf.testing`.
 
 In a project the operator would be its own module (``my_features.py``) that a config
-imports; here it sits at the top of its test so the example is one file that runs.
+imports; here it sits at the top of its test so the example is one file that runs, and a
+config imports it from here for a real run (compile, Beam preprocessing, training,
+reuse): nothing outside this file is edited to add it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from helix_tf.components.features import Analyzer, Feature, Input
 from helix_tf.errors import ConfigError
 from helix_tf.testing import check_fingerprints, check_spec_round_trip, transform_table
 from helix_tf.types import NUMERIC
+from tests.conftest import write_config
 
 # --------------------------------------------------------------------- the operator
 
@@ -132,3 +135,42 @@ def test_it_compiles_in_a_workflow(tmp_path: Any) -> None:
     wf.evaluate("quality", predictions, metrics.Accuracy())
     node = compile_workflow(wf).node("age_scaled")
     assert node.output_type == "feature:numeric" and node.params == {"column": "age", "clip": True}
+
+
+#: A config that uses the operator like any built-in feature (imported from its module).
+_CONFIG = """\
+from tests.components.test_example_operator import MinMax
+
+PARAMS = {"clip": True}
+
+
+def workflow(params):
+    wf = Workflow("minmax_census")
+    wf.source("rows", sources.Csv(train=r"$train", test=r"$test", **CENSUS_CSV_OPTIONS))
+    age = wf.feature("age01", MinMax("age", clip=params.clip))
+    hours = wf.feature("hours", F.Numeric("hours_per_week"))
+    examples = wf.examples("examples", [age, hours], label=F.Label("income", positive=">50K"))
+    model = wf.train("learner", examples, learners.Linear(epochs=1, batch_size=128))
+    predictions = wf.predict("predictions", model, examples)
+    wf.output(wf.evaluate("evaluation", predictions, metrics.Accuracy()))
+    return wf
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.ci  # the promise of docs/ARCHITECTURE.md, checked by a real run in CI
+def test_it_runs_and_is_reused_like_a_built_in(tmp_path: Any, census_like: Any) -> None:
+    from helix_tf import api
+
+    train, test = census_like
+    config = write_config(tmp_path, _CONFIG, train=train, test=test)
+    first = api.run(config)
+    states = {n.name: n.state for n in first.nodes}
+    assert states["age01"] == "compute" and 0.0 <= first.metrics["accuracy"] <= 1.0
+
+    again = api.run(config)
+    assert {n.name: n.state for n in again.nodes}["age01"] != "compute"
+    assert again.metrics == first.metrics
+
+    changed = api.run(config, params=["clip=False"])  # a parameter of the new operator
+    assert {n.name: n.state for n in changed.nodes}["age01"] == "compute"

@@ -33,20 +33,26 @@ class Entry:
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+class FakeLeases:
+    """The store's ``run_leases``: the pins of ``store.pins`` (lease id -> fingerprints)."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    def pinned(self, *, exclude: str | None = None) -> set[str]:
+        pins = self.store.pins
+        return {fp for lease, fps in pins.items() if lease != exclude for fp in fps}
+
+
 class FakeStore:
     def __init__(self, entries: list[Entry]) -> None:
         self.items = {e.fingerprint: e for e in entries}
         self.deleted: list[str] = []
         self.pins: dict[str, set[str]] = {}  # lease id -> fingerprints of a live run
-
-    def pinned(self, *, exclude: str | None = None) -> set[str]:
-        return {fp for lease, fps in self.pins.items() if lease != exclude for fp in fps}
+        self.run_leases = FakeLeases(self)
 
     def entries(self) -> list[Entry]:
         return list(self.items.values())
-
-    def total_bytes(self) -> int:
-        return sum(e.bytes for e in self.items.values())
 
     def delete(self, fp: str) -> None:
         self.deleted.append(fp)

@@ -211,9 +211,9 @@ def test_a_lease_of_another_host_expires(tmp_path: Path) -> None:
             "run": {},
         }
         (runs / f"{name}.json").write_text(json.dumps(body))
-    alive = {info.id: info.alive for info in store.leases()}
+    alive = {info.id: info.alive for info in store.run_leases.all()}
     assert alive == {"0" * 16: True, "1" * 16: False}
-    assert store.pinned() == {"0" * 16}
+    assert store.run_leases.pinned() == {"0" * 16}
 
 
 def test_an_unreachable_gs_store_fails_in_seconds_with_one_line(tmp_path: Path) -> None:

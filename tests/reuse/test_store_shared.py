@@ -176,14 +176,14 @@ def test_a_lease_records_host_user_and_pid_scope(
     monkeypatch.delenv(USER_ENV, raising=False)
     store = ArtifactStore(str(tmp_path / "store"))
     with store.open_lease(["fp"]) as lease:
-        (info,) = store.leases()
+        (info,) = store.run_leases.all()
         assert (info.id, info.host, info.user) == (
             lease.id,
             socket.gethostname(),
             getpass.getuser(),
         )
         assert info.pid == os.getpid() and info.pid_scope == pid_scope() and info.alive
-    assert store.leases() == []
+    assert store.run_leases.all() == []
 
 
 def test_a_lease_names_the_person_a_run_record_names(
@@ -196,7 +196,7 @@ def test_a_lease_names_the_person_a_run_record_names(
     monkeypatch.setenv(USER_ENV, "zoe")
     store = ArtifactStore(str(tmp_path / "store"))
     with store.open_lease(["fp"]):
-        (info,) = store.leases()
+        (info,) = store.run_leases.all()
     assert info.user == "zoe" == settings.current_user()
     assert info.host == settings.current_host()
 
@@ -219,9 +219,9 @@ def test_a_run_on_another_machine_with_our_host_name_is_live_until_its_lease_exp
         store, lease_id, renewed=time.time(), pins=["entry"], scratch=str(scratch), **other
     )
 
-    (info,) = store.leases()
+    (info,) = store.run_leases.all()
     assert info.alive and info.user == "colleague"
-    assert store.pinned() == {"entry"}
+    assert store.run_leases.pinned() == {"entry"}
     report = store.collect(older_than=0)
     assert report.dead_runs == [] and str(staged) not in report.paths
     assert staged.is_dir() and scratch.is_dir()
@@ -229,10 +229,10 @@ def test_a_run_on_another_machine_with_our_host_name_is_live_until_its_lease_exp
     _write_lease(
         store, lease_id, renewed=time.time() - LEASE_EXPIRY - 1, scratch=str(scratch), **other
     )
-    assert not store.leases()[0].alive
+    assert not store.run_leases.all()[0].alive
     report = store.collect()
     assert [d.id for d in report.dead_runs] == [lease_id]
-    assert not staged.exists() and store.leases() == []
+    assert not staged.exists() and store.run_leases.all() == []
     assert scratch.is_dir()  # not ours to remove: it names a folder on the other machine
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from helix_tf.errors import StoreError
 from helix_tf.reuse.metadata._schema import SCHEMA_VERSION, _tables
+from helix_tf.roles import NodeState
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -94,7 +95,7 @@ def _migrate_0_to_1(conn: Connection) -> None:
     newest = (
         sa.select(runs.c.workflow_id, nr.c.name, runs.c.approx, sa.func.max(nr.c.id))
         .join(runs, runs.c.id == nr.c.run_id)
-        .where(nr.c.state == "compute")
+        .where(nr.c.state == NodeState.COMPUTE.value)
         .group_by(runs.c.workflow_id, nr.c.name, runs.c.approx)
     )
     columns = ["workflow_id", "name", "approx", "node_run_id"]

@@ -14,6 +14,7 @@ from helix_tf.errors import StoreError
 from helix_tf.reuse.metadata._database import Database, chunks, unknown_run
 from helix_tf.reuse.metadata._fit import fit_load_throughput
 from helix_tf.reuse.metadata._records import NODE_STATES, NodeRecord, _node_record
+from helix_tf.roles import NodeState
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -39,7 +40,7 @@ class NodeLog:
         if not nodes:
             return
         rows = [_node_row(run_id, node) for node in nodes]
-        computed = [node.name for node in nodes if node.state == "compute"]
+        computed = [node.name for node in nodes if node.state == NodeState.COMPUTE]
         db = self._db
         sa, runs, latest, table = (
             db.sa,
@@ -90,7 +91,7 @@ class NodeLog:
                 .where(
                     runs.c.workflow_id == workflow_id,
                     runs.c.approx == approx,
-                    nr.c.state == "compute",
+                    nr.c.state == NodeState.COMPUTE.value,
                     nr.c.name.in_(chunk),
                 )
                 .group_by(nr.c.name)
@@ -177,7 +178,7 @@ class NodeLog:
         """``(bytes per second, seconds of latency)`` fitted to the latest ``window`` loads."""
         sa, nr = self._db.sa, self._db.tables.node_runs
         query = sa.select(nr.c.bytes, nr.c.load_seconds).where(
-            nr.c.state == "load", nr.c.bytes > 0, nr.c.load_seconds > 0
+            nr.c.state == NodeState.LOAD.value, nr.c.bytes > 0, nr.c.load_seconds > 0
         )
         if store_url is not None:
             runs = self._db.tables.runs

@@ -53,19 +53,7 @@ class NodeRecord:
     def from_result(cls, result: NodeResult) -> NodeRecord:
         """The row recorded for a run's :class:`~helix_tf.results.NodeResult` (the one
         per-node result): ``materialized`` is whether the run wrote it (a load did not)."""
-        return cls(
-            name=result.name,
-            kind=result.kind,
-            fingerprint=result.fingerprint,
-            state=result.state,
-            compute_seconds=result.compute_seconds,
-            load_seconds=result.load_seconds,
-            write_seconds=result.write_seconds,
-            rows=result.rows,
-            bytes=result.bytes,
-            materialized=result.written,
-            reason=result.reason,
-        )
+        return cls(**_measured(result), materialized=result.written)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,16 +112,24 @@ def _version_record(workflow: str, row: Any) -> VersionRecord:
 
 
 def _node_record(row: Any) -> NodeRecord:
-    return NodeRecord(
-        name=row.name,
-        kind=row.kind,
-        fingerprint=row.fingerprint,
-        state=row.state,
-        compute_seconds=row.compute_seconds,
-        load_seconds=row.load_seconds,
-        write_seconds=row.write_seconds,
-        rows=row.rows,
-        bytes=row.bytes,
-        materialized=bool(row.materialized),
-        reason=row.reason,
-    )
+    return NodeRecord(**_measured(row), materialized=bool(row.materialized))
+
+
+#: The fields a :class:`NodeRecord` copies by name from a node's result or its row.
+_MEASURED = (
+    "name",
+    "kind",
+    "fingerprint",
+    "state",
+    "compute_seconds",
+    "load_seconds",
+    "write_seconds",
+    "rows",
+    "bytes",
+    "reason",
+)
+
+
+def _measured(source: Any) -> dict[str, Any]:
+    """The :data:`_MEASURED` fields of ``source`` (a ``NodeResult`` or a ``node_runs`` row)."""
+    return {name: getattr(source, name) for name in _MEASURED}

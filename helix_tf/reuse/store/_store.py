@@ -5,7 +5,7 @@ object beside it: :class:`~helix_tf.reuse.store._fs.StoreFiles` (file system acc
 paths), :class:`~helix_tf.reuse.store._entries.Entries` (reading and judging entries),
 :class:`~helix_tf.reuse.store._commit.Committer` (staging and commit),
 :class:`~helix_tf.reuse.store._open.Opener` (local copies of entries),
-:class:`~helix_tf.reuse.store._leases.Leases` (live runs) and
+:class:`~helix_tf.reuse.store._leases.Leases` (live runs; public as ``run_leases``) and
 :class:`~helix_tf.reuse.store._cleanup.Collector` (verify and reclaim leftovers).
 """
 
@@ -81,8 +81,11 @@ class ArtifactStore:
         self._entries = Entries(self.files)
         self._committer = Committer(self._entries, lambda: new_token(self.lease))
         self._opener = Opener(self._entries, self.cache_dir)
-        self._leases = Leases(self.files)
-        self._collector = Collector(self._entries, self._leases)
+        #: The leases of the runs on this store, of any machine (:class:`Leases`):
+        #: ``run_leases.all()`` judges each live or dead, ``run_leases.pinned()`` names
+        #: the fingerprints live runs may still read.
+        self.run_leases = Leases(self.files)
+        self._collector = Collector(self._entries, self.run_leases)
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.url!r})"
@@ -246,10 +249,6 @@ class ArtifactStore:
         """Return every valid committed entry, sorted by fingerprint."""
         return self._collector.valid_entries()
 
-    def total_bytes(self) -> int:
-        """Return the summed size of all valid entries."""
-        return sum(m.bytes for m in self.entries())
-
     # ------------------------------------------------------------------ housekeeping
 
     def verify(self, *, repair: bool = False) -> VerifyReport:
@@ -338,15 +337,7 @@ class ArtifactStore:
         """
         if self.lease is None or self.lease.announced is None:
             return {}
-        return self._leases.in_flight(fingerprints, self.lease)
-
-    def leases(self) -> list[LeaseInfo]:
-        """Every run lease on the store (of any machine), each judged live or dead."""
-        return self._leases.all()
-
-    def pinned(self, *, exclude: str | None = None) -> set[str]:
-        """Fingerprints that live runs (other than lease ``exclude``) may still read."""
-        return self._leases.pinned(exclude=exclude)
+        return self.run_leases.in_flight(fingerprints, self.lease)
 
 
 def _init_root(files: StoreFiles) -> None:
