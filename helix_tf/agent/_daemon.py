@@ -159,11 +159,74 @@ def keep_trainers() -> None:
     TRAINERS.keep(4)
 
 
+def _handle(opts: AgentOptions, share_bytes: int | None, request: dict[str, Any]) -> dict[str, Any]:
+    """In the worker: one run through the public API (:func:`helix_tf.run`), tagged."""
+    r = api.run(
+        opts.config,
+        params=request["params"],
+        data_dir=opts.data_dir,
+        store=opts.store,
+        approx=request["approx"],
+        validation=request["validation"],
+        materialize=request["materialize"],
+        budget=opts.budget,
+        tag=TAG,
+        tag_budget=share_bytes,
+    )
+    states: dict[str, int] = {}
+    for n in r.nodes:
+        states[n.state] = states.get(n.state, 0) + 1
+    return {
+        "metrics": r.metrics,
+        "intervals": {k: list(v) for k, v in r.intervals.items()},
+        "approx": r.approx,
+        "wall_seconds": r.wall_seconds,
+        "states": states,
+        "run_id": r.run_id,
+        "version": r.version,
+        "worker_pid": os.getpid(),
+        "trainers": _trainer_stats(),
+    }
+
+
+def _study_counts(study: Any) -> dict[str, Any]:
+    """The status fields of a study: trials by state, and the best so far."""
+    from optuna.trial import TrialState
+
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+    best = None
+    if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        b = study.best_trial
+        best = {"trial": b.number, "value": b.value, "params": b.params}
+    return {"trials": counts, "best": best}
+
+
 def _trainer_stats() -> dict[str, int]:
     """The worker's Keras trainers so far: built, reused, kept."""
     from helix_tf.components.trainers import TRAINERS
 
     return TRAINERS.stats()
+
+
+def keep_what_matters(study: Any, trial: Any, ablation: dict[str, Any]) -> None:
+    """Queue the winner with only the changes that matter (the rest as written).
+
+    It runs as any trial (validation, then verification when it beats the
+    user's version), so the report can propose the smaller change.
+    """
+    matters = [k for k, a in ablation.items() if a.get("matters") or "error" in a]
+    if not matters or len(matters) == len(ablation):
+        return
+    reverted = [k for k in ablation if k not in matters]
+    # The reverted changes are left as the config writes them, not queued as values:
+    # the config's own value may lie outside the searched range (an L1 of 0 under a
+    # log range), where the sampler could not take it.
+    reduced = {k: v for k, v in trial.params.items() if k not in reverted}
+    as_written = sorted({*reverted, *(trial.user_attrs.get(AS_WRITTEN) or ())})
+    study.enqueue_trial(reduced, user_attrs={"ablated_from": trial.number, AS_WRITTEN: as_written})
+    log.info("trial %d: queued with only the changes that matter: %s", trial.number, matters)
 
 
 def _is_winner(study: Any, number: int, sign: int) -> bool:
@@ -208,7 +271,7 @@ class _Agent:
         self.purpose = "search"
         #: The one long-lived process the agent's runs run in (forked on first use).
         self.worker = Worker(
-            lambda request: self.handle(request),
+            lambda request: _handle(self.opts, self.share_bytes, request),
             home=paths.home,
             max_rss=opts.worker_max_rss,
             on_start=keep_trainers,
@@ -223,19 +286,6 @@ class _Agent:
             "latencies_ms": [round(x * 1000, 1) for x in self.yields[-50:]],
         }
         self.paths.write_status(self.status)
-
-    def counts(self, study: Any) -> None:
-        from optuna.trial import TrialState
-
-        counts: dict[str, int] = {}
-        for t in study.get_trials(deepcopy=False):
-            counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
-        best = None
-        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if done:
-            b = study.best_trial
-            best = {"trial": b.number, "value": b.value, "params": b.params}
-        self.update(trials=counts, best=best)
 
     # -- waiting for think time -------------------------------------------------------
 
@@ -263,36 +313,6 @@ class _Agent:
         return False
 
     # -- one run in the trial worker ----------------------------------------------------
-
-    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        """In the worker: one run through the public API (:func:`helix_tf.run`), tagged."""
-        opts = self.opts
-        r = api.run(
-            opts.config,
-            params=request["params"],
-            data_dir=opts.data_dir,
-            store=opts.store,
-            approx=request["approx"],
-            validation=request["validation"],
-            materialize=request["materialize"],
-            budget=opts.budget,
-            tag=TAG,
-            tag_budget=self.share_bytes,
-        )
-        states: dict[str, int] = {}
-        for n in r.nodes:
-            states[n.state] = states.get(n.state, 0) + 1
-        return {
-            "metrics": r.metrics,
-            "intervals": {k: list(v) for k, v in r.intervals.items()},
-            "approx": r.approx,
-            "wall_seconds": r.wall_seconds,
-            "states": states,
-            "run_id": r.run_id,
-            "version": r.version,
-            "worker_pid": os.getpid(),
-            "trainers": _trainer_stats(),
-        }
 
     def run(
         self,
@@ -417,7 +437,7 @@ class _Agent:
             if self.stop_requested or not self.wait_idle():
                 break
             self.trial(study, space, metric, asked=(asked[i], overrides[i]))
-            self.counts(study)
+            self.update(**_study_counts(study))
             ran += 1
         for i in order[ran:]:
             asked[i].set_user_attr("not_run", "the agent stopped before this trial's turn")
@@ -470,11 +490,6 @@ class _Agent:
                 study.tell(trial, state=TrialState.PRUNED)
                 return
 
-    def may_verify(self) -> bool:
-        """Whether verifying now keeps it within ``verify_share`` of the worker's time."""
-        total = self.spent["search"] + self.spent["verify"]
-        return self.spent["verify"] <= self.opts.verify_share * total
-
     def verify(
         self, study: Any, metric: str, baseline_value: float, *, final: bool = False
     ) -> None:
@@ -485,78 +500,56 @@ class _Agent:
         """
         self.purpose = "verify"
         try:
-            self._verify(study, metric, baseline_value, final)
+            from optuna.trial import TrialState
+
+            sign = 1 if study.direction.name == "MAXIMIZE" else -1
+            done = [
+                t
+                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if sign * (t.value - baseline_value) > 0
+            ]
+            done.sort(key=lambda t: -sign * t.value)
+            for t in done[: self.opts.verify_top]:
+                if f"verified:{t.number}" in study.user_attrs or self.stop_requested:
+                    continue
+                spent = self.spent
+                if not final and spent["verify"] > self.opts.verify_share * sum(spent.values()):
+                    break
+                self.update(state="verifying", reason=f"trial {t.number} on the test split")
+                if "baseline_test" not in study.user_attrs:
+                    base = self.run_until_done({}, validation=None, materialize="all")
+                    if base is None or base.result is None:
+                        return
+                    study.set_user_attr("baseline_test", base.result)
+                mine = self.run_until_done(dict(t.params), validation=None, materialize="all")
+                if mine is None:
+                    return
+                record: dict[str, Any] = {"test": mine.result, "error": mine.error}
+                if mine.result is not None:
+                    try:
+                        old = history.stored_predictions(
+                            self.opts.config, data_dir=self.opts.data_dir, store=self.opts.store
+                        )
+                        new = history.stored_predictions(
+                            self.opts.config,
+                            params=dict(t.params),
+                            data_dir=self.opts.data_dir,
+                            store=self.opts.store,
+                        )
+                        record["difference"] = history.compare_predictions(
+                            old, new, seed=self.opts.seed
+                        ).to_dict()
+                    except HelixError as exc:
+                        record["error"] = str(exc)
+                # Recorded before the ablation (one run per change): the report shows the
+                # verified proposal while its changes are being weighed.
+                study.set_user_attr(f"verified:{t.number}", record)
+                if _is_winner(study, t.number, sign):
+                    record["ablation"] = self.ablate(dict(t.params), float(t.value), metric, sign)
+                    study.set_user_attr(f"verified:{t.number}", record)
+                    keep_what_matters(study, t, record["ablation"])
         finally:
             self.purpose = "search"
-
-    def _verify(self, study: Any, metric: str, baseline_value: float, final: bool) -> None:
-        from optuna.trial import TrialState
-
-        sign = 1 if study.direction.name == "MAXIMIZE" else -1
-        done = [
-            t
-            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if sign * (t.value - baseline_value) > 0
-        ]
-        done.sort(key=lambda t: -sign * t.value)
-        for t in done[: self.opts.verify_top]:
-            if f"verified:{t.number}" in study.user_attrs or self.stop_requested:
-                continue
-            if not final and not self.may_verify():
-                break
-            self.update(state="verifying", reason=f"trial {t.number} on the test split")
-            if "baseline_test" not in study.user_attrs:
-                base = self.run_until_done({}, validation=None, materialize="all")
-                if base is None or base.result is None:
-                    return
-                study.set_user_attr("baseline_test", base.result)
-            mine = self.run_until_done(dict(t.params), validation=None, materialize="all")
-            if mine is None:
-                return
-            record: dict[str, Any] = {"test": mine.result, "error": mine.error}
-            if mine.result is not None:
-                try:
-                    old = history.stored_predictions(
-                        self.opts.config, data_dir=self.opts.data_dir, store=self.opts.store
-                    )
-                    new = history.stored_predictions(
-                        self.opts.config,
-                        params=dict(t.params),
-                        data_dir=self.opts.data_dir,
-                        store=self.opts.store,
-                    )
-                    record["difference"] = history.compare_predictions(
-                        old, new, seed=self.opts.seed
-                    ).to_dict()
-                except HelixError as exc:
-                    record["error"] = str(exc)
-            # Recorded before the ablation (one run per change): the report shows the
-            # verified proposal while its changes are being weighed.
-            study.set_user_attr(f"verified:{t.number}", record)
-            if _is_winner(study, t.number, sign):
-                record["ablation"] = self.ablate(dict(t.params), float(t.value), metric, sign)
-                study.set_user_attr(f"verified:{t.number}", record)
-                self.keep_what_matters(study, t, record["ablation"])
-
-    def keep_what_matters(self, study: Any, trial: Any, ablation: dict[str, Any]) -> None:
-        """Queue the winner with only the changes that matter (the rest as written).
-
-        It runs as any trial (validation, then verification when it beats the
-        user's version), so the report can propose the smaller change.
-        """
-        matters = [k for k, a in ablation.items() if a.get("matters") or "error" in a]
-        if not matters or len(matters) == len(ablation) or self.space is None:
-            return
-        reverted = [k for k in ablation if k not in matters]
-        # The reverted changes are left as the config writes them, not queued as values:
-        # the config's own value may lie outside the searched range (an L1 of 0 under a
-        # log range), where the sampler could not take it.
-        reduced = {k: v for k, v in trial.params.items() if k not in reverted}
-        as_written = sorted({*reverted, *(trial.user_attrs.get(AS_WRITTEN) or ())})
-        study.enqueue_trial(
-            reduced, user_attrs={"ablated_from": trial.number, AS_WRITTEN: as_written}
-        )
-        log.info("trial %d: queued with only the changes that matter: %s", trial.number, matters)
 
     def ablate(
         self, params: dict[str, Any], value: float, metric: str, sign: int
@@ -625,7 +618,7 @@ class _Agent:
             finished = len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()])
             if opts.max_trials is not None and finished >= opts.max_trials:
                 self.verify(study, metric, baseline_value, final=True)
-                self.counts(study)
+                self.update(**_study_counts(study))
                 self.update(state="done", reason=f"{opts.max_trials} trials finished", rung=None)
                 return False
             if not self.wait_idle():

@@ -132,7 +132,7 @@ def test_a_batch_runs_in_reuse_aware_order_and_requeues_what_a_stop_left(tmp_pat
 def test_the_winner_is_queued_again_with_only_the_changes_that_matter(tmp_path: Path) -> None:
     from optuna.trial import TrialState
 
-    from helix_tf.agent._daemon import _is_winner
+    from helix_tf.agent._daemon import _is_winner, keep_what_matters
     from helix_tf.agent._study import open_study
 
     agent = _Agent(AgentOptions(config=str(tmp_path / "c.py")), AgentPaths(home=tmp_path))
@@ -172,13 +172,13 @@ def test_the_winner_is_queued_again_with_only_the_changes_that_matter(tmp_path: 
         "add:x": {"matters": True, "effect": 0.01},
         "v.min_count": {"error": "boom"},  # kept: reverting it alone did not run
     }
-    agent.keep_what_matters(study, study.trials[0], ablation)
+    keep_what_matters(study, study.trials[0], ablation)
     [queued] = study.get_trials(states=(TrialState.WAITING,))
     assert queued.system_attrs["fixed_params"] == {"add:x": "numeric", "v.min_count": 5}
     assert queued.user_attrs["ablated_from"] == 0
     assert queued.user_attrs[AS_WRITTEN] == ["learner.l2"]
     # Nothing to drop (every change matters): nothing queued.
-    agent.keep_what_matters(study, study.trials[0], {"add:x": {"matters": True}})
+    keep_what_matters(study, study.trials[0], {"add:x": {"matters": True}})
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 1
     # The queued trial runs with L2 as written (no override); requeued, it stays so.
     again = study.ask()
