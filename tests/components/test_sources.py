@@ -22,7 +22,7 @@ from helix_tf.components.sources import (
     TFRecord,
     read_all,
 )
-from helix_tf.components.sources._csv_reader import CsvReader
+from helix_tf.components.sources._csv_block import BlockParser
 from helix_tf.errors import ConfigError, DataError
 from helix_tf.sample_data import CENSUS_COLUMNS, CENSUS_CSV_OPTIONS, SMS_CSV_OPTIONS
 
@@ -94,7 +94,7 @@ def test_census_types_and_row_ids(census_frames: dict[str, pd.DataFrame]) -> Non
 def test_census_fast_and_careful_paths_agree(
     census_frames: dict[str, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(CsvReader, "_fast_ok", lambda self, body: False)
+    monkeypatch.setattr(BlockParser, "_fast_ok", lambda self, body: False)
     careful = read_all(census(), "test")
     pd.testing.assert_frame_equal(careful, census_frames["test"])
 
@@ -104,7 +104,7 @@ def test_census_batches_are_bounded_and_counted(monkeypatch: pytest.MonkeyPatch)
     def no_careful(*args: Any) -> None:
         raise AssertionError("clean census blocks must take the fast path")
 
-    monkeypatch.setattr(CsvReader, "_parse_careful", no_careful)
+    monkeypatch.setattr(BlockParser, "_parse_careful", no_careful)
     counters: dict[str, int] = {}
     frames = list(census().read("train", batch_rows=4_000, counters=counters))
     assert max(len(f) for f in frames) <= 4_000
@@ -189,7 +189,7 @@ def test_csv_line_numbers_across_blocks(
 
     monkeypatch.setattr(_csv_parsing, "_MIN_BLOCK_BYTES", 16)  # many tiny blocks
     if path == "careful":
-        monkeypatch.setattr(CsvReader, "_fast_ok", lambda self, body: False)
+        monkeypatch.setattr(BlockParser, "_fast_ok", lambda self, body: False)
     lines, expected = [], []
     for number in range(1, 301):
         if number % 7 == 0:
