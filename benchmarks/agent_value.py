@@ -34,6 +34,15 @@ kill
     was seen in a trial or a verification), start it again. Then stop it and check: no
     trial left running, every store entry verifies, and no "database is locked"
     in the agent's log.
+throughput
+    Learner-only trials a minute at x1: the config with a declared ``SEARCH`` of
+    its learner's hyper-parameters only (L1, L2, learning rate, epochs, batch
+    size; written beside a copy of it), the agent started (``--cores``), its
+    baseline run first, then ``--minutes`` of trials, ``agent stop``. The rate
+    counts the trials finished between the first trial's start and the last
+    one's end (the baseline's preprocessing excluded); per trial it also reports
+    the worker's time (the run through ``helix_tf.run``) against the agent's own
+    (planning, the study) and how many worker processes served them. Target: >= 20.
 fidelity
     Kendall tau between approximate and exact validation AUC of random points of
     the space at ``-p scale=--scale`` (target >= 0.7 over >= 30 at x10).
@@ -324,6 +333,79 @@ def kill(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     }
 
 
+#: The learner-only space of the throughput part (appended to a copy of the config).
+LEARNER_SEARCH = """
+
+from helix_tf import search as _search
+
+SEARCH = {
+    "learner.l1": _search.Float(1e-6, 1e-2, log=True),
+    "learner.l2": _search.Float(1e-6, 1e-2, log=True),
+    "learner.learning_rate": _search.Float(1e-3, 0.1, log=True),
+    "learner.epochs": _search.Int(2, 10),
+    "learner.batch_size": _search.Choice(256, 512, 1024),
+}
+"""
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` (Linux /proc), None where unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def throughput(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    store = root / "throughput"
+    config = root / f"learner_only_{args.config.name}"
+    config.write_text(args.config.read_text() + LEARNER_SEARCH)
+    agent = _Agent(config, store, args.data_dir, args.cores)
+    agent.start(*args.agent_args)
+    st = agent.wait("the first trial", lambda s: s.get("trial") is not None, timeout=900)
+    pid = int(st["pid"])
+    cpu0, load0 = _cpu_seconds(pid), os.getloadavg()
+    time.sleep(args.minutes * 60)
+    cpu1 = _cpu_seconds(pid)
+    stopped_at = time.time()
+    st = agent.status()
+    agent.stop()
+    report = agent.report()
+    trials = [
+        t
+        for t in _study_trials(store, report)
+        if t.state.is_finished() and t.state.name != "FAIL" and t.datetime_complete
+    ]
+    if not trials:
+        return {"trials": 0, "met": False}
+    think = stopped_at - min(t.datetime_start for t in trials).timestamp()
+    rungs = [
+        t.user_attrs.get("rung_exact") or t.user_attrs.get("rung_approx") or {} for t in trials
+    ]
+    cpu = [r["cpu_seconds"] for r in rungs if r.get("cpu_seconds") is not None]
+    rate = 60 * len(trials) / think
+    worker = st.get("worker") or {}
+    agent_cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+    return {
+        "minutes": args.minutes,
+        "trials": len(trials),
+        "think_seconds": round(think, 1),
+        "trials_per_minute": round(rate, 2),
+        "run_seconds_per_trial": round(statistics.mean(r.get("seconds", 0.0) for r in rungs), 2),
+        "run_cpu_seconds_per_trial": round(statistics.mean(cpu), 2) if cpu else None,
+        "trials_per_minute_of_cpu": round(60 / statistics.mean(cpu), 1) if cpu else None,
+        "agent_process_cpu_seconds": agent_cpu and round(agent_cpu, 1),
+        "nodes_computed_per_trial": round(
+            statistics.mean((r.get("states") or {}).get("compute", 0) for r in rungs), 2
+        ),
+        "worker": worker,
+        "load_average": {"start": load0, "end": os.getloadavg()},
+        "target": ">= 20 learner-only trials a minute at x1",
+        "met": rate >= 20,
+    }
+
+
 def _kendall_tau(a: list[float], b: list[float]) -> float | None:
     pairs = [(i, j) for i in range(len(a)) for j in range(i + 1, len(a))]
     concordant = discordant = 0
@@ -462,6 +544,7 @@ PARTS = {
     "abba": abba,
     "kill": kill,
     "fidelity": fidelity,
+    "throughput": throughput,
     "ordering": ordering,
 }
 
@@ -484,6 +567,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ordering-batch", type=int, default=4, help="ordering: the agent's --batch")
     p.add_argument(
         "--ordering-caps", default="none,3MB", help="ordering: caps on the agent's entries"
+    )
+    p.add_argument(
+        "--agent-arg",
+        dest="agent_args",
+        action="append",
+        default=[],
+        help="throughput: an extra `agent start` argument (repeat it)",
     )
     p.add_argument("--json", dest="json_path", default=None)
     args = p.parse_args(argv)

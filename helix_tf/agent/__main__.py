@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", default=None)
     parser.add_argument("--share", type=float, default=0.25)
     parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--verify-share", type=float, default=0.25)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
             budget=parse_budget(args.budget),
             share=args.share,
             batch=args.batch,
+            verify_share=args.verify_share,
         )
     )
     return 0

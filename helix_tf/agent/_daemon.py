@@ -23,18 +23,20 @@ import time
 from typing import Any
 
 from helix_tf import api, history
-from helix_tf.agent._child import Finished, Stopped, Yielded, run_in_child
 from helix_tf.agent._order import compute_costs, reuse_order
 from helix_tf.agent._registry import register, unregister
 from helix_tf.agent._study import (
+    AS_WRITTEN,
     LOWER_IS_BETTER,
     AgentPaths,
     fail_orphans,
     open_study,
     rebase,
+    requeue,
     study_name,
     suggest,
 )
+from helix_tf.agent._worker import Finished, Stopped, Worker, Yielded, preload
 from helix_tf.api import Approx
 from helix_tf.errors import HelixError
 from helix_tf.roles import Role
@@ -69,6 +71,9 @@ class AgentOptions:
     #: the exact run's cost.
     approx_max_share: float = 0.6
     verify_top: int = 3
+    #: Verification (test-split runs, ablations) may take at most this share of the
+    #: worker's time: the search is not starved by verifying every new leader.
+    verify_share: float = 0.25
     preload: bool = True
     poll: float = 0.02
     #: The store's budget in bytes (every agent run honours it); None: the size of
@@ -78,10 +83,16 @@ class AgentOptions:
     share: float = 0.25
     #: Trials asked of the sampler at a time and run in reuse-aware order (1: as asked).
     batch: int = 4
+    #: The trial worker is replaced between runs once its resident memory passes this.
+    worker_max_rss: int | None = 4 << 30
 
     def __post_init__(self) -> None:
         if not 0 < self.share <= 1:
             raise ValueError(f"AgentOptions: share must be in (0, 1], but got {self.share!r}")
+        if not 0 < self.verify_share <= 1:
+            raise ValueError(
+                f"AgentOptions: verify_share must be in (0, 1], but got {self.verify_share!r}"
+            )
         if self.batch < 1:
             raise ValueError(f"AgentOptions: batch must be >= 1, but got {self.batch!r}")
 
@@ -136,13 +147,86 @@ def _lower_priority(cores: int) -> list[int]:
         return []
 
 
-def _preload() -> float:
-    """Import TensorFlow, Keras and Beam once: every trial's fork starts warm."""
-    t0 = time.perf_counter()
-    for name in ("tensorflow", "keras", "apache_beam", "pyarrow.parquet", "pandas"):
-        with contextlib.suppress(Exception):
-            __import__(name)
-    return time.perf_counter() - t0
+def keep_trainers() -> None:
+    """In a new trial worker: keep built and traced Keras trainers across its runs.
+
+    :data:`helix_tf.components.trainers.TRAINERS` (issue 9) reuses a trainer when a
+    later run trains the same graph (only the learning rate, epochs or batch size
+    changed), with the same bits as a fresh build; a plain process keeps none.
+    """
+    from helix_tf.components.trainers import TRAINERS
+
+    TRAINERS.keep(4)
+
+
+def _handle(opts: AgentOptions, share_bytes: int | None, request: dict[str, Any]) -> dict[str, Any]:
+    """In the worker: one run through the public API (:func:`helix_tf.run`), tagged."""
+    r = api.run(
+        opts.config,
+        params=request["params"],
+        data_dir=opts.data_dir,
+        store=opts.store,
+        approx=request["approx"],
+        validation=request["validation"],
+        materialize=request["materialize"],
+        budget=opts.budget,
+        tag=TAG,
+        tag_budget=share_bytes,
+    )
+    states: dict[str, int] = {}
+    for n in r.nodes:
+        states[n.state] = states.get(n.state, 0) + 1
+    return {
+        "metrics": r.metrics,
+        "intervals": {k: list(v) for k, v in r.intervals.items()},
+        "approx": r.approx,
+        "wall_seconds": r.wall_seconds,
+        "states": states,
+        "run_id": r.run_id,
+        "version": r.version,
+        "worker_pid": os.getpid(),
+        "trainers": _trainer_stats(),
+    }
+
+
+def _study_counts(study: Any) -> dict[str, Any]:
+    """The status fields of a study: trials by state, and the best so far."""
+    from optuna.trial import TrialState
+
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+    best = None
+    if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        b = study.best_trial
+        best = {"trial": b.number, "value": b.value, "params": b.params}
+    return {"trials": counts, "best": best}
+
+
+def _trainer_stats() -> dict[str, int]:
+    """The worker's Keras trainers so far: built, reused, kept."""
+    from helix_tf.components.trainers import TRAINERS
+
+    return TRAINERS.stats()
+
+
+def keep_what_matters(study: Any, trial: Any, ablation: dict[str, Any]) -> None:
+    """Queue the winner with only the changes that matter (the rest as written).
+
+    It runs as any trial (validation, then verification when it beats the
+    user's version), so the report can propose the smaller change.
+    """
+    matters = [k for k, a in ablation.items() if a.get("matters") or "error" in a]
+    if not matters or len(matters) == len(ablation):
+        return
+    reverted = [k for k in ablation if k not in matters]
+    # The reverted changes are left as the config writes them, not queued as values:
+    # the config's own value may lie outside the searched range (an L1 of 0 under a
+    # log range), where the sampler could not take it.
+    reduced = {k: v for k, v in trial.params.items() if k not in reverted}
+    as_written = sorted({*reverted, *(trial.user_attrs.get(AS_WRITTEN) or ())})
+    study.enqueue_trial(reduced, user_attrs={"ablated_from": trial.number, AS_WRITTEN: as_written})
+    log.info("trial %d: queued with only the changes that matter: %s", trial.number, matters)
 
 
 def _is_winner(study: Any, number: int, sign: int) -> bool:
@@ -182,6 +266,16 @@ class _Agent:
         self.killed_pending: str | None = None
         #: The cap on the agent's store entries (bytes), None: none.
         self.share_bytes = agent_share_bytes(opts, paths.home) if paths.home.exists() else None
+        #: Seconds the worker spent per purpose ("search", "verify"), and the current one.
+        self.spent: dict[str, float] = {"search": 0.0, "verify": 0.0}
+        self.purpose = "search"
+        #: The one long-lived process the agent's runs run in (forked on first use).
+        self.worker = Worker(
+            lambda request: _handle(self.opts, self.share_bytes, request),
+            home=paths.home,
+            max_rss=opts.worker_max_rss,
+            on_start=keep_trainers,
+        )
 
     # -- status ---------------------------------------------------------------------
 
@@ -192,19 +286,6 @@ class _Agent:
             "latencies_ms": [round(x * 1000, 1) for x in self.yields[-50:]],
         }
         self.paths.write_status(self.status)
-
-    def counts(self, study: Any) -> None:
-        from optuna.trial import TrialState
-
-        counts: dict[str, int] = {}
-        for t in study.get_trials(deepcopy=False):
-            counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
-        best = None
-        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if done:
-            b = study.best_trial
-            best = {"trial": b.number, "value": b.value, "params": b.params}
-        self.update(trials=counts, best=best)
 
     # -- waiting for think time -------------------------------------------------------
 
@@ -231,7 +312,7 @@ class _Agent:
             time.sleep(0.1)
         return False
 
-    # -- one run in a child -----------------------------------------------------------
+    # -- one run in the trial worker ----------------------------------------------------
 
     def run(
         self,
@@ -241,37 +322,18 @@ class _Agent:
         approx: Approx | None = None,
         materialize: str = "helix",
     ) -> Finished | Yielded | Stopped:
-        opts = self.opts
-
-        def work() -> dict[str, Any]:
-            r = api.run(
-                opts.config,
-                params=overrides,
-                data_dir=opts.data_dir,
-                store=opts.store,
-                approx=approx,
-                validation=validation,
-                materialize=materialize,
-                budget=opts.budget,
-                tag=TAG,
-                tag_budget=self.share_bytes,
-            )
-            states: dict[str, int] = {}
-            for n in r.nodes:
-                states[n.state] = states.get(n.state, 0) + 1
-            return {
-                "metrics": r.metrics,
-                "intervals": {k: list(v) for k, v in r.intervals.items()},
-                "approx": r.approx,
-                "wall_seconds": r.wall_seconds,
-                "states": states,
-                "run_id": r.run_id,
-                "version": r.version,
-            }
-
-        outcome = run_in_child(
-            work, home=self.paths.home, stop=lambda: self.stop_requested, poll=opts.poll
-        )
+        request = {
+            "params": overrides,
+            "validation": validation,
+            "approx": approx,
+            "materialize": materialize,
+        }
+        outcome = self.worker.call(request, stop=lambda: self.stop_requested, poll=self.opts.poll)
+        self.spent[self.purpose] = self.spent.get(self.purpose, 0.0) + outcome.seconds
+        self.status["worker"] = {
+            **self.worker.stats(),
+            "seconds": {k: round(v, 1) for k, v in self.spent.items()},
+        }
         if isinstance(outcome, Yielded):
             self.last_user_run = time.monotonic()
             if outcome.latency is not None:
@@ -375,12 +437,12 @@ class _Agent:
             if self.stop_requested or not self.wait_idle():
                 break
             self.trial(study, space, metric, asked=(asked[i], overrides[i]))
-            self.counts(study)
+            self.update(**_study_counts(study))
             ran += 1
         for i in order[ran:]:
             asked[i].set_user_attr("not_run", "the agent stopped before this trial's turn")
             study.tell(asked[i], state=TrialState.FAIL)
-            study.enqueue_trial(asked[i].params, user_attrs={"requeued_from": asked[i].number})
+            requeue(study, asked[i])
         if size > 1:
             log.info("batch of %d trials run in reuse-aware order %s", size, order[:ran])
 
@@ -408,7 +470,7 @@ class _Agent:
             outcome = self.run(overrides, validation=self.opts.validation, approx=rung)
             if not isinstance(outcome, Finished):
                 study.tell(trial, state=TrialState.FAIL)
-                study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
+                requeue(study, trial)
                 return
             if outcome.result is None or metric not in outcome.result["metrics"]:
                 trial.set_user_attr("error", outcome.error or f"no metric {metric!r}")
@@ -418,7 +480,7 @@ class _Agent:
             exact = not outcome.result["approx"]
             trial.set_user_attr(
                 "rung_exact" if exact else "rung_approx",
-                {**outcome.result, "seconds": outcome.seconds},
+                {**outcome.result, "seconds": outcome.seconds, "cpu_seconds": outcome.cpu_seconds},
             )
             if exact:
                 study.tell(trial, value)
@@ -428,70 +490,66 @@ class _Agent:
                 study.tell(trial, state=TrialState.PRUNED)
                 return
 
-    def verify(self, study: Any, metric: str, baseline_value: float) -> None:
-        """Exact test runs of the best trials that beat the user's version on validation."""
-        from optuna.trial import TrialState
+    def verify(
+        self, study: Any, metric: str, baseline_value: float, *, final: bool = False
+    ) -> None:
+        """Exact test runs of the best trials that beat the user's version on validation.
 
-        sign = 1 if study.direction.name == "MAXIMIZE" else -1
-        done = [
-            t
-            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if sign * (t.value - baseline_value) > 0
-        ]
-        done.sort(key=lambda t: -sign * t.value)
-        for t in done[: self.opts.verify_top]:
-            if f"verified:{t.number}" in study.user_attrs or self.stop_requested:
-                continue
-            self.update(state="verifying", reason=f"trial {t.number} on the test split")
-            if "baseline_test" not in study.user_attrs:
-                base = self.run_until_done({}, validation=None, materialize="all")
-                if base is None or base.result is None:
-                    return
-                study.set_user_attr("baseline_test", base.result)
-            mine = self.run_until_done(dict(t.params), validation=None, materialize="all")
-            if mine is None:
-                return
-            record: dict[str, Any] = {"test": mine.result, "error": mine.error}
-            if mine.result is not None:
-                try:
-                    old = history.stored_predictions(
-                        self.opts.config, data_dir=self.opts.data_dir, store=self.opts.store
-                    )
-                    new = history.stored_predictions(
-                        self.opts.config,
-                        params=dict(t.params),
-                        data_dir=self.opts.data_dir,
-                        store=self.opts.store,
-                    )
-                    record["difference"] = history.compare_predictions(
-                        old, new, seed=self.opts.seed
-                    ).to_dict()
-                except HelixError as exc:
-                    record["error"] = str(exc)
-            # Recorded before the ablation (one run per change): the report shows the
-            # verified proposal while its changes are being weighed.
-            study.set_user_attr(f"verified:{t.number}", record)
-            if _is_winner(study, t.number, sign):
-                record["ablation"] = self.ablate(dict(t.params), float(t.value), metric, sign)
-                study.set_user_attr(f"verified:{t.number}", record)
-                self.keep_what_matters(study, t, record["ablation"])
-
-    def keep_what_matters(self, study: Any, trial: Any, ablation: dict[str, Any]) -> None:
-        """Queue the winner with only the changes that matter (the rest as written).
-
-        It runs as any trial (validation, then verification when it beats the
-        user's version), so the report can propose the smaller change.
+        Each trial's verification starts only within ``verify_share`` of the worker's
+        time (the first always may), unless ``final``: the search is over.
         """
-        matters = [k for k, a in ablation.items() if a.get("matters") or "error" in a]
-        if not matters or len(matters) == len(ablation) or self.space is None:
-            return
-        current = self.space.current
-        reduced = {
-            k: v if k in matters or k not in ablation else current[k]
-            for k, v in trial.params.items()
-        }
-        study.enqueue_trial(reduced, user_attrs={"ablated_from": trial.number})
-        log.info("trial %d: queued with only the changes that matter: %s", trial.number, matters)
+        self.purpose = "verify"
+        try:
+            from optuna.trial import TrialState
+
+            sign = 1 if study.direction.name == "MAXIMIZE" else -1
+            done = [
+                t
+                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if sign * (t.value - baseline_value) > 0
+            ]
+            done.sort(key=lambda t: -sign * t.value)
+            for t in done[: self.opts.verify_top]:
+                if f"verified:{t.number}" in study.user_attrs or self.stop_requested:
+                    continue
+                spent = self.spent
+                if not final and spent["verify"] > self.opts.verify_share * sum(spent.values()):
+                    break
+                self.update(state="verifying", reason=f"trial {t.number} on the test split")
+                if "baseline_test" not in study.user_attrs:
+                    base = self.run_until_done({}, validation=None, materialize="all")
+                    if base is None or base.result is None:
+                        return
+                    study.set_user_attr("baseline_test", base.result)
+                mine = self.run_until_done(dict(t.params), validation=None, materialize="all")
+                if mine is None:
+                    return
+                record: dict[str, Any] = {"test": mine.result, "error": mine.error}
+                if mine.result is not None:
+                    try:
+                        old = history.stored_predictions(
+                            self.opts.config, data_dir=self.opts.data_dir, store=self.opts.store
+                        )
+                        new = history.stored_predictions(
+                            self.opts.config,
+                            params=dict(t.params),
+                            data_dir=self.opts.data_dir,
+                            store=self.opts.store,
+                        )
+                        record["difference"] = history.compare_predictions(
+                            old, new, seed=self.opts.seed
+                        ).to_dict()
+                    except HelixError as exc:
+                        record["error"] = str(exc)
+                # Recorded before the ablation (one run per change): the report shows the
+                # verified proposal while its changes are being weighed.
+                study.set_user_attr(f"verified:{t.number}", record)
+                if _is_winner(study, t.number, sign):
+                    record["ablation"] = self.ablate(dict(t.params), float(t.value), metric, sign)
+                    study.set_user_attr(f"verified:{t.number}", record)
+                    keep_what_matters(study, t, record["ablation"])
+        finally:
+            self.purpose = "search"
 
     def ablate(
         self, params: dict[str, Any], value: float, metric: str, sign: int
@@ -545,7 +603,7 @@ class _Agent:
             )
         self.update(study=name, state="running", orphans_failed=orphans, rebased=rebased)
         if opts.preload and "preload_seconds" not in self.status:
-            self.update(preload_seconds=round(_preload(), 2))
+            self.update(preload_seconds=round(preload(), 2))
         base = self.baseline(study)
         if base is None:
             self.update(
@@ -559,8 +617,8 @@ class _Agent:
         while not self.stop_requested:
             finished = len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()])
             if opts.max_trials is not None and finished >= opts.max_trials:
-                self.verify(study, metric, baseline_value)
-                self.counts(study)
+                self.verify(study, metric, baseline_value, final=True)
+                self.update(**_study_counts(study))
                 self.update(state="done", reason=f"{opts.max_trials} trials finished", rung=None)
                 return False
             if not self.wait_idle():
@@ -611,11 +669,13 @@ def serve(opts: AgentOptions) -> None:
     agent.update(state="starting", cpus=chosen, nice=os.nice(0))
     try:
         while agent.search():
-            pass
+            # The config changed: the next study's runs start in a fresh worker.
+            agent.worker.close()
     except Exception as exc:
         log.exception("the agent failed")
         agent.update(state="failed", reason=f"{type(exc).__name__}: {exc}")
         raise
     finally:
+        agent.worker.close()
         unregister(os.getpid())
         os.close(lock)

@@ -36,6 +36,8 @@ __all__ = [
     "open_study",
     "study_name",
     "suggest",
+    "requeue",
+    "AS_WRITTEN",
     "fail_orphans",
     "rebase",
     "LOWER_IS_BETTER",
@@ -212,10 +214,23 @@ def open_study(
         return None
 
 
+#: A trial's user attribute: the dimensions it leaves as the config writes them (no
+#: override, nothing sampled), e.g. the changes an ablation found not to matter.
+AS_WRITTEN = "as_written"
+
+
 def suggest(trial: Any, space: SearchSpace) -> dict[str, Any]:
-    """One value per dimension, named by its ``-p`` key."""
+    """One value per dimension, named by its ``-p`` key (none for its ``AS_WRITTEN`` ones).
+
+    A dimension left as written is not suggested at all: the config's own value may lie
+    outside the range searched (e.g. an L1 of 0 under a log range), where the sampler
+    could not take it.
+    """
     out: dict[str, Any] = {}
+    as_written = set(trial.user_attrs.get(AS_WRITTEN) or ())
     for key, dim in space.dimensions.items():
+        if key in as_written:
+            continue
         if isinstance(dim, Float):
             out[key] = trial.suggest_float(key, dim.low, dim.high, log=dim.log)
         elif isinstance(dim, Int):
@@ -223,6 +238,14 @@ def suggest(trial: Any, space: SearchSpace) -> dict[str, Any]:
         elif isinstance(dim, Choice):
             out[key] = trial.suggest_categorical(key, list(dim.values))
     return out
+
+
+def requeue(study: Any, trial: Any) -> None:
+    """Queue ``trial``'s parameters again (and what it leaves as written)."""
+    attrs: dict[str, Any] = {"requeued_from": trial.number}
+    if trial.user_attrs.get(AS_WRITTEN):
+        attrs[AS_WRITTEN] = list(trial.user_attrs[AS_WRITTEN])
+    study.enqueue_trial(trial.params, user_attrs=attrs)
 
 
 def fail_orphans(study: Any) -> list[int]:
@@ -233,7 +256,7 @@ def fail_orphans(study: Any) -> list[int]:
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study.tell(t.number, state=TrialState.FAIL)
         if t.params:
-            study.enqueue_trial(t.params, user_attrs={"requeued_from": t.number})
+            requeue(study, t)
         failed.append(t.number)
     return failed
 

@@ -101,6 +101,13 @@ def space(config: str, params: tuple[str, ...], data_dir: str | None, as_json: b
     show_default=True,
     help="Trials asked at a time, run in reuse-aware order (1: the sampler's order).",
 )
+@click.option(
+    "--verify-share",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.25,
+    show_default=True,
+    help="Share of the agent's time verification (test runs, ablations) may take.",
+)
 @click.option("--wait", "wait_s", type=float, default=60, show_default=True)
 @_metadata
 def start(
@@ -115,6 +122,7 @@ def start(
     budget: str | None,
     share: float,
     batch: int,
+    verify_share: float,
     wait_s: float,
 ) -> None:
     """Search for better variants of CONFIG in the background, at the lowest priority."""
@@ -131,7 +139,7 @@ def start(
         return
     cmd = [sys.executable, "-m", "helix_tf.agent", str(path), "--cores", str(cores)]
     cmd += ["--seed", str(seed), "--resume-after", str(resume_after)]
-    cmd += ["--share", str(share), "--batch", str(batch)]
+    cmd += ["--share", str(share), "--batch", str(batch), "--verify-share", str(verify_share)]
     if budget is not None:
         try:
             parse_budget(budget)

@@ -30,47 +30,11 @@ from typing import Any
 from helix_tf.activity import home_of, user_run_active
 from helix_tf.server._protocol import receive, send, stamp_of, stamp_parts
 from helix_tf.server._starting import check_folder, holder_pid, take_lock, write_owner
+from helix_tf.warm import PRELOAD
 
 __all__ = ["PRELOAD", "resident_bytes", "serve"]
 
 log = logging.getLogger(__name__)
-
-#: Imported before the first fork: what every training run needs and pays seconds for.
-#: Only imports: nothing here may start a thread or open a connection (a fork keeps
-#: neither working).
-PRELOAD = (
-    "tensorflow",
-    "keras",
-    "apache_beam",
-    "apache_beam.runners.portability.fn_api_runner",
-    "pyarrow.parquet",
-    "pandas",
-    "helix_tf.cli",
-    "helix_tf.api",
-    "helix_tf.engine.execute",
-    "helix_tf.engine.beam_pipeline",
-    "helix_tf.engine._learning",
-    "helix_tf.components.keras_models",
-    # What a run imports lazily after those (measured: ~0.15 s per run otherwise).
-    "sqlite3",
-    "sqlalchemy",
-    "sqlalchemy.dialects.sqlite",
-    "pyarrow.csv",
-    "pyarrow.dataset",
-    "fsspec.implementations.chained",
-    "rich.logging",
-    "rich.json",
-    "tensorflow.python.data.ops.concatenate_op",
-    "tensorflow.python.data.ops.flat_map_op",
-    "tensorflow.python.data.ops.from_tensors_op",
-    "tensorflow.python.data.ops.range_op",
-    "tensorflow.python.data.ops.zip_op",
-    "helix_tf.reuse.metadata",
-    "helix_tf.reuse.materialize",
-    "helix_tf.reuse.store",
-    "helix_tf.engine.runners",
-    "helix_tf.sample_data",
-)
 
 
 class _State:

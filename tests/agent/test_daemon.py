@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from helix_tf import search
-from helix_tf.agent._child import Finished
 from helix_tf.agent._daemon import AgentOptions, _Agent, _direction, preferred_metric
-from helix_tf.agent._study import AgentPaths
+from helix_tf.agent._study import AS_WRITTEN, AgentPaths, requeue, suggest
+from helix_tf.agent._worker import Finished
 
 
 def test_ablation_keeps_only_changes_whose_reversal_hurts(tmp_path: Path) -> None:
@@ -132,7 +132,7 @@ def test_a_batch_runs_in_reuse_aware_order_and_requeues_what_a_stop_left(tmp_pat
 def test_the_winner_is_queued_again_with_only_the_changes_that_matter(tmp_path: Path) -> None:
     from optuna.trial import TrialState
 
-    from helix_tf.agent._daemon import _is_winner
+    from helix_tf.agent._daemon import _is_winner, keep_what_matters
     from helix_tf.agent._study import open_study
 
     agent = _Agent(AgentOptions(config=str(tmp_path / "c.py")), AgentPaths(home=tmp_path))
@@ -142,7 +142,8 @@ def test_the_winner_is_queued_again_with_only_the_changes_that_matter(tmp_path: 
             "add:x": search.Choice(None, "numeric"),
             "v.min_count": search.Choice(1, 5),
         },
-        current={"learner.l2": 1e-4, "add:x": None, "v.min_count": 1},
+        # As written, L2 is 0: outside the log range searched (the sampler cannot take it).
+        current={"learner.l2": 0.0, "add:x": None, "v.min_count": 1},
         declared=False,
     )
     study = open_study(AgentPaths(home=tmp_path), "w@1", create=True)
@@ -171,14 +172,51 @@ def test_the_winner_is_queued_again_with_only_the_changes_that_matter(tmp_path: 
         "add:x": {"matters": True, "effect": 0.01},
         "v.min_count": {"error": "boom"},  # kept: reverting it alone did not run
     }
-    agent.keep_what_matters(study, study.trials[0], ablation)
+    keep_what_matters(study, study.trials[0], ablation)
     [queued] = study.get_trials(states=(TrialState.WAITING,))
-    assert queued.system_attrs["fixed_params"] == {
-        "learner.l2": 1e-4,
-        "add:x": "numeric",
-        "v.min_count": 5,
-    }
+    assert queued.system_attrs["fixed_params"] == {"add:x": "numeric", "v.min_count": 5}
     assert queued.user_attrs["ablated_from"] == 0
+    assert queued.user_attrs[AS_WRITTEN] == ["learner.l2"]
     # Nothing to drop (every change matters): nothing queued.
-    agent.keep_what_matters(study, study.trials[0], {"add:x": {"matters": True}})
+    keep_what_matters(study, study.trials[0], {"add:x": {"matters": True}})
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 1
+    # The queued trial runs with L2 as written (no override); requeued, it stays so.
+    again = study.ask()
+    assert suggest(again, agent.space) == {"add:x": "numeric", "v.min_count": 5}
+    study.tell(again, state=TrialState.FAIL)
+    requeue(study, again)
+    third = study.ask()
+    assert suggest(third, agent.space) == {"add:x": "numeric", "v.min_count": 5}
+
+
+def test_verification_stays_within_its_share_of_the_workers_time(tmp_path: Path) -> None:
+    """Verifying every new leader (test runs, ablations) took half the think time."""
+    from helix_tf.agent._study import open_study
+
+    opts = AgentOptions(config=str(tmp_path / "c.py"), verify_share=0.25)
+    agent = _Agent(opts, AgentPaths(home=tmp_path))
+    agent.update = lambda **fields: None  # type: ignore[method-assign]
+    study = open_study(AgentPaths(home=tmp_path), "w@1", create=True)
+    for value in (0.91, 0.92, 0.93):
+        study.enqueue_trial({"x": value})
+        trial = study.ask()
+        trial.suggest_float("x", 0.0, 1.0)
+        study.tell(trial, value)
+    verified: list[dict[str, Any]] = []
+
+    def fake_run(overrides: dict[str, Any], **kwargs: Any) -> Finished:
+        agent.spent[agent.purpose] += 5.0
+        verified.append(overrides)
+        return Finished(result={"metrics": {"auc": 0.9}}, error=None, seconds=5.0)
+
+    agent.run = fake_run  # type: ignore[method-assign]
+    agent.spent["search"] = 20.0
+    agent.verify(study, "auc", 0.90)
+    # The base's test run and the best trial's: 10 s of 30 s, over the share: no more.
+    assert verified == [{}, {"x": 0.93}]
+    assert [k for k in study.user_attrs if k.startswith("verified:")] == ["verified:2"]
+    agent.spent["search"] = 40.0  # the search went on: verification may resume (10 of 50 s)
+    agent.verify(study, "auc", 0.90)
+    assert verified[2:] == [{"x": 0.92}]
+    agent.verify(study, "auc", 0.90, final=True)  # the search is over: all of them
+    assert verified[3:] == [{"x": 0.91}]

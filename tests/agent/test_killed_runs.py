@@ -12,9 +12,9 @@ import pytest
 
 from helix_tf import history
 from helix_tf.activity import user_run
-from helix_tf.agent._child import Stopped, Yielded
 from helix_tf.agent._daemon import TAG, AgentOptions, _Agent
 from helix_tf.agent._study import AgentPaths
+from helix_tf.agent._worker import Stopped, Yielded
 
 
 def _entries(cfg: Path, store: str) -> list[dict[str, Any]]:

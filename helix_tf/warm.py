@@ -1,0 +1,68 @@
+"""What a warm process imports before it forks: the warm server and the agent's worker.
+
+One list for both (:mod:`helix_tf.server` forks a child per user run from a process
+that imported it; :mod:`helix_tf.agent` forks its trial worker from one), so a run
+in either starts without paying the imports. Names only: this module imports
+nothing of helix_tf, so any layer may use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import time
+
+__all__ = ["PRELOAD", "preload"]
+
+#: Imported before the first fork: what every training run needs and pays seconds for.
+#: Only imports: nothing here may start a thread or open a connection (a fork keeps
+#: neither working).
+PRELOAD = (
+    "tensorflow",
+    "keras",
+    "apache_beam",
+    "apache_beam.runners.portability.fn_api_runner",
+    "pyarrow.parquet",
+    "pandas",
+    "helix_tf.cli",
+    "helix_tf.api",
+    "helix_tf.engine.execute",
+    "helix_tf.engine.beam_pipeline",
+    "helix_tf.engine._learning",
+    "helix_tf.components.keras_models",
+    # What a run imports lazily after those (measured: ~0.15 s per run otherwise).
+    "sqlite3",
+    "sqlalchemy",
+    "sqlalchemy.dialects.sqlite",
+    "pyarrow.csv",
+    "pyarrow.dataset",
+    "fsspec.implementations.chained",
+    "rich.logging",
+    "rich.json",
+    "tensorflow.python.data.ops.concatenate_op",
+    "tensorflow.python.data.ops.flat_map_op",
+    "tensorflow.python.data.ops.from_tensors_op",
+    "tensorflow.python.data.ops.range_op",
+    "tensorflow.python.data.ops.zip_op",
+    "helix_tf.reuse.metadata",
+    "helix_tf.reuse.materialize",
+    "helix_tf.reuse.store",
+    "helix_tf.engine.runners",
+    "helix_tf.sample_data",
+)
+
+
+def preload(*, strict: bool = True) -> float:
+    """Import every module of :data:`PRELOAD`; the seconds it took.
+
+    ``strict=False`` skips a module that fails to import (the run that needs it
+    reports the error itself).
+    """
+    t0 = time.perf_counter()
+    for name in PRELOAD:
+        if strict:
+            importlib.import_module(name)
+            continue
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+    return time.perf_counter() - t0
