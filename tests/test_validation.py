@@ -47,6 +47,21 @@ def test_holdout_of_a_fraction_split_source_is_not_empty(tmp_path: Path) -> None
     assert not set(val["__row"]) & set(read_all(inner, "test")["__row"])
 
 
+def test_holdout_keeps_every_copy_of_a_replicated_row_on_one_side(tmp_path: Path) -> None:
+    """Validation rows are rows the model never trained on, also when ``replicate``
+    makes copies of each row (each copy has its own row id)."""
+    from helix_tf.components.sources._base import COPY_STRIDE
+
+    inner = sources.Csv(train=str(_csv(tmp_path, rows=200)), columns=COLUMNS, replicate=3)
+    held = Holdout(of=inner, fraction=0.3, seed=1)
+    fit, val = read_all(held, "train"), read_all(held, "test")
+    assert len(fit) + len(val) == 600
+    fit_rows = {r % COPY_STRIDE for r in fit["__row"]}
+    val_rows = {r % COPY_STRIDE for r in val["__row"]}
+    assert val_rows and not fit_rows & val_rows
+    assert len(val) == 3 * len(val_rows)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [({"fraction": 0}, "fraction"), ({"fraction": 1.5}, "fraction"), ({"seed": "a"}, "seed")],

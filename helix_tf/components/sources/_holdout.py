@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from helix_tf.components.sources._base import ROW_ID, Source, _in_test
+from helix_tf.components.sources._base import COPY_STRIDE, ROW_ID, Source, _in_test
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,7 +45,8 @@ class Holdout(Source):
     fraction
         The share of its train rows held out for validation, in (0, 1).
     seed
-        Which rows: a seeded hash of the row id (the same rows on every read).
+        Which rows: a seeded hash of the row id (the same rows on every read; every
+        replicated copy of a row goes where the row goes).
 
     Examples
     --------
@@ -55,7 +56,9 @@ class Holdout(Source):
     ('train', 'test')
     """
 
-    VERSION: ClassVar[int] = 1
+    #: 2: every replicated copy of a row falls on the same side (1 hashed each copy's
+    #: own id, so validation held copies of training rows when ``replicate > 1``).
+    VERSION: ClassVar[int] = 2
 
     of: Source
     fraction: float = 0.2
@@ -85,7 +88,8 @@ class Holdout(Source):
         return self.of.check()
 
     def _mask(self, ids: Any, split: str) -> Any:
-        held = _in_test(ids, float(self.fraction), self.seed + _SALT)
+        # By the original row: copies of one row (``replicate``) never straddle the split.
+        held = _in_test(ids % COPY_STRIDE, float(self.fraction), self.seed + _SALT)
         return held if split == "test" else ~held
 
     def read(
