@@ -14,8 +14,7 @@ import pytest
 from benchmarks import iterative
 
 
-@pytest.mark.slow
-@pytest.mark.ci
+@pytest.mark.slow  # not in CI (34 s): the benchmark's arithmetic is tested in tests/benchmarks
 def test_census10_first_iterations_reuse_the_model(tmp_path, capsys):
     out = tmp_path / "census10.json"
     status = iterative.main(
