@@ -6,7 +6,6 @@ from the click context so tests can capture them. Library code logs.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -19,9 +18,9 @@ from helix_tf.agent.commands import agent
 from helix_tf.cli_common import Invocation, approx_settings, common, fail, no_server
 from helix_tf.cli_store import store
 from helix_tf.errors import HelixError
+from helix_tf.json_output import json_text
 from helix_tf.rendering import (
     ProgressPrinter,
-    json_text,
     plan_summary,
     plan_table,
     run_renderables,
@@ -412,7 +411,7 @@ def report(
         fail(err, exc)
         return
     if cmd.as_json:
-        out.print_json(json.dumps({"report": str(html_path)}))
+        out.print_json(json_text({"report": str(html_path)}))
     else:
         out.print(f"report written to {escape(str(html_path))}", highlight=False)
 

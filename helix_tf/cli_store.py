@@ -9,7 +9,6 @@ command finds it (:mod:`helix_tf.settings`: ``--metadata``, ``HELIX_TF_METADATA`
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from helix_tf.errors import HelixError
+from helix_tf.json_output import json_text
 
 __all__ = ["store"]
 
@@ -139,7 +139,7 @@ def gc(
     )
     if as_json:
         out.print_json(
-            json.dumps(
+            json_text(
                 {
                     "removed": report.removed,
                     "bytes": report.bytes,
@@ -187,7 +187,7 @@ def verify(
     report = _guarded(err, lambda: _open(config, store, verbose).verify(repair=repair))
     if as_json:
         out.print_json(
-            json.dumps(
+            json_text(
                 {
                     "ok": len(report.ok),
                     "bad": [{"fingerprint": fp, "problem": p} for fp, p in report.bad],
@@ -254,7 +254,7 @@ def du(
             tagged[tag] = tagged.get(tag, 0) + m.bytes
     if as_json:
         out.print_json(
-            json.dumps(
+            json_text(
                 {
                     "nodes": [{**r, "versions": sorted(r["versions"])} for r in ordered],
                     "entries_bytes": total,

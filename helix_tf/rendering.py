@@ -6,7 +6,6 @@ Only the CLI renders; library code logs. Everything here takes data
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -137,27 +136,6 @@ def number(value: float | None, spec: str = ".4f") -> str:
     if math.isinf(value):
         return ("+" if "+" in spec and value > 0 else "") + ("inf" if value > 0 else "-inf")
     return format(value, spec)
-
-
-def json_text(value: Any) -> str:
-    """``value`` as strict JSON for ``--json``: a NaN or infinite number (an AUC on a
-    slice with one class) is ``null``, never the ``NaN`` that JSON readers (jq,
-    JavaScript) reject.
-
-    >>> json_text({"auc": float("nan"), "n": [1.5, float("inf")]})
-    '{"auc": null, "n": [1.5, null]}'
-    """
-
-    def finite(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: finite(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [finite(x) for x in v]
-        return v
-
-    return json.dumps(finite(value), allow_nan=False)
 
 
 def _delta(value: float | None) -> str:

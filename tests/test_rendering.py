@@ -143,7 +143,7 @@ def test_json_output_is_strict_json_with_nan_as_null() -> None:
     infinities are ``null``, never the ``NaN`` that strict readers (jq) reject."""
     import json
 
-    from helix_tf.rendering import json_text
+    from helix_tf.json_output import json_text
 
     nan = float("nan")
     result = RunResult(

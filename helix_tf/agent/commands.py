@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,6 +13,7 @@ from typing import Any
 import click
 
 from helix_tf.errors import HelixError
+from helix_tf.json_output import json_text
 
 __all__ = ["agent"]
 
@@ -60,7 +60,7 @@ def space(config: str, params: tuple[str, ...], data_dir: str | None, as_json: b
         _echo_error(exc)
         return
     if as_json:
-        click.echo(json.dumps(found.to_dict(), sort_keys=True, default=str))
+        click.echo(json_text(found.to_dict(), sort_keys=True, default=str))
         return
     origin = "declared in SEARCH" if found.declared else "derived from the workflow"
     click.echo(f"search space of {config} ({origin}):")
@@ -247,7 +247,7 @@ def status(
         found.append(st)
     shared = _shared_study(config, store, data_dir, metadata) if config and not found else None
     if as_json:
-        click.echo(json.dumps(found + ([shared] if shared else []), sort_keys=True, default=str))
+        click.echo(json_text(found + ([shared] if shared else []), sort_keys=True, default=str))
         return
     if not found:
         click.echo("no agent is running" + (f" for {config}" if config else ""))
@@ -374,7 +374,7 @@ def report(
     if html_path:
         Path(html_path).write_text(render_html(found), encoding="utf-8")
     if as_json:
-        click.echo(json.dumps(found.to_dict(), sort_keys=True, default=str))
+        click.echo(json_text(found.to_dict(), sort_keys=True, default=str))
         return
     for line in render_text(found):
         click.echo(line)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import sys
 import time
@@ -110,8 +109,10 @@ def status(as_json: bool) -> None:
     starting, phase = found if found else (None, None)
     refusal = autostart_refusal()
     if as_json:
+        from helix_tf.json_output import json_text
+
         click.echo(
-            json.dumps(
+            json_text(
                 {
                     "running": reply is not None,
                     "starting": starting,
