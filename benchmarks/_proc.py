@@ -167,3 +167,16 @@ def run_helix_json(
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
+
+
+def machine_facts() -> dict[str, Any]:
+    """What a reader needs to judge a timing: the cores and the load when it ended."""
+    return {"cpus": os.cpu_count(), "load_1min_at_end": round(os.getloadavg()[0], 2)}
+
+
+def emit_report(report: Mapping[str, Any], path: str | None) -> None:
+    """Print ``report`` as JSON and, with ``path``, write the same text there."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    if path:
+        Path(path).write_text(text + "\n", encoding="utf-8")

@@ -24,7 +24,6 @@ Reproduce::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import socket
@@ -37,7 +36,7 @@ from typing import Any
 
 import psutil
 
-from benchmarks._proc import REPO, run_helix_json
+from benchmarks._proc import REPO, emit_report, machine_facts, run_helix_json
 from helix_tf.engine import tables
 from helix_tf.reuse.store import ArtifactStore
 
@@ -130,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             "pool_driver_peak_rss_mb": round(pool_m.peak_tree_rss_bytes / 2**20),
             "pool_workers_rss_at_end_mb": round(pool_peak / 2**20),
             "pool_measured_wall_s": round(pool_wall, 2),
-            "cpus": os.cpu_count(),
-            "load_1min_at_end": round(os.getloadavg()[0], 2),
+            **machine_facts(),
         }
     finally:
         pool.terminate()
@@ -140,10 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.TimeoutExpired:
             pool.kill()
         shutil.rmtree(work, ignore_errors=True)
-    text = json.dumps(out, indent=2)
-    print(text)
-    if a.json:
-        Path(a.json).write_text(text + "\n", encoding="utf-8")
+    emit_report(out, a.json)
     return 0
 
 

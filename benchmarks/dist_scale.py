@@ -14,13 +14,12 @@ Reproduce (×1000 = 32.6M training rows by ``replicate``)::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from benchmarks._proc import REPO, run_helix_json
+from benchmarks._proc import REPO, emit_report, machine_facts, run_helix_json
 
 CONFIG = REPO / "configs" / "census.py"
 PREPROCESSING = {"source", "preprocess"}
@@ -69,12 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         "node_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "share": {k: round(v / total, 3) for k, v in seconds.items()},
         "metrics": result.get("metrics"),
-        "cpus": os.cpu_count(),
-        "load_1min_at_end": round(os.getloadavg()[0], 2),
+        **machine_facts(),
     }
-    print(json.dumps(out, indent=2))
-    if a.json:
-        Path(a.json).write_text(json.dumps(out, indent=2))
+    emit_report(out, a.json)
     return 0
 
 

@@ -14,13 +14,12 @@ Reproduce::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from benchmarks._proc import run_helix_json
+from benchmarks._proc import emit_report, machine_facts, run_helix_json
 from benchmarks.dist_preprocess import CONFIG, _examples
 
 
@@ -49,14 +48,11 @@ def main(argv: list[str] | None = None) -> int:
             "examples_equal": same,
             "one_shard_wall_s": round(one_m.wall_s, 2),
             "sharded_wall_s": round(sh_m.wall_s, 2),
-            "cpus": os.cpu_count(),
-            "load_1min_at_end": round(os.getloadavg()[0], 2),
+            **machine_facts(),
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(out, indent=2))
-    if a.json:
-        Path(a.json).write_text(json.dumps(out, indent=2))
+    emit_report(out, a.json)
     return 0
 
 

@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._proc import emit_report, machine_facts
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -137,13 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         "max_abs_weight_difference": diff,
         "losses_one": json.loads((work / "one.npz.json").read_text())["losses"],
         "losses_two": json.loads((work / "two.npz.json").read_text())["losses"],
-        "cpus": os.cpu_count(),
-        "load_1min_at_end": round(os.getloadavg()[0], 2),
+        **machine_facts(),
     }
-    text = json.dumps(out, indent=2)
-    print(text)
-    if a.json:
-        Path(a.json).write_text(text + "\n", encoding="utf-8")
+    emit_report(out, a.json)
     return 0
 
 
