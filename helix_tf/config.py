@@ -56,6 +56,56 @@ def parse_overrides(items: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _raw_texts(items: Sequence[str] | Mapping[str, Any]) -> dict[str, str]:
+    """The text of each ``-p key=value`` as typed (none for a mapping of Python values)."""
+    if isinstance(items, Mapping):
+        return {}
+    return {
+        key.strip(): value.strip()
+        for key, sep, value in (item.partition("=") for item in items)
+        if sep
+    }
+
+
+def _declared_value(key: str, default: Any, value: Any, text: str | None) -> tuple[Any, str | None]:
+    """``value`` for the config parameter ``key`` declared as ``default`` in PARAMS, and
+    the problem when its type cannot be the one the default has.
+
+    A config reads its parameters as it declares them (``if params.std:``,
+    ``int(params.scale)``), so a value of another kind would run silently wrong:
+    ``-p std=false`` is the string ``'false'``, which is true. Where the default is a
+    string, a value typed on the command line stays the text typed (``-p tag=2024`` is
+    ``'2024'``); defaults of other types (None, lists, dicts) take any value.
+    """
+
+    def problem(expected: str, hint: str = "") -> tuple[Any, str]:
+        shown = text if text is not None else repr(value)
+        return value, (
+            f"-p {key}={shown}: PARAMS declares {key!r} as {default!r} ({expected}), but got "
+            f"{value!r} (a {type(value).__name__}); {hint or f'pass {expected}'}"
+        )
+
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value, None
+        spelled = str(value).strip().lower()
+        if spelled in ("true", "false", "yes", "no", "on", "off"):
+            word = "True" if spelled in ("true", "yes", "on") else "False"
+            return problem("True or False", f"write -p {key}={word} (Python's spelling)")
+        return problem("True or False")
+    if isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value, None
+        return problem("an integer")
+    if isinstance(default, float):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return value, None
+        return problem("a number")
+    if isinstance(default, str) and not isinstance(value, str) and text is not None:
+        return text, None
+    return value, None
+
+
 def find_data_dir(explicit: str | os.PathLike[str] | None, config_path: Path | None) -> Path | None:
     """The shared data folder: --data-dir, $HELIX_TF_DATA, or ../shared/data near here."""
     if explicit:
@@ -267,9 +317,13 @@ def load_config(
     values = dict(declared)
     node_overrides: dict[str, Any] = {}
     edit_overrides: dict[str, Any] = {}
+    raw = _raw_texts(overrides)
     for key, value in over.items():
         if key in declared:
-            values[key] = value
+            typed, problem = _declared_value(key, declared[key], value, raw.get(key))
+            values[key] = typed
+            if problem:
+                problems.append(problem)
         elif is_edit(key):
             edit_overrides[key] = value
         elif "." in key:

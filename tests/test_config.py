@@ -117,6 +117,14 @@ BAD_OVERRIDES = {
         ["predictions.split=train"],
         r"'predictions' \(predict\) has no parameters",
     ),
+    # A declared PARAMS value of another type than its default would run silently wrong.
+    "param_integer_as_text": (
+        ["epochs=abc"],
+        r"-p epochs=abc: PARAMS declares 'epochs' as 1 \(an integer\), but got 'abc' \(a str\)",
+    ),
+    "param_integer_as_fraction": (["epochs=1.5"], r"'epochs' as 1 \(an integer\).*got 1\.5"),
+    "param_integer_as_bool": (["epochs=True"], r"'epochs' as 1 \(an integer\).*got True"),
+    "param_list_as_number": (["buckets=[20, 40]", "epochs=[2]"], r"got \[2\] \(a list\)"),
     "missing_equals": (["learner.l1"], r"-p 'learner\.l1': expected key=value"),
     "missing_key": (["=3"], r"-p '=3': expected key=value"),
 }
@@ -126,6 +134,55 @@ BAD_OVERRIDES = {
 def test_bad_override_is_a_config_error(config: Path, items: list[str], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         load_config(config, items)
+
+
+FLAGS = """\
+PARAMS = {"std": True, "rate": 0.5, "tag": "base"}
+
+
+def workflow(params):
+    assert isinstance(params.std, bool) and isinstance(params.tag, str), params
+    wf = Workflow("flags_" + params.tag)
+    wf.source("rows", sources.Csv(train=r"$train", test=r"$test", **CENSUS_CSV_OPTIONS))
+    age = wf.feature("age", F.Numeric("age", standardize=params.std))
+    examples = wf.examples("examples", [age], label=F.Label("income", positive=">50K"))
+    wf.train("learner", examples, learners.Linear(learning_rate=params.rate))
+    return wf
+"""
+
+
+@pytest.mark.parametrize(
+    ("items", "match"),
+    [
+        (
+            ["std=false"],
+            r"-p std=false: PARAMS declares 'std' as True \(True or False\), but got "
+            r"'false' \(a str\); write -p std=False \(Python's spelling\)",
+        ),
+        (["std=yes"], r"write -p std=True"),
+        (["std=1"], r"'std' as True \(True or False\), but got 1 \(a int\); pass True or False"),
+        (["rate=fast"], r"-p rate=fast: PARAMS declares 'rate' as 0\.5 \(a number\)"),
+        ({"std": "False"}, r"-p std='False': PARAMS declares 'std' as True"),
+    ],
+    ids=["bool-lowercase", "bool-yes", "bool-int", "float-text", "mapping"],
+)
+def test_a_declared_param_of_another_type_is_a_config_error(
+    make_config: Callable[..., Path], census_like: tuple[Path, Path], items: object, match: str
+) -> None:
+    """``-p std=false`` was the string 'false' (true): the config ran with std on."""
+    config = make_config(FLAGS, train=census_like[0], test=census_like[1])
+    with pytest.raises(ConfigError, match=match):
+        load_config(config, items)  # type: ignore[arg-type]
+
+
+def test_declared_params_keep_their_type(
+    make_config: Callable[..., Path], census_like: tuple[Path, Path]
+) -> None:
+    config = make_config(FLAGS, train=census_like[0], test=census_like[1])
+    loaded = load_config(config, ["std=False", "rate=1", "tag=2024"])
+    assert loaded.params == {"std": False, "rate": 1, "tag": "2024"}
+    assert loaded.workflow.name == "flags_2024"
+    assert load_config(config, ["tag='quoted'"]).params["tag"] == "quoted"
 
 
 def test_several_bad_overrides_are_reported_together(config: Path) -> None:
