@@ -244,6 +244,19 @@ def test_workflow_function_that_raises_names_the_line(make_config: Callable[...,
     assert str(path.resolve()) in str(info.value)
 
 
+def test_a_misspelled_operator_names_the_line_and_the_closest_name(
+    make_config: Callable[..., Path], census_like: tuple[Path, Path]
+) -> None:
+    text = PARAMETRISED.replace("metrics.Accuracy()", "metrics.Acuracy()")
+    path = make_config(text, train=census_like[0], test=census_like[1])
+    with pytest.raises(
+        ConfigError,
+        match=r"line 16: AttributeError: helix_tf\.metrics has no "
+        r"'Acuracy' \(did you mean 'Accuracy'\?\); its names are: AUC, ",
+    ):
+        load_config(path)
+
+
 def test_import_time_error_names_the_line(make_config: Callable[..., Path]) -> None:
     path = make_config("x = 1\ny = 1 / 0\n")
     line = path.read_text().splitlines().index("y = 1 / 0") + 1
