@@ -382,6 +382,27 @@ def test_malformed_row_fails_naming_file_and_line(
     assert run.status == "failed" and f"line {line}" in (run.error or "")
 
 
+@pytest.mark.parametrize(
+    ("content", "described"),
+    [("", "0 bytes: empty"), ("|1x3 Cross validator\n", "1 non-blank line")],
+    ids=["empty", "skipped-lines-only"],
+)
+def test_a_train_file_without_rows_names_the_file(
+    bad_config: Path, tmp_path: Path, store: str, content: str, described: str
+) -> None:
+    """An empty (or header-only) train file once failed with "the examples have no
+    'train' split", naming neither the file nor the cause."""
+    empty = tmp_path / "empty.data"
+    empty.write_text(content)
+    with pytest.raises(ExecutionError) as info:
+        api.run(bad_config, store=store, params=[f"train={empty}", "rows.skip_lines=1"])
+    message = str(info.value)
+    assert "the examples have no 'train' split: no row reached it" in message, message
+    assert f"source 'rows' read {empty} ({described})" in message, message
+    assert "Give the source data rows" in message
+    _assert_store_has_only_complete_entries(store)
+
+
 def test_missing_label_names_the_row_and_column(
     bad_config: Path, broken_files: dict[str, Path], store: str
 ) -> None:
