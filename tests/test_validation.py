@@ -92,3 +92,42 @@ def test_holdout_workflow_changes_every_source_fingerprint_downstream(tmp_path: 
     assert [n.fingerprint for n in again.nodes] == [n.fingerprint for n in held.nodes]
     seed1 = compile_workflow(holdout_workflow(wf, Validation(seed=1)))
     assert seed1.node("rows").fingerprint != held.node("rows").fingerprint
+
+
+def test_holdout_is_identified_by_its_data_content(tmp_path: Path) -> None:
+    """A validation run's source once hashed no data: after the train file changed, the
+    agent's validation runs reused results computed from the old rows."""
+    from helix_tf.compiler.content import ContentHasher
+    from helix_tf.compiler.graph import compile_workflow
+
+    train = _csv(tmp_path)
+    wf = Workflow("w")
+    wf.source("rows", sources.Csv(train=str(train), test_fraction=0.2, columns=COLUMNS))
+    wf.output(wf.feature("x", F.Numeric("x")))
+
+    def fingerprint() -> str:
+        held = holdout_workflow(wf, Validation())
+        return compile_workflow(held, hasher=ContentHasher()).node("x").fingerprint
+
+    before = fingerprint()
+    train.write_text(train.read_text().replace("7,a", "8,a", 1))  # one value, same size
+    assert fingerprint() != before
+
+
+SOURCES = {
+    "csv": lambda d: sources.Csv(train=str(d / "a.csv"), test=str(d / "b.csv"), columns=COLUMNS),
+    "parquet": lambda d: sources.Parquet(train=str(d / "a.parquet"), test_fraction=0.2),
+    "tfrecord": lambda d: sources.TFRecord(
+        train=str(d / "a.tfrecord"), test=str(d / "b.tfrecord"), features={"x": "int"}
+    ),
+    "holdout": lambda d: Holdout(of=sources.Csv(train=str(d / "a.csv"), columns=COLUMNS)),
+    "holdout-parquet": lambda d: Holdout(of=sources.Parquet(train=str(d / "a.parquet"))),
+}
+
+
+@pytest.mark.parametrize("make", SOURCES.values(), ids=SOURCES.keys())
+def test_every_source_identity_covers_every_file_it_reads(tmp_path: Path, make) -> None:  # type: ignore[no-untyped-def]
+    """What a source reads (``files()``) is what its fingerprint hashes (``content_files()``)."""
+    source = make(tmp_path)
+    hashed = {path for pairs in source.content_files().values() for _, path in pairs}
+    assert source.files() and set(source.files()) <= hashed

@@ -84,6 +84,11 @@ class Holdout(Source):
     def files(self) -> tuple[str, ...]:
         return self.of.files()
 
+    def content_files(self) -> dict[str, tuple[tuple[str, str], ...]]:
+        """The wrapped source's files: its train data's content is this source's identity
+        (without it, a validation run reused results computed from the old data)."""
+        return self.of.content_files()
+
     def check(self) -> list[str]:
         return self.of.check()
 
