@@ -111,7 +111,15 @@ def test_holdout_is_identified_by_its_data_content(tmp_path: Path) -> None:
 
     before = fingerprint()
     train.write_text(train.read_text().replace("7,a", "8,a", 1))  # one value, same size
-    assert fingerprint() != before
+    after = fingerprint()
+    assert after != before
+    moved = tmp_path / "elsewhere" / "train.csv"  # the same bytes in another folder
+    moved.parent.mkdir()
+    moved.write_bytes(train.read_bytes())
+    wf.override("rows", "train", str(moved))
+    assert fingerprint() == after
+    wf.override("rows", "skip_lines", 1)  # a parameter of the wrapped source
+    assert fingerprint() != after
 
 
 SOURCES = {
