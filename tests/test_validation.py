@@ -120,22 +120,3 @@ def test_holdout_is_identified_by_its_data_content(tmp_path: Path) -> None:
     assert fingerprint() == after
     wf.override("rows", "skip_lines", 1)  # a parameter of the wrapped source
     assert fingerprint() != after
-
-
-SOURCES = {
-    "csv": lambda d: sources.Csv(train=str(d / "a.csv"), test=str(d / "b.csv"), columns=COLUMNS),
-    "parquet": lambda d: sources.Parquet(train=str(d / "a.parquet"), test_fraction=0.2),
-    "tfrecord": lambda d: sources.TFRecord(
-        train=str(d / "a.tfrecord"), test=str(d / "b.tfrecord"), features={"x": "int"}
-    ),
-    "holdout": lambda d: Holdout(of=sources.Csv(train=str(d / "a.csv"), columns=COLUMNS)),
-    "holdout-parquet": lambda d: Holdout(of=sources.Parquet(train=str(d / "a.parquet"))),
-}
-
-
-@pytest.mark.parametrize("make", SOURCES.values(), ids=SOURCES.keys())
-def test_every_source_identity_covers_every_file_it_reads(tmp_path: Path, make) -> None:  # type: ignore[no-untyped-def]
-    """What a source reads (``files()``) is what its fingerprint hashes (``content_files()``)."""
-    source = make(tmp_path)
-    hashed = {path for pairs in source.content_files().values() for _, path in pairs}
-    assert source.files() and set(source.files()) <= hashed

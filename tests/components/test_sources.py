@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,9 @@ from helix_tf.components.sources import (
     COPY_STRIDE,
     FILE_STRIDE,
     Csv,
+    Holdout,
     Parquet,
+    Source,
     Tfds,
     TFRecord,
     read_all,
@@ -737,3 +741,49 @@ def test_tfds_features_json_kinds_it_does_not_know_fall_back_to_tfds(tmp_path: P
     assert _scalars_from_features_json(write({"x": {"someNewFeature": {}}})) is None
     assert _scalars_from_features_json(write({"x": {"tensor": {"dtype": "complex64"}}})) is None
     assert _scalars_from_features_json(str(tmp_path / "absent")) is None
+
+
+# ------------------------------------------------------------------ identity
+
+OWN_COLUMNS = {"x": "int", "y": "string"}
+
+SOURCES = {
+    "csv": lambda d: Csv(train=str(d / "a.csv"), test=str(d / "b.csv"), columns=OWN_COLUMNS),
+    "parquet": lambda d: Parquet(train=str(d / "a.parquet"), test_fraction=0.2),
+    "tfrecord": lambda d: TFRecord(
+        train=str(d / "a.tfrecord"), test=str(d / "b.tfrecord"), features={"x": "int"}
+    ),
+    "holdout": lambda d: Holdout(of=Csv(train=str(d / "a.csv"), columns=OWN_COLUMNS)),
+    "holdout-parquet": lambda d: Holdout(of=Parquet(train=str(d / "a.parquet"))),
+}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _OwnSource(Source):
+    """A source of the user's own that keeps its path in a parameter of another name."""
+
+    path: str
+
+    def splits(self) -> tuple[str, ...]:
+        return ("train",)
+
+    def schema(self) -> dict[str, str]:
+        return dict(OWN_COLUMNS)
+
+    def files(self) -> tuple[str, ...]:
+        return (self.path,)
+
+    def read(self, split: str, **kwargs: Any) -> Iterator[pd.DataFrame]:
+        raise NotImplementedError
+
+
+SOURCES["own"] = lambda d: _OwnSource(path=str(d / "own.csv"))
+SOURCES["holdout-own"] = lambda d: Holdout(of=_OwnSource(path=str(d / "own.csv")))
+
+
+@pytest.mark.parametrize("make", SOURCES.values(), ids=SOURCES.keys())
+def test_every_source_identity_covers_every_file_it_reads(tmp_path: Path, make) -> None:  # type: ignore[no-untyped-def]
+    """What a source reads (``files()``) is what its fingerprint hashes (``content_files()``)."""
+    source = make(tmp_path)
+    hashed = {path for pairs in source.content_files().values() for _, path in pairs}
+    assert source.files() and set(source.files()) <= hashed
