@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import importlib.util
 import os
+import re
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
@@ -199,6 +200,10 @@ def _import(path: Path) -> Any:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
+    except ConfigError as exc:
+        if exc.path is not None:
+            raise
+        raise ConfigError(_at_line(exc, path), path=str(path)) from exc
     except HelixError:
         raise
     except Exception as exc:
@@ -296,10 +301,40 @@ def _remember_user_modules(before: set[str], folder: Path) -> list[Any]:
     return found
 
 
-def _user_error(exc: BaseException, path: Path) -> str:
+def _config_line(exc: BaseException, path: Path) -> str:
+    """``"line N: "`` of the innermost frame of ``exc`` in the config file, or ''."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
-    where = f"line {frames[-1].lineno}: " if frames else ""
-    return f"{where}{type(exc).__name__}: {exc}"
+    return f"line {frames[-1].lineno}: " if frames else ""
+
+
+def _user_error(exc: BaseException, path: Path) -> str:
+    return f"{_config_line(exc, path)}{type(exc).__name__}: {exc}{_keyword_hint(exc)}"
+
+
+_UNEXPECTED_KEYWORD = re.compile(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'")
+
+
+def _keyword_hint(exc: BaseException) -> str:
+    """For ``Numeric(standardise=True)``: the operator's closest parameters and all of them."""
+    found = _UNEXPECTED_KEYWORD.search(str(exc)) if isinstance(exc, TypeError) else None
+    if found is None:
+        return ""
+    from helix_tf.components import features, learners, metrics, sources
+
+    name, keyword = found.groups()
+    for namespace in (sources, features, learners, metrics):
+        cls = vars(namespace).get(name)
+        if isinstance(cls, type) and dataclasses.is_dataclass(cls):
+            fields = sorted(f.name for f in dataclasses.fields(cls) if not f.name.startswith("_"))
+            return f"{did_you_mean(keyword, fields)}; its parameters are: {', '.join(fields)}"
+    return ""
+
+
+def _at_line(exc: ConfigError, path: Path) -> list[str]:
+    """The problems of a ConfigError raised while the config ran (an operator built with
+    a bad parameter), each with the config line that raised it unless it names a place."""
+    where = _config_line(exc, path)
+    return [p if str(path) in p else f"{where}{p}" for p in exc.problems]
 
 
 def load_config(
@@ -353,7 +388,8 @@ def load_config(
             wf = factory(params)
         except HelixError as exc:
             if isinstance(exc, ConfigError) and (exc.path is None or problems):
-                raise ConfigError([*problems, *exc.problems], path=str(cfg_path)) from exc
+                found = [*problems, *_at_line(exc, cfg_path)]
+                raise ConfigError(found, path=str(cfg_path)) from exc
             raise
         except Exception as exc:
             found = [*problems, _user_error(exc, cfg_path)]

@@ -257,6 +257,53 @@ def test_a_misspelled_operator_names_the_line_and_the_closest_name(
         load_config(path)
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "pattern"),
+    [
+        (
+            "learners.Linear(epochs=params.epochs)",
+            "learners.Linear(epochs=0)",
+            r"cfg\.py: line 14: Linear: epochs must be an integer >= 1, but got 0$",
+        ),
+        (
+            'F.Bucketize("age", params.buckets)',
+            'F.Bucketize("age", [40, 20])',
+            r"line 12: Bucketize: boundaries must be strictly increasing",
+        ),
+        (
+            "learners.Linear(epochs=params.epochs)",
+            "learners.Linear(epoch=params.epochs)",
+            r"line 14: TypeError: Linear.__init__\(\) got an unexpected keyword argument 'epoch' "
+            r"\(did you mean 'epochs'\?\); its parameters are: batch_size, epochs, l1",
+        ),
+        (
+            "metrics.Accuracy()",
+            "metrics.Accuracy(treshold=0.3)",
+            r"line 16: TypeError: .*'treshold' \(did you mean 'threshold'\?\)",
+        ),
+    ],
+    ids=["invalid-value", "invalid-boundaries", "unknown-keyword", "unknown-metric-keyword"],
+)
+def test_a_bad_operator_parameter_names_the_config_line(
+    make_config: Callable[..., Path],
+    census_like: tuple[Path, Path],
+    old: str,
+    new: str,
+    pattern: str,
+) -> None:
+    """An operator's own check once named no line: "cfg.py: Linear: epochs must be ..."."""
+    assert old in PARAMETRISED
+    path = make_config(PARAMETRISED.replace(old, new), train=census_like[0], test=census_like[1])
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(path)
+
+
+def test_a_bad_operator_built_at_import_names_the_line(make_config: Callable[..., Path]) -> None:
+    path = make_config("\nLEARNER = learners.Linear(l2=-1)\n")
+    with pytest.raises(ConfigError, match=r"cfg\.py: line \d+: Linear: l2 must be >= 0"):
+        load_config(path)
+
+
 def test_import_time_error_names_the_line(make_config: Callable[..., Path]) -> None:
     path = make_config("x = 1\ny = 1 / 0\n")
     line = path.read_text().splitlines().index("y = 1 / 0") + 1
