@@ -86,6 +86,14 @@ class Edges:
             self._check_label(d, src)
         if not d.refs.get("features"):
             self.declared.problem(d, "examples need at least one feature")
+        names = [getattr(r, "name", r) for r in d.refs.get("features") or []]
+        twice = sorted({str(n) for n in names if names.count(n) > 1})
+        if twice:  # the model would get two inputs of one name (Keras refuses, late)
+            self.declared.problem(
+                d,
+                f"the feature list names {', '.join(map(repr, twice))} more than once; "
+                "list each feature once",
+            )
         ins += self._resolve(d, ROLE_SPECS[Role.EXAMPLES].input("feature"))
         return ins
 

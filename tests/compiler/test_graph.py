@@ -64,6 +64,14 @@ BAD_CONFIGS = {
         + 'wf.examples("more", [age, model], label=F.Label("income", positive=">50K"))  # <-\n',
         [r"node 'more'", r"'learner' is a model \(train node\)", r"must be a feature node"],
     ),
+    "feature_listed_twice": (
+        SOURCE
+        + 'age = wf.feature("age", F.Numeric("age"))\n'
+        + TAIL.replace("[age]", "[age, age]").replace(
+            'positive=">50K"))\n', 'positive=">50K"))  # <-\n', 1
+        ),
+        [r"node 'examples': the feature list names 'age' more than once; list each feature once"],
+    ),
     "unknown_column_did_you_mean": (
         SOURCE + 'age = wf.feature("age", F.Numeric("agee"))  # <-\n' + TAIL,
         [r"node 'age': Numeric reads column 'agee'", r"did you mean 'age'\?"],
