@@ -41,6 +41,7 @@ class Edges:
         }
         self._checks: dict[Role, Callable[[Declaration], None]] = {
             Role.EVALUATE: self._check_metrics,
+            Role.TRAIN: self._check_feature_parts,
         }
 
     def build(self) -> dict[str, list[str]]:
@@ -149,6 +150,27 @@ class Edges:
         for m in ms:
             if not isinstance(m, Metric):
                 self.declared.problem(d, f"evaluate takes metrics.* operators, got {m!r}")
+
+    def _check_feature_parts(self, d: Declaration) -> None:
+        """A learner that feeds named features to parts of its model (``WideDeep(wide=...,
+        deep=...)``) names features of the examples it trains on."""
+        ref = d.refs.get("examples")
+        ex = self.declared.decls.get(ref.name) if isinstance(ref, NodeRef) else None
+        if ex is None or ex.role != Role.EXAMPLES:
+            return
+        features = [getattr(r, "name", r) for r in ex.refs.get("features") or []]
+        for part in ("wide", "deep"):
+            chosen = getattr(d.op, part, None)
+            if not isinstance(chosen, tuple):
+                continue
+            for name in chosen:
+                if name not in features:
+                    self.declared.problem(
+                        d,
+                        f"{part}= names {name!r}, which is not a feature of examples "
+                        f"{ex.name!r}{did_you_mean(str(name), features)}; its features are: "
+                        f"{', '.join(map(str, features))}",
+                    )
 
     def check_split(self, d: Declaration, examples: str, split: Any) -> None:
         """``d`` reads ``split`` of ``examples``: the source must have that split."""

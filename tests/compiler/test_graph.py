@@ -72,6 +72,18 @@ BAD_CONFIGS = {
         ),
         [r"node 'examples': the feature list names 'age' more than once; list each feature once"],
     ),
+    "wide_part_names_no_feature": (
+        SOURCE
+        + 'age = wf.feature("age", F.Numeric("age"))\n'
+        + TAIL.replace(
+            "learners.Linear(epochs=1)",
+            'learners.WideDeep(wide=("agee",), deep=("age",), epochs=1)',
+        ).replace("learners.WideDeep(", "learners.WideDeep(  # <-\n    ", 1),
+        [
+            r"wide= names 'agee', which is not a feature of examples 'examples' \(did you mean "
+            r"'age'\?\); its features are: age"
+        ],
+    ),
     "unknown_column_did_you_mean": (
         SOURCE + 'age = wf.feature("age", F.Numeric("agee"))  # <-\n' + TAIL,
         [r"node 'age': Numeric reads column 'agee'", r"did you mean 'age'\?"],
