@@ -179,11 +179,37 @@ class LoadedConfig:
 
 def _import(path: Path) -> Any:
     if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
         raise ConfigError(
-            f"config file {str(path)!r} does not exist; pass the path of a Python config module, "
+            f"config file {str(path)!r} {what}; pass the path of a Python config module, "
             "e.g. configs/census.py"
         )
-    source = path.read_text(encoding="utf-8")
+    if path.suffix != ".py":
+        raise ConfigError(
+            f"config file {str(path)!r} is not a Python module (its name must end in .py); "
+            "pass the config (e.g. configs/census.py), not a data file: the config names "
+            "its data"
+        )
+    try:
+        raw = path.read_bytes()
+        source = importlib.util.decode_source(raw)  # honours a coding line
+    except OSError as exc:
+        raise ConfigError(
+            f"config file {str(path)!r} cannot be read ({exc.strerror or exc}); check its "
+            "permissions",
+        ) from None
+    except (UnicodeDecodeError, SyntaxError):
+        try:
+            raw.decode("utf-8")
+            where = ""
+        except UnicodeDecodeError as bad:
+            line = raw.count(b"\n", 0, bad.start) + 1
+            where = f" at line {line} (byte {raw[bad.start]:#04x})"
+        raise ConfigError(
+            f"the text is not valid UTF-8{where}; save the config as UTF-8 (or declare "
+            "its encoding in a first-line comment: # -*- coding: latin-1 -*-)",
+            path=str(path),
+        ) from None
     try:
         compile(source, str(path), "exec")
     except SyntaxError as exc:

@@ -336,6 +336,46 @@ def test_workflow_of_the_wrong_type(
         load_config(make_config(body))
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "pattern"),
+    [
+        (
+            "latin.py",
+            b'X = 1\nY = "caf\xe9"\n',
+            r"latin\.py: the text is not valid UTF-8 at line 2 \(byte 0xe9\); save the config as "
+            r"UTF-8 \(or declare its encoding",
+        ),
+        (
+            "data.csv",
+            b"a,b\n1,2\n",
+            r"'.*data\.csv' is not a Python module \(its name must end in \.py\); pass the "
+            r"config .*not a data file",
+        ),
+        ("folder.py", None, r"'.*folder\.py' is a folder, not a file"),
+    ],
+    ids=["not-utf8", "not-python", "folder"],
+)
+def test_a_config_that_is_not_python_text_is_a_config_error(
+    tmp_path: Path, name: str, content: bytes | None, pattern: str
+) -> None:
+    """These once escaped as tracebacks (UnicodeDecodeError, AssertionError)."""
+    path = tmp_path / name
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(path)
+
+
+def test_a_config_declaring_its_encoding_loads(make_config: Callable[..., Path]) -> None:
+    path = make_config("")
+    text = path.read_text()
+    path.write_bytes(b"# -*- coding: latin-1 -*-\n" + text.encode() + b'NAME = "caf\xe9"\n')
+    path.write_bytes(path.read_bytes() + b"workflow = Workflow(NAME)\n")
+    assert load_config(path).workflow.name == "caf\u00e9"
+
+
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"does not exist; pass the path of a Python config"):
         load_config(tmp_path / "nope.py")
