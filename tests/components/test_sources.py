@@ -288,7 +288,7 @@ BAD_FILES = [
         '1,"x,2\n',
         {},
         DataError,
-        r"line 1: unterminated quoted field",
+        r"line 1: unterminated quoted field.*A quoted field may not span lines .*quote=None",
     ),
     (
         "invalid UTF-8",

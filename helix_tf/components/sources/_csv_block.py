@@ -290,7 +290,14 @@ def _describe(spec: Csv, issue: tuple[str, Any], text: str) -> tuple[str, str]:
             hint or _FIX_ROW,
         )
     if kind == "quote":
-        return f"{detail}: {_shorten(text)}", _FIX_ROW
+        fix = _FIX_ROW
+        if str(detail).startswith("unterminated"):
+            fix = (
+                "A quoted field may not span lines (Csv reads one row per line): remove the "
+                "line breaks inside quotes, pass quote=None if quotes are ordinary characters "
+                "in this file, or pass on_bad_row='skip' to skip malformed rows"
+            )
+        return f"{detail}: {_shorten(text)}", fix
     name, column_kind, value = detail
     what = "an integer" if column_kind == "int" else "a number"
     return (
