@@ -382,7 +382,7 @@ def load_config(
     for key, value in over.items():
         if key in declared:
             typed, problem = _declared_value(key, declared[key], value, raw.get(key))
-            values[key] = typed
+            values[key] = over[key] = typed  # recorded as used (history compiles it again)
             if problem:
                 problems.append(problem)
         elif is_edit(key):

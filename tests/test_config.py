@@ -181,6 +181,8 @@ def test_declared_params_keep_their_type(
     config = make_config(FLAGS, train=census_like[0], test=census_like[1])
     loaded = load_config(config, ["std=False", "rate=1", "tag=2024"])
     assert loaded.params == {"std": False, "rate": 1, "tag": "2024"}
+    assert loaded.overrides == {"std": False, "rate": 1, "tag": "2024"}  # as history keeps them
+    assert load_config(config, loaded.overrides).params == loaded.params
     assert loaded.workflow.name == "flags_2024"
     assert load_config(config, ["tag='quoted'"]).params["tag"] == "quoted"
 
