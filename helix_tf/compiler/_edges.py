@@ -16,7 +16,7 @@ from helix_tf.compiler._declared import Declared
 from helix_tf.components.base import did_you_mean
 from helix_tf.components.features import Feature
 from helix_tf.components.features._label import LABELS
-from helix_tf.components.metrics import Metric
+from helix_tf.components.metrics import Metric, metric_key_problems
 from helix_tf.components.sources import Source
 from helix_tf.roles import ROLE_SPECS, Input, Role
 from helix_tf.types import NodeRef
@@ -150,6 +150,9 @@ class Edges:
         for m in ms:
             if not isinstance(m, Metric):
                 self.declared.problem(d, f"evaluate takes metrics.* operators, got {m!r}")
+        if all(isinstance(m, Metric) for m in ms):  # two metrics of one name: before training
+            for problem in metric_key_problems(ms):
+                self.declared.problem(d, problem)
 
     def _check_feature_parts(self, d: Declaration) -> None:
         """A learner that feeds named features to parts of its model (``WideDeep(wide=...,

@@ -84,6 +84,18 @@ BAD_CONFIGS = {
             r"'age'\?\); its features are: age"
         ],
     ),
+    "two_metrics_of_one_name": (
+        SOURCE
+        + 'age = wf.feature("age", F.Numeric("age"))\n'
+        + TAIL.replace(
+            "metrics.Accuracy()))",
+            'metrics.Accuracy(), metrics.Custom(name="accuracy", fn=len)))  # <-',
+        ),
+        [
+            r"node 'evaluation': metrics Accuracy\(\) and Custom\(name='accuracy'.*both produce "
+            r"the key 'accuracy'"
+        ],
+    ),
     "unknown_column_did_you_mean": (
         SOURCE + 'age = wf.feature("age", F.Numeric("agee"))  # <-\n' + TAIL,
         [r"node 'age': Numeric reads column 'agee'", r"did you mean 'age'\?"],

@@ -50,7 +50,11 @@ from helix_tf.components.metrics._classification import (
     PrecisionRecall,
     Recall,
 )
-from helix_tf.components.metrics._combined import bootstrap_metrics, compute_metrics
+from helix_tf.components.metrics._combined import (
+    bootstrap_metrics,
+    compute_metrics,
+    metric_key_problems as metric_key_problems,
+)
 from helix_tf.components.metrics._custom import Custom
 from helix_tf.components.metrics._multiclass import (
     MulticlassAccuracy,
