@@ -491,6 +491,63 @@ def test_failing_udf_names_the_operator(
     _assert_store_has_only_complete_entries(store)
 
 
+NOT_FINITE = """\
+import numpy as np
+
+PARAMS = {"train": r"$train", "test": r"$test"}
+
+
+def workflow(params):
+    wf = Workflow("not_finite")
+    columns = dict(CENSUS_CSV_OPTIONS["columns"], hours_per_week="float")
+    options = dict(CENSUS_CSV_OPTIONS, columns=columns)
+    wf.source("rows", sources.Csv(train=params.train, test=params.test, **options))
+    age = wf.feature("age", F.Numeric("age"))
+    hours = wf.feature("hours", F.Numeric("hours_per_week"))
+
+    @wf.udf("log_gain", batched=True)
+    def log_gain(batch):
+        return np.log(batch["capital_gain"].fillna(0))
+
+    feats = [age, hours, log_gain] if "$udf" == "yes" else [age, hours]
+    examples = wf.examples("examples", feats, label=F.Label("income", positive=">50K"))
+    model = wf.train("learner", examples, learners.Linear(epochs=1, batch_size=128))
+    wf.output(wf.evaluate("evaluation", wf.predict("predictions", model, examples),
+                          metrics.Accuracy()))
+    return wf
+"""
+
+
+@pytest.mark.parametrize("udf", ["no", "yes"], ids=["inf-in-the-data", "udf-gives-minus-inf"])
+def test_a_non_finite_feature_fails_before_training_naming_the_row(
+    make_config: Callable[..., Path],
+    census_like: tuple[Path, Path],
+    store: str,
+    tmp_path: Path,
+    udf: str,
+) -> None:
+    """One 'inf' in a float column (or np.log of 0 in a UDF) once trained to a NaN loss,
+    then failed in evaluation with "apply a sigmoid to logits first"."""
+    lines = census_like[0].read_text().split("\n")
+    fields = lines[11].split(", ")
+    fields[12] = "inf"  # hours_per_week of line 12
+    lines[11] = ", ".join(fields)
+    train = tmp_path / "inf.data"
+    train.write_text("\n".join(lines))
+    data = train if udf == "no" else census_like[0]
+    config = make_config(NOT_FINITE, train=data, test=census_like[1], udf=udf)
+    with pytest.raises(DataError) as info:
+        api.run(config, store=store)
+    message = str(info.value)
+    if udf == "no":
+        assert f"column 'hours_per_week' is inf on line 12 of {train}" in message, message
+    else:
+        assert "feature 'log_gain' is -inf on line " in message, message
+    assert "a model needs finite numbers" in message and "na_values" in message
+    assert info.value.node == "examples"
+    _assert_store_has_only_complete_entries(store)
+
+
 def _first_line_over_60(path: Path) -> int:
     for i, line in enumerate(path.read_text().split("\n"), 1):
         if line.strip() and float(line.split(",")[0]) > 60:
