@@ -314,6 +314,13 @@ def test_a_batch_function_whose_values_depend_on_the_batch_is_refused(op: F.Feat
         op.transform([frame], {}, 3)
 
 
+def test_a_row_local_string_function_with_missing_values_is_accepted() -> None:
+    frame = pd.DataFrame({"name": ["x", None, "z", None]})
+    op = F.Udf(lambda b: b["name"].astype("string").str.upper(), batched=True, output="string")
+    out = op.transform([frame], None, 4)
+    assert out[0] == "X" and pd.isna(out[1]) and out[2] == "Z"
+
+
 def test_a_row_local_batch_function_that_edits_its_batch_is_accepted() -> None:
     def fn(batch: pd.DataFrame) -> Any:
         batch["a"] = batch["a"] * 2  # edits the batch it is given: every call sees fresh rows

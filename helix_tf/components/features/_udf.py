@@ -142,6 +142,13 @@ def _call_batched(
     return whole
 
 
+def _equal(x: Any, y: Any) -> bool:
+    try:
+        return bool(x == y)
+    except (TypeError, ValueError):  # values whose == is not a truth value
+        return False
+
+
 def _plain(value: Any) -> Any:
     """A numpy scalar as the Python value it holds (for a message)."""
     return value.item() if isinstance(value, np.generic) else value
@@ -152,7 +159,16 @@ def _differing(a: np.ndarray, b: np.ndarray) -> int | None:
     if a.dtype.kind == "f":
         same = np.isclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True)
     else:
-        same = np.array([x == y or (x != x and y != y) for x, y in zip(a, b, strict=True)])
+        import pandas as pd
+
+        missing_a, missing_b = pd.isna(a), pd.isna(b)  # None, NaN and pd.NA alike
+        same = np.array(
+            [
+                (ma and mb) or (not ma and not mb and _equal(x, y))
+                for x, y, ma, mb in zip(a, b, missing_a, missing_b, strict=True)
+            ],
+            dtype=bool,
+        )
     bad = np.flatnonzero(~same)
     return int(bad[0]) if len(bad) else None
 
