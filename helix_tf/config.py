@@ -327,6 +327,26 @@ def _remember_user_modules(before: set[str], folder: Path) -> list[Any]:
     return found
 
 
+def _declared_params(module: Any, path: Path) -> dict[str, Any]:
+    """The config's ``PARAMS``: a dict of parameter names to defaults (or none)."""
+    declared = getattr(module, "PARAMS", None)
+    if declared is None:
+        return {}
+    if not isinstance(declared, Mapping) or not all(isinstance(k, str) for k in declared):
+        raise ConfigError(
+            f"PARAMS must be a dict of parameter names to their defaults, e.g. "
+            f'PARAMS = {{"scale": 1}}, but got {_shortened(declared)} '
+            f"(a {type(declared).__name__})",
+            path=str(path),
+        )
+    return dict(declared)
+
+
+def _shortened(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _config_line(exc: BaseException, path: Path) -> str:
     """``"line N: "`` of the innermost frame of ``exc`` in the config file, or ''."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
@@ -372,7 +392,7 @@ def load_config(
     """Import a config module and build its workflow with overrides applied."""
     cfg_path = Path(path).resolve()
     module = _import(cfg_path)
-    declared = dict(getattr(module, "PARAMS", {}) or {})
+    declared = _declared_params(module, cfg_path)
     over = parse_overrides(overrides)
     problems: list[str] = []
     values = dict(declared)
@@ -419,6 +439,8 @@ def load_config(
             raise
         except Exception as exc:
             found = [*problems, _user_error(exc, cfg_path)]
+            if isinstance(exc, TypeError) and "workflow() takes 0 positional" in str(exc):
+                found[-1] += "; define it as def workflow(params): (params holds PARAMS)"
             raise ConfigError(found, path=str(cfg_path)) from exc
         if not isinstance(wf, Workflow):
             raise ConfigError(

@@ -378,6 +378,30 @@ def test_a_config_declaring_its_encoding_loads(make_config: Callable[..., Path])
     assert load_config(path).workflow.name == "caf\u00e9"
 
 
+@pytest.mark.parametrize(
+    ("body", "pattern"),
+    [
+        (
+            'PARAMS = ["scale"]\nworkflow = Workflow("w")\n',
+            r"PARAMS must be a dict of parameter names to their defaults, e\.g\. "
+            r"PARAMS = \{\"scale\": 1\}, but got \['scale'\] \(a list\)",
+        ),
+        ('PARAMS = {1: 2}\nworkflow = Workflow("w")\n', r"PARAMS must be a dict .*\(a dict\)"),
+        (
+            'def workflow():\n    return Workflow("w")\n',
+            r"TypeError: workflow\(\) takes 0 positional .*define it as def workflow\(params\):",
+        ),
+    ],
+    ids=["params-list", "params-int-keys", "workflow-without-params"],
+)
+def test_a_config_of_the_wrong_shape_is_a_config_error(
+    make_config: Callable[..., Path], body: str, pattern: str
+) -> None:
+    """PARAMS as a list once escaped as a ValueError traceback from dict()."""
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(make_config(body))
+
+
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"does not exist; pass the path of a Python config"):
         load_config(tmp_path / "nope.py")
