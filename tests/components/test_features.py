@@ -314,6 +314,13 @@ def test_a_batch_function_whose_values_depend_on_the_batch_is_refused(op: F.Feat
         op.transform([frame], {}, 3)
 
 
+def test_a_function_drawing_random_numbers_is_not_called_batch_dependent() -> None:
+    """A draw from numpy's global generator differs on every call: the compiler already
+    refuses to reuse it (it is recomputed every run), so it runs, as before."""
+    op = F.Udf(lambda b: b["a"] + np.random.normal(size=len(b)), batched=True)
+    assert op.transform([FRAME], None, 3).shape == (3,)
+
+
 def test_a_row_local_string_function_with_missing_values_is_accepted() -> None:
     frame = pd.DataFrame({"name": ["x", None, "z", None]})
     op = F.Udf(lambda b: b["name"].astype("string").str.upper(), batched=True, output="string")

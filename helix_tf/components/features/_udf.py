@@ -117,23 +117,27 @@ def _call_batched(
     check = n >= 2 and len(frame) == n and id(fn) not in _ROW_LOCAL_CHECKED
     if check:  # copies taken first: a function that edits its batch sees the same rows
         k = n // 2
-        halves = (frame.iloc[:k].copy(), frame.iloc[k:].copy())
+        halves = (frame.iloc[:k].copy(), frame.iloc[k:].copy(), frame.copy())
     whole = _coerce_output(op, _call_user(fn, what, frame, *args), n, op.output, op.size)
     if check:
         _ROW_LOCAL_CHECKED[id(fn)] = fn
         parts = [
             _coerce_output(op, _call_user(fn, what, h, *args), len(h), op.output, op.size)
-            for h in halves
+            for h in halves[:2]
         ]
         apart = np.concatenate(parts)
         differs = _differing(whole, apart)
+        if differs is not None:  # unless it differs from itself: it draws random numbers
+            again = _call_user(fn, what, halves[2], *args)  # (never reused: compile said so)
+            if _differing(whole, _coerce_output(op, again, n, op.output, op.size)) is not None:
+                differs = None
         if differs is not None:
             row = int(frame[ROW_ID].iloc[differs]) if ROW_ID in frame else differs + 1
             raise ExecutionError(
                 f"{what} gives a row a value that depends on the other rows of its batch: "
                 f"row {row} (the line number in its file) got {_plain(whole[differs])!r} in a "
                 f"batch of {n} rows and {_plain(apart[differs])!r} in a batch of "
-                f"{len(halves[differs >= k])}. Batches "
+                f"{len(halves[int(differs >= k)])}. Batches "
                 "follow --batch-rows and the data's layout, so its results would too (and a "
                 "stored result could differ from a fresh run). Compute each row's value "
                 "from that row alone; for statistics of the training split (a mean, "
