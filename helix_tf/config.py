@@ -350,7 +350,32 @@ def _config_line(exc: BaseException, path: Path) -> str:
 
 
 def _user_error(exc: BaseException, path: Path) -> str:
-    return f"{_config_line(exc, path)}{type(exc).__name__}: {exc}{_keyword_hint(exc)}"
+    return (
+        f"{_config_line(exc, path)}{type(exc).__name__}: {exc}{_keyword_hint(exc)}"
+        f"{_raised_in_helper(exc, path)}"
+    )
+
+
+def _raised_in_helper(exc: BaseException, path: Path) -> str:
+    """`` (raised at helper.py:2)`` when the innermost frame of your own code that raised
+    is in another file than the config (a helper module beside it), else ''."""
+    import sysconfig
+
+    import helix_tf
+
+    paths = sysconfig.get_paths()
+    library = (
+        os.path.dirname(helix_tf.__file__),
+        *(paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths),
+    )
+    own = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not f.filename.startswith(library) and not f.filename.startswith("<")
+    ]
+    if not own or own[-1].filename == str(path):
+        return ""
+    return f" (raised at {own[-1].filename}:{own[-1].lineno})"
 
 
 _UNEXPECTED_KEYWORD = re.compile(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'")

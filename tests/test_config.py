@@ -402,6 +402,24 @@ def test_a_config_of_the_wrong_shape_is_a_config_error(
         load_config(make_config(body))
 
 
+def test_an_error_raised_in_a_helper_names_the_helper_line(
+    make_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The config's line alone ("line 1: ValueError") once hid where a helper raised."""
+    (tmp_path / "qa3_broken_helper.py").write_text(
+        'import json\n\n\ndef parse():\n    return json.loads("{")\n'
+    )
+    path = make_config(
+        "import qa3_broken_helper\n\n\ndef workflow(params):\n"
+        "    return qa3_broken_helper.parse()\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "JSONDecodeError" in message
+    assert message.endswith(f"(raised at {tmp_path / 'qa3_broken_helper.py'}:5)"), message
+
+
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"does not exist; pass the path of a Python config"):
         load_config(tmp_path / "nope.py")
