@@ -361,11 +361,9 @@ def _raised_in_helper(exc: BaseException, path: Path) -> str:
     is in another file than the config (a helper module beside it), else ''."""
     import sysconfig
 
-    import helix_tf
-
     paths = sysconfig.get_paths()
     library = (
-        os.path.dirname(helix_tf.__file__),
+        os.path.dirname(os.path.abspath(__file__)),  # helix_tf's own package
         *(paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths),
     )
     own = [
