@@ -19,7 +19,7 @@ from helix_tf.engine import tables
 from helix_tf.engine._context import RunContext
 from helix_tf.engine._outputs import RunOutputs
 from helix_tf.errors import ExecutionError
-from helix_tf.roles import Split
+from helix_tf.roles import Role, Split
 from helix_tf.types import ROW_ID
 
 __all__ = ["LearningInputs", "label_of"]
@@ -69,7 +69,7 @@ class LearningInputs:
             if node.name in seen:
                 continue
             seen.add(node.name)
-            if node.kind == "source":
+            if node.role == Role.SOURCE:
                 sources.append(node)
             todo += node.inputs
         parts = []
