@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import importlib.util
 import os
+import re
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
@@ -54,6 +55,52 @@ def parse_overrides(items: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:
     if problems:
         raise ConfigError(problems)
     return out
+
+
+def _raw_texts(items: Sequence[str] | Mapping[str, Any]) -> dict[str, str]:
+    """The text of each ``-p key=value`` as typed (none for a mapping of Python values)."""
+    if isinstance(items, Mapping):
+        return {}
+    return {
+        key.strip(): value.strip()
+        for key, sep, value in (item.partition("=") for item in items)
+        if sep
+    }
+
+
+def _declared_value(key: str, default: Any, value: Any, text: str | None) -> tuple[Any, str | None]:
+    """``value`` for the config parameter ``key`` declared as ``default`` in PARAMS, and
+    the problem when its type cannot be the one the default has.
+
+    A config reads its parameters as it declares them (``if params.std:``,
+    ``int(params.scale)``), so a value of another kind would run silently wrong:
+    ``-p std=false`` is the string ``'false'``, which is true. Where the default is a
+    string, a value typed on the command line stays the text typed (``-p tag=2024`` is
+    ``'2024'``); defaults of other types (None, lists, dicts) take any value.
+    """
+
+    def problem(expected: str, hint: str = "") -> tuple[Any, str]:
+        shown = text if text is not None else repr(value)
+        return value, (
+            f"-p {key}={shown}: PARAMS declares {key!r} as {default!r} ({expected}), but got "
+            f"{value!r} (a {type(value).__name__}); {hint or f'pass {expected}'}"
+        )
+
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value, None
+        spelled = str(value).strip().lower()
+        if spelled in ("true", "false", "yes", "no", "on", "off"):
+            word = "True" if spelled in ("true", "yes", "on") else "False"
+            return problem("True or False", f"write -p {key}={word} (Python's spelling)")
+        return problem("True or False")
+    if isinstance(default, int | float):  # PARAMS = {"dropout": 0} takes 0.5 too
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return value, None
+        return problem("a number")
+    if isinstance(default, str) and not isinstance(value, str) and text is not None:
+        return text, None
+    return value, None
 
 
 def find_data_dir(explicit: str | os.PathLike[str] | None, config_path: Path | None) -> Path | None:
@@ -128,11 +175,37 @@ class LoadedConfig:
 
 def _import(path: Path) -> Any:
     if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
         raise ConfigError(
-            f"config file {str(path)!r} does not exist; pass the path of a Python config module, "
+            f"config file {str(path)!r} {what}; pass the path of a Python config module, "
             "e.g. configs/census.py"
         )
-    source = path.read_text(encoding="utf-8")
+    if path.suffix != ".py":
+        raise ConfigError(
+            f"config file {str(path)!r} is not a Python module (its name must end in .py); "
+            "pass the config (e.g. configs/census.py), not a data file: the config names "
+            "its data"
+        )
+    try:
+        raw = path.read_bytes()
+        source = importlib.util.decode_source(raw)  # honours a coding line
+    except OSError as exc:
+        raise ConfigError(
+            f"config file {str(path)!r} cannot be read ({exc.strerror or exc}); check its "
+            "permissions",
+        ) from None
+    except (UnicodeDecodeError, SyntaxError):
+        try:
+            raw.decode("utf-8")
+            where = ""
+        except UnicodeDecodeError as bad:
+            line = raw.count(b"\n", 0, bad.start) + 1
+            where = f" at line {line} (byte {raw[bad.start]:#04x})"
+        raise ConfigError(
+            f"the text is not valid UTF-8{where}; save the config as UTF-8 (or declare "
+            "its encoding in a first-line comment: # -*- coding: latin-1 -*-)",
+            path=str(path),
+        ) from None
     try:
         compile(source, str(path), "exec")
     except SyntaxError as exc:
@@ -149,6 +222,10 @@ def _import(path: Path) -> Any:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
+    except ConfigError as exc:
+        if exc.path is not None:
+            raise
+        raise ConfigError(_at_line(exc, path), path=str(path)) from exc
     except HelixError:
         raise
     except Exception as exc:
@@ -246,10 +323,83 @@ def _remember_user_modules(before: set[str], folder: Path) -> list[Any]:
     return found
 
 
-def _user_error(exc: BaseException, path: Path) -> str:
+def _declared_params(module: Any, path: Path) -> dict[str, Any]:
+    """The config's ``PARAMS``: a dict of parameter names to defaults (or none)."""
+    declared = getattr(module, "PARAMS", None)
+    if declared is None:
+        return {}
+    if not isinstance(declared, Mapping) or not all(isinstance(k, str) for k in declared):
+        raise ConfigError(
+            f"PARAMS must be a dict of parameter names to their defaults, e.g. "
+            f'PARAMS = {{"scale": 1}}, but got {_shortened(declared)} '
+            f"(a {type(declared).__name__})",
+            path=str(path),
+        )
+    return dict(declared)
+
+
+def _shortened(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _config_line(exc: BaseException, path: Path) -> str:
+    """``"line N: "`` of the innermost frame of ``exc`` in the config file, or ''."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
-    where = f"line {frames[-1].lineno}: " if frames else ""
-    return f"{where}{type(exc).__name__}: {exc}"
+    return f"line {frames[-1].lineno}: " if frames else ""
+
+
+def _user_error(exc: BaseException, path: Path) -> str:
+    return (
+        f"{_config_line(exc, path)}{type(exc).__name__}: {exc}{_keyword_hint(exc)}"
+        f"{_raised_in_helper(exc, path)}"
+    )
+
+
+def _raised_in_helper(exc: BaseException, path: Path) -> str:
+    """`` (raised at helper.py:2)`` when the innermost frame of your own code that raised
+    is in another file than the config (a helper module beside it), else ''."""
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    library = (
+        os.path.dirname(os.path.abspath(__file__)),  # helix_tf's own package
+        *(paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths),
+    )
+    own = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not f.filename.startswith(library) and not f.filename.startswith("<")
+    ]
+    if not own or own[-1].filename == str(path):
+        return ""
+    return f" (raised at {own[-1].filename}:{own[-1].lineno})"
+
+
+_UNEXPECTED_KEYWORD = re.compile(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'")
+
+
+def _keyword_hint(exc: BaseException) -> str:
+    """For ``Numeric(standardise=True)``: the operator's closest parameters and all of them."""
+    found = _UNEXPECTED_KEYWORD.search(str(exc)) if isinstance(exc, TypeError) else None
+    if found is None:
+        return ""
+    from helix_tf.components import features, learners, metrics, sources
+
+    name, keyword = found.groups()
+    for namespace in (sources, features, learners, metrics):
+        cls = vars(namespace).get(name)
+        if isinstance(cls, type) and dataclasses.is_dataclass(cls):
+            fields = sorted(f.name for f in dataclasses.fields(cls) if not f.name.startswith("_"))
+            return f"{did_you_mean(keyword, fields)}; its parameters are: {', '.join(fields)}"
+    return ""
+
+
+def _at_line(exc: ConfigError, path: Path) -> list[str]:
+    """The problems of a ConfigError raised while the config ran (an operator built with
+    a bad parameter), each with the config line that raised it unless it names a place."""
+    where = _config_line(exc, path)
+    return [p if str(path) in p else f"{where}{p}" for p in exc.problems]
 
 
 def load_config(
@@ -261,15 +411,19 @@ def load_config(
     """Import a config module and build its workflow with overrides applied."""
     cfg_path = Path(path).resolve()
     module = _import(cfg_path)
-    declared = dict(getattr(module, "PARAMS", {}) or {})
+    declared = _declared_params(module, cfg_path)
     over = parse_overrides(overrides)
     problems: list[str] = []
     values = dict(declared)
     node_overrides: dict[str, Any] = {}
     edit_overrides: dict[str, Any] = {}
+    raw = _raw_texts(overrides)
     for key, value in over.items():
         if key in declared:
-            values[key] = value
+            typed, problem = _declared_value(key, declared[key], value, raw.get(key))
+            values[key] = over[key] = typed  # recorded as used (history compiles it again)
+            if problem:
+                problems.append(problem)
         elif is_edit(key):
             edit_overrides[key] = value
         elif "." in key:
@@ -299,10 +453,13 @@ def load_config(
             wf = factory(params)
         except HelixError as exc:
             if isinstance(exc, ConfigError) and (exc.path is None or problems):
-                raise ConfigError([*problems, *exc.problems], path=str(cfg_path)) from exc
+                found = [*problems, *_at_line(exc, cfg_path)]
+                raise ConfigError(found, path=str(cfg_path)) from exc
             raise
         except Exception as exc:
             found = [*problems, _user_error(exc, cfg_path)]
+            if isinstance(exc, TypeError) and "workflow() takes 0 positional" in str(exc):
+                found[-1] += "; define it as def workflow(params): (params holds PARAMS)"
             raise ConfigError(found, path=str(cfg_path)) from exc
         if not isinstance(wf, Workflow):
             raise ConfigError(

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 
 __all__ = [
     "did_you_mean",
+    "missing_name",
     "HelixError",
     "ConfigError",
     "CompileError",
@@ -97,6 +98,22 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     if not close:
         return ""
     return f" (did you mean {' or '.join(repr(c) for c in close)}?)"
+
+
+def missing_name(module: str, name: str, public: Iterable[str]) -> AttributeError:
+    """The error for ``module.name`` where a public namespace has no ``name``: the closest
+    public names and all of them (a misspelled ``metrics.AUCC`` in a config).
+
+    >>> str(missing_name("helix_tf.components.metrics", "AUCC", ["AUC", "LogLoss"]))
+    "helix_tf.metrics has no 'AUCC' (did you mean 'AUC'?); its names are: AUC, LogLoss"
+    """
+    shown = module.replace("helix_tf.components.", "helix_tf.")
+    if name.startswith("__") and name.endswith("__"):  # Python's own probes stay plain
+        return AttributeError(f"module {module!r} has no attribute {name!r}")
+    names = sorted(n for n in public if not n.startswith("_"))
+    return AttributeError(
+        f"{shown} has no {name!r}{did_you_mean(name, names)}; its names are: {', '.join(names)}"
+    )
 
 
 def _edits(a: str, b: str) -> int:

@@ -117,6 +117,13 @@ BAD_OVERRIDES = {
         ["predictions.split=train"],
         r"'predictions' \(predict\) has no parameters",
     ),
+    # A declared PARAMS value of another type than its default would run silently wrong.
+    "param_integer_as_text": (
+        ["epochs=abc"],
+        r"-p epochs=abc: PARAMS declares 'epochs' as 1 \(a number\), but got 'abc' \(a str\)",
+    ),
+    "param_integer_as_bool": (["epochs=True"], r"'epochs' as 1 \(a number\).*got True"),
+    "param_list_as_number": (["buckets=[20, 40]", "epochs=[2]"], r"got \[2\] \(a list\)"),
     "missing_equals": (["learner.l1"], r"-p 'learner\.l1': expected key=value"),
     "missing_key": (["=3"], r"-p '=3': expected key=value"),
 }
@@ -126,6 +133,58 @@ BAD_OVERRIDES = {
 def test_bad_override_is_a_config_error(config: Path, items: list[str], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         load_config(config, items)
+
+
+FLAGS = """\
+PARAMS = {"std": True, "rate": 0.5, "tag": "base"}
+
+
+def workflow(params):
+    assert isinstance(params.std, bool) and isinstance(params.tag, str), params
+    wf = Workflow("flags_" + params.tag)
+    wf.source("rows", sources.Csv(train=r"$train", test=r"$test", **CENSUS_CSV_OPTIONS))
+    age = wf.feature("age", F.Numeric("age", standardize=params.std))
+    examples = wf.examples("examples", [age], label=F.Label("income", positive=">50K"))
+    wf.train("learner", examples, learners.Linear(learning_rate=params.rate))
+    return wf
+"""
+
+
+@pytest.mark.parametrize(
+    ("items", "match"),
+    [
+        (
+            ["std=false"],
+            r"-p std=false: PARAMS declares 'std' as True \(True or False\), but got "
+            r"'false' \(a str\); write -p std=False \(Python's spelling\)",
+        ),
+        (["std=yes"], r"write -p std=True"),
+        (["std=1"], r"'std' as True \(True or False\), but got 1 \(a int\); pass True or False"),
+        (["rate=fast"], r"-p rate=fast: PARAMS declares 'rate' as 0\.5 \(a number\)"),
+        ({"std": "False"}, r"-p std='False': PARAMS declares 'std' as True"),
+    ],
+    ids=["bool-lowercase", "bool-yes", "bool-int", "float-text", "mapping"],
+)
+def test_a_declared_param_of_another_type_is_a_config_error(
+    make_config: Callable[..., Path], census_like: tuple[Path, Path], items: object, match: str
+) -> None:
+    """``-p std=false`` was the string 'false' (true): the config ran with std on."""
+    config = make_config(FLAGS, train=census_like[0], test=census_like[1])
+    with pytest.raises(ConfigError, match=match):
+        load_config(config, items)  # type: ignore[arg-type]
+
+
+def test_declared_params_keep_their_type(
+    make_config: Callable[..., Path], census_like: tuple[Path, Path]
+) -> None:
+    config = make_config(FLAGS, train=census_like[0], test=census_like[1])
+    assert load_config(config, ["rate=2"]).params["rate"] == 2  # a number for a number
+    loaded = load_config(config, ["std=False", "rate=1", "tag=2024"])
+    assert loaded.params == {"std": False, "rate": 1, "tag": "2024"}
+    assert loaded.overrides == {"std": False, "rate": 1, "tag": "2024"}  # as history keeps them
+    assert load_config(config, loaded.overrides).params == loaded.params
+    assert loaded.workflow.name == "flags_2024"
+    assert load_config(config, ["tag='quoted'"]).params["tag"] == "quoted"
 
 
 def test_several_bad_overrides_are_reported_together(config: Path) -> None:
@@ -187,6 +246,66 @@ def test_workflow_function_that_raises_names_the_line(make_config: Callable[...,
     assert str(path.resolve()) in str(info.value)
 
 
+def test_a_misspelled_operator_names_the_line_and_the_closest_name(
+    make_config: Callable[..., Path], census_like: tuple[Path, Path]
+) -> None:
+    text = PARAMETRISED.replace("metrics.Accuracy()", "metrics.Acuracy()")
+    path = make_config(text, train=census_like[0], test=census_like[1])
+    with pytest.raises(
+        ConfigError,
+        match=r"line 16: AttributeError: helix_tf\.metrics has no "
+        r"'Acuracy' \(did you mean 'Accuracy'\?\); its names are: AUC, ",
+    ):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "pattern"),
+    [
+        (
+            "learners.Linear(epochs=params.epochs)",
+            "learners.Linear(epochs=0)",
+            r"cfg\.py: line 14: Linear: epochs must be an integer >= 1, but got 0$",
+        ),
+        (
+            'F.Bucketize("age", params.buckets)',
+            'F.Bucketize("age", [40, 20])',
+            r"line 12: Bucketize: boundaries must be strictly increasing",
+        ),
+        (
+            "learners.Linear(epochs=params.epochs)",
+            "learners.Linear(epoch=params.epochs)",
+            r"line 14: TypeError: Linear.__init__\(\) got an unexpected keyword argument 'epoch' "
+            r"\(did you mean 'epochs'\?\); its parameters are: batch_size, epochs, l1",
+        ),
+        (
+            "metrics.Accuracy()",
+            "metrics.Accuracy(treshold=0.3)",
+            r"line 16: TypeError: .*'treshold' \(did you mean 'threshold'\?\)",
+        ),
+    ],
+    ids=["invalid-value", "invalid-boundaries", "unknown-keyword", "unknown-metric-keyword"],
+)
+def test_a_bad_operator_parameter_names_the_config_line(
+    make_config: Callable[..., Path],
+    census_like: tuple[Path, Path],
+    old: str,
+    new: str,
+    pattern: str,
+) -> None:
+    """An operator's own check once named no line: "cfg.py: Linear: epochs must be ..."."""
+    assert old in PARAMETRISED
+    path = make_config(PARAMETRISED.replace(old, new), train=census_like[0], test=census_like[1])
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(path)
+
+
+def test_a_bad_operator_built_at_import_names_the_line(make_config: Callable[..., Path]) -> None:
+    path = make_config("\nLEARNER = learners.Linear(l2=-1)\n")
+    with pytest.raises(ConfigError, match=r"cfg\.py: line \d+: Linear: l2 must be >= 0"):
+        load_config(path)
+
+
 def test_import_time_error_names_the_line(make_config: Callable[..., Path]) -> None:
     path = make_config("x = 1\ny = 1 / 0\n")
     line = path.read_text().splitlines().index("y = 1 / 0") + 1
@@ -217,6 +336,88 @@ def test_workflow_of_the_wrong_type(
 ) -> None:
     with pytest.raises(ConfigError, match=match):
         load_config(make_config(body))
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "pattern"),
+    [
+        (
+            "latin.py",
+            b'X = 1\nY = "caf\xe9"\n',
+            r"latin\.py: the text is not valid UTF-8 at line 2 \(byte 0xe9\); save the config as "
+            r"UTF-8 \(or declare its encoding",
+        ),
+        (
+            "data.csv",
+            b"a,b\n1,2\n",
+            r"'.*data\.csv' is not a Python module \(its name must end in \.py\); pass the "
+            r"config .*not a data file",
+        ),
+        ("folder.py", None, r"'.*folder\.py' is a folder, not a file"),
+    ],
+    ids=["not-utf8", "not-python", "folder"],
+)
+def test_a_config_that_is_not_python_text_is_a_config_error(
+    tmp_path: Path, name: str, content: bytes | None, pattern: str
+) -> None:
+    """These once escaped as tracebacks (UnicodeDecodeError, AssertionError)."""
+    path = tmp_path / name
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(path)
+
+
+def test_a_config_declaring_its_encoding_loads(make_config: Callable[..., Path]) -> None:
+    path = make_config("")
+    text = path.read_text()
+    path.write_bytes(b"# -*- coding: latin-1 -*-\n" + text.encode() + b'NAME = "caf\xe9"\n')
+    path.write_bytes(path.read_bytes() + b"workflow = Workflow(NAME)\n")
+    assert load_config(path).workflow.name == "caf\u00e9"
+
+
+@pytest.mark.parametrize(
+    ("body", "pattern"),
+    [
+        (
+            'PARAMS = ["scale"]\nworkflow = Workflow("w")\n',
+            r"PARAMS must be a dict of parameter names to their defaults, e\.g\. "
+            r"PARAMS = \{\"scale\": 1\}, but got \['scale'\] \(a list\)",
+        ),
+        ('PARAMS = {1: 2}\nworkflow = Workflow("w")\n', r"PARAMS must be a dict .*\(a dict\)"),
+        (
+            'def workflow():\n    return Workflow("w")\n',
+            r"TypeError: workflow\(\) takes 0 positional .*define it as def workflow\(params\):",
+        ),
+    ],
+    ids=["params-list", "params-int-keys", "workflow-without-params"],
+)
+def test_a_config_of_the_wrong_shape_is_a_config_error(
+    make_config: Callable[..., Path], body: str, pattern: str
+) -> None:
+    """PARAMS as a list once escaped as a ValueError traceback from dict()."""
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(make_config(body))
+
+
+def test_an_error_raised_in_a_helper_names_the_helper_line(
+    make_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The config's line alone ("line 1: ValueError") once hid where a helper raised."""
+    (tmp_path / "qa3_broken_helper.py").write_text(
+        'import json\n\n\ndef parse():\n    return json.loads("{")\n'
+    )
+    path = make_config(
+        "import qa3_broken_helper\n\n\ndef workflow(params):\n"
+        "    return qa3_broken_helper.parse()\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "JSONDecodeError" in message
+    assert message.endswith(f"(raised at {tmp_path / 'qa3_broken_helper.py'}:5)"), message
 
 
 def test_missing_config_file(tmp_path: Path) -> None:

@@ -32,3 +32,21 @@ def test_namespace_imports_both_ways(name: str) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+MISSPELLED = {"sources": "CSV", "features": "Numerc", "learners": "Liner", "metrics": "AUCC"}
+CLOSEST = {"sources": "Csv", "features": "Numeric", "learners": "Linear", "metrics": "AUC"}
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_a_misspelled_name_says_which_names_there_are(name: str) -> None:
+    """``metrics.AUCC`` in a config: the closest public name and all of them, not
+    Python's bare "module 'helix_tf.components.metrics' has no attribute"."""
+    module = getattr(helix_tf, name)
+    with pytest.raises(AttributeError) as info:
+        getattr(module, MISSPELLED[name])
+    text = str(info.value)
+    assert text.startswith(f"helix_tf.{name} has no {MISSPELLED[name]!r}")
+    assert f"(did you mean {CLOSEST[name]!r}?)" in text
+    assert all(n in text for n in module.__all__ if not n.startswith("_"))
+    assert not hasattr(module, "__wrapped__")  # Python's own probes still just fail

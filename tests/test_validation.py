@@ -92,3 +92,31 @@ def test_holdout_workflow_changes_every_source_fingerprint_downstream(tmp_path: 
     assert [n.fingerprint for n in again.nodes] == [n.fingerprint for n in held.nodes]
     seed1 = compile_workflow(holdout_workflow(wf, Validation(seed=1)))
     assert seed1.node("rows").fingerprint != held.node("rows").fingerprint
+
+
+def test_holdout_is_identified_by_its_data_content(tmp_path: Path) -> None:
+    """A validation run's source once hashed no data: after the train file changed, the
+    agent's validation runs reused results computed from the old rows."""
+    from helix_tf.compiler.content import ContentHasher
+    from helix_tf.compiler.graph import compile_workflow
+
+    train = _csv(tmp_path)
+    wf = Workflow("w")
+    wf.source("rows", sources.Csv(train=str(train), test_fraction=0.2, columns=COLUMNS))
+    wf.output(wf.feature("x", F.Numeric("x")))
+
+    def fingerprint() -> str:
+        held = holdout_workflow(wf, Validation())
+        return compile_workflow(held, hasher=ContentHasher()).node("x").fingerprint
+
+    before = fingerprint()
+    train.write_text(train.read_text().replace("7,a", "8,a", 1))  # one value, same size
+    after = fingerprint()
+    assert after != before
+    moved = tmp_path / "elsewhere" / "train.csv"  # the same bytes in another folder
+    moved.parent.mkdir()
+    moved.write_bytes(train.read_bytes())
+    wf.override("rows", "train", str(moved))
+    assert fingerprint() == after
+    wf.override("rows", "skip_lines", 1)  # a parameter of the wrapped source
+    assert fingerprint() != after

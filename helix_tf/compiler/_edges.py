@@ -16,7 +16,7 @@ from helix_tf.compiler._declared import Declared
 from helix_tf.components.base import did_you_mean
 from helix_tf.components.features import Feature
 from helix_tf.components.features._label import LABELS
-from helix_tf.components.metrics import Metric
+from helix_tf.components.metrics import Metric, metric_key_problems
 from helix_tf.components.sources import Source
 from helix_tf.roles import ROLE_SPECS, Input, Role
 from helix_tf.types import NodeRef
@@ -41,6 +41,7 @@ class Edges:
         }
         self._checks: dict[Role, Callable[[Declaration], None]] = {
             Role.EVALUATE: self._check_metrics,
+            Role.TRAIN: self._check_feature_parts,
         }
 
     def build(self) -> dict[str, list[str]]:
@@ -86,6 +87,14 @@ class Edges:
             self._check_label(d, src)
         if not d.refs.get("features"):
             self.declared.problem(d, "examples need at least one feature")
+        names = [getattr(r, "name", r) for r in d.refs.get("features") or []]
+        twice = sorted({str(n) for n in names if names.count(n) > 1})
+        if twice:  # the model would get two inputs of one name (Keras refuses, late)
+            self.declared.problem(
+                d,
+                f"the feature list names {', '.join(map(repr, twice))} more than once; "
+                "list each feature once",
+            )
         ins += self._resolve(d, ROLE_SPECS[Role.EXAMPLES].input("feature"))
         return ins
 
@@ -141,6 +150,30 @@ class Edges:
         for m in ms:
             if not isinstance(m, Metric):
                 self.declared.problem(d, f"evaluate takes metrics.* operators, got {m!r}")
+        if all(isinstance(m, Metric) for m in ms):  # two metrics of one name: before training
+            for problem in metric_key_problems(ms):
+                self.declared.problem(d, problem)
+
+    def _check_feature_parts(self, d: Declaration) -> None:
+        """A learner that feeds named features to parts of its model (``WideDeep(wide=...,
+        deep=...)``) names features of the examples it trains on."""
+        ref = d.refs.get("examples")
+        ex = self.declared.decls.get(ref.name) if isinstance(ref, NodeRef) else None
+        if ex is None or ex.role != Role.EXAMPLES:
+            return
+        features = [getattr(r, "name", r) for r in ex.refs.get("features") or []]
+        for part in ("wide", "deep"):
+            chosen = getattr(d.op, part, None)
+            if not isinstance(chosen, tuple):
+                continue
+            for name in chosen:
+                if name not in features:
+                    self.declared.problem(
+                        d,
+                        f"{part}= names {name!r}, which is not a feature of examples "
+                        f"{ex.name!r}{did_you_mean(str(name), features)}; its features are: "
+                        f"{', '.join(map(str, features))}",
+                    )
 
     def check_split(self, d: Declaration, examples: str, split: Any) -> None:
         """``d`` reads ``split`` of ``examples``: the source must have that split."""

@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from helix_tf._atomic import atomic_write
+from helix_tf._files import files_under
 from helix_tf.compiler.hashing import sha256_file
 from helix_tf.errors import ConfigError
 
@@ -103,13 +104,11 @@ class ContentHasher:
     def _folder_digest(self, folder: str) -> str:
         """A folder (e.g. a UDF's declared ``files=[lookup_dir]``) by its content: every
         file under it by relative name and digest, so adding, removing, renaming or
-        editing one changes it (each file memoised like any other)."""
-        entries = []
-        for root, dirs, names in os.walk(folder):
-            dirs.sort()
-            for name in sorted(names):
-                path = os.path.join(root, name)
-                entries.append([os.path.relpath(path, folder), self.file_digest(path)])
+        editing one changes it (each file memoised like any other), through links to
+        folders too (:func:`~helix_tf._files.files_under`)."""
+        entries = [
+            [os.path.relpath(path, folder), self.file_digest(path)] for path in files_under(folder)
+        ]
         text = json.dumps(entries, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, NoReturn
 
 from helix_tf.components.base import Operator
+from helix_tf.errors import missing_name
 
 __all__ = ["Learner", "Linear", "DNN", "WideDeep", "OPTIMIZERS"]
 
@@ -100,3 +101,7 @@ class WideDeep(DNN):
     def features_for(self, part: str, all_features: Sequence[str]) -> tuple[str, ...]:
         chosen = self.wide if part == "wide" else self.deep
         return tuple(all_features) if chosen is None else tuple(chosen)
+
+
+def __getattr__(name: str) -> NoReturn:
+    raise missing_name(__name__, name, __all__)

@@ -19,7 +19,7 @@ from helix_tf.engine import tables
 from helix_tf.engine._context import RunContext
 from helix_tf.engine._outputs import RunOutputs
 from helix_tf.errors import ExecutionError
-from helix_tf.roles import Split
+from helix_tf.roles import Role, Split
 from helix_tf.types import ROW_ID
 
 __all__ = ["LearningInputs", "label_of"]
@@ -56,8 +56,33 @@ class LearningInputs:
             raise ExecutionError("its examples are not on local disk", node=name)
         table = tables.read_split(local, split, columns)
         if table is None:
-            raise ExecutionError(f"the examples have no {split!r} split", node=name)
+            raise ExecutionError(self._no_rows(name, split), node=name)
         return table, art.meta
+
+    def _no_rows(self, name: str, split: str) -> str:
+        """Why an examples node has no rows of ``split``: the files of the sources above it,
+        each with its size (an empty or header-only file is the usual cause)."""
+        compiled = self.ctx.compiled
+        sources, todo, seen = [], [name], set()
+        while todo:
+            node = compiled.node(todo.pop())
+            if node.name in seen:
+                continue
+            seen.add(node.name)
+            if node.role == Role.SOURCE:
+                sources.append(node)
+            todo += node.inputs
+        parts = []
+        for node in sorted(sources, key=lambda n: n.name):
+            files = getattr(node.op, "files", lambda: ())()
+            shown = ", ".join(f"{f} ({_file_size(f)})" for f in files[:5])
+            more = f" and {len(files) - 5} more" if len(files) > 5 else ""
+            parts.append(f"source {node.name!r} read {shown or 'no file'}{more}")
+        return (
+            f"the examples have no {split!r} split: no row reached it ({'; '.join(parts)}). "
+            "Give the source data rows (an empty file, or one with only its header or "
+            "skipped lines, has none), or check its split parameters"
+        )
 
     def label_facts(self, examples: str, meta: dict[str, Any]) -> dict[str, Any]:
         """The label's facts for training and inference: the stored examples' (classes),
@@ -156,3 +181,20 @@ class LearningInputs:
             payload = json.load(f)
         self.ctx.values[name] = payload
         return payload
+
+
+def _file_size(path: str) -> str:
+    """A data file's size for a message: "0 bytes: empty", "1 line", "12 KB"."""
+    if "://" in path and not path.startswith("file://"):
+        return "remote"
+    try:
+        size = os.path.getsize(path.removeprefix("file://"))
+    except OSError as exc:
+        return exc.strerror or "unreadable"
+    if size == 0:
+        return "0 bytes: empty"
+    if size <= 1 << 16:
+        with open(path.removeprefix("file://"), "rb") as f:
+            lines = sum(1 for line in f if line.strip())
+        return f"{lines} non-blank line{'s' if lines != 1 else ''}"
+    return f"{size / 1024:.0f} KB"

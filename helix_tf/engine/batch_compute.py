@@ -249,11 +249,10 @@ class BatchComputer:
         cols: dict[str, pa.Array] = {}
         for f in node.features:
             fnode = self.nodes[f]
-            cols.update(
-                tables.feature_columns(
-                    f, fnode.value_kind or NUMERIC, self.value(f, split, k, cache)
-                )
-            )
+            values = self.value(f, split, k, cache)
+            if (fnode.value_kind or NUMERIC) == NUMERIC:
+                self._check_finite(node, f, (split, k), values, cache)
+            cols.update(tables.feature_columns(f, fnode.value_kind or NUMERIC, values))
         raw = self.column(node.source, label_op.column, split, k, cache)
         t0 = time.perf_counter()
         labels, bad = label_op.encode(raw, self.states.get(node.name))
@@ -273,6 +272,49 @@ class BatchComputer:
         cols[ROW_ID] = pa.array(cache["rows"], pa.int64())
         self._time(node.name, t0)
         return pa.table(cols)
+
+    def _check_finite(
+        self,
+        node: PreNode,
+        feature: str,
+        batch: tuple[str, int],
+        values: Any,
+        cache: dict[str, Any],
+    ) -> None:
+        """A numeric feature the model reads must be finite: one NaN or infinity makes the
+        loss NaN and every prediction NaN, with no word of where it came from. Named by
+        the raw column's infinity where the feature reads one (a mean of the training
+        split that is infinite makes every row non-finite), else by the feature."""
+        x = np.asarray(values, dtype=np.float64)
+        bad = ~np.isfinite(x)
+        if not bad.any():
+            return
+        split, k = batch
+        what, shown = f"feature {feature!r}", x
+        fop, src = self.nodes[feature].op, node.source
+        columns = self.nodes[src].columns if src in self.nodes else {}
+        for col in fop.inputs() if isinstance(fop, Feature) else ():
+            if isinstance(col, str) and columns.get(col) in ("int", "float"):
+                raw = self.column(src, col, split, k, cache)
+                if np.isinf(raw).any():
+                    what, shown, bad = f"column {col!r}", raw, np.isinf(raw)
+                    break
+        i = int(np.flatnonzero(bad)[0])
+        row = int(cache["rows"][i])
+        source = self.nodes[src].op if src in self.nodes else None
+        where = (
+            source.describe_row(split, row)
+            if isinstance(source, Source)
+            else f"row {row} (line number in its file) of split {split!r}"
+        )
+        raise DataError(
+            f"{what} is {shown[i]} on {where} ({int(bad.sum())} such rows in this "
+            "batch), and a model needs finite numbers. An infinity in the data: add 'inf' and "
+            "'-inf' to the source's na_values to read it as missing (F.Numeric fills missing "
+            "values with the training mean); from a UDF (np.log of 0): use np.log1p or "
+            "clip; a missing value from a UDF: wrap it in F.Numeric(udf)",
+            node=node.name,
+        )
 
     def compute_batch(self, split: str, k: int, order: list[str]) -> dict[str, tuple[int, int]]:
         """Compute every computed node of a batch, write those marked ``write``.

@@ -111,6 +111,33 @@ def test_a_declared_folder_is_identified_by_the_files_under_it(tmp_path: Path) -
     assert digest() == digest()
 
 
+def test_a_declared_folder_is_read_through_links_to_folders(tmp_path: Path) -> None:
+    """A UDF reading ``lookup/shared/x.json`` reads through a link to a folder: editing,
+    adding or removing a file behind the link changes the folder's digest (the walk once
+    stayed out of linked folders, so such edits reused stale results); a link back to an
+    ancestor ends the walk instead of looping."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "x.json").write_text("1")
+    folder = tmp_path / "lookup"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a")
+    (folder / "shared").symlink_to(real, target_is_directory=True)
+    (folder / "loop").symlink_to(folder, target_is_directory=True)
+
+    def digest() -> str:
+        return ContentHasher().file_digest(str(folder))
+
+    seen = {digest()}
+    (real / "x.json").write_text("2")
+    seen.add(digest())
+    (real / "y.json").write_text("")
+    seen.add(digest())
+    (real / "y.json").unlink()
+    assert digest() in seen  # back to the second state
+    assert len(seen) == 3
+
+
 def test_a_file_that_cannot_be_read_is_a_config_error_naming_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

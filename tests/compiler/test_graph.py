@@ -64,6 +64,38 @@ BAD_CONFIGS = {
         + 'wf.examples("more", [age, model], label=F.Label("income", positive=">50K"))  # <-\n',
         [r"node 'more'", r"'learner' is a model \(train node\)", r"must be a feature node"],
     ),
+    "feature_listed_twice": (
+        SOURCE
+        + 'age = wf.feature("age", F.Numeric("age"))\n'
+        + TAIL.replace("[age]", "[age, age]").replace(
+            'positive=">50K"))\n', 'positive=">50K"))  # <-\n', 1
+        ),
+        [r"node 'examples': the feature list names 'age' more than once; list each feature once"],
+    ),
+    "wide_part_names_no_feature": (
+        SOURCE
+        + 'age = wf.feature("age", F.Numeric("age"))\n'
+        + TAIL.replace(
+            "learners.Linear(epochs=1)",
+            'learners.WideDeep(wide=("agee",), deep=("age",), epochs=1)',
+        ).replace("learners.WideDeep(", "learners.WideDeep(  # <-\n    ", 1),
+        [
+            r"wide= names 'agee', which is not a feature of examples 'examples' \(did you mean "
+            r"'age'\?\); its features are: age"
+        ],
+    ),
+    "two_metrics_of_one_name": (
+        SOURCE
+        + 'age = wf.feature("age", F.Numeric("age"))\n'
+        + TAIL.replace(
+            "metrics.Accuracy()))",
+            'metrics.Accuracy(), metrics.Custom(name="accuracy", fn=len)))  # <-',
+        ),
+        [
+            r"node 'evaluation': metrics Accuracy\(\) and Custom\(name='accuracy'.*both produce "
+            r"the key 'accuracy'"
+        ],
+    ),
     "unknown_column_did_you_mean": (
         SOURCE + 'age = wf.feature("age", F.Numeric("agee"))  # <-\n' + TAIL,
         [r"node 'age': Numeric reads column 'agee'", r"did you mean 'age'\?"],

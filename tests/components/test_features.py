@@ -281,9 +281,60 @@ def test_batched_udf_sees_the_whole_batch() -> None:
         calls.append(len(batch))
         return np.log1p(batch["a"])
 
-    out = F.Udf(fn, batched=True).transform([FRAME], None, 3)
-    assert calls == [3]
+    op = F.Udf(fn, batched=True)
+    out = op.transform([FRAME], None, 3)
+    assert calls == [3, 1, 2]  # the whole batch, then once per process its two halves
     np.testing.assert_allclose(out, np.log1p([1.0, 2.0, 3.0]), rtol=1e-6)
+    op.transform([FRAME], None, 3)
+    assert calls == [3, 1, 2, 3]
+
+
+BATCH_DEPENDENT = {
+    "batch-mean": F.Udf(lambda b: b["a"] - b["a"].mean(), batched=True),
+    "rank": F.Udf(lambda b: b["a"].rank(), batched=True),
+    "shift-string": F.Udf(lambda b: b["name"].shift().fillna("-"), batched=True, output="string"),
+    "position": F.Udf(lambda b: np.arange(len(b)) % 2, batched=True, output="categorical", size=2),
+    "dataset-apply": F.DatasetUdf(
+        fit=lambda frame: {}, apply=lambda b, s: b["a"] / b["a"].sum(), columns=["a"]
+    ),
+}
+
+
+@pytest.mark.parametrize("op", BATCH_DEPENDENT.values(), ids=BATCH_DEPENDENT.keys())
+def test_a_batch_function_whose_values_depend_on_the_batch_is_refused(op: F.Feature) -> None:
+    """A batch mean once gave values that followed --batch-rows, which is no part of a
+    result's identity: a rerun with other batches reused results a fresh run differs from."""
+    frame = FRAME.assign(__row=[11, 12, 13])
+    with pytest.raises(
+        ExecutionError,
+        match=r"gives a row a value that depends on the other "
+        r"rows of its batch: row 1[123] \(the line number in its file\) got "
+        r".*Compute each row's value from that row alone.*F\.DatasetUdf",
+    ):
+        op.transform([frame], {}, 3)
+
+
+def test_a_function_drawing_random_numbers_is_not_called_batch_dependent() -> None:
+    """A draw from numpy's global generator differs on every call: the compiler already
+    refuses to reuse it (it is recomputed every run), so it runs, as before."""
+    op = F.Udf(lambda b: b["a"] + np.random.normal(size=len(b)), batched=True)
+    assert op.transform([FRAME], None, 3).shape == (3,)
+
+
+def test_a_row_local_string_function_with_missing_values_is_accepted() -> None:
+    frame = pd.DataFrame({"name": ["x", None, "z", None]})
+    op = F.Udf(lambda b: b["name"].astype("string").str.upper(), batched=True, output="string")
+    out = op.transform([frame], None, 4)
+    assert out[0] == "X" and pd.isna(out[1]) and out[2] == "Z"
+
+
+def test_a_row_local_batch_function_that_edits_its_batch_is_accepted() -> None:
+    def fn(batch: pd.DataFrame) -> Any:
+        batch["a"] = batch["a"] * 2  # edits the batch it is given: every call sees fresh rows
+        return np.sqrt(batch["a"]) + np.log1p(batch["a"])
+
+    out = F.Udf(fn, batched=True).transform([FRAME.copy()], None, 3)
+    np.testing.assert_allclose(out, np.sqrt([2.0, 4.0, 6.0]) + np.log1p([2.0, 4.0, 6.0]), 1e-6)
 
 
 def test_categorical_and_string_udfs() -> None:
@@ -370,6 +421,23 @@ def test_dataset_udf_fits_on_the_training_split_then_applies_per_batch() -> None
     state = fit(op, [FRAME.iloc[:2]], [FRAME.iloc[2:]], [FRAME.iloc[:0]])
     assert fitted == [3] and state == {"median": 2.0}
     assert op.transform([FRAME], state, 3).tolist() == [0, 0, 1]
+
+
+def test_dataset_udf_fit_sees_the_rows_in_file_order_however_batches_merge() -> None:
+    """Beam merges the analyzer's partial results in any order: fit once saw the rows in
+    that order, so an order-sensitive fit (a float sum, the first rows) changed bits."""
+    seen: list[list[float]] = []
+
+    def first_rows(frame: pd.DataFrame) -> dict[str, Any]:
+        seen.append(frame["a"].tolist())
+        assert list(frame.columns) == ["a"] and list(frame.index) == list(range(len(frame)))
+        return {}
+
+    op = F.DatasetUdf(fit=first_rows, apply=lambda b, s: b["a"], columns=["a"])
+    rows = FRAME.assign(__row=[7, 8, 9])
+    fit(op, [rows.iloc[:1]], [rows.iloc[1:]])
+    fit(op, [rows.iloc[1:]], [rows.iloc[:1]])
+    assert seen == [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]
 
 
 def test_dataset_udf_state_must_be_json() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,9 @@ from helix_tf.components.sources import (
     COPY_STRIDE,
     FILE_STRIDE,
     Csv,
+    Holdout,
     Parquet,
+    Source,
     Tfds,
     TFRecord,
     read_all,
@@ -284,7 +288,7 @@ BAD_FILES = [
         '1,"x,2\n',
         {},
         DataError,
-        r"line 1: unterminated quoted field",
+        r"line 1: unterminated quoted field.*A quoted field may not span lines .*quote=None",
     ),
     (
         "invalid UTF-8",
@@ -299,6 +303,85 @@ BAD_FILES = [
         {"header": True},
         DataError,
         r"line 1: the header names columns \['a', 'B', 'c'\]",
+    ),
+    # A problem of the whole file shows on its first line; the fix names it, not the row.
+    (
+        "UTF-16 text",
+        "1,x,2\n2,y,3\n".encode("utf-16"),
+        {},
+        DataError,
+        r"bad\.csv line 1: the text is not valid UTF-8 .*looks UTF-16-encoded.*iconv -f utf-16",
+    ),
+    (
+        "UTF-16 text without a byte-order mark",
+        "1,x,2\n2,y,3\n".encode("utf-16-be"),
+        {},
+        DataError,
+        r"line 1: column 'a' \(int\) expects an integer.*looks UTF-16-encoded",
+    ),
+    (
+        "UTF-16 header",
+        "a,b,c\n1,x,2\n".encode("utf-16"),
+        {"header": True},
+        DataError,
+        r"line 1: the header names columns .*looks UTF-16-encoded",
+    ),
+    (
+        "lines ended by a bare carriage return",
+        b"1,x,2\r2,y,3\r",
+        {},
+        DataError,
+        r"line 1: expected 3 fields separated by ',', found 5: .*bare carriage return",
+    ),
+    (
+        "header with bare carriage returns",
+        b"a,b,c\r1,x,2\r",
+        {"header": True},
+        DataError,
+        r"line 1: the header names .*bare carriage return",
+    ),
+    (
+        "another separator",
+        b"1;x;2\n2;y;3\n",
+        {},
+        DataError,
+        r"line 1: expected 3 fields separated by ',', found 1: '1;x;2'\. The line splits into "
+        r"the 3 declared columns at ';': pass separator=';'",
+    ),
+    (
+        "header with another separator",
+        b"a\tb\tc\n1\tx\t2\n",
+        {"header": True},
+        DataError,
+        r"pass separator='\\t'",
+    ),
+    (
+        "header in another order",
+        "b,a,c\nx,1,2\n",
+        {"header": True},
+        DataError,
+        r"the header names columns \['b', 'a', 'c'\].*declared columns in another order",
+    ),
+    (
+        "header with a new column",
+        "a,b,c,New\n1,x,2,5\n",
+        {"header": True},
+        DataError,
+        r"The file has \['New'\], which columns does not declare\. Declare every column",
+    ),
+    (
+        "header without a declared column",
+        "a,c\n1,2\n",
+        {"header": True},
+        DataError,
+        r"Columns declares \['b'\], which the file lacks",
+    ),
+    (
+        "invalid UTF-8: the excerpt is the line alone",
+        b"1,x,2\n2,\xff,3\n4,NEXT,5\n",
+        {},
+        DataError,
+        r"line 2: the text is not valid UTF-8 .*: '2,.,3'\. Convert the file to UTF-8",
     ),
     (
         "header read as data (numeric columns)",
@@ -658,3 +741,49 @@ def test_tfds_features_json_kinds_it_does_not_know_fall_back_to_tfds(tmp_path: P
     assert _scalars_from_features_json(write({"x": {"someNewFeature": {}}})) is None
     assert _scalars_from_features_json(write({"x": {"tensor": {"dtype": "complex64"}}})) is None
     assert _scalars_from_features_json(str(tmp_path / "absent")) is None
+
+
+# ------------------------------------------------------------------ identity
+
+OWN_COLUMNS = {"x": "int", "y": "string"}
+
+SOURCES = {
+    "csv": lambda d: Csv(train=str(d / "a.csv"), test=str(d / "b.csv"), columns=OWN_COLUMNS),
+    "parquet": lambda d: Parquet(train=str(d / "a.parquet"), test_fraction=0.2),
+    "tfrecord": lambda d: TFRecord(
+        train=str(d / "a.tfrecord"), test=str(d / "b.tfrecord"), features={"x": "int"}
+    ),
+    "holdout": lambda d: Holdout(of=Csv(train=str(d / "a.csv"), columns=OWN_COLUMNS)),
+    "holdout-parquet": lambda d: Holdout(of=Parquet(train=str(d / "a.parquet"))),
+}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _OwnSource(Source):
+    """A source of the user's own that keeps its path in a parameter of another name."""
+
+    path: str
+
+    def splits(self) -> tuple[str, ...]:
+        return ("train",)
+
+    def schema(self) -> dict[str, str]:
+        return dict(OWN_COLUMNS)
+
+    def files(self) -> tuple[str, ...]:
+        return (self.path,)
+
+    def read(self, split: str, **kwargs: Any) -> Iterator[pd.DataFrame]:
+        raise NotImplementedError
+
+
+SOURCES["own"] = lambda d: _OwnSource(path=str(d / "own.csv"))
+SOURCES["holdout-own"] = lambda d: Holdout(of=_OwnSource(path=str(d / "own.csv")))
+
+
+@pytest.mark.parametrize("make", SOURCES.values(), ids=SOURCES.keys())
+def test_every_source_identity_covers_every_file_it_reads(tmp_path: Path, make) -> None:  # type: ignore[no-untyped-def]
+    """What a source reads (``files()``) is what its fingerprint hashes (``content_files()``)."""
+    source = make(tmp_path)
+    hashed = {path for pairs in source.content_files().values() for _, path in pairs}
+    assert source.files() and set(source.files()) <= hashed

@@ -382,6 +382,27 @@ def test_malformed_row_fails_naming_file_and_line(
     assert run.status == "failed" and f"line {line}" in (run.error or "")
 
 
+@pytest.mark.parametrize(
+    ("content", "described"),
+    [("", "0 bytes: empty"), ("|1x3 Cross validator\n", "1 non-blank line")],
+    ids=["empty", "skipped-lines-only"],
+)
+def test_a_train_file_without_rows_names_the_file(
+    bad_config: Path, tmp_path: Path, store: str, content: str, described: str
+) -> None:
+    """An empty (or header-only) train file once failed with "the examples have no
+    'train' split", naming neither the file nor the cause."""
+    empty = tmp_path / "empty.data"
+    empty.write_text(content)
+    with pytest.raises(ExecutionError) as info:
+        api.run(bad_config, store=store, params=[f"train={empty}", "rows.skip_lines=1"])
+    message = str(info.value)
+    assert "the examples have no 'train' split: no row reached it" in message, message
+    assert f"source 'rows' read {empty} ({described})" in message, message
+    assert "Give the source data rows" in message
+    _assert_store_has_only_complete_entries(store)
+
+
 def test_missing_label_names_the_row_and_column(
     bad_config: Path, broken_files: dict[str, Path], store: str
 ) -> None:
@@ -467,6 +488,63 @@ def test_failing_udf_names_the_operator(
     assert "operator 'hours_per_year' failed" in message
     assert "ValueError: no pension rules yet" in message
     assert ArtifactStore(store).entries() == []
+    _assert_store_has_only_complete_entries(store)
+
+
+NOT_FINITE = """\
+import numpy as np
+
+PARAMS = {"train": r"$train", "test": r"$test"}
+
+
+def workflow(params):
+    wf = Workflow("not_finite")
+    columns = dict(CENSUS_CSV_OPTIONS["columns"], hours_per_week="float")
+    options = dict(CENSUS_CSV_OPTIONS, columns=columns)
+    wf.source("rows", sources.Csv(train=params.train, test=params.test, **options))
+    age = wf.feature("age", F.Numeric("age"))
+    hours = wf.feature("hours", F.Numeric("hours_per_week"))
+
+    @wf.udf("log_gain", batched=True)
+    def log_gain(batch):
+        return np.log(batch["capital_gain"].fillna(0))
+
+    feats = [age, hours, log_gain] if "$udf" == "yes" else [age, hours]
+    examples = wf.examples("examples", feats, label=F.Label("income", positive=">50K"))
+    model = wf.train("learner", examples, learners.Linear(epochs=1, batch_size=128))
+    wf.output(wf.evaluate("evaluation", wf.predict("predictions", model, examples),
+                          metrics.Accuracy()))
+    return wf
+"""
+
+
+@pytest.mark.parametrize("udf", ["no", "yes"], ids=["inf-in-the-data", "udf-gives-minus-inf"])
+def test_a_non_finite_feature_fails_before_training_naming_the_row(
+    make_config: Callable[..., Path],
+    census_like: tuple[Path, Path],
+    store: str,
+    tmp_path: Path,
+    udf: str,
+) -> None:
+    """One 'inf' in a float column (or np.log of 0 in a UDF) once trained to a NaN loss,
+    then failed in evaluation with "apply a sigmoid to logits first"."""
+    lines = census_like[0].read_text().split("\n")
+    fields = lines[11].split(", ")
+    fields[12] = "inf"  # hours_per_week of line 12
+    lines[11] = ", ".join(fields)
+    train = tmp_path / "inf.data"
+    train.write_text("\n".join(lines))
+    data = train if udf == "no" else census_like[0]
+    config = make_config(NOT_FINITE, train=data, test=census_like[1], udf=udf)
+    with pytest.raises(DataError) as info:
+        api.run(config, store=store)
+    message = str(info.value)
+    if udf == "no":
+        assert f"column 'hours_per_week' is inf on line 12 of {train}" in message, message
+    else:
+        assert "feature 'log_gain' is -inf on line " in message, message
+    assert "a model needs finite numbers" in message and "na_values" in message
+    assert info.value.node == "examples"
     _assert_store_has_only_complete_entries(store)
 
 

@@ -64,7 +64,8 @@ CONFIG = textwrap.dedent(
         if params.noise:
             @wf.udf("noise", batched=True, output="categorical", size=300)
             def noise(batch):
-                return (np.arange(len(batch)) * 7919 + batch["x"].to_numpy() * 1000).astype(
+                # by row id, not position in the batch: a value may depend on its row only
+                return (batch["__row"].to_numpy() * 7919 + batch["x"].to_numpy() * 1000).astype(
                     np.int64) % 300
             feats.append(noise)
         ex = wf.examples("examples", feats, label=label)

@@ -16,6 +16,8 @@ The package is split by concept: ``_base`` (the ``Feature`` spec, ``Analyzer``,
 and ``_label`` (``Label``, ``MulticlassLabel``, ``NumericLabel``: one per task).
 """
 
+from typing import NoReturn
+
 # Input (the type of an operator's input reference) and SourceRows (what the engine
 # passes a whole-row feature besides its frame) are importable from here too, outside
 # __all__.
@@ -31,6 +33,7 @@ from helix_tf.components.features._label import Label, MulticlassLabel, NumericL
 from helix_tf.components.features._numeric import Bucketize, Cross, Numeric
 from helix_tf.components.features._text import TfIdf, Tokenize, Vocabulary
 from helix_tf.components.features._udf import DatasetUdf, Udf
+from helix_tf.errors import missing_name
 
 __all__ = [
     "Bag",
@@ -49,3 +52,7 @@ __all__ = [
     "NumericLabel",
     "MISSING_TOKEN",
 ]
+
+
+def __getattr__(name: str) -> NoReturn:
+    raise missing_name(__name__, name, __all__)

@@ -129,7 +129,8 @@ class Numeric(Feature):
         x = np.asarray(values[0], dtype=np.float64)
         x = np.where(np.isnan(x), state["mean"], x)
         if self.standardize:
-            x = (x - state["mean"]) / state["std"]
+            with np.errstate(invalid="ignore"):  # inf - inf: the examples name the row
+                x = (x - state["mean"]) / state["std"]
         return x.astype(np.float32)
 
 

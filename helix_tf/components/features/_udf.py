@@ -97,6 +97,86 @@ def _call_user(fn: Callable[..., Any], what: str, frame: Any, *args: Any) -> Any
         raise ExecutionError(f"{what} raised KeyError: {exc}{where}{hint}") from exc
 
 
+#: Batch functions already checked for row-local values in this process (by id; the
+#: function is kept so its id is never reused by another).
+_ROW_LOCAL_CHECKED: dict[int, Any] = {}
+
+
+def _call_batched(
+    op: _UserFunction, fn: Callable[..., Any], what: str, n: int, frame: Any, *args: Any
+) -> np.ndarray:
+    """``fn(frame, *args)`` as the declared output, checked once per function and
+    process to give each row a value computed from that row alone.
+
+    A batch's rows follow ``--batch-rows`` and the data's layout, none of which is part
+    of a result's identity: a function whose values depend on the other rows of its
+    batch (a batch mean, a rank, a shift) would make a stored result differ from what a
+    fresh run computes. The first batch of two or more rows is also computed in two
+    halves; a value that differs is an error naming the row and the fix.
+    """
+    check = n >= 2 and len(frame) == n and id(fn) not in _ROW_LOCAL_CHECKED
+    if check:  # copies taken first: a function that edits its batch sees the same rows
+        k = n // 2
+        halves = (frame.iloc[:k].copy(), frame.iloc[k:].copy(), frame.copy())
+    whole = _coerce_output(op, _call_user(fn, what, frame, *args), n, op.output, op.size)
+    if check:
+        _ROW_LOCAL_CHECKED[id(fn)] = fn
+        parts = [
+            _coerce_output(op, _call_user(fn, what, h, *args), len(h), op.output, op.size)
+            for h in halves[:2]
+        ]
+        apart = np.concatenate(parts)
+        differs = _differing(whole, apart)
+        if differs is not None:  # unless it differs from itself: it draws random numbers
+            again = _call_user(fn, what, halves[2], *args)  # (never reused: compile said so)
+            if _differing(whole, _coerce_output(op, again, n, op.output, op.size)) is not None:
+                differs = None
+        if differs is not None:
+            row = int(frame[ROW_ID].iloc[differs]) if ROW_ID in frame else differs + 1
+            raise ExecutionError(
+                f"{what} gives a row a value that depends on the other rows of its batch: "
+                f"row {row} (the line number in its file) got {_plain(whole[differs])!r} in a "
+                f"batch of {n} rows and {_plain(apart[differs])!r} in a batch of "
+                f"{len(halves[int(differs >= k)])}. Batches "
+                "follow --batch-rows and the data's layout, so its results would too (and a "
+                "stored result could differ from a fresh run). Compute each row's value "
+                "from that row alone; for statistics of the training split (a mean, "
+                "quantiles) use F.DatasetUdf(fit=..., apply=...)"
+            )
+    return whole
+
+
+def _equal(x: Any, y: Any) -> bool:
+    try:
+        return bool(x == y)
+    except (TypeError, ValueError):  # values whose == is not a truth value
+        return False
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (for a message)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _differing(a: np.ndarray, b: np.ndarray) -> int | None:
+    """The first position where two outputs differ (numbers: beyond float rounding)."""
+    if a.dtype.kind == "f":
+        same = np.isclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True)
+    else:
+        import pandas as pd
+
+        missing_a, missing_b = pd.isna(a), pd.isna(b)  # None, NaN and pd.NA alike
+        same = np.array(
+            [
+                (ma and mb) or (not ma and not mb and _equal(x, y))
+                for x, y, ma, mb in zip(a, b, missing_a, missing_b, strict=True)
+            ],
+            dtype=bool,
+        )
+    bad = np.flatnonzero(~same)
+    return int(bad[0]) if len(bad) else None
+
+
 def _line_in(exc: BaseException, fn: Callable[..., Any]) -> str:
     """`` at file:line`` of the innermost frame of ``exc`` in ``fn``'s file, or ''."""
     code = getattr(fn, "__code__", None)
@@ -157,7 +237,7 @@ class Udf(_UserFunction):
         frame = values[0]
         rows = values[1] if len(values) > 1 and isinstance(values[1], SourceRows) else None
         if self.batched:
-            result = _call_user(self.fn, _fn_name(self.fn), frame)
+            return _call_batched(self, self.fn, _fn_name(self.fn), n, frame)
         else:
             result = []
             for row in _records(frame, rows):
@@ -209,7 +289,9 @@ class _FrameAnalyzer(Analyzer):
         return []
 
     def add(self, acc: list[Any], values: list[Any]) -> list[Any]:
-        acc.append(values[0][list(self.op.columns)])
+        frame = values[0]
+        keep = [*self.op.columns, *([ROW_ID] if ROW_ID in frame else [])]
+        acc.append(frame[keep])
         return acc
 
     def merge(self, accs: Sequence[list[Any]]) -> list[Any]:
@@ -223,6 +305,9 @@ class _FrameAnalyzer(Analyzer):
             if acc
             else pd.DataFrame({c: [] for c in self.op.columns})
         )
+        if ROW_ID in frame:  # file order, whatever order the batches were merged in
+            frame = frame.sort_values(ROW_ID, kind="stable", ignore_index=True)
+            frame = frame.drop(columns=[ROW_ID])
         what = f"DatasetUdf fit {_fn_name(self.op.fit)} (it sees only the columns= it declares)"
         state = _call_user(self.op.fit, what, frame)
         try:
@@ -263,7 +348,5 @@ class DatasetUdf(_UserFunction):
         return _FrameAnalyzer(self)
 
     def transform(self, values: list[Any], state: Any, n: int) -> np.ndarray:
-        result = _call_user(
-            self.apply, f"DatasetUdf apply {_fn_name(self.apply)}", values[0], state
-        )
-        return _coerce_output(self, result, n, self.output, self.size)
+        what = f"DatasetUdf apply {_fn_name(self.apply)}"
+        return _call_batched(self, self.apply, what, n, values[0], state)

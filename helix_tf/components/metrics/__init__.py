@@ -36,6 +36,8 @@ resampled on its own (a stratified bootstrap: the slice's size is held fixed).
 sample.
 """
 
+from typing import NoReturn
+
 # MISSING_LABEL and _draw_counts (tests) are importable from here too, outside __all__.
 from helix_tf.components.metrics._base import MISSING_LABEL as MISSING_LABEL, Metric
 from helix_tf.components.metrics._bootstrap import _draw_counts as _draw_counts
@@ -48,7 +50,11 @@ from helix_tf.components.metrics._classification import (
     PrecisionRecall,
     Recall,
 )
-from helix_tf.components.metrics._combined import bootstrap_metrics, compute_metrics
+from helix_tf.components.metrics._combined import (
+    bootstrap_metrics,
+    compute_metrics,
+    metric_key_problems as metric_key_problems,
+)
 from helix_tf.components.metrics._custom import Custom
 from helix_tf.components.metrics._multiclass import (
     MulticlassAccuracy,
@@ -65,6 +71,7 @@ from helix_tf.components.metrics._tasks import (
     evaluate_task as evaluate_task,
     metric_problem as metric_problem,
 )
+from helix_tf.errors import missing_name
 
 __all__ = [
     "AUC",
@@ -90,3 +97,7 @@ __all__ = [
     "bootstrap_metrics",
     "compute_metrics",
 ]
+
+
+def __getattr__(name: str) -> NoReturn:
+    raise missing_name(__name__, name, __all__)

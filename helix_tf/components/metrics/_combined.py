@@ -80,13 +80,21 @@ def bootstrap_metrics(
 
 def _check_distinct_keys(metrics: Sequence[Metric]) -> None:
     """Reject non-metrics and metrics whose declared keys collide, before any work."""
+    problems = metric_key_problems(metrics)
+    if problems:
+        raise ConfigError(problems)
+
+
+def metric_key_problems(metrics: Sequence[Metric]) -> list[str]:
+    """Non-metrics, and metrics whose declared keys collide (``Custom(name="auc")`` beside
+    ``AUC()``): what the compiler reports before any work, and evaluation refuses."""
     problems = [
         f"metrics[{i}] must be a Metric (e.g. metrics.Accuracy()), but got {m!r}"
         for i, m in enumerate(metrics)
         if not isinstance(m, Metric)
     ]
     if problems:
-        raise ConfigError(problems)
+        return problems
     owner: dict[str, Metric] = {}
     for metric in metrics:
         declared = metric.keys()
@@ -95,8 +103,7 @@ def _check_distinct_keys(metrics: Sequence[Metric]) -> None:
                 problems.append(_duplicate(key, owner[key], metric))
             else:
                 owner[key] = metric
-    if problems:
-        raise ConfigError(problems)
+    return problems
 
 
 def _merge(results: Sequence[tuple[Metric, Mapping[str, Any]]]) -> dict[str, Any]:

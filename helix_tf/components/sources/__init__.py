@@ -18,6 +18,8 @@ declared schema is :meth:`Source.schema`; likewise ``Tfds`` takes the split
 mapping as ``tfds_splits`` because :meth:`Source.splits` is a method.
 """
 
+from typing import NoReturn
+
 # FILE_STRIDE and COPY_STRIDE are importable from here too, outside __all__ as before.
 from helix_tf.components.sources._base import (
     COLUMN_TYPES,
@@ -32,6 +34,7 @@ from helix_tf.components.sources._holdout import Holdout, train_only
 from helix_tf.components.sources._parquet import Parquet
 from helix_tf.components.sources._tfds import Tfds
 from helix_tf.components.sources._tfrecord import TFRecord
+from helix_tf.errors import missing_name
 
 __all__ = [
     "COLUMN_TYPES",
@@ -45,3 +48,7 @@ __all__ = [
     "read_all",
     "train_only",
 ]
+
+
+def __getattr__(name: str) -> NoReturn:
+    raise missing_name(__name__, name, __all__)

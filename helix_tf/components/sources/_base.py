@@ -75,15 +75,22 @@ class Source(Operator, abc.ABC):
         """The data files (local paths or URLs) whose content defines the source."""
 
     def content_files(self) -> dict[str, tuple[tuple[str, str], ...]]:
-        """The ``train``/``test`` files, labelled by the compression their name implies.
+        """The ``train``/``test`` files, labelled by the compression their name implies,
+        and under ``"files"`` any other file :meth:`files` names (a source of your own
+        that keeps its paths in another parameter).
 
-        The source's identity is these files' content, wherever they lie.
+        The source's identity is these files' content, wherever they lie: every file
+        :meth:`files` names is hashed, so editing one never reuses stale results.
         """
         out: dict[str, tuple[tuple[str, str], ...]] = {}
         for param in ("train", "test"):
             paths = getattr(self, param, None)
             if isinstance(paths, tuple):
                 out[param] = tuple((_compression_of(p), p) for p in paths)
+        covered = {p for pairs in out.values() for _, p in pairs}
+        rest = tuple(p for p in self.files() if p not in covered)
+        if rest:
+            out["files"] = tuple((_compression_of(p), p) for p in rest)
         return out
 
     def inert_params(self) -> set[str]:

@@ -16,6 +16,7 @@ from helix_tf.components.sources._csv_parsing import (
     _blank_lines,
     _cast_lenient,
     _decode_lines,
+    _file_hint,
     _split_quoted,
 )
 
@@ -281,19 +282,28 @@ class BlockParser:
 def _describe(spec: Csv, issue: tuple[str, Any], text: str) -> tuple[str, str]:
     """(reason, fix) for a problem found in the careful path."""
     kind, detail = issue
+    hint = _file_hint(text, spec.separator, len(spec.columns))
     if kind == "count":
         return (
             f"expected {len(spec.columns)} fields separated by {spec.separator!r}, "
             f"found {detail}: {_shorten(text)}",
-            _FIX_ROW,
+            hint or _FIX_ROW,
         )
     if kind == "quote":
-        return f"{detail}: {_shorten(text)}", _FIX_ROW
+        fix = _FIX_ROW
+        if str(detail).startswith("unterminated"):
+            fix = (
+                "A quoted field may not span lines (Csv reads one row per line): remove the "
+                "line breaks inside quotes, pass quote=None if quotes are ordinary characters "
+                "in this file, or pass on_bad_row='skip' to skip malformed rows"
+            )
+        return f"{detail}: {_shorten(text)}", fix
     name, column_kind, value = detail
     what = "an integer" if column_kind == "int" else "a number"
     return (
         f"column {name!r} ({column_kind}) expects {what}, found {_shorten(value)}: "
         f"{_shorten(text)}",
-        f"Fix the value, declare {name!r} as 'string', add {value!r} to na_values, "
+        hint
+        or f"Fix the value, declare {name!r} as 'string', add {value!r} to na_values, "
         "or pass on_bad_row='skip' to skip malformed rows",
     )

@@ -74,6 +74,38 @@ class _BadRows:
 
 _FIX_ROW = "Fix the row, or pass on_bad_row='skip' to skip malformed rows"
 
+#: Separators a file written by another tool commonly uses, tried when a line does not
+#: split into the declared columns at the declared separator.
+_LIKELY_SEPARATORS = (",", "\t", ";", "|", ", ")
+
+
+def _file_hint(text: str, separator: str | None = None, columns: int = 0) -> str | None:
+    """How to fix a whole file whose line ``text`` shows a wrong encoding, line ending or
+    separator (None when the line shows none of them).
+
+    A problem of the whole file shows on its first line as a row problem ("expected 3
+    fields", "expects an integer", a header that does not match), whose usual fix
+    ("fix the row") does not help; this names the real one.
+    """
+    if "\x00" in text or text.startswith(("\ufffd\ufffd", "\ufeff\x00")):
+        return (
+            "The file looks UTF-16-encoded (NUL bytes between the characters); convert it "
+            "to UTF-8, e.g. iconv -f utf-16 -t utf-8 FILE > NEW.csv"
+        )
+    if "\r" in text.rstrip("\r"):
+        return (
+            "The file's lines end with a bare carriage return (\\r, as old Mac tools write); "
+            "convert the line endings to \\n, e.g. tr '\\r' '\\n' < FILE > NEW.csv"
+        )
+    if separator is not None and separator not in text:
+        for other in _LIKELY_SEPARATORS:
+            if other != separator and len(text.split(other)) == columns:
+                return (
+                    f"The line splits into the {columns} declared columns at {other!r}: "
+                    f"pass separator={other!r}"
+                )
+    return None
+
 
 def _blocks(handle: Any, first: int, batch_rows: int) -> Iterator[tuple[int, bytes, int]]:
     """Yield (lines before the block, block, lines in it) for blocks of about batch_rows lines.
@@ -188,10 +220,12 @@ def _decode_lines(block: bytes, first: int, path: str) -> pa.Array:
             line = first + 1 + block.count(b"\n", 0, exc.start)
             start = block.rfind(b"\n", 0, exc.start) + 1
             text = block[start : start + _MAX_TEXT].decode("utf-8", errors="replace")
+            end = text.find("\n")
+            text = text if end < 0 else text[:end]
+            fix = _file_hint(text) or "Convert the file to UTF-8, e.g. iconv -f latin1 -t utf-8"
             raise DataError(
                 f"{path} line {line}: the text is not valid UTF-8 ({exc.reason} at byte "
-                f"{exc.start - start + 1} of the line): {_shorten(text)}. Convert the file to "
-                "UTF-8, e.g. iconv -f latin1 -t utf-8"
+                f"{exc.start - start + 1} of the line): {_shorten(text)}. {fix}"
             ) from exc
         raise
 

@@ -29,6 +29,7 @@ from helix_tf.components.sources._csv_parsing import (
     _BadRows,
     _block_groups,
     _blocks,
+    _file_hint,
     _plain_size,
     _seek_blocks,
     _split_quoted,
@@ -255,10 +256,42 @@ class CsvReader:
         found = self._header_fields(raw)
         declared = [name for name, _ in self.spec.columns]
         if found != declared:
+            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            hint = _file_hint(text, self.spec.separator, len(declared))
+            if hint is None:
+                hint = _header_fix(found, declared)
             raise DataError(
-                f"{path} line {line}: the header names columns {found}, but columns declares "
-                f"{declared}; declare the columns in the file's order with the header's names"
+                f"{path} line {line}: the header names columns {_names(found)}, but columns "
+                f"declares {_names(declared)}. {hint}"
             )
+
+
+def _header_fix(found: list[str], declared: list[str]) -> str:
+    """How to make ``columns`` match a header line that names ``found``."""
+    extra = [n for n in found if n not in declared]
+    missing = [n for n in declared if n not in found]
+    if not extra and not missing:
+        return (
+            "The file has the declared columns in another order: declare them in the file's order"
+        )
+    parts = []
+    if extra:
+        parts.append(f"the file has {_names(extra)}, which columns does not declare")
+    if missing:
+        parts.append(f"columns declares {_names(missing)}, which the file lacks")
+    text = "; ".join(parts)
+    return (
+        text[0].upper()
+        + text[1:]
+        + ". Declare every column of the file, in the file's order, with the header's names"
+    )
+
+
+def _names(names: list[str], most: int = 30) -> str:
+    """A list of column names for a message, its elements and length bounded."""
+    shown = [repr(n if len(n) <= 40 else n[:40] + "...") for n in names[:most]]
+    more = [f"... ({len(names) - most} more)"] if len(names) > most else []
+    return "[" + ", ".join(shown + more) + "]"
 
 
 def _check_batch_rows(batch_rows: int) -> None:

@@ -84,6 +84,18 @@ class Holdout(Source):
     def files(self) -> tuple[str, ...]:
         return self.of.files()
 
+    def content_files(self) -> dict[str, tuple[tuple[str, str], ...]]:
+        """The wrapped source's files: its train data's content is this source's identity
+        (without it, a validation run reused results computed from the old data)."""
+        return self.of.content_files()
+
+    def fingerprint_params(self) -> dict[str, Any]:
+        """The wrapped source as its own fingerprint sees it: its identifying parameters
+        (no file paths: the same bytes elsewhere are the same data) and its VERSION."""
+        of = self.of
+        inner = {"op": of.op_name, "version": of.VERSION, "params": of.fingerprint_params()}
+        return {**super().fingerprint_params(), "of": inner}
+
     def check(self) -> list[str]:
         return self.of.check()
 

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from helix_tf._files import files_under
 from helix_tf.components.base import normalized
 from helix_tf.components.sources._base import (
     Source,
@@ -112,11 +113,7 @@ class Tfds(Source):
         directory, _ = self._variant_dir()
         if directory is None:
             return ()
-        found = []
-        for root, dirs, names in os.walk(directory):
-            dirs.sort()
-            found += [os.path.join(root, n) for n in sorted(names)]
-        return tuple(found)
+        return tuple(files_under(directory))
 
     def content_files(self) -> dict[str, tuple[tuple[str, str], ...]]:
         """The prepared files under ``data_dir``, labelled by their path inside it."""
