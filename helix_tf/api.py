@@ -297,7 +297,12 @@ class _RunOptions:
     def open(self, loaded: LoadedConfig) -> Session:
         """A session of ``loaded`` on the run's store and metadata."""
         return open_loaded(
-            loaded, store=self.store, metadata=self.metadata, approx=self.approx, rehash=self.rehash
+            loaded,
+            store=self.store,
+            metadata=self.metadata,
+            approx=self.approx,
+            rehash=self.rehash,
+            workers=True,
         )
 
 
@@ -355,15 +360,17 @@ def _retrain_without_zero(
 _REPLANS = 2
 
 
-def _execute_replanning(session: Session, opts: _RunOptions, lease_id: str) -> _Executed:
+def _execute_replanning(session: Session, opts: _RunOptions, lease_id: str | None) -> _Executed:
     """Plan and execute; when loaded entries fail verification or vanish, plan again.
 
     The engine verifies every entry the plan loads before any work; an entry that
     fails (or goes missing mid-run) counts as not stored from then on, so the next plan
     recomputes it and what depends on it, within this run. Returns the decisions and
     manifests of the plan that ran, the engine's result and notes on what was replanned.
+    The workers of a multi-worker run agree on the first plan (:mod:`helix_tf._workers`).
     """
     from helix_tf._inflight import announce, await_colleagues
+    from helix_tf._workers import agree, check_agreed, read_only_note
     from helix_tf.engine.execute import EngineOptions, StoreEntriesLost, execute_plan
     from helix_tf.reuse.materialize import MaterializationPolicy
     from helix_tf.reuse.tagged import TagQuota
@@ -375,13 +382,42 @@ def _execute_replanning(session: Session, opts: _RunOptions, lease_id: str) -> _
         if n.role == Role.EVALUATE
     }
     lost: set[str] = set()
+    # Entries a worker counts as not stored because its chief trains them.
+    forced: set[str] = set()
     notes: list[str] = []
+    read_only = read_only_note(session.worker, session.store_url) if session.read_only else None
+    if read_only is not None:
+        log.warning("%s", read_only)
+        notes.append(read_only)
+
+    def replan(fingerprints: frozenset[str]) -> tuple[list[NodeDecision], Any, CostModel]:
+        forced.clear()
+        forced.update(fingerprints)
+        return _plan(session, exclude=frozenset(lost | forced))
+
+    agreed: dict[str, str] | None = None
     for attempt in range(_REPLANS + 1):
-        decisions, manifests, costs = _plan(session, exclude=frozenset(lost))
-        # A colleague's run already computing some of this plan: wait, then load.
-        if attempt == 0 and await_colleagues(session, decisions, costs.history):
+        decisions, manifests, costs = _plan(session, exclude=frozenset(lost | forced))
+        # A colleague's run already computing some of this plan: wait, then load (a
+        # read-only worker computes only for itself: it never waits for the chief).
+        if (
+            attempt == 0
+            and read_only is None
+            and await_colleagues(session, decisions, costs.history)
+        ):
             decisions, manifests, costs = _plan(session, exclude=frozenset(lost))
             announce(session, decisions)
+        if session.worker is not None and agreed is None:
+            (decisions, manifests, costs), agreed = agree(
+                session.store,
+                session.worker,
+                compiled,
+                (decisions, manifests, costs),
+                lambda planned: planned[0],
+                replan,
+            )
+        elif session.worker is not None and agreed is not None:
+            check_agreed(agreed, decisions, session.worker)
         states = {d.name: d.state for d in decisions}
         if opts.progress:
             opts.progress(Planned(decisions=tuple(decisions)))
@@ -412,6 +448,7 @@ def _execute_replanning(session: Session, opts: _RunOptions, lease_id: str) -> _
                     prune_zero_weight=opts.prune_zero_weight,
                     progress=opts.progress,
                     scratch=session.store.lease.scratch if session.store.lease else None,
+                    read_only=read_only,
                 ),
             )
         except StoreEntriesLost as exc:
@@ -484,11 +521,13 @@ def _run_once(
     # would be slower (or no faster) and worse: the session is the exact workflow.
     approx = opts.approx is not None and not session.exact_instead
     started = None
-    lease = _start_lease(session, opts.scratch)
+    # A worker that is not the chief writes nothing to the store: no lease, no reclaiming.
+    lease = None if session.read_only else _start_lease(session, opts.scratch)
     try:
         started = _start_run(session, opts, approx=approx)
-        lease.update(run_id=started.run_id, metadata=session.metadata.url)
-        executed = _execute_replanning(session, opts, lease.id)
+        if lease is not None:
+            lease.update(run_id=started.run_id, metadata=session.metadata.url)
+        executed = _execute_replanning(session, opts, lease.id if lease is not None else None)
         return _record(session, started, executed, approx=approx, t_start=t_start)
     except HelixError as exc:
         if started is not None:
@@ -501,7 +540,8 @@ def _run_once(
             )
         raise
     finally:
-        lease.close()
+        if lease is not None:
+            lease.close()
         session.close()
 
 
