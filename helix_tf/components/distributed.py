@@ -32,7 +32,8 @@ import dataclasses
 import json
 import logging
 import os
-import threading
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -45,7 +46,6 @@ from helix_tf.errors import ConfigError, ExecutionError
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "NO_CLUSTER_EXIT",
     "STRATEGIES",
     "STREAM_BYTES",
     "ArrayBatches",
@@ -78,8 +78,6 @@ WORKER_TIMEOUT_ENV = "HELIX_TF_WORKER_TIMEOUT"
 WORKER_TIMEOUT = 600.0
 #: The task types that train (TensorFlow's own rule: ``chief`` and ``worker``).
 TRAINING_TASKS = ("chief", "worker")
-#: Exit status of a process whose workers never all connected (see :func:`make_strategy`).
-NO_CLUSTER_EXIT = 75
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,12 +179,13 @@ def make_strategy(name: str) -> Any:
 def _connect(task: ClusterTask, timeout: float) -> Any:
     """``MultiWorkerMirroredStrategy`` over ``task``'s cluster, connected within ``timeout``.
 
-    TensorFlow waits for every worker without end by itself (and the wait does not
-    answer SIGTERM). Bounded twice: the coordination service's registration timeout
-    (a task whose chief never comes fails with DeadlineExceeded after ``timeout``), and
-    a watchdog for the chief, which TensorFlow keeps waiting regardless: past
-    ``timeout`` + 30 s it logs what it waited for and ends the process
-    (:data:`NO_CLUSTER_EXIT`); nothing else can stop that wait.
+    TensorFlow waits for every worker without end by itself, holding the interpreter
+    (no Python thread or signal handler runs; SIGTERM is not answered). Bounded twice:
+    the coordination service's registration timeout (a task whose chief never comes
+    fails with DeadlineExceeded after ``timeout``), and a sentinel process for the chief,
+    which TensorFlow keeps waiting regardless: past ``timeout`` + 30 s, if this process
+    is still its parent and still waiting, it writes what was waited for to stderr and
+    kills this process (SIGKILL: nothing else ends that wait).
     """
     import tensorflow as tf
 
@@ -198,21 +197,29 @@ def _connect(task: ClusterTask, timeout: float) -> Any:
         f"parameters and --store) on every worker of TF_CONFIG ({WORKER_TIMEOUT_ENV} sets "
         "the wait)"
     )
-
-    def give_up() -> None:
-        log.error("%s; ending this process (TensorFlow cannot stop waiting)", message)
-        logging.shutdown()
-        os._exit(NO_CLUSTER_EXIT)
-
-    watchdog = threading.Timer(timeout + 30.0, give_up)
-    watchdog.daemon = True
-    watchdog.start()
+    sentinel = subprocess.Popen(
+        [sys.executable, "-c", _SENTINEL, str(timeout + 30.0), str(os.getpid()), message],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
     try:
         return tf.distribute.MultiWorkerMirroredStrategy()
     except tf.errors.DeadlineExceededError as exc:
         raise ExecutionError(message) from exc
     finally:
-        watchdog.cancel()
+        sentinel.kill()
+        sentinel.wait()
+
+
+#: The sentinel of :func:`_connect`: sleeps, then ends its parent if it is still there.
+_SENTINEL = """\
+import os, signal, sys, time
+time.sleep(float(sys.argv[1]))
+if os.getppid() == int(sys.argv[2]):
+    sys.stderr.write("ERROR helix_tf: " + sys.argv[3] + "; ending the process\\n")
+    sys.stderr.flush()
+    os.kill(int(sys.argv[2]), signal.SIGKILL)
+"""
 
 
 def _bound_registration(task: ClusterTask, timeout: float) -> None:
