@@ -405,7 +405,7 @@ def _execute_replanning(session: Session, opts: _RunOptions, lease_id: str | Non
             and read_only is None
             and await_colleagues(session, decisions, costs.history)
         ):
-            decisions, manifests, costs = _plan(session, exclude=frozenset(lost))
+            decisions, manifests, costs = _plan(session, exclude=frozenset(lost | forced))
             announce(session, decisions)
         if session.worker is not None and agreed is None:
             (decisions, manifests, costs), agreed = agree(
