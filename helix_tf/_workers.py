@@ -42,8 +42,8 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
 
 from helix_tf.compiler.graph import CompiledWorkflow
 from helix_tf.components.distributed import ClusterTask, cluster_task, worker_timeout
@@ -51,7 +51,15 @@ from helix_tf.errors import ExecutionError
 from helix_tf.results import NodeDecision
 from helix_tf.roles import NodeState, Role
 
-__all__ = ["FOLDER", "agree", "check_agreed", "multi_worker_learners", "read_only_note", "role"]
+__all__ = [
+    "FOLDER",
+    "WorkerPlans",
+    "agree",
+    "check_agreed",
+    "multi_worker_learners",
+    "read_only_note",
+    "role",
+]
 
 log = logging.getLogger(__name__)
 
@@ -297,3 +305,56 @@ def _obey(
             "config and data"
         )
     return (planned, dict(chief)), ""
+
+
+class WorkerPlans(Generic[P]):
+    """How a run plans: as always for one process; in a multi-worker run the first plan
+    agreed with the other workers (:func:`agree`; what the chief trains counted as not
+    stored here too) and every later plan of the run checked against it.
+
+    ``session`` is the run's :class:`helix_tf._session.Session`; ``plan(exclude)`` plans
+    it with the fingerprints in ``exclude`` counted as not stored.
+    """
+
+    def __init__(
+        self,
+        session: Any,
+        plan: Callable[[frozenset[str]], P],
+        decisions_of: Callable[[P], Sequence[NodeDecision]],
+    ) -> None:
+        self.session, self._plan, self._decisions_of = session, plan, decisions_of
+        #: Entries this worker counts as not stored because its chief trains them.
+        self.forced: frozenset[str] = frozenset()
+        self.agreed: dict[str, str] | None = None
+        worker = session.worker
+        #: The one line a worker that is not the chief says (None: this process writes).
+        self.note = (
+            read_only_note(worker, session.store_url)
+            if worker is not None and not worker.is_chief
+            else None
+        )
+        if self.note is not None:
+            log.warning("%s", self.note)
+
+    def plan(self, lost: Iterable[str]) -> P:
+        """A plan with ``lost`` (and what the chief trains) counted as not stored."""
+        return self._plan(frozenset(lost) | self.forced)
+
+    def settle(self, planned: P, lost: Iterable[str]) -> P:
+        """``planned``, agreed with the other workers (the first time) or checked."""
+        worker = self.session.worker
+        if worker is None:
+            return planned
+        if self.agreed is not None:
+            check_agreed(self.agreed, self._decisions_of(planned), worker)
+            return planned
+        lost = frozenset(lost)
+
+        def replan(fingerprints: frozenset[str]) -> P:
+            self.forced = fingerprints
+            return self.plan(lost)
+
+        planned, self.agreed = agree(
+            self.session.store, worker, self.session.compiled, planned, self._decisions_of, replan
+        )
+        return planned

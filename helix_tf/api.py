@@ -370,69 +370,36 @@ def _execute_replanning(session: Session, opts: _RunOptions, lease_id: str | Non
     The workers of a multi-worker run agree on the first plan (:mod:`helix_tf._workers`).
     """
     from helix_tf._inflight import announce, await_colleagues
-    from helix_tf._workers import agree, check_agreed, read_only_note
+    from helix_tf._workers import WorkerPlans
     from helix_tf.engine.execute import EngineOptions, StoreEntriesLost, execute_plan
-    from helix_tf.reuse.materialize import MaterializationPolicy
-    from helix_tf.reuse.tagged import TagQuota
 
-    compiled, md = session.compiled, session.metadata
+    compiled = session.compiled
     metric_ops = {
         n.name: list(session.config.workflow.declaration(n.name).refs.get("metrics") or [])
         for n in compiled.nodes
         if n.role == Role.EVALUATE
     }
     lost: set[str] = set()
-    # Entries a worker counts as not stored because its chief trains them.
-    forced: set[str] = set()
-    notes: list[str] = []
-    read_only = read_only_note(session.worker, session.store_url) if session.read_only else None
-    if read_only is not None:
-        log.warning("%s", read_only)
-        notes.append(read_only)
-
-    def replan(fingerprints: frozenset[str]) -> tuple[list[NodeDecision], Any, CostModel]:
-        forced.clear()
-        forced.update(fingerprints)
-        return _plan(session, exclude=frozenset(lost | forced))
-
-    agreed: dict[str, str] | None = None
+    workers = WorkerPlans(
+        session, lambda exclude: _plan(session, exclude=exclude), lambda planned: planned[0]
+    )
+    notes: list[str] = [workers.note] if workers.note else []
     for attempt in range(_REPLANS + 1):
-        decisions, manifests, costs = _plan(session, exclude=frozenset(lost | forced))
+        decisions, manifests, costs = workers.plan(lost)
         # A colleague's run already computing some of this plan: wait, then load (a
         # read-only worker computes only for itself: it never waits for the chief).
         if (
             attempt == 0
-            and read_only is None
+            and workers.note is None
             and await_colleagues(session, decisions, costs.history)
         ):
-            decisions, manifests, costs = _plan(session, exclude=frozenset(lost | forced))
+            decisions, manifests, costs = workers.plan(lost)
             announce(session, decisions)
-        if session.worker is not None and agreed is None:
-            (decisions, manifests, costs), agreed = agree(
-                session.store,
-                session.worker,
-                compiled,
-                (decisions, manifests, costs),
-                lambda planned: planned[0],
-                replan,
-            )
-        elif session.worker is not None and agreed is not None:
-            check_agreed(agreed, decisions, session.worker)
+        decisions, manifests, costs = workers.settle((decisions, manifests, costs), lost)
         states = {d.name: d.state for d in decisions}
         if opts.progress:
             opts.progress(Planned(decisions=tuple(decisions)))
-        policy = MaterializationPolicy(
-            policy=opts.materialize,
-            load_cost=costs.load_cost,
-            ancestors=_ancestors(compiled),
-            history_compute={k: v.compute_seconds for k, v in costs.history.items()},
-            changes=md.change_counts(compiled.name),
-            budget=parse_budget(opts.budget),
-            store=session.store,
-            protected={n.fingerprint for n in compiled.nodes if states[n.name] != NodeState.PRUNE},
-            lease_id=lease_id,
-            quota=TagQuota(tag=opts.tag, limit=parse_budget(opts.tag_budget)) if opts.tag else None,
-        )
+        policy = _policy(session, opts, costs, states, lease_id)
         try:
             engine_result = execute_plan(
                 compiled,
@@ -448,7 +415,7 @@ def _execute_replanning(session: Session, opts: _RunOptions, lease_id: str | Non
                     prune_zero_weight=opts.prune_zero_weight,
                     progress=opts.progress,
                     scratch=session.store.lease.scratch if session.store.lease else None,
-                    read_only=read_only,
+                    read_only=workers.note,
                 ),
             )
         except StoreEntriesLost as exc:
@@ -465,6 +432,32 @@ def _execute_replanning(session: Session, opts: _RunOptions, lease_id: str | Non
             decisions=decisions, manifests=manifests, engine=engine_result, notes=tuple(notes)
         )
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _policy(
+    session: Session,
+    opts: _RunOptions,
+    costs: CostModel,
+    states: Mapping[str, str],
+    lease_id: str | None,
+) -> Any:
+    """The run's materialization policy for a plan of ``states``."""
+    from helix_tf.reuse.materialize import MaterializationPolicy
+    from helix_tf.reuse.tagged import TagQuota
+
+    compiled = session.compiled
+    return MaterializationPolicy(
+        policy=opts.materialize,
+        load_cost=costs.load_cost,
+        ancestors=_ancestors(compiled),
+        history_compute={k: v.compute_seconds for k, v in costs.history.items()},
+        changes=session.metadata.change_counts(compiled.name),
+        budget=parse_budget(opts.budget),
+        store=session.store,
+        protected={n.fingerprint for n in compiled.nodes if states[n.name] != NodeState.PRUNE},
+        lease_id=lease_id,
+        quota=TagQuota(tag=opts.tag, limit=parse_budget(opts.tag_budget)) if opts.tag else None,
+    )
 
 
 def _start_lease(session: Session, scratch: str | None) -> Any:
