@@ -8,7 +8,9 @@ features, examples) vs training (the learner) vs the rest (predictions, evaluati
 
 Reproduce (×1000 = 32.6M training rows by ``replicate``)::
 
-    nice -n 10 .venv/bin/python -m benchmarks.dist_scale --scale 1000 --epochs 1 [--json out.json]
+    nice -n 10 .venv/bin/python -m benchmarks.dist_scale --scale 1000 [--epochs N] [--json out.json]
+
+Without ``--epochs`` the learner trains the config's epochs (5 in ``configs/census.py``).
 """
 
 from __future__ import annotations
@@ -28,21 +30,17 @@ PREPROCESSING = {"source", "preprocess"}
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scale", type=int, default=1000)
-    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument(
+        "--epochs", type=int, default=None, help="learner epochs (default: the config's)"
+    )
     ap.add_argument("--strategy", default="one-device")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="helix-scale-bench-"))
     env = {**os.environ, "HELIX_TF_SERVER": "off", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    args = [
-        str(CONFIG),
-        "-p",
-        f"scale={a.scale}",
-        "-p",
-        f"learner.strategy={a.strategy}",
-        "-p",
-        f"learner.epochs={a.epochs}",
-    ]
+    args = [str(CONFIG), "-p", f"scale={a.scale}", "-p", f"learner.strategy={a.strategy}"]
+    if a.epochs is not None:
+        args += ["-p", f"learner.epochs={a.epochs}"]
     try:
         measured, result = run_helix_json(args, store=work / "store", env=env)
     finally:
@@ -60,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     total = sum(seconds.values()) or 1.0
     out = {
         "scale": a.scale,
-        "epochs": a.epochs,
+        "epochs": a.epochs if a.epochs is not None else "the config's",
         "strategy": a.strategy,
         "rows": {n["name"]: n["rows"] for n in result["nodes"]},
         "wall_s": round(measured.wall_s, 1),

@@ -21,6 +21,7 @@ from helix_tf.config import LoadedConfig, load_config
 from helix_tf.errors import StoreError
 
 if TYPE_CHECKING:
+    from helix_tf.components.distributed import ClusterTask
     from helix_tf.reuse.metadata import MetadataStore
     from helix_tf.reuse.store import ArtifactStore
     from helix_tf.settings import Setting
@@ -54,6 +55,14 @@ class Session:
     #: Whose versions are the baseline of plan reasons ("previous version"): this
     #: person's (helix_tf.settings.current_user), or None for the whole team's.
     baseline_user: str | None = None
+    #: This process's task when the run trains over the workers of TF_CONFIG (issue 14):
+    #: only the chief writes; the others run read-only (:mod:`helix_tf._workers`).
+    worker: ClusterTask | None = None
+
+    @property
+    def read_only(self) -> bool:
+        """A worker that is not the chief: it commits nothing and records no run."""
+        return self.worker is not None and not self.worker.is_chief
 
     def close(self) -> None:
         self.metadata.close()
@@ -115,7 +124,13 @@ def open_loaded(
     approx: Approx | None,
     rehash: bool = False,
     team: bool = False,
+    workers: bool = False,
 ) -> Session:
+    """A session of ``loaded``. ``workers=True`` (a run): when its learners train over the
+    workers of TF_CONFIG, the session knows this process's task, and a worker that is
+    not the chief plans from an empty history in memory and records nothing."""
+    from helix_tf._workers import role
+    from helix_tf.reuse.metadata import MetadataStore
     from helix_tf.reuse.store import ArtifactStore
     from helix_tf.settings import current_user, metadata_setting
 
@@ -126,8 +141,12 @@ def open_loaded(
     artifact_store = ArtifactStore(store_url)
     hasher = ContentHasher(local_home / "content-hashes.json", rehash=rehash)
     compiled = compile_workflow(loaded.workflow, config_path=str(loaded.path), hasher=hasher)
+    worker = role(compiled) if workers else None
     setting = metadata_setting(metadata, loaded.path)
-    meta = open_metadata(setting.value or f"sqlite:///{local_home / 'metadata.db'}", setting)
+    if worker is not None and not worker.is_chief:
+        meta = MetadataStore("sqlite://")  # read-only: the chief records the run
+    else:
+        meta = open_metadata(setting.value or f"sqlite:///{local_home / 'metadata.db'}", setting)
     note = ""
     if approx is not None:
         stored = {n.name for n in compiled.nodes if artifact_store.lookup(n.fingerprint)}
@@ -158,6 +177,7 @@ def open_loaded(
         exact_instead=bool(note),
         exact_note=note,
         baseline_user=None if team else current_user(),
+        worker=worker,
     )
 
 

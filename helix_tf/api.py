@@ -297,7 +297,12 @@ class _RunOptions:
     def open(self, loaded: LoadedConfig) -> Session:
         """A session of ``loaded`` on the run's store and metadata."""
         return open_loaded(
-            loaded, store=self.store, metadata=self.metadata, approx=self.approx, rehash=self.rehash
+            loaded,
+            store=self.store,
+            metadata=self.metadata,
+            approx=self.approx,
+            rehash=self.rehash,
+            workers=True,
         )
 
 
@@ -355,48 +360,46 @@ def _retrain_without_zero(
 _REPLANS = 2
 
 
-def _execute_replanning(session: Session, opts: _RunOptions, lease_id: str) -> _Executed:
+def _execute_replanning(session: Session, opts: _RunOptions, lease_id: str | None) -> _Executed:
     """Plan and execute; when loaded entries fail verification or vanish, plan again.
 
     The engine verifies every entry the plan loads before any work; an entry that
     fails (or goes missing mid-run) counts as not stored from then on, so the next plan
     recomputes it and what depends on it, within this run. Returns the decisions and
     manifests of the plan that ran, the engine's result and notes on what was replanned.
+    The workers of a multi-worker run agree on the first plan (:mod:`helix_tf._workers`).
     """
     from helix_tf._inflight import announce, await_colleagues
+    from helix_tf._workers import WorkerPlans
     from helix_tf.engine.execute import EngineOptions, StoreEntriesLost, execute_plan
-    from helix_tf.reuse.materialize import MaterializationPolicy
-    from helix_tf.reuse.tagged import TagQuota
 
-    compiled, md = session.compiled, session.metadata
+    compiled = session.compiled
     metric_ops = {
         n.name: list(session.config.workflow.declaration(n.name).refs.get("metrics") or [])
         for n in compiled.nodes
         if n.role == Role.EVALUATE
     }
     lost: set[str] = set()
-    notes: list[str] = []
+    workers = WorkerPlans(
+        session, lambda exclude: _plan(session, exclude=exclude), lambda planned: planned[0]
+    )
+    notes: list[str] = [workers.note] if workers.note else []
     for attempt in range(_REPLANS + 1):
-        decisions, manifests, costs = _plan(session, exclude=frozenset(lost))
-        # A colleague's run already computing some of this plan: wait, then load.
-        if attempt == 0 and await_colleagues(session, decisions, costs.history):
-            decisions, manifests, costs = _plan(session, exclude=frozenset(lost))
+        decisions, manifests, costs = workers.plan(lost)
+        # A colleague's run already computing some of this plan: wait, then load (a
+        # read-only worker computes only for itself: it never waits for the chief).
+        if (
+            attempt == 0
+            and workers.note is None
+            and await_colleagues(session, decisions, costs.history)
+        ):
+            decisions, manifests, costs = workers.plan(lost)
             announce(session, decisions)
+        decisions, manifests, costs = workers.settle((decisions, manifests, costs), lost)
         states = {d.name: d.state for d in decisions}
         if opts.progress:
             opts.progress(Planned(decisions=tuple(decisions)))
-        policy = MaterializationPolicy(
-            policy=opts.materialize,
-            load_cost=costs.load_cost,
-            ancestors=_ancestors(compiled),
-            history_compute={k: v.compute_seconds for k, v in costs.history.items()},
-            changes=md.change_counts(compiled.name),
-            budget=parse_budget(opts.budget),
-            store=session.store,
-            protected={n.fingerprint for n in compiled.nodes if states[n.name] != NodeState.PRUNE},
-            lease_id=lease_id,
-            quota=TagQuota(tag=opts.tag, limit=parse_budget(opts.tag_budget)) if opts.tag else None,
-        )
+        policy = _policy(session, opts, costs, states, lease_id)
         try:
             engine_result = execute_plan(
                 compiled,
@@ -412,6 +415,7 @@ def _execute_replanning(session: Session, opts: _RunOptions, lease_id: str) -> _
                     prune_zero_weight=opts.prune_zero_weight,
                     progress=opts.progress,
                     scratch=session.store.lease.scratch if session.store.lease else None,
+                    read_only=workers.note,
                 ),
             )
         except StoreEntriesLost as exc:
@@ -428,6 +432,32 @@ def _execute_replanning(session: Session, opts: _RunOptions, lease_id: str) -> _
             decisions=decisions, manifests=manifests, engine=engine_result, notes=tuple(notes)
         )
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _policy(
+    session: Session,
+    opts: _RunOptions,
+    costs: CostModel,
+    states: Mapping[str, str],
+    lease_id: str | None,
+) -> Any:
+    """The run's materialization policy for a plan of ``states``."""
+    from helix_tf.reuse.materialize import MaterializationPolicy
+    from helix_tf.reuse.tagged import TagQuota
+
+    compiled = session.compiled
+    return MaterializationPolicy(
+        policy=opts.materialize,
+        load_cost=costs.load_cost,
+        ancestors=_ancestors(compiled),
+        history_compute={k: v.compute_seconds for k, v in costs.history.items()},
+        changes=session.metadata.change_counts(compiled.name),
+        budget=parse_budget(opts.budget),
+        store=session.store,
+        protected={n.fingerprint for n in compiled.nodes if states[n.name] != NodeState.PRUNE},
+        lease_id=lease_id,
+        quota=TagQuota(tag=opts.tag, limit=parse_budget(opts.tag_budget)) if opts.tag else None,
+    )
 
 
 def _start_lease(session: Session, scratch: str | None) -> Any:
@@ -484,11 +514,13 @@ def _run_once(
     # would be slower (or no faster) and worse: the session is the exact workflow.
     approx = opts.approx is not None and not session.exact_instead
     started = None
-    lease = _start_lease(session, opts.scratch)
+    # A worker that is not the chief writes nothing to the store: no lease, no reclaiming.
+    lease = None if session.read_only else _start_lease(session, opts.scratch)
     try:
         started = _start_run(session, opts, approx=approx)
-        lease.update(run_id=started.run_id, metadata=session.metadata.url)
-        executed = _execute_replanning(session, opts, lease.id)
+        if lease is not None:
+            lease.update(run_id=started.run_id, metadata=session.metadata.url)
+        executed = _execute_replanning(session, opts, lease.id if lease is not None else None)
         return _record(session, started, executed, approx=approx, t_start=t_start)
     except HelixError as exc:
         if started is not None:
@@ -501,7 +533,8 @@ def _run_once(
             )
         raise
     finally:
-        lease.close()
+        if lease is not None:
+            lease.close()
         session.close()
 
 

@@ -28,8 +28,12 @@ the stored examples (:class:`ParquetBatches`), one file at a time.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -37,17 +41,24 @@ from typing import Any
 import numpy as np
 
 from helix_tf.components.learners import STRATEGIES
-from helix_tf.errors import ConfigError
+from helix_tf.errors import ConfigError, ExecutionError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "STRATEGIES",
     "STREAM_BYTES",
     "ArrayBatches",
     "Batches",
+    "ClusterTask",
     "ParquetBatches",
+    "WORKER_TIMEOUT",
+    "WORKER_TIMEOUT_ENV",
+    "cluster_task",
     "make_strategy",
     "target_scale",
     "train_loop",
+    "worker_timeout",
 ]
 
 #: Examples whose training Parquet files exceed this many bytes stream from disk instead
@@ -60,6 +71,97 @@ STREAM_BYTES = int(os.environ.get("HELIX_TF_STREAM_BYTES", str(256 * 2**20)))
 Batch = tuple[dict[str, np.ndarray], np.ndarray]
 
 
+#: Seconds a multi-worker training waits to connect to the other workers of
+#: ``TF_CONFIG`` (and a run's workers wait for each other's plan: :mod:`helix_tf._workers`).
+WORKER_TIMEOUT_ENV = "HELIX_TF_WORKER_TIMEOUT"
+#: The default of :data:`WORKER_TIMEOUT_ENV`.
+WORKER_TIMEOUT = 600.0
+#: The task types that train (TensorFlow's own rule: ``chief`` and ``worker``).
+TRAINING_TASKS = ("chief", "worker")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterTask:
+    """This process's task in a ``TF_CONFIG`` cluster description."""
+
+    #: ``"chief"`` or ``"worker"``.
+    task_type: str
+    index: int
+    #: Task type → addresses, as ``TF_CONFIG`` names them (training tasks only).
+    cluster: tuple[tuple[str, tuple[str, ...]], ...]
+
+    @property
+    def name(self) -> str:
+        """``"worker 1"``: how messages name this task."""
+        return f"{self.task_type} {self.index}"
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """Every training task of the cluster by name, the chief first."""
+        jobs = dict(self.cluster)
+        return tuple(f"{t} {i}" for t in TRAINING_TASKS for i in range(len(jobs.get(t, ()))))
+
+    @property
+    def chief_name(self) -> str:
+        """TensorFlow's chief: the ``chief`` task if there is one, else ``worker 0``."""
+        return self.tasks[0]
+
+    @property
+    def is_chief(self) -> bool:
+        return self.name == self.chief_name
+
+
+def cluster_task(raw: str | None = None) -> ClusterTask:
+    """This process's task from ``TF_CONFIG`` (``raw``, default the environment variable).
+
+    Raises :class:`ConfigError` naming what is wrong: unset, not JSON, no workers, a task
+    that is not one of the cluster's training tasks.
+    """
+    raw = os.environ.get("TF_CONFIG") if raw is None else raw
+    if not raw:
+        raise ConfigError(
+            "strategy='multi-worker' needs the TF_CONFIG environment variable naming the "
+            'workers, e.g. {"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+            '"task": {"type": "worker", "index": 0}} (Vertex AI and Kubeflow set it)'
+        )
+    try:
+        spec = json.loads(raw)
+        jobs = {
+            t: tuple(str(a) for a in spec["cluster"][t])
+            for t in TRAINING_TASKS
+            if t in spec["cluster"]
+        }
+        task_type, index = str(spec["task"]["type"]), int(spec["task"]["index"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"TF_CONFIG is not a cluster description with workers and this task ({exc!r}): "
+            f"{raw[:200]!r}"
+        ) from None
+    if not jobs.get("worker") and not jobs.get("chief"):
+        raise ConfigError(f"TF_CONFIG names no chief or worker tasks: {raw[:200]!r}")
+    if task_type not in TRAINING_TASKS or not 0 <= index < len(jobs.get(task_type, ())):
+        raise ConfigError(
+            f"TF_CONFIG's task {task_type} {index} is not a training task of its cluster "
+            f"({', '.join(f'{t} x{len(a)}' for t, a in jobs.items())}): helix_tf trains on "
+            "chief and worker tasks only (no parameter servers, no evaluator)"
+        )
+    return ClusterTask(task_type=task_type, index=index, cluster=tuple(sorted(jobs.items())))
+
+
+def worker_timeout() -> float:
+    """:data:`WORKER_TIMEOUT_ENV` in seconds (default :data:`WORKER_TIMEOUT`)."""
+    text = os.environ.get(WORKER_TIMEOUT_ENV)
+    if not text:
+        return WORKER_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:  # also NaN
+        raise ConfigError(f"{WORKER_TIMEOUT_ENV} must be a number of seconds > 0, but got {text!r}")
+    return value
+
+
 def make_strategy(name: str) -> Any:
     """The ``tf.distribute`` strategy named ``name`` (one of :data:`STRATEGIES`)."""
     import tensorflow as tf
@@ -70,21 +172,78 @@ def make_strategy(name: str) -> Any:
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi-worker":
-        raw = os.environ.get("TF_CONFIG")
-        if not raw:
-            raise ConfigError(
-                "strategy='multi-worker' needs the TF_CONFIG environment variable naming the "
-                'workers, e.g. {"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
-                '"task": {"type": "worker", "index": 0}} (Vertex AI and Kubeflow set it)'
-            )
-        try:
-            json.loads(raw)["cluster"]["worker"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(
-                f"TF_CONFIG is not a cluster description with workers ({exc!r}): {raw[:200]!r}"
-            ) from None
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _connect(cluster_task(), worker_timeout())
     raise ConfigError(f"unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
+
+
+def _connect(task: ClusterTask, timeout: float) -> Any:
+    """``MultiWorkerMirroredStrategy`` over ``task``'s cluster, connected within ``timeout``.
+
+    TensorFlow waits for every worker without end by itself, holding the interpreter
+    (no Python thread or signal handler runs; SIGTERM is not answered). Bounded twice:
+    the coordination service's registration timeout (a task whose chief never comes
+    fails with DeadlineExceeded after ``timeout``), and a sentinel process for the chief,
+    which TensorFlow keeps waiting regardless: past ``timeout`` + 30 s, if this process
+    is still its parent and still waiting, it writes what was waited for to stderr and
+    kills this process (SIGKILL: nothing else ends that wait).
+    """
+    import tensorflow as tf
+
+    _bound_registration(task, timeout)
+    waited = ", ".join(t for t in task.tasks if t != task.name)
+    message = (
+        f"{task.name} of TF_CONFIG waited {timeout:.0f}s for {waited} to connect for "
+        f"multi-worker training and gave up: start the same `helix-tf run` (same config, "
+        f"parameters and --store) on every worker of TF_CONFIG ({WORKER_TIMEOUT_ENV} sets "
+        "the wait)"
+    )
+    sentinel = subprocess.Popen(
+        [sys.executable, "-c", _SENTINEL, str(timeout + 30.0), str(os.getpid()), message],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except tf.errors.DeadlineExceededError as exc:
+        raise ExecutionError(message) from exc
+    finally:
+        sentinel.kill()
+        sentinel.wait()
+
+
+#: The sentinel of :func:`_connect`: sleeps, then ends its parent if it is still there.
+_SENTINEL = """\
+import os, signal, sys, time
+time.sleep(float(sys.argv[1]))
+if os.getppid() == int(sys.argv[2]):
+    sys.stderr.write("ERROR helix_tf: " + sys.argv[3] + "; ending the process\\n")
+    sys.stderr.flush()
+    os.kill(int(sys.argv[2]), signal.SIGKILL)
+"""
+
+
+def _bound_registration(task: ClusterTask, timeout: float) -> None:
+    """Configure TensorFlow's coordination service as ``MultiWorkerMirroredStrategy``
+    would, with a registration timeout (its own default is to wait an hour or more)."""
+    try:
+        from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+        from tensorflow.python.eager import context
+    except ImportError:  # another TensorFlow layout: its defaults apply
+        return
+    ctx = context.context()
+    if ctx.coordination_service is not None:
+        return
+    jobs = dict(task.cluster)
+    leader = "chief" if jobs.get("chief") else "worker"
+    ctx.configure_coordination_service(
+        service_type="standalone",
+        service_leader=f"/job:{leader}/replica:0/task:0",
+        cluster_register_timeout_in_ms=int(timeout * 1000),
+        coordinated_jobs=[
+            coordination_config_pb2.CoordinatedJob(name=t, num_tasks=len(a))
+            for t, a in task.cluster
+        ],
+    )
 
 
 class Batches:

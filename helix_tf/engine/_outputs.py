@@ -49,8 +49,8 @@ class RunOutputs:
         self.ctx = ctx
         self.store = ctx.store
         self.files: dict[str, Artifact] = {}
-        #: Why this run stopped writing to the store (None: it still does).
-        self.store_failure: str | None = None
+        #: Why this run stopped (or never started) writing to the store (None: it writes).
+        self.store_failure: str | None = ctx.options.read_only
 
     def get(self, name: str) -> Artifact:
         """``name``'s files: staged or computed by this run, else loaded from the store."""

@@ -49,6 +49,9 @@ class EngineOptions:
     #: side files, and every output once the store cannot take more data. Default: a
     #: fresh folder in the system's temporary folder.
     scratch: str | None = None
+    #: Why this run must not write the store (a worker of a multi-worker run that is not
+    #: the chief): it loads what is stored, and its outputs go to scratch. None: it writes.
+    read_only: str | None = None
 
 
 class Materializer:
