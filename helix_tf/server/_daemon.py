@@ -16,7 +16,6 @@ server's is refused as stale and the client runs it itself.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
 import select
@@ -30,7 +29,7 @@ from typing import Any, NoReturn
 from helix_tf.activity import home_of, user_run_active
 from helix_tf.server._protocol import receive, send, socket_path, stamp_of, stamp_parts
 from helix_tf.server._starting import check_folder, holder_pid, log_path, take_lock, write_owner
-from helix_tf.warm import PRELOAD
+from helix_tf.warm import PRELOAD, preload
 
 __all__ = ["PRELOAD", "SERVER_NAME", "become_server", "log_to_stderr", "resident_bytes", "serve"]
 
@@ -240,9 +239,9 @@ def serve(
     write_owner(lock_fd, os.getpid())
     _claim(path)
     if preloaded is not None:
-        parts, seconds = preloaded
-        for name in PRELOAD:  # imported by the run this is a fork of (one that failed raises)
-            importlib.import_module(name)
+        parts, _ = preloaded
+        preload()  # imported by the run this is a fork of (one that failed raises here)
+        seconds = preloaded[1]
     else:
         if after_pid is not None:
             write_owner(lock_fd, os.getpid(), "waiting")
@@ -251,10 +250,7 @@ def serve(
         # The stamp of the environment this server was started with: importing
         # TensorFlow sets KMP_* variables of its own, which no client has.
         parts = stamp_parts()
-        t0 = time.perf_counter()
-        for name in PRELOAD:
-            importlib.import_module(name)
-        seconds = time.perf_counter() - t0
+        seconds = preload()
     state = _State(parts, seconds, lock_fd)
     with contextlib.suppress(OSError):
         path.with_suffix(".imports").write_text(f"{state.preload_seconds:.3f}\n")
