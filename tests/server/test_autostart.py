@@ -143,11 +143,13 @@ def server_dir(tmp_path: Path) -> Iterator[Path]:
             os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.parametrize("command", ["plan", "run"])
 def test_two_runs_started_together_at_a_terminal_start_one_server(
-    server_dir: Path, config: Path, tmp_path: Path
+    server_dir: Path, config: Path, tmp_path: Path, command: str
 ) -> None:
+    # A plan starts a server process; a run forks it from itself after its imports.
     env = _env(server_dir)
-    clients = [_Terminal(["plan", config, "--store", tmp_path / f"s{i}"], env) for i in range(2)]
+    clients = [_Terminal([command, config, "--store", tmp_path / f"s{i}"], env) for i in range(2)]
     results = [c.finish() for c in clients]
     assert [code for code, _ in results] == [0, 0], results
     said = [out for _, out in results if STARTED in out]
@@ -183,6 +185,23 @@ def test_a_run_forks_the_server_from_itself_ready_as_the_run_ends(
     assert second.returncode == 0 and STARTED not in second.stderr, second.stderr
     assert _status(server_dir, **env)["runs"] == 1
     assert json.loads(second.stdout)["metrics"] == json.loads(first.stdout)["metrics"]
+
+
+def test_ctrl_c_while_the_first_run_imports_for_the_server_ends_it_as_ctrl_c_does(
+    server_dir: Path, config: Path, tmp_path: Path
+) -> None:
+    client = _Terminal(["run", config, "--store", tmp_path / "s"], _env(server_dir))
+    deadline = time.monotonic() + 120
+    while (status := _status(server_dir))["phase"] != "importing":
+        assert client.proc.poll() is None and time.monotonic() < deadline, status
+        time.sleep(0.05)
+    assert status["starting"] == client.proc.pid  # the run itself, importing
+    client.proc.send_signal(signal.SIGINT)
+    code, out = client.finish()
+    assert code == 130 and "Aborted!" in out and "Traceback" not in out, out
+    status = _status(server_dir)
+    assert not status["running"] and status["starting"] is None
+    assert _servers(server_dir) == []
 
 
 def test_a_run_while_the_server_is_warming_up_runs_here_and_starts_no_other(
