@@ -60,6 +60,9 @@ PRELOAD = (
     "helix_tf.learners",
     "helix_tf.metrics",
     "helix_tf.sources",
+    # What a served run's fork imports to hand its training to the server's trainer.
+    "helix_tf.components.trainers",
+    "helix_tf.server._trainer",
 )
 
 
