@@ -10,7 +10,7 @@ import pytest
 from helix_tf import warm
 
 
-def test_preload_leaves_what_it_imported_out_of_the_collectors_reach() -> None:
+def test_preload_builds_what_runs_keep_and_leaves_it_out_of_the_collectors_reach() -> None:
     # A fresh interpreter: the test process' own frozen objects must not count.
     code = (
         "import gc, helix_tf.warm as w\n"
@@ -18,6 +18,8 @@ def test_preload_leaves_what_it_imported_out_of_the_collectors_reach() -> None:
         "assert gc.get_freeze_count() == 0\n"
         "w.preload()\n"
         "assert gc.get_freeze_count() > 0\n"
+        "from helix_tf.reuse.metadata import _schema\n"
+        "assert _schema._TABLES is not None  # built before the fork, not in each run\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
