@@ -31,7 +31,15 @@ from helix_tf.server._protocol import receive, send, socket_path, stamp_of, stam
 from helix_tf.server._starting import check_folder, holder_pid, log_path, take_lock, write_owner
 from helix_tf.warm import PRELOAD, preload
 
-__all__ = ["PRELOAD", "SERVER_NAME", "become_server", "log_to_stderr", "resident_bytes", "serve"]
+__all__ = [
+    "PRELOAD",
+    "SERVER_NAME",
+    "become_server",
+    "log_to_stderr",
+    "resident_bytes",
+    "run_store",
+    "serve",
+]
 
 log = logging.getLogger(__name__)
 
@@ -313,6 +321,17 @@ def _marked_home(argv: list[str], cwd: str) -> Path | None:
 
     Read with the ``run`` command's own option parser, from the client's directory.
     """
+    found = run_store(argv, cwd)
+    return found[0] if found else None
+
+
+def run_store(argv: list[str], cwd: str) -> tuple[Path, bool] | None:
+    """A ``run`` command line's local store folder, and whether ``--store`` is remote.
+
+    Read with the ``run`` command's own option parser, from ``cwd``; ``None`` for
+    another command or one that does not parse. A remote store's folder is the
+    ``.helix`` beside the config (where its user-run mark lives).
+    """
     if not argv or argv[0] != "run":
         return None
     import click
@@ -326,9 +345,10 @@ def _marked_home(argv: list[str], cwd: str) -> Path | None:
     config, store = ctx.params.get("config"), ctx.params.get("store")
     if not config:
         return None
-    if store and "://" not in store:
+    remote = bool(store) and "://" in store
+    if store and not remote:
         store = os.path.join(cwd, store)
-    return home_of(os.path.join(cwd, config), store)
+    return home_of(os.path.join(cwd, config), store), remote
 
 
 def _reap(state: _State) -> None:

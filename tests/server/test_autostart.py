@@ -187,6 +187,21 @@ def test_a_run_forks_the_server_from_itself_ready_as_the_run_ends(
     assert json.loads(second.stdout)["metrics"] == json.loads(first.stdout)["metrics"]
 
 
+def test_a_run_into_a_store_holding_results_starts_the_server_beside_it(
+    server_dir: Path, config: Path, tmp_path: Path
+) -> None:
+    # Such a run may import no TensorFlow at all: it must not import it for the server.
+    store = tmp_path / "s"
+    alone = _pipes(server_dir, "run", config, "--store", store, "--json", "--no-server")
+    assert alone.returncode == 0, alone.stderr
+    again = _pipes(server_dir, "run", config, "--store", store, "--json", HELIX_TF_SERVER="on")
+    assert again.returncode == 0 and STARTED in again.stderr, again.stderr
+    assert json.loads(again.stdout)["metrics"] == json.loads(alone.stdout)["metrics"]
+    status = _ready(server_dir, HELIX_TF_SERVER="on")
+    argv = Path(f"/proc/{status['pid']}/cmdline").read_bytes().split(b"\0")
+    assert b"helix_tf.server" in argv, argv  # its own process, not a fork of the run
+
+
 def test_ctrl_c_while_the_first_run_imports_for_the_server_ends_it_as_ctrl_c_does(
     server_dir: Path, config: Path, tmp_path: Path
 ) -> None:
