@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 from pathlib import Path
 
-from helix_tf.server._daemon import serve
+from helix_tf.server._daemon import log_to_stderr, serve
 from helix_tf.server._protocol import socket_path
 
 
@@ -24,13 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         "--after-pid", type=int, default=None, help="Import only once this process has ended."
     )
     args = ap.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("absl", "tensorflow", "h5py", "apache_beam"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    log_to_stderr()
     serve(
         args.socket or socket_path(),
         idle_timeout=args.idle_timeout,

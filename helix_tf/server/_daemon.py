@@ -16,7 +16,6 @@ server's is refused as stale and the client runs it itself.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
 import select
@@ -25,16 +24,27 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from helix_tf.activity import home_of, user_run_active
-from helix_tf.server._protocol import receive, send, stamp_of, stamp_parts
-from helix_tf.server._starting import check_folder, holder_pid, take_lock, write_owner
-from helix_tf.warm import PRELOAD
+from helix_tf.server._protocol import receive, send, socket_path, stamp_of, stamp_parts
+from helix_tf.server._starting import check_folder, holder_pid, log_path, take_lock, write_owner
+from helix_tf.warm import PRELOAD, preload
 
-__all__ = ["PRELOAD", "resident_bytes", "serve"]
+__all__ = [
+    "PRELOAD",
+    "SERVER_NAME",
+    "become_server",
+    "log_to_stderr",
+    "resident_bytes",
+    "run_store",
+    "serve",
+]
 
 log = logging.getLogger(__name__)
+
+#: The process name of a server forked from a run (its command line stays the run's).
+SERVER_NAME = "helix-tf-server"
 
 
 class _State:
@@ -130,6 +140,55 @@ def resident_bytes(pid: int | None = None) -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def log_to_stderr() -> None:
+    """The server's logging: INFO lines to standard error (its log file), libraries quiet."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("absl", "tensorflow", "h5py", "apache_beam"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def become_server(
+    lock_fd: int, parts: dict[str, str], preload_seconds: float, idle_timeout: float
+) -> NoReturn:
+    """In a child forked from a run that imported :data:`PRELOAD`: be the server, then exit.
+
+    The child leaves the run's session (a Ctrl-C at the terminal is not for it) and its
+    standard streams (a caller reading the run's output to its end must not wait for
+    the server): it reads nothing and writes to the server log.
+    """
+    code = 0
+    try:
+        os.setsid()
+        with contextlib.suppress(OSError):  # `ps`, `top`: not the run's name (Linux)
+            Path("/proc/self/comm").write_text(SERVER_NAME)
+        null = os.open(os.devnull, os.O_RDONLY)
+        out = os.open(log_path(), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        for fd, target in ((null, 0), (out, 1), (out, 2)):
+            os.dup2(fd, target)
+        os.close(null)
+        os.close(out)
+        log_to_stderr()
+        log.info("forked from the run that started it, its imports done")
+        serve(
+            socket_path(),
+            idle_timeout=idle_timeout,
+            lock_fd=lock_fd,
+            preloaded=(parts, preload_seconds),
+        )
+    except BaseException:
+        with contextlib.suppress(Exception):
+            log.exception("the server failed")
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            logging.shutdown()
+        os._exit(code)
+
+
 def _claim(path: Path) -> None:
     """Remove a socket left by a server that died; refuse if one is answering."""
     if not path.exists():
@@ -166,12 +225,16 @@ def serve(
     on_ready: Any = None,
     lock_fd: int | None = None,
     after_pid: int | None = None,
+    preloaded: tuple[dict[str, str], float] | None = None,
 ) -> None:
     """Preload, listen on ``path`` and serve until stopped or idle for ``idle_timeout`` s.
 
     ``lock_fd``: the server lock, taken by whoever started this process (else taken
     here; when it cannot be taken a server is running or starting, and this one
     refuses). ``after_pid``: wait for that process to end before importing anything.
+    ``preloaded``: this process is a fork of a run that imported :data:`PRELOAD`
+    already (:func:`become_server`): the stamp parts of its environment from before
+    those imports, and the seconds they took.
     """
     check_folder(path.parent)
     if lock_fd is None:
@@ -183,17 +246,20 @@ def serve(
     os.set_inheritable(lock_fd, False)
     write_owner(lock_fd, os.getpid())
     _claim(path)
-    if after_pid is not None:
-        write_owner(lock_fd, os.getpid(), "waiting")
-        _wait_for(after_pid, idle_timeout)
-    write_owner(lock_fd, os.getpid(), "importing")
-    # The stamp of the environment this server was started with: importing TensorFlow
-    # sets KMP_* variables of its own, which no client has.
-    parts = stamp_parts()
-    t0 = time.perf_counter()
-    for name in PRELOAD:
-        importlib.import_module(name)
-    state = _State(parts, time.perf_counter() - t0, lock_fd)
+    if preloaded is not None:
+        parts, _ = preloaded
+        preload()  # imported by the run this is a fork of (one that failed raises here)
+        seconds = preloaded[1]
+    else:
+        if after_pid is not None:
+            write_owner(lock_fd, os.getpid(), "waiting")
+            _wait_for(after_pid, idle_timeout)
+        write_owner(lock_fd, os.getpid(), "importing")
+        # The stamp of the environment this server was started with: importing
+        # TensorFlow sets KMP_* variables of its own, which no client has.
+        parts = stamp_parts()
+        seconds = preload()
+    state = _State(parts, seconds, lock_fd)
     with contextlib.suppress(OSError):
         path.with_suffix(".imports").write_text(f"{state.preload_seconds:.3f}\n")
     log.info("preloaded %d modules in %.2fs", len(PRELOAD), state.preload_seconds)
@@ -255,6 +321,17 @@ def _marked_home(argv: list[str], cwd: str) -> Path | None:
 
     Read with the ``run`` command's own option parser, from the client's directory.
     """
+    found = run_store(argv, cwd)
+    return found[0] if found else None
+
+
+def run_store(argv: list[str], cwd: str) -> tuple[Path, bool] | None:
+    """A ``run`` command line's local store folder, and whether ``--store`` is remote.
+
+    Read with the ``run`` command's own option parser, from ``cwd``; ``None`` for
+    another command or one that does not parse. A remote store's folder is the
+    ``.helix`` beside the config (where its user-run mark lives).
+    """
     if not argv or argv[0] != "run":
         return None
     import click
@@ -268,9 +345,10 @@ def _marked_home(argv: list[str], cwd: str) -> Path | None:
     config, store = ctx.params.get("config"), ctx.params.get("store")
     if not config:
         return None
-    if store and "://" not in store:
+    remote = bool(store) and "://" in store
+    if store and not remote:
         store = os.path.join(cwd, store)
-    return home_of(os.path.join(cwd, config), store)
+    return home_of(os.path.join(cwd, config), store), remote
 
 
 def _reap(state: _State) -> None:

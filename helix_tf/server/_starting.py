@@ -1,5 +1,12 @@
 """Starting the warm server exactly once, and stopping it.
 
+A ``run`` that finds no server forks one from itself (:func:`start_by_fork`): it
+imports what the server preloads (it would import most of it for its own work),
+then forks before any TensorFlow op runs, so the server is ready the moment the
+run goes on, without importing the same libraries again beside later runs. A
+``plan`` (which imports neither TensorFlow nor Beam) starts one as a separate
+process instead (:func:`start_in_background`).
+
 A server holds an exclusive lock (``flock`` on :func:`lock_path`) from the moment
 it starts until it stops listening; the lock file names its pid. Whoever takes
 the lock starts a server and hands the lock to it (the descriptor is inherited),
@@ -15,6 +22,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from helix_tf.server._protocol import lock_path, socket_path
@@ -27,6 +35,7 @@ __all__ = [
     "holder_since",
     "import_seconds_path",
     "log_path",
+    "start_by_fork",
     "start_in_background",
     "stop_and_wait",
     "take_lock",
@@ -156,6 +165,62 @@ def start_in_background(
     # The server outlives this process by design; do not warn about it at exit.
     proc.returncode = 0
     return proc.pid
+
+
+def start_by_fork(*, quiet: bool = True, idle_timeout: float = 3 * 3600) -> int | None:
+    """Import :data:`helix_tf.warm.PRELOAD` here, then fork the server from this process.
+
+    The server's pid, or ``None`` when one is already there (or starting). This
+    process goes on with its own command, its imports done; the fork is taken
+    before this process runs any TensorFlow op or starts any thread of its own,
+    the same state the server forks its runs and its trainer from. ``quiet``:
+    TensorFlow's native start-up lines are dropped (:mod:`helix_tf.native_output`).
+    """
+    from helix_tf.native_output import quiet_native_stderr
+    from helix_tf.server._protocol import stamp_parts
+    from helix_tf.warm import preload
+
+    fd = take_lock()
+    if fd is None:
+        return None
+    forked = False
+    try:
+        # The stamp of this environment before the imports (TensorFlow sets KMP_* of its own).
+        parts = stamp_parts()
+        write_owner(fd, os.getpid(), "importing")
+        with quiet_native_stderr(quiet), _quiet_logging():
+            seconds = preload(strict=False)
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        pid = os.fork()
+        if pid == 0:
+            from helix_tf.server._daemon import become_server
+
+            become_server(fd, parts, seconds, idle_timeout)  # never returns
+        forked = True
+    finally:
+        os.close(fd)  # the server holds the lock now (or nobody, if the fork failed)
+    return pid if forked else None
+
+
+@contextlib.contextmanager
+def _quiet_logging() -> Iterator[None]:
+    """Libraries' log records while importing are dropped (e.g. Beam's "apitools not found").
+
+    A handler on the root logger meanwhile: a library's ``logging.warning`` would
+    otherwise configure logging itself, to standard error, for this run and the server.
+    """
+    import logging  # here: a served run's client imports this module, not logging
+
+    root = logging.getLogger()
+    handler, level = logging.NullHandler(), root.level
+    root.addHandler(handler)
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
 def stop_and_wait(timeout: float = 15.0) -> bool:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from helix_tf.native_output import is_chatter
+from helix_tf.server._daemon import SERVER_NAME
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.ci]
@@ -99,9 +101,12 @@ def _servers(server_dir: Path) -> list[int]:
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
             environ = (entry / "environ").read_bytes().split(b"\0")
+            name = (entry / "comm").read_text().strip()
         except OSError:
             continue
-        if b"helix_tf.server" in argv and f"HELIX_TF_SERVER_DIR={server_dir}".encode() in environ:
+        # Started as a process of its own, or forked from a run (named so, the run's argv).
+        server = b"helix_tf.server" in argv or name == SERVER_NAME
+        if server and f"HELIX_TF_SERVER_DIR={server_dir}".encode() in environ:
             found.append(int(entry.name))
     # A server's own forks (its trainer, runs in flight) share its argv: not servers.
     return [pid for pid in found if _parent(pid) not in found]
@@ -138,11 +143,13 @@ def server_dir(tmp_path: Path) -> Iterator[Path]:
             os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.parametrize("command", ["plan", "run"])
 def test_two_runs_started_together_at_a_terminal_start_one_server(
-    server_dir: Path, config: Path, tmp_path: Path
+    server_dir: Path, config: Path, tmp_path: Path, command: str
 ) -> None:
+    # A plan starts a server process; a run forks it from itself after its imports.
     env = _env(server_dir)
-    clients = [_Terminal(["plan", config, "--store", tmp_path / f"s{i}"], env) for i in range(2)]
+    clients = [_Terminal([command, config, "--store", tmp_path / f"s{i}"], env) for i in range(2)]
     results = [c.finish() for c in clients]
     assert [code for code, _ in results] == [0, 0], results
     said = [out for _, out in results if STARTED in out]
@@ -154,6 +161,62 @@ def test_two_runs_started_together_at_a_terminal_start_one_server(
     code, out = _Terminal(["plan", config, "--store", tmp_path / "s0"], env).finish()
     assert code == 0 and STARTED not in out, out
     assert _status(server_dir)["runs"] == 1
+
+
+def test_a_run_forks_the_server_from_itself_ready_as_the_run_ends(
+    server_dir: Path, config: Path, tmp_path: Path
+) -> None:
+    # TensorFlow's native lines enabled: the imports paid for the server must not show them.
+    env = {"HELIX_TF_SERVER": "on", "TF_CPP_MIN_LOG_LEVEL": "0"}
+    first = _pipes(server_dir, "run", config, "--store", tmp_path / "s1", "--json", **env)
+    assert first.returncode == 0 and STARTED in first.stderr, first.stderr
+    noise = [
+        line
+        for line in first.stderr.splitlines()
+        if is_chatter(line) or line.startswith(("WARNING:", "INFO:"))
+    ]
+    assert noise == [], first.stderr
+    # Ready the moment the run has ended (no imports of its own left to do), and one server.
+    status = _status(server_dir, **env)
+    assert status["running"], status
+    assert _servers(server_dir) == [status["pid"]]
+    # Served from then on: the same results, bit for bit, as the run that started it.
+    second = _pipes(server_dir, "run", config, "--store", tmp_path / "s2", "--json", **env)
+    assert second.returncode == 0 and STARTED not in second.stderr, second.stderr
+    assert _status(server_dir, **env)["runs"] == 1
+    assert json.loads(second.stdout)["metrics"] == json.loads(first.stdout)["metrics"]
+
+
+def test_a_run_into_a_store_holding_results_starts_the_server_beside_it(
+    server_dir: Path, config: Path, tmp_path: Path
+) -> None:
+    # Such a run may import no TensorFlow at all: it must not import it for the server.
+    store = tmp_path / "s"
+    alone = _pipes(server_dir, "run", config, "--store", store, "--json", "--no-server")
+    assert alone.returncode == 0, alone.stderr
+    again = _pipes(server_dir, "run", config, "--store", store, "--json", HELIX_TF_SERVER="on")
+    assert again.returncode == 0 and STARTED in again.stderr, again.stderr
+    assert json.loads(again.stdout)["metrics"] == json.loads(alone.stdout)["metrics"]
+    status = _ready(server_dir, HELIX_TF_SERVER="on")
+    argv = Path(f"/proc/{status['pid']}/cmdline").read_bytes().split(b"\0")
+    assert b"helix_tf.server" in argv, argv  # its own process, not a fork of the run
+
+
+def test_ctrl_c_while_the_first_run_imports_for_the_server_ends_it_as_ctrl_c_does(
+    server_dir: Path, config: Path, tmp_path: Path
+) -> None:
+    client = _Terminal(["run", config, "--store", tmp_path / "s"], _env(server_dir))
+    deadline = time.monotonic() + 120
+    while (status := _status(server_dir))["phase"] != "importing":
+        assert client.proc.poll() is None and time.monotonic() < deadline, status
+        time.sleep(0.05)
+    assert status["starting"] == client.proc.pid  # the run itself, importing
+    client.proc.send_signal(signal.SIGINT)
+    code, out = client.finish()
+    assert code == 130 and "Aborted!" in out and "Traceback" not in out, out
+    status = _status(server_dir)
+    assert not status["running"] and status["starting"] is None
+    assert _servers(server_dir) == []
 
 
 def test_a_run_while_the_server_is_warming_up_runs_here_and_starts_no_other(

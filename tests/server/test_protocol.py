@@ -62,6 +62,25 @@ def test_stamp_follows_helix_tf_files(tmp_path: Path, monkeypatch: pytest.Monkey
     assert code_stamp({}) != before
 
 
+def test_stamp_follows_the_installed_packages_only_in_its_packages_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A package installed or removed changes a site-packages folder's listing (its mtime).
+    import os
+    import site
+
+    from helix_tf.server._protocol import stale_reasons, stamp_parts
+
+    folder = tmp_path / "site-packages"
+    folder.mkdir()
+    monkeypatch.setattr(site, "getsitepackages", lambda: [str(folder)])
+    monkeypatch.setattr(site, "getusersitepackages", lambda: str(tmp_path / "no-user-site"))
+    before = stamp_parts({})
+    (folder / "newpkg").mkdir()
+    os.utime(folder, ns=(1, folder.stat().st_mtime_ns + 1))  # coarse clocks: surely later
+    assert stale_reasons(before, stamp_parts({})) == ["packages"]
+
+
 def test_socket_path_is_per_folder_and_short(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
