@@ -69,9 +69,7 @@ class CsvReader:
         for index, path in enumerate(paths):
             with _open(path, param, "Csv") as handle:
                 parsed = self._read_file(handle, path, param, batch_rows, bad)
-                yield from self._file_tables(
-                    parsed, split, index, batch_rows, counters, keep=keep
-                )
+                yield from self._file_tables(parsed, split, index, batch_rows, counters, keep=keep)
         bad.summarise()
 
     def read_shards(self, split: str, *, batch_rows: int, shard_bytes: int) -> list[ReadShard]:
