@@ -314,15 +314,15 @@ def _kept_copies(
     is skipped)."""
     import pyarrow as pa
 
+    table = pa.table(columns)
     for copy in wanted:
         copy_ids = ids + copy * COPY_STRIDE if copy else ids
         mask = keep(copy_ids)
         if not mask.any():
             continue
-        chosen = pa.array(mask)
-        arrays = {n: a.filter(chosen) for n, a in columns.items()}
-        arrays[ROW_ID] = pa.array(copy_ids[mask], pa.int64())
-        yield from _batches(pa.table(arrays), batch_rows, counters)
+        # One filter of the whole table in Arrow (per column in Python was slower).
+        kept = table.append_column(ROW_ID, pa.array(copy_ids, pa.int64())).filter(mask)
+        yield from _batches(kept, batch_rows, counters)
 
 
 def _check_batch_rows(batch_rows: int) -> None:
