@@ -119,14 +119,16 @@ def plan(
     validation: Validation | None = None,
     rehash: bool = False,
     team: bool = False,
+    outputs: Sequence[str] | None = None,
 ) -> PlanResult:
     """What a run would compute, load and prune, and why — without running anything.
 
-    ``validation``: plan the validation run (see :func:`run`). ``rehash=True``
+    ``validation``: plan the validation run (see :func:`run`); ``outputs``: plan the
+    run of only these outputs (see :func:`run`). ``rehash=True``
     re-reads every data file instead of trusting the content-hash memo. The reasons
     compare with this person's previous version; ``team=True``: with the team's.
     """
-    loaded = _load(config, params, data_dir, validation)
+    loaded = _load(config, params, data_dir, validation, outputs)
     session = open_loaded(
         loaded, store=store, metadata=metadata, approx=approx, rehash=rehash, team=team
     )
@@ -186,6 +188,7 @@ def run(
     tag_budget: str | int | None = None,
     scratch: str | None = None,
     rehash: bool = False,
+    outputs: Sequence[str] | None = None,
 ) -> RunResult:
     """Run a config: reuse what is valid, compute the rest, record everything.
 
@@ -207,6 +210,13 @@ def run(
 
     ``progress`` is called with each step as it happens, a typed :mod:`helix_tf.events`
     event (plan made, preprocessing started, epoch or node done; JSON: ``to_dict()``).
+
+    ``outputs`` names the nodes this run must deliver instead of the workflow's own
+    outputs (``wf.output``, else its evaluate nodes); what only other outputs need
+    is pruned, and the plan says so. The agent scores its search trials with
+    ``outputs`` set to the workflow's evaluate outputs: a trial computes the metric
+    it is scored on, not the explanations nobody reads. The nodes' fingerprints do
+    not change, so what such a run stores is reused by every later run.
 
     ``scratch`` is the folder for the run's scratch data (default ``$HELIX_TF_SCRATCH``,
     else the system's temporary folder); when the store cannot take more data, the
@@ -239,7 +249,7 @@ def run(
         scratch=scratch,
         rehash=rehash,
     )
-    loaded = _load(config, params, data_dir, validation)
+    loaded = _load(config, params, data_dir, validation, outputs)
     first, facts = _run_once(loaded, opts, need_models=retrain_without_zero)
     if not retrain_without_zero:
         return first
@@ -306,12 +316,25 @@ def _load(
     params: Sequence[str] | Mapping[str, Any],
     data_dir: str | None,
     validation: Validation | None,
+    outputs: Sequence[str] | None = None,
 ) -> LoadedConfig:
-    """Load ``config``; with ``validation``, its hold-out workflow (see :func:`run`)."""
+    """Load ``config``; with ``validation``, its hold-out workflow; with ``outputs``, those
+    outputs instead of the workflow's (see :func:`run`; the compiler names unknown ones)."""
     loaded = load_config(config, params, data_dir=data_dir)
-    if validation is None:
+    workflow = loaded.workflow
+    if validation is not None:
+        workflow = holdout_workflow(workflow, validation)
+    if outputs is not None:
+        if isinstance(outputs, str) or not outputs:
+            raise ConfigError(
+                f"outputs must be a non-empty list of node names, but got {outputs!r}; "
+                "e.g. outputs=['evaluation']"
+            )
+        workflow = copy.copy(workflow)
+        workflow.outputs = list(dict.fromkeys(outputs))
+    if workflow is loaded.workflow:
         return loaded
-    return dataclasses.replace(loaded, workflow=holdout_workflow(loaded.workflow, validation))
+    return dataclasses.replace(loaded, workflow=workflow)
 
 
 def _retrain_without_zero(

@@ -159,6 +159,19 @@ def keep_trainers() -> None:
     TRAINERS.keep(4)
 
 
+def scored_outputs(dag: dict[str, Any]) -> list[str] | None:
+    """The evaluate outputs of a compiled workflow (``to_dict()``): what a trial is scored on.
+
+    Search runs deliver only these (:func:`helix_tf.run`'s ``outputs``): a trial
+    computes its metrics, not explanations it never reads. None: the workflow
+    has no evaluate output (every output is delivered).
+    """
+    names = [
+        n["name"] for n in dag.get("nodes", []) if n.get("role") == Role.EVALUATE and n.get("output")
+    ]
+    return names or None
+
+
 def _handle(opts: AgentOptions, share_bytes: int | None, request: dict[str, Any]) -> dict[str, Any]:
     """In the worker: one run through the public API (:func:`helix_tf.run`), tagged."""
     r = api.run(
@@ -172,6 +185,7 @@ def _handle(opts: AgentOptions, share_bytes: int | None, request: dict[str, Any]
         budget=opts.budget,
         tag=TAG,
         tag_budget=share_bytes,
+        outputs=request.get("outputs"),
     )
     states: dict[str, int] = {}
     for n in r.nodes:
@@ -262,6 +276,8 @@ class _Agent:
         }
         self.last_user_run = 0.0
         self.space: Any = None
+        #: What validation runs deliver (:func:`scored_outputs`; None: every output).
+        self.scored: list[str] | None = None
         #: Why the last trial's process was killed, until its run is recorded so.
         self.killed_pending: str | None = None
         #: The cap on the agent's store entries (bytes), None: none.
@@ -327,6 +343,8 @@ class _Agent:
             "validation": validation,
             "approx": approx,
             "materialize": materialize,
+            # Search runs are scored on their metrics only; a verification delivers all.
+            "outputs": self.scored if validation is not None else None,
         }
         outcome = self.worker.call(request, stop=lambda: self.stop_requested, poll=self.opts.poll)
         self.spent[self.purpose] = self.spent.get(self.purpose, 0.0) + outcome.seconds
@@ -383,6 +401,7 @@ class _Agent:
             store=self.opts.store,
             validation=self.opts.validation,
             approx=approx,
+            outputs=self.scored,
         )
 
     def approx_is_cheaper(self, overrides: dict[str, Any], approx: Approx) -> bool:
@@ -585,6 +604,7 @@ class _Agent:
         self.space = space
         # The study is named by what the search sees: the validation workflow.
         view = history.describe(opts.config, data_dir=opts.data_dir, validation=opts.validation)
+        self.scored = scored_outputs(view.dag)
         name = study_name(view.name, view.digest)
         study = open_study(
             self.paths, name, direction=_direction(view.dag), seed=opts.seed, create=True
