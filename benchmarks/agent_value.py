@@ -54,8 +54,11 @@ ordering
     :func:`helix_tf.agent._order.reuse_order`; the planning is timed too). Once
     per ``--ordering-caps`` entry: the agent's entries capped at that many bytes
     (``none``: no cap), in batches of ``--ordering-batch`` (the agent's ``--batch``).
-    The two orders run interleaved (one run of each in turn) so both see the same
-    load. Target: reuse-aware wall time <= 0.75x the sampler's.
+    Each order runs in its own long-lived worker, as the agent's (Keras trainers
+    kept, only the scored outputs delivered), and each batch is planned just
+    before it runs. The two orders run interleaved (one run of each in turn, which
+    goes first alternating) so both see the same load. Target: reuse-aware wall
+    time <= 0.75x the sampler's.
 """
 
 from __future__ import annotations
@@ -466,66 +469,130 @@ def fidelity(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     }
 
 
+def _ordering_run(request: dict[str, Any]) -> dict[str, Any]:
+    """In an ordering worker: one exact validation run, as the agent's worker makes it."""
+    import helix_tf
+    from helix_tf.components.trainers import TRAINERS
+
+    r = helix_tf.run(request["config"], tag="agent", **request["kwargs"])
+    states: dict[str, int] = {}
+    for n in r.nodes:
+        states[n.state] = states.get(n.state, 0) + 1
+    return {"states": states, "trainers": TRAINERS.stats()}
+
+
+def _ordering_call(
+    worker: Any, config: Path, kwargs: dict[str, Any]
+) -> tuple[dict[str, Any], float]:
+    """One run in an ordering worker: its result and wall seconds."""
+    from helix_tf.agent._worker import Finished
+
+    t0 = time.perf_counter()
+    out = worker.call({"config": config, "kwargs": kwargs}, stop=lambda: False)
+    seconds = time.perf_counter() - t0
+    if not isinstance(out, Finished) or out.result is None:
+        raise RuntimeError(f"ordering run failed: {getattr(out, 'error', out)}")
+    return out.result, seconds
+
+
 def ordering(args: argparse.Namespace, root: Path) -> dict[str, Any]:
-    """The study's wall time in the sampler's order against the reuse-aware order."""
+    """The study's wall time in the sampler's order against the reuse-aware order.
+
+    Each order runs in its own long-lived worker forked from this process (the
+    agent's :class:`~helix_tf.agent._worker.Worker`, keeping Keras trainers as the
+    agent's does), delivering only the scored outputs (as the agent's search runs do).
+    """
     import optuna
 
     import helix_tf
-    from helix_tf.agent._order import compute_costs, reuse_order
+    from helix_tf import history
+    from helix_tf.agent._daemon import KEPT_TRAINERS, keep_trainers, scored_outputs
+    from helix_tf.agent._order import compute_costs, kept_after, reuse_order, trainer_shape
     from helix_tf.agent._study import suggest
+    from helix_tf.agent._worker import Worker, preload
     from helix_tf.api import parse_budget
+    from helix_tf.roles import Role
     from helix_tf.search import search_space
 
+    preload()  # imports only: the workers fork warm, before any TensorFlow thread exists
     space = search_space(args.config, data_dir=args.data_dir)
     sampler = optuna.samplers.RandomSampler(seed=args.ordering_seed)
     study = optuna.create_study(sampler=sampler)
     trials = [suggest(study.ask(), space) for _ in range(args.ordering_trials)]
     validation = helix_tf.Validation()
-    common = {"data_dir": args.data_dir, "validation": validation}
+    dag = history.describe(args.config, data_dir=args.data_dir, validation=validation).dag
+    outputs = scored_outputs(dag)
+    learners = [n["name"] for n in dag["nodes"] if n.get("role") == Role.TRAIN]
+    shapes = [trainer_shape(t, learners) for t in trials]
+    common = {"data_dir": args.data_dir, "validation": validation, "outputs": outputs}
     regimes = []
     for cap_text in args.ordering_caps.split(","):
         cap = None if cap_text == "none" else parse_budget(cap_text)
         stores = {kind: str(root / f"ordering-{cap_text}-{kind}") for kind in ("sampler", "reuse")}
-        for store in stores.values():
-            helix_tf.run(args.config, store=store, tag="agent", **common)  # the user's version
-        t0 = time.perf_counter()
-        plans = [
-            helix_tf.plan(args.config, params=t, store=stores["reuse"], **common) for t in trials
-        ]
-        k = args.ordering_batch  # the agent orders each batch it asks for
-        computes = [compute_costs(p) for p in plans]
-        orders = {
-            "sampler": list(range(len(trials))),
-            "reuse": [
-                start + i
-                for start in range(0, len(trials), k)
-                for i in reuse_order(computes[start : start + k])
-            ],
+        workers = {
+            kind: Worker(_ordering_run, home=stores[kind], max_rss=None, on_start=keep_trainers)
+            for kind in stores
         }
-        planning = time.perf_counter() - t0
-        seconds = {"sampler": 0.0, "reuse": planning}  # the planning counts against it
-        states: dict[str, dict[str, int]] = {"sampler": {}, "reuse": {}}
-        # Interleaved, one run of each order in turn: both see the same machine load.
-        for step in range(len(trials)):
-            for kind in ("sampler", "reuse"):
-                t1 = time.perf_counter()
-                r = helix_tf.run(
+
+        try:
+            for kind in stores:
+                _ordering_call(
+                    workers[kind],
                     args.config,
-                    params=trials[orders[kind][step]],
-                    store=stores[kind],
-                    tag="agent",
-                    tag_budget=cap,
-                    **common,
-                )
-                seconds[kind] += time.perf_counter() - t1
-                for n in r.nodes:
-                    states[kind][n.state] = states[kind].get(n.state, 0) + 1
-        row: dict[str, Any] = {"cap": cap_text, "planning_seconds": round(planning, 2)}
+                    {**common, "params": {}, "store": stores[kind], "tag_budget": cap},
+                )  # the user's version, in the worker: its trainer kept too
+            k = args.ordering_batch  # the agent orders each batch it asks for, planned then
+            orders: dict[str, list[int]] = {"sampler": list(range(len(trials))), "reuse": []}
+            recent: list[Any] = [trainer_shape({}, learners)]
+            planning = 0.0
+            seconds = {"sampler": 0.0, "reuse": 0.0}
+            states: dict[str, dict[str, int]] = {"sampler": {}, "reuse": {}}
+            trainers: dict[str, dict[str, int]] = {}
+            # Interleaved, one run of each order in turn, which goes first alternating (ABBA):
+            # both see the same machine load and neither always follows the other.
+            for step in range(len(trials)):
+                if step % k == 0:  # the next batch, planned on the reuse store as it is now
+                    t0 = time.perf_counter()
+                    batch = range(step, min(step + k, len(trials)))
+                    computes = [
+                        compute_costs(
+                            helix_tf.plan(
+                                args.config, params=trials[i], store=stores["reuse"], **common
+                            )
+                        )
+                        for i in batch
+                    ]
+                    ordered = reuse_order(
+                        computes, [shapes[i] for i in batch], kept=KEPT_TRAINERS, recent=recent
+                    )
+                    orders["reuse"] += [step + i for i in ordered]
+                    for i in ordered:
+                        recent = kept_after(recent, shapes[step + i], KEPT_TRAINERS)
+                    planning += time.perf_counter() - t0
+                    seconds["reuse"] += time.perf_counter() - t0  # planning counts against it
+                for kind in ("sampler", "reuse") if step % 2 == 0 else ("reuse", "sampler"):
+                    params = trials[orders[kind][step]]
+                    kwargs = {**common, "params": params, "store": stores[kind], "tag_budget": cap}
+                    result, took = _ordering_call(workers[kind], args.config, kwargs)
+                    seconds[kind] += took
+                    for state, count in result["states"].items():
+                        states[kind][state] = states[kind].get(state, 0) + count
+                    trainers[kind] = result["trainers"]
+        finally:
+            for worker in workers.values():
+                worker.close()
+        row: dict[str, Any] = {
+            "cap": cap_text,
+            "planning_seconds": round(planning, 2),
+            "load_average": os.getloadavg(),
+            "distinct_trainer_shapes": len(set(shapes)),
+        }
         for kind in ("sampler", "reuse"):
             row[kind] = {
                 "order": orders[kind],
                 "wall_seconds": round(seconds[kind], 2),
                 "node_states": states[kind],
+                "trainers": trainers.get(kind),
             }
         row["ratio"] = round(seconds["reuse"] / seconds["sampler"], 3)
         print(json.dumps({"ordering": row}), flush=True)
