@@ -42,7 +42,9 @@ throughput
     counts the trials finished between the first trial's start and the last
     one's end (the baseline's preprocessing excluded); per trial it also reports
     the worker's time (the run through ``helix_tf.run``) against the agent's own
-    (planning, the study) and how many worker processes served them. Target: >= 20.
+    (planning, the study) and how many worker processes served them, and the CPU
+    all told (the agent's and its worker's processes over the window, verification
+    included) per trial: the rate on a core of its own. Target: >= 20.
 fidelity
     Kendall tau between approximate and exact validation AUC of random points of
     the space at ``-p scale=--scale`` (target >= 0.7 over >= 30 at x10).
@@ -368,9 +370,12 @@ def throughput(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     agent.start(*args.agent_args)
     st = agent.wait("the first trial", lambda s: s.get("trial") is not None, timeout=900)
     pid = int(st["pid"])
+    wpid = (st.get("worker") or {}).get("pid")
     cpu0, load0 = _cpu_seconds(pid), os.getloadavg()
+    wcpu0 = _cpu_seconds(int(wpid)) if wpid else None
     time.sleep(args.minutes * 60)
     cpu1 = _cpu_seconds(pid)
+    wcpu1 = _cpu_seconds(int(wpid)) if wpid else None
     stopped_at = time.time()
     st = agent.status()
     agent.stop()
@@ -390,6 +395,11 @@ def throughput(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     rate = 60 * len(trials) / think
     worker = st.get("worker") or {}
     agent_cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+    # Everything the agent's processes spent in the window (its worker's search and
+    # verification runs, its own planning and study), per trial finished.
+    worker_cpu = None if wcpu0 is None or wcpu1 is None else wcpu1 - wcpu0
+    all_told = None if agent_cpu is None or worker_cpu is None else agent_cpu + worker_cpu
+    spent = worker.get("seconds") or {}
     return {
         "minutes": args.minutes,
         "trials": len(trials),
@@ -399,6 +409,14 @@ def throughput(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "run_cpu_seconds_per_trial": round(statistics.mean(cpu), 2) if cpu else None,
         "trials_per_minute_of_cpu": round(60 / statistics.mean(cpu), 1) if cpu else None,
         "agent_process_cpu_seconds": agent_cpu and round(agent_cpu, 1),
+        "worker_cpu_seconds": worker_cpu and round(worker_cpu, 1),
+        "all_told_cpu_seconds_per_trial": all_told and round(all_told / len(trials), 2),
+        "trials_per_minute_of_cpu_all_told": all_told and round(60 * len(trials) / all_told, 1),
+        "verify_share_of_worker_time": round(
+            spent.get("verify", 0.0) / (sum(spent.values()) or 1.0), 3
+        ),
+        "approximate_rungs": sum(1 for t in trials if t.user_attrs.get("rung_approx")),
+        "trainers": (rungs[-1].get("trainers") if rungs else None),
         "nodes_computed_per_trial": round(
             statistics.mean((r.get("states") or {}).get("compute", 0) for r in rungs), 2
         ),
