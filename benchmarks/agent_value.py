@@ -61,6 +61,10 @@ ordering
     before it runs. The two orders run interleaved (one run of each in turn, which
     goes first alternating) so both see the same load. Target: reuse-aware wall
     time <= 0.75x the sampler's.
+trial-cost
+    CPU seconds of a learner-only trial's run in the agent's worker, delivering every
+    output against only the scored ones (``--cost-trials``, interleaved): what the
+    throughput costs on a core of its own, measured side by side.
 """
 
 from __future__ import annotations
@@ -427,6 +431,77 @@ def throughput(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     }
 
 
+def trial_cost(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    """CPU seconds of a learner-only trial's run: every output against the scored ones.
+
+    The throughput part's space (``LEARNER_SEARCH``), ``--cost-trials`` points drawn
+    at random (seeded); each run as the agent's worker makes it (exact validation
+    run, tagged, Keras trainers kept), once in a worker delivering every output of
+    the workflow (the agent before issue 10's follow-up) and once in one delivering
+    only the scored outputs (the agent now), on two stores; interleaved, which goes
+    first alternating, so both see the same load. CPU seconds are the worker's own
+    (what a trial costs on a core of its own, whatever else runs).
+    """
+    import optuna
+
+    import helix_tf
+    from helix_tf import history
+    from helix_tf.agent._daemon import keep_trainers, scored_outputs
+    from helix_tf.agent._study import suggest
+    from helix_tf.agent._worker import Finished, Worker, preload
+    from helix_tf.search import search_space
+
+    config = root / f"learner_only_{args.config.name}"
+    config.write_text(args.config.read_text() + LEARNER_SEARCH)
+    preload()
+    space = search_space(config, data_dir=args.data_dir)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=args.ordering_seed))
+    trials = [suggest(study.ask(), space) for _ in range(args.cost_trials)]
+    validation = helix_tf.Validation()
+    dag = history.describe(config, data_dir=args.data_dir, validation=validation).dag
+    kinds = {"all_outputs": None, "scored_outputs": scored_outputs(dag)}
+    stores = {kind: str(root / f"cost-{kind}") for kind in kinds}
+    workers = {
+        kind: Worker(_ordering_run, home=stores[kind], max_rss=None, on_start=keep_trainers)
+        for kind in kinds
+    }
+    cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
+    wall: dict[str, list[float]] = {kind: [] for kind in kinds}
+    trainers: dict[str, Any] = {}
+    try:
+        for step, params in enumerate([{}, *trials]):  # the user's version first
+            order = list(kinds) if step % 2 == 0 else list(reversed(list(kinds)))
+            for kind in order:
+                kwargs = {
+                    "data_dir": args.data_dir,
+                    "validation": validation,
+                    "outputs": kinds[kind],
+                    "params": params,
+                    "store": stores[kind],
+                }
+                out = workers[kind].call({"config": config, "kwargs": kwargs}, stop=lambda: False)
+                if not isinstance(out, Finished) or out.result is None:
+                    raise RuntimeError(f"trial-cost run failed: {getattr(out, 'error', out)}")
+                trainers[kind] = out.result["trainers"]
+                if step:
+                    cpu[kind].append(out.cpu_seconds or 0.0)
+                    wall[kind].append(out.seconds)
+    finally:
+        for worker in workers.values():
+            worker.close()
+    mean = {kind: statistics.mean(v) for kind, v in cpu.items()}
+    return {
+        "trials": len(trials),
+        "cpu_seconds_per_trial": {k: round(v, 3) for k, v in mean.items()},
+        "cpu_seconds": {k: [round(x, 3) for x in v] for k, v in cpu.items()},
+        "wall_seconds_per_trial": {k: round(statistics.mean(v), 3) for k, v in wall.items()},
+        "ratio": round(mean["scored_outputs"] / mean["all_outputs"], 3),
+        "trials_per_minute_of_cpu": {k: round(60 / v, 1) for k, v in mean.items()},
+        "trainers": trainers,
+        "load_average": os.getloadavg(),
+    }
+
+
 def _kendall_tau(a: list[float], b: list[float]) -> float | None:
     pairs = [(i, j) for i in range(len(a)) for j in range(i + 1, len(a))]
     concordant = discordant = 0
@@ -631,6 +706,7 @@ PARTS = {
     "fidelity": fidelity,
     "throughput": throughput,
     "ordering": ordering,
+    "trial-cost": trial_cost,
 }
 
 
@@ -648,6 +724,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", type=int, default=10, help="fidelity: -p scale=N")
     p.add_argument("--fidelity-trials", type=int, default=30)
     p.add_argument("--ordering-trials", type=int, default=12)
+    p.add_argument("--cost-trials", type=int, default=12, help="trial-cost: trials drawn")
     p.add_argument("--ordering-seed", type=int, default=0)
     p.add_argument("--ordering-batch", type=int, default=4, help="ordering: the agent's --batch")
     p.add_argument(
