@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from helix_tf.components import penalties
 from helix_tf.components.learners import DNN, Learner, Linear, WideDeep
 from helix_tf.types import BAG, CATEGORICAL, LABEL, NUMERIC, ROW_ID
 
@@ -182,6 +183,7 @@ def streamed_examples(
 def _register_layers(keras: Any) -> None:
     global IndexedWeights, SumLogits, Rescale
     IndexedWeights = _indexed_weights_layer(keras)
+    penalties.register(keras)
     SumLogits = _sum_logits_layer(keras)
     Rescale = _rescale_layer(keras)
 
@@ -292,11 +294,10 @@ def _rescale_layer(keras: Any) -> Any:
 # ---------------------------------------------------------------------------- build
 
 
-def _regularizer(learner: Learner) -> Any:
-    keras = _k()
-    if learner.optimizer == "ftrl" or (learner.l1 == 0 and learner.l2 == 0):
+def _regularizer(learner: Learner, strengths: penalties.Strengths) -> Any:
+    if learner.optimizer == "ftrl":  # FTRL applies them in its update
         return None
-    return keras.regularizers.L1L2(l1=float(learner.l1), l2=float(learner.l2))
+    return penalties.regularizer(learner, strengths)
 
 
 def _inputs(features: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -346,10 +347,14 @@ def _linear_logits(
 
 
 def _deep_logits(
-    features: Sequence[Mapping[str, Any]], inputs: Mapping[str, Any], learner: DNN, units: int = 1
+    features: Sequence[Mapping[str, Any]],
+    inputs: Mapping[str, Any],
+    learner: DNN,
+    strengths: penalties.Strengths,
+    units: int = 1,
 ) -> Any:
     keras = _k()
-    reg = keras.regularizers.L2(float(learner.l2)) if learner.l2 else None
+    reg = penalties.regularizer(learner, strengths, form="l2")
     parts = []
     for spec in features:
         name, kind = spec["name"], spec["kind"]
@@ -374,26 +379,33 @@ def _deep_logits(
     return keras.layers.Dense(units, name="deep_logit")(x)
 
 
-def build_model(learner: Learner, features: Sequence[Mapping[str, Any]], units: int = 1) -> Any:
+def build_model(
+    learner: Learner,
+    features: Sequence[Mapping[str, Any]],
+    units: int = 1,
+    strengths: penalties.Strengths | None = None,
+) -> Any:
     """The Keras model for ``learner`` over ``features``: ``units`` logits (or values).
 
     One output for a binary label (a logit) and for regression (a value), one
-    logit per class for a multiclass label.
+    logit per class for a multiclass label. Its L1/L2 penalties read ``strengths``
+    (default: the learner's, in variables of its own).
     """
     keras = _k()
+    strengths = strengths or penalties.Strengths.of(learner)
     inputs = _inputs(features)
     if isinstance(learner, WideDeep):
         names = [f["name"] for f in features]
         wide = [f for f in features if f["name"] in learner.features_for("wide", names)]
         deep = [f for f in features if f["name"] in learner.features_for("deep", names)]
-        parts = _linear_logits(wide, inputs, _regularizer(learner), "w_", units)
-        parts.append(_deep_logits(deep, inputs, learner, units))
+        parts = _linear_logits(wide, inputs, _regularizer(learner, strengths), "w_", units)
+        parts.append(_deep_logits(deep, inputs, learner, strengths, units))
         logit = SumLogits(units, name="logit")(parts)
     elif isinstance(learner, DNN):
-        logit = _deep_logits(features, inputs, learner, units)
+        logit = _deep_logits(features, inputs, learner, strengths, units)
     elif isinstance(learner, Linear):
         logit = SumLogits(units, name="logit")(
-            _linear_logits(features, inputs, _regularizer(learner), "w_", units)
+            _linear_logits(features, inputs, _regularizer(learner, strengths), "w_", units)
         )
     else:
         raise TypeError(f"unknown learner {type(learner).__name__}")
@@ -431,7 +443,7 @@ class Head:
         return keras.losses.MeanSquaredError(reduction=reduction)
 
 
-def _optimizer(learner: Learner) -> Any:
+def _optimizer(learner: Learner, strengths: penalties.Strengths) -> Any:
     keras = _k()
     lr = float(learner.learning_rate)
     if learner.optimizer == "adam":
@@ -442,11 +454,7 @@ def _optimizer(learner: Learner) -> Any:
         return keras.optimizers.Adagrad(lr)
     if learner.optimizer == "rmsprop":
         return keras.optimizers.RMSprop(lr)
-    return keras.optimizers.Ftrl(
-        lr,
-        l1_regularization_strength=float(learner.l1),
-        l2_regularization_strength=float(learner.l2),
-    )
+    return penalties.ftrl(lr, strengths)
 
 
 #: Training runs eagerly (no tf.function tracing) when it has at most this many steps.
@@ -501,7 +509,10 @@ def train_model(
             from helix_tf.components import distributed
 
             def build() -> tuple[Any, Any]:
-                return build_model(learner, features, head.units), _optimizer(learner)
+                strengths = penalties.Strengths.of(learner)
+                return build_model(learner, features, head.units, strengths), _optimizer(
+                    learner, strengths
+                )
 
             if batches is None:
                 batches = distributed.ArrayBatches(
@@ -625,18 +636,21 @@ def _fit_weights(
 
     keras = _k()
 
-    def build() -> Any:
-        model = build_model(learner, features, head.units)
+    def build() -> tuple[Any, penalties.Strengths]:
+        strengths = penalties.Strengths.of(learner)
+        model = build_model(learner, features, head.units, strengths)
         model.compile(
-            optimizer=_optimizer(learner), loss=head.keras_loss(), run_eagerly=run_eagerly
+            optimizer=_optimizer(learner, strengths),
+            loss=head.keras_loss(),
+            run_eagerly=run_eagerly,
         )
         # Create the optimizer's slot variables now: created inside the first traced
         # step, they make tf.function trace the step twice (~0.4 s). Same weights.
         model.optimizer.build(model.trainable_variables)
-        return model
+        return model, strengths
 
     key = trainers.graph_key(learner, features, head, policy=policy, run_eagerly=run_eagerly)
-    trainer = trainers.TRAINERS.trainer(key, build, float(learner.learning_rate))
+    trainer = trainers.TRAINERS.trainer(key, build, learner)
     callbacks = []
     if on_epoch is not None:
         started = time.perf_counter()

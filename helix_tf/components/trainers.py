@@ -9,12 +9,15 @@ number of epochs; :data:`TRAINERS` keeps each compiled model with its traced
 **A reused trainer gives the same bits as a fresh process.** The cache key
 (:func:`graph_key`) holds everything that shapes the graph: the learner's class and
 every parameter except those fed at run time (:data:`RUN_TIME_PARAMS`: the
-learning rate, a variable of the optimizer; epochs and batch size, arguments of
-``fit``), the features (names, kinds, sizes), the head (task, classes, loss), the
+learning rate, a variable of the optimizer; ``l1`` and ``l2``, variables the
+regularizers and FTRL read (:mod:`helix_tf.components.penalties`), of which only
+whether each is 0 shapes the graph; epochs and batch size, arguments of ``fit``),
+the features (names, kinds, sizes), the head (task, classes, loss), the
 dtype policy and eager or traced. The seed is part of the key, and at build time the
 trainer records its initial state: every model and optimizer variable and the state
 of the random generators (Python's, numpy's, TensorFlow's eager op seeds) right
-before the first ``fit``. A reuse puts all of it back, so the ``fit`` that follows
+before the first ``fit``. A reuse puts all of it back and sets the learning rate and
+the penalty strengths, so the ``fit`` that follows
 starts from exactly where a fresh build would have started.
 
 **A trainer never escapes.** The model a training returns is a copy (a plain model
@@ -60,8 +63,9 @@ __all__ = [
     "use_remote",
 ]
 
-#: Learner parameters that do not shape the graph: fed to a reused trainer at run time.
-RUN_TIME_PARAMS = frozenset({"learning_rate", "epochs", "batch_size"})
+#: Learner parameters that do not shape the graph: fed to a reused trainer at run time
+#: (of ``l1`` and ``l2`` only their values: whether each is 0 is in the key).
+RUN_TIME_PARAMS = frozenset({"learning_rate", "epochs", "batch_size", "l1", "l2"})
 
 
 def graph_key(
@@ -74,10 +78,13 @@ def graph_key(
 ) -> str:
     """What a trainer's graph and initial state depend on, as one deterministic string.
 
-    Every learner field but :data:`RUN_TIME_PARAMS` (so ``l1``/``l2``, baked into the
-    regularizer and FTRL's update, the seed, the architecture), the learner's class,
-    the features, the head, the dtype policy and whether the step runs eagerly.
+    Every learner field but :data:`RUN_TIME_PARAMS` (so the seed, the optimizer, the
+    architecture), whether ``l1`` and ``l2`` are 0 (which penalty terms the graph
+    has), the learner's class, the features, the head, the dtype policy and whether
+    the step runs eagerly.
     """
+    from helix_tf.components import penalties
+
     params = {
         f.name: getattr(learner, f.name)
         for f in dataclasses.fields(learner)
@@ -87,6 +94,7 @@ def graph_key(
         {
             "learner": f"{type(learner).__module__}.{type(learner).__qualname__}",
             "params": params,
+            "penalties": penalties.graph_shape(learner),
             "features": [dict(f) for f in features],
             "head": dataclasses.asdict(head),
             "policy": policy,
@@ -133,21 +141,27 @@ class Trainer:
     model: Any
     initial: list[np.ndarray]
     random_state: tuple[Any, Any, Any]
+    #: The model's penalty strengths (:class:`helix_tf.components.penalties.Strengths`).
+    strengths: Any = None
 
     @classmethod
-    def start(cls, model: Any) -> Trainer:
+    def start(cls, model: Any, strengths: Any = None) -> Trainer:
         """Record a freshly built and compiled model's initial state (call before ``fit``)."""
         return cls(
             model=model,
             initial=[np.array(v.numpy()) for v in _state_variables(model)],
             random_state=_random_state(),
+            strengths=strengths,
         )
 
-    def reset(self, learning_rate: float) -> None:
-        """Back to the initial state, with this learning rate (after ``set_random_seed``)."""
+    def reset(self, learner: Any) -> None:
+        """Back to the initial state, with ``learner``'s learning rate and penalty
+        strengths (after ``set_random_seed``)."""
         for var, value in zip(_state_variables(self.model), self.initial, strict=True):
             var.assign(value)
-        self.model.optimizer.learning_rate = float(learning_rate)
+        self.model.optimizer.learning_rate = float(learner.learning_rate)
+        if self.strengths is not None:
+            self.strengths.assign(learner.l1, learner.l2)
         _set_random_state(self.random_state)
 
 
@@ -213,19 +227,21 @@ class TrainerCache:
                     del self._free[oldest]
         return True
 
-    def trainer(self, key: str, build: Callable[[], Any], learning_rate: float) -> Trainer:
-        """A trainer ready to ``fit``: a reused one reset to its initial state, or a new one.
+    def trainer(self, key: str, build: Callable[[], tuple[Any, Any]], learner: Any) -> Trainer:
+        """A trainer ready to ``fit`` ``learner``: a reused one reset to its initial
+        state with the learner's run-time parameters, or a new one.
 
-        ``build()`` makes and compiles the model (with its optimizer built); it runs
-        right after the caller has seeded the random generators, as a fresh process does.
+        ``build()`` makes and compiles the model (with its optimizer built) and returns
+        it with its penalty strengths; it runs right after the caller has seeded the
+        random generators, as a fresh process does.
         """
         trainer = self.take(key) if self.capacity else None
         if trainer is not None:
-            trainer.reset(learning_rate)
+            trainer.reset(learner)
             return trainer
         with self._lock:
             self.builds += 1
-        return Trainer.start(build())
+        return Trainer.start(*build())
 
     def clear(self) -> None:
         with self._lock:

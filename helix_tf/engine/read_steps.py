@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from helix_tf.components.sources import ROW_ID, Source
+from helix_tf.components.sources import Source
 from helix_tf.components.sources._base import ReadShard
 from helix_tf.engine import tables
 from helix_tf.errors import DataError
@@ -90,12 +90,19 @@ class SourceRead:
         t0 = time.perf_counter()
         counts: dict[str, int] = {}
         split, name = shard.split, self.name
-        parsed = self.op.read_shard(shard, batch_rows=self._read_rows(split), counters=counts)
         final = shard.of == 1
-        if self.sample is not None and split == "train":
-            parsed = _kept(parsed, self.sample["fraction"], self.sample["seed"])
+        if self._sampled(split):  # the source drops the rows the sample does not keep
+            assert self.sample is not None
+            parsed = self.op.read_sample(
+                shard,
+                _keep(self.sample["fraction"], self.sample["seed"]),
+                batch_rows=self._read_rows(split),
+                counters=counts,
+            )
             if final:
                 parsed = _regrouped(parsed, self.batch_rows)
+        else:
+            parsed = self.op.read_shard(shard, batch_rows=self._read_rows(split), counters=counts)
         for j, table in enumerate(parsed):
             t1 = time.perf_counter()
             if final:
@@ -170,14 +177,14 @@ def read_split(
     )
 
 
-def _kept(tables_in: Iterable[Any], fraction: float, seed: int) -> Iterator[Any]:
-    """The rows of each table a sample keeps (by row id); empty tables are dropped."""
+def _keep(fraction: float, seed: int) -> Callable[[Any], Any]:
+    """The sample's row filter (by row id) for :meth:`Source.read_sample`."""
     from helix_tf.approx.sampling import keep_mask
 
-    for table in tables_in:
-        kept = table.filter(keep_mask(table.column(ROW_ID).to_numpy(), fraction, seed))
-        if kept.num_rows:
-            yield kept
+    def keep(row_ids: Any) -> Any:
+        return keep_mask(row_ids, fraction, seed)
+
+    return keep
 
 
 def _regrouped(tables_in: Iterable[Any], batch_rows: int) -> Iterator[Any]:

@@ -152,3 +152,85 @@ def test_the_copies_of_a_replicated_block_are_read_by_several_shards(tmp_path: P
     got, _, _ = _shards_tables(source, "train", 30, 3 * path.stat().st_size)
     want = list(source.read_tables("train", batch_rows=30))
     assert len(got) == len(want) == 40 and all(a.equals(b) for a, b in zip(got, want, strict=True))
+
+
+def _filtered(tables: list, fraction: float, seed: int) -> list:
+    """What an approximate read kept before read_sample: each table read in full, then
+    filtered by the sample's mask on its row ids (empty tables dropped)."""
+    from helix_tf.approx.sampling import keep_mask
+    from helix_tf.components.sources import ROW_ID
+
+    kept = [t.filter(keep_mask(t.column(ROW_ID).to_numpy(), fraction, seed)) for t in tables]
+    return [t for t in kept if t.num_rows]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    files=st.lists(st.lists(LINES, max_size=40), min_size=1, max_size=3),
+    header=st.booleans(),
+    batch_rows=st.integers(1, 7),
+    block_bytes=st.integers(1, 64),
+    shard_bytes=st.integers(1, 400),
+    test_fraction=st.sampled_from([None, 0.3]),
+    replicate=st.integers(1, 5),
+    fraction=st.sampled_from([0.05, 0.3, 0.5, 0.99]),
+    seed=st.integers(0, 3),
+)
+def test_a_sampled_read_keeps_exactly_the_rows_filtering_the_full_read_keeps(
+    tmp_path_factory: pytest.TempPathFactory,
+    files: list[list[str]],
+    header: bool,
+    batch_rows: int,
+    block_bytes: int,
+    shard_bytes: int,
+    test_fraction: float | None,
+    replicate: int,
+    fraction: float,
+    seed: int,
+) -> None:
+    """Csv.read_sample drops a copy's rows before building them; the rows (values, ids,
+    order) are those of the full read filtered by the same mask, shard by shard and
+    whole; the generic Source.read_sample (filter after reading) agrees."""
+    import pyarrow as pa
+
+    from helix_tf.approx.sampling import keep_mask
+    from helix_tf.components.sources._base import Source
+
+    folder = tmp_path_factory.mktemp("csv")
+    paths = []
+    for i, lines in enumerate(files):
+        text = "\n".join((["n,s"] if header else []) + lines) + "\n"
+        path = folder / f"part{i}.csv"
+        path.write_bytes(text.encode())
+        paths.append(str(path))
+    source = Csv(
+        train=tuple(paths),
+        columns={"n": "int", "s": "string"},
+        header=header,
+        on_bad_row="skip",
+        max_bad_rows=10**6,
+        test_fraction=test_fraction,
+        replicate=replicate,
+    )
+
+    def keep(ids):  # type: ignore[no-untyped-def]
+        return keep_mask(ids, fraction, seed)
+
+    def rows(tables: list) -> pa.Table | None:
+        return pa.concat_tables(tables) if tables else None
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_csv_parsing, "_MIN_BLOCK_BYTES", block_bytes)
+        for split in source.splits():
+            shards = source.read_shards(split, batch_rows=batch_rows, shard_bytes=shard_bytes)
+            for shard in shards:
+                full = list(source.read_shard(shard, batch_rows=batch_rows))
+                want = rows(_filtered(full, fraction, seed))
+                got_tables = list(source.read_sample(shard, keep, batch_rows=batch_rows))
+                assert all(0 < t.num_rows <= batch_rows for t in got_tables)
+                got = rows(got_tables)
+                generic = rows(list(Source.read_sample(source, shard, keep, batch_rows=batch_rows)))
+                assert (got is None) == (want is None) == (generic is None)
+                if want is not None:
+                    assert got is not None and generic is not None
+                    assert got.equals(want) and generic.equals(want)

@@ -73,6 +73,14 @@ CASES: dict[str, tuple[Any, str, str]] = {
         "bf16",
     ),
     "linear-eager-binary": (learners.Linear(epochs=1, batch_size=240), "binary", "fp32"),
+    # Both penalties on the wide part (L1L2), L2 on the hidden layers.
+    "widedeep-l1l2-binary": (
+        learners.WideDeep(
+            hidden=(8,), embedding_dim=2, wide=("cat",), l1=1e-3, l2=2e-3, epochs=2, batch_size=32
+        ),
+        "binary",
+        "fp32",
+    ),
 }
 
 
@@ -128,9 +136,16 @@ def test_a_reused_trainer_gives_a_fresh_process_bits(tmp_path: Path) -> None:
     fresh = _fresh_process(tmp_path)
     TRAINERS.clear()
     for name, (learner, _, _) in CASES.items():
-        # The same graph trained first with other run-time parameters: its trainer is
-        # traced, has moved its weights, optimizer slots and step count, and is kept.
-        _train(name, learning_rate=learner.learning_rate * 3, epochs=learner.epochs + 1)
+        # The same graph trained first with other run-time parameters (penalty strengths
+        # too: a zero one stays zero): its trainer is traced, has moved its weights,
+        # optimizer slots and step count, and is kept.
+        _train(
+            name,
+            learning_rate=learner.learning_rate * 3,
+            epochs=learner.epochs + 1,
+            l1=learner.l1 * 3,
+            l2=learner.l2 * 3,
+        )
         reuses = TRAINERS.stats()["reuses"]
         weights, stats, scores = _train(name)
         assert TRAINERS.stats()["reuses"] == reuses + 1, name
@@ -150,12 +165,38 @@ def test_a_change_of_the_graph_builds_a_new_trainer() -> None:
     start = TRAINERS.stats()
     _train("linear-binary-l2")
     _train("linear-binary-l2", learning_rate=0.5, epochs=3)  # run-time: reused
-    _train("linear-binary-l2", l2=1e-2)  # the regularizer's constant: a new graph
+    _train("linear-binary-l2", l2=1e-2)  # a penalty's strength, a variable: reused
+    _train("linear-binary-l2", l2=0.0)  # the penalty term gone: a new graph
+    _train("linear-binary-l2", l1=1e-2)  # an L1 term added: a new graph
     _train("linear-binary-l2", seed=3)  # other initial weights
     _train("linear-binary-l2", optimizer="sgd")
     end = TRAINERS.stats()
-    assert end["builds"] - start["builds"] == 4
-    assert end["reuses"] - start["reuses"] == 1
+    assert end["builds"] - start["builds"] == 5
+    assert end["reuses"] - start["reuses"] == 2
+
+
+def test_an_ftrl_penalty_edit_reuses_the_trainer_and_a_saved_model_keeps_its_strengths(
+    tmp_path: Path,
+) -> None:
+    from helix_tf.components import keras_models as km
+    from helix_tf.components.trainers import TRAINERS
+
+    TRAINERS.clear()
+    _train("linear-ftrl-multiclass")
+    reuses = TRAINERS.stats()["reuses"]
+    _train("linear-ftrl-multiclass", l1=0.5)  # l2 stays 0: the same graph
+    assert TRAINERS.stats()["reuses"] == reuses + 1
+    _, stats, _ = _train("linear-binary-l2", l2=0.125)
+    km.save_model(stats["model"], str(tmp_path / "m.keras"))
+    loaded = km.load_model(str(tmp_path / "m.keras"))
+    regularizers = {
+        layer.name: layer.regularizer.get_config()
+        for layer in loaded.layers
+        if getattr(layer, "regularizer", None) is not None
+    }
+    assert regularizers and all(
+        c == {"l1": 0.0, "l2": 0.125, "form": "l1l2"} for c in regularizers.values()
+    )
 
 
 def test_a_returned_model_is_never_changed_by_a_later_training() -> None:
@@ -178,7 +219,7 @@ def test_a_plain_process_keeps_no_trainer_and_a_long_lived_one_a_bounded_few(
 
     monkeypatch.delenv("HELIX_TF_TRAINERS")
     cache = TrainerCache()
-    one = Trainer(model=None, initial=[], random_state=(None, None, None))
+    one = Trainer(model=None, initial=[], random_state=(None, None, None))  # no penalties
     assert cache.capacity == 0 and not cache.give_back("a", one)
     cache.keep(2)
     assert all(

@@ -98,12 +98,14 @@ def test_a_served_run_equals_a_run_in_its_own_process(
 def test_served_trainings_reuse_the_servers_trainer_bit_for_bit(
     server: Path, config: Path, tmp_path: Path
 ) -> None:
-    """A learning-rate and epochs edit is trained by the server's trainer on the model it
-    built and traced for the first run, and gives a run in its own process' bits."""
-    base = _helix(server, "run", config, "--store", tmp_path / "base", "--json")
+    """A learning-rate, epochs and L2 edit is trained by the server's trainer on the model
+    it built and traced for the first run, and gives a run in its own process' bits."""
+    l2 = ("-p", "learner.l2=0.001")
+    base = _helix(server, "run", config, "--store", tmp_path / "base", "--json", *l2)
     assert base.returncode == 0, base.stderr
     before = _status(server)["trainer"]["trainers"]
-    edit = ("-p", "learner.learning_rate=0.2", "-p", "epochs=2", "--materialize", "all")
+    edit = ("-p", "learner.learning_rate=0.2", "-p", "epochs=2", "-p", "learner.l2=0.01")
+    edit += ("--materialize", "all")
     served = _helix(server, "run", config, "--store", tmp_path / "a", "--json", *edit)
     assert served.returncode == 0, served.stderr
     after = _status(server)["trainer"]["trainers"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from helix_tf.components.base import Operator, did_you_mean
@@ -160,6 +160,27 @@ class Source(Operator, abc.ABC):
     ) -> Iterator[pa.Table]:
         """The tables of one shard of :meth:`read_shards` (``batch_rows`` as given there)."""
         yield from self.read_tables(shard.split, batch_rows=batch_rows, counters=counters)
+
+    def read_sample(
+        self,
+        shard: ReadShard,
+        keep: Callable[[np.ndarray], np.ndarray],
+        *,
+        batch_rows: int = 50_000,
+        counters: dict[str, int] | None = None,
+    ) -> Iterator[pa.Table]:
+        """The rows of one shard that ``keep`` keeps, in read order, without empty tables.
+
+        ``keep(row_ids)`` is a boolean mask over an int64 array of row ids (an approximate
+        run's sample, :func:`helix_tf.approx.sampling.keep_mask`): a row is kept or not by
+        its id alone, so every way of reading gives the same rows. The default filters
+        :meth:`read_shard`'s tables; a source that can drop rows before it builds them
+        overrides it (``Csv``: before it makes each replicated copy).
+        """
+        for table in self.read_shard(shard, batch_rows=batch_rows, counters=counters):
+            kept = table.filter(keep(table.column(ROW_ID).to_numpy()))
+            if kept.num_rows:
+                yield kept
 
     def bad_row_limit(self) -> int | None:
         """The most malformed rows a split may skip in all (None: no rows are skipped)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, ClassVar
 
 from helix_tf.components.base import did_you_mean, list_as_tuple, normalized
@@ -20,6 +20,7 @@ from helix_tf.components.sources._base import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
 
@@ -243,6 +244,22 @@ class Csv(Source):
         from helix_tf.components.sources._csv_reader import CsvReader
 
         yield from CsvReader(self).read_shard(shard, batch_rows=batch_rows, counters=counters)
+
+    def read_sample(
+        self,
+        shard: ReadShard,
+        keep: Callable[[np.ndarray], np.ndarray],
+        *,
+        batch_rows: int = 50_000,
+        counters: dict[str, int] | None = None,
+    ) -> Iterator[pa.Table]:
+        """The kept rows of one shard, filtered by id before the tables are built: each
+        parsed block once per replicated copy, so a copy's dropped rows are never made."""
+        from helix_tf.components.sources._csv_reader import CsvReader
+
+        yield from CsvReader(self).read_shard(
+            shard, batch_rows=batch_rows, counters=counters, keep=keep
+        )
 
     def bad_row_limit(self) -> int | None:
         """``max_bad_rows`` when malformed rows are skipped."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from helix_tf.components.sources._base import (
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from helix_tf.components.sources._csv import Csv
 
 _MAX_WORKERS = 4
+#: A sample's row filter: a boolean mask over an int64 array of row ids.
+Keep = Callable[["np.ndarray"], "np.ndarray"]
 
 
 class CsvReader:
@@ -52,16 +54,22 @@ class CsvReader:
         self.parser = BlockParser(spec)
 
     def read_tables(
-        self, split: str, *, batch_rows: int = 50_000, counters: dict[str, int] | None = None
+        self,
+        split: str,
+        *,
+        batch_rows: int = 50_000,
+        counters: dict[str, int] | None = None,
+        keep: Keep | None = None,
     ) -> Iterator[pa.Table]:
-        """Stream a split as Arrow tables (parsed by Arrow, never through pandas)."""
+        """Stream a split as Arrow tables (parsed by Arrow, never through pandas); with
+        ``keep``, only the rows it keeps (see :meth:`_file_tables`)."""
         param, paths = _split_files(self.spec, split)
         _check_batch_rows(batch_rows)
         bad = _BadRows(self.spec.on_bad_row, self.spec.max_bad_rows, counters)
         for index, path in enumerate(paths):
             with _open(path, param, "Csv") as handle:
                 parsed = self._read_file(handle, path, param, batch_rows, bad)
-                yield from self._file_tables(parsed, split, index, batch_rows, counters)
+                yield from self._file_tables(parsed, split, index, batch_rows, counters, keep=keep)
         bad.summarise()
 
     def read_shards(self, split: str, *, batch_rows: int, shard_bytes: int) -> list[ReadShard]:
@@ -98,11 +106,18 @@ class CsvReader:
         ]
 
     def read_shard(
-        self, shard: ReadShard, *, batch_rows: int, counters: dict[str, int] | None
+        self,
+        shard: ReadShard,
+        *,
+        batch_rows: int,
+        counters: dict[str, int] | None,
+        keep: Keep | None = None,
     ) -> Iterator[pa.Table]:
-        """See :meth:`~._csv.Csv.read_shard`."""
+        """See :meth:`~._csv.Csv.read_shard` (and ``read_sample``, with ``keep``)."""
         if shard.file is None:
-            yield from self.read_tables(shard.split, batch_rows=batch_rows, counters=counters)
+            yield from self.read_tables(
+                shard.split, batch_rows=batch_rows, counters=counters, keep=keep
+            )
             return
         param, paths = _split_files(self.spec, shard.split)
         _check_batch_rows(batch_rows)
@@ -117,7 +132,7 @@ class CsvReader:
             else:
                 parsed = self._read_file(handle, path, param, batch_rows, bad)
             yield from self._file_tables(
-                parsed, shard.split, shard.file, batch_rows, counters, shard.copies
+                parsed, shard.split, shard.file, batch_rows, counters, shard.copies, keep
             )
         bad.summarise()
 
@@ -129,22 +144,23 @@ class CsvReader:
         batch_rows: int,
         counters: dict[str, int] | None,
         copies: tuple[int, int] | None = None,
+        keep: Keep | None = None,
     ) -> Iterator[pa.Table]:
         """Tables of at most ``batch_rows`` rows from the parsed blocks of the index-th file
-        (each block's ``copies`` range of replicated copies; None: all)."""
+        (each block's ``copies`` range of replicated copies; None: all).
+
+        With ``keep`` (a sampled read), each copy's rows are filtered by their ids before
+        its table is built, and copies that keep none are skipped: the same rows, in the
+        same order, as filtering the tables read without it (which is what an exact
+        read yields, untouched by this).
+        """
         import pyarrow as pa
 
         spec = self.spec
         wanted = range(*(copies or (0, spec.replicate if split == "train" else 1)))
-        for columns, lines in parsed:
-            ids = lines + index * FILE_STRIDE
-            if spec.test_fraction is not None:
-                keep = _in_test(ids, spec.test_fraction, spec.split_seed)
-                if split == "train":
-                    keep = ~keep
-                columns = {n: a.filter(keep) for n, a in columns.items()}
-                ids = ids[keep]
-            if not len(ids):
+        for columns, ids in self._split_rows(parsed, split, index):
+            if keep is not None:  # a sampled read
+                yield from _kept_copies(columns, ids, wanted, keep, batch_rows, counters)
                 continue
             arrays = dict(columns)
             arrays[ROW_ID] = pa.array(ids, pa.int64())
@@ -156,11 +172,24 @@ class CsvReader:
                         ROW_ID,
                         pa.array(ids + copy * COPY_STRIDE, pa.int64()),
                     )
-                for start in range(0, table.num_rows, batch_rows):
-                    part = table.slice(start, batch_rows)
-                    if counters is not None:
-                        counters["rows_read"] = counters.get("rows_read", 0) + part.num_rows
-                    yield part
+                yield from _batches(table, batch_rows, counters)
+
+    def _split_rows(
+        self, parsed: Iterator[tuple[dict[str, pa.Array], np.ndarray]], split: str, index: int
+    ) -> Iterator[tuple[dict[str, pa.Array], np.ndarray]]:
+        """The parsed blocks' columns and row ids of the index-th file, left to ``split``
+        (``test_fraction``), without empty blocks."""
+        spec = self.spec
+        for columns, lines in parsed:
+            ids = lines + index * FILE_STRIDE
+            if spec.test_fraction is not None:
+                in_split = _in_test(ids, spec.test_fraction, spec.split_seed)
+                if split == "train":
+                    in_split = ~in_split
+                columns = {n: a.filter(in_split) for n, a in columns.items()}
+                ids = ids[in_split]
+            if len(ids):
+                yield columns, ids
 
     def _data_start(self, handle: Any, path: str, param: str) -> int | None:
         """Read past ``skip_lines`` and the header (checked); the lines read, None at the end."""
@@ -259,6 +288,41 @@ class CsvReader:
                 f"{path} line {line}: the header names columns {found}, but columns declares "
                 f"{declared}; declare the columns in the file's order with the header's names"
             )
+
+
+def _batches(
+    table: pa.Table, batch_rows: int, counters: dict[str, int] | None
+) -> Iterator[pa.Table]:
+    """``table`` in slices of at most ``batch_rows`` rows (counted as read)."""
+    for start in range(0, table.num_rows, batch_rows):
+        part = table.slice(start, batch_rows)
+        if counters is not None:
+            counters["rows_read"] = counters.get("rows_read", 0) + part.num_rows
+        yield part
+
+
+def _kept_copies(
+    columns: dict[str, pa.Array],
+    ids: np.ndarray,
+    wanted: range,
+    keep: Keep,
+    batch_rows: int,
+    counters: dict[str, int] | None,
+) -> Iterator[pa.Table]:
+    """One block's tables in a sampled read: per replicated copy, only the rows ``keep``
+    keeps by their ids, filtered before the copy's table is built (a copy keeping none
+    is skipped)."""
+    import pyarrow as pa
+
+    table = pa.table(columns)
+    for copy in wanted:
+        copy_ids = ids + copy * COPY_STRIDE if copy else ids
+        mask = keep(copy_ids)
+        if not mask.any():
+            continue
+        # One filter of the whole table in Arrow (per column in Python was slower).
+        kept = table.append_column(ROW_ID, pa.array(copy_ids, pa.int64())).filter(mask)
+        yield from _batches(kept, batch_rows, counters)
 
 
 def _check_batch_rows(batch_rows: int) -> None:
