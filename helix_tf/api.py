@@ -123,8 +123,13 @@ def plan(
 ) -> PlanResult:
     """What a run would compute, load and prune, and why — without running anything.
 
-    ``validation``: plan the validation run (see :func:`run`); ``outputs``: plan the
-    run of only these outputs (see :func:`run`). ``rehash=True``
+    ``validation``: plan the validation run (see :func:`run`). ``outputs`` names the
+    nodes the run must deliver instead of the workflow's own outputs (``wf.output``,
+    else its evaluate nodes); what only other outputs need is pruned, and the plan
+    says so. The agent scores its search trials with ``outputs`` set to the
+    workflow's evaluate outputs: a trial computes the metric it is scored on, not
+    the explanations nobody reads. The nodes' fingerprints do not change, so what
+    such a run stores is reused by every later run. ``rehash=True``
     re-reads every data file instead of trusting the content-hash memo. The reasons
     compare with this person's previous version; ``team=True``: with the team's.
     """
@@ -194,7 +199,7 @@ def run(
 
     ``rehash=True`` re-reads every data file instead of trusting the content-hash
     memo (path, inode, size, mtime, ctime): the escape hatch for a file changed in a
-    way the memo cannot see.
+    way the memo cannot see. ``outputs``: the nodes to deliver (see :func:`plan`).
 
     With ``validation``, the model trains on the sources' training rows minus a
     seeded held-out fraction and is evaluated on that fraction; the test split is
@@ -210,13 +215,6 @@ def run(
 
     ``progress`` is called with each step as it happens, a typed :mod:`helix_tf.events`
     event (plan made, preprocessing started, epoch or node done; JSON: ``to_dict()``).
-
-    ``outputs`` names the nodes this run must deliver instead of the workflow's own
-    outputs (``wf.output``, else its evaluate nodes); what only other outputs need
-    is pruned, and the plan says so. The agent scores its search trials with
-    ``outputs`` set to the workflow's evaluate outputs: a trial computes the metric
-    it is scored on, not the explanations nobody reads. The nodes' fingerprints do
-    not change, so what such a run stores is reused by every later run.
 
     ``scratch`` is the folder for the run's scratch data (default ``$HELIX_TF_SCRATCH``,
     else the system's temporary folder); when the store cannot take more data, the

@@ -14,8 +14,8 @@ load).
 Trainers. The trial worker keeps its last few built and traced Keras trainers
 (:data:`helix_tf.components.trainers.TRAINERS`, least recently used dropped): a
 training whose graph a kept trainer has (same learner class and structure, same
-features; only the learning rate, epochs or batch size differ) skips building
-and tracing. :func:`trainer_shape` names that graph from a trial's overrides; the
+features; only the learning rate, epochs, batch size or the non-zero L1/L2 values
+differ) skips building and tracing. :func:`trainer_shape` names that graph from a trial's overrides; the
 order prefers a trial whose shape is among the ``kept`` shapes trained last.
 """
 
@@ -41,25 +41,37 @@ def compute_costs(plan: object) -> dict[str, float]:
 
 
 def trainer_shape(overrides: Mapping[str, Any], learners: Collection[str]) -> str:
-    """What a trial's trainers depend on: its overrides but the learners' run-time parameters.
+    """What a trial's trainers depend on: its overrides but the learners' run-time values.
 
-    Two trials of one config with equal shapes train equal graphs on equal
-    features (same preprocessing fingerprints), so a trainer built for one serves
-    the other. ``learners``: the names of the config's train nodes (``-p
+    The learners' :data:`~helix_tf.components.trainers.RUN_TIME_PARAMS` (learning
+    rate, epochs, batch size, L1 and L2) are fed to a kept trainer when it trains,
+    so of each only whether it is 0 stays in the shape (whether a penalty term is in
+    the graph). Two trials of one config with equal shapes train equal graphs on
+    equal features (same preprocessing fingerprints), so a trainer built for one
+    serves the other. ``learners``: the names of the config's train nodes (``-p
     learner.epochs=3`` is run-time; ``-p vocab.epochs=3`` would not be).
 
     >>> a = trainer_shape({"learner.l2": 0.1, "learner.learning_rate": 0.01}, ["learner"])
-    >>> a == trainer_shape({"learner.l2": 0.1, "learner.learning_rate": 0.5}, ["learner"])
+    >>> a == trainer_shape({"learner.l2": 0.3, "learner.learning_rate": 0.5}, ["learner"])
     True
-    >>> a == trainer_shape({"learner.l2": 0.2, "learner.learning_rate": 0.01}, ["learner"])
+    >>> a == trainer_shape({"learner.l2": 0.0, "learner.learning_rate": 0.01}, ["learner"])
     False
     """
-    kept = {
-        k: v
-        for k, v in overrides.items()
-        if not (k.rpartition(".")[0] in learners and k.rpartition(".")[2] in RUN_TIME_PARAMS)
-    }
-    return json.dumps(kept, sort_keys=True, default=repr)
+    shape: dict[str, Any] = {}
+    for key, value in overrides.items():
+        node, _, param = key.rpartition(".")
+        if node in learners and param in RUN_TIME_PARAMS:
+            shape[key] = "0" if _is_zero(value) else "set"
+        else:
+            shape[key] = value
+    return json.dumps(shape, sort_keys=True, default=repr)
+
+
+def _is_zero(value: Any) -> bool:
+    try:
+        return float(value) == 0.0
+    except (TypeError, ValueError):
+        return False
 
 
 def reuse_order(

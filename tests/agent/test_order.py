@@ -106,13 +106,20 @@ def test_each_trainer_shape_is_built_once_when_the_work_is_otherwise_equal(
     )
 
 
-def test_trainer_shape_ignores_only_the_learners_run_time_parameters() -> None:
+def test_trainer_shape_keeps_of_the_learners_run_time_values_only_whether_they_are_0() -> None:
     from helix_tf.agent._order import trainer_shape
     from helix_tf.components.trainers import RUN_TIME_PARAMS
 
     base = {"learner.l2": 1e-3, "vocab.min_count": 2}
     shape = trainer_shape(base, ["learner"])
     for param in RUN_TIME_PARAMS:
-        assert trainer_shape({**base, f"learner.{param}": 7}, ["learner"]) == shape
+        assert trainer_shape({**base, f"learner.{param}": 7}, ["learner"]) == trainer_shape(
+            {**base, f"learner.{param}": 9}, ["learner"]
+        )
+        assert trainer_shape({**base, f"learner.{param}": 7}, ["learner"]) != trainer_shape(
+            {**base, f"learner.{param}": 0}, ["learner"]
+        )
         assert trainer_shape({**base, f"vocab.{param}": 7}, ["learner"]) != shape
-    assert trainer_shape({**base, "learner.l2": 1e-2}, ["learner"]) != shape
+    assert trainer_shape({**base, "learner.l2": 1e-2}, ["learner"]) == shape
+    assert trainer_shape({**base, "learner.l2": 0.0}, ["learner"]) != shape
+    assert trainer_shape({**base, "vocab.min_count": 3}, ["learner"]) != shape
