@@ -42,7 +42,9 @@ throughput
     counts the trials finished between the first trial's start and the last
     one's end (the baseline's preprocessing excluded); per trial it also reports
     the worker's time (the run through ``helix_tf.run``) against the agent's own
-    (planning, the study) and how many worker processes served them. Target: >= 20.
+    (planning, the study) and how many worker processes served them, and the CPU
+    all told (the agent's and its worker's processes over the window, verification
+    included) per trial: the rate on a core of its own. Target: >= 20.
 fidelity
     Kendall tau between approximate and exact validation AUC of random points of
     the space at ``-p scale=--scale`` (target >= 0.7 over >= 30 at x10).
@@ -54,8 +56,15 @@ ordering
     :func:`helix_tf.agent._order.reuse_order`; the planning is timed too). Once
     per ``--ordering-caps`` entry: the agent's entries capped at that many bytes
     (``none``: no cap), in batches of ``--ordering-batch`` (the agent's ``--batch``).
-    The two orders run interleaved (one run of each in turn) so both see the same
-    load. Target: reuse-aware wall time <= 0.75x the sampler's.
+    Each order runs in its own long-lived worker, as the agent's (Keras trainers
+    kept, only the scored outputs delivered), and each batch is planned just
+    before it runs. The two orders run interleaved (one run of each in turn, which
+    goes first alternating) so both see the same load. Target: reuse-aware wall
+    time <= 0.75x the sampler's.
+trial-cost
+    CPU seconds of a learner-only trial's run in the agent's worker, delivering every
+    output against only the scored ones (``--cost-trials``, interleaved): what the
+    throughput costs on a core of its own, measured side by side.
 """
 
 from __future__ import annotations
@@ -365,9 +374,12 @@ def throughput(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     agent.start(*args.agent_args)
     st = agent.wait("the first trial", lambda s: s.get("trial") is not None, timeout=900)
     pid = int(st["pid"])
+    wpid = (st.get("worker") or {}).get("pid")
     cpu0, load0 = _cpu_seconds(pid), os.getloadavg()
+    wcpu0 = _cpu_seconds(int(wpid)) if wpid else None
     time.sleep(args.minutes * 60)
     cpu1 = _cpu_seconds(pid)
+    wcpu1 = _cpu_seconds(int(wpid)) if wpid else None
     stopped_at = time.time()
     st = agent.status()
     agent.stop()
@@ -387,6 +399,11 @@ def throughput(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     rate = 60 * len(trials) / think
     worker = st.get("worker") or {}
     agent_cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+    # Everything the agent's processes spent in the window (its worker's search and
+    # verification runs, its own planning and study), per trial finished.
+    worker_cpu = None if wcpu0 is None or wcpu1 is None else wcpu1 - wcpu0
+    all_told = None if agent_cpu is None or worker_cpu is None else agent_cpu + worker_cpu
+    spent = worker.get("seconds") or {}
     return {
         "minutes": args.minutes,
         "trials": len(trials),
@@ -396,6 +413,14 @@ def throughput(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "run_cpu_seconds_per_trial": round(statistics.mean(cpu), 2) if cpu else None,
         "trials_per_minute_of_cpu": round(60 / statistics.mean(cpu), 1) if cpu else None,
         "agent_process_cpu_seconds": agent_cpu and round(agent_cpu, 1),
+        "worker_cpu_seconds": worker_cpu and round(worker_cpu, 1),
+        "all_told_cpu_seconds_per_trial": all_told and round(all_told / len(trials), 2),
+        "trials_per_minute_of_cpu_all_told": all_told and round(60 * len(trials) / all_told, 1),
+        "verify_share_of_worker_time": round(
+            spent.get("verify", 0.0) / (sum(spent.values()) or 1.0), 3
+        ),
+        "approximate_rungs": sum(1 for t in trials if t.user_attrs.get("rung_approx")),
+        "trainers": (rungs[-1].get("trainers") if rungs else None),
         "nodes_computed_per_trial": round(
             statistics.mean((r.get("states") or {}).get("compute", 0) for r in rungs), 2
         ),
@@ -403,6 +428,77 @@ def throughput(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "load_average": {"start": load0, "end": os.getloadavg()},
         "target": ">= 20 learner-only trials a minute at x1",
         "met": rate >= 20,
+    }
+
+
+def trial_cost(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    """CPU seconds of a learner-only trial's run: every output against the scored ones.
+
+    The throughput part's space (``LEARNER_SEARCH``), ``--cost-trials`` points drawn
+    at random (seeded); each run as the agent's worker makes it (exact validation
+    run, tagged, Keras trainers kept), once in a worker delivering every output of
+    the workflow (the agent before issue 10's follow-up) and once in one delivering
+    only the scored outputs (the agent now), on two stores; interleaved, which goes
+    first alternating, so both see the same load. CPU seconds are the worker's own
+    (what a trial costs on a core of its own, whatever else runs).
+    """
+    import optuna
+
+    import helix_tf
+    from helix_tf import history
+    from helix_tf.agent._daemon import keep_trainers, scored_outputs
+    from helix_tf.agent._study import suggest
+    from helix_tf.agent._worker import Finished, Worker, preload
+    from helix_tf.search import search_space
+
+    config = root / f"learner_only_{args.config.name}"
+    config.write_text(args.config.read_text() + LEARNER_SEARCH)
+    preload()
+    space = search_space(config, data_dir=args.data_dir)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=args.ordering_seed))
+    trials = [suggest(study.ask(), space) for _ in range(args.cost_trials)]
+    validation = helix_tf.Validation()
+    dag = history.describe(config, data_dir=args.data_dir, validation=validation).dag
+    kinds = {"all_outputs": None, "scored_outputs": scored_outputs(dag)}
+    stores = {kind: str(root / f"cost-{kind}") for kind in kinds}
+    workers = {
+        kind: Worker(_ordering_run, home=stores[kind], max_rss=None, on_start=keep_trainers)
+        for kind in kinds
+    }
+    cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
+    wall: dict[str, list[float]] = {kind: [] for kind in kinds}
+    trainers: dict[str, Any] = {}
+    try:
+        for step, params in enumerate([{}, *trials]):  # the user's version first
+            order = list(kinds) if step % 2 == 0 else list(reversed(list(kinds)))
+            for kind in order:
+                kwargs = {
+                    "data_dir": args.data_dir,
+                    "validation": validation,
+                    "outputs": kinds[kind],
+                    "params": params,
+                    "store": stores[kind],
+                }
+                out = workers[kind].call({"config": config, "kwargs": kwargs}, stop=lambda: False)
+                if not isinstance(out, Finished) or out.result is None:
+                    raise RuntimeError(f"trial-cost run failed: {getattr(out, 'error', out)}")
+                trainers[kind] = out.result["trainers"]
+                if step:
+                    cpu[kind].append(out.cpu_seconds or 0.0)
+                    wall[kind].append(out.seconds)
+    finally:
+        for worker in workers.values():
+            worker.close()
+    mean = {kind: statistics.mean(v) for kind, v in cpu.items()}
+    return {
+        "trials": len(trials),
+        "cpu_seconds_per_trial": {k: round(v, 3) for k, v in mean.items()},
+        "cpu_seconds": {k: [round(x, 3) for x in v] for k, v in cpu.items()},
+        "wall_seconds_per_trial": {k: round(statistics.mean(v), 3) for k, v in wall.items()},
+        "ratio": round(mean["scored_outputs"] / mean["all_outputs"], 3),
+        "trials_per_minute_of_cpu": {k: round(60 / v, 1) for k, v in mean.items()},
+        "trainers": trainers,
+        "load_average": os.getloadavg(),
     }
 
 
@@ -466,66 +562,130 @@ def fidelity(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     }
 
 
+def _ordering_run(request: dict[str, Any]) -> dict[str, Any]:
+    """In an ordering worker: one exact validation run, as the agent's worker makes it."""
+    import helix_tf
+    from helix_tf.components.trainers import TRAINERS
+
+    r = helix_tf.run(request["config"], tag="agent", **request["kwargs"])
+    states: dict[str, int] = {}
+    for n in r.nodes:
+        states[n.state] = states.get(n.state, 0) + 1
+    return {"states": states, "trainers": TRAINERS.stats()}
+
+
+def _ordering_call(
+    worker: Any, config: Path, kwargs: dict[str, Any]
+) -> tuple[dict[str, Any], float]:
+    """One run in an ordering worker: its result and wall seconds."""
+    from helix_tf.agent._worker import Finished
+
+    t0 = time.perf_counter()
+    out = worker.call({"config": config, "kwargs": kwargs}, stop=lambda: False)
+    seconds = time.perf_counter() - t0
+    if not isinstance(out, Finished) or out.result is None:
+        raise RuntimeError(f"ordering run failed: {getattr(out, 'error', out)}")
+    return out.result, seconds
+
+
 def ordering(args: argparse.Namespace, root: Path) -> dict[str, Any]:
-    """The study's wall time in the sampler's order against the reuse-aware order."""
+    """The study's wall time in the sampler's order against the reuse-aware order.
+
+    Each order runs in its own long-lived worker forked from this process (the
+    agent's :class:`~helix_tf.agent._worker.Worker`, keeping Keras trainers as the
+    agent's does), delivering only the scored outputs (as the agent's search runs do).
+    """
     import optuna
 
     import helix_tf
-    from helix_tf.agent._order import compute_costs, reuse_order
+    from helix_tf import history
+    from helix_tf.agent._daemon import KEPT_TRAINERS, keep_trainers, scored_outputs
+    from helix_tf.agent._order import compute_costs, kept_after, reuse_order, trainer_shape
     from helix_tf.agent._study import suggest
+    from helix_tf.agent._worker import Worker, preload
     from helix_tf.api import parse_budget
+    from helix_tf.roles import Role
     from helix_tf.search import search_space
 
+    preload()  # imports only: the workers fork warm, before any TensorFlow thread exists
     space = search_space(args.config, data_dir=args.data_dir)
     sampler = optuna.samplers.RandomSampler(seed=args.ordering_seed)
     study = optuna.create_study(sampler=sampler)
     trials = [suggest(study.ask(), space) for _ in range(args.ordering_trials)]
     validation = helix_tf.Validation()
-    common = {"data_dir": args.data_dir, "validation": validation}
+    dag = history.describe(args.config, data_dir=args.data_dir, validation=validation).dag
+    outputs = scored_outputs(dag)
+    learners = [n["name"] for n in dag["nodes"] if n.get("role") == Role.TRAIN]
+    shapes = [trainer_shape(t, learners) for t in trials]
+    common = {"data_dir": args.data_dir, "validation": validation, "outputs": outputs}
     regimes = []
     for cap_text in args.ordering_caps.split(","):
         cap = None if cap_text == "none" else parse_budget(cap_text)
         stores = {kind: str(root / f"ordering-{cap_text}-{kind}") for kind in ("sampler", "reuse")}
-        for store in stores.values():
-            helix_tf.run(args.config, store=store, tag="agent", **common)  # the user's version
-        t0 = time.perf_counter()
-        plans = [
-            helix_tf.plan(args.config, params=t, store=stores["reuse"], **common) for t in trials
-        ]
-        k = args.ordering_batch  # the agent orders each batch it asks for
-        computes = [compute_costs(p) for p in plans]
-        orders = {
-            "sampler": list(range(len(trials))),
-            "reuse": [
-                start + i
-                for start in range(0, len(trials), k)
-                for i in reuse_order(computes[start : start + k])
-            ],
+        workers = {
+            kind: Worker(_ordering_run, home=stores[kind], max_rss=None, on_start=keep_trainers)
+            for kind in stores
         }
-        planning = time.perf_counter() - t0
-        seconds = {"sampler": 0.0, "reuse": planning}  # the planning counts against it
-        states: dict[str, dict[str, int]] = {"sampler": {}, "reuse": {}}
-        # Interleaved, one run of each order in turn: both see the same machine load.
-        for step in range(len(trials)):
-            for kind in ("sampler", "reuse"):
-                t1 = time.perf_counter()
-                r = helix_tf.run(
+
+        try:
+            for kind in stores:
+                _ordering_call(
+                    workers[kind],
                     args.config,
-                    params=trials[orders[kind][step]],
-                    store=stores[kind],
-                    tag="agent",
-                    tag_budget=cap,
-                    **common,
-                )
-                seconds[kind] += time.perf_counter() - t1
-                for n in r.nodes:
-                    states[kind][n.state] = states[kind].get(n.state, 0) + 1
-        row: dict[str, Any] = {"cap": cap_text, "planning_seconds": round(planning, 2)}
+                    {**common, "params": {}, "store": stores[kind], "tag_budget": cap},
+                )  # the user's version, in the worker: its trainer kept too
+            k = args.ordering_batch  # the agent orders each batch it asks for, planned then
+            orders: dict[str, list[int]] = {"sampler": list(range(len(trials))), "reuse": []}
+            recent: list[Any] = [trainer_shape({}, learners)]
+            planning = 0.0
+            seconds = {"sampler": 0.0, "reuse": 0.0}
+            states: dict[str, dict[str, int]] = {"sampler": {}, "reuse": {}}
+            trainers: dict[str, dict[str, int]] = {}
+            # Interleaved, one run of each order in turn, which goes first alternating (ABBA):
+            # both see the same machine load and neither always follows the other.
+            for step in range(len(trials)):
+                if step % k == 0:  # the next batch, planned on the reuse store as it is now
+                    t0 = time.perf_counter()
+                    batch = range(step, min(step + k, len(trials)))
+                    computes = [
+                        compute_costs(
+                            helix_tf.plan(
+                                args.config, params=trials[i], store=stores["reuse"], **common
+                            )
+                        )
+                        for i in batch
+                    ]
+                    ordered = reuse_order(
+                        computes, [shapes[i] for i in batch], kept=KEPT_TRAINERS, recent=recent
+                    )
+                    orders["reuse"] += [step + i for i in ordered]
+                    for i in ordered:
+                        recent = kept_after(recent, shapes[step + i], KEPT_TRAINERS)
+                    planning += time.perf_counter() - t0
+                    seconds["reuse"] += time.perf_counter() - t0  # planning counts against it
+                for kind in ("sampler", "reuse") if step % 2 == 0 else ("reuse", "sampler"):
+                    params = trials[orders[kind][step]]
+                    kwargs = {**common, "params": params, "store": stores[kind], "tag_budget": cap}
+                    result, took = _ordering_call(workers[kind], args.config, kwargs)
+                    seconds[kind] += took
+                    for state, count in result["states"].items():
+                        states[kind][state] = states[kind].get(state, 0) + count
+                    trainers[kind] = result["trainers"]
+        finally:
+            for worker in workers.values():
+                worker.close()
+        row: dict[str, Any] = {
+            "cap": cap_text,
+            "planning_seconds": round(planning, 2),
+            "load_average": os.getloadavg(),
+            "distinct_trainer_shapes": len(set(shapes)),
+        }
         for kind in ("sampler", "reuse"):
             row[kind] = {
                 "order": orders[kind],
                 "wall_seconds": round(seconds[kind], 2),
                 "node_states": states[kind],
+                "trainers": trainers.get(kind),
             }
         row["ratio"] = round(seconds["reuse"] / seconds["sampler"], 3)
         print(json.dumps({"ordering": row}), flush=True)
@@ -546,6 +706,7 @@ PARTS = {
     "fidelity": fidelity,
     "throughput": throughput,
     "ordering": ordering,
+    "trial-cost": trial_cost,
 }
 
 
@@ -563,6 +724,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", type=int, default=10, help="fidelity: -p scale=N")
     p.add_argument("--fidelity-trials", type=int, default=30)
     p.add_argument("--ordering-trials", type=int, default=12)
+    p.add_argument("--cost-trials", type=int, default=12, help="trial-cost: trials drawn")
     p.add_argument("--ordering-seed", type=int, default=0)
     p.add_argument("--ordering-batch", type=int, default=4, help="ordering: the agent's --batch")
     p.add_argument(

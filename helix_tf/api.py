@@ -119,14 +119,21 @@ def plan(
     validation: Validation | None = None,
     rehash: bool = False,
     team: bool = False,
+    outputs: Sequence[str] | None = None,
 ) -> PlanResult:
     """What a run would compute, load and prune, and why — without running anything.
 
-    ``validation``: plan the validation run (see :func:`run`). ``rehash=True``
+    ``validation``: plan the validation run (see :func:`run`). ``outputs`` names the
+    nodes the run must deliver instead of the workflow's own outputs (``wf.output``,
+    else its evaluate nodes); what only other outputs need is pruned, and the plan
+    says so. The agent scores its search trials with ``outputs`` set to the
+    workflow's evaluate outputs: a trial computes the metric it is scored on, not
+    the explanations nobody reads. The nodes' fingerprints do not change, so what
+    such a run stores is reused by every later run. ``rehash=True``
     re-reads every data file instead of trusting the content-hash memo. The reasons
     compare with this person's previous version; ``team=True``: with the team's.
     """
-    loaded = _load(config, params, data_dir, validation)
+    loaded = _load(config, params, data_dir, validation, outputs)
     session = open_loaded(
         loaded, store=store, metadata=metadata, approx=approx, rehash=rehash, team=team
     )
@@ -186,12 +193,13 @@ def run(
     tag_budget: str | int | None = None,
     scratch: str | None = None,
     rehash: bool = False,
+    outputs: Sequence[str] | None = None,
 ) -> RunResult:
     """Run a config: reuse what is valid, compute the rest, record everything.
 
     ``rehash=True`` re-reads every data file instead of trusting the content-hash
     memo (path, inode, size, mtime, ctime): the escape hatch for a file changed in a
-    way the memo cannot see.
+    way the memo cannot see. ``outputs``: the nodes to deliver (see :func:`plan`).
 
     With ``validation``, the model trains on the sources' training rows minus a
     seeded held-out fraction and is evaluated on that fraction; the test split is
@@ -239,7 +247,7 @@ def run(
         scratch=scratch,
         rehash=rehash,
     )
-    loaded = _load(config, params, data_dir, validation)
+    loaded = _load(config, params, data_dir, validation, outputs)
     first, facts = _run_once(loaded, opts, need_models=retrain_without_zero)
     if not retrain_without_zero:
         return first
@@ -311,12 +319,25 @@ def _load(
     params: Sequence[str] | Mapping[str, Any],
     data_dir: str | None,
     validation: Validation | None,
+    outputs: Sequence[str] | None = None,
 ) -> LoadedConfig:
-    """Load ``config``; with ``validation``, its hold-out workflow (see :func:`run`)."""
+    """Load ``config``; with ``validation``, its hold-out workflow; with ``outputs``, those
+    outputs instead of the workflow's (see :func:`run`; the compiler names unknown ones)."""
     loaded = load_config(config, params, data_dir=data_dir)
-    if validation is None:
+    workflow = loaded.workflow
+    if validation is not None:
+        workflow = holdout_workflow(workflow, validation)
+    if outputs is not None:
+        if isinstance(outputs, str) or not outputs:
+            raise ConfigError(
+                f"outputs must be a non-empty list of node names, but got {outputs!r}; "
+                "e.g. outputs=['evaluation']"
+            )
+        workflow = copy.copy(workflow)
+        workflow.outputs = list(dict.fromkeys(outputs))
+    if workflow is loaded.workflow:
         return loaded
-    return dataclasses.replace(loaded, workflow=holdout_workflow(loaded.workflow, validation))
+    return dataclasses.replace(loaded, workflow=workflow)
 
 
 def _retrain_without_zero(

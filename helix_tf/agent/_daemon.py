@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from helix_tf import api, history
-from helix_tf.agent._order import compute_costs, reuse_order
+from helix_tf.agent._order import compute_costs, kept_after, reuse_order, trainer_shape
 from helix_tf.agent._registry import register, unregister
 from helix_tf.agent._study import (
     AS_WRITTEN,
@@ -147,6 +147,10 @@ def _lower_priority(cores: int) -> list[int]:
         return []
 
 
+#: Keras trainers each trial worker keeps (the reuse-aware order models the same cache).
+KEPT_TRAINERS = 4
+
+
 def keep_trainers() -> None:
     """In a new trial worker: keep built and traced Keras trainers across its runs.
 
@@ -156,7 +160,22 @@ def keep_trainers() -> None:
     """
     from helix_tf.components.trainers import TRAINERS
 
-    TRAINERS.keep(4)
+    TRAINERS.keep(KEPT_TRAINERS)
+
+
+def scored_outputs(dag: dict[str, Any]) -> list[str] | None:
+    """The evaluate outputs of a compiled workflow (``to_dict()``): what a trial is scored on.
+
+    Search runs deliver only these (:func:`helix_tf.run`'s ``outputs``): a trial
+    computes its metrics, not explanations it never reads. None: the workflow
+    has no evaluate output (every output is delivered).
+    """
+    names = [
+        n["name"]
+        for n in dag.get("nodes", [])
+        if n.get("role") == Role.EVALUATE and n.get("output")
+    ]
+    return names or None
 
 
 def _handle(opts: AgentOptions, share_bytes: int | None, request: dict[str, Any]) -> dict[str, Any]:
@@ -172,6 +191,7 @@ def _handle(opts: AgentOptions, share_bytes: int | None, request: dict[str, Any]
         budget=opts.budget,
         tag=TAG,
         tag_budget=share_bytes,
+        outputs=request.get("outputs"),
     )
     states: dict[str, int] = {}
     for n in r.nodes:
@@ -262,6 +282,11 @@ class _Agent:
         }
         self.last_user_run = 0.0
         self.space: Any = None
+        #: What validation runs deliver (:func:`scored_outputs`; None: every output).
+        self.scored: list[str] | None = None
+        #: The config's train nodes, and the trainer shapes of the trials run, oldest first.
+        self.learners: frozenset[str] = frozenset()
+        self.trained: list[Any] = []
         #: Why the last trial's process was killed, until its run is recorded so.
         self.killed_pending: str | None = None
         #: The cap on the agent's store entries (bytes), None: none.
@@ -327,6 +352,8 @@ class _Agent:
             "validation": validation,
             "approx": approx,
             "materialize": materialize,
+            # Search runs are scored on their metrics only; a verification delivers all.
+            "outputs": self.scored if validation is not None else None,
         }
         outcome = self.worker.call(request, stop=lambda: self.stop_requested, poll=self.opts.poll)
         self.spent[self.purpose] = self.spent.get(self.purpose, 0.0) + outcome.seconds
@@ -383,6 +410,7 @@ class _Agent:
             store=self.opts.store,
             validation=self.opts.validation,
             approx=approx,
+            outputs=self.scored,
         )
 
     def approx_is_cheaper(self, overrides: dict[str, Any], approx: Approx) -> bool:
@@ -428,15 +456,22 @@ class _Agent:
 
         asked = [study.ask() for _ in range(size)]
         overrides = [suggest(t, space) for t in asked]
+        shapes = [trainer_shape(o, self.learners) for o in overrides]
         order = list(range(size))
         if size > 1:
             self.update(state="running", reason=f"planning a batch of {size} trials", rung=None)
-            order = reuse_order([self.plan_computes(o) for o in overrides])
+            order = reuse_order(
+                [self.plan_computes(o) for o in overrides],
+                shapes,
+                kept=KEPT_TRAINERS,
+                recent=self.trained,
+            )
         ran = 0
         for i in order:
             if self.stop_requested or not self.wait_idle():
                 break
             self.trial(study, space, metric, asked=(asked[i], overrides[i]))
+            self.trained = kept_after(self.trained, shapes[i], KEPT_TRAINERS)
             self.update(**_study_counts(study))
             ran += 1
         for i in order[ran:]:
@@ -585,6 +620,10 @@ class _Agent:
         self.space = space
         # The study is named by what the search sees: the validation workflow.
         view = history.describe(opts.config, data_dir=opts.data_dir, validation=opts.validation)
+        self.scored = scored_outputs(view.dag)
+        self.learners = frozenset(
+            n["name"] for n in view.dag.get("nodes", []) if n.get("role") == Role.TRAIN
+        )
         name = study_name(view.name, view.digest)
         study = open_study(
             self.paths, name, direction=_direction(view.dag), seed=opts.seed, create=True

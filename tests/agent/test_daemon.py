@@ -220,3 +220,34 @@ def test_verification_stays_within_its_share_of_the_workers_time(tmp_path: Path)
     assert verified[2:] == [{"x": 0.92}]
     agent.verify(study, "auc", 0.90, final=True)  # the search is over: all of them
     assert verified[3:] == [{"x": 0.91}]
+
+
+def test_search_runs_deliver_only_the_scored_outputs_verifications_all(tmp_path: Path) -> None:
+    from helix_tf.agent._daemon import scored_outputs
+
+    dag = {
+        "nodes": [
+            {"name": "learner", "role": "train", "output": False},
+            {"name": "evaluation", "role": "evaluate", "output": True},
+            {"name": "explanation", "role": "explain", "output": True},
+            {"name": "unused_eval", "role": "evaluate", "output": False},
+        ]
+    }
+    assert scored_outputs(dag) == ["evaluation"]
+    assert scored_outputs({"nodes": [{"name": "x", "role": "explain", "output": True}]}) is None
+    agent = _Agent(AgentOptions(config=str(tmp_path / "c.py")), AgentPaths(home=tmp_path))
+    agent.scored = scored_outputs(dag)
+    sent: list[dict[str, Any]] = []
+
+    class FakeWorker:
+        def call(self, request: dict[str, Any], **kwargs: Any) -> Finished:
+            sent.append(request)
+            return Finished(result={"metrics": {}}, error=None, seconds=0.0)
+
+        def stats(self) -> dict[str, Any]:
+            return {}
+
+    agent.worker = FakeWorker()  # type: ignore[assignment]
+    agent.run({}, validation=agent.opts.validation)
+    agent.run({}, validation=None, materialize="all")  # a verification on the test split
+    assert [r["outputs"] for r in sent] == [["evaluation"], None]

@@ -68,3 +68,58 @@ def test_compute_costs_reads_the_plan() -> None:
         estimated_seconds=2.1,
     )
     assert compute_costs(plan) == {"fp-a": 2.0}
+
+
+def _builds(shapes: list[str], order: list[int], kept: int, recent: list[str]) -> int:
+    """Trainers built running ``order`` with an LRU cache of ``kept`` (``recent`` in it)."""
+    from collections import OrderedDict
+
+    cache: OrderedDict[str, None] = OrderedDict((s, None) for s in recent[-kept:])
+    builds = 0
+    for i in order:
+        if shapes[i] in cache:
+            cache.move_to_end(shapes[i])
+        else:
+            builds += 1
+            cache[shapes[i]] = None
+            while len(cache) > kept:
+                cache.popitem(last=False)
+    return builds
+
+
+@given(
+    shapes=st.lists(st.sampled_from("abcdefg"), min_size=1, max_size=14),
+    recent=st.lists(st.sampled_from("abcdefg"), max_size=4, unique=True),
+    kept=st.integers(1, 4),
+)
+def test_each_trainer_shape_is_built_once_when_the_work_is_otherwise_equal(
+    shapes: list[str], recent: list[str], kept: int
+) -> None:
+    """Trials that differ only in run-time parameters run while their trainer is kept."""
+    fits = [{f"fit{i}": 1.0} for i in range(len(shapes))]
+    order = reuse_order(fits, shapes, kept=kept, recent=recent)
+    assert sorted(order) == list(range(len(shapes)))
+    warm = set(recent[-kept:])
+    assert _builds(shapes, order, kept, recent) == len(set(shapes) - warm)
+    assert _builds(shapes, order, kept, recent) <= _builds(
+        shapes, list(range(len(shapes))), kept, recent
+    )
+
+
+def test_trainer_shape_keeps_of_the_learners_run_time_values_only_whether_they_are_0() -> None:
+    from helix_tf.agent._order import trainer_shape
+    from helix_tf.components.trainers import RUN_TIME_PARAMS
+
+    base = {"learner.l2": 1e-3, "vocab.min_count": 2}
+    shape = trainer_shape(base, ["learner"])
+    for param in RUN_TIME_PARAMS:
+        assert trainer_shape({**base, f"learner.{param}": 7}, ["learner"]) == trainer_shape(
+            {**base, f"learner.{param}": 9}, ["learner"]
+        )
+        assert trainer_shape({**base, f"learner.{param}": 7}, ["learner"]) != trainer_shape(
+            {**base, f"learner.{param}": 0}, ["learner"]
+        )
+        assert trainer_shape({**base, f"vocab.{param}": 7}, ["learner"]) != shape
+    assert trainer_shape({**base, "learner.l2": 1e-2}, ["learner"]) == shape
+    assert trainer_shape({**base, "learner.l2": 0.0}, ["learner"]) != shape
+    assert trainer_shape({**base, "vocab.min_count": 3}, ["learner"]) != shape

@@ -1,0 +1,51 @@
+"""``helix_tf.run``/``plan`` with ``outputs``: deliver only the named nodes (the agent's trials)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import helix_tf
+from helix_tf.errors import HelixError
+from helix_tf.roles import NodeState
+from tests.conftest import TINY_CENSUS
+
+#: The tiny census workflow with an explanation output beside its evaluation.
+WITH_EXPLANATION = TINY_CENSUS.replace(
+    "    return wf\n", '    wf.output(wf.explain("explanation", model, examples))\n    return wf\n'
+)
+
+
+def test_a_run_of_only_the_evaluation_prunes_the_explanation_and_stores_for_later(
+    make_config: object, census_like: tuple[Path, Path], store: str
+) -> None:
+    train, test = census_like
+    config = make_config(WITH_EXPLANATION, train=train, test=test)  # type: ignore[operator]
+    validation = helix_tf.Validation()
+    plan = helix_tf.plan(config, store=store, validation=validation, outputs=["evaluation"])
+    states = {n.name: n.state for n in plan.nodes}
+    assert states["explanation"] == NodeState.PRUNE and states["evaluation"] == NodeState.COMPUTE
+    only = helix_tf.run(config, store=store, validation=validation, outputs=["evaluation"])
+    ran = {n.name: n.state for n in only.nodes}
+    assert ran["explanation"] == NodeState.PRUNE and ran["learner"] == NodeState.COMPUTE
+    # The same fingerprints: a full run afterwards loads the model, computes the explanation.
+    full = helix_tf.run(config, store=store, validation=validation)
+    again = {n.name: n.state for n in full.nodes}
+    assert again["learner"] == NodeState.LOAD and again["explanation"] == NodeState.COMPUTE
+    assert full.metrics == only.metrics
+
+
+@pytest.mark.parametrize(
+    ("outputs", "match"),
+    [
+        (["evaluaton"], "did you mean 'evaluation'"),
+        ("evaluation", "non-empty list of node names"),
+        ([], "non-empty list of node names"),
+    ],
+)
+def test_bad_outputs_are_named(
+    tiny_census_config: Path, store: str, outputs: object, match: str
+) -> None:
+    with pytest.raises(HelixError, match=match):
+        helix_tf.plan(tiny_census_config, store=store, outputs=outputs)  # type: ignore[arg-type]
