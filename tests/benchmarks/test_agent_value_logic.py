@@ -1,0 +1,42 @@
+"""The agent benchmark's own arithmetic: the yield latency percentile, Kendall τ, load."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, strategies as st
+
+from benchmarks import agent_value as av
+
+latencies = st.lists(st.floats(0.0, 1000.0, allow_nan=False), min_size=1, max_size=80)
+
+
+@given(latencies, st.sampled_from([50, 90, 95, 99, 100]))
+def test_percentile_is_the_nearest_rank(values: list[float], q: int) -> None:
+    p = av.percentile(values, q)
+    n = len(values)
+    # At least q % of the values lie at or below it, and fewer than q % lie below it.
+    assert sum(v <= p for v in values) >= q / 100 * n
+    assert sum(v < p for v in values) < q / 100 * n
+
+
+def test_p95_of_thirty_latencies_is_the_twenty_ninth() -> None:
+    # 0.95 x 30 = 28.5: nearest rank 29 (rounding half to even would take the 28th).
+    values = [float(i) for i in range(1, 31)]
+    assert av.percentile(values, 95) == 29.0
+    assert av.percentile([], 95) is None
+
+
+def test_kendall_tau_counts_concordant_minus_discordant_over_all_pairs() -> None:
+    assert av._kendall_tau([1, 2, 3], [10, 20, 30]) == 1.0
+    assert av._kendall_tau([1, 2, 3], [30, 20, 10]) == -1.0
+    assert math.isclose(av._kendall_tau([1, 2, 3], [10, 30, 20]), 1 / 3)
+    assert av._kendall_tau([1.0], [2.0]) is None
+
+
+def test_load_sampler_reports_the_load_it_saw() -> None:
+    with av._LoadSampler(every=0.01) as load:
+        pass
+    summary = load.summary()
+    assert summary["min"] <= summary["mean"] <= summary["max"]
+    assert {"start", "end"} <= summary.keys()
