@@ -31,9 +31,9 @@ abba
     <= 1.05.
 kill
     ``--kills`` times: SIGKILL the agent at a random moment (0.5-6 s after it
-    was seen in a trial or a verification), start it again. Then stop it and check: no
-    trial left running, every store entry verifies, and no "database is locked"
-    in the agent's log.
+    was seen in a trial or a verification), start it again. Then let the study resume
+    (a trial completes after the last restart), stop it and check: no trial left
+    running, every store entry verifies, and no "database is locked" in the agent's log.
 throughput
     Learner-only trials a minute at x1: the config with a declared ``SEARCH`` of
     its learner's hyper-parameters only (L1, L2, learning rate, epochs, batch
@@ -304,6 +304,34 @@ def abba(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     }
 
 
+def _completed_since(store: Path, study: str, since: float) -> int:
+    """Trials of ``study`` that completed at or after ``since`` (``time.time()``)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    trials = optuna.load_study(
+        study_name=study, storage=f"sqlite:///{store}/agent/study.db"
+    ).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return sum(t.datetime_complete.timestamp() >= since for t in trials if t.datetime_complete)
+
+
+def _resumed(agent: _Agent, study: str, *, since: float, timeout: float) -> float | None:
+    """Seconds from ``since`` until a trial of ``study`` completed; None if none in time.
+
+    The study is read only when the agent's status shows trial counts it has not seen
+    (the agent writes them after each trial): no polling of its database.
+    """
+    deadline, seen = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        counts = agent.status().get("trials")
+        if counts is not None and counts != seen:
+            seen = counts
+            if _completed_since(agent.store, study, since):
+                return round(time.time() - since, 1)
+        time.sleep(0.5)
+    return None
+
+
 def kill(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     from optuna.trial import TrialState
 
@@ -325,9 +353,13 @@ def kill(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(agent.status()["pid"]), signal.SIGKILL)
         time.sleep(0.5)
+    restarted = time.time()
     agent.start()
     st = agent.wait("recovery", lambda s: s.get("state") in ("running", "verifying"))
     recovered.append(st.get("orphans_failed") or [])
+    # The study resumes: a trial completes after the last restart (the killed ones are
+    # queued again, so it is one of them or a new one).
+    resumed = _resumed(agent, st["study"], since=restarted, timeout=900)
     agent.stop()
     report = agent.report()
     trials = _study_trials(store, report)
@@ -345,7 +377,8 @@ def kill(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "running_after": running,
         "corrupt_entries": bad,
         "database_is_locked": locked,
-        "met": not running and not bad and locked == 0 and args.kills >= 20,
+        "resumed_after_seconds": resumed,
+        "met": not running and not bad and locked == 0 and resumed is not None and args.kills >= 20,
     }
 
 

@@ -1,9 +1,13 @@
-"""The agent benchmark's own arithmetic: the yield latency percentile, Kendall τ, load."""
+"""The agent benchmark's own logic: the yield latency percentile, Kendall τ, the load it
+ran under, and when the study counts as resumed after the SIGKILLs."""
 
 from __future__ import annotations
 
 import math
+import time
+from pathlib import Path
 
+import optuna
 from hypothesis import given, strategies as st
 
 from benchmarks import agent_value as av
@@ -40,3 +44,31 @@ def test_load_sampler_reports_the_load_it_saw() -> None:
     summary = load.summary()
     assert summary["min"] <= summary["mean"] <= summary["max"]
     assert {"start", "end"} <= summary.keys()
+
+
+class _FakeAgent:
+    def __init__(self, store: Path, statuses: list[dict[str, object]]) -> None:
+        self.store, self.statuses = store, statuses
+
+    def status(self) -> dict[str, object]:
+        return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+
+
+def _study(store: Path) -> optuna.Study:
+    (store / "agent").mkdir(parents=True)
+    return optuna.create_study(study_name="s", storage=f"sqlite:///{store}/agent/study.db")
+
+
+def test_the_study_resumed_only_by_a_trial_completed_after_the_restart(tmp_path: Path) -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = _study(tmp_path)
+    study.tell(study.ask(), 0.5)  # completed before the last restart
+    since = time.time() + 0.01
+    time.sleep(0.05)
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)  # a failed one is no resume
+    # The status's counts moved (a trial ended) but nothing completed since the restart.
+    agent = _FakeAgent(tmp_path, [{"trials": {"complete": 1, "fail": 1}}])
+    assert av._resumed(agent, "s", since=since, timeout=1.2) is None
+    study.tell(study.ask(), 0.7)
+    agent = _FakeAgent(tmp_path, [{}, {"trials": {"complete": 2, "fail": 1}}])
+    assert av._resumed(agent, "s", since=since, timeout=5) is not None
