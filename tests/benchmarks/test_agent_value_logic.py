@@ -1,5 +1,5 @@
 """The agent benchmark's own logic: the yield latency percentile, Kendall τ, the load it
-ran under, and when the study counts as resumed after the SIGKILLs."""
+ran under, when the study counts as resumed after the SIGKILLs, the ABBA pair ratios."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 from hypothesis import given, strategies as st
 
 from benchmarks import agent_value as av
@@ -72,3 +73,20 @@ def test_the_study_resumed_only_by_a_trial_completed_after_the_restart(tmp_path:
     study.tell(study.ask(), 0.7)
     agent = _FakeAgent(tmp_path, [{}, {"trials": {"complete": 2, "fail": 1}}])
     assert av._resumed(agent, "s", since=since, timeout=5) is not None
+
+
+def test_abba_ratio_is_taken_within_each_pair_so_load_drift_cancels() -> None:
+    # The machine slows down pair after pair; within each pair the active runs take
+    # 10% longer than the idle ones. Medians over all runs would mix the pairs.
+    idle, active = [], []
+    for load in (1.0, 1.0, 1.0, 4.0, 4.0):
+        idle += [10 * load, 10 * load]
+        active += [11 * load, 11 * load]
+    assert av.abba_pair_ratios(idle, active) == pytest.approx([1.1] * 5)
+    # Drift in the other direction inside one pair (A B B A) averages out too.
+    assert av.abba_pair_ratios([10.0, 20.0], [14.0, 16.0]) == pytest.approx([1.0])
+
+
+def test_abba_pair_ratios_names_mismatched_runs() -> None:
+    with pytest.raises(ValueError, match="3 idle and 4 active"):
+        av.abba_pair_ratios([1.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0])
