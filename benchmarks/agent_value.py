@@ -27,13 +27,14 @@ yield
 abba
     The user's run of the config (a new L2 each time, so the learner and
     downstream compute) with no agent (A) and with the agent in a trial when the
-    run starts (B), in ABBA order, ``--abba-pairs`` times. Target: median B/A
-    <= 1.05.
+    run starts (B), in ABBA order, ``--abba-pairs`` times. Target: the median over
+    pairs of each pair's B time over its A time <= 1.05 (the pair cancels the drift
+    of the machine's load; the ratio of the medians over all runs is reported too).
 kill
     ``--kills`` times: SIGKILL the agent at a random moment (0.5-6 s after it
-    was seen in a trial or a verification), start it again. Then stop it and check: no
-    trial left running, every store entry verifies, and no "database is locked"
-    in the agent's log.
+    was seen in a trial or a verification), start it again. Then let the study resume
+    (a trial completes after the last restart), stop it and check: no trial left
+    running, every store entry verifies, and no "database is locked" in the agent's log.
 throughput
     Learner-only trials a minute at x1: the config with a declared ``SEARCH`` of
     its learner's hyper-parameters only (L1, L2, learning rate, epochs, batch
@@ -72,6 +73,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import random
 import re
@@ -81,6 +83,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -224,7 +227,19 @@ def quality(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     }
 
 
+def percentile(values: list[float], q: float) -> float | None:
+    """The nearest-rank ``q`` percentile (0 < q <= 100): the smallest value with at least
+    ``q`` % of ``values`` at or below it; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
 def yield_latency(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    """``--yield-starts`` measured yields: a start that found the trial already over (the
+    agent paused between runs, nothing to stop) is not a yield and is tried again, up to
+    three times as many starts in all."""
     from helix_tf.activity import user_run
 
     store = root / "yield"
@@ -232,8 +247,10 @@ def yield_latency(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     agent.start("--resume-after", "0.2")
     rng = random.Random(0)
     latencies: list[float] = []
+    starts = 0
     try:
-        for _ in range(args.yield_starts):
+        while len(latencies) < args.yield_starts and starts < 3 * args.yield_starts:
+            starts += 1
             agent.wait("a trial in progress", _in_trial)
             time.sleep(rng.uniform(0.0, 0.5))
             before = agent.status().get("yields", {}).get("count", 0)
@@ -243,15 +260,15 @@ def yield_latency(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 latencies.append(st["yields"]["latencies_ms"][-1])
     finally:
         agent.stop()
-    latencies.sort()
-    p95 = latencies[max(0, round(0.95 * len(latencies)) - 1)] if latencies else None
+    p95 = percentile(latencies, 95)
     return {
-        "starts": args.yield_starts,
+        "starts": starts,
         "measured": len(latencies),
+        "latencies_ms": latencies,
         "latency_ms": {
             "p50": statistics.median(latencies) if latencies else None,
             "p95": p95,
-            "max": latencies[-1] if latencies else None,
+            "max": max(latencies) if latencies else None,
         },
         "target": "p95 <= 200 ms",
         "met": p95 is not None and p95 <= 200 and len(latencies) >= 50,
@@ -286,15 +303,63 @@ def abba(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     with contextlib.suppress(RuntimeError):
         agent.stop()
     a, b = statistics.median(runs["A"]), statistics.median(runs["B"])
+    ratios = abba_pair_ratios(runs["A"], runs["B"])
+    ratio = statistics.median(ratios)
     return {
         "pairs": args.abba_pairs,
         "seconds": runs,
         "median_idle": round(a, 3),
         "median_active": round(b, 3),
-        "ratio": round(b / a, 3),
-        "target": "active/idle <= 1.05 over >= 10 ABBA pairs",
-        "met": b / a <= 1.05 and args.abba_pairs >= 10,
+        "ratio_of_medians": round(b / a, 3),
+        "pair_ratios": [round(r, 3) for r in ratios],
+        "ratio": round(ratio, 3),
+        "target": "median over ABBA pairs of active/idle <= 1.05 over >= 10 pairs",
+        "met": ratio <= 1.05 and len(ratios) >= 10,
     }
+
+
+def abba_pair_ratios(idle: list[float], active: list[float]) -> list[float]:
+    """Per ABBA pair, its two active runs' time over its two idle runs' time.
+
+    ``idle`` and ``active`` hold the runs in the order they ran, two of each per pair.
+    Each pair's four runs lie minutes apart, so the load on a shared machine, which
+    drifts over the part, cancels within the pair; medians over all idle and all
+    active runs ignore the pairing.
+    """
+    if len(idle) != len(active) or len(idle) % 2:
+        raise ValueError(
+            f"abba_pair_ratios: two idle and two active runs a pair, but got "
+            f"{len(idle)} idle and {len(active)} active"
+        )
+    return [(active[i] + active[i + 1]) / (idle[i] + idle[i + 1]) for i in range(0, len(idle), 2)]
+
+
+def _completed_since(store: Path, study: str, since: float) -> int:
+    """Trials of ``study`` that completed at or after ``since`` (``time.time()``)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    trials = optuna.load_study(
+        study_name=study, storage=f"sqlite:///{store}/agent/study.db"
+    ).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return sum(t.datetime_complete.timestamp() >= since for t in trials if t.datetime_complete)
+
+
+def _resumed(agent: _Agent, study: str, *, since: float, timeout: float) -> float | None:
+    """Seconds from ``since`` until a trial of ``study`` completed; None if none in time.
+
+    The study is read only when the agent's status shows trial counts it has not seen
+    (the agent writes them after each trial): no polling of its database.
+    """
+    deadline, seen = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        counts = agent.status().get("trials")
+        if counts is not None and counts != seen:
+            seen = counts
+            if _completed_since(agent.store, study, since):
+                return round(time.time() - since, 1)
+        time.sleep(0.5)
+    return None
 
 
 def kill(args: argparse.Namespace, root: Path) -> dict[str, Any]:
@@ -318,9 +383,13 @@ def kill(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(agent.status()["pid"]), signal.SIGKILL)
         time.sleep(0.5)
+    restarted = time.time()
     agent.start()
     st = agent.wait("recovery", lambda s: s.get("state") in ("running", "verifying"))
     recovered.append(st.get("orphans_failed") or [])
+    # The study resumes: a trial completes after the last restart (the killed ones are
+    # queued again, so it is one of them or a new one).
+    resumed = _resumed(agent, st["study"], since=restarted, timeout=900)
     agent.stop()
     report = agent.report()
     trials = _study_trials(store, report)
@@ -338,7 +407,8 @@ def kill(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "running_after": running,
         "corrupt_entries": bad,
         "database_is_locked": locked,
-        "met": not running and not bad and locked == 0 and args.kills >= 20,
+        "resumed_after_seconds": resumed,
+        "met": not running and not bad and locked == 0 and resumed is not None and args.kills >= 20,
     }
 
 
@@ -698,6 +768,38 @@ def ordering(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     }
 
 
+class _LoadSampler:
+    """The 1-minute load average every ``every`` seconds while a part runs (a shared machine)."""
+
+    def __init__(self, every: float = 15.0) -> None:
+        self.every, self.samples = every, [os.getloadavg()[0]]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.every):
+            self.samples.append(os.getloadavg()[0])
+
+    def __enter__(self) -> _LoadSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append(os.getloadavg()[0])
+
+    def summary(self) -> dict[str, float]:
+        s = self.samples
+        return {
+            "start": round(s[0], 2),
+            "end": round(s[-1], 2),
+            "min": round(min(s), 2),
+            "max": round(max(s), 2),
+            "mean": round(statistics.mean(s), 2),
+        }
+
+
 PARTS = {
     "quality": quality,
     "yield": yield_latency,
@@ -745,8 +847,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for part in args.parts.split(","):
             t0 = time.monotonic()
-            results[part] = PARTS[part](args, root)
+            with _LoadSampler() as load:
+                results[part] = PARTS[part](args, root)
             results[part]["part_seconds"] = round(time.monotonic() - t0, 1)
+            results[part]["load_1min"] = {**load.summary(), "cpus": os.cpu_count()}
             print(json.dumps({part: results[part]}, default=str), flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)

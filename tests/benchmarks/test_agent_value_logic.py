@@ -1,0 +1,92 @@
+"""The agent benchmark's own logic: the yield latency percentile, Kendall τ, the load it
+ran under, when the study counts as resumed after the SIGKILLs, the ABBA pair ratios."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from hypothesis import given, strategies as st
+
+from benchmarks import agent_value as av
+
+latencies = st.lists(st.floats(0.0, 1000.0, allow_nan=False), min_size=1, max_size=80)
+
+
+@given(latencies, st.sampled_from([50, 90, 95, 99, 100]))
+def test_percentile_is_the_nearest_rank(values: list[float], q: int) -> None:
+    p = av.percentile(values, q)
+    n = len(values)
+    # At least q % of the values lie at or below it, and fewer than q % lie below it.
+    assert sum(v <= p for v in values) >= q / 100 * n
+    assert sum(v < p for v in values) < q / 100 * n
+
+
+def test_p95_of_thirty_latencies_is_the_twenty_ninth() -> None:
+    # 0.95 x 30 = 28.5: nearest rank 29 (rounding half to even would take the 28th).
+    values = [float(i) for i in range(1, 31)]
+    assert av.percentile(values, 95) == 29.0
+    assert av.percentile([], 95) is None
+
+
+def test_kendall_tau_counts_concordant_minus_discordant_over_all_pairs() -> None:
+    assert av._kendall_tau([1, 2, 3], [10, 20, 30]) == 1.0
+    assert av._kendall_tau([1, 2, 3], [30, 20, 10]) == -1.0
+    assert math.isclose(av._kendall_tau([1, 2, 3], [10, 30, 20]), 1 / 3)
+    assert av._kendall_tau([1.0], [2.0]) is None
+
+
+def test_load_sampler_reports_the_load_it_saw() -> None:
+    with av._LoadSampler(every=0.01) as load:
+        pass
+    summary = load.summary()
+    assert summary["min"] <= summary["mean"] <= summary["max"]
+    assert {"start", "end"} <= summary.keys()
+
+
+class _FakeAgent:
+    def __init__(self, store: Path, statuses: list[dict[str, object]]) -> None:
+        self.store, self.statuses = store, statuses
+
+    def status(self) -> dict[str, object]:
+        return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+
+
+def _study(store: Path) -> optuna.Study:
+    (store / "agent").mkdir(parents=True)
+    return optuna.create_study(study_name="s", storage=f"sqlite:///{store}/agent/study.db")
+
+
+def test_the_study_resumed_only_by_a_trial_completed_after_the_restart(tmp_path: Path) -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = _study(tmp_path)
+    study.tell(study.ask(), 0.5)  # completed before the last restart
+    since = time.time() + 0.01
+    time.sleep(0.05)
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)  # a failed one is no resume
+    # The status's counts moved (a trial ended) but nothing completed since the restart.
+    agent = _FakeAgent(tmp_path, [{"trials": {"complete": 1, "fail": 1}}])
+    assert av._resumed(agent, "s", since=since, timeout=1.2) is None
+    study.tell(study.ask(), 0.7)
+    agent = _FakeAgent(tmp_path, [{}, {"trials": {"complete": 2, "fail": 1}}])
+    assert av._resumed(agent, "s", since=since, timeout=5) is not None
+
+
+def test_abba_ratio_is_taken_within_each_pair_so_load_drift_cancels() -> None:
+    # The machine slows down pair after pair; within each pair the active runs take
+    # 10% longer than the idle ones. Medians over all runs would mix the pairs.
+    idle, active = [], []
+    for load in (1.0, 1.0, 1.0, 4.0, 4.0):
+        idle += [10 * load, 10 * load]
+        active += [11 * load, 11 * load]
+    assert av.abba_pair_ratios(idle, active) == pytest.approx([1.1] * 5)
+    # Drift in the other direction inside one pair (A B B A) averages out too.
+    assert av.abba_pair_ratios([10.0, 20.0], [14.0, 16.0]) == pytest.approx([1.0])
+
+
+def test_abba_pair_ratios_names_mismatched_runs() -> None:
+    with pytest.raises(ValueError, match="3 idle and 4 active"):
+        av.abba_pair_ratios([1.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0])
