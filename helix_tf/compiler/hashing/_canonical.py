@@ -184,6 +184,9 @@ class _Canon:
             params = getattr(v, "params", None)
             if callable(params):
                 form = {"__op__": type(v).__name__, "params": self(params())}
+                version = getattr(type(v), "VERSION", None)
+                if isinstance(version, int):  # its implementation version is its identity too
+                    form["version"] = version
                 if _is_user_type(type(v)):  # an operator written in the user's own code
                     form["code"] = self._code_form(type(v))
                 return form

@@ -1,0 +1,99 @@
+"""An operator nested in another's parameters is identified like a node's own operator:
+by name, VERSION, identifying parameters, code (when the user wrote it) and the content
+of its files. Before, a nested built-in was hashed by its class name and raw parameters
+only: bumping its VERSION, or editing a file it names, reused the outer node's results."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+from helix_tf import Workflow, features as F, sources
+from helix_tf.compiler.content import ContentHasher
+from helix_tf.compiler.graph import compile_workflow
+from helix_tf.compiler.hashing import canonical_json
+from helix_tf.components.base import Operator
+from helix_tf.components.features import Feature, Input
+from helix_tf.types import NUMERIC
+
+COLUMNS = {"age": "int", "education": "string"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Wrapped(Feature):
+    """A feature whose parameters hold other operators (directly and in a list)."""
+
+    ACCEPTS: ClassVar[tuple[str, ...]] = (NUMERIC,)
+    column: Input
+    inner: Operator
+    more: tuple[Any, ...] = ()
+
+    def inputs(self) -> tuple[Input, ...]:
+        return (self.column,)
+
+    def output_kind(self, input_kinds: Sequence[str]) -> str:
+        return NUMERIC
+
+    def transform(self, values: Any, state: Any, n: int) -> Any:
+        return np.asarray(values[0], dtype=np.float32)
+
+
+def _csv(folder: Path, name: str, text: str) -> sources.Csv:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return sources.Csv(train=str(path), test=str(path), columns=COLUMNS)
+
+
+def _fingerprints(folder: Path, inner: Operator, more: tuple[Any, ...] = ()) -> dict[str, str]:
+    wf = Workflow("nested")
+    wf.source("rows", _csv(folder, "rows.csv", "20,a\n30,b\n"))
+    wf.output(wf.feature("wrapped", Wrapped("age", inner=inner, more=more)))
+    compiled = compile_workflow(wf, hasher=ContentHasher())
+    return {n.name: n.fingerprint for n in compiled.nodes}
+
+
+@pytest.mark.parametrize("where", ["direct", "in_a_list"])
+def test_a_version_bump_of_a_nested_builtin_operator_changes_the_outer_node(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    def fps() -> dict[str, str]:
+        if where == "direct":
+            return _fingerprints(tmp_path, F.Vocabulary("education"))
+        return _fingerprints(tmp_path, F.Numeric("age"), more=(1, [F.Vocabulary("education")]))
+
+    before = fps()
+    monkeypatch.setattr(F.Vocabulary, "VERSION", F.Vocabulary.VERSION + 1)
+    after = fps()
+    assert after["wrapped"] != before["wrapped"]
+    assert after["rows"] == before["rows"]  # nothing else holds a Vocabulary
+
+
+def test_editing_a_file_a_nested_source_names_changes_the_outer_node(tmp_path: Path) -> None:
+    inner = _csv(tmp_path, "inner.csv", "1,a\n")
+    before = _fingerprints(tmp_path, inner)
+    (tmp_path / "inner.csv").write_text("2,a\n", encoding="utf-8")
+    after = _fingerprints(tmp_path, inner)
+    assert after["wrapped"] != before["wrapped"]
+
+
+def test_a_nested_source_is_identified_by_content_not_place(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    at_a = _fingerprints(tmp_path, _csv(tmp_path / "a", "inner.csv", "1,a\n"))
+    at_b = _fingerprints(tmp_path, _csv(tmp_path / "b", "inner.csv", "1,a\n"))
+    assert at_a["wrapped"] == at_b["wrapped"]
+
+
+def test_canonical_form_of_an_operator_includes_its_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where the compiler does not reach (inside a set, a dataclass), the canonical
+    form still carries the VERSION."""
+    before = canonical_json({frozenset({F.Vocabulary("education")})})
+    monkeypatch.setattr(F.Vocabulary, "VERSION", F.Vocabulary.VERSION + 1)
+    assert canonical_json({frozenset({F.Vocabulary("education")})}) != before
