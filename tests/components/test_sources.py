@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -276,6 +277,36 @@ BAD_FILES = [
         DataError,
         r"bad\.csv line 2: column 'c' \(float\) expects a number, found 'abc': '2,y,abc'",
     ),
+    # Beyond int64 an int column's value was read as the nearest float, silently.
+    (
+        "int column beyond int64",
+        "1,x,2\n99999999999999999999,y,3\n",
+        {},
+        DataError,
+        r"bad\.csv line 2: column 'a' \(int\) holds '99999999999999999999', beyond the "
+        r"64-bit integer range .*Declare 'a' as 'float' .* or 'string'",
+    ),
+    (
+        "int column just beyond int64",
+        "9223372036854775807,x,2\n-9223372036854775809,y,3\n",
+        {},
+        DataError,
+        r"bad\.csv line 2: column 'a' \(int\) holds '-9223372036854775809', beyond",
+    ),
+    (
+        "int column in exponent notation beyond int64",
+        "1,x,2\n1e30,y,3\n",
+        {},
+        DataError,
+        r"bad\.csv line 2: column 'a' \(int\) holds '1e30', beyond",
+    ),
+    (
+        "infinity in an int column",
+        "1,x,2\ninf,y,3\n",
+        {},
+        DataError,
+        r"bad\.csv line 2: column 'a' \(int\) holds 'inf', beyond",
+    ),
     (
         "fraction in an int column",
         "1,x,2\n2.5,y,3\n",
@@ -536,6 +567,59 @@ def test_parquet_roundtrip_schema_and_row_ids(tmp_path: Path) -> None:
     assert "does not exist" in missing.check()[0]
     with pytest.raises(ConfigError, match="does not exist"):
         missing.schema()
+
+
+@pytest.mark.parametrize(
+    ("first", "other", "split"),
+    [
+        (("int64", [1, 2]), ("string", ["1", "2"]), "train"),  # text read as numbers
+        (("string", ["1", "2"]), ("int64", [1, 2]), "train"),  # numbers read as text
+        (("int64", [1, 2]), ("float64", [2.5, 3.0]), "test"),  # a fraction in an int column
+    ],
+    ids=["string_in_int", "int_in_string", "float_in_int_test_file"],
+)
+def test_parquet_files_whose_column_types_disagree_are_an_error(
+    tmp_path: Path, first: tuple[str, list[Any]], other: tuple[str, list[Any]], split: str
+) -> None:
+    """Each file was read as the first train file's kinds: the string "1" of a second
+    file became the number 1 silently. Int widths (int32/int64) still agree."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def write(name: str, kind: str, values: list[Any]) -> str:
+        table = pa.table({"v": pa.array(values, getattr(pa, kind)()), "w": pa.array([1, 2])})
+        pq.write_table(table, tmp_path / name)
+        return str(tmp_path / name)
+
+    a, b = write("a.parquet", *first), write("b.parquet", *other)
+    source = Parquet(train=(a, b)) if split == "train" else Parquet(train=a, test=b)
+    kind = {"int64": "int", "string": "string", "float64": "float"}
+    pattern = (
+        rf"column 'v' is \S+ \({kind[first[0]]}\) in '.*a\.parquet' "
+        rf"but \S+ \({kind[other[0]]}\) in '.*b\.parquet'"
+    )
+    with pytest.raises(DataError, match=pattern):
+        read_all(source, split)
+    (problem,) = source.check()
+    assert re.search(pattern, problem), problem
+
+    narrow = write("c.parquet", "int32", [3, 4])
+    agreeing = Parquet(train=(a, narrow)) if first[0] == "int64" else None
+    if agreeing is not None:
+        assert agreeing.check() == []
+        assert read_all(agreeing, "train")["v"].tolist() == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_parquet_file_without_a_column_of_the_first_is_named(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"v": [1], "w": [2]}), tmp_path / "a.parquet")
+    pq.write_table(pa.table({"v": [1]}), tmp_path / "b.parquet")
+    source = Parquet(train=(str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")))
+    with pytest.raises(DataError, match=r"b\.parquet' has no column 'w', which .*a\.parquet"):
+        read_all(source, "train")
+    assert "has no column 'w'" in source.check()[0]
 
 
 def test_parquet_test_fraction_partitions_rows(tmp_path: Path) -> None:

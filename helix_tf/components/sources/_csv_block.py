@@ -8,6 +8,7 @@ kernels and names the line of every problem.
 
 from __future__ import annotations
 
+import decimal
 from typing import TYPE_CHECKING, Any
 
 from helix_tf.components.sources._base import _as_column, _shorten
@@ -273,10 +274,44 @@ class BlockParser:
             array = numbers.to_numpy(zero_copy_only=False)
             with np.errstate(invalid="ignore"):
                 fraction = np.asarray(numbers.is_valid()) & ~(np.floor(array) == array)
-            if fraction.any():
-                failed = fraction if failed is None else failed | fraction
-                numbers = pc.if_else(pa.array(fraction), pa.scalar(None, pa.float64()), numbers)
+            bad = fraction | _beyond_int64(values, array, numbers)
+            if bad.any():
+                failed = bad if failed is None else failed | bad
+                numbers = pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), numbers)
         return numbers, failed
+
+
+#: The int64 range an int column holds (Csv's fast path reads int columns as int64).
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _beyond_int64(values: pa.Array, array: np.ndarray, numbers: pa.Array) -> np.ndarray:
+    """Which integral values of an int column lie outside int64 (or are infinite).
+
+    Such a value was read as the nearest float, a silent change of the data; it is
+    a bad value like a fraction. Only values near the bounds are checked exactly,
+    from their text (a float cannot tell 2**63 - 1 from 2**63).
+    """
+    import numpy as np
+
+    with np.errstate(invalid="ignore"):
+        near = np.asarray(numbers.is_valid()) & ~(np.abs(array) < 2.0**62)
+    out = np.zeros(len(array), dtype=bool)
+    for i in np.flatnonzero(near):
+        out[i] = not _within_int64(str(values[int(i)].as_py()))
+    return out
+
+
+def _within_int64(text: str) -> bool:
+    try:
+        value = decimal.Decimal(text.strip())
+    except decimal.InvalidOperation:
+        return True  # not a number at all: the caller's other checks name it
+    if value.is_nan():
+        return True  # not an integer at all: named as such by the fraction check
+    if value.is_infinite():
+        return False
+    return _INT64[0] <= value <= _INT64[1]
 
 
 def _describe(spec: Csv, issue: tuple[str, Any], text: str) -> tuple[str, str]:
@@ -299,6 +334,13 @@ def _describe(spec: Csv, issue: tuple[str, Any], text: str) -> tuple[str, str]:
             )
         return f"{detail}: {_shorten(text)}", fix
     name, column_kind, value = detail
+    if column_kind == "int" and not _within_int64(value):
+        return (
+            f"column {name!r} (int) holds {_shorten(value)}, beyond the 64-bit integer "
+            f"range [{_INT64[0]}, {_INT64[1]}]: {_shorten(text)}",
+            f"Declare {name!r} as 'float' (approximate values) or 'string' (exact text) "
+            "in columns=, or pass on_bad_row='skip' to skip such rows",
+        )
     what = "an integer" if column_kind == "int" else "a number"
     return (
         f"column {name!r} ({column_kind}) expects {what}, found {_shorten(value)}: "
