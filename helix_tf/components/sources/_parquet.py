@@ -53,7 +53,10 @@ class Parquet(Source):
     Notes
     -----
     Streamed with ``pyarrow.parquet.ParquetFile.iter_batches``; ``__row`` is the
-    0-based row index in its file plus ``file index * 10**10``.
+    0-based row index in its file plus ``file index * 10**10``. Every file (train and
+    test) must hold the first train file's columns with the same kind (int32 and int64
+    agree; a string column in one file and an int in another is an error naming both,
+    never a conversion).
     """
 
     VERSION: ClassVar[int] = 1
