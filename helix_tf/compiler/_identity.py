@@ -69,6 +69,8 @@ class FactContext:
     sources: Mapping[str, str | None]
     #: The label operator of an examples reference (None when it is broken).
     label_of_examples: Callable[[Any], Operator | None]
+    #: Hashes the files an operator names (nested in parameters or a metric's too).
+    hasher: ContentHasher = dataclasses.field(default_factory=ContentHasher)
 
 
 Fact = Callable[[FactContext, Declaration], Any]
@@ -97,9 +99,7 @@ def _training_label(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> N
 
 def _metric_identities(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> None:
     body["metrics"] = [
-        {"op": m.op_name, "version": m.VERSION, "params": m.fingerprint_params()}
-        | ({"code": code_fingerprint(type(m)).digest} if _is_user_type(type(m)) else {})
-        for m in d.refs.get("metrics") or []
+        operator_identity(m, {}, hasher=ctx.hasher) for m in d.refs.get("metrics") or []
     ]
 
 

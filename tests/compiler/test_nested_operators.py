@@ -97,3 +97,47 @@ def test_canonical_form_of_an_operator_includes_its_version(
     before = canonical_json({frozenset({F.Vocabulary("education")})})
     monkeypatch.setattr(F.Vocabulary, "VERSION", F.Vocabulary.VERSION + 1)
     assert canonical_json({frozenset({F.Vocabulary("education")})}) != before
+
+
+USER_SOURCE = """
+import dataclasses
+
+from helix_tf.components.sources import Csv
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Doubled(Csv):
+    def read(self, split, **kwargs):
+        for frame in super().read(split, **kwargs):
+            yield frame.assign(age=frame["age"] * {factor})
+"""
+
+
+def test_a_holdout_of_a_user_written_source_is_identified_by_its_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Holdout hashed the source it wraps by name, VERSION and parameters only: editing
+    the code of a source class of your own reused the validation run's results."""
+    import importlib
+    import sys
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    data = tmp_path / "rows.csv"
+    data.write_text("20,a\n30,b\n", encoding="utf-8")
+
+    def fingerprint(factor: int) -> str:
+        (tmp_path / "qa_nested_source.py").write_text(USER_SOURCE.format(factor=factor))
+        sys.modules.pop("qa_nested_source", None)
+        module = importlib.import_module("qa_nested_source")
+        wf = Workflow("held")
+        of = module.Doubled(train=str(data), test_fraction=0.5, columns=COLUMNS)
+        wf.source("rows", sources.Holdout(of=of))
+        wf.output(wf.feature("age", F.Numeric("age")))
+        return compile_workflow(wf, hasher=ContentHasher()).node("rows").fingerprint
+
+    try:
+        assert fingerprint(2) == fingerprint(2)
+        assert fingerprint(3) != fingerprint(2)
+    finally:
+        sys.modules.pop("qa_nested_source", None)

@@ -37,7 +37,8 @@ def canonical_json(value: object) -> str:
         sets), enums (by class, name and value; a member of a class that sets
         ``__canonical_value__``, as helix_tf's ``Role`` and ``NodeState`` do,
         as its plain value, also as a dict key), paths, dates, numpy scalars
-        and arrays, pandas objects, dataclass instances, operator specs (objects with ``params()``) and
+        and arrays, pandas objects, dataclass instances, operator specs (objects with
+        ``params()``: by class, ``VERSION`` and parameters) and
         callables (hashed by :func:`code_fingerprint`).
 
     Returns
