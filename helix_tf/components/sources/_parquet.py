@@ -222,10 +222,14 @@ def _disagreements(
                 "Parquet source need the same columns (or pass columns=[...] to read "
                 "only the ones they share)"
             )
-        elif _arrow_kind(types[name]) != _arrow_kind(first_types[name]):
+            continue
+        first_type = first_types.get(name)
+        first_kind = _arrow_kind(first_type) if first_type is not None else None
+        kind = _arrow_kind(types[name])
+        if kind != first_kind:
             out.append(
-                f"column {name!r} is {first_types[name]} ({_arrow_kind(first_types[name])}) "
-                f"in {first!r} but {types[name]} ({_arrow_kind(types[name])}) in "
+                f"column {name!r} is {first_type} ({first_kind}) in {first!r} but "
+                f"{types[name]} ({kind or 'not int, float or string'}) in "
                 f"{path!r}; all files of a Parquet source need one type per column: "
                 "rewrite one file with the other's type (e.g. with pyarrow's "
                 "Table.cast) so no value is converted silently"
