@@ -141,3 +141,12 @@ def test_a_holdout_of_a_user_written_source_is_identified_by_its_code(
         assert fingerprint(3) != fingerprint(2)
     finally:
         sys.modules.pop("qa_nested_source", None)
+
+
+def test_canonical_form_of_an_operator_includes_its_files_content(tmp_path: Path) -> None:
+    """Where the compiler does not reach, an edited file of a nested source still
+    changes the canonical form (the path alone did not)."""
+    source = _csv(tmp_path, "inner.csv", "1,a\n")
+    before = canonical_json({frozenset({source})})
+    (tmp_path / "inner.csv").write_text("2,a\n", encoding="utf-8")
+    assert canonical_json({frozenset({source})}) != before
