@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import json
 import logging
 import re
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from helix_tf.components.sources import (
     COPY_STRIDE,
@@ -288,7 +290,7 @@ BAD_FILES = [
     ),
     (
         "int column just beyond int64",
-        "9223372036854775807,x,2\n-9223372036854775809,y,3\n",
+        "-9223372036854775808,x,2\n-9223372036854775809,y,3\n",
         {},
         DataError,
         r"bad\.csv line 2: column 'a' \(int\) holds '-9223372036854775809', beyond",
@@ -299,6 +301,17 @@ BAD_FILES = [
         {},
         DataError,
         r"bad\.csv line 2: column 'a' \(int\) holds '1e30', beyond",
+    ),
+    # Numeric columns are float64: an int it cannot hold exactly crashed the fast path
+    # (a raw ArrowInvalid) or was rounded silently by the careful one.
+    (
+        "int column value with no exact float64",
+        "1,x,2\n9007199254740993,y,3\n",
+        {},
+        DataError,
+        r"bad\.csv line 2: column 'a' \(int\) holds '9007199254740993', an integer that "
+        r"numeric columns .*cannot hold exactly; it would read as 9007199254740992: .*\. "
+        r"Declare 'a' as 'float'",
     ),
     (
         "infinity in an int column",
@@ -465,6 +478,31 @@ def test_csv_bad_input(
     if content is None or content == "DIR":
         (problem,) = source.check()
         assert "train file" in problem and "Csv(train=...)" in problem
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    n=st.one_of(
+        st.integers(min_value=-(2**64), max_value=2**64),
+        st.sampled_from([2**63 - 1, 2**63, -(2**63), -(2**63) - 1]),
+    ),
+    exponent=st.booleans(),
+)
+def test_csv_int_column_holds_exactly_what_it_reads(tmp_path: Path, n: int, exponent: bool) -> None:
+    """An int value is read iff it lies within int64 and float64 (numeric columns)
+    holds it exactly, as text or in exponent notation; else it is an error naming the
+    line, never the nearest float."""
+    text = f"{float(n):e}" if exponent and abs(n) > 1 else str(n)
+    value = decimal.Decimal(text)
+    path = write(tmp_path, f"1,x,2\n{text},y,3\n", "range.csv")
+    source = Csv(train=path, columns=COLUMNS)
+    if -(2**63) <= value <= 2**63 - 1 and decimal.Decimal(float(value)) == value:
+        assert read_all(source, "train")["a"].iloc[1] == float(value)
+    else:
+        with pytest.raises(DataError, match=r"range\.csv line 2: column 'a' \(int\) holds"):
+            read_all(source, "train")
 
 
 def test_csv_skip_policy_counts_warns_and_continues(

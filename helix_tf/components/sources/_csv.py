@@ -36,7 +36,8 @@ class Csv(Source):
     columns
         The columns in file order: ``{"age": "int", ...}`` or ``(("age", "int"), ...)``;
         types are ``"int"``, ``"float"`` and ``"string"``. An ``"int"`` value must be a
-        whole number within int64 (a larger one is a bad value, not a rounded float).
+        whole number within int64 that float64 (how numeric columns are held) holds
+        exactly, as every one up to 2**53 is; another is a bad value, never rounded.
     header
         The first line (after ``skip_lines``) names the columns; it must match ``columns``.
     separator
