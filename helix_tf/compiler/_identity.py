@@ -22,6 +22,7 @@ from helix_tf.compiler._values import (
     callable_label,
     callables,
     op_params,
+    operators,
     source_sample,
     substitute,
     train_approx,
@@ -210,7 +211,8 @@ def code_refusals(d: Declaration) -> list[str]:
     """
     metrics = (d.refs.get("metrics") or []) if d.role == Role.EVALUATE else []
     fns = list(callables([d.op, *metrics]))
-    fns += [type(op) for op in [d.op, *metrics] if op is not None and _is_user_type(type(op))]
+    user_types = {type(op) for op in operators([d.op, *metrics]) if _is_user_type(type(op))}
+    fns += sorted(user_types, key=callable_label)  # nested operators' classes too
     if not fns:
         return []
     declared = d.op.content_files().get("files", ()) if d.op is not None else ()

@@ -150,3 +150,42 @@ def test_canonical_form_of_an_operator_includes_its_files_content(tmp_path: Path
     before = canonical_json({frozenset({source})})
     (tmp_path / "inner.csv").write_text("2,a\n", encoding="utf-8")
     assert canonical_json({frozenset({source})}) != before
+
+
+USER_READER = """
+import dataclasses
+
+from helix_tf.components.base import Operator
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Reader(Operator):
+    stem: str = "notes"
+
+    def load(self):
+        with open(self.stem + ".txt") as f:
+            return f.read()
+"""
+
+
+def test_the_code_of_a_nested_user_operator_is_checked_like_the_nodes_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A nested operator class of the user's own that opens a file named only at run
+    time makes the node unreusable, as it does when it is the node's operator."""
+    import importlib
+    import sys
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "qa_nested_reader.py").write_text(USER_READER)
+    sys.modules.pop("qa_nested_reader", None)
+    try:
+        reader = importlib.import_module("qa_nested_reader").Reader()
+        wf = Workflow("nested")
+        wf.source("rows", _csv(tmp_path, "rows.csv", "20,a\n30,b\n"))
+        wf.output(wf.feature("wrapped", Wrapped("age", inner=F.Numeric("age"), more=(reader,))))
+        compiled = compile_workflow(wf, hasher=ContentHasher())
+    finally:
+        sys.modules.pop("qa_nested_reader", None)
+    assert compiled.node("wrapped").facts.get("volatile"), compiled.node("wrapped").facts
