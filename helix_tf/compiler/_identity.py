@@ -22,6 +22,7 @@ from helix_tf.compiler._values import (
     callable_label,
     callables,
     op_params,
+    operators,
     source_sample,
     substitute,
     train_approx,
@@ -33,7 +34,14 @@ from helix_tf.components.base import Operator
 from helix_tf.roles import ROLE_SPECS, Role
 from helix_tf.workflow import Declaration
 
-__all__ = ["FINGERPRINT_FACTS", "FactContext", "NODE_FACTS", "code_refusals", "fingerprint"]
+__all__ = [
+    "FINGERPRINT_FACTS",
+    "FactContext",
+    "NODE_FACTS",
+    "code_refusals",
+    "fingerprint",
+    "operator_identity",
+]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +70,8 @@ class FactContext:
     sources: Mapping[str, str | None]
     #: The label operator of an examples reference (None when it is broken).
     label_of_examples: Callable[[Any], Operator | None]
+    #: Hashes the files an operator names (nested in parameters or a metric's too).
+    hasher: ContentHasher = dataclasses.field(default_factory=ContentHasher)
 
 
 Fact = Callable[[FactContext, Declaration], Any]
@@ -90,9 +100,7 @@ def _training_label(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> N
 
 def _metric_identities(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> None:
     body["metrics"] = [
-        {"op": m.op_name, "version": m.VERSION, "params": m.fingerprint_params()}
-        | ({"code": code_fingerprint(type(m)).digest} if _is_user_type(type(m)) else {})
-        for m in d.refs.get("metrics") or []
+        operator_identity(m, {}, hasher=ctx.hasher) for m in d.refs.get("metrics") or []
     ]
 
 
@@ -140,28 +148,58 @@ def fingerprint(
     body: dict[str, Any] = {
         "scheme": FINGERPRINT_SCHEME,
         "role": d.role,
-        "op": d.op.op_name if d.op is not None else None,
-        "version": d.op.VERSION if d.op is not None else 1,
-        "params": substitute(d.op.fingerprint_params(), fps) if d.op is not None else None,
+        **operator_identity(d.op, fps, hasher=hasher),
         "inputs": [fps[i] for i in inputs],
     }
     runtime = runtime_identity(ROLE_SPECS[d.role].stage)
     if runtime:  # the libraries the node's stage computes with (scheme 3)
         body["runtime"] = runtime
-    if d.op is not None and _is_user_type(type(d.op)):
-        # An operator class written in the user's own code: its code is part of what
-        # computes the result (as a UDF's is), not only the VERSION its author may forget.
-        body["code"] = code_fingerprint(type(d.op)).digest
-    if d.op is not None and d.op.content_files():
-        body["content"] = {
-            param: [[label, hasher.file_digest(path)] for label, path in pairs]
-            for param, pairs in d.op.content_files().items()
-        }
     if volatile:  # never reused: a fingerprint no other run has
         body["volatile"] = secrets.token_hex(16)
     for name in ROLE_SPECS[d.role].fingerprint:
         FINGERPRINT_FACTS[name](ctx, d, body)
     return stable_hash(body)
+
+
+def operator_identity(
+    op: Operator | None, fps: Mapping[str, str], *, hasher: ContentHasher
+) -> dict[str, Any]:
+    """What identifies an operator's output: its name, VERSION, identifying parameters,
+    its code when the user wrote its class, and the content of the files it names.
+
+    An operator nested in another's parameters (a Source passed to a source, a spec
+    inside a list) is identified by these same facts, recursively, so bumping its
+    VERSION or editing its file changes every node that holds it.
+    """
+    if op is None:
+        return {"op": None, "version": 1, "params": None}
+    identity: dict[str, Any] = {
+        "op": op.op_name,
+        "version": op.VERSION,
+        "params": _identify(op.fingerprint_params(), fps, hasher),
+    }
+    if _is_user_type(type(op)):
+        # An operator class written in the user's own code: its code is part of what
+        # computes the result (as a UDF's is), not only the VERSION its author may forget.
+        identity["code"] = code_fingerprint(type(op)).digest
+    if op.content_files():
+        identity["content"] = {
+            param: [[label, hasher.file_digest(path)] for label, path in pairs]
+            for param, pairs in op.content_files().items()
+        }
+    return identity
+
+
+def _identify(value: Any, fps: Mapping[str, str], hasher: ContentHasher) -> Any:
+    """Parameter values for hashing: node references by their fingerprints, nested
+    operators by :func:`operator_identity`."""
+    if isinstance(value, Operator):
+        return {"__operator__": operator_identity(value, fps, hasher=hasher)}
+    if isinstance(value, list | tuple):
+        return [_identify(v, fps, hasher) for v in value]
+    if isinstance(value, dict):
+        return {k: _identify(v, fps, hasher) for k, v in value.items()}
+    return substitute(value, fps)
 
 
 def code_refusals(d: Declaration) -> list[str]:
@@ -173,7 +211,8 @@ def code_refusals(d: Declaration) -> list[str]:
     """
     metrics = (d.refs.get("metrics") or []) if d.role == Role.EVALUATE else []
     fns = list(callables([d.op, *metrics]))
-    fns += [type(op) for op in [d.op, *metrics] if op is not None and _is_user_type(type(op))]
+    user_types = {type(op) for op in operators([d.op, *metrics]) if _is_user_type(type(op))}
+    fns += sorted(user_types, key=callable_label)  # nested operators' classes too
     if not fns:
         return []
     declared = d.op.content_files().get("files", ()) if d.op is not None else ()

@@ -81,21 +81,32 @@ def code_identity(op: Operator | None) -> tuple[dict[str, str], dict[str, dict[s
     return digests, parts
 
 
+def _nested(value: Any) -> Iterator[Any]:
+    """A parameter value and every value inside it: operators' parameters, mappings'
+    values, list items (not what a node reference names)."""
+    yield value
+    if isinstance(value, Operator):
+        children: Any = value.params().values()
+    elif isinstance(value, Mapping):
+        children = value.values()
+    elif isinstance(value, list | tuple):
+        children = value
+    else:
+        return
+    for v in children:
+        yield from _nested(v)
+
+
 def callables(value: Any) -> Iterator[Any]:
     """The user callables inside a parameter value (operators' parameters included)."""
-    if isinstance(value, NodeRef):
-        return
-    if isinstance(value, Operator):
-        for v in value.params().values():
-            yield from callables(v)
-    elif isinstance(value, Mapping):
-        for v in value.values():
-            yield from callables(v)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            yield from callables(v)
-    elif callable(value) and not isinstance(value, type):
-        yield value
+    for v in _nested(value):
+        if callable(v) and not isinstance(v, type | Operator | Mapping | list | tuple | NodeRef):
+            yield v
+
+
+def operators(value: Any) -> Iterator[Operator]:
+    """The operators inside a parameter value, each operator's nested ones included."""
+    return (v for v in _nested(value) if isinstance(v, Operator))
 
 
 def callable_label(fn: Any) -> str:

@@ -89,6 +89,7 @@ def compile_workflow(
         approx=approx_view,
         sources=edges.sources,
         label_of_examples=declared.label_of_examples,
+        hasher=hasher,
     )
     nodes = _compiled_nodes(declared, order, inputs, outputs, kinds, ctx, hasher)
     hasher.save()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import json
 import logging
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from helix_tf.components.sources import (
     COPY_STRIDE,
@@ -276,6 +279,47 @@ BAD_FILES = [
         DataError,
         r"bad\.csv line 2: column 'c' \(float\) expects a number, found 'abc': '2,y,abc'",
     ),
+    # Beyond int64 an int column's value was read as the nearest float, silently.
+    (
+        "int column beyond int64",
+        "1,x,2\n99999999999999999999,y,3\n",
+        {},
+        DataError,
+        r"bad\.csv line 2: column 'a' \(int\) holds '99999999999999999999', beyond the "
+        r"64-bit integer range .*Declare 'a' as 'float' .* or 'string'",
+    ),
+    (
+        "int column just beyond int64",
+        "-9223372036854775808,x,2\n-9223372036854775809,y,3\n",
+        {},
+        DataError,
+        r"bad\.csv line 2: column 'a' \(int\) holds '-9223372036854775809', beyond",
+    ),
+    (
+        "int column in exponent notation beyond int64",
+        "1,x,2\n1e30,y,3\n",
+        {},
+        DataError,
+        r"bad\.csv line 2: column 'a' \(int\) holds '1e30', beyond",
+    ),
+    # Numeric columns are float64: an int it cannot hold exactly crashed the fast path
+    # (a raw ArrowInvalid) or was rounded silently by the careful one.
+    (
+        "int column value with no exact float64",
+        "1,x,2\n9007199254740993,y,3\n",
+        {},
+        DataError,
+        r"bad\.csv line 2: column 'a' \(int\) holds '9007199254740993', an integer that "
+        r"numeric columns .*cannot hold exactly; it would read as 9007199254740992: .*\. "
+        r"Declare 'a' as 'float'",
+    ),
+    (
+        "infinity in an int column",
+        "1,x,2\ninf,y,3\n",
+        {},
+        DataError,
+        r"bad\.csv line 2: column 'a' \(int\) holds 'inf', beyond",
+    ),
     (
         "fraction in an int column",
         "1,x,2\n2.5,y,3\n",
@@ -436,6 +480,31 @@ def test_csv_bad_input(
         assert "train file" in problem and "Csv(train=...)" in problem
 
 
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    n=st.one_of(
+        st.integers(min_value=-(2**64), max_value=2**64),
+        st.sampled_from([2**63 - 1, 2**63, -(2**63), -(2**63) - 1]),
+    ),
+    exponent=st.booleans(),
+)
+def test_csv_int_column_holds_exactly_what_it_reads(tmp_path: Path, n: int, exponent: bool) -> None:
+    """An int value is read iff it lies within int64 and float64 (numeric columns)
+    holds it exactly, as text or in exponent notation; else it is an error naming the
+    line, never the nearest float."""
+    text = f"{float(n):e}" if exponent and abs(n) > 1 else str(n)
+    value = decimal.Decimal(text)
+    path = write(tmp_path, f"1,x,2\n{text},y,3\n", "range.csv")
+    source = Csv(train=path, columns=COLUMNS)
+    if -(2**63) <= value <= 2**63 - 1 and decimal.Decimal(float(value)) == value:
+        assert read_all(source, "train")["a"].iloc[1] == float(value)
+    else:
+        with pytest.raises(DataError, match=r"range\.csv line 2: column 'a' \(int\) holds"):
+            read_all(source, "train")
+
+
 def test_csv_skip_policy_counts_warns_and_continues(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -536,6 +605,59 @@ def test_parquet_roundtrip_schema_and_row_ids(tmp_path: Path) -> None:
     assert "does not exist" in missing.check()[0]
     with pytest.raises(ConfigError, match="does not exist"):
         missing.schema()
+
+
+@pytest.mark.parametrize(
+    ("first", "other", "split"),
+    [
+        (("int64", [1, 2]), ("string", ["1", "2"]), "train"),  # text read as numbers
+        (("string", ["1", "2"]), ("int64", [1, 2]), "train"),  # numbers read as text
+        (("int64", [1, 2]), ("float64", [2.5, 3.0]), "test"),  # a fraction in an int column
+    ],
+    ids=["string_in_int", "int_in_string", "float_in_int_test_file"],
+)
+def test_parquet_files_whose_column_types_disagree_are_an_error(
+    tmp_path: Path, first: tuple[str, list[Any]], other: tuple[str, list[Any]], split: str
+) -> None:
+    """Each file was read as the first train file's kinds: the string "1" of a second
+    file became the number 1 silently. Int widths (int32/int64) still agree."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def write(name: str, kind: str, values: list[Any]) -> str:
+        table = pa.table({"v": pa.array(values, getattr(pa, kind)()), "w": pa.array([1, 2])})
+        pq.write_table(table, tmp_path / name)
+        return str(tmp_path / name)
+
+    a, b = write("a.parquet", *first), write("b.parquet", *other)
+    source = Parquet(train=(a, b)) if split == "train" else Parquet(train=a, test=b)
+    kind = {"int64": "int", "string": "string", "float64": "float"}
+    pattern = (
+        rf"column 'v' is \S+ \({kind[first[0]]}\) in '.*a\.parquet' "
+        rf"but \S+ \({kind[other[0]]}\) in '.*b\.parquet'"
+    )
+    with pytest.raises(DataError, match=pattern):
+        read_all(source, split)
+    (problem,) = source.check()
+    assert re.search(pattern, problem), problem
+
+    narrow = write("c.parquet", "int32", [3, 4])
+    agreeing = Parquet(train=(a, narrow)) if first[0] == "int64" else None
+    if agreeing is not None:
+        assert agreeing.check() == []
+        assert read_all(agreeing, "train")["v"].tolist() == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_parquet_file_without_a_column_of_the_first_is_named(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"v": [1], "w": [2]}), tmp_path / "a.parquet")
+    pq.write_table(pa.table({"v": [1]}), tmp_path / "b.parquet")
+    source = Parquet(train=(str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")))
+    with pytest.raises(DataError, match=r"b\.parquet' has no column 'w', which .*a\.parquet"):
+        read_all(source, "train")
+    assert "has no column 'w'" in source.check()[0]
 
 
 def test_parquet_test_fraction_partitions_rows(tmp_path: Path) -> None:

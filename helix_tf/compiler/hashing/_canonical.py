@@ -11,6 +11,7 @@ import fractions
 import hashlib
 import json
 import math
+import os
 import pathlib
 import random
 import re
@@ -20,6 +21,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ._files import sha256_file
 from ._origin import _is_user_type, _type_name
 
 _ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{4,}")
@@ -37,7 +39,8 @@ def canonical_json(value: object) -> str:
         sets), enums (by class, name and value; a member of a class that sets
         ``__canonical_value__``, as helix_tf's ``Role`` and ``NodeState`` do,
         as its plain value, also as a dict key), paths, dates, numpy scalars
-        and arrays, pandas objects, dataclass instances, operator specs (objects with ``params()``) and
+        and arrays, pandas objects, dataclass instances, operator specs (objects with
+        ``params()``: by class, ``VERSION`` and parameters) and
         callables (hashed by :func:`code_fingerprint`).
 
     Returns
@@ -184,6 +187,12 @@ class _Canon:
             params = getattr(v, "params", None)
             if callable(params):
                 form = {"__op__": type(v).__name__, "params": self(params())}
+                version = getattr(type(v), "VERSION", None)
+                if isinstance(version, int):  # its implementation version is its identity too
+                    form["version"] = version
+                content = _content_form(v)
+                if content:
+                    form["content"] = content
                 if _is_user_type(type(v)):  # an operator written in the user's own code
                     form["code"] = self._code_form(type(v))
                 return form
@@ -346,6 +355,26 @@ def _arrow(v: object, canon: Callable[[object], _Form]) -> _Form | None:
     if isinstance(v, pa.Scalar):
         return {"__arrow__": "Scalar", "type": str(v.type), "value": canon(v.as_py())}
     return None
+
+
+def _content_form(op: object) -> _Form:
+    """The files an operator names (``content_files()``) by their local bytes.
+
+    The compiler hashes an operator it reaches through its memoised content hasher;
+    this covers one held where it does not look (in a set, in a dataclass). A path
+    that is no local file (a URL, a folder, a missing file) keeps only its name,
+    which ``params()`` holds already.
+    """
+    files = getattr(op, "content_files", None)
+    if not callable(files):
+        return None
+    return {
+        str(param): [
+            [label, sha256_file(path) if os.path.isfile(path) else {"__path__": path}]
+            for label, path in pairs
+        ]
+        for param, pairs in files().items()
+    }
 
 
 def _plain(key: object) -> object:

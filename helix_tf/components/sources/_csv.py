@@ -35,7 +35,9 @@ class Csv(Source):
         File path(s) or URL(s) of each split (``.gz``/``.bz2``/``.xz`` are decompressed).
     columns
         The columns in file order: ``{"age": "int", ...}`` or ``(("age", "int"), ...)``;
-        types are ``"int"``, ``"float"`` and ``"string"``.
+        types are ``"int"``, ``"float"`` and ``"string"``. An ``"int"`` value must be a
+        whole number within int64 that float64 (how numeric columns are held) holds
+        exactly, as every one up to 2**53 is; another is a bad value, never rounded.
     header
         The first line (after ``skip_lines``) names the columns; it must match ``columns``.
     separator

@@ -8,6 +8,7 @@ kernels and names the line of every problem.
 
 from __future__ import annotations
 
+import decimal
 from typing import TYPE_CHECKING, Any
 
 from helix_tf.components.sources._base import _as_column, _shorten
@@ -108,7 +109,10 @@ class BlockParser:
         for name, kind in self.spec.columns:
             values = table.column(name).combine_chunks()
             if name in types:
-                columns[name] = _as_column(values, kind)
+                try:
+                    columns[name] = _as_column(values, kind)
+                except pa.ArrowInvalid:  # an int with no exact float64: named by the careful path
+                    return None
                 continue
             converted = self._convert(name, kind, values)
             if converted[1] is not None:
@@ -273,10 +277,56 @@ class BlockParser:
             array = numbers.to_numpy(zero_copy_only=False)
             with np.errstate(invalid="ignore"):
                 fraction = np.asarray(numbers.is_valid()) & ~(np.floor(array) == array)
-            if fraction.any():
-                failed = fraction if failed is None else failed | fraction
-                numbers = pc.if_else(pa.array(fraction), pa.scalar(None, pa.float64()), numbers)
+            bad = fraction | _beyond_int64(values, array, numbers)
+            if bad.any():
+                failed = bad if failed is None else failed | bad
+                numbers = pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), numbers)
         return numbers, failed
+
+
+#: The int64 range an int column holds (Csv's fast path reads int columns as int64).
+_INT64 = (-(2**63), 2**63 - 1)
+#: Numeric columns are float64: integers beyond this magnitude may not be held exactly.
+_EXACT = 2**53
+
+
+def _beyond_int64(values: pa.Array, array: np.ndarray, numbers: pa.Array) -> np.ndarray:
+    """Which integral values of an int column lie outside int64 (or are infinite), or
+    inside it but with no exact float64 (numeric columns are float64).
+
+    Such a value was read as the nearest float, a silent change of the data; it is
+    a bad value like a fraction. Only values from 2**53 on are checked, exactly,
+    from their text (a float cannot tell 2**63 - 1 from 2**63).
+    """
+    import numpy as np
+
+    with np.errstate(invalid="ignore"):
+        near = np.asarray(numbers.is_valid()) & ~(np.abs(array) < _EXACT)
+    out = np.zeros(len(array), dtype=bool)
+    for i in np.flatnonzero(near):
+        out[i] = _int_problem(str(values[int(i)].as_py())) is not None
+    return out
+
+
+def _int_problem(text: str) -> str | None:
+    """Why an int column cannot hold the integral number ``text`` (None: it can, or
+    it is no integral number, which the other checks name)."""
+    try:
+        value = decimal.Decimal(text.strip())
+    except decimal.InvalidOperation:
+        return None
+    if value.is_nan():
+        return None
+    if value.is_infinite() or not _INT64[0] <= value <= _INT64[1]:
+        return f"beyond the 64-bit integer range [{_INT64[0]}, {_INT64[1]}]"
+    if value != value.to_integral_value():
+        return None
+    if decimal.Decimal(float(value)) != value:
+        return (
+            f"an integer that numeric columns (float64, exact up to 2**53 = {_EXACT}) "
+            f"cannot hold exactly; it would read as {int(float(value))}"
+        )
+    return None
 
 
 def _describe(spec: Csv, issue: tuple[str, Any], text: str) -> tuple[str, str]:
@@ -299,6 +349,13 @@ def _describe(spec: Csv, issue: tuple[str, Any], text: str) -> tuple[str, str]:
             )
         return f"{detail}: {_shorten(text)}", fix
     name, column_kind, value = detail
+    problem = _int_problem(value) if column_kind == "int" else None
+    if problem:
+        return (
+            f"column {name!r} (int) holds {_shorten(value)}, {problem}: {_shorten(text)}",
+            f"Declare {name!r} as 'float' (approximate values) or 'string' (exact text) "
+            "in columns=, or pass on_bad_row='skip' to skip such rows",
+        )
     what = "an integer" if column_kind == "int" else "a number"
     return (
         f"column {name!r} ({column_kind}) expects {what}, found {_shorten(value)}: "

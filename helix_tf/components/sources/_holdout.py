@@ -89,13 +89,6 @@ class Holdout(Source):
         (without it, a validation run reused results computed from the old data)."""
         return self.of.content_files()
 
-    def fingerprint_params(self) -> dict[str, Any]:
-        """The wrapped source as its own fingerprint sees it: its identifying parameters
-        (no file paths: the same bytes elsewhere are the same data) and its VERSION."""
-        of = self.of
-        inner = {"op": of.op_name, "version": of.VERSION, "params": of.fingerprint_params()}
-        return {**super().fingerprint_params(), "of": inner}
-
     def check(self) -> list[str]:
         return self.of.check()
 

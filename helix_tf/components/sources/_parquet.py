@@ -53,7 +53,10 @@ class Parquet(Source):
     Notes
     -----
     Streamed with ``pyarrow.parquet.ParquetFile.iter_batches``; ``__row`` is the
-    0-based row index in its file plus ``file index * 10**10``.
+    0-based row index in its file plus ``file index * 10**10``. Every file (train and
+    test) must hold the first train file's columns with the same kind (int32 and int64
+    agree; a string column in one file and an int in another is an error naming both,
+    never a conversion).
     """
 
     VERSION: ClassVar[int] = 1
@@ -96,16 +99,36 @@ class Parquet(Source):
         return found
 
     def check(self) -> list[str]:
-        """Missing files, unreadable footers and unknown or unsupported columns."""
+        """Missing files, unreadable footers, unknown or unsupported columns, and files
+        whose column types disagree with the first train file's."""
         problems: list[str] = []
+        first: tuple[str, dict[str, Any], dict[str, str]] | None = None  # path, types, kinds
         for param, paths in (("train", self.train), ("test", self.test or ())):
             for path in paths:
                 problem = _path_problem(path, param, "Parquet")
                 if problem:
                     problems.append(problem)
-                else:
-                    self._schema_of(path, param, problems)
+                    continue
+                before = len(problems)
+                types = self._types_of(path, param, problems)
+                if first is None:
+                    first = (path, types, self._schema_of(path, param, problems))
+                elif len(problems) == before:
+                    problems += _disagreements(first[0], first[1], path, types, first[2])
         return problems
+
+    def _types_of(self, path: str, param: str, problems: list[str]) -> dict[str, Any]:
+        """The arrow type of each column in a file's footer ({} when unreadable)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            with _open_parquet(path, param) as handle:
+                schema = pq.read_schema(handle)
+        except (pa.ArrowInvalid, OSError, DataError) as exc:
+            problems.append(f"{param} file {path!r} is not a readable Parquet file: {exc}")
+            return {}
+        return {field.name: field.type for field in schema}
 
     def _schema_of(self, path: str, param: str, problems: list[str]) -> dict[str, str]:
         import pyarrow as pa
@@ -150,9 +173,14 @@ class Parquet(Source):
 
         param, paths = _split_files(self, split)
         kinds = self.schema()
+        first_types = self._types_of(self.train[0], "train", [])
         for index, path in enumerate(paths):
             offset = 0
             with _open_parquet(path, param) as handle, pq.ParquetFile(handle) as parquet:
+                types = {f.name: f.type for f in parquet.schema_arrow}
+                disagree = _disagreements(self.train[0], first_types, path, types, kinds)
+                if disagree:
+                    raise DataError("; ".join(disagree))
                 try:
                     batches = parquet.iter_batches(batch_size=batch_rows, columns=list(kinds))
                     for batch in batches:
@@ -172,6 +200,41 @@ class Parquet(Source):
                         f"{path}: cannot read columns {list(kinds)} (row {offset}): {exc}. All "
                         "files of a Parquet source need the same columns and types"
                     ) from exc
+
+
+def _disagreements(
+    first: str, first_types: dict[str, Any], path: str, types: dict[str, Any], kinds: Any
+) -> list[str]:
+    """How a file's columns disagree with the first train file's (which set the schema).
+
+    A column's kind (int, float, string) must be the same in every file: reading
+    each file's values as the first file's kind would turn the text "1" into the
+    number 1, or a float 2.5 into an int column, silently. Arrow types of one kind
+    (int32 and int64, string and large_string) agree.
+    """
+    if path == first:
+        return []
+    out = []
+    for name in kinds:
+        if name not in types:
+            out.append(
+                f"{path!r} has no column {name!r}, which {first!r} has; all files of a "
+                "Parquet source need the same columns (or pass columns=[...] to read "
+                "only the ones they share)"
+            )
+            continue
+        first_type = first_types.get(name)
+        first_kind = _arrow_kind(first_type) if first_type is not None else None
+        kind = _arrow_kind(types[name])
+        if kind != first_kind:
+            out.append(
+                f"column {name!r} is {first_type} ({first_kind}) in {first!r} but "
+                f"{types[name]} ({kind or 'not int, float or string'}) in "
+                f"{path!r}; all files of a Parquet source need one type per column: "
+                "rewrite one file with the other's type (e.g. with pyarrow's "
+                "Table.cast) so no value is converted silently"
+            )
+    return out
 
 
 class _open_parquet:  # a context manager used like a function
