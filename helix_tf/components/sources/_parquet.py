@@ -93,7 +93,8 @@ class Parquet(Source):
     def schema(self) -> dict[str, str]:
         """The columns and their kinds, from the first train file's footer."""
         problems: list[str] = []
-        found = self._schema_of(self.train[0], "train", problems)
+        path = self.train[0]
+        found = self._schema_of(path, "train", self._types_of(path, "train", problems), problems)
         if problems:
             raise ConfigError([f"Parquet: {p}" for p in problems])
         return found
@@ -112,7 +113,7 @@ class Parquet(Source):
                 before = len(problems)
                 types = self._types_of(path, param, problems)
                 if first is None:
-                    first = (path, types, self._schema_of(path, param, problems))
+                    first = (path, types, self._schema_of(path, param, types, problems))
                 elif len(problems) == before:
                     problems += _disagreements(first[0], first[1], path, types, first[2])
         return problems
@@ -130,17 +131,14 @@ class Parquet(Source):
             return {}
         return {field.name: field.type for field in schema}
 
-    def _schema_of(self, path: str, param: str, problems: list[str]) -> dict[str, str]:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        try:
-            with _open_parquet(path, param) as handle:
-                schema = pq.read_schema(handle)
-        except (pa.ArrowInvalid, OSError, DataError) as exc:
-            problems.append(f"{param} file {path!r} is not a readable Parquet file: {exc}")
+    def _schema_of(
+        self, path: str, param: str, types: dict[str, Any], problems: list[str]
+    ) -> dict[str, str]:
+        """The kind of each wanted column of a file, from its footer's ``types`` ({} for a
+        footer that could not be read: its problem is already listed)."""
+        if not types:
             return {}
-        kinds = {field.name: _arrow_kind(field.type) for field in schema}
+        kinds = {name: _arrow_kind(type_) for name, type_ in types.items()}
         names = self.columns if self.columns is not None else tuple(kinds)
         out: dict[str, str] = {}
         for name in names:
@@ -152,12 +150,12 @@ class Parquet(Source):
             elif kinds[name] is None:
                 if self.columns is not None:
                     problems.append(
-                        f"column {name!r} of {path!r} has type {schema.field(name).type}, which "
+                        f"column {name!r} of {path!r} has type {types[name]}, which "
                         "is not int, float or string; leave it out of columns"
                     )
                 else:
                     logger.info(
-                        "Parquet: leaving out column %r of type %s", name, schema.field(name).type
+                        "Parquet: leaving out column %r of type %s", name, types[name]
                     )
             else:
                 out[name] = kinds[name]  # type: ignore[assignment]
