@@ -162,6 +162,8 @@ def _computes_from_scratch(argv: list[str]) -> bool:
     if found is None or found[1]:
         return False
     try:
+        # The store's entry folder (reuse.store._fs._ARTIFACTS), named here because the
+        # server may not import reuse (import contract): the client stays light.
         return not any((found[0] / "artifacts").iterdir())
     except OSError:  # no store folder yet (or none readable): nothing stored
         return True
