@@ -24,6 +24,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from helix_tf.identity import process_alive, process_start
+
 __all__ = [
     "claim_cpus",
     "is_running",
@@ -40,29 +42,9 @@ def _folder() -> Path:
     return Path(os.environ.get(ENV) or Path.home() / ".cache" / "helix_tf" / "agents")
 
 
-def process_start(pid: int) -> int | None:
-    """When process ``pid`` started (clock ticks since boot, Linux); None where unknown."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        return int(fields[19])  # field 22 of stat: starttime
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def is_running(pid: int, start: int | None = None) -> bool:
-    """Whether process ``pid`` exists and, given its ``start`` time, is the same process."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    if start is None:
-        return True
-    now = process_start(pid)
-    return now is None or now == start
+    """Whether process ``pid`` runs and, given its ``start`` time, is the same process."""
+    return process_alive(pid, start)
 
 
 def _write(pid: int, home: Path, cpus: Sequence[int]) -> None:
