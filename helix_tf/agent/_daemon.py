@@ -17,6 +17,7 @@ import fcntl
 import logging
 import os
 import signal
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,9 @@ from helix_tf.validation import Validation
 __all__ = ["AgentOptions", "AgentBusyError", "serve", "preferred_metric", "TAG"]
 
 log = logging.getLogger(__name__)
+
+#: Search runs of each rung measured before their CPU medians price the rungs.
+MEASURED_RUNS = 3
 
 
 def _lower_priority(pid: int, cores: int, home: Path) -> list[int]:
@@ -104,6 +108,9 @@ class _Agent:
         self.trained: list[Any] = []
         #: The approximate plan of each trainer shape in the current batch.
         self.approx_plans: dict[str, Any] = {}
+        #: CPU seconds of the last search runs per rung ("approx", "exact"): once both
+        #: have MEASURED_RUNS, their medians price the rungs instead of the planner.
+        self.rung_cpu: dict[str, list[float]] = {"approx": [], "exact": []}
         #: Why the last trial's process was killed, until its run is recorded so.
         self.killed_pending: str | None = None
         #: The cap on the agent's store entries (bytes), None: none.
@@ -240,6 +247,9 @@ class _Agent:
     ) -> bool:
         """Whether the approximate rung is estimated cheaper (``approx_max_share``).
 
+        By the agent's own CPU measurements of both rungs once it has them
+        (:meth:`measured_rung_ratio`), else by the planner's estimates.
+
         ``exact``: the trial's exact plan if the batch made it already (planned
         here otherwise). ``shape``: the trial's trainer shape; the approximate
         plan's estimate is the same for every trial of one shape in a batch (the
@@ -247,8 +257,11 @@ class _Agent:
         values differ, and the planner's estimate is by node, not by value), so it
         is planned once per shape and batch (:attr:`approx_plans`).
         """
+        measured = self.measured_rung_ratio()
+        if measured is not None and measured > self.opts.approx_max_share:
+            return False
         try:
-            if exact is None:
+            if exact is None and measured is None:
                 exact = self.plan(overrides)
             cheap = self.approx_plans.get(shape) if shape is not None else None
             if cheap is None:
@@ -257,10 +270,33 @@ class _Agent:
                     self.approx_plans[shape] = cheap
         except HelixError:
             return False
-        return (
-            cheap.approx
-            and cheap.estimated_seconds <= self.opts.approx_max_share * exact.estimated_seconds
-        )
+        if not cheap.approx:  # the planner runs it exact instead (stored, or too small)
+            return False
+        if measured is not None:
+            return True
+        return cheap.estimated_seconds <= self.opts.approx_max_share * exact.estimated_seconds
+
+    def measured_rung_ratio(self) -> float | None:
+        """Median CPU of the agent's last approximate runs over its last exact ones.
+
+        The planner prices a run by one wall-clock measurement per node, which knows
+        neither the epochs a trial asks for nor the machine's load (it swung 5× here);
+        once the agent has measured both rungs ``MEASURED_RUNS`` times, their CPU
+        medians decide (at census ×1 an approximate run took 0.86× the exact one's
+        CPU: no rung; README). None until then.
+        """
+        approx, exact = self.rung_cpu["approx"], self.rung_cpu["exact"]
+        if min(len(approx), len(exact)) < MEASURED_RUNS:
+            return None
+        return statistics.median(approx) / max(statistics.median(exact), 1e-9)
+
+    def measured(self, outcome: Finished) -> None:
+        """Keep a search run's CPU seconds by rung (:meth:`measured_rung_ratio`)."""
+        if outcome.result is None or outcome.cpu_seconds is None:
+            return
+        runs = self.rung_cpu["approx" if outcome.result.get("approx") else "exact"]
+        runs.append(float(outcome.cpu_seconds))
+        del runs[: -2 * MEASURED_RUNS]
 
     def baseline(self, study: Any) -> dict[str, Any] | None:
         """The user's version (the config as written) on the validation split."""
@@ -317,7 +353,7 @@ class _Agent:
                 space,
                 metric,
                 asked=(asked[i], overrides[i]),
-                exact=plans[i],
+                exact_plan=plans[i],
                 shape=shapes[i],
             )
             self.trained = kept_after(self.trained, shapes[i], KEPT_TRAINERS)
@@ -337,12 +373,12 @@ class _Agent:
         metric: str,
         asked: tuple[Any, dict[str, Any]] | None = None,
         *,
-        exact: Any = None,
+        exact_plan: Any = None,
         shape: str | None = None,
     ) -> None:
         """Run one trial through its rungs.
 
-        ``asked``: a trial already asked and its overrides; ``exact``, ``shape``: its
+        ``asked``: a trial already asked and its overrides; ``exact_plan``, ``shape``: its
         exact plan and trainer shape, when its batch has them (:meth:`approx_is_cheaper`).
         """
         from optuna.trial import TrialState
@@ -354,7 +390,7 @@ class _Agent:
             trial, overrides = asked
         self.update(state="running", reason="", trial=trial.number, rung=None)
         approx = Approx(sample=self.opts.approx_sample)
-        cheaper = self.approx_is_cheaper(overrides, approx, exact=exact, shape=shape)
+        cheaper = self.approx_is_cheaper(overrides, approx, exact=exact_plan, shape=shape)
         rungs: list[Approx | None] = [approx] if cheaper else []
         rungs.append(None)
         for step, rung in enumerate(rungs):
@@ -368,6 +404,7 @@ class _Agent:
                 trial.set_user_attr("error", outcome.error or f"no metric {metric!r}")
                 study.tell(trial, state=TrialState.FAIL)
                 return
+            self.measured(outcome)
             value = float(outcome.result["metrics"][metric])
             exact = not outcome.result["approx"]
             trial.set_user_attr(

@@ -6,6 +6,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from helix_tf import search
 from helix_tf.agent._daemon import _Agent
 from helix_tf.agent._options import AgentOptions, metric_direction, preferred_metric
@@ -352,3 +354,38 @@ def test_a_batch_plans_each_trial_once_and_the_approximate_rung_once_per_shape(
     assert len(approximate) == 2  # one per trainer shape (min_count 1, min_count 5)
     # Every trial took the approximate rung first (1 s against 4 s estimated).
     assert {lr for lr, cheap in rungs if cheap} == {0.01, 0.02, 0.03, 0.04}
+
+
+def test_the_rungs_are_priced_by_their_measured_cpu_once_both_are_measured(
+    tmp_path: Path,
+) -> None:
+    """One wall-clock measurement per node swung 5x under load and knows no epochs: at
+    census x1 the approximate run took 0.86x the exact one's CPU, yet the planner's
+    estimates kept choosing it. Once both rungs are measured, their medians decide."""
+    agent = _Agent(AgentOptions(config=str(tmp_path / "c.py")), AgentPaths(home=tmp_path))
+    planned: list[bool] = []
+
+    def fake_plan(overrides: dict[str, Any], approx: Any = None) -> SimpleNamespace:
+        planned.append(approx is not None)
+        cost = 1.0 if approx is not None else 4.0  # the planner: 0.25x, cheaper
+        return SimpleNamespace(nodes=[], estimated_seconds=cost, approx=approx is not None)
+
+    agent.plan = fake_plan  # type: ignore[method-assign]
+    approx = object()
+
+    def measure(kind: str, cpu: float) -> None:
+        result = {"metrics": {"auc": 0.5}, "approx": kind == "approx"}
+        agent.measured(Finished(result=result, error=None, seconds=9.0, cpu_seconds=cpu))
+
+    assert agent.approx_is_cheaper({}, approx)  # nothing measured: the planner decides
+    for cpu in (2.0, 1.8, 2.4):
+        measure("approx", cpu)
+        measure("exact", cpu / 0.86)
+    assert agent.measured_rung_ratio() == pytest.approx(0.86)
+    planned.clear()
+    assert not agent.approx_is_cheaper({}, approx)
+    assert planned == []  # decided without planning
+    for cpu in (0.5, 0.4, 0.6, 0.5):  # a larger scale: the sample pays
+        measure("approx", cpu)
+    assert agent.approx_is_cheaper({}, approx)
+    assert planned == [True]  # only whether the planner would run it approximately
