@@ -14,13 +14,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from helix_tf import history
+from helix_tf.identity import process_alive
 from helix_tf.agent._study import AgentPaths, open_study, study_name
 from helix_tf.validation import Validation
 from tests.conftest import TINY_CENSUS
@@ -72,6 +73,13 @@ def _cli(tmp_path: Path, *args: str, timeout: float = 600) -> subprocess.Complet
     )
 
 
+@pytest.fixture(autouse=True)
+def _no_agent_left(tmp_path: Path) -> Iterator[None]:
+    """A failing test stops the agents it started (they are in its own registry)."""
+    yield
+    _cli(tmp_path, "agent", "stop", "--wait", "10")
+
+
 def _agent(tmp_path: Path, cfg: Path, *args: str) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "helix_tf.agent", str(cfg), "--resume-after", "0", *args],
@@ -114,7 +122,7 @@ def test_search_reads_no_test_split_then_verify_report_apply_round_trip(
         test=test,
         extra=', "hours.standardize": search.Choice(True, False)',
     )
-    # 1. Search with the test file gone: every trial must still complete.
+    # 1. Search with the test file gone: every trial must still finish.
     away = tmp_path / "test-away"
     os.rename(test, away)
     try:
@@ -123,7 +131,10 @@ def test_search_reads_no_test_split_then_verify_report_apply_round_trip(
         os.rename(away, test)
     study = _study(cfg)
     states = [t.state.name for t in study.trials]
-    assert states == ["COMPLETE", "COMPLETE"], states
+    # None failed; one may be pruned at the approximate rung (taken where the planner
+    # estimates it cheaper: under load, even on these few rows).
+    assert len(states) == 2 and "COMPLETE" in states and "FAIL" not in states, states
+    assert set(states) <= {"COMPLETE", "PRUNED"}, states
     runs = history.runs(cfg, agent=True)
     assert runs and all(r.validation and r.tag == "agent" for r in runs)
     assert history.runs(cfg) == []  # the user's history ignores the agent's runs
@@ -239,8 +250,5 @@ def test_start_yield_to_a_user_run_kill_restart_stop(
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    """Whether ``pid`` runs (an ended agent not yet reaped by its new parent does not)."""
+    return process_alive(pid, None)
