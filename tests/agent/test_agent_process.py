@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from helix_tf import history
-from helix_tf.identity import process_alive
 from helix_tf.agent._study import AgentPaths, open_study, study_name
+from helix_tf.identity import process_alive
 from helix_tf.validation import Validation
 from tests.conftest import TINY_CENSUS
 
