@@ -177,6 +177,72 @@ class Child(Base):
 udf = Child()
 """
 
+#: Values of user classes built on data types: hashed by their data, and their methods
+#: (called by the UDF through the value) by their code. One module per kind.
+DATA_CLASSES = {
+    "enum": """
+import enum
+
+
+class Mode(enum.Enum):
+    FAST = 1
+
+    def factor(self):
+        return 2.0
+
+
+MODE = Mode.FAST
+
+
+def udf(x):
+    return x * MODE.factor()
+""",
+    "namedtuple": """
+from typing import NamedTuple
+
+
+class Settings(NamedTuple):
+    scale: float
+
+    def scaled(self):
+        return self.scale * 2
+
+
+SETTINGS = Settings(2.0)
+
+
+def udf(x):
+    return x * SETTINGS.scaled()
+""",
+    "dict": """
+class Table(dict):
+    def get2(self, key):
+        return self[key] * 2
+
+
+TABLE = Table(a=2.0)
+
+
+def udf(x):
+    return x * TABLE.get2("a")
+""",
+    "ndarray": """
+import numpy as np
+
+
+class Weights(np.ndarray):
+    def total(self):
+        return float(self.sum())
+
+
+WEIGHTS = np.array([1.0, 2.0]).view(Weights)
+
+
+def udf(x):
+    return x * WEIGHTS.total()
+""",
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class Edit:
@@ -222,6 +288,11 @@ MUST_CHANGE = [
     _edit("numpy-array-element", "[1.0, 2.0, 3.0]", "[1.0, 2.0, 3.5]", base=VALUES),
     _edit("nested-dict-leaf", '{"c": 3}', '{"c": 4}', base=VALUES),
     _edit("base-class-method", "return x * 2", "return x * 3", base=INHERITANCE),
+    _edit("enum-method", "return 2.0", "return 3.0", base=DATA_CLASSES["enum"]),
+    _edit("namedtuple-method", "* 2", "* 3", base=DATA_CLASSES["namedtuple"]),
+    _edit("dict-subclass-method", "* 2", "* 3", base=DATA_CLASSES["dict"]),
+    _edit("ndarray-subclass-method", "self.sum()", "self.max()", base=DATA_CLASSES["ndarray"]),
+    _edit("ndarray-subclass-data", "[1.0, 2.0]", "[1.0, 2.5]", base=DATA_CLASSES["ndarray"]),
 ]
 
 MUST_NOT_CHANGE = [
@@ -443,6 +514,27 @@ def test_digests_agree_across_processes(tmp_path: pathlib.Path) -> None:
         outputs.add(out.stdout.strip())
     assert len(outputs) == 1
     assert " True " in outputs.pop()
+
+
+def test_values_of_user_data_classes_agree_across_processes(tmp_path: pathlib.Path) -> None:
+    """An Enum, a NamedTuple, a dict and an ndarray subclass of the user's: their class's
+    code is hashed by content, never by address or hash order."""
+    for kind, source in DATA_CLASSES.items():
+        (tmp_path / f"helix_hashing_{kind}_values.py").write_text(source)
+    modules = [f"helix_hashing_{kind}_values" for kind in sorted(DATA_CLASSES)]
+    code = (
+        "import importlib; from helix_tf.compiler.hashing import code_fingerprint; "
+        f"print([code_fingerprint(importlib.import_module(m).udf) for m in {modules}])"
+    )
+    outputs = set()
+    for seed in ("1", "2"):
+        env = {"PYTHONHASHSEED": seed, "PYTHONPATH": f"{tmp_path}:{pathlib.Path.cwd()}"}
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        )
+        outputs.add(out.stdout.strip())
+    assert len(outputs) == 1
+    assert "analysable=False" not in outputs.pop()
 
 
 def test_not_a_callable_is_a_type_error() -> None:
