@@ -495,6 +495,18 @@ def test_local_import_of_a_module_not_loaded_yet(tmp_path, monkeypatch, load) ->
     assert digests[0] != digests[1]
 
 
+def _outputs_under_two_hash_seeds(folder: pathlib.Path, code: str) -> set[str]:
+    """What ``code`` prints in two processes of different hash seeds (modules in ``folder``)."""
+    outputs = set()
+    for seed in ("1", "2"):
+        env = {"PYTHONHASHSEED": seed, "PYTHONPATH": f"{folder}:{pathlib.Path.cwd()}"}
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        )
+        outputs.add(out.stdout.strip())
+    return outputs
+
+
 def test_digests_agree_across_processes(tmp_path: pathlib.Path) -> None:
     """Different hash seeds, the second process loading the first one's .pyc."""
     (tmp_path / "helix_hashing_seeded.py").write_text(
@@ -505,13 +517,7 @@ def test_digests_agree_across_processes(tmp_path: pathlib.Path) -> None:
         "code_fingerprint, stable_hash; fp = code_fingerprint(m.udf); "
         "print(fp.digest, fp.analysable, stable_hash({'x', 'y', 'z'}))"
     )
-    outputs = set()
-    for seed in ("1", "2"):
-        env = {"PYTHONHASHSEED": seed, "PYTHONPATH": f"{tmp_path}:{pathlib.Path.cwd()}"}
-        out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
-        )
-        outputs.add(out.stdout.strip())
+    outputs = _outputs_under_two_hash_seeds(tmp_path, code)
     assert len(outputs) == 1
     assert " True " in outputs.pop()
 
@@ -526,13 +532,7 @@ def test_values_of_user_data_classes_agree_across_processes(tmp_path: pathlib.Pa
         "import importlib; from helix_tf.compiler.hashing import code_fingerprint; "
         f"print([code_fingerprint(importlib.import_module(m).udf) for m in {modules}])"
     )
-    outputs = set()
-    for seed in ("1", "2"):
-        env = {"PYTHONHASHSEED": seed, "PYTHONPATH": f"{tmp_path}:{pathlib.Path.cwd()}"}
-        out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
-        )
-        outputs.add(out.stdout.strip())
+    outputs = _outputs_under_two_hash_seeds(tmp_path, code)
     assert len(outputs) == 1
     assert "analysable=False" not in outputs.pop()
 
