@@ -13,9 +13,10 @@ An entry is memoised only once the file is older than :data:`RACY_SECONDS`
 timestamp granularity of the moment it was hashed could keep the same
 times, so it is hashed again next time instead of trusted.
 
-A remote file (``gs://…``) is identified by what the object store says about its
-content (crc32c/md5 and size; the generation only when no checksum is given), read
-through fsspec without downloading it.
+A remote file (``gs://…``, ``s3://…``) is identified by the checksum the object store
+reports for its bytes (crc32c/md5, else an ETag) and its size, read through fsspec
+without downloading it. A store that reports no checksum (``memory://``, a plain HTTP
+server) has its file read and hashed: a size or a date can survive a rewrite.
 """
 
 from __future__ import annotations
@@ -121,14 +122,25 @@ class ContentHasher:
 
         fs, path = fsspec.core.url_to_fs(url)
         info = fs.info(path)
-        # Content, not place: a checksum and the size identify the bytes wherever they lie;
-        # the generation, etag or mtime only when the store gives no checksum.
-        checksums = [k for k in ("crc32c", "md5Hash", "md5") if info.get(k)]
-        keys = [*checksums, "size"] if checksums else ["generation", "etag", "size", "mtime"]
-        ident = {k: str(info[k]) for k in keys if k in info}
-        if not ident:
-            raise ConfigError(f"cannot identify the content of {url!r}: the store reports nothing")
-        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
+        # Content, not place: a checksum of the bytes (crc32c/md5 on GCS, an ETag on S3
+        # and Azure, which changes with every write) and the size identify them wherever
+        # they lie. Without one, what the store says (size, times, a creation date) can
+        # stay the same through a rewrite: the bytes are read and hashed instead.
+        keys = _checksum_keys(info)
+        if keys:
+            ident = {k: str(info[k]) for k in [*keys, "size"] if k in info}
+            return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
+        digest = hashlib.sha256()
+        try:
+            with fs.open(path, "rb") as handle:
+                while chunk := handle.read(_CHUNK):
+                    digest.update(chunk)
+        except OSError as exc:
+            raise ConfigError(
+                f"data file {url!r} cannot be read ({exc}); its store reports no checksum, "
+                "so its content is read to identify it: check the URL and your access to it"
+            ) from exc
+        return digest.hexdigest()[:32]
 
     def save(self) -> None:
         """Write the memo back (atomically) if it changed."""
@@ -140,6 +152,20 @@ class ContentHasher:
             self._dirty = False
         except OSError as exc:
             log.warning("could not save the content-hash memo %s: %s", self.memo_path, exc)
+
+
+#: What object stores report that is a checksum of an object's bytes (matched without
+#: case: S3 says ``ETag``, Azure ``etag``, GCS ``crc32c`` and ``md5Hash``), best first. An
+#: ETag (a version of the bytes) counts only when no true checksum is given.
+_CHECKSUMS = ("crc32c", "md5hash", "md5", "content_md5", "sha256", "checksum")
+_CHUNK = 1 << 20
+
+
+def _checksum_keys(info: dict[str, object]) -> list[str]:
+    """The keys of ``info`` that hold a checksum of the object's bytes, as spelled there."""
+    present = {k.lower(): k for k, v in info.items() if v}
+    keys = [present[k] for k in _CHECKSUMS if k in present]
+    return keys or [present[k] for k in ("etag",) if k in present]
 
 
 def _stamp(st: os.stat_result) -> list[int]:
