@@ -117,6 +117,14 @@ class _Scan(ast.NodeVisitor):
         self.source = source
         self.found = Effects()
         self.consumed: set[int] = set()  # environ expressions accounted for
+        self.functions: list[str] = []  # the defs the visit is inside, innermost last
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self.functions.append(node.name)
+        self.generic_visit(node)
+        self.functions.pop()
+
+    visit_AsyncFunctionDef = visit_FunctionDef
 
     # -- static values
     def value(self, node: ast.AST) -> object:
@@ -199,6 +207,8 @@ class _Scan(ast.NodeVisitor):
         elif any(fn is f for f in _IMPORTERS) or fn is _MODULES_GET:
             self.module_named(node, first)
         why = _varying(fn, node)
+        if why == _HASH_WHY and self.functions[-1:] == ["__hash__"]:
+            why = None  # a class's own __hash__: set and dict lookups, not values computed
         if why:
             self.found.varying.append((self.text(node), node.lineno, why))
         if _is_unseeded(fn, node):
