@@ -187,6 +187,41 @@ BAD_CONFIGS = {
         + TAIL,
         [r"cycle: '(a|b)' -> '(a|b)'"],
     ),
+    "function_where_a_feature_input_is_due": (
+        SOURCE
+        + "def hours(batch):\n    return batch['hours_per_week']\n\n\n"
+        + 'age = wf.feature("age", F.Numeric(hours))  # <-\n'
+        + TAIL,
+        [
+            r"node 'age': input must be a node returned by the workflow, but got function hours",
+            r'declare it with @wf.udf\("name"\) above its def',
+        ],
+    ),
+    "udf_decorator_not_applied": (
+        SOURCE
+        + 'age = wf.feature("age", F.Numeric("age"))\n'
+        + 'hours = wf.udf("hours")\n'
+        + TAIL.replace("[age]", "[age, hours]").replace(
+            'positive=">50K"))\n', 'positive=">50K"))  # <-\n', 1
+        ),
+        [r"but got function Workflow\.udf\.<locals>\.decorate; wf\.udf\(\.\.\.\) is a decorator"],
+    ),
+    "column_name_where_a_feature_is_due": (
+        SOURCE
+        + 'age = wf.feature("age", F.Numeric("age"))\n'
+        + TAIL.replace("[age]", '[age, "hours_per_week"]').replace(
+            'positive=">50K"))\n', 'positive=">50K"))  # <-\n', 1
+        ),
+        [r"but got 'hours_per_week'; a raw column becomes a model input through a feature"],
+    ),
+    "node_name_where_its_reference_is_due": (
+        SOURCE
+        + 'age = wf.feature("age", F.Numeric("age"))\n'
+        + TAIL.replace('wf.train("learner", examples', 'wf.train("learner", "examples"').replace(
+            "learners.Linear(epochs=1))\n", "learners.Linear(epochs=1))  # <-\n", 1
+        ),
+        [r"but got 'examples'; pass the reference its wf\.examples\(\.\.\.\) returned"],
+    ),
     "several_sources_need_source": (
         SOURCE
         + 'wf.source("more_rows", sources.Csv(train=r"$train", **CENSUS_CSV_OPTIONS))\n'
@@ -288,6 +323,14 @@ def test_workflow_without_outputs_is_an_error(
     path = write_config(tmp_path, body, train=census_like[0], test=census_like[1])
     with pytest.raises(CompileError, match=r"has no outputs: call wf\.output"):
         _compile(path)
+
+
+def test_a_file_pattern_is_named_with_the_fix(tmp_path: Path) -> None:
+    pattern = str(tmp_path / "parts" / "*.csv")
+    path = write_config(tmp_path, VALID, train=pattern, test=pattern)
+    with pytest.raises(CompileError, match=r"patterns are not expanded") as info:
+        _compile(path)
+    assert f"train=sorted(glob.glob({pattern!r}))" in str(info.value)
 
 
 def test_missing_data_file_is_named_with_the_fix(tmp_path: Path) -> None:
