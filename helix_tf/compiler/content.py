@@ -61,6 +61,8 @@ class ContentHasher:
         self.rehash = rehash
         self._memo: dict[str, list[object]] = {}
         self._dirty = False
+        #: Each local file given a digest, with its stamp then (see :meth:`changed_files`).
+        self._seen: dict[str, list[int]] = {}
         if self.memo_path and self.memo_path.exists():
             try:
                 self._memo = json.loads(self.memo_path.read_text())
@@ -84,6 +86,7 @@ class ContentHasher:
             return self._folder_digest(local)
         key = os.path.abspath(local)
         stamp = _stamp(st)
+        self._seen.setdefault(key, stamp)
         hit = self._memo.get(key)
         if not self.rehash and isinstance(hit, list) and hit[:-1] == stamp:
             return str(hit[-1])
@@ -112,6 +115,21 @@ class ContentHasher:
         ]
         text = json.dumps(entries, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def changed_files(self) -> list[str]:
+        """The local files given a digest whose bytes may have changed since (written,
+        replaced or removed: another stamp). A run checks this before it stores a result
+        computed from them: one computed while a file was edited holds neither version's
+        content, and must not be stored under the fingerprint of the version hashed."""
+        changed = []
+        for path, stamp in self._seen.items():
+            try:
+                now = _stamp(os.stat(path))
+            except OSError:
+                now = None
+            if now != stamp:
+                changed.append(path)
+        return changed
 
     def digest(self, paths: Iterable[str]) -> list[str]:
         """Digests of several files, in order."""

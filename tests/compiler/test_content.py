@@ -185,3 +185,18 @@ def test_a_remote_file_without_a_checksum_is_identified_by_its_bytes() -> None:
 )
 def test_checksum_keys_of_object_stores(info: dict[str, object], keys: list[str]) -> None:
     assert content._checksum_keys(info) == keys
+
+
+def test_files_changed_since_they_were_hashed_are_named(tmp_path: Path, trusted: None) -> None:
+    """A run asks before it stores a result computed from the files: a file rewritten (even
+    to the same size and modification time), replaced or removed since it was hashed."""
+    kept, edited, removed = (tmp_path / n for n in ("kept.csv", "edited.csv", "removed.csv"))
+    for path in (kept, edited, removed):
+        path.write_bytes(b"a,b\n1,2\n")
+    hasher = ContentHasher(tmp_path / "memo.json")
+    for path in (kept, edited, removed):
+        hasher.file_digest(str(path))
+    assert hasher.changed_files() == []
+    _rewrite_in_place(edited, b"a,b\n3,4\n")
+    removed.unlink()
+    assert hasher.changed_files() == [str(edited), str(removed)]
