@@ -287,6 +287,21 @@ MUST_CHANGE = [
     _edit("state-of-instance-read", "NORM = Normaliser(2)", "NORM = Normaliser(3)", base=CLASSES),
     _edit("numpy-array-element", "[1.0, 2.0, 3.0]", "[1.0, 2.0, 3.5]", base=VALUES),
     _edit("nested-dict-leaf", '{"c": 3}', '{"c": 4}', base=VALUES),
+    # Iterating a dict gives its keys in insertion order (list(TABLE) was ["a", "b"]).
+    _edit(
+        "dict-key-order",
+        '{"a": [1, 2], "b": {"c": 3}}',
+        '{"b": {"c": 3}, "a": [1, 2]}',
+        base=VALUES,
+    ),
+    _edit(
+        "dict-key-order-non-text",
+        "{1: 2, 3: 4}",
+        "{3: 4, 1: 2}",
+        base=VALUES.replace('TABLE["b"]["c"]', 'TABLE["b"]["c"] + list(CODES)[0]').replace(
+            "TABLE = {", "CODES = {1: 2, 3: 4}\nTABLE = {"
+        ),
+    ),
     _edit("base-class-method", "return x * 2", "return x * 3", base=INHERITANCE),
     _edit("enum-method", "return 2.0", "return 3.0", base=DATA_CLASSES["enum"]),
     _edit("namedtuple-method", "* 2", "* 3", base=DATA_CLASSES["namedtuple"]),
@@ -715,7 +730,18 @@ def _get(value: object, path: tuple) -> object:
 
 @given(_NESTED)
 def test_stable_hash_ignores_dict_insertion_order(value: object) -> None:
+    """Parameters are equal whatever their order (values code reads are not, see
+    ``dict-key-order``: a UDF may iterate them)."""
     assert stable_hash(value) == stable_hash(_reversed_insertion(value))
+
+
+def test_a_dict_in_sorted_order_keeps_its_form_when_code_reads_it() -> None:
+    """Values code reads are hashed with their key order only where it is not sorted: the
+    digests of dicts written in sorted order stay what they were before order counted."""
+    canon = hashing._canonical._Canon(lambda obj: None, ordered=True)
+    assert canon({"a": 1, "b": 2}) == json.loads(canonical_json({"b": 2, "a": 1}))
+    assert canon({1: 2, 3: 4}) == json.loads(canonical_json({3: 4, 1: 2}))
+    assert canon({"b": 2, "a": 1}) != canon({"a": 1, "b": 2})
 
 
 @given(_NESTED, st.data())

@@ -112,10 +112,16 @@ def _float_form(x: float) -> _Form:
 
 
 class _Canon:
-    """Converts a value to its canonical form; ``code_form`` handles callables."""
+    """Converts a value to its canonical form; ``code_form`` handles callables.
 
-    def __init__(self, code_form: Callable[[object], _Form]) -> None:
+    ``ordered``: a mapping's key order is part of its form (for values code reads, which
+    may iterate it: ``list(CATEGORIES)``), unless the keys are in sorted order, whose form
+    is the one of :func:`canonical_json` (parameters, equal whatever their order).
+    """
+
+    def __init__(self, code_form: Callable[[object], _Form], *, ordered: bool = False) -> None:
         self._code_form = code_form
+        self._ordered = ordered
         self._active: set[int] = set()
 
     def __call__(self, v: object) -> _Form:
@@ -264,9 +270,15 @@ class _Canon:
     def _mapping(self, v: Mapping[Any, Any]) -> _Form:
         items = [(_plain(k), x) for k, x in v.items()]
         if all(type(k) is str and not k.startswith("__") for k, _ in items):
+            keys = [k for k, _ in items]
+            if self._ordered and keys != sorted(keys):
+                return {"__ordered__": [[k, self(x)] for k, x in items]}
             return {k: self(x) for k, x in items}
         pairs = [[self(k), self(x)] for k, x in items]
-        return {"__dict__": sorted(pairs, key=lambda p: _dumps(p[0]))}
+        in_order = sorted(pairs, key=lambda p: _dumps(p[0]))
+        if self._ordered and pairs != in_order:
+            return {"__ordered_dict__": pairs}
+        return {"__dict__": in_order}
 
     def _numpy(self, v: object) -> _Form | None:
         import numpy as np
