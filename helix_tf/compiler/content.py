@@ -116,6 +116,16 @@ class ContentHasher:
         text = json.dumps(entries, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
+    def watch(self, path: str) -> None:
+        """Remember a local file's stamp now, for :meth:`changed_files` (a file a UDF opens,
+        hashed with its code rather than here)."""
+        key = os.path.abspath(path)
+        if key not in self._seen:
+            try:
+                self._seen[key] = _stamp(os.stat(key))
+            except OSError:
+                return
+
     def changed_files(self) -> list[str]:
         """The local files given a digest whose bytes may have changed since (written,
         replaced or removed: another stamp). A run checks this before it stores a result

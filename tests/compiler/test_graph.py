@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -689,6 +690,27 @@ def looked(batch):
     assert str(lookup) in message and "open(LOOKUP)" in message and "node 'looked'" in message
     lookup.write_text('{"k": 5}')
     assert _fingerprints(path)["looked"] != before["looked"]
+
+
+def test_files_the_data_and_the_code_read_are_watched_for_changes_during_a_run(
+    tmp_path: Path, census_like: tuple[Path, Path], fresh_warnings: None
+) -> None:
+    """A run stores nothing more once a file whose content joined a fingerprint changed:
+    the data files and the files a UDF opens under a known name alike."""
+    udf = """\
+@wf.udf("looked", batched=True)
+def looked(batch):
+    return batch["age"] * table()["k"]
+
+"""
+    path, lookup = _udf_config(tmp_path, census_like, udf)
+    loaded = load_config(path)
+    hasher = ContentHasher()
+    compile_workflow(loaded.workflow, config_path=str(loaded.path), hasher=hasher)
+    assert hasher.changed_files() == []
+    time.sleep(0.05)  # past the coarse timestamp tick: the ctime moves
+    lookup.write_text('{"k": 5}')
+    assert hasher.changed_files() == [str(lookup)]
 
 
 def test_an_object_whose_state_cannot_be_read_is_recomputed_every_run(
