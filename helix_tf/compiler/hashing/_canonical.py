@@ -411,8 +411,8 @@ _LIBRARIES = ("numpy", "pandas", "pyarrow")
 def _library_family(cls: type) -> str | None:
     """``"numpy"``, ``"pandas"`` or ``"pyarrow"`` when ``cls`` is (or derives from) a class
     of that library, whose values are hashed by their data; else None."""
-    for base in cls.__mro__:
-        top = base.__module__.split(".")[0]
+    for base in getattr(cls, "__mro__", (cls,)):
+        top = str(getattr(base, "__module__", None) or "").split(".")[0]
         if top in _LIBRARIES:
             return top
     return None
