@@ -217,8 +217,10 @@ def code_refusals(d: Declaration, hasher: ContentHasher | None = None) -> list[s
     fns += sorted(user_types, key=callable_label)  # nested operators' classes too
     if not fns:
         return []
-    declared = d.op.content_files().get("files", ()) if d.op is not None else ()
-    declared_paths = {os.path.abspath(p) for _, p in declared}
+    # Every file the operator names is hashed by content (a UDF's files=, a source's
+    # train/test): code reading a path known only when it runs reads one of them.
+    declared = d.op.content_files().values() if d.op is not None else ()
+    declared_paths = {os.path.abspath(p) for pairs in declared for _, p in pairs}
     who = f"{d.where}: " if d.where else ""
     refusals: list[str] = []
     for fn in fns:
