@@ -70,6 +70,12 @@ class Database:
                     "; the file is damaged: move it aside (history starts afresh; the "
                     "stored artifacts are kept and reused), or pass --metadata FILE"
                 )
+            elif self.sqlite and "database is locked" in detail:
+                hint = (
+                    f"; another process held a write lock on it for over {BUSY_TIMEOUT_S:g} s "
+                    "(a `sqlite3` shell or a tool with a transaction open, or a stuck "
+                    "helix-tf process): end it and run again, or pass --metadata FILE"
+                )
             elif not self.sqlite and isinstance(exc, self.sa.exc.OperationalError):
                 hint = (
                     "; is the database server running and reachable, and are the host, "
