@@ -80,8 +80,12 @@ def test_verify_reports_and_repairs(tmp_path: Path) -> None:
     Path(store.paths.data_dir("fpfeature", manifest.token), "part.bin").write_bytes(b"g" * 1000)
     bad = invoke("store", "verify", "--store", root)
     assert bad.exit_code == 1 and "fpfeature" in bad.output and "NOT clean" in bad.output
+    found = json.loads(invoke("store", "verify", "--store", root, "--json").output)
+    assert (found["clean"], found["clean_now"], len(found["bad"])) == (False, False, 1)
     fixed = invoke("store", "verify", "--store", root, "--repair")
     assert fixed.exit_code == 0
+    # What it removed is gone: the summary says the store is clean now.
+    assert "removed 1 bad entr(ies)" in fixed.output and "clean now" in fixed.output
     assert invoke("store", "verify", "--store", root).exit_code == 0
     assert store.lookup("fpfeature") is None
 
