@@ -83,7 +83,10 @@ def interrupted(exc: BaseException) -> bool:
 def _join(problems: Sequence[str], path: str | None) -> str:
     where = f" in {path}" if path else ""
     if len(problems) == 1:
-        return f"{problems[0]}" if not path else f"{path}: {problems[0]}"
+        # A problem that already names its place ("configs/x.py:29: ...") says it once.
+        if not path or problems[0].startswith(f"{path}:"):
+            return problems[0]
+        return f"{path}: {problems[0]}"
     lines = [f"{len(problems)} errors{where}:"] + [f"  - {p}" for p in problems]
     return "\n".join(lines)
 
