@@ -106,7 +106,7 @@ def main() -> None:
 )
 @click.option(
     "--batch-rows",
-    type=int,
+    type=click.IntRange(min=1),
     default=50_000,
     show_default=True,
     help="Rows per batch in the Beam pipeline.",

@@ -242,13 +242,31 @@ def test_failing_run_exits_non_zero_with_one_paragraph(
         (["-p", "learner.l1"], ["expected key=value"]),
         (["--beam-option=--direct_num_workers=2"], ["--direct_num_workers is fixed to 1"]),
         (["--data-dir", "/nonexistent/helix"], ["is not a folder"]),
+        (["--budget", "-1GB"], ["--budget must be a size >= 0", "'-1GB'"]),
     ],
-    ids=["unknown_op_param", "unknown_param", "bad_syntax", "num_workers", "bad_data_dir"],
+    ids=[
+        "unknown_op_param",
+        "unknown_param",
+        "bad_syntax",
+        "num_workers",
+        "bad_data_dir",
+        "negative_budget",
+    ],
 )
 def test_bad_arguments_fail_cleanly(
     tiny_census_config: Path, store: str, args: list[str], needles: list[str]
 ) -> None:
     _assert_clean_failure(invoke("run", tiny_census_config, "--store", store, *args), *needles)
+
+
+def test_a_batch_size_below_one_is_refused_before_the_run(
+    tiny_census_config: Path, store: str
+) -> None:
+    """Before: taken, and failing only where a source was computed (a loaded source
+    never checked it)."""
+    result = invoke("run", tiny_census_config, "--store", store, "--batch-rows", "0")
+    assert result.exit_code == 2 and "Invalid value for '--batch-rows'" in result.output
+    assert not Path(store).exists()  # refused before anything ran
 
 
 def test_missing_config_file_fails_cleanly(tmp_path: Path) -> None:
