@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,6 +25,15 @@ def _line() -> int:
 def _census(wf: Workflow, census_like: tuple[Path, Path]) -> NodeRef:
     train, test = census_like
     return wf.source("rows", sources.Csv(train=str(train), test=str(test), **CENSUS_CSV_OPTIONS))
+
+
+def _census_predictions(wf: Workflow, census_like: tuple[Path, Path], **predict: Any) -> NodeRef:
+    """Source, one feature, examples, a linear model and its predictions."""
+    _census(wf, census_like)
+    age = wf.feature("age", F.Numeric("age"))
+    ex = wf.examples("examples", [age], label=F.Label("income", positive=">50K"))
+    model = wf.train("learner", ex, learners.Linear(epochs=1))
+    return wf.predict("predictions", model, ex, **predict)
 
 
 def test_declarations_return_refs_and_record_where(census_like: tuple[Path, Path]) -> None:
@@ -68,11 +78,7 @@ def test_evaluate_flattens_metric_lists_and_output_deduplicates(
     census_like: tuple[Path, Path],
 ) -> None:
     wf = Workflow("w")
-    _census(wf, census_like)
-    age = wf.feature("age", F.Numeric("age"))
-    ex = wf.examples("examples", [age], label=F.Label("income", positive=">50K"))
-    model = wf.train("learner", ex, learners.Linear(epochs=1))
-    preds = wf.predict("predictions", model, ex, split="train")
+    preds = _census_predictions(wf, census_like, split="train")
     ev = wf.evaluate("evaluation", preds, [metrics.Accuracy(), metrics.AUC()], metrics.LogLoss())
     wf.output(ev)
     wf.output(ev, preds)
@@ -134,10 +140,7 @@ def test_a_metric_class_not_called_is_named_with_the_call_to_write(
     census_like: tuple[Path, Path],
 ) -> None:
     wf = Workflow("w")
-    _census(wf, census_like)
-    age = wf.feature("age", F.Numeric("age"))
-    ex = wf.examples("examples", [age], label=F.Label("income", positive=">50K"))
-    preds = wf.predict("predictions", wf.train("learner", ex, learners.Linear(epochs=1)), ex)
+    preds = _census_predictions(wf, census_like)
     wf.evaluate("evaluation", preds, metrics.AUC)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"got the class metrics\.AUC; call it: metrics\.AUC\(\)"):
         compile_workflow(wf, hasher=ContentHasher())
