@@ -108,7 +108,7 @@ def store() -> None:
 @_with_options
 @click.option(
     "--older-than",
-    type=float,
+    type=click.FloatRange(min=0),
     default=3600.0,
     show_default=True,
     help="Seconds: leftovers no live or dead run owns are removed once this old.",

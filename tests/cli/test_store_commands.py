@@ -123,3 +123,10 @@ def test_gc_names_whose_run_died_and_where(tmp_path: Path) -> None:
     text = invoke("store", "gc", "--store", root)
     assert text.exit_code == 0, text.output
     assert f"dead run {'ef' * 8}: ana@build-7.example pid 4242" in text.output
+
+
+def test_gc_refuses_a_negative_age(tmp_path: Path) -> None:
+    """Before: ``--older-than -5`` was taken (and meant "anything", like 0)."""
+    root = _store(tmp_path)
+    result = invoke("store", "gc", "--store", root, "--older-than", "-5")
+    assert result.exit_code == 2 and "Invalid value for '--older-than'" in result.output
