@@ -475,3 +475,12 @@ def test_read_only_commands_refuse_a_store_no_run_wrote_and_create_nothing(
     assert "no store at" in result.output and "helix-tf run" in result.output
     assert not missing.exists()
     assert not (tmp_path / ".helix").exists()  # nor the default store beside the config
+
+
+def test_the_json_flags_help_says_what_history_prints(tiny_census_config: Path, store: str) -> None:
+    """``history --json`` prints a list; the help said "one JSON object" for every command."""
+    help_text = " ".join(invoke("history", "--help").output.split())
+    assert "one list, an object per run" in help_text
+    assert "diamonds/" in help_text  # --data-dir names every example's folder
+    empty = invoke("history", tiny_census_config, "--store", store, "--json")
+    assert empty.exit_code != 0 or isinstance(json.loads(empty.stdout), list)
