@@ -180,6 +180,10 @@ def test_truncated_file_is_rejected_then_replaced(
     overwrite(store, data_path(store, bad, "part-0.parquet"), b"trunc")
     assert store.lookup("fp") is None
     assert any("fp" in m and "bytes" in m for m in warned(caplog))
+    # Not "will be recomputed" (a pruned node's entry never is): what it means, what removes it.
+    assert any(
+        "treated as not stored" in m and "store verify --repair" in m for m in warned(caplog)
+    )
 
     good = put(store, "fp", FILES)
     assert good.token != bad.token
