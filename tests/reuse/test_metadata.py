@@ -663,3 +663,17 @@ def test_a_sqlite_file_locked_by_another_process_says_who_may_hold_it(
         holder.close()
     with MetadataStore(f"sqlite:///{path}") as s:
         assert [v.digest for v in s.versions("wf")] == ["d1"]
+
+
+def test_a_sqlite_file_missing_one_of_its_tables_is_called_damaged(tmp_path: Path) -> None:
+    """Before: a bare "no such table: runs" (or metrics, at the end  of a run that had computed)."""
+    path = tmp_path / "metadata.db"
+    with MetadataStore(f"sqlite:///{path}") as s:
+        s.record_version("wf", "c.py", dag(a="1"), "d1")
+    with sqlite3.connect(path) as raw:
+        raw.execute("DROP TABLE runs")
+    with (
+        MetadataStore(f"sqlite:///{path}") as s,
+        pytest.raises(StoreError, match=r"no such table: runs; the file is damaged: move it"),
+    ):
+        s.runs("wf")

@@ -64,7 +64,13 @@ class Database:
         except self.sa.exc.SQLAlchemyError as exc:
             detail = " ".join(str(getattr(exc, "orig", None) or exc).split())  # one line
             hint = ""
-            damaged = ("file is not a database", "database disk image is malformed")
+            # A table or column its schema version promises is gone: damaged too.
+            damaged = (
+                "file is not a database",
+                "database disk image is malformed",
+                "no such table",
+                "no such column",
+            )
             if self.sqlite and any(d in detail for d in damaged):
                 hint = (
                     "; the file is damaged: move it aside (history starts afresh; the "
