@@ -269,6 +269,13 @@ def test_a_batch_size_below_one_is_refused_before_the_run(
     assert not Path(store).exists()  # refused before anything ran
 
 
+@pytest.mark.parametrize("command", ["history", "report"])
+def test_a_limit_below_one_is_refused(tiny_census_config: Path, store: str, command: str) -> None:
+    """Before: ``--limit -2`` (and 0) showed an empty history as if nothing had run."""
+    result = invoke(command, tiny_census_config, "--store", store, "--limit", "-2")
+    assert result.exit_code == 2 and "Invalid value for '--limit'" in result.output
+
+
 def test_missing_config_file_fails_cleanly(tmp_path: Path) -> None:
     result = invoke("run", tmp_path / "nope.py", "--store", tmp_path / "store")
     _assert_clean_failure(result, "does not exist")
