@@ -106,7 +106,7 @@ def main() -> None:
 )
 @click.option(
     "--batch-rows",
-    type=int,
+    type=click.IntRange(min=1),
     default=50_000,
     show_default=True,
     help="Rows per batch in the Beam pipeline.",
@@ -291,7 +291,13 @@ def plan(
 
 @main.command()
 @common
-@click.option("--limit", type=int, default=20, show_default=True, help="Most recent runs to show.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Most recent runs to show.",
+)
 @click.option(
     "--metrics",
     "metric_selection",
@@ -384,7 +390,11 @@ def diff(
     "default: reports/<workflow>.html in the store.",
 )
 @click.option(
-    "--limit", type=int, default=50, show_default=True, help="Most recent runs to include."
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Most recent runs to include.",
 )
 @click.option("--team", is_flag=True, help="Include the whole team's runs, not only yours.")
 def report(

@@ -637,3 +637,43 @@ def test_a_damaged_sqlite_file_says_how_to_recover_and_is_left_alone(tmp_path: P
     with pytest.raises(StoreError, match=r"metadata\.db.*damaged: move it aside"):
         MetadataStore(f"sqlite:///{path}")
     assert path.read_bytes() == junk
+
+
+def test_a_sqlite_file_locked_by_another_process_says_who_may_hold_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that outwaits the busy timeout names the lock and how to end it, and the
+    database is intact afterwards (before: a bare "database is locked")."""
+    from helix_tf.reuse.metadata import _database
+
+    path = tmp_path / "metadata.db"
+    with MetadataStore(f"sqlite:///{path}") as s:
+        s.record_version("wf", "c.py", dag(a="1"), "d1")
+    monkeypatch.setattr(_database, "BUSY_TIMEOUT_S", 0.2)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with (
+            MetadataStore(f"sqlite:///{path}") as s,
+            pytest.raises(StoreError, match=r"locked; another process held a write lock"),
+        ):
+            s.record_version("wf", "c.py", dag(a="2"), "d2")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with MetadataStore(f"sqlite:///{path}") as s:
+        assert [v.digest for v in s.versions("wf")] == ["d1"]
+
+
+def test_a_sqlite_file_missing_one_of_its_tables_is_called_damaged(tmp_path: Path) -> None:
+    """Before: a bare "no such table: runs" (or metrics, at the end  of a run that had computed)."""
+    path = tmp_path / "metadata.db"
+    with MetadataStore(f"sqlite:///{path}") as s:
+        s.record_version("wf", "c.py", dag(a="1"), "d1")
+    with sqlite3.connect(path) as raw:
+        raw.execute("DROP TABLE runs")
+    with (
+        MetadataStore(f"sqlite:///{path}") as s,
+        pytest.raises(StoreError, match=r"no such table: runs; the file is damaged: move it"),
+    ):
+        s.runs("wf")

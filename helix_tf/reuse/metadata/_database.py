@@ -64,11 +64,23 @@ class Database:
         except self.sa.exc.SQLAlchemyError as exc:
             detail = " ".join(str(getattr(exc, "orig", None) or exc).split())  # one line
             hint = ""
-            damaged = ("file is not a database", "database disk image is malformed")
+            # A table or column its schema version promises is gone: damaged too.
+            damaged = (
+                "file is not a database",
+                "database disk image is malformed",
+                "no such table",
+                "no such column",
+            )
             if self.sqlite and any(d in detail for d in damaged):
                 hint = (
                     "; the file is damaged: move it aside (history starts afresh; the "
                     "stored artifacts are kept and reused), or pass --metadata FILE"
+                )
+            elif self.sqlite and "database is locked" in detail:
+                hint = (
+                    f"; another process held a write lock on it for over {BUSY_TIMEOUT_S:g} s "
+                    "(a `sqlite3` shell or a tool with a transaction open, or a stuck "
+                    "helix-tf process): end it and run again, or pass --metadata FILE"
                 )
             elif not self.sqlite and isinstance(exc, self.sa.exc.OperationalError):
                 hint = (
