@@ -637,8 +637,8 @@ def fidelity(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     ``--exact-from FILE`` takes the points, in order, and their exact AUCs from an
     earlier run (an exact run does not change when only the approximate rung does):
     only the first ``--exact-check`` points are run exactly again, side by side with
-    their approximate runs (which goes first alternating), each compared with the
-    stored AUC (``exact_check``: reused only when all agree within ``--exact-tolerance``;
+    their approximate runs (which goes first alternating, after the imports a warm
+    worker makes), each compared with the stored AUC (``exact_check``: reused only when all agree within ``--exact-tolerance``;
     otherwise the part raises). Those side-by-side pairs give the cost ratio.
     """
     import helix_tf
@@ -668,6 +668,9 @@ def fidelity(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         epochs_scale=args.fidelity_epochs_scale,
     )
     stores = {"approx": str(root / "fidelity-approx"), "exact": str(root / "fidelity-exact")}
+    from helix_tf.warm import preload
+
+    preload()  # as the agent's worker: no run's time includes the imports
 
     def run(kind: str, overrides: dict[str, Any]) -> tuple[float, float]:
         r = helix_tf.run(

@@ -90,3 +90,28 @@ def test_abba_ratio_is_taken_within_each_pair_so_load_drift_cancels() -> None:
 def test_abba_pair_ratios_names_mismatched_runs() -> None:
     with pytest.raises(ValueError, match="3 idle and 4 active"):
         av.abba_pair_ratios([1.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0])
+
+
+def test_fidelity_tau_per_family_uses_each_points_model_swap() -> None:
+    points = [
+        {"overrides": {"model:learner": "DNN"}, "approx": a, "exact": e}
+        for a, e in ((1, 1), (2, 3), (3, 2))
+    ] + [{"overrides": {"learner.l2": 0.1}, "approx": a, "exact": a} for a in (1, 2)]
+    taus = av._fidelity_taus(points)
+    assert taus["DNN"] == {"n": 3, "tau": av._kendall_tau([1, 2, 3], [1, 3, 2])}
+    assert taus["as written"] == {"n": 2, "tau": 1.0}
+    assert taus["all"]["n"] == 5
+
+
+def test_stored_exact_reads_a_trials_file_and_a_result_file(tmp_path: Path) -> None:
+    import json
+
+    rows = [{"fidelity_trial": {"a": i}, "approx": 0.5, "exact": 0.8 + i / 100} for i in range(3)]
+    lines = tmp_path / "trials.jsonl"
+    lines.write_text("\n".join(json.dumps(r) for r in [*rows, {"other": 1}]) + "\n")
+    expected = [{"overrides": {"a": i}, "exact": 0.8 + i / 100} for i in range(3)]
+    assert av._stored_exact(lines) == expected
+    result = tmp_path / "result.json"
+    points = [{"overrides": e["overrides"], "exact": e["exact"], "approx": 0.1} for e in expected]
+    result.write_text(json.dumps({"fidelity": {"points": points}}))
+    assert av._stored_exact(result) == expected
