@@ -5,7 +5,7 @@ Usage::
     python -m benchmarks.agent_value [--config configs/census.py] [--scale 1]
         [--parts quality,yield,abba,kill] [--minutes 10] [--seeds 0 1 2]
         [--yield-starts 50] [--abba-pairs 10] [--kills 20] [--cores 1] [--json out.json]
-        [--parts fidelity --scale 10 --fidelity-trials 30]
+        [--parts fidelity --scale 10 --fidelity-trials 30 [--exact-from TRIALS.jsonl]]
 
 Every part uses its own fresh store (a temporary folder) and the shared data
 (``--data-dir``, default ``../shared/data``); user runs never use a warm server.
@@ -48,7 +48,12 @@ throughput
     included) per trial: the rate on a core of its own. Target: >= 20.
 fidelity
     Kendall tau between approximate and exact validation AUC of random points of
-    the space at ``-p scale=--scale`` (target >= 0.7 over >= 30 at x10).
+    the space at ``-p scale=--scale`` (target >= 0.7 over >= 30 at x10), overall and
+    per model family. The rung is the agent's (``--fidelity-sample``, default
+    ``AgentOptions.approx_sample``; ``--fidelity-precision``, ``--fidelity-epochs-scale``).
+    ``--exact-from TRIALS`` reuses an earlier run's points and exact AUCs (only the
+    approximate runs are made), recomputing ``--exact-check`` of them to check they
+    still agree; those pairs, run side by side, give the approximate/exact cost ratio.
 ordering
     ``--ordering-trials`` trials drawn (seeded) from the config's space, run as
     the agent runs them (exact validation runs, tagged ``agent``) twice on fresh
@@ -662,8 +667,11 @@ def fidelity(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         space = search_space(args.config, params=params, data_dir=args.data_dir)
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
         stored, draws = [], [suggest(study.ask(), space) for _ in range(args.fidelity_trials)]
+    from helix_tf.agent._options import AgentOptions
+
+    sample = args.fidelity_sample
     setting = helix_tf.Approx(
-        sample=args.fidelity_sample,
+        sample=AgentOptions(config=str(args.config)).approx_sample if sample is None else sample,
         precision=args.fidelity_precision,
         epochs_scale=args.fidelity_epochs_scale,
     )
@@ -927,7 +935,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", type=int, default=10, help="fidelity: -p scale=N")
     p.add_argument("--fidelity-trials", type=int, default=30)
     p.add_argument(
-        "--fidelity-sample", type=float, default=0.25, help="fidelity: the rung's sample"
+        "--fidelity-sample",
+        type=float,
+        default=None,
+        help="fidelity: the rung's sample (default: the agent's, AgentOptions.approx_sample)",
     )
     p.add_argument(
         "--fidelity-precision", default="auto", help="fidelity: the rung's precision (auto, fp32)"
