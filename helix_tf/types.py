@@ -33,7 +33,6 @@ __all__ = [
     "VALUE_KINDS",
     "MODEL_INPUT_KINDS",
     "ROW_ID",
-    "COPY_STRIDE",
     "LABEL",
     "SCORE",
 ]
@@ -102,10 +101,6 @@ MODEL_INPUT_KINDS: Final = (NUMERIC, CATEGORICAL, BAG)
 ROW_ID: Final = "__row"
 LABEL: Final = "__label"
 SCORE: Final = "__score"
-#: Row ids of the c-th replicated copy of a row (``replicate=N``) are offset by
-#: ``c * COPY_STRIDE``: ``row_id % COPY_STRIDE`` is the row a copy repeats (the holdout
-#: and the approximate-run sample keep a row's copies together by it).
-COPY_STRIDE: Final = 10**12
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,16 +118,7 @@ def source_sample(approx: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The row sample a source applies (approximate runs placed at the source)."""
     if not approx or approx.get("placement") != Role.SOURCE:
         return None
-    return {"fraction": approx["sample"], "seed": approx["seed"], **_sample_rule("rule")}
-
-
-def _sample_rule(key: str) -> dict[str, int]:
-    """The sampling rule, for the fingerprint of what a sample is drawn in: none for rule 1
-    (each row id on its own), whose samples were fingerprinted before the rule had a
-    number and keep those fingerprints; ``{key: n}`` for every later rule."""
-    from helix_tf.approx.sampling import SAMPLE_RULE
-
-    return {key: SAMPLE_RULE} if SAMPLE_RULE != 1 else {}
+    return {"fraction": approx["sample"], "seed": approx["seed"]}
 
 
 def train_approx(d: Declaration, approx: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -137,12 +128,9 @@ def train_approx(d: Declaration, approx: Mapping[str, Any] | None) -> dict[str, 
     from helix_tf.approx.settings import resolve_precision
 
     op_name = d.op.op_name if d.op is not None else ""
-    sampled = approx.get("placement") == Role.TRAIN
     return {
-        "sample": approx["sample"] if sampled else None,
+        "sample": approx["sample"] if approx.get("placement") == Role.TRAIN else None,
         "seed": approx["seed"],
         "precision": resolve_precision(approx["precision"], op_name, bool(approx.get("bf16_fast"))),
         "epochs_scale": approx["epochs_scale"],
-        # The rule only where this node samples (placed at the source, the source's says it).
-        **(_sample_rule("sample_rule") if sampled else {}),
     }

@@ -136,15 +136,12 @@ def _compiled(tmp_path: Path, approx: str) -> Any:
 
 @pytest.fixture
 def scheme_2(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fingerprint scheme before the runtime joined it, Numeric before its
-    statistics were summed exactly (version 2), and the sampling rule before copies of a
-    row were sampled together (rule 1)."""
-    from helix_tf.approx import sampling
+    """The fingerprint scheme before the runtime joined it, and Numeric before its
+    statistics were summed exactly (version 2)."""
     from helix_tf.compiler import _identity
 
     assert FINGERPRINT_SCHEME == 3 and F.Numeric.VERSION == 2
     monkeypatch.setattr(_identity, "FINGERPRINT_SCHEME", 2)
-    monkeypatch.setattr(sampling, "SAMPLE_RULE", 1)
     monkeypatch.setattr(_identity, "runtime_identity", lambda stage: {})
     monkeypatch.setattr(F.Numeric, "VERSION", 1)
 
@@ -153,31 +150,6 @@ def scheme_2(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_every_role_keeps_its_fingerprint(tmp_path: Path, approx: str, scheme_2: None) -> None:
     compiled = _compiled(tmp_path, approx)
     assert {n.name: n.fingerprint for n in compiled.nodes} == PINNED[approx]
-
-
-def test_the_sampling_rule_changes_the_sampled_nodes_only(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Rule 2 (copies of a row sampled together) never reuses a sample drawn by rule 1:
-    placed at the source, the source and everything after it get new fingerprints;
-    placed at training, the learners and what follows them; an exact run keeps all."""
-    from helix_tf.approx import sampling
-    from helix_tf.compiler import _identity
-
-    monkeypatch.setattr(_identity, "FINGERPRINT_SCHEME", 2)
-    monkeypatch.setattr(_identity, "runtime_identity", lambda stage: {})
-    monkeypatch.setattr(F.Numeric, "VERSION", 1)
-    assert sampling.SAMPLE_RULE == 2
-
-    def changed(approx: str) -> set[str]:
-        fps = {n.name: n.fingerprint for n in _compiled(tmp_path, approx).nodes}
-        return {name for name, fp in fps.items() if fp != PINNED[approx][name]}
-
-    assert changed("exact") == set()
-    assert changed("at_source") == set(PINNED["at_source"])
-    learning = {"learner", "predictions", "train_predictions", "evaluation", "sliced"}
-    regression = {"reg_learner", "reg_predictions", "reg_evaluation"}
-    assert changed("at_train") == learning | {"explanation"} | regression
 
 
 def test_a_library_upgrade_changes_the_nodes_of_the_stages_that_compute_with_it(
@@ -210,7 +182,7 @@ def test_compiled_facts_per_role(tmp_path: Path) -> None:
     """What each compiled node carries (stored as "extra" in a version's DAG)."""
     dag = _compiled(tmp_path, "at_source").to_dict()
     facts = {n["name"]: n["extra"] for n in dag["nodes"]}
-    sample = {"fraction": 0.5, "seed": 3, "rule": 2}
+    sample = {"fraction": 0.5, "seed": 3}
     assert facts["rows"] == {"sample": sample}
     assert facts["age"] == {"source": "rows"} and facts["hours"] == {"source": "rows"}
     assert facts["examples"] == {

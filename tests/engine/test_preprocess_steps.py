@@ -141,29 +141,3 @@ def test_max_bad_rows_counts_the_rows_skipped_by_every_shard_of_a_split(
         read_split("rows", source, str(tmp_path / "ok"), 10, None, "train", lambda *_: None)
     )
     assert sum(rows for _, _, rows in keys) == 2997
-
-
-def test_a_sampled_read_of_a_replicated_source_keeps_a_rows_copies_together(
-    census_like: tuple[Path, Path], tmp_path: Path
-) -> None:
-    """``replicate=3``: each kept row comes with all three copies, as the exact read has
-    them (the sample keeps whole rows, not copies), and about the fraction of rows."""
-    from collections import Counter
-    from dataclasses import replace
-
-    from helix_tf.types import COPY_STRIDE, ROW_ID
-
-    nodes = _census_nodes(census_like, tmp_path)
-    op = replace(nodes["rows"].op, replicate=3)  # type: ignore[type-var]
-    nodes = {"rows": replace(nodes["rows"], op=op, sample={"fraction": 0.3, "seed": 1})}
-    run_preprocessing_here(nodes=nodes, order=["rows"], known_batches={}, batch_rows=100)
-    train = sorted((tmp_path / "rows" / "train").glob("*.parquet"))
-    ids = [i for p in train for i in pq.read_table(p).column(ROW_ID).to_pylist()]
-    copies = Counter(i % COPY_STRIDE for i in ids)
-    assert set(copies.values()) == {3}, copies
-    assert {i // COPY_STRIDE for i in ids} == {0, 1, 2}
-    assert (
-        0.3 * 600 - 5 * (600 * 0.3 * 0.7) ** 0.5
-        <= len(copies)
-        <= 0.3 * 600 + 5 * (600 * 0.3 * 0.7) ** 0.5
-    )

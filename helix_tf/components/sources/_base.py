@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from helix_tf.components.base import Operator, did_you_mean
 from helix_tf.errors import ConfigError, DataError
-from helix_tf.types import COPY_STRIDE as COPY_STRIDE  # defined with the row-id column
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,6 +22,8 @@ COLUMN_TYPES = ("int", "float", "string")
 """The column types a source may declare."""
 FILE_STRIDE = 10**10
 """Row ids of the k-th file of a split start at ``k * FILE_STRIDE``."""
+COPY_STRIDE = 10**12
+"""Row ids of the c-th replicated copy of a row are offset by ``c * COPY_STRIDE``."""
 _MAX_TEXT = 120
 
 
