@@ -115,3 +115,82 @@ def test_stored_exact_reads_a_trials_file_and_a_result_file(tmp_path: Path) -> N
     points = [{"overrides": e["overrides"], "exact": e["exact"], "approx": 0.1} for e in expected]
     result.write_text(json.dumps({"fidelity": {"points": points}}))
     assert av._stored_exact(result) == expected
+
+
+def _fidelity_args(tmp_path: Path, exact_from: Path, **kw: object) -> object:
+    import argparse
+
+    defaults = {
+        "config": tmp_path / "cfg.py",
+        "data_dir": None,
+        "scale": 10,
+        "fidelity_trials": 3,
+        "fidelity_sample": None,
+        "fidelity_precision": "auto",
+        "fidelity_epochs_scale": 1.0,
+        "exact_from": str(exact_from),
+        "exact_check": 1,
+        "exact_tolerance": 1e-3,
+    }
+    return argparse.Namespace(**{**defaults, **kw})
+
+
+def _fake_runs(monkeypatch: pytest.MonkeyPatch, exact: dict[int, float]) -> list[tuple[str, int]]:
+    """``helix_tf.run`` answering AUC 0.5 + x/10 approximately and ``exact[x]`` exactly."""
+    import types
+
+    import helix_tf
+    from helix_tf import warm
+
+    calls: list[tuple[str, int]] = []
+
+    def run(config: object, *, params: list[str], approx: object, **kw: object) -> object:
+        x = int(next(p for p in params if p.startswith("x=")).split("=")[1])
+        kind = "exact" if approx is None else "approx"
+        calls.append((kind, x))
+        auc = exact[x] if approx is None else 0.5 + x / 10
+        return types.SimpleNamespace(metrics={"auc": auc}, wall_seconds=1.0 if approx else 4.0)
+
+    monkeypatch.setattr(helix_tf, "run", run)
+    monkeypatch.setattr(warm, "preload", lambda **kw: 0.0)
+    return calls
+
+
+def test_fidelity_reuses_stored_exact_aucs_and_recomputes_only_the_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    stored = tmp_path / "trials.jsonl"
+    stored.write_text(
+        "\n".join(
+            json.dumps({"fidelity_trial": {"x": x}, "exact": e})
+            for x, e in ((0, 0.8), (2, 0.82), (1, 0.81))
+        )
+    )
+    calls = _fake_runs(monkeypatch, {0: 0.8, 1: 0.81, 2: 0.82})
+    out = av.fidelity(_fidelity_args(tmp_path, stored), tmp_path)  # type: ignore[arg-type]
+    assert sorted(calls) == [("approx", 0), ("approx", 1), ("approx", 2), ("exact", 0)]
+    assert [p["exact_source"] for p in out["points"]] == ["recomputed", "stored", "stored"]
+    assert out["exact_auc"] == [0.8, 0.82, 0.81] and out["kendall_tau"] == 1.0
+    assert out["cost_side_by_side"] == {
+        "pairs": 1,
+        "approx_seconds": 1.0,
+        "exact_seconds": 4.0,
+        "ratio": 0.25,
+    }
+    assert out["approx"]["sample"] == 0.5  # the agent's rung by default
+
+
+def test_fidelity_refuses_stored_exact_aucs_the_code_no_longer_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    stored = tmp_path / "trials.jsonl"
+    stored.write_text(
+        "\n".join(json.dumps({"fidelity_trial": {"x": x}, "exact": 0.8}) for x in (0, 1, 2))
+    )
+    _fake_runs(monkeypatch, {0: 0.81, 1: 0.8, 2: 0.8})
+    with pytest.raises(SystemExit, match="cannot be reused"):
+        av.fidelity(_fidelity_args(tmp_path, stored), tmp_path)  # type: ignore[arg-type]
