@@ -644,7 +644,9 @@ def fidelity(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     only the first ``--exact-check`` points are run exactly again, side by side with
     their approximate runs (which goes first alternating, after the imports a warm
     worker makes), each compared with the stored AUC (``exact_check``: reused only when all agree within ``--exact-tolerance``;
-    otherwise the part raises). Those side-by-side pairs give the cost ratio.
+    otherwise the part raises). Those side-by-side pairs give the cost ratio, in wall
+    seconds and in CPU seconds (``os.times`` of this process and its children: on a
+    loaded machine the wall time measures the load more than the run).
     """
     import helix_tf
 
@@ -680,7 +682,9 @@ def fidelity(args: argparse.Namespace, root: Path) -> dict[str, Any]:
 
     preload()  # as the agent's worker: no run's time includes the imports
 
-    def run(kind: str, overrides: dict[str, Any]) -> tuple[float, float]:
+    def run(kind: str, overrides: dict[str, Any]) -> tuple[float, float, float]:
+        """The run's AUC, wall seconds and CPU seconds (all its threads, and children)."""
+        t0 = os.times()
         r = helix_tf.run(
             args.config,
             params=[*params, *(f"{k}={v!r}" for k, v in overrides.items())],
@@ -690,15 +694,17 @@ def fidelity(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             validation=helix_tf.Validation(),
             tag="agent",
         )
-        return r.metrics["auc"], r.wall_seconds
+        t1 = os.times()
+        cpu = sum(b - a for a, b in zip(t0[:4], t1[:4], strict=True))
+        return r.metrics["auc"], r.wall_seconds, cpu
 
     points: list[dict[str, Any]] = []
     for i, overrides in enumerate(draws):
         reuse = bool(stored) and i >= args.exact_check
         kinds = ["approx"] if reuse else ["approx", "exact"][:: 1 if i % 2 == 0 else -1]
-        point: dict[str, Any] = {"overrides": overrides, "seconds": {}}
+        point: dict[str, Any] = {"overrides": overrides, "seconds": {}, "cpu_seconds": {}}
         for kind in kinds:
-            point[kind], point["seconds"][kind] = run(kind, overrides)
+            point[kind], point["seconds"][kind], point["cpu_seconds"][kind] = run(kind, overrides)
         if stored:
             point["stored_exact"] = stored[i]["exact"]
             point["exact_source"] = "stored" if reuse else "recomputed"
@@ -720,6 +726,9 @@ def fidelity(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "exact_seconds": sum(p["seconds"]["exact"] for p in paired),
     }
     cost["ratio"] = cost["approx_seconds"] / cost["exact_seconds"] if paired else None
+    cpu = {k: sum(p["cpu_seconds"][k] for p in paired) for k in ("approx", "exact")}
+    cost["approx_cpu_seconds"], cost["exact_cpu_seconds"] = cpu["approx"], cpu["exact"]
+    cost["cpu_ratio"] = cpu["approx"] / cpu["exact"] if cpu["exact"] > 0 else None
     taus = _fidelity_taus(points)
     tau = taus["all"]["tau"]
     n = len(points)
