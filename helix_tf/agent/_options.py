@@ -42,8 +42,9 @@ class AgentOptions:
     #: Approximate rung: this share of the training rows, bfloat16 where fast. Half, not
     #: a quarter: at census x10 a quarter ranked 30 points against exact validation with
     #: Kendall tau 0.57 (deep models at many epochs overfit the exact run's ten passes
-    #: over each row an epoch and not the sample's 2.5), half 0.85 on 12 of them (README,
-    #: "Think-time agent"); ``approx_max_share`` still skips the rung where it saves little.
+    #: over each row an epoch and not the sample's 2.5), half 0.79, at 0.58x the exact
+    #: run's CPU (README, "Think-time agent"); ``approx_max_share`` still skips the rung
+    #: where the plan says it saves less.
     approx_sample: float = 0.5
     #: Use the approximate rung only when the plan estimates it at most this share of
     #: the exact run's cost.
