@@ -462,12 +462,12 @@ def _run_cli(argv: list[str]) -> int:
 def console_main() -> None:
     """``helix-tf`` from this module (``python -m helix_tf.cli``, console scripts installed
     before :mod:`helix_tf.entry`, which a served run imports instead of this module)."""
-    from helix_tf.server import served
+    from helix_tf.server import leave_served, served
 
     argv = sys.argv[1:]
     code = served(argv)
     if code is not None:
-        raise SystemExit(code)
+        leave_served(code)
     run_here(argv)
 
 
