@@ -39,14 +39,15 @@ PHASES: tuple[tuple[str, str, str], ...] = (
     ("whole command (served process)", "helix_tf/cli.py", "_run_cli"),
     ("  run (api)", "helix_tf/api.py", "run"),
     ("    config load", "helix_tf/config.py", "load_config"),
-    ("    compile", "helix_tf/compiler/compile.py", "compile_workflow"),
+    ("    compile", "helix_tf/compiler/graph.py", "compile_workflow"),
     ("    open metadata database", "helix_tf/reuse/metadata/_database.py", "__init__"),
-    ("    plan", "helix_tf/api.py", "_plan"),
+    ("    plan", "helix_tf/api.py", "_plan"),  # before the split of api.py
+    ("    plan", "helix_tf/_planning.py", "plan_session"),
     ("    execute", "helix_tf/engine/execute.py", "execute_plan"),
     ("    metadata: start run", "helix_tf/reuse/metadata/_store.py", "start_run"),
     ("    metadata: record run", "helix_tf/_recording.py", "record_run"),
     ("  SQLAlchemy statement compilation", "sqlalchemy/sql/compiler.py", "__init__"),
-    ("  rich tables", "helix_tf/rendering.py", "print_run"),
+    ("  rich tables (every console print)", "rich/console.py", "print"),
     ("  imports during the run", "<frozen importlib._bootstrap>", "_find_and_load"),
 )
 
@@ -94,7 +95,7 @@ def phase_times(prof: Path) -> dict[str, float]:
         for (filename, _line, name), (_cc, _nc, _tt, ct, _callers) in table.items():
             if name == func and filename.replace(os.sep, "/").endswith(suffix):
                 total += ct
-        out[label] = round(total, 3)
+        out[label] = round(out.get(label, 0.0) + total, 3)
     return out
 
 
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             "load_range": [min(loads), max(loads)],
         }
         print(f"{side}: {json.dumps(summary[side])}")
-    for label, _s, _f in PHASES if profiles else ():
+    for label in dict.fromkeys(label for label, _s, _f in PHASES) if profiles else ():
         print(f"{label:<40}" + "".join(f"{profiles[s][label]:>10.3f}" for s in sides))
     if args.json is not None:
         report = {

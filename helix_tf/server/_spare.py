@@ -7,8 +7,9 @@ socket pair for a run's request, the client's connection and its standard stream
 then runs it exactly as a child forked at the request would (the same function,
 :func:`helix_tf.server._daemon._child`): both start from the server's state after
 its imports, which serving runs does not change. The server forks the next spare
-once it has handed a run over and closed its copies of that run's descriptors (a
-spare holding a client's pipe open would keep a reader of the run's output waiting).
+between requests once no run is in progress: not while a run needs the CPU, and not
+while the server holds a client's descriptors (a spare holding a client's pipe open
+would keep a reader of the run's output waiting).
 
 A spare that has died (killed by hand) is noticed when a run is handed to it: the
 server forks for that run as before.
