@@ -122,6 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--profile", type=Path, default=None, help="folder for the cProfiles")
+    parser.add_argument(
+        "--profile-clock",
+        choices=["wall", "cpu"],
+        default="cpu",
+        help="what the cProfiles count (cpu: the served process' CPU seconds, which load "
+        "does not inflate as it does wall seconds)",
+    )
     parser.add_argument("--sides", default="base,mine", help="which sides to run")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
@@ -172,7 +179,11 @@ def main(argv: list[str] | None = None) -> int:
                     prof = (args.profile / f"{side}.prof").resolve()
                     _run(
                         _command(measured, copy, args.scale, data_dir, as_json=not args.tables),
-                        {**env, "HELIX_TF_PROFILE": str(prof)},
+                        {
+                            **env,
+                            "HELIX_TF_PROFILE": str(prof),
+                            "HELIX_TF_PROFILE_CLOCK": args.profile_clock,
+                        },
                         work,
                     )
                     profiles[side] = phase_times(prof)

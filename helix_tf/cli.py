@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 import click
@@ -421,7 +422,10 @@ def run_cli(argv: list[str]) -> int:
 
     Below ``-v``, native libraries' own log lines (TensorFlow's start-up and graph
     rewrite notices) do not reach standard error (:mod:`helix_tf.native_output`).
-    ``HELIX_TF_PROFILE=FILE`` writes a cProfile of the command to FILE.
+    ``HELIX_TF_PROFILE=FILE`` writes a cProfile of the command to FILE; with
+    ``HELIX_TF_PROFILE_CLOCK=cpu`` it counts this process' CPU seconds instead of
+    wall seconds (on a loaded machine, wall seconds land on whatever function was
+    running when the process lost the CPU).
     """
     from helix_tf.native_output import quiet_native_stderr, verbosity
 
@@ -430,7 +434,8 @@ def run_cli(argv: list[str]) -> int:
         if profile:  # where the time of one command goes, served or not (benchmarks)
             import cProfile
 
-            profiler = cProfile.Profile()
+            cpu = os.environ.get("HELIX_TF_PROFILE_CLOCK", "wall").lower() == "cpu"
+            profiler = cProfile.Profile(time.process_time) if cpu else cProfile.Profile()
             code = profiler.runcall(_run_cli, argv)
             profiler.dump_stats(profile)
         else:
