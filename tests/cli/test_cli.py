@@ -457,3 +457,22 @@ def test_read_only_commands_refuse_a_store_no_run_wrote_and_create_nothing(
     assert "no store at" in result.output and "helix-tf run" in result.output
     assert not missing.exists()
     assert not (tmp_path / ".helix").exists()  # nor the default store beside the config
+
+
+@pytest.mark.parametrize(("clock", "counts_the_wait"), [("wall", True), ("cpu", False)])
+def test_a_profile_counts_wall_or_cpu_seconds_as_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: str, counts_the_wait: bool
+) -> None:
+    """``HELIX_TF_PROFILE_CLOCK=cpu``: a command's profile counts CPU seconds, so time the
+    process spends off the CPU (waiting, or preempted on a loaded machine) is not in it."""
+    import pstats
+    import time
+
+    from helix_tf import cli
+
+    monkeypatch.setattr(cli, "_run_cli", lambda argv: time.sleep(0.5) or 0)
+    monkeypatch.setenv("HELIX_TF_PROFILE", str(tmp_path / "command.prof"))
+    monkeypatch.setenv("HELIX_TF_PROFILE_CLOCK", clock)
+    assert cli.run_cli(["--version"]) == 0
+    total = pstats.Stats(str(tmp_path / "command.prof")).total_tt  # type: ignore[attr-defined]
+    assert (total >= 0.45) is counts_the_wait, total
