@@ -27,9 +27,10 @@ from helix_tf.rendering import (
     run_renderables,
     run_summary,
 )
+from helix_tf.reuse.metadata import close_deferred, defer_closing
 from helix_tf.server.commands import server
 
-__all__ = ["main"]
+__all__ = ["close_deferred", "defer_closing", "main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

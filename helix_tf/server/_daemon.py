@@ -511,8 +511,9 @@ def _child(
             from helix_tf.server._trainer import RemoteTrainer
 
             use_remote(RemoteTrainer(trainer))
-        from helix_tf.cli import run_cli
+        from helix_tf.cli import close_deferred, defer_closing, run_cli
 
+        defer_closing()  # the client waits for the exit code, not for the databases' close
         code = run_cli(list(request["argv"]))
     except BaseException as exc:
         with contextlib.suppress(Exception):
@@ -524,4 +525,6 @@ def _child(
         # The client may have gone away; the run's results are recorded anyway.
         with contextlib.suppress(OSError):
             send(conn, {"exit": code})
+        with contextlib.suppress(Exception):  # imported above unless the run failed first
+            close_deferred()
     return code

@@ -637,3 +637,30 @@ def test_a_damaged_sqlite_file_says_how_to_recover_and_is_left_alone(tmp_path: P
     with pytest.raises(StoreError, match=r"metadata\.db.*damaged: move it aside"):
         MetadataStore(f"sqlite:///{path}")
     assert path.read_bytes() == junk
+
+
+def test_closing_deferred_keeps_a_written_sqlite_file_open_until_asked(tmp_path: Path) -> None:
+    """A served run closes its databases after giving its client the exit code: closing
+    a SQLite file after a write checkpoints its write-ahead log (and syncs), which the
+    client need not wait for. Until then what was written is committed and readable."""
+    from helix_tf.reuse.metadata import close_deferred, defer_closing
+
+    path = tmp_path / "m.db"
+    wal = tmp_path / "m.db-wal"
+    try:
+        defer_closing()
+        store = MetadataStore(f"sqlite:///{path}")
+        store.record_version("w", "c.py", {"nodes": []}, "d1")
+        store.close()
+        assert wal.exists()  # not checkpointed: the connection is still open
+        other = MetadataStore(f"sqlite:///{path}")  # another process' view, meanwhile
+        assert [v.number for v in other.versions("w")] == [1]
+        other.close()
+        assert wal.exists()
+    finally:
+        close_deferred()
+    assert not wal.exists()  # the last connection closed: the log is folded in
+    store = MetadataStore(f"sqlite:///{path}")
+    store.record_version("w", "c.py", {"nodes": [1]}, "d2")
+    store.close()  # at once again
+    assert not wal.exists()
