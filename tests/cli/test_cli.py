@@ -491,3 +491,22 @@ def test_the_json_flags_help_says_what_history_prints(tiny_census_config: Path, 
     assert "diamonds/" in help_text  # --data-dir names every example's folder
     empty = invoke("history", tiny_census_config, "--store", store, "--json")
     assert empty.exit_code != 0 or isinstance(json.loads(empty.stdout), list)
+
+
+@pytest.mark.parametrize(("clock", "counts_the_wait"), [("wall", True), ("cpu", False)])
+def test_a_profile_counts_wall_or_cpu_seconds_as_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: str, counts_the_wait: bool
+) -> None:
+    """``HELIX_TF_PROFILE_CLOCK=cpu``: a command's profile counts CPU seconds, so time the
+    process spends off the CPU (waiting, or preempted on a loaded machine) is not in it."""
+    import pstats
+    import time
+
+    from helix_tf import cli
+
+    monkeypatch.setattr(cli, "_run_cli", lambda argv: time.sleep(0.5) or 0)
+    monkeypatch.setenv("HELIX_TF_PROFILE", str(tmp_path / "command.prof"))
+    monkeypatch.setenv("HELIX_TF_PROFILE_CLOCK", clock)
+    assert cli.run_cli(["--version"]) == 0
+    total = pstats.Stats(str(tmp_path / "command.prof")).total_tt  # type: ignore[attr-defined]
+    assert (total >= 0.45) is counts_the_wait, total

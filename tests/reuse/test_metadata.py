@@ -677,3 +677,30 @@ def test_a_sqlite_file_missing_one_of_its_tables_is_called_damaged(tmp_path: Pat
         pytest.raises(StoreError, match=r"no such table: runs; the file is damaged: move it"),
     ):
         s.runs("wf")
+
+
+def test_closing_deferred_keeps_a_written_sqlite_file_open_until_asked(tmp_path: Path) -> None:
+    """A served run closes its databases after giving its client the exit code: closing
+    a SQLite file after a write checkpoints its write-ahead log (and syncs), which the
+    client need not wait for. Until then what was written is committed and readable."""
+    from helix_tf.reuse.metadata import close_deferred, defer_closing
+
+    path = tmp_path / "m.db"
+    wal = tmp_path / "m.db-wal"
+    try:
+        defer_closing()
+        store = MetadataStore(f"sqlite:///{path}")
+        store.record_version("w", "c.py", {"nodes": []}, "d1")
+        store.close()
+        assert wal.exists()  # not checkpointed: the connection is still open
+        other = MetadataStore(f"sqlite:///{path}")  # another process' view, meanwhile
+        assert [v.number for v in other.versions("w")] == [1]
+        other.close()
+        assert wal.exists()
+    finally:
+        close_deferred()
+    assert not wal.exists()  # the last connection closed: the log is folded in
+    store = MetadataStore(f"sqlite:///{path}")
+    store.record_version("w", "c.py", {"nodes": [1]}, "d2")
+    store.close()  # at once again
+    assert not wal.exists()
