@@ -30,7 +30,15 @@ import numpy as np
 import pyarrow as pa
 
 from helix_tf.components import penalties
-from helix_tf.components.learners import DNN, Learner, Linear, WideDeep
+from helix_tf.components.learners import (
+    DNN,
+    EAGER_STEPS_SETTING,
+    STREAM_BYTES_SETTING,
+    Learner,
+    Linear,
+    WideDeep,
+    training_setting,
+)
 from helix_tf.types import BAG, CATEGORICAL, LABEL, NUMERIC, ROW_ID
 
 __all__ = [
@@ -145,7 +153,8 @@ def streamed_examples(
     if not os.path.isdir(split):
         return None
     files = sorted(os.path.join(split, f) for f in os.listdir(split) if f.endswith(".parquet"))
-    if sum(os.path.getsize(f) for f in files) <= distributed.STREAM_BYTES:
+    limit = training_setting(STREAM_BYTES_SETTING, distributed.STREAM_BYTES)
+    if sum(os.path.getsize(f) for f in files) <= limit:
         return None
     import pyarrow.parquet as pq
 
@@ -457,8 +466,9 @@ def _optimizer(learner: Learner, strengths: penalties.Strengths) -> Any:
     return penalties.ftrl(lr, strengths)
 
 
-#: Training runs eagerly (no tf.function tracing) when it has at most this many steps.
-EAGER_MAX_STEPS = int(os.environ.get("HELIX_EAGER_MAX_STEPS", "20"))
+#: Training runs eagerly (no tf.function tracing) when it has at most this many steps
+#: (``$HELIX_EAGER_MAX_STEPS`` overrides it: :func:`learners.training_setting`).
+EAGER_MAX_STEPS = 20
 
 
 def train_model(
@@ -569,7 +579,8 @@ def _fit(
         "head": head,
         "n_epochs": n_epochs,
         # Tracing the step costs ~0.5 s, an eager step ~30 ms: below this, eager wins.
-        "run_eagerly": -(-len(y) // int(learner.batch_size)) * n_epochs <= EAGER_MAX_STEPS,
+        "run_eagerly": -(-len(y) // int(learner.batch_size)) * n_epochs
+        <= training_setting(EAGER_STEPS_SETTING, EAGER_MAX_STEPS),
         "policy": keras.mixed_precision.global_policy().name,
     }
     own: list[Any] = []
