@@ -67,6 +67,10 @@ ordering
     before it runs. The two orders run interleaved (one run of each in turn, which
     goes first alternating) so both see the same load. Target: reuse-aware wall
     time <= 0.75x the sampler's.
+rung-cost
+    CPU seconds of a learner-only trial's approximate run against its exact run, one
+    agent worker, ``--cost-trials`` points at ``-p scale=--scale``, with the planner's
+    two estimates: whether the approximate rung pays at that scale.
 trial-cost
     CPU seconds of a learner-only trial's run in the agent's worker, delivering every
     output against only the scored ones (``--cost-trials``, interleaved): what the
@@ -496,6 +500,7 @@ def throughput(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             spent.get("verify", 0.0) / (sum(spent.values()) or 1.0), 3
         ),
         "approximate_rungs": sum(1 for t in trials if t.user_attrs.get("rung_approx")),
+        "pruned": sum(1 for t in trials if t.state.name == "PRUNED"),
         "trainers": (rungs[-1].get("trainers") if rungs else None),
         "nodes_computed_per_trial": round(
             statistics.mean((r.get("states") or {}).get("compute", 0) for r in rungs), 2
@@ -574,6 +579,83 @@ def trial_cost(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "ratio": round(mean["scored_outputs"] / mean["all_outputs"], 3),
         "trials_per_minute_of_cpu": {k: round(60 / v, 1) for k, v in mean.items()},
         "trainers": trainers,
+        "load_average": os.getloadavg(),
+    }
+
+
+def rung_cost(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    """CPU seconds of the approximate rung against the exact one, and what the planner said.
+
+    The throughput part's learner-only space at ``-p scale=--scale``, ``--cost-trials``
+    points drawn at random (seeded), each planned both ways (``helix_tf.plan``: the
+    estimates the agent's rung choice reads) and then run in one agent worker
+    (Keras trainers kept, scored outputs only): approximately first (``--approx`` of the
+    agent: sample 0.25), then exactly (the other order would load the stored exact
+    outputs). What the rung is worth: with successive halving (reduction factor 3) a
+    trial costs the approximate run plus a third of the exact one, so the rung pays
+    only where the approximate run costs under about 2/3 of the exact one.
+    """
+    import optuna
+
+    import helix_tf
+    from helix_tf import history
+    from helix_tf.agent._options import AgentOptions
+    from helix_tf.agent._study import suggest
+    from helix_tf.agent._trial_run import keep_trainers, scored_outputs
+    from helix_tf.agent._worker import Finished, Worker, preload
+    from helix_tf.search import search_space
+
+    config = root / f"learner_only_{args.config.name}"
+    config.write_text(args.config.read_text() + LEARNER_SEARCH)
+    preload()
+    base = {"scale": args.scale}
+    space = search_space(config, params=[f"scale={args.scale}"], data_dir=args.data_dir)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=args.ordering_seed))
+    trials = [{**base, **suggest(study.ask(), space)} for _ in range(args.cost_trials)]
+    validation = helix_tf.Validation()
+    outputs = scored_outputs(
+        history.describe(config, data_dir=args.data_dir, validation=validation).dag
+    )
+    approx = helix_tf.Approx(sample=AgentOptions(config=str(config)).approx_sample)
+    store = str(root / "rung-cost")
+    common = {
+        "data_dir": args.data_dir,
+        "validation": validation,
+        "outputs": outputs,
+        "store": store,
+    }
+    worker = Worker(_ordering_run, home=store, max_rss=None, on_start=keep_trainers)
+    rows: list[dict[str, Any]] = []
+    try:
+        for step, params in enumerate([base, *trials]):  # the user's version first
+            row: dict[str, Any] = {"params": params}
+            if step:
+                for kind, rung in (("exact", None), ("approx", approx)):
+                    plan = helix_tf.plan(config, params=params, approx=rung, **common)
+                    row[f"estimate_{kind}"] = round(plan.estimated_seconds, 3)
+                    row[f"planned_{kind}"] = plan.approx
+            for kind, rung in ((("approx", approx),) if step else ()) + (("exact", None),):
+                kwargs = {**common, "params": params, "approx": rung}
+                out = worker.call({"config": config, "kwargs": kwargs}, stop=lambda: False)
+                if not isinstance(out, Finished) or out.result is None:
+                    raise RuntimeError(f"rung-cost run failed: {getattr(out, 'error', out)}")
+                row[f"cpu_{kind}"] = round(out.cpu_seconds or 0.0, 3)
+                row[f"wall_{kind}"] = round(out.seconds, 3)
+            if step:
+                rows.append(row)
+    finally:
+        worker.close()
+    cpu = {k: statistics.mean(r[f"cpu_{k}"] for r in rows) for k in ("approx", "exact")}
+    return {
+        "scale": args.scale,
+        "trials": len(rows),
+        "cpu_seconds_per_run": {k: round(v, 3) for k, v in cpu.items()},
+        "cpu_ratio_approx_to_exact": round(cpu["approx"] / cpu["exact"], 3),
+        "estimate_ratio_approx_to_exact": round(
+            statistics.mean(r["estimate_approx"] / r["estimate_exact"] for r in rows), 3
+        ),
+        "rung_pays": cpu["approx"] + cpu["exact"] / 3 < cpu["exact"],
+        "runs": rows,
         "load_average": os.getloadavg(),
     }
 
@@ -927,6 +1009,7 @@ PARTS = {
     "throughput": throughput,
     "ordering": ordering,
     "trial-cost": trial_cost,
+    "rung-cost": rung_cost,
 }
 
 

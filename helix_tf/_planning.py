@@ -20,7 +20,7 @@ from helix_tf.reuse.planner import plan_reuse
 from helix_tf.roles import NodeState, Role
 from helix_tf.validation import is_validation_dag
 
-__all__ = ["ancestors", "plan_session"]
+__all__ = ["ancestors", "plan_history", "plan_session"]
 
 
 def plan_session(
@@ -34,7 +34,7 @@ def plan_session(
         m = None if n.fingerprint in exclude else session.store.lookup(n.fingerprint)
         if m is not None:
             manifests[n.name] = m
-    history = session.metadata.compute_history(compiled.name)
+    history = plan_history(session)
     throughput, latency = session.metadata.load_throughput()
     costs = CostModel(history=history, throughput=throughput, latency=latency)
     # Reasons compare with the latest other version of the same kind (exact or approximate).
@@ -64,6 +64,33 @@ def plan_session(
                 d, reason=f"{d.reason}; {pruned_phrase(zero, d.name, compiled)}"
             )
     return decisions, manifests, costs
+
+
+def plan_history(session: Session) -> dict[str, Any]:
+    """The compute measurements a plan estimates by: of its own kind of run.
+
+    An exact plan takes each node's last exact measurement (else its last of any
+    kind); an approximate one its last approximate measurement, else the exact one
+    scaled by the sample (:func:`helix_tf.approx.worth.approximate_history`). Before,
+    both took the newest of either kind, so an approximate run was estimated at the
+    exact run's cost (and an exact run after an approximate one at the sample's).
+    """
+    from helix_tf.approx.worth import approximate_history
+
+    compiled, meta = session.compiled, session.metadata
+    exact = meta.compute_history(compiled.name, approx=False)
+    sampled = meta.compute_history(compiled.name, approx=True)
+    if compiled.approx is None:
+        return {**sampled, **exact}
+    settings = compiled.approx
+    return approximate_history(
+        [(n.name, n.role) for n in compiled.nodes],
+        exact,
+        sampled,
+        fraction=float(settings.get("sample", 1.0)),
+        epochs_scale=float(settings.get("epochs_scale", 1.0)),
+        placement=str(settings.get("placement", "source")),
+    )
 
 
 def ancestors(compiled: CompiledWorkflow) -> dict[str, set[str]]:

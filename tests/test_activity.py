@@ -8,7 +8,13 @@ import sys
 import time
 from pathlib import Path
 
-from helix_tf.activity import home_of, user_run, user_run_active, user_run_started
+from helix_tf.activity import (
+    home_of,
+    user_run,
+    user_run_active,
+    user_run_probe,
+    user_run_started,
+)
 
 HOLD = (
     "import sys, time; from helix_tf.activity import user_run\n"
@@ -38,9 +44,12 @@ def test_mark_is_seen_from_another_process_and_dropped_on_sigkill(tmp_path: Path
 
 
 def test_mark_is_released_after_the_block(tmp_path: Path) -> None:
+    probe = user_run_probe(tmp_path)  # made before the lock file exists
+    assert not probe()
     with user_run(tmp_path):
         assert user_run_active(tmp_path)  # a second descriptor: another open file
-    assert not user_run_active(tmp_path)
+        assert probe()
+    assert not user_run_active(tmp_path) and not probe()
 
 
 def test_home_is_the_local_store_or_helix_beside_the_config(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--share", type=float, default=0.25)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--verify-share", type=float, default=0.25)
+    parser.add_argument("--verify-min-gain", type=float, default=0.1)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             share=args.share,
             batch=args.batch,
             verify_share=args.verify_share,
+            verify_min_gain=args.verify_min_gain,
         )
     )
     return 0

@@ -17,7 +17,9 @@ import fcntl
 import logging
 import os
 import signal
+import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 from helix_tf import api, history
@@ -30,7 +32,7 @@ from helix_tf.agent._options import (
     preferred_metric,
 )
 from helix_tf.agent._order import compute_costs, kept_after, reuse_order, trainer_shape
-from helix_tf.agent._registry import register, unregister
+from helix_tf.agent._registry import claim_cpus, process_start, register, unregister
 from helix_tf.agent._study import (
     AgentPaths,
     fail_orphans,
@@ -53,19 +55,32 @@ __all__ = ["AgentOptions", "AgentBusyError", "serve", "preferred_metric", "TAG"]
 
 log = logging.getLogger(__name__)
 
+#: Search runs of each rung measured before their CPU medians price the rungs.
+MEASURED_RUNS = 3
 
-def _lower_priority(cores: int) -> list[int]:
+
+def _lower_priority(pid: int, cores: int, home: Path) -> list[int]:
+    """Lowest CPU and I/O priority; pinned to ``cores`` cores no other agent holds.
+
+    Registers the agent (:func:`claim_cpus`: two agents with ``--cores 1`` take two
+    different cores, not both the last one). Returns the cores, [] where unpinned.
+    """
     with contextlib.suppress(OSError):
         os.nice(19)
     with contextlib.suppress(OSError):  # the lowest I/O priority too (idle class)
-        os.system(f"ionice -c 3 -p {os.getpid()} >/dev/null 2>&1")
+        os.system(f"ionice -c 3 -p {pid} >/dev/null 2>&1")
     try:
         allowed = sorted(os.sched_getaffinity(0))
-        chosen = allowed[-max(1, cores) :]
-        os.sched_setaffinity(0, chosen)
-        return chosen
     except (AttributeError, OSError):
+        register(pid, home)
         return []
+    chosen = claim_cpus(pid, home, allowed, cores)
+    try:
+        os.sched_setaffinity(0, chosen)
+    except OSError:
+        register(pid, home)
+        return []
+    return chosen
 
 
 class _Agent:
@@ -76,6 +91,8 @@ class _Agent:
         self.yields: list[float] = []
         self.status: dict[str, Any] = {
             "pid": os.getpid(),
+            # With the pid, which process it is (a pid is reused after a SIGKILL).
+            "pid_start": process_start(os.getpid()),
             "config": str(opts.config),
             "storage": paths.storage_label,
             "cores": opts.cores,
@@ -89,6 +106,11 @@ class _Agent:
         #: The config's train nodes, and the trainer shapes of the trials run, oldest first.
         self.learners: frozenset[str] = frozenset()
         self.trained: list[Any] = []
+        #: The approximate plan of each trainer shape in the current batch.
+        self.approx_plans: dict[str, Any] = {}
+        #: CPU seconds of the last search runs per rung ("approx", "exact"): once both
+        #: have MEASURED_RUNS, their medians price the rungs instead of the planner.
+        self.rung_cpu: dict[str, list[float]] = {"approx": [], "exact": []}
         #: Why the last trial's process was killed, until its run is recorded so.
         self.killed_pending: str | None = None
         #: The cap on the agent's store entries (bytes), None: none.
@@ -215,15 +237,66 @@ class _Agent:
             outputs=self.scored,
         )
 
-    def approx_is_cheaper(self, overrides: dict[str, Any], approx: Approx) -> bool:
+    def approx_is_cheaper(
+        self,
+        overrides: dict[str, Any],
+        approx: Approx,
+        *,
+        exact: Any = None,
+        shape: str | None = None,
+    ) -> bool:
+        """Whether the approximate rung is estimated cheaper (``approx_max_share``).
+
+        By the agent's own CPU measurements of both rungs once it has them
+        (:meth:`measured_rung_ratio`), else by the planner's estimates.
+
+        ``exact``: the trial's exact plan if the batch made it already (planned
+        here otherwise). ``shape``: the trial's trainer shape; the approximate
+        plan's estimate is the same for every trial of one shape in a batch (the
+        same graph on the same stored preprocessing; only the learners' run-time
+        values differ, and the planner's estimate is by node, not by value), so it
+        is planned once per shape and batch (:attr:`approx_plans`).
+        """
+        measured = self.measured_rung_ratio()
+        if measured is not None and measured > self.opts.approx_max_share:
+            return False
         try:
-            exact, cheap = self.plan(overrides), self.plan(overrides, approx)
+            if exact is None and measured is None:
+                exact = self.plan(overrides)
+            cheap = self.approx_plans.get(shape) if shape is not None else None
+            if cheap is None:
+                cheap = self.plan(overrides, approx)
+                if shape is not None:
+                    self.approx_plans[shape] = cheap
         except HelixError:
             return False
-        return (
-            cheap.approx
-            and cheap.estimated_seconds <= self.opts.approx_max_share * exact.estimated_seconds
-        )
+        if not cheap.approx:  # the planner runs it exact instead (stored, or too small)
+            return False
+        if measured is not None:
+            return True
+        return cheap.estimated_seconds <= self.opts.approx_max_share * exact.estimated_seconds
+
+    def measured_rung_ratio(self) -> float | None:
+        """Median CPU of the agent's last approximate runs over its last exact ones.
+
+        The planner prices a run by one wall-clock measurement per node, which knows
+        neither the epochs a trial asks for nor the machine's load (it swung 5× here);
+        once the agent has measured both rungs ``MEASURED_RUNS`` times, their CPU
+        medians decide (at census ×1 an approximate run took 0.86× the exact one's
+        CPU: no rung; README). None until then.
+        """
+        approx, exact = self.rung_cpu["approx"], self.rung_cpu["exact"]
+        if min(len(approx), len(exact)) < MEASURED_RUNS:
+            return None
+        return statistics.median(approx) / max(statistics.median(exact), 1e-9)
+
+    def measured(self, outcome: Finished) -> None:
+        """Keep a search run's CPU seconds by rung (:meth:`measured_rung_ratio`)."""
+        if outcome.result is None or outcome.cpu_seconds is None:
+            return
+        runs = self.rung_cpu["approx" if outcome.result.get("approx") else "exact"]
+        runs.append(float(outcome.cpu_seconds))
+        del runs[: -2 * MEASURED_RUNS]
 
     def baseline(self, study: Any) -> dict[str, Any] | None:
         """The user's version (the config as written) on the validation split."""
@@ -241,10 +314,10 @@ class _Agent:
         study.set_user_attr("baseline_validation", done.result)
         return done.result
 
-    def plan_computes(self, overrides: dict[str, Any]) -> dict[str, float] | None:
-        """What the exact validation run of ``overrides`` would compute (None: cannot plan)."""
+    def exact_plan(self, overrides: dict[str, Any]) -> Any:
+        """The exact validation run's plan of ``overrides`` (None: cannot plan)."""
         try:
-            return compute_costs(self.plan(overrides))
+            return self.plan(overrides)
         except HelixError as exc:
             log.info("could not plan %s: %s", overrides, exc)
             return None
@@ -259,11 +332,14 @@ class _Agent:
         asked = [study.ask() for _ in range(size)]
         overrides = [suggest(t, space) for t in asked]
         shapes = [trainer_shape(o, self.learners) for o in overrides]
+        # Each trial is planned once: the plan orders the batch and decides its rungs.
+        self.approx_plans = {}
+        self.update(state="running", reason=f"planning a batch of {size} trial(s)", rung=None)
+        plans = [self.exact_plan(o) for o in overrides]
         order = list(range(size))
         if size > 1:
-            self.update(state="running", reason=f"planning a batch of {size} trials", rung=None)
             order = reuse_order(
-                [self.plan_computes(o) for o in overrides],
+                [None if p is None else compute_costs(p) for p in plans],
                 shapes,
                 kept=KEPT_TRAINERS,
                 recent=self.trained,
@@ -272,7 +348,14 @@ class _Agent:
         for i in order:
             if self.stop_requested or not self.wait_idle():
                 break
-            self.trial(study, space, metric, asked=(asked[i], overrides[i]))
+            self.trial(
+                study,
+                space,
+                metric,
+                asked=(asked[i], overrides[i]),
+                exact_plan=plans[i],
+                shape=shapes[i],
+            )
             self.trained = kept_after(self.trained, shapes[i], KEPT_TRAINERS)
             self.update(**study_counts(study))
             ran += 1
@@ -289,8 +372,15 @@ class _Agent:
         space: Any,
         metric: str,
         asked: tuple[Any, dict[str, Any]] | None = None,
+        *,
+        exact_plan: Any = None,
+        shape: str | None = None,
     ) -> None:
-        """Run one trial (``asked``: a trial already asked and its overrides) through its rungs."""
+        """Run one trial through its rungs.
+
+        ``asked``: a trial already asked and its overrides; ``exact_plan``, ``shape``: its
+        exact plan and trainer shape, when its batch has them (:meth:`approx_is_cheaper`).
+        """
         from optuna.trial import TrialState
 
         if asked is None:
@@ -300,7 +390,8 @@ class _Agent:
             trial, overrides = asked
         self.update(state="running", reason="", trial=trial.number, rung=None)
         approx = Approx(sample=self.opts.approx_sample)
-        rungs: list[Approx | None] = [approx] if self.approx_is_cheaper(overrides, approx) else []
+        cheaper = self.approx_is_cheaper(overrides, approx, exact=exact_plan, shape=shape)
+        rungs: list[Approx | None] = [approx] if cheaper else []
         rungs.append(None)
         for step, rung in enumerate(rungs):
             self.update(rung="approximate" if rung is not None else "exact")
@@ -313,6 +404,7 @@ class _Agent:
                 trial.set_user_attr("error", outcome.error or f"no metric {metric!r}")
                 study.tell(trial, state=TrialState.FAIL)
                 return
+            self.measured(outcome)
             value = float(outcome.result["metrics"][metric])
             exact = not outcome.result["approx"]
             trial.set_user_attr(
@@ -332,8 +424,13 @@ class _Agent:
     ) -> None:
         """Exact test runs of the best trials that beat the user's version on validation.
 
-        Each trial's verification starts only within ``verify_share`` of the worker's
-        time (the first always may), unless ``final``: the search is over.
+        During the search only a new leader is verified, and only when it moved
+        meaningfully: its validation gain over the user's version exceeds the best
+        verified trial's by more than ``verify_min_gain`` of that gain (a leader a
+        hair above a verified one would repeat its test runs and its ablation for
+        the same answer). Each verification starts only within ``verify_share`` of
+        the worker's time (the first always may). ``final`` (the search is over):
+        the ``verify_top`` best, whatever their gain and the time taken.
         """
         self.purpose = "verify"
         try:
@@ -348,6 +445,8 @@ class _Agent:
             done.sort(key=lambda t: -sign * t.value)
             for t in done[: self.opts.verify_top]:
                 if f"verified:{t.number}" in study.user_attrs or self.stop_requested:
+                    continue
+                if not final and not self.moved_meaningfully(study, t, done, baseline_value, sign):
                     continue
                 spent = self.spent
                 if not final and spent["verify"] > self.opts.verify_share * sum(spent.values()):
@@ -387,6 +486,16 @@ class _Agent:
                     keep_what_matters(study, t, record["ablation"])
         finally:
             self.purpose = "search"
+
+    def moved_meaningfully(
+        self, study: Any, trial: Any, done: list[Any], baseline_value: float, sign: int
+    ) -> bool:
+        """Whether ``trial`` beats every verified trial's gain by ``verify_min_gain`` of it."""
+        verified = {int(k.partition(":")[2]) for k in study.user_attrs if k.startswith("verified:")}
+        gains = [sign * (t.value - baseline_value) for t in done if t.number in verified]
+        if not gains:
+            return True
+        return sign * (trial.value - baseline_value) > (1 + self.opts.verify_min_gain) * max(gains)
 
     def ablate(
         self, params: dict[str, Any], value: float, metric: str, sign: int
@@ -499,8 +608,7 @@ def serve(opts: AgentOptions) -> None:
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(max(1, opts.cores)))
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     agent = _Agent(opts, paths)
-    register(os.getpid(), paths.home)
-    chosen = _lower_priority(opts.cores)
+    chosen = _lower_priority(os.getpid(), opts.cores, paths.home)
 
     def request_stop(signum: int, frame: Any) -> None:
         agent.stop_requested = True

@@ -53,6 +53,9 @@ class AgentOptions:
     #: Verification (test-split runs, ablations) may take at most this share of the
     #: worker's time: the search is not starved by verifying every new leader.
     verify_share: float = 0.25
+    #: During the search a new leader is verified only when its validation gain over
+    #: the user's version exceeds the best verified trial's by this share of it.
+    verify_min_gain: float = 0.1
     preload: bool = True
     poll: float = 0.02
     #: The store's budget in bytes (every agent run honours it); None: the size of
@@ -71,6 +74,10 @@ class AgentOptions:
         if not 0 < self.verify_share <= 1:
             raise ValueError(
                 f"AgentOptions: verify_share must be in (0, 1], but got {self.verify_share!r}"
+            )
+        if self.verify_min_gain < 0:
+            raise ValueError(
+                f"AgentOptions: verify_min_gain must be >= 0, but got {self.verify_min_gain!r}"
             )
         if self.batch < 1:
             raise ValueError(f"AgentOptions: batch must be >= 1, but got {self.batch!r}")

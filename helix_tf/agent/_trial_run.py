@@ -42,7 +42,9 @@ def scored_outputs(dag: dict[str, Any]) -> list[str] | None:
     return names or None
 
 
-def run_request(opts: AgentOptions, share_bytes: int | None, request: dict[str, Any]) -> dict[str, Any]:
+def run_request(
+    opts: AgentOptions, share_bytes: int | None, request: dict[str, Any]
+) -> dict[str, Any]:
     """In the worker: one run through the public API (:func:`helix_tf.run`), tagged."""
     r = api.run(
         opts.config,

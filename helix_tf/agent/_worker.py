@@ -41,7 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from helix_tf.activity import user_run_active, user_run_started
+from helix_tf.activity import user_run_probe, user_run_started
 
 __all__ = ["Finished", "Yielded", "Stopped", "Worker", "preload"]
 
@@ -265,6 +265,7 @@ class Worker:
     ) -> Finished | Yielded | Stopped:
         """Run ``handler(request)`` in the worker; kill it when a user's run starts or ``stop()``."""
         t0 = time.monotonic()
+        user_run_active = user_run_probe(self.home)
         if self.pid is None:
             self._start()
         _write(self._requests, request)
@@ -280,7 +281,7 @@ class Worker:
                 if size is None and len(buf) >= _HEADER.size:
                     (size,) = _HEADER.unpack_from(buf)
                 continue
-            if user_run_active(self.home):
+            if user_run_active():
                 self.kill()
                 started = user_run_started(self.home)
                 latency = time.time() - started if started is not None else None

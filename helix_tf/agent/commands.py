@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -108,6 +109,14 @@ def space(config: str, params: tuple[str, ...], data_dir: str | None, as_json: b
     show_default=True,
     help="Share of the agent's time verification (test runs, ablations) may take.",
 )
+@click.option(
+    "--verify-min-gain",
+    type=click.FloatRange(min=0),
+    default=0.1,
+    show_default=True,
+    help="Verify a new leader during the search only when its validation gain over your "
+    "version exceeds the best verified one's by this share of it.",
+)
 @click.option("--wait", "wait_s", type=float, default=60, show_default=True)
 @_metadata
 def start(
@@ -123,6 +132,7 @@ def start(
     share: float,
     batch: int,
     verify_share: float,
+    verify_min_gain: float,
     wait_s: float,
 ) -> None:
     """Search for better variants of CONFIG in the background, at the lowest priority."""
@@ -140,6 +150,7 @@ def start(
     cmd = [sys.executable, "-m", "helix_tf.agent", str(path), "--cores", str(cores)]
     cmd += ["--seed", str(seed), "--resume-after", str(resume_after)]
     cmd += ["--share", str(share), "--batch", str(batch), "--verify-share", str(verify_share)]
+    cmd += ["--verify-min-gain", str(verify_min_gain)]
     if budget is not None:
         try:
             parse_budget(budget)
@@ -154,7 +165,7 @@ def start(
     if trials is not None:
         cmd += ["--trials", str(trials)]
     paths.folder.mkdir(parents=True, exist_ok=True)
-    previous = paths.read_status() or {}
+    previous = _checked_status(paths.home) or {}  # a killed agent's status is cleaned up
     with open(paths.log, "ab") as log:
         proc = subprocess.Popen(
             cmd,
@@ -206,12 +217,40 @@ def _homes(config: str | None, store: str | None) -> list[Path]:
     return running_homes()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+#: The states an agent leaves when it ends by itself (any other: it was killed).
+_ENDED = ("done", "stopped", "failed", "dead")
+
+
+def _checked_status(home: Path) -> dict[str, Any] | None:
+    """The status of ``home``'s agent, with ``running``; a killed agent's is cleaned up.
+
+    An agent killed with SIGKILL (or a crash of the machine) leaves its status at
+    "running" and its registry entry behind, and its pid may by now be another
+    process's. It is running only while a process with its pid *and start time*
+    exists; otherwise its status is rewritten "dead" (with why) and its entry
+    removed, so ``status``, ``stop`` and ``start`` never take a stranger for it.
+    """
+    from helix_tf.agent._registry import is_running, unregister
+    from helix_tf.agent._study import AgentPaths
+
+    paths = AgentPaths(home=home)
+    st = paths.read_status()
+    if st is None:
+        return None
+    pid = int(st.get("pid") or 0)
+    alive = is_running(pid, st.get("pid_start"))
+    if not alive and st.get("state") not in _ENDED:
+        unregister(pid)
+        st = {
+            **st,
+            "state": "dead",
+            "reason": f"the agent process (pid {pid}) ended without stopping (killed or "
+            f"crashed) while {st.get('state', '?')}; `helix-tf agent start` resumes its study",
+        }
+        with contextlib.suppress(OSError):
+            paths.write_status(st)
+    st["running"] = alive and st.get("state") not in _ENDED
+    return st
 
 
 @agent.command()
@@ -232,19 +271,11 @@ def status(
     With CONFIG and no agent of this store, the study in a shared metadata database (a
     colleague's agent, or one that stopped) is summarised instead.
     """
-    from helix_tf.agent._study import AgentPaths
-
     found = []
     for home in _homes(config, store):
-        st = AgentPaths(home=home).read_status()
-        if st is None:
-            continue
-        st["running"] = _alive(int(st.get("pid", 0))) and st.get("state") not in (
-            "done",
-            "stopped",
-            "failed",
-        )
-        found.append(st)
+        st = _checked_status(home)
+        if st is not None:
+            found.append(st)
     shared = _shared_study(config, store, data_dir, metadata) if config and not found else None
     if as_json:
         click.echo(json_text(found + ([shared] if shared else []), sort_keys=True, default=str))
@@ -328,19 +359,19 @@ def _status_line(st: dict[str, Any]) -> str:
 @click.option("--wait", "wait_s", type=float, default=60, show_default=True)
 def stop(config: str | None, store: str | None, wait_s: float) -> None:
     """Stop CONFIG's agent (or every running one): the trial in progress is queued again."""
-    from helix_tf.agent._study import AgentPaths
+    from helix_tf.agent._registry import is_running
 
     stopped = 0
     for home in _homes(config, store):
-        st = AgentPaths(home=home).read_status() or {}
-        pid = int(st.get("pid", 0))
-        if not pid or not _alive(pid):
+        st = _checked_status(home) or {}
+        pid, start = int(st.get("pid") or 0), st.get("pid_start")
+        if not pid or not is_running(pid, start):
             continue
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + wait_s
-        while _alive(pid) and time.monotonic() < deadline:
+        while is_running(pid, start) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _alive(pid):
+        if is_running(pid, start):
             os.kill(pid, signal.SIGKILL)
         stopped += 1
         click.echo(f"agent stopped (pid {pid})")

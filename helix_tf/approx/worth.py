@@ -11,13 +11,14 @@ Without an exact measurement of every such node, nothing is decided here.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from helix_tf.approx.settings import PLACEMENTS
 from helix_tf.roles import ROLE_SPECS, Role
 
-__all__ = ["SAMPLED_ROLES", "approx_saving"]
+__all__ = ["SAMPLED_ROLES", "approx_saving", "approximate_history"]
 
 #: The roles whose work a sample shrinks, by where the sample is placed
 #: (``RoleSpec.sampled_by``).
@@ -60,3 +61,52 @@ def approx_saving(
         shrink = fraction * epochs_scale if ROLE_SPECS[role].epochs_scaled else fraction
         saving += float(seconds) * (1.0 - shrink)
     return saving
+
+
+def _shrink(role: str, *, fraction: float, epochs_scale: float, placement: str) -> float:
+    """The share of a node's exact work its approximate run does (1: not sampled)."""
+    if role not in SAMPLED_ROLES[placement]:
+        return 1.0
+    return fraction * epochs_scale if ROLE_SPECS[Role(role)].epochs_scaled else fraction
+
+
+def approximate_history(
+    nodes: Iterable[tuple[str, str]],
+    exact: Mapping[str, Any],
+    approximate: Mapping[str, Any],
+    *,
+    fraction: float,
+    epochs_scale: float,
+    placement: str,
+) -> dict[str, Any]:
+    """The compute measurements an approximate run's plan estimates its nodes by.
+
+    Per node: its last approximate measurement where there is one (what a sampled
+    run of it took, fixed costs included), else its last exact one scaled by the
+    share of the work the sample leaves (the rule of :func:`approx_saving`). Planning
+    an approximate run by exact measurements alone estimated it at the exact run's
+    cost, so it never looked cheaper. ``nodes``: (name, role); ``exact``,
+    ``approximate``: records with ``compute_seconds`` by node name (dataclasses).
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class R:
+    ...     compute_seconds: float
+    >>> h = approximate_history([("rows", "source"), ("m", "train"), ("e", "evaluate")],
+    ...                         {"rows": R(0.4), "m": R(2.0), "e": R(0.2)}, {"rows": R(0.3)},
+    ...                         fraction=0.25, epochs_scale=1.0, placement="train")
+    >>> {k: v.compute_seconds for k, v in sorted(h.items())}
+    {'e': 0.2, 'm': 0.5, 'rows': 0.3}
+    """
+    out: dict[str, Any] = {}
+    for name, role in nodes:
+        if name in approximate:
+            out[name] = approximate[name]
+            continue
+        record = exact.get(name)
+        seconds = getattr(record, "compute_seconds", None)
+        if record is None or seconds is None:
+            continue
+        share = _shrink(role, fraction=fraction, epochs_scale=epochs_scale, placement=placement)
+        out[name] = dataclasses.replace(record, compute_seconds=float(seconds) * share)
+    return out

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import pytest
 
 from helix_tf import history
 from helix_tf.agent._study import AgentPaths, open_study, study_name
+from helix_tf.identity import process_alive
 from helix_tf.validation import Validation
 from tests.conftest import TINY_CENSUS
 
@@ -37,12 +38,16 @@ DECLARED = TINY_CENSUS.replace(
 ).replace("learning_rate=0.05", "learning_rate=1e-05")
 
 #: Every evaluation sleeps: a trial lasts long enough for a user run to start inside it.
+#: Once per evaluation, not per call: an approximate run's bootstrap intervals call the
+#: metric 200 times more, back to back (the agent may take the approximate rung).
 SLOW = DECLARED.replace(
     "metrics.Accuracy(), metrics.AUC())",
     'metrics.Accuracy(), metrics.AUC(), metrics.Custom(name="slow", fn=_slow))',
 ).replace(
     "def workflow(params):",
-    "import time\n\n\ndef _slow(y, s, f):\n    time.sleep(4)\n    return 0.0\n\n\n"
+    "import time\n\n_LAST = [0.0]\n\n\ndef _slow(y, s, f):\n"
+    "    if time.monotonic() - _LAST[0] > 1.0:\n        time.sleep(4)\n"
+    "    _LAST[0] = time.monotonic()\n    return 0.0\n\n\n"
     "def workflow(params):",
 )
 
@@ -66,6 +71,13 @@ def _cli(tmp_path: Path, *args: str, timeout: float = 600) -> subprocess.Complet
         timeout=timeout,
         check=False,
     )
+
+
+@pytest.fixture(autouse=True)
+def _no_agent_left(tmp_path: Path) -> Iterator[None]:
+    """A failing test stops the agents it started (they are in its own registry)."""
+    yield
+    _cli(tmp_path, "agent", "stop", "--wait", "10")
 
 
 def _agent(tmp_path: Path, cfg: Path, *args: str) -> None:
@@ -110,7 +122,7 @@ def test_search_reads_no_test_split_then_verify_report_apply_round_trip(
         test=test,
         extra=', "hours.standardize": search.Choice(True, False)',
     )
-    # 1. Search with the test file gone: every trial must still complete.
+    # 1. Search with the test file gone: every trial must still finish.
     away = tmp_path / "test-away"
     os.rename(test, away)
     try:
@@ -119,7 +131,10 @@ def test_search_reads_no_test_split_then_verify_report_apply_round_trip(
         os.rename(away, test)
     study = _study(cfg)
     states = [t.state.name for t in study.trials]
-    assert states == ["COMPLETE", "COMPLETE"], states
+    # None failed; one may be pruned at the approximate rung (taken where the planner
+    # estimates it cheaper: under load, even on these few rows).
+    assert len(states) == 2 and "COMPLETE" in states and "FAIL" not in states, states
+    assert set(states) <= {"COMPLETE", "PRUNED"}, states
     runs = history.runs(cfg, agent=True)
     assert runs and all(r.validation and r.tag == "agent" for r in runs)
     assert history.runs(cfg) == []  # the user's history ignores the agent's runs
@@ -235,8 +250,5 @@ def test_start_yield_to_a_user_run_kill_restart_stop(
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    """Whether ``pid`` runs (an ended agent not yet reaped by its new parent does not)."""
+    return process_alive(pid, None)

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from helix_tf.identity import current_host, current_user
+from helix_tf.identity import current_host, current_user, process_alive, process_start
 from helix_tf.reuse.store._fs import StoreFiles, _mtime
 
 logger = logging.getLogger(__name__)
@@ -109,44 +109,6 @@ class LeaseInfo:
         if self.announced is None or other.announced is None:
             return False
         return (self.announced, self.id) < (other.announced, other.id)
-
-
-def process_start(pid: int) -> int | None:
-    """The start time of process ``pid`` (clock ticks since boot), ``None`` if unknown."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return None
-    fields = text.rsplit(")", 1)[-1].split()
-    try:
-        return int(fields[19])  # field 22 of stat; fields[0] is field 3 (the state)
-    except (IndexError, ValueError):
-        return None
-
-
-def process_alive(pid: int, start: int | None) -> bool:
-    """Whether process ``pid`` runs and (where known) started at ``start``."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().decode(errors="replace").rsplit(")", 1)[-1].split()[0]
-        if state in ("Z", "X"):
-            return False
-    except (OSError, IndexError):
-        pass
-    if start is not None:
-        now = process_start(pid)
-        if now is not None and now != start:
-            return False
-    return True
 
 
 def pid_scope() -> str | None:
