@@ -1,25 +1,19 @@
-"""The learners' executor: build, train, save, load and apply Keras models.
+"""The learners' executor: train, save, load and apply Keras models.
 
 This module imports TensorFlow/Keras; only the engine imports it, and only when
 a train or predict node has to compute. Models read the examples' feature
 columns as numpy arrays (passing numpy to ``fit`` was ~10x faster than a
 ``tf.data`` pipeline over the same arrays here).
 
-Feature encodings, one scheme for every learner:
-
-- numeric ``x``: a float input of shape (1,);
-- categorical ``x``: an int index of shape (1,);
-- bag ``x``: padded indices ``x__idx`` and weights ``x__val`` of shape (L,),
-  padding has weight 0 so it contributes nothing.
-
-A linear model is a sum over features of per-index weights (times the value for
-numerics and bags) plus a bias; a DNN embeds indices and feeds the
-concatenation to dense layers; wide & deep sums both logits.
+Its parts, one reason to change each: the inputs from examples tables
+(:mod:`._model_inputs`: one array per numeric or categorical feature, two padded
+ones per bag), the architectures and heads (:mod:`._model_build`), the custom
+layers and Keras' import (:mod:`._keras_layers`); this module trains (here, or in
+the server's trainer, :mod:`helix_tf.components.trainers`) and scores.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
@@ -27,434 +21,35 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
-from helix_tf.components import penalties
-from helix_tf.components.learners import DNN, Learner, Linear, WideDeep
-from helix_tf.types import BAG, CATEGORICAL, LABEL, NUMERIC, ROW_ID
+from helix_tf.components import _keras_layers, penalties
+from helix_tf.components._keras_layers import keras as _k
+from helix_tf.components._model_build import Head, build_model, optimizer
+from helix_tf.components._model_inputs import (
+    arrays_from_table,
+    feature_columns,
+    labels_from_table,
+    streamed_examples,
+)
+from helix_tf.components.learners import DNN, Learner, WideDeep
 
 __all__ = [
     "Head",
     "arrays_from_table",
-    "train_model",
+    "build_model",
+    "feature_columns",
+    "feature_weights",
+    "labels_from_table",
     "load_model",
     "predict_scores",
-    "feature_weights",
+    "save_model",
+    "streamed_examples",
+    "train_model",
+    "train_weights",
+    "zero_weight_features",
 ]
 
 log = logging.getLogger(__name__)
-
-_keras: Any = None
-# Custom layers, defined when Keras is first imported (see _register_layers).
-IndexedWeights: Any = None
-SumLogits: Any = None
-Rescale: Any = None
-
-
-def _k() -> Any:
-    """Import Keras on first use, with TensorFlow's start-up noise turned down."""
-    global _keras
-    if _keras is None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        import keras
-
-        _keras = keras
-        _register_layers(keras)
-    return _keras
-
-
-# ---------------------------------------------------------------------------- inputs
-
-
-def feature_columns(spec: Mapping[str, Any]) -> list[str]:
-    """The examples columns a feature occupies."""
-    name = spec["name"]
-    return [f"{name}.idx", f"{name}.val"] if spec["kind"] == BAG else [name]
-
-
-def arrays_from_table(
-    table: pa.Table, features: Sequence[Mapping[str, Any]], *, zeros: Sequence[str] = ()
-) -> dict[str, np.ndarray]:
-    """Model inputs from an examples table: one array (or two for a bag) per feature.
-
-    Features named in ``zeros`` are not read: they get all-zero inputs (used for
-    features whose learned weights are all zero, so the result is the same).
-    """
-    out: dict[str, np.ndarray] = {}
-    n = table.num_rows
-    for spec in features:
-        name, kind = spec["name"], spec["kind"]
-        if name in zeros:
-            if kind == BAG:
-                out[f"{name}__idx"] = np.zeros((n, 1), dtype=np.int32)
-                out[f"{name}__val"] = np.zeros((n, 1), dtype=np.float32)
-            else:
-                out[name] = np.zeros((n, 1), dtype=np.float32 if kind == NUMERIC else np.int32)
-        elif kind == NUMERIC:
-            out[name] = table.column(name).to_numpy().astype(np.float32).reshape(-1, 1)
-        elif kind == CATEGORICAL:
-            out[name] = table.column(name).to_numpy().astype(np.int32).reshape(-1, 1)
-        elif kind == BAG:
-            out[f"{name}__idx"], out[f"{name}__val"] = _padded(table, name)
-        else:
-            raise ValueError(f"feature {name!r} has kind {kind!r}, which a model cannot read")
-    return out
-
-
-def _padded(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
-    idx = table.column(f"{name}.idx").combine_chunks()
-    val = table.column(f"{name}.val").combine_chunks()
-    offsets = np.asarray(idx.offsets, dtype=np.int64)
-    lengths = np.diff(offsets)
-    width = max(int(lengths.max()) if len(lengths) else 0, 1)
-    n = len(lengths)
-    flat_idx = np.asarray(idx.values, dtype=np.int32)[offsets[0] : offsets[-1]]
-    flat_val = np.asarray(val.values, dtype=np.float32)[offsets[0] : offsets[-1]]
-    rows = np.repeat(np.arange(n), lengths)
-    cols = np.arange(len(flat_idx)) - np.repeat(offsets[:-1] - offsets[0], lengths)
-    pad_idx = np.zeros((n, width), dtype=np.int32)
-    pad_val = np.zeros((n, width), dtype=np.float32)
-    pad_idx[rows, cols] = flat_idx
-    pad_val[rows, cols] = flat_val
-    return pad_idx, pad_val
-
-
-def labels_from_table(table: pa.Table) -> np.ndarray:
-    return table.column(LABEL).to_numpy().astype(np.float32)
-
-
-def streamed_examples(
-    learner: Learner,
-    folder: str,
-    features: Sequence[Mapping[str, Any]],
-    head: Head,
-    target: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-) -> Any:
-    """Global batches streamed from the training Parquet files under ``folder``, or None.
-
-    Only for a learner with a ``strategy`` (the custom loop reads batches; ``model.fit``
-    takes arrays) and files larger than ``distributed.STREAM_BYTES`` together. A
-    regression needs ``target(label values, row ids)`` (the label's transform): its
-    target is standardised with a mean and std streamed over all rows first.
-    """
-    if getattr(learner, "strategy", None) is None:
-        return None
-    from helix_tf.components import distributed
-
-    split = os.path.join(folder, "train")
-    if not os.path.isdir(split):
-        return None
-    files = sorted(os.path.join(split, f) for f in os.listdir(split) if f.endswith(".parquet"))
-    if sum(os.path.getsize(f) for f in files) <= distributed.STREAM_BYTES:
-        return None
-    import pyarrow.parquet as pq
-
-    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-    dtype = np.int32 if head.task == "multiclass" else np.float32
-    scale = None
-    if head.task == "regression":  # stream section (issue 14): the target, standardised
-        if target is None:
-            raise ValueError("a streamed regression needs the label's target transform")
-
-        def regression_target(table: pa.Table) -> np.ndarray:
-            return target(table.column(LABEL).to_numpy(), table.column(ROW_ID).to_numpy())
-
-        scale = distributed.target_scale(files, regression_target, [LABEL, ROW_ID])
-
-    def convert(table: pa.Table) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        if scale is None:
-            return arrays_from_table(table, features), labels_from_table(table).astype(dtype)
-        y = (np.asarray(regression_target(table), np.float64) - scale[0]) / scale[1]
-        return arrays_from_table(table, features), y.astype(np.float32)
-
-    return distributed.ParquetBatches(
-        files,
-        convert,
-        rows=rows,
-        batch_size=int(learner.batch_size),
-        seed=int(learner.seed),
-        scale=scale,
-    )
-
-
-# ---------------------------------------------------------------------------- layers
-
-
-def _register_layers(keras: Any) -> None:
-    global IndexedWeights, SumLogits, Rescale
-    IndexedWeights = _indexed_weights_layer(keras)
-    penalties.register(keras)
-    SumLogits = _sum_logits_layer(keras)
-    Rescale = _rescale_layer(keras)
-
-
-def _indexed_weights_layer(keras: Any) -> Any:
-    """The registered ``IndexedWeights`` layer class."""
-    ops = keras.ops
-
-    @keras.saving.register_keras_serializable(package="helix_tf", name="IndexedWeights")
-    class _IndexedWeights(keras.layers.Layer):
-        """Per-index weight vectors: a lookup for categoricals, a weighted sum for bags."""
-
-        def __init__(
-            self,
-            size: int,
-            units: int,
-            regularizer: Any = None,
-            initializer: str | None = None,
-            **kwargs: Any,
-        ) -> None:
-            super().__init__(**kwargs)
-            self.size, self.units = int(size), int(units)
-            self.regularizer = keras.regularizers.get(regularizer)
-            # None: zeros for one unit (a linear weight), glorot for embeddings.
-            self.initializer = initializer
-
-        def build(self, input_shape: Any) -> None:
-            self.table = self.add_weight(
-                name="table",
-                shape=(self.size, self.units),
-                initializer=self.initializer or ("zeros" if self.units == 1 else "glorot_uniform"),
-                regularizer=self.regularizer,
-            )
-
-        def call(self, inputs: Any) -> Any:
-            if isinstance(inputs, list | tuple):
-                idx, val = inputs
-                emb = ops.take(self.table, ops.cast(idx, "int32"), axis=0)
-                return ops.sum(emb * ops.expand_dims(ops.cast(val, emb.dtype), -1), axis=1)
-            emb = ops.take(self.table, ops.cast(inputs, "int32"), axis=0)
-            return ops.reshape(emb, (-1, self.units))
-
-        def get_config(self) -> dict[str, Any]:
-            return {
-                **super().get_config(),
-                "size": self.size,
-                "units": self.units,
-                "regularizer": keras.regularizers.serialize(self.regularizer)
-                if self.regularizer
-                else None,
-                **({"initializer": self.initializer} if self.initializer else {}),
-            }
-
-    return _IndexedWeights
-
-
-def _sum_logits_layer(keras: Any) -> Any:
-    """The registered ``SumLogits`` layer class."""
-
-    @keras.saving.register_keras_serializable(package="helix_tf", name="SumLogits")
-    class _SumLogits(keras.layers.Layer):
-        """Sum of per-feature logits plus a learned bias (one per output)."""
-
-        def __init__(self, units: int = 1, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.units = int(units)
-
-        def build(self, input_shape: Any) -> None:
-            self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
-
-        def get_config(self) -> dict[str, Any]:
-            config = super().get_config()
-            if self.units != 1:
-                config["units"] = self.units
-            return config
-
-        def call(self, inputs: Any) -> Any:
-            parts = inputs if isinstance(inputs, list | tuple) else [inputs]
-            total = parts[0]
-            for p in parts[1:]:
-                total = total + p
-            return total + self.bias
-
-    return _SumLogits
-
-
-def _rescale_layer(keras: Any) -> Any:
-    """The registered ``Rescale`` layer class."""
-    ops = keras.ops
-
-    @keras.saving.register_keras_serializable(package="helix_tf", name="Rescale")
-    class _Rescale(keras.layers.Layer):
-        """``x * std + mean``: a regression model trained on the standardised target."""
-
-        def __init__(self, mean: float, std: float, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.mean, self.std = float(mean), float(std)
-
-        def call(self, inputs: Any) -> Any:
-            return ops.cast(inputs, "float32") * self.std + self.mean
-
-        def get_config(self) -> dict[str, Any]:
-            return {**super().get_config(), "mean": self.mean, "std": self.std}
-
-    return _Rescale
-
-
-# ---------------------------------------------------------------------------- build
-
-
-def _regularizer(learner: Learner, strengths: penalties.Strengths) -> Any:
-    if learner.optimizer == "ftrl":  # FTRL applies them in its update
-        return None
-    return penalties.regularizer(learner, strengths)
-
-
-def _inputs(features: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    keras = _k()
-    inputs: dict[str, Any] = {}
-    for spec in features:
-        name, kind = spec["name"], spec["kind"]
-        if kind == NUMERIC:
-            inputs[name] = keras.Input((1,), name=name, dtype="float32")
-        elif kind == CATEGORICAL:
-            inputs[name] = keras.Input((1,), name=name, dtype="int32")
-        else:
-            inputs[f"{name}__idx"] = keras.Input((None,), name=f"{name}__idx", dtype="int32")
-            inputs[f"{name}__val"] = keras.Input((None,), name=f"{name}__val", dtype="float32")
-    return inputs
-
-
-def _linear_logits(
-    features: Sequence[Mapping[str, Any]],
-    inputs: Mapping[str, Any],
-    reg: Any,
-    prefix: str,
-    units: int = 1,
-) -> list[Any]:
-    keras = _k()
-    # One weight per index and output, starting at zero (so L1/FTRL zeros are meaningful).
-    init = "zeros" if units != 1 else None
-    parts = []
-    for spec in features:
-        name, kind = spec["name"], spec["kind"]
-        if kind == NUMERIC:
-            layer = keras.layers.Dense(
-                units,
-                use_bias=False,
-                kernel_initializer="zeros",
-                kernel_regularizer=reg,
-                name=f"{prefix}{name}",
-            )
-            parts.append(layer(inputs[name]))
-        elif kind == CATEGORICAL:
-            layer = IndexedWeights(spec["size"], units, reg, init, name=f"{prefix}{name}")
-            parts.append(layer(inputs[name]))
-        else:
-            layer = IndexedWeights(spec["size"], units, reg, init, name=f"{prefix}{name}")
-            parts.append(layer([inputs[f"{name}__idx"], inputs[f"{name}__val"]]))
-    return parts
-
-
-def _deep_logits(
-    features: Sequence[Mapping[str, Any]],
-    inputs: Mapping[str, Any],
-    learner: DNN,
-    strengths: penalties.Strengths,
-    units: int = 1,
-) -> Any:
-    keras = _k()
-    reg = penalties.regularizer(learner, strengths, form="l2")
-    parts = []
-    for spec in features:
-        name, kind = spec["name"], spec["kind"]
-        if kind == NUMERIC:
-            parts.append(inputs[name])
-        elif kind == CATEGORICAL:
-            parts.append(
-                IndexedWeights(spec["size"], learner.embedding_dim, name=f"emb_{name}")(
-                    inputs[name]
-                )
-            )
-        else:
-            layer = IndexedWeights(spec["size"], learner.embedding_dim, name=f"emb_{name}")
-            parts.append(layer([inputs[f"{name}__idx"], inputs[f"{name}__val"]]))
-    x = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="deep_inputs")(parts)
-    for i, width in enumerate(learner.hidden):
-        x = keras.layers.Dense(
-            width, activation=learner.activation, kernel_regularizer=reg, name=f"hidden{i}"
-        )(x)
-        if learner.dropout:
-            x = keras.layers.Dropout(learner.dropout, seed=learner.seed + i)(x)
-    return keras.layers.Dense(units, name="deep_logit")(x)
-
-
-def build_model(
-    learner: Learner,
-    features: Sequence[Mapping[str, Any]],
-    units: int = 1,
-    strengths: penalties.Strengths | None = None,
-) -> Any:
-    """The Keras model for ``learner`` over ``features``: ``units`` logits (or values).
-
-    One output for a binary label (a logit) and for regression (a value), one
-    logit per class for a multiclass label. Its L1/L2 penalties read ``strengths``
-    (default: the learner's, in variables of its own).
-    """
-    keras = _k()
-    strengths = strengths or penalties.Strengths.of(learner)
-    inputs = _inputs(features)
-    if isinstance(learner, WideDeep):
-        names = [f["name"] for f in features]
-        wide = [f for f in features if f["name"] in learner.features_for("wide", names)]
-        deep = [f for f in features if f["name"] in learner.features_for("deep", names)]
-        parts = _linear_logits(wide, inputs, _regularizer(learner, strengths), "w_", units)
-        parts.append(_deep_logits(deep, inputs, learner, strengths, units))
-        logit = SumLogits(units, name="logit")(parts)
-    elif isinstance(learner, DNN):
-        logit = _deep_logits(features, inputs, learner, strengths, units)
-    elif isinstance(learner, Linear):
-        logit = SumLogits(units, name="logit")(
-            _linear_logits(features, inputs, _regularizer(learner, strengths), "w_", units)
-        )
-    else:
-        raise TypeError(f"unknown learner {type(learner).__name__}")
-    return keras.Model(inputs=inputs, outputs=logit, name="helix_model")
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Head:
-    """What the label asks of the model: the task, its outputs and its loss.
-
-    ``task`` is "binary", "multiclass" or "regression"; ``classes`` the number of
-    classes (multiclass); ``loss`` and ``huber_delta`` the regression loss.
-    """
-
-    task: str = "binary"
-    classes: int = 2
-    loss: str = "squared"
-    huber_delta: float = 1.0
-
-    @property
-    def units(self) -> int:
-        return self.classes if self.task == "multiclass" else 1
-
-    def keras_loss(self, reduction: str = "sum_over_batch_size") -> Any:
-        """The Keras loss; ``reduction="none"`` gives one loss per row (custom loops)."""
-        keras = _k()
-        if self.task == "binary":
-            return keras.losses.BinaryCrossentropy(from_logits=True, reduction=reduction)
-        if self.task == "multiclass":
-            return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=reduction)
-        if self.loss == "absolute":
-            return keras.losses.MeanAbsoluteError(reduction=reduction)
-        if self.loss == "huber":
-            return keras.losses.Huber(delta=float(self.huber_delta), reduction=reduction)
-        return keras.losses.MeanSquaredError(reduction=reduction)
-
-
-def _optimizer(learner: Learner, strengths: penalties.Strengths) -> Any:
-    keras = _k()
-    lr = float(learner.learning_rate)
-    if learner.optimizer == "adam":
-        return keras.optimizers.Adam(lr)
-    if learner.optimizer == "sgd":
-        return keras.optimizers.SGD(lr)
-    if learner.optimizer == "adagrad":
-        return keras.optimizers.Adagrad(lr)
-    if learner.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(lr)
-    return penalties.ftrl(lr, strengths)
 
 
 #: Training runs eagerly (no tf.function tracing) when it has at most this many steps.
@@ -510,7 +105,7 @@ def train_model(
 
             def build() -> tuple[Any, Any]:
                 strengths = penalties.Strengths.of(learner)
-                return build_model(learner, features, head.units, strengths), _optimizer(
+                return build_model(learner, features, head.units, strengths), optimizer(
                     learner, strengths
                 )
 
@@ -533,7 +128,9 @@ def train_model(
         if mean is not None and std is not None:
             # Predictions on the target's scale: the model with its standardisation undone.
             # float32 even under a mixed-precision policy: the scale is the label's own.
-            scaled = Rescale(mean, std, name="rescale", dtype="float32")(model.outputs[0])
+            scaled = _keras_layers.Rescale(mean, std, name="rescale", dtype="float32")(
+                model.outputs[0]
+            )
             model = keras.Model(inputs=model.inputs, outputs=scaled, name="helix_model")
     finally:
         keras.mixed_precision.set_global_policy("float32")
@@ -640,7 +237,7 @@ def _fit_weights(
         strengths = penalties.Strengths.of(learner)
         model = build_model(learner, features, head.units, strengths)
         model.compile(
-            optimizer=_optimizer(learner, strengths),
+            optimizer=optimizer(learner, strengths),
             loss=head.keras_loss(),
             run_eagerly=run_eagerly,
         )
