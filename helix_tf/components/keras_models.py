@@ -14,10 +14,12 @@ the server's trainer, :mod:`helix_tf.components.trainers`) and scores.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,6 +34,7 @@ from helix_tf.components._model_inputs import (
     streamed_examples,
 )
 from helix_tf.components.learners import DNN, Learner, WideDeep
+from helix_tf.types import CATEGORICAL, NUMERIC
 
 __all__ = [
     "Head",
@@ -39,13 +42,16 @@ __all__ = [
     "build_model",
     "feature_columns",
     "feature_weights",
+    "kept_model",
     "labels_from_table",
     "load_model",
+    "plain_model",
     "predict_scores",
     "save_model",
     "streamed_examples",
     "train_model",
     "train_weights",
+    "warm_up",
     "zero_weight_features",
 ]
 
@@ -54,6 +60,9 @@ log = logging.getLogger(__name__)
 
 #: Training runs eagerly (no tf.function tracing) when it has at most this many steps.
 EAGER_MAX_STEPS = int(os.environ.get("HELIX_EAGER_MAX_STEPS", "20"))
+
+#: The Keras dtype policy of each ``precision`` (anything else: float32).
+POLICIES = {"bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
 def train_model(
@@ -78,27 +87,31 @@ def train_model(
     (regression, already transformed); a regression model is trained on the target
     standardised over these rows and returned with a :class:`Rescale` output, so it
     predicts on the target's own scale.
+
+    In a process that trains through another (:func:`trainers.remote`: a served run and
+    the server's trainer), the model returned is a :class:`trainers.RemoteModel`: that
+    process keeps it and scores, saves and reads its weights; this one never builds a
+    Keras model or runs a TensorFlow op unless the other process fails (then it builds
+    the same model from the weights).
     """
+    from helix_tf.components import trainers
+
     head = head or Head()
+    n_epochs = int(epochs or learner.epochs)
+    policy = POLICIES.get(precision, "float32")
+    remote = trainers.remote()
+    if remote is not None and getattr(learner, "strategy", None) is None and batches is None:
+        trained = _train_remotely(remote, learner, features, x, y, head, policy, n_epochs, on_epoch)
+        if trained is not None:
+            return trained
     keras = _k()
     import tensorflow as tf
 
     keras.utils.set_random_seed(int(learner.seed))
     tf.config.experimental.enable_op_determinism()
-    policy = {"bf16": "mixed_bfloat16", "fp16": "mixed_float16"}.get(precision, "float32")
     keras.mixed_precision.set_global_policy(policy)
     try:
-        mean = std = None
-        if head.task == "regression" and batches is not None:
-            mean, std = batches.scale  # streamed: standardised over all rows as it reads
-        elif head.task == "regression":
-            mean = float(np.mean(y)) if len(y) else 0.0
-            std = float(np.std(y)) if len(y) else 1.0
-            std = std if std > 0 else 1.0
-            y = ((np.asarray(y, dtype=np.float64) - mean) / std).astype(np.float32)
-        elif head.task == "multiclass":
-            y = np.asarray(y, dtype=np.int32)
-        n_epochs = int(epochs or learner.epochs)
+        y, mean, std = _target(head, y, batches)
         strategy = getattr(learner, "strategy", None)
         if strategy is not None:  # a tf.distribute strategy: the custom loop
             from helix_tf.components import distributed
@@ -124,41 +137,51 @@ def train_model(
         else:
             if batches is not None:
                 raise ValueError("streamed batches need a learner with a strategy")
-            model, losses = _fit(learner, features, x, y, head, n_epochs, on_epoch)
+            training = _training(learner, features, x, y, head, n_epochs, policy)
+            trained, weights, losses = _fit_weights(**training, on_epoch=on_epoch)
+            # A trainer kept for later trainings is not the caller's: a copy holds the weights.
+            model = trained if trained is not None else _plain(learner, features, head, weights)
         if mean is not None and std is not None:
-            # Predictions on the target's scale: the model with its standardisation undone.
-            # float32 even under a mixed-precision policy: the scale is the label's own.
-            scaled = _keras_layers.Rescale(mean, std, name="rescale", dtype="float32")(
-                model.outputs[0]
-            )
-            model = keras.Model(inputs=model.inputs, outputs=scaled, name="helix_model")
+            model = _rescaled(model, mean, std)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+    return model, _stats(losses, mean, std)
+
+
+def _target(head: Head, y: np.ndarray, batches: Any) -> tuple[np.ndarray, Any, Any]:
+    """What the model learns: class indices (multiclass) or the standardised target
+    (regression, with its mean and std); 0/1 labels as they are."""
+    if head.task == "regression" and batches is not None:
+        mean, std = batches.scale  # streamed: standardised over all rows as it reads
+        return y, mean, std
+    if head.task == "regression":
+        mean = float(np.mean(y)) if len(y) else 0.0
+        std = float(np.std(y)) if len(y) else 1.0
+        std = std if std > 0 else 1.0
+        return ((np.asarray(y, dtype=np.float64) - mean) / std).astype(np.float32), mean, std
+    if head.task == "multiclass":
+        return np.asarray(y, dtype=np.int32), None, None
+    return y, None, None
+
+
+def _stats(losses: Sequence[float], mean: Any, std: Any) -> dict[str, float]:
     stats: dict[str, float] = {"train_loss": float(losses[-1])}
     if mean is not None and std is not None:
         stats.update(target_mean=mean, target_std=std)
-    return model, stats
+    return stats
 
 
-def _fit(
+def _training(
     learner: Learner,
     features: Sequence[Mapping[str, Any]],
     x: Mapping[str, np.ndarray],
     y: np.ndarray,
     head: Head,
     n_epochs: int,
-    on_epoch: Callable[[int, int, float, float], None] | None,
-) -> tuple[Any, list[float]]:
-    """Keras ``model.fit`` in one process (the default); the model and each epoch's loss.
-
-    The weights come from :func:`train_weights`, here or in the process
-    :func:`trainers.remote` names (a served run: the server's trainer, which keeps
-    traced trainers across runs); the model returned is built here and holds them.
-    """
-    from helix_tf.components import trainers
-
-    keras = _k()
-    training = {
+    policy: str,
+) -> dict[str, Any]:
+    """:func:`_fit_weights`' arguments: what a training needs, here or in another process."""
+    return {
         "learner": learner,
         "features": [dict(f) for f in features],
         "x": dict(x),
@@ -167,37 +190,129 @@ def _fit(
         "n_epochs": n_epochs,
         # Tracing the step costs ~0.5 s, an eager step ~30 ms: below this, eager wins.
         "run_eagerly": -(-len(y) // int(learner.batch_size)) * n_epochs <= EAGER_MAX_STEPS,
-        "policy": keras.mixed_precision.global_policy().name,
+        "policy": policy,
     }
-    own: list[Any] = []
 
-    def build_own() -> None:
-        # A model of the caller's own, built without moving the random generators.
-        with trainers.random_state_kept():
-            own.append(build_model(learner, features, head.units))
 
-    remote = trainers.remote()
-    # The caller builds its model while the server's trainer trains.
-    result = remote.fit(training, on_epoch, build_own) if remote is not None else None
-    if result is None:
-        trained, weights, losses = _fit_weights(**training, on_epoch=on_epoch)
-        if trained is not None:  # no trainer kept in this process: the model is the caller's
-            return trained, losses
-    else:
-        weights, losses = result
-    if not own:
-        build_own()
-    own[0].set_weights(weights)
-    return own[0], losses
+def _train_remotely(
+    remote: Any,
+    learner: Learner,
+    features: Sequence[Mapping[str, Any]],
+    x: Mapping[str, np.ndarray],
+    y: np.ndarray,
+    head: Head,
+    policy: str,
+    n_epochs: int,
+    on_epoch: Callable[[int, int, float, float], None] | None,
+) -> tuple[Any, dict[str, float]] | None:
+    """Train in ``remote`` (the server's trainer), which keeps the model; ``None`` when it
+    cannot (busy, gone, failing): then this process trains."""
+    import random
+
+    from helix_tf.components import trainers
+
+    y, mean, std = _target(head, y, None)
+    training = _training(learner, features, x, y, head, n_epochs, policy)
+    recipe = {
+        "learner": learner,
+        "features": training["features"],
+        "head": head,
+        "policy": policy,
+        "rescale": None if mean is None else (mean, std),
+    }
+    # The generators this process would have seeded before training here (TensorFlow's
+    # are the trainer's business: no op runs in this process).
+    random.seed(int(learner.seed))
+    np.random.seed(int(learner.seed))
+    reply = remote.train(training, on_epoch, recipe)
+    if reply is None:
+        return None
+    model = trainers.RemoteModel(
+        remote=remote,
+        token=reply["model"],
+        recipe=recipe,
+        trained_weights=reply["weights"],
+        linear=reply["linear"],
+    )
+    return model, _stats(reply["losses"], mean, std)
+
+
+def kept_model(
+    training: Mapping[str, Any],
+    recipe: Mapping[str, Any],
+    on_epoch: Callable[[int, int, float, float], None] | None = None,
+) -> tuple[Any, list[np.ndarray], list[float]]:
+    """For the server's trainer: train (:func:`train_weights`) and build the caller's model
+    from the weights (:func:`plain_model`); the model, its weights and each epoch's loss."""
+    weights, losses = train_weights(training, on_epoch)
+    return plain_model(recipe, weights), weights, losses
+
+
+def plain_model(recipe: Mapping[str, Any], weights: Sequence[np.ndarray]) -> Any:
+    """The model a training returns, built from its weights: the architecture of
+    ``recipe["learner"]`` over its features and head, under its dtype policy, with the
+    ``Rescale`` output of a regression (``recipe["rescale"]``: the target's mean and std).
+
+    Built without moving the random generators, its layers named as in a fresh process.
+    """
+    keras = _k()
+    keras.mixed_precision.set_global_policy(recipe["policy"])
+    try:
+        model = _plain(recipe["learner"], recipe["features"], recipe["head"], weights)
+        if recipe.get("rescale") is not None:
+            model = _rescaled(model, *recipe["rescale"])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return model
+
+
+def _plain(
+    learner: Learner,
+    features: Sequence[Mapping[str, Any]],
+    head: Head,
+    weights: Sequence[np.ndarray],
+) -> Any:
+    """A plain (uncompiled) model of ``learner``'s architecture holding ``weights``."""
+    from helix_tf.components import trainers
+
+    with trainers.random_state_kept(), _fresh_names():
+        model = build_model(learner, features, head.units)
+    model.set_weights(list(weights))
+    return model
+
+
+@contextlib.contextmanager
+def _fresh_names() -> Iterator[None]:
+    """Keras' automatic layer names (``dropout``, ``dropout_1``) as in a fresh process,
+    wherever this process has built models before (the server's trainer)."""
+    try:
+        from keras.src.backend.common import global_state
+    except ImportError:  # another Keras: names may differ, weights do not
+        yield
+        return
+    saved = global_state.get_global_attribute("object_name_uids")
+    global_state.set_global_attribute("object_name_uids", collections.defaultdict(int))
+    try:
+        yield
+    finally:
+        global_state.set_global_attribute("object_name_uids", saved)
+
+
+def _rescaled(model: Any, mean: float, std: float) -> Any:
+    """Predictions on the target's scale: the model with its standardisation undone.
+    float32 even under a mixed-precision policy: the scale is the label's own."""
+    keras = _k()
+    scaled = _keras_layers.Rescale(mean, std, name="rescale", dtype="float32")(model.outputs[0])
+    return keras.Model(inputs=model.inputs, outputs=scaled, name="helix_model")
 
 
 def train_weights(
     training: Mapping[str, Any],
     on_epoch: Callable[[int, int, float, float], None] | None = None,
 ) -> tuple[list[np.ndarray], list[float]]:
-    """What :func:`_fit` computes, for another process (the server's trainer): the
-    trained weights and each epoch's loss for ``training`` (:func:`_fit_weights`'
-    arguments), seeded and under its dtype policy as :func:`train_model` sets them."""
+    """What :func:`train_model` trains, for another process (the server's trainer): the
+    trained weights and each epoch's loss for ``training`` (:func:`_training`), seeded
+    and under its dtype policy as :func:`train_model` sets them."""
     keras = _k()
     import tensorflow as tf
 
@@ -278,7 +393,42 @@ def _fit_weights(
     return trainer.model, weights, losses
 
 
+def warm_up() -> None:
+    """Pay TensorFlow's first-use costs in this process: a tiny linear model built,
+    compiled, trained with a traced step and scored (the server's trainer, while idle).
+
+    The first training in a process costs seconds more than the next (TensorFlow's
+    runtime and thread pools, kernels, ``tf.function`` and Keras' data adapter set up
+    once); a served run that finds the trainer cold waits for them. Nothing of it is
+    kept in :data:`trainers.TRAINERS` (every training seeds the generators itself).
+    """
+    from helix_tf.components.learners import Linear
+
+    keras = _k()
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    rows = 8 * (EAGER_MAX_STEPS + 4)  # one epoch of more steps than run eagerly: traced
+    features = [{"name": "n", "kind": NUMERIC}, {"name": "c", "kind": CATEGORICAL, "size": 4}]
+    x = {
+        "n": rng.normal(size=(rows, 1)).astype(np.float32),
+        "c": rng.integers(0, 4, size=(rows, 1)).astype(np.int32),
+    }
+    y = (x["n"][:, 0] > 0).astype(np.float32)
+    learner = Linear(l2=1e-4, epochs=1, batch_size=8)
+    keras.utils.set_random_seed(0)  # every training seeds the generators again
+    tf.config.experimental.enable_op_determinism()
+    strengths = penalties.Strengths.of(learner)
+    model = build_model(learner, features, 1, strengths)
+    model.compile(optimizer=optimizer(learner, strengths), loss=Head().keras_loss())
+    model.optimizer.build(model.trainable_variables)
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=True, verbose=0)
+    predict_scores(_plain(learner, features, Head(), model.get_weights()), x)
+
+
 def save_model(model: Any, path: str) -> None:
+    """Write ``model`` as a ``.keras`` file (a :class:`trainers.RemoteModel`: written by
+    the process keeping it)."""
     model.save(path)
 
 
@@ -289,7 +439,13 @@ def load_model(path: str) -> Any:
 
 def predict_scores(model: Any, x: Mapping[str, np.ndarray], task: str = "binary") -> np.ndarray:
     """Probabilities of the positive class (binary), of every class (multiclass: shape
-    (n, classes)), or predicted values on the target's scale (regression)."""
+    (n, classes)), or predicted values on the target's scale (regression).
+
+    A :class:`trainers.RemoteModel` is scored by the process keeping it (the same bits)."""
+    from helix_tf.components import trainers
+
+    if isinstance(model, trainers.RemoteModel):
+        return model.predict(x, task)
     # Calling the model eagerly in large chunks avoids tracing a predict function.
     n = len(next(iter(x.values()))) if x else 0
     chunk = 65_536
@@ -341,6 +497,10 @@ def feature_weights(model: Any, features: Sequence[Mapping[str, Any]]) -> dict[s
     its weights scaled back, so they are in the target's units (transformed, if the
     label has a transform): what one unit of the feature adds to the prediction.
     """
+    from helix_tf.components import trainers
+
+    if isinstance(model, trainers.RemoteModel):
+        return model.feature_weights(features)
     out = {}
     names = {layer.name: layer for layer in model.layers}
     rescale = names.get("rescale")

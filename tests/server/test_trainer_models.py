@@ -1,0 +1,101 @@
+"""The server's trainer keeps the models it trains: a served run scores and saves them
+there and never builds a Keras model or runs a TensorFlow op itself (issue 9, fourth
+pass), with a fresh process' bits; when the trainer is gone the run builds the same
+model from the weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.components import test_trainers
+
+pytestmark = [pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A process like a served run's fork: TensorFlow and Keras imported, no op run; the
+# trainer forked from it (as the server forks its trainer) and every training handed to
+# it. Each case is trained, scored, saved and asked for its linear weights; then the
+# trainer is stopped and each model scored again (built here from its weights).
+CLIENT = """
+import json, os, signal, sys
+from pathlib import Path
+import numpy as np
+import tensorflow  # noqa: F401  (imported, as in the server; no op runs)
+from helix_tf.components import keras_models as km, trainers
+from helix_tf.server._trainer import RemoteTrainer, start_trainer, trainer_path
+from tests.components import test_trainers as t
+
+out = Path(sys.argv[1])
+socket_path = out / "server.sock"
+pid = start_trainer(socket_path)
+trainers.use_remote(RemoteTrainer(trainer_path(socket_path)))
+report, models = {}, {}
+for name, (learner, task, precision) in t.CASES.items():
+    features, x, y = t._data(task)
+    head = km.Head(task=task, classes=3)
+    model, stats = km.train_model(learner, features, x, y, head=head, precision=precision)
+    scores = km.predict_scores(model, x, task)
+    km.save_model(model, str(out / f"{name}.keras"))
+    np.savez(out / f"{name}.npz", *model.trained_weights, scores=scores)
+    weights = km.feature_weights(model, features)
+    report[name] = {
+        "kind": type(model).__name__,
+        "stats": stats,
+        "linear": {k: v.tolist() for k, v in weights.items()},
+    }
+    models[name] = (model, x, task, scores)
+from tensorflow.python.eager import context
+report["tensorflow_ran_here"] = bool(context.context()._initialized)
+os.kill(pid, signal.SIGTERM)
+os.waitpid(pid, 0)
+for name, (model, x, task, scores) in models.items():
+    again = km.predict_scores(model, x, task)
+    report[name]["same_scores_built_here"] = bool(np.array_equal(again, scores))
+(out / "report.json").write_text(json.dumps(report))
+"""
+
+
+def test_a_trainer_kept_model_scores_and_saves_with_a_fresh_process_bits(tmp_path: Path) -> None:
+    from helix_tf.components import keras_models as km
+
+    fresh_dir = tmp_path / "fresh"
+    fresh_dir.mkdir()
+    fresh = test_trainers._fresh_process(fresh_dir)
+    served = tmp_path / "served"
+    served.mkdir()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("HELIX_TF_TRAINERS", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    subprocess.run(
+        [sys.executable, "-c", CLIENT, str(served)], check=True, env=env, cwd=ROOT, timeout=600
+    )
+    report = json.loads((served / "report.json").read_text())
+    # The client never ran a TensorFlow op: the trainer trained, scored and saved.
+    assert report.pop("tensorflow_ran_here") is False
+    for name, (_, task, _) in test_trainers.CASES.items():
+        got = report[name]
+        assert got["kind"] == "RemoteModel", name
+        expected = np.load(fresh_dir / f"{name}.npz")
+        mine = np.load(served / f"{name}.npz")
+        assert sorted(mine.files) == sorted(expected.files), name
+        for key in expected.files:  # every weight, and the scores, bit for bit
+            np.testing.assert_array_equal(mine[key], expected[key], err_msg=f"{name} {key}")
+        stats = {k: v for k, v in fresh[name].items() if k != "losses"}
+        assert got["stats"] == stats, name
+        assert got["same_scores_built_here"], name
+        # The file the trainer saved is the model: loaded here, it scores the same bits.
+        features, x, _ = test_trainers._data(task)
+        loaded = km.load_model(str(served / f"{name}.keras"))
+        np.testing.assert_array_equal(
+            km.predict_scores(loaded, x, task), expected["scores"], err_msg=name
+        )
+        local_weights = km.feature_weights(loaded, features)
+        assert {k: np.asarray(v).tolist() for k, v in local_weights.items()} == got["linear"]
