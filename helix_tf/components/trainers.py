@@ -34,7 +34,9 @@ nothing) and returns the trained model itself. ``TRAINERS.clear()`` drops every
 trainer (memory), ``TRAINERS.stats()`` counts builds and reuses, and
 ``HELIX_TF_TRAINERS=N`` overrides how many are kept (least recently used go first; 0
 turns reuse off). Served runs train in the server's trainer process
-(:mod:`helix_tf.server._trainer`), which keeps 4.
+(:mod:`helix_tf.server._trainer`), which keeps 4, and keeps the trained model too: the
+run gets a :class:`RemoteModel` (scored and saved there; built in the run's process
+only if the trainer cannot answer).
 """
 
 from __future__ import annotations

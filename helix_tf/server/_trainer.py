@@ -8,12 +8,27 @@ once, right after its imports; it keeps
 training (the learner, the examples as arrays, the head, the epochs and the dtype
 policy) to it over a Unix socket beside the server's and gets back the trained
 weights and the losses, with a progress message per epoch. It computes what the
-run would compute itself (``TRAINERS`` gives a fresh process' bits): the run
-builds its model from those weights.
+run would compute itself (``TRAINERS`` gives a fresh process' bits).
 
-One training at a time: a run that finds the trainer busy (its lock held by
-another run) trains by itself, as does one whose trainer cannot be reached or
-fails. The trainer exits with the server (and when the server dies).
+The trainer also keeps the trained model (built from the weights as the run would
+build it, :func:`helix_tf.components.keras_models.plain_model`; the last
+:data:`KEPT_MODELS`), and the run holds a
+:class:`helix_tf.components.trainers.RemoteModel`: its predictions, permutation
+importance and the ``.keras`` file are computed here, where TensorFlow is warm, so
+the run's fork never builds a model or runs a TensorFlow op (a fresh fork's first
+op, model build and call cost 0.2–1.4 s). Requests, one per connection: a training
+(``{"training", "recipe", "progress"}``), ``{"op": "predict", "model", "x", "task"}``,
+``{"op": "save", "model", "path"}``, ``{"op": "stats"}``.
+
+Once idle (below :data:`~helix_tf.server._starting.SPARE_CPUS`, after the run that
+started the server has ended), the trainer warms TensorFlow up with a tiny training
+(:func:`helix_tf.components.keras_models.warm_up`): the first served training no
+longer waits for TensorFlow's first-use costs.
+
+One request at a time: a run that finds the trainer busy (its lock held by another
+run) trains, scores or saves by itself, as does one whose trainer cannot be reached,
+fails, or no longer keeps its model. The trainer exits with the server (and when the
+server dies).
 """
 
 from __future__ import annotations

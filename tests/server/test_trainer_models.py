@@ -12,11 +12,17 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from tests.components import test_trainers
+from tests.conftest import TINY_CENSUS, write_config
+from tests.server import test_server
+from tests.server.test_server import _helix, _status
 
 pytestmark = [pytest.mark.slow]
+
+server = test_server.server  # the warm server fixture (its own, for this module)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,3 +105,53 @@ def test_a_trainer_kept_model_scores_and_saves_with_a_fresh_process_bits(tmp_pat
         )
         local_weights = km.feature_weights(loaded, features)
         assert {k: np.asarray(v).tolist() for k, v in local_weights.items()} == got["linear"]
+
+
+EXPLAINED = TINY_CENSUS.replace(
+    "    wf.output(wf.evaluate(",
+    '    wf.output(wf.explain("explanation", model, examples))\n    wf.output(wf.evaluate(',
+).replace(
+    "learners.Linear(epochs=params.epochs, batch_size=128, learning_rate=0.05)",
+    "learners.WideDeep(hidden=(8,), dropout=0.2, wide=('education', 'occupation'), "
+    "epochs=2, batch_size=32, learning_rate=0.05)",
+)
+
+
+@pytest.mark.ci
+def test_a_served_run_scores_explains_and_saves_in_the_trainer_as_a_run_alone_would(
+    server: Path, census_like: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A served run's predictions, permutation importance, linear weights and saved model
+    (computed by the server's trainer) equal those of a run in its own process."""
+    from helix_tf.components import keras_models as km
+
+    config = write_config(tmp_path, EXPLAINED, train=census_like[0], test=census_like[1])
+    runs = {}
+    for name, extra in (("served", ()), ("alone", ("--no-server",))):
+        args = ("--store", tmp_path / name, "--json", "--materialize", "all", *extra)
+        done = _helix(server, "run", config, *args)
+        assert done.returncode == 0, done.stderr
+        runs[name] = json.loads(done.stdout)
+    assert _status(server)["trainer"]["trainers"]["models"] >= 1  # the trainer kept it
+    assert runs["served"]["metrics"] == runs["alone"]["metrics"]
+
+    def one(store: str, file: str) -> Path:
+        found = list((tmp_path / store / "artifacts").rglob(file))
+        assert len(found) == 1, (store, file, found)
+        return found[0]
+
+    explained = [json.loads(one(s, "explanation.json").read_text()) for s in runs]
+    assert explained[0]["features"] and explained[0] == explained[1]
+    # Every stored table (predictions too: --materialize all), bit for bit.
+    stored = sorted((tmp_path / "served" / "artifacts").rglob("*.parquet"))
+    assert len(stored) == len(list((tmp_path / "alone" / "artifacts").rglob("*.parquet")))
+    for p in stored:
+        twins = list(
+            (tmp_path / "alone" / "artifacts").glob(f"{p.parts[-4]}/*/{p.parts[-2]}/{p.name}")
+        )
+        assert len(twins) == 1, p
+        assert pq.read_table(p).equals(pq.read_table(twins[0])), p
+    served, alone = (km.load_model(str(one(s, "model.keras"))) for s in runs)
+    assert [layer.name for layer in served.layers] == [layer.name for layer in alone.layers]
+    for a, b in zip(served.get_weights(), alone.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
