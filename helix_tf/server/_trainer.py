@@ -101,7 +101,7 @@ def _serve(listener: socket.socket, parent: int) -> None:
     from helix_tf.components.trainers import TRAINERS
 
     TRAINERS.keep(4)  # this process lives as long as the server: trainers pay off
-    kept: OrderedDict[str, Any] = OrderedDict()
+    kept: OrderedDict[str, tuple[str, Any]] = OrderedDict()  # token: (plain_key, model)
     warm_up_due = _warm_up_due(parent)
     warm = False
     while os.getppid() == parent:  # the server is gone: so is its trainer
@@ -166,7 +166,7 @@ def _warm_up() -> None:
     log.info("the trainer warmed up in %.2fs", time.perf_counter() - t0)
 
 
-def _handle(conn: Connection, kept: OrderedDict[str, Any]) -> bool:
+def _handle(conn: Connection, kept: OrderedDict[str, tuple[str, Any]]) -> bool:
     """One request: a training (kept for its run), or a kept model's scoring or save.
     Whether it trained."""
     from helix_tf.components import keras_models, trainers
@@ -177,10 +177,11 @@ def _handle(conn: Connection, kept: OrderedDict[str, Any]) -> bool:
         conn.send({"stats": {**trainers.TRAINERS.stats(), "models": len(kept)}})
         return False
     if op in ("predict", "save"):
-        model = kept.get(request["model"])
-        if model is None:  # evicted, or another trainer's: the run builds its own
+        entry = kept.get(request["model"])
+        if entry is None:  # evicted, or another trainer's: the run builds its own
             conn.send({"error": f"no kept model {request['model']!r}"})
             return False
+        model = entry[1]
         kept.move_to_end(request["model"])
         try:
             if op == "predict":
@@ -198,20 +199,35 @@ def _handle(conn: Connection, kept: OrderedDict[str, Any]) -> bool:
         conn.send({"epoch": (epoch, epochs, loss, seconds)})
 
     on_epoch = progress if request.get("progress") else None
+    recipe = request["recipe"]
+    key = keras_models.plain_key(recipe)
     try:
-        model, weights, losses = keras_models.kept_model(
-            request["training"], request["recipe"], on_epoch
-        )
-        linear = keras_models.feature_weights(model, request["recipe"]["features"])
+        weights, losses = keras_models.train_weights(request["training"], on_epoch)
+        model = keras_models.plain_model(recipe, weights, reuse=_recycled(kept, key))
+        linear = keras_models.feature_weights(model, recipe["features"])
     except Exception as exc:
         conn.send({"error": repr(exc)})
         return True
     token = f"{os.getpid()}-{secrets.token_hex(8)}"
-    kept[token] = model
+    kept[token] = (key, model)
     while len(kept) > KEPT_MODELS:
         kept.popitem(last=False)
     conn.send({"weights": weights, "losses": losses, "model": token, "linear": linear})
     return True
+
+
+def _recycled(kept: OrderedDict[str, tuple[str, Any]], key: str) -> Any:
+    """A kept model of ``key`` to hold the next training's weights, or ``None`` (build one).
+
+    The two latest models of a key stay kept (a run may still score its model while the
+    next run trains); the older one's token is forgotten (a run that still asks for it
+    builds its own from the weights) and its model takes the new weights.
+    """
+    same = [token for token, (k, _) in kept.items() if k == key]
+    if len(same) < 2:
+        return None
+    _, model = kept.pop(same[0])
+    return model
 
 
 class RemoteTrainer:

@@ -58,6 +58,16 @@ for name, (learner, task, precision) in t.CASES.items():
         "linear": {k: v.tolist() for k, v in weights.items()},
     }
     models[name] = (model, x, task, scores)
+# Two more trainings of one graph (other L2 strengths): the later one holds its weights in
+# the model object the trainer built for the earlier case's training (recycled).
+import dataclasses
+learner, task, precision = t.CASES["linear-binary-l2"]
+features, x, y = t._data(task)
+for l2 in (0.005, 0.01, 0.02):  # the third recycles the first
+    edit = dataclasses.replace(learner, l2=l2)
+    model, _ = km.train_model(edit, features, x, y, head=km.Head(), precision=precision)
+    km.save_model(model, str(out / f"l2-{l2}.keras"))
+    np.save(out / f"l2-{l2}.npy", km.predict_scores(model, x, task))
 from tensorflow.python.eager import context
 report["tensorflow_ran_here"] = bool(context.context()._initialized)
 os.kill(pid, signal.SIGTERM)
@@ -105,6 +115,19 @@ def test_a_trainer_kept_model_scores_and_saves_with_a_fresh_process_bits(tmp_pat
         )
         local_weights = km.feature_weights(loaded, features)
         assert {k: np.asarray(v).tolist() for k, v in local_weights.items()} == got["linear"]
+    # A recycled model object: the later training's weights and L2 strength, saved and scored.
+    features, x, _ = test_trainers._data("binary")
+    for l2 in (0.005, 0.01, 0.02):
+        loaded = km.load_model(str(served / f"l2-{l2}.keras"))
+        np.testing.assert_array_equal(
+            km.predict_scores(loaded, x, "binary"), np.load(served / f"l2-{l2}.npy")
+        )
+        penalties = {
+            layer.regularizer.get_config()["l2"]
+            for layer in loaded.layers
+            if getattr(layer, "regularizer", None) is not None
+        }
+        assert penalties == {np.float32(l2).item()}, l2
 
 
 EXPLAINED = TINY_CENSUS.replace(
