@@ -44,6 +44,7 @@ __all__ = [
     "feature_weights",
     "labels_from_table",
     "load_model",
+    "model_importance",
     "plain_key",
     "plain_model",
     "predict_scores",
@@ -486,6 +487,36 @@ def predict_scores(model: Any, x: Mapping[str, np.ndarray], task: str = "binary"
     if task == "regression":
         return logits.reshape(-1)
     return (1.0 / (1.0 + np.exp(-logits.reshape(-1)))).astype(np.float64)
+
+
+def model_importance(
+    model: Any,
+    x: Mapping[str, np.ndarray],
+    y: np.ndarray,
+    features: Sequence[Mapping[str, Any]],
+    *,
+    task: str,
+    transform: str | None = None,
+    **params: Any,
+) -> dict[str, Any]:
+    """:func:`helix_tf.components.explain.permutation_importance` of a Keras model scored as the predict node scores
+    it (probabilities, class probabilities, values on the label's original scale);
+    ``params``: its ``repeats``, ``seed``, ``scoring``, ``zero``.
+
+    A :class:`helix_tf.components.trainers.RemoteModel` (a served run's) computes it in
+    the process that keeps the model: one request instead of one per scoring.
+    """
+    from helix_tf.components import explain, trainers
+    from helix_tf.components.features._label import inverse_transform
+
+    if isinstance(model, trainers.RemoteModel):
+        return model.importance(x, y, features, task=task, transform=transform, **params)
+
+    def score(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        scores = predict_scores(model, inputs, task)
+        return inverse_transform(transform, scores) if task == "regression" else scores
+
+    return explain.permutation_importance(score, x, y, features, **params)
 
 
 def zero_weight_features(

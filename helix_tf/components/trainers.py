@@ -273,7 +273,8 @@ class Remote(Protocol):
     keeps the model :func:`~helix_tf.components.keras_models.plain_model` builds from
     ``recipe`` and the weights: it returns ``{"weights", "losses", "model": a token,
     "linear": the model's feature weights}``, or ``None`` to train here. ``call`` runs
-    one request on a kept model (``{"op": "predict" | "save", "model": token, ...}``)
+    one request on a kept model (``{"op": "predict" | "importance" | "save", "model":
+    token, ...}``)
     and returns the reply, or ``None`` (then this process does it itself).
     """
 
@@ -291,7 +292,8 @@ class Remote(Protocol):
 class RemoteModel:
     """A trained model that another process keeps (:class:`Remote`): a served run's.
 
-    It scores (:meth:`predict`) and saves (:meth:`save`) there, where TensorFlow is
+    It scores (:meth:`predict`, :meth:`importance`) and saves (:meth:`save`) there, where
+    TensorFlow is
     warm, and answers the linear weights from the training's reply, so the run's own
     process never builds a Keras model. Same bits as the model built here: the kept
     model is built by the same code from the same weights. When the other process
@@ -332,6 +334,22 @@ class RemoteModel:
         from helix_tf.components import keras_models
 
         return keras_models.predict_scores(self.local(), x, task)
+
+    def importance(
+        self,
+        x: Mapping[str, np.ndarray],
+        y: np.ndarray,
+        features: Sequence[Mapping[str, Any]],
+        **params: Any,
+    ) -> dict[str, Any]:
+        """``keras_models.model_importance`` of the model (``params``: task, transform, ...)."""
+        request = {"op": "importance", "x": dict(x), "y": y, "features": list(features)}
+        reply = self._call({**request, "params": params})
+        if reply is not None:
+            return reply["importance"]  # type: ignore[no-any-return]
+        from helix_tf.components import keras_models
+
+        return keras_models.model_importance(self.local(), x, y, features, **params)
 
     def save(self, path: str) -> None:
         """Write the model as a ``.keras`` file at ``path``."""

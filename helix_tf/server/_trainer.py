@@ -18,7 +18,9 @@ importance and the ``.keras`` file are computed here, where TensorFlow is warm, 
 the run's fork never builds a model or runs a TensorFlow op (a fresh fork's first
 op, model build and call cost 0.2–1.4 s). Requests, one per connection: a training
 (``{"training", "recipe", "progress"}``), ``{"op": "predict", "model", "x", "task"}``,
-``{"op": "save", "model", "path"}``, ``{"op": "stats"}``.
+``{"op": "importance", "model", "x", "y", "features", "params"}`` (permutation
+importance, one request for all its scorings), ``{"op": "save", "model", "path"}``,
+``{"op": "stats"}``.
 
 Once idle (below :data:`~helix_tf.server._starting.SPARE_CPUS`, after the run that
 started the server has ended), the trainer warms TensorFlow up with a tiny training
@@ -176,7 +178,7 @@ def _handle(conn: Connection, kept: OrderedDict[str, tuple[str, Any]]) -> bool:
     if op == "stats":
         conn.send({"stats": {**trainers.TRAINERS.stats(), "models": len(kept)}})
         return False
-    if op in ("predict", "save"):
+    if op in ("predict", "importance", "save"):
         entry = kept.get(request["model"])
         if entry is None:  # evicted, or another trainer's: the run builds its own
             conn.send({"error": f"no kept model {request['model']!r}"})
@@ -188,6 +190,11 @@ def _handle(conn: Connection, kept: OrderedDict[str, tuple[str, Any]]) -> bool:
                 conn.send(
                     {"scores": keras_models.predict_scores(model, request["x"], request["task"])}
                 )
+            elif op == "importance":
+                found = keras_models.model_importance(
+                    model, request["x"], request["y"], request["features"], **request["params"]
+                )
+                conn.send({"importance": found})
             else:
                 keras_models.save_model(model, request["path"])
                 conn.send({"saved": request["path"]})

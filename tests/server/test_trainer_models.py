@@ -35,7 +35,7 @@ import json, os, signal, sys
 from pathlib import Path
 import numpy as np
 import tensorflow  # noqa: F401  (imported, as in the server; no op runs)
-from helix_tf.components import keras_models as km, trainers
+from helix_tf.components import explain, keras_models as km, trainers
 from helix_tf.server._trainer import RemoteTrainer, start_trainer, trainer_path
 from tests.components import test_trainers as t
 
@@ -52,10 +52,14 @@ for name, (learner, task, precision) in t.CASES.items():
     km.save_model(model, str(out / f"{name}.keras"))
     np.savez(out / f"{name}.npz", *model.trained_weights, scores=scores)
     weights = km.feature_weights(model, features)
+    importance = km.model_importance(
+        model, x, y, features, task=task, repeats=2, seed=1, scoring=explain.scorings_for(task)
+    )
     report[name] = {
         "kind": type(model).__name__,
         "stats": stats,
         "linear": {k: v.tolist() for k, v in weights.items()},
+        "importance": importance,
     }
     models[name] = (model, x, task, scores)
 # Two more trainings of one graph (other L2 strengths): the later one holds its weights in
@@ -80,7 +84,7 @@ for name, (model, x, task, scores) in models.items():
 
 
 def test_a_trainer_kept_model_scores_and_saves_with_a_fresh_process_bits(tmp_path: Path) -> None:
-    from helix_tf.components import keras_models as km
+    from helix_tf.components import explain, keras_models as km
 
     fresh_dir = tmp_path / "fresh"
     fresh_dir.mkdir()
@@ -115,6 +119,12 @@ def test_a_trainer_kept_model_scores_and_saves_with_a_fresh_process_bits(tmp_pat
         )
         local_weights = km.feature_weights(loaded, features)
         assert {k: np.asarray(v).tolist() for k, v in local_weights.items()} == got["linear"]
+        _, _, y = test_trainers._data(task)
+        scorings = explain.scorings_for(task)
+        importance = km.model_importance(
+            loaded, x, y, features, task=task, repeats=2, seed=1, scoring=scorings
+        )
+        assert json.loads(json.dumps(importance)) == got["importance"], name
     # A recycled model object: the later training's weights and L2 strength, saved and scored.
     features, x, _ = test_trainers._data("binary")
     for l2 in (0.005, 0.01, 0.02):
