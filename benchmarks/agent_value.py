@@ -516,8 +516,8 @@ def trial_cost(args: argparse.Namespace, root: Path) -> dict[str, Any]:
 
     import helix_tf
     from helix_tf import history
-    from helix_tf.agent._daemon import keep_trainers, scored_outputs
     from helix_tf.agent._study import suggest
+    from helix_tf.agent._trial_run import keep_trainers, scored_outputs
     from helix_tf.agent._worker import Finished, Worker, preload
     from helix_tf.search import search_space
 
@@ -669,9 +669,9 @@ def ordering(args: argparse.Namespace, root: Path) -> dict[str, Any]:
 
     import helix_tf
     from helix_tf import history
-    from helix_tf.agent._daemon import KEPT_TRAINERS, keep_trainers, scored_outputs
     from helix_tf.agent._order import compute_costs, kept_after, reuse_order, trainer_shape
     from helix_tf.agent._study import suggest
+    from helix_tf.agent._trial_run import KEPT_TRAINERS, keep_trainers, scored_outputs
     from helix_tf.agent._worker import Worker, preload
     from helix_tf.api import parse_budget
     from helix_tf.roles import Role

@@ -13,21 +13,25 @@ parameters queued again.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import logging
 import os
-import shutil
 import signal
 import time
 from typing import Any
 
 from helix_tf import api, history
+from helix_tf.agent._options import (
+    TAG,
+    AgentBusyError,
+    AgentOptions,
+    agent_share_bytes,
+    metric_direction,
+    preferred_metric,
+)
 from helix_tf.agent._order import compute_costs, kept_after, reuse_order, trainer_shape
 from helix_tf.agent._registry import register, unregister
 from helix_tf.agent._study import (
-    AS_WRITTEN,
-    LOWER_IS_BETTER,
     AgentPaths,
     fail_orphans,
     open_study,
@@ -36,6 +40,8 @@ from helix_tf.agent._study import (
     study_name,
     suggest,
 )
+from helix_tf.agent._trial_run import KEPT_TRAINERS, keep_trainers, run_request, scored_outputs
+from helix_tf.agent._verdicts import is_winner, keep_what_matters, study_counts
 from helix_tf.agent._worker import Finished, Stopped, Worker, Yielded, preload
 from helix_tf.api import Approx
 from helix_tf.errors import HelixError
@@ -46,91 +52,6 @@ from helix_tf.validation import Validation
 __all__ = ["AgentOptions", "AgentBusyError", "serve", "preferred_metric", "TAG"]
 
 log = logging.getLogger(__name__)
-
-#: The tag of every run the agent makes (``history --agent`` shows them).
-TAG = "agent"
-
-
-class AgentBusyError(HelixError):
-    """Another agent already searches for this store."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class AgentOptions:
-    config: str
-    data_dir: str | None = None
-    store: str | None = None
-    cores: int = 1
-    seed: int = 0
-    max_trials: int | None = None
-    resume_after: float = 3.0
-    validation: Validation = dataclasses.field(default_factory=Validation)
-    #: Approximate rung: this share of the training rows, bfloat16 where fast.
-    approx_sample: float = 0.25
-    #: Use the approximate rung only when the plan estimates it at most this share of
-    #: the exact run's cost.
-    approx_max_share: float = 0.6
-    verify_top: int = 3
-    #: Verification (test-split runs, ablations) may take at most this share of the
-    #: worker's time: the search is not starved by verifying every new leader.
-    verify_share: float = 0.25
-    preload: bool = True
-    poll: float = 0.02
-    #: The store's budget in bytes (every agent run honours it); None: the size of
-    #: the store's file system.
-    budget: int | None = None
-    #: The share of the budget the agent's entries may hold together.
-    share: float = 0.25
-    #: Trials asked of the sampler at a time and run in reuse-aware order (1: as asked).
-    batch: int = 4
-    #: The trial worker is replaced between runs once its resident memory passes this.
-    worker_max_rss: int | None = 4 << 30
-
-    def __post_init__(self) -> None:
-        if not 0 < self.share <= 1:
-            raise ValueError(f"AgentOptions: share must be in (0, 1], but got {self.share!r}")
-        if not 0 < self.verify_share <= 1:
-            raise ValueError(
-                f"AgentOptions: verify_share must be in (0, 1], but got {self.verify_share!r}"
-            )
-        if self.batch < 1:
-            raise ValueError(f"AgentOptions: batch must be >= 1, but got {self.batch!r}")
-
-
-def agent_share_bytes(opts: AgentOptions, home: os.PathLike[str] | str) -> int | None:
-    """What the agent's store entries may hold together: ``share`` of the budget.
-
-    Without a budget, of the size of the file system the store is on (None where
-    that cannot be read, e.g. a remote store: no cap).
-    """
-    if opts.budget is not None:
-        return int(opts.share * opts.budget)
-    try:
-        return int(opts.share * shutil.disk_usage(home).total)
-    except OSError:
-        return None
-
-
-def preferred_metric(metrics: dict[str, float]) -> str:
-    """The metric the agent optimises: AUC, else accuracy, else the first one."""
-    for key in ("auc", "accuracy"):
-        if key in metrics:
-            return key
-    return sorted(metrics)[0]
-
-
-def _direction(dag: dict[str, Any]) -> str:
-    ops = [
-        str(m.get("op", "")).lower()
-        for n in dag.get("nodes", [])
-        if n.get("role") == Role.EVALUATE
-        for m in (n.get("extra") or {}).get("metrics") or []
-    ]
-    if any(o in ("auc", "accuracy") for o in ops):
-        return "maximize"
-    if ops and all(any(w in o for w in LOWER_IS_BETTER) for o in ops):
-        return "minimize"
-    return "maximize"
 
 
 def _lower_priority(cores: int) -> list[int]:
@@ -145,125 +66,6 @@ def _lower_priority(cores: int) -> list[int]:
         return chosen
     except (AttributeError, OSError):
         return []
-
-
-#: Keras trainers each trial worker keeps (the reuse-aware order models the same cache).
-KEPT_TRAINERS = 4
-
-
-def keep_trainers() -> None:
-    """In a new trial worker: keep built and traced Keras trainers across its runs.
-
-    :data:`helix_tf.components.trainers.TRAINERS` (issue 9) reuses a trainer when a
-    later run trains the same graph (only the learning rate, epochs or batch size
-    changed), with the same bits as a fresh build; a plain process keeps none.
-    """
-    from helix_tf.components.trainers import TRAINERS
-
-    TRAINERS.keep(KEPT_TRAINERS)
-
-
-def scored_outputs(dag: dict[str, Any]) -> list[str] | None:
-    """The evaluate outputs of a compiled workflow (``to_dict()``): what a trial is scored on.
-
-    Search runs deliver only these (:func:`helix_tf.run`'s ``outputs``): a trial
-    computes its metrics, not explanations it never reads. None: the workflow
-    has no evaluate output (every output is delivered).
-    """
-    names = [
-        n["name"]
-        for n in dag.get("nodes", [])
-        if n.get("role") == Role.EVALUATE and n.get("output")
-    ]
-    return names or None
-
-
-def _handle(opts: AgentOptions, share_bytes: int | None, request: dict[str, Any]) -> dict[str, Any]:
-    """In the worker: one run through the public API (:func:`helix_tf.run`), tagged."""
-    r = api.run(
-        opts.config,
-        params=request["params"],
-        data_dir=opts.data_dir,
-        store=opts.store,
-        approx=request["approx"],
-        validation=request["validation"],
-        materialize=request["materialize"],
-        budget=opts.budget,
-        tag=TAG,
-        tag_budget=share_bytes,
-        outputs=request.get("outputs"),
-    )
-    states: dict[str, int] = {}
-    for n in r.nodes:
-        states[n.state] = states.get(n.state, 0) + 1
-    return {
-        "metrics": r.metrics,
-        "intervals": {k: list(v) for k, v in r.intervals.items()},
-        "approx": r.approx,
-        "wall_seconds": r.wall_seconds,
-        "states": states,
-        "run_id": r.run_id,
-        "version": r.version,
-        "worker_pid": os.getpid(),
-        "trainers": _trainer_stats(),
-    }
-
-
-def _study_counts(study: Any) -> dict[str, Any]:
-    """The status fields of a study: trials by state, and the best so far."""
-    from optuna.trial import TrialState
-
-    counts: dict[str, int] = {}
-    for t in study.get_trials(deepcopy=False):
-        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
-    best = None
-    if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        b = study.best_trial
-        best = {"trial": b.number, "value": b.value, "params": b.params}
-    return {"trials": counts, "best": best}
-
-
-def _trainer_stats() -> dict[str, int]:
-    """The worker's Keras trainers so far: built, reused, kept."""
-    from helix_tf.components.trainers import TRAINERS
-
-    return TRAINERS.stats()
-
-
-def keep_what_matters(study: Any, trial: Any, ablation: dict[str, Any]) -> None:
-    """Queue the winner with only the changes that matter (the rest as written).
-
-    It runs as any trial (validation, then verification when it beats the
-    user's version), so the report can propose the smaller change.
-    """
-    matters = [k for k, a in ablation.items() if a.get("matters") or "error" in a]
-    if not matters or len(matters) == len(ablation):
-        return
-    reverted = [k for k in ablation if k not in matters]
-    # The reverted changes are left as the config writes them, not queued as values:
-    # the config's own value may lie outside the searched range (an L1 of 0 under a
-    # log range), where the sampler could not take it.
-    reduced = {k: v for k, v in trial.params.items() if k not in reverted}
-    as_written = sorted({*reverted, *(trial.user_attrs.get(AS_WRITTEN) or ())})
-    study.enqueue_trial(reduced, user_attrs={"ablated_from": trial.number, AS_WRITTEN: as_written})
-    log.info("trial %d: queued with only the changes that matter: %s", trial.number, matters)
-
-
-def _is_winner(study: Any, number: int, sign: int) -> bool:
-    """Whether trial ``number`` is verified better, by more than every other verified better."""
-    verified = {
-        int(k.partition(":")[2]): v.get("difference")
-        for k, v in study.user_attrs.items()
-        if k.startswith("verified:")
-    }
-    mine = verified.get(number)
-    if not mine or not mine["significant"] or sign * mine["difference"] <= 0:
-        return False
-    return all(
-        sign * d["difference"] <= sign * mine["difference"]
-        for n, d in verified.items()
-        if n != number and d and d["significant"]
-    )
 
 
 class _Agent:
@@ -296,7 +98,7 @@ class _Agent:
         self.purpose = "search"
         #: The one long-lived process the agent's runs run in (forked on first use).
         self.worker = Worker(
-            lambda request: _handle(self.opts, self.share_bytes, request),
+            lambda request: run_request(self.opts, self.share_bytes, request),
             home=paths.home,
             max_rss=opts.worker_max_rss,
             on_start=keep_trainers,
@@ -472,7 +274,7 @@ class _Agent:
                 break
             self.trial(study, space, metric, asked=(asked[i], overrides[i]))
             self.trained = kept_after(self.trained, shapes[i], KEPT_TRAINERS)
-            self.update(**_study_counts(study))
+            self.update(**study_counts(study))
             ran += 1
         for i in order[ran:]:
             asked[i].set_user_attr("not_run", "the agent stopped before this trial's turn")
@@ -579,7 +381,7 @@ class _Agent:
                 # Recorded before the ablation (one run per change): the report shows the
                 # verified proposal while its changes are being weighed.
                 study.set_user_attr(f"verified:{t.number}", record)
-                if _is_winner(study, t.number, sign):
+                if is_winner(study, t.number, sign):
                     record["ablation"] = self.ablate(dict(t.params), float(t.value), metric, sign)
                     study.set_user_attr(f"verified:{t.number}", record)
                     keep_what_matters(study, t, record["ablation"])
@@ -626,7 +428,7 @@ class _Agent:
         )
         name = study_name(view.name, view.digest)
         study = open_study(
-            self.paths, name, direction=_direction(view.dag), seed=opts.seed, create=True
+            self.paths, name, direction=metric_direction(view.dag), seed=opts.seed, create=True
         )
         study.set_user_attr("config", str(opts.config))
         study.set_user_attr("base_digest", view.digest)
@@ -657,7 +459,7 @@ class _Agent:
             finished = len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()])
             if opts.max_trials is not None and finished >= opts.max_trials:
                 self.verify(study, metric, baseline_value, final=True)
-                self.update(**_study_counts(study))
+                self.update(**study_counts(study))
                 self.update(state="done", reason=f"{opts.max_trials} trials finished", rung=None)
                 return False
             if not self.wait_idle():

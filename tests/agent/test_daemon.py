@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from helix_tf import search
-from helix_tf.agent._daemon import AgentOptions, _Agent, _direction, preferred_metric
+from helix_tf.agent._daemon import _Agent
+from helix_tf.agent._options import AgentOptions, metric_direction, preferred_metric
 from helix_tf.agent._study import AS_WRITTEN, AgentPaths, requeue, suggest
 from helix_tf.agent._worker import Finished
 
@@ -39,7 +40,7 @@ def test_metric_and_direction() -> None:
     assert preferred_metric({"accuracy": 0.8}) == "accuracy"
     auc = {"nodes": [{"role": "evaluate", "extra": {"metrics": [{"op": "AUC"}]}}]}
     rmse = {"nodes": [{"role": "evaluate", "extra": {"metrics": [{"op": "RMSE"}]}}]}
-    assert _direction(auc) == "maximize" and _direction(rmse) == "minimize"
+    assert metric_direction(auc) == "maximize" and metric_direction(rmse) == "minimize"
 
 
 def test_approximate_rung_prunes_by_successive_halving(tmp_path: Path) -> None:
@@ -79,7 +80,7 @@ def test_the_agents_entries_are_capped_at_a_share_of_the_budget(tmp_path: Path) 
 
     import pytest
 
-    from helix_tf.agent._daemon import agent_share_bytes
+    from helix_tf.agent._options import agent_share_bytes
 
     assert agent_share_bytes(AgentOptions(config="c.py", budget=1000, share=0.2), tmp_path) == 200
     disk = shutil.disk_usage(tmp_path).total
@@ -132,8 +133,8 @@ def test_a_batch_runs_in_reuse_aware_order_and_requeues_what_a_stop_left(tmp_pat
 def test_the_winner_is_queued_again_with_only_the_changes_that_matter(tmp_path: Path) -> None:
     from optuna.trial import TrialState
 
-    from helix_tf.agent._daemon import _is_winner, keep_what_matters
     from helix_tf.agent._study import open_study
+    from helix_tf.agent._verdicts import is_winner, keep_what_matters
 
     agent = _Agent(AgentOptions(config=str(tmp_path / "c.py")), AgentPaths(home=tmp_path))
     agent.space = search.SearchSpace(
@@ -163,9 +164,9 @@ def test_the_winner_is_queued_again_with_only_the_changes_that_matter(tmp_path: 
 
     study.set_user_attr("verified:0", diff(0.01))
     study.set_user_attr("verified:7", diff(0.02, significant=False))
-    assert _is_winner(study, 0, sign=1)
+    assert is_winner(study, 0, sign=1)
     study.set_user_attr("verified:8", diff(0.03))
-    assert not _is_winner(study, 0, sign=1) and _is_winner(study, 8, sign=1)
+    assert not is_winner(study, 0, sign=1) and is_winner(study, 8, sign=1)
 
     ablation = {
         "learner.l2": {"matters": False, "effect": -0.001},
@@ -223,7 +224,7 @@ def test_verification_stays_within_its_share_of_the_workers_time(tmp_path: Path)
 
 
 def test_search_runs_deliver_only_the_scored_outputs_verifications_all(tmp_path: Path) -> None:
-    from helix_tf.agent._daemon import scored_outputs
+    from helix_tf.agent._trial_run import scored_outputs
 
     dag = {
         "nodes": [

@@ -12,7 +12,8 @@ import pytest
 
 from helix_tf import history
 from helix_tf.activity import user_run
-from helix_tf.agent._daemon import TAG, AgentOptions, _Agent
+from helix_tf.agent._daemon import _Agent
+from helix_tf.agent._options import TAG, AgentOptions
 from helix_tf.agent._study import AgentPaths
 from helix_tf.agent._worker import Stopped, Yielded
 

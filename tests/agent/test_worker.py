@@ -114,7 +114,8 @@ def test_close_ends_the_worker_gracefully(worker: Worker) -> None:
 @pytest.mark.ci
 def test_the_agents_runs_share_one_worker(tiny_census_config: Path, tmp_path: Path) -> None:
     """Real runs through the public API: one worker process serves trial after trial."""
-    from helix_tf.agent._daemon import AgentOptions, _Agent
+    from helix_tf.agent._daemon import _Agent
+    from helix_tf.agent._options import AgentOptions
     from helix_tf.agent._study import AgentPaths
 
     store = str(tmp_path / "store")
@@ -154,7 +155,7 @@ def test_on_start_runs_in_each_new_worker_not_in_the_agent(tmp_path: Path) -> No
 
 def test_the_agents_worker_keeps_keras_trainers(monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 9's trainers are reused only where a long-lived process asks for it."""
-    from helix_tf.agent._daemon import keep_trainers
+    from helix_tf.agent._trial_run import keep_trainers
     from helix_tf.components.trainers import TRAINERS
 
     monkeypatch.delenv("HELIX_TF_TRAINERS", raising=False)
