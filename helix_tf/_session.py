@@ -58,6 +58,13 @@ class Session:
     #: This process's task when the run trains over the workers of TF_CONFIG (issue 14):
     #: only the chief writes; the others run read-only (:mod:`helix_tf._workers`).
     worker: ClusterTask | None = None
+    #: What hashed the data files (it knows each one's stamp when it was hashed).
+    hasher: ContentHasher | None = None
+
+    def data_changed(self) -> list[str]:
+        """The data files written since the compiler hashed them (see
+        :meth:`~helix_tf.compiler.content.ContentHasher.changed_files`)."""
+        return self.hasher.changed_files() if self.hasher is not None else []
 
     @property
     def read_only(self) -> bool:
@@ -178,6 +185,7 @@ def open_loaded(
         exact_note=note,
         baseline_user=None if team else current_user(),
         worker=worker,
+        hasher=hasher,
     )
 
 

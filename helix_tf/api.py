@@ -478,6 +478,7 @@ def _policy(
         protected={n.fingerprint for n in compiled.nodes if states[n.name] != NodeState.PRUNE},
         lease_id=lease_id,
         quota=TagQuota(tag=opts.tag, limit=parse_budget(opts.tag_budget)) if opts.tag else None,
+        data_changed=session.data_changed,
     )
 
 

@@ -76,7 +76,8 @@ def _declared_value(key: str, default: Any, value: Any, text: str | None) -> tup
     ``int(params.scale)``), so a value of another kind would run silently wrong:
     ``-p std=false`` is the string ``'false'``, which is true. Where the default is a
     string, a value typed on the command line stays the text typed (``-p tag=2024`` is
-    ``'2024'``); defaults of other types (None, lists, dicts) take any value.
+    ``'2024'``, ``-p tag=None`` is None); defaults of other types (None, lists, dicts)
+    take any value.
     """
 
     def problem(expected: str, hint: str = "") -> tuple[Any, str]:
@@ -99,7 +100,9 @@ def _declared_value(key: str, default: Any, value: Any, text: str | None) -> tup
             return value, None
         return problem("a number")
     if isinstance(default, str) and not isinstance(value, str) and text is not None:
-        return text, None
+        # The text typed (-p tag=2024 is '2024'), except Python's spelling of no value:
+        # -p transform=None for a "log" default means None, not the string 'None'.
+        return (None if value is None else text), None
     return value, None
 
 

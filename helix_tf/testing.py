@@ -96,6 +96,12 @@ def feature_fingerprint(op: Feature, columns: Mapping[str, str]) -> str:
     op
         A feature that reads raw columns (references to other features are not
         supported here: compile a workflow for those).
+
+    Raises
+    ------
+    AssertionError
+        When the compiler never reuses ``op``'s results (its code reads the clock, the
+        string-hash seed or something it cannot hash), naming why.
     columns
         The source's columns, name -> ``"int"``, ``"float"`` or ``"string"``. The
         source's file is generated (one fixed row), so the fingerprint depends on
@@ -111,7 +117,13 @@ def feature_fingerprint(op: Feature, columns: Mapping[str, str]) -> str:
         wf = Workflow("operator_under_test")
         wf.source("rows", Csv(train=path, columns=dict(columns)))
         wf.output(wf.feature("feature", op))
-        return compile_workflow(wf).node("feature").fingerprint
+        node = compile_workflow(wf).node("feature")
+        refused = node.facts.get("volatile")
+        if refused:
+            raise AssertionError(
+                f"{op!r} is recomputed every run, its results never reused: " + "; ".join(refused)
+            )
+        return node.fingerprint
 
 
 def check_fingerprints(
@@ -143,7 +155,8 @@ def check_fingerprints(
     ------
     AssertionError
         Naming the parameter whose change kept the fingerprint, the parameters
-        ``changes`` lacks, or the two fingerprints of the same spec.
+        ``changes`` lacks, the two fingerprints of the same spec, or why the compiler
+        never reuses its results.
     """
     op = factory()
     missing = sorted((set(op.fingerprint_params()) & set(op.params())) - set(changes))

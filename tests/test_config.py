@@ -187,6 +187,17 @@ def test_declared_params_keep_their_type(
     assert load_config(config, ["tag='quoted'"]).params["tag"] == "quoted"
 
 
+def test_none_for_a_text_param_is_none(
+    make_config: Callable[..., Path], census_like: tuple[Path, Path]
+) -> None:
+    """``-p transform=None`` for a ``"log"`` default turns the transform off: it was the
+    text 'None', which NumericLabel refused ("but got 'None'")."""
+    body = FLAGS.replace('"tag": "base"', '"tag": "base", "transform": "log"')
+    config = make_config(body, train=census_like[0], test=census_like[1])
+    assert load_config(config, ["transform=None"]).params["transform"] is None
+    assert load_config(config, ["transform=log1p"]).params["transform"] == "log1p"
+
+
 def test_several_bad_overrides_are_reported_together(config: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(config, ["lerner.l1=0.1", "learner.l11=0.1"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -49,7 +50,15 @@ class Shift(Feature):
 
 @dataclasses.dataclass(frozen=True)
 class Salted(Shift):
-    """Fingerprints a value that differs between processes (a str hash)."""
+    """Fingerprints a value that differs between processes (the process id)."""
+
+    def fingerprint_params(self) -> dict[str, Any]:
+        return {**super().fingerprint_params(), "salt": os.getpid()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Hashed(Shift):
+    """Reads the process's string-hash seed (``hash()``): never reused, and said so."""
 
     def fingerprint_params(self) -> dict[str, Any]:
         return {**super().fingerprint_params(), "salt": hash("helix")}
@@ -72,6 +81,10 @@ def make_sloppy() -> Shift:
 
 def make_salted() -> Salted:
     return Salted("x")
+
+
+def make_hashed() -> Hashed:
+    return Hashed("x")
 
 
 def test_round_trip_accepts_the_built_in_features() -> None:
@@ -109,6 +122,11 @@ def test_fingerprints_catch_a_parameter_that_does_not_change_them() -> None:
 def test_fingerprints_catch_a_value_that_differs_between_processes() -> None:
     with pytest.raises(AssertionError, match="in a fresh process"):
         check_fingerprints(make_salted, COLUMNS, changes={"column": "y", "by": 2.0, "sloppy": True})
+
+
+def test_fingerprints_name_why_an_operator_is_never_reused() -> None:
+    with pytest.raises(AssertionError, match=r"recomputed every run.*calls hash\("):
+        check_fingerprints(make_hashed, COLUMNS, changes={"column": "y", "by": 2.0, "sloppy": True})
 
 
 def test_fingerprints_need_an_importable_factory() -> None:

@@ -13,7 +13,7 @@ from helix_tf.components.explain import Explain
 from helix_tf.components.features import Feature
 from helix_tf.components.metrics import Metric
 from helix_tf.roles import Role
-from helix_tf.types import MODEL_INPUT_KINDS, NUMERIC, STRING, TOKENS
+from helix_tf.types import MODEL_INPUT_KINDS, NUMERIC, STRING, TOKENS, NodeRef
 
 __all__ = ["check_metric_tasks", "check_model_inputs", "feature_kinds", "resolve_explain_tasks"]
 
@@ -38,8 +38,8 @@ def feature_kinds(
             if isinstance(r, str):
                 t = cols.get(r)
                 ins.append(STRING if t == "string" else NUMERIC if t else UNKNOWN)
-            else:
-                ins.append(kinds.get(r.name, UNKNOWN))
+            else:  # a reference that is no node was reported by the edges
+                ins.append(kinds.get(r.name, UNKNOWN) if isinstance(r, NodeRef) else UNKNOWN)
         if UNKNOWN in ins:
             kinds[name] = UNKNOWN
             continue

@@ -64,7 +64,11 @@ class Declared:
     def ref(self, decl: Declaration, ref: Any, what: str, roles: tuple[Role, ...]) -> str | None:
         """Resolve a reference, checking that it names a node of one of ``roles``."""
         if not isinstance(ref, NodeRef):
-            self.problem(decl, f"{what} must be a node returned by the workflow, but got {ref!r}")
+            self.problem(
+                decl,
+                f"{what} must be a node returned by the workflow, but got {_shown(ref)}"
+                f"{_callable_hint(ref)}{self._name_hint(ref, what)}",
+            )
             return None
         if ref.workflow and ref.workflow != self.wf.name:
             self.problem(decl, f"{what} {ref.name!r} belongs to workflow {ref.workflow!r}")
@@ -86,6 +90,19 @@ class Declared:
             )
             return None
         return ref.name
+
+    def _name_hint(self, value: Any, what: str) -> str:
+        """How to pass a node given by its name (or a raw column where a feature is due)."""
+        if not isinstance(value, str):
+            return ""
+        if value in self.decls:
+            return (
+                f"; pass the reference its wf.{self.decls[value].role}(...) returned, not its name"
+            )
+        return (
+            "; a raw column becomes a model input through a feature: "
+            f'wf.feature("{value}", F.Numeric("{value}")) or F.Vocabulary(...)'
+        )
 
     def source_of(self, decl: Declaration, explicit: Any) -> str | None:
         """The source ``decl`` reads: the one named, else the workflow's only source."""
@@ -124,3 +141,25 @@ class Declared:
         """The label operator of an examples node (None when the reference is broken)."""
         ex = self.decls.get(examples.name) if isinstance(examples, NodeRef) else None
         return ex.op if ex is not None and ex.role == Role.EXAMPLES else None
+
+
+def _shown(value: Any) -> str:
+    """A value for a message: a function by its name, not its address."""
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"function {value.__qualname__}"
+    return repr(value)
+
+
+def _callable_hint(value: Any) -> str:
+    """How to use a function where a node is expected."""
+    if not callable(value):
+        return ""
+    if getattr(value, "__qualname__", "").startswith("Workflow.udf."):
+        return (
+            '; wf.udf(...) is a decorator: write @wf.udf("name") above a def and pass '
+            "the name it binds"
+        )
+    return (
+        '; to compute a feature with a function, declare it with @wf.udf("name") above '
+        'its def (or wf.udf("name")(function)) and pass what that returns'
+    )

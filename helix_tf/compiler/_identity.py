@@ -202,12 +202,14 @@ def _identify(value: Any, fps: Mapping[str, str], hasher: ContentHasher) -> Any:
     return substitute(value, fps)
 
 
-def code_refusals(d: Declaration) -> list[str]:
+def code_refusals(d: Declaration, hasher: ContentHasher | None = None) -> list[str]:
     """Check what the node's user code reads; return why its results cannot be reused.
 
     Warns (once per process) about files the code opens without declaring them and
     about unseeded random calls; a file named only at run time, with no declared
-    files, is a refusal like an object whose state cannot be read.
+    files, is a refusal like an object whose state cannot be read. The files the code
+    opens under a known name are hashed with the code; ``hasher`` watches them too, so a
+    run that sees one change before it stores a result stores nothing more.
     """
     metrics = (d.refs.get("metrics") or []) if d.role == Role.EVALUATE else []
     fns = list(callables([d.op, *metrics]))
@@ -215,19 +217,27 @@ def code_refusals(d: Declaration) -> list[str]:
     fns += sorted(user_types, key=callable_label)  # nested operators' classes too
     if not fns:
         return []
-    declared = d.op.content_files().get("files", ()) if d.op is not None else ()
-    declared_paths = {os.path.abspath(p) for _, p in declared}
+    # Every file the operator names is hashed by content (a UDF's files=, a source's
+    # train/test): code reading a path known only when it runs reads one of them.
+    declared = d.op.content_files().values() if d.op is not None else ()
+    declared_paths = {os.path.abspath(p) for pairs in declared for _, p in pairs}
     who = f"{d.where}: " if d.where else ""
     refusals: list[str] = []
     for fn in fns:
-        refusals += _function_refusals(d, fn, declared_paths, who)
+        refusals += _function_refusals(d, fn, declared_paths, who, hasher)
     for r in refusals:
         _warn_once(f"refuse:{r}", f"{who}results are recomputed every run, never reused: {r}")
     return refusals
 
 
-def _function_refusals(d: Declaration, fn: Any, declared_paths: set[str], who: str) -> list[str]:
+def _function_refusals(
+    d: Declaration, fn: Any, declared_paths: set[str], who: str, hasher: ContentHasher | None
+) -> list[str]:
     fp: CodeFingerprint = code_fingerprint(fn)
+    if hasher is not None:
+        for read in fp.files:
+            if read.path is not None:
+                hasher.watch(read.path)
     udf = f"node {d.name!r} (function {callable_label(fn)})"
     refusals = [f"{udf}: {r}" for r in fp.refusals]
     for f in fp.files:

@@ -5,8 +5,9 @@ inputs (kernels, initialisers and float rounding change between releases), and t
 same holds, more rarely, for pandas, pyarrow and numpy in preprocessing. A reused
 result must equal what a fresh run computes, so the versions of the libraries a
 node's stage computes with, and the settings read when they load (Keras' backend and
-float type, oneDNN's switch), join its fingerprint: upgrading one recomputes what it
-computes and nothing else. Versions are read from the installed distributions'
+float type, oneDNN's switch) or when a learner trains (helix_tf's own
+``learners.TRAINING_SETTINGS``, when set), join its fingerprint: upgrading one
+recomputes what it computes and nothing else. Versions are read from the installed distributions'
 metadata, never by importing TensorFlow or Keras.
 """
 
@@ -20,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from helix_tf.components.learners import TRAINING_SETTINGS
 from helix_tf.roles import Stage
 
 __all__ = ["LIBRARIES", "runtime_identity"]
@@ -79,4 +81,8 @@ def runtime_identity(stage: str) -> dict[str, Any]:
     if "tensorflow" in LIBRARIES[stage]:
         out["env"] = {k: os.environ.get(k) for k in _LEARNING_ENV}
         out["keras"] = _keras_settings()
+        # helix_tf's own settings join only when set: unset, fingerprints stay as they were.
+        settings = {k: v for k in TRAINING_SETTINGS if (v := os.environ.get(k, "").strip())}
+        if settings:
+            out["settings"] = settings
     return out

@@ -13,9 +13,10 @@ An entry is memoised only once the file is older than :data:`RACY_SECONDS`
 timestamp granularity of the moment it was hashed could keep the same
 times, so it is hashed again next time instead of trusted.
 
-A remote file (``gs://…``) is identified by what the object store says about its
-content (crc32c/md5 and size; the generation only when no checksum is given), read
-through fsspec without downloading it.
+A remote file (``gs://…``, ``s3://…``) is identified by the checksum the object store
+reports for its bytes (crc32c/md5, else an ETag) and its size, read through fsspec
+without downloading it. A store that reports no checksum (``memory://``, a plain HTTP
+server) has its file read and hashed: a size or a date can survive a rewrite.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class ContentHasher:
         self.rehash = rehash
         self._memo: dict[str, list[object]] = {}
         self._dirty = False
+        #: Each local file given a digest, with its stamp then (see :meth:`changed_files`).
+        self._seen: dict[str, list[int]] = {}
         if self.memo_path and self.memo_path.exists():
             try:
                 self._memo = json.loads(self.memo_path.read_text())
@@ -83,6 +86,7 @@ class ContentHasher:
             return self._folder_digest(local)
         key = os.path.abspath(local)
         stamp = _stamp(st)
+        self._seen.setdefault(key, stamp)
         hit = self._memo.get(key)
         if not self.rehash and isinstance(hit, list) and hit[:-1] == stamp:
             return str(hit[-1])
@@ -112,6 +116,31 @@ class ContentHasher:
         text = json.dumps(entries, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
+    def watch(self, path: str) -> None:
+        """Remember a local file's stamp now, for :meth:`changed_files` (a file a UDF opens,
+        hashed with its code rather than here)."""
+        key = os.path.abspath(path)
+        if key not in self._seen:
+            try:
+                self._seen[key] = _stamp(os.stat(key))
+            except OSError:
+                return
+
+    def changed_files(self) -> list[str]:
+        """The local files given a digest whose bytes may have changed since (written,
+        replaced or removed: another stamp). A run checks this before it stores a result
+        computed from them: one computed while a file was edited holds neither version's
+        content, and must not be stored under the fingerprint of the version hashed."""
+        changed = []
+        for path, stamp in self._seen.items():
+            try:
+                now = _stamp(os.stat(path))
+            except OSError:
+                now = None
+            if now != stamp:
+                changed.append(path)
+        return changed
+
     def digest(self, paths: Iterable[str]) -> list[str]:
         """Digests of several files, in order."""
         return [self.file_digest(p) for p in paths]
@@ -121,14 +150,25 @@ class ContentHasher:
 
         fs, path = fsspec.core.url_to_fs(url)
         info = fs.info(path)
-        # Content, not place: a checksum and the size identify the bytes wherever they lie;
-        # the generation, etag or mtime only when the store gives no checksum.
-        checksums = [k for k in ("crc32c", "md5Hash", "md5") if info.get(k)]
-        keys = [*checksums, "size"] if checksums else ["generation", "etag", "size", "mtime"]
-        ident = {k: str(info[k]) for k in keys if k in info}
-        if not ident:
-            raise ConfigError(f"cannot identify the content of {url!r}: the store reports nothing")
-        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
+        # Content, not place: a checksum of the bytes (crc32c/md5 on GCS, an ETag on S3
+        # and Azure, which changes with every write) and the size identify them wherever
+        # they lie. Without one, what the store says (size, times, a creation date) can
+        # stay the same through a rewrite: the bytes are read and hashed instead.
+        keys = _checksum_keys(info)
+        if keys:
+            ident = {k: str(info[k]) for k in [*keys, "size"] if k in info}
+            return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
+        digest = hashlib.sha256()
+        try:
+            with fs.open(path, "rb") as handle:
+                while chunk := handle.read(_CHUNK):
+                    digest.update(chunk)
+        except OSError as exc:
+            raise ConfigError(
+                f"data file {url!r} cannot be read ({exc}); its store reports no checksum, "
+                "so its content is read to identify it: check the URL and your access to it"
+            ) from exc
+        return digest.hexdigest()[:32]
 
     def save(self) -> None:
         """Write the memo back (atomically) if it changed."""
@@ -140,6 +180,20 @@ class ContentHasher:
             self._dirty = False
         except OSError as exc:
             log.warning("could not save the content-hash memo %s: %s", self.memo_path, exc)
+
+
+#: What object stores report that is a checksum of an object's bytes (matched without
+#: case: S3 says ``ETag``, Azure ``etag``, GCS ``crc32c`` and ``md5Hash``), best first. An
+#: ETag (a version of the bytes) counts only when no true checksum is given.
+_CHECKSUMS = ("crc32c", "md5hash", "md5", "content_md5", "sha256", "checksum")
+_CHUNK = 1 << 20
+
+
+def _checksum_keys(info: dict[str, object]) -> list[str]:
+    """The keys of ``info`` that hold a checksum of the object's bytes, as spelled there."""
+    present = {k.lower(): k for k, v in info.items() if v}
+    keys = [present[k] for k in _CHECKSUMS if k in present]
+    return keys or [present[k] for k in ("etag",) if k in present]
 
 
 def _stamp(st: os.stat_result) -> list[int]:

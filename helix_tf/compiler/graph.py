@@ -174,7 +174,7 @@ def _compiled_nodes(
     nodes = []
     for name in order:
         d = declared.decls[name]
-        refusals = code_refusals(d)
+        refusals = code_refusals(d, hasher)
         fps[name] = fingerprint(ctx, d, inputs[name], fps, hasher=hasher, volatile=bool(refusals))
         facts = node_facts(ctx, d)
         # A nonce upstream: never reused either.

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from helix_tf.components.learners import STREAM_BYTES_SETTING, training_setting
 from helix_tf.types import BAG, CATEGORICAL, LABEL, NUMERIC, ROW_ID
 
 if TYPE_CHECKING:
@@ -104,7 +105,8 @@ def streamed_examples(
     if not os.path.isdir(split):
         return None
     files = sorted(os.path.join(split, f) for f in os.listdir(split) if f.endswith(".parquet"))
-    if sum(os.path.getsize(f) for f in files) <= distributed.STREAM_BYTES:
+    limit = training_setting(STREAM_BYTES_SETTING, distributed.STREAM_BYTES)
+    if sum(os.path.getsize(f) for f in files) <= limit:
         return None
     import pyarrow.parquet as pq
 

@@ -66,7 +66,7 @@ __all__ = [
 #: features): 3.3 MB of Parquet become 13.7 MB as an Arrow table plus 11.7 MB of model
 #: arrays, ~7.8x; 256 MiB of Parquet (the x1000 census, 32M rows, is ~330 MB) would
 #: hold ~2 GB at once in one process before Keras copies it.
-STREAM_BYTES = int(os.environ.get("HELIX_TF_STREAM_BYTES", str(256 * 2**20)))
+STREAM_BYTES = 256 * 2**20  # $HELIX_TF_STREAM_BYTES overrides it (learners.training_setting)
 
 Batch = tuple[dict[str, np.ndarray], np.ndarray]
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -33,7 +32,13 @@ from helix_tf.components._model_inputs import (
     labels_from_table,
     streamed_examples,
 )
-from helix_tf.components.learners import DNN, Learner, WideDeep
+from helix_tf.components.learners import (
+    DNN,
+    EAGER_STEPS_SETTING,
+    Learner,
+    WideDeep,
+    training_setting,
+)
 from helix_tf.types import CATEGORICAL, NUMERIC
 
 __all__ = [
@@ -59,8 +64,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-#: Training runs eagerly (no tf.function tracing) when it has at most this many steps.
-EAGER_MAX_STEPS = int(os.environ.get("HELIX_EAGER_MAX_STEPS", "20"))
+#: Training runs eagerly (no tf.function tracing) when it has at most this many steps
+#: (``$HELIX_EAGER_MAX_STEPS`` overrides it: :func:`learners.training_setting`).
+EAGER_MAX_STEPS = 20
 
 #: The Keras dtype policy of each ``precision`` (anything else: float32).
 POLICIES = {"bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
@@ -190,7 +196,8 @@ def _training(
         "head": head,
         "n_epochs": n_epochs,
         # Tracing the step costs ~0.5 s, an eager step ~30 ms: below this, eager wins.
-        "run_eagerly": -(-len(y) // int(learner.batch_size)) * n_epochs <= EAGER_MAX_STEPS,
+        "run_eagerly": -(-len(y) // int(learner.batch_size)) * n_epochs
+        <= training_setting(EAGER_STEPS_SETTING, EAGER_MAX_STEPS),
         "policy": policy,
     }
 

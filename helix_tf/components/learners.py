@@ -7,17 +7,41 @@ them (and is the only place that imports TensorFlow for learning).
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from typing import ClassVar, NoReturn
 
 from helix_tf.components.base import Operator
-from helix_tf.errors import missing_name
+from helix_tf.errors import ConfigError, missing_name
 
 __all__ = ["Learner", "Linear", "DNN", "WideDeep", "OPTIMIZERS"]
 
 OPTIMIZERS = ("adam", "sgd", "ftrl", "adagrad", "rmsprop")
 #: The ``tf.distribute`` strategies a learner may train under (``strategy=``).
 STRATEGIES = ("one-device", "mirrored", "multi-worker")
+#: helix_tf's own environment settings that change what a training computes, by name:
+#: the most steps trained eagerly (more are traced: another graph, other float rounding)
+#: and, under a strategy, the examples' size above which they stream from disk (another
+#: row order). Read when a learner trains, never at import (a served run is a fork of a
+#: process started with another environment); when set, each joins the fingerprints of
+#: the learning stages (``compiler._runtime``), so a result is reused only under it.
+EAGER_STEPS_SETTING = "HELIX_EAGER_MAX_STEPS"
+STREAM_BYTES_SETTING = "HELIX_TF_STREAM_BYTES"
+TRAINING_SETTINGS = (EAGER_STEPS_SETTING, STREAM_BYTES_SETTING)
+
+
+def training_setting(name: str, default: int) -> int:
+    """The value of :data:`TRAINING_SETTINGS` ``name`` in the environment, else ``default``."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(
+            f"environment variable {name}={text!r} must be a whole number; set it to one "
+            f"or unset it (default {default})"
+        ) from None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

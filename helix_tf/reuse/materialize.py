@@ -81,6 +81,11 @@ class MaterializationPolicy:
     decisions: dict[str, str] = dataclasses.field(default_factory=dict)
     #: A tagged run's (the agent's): its entries' mark and their cap.
     quota: TagQuota | None = None
+    #: The data files written since they were hashed (``Session.data_changed``): once
+    #: one is, nothing more is kept (results computed while it changed are neither
+    #: version's, and would be stored under the fingerprint of the one hashed).
+    data_changed: Callable[[], list[str]] | None = None
+    _changed: list[str] = dataclasses.field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -131,6 +136,9 @@ class MaterializationPolicy:
         if self.policy == "none":
             self.decisions[name] = "policy none"
             return False
+        if self._data_changed():
+            self.decisions[name] = f"not kept: data file {self._changed[0]} changed during the run"
+            return False
         if (getattr(node, "extra", None) or {}).get("volatile"):
             # Its fingerprint is new every run (it reads something that cannot be hashed):
             # no later run could load it.
@@ -163,6 +171,18 @@ class MaterializationPolicy:
             self.quota.used += nbytes
         self.decisions[name] = "kept"
         return True
+
+    def _data_changed(self) -> bool:
+        if not self._changed and self.data_changed is not None:
+            self._changed = self.data_changed()
+            if self._changed:
+                log.warning(
+                    "data file %s changed while this run read it: nothing more of this run is "
+                    "stored (its results may mix the old and the new content); run again to "
+                    "compute and store results of the new content",
+                    ", ".join(self._changed),
+                )
+        return bool(self._changed)
 
     def _spare(self, fingerprint: str) -> bool:
         """This run reads it, or another live run pinned it: not to be evicted."""

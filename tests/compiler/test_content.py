@@ -152,3 +152,51 @@ def test_a_file_that_cannot_be_read_is_a_config_error_naming_it(
     monkeypatch.setattr(content, "sha256_file", denied)
     with pytest.raises(ConfigError, match=r"data\.csv' cannot be read \(Permission denied\)"):
         ContentHasher().file_digest(str(data))
+
+
+def test_a_remote_file_without_a_checksum_is_identified_by_its_bytes() -> None:
+    """``memory://`` reports only a size and a creation date: a rewrite of the same size
+    must change the digest (it once kept it, and a run reused stale results)."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    path = f"/helix-content-{os.getpid()}-{time.time_ns()}.csv"
+    try:
+        fs.pipe(path, b"a,b\n1,2\n")
+        before = ContentHasher().file_digest(f"memory://{path}")
+        fs.pipe(path, b"a,b\n3,4\n")
+        after = ContentHasher().file_digest(f"memory://{path}")
+        fs.pipe(path, b"a,b\n1,2\n")
+        assert before != after
+        assert ContentHasher().file_digest(f"memory://{path}") == before
+    finally:
+        fs.rm(path)
+
+
+@pytest.mark.parametrize(
+    ("info", "keys"),
+    [
+        ({"crc32c": "AAA=", "md5Hash": "x", "etag": "CAE=", "size": 3}, ["crc32c", "md5Hash"]),
+        ({"ETag": '"9b2c"', "LastModified": "2026-01-01", "size": 3}, ["ETag"]),
+        ({"size": 3, "created": "2026-01-01", "mtime": 5.0}, []),
+        ({"size": 3, "md5": None, "etag": ""}, []),
+    ],
+    ids=["gcs", "s3", "nothing", "empty"],
+)
+def test_checksum_keys_of_object_stores(info: dict[str, object], keys: list[str]) -> None:
+    assert content._checksum_keys(info) == keys
+
+
+def test_files_changed_since_they_were_hashed_are_named(tmp_path: Path, trusted: None) -> None:
+    """A run asks before it stores a result computed from the files: a file rewritten (even
+    to the same size and modification time), replaced or removed since it was hashed."""
+    kept, edited, removed = (tmp_path / n for n in ("kept.csv", "edited.csv", "removed.csv"))
+    for path in (kept, edited, removed):
+        path.write_bytes(b"a,b\n1,2\n")
+    hasher = ContentHasher(tmp_path / "memo.json")
+    for path in (kept, edited, removed):
+        hasher.file_digest(str(path))
+    assert hasher.changed_files() == []
+    _rewrite_in_place(edited, b"a,b\n3,4\n")
+    removed.unlink()
+    assert hasher.changed_files() == [str(edited), str(removed)]

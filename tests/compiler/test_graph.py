@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -187,6 +188,41 @@ BAD_CONFIGS = {
         + TAIL,
         [r"cycle: '(a|b)' -> '(a|b)'"],
     ),
+    "function_where_a_feature_input_is_due": (
+        SOURCE
+        + "def hours(batch):\n    return batch['hours_per_week']\n\n\n"
+        + 'age = wf.feature("age", F.Numeric(hours))  # <-\n'
+        + TAIL,
+        [
+            r"node 'age': input must be a node returned by the workflow, but got function hours",
+            r'declare it with @wf.udf\("name"\) above its def',
+        ],
+    ),
+    "udf_decorator_not_applied": (
+        SOURCE
+        + 'age = wf.feature("age", F.Numeric("age"))\n'
+        + 'hours = wf.udf("hours")\n'
+        + TAIL.replace("[age]", "[age, hours]").replace(
+            'positive=">50K"))\n', 'positive=">50K"))  # <-\n', 1
+        ),
+        [r"but got function Workflow\.udf\.<locals>\.decorate; wf\.udf\(\.\.\.\) is a decorator"],
+    ),
+    "column_name_where_a_feature_is_due": (
+        SOURCE
+        + 'age = wf.feature("age", F.Numeric("age"))\n'
+        + TAIL.replace("[age]", '[age, "hours_per_week"]').replace(
+            'positive=">50K"))\n', 'positive=">50K"))  # <-\n', 1
+        ),
+        [r"but got 'hours_per_week'; a raw column becomes a model input through a feature"],
+    ),
+    "node_name_where_its_reference_is_due": (
+        SOURCE
+        + 'age = wf.feature("age", F.Numeric("age"))\n'
+        + TAIL.replace('wf.train("learner", examples', 'wf.train("learner", "examples"').replace(
+            "learners.Linear(epochs=1))\n", "learners.Linear(epochs=1))  # <-\n", 1
+        ),
+        [r"but got 'examples'; pass the reference its wf\.examples\(\.\.\.\) returned"],
+    ),
     "several_sources_need_source": (
         SOURCE
         + 'wf.source("more_rows", sources.Csv(train=r"$train", **CENSUS_CSV_OPTIONS))\n'
@@ -288,6 +324,14 @@ def test_workflow_without_outputs_is_an_error(
     path = write_config(tmp_path, body, train=census_like[0], test=census_like[1])
     with pytest.raises(CompileError, match=r"has no outputs: call wf\.output"):
         _compile(path)
+
+
+def test_a_file_pattern_is_named_with_the_fix(tmp_path: Path) -> None:
+    pattern = str(tmp_path / "parts" / "*.csv")
+    path = write_config(tmp_path, VALID, train=pattern, test=pattern)
+    with pytest.raises(CompileError, match=r"patterns are not expanded") as info:
+        _compile(path)
+    assert f"train=sorted(glob.glob({pattern!r}))" in str(info.value)
 
 
 def test_missing_data_file_is_named_with_the_fix(tmp_path: Path) -> None:
@@ -646,6 +690,27 @@ def looked(batch):
     assert str(lookup) in message and "open(LOOKUP)" in message and "node 'looked'" in message
     lookup.write_text('{"k": 5}')
     assert _fingerprints(path)["looked"] != before["looked"]
+
+
+def test_files_the_data_and_the_code_read_are_watched_for_changes_during_a_run(
+    tmp_path: Path, census_like: tuple[Path, Path], fresh_warnings: None
+) -> None:
+    """A run stores nothing more once a file whose content joined a fingerprint changed:
+    the data files and the files a UDF opens under a known name alike."""
+    udf = """\
+@wf.udf("looked", batched=True)
+def looked(batch):
+    return batch["age"] * table()["k"]
+
+"""
+    path, lookup = _udf_config(tmp_path, census_like, udf)
+    loaded = load_config(path)
+    hasher = ContentHasher()
+    compile_workflow(loaded.workflow, config_path=str(loaded.path), hasher=hasher)
+    assert hasher.changed_files() == []
+    time.sleep(0.05)  # past the coarse timestamp tick: the ctime moves
+    lookup.write_text('{"k": 5}')
+    assert hasher.changed_files() == [str(lookup)]
 
 
 def test_an_object_whose_state_cannot_be_read_is_recomputed_every_run(

@@ -177,6 +177,72 @@ class Child(Base):
 udf = Child()
 """
 
+#: Values of user classes built on data types: hashed by their data, and their methods
+#: (called by the UDF through the value) by their code. One module per kind.
+DATA_CLASSES = {
+    "enum": """
+import enum
+
+
+class Mode(enum.Enum):
+    FAST = 1
+
+    def factor(self):
+        return 2.0
+
+
+MODE = Mode.FAST
+
+
+def udf(x):
+    return x * MODE.factor()
+""",
+    "namedtuple": """
+from typing import NamedTuple
+
+
+class Settings(NamedTuple):
+    scale: float
+
+    def scaled(self):
+        return self.scale * 2
+
+
+SETTINGS = Settings(2.0)
+
+
+def udf(x):
+    return x * SETTINGS.scaled()
+""",
+    "dict": """
+class Table(dict):
+    def get2(self, key):
+        return self[key] * 2
+
+
+TABLE = Table(a=2.0)
+
+
+def udf(x):
+    return x * TABLE.get2("a")
+""",
+    "ndarray": """
+import numpy as np
+
+
+class Weights(np.ndarray):
+    def total(self):
+        return float(self.sum())
+
+
+WEIGHTS = np.array([1.0, 2.0]).view(Weights)
+
+
+def udf(x):
+    return x * WEIGHTS.total()
+""",
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class Edit:
@@ -221,7 +287,27 @@ MUST_CHANGE = [
     _edit("state-of-instance-read", "NORM = Normaliser(2)", "NORM = Normaliser(3)", base=CLASSES),
     _edit("numpy-array-element", "[1.0, 2.0, 3.0]", "[1.0, 2.0, 3.5]", base=VALUES),
     _edit("nested-dict-leaf", '{"c": 3}', '{"c": 4}', base=VALUES),
+    # Iterating a dict gives its keys in insertion order (list(TABLE) was ["a", "b"]).
+    _edit(
+        "dict-key-order",
+        '{"a": [1, 2], "b": {"c": 3}}',
+        '{"b": {"c": 3}, "a": [1, 2]}',
+        base=VALUES,
+    ),
+    _edit(
+        "dict-key-order-non-text",
+        "{1: 2, 3: 4}",
+        "{3: 4, 1: 2}",
+        base=VALUES.replace('TABLE["b"]["c"]', 'TABLE["b"]["c"] + list(CODES)[0]').replace(
+            "TABLE = {", "CODES = {1: 2, 3: 4}\nTABLE = {"
+        ),
+    ),
     _edit("base-class-method", "return x * 2", "return x * 3", base=INHERITANCE),
+    _edit("enum-method", "return 2.0", "return 3.0", base=DATA_CLASSES["enum"]),
+    _edit("namedtuple-method", "* 2", "* 3", base=DATA_CLASSES["namedtuple"]),
+    _edit("dict-subclass-method", "* 2", "* 3", base=DATA_CLASSES["dict"]),
+    _edit("ndarray-subclass-method", "self.sum()", "self.max()", base=DATA_CLASSES["ndarray"]),
+    _edit("ndarray-subclass-data", "[1.0, 2.0]", "[1.0, 2.5]", base=DATA_CLASSES["ndarray"]),
 ]
 
 MUST_NOT_CHANGE = [
@@ -424,6 +510,18 @@ def test_local_import_of_a_module_not_loaded_yet(tmp_path, monkeypatch, load) ->
     assert digests[0] != digests[1]
 
 
+def _outputs_under_two_hash_seeds(folder: pathlib.Path, code: str) -> set[str]:
+    """What ``code`` prints in two processes of different hash seeds (modules in ``folder``)."""
+    outputs = set()
+    for seed in ("1", "2"):
+        env = {"PYTHONHASHSEED": seed, "PYTHONPATH": f"{folder}:{pathlib.Path.cwd()}"}
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        )
+        outputs.add(out.stdout.strip())
+    return outputs
+
+
 def test_digests_agree_across_processes(tmp_path: pathlib.Path) -> None:
     """Different hash seeds, the second process loading the first one's .pyc."""
     (tmp_path / "helix_hashing_seeded.py").write_text(
@@ -434,15 +532,24 @@ def test_digests_agree_across_processes(tmp_path: pathlib.Path) -> None:
         "code_fingerprint, stable_hash; fp = code_fingerprint(m.udf); "
         "print(fp.digest, fp.analysable, stable_hash({'x', 'y', 'z'}))"
     )
-    outputs = set()
-    for seed in ("1", "2"):
-        env = {"PYTHONHASHSEED": seed, "PYTHONPATH": f"{tmp_path}:{pathlib.Path.cwd()}"}
-        out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
-        )
-        outputs.add(out.stdout.strip())
+    outputs = _outputs_under_two_hash_seeds(tmp_path, code)
     assert len(outputs) == 1
     assert " True " in outputs.pop()
+
+
+def test_values_of_user_data_classes_agree_across_processes(tmp_path: pathlib.Path) -> None:
+    """An Enum, a NamedTuple, a dict and an ndarray subclass of the user's: their class's
+    code is hashed by content, never by address or hash order."""
+    for kind, source in DATA_CLASSES.items():
+        (tmp_path / f"helix_hashing_{kind}_values.py").write_text(source)
+    modules = [f"helix_hashing_{kind}_values" for kind in sorted(DATA_CLASSES)]
+    code = (
+        "import importlib; from helix_tf.compiler.hashing import code_fingerprint; "
+        f"print([code_fingerprint(importlib.import_module(m).udf) for m in {modules}])"
+    )
+    outputs = _outputs_under_two_hash_seeds(tmp_path, code)
+    assert len(outputs) == 1
+    assert "analysable=False" not in outputs.pop()
 
 
 def test_not_a_callable_is_a_type_error() -> None:
@@ -623,7 +730,18 @@ def _get(value: object, path: tuple) -> object:
 
 @given(_NESTED)
 def test_stable_hash_ignores_dict_insertion_order(value: object) -> None:
+    """Parameters are equal whatever their order (values code reads are not, see
+    ``dict-key-order``: a UDF may iterate them)."""
     assert stable_hash(value) == stable_hash(_reversed_insertion(value))
+
+
+def test_a_dict_in_sorted_order_keeps_its_form_when_code_reads_it() -> None:
+    """Values code reads are hashed with their key order only where it is not sorted: the
+    digests of dicts written in sorted order stay what they were before order counted."""
+    canon = hashing._canonical._Canon(lambda obj: None, ordered=True)
+    assert canon({"a": 1, "b": 2}) == json.loads(canonical_json({"b": 2, "a": 1}))
+    assert canon({1: 2, 3: 4}) == json.loads(canonical_json({3: 4, 1: 2}))
+    assert canon({"b": 2, "a": 1}) != canon({"a": 1, "b": 2})
 
 
 @given(_NESTED, st.data())

@@ -374,3 +374,95 @@ def test_a_helper_class_on_an_abc_and_a_type_alias_are_hashed_not_refused(load) 
     assert fp.refusals == () and fp.analysable
     module.Twice.FACTOR = 3
     assert code_fingerprint(module.udf).digest != fp.digest
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ("return hash(x) % 7", "zlib.crc32"),
+        ("return [hash(s) % 7 for s in x]", "zlib.crc32"),
+        ("return x * 0 + datetime.date.today().year", "reads the clock"),
+        ("return x * 0 + datetime.datetime.now().hour", "reads the clock"),
+        ("return x * 0 + now().hour", "reads the clock"),
+        ("return x * 0 + pd.Timestamp.now().hour", "reads the clock"),
+        ("return x * 0 + time.time()", "reads the clock"),
+        ("return x * 0 + time.localtime().tm_hour", "reads the clock"),
+        ("return x + len(time.strftime('%Y'))", "reads the clock"),
+    ],
+)
+def test_reads_of_the_clock_and_of_the_hash_seed_are_refusals(load, body: str, why: str) -> None:
+    """What these return differs from run to run on the same code and data (another day,
+    another process's string-hash seed): a stored result is never what a fresh run gives,
+    so the node is recomputed every run, and the refusal names the call and the fix."""
+    module = load(
+        f"""
+        import datetime
+        import time
+        from datetime import datetime as dt_class
+
+        import pandas as pd
+
+        now = dt_class.now
+
+
+        def udf(x):
+            {body}
+        """
+    )
+    (refusal,) = code_fingerprint(module.udf).refusals
+    assert "udf calls " in refusal and why in refusal
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "return x + time.localtime(0).tm_year",
+        "return x + len(time.strftime('%Y', time.gmtime(0)))",
+        "return x + datetime.date(2024, 1, 1).year",
+        "return x + zlib.crc32(str(x).encode())",
+        "return x + len({Key(x)})",
+    ],
+)
+def test_fixed_times_and_stable_hashes_are_not_refusals(load, body: str) -> None:
+    """A class's own ``__hash__`` may call ``hash()``: it serves set and dict lookups."""
+    module = load(
+        f"""
+        import datetime
+        import time
+        import zlib
+
+
+        class Key:
+            def __init__(self, x):
+                self.x = x
+
+            def __hash__(self):
+                return hash(("key", self.x))
+
+
+        def udf(x):
+            {body}
+        """
+    )
+    assert code_fingerprint(module.udf).refusals == ()
+
+
+def test_fresh_entropy_is_reported_as_unseeded(load) -> None:
+    module = load(
+        """
+        import os
+        import secrets
+        import uuid
+
+
+        def udf(x):
+            return x + os.urandom(1)[0] + uuid.uuid4().int + secrets.randbelow(3) + secrets.choice([1])
+        """
+    )
+    unseeded = code_fingerprint(module.udf).unseeded
+    assert [u.split(" (")[0] for u in unseeded] == [
+        "os.urandom(1)",
+        "uuid.uuid4()",
+        "secrets.randbelow(3)",
+        "secrets.choice([1])",
+    ]

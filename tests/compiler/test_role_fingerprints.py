@@ -19,6 +19,7 @@ import pytest
 from helix_tf import Workflow, features as F, learners, metrics, sources
 from helix_tf.compiler.content import ContentHasher
 from helix_tf.compiler.graph import FINGERPRINT_SCHEME, compile_workflow
+from helix_tf.errors import ConfigError
 
 TRAIN = "\n".join(f"{20 + i},{30 + i % 7},{'ab'[i % 2]},{i % 3 * 1.5}" for i in range(12)) + "\n"
 TEST = "\n".join(f"{40 + i},{35 + i % 5},{'ba'[i % 2]},{i % 2 * 2.5}" for i in range(6)) + "\n"
@@ -176,6 +177,34 @@ def test_a_library_upgrade_changes_the_nodes_of_the_stages_that_compute_with_it(
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
     onednn = compiled()
     assert {n for n in base if base[n] != onednn[n]} == changed
+
+
+@pytest.mark.parametrize("setting", ["HELIX_EAGER_MAX_STEPS", "HELIX_TF_STREAM_BYTES"])
+def test_a_training_setting_changes_the_learning_nodes_only_when_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    """Training eagerly or traced, in memory or streamed, gives other bits: a model
+    trained under another setting is not reused; unset, fingerprints are as before."""
+    monkeypatch.delenv(setting, raising=False)
+    base = {n.name: n.fingerprint for n in _compiled(tmp_path, "exact").nodes}
+    monkeypatch.setenv(setting, "0")
+    changed = {n.name for n in _compiled(tmp_path, "exact").nodes if base[n.name] != n.fingerprint}
+    learning = {"learner", "predictions", "train_predictions", "explanation", "reg_learner"}
+    assert changed == learning | {"reg_predictions", "evaluation", "sliced", "reg_evaluation"}
+    monkeypatch.setenv(setting, " ")
+    assert {n.name: n.fingerprint for n in _compiled(tmp_path, "exact").nodes} == base
+
+
+def test_training_settings_are_read_when_a_learner_trains(monkeypatch: pytest.MonkeyPatch) -> None:
+    from helix_tf.components.learners import training_setting
+
+    monkeypatch.delenv("HELIX_EAGER_MAX_STEPS", raising=False)
+    assert training_setting("HELIX_EAGER_MAX_STEPS", 20) == 20
+    monkeypatch.setenv("HELIX_EAGER_MAX_STEPS", "0")
+    assert training_setting("HELIX_EAGER_MAX_STEPS", 20) == 0
+    monkeypatch.setenv("HELIX_EAGER_MAX_STEPS", "many")
+    with pytest.raises(ConfigError, match=r"HELIX_EAGER_MAX_STEPS='many' must be a whole number"):
+        training_setting("HELIX_EAGER_MAX_STEPS", 20)
 
 
 def test_compiled_facts_per_role(tmp_path: Path) -> None:

@@ -88,3 +88,37 @@ def test_editing_a_user_operator_recomputes_it(folder: Path, edit: dict[str, obj
     assert before == again
     changed = {n for n in before if before[n] != after[n]}
     assert changed == {"age", "examples", "learner", "p", "evaluation"}
+
+
+SOURCE = """
+import dataclasses
+
+import pandas as pd
+
+from helix_tf.components.sources import Csv
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Mine(Csv):
+    def read(self, split, **kwargs):
+        yield pd.read_csv(self.train[0] if split == "train" else self.test[0], header=None)
+"""
+
+
+def test_a_source_of_ones_own_reading_its_own_files_is_reused(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its ``train``/``test`` files are hashed by content, so code reading one of them (a
+    path known only when it runs) is no reason to recompute it every run: it was refused
+    unless the files were under ``files``."""
+    (folder / "qa_user_source.py").write_text(SOURCE)
+    config = folder / "cfg.py"
+    config.write_text(
+        config.read_text()
+        .replace("from qa_user_ops import Shifted", "from qa_user_source import Mine")
+        .replace("sources.Csv(", "Mine(")
+        .replace('Shifted("age")', 'F.Numeric("age")')
+    )
+    monkeypatch.syspath_prepend(str(folder))
+    sys.modules.pop("qa_user_source", None)
+    assert _fingerprints(folder) == _fingerprints(folder)

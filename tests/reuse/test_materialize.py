@@ -209,3 +209,18 @@ def test_a_node_recomputed_every_run_is_never_kept(name: str) -> None:
     assert not p.decide(volatile, measures["feat"], measures)
     assert "never reused" in p.decisions["feat"]
     assert policy(name).decide(Node("feat"), measures["feat"], measures)
+
+
+@pytest.mark.parametrize("name", ["helix", "all"])
+def test_nothing_is_kept_once_a_data_file_changed_during_the_run(name: str) -> None:
+    """A result computed while its data file was rewritten holds neither version's content:
+    stored under the fingerprint of the version hashed, a later run would load it."""
+    measures = {"src": Measure(compute_seconds=20.0), "feat": Measure(compute_seconds=5.0)}
+    changed: list[str] = []
+    p = policy(name, data_changed=lambda: list(changed))
+    assert p.decide(Node("src"), measures["src"], measures)
+    changed.append("/data/adult.data")
+    assert not p.decide(Node("feat"), measures["feat"], measures)
+    assert p.decisions["feat"] == "not kept: data file /data/adult.data changed during the run"
+    changed.clear()  # changed back: the run's results are still of mixed content
+    assert not p.decide(Node("src"), measures["src"], measures)

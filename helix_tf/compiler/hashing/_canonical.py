@@ -8,6 +8,7 @@ import datetime as dt
 import decimal
 import enum
 import fractions
+import functools
 import hashlib
 import json
 import math
@@ -111,13 +112,28 @@ def _float_form(x: float) -> _Form:
 
 
 class _Canon:
-    """Converts a value to its canonical form; ``code_form`` handles callables."""
+    """Converts a value to its canonical form; ``code_form`` handles callables.
 
-    def __init__(self, code_form: Callable[[object], _Form]) -> None:
+    ``ordered``: a mapping's key order is part of its form (for values code reads, which
+    may iterate it: ``list(CATEGORIES)``), unless the keys are in sorted order, whose form
+    is the one of :func:`canonical_json` (parameters, equal whatever their order).
+    """
+
+    def __init__(self, code_form: Callable[[object], _Form], *, ordered: bool = False) -> None:
         self._code_form = code_form
+        self._ordered = ordered
         self._active: set[int] = set()
 
     def __call__(self, v: object) -> _Form:
+        cls = type(v)
+        if cls.__module__ != "builtins" and _data_family(cls) and _is_user_type(cls):
+            # A user class built on a data type (an Enum, a NamedTuple, a dict or ndarray
+            # subclass) is hashed below by its data alone; its methods are code that the
+            # value's readers call (``MODE.factor()``), so the class's code joins too.
+            return {"__user_value__": self._code_form(cls), "value": self._form(v)}
+        return self._form(v)
+
+    def _form(self, v: object) -> _Form:
         if v is None or isinstance(v, bool):
             return v
         if v is Ellipsis:
@@ -126,16 +142,16 @@ class _Canon:
             if getattr(type(v), "__canonical_value__", False):
                 return self(v.value)  # helix_tf's vocabulary (Role, NodeState, ...): its string
             return {"__enum__": _type_name(type(v)), "name": v.name, "value": self(v.value)}
-        module = type(v).__module__
-        if module.startswith("numpy"):
+        family = _library_family(type(v))
+        if family == "numpy":
             form = self._numpy(v)
             if form is not None:
                 return form
-        if module.startswith("pandas"):
+        if family == "pandas":
             form = self._pandas(v)
             if form is not None:
                 return form
-        if module.startswith("pyarrow"):
+        if family == "pyarrow":
             form = _arrow(v, self)
             if form is not None:
                 return form
@@ -254,9 +270,15 @@ class _Canon:
     def _mapping(self, v: Mapping[Any, Any]) -> _Form:
         items = [(_plain(k), x) for k, x in v.items()]
         if all(type(k) is str and not k.startswith("__") for k, _ in items):
+            keys = [k for k, _ in items]
+            if self._ordered and keys != sorted(keys):
+                return {"__ordered__": [[k, self(x)] for k, x in items]}
             return {k: self(x) for k, x in items}
         pairs = [[self(k), self(x)] for k, x in items]
-        return {"__dict__": sorted(pairs, key=lambda p: _dumps(p[0]))}
+        in_order = sorted(pairs, key=lambda p: _dumps(p[0]))
+        if self._ordered and pairs != in_order:
+            return {"__ordered_dict__": pairs}
+        return {"__dict__": in_order}
 
     def _numpy(self, v: object) -> _Form | None:
         import numpy as np
@@ -355,6 +377,50 @@ def _arrow(v: object, canon: Callable[[object], _Form]) -> _Form | None:
     if isinstance(v, pa.Scalar):
         return {"__arrow__": "Scalar", "type": str(v.type), "value": canon(v.as_py())}
     return None
+
+
+#: The value types whose canonical form is their data alone (no code): a user class built
+#: on one of them is hashed with its class's code too (:meth:`_Canon.__call__`).
+_DATA_TYPES = (
+    enum.Enum,
+    int,
+    float,
+    complex,
+    str,
+    bytes,
+    bytearray,
+    decimal.Decimal,
+    fractions.Fraction,
+    dt.date,
+    dt.time,
+    dt.timedelta,
+    uuid.UUID,
+    pathlib.PurePath,
+    Mapping,
+    list,
+    tuple,
+    set,
+    frozenset,
+    types.SimpleNamespace,
+    random.Random,
+)
+_LIBRARIES = ("numpy", "pandas", "pyarrow")
+
+
+@functools.lru_cache(maxsize=1024)
+def _library_family(cls: type) -> str | None:
+    """``"numpy"``, ``"pandas"`` or ``"pyarrow"`` when ``cls`` is (or derives from) a class
+    of that library, whose values are hashed by their data; else None."""
+    for base in getattr(cls, "__mro__", (cls,)):
+        top = str(getattr(base, "__module__", None) or "").split(".")[0]
+        if top in _LIBRARIES:
+            return top
+    return None
+
+
+def _data_family(cls: type) -> bool:
+    """Whether values of ``cls`` are hashed by their data alone (see :data:`_DATA_TYPES`)."""
+    return issubclass(cls, _DATA_TYPES) or _library_family(cls) is not None
 
 
 def _content_form(op: object) -> _Form:

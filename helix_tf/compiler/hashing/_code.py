@@ -65,7 +65,8 @@ class _Fingerprinter:
         self._stack: list[int] = []
         self._collectors: list[_Collector] = []
         self._labels: list[str] = []
-        self.canon = _Canon(self._nested_code_form)
+        # Values code reads: a dict's key order is what iterating it gives (list(CATS)).
+        self.canon = _Canon(self._nested_code_form, ordered=True)
         sources = _SourceFinder()
         self._user = _UserCode(self, sources, _ReadResolver(self, sources))
 

@@ -13,12 +13,15 @@ import ast
 import builtins
 import codecs
 import dataclasses
+import datetime as dt
 import importlib
 import io
 import os
 import pathlib
 import random
 import sys
+import time
+import uuid
 from collections.abc import Callable
 
 _UNKNOWN = object()
@@ -84,6 +87,9 @@ class Effects:
     dynamic: list[tuple[str, int]] = dataclasses.field(default_factory=list)
     #: Modules imported by a call with a literal name (``importlib.import_module("m")``).
     imports: list[str] = dataclasses.field(default_factory=list)
+    #: Reads of what differs from run to run with the same code and data: the clock, the
+    #: process's string-hash seed (``hash()``): (call text, line, why and the fix).
+    varying: list[tuple[str, int, str]] = dataclasses.field(default_factory=list)
 
 
 def scan_effects(tree: ast.AST, resolve: Callable[[str], object], source: str) -> Effects:
@@ -111,6 +117,14 @@ class _Scan(ast.NodeVisitor):
         self.source = source
         self.found = Effects()
         self.consumed: set[int] = set()  # environ expressions accounted for
+        self.functions: list[str] = []  # the defs the visit is inside, innermost last
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self.functions.append(node.name)
+        self.generic_visit(node)
+        self.functions.pop()
+
+    visit_AsyncFunctionDef = visit_FunctionDef
 
     # -- static values
     def value(self, node: ast.AST) -> object:
@@ -131,7 +145,7 @@ class _Scan(ast.NodeVisitor):
                 return _ENVIRON_GET
             if base is sys.modules and node.attr == "get":
                 return _MODULES_GET
-            if isinstance(base, type(os) | pathlib.PurePath):
+            if isinstance(base, type(os) | pathlib.PurePath) or _is_library_class(base):
                 return getattr(base, node.attr, _UNKNOWN)
             return _UNKNOWN
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
@@ -192,6 +206,11 @@ class _Scan(ast.NodeVisitor):
             self.found.dynamic.append((self.text(node), node.lineno))
         elif any(fn is f for f in _IMPORTERS) or fn is _MODULES_GET:
             self.module_named(node, first)
+        why = _varying(fn, node)
+        if why == _HASH_WHY and self.functions[-1:] == ["__hash__"]:
+            why = None  # a class's own __hash__: set and dict lookups, not values computed
+        if why:
+            self.found.varying.append((self.text(node), node.lineno, why))
         if _is_unseeded(fn, node):
             self.found.unseeded.append((self.text(node), node.lineno))
             if _is_global_draw(fn):
@@ -258,6 +277,59 @@ def _is_reader(fn: object) -> bool:
     return library and callable(fn) and (name.startswith("read_") or name in _READER_NAMES)
 
 
+def _is_library_class(value: object) -> bool:
+    """A class of the standard library, numpy or pandas (``datetime.date``, ``pd.Timestamp``):
+    reading its attributes at compile time has no effect."""
+    if not isinstance(value, type):
+        return False
+    top = value.__module__.split(".")[0]
+    return top in sys.stdlib_module_names or top in ("numpy", "pandas")
+
+
+#: Functions of ``time`` that read the clock: the most arguments with which they still
+#: do (``time.localtime()`` does, ``time.localtime(secs)`` does not; None: always).
+_CLOCK_FUNCTIONS = (
+    (time.time, None),
+    (time.time_ns, None),
+    (time.localtime, 0),
+    (time.gmtime, 0),
+    (time.ctime, 0),
+    (time.asctime, 0),
+    (time.strftime, 1),
+)
+#: Class methods of ``datetime.date`` and its subclasses (``datetime``, ``pd.Timestamp``)
+#: that read the clock.
+_CLOCK_METHODS = frozenset({"now", "today", "utcnow"})
+_CLOCK_WHY = (
+    "reads the clock: a result stored today is not what a run computes tomorrow; pass the "
+    "date or time it needs as a parameter (a module constant or PARAMS) instead"
+)
+_HASH_WHY = (
+    "gives another value for the same text in every process (Python seeds string hashes at "
+    "random): a stored result is not what a fresh run computes; use a stable hash such as "
+    "zlib.crc32(text.encode())"
+)
+
+
+def _varying(fn: object, node: ast.Call) -> str | None:
+    """Why a call's result differs between runs of the same code on the same data: it
+    reads the clock or the process's string-hash seed. None for any other call."""
+    if fn is builtins.hash:
+        return _HASH_WHY
+    arity = next((a for f, a in _CLOCK_FUNCTIONS if fn is f), -1)
+    owner = getattr(fn, "__self__", None)
+    if (
+        arity == -1
+        and isinstance(owner, type)
+        and issubclass(owner, dt.date)
+        and getattr(fn, "__name__", "") in _CLOCK_METHODS
+    ):
+        arity = None
+    if arity == -1 or (arity is not None and len(node.args) + len(node.keywords) > arity):
+        return None
+    return _CLOCK_WHY
+
+
 def _is_global_draw(fn: object) -> bool:
     """A draw from the generator the ``random`` module or numpy's global state keeps."""
     owner = getattr(fn, "__self__", None)
@@ -266,11 +338,21 @@ def _is_global_draw(fn: object) -> bool:
     return owner is not None and (owner is getattr(random, "_inst", None) or owner is global_state)
 
 
+#: Functions that return fresh entropy from the operating system on every call.
+_ENTROPY = (os.urandom, uuid.uuid1, uuid.uuid4)
+
+
 def _is_unseeded(fn: object, node: ast.Call) -> bool:
     """A call that draws from a global generator, or builds one without a seed."""
     owner = getattr(fn, "__self__", None)
     if getattr(fn, "__name__", "") in _STATE_CALLS:
         return False  # seeding or saving the state draws nothing
+    if (
+        any(fn is f for f in _ENTROPY)
+        or getattr(fn, "__module__", None) == "secrets"
+        or isinstance(owner, random.SystemRandom)
+    ):
+        return True  # os.urandom(), uuid.uuid4(), secrets.choice(): fresh OS entropy
     if owner is not None and owner is getattr(random, "_inst", None):
         return True  # random.random(), random.choice(), ...: the module's hidden generator
     numpy_random = sys.modules.get("numpy.random")

@@ -128,6 +128,8 @@ class _UserCode:
                 "before it (other nodes, earlier runs), so no rerun can reproduce it; use "
                 "np.random.default_rng(seed) with the seed a parameter"
             )
+        for call, line, why in found.varying:
+            c.refuse(f"{qualname} calls {call} ({os.path.basename(filename)}:{line}), which {why}")
         for call, line in found.dynamic:
             c.refuse(
                 f"{qualname} reads names known only when it runs: {call} "

@@ -271,6 +271,11 @@ def _path_problem(path: Any, param: str, op: str) -> str | None:
     local = _local(path)
     where = f"{op}({param}=...)"
     if not os.path.exists(local):
+        if any(ch in local for ch in "*?["):
+            return (
+                f"{param} file {path!r} does not exist: patterns are not expanded; pass the "
+                f"files it matches, e.g. {param}=sorted(glob.glob({path!r})), in {where}"
+            )
         return (
             f"{param} file {path!r} does not exist (relative paths start at {os.getcwd()}); "
             f"fix the path in {where}"
