@@ -5,7 +5,7 @@ Usage::
     python -m benchmarks.agent_value [--config configs/census.py] [--scale 1]
         [--parts quality,yield,abba,kill] [--minutes 10] [--seeds 0 1 2]
         [--yield-starts 50] [--abba-pairs 10] [--kills 20] [--cores 1] [--json out.json]
-        [--parts fidelity --scale 10 --fidelity-trials 30]
+        [--parts fidelity --scale 10 --fidelity-trials 30 [--exact-from TRIALS.jsonl]]
 
 Every part uses its own fresh store (a temporary folder) and the shared data
 (``--data-dir``, default ``../shared/data``); user runs never use a warm server.
@@ -48,7 +48,12 @@ throughput
     included) per trial: the rate on a core of its own. Target: >= 20.
 fidelity
     Kendall tau between approximate and exact validation AUC of random points of
-    the space at ``-p scale=--scale`` (target >= 0.7 over >= 30 at x10).
+    the space at ``-p scale=--scale`` (target >= 0.7 over >= 30 at x10), overall and
+    per model family. The rung is the agent's (``--fidelity-sample``, default
+    ``AgentOptions.approx_sample``; ``--fidelity-precision``, ``--fidelity-epochs-scale``).
+    ``--exact-from TRIALS`` reuses an earlier run's points and exact AUCs (only the
+    approximate runs are made), recomputing ``--exact-check`` of them to check they
+    still agree; those pairs, run side by side, give the approximate/exact cost ratio.
 ordering
     ``--ordering-trials`` trials drawn (seeded) from the config's space, run as
     the agent runs them (exact validation runs, tagged ``agent``) twice on fresh
@@ -72,6 +77,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -582,53 +588,165 @@ def _kendall_tau(a: list[float], b: list[float]) -> float | None:
     return (concordant - discordant) / len(pairs) if pairs else None
 
 
+def _fidelity_family(overrides: dict[str, Any]) -> str:
+    """The model family a point trains: its ``model:`` swap, or the config's own."""
+    swaps = [v for k, v in sorted(overrides.items()) if k.startswith("model:") and v]
+    return str(swaps[0]) if swaps else "as written"
+
+
+def _fidelity_taus(points: list[dict[str, Any]]) -> dict[str, Any]:
+    """Kendall τ between the rungs over all points and per model family (with counts)."""
+
+    def tau(ps: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "n": len(ps),
+            "tau": _kendall_tau([p["approx"] for p in ps], [p["exact"] for p in ps]),
+        }
+
+    families = sorted({_fidelity_family(p["overrides"]) for p in points})
+    return {
+        "all": tau(points),
+        **{f: tau([p for p in points if _fidelity_family(p["overrides"]) == f]) for f in families},
+    }
+
+
+def _stored_exact(path: Path) -> list[dict[str, Any]]:
+    """The points of an earlier fidelity run with their exact validation AUCs.
+
+    Reads a trials file (one ``{"fidelity_trial": overrides, "approx": ..., "exact": ...}``
+    per line, as the part prints them) or a result file (``{"fidelity": {"points": [...]}}``).
+    """
+    text = path.read_text()
+    if path.suffix == ".json":
+        points = json.loads(text)["fidelity"]["points"]
+        return [{"overrides": p["overrides"], "exact": p["exact"]} for p in points]
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [
+        {"overrides": r["fidelity_trial"], "exact": r["exact"]}
+        for r in rows
+        if "fidelity_trial" in r
+    ]
+
+
 def fidelity(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     """Kendall tau between the lowest rung (approximate validation) and exact validation.
 
     ``--fidelity-trials`` points drawn at random (seeded) from the config's search
-    space, each run as the agent runs its rungs: approximately (its default sample)
-    and exactly, on the validation split, at ``-p scale=--scale``.
+    space, each run as the agent runs its rungs: approximately (the agent's sample,
+    ``--fidelity-sample``; ``--fidelity-precision``, ``--fidelity-epochs-scale``) and
+    exactly, on the validation split, at ``-p scale=--scale``. The approximate runs
+    share one store and the exact runs another, so what one rung stored never decides
+    the other's (an approximate run on a store holding the exact examples would
+    sample them at training instead of at the source).
+
+    ``--exact-from FILE`` takes the points, in order, and their exact AUCs from an
+    earlier run (an exact run does not change when only the approximate rung does):
+    only the first ``--exact-check`` points are run exactly again, side by side with
+    their approximate runs (which goes first alternating, after the imports a warm
+    worker makes), each compared with the stored AUC (``exact_check``: reused only when all agree within ``--exact-tolerance``;
+    otherwise the part raises). Those side-by-side pairs give the cost ratio, in wall
+    seconds and in CPU seconds (``os.times`` of this process and its children: on a
+    loaded machine the wall time measures the load more than the run).
     """
-    import optuna
-
     import helix_tf
-    from helix_tf.agent._study import suggest
-    from helix_tf.search import search_space
 
-    store = str(root / "fidelity")
     params = [f"scale={args.scale}"]
-    space = search_space(args.config, params=params, data_dir=args.data_dir)
-    sampler = optuna.samplers.RandomSampler(seed=0)
-    study = optuna.create_study(sampler=sampler)
-    approx, exact, seconds = [], [], {"approx": 0.0, "exact": 0.0}
-    for _ in range(args.fidelity_trials):
-        overrides = suggest(study.ask(), space)
-        row = {}
-        for kind, setting in (("approx", helix_tf.Approx(sample=0.25)), ("exact", None)):
-            r = helix_tf.run(
-                args.config,
-                params=[*params, *(f"{k}={v!r}" for k, v in overrides.items())],
-                data_dir=args.data_dir,
-                store=store,
-                approx=setting,
-                validation=helix_tf.Validation(),
-                tag="agent",
+    if args.exact_from:
+        stored = _stored_exact(Path(args.exact_from))
+        if len(stored) < args.fidelity_trials:
+            raise SystemExit(
+                f"--exact-from {args.exact_from} holds {len(stored)} points, "
+                f"fewer than --fidelity-trials {args.fidelity_trials}"
             )
-            row[kind] = r.metrics["auc"]
-            seconds[kind] += r.wall_seconds
-        approx.append(row["approx"])
-        exact.append(row["exact"])
-        print(json.dumps({"fidelity_trial": overrides, **row}, default=str), flush=True)
-    tau = _kendall_tau(approx, exact)
+        stored = stored[: args.fidelity_trials]
+        draws = [p["overrides"] for p in stored]
+    else:
+        import optuna
+
+        from helix_tf.agent._study import suggest
+        from helix_tf.search import search_space
+
+        space = search_space(args.config, params=params, data_dir=args.data_dir)
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        stored, draws = [], [suggest(study.ask(), space) for _ in range(args.fidelity_trials)]
+    from helix_tf.agent._options import AgentOptions
+
+    sample = args.fidelity_sample
+    setting = helix_tf.Approx(
+        sample=AgentOptions(config=str(args.config)).approx_sample if sample is None else sample,
+        precision=args.fidelity_precision,
+        epochs_scale=args.fidelity_epochs_scale,
+    )
+    stores = {"approx": str(root / "fidelity-approx"), "exact": str(root / "fidelity-exact")}
+    from helix_tf.warm import preload
+
+    preload()  # as the agent's worker: no run's time includes the imports
+
+    def run(kind: str, overrides: dict[str, Any]) -> tuple[float, float, float]:
+        """The run's AUC, wall seconds and CPU seconds (all its threads, and children)."""
+        t0 = os.times()
+        r = helix_tf.run(
+            args.config,
+            params=[*params, *(f"{k}={v!r}" for k, v in overrides.items())],
+            data_dir=args.data_dir,
+            store=stores[kind],
+            approx=setting if kind == "approx" else None,
+            validation=helix_tf.Validation(),
+            tag="agent",
+        )
+        t1 = os.times()
+        cpu = sum(b - a for a, b in zip(t0[:4], t1[:4], strict=True))
+        return r.metrics["auc"], r.wall_seconds, cpu
+
+    points: list[dict[str, Any]] = []
+    for i, overrides in enumerate(draws):
+        reuse = bool(stored) and i >= args.exact_check
+        kinds = ["approx"] if reuse else ["approx", "exact"][:: 1 if i % 2 == 0 else -1]
+        point: dict[str, Any] = {"overrides": overrides, "seconds": {}, "cpu_seconds": {}}
+        for kind in kinds:
+            point[kind], point["seconds"][kind], point["cpu_seconds"][kind] = run(kind, overrides)
+        if stored:
+            point["stored_exact"] = stored[i]["exact"]
+            point["exact_source"] = "stored" if reuse else "recomputed"
+            point.setdefault("exact", stored[i]["exact"])
+        points.append(point)
+        print(json.dumps({"fidelity_trial": overrides, **point}, default=str), flush=True)
+    checked = [p for p in points if p.get("exact_source") == "recomputed"]
+    diffs = [abs(p["exact"] - p["stored_exact"]) for p in checked]
+    if stored and diffs and max(diffs) > args.exact_tolerance:
+        raise SystemExit(
+            f"exact AUCs recomputed differ from {args.exact_from} by up to {max(diffs):.5f} "
+            f"(> --exact-tolerance {args.exact_tolerance}): the exact runs changed, so they "
+            "cannot be reused; run without --exact-from"
+        )
+    paired = [p for p in points if {"approx", "exact"} <= p["seconds"].keys()]
+    cost = {
+        "pairs": len(paired),
+        "approx_seconds": sum(p["seconds"]["approx"] for p in paired),
+        "exact_seconds": sum(p["seconds"]["exact"] for p in paired),
+    }
+    cost["ratio"] = cost["approx_seconds"] / cost["exact_seconds"] if paired else None
+    cpu = {k: sum(p["cpu_seconds"][k] for p in paired) for k in ("approx", "exact")}
+    cost["approx_cpu_seconds"], cost["exact_cpu_seconds"] = cpu["approx"], cpu["exact"]
+    cost["cpu_ratio"] = cpu["approx"] / cpu["exact"] if cpu["exact"] > 0 else None
+    taus = _fidelity_taus(points)
+    tau = taus["all"]["tau"]
+    n = len(points)
     return {
         "scale": args.scale,
-        "trials": args.fidelity_trials,
-        "approx_auc": approx,
-        "exact_auc": exact,
+        "trials": n,
+        "approx": dataclasses.asdict(setting),
+        "approx_auc": [p["approx"] for p in points],
+        "exact_auc": [p["exact"] for p in points],
         "kendall_tau": tau,
-        "seconds": seconds,
+        "kendall_tau_by_family": taus,
+        "points": points,
+        "exact_from": args.exact_from,
+        "exact_check": {"points": len(checked), "max_abs_diff": max(diffs) if diffs else None},
+        "approx_seconds_all": sum(p["seconds"]["approx"] for p in points),
+        "cost_side_by_side": cost,
         "target": "tau >= 0.7 over >= 30 trials at x10",
-        "met": tau is not None and tau >= 0.7 and args.fidelity_trials >= 30 and args.scale >= 10,
+        "met": tau is not None and tau >= 0.7 and n >= 30 and args.scale >= 10,
     }
 
 
@@ -825,6 +943,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cores", type=int, default=1)
     p.add_argument("--scale", type=int, default=10, help="fidelity: -p scale=N")
     p.add_argument("--fidelity-trials", type=int, default=30)
+    p.add_argument(
+        "--fidelity-sample",
+        type=float,
+        default=None,
+        help="fidelity: the rung's sample (default: the agent's, AgentOptions.approx_sample)",
+    )
+    p.add_argument(
+        "--fidelity-precision", default="auto", help="fidelity: the rung's precision (auto, fp32)"
+    )
+    p.add_argument(
+        "--fidelity-epochs-scale", type=float, default=1.0, help="fidelity: the rung's epochs"
+    )
+    p.add_argument(
+        "--exact-from",
+        default=None,
+        help="fidelity: reuse the points and exact AUCs of an earlier run (trials .jsonl or .json)",
+    )
+    p.add_argument(
+        "--exact-check",
+        type=int,
+        default=2,
+        help="fidelity, --exact-from: points run exactly again",
+    )
+    p.add_argument(
+        "--exact-tolerance", type=float, default=1e-3, help="fidelity: stored vs recomputed AUC"
+    )
     p.add_argument("--ordering-trials", type=int, default=12)
     p.add_argument("--cost-trials", type=int, default=12, help="trial-cost: trials drawn")
     p.add_argument("--ordering-seed", type=int, default=0)

@@ -48,7 +48,7 @@ PHASES: tuple[tuple[str, str, str], ...] = (
         "open_loaded",
     ),
     ("      load config module", "helix_tf/config.py", "load_config"),
-    ("    plan (cost model + max-flow)", "helix_tf/api.py", "_plan"),
+    ("    plan (cost model + max-flow)", "helix_tf/_planning.py", "plan_session"),
     ("    execute plan", "helix_tf/engine/execute.py", "execute_plan"),
     ("      preprocessing (one Beam pipeline)", "helix_tf/engine/_preprocess.py", "run"),
     ("        run_preprocessing", "helix_tf/engine/beam_pipeline.py", "run_preprocessing"),

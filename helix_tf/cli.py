@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 import click
@@ -26,9 +27,10 @@ from helix_tf.rendering import (
     run_renderables,
     run_summary,
 )
+from helix_tf.reuse.metadata import close_deferred, defer_closing
 from helix_tf.server.commands import server
 
-__all__ = ["main"]
+__all__ = ["close_deferred", "defer_closing", "main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -106,7 +108,7 @@ def main() -> None:
 )
 @click.option(
     "--batch-rows",
-    type=int,
+    type=click.IntRange(min=1),
     default=50_000,
     show_default=True,
     help="Rows per batch in the Beam pipeline.",
@@ -291,7 +293,13 @@ def plan(
 
 @main.command()
 @common
-@click.option("--limit", type=int, default=20, show_default=True, help="Most recent runs to show.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Most recent runs to show.",
+)
 @click.option(
     "--metrics",
     "metric_selection",
@@ -384,7 +392,11 @@ def diff(
     "default: reports/<workflow>.html in the store.",
 )
 @click.option(
-    "--limit", type=int, default=50, show_default=True, help="Most recent runs to include."
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Most recent runs to include.",
 )
 @click.option("--team", is_flag=True, help="Include the whole team's runs, not only yours.")
 def report(
@@ -421,7 +433,10 @@ def run_cli(argv: list[str]) -> int:
 
     Below ``-v``, native libraries' own log lines (TensorFlow's start-up and graph
     rewrite notices) do not reach standard error (:mod:`helix_tf.native_output`).
-    ``HELIX_TF_PROFILE=FILE`` writes a cProfile of the command to FILE.
+    ``HELIX_TF_PROFILE=FILE`` writes a cProfile of the command to FILE; with
+    ``HELIX_TF_PROFILE_CLOCK=cpu`` it counts this process' CPU seconds instead of
+    wall seconds (on a loaded machine, wall seconds land on whatever function was
+    running when the process lost the CPU).
     """
     from helix_tf.native_output import quiet_native_stderr, verbosity
 
@@ -430,7 +445,8 @@ def run_cli(argv: list[str]) -> int:
         if profile:  # where the time of one command goes, served or not (benchmarks)
             import cProfile
 
-            profiler = cProfile.Profile()
+            cpu = os.environ.get("HELIX_TF_PROFILE_CLOCK", "wall").lower() == "cpu"
+            profiler = cProfile.Profile(time.process_time) if cpu else cProfile.Profile()
             code = profiler.runcall(_run_cli, argv)
             profiler.dump_stats(profile)
         else:
@@ -462,12 +478,12 @@ def _run_cli(argv: list[str]) -> int:
 def console_main() -> None:
     """``helix-tf`` from this module (``python -m helix_tf.cli``, console scripts installed
     before :mod:`helix_tf.entry`, which a served run imports instead of this module)."""
-    from helix_tf.server import served
+    from helix_tf.server import leave_served, served
 
     argv = sys.argv[1:]
     code = served(argv)
     if code is not None:
-        raise SystemExit(code)
+        leave_served(code)
     run_here(argv)
 
 

@@ -93,7 +93,8 @@ _common = [
         "--data-dir",
         envvar="HELIX_TF_DATA",
         default=None,
-        help="Folder holding census/ and sms_spam/ (default: ../shared/data if present).",
+        help="Folder holding census/, sms_spam/ and diamonds/ (default: ../shared/data if "
+        "present; the example configs generate look-alike data where it is absent).",
     ),
     click.option(
         "--store",
@@ -108,7 +109,11 @@ _common = [
         "in the store folder).",
     ),
     click.option(
-        "--json", "as_json", is_flag=True, help="Print one JSON object instead of tables."
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="Print JSON instead of tables: one object (history: one list, an object per "
+        "run, newest first).",
     ),
     click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug)."),
 ]

@@ -108,7 +108,7 @@ def store() -> None:
 @_with_options
 @click.option(
     "--older-than",
-    type=float,
+    type=click.FloatRange(min=0),
     default=3600.0,
     show_default=True,
     help="Seconds: leftovers no live or dead run owns are removed once this old.",
@@ -195,6 +195,8 @@ def verify(
                     "leftover_bytes": report.leftovers.bytes,
                     "clean": report.clean,
                     "repaired": repair,
+                    # --repair removed what it found: the store is clean after it.
+                    "clean_now": report.clean or repair,
                 }
             )
         )
@@ -209,7 +211,10 @@ def verify(
                 f"{len(report.bad)} bad, {leftovers.removed} leftover(s) of dead runs "
                 f"({_size(leftovers.bytes)}; `helix-tf store gc` reclaims them)"
             )
-        state = "clean" if report.clean else "NOT clean"
+        # What --repair found is gone: say so, not "NOT clean" about a clean store.
+        state = "NOT clean" if not report.clean and not repair else "clean"
+        if not report.clean and repair:
+            state = "was NOT clean, clean now"
         out.print(f"{len(report.ok)} entries verified, {summary}: {state}", highlight=False)
     if report.bad and not repair:
         raise SystemExit(1)

@@ -427,6 +427,9 @@ def load_config(
             values[key] = over[key] = typed  # recorded as used (history compiles it again)
             if problem:
                 problems.append(problem)
+                # Built with its default: a value of the wrong kind would only fail again
+                # inside the config ("int('abc')"), a second error for one mistake.
+                values[key] = declared[key]
         elif is_edit(key):
             edit_overrides[key] = value
         elif "." in key:

@@ -16,14 +16,12 @@ __all__ = ["console_main"]
 
 def console_main() -> None:
     """Run ``helix-tf`` with ``sys.argv``: in the warm server when it serves it, else here."""
-    from helix_tf.server import served
+    from helix_tf.server import leave_served, served
 
     argv = sys.argv[1:]
     code = served(argv)
     if code is not None:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        raise SystemExit(code)
+        leave_served(code)
     from helix_tf.cli import run_here
 
     run_here(argv)

@@ -19,6 +19,7 @@ __all__ = [
     "ExecutionError",
     "DataError",
     "StoreError",
+    "interrupted",
 ]
 
 
@@ -62,10 +63,30 @@ class StoreError(HelixError):
     """The artifact store or metadata database cannot be used."""
 
 
+def interrupted(exc: BaseException) -> bool:
+    """Whether a Ctrl-C is behind ``exc``: in its chain of causes and contexts.
+
+    A ``KeyboardInterrupt`` that lands inside a library (Beam's runner, Keras' loop)
+    often surfaces as another error raised while it unwound ("release unlocked
+    lock"); such an error is the user's Ctrl-C, never a failure to report.
+    """
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
 def _join(problems: Sequence[str], path: str | None) -> str:
     where = f" in {path}" if path else ""
     if len(problems) == 1:
-        return f"{problems[0]}" if not path else f"{path}: {problems[0]}"
+        # A problem that already names its place ("configs/x.py:29: ...") says it once.
+        if not path or problems[0].startswith(f"{path}:"):
+            return problems[0]
+        return f"{path}: {problems[0]}"
     lines = [f"{len(problems)} errors{where}:"] + [f"  - {p}" for p in problems]
     return "\n".join(lines)
 

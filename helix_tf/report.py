@@ -45,6 +45,7 @@ from helix_tf._report_dag import (
     html_escape,
     seconds_text,
 )
+from helix_tf.errors import ExecutionError
 from helix_tf.roles import NodeState, Role, state_counts
 from helix_tf.views._html import CSS as VIEWS_CSS
 
@@ -205,15 +206,22 @@ def write_report(path: str | os.PathLike[str], html: str) -> None:
 
     ``path`` may be a URL of a remote store (``gs://...``), written through fsspec.
     """
-    if "://" in str(path):
-        import fsspec
+    try:
+        if "://" in str(path):
+            import fsspec
 
-        with fsspec.open(str(path), "w", encoding="utf-8") as f:
-            f.write(html)
-        return
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(target, html)  # whole or not at all, and no partial file left behind
+            with fsspec.open(str(path), "w", encoding="utf-8") as f:
+                f.write(html)
+            return
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, html)  # whole or not at all, and no partial file left behind
+    except OSError as exc:  # a folder that cannot be made, a full disk, a file in the way
+        raise ExecutionError(
+            f"cannot write the report to {str(path)!r} ({exc.strerror or exc}"
+            f"{': ' + str(exc.filename) if exc.filename else ''}); pass --html FILE in a "
+            "folder you can write"
+        ) from exc
 
 
 # -- summary -------------------------------------------------------------------------------

@@ -60,6 +60,8 @@ PRELOAD = (
     "helix_tf.learners",
     "helix_tf.metrics",
     "helix_tf.sources",
+    "helix_tf._workers",
+    "helix_tf.components.distributed",
     # What a served run's fork imports to hand its training to the server's trainer.
     "helix_tf.components.trainers",
     "helix_tf.server._trainer",

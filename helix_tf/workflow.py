@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from helix_tf.components.base import Operator
+from helix_tf.components.base import Operator, did_you_mean
 from helix_tf.components.explain import Explain
 from helix_tf.components.features import Feature, Label, MulticlassLabel, NumericLabel, Udf
 from helix_tf.components.learners import Learner
@@ -89,6 +89,17 @@ class Workflow:
         self.outputs: list[str] = []
         self.notes: list[str] = []
         self._output_where: dict[str, str] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        # Only for names the class does not have: a misspelt method ("wf.trian").
+        if name.startswith("_"):
+            raise AttributeError(name)
+        methods = [m for m in dir(type(self)) if not m.startswith("_")]
+        known = methods + [a for a in vars(self) if not a.startswith("_")]
+        raise AttributeError(
+            f"Workflow has no attribute {name!r}{did_you_mean(name, known)}; "
+            f"its methods are: {', '.join(methods)}"
+        )
 
     def note(self, text: str) -> None:
         """Attach a note that every run of this workflow reports (e.g. "generated data")."""

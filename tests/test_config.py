@@ -174,6 +174,21 @@ def test_a_declared_param_of_another_type_is_a_config_error(
         load_config(config, items)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("items", [["std=false"], ["rate=fast"], ["std=1", "rate=fast"]])
+def test_a_declared_param_of_another_type_is_reported_once_not_again_by_the_config(
+    make_config: Callable[..., Path], census_like: tuple[Path, Path], items: list[str]
+) -> None:
+    """The config is built with the default instead of the refused value: before, it ran
+    with it and failed a second time for the same mistake (``int('abc')``, an assert,
+    ``learning_rate='fast'``), listed as another error."""
+    config = make_config(FLAGS, train=census_like[0], test=census_like[1])
+    with pytest.raises(ConfigError) as info:
+        load_config(config, [*items, "learner.l11=0.1"])
+    assert len(info.value.problems) == len(items) + 1, info.value.problems
+    assert all("PARAMS declares" in p for p in info.value.problems[: len(items)])
+    assert "no parameter 'l11'" in info.value.problems[-1]
+
+
 def test_declared_params_keep_their_type(
     make_config: Callable[..., Path], census_like: tuple[Path, Path]
 ) -> None:

@@ -430,3 +430,17 @@ def test_after_a_failed_run_the_views_show_the_latest_run_that_finished(tmp_path
         page = render_report("census", meta)
     assert "The model: run #1 (v1)" in page
     assert "roc" in figures(page)
+
+
+def test_a_report_path_that_cannot_be_written_is_one_clear_error(tmp_path: Path) -> None:
+    """Before: a FileExistsError/NotADirectoryError traceback from ``helix-tf report
+    --html`` under a file or in a folder that cannot be made."""
+    from helix_tf.errors import ExecutionError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    target = blocker / "sub" / "r.html"
+    with pytest.raises(ExecutionError, match=r"cannot write the report to .*r\.html.*--html FILE"):
+        write_report(target, "<html></html>")
+    write_report(tmp_path / "ok" / "r.html", "<p>")
+    assert (tmp_path / "ok" / "r.html").read_text() == "<p>"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,6 +25,15 @@ def _line() -> int:
 def _census(wf: Workflow, census_like: tuple[Path, Path]) -> NodeRef:
     train, test = census_like
     return wf.source("rows", sources.Csv(train=str(train), test=str(test), **CENSUS_CSV_OPTIONS))
+
+
+def _census_predictions(wf: Workflow, census_like: tuple[Path, Path], **predict: Any) -> NodeRef:
+    """Source, one feature, examples, a linear model and its predictions."""
+    _census(wf, census_like)
+    age = wf.feature("age", F.Numeric("age"))
+    ex = wf.examples("examples", [age], label=F.Label("income", positive=">50K"))
+    model = wf.train("learner", ex, learners.Linear(epochs=1))
+    return wf.predict("predictions", model, ex, **predict)
 
 
 def test_declarations_return_refs_and_record_where(census_like: tuple[Path, Path]) -> None:
@@ -68,11 +78,7 @@ def test_evaluate_flattens_metric_lists_and_output_deduplicates(
     census_like: tuple[Path, Path],
 ) -> None:
     wf = Workflow("w")
-    _census(wf, census_like)
-    age = wf.feature("age", F.Numeric("age"))
-    ex = wf.examples("examples", [age], label=F.Label("income", positive=">50K"))
-    model = wf.train("learner", ex, learners.Linear(epochs=1))
-    preds = wf.predict("predictions", model, ex, split="train")
+    preds = _census_predictions(wf, census_like, split="train")
     ev = wf.evaluate("evaluation", preds, [metrics.Accuracy(), metrics.AUC()], metrics.LogLoss())
     wf.output(ev)
     wf.output(ev, preds)
@@ -114,3 +120,27 @@ def test_override_replaces_one_parameter(census_like: tuple[Path, Path]) -> None
 def test_invalid_operator_parameters_fail_at_declaration() -> None:
     with pytest.raises(ConfigError, match="Vocabulary: min_count"):
         F.Vocabulary("x", min_count=0)
+
+
+def test_a_misspelt_workflow_method_says_which_one_was_meant() -> None:
+    """Before: "'Workflow' object has no attribute 'trian'", with no hint."""
+    wf = Workflow("w")
+    with pytest.raises(AttributeError, match=r"no attribute 'trian' \(did you mean 'train'\?\)"):
+        wf.trian  # noqa: B018
+    with pytest.raises(AttributeError, match=r"'nmae' \(did you mean 'name'\?\)"):
+        wf.nmae  # noqa: B018
+    assert not hasattr(wf, "__deepcopy_hook__") and wf.name == "w"
+    import copy
+    import pickle
+
+    assert copy.deepcopy(wf).name == pickle.loads(pickle.dumps(wf)).name == "w"
+
+
+def test_a_metric_class_not_called_is_named_with_the_call_to_write(
+    census_like: tuple[Path, Path],
+) -> None:
+    wf = Workflow("w")
+    preds = _census_predictions(wf, census_like)
+    wf.evaluate("evaluation", preds, metrics.AUC)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"got the class metrics\.AUC; call it: metrics\.AUC\(\)"):
+        compile_workflow(wf, hasher=ContentHasher())

@@ -148,7 +148,13 @@ class Edges:
         if not ms:
             self.declared.problem(d, "evaluate needs at least one metric")
         for m in ms:
-            if not isinstance(m, Metric):
+            if isinstance(m, type) and issubclass(m, Metric):  # metrics.AUC, not AUC()
+                self.declared.problem(
+                    d,
+                    f"evaluate takes metric operators, got the class metrics.{m.__name__}; "
+                    f"call it: metrics.{m.__name__}()",
+                )
+            elif not isinstance(m, Metric):
                 self.declared.problem(d, f"evaluate takes metrics.* operators, got {m!r}")
         if all(isinstance(m, Metric) for m in ms):  # two metrics of one name: before training
             for problem in metric_key_problems(ms):

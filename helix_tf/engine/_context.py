@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from helix_tf.errors import ExecutionError
 from helix_tf.events import NodeFinished, ProgressEvent
 from helix_tf.results import NodeResult
 from helix_tf.roles import NodeState, Role
@@ -103,7 +104,15 @@ class RunContext:
                 for i in n.inputs:
                     self.pending[i] += 1
         if options.scratch:
-            os.makedirs(options.scratch, exist_ok=True)
+            try:
+                os.makedirs(options.scratch, exist_ok=True)
+            except OSError as exc:  # --scratch / HELIX_TF_SCRATCH names no usable folder
+                raise ExecutionError(
+                    f"cannot create the run's scratch folder {options.scratch!r} "
+                    f"({exc.strerror or exc}); pass --scratch (or set HELIX_TF_SCRATCH to) a "
+                    "folder you can write, or leave both unset for the system's temporary "
+                    "folder"
+                ) from exc
             self.scratch = options.scratch
         else:
             self.scratch = tempfile.mkdtemp(prefix="helix-run-")

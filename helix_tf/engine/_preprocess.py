@@ -21,7 +21,7 @@ from helix_tf.engine._artifacts import VALUE_NAMES
 from helix_tf.engine._context import RunContext
 from helix_tf.engine._outputs import RunOutputs
 from helix_tf.engine.batch_compute import PreNode
-from helix_tf.errors import DataError, ExecutionError, HelixError
+from helix_tf.errors import DataError, ExecutionError, HelixError, interrupted
 from helix_tf.events import PreprocessingStarted
 from helix_tf.reuse.store import is_write_failure
 from helix_tf.roles import PREPROCESS_STEP, ROLE_SPECS, NodeState, Role, Split
@@ -45,6 +45,8 @@ def unwrap_runner_error(exc: BaseException) -> BaseException:
     which loses the failing node; recover the original from the exception chain,
     or parse the node back out of the message.
     """
+    if interrupted(exc):  # Ctrl-C during the pipeline, whatever the runner made of it
+        return KeyboardInterrupt()
     seen = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
@@ -308,7 +310,9 @@ class PreprocessingStep:
                     batch_rows=options.batch_rows,
                 )
             except Exception as exc:
-                raise _PipelineFailed(exc, exc) from exc
+                raise _PipelineFailed(
+                    exc, KeyboardInterrupt() if interrupted(exc) else exc
+                ) from exc
         from helix_tf.engine.beam_pipeline import run_preprocessing
         from helix_tf.engine.runners import pipeline_factory
 

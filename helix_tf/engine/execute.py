@@ -27,7 +27,7 @@ from helix_tf.engine._inputs import LearningInputs
 from helix_tf.engine._learning import LearningSteps
 from helix_tf.engine._outputs import RunOutputs, StoreEntriesLost
 from helix_tf.engine._preprocess import PreprocessingStep
-from helix_tf.errors import ExecutionError, HelixError
+from helix_tf.errors import ExecutionError, HelixError, interrupted
 from helix_tf.events import ProgressCallback
 from helix_tf.results import NodeResult
 from helix_tf.reuse.store import ArtifactStore, Manifest
@@ -180,6 +180,8 @@ def _run_step(step: Any, node: CompiledNode) -> None:
     except HelixError:
         raise
     except Exception as exc:
+        if interrupted(exc):  # the user's Ctrl-C, not the node's failure
+            raise KeyboardInterrupt from exc
         raise ExecutionError(f"{type(exc).__name__}: {exc}", node=node.name) from exc
 
 

@@ -38,17 +38,18 @@ def parse_budget(text: str | int | None) -> int | None:
     if text is None or text == "":
         return None
     if isinstance(text, int):
-        return text
+        text = str(text)
     s = str(text).strip().upper().removesuffix("B").removesuffix("I")
     units = {"K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
-    try:
-        if s and s[-1] in units:
-            return int(float(s[:-1]) * units[s[-1]])
-        return int(float(s))
-    except ValueError:
-        from helix_tf.errors import ConfigError
+    from helix_tf.errors import ConfigError
 
+    try:
+        size = int(float(s[:-1]) * units[s[-1]]) if s and s[-1] in units else int(float(s))
+    except (ValueError, OverflowError):  # OverflowError: "inf"
         raise ConfigError(f"--budget must be a size like 500MB or 2GB, but got {text!r}") from None
+    if size < 0:
+        raise ConfigError(f"--budget must be a size >= 0 (like 500MB or 2GB), but got {text!r}")
+    return size
 
 
 def validity_probability(changes: Mapping[str, tuple[int, int]], name: str) -> float:

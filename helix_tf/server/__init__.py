@@ -10,6 +10,7 @@ calling process and never starts one; ``CI`` set or no terminal never starts one
 from helix_tf.server._client import (
     SERVED,
     autostart_refusal,
+    leave_served,
     request,
     run_in_server,
     served,
@@ -20,6 +21,7 @@ from helix_tf.server._protocol import socket_path
 __all__ = [
     "SERVED",
     "autostart_refusal",
+    "leave_served",
     "request",
     "run_in_server",
     "served",

@@ -242,13 +242,38 @@ def test_failing_run_exits_non_zero_with_one_paragraph(
         (["-p", "learner.l1"], ["expected key=value"]),
         (["--beam-option=--direct_num_workers=2"], ["--direct_num_workers is fixed to 1"]),
         (["--data-dir", "/nonexistent/helix"], ["is not a folder"]),
+        (["--budget", "-1GB"], ["--budget must be a size >= 0", "'-1GB'"]),
     ],
-    ids=["unknown_op_param", "unknown_param", "bad_syntax", "num_workers", "bad_data_dir"],
+    ids=[
+        "unknown_op_param",
+        "unknown_param",
+        "bad_syntax",
+        "num_workers",
+        "bad_data_dir",
+        "negative_budget",
+    ],
 )
 def test_bad_arguments_fail_cleanly(
     tiny_census_config: Path, store: str, args: list[str], needles: list[str]
 ) -> None:
     _assert_clean_failure(invoke("run", tiny_census_config, "--store", store, *args), *needles)
+
+
+def test_a_batch_size_below_one_is_refused_before_the_run(
+    tiny_census_config: Path, store: str
+) -> None:
+    """Before: taken, and failing only where a source was computed (a loaded source
+    never checked it)."""
+    result = invoke("run", tiny_census_config, "--store", store, "--batch-rows", "0")
+    assert result.exit_code == 2 and "Invalid value for '--batch-rows'" in result.output
+    assert not Path(store).exists()  # refused before anything ran
+
+
+@pytest.mark.parametrize("command", ["history", "report"])
+def test_a_limit_below_one_is_refused(tiny_census_config: Path, store: str, command: str) -> None:
+    """Before: ``--limit -2`` (and 0) showed an empty history as if nothing had run."""
+    result = invoke(command, tiny_census_config, "--store", store, "--limit", "-2")
+    assert result.exit_code == 2 and "Invalid value for '--limit'" in result.output
 
 
 def test_missing_config_file_fails_cleanly(tmp_path: Path) -> None:
@@ -457,3 +482,31 @@ def test_read_only_commands_refuse_a_store_no_run_wrote_and_create_nothing(
     assert "no store at" in result.output and "helix-tf run" in result.output
     assert not missing.exists()
     assert not (tmp_path / ".helix").exists()  # nor the default store beside the config
+
+
+def test_the_json_flags_help_says_what_history_prints(tiny_census_config: Path, store: str) -> None:
+    """``history --json`` prints a list; the help said "one JSON object" for every command."""
+    help_text = " ".join(invoke("history", "--help").output.split())
+    assert "one list, an object per run" in help_text
+    assert "diamonds/" in help_text  # --data-dir names every example's folder
+    empty = invoke("history", tiny_census_config, "--store", store, "--json")
+    assert empty.exit_code != 0 or isinstance(json.loads(empty.stdout), list)
+
+
+@pytest.mark.parametrize(("clock", "counts_the_wait"), [("wall", True), ("cpu", False)])
+def test_a_profile_counts_wall_or_cpu_seconds_as_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: str, counts_the_wait: bool
+) -> None:
+    """``HELIX_TF_PROFILE_CLOCK=cpu``: a command's profile counts CPU seconds, so time the
+    process spends off the CPU (waiting, or preempted on a loaded machine) is not in it."""
+    import pstats
+    import time
+
+    from helix_tf import cli
+
+    monkeypatch.setattr(cli, "_run_cli", lambda argv: time.sleep(0.5) or 0)
+    monkeypatch.setenv("HELIX_TF_PROFILE", str(tmp_path / "command.prof"))
+    monkeypatch.setenv("HELIX_TF_PROFILE_CLOCK", clock)
+    assert cli.run_cli(["--version"]) == 0
+    total = pstats.Stats(str(tmp_path / "command.prof")).total_tt  # type: ignore[attr-defined]
+    assert (total >= 0.45) is counts_the_wait, total

@@ -80,8 +80,12 @@ def test_verify_reports_and_repairs(tmp_path: Path) -> None:
     Path(store.paths.data_dir("fpfeature", manifest.token), "part.bin").write_bytes(b"g" * 1000)
     bad = invoke("store", "verify", "--store", root)
     assert bad.exit_code == 1 and "fpfeature" in bad.output and "NOT clean" in bad.output
+    found = json.loads(invoke("store", "verify", "--store", root, "--json").output)
+    assert (found["clean"], found["clean_now"], len(found["bad"])) == (False, False, 1)
     fixed = invoke("store", "verify", "--store", root, "--repair")
     assert fixed.exit_code == 0
+    # What it removed is gone: the summary says the store is clean now.
+    assert "removed 1 bad entr(ies)" in fixed.output and "clean now" in fixed.output
     assert invoke("store", "verify", "--store", root).exit_code == 0
     assert store.lookup("fpfeature") is None
 
@@ -119,3 +123,10 @@ def test_gc_names_whose_run_died_and_where(tmp_path: Path) -> None:
     text = invoke("store", "gc", "--store", root)
     assert text.exit_code == 0, text.output
     assert f"dead run {'ef' * 8}: ana@build-7.example pid 4242" in text.output
+
+
+def test_gc_refuses_a_negative_age(tmp_path: Path) -> None:
+    """Before: ``--older-than -5`` was taken (and meant "anything", like 0)."""
+    root = _store(tmp_path)
+    result = invoke("store", "gc", "--store", root, "--older-than", "-5")
+    assert result.exit_code == 2 and "Invalid value for '--older-than'" in result.output

@@ -253,6 +253,38 @@ def test_csv_files_in_one_split_get_distinct_row_ids(tmp_path: Path) -> None:
     assert frame["b"].tolist() == ["x", "y", "z"]
 
 
+def _damaged(kind: str) -> bytes:
+    import bz2
+    import gzip
+    import lzma
+
+    body = "".join(f"{i},x{i},{i}\n" for i in range(2000)).encode()
+    if kind == "not gzip":
+        return body  # a plain CSV named .gz
+    compress = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress}[kind]
+    data = compress(body)
+    return data[: len(data) // 2]  # truncated (an interrupted copy)
+
+
+@pytest.mark.parametrize(
+    ("kind", "suffix"),
+    [(".gz", ".gz"), (".bz2", ".bz2"), (".xz", ".xz"), ("not gzip", ".gz")],
+)
+def test_a_damaged_compressed_file_names_the_file_and_how_to_check_it(
+    tmp_path: Path, kind: str, suffix: str
+) -> None:
+    """Before: "EOFError: Compressed file ended before the end-of-stream marker was
+    reached" (or "Invalid data stream"), naming no file, reported as a pipeline failure."""
+    path = tmp_path / f"rows.csv{suffix}"
+    path.write_bytes(_damaged(kind))
+    tool = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz"}[suffix]
+    with pytest.raises(DataError) as info:
+        read_all(Csv(train=str(path), columns=COLUMNS), "train")
+    message = str(info.value)
+    assert f"train file {str(path)!r} cannot be decompressed as {suffix} data" in message
+    assert f"`{tool} -t {path}`" in message
+
+
 def test_csv_skip_lines_follow_the_files_not_the_split(tmp_path: Path) -> None:
     path = write(tmp_path, "".join(f"{i},x{i},{i}\n" for i in range(1, 201)))
     source = Csv(train=path, columns=COLUMNS, skip_lines={"test": 1}, test_fraction=0.5)

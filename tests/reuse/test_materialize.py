@@ -175,8 +175,9 @@ def test_parse_budget(text: Any, expected: int | None) -> None:
     assert parse_budget(text) == expected
 
 
-@pytest.mark.parametrize("text", ["lots", "2XB", "-"])
-def test_parse_budget_rejects_nonsense(text: str) -> None:
+@pytest.mark.parametrize("text", ["lots", "2XB", "-", "-1GB", "-5", -5, "inf", "nan"])
+def test_parse_budget_rejects_nonsense(text: str | int) -> None:
+    """A negative size was taken (and evicted everything); "inf" was an OverflowError."""
     with pytest.raises(ConfigError, match="--budget must be a size"):
         parse_budget(text)
 

@@ -637,3 +637,70 @@ def test_a_damaged_sqlite_file_says_how_to_recover_and_is_left_alone(tmp_path: P
     with pytest.raises(StoreError, match=r"metadata\.db.*damaged: move it aside"):
         MetadataStore(f"sqlite:///{path}")
     assert path.read_bytes() == junk
+
+
+def test_a_sqlite_file_locked_by_another_process_says_who_may_hold_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that outwaits the busy timeout names the lock and how to end it, and the
+    database is intact afterwards (before: a bare "database is locked")."""
+    from helix_tf.reuse.metadata import _database
+
+    path = tmp_path / "metadata.db"
+    with MetadataStore(f"sqlite:///{path}") as s:
+        s.record_version("wf", "c.py", dag(a="1"), "d1")
+    monkeypatch.setattr(_database, "BUSY_TIMEOUT_S", 0.2)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with (
+            MetadataStore(f"sqlite:///{path}") as s,
+            pytest.raises(StoreError, match=r"locked; another process held a write lock"),
+        ):
+            s.record_version("wf", "c.py", dag(a="2"), "d2")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with MetadataStore(f"sqlite:///{path}") as s:
+        assert [v.digest for v in s.versions("wf")] == ["d1"]
+
+
+def test_a_sqlite_file_missing_one_of_its_tables_is_called_damaged(tmp_path: Path) -> None:
+    """Before: a bare "no such table: runs" (or metrics, at the end  of a run that had computed)."""
+    path = tmp_path / "metadata.db"
+    with MetadataStore(f"sqlite:///{path}") as s:
+        s.record_version("wf", "c.py", dag(a="1"), "d1")
+    with sqlite3.connect(path) as raw:
+        raw.execute("DROP TABLE runs")
+    with (
+        MetadataStore(f"sqlite:///{path}") as s,
+        pytest.raises(StoreError, match=r"no such table: runs; the file is damaged: move it"),
+    ):
+        s.runs("wf")
+
+
+def test_closing_deferred_keeps_a_written_sqlite_file_open_until_asked(tmp_path: Path) -> None:
+    """A served run closes its databases after giving its client the exit code: closing
+    a SQLite file after a write checkpoints its write-ahead log (and syncs), which the
+    client need not wait for. Until then what was written is committed and readable."""
+    from helix_tf.reuse.metadata import close_deferred, defer_closing
+
+    path = tmp_path / "m.db"
+    wal = tmp_path / "m.db-wal"
+    try:
+        defer_closing()
+        store = MetadataStore(f"sqlite:///{path}")
+        store.record_version("w", "c.py", {"nodes": []}, "d1")
+        store.close()
+        assert wal.exists()  # not checkpointed: the connection is still open
+        other = MetadataStore(f"sqlite:///{path}")  # another process' view, meanwhile
+        assert [v.number for v in other.versions("w")] == [1]
+        other.close()
+        assert wal.exists()
+    finally:
+        close_deferred()
+    assert not wal.exists()  # the last connection closed: the log is folded in
+    store = MetadataStore(f"sqlite:///{path}")
+    store.record_version("w", "c.py", {"nodes": [1]}, "d2")
+    store.close()  # at once again
+    assert not wal.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -179,6 +180,10 @@ def test_truncated_file_is_rejected_then_replaced(
     overwrite(store, data_path(store, bad, "part-0.parquet"), b"trunc")
     assert store.lookup("fp") is None
     assert any("fp" in m and "bytes" in m for m in warned(caplog))
+    # Not "will be recomputed" (a pruned node's entry never is): what it means, what removes it.
+    assert any(
+        "treated as not stored" in m and "store verify --repair" in m for m in warned(caplog)
+    )
 
     good = put(store, "fp", FILES)
     assert good.token != bad.token
@@ -350,6 +355,31 @@ def test_store_under_a_file_raises_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="blocker") as info:
         ArtifactStore(str(blocker / "store"))
     assert "--store" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("code", "fix"),
+    [
+        (errno.ENOSPC, "disk \\(or your quota\\) is full: free space there"),
+        (errno.EDQUOT, "disk \\(or your quota\\) is full: free space there"),
+        (errno.EROFS, "mounted read-only: pass a --store on a writable one"),
+    ],
+)
+def test_a_store_that_cannot_be_created_names_the_disks_fault(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, fix: str
+) -> None:
+    """Creating a store on a full or read-only disk: the fix named is that, not a
+    permissions check (before: "check the path and your permissions" for every errno)."""
+    real = os.makedirs
+
+    def failing(path: str, *args: object, **kwargs: object) -> None:
+        if str(path).startswith(str(tmp_path / "store")):
+            raise OSError(code, os.strerror(code), str(path))
+        real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "makedirs", failing)
+    with pytest.raises(StoreError, match=fix):
+        ArtifactStore(str(tmp_path / "store"))
 
 
 @pytest.mark.skipif(

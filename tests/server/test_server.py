@@ -157,6 +157,42 @@ def test_a_stale_server_is_not_used(server: Path, config: Path, tmp_path: Path) 
     assert _status(server)["runs"] == before
 
 
+def _spare(server_dir: Path, *, other_than: object = None) -> int:
+    """The pid of the server's spare (other than ``other_than``): forked between runs, so
+    it may take a moment after a run has ended."""
+    deadline = time.monotonic() + 30
+    while True:
+        pid = _status(server_dir)["spare_pid"]
+        if isinstance(pid, int) and pid != other_than:
+            os.kill(pid, 0)  # alive
+            return pid
+        assert time.monotonic() < deadline, f"no spare run process (status says {pid})"
+        time.sleep(0.2)
+
+
+def test_a_run_is_handed_to_the_process_forked_for_it_ahead(
+    server: Path, config: Path, tmp_path: Path
+) -> None:
+    """The server keeps the next run's process forked (its spare): a run goes to it, and
+    a new spare is forked once no run is in progress; a spare that died is replaced by
+    a fork at the request, and the run is served all the same."""
+    spare = _spare(server)
+    before = _status(server)["runs"]
+    served = _helix(server, "run", config, "--store", tmp_path / "a", "--json")
+    assert served.returncode == 0, served.stderr
+    assert _status(server)["runs"] == before + 1
+    deadline = time.monotonic() + 30  # the server logs a run's end once it has reaped it
+    while f"run {spare} (run " not in (server.parent / "server.log").read_text():
+        assert time.monotonic() < deadline, "the run was not the spare's"
+        time.sleep(0.2)
+    os.kill(_spare(server, other_than=spare), signal.SIGKILL)
+    again = _helix(server, "run", config, "--store", tmp_path / "b", "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["metrics"] == json.loads(served.stdout)["metrics"]
+    assert _status(server)["runs"] == before + 2
+    _spare(server)
+
+
 def test_two_runs_at_once_are_served_side_by_side(
     server: Path, config: Path, tmp_path: Path
 ) -> None:

@@ -19,7 +19,7 @@ import re
 import types
 import typing
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from ._files import sha256_file
@@ -270,7 +270,7 @@ class _Canon:
     def _mapping(self, v: Mapping[Any, Any]) -> _Form:
         items = [(_plain(k), x) for k, x in v.items()]
         if all(type(k) is str and not k.startswith("__") for k, _ in items):
-            keys = [k for k, _ in items]
+            keys = [str(k) for k, _ in items]
             if self._ordered and keys != sorted(keys):
                 return {"__ordered__": [[k, self(x)] for k, x in items]}
             return {k: self(x) for k, x in items}
@@ -407,10 +407,14 @@ _DATA_TYPES = (
 _LIBRARIES = ("numpy", "pandas", "pyarrow")
 
 
-@functools.lru_cache(maxsize=1024)
 def _library_family(cls: type) -> str | None:
     """``"numpy"``, ``"pandas"`` or ``"pyarrow"`` when ``cls`` is (or derives from) a class
     of that library, whose values are hashed by their data; else None."""
+    return _family_of(typing.cast(Hashable, cls))
+
+
+@functools.lru_cache(maxsize=1024)
+def _family_of(cls: Any) -> str | None:
     for base in getattr(cls, "__mro__", (cls,)):
         top = str(getattr(base, "__module__", None) or "").split(".")[0]
         if top in _LIBRARIES:

@@ -360,10 +360,59 @@ def _open(path: str, param: str, op: str) -> Any:
         if _is_url(path) or _compression_of(path):
             import fsspec
 
-            return fsspec.open(_local(path), "rb", compression="infer").open()
+            handle = fsspec.open(_local(path), "rb", compression="infer").open()
+            kind = _compression_of(path)
+            return _Decompressing(handle, path, param, kind) if kind else handle
         return open(_local(path), "rb")  # the caller closes it
     except OSError as exc:
         raise DataError(f"{param} file {path!r} cannot be opened: {exc}") from exc
+
+
+#: The tool that tests a file of each compression (``gzip -t FILE``).
+_TESTED_BY = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd"}
+
+
+class _Decompressing:
+    """A compressed file being read: a damaged stream is a DataError naming the file.
+
+    Decompressors fail with their own words ("EOFError: Compressed file ended before
+    the end-of-stream marker was reached", "OSError: Invalid data stream"), which name
+    no file; read inside ``with``, such an error becomes one that does. Anything else
+    is the wrapped file's (attribute access is passed through).
+    """
+
+    def __init__(self, handle: Any, path: str, param: str, kind: str) -> None:
+        self._handle, self._path, self._param, self._kind = handle, path, param, kind
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+    def __enter__(self) -> Any:
+        return self._handle
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        self._handle.close()
+        if exc is not None and _is_decompression_error(exc):
+            tool = _TESTED_BY[self._kind]
+            raise DataError(
+                f"{self._param} file {self._path!r} cannot be decompressed as {self._kind} "
+                f"data ({type(exc).__name__}: {exc}): it is truncated or damaged, or not "
+                f"{self._kind}-compressed; check it with `{tool} -t {self._path}` and write "
+                "it again"
+            ) from exc
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _is_decompression_error(exc: BaseException) -> bool:
+    import lzma
+    import zlib
+
+    if isinstance(exc, EOFError | zlib.error | lzma.LZMAError):
+        return True
+    # gzip.BadGzipFile and bz2's "Invalid data stream" are OSErrors; so is zstd's.
+    return isinstance(exc, OSError)
 
 
 def _shorten(text: str) -> str:

@@ -21,7 +21,11 @@ system; do not put the database on NFS.
 """
 
 # BUSY_TIMEOUT_S and MIN_THROUGHPUT_BYTES are importable from here too, outside __all__.
-from helix_tf.reuse.metadata._database import BUSY_TIMEOUT_S as BUSY_TIMEOUT_S
+from helix_tf.reuse.metadata._database import (
+    BUSY_TIMEOUT_S as BUSY_TIMEOUT_S,
+    close_deferred,
+    defer_closing,
+)
 from helix_tf.reuse.metadata._fit import (
     MIN_THROUGHPUT_BYTES as MIN_THROUGHPUT_BYTES,
     fit_load_throughput,
@@ -44,5 +48,7 @@ __all__ = [
     "NodeRecord",
     "RunRecord",
     "VersionRecord",
+    "close_deferred",
+    "defer_closing",
     "fit_load_throughput",
 ]

@@ -30,6 +30,33 @@ _T = TypeVar("_T")
 #: Where a team's metadata URL can be set; named by messages about a bad one.
 URL_SOURCES = "--metadata, HELIX_TF_METADATA or the project's helix_tf.toml"
 
+#: Engines whose closing waits for :func:`close_deferred` (``None``: close at once).
+_deferred: list[Engine] | None = None
+
+
+def defer_closing() -> None:
+    """From now on in this process, :meth:`Database.close` leaves the connections open
+    until :func:`close_deferred`.
+
+    Closing a SQLite file after a write checkpoints its write-ahead log into the
+    database and syncs it (~16 ms here): a served run closes its databases after it
+    has given its client the exit code. Every transaction is committed before; the
+    checkpoint only moves committed pages, and a process that opens the file in the
+    meantime reads them from the log.
+    """
+    global _deferred
+    if _deferred is None:
+        _deferred = []
+
+
+def close_deferred() -> None:
+    """Close what :meth:`Database.close` left open since :func:`defer_closing`; close at
+    once from now on."""
+    global _deferred
+    engines, _deferred = _deferred or [], None
+    for engine in engines:
+        engine.dispose()
+
 
 class Database:
     """One SQL database: its engine, its URL (password hidden) and its transactions.
@@ -64,11 +91,23 @@ class Database:
         except self.sa.exc.SQLAlchemyError as exc:
             detail = " ".join(str(getattr(exc, "orig", None) or exc).split())  # one line
             hint = ""
-            damaged = ("file is not a database", "database disk image is malformed")
+            # A table or column its schema version promises is gone: damaged too.
+            damaged = (
+                "file is not a database",
+                "database disk image is malformed",
+                "no such table",
+                "no such column",
+            )
             if self.sqlite and any(d in detail for d in damaged):
                 hint = (
                     "; the file is damaged: move it aside (history starts afresh; the "
                     "stored artifacts are kept and reused), or pass --metadata FILE"
+                )
+            elif self.sqlite and "database is locked" in detail:
+                hint = (
+                    f"; another process held a write lock on it for over {BUSY_TIMEOUT_S:g} s "
+                    "(a `sqlite3` shell or a tool with a transaction open, or a stuck "
+                    "helix-tf process): end it and run again, or pass --metadata FILE"
                 )
             elif not self.sqlite and isinstance(exc, self.sa.exc.OperationalError):
                 hint = (
@@ -104,7 +143,11 @@ class Database:
         return getattr(getattr(exc, "orig", None), "sqlstate", None) in _RETRY_SQLSTATES
 
     def close(self) -> None:
-        """Release the connections (the database cannot be used afterwards)."""
+        """Release the connections (the database cannot be used afterwards); after
+        :func:`defer_closing`, at :func:`close_deferred`."""
+        if _deferred is not None:
+            _deferred.append(self.engine)
+            return
         self.engine.dispose()
 
 

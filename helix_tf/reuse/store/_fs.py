@@ -104,7 +104,12 @@ class StoreFiles:
     def explain(self, exc: BaseException, what: str) -> str:
         """A StoreError message naming the URL, the cause and a fix."""
         fix = "check the path and your permissions, or pass another --store"
-        if isinstance(exc, PermissionError) or "403" in str(exc) or "401" in str(exc):
+        err = getattr(exc, "errno", None)
+        if err in (errno.ENOSPC, errno.EDQUOT):
+            fix = "its disk (or your quota) is full: free space there, or pass another --store"
+        elif err == errno.EROFS:
+            fix = "its file system is mounted read-only: pass a --store on a writable one"
+        elif isinstance(exc, PermissionError) or "403" in str(exc) or "401" in str(exc):
             fix = (
                 "grant write access to it (gs://: roles/storage.objectAdmin), "
                 "or pass another --store"

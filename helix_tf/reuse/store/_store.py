@@ -119,7 +119,10 @@ class ArtifactStore:
             entry = self._entries.inspect(fingerprint)
         if entry.state == "invalid":
             logger.warning(
-                "artifact %s in %s is unusable and will be recomputed: %s",
+                # Said on every lookup until it is replaced: a pruned node's entry is not
+                # recomputed, so say what removes it.
+                "artifact %s in %s is unusable (%s): treated as not stored, recomputed "
+                "where a run needs it; `helix-tf store verify --repair` removes it",
                 fingerprint,
                 self.url,
                 entry.problem,

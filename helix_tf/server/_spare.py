@@ -1,0 +1,115 @@
+"""The next served run's process, forked before its request comes: the server's *spare*.
+
+Forking the server (~0.9 GB resident: TensorFlow, Keras and Beam imported) took
+25–90 ms here (the kernel copies its page tables), in the middle of every served
+run's hand-over. The server keeps one child forked ahead of time: it waits on a
+socket pair for a run's request, the client's connection and its standard streams,
+then runs it exactly as a child forked at the request would (the same function,
+:func:`helix_tf.server._daemon._child`): both start from the server's state after
+its imports, which serving runs does not change. The server forks the next spare
+between requests once no run is in progress: not while a run needs the CPU, and not
+while the server holds a client's descriptors (a spare holding a client's pipe open
+would keep a reader of the run's output waiting).
+
+A spare that has died (killed by hand) is noticed when a run is handed to it: the
+server forks for that run as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from helix_tf.server._protocol import receive, send
+
+__all__ = ["Spare"]
+
+log = logging.getLogger(__name__)
+
+#: ``(connection, request, [stdin, stdout, stderr], trainer socket) -> exit code``.
+RunRequest = Callable[[socket.socket, dict[str, Any], list[int], "Path | None"], int]
+
+
+class Spare:
+    """One pre-forked child waiting for a run (its pid and the server's end of its socket)."""
+
+    def __init__(self, pid: int, sock: socket.socket) -> None:
+        self.pid = pid
+        self.sock = sock
+
+    @classmethod
+    def fork(cls, run: RunRequest, close_fds: tuple[int, ...]) -> Spare:
+        """Fork a spare that will call ``run`` for the request it is handed.
+
+        ``close_fds``: the server's own descriptors (its lock, its listening socket),
+        closed in the spare as in any child of the server.
+        """
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = os.fork()
+        if pid == 0:  # the spare
+            code = 1
+            try:
+                ours.close()
+                for fd in close_fds:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                # Until it has a run, a spare is the server's: SIGTERM ends it (the
+                # server's handler would only set a flag in this copy of its state).
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                code = _wait_and_run(theirs, run)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    log.exception("the spare run process failed")
+            finally:
+                os._exit(code)
+        theirs.close()
+        return cls(pid, ours)
+
+    def hand_over(
+        self,
+        conn: socket.socket,
+        request: dict[str, Any],
+        fds: list[int],
+        trainer: Path | None,
+    ) -> bool:
+        """Give the spare this run (the server keeps its own copies of the descriptors).
+
+        ``False`` when the spare is gone; it is reaped, and the caller forks instead.
+        """
+        message = {"request": request, "trainer": None if trainer is None else str(trainer)}
+        try:
+            send(self.sock, message, fds=[conn.fileno(), *fds])
+        except OSError as exc:
+            log.warning("the spare run process (pid %d) is gone (%s): forking", self.pid, exc)
+            self.discard()
+            return False
+        self.sock.close()
+        return True
+
+    def discard(self) -> None:
+        """End the spare (it reads the end of its socket and exits) and reap it."""
+        self.sock.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGTERM)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
+def _wait_and_run(sock: socket.socket, run: RunRequest) -> int:
+    """In the spare: wait for a run, then run it; 0 when the server ended it without one."""
+    with sock:
+        message, fds = receive(sock, max_fds=4)
+    if message is None or len(fds) != 4:
+        for fd in fds:
+            os.close(fd)
+        return 0
+    conn = socket.socket(fileno=fds[0])
+    trainer = message.get("trainer")
+    return run(conn, message["request"], fds[1:], None if trainer is None else Path(trainer))

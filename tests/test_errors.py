@@ -1,0 +1,18 @@
+"""The error hierarchy's messages."""
+
+from __future__ import annotations
+
+from helix_tf.errors import CompileError, ConfigError
+
+
+def test_a_problem_naming_its_file_and_line_is_not_prefixed_with_the_file_again() -> None:
+    problem = "configs/x.py:29: node 'examples': label column 'y' is not a column of source 'rows'"
+    assert str(CompileError([problem], path="configs/x.py")) == problem
+    assert str(ConfigError("line 1: RuntimeError: boom", path="configs/x.py")) == (
+        "configs/x.py: line 1: RuntimeError: boom"
+    )
+    # Another file's line keeps the config's name in front; several problems are listed.
+    other = "helpers.py:3: bad"
+    assert str(ConfigError([other], path="configs/x.py")) == f"configs/x.py: {other}"
+    both = str(ConfigError([problem, other], path="configs/x.py"))
+    assert both.splitlines() == ["2 errors in configs/x.py:", f"  - {problem}", f"  - {other}"]
