@@ -365,7 +365,7 @@ def _take(parts: list[Batch], n: int) -> tuple[Batch, list[Batch]]:
 
 def _concat(arrays: list[np.ndarray]) -> np.ndarray:
     """Concatenate rows; a bag's arrays, padded per file to its widest row, are zero-padded
-    to the widest (index 0 with value 0 adds nothing, as :func:`keras_models._padded`)."""
+    to the widest (index 0 with value 0 adds nothing, as :func:`helix_tf.components._model_inputs._padded`)."""
     if arrays[0].ndim == 2 and len({a.shape[1] for a in arrays}) > 1:
         width = max(a.shape[1] for a in arrays)
         arrays = [np.pad(a, ((0, 0), (0, width - a.shape[1]))) for a in arrays]

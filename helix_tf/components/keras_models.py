@@ -1,474 +1,75 @@
-"""The learners' executor: build, train, save, load and apply Keras models.
+"""The learners' executor: train, save, load and apply Keras models.
 
 This module imports TensorFlow/Keras; only the engine imports it, and only when
 a train or predict node has to compute. Models read the examples' feature
 columns as numpy arrays (passing numpy to ``fit`` was ~10x faster than a
 ``tf.data`` pipeline over the same arrays here).
 
-Feature encodings, one scheme for every learner:
-
-- numeric ``x``: a float input of shape (1,);
-- categorical ``x``: an int index of shape (1,);
-- bag ``x``: padded indices ``x__idx`` and weights ``x__val`` of shape (L,),
-  padding has weight 0 so it contributes nothing.
-
-A linear model is a sum over features of per-index weights (times the value for
-numerics and bags) plus a bias; a DNN embeds indices and feeds the
-concatenation to dense layers; wide & deep sums both logits.
+Its parts, one reason to change each: the inputs from examples tables
+(:mod:`._model_inputs`: one array per numeric or categorical feature, two padded
+ones per bag), the architectures and heads (:mod:`._model_build`), the custom
+layers and Keras' import (:mod:`._keras_layers`); this module trains (here, or in
+the server's trainer, :mod:`helix_tf.components.trainers`) and scores.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import collections
+import contextlib
 import logging
-import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
-from helix_tf.components import penalties
+from helix_tf.components import _keras_layers, penalties
+from helix_tf.components._keras_layers import keras as _k
+from helix_tf.components._model_build import Head, build_model, optimizer
+from helix_tf.components._model_inputs import (
+    arrays_from_table,
+    feature_columns,
+    labels_from_table,
+    streamed_examples,
+)
 from helix_tf.components.learners import (
     DNN,
     EAGER_STEPS_SETTING,
-    STREAM_BYTES_SETTING,
     Learner,
-    Linear,
     WideDeep,
     training_setting,
 )
-from helix_tf.types import BAG, CATEGORICAL, LABEL, NUMERIC, ROW_ID
+from helix_tf.types import CATEGORICAL, NUMERIC
 
 __all__ = [
     "Head",
     "arrays_from_table",
-    "train_model",
-    "load_model",
-    "predict_scores",
+    "build_model",
+    "feature_columns",
     "feature_weights",
+    "labels_from_table",
+    "load_model",
+    "model_importance",
+    "plain_key",
+    "plain_model",
+    "predict_scores",
+    "save_model",
+    "streamed_examples",
+    "train_model",
+    "train_weights",
+    "warm_up",
+    "zero_weight_features",
 ]
 
 log = logging.getLogger(__name__)
-
-_keras: Any = None
-# Custom layers, defined when Keras is first imported (see _register_layers).
-IndexedWeights: Any = None
-SumLogits: Any = None
-Rescale: Any = None
-
-
-def _k() -> Any:
-    """Import Keras on first use, with TensorFlow's start-up noise turned down."""
-    global _keras
-    if _keras is None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        import keras
-
-        _keras = keras
-        _register_layers(keras)
-    return _keras
-
-
-# ---------------------------------------------------------------------------- inputs
-
-
-def feature_columns(spec: Mapping[str, Any]) -> list[str]:
-    """The examples columns a feature occupies."""
-    name = spec["name"]
-    return [f"{name}.idx", f"{name}.val"] if spec["kind"] == BAG else [name]
-
-
-def arrays_from_table(
-    table: pa.Table, features: Sequence[Mapping[str, Any]], *, zeros: Sequence[str] = ()
-) -> dict[str, np.ndarray]:
-    """Model inputs from an examples table: one array (or two for a bag) per feature.
-
-    Features named in ``zeros`` are not read: they get all-zero inputs (used for
-    features whose learned weights are all zero, so the result is the same).
-    """
-    out: dict[str, np.ndarray] = {}
-    n = table.num_rows
-    for spec in features:
-        name, kind = spec["name"], spec["kind"]
-        if name in zeros:
-            if kind == BAG:
-                out[f"{name}__idx"] = np.zeros((n, 1), dtype=np.int32)
-                out[f"{name}__val"] = np.zeros((n, 1), dtype=np.float32)
-            else:
-                out[name] = np.zeros((n, 1), dtype=np.float32 if kind == NUMERIC else np.int32)
-        elif kind == NUMERIC:
-            out[name] = table.column(name).to_numpy().astype(np.float32).reshape(-1, 1)
-        elif kind == CATEGORICAL:
-            out[name] = table.column(name).to_numpy().astype(np.int32).reshape(-1, 1)
-        elif kind == BAG:
-            out[f"{name}__idx"], out[f"{name}__val"] = _padded(table, name)
-        else:
-            raise ValueError(f"feature {name!r} has kind {kind!r}, which a model cannot read")
-    return out
-
-
-def _padded(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
-    idx = table.column(f"{name}.idx").combine_chunks()
-    val = table.column(f"{name}.val").combine_chunks()
-    offsets = np.asarray(idx.offsets, dtype=np.int64)
-    lengths = np.diff(offsets)
-    width = max(int(lengths.max()) if len(lengths) else 0, 1)
-    n = len(lengths)
-    flat_idx = np.asarray(idx.values, dtype=np.int32)[offsets[0] : offsets[-1]]
-    flat_val = np.asarray(val.values, dtype=np.float32)[offsets[0] : offsets[-1]]
-    rows = np.repeat(np.arange(n), lengths)
-    cols = np.arange(len(flat_idx)) - np.repeat(offsets[:-1] - offsets[0], lengths)
-    pad_idx = np.zeros((n, width), dtype=np.int32)
-    pad_val = np.zeros((n, width), dtype=np.float32)
-    pad_idx[rows, cols] = flat_idx
-    pad_val[rows, cols] = flat_val
-    return pad_idx, pad_val
-
-
-def labels_from_table(table: pa.Table) -> np.ndarray:
-    return table.column(LABEL).to_numpy().astype(np.float32)
-
-
-def streamed_examples(
-    learner: Learner,
-    folder: str,
-    features: Sequence[Mapping[str, Any]],
-    head: Head,
-    target: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-) -> Any:
-    """Global batches streamed from the training Parquet files under ``folder``, or None.
-
-    Only for a learner with a ``strategy`` (the custom loop reads batches; ``model.fit``
-    takes arrays) and files larger than ``distributed.STREAM_BYTES`` together. A
-    regression needs ``target(label values, row ids)`` (the label's transform): its
-    target is standardised with a mean and std streamed over all rows first.
-    """
-    if getattr(learner, "strategy", None) is None:
-        return None
-    from helix_tf.components import distributed
-
-    split = os.path.join(folder, "train")
-    if not os.path.isdir(split):
-        return None
-    files = sorted(os.path.join(split, f) for f in os.listdir(split) if f.endswith(".parquet"))
-    limit = training_setting(STREAM_BYTES_SETTING, distributed.STREAM_BYTES)
-    if sum(os.path.getsize(f) for f in files) <= limit:
-        return None
-    import pyarrow.parquet as pq
-
-    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-    dtype = np.int32 if head.task == "multiclass" else np.float32
-    scale = None
-    if head.task == "regression":  # stream section (issue 14): the target, standardised
-        if target is None:
-            raise ValueError("a streamed regression needs the label's target transform")
-
-        def regression_target(table: pa.Table) -> np.ndarray:
-            return target(table.column(LABEL).to_numpy(), table.column(ROW_ID).to_numpy())
-
-        scale = distributed.target_scale(files, regression_target, [LABEL, ROW_ID])
-
-    def convert(table: pa.Table) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        if scale is None:
-            return arrays_from_table(table, features), labels_from_table(table).astype(dtype)
-        y = (np.asarray(regression_target(table), np.float64) - scale[0]) / scale[1]
-        return arrays_from_table(table, features), y.astype(np.float32)
-
-    return distributed.ParquetBatches(
-        files,
-        convert,
-        rows=rows,
-        batch_size=int(learner.batch_size),
-        seed=int(learner.seed),
-        scale=scale,
-    )
-
-
-# ---------------------------------------------------------------------------- layers
-
-
-def _register_layers(keras: Any) -> None:
-    global IndexedWeights, SumLogits, Rescale
-    IndexedWeights = _indexed_weights_layer(keras)
-    penalties.register(keras)
-    SumLogits = _sum_logits_layer(keras)
-    Rescale = _rescale_layer(keras)
-
-
-def _indexed_weights_layer(keras: Any) -> Any:
-    """The registered ``IndexedWeights`` layer class."""
-    ops = keras.ops
-
-    @keras.saving.register_keras_serializable(package="helix_tf", name="IndexedWeights")
-    class _IndexedWeights(keras.layers.Layer):
-        """Per-index weight vectors: a lookup for categoricals, a weighted sum for bags."""
-
-        def __init__(
-            self,
-            size: int,
-            units: int,
-            regularizer: Any = None,
-            initializer: str | None = None,
-            **kwargs: Any,
-        ) -> None:
-            super().__init__(**kwargs)
-            self.size, self.units = int(size), int(units)
-            self.regularizer = keras.regularizers.get(regularizer)
-            # None: zeros for one unit (a linear weight), glorot for embeddings.
-            self.initializer = initializer
-
-        def build(self, input_shape: Any) -> None:
-            self.table = self.add_weight(
-                name="table",
-                shape=(self.size, self.units),
-                initializer=self.initializer or ("zeros" if self.units == 1 else "glorot_uniform"),
-                regularizer=self.regularizer,
-            )
-
-        def call(self, inputs: Any) -> Any:
-            if isinstance(inputs, list | tuple):
-                idx, val = inputs
-                emb = ops.take(self.table, ops.cast(idx, "int32"), axis=0)
-                return ops.sum(emb * ops.expand_dims(ops.cast(val, emb.dtype), -1), axis=1)
-            emb = ops.take(self.table, ops.cast(inputs, "int32"), axis=0)
-            return ops.reshape(emb, (-1, self.units))
-
-        def get_config(self) -> dict[str, Any]:
-            return {
-                **super().get_config(),
-                "size": self.size,
-                "units": self.units,
-                "regularizer": keras.regularizers.serialize(self.regularizer)
-                if self.regularizer
-                else None,
-                **({"initializer": self.initializer} if self.initializer else {}),
-            }
-
-    return _IndexedWeights
-
-
-def _sum_logits_layer(keras: Any) -> Any:
-    """The registered ``SumLogits`` layer class."""
-
-    @keras.saving.register_keras_serializable(package="helix_tf", name="SumLogits")
-    class _SumLogits(keras.layers.Layer):
-        """Sum of per-feature logits plus a learned bias (one per output)."""
-
-        def __init__(self, units: int = 1, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.units = int(units)
-
-        def build(self, input_shape: Any) -> None:
-            self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
-
-        def get_config(self) -> dict[str, Any]:
-            config = super().get_config()
-            if self.units != 1:
-                config["units"] = self.units
-            return config
-
-        def call(self, inputs: Any) -> Any:
-            parts = inputs if isinstance(inputs, list | tuple) else [inputs]
-            total = parts[0]
-            for p in parts[1:]:
-                total = total + p
-            return total + self.bias
-
-    return _SumLogits
-
-
-def _rescale_layer(keras: Any) -> Any:
-    """The registered ``Rescale`` layer class."""
-    ops = keras.ops
-
-    @keras.saving.register_keras_serializable(package="helix_tf", name="Rescale")
-    class _Rescale(keras.layers.Layer):
-        """``x * std + mean``: a regression model trained on the standardised target."""
-
-        def __init__(self, mean: float, std: float, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.mean, self.std = float(mean), float(std)
-
-        def call(self, inputs: Any) -> Any:
-            return ops.cast(inputs, "float32") * self.std + self.mean
-
-        def get_config(self) -> dict[str, Any]:
-            return {**super().get_config(), "mean": self.mean, "std": self.std}
-
-    return _Rescale
-
-
-# ---------------------------------------------------------------------------- build
-
-
-def _regularizer(learner: Learner, strengths: penalties.Strengths) -> Any:
-    if learner.optimizer == "ftrl":  # FTRL applies them in its update
-        return None
-    return penalties.regularizer(learner, strengths)
-
-
-def _inputs(features: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    keras = _k()
-    inputs: dict[str, Any] = {}
-    for spec in features:
-        name, kind = spec["name"], spec["kind"]
-        if kind == NUMERIC:
-            inputs[name] = keras.Input((1,), name=name, dtype="float32")
-        elif kind == CATEGORICAL:
-            inputs[name] = keras.Input((1,), name=name, dtype="int32")
-        else:
-            inputs[f"{name}__idx"] = keras.Input((None,), name=f"{name}__idx", dtype="int32")
-            inputs[f"{name}__val"] = keras.Input((None,), name=f"{name}__val", dtype="float32")
-    return inputs
-
-
-def _linear_logits(
-    features: Sequence[Mapping[str, Any]],
-    inputs: Mapping[str, Any],
-    reg: Any,
-    prefix: str,
-    units: int = 1,
-) -> list[Any]:
-    keras = _k()
-    # One weight per index and output, starting at zero (so L1/FTRL zeros are meaningful).
-    init = "zeros" if units != 1 else None
-    parts = []
-    for spec in features:
-        name, kind = spec["name"], spec["kind"]
-        if kind == NUMERIC:
-            layer = keras.layers.Dense(
-                units,
-                use_bias=False,
-                kernel_initializer="zeros",
-                kernel_regularizer=reg,
-                name=f"{prefix}{name}",
-            )
-            parts.append(layer(inputs[name]))
-        elif kind == CATEGORICAL:
-            layer = IndexedWeights(spec["size"], units, reg, init, name=f"{prefix}{name}")
-            parts.append(layer(inputs[name]))
-        else:
-            layer = IndexedWeights(spec["size"], units, reg, init, name=f"{prefix}{name}")
-            parts.append(layer([inputs[f"{name}__idx"], inputs[f"{name}__val"]]))
-    return parts
-
-
-def _deep_logits(
-    features: Sequence[Mapping[str, Any]],
-    inputs: Mapping[str, Any],
-    learner: DNN,
-    strengths: penalties.Strengths,
-    units: int = 1,
-) -> Any:
-    keras = _k()
-    reg = penalties.regularizer(learner, strengths, form="l2")
-    parts = []
-    for spec in features:
-        name, kind = spec["name"], spec["kind"]
-        if kind == NUMERIC:
-            parts.append(inputs[name])
-        elif kind == CATEGORICAL:
-            parts.append(
-                IndexedWeights(spec["size"], learner.embedding_dim, name=f"emb_{name}")(
-                    inputs[name]
-                )
-            )
-        else:
-            layer = IndexedWeights(spec["size"], learner.embedding_dim, name=f"emb_{name}")
-            parts.append(layer([inputs[f"{name}__idx"], inputs[f"{name}__val"]]))
-    x = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="deep_inputs")(parts)
-    for i, width in enumerate(learner.hidden):
-        x = keras.layers.Dense(
-            width, activation=learner.activation, kernel_regularizer=reg, name=f"hidden{i}"
-        )(x)
-        if learner.dropout:
-            x = keras.layers.Dropout(learner.dropout, seed=learner.seed + i)(x)
-    return keras.layers.Dense(units, name="deep_logit")(x)
-
-
-def build_model(
-    learner: Learner,
-    features: Sequence[Mapping[str, Any]],
-    units: int = 1,
-    strengths: penalties.Strengths | None = None,
-) -> Any:
-    """The Keras model for ``learner`` over ``features``: ``units`` logits (or values).
-
-    One output for a binary label (a logit) and for regression (a value), one
-    logit per class for a multiclass label. Its L1/L2 penalties read ``strengths``
-    (default: the learner's, in variables of its own).
-    """
-    keras = _k()
-    strengths = strengths or penalties.Strengths.of(learner)
-    inputs = _inputs(features)
-    if isinstance(learner, WideDeep):
-        names = [f["name"] for f in features]
-        wide = [f for f in features if f["name"] in learner.features_for("wide", names)]
-        deep = [f for f in features if f["name"] in learner.features_for("deep", names)]
-        parts = _linear_logits(wide, inputs, _regularizer(learner, strengths), "w_", units)
-        parts.append(_deep_logits(deep, inputs, learner, strengths, units))
-        logit = SumLogits(units, name="logit")(parts)
-    elif isinstance(learner, DNN):
-        logit = _deep_logits(features, inputs, learner, strengths, units)
-    elif isinstance(learner, Linear):
-        logit = SumLogits(units, name="logit")(
-            _linear_logits(features, inputs, _regularizer(learner, strengths), "w_", units)
-        )
-    else:
-        raise TypeError(f"unknown learner {type(learner).__name__}")
-    return keras.Model(inputs=inputs, outputs=logit, name="helix_model")
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Head:
-    """What the label asks of the model: the task, its outputs and its loss.
-
-    ``task`` is "binary", "multiclass" or "regression"; ``classes`` the number of
-    classes (multiclass); ``loss`` and ``huber_delta`` the regression loss.
-    """
-
-    task: str = "binary"
-    classes: int = 2
-    loss: str = "squared"
-    huber_delta: float = 1.0
-
-    @property
-    def units(self) -> int:
-        return self.classes if self.task == "multiclass" else 1
-
-    def keras_loss(self, reduction: str = "sum_over_batch_size") -> Any:
-        """The Keras loss; ``reduction="none"`` gives one loss per row (custom loops)."""
-        keras = _k()
-        if self.task == "binary":
-            return keras.losses.BinaryCrossentropy(from_logits=True, reduction=reduction)
-        if self.task == "multiclass":
-            return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=reduction)
-        if self.loss == "absolute":
-            return keras.losses.MeanAbsoluteError(reduction=reduction)
-        if self.loss == "huber":
-            return keras.losses.Huber(delta=float(self.huber_delta), reduction=reduction)
-        return keras.losses.MeanSquaredError(reduction=reduction)
-
-
-def _optimizer(learner: Learner, strengths: penalties.Strengths) -> Any:
-    keras = _k()
-    lr = float(learner.learning_rate)
-    if learner.optimizer == "adam":
-        return keras.optimizers.Adam(lr)
-    if learner.optimizer == "sgd":
-        return keras.optimizers.SGD(lr)
-    if learner.optimizer == "adagrad":
-        return keras.optimizers.Adagrad(lr)
-    if learner.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(lr)
-    return penalties.ftrl(lr, strengths)
 
 
 #: Training runs eagerly (no tf.function tracing) when it has at most this many steps
 #: (``$HELIX_EAGER_MAX_STEPS`` overrides it: :func:`learners.training_setting`).
 EAGER_MAX_STEPS = 20
+
+#: The Keras dtype policy of each ``precision`` (anything else: float32).
+POLICIES = {"bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
 def train_model(
@@ -493,34 +94,38 @@ def train_model(
     (regression, already transformed); a regression model is trained on the target
     standardised over these rows and returned with a :class:`Rescale` output, so it
     predicts on the target's own scale.
+
+    In a process that trains through another (:func:`trainers.remote`: a served run and
+    the server's trainer), the model returned is a :class:`trainers.RemoteModel`: that
+    process keeps it and scores, saves and reads its weights; this one never builds a
+    Keras model or runs a TensorFlow op unless the other process fails (then it builds
+    the same model from the weights).
     """
+    from helix_tf.components import trainers
+
     head = head or Head()
+    n_epochs = int(epochs or learner.epochs)
+    policy = POLICIES.get(precision, "float32")
+    remote = trainers.remote()
+    if remote is not None and getattr(learner, "strategy", None) is None and batches is None:
+        trained = _train_remotely(remote, learner, features, x, y, head, policy, n_epochs, on_epoch)
+        if trained is not None:
+            return trained
     keras = _k()
     import tensorflow as tf
 
     keras.utils.set_random_seed(int(learner.seed))
     tf.config.experimental.enable_op_determinism()
-    policy = {"bf16": "mixed_bfloat16", "fp16": "mixed_float16"}.get(precision, "float32")
     keras.mixed_precision.set_global_policy(policy)
     try:
-        mean = std = None
-        if head.task == "regression" and batches is not None:
-            mean, std = batches.scale  # streamed: standardised over all rows as it reads
-        elif head.task == "regression":
-            mean = float(np.mean(y)) if len(y) else 0.0
-            std = float(np.std(y)) if len(y) else 1.0
-            std = std if std > 0 else 1.0
-            y = ((np.asarray(y, dtype=np.float64) - mean) / std).astype(np.float32)
-        elif head.task == "multiclass":
-            y = np.asarray(y, dtype=np.int32)
-        n_epochs = int(epochs or learner.epochs)
+        y, mean, std = _target(head, y, batches)
         strategy = getattr(learner, "strategy", None)
         if strategy is not None:  # a tf.distribute strategy: the custom loop
             from helix_tf.components import distributed
 
             def build() -> tuple[Any, Any]:
                 strengths = penalties.Strengths.of(learner)
-                return build_model(learner, features, head.units, strengths), _optimizer(
+                return build_model(learner, features, head.units, strengths), optimizer(
                     learner, strengths
                 )
 
@@ -539,39 +144,51 @@ def train_model(
         else:
             if batches is not None:
                 raise ValueError("streamed batches need a learner with a strategy")
-            model, losses = _fit(learner, features, x, y, head, n_epochs, on_epoch)
+            training = _training(learner, features, x, y, head, n_epochs, policy)
+            trained, weights, losses = _fit_weights(**training, on_epoch=on_epoch)
+            # A trainer kept for later trainings is not the caller's: a copy holds the weights.
+            model = trained if trained is not None else _plain(learner, features, head, weights)
         if mean is not None and std is not None:
-            # Predictions on the target's scale: the model with its standardisation undone.
-            # float32 even under a mixed-precision policy: the scale is the label's own.
-            scaled = Rescale(mean, std, name="rescale", dtype="float32")(model.outputs[0])
-            model = keras.Model(inputs=model.inputs, outputs=scaled, name="helix_model")
+            model = _rescaled(model, mean, std)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+    return model, _stats(losses, mean, std)
+
+
+def _target(head: Head, y: np.ndarray, batches: Any) -> tuple[np.ndarray, Any, Any]:
+    """What the model learns: class indices (multiclass) or the standardised target
+    (regression, with its mean and std); 0/1 labels as they are."""
+    if head.task == "regression" and batches is not None:
+        mean, std = batches.scale  # streamed: standardised over all rows as it reads
+        return y, mean, std
+    if head.task == "regression":
+        mean = float(np.mean(y)) if len(y) else 0.0
+        std = float(np.std(y)) if len(y) else 1.0
+        std = std if std > 0 else 1.0
+        return ((np.asarray(y, dtype=np.float64) - mean) / std).astype(np.float32), mean, std
+    if head.task == "multiclass":
+        return np.asarray(y, dtype=np.int32), None, None
+    return y, None, None
+
+
+def _stats(losses: Sequence[float], mean: Any, std: Any) -> dict[str, float]:
     stats: dict[str, float] = {"train_loss": float(losses[-1])}
     if mean is not None and std is not None:
         stats.update(target_mean=mean, target_std=std)
-    return model, stats
+    return stats
 
 
-def _fit(
+def _training(
     learner: Learner,
     features: Sequence[Mapping[str, Any]],
     x: Mapping[str, np.ndarray],
     y: np.ndarray,
     head: Head,
     n_epochs: int,
-    on_epoch: Callable[[int, int, float, float], None] | None,
-) -> tuple[Any, list[float]]:
-    """Keras ``model.fit`` in one process (the default); the model and each epoch's loss.
-
-    The weights come from :func:`train_weights`, here or in the process
-    :func:`trainers.remote` names (a served run: the server's trainer, which keeps
-    traced trainers across runs); the model returned is built here and holds them.
-    """
-    from helix_tf.components import trainers
-
-    keras = _k()
-    training = {
+    policy: str,
+) -> dict[str, Any]:
+    """:func:`_fit_weights`' arguments: what a training needs, here or in another process."""
+    return {
         "learner": learner,
         "features": [dict(f) for f in features],
         "x": dict(x),
@@ -581,37 +198,154 @@ def _fit(
         # Tracing the step costs ~0.5 s, an eager step ~30 ms: below this, eager wins.
         "run_eagerly": -(-len(y) // int(learner.batch_size)) * n_epochs
         <= training_setting(EAGER_STEPS_SETTING, EAGER_MAX_STEPS),
-        "policy": keras.mixed_precision.global_policy().name,
+        "policy": policy,
     }
-    own: list[Any] = []
 
-    def build_own() -> None:
-        # A model of the caller's own, built without moving the random generators.
-        with trainers.random_state_kept():
-            own.append(build_model(learner, features, head.units))
 
-    remote = trainers.remote()
-    # The caller builds its model while the server's trainer trains.
-    result = remote.fit(training, on_epoch, build_own) if remote is not None else None
-    if result is None:
-        trained, weights, losses = _fit_weights(**training, on_epoch=on_epoch)
-        if trained is not None:  # no trainer kept in this process: the model is the caller's
-            return trained, losses
-    else:
-        weights, losses = result
-    if not own:
-        build_own()
-    own[0].set_weights(weights)
-    return own[0], losses
+def _train_remotely(
+    remote: Any,
+    learner: Learner,
+    features: Sequence[Mapping[str, Any]],
+    x: Mapping[str, np.ndarray],
+    y: np.ndarray,
+    head: Head,
+    policy: str,
+    n_epochs: int,
+    on_epoch: Callable[[int, int, float, float], None] | None,
+) -> tuple[Any, dict[str, float]] | None:
+    """Train in ``remote`` (the server's trainer), which keeps the model; ``None`` when it
+    cannot (busy, gone, failing): then this process trains."""
+    import random
+
+    from helix_tf.components import trainers
+
+    y, mean, std = _target(head, y, None)
+    training = _training(learner, features, x, y, head, n_epochs, policy)
+    recipe = {
+        "learner": learner,
+        "features": training["features"],
+        "head": head,
+        "policy": policy,
+        "rescale": None if mean is None else (mean, std),
+    }
+    # The generators this process would have seeded before training here (TensorFlow's
+    # are the trainer's business: no op runs in this process).
+    random.seed(int(learner.seed))
+    np.random.seed(int(learner.seed))
+    reply = remote.train(training, on_epoch, recipe)
+    if reply is None:
+        return None
+    model = trainers.RemoteModel(
+        remote=remote,
+        token=reply["model"],
+        recipe=recipe,
+        trained_weights=reply["weights"],
+        linear=reply["linear"],
+    )
+    return model, _stats(reply["losses"], mean, std)
+
+
+def plain_model(
+    recipe: Mapping[str, Any], weights: Sequence[np.ndarray], *, reuse: Any = None
+) -> Any:
+    """The model a training returns, built from its weights: the architecture of
+    ``recipe["learner"]`` over its features and head, under its dtype policy, with the
+    ``Rescale`` output of a regression (``recipe["rescale"]``: the target's mean and std).
+
+    Built without moving the random generators, its layers named as in a fresh process.
+    ``reuse``: a model built here before for the same :func:`plain_key` that nobody
+    holds any more; it takes the weights and the learner's penalty strengths instead of
+    a new build (0.1–0.5 s, more under load): the same model.
+    """
+    if reuse is not None:
+        reuse.set_weights(list(weights))
+        for strengths in _strengths_of(reuse):
+            strengths.assign(recipe["learner"].l1, recipe["learner"].l2)
+        return reuse
+    keras = _k()
+    keras.mixed_precision.set_global_policy(recipe["policy"])
+    try:
+        model = _plain(recipe["learner"], recipe["features"], recipe["head"], weights)
+        if recipe.get("rescale") is not None:
+            model = _rescaled(model, *recipe["rescale"])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return model
+
+
+def plain_key(recipe: Mapping[str, Any]) -> str:
+    """What a :func:`plain_model` is, but for its weights and penalty strengths: models of
+    one key differ only in those."""
+    from helix_tf.components import trainers
+
+    key = trainers.graph_key(
+        recipe["learner"],
+        recipe["features"],
+        recipe["head"],
+        policy=recipe["policy"],
+        run_eagerly=False,
+    )
+    return f"{key}|rescale={recipe.get('rescale')!r}"
+
+
+def _strengths_of(model: Any) -> list[penalties.Strengths]:
+    """The penalty strengths a model's regularizers read (one object, or none)."""
+    found: dict[int, penalties.Strengths] = {}
+    for layer in model.layers:
+        for attr in ("kernel_regularizer", "regularizer"):
+            strengths = getattr(getattr(layer, attr, None), "strengths", None)
+            if isinstance(strengths, penalties.Strengths):
+                found[id(strengths)] = strengths
+    return list(found.values())
+
+
+def _plain(
+    learner: Learner,
+    features: Sequence[Mapping[str, Any]],
+    head: Head,
+    weights: Sequence[np.ndarray],
+) -> Any:
+    """A plain (uncompiled) model of ``learner``'s architecture holding ``weights``."""
+    from helix_tf.components import trainers
+
+    with trainers.random_state_kept(), _fresh_names():
+        model = build_model(learner, features, head.units)
+    model.set_weights(list(weights))
+    return model
+
+
+@contextlib.contextmanager
+def _fresh_names() -> Iterator[None]:
+    """Keras' automatic layer names (``dropout``, ``dropout_1``) as in a fresh process,
+    wherever this process has built models before (the server's trainer)."""
+    try:
+        from keras.src.backend.common import global_state
+    except ImportError:  # another Keras: names may differ, weights do not
+        yield
+        return
+    saved = global_state.get_global_attribute("object_name_uids")
+    global_state.set_global_attribute("object_name_uids", collections.defaultdict(int))
+    try:
+        yield
+    finally:
+        global_state.set_global_attribute("object_name_uids", saved)
+
+
+def _rescaled(model: Any, mean: float, std: float) -> Any:
+    """Predictions on the target's scale: the model with its standardisation undone.
+    float32 even under a mixed-precision policy: the scale is the label's own."""
+    keras = _k()
+    scaled = _keras_layers.Rescale(mean, std, name="rescale", dtype="float32")(model.outputs[0])
+    return keras.Model(inputs=model.inputs, outputs=scaled, name="helix_model")
 
 
 def train_weights(
     training: Mapping[str, Any],
     on_epoch: Callable[[int, int, float, float], None] | None = None,
 ) -> tuple[list[np.ndarray], list[float]]:
-    """What :func:`_fit` computes, for another process (the server's trainer): the
-    trained weights and each epoch's loss for ``training`` (:func:`_fit_weights`'
-    arguments), seeded and under its dtype policy as :func:`train_model` sets them."""
+    """What :func:`train_model` trains, for another process (the server's trainer): the
+    trained weights and each epoch's loss for ``training`` (:func:`_training`), seeded
+    and under its dtype policy as :func:`train_model` sets them."""
     keras = _k()
     import tensorflow as tf
 
@@ -651,7 +385,7 @@ def _fit_weights(
         strengths = penalties.Strengths.of(learner)
         model = build_model(learner, features, head.units, strengths)
         model.compile(
-            optimizer=_optimizer(learner, strengths),
+            optimizer=optimizer(learner, strengths),
             loss=head.keras_loss(),
             run_eagerly=run_eagerly,
         )
@@ -692,7 +426,42 @@ def _fit_weights(
     return trainer.model, weights, losses
 
 
+def warm_up() -> None:
+    """Pay TensorFlow's first-use costs in this process: a tiny linear model built,
+    compiled, trained with a traced step and scored (the server's trainer, while idle).
+
+    The first training in a process costs seconds more than the next (TensorFlow's
+    runtime and thread pools, kernels, ``tf.function`` and Keras' data adapter set up
+    once); a served run that finds the trainer cold waits for them. Nothing of it is
+    kept in :data:`trainers.TRAINERS` (every training seeds the generators itself).
+    """
+    from helix_tf.components.learners import Linear
+
+    keras = _k()
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    rows = 8 * (EAGER_MAX_STEPS + 4)  # one epoch of more steps than run eagerly: traced
+    features = [{"name": "n", "kind": NUMERIC}, {"name": "c", "kind": CATEGORICAL, "size": 4}]
+    x = {
+        "n": rng.normal(size=(rows, 1)).astype(np.float32),
+        "c": rng.integers(0, 4, size=(rows, 1)).astype(np.int32),
+    }
+    y = (x["n"][:, 0] > 0).astype(np.float32)
+    learner = Linear(l2=1e-4, epochs=1, batch_size=8)
+    keras.utils.set_random_seed(0)  # every training seeds the generators again
+    tf.config.experimental.enable_op_determinism()
+    strengths = penalties.Strengths.of(learner)
+    model = build_model(learner, features, 1, strengths)
+    model.compile(optimizer=optimizer(learner, strengths), loss=Head().keras_loss())
+    model.optimizer.build(model.trainable_variables)
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=True, verbose=0)
+    predict_scores(_plain(learner, features, Head(), model.get_weights()), x)
+
+
 def save_model(model: Any, path: str) -> None:
+    """Write ``model`` as a ``.keras`` file (a :class:`trainers.RemoteModel`: written by
+    the process keeping it)."""
     model.save(path)
 
 
@@ -703,7 +472,13 @@ def load_model(path: str) -> Any:
 
 def predict_scores(model: Any, x: Mapping[str, np.ndarray], task: str = "binary") -> np.ndarray:
     """Probabilities of the positive class (binary), of every class (multiclass: shape
-    (n, classes)), or predicted values on the target's scale (regression)."""
+    (n, classes)), or predicted values on the target's scale (regression).
+
+    A :class:`trainers.RemoteModel` is scored by the process keeping it (the same bits)."""
+    from helix_tf.components import trainers
+
+    if isinstance(model, trainers.RemoteModel):
+        return model.predict(x, task)
     # Calling the model eagerly in large chunks avoids tracing a predict function.
     n = len(next(iter(x.values()))) if x else 0
     chunk = 65_536
@@ -719,6 +494,36 @@ def predict_scores(model: Any, x: Mapping[str, np.ndarray], task: str = "binary"
     if task == "regression":
         return logits.reshape(-1)
     return (1.0 / (1.0 + np.exp(-logits.reshape(-1)))).astype(np.float64)
+
+
+def model_importance(
+    model: Any,
+    x: Mapping[str, np.ndarray],
+    y: np.ndarray,
+    features: Sequence[Mapping[str, Any]],
+    *,
+    task: str,
+    transform: str | None = None,
+    **params: Any,
+) -> dict[str, Any]:
+    """:func:`helix_tf.components.explain.permutation_importance` of a Keras model scored as the predict node scores
+    it (probabilities, class probabilities, values on the label's original scale);
+    ``params``: its ``repeats``, ``seed``, ``scoring``, ``zero``.
+
+    A :class:`helix_tf.components.trainers.RemoteModel` (a served run's) computes it in
+    the process that keeps the model: one request instead of one per scoring.
+    """
+    from helix_tf.components import explain, trainers
+    from helix_tf.components.features._label import inverse_transform
+
+    if isinstance(model, trainers.RemoteModel):
+        return model.importance(x, y, features, task=task, transform=transform, **params)
+
+    def score(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        scores = predict_scores(model, inputs, task)
+        return inverse_transform(transform, scores) if task == "regression" else scores
+
+    return explain.permutation_importance(score, x, y, features, **params)
 
 
 def zero_weight_features(
@@ -755,6 +560,10 @@ def feature_weights(model: Any, features: Sequence[Mapping[str, Any]]) -> dict[s
     its weights scaled back, so they are in the target's units (transformed, if the
     label has a transform): what one unit of the feature adds to the prediction.
     """
+    from helix_tf.components import trainers
+
+    if isinstance(model, trainers.RemoteModel):
+        return model.feature_weights(features)
     out = {}
     names = {layer.name: layer for layer in model.layers}
     rescale = names.get("rescale")

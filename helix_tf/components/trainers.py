@@ -34,7 +34,9 @@ nothing) and returns the trained model itself. ``TRAINERS.clear()`` drops every
 trainer (memory), ``TRAINERS.stats()`` counts builds and reuses, and
 ``HELIX_TF_TRAINERS=N`` overrides how many are kept (least recently used go first; 0
 turns reuse off). Served runs train in the server's trainer process
-(:mod:`helix_tf.server._trainer`), which keeps 4.
+(:mod:`helix_tf.server._trainer`), which keeps 4, and keeps the trained model too: the
+run gets a :class:`RemoteModel` (scored and saved there; built in the run's process
+only if the trainer cannot answer).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ __all__ = [
     "RUN_TIME_PARAMS",
     "TRAINERS",
     "Remote",
+    "RemoteModel",
     "Trainer",
     "TrainerCache",
     "graph_key",
@@ -106,8 +109,10 @@ def graph_key(
 
 
 def _random_state() -> tuple[Any, Any, Any]:
-    """Python's, numpy's and TensorFlow's eager op-seed generator states."""
-    return random.getstate(), np.random.get_state(), _tf_op_seeds().getstate()
+    """Python's, numpy's and TensorFlow's eager op-seed generator states (TensorFlow's
+    ``None`` while no global seed is set: it has no generator then)."""
+    tf_ops = _tf_op_seeds()
+    return random.getstate(), np.random.get_state(), tf_ops and tf_ops.getstate()
 
 
 @contextlib.contextmanager
@@ -124,14 +129,17 @@ def _set_random_state(state: tuple[Any, Any, Any]) -> None:
     py, npy, tf_ops = state
     random.setstate(py)
     np.random.set_state(npy)
-    _tf_op_seeds().setstate(tf_ops)
+    generator = _tf_op_seeds()
+    if tf_ops is not None and generator is not None:
+        generator.setstate(tf_ops)
 
 
-def _tf_op_seeds() -> random.Random:
-    """The generator TensorFlow draws eager ops' seeds from (reset by ``tf.random.set_seed``)."""
+def _tf_op_seeds() -> random.Random | None:
+    """The generator TensorFlow draws eager ops' seeds from (made by ``tf.random.set_seed``;
+    ``None`` before any)."""
     from tensorflow.python.eager import context
 
-    return context.context()._rng  # type: ignore[no-any-return]
+    return getattr(context.context(), "_rng", None)
 
 
 @dataclasses.dataclass(slots=True)
@@ -258,16 +266,105 @@ TRAINERS = TrainerCache()
 
 
 class Remote(Protocol):
-    """Another process that trains (the warm server's trainer): ``fit`` gives the
-    weights and losses :func:`helix_tf.components.keras_models.train_weights` would,
-    or ``None`` to train here; ``meanwhile()`` runs here while it trains."""
+    """Another process that trains and keeps the trained models (the warm server's
+    trainer, :class:`helix_tf.server._trainer.RemoteTrainer`).
 
-    def fit(
+    ``train`` trains as :func:`helix_tf.components.keras_models.train_weights` would and
+    keeps the model :func:`~helix_tf.components.keras_models.plain_model` builds from
+    ``recipe`` and the weights: it returns ``{"weights", "losses", "model": a token,
+    "linear": the model's feature weights}``, or ``None`` to train here. ``call`` runs
+    one request on a kept model (``{"op": "predict" | "importance" | "save", "model":
+    token, ...}``)
+    and returns the reply, or ``None`` (then this process does it itself).
+    """
+
+    def train(
         self,
         training: dict[str, Any],
         on_epoch: Callable[[int, int, float, float], None] | None,
-        meanwhile: Callable[[], None] | None = None,
-    ) -> tuple[list[Any], list[float]] | None: ...
+        recipe: dict[str, Any],
+    ) -> dict[str, Any] | None: ...
+
+    def call(self, request: dict[str, Any]) -> dict[str, Any] | None: ...
+
+
+@dataclasses.dataclass(slots=True, eq=False, kw_only=True)
+class RemoteModel:
+    """A trained model that another process keeps (:class:`Remote`): a served run's.
+
+    It scores (:meth:`predict`, :meth:`importance`) and saves (:meth:`save`) there, where
+    TensorFlow is
+    warm, and answers the linear weights from the training's reply, so the run's own
+    process never builds a Keras model. Same bits as the model built here: the kept
+    model is built by the same code from the same weights. When the other process
+    cannot answer (restarted, busy with another run's training, failing), the model is
+    built here from :attr:`trained_weights` (:meth:`local`) and used from then on; anything
+    else asked of it (a Keras attribute) goes to that local model too.
+    """
+
+    remote: Remote
+    #: The other process' name for the model.
+    token: str
+    #: What builds it: learner, features, head, dtype policy, regression rescale.
+    recipe: dict[str, Any]
+    #: The trained weights (``model.get_weights()``).
+    trained_weights: list[np.ndarray]
+    #: The linear (wide) weights by feature, as ``keras_models.feature_weights`` gives.
+    linear: dict[str, np.ndarray]
+    _local: Any = None
+
+    def local(self) -> Any:
+        """The model built in this process from the weights (once)."""
+        if self._local is None:
+            from helix_tf.components import keras_models
+
+            self._local = keras_models.plain_model(self.recipe, self.trained_weights)
+        return self._local
+
+    def _call(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        if self._local is not None:
+            return None
+        return self.remote.call({**request, "model": self.token})
+
+    def predict(self, x: Mapping[str, np.ndarray], task: str) -> np.ndarray:
+        """``keras_models.predict_scores`` of the model on ``x``."""
+        reply = self._call({"op": "predict", "x": dict(x), "task": task})
+        if reply is not None:
+            return np.asarray(reply["scores"])
+        from helix_tf.components import keras_models
+
+        return keras_models.predict_scores(self.local(), x, task)
+
+    def importance(
+        self,
+        x: Mapping[str, np.ndarray],
+        y: np.ndarray,
+        features: Sequence[Mapping[str, Any]],
+        **params: Any,
+    ) -> dict[str, Any]:
+        """``keras_models.model_importance`` of the model (``params``: task, transform, ...)."""
+        request = {"op": "importance", "x": dict(x), "y": y, "features": list(features)}
+        reply = self._call({**request, "params": params})
+        if reply is not None:
+            return reply["importance"]  # type: ignore[no-any-return]
+        from helix_tf.components import keras_models
+
+        return keras_models.model_importance(self.local(), x, y, features, **params)
+
+    def save(self, path: str) -> None:
+        """Write the model as a ``.keras`` file at ``path``."""
+        path = os.path.abspath(path)
+        if self._call({"op": "save", "path": path}) is None:
+            self.local().save(path)
+
+    def feature_weights(self, features: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+        """``keras_models.feature_weights`` of the model over ``features``."""
+        return {f["name"]: self.linear[f["name"]] for f in features if f["name"] in self.linear}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # not a Keras attribute (copying, pickling, slots unset)
+            raise AttributeError(name)
+        return getattr(self.local(), name)
 
 
 _remote: Remote | None = None

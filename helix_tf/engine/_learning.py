@@ -234,16 +234,14 @@ class LearningSteps:
         label = self.inputs.label_facts(ex, meta)
         task, transform = label["task"], label.get("transform")
 
-        def score(inputs: Any) -> np.ndarray:
-            # As the predict node scores: class probabilities, values on the label's scale.
-            scores = keras_models.predict_scores(model, inputs, task)
-            return inverse_transform(transform, scores) if task == "regression" else scores
-
-        payload = explain.permutation_importance(
-            score,
+        # Scored as the predict node scores: class probabilities, values on the label's scale.
+        payload = keras_models.model_importance(
+            model,
             x,
             y,
             features,
+            task=task,
+            transform=transform,
             repeats=op.repeats,
             seed=op.seed,
             scoring=op.scoring,

@@ -8,12 +8,29 @@ once, right after its imports; it keeps
 training (the learner, the examples as arrays, the head, the epochs and the dtype
 policy) to it over a Unix socket beside the server's and gets back the trained
 weights and the losses, with a progress message per epoch. It computes what the
-run would compute itself (``TRAINERS`` gives a fresh process' bits): the run
-builds its model from those weights.
+run would compute itself (``TRAINERS`` gives a fresh process' bits).
 
-One training at a time: a run that finds the trainer busy (its lock held by
-another run) trains by itself, as does one whose trainer cannot be reached or
-fails. The trainer exits with the server (and when the server dies).
+The trainer also keeps the trained model (built from the weights as the run would
+build it, :func:`helix_tf.components.keras_models.plain_model`; the last
+:data:`KEPT_MODELS`), and the run holds a
+:class:`helix_tf.components.trainers.RemoteModel`: its predictions, permutation
+importance and the ``.keras`` file are computed here, where TensorFlow is warm, so
+the run's fork never builds a model or runs a TensorFlow op (a fresh fork's first
+op, model build and call cost 0.2–1.4 s). Requests, one per connection: a training
+(``{"training", "recipe", "progress"}``), ``{"op": "predict", "model", "x", "task"}``,
+``{"op": "importance", "model", "x", "y", "features", "params"}`` (permutation
+importance, one request for all its scorings), ``{"op": "save", "model", "path"}``,
+``{"op": "stats"}``.
+
+Once idle (below :data:`~helix_tf.server._starting.SPARE_CPUS`, after the run that
+started the server has ended), the trainer warms TensorFlow up with a tiny training
+(:func:`helix_tf.components.keras_models.warm_up`): the first served training no
+longer waits for TensorFlow's first-use costs.
+
+One request at a time: a run that finds the trainer busy (its lock held by another
+run) trains, scores or saves by itself, as does one whose trainer cannot be reached,
+fails, or no longer keeps its model. The trainer exits with the server (and when the
+server dies).
 """
 
 from __future__ import annotations
@@ -22,10 +39,12 @@ import contextlib
 import fcntl
 import logging
 import os
+import secrets
 import select
 import signal
 import socket
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -72,18 +91,32 @@ def start_trainer(server_socket: Path, close_fds: tuple[int, ...] = ()) -> int:
     return pid
 
 
+#: Trained models the trainer keeps for their runs to score and save (most recent).
+KEPT_MODELS = 4
+
+#: Below :data:`~helix_tf.server._starting.SPARE_CPUS`, the longest the trainer waits for
+#: the run that started the server to end before it warms up (seconds without a request).
+WARM_UP_WAIT = 30.0
+
+
 def _serve(listener: socket.socket, parent: int) -> None:
     from helix_tf.components.trainers import TRAINERS
 
     TRAINERS.keep(4)  # this process lives as long as the server: trainers pay off
+    kept: OrderedDict[str, tuple[str, Any]] = OrderedDict()  # token: (plain_key, model)
+    warm_up_due = _warm_up_due(parent)
+    warm = False
     while os.getppid() == parent:  # the server is gone: so is its trainer
         ready, _, _ = select.select([listener], [], [], 1.0)
         if not ready:
+            if not warm and warm_up_due():
+                _warm_up()
+                warm = True
             continue
         sock, _ = listener.accept()
         conn = Connection(sock.detach())
         try:
-            _handle(conn)
+            warm = _handle(conn, kept) or warm
         except (EOFError, OSError):  # the run went away (Ctrl-C): the next one is served
             log.info("a run left during its training")
         except Exception:
@@ -92,25 +125,116 @@ def _serve(listener: socket.socket, parent: int) -> None:
             conn.close()
 
 
-def _handle(conn: Connection) -> None:
+def _warm_up_due(server: int) -> Callable[[], bool]:
+    """When the idle trainer should pay TensorFlow's first-use costs (:func:`_warm_up`).
+
+    At once with CPUs to spare; below :data:`~helix_tf.server._starting.SPARE_CPUS`, once
+    the run that started the server (the server's parent, when a run forked it) has
+    ended, or after :data:`WARM_UP_WAIT` seconds: warming up beside that run would slow
+    it down.
+    """
+    from helix_tf.server._starting import SPARE_CPUS
+
+    starter = _parent_of(server) if (os.cpu_count() or 1) < SPARE_CPUS else None
+    started = time.monotonic()
+
+    def due() -> bool:
+        if starter is None or starter <= 1 or time.monotonic() - started > WARM_UP_WAIT:
+            return True
+        return _parent_of(server) != starter  # reparented: the run that started it ended
+
+    return due
+
+
+def _parent_of(pid: int) -> int | None:
+    """``pid``'s parent (Linux ``/proc``), or ``None`` when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _warm_up() -> None:
+    """TensorFlow's first-use costs, paid while no run waits (see ``keras_models.warm_up``)."""
+    from helix_tf.components import keras_models
+
+    t0 = time.perf_counter()
+    try:
+        keras_models.warm_up()
+    except Exception:  # only a head start: a failure here is the next training's to show
+        log.exception("the trainer's warm-up failed")
+        return
+    log.info("the trainer warmed up in %.2fs", time.perf_counter() - t0)
+
+
+def _handle(conn: Connection, kept: OrderedDict[str, tuple[str, Any]]) -> bool:
+    """One request: a training (kept for its run), or a kept model's scoring or save.
+    Whether it trained."""
     from helix_tf.components import keras_models, trainers
 
     request = conn.recv()
-    if request.get("op") == "stats":
-        conn.send({"stats": trainers.TRAINERS.stats()})
-        return
+    op = request.get("op", "train")
+    if op == "stats":
+        conn.send({"stats": {**trainers.TRAINERS.stats(), "models": len(kept)}})
+        return False
+    if op in ("predict", "importance", "save"):
+        entry = kept.get(request["model"])
+        if entry is None:  # evicted, or another trainer's: the run builds its own
+            conn.send({"error": f"no kept model {request['model']!r}"})
+            return False
+        model = entry[1]
+        kept.move_to_end(request["model"])
+        try:
+            if op == "predict":
+                conn.send(
+                    {"scores": keras_models.predict_scores(model, request["x"], request["task"])}
+                )
+            elif op == "importance":
+                found = keras_models.model_importance(
+                    model, request["x"], request["y"], request["features"], **request["params"]
+                )
+                conn.send({"importance": found})
+            else:
+                keras_models.save_model(model, request["path"])
+                conn.send({"saved": request["path"]})
+        except Exception as exc:
+            conn.send({"error": repr(exc)})
+        return False
 
     def progress(epoch: int, epochs: int, loss: float, seconds: float) -> None:
         conn.send({"epoch": (epoch, epochs, loss, seconds)})
 
+    on_epoch = progress if request.get("progress") else None
+    recipe = request["recipe"]
+    key = keras_models.plain_key(recipe)
     try:
-        weights, losses = keras_models.train_weights(
-            request["training"], on_epoch=progress if request.get("progress") else None
-        )
+        weights, losses = keras_models.train_weights(request["training"], on_epoch)
+        model = keras_models.plain_model(recipe, weights, reuse=_recycled(kept, key))
+        linear = keras_models.feature_weights(model, recipe["features"])
     except Exception as exc:
         conn.send({"error": repr(exc)})
-        return
-    conn.send({"weights": weights, "losses": losses})
+        return True
+    token = f"{os.getpid()}-{secrets.token_hex(8)}"
+    kept[token] = (key, model)
+    while len(kept) > KEPT_MODELS:
+        kept.popitem(last=False)
+    conn.send({"weights": weights, "losses": losses, "model": token, "linear": linear})
+    return True
+
+
+def _recycled(kept: OrderedDict[str, tuple[str, Any]], key: str) -> Any:
+    """A kept model of ``key`` to hold the next training's weights, or ``None`` (build one).
+
+    The two latest models of a key stay kept (a run may still score its model while the
+    next run trains); the older one's token is forgotten (a run that still asks for it
+    builds its own from the weights) and its model takes the new weights.
+    """
+    same = [token for token, (k, _) in kept.items() if k == key]
+    if len(same) < 2:
+        return None
+    _, model = kept.pop(same[0])
+    return model
 
 
 class RemoteTrainer:
@@ -149,27 +273,24 @@ class RemoteTrainer:
         finally:
             os.close(fd)
 
-    def fit(
+    def train(
         self,
         training: dict[str, Any],
         on_epoch: Callable[[int, int, float, float], None] | None,
-        meanwhile: Callable[[], None] | None = None,
-    ) -> tuple[list[Any], list[float]] | None:
-        """The trained weights and losses, or ``None`` to train in this process.
-
-        ``meanwhile()`` runs here while the trainer trains (once the training is sent).
-        """
+        recipe: dict[str, Any],
+    ) -> dict[str, Any] | None:
+        """Train there and keep the model (``components.trainers.Remote.train``): the
+        weights, losses, the model's token and linear weights; ``None``: train here."""
         t0 = time.perf_counter()
+        request = {"training": training, "recipe": recipe, "progress": on_epoch is not None}
         with self._turn() as conn:
             if conn is None:
                 return None
             try:
-                conn.send({"training": training, "progress": on_epoch is not None})
+                conn.send(request)
             except Exception as exc:  # gone, or a training it cannot take (e.g. unpicklable)
                 log.info("the server's trainer did not take the training (%r)", exc)
                 return None
-            if meanwhile is not None:
-                meanwhile()
             try:
                 while True:
                     reply = conn.recv()
@@ -185,7 +306,24 @@ class RemoteTrainer:
             log.info("the server's trainer failed (%s): training here", reply["error"])
             return None
         log.debug("trained by the server's trainer in %.2fs", time.perf_counter() - t0)
-        return reply["weights"], reply["losses"]
+        return reply  # type: ignore[no-any-return]
+
+    def call(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        """One request on a kept model (``components.trainers.Remote.call``); ``None``
+        when the trainer is busy, gone, or cannot: the caller does it itself."""
+        with self._turn() as conn:
+            if conn is None:
+                return None
+            try:
+                conn.send(request)
+                reply = conn.recv()
+            except Exception as exc:
+                log.info("the server's trainer did not answer a %s (%r)", request["op"], exc)
+                return None
+        if "error" in reply:
+            log.info("the server's trainer could not %s (%s)", request["op"], reply["error"])
+            return None
+        return reply  # type: ignore[no-any-return]
 
     def stats(self, timeout: float = 2.0) -> dict[str, int] | None:
         """The trainer's builds and reuses; ``None`` when it is busy or absent."""
