@@ -405,6 +405,49 @@ def _at_line(exc: ConfigError, path: Path) -> list[str]:
     return [p if str(path) in p else f"{where}{p}" for p in exc.problems]
 
 
+def _build_workflow(
+    module: Any, params: Params, cfg_path: Path, problems: list[str]
+) -> Workflow:
+    """The config module's workflow: its ``workflow`` object, or ``workflow(params)``.
+
+    An error raised while the config builds it is reported with ``problems`` (the
+    command line's, found before), each naming the config line where it can.
+    """
+    factory = getattr(module, "workflow", None)
+    if factory is None:
+        raise ConfigError(
+            "defines no workflow: add a module-level `workflow = Workflow(...)` or "
+            "`def workflow(params): ...` that returns one",
+            path=str(cfg_path),
+        )
+    if isinstance(factory, Workflow):
+        return factory
+    elif callable(factory):
+        try:
+            wf = factory(params)
+        except HelixError as exc:
+            if isinstance(exc, ConfigError) and (exc.path is None or problems):
+                found = [*problems, *_at_line(exc, cfg_path)]
+                raise ConfigError(found, path=str(cfg_path)) from exc
+            raise
+        except Exception as exc:
+            found = [*problems, _user_error(exc, cfg_path)]
+            if isinstance(exc, TypeError) and "workflow() takes 0 positional" in str(exc):
+                found[-1] += "; define it as def workflow(params): (params holds PARAMS)"
+            raise ConfigError(found, path=str(cfg_path)) from exc
+        if not isinstance(wf, Workflow):
+            raise ConfigError(
+                f"workflow(params) returned {type(wf).__name__}, expected a helix_tf.Workflow",
+                path=str(cfg_path),
+            )
+    else:
+        raise ConfigError(
+            f"`workflow` is a {type(factory).__name__}; it must be a Workflow or a function",
+            path=str(cfg_path),
+        )
+    return wf
+
+
 def load_config(
     path: str | os.PathLike[str],
     overrides: Sequence[str] | Mapping[str, Any] = (),
@@ -445,38 +488,7 @@ def load_config(
     # problems of one command line together); the workflow is built without them.
     data = find_data_dir(data_dir, cfg_path)
     params = Params(values=values, data_dir=data, work_dir=cfg_path.parent / ".helix")
-    factory = getattr(module, "workflow", None)
-    if factory is None:
-        raise ConfigError(
-            "defines no workflow: add a module-level `workflow = Workflow(...)` or "
-            "`def workflow(params): ...` that returns one",
-            path=str(cfg_path),
-        )
-    if isinstance(factory, Workflow):
-        wf = factory
-    elif callable(factory):
-        try:
-            wf = factory(params)
-        except HelixError as exc:
-            if isinstance(exc, ConfigError) and (exc.path is None or problems):
-                found = [*problems, *_at_line(exc, cfg_path)]
-                raise ConfigError(found, path=str(cfg_path)) from exc
-            raise
-        except Exception as exc:
-            found = [*problems, _user_error(exc, cfg_path)]
-            if isinstance(exc, TypeError) and "workflow() takes 0 positional" in str(exc):
-                found[-1] += "; define it as def workflow(params): (params holds PARAMS)"
-            raise ConfigError(found, path=str(cfg_path)) from exc
-        if not isinstance(wf, Workflow):
-            raise ConfigError(
-                f"workflow(params) returned {type(wf).__name__}, expected a helix_tf.Workflow",
-                path=str(cfg_path),
-            )
-    else:
-        raise ConfigError(
-            f"`workflow` is a {type(factory).__name__}; it must be a Workflow or a function",
-            path=str(cfg_path),
-        )
+    wf = _build_workflow(module, params, cfg_path, problems)
     problems.extend(apply_edits(wf, edit_overrides))
     for key, value in node_overrides.items():
         node, _, param = key.partition(".")

@@ -17,7 +17,6 @@ import fcntl
 import logging
 import os
 import signal
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from helix_tf.agent._options import (
 )
 from helix_tf.agent._order import compute_costs, kept_after, reuse_order, trainer_shape
 from helix_tf.agent._registry import claim_cpus, process_start, register, unregister
+from helix_tf.agent._rungs import RungCosts
 from helix_tf.agent._study import (
     AgentPaths,
     fail_orphans,
@@ -43,7 +43,7 @@ from helix_tf.agent._study import (
     suggest,
 )
 from helix_tf.agent._trial_run import KEPT_TRAINERS, keep_trainers, run_request, scored_outputs
-from helix_tf.agent._verdicts import is_winner, keep_what_matters, study_counts
+from helix_tf.agent._verdicts import is_winner, keep_what_matters, moved_meaningfully, study_counts
 from helix_tf.agent._worker import Finished, Stopped, Worker, Yielded, preload
 from helix_tf.api import Approx
 from helix_tf.errors import HelixError
@@ -56,7 +56,6 @@ __all__ = ["AgentOptions", "AgentBusyError", "serve", "preferred_metric", "TAG"]
 log = logging.getLogger(__name__)
 
 #: Search runs of each rung measured before their CPU medians price the rungs.
-MEASURED_RUNS = 3
 
 
 def _lower_priority(pid: int, cores: int, home: Path) -> list[int]:
@@ -108,9 +107,9 @@ class _Agent:
         self.trained: list[Any] = []
         #: The approximate plan of each trainer shape in the current batch.
         self.approx_plans: dict[str, Any] = {}
-        #: CPU seconds of the last search runs per rung ("approx", "exact"): once both
-        #: have MEASURED_RUNS, their medians price the rungs instead of the planner.
-        self.rung_cpu: dict[str, list[float]] = {"approx": [], "exact": []}
+        #: CPU seconds of the last search runs per rung: once both are measured
+        #: MEASURED_RUNS times, their medians price the rungs instead of the planner.
+        self.rungs = RungCosts()
         #: Why the last trial's process was killed, until its run is recorded so.
         self.killed_pending: str | None = None
         #: The cap on the agent's store entries (bytes), None: none.
@@ -248,7 +247,7 @@ class _Agent:
         """Whether the approximate rung is estimated cheaper (``approx_max_share``).
 
         By the agent's own CPU measurements of both rungs once it has them
-        (:meth:`measured_rung_ratio`), else by the planner's estimates.
+        (:meth:`RungCosts.ratio`), else by the planner's estimates.
 
         ``exact``: the trial's exact plan if the batch made it already (planned
         here otherwise). ``shape``: the trial's trainer shape; the approximate
@@ -257,7 +256,7 @@ class _Agent:
         values differ, and the planner's estimate is by node, not by value), so it
         is planned once per shape and batch (:attr:`approx_plans`).
         """
-        measured = self.measured_rung_ratio()
+        measured = self.rungs.ratio()
         if measured is not None and measured > self.opts.approx_max_share:
             return False
         try:
@@ -275,28 +274,6 @@ class _Agent:
         if measured is not None:
             return True
         return cheap.estimated_seconds <= self.opts.approx_max_share * exact.estimated_seconds
-
-    def measured_rung_ratio(self) -> float | None:
-        """Median CPU of the agent's last approximate runs over its last exact ones.
-
-        The planner prices a run by one wall-clock measurement per node, which knows
-        neither the epochs a trial asks for nor the machine's load (it swung 5× here);
-        once the agent has measured both rungs ``MEASURED_RUNS`` times, their CPU
-        medians decide (at census ×1 an approximate run took 0.86× the exact one's
-        CPU: no rung; README). None until then.
-        """
-        approx, exact = self.rung_cpu["approx"], self.rung_cpu["exact"]
-        if min(len(approx), len(exact)) < MEASURED_RUNS:
-            return None
-        return statistics.median(approx) / max(statistics.median(exact), 1e-9)
-
-    def measured(self, outcome: Finished) -> None:
-        """Keep a search run's CPU seconds by rung (:meth:`measured_rung_ratio`)."""
-        if outcome.result is None or outcome.cpu_seconds is None:
-            return
-        runs = self.rung_cpu["approx" if outcome.result.get("approx") else "exact"]
-        runs.append(float(outcome.cpu_seconds))
-        del runs[: -2 * MEASURED_RUNS]
 
     def baseline(self, study: Any) -> dict[str, Any] | None:
         """The user's version (the config as written) on the validation split."""
@@ -404,7 +381,7 @@ class _Agent:
                 trial.set_user_attr("error", outcome.error or f"no metric {metric!r}")
                 study.tell(trial, state=TrialState.FAIL)
                 return
-            self.measured(outcome)
+            self.rungs.add(outcome)
             value = float(outcome.result["metrics"][metric])
             exact = not outcome.result["approx"]
             trial.set_user_attr(
@@ -446,7 +423,9 @@ class _Agent:
             for t in done[: self.opts.verify_top]:
                 if f"verified:{t.number}" in study.user_attrs or self.stop_requested:
                     continue
-                if not final and not self.moved_meaningfully(study, t, done, baseline_value, sign):
+                if not final and not moved_meaningfully(
+                    study, t, done, baseline_value, sign, self.opts.verify_min_gain
+                ):
                     continue
                 spent = self.spent
                 if not final and spent["verify"] > self.opts.verify_share * sum(spent.values()):
@@ -486,16 +465,6 @@ class _Agent:
                     keep_what_matters(study, t, record["ablation"])
         finally:
             self.purpose = "search"
-
-    def moved_meaningfully(
-        self, study: Any, trial: Any, done: list[Any], baseline_value: float, sign: int
-    ) -> bool:
-        """Whether ``trial`` beats every verified trial's gain by ``verify_min_gain`` of it."""
-        verified = {int(k.partition(":")[2]) for k in study.user_attrs if k.startswith("verified:")}
-        gains = [sign * (t.value - baseline_value) for t in done if t.number in verified]
-        if not gains:
-            return True
-        return sign * (trial.value - baseline_value) > (1 + self.opts.verify_min_gain) * max(gains)
 
     def ablate(
         self, params: dict[str, Any], value: float, metric: str, sign: int

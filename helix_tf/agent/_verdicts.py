@@ -7,7 +7,7 @@ from typing import Any
 
 from helix_tf.agent._study import AS_WRITTEN
 
-__all__ = ["is_winner", "keep_what_matters", "study_counts"]
+__all__ = ["is_winner", "keep_what_matters", "moved_meaningfully", "study_counts"]
 
 log = logging.getLogger(__name__)
 
@@ -60,3 +60,14 @@ def is_winner(study: Any, number: int, sign: int) -> bool:
         for n, d in verified.items()
         if n != number and d and d["significant"]
     )
+
+
+def moved_meaningfully(
+    study: Any, trial: Any, done: list[Any], baseline_value: float, sign: int, min_gain: float
+) -> bool:
+    """Whether ``trial`` beats every verified trial's gain by ``min_gain`` of it."""
+    verified = {int(k.partition(":")[2]) for k in study.user_attrs if k.startswith("verified:")}
+    gains = [sign * (t.value - baseline_value) for t in done if t.number in verified]
+    if not gains:
+        return True
+    return sign * (trial.value - baseline_value) > (1 + min_gain) * max(gains)

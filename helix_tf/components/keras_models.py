@@ -119,27 +119,9 @@ def train_model(
     keras.mixed_precision.set_global_policy(policy)
     try:
         y, mean, std = _target(head, y, batches)
-        strategy = getattr(learner, "strategy", None)
-        if strategy is not None:  # a tf.distribute strategy: the custom loop
-            from helix_tf.components import distributed
-
-            def build() -> tuple[Any, Any]:
-                strengths = penalties.Strengths.of(learner)
-                return build_model(learner, features, head.units, strengths), optimizer(
-                    learner, strengths
-                )
-
-            if batches is None:
-                batches = distributed.ArrayBatches(
-                    x, y, batch_size=int(learner.batch_size), seed=int(learner.seed)
-                )
-            model, losses = distributed.train_loop(
-                strategy,
-                build=build,
-                per_example_loss=head.keras_loss(reduction="none"),
-                batches=batches,
-                epochs=n_epochs,
-                on_epoch=on_epoch,
+        if getattr(learner, "strategy", None) is not None:  # tf.distribute: the custom loop
+            model, losses = _train_with_strategy(
+                learner, features, x, y, head, batches, n_epochs, on_epoch
             )
         else:
             if batches is not None:
@@ -153,6 +135,40 @@ def train_model(
     finally:
         keras.mixed_precision.set_global_policy("float32")
     return model, _stats(losses, mean, std)
+
+
+def _train_with_strategy(
+    learner: Learner,
+    features: Sequence[Mapping[str, Any]],
+    x: Mapping[str, np.ndarray],
+    y: np.ndarray,
+    head: Head,
+    batches: Any,
+    n_epochs: int,
+    on_epoch: Callable[[int, int, float, float], None] | None,
+) -> tuple[Any, list[float]]:
+    """Train under the learner's ``tf.distribute`` strategy (the custom loop of
+    :mod:`helix_tf.components.distributed`), from ``batches`` or from the arrays."""
+    from helix_tf.components import distributed
+
+    def build() -> tuple[Any, Any]:
+        strengths = penalties.Strengths.of(learner)
+        return build_model(learner, features, head.units, strengths), optimizer(
+            learner, strengths
+        )
+
+    if batches is None:
+        batches = distributed.ArrayBatches(
+            x, y, batch_size=int(learner.batch_size), seed=int(learner.seed)
+        )
+    return distributed.train_loop(
+        getattr(learner, "strategy", None),
+        build=build,
+        per_example_loss=head.keras_loss(reduction="none"),
+        batches=batches,
+        epochs=n_epochs,
+        on_epoch=on_epoch,
+    )
 
 
 def _target(head: Head, y: np.ndarray, batches: Any) -> tuple[np.ndarray, Any, Any]:

@@ -375,13 +375,13 @@ def test_the_rungs_are_priced_by_their_measured_cpu_once_both_are_measured(
 
     def measure(kind: str, cpu: float) -> None:
         result = {"metrics": {"auc": 0.5}, "approx": kind == "approx"}
-        agent.measured(Finished(result=result, error=None, seconds=9.0, cpu_seconds=cpu))
+        agent.rungs.add(Finished(result=result, error=None, seconds=9.0, cpu_seconds=cpu))
 
     assert agent.approx_is_cheaper({}, approx)  # nothing measured: the planner decides
     for cpu in (2.0, 1.8, 2.4):
         measure("approx", cpu)
         measure("exact", cpu / 0.86)
-    assert agent.measured_rung_ratio() == pytest.approx(0.86)
+    assert agent.rungs.ratio() == pytest.approx(0.86)
     planned.clear()
     assert not agent.approx_is_cheaper({}, approx)
     assert planned == []  # decided without planning

@@ -81,7 +81,6 @@ def test_bags_of_different_widths_concatenate() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.ci
 def test_two_local_workers_reach_the_weights_of_one_process(tmp_path: Path) -> None:
     """MultiWorkerMirroredStrategy over two processes on 127.0.0.1 (TF_CONFIG) trains to
     the weights one process reaches with the same loop, within :data:`WEIGHT_TOLERANCE`

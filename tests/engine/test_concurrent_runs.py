@@ -95,7 +95,6 @@ def _fresh_metrics(setup: dict[str, str]) -> dict[str, float]:
 
 
 @pytest.mark.slow
-@pytest.mark.ci
 def test_two_runs_at_once_share_one_store_safely(setup: dict[str, str]) -> None:
     store = str(Path(setup["root"]) / "shared")
     procs = [

@@ -91,7 +91,6 @@ def _assert_sound(store: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.ci
 def test_a_full_store_costs_only_the_materialization(
     setup: dict[str, str], fresh: dict[str, float], tiny_tmpfs: Path, tmp_path: Path
 ) -> None:

@@ -24,7 +24,8 @@ from helix_tf.native_output import is_chatter
 from helix_tf.server._daemon import SERVER_NAME
 from tests.conftest import ROOT
 
-pytestmark = [pytest.mark.slow, pytest.mark.ci]
+# Real processes: slow; CI runs those marked ci (README lists the rest).
+pytestmark = [pytest.mark.slow]
 
 CLIENT = [sys.executable, "-c", "from helix_tf.cli import console_main; console_main()"]
 STARTED = "started a warm server"
@@ -143,7 +144,7 @@ def server_dir(tmp_path: Path) -> Iterator[Path]:
             os.kill(pid, signal.SIGKILL)
 
 
-@pytest.mark.parametrize("command", ["plan", "run"])
+@pytest.mark.parametrize("command", ["plan", pytest.param("run", marks=pytest.mark.ci)])
 def test_two_runs_started_together_at_a_terminal_start_one_server(
     server_dir: Path, config: Path, tmp_path: Path, command: str
 ) -> None:
@@ -163,6 +164,7 @@ def test_two_runs_started_together_at_a_terminal_start_one_server(
     assert _status(server_dir)["runs"] == 1
 
 
+@pytest.mark.ci
 def test_a_run_forks_the_server_from_itself_ready_as_the_run_ends(
     server_dir: Path, config: Path, tmp_path: Path
 ) -> None:
@@ -202,6 +204,7 @@ def test_a_run_into_a_store_holding_results_starts_the_server_beside_it(
     assert b"helix_tf.server" in argv, argv  # its own process, not a fork of the run
 
 
+@pytest.mark.ci
 def test_ctrl_c_while_the_first_run_imports_for_the_server_ends_it_as_ctrl_c_does(
     server_dir: Path, config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -223,6 +226,7 @@ def test_ctrl_c_while_the_first_run_imports_for_the_server_ends_it_as_ctrl_c_doe
     assert _servers(server_dir) == []
 
 
+@pytest.mark.ci
 def test_a_run_while_the_server_is_warming_up_runs_here_and_starts_no_other(
     server_dir: Path, config: Path, tmp_path: Path
 ) -> None:
@@ -300,6 +304,7 @@ def test_a_run_waits_for_a_server_only_when_its_imports_are_nearly_done(
         log.close()
 
 
+@pytest.mark.ci
 @pytest.mark.parametrize(
     ("terminal", "env", "flag"),
     [
@@ -332,6 +337,7 @@ def test_no_server_is_started_without_a_person_at_a_terminal(
     assert _servers(server_dir) == []
 
 
+@pytest.mark.ci
 def test_a_stale_server_is_replaced_after_helix_tf_changes(
     server_dir: Path, config: Path, tmp_path: Path
 ) -> None:
@@ -359,6 +365,7 @@ def test_a_stale_server_is_replaced_after_helix_tf_changes(
     assert _status(server_dir, **env)["runs"] == 1
 
 
+@pytest.mark.ci
 def test_a_server_that_cannot_start_never_fails_the_run(
     server_dir: Path, config: Path, tmp_path: Path
 ) -> None:

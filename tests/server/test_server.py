@@ -18,7 +18,8 @@ import pytest
 from helix_tf.native_output import is_chatter
 from tests.conftest import TINY_CENSUS, write_config
 
-pytestmark = [pytest.mark.slow, pytest.mark.ci]
+# Real processes: slow; CI runs those marked ci (README lists the rest).
+pytestmark = [pytest.mark.slow]
 
 CLIENT = [sys.executable, "-c", "from helix_tf.cli import console_main; console_main()"]
 
@@ -69,6 +70,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     log.close()
 
 
+@pytest.mark.ci
 def test_a_served_run_equals_a_run_in_its_own_process(
     server: Path, config: Path, tmp_path: Path
 ) -> None:
@@ -123,6 +125,7 @@ def test_served_trainings_reuse_the_servers_trainer_bit_for_bit(
         assert pq.read_table(p).equals(pq.read_table(twins[0])), p
 
 
+@pytest.mark.ci
 def test_tables_and_progress_reach_the_callers_streams(
     server: Path, config: Path, tmp_path: Path
 ) -> None:
@@ -134,6 +137,7 @@ def test_tables_and_progress_reach_the_callers_streams(
     assert [line for line in done.stderr.splitlines() if is_chatter(line)] == []
 
 
+@pytest.mark.ci
 def test_a_failing_run_fails_the_same_way(
     server: Path, make_config: object, census_like: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -170,6 +174,7 @@ def _spare(server_dir: Path, *, other_than: object = None) -> int:
         time.sleep(0.2)
 
 
+@pytest.mark.ci
 def test_a_run_is_handed_to_the_process_forked_for_it_ahead(
     server: Path, config: Path, tmp_path: Path
 ) -> None:
@@ -193,6 +198,7 @@ def test_a_run_is_handed_to_the_process_forked_for_it_ahead(
     _spare(server)
 
 
+@pytest.mark.ci
 def test_two_runs_at_once_are_served_side_by_side(
     server: Path, config: Path, tmp_path: Path
 ) -> None:
@@ -214,6 +220,7 @@ def test_two_runs_at_once_are_served_side_by_side(
     assert _status(server)["runs"] == before + 2
 
 
+@pytest.mark.ci
 def test_status_says_when_the_server_is_stale(server: Path) -> None:
     assert _status(server)["stale"] is False
     done = _helix(server, "server", "status", "--json", TF_CPP_MAX_VLOG_LEVEL="0")
@@ -223,6 +230,7 @@ def test_status_says_when_the_server_is_stale(server: Path) -> None:
     assert "would refuse runs from here: the TF_*/OMP_*/PYTHON* variables differ" in text
 
 
+@pytest.mark.ci
 def test_status_shows_pid_uptime_runs_memory_and_runs_in_progress(server: Path) -> None:
     status = _status(server)
     assert status["pid"] and status["uptime_seconds"] >= 0  # type: ignore[operator]
@@ -232,6 +240,7 @@ def test_status_shows_pid_uptime_runs_memory_and_runs_in_progress(server: Path) 
     assert f"pid {status['pid']}" in text and "run(s) served" in text and "RSS" in text
 
 
+@pytest.mark.ci
 def test_ctrl_c_reaches_the_served_run(server: Path, config: Path, tmp_path: Path) -> None:
     (tmp_path / "s").mkdir()  # the user-run mark is taken in an existing store folder
     client = subprocess.Popen(
