@@ -51,7 +51,6 @@ def _apply(folder: Path, body: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.ci
 def test_every_command_of_the_guide_runs(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HELIX_TF")}
     env.update(

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from helix_tf.reuse.materialize import MaterializationPolicy
 from helix_tf.reuse.store import ArtifactStore, process_alive, process_start
 from helix_tf.reuse.store._leases import LEASE_EXPIRY
@@ -72,6 +74,7 @@ def test_commit_replaces_a_same_size_corrupt_entry_with_its_fresh_data(tmp_path:
     assert not Path(store.paths.data_dir("fp", bad.token)).exists()
 
 
+@pytest.mark.slow
 def test_a_dead_runs_leftovers_go_at_once_a_live_runs_stay(tmp_path: Path) -> None:
     store = ArtifactStore(str(tmp_path / "store"))
     scratch = tmp_path / "scratch"

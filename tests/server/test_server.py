@@ -70,7 +70,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     log.close()
 
 
-@pytest.mark.ci
 def test_a_served_run_equals_a_run_in_its_own_process(
     server: Path, config: Path, tmp_path: Path
 ) -> None:

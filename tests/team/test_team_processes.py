@@ -50,7 +50,6 @@ def _computed(payload: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.ci
 def test_four_people_at_once_then_reruns_and_a_fifth_compute_nothing(
     tmp_path: Path, census_like: tuple[Path, Path], postgres_server: Any
 ) -> None:
