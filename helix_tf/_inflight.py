@@ -19,12 +19,11 @@ maximum.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from helix_tf.errors import ConfigError
+from helix_tf._env import env_seconds
 from helix_tf.results import NodeDecision
 from helix_tf.roles import NodeState
 
@@ -43,18 +42,7 @@ PROGRESS_EVERY = 15.0
 
 def max_wait() -> float:
     """:data:`WAIT_ENV` in seconds (default :data:`MAX_WAIT`)."""
-    text = os.environ.get(WAIT_ENV)
-    if not text:
-        return MAX_WAIT
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:  # also NaN
-        raise ConfigError(
-            f"{WAIT_ENV} must be a number of seconds >= 0 (0: never wait), but got {text!r}"
-        )
-    return value
+    return env_seconds(WAIT_ENV, MAX_WAIT, zero="never wait")
 
 
 def announce(session: Any, decisions: Sequence[NodeDecision]) -> dict[str, str]:

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from helix_tf._env import env_seconds
 from helix_tf.components.learners import STRATEGIES
 from helix_tf.errors import ConfigError, ExecutionError
 
@@ -150,16 +151,7 @@ def cluster_task(raw: str | None = None) -> ClusterTask:
 
 def worker_timeout() -> float:
     """:data:`WORKER_TIMEOUT_ENV` in seconds (default :data:`WORKER_TIMEOUT`)."""
-    text = os.environ.get(WORKER_TIMEOUT_ENV)
-    if not text:
-        return WORKER_TIMEOUT
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:  # also NaN
-        raise ConfigError(f"{WORKER_TIMEOUT_ENV} must be a number of seconds > 0, but got {text!r}")
-    return value
+    return env_seconds(WORKER_TIMEOUT_ENV, WORKER_TIMEOUT)
 
 
 def make_strategy(name: str) -> Any:
