@@ -422,27 +422,26 @@ def _build_workflow(
         )
     if isinstance(factory, Workflow):
         return factory
-    elif callable(factory):
-        try:
-            wf = factory(params)
-        except HelixError as exc:
-            if isinstance(exc, ConfigError) and (exc.path is None or problems):
-                found = [*problems, *_at_line(exc, cfg_path)]
-                raise ConfigError(found, path=str(cfg_path)) from exc
-            raise
-        except Exception as exc:
-            found = [*problems, _user_error(exc, cfg_path)]
-            if isinstance(exc, TypeError) and "workflow() takes 0 positional" in str(exc):
-                found[-1] += "; define it as def workflow(params): (params holds PARAMS)"
-            raise ConfigError(found, path=str(cfg_path)) from exc
-        if not isinstance(wf, Workflow):
-            raise ConfigError(
-                f"workflow(params) returned {type(wf).__name__}, expected a helix_tf.Workflow",
-                path=str(cfg_path),
-            )
-    else:
+    if not callable(factory):
         raise ConfigError(
             f"`workflow` is a {type(factory).__name__}; it must be a Workflow or a function",
+            path=str(cfg_path),
+        )
+    try:
+        wf = factory(params)
+    except HelixError as exc:
+        if isinstance(exc, ConfigError) and (exc.path is None or problems):
+            found = [*problems, *_at_line(exc, cfg_path)]
+            raise ConfigError(found, path=str(cfg_path)) from exc
+        raise
+    except Exception as exc:
+        found = [*problems, _user_error(exc, cfg_path)]
+        if isinstance(exc, TypeError) and "workflow() takes 0 positional" in str(exc):
+            found[-1] += "; define it as def workflow(params): (params holds PARAMS)"
+        raise ConfigError(found, path=str(cfg_path)) from exc
+    if not isinstance(wf, Workflow):
+        raise ConfigError(
+            f"workflow(params) returned {type(wf).__name__}, expected a helix_tf.Workflow",
             path=str(cfg_path),
         )
     return wf
