@@ -217,7 +217,7 @@ def _too_little_to_save(
         [(n.name, n.role) for n in compiled.nodes if n.name not in stored],
         meta.compute_history(compiled.name, approx=False),
         fraction=approx.sample,
-        epochs_scale=approx.epochs_scale,
+        epochs_scale=approx.epochs_scale * approx.sample_epochs,
         placement=placement,
     )
     if saving is None or saving >= approx.min_saving_seconds:

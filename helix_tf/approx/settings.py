@@ -71,6 +71,10 @@ class Approx:
     epochs_scale: float = 1.0
     seed: int = 0
     min_saving_seconds: float = 1.0
+    #: Set by :meth:`resolved` (not a user setting): the epochs multiplier that gives a
+    #: sample sized below :data:`DEFAULT_SAMPLE` the optimizer steps of a
+    #: :data:`DEFAULT_SAMPLE` sample (``DEFAULT_SAMPLE / sample``; 1 otherwise).
+    sample_epochs: float = 1.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -104,7 +108,8 @@ class Approx:
         :func:`auto_sample` of ``rows`` (the training rows, estimated; ``None``: unknown)."""
         if self.sample is not None:
             return self
-        return dataclasses.replace(self, sample=auto_sample(rows))
+        sample = auto_sample(rows)
+        return dataclasses.replace(self, sample=sample, sample_epochs=DEFAULT_SAMPLE / sample)
 
     def for_compiler(self, *, placement: str) -> dict[str, Any]:
         """The dict the compiler folds into fingerprints (see compile_workflow); an
@@ -115,7 +120,7 @@ class Approx:
             "sample": float(self.resolved(None).sample),  # type: ignore[arg-type]
             "seed": int(self.seed),
             "precision": self.precision,
-            "epochs_scale": float(self.epochs_scale),
+            "epochs_scale": float(self.epochs_scale) * float(self.sample_epochs),
             "placement": placement,
             "bf16_fast": cpu_has_fast_bf16(),
         }
@@ -126,7 +131,12 @@ def auto_sample(rows: int | None) -> float:
 
     :data:`DEFAULT_SAMPLE`, or less where that would keep more than
     :data:`AUTO_SAMPLE_ROWS` rows, rounded down to one significant digit (an estimate
-    that moves a little keeps the fraction, and so every fingerprint).
+    that moves a little keeps the fraction, and so every fingerprint). A smaller
+    sample samples the rows, not the optimisation: :meth:`Approx.resolved` trains it
+    for more epochs, as many optimizer steps as a :data:`DEFAULT_SAMPLE` sample takes
+    (the rows of large data repeat what a smaller share holds; a learner whose result
+    depends on how many steps it takes, FTRL at a low learning rate, would be biased
+    further low by fewer steps).
 
     >>> auto_sample(None), auto_sample(32_561), auto_sample(325_610), auto_sample(3_256_100)
     (0.1, 0.1, 0.1, 0.01)

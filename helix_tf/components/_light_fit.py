@@ -90,9 +90,10 @@ def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any]
     def spec(t: Any) -> Any:
         return tf.TensorSpec([None, *t.shape[1:]], t.dtype)
 
-    step = tf.function(
+    step = tf.function(  # not converted by AutoGraph: as Keras traces its own step
         lambda xb, yb: model.train_step((xb, yb)),
         input_signature=({name: spec(t) for name, t in x.items()}, spec(y)),
+        autograph=False,
     )
 
     def epoch(x: Any, y: Any, order: np.ndarray, batch_size: int) -> None:

@@ -90,6 +90,11 @@ def test_the_sample_is_sized_by_the_sources_estimated_training_rows(tmp_path: Pa
         assert rows is not None and abs(rows - 2_000 * replicate) <= 20 * replicate
         approx = Approx().resolved(rows).for_compiler(placement="source")
         assert approx["sample"] == sample
+        # As many optimizer steps as a 10% sample: more epochs over a smaller sample.
+        assert approx["epochs_scale"] == pytest.approx(0.1 / sample)
+        assert Approx(epochs_scale=0.5).resolved(rows).for_compiler(placement="train")[
+            "epochs_scale"
+        ] == pytest.approx(0.05 / sample)
 
 
 @pytest.mark.parametrize("sample", [1.0, 1, 0.5, 1e-6, None])  # None: sized by the data
