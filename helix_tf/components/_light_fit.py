@@ -1,10 +1,11 @@
-"""The approximate runs' training loop: a traced train step over seeded numpy batches.
+"""The approximate runs' training loop: a traced train step over seeded batches.
 
 Keras' ``fit`` over numpy arrays builds a ``tf.data`` pipeline (the data adapter:
-index shuffling, a gather per batch, an iterator per epoch) around its train step.
-Over a sample that pipeline is most of the training: at 32k census rows, 5 epochs
-of batch 1024 (160 steps) took ~0.95 s in ``fit`` on a reused trainer here, and
-~0.16 s as the same traced ``train_step`` called on numpy batches (load 2–3).
+index shuffling, a gather per batch in a map, an iterator per epoch) around its
+train step. Over a sample that pipeline is most of the training: at 32k census rows,
+5 epochs of batch 1024 (160 steps) took ~1.0 CPU-s in ``fit`` on a reused trainer
+here, and ~0.2 CPU-s as the same traced ``train_step`` called per batch, each batch
+gathered from the sample held as tensors (load 2–5).
 An approximate run trains with this loop instead (``light=True`` in
 :func:`helix_tf.components.keras_models.train_model`); an exact run keeps ``fit``,
 bit for bit what it computed before.
