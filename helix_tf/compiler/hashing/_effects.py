@@ -14,6 +14,7 @@ import builtins
 import codecs
 import dataclasses
 import datetime as dt
+import glob
 import importlib
 import io
 import os
@@ -42,6 +43,10 @@ _PATH_FUNCTIONS = (
 )
 #: PurePath methods that compute another path (evaluated when their arguments are known).
 _PURE_PATH = frozenset({"with_name", "with_suffix", "with_stem", "joinpath", "absolute"})
+#: Functions that list the folder (or the files matching the pattern) they are given.
+_LISTERS = (os.listdir, os.scandir, os.walk, glob.glob, glob.iglob)
+#: Path methods that list the folder they are called on.
+_PATH_LISTS = frozenset({"iterdir", "glob", "rglob", "walk"})
 #: Library readers named so (numpy, pandas, pyarrow ...) that take a path first.
 _READER_NAMES = frozenset({"load", "loadtxt", "genfromtxt", "fromfile", "memmap"})
 #: Builtins that read a module's names by a value known only when they run.
@@ -198,14 +203,22 @@ class _Scan(ast.NodeVisitor):
             # read_text()/read_bytes() read whatever they are called on; open() only a path
             if node.func.attr != "open" or isinstance(target, pathlib.PurePath):
                 self.found.files.append((self.text(node), node.lineno, self.path_of(base)))
-            elif isinstance(base, ast.Call):
-                made = self.value(base.func)
-                if isinstance(made, type) and issubclass(made, pathlib.PurePath):
-                    self.found.files.append((self.text(node), node.lineno, None))
+            elif isinstance(base, ast.Call) and _computes_path(self.value(base.func)):
+                self.found.files.append((self.text(node), node.lineno, None))
+            else:  # gzip.open(P), tarfile.open(P), a module's or object's own open
+                self.path_arguments(node)
         elif any(fn is f for f in _DYNAMIC_READS):
             self.found.dynamic.append((self.text(node), node.lineno))
         elif any(fn is f for f in _IMPORTERS) or fn is _MODULES_GET:
             self.module_named(node, first)
+        elif any(fn is f for f in _LISTERS):
+            self.found.files.append((self.text(node), node.lineno, self.listed(first)))
+        elif isinstance(node.func, ast.Attribute) and node.func.attr in _PATH_LISTS:
+            target = self.value(node.func.value)
+            if isinstance(target, pathlib.PurePath):
+                self.found.files.append((self.text(node), node.lineno, os.fspath(target)))
+        elif not _computes_path(fn):
+            self.path_arguments(node)
         why = _varying(fn, node)
         if why == _HASH_WHY and self.functions[-1:] == ["__hash__"]:
             why = None  # a class's own __hash__: set and dict lookups, not values computed
@@ -216,6 +229,24 @@ class _Scan(ast.NodeVisitor):
             if _is_global_draw(fn):
                 self.found.global_draws.append((self.text(node), node.lineno))
         self.generic_visit(node)
+
+    def listed(self, node: ast.AST | None) -> str | None:
+        """The folder (or glob pattern) a listing call reads, when known (``os.listdir()``
+        lists the working folder)."""
+        return self.path_of(node) if node is not None else "."
+
+    def path_arguments(self, node: ast.Call) -> None:
+        """Any other call given an existing local file by a value known at compile time
+        reads it, as far as anyone can tell (``gzip.open(P)``, ``sqlite3.connect(P)``,
+        ``zipfile.ZipFile(P)``, a reader of one's own): its content is hashed. Naming a file
+        is what counts, not which function opens it: no list of openers is complete."""
+        values = [*node.args, *(k.value for k in node.keywords)]
+        for arg in values:
+            if isinstance(arg, ast.Starred):
+                continue
+            path = self.path_of(arg)
+            if path is not None and _names_file(path, self.value(arg)):
+                self.found.files.append((self.text(node), node.lineno, path))
 
     def visit_Subscript(self, node: ast.Subscript) -> None:
         base = self.value(node.value)
@@ -267,6 +298,27 @@ class _Scan(ast.NodeVisitor):
 
 
 _PATH_KEYWORDS = frozenset({"file", "path", "filepath_or_buffer", "source", "fname", "filename"})
+
+
+def _computes_path(fn: object) -> bool:
+    """A function that computes a path from paths without reading anything."""
+    if any(fn is f for f in _PATH_FUNCTIONS):
+        return True
+    owner = getattr(fn, "__self__", None)
+    if isinstance(owner, pathlib.PurePath) and getattr(fn, "__name__", "") in _PURE_PATH:
+        return True
+    return isinstance(fn, type) and issubclass(fn, pathlib.PurePath)
+
+
+def _names_file(path: str, value: object) -> bool:
+    """Whether a value passed to a call names an existing local file: a path object, or a
+    text that looks like a path (a folder separator or a suffix), so a column name that
+    happens to match a file in the working folder is not taken for one."""
+    if not os.path.isfile(path):
+        return False
+    if isinstance(value, os.PathLike):
+        return True
+    return os.sep in path or "." in os.path.basename(path).strip(".")
 
 
 def _is_reader(fn: object) -> bool:

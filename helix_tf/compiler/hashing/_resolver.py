@@ -24,6 +24,7 @@ class _ReadResolver:
     def __init__(self, fp: _Fingerprinter, sources: _SourceFinder) -> None:
         self._fp = fp
         self._sources = sources
+        self._whole: set[str] = set()  # user modules being hashed as a whole
 
     def names(
         self,
@@ -101,14 +102,31 @@ class _ReadResolver:
         return {"__user_module__": entries}
 
     def _module_source(self, mod: types.ModuleType, label: str, c: _Collector) -> _Form:
-        c.note(f"uses user module {label} as a whole: its entire source is hashed")
+        """A user module used as a whole (passed on, ``getattr(m, name)``, ``vars(m)``): its
+        source and every name it holds now, since code may reach any of them. The source
+        alone missed what the module imports (``from helper2 import K``), values set on it
+        by other modules, and data it loaded from files when imported."""
+        c.note(f"uses user module {label} as a whole: its entire source and names are hashed")
         filename = getattr(mod, "__file__", None)
         src = self._sources.source(filename, vars(mod)) if filename else None
         if src is None:
             c.analysable = False
             c.refuse(f"cannot read the source of module {mod.__name__}, used as a whole")
             return {"__module_without_source__": True}
-        return {"__module_source__": _tree_digest(src.tree)}
+        if mod.__name__ in self._whole:  # modules importing each other: hashed once
+            return {"__module_cycle__": mod.__name__}
+        self._whole.add(mod.__name__)
+        try:
+            names = {
+                name: self._module(value, f"{label}.{name}", {()}, c)
+                if isinstance(value, types.ModuleType)
+                else self._fp.value(value, f"{label}.{name}", c)
+                for name, value in sorted(vars(mod).items())
+                if not (name.startswith("__") and name.endswith("__"))
+            }
+        finally:
+            self._whole.discard(mod.__name__)
+        return {"__module_source__": _tree_digest(src.tree), "names": names}
 
     def imports(
         self, norm: _Normaliser, module_globals: Mapping[str, Any], c: _Collector

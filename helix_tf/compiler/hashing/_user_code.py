@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._canonical import _digest, _Form
 from ._effects import _UNKNOWN, scan_effects
-from ._files import sha256_file
+from ._files import sha256_file, sha256_files
 from ._locate import _SourceFinder
 from ._origin import _warn_once
 from ._reads import _class_attrs, _class_functions, _imported, _Namespace
@@ -147,10 +147,8 @@ class _UserCode:
         c.note(f"reads file {path}")
         if os.path.isfile(path):
             return sha256_file(path)
-        if os.path.isdir(path):
-            c.refuse(f"{qualname} reads folder {path}, whose content is not hashed")
-            return "folder"
-        return "missing"
+        listed = sha256_files(path)  # a folder or a glob pattern: by the files in it
+        return "missing" if listed is None else {"files": listed}
 
     def _bytecode_function(self, fn: types.FunctionType, reason: str, c: _Collector) -> _Form:
         ident = f"{fn.__module__}.{fn.__qualname__}"

@@ -1,0 +1,301 @@
+"""What code can reach beyond the names it reads: a module used as a whole, and files
+named by a value passed to any call (QA pass 7).
+
+Each case writes a small project (a config-like module with a UDF and helper modules
+beside it), fingerprints the UDF, makes one edit a user makes between runs, imports
+everything afresh (as the next run does) and requires the digest to change; the same
+files imported twice must give the same digest (no needless recompute).
+
+Before this pass, a module used as a whole was hashed by its own source only (an edit of
+a module it imports, a value another module set on it, or data it loaded when imported
+reused the stale result), and a file was hashed only when opened by ``open``/``Path.read_*``
+or a ``read_*``/``load`` function of numpy, pandas or pyarrow (``gzip.open(P)``,
+``zipfile.ZipFile(P)``, ``sqlite3.connect(P)`` and a folder listed by ``os.listdir`` or
+``glob`` were not read as far as the fingerprint knew).
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import importlib
+import itertools
+import lzma
+import pathlib
+import sqlite3
+import sys
+import textwrap
+import zipfile
+from collections.abc import Callable, Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from helix_tf.compiler.hashing import CodeFingerprint, code_fingerprint
+
+_COUNTER = itertools.count()
+Project = Callable[[dict[str, str | bytes]], CodeFingerprint]
+
+
+@pytest.fixture
+def project(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
+    """Write files into one folder and fingerprint ``main.udf``, every module imported
+    afresh each time (module names are unique per test, so nothing leaks between tests)."""
+    prefix = f"reach{next(_COUNTER)}_"
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # rewritten within a second
+
+    def fingerprint(files: dict[str, str | bytes]) -> CodeFingerprint:
+        for name in [m for m in sys.modules if m.startswith(prefix)]:
+            del sys.modules[name]
+        importlib.invalidate_caches()
+        for rel, content in files.items():
+            path = tmp_path / rel.replace("{p}", prefix)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(textwrap.dedent(content).replace("{p}", prefix))
+        main = importlib.import_module(f"{prefix}main")
+        return code_fingerprint(main.udf)
+
+    yield fingerprint
+    for name in [m for m in sys.modules if m.startswith(prefix)]:
+        del sys.modules[name]
+
+
+# ------------------------------------------------------------------ a module used as a whole
+
+HELPER = """
+from {p}consts import K
+
+def f(x):
+    return x * K
+"""
+
+#: Ways a UDF uses a helper module as a whole rather than through ``helper.name``.
+WHOLE_USES = {
+    "getattr-computed-name": """
+        import {p}helper as helper
+
+        def udf(x):
+            return getattr(helper, "f" + "")(x)
+        """,
+    "passed-on": """
+        import {p}helper as helper
+
+        def apply(module, x):
+            return module.f(x)
+
+        def udf(x):
+            return apply(helper, x)
+        """,
+    "vars": """
+        import {p}helper as helper
+
+        def udf(x):
+            return vars(helper)["f"](x)
+        """,
+}
+
+
+@pytest.mark.parametrize("use", sorted(WHOLE_USES))
+def test_a_module_used_as_a_whole_is_hashed_with_what_it_imports(project: Project, use: str):
+    files: dict[str, str | bytes] = {
+        "{p}main.py": WHOLE_USES[use],
+        "{p}helper.py": HELPER,
+        "{p}consts.py": "K = 2\n",
+    }
+    before = project(files)
+    assert project(files).digest == before.digest  # imported again, nothing edited
+    assert not before.refusals
+    after = project({**files, "{p}consts.py": "K = 3\n"})
+    assert after.digest != before.digest
+
+
+def test_a_module_used_as_a_whole_is_hashed_with_values_set_on_it(project: Project):
+    """Another module sets the helper's constant when imported (a plugin, a settings
+    module); only the setter's file changes."""
+    files: dict[str, str | bytes] = {
+        "{p}main.py": """
+            import {p}helper as helper
+            import {p}settings
+
+            def udf(x):
+                return getattr(helper, "f")(x)
+            """,
+        "{p}helper.py": "K = 1\n\ndef f(x):\n    return x * K\n",
+        "{p}settings.py": "import {p}helper\n{p}helper.K = 2\n",
+    }
+    before = project(files)
+    after = project({**files, "{p}settings.py": "import {p}helper\n{p}helper.K = 3\n"})
+    assert after.digest != before.digest
+
+
+def test_a_module_used_as_a_whole_is_hashed_with_data_it_loaded(project: Project):
+    """A lookup table read from a file beside the module when it is imported."""
+    files: dict[str, str | bytes] = {
+        "{p}main.py": WHOLE_USES["passed-on"].replace("module.f(x)", "module.TABLE[x]"),
+        "{p}helper.py": """
+            import json, os
+
+            with open(os.path.join(os.path.dirname(__file__), "table.json")) as fh:
+                TABLE = json.load(fh)
+            """,
+        "table.json": '{"a": 1}',
+    }
+    before = project(files)
+    assert project(files).digest == before.digest
+    assert project({**files, "table.json": '{"a": 2}'}).digest != before.digest
+
+
+def test_modules_used_as_a_whole_that_import_each_other(project: Project):
+    files: dict[str, str | bytes] = {
+        "{p}main.py": WHOLE_USES["passed-on"],
+        "{p}helper.py": "import {p}other as other\n\nK = 1\n\ndef f(x):\n    return other.g(x)\n",
+        "{p}other.py": "import {p}helper as helper\n\nM = 2\n\ndef g(x):\n    return x * M\n",
+    }
+    before = project(files)
+    assert project(files).digest == before.digest
+    assert not before.refusals
+    edited = files["{p}other.py"]
+    assert isinstance(edited, str)
+    assert project({**files, "{p}other.py": edited.replace("M = 2", "M = 5")}).digest != (
+        before.digest
+    )
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(a=st.integers(-3, 3), b=st.integers(-3, 3))
+def test_the_digest_changes_exactly_when_the_imported_constant_does(
+    project: Project, a: int, b: int
+):
+    """For every pair of values: same constant, same digest; another, another digest."""
+    files: dict[str, str | bytes] = {
+        "{p}main.py": WHOLE_USES["getattr-computed-name"],
+        "{p}helper.py": HELPER,
+    }
+    first = project({**files, "{p}consts.py": f"K = {a}\n"}).digest
+    second = project({**files, "{p}consts.py": f"K = {b}\n"}).digest
+    assert (first == second) == (a == b)
+
+
+# ------------------------------------------------------------ files named by any call's value
+
+
+def _zip(text: str) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("k", text)
+    return buffer.getvalue()
+
+
+#: (how the UDF reads ``P``, the file's bytes for a value, the file name).
+READERS: dict[str, tuple[str, Callable[[str], bytes], str]] = {
+    "gzip.open": (
+        "gzip.open(P, 'rt').read()",
+        lambda t: gzip.compress(t.encode(), mtime=0),
+        "k.gz",
+    ),
+    "bz2.open": ("bz2.open(P, 'rt').read()", lambda t: bz2.compress(t.encode()), "k.bz2"),
+    "lzma.open": ("lzma.open(P, 'rt').read()", lambda t: lzma.compress(t.encode()), "k.xz"),
+    "zipfile": ("zipfile.ZipFile(P).read('k')", _zip, "k.zip"),
+    "reader-of-ones-own": ("read_number(P)", lambda t: t.encode(), "k.txt"),
+}
+
+
+@pytest.mark.parametrize("how", sorted(READERS))
+def test_a_file_passed_to_any_call_is_hashed_by_content(
+    project: Project, how: str, tmp_path: pathlib.Path
+):
+    call, encode, name = READERS[how]
+    main = f"""
+        import bz2, gzip, lzma, os, zipfile
+
+        P = os.path.join(os.path.dirname(__file__), {name!r})
+
+        def read_number(path):
+            return path  # what it does with the path is its own business
+
+        def udf(x):
+            return x * float({call})
+        """
+    files: dict[str, str | bytes] = {"{p}main.py": main, name: encode("2")}
+    before = project(files)
+    assert project(files).digest == before.digest
+    assert any(f.path == str(tmp_path / name) for f in before.files)
+    assert project({**files, name: encode("3")}).digest != before.digest
+
+
+def test_a_sqlite_database_beside_the_code_is_hashed_by_content(
+    project: Project, tmp_path: pathlib.Path
+):
+    main = """
+        import os, sqlite3
+
+        DB = os.path.join(os.path.dirname(__file__), "k.db")
+
+        def udf(x):
+            return x * sqlite3.connect(DB).execute("select k from t").fetchone()[0]
+        """
+
+    def database(k: int) -> bytes:
+        path = tmp_path / "build.db"
+        path.unlink(missing_ok=True)
+        with sqlite3.connect(path) as con:
+            con.execute("create table t(k)")
+            con.execute("insert into t values (?)", (k,))
+        con.close()
+        return path.read_bytes()
+
+    before = project({"{p}main.py": main, "k.db": database(2)})
+    assert project({"{p}main.py": main, "k.db": database(3)}).digest != before.digest
+
+
+#: Ways a UDF lists a folder of shards (``D``) or the files matching a pattern in it.
+LISTINGS = {
+    "os.listdir": "len(os.listdir(D))",
+    "os.scandir": "len(list(os.scandir(D)))",
+    "os.walk": "len(list(os.walk(D)))",
+    "glob.glob": "len(glob.glob(os.path.join(D, '*.txt')))",
+    "Path.iterdir": "len(list(pathlib.Path(D).iterdir()))",
+    "Path.glob": "len(list(SHARDS.glob('*.txt')))",
+}
+
+
+@pytest.mark.parametrize("how", sorted(LISTINGS))
+def test_a_folder_listed_by_code_is_hashed_by_its_files(project: Project, how: str):
+    main = f"""
+        import glob, os, pathlib
+
+        D = os.path.join(os.path.dirname(__file__), "shards")
+        SHARDS = pathlib.Path(D)
+
+        def udf(x):
+            return x * {LISTINGS[how]}
+        """
+    files: dict[str, str | bytes] = {"{p}main.py": main, "shards/a.txt": "1"}
+    before = project(files)
+    assert project(files).digest == before.digest
+    assert not before.refusals  # a folder known at compile time is hashed, not refused
+    assert project({**files, "shards/b.txt": "2"}).digest != before.digest  # a shard added
+    assert project({**files, "shards/a.txt": "5"}).digest != before.digest  # a shard edited
+
+
+def test_a_column_name_is_not_taken_for_a_file(
+    project: Project, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A text without a folder or a suffix is a name, even when a file in the working
+    folder happens to be called so."""
+    monkeypatch.chdir(tmp_path)
+    main = """
+        def udf(batch):
+            return batch.get("age")
+        """
+    before = project({"{p}main.py": main, "age": "1"})
+    assert not before.files
+    assert project({"{p}main.py": main, "age": "2"}).digest == before.digest
