@@ -42,11 +42,30 @@ _LEARNING_ENV = ("KERAS_BACKEND", "TF_ENABLE_ONEDNN_OPTS")
 
 
 @functools.lru_cache(maxsize=64)
-def _version(distribution: str) -> str:
+def _version(package: str) -> str:
+    """The version of the distribution that installs import package ``package``: the one
+    named so, else the one that provides it under another name (``tensorflow-cpu``,
+    ``tensorflow-macos``, ``tf-nightly``, ``keras-nightly`` install ``tensorflow`` or
+    ``keras``), named with its version, so upgrading it recomputes as upgrading
+    ``tensorflow`` does. Before, such an install read "absent" whatever its version."""
     try:
-        return importlib.metadata.version(distribution)
+        return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
-        return "absent"
+        pass
+    found = []
+    for dist in sorted(set(_providers().get(package, ()))):
+        try:
+            found.append(f"{dist} {importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return ", ".join(found) or "absent"
+
+
+@functools.lru_cache(maxsize=1)
+def _providers() -> dict[str, list[str]]:
+    """Import packages to the distributions that install them (read only when a library
+    is not installed under its own name: listing every distribution takes ~0.3 s)."""
+    return dict(importlib.metadata.packages_distributions())
 
 
 def _keras_settings() -> dict[str, Any]:
