@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from helix_tf.compiler._runtime import runtime_identity
+from helix_tf.compiler._runtime import cluster_shape, runtime_identity
 from helix_tf.compiler._values import (
     callable_label,
     callables,
@@ -98,6 +98,14 @@ def _training_label(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> N
         body["label"] = training
 
 
+def _replicas(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> None:
+    """A multi-worker training's cluster shape (how many workers share each batch): the
+    worker count changes the order of the gradients' sums, so the weights' bits. Other
+    learners add nothing (fingerprints as before)."""
+    if getattr(d.op, "strategy", None) == "multi-worker":
+        body["cluster"] = cluster_shape()
+
+
 def _metric_identities(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> None:
     body["metrics"] = [
         operator_identity(m, {}, hasher=ctx.hasher) for m in d.refs.get("metrics") or []
@@ -113,6 +121,7 @@ FINGERPRINT_FACTS: dict[str, FingerprintFact] = {
     "metrics": _metric_identities,
     "approx": lambda ctx, d, body: body.update(approx=train_approx(d, ctx.approx)),
     "training_label": _training_label,
+    "replicas": _replicas,
 }
 
 

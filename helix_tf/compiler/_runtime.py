@@ -14,17 +14,20 @@ metadata, never by importing TensorFlow or Keras.
 from __future__ import annotations
 
 import functools
+import glob
 import importlib.metadata
 import json
 import os
+import platform
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from helix_tf.components.learners import TRAINING_SETTINGS
 from helix_tf.roles import Stage
 
-__all__ = ["LIBRARIES", "runtime_identity"]
+__all__ = ["LIBRARIES", "cluster_shape", "device_identity", "runtime_identity"]
 
 _PREPROCESSING = ("numpy", "pandas", "pyarrow")
 _LEARNING = ("numpy", "tensorflow", "keras")
@@ -39,6 +42,14 @@ LIBRARIES: dict[str, tuple[str, ...]] = {
 }
 #: Environment variables TensorFlow and Keras read when they load that change numbers.
 _LEARNING_ENV = ("KERAS_BACKEND", "TF_ENABLE_ONEDNN_OPTS")
+#: Environment variables that choose which GPUs TensorFlow sees and which of their kernels
+#: it runs (deterministic or fastest): part of the device when there are GPUs.
+_GPU_ENV = ("CUDA_VISIBLE_DEVICES", "TF_DETERMINISTIC_OPS", "TF_CUDNN_DETERMINISTIC")
+#: The processor architectures whose results fingerprints made before the device was
+#: hashed were computed on (this project's machines): they keep those fingerprints.
+_DEFAULT_MACHINES = frozenset({"x86_64", "amd64"})
+#: Where the NVIDIA driver lists the machine's GPUs (one folder each, by PCI address).
+NVIDIA_GPUS = "/proc/driver/nvidia/gpus"
 
 
 @functools.lru_cache(maxsize=64)
@@ -88,6 +99,76 @@ def _keras_settings() -> dict[str, Any]:
     }
 
 
+def _gpu_models(root: str) -> list[str]:
+    """The models of the NVIDIA GPUs the driver lists (sorted by PCI address)."""
+    models = []
+    for info in sorted(glob.glob(os.path.join(root, "*", "information"))):
+        try:
+            lines = Path(info).read_text(errors="replace").splitlines()
+        except OSError:
+            lines = []
+        model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Model:")), "")
+        models.append(model or "unknown")
+    return models
+
+
+def device_identity(
+    environ: Mapping[str, str] | None = None, gpus_root: str | None = None
+) -> dict[str, Any]:
+    """What a learning stage computes on besides an x86-64 CPU: the processor architecture
+    when it is another, and the GPUs TensorFlow can see (their models, one entry each, and
+    the variables that choose them and their kernels). Float results differ between a
+    GPU and a CPU, between GPU models, and with the number of replicas a ``mirrored``
+    strategy spreads a batch over (one per GPU). Empty on an x86-64 machine without GPUs,
+    so fingerprints computed there before the device was hashed hold. Read without
+    importing TensorFlow (the driver's listing), so a GPU that TensorFlow cannot use still
+    counts: a recompute, never a stale result.
+
+    >>> "gpus" in device_identity({"CUDA_VISIBLE_DEVICES": "-1"}, gpus_root="/nonexistent")
+    False
+    """
+    environ = os.environ if environ is None else environ
+    out: dict[str, Any] = {}
+    machine = platform.machine().lower()
+    if machine not in _DEFAULT_MACHINES:
+        out["machine"] = machine
+    models = _gpu_models(NVIDIA_GPUS if gpus_root is None else gpus_root)
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        wanted = [v.strip() for v in visible.split(",") if v.strip()]
+        if not wanted or wanted[0].startswith("-"):
+            models = []  # "" or "-1": TensorFlow sees no GPU
+        elif all(v.isdigit() for v in wanted):
+            models = [models[int(v)] for v in wanted if int(v) < len(models)]
+    if models:
+        out["gpus"] = models
+        out["gpu_env"] = {k: environ.get(k) for k in _GPU_ENV}
+    return out
+
+
+def cluster_shape(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The number of tasks of each job in ``TF_CONFIG``'s cluster (``{"chief": 1,
+    "worker": 3}``): how many replicas a ``multi-worker`` strategy splits each global
+    batch over, which changes the order of the floating-point sums of its gradients.
+    Addresses and this process's own task are left out: every task of one training
+    computes the same model and must plan with the same fingerprints.
+
+    >>> cluster_shape({"TF_CONFIG": '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {}}'})
+    {'worker': 2}
+    """
+    raw = (os.environ if environ is None else environ).get("TF_CONFIG", "")
+    try:
+        cluster = json.loads(raw).get("cluster") if raw.strip() else None
+    except (ValueError, AttributeError):
+        cluster = None
+    if not isinstance(cluster, dict):
+        return {"unreadable": raw}  # training refuses it; never the same as a readable one
+    return {
+        str(job): len(tasks) if isinstance(tasks, list | tuple) else 1
+        for job, tasks in sorted(cluster.items())
+    }
+
+
 def runtime_identity(stage: str) -> dict[str, Any]:
     """The library versions (and, for learning stages, settings) a ``stage`` computes with.
 
@@ -104,4 +185,7 @@ def runtime_identity(stage: str) -> dict[str, Any]:
         settings = {k: v for k in TRAINING_SETTINGS if (v := os.environ.get(k, "").strip())}
         if settings:
             out["settings"] = settings
+        device = device_identity()  # empty on an x86-64 CPU: fingerprints as before
+        if device:
+            out["device"] = device
     return out
