@@ -299,3 +299,57 @@ def test_a_column_name_is_not_taken_for_a_file(
     before = project({"{p}main.py": main, "age": "1"})
     assert not before.files
     assert project({"{p}main.py": main, "age": "2"}).digest == before.digest
+
+
+# --------------------------------------------------------- a library reinstalled, same version
+
+
+def _install(site: pathlib.Path, name: str, code: str) -> None:
+    """Install ``name`` 1.0 into ``site`` as pip does: the package and a dist-info whose
+    RECORD lists every file with its sha256."""
+    import base64
+    import hashlib
+
+    package = site / name
+    package.mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").write_text(code)
+    info = site / f"{name}-1.0.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    digest = base64.urlsafe_b64encode(hashlib.sha256(code.encode()).digest()).rstrip(b"=")
+    (info / "RECORD").write_text(
+        f"{name}/__init__.py,sha256={digest.decode()},{len(code)}\n"
+        f"{name}-1.0.dist-info/METADATA,,\n{name}-1.0.dist-info/RECORD,,\n"
+    )
+
+
+def test_a_library_reinstalled_with_other_code_under_the_same_version(
+    project: Project, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A team's own package, pip-installed (not editable) into site-packages, edited and
+    installed again without a version bump: the version alone reused the old results."""
+    from helix_tf.compiler.hashing import _origin
+
+    name = f"teamlib{next(_COUNTER)}"
+    site = tmp_path / "env" / "site-packages"  # a library by its location
+    monkeypatch.syspath_prepend(str(site))
+    main = f"""
+        import {name}
+
+        def udf(x):
+            return {name}.scale(x)
+        """
+
+    def installed(factor: int) -> CodeFingerprint:
+        _install(site, name, f"def scale(x):\n    return x * {factor}\n")
+        for cached in ("_package_version", "_package_release"):
+            getattr(getattr(_origin, cached, None), "cache_clear", lambda: None)()
+        sys.modules.pop(name, None)
+        return project({"{p}main.py": main})
+
+    try:
+        before = installed(2)
+        assert installed(2).digest == before.digest  # the same files again: reused
+        assert installed(3).digest != before.digest
+    finally:
+        sys.modules.pop(name, None)

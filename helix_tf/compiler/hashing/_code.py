@@ -19,6 +19,7 @@ from ._origin import (
     _identity,
     _is_user_function,
     _is_user_type,
+    _package_release,
     _package_version,
     _type_name,
     _warn_once,
@@ -149,7 +150,10 @@ class _Fingerprinter:
     def _library(self, obj: object, c: _Collector) -> _Form:
         module, qualname = _identity(obj)
         version = _package_version(module)
-        form: dict[str, _Form] = {"__library__": f"{module}.{qualname}", "version": version}
+        form: dict[str, _Form] = {
+            "__library__": f"{module}.{qualname}",
+            "version": _package_release(module),
+        }
         if isinstance(obj, types.FunctionType):
             cells = zip(obj.__code__.co_freevars, obj.__closure__ or (), strict=True)
             closure = {name: self._cell(cell, name, c) for name, cell in cells}

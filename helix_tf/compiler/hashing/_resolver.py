@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._canonical import _digest, _Form
 from ._locate import _SourceFinder
-from ._origin import _is_user_location, _is_user_module, _package_version
+from ._origin import _is_user_location, _is_user_module, _package_release, _package_version
 from ._reads import _describe, _find_spec, _imported, _is_special, _Namespace
 from ._result import _Collector
 from ._source import _Normaliser, _tree_digest
@@ -71,7 +71,7 @@ class _ReadResolver:
         if not _is_user_module(mod):
             version = _package_version(mod.__name__)
             c.note(f"uses library module {mod.__name__} ({version})")
-            return {"__library_module__": mod.__name__, "version": version}
+            return {"__library_module__": mod.__name__, "version": _package_release(mod.__name__)}
         entries: dict[str, _Form] = {}
         for chain in sorted(chains or {()}):
             obj: object = mod
@@ -158,7 +158,7 @@ class _ReadResolver:
         spec, exact = _find_spec(absname)
         origin = spec.origin if spec is not None and spec.has_location else None
         if spec is not None and not _is_user_location(absname, origin):
-            return {"__library_module__": absname, "version": _package_version(absname)}
+            return {"__library_module__": absname, "version": _package_release(absname)}
         src = self._sources.source(origin, None) if exact and origin else None
         if src is not None:
             c.note(f"imports user module {absname}, not loaded yet: its entire source is hashed")
