@@ -353,3 +353,57 @@ def test_a_library_reinstalled_with_other_code_under_the_same_version(
         assert installed(3).digest != before.digest
     finally:
         sys.modules.pop(name, None)
+
+
+# ------------------------------------------------------------- a compiled module of one's own
+
+_EXTENSION = """
+#include <Python.h>
+static PyObject* k(PyObject* self, PyObject* args) { return PyLong_FromLong(%d); }
+static PyMethodDef M[] = {{"k", k, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef D = {PyModuleDef_HEAD_INIT, "%s", NULL, -1, M};
+PyMODINIT_FUNC PyInit_%s(void) { return PyModule_Create(&D); }
+"""
+
+
+def test_a_compiled_module_of_ones_own_is_hashed_by_its_bytes(
+    project: Project, tmp_path: pathlib.Path
+):
+    """A C (or Cython) extension built in the project folder, rebuilt with another
+    constant: its functions have no source, and its name and version ("unknown") stayed."""
+    import shutil
+    import subprocess
+    import sysconfig
+
+    include = sysconfig.get_paths()["include"]
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None or not (pathlib.Path(include) / "Python.h").exists():
+        pytest.skip("no C compiler or Python headers to build an extension with")
+    name = f"fastk{next(_COUNTER)}"
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    main = f"""
+        import {name}
+
+        def udf(x):
+            return x * {name}.k()
+        """
+
+    def built(k: int) -> CodeFingerprint:
+        source = tmp_path / f"{name}.c"
+        source.write_text(_EXTENSION % (k, name, name))
+        target = tmp_path / f"{name}{suffix}"
+        target.unlink(missing_ok=True)
+        subprocess.run(
+            [compiler, "-shared", "-fPIC", f"-I{include}", str(source), "-o", str(target)],
+            check=True,
+            capture_output=True,
+        )
+        sys.modules.pop(name, None)  # an extension cannot be reloaded: a fresh name each test
+        return project({"{p}main.py": main})
+
+    try:
+        before = built(2)
+        assert built(2).digest == before.digest
+        assert built(3).digest != before.digest
+    finally:
+        sys.modules.pop(name, None)

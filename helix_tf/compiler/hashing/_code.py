@@ -22,6 +22,7 @@ from ._origin import (
     _package_release,
     _package_version,
     _type_name,
+    _user_binary,
     _warn_once,
 )
 from ._resolver import _ReadResolver
@@ -154,6 +155,9 @@ class _Fingerprinter:
             "__library__": f"{module}.{qualname}",
             "version": _package_release(module),
         }
+        binary = _user_binary(module)
+        if binary is not None:  # a compiled module of one's own: by its bytes
+            form["binary"] = binary
         if isinstance(obj, types.FunctionType):
             cells = zip(obj.__code__.co_freevars, obj.__closure__ or (), strict=True)
             closure = {name: self._cell(cell, name, c) for name, cell in cells}

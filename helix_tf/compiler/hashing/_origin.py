@@ -15,6 +15,8 @@ import sysconfig
 import types
 from collections.abc import Mapping
 
+from ._files import sha256_file
+
 logger = logging.getLogger(__name__)
 
 #: Identities already warned about: each unanalysable callable is logged once per process.
@@ -160,6 +162,19 @@ def _package_release(module: str) -> str:
         if record:
             records.append(hashlib.sha256(record.encode()).hexdigest()[:16])
     return f"{version} (files {', '.join(records)})" if records else version
+
+
+def _user_binary(module: str) -> str | None:
+    """The content digest of a compiled module of the user's own (a Cython or C extension
+    built in the project folder), whose code cannot be read as source: rebuilding it
+    changes what its functions compute while its name and version ("unknown") stay."""
+    mod = sys.modules.get(module)
+    filename = getattr(mod, "__file__", None)
+    if not isinstance(filename, str) or filename.endswith((".py", ".pyc")):
+        return None
+    if not _is_user_location(module, filename) or not os.path.isfile(filename):
+        return None
+    return sha256_file(filename)
 
 
 def _warn_once(identity: str, message: str) -> None:
