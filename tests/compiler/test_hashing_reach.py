@@ -407,3 +407,22 @@ def test_a_compiled_module_of_ones_own_is_hashed_by_its_bytes(
         assert built(3).digest != before.digest
     finally:
         sys.modules.pop(name, None)
+
+
+@pytest.mark.parametrize("write", ["np.save(OUT, x)", "pd.DataFrame({'x': [x]}).to_csv(OUT)"])
+def test_a_file_the_code_writes_is_not_an_input(project: Project, write: str):
+    """A debugging dump the UDF writes changes between runs; it is not what it reads."""
+    main = f"""
+        import os
+        import numpy as np
+        import pandas as pd
+
+        OUT = os.path.join(os.path.dirname(__file__), "dump.npy")
+
+        def udf(x):
+            {write}
+            return x
+        """
+    before = project({"{p}main.py": main, "dump.npy": b"first"})
+    assert not before.files
+    assert project({"{p}main.py": main, "dump.npy": b"second"}).digest == before.digest

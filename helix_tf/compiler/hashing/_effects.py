@@ -217,7 +217,7 @@ class _Scan(ast.NodeVisitor):
             target = self.value(node.func.value)
             if isinstance(target, pathlib.PurePath):
                 self.found.files.append((self.text(node), node.lineno, os.fspath(target)))
-        elif not _computes_path(fn):
+        elif not _computes_path(fn) and not _writes(fn, node):
             self.path_arguments(node)
         why = _varying(fn, node)
         if why == _HASH_WHY and self.functions[-1:] == ["__hash__"]:
@@ -308,6 +308,20 @@ def _computes_path(fn: object) -> bool:
     if isinstance(owner, pathlib.PurePath) and getattr(fn, "__name__", "") in _PURE_PATH:
         return True
     return isinstance(fn, type) and issubclass(fn, pathlib.PurePath)
+
+
+#: Name prefixes of calls that write the file they are given (``np.save(P, a)``,
+#: ``df.to_csv(P)``, ``json.dump(obj, P)``): their file is an output, not an input.
+_WRITER_PREFIXES = ("to_", "write", "save", "dump")
+
+
+def _writes(fn: object, node: ast.Call) -> bool:
+    """A call that writes the file it is given, by its name (known or as written)."""
+    name = getattr(fn, "__name__", "") if fn is not _UNKNOWN else ""
+    if not name:
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    return name.lstrip("_").startswith(_WRITER_PREFIXES)
 
 
 def _names_file(path: str, value: object) -> bool:
