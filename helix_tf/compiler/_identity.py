@@ -11,12 +11,14 @@ kind of fact).
 from __future__ import annotations
 
 import dataclasses
+import glob
 import logging
 import os
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from helix_tf._files import files_under
 from helix_tf.compiler._runtime import cluster_shape, runtime_identity
 from helix_tf.compiler._values import (
     callable_label,
@@ -239,14 +241,27 @@ def code_refusals(d: Declaration, hasher: ContentHasher | None = None) -> list[s
     return refusals
 
 
+def _read_paths(path: str | None) -> list[str]:
+    """The files a read stands for: the file, or a listed folder (its entries) with every
+    file under it, or a glob pattern's matches: each is watched for a change during the
+    run (a folder's own stamp moves when an entry comes or goes, not when one is edited)."""
+    if path is None:
+        return []
+    if os.path.isdir(path):
+        return [path, *files_under(path)]
+    if glob.has_magic(path):
+        return sorted(glob.glob(path, recursive=True))
+    return [path]
+
+
 def _function_refusals(
     d: Declaration, fn: Any, declared_paths: set[str], who: str, hasher: ContentHasher | None
 ) -> list[str]:
     fp: CodeFingerprint = code_fingerprint(fn)
     if hasher is not None:
         for read in fp.files:
-            if read.path is not None:
-                hasher.watch(read.path)
+            for path in _read_paths(read.path):
+                hasher.watch(path)
     udf = f"node {d.name!r} (function {callable_label(fn)})"
     refusals = [f"{udf}: {r}" for r in fp.refusals]
     for f in fp.files:
