@@ -16,7 +16,9 @@ or a ``read_*``/``load`` function of numpy, pandas or pyarrow (``gzip.open(P)``,
 
 from __future__ import annotations
 
+import array
 import bz2
+import collections
 import gzip
 import importlib
 import itertools
@@ -31,7 +33,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from helix_tf.compiler.hashing import CodeFingerprint, code_fingerprint
+from helix_tf.compiler.hashing import CodeFingerprint, canonical_json, code_fingerprint
 
 _COUNTER = itertools.count()
 Project = Callable[[dict[str, str | bytes]], CodeFingerprint]
@@ -426,3 +428,39 @@ def test_a_file_the_code_writes_is_not_an_input(project: Project, write: str):
     before = project({"{p}main.py": main, "dump.npy": b"first"})
     assert not before.files
     assert project({"{p}main.py": main, "dump.npy": b"second"}).digest == before.digest
+
+
+# ------------------------------------------------- values of a class of one's own on a C type
+
+
+class _Window(collections.deque):  # type: ignore[type-arg]
+    """A user class on a C container: its items live outside ``__dict__``."""
+
+    def total(self) -> float:
+        return float(sum(self))
+
+
+class _Numbers(array.array):  # type: ignore[type-arg]
+    pass
+
+
+class _Missing(Exception):
+    pass
+
+
+NATIVE = {
+    "deque": lambda xs: _Window(xs),
+    "array": lambda xs: _Numbers("d", xs),
+    "exception": lambda xs: _Missing(*xs),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NATIVE))
+@settings(max_examples=25, deadline=None)
+@given(a=st.lists(st.integers(-5, 5), max_size=4), b=st.lists(st.integers(-5, 5), max_size=4))
+def test_a_user_class_on_a_c_type_is_hashed_by_its_data(kind: str, a: list[int], b: list[int]):
+    """For every pair of contents: equal data, equal form; other data, another form.
+    Before, ``class Window(deque)`` (or on ``array.array``, ``Exception``) was hashed by
+    its empty ``__dict__``: a UDF reading it reused results of other items."""
+    make = NATIVE[kind]
+    assert (canonical_json(make(a)) == canonical_json(make(b))) == (a == b)

@@ -222,7 +222,10 @@ class _Canon:
         if callable(v):
             return _CODE
         if _is_user_type(type(v)):
-            return {"__instance__": self._code_form(type(v)), "state": self(_state(v))}
+            form = {"__instance__": self._code_form(type(v)), "state": self(_state(v))}
+            if _native_bases(type(v)):  # a deque's items, an array's numbers, an error's args
+                form["native"] = self._reduced(v)
+            return form
         if isinstance(v, random.Random):
             return {"__random__": _type_name(type(v)), "state": self(v.getstate())}
         # Never repr: it may be truncated (re.Pattern, numpy, pandas) or leave state out
@@ -468,6 +471,30 @@ class _ActiveGuard:
 
     def __exit__(self, *exc: object) -> None:
         self._active.discard(self._key)
+
+
+#: ``type.__flags__`` bit of a class made by a ``class`` statement (not a C type).
+_HEAPTYPE = 1 << 9
+
+
+def _native_bases(cls: type) -> list[type]:
+    """The C types (other than ``object``) a class derives from, whose instances keep data
+    outside ``__dict__`` and slots (``collections.deque``, ``array.array``, ``Exception``'s
+    ``args``): a user class built on one is hashed with what pickle saves too. Before, a
+    ``class Window(deque)`` value was hashed by its (empty) ``__dict__``: its items did not
+    count. Data types with a form of their own (``dict``, ``list``, numpy ...) never get
+    here."""
+    return [b for b in cls.__mro__[1:] if b is not object and _is_native(b)]
+
+
+def _is_native(cls: type) -> bool:
+    """A type written in C: a static type, or one an extension module builds at run time
+    (``array.array`` since 3.12's heap types) with no method written in Python."""
+    if not cls.__flags__ & _HEAPTYPE:
+        return True
+    return not _is_user_type(cls) and not any(
+        isinstance(x, types.FunctionType) for x in vars(cls).values()
+    )
 
 
 def _state(obj: object) -> dict[str, object]:

@@ -13,7 +13,7 @@ import functools
 import types
 from collections.abc import Callable
 
-from ._canonical import _Canon, _digest, _Form, _state
+from ._canonical import _Canon, _digest, _Form, _native_bases, _state
 from ._locate import _SourceFinder
 from ._origin import (
     _identity,
@@ -140,10 +140,13 @@ class _Fingerprinter:
         if isinstance(obj, type):
             return self._user.class_form(obj, c) if _is_user_type(obj) else self._library(obj, c)
         if not isinstance(obj, _BUILTIN_CALLABLES) and callable(obj) and _is_user_type(type(obj)):
-            return {
+            form = {
                 "__instance__": self.sub(type(obj), type(obj).__qualname__, c),
                 "state": self.value(_state(obj), "state", c),
             }
+            if _native_bases(type(obj)):
+                form["native"] = self._library_state(obj, type(obj).__qualname__, c)
+            return form
         if callable(obj):
             return self._library(obj, c)
         raise TypeError(f"code_fingerprint expects a callable, but got {_type_name(type(obj))}")
