@@ -170,7 +170,12 @@ class _Canon:
         if isinstance(v, fractions.Fraction):
             return {"__fraction__": [v.numerator, v.denominator]}
         if isinstance(v, dt.date | dt.time):
-            return {"__time__": v.isoformat()}
+            zone = getattr(v, "tzinfo", None)
+            if zone is None:
+                return {"__time__": v.isoformat()}
+            # The offset in isoformat() is this instant's; a zone's rules (DST) are more,
+            # and arithmetic on the value follows them: Europe/Paris is not a fixed +02:00.
+            return {"__time__": v.isoformat(), "zone": self(zone)}
         if isinstance(v, dt.timedelta):
             return {"__timedelta__": [v.days, v.seconds, v.microseconds]}
         if isinstance(v, uuid.UUID):
@@ -331,8 +336,9 @@ class _Canon:
             return {"__pandas_dtype__": "category", "categories": categories, "ordered": v.ordered}
         if isinstance(v, pd.api.extensions.ExtensionDtype):
             return {"__pandas_dtype__": str(v), "type": _type_name(type(v))}
-        if isinstance(v, pd.api.extensions.ExtensionArray):
-            return {"__pandas__": type(v).__name__, "dtype": self(v.dtype), "rows": rows(v)}
+        if isinstance(v, pd.api.extensions.ExtensionArray):  # hashed as a Series holds it
+            series = pd.Series(v, copy=False)
+            return {"__pandas__": type(v).__name__, "dtype": self(v.dtype), "rows": rows(series)}
         if isinstance(v, pd.DataFrame):
             return {
                 "__pandas__": "DataFrame",
@@ -357,7 +363,10 @@ class _Canon:
                 "rows": rows(v),
             }
         if isinstance(v, pd.Timestamp | pd.Timedelta | pd.Period | pd.Interval):
-            return {"__pandas__": type(v).__name__, "value": str(v)}
+            form = {"__pandas__": type(v).__name__, "value": str(v)}
+            if getattr(v, "tz", None) is not None:  # the zone's rules, not only its offset
+                form["zone"] = str(v.tz)
+            return form
         return None
 
 
