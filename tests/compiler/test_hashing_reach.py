@@ -464,3 +464,23 @@ def test_a_user_class_on_a_c_type_is_hashed_by_its_data(kind: str, a: list[int],
     its empty ``__dict__``: a UDF reading it reused results of other items."""
     make = NATIVE[kind]
     assert (canonical_json(make(a)) == canonical_json(make(b))) == (a == b)
+
+
+def test_a_module_used_as_a_whole_hashes_alike_in_every_process(tmp_path: pathlib.Path):
+    """No needless recompute: its names (a set of text, a logger, a class, a function) give
+    the same digest under other hash seeds, the second process loading the first's .pyc."""
+    from tests.compiler.test_hashing import _outputs_under_two_hash_seeds
+
+    (tmp_path / "reach_whole_helper.py").write_text(
+        "import logging\n\nLOG = logging.getLogger(__name__)\nWORDS = {'b', 'a', 'c'}\n\n"
+        "class Scale:\n    k = 2\n\ndef f(x):\n    return x * Scale.k + len(WORDS)\n"
+    )
+    (tmp_path / "reach_whole_main.py").write_text(
+        "import reach_whole_helper as helper\n\ndef udf(x):\n    return getattr(helper, 'f')(x)\n"
+    )
+    code = (
+        "import reach_whole_main as m; from helix_tf.compiler.hashing import code_fingerprint; "
+        "fp = code_fingerprint(m.udf); print(fp.digest, fp.refusals)"
+    )
+    outputs = _outputs_under_two_hash_seeds(tmp_path, code)
+    assert len(outputs) == 1 and outputs.pop().endswith(" ()")
