@@ -484,3 +484,34 @@ def test_a_module_used_as_a_whole_hashes_alike_in_every_process(tmp_path: pathli
     )
     outputs = _outputs_under_two_hash_seeds(tmp_path, code)
     assert len(outputs) == 1 and outputs.pop().endswith(" ()")
+
+
+#: Ways a UDF reads a data file shipped inside a package of its own.
+PACKAGE_READS = {
+    "resources.files-joinpath": "importlib.resources.files('{p}lookups').joinpath('k.txt')"
+    ".read_text()",
+    "resources.files-module-div": "(importlib.resources.files(lookups) / 'k.txt').read_bytes()",
+    "pkgutil.get_data": "pkgutil.get_data('{p}lookups', 'k.txt')",
+}
+
+
+@pytest.mark.parametrize("how", sorted(PACKAGE_READS))
+def test_a_data_file_of_a_package_is_hashed_by_content(project: Project, how: str):
+    main = f"""
+        import importlib.resources
+        import pkgutil
+
+        import {{p}}lookups as lookups
+
+        def udf(x):
+            return x * float({PACKAGE_READS[how]})
+        """
+    files: dict[str, str | bytes] = {
+        "{p}main.py": main,
+        "{p}lookups/__init__.py": "",
+        "{p}lookups/k.txt": "2",
+    }
+    before = project(files)
+    assert project(files).digest == before.digest
+    assert not before.refusals
+    assert project({**files, "{p}lookups/k.txt": "3"}).digest != before.digest

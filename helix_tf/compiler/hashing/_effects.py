@@ -16,9 +16,11 @@ import dataclasses
 import datetime as dt
 import glob
 import importlib
+import importlib.resources
 import io
 import os
 import pathlib
+import pkgutil
 import random
 import sys
 import time
@@ -170,6 +172,8 @@ class _Scan(ast.NodeVisitor):
                 return fn(*args)  # type: ignore[operator]
             if isinstance(fn, type) and issubclass(fn, pathlib.PurePath):
                 return fn(*args)  # type: ignore[arg-type]
+            if fn is importlib.resources.files and len(args) == 1:
+                return _package_folder(args[0])
         return _UNKNOWN
 
     def text(self, node: ast.AST) -> str:
@@ -211,6 +215,10 @@ class _Scan(ast.NodeVisitor):
             self.found.dynamic.append((self.text(node), node.lineno))
         elif any(fn is f for f in _IMPORTERS) or fn is _MODULES_GET:
             self.module_named(node, first)
+        elif fn is pkgutil.get_data and len(node.args) == 2:
+            folder, name = _package_folder(self.value(node.args[0])), self.value(node.args[1])
+            path = folder / name if folder is not None and isinstance(name, str) else None
+            self.found.files.append((self.text(node), node.lineno, path and os.fspath(path)))
         elif any(fn is f for f in _LISTERS):
             self.found.files.append((self.text(node), node.lineno, self.listed(first)))
         elif isinstance(node.func, ast.Attribute) and node.func.attr in _PATH_LISTS:
@@ -298,6 +306,17 @@ class _Scan(ast.NodeVisitor):
 
 
 _PATH_KEYWORDS = frozenset({"file", "path", "filepath_or_buffer", "source", "fname", "filename"})
+
+
+def _package_folder(package: object) -> pathlib.Path | None:
+    """The folder of a package already imported (by module or name), for
+    ``importlib.resources.files(pkg)`` and ``pkgutil.get_data(pkg, name)``: data files
+    shipped beside its code. Never imports anything."""
+    module = sys.modules.get(package) if isinstance(package, str) else package
+    filename = getattr(module, "__file__", None)
+    if not isinstance(module, type(os)) or not isinstance(filename, str):
+        return None
+    return pathlib.Path(filename).parent
 
 
 def _computes_path(fn: object) -> bool:
