@@ -515,3 +515,21 @@ def test_a_data_file_of_a_package_is_hashed_by_content(project: Project, how: st
     assert project(files).digest == before.digest
     assert not before.refusals
     assert project({**files, "{p}lookups/k.txt": "3"}).digest != before.digest
+
+
+@pytest.mark.parametrize(
+    "call", ["os.getpid()", "os.getppid()", "threading.get_ident()", "threading.get_native_id()"]
+)
+def test_a_value_of_this_process_is_a_refusal(project: Project, call: str):
+    """A generator seeded by the process id gives other draws in every run: its results
+    are recomputed every run, never reused (it passed as seeded)."""
+    main = f"""
+        import os, threading
+
+        import numpy as np
+
+        def udf(x):
+            return x + np.random.default_rng({call}).random()
+        """
+    refusals = project({"{p}main.py": main}).refusals
+    assert refusals and call in refusals[0] and "every process" in refusals[0]

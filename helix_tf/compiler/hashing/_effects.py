@@ -23,6 +23,7 @@ import pathlib
 import pkgutil
 import random
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -396,11 +397,22 @@ _HASH_WHY = (
 )
 
 
+#: Calls that give another value in every process (a seed drawn from them, a value
+#: computed from them, differs between a stored result and a fresh run).
+_PROCESS_IDS = (os.getpid, os.getppid, threading.get_ident, threading.get_native_id)
+_PROCESS_WHY = (
+    "gives another value in every process (a stored result is not what a fresh run "
+    "computes: a seed drawn from it, for one); seed from a parameter instead"
+)
+
+
 def _varying(fn: object, node: ast.Call) -> str | None:
     """Why a call's result differs between runs of the same code on the same data: it
     reads the clock or the process's string-hash seed. None for any other call."""
     if fn is builtins.hash:
         return _HASH_WHY
+    if any(fn is f for f in _PROCESS_IDS):
+        return _PROCESS_WHY
     arity = next((a for f, a in _CLOCK_FUNCTIONS if fn is f), -1)
     owner = getattr(fn, "__self__", None)
     if (
