@@ -533,3 +533,42 @@ def test_a_value_of_this_process_is_a_refusal(project: Project, call: str):
         """
     refusals = project({"{p}main.py": main}).refusals
     assert refusals and call in refusals[0] and "every process" in refusals[0]
+
+
+@pytest.mark.parametrize(
+    ("call", "patched"),
+    [
+        ("socket.gethostname()", ("socket", "gethostname")),
+        ("platform.node()", ("platform", "node")),
+        ("getpass.getuser()", ("getpass", "getuser")),
+        ("os.cpu_count()", ("os", "cpu_count")),
+        ("os.getcwd()", ("os", "getcwd")),
+    ],
+)
+def test_a_fact_of_the_machine_joins_the_digest_by_value(
+    project: Project, monkeypatch: pytest.MonkeyPatch, call: str, patched: tuple[str, str]
+):
+    """Two machines (or users) sharing a store: a UDF computing with the host name, the
+    user, the core count or the working folder gives each its own result."""
+    from helix_tf.compiler.hashing import _effects
+
+    main = f"""
+        import getpass, os, platform, socket
+
+        def udf(x):
+            return x, {call}
+        """
+    name = call.removesuffix("()")
+
+    def on(machine: str) -> CodeFingerprint:
+        def fact() -> str:
+            return machine
+
+        monkeypatch.setattr(importlib.import_module(patched[0]), patched[1], fact)
+        monkeypatch.setitem(getattr(_effects, "MACHINE_FACTS", {}), name, fact)
+        return project({"{p}main.py": main})
+
+    before = on("machine-a")
+    assert on("machine-a").digest == before.digest
+    assert not before.refusals
+    assert on("machine-b").digest != before.digest

@@ -14,6 +14,7 @@ import builtins
 import codecs
 import dataclasses
 import datetime as dt
+import getpass
 import glob
 import importlib
 import importlib.resources
@@ -21,7 +22,9 @@ import io
 import os
 import pathlib
 import pkgutil
+import platform
 import random
+import socket
 import sys
 import threading
 import time
@@ -98,6 +101,9 @@ class Effects:
     #: Reads of what differs from run to run with the same code and data: the clock, the
     #: process's string-hash seed (``hash()``): (call text, line, why and the fix).
     varying: list[tuple[str, int, str]] = dataclasses.field(default_factory=list)
+    #: Facts of the machine, user or working folder read by a call (``MACHINE_FACTS``
+    #: names): their values join the fingerprint, as an environment variable's does.
+    facts: list[str] = dataclasses.field(default_factory=list)
 
 
 def scan_effects(tree: ast.AST, resolve: Callable[[str], object], source: str) -> Effects:
@@ -228,6 +234,9 @@ class _Scan(ast.NodeVisitor):
                 self.found.files.append((self.text(node), node.lineno, os.fspath(target)))
         elif not _computes_path(fn) and not _writes(fn, node):
             self.path_arguments(node)
+        fact = next((name for name, f in MACHINE_FACTS.items() if fn is f), None)
+        if fact is not None and fact not in self.found.facts and not node.args:
+            self.found.facts.append(fact)
         why = _varying(fn, node)
         if why == _HASH_WHY and self.functions[-1:] == ["__hash__"]:
             why = None  # a class's own __hash__: set and dict lookups, not values computed
@@ -396,6 +405,17 @@ _HASH_WHY = (
     "zlib.crc32(text.encode())"
 )
 
+
+#: Calls that read a fact of the machine, the user or the working folder: the same in
+#: every run there, another on a colleague's machine sharing the store (a UDF computing
+#: with the host name or the core count); by name, for the fingerprint to hold the value.
+MACHINE_FACTS = {
+    "socket.gethostname": socket.gethostname,
+    "platform.node": platform.node,
+    "getpass.getuser": getpass.getuser,
+    "os.cpu_count": os.cpu_count,
+    "os.getcwd": os.getcwd,
+}
 
 #: Calls that give another value in every process (a seed drawn from them, a value
 #: computed from them, differs between a stored result and a fresh run).
