@@ -224,8 +224,8 @@ class _Scan(ast.NodeVisitor):
             self.module_named(node, first)
         elif fn is pkgutil.get_data and len(node.args) == 2:
             folder, name = _package_folder(self.value(node.args[0])), self.value(node.args[1])
-            path = folder / name if folder is not None and isinstance(name, str) else None
-            self.found.files.append((self.text(node), node.lineno, path and os.fspath(path)))
+            path = os.fspath(folder / name) if folder and isinstance(name, str) else None
+            self.found.files.append((self.text(node), node.lineno, path))
         elif any(fn is f for f in _LISTERS):
             self.found.files.append((self.text(node), node.lineno, self.listed(first)))
         elif isinstance(node.func, ast.Attribute) and node.func.attr in _PATH_LISTS:
