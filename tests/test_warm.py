@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -33,3 +34,64 @@ def test_preload_skips_a_module_that_fails_only_when_not_strict(
     assert warm.preload(strict=False) >= 0.0
     with pytest.raises(ModuleNotFoundError):
         warm.preload(strict=True)
+
+
+#: Run in a fresh interpreter: a package named like Keras' integrations imports two
+#: stand-ins for their optional dependencies, then a module of nobody's does.
+_EXTRAS = """
+import json, sys, types
+from pathlib import Path
+root = Path(sys.argv[1])
+for name in ('fake_sklearn', 'fake_plots'):
+    (root / name).mkdir()
+    (root / name / '__init__.py').write_text('LOADED = True\\n')
+sys.path.insert(0, str(root))
+import helix_tf.warm as w
+w.KERAS_EXTRAS = (('keras.src.wrappers', 'fake_sklearn'), ('keras.src.visualization', 'fake_plots'))
+w.skip_keras_extras()
+w.skip_keras_extras()  # once is enough: not a second finder
+seen = {'finders': sum(type(f).__name__ == '_SkipKerasExtras' for f in sys.meta_path)}
+for importer, code in (
+    ('keras.src.wrappers.fixes', 'import fake_sklearn'),
+    ('keras.src.visualization.plot_image_gallery', 'import fake_plots'),
+    ('keras.src.wrappers_other', 'import fake_sklearn as again'),
+):
+    try:
+        exec(code, {'__name__': importer})
+        seen[importer] = 'loaded'
+    except ImportError as exc:
+        seen[importer] = 'refused: ' + str(exc)
+        assert 'fake_sklearn' not in sys.modules or importer.endswith('other')
+print(json.dumps(seen))
+"""
+
+
+def test_keras_extras_are_refused_to_keras_only(tmp_path) -> None:
+    """Keras' optional scikit-learn and matplotlib imports are skipped in helix-tf runs
+    (~1 s of every TensorFlow import); anyone else importing them gets them."""
+    done = subprocess.run(
+        [sys.executable, "-c", _EXTRAS, str(tmp_path)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["finders"] == 1
+    assert seen["keras.src.wrappers.fixes"].startswith("refused: fake_sklearn is not loaded")
+    assert seen["keras.src.visualization.plot_image_gallery"].startswith("refused: fake_plots")
+    # A package whose name only starts like Keras' (and a config, the report) loads it.
+    assert seen["keras.src.wrappers_other"] == "loaded"
+
+
+@pytest.mark.slow
+def test_a_preloaded_process_has_neither_scikit_learn_nor_pyplot_and_users_still_can() -> None:
+    code = (
+        "import sys\n"
+        "from helix_tf.warm import preload\n"
+        "preload(strict=False)\n"
+        "assert 'sklearn' not in sys.modules and 'matplotlib.pyplot' not in sys.modules, "
+        "sorted(m for m in sys.modules if m.startswith(('sklearn', 'matplotlib')))[:5]\n"
+        "import keras.src.wrappers.fixes as fixes\n"
+        "assert fixes.sklearn is None  # Keras' own branch for a machine without it\n"
+        "import sklearn, matplotlib.pyplot  # a config may still use both\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
