@@ -5,14 +5,22 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from helix_tf import warm
 
 
+def _in_fresh_interpreter(code: str, *args: str) -> str:
+    """``python -c code args`` (a test process' own imports and frozen objects must not
+    count); its standard output. Fails the test when it fails."""
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_preload_builds_what_runs_keep_and_leaves_it_out_of_the_collectors_reach() -> None:
-    # A fresh interpreter: the test process' own frozen objects must not count.
     code = (
         "import gc, helix_tf.warm as w\n"
         "w.PRELOAD = ('json', 'helix_tf.errors')\n"
@@ -21,9 +29,11 @@ def test_preload_builds_what_runs_keep_and_leaves_it_out_of_the_collectors_reach
         "assert gc.get_freeze_count() > 0\n"
         "from helix_tf.reuse.metadata import _schema\n"
         "assert _schema._TABLES is not None  # built before the fork, not in each run\n"
+        "from helix_tf.compiler import _runtime\n"
+        "assert _runtime._version.cache_info().currsize == len(\n"
+        "    {n for names in _runtime.LIBRARIES.values() for n in names})  # versions read\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    _in_fresh_interpreter(code)
 
 
 def test_preload_skips_a_module_that_fails_only_when_not_strict(
@@ -66,14 +76,10 @@ print(json.dumps(seen))
 """
 
 
-def test_keras_extras_are_refused_to_keras_only(tmp_path) -> None:
+def test_keras_extras_are_refused_to_keras_only(tmp_path: Path) -> None:
     """Keras' optional scikit-learn and matplotlib imports are skipped in helix-tf runs
     (~1 s of every TensorFlow import); anyone else importing them gets them."""
-    done = subprocess.run(
-        [sys.executable, "-c", _EXTRAS, str(tmp_path)], capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = json.loads(_in_fresh_interpreter(_EXTRAS, str(tmp_path)).strip().splitlines()[-1])
     assert seen["finders"] == 1
     assert seen["keras.src.wrappers.fixes"].startswith("refused: fake_sklearn is not loaded")
     assert seen["keras.src.visualization.plot_image_gallery"].startswith("refused: fake_plots")
@@ -93,5 +99,4 @@ def test_a_preloaded_process_has_neither_scikit_learn_nor_pyplot_and_users_still
         "assert fixes.sklearn is None  # Keras' own branch for a machine without it\n"
         "import sklearn, matplotlib.pyplot  # a config may still use both\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    _in_fresh_interpreter(code)
