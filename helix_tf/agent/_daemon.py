@@ -58,6 +58,15 @@ log = logging.getLogger(__name__)
 #: Search runs of each rung measured before their CPU medians price the rungs.
 
 
+def _user_threads() -> int:
+    """The intra-op threads a user's run from this shell trains with: the CPUs it may run
+    on (TensorFlow's default), read before the agent pins itself to fewer."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _lower_priority(pid: int, cores: int, home: Path) -> list[int]:
     """Lowest CPU and I/O priority; pinned to ``cores`` cores no other agent holds.
 
@@ -574,7 +583,11 @@ def serve(opts: AgentOptions) -> None:
             f"an agent is already running for the store {paths.home}; "
             "`helix-tf agent stop` it first"
         ) from None
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(max(1, opts.cores)))
+    # A trial trains with the threads a user's run would (the CPUs it may use before the
+    # agent pins itself to opts.cores), not opts.cores: a matrix product split over other
+    # threads sums in another order, and the user's run must be able to reuse (and equal)
+    # what the agent verified. The pinning still keeps the agent on its cores.
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(_user_threads()))
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     agent = _Agent(opts, paths)
     chosen = _lower_priority(os.getpid(), opts.cores, paths.home)

@@ -11,13 +11,15 @@ kind of fact).
 from __future__ import annotations
 
 import dataclasses
+import glob
 import logging
 import os
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from helix_tf.compiler._runtime import runtime_identity
+from helix_tf._files import files_under
+from helix_tf.compiler._runtime import cluster_shape, runtime_identity
 from helix_tf.compiler._values import (
     callable_label,
     callables,
@@ -98,6 +100,14 @@ def _training_label(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> N
         body["label"] = training
 
 
+def _replicas(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> None:
+    """A multi-worker training's cluster shape (how many workers share each batch): the
+    worker count changes the order of the gradients' sums, so the weights' bits. Other
+    learners add nothing (fingerprints as before)."""
+    if getattr(d.op, "strategy", None) == "multi-worker":
+        body["cluster"] = cluster_shape()
+
+
 def _metric_identities(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> None:
     body["metrics"] = [
         operator_identity(m, {}, hasher=ctx.hasher) for m in d.refs.get("metrics") or []
@@ -113,6 +123,7 @@ FINGERPRINT_FACTS: dict[str, FingerprintFact] = {
     "metrics": _metric_identities,
     "approx": lambda ctx, d, body: body.update(approx=train_approx(d, ctx.approx)),
     "training_label": _training_label,
+    "replicas": _replicas,
 }
 
 
@@ -230,14 +241,27 @@ def code_refusals(d: Declaration, hasher: ContentHasher | None = None) -> list[s
     return refusals
 
 
+def _read_paths(path: str | None) -> list[str]:
+    """The files a read stands for: the file, or a listed folder (its entries) with every
+    file under it, or a glob pattern's matches: each is watched for a change during the
+    run (a folder's own stamp moves when an entry comes or goes, not when one is edited)."""
+    if path is None:
+        return []
+    if os.path.isdir(path):
+        return [path, *files_under(path)]
+    if glob.has_magic(path):
+        return sorted(glob.glob(path, recursive=True))
+    return [path]
+
+
 def _function_refusals(
     d: Declaration, fn: Any, declared_paths: set[str], who: str, hasher: ContentHasher | None
 ) -> list[str]:
     fp: CodeFingerprint = code_fingerprint(fn)
     if hasher is not None:
         for read in fp.files:
-            if read.path is not None:
-                hasher.watch(read.path)
+            for path in _read_paths(read.path):
+                hasher.watch(path)
     udf = f"node {d.name!r} (function {callable_label(fn)})"
     refusals = [f"{udf}: {r}" for r in fp.refusals]
     for f in fp.files:

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from helix_tf.errors import ConfigError, did_you_mean
 
-__all__ = ["Operator", "did_you_mean", "list_as_tuple", "normalized"]
+__all__ = ["Operator", "did_you_mean", "list_as_tuple", "normalized", "plain_numbers"]
 
 _NORMALIZE = "helix_tf.normalize"
 
@@ -56,6 +56,33 @@ def normalized(normalize: Callable[[Any], Any], default: Any = dataclasses.MISSI
     helix_tf.errors.ConfigError: Scale: factor must be > 0, but got 0
     """
     return dataclasses.field(default=default, metadata={_NORMALIZE: normalize})
+
+
+def plain_numbers(value: Any) -> Any:
+    """numpy scalars as the Python numbers they hold (``np.float64(0.1)`` is ``0.1``;
+    ``np.float32(0.1)`` is ``0.10000000149011612``), also inside lists, tuples and dicts;
+    any other value unchanged (the same object when nothing changed).
+
+    Every operator keeps its parameters so: the executor then computes with what a
+    Python number would give (numpy 2 promotes ``float32_array >= np.float64(t)`` to
+    float64, but ``>= t`` stays float32), and a parameter hashes as the number it is,
+    whichever type spelled it, so a result is reused exactly when it is the same.
+
+    >>> import numpy as np
+    >>> plain_numbers((np.int64(3), np.float64(0.5), "a"))
+    (3, 0.5, 'a')
+    """
+    cls = type(value)
+    if cls.__module__ == "numpy" and getattr(value, "shape", None) == ():
+        return value.item()  # a numpy scalar (or a 0-d array), read without importing numpy
+    if cls in (list, tuple):
+        items = [plain_numbers(v) for v in value]
+        changed = any(a is not b for a, b in zip(items, value, strict=True))
+        return cls(items) if changed else value
+    if cls is dict:
+        pairs = {k: plain_numbers(v) for k, v in value.items()}
+        return pairs if any(pairs[k] is not value[k] for k in value) else value
+    return value
 
 
 def list_as_tuple(value: Any) -> Any:
@@ -89,6 +116,10 @@ class Operator:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            plain = plain_numbers(value)
+            if plain is not value:
+                object.__setattr__(self, f.name, plain)
             normalize = f.metadata.get(_NORMALIZE)
             if normalize is not None:
                 with contextlib.suppress(TypeError, ValueError):  # validate() names the value

@@ -7,6 +7,7 @@ them (and is the only place that imports TensorFlow for learning).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Sequence
 from typing import ClassVar, NoReturn
@@ -28,6 +29,16 @@ STRATEGIES = ("one-device", "mirrored", "multi-worker")
 EAGER_STEPS_SETTING = "HELIX_EAGER_MAX_STEPS"
 STREAM_BYTES_SETTING = "HELIX_TF_STREAM_BYTES"
 TRAINING_SETTINGS = (EAGER_STEPS_SETTING, STREAM_BYTES_SETTING)
+
+
+def _finite(v: object) -> bool:
+    """A finite real number, not a bool."""
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _whole(v: object) -> bool:
+    """An integer, not a bool (``epochs=True`` is no epoch count)."""
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def training_setting(name: str, default: int) -> int:
@@ -73,15 +84,17 @@ class Learner(Operator):
             )
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer must be one of {OPTIMIZERS}, but got {self.optimizer!r}")
-        if not (isinstance(self.learning_rate, int | float) and self.learning_rate > 0):
+        if not (_finite(self.learning_rate) and self.learning_rate > 0):
             problems.append(f"learning_rate must be > 0, but got {self.learning_rate!r}")
-        if not isinstance(self.epochs, int) or self.epochs < 1:
+        if not _whole(self.epochs) or self.epochs < 1:
             problems.append(f"epochs must be an integer >= 1, but got {self.epochs!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+        if not _whole(self.batch_size) or self.batch_size < 1:
             problems.append(f"batch_size must be an integer >= 1, but got {self.batch_size!r}")
         for name in ("l1", "l2"):
             v = getattr(self, name)
-            if not isinstance(v, int | float) or v < 0:
+            if not _finite(v):  # NaN passed "v < 0" and trained to NaN weights
+                problems.append(f"{name} must be >= 0 and finite, but got {v!r}")
+            elif v < 0:
                 problems.append(f"{name} must be >= 0, but got {v!r}")
         return problems
 

@@ -713,6 +713,30 @@ def looked(batch):
     assert hasher.changed_files() == [str(lookup)]
 
 
+def test_a_file_edited_in_a_folder_the_code_lists_is_watched_during_a_run(
+    tmp_path: Path, census_like: tuple[Path, Path], fresh_warnings: None
+) -> None:
+    """A folder of shards a UDF lists (QA pass 7: hashed by its files): one of them saved
+    while the run reads it stops the run storing more, as a data file does."""
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "a.txt").write_text("1")
+    udf = f"""\
+@wf.udf("looked", batched=True)
+def looked(batch):
+    return batch["age"] * len(os.listdir({str(shards)!r}))
+
+"""
+    path, _ = _udf_config(tmp_path, census_like, udf)
+    loaded = load_config(path)
+    hasher = ContentHasher()
+    compile_workflow(loaded.workflow, config_path=str(loaded.path), hasher=hasher)
+    assert hasher.changed_files() == []
+    time.sleep(0.05)  # past the coarse timestamp tick: the ctime moves
+    (shards / "a.txt").write_text("2")
+    assert hasher.changed_files() == [str(shards / "a.txt")]
+
+
 def test_an_object_whose_state_cannot_be_read_is_recomputed_every_run(
     tmp_path: Path, census_like: tuple[Path, Path], fresh_warnings: None, caplog
 ) -> None:

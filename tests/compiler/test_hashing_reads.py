@@ -9,12 +9,14 @@ Issue 12: each of these once served a stale result.
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import itertools
 import pathlib
 import re
 import sys
 import textwrap
 import types
+import zoneinfo
 
 import numpy as np
 import pandas as pd
@@ -90,6 +92,18 @@ STATE_EDITS = {
         collections.deque(range(300)),
         collections.deque(_with(list(range(300)), 299, -1)),
     ),
+    # QA pass 7: a time zone's rules beyond this instant's offset (DST), and pandas
+    # extension arrays, which hash_pandas_object refused (every reader was a refusal)
+    "datetime-zone-not-offset": (
+        dt.datetime(2020, 6, 1, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+        dt.datetime(2020, 6, 1, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")),
+    ),
+    "timestamp-zone-not-offset": (
+        pd.Timestamp("2020-06-01", tz="Etc/GMT-2"),
+        pd.Timestamp("2020-06-01", tz="Europe/Paris"),
+    ),
+    "categorical-array-value": (pd.Categorical(["a", "b"]), pd.Categorical(["b", "a"])),
+    "integer-array-value": (pd.array([1, None, 3], dtype="Int64"), pd.array([1, None, 4])),
 }
 
 

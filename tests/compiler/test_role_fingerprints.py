@@ -182,6 +182,42 @@ def test_a_library_upgrade_changes_the_nodes_of_the_stages_that_compute_with_it(
     assert {n for n in base if base[n] != onednn[n]} == changed
 
 
+@pytest.mark.parametrize("dist", ["tensorflow-cpu", "tf-nightly", "tensorflow-macos"])
+def test_a_library_installed_under_another_name_is_versioned_by_that_distribution(
+    monkeypatch: pytest.MonkeyPatch, dist: str
+) -> None:
+    """TensorFlow installed as ``tensorflow-cpu`` (or a nightly) provides the same import
+    package: upgrading it must retrain as upgrading ``tensorflow`` does (QA pass 7: both
+    versions read "absent", and the old model was reused)."""
+    import importlib.metadata
+
+    from helix_tf.compiler import _runtime
+
+    real = importlib.metadata.version
+    installed = {"version": "2.16.1"}
+
+    def version(name: str) -> str:
+        if name == "tensorflow":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return installed["version"] if name == dist else real(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    monkeypatch.setattr(_runtime, "_providers", lambda: {"tensorflow": [dist]}, raising=False)
+
+    def identity(stage: str) -> dict[str, Any]:
+        _runtime._version.cache_clear()
+        return _runtime.runtime_identity(stage)
+
+    try:
+        train, preprocess = identity("train"), identity("preprocess")
+        assert train["libraries"]["tensorflow"] == f"{dist} 2.16.1"
+        installed["version"] = "2.17.0"
+        assert identity("train") != train
+        assert identity("preprocess") == preprocess  # TensorFlow does not preprocess
+    finally:
+        _runtime._version.cache_clear()
+
+
 @pytest.mark.parametrize("setting", ["HELIX_EAGER_MAX_STEPS", "HELIX_TF_STREAM_BYTES"])
 def test_a_training_setting_changes_the_learning_nodes_only_when_set(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from helix_tf import learners
 from helix_tf.components.features import Bag
@@ -201,3 +202,40 @@ def test_mixed_precision_training_works_and_restores_the_policy(km: Any, precisi
     assert np.isfinite(stats["train_loss"])
     assert np.isfinite(km.predict_scores(model, x)).all()
     assert keras.mixed_precision.global_policy().name == "float32"
+
+
+# ------------------------------------------------------------ numbers spelled by numpy (QA 7)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), True])
+def test_a_penalty_that_is_no_finite_number_is_refused(bad: object) -> None:
+    """NaN passed ``v < 0`` and trained to NaN weights; True is no strength."""
+    with pytest.raises(ConfigError, match="l2 must be >= 0"):
+        learners.Linear(l2=bad)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    x=st.floats(min_value=1e-12, max_value=10.0, allow_nan=False),
+    epochs=st.integers(1, 50),
+    width=st.integers(1, 64),
+)
+def test_numpy_numbers_are_the_numbers_they_hold(x: float, epochs: int, width: int) -> None:
+    """For every value: a learner given numpy scalars keeps the Python numbers they hold,
+    so it computes and hashes as one given those numbers (``np.float64(x)`` as ``x``,
+    ``np.float32(x)`` as the float32's exact value); before, ``np.float32`` was refused as
+    "must be > 0" and ``np.float64`` hashed apart from the same Python number."""
+    from helix_tf.compiler.hashing import canonical_json
+
+    given_numpy = learners.DNN(
+        learning_rate=np.float64(x),
+        l2=np.float32(x),
+        epochs=np.int64(epochs),
+        hidden=(np.int32(width),),
+    )
+    plain = learners.DNN(learning_rate=x, l2=float(np.float32(x)), epochs=epochs, hidden=(width,))
+    assert given_numpy == plain
+    assert canonical_json(given_numpy.fingerprint_params()) == canonical_json(
+        plain.fingerprint_params()
+    )
+    assert type(given_numpy.learning_rate) is float and type(given_numpy.epochs) is int

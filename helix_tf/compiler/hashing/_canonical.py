@@ -170,7 +170,12 @@ class _Canon:
         if isinstance(v, fractions.Fraction):
             return {"__fraction__": [v.numerator, v.denominator]}
         if isinstance(v, dt.date | dt.time):
-            return {"__time__": v.isoformat()}
+            zone = getattr(v, "tzinfo", None)
+            if zone is None:
+                return {"__time__": v.isoformat()}
+            # The offset in isoformat() is this instant's; a zone's rules (DST) are more,
+            # and arithmetic on the value follows them: Europe/Paris is not a fixed +02:00.
+            return {"__time__": v.isoformat(), "zone": self(zone)}
         if isinstance(v, dt.timedelta):
             return {"__timedelta__": [v.days, v.seconds, v.microseconds]}
         if isinstance(v, uuid.UUID):
@@ -222,7 +227,10 @@ class _Canon:
         if callable(v):
             return _CODE
         if _is_user_type(type(v)):
-            return {"__instance__": self._code_form(type(v)), "state": self(_state(v))}
+            form = {"__instance__": self._code_form(type(v)), "state": self(_state(v))}
+            if _native_bases(type(v)):  # a deque's items, an array's numbers, an error's args
+                form["native"] = self._reduced(v)
+            return form
         if isinstance(v, random.Random):
             return {"__random__": _type_name(type(v)), "state": self(v.getstate())}
         # Never repr: it may be truncated (re.Pattern, numpy, pandas) or leave state out
@@ -328,8 +336,9 @@ class _Canon:
             return {"__pandas_dtype__": "category", "categories": categories, "ordered": v.ordered}
         if isinstance(v, pd.api.extensions.ExtensionDtype):
             return {"__pandas_dtype__": str(v), "type": _type_name(type(v))}
-        if isinstance(v, pd.api.extensions.ExtensionArray):
-            return {"__pandas__": type(v).__name__, "dtype": self(v.dtype), "rows": rows(v)}
+        if isinstance(v, pd.api.extensions.ExtensionArray):  # hashed as a Series holds it
+            series = pd.Series(v, copy=False)
+            return {"__pandas__": type(v).__name__, "dtype": self(v.dtype), "rows": rows(series)}
         if isinstance(v, pd.DataFrame):
             return {
                 "__pandas__": "DataFrame",
@@ -354,7 +363,10 @@ class _Canon:
                 "rows": rows(v),
             }
         if isinstance(v, pd.Timestamp | pd.Timedelta | pd.Period | pd.Interval):
-            return {"__pandas__": type(v).__name__, "value": str(v)}
+            form = {"__pandas__": type(v).__name__, "value": str(v)}
+            if getattr(v, "tz", None) is not None:  # the zone's rules, not only its offset
+                form["zone"] = str(v.tz)
+            return form
         return None
 
 
@@ -468,6 +480,30 @@ class _ActiveGuard:
 
     def __exit__(self, *exc: object) -> None:
         self._active.discard(self._key)
+
+
+#: ``type.__flags__`` bit of a class made by a ``class`` statement (not a C type).
+_HEAPTYPE = 1 << 9
+
+
+def _native_bases(cls: type) -> list[type]:
+    """The C types (other than ``object``) a class derives from, whose instances keep data
+    outside ``__dict__`` and slots (``collections.deque``, ``array.array``, ``Exception``'s
+    ``args``): a user class built on one is hashed with what pickle saves too. Before, a
+    ``class Window(deque)`` value was hashed by its (empty) ``__dict__``: its items did not
+    count. Data types with a form of their own (``dict``, ``list``, numpy ...) never get
+    here."""
+    return [b for b in cls.__mro__[1:] if b is not object and _is_native(b)]
+
+
+def _is_native(cls: type) -> bool:
+    """A type written in C: a static type, or one an extension module builds at run time
+    (``array.array`` since 3.12's heap types) with no method written in Python."""
+    if not cls.__flags__ & _HEAPTYPE:
+        return True
+    return not _is_user_type(cls) and not any(
+        isinstance(x, types.FunctionType) for x in vars(cls).values()
+    )
 
 
 def _state(obj: object) -> dict[str, object]:

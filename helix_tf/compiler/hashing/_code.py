@@ -13,14 +13,16 @@ import functools
 import types
 from collections.abc import Callable
 
-from ._canonical import _Canon, _digest, _Form, _state
+from ._canonical import _Canon, _digest, _Form, _native_bases, _state
 from ._locate import _SourceFinder
 from ._origin import (
     _identity,
     _is_user_function,
     _is_user_type,
+    _package_release,
     _package_version,
     _type_name,
+    _user_binary,
     _warn_once,
 )
 from ._resolver import _ReadResolver
@@ -138,10 +140,13 @@ class _Fingerprinter:
         if isinstance(obj, type):
             return self._user.class_form(obj, c) if _is_user_type(obj) else self._library(obj, c)
         if not isinstance(obj, _BUILTIN_CALLABLES) and callable(obj) and _is_user_type(type(obj)):
-            return {
+            form = {
                 "__instance__": self.sub(type(obj), type(obj).__qualname__, c),
                 "state": self.value(_state(obj), "state", c),
             }
+            if _native_bases(type(obj)):
+                form["native"] = self._library_state(obj, type(obj).__qualname__, c)
+            return form
         if callable(obj):
             return self._library(obj, c)
         raise TypeError(f"code_fingerprint expects a callable, but got {_type_name(type(obj))}")
@@ -149,7 +154,13 @@ class _Fingerprinter:
     def _library(self, obj: object, c: _Collector) -> _Form:
         module, qualname = _identity(obj)
         version = _package_version(module)
-        form: dict[str, _Form] = {"__library__": f"{module}.{qualname}", "version": version}
+        form: dict[str, _Form] = {
+            "__library__": f"{module}.{qualname}",
+            "version": _package_release(module),
+        }
+        binary = _user_binary(module)
+        if binary is not None:  # a compiled module of one's own: by its bytes
+            form["binary"] = binary
         if isinstance(obj, types.FunctionType):
             cells = zip(obj.__code__.co_freevars, obj.__closure__ or (), strict=True)
             closure = {name: self._cell(cell, name, c) for name, cell in cells}

@@ -14,12 +14,19 @@ import builtins
 import codecs
 import dataclasses
 import datetime as dt
+import getpass
+import glob
 import importlib
+import importlib.resources
 import io
 import os
 import pathlib
+import pkgutil
+import platform
 import random
+import socket
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -42,6 +49,10 @@ _PATH_FUNCTIONS = (
 )
 #: PurePath methods that compute another path (evaluated when their arguments are known).
 _PURE_PATH = frozenset({"with_name", "with_suffix", "with_stem", "joinpath", "absolute"})
+#: Functions that list the folder (or the files matching the pattern) they are given.
+_LISTERS = (os.listdir, os.scandir, os.walk, glob.glob, glob.iglob)
+#: Path methods that list the folder they are called on.
+_PATH_LISTS = frozenset({"iterdir", "glob", "rglob", "walk"})
 #: Library readers named so (numpy, pandas, pyarrow ...) that take a path first.
 _READER_NAMES = frozenset({"load", "loadtxt", "genfromtxt", "fromfile", "memmap"})
 #: Builtins that read a module's names by a value known only when they run.
@@ -90,6 +101,9 @@ class Effects:
     #: Reads of what differs from run to run with the same code and data: the clock, the
     #: process's string-hash seed (``hash()``): (call text, line, why and the fix).
     varying: list[tuple[str, int, str]] = dataclasses.field(default_factory=list)
+    #: Facts of the machine, user or working folder read by a call (``MACHINE_FACTS``
+    #: names): their values join the fingerprint, as an environment variable's does.
+    facts: list[str] = dataclasses.field(default_factory=list)
 
 
 def scan_effects(tree: ast.AST, resolve: Callable[[str], object], source: str) -> Effects:
@@ -165,6 +179,8 @@ class _Scan(ast.NodeVisitor):
                 return fn(*args)  # type: ignore[operator]
             if isinstance(fn, type) and issubclass(fn, pathlib.PurePath):
                 return fn(*args)  # type: ignore[arg-type]
+            if fn is importlib.resources.files and len(args) == 1:
+                return _package_folder(args[0])
         return _UNKNOWN
 
     def text(self, node: ast.AST) -> str:
@@ -198,14 +214,29 @@ class _Scan(ast.NodeVisitor):
             # read_text()/read_bytes() read whatever they are called on; open() only a path
             if node.func.attr != "open" or isinstance(target, pathlib.PurePath):
                 self.found.files.append((self.text(node), node.lineno, self.path_of(base)))
-            elif isinstance(base, ast.Call):
-                made = self.value(base.func)
-                if isinstance(made, type) and issubclass(made, pathlib.PurePath):
-                    self.found.files.append((self.text(node), node.lineno, None))
+            elif isinstance(base, ast.Call) and _computes_path(self.value(base.func)):
+                self.found.files.append((self.text(node), node.lineno, None))
+            else:  # gzip.open(P), tarfile.open(P), a module's or object's own open
+                self.path_arguments(node)
         elif any(fn is f for f in _DYNAMIC_READS):
             self.found.dynamic.append((self.text(node), node.lineno))
         elif any(fn is f for f in _IMPORTERS) or fn is _MODULES_GET:
             self.module_named(node, first)
+        elif fn is pkgutil.get_data and len(node.args) == 2:
+            folder, name = _package_folder(self.value(node.args[0])), self.value(node.args[1])
+            path = os.fspath(folder / name) if folder and isinstance(name, str) else None
+            self.found.files.append((self.text(node), node.lineno, path))
+        elif any(fn is f for f in _LISTERS):
+            self.found.files.append((self.text(node), node.lineno, self.listed(first)))
+        elif isinstance(node.func, ast.Attribute) and node.func.attr in _PATH_LISTS:
+            target = self.value(node.func.value)
+            if isinstance(target, pathlib.PurePath):
+                self.found.files.append((self.text(node), node.lineno, os.fspath(target)))
+        elif not _computes_path(fn) and not _writes(fn, node):
+            self.path_arguments(node)
+        fact = next((name for name, f in MACHINE_FACTS.items() if fn is f), None)
+        if fact is not None and fact not in self.found.facts and not node.args:
+            self.found.facts.append(fact)
         why = _varying(fn, node)
         if why == _HASH_WHY and self.functions[-1:] == ["__hash__"]:
             why = None  # a class's own __hash__: set and dict lookups, not values computed
@@ -216,6 +247,24 @@ class _Scan(ast.NodeVisitor):
             if _is_global_draw(fn):
                 self.found.global_draws.append((self.text(node), node.lineno))
         self.generic_visit(node)
+
+    def listed(self, node: ast.AST | None) -> str | None:
+        """The folder (or glob pattern) a listing call reads, when known (``os.listdir()``
+        lists the working folder)."""
+        return self.path_of(node) if node is not None else "."
+
+    def path_arguments(self, node: ast.Call) -> None:
+        """Any other call given an existing local file by a value known at compile time
+        reads it, as far as anyone can tell (``gzip.open(P)``, ``sqlite3.connect(P)``,
+        ``zipfile.ZipFile(P)``, a reader of one's own): its content is hashed. Naming a file
+        is what counts, not which function opens it: no list of openers is complete."""
+        values = [*node.args, *(k.value for k in node.keywords)]
+        for arg in values:
+            if isinstance(arg, ast.Starred):
+                continue
+            path = self.path_of(arg)
+            if path is not None and _names_file(path, self.value(arg)):
+                self.found.files.append((self.text(node), node.lineno, path))
 
     def visit_Subscript(self, node: ast.Subscript) -> None:
         base = self.value(node.value)
@@ -269,6 +318,52 @@ class _Scan(ast.NodeVisitor):
 _PATH_KEYWORDS = frozenset({"file", "path", "filepath_or_buffer", "source", "fname", "filename"})
 
 
+def _package_folder(package: object) -> pathlib.Path | None:
+    """The folder of a package already imported (by module or name), for
+    ``importlib.resources.files(pkg)`` and ``pkgutil.get_data(pkg, name)``: data files
+    shipped beside its code. Never imports anything."""
+    module = sys.modules.get(package) if isinstance(package, str) else package
+    filename = getattr(module, "__file__", None)
+    if not isinstance(module, type(os)) or not isinstance(filename, str):
+        return None
+    return pathlib.Path(filename).parent
+
+
+def _computes_path(fn: object) -> bool:
+    """A function that computes a path from paths without reading anything."""
+    if any(fn is f for f in _PATH_FUNCTIONS):
+        return True
+    owner = getattr(fn, "__self__", None)
+    if isinstance(owner, pathlib.PurePath) and getattr(fn, "__name__", "") in _PURE_PATH:
+        return True
+    return isinstance(fn, type) and issubclass(fn, pathlib.PurePath)
+
+
+#: Name prefixes of calls that write the file they are given (``np.save(P, a)``,
+#: ``df.to_csv(P)``, ``json.dump(obj, P)``): their file is an output, not an input.
+_WRITER_PREFIXES = ("to_", "write", "save", "dump")
+
+
+def _writes(fn: object, node: ast.Call) -> bool:
+    """A call that writes the file it is given, by its name (known or as written)."""
+    name = getattr(fn, "__name__", "") if fn is not _UNKNOWN else ""
+    if not name:
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    return name.lstrip("_").startswith(_WRITER_PREFIXES)
+
+
+def _names_file(path: str, value: object) -> bool:
+    """Whether a value passed to a call names an existing local file: a path object, or a
+    text that looks like a path (a folder separator or a suffix), so a column name that
+    happens to match a file in the working folder is not taken for one."""
+    if not os.path.isfile(path):
+        return False
+    if isinstance(value, os.PathLike):
+        return True
+    return os.sep in path or "." in os.path.basename(path).strip(".")
+
+
 def _is_reader(fn: object) -> bool:
     """A library function that reads the file it is given (``pandas.read_csv``, ``np.load``)."""
     name = getattr(fn, "__name__", "")
@@ -311,11 +406,33 @@ _HASH_WHY = (
 )
 
 
+#: Calls that read a fact of the machine, the user or the working folder: the same in
+#: every run there, another on a colleague's machine sharing the store (a UDF computing
+#: with the host name or the core count); by name, for the fingerprint to hold the value.
+MACHINE_FACTS = {
+    "socket.gethostname": socket.gethostname,
+    "platform.node": platform.node,
+    "getpass.getuser": getpass.getuser,
+    "os.cpu_count": os.cpu_count,
+    "os.getcwd": os.getcwd,
+}
+
+#: Calls that give another value in every process (a seed drawn from them, a value
+#: computed from them, differs between a stored result and a fresh run).
+_PROCESS_IDS = (os.getpid, os.getppid, threading.get_ident, threading.get_native_id)
+_PROCESS_WHY = (
+    "gives another value in every process (a stored result is not what a fresh run "
+    "computes: a seed drawn from it, for one); seed from a parameter instead"
+)
+
+
 def _varying(fn: object, node: ast.Call) -> str | None:
     """Why a call's result differs between runs of the same code on the same data: it
     reads the clock or the process's string-hash seed. None for any other call."""
     if fn is builtins.hash:
         return _HASH_WHY
+    if any(fn is f for f in _PROCESS_IDS):
+        return _PROCESS_WHY
     arity = next((a for f, a in _CLOCK_FUNCTIONS if fn is f), -1)
     owner = getattr(fn, "__self__", None)
     if (

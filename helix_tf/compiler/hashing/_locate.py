@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import ast
 import linecache
+import os
 import sys
 import types
 from collections.abc import Mapping
 from typing import Any
 
 from ._source import _DEFS, _contains, _ModuleSource, _parse_source, _start_line
+
+
+def _is_empty_file(filename: str) -> bool:
+    try:
+        return os.path.getsize(filename) == 0 and filename.endswith(".py")
+    except OSError:
+        return False
 
 
 class _SourceFinder:
@@ -25,7 +33,9 @@ class _SourceFinder:
             linecache.checkcache(filename)
             namespace = module_globals if isinstance(module_globals, dict) else None
             lines = linecache.getlines(filename, namespace)
-            self._sources[filename] = _parse_source(filename, "".join(lines)) if lines else None
+            # An empty file (a package's bare __init__.py) is a source too: nothing in it.
+            known = bool(lines) or _is_empty_file(filename)
+            self._sources[filename] = _parse_source(filename, "".join(lines)) if known else None
         return self._sources[filename]
 
     def locate_function(self, fn: types.FunctionType) -> ast.AST | str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.metadata
 import logging
 import os
@@ -13,6 +14,8 @@ import sys
 import sysconfig
 import types
 from collections.abc import Mapping
+
+from ._files import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +134,47 @@ def _package_version(module: str) -> str:
         except importlib.metadata.PackageNotFoundError:
             continue
     return "unknown"
+
+
+@functools.lru_cache(maxsize=256)
+def _package_release(module: str) -> str:
+    """A library's identity in a fingerprint: its version and, for a distribution that
+    pip installed, a digest of its ``RECORD`` (every installed file with its sha256).
+
+    The version alone missed a package reinstalled with other code under the same
+    version (a team's own library, a local build: ``pip install ./mylib`` while
+    iterating), so results computed with the old code were reused.
+    """
+    version = _package_version(module)
+    top = module.split(".")[0]
+    if version == _PYTHON:
+        return version
+    try:  # by its own name first: listing every distribution takes ~0.3 s
+        names = [importlib.metadata.distribution(top).metadata["Name"] or top]
+    except importlib.metadata.PackageNotFoundError:
+        names = list(_distributions().get(top, ()))
+    records = []
+    for name in sorted(set(names)):
+        try:
+            record = importlib.metadata.distribution(name).read_text("RECORD")
+        except (importlib.metadata.PackageNotFoundError, OSError):
+            continue
+        if record:
+            records.append(hashlib.sha256(record.encode()).hexdigest()[:16])
+    return f"{version} (files {', '.join(records)})" if records else version
+
+
+def _user_binary(module: str) -> str | None:
+    """The content digest of a compiled module of the user's own (a Cython or C extension
+    built in the project folder), whose code cannot be read as source: rebuilding it
+    changes what its functions compute while its name and version ("unknown") stay."""
+    mod = sys.modules.get(module)
+    filename = getattr(mod, "__file__", None)
+    if not isinstance(filename, str) or filename.endswith((".py", ".pyc")):
+        return None
+    if not _is_user_location(module, filename) or not os.path.isfile(filename):
+        return None
+    return sha256_file(filename)
 
 
 def _warn_once(identity: str, message: str) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._canonical import _digest, _Form
 from ._locate import _SourceFinder
-from ._origin import _is_user_location, _is_user_module, _package_version
+from ._origin import _is_user_location, _is_user_module, _package_release, _package_version
 from ._reads import _describe, _find_spec, _imported, _is_special, _Namespace
 from ._result import _Collector
 from ._source import _Normaliser, _tree_digest
@@ -24,6 +24,7 @@ class _ReadResolver:
     def __init__(self, fp: _Fingerprinter, sources: _SourceFinder) -> None:
         self._fp = fp
         self._sources = sources
+        self._whole: set[str] = set()  # user modules being hashed as a whole
 
     def names(
         self,
@@ -70,7 +71,7 @@ class _ReadResolver:
         if not _is_user_module(mod):
             version = _package_version(mod.__name__)
             c.note(f"uses library module {mod.__name__} ({version})")
-            return {"__library_module__": mod.__name__, "version": version}
+            return {"__library_module__": mod.__name__, "version": _package_release(mod.__name__)}
         entries: dict[str, _Form] = {}
         for chain in sorted(chains or {()}):
             obj: object = mod
@@ -101,14 +102,31 @@ class _ReadResolver:
         return {"__user_module__": entries}
 
     def _module_source(self, mod: types.ModuleType, label: str, c: _Collector) -> _Form:
-        c.note(f"uses user module {label} as a whole: its entire source is hashed")
+        """A user module used as a whole (passed on, ``getattr(m, name)``, ``vars(m)``): its
+        source and every name it holds now, since code may reach any of them. The source
+        alone missed what the module imports (``from helper2 import K``), values set on it
+        by other modules, and data it loaded from files when imported."""
+        c.note(f"uses user module {label} as a whole: its entire source and names are hashed")
         filename = getattr(mod, "__file__", None)
         src = self._sources.source(filename, vars(mod)) if filename else None
         if src is None:
             c.analysable = False
             c.refuse(f"cannot read the source of module {mod.__name__}, used as a whole")
             return {"__module_without_source__": True}
-        return {"__module_source__": _tree_digest(src.tree)}
+        if mod.__name__ in self._whole:  # modules importing each other: hashed once
+            return {"__module_cycle__": mod.__name__}
+        self._whole.add(mod.__name__)
+        try:
+            names = {
+                name: self._module(value, f"{label}.{name}", {()}, c)
+                if isinstance(value, types.ModuleType)
+                else self._fp.value(value, f"{label}.{name}", c)
+                for name, value in sorted(vars(mod).items())
+                if not (name.startswith("__") and name.endswith("__"))
+            }
+        finally:
+            self._whole.discard(mod.__name__)
+        return {"__module_source__": _tree_digest(src.tree), "names": names}
 
     def imports(
         self, norm: _Normaliser, module_globals: Mapping[str, Any], c: _Collector
@@ -140,7 +158,7 @@ class _ReadResolver:
         spec, exact = _find_spec(absname)
         origin = spec.origin if spec is not None and spec.has_location else None
         if spec is not None and not _is_user_location(absname, origin):
-            return {"__library_module__": absname, "version": _package_version(absname)}
+            return {"__library_module__": absname, "version": _package_release(absname)}
         src = self._sources.source(origin, None) if exact and origin else None
         if src is not None:
             c.note(f"imports user module {absname}, not loaded yet: its entire source is hashed")

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._canonical import _digest, _Form
-from ._effects import _UNKNOWN, scan_effects
-from ._files import sha256_file
+from ._effects import _UNKNOWN, MACHINE_FACTS, scan_effects
+from ._files import sha256_file, sha256_files
 from ._locate import _SourceFinder
 from ._origin import _warn_once
 from ._reads import _class_attrs, _class_functions, _imported, _Namespace
@@ -32,6 +32,17 @@ _BUILTIN_CALLABLES = (
     types.MethodDescriptorType,
     types.ClassMethodDescriptorType,
 )
+
+
+def _fact(name: str, c: _Collector) -> _Form:
+    """The value of a machine fact a UDF reads (``MACHINE_FACTS``), as a part of its own."""
+    try:
+        value: _Form = MACHINE_FACTS[name]()
+    except Exception as exc:  # e.g. getpass.getuser() without a user name
+        value = {"__unreadable__": type(exc).__name__}
+    c.part(name + "()", _digest(value))
+    c.note(f"reads {name}() = {value!r}")
+    return value
 
 
 class _UserCode:
@@ -136,6 +147,8 @@ class _UserCode:
                 f"({os.path.basename(filename)}:{line}); read the values it needs by name "
                 "(a module constant, a closure variable or an import at module level)"
             )
+        if found.facts:
+            form["facts"] = {name: _fact(name, c) for name in found.facts}
         if found.imports:
             form["dynamic_imports"] = {
                 name: self._reads.module_by_name(name, c) for name in found.imports
@@ -147,10 +160,8 @@ class _UserCode:
         c.note(f"reads file {path}")
         if os.path.isfile(path):
             return sha256_file(path)
-        if os.path.isdir(path):
-            c.refuse(f"{qualname} reads folder {path}, whose content is not hashed")
-            return "folder"
-        return "missing"
+        listed = sha256_files(path)  # a folder or a glob pattern: by the files in it
+        return "missing" if listed is None else {"files": listed}
 
     def _bytecode_function(self, fn: types.FunctionType, reason: str, c: _Collector) -> _Form:
         ident = f"{fn.__module__}.{fn.__qualname__}"
