@@ -74,7 +74,7 @@ class Approx:
     #: Set by :meth:`resolved` (not a user setting): the epochs multiplier that gives a
     #: sample sized below :data:`DEFAULT_SAMPLE` the optimizer steps of a
     #: :data:`DEFAULT_SAMPLE` sample (``DEFAULT_SAMPLE / sample``; 1 otherwise).
-    sample_epochs: float = 1.0
+    sample_epochs: float = dataclasses.field(default=1.0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         problems = []
@@ -109,7 +109,9 @@ class Approx:
         if self.sample is not None:
             return self
         sample = auto_sample(rows)
-        return dataclasses.replace(self, sample=sample, sample_epochs=DEFAULT_SAMPLE / sample)
+        out = dataclasses.replace(self, sample=sample)
+        object.__setattr__(out, "sample_epochs", DEFAULT_SAMPLE / sample)  # frozen: set once
+        return out
 
     def for_compiler(self, *, placement: str) -> dict[str, Any]:
         """The dict the compiler folds into fingerprints (see compile_workflow); an
