@@ -130,3 +130,55 @@ def test_the_history_functions_are_reached_from_the_package() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+# ------------------------------------------------------- a config that no longer loads
+
+#: Edits that leave a recorded config unloadable: (name, old text, new text).
+BREAKAGES = [
+    ("syntax error", "PARAMS = {\"epochs\": 1}", "PARAMS = {\"epochs\": 1"),
+    ("missing module", "PARAMS =", "import helix_tf_no_such_helper\nPARAMS ="),
+    ("exception at import", "PARAMS =", "raise RuntimeError('half-edited')\nPARAMS ="),
+    ("wrong return type", "    return wf", "    return 42"),
+    ("unknown column", 'F.Numeric("age")', 'F.Numeric("agee")'),
+    ("unknown operator", 'F.Numeric("age")', 'F.Numerc("age")'),
+]
+
+
+def _break(config: Path, old: str, new: str) -> None:
+    text = config.read_text(encoding="utf-8")
+    assert old in text
+    config.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+@pytest.mark.parametrize(("edit", "old", "new"), BREAKAGES, ids=[b[0] for b in BREAKAGES])
+def test_history_and_diff_read_the_store_while_the_config_does_not_load(
+    recorded: tuple[Path, list[int]], edit: str, old: str, new: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    config, (first, second, agent_run) = recorded
+    _break(config, old, new)
+    from helix_tf.compiler.graph import compile_workflow
+    from helix_tf.config import load_config
+
+    with pytest.raises(ConfigError):  # the config itself is broken ...
+        compile_workflow(load_config(config).workflow)
+    # ... yet what its runs recorded is still there to read
+    caplog.clear()
+    entries = history.workflow_history(config)
+    assert [e.run.id for e in entries] == [second, first]
+    assert "does not load" in caplog.text and "tiny_census" in caplog.text
+    assert history.workflow_diff(config, 1, 2).differences
+    assert [v.number for v in history.workflow_versions(config)] == [1, 2, 3]
+    assert history.compare_runs(config, first, agent_run).new.tag == "agent"
+
+
+def test_a_broken_config_whose_workflow_is_not_recorded_gets_its_own_error(
+    recorded: tuple[Path, list[int]], tmp_path: Path
+) -> None:
+    config, _ = recorded
+    other = tmp_path / "other" / "cfg.py"
+    other.parent.mkdir()
+    other.write_text("x = (\n", encoding="utf-8")  # neither its path nor its text is recorded
+    store = str(config.parent / ".helix")
+    with pytest.raises(ConfigError, match=r"other/cfg.py.*line 1.*no workflow in sqlite.*recorded"):
+        history.workflow_history(other, store=store)

@@ -116,6 +116,14 @@ class MetadataStore(_Closing):
         """
         return self._versions.one(workflow, number)
 
+    def workflows(self) -> dict[str, str]:
+        """Every recorded workflow: its name and the config path it was last recorded from.
+
+        (``helix-tf history`` and ``diff`` find a config's workflow here when the config
+        no longer loads.)
+        """
+        return self._versions.workflows()
+
     def node_names(self) -> dict[str, list[tuple[str, int, str]]]:
         """Which (workflow, version, node name) each fingerprint stood for, by fingerprint.
 
