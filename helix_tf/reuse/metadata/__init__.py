@@ -37,6 +37,7 @@ from helix_tf.reuse.metadata._records import (
     RunRecord,
     VersionRecord,
 )
+from helix_tf.reuse.metadata._repair import damage_of, set_aside
 from helix_tf.reuse.metadata._schema import SCHEMA_VERSION
 from helix_tf.reuse.metadata._store import MetadataStore
 
@@ -49,6 +50,8 @@ __all__ = [
     "RunRecord",
     "VersionRecord",
     "close_deferred",
+    "damage_of",
     "defer_closing",
     "fit_load_throughput",
+    "set_aside",
 ]

@@ -100,8 +100,9 @@ class Database:
             )
             if self.sqlite and any(d in detail for d in damaged):
                 hint = (
-                    "; the file is damaged: move it aside (history starts afresh; the "
-                    "stored artifacts are kept and reused), or pass --metadata FILE"
+                    "; the file is damaged: move it aside (`helix-tf store verify --repair` "
+                    "does; history starts afresh, the stored artifacts are kept and reused), "
+                    "or pass --metadata FILE"
                 )
             elif self.sqlite and "database is locked" in detail:
                 hint = (
@@ -135,6 +136,31 @@ class Database:
                 logger.debug("retrying %s after a concurrent write: %s", action, exc)
                 time.sleep(random.uniform(0.0, 0.02 * attempt))
         raise AssertionError("unreachable")
+
+    def check(self) -> str | None:
+        """What is wrong with the database, or None when it reads.
+
+        SQLite: ``PRAGMA quick_check`` (every page and index); a server database: one
+        read of its schema version. A database that cannot be read at all is wrong too.
+        """
+
+        def read(conn: Connection) -> list[str]:
+            if self.sqlite:
+                return [str(r[0]) for r in conn.exec_driver_sql("PRAGMA quick_check")]
+            meta = self.tables.meta
+            conn.execute(self.sa.select(meta.c.value).limit(1)).all()
+            return ["ok"]
+
+        try:
+            found = self.read(read, "check every page")
+        except StoreError as exc:
+            return str(exc)
+        if found == ["ok"]:
+            return None
+        return (
+            f"metadata database {self.url} is damaged: {'; '.join(found[:3])}"
+            f"{f' (and {len(found) - 3} more problems)' if len(found) > 3 else ''}"
+        )
 
     def _collided(self, exc: BaseException | None) -> bool:
         """A unique key another client inserted first, or a transaction the server aborted."""

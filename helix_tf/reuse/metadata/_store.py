@@ -273,6 +273,11 @@ class MetadataStore(_Closing):
             default=default, default_latency=default_latency, store_url=store_url, window=window
         )
 
+    def check(self) -> str | None:
+        """What is wrong with the database (a damaged SQLite page), or None when it reads
+        (``helix-tf store verify`` and ``gc`` ask before they change anything)."""
+        return self._db.check()
+
     def close(self) -> None:
         """Release the database connections (the store cannot be used afterwards)."""
         self._db.close()
