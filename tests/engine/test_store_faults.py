@@ -244,3 +244,31 @@ def test_a_store_full_before_the_run_starts_costs_only_materialization_and_histo
         assert out.returncode == 0, out.stderr[-3000:]
         assert json.loads(out.stdout)["metrics"] == fresh
         assert "metadata database" in out.stderr and FULL in out.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_a_store_damaged_throughout_is_recomputed_layer_by_layer(
+    tiny_census_config: Path, store: str
+) -> None:
+    """Every entry corrupted (same size): each plan finds the next layer that fails.
+
+    Before: the run gave up after two new plans ("stored results of examples, learner
+    failed verification ...") with exit status 1, though each plan had found new ones.
+    """
+    from helix_tf import api
+
+    first = api.run(tiny_census_config, store=store)
+    artifacts = ArtifactStore(store)
+    for m in artifacts.entries():
+        for f in m.files:
+            part = Path(artifacts.paths.data_dir(m.fingerprint, m.token), f.path)
+            data = bytearray(part.read_bytes())
+            data[len(data) // 2] ^= 0xFF
+            part.write_bytes(bytes(data))
+    second = api.run(tiny_census_config, store=store)
+    assert second.metrics == first.metrics
+    replans = [n for n in second.notes if "recomputed in this run" in n]
+    assert len(replans) >= 3, second.notes
+    assert all(n.state == "compute" for n in second.nodes)
+    _assert_sound(store)
