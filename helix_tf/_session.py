@@ -147,6 +147,11 @@ def _require_local_store(config_path: Path, store: str | None) -> None:
     url = store or str(default_home(config_path))
     if "://" in url or Path(url).is_dir():
         return
+    if Path(url).exists():
+        raise StoreError(
+            f"store {url} is a file, not a store folder; pass --store with the folder your "
+            f"runs used (`helix-tf run {config_path}` makes .helix/ beside the config)"
+        )
     raise StoreError(
         f"no store at {url}: nothing has run into it yet, so there is nothing to show. "
         f"Run `helix-tf run {config_path}` first, or pass --store with the folder your "

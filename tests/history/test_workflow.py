@@ -182,3 +182,12 @@ def test_a_broken_config_whose_workflow_is_not_recorded_gets_its_own_error(
     store = str(config.parent / ".helix")
     with pytest.raises(ConfigError, match=r"other/cfg.py.*line 1.*no workflow in sqlite.*recorded"):
         history.workflow_history(other, store=store)
+
+
+def test_a_store_that_is_a_file_is_named_as_one(tiny_census_config: Path) -> None:
+    """Before: "no store at FILE: nothing has run into it yet"."""
+    afile = tiny_census_config.parent / "notes.txt"
+    afile.write_text("not a store")
+    with pytest.raises(StoreError, match=r"notes.txt is a file, not a store folder"):
+        history.workflow_history(tiny_census_config, store=str(afile))
+    assert afile.read_text() == "not a store"
