@@ -139,8 +139,6 @@ def retrain_without_zero(
     return dataclasses.replace(second, notes=(*second.notes, *notes), retrained=retrained)
 
 
-
-
 def _execute_replanning(session: Session, opts: RunOptions, lease_id: str | None) -> _Executed:
     """Plan and execute; when loaded entries fail verification or vanish, plan again.
 

@@ -247,7 +247,11 @@ class _DatabaseCheck:
     """What ``store verify`` found of the metadata database, and what --repair did."""
 
     url: str | None
+    #: What is damaged (--repair moves the file aside).
     damage: str | None = None
+    #: Why it could not be checked (a newer schema, a server that does not answer): not
+    #: damage, left alone.
+    unchecked: str | None = None
     #: Where --repair moved the damaged file (None: not moved).
     moved_to: str | None = None
     #: Why --repair could not move it.
@@ -258,7 +262,9 @@ class _DatabaseCheck:
         return self.damage is None or self.moved_to is not None
 
     def lines(self) -> list[str]:
-        if self.url is None or self.damage is None:
+        if self.unchecked is not None:
+            return [f"note: the metadata database was not checked: {self.unchecked}"]
+        if self.damage is None:
             return []
         if self.moved_to is not None:
             return [
@@ -278,18 +284,21 @@ def _check_metadata(
 ) -> _DatabaseCheck:
     """Check the store's metadata database; with ``repair``, move a damaged one aside."""
     from helix_tf.errors import StoreError
-    from helix_tf.reuse.metadata import damage_of, set_aside
+    from helix_tf.reuse.metadata import check_database, set_aside
 
     url, _ = _metadata_url(artifacts, config, metadata)
-    damage = damage_of(url) if url is not None else None
-    if damage is None or not repair:
-        return _DatabaseCheck(url=url, damage=damage)
-    assert url is not None
+    if url is None:
+        return _DatabaseCheck(url=None)
+    found = check_database(url)
+    if not found.damaged:
+        return _DatabaseCheck(url=url, unchecked=found.problem)
+    if not repair:
+        return _DatabaseCheck(url=url, damage=found.problem)
     try:
         moved = set_aside(url)
     except StoreError as exc:
-        return _DatabaseCheck(url=url, damage=damage, not_repaired=str(exc))
-    return _DatabaseCheck(url=url, damage=damage, moved_to=str(moved))
+        return _DatabaseCheck(url=url, damage=found.problem, not_repaired=str(exc))
+    return _DatabaseCheck(url=url, damage=found.problem, moved_to=str(moved))
 
 
 @store.command()
@@ -379,22 +388,28 @@ def _refuse_damaged_metadata(
     are recorded in a metadata database that is damaged (their leases are the only record
     of which runs they were; removing them first and failing after lost that)."""
     from helix_tf.errors import StoreError
-    from helix_tf.reuse.metadata import damage_of
+    from helix_tf.reuse.metadata import check_database
 
     url, _ = _metadata_url(artifacts, config, metadata)
-    damage = damage_of(url) if url is not None else None
-    if damage is None:
+    found = check_database(url) if url is not None else None
+    if found is None or found.problem is None:
         return
     preview = artifacts.collect(older_than=older_than, dry_run=True)
     runs = sorted(int(d.run["run_id"]) for d in preview.dead_runs if d.run.get("run_id"))
     if not runs:
         return  # nothing to record there: the leftovers can go
+    fix = (
+        f"Run `helix-tf store verify {_where(artifacts, config)} --repair` (it moves the "
+        "damaged database aside, kept; history starts afresh and the stored artifacts are "
+        "reused)"
+        if found.damaged
+        else "Fix that first"
+    )
     raise StoreError(
-        f"{damage}. Nothing was removed: gc marks the dead runs "
-        f"{', '.join(map(str, runs))} killed in that database, and cannot while it is "
-        f"damaged. Run `helix-tf store verify {_where(artifacts, config)} --repair` (it "
-        "moves the damaged database aside, kept; history starts afresh and the stored "
-        "artifacts are reused), then `helix-tf store gc` again"
+        f"{found.problem}. Nothing was removed: gc marks the dead runs "
+        f"{', '.join(map(str, runs))} killed in that database, and cannot while it "
+        f"{'is damaged' if found.damaged else 'is unusable'}. {fix}, then "
+        "`helix-tf store gc` again"
     )
 
 

@@ -198,3 +198,21 @@ def test_gc_works_around_a_damaged_database_it_has_nothing_to_record_in(tmp_path
     assert done.exit_code == 0, done.output
     assert json.loads(done.output)["dead_runs"] == ["ef" * 8]
     assert list((root / "staging").iterdir()) == []
+
+
+def test_verify_leaves_a_database_of_a_newer_helix_tf_alone(tmp_path: Path) -> None:
+    """A newer schema is not damage: noted, never moved aside; gc refuses with its fix."""
+    import sqlite3
+
+    root = _store(tmp_path)
+    _dead_lease(root, run_id=3)
+    with sqlite3.connect(root / "metadata.db") as conn:
+        conn.execute("update helix_meta set value = '99' where key = 'schema_version'")
+    refused = invoke("store", "gc", "--store", root)
+    assert refused.exit_code == 1 and "newer helix_tf" in refused.output
+    assert "Nothing was removed" in refused.output and "--repair" not in refused.output
+    for args in ((), ("--repair",)):
+        done = invoke("store", "verify", "--store", root, *args)
+        assert done.exit_code == 0, done.output
+        assert "not checked" in done.output and "newer helix_tf" in done.output
+    assert (root / "metadata.db").is_file()

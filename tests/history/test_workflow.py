@@ -136,7 +136,7 @@ def test_the_history_functions_are_reached_from_the_package() -> None:
 
 #: Edits that leave a recorded config unloadable: (name, old text, new text).
 BREAKAGES = [
-    ("syntax error", "PARAMS = {\"epochs\": 1}", "PARAMS = {\"epochs\": 1"),
+    ("syntax error", 'PARAMS = {"epochs": 1}', 'PARAMS = {"epochs": 1'),
     ("missing module", "PARAMS =", "import helix_tf_no_such_helper\nPARAMS ="),
     ("exception at import", "PARAMS =", "raise RuntimeError('half-edited')\nPARAMS ="),
     ("wrong return type", "    return wf", "    return 42"),
@@ -153,7 +153,11 @@ def _break(config: Path, old: str, new: str) -> None:
 
 @pytest.mark.parametrize(("edit", "old", "new"), BREAKAGES, ids=[b[0] for b in BREAKAGES])
 def test_history_and_diff_read_the_store_while_the_config_does_not_load(
-    recorded: tuple[Path, list[int]], edit: str, old: str, new: str, caplog: pytest.LogCaptureFixture
+    recorded: tuple[Path, list[int]],
+    edit: str,
+    old: str,
+    new: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     config, (first, second, agent_run) = recorded
     _break(config, old, new)

@@ -37,11 +37,12 @@ from helix_tf.reuse.metadata._records import (
     RunRecord,
     VersionRecord,
 )
-from helix_tf.reuse.metadata._repair import damage_of, set_aside
+from helix_tf.reuse.metadata._repair import DatabaseCheck, check_database, set_aside
 from helix_tf.reuse.metadata._schema import SCHEMA_VERSION
 from helix_tf.reuse.metadata._store import MetadataStore
 
 __all__ = [
+    "DatabaseCheck",
     "NODE_STATES",
     "RUN_STATUSES",
     "SCHEMA_VERSION",
@@ -50,7 +51,7 @@ __all__ = [
     "RunRecord",
     "VersionRecord",
     "close_deferred",
-    "damage_of",
+    "check_database",
     "defer_closing",
     "fit_load_throughput",
     "set_aside",

@@ -58,6 +58,11 @@ def close_deferred() -> None:
         engine.dispose()
 
 
+class DamagedDatabaseError(StoreError):
+    """The metadata database's file is damaged (a page, the header, a promised table):
+    ``helix-tf store verify --repair`` moves it aside."""
+
+
 class Database:
     """One SQL database: its engine, its URL (password hidden) and its transactions.
 
@@ -115,9 +120,8 @@ class Database:
                     "; is the database server running and reachable, and are the host, "
                     f"port, database, user and password right? Fix the URL ({URL_SOURCES})"
                 )
-            raise StoreError(
-                f"cannot {action} in metadata database {self.url}: {detail}{hint}"
-            ) from exc
+            error = DamagedDatabaseError if hint.startswith("; the file is damaged") else StoreError
+            raise error(f"cannot {action} in metadata database {self.url}: {detail}{hint}") from exc
 
     def read(self, fn: Callable[[Connection], _T], action: str) -> _T:
         """``fn(conn)`` in one read transaction."""
@@ -138,10 +142,11 @@ class Database:
         raise AssertionError("unreachable")
 
     def check(self) -> str | None:
-        """What is wrong with the database, or None when it reads.
+        """What is damaged in the database, or None when every page reads.
 
         SQLite: ``PRAGMA quick_check`` (every page and index); a server database: one
-        read of its schema version. A database that cannot be read at all is wrong too.
+        read of its schema version. A file too damaged to read raises
+        :class:`DamagedDatabaseError`; a database that cannot be reached, StoreError.
         """
 
         def read(conn: Connection) -> list[str]:
@@ -151,10 +156,7 @@ class Database:
             conn.execute(self.sa.select(meta.c.value).limit(1)).all()
             return ["ok"]
 
-        try:
-            found = self.read(read, "check every page")
-        except StoreError as exc:
-            return str(exc)
+        found = self.read(read, "check every page")
         if found == ["ok"]:
             return None
         return (

@@ -8,32 +8,48 @@ dead run's lease while the database it must mark that run killed in is damaged.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 from helix_tf.errors import StoreError
 from helix_tf.reuse.metadata._urls import database_url
 
-__all__ = ["damage_of", "set_aside"]
+__all__ = ["DatabaseCheck", "check_database", "set_aside"]
 
 #: The files of one SQLite database: the file, its write-ahead log and shared memory.
 _SQLITE_SIDECARS = ("", "-wal", "-shm", "-journal")
 
 
-def damage_of(url: str) -> str | None:
-    """What is wrong with the metadata database at ``url`` (one line), or None when it
-    opens and every page reads. Nothing is created: a SQLite file that does not exist
-    is not damaged (None)."""
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class DatabaseCheck:
+    """What :func:`check_database` found: nothing (``problem`` None), damage that
+    :func:`set_aside` repairs (``damaged``), or another problem (a newer schema, a
+    server that does not answer) that its message says how to fix."""
+
+    problem: str | None = None
+    damaged: bool = False
+
+
+def check_database(url: str) -> DatabaseCheck:
+    """Open the metadata database at ``url`` and read every page (one line per problem).
+
+    Nothing is created: a SQLite file that does not exist has no problem.
+    """
+    from helix_tf.reuse.metadata._database import DamagedDatabaseError
     from helix_tf.reuse.metadata._store import MetadataStore
 
     path = sqlite_file(url)
     if path is not None and not path.exists():
-        return None
+        return DatabaseCheck()
     try:
         with MetadataStore(url) as md:
-            return md.check()
+            damage = md.check()
+    except DamagedDatabaseError as exc:
+        return DatabaseCheck(problem=str(exc), damaged=True)
     except StoreError as exc:
-        return str(exc)
+        return DatabaseCheck(problem=str(exc))
+    return DatabaseCheck(problem=damage, damaged=damage is not None)
 
 
 def sqlite_file(url: str) -> Path | None:

@@ -274,8 +274,15 @@ class MetadataStore(_Closing):
         )
 
     def check(self) -> str | None:
-        """What is wrong with the database (a damaged SQLite page), or None when it reads
-        (``helix-tf store verify`` and ``gc`` ask before they change anything)."""
+        """What is damaged in the database (a SQLite page), or None when every page reads
+        (``helix-tf store verify`` and ``gc`` ask before they change anything).
+
+        Raises
+        ------
+        StoreError
+            When it cannot be read at all (``DamagedDatabaseError`` when the file is
+            damaged).
+        """
         return self._db.check()
 
     def close(self) -> None:
