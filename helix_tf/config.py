@@ -355,7 +355,19 @@ def _config_line(exc: BaseException, path: Path) -> str:
 def _user_error(exc: BaseException, path: Path) -> str:
     return (
         f"{_config_line(exc, path)}{type(exc).__name__}: {exc}{_keyword_hint(exc)}"
-        f"{_raised_in_helper(exc, path)}"
+        f"{_raised_in_helper(exc, path)}{_missing_module_hint(exc, path)}"
+    )
+
+
+def _missing_module_hint(exc: BaseException, path: Path) -> str:
+    """For ``import helpers`` of a module that is nowhere: where it may come from."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return ""
+    top = exc.name.split(".")[0]
+    return (
+        f"; install it into this Python environment ({sys.executable} -m pip install "
+        f"{top}), or put {top}.py beside the config in {path.parent} (that folder is on "
+        "the import path)"
     )
 
 
@@ -440,11 +452,21 @@ def _build_workflow(
             found[-1] += "; define it as def workflow(params): (params holds PARAMS)"
         raise ConfigError(found, path=str(cfg_path)) from exc
     if not isinstance(wf, Workflow):
+        code = getattr(factory, "__code__", None)
+        where = f"line {code.co_firstlineno}: " if code is not None else ""
         raise ConfigError(
-            f"workflow(params) returned {type(wf).__name__}, expected a helix_tf.Workflow",
+            f"{where}workflow(params) returned {type(wf).__name__} ({_short(wf)}), expected "
+            "a helix_tf.Workflow; end the function with `return wf` (the Workflow it "
+            "built)",
             path=str(cfg_path),
         )
     return wf
+
+
+def _short(value: Any) -> str:
+    """``repr(value)`` cut to 60 characters, for a message."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def load_config(

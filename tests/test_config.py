@@ -351,11 +351,25 @@ def test_workflow_function_that_raises_a_config_error_keeps_it(
 @pytest.mark.parametrize(
     ("body", "match"),
     [
-        ("def workflow(params):\n    return 42\n", r"returned int, expected a helix_tf\.Workflow"),
+        (
+            "def workflow(params):\n    return 42\n",
+            r"line 5: workflow\(params\) returned int \(42\), expected a helix_tf\.Workflow; "
+            r"end the function with `return wf`",
+        ),
+        (  # forgot the return: the line of the function, and the fix
+            'def workflow(params):\n    wf = Workflow("w")\n',
+            r"line 5: workflow\(params\) returned NoneType \(None\).*`return wf`",
+        ),
         ("workflow = 42\n", r"`workflow` is a int; it must be a Workflow or a function"),
         ("def workflow(params):\n    return params.nope\n", r"no parameter 'nope'"),
+        (  # a helper module that is nowhere: how to install it or where to put it
+            "import helix_tf_no_such_helper\n",
+            r"line 5: ModuleNotFoundError: No module named 'helix_tf_no_such_helper'; install "
+            r"it into this Python environment .*pip install helix_tf_no_such_helper\), or put "
+            r"helix_tf_no_such_helper\.py beside the config",
+        ),
     ],
-    ids=["returns_int", "int_object", "unknown_param_attribute"],
+    ids=["returns_int", "returns_none", "int_object", "unknown_param_attribute", "no_module"],
 )
 def test_workflow_of_the_wrong_type(
     make_config: Callable[..., Path], body: str, match: str
