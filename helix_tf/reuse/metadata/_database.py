@@ -105,9 +105,9 @@ class Database:
             )
             if self.sqlite and any(d in detail for d in damaged):
                 hint = (
-                    "; the file is damaged: move it aside (`helix-tf store verify --repair` "
-                    "does; history starts afresh, the stored artifacts are kept and reused), "
-                    "or pass --metadata FILE"
+                    "; the file is damaged: move it aside (`helix-tf store verify CONFIG "
+                    "--repair` does; history starts afresh, the stored artifacts are kept and "
+                    "reused), or pass --metadata FILE"
                 )
             elif self.sqlite and "database is locked" in detail:
                 hint = (
