@@ -126,7 +126,35 @@ def open_recorded(
     setting = metadata_setting(metadata, path)
     if setting.value is None:
         _require_local_store(path, store)
-    return open_metadata(setting.value or _local_metadata_url(path, store), setting)
+    url = setting.value or _local_metadata_url(path, store)
+    try:
+        return open_metadata(url, setting)
+    except StoreError as exc:
+        read_only = _read_only_sqlite(url)
+        if read_only is None or "unable to open database file" not in str(exc):
+            raise
+    from helix_tf.reuse.metadata import MetadataStore
+
+    # A SQLite file in a folder this process cannot write (a read-only mount, an
+    # immutable folder) cannot be opened as usual: its write-ahead log needs a file
+    # beside it. What runs recorded can still be read, as an immutable file.
+    log.warning(
+        "metadata database %s is in a folder that cannot be written; reading it read-only "
+        "(a run another process records meanwhile may not show)",
+        url,
+    )
+    return MetadataStore(read_only)
+
+
+def _read_only_sqlite(url: str) -> str | None:
+    """The read-only, immutable URL of the existing SQLite file at ``url``; None when
+    ``url`` is no SQLite file or the file does not exist."""
+    from helix_tf.reuse.metadata import sqlite_file
+
+    file = sqlite_file(url)
+    if file is None or not file.is_file():
+        return None
+    return f"sqlite:///file:{file}?mode=ro&immutable=1&uri=true"
 
 
 def _local_home(config_path: Path, store: str | None) -> Path:

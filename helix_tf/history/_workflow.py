@@ -73,27 +73,25 @@ def _opened(
 ) -> Iterator[_Recorded]:
     """The config's recorded runs, for reading (never creating a store).
 
-    What runs recorded does not depend on the config as it is now: when it does not
-    load or compile (a syntax error after an edit), its workflow is found in the
-    database (see :func:`_recorded_workflow`), with a warning saying so.
+    Only the workflow's name is needed, so the config is loaded, not compiled (no data
+    file is hashed) and the artifact store is not opened (it may be read-only). What
+    runs recorded does not depend on the config as it is now: when it does not load (a
+    syntax error after an edit), its workflow is found in the database (see
+    :func:`_recorded_workflow`), with a warning saying so.
     """
-    from helix_tf._session import open_recorded, open_session
+    from helix_tf._session import open_recorded
+    from helix_tf.config import load_config
 
+    name: str | None = None
     try:
-        session = open_session(
-            config, params=params, data_dir=data_dir, store=store, metadata=metadata, existing=True
-        )
+        name = load_config(config, params, data_dir=data_dir).workflow.name
     except ConfigError as exc:
         broken = exc
-    else:
-        try:
-            yield _Recorded(metadata=session.metadata, name=session.compiled.name)
-        finally:
-            session.close()
-        return
     meta = open_recorded(config, store=store, metadata=metadata)
     try:
-        yield _Recorded(metadata=meta, name=_recorded_workflow(config, meta, broken))
+        if name is None:
+            name = _recorded_workflow(config, meta, broken)
+        yield _Recorded(metadata=meta, name=name)
     finally:
         meta.close()
 

@@ -37,7 +37,7 @@ from helix_tf.reuse.metadata._records import (
     RunRecord,
     VersionRecord,
 )
-from helix_tf.reuse.metadata._repair import DatabaseCheck, check_database, set_aside
+from helix_tf.reuse.metadata._repair import DatabaseCheck, check_database, set_aside, sqlite_file
 from helix_tf.reuse.metadata._schema import SCHEMA_VERSION
 from helix_tf.reuse.metadata._store import MetadataStore
 
@@ -55,4 +55,5 @@ __all__ = [
     "defer_closing",
     "fit_load_throughput",
     "set_aside",
+    "sqlite_file",
 ]

@@ -15,7 +15,7 @@ from pathlib import Path
 from helix_tf.errors import StoreError
 from helix_tf.reuse.metadata._urls import database_url
 
-__all__ = ["DatabaseCheck", "check_database", "set_aside"]
+__all__ = ["DatabaseCheck", "check_database", "set_aside", "sqlite_file"]
 
 #: The files of one SQLite database: the file, its write-ahead log and shared memory.
 _SQLITE_SIDECARS = ("", "-wal", "-shm", "-journal")
