@@ -17,8 +17,9 @@ from helix_tf.reuse.metadata._urls import database_url
 
 __all__ = ["DatabaseCheck", "check_database", "set_aside", "sqlite_file"]
 
-#: The files of one SQLite database: the file, its write-ahead log and shared memory.
-_SQLITE_SIDECARS = ("", "-wal", "-shm", "-journal")
+#: The files of one SQLite database: its write-ahead log, shared memory and journal, and
+#: the file itself last (interrupted halfway, no fresh database finds a stale log).
+_SQLITE_SIDECARS = ("-wal", "-shm", "-journal", "")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
