@@ -14,6 +14,7 @@ import ast
 import dataclasses
 import hashlib
 import importlib.util
+import math
 import os
 import re
 import sys
@@ -51,10 +52,29 @@ def parse_overrides(items: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:
         if not sep or not key.strip():
             problems.append(f"-p {item!r}: expected key=value, e.g. -p learner.l1=0.001")
             continue
-        out[key.strip()] = parse_value(value.strip())
+        parsed = parse_value(value.strip())
+        if not _finite(parsed):
+            problems.append(
+                f"-p {key.strip()}={value.strip()}: {value.strip()!r} is not finite "
+                f"(it reads as {parsed!r}); pass finite numbers, e.g. 1e6"
+            )
+            continue
+        out[key.strip()] = parsed
     if problems:
         raise ConfigError(problems)
     return out
+
+
+def _finite(value: Any) -> bool:
+    """No float in ``value`` (or in its lists, tuples, sets and dicts) is inf or NaN
+    (``1e999`` reads as inf: a parameter of that size is a typo, never a setting)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return all(_finite(v) for v in value)
+    if isinstance(value, dict):
+        return all(_finite(k) and _finite(v) for k, v in value.items())
+    return True
 
 
 def _raw_texts(items: Sequence[str] | Mapping[str, Any]) -> dict[str, str]:

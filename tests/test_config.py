@@ -126,6 +126,12 @@ BAD_OVERRIDES = {
     "param_list_as_number": (["buckets=[20, 40]", "epochs=[2]"], r"got \[2\] \(a list\)"),
     "missing_equals": (["learner.l1"], r"-p 'learner\.l1': expected key=value"),
     "missing_key": (["=3"], r"-p '=3': expected key=value"),
+    # 1e999 reads as inf, which every range check (l1 >= 0) let through
+    "overflow_to_inf": (
+        ["learner.l1=1e999"],
+        r"-p learner\.l1=1e999: '1e999' is not finite \(it reads as inf\); pass finite",
+    ),
+    "inf_in_a_list": (["buckets=[1, -1e999]"], r"reads as \[1, -inf\]"),
 }
 
 
