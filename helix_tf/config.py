@@ -438,13 +438,33 @@ def _at_line(exc: ConfigError, path: Path) -> list[str]:
 
 
 def _build_workflow(
-    module: Any, params: Params, cfg_path: Path, problems: list[str]
+    module: Any,
+    params: Params,
+    cfg_path: Path,
+    problems: list[str],
+    given: Mapping[str, Any] | None = None,
 ) -> Workflow:
     """The config module's workflow: its ``workflow`` object, or ``workflow(params)``.
 
     An error raised while the config builds it is reported with ``problems`` (the
-    command line's, found before), each naming the config line where it can.
+    command line's, found before), each naming the config line where it can, and the
+    ``-p`` values of PARAMS it was built with (``given``): the value the line reads may
+    be one of them.
     """
+    try:
+        return _call_workflow(module, params, cfg_path, problems)
+    except ConfigError as exc:
+        if not given or exc.path is None or len(exc.problems) <= len(problems):
+            raise
+        built = ", ".join(f"-p {k}={v!r}" for k, v in sorted(given.items()))
+        raised = [f"{p} (built with {built})" for p in exc.problems[len(problems) :]]
+        raise ConfigError([*exc.problems[: len(problems)], *raised], path=exc.path) from exc
+
+
+def _call_workflow(
+    module: Any, params: Params, cfg_path: Path, problems: list[str]
+) -> Workflow:
+    """:func:`_build_workflow` without naming the ``-p`` values."""
     factory = getattr(module, "workflow", None)
     if factory is None:
         raise ConfigError(
@@ -529,7 +549,8 @@ def load_config(
     # problems of one command line together); the workflow is built without them.
     data = find_data_dir(data_dir, cfg_path)
     params = Params(values=values, data_dir=data, work_dir=cfg_path.parent / ".helix")
-    wf = _build_workflow(module, params, cfg_path, problems)
+    given = {k: values[k] for k in over if k in declared and values[k] != declared[k]}
+    wf = _build_workflow(module, params, cfg_path, problems, given)
     problems.extend(apply_edits(wf, edit_overrides))
     for key, value in node_overrides.items():
         node, _, param = key.partition(".")

@@ -141,6 +141,12 @@ def test_bad_override_is_a_config_error(config: Path, items: list[str], match: s
         load_config(config, items)
 
 
+def test_a_config_line_that_fails_on_a_p_value_names_the_value(config: Path) -> None:
+    """Before: "line 19: Linear: epochs must be ... got 0", no word of -p epochs=0."""
+    with pytest.raises(ConfigError, match=r"line \d+: .*got 0 \(built with -p epochs=0\)"):
+        load_config(config, ["epochs=0"])
+
+
 FLAGS = """\
 PARAMS = {"std": True, "rate": 0.5, "tag": "base"}
 
