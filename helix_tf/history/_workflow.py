@@ -44,6 +44,7 @@ __all__ = [
     "check_metric_selection",
     "compare_runs",
     "recorded_versions",
+    "recorded_workflow",
     "workflow_diff",
     "workflow_history",
     "workflow_versions",
@@ -77,7 +78,7 @@ def _opened(
     file is hashed) and the artifact store is not opened (it may be read-only). What
     runs recorded does not depend on the config as it is now: when it does not load (a
     syntax error after an edit), its workflow is found in the database (see
-    :func:`_recorded_workflow`), with a warning saying so.
+    :func:`recorded_workflow`), with a warning saying so.
     """
     from helix_tf._session import open_recorded
     from helix_tf.config import load_config
@@ -90,14 +91,15 @@ def _opened(
     meta = open_recorded(config, store=store, metadata=metadata)
     try:
         if name is None:
-            name = _recorded_workflow(config, meta, broken)
+            name = recorded_workflow(config, meta, broken)
         yield _Recorded(metadata=meta, name=name)
     finally:
         meta.close()
 
 
-def _recorded_workflow(config: Config, metadata: MetadataStore, broken: ConfigError) -> str:
-    """The workflow ``config``'s runs recorded, found while the config does not load.
+def recorded_workflow(config: Config, metadata: MetadataStore, broken: ConfigError) -> str:
+    """The workflow ``config``'s runs recorded, found while the config does not load
+    (``broken``: why not; history, diff and report read what runs recorded without it).
 
     The workflow recorded from this config path; else the one recorded workflow whose
     name the config's text spells (``Workflow("census")``). Without exactly one, the

@@ -1,7 +1,7 @@
 """``helix-tf`` on a config that no longer loads (a half-finished edit).
 
-``history`` and ``diff`` read what the runs recorded, so they keep working and say
-why the config was not used; ``plan`` needs the config and refuses with one error that
+``history``, ``diff`` and ``report`` read what the runs recorded, so they keep working
+and say why the config was not used; ``plan`` needs the config and refuses with one error that
 names the file and the line.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from helix_tf.cli import main
@@ -32,3 +33,8 @@ def test_history_and_diff_work_and_plan_names_file_and_line(tiny_census_config: 
     assert planned.stderr.count("error:") == 1
     assert str(config) in planned.stderr and "line 5" in planned.stderr
     assert "Traceback" not in planned.output
+    pytest.importorskip("matplotlib")
+    page = config.parent / "report.html"
+    reported = runner.invoke(main, ["report", str(config), "--html", str(page)])
+    assert reported.exit_code == 0, reported.output
+    assert "does not load" in reported.stderr and "tiny_census" in page.read_text("utf-8")
