@@ -105,8 +105,10 @@ def recorded_workflow(config: Config, metadata: MetadataStore, broken: ConfigErr
     name the config's text spells (``Workflow("census")``). Without exactly one, the
     config's own error is raised, saying what was looked for.
     """
+    from helix_tf.reuse.metadata import recorded_workflows
+
     path = str(Path(config).resolve())
-    recorded = metadata.workflows()
+    recorded = recorded_workflows(metadata)
     found = [name for name, at in recorded.items() if at == path]
     if not found:
         try:

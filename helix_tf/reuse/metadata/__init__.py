@@ -39,7 +39,7 @@ from helix_tf.reuse.metadata._records import (
 )
 from helix_tf.reuse.metadata._repair import DatabaseCheck, check_database, set_aside, sqlite_file
 from helix_tf.reuse.metadata._schema import SCHEMA_VERSION
-from helix_tf.reuse.metadata._store import MetadataStore
+from helix_tf.reuse.metadata._store import MetadataStore, recorded_workflows
 
 __all__ = [
     "DatabaseCheck",
@@ -54,6 +54,7 @@ __all__ = [
     "check_database",
     "defer_closing",
     "fit_load_throughput",
+    "recorded_workflows",
     "set_aside",
     "sqlite_file",
 ]

@@ -37,15 +37,19 @@ def check_database(url: str) -> DatabaseCheck:
 
     Nothing is created: a SQLite file that does not exist has no problem.
     """
-    from helix_tf.reuse.metadata._database import DamagedDatabaseError
-    from helix_tf.reuse.metadata._store import MetadataStore
+    from helix_tf.reuse.metadata._database import DamagedDatabaseError, Database
+    from helix_tf.reuse.metadata._migrate import ensure_schema
 
     path = sqlite_file(url)
     if path is not None and not path.exists():
         return DatabaseCheck()
     try:
-        with MetadataStore(url) as md:
-            damage = md.check()
+        db = Database(url)
+        try:
+            ensure_schema(db)  # a newer schema is refused here, not taken for damage
+            damage = db.check()
+        finally:
+            db.close()
     except DamagedDatabaseError as exc:
         return DatabaseCheck(problem=str(exc), damaged=True)
     except StoreError as exc:

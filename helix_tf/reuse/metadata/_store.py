@@ -116,14 +116,6 @@ class MetadataStore(_Closing):
         """
         return self._versions.one(workflow, number)
 
-    def workflows(self) -> dict[str, str]:
-        """Every recorded workflow: its name and the config path it was last recorded from.
-
-        (``helix-tf history`` and ``diff`` find a config's workflow here when the config
-        no longer loads.)
-        """
-        return self._versions.workflows()
-
     def node_names(self) -> dict[str, list[tuple[str, int, str]]]:
         """Which (workflow, version, node name) each fingerprint stood for, by fingerprint.
 
@@ -273,18 +265,13 @@ class MetadataStore(_Closing):
             default=default, default_latency=default_latency, store_url=store_url, window=window
         )
 
-    def check(self) -> str | None:
-        """What is damaged in the database (a SQLite page), or None when every page reads
-        (``helix-tf store verify`` and ``gc`` ask before they change anything).
-
-        Raises
-        ------
-        StoreError
-            When it cannot be read at all (``DamagedDatabaseError`` when the file is
-            damaged).
-        """
-        return self._db.check()
-
     def close(self) -> None:
         """Release the database connections (the store cannot be used afterwards)."""
         self._db.close()
+
+
+def recorded_workflows(metadata: MetadataStore) -> dict[str, str]:
+    """Every workflow recorded in ``metadata``: its name and the config path it was last
+    recorded from (``helix-tf history`` and ``diff`` find a config's workflow here when
+    the config no longer loads)."""
+    return metadata._versions.workflows()
