@@ -371,14 +371,26 @@ def du(
 def _node_names(
     artifacts: Any, config: str | None, metadata: str | None
 ) -> dict[str, list[tuple[str, int, str]]]:
-    """Fingerprint → (workflow, version, node) from the metadata database, if there is one."""
+    """Fingerprint → (workflow, version, node) from the metadata database, if there is one.
+
+    A database that cannot be read (damaged, a newer schema) names nothing: the sizes
+    are the store's own, so ``du`` goes on, the entries unnamed, and says why.
+    """
     from helix_tf._session import open_metadata
+    from helix_tf.errors import StoreError
 
     url, setting = _metadata_url(artifacts, config, metadata)
     if url is None:
         return {}
-    with open_metadata(url, setting) as md:
-        return md.node_names()
+    try:
+        with open_metadata(url, setting) as md:
+            return md.node_names()
+    except StoreError as exc:
+        _consoles()[1].print(
+            f"[yellow]note:[/] entries are not named by workflow node: {escape(str(exc))}",
+            highlight=False,
+        )
+        return {}
 
 
 def _refuse_damaged_metadata(

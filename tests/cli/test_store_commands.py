@@ -216,3 +216,14 @@ def test_verify_leaves_a_database_of_a_newer_helix_tf_alone(tmp_path: Path) -> N
         assert done.exit_code == 0, done.output
         assert "not checked" in done.output and "newer helix_tf" in done.output
     assert (root / "metadata.db").is_file()
+
+
+def test_du_works_around_a_damaged_database(tmp_path: Path) -> None:
+    """Before: du failed on the database it only reads names from."""
+    root = _store(tmp_path)
+    _dead_lease(root, run_id=None)
+    _damage(root / "metadata.db", "header")
+    shown = invoke("store", "du", "--store", root, "--json")
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["entries_bytes"] == 4010
+    assert "not named by workflow node" in shown.stderr and "damaged" in shown.stderr
