@@ -206,8 +206,7 @@ def _execute_replanning(session: Session, opts: RunOptions, lease_id: str | None
             log.warning("%s", exc)
             lost.update(failed)
             notes.append(
-                f"stored results of {', '.join(exc.nodes)} failed verification or vanished; "
-                "recomputed in this run"
+                f"stored results of {', '.join(exc.nodes)} {exc.problem}; recomputed in this run"
             )
             continue
         return _Executed(
