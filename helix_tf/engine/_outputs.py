@@ -254,14 +254,19 @@ def read_back(outputs: RunOutputs, name: str, read: Callable[[], _T]) -> _T:
     (its sha256 is what was written) but cannot be read back (a library of another
     version wrote it, a writer's bug) is removed and the run plans again, recomputing it.
 
-    Errors of what this run computed, helix_tf's own and a Ctrl-C pass through.
+    Errors of what this run computed, helix_tf's own, a Ctrl-C and the machine's own
+    faults (out of memory, a full temporary disk: an ``OSError`` with an errno) pass
+    through: the entry may be sound, so it is kept.
     """
     try:
         return read()
     except HelixError:
         raise
     except Exception as exc:
-        if outputs.ctx.states.get(name) != NodeState.LOAD or interrupted(exc):
+        machine = isinstance(exc, MemoryError) or (
+            isinstance(exc, OSError) and exc.errno is not None
+        )
+        if outputs.ctx.states.get(name) != NodeState.LOAD or interrupted(exc) or machine:
             raise
         problem = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         log.warning(

@@ -314,3 +314,31 @@ def test_an_entry_that_verifies_but_cannot_be_read_back_is_recomputed(
     assert {n.name: n.state for n in second.nodes}[node] == "compute"
     assert any(node in n and "recomputed in this run" in n for n in second.notes)
     _assert_sound(store)
+
+
+@pytest.mark.slow
+def test_a_machine_fault_while_reading_back_keeps_the_entry(
+    tiny_census_config: Path, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full temporary disk while Keras unpacks a sound model is the machine's fault:
+    the run fails saying so, and the stored model stays."""
+    import errno
+
+    from helix_tf import api
+    from helix_tf.components import keras_models
+    from helix_tf.errors import ExecutionError
+
+    api.run(tiny_census_config, store=store)
+    artifacts = ArtifactStore(store)
+    model = next(m for m in artifacts.entries() if m.kind == "model")
+    for m in artifacts.entries():
+        if m.kind in ("predictions", "metrics"):
+            artifacts.delete(m.fingerprint)
+
+    def full(path: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", "/tmp/keras-unpack")
+
+    monkeypatch.setattr(keras_models, "load_model", full)
+    with pytest.raises(ExecutionError, match="No space left on device"):
+        api.run(tiny_census_config, store=store)
+    assert artifacts.lookup(model.fingerprint) is not None
