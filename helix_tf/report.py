@@ -167,7 +167,8 @@ def write_config_report(
     """Write the report of ``config``'s workflow (``helix-tf report``); where it went.
 
     ``path`` defaults to ``reports/<workflow>.html`` in the store. The DAG drawn is the
-    config as it is now, coloured by the latest run. Raises
+    config as it is now, coloured by the latest run (while the config does not load: the
+    latest run's version, the workflow found as ``history`` finds it). Raises
     :class:`~helix_tf.errors.StoreError` when no run has written the store. ``user``:
     only that person's runs and versions (team mode; None: everyone's).
     """
