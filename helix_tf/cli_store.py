@@ -294,6 +294,14 @@ def _check_metadata(
         return _DatabaseCheck(url=url, unchecked=found.problem)
     if not repair:
         return _DatabaseCheck(url=url, damage=found.problem)
+    live = [f"{i.user}@{i.host} pid {i.pid}" for i in artifacts.run_leases.all() if i.alive]
+    if live:  # it still writes into the file: moved now, its records would go with it
+        return _DatabaseCheck(
+            url=url,
+            damage=found.problem,
+            not_repaired=f"not moved aside: runs are live on this store ({', '.join(live)}); "
+            "run `--repair` again when they have ended",
+        )
     try:
         moved = set_aside(url)
     except StoreError as exc:

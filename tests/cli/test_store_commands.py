@@ -227,3 +227,18 @@ def test_du_works_around_a_damaged_database(tmp_path: Path) -> None:
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.stdout)["entries_bytes"] == 4010
     assert "not named by workflow node" in shown.stderr and "damaged" in shown.stderr
+
+
+def test_verify_repair_leaves_a_damaged_database_a_live_run_writes_to(tmp_path: Path) -> None:
+    import os
+
+    root = _store(tmp_path)
+    _damage(root / "metadata.db", "header")
+    store = ArtifactStore(str(root))
+    with store.open_lease(set(), scratch_root=str(tmp_path / "scratch")):  # this process: live
+        held = invoke("store", "verify", "--store", root, "--repair")
+    assert held.exit_code == 1, held.output
+    assert f"pid {os.getpid()}" in held.output and "not moved aside" in held.output
+    assert (root / "metadata.db").is_file()
+    assert invoke("store", "verify", "--store", root, "--repair").exit_code == 0
+    assert not (root / "metadata.db").exists()
