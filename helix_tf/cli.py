@@ -186,7 +186,7 @@ def run(
         out.print_json(json_text(payload))
         return
     for note in result.notes:
-        err.print(f"[yellow]note:[/] {note}", highlight=False)
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     for renderable, plain in run_renderables(result):
         if plain:
             out.print(renderable, highlight=False, markup=False)
@@ -237,7 +237,9 @@ def _save(cmd: Invocation) -> Any:
             highlight=False,
         )
         raise SystemExit(1) from exc
-    cmd.err.print(f"saved {', '.join(saved.saved)} into {saved.path}:", highlight=False)
+    cmd.err.print(
+        f"saved {escape(', '.join(saved.saved))} into {escape(str(saved.path))}:", highlight=False
+    )
     cmd.err.print(saved.diff.rstrip("\n"), highlight=False, markup=False)
     return saved
 
@@ -286,7 +288,7 @@ def plan(
         out.print_json(json_text(result.to_dict()))
         return
     for note in result.notes:
-        err.print(f"[yellow]note:[/] {note}", highlight=False)
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     out.print(plan_table(result))
     out.print(plan_summary(result), highlight=False)
 

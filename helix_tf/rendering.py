@@ -314,12 +314,12 @@ def plan_table(result: PlanResult) -> Table:
     for d in result.nodes:
         style = STATE_STYLE.get(d.state, "")
         table.add_row(
-            d.name,
+            escape(d.name),
             d.kind,
             f"[{style}]{d.state}[/]",
             f"{d.compute_cost:.2f}s",
             "" if d.load_cost is None else f"{d.load_cost:.2f}s",
-            d.reason,
+            escape(d.reason),  # a reason quotes values: "-[/data/a.csv] +[...]"
         )
     return table
 
