@@ -233,7 +233,8 @@ def _save(cmd: Invocation) -> Any:
         saved = save_overrides(cmd.config, cmd.params, data_dir=cmd.data_dir)
     except HelixError as exc:
         cmd.err.print(
-            f"[bold red]error:[/] --save: the run succeeded, but the config was not changed: {exc}",
+            "[bold red]error:[/] --save: the run succeeded, but the config was not changed: "
+            f"{escape(str(exc))}",
             highlight=False,
         )
         raise SystemExit(1) from exc

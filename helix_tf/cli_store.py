@@ -359,12 +359,14 @@ def du(
             )
         )
         return
-    table = Table(title=f"store {artifacts.url}", title_justify="left")
+    table = Table(title=f"store {escape(artifacts.url)}", title_justify="left")
     for col in ("workflow", "node", "versions", "entries", "size"):
         table.add_column(col, justify="right" if col in ("entries", "size") else "left")
     for r in ordered:
         versions = ",".join(f"v{v}" for v in sorted(r["versions"])) or "-"
-        table.add_row(r["workflow"], r["node"], versions, str(r["entries"]), _size(r["bytes"]))
+        table.add_row(
+            escape(r["workflow"]), escape(r["node"]), versions, str(r["entries"]), _size(r["bytes"])
+        )
     out.print(table)
     mine = "".join(
         f" ({_size(n)} made by {tag} runs, evicted first)" for tag, n in sorted(tagged.items())

@@ -74,8 +74,8 @@ class ProgressPrinter:
         if not self.enabled:
             return
         line = self.line(event, time.perf_counter() - self.t0)
-        if line is not None:
-            self.err.print(line, highlight=False)
+        if line is not None:  # node names and values as written, never console markup
+            self.err.print(line, highlight=False, markup=False)
 
     @staticmethod
     def line(event: ProgressEvent, elapsed: float) -> str | None:

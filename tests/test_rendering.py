@@ -194,3 +194,13 @@ def test_plan_reasons_that_quote_paths_in_brackets_are_not_taken_for_markup() ->
     buf = io.StringIO()
     Console(file=buf, width=300).print(plan_table(result))
     assert reason in buf.getvalue() and "rows[0]" in buf.getvalue()
+
+
+def test_progress_lines_are_printed_as_written() -> None:
+    """A node name with brackets is a name, not console markup (it vanished, or crashed)."""
+    from helix_tf.events import TrainingStarted
+    from helix_tf.rendering import ProgressPrinter
+
+    buf = io.StringIO()
+    ProgressPrinter(Console(file=buf, width=200), True)(TrainingStarted(node="model[/x]", rows=5))
+    assert "training model[/x] on 5 rows" in buf.getvalue()
