@@ -11,9 +11,13 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import sys
 import time
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 
-__all__ = ["PRELOAD", "WARM_CALLS", "preload"]
+__all__ = ["KERAS_EXTRAS", "PRELOAD", "WARM_CALLS", "preload", "skip_keras_extras"]
 
 #: Imported before the first fork: what every training run needs and pays seconds for.
 #: Only imports: nothing here may start a thread or open a connection (a fork keeps
@@ -70,8 +74,12 @@ PRELOAD = (
 
 #: Built once before the first fork, (module, function) called without arguments: what
 #: every run builds per process and keeps (the metadata schema's SQLAlchemy tables,
-#: ~7 ms per run otherwise).
-WARM_CALLS = (("helix_tf.reuse.metadata._schema", "_tables"),)
+#: ~7 ms per run otherwise; the library versions fingerprints name).
+WARM_CALLS = (
+    ("helix_tf.reuse.metadata._schema", "_tables"),
+    # The library versions in every fingerprint (packages' metadata: ~5–20 ms per run).
+    ("helix_tf.compiler._runtime", "read_versions"),
+)
 
 
 def preload(*, strict: bool = True) -> float:
@@ -88,6 +96,7 @@ def preload(*, strict: bool = True) -> float:
     what is freed later any difference.
     """
     t0 = time.perf_counter()
+    skip_keras_extras()
     for name in PRELOAD:
         if strict:
             importlib.import_module(name)
@@ -99,3 +108,55 @@ def preload(*, strict: bool = True) -> float:
             getattr(importlib.import_module(module), function)()
     gc.freeze()
     return time.perf_counter() - t0
+
+
+#: Optional imports of Keras' integrations that no helix_tf run uses, skipped in the
+#: ``helix-tf`` command and the warm server: (the importing Keras package, the module it
+#: would import). ``import tensorflow`` loads Keras, whose scikit-learn wrappers import
+#: scikit-learn (with SciPy's statistics) and whose image-gallery plots import
+#: ``matplotlib.pyplot``: ~0.8–1.1 s of the ~5 s TensorFlow import here, paid by every
+#: cold run and every server start. Keras guards both with ``except ImportError``.
+KERAS_EXTRAS: tuple[tuple[str, str], ...] = (
+    ("keras.src.wrappers", "sklearn"),
+    ("keras.src.visualization", "matplotlib"),
+)
+
+
+class _SkipKerasExtras:
+    """A meta path finder that refuses :data:`KERAS_EXTRAS` to the Keras package named.
+
+    Only an import made by that package's own code is refused (the frame that runs
+    the ``import``); the same module imported by anyone else (a config, the report's
+    charts) loads as usual, and once loaded Keras finds it in ``sys.modules`` too.
+    """
+
+    def find_spec(
+        self, name: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        top = name.partition(".")[0]
+        blocked = [package for package, module in KERAS_EXTRAS if module == top]
+        if not blocked:
+            return None
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code.co_filename.startswith("<frozen"):
+            frame = frame.f_back
+        importer = frame.f_globals.get("__name__", "") if frame is not None else ""
+        if any(importer == p or importer.startswith(p + ".") for p in blocked):
+            raise ModuleNotFoundError(
+                f"{name} is not loaded for Keras ({importer}) in helix-tf runs: no run uses "
+                "Keras' scikit-learn wrappers or gallery plots, and importing them took "
+                "~1 s of every start; use them in a plain Python process",
+                name=name,
+            )
+        return None
+
+
+def skip_keras_extras() -> None:
+    """Refuse :data:`KERAS_EXTRAS` to Keras in this process (once; before Keras loads).
+
+    For the ``helix-tf`` command and the processes it forks (the server, its runs, the
+    trainer): results do not change (Keras takes the ``ImportError`` branch it has for
+    a machine without those packages; no helix_tf computation goes through them).
+    """
+    if not any(isinstance(finder, _SkipKerasExtras) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _SkipKerasExtras())

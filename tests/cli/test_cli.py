@@ -525,3 +525,29 @@ def test_a_note_with_brackets_is_printed_as_written(
     result = invoke("run", config, "--store", tmp_path / "store")
     assert result.exit_code == 0, result.output
     assert "read [/data/x.csv] and [bold]" in result.stderr
+
+
+def test_a_command_run_here_skips_keras_extras_before_it_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``helix-tf`` in its own process (no server) refuses Keras' optional imports
+    before the command can import TensorFlow (``helix_tf.warm.skip_keras_extras``)."""
+    import sys
+
+    from helix_tf import cli
+
+    monkeypatch.setattr(sys, "meta_path", [f for f in sys.meta_path if "Keras" not in repr(f)])
+    seen: list[bool] = []
+
+    def command(argv: list[str]) -> int:
+        seen.append(any(type(f).__name__ == "_SkipKerasExtras" for f in sys.meta_path))
+        return 0
+
+    monkeypatch.setattr(cli, "run_cli", command)
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # as if loaded: leave at once
+    monkeypatch.setattr(cli.logging, "shutdown", lambda: None)  # not this test process'
+    exits: list[int] = []
+    monkeypatch.setattr(cli.os, "_exit", exits.append)
+    cli.run_here(["run", "config.py"])
+    assert seen == [True]
+    assert exits == [0]
