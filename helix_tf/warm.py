@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import sys
 import time
+from collections.abc import Iterator
 
-__all__ = ["PRELOAD", "WARM_CALLS", "preload"]
+__all__ = ["PASSENGERS", "PRELOAD", "WARM_CALLS", "preload", "without_passengers"]
 
 #: Imported before the first fork: what every training run needs and pays seconds for.
 #: Only imports: nothing here may start a thread or open a connection (a fork keeps
@@ -74,6 +76,47 @@ PRELOAD = (
 WARM_CALLS = (("helix_tf.reuse.metadata._schema", "_tables"),)
 
 
+#: Packages that TensorFlow/Keras and Beam import, when installed, only for features
+#: helix_tf never calls: Keras' scikit-learn wrappers (``keras.wrappers``, scipy.stats
+#: with them) and image-gallery plotting (``matplotlib.pyplot``), Beam's MongoDB IO.
+#: Each of those imports falls back when its package is missing, so
+#: :func:`without_passengers` hides them while helix_tf imports the libraries: ~2-3 s of a
+#: cold run's ~9 s of imports here, and their memory in the warm server. A later
+#: ``import sklearn`` (a user's config) imports it as usual.
+PASSENGERS = ("sklearn", "matplotlib", "pymongo")
+
+#: Loggers that say a passenger is missing (Beam: "Could not find a compatible bson
+#: package."): silent while :func:`without_passengers` hides them.
+PASSENGER_LOGGERS = ("apache_beam.io.mongodbio",)
+
+
+@contextlib.contextmanager
+def without_passengers() -> Iterator[None]:
+    """Within: importing a :data:`PASSENGERS` package not yet imported raises ImportError.
+
+    For the import of TensorFlow, Keras and Beam only (a ``None`` in ``sys.modules``
+    makes ``import name`` raise, the documented way to block a module); afterwards
+    the packages import normally again. Ones already imported are left alone.
+    """
+    import logging
+
+    hidden = [name for name in PASSENGERS if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    loggers = [logging.getLogger(name) for name in PASSENGER_LOGGERS]
+    disabled = [logger.disabled for logger in loggers]
+    for logger in loggers:
+        logger.disabled = True
+    try:
+        yield
+    finally:
+        for logger, was in zip(loggers, disabled, strict=True):
+            logger.disabled = was
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
 def preload(*, strict: bool = True) -> float:
     """Import every module of :data:`PRELOAD`, make :data:`WARM_CALLS`, freeze the collector's view.
 
@@ -88,12 +131,13 @@ def preload(*, strict: bool = True) -> float:
     what is freed later any difference.
     """
     t0 = time.perf_counter()
-    for name in PRELOAD:
-        if strict:
-            importlib.import_module(name)
-            continue
-        with contextlib.suppress(Exception):
-            importlib.import_module(name)
+    with without_passengers():
+        for name in PRELOAD:
+            if strict:
+                importlib.import_module(name)
+                continue
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
     for module, function in WARM_CALLS:
         with contextlib.nullcontext() if strict else contextlib.suppress(Exception):
             getattr(importlib.import_module(module), function)()
