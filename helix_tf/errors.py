@@ -6,7 +6,6 @@ to fix it, with a file/line or row number where there is one.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 
 __all__ = [
@@ -109,6 +108,8 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     if not pool or not isinstance(name, str):
         return ""
     same_case = [c for c in pool if c.lower() == name.lower()]
+    import difflib  # here: the served run's client imports this module, not difflib
+
     close = same_case or difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
     if not close:
         limit = 1 if len(name) <= 4 else 2

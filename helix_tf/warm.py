@@ -13,9 +13,11 @@ import gc
 import importlib
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 
-__all__ = ["PASSENGERS", "PRELOAD", "WARM_CALLS", "preload", "without_passengers"]
+__all__ = ["BEAM_EXTRAS", "KERAS_EXTRAS", "PRELOAD", "WARM_CALLS", "preload", "skip_keras_extras"]
 
 #: Imported before the first fork: what every training run needs and pays seconds for.
 #: Only imports: nothing here may start a thread or open a connection (a fork keeps
@@ -72,49 +74,12 @@ PRELOAD = (
 
 #: Built once before the first fork, (module, function) called without arguments: what
 #: every run builds per process and keeps (the metadata schema's SQLAlchemy tables,
-#: ~7 ms per run otherwise).
-WARM_CALLS = (("helix_tf.reuse.metadata._schema", "_tables"),)
-
-
-#: Packages that TensorFlow/Keras and Beam import, when installed, only for features
-#: helix_tf never calls: Keras' scikit-learn wrappers (``keras.wrappers``, scipy.stats
-#: with them) and image-gallery plotting (``matplotlib.pyplot``), Beam's MongoDB IO.
-#: Each of those imports falls back when its package is missing, so
-#: :func:`without_passengers` hides them while helix_tf imports the libraries: ~2-3 s of a
-#: cold run's ~9 s of imports here, and their memory in the warm server. A later
-#: ``import sklearn`` (a user's config) imports it as usual.
-PASSENGERS = ("sklearn", "matplotlib", "pymongo")
-
-#: Loggers that say a passenger is missing (Beam: "Could not find a compatible bson
-#: package."): silent while :func:`without_passengers` hides them.
-PASSENGER_LOGGERS = ("apache_beam.io.mongodbio",)
-
-
-@contextlib.contextmanager
-def without_passengers() -> Iterator[None]:
-    """Within: importing a :data:`PASSENGERS` package not yet imported raises ImportError.
-
-    For the import of TensorFlow, Keras and Beam only (a ``None`` in ``sys.modules``
-    makes ``import name`` raise, the documented way to block a module); afterwards
-    the packages import normally again. Ones already imported are left alone.
-    """
-    import logging
-
-    hidden = [name for name in PASSENGERS if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None  # type: ignore[assignment]
-    loggers = [logging.getLogger(name) for name in PASSENGER_LOGGERS]
-    disabled = [logger.disabled for logger in loggers]
-    for logger in loggers:
-        logger.disabled = True
-    try:
-        yield
-    finally:
-        for logger, was in zip(loggers, disabled, strict=True):
-            logger.disabled = was
-        for name in hidden:
-            if name in sys.modules and sys.modules[name] is None:
-                del sys.modules[name]
+#: ~7 ms per run otherwise; the library versions fingerprints name).
+WARM_CALLS = (
+    ("helix_tf.reuse.metadata._schema", "_tables"),
+    # The library versions in every fingerprint (packages' metadata: ~5–20 ms per run).
+    ("helix_tf.compiler._runtime", "read_versions"),
+)
 
 
 def preload(*, strict: bool = True) -> float:
@@ -131,15 +96,86 @@ def preload(*, strict: bool = True) -> float:
     what is freed later any difference.
     """
     t0 = time.perf_counter()
-    with without_passengers():
-        for name in PRELOAD:
-            if strict:
-                importlib.import_module(name)
-                continue
-            with contextlib.suppress(Exception):
-                importlib.import_module(name)
+    skip_keras_extras()
+    for name in PRELOAD:
+        if strict:
+            importlib.import_module(name)
+            continue
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
     for module, function in WARM_CALLS:
         with contextlib.nullcontext() if strict else contextlib.suppress(Exception):
             getattr(importlib.import_module(module), function)()
     gc.freeze()
     return time.perf_counter() - t0
+
+
+#: Optional imports of Keras' integrations that no helix_tf run uses, skipped in the
+#: ``helix-tf`` command and the warm server: (the importing Keras package, the module it
+#: would import). ``import tensorflow`` loads Keras, whose scikit-learn wrappers import
+#: scikit-learn (with SciPy's statistics) and whose image-gallery plots import
+#: ``matplotlib.pyplot``: ~0.8–1.1 s of the ~5 s TensorFlow import here, paid by every
+#: cold run and every server start. Keras guards both with ``except ImportError``.
+KERAS_EXTRAS: tuple[tuple[str, str], ...] = (
+    ("keras.src.wrappers", "sklearn"),
+    ("keras.src.visualization", "matplotlib"),
+)
+
+
+#: The same for Beam: ``import apache_beam`` loads its MongoDB IO, which imports pymongo
+#: and its bson when installed (~0.9 s here, and ~80 MB of the server's memory with
+#: Keras' extras). Beam guards them with ``except ImportError`` and logs "Could not find
+#: a compatible bson package." on that logger (:data:`QUIET_WHEN_SKIPPED`).
+BEAM_EXTRAS: tuple[tuple[str, str], ...] = (
+    ("apache_beam.io.mongodbio", "bson"),
+    ("apache_beam.io.mongodbio", "pymongo"),
+)
+
+#: Loggers whose only record about a skipped extra is its absence: silent in processes
+#: that skip them.
+QUIET_WHEN_SKIPPED = ("apache_beam.io.mongodbio",)
+
+
+class _SkipKerasExtras:
+    """A meta path finder that refuses :data:`KERAS_EXTRAS` (and :data:`BEAM_EXTRAS`) to
+    the package named.
+
+    Only an import made by that package's own code is refused (the frame that runs
+    the ``import``); the same module imported by anyone else (a config, the report's
+    charts) loads as usual, and once loaded Keras finds it in ``sys.modules`` too.
+    """
+
+    def find_spec(
+        self, name: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        top = name.partition(".")[0]
+        blocked = [package for package, module in (*KERAS_EXTRAS, *BEAM_EXTRAS) if module == top]
+        if not blocked:
+            return None
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code.co_filename.startswith("<frozen"):
+            frame = frame.f_back
+        importer = frame.f_globals.get("__name__", "") if frame is not None else ""
+        if any(importer == p or importer.startswith(p + ".") for p in blocked):
+            raise ModuleNotFoundError(
+                f"{name} is not loaded for {importer} in helix-tf runs: no run uses "
+                "Keras' scikit-learn wrappers or gallery plots, nor Beam's MongoDB IO, and "
+                "importing them took ~2 s of every start; use them in a plain Python process",
+                name=name,
+            )
+        return None
+
+
+def skip_keras_extras() -> None:
+    """Refuse :data:`KERAS_EXTRAS` to Keras in this process (once; before Keras loads).
+
+    For the ``helix-tf`` command and the processes it forks (the server, its runs, the
+    trainer): results do not change (Keras takes the ``ImportError`` branch it has for
+    a machine without those packages; no helix_tf computation goes through them).
+    """
+    if not any(isinstance(finder, _SkipKerasExtras) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _SkipKerasExtras())
+        import logging
+
+        for name in QUIET_WHEN_SKIPPED:
+            logging.getLogger(name).disabled = True

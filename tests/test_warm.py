@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from helix_tf import warm
 
 
+def _in_fresh_interpreter(code: str, *args: str) -> str:
+    """``python -c code args`` (a test process' own imports and frozen objects must not
+    count); its standard output. Fails the test when it fails."""
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_preload_builds_what_runs_keep_and_leaves_it_out_of_the_collectors_reach() -> None:
-    # A fresh interpreter: the test process' own frozen objects must not count.
     code = (
         "import gc, helix_tf.warm as w\n"
         "w.PRELOAD = ('json', 'helix_tf.errors')\n"
@@ -20,9 +29,11 @@ def test_preload_builds_what_runs_keep_and_leaves_it_out_of_the_collectors_reach
         "assert gc.get_freeze_count() > 0\n"
         "from helix_tf.reuse.metadata import _schema\n"
         "assert _schema._TABLES is not None  # built before the fork, not in each run\n"
+        "from helix_tf.compiler import _runtime\n"
+        "assert _runtime._version.cache_info().currsize == len(\n"
+        "    {n for names in _runtime.LIBRARIES.values() for n in names})  # versions read\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    _in_fresh_interpreter(code)
 
 
 def test_preload_skips_a_module_that_fails_only_when_not_strict(
@@ -35,56 +46,78 @@ def test_preload_skips_a_module_that_fails_only_when_not_strict(
         warm.preload(strict=True)
 
 
-def _probe_package(root: object, name: str) -> None:
-    from pathlib import Path
-
-    folder = Path(str(root)) / name
-    folder.mkdir()
-    (folder / "__init__.py").write_text("VALUE = 1\n")
-
-
-def test_passengers_are_hidden_while_the_libraries_import_and_importable_after(
-    tmp_path: object, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import importlib
-    import logging
-
-    _probe_package(tmp_path, "helix_passenger_probe")
-    _probe_package(tmp_path, "helix_passenger_loaded")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    loaded = importlib.import_module("helix_passenger_loaded")
-    monkeypatch.setattr(warm, "PASSENGERS", ("helix_passenger_probe", "helix_passenger_loaded"))
-    logger = logging.getLogger(warm.PASSENGER_LOGGERS[0])
+#: Run in a fresh interpreter: a package named like Keras' integrations imports two
+#: stand-ins for their optional dependencies, then a module of nobody's does.
+_EXTRAS = """
+import json, sys, types
+from pathlib import Path
+root = Path(sys.argv[1])
+for name in ('fake_sklearn', 'fake_plots'):
+    (root / name).mkdir()
+    (root / name / '__init__.py').write_text('LOADED = True\\n')
+sys.path.insert(0, str(root))
+import helix_tf.warm as w
+w.KERAS_EXTRAS = (('keras.src.wrappers', 'fake_sklearn'), ('keras.src.visualization', 'fake_plots'))
+w.skip_keras_extras()
+w.skip_keras_extras()  # once is enough: not a second finder
+seen = {'finders': sum(type(f).__name__ == '_SkipKerasExtras' for f in sys.meta_path)}
+for importer, code in (
+    ('keras.src.wrappers.fixes', 'import fake_sklearn'),
+    ('keras.src.visualization.plot_image_gallery', 'import fake_plots'),
+    ('keras.src.wrappers_other', 'import fake_sklearn as again'),
+):
     try:
-        with warm.without_passengers():
-            with pytest.raises(ImportError):
-                importlib.import_module("helix_passenger_probe")
-            # One imported before is left alone; the "missing package" notice is silent.
-            assert importlib.import_module("helix_passenger_loaded") is loaded
-            assert logger.disabled
-        assert not logger.disabled
-        assert importlib.import_module("helix_passenger_probe").VALUE == 1
-    finally:
-        sys.modules.pop("helix_passenger_probe", None)
-        sys.modules.pop("helix_passenger_loaded", None)
+        exec(code, {'__name__': importer})
+        seen[importer] = 'loaded'
+    except ImportError as exc:
+        seen[importer] = 'refused: ' + str(exc)
+        assert 'fake_sklearn' not in sys.modules or importer.endswith('other')
+print(json.dumps(seen))
+"""
+
+
+def test_keras_extras_are_refused_to_keras_only(tmp_path: Path) -> None:
+    """Keras' optional scikit-learn and matplotlib imports are skipped in helix-tf runs
+    (~1 s of every TensorFlow import); anyone else importing them gets them."""
+    seen = json.loads(_in_fresh_interpreter(_EXTRAS, str(tmp_path)).strip().splitlines()[-1])
+    assert seen["finders"] == 1
+    assert seen["keras.src.wrappers.fixes"].startswith("refused: fake_sklearn is not loaded")
+    assert seen["keras.src.visualization.plot_image_gallery"].startswith("refused: fake_plots")
+    # A package whose name only starts like Keras' (and a config, the report) loads it.
+    assert seen["keras.src.wrappers_other"] == "loaded"
 
 
 @pytest.mark.slow
-def test_a_run_imports_keras_and_beam_without_their_unused_passengers() -> None:
-    # A fresh interpreter, the way a local run and the server import them: scikit-learn
-    # (Keras' wrappers), pyplot (Keras' image gallery) and pymongo (Beam's MongoDB IO)
-    # cost ~2-3 s of a cold run's imports and ~80 MB of the server's memory.
+def test_a_preloaded_process_has_neither_scikit_learn_nor_pyplot_and_users_still_can() -> None:
     code = (
-        "import importlib.util, sys\n"
-        "from helix_tf.components._keras_layers import keras\n"
-        "from helix_tf.warm import PASSENGERS, without_passengers\n"
-        "keras()\n"
-        "with without_passengers():\n"
-        "    import helix_tf.engine.beam_pipeline, helix_tf.engine.runners\n"
-        "loaded = [n for n in PASSENGERS if n in sys.modules]\n"
-        "assert not loaded, loaded\n"
-        "if importlib.util.find_spec('sklearn') is not None:\n"
-        "    import sklearn.base  # a user's config may still use it\n"
+        "import sys\n"
+        "from helix_tf.warm import preload\n"
+        "preload(strict=False)\n"
+        "assert 'sklearn' not in sys.modules and 'matplotlib.pyplot' not in sys.modules, "
+        "sorted(m for m in sys.modules if m.startswith(('sklearn', 'matplotlib')))[:5]\n"
+        "import keras.src.wrappers.fixes as fixes\n"
+        "assert fixes.sklearn is None  # Keras' own branch for a machine without it\n"
+        "import sklearn, matplotlib.pyplot  # a config may still use both\n"
+    )
+    _in_fresh_interpreter(code)
+
+
+def test_beams_mongodb_extras_are_skipped_silently_and_users_still_can() -> None:
+    """``import apache_beam`` loads its MongoDB IO, which imports pymongo and bson when
+    installed (~0.9 s); helix-tf processes skip them, without Beam's notice of it."""
+    code = (
+        "import importlib.util, logging, sys\n"
+        "logging.basicConfig(level=logging.WARNING)  # a notice would reach stderr\n"
+        "from helix_tf.warm import skip_keras_extras\n"
+        "skip_keras_extras()\n"
+        "import apache_beam\n"
+        "from apache_beam.io import mongodbio\n"
+        "assert mongodbio.MongoClient is None  # Beam's own branch for a machine without it\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('pymongo', 'bson'))\n"
+        "assert not loaded, loaded[:5]\n"
+        "if importlib.util.find_spec('pymongo') is not None:\n"
+        "    import pymongo  # a config may still use it\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "bson" not in done.stderr, done.stderr[-3000:]

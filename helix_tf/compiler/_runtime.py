@@ -49,6 +49,19 @@ def _version(distribution: str) -> str:
         return "absent"
 
 
+def read_versions() -> None:
+    """Look up every distribution of :data:`LIBRARIES` once (kept for the process).
+
+    Called by the warm server before it forks its runs (``helix_tf.warm.WARM_CALLS``):
+    reading packages' metadata took ~5–20 ms of every served run. A server whose
+    packages changed is stale and replaced (``helix_tf.server``), so what it read
+    stays true for every run it forks.
+    """
+    for names in LIBRARIES.values():
+        for name in names:
+            _version(name)
+
+
 def _keras_settings() -> dict[str, Any]:
     """Keras' float type and backend: from Keras when it is loaded (a config may have set
     them), else as Keras will read them when it loads (``$KERAS_BACKEND``, then its

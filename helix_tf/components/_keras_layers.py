@@ -28,10 +28,7 @@ def keras() -> Any:
     global _keras
     if _keras is None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        from helix_tf.warm import without_passengers
-
-        with without_passengers():  # not Keras' scikit-learn wrappers, nor pyplot
-            import keras as keras_module
+        import keras as keras_module
 
         _keras = keras_module
         _register_layers(keras_module)

@@ -313,11 +313,8 @@ class PreprocessingStep:
                 raise _PipelineFailed(
                     exc, KeyboardInterrupt() if interrupted(exc) else exc
                 ) from exc
-        from helix_tf.warm import without_passengers
-
-        with without_passengers():  # Beam without its MongoDB IO (helix_tf.warm)
-            from helix_tf.engine.beam_pipeline import run_preprocessing
-            from helix_tf.engine.runners import pipeline_factory
+        from helix_tf.engine.beam_pipeline import run_preprocessing
+        from helix_tf.engine.runners import pipeline_factory
 
         try:
             return run_preprocessing(

@@ -13,6 +13,13 @@ would keep a reader of the run's output waiting).
 
 A spare that has died (killed by hand) is noticed when a run is handed to it: the
 server forks for that run as before.
+
+While it waits, a spare copies the memory pages a run's own Python code would write
+first (:func:`_prefault`): a fork shares the server's pages until one is written, and
+each first write costs a page fault and a copy (~7,000 per evaluation-only run here,
+~40% of its CPU time, as system time). Touching the objects of the packages every run
+goes through (:data:`PREFAULT`) moves most of them into the wait: ~8,000 pages
+(~32 MB) copied ahead, ~4,500 fewer faults in the run.
 """
 
 from __future__ import annotations
@@ -20,17 +27,31 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import signal
 import socket
+import sys
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from helix_tf.server._protocol import receive, send
 
-__all__ = ["Spare"]
+__all__ = ["PREFAULT", "Spare"]
 
 log = logging.getLogger(__name__)
+
+#: The packages whose module-level objects (and their classes' attributes) a waiting
+#: spare touches: the Python code every served run runs (its CLI, config, compiler,
+#: planner, metadata and tables), not the libraries a run may not use at all.
+PREFAULT = ("helix_tf", "sqlalchemy", "rich", "click")
+
+#: A class' own namespace, read without its metaclass' attribute lookup.
+_CLASS_DICT = type.__dict__["__dict__"]
+
+#: Modules touched between two looks for a request (a run is never kept waiting long).
+_PREFAULT_CHUNK = 50
 
 #: ``(connection, request, [stdin, stdout, stderr], trainer socket) -> exit code``.
 RunRequest = Callable[[socket.socket, dict[str, Any], list[int], "Path | None"], int]
@@ -102,8 +123,35 @@ class Spare:
             os.waitpid(self.pid, 0)
 
 
+def _prefault(sock: socket.socket, packages: tuple[str, ...] = PREFAULT) -> int:
+    """Write now, while no run waits, to the pages a run's own code would write first.
+
+    Holding a reference to an object writes its reference count, so the page it lies
+    on is copied from the server's now rather than in the run. Touches the module
+    names and every object in the namespaces of :data:`PREFAULT`'s modules and of
+    their classes; reads nothing through attribute access (no descriptor, property or
+    module ``__getattr__`` runs, no import happens), so the run starts from the same
+    state. Stops as soon as ``sock`` has a request. The modules it went through.
+    """
+    _ = set(sys.modules)  # every module name string (a config load scans them)
+    modules = [
+        module
+        for name, module in list(sys.modules.items())
+        if type(module) is types.ModuleType
+        and any(name == p or name.startswith(p + ".") for p in packages)
+    ]
+    for done, module in enumerate(modules):
+        if done % _PREFAULT_CHUNK == 0 and select.select([sock], [], [], 0)[0]:
+            return done
+        for value in list(module.__dict__.values()):
+            if issubclass(type(value), type):
+                _ = list(_CLASS_DICT.__get__(value).values())
+    return len(modules)
+
+
 def _wait_and_run(sock: socket.socket, run: RunRequest) -> int:
     """In the spare: wait for a run, then run it; 0 when the server ended it without one."""
+    _prefault(sock)
     with sock:
         message, fds = receive(sock, max_fds=4)
     if message is None or len(fds) != 4:

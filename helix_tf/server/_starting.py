@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -135,6 +134,8 @@ def start_in_background(
     machine without :data:`SPARE_CPUS` the server waits for that process to end
     before importing anything, so the run it was started by is not slowed down.
     """
+    import subprocess  # here: a served run's client imports this module, not subprocess
+
     fd = take_lock()
     if fd is None:
         return None

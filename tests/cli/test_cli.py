@@ -510,3 +510,29 @@ def test_a_profile_counts_wall_or_cpu_seconds_as_asked(
     assert cli.run_cli(["--version"]) == 0
     total = pstats.Stats(str(tmp_path / "command.prof")).total_tt  # type: ignore[attr-defined]
     assert (total >= 0.45) is counts_the_wait, total
+
+
+def test_a_command_run_here_skips_keras_extras_before_it_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``helix-tf`` in its own process (no server) refuses Keras' optional imports
+    before the command can import TensorFlow (``helix_tf.warm.skip_keras_extras``)."""
+    import sys
+
+    from helix_tf import cli
+
+    monkeypatch.setattr(sys, "meta_path", [f for f in sys.meta_path if "Keras" not in repr(f)])
+    seen: list[bool] = []
+
+    def command(argv: list[str]) -> int:
+        seen.append(any(type(f).__name__ == "_SkipKerasExtras" for f in sys.meta_path))
+        return 0
+
+    monkeypatch.setattr(cli, "run_cli", command)
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # as if loaded: leave at once
+    monkeypatch.setattr(cli.logging, "shutdown", lambda: None)  # not this test process'
+    exits: list[int] = []
+    monkeypatch.setattr(cli.os, "_exit", exits.append)
+    cli.run_here(["run", "config.py"])
+    assert seen == [True]
+    assert exits == [0]
