@@ -1007,14 +1007,14 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> tuple[dict[s
             [str(snapshot_dir), *filter(None, [os.environ.get("PYTHONPATH")])]
         )
     if args.server:
-        args.server_env = stack.enter_context(warm_server(extra_env=extra, cwd=root))
-        print("runs are handed to a warm helix-tf server (imports paid once)", flush=True)
+        print("each policy's runs are handed to a warm helix-tf server of its own", flush=True)
     elif args.auto_server:
-        args.server_env = stack.enter_context(auto_server(extra_env=extra, cwd=root))
-        print("the first run starts a helix-tf server, as a user's does", flush=True)
+        print("each policy's first run starts a helix-tf server, as a user's does", flush=True)
     try:
         for policy in policies:
             runs[policy] = []
+            # Its own server: no policy's runs find the models another's left in the trainer.
+            args.server_env = stack.enter_context(policy_server(args, extra=extra, root=root))
             try:
                 budget_bytes = run_policy(
                     policy,
@@ -1035,6 +1035,8 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> tuple[dict[s
                 )
                 errors.append({"policy": policy, "iteration": failed_at, "message": str(exc)})
                 print(f"error: {exc}", file=sys.stderr, flush=True)
+            finally:
+                stack.close()  # the policy's server stops before the next policy starts
             problems[:] = all_metric_differences(runs, iterations)
             if problems and not args.keep_going:
                 break
@@ -1062,6 +1064,23 @@ def all_metric_differences(
         per = {p: r[k]["metrics"] for p, r in runs.items() if len(r) > k}
         problems += [f"iteration {it}: {msg}" for msg in compare_metrics(per)]
     return problems
+
+
+def policy_server(
+    args: argparse.Namespace, *, extra: dict[str, str], root: Path
+) -> contextlib.AbstractContextManager[dict[str, str] | None]:
+    """The server one policy's runs are handed to (``None``: every run pays its imports).
+
+    Each policy gets its own (``--server``: started by hand; ``--auto-server``: started
+    by the policy's first run): with one server for all, the trainer kept the models
+    of one policy's runs for the next policy's (a later policy's learner edits then
+    trained without building or tracing, ~1-2 s each at sms10 x1).
+    """
+    if args.server:
+        return warm_server(extra_env=extra, cwd=root)
+    if args.auto_server:
+        return auto_server(extra_env=extra, cwd=root)
+    return contextlib.nullcontext(None)
 
 
 def run_policy(

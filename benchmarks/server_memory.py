@@ -1,35 +1,47 @@
-"""The warm server's resident memory when idle, and its growth over many served runs.
+"""The warm server's memory when idle, and its growth over many served runs.
 
 Run ``python -m benchmarks.server_memory --runs 200 [--scale 1] [--json out.json]``.
 
-Starts a private server (``HELIX_TF_SERVER_DIR`` in a temporary folder), runs the
-census config once exactly (served) so the store holds everything, then ``--runs``
-more served runs of it: evaluation-only runs alternating with plans, each a fresh
-client process. The server's RSS (``helix-tf server status --json``) is read when
-it is ready, after the first run, and every ``--every`` runs; growth is the last
-reading against the one after the first run (no leak: < 10%). Each run is a fork,
-so the server itself should not grow at all. The server's trainer process (issue 9)
-is read too; with ``--train`` every served run is a learning-rate edit, so the
-trainer trains each time (its kept trainers are bounded: it should not grow either).
+The server as a user gets it (``--start auto``, the default): a private server folder
+(``HELIX_TF_SERVER_DIR`` in a temporary folder), and the first ``helix-tf run`` of the
+census config (exact, into an empty store) starts the server itself, by forking from
+that run after its imports. ``--start hand`` starts ``helix-tf server`` by hand first
+instead. Then ``--runs - 1`` more runs are served, each a fresh client process, cycling
+through ``--mix`` (default ``eval,plan,train``): an evaluation-only run (everything
+loaded), a ``helix-tf plan``, and a learning-rate edit (the server's trainer trains,
+keeping and recycling its models).
+
+Memory counts every process the server keeps between runs: the server, its trainer
+and its spare (the next run's process, forked ahead), found as the server's process
+tree in ``/proc``. Each is read as RSS and as PSS (proportional set size: pages shared
+between the forks counted once in the total, where a sum of RSS counts them once per
+process). Readings: *idle* (the server ready, after the first run, no run served
+yet), *warm* (after the first cycle of the mix: the trainer has built a model) and
+every ``--every`` runs. Growth (no leak: < 10%) is the last reading against the warm
+one, for the total PSS and for each role's RSS; growth against idle is reported too.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks._server import warm_server
+from benchmarks._server import auto_server, warm_server
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT = [sys.executable, "-c", "from helix_tf.cli import console_main; console_main()"]
+MIXES = ("eval", "plan", "train")
+#: Growth above this fraction of the warm reading is a leak (issue 9).
+GROWTH_LIMIT = 0.10
 
 
 def _helix(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -41,20 +53,112 @@ def _helix(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def _rss(env: dict[str, str]) -> int:
-    return int(json.loads(_helix(env, "server", "status", "--json").stdout)["rss_bytes"])
+def children(pid: int, proc: Path = Path("/proc")) -> list[int]:
+    """The pids of ``pid``'s whole process tree below it (Linux ``/proc``)."""
+    parent: dict[int, int] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        # "pid (comm) state ppid …": comm may hold spaces and parentheses.
+        parent[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        below = sorted(p for p, pp in parent.items() if pp in frontier)
+        found += below
+        frontier = below
+    return found
 
 
-def _reading(env: dict[str, str], runs: int) -> dict[str, Any]:
-    """The server's RSS and its trainer's (0: no trainer) after ``runs`` runs."""
-    status = json.loads(_helix(env, "server", "status", "--json").stdout)
-    trainer = status.get("trainer") or {}
+def memory(pid: int, proc: Path = Path("/proc")) -> dict[str, int]:
+    """``{"rss_bytes", "pss_bytes"}`` of one process (``smaps_rollup``; 0 when gone)."""
+    try:
+        text = (proc / str(pid) / "smaps_rollup").read_text()
+    except OSError:
+        return {"rss_bytes": 0, "pss_bytes": 0}
+    kb = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("Rss", "Pss") and rest.strip().endswith("kB"):
+            kb[key] = int(rest.split()[0])
+    return {"rss_bytes": kb.get("Rss", 0) * 1024, "pss_bytes": kb.get("Pss", 0) * 1024}
+
+
+def reading(status: Mapping[str, Any], runs: int, proc: Path = Path("/proc")) -> dict[str, Any]:
+    """Memory of the server's process tree after ``runs`` runs, by role.
+
+    ``status`` is ``helix-tf server status --json``: it names the server's pid and its
+    trainer's and its spare's; any other process below the server counts as ``other``.
+    """
+    server = int(status["pid"])
+    named = {
+        server: "server",
+        int((status.get("trainer") or {}).get("pid") or 0): "trainer",
+        int(status.get("spare_pid") or 0): "spare",
+    }
+    roles: dict[str, dict[str, int]] = {}
+    for pid in [server, *children(server, proc)]:
+        role = named.get(pid, "other")
+        mem = memory(pid, proc)
+        into = roles.setdefault(role, {"processes": 0, "rss_bytes": 0, "pss_bytes": 0})
+        into["processes"] += 1
+        into["rss_bytes"] += mem["rss_bytes"]
+        into["pss_bytes"] += mem["pss_bytes"]
     return {
         "runs": runs,
-        "rss_bytes": int(status["rss_bytes"]),
-        "trainer_rss_bytes": int(trainer.get("rss_bytes", 0)),
-        "trainers": trainer.get("trainers"),
+        "roles": roles,
+        "total_rss_bytes": sum(r["rss_bytes"] for r in roles.values()),
+        "total_pss_bytes": sum(r["pss_bytes"] for r in roles.values()),
+        "trainers": (status.get("trainer") or {}).get("trainers"),
     }
+
+
+def growth(first: Mapping[str, Any], last: Mapping[str, Any]) -> dict[str, float | None]:
+    """Fractional growth from ``first`` to ``last``: total PSS and RSS, and each role's RSS."""
+
+    def frac(a: int, b: int) -> float | None:
+        return round(b / a - 1, 4) if a else None
+
+    out: dict[str, float | None] = {
+        "total_pss": frac(first["total_pss_bytes"], last["total_pss_bytes"]),
+        "total_rss": frac(first["total_rss_bytes"], last["total_rss_bytes"]),
+    }
+    for role in sorted(set(first["roles"]) | set(last["roles"])):
+        a = first["roles"].get(role, {}).get("rss_bytes", 0)
+        b = last["roles"].get(role, {}).get("rss_bytes", 0)
+        out[f"{role}_rss"] = frac(a, b)
+    return out
+
+
+def _wait_for_server(env: dict[str, str], timeout_s: float = 300) -> dict[str, Any]:
+    """The status of the server the first run started, once it is ready and idle."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        done = subprocess.run(
+            [*CLIENT, "server", "status", "--json"], env=env, capture_output=True, text=True
+        )
+        if done.returncode == 0:
+            status = json.loads(done.stdout)
+            idle = status.get("rss_bytes") and not status.get("active")
+            # The spare is forked once the run has ended: read it too (a few seconds at most).
+            if idle and (status.get("spare_pid") or time.monotonic() > deadline - timeout_s + 10):
+                return status
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no helix-tf server became ready:\n{done.stderr[-2000:]}")
+        time.sleep(1.0)
+
+
+@contextlib.contextmanager
+def _server(start: str) -> Iterator[dict[str, str]]:
+    with auto_server() if start == "auto" else warm_server() as env:
+        yield env
+
+
+def _mb(n: int) -> float:
+    return round(n / 2**20, 1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,51 +168,83 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--scale", type=int, default=1)
     ap.add_argument("--json", dest="json_out", default=None)
     ap.add_argument(
-        "--train", action="store_true", help="every run a learning-rate edit (the trainer trains)"
+        "--start",
+        choices=("auto", "hand"),
+        default="auto",
+        help="auto: the first run starts the server, as a user's does; hand: helix-tf server",
     )
+    ap.add_argument(
+        "--mix",
+        default=",".join(MIXES),
+        help="served runs cycle through these: eval (evaluation-only run), plan, train "
+        "(a learning-rate edit: the trainer trains)",
+    )
+    ap.add_argument("--train", action="store_true", help="same as --mix train")
     args = ap.parse_args(argv)
+    mix = ["train"] if args.train else [m.strip() for m in args.mix.split(",") if m.strip()]
+    if not mix or set(mix) - set(MIXES):
+        ap.error(f"--mix takes a comma-separated list of {', '.join(MIXES)}, got {args.mix!r}")
     config = str(ROOT / "configs" / "census.py")
-    with tempfile.TemporaryDirectory(prefix="helix-server-memory-") as tmp, warm_server() as env:
+    load = [os.getloadavg()]
+    with (
+        tempfile.TemporaryDirectory(prefix="helix-server-memory-") as tmp,
+        _server(args.start) as env,
+    ):
         store = ["--store", str(Path(tmp) / "store"), "-p", f"scale={args.scale}"]
-        readings: list[dict[str, Any]] = [_reading(env, 0)]
         t0 = time.perf_counter()
-        _helix(env, "run", config, *store)
-        readings.append(_reading(env, 1))
-        walls = []
-        for i in range(2, args.runs + 1):
+        _helix(env, "run", config, *store)  # with --start auto: starts the server
+        readings = [reading(_wait_for_server(env), 0)]
+        walls: dict[str, list[float]] = {m: [] for m in mix}
+        for i in range(1, args.runs):
+            kind = mix[(i - 1) % len(mix)]
             t = time.perf_counter()
-            if args.train:  # a new learning rate each time: trained, never loaded
+            if kind == "train":  # a new learning rate each time: trained, never loaded
                 _helix(env, "run", config, *store, "-p", f"learner.learning_rate={0.01 + i * 1e-4}")
             else:
-                _helix(env, "run" if i % 2 else "plan", config, *store)
-            walls.append(time.perf_counter() - t)
-            if i % args.every == 0 or i == args.runs:
-                readings.append(_reading(env, i))
-        after_first = readings[1]["rss_bytes"]
+                _helix(env, "run" if kind == "eval" else "plan", config, *store)
+            walls[kind].append(time.perf_counter() - t)
+            if i == len(mix) or i % args.every == 0 or i == args.runs - 1:
+                readings.append(reading(_wait_for_server(env), i))
+                load.append(os.getloadavg())
+        idle = readings[0]
+        warm = next((r for r in readings if r["runs"] >= len(mix)), readings[-1])
+        last = readings[-1]
         report = {
             "runs": args.runs,
+            "served_runs": args.runs - 1,
             "scale": args.scale,
-            "load_avg": os.getloadavg(),
-            "idle_rss_mb": round(readings[0]["rss_bytes"] / 2**20, 1),
-            "rss_after_first_run_mb": round(after_first / 2**20, 1),
-            "rss_last_mb": round(readings[-1]["rss_bytes"] / 2**20, 1),
-            "growth": round(readings[-1]["rss_bytes"] / after_first - 1, 4),
-            "trainer_rss_after_first_run_mb": round(readings[1]["trainer_rss_bytes"] / 2**20, 1),
-            "trainer_rss_last_mb": round(readings[-1]["trainer_rss_bytes"] / 2**20, 1),
-            "median_served_wall_s": round(sorted(walls)[len(walls) // 2], 3) if walls else None,
+            "start": args.start,
+            "mix": mix,
+            "load_avg_first_last": [load[0], load[-1]],
+            "idle_total_pss_mb": _mb(idle["total_pss_bytes"]),
+            "idle_total_rss_mb": _mb(idle["total_rss_bytes"]),
+            "idle_by_role_rss_mb": {k: _mb(v["rss_bytes"]) for k, v in idle["roles"].items()},
+            "warm_total_pss_mb": _mb(warm["total_pss_bytes"]),
+            "last_total_pss_mb": _mb(last["total_pss_bytes"]),
+            "last_by_role_rss_mb": {k: _mb(v["rss_bytes"]) for k, v in last["roles"].items()},
+            "growth_from_warm": growth(warm, last),
+            "growth_from_idle": growth(idle, last),
+            "growth_limit": GROWTH_LIMIT,
+            "median_served_wall_s": {
+                k: round(sorted(v)[len(v) // 2], 3) for k, v in walls.items() if v
+            },
             "total_s": round(time.perf_counter() - t0, 1),
             "readings": readings,
         }
+    g = report["growth_from_warm"]
+    ok = all(v is None or v < GROWTH_LIMIT for v in g.values())
     print(
-        f"server RSS idle {report['idle_rss_mb']} MB, after the first run "
-        f"{report['rss_after_first_run_mb']} MB, after {args.runs} runs {report['rss_last_mb']} MB "
-        f"(growth {report['growth']:+.1%}); trainer RSS after the first run "
-        f"{report['trainer_rss_after_first_run_mb']} MB, last {report['trainer_rss_last_mb']} MB; "
-        f"median served run {report['median_served_wall_s']} s"
+        f"warm server's process tree ({args.start} start): idle "
+        f"{report['idle_total_pss_mb']} MB PSS ({report['idle_by_role_rss_mb']} MB RSS); after "
+        f"{args.runs - 1} served runs ({'/'.join(mix)}) {report['last_total_pss_mb']} MB PSS "
+        f"({report['last_by_role_rss_mb']} MB RSS); growth from the warm reading "
+        + ", ".join(f"{k} {v:+.1%}" for k, v in g.items() if v is not None)
+        + f" ({'< 10%: met' if ok else '>= 10%: missed'}); median served wall "
+        f"{report['median_served_wall_s']} s; load {load[0][0]:.1f} -> {load[-1][0]:.1f}"
     )
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=2))
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

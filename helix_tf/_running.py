@@ -139,10 +139,6 @@ def retrain_without_zero(
     return dataclasses.replace(second, notes=(*second.notes, *notes), retrained=retrained)
 
 
-#: Plans a run makes again, at most, when stored entries it loads fail verification.
-_REPLANS = 2
-
-
 def _execute_replanning(session: Session, opts: RunOptions, lease_id: str | None) -> _Executed:
     """Plan and execute; when loaded entries fail verification or vanish, plan again.
 
@@ -167,7 +163,9 @@ def _execute_replanning(session: Session, opts: RunOptions, lease_id: str | None
         session, lambda exclude: plan_session(session, exclude=exclude), lambda planned: planned[0]
     )
     notes: list[str] = [workers.note] if workers.note else []
-    for attempt in range(_REPLANS + 1):
+    # Each new plan stops loading the entries that failed: deeper ones may fail in turn
+    # (a whole store damaged), so plan again while each attempt finds a new one.
+    for attempt in range(len(compiled.nodes) + 1):
         decisions, manifests, costs = workers.plan(lost)
         # A colleague's run already computing some of this plan: wait, then load (a
         # read-only worker computes only for itself: it never waits for the chief).
@@ -202,13 +200,13 @@ def _execute_replanning(session: Session, opts: RunOptions, lease_id: str | None
                 ),
             )
         except StoreEntriesLost as exc:
-            if attempt == _REPLANS:
+            failed = {compiled.node(n).fingerprint for n in exc.nodes}
+            if failed <= lost:  # planned without them, yet lost again: no progress
                 raise
             log.warning("%s", exc)
-            lost.update(compiled.node(n).fingerprint for n in exc.nodes)
+            lost.update(failed)
             notes.append(
-                f"stored results of {', '.join(exc.nodes)} failed verification or vanished; "
-                "recomputed in this run"
+                f"stored results of {', '.join(exc.nodes)} {exc.problem}; recomputed in this run"
             )
             continue
         return _Executed(

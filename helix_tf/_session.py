@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from helix_tf.settings import Setting
 from helix_tf.roles import Role
 
-__all__ = ["EXACT_INSTEAD", "Session", "default_home", "open_session"]
+__all__ = ["EXACT_INSTEAD", "Session", "default_home", "open_recorded", "open_session"]
 
 log = logging.getLogger(__name__)
 
@@ -105,20 +105,84 @@ def open_session(
 
     loaded = load_config(config, params, data_dir=data_dir)
     if existing and metadata_setting(metadata, loaded.path).value is None:
-        _require_local_store(loaded, store)
+        _require_local_store(loaded.path, store)
     return open_loaded(
         loaded, store=store, metadata=metadata, approx=approx, rehash=rehash, team=team
     )
 
 
-def _require_local_store(loaded: LoadedConfig, store: str | None) -> None:
+def open_recorded(
+    config: str | os.PathLike[str], *, store: str | None, metadata: str | None
+) -> MetadataStore:
+    """The metadata database ``config``'s runs recorded into, found without loading the
+    config (``helix-tf history`` and ``diff`` while the config does not load).
+
+    The same database :func:`open_session` opens; a local store that no run has written
+    is an error, and none is created.
+    """
+    from helix_tf.settings import metadata_setting
+
+    path = Path(config).resolve()
+    setting = metadata_setting(metadata, path)
+    if setting.value is None:
+        _require_local_store(path, store)
+    url = setting.value or _local_metadata_url(path, store)
+    try:
+        return open_metadata(url, setting)
+    except StoreError as exc:
+        read_only = _read_only_sqlite(url)
+        if read_only is None or "unable to open database file" not in str(exc):
+            raise
+    from helix_tf.reuse.metadata import MetadataStore
+
+    # A SQLite file in a folder this process cannot write (a read-only mount, an
+    # immutable folder) cannot be opened as usual: its write-ahead log needs a file
+    # beside it. What runs recorded can still be read, as an immutable file.
+    log.warning(
+        "metadata database %s is in a folder that cannot be written; reading it read-only "
+        "(a run another process records meanwhile may not show)",
+        url,
+    )
+    return MetadataStore(read_only)
+
+
+def _read_only_sqlite(url: str) -> str | None:
+    """The read-only, immutable URL of the existing SQLite file at ``url``; None when
+    ``url`` is no SQLite file or the file does not exist."""
+    from helix_tf.reuse.metadata import sqlite_file
+
+    file = sqlite_file(url)
+    if file is None or not file.is_file():
+        return None
+    return f"sqlite:///file:{file}?mode=ro&immutable=1&uri=true"
+
+
+def _local_home(config_path: Path, store: str | None) -> Path:
+    """Where a local store's files go: the store folder, else ``.helix/`` beside the config
+    (also for a remote store: its content-hash memo and metadata stay local)."""
+    home = default_home(config_path)
+    store_url = store or str(home)
+    return home if "://" in store_url else Path(store_url)
+
+
+def _local_metadata_url(config_path: Path, store: str | None) -> str:
+    """The default metadata database: SQLite in the local store folder."""
+    return f"sqlite:///{_local_home(config_path, store) / 'metadata.db'}"
+
+
+def _require_local_store(config_path: Path, store: str | None) -> None:
     """Refuse to read a local store that no run has written (it would be created empty)."""
-    url = store or str(default_home(loaded.path))
+    url = store or str(default_home(config_path))
     if "://" in url or Path(url).is_dir():
         return
+    if Path(url).exists():
+        raise StoreError(
+            f"store {url} is a file, not a store folder; pass --store with the folder your "
+            f"runs used (`helix-tf run {config_path}` makes .helix/ beside the config)"
+        )
     raise StoreError(
         f"no store at {url}: nothing has run into it yet, so there is nothing to show. "
-        f"Run `helix-tf run {loaded.path}` first, or pass --store with the folder your "
+        f"Run `helix-tf run {config_path}` first, or pass --store with the folder your "
         "runs used"
     )
 
@@ -141,9 +205,8 @@ def open_loaded(
     from helix_tf.reuse.store import ArtifactStore
     from helix_tf.settings import current_user, metadata_setting
 
-    home = default_home(loaded.path)
-    store_url = store or str(home)
-    local_home = home if "://" in store_url else Path(store_url)
+    store_url = store or str(default_home(loaded.path))
+    local_home = _local_home(loaded.path, store)
     # The store first: an unreachable one fails before anything is written beside the config.
     artifact_store = ArtifactStore(store_url)
     hasher = ContentHasher(local_home / "content-hashes.json", rehash=rehash)
@@ -153,7 +216,7 @@ def open_loaded(
     if worker is not None and not worker.is_chief:
         meta = MetadataStore("sqlite://")  # read-only: the chief records the run
     else:
-        meta = open_metadata(setting.value or f"sqlite:///{local_home / 'metadata.db'}", setting)
+        meta = open_metadata(setting.value or _local_metadata_url(loaded.path, store), setting)
     note = ""
     if approx is not None:
         approx = approx.resolved(_training_rows(compiled))

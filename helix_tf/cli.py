@@ -190,7 +190,7 @@ def run(
         out.print_json(json_text(payload))
         return
     for note in result.notes:
-        err.print(f"[yellow]note:[/] {note}", highlight=False)
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     for renderable, plain in run_renderables(result):
         if plain:
             out.print(renderable, highlight=False, markup=False)
@@ -237,11 +237,14 @@ def _save(cmd: Invocation) -> Any:
         saved = save_overrides(cmd.config, cmd.params, data_dir=cmd.data_dir)
     except HelixError as exc:
         cmd.err.print(
-            f"[bold red]error:[/] --save: the run succeeded, but the config was not changed: {exc}",
+            "[bold red]error:[/] --save: the run succeeded, but the config was not changed: "
+            f"{escape(str(exc))}",
             highlight=False,
         )
         raise SystemExit(1) from exc
-    cmd.err.print(f"saved {', '.join(saved.saved)} into {saved.path}:", highlight=False)
+    cmd.err.print(
+        f"saved {escape(', '.join(saved.saved))} into {escape(str(saved.path))}:", highlight=False
+    )
     cmd.err.print(saved.diff.rstrip("\n"), highlight=False, markup=False)
     return saved
 
@@ -290,7 +293,7 @@ def plan(
         out.print_json(json_text(result.to_dict()))
         return
     for note in result.notes:
-        err.print(f"[yellow]note:[/] {note}", highlight=False)
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     out.print(plan_table(result))
     out.print(plan_summary(result), highlight=False)
 

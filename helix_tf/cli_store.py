@@ -9,6 +9,7 @@ command finds it (:mod:`helix_tf.settings`: ``--metadata``, ``HELIX_TF_METADATA`
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from collections.abc import Callable
@@ -133,6 +134,8 @@ def gc(
     """
     out, err = _consoles()
     artifacts = _guarded(err, lambda: _open(config, store, verbose))
+    if not dry_run:
+        _guarded(err, lambda: _refuse_damaged_metadata(artifacts, config, metadata, older_than))
     report = _guarded(err, lambda: artifacts.collect(older_than=older_than, dry_run=dry_run))
     killed = (
         [] if dry_run else _guarded(err, lambda: _mark_killed(report, artifacts, config, metadata))
@@ -174,17 +177,32 @@ def gc(
 
 @store.command()
 @_with_options
-@click.option("--repair", is_flag=True, help="Remove failing entries and reclaim leftovers.")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Remove failing entries, reclaim leftovers, and move a damaged metadata database "
+    "aside (kept, renamed).",
+)
+@_metadata_option
 def verify(
-    config: str | None, store: str | None, as_json: bool, verbose: int, repair: bool
+    config: str | None,
+    store: str | None,
+    as_json: bool,
+    verbose: int,
+    repair: bool,
+    metadata: str | None,
 ) -> None:
-    """Check every entry's files against its manifest (sizes and sha256).
+    """Check every entry's files against its manifest (sizes and sha256), and that the
+    metadata database reads (every page of a SQLite file).
 
-    Exits with status 1 when an entry fails (run again with --repair to remove it; the
-    next run recomputes it).
+    Exits with status 1 when an entry or the database fails (run again with --repair:
+    it removes a failing entry, which the next run recomputes, and moves a damaged SQLite
+    database aside, so the next run starts a fresh history).
     """
     out, err = _consoles()
-    report = _guarded(err, lambda: _open(config, store, verbose).verify(repair=repair))
+    artifacts = _guarded(err, lambda: _open(config, store, verbose))
+    database = _guarded(err, lambda: _check_metadata(artifacts, config, metadata, repair))
+    report = _guarded(err, lambda: artifacts.verify(repair=repair))
     if as_json:
         out.print_json(
             json_text(
@@ -193,16 +211,19 @@ def verify(
                     "bad": [{"fingerprint": fp, "problem": p} for fp, p in report.bad],
                     "leftovers": report.leftovers.removed,
                     "leftover_bytes": report.leftovers.bytes,
-                    "clean": report.clean,
+                    "metadata": database.to_dict(),
+                    "clean": report.clean and database.damage is None,
                     "repaired": repair,
                     # --repair removed what it found: the store is clean after it.
-                    "clean_now": report.clean or repair,
+                    "clean_now": (report.clean or repair) and database.clean_now,
                 }
             )
         )
     else:
         for fp, problem in report.bad:
             out.print(f"[red]bad[/] {escape(fp)}: {escape(problem)}", highlight=False)
+        for line in database.lines():
+            out.print(escape(line), highlight=False)
         leftovers = report.leftovers
         if repair:
             summary = f"removed {len(report.bad)} bad entr(ies), {leftovers.removed} leftover(s)"
@@ -212,12 +233,80 @@ def verify(
                 f"({_size(leftovers.bytes)}; `helix-tf store gc` reclaims them)"
             )
         # What --repair found is gone: say so, not "NOT clean" about a clean store.
-        state = "NOT clean" if not report.clean and not repair else "clean"
-        if not report.clean and repair:
-            state = "was NOT clean, clean now"
+        clean = report.clean and database.damage is None
+        state = "NOT clean" if not clean and not repair else "clean"
+        if not clean and repair:
+            state = "was NOT clean, clean now" if database.clean_now else "NOT clean"
         out.print(f"{len(report.ok)} entries verified, {summary}: {state}", highlight=False)
-    if report.bad and not repair:
+    if (report.bad and not repair) or not database.clean_now:
         raise SystemExit(1)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _DatabaseCheck:
+    """What ``store verify`` found of the metadata database, and what --repair did."""
+
+    url: str | None
+    #: What is damaged (--repair moves the file aside).
+    damage: str | None = None
+    #: Why it could not be checked (a newer schema, a server that does not answer): not
+    #: damage, left alone.
+    unchecked: str | None = None
+    #: Where --repair moved the damaged file (None: not moved).
+    moved_to: str | None = None
+    #: Why --repair could not move it.
+    not_repaired: str | None = None
+
+    @property
+    def clean_now(self) -> bool:
+        return self.damage is None or self.moved_to is not None
+
+    def lines(self) -> list[str]:
+        if self.unchecked is not None:
+            return [f"note: the metadata database was not checked: {self.unchecked}"]
+        if self.damage is None:
+            return []
+        if self.moved_to is not None:
+            return [
+                f"bad metadata database: {self.damage}",
+                f"moved it aside to {self.moved_to} (kept; the next run starts a fresh "
+                "history, the stored artifacts are reused)",
+            ]
+        fix = self.not_repaired or "run again with --repair to move it aside (kept)"
+        return [f"bad metadata database: {self.damage}", fix]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_metadata(
+    artifacts: Any, config: str | None, metadata: str | None, repair: bool
+) -> _DatabaseCheck:
+    """Check the store's metadata database; with ``repair``, move a damaged one aside."""
+    from helix_tf.errors import StoreError
+    from helix_tf.reuse.metadata import check_database, set_aside
+
+    url, _ = _metadata_url(artifacts, config, metadata)
+    if url is None:
+        return _DatabaseCheck(url=None)
+    found = check_database(url)
+    if not found.damaged:
+        return _DatabaseCheck(url=url, unchecked=found.problem)
+    if not repair:
+        return _DatabaseCheck(url=url, damage=found.problem)
+    live = [f"{i.user}@{i.host} pid {i.pid}" for i in artifacts.run_leases.all() if i.alive]
+    if live:  # it still writes into the file: moved now, its records would go with it
+        return _DatabaseCheck(
+            url=url,
+            damage=found.problem,
+            not_repaired=f"not moved aside: runs are live on this store ({', '.join(live)}); "
+            "run `--repair` again when they have ended",
+        )
+    try:
+        moved = set_aside(url)
+    except StoreError as exc:
+        return _DatabaseCheck(url=url, damage=found.problem, not_repaired=str(exc))
+    return _DatabaseCheck(url=url, damage=found.problem, moved_to=str(moved))
 
 
 @store.command()
@@ -270,12 +359,14 @@ def du(
             )
         )
         return
-    table = Table(title=f"store {artifacts.url}", title_justify="left")
+    table = Table(title=f"store {escape(artifacts.url)}", title_justify="left")
     for col in ("workflow", "node", "versions", "entries", "size"):
         table.add_column(col, justify="right" if col in ("entries", "size") else "left")
     for r in ordered:
         versions = ",".join(f"v{v}" for v in sorted(r["versions"])) or "-"
-        table.add_row(r["workflow"], r["node"], versions, str(r["entries"]), _size(r["bytes"]))
+        table.add_row(
+            escape(r["workflow"]), escape(r["node"]), versions, str(r["entries"]), _size(r["bytes"])
+        )
     out.print(table)
     mine = "".join(
         f" ({_size(n)} made by {tag} runs, evicted first)" for tag, n in sorted(tagged.items())
@@ -290,14 +381,63 @@ def du(
 def _node_names(
     artifacts: Any, config: str | None, metadata: str | None
 ) -> dict[str, list[tuple[str, int, str]]]:
-    """Fingerprint → (workflow, version, node) from the metadata database, if there is one."""
+    """Fingerprint → (workflow, version, node) from the metadata database, if there is one.
+
+    A database that cannot be read (damaged, a newer schema) names nothing: the sizes
+    are the store's own, so ``du`` goes on, the entries unnamed, and says why.
+    """
     from helix_tf._session import open_metadata
+    from helix_tf.errors import StoreError
 
     url, setting = _metadata_url(artifacts, config, metadata)
     if url is None:
         return {}
-    with open_metadata(url, setting) as md:
-        return md.node_names()
+    try:
+        with open_metadata(url, setting) as md:
+            return md.node_names()
+    except StoreError as exc:
+        _consoles()[1].print(
+            f"[yellow]note:[/] entries are not named by workflow node: {escape(str(exc))}",
+            highlight=False,
+        )
+        return {}
+
+
+def _refuse_damaged_metadata(
+    artifacts: Any, config: str | None, metadata: str | None, older_than: float
+) -> None:
+    """Refuse ``gc`` before it removes anything when the dead runs it would mark killed
+    are recorded in a metadata database that is damaged (their leases are the only record
+    of which runs they were; removing them first and failing after lost that)."""
+    from helix_tf.errors import StoreError
+    from helix_tf.reuse.metadata import check_database
+
+    url, _ = _metadata_url(artifacts, config, metadata)
+    found = check_database(url) if url is not None else None
+    if found is None or found.problem is None:
+        return
+    preview = artifacts.collect(older_than=older_than, dry_run=True)
+    runs = sorted(int(d.run["run_id"]) for d in preview.dead_runs if d.run.get("run_id"))
+    if not runs:
+        return  # nothing to record there: the leftovers can go
+    fix = (
+        f"Run `helix-tf store verify {_where(artifacts, config)} --repair` (it moves the "
+        "damaged database aside, kept; history starts afresh and the stored artifacts are "
+        "reused)"
+        if found.damaged
+        else "Fix that first"
+    )
+    raise StoreError(
+        f"{found.problem}. Nothing was removed: gc marks the dead runs "
+        f"{', '.join(map(str, runs))} killed in that database, and cannot while it "
+        f"{'is damaged' if found.damaged else 'is unusable'}. {fix}, then "
+        "`helix-tf store gc` again"
+    )
+
+
+def _where(artifacts: Any, config: str | None) -> str:
+    """How a command names this store again: CONFIG, else ``--store URL``."""
+    return config if config else f"--store {artifacts.url}"
 
 
 def _mark_killed(

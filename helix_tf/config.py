@@ -14,6 +14,7 @@ import ast
 import dataclasses
 import hashlib
 import importlib.util
+import math
 import os
 import re
 import sys
@@ -51,10 +52,29 @@ def parse_overrides(items: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:
         if not sep or not key.strip():
             problems.append(f"-p {item!r}: expected key=value, e.g. -p learner.l1=0.001")
             continue
-        out[key.strip()] = parse_value(value.strip())
+        parsed = parse_value(value.strip())
+        if not _finite(parsed):
+            problems.append(
+                f"-p {key.strip()}={value.strip()}: {value.strip()!r} is not finite "
+                f"(it reads as {parsed!r}); pass finite numbers, e.g. 1e6"
+            )
+            continue
+        out[key.strip()] = parsed
     if problems:
         raise ConfigError(problems)
     return out
+
+
+def _finite(value: Any) -> bool:
+    """No float in ``value`` (or in its lists, tuples, sets and dicts) is inf or NaN
+    (``1e999`` reads as inf: a parameter of that size is a typo, never a setting)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return all(_finite(v) for v in value)
+    if isinstance(value, dict):
+        return all(_finite(k) and _finite(v) for k, v in value.items())
+    return True
 
 
 def _raw_texts(items: Sequence[str] | Mapping[str, Any]) -> dict[str, str]:
@@ -355,7 +375,19 @@ def _config_line(exc: BaseException, path: Path) -> str:
 def _user_error(exc: BaseException, path: Path) -> str:
     return (
         f"{_config_line(exc, path)}{type(exc).__name__}: {exc}{_keyword_hint(exc)}"
-        f"{_raised_in_helper(exc, path)}"
+        f"{_raised_in_helper(exc, path)}{_missing_module_hint(exc, path)}"
+    )
+
+
+def _missing_module_hint(exc: BaseException, path: Path) -> str:
+    """For ``import helpers`` of a module that is nowhere: where it may come from."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return ""
+    top = exc.name.split(".")[0]
+    return (
+        f"; install it into this Python environment ({sys.executable} -m pip install "
+        f"{top}), or put {top}.py beside the config in {path.parent} (that folder is on "
+        "the import path)"
     )
 
 
@@ -406,13 +438,33 @@ def _at_line(exc: ConfigError, path: Path) -> list[str]:
 
 
 def _build_workflow(
-    module: Any, params: Params, cfg_path: Path, problems: list[str]
+    module: Any,
+    params: Params,
+    cfg_path: Path,
+    problems: list[str],
+    given: Mapping[str, Any] | None = None,
 ) -> Workflow:
     """The config module's workflow: its ``workflow`` object, or ``workflow(params)``.
 
     An error raised while the config builds it is reported with ``problems`` (the
-    command line's, found before), each naming the config line where it can.
+    command line's, found before), each naming the config line where it can, and the
+    ``-p`` values of PARAMS it was built with (``given``): the value the line reads may
+    be one of them.
     """
+    try:
+        return _call_workflow(module, params, cfg_path, problems)
+    except ConfigError as exc:
+        if not given or exc.path is None or len(exc.problems) <= len(problems):
+            raise
+        built = ", ".join(f"-p {k}={v!r}" for k, v in sorted(given.items()))
+        raised = [f"{p} (built with {built})" for p in exc.problems[len(problems) :]]
+        raise ConfigError([*exc.problems[: len(problems)], *raised], path=exc.path) from exc
+
+
+def _call_workflow(
+    module: Any, params: Params, cfg_path: Path, problems: list[str]
+) -> Workflow:
+    """:func:`_build_workflow` without naming the ``-p`` values."""
     factory = getattr(module, "workflow", None)
     if factory is None:
         raise ConfigError(
@@ -440,11 +492,21 @@ def _build_workflow(
             found[-1] += "; define it as def workflow(params): (params holds PARAMS)"
         raise ConfigError(found, path=str(cfg_path)) from exc
     if not isinstance(wf, Workflow):
+        code = getattr(factory, "__code__", None)
+        where = f"line {code.co_firstlineno}: " if code is not None else ""
         raise ConfigError(
-            f"workflow(params) returned {type(wf).__name__}, expected a helix_tf.Workflow",
+            f"{where}workflow(params) returned {type(wf).__name__} ({_short(wf)}), expected "
+            "a helix_tf.Workflow; end the function with `return wf` (the Workflow it "
+            "built)",
             path=str(cfg_path),
         )
     return wf
+
+
+def _short(value: Any) -> str:
+    """``repr(value)`` cut to 60 characters, for a message."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def load_config(
@@ -487,7 +549,8 @@ def load_config(
     # problems of one command line together); the workflow is built without them.
     data = find_data_dir(data_dir, cfg_path)
     params = Params(values=values, data_dir=data, work_dir=cfg_path.parent / ".helix")
-    wf = _build_workflow(module, params, cfg_path, problems)
+    given = {k: values[k] for k in over if k in declared and values[k] != declared[k]}
+    wf = _build_workflow(module, params, cfg_path, problems, given)
     problems.extend(apply_edits(wf, edit_overrides))
     for key, value in node_overrides.items():
         node, _, param = key.partition(".")

@@ -74,8 +74,8 @@ class ProgressPrinter:
         if not self.enabled:
             return
         line = self.line(event, time.perf_counter() - self.t0)
-        if line is not None:
-            self.err.print(line, highlight=False)
+        if line is not None:  # node names and values as written, never console markup
+            self.err.print(line, highlight=False, markup=False)
 
     @staticmethod
     def line(event: ProgressEvent, elapsed: float) -> str | None:
@@ -314,12 +314,12 @@ def plan_table(result: PlanResult) -> Table:
     for d in result.nodes:
         style = STATE_STYLE.get(d.state, "")
         table.add_row(
-            d.name,
+            escape(d.name),
             d.kind,
             f"[{style}]{d.state}[/]",
             f"{d.compute_cost:.2f}s",
             "" if d.load_cost is None else f"{d.load_cost:.2f}s",
-            d.reason,
+            escape(d.reason),  # a reason quotes values: "-[/data/a.csv] +[...]"
         )
     return table
 

@@ -45,7 +45,7 @@ from helix_tf._report_dag import (
     html_escape,
     seconds_text,
 )
-from helix_tf.errors import ExecutionError
+from helix_tf.errors import ConfigError, ExecutionError
 from helix_tf.roles import NodeState, Role, state_counts
 from helix_tf.views._html import CSS as VIEWS_CSS
 
@@ -167,15 +167,19 @@ def write_config_report(
     """Write the report of ``config``'s workflow (``helix-tf report``); where it went.
 
     ``path`` defaults to ``reports/<workflow>.html`` in the store. The DAG drawn is the
-    config as it is now, coloured by the latest run. Raises
+    config as it is now, coloured by the latest run (while the config does not load: the
+    latest run's version, the workflow found as ``history`` finds it). Raises
     :class:`~helix_tf.errors.StoreError` when no run has written the store. ``user``:
     only that person's runs and versions (team mode; None: everyone's).
     """
     from helix_tf._session import open_session
 
-    session = open_session(
-        config, params=params, data_dir=data_dir, store=store, metadata=metadata, existing=True
-    )
+    try:
+        session = open_session(
+            config, params=params, data_dir=data_dir, store=store, metadata=metadata, existing=True
+        )
+    except ConfigError as broken:
+        return _write_recorded_report(config, path, broken, limit, user, store, metadata)
     try:
         html = render_report(
             session.compiled.name,
@@ -191,6 +195,29 @@ def write_config_report(
         )
     finally:
         session.close()
+    write_report(target, html)
+    return str(target)
+
+
+def _write_recorded_report(
+    config: str | os.PathLike[str],
+    path: str | os.PathLike[str] | None,
+    broken: ConfigError,
+    limit: int,
+    user: str | None,
+    store: str | None,
+    metadata: str | None,
+) -> str:
+    """The report while the config does not load: what runs recorded, the DAG of the
+    latest run's version (the workflow is found as ``history`` finds it)."""
+    from helix_tf._session import default_home, open_recorded
+    from helix_tf.history import recorded_workflow
+
+    with open_recorded(config, store=store, metadata=metadata) as md:
+        name = recorded_workflow(config, md, broken)
+        html = render_report(name, md, limit=limit, user=user)
+    store_url = store or str(default_home(Path(config).resolve()))
+    target = path if path is not None else default_report_path(store_url, name)
     write_report(target, html)
     return str(target)
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 
-__all__ = ["KERAS_EXTRAS", "PRELOAD", "WARM_CALLS", "preload", "skip_keras_extras"]
+__all__ = ["BEAM_EXTRAS", "KERAS_EXTRAS", "PRELOAD", "WARM_CALLS", "preload", "skip_keras_extras"]
 
 #: Imported before the first fork: what every training run needs and pays seconds for.
 #: Only imports: nothing here may start a thread or open a connection (a fork keeps
@@ -122,8 +122,23 @@ KERAS_EXTRAS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: The same for Beam: ``import apache_beam`` loads its MongoDB IO, which imports pymongo
+#: and its bson when installed (~0.9 s here, and ~80 MB of the server's memory with
+#: Keras' extras). Beam guards them with ``except ImportError`` and logs "Could not find
+#: a compatible bson package." on that logger (:data:`QUIET_WHEN_SKIPPED`).
+BEAM_EXTRAS: tuple[tuple[str, str], ...] = (
+    ("apache_beam.io.mongodbio", "bson"),
+    ("apache_beam.io.mongodbio", "pymongo"),
+)
+
+#: Loggers whose only record about a skipped extra is its absence: silent in processes
+#: that skip them.
+QUIET_WHEN_SKIPPED = ("apache_beam.io.mongodbio",)
+
+
 class _SkipKerasExtras:
-    """A meta path finder that refuses :data:`KERAS_EXTRAS` to the Keras package named.
+    """A meta path finder that refuses :data:`KERAS_EXTRAS` (and :data:`BEAM_EXTRAS`) to
+    the package named.
 
     Only an import made by that package's own code is refused (the frame that runs
     the ``import``); the same module imported by anyone else (a config, the report's
@@ -134,7 +149,7 @@ class _SkipKerasExtras:
         self, name: str, path: Sequence[str] | None = None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
         top = name.partition(".")[0]
-        blocked = [package for package, module in KERAS_EXTRAS if module == top]
+        blocked = [package for package, module in (*KERAS_EXTRAS, *BEAM_EXTRAS) if module == top]
         if not blocked:
             return None
         frame = sys._getframe(1)
@@ -143,9 +158,9 @@ class _SkipKerasExtras:
         importer = frame.f_globals.get("__name__", "") if frame is not None else ""
         if any(importer == p or importer.startswith(p + ".") for p in blocked):
             raise ModuleNotFoundError(
-                f"{name} is not loaded for Keras ({importer}) in helix-tf runs: no run uses "
-                "Keras' scikit-learn wrappers or gallery plots, and importing them took "
-                "~1 s of every start; use them in a plain Python process",
+                f"{name} is not loaded for {importer} in helix-tf runs: no run uses "
+                "Keras' scikit-learn wrappers or gallery plots, nor Beam's MongoDB IO, and "
+                "importing them took ~2 s of every start; use them in a plain Python process",
                 name=name,
             )
         return None
@@ -160,3 +175,7 @@ def skip_keras_extras() -> None:
     """
     if not any(isinstance(finder, _SkipKerasExtras) for finder in sys.meta_path):
         sys.meta_path.insert(0, _SkipKerasExtras())
+        import logging
+
+        for name in QUIET_WHEN_SKIPPED:
+            logging.getLogger(name).disabled = True

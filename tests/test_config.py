@@ -126,6 +126,12 @@ BAD_OVERRIDES = {
     "param_list_as_number": (["buckets=[20, 40]", "epochs=[2]"], r"got \[2\] \(a list\)"),
     "missing_equals": (["learner.l1"], r"-p 'learner\.l1': expected key=value"),
     "missing_key": (["=3"], r"-p '=3': expected key=value"),
+    # 1e999 reads as inf, which every range check (l1 >= 0) let through
+    "overflow_to_inf": (
+        ["learner.l1=1e999"],
+        r"-p learner\.l1=1e999: '1e999' is not finite \(it reads as inf\); pass finite",
+    ),
+    "inf_in_a_list": (["buckets=[1, -1e999]"], r"reads as \[1, -inf\]"),
 }
 
 
@@ -133,6 +139,12 @@ BAD_OVERRIDES = {
 def test_bad_override_is_a_config_error(config: Path, items: list[str], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         load_config(config, items)
+
+
+def test_a_config_line_that_fails_on_a_p_value_names_the_value(config: Path) -> None:
+    """Before: "line 19: Linear: epochs must be ... got 0", no word of -p epochs=0."""
+    with pytest.raises(ConfigError, match=r"line \d+: .*got 0 \(built with -p epochs=0\)"):
+        load_config(config, ["epochs=0"])
 
 
 FLAGS = """\
@@ -351,11 +363,25 @@ def test_workflow_function_that_raises_a_config_error_keeps_it(
 @pytest.mark.parametrize(
     ("body", "match"),
     [
-        ("def workflow(params):\n    return 42\n", r"returned int, expected a helix_tf\.Workflow"),
+        (
+            "def workflow(params):\n    return 42\n",
+            r"line 5: workflow\(params\) returned int \(42\), expected a helix_tf\.Workflow; "
+            r"end the function with `return wf`",
+        ),
+        (  # forgot the return: the line of the function, and the fix
+            'def workflow(params):\n    wf = Workflow("w")\n',
+            r"line 5: workflow\(params\) returned NoneType \(None\).*`return wf`",
+        ),
         ("workflow = 42\n", r"`workflow` is a int; it must be a Workflow or a function"),
         ("def workflow(params):\n    return params.nope\n", r"no parameter 'nope'"),
+        (  # a helper module that is nowhere: how to install it or where to put it
+            "import helix_tf_no_such_helper\n",
+            r"line 5: ModuleNotFoundError: No module named 'helix_tf_no_such_helper'; install "
+            r"it into this Python environment .*pip install helix_tf_no_such_helper\), or put "
+            r"helix_tf_no_such_helper\.py beside the config",
+        ),
     ],
-    ids=["returns_int", "int_object", "unknown_param_attribute"],
+    ids=["returns_int", "returns_none", "int_object", "unknown_param_attribute", "no_module"],
 )
 def test_workflow_of_the_wrong_type(
     make_config: Callable[..., Path], body: str, match: str

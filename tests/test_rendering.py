@@ -166,3 +166,41 @@ def test_json_output_is_strict_json_with_nan_as_null() -> None:
     buf = io.StringIO()
     Console(file=buf, width=200).print_json(text)
     json.loads(buf.getvalue(), parse_constant=strict)
+
+
+def test_plan_reasons_that_quote_paths_in_brackets_are_not_taken_for_markup() -> None:
+    """Before: `helix-tf plan --data-dir ELSEWHERE` crashed with rich's MarkupError on
+    "closing tag '[/work/data/adult.test]' ... doesn't match any open tag"."""
+    from helix_tf.rendering import plan_table
+    from helix_tf.results import NodeDecision, PlanResult
+
+    reason = "changed: rows.test 1 → 1 items -[/work/data/adult.test] +[/tmp/adult.test]"
+    result = PlanResult(
+        workflow="w",
+        approx=False,
+        estimated_seconds=1.0,
+        nodes=(
+            NodeDecision(
+                name="rows[0]",
+                kind="source",
+                state="compute",
+                compute_cost=1.0,
+                load_cost=None,
+                reason=reason,
+                fingerprint="f" * 32,
+            ),
+        ),
+    )
+    buf = io.StringIO()
+    Console(file=buf, width=300).print(plan_table(result))
+    assert reason in buf.getvalue() and "rows[0]" in buf.getvalue()
+
+
+def test_progress_lines_are_printed_as_written() -> None:
+    """A node name with brackets is a name, not console markup (it vanished, or crashed)."""
+    from helix_tf.events import TrainingStarted
+    from helix_tf.rendering import ProgressPrinter
+
+    buf = io.StringIO()
+    ProgressPrinter(Console(file=buf, width=200), True)(TrainingStarted(node="model[/x]", rows=5))
+    assert "training model[/x] on 5 rows" in buf.getvalue()

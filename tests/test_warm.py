@@ -100,3 +100,24 @@ def test_a_preloaded_process_has_neither_scikit_learn_nor_pyplot_and_users_still
         "import sklearn, matplotlib.pyplot  # a config may still use both\n"
     )
     _in_fresh_interpreter(code)
+
+
+def test_beams_mongodb_extras_are_skipped_silently_and_users_still_can() -> None:
+    """``import apache_beam`` loads its MongoDB IO, which imports pymongo and bson when
+    installed (~0.9 s); helix-tf processes skip them, without Beam's notice of it."""
+    code = (
+        "import importlib.util, logging, sys\n"
+        "logging.basicConfig(level=logging.WARNING)  # a notice would reach stderr\n"
+        "from helix_tf.warm import skip_keras_extras\n"
+        "skip_keras_extras()\n"
+        "import apache_beam\n"
+        "from apache_beam.io import mongodbio\n"
+        "assert mongodbio.MongoClient is None  # Beam's own branch for a machine without it\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('pymongo', 'bson'))\n"
+        "assert not loaded, loaded[:5]\n"
+        "if importlib.util.find_spec('pymongo') is not None:\n"
+        "    import pymongo  # a config may still use it\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "bson" not in done.stderr, done.stderr[-3000:]

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from helix_tf.compiler.graph import CompiledNode
 from helix_tf.engine import tables
 from helix_tf.engine._context import RunContext
-from helix_tf.engine._outputs import RunOutputs
+from helix_tf.engine._outputs import RunOutputs, read_back
 from helix_tf.errors import ExecutionError
 from helix_tf.roles import Role, Split
 from helix_tf.types import ROW_ID
@@ -54,7 +54,7 @@ class LearningInputs:
         local = art.local
         if local is None:
             raise ExecutionError("its examples are not on local disk", node=name)
-        table = tables.read_split(local, split, columns)
+        table = read_back(self.outputs, name, lambda: tables.read_split(local, split, columns))
         if table is None:
             raise ExecutionError(self._no_rows(name, split), node=name)
         return table, art.meta
@@ -116,7 +116,8 @@ class LearningInputs:
 
         art = self.outputs.load(name)
         t0 = time.perf_counter()
-        model = keras_models.load_model(os.path.join(art.local or "", "model.keras"))
+        path = os.path.join(art.local or "", "model.keras")
+        model = read_back(self.outputs, name, lambda: keras_models.load_model(path))
         # Deserialising (and importing TensorFlow) is not store read time: kept apart so
         # the store's fitted throughput stays a property of the store.
         self.ctx.tallies[name].other_seconds += time.perf_counter() - t0
@@ -140,7 +141,7 @@ class LearningInputs:
         art = self.outputs.load(name)
         split = art.meta.get("split", Split.TEST)
         t0 = time.perf_counter()
-        table = tables.read_split(art.local or "", split)
+        table = read_back(self.outputs, name, lambda: tables.read_split(art.local or "", split))
         self.ctx.tallies[name].load_seconds += time.perf_counter() - t0
         self.ctx.values[name] = table
         return table
@@ -177,8 +178,12 @@ class LearningInputs:
         if name in self.ctx.values:
             return self.ctx.values[name]
         art = self.outputs.load(name)
-        with open(os.path.join(art.local or "", "metrics.json")) as f:
-            payload = json.load(f)
+
+        def read() -> Any:
+            with open(os.path.join(art.local or "", "metrics.json")) as f:
+                return json.load(f)
+
+        payload = read_back(self.outputs, name, read)
         self.ctx.values[name] = payload
         return payload
 

@@ -14,17 +14,19 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from helix_tf.engine._artifacts import Artifact, folder_bytes
 from helix_tf.engine._context import RunContext
-from helix_tf.errors import ExecutionError, StoreError
+from helix_tf.errors import ExecutionError, HelixError, StoreError, interrupted
 from helix_tf.reuse.store import is_write_failure
 from helix_tf.roles import NodeState
 
-__all__ = ["RunOutputs", "StoreEntriesLost"]
+__all__ = ["RunOutputs", "StoreEntriesLost", "read_back"]
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 
 class StoreEntriesLost(ExecutionError):
@@ -36,6 +38,8 @@ class StoreEntriesLost(ExecutionError):
 
     def __init__(self, nodes: list[str], problem: str) -> None:
         self.nodes = sorted(nodes)
+        #: What happened to them ("failed verification or vanished", "cannot be read back").
+        self.problem = problem
         super().__init__(
             f"stored results of {', '.join(self.nodes)} {problem}; they are recomputed "
             "when this run plans again"
@@ -243,3 +247,35 @@ class RunOutputs:
             self.store.abort(art.staging)  # type: ignore[arg-type]
         except Exception as exc:
             log.debug("abort failed: %s", exc)
+
+
+def read_back(outputs: RunOutputs, name: str, read: Callable[[], _T]) -> _T:
+    """``read()`` of node ``name``'s files among ``outputs``; a stored entry that verified
+    (its sha256 is what was written) but cannot be read back (a library of another
+    version wrote it, a writer's bug) is removed and the run plans again, recomputing it.
+
+    Errors of what this run computed, helix_tf's own, a Ctrl-C and the machine's own
+    faults (out of memory, a full temporary disk: an ``OSError`` with an errno) pass
+    through: the entry may be sound, so it is kept.
+    """
+    try:
+        return read()
+    except HelixError:
+        raise
+    except Exception as exc:
+        machine = isinstance(exc, MemoryError) or (
+            isinstance(exc, OSError) and exc.errno is not None
+        )
+        if outputs.ctx.states.get(name) != NodeState.LOAD or interrupted(exc) or machine:
+            raise
+        problem = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        log.warning(
+            "stored result of %s verified but cannot be read back (%s); removing it",
+            name,
+            problem,
+        )
+        try:
+            outputs.store.delete(outputs.ctx.manifests[name].fingerprint)
+        except StoreError as gone:  # the replan recomputes it either way
+            log.warning("could not remove it: %s", gone)
+        raise StoreEntriesLost([name], f"cannot be read back ({problem})") from exc

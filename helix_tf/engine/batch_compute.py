@@ -258,12 +258,11 @@ class BatchComputer:
         labels, bad = label_op.encode(raw, self.states.get(node.name))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            row = int(cache["rows"][i])
+            where = _describe_row(self.nodes, node.source, split, int(cache["rows"][i]))
             shown = raw[i].as_py() if hasattr(raw[i], "as_py") else raw[i]
             missing = shown is None or (isinstance(shown, float) and shown != shown)
             raise DataError(
-                f"row {row} (line number in its file) of split {split!r} has label "
-                f"{shown!r} in column {label_op.column!r}; "
+                f"{where} has label {shown!r} in column {label_op.column!r}; "
                 f"{label_op.problem(None if missing else shown)}"
                 f" ({int(bad.sum())} such rows in this batch). Fix or drop those rows.",
                 node=node.name,
@@ -300,13 +299,7 @@ class BatchComputer:
                     what, shown, bad = f"column {col!r}", raw, np.isinf(raw)
                     break
         i = int(np.flatnonzero(bad)[0])
-        row = int(cache["rows"][i])
-        source = self.nodes[src].op if src in self.nodes else None
-        where = (
-            source.describe_row(split, row)
-            if isinstance(source, Source)
-            else f"row {row} (line number in its file) of split {split!r}"
-        )
+        where = _describe_row(self.nodes, src, split, int(cache["rows"][i]))
         raise DataError(
             f"{what} is {shown[i]} on {where} ({int(bad.sum())} such rows in this "
             "batch), and a model needs finite numbers. An infinity in the data: add 'inf' and "
@@ -361,3 +354,11 @@ def user_code_line(exc: BaseException) -> str | None:
         if not real.startswith(ours) and _is_user_location(None, frame.filename):
             return f"{frame.filename}:{frame.lineno}, in {frame.name}"
     return None
+
+
+def _describe_row(nodes: Mapping[str, Any], src: str, split: str, row: int) -> str:
+    """Where row id ``row`` of ``split`` of source ``src`` is: "line 12 of FILE"."""
+    source = nodes[src].op if src in nodes else None
+    if isinstance(source, Source):
+        return source.describe_row(split, row)
+    return f"row {row} (line number in its file) of split {split!r}"

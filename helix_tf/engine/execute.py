@@ -173,6 +173,8 @@ def _run_step(step: Any, node: CompiledNode) -> None:
     """Compute ``node``; an error is reported as the node's (``ExecutionError(node=...)``)."""
     try:
         step(node)
+    except StoreEntriesLost:  # an input read back from the store: the run plans again
+        raise
     except ExecutionError as exc:
         if exc.node is None:
             raise ExecutionError(str(exc), node=node.name) from exc

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from helix_tf.errors import ConfigError, StoreError
@@ -32,7 +35,6 @@ from helix_tf.history._runs import (
 from helix_tf.history._versions import VersionDiff, version_diff, workflow_changes
 
 if TYPE_CHECKING:
-    from helix_tf._session import Session
     from helix_tf.reuse.metadata import MetadataStore, VersionRecord
 
 __all__ = [
@@ -42,13 +44,24 @@ __all__ = [
     "check_metric_selection",
     "compare_runs",
     "recorded_versions",
+    "recorded_workflow",
     "workflow_diff",
     "workflow_history",
     "workflow_versions",
 ]
 
+log = logging.getLogger(__name__)
+
 Params = Sequence[str] | Mapping[str, Any]
 Config = str | os.PathLike[str]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _Recorded:
+    """A config's workflow name and the metadata database its runs recorded into."""
+
+    metadata: MetadataStore
+    name: str
 
 
 @contextlib.contextmanager
@@ -58,17 +71,69 @@ def _opened(
     data_dir: str | None,
     store: str | None,
     metadata: str | None,
-) -> Iterator[Session]:
-    """The config's session for reading what runs recorded (never creating a store)."""
-    from helix_tf._session import open_session
+) -> Iterator[_Recorded]:
+    """The config's recorded runs, for reading (never creating a store).
 
-    session = open_session(
-        config, params=params, data_dir=data_dir, store=store, metadata=metadata, existing=True
-    )
+    Only the workflow's name is needed, so the config is loaded, not compiled (no data
+    file is hashed) and the artifact store is not opened (it may be read-only). What
+    runs recorded does not depend on the config as it is now: when it does not load (a
+    syntax error after an edit), its workflow is found in the database (see
+    :func:`recorded_workflow`), with a warning saying so.
+    """
+    from helix_tf._session import open_recorded
+    from helix_tf.config import load_config
+
+    name: str | None = None
     try:
-        yield session
+        name = load_config(config, params, data_dir=data_dir).workflow.name
+    except ConfigError as exc:
+        broken = exc
+    meta = open_recorded(config, store=store, metadata=metadata)
+    try:
+        if name is None:
+            name = recorded_workflow(config, meta, broken)
+        yield _Recorded(metadata=meta, name=name)
     finally:
-        session.close()
+        meta.close()
+
+
+def recorded_workflow(config: Config, metadata: MetadataStore, broken: ConfigError) -> str:
+    """The workflow ``config``'s runs recorded, found while the config does not load
+    (``broken``: why not; history, diff and report read what runs recorded without it).
+
+    The workflow recorded from this config path; else the one recorded workflow whose
+    name the config's text spells (``Workflow("census")``). Without exactly one, the
+    config's own error is raised, saying what was looked for.
+    """
+    from helix_tf.reuse.metadata import recorded_workflows
+
+    path = str(Path(config).resolve())
+    recorded = recorded_workflows(metadata)
+    found = [name for name, at in recorded.items() if at == path]
+    if not found:
+        try:
+            text = Path(path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            text = ""
+        found = [name for name in recorded if re.search(rf"""["']{re.escape(name)}["']""", text)]
+    if len(found) != 1:
+        why = (
+            f"several workflows were recorded from it ({', '.join(map(repr, found))})"
+            if found
+            else f"no workflow in {metadata.url} was recorded from it"
+        )
+        *first, last = broken.problems or [str(broken)]
+        raise ConfigError(
+            [*first, f"{last} (its recorded runs cannot be shown without it: {why})"],
+            path=broken.path,
+        ) from broken
+    log.warning(
+        "%s does not load (%s); showing what the runs of workflow %r recorded",
+        path,
+        broken,
+        found[0],
+    )
+    return found[0]
 
 
 def recorded_versions(
@@ -123,7 +188,7 @@ def workflow_history(
     """
     with _opened(config, params, data_dir, store, metadata) as session:
         entries = history_entries(
-            session.metadata, session.compiled.name, limit=limit, agent=agent, user=user
+            session.metadata, session.name, limit=limit, agent=agent, user=user
         )
     check_metric_selection(metrics, {k for e in entries for k in e.run.metrics})
     return entries
@@ -161,7 +226,7 @@ def workflow_versions(
     from helix_tf.validation import is_validation_dag
 
     with _opened(config, params, data_dir, store, metadata) as session:
-        records = recorded_versions(session.metadata, session.compiled.name)
+        records = recorded_versions(session.metadata, session.name)
     return [
         VersionSummary(
             workflow=v.workflow,
@@ -196,7 +261,7 @@ def workflow_diff(
     None: everyone's).
     """
     with _opened(config, params, data_dir, store, metadata) as session:
-        return version_diff(session.metadata, session.compiled.name, old, new, user=user)
+        return version_diff(session.metadata, session.name, old, new, user=user)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -274,7 +339,7 @@ def compare_runs(
     from helix_tf.validation import is_validation_dag
 
     with _opened(config, params, data_dir, store, metadata) as session:
-        name = session.compiled.name
+        name = session.name
         records = {r.id: r for r in recorded_runs(session.metadata, name, agent=True)}
         missing = [i for i in (old, new) if i not in records]
         if missing:

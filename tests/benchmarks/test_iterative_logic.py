@@ -163,3 +163,24 @@ def test_metrics_that_differ_between_policies_are_named() -> None:
         [0, 1],
     )
     assert problems == ["iteration 1: metric 'accuracy': helix=0.7 but none=0.7000001"]
+
+
+def test_each_policy_gets_a_server_of_its_own() -> None:
+    # One server for every policy let the trainer keep one policy's models for the next
+    # policy's runs (their learner edits then skipped building and tracing).
+    import argparse
+    from pathlib import Path
+
+    from benchmarks.iterative import policy_server
+
+    args = argparse.Namespace(server=False, auto_server=True)
+    with (
+        policy_server(args, extra={}, root=Path.cwd()) as first,
+        policy_server(args, extra={}, root=Path.cwd()) as second,
+    ):
+        assert first is not None and second is not None
+        assert first["HELIX_TF_SERVER_DIR"] != second["HELIX_TF_SERVER_DIR"]
+        assert first["HELIX_TF_SERVER"] == "on"
+    off = argparse.Namespace(server=False, auto_server=False)
+    with policy_server(off, extra={}, root=Path.cwd()) as none:
+        assert none is None

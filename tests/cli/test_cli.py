@@ -512,6 +512,21 @@ def test_a_profile_counts_wall_or_cpu_seconds_as_asked(
     assert (total >= 0.45) is counts_the_wait, total
 
 
+def test_a_note_with_brackets_is_printed_as_written(
+    tmp_path: Path, census_like: tuple[Path, Path]
+) -> None:
+    """Before: a config's note quoting "[/data/x.csv]" crashed `run` with rich's
+    MarkupError after the run (the note was printed as console markup)."""
+    body = TINY_CENSUS.replace(
+        '    wf = Workflow("tiny_census")\n',
+        '    wf = Workflow("tiny_census")\n    wf.note("read [/data/x.csv] and [bold]")\n',
+    )
+    config = write_config(tmp_path, body, train=census_like[0], test=census_like[1])
+    result = invoke("run", config, "--store", tmp_path / "store")
+    assert result.exit_code == 0, result.output
+    assert "read [/data/x.csv] and [bold]" in result.stderr
+
+
 def test_a_command_run_here_skips_keras_extras_before_it_runs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from helix_tf.cli import main
@@ -40,6 +41,25 @@ def _store(tmp_path: Path) -> Path:
             md.record_version("census", "c.py", dag, f"d{number}")
     store.begin("fpleft")  # a lease-less writer's staging: no known owner, fresh
     return root
+
+
+def _write_lease(root: Path, run: dict[str, object]) -> None:
+    """The lease of run ``ef…`` by ana@build-7.example, pid 4242, dead on any host."""
+    lease = {
+        "id": "ef" * 8,
+        "host": "build-7.example",
+        "user": "ana",
+        "pid": 4242,
+        "proc_start": None,
+        "pid_scope": None,
+        "created": 0.0,
+        "renewed": 0.0,  # never renewed since 1970: expired on any host
+        "pins": [],
+        "scratch": None,
+        "run": run,
+    }
+    (root / "runs").mkdir(exist_ok=True)
+    (root / "runs" / f"{'ef' * 8}.json").write_text(json.dumps(lease))
 
 
 def test_du_names_entries_by_node_and_version(tmp_path: Path) -> None:
@@ -100,22 +120,7 @@ def test_a_missing_store_is_an_error_not_a_new_store(tmp_path: Path) -> None:
 def test_gc_names_whose_run_died_and_where(tmp_path: Path) -> None:
     """On a shared store a dead run is named by user and host (from its lease file)."""
     root = _store(tmp_path)
-    runs = root / "runs"
-    runs.mkdir(exist_ok=True)
-    lease = {
-        "id": "ef" * 8,
-        "host": "build-7.example",
-        "user": "ana",
-        "pid": 4242,
-        "proc_start": None,
-        "pid_scope": None,
-        "created": 0.0,
-        "renewed": 0.0,  # never renewed since 1970: expired on any host
-        "pins": [],
-        "scratch": None,
-        "run": {},
-    }
-    (runs / f"{'ef' * 8}.json").write_text(json.dumps(lease))
+    _write_lease(root, {})
     dry = invoke("store", "gc", "--store", root, "--dry-run", "--json")
     assert dry.exit_code == 0, dry.output
     owners = json.loads(dry.output)["dead_run_owners"]
@@ -130,3 +135,110 @@ def test_gc_refuses_a_negative_age(tmp_path: Path) -> None:
     root = _store(tmp_path)
     result = invoke("store", "gc", "--store", root, "--older-than", "-5")
     assert result.exit_code == 2 and "Invalid value for '--older-than'" in result.output
+
+
+# ------------------------------------------------------- a damaged metadata database
+
+
+def _damage(db: Path, where: str) -> None:
+    """Overwrite the database's header (it no longer opens) or the pages after the first
+    (it opens; reading the tables fails)."""
+    size = db.stat().st_size
+    with open(db, "r+b") as f:
+        if where == "header":
+            f.write(b"not a database at all" * 4)
+        else:
+            f.seek(4096)
+            f.write(b"\xde\xad\xbe\xef" * ((size - 4096) // 4))
+
+
+def _dead_lease(root: Path, run_id: int | None) -> None:
+    """The lease of a run whose process is gone, naming its run in the store's database."""
+    with MetadataStore(f"sqlite:///{root / 'metadata.db'}") as md:
+        url = md.url
+        for n in range(40):  # pages past the first to damage
+            md.record_version("other", "o.py", {"nodes": [], "pad": "p" * 400}, f"o{n}")
+    _write_lease(root, {} if run_id is None else {"run_id": run_id, "metadata": url})
+
+
+@pytest.mark.parametrize("where", ["header", "pages"])
+def test_gc_refuses_before_removing_anything_while_the_database_is_damaged(
+    tmp_path: Path, where: str
+) -> None:
+    """Before: gc removed the leftovers and the dead run's lease, then failed marking it
+    killed in the damaged database (the lease, its only record, was gone)."""
+    root = _store(tmp_path)
+    _dead_lease(root, run_id=7)
+    _damage(root / "metadata.db", where)
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    refused = invoke("store", "gc", "--store", root, "--older-than", "0")
+    assert refused.exit_code == 1
+    assert "Nothing was removed" in refused.output and "dead runs 7" in refused.output
+    assert f"helix-tf store verify --store {root} --repair" in " ".join(refused.output.split())
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+    # verify finds it; --repair moves it aside (kept), after which gc works
+    found = invoke("store", "verify", "--store", root, "--json")
+    assert found.exit_code == 1
+    assert json.loads(found.output)["metadata"]["damage"]
+    text = invoke("store", "verify", "--store", root)
+    assert "bad metadata database" in text.output and "NOT clean" in text.output
+    fixed = invoke("store", "verify", "--store", root, "--repair", "--json")
+    assert fixed.exit_code == 0, fixed.output
+    moved = Path(json.loads(fixed.output)["metadata"]["moved_to"])
+    assert moved.is_file() and not (root / "metadata.db").exists()
+    assert invoke("store", "gc", "--store", root, "--older-than", "0").exit_code == 0
+    assert list((root / "staging").iterdir()) == []
+
+
+def test_gc_works_around_a_damaged_database_it_has_nothing_to_record_in(tmp_path: Path) -> None:
+    root = _store(tmp_path)
+    _dead_lease(root, run_id=None)  # a run that died before it was recorded
+    _damage(root / "metadata.db", "header")
+    done = invoke("store", "gc", "--store", root, "--older-than", "0", "--json")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)["dead_runs"] == ["ef" * 8]
+    assert list((root / "staging").iterdir()) == []
+
+
+def test_verify_leaves_a_database_of_a_newer_helix_tf_alone(tmp_path: Path) -> None:
+    """A newer schema is not damage: noted, never moved aside; gc refuses with its fix."""
+    import sqlite3
+
+    root = _store(tmp_path)
+    _dead_lease(root, run_id=3)
+    with sqlite3.connect(root / "metadata.db") as conn:
+        conn.execute("update helix_meta set value = '99' where key = 'schema_version'")
+    refused = invoke("store", "gc", "--store", root)
+    assert refused.exit_code == 1 and "newer helix_tf" in refused.output
+    assert "Nothing was removed" in refused.output and "--repair" not in refused.output
+    for args in ((), ("--repair",)):
+        done = invoke("store", "verify", "--store", root, *args)
+        assert done.exit_code == 0, done.output
+        assert "not checked" in done.output and "newer helix_tf" in done.output
+    assert (root / "metadata.db").is_file()
+
+
+def test_du_works_around_a_damaged_database(tmp_path: Path) -> None:
+    """Before: du failed on the database it only reads names from."""
+    root = _store(tmp_path)
+    _dead_lease(root, run_id=None)
+    _damage(root / "metadata.db", "header")
+    shown = invoke("store", "du", "--store", root, "--json")
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["entries_bytes"] == 4010
+    assert "not named by workflow node" in shown.stderr and "damaged" in shown.stderr
+
+
+def test_verify_repair_leaves_a_damaged_database_a_live_run_writes_to(tmp_path: Path) -> None:
+    import os
+
+    root = _store(tmp_path)
+    _damage(root / "metadata.db", "header")
+    store = ArtifactStore(str(root))
+    with store.open_lease(set(), scratch_root=str(tmp_path / "scratch")):  # this process: live
+        held = invoke("store", "verify", "--store", root, "--repair")
+    assert held.exit_code == 1, held.output
+    assert f"pid {os.getpid()}" in held.output and "not moved aside" in held.output
+    assert (root / "metadata.db").is_file()
+    assert invoke("store", "verify", "--store", root, "--repair").exit_code == 0
+    assert not (root / "metadata.db").exists()

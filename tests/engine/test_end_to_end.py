@@ -409,7 +409,8 @@ def test_missing_label_names_the_row_and_column(
     with pytest.raises(DataError) as info:
         api.run(bad_config, store=store, params=[f"train={broken_files['missing_label']}"])
     message = str(info.value)
-    assert "row 7 (line number in its file) of split 'train'" in message
+    # the file too (before: "row 7 (line number in its file) of split 'train'")
+    assert f"line 7 of {broken_files['missing_label']}" in message
     assert "column 'income'" in message and "labels must not be missing" in message
     assert ArtifactStore(store).entries() == []
 

@@ -244,3 +244,101 @@ def test_a_store_full_before_the_run_starts_costs_only_materialization_and_histo
         assert out.returncode == 0, out.stderr[-3000:]
         assert json.loads(out.stdout)["metrics"] == fresh
         assert "metadata database" in out.stderr and FULL in out.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_a_store_damaged_throughout_is_recomputed_layer_by_layer(
+    tiny_census_config: Path, store: str
+) -> None:
+    """Every entry corrupted (same size): each plan finds the next layer that fails.
+
+    Before: the run gave up after two new plans ("stored results of examples, learner
+    failed verification ...") with exit status 1, though each plan had found new ones.
+    """
+    from helix_tf import api
+
+    first = api.run(tiny_census_config, store=store)
+    artifacts = ArtifactStore(store)
+    for m in artifacts.entries():
+        for f in m.files:
+            part = Path(artifacts.paths.data_dir(m.fingerprint, m.token), f.path)
+            data = bytearray(part.read_bytes())
+            data[len(data) // 2] ^= 0xFF
+            part.write_bytes(bytes(data))
+    second = api.run(tiny_census_config, store=store)
+    assert second.metrics == first.metrics
+    replans = [n for n in second.notes if "recomputed in this run" in n]
+    assert len(replans) >= 3, second.notes
+    assert all(n.state == "compute" for n in second.nodes)
+    _assert_sound(store)
+
+
+def _resign_with_garbage(store: str, kind: str) -> None:
+    """Replace the files of the ``kind`` entry by bytes no reader accepts, its manifest
+    updated to match (so checksums pass: as if another library version had written it),
+    and drop the entries downstream of it, so the next run must read it back."""
+    import hashlib
+
+    artifacts = ArtifactStore(store)
+    for m in artifacts.entries():
+        manifest = Path(artifacts.paths.data_dir(m.fingerprint, m.token)).parent / "MANIFEST.json"
+        if m.kind in {"predictions", "metrics"} - {kind}:
+            artifacts.delete(m.fingerprint)
+        if m.kind != kind:
+            continue
+        data = json.loads(manifest.read_text())
+        for f in data["files"]:
+            garbage = b"PK\x03\x04 not what the reader expects " * 40
+            Path(artifacts.paths.data_dir(m.fingerprint, m.token), f["path"]).write_bytes(garbage)
+            f["bytes"], f["sha256"] = len(garbage), hashlib.sha256(garbage).hexdigest()
+        data["bytes"] = sum(f["bytes"] for f in data["files"])
+        manifest.write_text(json.dumps(data))
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+@pytest.mark.parametrize("kind", ["model", "predictions"])
+def test_an_entry_that_verifies_but_cannot_be_read_back_is_recomputed(
+    tiny_census_config: Path, store: str, kind: str
+) -> None:
+    """Before: "operator 'predictions' failed: ValueError: File not found: filepath=...
+    model.keras" (the file was there; Keras could not read it), exit 1, every run after."""
+    from helix_tf import api
+
+    first = api.run(tiny_census_config, store=store)
+    _resign_with_garbage(store, kind)
+    second = api.run(tiny_census_config, store=store)
+    assert second.metrics == first.metrics
+    node = {"model": "learner", "predictions": "predictions"}[kind]
+    assert {n.name: n.state for n in second.nodes}[node] == "compute"
+    assert any(node in n and "recomputed in this run" in n for n in second.notes)
+    _assert_sound(store)
+
+
+@pytest.mark.slow
+def test_a_machine_fault_while_reading_back_keeps_the_entry(
+    tiny_census_config: Path, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full temporary disk while Keras unpacks a sound model is the machine's fault:
+    the run fails saying so, and the stored model stays."""
+    import errno
+
+    from helix_tf import api
+    from helix_tf.components import keras_models
+    from helix_tf.errors import ExecutionError
+
+    api.run(tiny_census_config, store=store)
+    artifacts = ArtifactStore(store)
+    model = next(m for m in artifacts.entries() if m.kind == "model")
+    for m in artifacts.entries():
+        if m.kind in ("predictions", "metrics"):
+            artifacts.delete(m.fingerprint)
+
+    def full(path: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", "/tmp/keras-unpack")
+
+    monkeypatch.setattr(keras_models, "load_model", full)
+    with pytest.raises(ExecutionError, match="No space left on device"):
+        api.run(tiny_census_config, store=store)
+    assert artifacts.lookup(model.fingerprint) is not None

@@ -6,7 +6,12 @@ versions of the tiny census config), so nothing trains here.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -130,3 +135,104 @@ def test_the_history_functions_are_reached_from_the_package() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+# ------------------------------------------------------- a config that no longer loads
+
+#: Edits that leave a recorded config unloadable: (name, old text, new text). (An unknown
+#: column loads: history needs only the workflow's name, so it does not compile it.)
+BREAKAGES = [
+    ("syntax error", 'PARAMS = {"epochs": 1}', 'PARAMS = {"epochs": 1'),
+    ("missing module", "PARAMS =", "import helix_tf_no_such_helper\nPARAMS ="),
+    ("exception at import", "PARAMS =", "raise RuntimeError('half-edited')\nPARAMS ="),
+    ("wrong return type", "    return wf", "    return 42"),
+    ("unknown column", 'F.Numeric("age")', 'F.Numeric("agee")'),
+    ("unknown operator", 'F.Numeric("age")', 'F.Numerc("age")'),
+]
+
+
+def _break(config: Path, old: str, new: str) -> None:
+    text = config.read_text(encoding="utf-8")
+    assert old in text
+    config.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+@pytest.mark.parametrize(("edit", "old", "new"), BREAKAGES, ids=[b[0] for b in BREAKAGES])
+def test_history_and_diff_read_the_store_while_the_config_does_not_load(
+    recorded: tuple[Path, list[int]],
+    edit: str,
+    old: str,
+    new: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config, (first, second, agent_run) = recorded
+    _break(config, old, new)
+    from helix_tf.compiler.graph import compile_workflow
+    from helix_tf.config import load_config
+
+    with pytest.raises(ConfigError):  # the config itself is broken ...
+        compile_workflow(load_config(config).workflow)
+    # ... yet what its runs recorded is still there to read
+    caplog.clear()
+    entries = history.workflow_history(config)
+    assert [e.run.id for e in entries] == [second, first]
+    if edit != "unknown column":
+        assert "does not load" in caplog.text and "tiny_census" in caplog.text
+    assert history.workflow_diff(config, 1, 2).differences
+    assert [v.number for v in history.workflow_versions(config)] == [1, 2, 3]
+    assert history.compare_runs(config, first, agent_run).new.tag == "agent"
+
+
+def test_a_broken_config_whose_workflow_is_not_recorded_gets_its_own_error(
+    recorded: tuple[Path, list[int]], tmp_path: Path
+) -> None:
+    config, _ = recorded
+    other = tmp_path / "other" / "cfg.py"
+    other.parent.mkdir()
+    other.write_text("x = (\n", encoding="utf-8")  # neither its path nor its text is recorded
+    store = str(config.parent / ".helix")
+    with pytest.raises(ConfigError, match=r"other/cfg.py.*line 1.*no workflow in sqlite.*recorded"):
+        history.workflow_history(other, store=store)
+
+
+def test_a_store_that_is_a_file_is_named_as_one(tiny_census_config: Path) -> None:
+    """Before: "no store at FILE: nothing has run into it yet"."""
+    afile = tiny_census_config.parent / "notes.txt"
+    afile.write_text("not a store")
+    with pytest.raises(StoreError, match=r"notes.txt is a file, not a store folder"):
+        history.workflow_history(tiny_census_config, store=str(afile))
+    assert afile.read_text() == "not a store"
+
+
+@contextlib.contextmanager
+def _unwritable(folder: Path) -> Iterator[None]:
+    """``folder`` as on a read-only mount (immutable for root, mode 555 otherwise)."""
+    if os.geteuid() == 0:
+        if shutil.which("chattr") is None:
+            pytest.skip("no chattr to make a folder unwritable for root")
+        done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"chattr +i fails here: {done.stderr.strip()!r}")
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(folder)], check=False)
+        return
+    folder.chmod(0o555)
+    try:
+        yield
+    finally:
+        folder.chmod(0o755)
+
+
+def test_history_reads_a_store_on_a_read_only_mount(
+    recorded: tuple[Path, list[int]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: "unable to open database file" (SQLite's log needs a file beside it)."""
+    config, (first, second, _) = recorded
+    home = config.parent / ".helix"
+    with _unwritable(home):
+        entries = history.workflow_history(config)
+        assert history.workflow_diff(config, 1, 2).differences
+    assert [e.run.id for e in entries] == [second, first]
+    assert "reading it read-only" in caplog.text

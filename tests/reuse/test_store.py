@@ -417,12 +417,26 @@ def test_missing_bucket_raises_store_error(gcs_emulator: str) -> None:
         ArtifactStore(f"gs://no-such-bucket-{uuid.uuid4().hex[:8]}/x")
 
 
-def test_foreign_marker_raises_store_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("marker", "match"),
+    [
+        ('{"format_version": 42}', r"format_version 42 .* a newer helix_tf wrote it: upgrade"),
+        ('{"format_version": 0}', r"format_version 0 .* use the helix_tf that wrote it"),
+        ('{"format_version": "1"}', r"format_version '1' .* use the helix_tf that wrote it"),
+        ('{"format_ver', r"not a helix_tf store marker .* write \{\"format_version\": 1"),
+    ],
+)
+def test_a_foreign_or_damaged_marker_is_refused_saying_what_to_do(
+    tmp_path: Path, marker: str, match: str
+) -> None:
+    """Before: a store older than this helix_tf was told to "upgrade helix_tf"."""
     root = tmp_path / "store"
     root.mkdir()
-    (root / "helix_store.json").write_text('{"format_version": 42}')
-    with pytest.raises(StoreError, match="format_version 42"):
+    (root / "helix_store.json").write_text(marker)
+    with pytest.raises(StoreError, match=match) as raised:
         ArtifactStore(str(root))
+    assert "nothing in it was changed" in str(raised.value) or "marker" in str(raised.value)
+    assert (root / "helix_store.json").read_text() == marker  # left as it was
 
 
 # --------------------------------------------------------------------------- manifest

@@ -37,10 +37,12 @@ from helix_tf.reuse.metadata._records import (
     RunRecord,
     VersionRecord,
 )
+from helix_tf.reuse.metadata._repair import DatabaseCheck, check_database, set_aside, sqlite_file
 from helix_tf.reuse.metadata._schema import SCHEMA_VERSION
-from helix_tf.reuse.metadata._store import MetadataStore
+from helix_tf.reuse.metadata._store import MetadataStore, recorded_workflows
 
 __all__ = [
+    "DatabaseCheck",
     "NODE_STATES",
     "RUN_STATUSES",
     "SCHEMA_VERSION",
@@ -49,6 +51,10 @@ __all__ = [
     "RunRecord",
     "VersionRecord",
     "close_deferred",
+    "check_database",
     "defer_closing",
     "fit_load_throughput",
+    "recorded_workflows",
+    "set_aside",
+    "sqlite_file",
 ]

@@ -58,6 +58,11 @@ def close_deferred() -> None:
         engine.dispose()
 
 
+class DamagedDatabaseError(StoreError):
+    """The metadata database's file is damaged (a page, the header, a promised table):
+    ``helix-tf store verify --repair`` moves it aside."""
+
+
 class Database:
     """One SQL database: its engine, its URL (password hidden) and its transactions.
 
@@ -100,8 +105,9 @@ class Database:
             )
             if self.sqlite and any(d in detail for d in damaged):
                 hint = (
-                    "; the file is damaged: move it aside (history starts afresh; the "
-                    "stored artifacts are kept and reused), or pass --metadata FILE"
+                    "; the file is damaged: move it aside (`helix-tf store verify CONFIG "
+                    "--repair` does; history starts afresh, the stored artifacts are kept and "
+                    "reused), or pass --metadata FILE"
                 )
             elif self.sqlite and "database is locked" in detail:
                 hint = (
@@ -114,9 +120,8 @@ class Database:
                     "; is the database server running and reachable, and are the host, "
                     f"port, database, user and password right? Fix the URL ({URL_SOURCES})"
                 )
-            raise StoreError(
-                f"cannot {action} in metadata database {self.url}: {detail}{hint}"
-            ) from exc
+            error = DamagedDatabaseError if hint.startswith("; the file is damaged") else StoreError
+            raise error(f"cannot {action} in metadata database {self.url}: {detail}{hint}") from exc
 
     def read(self, fn: Callable[[Connection], _T], action: str) -> _T:
         """``fn(conn)`` in one read transaction."""
@@ -135,6 +140,29 @@ class Database:
                 logger.debug("retrying %s after a concurrent write: %s", action, exc)
                 time.sleep(random.uniform(0.0, 0.02 * attempt))
         raise AssertionError("unreachable")
+
+    def check(self) -> str | None:
+        """What is damaged in the database, or None when every page reads.
+
+        SQLite: ``PRAGMA quick_check`` (every page and index); a server database: one
+        read of its schema version. A file too damaged to read raises
+        :class:`DamagedDatabaseError`; a database that cannot be reached, StoreError.
+        """
+
+        def read(conn: Connection) -> list[str]:
+            if self.sqlite:
+                return [str(r[0]) for r in conn.exec_driver_sql("PRAGMA quick_check")]
+            meta = self.tables.meta
+            conn.execute(self.sa.select(meta.c.value).limit(1)).all()
+            return ["ok"]
+
+        found = self.read(read, "check every page")
+        if found == ["ok"]:
+            return None
+        return (
+            f"metadata database {self.url} is damaged: {'; '.join(found[:3])}"
+            f"{f' (and {len(found) - 3} more problems)' if len(found) > 3 else ''}"
+        )
 
     def _collided(self, exc: BaseException | None) -> bool:
         """A unique key another client inserted first, or a transaction the server aborted."""

@@ -268,3 +268,10 @@ class MetadataStore(_Closing):
     def close(self) -> None:
         """Release the database connections (the store cannot be used afterwards)."""
         self._db.close()
+
+
+def recorded_workflows(metadata: MetadataStore) -> dict[str, str]:
+    """Every workflow recorded in ``metadata``: its name and the config path it was last
+    recorded from (``helix-tf history`` and ``diff`` find a config's workflow here when
+    the config no longer loads)."""
+    return metadata._versions.workflows()

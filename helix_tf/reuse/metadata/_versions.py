@@ -128,6 +128,17 @@ class VersionLog:
 
         return db.read(read, f"read version {number} of workflow {workflow!r}")
 
+    def workflows(self) -> dict[str, str]:
+        """Every recorded workflow's name and the config path it was last recorded from."""
+        db = self._db
+        w = db.tables.workflows
+
+        def read(conn: Connection) -> dict[str, str]:
+            rows = conn.execute(db.sa.select(w.c.name, w.c.config_path).order_by(w.c.name))
+            return {str(name): str(path or "") for name, path in rows}
+
+        return db.read(read, "read the recorded workflows")
+
     def node_names(self) -> dict[str, list[tuple[str, int, str]]]:
         """Which (workflow, version, node name) each fingerprint stood for, by fingerprint."""
         db = self._db

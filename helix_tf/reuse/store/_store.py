@@ -363,14 +363,23 @@ def _init_root(files: StoreFiles) -> None:
     try:
         version = json.loads(text)["format_version"]
     except (ValueError, TypeError, KeyError) as exc:
+        body = json.dumps({"format_version": FORMAT_VERSION, "kind": "helix_tf store"})
         raise StoreError(
             f"artifact store {files.url}: {marker} is not a helix_tf store marker "
             f"({type(exc).__name__}: {exc}); point --store at an empty or helix_tf-created "
-            "location"
+            f"location, or, if this is a helix_tf store whose marker was damaged, write "
+            f"{body} into it (its entries are checked one by one when loaded)"
         ) from exc
     if version not in _SUPPORTED_FORMATS:
+        newer = isinstance(version, int) and version > max(_SUPPORTED_FORMATS)
+        why = (
+            "a newer helix_tf wrote it: upgrade helix_tf"
+            if newer
+            else "it was not written by a helix_tf this one can read: use the helix_tf "
+            "that wrote it"
+        )
         raise StoreError(
             f"artifact store {files.url} has format_version {version!r} but this "
-            f"helix_tf reads {sorted(_SUPPORTED_FORMATS)}; upgrade helix_tf or use "
-            "another --store"
+            f"helix_tf reads {sorted(_SUPPORTED_FORMATS)}; {why}, or use another --store "
+            "(nothing in it was changed)"
         )

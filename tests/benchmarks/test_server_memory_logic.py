@@ -1,0 +1,58 @@
+"""The memory benchmark counts the server's whole process tree (issue 9): trainer, spare."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks.server_memory import children, growth, memory, reading
+
+
+def _process(proc: Path, pid: int, ppid: int, rss_kb: int, pss_kb: int) -> None:
+    folder = proc / str(pid)
+    folder.mkdir(parents=True)
+    # A command name with a space and a parenthesis, as /proc allows.
+    (folder / "stat").write_text(f"{pid} (python (x) y) S {ppid} 1 1 0 -1\n")
+    (folder / "smaps_rollup").write_text(
+        f"00400000-7ffd [rollup]\nRss:  {rss_kb} kB\nPss:  {pss_kb} kB\nShared_Clean: 1 kB\n"
+    )
+
+
+def _tree(proc: Path, trainer_rss_kb: int = 400_000) -> None:
+    _process(proc, 1, 0, 10, 10)  # init: not the server's
+    _process(proc, 100, 1, 800_000, 500_000)  # the server
+    _process(proc, 101, 100, trainer_rss_kb, 200_000)  # its trainer
+    _process(proc, 102, 100, 790_000, 20_000)  # its spare: nearly all pages shared
+    _process(proc, 103, 101, 1000, 1000)  # below the trainer
+    _process(proc, 200, 1, 999_999, 999_999)  # somebody else's
+    (proc / "self").mkdir()
+
+
+def test_the_whole_tree_below_the_server_is_read_by_role(tmp_path: Path) -> None:
+    _tree(tmp_path)
+    assert children(100, tmp_path) == [101, 102, 103]
+    assert memory(102, tmp_path) == {"rss_bytes": 790_000 * 1024, "pss_bytes": 20_000 * 1024}
+    assert memory(999, tmp_path) == {"rss_bytes": 0, "pss_bytes": 0}  # gone meanwhile
+    status = {"pid": 100, "trainer": {"pid": 101, "trainers": {"built": 1}}, "spare_pid": 102}
+    got = reading(status, 7, tmp_path)
+    assert got["runs"] == 7 and got["trainers"] == {"built": 1}
+    assert {k: v["processes"] for k, v in got["roles"].items()} == {
+        "server": 1,
+        "trainer": 1,
+        "spare": 1,
+        "other": 1,
+    }
+    assert got["total_pss_bytes"] == (500_000 + 200_000 + 20_000 + 1000) * 1024
+    assert got["total_rss_bytes"] == (800_000 + 400_000 + 790_000 + 1000) * 1024
+
+
+def test_growth_is_per_role_and_of_the_totals(tmp_path: Path) -> None:
+    _tree(tmp_path / "a")
+    _tree(tmp_path / "b", trainer_rss_kb=500_000)
+    status = {"pid": 100, "trainer": {"pid": 101}, "spare_pid": 102}
+    first, last = reading(status, 3, tmp_path / "a"), reading(status, 200, tmp_path / "b")
+    g = growth(first, last)
+    assert g["trainer_rss"] == 0.25 and g["server_rss"] == 0.0 and g["total_pss"] == 0.0
+    # A role that appears only later (a trainer started after the first reading) is no
+    # division by zero.
+    del first["roles"]["trainer"]
+    assert growth(first, last)["trainer_rss"] is None
