@@ -219,6 +219,7 @@ def open_loaded(
         meta = open_metadata(setting.value or _local_metadata_url(loaded.path, store), setting)
     note = ""
     if approx is not None:
+        approx = approx.resolved(_training_rows(compiled))
         stored = {n.name for n in compiled.nodes if artifact_store.lookup(n.fingerprint)}
         # Sample where it saves most: on stored exact examples if there are any, else at
         # the source (so preprocessing shrinks too).
@@ -252,6 +253,21 @@ def open_loaded(
     )
 
 
+def _training_rows(compiled: CompiledWorkflow) -> int | None:
+    """The training rows of the workflow's largest source, estimated without parsing
+    (``Source.estimated_rows``); ``None`` when no source can tell."""
+    found = []
+    for node in compiled.nodes:
+        if node.role != Role.SOURCE:
+            continue
+        try:
+            found.append(node.op.estimated_rows("train"))  # type: ignore[union-attr]
+        except Exception:  # an estimate only: a source of one's own may not have one
+            continue
+    known = [rows for rows in found if rows]
+    return max(known) if known else None
+
+
 def _too_little_to_save(
     compiled: CompiledWorkflow, stored: set[str], meta: Any, approx: Approx, placement: str
 ) -> str:
@@ -264,7 +280,7 @@ def _too_little_to_save(
         [(n.name, n.role) for n in compiled.nodes if n.name not in stored],
         meta.compute_history(compiled.name, approx=False),
         fraction=approx.sample,
-        epochs_scale=approx.epochs_scale,
+        epochs_scale=approx.epochs_scale * approx.sample_epochs,
         placement=placement,
     )
     if saving is None or saving >= approx.min_saving_seconds:

@@ -71,7 +71,11 @@ def main() -> None:
     help="Quick approximate run (sampled rows, reduced precision where it helps).",
 )
 @click.option(
-    "--sample", type=float, default=None, help="Approximate: fraction of training rows (0.1)."
+    "--sample",
+    type=float,
+    default=None,
+    help="Approximate: fraction of training rows (default: 0.1, less on large data "
+    "so that about 40,000 rows are kept).",
 )
 @click.option(
     "--precision",

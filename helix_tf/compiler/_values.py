@@ -122,7 +122,9 @@ def source_sample(approx: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def train_approx(d: Declaration, approx: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """What an approximate run changes in a train node: sample, precision, epochs."""
+    """What an approximate run changes in a train node: sample, precision, epochs, and its
+    training loop (``light``: a traced step over seeded numpy batches, not Keras' ``fit``;
+    ``helix_tf.components._light_fit``)."""
     if not approx:
         return None
     from helix_tf.approx.settings import resolve_precision
@@ -133,4 +135,5 @@ def train_approx(d: Declaration, approx: Mapping[str, Any] | None) -> dict[str, 
         "seed": approx["seed"],
         "precision": resolve_precision(approx["precision"], op_name, bool(approx.get("bf16_fast"))),
         "epochs_scale": approx["epochs_scale"],
+        "loop": "light",
     }

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from helix_tf.components import _keras_layers, penalties
+from helix_tf.components import _keras_layers, _light_fit, penalties
 from helix_tf.components._keras_layers import keras as _k
 from helix_tf.components._model_build import Head, build_model, optimizer
 from helix_tf.components._model_inputs import (
@@ -83,8 +83,13 @@ def train_model(
     on_epoch: Callable[[int, int, float, float], None] | None = None,
     head: Head | None = None,
     batches: Any = None,
+    light: bool = False,
 ) -> tuple[Any, dict[str, float]]:
     """Train deterministically (seeded); returns the model and final training stats.
+
+    ``light`` (approximate runs): train with :func:`._light_fit.light_fit`, a traced
+    train step over seeded numpy batches, instead of Keras' ``fit`` and its ``tf.data``
+    adapter (several times the cost over a sample); exact runs keep ``fit``.
 
     ``batches`` (a :class:`helix_tf.components.distributed.Batches`, learners with a
     ``strategy`` only) replaces ``x`` and ``y``: global batches streamed from disk.
@@ -108,7 +113,9 @@ def train_model(
     policy = POLICIES.get(precision, "float32")
     remote = trainers.remote()
     if remote is not None and getattr(learner, "strategy", None) is None and batches is None:
-        trained = _train_remotely(remote, learner, features, x, y, head, policy, n_epochs, on_epoch)
+        trained = _train_remotely(
+            remote, learner, features, x, y, head, policy, n_epochs, on_epoch, light
+        )
         if trained is not None:
             return trained
     keras = _k()
@@ -126,7 +133,7 @@ def train_model(
         else:
             if batches is not None:
                 raise ValueError("streamed batches need a learner with a strategy")
-            training = _training(learner, features, x, y, head, n_epochs, policy)
+            training = _training(learner, features, x, y, head, n_epochs, policy, light)
             trained, weights, losses = _fit_weights(**training, on_epoch=on_epoch)
             # A trainer kept for later trainings is not the caller's: a copy holds the weights.
             model = trained if trained is not None else _plain(learner, features, head, weights)
@@ -202,6 +209,7 @@ def _training(
     head: Head,
     n_epochs: int,
     policy: str,
+    light: bool = False,
 ) -> dict[str, Any]:
     """:func:`_fit_weights`' arguments: what a training needs, here or in another process."""
     return {
@@ -215,6 +223,7 @@ def _training(
         "run_eagerly": -(-len(y) // int(learner.batch_size)) * n_epochs
         <= training_setting(EAGER_STEPS_SETTING, EAGER_MAX_STEPS),
         "policy": policy,
+        "light": light,
     }
 
 
@@ -228,6 +237,7 @@ def _train_remotely(
     policy: str,
     n_epochs: int,
     on_epoch: Callable[[int, int, float, float], None] | None,
+    light: bool = False,
 ) -> tuple[Any, dict[str, float]] | None:
     """Train in ``remote`` (the server's trainer), which keeps the model; ``None`` when it
     cannot (busy, gone, failing): then this process trains."""
@@ -236,7 +246,7 @@ def _train_remotely(
     from helix_tf.components import trainers
 
     y, mean, std = _target(head, y, None)
-    training = _training(learner, features, x, y, head, n_epochs, policy)
+    training = _training(learner, features, x, y, head, n_epochs, policy, light)
     recipe = {
         "learner": learner,
         "features": training["features"],
@@ -386,16 +396,16 @@ def _fit_weights(
     run_eagerly: bool,
     policy: str,
     on_epoch: Callable[[int, int, float, float], None] | None,
+    light: bool = False,
 ) -> tuple[Any, list[np.ndarray], list[float]]:
-    """``model.fit`` on a trainer of :data:`trainers.TRAINERS`: reused when this process
-    has trained the same graph before (reset to a fresh build's state: the same bits).
+    """``model.fit`` (``light``: :func:`._light_fit.light_fit`) on a trainer of
+    :data:`trainers.TRAINERS`: reused when this process has trained the same graph
+    before (reset to a fresh build's state: the same bits).
 
     The trained model (``None`` when its trainer is kept for a later training: then it
     is not the caller's), its weights and each epoch's loss.
     """
     from helix_tf.components import trainers
-
-    keras = _k()
 
     def build() -> tuple[Any, penalties.Strengths]:
         strengths = penalties.Strengths.of(learner)
@@ -412,6 +422,36 @@ def _fit_weights(
 
     key = trainers.graph_key(learner, features, head, policy=policy, run_eagerly=run_eagerly)
     trainer = trainers.TRAINERS.trainer(key, build, learner)
+    if light:  # an approximate run's training (see _light_fit)
+        losses, trainer.light_step = _light_fit.light_fit(
+            trainer.model,
+            x,
+            y,
+            batch_size=int(learner.batch_size),
+            epochs=n_epochs,
+            seed=int(learner.seed),
+            step=trainer.light_step,
+            on_epoch=on_epoch,
+        )
+    else:
+        losses = _keras_fit(trainer.model, x, y, int(learner.batch_size), n_epochs, on_epoch)
+    weights = [np.asarray(w) for w in trainer.model.get_weights()]
+    # Back to the cache only after a whole fit (one interrupted mid-fit never is).
+    if trainers.TRAINERS.give_back(key, trainer):
+        return None, weights, losses
+    return trainer.model, weights, losses
+
+
+def _keras_fit(
+    model: Any,
+    x: Mapping[str, np.ndarray],
+    y: np.ndarray,
+    batch_size: int,
+    n_epochs: int,
+    on_epoch: Callable[[int, int, float, float], None] | None,
+) -> list[float]:
+    """Keras' ``fit`` (an exact run's training); each epoch's loss."""
+    keras = _k()
     callbacks = []
     if on_epoch is not None:
         started = time.perf_counter()
@@ -425,21 +465,16 @@ def _fit_weights(
                 )
             )
         )
-    history = trainer.model.fit(
+    history = model.fit(
         dict(x),
         y,
-        batch_size=int(learner.batch_size),
+        batch_size=batch_size,
         epochs=n_epochs,
         shuffle=True,
         verbose=0,
         callbacks=callbacks,
     )
-    weights = [np.asarray(w) for w in trainer.model.get_weights()]
-    losses = list(history.history.get("loss", [float("nan")]))
-    # Back to the cache only after a whole fit (one interrupted mid-fit never is).
-    if trainers.TRAINERS.give_back(key, trainer):
-        return None, weights, losses
-    return trainer.model, weights, losses
+    return list(history.history.get("loss", [float("nan")]))
 
 
 def warm_up() -> None:

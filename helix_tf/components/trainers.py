@@ -151,6 +151,9 @@ class Trainer:
     random_state: tuple[Any, Any, Any]
     #: The model's penalty strengths (:class:`helix_tf.components.penalties.Strengths`).
     strengths: Any = None
+    #: The traced train step of approximate runs' light loop, once one has used it
+    #: (:mod:`helix_tf.components._light_fit`): traced once per trainer.
+    light_step: Any = None
 
     @classmethod
     def start(cls, model: Any, strengths: Any = None) -> Trainer:

@@ -133,6 +133,7 @@ class LearningSteps:
             epochs=epochs,
             head=self.inputs.head(ex, label),
             batches=stream,
+            light=approx.get("loop") == "light",
             on_epoch=lambda e, total, loss, secs: self.ctx.emit(
                 EpochFinished(
                     node=node.name, epoch=e, epochs=total, loss=loss, eta=secs / e * (total - e)

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 import helix_tf
+from helix_tf import Workflow, features as F, learners
 from helix_tf.approx import settings as approx_settings
 from helix_tf.approx.settings import (
     PRECISIONS,
@@ -40,16 +41,68 @@ LINEAR = "learners.Linear(epochs=params.epochs, batch_size=128, learning_rate=0.
 
 def test_defaults_are_a_ten_percent_sample_with_auto_precision() -> None:
     a = Approx()
-    assert (a.sample, a.precision, a.epochs_scale, a.seed) == (0.1, "auto", 1.0, 0)
+    assert (a.sample, a.precision, a.epochs_scale, a.seed) == (None, "auto", 1.0, 0)
+    assert a.resolved(None).sample == 0.1 and a.for_compiler(placement="source")["sample"] == 0.1
     assert helix_tf.Approx is Approx  # the public name
 
 
-@pytest.mark.parametrize("sample", [1.0, 1, 0.5, 1e-6])
+@pytest.mark.parametrize(
+    ("rows", "sample"),
+    [
+        *[(None, 0.1), (3_256, 0.1), (325_610, 0.1), (400_000, 0.1), (400_001, 0.09)],
+        *[(3_256_100, 0.01), (32_561_000, 0.001), (7_000_000, 0.005)],
+    ],
+)
+def test_an_unnamed_sample_keeps_ten_percent_or_about_40k_rows(rows: int, sample: float) -> None:
+    """Large data samples a smaller share (census ×100 keeps 1%: as many rows as ×10's
+    10%); a named fraction is kept whatever the data."""
+    assert Approx().resolved(rows).sample == sample
+    assert Approx(sample=0.3).resolved(rows).sample == 0.3
+
+
+def test_the_sample_is_sized_by_the_sources_estimated_training_rows(tmp_path: Path) -> None:
+    """An approximate census ×100 run samples 1% at the source and in its fingerprints;
+    ×10 keeps 10% (the estimate reads only the files' sizes and first lines)."""
+    from helix_tf import sources
+    from helix_tf._session import _training_rows
+    from helix_tf.compiler.content import ContentHasher
+
+    lines = "".join(f"{20 + i % 50},{i % 7},{'ab'[i % 2]}\n" for i in range(2_000))
+    (tmp_path / "train.csv").write_text(lines, encoding="utf-8")
+    (tmp_path / "test.csv").write_text(lines[:400], encoding="utf-8")
+    for replicate, sample in ((10, 0.1), (250, 0.08), (1_000, 0.02)):
+        wf = Workflow("sized")
+        columns = {"age": "int", "hours": "int", "education": "string"}
+        wf.source(
+            "rows",
+            sources.Csv(
+                train=str(tmp_path / "train.csv"),
+                test=str(tmp_path / "test.csv"),
+                columns=columns,
+                replicate=replicate,
+            ),
+        )
+        age = wf.feature("age", F.Numeric("age"))
+        examples = wf.examples("examples", [age], label=F.Label("education", positive="a"))
+        wf.output(wf.train("learner", examples, learners.Linear(epochs=1)))
+        compiled = compile_workflow(wf, hasher=ContentHasher())
+        rows = _training_rows(compiled)
+        assert rows is not None and abs(rows - 2_000 * replicate) <= 20 * replicate
+        approx = Approx().resolved(rows).for_compiler(placement="source")
+        assert approx["sample"] == sample
+        # As many optimizer steps as a 10% sample: more epochs over a smaller sample.
+        assert approx["epochs_scale"] == pytest.approx(0.1 / sample)
+        assert Approx(epochs_scale=0.5).resolved(rows).for_compiler(placement="train")[
+            "epochs_scale"
+        ] == pytest.approx(0.05 / sample)
+
+
+@pytest.mark.parametrize("sample", [1.0, 1, 0.5, 1e-6, None])  # None: sized by the data
 def test_valid_samples_are_accepted(sample: float) -> None:
     assert Approx(sample=sample).sample == sample
 
 
-@pytest.mark.parametrize("sample", [0, 0.0, 1.5, -0.1, 2, float("nan"), "0.5", None])
+@pytest.mark.parametrize("sample", [0, 0.0, 1.5, -0.1, 2, float("nan"), "0.5"])
 def test_bad_sample_names_the_option_the_range_and_the_value(sample: Any) -> None:
     with pytest.raises(ConfigError) as info:
         Approx(sample=sample)

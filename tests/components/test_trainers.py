@@ -84,7 +84,9 @@ CASES: dict[str, tuple[Any, str, str]] = {
 }
 
 
-def _train(name: str, **change: Any) -> tuple[list[np.ndarray], dict[str, Any], Any]:
+def _train(
+    name: str, *, light: bool = False, **change: Any
+) -> tuple[list[np.ndarray], dict[str, Any], Any]:
     import dataclasses
 
     from helix_tf.components import keras_models as km
@@ -102,6 +104,7 @@ def _train(name: str, **change: Any) -> tuple[list[np.ndarray], dict[str, Any], 
         head=head,
         precision=precision,
         on_epoch=lambda e, n, loss, s: losses.append(loss),
+        light=light,
     )
     scores = km.predict_scores(model, x, task)
     weights = [np.asarray(w) for w in model.get_weights()]
@@ -110,15 +113,18 @@ def _train(name: str, **change: Any) -> tuple[list[np.ndarray], dict[str, Any], 
 
 def _fresh_process(tmp: Path) -> dict[str, Any]:
     """Every case trained in a new process, nothing kept (HELIX_TF_TRAINERS=0: the model
-    returned is the trainer's own, not a copy)."""
+    returned is the trainer's own, not a copy), by Keras' fit and by the light loop of
+    approximate runs (``NAME.light``)."""
     code = (
         "import json, sys, numpy as np\n"
         "from tests.components import test_trainers as t\n"
         "out = {}\n"
         "for name in t.CASES:\n"
-        "    w, stats, scores = t._train(name)\n"
-        "    np.savez(sys.argv[1] + '/' + name + '.npz', *w, scores=scores)\n"
-        "    out[name] = {k: v for k, v in stats.items() if k != 'model'}\n"
+        "  for light in (False, True):\n"
+        "    w, stats, scores = t._train(name, light=light)\n"
+        "    name_as = name + ('.light' if light else '')\n"
+        "    np.savez(sys.argv[1] + '/' + name_as + '.npz', *w, scores=scores)\n"
+        "    out[name_as] = {k: v for k, v in stats.items() if k != 'model'}\n"
         "json.dump(out, open(sys.argv[1] + '/stats.json', 'w'))\n"
     )
     env = {**os.environ, "HELIX_TF_TRAINERS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -138,24 +144,30 @@ def test_a_reused_trainer_gives_a_fresh_process_bits(tmp_path: Path) -> None:
     for name, (learner, _, _) in CASES.items():
         # The same graph trained first with other run-time parameters (penalty strengths
         # too: a zero one stays zero): its trainer is traced, has moved its weights,
-        # optimizer slots and step count, and is kept.
-        _train(
-            name,
-            learning_rate=learner.learning_rate * 3,
-            epochs=learner.epochs + 1,
-            l1=learner.l1 * 3,
-            l2=learner.l2 * 3,
-        )
-        reuses = TRAINERS.stats()["reuses"]
-        weights, stats, scores = _train(name)
-        assert TRAINERS.stats()["reuses"] == reuses + 1, name
-        stored = np.load(tmp_path / f"{name}.npz")
-        assert len(weights) == len(stored.files) - 1, name
-        for i, w in enumerate(weights):
-            np.testing.assert_array_equal(w, stored[f"arr_{i}"], err_msg=f"{name} weight {i}")
-        np.testing.assert_array_equal(scores, stored["scores"], err_msg=name)
-        stats.pop("model")
-        assert stats == fresh[name], name
+        # optimizer slots and step count, and is kept. Each loop after the other: an
+        # exact run's fit after an approximate run's light loop on one trainer, and back.
+        for light in (True, False, True):
+            _train(
+                name,
+                light=not light,
+                learning_rate=learner.learning_rate * 3,
+                epochs=learner.epochs + 1,
+                l1=learner.l1 * 3,
+                l2=learner.l2 * 3,
+            )
+            reuses = TRAINERS.stats()["reuses"]
+            weights, stats, scores = _train(name, light=light)
+            assert TRAINERS.stats()["reuses"] == reuses + 1, name
+            name_as = name + (".light" if light else "")
+            stored = np.load(tmp_path / f"{name_as}.npz")
+            assert len(weights) == len(stored.files) - 1, name_as
+            for i, w in enumerate(weights):
+                np.testing.assert_array_equal(
+                    w, stored[f"arr_{i}"], err_msg=f"{name_as} weight {i}"
+                )
+            np.testing.assert_array_equal(scores, stored["scores"], err_msg=name_as)
+            stats.pop("model")
+            assert stats == fresh[name_as], name_as
 
 
 def test_a_change_of_the_graph_builds_a_new_trainer() -> None:
@@ -230,3 +242,27 @@ def test_a_plain_process_keeps_no_trainer_and_a_long_lived_one_a_bounded_few(
     assert cache.take("c") is not None and cache.take("c") is None  # taken out while it trains
     monkeypatch.setenv("HELIX_TF_TRAINERS", "0")
     assert cache.capacity == 0
+
+
+def test_the_light_loop_trains_without_keras_fit_and_learns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An approximate run's training (``light``) never enters Keras' fit (its tf.data
+    adapter is most of a sample's training); it is seeded and learns as fit does."""
+    from helix_tf.components import keras_models as km
+    from helix_tf.components.trainers import TRAINERS
+
+    TRAINERS.clear()
+    keras = km._k()
+
+    def no_fit(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("an approximate run's training called Keras' fit")
+
+    monkeypatch.setattr(keras.Model, "fit", no_fit)
+    for name in ("linear-binary-l2", "linear-eager-binary", "dnn-dropout-regression"):
+        learner = CASES[name][0]
+        first, stats, _ = _train(name, light=True, epochs=learner.epochs + 2)
+        again, _, _ = _train(name, light=True, epochs=learner.epochs + 2)
+        assert stats["losses"][-1] < stats["losses"][0], name
+        for a, b in zip(first, again, strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=name)

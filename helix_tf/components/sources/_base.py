@@ -118,6 +118,11 @@ class Source(Operator, abc.ABC):
             return f"{self.ROW_UNIT} {row} of split {split!r}"
         return f"{self.ROW_UNIT} {offset} of {paths[index]}"
 
+    def estimated_rows(self, split: str) -> int | None:
+        """About how many rows ``split`` holds, found without parsing it (``None``: not
+        known here). An approximate run sizes its sample by it (``Approx.resolved``)."""
+        return None
+
     @abc.abstractmethod
     def read(
         self, split: str, *, batch_rows: int = 50_000, counters: dict[str, int] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, ClassVar
 
@@ -13,6 +14,7 @@ from helix_tf.components.sources._base import (
     _as_pairs,
     _as_paths,
     _column_problems,
+    _compression_of,
     _fraction_problems,
     _path_problem,
     _paths_problems,
@@ -203,6 +205,29 @@ class Csv(Source):
         found = [_path_problem(p, "train", "Csv") for p in self.train]
         found += [_path_problem(p, "test", "Csv") for p in self.test or ()]
         return [p for p in found if p]
+
+    def estimated_rows(self, split: str) -> int | None:
+        """The lines of the split's files estimated from their sizes and the mean line of
+        their first 64 KiB, times ``replicate`` (``None`` for compressed files and URLs).
+        With ``test_fraction``, that share of the rows is left out of ``"train"``."""
+        paths = self.test if split == "test" and self.test else self.train
+        if split == "test" and not self.test and self.test_fraction is None:
+            return None
+        lines = 0.0
+        for path in paths or ():
+            if _compression_of(path) or "://" in path:
+                return None
+            try:
+                size = os.path.getsize(path)
+                with open(path, "rb") as f:
+                    head = f.read(1 << 16)
+            except OSError:
+                return None
+            lines += size / (len(head) / max(1, head.count(b"\n"))) if head else 0.0
+        share = 1.0
+        if not self.test and self.test_fraction is not None:
+            share = self.test_fraction if split == "test" else 1 - self.test_fraction
+        return round(lines * share * self.replicate)
 
     # -- reading (the executor: sources._csv_reader) ---------------------------
 
