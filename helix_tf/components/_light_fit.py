@@ -76,8 +76,10 @@ def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any]
     per trainer whatever the sample's or the batch's size) that gathers the batch's
     rows in the graph, so a batch costs one graph call from Python: no eager gather
     per input, no signature matching of a polymorphic ``tf.function`` (together
-    ~2.5 ms a batch here, a third of an approximate census ×10 training). The values
-    are those of the batch gathered outside: a gather copies. A model that runs
+    ~2.5 ms a batch here, half of a served approximate census ×10 training). Adam's
+    and dropout's weights are the bits of the batch gathered outside (tested); FTRL's
+    differ in their last bits (the graph around the gather is rewritten), hence
+    ``loop_version`` in the approximate learner's fingerprint. A model that runs
     eagerly steps eagerly. (The whole epoch as one traced loop was ~2x cheaper still,
     but its steps' variable reads raced the previous step's updates: the bits
     differed from run to run.)

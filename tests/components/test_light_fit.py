@@ -87,6 +87,9 @@ def _old_epoch_function(model: Any, x: Any, y: Any) -> Any:
     return epoch
 
 
+# Adam and dropout: the same bits as the loop before. (FTRL's weights differ in their
+# last bits, the graph around the in-graph gather rewritten: the approximate learner's
+# fingerprint carries "loop_version", so a model the loop before stored is not reused.)
 @pytest.mark.parametrize("name", ["linear-binary-l2", "dnn-dropout-regression"])
 def test_gathering_in_the_graph_trains_the_same_bits(
     name: str, monkeypatch: pytest.MonkeyPatch
