@@ -9,7 +9,8 @@ the libraries a node's stage computes with (``compiler._runtime``): without them
 under scheme 2 (and Numeric's version 1, before its exact sums), every pin holds.
 Approximate learners carry their training loop (``"loop": "light"``, issue 9: a
 traced step over seeded numpy batches instead of Keras' fit), so the approximate
-pins of the learning nodes were re-pinned then; the exact pins did not move.
+pins of the learning nodes were re-pinned then, and again for ``"loop_version": 2``
+(the step gathers its batch in the graph); the exact pins did not move.
 """
 
 from __future__ import annotations
