@@ -46,8 +46,27 @@ def socket_path() -> Path:
         os.environ.get("HELIX_TF_SERVER_DIR")
         or Path(tempfile.gettempdir()) / f"helix-tf-{os.getuid()}"
     )
-    key = hashlib.sha256(f"{sys.prefix}\0{_package_dir()}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{_environment()}\0{_package_dir()}".encode()).hexdigest()[:16]
     return folder / f"{key}.sock"
+
+
+def _environment() -> str:
+    """The Python environment (venv) this process runs in, whatever path reached it.
+
+    ``python``, ``python3`` and ``python3.11`` of one venv, or the venv through a
+    symlinked folder, are one environment: :data:`sys.prefix` with links resolved.
+    """
+    return os.path.realpath(sys.prefix)
+
+
+def _interpreter() -> str:
+    """The interpreter itself: its binary with links resolved, and its exact version.
+
+    Not :data:`sys.executable` as typed: ``.venv/bin/python`` and ``.venv/bin/python3``
+    are one interpreter, and a server started through one serves clients of the other.
+    """
+    binary = os.path.realpath(sys.executable) if sys.executable else ""
+    return f"{binary}\0{sys.version}\0{_environment()}"
 
 
 def _package_dir() -> str:
@@ -62,9 +81,10 @@ _STARTUP_ENV = ("TF_", "OMP_", "KMP_", "MKL_", "CUDA_", "XLA_", "KERAS_", "ONEDN
 def stamp_parts(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """What a run's code depends on, in three parts a server compares separately.
 
-    ``helix_tf``: helix_tf's own files (path, size, modification time) and the
-    interpreter; ``packages``: the site-packages folders (installing or removing a
-    package changes their listing); ``environment``: the variables read at start-up
+    ``helix_tf``: helix_tf's own files (path, size, modification time);
+    ``packages``: the interpreter (:func:`_interpreter`, whatever path reached it)
+    and the site-packages folders, links resolved (installing or removing a package
+    changes their listing); ``environment``: the variables read at start-up
     (``TF_*``, ``OMP_*``, ``PYTHON*`` ...). A server whose ``helix_tf`` or ``packages``
     part differs from a client's is stale (it restarts itself); one whose
     ``environment`` part differs serves other clients but not this one.
@@ -73,17 +93,18 @@ def stamp_parts(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     env = hashlib.sha256()
     for key in sorted(k for k in environ if k.startswith(_STARTUP_ENV)):
         env.update(f"{key}={environ[key]}\n".encode())
-    code = hashlib.sha256(sys.executable.encode())
+    code = hashlib.sha256()
     for root, dirs, files in os.walk(_package_dir()):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
             if name.endswith(".py"):
                 st = os.stat(os.path.join(root, name))
                 code.update(f"{root}/{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    packages = hashlib.sha256()
+    packages = hashlib.sha256(_interpreter().encode())
     for entry in [*site.getsitepackages(), site.getusersitepackages()]:
         try:
-            packages.update(f"{entry}\0{os.stat(entry).st_mtime_ns}\n".encode())
+            mtime = os.stat(entry).st_mtime_ns
+            packages.update(f"{os.path.realpath(entry)}\0{mtime}\n".encode())
         except OSError:
             continue
     return {
@@ -109,7 +130,7 @@ def stamp_of(parts: Mapping[str, str]) -> str:
 #: What each stamp part covers, for messages.
 STAMP_MEANING = {
     "helix_tf": "helix_tf's code changed",
-    "packages": "the installed packages changed",
+    "packages": "the interpreter or the installed packages changed",
     "environment": "the TF_*/OMP_*/PYTHON* variables differ",
 }
 

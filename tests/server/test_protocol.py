@@ -88,3 +88,44 @@ def test_socket_path_is_per_folder_and_short(
     path = socket_path()
     assert path.parent == tmp_path and path.suffix == ".sock"
     assert len(path.name) <= 24  # Unix socket paths are limited to ~107 bytes
+
+
+def _identity(python: Path, server_dir: Path) -> str:
+    """What ``python`` (a real process) names as its server socket and code stamp."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "HELIX_TF_SERVER_DIR": str(server_dir)}
+    script = (
+        "from helix_tf.server._protocol import socket_path, stamp_parts\n"
+        "print(socket_path().name, sorted(stamp_parts().items()))\n"
+    )
+    out = subprocess.run(
+        [str(python), "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_one_environment_reached_by_any_path_is_one_server(tmp_path: Path) -> None:
+    # python, python3, python3.X of one venv, and that venv through a symlinked folder,
+    # are one interpreter with one set of packages: one socket, one stamp (a server
+    # started with one of them serves clients started with another). Another venv is
+    # another environment with a server of its own.
+    import subprocess
+    import sys
+
+    venv = tmp_path / "venv"
+    other = tmp_path / "other"
+    for folder in (venv, other):
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    linked = tmp_path / "linked"
+    linked.symlink_to(venv, target_is_directory=True)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    server_dir = tmp_path / "sockets"
+    names = [n for n in ("python", "python3", version) if (venv / "bin" / n).exists()]
+    assert len(names) >= 2, names
+    seen = {_identity(root / "bin" / name, server_dir) for root in (venv, linked) for name in names}
+    assert len(seen) == 1, seen
+    (one,) = seen
+    assert _identity(other / "bin" / "python", server_dir).split()[0] != one.split()[0]
