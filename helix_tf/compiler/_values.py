@@ -136,4 +136,7 @@ def train_approx(d: Declaration, approx: Mapping[str, Any] | None) -> dict[str, 
         "precision": resolve_precision(approx["precision"], op_name, bool(approx.get("bf16_fast"))),
         "epochs_scale": approx["epochs_scale"],
         "loop": "light",
+        # 2: the step gathers its batch in the graph (issue 9): FTRL's weights moved in
+        # their last bits, so a model the loop before stored is not reused.
+        "loop_version": 2,
     }

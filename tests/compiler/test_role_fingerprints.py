@@ -9,7 +9,8 @@ the libraries a node's stage computes with (``compiler._runtime``): without them
 under scheme 2 (and Numeric's version 1, before its exact sums), every pin holds.
 Approximate learners carry their training loop (``"loop": "light"``, issue 9: a
 traced step over seeded numpy batches instead of Keras' fit), so the approximate
-pins of the learning nodes were re-pinned then; the exact pins did not move.
+pins of the learning nodes were re-pinned then, and again for ``"loop_version": 2``
+(the step gathers its batch in the graph); the exact pins did not move.
 """
 
 from __future__ import annotations
@@ -56,16 +57,16 @@ PINNED: dict[str, dict[str, str]] = {
         "hours": "928ffc4239eb5bf723f9aa79da41a7e2",
         "education": "40adddd58eb43a9bbf2ec977523a3b2f",
         "examples": "e3b530ba5095206afa6ded2125ae8fc6",
-        "learner": "1b4fb3a5126ccfd1b3ca7523e7be6574",
-        "predictions": "d974e9fb345c273506c1c2623bffaae8",
-        "train_predictions": "c7351436e4477e2940dfea151b815696",
-        "evaluation": "be2c9c35c7caecc741259505267cc035",
-        "sliced": "4398573f174ae22c61659883677ef85e",
-        "explanation": "f1fabe5bcacdc5529f2b77c459fea685",
+        "learner": "3b031148c8223211afcc5c9464cb6d69",
+        "predictions": "9ad552665d14fff54fc2527a8b82a708",
+        "train_predictions": "8d9c69bd5860f4d7c6595361933ec675",
+        "evaluation": "2d1fe8175cf40d354dba34eb4ba8923a",
+        "sliced": "3e33466665eee77601bfadbe0edcb6e0",
+        "explanation": "d41545d583fd8c023f69a1be2e2d4882",
         "reg_examples": "7732edb95c47d93ab35de40a7fb43429",
-        "reg_learner": "fed64e24b273375f7ebed0d33668dff3",
-        "reg_predictions": "48924196a344b71c1a23ac1b81d412ce",
-        "reg_evaluation": "54a8675e636dacea9860aeefeaac071b",
+        "reg_learner": "8b3a0e2b48976ffe5874f36d34e283f6",
+        "reg_predictions": "095c9f749a56ad17db5706c1131c8c10",
+        "reg_evaluation": "10d7acbd9a9f4108a669eb7ffa0dced7",
     },
     "at_train": {
         "rows": "b807197ddadd5ecbf86027d1e4e4b030",
@@ -73,16 +74,16 @@ PINNED: dict[str, dict[str, str]] = {
         "hours": "9c15eaf8d9ac338900a777ef1988db48",
         "education": "fe389788db6c16b9d88d090cb91db2f4",
         "examples": "70ab0cb126a4e2212e955d74ec24d09c",
-        "learner": "04be08e4617f3764a18fc044f9274243",
-        "predictions": "de0fa2f7605f41d5de36a71a885229b1",
-        "train_predictions": "724a2a99c933f8f5f7967e5d29789d8b",
-        "evaluation": "698483b36cc98aeb2df04817dbe7f163",
-        "sliced": "f24c188ed931a2b7bf76e237a9109d85",
-        "explanation": "da8fe759b1b45c0ceea6444d8cf574da",
+        "learner": "9cb810f8acda2d060b7196ee35073701",
+        "predictions": "771d92325000e8be88750d0954e49a3a",
+        "train_predictions": "efa1160f6413541a4479b0f24f47655f",
+        "evaluation": "716f9290b71a557af101c3b95ea3f60a",
+        "sliced": "449308afe82cad84c179354fbfacd930",
+        "explanation": "7be05f46eea99f894d57db028c02b669",
         "reg_examples": "45e15fbecd46d74cfd89186e2ffd1877",
-        "reg_learner": "2f17d2dae0d44fbaf7ecc82373ba9219",
-        "reg_predictions": "eea787ee33747b9e143fe44bfc54f656",
-        "reg_evaluation": "8657d0b852740e4c5b4a5cbcd18cfbab",
+        "reg_learner": "2c9848a030429ce568b29c8d93d4f14d",
+        "reg_predictions": "c29204cbee22c51d4c34b8fe08e8c7cd",
+        "reg_evaluation": "a86986067db8d0daa7eaea17e5c42398",
     },
     "exact": {
         "rows": "b807197ddadd5ecbf86027d1e4e4b030",
@@ -264,6 +265,7 @@ def test_compiled_facts_per_role(tmp_path: Path) -> None:
             "precision": "fp32",
             "epochs_scale": 1.0,
             "loop": "light",
+            "loop_version": 2,
         }
     }
     assert facts["train_predictions"] == {"split": "train"}
