@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, strategies as st
 
 from helix_tf.errors import StoreError
 from helix_tf.history import (
@@ -57,6 +58,19 @@ def test_select_metrics_by_name_slice_and_glob() -> None:
         "log_loss",
     ]
     assert select_metrics(keys, None) == keys
+
+
+@given(
+    keys=st.lists(st.text(min_size=1, max_size=12), max_size=6, unique=True),
+    blanks=st.lists(st.sampled_from(["", " ", "  ", "\t", "\n"]), min_size=1, max_size=4),
+)
+def test_a_selection_of_blank_items_selects_every_metric(
+    keys: list[str], blanks: list[str]
+) -> None:
+    """``--metrics " "`` (or ``","``) names nothing, so it narrows nothing: every metric
+    shows. Before, it selected none, and history showed runs without metrics, silently."""
+    assert select_metrics(keys, blanks) == keys
+    assert select_metrics(keys, [*blanks, *keys[:1]]) == select_metrics(keys, keys[:1])
 
 
 def test_previous_is_the_latest_other_version_and_best_follows_the_direction() -> None:
