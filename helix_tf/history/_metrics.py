@@ -64,8 +64,7 @@ def select_metrics(keys: Iterable[str], selection: Sequence[str] | None) -> list
     A selection item matches a key exactly, by the metric's base name (``accuracy``
     also selects ``accuracy[sex=Male]`` and ``evaluation/accuracy``), or as a glob
     (``auc*``). An empty or missing selection selects every key, and so does one of
-    blank items only (``--metrics " "`` or ``","``: it names nothing, so it narrows
-    nothing; before, it showed every run without metrics and said nothing).
+    blank items only (``--metrics " "`` or ``","`` names nothing, so it narrows nothing).
     """
     keys = list(keys)
     wanted = [s.strip() for s in selection or () if s.strip()]
