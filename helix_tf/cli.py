@@ -502,9 +502,9 @@ def run_here(argv: list[str]) -> None:
     every result was written, committed and printed. Output is flushed, logging
     shut down, then the process ends with the command's exit code.
     """
-    from helix_tf.warm import skip_keras_extras
+    from helix_tf.warm import skip_library_extras
 
-    skip_keras_extras()
+    skip_library_extras()
     code = run_cli(argv)
     heavy = "tensorflow" in sys.modules or "apache_beam" in sys.modules
     if not heavy:

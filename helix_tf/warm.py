@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 
-__all__ = ["BEAM_EXTRAS", "KERAS_EXTRAS", "PRELOAD", "WARM_CALLS", "preload", "skip_keras_extras"]
+__all__ = ["BEAM_EXTRAS", "KERAS_EXTRAS", "PRELOAD", "WARM_CALLS", "preload", "skip_library_extras"]
 
 #: Imported before the first fork: what every training run needs and pays seconds for.
 #: Only imports: nothing here may start a thread or open a connection (a fork keeps
@@ -96,7 +96,7 @@ def preload(*, strict: bool = True) -> float:
     what is freed later any difference.
     """
     t0 = time.perf_counter()
-    skip_keras_extras()
+    skip_library_extras()
     for name in PRELOAD:
         if strict:
             importlib.import_module(name)
@@ -136,21 +136,25 @@ BEAM_EXTRAS: tuple[tuple[str, str], ...] = (
 QUIET_WHEN_SKIPPED = ("apache_beam.io.mongodbio",)
 
 
-class _SkipKerasExtras:
+class _SkipLibraryExtras:
     """A meta path finder that refuses :data:`KERAS_EXTRAS` (and :data:`BEAM_EXTRAS`) to
     the package named.
 
     Only an import made by that package's own code is refused (the frame that runs
     the ``import``); the same module imported by anyone else (a config, the report's
     charts) loads as usual, and once loaded Keras finds it in ``sys.modules`` too.
+    ``extras``: (library package, module refused to it) pairs.
     """
+
+    def __init__(self, extras: Sequence[tuple[str, str]]) -> None:
+        # Each refused top-level module, with the packages it is refused to.
+        self._blocked = {module: tuple(p for p, m in extras if m == module) for _, module in extras}
 
     def find_spec(
         self, name: str, path: Sequence[str] | None = None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
-        top = name.partition(".")[0]
-        blocked = [package for package, module in (*KERAS_EXTRAS, *BEAM_EXTRAS) if module == top]
-        if not blocked:
+        blocked = self._blocked.get(name.partition(".")[0])
+        if blocked is None:  # every import of the process passes here: one dict lookup
             return None
         frame = sys._getframe(1)
         while frame is not None and frame.f_code.co_filename.startswith("<frozen"):
@@ -166,15 +170,16 @@ class _SkipKerasExtras:
         return None
 
 
-def skip_keras_extras() -> None:
-    """Refuse :data:`KERAS_EXTRAS` to Keras in this process (once; before Keras loads).
+def skip_library_extras() -> None:
+    """Refuse :data:`KERAS_EXTRAS` to Keras and :data:`BEAM_EXTRAS` to Beam in this
+    process (once; before they load).
 
     For the ``helix-tf`` command and the processes it forks (the server, its runs, the
-    trainer): results do not change (Keras takes the ``ImportError`` branch it has for
-    a machine without those packages; no helix_tf computation goes through them).
+    trainer): results do not change (Keras and Beam take the ``ImportError`` branches they
+    have for a machine without those packages; no helix_tf computation goes through them).
     """
-    if not any(isinstance(finder, _SkipKerasExtras) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _SkipKerasExtras())
+    if not any(isinstance(finder, _SkipLibraryExtras) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _SkipLibraryExtras((*KERAS_EXTRAS, *BEAM_EXTRAS)))
         import logging
 
         for name in QUIET_WHEN_SKIPPED:

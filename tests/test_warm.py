@@ -58,9 +58,9 @@ for name in ('fake_sklearn', 'fake_plots'):
 sys.path.insert(0, str(root))
 import helix_tf.warm as w
 w.KERAS_EXTRAS = (('keras.src.wrappers', 'fake_sklearn'), ('keras.src.visualization', 'fake_plots'))
-w.skip_keras_extras()
-w.skip_keras_extras()  # once is enough: not a second finder
-seen = {'finders': sum(type(f).__name__ == '_SkipKerasExtras' for f in sys.meta_path)}
+w.skip_library_extras()
+w.skip_library_extras()  # once is enough: not a second finder
+seen = {'finders': sum(type(f).__name__ == '_SkipLibraryExtras' for f in sys.meta_path)}
 for importer, code in (
     ('keras.src.wrappers.fixes', 'import fake_sklearn'),
     ('keras.src.visualization.plot_image_gallery', 'import fake_plots'),
@@ -108,8 +108,8 @@ def test_beams_mongodb_extras_are_skipped_silently_and_users_still_can() -> None
     code = (
         "import importlib.util, logging, sys\n"
         "logging.basicConfig(level=logging.WARNING)  # a notice would reach stderr\n"
-        "from helix_tf.warm import skip_keras_extras\n"
-        "skip_keras_extras()\n"
+        "from helix_tf.warm import skip_library_extras\n"
+        "skip_library_extras()\n"
         "import apache_beam\n"
         "from apache_beam.io import mongodbio\n"
         "assert mongodbio.MongoClient is None  # Beam's own branch for a machine without it\n"

@@ -531,7 +531,7 @@ def test_a_command_run_here_skips_keras_extras_before_it_runs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``helix-tf`` in its own process (no server) refuses Keras' optional imports
-    before the command can import TensorFlow (``helix_tf.warm.skip_keras_extras``)."""
+    before the command can import TensorFlow (``helix_tf.warm.skip_library_extras``)."""
     import sys
 
     from helix_tf import cli
@@ -540,7 +540,7 @@ def test_a_command_run_here_skips_keras_extras_before_it_runs(
     seen: list[bool] = []
 
     def command(argv: list[str]) -> int:
-        seen.append(any(type(f).__name__ == "_SkipKerasExtras" for f in sys.meta_path))
+        seen.append(any(type(f).__name__ == "_SkipLibraryExtras" for f in sys.meta_path))
         return 0
 
     monkeypatch.setattr(cli, "run_cli", command)
