@@ -305,14 +305,15 @@ def test_an_entry_that_verifies_but_cannot_be_read_back_is_recomputed(
     """Before: "operator 'predictions' failed: ValueError: File not found: filepath=...
     model.keras" (the file was there; Keras could not read it), exit 1, every run after.
 
-    Recomputing is priced at an hour a node, so the plan loads what is stored: in a long
-    test process the tiny model's training is so quick (graphs traced by earlier tests)
-    that the plan may rightly recompute it instead, and the read-back would go untested.
+    Every entry is stored and recomputing is priced at an hour a node, so the plan loads
+    what is stored: in a long test process the tiny model's training is so quick (graphs
+    traced by earlier tests) that materialization may rightly skip the model and the
+    plan recompute it, and the read-back would go untested.
     """
     from helix_tf import api
     from helix_tf.reuse.costs import CostModel
 
-    first = api.run(tiny_census_config, store=store)
+    first = api.run(tiny_census_config, store=store, materialize="all")
     _resign_with_garbage(store, kind)
     monkeypatch.setattr(CostModel, "compute_cost", lambda self, name, role: (3600.0, True))
     second = api.run(tiny_census_config, store=store)
