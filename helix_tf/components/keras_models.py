@@ -8,8 +8,9 @@ columns as numpy arrays (passing numpy to ``fit`` was ~10x faster than a
 Its parts, one reason to change each: the inputs from examples tables
 (:mod:`._model_inputs`: one array per numeric or categorical feature, two padded
 ones per bag), the architectures and heads (:mod:`._model_build`), the custom
-layers and Keras' import (:mod:`._keras_layers`); this module trains (here, or in
-the server's trainer, :mod:`helix_tf.components.trainers`) and scores.
+layers and Keras' import (:mod:`._keras_layers`), applying a trained model: save,
+load, score, explain, its weights (:mod:`._model_use`, re-exported here); this module
+trains (here, or in the server's trainer, :mod:`helix_tf.components.trainers`).
 """
 
 from __future__ import annotations
@@ -32,11 +33,17 @@ from helix_tf.components._model_inputs import (
     labels_from_table,
     streamed_examples,
 )
+from helix_tf.components._model_use import (
+    feature_weights,
+    load_model,
+    model_importance,
+    predict_scores,
+    save_model,
+    zero_weight_features,
+)
 from helix_tf.components.learners import (
-    DNN,
     EAGER_STEPS_SETTING,
     Learner,
-    WideDeep,
     training_setting,
 )
 from helix_tf.types import CATEGORICAL, NUMERIC
@@ -160,9 +167,7 @@ def _train_with_strategy(
 
     def build() -> tuple[Any, Any]:
         strengths = penalties.Strengths.of(learner)
-        return build_model(learner, features, head.units, strengths), optimizer(
-            learner, strengths
-        )
+        return build_model(learner, features, head.units, strengths), optimizer(learner, strengths)
 
     if batches is None:
         batches = distributed.ArrayBatches(
@@ -508,120 +513,3 @@ def warm_up() -> None:
     model.optimizer.build(model.trainable_variables)
     model.fit(x, y, batch_size=8, epochs=1, shuffle=True, verbose=0)
     predict_scores(_plain(learner, features, Head(), model.get_weights()), x)
-
-
-def save_model(model: Any, path: str) -> None:
-    """Write ``model`` as a ``.keras`` file (a :class:`trainers.RemoteModel`: written by
-    the process keeping it)."""
-    model.save(path)
-
-
-def load_model(path: str) -> Any:
-    keras = _k()
-    return keras.saving.load_model(path, compile=False)
-
-
-def predict_scores(model: Any, x: Mapping[str, np.ndarray], task: str = "binary") -> np.ndarray:
-    """Probabilities of the positive class (binary), of every class (multiclass: shape
-    (n, classes)), or predicted values on the target's scale (regression).
-
-    A :class:`trainers.RemoteModel` is scored by the process keeping it (the same bits)."""
-    from helix_tf.components import trainers
-
-    if isinstance(model, trainers.RemoteModel):
-        return model.predict(x, task)
-    # Calling the model eagerly in large chunks avoids tracing a predict function.
-    n = len(next(iter(x.values()))) if x else 0
-    chunk = 65_536
-    parts = [
-        np.asarray(model({k: v[i : i + chunk] for k, v in x.items()}, training=False))
-        for i in range(0, n, chunk)
-    ]
-    logits = np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
-    if task == "multiclass":
-        logits = logits.reshape(n, -1) if n else np.zeros((0, int(model.outputs[0].shape[-1])))
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
-    if task == "regression":
-        return logits.reshape(-1)
-    return (1.0 / (1.0 + np.exp(-logits.reshape(-1)))).astype(np.float64)
-
-
-def model_importance(
-    model: Any,
-    x: Mapping[str, np.ndarray],
-    y: np.ndarray,
-    features: Sequence[Mapping[str, Any]],
-    *,
-    task: str,
-    transform: str | None = None,
-    **params: Any,
-) -> dict[str, Any]:
-    """:func:`helix_tf.components.explain.permutation_importance` of a Keras model scored as the predict node scores
-    it (probabilities, class probabilities, values on the label's original scale);
-    ``params``: its ``repeats``, ``seed``, ``scoring``, ``zero``.
-
-    A :class:`helix_tf.components.trainers.RemoteModel` (a served run's) computes it in
-    the process that keeps the model: one request instead of one per scoring.
-    """
-    from helix_tf.components import explain, trainers
-    from helix_tf.components.features._label import inverse_transform
-
-    if isinstance(model, trainers.RemoteModel):
-        return model.importance(x, y, features, task=task, transform=transform, **params)
-
-    def score(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-        scores = predict_scores(model, inputs, task)
-        return inverse_transform(transform, scores) if task == "regression" else scores
-
-    return explain.permutation_importance(score, x, y, features, **params)
-
-
-def zero_weight_features(
-    model: Any, learner: Learner, features: Sequence[Mapping[str, Any]]
-) -> dict[str, Any]:
-    """Which features contribute nothing: every weight that reads them is exactly 0.
-
-    Only linear parts can prove it here (a linear model, the wide part of wide &
-    deep); a feature that a deep part reads is never reported. With several outputs
-    (multiclass), a feature is zero when its weights are zero for every class.
-    Returns ``{"zero": {feature: n_weights}, "weights": total, "zero_weights": count}``.
-    """
-    weights = feature_weights(model, features)
-    deep: set[str] = set()
-    if isinstance(learner, WideDeep):
-        deep = set(learner.features_for("deep", [f["name"] for f in features]))
-    elif isinstance(learner, DNN):
-        deep = {f["name"] for f in features}
-    zero = {}
-    total = zeros = 0
-    for name, w in weights.items():
-        total += w.size
-        nz = int((w == 0).sum())
-        zeros += nz
-        if nz == w.size and name not in deep:
-            zero[name] = int(w.size)
-    return {"zero": zero, "weights": int(total), "zero_weights": int(zeros)}
-
-
-def feature_weights(model: Any, features: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
-    """The linear (wide) weights of each feature, where the model has them.
-
-    A regression model trained on the standardised target (its ``rescale`` layer) has
-    its weights scaled back, so they are in the target's units (transformed, if the
-    label has a transform): what one unit of the feature adds to the prediction.
-    """
-    from helix_tf.components import trainers
-
-    if isinstance(model, trainers.RemoteModel):
-        return model.feature_weights(features)
-    out = {}
-    names = {layer.name: layer for layer in model.layers}
-    rescale = names.get("rescale")
-    scale = float(getattr(rescale, "std", 1.0)) if rescale is not None else 1.0
-    for spec in features:
-        layer = names.get(f"w_{spec['name']}")
-        if layer is not None and layer.weights:
-            w = np.asarray(layer.weights[0].numpy())
-            out[spec["name"]] = w * scale if scale != 1.0 else w
-    return out
