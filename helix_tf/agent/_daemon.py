@@ -58,15 +58,6 @@ log = logging.getLogger(__name__)
 #: Search runs of each rung measured before their CPU medians price the rungs.
 
 
-def _user_threads() -> int:
-    """The intra-op threads a user's run from this shell trains with: the CPUs it may run
-    on (TensorFlow's default), read before the agent pins itself to fewer."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def _lower_priority(pid: int, cores: int, home: Path) -> list[int]:
     """Lowest CPU and I/O priority; pinned to ``cores`` cores no other agent holds.
 
@@ -587,7 +578,9 @@ def serve(opts: AgentOptions) -> None:
     # agent pins itself to opts.cores), not opts.cores: a matrix product split over other
     # threads sums in another order, and the user's run must be able to reuse (and equal)
     # what the agent verified. The pinning still keeps the agent on its cores.
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(_user_threads()))
+    from helix_tf._env import intra_op_threads  # read before the pinning
+
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(intra_op_threads()))
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     agent = _Agent(opts, paths)
     chosen = _lower_priority(os.getpid(), opts.cores, paths.home)

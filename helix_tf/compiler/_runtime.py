@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from helix_tf._env import intra_op_threads
 from helix_tf.components.learners import TRAINING_SETTINGS
 from helix_tf.roles import Stage
 
@@ -31,7 +32,6 @@ __all__ = [
     "LIBRARIES",
     "cluster_shape",
     "device_identity",
-    "intra_op_threads",
     "runtime_identity",
 ]
 
@@ -129,23 +129,6 @@ def _gpu_models(root: str) -> list[str]:
         model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Model:")), "")
         models.append(model or "unknown")
     return models
-
-
-def intra_op_threads(environ: Mapping[str, str] | None = None) -> int:
-    """The threads TensorFlow splits one op over: ``$TF_NUM_INTRAOP_THREADS`` when set
-    above 0, else the CPUs this process may run on (TensorFlow's own default, which a CPU
-    affinity such as ``taskset`` or a pinned agent lowers)."""
-    raw = (os.environ if environ is None else environ).get("TF_NUM_INTRAOP_THREADS", "")
-    try:
-        threads = int(raw.strip() or 0)
-    except ValueError:
-        threads = 0
-    if threads > 0:
-        return threads
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
 
 
 def device_identity(
