@@ -218,6 +218,23 @@ class RunOutputs:
             tally.materialized = False
             self.stop_store_writes(exc)
 
+    def drop_damaged_unread(self) -> None:
+        """Check the stored entries this run computed instead of loading and did not
+        replace (its output not kept, or kept by another run first), removing damaged
+        ones: unread, their damage would otherwise wait for a later run to trip on it.
+        """
+        if self.store_failure is not None:
+            return  # a read-only worker, or a store that cannot be written
+        for name, m in self.ctx.manifests.items():
+            if self.ctx.states.get(name) != NodeState.COMPUTE:
+                continue
+            if self.ctx.tallies[name].materialized:
+                continue  # committing replaced a damaged entry, or found it sound
+            try:
+                self.store.drop_if_damaged(m.fingerprint)
+            except (StoreError, OSError) as exc:  # housekeeping: it never fails the run
+                log.debug("could not check the stored entry of %s: %s", name, exc)
+
     def _keep(self, name: str) -> bool:
         """The materializer's decision on keeping ``name``'s output; False if it fails."""
         results = self.ctx.results()

@@ -165,6 +165,7 @@ def _execute(run: _Run) -> EngineResult:
             )
         _run_step(steps[executor], node)
     metrics, intervals = _output_metrics(run)
+    run.outputs.drop_damaged_unread()
     held = {n.name: ctx.values[n.name] for n in ctx.compiled.nodes if n.name in ctx.values}
     return EngineResult(nodes=ctx.results(), metrics=metrics, intervals=intervals, values=held)
 

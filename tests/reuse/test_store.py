@@ -210,6 +210,18 @@ def test_same_size_corruption_fails_open_local_then_is_replaced(
     assert Path(local, "part-0.parquet").read_bytes() == original
 
 
+def test_drop_if_damaged_removes_only_a_damaged_entry(store: ArtifactStore) -> None:
+    good = put(store, "good", FILES)
+    bad = put(store, "bad", FILES)
+    overwrite(store, data_path(store, bad, "part-0.parquet"), b"X" * len(FILES["part-0.parquet"]))
+    assert store.drop_if_damaged("good") is None
+    assert store.lookup("good") == good
+    problem = store.drop_if_damaged("bad")
+    assert problem is not None and "part-0.parquet" in problem
+    assert store.lookup("bad") is None and token_dirs(store, "bad") == set()
+    assert store.drop_if_damaged("absent") is None
+
+
 @pytest.mark.parametrize(
     "text",
     [b"{not json", b"", b"[]", b'{"format_version": 99}', b'{"format_version": 1}'],
