@@ -19,6 +19,25 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: Variables of the machine that change what helix_tf does (a team database, a data
+#: folder, a user name, a warm server's folder, training settings, a TensorFlow cluster, a
+#: GCS endpoint): the tests start without them, as on CI's clean machine, and a test
+#: that needs one sets it (``monkeypatch.setenv``, a subprocess's ``env``). Before, a
+#: developer's ``HELIX_TF_METADATA`` sent every test's runs to the team's database, and
+#: an inherited ``TF_CONFIG`` made every run a multi-worker one.
+INHERITED_PREFIXES = ("HELIX_TF_", "HELIX_EAGER_")
+INHERITED_NAMES = ("TF_CONFIG", "STORAGE_EMULATOR_HOST")
+
+
+def _scrub_inherited(environ: Any) -> list[str]:
+    """Remove the variables above from ``environ``; return their names."""
+    gone = sorted(k for k in environ if k.startswith(INHERITED_PREFIXES) or k in INHERITED_NAMES)
+    for k in gone:
+        del environ[k]
+    return gone
+
+
+SCRUBBED = _scrub_inherited(os.environ)
 # No helix-tf process a test starts may start a warm server that outlives the tests (they
 # would find a terminal when pytest runs in one). The server tests pass their own value
 # and an isolated HELIX_TF_SERVER_DIR.

@@ -16,6 +16,19 @@ from helix_tf.agent._daemon import _Agent
 from helix_tf.agent._options import TAG, AgentOptions
 from helix_tf.agent._study import AgentPaths
 from helix_tf.agent._worker import Stopped, Yielded
+from tests.conftest import TINY_CENSUS, write_config
+
+#: Its evaluation never ends by itself: a trial can end only by being killed, however
+#: quick the machine (with the tiny config a fast machine trained and evaluated the
+#: second trial before the test killed it, and the run was recorded "ok").
+BLOCKING = TINY_CENSUS.replace(
+    "metrics.Accuracy(), metrics.AUC())",
+    'metrics.Accuracy(), metrics.AUC(), metrics.Custom(name="blocks", fn=_blocks))',
+).replace(
+    "def workflow(params):",
+    "import time\n\n\ndef _blocks(y, s, f):\n    time.sleep(600)\n    return 0.0\n\n\n"
+    "def workflow(params):",
+)
 
 
 def _entries(cfg: Path, store: str) -> list[dict[str, Any]]:
@@ -50,10 +63,12 @@ def _when_a_run_is_recorded(cfg: Path, store: str, then: Callable[[], None]) -> 
 @pytest.mark.slow
 @pytest.mark.ci
 def test_yielded_and_stopped_trials_are_recorded_killed_with_the_reason(
-    tiny_census_config: Path, tmp_path: Path
+    census_like: tuple[Path, Path], tmp_path: Path
 ) -> None:
     """Without the record, the database keeps them "running" (shown "killed" only on
     this machine, by their dead process) and history says nothing of why."""
+    train, test = census_like
+    tiny_census_config = write_config(tmp_path, BLOCKING, train=train, test=test)
     store = str(tmp_path / "store")
     paths = AgentPaths.of(tiny_census_config, store)
     paths.folder.mkdir(parents=True)

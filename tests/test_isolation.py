@@ -1,0 +1,45 @@
+"""The tests start from the same environment on every machine (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+#: Settings a developer's shell or a CI machine may carry.
+INHERITED = {
+    "HELIX_TF_METADATA": "postgresql://nobody@127.0.0.1:1/helix",
+    "HELIX_TF_DATA": "/nonexistent/data",
+    "HELIX_TF_USER": "somebody-else",
+    "HELIX_TF_SERVER": "on",
+    "HELIX_TF_SERVER_DIR": "/nonexistent/server",
+    "HELIX_EAGER_MAX_STEPS": "0",
+    "TF_CONFIG": '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker"}}',
+    "STORAGE_EMULATOR_HOST": "http://127.0.0.1:1",
+}
+
+_PROBE = (
+    "import json, os, tests.conftest; "
+    f"print(json.dumps({{k: os.environ.get(k) for k in {sorted(INHERITED)!r}}}))"
+)
+
+
+def test_settings_of_the_machine_do_not_reach_the_tests() -> None:
+    """A developer's team database, data folder or TF_CONFIG in the shell that runs
+    pytest would otherwise change what every test's runs do (and where they record):
+    pytest imports tests/conftest.py first, and it removes them."""
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **INHERITED},
+        check=True,
+        timeout=120,
+    )
+    seen = json.loads(out.stdout)
+    assert seen.pop("HELIX_TF_SERVER") == "off"
+    assert seen == dict.fromkeys(seen), seen
