@@ -7,9 +7,12 @@ project root; tests that need it skip with the reason when it is absent.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import string
+import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -42,6 +45,27 @@ SCRUBBED = _scrub_inherited(os.environ)
 # would find a terminal when pytest runs in one). The server tests pass their own value
 # and an isolated HELIX_TF_SERVER_DIR.
 os.environ["HELIX_TF_SERVER"] = "off"
+#: The session's own folder for what is otherwise the machine's: the warm server's
+#: socket folder and the agents' registry. A test that forgets to isolate them sees this
+#: session's only, never a developer's running server or agents (nor stops them).
+SESSION_HOME = Path(tempfile.mkdtemp(prefix="helix-tests-"))
+os.environ["HELIX_TF_SERVER_DIR"] = str(SESSION_HOME / "server")
+os.environ["HELIX_TF_AGENT_REGISTRY"] = str(SESSION_HOME / "agents")
+
+_OWNER = os.getpid()
+
+
+def pytest_report_header() -> str | None:
+    """Say which of the machine's settings the tests ignore (none on a clean machine)."""
+    return f"ignored from the environment: {', '.join(SCRUBBED)}" if SCRUBBED else None
+
+
+@atexit.register
+def _remove_session_home() -> None:
+    if os.getpid() == _OWNER:  # not in a child forked from this process
+        shutil.rmtree(SESSION_HOME, ignore_errors=True)
+
+
 SHARED_DATA = (ROOT / ".." / "shared" / "data").resolve()
 SHARED_CENSUS = SHARED_DATA / "census"
 SHARED_SMS = SHARED_DATA / "sms_spam"

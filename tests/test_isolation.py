@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import ROOT
 
@@ -42,4 +43,6 @@ def test_settings_of_the_machine_do_not_reach_the_tests() -> None:
     )
     seen = json.loads(out.stdout)
     assert seen.pop("HELIX_TF_SERVER") == "off"
+    # The warm server's folder is the session's own, as is the agents' registry.
+    assert Path(seen.pop("HELIX_TF_SERVER_DIR")).parent.name.startswith("helix-tests-")
     assert seen == dict.fromkeys(seen), seen
