@@ -190,6 +190,23 @@ def no_data_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HELIX_TF_DATA", raising=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_settings_file_above_the_tests(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A ``helix_tf.toml`` above the tests' temporary folder (a stray ``/tmp/helix_tf.toml``)
+    would be every test config's project settings (runs are found by walking up from the
+    config's folder): stop with its name instead of letting it change what tests do."""
+    from helix_tf.settings import find_settings_file
+
+    found = find_settings_file(tmp_path_factory.getbasetemp())
+    if found is not None:
+        pytest.exit(
+            f"{found} would be the project settings of every test's config (it is above "
+            "the tests' temporary folder); move it away, or run pytest with "
+            "--basetemp=<a folder with no helix_tf.toml above it>",
+            returncode=4,
+        )
+
+
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
     """The CLI reconfigures logging (a rich handler on the root, levels); undo that per test."""

@@ -46,3 +46,30 @@ def test_settings_of_the_machine_do_not_reach_the_tests() -> None:
     # The warm server's folder is the session's own, as is the agents' registry.
     assert Path(seen.pop("HELIX_TF_SERVER_DIR")).parent.name.startswith("helix-tests-")
     assert seen == dict.fromkeys(seen), seen
+
+
+def test_a_settings_file_above_the_tests_stops_them_naming_it(tmp_path: Path) -> None:
+    """A stray ``helix_tf.toml`` above the temporary folder would be every test config's
+    project settings (a team database for all of them): the session stops instead."""
+    stray = tmp_path / "helix_tf.toml"
+    stray.write_text('metadata = "sqlite:///elsewhere.db"\n')
+    (tmp_path / "below").mkdir()
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--basetemp={tmp_path / 'below' / 'basetemp'}",
+            f"{__file__}::test_settings_of_the_machine_do_not_reach_the_tests",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert out.returncode == 4, out.stdout[-3000:] + out.stderr[-3000:]
+    assert f"{stray} would be the project settings of every test's config" in out.stdout
