@@ -19,8 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Hypothesis fails an example slower than 200 ms (its default deadline), and a test whose
+# data generation is slow (the too_slow health check): both are the machine's load, not
+# the rule tested. The profile is every test's default; a test's @settings adds to it.
+settings.register_profile("helix_tf", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("helix_tf")
 
 #: Variables of the machine that change what helix_tf does (a team database, a data
 #: folder, a user name, a warm server's folder, training settings, a TensorFlow cluster, a

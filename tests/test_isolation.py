@@ -6,7 +6,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+from hypothesis import given, settings, strategies as st
 
 from tests.conftest import ROOT
 
@@ -73,3 +76,12 @@ def test_a_settings_file_above_the_tests_stops_them_naming_it(tmp_path: Path) ->
     )
     assert out.returncode == 4, out.stdout[-3000:] + out.stderr[-3000:]
     assert f"{stray} would be the project settings of every test's config" in out.stdout
+
+
+@settings(max_examples=2)
+@given(st.integers(0, 1))
+def test_a_hypothesis_example_slower_than_its_default_deadline_passes(n: int) -> None:
+    """Hypothesis' default deadline (200 ms an example) failed rules on a busy machine:
+    the tests' profile (tests/conftest.py) has none."""
+    time.sleep(0.25)
+    assert n in (0, 1)
