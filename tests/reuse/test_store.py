@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from helix_tf.errors import StoreError
-from helix_tf.reuse.store import ArtifactStore, FileEntry, Manifest, Staging
+from helix_tf.reuse.store import ArtifactStore, FileEntry, Manifest, Staging, drop_if_damaged
 
 from .conftest import GCS_BUCKET
 
@@ -214,12 +214,12 @@ def test_drop_if_damaged_removes_only_a_damaged_entry(store: ArtifactStore) -> N
     good = put(store, "good", FILES)
     bad = put(store, "bad", FILES)
     overwrite(store, data_path(store, bad, "part-0.parquet"), b"X" * len(FILES["part-0.parquet"]))
-    assert store.drop_if_damaged("good") is None
+    assert drop_if_damaged(store, "good") is None
     assert store.lookup("good") == good
-    problem = store.drop_if_damaged("bad")
+    problem = drop_if_damaged(store, "bad")
     assert problem is not None and "part-0.parquet" in problem
     assert store.lookup("bad") is None and token_dirs(store, "bad") == set()
-    assert store.drop_if_damaged("absent") is None
+    assert drop_if_damaged(store, "absent") is None
 
 
 @pytest.mark.parametrize(
