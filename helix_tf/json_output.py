@@ -45,8 +45,9 @@ def print_json(console: Console, text: str) -> None:
 
     Where the console shows no colours (a pipe or a file: where ``--json`` output
     usually goes) the same text is written directly. Rich re-parses, re-indents and
-    highlights it with regular expressions only to drop the colours there: 0.05–0.12 s
-    of every ``run --json`` here, more than a served evaluation-only run's own work.
+    highlights it with regular expressions only to drop the colours there: ~18 ms of
+    CPU for a run's 12 KB result here (0.09–0.12 s of wall in profiles of served
+    evaluation-only runs at load 8), against 0.6 ms written directly.
     """
     if console.is_terminal or console.is_jupyter or console.record:
         console.print_json(text)
