@@ -290,7 +290,8 @@ print("tensorflow" in sys.modules)
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("remote", "imported"), [("ready", False), ("not-ready", True), ("none", True)]
+    ("remote", "imported"),
+    [pytest.param("ready", False, marks=pytest.mark.ci), ("not-ready", True), ("none", True)],
 )
 def test_a_training_that_goes_elsewhere_imports_no_tensorflow_here(
     remote: str, imported: bool
