@@ -65,9 +65,7 @@ LEAKS = {
         r"feature 'hours' reads column 'hours_per_week'",
     ),
     "row-udf": (
-        '@wf.udf("rich")\n'
-        "def rich(row):\n"
-        '    return float(row["income"] == ">50K")\n',
+        '@wf.udf("rich")\ndef rich(row):\n    return float(row["income"] == ">50K")\n',
         "age, rich",
         'F.Label("income", positive=">50K")',
         r"feature 'rich' reads column 'income' from its rows \(.*cfg\.py:\d+\)",
