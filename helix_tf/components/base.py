@@ -125,6 +125,12 @@ class Operator:
             if normalize is not None:
                 with contextlib.suppress(TypeError, ValueError):  # validate() names the value
                     object.__setattr__(self, f.name, normalize(getattr(self, f.name)))
+        # A number parameter given an integer (l1=0, -p learner.learning_rate=1) holds the
+        # float it means: the same computation, so the same parameters and fingerprint.
+        for name in _number_fields(type(self)):
+            value = getattr(self, name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, name, float(value))
         # A value of the wrong type for a plain annotation that validate() lets through
         # (standardize="no", which is true; seed="1") is refused as in a -p override.
         problems = self.validate() or _wrong_types(
@@ -196,6 +202,24 @@ def _scalar_hints(cls: type) -> dict[str, Any]:
     except Exception:  # an annotation that cannot be resolved: leave it to validate()
         return {}
     return {k: h for k, h in hints.items() if _scalar(h)}
+
+
+@functools.lru_cache(maxsize=256)
+def _number_fields(cls: type) -> tuple[str, ...]:
+    """The fields of ``cls`` annotated ``float`` (or ``float | None``): not ``int``, which
+    may be counted with, nor ``int | float``, which says both are meant."""
+    number = {float, type(None), None}
+    return tuple(
+        name
+        for name, hint in _scalar_hints(cls).items()
+        if float in _alternatives(hint) and set(_alternatives(hint)) <= number
+    )
+
+
+def _alternatives(hint: Any) -> tuple[Any, ...]:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return typing.get_args(hint)
+    return (hint,)
 
 
 def _wrong_types(op: Operator, values: dict[str, Any]) -> list[str]:

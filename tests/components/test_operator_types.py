@@ -10,6 +10,7 @@ string ``'no'``, which is true, and the run standardised without a word.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,3 +65,37 @@ def test_a_problem_validate_names_keeps_its_own_message() -> None:
     """validate() runs first: its message (the rule and the value) is the one shown."""
     with pytest.raises(ConfigError, match=r"Linear: epochs must be an integer >= 1, but got 2\.0"):
         learners.Linear(epochs=2.0)
+
+
+def test_a_number_parameter_given_an_integer_holds_the_float_it_means() -> None:
+    """``l1=0`` and ``l1=0.0`` (or ``-p learner.learning_rate=1``) are one computation:
+    the same parameters, so the same fingerprint (before: two, and a needless retrain)."""
+    as_int = learners.Linear(l1=0, learning_rate=1)
+    assert type(as_int.l1) is float and type(as_int.learning_rate) is float
+    assert as_int.params() == learners.Linear(l1=0.0, learning_rate=1.0).params()
+    assert type(
+        sources.Csv(train="a.csv", columns={"a": "int"}, test_fraction=None).test_fraction
+    ) is type(None)
+    # int fields stay integers; True is no number
+    assert type(learners.Linear(epochs=3).epochs) is int
+    with pytest.raises(ConfigError):
+        learners.Linear(l1=True)
+
+
+def test_an_integer_for_a_number_keeps_the_fingerprint(
+    tmp_path: Path, census_like: tuple[Path, Path]
+) -> None:
+    from helix_tf.compiler.content import ContentHasher
+    from helix_tf.compiler.graph import compile_workflow
+    from helix_tf.config import load_config
+    from tests.conftest import TINY_CENSUS, write_config
+
+    path = write_config(tmp_path, TINY_CENSUS, train=census_like[0], test=census_like[1])
+
+    def learner(*overrides: str) -> str:
+        loaded = load_config(path, overrides)
+        compiled = compile_workflow(loaded.workflow, hasher=ContentHasher(tmp_path / "memo"))
+        return compiled.node("learner").fingerprint
+
+    assert learner("learner.learning_rate=1") == learner("learner.learning_rate=1.0")
+    assert learner("learner.l2=0") == learner()  # the default is 0.0
