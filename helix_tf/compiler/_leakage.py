@@ -13,8 +13,9 @@ training split's labels, which is not leakage); its ``apply`` may not.
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
-import textwrap
+import linecache
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -101,18 +102,15 @@ def literal_column_reads(fn: Callable[..., Any], column: str) -> Iterator[str]:
     (``row["c"]``, ``row.get("c")``, ``batch.c``), as ``file:line``.
 
     Only what the source shows for certain: a name computed at run time, a function
-    whose source cannot be read, or a read through another variable yields nothing.
+    whose source cannot be read or found, or a read through another variable yields
+    nothing.
     """
     fn = inspect.unwrap(fn)
     code = getattr(fn, "__code__", None)
     if code is None:
         return
-    try:
-        lines, first = inspect.getsourcelines(fn)
-        tree = ast.parse(textwrap.dedent("".join(lines)))
-    except (OSError, TypeError, SyntaxError, ValueError, IndentationError):
-        return
-    target = _function_node(tree, code.co_name)
+    tree = _module_tree(code.co_filename)
+    target = _function_node(tree, code) if tree is not None else None
     if target is None:
         return
     params = [*target.args.posonlyargs, *target.args.args]
@@ -121,18 +119,52 @@ def literal_column_reads(fn: Callable[..., Any], column: str) -> Iterator[str]:
     row = params[0].arg
     for node in ast.walk(target):
         if _reads(node, row, column):
-            yield f"{code.co_filename}:{first + getattr(node, 'lineno', 1) - 1}"
+            yield f"{code.co_filename}:{getattr(node, 'lineno', target.lineno)}"
 
 
-def _function_node(tree: ast.AST, name: str) -> ast.FunctionDef | ast.Lambda | None:
-    """The function named ``name`` in ``tree`` (the only lambda, for a lambda)."""
-    if name == "<lambda>":
-        lambdas = [n for n in ast.walk(tree) if isinstance(n, ast.Lambda)]
-        return lambdas[0] if len(lambdas) == 1 else None
+def _module_tree(filename: str) -> ast.Module | None:
+    """The parsed source file ``filename`` (None where it cannot be read or parsed)."""
+    lines = linecache.getlines(filename)
+    return _parsed("".join(lines)) if lines else None
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed(text: str) -> ast.Module | None:
+    try:
+        return ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+
+
+def _function_node(tree: ast.AST, code: Any) -> ast.FunctionDef | ast.Lambda | None:
+    """The definition in ``tree`` that compiled to ``code``: by its first line (a
+    decorator's, for a decorated function), its name and its arguments."""
+    argnames = list(code.co_varnames[: code.co_argcount + code.co_kwonlyargcount])
+    found: list[Any] = []
     for n in ast.walk(tree):
-        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == name:
-            return n  # type: ignore[return-value]
-    return None
+        if isinstance(n, ast.Lambda):
+            first = n.lineno
+            name = "<lambda>"
+        elif isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef):
+            first = min([n.lineno, *(d.lineno for d in n.decorator_list)])
+            name = n.name
+        else:
+            continue
+        a = n.args
+        names = [x.arg for x in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
+        if first == code.co_firstlineno and name == code.co_name and names == argnames:
+            found.append(n)
+    if len(found) > 1:  # several on one line (two lambdas): the one holding its code
+        where = [(p[0], p[2]) for p in code.co_positions() if p[0] is not None and p[2]]
+        found = [n for n in found if where and _holds(n, *where[-1])]
+    return found[0] if len(found) == 1 else None
+
+
+def _holds(node: ast.AST, line: int, col: int) -> bool:
+    """Whether ``node``'s source span holds position (``line``, ``col``)."""
+    start = (node.lineno, node.col_offset)  # type: ignore[attr-defined]
+    end = (node.end_lineno, node.end_col_offset)  # type: ignore[attr-defined]
+    return start <= (line, col) <= end
 
 
 def _reads(node: ast.AST, row: str, column: str) -> bool:

@@ -8,6 +8,7 @@ metrics (AUC 1.0) described a model that cannot exist at prediction time.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -147,3 +148,25 @@ def test_literal_column_reads_sees_only_literal_reads_of_the_first_argument() ->
     assert len(found) == 3
     assert all(w.startswith(__file__) for w in found)
     assert not list(literal_column_reads(len, "label"))  # no source: nothing claimed
+
+
+def _passed_through(fn):
+    @functools.wraps(fn)
+    def wrapper(*args):
+        return fn(*args)
+
+    return wrapper
+
+
+@_passed_through
+def _decorated(row):
+    return row["label"]
+
+
+PAIR = (lambda r: r["label"], lambda r: r["other"])  # two lambdas on one line
+
+
+def test_literal_column_reads_finds_the_function_among_others_on_its_line() -> None:
+    assert len(list(literal_column_reads(_decorated, "label"))) == 1  # through wraps
+    assert len(list(literal_column_reads(PAIR[0], "label"))) == 1
+    assert not list(literal_column_reads(PAIR[1], "label"))
