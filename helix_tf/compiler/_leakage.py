@@ -124,6 +124,7 @@ def literal_column_reads(fn: Callable[..., Any], column: str) -> Iterator[str]:
 
 def _module_tree(filename: str) -> ast.Module | None:
     """The parsed source file ``filename`` (None where it cannot be read or parsed)."""
+    linecache.checkcache(filename)  # a long-lived process may hold an edited file's lines
     lines = linecache.getlines(filename)
     return _parsed("".join(lines)) if lines else None
 
