@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import builtins
 import codecs
+import copy
 import dataclasses
 import datetime as dt
 import getpass
@@ -93,6 +94,10 @@ class Effects:
     #: Of those, draws from a generator shared by the process (``random.random()``,
     #: ``np.random.rand()``): what they draw depends on every draw before them.
     global_draws: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    #: Draws from a generator object kept outside the call (``RNG.normal()``,
+    #: ``df.sample(random_state=RNG)`` for a module-level ``RNG``): what they draw
+    #: depends on every earlier draw from it in the process.
+    kept_draws: list[tuple[str, int]] = dataclasses.field(default_factory=list)
     #: Reads of names known only when the code runs (``globals()``, ``eval``,
     #: ``importlib.import_module(name)``): (call text, line).
     dynamic: list[tuple[str, int]] = dataclasses.field(default_factory=list)
@@ -246,7 +251,21 @@ class _Scan(ast.NodeVisitor):
             self.found.unseeded.append((self.text(node), node.lineno))
             if _is_global_draw(fn):
                 self.found.global_draws.append((self.text(node), node.lineno))
+        elif self.draws_from_kept(node, fn):
+            self.found.kept_draws.append((self.text(node), node.lineno))
         self.generic_visit(node)
+
+    def draws_from_kept(self, node: ast.Call, fn: object) -> bool:
+        """A method of a generator object known at compile time (a module's or closure's
+        ``RNG``), other than seeding or reading its state, or any call given one (``shuffle(x,
+        random_state=RNG)``, ``frame.sample(random_state=RNG)``) except a copy of it."""
+        func = node.func
+        if isinstance(func, ast.Attribute) and kept_generator(self.value(func.value)):
+            return func.attr not in _STATE_CALLS
+        if fn is copy.copy or fn is copy.deepcopy:
+            return False
+        given = [*node.args, *(k.value for k in node.keywords)]
+        return any(kept_generator(self.value(a)) for a in given)
 
     def listed(self, node: ast.AST | None) -> str | None:
         """The folder (or glob pattern) a listing call reads, when known (``os.listdir()``
@@ -445,6 +464,20 @@ def _varying(fn: object, node: ast.Call) -> str | None:
     if arity == -1 or (arity is not None and len(node.args) + len(node.keywords) > arity):
         return None
     return _CLOCK_WHY
+
+
+def kept_generator(value: object) -> bool:
+    """A random generator object (``random.Random``, numpy's ``Generator``,
+    ``RandomState`` or bit generator) other than the ones the ``random`` module and numpy
+    keep for the process (their draws are :func:`_is_global_draw`)."""
+    numpy_random = sys.modules.get("numpy.random")
+    kinds: list[type] = [random.Random]
+    if numpy_random is not None:
+        kinds += [numpy_random.Generator, numpy_random.RandomState, numpy_random.BitGenerator]
+    if not isinstance(value, tuple(kinds)) or isinstance(value, random.SystemRandom):
+        return False
+    global_state = getattr(getattr(numpy_random, "mtrand", None), "_rand", None)
+    return value is not getattr(random, "_inst", None) and value is not global_state
 
 
 def _is_global_draw(fn: object) -> bool:
