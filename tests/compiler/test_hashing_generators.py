@@ -66,9 +66,25 @@ def made_inside(x, seed=7):
 
 def reads_the_state(x):
     return x if RNG.bit_generator.state else -x
+
+
+class Jitter:
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, x):
+        return x + self.rng.normal()
+
+    def method(self, x):
+        return x + self.rng.normal()
+
+
+jitter = Jitter(4)
+jitter_method = jitter.method
 """
 
 REFUSED = ["numpy_generator", "python_random", "passed_to_a_library", "in_a_nested_helper"]
+KEPT_BY_AN_OBJECT = ["jitter", "jitter_method"]
 REUSABLE = ["a_copy", "made_inside", "reads_the_state"]
 
 
@@ -100,3 +116,8 @@ def test_a_generator_as_a_default_argument_is_a_refusal(module) -> None:
 def test_a_copy_a_generator_made_inside_or_its_state_read_stay_reusable(module, name: str) -> None:
     assert code_fingerprint(getattr(module, name)).refusals == ()
 
+
+@pytest.mark.parametrize("name", KEPT_BY_AN_OBJECT)
+def test_a_callable_object_keeping_a_generator_is_a_refusal(module, name: str) -> None:
+    refusals = code_fingerprint(getattr(module, name)).refusals
+    assert len(refusals) == 1 and "keeps a random generator in self.rng" in refusals[0]
