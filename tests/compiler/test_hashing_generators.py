@@ -52,6 +52,11 @@ def in_a_nested_helper(x):
     return x + draw()
 
 
+def an_alias(x):
+    rng = RNG
+    return x + rng.normal()
+
+
 def default_argument(x, rng=np.random.default_rng(3)):
     return x + rng.normal()
 
@@ -65,7 +70,7 @@ def made_inside(x, seed=7):
 
 
 def reads_the_state(x):
-    return x if RNG.bit_generator.state else -x
+    return x if RNG.bit_generator.state and LEGACY.get_state() else -x
 
 
 class Jitter:
@@ -83,7 +88,13 @@ jitter = Jitter(4)
 jitter_method = jitter.method
 """
 
-REFUSED = ["numpy_generator", "python_random", "passed_to_a_library", "in_a_nested_helper"]
+REFUSED = [
+    "numpy_generator",
+    "python_random",
+    "passed_to_a_library",
+    "in_a_nested_helper",
+    "an_alias",
+]
 KEPT_BY_AN_OBJECT = ["jitter", "jitter_method"]
 REUSABLE = ["a_copy", "made_inside", "reads_the_state"]
 
