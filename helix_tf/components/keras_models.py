@@ -60,6 +60,7 @@ __all__ = [
     "plain_key",
     "plain_model",
     "predict_scores",
+    "prepare_training",
     "save_model",
     "streamed_examples",
     "train_model",
@@ -149,6 +150,22 @@ def train_model(
     finally:
         keras.mixed_precision.set_global_policy("float32")
     return model, _stats(losses, mean, std)
+
+
+def prepare_training(learner: Learner) -> None:
+    """Before a training's timer starts: import Keras (TensorFlow) here, unless another
+    process (:func:`trainers.remote`) will train ``learner``.
+
+    That process may be the trainer of a server this run started, still importing: its
+    ``ready`` waits for it (bounded; :mod:`helix_tf.server._pending`), in place of this
+    process importing the same libraries. Neither is the node's computation.
+    """
+    from helix_tf.components import trainers
+
+    remote = trainers.remote()
+    if remote is not None and getattr(learner, "strategy", None) is None and remote.ready():
+        return
+    _k()
 
 
 def _train_with_strategy(

@@ -278,8 +278,12 @@ class Remote(Protocol):
     "linear": the model's feature weights}``, or ``None`` to train here. ``call`` runs
     one request on a kept model (``{"op": "predict" | "importance" | "save", "model":
     token, ...}``)
-    and returns the reply, or ``None`` (then this process does it itself).
+    and returns the reply, or ``None`` (then this process does it itself). ``ready``
+    says whether trainings go there now (it may wait, bounded, for a trainer that is
+    starting): when not, this process imports Keras and trains itself.
     """
+
+    def ready(self) -> bool: ...
 
     def train(
         self,

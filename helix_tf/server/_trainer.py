@@ -243,6 +243,11 @@ class RemoteTrainer:
     def __init__(self, path: Path) -> None:
         self.path = path
 
+    def ready(self) -> bool:
+        """A served run's trainer is there from the start (``components.trainers.Remote``);
+        one busy or gone is found out per request, and the run then trains itself."""
+        return True
+
     @contextlib.contextmanager
     def _turn(self) -> Iterator[Connection | None]:
         """A connection while this run holds the trainer; ``None`` when busy or absent."""
