@@ -385,7 +385,9 @@ def train_weights(
     keras = _k()
     import tensorflow as tf
 
-    trainers.seed_generators(int(training["learner"].seed), keep_kernels=bool(training.get("light")))
+    trainers.seed_generators(
+        int(training["learner"].seed), keep_kernels=bool(training.get("light"))
+    )
     tf.config.experimental.enable_op_determinism()
     keras.mixed_precision.set_global_policy(training["policy"])
     try:
