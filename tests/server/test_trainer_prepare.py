@@ -5,6 +5,8 @@ installs (the end-to-end path runs in ``benchmarks.approx_fidelity``)."""
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +69,43 @@ def test_the_run_that_starts_the_server_hints_its_trainings_beside_its_socket(
     trainers.hint(_hinted)
     assert _trainer.hint_path(socket_path()).exists()
     trainers.hint(lambda: 1 / 0)  # a failing hint never fails the run
+
+
+@pytest.mark.slow
+def test_a_served_edit_of_the_starting_run_reuses_the_trainer_prepared_for_it(
+    tmp_path: Path, config: Path
+) -> None:
+    """Real processes: the run that starts the server hints its training, the idle
+    trainer builds that graph, and the next run (a learning-rate edit, served) reuses
+    it with the results of a run alone."""
+    import json
+    import time
+
+    from tests.server import test_autostart as auto
+
+    server_dir = tmp_path / "sock"
+    env = {"HELIX_TF_SERVER": "on"}
+    edit = ["-p", "learner.learning_rate=0.02"]
+    try:
+        first = auto._pipes(server_dir, "run", config, "--store", tmp_path / "s1", **env)
+        assert first.returncode == 0 and auto.STARTED in first.stderr, first.stderr
+        deadline = time.monotonic() + 240
+        while not (
+            (auto._status(server_dir, **env).get("trainer") or {}).get("trainers") or {}
+        ).get("kept"):
+            assert time.monotonic() < deadline, "the trainer prepared nothing"
+            time.sleep(0.5)
+        served = auto._pipes(
+            server_dir, "run", config, *edit, "--store", tmp_path / "s2", "--json", **env
+        )
+        assert served.returncode == 0, served.stderr
+        counts = auto._status(server_dir, **env)["trainer"]["trainers"]
+        assert counts["builds"] == 1 and counts["reuses"] >= 1, counts
+        alone = auto._pipes(
+            server_dir, "run", config, *edit, "--store", tmp_path / "s3", "--json", "--no-server"
+        )
+        assert alone.returncode == 0, alone.stderr
+        assert json.loads(served.stdout)["metrics"] == json.loads(alone.stdout)["metrics"]
+    finally:
+        for pid in auto._servers(server_dir):
+            os.kill(pid, signal.SIGTERM)
