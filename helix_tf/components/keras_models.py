@@ -416,12 +416,14 @@ def prepare(training: Mapping[str, Any]) -> bool:
     that keeps trainers (the server's trainer, while idle: a run that trained by itself
     hints what it trained, :func:`trainers.hint`).
 
-    The trainer is built as that training's would be (seeded by its learner), its light
-    step (approximate runs, :mod:`._light_fit`) traced and run once over ``training``'s
-    rows, so that TensorFlow has instantiated it, and kept: the next training of the
-    graph resets it to its initial state (the same bits as a fresh build) and skips
-    build, tracing and instantiation (~0.5–1 s). Whether it made one (not when one is
-    kept already, or this process keeps none).
+    The trainer is built as that training's would be (seeded by its learner), trained
+    once over ``training``'s rows by Keras' ``fit`` (exact runs' step traced, and fit's
+    first use in the process paid, as :func:`warm_up` pays it) and by its light step
+    (approximate runs, :mod:`._light_fit`: traced and instantiated by TensorFlow), and
+    kept: the next training of the graph resets it to its initial state (the same bits
+    as a fresh build) and skips build and tracing (~0.5–1 s), a light one also the
+    step's instantiation. Whether it made one (not when one is kept already, or this
+    process keeps none).
     """
     from helix_tf.components import trainers
 
@@ -438,12 +440,16 @@ def prepare(training: Mapping[str, Any]) -> bool:
     keras.mixed_precision.set_global_policy(policy)
     try:
         key, trainer = _trainer(learner, features, head, run_eagerly, policy, light=False)
+        rows = len(training["y"])
+        # Keras' fit once (an exact training's step traced; fit's first use paid), then
+        # the light step, last: its instantiation stays (a light training keeps kernels).
+        _keras_fit(trainer.model, training["x"], training["y"], rows, 1, None)
         if not run_eagerly:
             _, trainer.light_step = _light_fit.light_fit(
                 trainer.model,
                 training["x"],
                 training["y"],
-                batch_size=len(training["y"]),
+                batch_size=rows,
                 epochs=1,
                 seed=int(learner.seed),
             )

@@ -218,7 +218,7 @@ def test_a_prepared_trainer_is_reused_with_its_step_traced_and_a_fresh_builds_bi
 ) -> None:
     """``keras_models.prepare`` (the server's idle trainer, from a run's hint) builds the
     trainer a training of the same graph reuses, its light step traced: that training
-    traces nothing and gives a fresh trainer's bits."""
+    traces nothing and gives a fresh trainer's bits; so does an exact one."""
     from helix_tf.components import keras_models as km, trainers
     from helix_tf.components.trainers import TRAINERS
 
@@ -244,4 +244,13 @@ def test_a_prepared_trainer_is_reused_with_its_step_traced_and_a_fresh_builds_bi
     for a, b in zip(weights, fresh, strict=True):
         np.testing.assert_array_equal(a, b)
     assert stats["losses"] == fresh_stats["losses"]
+    # An exact training (Keras' fit, traced by the preparation too) reuses one as well.
+    monkeypatch.setenv("HELIX_TF_TRAINERS", "4")
+    TRAINERS.clear()
+    assert km.prepare(km._hint_of(hinted))
+    exact, _, _ = t._train("dnn-dropout-regression", learning_rate=0.02)
+    assert TRAINERS.stats()["builds"] == builds + 2  # the fresh one above, this preparation
+    monkeypatch.setenv("HELIX_TF_TRAINERS", "0")
+    for a, b in zip(exact, t._train("dnn-dropout-regression", learning_rate=0.02)[0], strict=True):
+        np.testing.assert_array_equal(a, b)
     assert trainers.TRAINERS.capacity == 0 and not km.prepare(km._hint_of(hinted))
