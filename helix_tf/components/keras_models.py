@@ -416,14 +416,14 @@ def prepare(training: Mapping[str, Any]) -> bool:
     that keeps trainers (the server's trainer, while idle: a run that trained by itself
     hints what it trained, :func:`trainers.hint`).
 
-    The trainer is built as that training's would be (seeded by its learner), trained
-    once over ``training``'s rows by Keras' ``fit`` (exact runs' step traced, and fit's
-    first use in the process paid, as :func:`warm_up` pays it) and by its light step
-    (approximate runs, :mod:`._light_fit`: traced and instantiated by TensorFlow), and
-    kept: the next training of the graph resets it to its initial state (the same bits
-    as a fresh build) and skips build and tracing (~0.5–1 s), a light one also the
-    step's instantiation. Whether it made one (not when one is kept already, or this
-    process keeps none).
+    The trainer is built as that training's would be (seeded by its learner), its light
+    step (approximate runs, :mod:`._light_fit`) traced and run once over ``training``'s
+    rows, so that TensorFlow has instantiated it, and kept: the next training of the
+    graph resets it to its initial state (the same bits as a fresh build) and skips the
+    build (~0.1–0.3 s), a light one also the step's tracing and instantiation (~0.3–0.8
+    s). Not Keras' ``fit``: tracing it too made the preparation longer than the tiny
+    warm-up it stands before, and a run that came during it waited longer. Whether it
+    made one (not when one is kept already, or this process keeps none).
     """
     from helix_tf.components import trainers
 
@@ -441,9 +441,6 @@ def prepare(training: Mapping[str, Any]) -> bool:
     try:
         key, trainer = _trainer(learner, features, head, run_eagerly, policy, light=False)
         rows = len(training["y"])
-        # Keras' fit once (an exact training's step traced; fit's first use paid), then
-        # the light step, last: its instantiation stays (a light training keeps kernels).
-        _keras_fit(trainer.model, training["x"], training["y"], rows, 1, None)
         if not run_eagerly:
             _, trainer.light_step = _light_fit.light_fit(
                 trainer.model,
@@ -579,9 +576,10 @@ def warm_up() -> None:
     once); a served run that finds the trainer cold waits for them. Nothing of it is
     kept in :data:`trainers.TRAINERS` (every training seeds the generators itself).
     """
+    from helix_tf.components import trainers
     from helix_tf.components.learners import Linear
 
-    keras = _k()
+    _k()  # Keras imported (and its layers registered) before TensorFlow is used
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
@@ -593,7 +591,9 @@ def warm_up() -> None:
     }
     y = (x["n"][:, 0] > 0).astype(np.float32)
     learner = Linear(l2=1e-4, epochs=1, batch_size=8)
-    keras.utils.set_random_seed(0)  # every training seeds the generators again
+    # Every training seeds the generators again; TensorFlow's kernels stay (a light step
+    # prepared before, :func:`prepare`, stays instantiated).
+    trainers.seed_generators(0, keep_kernels=True)
     tf.config.experimental.enable_op_determinism()
     strengths = penalties.Strengths.of(learner)
     model = build_model(learner, features, 1, strengths)

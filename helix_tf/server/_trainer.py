@@ -27,10 +27,10 @@ started the server has ended), the trainer warms TensorFlow up with a tiny train
 (:func:`helix_tf.components.keras_models.warm_up`): the first served training no
 longer waits for TensorFlow's first-use costs. The run that started the
 server leaves what it trained (:class:`HintFile`, a few rows of it) and the idle
-trainer prepares that graph instead (:func:`helix_tf.components.keras_models.prepare`:
-built, trained once by ``fit`` and by the light loop, so both steps are traced and
-TensorFlow's first-use costs paid, kept): the next run, most often an edit of that
-one, skips build and tracing (~0.5–1 s).
+trainer prepares that graph first (:func:`helix_tf.components.keras_models.prepare`:
+built, its light step traced and instantiated, kept; a run that comes before the
+warm-up that follows is served first): the next run, most often an edit of that one,
+skips build and tracing (~0.5–1 s).
 
 One request at a time: a run that finds the trainer busy (its lock held by another
 run) trains, scores or saves by itself, as does one whose trainer cannot be reached,
@@ -137,15 +137,12 @@ def _serve(listener: socket.socket, parent: int, hints: Path) -> None:
     while os.getppid() == parent:  # the server is gone: so is its trainer
         ready, _, _ = select.select([listener], [], [], 1.0)
         if not ready:
-            # The hinted graph (the next run's most likely) instead of the tiny warm-up:
-            # its preparation pays the same first-use costs, and a warm-up after it would
-            # drop its instantiated light step (seeding clears TensorFlow's kernel cache).
-            if warm_up_due():
-                if _prepare(hints):
-                    warm = True
-                elif not warm:
-                    _warm_up()
-                    warm = True
+            # The hinted graph first (the next run's most likely); then, still idle, the
+            # tiny warm-up (Keras' fit's first use: exact runs'). A run that comes
+            # between them is served first.
+            if warm_up_due() and not _prepare(hints) and not warm:
+                _warm_up()
+                warm = True
             continue
         sock, _ = listener.accept()
         conn = Connection(sock.detach())

@@ -218,7 +218,7 @@ def test_a_prepared_trainer_is_reused_with_its_step_traced_and_a_fresh_builds_bi
 ) -> None:
     """``keras_models.prepare`` (the server's idle trainer, from a run's hint) builds the
     trainer a training of the same graph reuses, its light step traced: that training
-    traces nothing and gives a fresh trainer's bits; so does an exact one."""
+    traces nothing and gives a fresh trainer's bits; an exact one reuses it too."""
     from helix_tf.components import keras_models as km, trainers
     from helix_tf.components.trainers import TRAINERS
 
@@ -244,7 +244,7 @@ def test_a_prepared_trainer_is_reused_with_its_step_traced_and_a_fresh_builds_bi
     for a, b in zip(weights, fresh, strict=True):
         np.testing.assert_array_equal(a, b)
     assert stats["losses"] == fresh_stats["losses"]
-    # An exact training (Keras' fit, traced by the preparation too) reuses one as well.
+    # An exact training (Keras' fit) reuses one as well.
     monkeypatch.setenv("HELIX_TF_TRAINERS", "4")
     TRAINERS.clear()
     assert km.prepare(km._hint_of(hinted))
@@ -254,3 +254,14 @@ def test_a_prepared_trainer_is_reused_with_its_step_traced_and_a_fresh_builds_bi
     for a, b in zip(exact, t._train("dnn-dropout-regression", learning_rate=0.02)[0], strict=True):
         np.testing.assert_array_equal(a, b)
     assert trainers.TRAINERS.capacity == 0 and not km.prepare(km._hint_of(hinted))
+
+
+def test_the_idle_warm_up_after_a_preparation_keeps_its_step_instantiated(
+    kernel_cache_clears: list[int],
+) -> None:
+    """The server's trainer warms up after preparing a hinted graph: seeding for its tiny
+    training must not clear the kernel cache that holds the prepared light step."""
+    from helix_tf.components import keras_models as km
+
+    km.warm_up()
+    assert kernel_cache_clears == []
