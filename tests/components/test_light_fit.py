@@ -146,8 +146,12 @@ def test_a_kept_trainer_trains_a_sample_whose_bags_are_longer(
 
 @pytest.fixture
 def kernel_cache_clears(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Each time TensorFlow's kernel cache is cleared (``tf.random.set_seed`` does it)."""
+    """Each time TensorFlow's kernel cache is cleared (``tf.random.set_seed`` does it, once
+    the eager context exists: made here, whatever ran before)."""
     from tensorflow.python import pywrap_tfe
+    from tensorflow.python.eager import context
+
+    context.ensure_initialized()
 
     clears: list[int] = []
     clear = pywrap_tfe.TFE_ContextClearCaches
