@@ -203,9 +203,20 @@ def start_by_fork(*, quiet: bool = True, idle_timeout: float = 3 * 3600) -> int 
             become_server(fd, parts, seconds, idle_timeout)  # never returns
         forked = True
         write_owner(fd, pid, "importing")  # the server, from now on (it says so too)
+        _hint_trainings()
     finally:
         os.close(fd)  # the server holds the lock now (or nobody, if the fork failed)
     return pid if forked else None
+
+
+def _hint_trainings() -> None:
+    """This run's own trainings leave what they trained for the server's trainer, which
+    prepares that graph once idle (``server._trainer.HintFile``): the next run, a
+    served edit of this one, finds it built and traced."""
+    from helix_tf.components import trainers
+    from helix_tf.server._trainer import HintFile, hint_path
+
+    trainers.use_hint_sink(HintFile(hint_path(socket_path())))
 
 
 @contextlib.contextmanager
