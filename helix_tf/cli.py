@@ -19,7 +19,7 @@ from helix_tf.agent.commands import agent
 from helix_tf.cli_common import Invocation, approx_settings, common, fail, no_server
 from helix_tf.cli_store import store
 from helix_tf.errors import HelixError
-from helix_tf.json_output import json_text
+from helix_tf.json_output import json_text, print_json
 from helix_tf.rendering import (
     ProgressPrinter,
     plan_summary,
@@ -187,7 +187,7 @@ def run(
         payload = result.to_dict()
         if saved is not None:
             payload["saved"] = {"config": saved.path, "keys": list(saved.saved), "diff": saved.diff}
-        out.print_json(json_text(payload))
+        print_json(out, json_text(payload))
         return
     for note in result.notes:
         err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
@@ -290,7 +290,7 @@ def plan(
         fail(err, exc)
         return
     if cmd.as_json:
-        out.print_json(json_text(result.to_dict()))
+        print_json(out, json_text(result.to_dict()))
         return
     for note in result.notes:
         err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
@@ -349,7 +349,7 @@ def history(
         fail(err, exc)
         return
     if cmd.as_json:
-        out.print_json(json_text([e.to_dict(selection) for e in entries]))
+        print_json(out, json_text([e.to_dict(selection) for e in entries]))
         return
     out.print(history_table(entries, selection))
 
@@ -380,7 +380,7 @@ def diff(
         fail(err, exc)
         return
     if cmd.as_json:
-        out.print_json(json_text(found.to_dict()))
+        print_json(out, json_text(found.to_dict()))
         return
     from helix_tf.rendering import diff_lines
 
@@ -430,7 +430,7 @@ def report(
         fail(err, exc)
         return
     if cmd.as_json:
-        out.print_json(json_text({"report": str(html_path)}))
+        print_json(out, json_text({"report": str(html_path)}))
     else:
         out.print(f"report written to {escape(str(html_path))}", highlight=False)
 

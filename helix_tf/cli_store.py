@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from helix_tf.errors import HelixError
-from helix_tf.json_output import json_text
+from helix_tf.json_output import json_text, print_json
 
 __all__ = ["store"]
 
@@ -141,7 +141,8 @@ def gc(
         [] if dry_run else _guarded(err, lambda: _mark_killed(report, artifacts, config, metadata))
     )
     if as_json:
-        out.print_json(
+        print_json(
+            out,
             json_text(
                 {
                     "removed": report.removed,
@@ -155,7 +156,7 @@ def gc(
                     "marked_killed": killed,
                     "dry_run": dry_run,
                 }
-            )
+            ),
         )
         return
     verb = "would remove" if dry_run else "removed"
@@ -204,7 +205,8 @@ def verify(
     database = _guarded(err, lambda: _check_metadata(artifacts, config, metadata, repair))
     report = _guarded(err, lambda: artifacts.verify(repair=repair))
     if as_json:
-        out.print_json(
+        print_json(
+            out,
             json_text(
                 {
                     "ok": len(report.ok),
@@ -217,7 +219,7 @@ def verify(
                     # --repair removed what it found: the store is clean after it.
                     "clean_now": (report.clean or repair) and database.clean_now,
                 }
-            )
+            ),
         )
     else:
         for fp, problem in report.bad:
@@ -347,7 +349,8 @@ def du(
         if tag is not None:
             tagged[tag] = tagged.get(tag, 0) + m.bytes
     if as_json:
-        out.print_json(
+        print_json(
+            out,
             json_text(
                 {
                     "nodes": [{**r, "versions": sorted(r["versions"])} for r in ordered],
@@ -356,7 +359,7 @@ def du(
                     "leftover_bytes": leftovers.bytes,
                     "leftovers": leftovers.removed,
                 }
-            )
+            ),
         )
         return
     table = Table(title=f"store {escape(artifacts.url)}", title_justify="left")

@@ -1,13 +1,17 @@
-"""Strict JSON for the CLI's ``--json`` output (one function, used by every command)."""
+"""Strict JSON for the CLI's ``--json`` output: the text (:func:`json_text`, used by every
+command) and how it is printed (:func:`print_json`)."""
 
 from __future__ import annotations
 
 import json
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["json_text"]
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["json_text", "print_json"]
 
 
 def json_text(
@@ -34,3 +38,19 @@ def json_text(
         return v
 
     return json.dumps(finite(value), allow_nan=False, sort_keys=sort_keys, default=default)
+
+
+def print_json(console: Console, text: str) -> None:
+    """``console.print_json(text)``: indented, highlighted at a terminal.
+
+    Where the console shows no colours (a pipe or a file: where ``--json`` output
+    usually goes) the same text is written directly. Rich re-parses, re-indents and
+    highlights it with regular expressions only to drop the colours there: ~18 ms of
+    CPU for a run's 12 KB result here (0.09–0.12 s of wall in profiles of served
+    evaluation-only runs at load 8), against 0.6 ms written directly.
+    """
+    if console.is_terminal or console.is_jupyter or console.record:
+        console.print_json(text)
+        return
+    console.file.write(json.dumps(json.loads(text), indent=2, ensure_ascii=False) + "\n")
+    console.file.flush()

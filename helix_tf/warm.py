@@ -17,7 +17,15 @@ from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 
-__all__ = ["BEAM_EXTRAS", "KERAS_EXTRAS", "PRELOAD", "WARM_CALLS", "preload", "skip_library_extras"]
+__all__ = [
+    "BEAM_EXTRAS",
+    "KERAS_EXTRAS",
+    "PRELOAD",
+    "WARM_CALLS",
+    "imports_tensorflow",
+    "preload",
+    "skip_library_extras",
+]
 
 #: Imported before the first fork: what every training run needs and pays seconds for.
 #: Only imports: nothing here may start a thread or open a connection (a fork keeps
@@ -82,11 +90,19 @@ WARM_CALLS = (
 )
 
 
-def preload(*, strict: bool = True) -> float:
+def imports_tensorflow(name: str) -> bool:
+    """Whether :data:`PRELOAD`'s module ``name`` is TensorFlow's or Keras' (the rest of
+    the list imports neither: a run that trains elsewhere needs only the rest)."""
+    return name.partition(".")[0] in ("tensorflow", "keras")
+
+
+def preload(*, strict: bool = True, tensorflow: bool = True) -> float:
     """Import every module of :data:`PRELOAD`, make :data:`WARM_CALLS`, freeze the collector's view.
 
     The seconds it took. ``strict=False`` skips a module that fails to import (the
-    run that needs it reports the error itself).
+    run that needs it reports the error itself). ``tensorflow=False`` leaves out
+    TensorFlow and Keras (:func:`imports_tensorflow`): what a run whose trainings go
+    to another process imports (:func:`helix_tf.server._starting.start_by_fork`).
 
     Every object alive by then (~0.5 million: the modules, TensorFlow's and Keras'
     registries) lives as long as the process: :func:`gc.freeze` takes them out of
@@ -98,6 +114,8 @@ def preload(*, strict: bool = True) -> float:
     t0 = time.perf_counter()
     skip_library_extras()
     for name in PRELOAD:
+        if not tensorflow and imports_tensorflow(name):
+            continue
         if strict:
             importlib.import_module(name)
             continue

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import ast
+import io
 import json
 import math
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
+from rich.console import Console
 
-from helix_tf.json_output import json_text
+from helix_tf.json_output import json_text, print_json
 
 PACKAGE = Path(__file__).resolve().parents[1] / "helix_tf"
 #: The modules that print the CLI's output (commands and their helpers).
@@ -44,3 +47,31 @@ def test_no_command_writes_json_itself(module: str) -> None:
         and node.func.value.id == "json"
     ]
     assert not calls, f"helix_tf/{module} lines {calls}: print --json through json_text"
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_JSON_VALUES)
+def test_json_printed_without_a_terminal_is_the_text_rich_prints(value: object) -> None:
+    # Written directly where no colours show (pipes, files): the very text Rich prints.
+    text = json_text(value)
+    ours, theirs = io.StringIO(), io.StringIO()
+    print_json(Console(file=ours, soft_wrap=True), text)
+    Console(file=theirs, soft_wrap=True).print_json(text)
+    assert ours.getvalue() == theirs.getvalue()
+
+
+def test_json_at_a_terminal_is_printed_by_rich() -> None:
+    out = io.StringIO()
+    print_json(Console(file=out, force_terminal=True, color_system="standard"), '{"a": 1}')
+    assert "\x1b[" in out.getvalue()  # highlighted

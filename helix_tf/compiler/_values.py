@@ -137,6 +137,7 @@ def train_approx(d: Declaration, approx: Mapping[str, Any] | None) -> dict[str, 
         "epochs_scale": approx["epochs_scale"],
         "loop": "light",
         # 2: the step gathers its batch in the graph (issue 9): FTRL's weights moved in
-        # their last bits, so a model the loop before stored is not reused.
-        "loop_version": 2,
+        # their last bits, so a model the loop before stored is not reused. 3: a bag's
+        # width is open in the traced step (any sample's bags on one trainer).
+        "loop_version": 3,
     }

@@ -39,6 +39,7 @@ from helix_tf.compiler._identity import (
     fingerprint,
     node_facts,
 )
+from helix_tf.compiler._leakage import check_label_leakage
 from helix_tf.compiler._values import code_identity, op_params
 from helix_tf.compiler.content import ContentHasher
 from helix_tf.compiler.hashing import stable_hash
@@ -78,6 +79,7 @@ def compile_workflow(
     graph, order = _ordered_graph(declared, inputs, config_path)
     kinds = feature_kinds(declared, order, edges.sources)
     check_model_inputs(declared, inputs, kinds)
+    check_label_leakage(declared, inputs, edges.sources, edges.examples_source)
     outputs = _outputs(declared, order)
     if declared.problems:
         raise CompileError(declared.problems, path=config_path)

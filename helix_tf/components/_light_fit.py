@@ -72,8 +72,9 @@ def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any]
     """One epoch: Keras' ``train_step`` on each batch of rows ``order[i * bs:(i + 1) * bs]``.
 
     The step is traced once into a concrete function (over a sample like ``x`` and
-    ``y`` of any number of rows and a batch of row indices of any length: one trace
-    per trainer whatever the sample's or the batch's size) that gathers the batch's
+    ``y`` of any number of rows, bags of any width where the model's inputs leave it
+    open, and a batch of row indices of any length: one trace per trainer whatever the
+    sample's or the batch's size) that gathers the batch's
     rows in the graph, so a batch costs one graph call from Python: no eager gather
     per input, no signature matching of a polymorphic ``tf.function`` (together
     ~2.5 ms a batch here, half of a served approximate census ×10 training). Adam's
@@ -95,8 +96,15 @@ def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any]
 
     import tensorflow as tf
 
-    def spec(t: Any) -> Any:
-        return tf.TensorSpec([None, *t.shape[1:]], t.dtype)
+    declared = _input_shapes(model)
+
+    def spec(t: Any, name: str | None = None) -> Any:
+        # Any number of rows; the rest as the model's input declares it (a bag's width
+        # is the sample's longest bag: any), else as the sample has it.
+        rest = declared.get(name, t.shape)[1:] if name is not None else t.shape[1:]
+        if len(rest) != len(t.shape) - 1:
+            rest = t.shape[1:]
+        return tf.TensorSpec([None, *rest], t.dtype)
 
     def batch_step(xs: Any, ys: Any, rows: Any) -> Any:
         batch = {name: tf.gather(values, rows) for name, values in xs.items()}
@@ -105,7 +113,7 @@ def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any]
     step = tf.function(  # not converted by AutoGraph: as Keras traces its own step
         batch_step,
         input_signature=(
-            {name: spec(t) for name, t in x.items()},
+            {name: spec(t, name) for name, t in x.items()},
             spec(y),
             tf.TensorSpec([None], tf.int64),
         ),
@@ -118,3 +126,11 @@ def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any]
             step(x, y, tf.constant(order[start : start + batch_size]))
 
     return epoch
+
+
+def _input_shapes(model: Any) -> dict[str, tuple[int | None, ...]]:
+    """The shapes the model's named inputs declare (``None``: any), where it has them."""
+    inputs = getattr(model, "input", None)
+    if not isinstance(inputs, Mapping):
+        return {}
+    return {name: tuple(t.shape) for name, t in inputs.items() if getattr(t, "shape", None)}

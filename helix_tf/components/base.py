@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import numbers
 import types
 import typing
@@ -124,7 +125,17 @@ class Operator:
             if normalize is not None:
                 with contextlib.suppress(TypeError, ValueError):  # validate() names the value
                     object.__setattr__(self, f.name, normalize(getattr(self, f.name)))
-        problems = self.validate()
+        # A number parameter given an integer (l1=0, -p learner.learning_rate=1) holds the
+        # float it means: the same computation, so the same parameters and fingerprint.
+        for name in _number_fields(type(self)):
+            value = getattr(self, name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, name, float(value))
+        # A value of the wrong type for a plain annotation that validate() lets through
+        # (standardize="no", which is true; seed="1") is refused as in a -p override.
+        problems = self.validate() or _wrong_types(
+            self, {f.name: getattr(self, f.name) for f in _init_fields(self)}
+        )
         if problems:
             raise ConfigError([f"{type(self).__name__}: {p}" for p in problems])
 
@@ -173,19 +184,53 @@ class Operator:
                     for k in unknown
                 ]
             )
-        try:
-            hints = typing.get_type_hints(type(self))
-        except Exception:  # an annotation that cannot be resolved: leave it to validate()
-            hints = {}
-        wrong = [
-            f"{self.op_name} parameter {k!r} expects {_expected(hints[k])}, but got {v!r} "
-            f"(a {type(v).__name__})"
-            for k, v in overrides.items()
-            if k in hints and _scalar(hints[k]) and not _matches(v, hints[k])
-        ]
+        wrong = _wrong_types(self, overrides)
         if wrong:
-            raise ConfigError(wrong)
+            raise ConfigError([f"{self.op_name} {w}" for w in wrong])
         return dataclasses.replace(self, **overrides)
+
+
+def _init_fields(op: Operator) -> list[dataclasses.Field[Any]]:
+    return [f for f in dataclasses.fields(op) if f.init]
+
+
+@functools.lru_cache(maxsize=256)
+def _scalar_hints(cls: type) -> dict[str, Any]:
+    """The fields of ``cls`` annotated with numbers, booleans, strings and None only."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # an annotation that cannot be resolved: leave it to validate()
+        return {}
+    return {k: h for k, h in hints.items() if _scalar(h)}
+
+
+@functools.lru_cache(maxsize=256)
+def _number_fields(cls: type) -> tuple[str, ...]:
+    """The fields of ``cls`` annotated ``float`` (or ``float | None``): not ``int``, which
+    may be counted with, nor ``int | float``, which says both are meant."""
+    number = {float, type(None), None}
+    return tuple(
+        name
+        for name, hint in _scalar_hints(cls).items()
+        if float in _alternatives(hint) and set(_alternatives(hint)) <= number
+    )
+
+
+def _alternatives(hint: Any) -> tuple[Any, ...]:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return typing.get_args(hint)
+    return (hint,)
+
+
+def _wrong_types(op: Operator, values: dict[str, Any]) -> list[str]:
+    """``parameter 'x' expects a number, but got 'a' (a str)`` for each value of ``values``
+    that does not fit its field's plain annotation."""
+    hints = _scalar_hints(type(op))
+    return [
+        f"parameter {k!r} expects {_expected(hints[k])}, but got {v!r} (a {type(v).__name__})"
+        for k, v in values.items()
+        if k in hints and not _matches(v, hints[k])
+    ]
 
 
 _NAMES = {bool: "a boolean (True/False)", int: "an integer", float: "a number", str: "a string"}

@@ -60,6 +60,8 @@ __all__ = [
     "plain_key",
     "plain_model",
     "predict_scores",
+    "prepare",
+    "prepare_training",
     "save_model",
     "streamed_examples",
     "train_model",
@@ -128,7 +130,8 @@ def train_model(
     keras = _k()
     import tensorflow as tf
 
-    keras.utils.set_random_seed(int(learner.seed))
+    strategy = getattr(learner, "strategy", None)
+    trainers.seed_generators(int(learner.seed), keep_kernels=light and strategy is None)
     tf.config.experimental.enable_op_determinism()
     keras.mixed_precision.set_global_policy(policy)
     try:
@@ -142,6 +145,7 @@ def train_model(
                 raise ValueError("streamed batches need a learner with a strategy")
             training = _training(learner, features, x, y, head, n_epochs, policy, light)
             trained, weights, losses = _fit_weights(**training, on_epoch=on_epoch)
+            trainers.hint(lambda: _hint_of(training))
             # A trainer kept for later trainings is not the caller's: a copy holds the weights.
             model = trained if trained is not None else _plain(learner, features, head, weights)
         if mean is not None and std is not None:
@@ -149,6 +153,22 @@ def train_model(
     finally:
         keras.mixed_precision.set_global_policy("float32")
     return model, _stats(losses, mean, std)
+
+
+def prepare_training(learner: Learner) -> None:
+    """Before a training's timer starts: import Keras (TensorFlow) here, unless another
+    process (:func:`trainers.remote`) will train ``learner``.
+
+    That process may be the trainer of a server this run started, still importing: its
+    ``ready`` waits for it (bounded; :mod:`helix_tf.server._pending`), in place of this
+    process importing the same libraries. Neither is the node's computation.
+    """
+    from helix_tf.components import trainers
+
+    remote = trainers.remote()
+    if remote is not None and getattr(learner, "strategy", None) is None and remote.ready():
+        return
+    _k()
 
 
 def _train_with_strategy(
@@ -377,10 +397,14 @@ def train_weights(
     """What :func:`train_model` trains, for another process (the server's trainer): the
     trained weights and each epoch's loss for ``training`` (:func:`_training`), seeded
     and under its dtype policy as :func:`train_model` sets them."""
+    from helix_tf.components import trainers
+
     keras = _k()
     import tensorflow as tf
 
-    keras.utils.set_random_seed(int(training["learner"].seed))
+    trainers.seed_generators(
+        int(training["learner"].seed), keep_kernels=bool(training.get("light"))
+    )
     tf.config.experimental.enable_op_determinism()
     keras.mixed_precision.set_global_policy(training["policy"])
     try:
@@ -388,6 +412,65 @@ def train_weights(
     finally:
         keras.mixed_precision.set_global_policy("float32")
     return weights, losses
+
+
+#: The rows of a training that :func:`prepare` runs its light step over (any few do).
+HINT_ROWS = 8
+
+
+def _hint_of(training: Mapping[str, Any]) -> dict[str, Any]:
+    """What :func:`prepare` needs of a training: all of it but a few of its rows."""
+    rows = min(HINT_ROWS, len(training["y"]))
+    return {
+        **training,
+        "x": {k: np.array(v[:rows]) for k, v in training["x"].items()},
+        "y": np.array(training["y"][:rows]),
+    }
+
+
+def prepare(training: Mapping[str, Any]) -> bool:
+    """Make ready the trainer a later training of ``training``'s graph reuses, in a process
+    that keeps trainers (the server's trainer, while idle: a run that trained by itself
+    hints what it trained, :func:`trainers.hint`).
+
+    The trainer is built as that training's would be (seeded by its learner), its light
+    step (approximate runs, :mod:`._light_fit`) traced and run once over ``training``'s
+    rows, so that TensorFlow has instantiated it, and kept: the next training of the
+    graph resets it to its initial state (the same bits as a fresh build) and skips the
+    build (~0.1–0.3 s), a light one also the step's tracing and instantiation (~0.3–0.8
+    s). Not Keras' ``fit``: tracing it too made the preparation longer than the tiny
+    warm-up it stands before, and a run that came during it waited longer. Whether it
+    made one (not when one is kept already, or this process keeps none).
+    """
+    from helix_tf.components import trainers
+
+    learner, features, head = training["learner"], training["features"], training["head"]
+    run_eagerly, policy = bool(training["run_eagerly"]), training["policy"]
+    key = trainers.graph_key(learner, features, head, policy=policy, run_eagerly=run_eagerly)
+    if trainers.TRAINERS.capacity == 0 or trainers.TRAINERS.holds(key):
+        return False
+    keras = _k()
+    import tensorflow as tf
+
+    trainers.seed_generators(int(learner.seed))  # as a fresh training seeds its build
+    tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        key, trainer = _trainer(learner, features, head, run_eagerly, policy, light=False)
+        rows = len(training["y"])
+        if not run_eagerly:
+            _, trainer.light_step = _light_fit.light_fit(
+                trainer.model,
+                training["x"],
+                training["y"],
+                batch_size=rows,
+                epochs=1,
+                seed=int(learner.seed),
+            )
+        trainers.TRAINERS.give_back(key, trainer)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return True
 
 
 def _fit_weights(
@@ -412,21 +495,7 @@ def _fit_weights(
     """
     from helix_tf.components import trainers
 
-    def build() -> tuple[Any, penalties.Strengths]:
-        strengths = penalties.Strengths.of(learner)
-        model = build_model(learner, features, head.units, strengths)
-        model.compile(
-            optimizer=optimizer(learner, strengths),
-            loss=head.keras_loss(),
-            run_eagerly=run_eagerly,
-        )
-        # Create the optimizer's slot variables now: created inside the first traced
-        # step, they make tf.function trace the step twice (~0.4 s). Same weights.
-        model.optimizer.build(model.trainable_variables)
-        return model, strengths
-
-    key = trainers.graph_key(learner, features, head, policy=policy, run_eagerly=run_eagerly)
-    trainer = trainers.TRAINERS.trainer(key, build, learner)
+    key, trainer = _trainer(learner, features, head, run_eagerly, policy, light)
     if light:  # an approximate run's training (see _light_fit)
         losses, trainer.light_step = _light_fit.light_fit(
             trainer.model,
@@ -445,6 +514,39 @@ def _fit_weights(
     if trainers.TRAINERS.give_back(key, trainer):
         return None, weights, losses
     return trainer.model, weights, losses
+
+
+def _trainer(
+    learner: Learner,
+    features: Sequence[Mapping[str, Any]],
+    head: Head,
+    run_eagerly: bool,
+    policy: str,
+    light: bool,
+) -> tuple[str, Any]:
+    """The graph key of a training and a trainer of :data:`trainers.TRAINERS` for it:
+    reused and reset, or built (right after the caller has seeded the generators)."""
+    from helix_tf.components import trainers
+
+    def build() -> tuple[Any, penalties.Strengths]:
+        if light:  # seeded keeping TF's kernels (for a reused trainer): a new one starts
+            from tensorflow.python.eager import context  # as after set_random_seed
+
+            context.context().clear_kernel_cache()
+        strengths = penalties.Strengths.of(learner)
+        model = build_model(learner, features, head.units, strengths)
+        model.compile(
+            optimizer=optimizer(learner, strengths),
+            loss=head.keras_loss(),
+            run_eagerly=run_eagerly,
+        )
+        # Create the optimizer's slot variables now: created inside the first traced
+        # step, they make tf.function trace the step twice (~0.4 s). Same weights.
+        model.optimizer.build(model.trainable_variables)
+        return model, strengths
+
+    key = trainers.graph_key(learner, features, head, policy=policy, run_eagerly=run_eagerly)
+    return key, trainers.TRAINERS.trainer(key, build, learner)
 
 
 def _keras_fit(
@@ -491,9 +593,10 @@ def warm_up() -> None:
     once); a served run that finds the trainer cold waits for them. Nothing of it is
     kept in :data:`trainers.TRAINERS` (every training seeds the generators itself).
     """
+    from helix_tf.components import trainers
     from helix_tf.components.learners import Linear
 
-    keras = _k()
+    _k()  # Keras imported (and its layers registered) before TensorFlow is used
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
@@ -505,7 +608,9 @@ def warm_up() -> None:
     }
     y = (x["n"][:, 0] > 0).astype(np.float32)
     learner = Linear(l2=1e-4, epochs=1, batch_size=8)
-    keras.utils.set_random_seed(0)  # every training seeds the generators again
+    # Every training seeds the generators again; TensorFlow's kernels stay (a light step
+    # prepared before, :func:`prepare`, stays instantiated).
+    trainers.seed_generators(0, keep_kernels=True)
     tf.config.experimental.enable_op_determinism()
     strengths = penalties.Strengths.of(learner)
     model = build_model(learner, features, 1, strengths)

@@ -44,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import random
 import threading
@@ -61,10 +62,15 @@ __all__ = [
     "Trainer",
     "TrainerCache",
     "graph_key",
+    "hint",
     "random_state_kept",
     "remote",
+    "seed_generators",
+    "use_hint_sink",
     "use_remote",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Learner parameters that do not shape the graph: fed to a reused trainer at run time
 #: (of ``l1`` and ``l2`` only their values: whether each is 0 is in the key).
@@ -123,6 +129,41 @@ def random_state_kept() -> Iterator[None]:
         yield
     finally:
         _set_random_state(state)
+
+
+def seed_generators(seed: int, *, keep_kernels: bool = False) -> None:
+    """Seed Python's, numpy's, TensorFlow's and Keras' generators: ``keras.utils.set_random_seed``.
+
+    ``keep_kernels``: the same seeds, but TensorFlow's cached kernels and instantiated
+    functions are kept (``tf.random.set_seed`` clears them: a traced step is
+    instantiated again at its first call, ~0.15 s of every training on a reused
+    trainer, more than its five epochs over a census ×10 sample). Only where nothing
+    run keeps a random state in a kernel: Keras 3's random ops are stateless (their
+    seeds are variables, part of a trainer's reset state); a stateful op's kernel would
+    go on where the last training left its stream. Approximate runs' light loop on a
+    reused trainer (:func:`helix_tf.components.keras_models.train_weights`).
+    """
+    import tensorflow as tf
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
+
+    seed = int(seed)
+    if not keep_kernels:
+        rng_utils.set_random_seed(seed)
+        return
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
+    from tensorflow.python.eager import context
+
+    if not context.executing_eagerly():  # no cache to keep in a graph's scope
+        tf.random.set_seed(seed)
+        return
+    ctx = context.context()
+    ctx._seed = seed  # what Context._set_global_seed sets, but for its cache clear
+    ctx._rng = random.Random(seed)
 
 
 def _set_random_state(state: tuple[Any, Any, Any]) -> None:
@@ -254,6 +295,11 @@ class TrainerCache:
             self.builds += 1
         return Trainer.start(*build())
 
+    def holds(self, key: str) -> bool:
+        """Whether a free trainer for ``key`` is kept."""
+        with self._lock:
+            return bool(self._free.get(key))
+
     def clear(self) -> None:
         with self._lock:
             self._free.clear()
@@ -278,8 +324,12 @@ class Remote(Protocol):
     "linear": the model's feature weights}``, or ``None`` to train here. ``call`` runs
     one request on a kept model (``{"op": "predict" | "importance" | "save", "model":
     token, ...}``)
-    and returns the reply, or ``None`` (then this process does it itself).
+    and returns the reply, or ``None`` (then this process does it itself). ``ready``
+    says whether trainings go there now (it may wait, bounded, for a trainer that is
+    starting): when not, this process imports Keras and trains itself.
     """
+
+    def ready(self) -> bool: ...
 
     def train(
         self,
@@ -371,6 +421,28 @@ class RemoteModel:
 
 
 _remote: Remote | None = None
+
+_hint_sink: Callable[[dict[str, Any]], None] | None = None
+
+
+def use_hint_sink(sink: Callable[[dict[str, Any]], None] | None) -> None:
+    """From now on, this process' own trainings tell ``sink`` what they trained (the
+    process that started the warm server: its trainer prepares the graph while idle,
+    :func:`helix_tf.components.keras_models.prepare`); None: nobody."""
+    global _hint_sink
+    _hint_sink = sink
+
+
+def hint(training: Callable[[], dict[str, Any]]) -> None:
+    """Tell the hint sink (:func:`use_hint_sink`), if any, what this process has trained
+    (``training()``: ``keras_models.prepare``'s argument, made only when there is a
+    sink). Only a head start for another process: a failure is logged, never raised."""
+    if _hint_sink is None:
+        return
+    try:
+        _hint_sink(training())
+    except Exception:
+        log.debug("the training's hint was not left", exc_info=True)
 
 
 def use_remote(remote: Remote | None) -> None:

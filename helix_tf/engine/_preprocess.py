@@ -10,6 +10,7 @@ overhead out over the nodes and records each node's output.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from typing import Any, NoReturn
@@ -105,9 +106,6 @@ class PreprocessingStep:
         for name in computed:
             self._record(name, result, write=pre[name].write)
             ctx.emit_computed(name, result.rows.get(name))
-        for name in computed:  # before any training: labels that cannot be right
-            if ctx.nodes[name].role == Role.EXAMPLES:
-                self._check_positive_label(name)
 
     def _involved(self, computed: list[str]) -> set[str]:
         """Everything a computed preprocessing node reads: it must be computed or loaded."""
@@ -190,6 +188,10 @@ class PreprocessingStep:
                 training = node.op.TRAINING_PARAMS  # type: ignore[union-attr]
                 meta["label"] = {k: v for k, v in label.items() if k not in training}
             kind = "examples"
+            # Before training, and before the examples are stored: labels that cannot be
+            # right fail the run, and a stored entry would let the next run load them
+            # unchecked (a fresh run fails; that one trained on them).
+            self._check_positive_label(name)
             if write and self.outputs.files[name].local:
                 self._write_value_names(name)
         if write:
@@ -198,41 +200,62 @@ class PreprocessingStep:
             tally.rows = result.rows.get(name)
 
     def _check_positive_label(self, name: str) -> None:
-        """Fail when the label's ``positive=`` value occurs in no training row.
+        """Fail when the label's ``positive=`` value occurs in no row of a split whose
+        label values differ from the training split's.
 
-        Every label would be 0: training "succeeds" with accuracy 1.0 and AUC nan.
-        The message lists the values the label column does hold.
+        In the training split, every label would be 0: training "succeeds" with
+        accuracy 1.0 and AUC nan. In another split (the test file) with other spellings
+        of the values (the census test file's ``>50K.``), every row would count as
+        negative and the metrics would describe nothing. A split without a positive row
+        whose values are the training split's is left alone (a small test split may have
+        none). The message lists the values each split holds and how to make them agree.
         """
         label = self.ctx.nodes[name].op
         positive = getattr(label, "positive", None)
         art = self.outputs.files.get(name)
         if positive is None or art is None or art.local is None:
             return
-        table = tables.read_split(art.local, Split.TRAIN, [LABEL])
-        if table is None or table.num_rows == 0:
-            return
-        if np.asarray(table.column(LABEL)).any():
-            return
         column = label.column  # type: ignore[union-attr]
-        found = ""
+        train = self._label_values(name, Split.TRAIN)
+        for split in [Split.TRAIN, *sorted(_split_folders(art.local) - {Split.TRAIN})]:
+            table = tables.read_split(art.local, split, [LABEL])
+            if table is None or table.num_rows == 0 or np.asarray(table.column(LABEL)).any():
+                continue
+            found = train if split == Split.TRAIN else self._label_values(name, split)
+            if split == Split.TRAIN:
+                shown = f"; the values found are {_counted(found)}" if found else ""
+                raise DataError(
+                    f"no row of the training split has label column {column!r} equal to "
+                    f"positive={positive!r}{shown}. Pass one of those values as "
+                    f"F.Label({column!r}, positive=...)",
+                    node=name,
+                )
+            if found is None or train is None:
+                continue
+            unseen = [v for v in found if v not in train]
+            if not unseen:
+                continue
+            raise DataError(
+                f"no row of the {split} split has label column {column!r} equal to "
+                f"positive={positive!r}: its values {_counted(found)} are not the training "
+                f"split's ({_counted(train)}), so every {split} row would count as "
+                f"negative. Make the splits' values agree, e.g. "
+                f"sources.Csv(..., replace={{{column!r}: {_replace_hint(unseen, train)}}}) "
+                "on the source",
+                node=name,
+            )
+
+    def _label_values(self, name: str, split: str) -> dict[Any, int] | None:
+        """The label column's values in one split of the examples' source, most frequent
+        first, with their counts (None where the source's rows cannot be read here)."""
+        column = self.ctx.nodes[name].op.column  # type: ignore[union-attr]
         source = self.outputs.files.get(self.ctx.nodes[name].inputs[0])
-        raw = (
-            tables.read_split(source.local, Split.TRAIN, [column])
-            if source and source.local
-            else None
-        )
-        if raw is not None:
-            counts = raw.column(column).value_counts().to_pylist()
-            counts.sort(key=lambda c: -c["counts"])
-            shown = ", ".join(f"{c['values']!r} ({c['counts']:,} rows)" for c in counts[:10])
-            more = f" and {len(counts) - 10} more" if len(counts) > 10 else ""
-            found = f"; the values found are {shown}{more}"
-        raise DataError(
-            f"no row of the training split has label column {column!r} equal to "
-            f"positive={positive!r}{found}. Pass one of those values as "
-            f"F.Label({column!r}, positive=...)",
-            node=name,
-        )
+        raw = tables.read_split(source.local, split, [column]) if source and source.local else None
+        if raw is None:
+            return None
+        counts = raw.column(column).value_counts().to_pylist()
+        counts.sort(key=lambda c: -c["counts"])
+        return {c["values"]: c["counts"] for c in counts if c["values"] is not None}
 
     def _pre_nodes(
         self, involved: set[str]
@@ -364,3 +387,29 @@ class PreprocessingStep:
                 spec["size"] = int(card)
             specs.append(spec)
         return specs
+
+
+def _split_folders(root: str) -> set[str]:
+    """The splits stored in a local artifact folder (its sub-folders)."""
+    return {e.name for e in os.scandir(root) if e.is_dir()} if os.path.isdir(root) else set()
+
+
+def _counted(values: dict[Any, int]) -> str:
+    """``'a' (3 rows), 'b' (1 row)``: at most ten values, most frequent first."""
+    shown = ", ".join(
+        f"{v!r} ({n:,} row{'s' if n != 1 else ''})" for v, n in list(values.items())[:10]
+    )
+    more = f" and {len(values) - 10} more" if len(values) > 10 else ""
+    return shown + more
+
+
+def _replace_hint(unseen: list[Any], train: dict[Any, int]) -> str:
+    """A ``replace`` mapping from each value only the other split has to the training
+    value it most resembles (the one it starts with, or contains), where there is one."""
+    pairs = {}
+    for value in unseen[:10]:
+        text = str(value)
+        near = [t for t in train if str(t) and (text.startswith(str(t)) or str(t) in text)]
+        if near:
+            pairs[value] = max(near, key=lambda t: len(str(t)))
+    return repr(pairs) if pairs else "{...}"

@@ -181,14 +181,19 @@ def _start(argv: list[str], *, why: str = "") -> bool:
     """Start a server and say so; whether this call started one.
 
     A ``run`` into an empty store (:func:`_computes_from_scratch`) forks it from
-    this process once its imports are done
-    (:func:`~helix_tf.server._starting.start_by_fork`); any other command starts it
-    in the background, importing once this process has ended. A server that cannot
-    be started (e.g. its folder is not private) never fails the run: it is said in
-    one line and the run goes on here.
+    this process once they have imported what both need
+    (:func:`~helix_tf.server._starting.start_by_fork`); the server imports TensorFlow
+    beside this run, which hands its trainings to the server's trainer once that is
+    ready (:func:`_train_in_starting_server`). Any other command starts it in the
+    background, importing once this process has ended (this run may import no
+    TensorFlow at all: an evaluation-only run). A server that cannot be started
+    (e.g. its folder is not private) never fails the run: it is said in one line and
+    the run goes on here.
     """
+    from_scratch = _computes_from_scratch(argv)
+    wall, cpu = time.perf_counter(), time.process_time()
     try:
-        if _computes_from_scratch(argv):
+        if from_scratch:
             pid = start_by_fork(quiet=verbosity(argv) == 0)
         else:
             pid = start_in_background(after_pid=os.getpid())
@@ -198,6 +203,11 @@ def _start(argv: list[str], *, why: str = "") -> bool:
     except OSError as exc:
         sys.stderr.write(f"note: could not start a helix-tf server ({exc}); running here\n")
         return False
+    if from_scratch:
+        # How much slower than its CPU time this process' imports went (other processes
+        # on the machine): the server's imports beside it go as much slower.
+        contention = (time.perf_counter() - wall) / max(time.process_time() - cpu, 1e-3)
+        _train_in_starting_server(contention)
     if pid is None:
         return False
     sys.stderr.write(
@@ -206,6 +216,24 @@ def _start(argv: list[str], *, why: str = "") -> bool:
         "never start one: HELIX_TF_SERVER=off\n"
     )
     return True
+
+
+def _train_in_starting_server(contention: float = 1.0) -> None:
+    """This run's trainings go to the trainer of the server starting now (ours, or one a
+    run started at the same moment) once it is ready (:mod:`helix_tf.server._pending`).
+
+    It waits for it at most as long as the server's imports take here
+    (:func:`~helix_tf.server._starting.expected_import_seconds`, times ``contention``,
+    at least 1): about what importing TensorFlow itself would cost this run.
+    """
+    found = holder()
+    if found is None or found[1] not in ("starting", "importing"):
+        return
+    from helix_tf.components.trainers import use_remote
+    from helix_tf.server._pending import StartingTrainer
+
+    wait_s = expected_import_seconds() * min(max(contention, 1.0), 4.0)
+    use_remote(StartingTrainer(found[0], socket_path(), wait_s=wait_s))
 
 
 #: Commands handed to the warm server (and that start one at a terminal).

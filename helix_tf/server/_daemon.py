@@ -179,7 +179,8 @@ def log_to_stderr() -> None:
 def become_server(
     lock_fd: int, parts: dict[str, str], preload_seconds: float, idle_timeout: float
 ) -> NoReturn:
-    """In a child forked from a run that imported :data:`PRELOAD`: be the server, then exit.
+    """In a child forked from a run that imported :data:`PRELOAD` but TensorFlow: be the
+    server (importing those first), then exit.
 
     The child leaves the run's session (a Ctrl-C at the terminal is not for it) and its
     standard streams (a caller reading the run's output to its end must not wait for
@@ -197,7 +198,7 @@ def become_server(
         os.close(null)
         os.close(out)
         log_to_stderr()
-        log.info("forked from the run that started it, its imports done")
+        log.info("forked from the run that started it: importing TensorFlow and Keras")
         serve(
             socket_path(),
             idle_timeout=idle_timeout,
@@ -257,9 +258,9 @@ def serve(
     ``lock_fd``: the server lock, taken by whoever started this process (else taken
     here; when it cannot be taken a server is running or starting, and this one
     refuses). ``after_pid``: wait for that process to end before importing anything.
-    ``preloaded``: this process is a fork of a run that imported :data:`PRELOAD`
-    already (:func:`become_server`): the stamp parts of its environment from before
-    those imports, and the seconds they took.
+    ``preloaded``: this process is a fork of a run that imported :data:`PRELOAD` but
+    TensorFlow and Keras (:func:`become_server`): the stamp parts of its environment
+    from before those imports, and the seconds they took.
     """
     check_folder(path.parent)
     if lock_fd is None:
@@ -272,9 +273,11 @@ def serve(
     write_owner(lock_fd, os.getpid())
     _claim(path)
     if preloaded is not None:
-        parts, _ = preloaded
-        preload()  # imported by the run this is a fork of (one that failed raises here)
-        seconds = preloaded[1]
+        # The run this is a fork of imported all but TensorFlow and Keras: those now
+        # (one that failed there raises here).
+        parts, before = preloaded
+        write_owner(lock_fd, os.getpid(), "importing")
+        seconds = before + preload()
     else:
         if after_pid is not None:
             write_owner(lock_fd, os.getpid(), "waiting")

@@ -1,11 +1,12 @@
 """Starting the warm server exactly once, and stopping it.
 
-A ``run`` that finds no server forks one from itself (:func:`start_by_fork`): it
-imports what the server preloads (it would import most of it for its own work),
-then forks before any TensorFlow op runs, so the server is ready the moment the
-run goes on, without importing the same libraries again beside later runs. A
-``plan`` (which imports neither TensorFlow nor Beam) starts one as a separate
-process instead (:func:`start_in_background`).
+A ``run`` into an empty store that finds no server forks one from itself
+(:func:`start_by_fork`): it imports what both need (Beam, pandas, Arrow, the
+engine), then forks; the server imports TensorFlow and Keras beside the run while
+the run prepares its data, and the run hands its trainings to the server's trainer
+once it is ready (:mod:`helix_tf.server._pending`). Nothing is imported twice, and
+the server is ready for the runs that follow. Any other command starts one as a
+separate process (:func:`start_in_background`), importing once that command ends.
 
 A server holds an exclusive lock (``flock`` on :func:`lock_path`) from the moment
 it starts until it stops listening; the lock file names its pid. Whoever takes
@@ -169,13 +170,15 @@ def start_in_background(
 
 
 def start_by_fork(*, quiet: bool = True, idle_timeout: float = 3 * 3600) -> int | None:
-    """Import :data:`helix_tf.warm.PRELOAD` here, then fork the server from this process.
+    """Import what this run needs of :data:`helix_tf.warm.PRELOAD`, then fork the server.
 
     The server's pid, or ``None`` when one is already there (or starting). This
-    process goes on with its own command, its imports done; the fork is taken
-    before this process runs any TensorFlow op or starts any thread of its own,
-    the same state the server forks its runs and its trainer from. ``quiet``:
-    TensorFlow's native start-up lines are dropped (:mod:`helix_tf.native_output`).
+    process imports all of the list but TensorFlow and Keras (it trains through the
+    server's trainer, :mod:`helix_tf.server._pending`) and goes on with its own
+    command; the forked server imports those two beside it, on another CPU, then
+    serves. The fork is taken before this process runs anything of its command or
+    starts a thread of its own. ``quiet``: native start-up lines are dropped
+    (:mod:`helix_tf.native_output`).
     """
     from helix_tf.native_output import quiet_native_stderr
     from helix_tf.server._protocol import stamp_parts
@@ -190,7 +193,7 @@ def start_by_fork(*, quiet: bool = True, idle_timeout: float = 3 * 3600) -> int 
         parts = stamp_parts()
         write_owner(fd, os.getpid(), "importing")
         with quiet_native_stderr(quiet), _quiet_logging():
-            seconds = preload(strict=False)
+            seconds = preload(strict=False, tensorflow=False)
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         pid = os.fork()
@@ -199,9 +202,21 @@ def start_by_fork(*, quiet: bool = True, idle_timeout: float = 3 * 3600) -> int 
 
             become_server(fd, parts, seconds, idle_timeout)  # never returns
         forked = True
+        write_owner(fd, pid, "importing")  # the server, from now on (it says so too)
+        _hint_trainings()
     finally:
         os.close(fd)  # the server holds the lock now (or nobody, if the fork failed)
     return pid if forked else None
+
+
+def _hint_trainings() -> None:
+    """This run's own trainings leave what they trained for the server's trainer, which
+    prepares that graph once idle (``server._trainer.HintFile``): the next run, a
+    served edit of this one, finds it built and traced."""
+    from helix_tf.components import trainers
+    from helix_tf.server._trainer import HintFile, hint_path
+
+    trainers.use_hint_sink(HintFile(hint_path(socket_path())))
 
 
 @contextlib.contextmanager

@@ -25,7 +25,12 @@ importance, one request for all its scorings), ``{"op": "save", "model", "path"}
 Once idle (below :data:`~helix_tf.server._starting.SPARE_CPUS`, after the run that
 started the server has ended), the trainer warms TensorFlow up with a tiny training
 (:func:`helix_tf.components.keras_models.warm_up`): the first served training no
-longer waits for TensorFlow's first-use costs.
+longer waits for TensorFlow's first-use costs. The run that started the
+server leaves what it trained (:class:`HintFile`, a few rows of it) and the idle
+trainer prepares that graph first (:func:`helix_tf.components.keras_models.prepare`:
+built, its light step traced and instantiated, kept; a run that comes before the
+warm-up that follows is served first): the next run, most often an edit of that one,
+skips build and tracing (~0.5–1 s).
 
 One request at a time: a run that finds the trainer busy (its lock held by another
 run) trains, scores or saves by itself, as does one whose trainer cannot be reached,
@@ -50,7 +55,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RemoteTrainer", "start_trainer", "trainer_path"]
+__all__ = ["HintFile", "RemoteTrainer", "hint_path", "start_trainer", "trainer_path"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,29 @@ log = logging.getLogger(__name__)
 def trainer_path(server_socket: Path) -> Path:
     """The trainer's socket, beside the server's."""
     return server_socket.with_suffix(".trainer")
+
+
+def hint_path(server_socket: Path) -> Path:
+    """Where the run that started the server leaves what it trained (:class:`HintFile`)."""
+    return server_socket.with_suffix(".prepare")
+
+
+class HintFile:
+    """A hint sink (``components.trainers.use_hint_sink``) of the process that started the
+    server: its latest training (a few rows of it) pickled beside the server's socket,
+    for the idle trainer to prepare (:func:`_prepare`). The folder is the user's own
+    (``_starting.check_folder``), as the socket is."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self, training: dict[str, Any]) -> None:
+        import pickle
+
+        partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.partial")
+        with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+            pickle.dump(training, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(partial, self.path)
 
 
 def start_trainer(server_socket: Path, close_fds: tuple[int, ...] = ()) -> int:
@@ -81,7 +109,7 @@ def start_trainer(server_socket: Path, close_fds: tuple[int, ...] = ()) -> int:
                 os.close(fd)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                 signal.signal(sig, signal.SIG_DFL)
-            _serve(listener, parent)
+            _serve(listener, parent, hint_path(server_socket))
         except BaseException:
             log.exception("the trainer failed")
             code = 1
@@ -99,7 +127,7 @@ KEPT_MODELS = 4
 WARM_UP_WAIT = 30.0
 
 
-def _serve(listener: socket.socket, parent: int) -> None:
+def _serve(listener: socket.socket, parent: int, hints: Path) -> None:
     from helix_tf.components.trainers import TRAINERS
 
     TRAINERS.keep(4)  # this process lives as long as the server: trainers pay off
@@ -109,7 +137,10 @@ def _serve(listener: socket.socket, parent: int) -> None:
     while os.getppid() == parent:  # the server is gone: so is its trainer
         ready, _, _ = select.select([listener], [], [], 1.0)
         if not ready:
-            if not warm and warm_up_due():
+            # The hinted graph first (the next run's most likely); then, still idle, the
+            # tiny warm-up (Keras' fit's first use: exact runs'). A run that comes
+            # between them is served first.
+            if warm_up_due() and not _prepare(hints) and not warm:
                 _warm_up()
                 warm = True
             continue
@@ -166,6 +197,38 @@ def _warm_up() -> None:
         log.exception("the trainer's warm-up failed")
         return
     log.info("the trainer warmed up in %.2fs", time.perf_counter() - t0)
+
+
+def _prepare(hints: Path) -> bool:
+    """Prepare the graph the run that started the server trained (its :class:`HintFile`),
+    as a later training of it would find it: built, its light step traced and
+    instantiated (``keras_models.prepare``). Whether a hint was there."""
+    import pickle
+
+    from helix_tf.components import keras_models
+
+    try:
+        with open(hints, "rb") as f:
+            training = pickle.load(f)
+    except FileNotFoundError:
+        return False
+    except Exception:  # a hint from other code (an older server's): only a head start
+        log.info("the trainer could not read %s", hints, exc_info=True)
+        training = None
+    finally:
+        with contextlib.suppress(OSError):
+            hints.unlink()
+    if training is None:
+        return False
+    t0 = time.perf_counter()
+    try:
+        made = keras_models.prepare(training)
+    except Exception:
+        log.exception("the trainer could not prepare the hinted training")
+        return False
+    if made:
+        log.info("the trainer prepared the hinted graph in %.2fs", time.perf_counter() - t0)
+    return made
 
 
 def _handle(conn: Connection, kept: OrderedDict[str, tuple[str, Any]]) -> bool:
@@ -242,6 +305,11 @@ class RemoteTrainer:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+
+    def ready(self) -> bool:
+        """A served run's trainer is there from the start (``components.trainers.Remote``);
+        one busy or gone is found out per request, and the run then trains itself."""
+        return True
 
     @contextlib.contextmanager
     def _turn(self) -> Iterator[Connection | None]:

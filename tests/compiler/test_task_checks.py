@@ -133,7 +133,7 @@ def test_what_only_training_reads_is_the_train_nodes_fingerprint(
     examples = {c.node("examples").fingerprint for c in compiled.values()}
     learners = {c.node("learner").fingerprint for c in compiled.values()}
     assert len(examples) == 1 and len(learners) == 4
-    other = _compile(tmp_path, data, 'F.NumericLabel("carat")', "metrics.RMSE()")
+    other = _compile(tmp_path, data, 'F.NumericLabel("depth")', "metrics.RMSE()")
     assert other.node("examples").fingerprint not in examples  # the column is the examples'
 
 

@@ -266,3 +266,47 @@ def test_the_light_loop_trains_without_keras_fit_and_learns(
         assert stats["losses"][-1] < stats["losses"][0], name
         for a, b in zip(first, again, strict=True):
             np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+_PREPARE = """
+import sys
+from helix_tf.components import keras_models, learners, trainers
+
+class Elsewhere:  # another process' trainer: ready or not
+    def __init__(self, ready):
+        self._ready = ready
+    def ready(self):
+        return self._ready
+    def train(self, training, on_epoch, recipe):
+        return None
+    def call(self, request):
+        return None
+
+trainers.use_remote(None if sys.argv[1] == "none" else Elsewhere(sys.argv[1] == "ready"))
+keras_models.prepare_training(learners.Linear())
+print("tensorflow" in sys.modules)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("remote", "imported"),
+    [pytest.param("ready", False, marks=pytest.mark.ci), ("not-ready", True), ("none", True)],
+)
+def test_a_training_that_goes_elsewhere_imports_no_tensorflow_here(
+    remote: str, imported: bool
+) -> None:
+    # The first run hands its training to the trainer of the server it started (once
+    # ready) instead of importing TensorFlow too; when it is not ready, it imports here.
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    root = Path(__file__).resolve().parents[2]
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, "-c", _PREPARE, remote],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == str(imported)

@@ -189,6 +189,34 @@ def test_a_run_forks_the_server_from_itself_ready_as_the_run_ends(
     assert json.loads(second.stdout)["metrics"] == json.loads(first.stdout)["metrics"]
 
 
+@pytest.mark.ci
+def test_the_first_run_trains_in_the_trainer_of_the_server_it_starts(
+    server_dir: Path, config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helix_tf.server._starting import import_seconds_path
+
+    # The server imports TensorFlow beside the run; the run waits for its trainer (here
+    # however long that takes) instead of importing TensorFlow too.
+    monkeypatch.setenv("HELIX_TF_SERVER_DIR", str(server_dir))
+    server_dir.mkdir(mode=0o700, parents=True)
+    import_seconds_path().write_text("300\n")
+    alone = _pipes(
+        server_dir, "run", config, "--store", tmp_path / "alone", "--json", "--no-server"
+    )
+    assert alone.returncode == 0, alone.stderr
+    env = {"HELIX_TF_SERVER": "on"}
+    first = _pipes(server_dir, "run", config, "--store", tmp_path / "s1", "--json", **env)
+    assert first.returncode == 0 and STARTED in first.stderr, first.stderr
+    assert json.loads(first.stdout)["metrics"] == json.loads(alone.stdout)["metrics"]
+    status = _status(server_dir, **env)
+    assert status["running"] and status["runs"] == 0, status
+    deadline = time.monotonic() + 120
+    while (trainers := _status(server_dir, **env)["trainer"]["trainers"]) is None:
+        assert time.monotonic() < deadline, "the trainer stayed busy"  # warming up
+        time.sleep(0.5)
+    assert trainers["models"] == 1, trainers  # the first run's model, kept there
+
+
 def test_a_run_into_a_store_holding_results_starts_the_server_beside_it(
     server_dir: Path, config: Path, tmp_path: Path
 ) -> None:

@@ -81,6 +81,39 @@ def test_stamp_follows_the_installed_packages_only_in_its_packages_part(
     assert stale_reasons(before, stamp_parts({})) == ["packages"]
 
 
+def test_stamp_follows_packages_installed_into_a_pythonpath_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `pip install --target DIR` with DIR on $PYTHONPATH shadows site-packages without
+    # touching it: a server that imported the old copy must be found stale. Files the
+    # project itself writes in that folder (a store, results) must not restart it.
+    import os
+    import shutil
+    import site
+
+    from helix_tf.server._protocol import stale_reasons, stamp_parts
+
+    folder = tmp_path / "site-packages"
+    folder.mkdir()
+    target = tmp_path / "vendored"
+    target.mkdir()
+    monkeypatch.setattr(site, "getsitepackages", lambda: [str(folder)])
+    monkeypatch.setattr(site, "getusersitepackages", lambda: str(tmp_path / "no-user-site"))
+    environ = {"PYTHONPATH": os.pathsep.join([str(tmp_path / "absent"), str(target)])}
+    before = stamp_parts(environ)
+    (target / "store").mkdir()
+    (target / "results.json").write_text("{}")
+    assert stale_reasons(before, stamp_parts(environ)) == []
+    dist = target / "pandas-2.2.0.dist-info"
+    dist.mkdir()
+    installed = stamp_parts(environ)
+    assert stale_reasons(before, installed) == ["packages"]
+    shutil.rmtree(dist)  # reinstalled: the same name, written anew
+    dist.mkdir()
+    os.utime(dist, ns=(1, dist.stat().st_mtime_ns + 1))  # coarse clocks: surely later
+    assert stale_reasons(installed, stamp_parts(environ)) == ["packages"]
+
+
 def test_socket_path_is_per_folder_and_short(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -14,6 +14,7 @@ import types
 from collections.abc import Callable
 
 from ._canonical import _Canon, _digest, _Form, _native_bases, _state
+from ._effects import kept_generator
 from ._locate import _SourceFinder
 from ._origin import (
     _identity,
@@ -127,6 +128,7 @@ class _Fingerprinter:
                 "keywords": self.value(obj.keywords, "partial keywords", c),
             }
         if isinstance(obj, types.MethodType):
+            _refuse_kept_generators(obj.__self__, type(obj.__self__).__qualname__, c)
             return {
                 "__method__": self.sub(obj.__func__, obj.__func__.__name__, c),
                 "self": self.value(obj.__self__, "self", c),
@@ -140,6 +142,7 @@ class _Fingerprinter:
         if isinstance(obj, type):
             return self._user.class_form(obj, c) if _is_user_type(obj) else self._library(obj, c)
         if not isinstance(obj, _BUILTIN_CALLABLES) and callable(obj) and _is_user_type(type(obj)):
+            _refuse_kept_generators(obj, type(obj).__qualname__, c)
             form = {
                 "__instance__": self.sub(type(obj), type(obj).__qualname__, c),
                 "state": self.value(_state(obj), "state", c),
@@ -217,3 +220,20 @@ class _Fingerprinter:
         except ValueError:
             return {"__empty_cell__": True}
         return self.value(value, label, c)
+
+
+def _refuse_kept_generators(instance: object, who: str, c: _Collector) -> None:
+    """A callable object (or a bound method's object) holding a random generator among its
+    attributes: its calls draw from it (``self.rng.normal()``), so what one draws depends
+    on the calls before it, as for a module-level generator (:func:`kept_generator`)."""
+    state = getattr(instance, "__dict__", None)
+    if not isinstance(state, dict):
+        return
+    for name, value in state.items():
+        if kept_generator(value):
+            c.refuse(
+                f"{who} keeps a random generator in self.{name}: every call draws from it, "
+                "so what a call draws depends on the calls before it and a stored result "
+                "would not be what a fresh run computes; make the generator inside the call "
+                "from a seed parameter (np.random.default_rng(seed))"
+            )

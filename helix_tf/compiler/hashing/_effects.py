@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import builtins
 import codecs
+import copy
 import dataclasses
 import datetime as dt
 import getpass
@@ -93,6 +94,10 @@ class Effects:
     #: Of those, draws from a generator shared by the process (``random.random()``,
     #: ``np.random.rand()``): what they draw depends on every draw before them.
     global_draws: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    #: Draws from a generator object kept outside the call (``RNG.normal()``,
+    #: ``df.sample(random_state=RNG)`` for a module-level ``RNG``): what they draw
+    #: depends on every earlier draw from it in the process.
+    kept_draws: list[tuple[str, int]] = dataclasses.field(default_factory=list)
     #: Reads of names known only when the code runs (``globals()``, ``eval``,
     #: ``importlib.import_module(name)``): (call text, line).
     dynamic: list[tuple[str, int]] = dataclasses.field(default_factory=list)
@@ -122,6 +127,7 @@ def scan_effects(tree: ast.AST, resolve: Callable[[str], object], source: str) -
     scan = _Scan(resolve, source)
     scan.visit(tree)
     scan.leftover_environ(tree)
+    scan.leftover_generators(tree)
     return scan.found
 
 
@@ -247,6 +253,43 @@ class _Scan(ast.NodeVisitor):
             if _is_global_draw(fn):
                 self.found.global_draws.append((self.text(node), node.lineno))
         self.generic_visit(node)
+
+    def leftover_generators(self, tree: ast.AST) -> None:
+        """A use of a generator object known at compile time (a module's or closure's
+        ``RNG``) that can draw from it: a method (``RNG.normal()``), an argument
+        (``frame.sample(random_state=RNG)``), an alias (``rng = RNG``); not a copy
+        (``copy.deepcopy(RNG)``) nor reading or setting its state (``RNG.get_state()``,
+        ``RNG.bit_generator.state``)."""
+        parents = {id(c): n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Name | ast.Attribute):
+                continue
+            if not isinstance(node.ctx, ast.Load) or not kept_generator(self.value(node)):
+                continue
+            parent = parents.get(id(node))
+            grand = parents.get(id(parent)) if parent is not None else None
+            shown = self.drawing_use(node, parent, grand)
+            if shown is not None:
+                self.found.kept_draws.append((self.text(shown), node.lineno))
+
+    def drawing_use(
+        self, node: ast.AST, parent: ast.AST | None, grand: ast.AST | None
+    ) -> ast.AST | None:
+        """The expression through which ``node`` (a generator) may be drawn from, or None."""
+        if isinstance(parent, ast.keyword) and isinstance(grand, ast.Call):
+            parent, grand = grand, None  # a keyword argument: as a positional one
+        if isinstance(parent, ast.Call) and node is not parent.func:
+            fn = self.value(parent.func)
+            return None if fn is copy.copy or fn is copy.deepcopy else parent
+        if isinstance(parent, ast.Attribute) and parent.value is node:
+            if parent.attr in _STATE_CALLS:
+                return None
+            if parent.attr == "bit_generator" and getattr(grand, "attr", None) == "state":
+                return None
+            return grand if isinstance(grand, ast.Call) and grand.func is parent else parent
+        if isinstance(parent, ast.Assign | ast.AnnAssign | ast.NamedExpr):
+            return parent  # an alias: its uses are not followed
+        return None
 
     def listed(self, node: ast.AST | None) -> str | None:
         """The folder (or glob pattern) a listing call reads, when known (``os.listdir()``
@@ -445,6 +488,20 @@ def _varying(fn: object, node: ast.Call) -> str | None:
     if arity == -1 or (arity is not None and len(node.args) + len(node.keywords) > arity):
         return None
     return _CLOCK_WHY
+
+
+def kept_generator(value: object) -> bool:
+    """A random generator object (``random.Random``, numpy's ``Generator``,
+    ``RandomState`` or bit generator) other than the ones the ``random`` module and numpy
+    keep for the process (their draws are :func:`_is_global_draw`)."""
+    numpy_random = sys.modules.get("numpy.random")
+    kinds: list[type] = [random.Random]
+    if numpy_random is not None:
+        kinds += [numpy_random.Generator, numpy_random.RandomState, numpy_random.BitGenerator]
+    if not isinstance(value, tuple(kinds)) or isinstance(value, random.SystemRandom):
+        return False
+    global_state = getattr(getattr(numpy_random, "mtrand", None), "_rand", None)
+    return value is not getattr(random, "_inst", None) and value is not global_state
 
 
 def _is_global_draw(fn: object) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._canonical import _digest, _Form
-from ._effects import _UNKNOWN, MACHINE_FACTS, scan_effects
+from ._effects import _UNKNOWN, MACHINE_FACTS, kept_generator, scan_effects
 from ._files import sha256_file, sha256_files
 from ._locate import _SourceFinder
 from ._origin import _warn_once
@@ -74,6 +74,15 @@ class _UserCode:
             "kwdefaults": self._fp.value(fn.__kwdefaults__, "keyword defaults", c),
         }
         c.part("<code>", _digest([form["code"], form["defaults"], form["kwdefaults"]]))
+        defaults = [*(fn.__defaults__ or ()), *(fn.__kwdefaults__ or {}).values()]
+        if any(kept_generator(v) for v in defaults):  # made once, drawn from by every call
+            c.refuse(
+                f"{fn.__qualname__} has a random generator as a default argument: it is made "
+                "once and drawn from by every call, so what a call draws depends on the calls "
+                "before it and a stored result would not be what a fresh run computes; make "
+                "the generator inside the function from a seed parameter "
+                "(np.random.default_rng(seed))"
+            )
         src = self._sources.source(code.co_filename, fn.__globals__)
         text = src.text if src is not None else ""
         where = (code.co_filename, fn.__qualname__)
@@ -138,6 +147,15 @@ class _UserCode:
                 f"({os.path.basename(filename)}:{line}); what it draws depends on every draw "
                 "before it (other nodes, earlier runs), so no rerun can reproduce it; use "
                 "np.random.default_rng(seed) with the seed a parameter"
+            )
+        for call, line in found.kept_draws:
+            c.refuse(
+                f"{qualname} draws from a random generator kept outside the call: {call} "
+                f"({os.path.basename(filename)}:{line}); what it draws depends on every earlier "
+                "draw from it in the process (other functions, the batch sizes, which nodes "
+                "were loaded), so a stored result would not be what a fresh run computes; "
+                "make the generator inside the function from a seed parameter "
+                "(np.random.default_rng(seed))"
             )
         for call, line, why in found.varying:
             c.refuse(f"{qualname} calls {call} ({os.path.basename(filename)}:{line}), which {why}")

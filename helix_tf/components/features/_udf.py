@@ -118,7 +118,7 @@ def _call_batched(
     if check:  # copies taken first: a function that edits its batch sees the same rows
         k = n // 2
         halves = (frame.iloc[:k].copy(), frame.iloc[k:].copy(), frame.copy())
-    whole = _coerce_output(op, _call_user(fn, what, frame, *args), n, op.output, op.size)
+    whole = _coerce_output(op, _call_user(fn, what, frame, *args), n, op.output, op.size, frame)
     if check:
         _ROW_LOCAL_CHECKED[id(fn)] = fn
         parts = [
@@ -193,7 +193,11 @@ def _fn_name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__name__", "udf")
 
 
-def _coerce_output(op: Feature, result: Any, n: int, output: str, size: int | None) -> np.ndarray:
+def _coerce_output(
+    op: Feature, result: Any, n: int, output: str, size: int | None, frame: Any = None
+) -> np.ndarray:
+    """``result`` as the declared output; ``frame`` (the rows it was computed from) names
+    the row of a value that cannot be one."""
     arr = np.asarray(result)
     if arr.shape != (n,):
         raise ExecutionError(
@@ -203,9 +207,24 @@ def _coerce_output(op: Feature, result: Any, n: int, output: str, size: int | No
         return arr.astype(np.float32)
     if output == CATEGORICAL:
         ints = arr.astype(np.int64)
-        if size is not None and ((ints < 0) | (ints >= size)).any():
-            bad = int(ints[(ints < 0) | (ints >= size)][0])
-            raise ExecutionError(f"{op.op_name} returned index {bad}, outside [0, {size})")
+        outside = (ints < 0) | (ints >= size) if size is not None else None
+        if outside is not None and outside.any():
+            i = int(np.flatnonzero(outside)[0])
+            if frame is not None and ROW_ID in frame and len(frame) == n:
+                where = f" for row {int(frame[ROW_ID].iloc[i])} (the line number in its file)"
+            else:
+                where = ""
+            fix = (
+                "Map the values into that range (a negative index is no category)"
+                if (ints < 0).any()
+                else f"Give size={int(ints.max()) + 1} or more (size=K counts the indices "
+                "0..K-1), or map the values into that range"
+            )
+            raise ExecutionError(
+                f"{op.op_name} returned index {int(ints[i])}{where}, outside [0, {size}) "
+                f"({int(outside.sum())} such rows in this batch): a categorical function's "
+                f"values are indices in [0, size). {fix}"
+            )
         return ints.astype(np.int32)
     return arr.astype(object)
 
@@ -245,7 +264,7 @@ class Udf(_UserFunction):
                     result.append(self.fn(row))
                 except Exception as exc:
                     raise ExecutionError(_row_failure(self.fn, exc, row, rows)) from exc
-        return _coerce_output(self, result, n, self.output, self.size)
+        return _coerce_output(self, result, n, self.output, self.size, frame)
 
 
 def _records(frame: Any, rows: SourceRows | None) -> list[dict[str, Any]]:

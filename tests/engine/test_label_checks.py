@@ -1,0 +1,86 @@
+"""Checks of a binary label's ``positive=`` value after preprocessing (QA pass 9).
+
+Before this pass the check ran after the examples were stored: a run that failed it
+left the examples in the store, and the next run of the same config loaded them
+unchecked and trained on labels that were all 0 (accuracy 1.0, AUC n/a) where a fresh
+run fails. And only the training split was checked: a test file whose labels are
+spelled otherwise (the real census test file's ``>50K.``, without the source's
+``replace=``) counted every test row as negative, and the run reported accuracy 1.0
+without a word.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helix_tf import api
+from helix_tf.errors import DataError
+from helix_tf.reuse.store import ArtifactStore
+
+CONFIG = """\
+PARAMS = {"train": r"$train", "test": r"$test", "replace": True}
+
+
+def workflow(params):
+    wf = Workflow("labels")
+    options = dict(CENSUS_CSV_OPTIONS)
+    if not params.replace:
+        del options["replace"]  # the test file's labels keep their full stop: '>50K.'
+    wf.source("rows", sources.Csv(train=params.train, test=params.test, **options))
+    age = wf.feature("age", F.Numeric("age"))
+    examples = wf.examples("examples", [age], label=F.Label("income", positive=">50K"))
+    model = wf.train("learner", examples, learners.Linear(epochs=1, batch_size=128))
+    wf.output(wf.evaluate("evaluation", wf.predict("predictions", model, examples),
+                          metrics.Accuracy()))
+    return wf
+"""
+
+
+@pytest.fixture
+def config(make_config, census_like: tuple[Path, Path]) -> Path:
+    return make_config(CONFIG, train=census_like[0], test=census_like[1])
+
+
+def test_a_run_that_fails_the_label_check_stores_no_examples_and_its_rerun_fails_too(
+    config: Path, store: str
+) -> None:
+    for _ in range(2):  # the second run found the examples stored, loaded them and trained
+        with pytest.raises(DataError, match="no row of the training split") as info:
+            api.run(config, store=store, params=["examples.positive='>50k'"], materialize="all")
+        assert info.value.node == "examples"
+    assert "examples" not in {m.kind for m in ArtifactStore(store).entries()}
+
+
+def test_a_test_split_whose_labels_are_spelled_otherwise_fails_naming_the_split_and_the_fix(
+    config: Path, store: str
+) -> None:
+    with pytest.raises(DataError) as info:
+        api.run(config, store=store, params=["replace=False"], materialize="all")
+    message = str(info.value)
+    assert info.value.node == "examples"
+    assert "no row of the test split has label column 'income' equal to positive='>50K'" in (
+        message
+    )
+    assert "'>50K.' (" in message and "'<=50K.' (" in message  # what the test split holds
+    assert "are not the training split's ('<=50K' (" in message
+    assert "replace={'income': {" in message and "'>50K.': '>50K'" in message, message
+    with pytest.raises(DataError, match="no row of the test split"):  # nothing kept to load
+        api.run(config, store=store, params=["replace=False"], materialize="all")
+
+
+def test_a_test_split_without_positive_rows_but_with_the_training_values_runs(
+    make_config, census_like: tuple[Path, Path], tmp_path: Path, store: str
+) -> None:
+    """A small test split may hold no positive row: only other spellings are an error."""
+    train, test = census_like
+    lines = test.read_text(encoding="utf-8").split("\n")
+    negative = tmp_path / "negative.test"
+    negative.write_text(
+        "\n".join([lines[0], *[x for x in lines[1:] if x.endswith("<=50K.")]]) + "\n",
+        encoding="utf-8",
+    )
+    path = make_config(CONFIG, name="negative.py", train=train, test=negative)
+    result = api.run(path, store=store, materialize="all")
+    assert result.metrics["accuracy"] >= 0.0

@@ -1,0 +1,111 @@
+"""The run that starts the server hints what it trained; the idle trainer prepares that
+graph (``server._trainer._prepare``, ``keras_models.prepare``): the next run's training
+of it is a reuse. In-process: the hint file, its reading, and the sink the starting run
+installs (the end-to-end path runs in ``benchmarks.approx_fidelity``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helix_tf.components import keras_models as km, trainers
+from helix_tf.server import _starting, _trainer
+from tests.components import test_trainers as t
+
+
+def _hinted() -> dict[str, Any]:
+    learner, task, _ = t.CASES["linear-binary-l2"]
+    features, x, y = t._data(task)
+    training = km._training(learner, features, x, y, km.Head(), learner.epochs, "float32", True)
+    return km._hint_of(training)
+
+
+def _key(training: dict[str, Any]) -> str:
+    return trainers.graph_key(
+        training["learner"],
+        training["features"],
+        training["head"],
+        policy=training["policy"],
+        run_eagerly=training["run_eagerly"],
+    )
+
+
+def test_the_idle_trainer_prepares_the_hinted_graph_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HELIX_TF_TRAINERS", "4")
+    trainers.TRAINERS.clear()
+    hints = _trainer.hint_path(tmp_path / "server.sock")
+    assert not _trainer._prepare(hints)  # no hint: nothing (the tiny warm-up instead)
+    hint = _hinted()
+    assert len(hint["y"]) == km.HINT_ROWS  # a few rows travel, not the training's
+    _trainer.HintFile(hints)(hint)
+    assert hints.stat().st_mode & 0o077 == 0
+    assert _trainer._prepare(hints)
+    assert not hints.exists() and trainers.TRAINERS.holds(_key(hint))
+
+
+def test_an_unreadable_hint_is_dropped(tmp_path: Path) -> None:
+    hints = _trainer.hint_path(tmp_path / "server.sock")
+    hints.write_bytes(b"not a pickle")
+    assert not _trainer._prepare(hints) and not hints.exists()
+
+
+def test_the_run_that_starts_the_server_hints_its_trainings_beside_its_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helix_tf.server._protocol import socket_path
+
+    monkeypatch.setenv("HELIX_TF_SERVER_DIR", str(tmp_path))
+    monkeypatch.setattr(trainers, "_hint_sink", None)
+    made: list[int] = []
+    trainers.hint(lambda: made.append(1) or {})
+    assert made == []  # no sink: the hint is not even made
+    _starting._hint_trainings()
+    trainers.hint(_hinted)
+    assert _trainer.hint_path(socket_path()).exists()
+    trainers.hint(lambda: 1 / 0)  # a failing hint never fails the run
+
+
+@pytest.mark.slow
+def test_a_served_edit_of_the_starting_run_reuses_the_trainer_prepared_for_it(
+    tmp_path: Path, config: Path
+) -> None:
+    """Real processes: the run that starts the server hints its training, the idle
+    trainer builds that graph, and the next run (a learning-rate edit, served) reuses
+    it with the results of a run alone."""
+    import json
+    import time
+
+    from tests.server import test_autostart as auto
+
+    server_dir = tmp_path / "sock"
+    env = {"HELIX_TF_SERVER": "on"}
+    edit = ["-p", "learner.learning_rate=0.02"]
+    try:
+        first = auto._pipes(server_dir, "run", config, "--store", tmp_path / "s1", **env)
+        assert first.returncode == 0 and auto.STARTED in first.stderr, first.stderr
+        deadline = time.monotonic() + 240
+        while not (
+            (auto._status(server_dir, **env).get("trainer") or {}).get("trainers") or {}
+        ).get("kept"):
+            assert time.monotonic() < deadline, "the trainer prepared nothing"
+            time.sleep(0.5)
+        served = auto._pipes(
+            server_dir, "run", config, *edit, "--store", tmp_path / "s2", "--json", **env
+        )
+        assert served.returncode == 0, served.stderr
+        counts = auto._status(server_dir, **env)["trainer"]["trainers"]
+        assert counts["builds"] == 1 and counts["reuses"] >= 1, counts
+        alone = auto._pipes(
+            server_dir, "run", config, *edit, "--store", tmp_path / "s3", "--json", "--no-server"
+        )
+        assert alone.returncode == 0, alone.stderr
+        assert json.loads(served.stdout)["metrics"] == json.loads(alone.stdout)["metrics"]
+    finally:
+        for pid in auto._servers(server_dir):
+            os.kill(pid, signal.SIGTERM)
