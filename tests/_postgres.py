@@ -51,11 +51,15 @@ def _server_user() -> str | None:
         with contextlib.suppress(KeyError):
             pwd.getpwnam(name)
             return name
-    subprocess.run(
+    made = subprocess.run(
         ["useradd", "--system", "--no-create-home", "--shell", "/bin/sh", _USERS[1]],
-        check=True,
         capture_output=True,
+        text=True,
     )
+    try:  # another test session on this machine may have created it just now
+        pwd.getpwnam(_USERS[1])
+    except KeyError:
+        raise RuntimeError(f"could not create the user {_USERS[1]}: {made.stderr}") from None
     return _USERS[1]
 
 
@@ -94,20 +98,31 @@ def running_server(binaries: Path) -> Iterator[PostgresServer]:
     if user is not None:
         shutil.chown(folder, user)
     as_user = ["runuser", "-u", user, "--"] if user is not None else []
-    data, port = folder / "data", _free_port()
+    data = folder / "data"
     initdb = [str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]
     subprocess.run(
         [*as_user, *initdb, "-E", "UTF8", "--no-sync"],
         check=True,
         capture_output=True,
     )
-    options = f"-p {port} -h 127.0.0.1 -k {folder} -c fsync=off -c max_connections=200"
     pg_ctl = [*as_user, str(binaries / "pg_ctl"), "-D", str(data)]
-    subprocess.run(
-        [*pg_ctl, "-o", options, "-l", str(folder / "server.log"), "-w", "-t", "60", "start"],
-        check=True,
-        capture_output=True,
-    )
+    log = folder / "server.log"
+    # The free port is free when chosen, not necessarily when the server binds it (another
+    # process on the machine may take it in between): then start again on another.
+    for attempt in itertools.count(1):
+        port = _free_port()
+        options = f"-p {port} -h 127.0.0.1 -k {folder} -c fsync=off -c max_connections=200"
+        started = subprocess.run(
+            [*pg_ctl, "-o", options, "-l", str(log), "-w", "-t", "300", "start"],
+            capture_output=True,
+            text=True,
+        )
+        if started.returncode == 0:
+            break
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if attempt >= 5 or "could not bind" not in text:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise RuntimeError(f"PostgreSQL did not start: {started.stderr}\n{text[-3000:]}")
     try:
         yield PostgresServer(port=port, folder=folder)
     finally:

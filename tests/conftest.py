@@ -7,22 +7,72 @@ project root; tests that need it skip with the reason when it is absent.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import string
+import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Hypothesis fails an example slower than 200 ms (its default deadline), and a test whose
+# data generation is slow (the too_slow health check): both are the machine's load, not
+# the rule tested. The profile is every test's default; a test's @settings adds to it.
+settings.register_profile("helix_tf", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("helix_tf")
+
+#: Variables of the machine that change what helix_tf does (a team database, a data
+#: folder, a user name, a warm server's folder, training settings, a TensorFlow cluster, a
+#: GCS endpoint): the tests start without them, as on CI's clean machine, and a test
+#: that needs one sets it (``monkeypatch.setenv``, a subprocess's ``env``). Before, a
+#: developer's ``HELIX_TF_METADATA`` sent every test's runs to the team's database, and
+#: an inherited ``TF_CONFIG`` made every run a multi-worker one.
+INHERITED_PREFIXES = ("HELIX_TF_", "HELIX_EAGER_")
+INHERITED_NAMES = ("TF_CONFIG", "STORAGE_EMULATOR_HOST")
+
+
+def _scrub_inherited(environ: Any) -> list[str]:
+    """Remove the variables above from ``environ``; return their names."""
+    gone = sorted(k for k in environ if k.startswith(INHERITED_PREFIXES) or k in INHERITED_NAMES)
+    for k in gone:
+        del environ[k]
+    return gone
+
+
+SCRUBBED = _scrub_inherited(os.environ)
 # No helix-tf process a test starts may start a warm server that outlives the tests (they
 # would find a terminal when pytest runs in one). The server tests pass their own value
 # and an isolated HELIX_TF_SERVER_DIR.
 os.environ["HELIX_TF_SERVER"] = "off"
+#: The session's own folder for what is otherwise the machine's: the warm server's
+#: socket folder and the agents' registry. A test that forgets to isolate them sees this
+#: session's only, never a developer's running server or agents (nor stops them).
+SESSION_HOME = Path(tempfile.mkdtemp(prefix="helix-tests-"))
+os.environ["HELIX_TF_SERVER_DIR"] = str(SESSION_HOME / "server")
+os.environ["HELIX_TF_AGENT_REGISTRY"] = str(SESSION_HOME / "agents")
+
+_OWNER = os.getpid()
+
+
+def pytest_report_header() -> str | None:
+    """Say which of the machine's settings the tests ignore (none on a clean machine)."""
+    return f"ignored from the environment: {', '.join(SCRUBBED)}" if SCRUBBED else None
+
+
+@atexit.register
+def _remove_session_home() -> None:
+    if os.getpid() == _OWNER:  # not in a child forked from this process
+        shutil.rmtree(SESSION_HOME, ignore_errors=True)
+
+
 SHARED_DATA = (ROOT / ".." / "shared" / "data").resolve()
 SHARED_CENSUS = SHARED_DATA / "census"
 SHARED_SMS = SHARED_DATA / "sms_spam"
@@ -145,6 +195,23 @@ def store(tmp_path: Path) -> str:
 def no_data_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Ignore an inherited ``$HELIX_TF_DATA`` (for tests of the default data folder)."""
     monkeypatch.delenv("HELIX_TF_DATA", raising=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_settings_file_above_the_tests(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A ``helix_tf.toml`` above the tests' temporary folder (a stray ``/tmp/helix_tf.toml``)
+    would be every test config's project settings (runs are found by walking up from the
+    config's folder): stop with its name instead of letting it change what tests do."""
+    from helix_tf.settings import find_settings_file
+
+    found = find_settings_file(tmp_path_factory.getbasetemp())
+    if found is not None:
+        pytest.exit(
+            f"{found} would be the project settings of every test's config (it is above "
+            "the tests' temporary folder); move it away, or run pytest with "
+            "--basetemp=<a folder with no helix_tf.toml above it>",
+            returncode=4,
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,7 @@ HOLD = (
 
 
 def _wait_active(home: Path, want: bool) -> None:
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 120
     while user_run_active(home) != want:
         assert time.monotonic() < deadline, f"still active={not want}"
         time.sleep(0.01)

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from helix_tf.engine._artifacts import Artifact, folder_bytes
 from helix_tf.engine._context import RunContext
 from helix_tf.errors import ExecutionError, HelixError, StoreError, interrupted
-from helix_tf.reuse.store import is_write_failure
+from helix_tf.reuse.store import drop_if_damaged, is_write_failure
 from helix_tf.roles import NodeState
 
 __all__ = ["RunOutputs", "StoreEntriesLost", "read_back"]
@@ -218,23 +218,6 @@ class RunOutputs:
             tally.materialized = False
             self.stop_store_writes(exc)
 
-    def drop_damaged_unread(self) -> None:
-        """Check the stored entries this run computed instead of loading and did not
-        replace (its output not kept, or kept by another run first), removing damaged
-        ones: unread, their damage would otherwise wait for a later run to trip on it.
-        """
-        if self.store_failure is not None:
-            return  # a read-only worker, or a store that cannot be written
-        for name, m in self.ctx.manifests.items():
-            if self.ctx.states.get(name) != NodeState.COMPUTE:
-                continue
-            if self.ctx.tallies[name].materialized:
-                continue  # committing replaced a damaged entry, or found it sound
-            try:
-                self.store.drop_if_damaged(m.fingerprint)
-            except (StoreError, OSError) as exc:  # housekeeping: it never fails the run
-                log.debug("could not check the stored entry of %s: %s", name, exc)
-
     def _keep(self, name: str) -> bool:
         """The materializer's decision on keeping ``name``'s output; False if it fails."""
         results = self.ctx.results()
@@ -296,3 +279,24 @@ def read_back(outputs: RunOutputs, name: str, read: Callable[[], _T]) -> _T:
         except StoreError as gone:  # the replan recomputes it either way
             log.warning("could not remove it: %s", gone)
         raise StoreEntriesLost([name], f"cannot be read back ({problem})") from exc
+
+
+def drop_damaged_unread(outputs: RunOutputs) -> None:
+    """Check the stored entries the run computed instead of loading and did not replace
+    (its output not kept, or kept by another run first), removing damaged ones: unread,
+    their damage would otherwise wait for a later run to trip on it.
+
+    A function beside :class:`RunOutputs`, which has all the methods its size allows.
+    """
+    if outputs.store_failure is not None:
+        return  # a read-only worker, or a store that cannot be written
+    ctx = outputs.ctx
+    for name, m in ctx.manifests.items():
+        if ctx.states.get(name) != NodeState.COMPUTE:
+            continue
+        if ctx.tallies[name].materialized:
+            continue  # committing replaced a damaged entry, or found it sound
+        try:
+            drop_if_damaged(outputs.store, m.fingerprint)
+        except (StoreError, OSError) as exc:  # housekeeping: it never fails the run
+            log.debug("could not check the stored entry of %s: %s", name, exc)

@@ -25,7 +25,7 @@ from helix_tf.compiler.graph import CompiledNode, CompiledWorkflow
 from helix_tf.engine._context import RunContext
 from helix_tf.engine._inputs import LearningInputs
 from helix_tf.engine._learning import LearningSteps
-from helix_tf.engine._outputs import RunOutputs, StoreEntriesLost
+from helix_tf.engine._outputs import RunOutputs, StoreEntriesLost, drop_damaged_unread
 from helix_tf.engine._preprocess import PreprocessingStep
 from helix_tf.errors import ExecutionError, HelixError, interrupted
 from helix_tf.events import ProgressCallback
@@ -165,7 +165,7 @@ def _execute(run: _Run) -> EngineResult:
             )
         _run_step(steps[executor], node)
     metrics, intervals = _output_metrics(run)
-    run.outputs.drop_damaged_unread()
+    drop_damaged_unread(run.outputs)
     held = {n.name: ctx.values[n.name] for n in ctx.compiled.nodes if n.name in ctx.values}
     return EngineResult(nodes=ctx.results(), metrics=metrics, intervals=intervals, values=held)
 

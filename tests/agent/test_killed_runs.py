@@ -16,6 +16,21 @@ from helix_tf.agent._daemon import _Agent
 from helix_tf.agent._options import TAG, AgentOptions
 from helix_tf.agent._study import AgentPaths
 from helix_tf.agent._worker import Stopped, Yielded
+from tests.conftest import TINY_CENSUS, write_config
+
+#: Its evaluation marks that it started (``$marker``, a file) and never ends by itself: a
+#: trial can end only by being killed, however quick the machine (with the tiny config a
+#: fast machine trained and evaluated the second trial before the test killed it, and the
+#: run was recorded "ok").
+BLOCKING = TINY_CENSUS.replace(
+    "metrics.Accuracy(), metrics.AUC())",
+    'metrics.Accuracy(), metrics.AUC(), metrics.Custom(name="blocks", fn=_blocks))',
+).replace(
+    "def workflow(params):",
+    'import time\n\n\ndef _blocks(y, s, f):\n    open(r"$marker", "a").close()\n'
+    "    time.sleep(600)\n    return 0.0\n\n\n"
+    "def workflow(params):",
+)
 
 
 def _entries(cfg: Path, store: str) -> list[dict[str, Any]]:
@@ -29,31 +44,38 @@ def _entries(cfg: Path, store: str) -> list[dict[str, Any]]:
         session.close()
 
 
-def _when_a_run_is_recorded(cfg: Path, store: str, then: Callable[[], None]) -> None:
-    """Call ``then()`` once the trial's run is recorded as running (its child is mid-run)."""
+def _when_mid_run(marker: Path, then: Callable[[], None]) -> threading.Thread:
+    """Call ``then()`` once the trial's run is evaluating (recorded as running, mid-run).
+
+    The watching thread only looks for the file the evaluation writes: a thread that
+    imports or takes a library's lock while the agent forks its worker can leave that
+    lock held in the child, which then hangs (it did, the thread reading the history
+    through SQLAlchemy, on a busy machine)."""
+    marker.unlink(missing_ok=True)
 
     def watch() -> None:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            try:
-                if any(r.status == "running" for r in history.runs(cfg, agent=True, store=store)):
-                    time.sleep(0.3)
-                    then()
-                    return
-            except Exception:  # the database is being created
-                pass
+            if marker.exists():
+                then()
+                return
             time.sleep(0.05)
 
-    threading.Thread(target=watch, daemon=True).start()
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
 
 
 @pytest.mark.slow
 @pytest.mark.ci
 def test_yielded_and_stopped_trials_are_recorded_killed_with_the_reason(
-    tiny_census_config: Path, tmp_path: Path
+    census_like: tuple[Path, Path], tmp_path: Path
 ) -> None:
     """Without the record, the database keeps them "running" (shown "killed" only on
     this machine, by their dead process) and history says nothing of why."""
+    train, test = census_like
+    marker = tmp_path / "evaluating"
+    tiny_census_config = write_config(tmp_path, BLOCKING, train=train, test=test, marker=marker)
     store = str(tmp_path / "store")
     paths = AgentPaths.of(tiny_census_config, store)
     paths.folder.mkdir(parents=True)
@@ -70,13 +92,13 @@ def test_yielded_and_stopped_trials_are_recorded_killed_with_the_reason(
         with user_run(paths.home):
             release.wait(30)
 
-    def start_user_run() -> None:
-        threading.Thread(target=user_starts, daemon=True).start()
-
-    _when_a_run_is_recorded(tiny_census_config, store, start_user_run)
+    user = threading.Thread(target=user_starts, daemon=True)
+    watcher = _when_mid_run(marker, user.start)
     outcome = agent.run({}, validation=None)
     assert isinstance(outcome, Yielded)
     release.set()
+    for thread in (watcher, user):  # no thread of the test runs while the agent forks
+        thread.join(60)
     assert agent.wait_idle()
     [yielded] = _entries(tiny_census_config, store)
     assert yielded["status"] == "killed" and "yielded to a user's run" in yielded["error"]
@@ -86,7 +108,7 @@ def test_yielded_and_stopped_trials_are_recorded_killed_with_the_reason(
     def stop() -> None:
         agent.stop_requested = True
 
-    _when_a_run_is_recorded(tiny_census_config, store, stop)
+    _when_mid_run(marker, stop)
     outcome = agent.run({"learner.l2": 1e-3}, validation=None)
     assert isinstance(outcome, Stopped)
     stopped = _entries(tiny_census_config, store)[0]

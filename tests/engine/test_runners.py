@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,27 +28,48 @@ from helix_tf.reuse.store import ArtifactStore
 
 
 @pytest.fixture
-def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail any attempt to reach the network (loopback stays allowed) or to start Prism."""
+def offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail any attempt to reach the network (loopback stays allowed) or to start Prism.
+
+    Every attempt is also recorded and the test fails at its end if there was one, even
+    when the code under test swallowed the error (a retry loop would wait minutes
+    offline: counting attempts tells that apart on any machine, a stopwatch does not).
+    """
     real_connect = socket.socket.connect
+    real_getaddrinfo = socket.getaddrinfo
+    attempts: list[str] = []
+
+    def remote(host: Any) -> bool:
+        if not isinstance(host, str):
+            return False
+        try:
+            return not ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return host != "localhost"
 
     def connect(self: socket.socket, address: Any) -> Any:
         host = address[0] if isinstance(address, tuple) else None
-        if host is not None:
-            try:
-                local = ipaddress.ip_address(host).is_loopback
-            except ValueError:
-                local = host == "localhost"
-            if not local:
-                raise AssertionError(f"a test tried to reach the network: {address!r}")
+        if remote(host):
+            attempts.append(f"connect {address!r}")
+            raise AssertionError(f"a test tried to reach the network: {address!r}")
         return real_connect(self, address)
 
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if remote(host):
+            attempts.append(f"resolve {host!r}")
+            raise socket.gaierror(socket.EAI_NONAME, f"offline test: {host!r} not resolved")
+        return real_getaddrinfo(host, *args, **kwargs)
+
     def no_prism(*args: Any, **kwargs: Any) -> Any:
+        attempts.append("start Prism")
         raise AssertionError("the Prism runner was started")
 
     monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     monkeypatch.setattr(prism_runner.PrismRunner, "default_job_server", no_prism)
     monkeypatch.setattr(prism_runner, "urlopen", no_prism)
+    yield
+    assert not attempts, f"the test tried to reach the network: {attempts}"
 
 
 def test_local_runner_is_the_in_process_fn_api_runner(offline: None) -> None:
@@ -201,17 +223,13 @@ _GOOD = ["--project=my-project", "--region=us-central1", "--temp_location=gs://m
         "missing-setup-file",
     ],
 )
-def test_dataflow_options_are_refused_offline_in_under_a_second(
+def test_dataflow_options_are_refused_offline_before_beam_tries_the_network(
     args: list[str], store: str, message: str, offline: None
 ) -> None:
     """Beam itself hangs ~120 s offline on a non-gs:// or invalid temp location (it tries
     to create a default bucket); helix_tf refuses such options before Beam sees them."""
-    import time
-
-    t0 = time.perf_counter()
     with pytest.raises(ConfigError, match=message):
         runners.check_runner("dataflow", args, store)
-    assert time.perf_counter() - t0 < 1.0
 
 
 def test_dataflow_problems_are_reported_together() -> None:
@@ -255,16 +273,12 @@ def test_flink_and_spark_without_a_job_server_jar_fail_at_once(
     runner: str, flag: str, tmp_path: Path, offline: None
 ) -> None:
     """Without a jar Beam would download one from Maven (no network here: a hang)."""
-    import time
-
-    t0 = time.perf_counter()
     with pytest.raises(
         ConfigError, match=rf"needs Beam's .* job server: pass --beam-option={flag}"
     ):
         runners.check_runner(runner, [], "")
     with pytest.raises(ConfigError, match=rf"{flag} '/no/such.jar' does not exist"):
         runners.check_runner(runner, [f"{flag}=/no/such.jar"], "")
-    assert time.perf_counter() - t0 < 1.0
     jar = tmp_path / "job-server.jar"
     jar.write_bytes(b"")
     runners.check_runner(runner, [f"{flag}={jar}"], "")  # a jar given: accepted

@@ -71,7 +71,8 @@ def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
     try:
-        if not _wait_for_port(port, proc, timeout=30.0):
+        # A busy machine may take more than 30 s to import and start the emulator.
+        if not _wait_for_port(port, proc, timeout=120.0):
             pytest.fail(f"GCS emulator did not start; its log:\n{log_path.read_text()}")
         host = f"http://127.0.0.1:{port}"
         with pytest.MonkeyPatch.context() as mp:

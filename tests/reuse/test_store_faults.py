@@ -57,7 +57,7 @@ def _leases(store: ArtifactStore) -> set[str]:
 def test_commit_replaces_a_same_size_corrupt_entry_with_its_fresh_data(tmp_path: Path) -> None:
     store = ArtifactStore(str(tmp_path / "store"))
     first = _spawn(store, "fp", "--files=2")
-    out, err = first.communicate(timeout=60)
+    out, err = first.communicate(timeout=300)
     assert json.loads(out)["outcome"] == "won", err
     bad = store.lookup("fp")
     assert bad is not None
@@ -66,7 +66,7 @@ def test_commit_replaces_a_same_size_corrupt_entry_with_its_fresh_data(tmp_path:
     assert store.lookup("fp") == bad
 
     again = _spawn(store, "fp", "--files=2")
-    out, err = again.communicate(timeout=60)
+    out, err = again.communicate(timeout=300)
     assert json.loads(out)["outcome"] == "won", (out, err)
     good = store.lookup("fp")
     assert good is not None and good.token != bad.token
@@ -135,7 +135,7 @@ def test_budget_eviction_spares_what_another_live_run_pinned(tmp_path: Path) -> 
     store = ArtifactStore(str(tmp_path / "store"))
     for fp, size in (("cheap", 6000), ("dear", 3000)):
         proc = _spawn(store, fp, "--files=1", f"--size={size}")
-        assert proc.communicate(timeout=60)[0]
+        assert proc.communicate(timeout=300)[0]
     reader = _spawn(store, "reader", "--lease", "--pin=cheap", "--hold=120", "--no-commit")
     try:
         _staged(reader)
@@ -155,11 +155,11 @@ def test_budget_eviction_spares_what_another_live_run_pinned(tmp_path: Path) -> 
 def test_data_no_manifest_names_is_collected(tmp_path: Path) -> None:
     """A garbage manifest replaced by a fresh commit leaves its data: gc reclaims it."""
     store = ArtifactStore(str(tmp_path / "store"))
-    assert _spawn(store, "fp").communicate(timeout=60)[0]
+    assert _spawn(store, "fp").communicate(timeout=300)[0]
     old = store.lookup("fp")
     assert old is not None
     Path(store.paths.manifest("fp")).write_bytes(b"garbage")
-    assert json.loads(_spawn(store, "fp").communicate(timeout=60)[0])["outcome"] == "won"
+    assert json.loads(_spawn(store, "fp").communicate(timeout=300)[0])["outcome"] == "won"
     assert Path(store.paths.data_dir("fp", old.token)).exists()  # nothing names it any more
     report = store.collect(older_than=0)
     assert store.paths.data_dir("fp", old.token) in report.paths
@@ -170,7 +170,7 @@ def test_data_no_manifest_names_is_collected(tmp_path: Path) -> None:
 def test_verify_finds_and_repairs_a_corrupt_entry(tmp_path: Path) -> None:
     store = ArtifactStore(str(tmp_path / "store"))
     for fp in ("a", "b"):
-        assert _spawn(store, fp).communicate(timeout=60)[0]
+        assert _spawn(store, fp).communicate(timeout=300)[0]
     bad = store.lookup("b")
     assert bad is not None
     part = Path(store.paths.data_dir("b", bad.token), "part-000.bin")
@@ -243,7 +243,9 @@ def test_an_unreachable_gs_store_fails_in_seconds_with_one_line(tmp_path: Path) 
         timeout=120,
     )
     assert out.returncode == 1
-    assert time.monotonic() - t0 < 15
+    # Without the probe, gcsfs looks for credentials (~15 s) and then retries for about two
+    # minutes; the bound tells that apart with room for a busy machine's start-up.
+    assert time.monotonic() - t0 < 60
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "cannot be reached" in lines[0], out.stderr
     assert f"127.0.0.1:{port}" in lines[0]

@@ -163,7 +163,7 @@ def test_a_stale_server_is_not_used(server: Path, config: Path, tmp_path: Path) 
 def _spare(server_dir: Path, *, other_than: object = None) -> int:
     """The pid of the server's spare (other than ``other_than``): forked between runs, so
     it may take a moment after a run has ended."""
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while True:
         pid = _status(server_dir)["spare_pid"]
         if isinstance(pid, int) and pid != other_than:
@@ -185,7 +185,7 @@ def test_a_run_is_handed_to_the_process_forked_for_it_ahead(
     served = _helix(server, "run", config, "--store", tmp_path / "a", "--json")
     assert served.returncode == 0, served.stderr
     assert _status(server)["runs"] == before + 1
-    deadline = time.monotonic() + 30  # the server logs a run's end once it has reaped it
+    deadline = time.monotonic() + 120  # the server logs a run's end once it has reaped it
     while f"run {spare} (run " not in (server.parent / "server.log").read_text():
         assert time.monotonic() < deadline, "the run was not the spare's"
         time.sleep(0.2)

@@ -127,7 +127,7 @@ def test_kill_9_of_a_process_holding_a_transaction_leaves_the_database_consisten
         # the same row goes through at once, and nothing of the dead one is visible.
         md.record_nodes(run, [NodeRecord(name="a", kind="op", fingerprint="f", state="compute")])
         md.finish_run(run, status="ok", wall_seconds=1.0, metrics={"auc": 0.5})
-        assert time.monotonic() - began < 10
+        assert time.monotonic() - began < 60  # a held row lock would block it for good
         (record,) = md.runs("w")
         assert (record.status, record.error) == ("ok", None)
         assert [n.name for n in record.nodes] == ["a"]

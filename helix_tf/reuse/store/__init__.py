@@ -61,7 +61,7 @@ from helix_tf.reuse.store._leases import (
     process_start,
 )
 from helix_tf.reuse.store._manifest import FORMAT_VERSION, FileEntry, Manifest, Staging
-from helix_tf.reuse.store._store import ArtifactStore
+from helix_tf.reuse.store._store import ArtifactStore, drop_if_damaged
 
 __all__ = [
     "FORMAT_VERSION",
@@ -73,6 +73,7 @@ __all__ = [
     "RunLease",
     "Staging",
     "VerifyReport",
+    "drop_if_damaged",
     "is_write_failure",
     "pid_scope",
     "process_alive",

@@ -248,21 +248,6 @@ class ArtifactStore:
                 return
         logger.info("deleted artifact %s from %s", fingerprint, self.url)
 
-    def drop_if_damaged(self, fingerprint: str) -> str | None:
-        """Remove the entry of ``fingerprint`` if its files fail their sha256; the problem.
-
-        For a run that computed a node instead of loading its stored entry and does not
-        keep its own output: a damaged entry it never read would otherwise stay until a
-        later run trips on it. ``None`` if the entry is sound or absent.
-        """
-        _check_fingerprint(fingerprint)
-        with self.files.errors(f"check {fingerprint}"):
-            entry = self._entries.inspect_deep(fingerprint)
-            if entry.state != "invalid":
-                return None
-            self._entries.remove_bad(fingerprint, entry)
-        return entry.problem
-
     def entries(self) -> list[Manifest]:
         """Return every valid committed entry, sorted by fingerprint."""
         return self._collector.valid_entries()
@@ -356,6 +341,24 @@ class ArtifactStore:
         if self.lease is None or self.lease.announced is None:
             return {}
         return self.run_leases.in_flight(fingerprints, self.lease)
+
+
+def drop_if_damaged(store: ArtifactStore, fingerprint: str) -> str | None:
+    """Remove the entry of ``fingerprint`` from ``store`` if its files fail their sha256;
+    the problem.
+
+    For a run that computed a node instead of loading its stored entry and does not keep
+    its own output: a damaged entry it never read would otherwise stay until a later run
+    trips on it. ``None`` if the entry is sound or absent. (A function beside
+    :class:`ArtifactStore`, which has all the methods its size allows.)
+    """
+    _check_fingerprint(fingerprint)
+    with store.files.errors(f"check {fingerprint}"):
+        entry = store._entries.inspect_deep(fingerprint)
+        if entry.state != "invalid":
+            return None
+        store._entries.remove_bad(fingerprint, entry)
+    return entry.problem
 
 
 def _init_root(files: StoreFiles) -> None:
