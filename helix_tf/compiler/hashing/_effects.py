@@ -127,7 +127,7 @@ def scan_effects(tree: ast.AST, resolve: Callable[[str], object], source: str) -
     scan = _Scan(resolve, source)
     scan.visit(tree)
     scan.leftover_environ(tree)
-    scan.leftover_generators(tree)
+    _kept_draws(scan, tree)
     return scan.found
 
 
@@ -253,43 +253,6 @@ class _Scan(ast.NodeVisitor):
             if _is_global_draw(fn):
                 self.found.global_draws.append((self.text(node), node.lineno))
         self.generic_visit(node)
-
-    def leftover_generators(self, tree: ast.AST) -> None:
-        """A use of a generator object known at compile time (a module's or closure's
-        ``RNG``) that can draw from it: a method (``RNG.normal()``), an argument
-        (``frame.sample(random_state=RNG)``), an alias (``rng = RNG``); not a copy
-        (``copy.deepcopy(RNG)``) nor reading or setting its state (``RNG.get_state()``,
-        ``RNG.bit_generator.state``)."""
-        parents = {id(c): n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.Name | ast.Attribute):
-                continue
-            if not isinstance(node.ctx, ast.Load) or not kept_generator(self.value(node)):
-                continue
-            parent = parents.get(id(node))
-            grand = parents.get(id(parent)) if parent is not None else None
-            shown = self.drawing_use(node, parent, grand)
-            if shown is not None:
-                self.found.kept_draws.append((self.text(shown), node.lineno))
-
-    def drawing_use(
-        self, node: ast.AST, parent: ast.AST | None, grand: ast.AST | None
-    ) -> ast.AST | None:
-        """The expression through which ``node`` (a generator) may be drawn from, or None."""
-        if isinstance(parent, ast.keyword) and isinstance(grand, ast.Call):
-            parent, grand = grand, None  # a keyword argument: as a positional one
-        if isinstance(parent, ast.Call) and node is not parent.func:
-            fn = self.value(parent.func)
-            return None if fn is copy.copy or fn is copy.deepcopy else parent
-        if isinstance(parent, ast.Attribute) and parent.value is node:
-            if parent.attr in _STATE_CALLS:
-                return None
-            if parent.attr == "bit_generator" and getattr(grand, "attr", None) == "state":
-                return None
-            return grand if isinstance(grand, ast.Call) and grand.func is parent else parent
-        if isinstance(parent, ast.Assign | ast.AnnAssign | ast.NamedExpr):
-            return parent  # an alias: its uses are not followed
-        return None
 
     def listed(self, node: ast.AST | None) -> str | None:
         """The folder (or glob pattern) a listing call reads, when known (``os.listdir()``
@@ -552,3 +515,42 @@ def _is_unseeded(fn: object, node: ast.Call) -> bool:
             seeded = False
         return not seeded
     return False
+
+
+def _kept_draws(scan: _Scan, tree: ast.AST) -> None:
+    """A use of a generator object known at compile time (a module's or closure's
+    ``RNG``) that can draw from it: a method (``RNG.normal()``), an argument
+    (``frame.sample(random_state=RNG)``), an alias (``rng = RNG``); not a copy
+    (``copy.deepcopy(RNG)``) nor reading or setting its state (``RNG.get_state()``,
+    ``RNG.bit_generator.state``)."""
+    parents = {id(c): n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Name | ast.Attribute):
+            continue
+        if not isinstance(node.ctx, ast.Load) or not kept_generator(scan.value(node)):
+            continue
+        parent = parents.get(id(node))
+        grand = parents.get(id(parent)) if parent is not None else None
+        shown = _drawing_use(scan.value, node, parent, grand)
+        if shown is not None:
+            scan.found.kept_draws.append((scan.text(shown), node.lineno))
+
+
+def _drawing_use(
+    value: Callable[[ast.AST], object], node: ast.AST, parent: ast.AST | None, grand: ast.AST | None
+) -> ast.AST | None:
+    """The expression through which ``node`` (a generator) may be drawn from, or None."""
+    if isinstance(parent, ast.keyword) and isinstance(grand, ast.Call):
+        parent, grand = grand, None  # a keyword argument: as a positional one
+    if isinstance(parent, ast.Call) and node is not parent.func:
+        fn = value(parent.func)
+        return None if fn is copy.copy or fn is copy.deepcopy else parent
+    if isinstance(parent, ast.Attribute) and parent.value is node:
+        if parent.attr in _STATE_CALLS:
+            return None
+        if parent.attr == "bit_generator" and getattr(grand, "attr", None) == "state":
+            return None
+        return grand if isinstance(grand, ast.Call) and grand.func is parent else parent
+    if isinstance(parent, ast.Assign | ast.AnnAssign | ast.NamedExpr):
+        return parent  # an alias: its uses are not followed
+    return None

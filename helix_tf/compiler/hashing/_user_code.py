@@ -141,30 +141,7 @@ class _UserCode:
             form["files"] = files
         for call, line in found.unseeded:
             c.unseeded.append(f"{call} ({os.path.basename(filename)}:{line}, in {qualname})")
-        for call, line in found.global_draws:
-            c.refuse(
-                f"{qualname} draws from a random generator the whole process shares: {call} "
-                f"({os.path.basename(filename)}:{line}); what it draws depends on every draw "
-                "before it (other nodes, earlier runs), so no rerun can reproduce it; use "
-                "np.random.default_rng(seed) with the seed a parameter"
-            )
-        for call, line in found.kept_draws:
-            c.refuse(
-                f"{qualname} draws from a random generator kept outside the call: {call} "
-                f"({os.path.basename(filename)}:{line}); what it draws depends on every earlier "
-                "draw from it in the process (other functions, the batch sizes, which nodes "
-                "were loaded), so a stored result would not be what a fresh run computes; "
-                "make the generator inside the function from a seed parameter "
-                "(np.random.default_rng(seed))"
-            )
-        for call, line, why in found.varying:
-            c.refuse(f"{qualname} calls {call} ({os.path.basename(filename)}:{line}), which {why}")
-        for call, line in found.dynamic:
-            c.refuse(
-                f"{qualname} reads names known only when it runs: {call} "
-                f"({os.path.basename(filename)}:{line}); read the values it needs by name "
-                "(a module constant, a closure variable or an import at module level)"
-            )
+        _refuse_effects(found, os.path.basename(filename), qualname, c)
         if found.facts:
             form["facts"] = {name: _fact(name, c) for name in found.facts}
         if found.imports:
@@ -271,3 +248,32 @@ class _UserCode:
         text = src.text if src is not None else ""
         form.update(self._effects(located, norm, namespace, namespace.globals, text, where, c))
         return form
+
+
+def _refuse_effects(found: Any, base: str, qualname: str, c: _Collector) -> None:
+    """Refuse what no rerun can reproduce: shared or kept random draws, calls whose
+    result varies, names resolved only at run time (``base``: the file's name)."""
+    for call, line in found.global_draws:
+        c.refuse(
+            f"{qualname} draws from a random generator the whole process shares: {call} "
+            f"({base}:{line}); what it draws depends on every draw "
+            "before it (other nodes, earlier runs), so no rerun can reproduce it; use "
+            "np.random.default_rng(seed) with the seed a parameter"
+        )
+    for call, line in found.kept_draws:
+        c.refuse(
+            f"{qualname} draws from a random generator kept outside the call: {call} "
+            f"({base}:{line}); what it draws depends on every earlier "
+            "draw from it in the process (other functions, the batch sizes, which nodes "
+            "were loaded), so a stored result would not be what a fresh run computes; "
+            "make the generator inside the function from a seed parameter "
+            "(np.random.default_rng(seed))"
+        )
+    for call, line, why in found.varying:
+        c.refuse(f"{qualname} calls {call} ({base}:{line}), which {why}")
+    for call, line in found.dynamic:
+        c.refuse(
+            f"{qualname} reads names known only when it runs: {call} "
+            f"({base}:{line}); read the values it needs by name "
+            "(a module constant, a closure variable or an import at module level)"
+        )
