@@ -133,7 +133,7 @@ def _path_state() -> tuple[tuple[str, int], ...]:
 
 
 @functools.lru_cache(maxsize=4)
-def _distributions(state: tuple[tuple[str, int], ...] = ()) -> Mapping[str, list[str]]:
+def _distributions(state: tuple[tuple[str, int], ...]) -> Mapping[str, list[str]]:
     """Import packages to the distributions that install them, for path ``state``."""
     return importlib.metadata.packages_distributions()
 
