@@ -54,7 +54,7 @@ def normalized(normalize: Callable[[Any], Any], default: Any = dataclasses.MISSI
     >>> Scale(["a"], factor=0)
     Traceback (most recent call last):
     ...
-    helix_tf.errors.ConfigError: Scale: factor must be > 0, but got 0
+    helix_tf.errors.ConfigError: Scale: factor must be > 0, but got 0.0
     """
     return dataclasses.field(default=default, metadata={_NORMALIZE: normalize})
 
