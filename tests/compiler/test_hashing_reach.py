@@ -344,7 +344,7 @@ def test_a_library_reinstalled_with_other_code_under_the_same_version(
 
     def installed(factor: int) -> CodeFingerprint:
         _install(site, name, f"def scale(x):\n    return x * {factor}\n")
-        for cached in ("_package_version", "_package_release"):
+        for cached in ("_version_at", "_release_at"):
             getattr(getattr(_origin, cached, None), "cache_clear", lambda: None)()
         sys.modules.pop(name, None)
         return project({"{p}main.py": main})
@@ -355,6 +355,48 @@ def test_a_library_reinstalled_with_other_code_under_the_same_version(
         assert installed(3).digest != before.digest
     finally:
         sys.modules.pop(name, None)
+
+
+def test_metadata_written_beside_a_package_is_read_as_a_fresh_process_reads_it(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A Dataflow job submitted from a source tree runs its ``setup.py sdist``, which writes
+    ``NAME.egg-info`` beside the package, ahead of the installed dist-info on the path: a
+    fresh process identifies the package by it. A long-lived process kept the identity it
+    had read first, so the same code had one fingerprint there and another in a fresh
+    process (the test session after tests/scaleout/test_dataflow_job.py)."""
+    import os
+    import subprocess
+
+    from helix_tf.compiler.hashing import _origin
+
+    name = f"teamlib{next(_COUNTER)}"
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    site = tmp_path / "env" / "site-packages"
+    _install(site, name, "def scale(x):\n    return x\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.syspath_prepend(str(checkout))
+    os.utime(checkout, ns=(0, 0))  # whatever the file system's timestamp resolution
+    assert _origin._package_release(name).startswith("1.0 (files ")
+    info = checkout / f"{name}.egg-info"
+    info.mkdir()
+    (info / "PKG-INFO").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    fresh = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from helix_tf.compiler.hashing import _origin; "
+            "print(_origin._package_release(sys.argv[1]))",
+            name,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+    ).stdout.strip()
+    assert fresh == "1.0"  # an egg-info has no RECORD
+    assert _origin._package_release(name) == fresh
 
 
 # ------------------------------------------------------------- a compiled module of one's own

@@ -114,21 +114,44 @@ def _identity(obj: object) -> tuple[str, str]:
     return module, qualname
 
 
-@functools.lru_cache(maxsize=1)
-def _distributions() -> Mapping[str, list[str]]:
+def _path_state() -> tuple[tuple[str, int], ...]:
+    """``sys.path`` with each folder's modification time: what the distributions'
+    metadata is looked up in. Installing, upgrading or reinstalling a package, or a
+    build writing metadata beside a source tree (``setup.py sdist``, which Beam runs
+    for ``--setup_file``, writes ``NAME.egg-info`` there), adds or replaces an entry of
+    one of these folders and so changes it: what was read for the old state is not
+    used for the new one, so a long-lived process (the test session, the agent) gives
+    the fingerprints a fresh process gives. Before, a package's identity was read once
+    per process and kept after its metadata changed."""
+    state = []
+    for entry in sys.path:
+        try:
+            state.append((entry, os.stat(entry or ".").st_mtime_ns))
+        except OSError:
+            state.append((entry, -1))
+    return tuple(state)
+
+
+@functools.lru_cache(maxsize=4)
+def _distributions(state: tuple[tuple[str, int], ...]) -> Mapping[str, list[str]]:
+    """Import packages to the distributions that install them, for path ``state``."""
     return importlib.metadata.packages_distributions()
 
 
-@functools.lru_cache(maxsize=1024)
 def _package_version(module: str) -> str:
     """The version of the package a module belongs to (never imports it)."""
+    return _version_at(module, _path_state())
+
+
+@functools.lru_cache(maxsize=1024)
+def _version_at(module: str, state: tuple[tuple[str, int], ...]) -> str:
     top = module.split(".")[0]
     if top in sys.stdlib_module_names or top in sys.builtin_module_names:
         return _PYTHON
     version = getattr(sys.modules.get(top), "__version__", None)
     if isinstance(version, str):
         return version
-    for dist in _distributions().get(top, [top]):
+    for dist in _distributions(state).get(top, [top]):
         try:
             return importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -136,23 +159,28 @@ def _package_version(module: str) -> str:
     return "unknown"
 
 
-@functools.lru_cache(maxsize=256)
 def _package_release(module: str) -> str:
     """A library's identity in a fingerprint: its version and, for a distribution that
     pip installed, a digest of its ``RECORD`` (every installed file with its sha256).
 
     The version alone missed a package reinstalled with other code under the same
     version (a team's own library, a local build: ``pip install ./mylib`` while
-    iterating), so results computed with the old code were reused.
+    iterating), so results computed with the old code were reused. Read again when
+    ``sys.path``'s folders change (:func:`_path_state`).
     """
-    version = _package_version(module)
+    return _release_at(module, _path_state())
+
+
+@functools.lru_cache(maxsize=256)
+def _release_at(module: str, state: tuple[tuple[str, int], ...]) -> str:
+    version = _version_at(module, state)
     top = module.split(".")[0]
     if version == _PYTHON:
         return version
     try:  # by its own name first: listing every distribution takes ~0.3 s
         names = [importlib.metadata.distribution(top).metadata["Name"] or top]
     except importlib.metadata.PackageNotFoundError:
-        names = list(_distributions().get(top, ()))
+        names = list(_distributions(state).get(top, ()))
     records = []
     for name in sorted(set(names)):
         try:
