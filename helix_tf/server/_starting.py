@@ -83,8 +83,11 @@ def write_owner(fd: int, pid: int, phase: str = "starting") -> None:
     ``importing`` (a client does better to wait than to import the same libraries
     beside it); ``ready``.
     """
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{pid} {phase} {time.time():.3f}\n".encode(), 0)
+    record = f"{pid} {phase} {time.time():.3f}\n".encode()
+    # Written over the old record, then cut to length: a client polling the file reads
+    # the old record or the new one (its first line), never an empty file.
+    os.pwrite(fd, record, 0)
+    os.ftruncate(fd, len(record))
 
 
 def holder() -> tuple[int, str] | None:
@@ -99,12 +102,18 @@ def holder_since() -> tuple[int, str, float] | None:
     if fd is not None:
         os.close(fd)
         return None
-    try:
-        fields = lock_path().read_text().split()
-        phase = fields[1] if len(fields) > 1 else "starting"
-        return int(fields[0]), phase, float(fields[2]) if len(fields) > 2 else time.time()
-    except (OSError, ValueError, IndexError):
-        return None
+    for _ in range(_READ_TRIES):
+        try:
+            fields = lock_path().read_text().partition("\n")[0].split()
+            phase = fields[1] if len(fields) > 1 else "starting"
+            return int(fields[0]), phase, float(fields[2]) if len(fields) > 2 else time.time()
+        except (OSError, ValueError, IndexError):
+            time.sleep(0.001)  # caught while the holder rewrites it: read again
+    return None
+
+
+#: Reads of the lock file before a holder whose record cannot be read counts as none.
+_READ_TRIES = 5
 
 
 def holder_pid() -> int | None:

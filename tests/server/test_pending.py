@@ -96,3 +96,29 @@ def test_a_server_gone_is_not_waited_for(tmp_path: Path, monkeypatch: pytest.Mon
     t0 = time.monotonic()
     assert not pending.ready()
     assert time.monotonic() - t0 < 5
+
+
+def test_a_reader_never_sees_the_lock_record_half_written(lock: int) -> None:
+    # The server rewrites its record as its phase moves on (importing, ready) while a
+    # starting run polls it: a read between the old record's removal and the new one's
+    # write found no holder, and the run stopped waiting for a server that was there.
+    from helix_tf.server._starting import holder
+
+    stop = threading.Event()
+
+    def rewrite() -> None:
+        phases = ("importing", "ready")
+        i = 0
+        while not stop.is_set():
+            write_owner(lock, SERVER + i % 7, phases[i % 2])
+            i += 1
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    try:
+        seen = [holder() for _ in range(20_000)]
+    finally:
+        stop.set()
+        writer.join()
+    assert None not in seen
+    assert {p for _, p in seen} == {"importing", "ready"}  # type: ignore[misc]
