@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from helix_tf._installed import distributions
+
 __all__ = [
     "STAMP_MEANING",
     "code_stamp",
@@ -107,8 +109,10 @@ def stamp_parts(environ: Mapping[str, str] | None = None) -> dict[str, str]:
             packages.update(f"{os.path.realpath(entry)}\0{mtime}\n".encode())
         except OSError:
             continue
+    # A package installed into a $PYTHONPATH folder (pip install --target) shadows
+    # site-packages without touching it: its distributions are read too.
     for entry in [*site.getsitepackages(), *_python_path(environ)]:
-        packages.update(_distributions(entry).encode())
+        packages.update(f"{os.path.realpath(entry)}\0{distributions(entry)}\n".encode())
     return {
         "helix_tf": code.hexdigest()[:16],
         "packages": packages.hexdigest()[:16],
@@ -119,26 +123,6 @@ def stamp_parts(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 def _python_path(environ: Mapping[str, str]) -> list[str]:
     """The folders ``$PYTHONPATH`` puts before site-packages (``pip install --target``)."""
     return [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-
-
-def _distributions(folder: str) -> str:
-    """The distributions installed in ``folder``: each ``*.dist-info``/``*.egg-info``
-    entry's name and modification time (an install, upgrade or reinstall replaces it).
-
-    A package installed into a ``$PYTHONPATH`` folder shadows site-packages without
-    touching it; the folder's own modification time would also follow every file a
-    project writes there, so only its distributions are read.
-    """
-    try:
-        with os.scandir(folder) as entries:
-            found = sorted(
-                f"{e.name}\0{e.stat(follow_symlinks=False).st_mtime_ns}"
-                for e in entries
-                if e.name.endswith((".dist-info", ".egg-info"))
-            )
-    except OSError:
-        return f"{folder}\0absent\n"
-    return f"{os.path.realpath(folder)}\0{'|'.join(found)}\n"
 
 
 def code_stamp(environ: Mapping[str, str] | None = None) -> str:

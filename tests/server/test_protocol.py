@@ -111,6 +111,7 @@ def test_stamp_follows_packages_installed_into_a_pythonpath_folder(
     shutil.rmtree(dist)  # reinstalled: the same name, written anew
     dist.mkdir()
     os.utime(dist, ns=(1, dist.stat().st_mtime_ns + 1))  # coarse clocks: surely later
+    os.utime(target, ns=(1, target.stat().st_mtime_ns + 1))
     assert stale_reasons(installed, stamp_parts(environ)) == ["packages"]
 
 

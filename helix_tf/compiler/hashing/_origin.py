@@ -15,6 +15,8 @@ import sysconfig
 import types
 from collections.abc import Mapping
 
+from helix_tf._installed import distributions
+
 from ._files import sha256_file
 
 logger = logging.getLogger(__name__)
@@ -114,26 +116,19 @@ def _identity(obj: object) -> tuple[str, str]:
     return module, qualname
 
 
-def _path_state() -> tuple[tuple[str, int], ...]:
-    """``sys.path`` with each folder's modification time: what the distributions'
+def _path_state() -> tuple[tuple[str, str], ...]:
+    """``sys.path`` with the distributions each folder holds: what the distributions'
     metadata is looked up in. Installing, upgrading or reinstalling a package, or a
     build writing metadata beside a source tree (``setup.py sdist``, which Beam runs
-    for ``--setup_file``, writes ``NAME.egg-info`` there), adds or replaces an entry of
-    one of these folders and so changes it: what was read for the old state is not
-    used for the new one, so a long-lived process (the test session, the agent) gives
-    the fingerprints a fresh process gives. Before, a package's identity was read once
-    per process and kept after its metadata changed."""
-    state = []
-    for entry in sys.path:
-        try:
-            state.append((entry, os.stat(entry or ".").st_mtime_ns))
-        except OSError:
-            state.append((entry, -1))
-    return tuple(state)
+    for ``--setup_file``, writes ``NAME.egg-info`` there), changes it: what was read
+    for the old state is not used for the new one, so a long-lived process (the test
+    session, the agent) gives the fingerprints a fresh process gives. Other files
+    written in those folders (a store in the project folder) leave it as it was."""
+    return tuple((entry, distributions(entry)) for entry in sys.path)
 
 
 @functools.lru_cache(maxsize=4)
-def _distributions(state: tuple[tuple[str, int], ...]) -> Mapping[str, list[str]]:
+def _distributions(state: tuple[tuple[str, str], ...]) -> Mapping[str, list[str]]:
     """Import packages to the distributions that install them, for path ``state``."""
     return importlib.metadata.packages_distributions()
 
@@ -144,7 +139,7 @@ def _package_version(module: str) -> str:
 
 
 @functools.lru_cache(maxsize=1024)
-def _version_at(module: str, state: tuple[tuple[str, int], ...]) -> str:
+def _version_at(module: str, state: tuple[tuple[str, str], ...]) -> str:
     top = module.split(".")[0]
     if top in sys.stdlib_module_names or top in sys.builtin_module_names:
         return _PYTHON
@@ -172,7 +167,7 @@ def _package_release(module: str) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _release_at(module: str, state: tuple[tuple[str, int], ...]) -> str:
+def _release_at(module: str, state: tuple[tuple[str, str], ...]) -> str:
     version = _version_at(module, state)
     top = module.split(".")[0]
     if version == _PYTHON:

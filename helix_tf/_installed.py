@@ -1,0 +1,43 @@
+"""The distributions installed in a folder of the import path (:func:`distributions`):
+what both the warm server's code stamp and the fingerprints' library identities follow.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["distributions"]
+
+#: folder -> (its modification time, what :func:`distributions` read there then).
+_READ: dict[str, tuple[int, str]] = {}
+
+
+def distributions(folder: str) -> str:
+    """The distributions installed in ``folder``: each ``*.dist-info``/``*.egg-info``
+    entry's name and modification time, as one text (``""`` for none).
+
+    An install, upgrade or reinstall replaces such an entry, and so does a build writing
+    metadata beside a source tree (``setup.py sdist`` writes ``NAME.egg-info``). The
+    folder's own modification time follows every file a project writes there (a store,
+    results), so it only tells when to read the folder again, never by itself that
+    something was installed. ``""`` for a folder that cannot be listed.
+    """
+    try:
+        mtime = os.stat(folder or ".").st_mtime_ns
+    except OSError:
+        return ""
+    known = _READ.get(folder)
+    if known is not None and known[0] == mtime:
+        return known[1]
+    try:
+        with os.scandir(folder or ".") as entries:
+            found = sorted(
+                f"{e.name}\0{e.stat(follow_symlinks=False).st_mtime_ns}"
+                for e in entries
+                if e.name.endswith((".dist-info", ".egg-info"))
+            )
+    except OSError:
+        return ""
+    text = "|".join(found)
+    _READ[folder] = (mtime, text)
+    return text
