@@ -1,0 +1,118 @@
+"""A trainer's first-use costs paid while it is idle, in a process that keeps trainers (the
+server's trainer): the graph a run hints it trained, built and its light step traced
+(:func:`prepare`), and TensorFlow's own start-up (:func:`warm_up`). Re-exported by
+:mod:`helix_tf.components.keras_models`, whose trainers they make ready.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from helix_tf.components import _light_fit, penalties
+from helix_tf.components._keras_layers import keras as _k
+from helix_tf.components._model_build import Head, build_model, optimizer
+from helix_tf.components._model_use import predict_scores
+from helix_tf.types import CATEGORICAL, NUMERIC
+
+__all__ = ["HINT_ROWS", "hint_of", "prepare", "warm_up"]
+
+
+#: The rows of a training that :func:`prepare` runs its light step over (any few do).
+HINT_ROWS = 8
+
+
+def hint_of(training: Mapping[str, Any]) -> dict[str, Any]:
+    """What :func:`prepare` needs of a training: all of it but a few of its rows."""
+    rows = min(HINT_ROWS, len(training["y"]))
+    return {
+        **training,
+        "x": {k: np.array(v[:rows]) for k, v in training["x"].items()},
+        "y": np.array(training["y"][:rows]),
+    }
+
+
+def prepare(training: Mapping[str, Any]) -> bool:
+    """Make ready the trainer a later training of ``training``'s graph reuses, in a process
+    that keeps trainers (the server's trainer, while idle: a run that trained by itself
+    hints what it trained, :func:`trainers.hint`).
+
+    The trainer is built as that training's would be (seeded by its learner), its light
+    step (approximate runs, :mod:`._light_fit`) traced and run once over ``training``'s
+    rows, so that TensorFlow has instantiated it, and kept: the next training of the
+    graph resets it to its initial state (the same bits as a fresh build) and skips the
+    build (~0.1–0.3 s), a light one also the step's tracing and instantiation (~0.3–0.8
+    s). Not Keras' ``fit``: tracing it too made the preparation longer than the tiny
+    warm-up it stands before, and a run that came during it waited longer. Whether it
+    made one (not when one is kept already, or this process keeps none).
+    """
+    from helix_tf.components import trainers
+
+    learner, features, head = training["learner"], training["features"], training["head"]
+    run_eagerly, policy = bool(training["run_eagerly"]), training["policy"]
+    key = trainers.graph_key(learner, features, head, policy=policy, run_eagerly=run_eagerly)
+    if trainers.TRAINERS.capacity == 0 or trainers.TRAINERS.holds(key):
+        return False
+    from helix_tf.components.keras_models import _trainer
+
+    keras = _k()
+    import tensorflow as tf
+
+    trainers.seed_generators(int(learner.seed))  # as a fresh training seeds its build
+    tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        key, trainer = _trainer(learner, features, head, run_eagerly, policy, light=False)
+        rows = len(training["y"])
+        if not run_eagerly:
+            _, trainer.light_step = _light_fit.light_fit(
+                trainer.model,
+                training["x"],
+                training["y"],
+                batch_size=rows,
+                epochs=1,
+                seed=int(learner.seed),
+            )
+        trainers.TRAINERS.give_back(key, trainer)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return True
+
+
+def warm_up() -> None:
+    """Pay TensorFlow's first-use costs in this process: a tiny linear model built,
+    compiled, trained with a traced step and scored (the server's trainer, while idle).
+
+    The first training in a process costs seconds more than the next (TensorFlow's
+    runtime and thread pools, kernels, ``tf.function`` and Keras' data adapter set up
+    once); a served run that finds the trainer cold waits for them. Nothing of it is
+    kept in :data:`trainers.TRAINERS` (every training seeds the generators itself).
+    """
+    from helix_tf.components import trainers
+    from helix_tf.components.keras_models import EAGER_MAX_STEPS, _plain
+    from helix_tf.components.learners import Linear
+
+    _k()  # Keras imported (and its layers registered) before TensorFlow is used
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    rows = 8 * (EAGER_MAX_STEPS + 4)  # one epoch of more steps than run eagerly: traced
+    features = [{"name": "n", "kind": NUMERIC}, {"name": "c", "kind": CATEGORICAL, "size": 4}]
+    x = {
+        "n": rng.normal(size=(rows, 1)).astype(np.float32),
+        "c": rng.integers(0, 4, size=(rows, 1)).astype(np.int32),
+    }
+    y = (x["n"][:, 0] > 0).astype(np.float32)
+    learner = Linear(l2=1e-4, epochs=1, batch_size=8)
+    # Every training seeds the generators again; TensorFlow's kernels stay (a light step
+    # prepared before, :func:`prepare`, stays instantiated).
+    trainers.seed_generators(0, keep_kernels=True)
+    tf.config.experimental.enable_op_determinism()
+    strengths = penalties.Strengths.of(learner)
+    model = build_model(learner, features, 1, strengths)
+    model.compile(optimizer=optimizer(learner, strengths), loss=Head().keras_loss())
+    model.optimizer.build(model.trainable_variables)
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=True, verbose=0)
+    predict_scores(_plain(learner, features, Head(), model.get_weights()), x)
