@@ -397,3 +397,56 @@ def test_tensorflow_and_keras_draws(
         assert refusals == ()
     else:
         assert len(refusals) == 1 and why in refusals[0], refusals
+
+
+HANDED_ON = """\
+import numpy as np
+
+RNG = np.random.default_rng(0)
+
+
+class Config:
+    @property
+    def rng(self):
+        return RNG
+
+
+CFG = Config()
+
+
+def through_a_property(x):
+    return x + CFG.rng.normal()
+
+
+def returned(x):
+    return RNG
+
+
+def packed(x):
+    pair = (x, RNG)
+    return pair[1].normal()
+
+
+def only_compared(x):
+    return x if RNG is not None else -x
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "refused"),
+    [("through_a_property", True), ("returned", True), ("packed", True), ("only_compared", False)],
+)
+def test_a_generator_handed_on_is_a_draw_a_comparison_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, refused: bool
+) -> None:
+    """What gets a generator (returned by a property, packed in a tuple) can draw from it;
+    where it goes is not followed, so handing it on is a draw."""
+    (tmp_path / "qa14_handed.py").write_text(HANDED_ON, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("qa14_handed", None)
+    try:
+        fn = getattr(importlib.import_module("qa14_handed"), name)
+        refusals = code_fingerprint(fn).refusals
+    finally:
+        sys.modules.pop("qa14_handed", None)
+    assert bool(refusals) is refused, refusals

@@ -775,6 +775,21 @@ def _drawing_use(
         if parent.attr == "bit_generator" and getattr(grand, "attr", None) == "state":
             return None
         return grand if isinstance(grand, ast.Call) and grand.func is parent else parent
-    if isinstance(parent, ast.Assign | ast.AnnAssign | ast.NamedExpr):
-        return parent  # an alias: its uses are not followed
-    return None
+    if parent is None or isinstance(parent, _INERT_USES):
+        return None
+    # Handed on (an alias, returned, yielded, packed in a container, a conditional's
+    # value): where it goes is not followed, and whatever gets it can draw.
+    return parent
+
+
+#: Uses of a generator that cannot draw from it: a comparison (``RNG is None``), its
+#: truth value, a statement of it alone, its text in an f-string.
+_INERT_USES = (
+    ast.Compare,
+    ast.Expr,
+    ast.If,
+    ast.While,
+    ast.Assert,
+    ast.UnaryOp,
+    ast.FormattedValue,
+)
