@@ -450,3 +450,39 @@ def test_a_generator_handed_on_is_a_draw_a_comparison_is_not(
     finally:
         sys.modules.pop("qa14_handed", None)
     assert bool(refusals) is refused, refusals
+
+
+def test_reading_items_at_compile_time_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Items and attributes are looked up without running code: a defaultdict's missing
+    item is not made, a property is not called."""
+    source = """\
+import collections
+
+CALLS = []
+TABLE = collections.defaultdict(list)
+
+
+class Lazy:
+    @property
+    def value(self):
+        CALLS.append(1)
+        return 1
+
+
+LAZY = Lazy()
+
+
+def udf(x):
+    return x + len(TABLE["missing"]) + LAZY.value
+"""
+    (tmp_path / "qa14_static.py").write_text(source, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("qa14_static", None)
+    try:
+        module = importlib.import_module("qa14_static")
+        assert code_fingerprint(module.udf).refusals == ()
+        assert dict(module.TABLE) == {} and module.CALLS == []
+    finally:
+        sys.modules.pop("qa14_static", None)

@@ -369,6 +369,8 @@ def _static_item(base: object, key: object) -> object:
     for kind in (dict, list, tuple):
         if isinstance(base, kind) and type(base).__getitem__ is kind.__getitem__:
             try:
+                if isinstance(base, dict) and key not in base:
+                    return _UNKNOWN  # (a defaultdict would make the missing item)
                 return base[key]  # type: ignore[index,call-overload]
             except (KeyError, IndexError, TypeError):
                 return _UNKNOWN
