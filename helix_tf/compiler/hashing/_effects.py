@@ -353,7 +353,10 @@ def _static_attribute(base: object, attr: str) -> object:
         return found.__func__
     if isinstance(found, classmethod):
         return types.MethodType(found.__func__, base if isinstance(base, type) else type(base))
-    own = vars(base) if hasattr(base, "__dict__") else {}
+    try:  # its own attributes, without an overridden __getattribute__ running
+        own = object.__getattribute__(base, "__dict__")
+    except AttributeError:
+        own = {}
     if isinstance(found, types.FunctionType):
         if isinstance(base, type) or attr in own:
             return found
