@@ -49,6 +49,10 @@ class AgentRuns:
             "state": "starting",
         }
         self.last_user_run = 0.0
+        #: The digest of the validation workflow the current study is of (set by the
+        #: search); ``moved``: a run finished after the config or its data changed from it.
+        self.base_digest: str | None = None
+        self.moved = False
         self.space: Any = None
         #: What validation runs deliver (:func:`scored_outputs`; None: every output).
         self.scored: list[str] | None = None
@@ -91,7 +95,7 @@ class AgentRuns:
         """Block while a user run is in progress or ended less than resume_after ago."""
         from helix_tf.activity import user_run_active
 
-        while not self.stop_requested:
+        while not self.stop_requested and not self.moved:
             if user_run_active(self.paths.home):
                 self.last_user_run = time.monotonic()
                 if self.status.get("state") != "paused":
@@ -129,6 +133,11 @@ class AgentRuns:
             "outputs": self.scored if validation is not None else None,
         }
         outcome = self.worker.call(request, stop=lambda: self.stop_requested, poll=self.opts.poll)
+        if isinstance(outcome, Finished) and self.version_moved():
+            # Run on another version than the study's (the user saved an edit or new data
+            # while it ran, or before it started): its result is not the study's to keep.
+            log.info("the config or its data changed during a run: its result is set aside")
+            outcome = Stopped(seconds=outcome.seconds)
         self.spent[self.purpose] = self.spent.get(self.purpose, 0.0) + outcome.seconds
         self.status["worker"] = {
             **self.worker.stats(),
@@ -141,9 +150,23 @@ class AgentRuns:
             log.info("yielded to a user run after %.0f ms", (outcome.latency or 0) * 1000)
             # Recorded when the agent resumes: nothing of the agent's runs beside the user's.
             self.killed_pending = "stopped by the agent: it yielded to a user's run (re-run later)"
-        elif isinstance(outcome, Stopped):
+        elif isinstance(outcome, Stopped) and not self.moved:
             self.record_killed("stopped by the agent: `agent stop`")
         return outcome
+
+    def version_moved(self) -> bool:
+        """Whether the config or its data is no longer the study's version (or does not
+        compile); once true, :attr:`moved` stays set until the search looks again."""
+        if self.base_digest is None or self.moved:
+            return self.moved
+        try:
+            now = history.describe(
+                self.opts.config, data_dir=self.opts.data_dir, validation=self.opts.validation
+            ).digest
+        except HelixError:
+            now = None
+        self.moved = now != self.base_digest
+        return self.moved
 
     def record_killed(self, reason: str) -> list[int]:
         """Record the agent's runs whose process is gone as killed (never left "running")."""
