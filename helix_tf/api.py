@@ -177,14 +177,18 @@ def run(
         scratch=scratch,
         rehash=rehash,
     )
-    # A user's run (untagged: the CLI's, a notebook's) holds the store's user-run mark:
-    # the think-time agent yields the machine while it runs (helix_tf.activity).
-    with user_run(home_of(config, store)) if tag is None else contextlib.nullcontext():
+    with _user_mark(config, store, tag):
         loaded = _load(config, params, data_dir, validation, outputs)
         first, facts = run_once(loaded, opts, need_models=retrain_without_zero)
-        if not retrain_without_zero:
-            return first
-        return _retrain_without_zero(loaded, opts, first, facts)
+        return _retrain_without_zero(loaded, opts, first, facts) if retrain_without_zero else first
+
+
+def _user_mark(
+    config: str | os.PathLike[str], store: str | None, tag: str | None
+) -> contextlib.AbstractContextManager[None]:
+    """A user's run (untagged: the CLI's, a notebook's) holds the store's user-run mark:
+    the think-time agent yields the machine while it runs (:mod:`helix_tf.activity`)."""
+    return user_run(home_of(config, store)) if tag is None else contextlib.nullcontext()
 
 
 def _load(
