@@ -291,5 +291,5 @@ class Agent(Verification):
             left = None if opts.max_trials is None else opts.max_trials - finished
             self.batch(study, space, metric, min(opts.batch, left or opts.batch))
             self.verify(study, metric, baseline_value)
-        self.update(state="stopped", reason="agent stop", rung=None)
+        self.update(state="stopped", reason=self.stop_reason or "agent stop", rung=None)
         return False

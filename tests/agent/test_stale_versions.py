@@ -168,3 +168,36 @@ def test_a_search_waits_while_the_config_does_not_compile(
     monkeypatch.setattr("helix_tf.agent._search.time.sleep", sleep)
     assert agent.search() is False  # stopped while waiting; it never raised
     assert len(waits) == 2
+
+
+def test_the_agent_stops_when_its_store_folder_is_deleted_under_it(
+    cfg: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleted, the store took the agent's study, lock and log with it: the agent went on
+    writing trials into deleted files (`agent report`: no study), and its lock no longer
+    kept a second agent off the store."""
+    import os
+    import shutil
+
+    _space(monkeypatch)
+    agent = _agent(cfg)
+    updates: list[dict[str, Any]] = []
+    agent.update = lambda **fields: updates.append(fields)  # type: ignore[method-assign]
+    agent.paths.folder.mkdir(parents=True)
+    agent.lock_fd = os.open(agent.paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    calls: list[dict[str, Any]] = []
+
+    def call(request: dict[str, Any], **kwargs: Any) -> Finished:
+        calls.append(request)
+        if len(calls) == 2:  # the user deletes the store while the first trial runs
+            shutil.rmtree(agent.paths.home)
+        agent.stop_requested = len(calls) >= 6  # (bounded, should it go on)
+        return _finished(0.6)
+
+    agent.worker.call = call  # type: ignore[method-assign]
+    try:
+        assert agent.search() is False
+    finally:
+        os.close(agent.lock_fd)
+    assert len(calls) == 2  # nothing ran after
+    assert updates[-1]["state"] == "stopped" and "deleted" in updates[-1]["reason"]
