@@ -17,18 +17,23 @@ trainer, a run alone). The step is Keras' own ``train_step`` (the model's loss,
 optimizer, regularisers, dropout and loss scaling), traced once per trainer and kept
 with it; the reported loss per epoch is Keras' running mean over the epoch's steps,
 as ``fit`` reports it.
+
+An approximate run trains its sample for the exact run's steps (more epochs over
+fewer rows: :mod:`helix_tf.approx.settings`) and stops sooner once the epochs' losses
+have stopped falling (:func:`plateaued`): a decision on the losses alone, so the same
+sample stops at the same epoch in any process.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["light_fit"]
+__all__ = ["light_fit", "plateaued"]
 
 
 def light_fit(
@@ -41,12 +46,15 @@ def light_fit(
     seed: int,
     step: Any = None,
     on_epoch: Callable[[int, int, float, float], None] | None = None,
+    plateau: Mapping[str, float] | None = None,
 ) -> tuple[list[float], Any]:
     """Train the compiled ``model`` for ``epochs`` over ``x``/``y``; each epoch's loss, and
     the epoch function used (``step``: one kept from an earlier call on this model, else
     made here: :func:`_epoch_function`).
 
-    ``on_epoch(epoch, epochs, loss, seconds)`` is called after every epoch.
+    ``on_epoch(epoch, epochs, loss, seconds)`` is called after every epoch. ``plateau``
+    (``{"tolerance": t, "epochs": w}``): stop after the first epoch where
+    :func:`plateaued` holds for the losses so far.
     """
     if not getattr(model, "run_eagerly", False):  # the sample on the device once
         import tensorflow as tf
@@ -65,7 +73,28 @@ def light_fit(
         losses.append(loss)
         if on_epoch is not None:
             on_epoch(epoch + 1, epochs, loss, time.perf_counter() - started)
+        if plateau and plateaued(losses, plateau["tolerance"], int(plateau["epochs"])):
+            break
     return losses, step
+
+
+def plateaued(losses: Sequence[float], tolerance: float, window: int) -> bool:
+    """Whether a training loss has stopped falling: over the last ``window`` epochs its
+    mean fell by less than ``tolerance`` (a share of it) per epoch against the ``window``
+    epochs before (``2 * window`` epochs at least; a loss that is not finite never has).
+
+    >>> plateaued([1.0] * 4, 1e-4, 2), plateaued([1.0, 0.9, 0.8, 0.7], 1e-4, 2)
+    (True, False)
+    >>> plateaued([1.0] * 3, 1e-4, 2)
+    False
+    """
+    if window < 1 or len(losses) < 2 * window:
+        return False
+    before = math.fsum(losses[-2 * window : -window]) / window
+    last = math.fsum(losses[-window:]) / window
+    if not (math.isfinite(before) and math.isfinite(last)):
+        return False
+    return before - last <= tolerance * window * abs(last)
 
 
 def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any], None]:

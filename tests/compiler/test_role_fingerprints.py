@@ -11,7 +11,8 @@ Approximate learners carry their training loop (``"loop": "light"``, issue 9: a
 traced step over seeded numpy batches instead of Keras' fit), so the approximate
 pins of the learning nodes were re-pinned then, and again for ``"loop_version": 2``
 (the step gathers its batch in the graph) and 3 (a bag's width open in the traced
-step); the exact pins did not move.
+step), and for ``"plateau"`` (session 10: a sample's training ends once its loss stopped
+falling); the exact pins did not move.
 """
 
 from __future__ import annotations
@@ -61,16 +62,16 @@ PINNED: dict[str, dict[str, str]] = {
         "hours": "928ffc4239eb5bf723f9aa79da41a7e2",
         "education": "40adddd58eb43a9bbf2ec977523a3b2f",
         "examples": "bac241623648d1d816c1befeecc38757",
-        "learner": "18441d48564d8f79a9e9a0d22013c335",
-        "predictions": "4eac9284123b136ab3890609642dffff",
-        "train_predictions": "40020250cd92eb191c12b5fe2b75082a",
-        "evaluation": "ebd14bb6c4b78d85a4e7ff259f8ee08c",
-        "sliced": "00642f75ddd41c43bba41118b2c356bf",
-        "explanation": "19ae699bb7904d82d2e355d33679ce4f",
+        "learner": "0033e245b1e61f1cf7a3f4a32313c3e3",
+        "predictions": "1392a1c8a566433ba7f80a42842edde0",
+        "train_predictions": "fa1fce555cf606a8044fd4b5a0141de4",
+        "evaluation": "1eba2dd92dd58650a237fbd36be7d454",
+        "sliced": "793664a13786a2e61688dce37e5c490e",
+        "explanation": "df6bc7c1a45703f72f5e6649caa8f52c",
         "reg_examples": "7732edb95c47d93ab35de40a7fb43429",
-        "reg_learner": "3fc0c679a29a2ea885308718e43b64e9",
-        "reg_predictions": "069e8c7237f4b44cd93b36f3abbd2495",
-        "reg_evaluation": "0bd8ae38e79b32cc64b0c99a0ace6c86",
+        "reg_learner": "91b8c40c386e97d9bb3aa481575bf067",
+        "reg_predictions": "eb64d3d60a74a5c24da6a964c008ac40",
+        "reg_evaluation": "9a2f83f8fa894510faf2457ed8501a92",
     },
     "at_train": {
         "rows": "b807197ddadd5ecbf86027d1e4e4b030",
@@ -78,16 +79,16 @@ PINNED: dict[str, dict[str, str]] = {
         "hours": "9c15eaf8d9ac338900a777ef1988db48",
         "education": "fe389788db6c16b9d88d090cb91db2f4",
         "examples": "fa7cf3e52e6be2a0bb1f60aec75a2db7",
-        "learner": "7da62a69ed074de73ee7bc764b897798",
-        "predictions": "d5276476300c95053c3692ac9815de69",
-        "train_predictions": "915188b1d3fc70cafc409f82ee531d18",
-        "evaluation": "f118b44dcb15ea6e57a3fa4083e81e6d",
-        "sliced": "059b34bb226f3f1f0ad5b37891120b18",
-        "explanation": "390acea13e00075593b2e4986a9b8a18",
+        "learner": "dea25c19d84cad20d3b0274a5cda5ab9",
+        "predictions": "25becb8f8898cd30955649a21e5474af",
+        "train_predictions": "f0a328b365eda0f27fa0a9290242ba14",
+        "evaluation": "895c9c9a600438594040e74f4cf72c2b",
+        "sliced": "58efc65dba9dc5f8af54cb2ac333adfb",
+        "explanation": "a08cb611fcd461499b25319f0dde2065",
         "reg_examples": "45e15fbecd46d74cfd89186e2ffd1877",
-        "reg_learner": "0122cf97a06a7c5ef6ad60d9ee327371",
-        "reg_predictions": "827fb74a66ee6c2769337043c45a6f19",
-        "reg_evaluation": "10de4b4a6f52d79a75089b2e3b415c7a",
+        "reg_learner": "70a79d7305b18bf64c2ce4fe13b59c4c",
+        "reg_predictions": "45fda9dec22e522afd234792593bec89",
+        "reg_evaluation": "c32e43e81264867bd3a6798184ac84d9",
     },
     "exact": {
         "rows": "b807197ddadd5ecbf86027d1e4e4b030",
@@ -268,6 +269,7 @@ def test_compiled_facts_per_role(tmp_path: Path) -> None:
             "seed": 3,
             "precision": "fp32",
             "epochs_scale": 1.0,
+            "plateau": {"tolerance": 1e-4, "epochs": 10},
             "loop": "light",
             "loop_version": 3,
         }
@@ -302,3 +304,23 @@ def test_every_fact_a_role_names_is_computed_by_the_compiler() -> None:
     used = {f for s in ROLE_SPECS.values() for f in s.fingerprint}
     assert used == set(FINGERPRINT_FACTS), "a fingerprint fact no role uses"
     assert {f for s in ROLE_SPECS.values() for f in s.facts} == set(NODE_FACTS)
+
+
+@pytest.mark.parametrize("setting", ["PLATEAU_TOLERANCE", "PLATEAU_EPOCHS"])
+def test_when_a_sample_stops_training_is_in_the_approximate_learners_fingerprint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    """Another plateau rule trains another model: its approximate learning nodes move;
+    the preprocessing and every exact fingerprint stay."""
+    from helix_tf.approx import settings as approx_settings
+
+    before = {a: _compiled(tmp_path, a) for a in APPROX}
+    monkeypatch.setattr(approx_settings, setting, getattr(approx_settings, setting) * 2)
+    for approx, compiled in before.items():
+        after = {n.name: n.fingerprint for n in _compiled(tmp_path, approx).nodes}
+        moved = {n.name for n in compiled.nodes if after[n.name] != n.fingerprint}
+        if approx == "exact":
+            assert moved == set()
+        else:
+            assert "learner" in moved and "reg_learner" in moved
+            assert not moved & {"rows", "age", "hours", "education", "examples"}

@@ -436,6 +436,33 @@ def test_approximate_preprocessing_runs_without_a_beam_pipeline(
     assert made == ["pipeline"] and states(exact)["examples"] == "compute"
 
 
+# ------------------------------------------------------------------------------ the exact run's steps
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_the_learner_trains_its_sample_for_the_exact_runs_steps(
+    config: Path, tmp_path: Path
+) -> None:
+    """A quarter of the rows for four times the epochs (the exact run's steps at its batch
+    size), ending sooner only where the training loss stopped falling; the exact run
+    keeps its own epochs."""
+    from helix_tf.events import EpochFinished
+
+    def epochs(store: str, params: list[str], approx: helix_tf.Approx | None) -> list[Any]:
+        events: list[ProgressEvent] = []
+        api.run(config, store=store, params=params, approx=approx, progress=events.append)
+        return [e for e in events if isinstance(e, EpochFinished) and e.node == "learner"]
+
+    exact = epochs(str(tmp_path / "exact"), ["epochs=2"], None)
+    assert [(e.epoch, e.epochs) for e in exact] == [(1, 2), (2, 2)]
+    for given, planned in ((1, 4), (2, 8)):
+        store = str(tmp_path / f"approx{given}")
+        finished = epochs(store, [f"epochs={given}"], _approx(sample=0.25))
+        assert {e.epochs for e in finished} == {planned}
+        assert [e.epoch for e in finished] == list(range(1, len(finished) + 1))
+
+
 # ------------------------------------------------------------------------------ too little to save
 
 
