@@ -21,9 +21,7 @@ def test_an_approximate_plan_scales_the_exact_measurements_then_uses_its_own(
 ) -> None:
     """Both plans took the newest measurement of either kind: an approximate run was
     estimated at the exact run's cost, so the agent never chose its approximate rung."""
-    # A quarter of the rows trains the exact run's steps (four times the epochs); a
-    # quarter of those epochs: a sixteenth of the exact run's steps (a quarter of its work).
-    cheap = helix_tf.Approx(sample=0.25, epochs_scale=0.25, min_saving_seconds=0)
+    cheap = helix_tf.Approx(sample=0.25, min_saving_seconds=0)
     helix_tf.run(tiny_census_config, store=store)
     edit = {"learner.learning_rate": 0.1}  # the learner and what follows it compute again
     exact = helix_tf.plan(tiny_census_config, params=edit, store=store)
