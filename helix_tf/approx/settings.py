@@ -177,18 +177,40 @@ def auto_sample(rows: int | None) -> float:
     return float(f"{digit}e{exponent}")
 
 
-def training_epochs(epochs: int, approx: Mapping[str, Any]) -> int:
+def training_epochs(
+    epochs: int, approx: Mapping[str, Any], rows: int | None = None, batch_size: int = 1
+) -> int:
     """The epochs a learner declaring ``epochs`` trains under a train node's compiled
-    approximate settings ``approx`` (empty: an exact run, its own epochs): times their
-    ``epochs_scale`` (the exact run's steps over the sample, :attr:`Approx.sample_epochs`,
-    times a user's ``--approx-epochs``), rounded, one at least.
+    approximate settings ``approx`` (empty: an exact run, its own epochs).
+
+    The epochs times ``epochs_scale`` (the exact run's steps over the sample,
+    :attr:`Approx.sample_epochs`, times a user's ``--approx-epochs``), rounded, one at
+    least. Given the sample's ``rows`` and the learner's ``batch_size`` (and the
+    ``fraction`` in ``approx``), the steps are matched by batches, not rows: the exact
+    run over the ``rows / fraction`` rows the sample stands for takes
+    ``ceil(rows / fraction / batch_size)`` steps an epoch, the sample
+    ``ceil(rows / batch_size)`` (a sample smaller than a batch takes one step an epoch,
+    not ``1 / fraction`` times fewer).
 
     >>> training_epochs(5, {}), training_epochs(5, {"epochs_scale": 100.0})
     (5, 500)
     >>> training_epochs(5, {"epochs_scale": 0.01})
     1
+    >>> big = {"epochs_scale": 100.0, "fraction": 0.01}
+    >>> training_epochs(5, big, rows=32_101, batch_size=1024)  # 3,135 batches, not 3,210
+    490
+    >>> training_epochs(5, {"epochs_scale": 1000.0, "fraction": 0.001}, 32, 1024)
+    160
     """
-    return max(1, round(int(epochs) * float(approx.get("epochs_scale", 1.0))))
+    scale = float(approx.get("epochs_scale", 1.0))
+    fraction = approx.get("fraction")
+    if not rows or not fraction:
+        return max(1, round(int(epochs) * scale))
+    exact_batches = math.ceil(rows / float(fraction) / batch_size)
+    return max(
+        1,
+        round(int(epochs) * scale * float(fraction) * exact_batches / math.ceil(rows / batch_size)),
+    )
 
 
 @functools.cache

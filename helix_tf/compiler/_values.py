@@ -137,6 +137,7 @@ def train_approx(d: Declaration, approx: Mapping[str, Any] | None) -> dict[str, 
         "seed": approx["seed"],
         "precision": resolve_precision(approx["precision"], op_name, bool(approx.get("bf16_fast"))),
         "epochs_scale": approx["epochs_scale"],
+        "fraction": approx["sample"],  # the exact run's steps are matched by batches
         "plateau": {"tolerance": PLATEAU_TOLERANCE, "epochs": PLATEAU_EPOCHS},
         "loop": "light",
         # 2: the step gathers its batch in the graph (issue 9): FTRL's weights moved in

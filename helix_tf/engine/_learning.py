@@ -125,7 +125,12 @@ class LearningSteps:
         load_s = time.perf_counter() - t_load
         self.ctx.emit(TrainingStarted(node=node.name, rows=n_rows))
         t0 = time.perf_counter()
-        epochs = training_epochs(node.op.epochs, approx)  # type: ignore[union-attr]
+        epochs = training_epochs(
+            node.op.epochs,  # type: ignore[union-attr]
+            approx,
+            rows=n_rows,
+            batch_size=int(node.op.batch_size),  # type: ignore[union-attr]
+        )
         model, stats = keras_models.train_model(
             node.op,  # type: ignore[arg-type]
             features,

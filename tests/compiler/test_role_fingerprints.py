@@ -11,8 +11,9 @@ Approximate learners carry their training loop (``"loop": "light"``, issue 9: a
 traced step over seeded numpy batches instead of Keras' fit), so the approximate
 pins of the learning nodes were re-pinned then, and again for ``"loop_version": 2``
 (the step gathers its batch in the graph) and 3 (a bag's width open in the traced
-step), and for ``"plateau"`` (session 10: a sample's training ends once its loss stopped
-falling); the exact pins did not move.
+step), and for ``"plateau"`` and ``"fraction"`` (session 10: a sample trains the exact run's
+steps, matched by batches, and ends once its loss stopped falling); the exact pins did
+not move.
 """
 
 from __future__ import annotations
@@ -63,16 +64,16 @@ PINNED: dict[str, dict[str, str]] = {
         "hours": "928ffc4239eb5bf723f9aa79da41a7e2",
         "education": "40adddd58eb43a9bbf2ec977523a3b2f",
         "examples": "bac241623648d1d816c1befeecc38757",
-        "learner": "0033e245b1e61f1cf7a3f4a32313c3e3",
-        "predictions": "1392a1c8a566433ba7f80a42842edde0",
-        "train_predictions": "fa1fce555cf606a8044fd4b5a0141de4",
-        "evaluation": "1eba2dd92dd58650a237fbd36be7d454",
-        "sliced": "793664a13786a2e61688dce37e5c490e",
-        "explanation": "df6bc7c1a45703f72f5e6649caa8f52c",
+        "learner": "a2cd7f042d9751f44546d41b1e0cfcb9",
+        "predictions": "39f27b44af48e5c5ab679637dd58f28a",
+        "train_predictions": "2a815612976799b6b3bc68271fffbb1c",
+        "evaluation": "a2447e6e980fbfd06c994cc306b7534b",
+        "sliced": "14fea257a95ca522f54acbfc7bfc5cb5",
+        "explanation": "98a1da1fe33f5f60fb982b81ebb2d678",
         "reg_examples": "7732edb95c47d93ab35de40a7fb43429",
-        "reg_learner": "91b8c40c386e97d9bb3aa481575bf067",
-        "reg_predictions": "eb64d3d60a74a5c24da6a964c008ac40",
-        "reg_evaluation": "9a2f83f8fa894510faf2457ed8501a92",
+        "reg_learner": "9a31aaa39c19983c95468bb79bd56215",
+        "reg_predictions": "9356dc61790ae556c799dcd59316fd58",
+        "reg_evaluation": "3aa1457213d2f826023149914d9bbec5",
     },
     "at_train": {
         "rows": "b807197ddadd5ecbf86027d1e4e4b030",
@@ -80,16 +81,16 @@ PINNED: dict[str, dict[str, str]] = {
         "hours": "9c15eaf8d9ac338900a777ef1988db48",
         "education": "fe389788db6c16b9d88d090cb91db2f4",
         "examples": "fa7cf3e52e6be2a0bb1f60aec75a2db7",
-        "learner": "dea25c19d84cad20d3b0274a5cda5ab9",
-        "predictions": "25becb8f8898cd30955649a21e5474af",
-        "train_predictions": "f0a328b365eda0f27fa0a9290242ba14",
-        "evaluation": "895c9c9a600438594040e74f4cf72c2b",
-        "sliced": "58efc65dba9dc5f8af54cb2ac333adfb",
-        "explanation": "a08cb611fcd461499b25319f0dde2065",
+        "learner": "15060ee03afe2d4f834cf04769d59a94",
+        "predictions": "f61a42221c0140fd909342f134824986",
+        "train_predictions": "297451911f84bd9a268d7c305d56532d",
+        "evaluation": "903106172b7f5463e73aa9bb11818531",
+        "sliced": "ff41f92594277fb5baff5ff9510297a0",
+        "explanation": "3299328b8e16dddc236dac2c8694a189",
         "reg_examples": "45e15fbecd46d74cfd89186e2ffd1877",
-        "reg_learner": "70a79d7305b18bf64c2ce4fe13b59c4c",
-        "reg_predictions": "45fda9dec22e522afd234792593bec89",
-        "reg_evaluation": "c32e43e81264867bd3a6798184ac84d9",
+        "reg_learner": "7e18a46b46defd5fa44a89ff6697d333",
+        "reg_predictions": "65d1ff7187260fce8b8050802f4ab81f",
+        "reg_evaluation": "182b0a7e9f48e5c8e9c64569dc33c784",
     },
     "exact": {
         "rows": "b807197ddadd5ecbf86027d1e4e4b030",
@@ -274,6 +275,7 @@ def test_compiled_facts_per_role(tmp_path: Path) -> None:
             "seed": 3,
             "precision": "fp32",
             "epochs_scale": 1.0,
+            "fraction": 0.5,
             "plateau": {"tolerance": 1e-4, "epochs": 10},
             "loop": "light",
             "loop_version": 3,
