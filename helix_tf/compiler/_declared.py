@@ -14,6 +14,7 @@ from typing import Any
 
 from helix_tf.compiler._values import article
 from helix_tf.components.base import Operator, did_you_mean
+from helix_tf.components.features._label import LABELS
 from helix_tf.components.sources import Source
 from helix_tf.roles import ROLE_SPECS, Input, Role
 from helix_tf.types import NodeRef
@@ -122,7 +123,8 @@ class Declared:
     def columns(self, source: str) -> dict[str, str]:
         """The schema of a declared source (its problem reported when it cannot be read)."""
         op = self.decls[source].op
-        assert isinstance(op, Source)
+        if not isinstance(op, Source):
+            return {}  # reported by the source's own check
         try:
             return op.schema()
         except Exception as exc:
@@ -140,7 +142,9 @@ class Declared:
     def label_of_examples(self, examples: Any) -> Operator | None:
         """The label operator of an examples node (None when the reference is broken)."""
         ex = self.decls.get(examples.name) if isinstance(examples, NodeRef) else None
-        return ex.op if ex is not None and ex.role == Role.EXAMPLES else None
+        if ex is None or ex.role != Role.EXAMPLES or not isinstance(ex.op, LABELS):
+            return None  # a broken reference, or a label reported by the examples' check
+        return ex.op
 
 
 def _shown(value: Any) -> str:

@@ -13,16 +13,40 @@ from collections.abc import Callable
 from typing import Any
 
 from helix_tf.compiler._declared import Declared
-from helix_tf.components.base import did_you_mean
+from helix_tf.components.base import Operator, did_you_mean
 from helix_tf.components.features import Feature
 from helix_tf.components.features._label import LABELS
+from helix_tf.components.learners import Learner
 from helix_tf.components.metrics import Metric, metric_key_problems
 from helix_tf.components.sources import Source
 from helix_tf.roles import ROLE_SPECS, Input, Role
 from helix_tf.types import NodeRef
 from helix_tf.workflow import Declaration
 
-__all__ = ["Edges"]
+__all__ = ["Edges", "operator_problem"]
+
+
+def operator_problem(value: Any, expected: type | tuple[type, ...], needs: str) -> str | None:
+    """None when ``value`` is an operator of ``expected``; else ``needs`` and what was given:
+    a class not called (``learners.Linear``) with the call to write, a text or another
+    operator by what it is."""
+    if isinstance(value, expected):
+        return None
+    if isinstance(value, type):
+        spelled = _public_name(value)
+        return f"{needs}, got the class {spelled}; call it: {spelled}()"
+    shown = type(value).__name__ if isinstance(value, Operator) else repr(value)
+    return f"{needs}, got {shown}"
+
+
+def _public_name(cls: type) -> str:
+    """``learners.Linear`` for a class of a public namespace, else the class's name."""
+    parts = cls.__module__.split(".")
+    if parts[:2] == ["helix_tf", "components"] and len(parts) > 2:
+        namespace = parts[2]
+        if namespace in ("sources", "features", "learners", "metrics"):
+            return f"{namespace}.{cls.__name__}"
+    return cls.__name__
 
 
 class Edges:
@@ -41,7 +65,7 @@ class Edges:
         }
         self._checks: dict[Role, Callable[[Declaration], None]] = {
             Role.EVALUATE: self._check_metrics,
-            Role.TRAIN: self._check_feature_parts,
+            Role.TRAIN: self._check_train,
         }
 
     def build(self) -> dict[str, list[str]]:
@@ -69,10 +93,9 @@ class Edges:
         return [name for names in resolved.values() for name in names]
 
     def _source(self, d: Declaration) -> list[str]:
-        if not isinstance(d.op, Source):
-            self.declared.problem(
-                d, f"wf.source needs a sources.* operator, got {type(d.op).__name__}"
-            )
+        wrong = operator_problem(d.op, Source, "wf.source needs a sources.* operator")
+        if wrong or not isinstance(d.op, Source):
+            self.declared.problem(d, wrong or "")
         else:
             for p in d.op.check():
                 self.declared.problem(d, p)
@@ -85,6 +108,13 @@ class Edges:
             ins.append(src)
             self.examples_source[d.name] = src
             self._check_label(d, src)
+        if not isinstance(d.refs.get("features"), list):
+            self.declared.problem(
+                d,
+                "features must be a list of feature nodes (wf.examples(name, [a, b], "
+                f"label=...)), but got {d.refs.get('features')!r}",
+            )
+            return ins
         if not d.refs.get("features"):
             self.declared.problem(d, "examples need at least one feature")
         names = [getattr(r, "name", r) for r in d.refs.get("features") or []]
@@ -101,12 +131,13 @@ class Edges:
     def _check_label(self, d: Declaration, src: str) -> None:
         label = d.op
         cols = self.declared.columns(src)
-        if not isinstance(label, LABELS):
-            self.declared.problem(
-                d,
-                "label must be features.Label, features.MulticlassLabel or "
-                f"features.NumericLabel, but got {label!r}",
-            )
+        wrong = operator_problem(
+            label,
+            LABELS,
+            "label must be features.Label, features.MulticlassLabel or features.NumericLabel",
+        )
+        if wrong or not isinstance(label, LABELS):
+            self.declared.problem(d, wrong or "")
         elif cols and label.column not in cols:
             self.declared.problem(
                 d,
@@ -116,10 +147,9 @@ class Edges:
 
     def _feature(self, d: Declaration) -> list[str]:
         op = d.op
-        if not isinstance(op, Feature):
-            self.declared.problem(
-                d, f"wf.feature needs a features.* operator, got {type(op).__name__}"
-            )
+        wrong = operator_problem(op, Feature, "wf.feature needs a features.* operator")
+        if wrong or not isinstance(op, Feature):
+            self.declared.problem(d, wrong or "")
             return []
         ins: list[str] = []
         needs_source = op.reads_whole_row() or any(isinstance(r, str) for r in op.inputs())
@@ -148,26 +178,28 @@ class Edges:
         if not ms:
             self.declared.problem(d, "evaluate needs at least one metric")
         for m in ms:
-            if isinstance(m, type) and issubclass(m, Metric):  # metrics.AUC, not AUC()
-                self.declared.problem(
-                    d,
-                    f"evaluate takes metric operators, got the class metrics.{m.__name__}; "
-                    f"call it: metrics.{m.__name__}()",
-                )
-            elif not isinstance(m, Metric):
-                self.declared.problem(d, f"evaluate takes metrics.* operators, got {m!r}")
+            wrong = operator_problem(m, Metric, "evaluate takes metrics.* operators")
+            if wrong:
+                self.declared.problem(d, wrong)
         if all(isinstance(m, Metric) for m in ms):  # two metrics of one name: before training
             for problem in metric_key_problems(ms):
                 self.declared.problem(d, problem)
+
+    def _check_train(self, d: Declaration) -> None:
+        wrong = operator_problem(d.op, Learner, "wf.train needs a learners.* operator")
+        if wrong:
+            self.declared.problem(d, wrong)
+        else:
+            self._check_feature_parts(d)
 
     def _check_feature_parts(self, d: Declaration) -> None:
         """A learner that feeds named features to parts of its model (``WideDeep(wide=...,
         deep=...)``) names features of the examples it trains on."""
         ref = d.refs.get("examples")
         ex = self.declared.decls.get(ref.name) if isinstance(ref, NodeRef) else None
-        if ex is None or ex.role != Role.EXAMPLES:
+        if ex is None or ex.role != Role.EXAMPLES or not isinstance(ex.refs.get("features"), list):
             return
-        features = [getattr(r, "name", r) for r in ex.refs.get("features") or []]
+        features = [getattr(r, "name", r) for r in ex.refs["features"]]
         for part in ("wide", "deep"):
             chosen = getattr(d.op, part, None)
             if not isinstance(chosen, tuple):
