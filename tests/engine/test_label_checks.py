@@ -84,3 +84,47 @@ def test_a_test_split_without_positive_rows_but_with_the_training_values_runs(
     path = make_config(CONFIG, name="negative.py", train=train, test=negative)
     result = api.run(path, store=store, materialize="all")
     assert result.metrics["accuracy"] >= 0.0
+
+
+MULTICLASS = """\
+PARAMS = {"train": r"$train", "test": r"$test"}
+
+
+def workflow(params):
+    wf = Workflow("one_class")
+    wf.source("rows", sources.Csv(train=params.train, test=params.test, **CENSUS_CSV_OPTIONS))
+    age = wf.feature("age", F.Numeric("age"))
+    examples = wf.examples("examples", [age], label=F.MulticlassLabel("sex"))
+    model = wf.train("learner", examples, learners.Linear(epochs=1, batch_size=128))
+    wf.output(wf.evaluate("evaluation", wf.predict("predictions", model, examples),
+                          metrics.MulticlassAccuracy()))
+    return wf
+"""
+
+
+def test_classes_learned_from_a_training_split_of_one_class_fail_before_storing(
+    make_config, census_like: tuple[Path, Path], tmp_path: Path, store: str
+) -> None:
+    """``MulticlassLabel(column)`` learns its classes from the training split; with one
+    class there, the run trained a one-output softmax and failed in evaluation ("y_score
+    must hold one probability per class ... shape (173, 1)"), after storing examples and
+    model. Declared classes must be at least 2 already: learned ones are held to it too,
+    before anything is stored."""
+    train, test = census_like
+    women = []
+    for kept, skipped in ((train, 0), (test, 1)):  # the test file's first line is junk
+        lines = kept.read_text(encoding="utf-8").split("\n")
+        women.append(tmp_path / kept.name)
+        women[-1].write_text(
+            "\n".join([*lines[:skipped], *[x for x in lines if ", Female," in x]]) + "\n",
+            encoding="utf-8",
+        )
+    path = make_config(MULTICLASS, train=women[0], test=women[1])
+    for _ in range(2):  # nothing stored that a rerun could load
+        with pytest.raises(DataError) as info:
+            api.run(path, store=store, materialize="all")
+        assert info.value.node == "examples"
+        message = str(info.value)
+        assert "the training split's label column 'sex' holds one class: 'Female' (" in message
+        assert "classes=[...]" in message and "F.Label" in message, message
+    assert not {"examples", "model"} & {m.kind for m in ArtifactStore(store).entries()}
