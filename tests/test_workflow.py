@@ -194,3 +194,21 @@ def test_a_wrong_operator_in_any_declaration_is_a_config_error_naming_the_node(
     _declare_with(wf, census_like, slot, value)
     with pytest.raises(ConfigError, match=message):
         compile_workflow(wf, hasher=ContentHasher())
+
+
+def test_a_source_whose_schema_cannot_be_read_is_reported_once(tmp_path: Path) -> None:
+    """A damaged Parquet file was reported once per node reading the source (three times
+    for two features and the examples)."""
+    damaged = tmp_path / "damaged.parquet"
+    damaged.write_bytes(b"PAR1 not a parquet file")
+    wf = Workflow("w")
+    wf.source("rows", sources.Parquet(train=str(damaged), test_fraction=0.2))
+    a = wf.feature("a", F.Numeric("a"))
+    b = wf.feature("b", F.Numeric("b"))
+    ex = wf.examples("examples", [a, b], label=F.NumericLabel("y"))
+    preds = wf.predict("predictions", wf.train("learner", ex, learners.Linear()), ex)
+    wf.output(wf.evaluate("evaluation", preds, metrics.R2()))
+    with pytest.raises(ConfigError) as info:
+        compile_workflow(wf, hasher=ContentHasher())
+    assert str(info.value).count("cannot read the schema") == 1, str(info.value)
+    assert "damaged.parquet" in str(info.value)

@@ -29,6 +29,8 @@ class Declared:
     def __init__(self, wf: Workflow) -> None:
         self.wf = wf
         self.problems: list[str] = []
+        #: Each source's schema (empty where it cannot be read), read once.
+        self._schemas: dict[str, dict[str, str]] = {}
         self.decls: dict[str, Declaration] = {}
         for d in wf.declarations:
             if not isinstance(d.name, str) or not d.name or "/" in d.name:
@@ -122,14 +124,17 @@ class Declared:
 
     def columns(self, source: str) -> dict[str, str]:
         """The schema of a declared source (its problem reported when it cannot be read)."""
+        if source in self._schemas:
+            return self._schemas[source]
         op = self.decls[source].op
-        if not isinstance(op, Source):
-            return {}  # reported by the source's own check
-        try:
-            return op.schema()
-        except Exception as exc:
-            self.problem(self.decls[source], f"cannot read the schema: {exc}")
-            return {}
+        schema: dict[str, str] = {}
+        if isinstance(op, Source):  # else reported by the source's own check
+            try:
+                schema = op.schema()
+            except Exception as exc:  # once, however many nodes read the source
+                self.problem(self.decls[source], f"cannot read the schema: {exc}")
+        self._schemas[source] = schema
+        return schema
 
     def label_of(self, predictions: Any) -> Operator | None:
         """The label operator behind a predict node (None when a reference is broken)."""
