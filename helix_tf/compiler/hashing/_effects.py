@@ -241,7 +241,11 @@ class _Scan(ast.NodeVisitor):
         elif not _computes_path(fn) and not _writes(fn, node):
             self.path_arguments(node)
         fact = next((name for name, f in MACHINE_FACTS.items() if fn is f), None)
-        if fact is not None and fact not in self.found.facts and not node.args:
+        if fact is not None and node.args:
+            fact = None  # a fact of the machine is read by a call without arguments
+        if fact is None and _reads_local_zone(fn, node):
+            fact = LOCAL_ZONE
+        if fact is not None and fact not in self.found.facts:
             self.found.facts.append(fact)
         why = _varying(fn, node)
         if why == _HASH_WHY and self.functions[-1:] == ["__hash__"]:
@@ -412,6 +416,20 @@ _HASH_WHY = (
 )
 
 
+#: The fact a conversion between instants and wall-clock times in the local zone reads.
+LOCAL_ZONE = "the local time zone"
+
+
+def _local_zone() -> dict[str, object]:
+    """The local time zone as the C library applies it (``$TZ``, else /etc/localtime)."""
+    zone = os.environ.get("TZ")
+    return {
+        "TZ": zone if zone is not None else os.path.realpath("/etc/localtime"),
+        "names": list(time.tzname),
+        "offsets": [time.timezone, time.altzone, time.daylight],
+    }
+
+
 #: Calls that read a fact of the machine, the user or the working folder: the same in
 #: every run there, another on a colleague's machine sharing the store (a UDF computing
 #: with the host name or the core count); by name, for the fingerprint to hold the value.
@@ -421,7 +439,30 @@ MACHINE_FACTS = {
     "getpass.getuser": getpass.getuser,
     "os.cpu_count": os.cpu_count,
     "os.getcwd": os.getcwd,
+    LOCAL_ZONE: _local_zone,
 }
+
+#: Functions of ``time`` that convert in the local zone (``localtime``/``ctime`` without
+#: an argument read the clock too: refused by :func:`_varying`).
+_LOCAL_ZONE_FUNCTIONS = (time.localtime, time.mktime, time.ctime)
+
+
+def _reads_local_zone(fn: object, node: ast.Call) -> bool:
+    """Whether a call converts in the machine's local time zone: ``time.localtime(secs)``,
+    ``time.mktime``, ``time.ctime``, ``datetime.fromtimestamp(ts)`` (``pd.Timestamp``'s too)
+    without a zone, a known naive datetime's ``timestamp()`` or ``astimezone()``."""
+    if any(fn is f for f in _LOCAL_ZONE_FUNCTIONS):
+        return True
+    owner, name = getattr(fn, "__self__", None), getattr(fn, "__name__", "")
+    given = len(node.args) + len(node.keywords)
+    if isinstance(owner, type) and issubclass(owner, dt.date) and name == "fromtimestamp":
+        zone = node.args[1] if len(node.args) > 1 else None
+        zone = next((k.value for k in node.keywords if k.arg == "tz"), zone)
+        return zone is None or (isinstance(zone, ast.Constant) and zone.value is None)
+    if isinstance(owner, dt.datetime) and name in ("timestamp", "astimezone"):
+        return owner.tzinfo is None or (name == "astimezone" and given == 0)
+    return False
+
 
 #: Calls that give another value in every process (a seed drawn from them, a value
 #: computed from them, differs between a stored result and a fresh run).

@@ -40,8 +40,9 @@ def _fact(name: str, c: _Collector) -> _Form:
         value: _Form = MACHINE_FACTS[name]()
     except Exception as exc:  # e.g. getpass.getuser() without a user name
         value = {"__unreadable__": type(exc).__name__}
-    c.part(name + "()", _digest(value))
-    c.note(f"reads {name}() = {value!r}")
+    shown = name if " " in name else name + "()"  # a call, or a fact named in words
+    c.part(shown, _digest(value))
+    c.note(f"reads {shown} = {value!r}")
     return value
 
 
