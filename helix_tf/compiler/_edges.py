@@ -23,15 +23,13 @@ from helix_tf.roles import ROLE_SPECS, Input, Role
 from helix_tf.types import NodeRef
 from helix_tf.workflow import Declaration
 
-__all__ = ["Edges", "operator_problem"]
+__all__ = ["Edges", "wrong_operator"]
 
 
-def operator_problem(value: Any, expected: type | tuple[type, ...], needs: str) -> str | None:
-    """None when ``value`` is an operator of ``expected``; else ``needs`` and what was given:
+def wrong_operator(value: Any, needs: str) -> str:
+    """What a declaration's operator slot needs (``needs``) and what it was given instead:
     a class not called (``learners.Linear``) with the call to write, a text or another
     operator by what it is."""
-    if isinstance(value, expected):
-        return None
     if isinstance(value, type):
         spelled = _public_name(value)
         return f"{needs}, got the class {spelled}; call it: {spelled}()"
@@ -93,9 +91,8 @@ class Edges:
         return [name for names in resolved.values() for name in names]
 
     def _source(self, d: Declaration) -> list[str]:
-        wrong = operator_problem(d.op, Source, "wf.source needs a sources.* operator")
-        if wrong or not isinstance(d.op, Source):
-            self.declared.problem(d, wrong or "")
+        if not isinstance(d.op, Source):
+            self.declared.problem(d, wrong_operator(d.op, "wf.source needs a sources.* operator"))
         else:
             for p in d.op.check():
                 self.declared.problem(d, p)
@@ -131,13 +128,11 @@ class Edges:
     def _check_label(self, d: Declaration, src: str) -> None:
         label = d.op
         cols = self.declared.columns(src)
-        wrong = operator_problem(
-            label,
-            LABELS,
-            "label must be features.Label, features.MulticlassLabel or features.NumericLabel",
-        )
-        if wrong or not isinstance(label, LABELS):
-            self.declared.problem(d, wrong or "")
+        if not isinstance(label, LABELS):
+            needs = (
+                "label must be features.Label, features.MulticlassLabel or features.NumericLabel"
+            )
+            self.declared.problem(d, wrong_operator(label, needs))
         elif cols and label.column not in cols:
             self.declared.problem(
                 d,
@@ -147,9 +142,8 @@ class Edges:
 
     def _feature(self, d: Declaration) -> list[str]:
         op = d.op
-        wrong = operator_problem(op, Feature, "wf.feature needs a features.* operator")
-        if wrong or not isinstance(op, Feature):
-            self.declared.problem(d, wrong or "")
+        if not isinstance(op, Feature):
+            self.declared.problem(d, wrong_operator(op, "wf.feature needs a features.* operator"))
             return []
         ins: list[str] = []
         needs_source = op.reads_whole_row() or any(isinstance(r, str) for r in op.inputs())
@@ -178,17 +172,15 @@ class Edges:
         if not ms:
             self.declared.problem(d, "evaluate needs at least one metric")
         for m in ms:
-            wrong = operator_problem(m, Metric, "evaluate takes metrics.* operators")
-            if wrong:
-                self.declared.problem(d, wrong)
+            if not isinstance(m, Metric):
+                self.declared.problem(d, wrong_operator(m, "evaluate takes metrics.* operators"))
         if all(isinstance(m, Metric) for m in ms):  # two metrics of one name: before training
             for problem in metric_key_problems(ms):
                 self.declared.problem(d, problem)
 
     def _check_train(self, d: Declaration) -> None:
-        wrong = operator_problem(d.op, Learner, "wf.train needs a learners.* operator")
-        if wrong:
-            self.declared.problem(d, wrong)
+        if not isinstance(d.op, Learner):
+            self.declared.problem(d, wrong_operator(d.op, "wf.train needs a learners.* operator"))
         else:
             self._check_feature_parts(d)
 
