@@ -675,3 +675,39 @@ def test_a_conversion_with_its_own_zone_does_not_read_the_local_one(
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+@pytest.mark.parametrize(
+    ("call", "reads"),
+    [
+        ("open(P).read()", True),
+        ("open(P, 'r').read()", True),
+        ("pathlib.Path(P).read_text()", True),
+        ("open(P, encoding='utf-8').read()", False),
+        ("open(P, 'rb').read().decode('utf-8')", False),
+        ("pathlib.Path(P).read_text(encoding='latin-1')", False),
+    ],
+)
+def test_text_decoded_by_the_locale_joins_the_digest_by_its_encoding(
+    project: Project, monkeypatch: pytest.MonkeyPatch, call: str, reads: bool
+):
+    """``open(path).read()`` decodes with the locale's encoding: a machine (or shell) whose
+    locale is Latin-1 reads other text from the same bytes than one in UTF-8."""
+    from helix_tf.compiler.hashing import _effects
+
+    main = f"""
+        import pathlib
+
+        P = pathlib.Path(__file__).with_name("words.txt")
+
+        def udf(x):
+            return x, {call}
+        """
+
+    def under(encoding: str) -> CodeFingerprint:
+        monkeypatch.setitem(_effects.MACHINE_FACTS, _effects.LOCALE_TEXT, lambda: encoding)
+        return project({"{p}main.py": main, "words.txt": "café\n"})
+
+    before = under("UTF-8")
+    assert under("UTF-8").digest == before.digest and not before.refusals
+    assert (under("ISO-8859-1").digest != before.digest) is reads

@@ -260,6 +260,8 @@ class _Scan(ast.NodeVisitor):
             fact = None  # a fact of the machine is read by a call without arguments
         if fact is None and _reads_local_zone(fn, node):
             fact = LOCAL_ZONE
+        if fact is None and _decodes_by_locale(fn, node):
+            fact = LOCALE_TEXT
         if fact is not None and fact not in self.found.facts:
             self.found.facts.append(fact)
         why = _varying(fn, node)
@@ -494,6 +496,18 @@ def _local_zone() -> dict[str, object]:
     }
 
 
+#: The fact a text file opened without an encoding is decoded by.
+LOCALE_TEXT = "the locale's text encoding"
+
+
+def _locale_text() -> str:
+    """The encoding ``open()`` decodes text with when given none (the locale's, read
+    when Python started; UTF-8 in UTF-8 mode)."""
+    import locale
+
+    return locale.getpreferredencoding(False)
+
+
 #: Calls that read a fact of the machine, the user or the working folder: the same in
 #: every run there, another on a colleague's machine sharing the store (a UDF computing
 #: with the host name or the core count); by name, for the fingerprint to hold the value.
@@ -504,6 +518,7 @@ MACHINE_FACTS = {
     "os.cpu_count": os.cpu_count,
     "os.getcwd": os.getcwd,
     LOCAL_ZONE: _local_zone,
+    LOCALE_TEXT: _locale_text,
 }
 
 #: Functions of ``time`` that convert in the local zone (``localtime``/``ctime`` without
@@ -526,6 +541,29 @@ def _reads_local_zone(fn: object, node: ast.Call) -> bool:
     if isinstance(owner, dt.datetime) and name in ("timestamp", "astimezone"):
         return owner.tzinfo is None or (name == "astimezone" and given == 0)
     return False
+
+
+def _decodes_by_locale(fn: object, node: ast.Call) -> bool:
+    """Whether a call opens a file as text without naming its encoding: ``open(p)``,
+    ``open(p, "r")``, a known path's ``read_text()`` or ``open()`` (the locale decodes it)."""
+    if any(k.arg == "encoding" for k in node.keywords):
+        return False
+    owner, name = getattr(fn, "__self__", None), getattr(fn, "__name__", "")
+    if fn is builtins.open or fn is io.open:
+        mode_at, encoding_at = 1, 3
+    elif isinstance(owner, pathlib.PurePath) and name == "open":
+        mode_at, encoding_at = 0, 2
+    elif isinstance(owner, pathlib.PurePath) and name == "read_text":
+        return not node.args  # read_text(encoding)
+    else:
+        return False
+    if len(node.args) > encoding_at:
+        return False
+    mode = node.args[mode_at] if len(node.args) > mode_at else None
+    mode = next((k.value for k in node.keywords if k.arg == "mode"), mode)
+    if mode is None:
+        return True
+    return isinstance(mode, ast.Constant) and isinstance(mode.value, str) and "b" not in mode.value
 
 
 #: Calls that give another value in every process (a seed drawn from them, a value
