@@ -102,8 +102,8 @@ def train_model(
     ``light`` (approximate runs): train with :func:`._light_fit.light_fit`, a traced
     train step over seeded numpy batches, instead of Keras' ``fit`` and its ``tf.data``
     adapter (several times the cost over a sample); exact runs keep ``fit``. ``plateau``
-    (``{"tolerance", "epochs"}``, light only): stop before ``epochs`` once the training
-    loss has stopped falling (:func:`._light_fit.plateaued`).
+    (the rule's parameters, light only): stop before ``epochs`` once the training loss
+    falls by less than the sample resolves (:func:`._light_fit.plateau_rule`).
 
     ``batches`` (a :class:`helix_tf.components.distributed.Batches`, learners with a
     ``strategy`` only) replaces ``x`` and ``y``: global batches streamed from disk.

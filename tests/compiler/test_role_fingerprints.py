@@ -12,8 +12,9 @@ traced step over seeded numpy batches instead of Keras' fit), so the approximate
 pins of the learning nodes were re-pinned then, and again for ``"loop_version": 2``
 (the step gathers its batch in the graph) and 3 (a bag's width open in the traced
 step), and for ``"plateau"`` and ``"fraction"`` (session 10: a sample trains the exact run's
-steps, matched by batches, and ends once its loss stopped falling); the exact pins did
-not move.
+steps, matched by batches, and ends once its loss stopped falling), and for the plateau
+rule's sampling-error tolerance and planned-epochs window (``errors``, ``share``); the
+exact pins did not move.
 """
 
 from __future__ import annotations
@@ -64,16 +65,16 @@ PINNED: dict[str, dict[str, str]] = {
         "hours": "928ffc4239eb5bf723f9aa79da41a7e2",
         "education": "40adddd58eb43a9bbf2ec977523a3b2f",
         "examples": "bac241623648d1d816c1befeecc38757",
-        "learner": "a2cd7f042d9751f44546d41b1e0cfcb9",
-        "predictions": "39f27b44af48e5c5ab679637dd58f28a",
-        "train_predictions": "2a815612976799b6b3bc68271fffbb1c",
-        "evaluation": "a2447e6e980fbfd06c994cc306b7534b",
-        "sliced": "14fea257a95ca522f54acbfc7bfc5cb5",
-        "explanation": "98a1da1fe33f5f60fb982b81ebb2d678",
+        "learner": "b0ddf25e3715ed1bbc40ef721d4fefd2",
+        "predictions": "d7aff00c72bde7fa4671c725884c97f7",
+        "train_predictions": "710a36cb5f58cdd3184233f0d8a524ec",
+        "evaluation": "7dee9332014fb2c29b40cde004b98445",
+        "sliced": "1314faea254cb86cd10af98feb25e042",
+        "explanation": "20cd4088a66997e47b124c3d2ce7629e",
         "reg_examples": "7732edb95c47d93ab35de40a7fb43429",
-        "reg_learner": "9a31aaa39c19983c95468bb79bd56215",
-        "reg_predictions": "9356dc61790ae556c799dcd59316fd58",
-        "reg_evaluation": "3aa1457213d2f826023149914d9bbec5",
+        "reg_learner": "a6f518662622128e708d4a598feb9e08",
+        "reg_predictions": "807b264e75710a549e3568ef6228dd56",
+        "reg_evaluation": "b78c85a6f5adcaead278fed2f7684876",
     },
     "at_train": {
         "rows": "b807197ddadd5ecbf86027d1e4e4b030",
@@ -81,16 +82,16 @@ PINNED: dict[str, dict[str, str]] = {
         "hours": "9c15eaf8d9ac338900a777ef1988db48",
         "education": "fe389788db6c16b9d88d090cb91db2f4",
         "examples": "fa7cf3e52e6be2a0bb1f60aec75a2db7",
-        "learner": "15060ee03afe2d4f834cf04769d59a94",
-        "predictions": "f61a42221c0140fd909342f134824986",
-        "train_predictions": "297451911f84bd9a268d7c305d56532d",
-        "evaluation": "903106172b7f5463e73aa9bb11818531",
-        "sliced": "ff41f92594277fb5baff5ff9510297a0",
-        "explanation": "3299328b8e16dddc236dac2c8694a189",
+        "learner": "72b8d2be54e23252eb97dcea354617ac",
+        "predictions": "c17904e26167b6a1d90f02ed63629fb1",
+        "train_predictions": "1d54d05e05a9afba53c6ea3baac2083a",
+        "evaluation": "8908bbc2cadcfea9a02be376c2643923",
+        "sliced": "aabbb5c12aa20f9d72978d14556c3b1f",
+        "explanation": "9d753af84e6fe3f37e3d3ea7408d8931",
         "reg_examples": "45e15fbecd46d74cfd89186e2ffd1877",
-        "reg_learner": "7e18a46b46defd5fa44a89ff6697d333",
-        "reg_predictions": "65d1ff7187260fce8b8050802f4ab81f",
-        "reg_evaluation": "182b0a7e9f48e5c8e9c64569dc33c784",
+        "reg_learner": "4f73ec03b5904d01d818e682738fff11",
+        "reg_predictions": "eb30195a560c2524bea0ac2b15de0f2f",
+        "reg_evaluation": "41ae5cde608c79d29a411971324e0bf3",
     },
     "exact": {
         "rows": "b807197ddadd5ecbf86027d1e4e4b030",
@@ -276,7 +277,7 @@ def test_compiled_facts_per_role(tmp_path: Path) -> None:
             "precision": "fp32",
             "epochs_scale": 1.0,
             "fraction": 0.5,
-            "plateau": {"tolerance": 1e-4, "epochs": 10},
+            "plateau": {"errors": 1.0, "share": 0.1, "epochs": 10},
             "loop": "light",
             "loop_version": 3,
         }
@@ -313,7 +314,7 @@ def test_every_fact_a_role_names_is_computed_by_the_compiler() -> None:
     assert {f for s in ROLE_SPECS.values() for f in s.facts} == set(NODE_FACTS)
 
 
-@pytest.mark.parametrize("setting", ["PLATEAU_TOLERANCE", "PLATEAU_EPOCHS"])
+@pytest.mark.parametrize("setting", ["PLATEAU_ERRORS", "PLATEAU_SHARE", "PLATEAU_EPOCHS"])
 def test_when_a_sample_stops_training_is_in_the_approximate_learners_fingerprint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str
 ) -> None:

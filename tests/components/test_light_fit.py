@@ -298,8 +298,9 @@ def test_no_plateau_before_two_windows_of_epochs(
 def test_a_loss_still_falling_faster_than_the_tolerance_never_plateaus(
     start: float, epochs: int, tolerance: float, window: int, faster: float
 ) -> None:
-    """A loss that falls by more than ``tolerance`` of itself every epoch keeps training
-    (FTRL's on census ×100 was still falling ~1e-3 an epoch at 50 sample epochs)."""
+    """A loss that falls by more than ``tolerance`` of itself every epoch keeps training,
+    whatever the window (FTRL's on census ×100 was still falling ~1e-3 an epoch at 50
+    sample epochs)."""
     drop = min(faster * tolerance, 0.5)
     losses = [start * (1 - drop) ** k for k in range(epochs)]
     assert not _light_fit.plateaued(losses, tolerance, window)
@@ -339,6 +340,52 @@ def test_the_plateau_is_a_share_of_the_loss_whatever_its_scale(
     )
 
 
+def _stop(losses: list[float], tolerance: float, window: int) -> int:
+    """The epoch training over ``losses`` stops at (their number: never sooner)."""
+    return next(
+        (
+            k
+            for k in range(1, len(losses) + 1)
+            if _light_fit.plateaued(losses[:k], tolerance, window)
+        ),
+        len(losses),
+    )
+
+
+RULE = {"errors": 1.0, "share": 0.1, "epochs": 10}
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    losses=st.lists(st.floats(0.01, 10.0), min_size=2, max_size=60),
+    rows=st.integers(1, 10**7),
+    more=st.integers(1, 10**7),
+    epochs=st.integers(1, 500),
+)
+def test_a_larger_sample_never_stops_earlier_on_the_same_losses(
+    losses: list[float], rows: int, more: int, epochs: int
+) -> None:
+    """The tolerance is the sampling error of a mean over the sample's rows: more rows
+    resolve smaller improvements, so the same loss curve trains at least as long."""
+    small, window = _light_fit.plateau_rule(RULE, epochs, rows)
+    large, same = _light_fit.plateau_rule(RULE, epochs, rows + more)
+    assert same == window and large < small
+    assert _stop(losses, large, window) >= _stop(losses, small, window)
+
+
+@settings(max_examples=80, deadline=None)
+@given(epochs=st.integers(1, 5000), more=st.integers(0, 5000), rows=st.integers(1, 10**7))
+def test_the_window_is_a_share_of_the_planned_epochs_from_two_to_its_longest(
+    epochs: int, more: int, rows: int
+) -> None:
+    """A short training is not held to two windows of the longest; a longer one never
+    compares shorter windows."""
+    window = _light_fit.plateau_rule(RULE, epochs, rows)[1]
+    assert 2 <= window <= RULE["epochs"]
+    assert window <= max(2, epochs // 10)
+    assert _light_fit.plateau_rule(RULE, epochs + more, rows)[1] >= window
+
+
 def test_a_loss_that_is_not_finite_never_plateaus() -> None:
     assert not _light_fit.plateaued([float("nan")] * 4, 1e-4, 2)
     assert not _light_fit.plateaued([float("inf")] * 4, 1e-4, 2)
@@ -356,7 +403,9 @@ def test_training_stops_at_its_plateau_with_the_weights_of_that_many_epochs() ->
     """A loss that has stopped falling ends the training before its epochs; the model is
     the one training exactly that many epochs gives (the same sample stops at the same
     epoch in any process: the decision reads the losses only)."""
-    losses, weights = _trained(60, {"tolerance": 0.01, "epochs": 3})
+    rule = {"errors": 0.1, "share": 0.05, "epochs": 3}  # 100 rows: tolerance 0.01
+    assert _light_fit.plateau_rule(rule, 60, 100) == (0.01, 3)
+    losses, weights = _trained(60, rule)
     assert 6 <= len(losses) < 60
     assert _light_fit.plateaued(losses, 0.01, 3)
     assert not any(_light_fit.plateaued(losses[:k], 0.01, 3) for k in range(len(losses)))
