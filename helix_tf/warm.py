@@ -21,10 +21,12 @@ __all__ = [
     "BEAM_EXTRAS",
     "KERAS_EXTRAS",
     "PRELOAD",
+    "TRAINING",
     "WARM_CALLS",
     "imports_tensorflow",
     "preload",
     "skip_library_extras",
+    "trains",
 ]
 
 #: Imported before the first fork: what every training run needs and pays seconds for.
@@ -90,19 +92,37 @@ WARM_CALLS = (
 )
 
 
+#: helix_tf's modules of :data:`PRELOAD` that a process training for others needs beside
+#: TensorFlow and Keras (the server's trainer, :mod:`helix_tf.server._trainer`).
+TRAINING = (
+    "helix_tf.components.keras_models",
+    "helix_tf.components.trainers",
+    "helix_tf.server._trainer",
+)
+
+
 def imports_tensorflow(name: str) -> bool:
     """Whether :data:`PRELOAD`'s module ``name`` is TensorFlow's or Keras' (the rest of
     the list imports neither: a run that trains elsewhere needs only the rest)."""
     return name.partition(".")[0] in ("tensorflow", "keras")
 
 
-def preload(*, strict: bool = True, tensorflow: bool = True) -> float:
+def trains(name: str) -> bool:
+    """Whether :data:`PRELOAD`'s module ``name`` is one a trainer needs: TensorFlow's,
+    Keras' or :data:`TRAINING`'s (neither Beam nor the engine and metadata of a run)."""
+    return imports_tensorflow(name) or name in TRAINING
+
+
+def preload(*, strict: bool = True, tensorflow: bool = True, others: bool = True) -> float:
     """Import every module of :data:`PRELOAD`, make :data:`WARM_CALLS`, freeze the collector's view.
 
     The seconds it took. ``strict=False`` skips a module that fails to import (the
     run that needs it reports the error itself). ``tensorflow=False`` leaves out
     TensorFlow and Keras (:func:`imports_tensorflow`): what a run whose trainings go
     to another process imports (:func:`helix_tf.server._starting.start_by_fork`).
+    ``others=False`` imports only what a trainer needs (:func:`trains`), without
+    :data:`WARM_CALLS`: what the server imports before it forks its trainer, the rest
+    after (:func:`helix_tf.server._daemon.serve`).
 
     Every object alive by then (~0.5 million: the modules, TensorFlow's and Keras'
     registries) lives as long as the process: :func:`gc.freeze` takes them out of
@@ -114,14 +134,14 @@ def preload(*, strict: bool = True, tensorflow: bool = True) -> float:
     t0 = time.perf_counter()
     skip_library_extras()
     for name in PRELOAD:
-        if not tensorflow and imports_tensorflow(name):
+        if (not tensorflow and imports_tensorflow(name)) or (not others and not trains(name)):
             continue
         if strict:
             importlib.import_module(name)
             continue
         with contextlib.suppress(Exception):
             importlib.import_module(name)
-    for module, function in WARM_CALLS:
+    for module, function in WARM_CALLS if others else ():
         with contextlib.nullcontext() if strict else contextlib.suppress(Exception):
             getattr(importlib.import_module(module), function)()
     gc.freeze()
