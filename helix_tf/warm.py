@@ -130,21 +130,33 @@ def preload(*, strict: bool = True, tensorflow: bool = True, others: bool = True
     each here, in the middle of a run, and in a fork it also wrote to every page
     they lie on, copying the parent's memory; freezing gives neither results nor
     what is freed later any difference.
+
+    The collector is off while importing: every collection the imports triggered
+    scanned the objects they had made so far, all of which live on (~25% of the
+    imports' CPU here: 6.65 s against 4.64 s for the whole list, 1.65 s against
+    1.35 s for a run's part). What they left unreachable (~4 thousand objects, ~2 MB
+    of the process' ~740 MB) is frozen with the rest, never freed.
     """
     t0 = time.perf_counter()
     skip_library_extras()
-    for name in PRELOAD:
-        if (not tensorflow and imports_tensorflow(name)) or (not others and not trains(name)):
-            continue
-        if strict:
-            importlib.import_module(name)
-            continue
-        with contextlib.suppress(Exception):
-            importlib.import_module(name)
-    for module, function in WARM_CALLS if others else ():
-        with contextlib.nullcontext() if strict else contextlib.suppress(Exception):
-            getattr(importlib.import_module(module), function)()
-    gc.freeze()
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for name in PRELOAD:
+            if (not tensorflow and imports_tensorflow(name)) or (not others and not trains(name)):
+                continue
+            if strict:
+                importlib.import_module(name)
+                continue
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+        for module, function in WARM_CALLS if others else ():
+            with contextlib.nullcontext() if strict else contextlib.suppress(Exception):
+                getattr(importlib.import_module(module), function)()
+        gc.freeze()
+    finally:
+        if collecting:
+            gc.enable()
     return time.perf_counter() - t0
 
 
