@@ -461,9 +461,7 @@ def _build_workflow(
         raise ConfigError([*exc.problems[: len(problems)], *raised], path=exc.path) from exc
 
 
-def _call_workflow(
-    module: Any, params: Params, cfg_path: Path, problems: list[str]
-) -> Workflow:
+def _call_workflow(module: Any, params: Params, cfg_path: Path, problems: list[str]) -> Workflow:
     """:func:`_build_workflow` without naming the ``-p`` values."""
     factory = getattr(module, "workflow", None)
     if factory is None:

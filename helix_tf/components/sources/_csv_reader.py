@@ -322,6 +322,7 @@ def _names(names: list[str], most: int = 30) -> str:
     more = [f"... ({len(names) - most} more)"] if len(names) > most else []
     return "[" + ", ".join(shown + more) + "]"
 
+
 def _batches(
     table: pa.Table, batch_rows: int, counters: dict[str, int] | None
 ) -> Iterator[pa.Table]:
