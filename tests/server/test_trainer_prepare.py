@@ -72,7 +72,7 @@ def test_after_a_training_the_trainer_prepares_its_graph_once_that_run_has_ended
         training = km._training(*_case_args(), light=False)
         after = _trainer._AfterRun(training, run.pid)
         assert len(after.training["y"]) == km.HINT_ROWS
-        time.sleep(2 * _trainer.AFTER_RUN_IDLE)  # however long: the run still lives
+        monkeypatch.setattr(_trainer, "AFTER_RUN_IDLE", 0.0)  # however long: it still lives
         assert not after.due()
         run.kill()
         deadline = time.monotonic() + 30
@@ -86,9 +86,9 @@ def test_after_a_training_the_trainer_prepares_its_graph_once_that_run_has_ended
         listener.close()
     assert after.due()
     unknown = _trainer._AfterRun(training, None)  # no SO_PEERCRED: idle time decides
-    assert not unknown.due()
-    monkeypatch.setattr(_trainer, "AFTER_RUN_IDLE", 0.0)
     assert unknown.due()
+    monkeypatch.setattr(_trainer, "AFTER_RUN_IDLE", 3600.0)
+    assert not unknown.due()
 
 
 def test_the_trainer_returns_the_training_it_served_and_nothing_for_other_requests(
