@@ -30,10 +30,11 @@ server leaves what it trained (:class:`HintFile`, a few rows of it) and the idle
 trainer prepares that graph first (:func:`helix_tf.components.keras_models.prepare`:
 built, its light step traced and instantiated, kept; a run that comes before the
 warm-up that follows is served first): the next run, most often an edit of that one,
-skips build and tracing (~0.5–1 s). So with every training it serves, once the run that
-asked for it has ended (:class:`_AfterRun`): a trainer an exact run's ``fit`` left gets
-its light step, and one whose step an exact training's seeding left uninstantiated runs
-it again; an approximate edit after exact runs traces nothing.
+skips build and tracing (~0.5–1 s). So with the first training it serves, and with
+every one once it has served an approximate run's, once the run that asked for it has
+ended (:class:`_AfterRun`): a trainer an exact run's ``fit`` left gets its light step, and
+one whose step an exact training's seeding left uninstantiated runs it again; an
+approximate edit after exact runs traces nothing.
 
 One request at a time: a run that finds the trainer busy (its lock held by another
 run) trains, scores or saves by itself, as does one whose trainer cannot be reached,
@@ -139,6 +140,7 @@ def _serve(listener: socket.socket, parent: int, hints: Path) -> None:
     warm_up_due = _warm_up_due(parent)
     warm = False
     after: _AfterRun | None = None
+    trainings = light = 0  # served so far; of them, approximate runs' (light) ones
     while os.getppid() == parent:  # the server is gone: so is its trainer
         poll = 1.0 if after is None else AFTER_RUN_POLL
         ready, _, _ = select.select([listener], [], [], poll)
@@ -162,7 +164,8 @@ def _serve(listener: socket.socket, parent: int, hints: Path) -> None:
             trained = _profiled(_handle, conn, kept)
             if trained is not None:
                 warm = True
-                after = _AfterRun(trained, peer)
+                trainings, light = trainings + 1, light + bool(trained.get("light"))
+                after = _AfterRun(trained, peer) if _prepares(trainings, light) else None
             elif after is not None:
                 after.seen()
         except (EOFError, OSError):  # the run went away (Ctrl-C): the next one is served
@@ -171,6 +174,15 @@ def _serve(listener: socket.socket, parent: int, hints: Path) -> None:
             log.exception("a training failed")
         finally:
             conn.close()
+
+
+def _prepares(trainings: int, light: int) -> bool:
+    """Whether the trainer prepares the graph of its latest training (:class:`_AfterRun`),
+    having served ``trainings`` trainings, ``light`` of them approximate runs': the first
+    (the starting run's, most often: its edit comes next), and every one once an
+    approximate run has been served. A user who runs only exact ones pays one idle
+    preparation (a light step traced), not one per training."""
+    return trainings == 1 or light > 0
 
 
 #: While a training's run may still ask for its model, how often the idle trainer looks

@@ -91,6 +91,13 @@ def test_after_a_training_the_trainer_prepares_its_graph_once_that_run_has_ended
     assert not unknown.due()
 
 
+def test_the_trainer_prepares_its_first_training_and_all_once_approximate_runs_come() -> None:
+    # (trainings served, of them light): exact-only users pay one preparation.
+    assert _trainer._prepares(1, 0) and _trainer._prepares(1, 1)
+    assert not _trainer._prepares(2, 0) and not _trainer._prepares(9, 0)
+    assert _trainer._prepares(2, 1) and _trainer._prepares(9, 1)
+
+
 def test_the_trainer_returns_the_training_it_served_and_nothing_for_other_requests(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
