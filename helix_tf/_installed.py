@@ -4,9 +4,13 @@ what both the warm server's code stamp and the fingerprints' library identities 
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import os
+import sys
+from collections.abc import Mapping
 
-__all__ = ["distributions"]
+__all__ = ["distributions", "import_providers", "path_state"]
 
 #: folder -> (its modification time, what :func:`distributions` read there then).
 _READ: dict[str, tuple[int, str]] = {}
@@ -41,3 +45,20 @@ def distributions(folder: str) -> str:
     text = "|".join(found)
     _READ[folder] = (mtime, text)
     return text
+
+
+def path_state() -> tuple[tuple[str, str], ...]:
+    """``sys.path`` with the distributions each folder holds (:func:`distributions`): what
+    the distributions' metadata is looked up in. Installing, upgrading or reinstalling a
+    package, or a build writing metadata beside a source tree, changes it; other files
+    written in those folders (a store in the project folder) leave it as it was. What is
+    read from the metadata is cached under it, so a long-lived process (the warm server,
+    the agent, a test session) reads again what a fresh process would read."""
+    return tuple((entry, distributions(entry)) for entry in sys.path)
+
+
+@functools.lru_cache(maxsize=4)
+def import_providers(state: tuple[tuple[str, str], ...]) -> Mapping[str, list[str]]:
+    """Import packages to the distributions that install them, for path ``state``
+    (:func:`path_state`; listing every distribution takes ~0.3 s)."""
+    return importlib.metadata.packages_distributions()

@@ -83,6 +83,7 @@ SMS_CSV_OPTIONS: dict[str, Any] = {
 }
 """Csv settings for an SMS Spam Collection file (free text in the last column)."""
 
+
 def write_census_like(
     directory: str | Path, *, train_rows: int = 6000, test_rows: int = 3000, seed: int = 0
 ) -> tuple[Path, Path]:

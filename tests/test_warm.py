@@ -30,7 +30,7 @@ def test_preload_builds_what_runs_keep_and_leaves_it_out_of_the_collectors_reach
         "from helix_tf.reuse.metadata import _schema\n"
         "assert _schema._TABLES is not None  # built before the fork, not in each run\n"
         "from helix_tf.compiler import _runtime\n"
-        "assert _runtime._version.cache_info().currsize == len(\n"
+        "assert _runtime._installed_version.cache_info().currsize == len(\n"
         "    {n for names in _runtime.LIBRARIES.values() for n in names})  # versions read\n"
     )
     _in_fresh_interpreter(code)

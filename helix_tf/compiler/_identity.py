@@ -30,7 +30,12 @@ from helix_tf.compiler._values import (
     train_approx,
 )
 from helix_tf.compiler.content import ContentHasher
-from helix_tf.compiler.hashing import CodeFingerprint, code_fingerprint, stable_hash
+from helix_tf.compiler.hashing import (
+    CodeFingerprint,
+    code_fingerprint,
+    held_generators,
+    stable_hash,
+)
 from helix_tf.compiler.hashing._origin import _is_user_type
 from helix_tf.components.base import Operator
 from helix_tf.roles import ROLE_SPECS, Role
@@ -216,15 +221,18 @@ def _identify(value: Any, fps: Mapping[str, str], hasher: ContentHasher) -> Any:
 def code_refusals(d: Declaration, hasher: ContentHasher | None = None) -> list[str]:
     """Check what the node's user code reads; return why its results cannot be reused.
 
-    Warns (once per process) about files the code opens without declaring them and
-    about unseeded random calls; a file named only at run time, with no declared
-    files, is a refusal like an object whose state cannot be read. The files the code
+    Warns (once per process) about files the code opens without declaring them; a file
+    named only at run time, with no declared files, is a refusal like an object whose
+    state cannot be read, a draw from an unseeded, shared or kept random generator, and
+    an operator of the user's own holding a generator (its methods draw through
+    ``self``). The files the code
     opens under a known name are hashed with the code; ``hasher`` watches them too, so a
     run that sees one change before it stores a result stores nothing more.
     """
     metrics = (d.refs.get("metrics") or []) if d.role == Role.EVALUATE else []
     fns = list(callables([d.op, *metrics]))
-    user_types = {type(op) for op in operators([d.op, *metrics]) if _is_user_type(type(op))}
+    user_ops = [op for op in operators([d.op, *metrics]) if _is_user_type(type(op))]
+    user_types = {type(op) for op in user_ops}
     fns += sorted(user_types, key=callable_label)  # nested operators' classes too
     if not fns:
         return []
@@ -236,6 +244,8 @@ def code_refusals(d: Declaration, hasher: ContentHasher | None = None) -> list[s
     refusals: list[str] = []
     for fn in fns:
         refusals += _function_refusals(d, fn, declared_paths, who, hasher)
+    for op in user_ops:
+        refusals += [f"node {d.name!r}: {r}" for r in held_generators(op, type(op).__qualname__)]
     for r in refusals:
         _warn_once(f"refuse:{r}", f"{who}results are recomputed every run, never reused: {r}")
     return refusals
@@ -277,11 +287,4 @@ def _function_refusals(
                 "declaring it; its content is hashed, but declare it with files=[...] "
                 "so the dependency is explicit",
             )
-    if fp.unseeded:
-        _warn_once(
-            f"unseeded:{d.name}:{callable_label(fn)}",
-            f"{who}{udf} draws from an unseeded or global random generator: "
-            f"{'; '.join(fp.unseeded)}. Two fresh runs give different results; use a "
-            "generator seeded by a parameter (np.random.default_rng(seed))",
-        )
     return refusals

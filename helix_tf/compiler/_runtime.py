@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from helix_tf._env import intra_op_threads
+from helix_tf._installed import import_providers, path_state
 from helix_tf.components.learners import TRAINING_SETTINGS
 from helix_tf.roles import Stage
 
@@ -58,19 +59,50 @@ _DEFAULT_MACHINES = frozenset({"x86_64", "amd64"})
 NVIDIA_GPUS = "/proc/driver/nvidia/gpus"
 
 
-@functools.lru_cache(maxsize=64)
-def _version(package: str) -> str:
-    """The version of the distribution that installs import package ``package``: the one
-    named so, else the one that provides it under another name (``tensorflow-cpu``,
-    ``tensorflow-macos``, ``tf-nightly``, ``keras-nightly`` install ``tensorflow`` or
-    ``keras``), named with its version, so upgrading it recomputes as upgrading
-    ``tensorflow`` does. Before, such an install read "absent" whatever its version."""
+def _version(package: str, state: tuple[tuple[str, str], ...] | None = None) -> str:
+    """The version of the distribution that installs import package ``package`` (see
+    :func:`_installed_version`), and the version loaded in this process when it is
+    another: an install after the library was imported leaves the old code running, and
+    what it computes must not be stored under the new version's fingerprint."""
+    installed = _installed_version(package, path_state() if state is None else state)
+    loaded = getattr(sys.modules.get(package), "__version__", None)
+    if not isinstance(loaded, str) or any(
+        _same_release(loaded, part.rpartition(" ")[2]) for part in installed.split(", ")
+    ):
+        return installed
+    return f"{installed} (loaded {loaded})"
+
+
+def _same_release(a: str, b: str) -> bool:
+    """Whether two version texts name one release (``2.22.0-dev1`` is ``2.22.0.dev1``)."""
+    if a == b:
+        return True
+    try:
+        from packaging.version import InvalidVersion, Version
+    except ImportError:  # pragma: no cover - packaging comes with pip's and TF's installs
+        return False
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return False
+
+
+@functools.lru_cache(maxsize=256)
+def _installed_version(package: str, state: tuple[tuple[str, str], ...]) -> str:
+    """The version of the distribution that installs import package ``package``, as the
+    metadata on the import path ``state`` (:func:`helix_tf._installed.path_state`) says:
+    the one named so, else the one that provides it under another name
+    (``tensorflow-cpu``, ``tensorflow-macos``, ``tf-nightly``, ``keras-nightly`` install
+    ``tensorflow`` or ``keras``), named with its version, so upgrading it recomputes as
+    upgrading ``tensorflow`` does. Before, such an install read "absent" whatever its
+    version. Cached under the path's state: an install read again (it was once cached
+    for the process, so a long-lived one kept fingerprinting with the old version)."""
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         pass
     found = []
-    for dist in sorted(set(_providers().get(package, ()))):
+    for dist in sorted(set(import_providers(state).get(package, ()))):
         try:
             found.append(f"{dist} {importlib.metadata.version(dist)}")
         except importlib.metadata.PackageNotFoundError:
@@ -78,24 +110,19 @@ def _version(package: str) -> str:
     return ", ".join(found) or "absent"
 
 
-@functools.lru_cache(maxsize=1)
-def _providers() -> dict[str, list[str]]:
-    """Import packages to the distributions that install them (read only when a library
-    is not installed under its own name: listing every distribution takes ~0.3 s)."""
-    return dict(importlib.metadata.packages_distributions())
-
-
 def read_versions() -> None:
-    """Look up every distribution of :data:`LIBRARIES` once (kept for the process).
+    """Look up every distribution of :data:`LIBRARIES` (cached under what is installed).
 
     Called by the warm server before it forks its runs (``helix_tf.warm.WARM_CALLS``):
     reading packages' metadata took ~5–20 ms of every served run. A server whose
-    packages changed is stale and replaced (``helix_tf.server``), so what it read
-    stays true for every run it forks.
+    packages changed is stale and replaced (``helix_tf.server``); a run forked before it
+    is, or any long-lived process, reads the versions again when what is installed on
+    its import path changes.
     """
+    state = path_state()
     for names in LIBRARIES.values():
         for name in names:
-            _version(name)
+            _version(name, state)
 
 
 def _keras_settings() -> dict[str, Any]:
@@ -200,7 +227,8 @@ def runtime_identity(stage: str) -> dict[str, Any]:
     >>> sorted(runtime_identity("preprocess")["libraries"])
     ['numpy', 'pandas', 'pyarrow', 'python']
     """
-    libraries = {name: _version(name) for name in LIBRARIES[stage]}
+    state = path_state()
+    libraries = {name: _version(name, state) for name in LIBRARIES[stage]}
     libraries["python"] = f"{sys.version_info.major}.{sys.version_info.minor}"
     out: dict[str, Any] = {"libraries": libraries}
     if "tensorflow" in LIBRARIES[stage]:

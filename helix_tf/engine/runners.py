@@ -15,11 +15,14 @@ from Maven. A Dataflow ``--dry_run`` builds the job and stops with
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import re
 import shutil
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -195,18 +198,18 @@ def dataflow_problems(args: Sequence[str], store_url: str) -> list[str]:
     return problems
 
 
-def _with_code_shipping(args: list[str]) -> list[str]:
-    """``args`` plus ``--setup_file`` of this source tree when no worker image is named.
+def _setup_to_ship(args: list[str]) -> Path | None:
+    """The setup.py of this source tree when no worker image (nor setup file) is named.
 
     Dataflow workers need helix_tf to unpickle its DoFns. The default is a worker
     image built from ``deploy/Dockerfile`` (``--sdk_container_image``); without
-    one, the package is built from this source tree's setup.py and installed on
-    every worker at start-up (slower).
+    one, the package is built from this source tree's setup.py (:func:`package_for_workers`)
+    and installed on every worker at start-up (slower).
     """
     if _has(args, "--sdk_container_image") or _has(args, "--setup_file"):
-        return args
+        return None
     if _has(args, "--worker_harness_container_image"):
-        return args
+        return None
     setup = Path(__file__).resolve().parents[2] / "setup.py"
     if not setup.is_file():
         raise ConfigError(
@@ -214,8 +217,68 @@ def _with_code_shipping(args: list[str]) -> list[str]:
             "(an image built from helix_tf's deploy/Dockerfile) or "
             "--beam-option=--setup_file=PATH/setup.py of helix_tf's source tree"
         )
-    log.info("no worker image given: shipping helix_tf to Dataflow workers with %s", setup)
-    return [*args, f"--setup_file={setup}"]
+    return setup
+
+
+#: The files beside setup.py that building the package may read (setuptools' defaults).
+_PACKAGING_FILES = ("setup.py", "setup.cfg", "pyproject.toml", "MANIFEST.in", "README.md")
+
+
+def package_for_workers(setup: Path, folder: str) -> str:
+    """Build helix_tf's source package from the tree of ``setup`` inside ``folder`` (a
+    copy of the package and its packaging files) and return the ``.tar.gz``.
+
+    Beam's ``--setup_file`` runs ``setup.py sdist`` in the source tree itself, which
+    writes ``helix_tf.egg-info`` there: on the import path of a process run from the
+    tree, that changed what is installed (``helix_tf._installed.path_state``), so the
+    next run read helix_tf's identity anew and recomputed once. Built in a copy, the
+    project is left as it was.
+    """
+    tree = Path(folder) / "tree"
+    shutil.copytree(
+        setup.parent / "helix_tf",
+        tree / "helix_tf",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
+    for name in _PACKAGING_FILES:
+        if (setup.parent / name).is_file():
+            shutil.copy2(setup.parent / name, tree / name)
+    dist = Path(folder) / "dist"
+    done = subprocess.run(
+        [sys.executable, "setup.py", "-q", "sdist", "--dist-dir", str(dist)],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    built = sorted(dist.glob("*.tar.gz")) if done.returncode == 0 else []
+    if not built:
+        raise ConfigError(
+            f"could not build helix_tf's package for the Dataflow workers from {setup} "
+            f"({(done.stderr or done.stdout).strip()[-500:]}); pass "
+            "--beam-option=--sdk_container_image=IMAGE (deploy/Dockerfile) instead"
+        )
+    return str(built[0])
+
+
+def _dataflow_factory(args: list[str]) -> Callable[[], beam.Pipeline]:
+    """Dataflow pipelines; helix_tf's package built once, on the first (not when the
+    options are checked), into a temporary folder removed when the process ends."""
+    setup = _setup_to_ship(args)
+    built: list[str] = []
+
+    def make_dataflow() -> beam.Pipeline:
+        extra = []
+        if setup is not None:
+            if not built:
+                folder = tempfile.mkdtemp(prefix="helix-package-")
+                atexit.register(shutil.rmtree, folder, True)
+                log.info("no worker image given: shipping helix_tf built from %s", setup)
+                built.append(package_for_workers(setup, folder))
+            extra = [f"--extra_package={built[0]}"]
+        return beam.Pipeline(runner="DataflowRunner", options=PipelineOptions([*args, *extra]))
+
+    return make_dataflow
 
 
 # ---------------------------------------------------------------------------- job servers
@@ -303,10 +366,5 @@ def pipeline_factory(runner: str, args: Sequence[str] = ()) -> Callable[[], beam
                 f"--runner dataflow needs {', '.join(missing)}: pass them as "
                 "--project P --region R and a gs:// --store (temp_location defaults to it)"
             )
-        shipped = _with_code_shipping(args)
-
-        def make_dataflow() -> beam.Pipeline:
-            return beam.Pipeline(runner="DataflowRunner", options=PipelineOptions(shipped))
-
-        return make_dataflow
+        return _dataflow_factory(args)
     raise ConfigError(f"unknown runner {runner!r}; expected one of {', '.join(RUNNERS)}")

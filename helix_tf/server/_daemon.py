@@ -507,6 +507,7 @@ def _child(
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        time.tzset()  # the user's TZ, as a process started with it converts local times
         sys.path[:] = list(request["path"])
         sys.argv = ["helix-tf", *request["argv"]]
         encoding = request.get("encoding") or "utf-8"

@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 
 from helix_tf import search
-from helix_tf.agent._daemon import _Agent
 from helix_tf.agent._options import AgentOptions, metric_direction, preferred_metric
+from helix_tf.agent._search import Agent
 from helix_tf.agent._study import AS_WRITTEN, AgentPaths, requeue, suggest
 from helix_tf.agent._worker import Finished
 from helix_tf.roles import NodeState
 
 
 def test_ablation_keeps_only_changes_whose_reversal_hurts(tmp_path: Path) -> None:
-    agent = _Agent(AgentOptions(config=str(tmp_path / "c.py")), AgentPaths(home=tmp_path))
+    agent = Agent(AgentOptions(config=str(tmp_path / "c.py")), AgentPaths(home=tmp_path))
     agent.space = search.SearchSpace(
         dimensions={}, current={"learner.l2": 0.0, "x.min_count": 1}, declared=True
     )
@@ -52,7 +52,7 @@ def test_approximate_rung_prunes_by_successive_halving(tmp_path: Path) -> None:
 
     from helix_tf.agent._study import open_study
 
-    agent = _Agent(AgentOptions(config=str(tmp_path / "c.py")), AgentPaths(home=tmp_path))
+    agent = Agent(AgentOptions(config=str(tmp_path / "c.py")), AgentPaths(home=tmp_path))
     agent.update = lambda **fields: None  # type: ignore[method-assign]
     space = search.SearchSpace(
         dimensions={"x": search.Float(0.0, 1.0)}, current={"x": 0.5}, declared=True
@@ -98,7 +98,7 @@ def test_a_batch_runs_in_reuse_aware_order_and_requeues_what_a_stop_left(tmp_pat
 
     from helix_tf.agent._study import open_study
 
-    agent = _Agent(
+    agent = Agent(
         AgentOptions(config=str(tmp_path / "c.py"), resume_after=0.0), AgentPaths(home=tmp_path)
     )
     agent.update = lambda **fields: None  # type: ignore[method-assign]
@@ -149,7 +149,7 @@ def test_the_winner_is_queued_again_with_only_the_changes_that_matter(tmp_path: 
     from helix_tf.agent._study import open_study
     from helix_tf.agent._verdicts import is_winner, keep_what_matters
 
-    agent = _Agent(AgentOptions(config=str(tmp_path / "c.py")), AgentPaths(home=tmp_path))
+    agent = Agent(AgentOptions(config=str(tmp_path / "c.py")), AgentPaths(home=tmp_path))
     agent.space = search.SearchSpace(
         dimensions={
             "learner.l2": search.Float(1e-6, 1.0, log=True),
@@ -208,7 +208,7 @@ def test_verification_stays_within_its_share_of_the_workers_time(tmp_path: Path)
     from helix_tf.agent._study import open_study
 
     opts = AgentOptions(config=str(tmp_path / "c.py"), verify_share=0.25)
-    agent = _Agent(opts, AgentPaths(home=tmp_path))
+    agent = Agent(opts, AgentPaths(home=tmp_path))
     agent.update = lambda **fields: None  # type: ignore[method-assign]
     study = open_study(AgentPaths(home=tmp_path), "w@1", create=True)
     for value in (0.91, 0.92, 0.93):
@@ -251,7 +251,7 @@ def test_a_new_leader_is_verified_only_when_it_moved_meaningfully(tmp_path: Path
     from helix_tf.agent._study import open_study
 
     opts = AgentOptions(config=str(tmp_path / "c.py"), verify_share=1.0, verify_min_gain=0.1)
-    agent = _Agent(opts, AgentPaths(home=tmp_path))
+    agent = Agent(opts, AgentPaths(home=tmp_path))
     agent.update = lambda **fields: None  # type: ignore[method-assign]
     study = open_study(AgentPaths(home=tmp_path), "w@1", create=True)
     verified: list[float] = []
@@ -285,7 +285,7 @@ def test_search_runs_deliver_only_the_scored_outputs_verifications_all(tmp_path:
     }
     assert scored_outputs(dag) == ["evaluation"]
     assert scored_outputs({"nodes": [{"name": "x", "role": "explain", "output": True}]}) is None
-    agent = _Agent(AgentOptions(config=str(tmp_path / "c.py")), AgentPaths(home=tmp_path))
+    agent = Agent(AgentOptions(config=str(tmp_path / "c.py")), AgentPaths(home=tmp_path))
     agent.scored = scored_outputs(dag)
     sent: list[dict[str, Any]] = []
 
@@ -310,7 +310,7 @@ def test_a_batch_plans_each_trial_once_and_the_approximate_rung_once_per_shape(
     agent process's CPU; the exact plan serves both, the approximate one its shape."""
     from helix_tf.agent._study import open_study
 
-    agent = _Agent(
+    agent = Agent(
         AgentOptions(config=str(tmp_path / "c.py"), resume_after=0.0), AgentPaths(home=tmp_path)
     )
     agent.update = lambda **fields: None  # type: ignore[method-assign]
@@ -362,7 +362,7 @@ def test_the_rungs_are_priced_by_their_measured_cpu_once_both_are_measured(
     """One wall-clock measurement per node swung 5x under load and knows no epochs: at
     census x1 the approximate run took 0.86x the exact one's CPU, yet the planner's
     estimates kept choosing it. Once both rungs are measured, their medians decide."""
-    agent = _Agent(AgentOptions(config=str(tmp_path / "c.py")), AgentPaths(home=tmp_path))
+    agent = Agent(AgentOptions(config=str(tmp_path / "c.py")), AgentPaths(home=tmp_path))
     planned: list[bool] = []
 
     def fake_plan(overrides: dict[str, Any], approx: Any = None) -> SimpleNamespace:

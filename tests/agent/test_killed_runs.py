@@ -12,8 +12,8 @@ import pytest
 
 from helix_tf import history
 from helix_tf.activity import user_run
-from helix_tf.agent._daemon import _Agent
 from helix_tf.agent._options import TAG, AgentOptions
+from helix_tf.agent._search import Agent
 from helix_tf.agent._study import AgentPaths
 from helix_tf.agent._worker import Stopped, Yielded
 from tests.conftest import TINY_CENSUS, write_config
@@ -79,7 +79,7 @@ def test_yielded_and_stopped_trials_are_recorded_killed_with_the_reason(
     store = str(tmp_path / "store")
     paths = AgentPaths.of(tiny_census_config, store)
     paths.folder.mkdir(parents=True)
-    agent = _Agent(
+    agent = Agent(
         AgentOptions(config=str(tiny_census_config), store=store, resume_after=0.0),
         paths,
     )

@@ -119,14 +119,14 @@ def test_close_ends_the_worker_gracefully(worker: Worker) -> None:
 @pytest.mark.ci
 def test_the_agents_runs_share_one_worker(tiny_census_config: Path, tmp_path: Path) -> None:
     """Real runs through the public API: one worker process serves trial after trial."""
-    from helix_tf.agent._daemon import _Agent
     from helix_tf.agent._options import AgentOptions
+    from helix_tf.agent._search import Agent
     from helix_tf.agent._study import AgentPaths
 
     store = str(tmp_path / "store")
     paths = AgentPaths.of(tiny_census_config, store)
     paths.folder.mkdir(parents=True)
-    agent = _Agent(AgentOptions(config=str(tiny_census_config), store=store), paths)
+    agent = Agent(AgentOptions(config=str(tiny_census_config), store=store), paths)
     agent.update = lambda **fields: None  # type: ignore[method-assign]
     try:
         # The learning rate is fed at run time: the second run reuses the first's trainer.

@@ -780,22 +780,25 @@ def looked(batch):
     assert before["looked"] != after["looked"] and before["rows"] == after["rows"]
 
 
-def test_unseeded_random_calls_warn_once_per_udf(
+def test_unseeded_random_calls_are_never_reused_and_warn_once_per_udf(
     tmp_path: Path, census_like: tuple[Path, Path], fresh_warnings: None, caplog
 ) -> None:
+    """A generator made without a seed draws other numbers in every run: like a draw from
+    numpy's global generator (issue 12's QA), its node is recomputed every run. Before,
+    it was only warned about, and its stored result was reused."""
     udf = """\
 @wf.udf("looked", batched=True)
 def looked(batch):
-    return batch["age"] + np.random.normal(size=len(batch))
+    return batch["age"] + np.random.normal(size=len(batch)) + np.random.default_rng().normal()
 
 """
     path, _ = _udf_config(tmp_path, census_like, udf)
     with caplog.at_level(logging.WARNING):
+        one = _compile(path)
         _compile(path)
-        _compile(path)
-    messages = [r.getMessage() for r in caplog.records]
-    (message,) = [m for m in messages if "draws from an unseeded" in m]
-    # a draw from numpy's global generator is also never reused (issue 12's QA)
-    (refusal,) = [m for m in messages if "recomputed every run" in m]
-    assert "np.random.normal(size=len(batch))" in refusal
-    assert "np.random.normal(size=len(batch))" in message and "node 'looked'" in message
+    messages = [r.getMessage() for r in caplog.records if "recomputed every run" in r.getMessage()]
+    shared, unseeded = sorted(messages, key=lambda m: "no seed fixes" in m)
+    assert "np.random.normal(size=len(batch))" in shared and "node 'looked'" in shared
+    assert "np.random.default_rng()" in unseeded and "cfg.py:" in unseeded
+    assert "np.random.default_rng(SEED)" in unseeded  # how to fix it
+    assert len(one.node("looked").extra["volatile"]) == 2

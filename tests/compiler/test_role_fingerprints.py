@@ -16,6 +16,7 @@ step); the exact pins did not move.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +173,9 @@ def test_a_library_upgrade_changes_the_nodes_of_the_stages_that_compute_with_it(
     real = _runtime._version
 
     def compiled(**versions: str) -> dict[str, str]:
-        monkeypatch.setattr(_runtime, "_version", lambda d: versions.get(d) or real(d))
+        monkeypatch.setattr(
+            _runtime, "_version", lambda d, state=None: versions.get(d) or real(d, state)
+        )
         return {n.name: n.fingerprint for n in _compiled(tmp_path, "exact").nodes}
 
     base = compiled()
@@ -207,10 +210,12 @@ def test_a_library_installed_under_another_name_is_versioned_by_that_distributio
         return installed["version"] if name == dist else real(name)
 
     monkeypatch.setattr(importlib.metadata, "version", version)
-    monkeypatch.setattr(_runtime, "_providers", lambda: {"tensorflow": [dist]}, raising=False)
+    monkeypatch.setattr(_runtime, "import_providers", lambda state: {"tensorflow": [dist]})
+    # not the TensorFlow this test session may have loaded: the installs below are all
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
 
     def identity(stage: str) -> dict[str, Any]:
-        _runtime._version.cache_clear()
+        _runtime._installed_version.cache_clear()
         return _runtime.runtime_identity(stage)
 
     try:
@@ -220,7 +225,7 @@ def test_a_library_installed_under_another_name_is_versioned_by_that_distributio
         assert identity("train") != train
         assert identity("preprocess") == preprocess  # TensorFlow does not preprocess
     finally:
-        _runtime._version.cache_clear()
+        _runtime._installed_version.cache_clear()
 
 
 @pytest.mark.parametrize("setting", ["HELIX_EAGER_MAX_STEPS", "HELIX_TF_STREAM_BYTES"])

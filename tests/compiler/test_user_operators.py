@@ -122,3 +122,25 @@ def test_a_source_of_ones_own_reading_its_own_files_is_reused(
     monkeypatch.syspath_prepend(str(folder))
     sys.modules.pop("qa_user_source", None)
     assert _fingerprints(folder) == _fingerprints(folder)
+
+
+def test_an_operator_of_ones_own_holding_a_random_generator_is_never_reused(
+    folder: Path,
+) -> None:
+    """Its methods can draw from it through ``self`` (a source's or feature's noise): what
+    they draw depends on the draws before them, so a stored result would not be a fresh
+    run's. The compiler cannot see ``self``'s attributes in the methods' source."""
+    tail = """
+
+    def validate(self):
+        object.__setattr__(self, "noise", {"rng": np.random.default_rng(0)})
+        return []
+"""
+    # a module of its own: the other tests' qa_user_ops may still be imported
+    (folder / "qa_user_ops_rng.py").write_text(OPERATOR.format(offset=0, tail=tail))
+    config = (folder / "cfg.py").read_text().replace("qa_user_ops", "qa_user_ops_rng")
+    (folder / "cfg.py").write_text(config)
+    loaded = load_config(folder / "cfg.py")
+    compiled = compile_workflow(loaded.workflow, hasher=ContentHasher())
+    (why,) = compiled.node("age").facts["volatile"]
+    assert "Shifted keeps a random generator in self.noise['rng']" in why

@@ -249,11 +249,52 @@ def test_valid_dataflow_options_pass_and_ship_helix_tf(offline: None) -> None:
     pipeline = pipeline_factory("dataflow", dry)()
     from apache_beam.options.pipeline_options import SetupOptions
 
-    # No image named: helix_tf's own setup.py ships the code (the fallback).
-    setup_file = pipeline.options.view_as(SetupOptions).setup_file
-    assert setup_file is not None and Path(setup_file).name == "setup.py"
+    # No image named: helix_tf's own package ships the code (the fallback).
+    (package,) = pipeline.options.view_as(SetupOptions).extra_packages
+    assert package.endswith(".tar.gz") and Path(package).is_file()
     imaged = pipeline_factory("dataflow", [*dry, f"--sdk_container_image={image}"])()
-    assert imaged.options.view_as(SetupOptions).setup_file is None
+    assert not imaged.options.view_as(SetupOptions).extra_packages
+
+
+def _tree(root: Path) -> dict[str, int]:
+    """The entries beside setup.py (where setup.py sdist wrote helix_tf.egg-info) and the
+    package's files, by modification time (not bytecode)."""
+    paths = [*root.iterdir(), *(root / "helix_tf").rglob("*")]
+    return {
+        str(p.relative_to(root)): p.stat().st_mtime_ns
+        for p in paths
+        if "__pycache__" not in p.parts and not p.name.endswith(".pyc")
+    }
+
+
+def test_shipping_helix_tf_to_dataflow_leaves_the_project_and_the_next_plan_unchanged(
+    offline: None, tmp_path: Path, tiny_census_config: Path
+) -> None:
+    """Beam's --setup_file ran setup.py sdist in the source tree, which wrote
+    helix_tf.egg-info there: on the import path, a change of what is installed, so the
+    next run read helix_tf's identity anew and recomputed once. The package is built in a
+    copy now; Beam's staging of the job's resources (what a submission does) reads it."""
+    from apache_beam.portability.api import beam_runner_api_pb2
+    from apache_beam.runners.portability.stager import Stager
+
+    from helix_tf._installed import path_state
+
+    def plan() -> dict[str, tuple[str, str]]:
+        nodes = api.plan(tiny_census_config, store=str(tmp_path / "store")).nodes
+        return {d.name: (d.fingerprint, d.state) for d in nodes}
+
+    root = Path(runners.__file__).resolve().parents[2]
+    planned = plan()  # (puts the config's folder on the path)
+    before, state = _tree(root), path_state()
+    pipeline = pipeline_factory("dataflow", [*_GOOD, "--dry_run=True"])()
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    resources = Stager.create_job_resources(pipeline.options, str(staged))
+    role = beam_runner_api_pb2.ArtifactStagingToRolePayload
+    names = [role.FromString(r.role_payload).staged_name for r in resources]
+    assert any(n.endswith(".tar.gz") for n in names), names
+    assert _tree(root) == before and path_state() == state
+    assert plan() == planned
 
 
 def test_the_worker_dockerfile_builds_on_the_matching_beam_image() -> None:

@@ -606,9 +606,7 @@ def test_concurrent_commits_of_one_fingerprint(
         assert staging_dirs(store) == set()
 
 
-@pytest.mark.parametrize(
-    "backend", ["local", pytest.param("gs", marks=pytest.mark.slow)]
-)
+@pytest.mark.parametrize("backend", ["local", pytest.param("gs", marks=pytest.mark.slow)])
 def test_killed_writers_never_leave_a_bad_entry(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

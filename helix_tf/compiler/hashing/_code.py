@@ -9,12 +9,12 @@ read with :class:`~._resolver._ReadResolver`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import types
 from collections.abc import Callable
 
 from ._canonical import _Canon, _digest, _Form, _native_bases, _state
-from ._effects import kept_generator
 from ._locate import _SourceFinder
 from ._origin import (
     _identity,
@@ -28,7 +28,7 @@ from ._origin import (
 )
 from ._resolver import _ReadResolver
 from ._result import CodeFingerprint, _Collector
-from ._user_code import _BUILTIN_CALLABLES, _UserCode
+from ._user_code import _BUILTIN_CALLABLES, _UserCode, refuse_held_generators
 
 
 def code_fingerprint(fn: Callable[..., object]) -> CodeFingerprint:
@@ -122,6 +122,7 @@ class _Fingerprinter:
 
     def _unwrapped_form(self, obj: object, c: _Collector) -> _Form:
         if isinstance(obj, functools.partial):
+            refuse_held_generators(obj, "partial", _identity(obj.func)[1], c)
             return {
                 "__partial__": self.sub(obj.func, _identity(obj.func)[1], c),
                 "args": self.value(obj.args, "partial arguments", c),
@@ -167,6 +168,9 @@ class _Fingerprinter:
         if isinstance(obj, types.FunctionType):
             cells = zip(obj.__code__.co_freevars, obj.__closure__ or (), strict=True)
             closure = {name: self._cell(cell, name, c) for name, cell in cells}
+            for name, cell in zip(obj.__code__.co_freevars, obj.__closure__ or (), strict=True):
+                with contextlib.suppress(ValueError):  # an empty cell holds nothing
+                    refuse_held_generators(cell.cell_contents, name, qualname, c)
             if closure:
                 form["closure"] = closure
         elif isinstance(obj, _BUILTIN_CALLABLES):
@@ -224,16 +228,7 @@ class _Fingerprinter:
 
 def _refuse_kept_generators(instance: object, who: str, c: _Collector) -> None:
     """A callable object (or a bound method's object) holding a random generator among its
-    attributes: its calls draw from it (``self.rng.normal()``), so what one draws depends
-    on the calls before it, as for a module-level generator (:func:`kept_generator`)."""
-    state = getattr(instance, "__dict__", None)
-    if not isinstance(state, dict):
-        return
-    for name, value in state.items():
-        if kept_generator(value):
-            c.refuse(
-                f"{who} keeps a random generator in self.{name}: every call draws from it, "
-                "so what a call draws depends on the calls before it and a stored result "
-                "would not be what a fresh run computes; make the generator inside the call "
-                "from a seed parameter (np.random.default_rng(seed))"
-            )
+    attributes, at any depth: its calls draw from it (``self.rng.normal()``,
+    ``self.cfg.rng``), so what one draws depends on the calls before it, as for a
+    module-level generator (:func:`~._effects.kept_generator`)."""
+    refuse_held_generators(instance, "self", who, c)

@@ -12,13 +12,16 @@ from __future__ import annotations
 import ast
 import builtins
 import codecs
+import collections
 import copy
 import dataclasses
 import datetime as dt
+import functools
 import getpass
 import glob
 import importlib
 import importlib.resources
+import inspect
 import io
 import os
 import pathlib
@@ -29,8 +32,12 @@ import socket
 import sys
 import threading
 import time
+import types
 import uuid
 from collections.abc import Callable
+
+from ._canonical import _library_family, _state
+from ._origin import _is_user_module
 
 _UNKNOWN = object()
 _ENVIRON_GET = object()  # marks ``os.environ.get``
@@ -75,6 +82,7 @@ _RANDOM_CTORS = frozenset(
         "Philox",
         "SFC64",
         "SystemRandom",
+        "SeedGenerator",
     }
 )
 
@@ -106,6 +114,10 @@ class Effects:
     #: Reads of what differs from run to run with the same code and data: the clock, the
     #: process's string-hash seed (``hash()``): (call text, line, why and the fix).
     varying: list[tuple[str, int, str]] = dataclasses.field(default_factory=list)
+    #: Sets of text (or of other values hashed by the process's string-hash seed or by
+    #: address) used in their iteration order, which differs between processes:
+    #: (the set's text, line).
+    unordered: list[tuple[str, int]] = dataclasses.field(default_factory=list)
     #: Facts of the machine, user or working folder read by a call (``MACHINE_FACTS``
     #: names): their values join the fingerprint, as an environment variable's does.
     facts: list[str] = dataclasses.field(default_factory=list)
@@ -128,6 +140,7 @@ def scan_effects(tree: ast.AST, resolve: Callable[[str], object], source: str) -
     scan.visit(tree)
     scan.leftover_environ(tree)
     _kept_draws(scan, tree)
+    _unordered_sets(scan, tree)
     return scan.found
 
 
@@ -167,7 +180,9 @@ class _Scan(ast.NodeVisitor):
                 return _MODULES_GET
             if isinstance(base, type(os) | pathlib.PurePath) or _is_library_class(base):
                 return getattr(base, node.attr, _UNKNOWN)
-            return _UNKNOWN
+            return _static_attribute(base, node.attr)
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            return _static_item(self.value(node.value), node.slice.value)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
             left, right = self.value(node.left), self.value(node.right)
             if isinstance(left, pathlib.PurePath) and isinstance(right, str | pathlib.PurePath):
@@ -241,16 +256,23 @@ class _Scan(ast.NodeVisitor):
         elif not _computes_path(fn) and not _writes(fn, node):
             self.path_arguments(node)
         fact = next((name for name, f in MACHINE_FACTS.items() if fn is f), None)
-        if fact is not None and fact not in self.found.facts and not node.args:
+        if fact is not None and node.args:
+            fact = None  # a fact of the machine is read by a call without arguments
+        if fact is None and _reads_local_zone(fn, node):
+            fact = LOCAL_ZONE
+        if fact is None and _decodes_by_locale(fn, node):
+            fact = LOCALE_TEXT
+        if fact is not None and fact not in self.found.facts:
             self.found.facts.append(fact)
         why = _varying(fn, node)
         if why == _HASH_WHY and self.functions[-1:] == ["__hash__"]:
             why = None  # a class's own __hash__: set and dict lookups, not values computed
         if why:
             self.found.varying.append((self.text(node), node.lineno, why))
-        if _is_unseeded(fn, node):
+        shared = _draws_shared_state(fn, node, self.value)
+        if shared or _is_unseeded(fn, node, self.value):
             self.found.unseeded.append((self.text(node), node.lineno))
-            if _is_global_draw(fn):
+            if shared:
                 self.found.global_draws.append((self.text(node), node.lineno))
         self.generic_visit(node)
 
@@ -319,6 +341,54 @@ class _Scan(ast.NodeVisitor):
                     self.found.env_unresolved.append(
                         f"{self.text(node)} used as a whole (line {node.lineno})"
                     )
+
+
+def _static_attribute(base: object, attr: str) -> object:
+    """``base.attr`` found without running code (``inspect.getattr_static``): an object's
+    own attribute (its ``__dict__`` or a slot), a class's data attribute, a method bound
+    to ``base``; :data:`_UNKNOWN` for what only code computes (a property, ``__getattr__``)
+    and for a base not known at compile time. Lets a chain through user objects
+    (``CFG.rng``, ``Settings.SEED``) resolve as a module's attributes do."""
+    if base is _UNKNOWN or base is _ENVIRON_GET or base is _MODULES_GET:
+        return _UNKNOWN
+    try:
+        found = inspect.getattr_static(base, attr)
+    except AttributeError:
+        return _UNKNOWN
+    if isinstance(found, types.MemberDescriptorType):  # a slot
+        try:
+            return found.__get__(base, type(base))
+        except AttributeError:
+            return _UNKNOWN
+    if isinstance(found, staticmethod):
+        return found.__func__
+    if isinstance(found, classmethod):
+        return types.MethodType(found.__func__, base if isinstance(base, type) else type(base))
+    try:  # its own attributes, without an overridden __getattribute__ running
+        own = object.__getattribute__(base, "__dict__")
+    except AttributeError:
+        own = {}
+    if isinstance(found, types.FunctionType):
+        if isinstance(base, type) or attr in own:
+            return found
+        return types.MethodType(found, base)  # a method: called with base as self
+    if attr not in own and hasattr(type(found), "__get__"):
+        return _UNKNOWN  # a property or another descriptor: computed by code
+    return found
+
+
+def _static_item(base: object, key: object) -> object:
+    """``base[key]`` for a literal key of a dict, list or tuple whose item lookup is the
+    built-in one (a subclass's own ``__getitem__`` is code): else :data:`_UNKNOWN`."""
+    for kind in (dict, list, tuple):
+        if isinstance(base, kind) and type(base).__getitem__ is kind.__getitem__:
+            try:
+                if isinstance(base, dict) and key not in base:
+                    return _UNKNOWN  # (a defaultdict would make the missing item)
+                return base[key]  # type: ignore[index,call-overload]
+            except (KeyError, IndexError, TypeError):
+                return _UNKNOWN
+    return _UNKNOWN
 
 
 _PATH_KEYWORDS = frozenset({"file", "path", "filepath_or_buffer", "source", "fname", "filename"})
@@ -412,6 +482,32 @@ _HASH_WHY = (
 )
 
 
+#: The fact a conversion between instants and wall-clock times in the local zone reads.
+LOCAL_ZONE = "the local time zone"
+
+
+def _local_zone() -> dict[str, object]:
+    """The local time zone as the C library applies it (``$TZ``, else /etc/localtime)."""
+    zone = os.environ.get("TZ")
+    return {
+        "TZ": zone if zone is not None else os.path.realpath("/etc/localtime"),
+        "names": list(time.tzname),
+        "offsets": [time.timezone, time.altzone, time.daylight],
+    }
+
+
+#: The fact a text file opened without an encoding is decoded by.
+LOCALE_TEXT = "the locale's text encoding"
+
+
+def _locale_text() -> str:
+    """The encoding ``open()`` decodes text with when given none (the locale's, read
+    when Python started; UTF-8 in UTF-8 mode)."""
+    import locale
+
+    return locale.getpreferredencoding(False)
+
+
 #: Calls that read a fact of the machine, the user or the working folder: the same in
 #: every run there, another on a colleague's machine sharing the store (a UDF computing
 #: with the host name or the core count); by name, for the fingerprint to hold the value.
@@ -421,7 +517,54 @@ MACHINE_FACTS = {
     "getpass.getuser": getpass.getuser,
     "os.cpu_count": os.cpu_count,
     "os.getcwd": os.getcwd,
+    LOCAL_ZONE: _local_zone,
+    LOCALE_TEXT: _locale_text,
 }
+
+#: Functions of ``time`` that convert in the local zone (``localtime``/``ctime`` without
+#: an argument read the clock too: refused by :func:`_varying`).
+_LOCAL_ZONE_FUNCTIONS = (time.localtime, time.mktime, time.ctime)
+
+
+def _reads_local_zone(fn: object, node: ast.Call) -> bool:
+    """Whether a call converts in the machine's local time zone: ``time.localtime(secs)``,
+    ``time.mktime``, ``time.ctime``, ``datetime.fromtimestamp(ts)`` (``pd.Timestamp``'s too)
+    without a zone, a known naive datetime's ``timestamp()`` or ``astimezone()``."""
+    if any(fn is f for f in _LOCAL_ZONE_FUNCTIONS):
+        return True
+    owner, name = getattr(fn, "__self__", None), getattr(fn, "__name__", "")
+    given = len(node.args) + len(node.keywords)
+    if isinstance(owner, type) and issubclass(owner, dt.date) and name == "fromtimestamp":
+        zone = node.args[1] if len(node.args) > 1 else None
+        zone = next((k.value for k in node.keywords if k.arg == "tz"), zone)
+        return zone is None or (isinstance(zone, ast.Constant) and zone.value is None)
+    if isinstance(owner, dt.datetime) and name in ("timestamp", "astimezone"):
+        return owner.tzinfo is None or (name == "astimezone" and given == 0)
+    return False
+
+
+def _decodes_by_locale(fn: object, node: ast.Call) -> bool:
+    """Whether a call opens a file as text without naming its encoding: ``open(p)``,
+    ``open(p, "r")``, a known path's ``read_text()`` or ``open()`` (the locale decodes it)."""
+    if any(k.arg == "encoding" for k in node.keywords):
+        return False
+    owner, name = getattr(fn, "__self__", None), getattr(fn, "__name__", "")
+    if fn is builtins.open or fn is io.open:
+        mode_at, encoding_at = 1, 3
+    elif isinstance(owner, pathlib.PurePath) and name == "open":
+        mode_at, encoding_at = 0, 2
+    elif isinstance(owner, pathlib.PurePath) and name == "read_text":
+        return not node.args  # read_text(encoding)
+    else:
+        return False
+    if len(node.args) > encoding_at:
+        return False
+    mode = node.args[mode_at] if len(node.args) > mode_at else None
+    mode = next((k.value for k in node.keywords if k.arg == "mode"), mode)
+    if mode is None:
+        return True
+    return isinstance(mode, ast.Constant) and isinstance(mode.value, str) and "b" not in mode.value
+
 
 #: Calls that give another value in every process (a seed drawn from them, a value
 #: computed from them, differs between a stored result and a fresh run).
@@ -455,16 +598,81 @@ def _varying(fn: object, node: ast.Call) -> str | None:
 
 def kept_generator(value: object) -> bool:
     """A random generator object (``random.Random``, numpy's ``Generator``,
-    ``RandomState`` or bit generator) other than the ones the ``random`` module and numpy
-    keep for the process (their draws are :func:`_is_global_draw`)."""
+    ``RandomState`` or bit generator, TensorFlow's ``tf.random.Generator``, Keras'
+    ``SeedGenerator``) other than the ones the ``random`` module and numpy keep for the
+    process (their draws are :func:`_is_global_draw`). Only libraries already imported
+    are looked at: nothing is imported here."""
     numpy_random = sys.modules.get("numpy.random")
     kinds: list[type] = [random.Random]
     if numpy_random is not None:
         kinds += [numpy_random.Generator, numpy_random.RandomState, numpy_random.BitGenerator]
+    for module, name in _OTHER_GENERATORS:
+        kind = getattr(sys.modules.get(module), name, None)
+        if isinstance(kind, type):
+            kinds.append(kind)
     if not isinstance(value, tuple(kinds)) or isinstance(value, random.SystemRandom):
         return False
     global_state = getattr(getattr(numpy_random, "mtrand", None), "_rand", None)
     return value is not getattr(random, "_inst", None) and value is not global_state
+
+
+#: Generator classes of libraries other than numpy, by module and name.
+_OTHER_GENERATORS = (
+    ("tensorflow.python.ops.stateful_random_ops", "Generator"),
+    ("keras.src.random.seed_generator", "SeedGenerator"),
+)
+
+
+def generators_in(value: object) -> list[str]:
+    """Where a random generator (:func:`kept_generator`) can be reached from ``value``
+    without running code: ``""`` for ``value`` itself, else the path to it
+    (``.rng``, ``["noise"]``, ``[0].rng``), sorted. Looks through containers, the
+    attributes of objects (their ``__dict__`` and slots), a partial's arguments, a bound
+    method's object, and a user module's names when ``value`` is one; not into code
+    (functions and classes are fingerprinted as code, which finds their own) nor into
+    numpy, pandas or Arrow data."""
+    found: list[str] = []
+    seen: set[int] = set()
+    stack: list[tuple[object, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if type(item) in _LEAVES or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if kept_generator(item):
+            found.append(path)
+        elif isinstance(item, types.ModuleType):
+            if item is value and _is_user_module(item):
+                names = vars(item).items()
+                stack += [(v, f".{k}") for k, v in names if not k.startswith("__")]
+        else:
+            stack += _parts(item, path)
+    return sorted(found)
+
+
+_LEAVES = frozenset({str, bytes, int, float, bool, complex, type(None)})
+
+
+def _parts(item: object, path: str) -> list[tuple[object, str]]:
+    """The values ``item`` holds, with their paths, for :func:`generators_in`."""
+    if isinstance(item, dict):
+        return [(v, f"{path}[{k!r}]") for k, v in item.items() if type(v) not in _LEAVES]
+    if isinstance(item, list | tuple | set | frozenset | collections.deque):
+        return [(v, f"{path}[{i}]") for i, v in enumerate(item) if type(v) not in _LEAVES]
+    if isinstance(item, functools.partial):
+        parts = [(v, f"{path}.args[{i}]") for i, v in enumerate(item.args)]
+        return parts + [(v, f"{path}.keywords[{k!r}]") for k, v in item.keywords.items()]
+    if isinstance(item, types.MethodType):
+        return [(item.__self__, f"{path}.__self__")]
+    if isinstance(item, type | types.FunctionType | types.BuiltinFunctionType):
+        return []
+    if _library_family(type(item)) is not None:
+        return []
+    try:
+        state = _state(item)
+    except Exception:  # an attribute that cannot be read: nothing known to hold
+        return []
+    return [(v, f"{path}.{k}") for k, v in state.items()]
 
 
 def _is_global_draw(fn: object) -> bool:
@@ -475,14 +683,75 @@ def _is_global_draw(fn: object) -> bool:
     return owner is not None and (owner is getattr(random, "_inst", None) or owner is global_state)
 
 
+#: TensorFlow modules whose functions draw from state the process keeps: the op-seed
+#: counter (``tf.random.normal(shape, seed=1)`` gives another value at every call) or
+#: the global generator. ``tf.random.stateless_*`` live elsewhere and are deterministic.
+_TF_STATEFUL = frozenset(
+    {"tensorflow.python.ops.random_ops", "tensorflow.python.ops.candidate_sampling_ops"}
+)
+#: TensorFlow functions of other modules that draw so, by module and name prefix.
+_TF_STATEFUL_NAMES = (
+    ("tensorflow.python.ops.nn_ops", "dropout"),
+    ("tensorflow.python.ops.image_ops_impl", "random_"),
+    ("tensorflow.python.ops.stateful_random_ops", "get_global_generator"),
+)
+#: Keras' random functions: with ``seed=None`` they draw from its global SeedGenerator;
+#: with an integer seed they are stateless (the same values at every call).
+_KERAS_RANDOM = "keras.src.random.random"
+
+
+def _draws_shared_state(fn: object, node: ast.Call, value: Callable[[ast.AST], object]) -> bool:
+    """A call that draws from a generator the whole process shares: the ``random``
+    module's, numpy's global ``RandomState``, TensorFlow's stateful random ops and
+    global generator, Keras' random functions without a seed. What it draws depends on
+    every draw before it, seeded or not."""
+    name = getattr(fn, "__name__", "")
+    if _is_global_draw(fn):
+        return name not in _STATE_CALLS  # seeding or saving the state draws nothing
+    module = getattr(fn, "__module__", None) or ""
+    if module in _TF_STATEFUL or any(
+        module == m and name.startswith(p) for m, p in _TF_STATEFUL_NAMES
+    ):
+        return True
+    if module == _KERAS_RANDOM and callable(fn):
+        seed = _argument(fn, node, "seed")
+        return seed is None or _is_none(seed, value)
+    return False
+
+
+def _argument(fn: Callable[..., object], node: ast.Call, name: str) -> ast.AST | None:
+    """The expression a call passes for parameter ``name`` of ``fn``, or None."""
+    for k in node.keywords:
+        if k.arg == name:
+            return k.value
+    try:
+        params = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return None
+    index = params.index(name) if name in params else len(node.args)
+    if index < len(node.args) and not any(isinstance(a, ast.Starred) for a in node.args):
+        return node.args[index]
+    return None
+
+
+def _is_none(node: ast.AST, value: Callable[[ast.AST], object]) -> bool:
+    """Whether an expression is ``None`` as written or by its value known at compile
+    time (a module's ``SEED = None``)."""
+    if isinstance(node, ast.Constant):
+        return node.value is None
+    return value(node) is None
+
+
 #: Functions that return fresh entropy from the operating system on every call.
 _ENTROPY = (os.urandom, uuid.uuid1, uuid.uuid4)
 
 
-def _is_unseeded(fn: object, node: ast.Call) -> bool:
-    """A call that draws from a global generator, or builds one without a seed."""
+def _is_unseeded(fn: object, node: ast.Call, value: Callable[[ast.AST], object]) -> bool:
+    """A call that reads fresh entropy or builds a generator without a seed (a seed
+    that is ``None``, as written or by its value known at compile time, is none)."""
     owner = getattr(fn, "__self__", None)
-    if getattr(fn, "__name__", "") in _STATE_CALLS:
+    name = getattr(fn, "__name__", "")
+    if name in _STATE_CALLS:
         return False  # seeding or saving the state draws nothing
     if (
         any(fn is f for f in _ENTROPY)
@@ -490,50 +759,94 @@ def _is_unseeded(fn: object, node: ast.Call) -> bool:
         or isinstance(owner, random.SystemRandom)
     ):
         return True  # os.urandom(), uuid.uuid4(), secrets.choice(): fresh OS entropy
-    if owner is not None and owner is getattr(random, "_inst", None):
-        return True  # random.random(), random.choice(), ...: the module's hidden generator
-    numpy_random = sys.modules.get("numpy.random")
-    global_state = getattr(getattr(numpy_random, "mtrand", None), "_rand", None)
-    if (
-        global_state is not None
-        and owner is global_state
-        and getattr(fn, "__name__", "")
-        not in (
-            "seed",
-            "get_state",
-            "set_state",
-        )
-    ):
-        return True  # np.random.rand(), np.random.normal(), ...: numpy's global RandomState
-    name = getattr(fn, "__name__", "")
     module = (getattr(fn, "__module__", None) or "").split(".")[0]
-    if name in _RANDOM_CTORS and module in {"random", "numpy"}:
+    if name == "from_non_deterministic_state" and module == "tensorflow":
+        return True  # tf.random.Generator.from_non_deterministic_state()
+    if name in _RANDOM_CTORS and module in {"random", "numpy", "keras"}:
         if name == "SystemRandom":
             return True
-        seeded = bool(node.args) or any(k.arg in ("seed", "x", "entropy") for k in node.keywords)
-        if node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value is None:
-            seeded = False
-        return not seeded
+        seed = node.args[0] if node.args else None
+        if seed is None:
+            keyword = next((k for k in node.keywords if k.arg in _SEED_KEYWORDS), None)
+            seed = keyword.value if keyword is not None else None
+        return seed is None or _is_none(seed, value)
     return False
+
+
+#: The keyword under which a generator's constructor takes its seed.
+_SEED_KEYWORDS = frozenset({"seed", "x", "entropy"})
 
 
 def _kept_draws(scan: _Scan, tree: ast.AST) -> None:
     """A use of a generator object known at compile time (a module's or closure's
-    ``RNG``) that can draw from it: a method (``RNG.normal()``), an argument
-    (``frame.sample(random_state=RNG)``), an alias (``rng = RNG``); not a copy
-    (``copy.deepcopy(RNG)``) nor reading or setting its state (``RNG.get_state()``,
-    ``RNG.bit_generator.state``)."""
+    ``RNG``, an attribute or item of an object the code reads: ``CFG.rng``,
+    ``PARAMS["rng"]``, ``helpers.RNG``) that can draw from it: a method
+    (``RNG.normal()``), an argument (``frame.sample(random_state=RNG)``), an alias
+    (``rng = RNG``); not a copy (``copy.deepcopy(RNG)``) nor reading or setting its state
+    (``RNG.get_state()``, ``RNG.bit_generator.state``). An object holding a generator
+    used as a whole (``helper(CFG)``, ``CFG.draw()``: code that is handed it can draw
+    from what it holds) is such a use too."""
     parents = {id(c): n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
+    once = _evaluated_once(tree)
+    held_by: dict[int, tuple[object, list[str]]] = {}  # by the id of a value read
     for node in ast.walk(tree):
-        if not isinstance(node, ast.Name | ast.Attribute):
+        if not isinstance(node, ast.Name | ast.Attribute | ast.Subscript):
             continue
-        if not isinstance(node.ctx, ast.Load) or not kept_generator(scan.value(node)):
+        if not isinstance(node.ctx, ast.Load) or id(node) in once:
+            continue
+        value = scan.value(node)
+        if value is _UNKNOWN:
             continue
         parent = parents.get(id(node))
         grand = parents.get(id(parent)) if parent is not None else None
-        shown = _drawing_use(scan.value, node, parent, grand)
-        if shown is not None:
-            scan.found.kept_draws.append((scan.text(shown), node.lineno))
+        if kept_generator(value):
+            shown = _drawing_use(scan.value, node, parent, grand)
+            if shown is not None:
+                scan.found.kept_draws.append((scan.text(shown), node.lineno))
+        elif not _narrowed(scan, node, parent) and not _of_generator(scan, node):
+            if id(value) not in held_by:  # the value is kept: its id is not reused
+                held_by[id(value)] = (value, generators_in(value))
+            held = held_by[id(value)][1]
+            if held:
+                name = scan.text(node)
+                where = ", ".join(name + p for p in held[:3])
+                use = scan.text(_use_of(node, parent, grand))
+                text = f"{use} ({name} holds a random generator: {where})"
+                scan.found.kept_draws.append((text, node.lineno))
+
+
+def _evaluated_once(tree: ast.AST) -> set[int]:
+    """The nodes of a function's default arguments and decorators: evaluated once, when
+    the function is defined (their values are hashed as the function's defaults)."""
+    if not isinstance(tree, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+        return set()
+    roots = [*tree.args.defaults, *(d for d in tree.args.kw_defaults if d is not None)]
+    roots += getattr(tree, "decorator_list", [])
+    return {id(n) for root in roots for n in ast.walk(root)}
+
+
+def _use_of(node: ast.AST, parent: ast.AST | None, grand: ast.AST | None) -> ast.AST:
+    """The call ``node`` is an argument of, to show it (``_noise(CFG)``), else ``node``."""
+    if isinstance(parent, ast.keyword) and isinstance(grand, ast.Call):
+        return grand
+    if isinstance(parent, ast.Call) and node is not parent.func:
+        return parent
+    return node
+
+
+def _of_generator(scan: _Scan, node: ast.AST) -> bool:
+    """An attribute of a generator (``RNG.normal``): its use is the generator's, looked at
+    on its own."""
+    base = getattr(node, "value", None)
+    return isinstance(base, ast.AST) and kept_generator(scan.value(base))
+
+
+def _narrowed(scan: _Scan, node: ast.AST, parent: ast.AST | None) -> bool:
+    """Whether ``node`` is only the base of an attribute or item that resolves at compile
+    time (``CFG`` in ``CFG.scale``): that one is looked at instead."""
+    if not isinstance(parent, ast.Attribute | ast.Subscript) or parent.value is not node:
+        return False
+    return scan.value(parent) is not _UNKNOWN
 
 
 def _drawing_use(
@@ -551,6 +864,83 @@ def _drawing_use(
         if parent.attr == "bit_generator" and getattr(grand, "attr", None) == "state":
             return None
         return grand if isinstance(grand, ast.Call) and grand.func is parent else parent
-    if isinstance(parent, ast.Assign | ast.AnnAssign | ast.NamedExpr):
-        return parent  # an alias: its uses are not followed
-    return None
+    if parent is None or isinstance(parent, _INERT_USES):
+        return None
+    # Handed on (an alias, returned, yielded, packed in a container, a conditional's
+    # value): where it goes is not followed, and whatever gets it can draw.
+    return parent
+
+
+#: Uses of a generator that cannot draw from it: a comparison (``RNG is None``), its
+#: truth value, a statement of it alone, its text in an f-string.
+_INERT_USES = (
+    ast.Compare,
+    ast.Expr,
+    ast.If,
+    ast.While,
+    ast.Assert,
+    ast.UnaryOp,
+    ast.FormattedValue,
+)
+
+
+def _unordered_sets(scan: _Scan, tree: ast.AST) -> None:
+    """A set whose iteration order differs between processes (one holding text: Python
+    seeds string hashes at random per process) used in that order: iterated, listed,
+    joined, enumerated; not a membership test, a size, ``sorted``/``min``/``max``, or a set
+    operation whose result is used so. A set known at compile time (a module's or
+    closure's ``CUTS``) or written in the code (``{"a", x}``)."""
+    parents = {id(c): n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Set):
+            unordered = any(
+                isinstance(e, ast.Constant) and not _order_stable(e.value) for e in node.elts
+            )
+        elif isinstance(node, ast.Name | ast.Attribute) and isinstance(node.ctx, ast.Load):
+            value = scan.value(node)
+            unordered = isinstance(value, set | frozenset) and not all(map(_order_stable, value))
+        else:
+            continue
+        if unordered and _used_in_order(node, parents, scan):
+            scan.found.unordered.append((scan.text(node), node.lineno))
+
+
+#: Calls whose result does not depend on the order of the set given them.
+_ORDER_FREE_CALLS = (sorted, len, min, max, any, all, set, frozenset, bool)
+#: Set methods answering a question (order-free), and those giving a set (used as it is).
+_SET_QUESTIONS = frozenset({"issubset", "issuperset", "isdisjoint", "__contains__"})
+_SET_RESULTS = frozenset({"union", "intersection", "difference", "symmetric_difference", "copy"})
+_SET_OPERATORS = (ast.BitOr, ast.BitAnd, ast.Sub, ast.BitXor)
+
+
+def _used_in_order(node: ast.AST, parents: dict[int, ast.AST], scan: _Scan) -> bool:
+    """Whether the set ``node`` gives is used in its iteration order (conservatively:
+    anything but the order-free uses, e.g. bound to a local name, is)."""
+    parent = parents.get(id(node))
+    if isinstance(parent, ast.Compare) and node in parent.comparators:
+        return not isinstance(parent.ops[parent.comparators.index(node)], ast.In | ast.NotIn)
+    if isinstance(parent, ast.Call) and node in parent.args:
+        method = parent.func.attr if isinstance(parent.func, ast.Attribute) else ""
+        if method in _SET_QUESTIONS | _SET_RESULTS:  # A.union(CUTS): as the receiver
+            return method in _SET_RESULTS and _used_in_order(parent, parents, scan)
+        fn = scan.value(parent.func)
+        return not any(fn is f for f in _ORDER_FREE_CALLS)
+    if isinstance(parent, ast.Attribute) and parent.value is node:
+        call = parents.get(id(parent))
+        if not (isinstance(call, ast.Call) and call.func is parent):
+            return True
+        if parent.attr in _SET_QUESTIONS:
+            return False
+        return parent.attr not in _SET_RESULTS or _used_in_order(call, parents, scan)
+    if isinstance(parent, ast.BinOp) and isinstance(parent.op, _SET_OPERATORS):
+        return _used_in_order(parent, parents, scan)
+    return True
+
+
+def _order_stable(value: object) -> bool:
+    """Whether a set of such values iterates in the same order in every process: numbers,
+    booleans and None hash by value (tuples of them too); text is hashed with a seed
+    drawn per process, other objects mostly by address."""
+    if isinstance(value, tuple):
+        return all(map(_order_stable, value))
+    return value is None or isinstance(value, int | float | complex)

@@ -13,9 +13,8 @@ import site
 import sys
 import sysconfig
 import types
-from collections.abc import Mapping
 
-from helix_tf._installed import distributions
+from helix_tf._installed import import_providers, path_state
 
 from ._files import sha256_file
 
@@ -116,26 +115,9 @@ def _identity(obj: object) -> tuple[str, str]:
     return module, qualname
 
 
-def _path_state() -> tuple[tuple[str, str], ...]:
-    """``sys.path`` with the distributions each folder holds: what the distributions'
-    metadata is looked up in. Installing, upgrading or reinstalling a package, or a
-    build writing metadata beside a source tree (``setup.py sdist``, which Beam runs
-    for ``--setup_file``, writes ``NAME.egg-info`` there), changes it: what was read
-    for the old state is not used for the new one, so a long-lived process (the test
-    session, the agent) gives the fingerprints a fresh process gives. Other files
-    written in those folders (a store in the project folder) leave it as it was."""
-    return tuple((entry, distributions(entry)) for entry in sys.path)
-
-
-@functools.lru_cache(maxsize=4)
-def _distributions(state: tuple[tuple[str, str], ...]) -> Mapping[str, list[str]]:
-    """Import packages to the distributions that install them, for path ``state``."""
-    return importlib.metadata.packages_distributions()
-
-
 def _package_version(module: str) -> str:
     """The version of the package a module belongs to (never imports it)."""
-    return _version_at(module, _path_state())
+    return _version_at(module, path_state())
 
 
 @functools.lru_cache(maxsize=1024)
@@ -146,7 +128,7 @@ def _version_at(module: str, state: tuple[tuple[str, str], ...]) -> str:
     version = getattr(sys.modules.get(top), "__version__", None)
     if isinstance(version, str):
         return version
-    for dist in _distributions(state).get(top, [top]):
+    for dist in import_providers(state).get(top, [top]):
         try:
             return importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -161,9 +143,9 @@ def _package_release(module: str) -> str:
     The version alone missed a package reinstalled with other code under the same
     version (a team's own library, a local build: ``pip install ./mylib`` while
     iterating), so results computed with the old code were reused. Read again when
-    ``sys.path``'s folders change (:func:`_path_state`).
+    ``sys.path``'s folders change (:func:`helix_tf._installed.path_state`).
     """
-    return _release_at(module, _path_state())
+    return _release_at(module, path_state())
 
 
 @functools.lru_cache(maxsize=256)
@@ -175,7 +157,7 @@ def _release_at(module: str, state: tuple[tuple[str, str], ...]) -> str:
     try:  # by its own name first: listing every distribution takes ~0.3 s
         names = [importlib.metadata.distribution(top).metadata["Name"] or top]
     except importlib.metadata.PackageNotFoundError:
-        names = list(_distributions(state).get(top, ()))
+        names = list(import_providers(state).get(top, ()))
     records = []
     for name in sorted(set(names)):
         try:

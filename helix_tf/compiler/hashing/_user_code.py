@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._canonical import _digest, _Form
-from ._effects import _UNKNOWN, MACHINE_FACTS, kept_generator, scan_effects
+from ._effects import _UNKNOWN, MACHINE_FACTS, generators_in, scan_effects
 from ._files import sha256_file, sha256_files
 from ._locate import _SourceFinder
 from ._origin import _warn_once
@@ -40,8 +40,9 @@ def _fact(name: str, c: _Collector) -> _Form:
         value: _Form = MACHINE_FACTS[name]()
     except Exception as exc:  # e.g. getpass.getuser() without a user name
         value = {"__unreadable__": type(exc).__name__}
-    c.part(name + "()", _digest(value))
-    c.note(f"reads {name}() = {value!r}")
+    shown = name if " " in name else name + "()"  # a call, or a fact named in words
+    c.part(shown, _digest(value))
+    c.note(f"reads {shown} = {value!r}")
     return value
 
 
@@ -74,15 +75,7 @@ class _UserCode:
             "kwdefaults": self._fp.value(fn.__kwdefaults__, "keyword defaults", c),
         }
         c.part("<code>", _digest([form["code"], form["defaults"], form["kwdefaults"]]))
-        defaults = [*(fn.__defaults__ or ()), *(fn.__kwdefaults__ or {}).values()]
-        if any(kept_generator(v) for v in defaults):  # made once, drawn from by every call
-            c.refuse(
-                f"{fn.__qualname__} has a random generator as a default argument: it is made "
-                "once and drawn from by every call, so what a call draws depends on the calls "
-                "before it and a stored result would not be what a fresh run computes; make "
-                "the generator inside the function from a seed parameter "
-                "(np.random.default_rng(seed))"
-            )
+        _refuse_default_generators(fn, c)
         src = self._sources.source(code.co_filename, fn.__globals__)
         text = src.text if src is not None else ""
         where = (code.co_filename, fn.__qualname__)
@@ -172,6 +165,11 @@ class _UserCode:
         namespace = _Namespace(closure=closure, globals=fn.__globals__)
         names = [*_code_globals(code), *code.co_freevars]
         self_names = {n for n in names if namespace.get(n)[0] is fn}
+        for name in names:  # no source to tell a draw from a copy: any generator reached
+            value, origin = namespace.get(name)
+            if origin in ("global", "closure") and not isinstance(value, types.ModuleType):
+                refuse_held_generators(value, name, fn.__qualname__, c)
+        _refuse_default_generators(fn, c)
         return {
             "kind": "bytecode",
             "qualname": fn.__qualname__,
@@ -203,6 +201,9 @@ class _UserCode:
             name: self._fp.value(value, f"{cls.__qualname__}.{name}", c)
             for name, value in _class_attrs(cls).items()
         }
+        if methods:  # its methods can draw from a class attribute through self or cls
+            for name, value in _class_attrs(cls).items():
+                refuse_held_generators(value, f"{cls.__qualname__}.{name}", cls.__qualname__, c)
         fields = [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
         if isinstance(located, str):
             ident = f"{cls.__module__}.{cls.__qualname__}"
@@ -250,9 +251,52 @@ class _UserCode:
         return form
 
 
+_HELD_WHY = (
+    "every call can draw from it, so what a call draws depends on the calls before it "
+    "and a stored result would not be what a fresh run computes; make the generator "
+    "inside the call from a seed parameter (np.random.default_rng(seed))"
+)
+
+
+def held_generators(value: object, who: str, label: str = "self") -> list[str]:
+    """Why code that reaches ``value`` (read as ``label``) cannot be reused when a random
+    generator can be reached through it without the reads being seen in source (an
+    object's attributes its methods use through ``self``, a default argument, a
+    partial's argument, a class attribute): what it draws depends on every earlier draw
+    from the generator in the process. Empty when none can be."""
+    paths = generators_in(value)
+    if not paths:
+        return []
+    shown = ", ".join(label + p for p in paths[:3])
+    return [f"{who} keeps a random generator in {shown}: {_HELD_WHY}"]
+
+
+def refuse_held_generators(value: object, label: str, who: str, c: _Collector) -> None:
+    """:func:`held_generators` as refusals of the code being fingerprinted."""
+    for text in held_generators(value, who, label):
+        c.refuse(text)
+
+
+def _refuse_default_generators(fn: types.FunctionType, c: _Collector) -> None:
+    """A generator among a function's default arguments: made once, when the function was
+    defined, and drawn from by every call."""
+    code = fn.__code__
+    positional = code.co_varnames[: code.co_argcount]
+    given = fn.__defaults__ or ()
+    defaults = dict(zip(positional[len(positional) - len(given) :], given, strict=True))
+    defaults.update(fn.__kwdefaults__ or {})
+    for name, value in defaults.items():
+        paths = generators_in(value)
+        if paths:
+            c.refuse(
+                f"{fn.__qualname__} has a random generator as a default argument "
+                f"({', '.join(name + p for p in paths[:3])}): it is made once and {_HELD_WHY}"
+            )
+
+
 def _refuse_effects(found: Any, base: str, qualname: str, c: _Collector) -> None:
-    """Refuse what no rerun can reproduce: shared or kept random draws, calls whose
-    result varies, names resolved only at run time (``base``: the file's name)."""
+    """Refuse what no rerun can reproduce: shared, kept or unseeded random draws, calls
+    whose result varies, names resolved only at run time (``base``: the file's name)."""
     for call, line in found.global_draws:
         c.refuse(
             f"{qualname} draws from a random generator the whole process shares: {call} "
@@ -260,6 +304,16 @@ def _refuse_effects(found: Any, base: str, qualname: str, c: _Collector) -> None
             "before it (other nodes, earlier runs), so no rerun can reproduce it; use "
             "np.random.default_rng(seed) with the seed a parameter"
         )
+    shared = set(found.global_draws)
+    for call, line in found.unseeded:
+        if (call, line) not in shared:
+            c.refuse(
+                f"{qualname} draws numbers no seed fixes: {call} ({base}:{line}) makes a "
+                "random generator without a seed or reads fresh entropy from the operating "
+                "system, so two runs draw different numbers and a stored result would not "
+                "be what a fresh run computes; pass a seed that is a parameter or a module "
+                "constant (np.random.default_rng(SEED), random.Random(SEED))"
+            )
     for call, line in found.kept_draws:
         c.refuse(
             f"{qualname} draws from a random generator kept outside the call: {call} "
@@ -271,6 +325,12 @@ def _refuse_effects(found: Any, base: str, qualname: str, c: _Collector) -> None
         )
     for call, line, why in found.varying:
         c.refuse(f"{qualname} calls {call} ({base}:{line}), which {why}")
+    for shown, line in found.unordered:
+        c.refuse(
+            f"{qualname} uses the set {shown} in its iteration order ({base}:{line}), which "
+            "Python draws from a string-hash seed chosen at random in every process: a "
+            f"stored result is not what a fresh run computes; iterate sorted({shown}) instead"
+        )
     for call, line in found.dynamic:
         c.refuse(
             f"{qualname} reads names known only when it runs: {call} "

@@ -154,9 +154,7 @@ class Parquet(Source):
                         "is not int, float or string; leave it out of columns"
                     )
                 else:
-                    logger.info(
-                        "Parquet: leaving out column %r of type %s", name, types[name]
-                    )
+                    logger.info("Parquet: leaving out column %r of type %s", name, types[name])
             else:
                 out[name] = kinds[name]  # type: ignore[assignment]
         return out
