@@ -458,6 +458,7 @@ def _fit_weights(
             on_epoch=on_epoch,
             plateau=plateau,
         )
+        trainer.light_generation = trainers.kernel_generation()
     else:
         losses = _keras_fit(trainer.model, x, y, int(learner.batch_size), n_epochs, on_epoch)
     weights = [np.asarray(w) for w in trainer.model.get_weights()]
@@ -481,9 +482,7 @@ def _trainer(
 
     def build() -> tuple[Any, penalties.Strengths]:
         if light:  # seeded keeping TF's kernels (for a reused trainer): a new one starts
-            from tensorflow.python.eager import context  # as after set_random_seed
-
-            context.context().clear_kernel_cache()
+            trainers.clear_kernels()  # as after set_random_seed
         strengths = penalties.Strengths.of(learner)
         model = build_model(learner, features, head.units, strengths)
         model.compile(

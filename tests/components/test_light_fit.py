@@ -272,6 +272,51 @@ def test_the_idle_warm_up_after_a_preparation_keeps_its_step_instantiated(
     assert kernel_cache_clears == []
 
 
+@pytest.mark.parametrize("case", ["linear-ftrl-multiclass", "dnn-dropout-regression"])
+def test_the_idle_preparation_after_an_exact_training_gives_a_fresh_builds_light_bits(
+    monkeypatch: pytest.MonkeyPatch, kernel_cache_clears: list[int], case: str
+) -> None:
+    """The server's trainer prepares the graph it just trained once that run has ended
+    (``keras_models.prepare``): a trainer Keras' ``fit`` left gets its light step traced
+    and run; after an exact training has cleared TensorFlow's kernel cache, the step is
+    run again (instantiated). The next light training traces nothing, clears nothing, and
+    gives the bits of a training on a fresh trainer."""
+    from helix_tf.components import keras_models as km
+    from helix_tf.components.trainers import TRAINERS
+
+    learner, task, _ = t.CASES[case]
+    features, x, y = t._data(task)
+    head = km.Head(task=task, classes=3)  # as t._train makes it
+    y_learned = km._target(head, y, None)[0]
+    exact = km._training(learner, features, x, y_learned, head, learner.epochs, "float32")
+    monkeypatch.setenv("HELIX_TF_TRAINERS", "4")
+    TRAINERS.clear()
+    traced: list[int] = []
+    epoch_function = _light_fit._epoch_function
+    monkeypatch.setattr(
+        _light_fit, "_epoch_function", lambda *a: traced.append(1) or epoch_function(*a)
+    )
+    t._train(case)  # Keras' fit: the trainer is kept without a light step
+    builds = TRAINERS.stats()["builds"]
+    assert km.prepare(km._hint_of(exact)) and traced == [1]
+    assert not km.prepare(km._hint_of(exact))  # ready: nothing more
+    t._train(case, learning_rate=0.03)  # exact again: the kernel cache is cleared
+    assert km.prepare(km._hint_of(exact)) and traced == [1]  # run again, not traced
+    kernel_cache_clears.clear()
+    reuses = TRAINERS.stats()["reuses"]
+    weights, stats, scores = t._train(case, light=True, learning_rate=0.02)
+    assert traced == [1] and kernel_cache_clears == []
+    assert TRAINERS.stats()["builds"] == builds
+    assert TRAINERS.stats()["reuses"] == reuses + 1  # a preparation is not counted
+    monkeypatch.setenv("HELIX_TF_TRAINERS", "0")
+    fresh, fresh_stats, fresh_scores = t._train(case, light=True, learning_rate=0.02)
+    assert traced == [1, 1]
+    for a, b in zip(weights, fresh, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert stats["losses"] == fresh_stats["losses"]
+    np.testing.assert_array_equal(scores, fresh_scores)
+
+
 # ------------------------------------------------------------------------------ plateau
 
 TOLERANCES = st.floats(min_value=1e-6, max_value=0.05)

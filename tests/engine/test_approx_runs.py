@@ -492,3 +492,56 @@ def test_an_approximate_run_that_would_save_too_little_runs_exact_and_says_so(
         config, store=str(tmp_path / "fresh"), approx=helix_tf.Approx(min_saving_seconds=60)
     )
     assert fresh.approx is True
+
+
+# ------------------------------------------------------------------------------ intervals in a thread
+
+
+def test_intervals_are_computed_beside_the_run_and_equal_the_same_bootstrap(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An approximate run's evaluation (its bootstrap intervals) goes on in a thread while
+    the run computes its other nodes; it reports the intervals the bootstrap gives in the
+    run's own thread, and the node once, computed, with its time."""
+    import threading
+
+    import numpy as np
+
+    from helix_tf.components import metrics as metric_fns
+    from helix_tf.events import NodeFinished
+
+    seen: list[tuple[threading.Thread, tuple[Any, ...]]] = []
+    real = metric_fns.bootstrap_metrics
+
+    def recorded(*args: Any, **kw: Any) -> Any:
+        seen.append((threading.current_thread(), tuple(np.copy(a) for a in args[1:3])))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(metric_fns, "bootstrap_metrics", recorded)
+    events: list[ProgressEvent] = []
+    result = api.run(
+        config, store=str(tmp_path / "store"), approx=_approx(sample=0.5), progress=events.append
+    )
+    assert len(seen) == 1 and seen[0][0] is not threading.main_thread()
+    y_true, y_score = seen[0][1]
+    again = real([helix_tf.metrics.Accuracy(), helix_tf.metrics.AUC()], y_true, y_score)
+    assert result.intervals == {k: tuple(v) for k, v in again.items()}
+    finished = [e for e in events if isinstance(e, NodeFinished) and e.node == "evaluation"]
+    assert len(finished) == 1 and states(result)["evaluation"] == "compute"
+    node = next(n for n in result.nodes if n.name == "evaluation")
+    assert node.seconds > 0 and node.rows == TEST_ROWS
+
+
+def test_a_failure_in_the_intervals_thread_is_the_evaluation_nodes(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helix_tf.components import metrics as metric_fns
+    from helix_tf.errors import ExecutionError
+
+    def failing(*args: Any, **kw: Any) -> Any:
+        raise ValueError("no interval today")
+
+    monkeypatch.setattr(metric_fns, "bootstrap_metrics", failing)
+    with pytest.raises(ExecutionError, match="no interval today") as caught:
+        api.run(config, store=str(tmp_path / "store"), approx=_approx(sample=0.5))
+    assert caught.value.node == "evaluation"
