@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from helix_tf.approx.settings import training_epochs
 from helix_tf.compiler.graph import CompiledNode
 from helix_tf.components.features._label import inverse_transform
 from helix_tf.engine import tables
@@ -126,7 +127,12 @@ class LearningSteps:
         load_s = time.perf_counter() - t_load
         self.ctx.emit(TrainingStarted(node=node.name, rows=n_rows))
         t0 = time.perf_counter()
-        epochs = max(1, round(node.op.epochs * approx.get("epochs_scale", 1.0)))  # type: ignore[union-attr]
+        epochs = training_epochs(
+            node.op.epochs,  # type: ignore[union-attr]
+            approx,
+            rows=n_rows,
+            batch_size=int(node.op.batch_size),  # type: ignore[union-attr]
+        )
         model, stats = keras_models.train_model(
             node.op,  # type: ignore[arg-type]
             features,
@@ -137,6 +143,7 @@ class LearningSteps:
             head=self.inputs.head(ex, label),
             batches=stream,
             light=approx.get("loop") == "light",
+            plateau=approx.get("plateau"),
             on_epoch=lambda e, total, loss, secs: self.ctx.emit(
                 EpochFinished(
                     node=node.name, epoch=e, epochs=total, loss=loss, eta=secs / e * (total - e)

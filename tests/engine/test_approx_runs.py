@@ -436,6 +436,40 @@ def test_approximate_preprocessing_runs_without_a_beam_pipeline(
     assert made == ["pipeline"] and states(exact)["examples"] == "compute"
 
 
+# ------------------------------------------------------------------------------ the exact run's steps
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_the_learner_trains_its_sample_for_the_exact_runs_steps(
+    config: Path, tmp_path: Path
+) -> None:
+    """A quarter of the rows for about four times the epochs: the exact run's steps at its
+    batch size (128) over the rows the sample stands for, matched by batches; ending
+    sooner only where the training loss stopped falling. The exact run keeps its epochs."""
+    from helix_tf.events import EpochFinished
+
+    def epochs(store: str, params: list[str], approx: Any) -> tuple[list[Any], int | None]:
+        events: list[ProgressEvent] = []
+        result = api.run(config, store=store, params=params, approx=approx, progress=events.append)
+        finished = [e for e in events if isinstance(e, EpochFinished) and e.node == "learner"]
+        return finished, rows(result)["learner"]
+
+    exact, _ = epochs(str(tmp_path / "exact"), ["epochs=2"], None)
+    assert [(e.epoch, e.epochs) for e in exact] == [(1, 2), (2, 2)]
+    for given in (1, 2):
+        finished, sampled = epochs(
+            str(tmp_path / f"a{given}"), [f"epochs={given}"], _approx(sample=0.25)
+        )
+        assert sampled is not None
+        (planned,) = {e.epochs for e in finished}
+        per_epoch = math.ceil(sampled / 128)
+        steps = given * math.ceil(sampled / 0.25 / 128)  # the exact run's, over sampled / 0.25 rows
+        assert abs(planned * per_epoch - steps) <= per_epoch / 2
+        assert planned > given
+        assert [e.epoch for e in finished] == list(range(1, len(finished) + 1))
+
+
 # ------------------------------------------------------------------------------ too little to save
 
 
