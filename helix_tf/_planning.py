@@ -88,7 +88,9 @@ def plan_history(session: Session) -> dict[str, Any]:
         exact,
         sampled,
         fraction=float(settings.get("sample", 1.0)),
-        epochs_scale=float(settings.get("epochs_scale", 1.0)),
+        # The rows' share (approx.worth): the compiled scale also carries the exact run's
+        # steps over the sample (1 / sample), which the estimate leaves out.
+        epochs_scale=float(settings.get("epochs_scale", 1.0)) * float(settings.get("sample", 1.0)),
         placement=str(settings.get("placement", "source")),
     )
 

@@ -280,7 +280,8 @@ def _too_little_to_save(
         [(n.name, n.role) for n in compiled.nodes if n.name not in stored],
         meta.compute_history(compiled.name, approx=False),
         fraction=approx.sample,
-        epochs_scale=approx.epochs_scale * approx.sample_epochs,
+        # The rows' share (approx.worth): not the exact run's steps the sample trains.
+        epochs_scale=approx.epochs_scale,
         placement=placement,
     )
     if saving is None or saving >= approx.min_saving_seconds:

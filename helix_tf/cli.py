@@ -1,4 +1,4 @@
-"""The ``helix-tf`` command line: run, plan, history, diff.
+"""The ``helix-tf`` command line: run, plan, status, history, diff.
 
 Only this module renders (progress, tables, colours); it takes its consoles
 from the click context so tests can capture them. Library code logs.
@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from helix_tf.agent.commands import agent
 from helix_tf.cli_common import Invocation, approx_settings, common, fail, no_server
+from helix_tf.cli_status import status
 from helix_tf.cli_store import store
 from helix_tf.errors import HelixError
 from helix_tf.json_output import json_text, print_json
@@ -515,6 +516,7 @@ def run_here(argv: list[str]) -> None:
 main.add_command(server)
 main.add_command(store)
 main.add_command(agent)
+main.add_command(status)
 
 if __name__ == "__main__":  # pragma: no cover
     console_main()

@@ -251,7 +251,7 @@ def _import(path: Path) -> Any:
         raise ConfigError(_at_line(exc, path), path=str(path)) from exc
     except HelixError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         message = _user_error(exc, path)
         shadowing = (
             _shadowing_helpers(path) if isinstance(exc, ImportError | AttributeError) else []
@@ -375,7 +375,18 @@ def _config_line(exc: BaseException, path: Path) -> str:
 def _user_error(exc: BaseException, path: Path) -> str:
     return (
         f"{_config_line(exc, path)}{type(exc).__name__}: {exc}{_keyword_hint(exc)}"
-        f"{_raised_in_helper(exc, path)}{_missing_module_hint(exc, path)}"
+        f"{_raised_in_helper(exc, path)}{_missing_module_hint(exc, path)}{_exit_hint(exc)}"
+    )
+
+
+def _exit_hint(exc: BaseException) -> str:
+    """For a config that exits (``sys.exit``, or ``argparse`` reading helix-tf's own command
+    line): a config is imported, its script code must not run."""
+    if not isinstance(exc, SystemExit):
+        return ""
+    return (
+        " (the config exited: helix-tf imports a config, it does not run it as a script; "
+        'put script code, such as sys.exit() or argparse, under if __name__ == "__main__":)'
     )
 
 
@@ -484,7 +495,7 @@ def _call_workflow(module: Any, params: Params, cfg_path: Path, problems: list[s
             found = [*problems, *_at_line(exc, cfg_path)]
             raise ConfigError(found, path=str(cfg_path)) from exc
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         found = [*problems, _user_error(exc, cfg_path)]
         if isinstance(exc, TypeError) and "workflow() takes 0 positional" in str(exc):
             found[-1] += "; define it as def workflow(params): (params holds PARAMS)"

@@ -162,7 +162,8 @@ class Workflow:
         The label decides the task: ``features.Label`` (binary), ``MulticlassLabel``
         (softmax over classes) or ``NumericLabel`` (regression).
         """
-        return self._declare(name, Role.EXAMPLES, label, features=list(features), source=source)
+        listed = list(features) if isinstance(features, list | tuple) else features
+        return self._declare(name, Role.EXAMPLES, label, features=listed, source=source)
 
     def train(self, name: str, examples: NodeRef, learner: Learner) -> NodeRef:
         """Declare a model trained on the training split of ``examples``."""

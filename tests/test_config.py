@@ -284,6 +284,31 @@ def test_workflow_function_that_raises_names_the_line(make_config: Callable[...,
     assert str(path.resolve()) in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("body", "statement"),
+    [
+        ("import sys\nsys.exit(3)\n", "sys.exit(3)"),
+        ("import argparse\nARGS = argparse.ArgumentParser().parse_args()\n", "ARGS = "),
+        ('import sys\n\ndef workflow(params):\n    sys.exit("stop")\n', '    sys.exit("stop")'),
+    ],
+    ids=["exit-at-import", "argparse-at-import", "exit-in-workflow"],
+)
+def test_a_config_that_exits_is_a_config_error_naming_the_line(
+    make_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, body: str, statement: str
+) -> None:
+    """A training script turned config (``sys.exit``, or ``argparse`` reading helix-tf's own
+    command line) ended ``helix-tf plan``/``run`` silently with its exit status."""
+    monkeypatch.setattr("sys.argv", ["helix-tf", "plan", "config.py"])
+    path = make_config(body)
+    lines = path.read_text().splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if text.startswith(statement))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert f"line {line}: SystemExit: " in message and str(path.resolve()) in message
+    assert 'if __name__ == "__main__":' in message, message
+
+
 def test_a_misspelled_operator_names_the_line_and_the_closest_name(
     make_config: Callable[..., Path], census_like: tuple[Path, Path]
 ) -> None:

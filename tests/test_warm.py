@@ -46,6 +46,55 @@ def test_preload_skips_a_module_that_fails_only_when_not_strict(
         warm.preload(strict=True)
 
 
+def test_preload_imports_a_trainers_part_first_and_the_rest_after() -> None:
+    # The server imports what its trainer needs, forks it, then imports the rest.
+    code = (
+        "import sys, helix_tf.warm as w\n"
+        "w.PRELOAD, w.TRAINING = ('fractions', 'wave'), ('fractions',)\n"
+        "w.preload(others=False)\n"
+        "print('fractions' in sys.modules, 'wave' in sys.modules)\n"
+        "w.preload(tensorflow=False)\n"
+        "print('wave' in sys.modules)\n"
+    )
+    assert _in_fresh_interpreter(code).split() == ["True", "False", "True"]
+
+
+def test_no_collection_runs_while_preloading_and_the_collector_is_left_as_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each collection scanned everything imported so far, all of which lives on. The
+    # module counts the collections made while it is imported (50k cycles: ~140 if on).
+    (tmp_path / "helix_tf_test_cycles.py").write_text(
+        "import gc\n\n"
+        "class Node:\n    pass\n\n"
+        "before = sum(s['collections'] for s in gc.get_stats())\n"
+        "NODES = []\n"
+        "for _ in range(50_000):\n"
+        "    a, b = Node(), Node()\n"
+        "    a.other, b.other = b, a\n"
+        "    NODES.append(a)\n"
+        "COLLECTIONS = sum(s['collections'] for s in gc.get_stats()) - before\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(warm, "PRELOAD", ("helix_tf_test_cycles", "helix_tf_no_such_module"))
+    monkeypatch.setattr(warm, "WARM_CALLS", ())
+    monkeypatch.setattr(warm.gc, "freeze", lambda: None)  # not this test process' objects
+    assert warm.gc.isenabled()
+    with pytest.raises(ModuleNotFoundError):
+        warm.preload(strict=True)
+    import helix_tf_test_cycles  # type: ignore[import-not-found]
+
+    assert helix_tf_test_cycles.COLLECTIONS == 0
+    assert warm.gc.isenabled()  # on again, though an import failed
+    warm.gc.disable()
+    try:
+        warm.preload(strict=False)
+        assert not warm.gc.isenabled()  # a caller's choice is kept
+    finally:
+        warm.gc.enable()
+        sys.modules.pop("helix_tf_test_cycles", None)
+
+
 #: Run in a fresh interpreter: a package named like Keras' integrations imports two
 #: stand-ins for their optional dependencies, then a module of nobody's does.
 _EXTRAS = """

@@ -144,3 +144,71 @@ def test_a_metric_class_not_called_is_named_with_the_call_to_write(
     wf.evaluate("evaluation", preds, metrics.AUC)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"got the class metrics\.AUC; call it: metrics\.AUC\(\)"):
         compile_workflow(wf, hasher=ContentHasher())
+
+
+def _declare_with(wf: Workflow, census_like: tuple[Path, Path], slot: str, value: Any) -> None:
+    """Source, feature, examples, learner, predictions and evaluation, with ``value`` in
+    ``slot`` instead of the operator (or the list) due there."""
+    train, test = census_like
+    given = {
+        "source": sources.Csv(train=str(train), test=str(test), **CENSUS_CSV_OPTIONS),
+        "feature": F.Numeric("age"),
+        "label": F.Label("income", positive=">50K"),
+        "learner": learners.Linear(epochs=1),
+        "metric": metrics.AUC(),
+    }
+    given[slot] = value
+    wf.source("rows", given["source"])
+    age = wf.feature("age", given["feature"])
+    features = age if slot == "features" else [age]
+    ex = wf.examples("examples", features, label=given["label"])
+    preds = wf.predict("predictions", wf.train("learner", ex, given["learner"]), ex)
+    wf.output(wf.evaluate("evaluation", preds, given["metric"]))
+    wf.output(wf.explain("explanation", NodeRef("learner", "w"), ex))
+
+
+@pytest.mark.parametrize(
+    ("slot", "value", "message"),
+    [
+        ("learner", learners.Linear, r"'learner': .*got the class learners\.Linear; call it"),
+        ("learner", "Linear", r"'learner': wf.train needs a learners\.\* operator, got 'Linear'"),
+        ("learner", F.Numeric("age"), r"wf.train needs a learners\.\* operator, got Numeric"),
+        ("label", "income", r"'examples': label must be features.Label, .*got 'income'"),
+        ("label", F.Label, r"'examples': .*got the class features\.Label; call it"),
+        ("label", F.Numeric("age"), r"'examples': label must be features.Label"),
+        ("feature", F.Numeric, r"'age': .*got the class features\.Numeric; call it"),
+        ("feature", "age", r"'age': wf.feature needs a features\.\* operator, got 'age'"),
+        ("source", sources.Csv, r"'rows': .*got the class sources\.Csv; call it"),
+        ("source", None, r"'rows': wf.source needs a sources\.\* operator, got None"),
+        ("metric", metrics.AUC, r"got the class metrics\.AUC; call it: metrics\.AUC\(\)"),
+        ("features", "age", r"'examples': features must be a list of feature nodes"),
+    ],
+)
+def test_a_wrong_operator_in_any_declaration_is_a_config_error_naming_the_node(
+    census_like: tuple[Path, Path], slot: str, value: Any, message: str
+) -> None:
+    """``label="price"`` crashed compiling with AttributeError ("'str' object has no
+    attribute 'column'"), ``wf.train(..., learners.Linear)`` with TypeError from the
+    fingerprint: each slot of a declaration refuses what it cannot use, by the node."""
+    wf = Workflow("w")
+    _declare_with(wf, census_like, slot, value)
+    with pytest.raises(ConfigError, match=message):
+        compile_workflow(wf, hasher=ContentHasher())
+
+
+def test_a_source_whose_schema_cannot_be_read_is_reported_once(tmp_path: Path) -> None:
+    """A damaged Parquet file was reported once per node reading the source (three times
+    for two features and the examples)."""
+    damaged = tmp_path / "damaged.parquet"
+    damaged.write_bytes(b"PAR1 not a parquet file")
+    wf = Workflow("w")
+    wf.source("rows", sources.Parquet(train=str(damaged), test_fraction=0.2))
+    a = wf.feature("a", F.Numeric("a"))
+    b = wf.feature("b", F.Numeric("b"))
+    ex = wf.examples("examples", [a, b], label=F.NumericLabel("y"))
+    preds = wf.predict("predictions", wf.train("learner", ex, learners.Linear()), ex)
+    wf.output(wf.evaluate("evaluation", preds, metrics.R2()))
+    with pytest.raises(ConfigError) as info:
+        compile_workflow(wf, hasher=ContentHasher())
+    assert str(info.value).count("cannot read the schema") == 1, str(info.value)
+    assert "damaged.parquet" in str(info.value)

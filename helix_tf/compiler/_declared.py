@@ -14,6 +14,7 @@ from typing import Any
 
 from helix_tf.compiler._values import article
 from helix_tf.components.base import Operator, did_you_mean
+from helix_tf.components.features._label import LABELS
 from helix_tf.components.sources import Source
 from helix_tf.roles import ROLE_SPECS, Input, Role
 from helix_tf.types import NodeRef
@@ -28,6 +29,8 @@ class Declared:
     def __init__(self, wf: Workflow) -> None:
         self.wf = wf
         self.problems: list[str] = []
+        #: Each source's schema (empty where it cannot be read), read once.
+        self._schemas: dict[str, dict[str, str]] = {}
         self.decls: dict[str, Declaration] = {}
         for d in wf.declarations:
             if not isinstance(d.name, str) or not d.name or "/" in d.name:
@@ -121,13 +124,17 @@ class Declared:
 
     def columns(self, source: str) -> dict[str, str]:
         """The schema of a declared source (its problem reported when it cannot be read)."""
+        if source in self._schemas:
+            return self._schemas[source]
         op = self.decls[source].op
-        assert isinstance(op, Source)
-        try:
-            return op.schema()
-        except Exception as exc:
-            self.problem(self.decls[source], f"cannot read the schema: {exc}")
-            return {}
+        schema: dict[str, str] = {}
+        if isinstance(op, Source):  # else reported by the source's own check
+            try:
+                schema = op.schema()
+            except Exception as exc:  # once, however many nodes read the source
+                self.problem(self.decls[source], f"cannot read the schema: {exc}")
+        self._schemas[source] = schema
+        return schema
 
     def label_of(self, predictions: Any) -> Operator | None:
         """The label operator behind a predict node (None when a reference is broken)."""
@@ -140,7 +147,9 @@ class Declared:
     def label_of_examples(self, examples: Any) -> Operator | None:
         """The label operator of an examples node (None when the reference is broken)."""
         ex = self.decls.get(examples.name) if isinstance(examples, NodeRef) else None
-        return ex.op if ex is not None and ex.role == Role.EXAMPLES else None
+        if ex is None or ex.role != Role.EXAMPLES or not isinstance(ex.op, LABELS):
+            return None  # a broken reference, or a label reported by the examples' check
+        return ex.op
 
 
 def _shown(value: Any) -> str:

@@ -13,16 +13,38 @@ from collections.abc import Callable
 from typing import Any
 
 from helix_tf.compiler._declared import Declared
-from helix_tf.components.base import did_you_mean
+from helix_tf.components.base import Operator, did_you_mean
 from helix_tf.components.features import Feature
 from helix_tf.components.features._label import LABELS
+from helix_tf.components.learners import Learner
 from helix_tf.components.metrics import Metric, metric_key_problems
 from helix_tf.components.sources import Source
 from helix_tf.roles import ROLE_SPECS, Input, Role
 from helix_tf.types import NodeRef
 from helix_tf.workflow import Declaration
 
-__all__ = ["Edges"]
+__all__ = ["Edges", "wrong_operator"]
+
+
+def wrong_operator(value: Any, needs: str) -> str:
+    """What a declaration's operator slot needs (``needs``) and what it was given instead:
+    a class not called (``learners.Linear``) with the call to write, a text or another
+    operator by what it is."""
+    if isinstance(value, type):
+        spelled = _public_name(value)
+        return f"{needs}, got the class {spelled}; call it: {spelled}()"
+    shown = type(value).__name__ if isinstance(value, Operator) else repr(value)
+    return f"{needs}, got {shown}"
+
+
+def _public_name(cls: type) -> str:
+    """``learners.Linear`` for a class of a public namespace, else the class's name."""
+    parts = cls.__module__.split(".")
+    if parts[:2] == ["helix_tf", "components"] and len(parts) > 2:
+        namespace = parts[2]
+        if namespace in ("sources", "features", "learners", "metrics"):
+            return f"{namespace}.{cls.__name__}"
+    return cls.__name__
 
 
 class Edges:
@@ -41,7 +63,7 @@ class Edges:
         }
         self._checks: dict[Role, Callable[[Declaration], None]] = {
             Role.EVALUATE: self._check_metrics,
-            Role.TRAIN: self._check_feature_parts,
+            Role.TRAIN: self._check_train,
         }
 
     def build(self) -> dict[str, list[str]]:
@@ -70,9 +92,7 @@ class Edges:
 
     def _source(self, d: Declaration) -> list[str]:
         if not isinstance(d.op, Source):
-            self.declared.problem(
-                d, f"wf.source needs a sources.* operator, got {type(d.op).__name__}"
-            )
+            self.declared.problem(d, wrong_operator(d.op, "wf.source needs a sources.* operator"))
         else:
             for p in d.op.check():
                 self.declared.problem(d, p)
@@ -85,6 +105,13 @@ class Edges:
             ins.append(src)
             self.examples_source[d.name] = src
             self._check_label(d, src)
+        if not isinstance(d.refs.get("features"), list):
+            self.declared.problem(
+                d,
+                "features must be a list of feature nodes (wf.examples(name, [a, b], "
+                f"label=...)), but got {d.refs.get('features')!r}",
+            )
+            return ins
         if not d.refs.get("features"):
             self.declared.problem(d, "examples need at least one feature")
         names = [getattr(r, "name", r) for r in d.refs.get("features") or []]
@@ -102,11 +129,10 @@ class Edges:
         label = d.op
         cols = self.declared.columns(src)
         if not isinstance(label, LABELS):
-            self.declared.problem(
-                d,
-                "label must be features.Label, features.MulticlassLabel or "
-                f"features.NumericLabel, but got {label!r}",
+            needs = (
+                "label must be features.Label, features.MulticlassLabel or features.NumericLabel"
             )
+            self.declared.problem(d, wrong_operator(label, needs))
         elif cols and label.column not in cols:
             self.declared.problem(
                 d,
@@ -117,9 +143,7 @@ class Edges:
     def _feature(self, d: Declaration) -> list[str]:
         op = d.op
         if not isinstance(op, Feature):
-            self.declared.problem(
-                d, f"wf.feature needs a features.* operator, got {type(op).__name__}"
-            )
+            self.declared.problem(d, wrong_operator(op, "wf.feature needs a features.* operator"))
             return []
         ins: list[str] = []
         needs_source = op.reads_whole_row() or any(isinstance(r, str) for r in op.inputs())
@@ -148,26 +172,26 @@ class Edges:
         if not ms:
             self.declared.problem(d, "evaluate needs at least one metric")
         for m in ms:
-            if isinstance(m, type) and issubclass(m, Metric):  # metrics.AUC, not AUC()
-                self.declared.problem(
-                    d,
-                    f"evaluate takes metric operators, got the class metrics.{m.__name__}; "
-                    f"call it: metrics.{m.__name__}()",
-                )
-            elif not isinstance(m, Metric):
-                self.declared.problem(d, f"evaluate takes metrics.* operators, got {m!r}")
+            if not isinstance(m, Metric):
+                self.declared.problem(d, wrong_operator(m, "evaluate takes metrics.* operators"))
         if all(isinstance(m, Metric) for m in ms):  # two metrics of one name: before training
             for problem in metric_key_problems(ms):
                 self.declared.problem(d, problem)
+
+    def _check_train(self, d: Declaration) -> None:
+        if not isinstance(d.op, Learner):
+            self.declared.problem(d, wrong_operator(d.op, "wf.train needs a learners.* operator"))
+        else:
+            self._check_feature_parts(d)
 
     def _check_feature_parts(self, d: Declaration) -> None:
         """A learner that feeds named features to parts of its model (``WideDeep(wide=...,
         deep=...)``) names features of the examples it trains on."""
         ref = d.refs.get("examples")
         ex = self.declared.decls.get(ref.name) if isinstance(ref, NodeRef) else None
-        if ex is None or ex.role != Role.EXAMPLES:
+        if ex is None or ex.role != Role.EXAMPLES or not isinstance(ex.refs.get("features"), list):
             return
-        features = [getattr(r, "name", r) for r in ex.refs.get("features") or []]
+        features = [getattr(r, "name", r) for r in ex.refs["features"]]
         for part in ("wide", "deep"):
             chosen = getattr(d.op, part, None)
             if not isinstance(chosen, tuple):

@@ -122,12 +122,19 @@ def source_sample(approx: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def train_approx(d: Declaration, approx: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """What an approximate run changes in a train node: sample, precision, epochs, and its
-    training loop (``light``: a traced step over seeded numpy batches, not Keras' ``fit``;
+    """What an approximate run changes in a train node: sample, precision, epochs (the exact
+    run's steps over the sample), when it stops sooner (``plateau``: its training loss
+    fell by less than the sample resolves; ``helix_tf.approx.settings``), and its training loop (``light``: a
+    traced step over seeded numpy batches, not Keras' ``fit``;
     ``helix_tf.components._light_fit``)."""
     if not approx:
         return None
-    from helix_tf.approx.settings import resolve_precision
+    from helix_tf.approx.settings import (
+        PLATEAU_EPOCHS,
+        PLATEAU_ERRORS,
+        PLATEAU_SHARE,
+        resolve_precision,
+    )
 
     op_name = d.op.op_name if d.op is not None else ""
     return {
@@ -135,6 +142,8 @@ def train_approx(d: Declaration, approx: Mapping[str, Any] | None) -> dict[str, 
         "seed": approx["seed"],
         "precision": resolve_precision(approx["precision"], op_name, bool(approx.get("bf16_fast"))),
         "epochs_scale": approx["epochs_scale"],
+        "fraction": approx["sample"],  # the exact run's steps are matched by batches
+        "plateau": {"errors": PLATEAU_ERRORS, "share": PLATEAU_SHARE, "epochs": PLATEAU_EPOCHS},
         "loop": "light",
         # 2: the step gathers its batch in the graph (issue 9): FTRL's weights moved in
         # their last bits, so a model the loop before stored is not reused. 3: a bag's

@@ -35,38 +35,49 @@ def hint_of(training: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def prepare(training: Mapping[str, Any]) -> bool:
-    """Make ready the trainer a later training of ``training``'s graph reuses, in a process
-    that keeps trainers (the server's trainer, while idle: a run that trained by itself
-    hints what it trained, :func:`trainers.hint`).
+    """Make ready the trainer a later light training of ``training``'s graph reuses, in a
+    process that keeps trainers (the server's trainer, while idle: after each training
+    it served, and from the hint of a run that trained by itself, :func:`trainers.hint`).
 
-    The trainer is built as that training's would be (seeded by its learner), its light
-    step (approximate runs, :mod:`._light_fit`) traced and run once over ``training``'s
-    rows, so that TensorFlow has instantiated it, and kept: the next training of the
-    graph resets it to its initial state (the same bits as a fresh build) and skips the
-    build (~0.1–0.3 s), a light one also the step's tracing and instantiation (~0.3–0.8
-    s). Not Keras' ``fit``: tracing it too made the preparation longer than the tiny
-    warm-up it stands before, and a run that came during it waited longer. Whether it
-    made one (not when one is kept already, or this process keeps none).
+    Ready means kept, built as that training's would be (seeded by its learner), with
+    its light step (approximate runs, :mod:`._light_fit`) traced and run once over
+    ``training``'s rows since TensorFlow's kernel cache was last cleared
+    (:func:`trainers.kernel_generation`: an exact training's seeding clears it), so that
+    TensorFlow has instantiated it: the next training of the graph resets the trainer to
+    its initial state (the same bits as a fresh build) and skips the build (~0.1–0.3 s),
+    a light one also the step's tracing (~0.5–1 s) and instantiation (~0.1–0.3 s). A
+    trainer an exact training left (Keras' ``fit``) gets its light step here. Not
+    Keras' ``fit``: tracing it too made the preparation longer than the tiny warm-up it
+    stands before, and a run that came during it waited longer. Whether it did anything
+    (not when the kept trainer is ready already, or this process keeps none).
     """
     from helix_tf.components import trainers
 
     learner, features, head = training["learner"], training["features"], training["head"]
     run_eagerly, policy = bool(training["run_eagerly"]), training["policy"]
     key = trainers.graph_key(learner, features, head, policy=policy, run_eagerly=run_eagerly)
-    if trainers.TRAINERS.capacity == 0 or trainers.TRAINERS.holds(key):
+    if trainers.TRAINERS.capacity == 0:
+        return False
+    trainer = trainers.TRAINERS.take(key, reuse=False)
+    if trainer is not None and (
+        run_eagerly or trainer.light_generation == trainers.kernel_generation()
+    ):
+        trainers.TRAINERS.give_back(key, trainer)  # ready (an eager step needs nothing)
         return False
     from helix_tf.components.keras_models import _trainer
 
     keras = _k()
     import tensorflow as tf
 
-    trainers.seed_generators(int(learner.seed))  # as a fresh training seeds its build
+    if trainer is None:
+        trainers.seed_generators(int(learner.seed))  # as a fresh training seeds its build
     tf.config.experimental.enable_op_determinism()
     keras.mixed_precision.set_global_policy(policy)
-    try:
-        key, trainer = _trainer(learner, features, head, run_eagerly, policy, light=False)
-        rows = len(training["y"])
-        if not run_eagerly:
+    try:  # a trainer whose preparation fails is dropped: the next training builds one
+        if trainer is None:
+            key, trainer = _trainer(learner, features, head, run_eagerly, policy, light=False)
+        if not run_eagerly:  # a kept trainer's variables move: its next use resets them
+            rows = len(training["y"])
             _, trainer.light_step = _light_fit.light_fit(
                 trainer.model,
                 training["x"],
@@ -74,7 +85,9 @@ def prepare(training: Mapping[str, Any]) -> bool:
                 batch_size=rows,
                 epochs=1,
                 seed=int(learner.seed),
+                step=trainer.light_step,
             )
+            trainer.light_generation = trainers.kernel_generation()
         trainers.TRAINERS.give_back(key, trainer)
     finally:
         keras.mixed_precision.set_global_policy("float32")

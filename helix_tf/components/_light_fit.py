@@ -17,18 +17,24 @@ trainer, a run alone). The step is Keras' own ``train_step`` (the model's loss,
 optimizer, regularisers, dropout and loss scaling), traced once per trainer and kept
 with it; the reported loss per epoch is Keras' running mean over the epoch's steps,
 as ``fit`` reports it.
+
+An approximate run trains its sample for the exact run's steps (more epochs over
+fewer rows: :mod:`helix_tf.approx.settings`) and stops sooner once the epochs' losses
+have stopped falling by more than the sample can resolve (:func:`plateau_rule`,
+:func:`plateaued`): a decision on the losses and the sample's size alone, so the same
+sample stops at the same epoch in any process.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["light_fit"]
+__all__ = ["light_fit", "plateau_rule", "plateaued"]
 
 
 def light_fit(
@@ -41,12 +47,16 @@ def light_fit(
     seed: int,
     step: Any = None,
     on_epoch: Callable[[int, int, float, float], None] | None = None,
+    plateau: Mapping[str, float] | None = None,
 ) -> tuple[list[float], Any]:
     """Train the compiled ``model`` for ``epochs`` over ``x``/``y``; each epoch's loss, and
     the epoch function used (``step``: one kept from an earlier call on this model, else
     made here: :func:`_epoch_function`).
 
-    ``on_epoch(epoch, epochs, loss, seconds)`` is called after every epoch.
+    ``on_epoch(epoch, epochs, loss, seconds)`` is called after every epoch. ``plateau``
+    (the rule's parameters, :func:`plateau_rule`): stop after the first epoch where
+    :func:`plateaued` holds for the losses so far, with the tolerance and window that
+    rule gives these ``epochs`` over these rows.
     """
     if not getattr(model, "run_eagerly", False):  # the sample on the device once
         import tensorflow as tf
@@ -58,6 +68,7 @@ def light_fit(
     rng = np.random.default_rng(int(seed))
     started = time.perf_counter()
     losses: list[float] = []
+    tolerance, window = plateau_rule(plateau, epochs, n) if plateau else (0.0, 0)
     for epoch in range(epochs):
         model.reset_metrics()
         step(x, y, rng.permutation(n), int(batch_size))
@@ -65,7 +76,59 @@ def light_fit(
         losses.append(loss)
         if on_epoch is not None:
             on_epoch(epoch + 1, epochs, loss, time.perf_counter() - started)
+        if window and plateaued(losses, tolerance, window):
+            break
     return losses, step
+
+
+def plateau_rule(plateau: Mapping[str, float], epochs: int, rows: int) -> tuple[float, int]:
+    """The tolerance and window of :func:`plateaued` for a training of ``epochs`` planned
+    epochs over a sample of ``rows`` rows, by the rule's parameters ``plateau``:
+    ``errors`` (standard errors), ``share`` (of the planned epochs a window) and
+    ``epochs`` (the longest window).
+
+    The tolerance is how much optimisation a sample can resolve. The mean training loss
+    over ``rows`` rows estimates the population's loss with a standard error of
+    ``sd / sqrt(rows)``, ``sd`` the per-example losses' standard deviation; taking ``sd``
+    as the mean loss itself (a log loss's spread is about its mean or more: 1.2–1.6 times
+    it for census' linear learners), the relative standard error is ``1 / sqrt(rows)``,
+    at most the real one. A window's mean loss that fell by less than ``errors`` of
+    those against the window before has improved by less than the sample can tell the
+    population's loss by: more steps fit the sample, not the population. So the tolerance is ``errors / sqrt(rows)`` of the
+    loss: a larger sample resolves more and trains on (never stops earlier on the same
+    losses); the rule is scale-free (a share of the loss). The window is ``share`` of the
+    planned epochs, 2 to ``epochs`` (a short training is not held to twenty epochs).
+
+    >>> plateau_rule({"errors": 1.0, "share": 0.1, "epochs": 10}, 490, 32_400)
+    (0.005555555555555556, 10)
+    >>> plateau_rule({"errors": 1.0, "share": 0.1, "epochs": 10}, 50, 32_400)[1]
+    5
+    >>> plateau_rule({"errors": 1.0, "share": 0.1, "epochs": 10}, 5, 32_400)[1]
+    2
+    """
+    tolerance = float(plateau["errors"]) / math.sqrt(max(int(rows), 1))
+    window = min(int(plateau["epochs"]), max(2, int(int(epochs) * float(plateau["share"]))))
+    return tolerance, window
+
+
+def plateaued(losses: Sequence[float], tolerance: float, window: int) -> bool:
+    """Whether a training loss has stopped falling: the mean of its last ``window``
+    epochs is below the mean of the ``window`` epochs before by ``tolerance`` of itself
+    or less (``2 * window`` epochs at least; a loss that is not finite never has). The
+    tolerance and window: :func:`plateau_rule`.
+
+    >>> plateaued([1.0] * 4, 1e-3, 2), plateaued([1.0, 0.9, 0.8, 0.7], 1e-3, 2)
+    (True, False)
+    >>> plateaued([1.0] * 3, 1e-3, 2)
+    False
+    """
+    if window < 1 or len(losses) < 2 * window:
+        return False
+    before = math.fsum(losses[-2 * window : -window]) / window
+    last = math.fsum(losses[-window:]) / window
+    if not (math.isfinite(before) and math.isfinite(last)):
+        return False
+    return before - last <= tolerance * abs(last)
 
 
 def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any], None]:

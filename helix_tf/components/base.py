@@ -16,6 +16,7 @@ can skip its checks.
 
 from __future__ import annotations
 
+import collections.abc
 import contextlib
 import dataclasses
 import functools
@@ -133,9 +134,13 @@ class Operator:
                 object.__setattr__(self, name, float(value))
         # A value of the wrong type for a plain annotation that validate() lets through
         # (standardize="no", which is true; seed="1") is refused as in a -p override.
-        problems = self.validate() or _wrong_types(
-            self, {f.name: getattr(self, f.name) for f in _init_fields(self)}
-        )
+        values = {f.name: getattr(self, f.name) for f in _init_fields(self)}
+        try:
+            problems = self.validate() or _wrong_types(self, values)
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+            # validate() could not read a value of another shape (hidden=64 where a
+            # tuple of integers is due): name the parameter, not the traceback.
+            problems = _unreadable(self, values, exc)
         if problems:
             raise ConfigError([f"{type(self).__name__}: {p}" for p in problems])
 
@@ -262,6 +267,59 @@ def _matches(value: Any, hint: Any) -> bool:
     if hint is float:
         return isinstance(value, numbers.Real) and not isinstance(value, bool)
     return isinstance(value, str)
+
+
+def _unreadable(op: Operator, values: dict[str, Any], exc: Exception) -> list[str]:
+    """The parameters whose values do not fit their annotations (containers and their
+    items too), for a validate() that raised ``exc`` reading one of them."""
+    hints = _hints(type(op))
+    wrong = [
+        f"parameter {k!r} expects {_spelled(hints[k])}, but got {v!r} (a {type(v).__name__})"
+        for k, v in values.items()
+        if k in hints and not _fits(v, hints[k])
+    ]
+    return wrong or [
+        f"its parameters could not be checked ({type(exc).__name__}: {exc}); check the "
+        "values given: " + ", ".join(f"{k}={v!r}" for k, v in values.items())
+    ]
+
+
+@functools.lru_cache(maxsize=256)
+def _hints(cls: type) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # an annotation that cannot be resolved: nothing to check by
+        return {}
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` fits ``hint``: scalars as :func:`_matches`, tuples, lists,
+    sequences and dicts by their kind and items; any other annotation (a class of
+    helix_tf's, a callable, ``Any``) is taken as fitting."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, h) for h in args)
+    if _scalar(hint):
+        return _matches(value, hint)
+    if origin is dict or origin is collections.abc.Mapping:
+        if not isinstance(value, dict):
+            return False
+        return not args or all(_fits(k, args[0]) and _fits(v, args[1]) for k, v in value.items())
+    if origin in (tuple, list, collections.abc.Sequence):
+        if not isinstance(value, (tuple, list)):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(map(_fits, value, args))
+        return not args or all(_fits(v, args[0]) for v in value)
+    return True
+
+
+def _spelled(hint: Any) -> str:
+    """An annotation as written in code (``tuple[int, ...]``), scalars in words."""
+    if _scalar(hint):
+        return _expected(hint)
+    return str(hint).replace("typing.", "").replace("collections.abc.", "")
 
 
 def _expected(hint: Any) -> str:

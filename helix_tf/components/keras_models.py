@@ -95,12 +95,15 @@ def train_model(
     head: Head | None = None,
     batches: Any = None,
     light: bool = False,
+    plateau: Mapping[str, float] | None = None,
 ) -> tuple[Any, dict[str, float]]:
     """Train deterministically (seeded); returns the model and final training stats.
 
     ``light`` (approximate runs): train with :func:`._light_fit.light_fit`, a traced
     train step over seeded numpy batches, instead of Keras' ``fit`` and its ``tf.data``
-    adapter (several times the cost over a sample); exact runs keep ``fit``.
+    adapter (several times the cost over a sample); exact runs keep ``fit``. ``plateau``
+    (the rule's parameters, light only): stop before ``epochs`` once the training loss
+    falls by less than the sample resolves (:func:`._light_fit.plateau_rule`).
 
     ``batches`` (a :class:`helix_tf.components.distributed.Batches`, learners with a
     ``strategy`` only) replaces ``x`` and ``y``: global batches streamed from disk.
@@ -125,7 +128,7 @@ def train_model(
     remote = trainers.remote()
     if remote is not None and getattr(learner, "strategy", None) is None and batches is None:
         trained = _train_remotely(
-            remote, learner, features, x, y, head, policy, n_epochs, on_epoch, light
+            remote, learner, features, x, y, head, policy, n_epochs, on_epoch, light, plateau
         )
         if trained is not None:
             return trained
@@ -145,7 +148,7 @@ def train_model(
         else:
             if batches is not None:
                 raise ValueError("streamed batches need a learner with a strategy")
-            training = _training(learner, features, x, y, head, n_epochs, policy, light)
+            training = _training(learner, features, x, y, head, n_epochs, policy, light, plateau)
             trained, weights, losses = _fit_weights(**training, on_epoch=on_epoch)
             trainers.hint(lambda: _hint_of(training))
             # A trainer kept for later trainings is not the caller's: a copy holds the weights.
@@ -237,6 +240,7 @@ def _training(
     n_epochs: int,
     policy: str,
     light: bool = False,
+    plateau: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """:func:`_fit_weights`' arguments: what a training needs, here or in another process."""
     return {
@@ -251,6 +255,7 @@ def _training(
         <= training_setting(EAGER_STEPS_SETTING, EAGER_MAX_STEPS),
         "policy": policy,
         "light": light,
+        "plateau": dict(plateau) if light and plateau else None,
     }
 
 
@@ -265,6 +270,7 @@ def _train_remotely(
     n_epochs: int,
     on_epoch: Callable[[int, int, float, float], None] | None,
     light: bool = False,
+    plateau: Mapping[str, float] | None = None,
 ) -> tuple[Any, dict[str, float]] | None:
     """Train in ``remote`` (the server's trainer), which keeps the model; ``None`` when it
     cannot (busy, gone, failing): then this process trains."""
@@ -273,7 +279,7 @@ def _train_remotely(
     from helix_tf.components import trainers
 
     y, mean, std = _target(head, y, None)
-    training = _training(learner, features, x, y, head, n_epochs, policy, light)
+    training = _training(learner, features, x, y, head, n_epochs, policy, light, plateau)
     recipe = {
         "learner": learner,
         "features": training["features"],
@@ -428,6 +434,7 @@ def _fit_weights(
     policy: str,
     on_epoch: Callable[[int, int, float, float], None] | None,
     light: bool = False,
+    plateau: Mapping[str, float] | None = None,
 ) -> tuple[Any, list[np.ndarray], list[float]]:
     """``model.fit`` (``light``: :func:`._light_fit.light_fit`) on a trainer of
     :data:`trainers.TRAINERS`: reused when this process has trained the same graph
@@ -449,7 +456,9 @@ def _fit_weights(
             seed=int(learner.seed),
             step=trainer.light_step,
             on_epoch=on_epoch,
+            plateau=plateau,
         )
+        trainer.light_generation = trainers.kernel_generation()
     else:
         losses = _keras_fit(trainer.model, x, y, int(learner.batch_size), n_epochs, on_epoch)
     weights = [np.asarray(w) for w in trainer.model.get_weights()]
@@ -473,9 +482,7 @@ def _trainer(
 
     def build() -> tuple[Any, penalties.Strengths]:
         if light:  # seeded keeping TF's kernels (for a reused trainer): a new one starts
-            from tensorflow.python.eager import context  # as after set_random_seed
-
-            context.context().clear_kernel_cache()
+            trainers.clear_kernels()  # as after set_random_seed
         strengths = penalties.Strengths.of(learner)
         model = build_model(learner, features, head.units, strengths)
         model.compile(

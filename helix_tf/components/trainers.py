@@ -61,8 +61,10 @@ __all__ = [
     "RemoteModel",
     "Trainer",
     "TrainerCache",
+    "clear_kernels",
     "graph_key",
     "hint",
+    "kernel_generation",
     "random_state_kept",
     "remote",
     "seed_generators",
@@ -150,6 +152,7 @@ def seed_generators(seed: int, *, keep_kernels: bool = False) -> None:
 
     seed = int(seed)
     if not keep_kernels:
+        _count_clear()  # tf.random.set_seed clears the kernel cache (eagerly)
         rng_utils.set_random_seed(seed)
         return
     global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
@@ -164,6 +167,29 @@ def seed_generators(seed: int, *, keep_kernels: bool = False) -> None:
     ctx = context.context()
     ctx._seed = seed  # what Context._set_global_seed sets, but for its cache clear
     ctx._rng = random.Random(seed)
+
+
+_kernel_clears = 0
+
+
+def _count_clear() -> None:
+    global _kernel_clears
+    _kernel_clears += 1
+
+
+def clear_kernels() -> None:
+    """Clear TensorFlow's kernel cache (a new trainer starts as after ``set_random_seed``)."""
+    from tensorflow.python.eager import context
+
+    _count_clear()
+    context.context().clear_kernel_cache()
+
+
+def kernel_generation() -> int:
+    """How many times this process' trainings cleared TensorFlow's kernel cache
+    (:func:`seed_generators` without ``keep_kernels``, :func:`clear_kernels`): a light
+    step run in an earlier generation is instantiated again at its next call."""
+    return _kernel_clears
 
 
 def _set_random_state(state: tuple[Any, Any, Any]) -> None:
@@ -195,6 +221,8 @@ class Trainer:
     #: The traced train step of approximate runs' light loop, once one has used it
     #: (:mod:`helix_tf.components._light_fit`): traced once per trainer.
     light_step: Any = None
+    #: The :func:`kernel_generation` in which the light step last ran (instantiated).
+    light_generation: int = -1
 
     @classmethod
     def start(cls, model: Any, strengths: Any = None) -> Trainer:
@@ -252,8 +280,9 @@ class TrainerCache:
         server's trainer, agent trials in one process)."""
         self._capacity = max(0, int(capacity))
 
-    def take(self, key: str) -> Trainer | None:
-        """A free trainer for ``key``, taken out of the cache (None: build one)."""
+    def take(self, key: str, *, reuse: bool = True) -> Trainer | None:
+        """A free trainer for ``key``, taken out of the cache (None: build one).
+        ``reuse=False``: not for a training (an idle preparation), not counted."""
         with self._lock:
             pool = self._free.get(key)
             if not pool:
@@ -261,7 +290,7 @@ class TrainerCache:
             trainer = pool.pop()
             if not pool:
                 del self._free[key]
-            self.reuses += 1
+            self.reuses += reuse
             return trainer
 
     def give_back(self, key: str, trainer: Trainer) -> bool:

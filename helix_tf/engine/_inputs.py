@@ -193,7 +193,8 @@ class LearningInputs:
 
 
 def _file_size(path: str) -> str:
-    """A data file's size for a message: "0 bytes: empty", "1 line", "12 KB"."""
+    """A data file's size for a message: "0 bytes: empty", "1 non-blank line" (text),
+    "3,012 bytes" (a small binary file), "12 KB"."""
     if "://" in path and not path.startswith("file://"):
         return "remote"
     try:
@@ -204,6 +205,9 @@ def _file_size(path: str) -> str:
         return "0 bytes: empty"
     if size <= 1 << 16:
         with open(path.removeprefix("file://"), "rb") as f:
-            lines = sum(1 for line in f if line.strip())
+            data = f.read()
+        if b"\0" in data:  # a binary format (Parquet, TFRecord): its lines mean nothing
+            return f"{size:,} bytes"
+        lines = sum(1 for line in data.split(b"\n") if line.strip())
         return f"{lines} non-blank line{'s' if lines != 1 else ''}"
     return f"{size / 1024:.0f} KB"

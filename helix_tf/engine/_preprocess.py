@@ -199,7 +199,7 @@ class PreprocessingStep:
             # Before training, and before the examples are stored: labels that cannot be
             # right fail the run, and a stored entry would let the next run load them
             # unchecked (a fresh run fails; that one trained on them).
-            self._check_positive_label(name)
+            self._check_binary_label(name)
             if write and self.outputs.files[name].local:
                 self._write_value_names(name)
         if write:
@@ -207,27 +207,36 @@ class PreprocessingStep:
         else:
             tally.rows = result.rows.get(name)
 
-    def _check_positive_label(self, name: str) -> None:
-        """Fail when the label's ``positive=`` value occurs in no row of a split whose
-        label values differ from the training split's.
+    def _check_binary_label(self, name: str) -> None:
+        """Fail when a binary label's training split holds one value only, or its
+        ``positive=`` value occurs in no row of a split whose label values differ from
+        the training split's.
 
-        In the training split, every label would be 0: training "succeeds" with
-        accuracy 1.0 and AUC nan. In another split (the test file) with other spellings
-        of the values (the census test file's ``>50K.``), every row would count as
-        negative and the metrics would describe nothing. A split without a positive row
-        whose values are the training split's is left alone (a small test split may have
-        none). The message lists the values each split holds and how to make them agree.
+        In the training split, every label 0 (or every one 1) would train a model of one
+        class: training "succeeds" with accuracy 1.0 and AUC nan. In another split (the
+        test file) with other spellings of the values (the census test file's ``>50K.``),
+        every row would count as negative and the metrics would describe nothing. A split
+        without a positive row whose values are the training split's is left alone (a
+        small test split may have none). The message lists the values each split holds
+        and how to make them agree.
         """
         label = self.ctx.nodes[name].op
-        positive = getattr(label, "positive", None)
         art = self.outputs.files.get(name)
-        if positive is None or art is None or art.local is None:
+        if getattr(label, "TASK", None) != "binary" or art is None or art.local is None:
             return
+        positive = label.positive  # type: ignore[union-attr]
         column = label.column  # type: ignore[union-attr]
-        train = self._label_values(name, Split.TRAIN)
+        # The training split's values, read from the source where a check needs them.
+        train = self._label_values(name, Split.TRAIN) if positive is not None else None
         for split in [Split.TRAIN, *sorted(_split_folders(art.local) - {Split.TRAIN})]:
             table = tables.read_split(art.local, split, [LABEL])
-            if table is None or table.num_rows == 0 or np.asarray(table.column(LABEL)).any():
+            if table is None or table.num_rows == 0:
+                continue
+            labels = np.asarray(table.column(LABEL))
+            if split == Split.TRAIN and (labels.all() or (positive is None and not labels.any())):
+                found = train if train is not None else self._label_values(name, Split.TRAIN)
+                raise DataError(_one_value(column, positive, int(labels[0]), found), node=name)
+            if labels.any() or positive is None:
                 continue
             found = train if split == Split.TRAIN else self._label_values(name, split)
             if split == Split.TRAIN:
@@ -238,17 +247,15 @@ class PreprocessingStep:
                     f"F.Label({column!r}, positive=...)",
                     node=name,
                 )
-            if found is None or train is None:
-                continue
-            unseen = [v for v in found if v not in train]
+            unseen = [v for v in found or () if train is not None and v not in train]
             if not unseen:
                 continue
             raise DataError(
                 f"no row of the {split} split has label column {column!r} equal to "
-                f"positive={positive!r}: its values {_counted(found)} are not the training "
-                f"split's ({_counted(train)}), so every {split} row would count as "
-                f"negative. Make the splits' values agree, e.g. "
-                f"sources.Csv(..., replace={{{column!r}: {_replace_hint(unseen, train)}}}) "
+                f"positive={positive!r}: its values {_counted(found or {})} are not the "
+                f"training split's ({_counted(train or {})}), so every {split} row would "
+                f"count as negative. Make the splits' values agree, e.g. "
+                f"sources.Csv(..., replace={{{column!r}: {_replace_hint(unseen, train or {})}}}) "
                 "on the source",
                 node=name,
             )
@@ -416,6 +423,24 @@ def with_note(exc: DataError, note: str) -> DataError:
 def _split_folders(root: str) -> set[str]:
     """The splits stored in a local artifact folder (its sub-folders)."""
     return {e.name for e in os.scandir(root) if e.is_dir()} if os.path.isdir(root) else set()
+
+
+def _one_value(column: str, positive: Any, value: int, found: dict[Any, int] | None) -> str:
+    """Why a binary label whose training rows all have one value cannot be learned."""
+    fix = (
+        "give the source rows of both kinds, or predict another value with "
+        f"F.Label({column!r}, positive=...)"
+    )
+    held = f" ({_counted(found)})" if found else ""
+    if positive is not None:
+        return (
+            f"every row of the training split has label column {column!r} equal to "
+            f"positive={positive!r}{held}: a binary label needs rows of both kinds; {fix}"
+        )
+    return (
+        f"the training split's label column {column!r} holds only {value}{held}: "
+        f"a binary label needs rows of both 0 and 1; {fix}"
+    )
 
 
 def _counted(values: dict[Any, int]) -> str:

@@ -14,7 +14,7 @@ import functools
 import os
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pyarrow as pa
@@ -188,9 +188,7 @@ class BatchComputer:
             try:
                 out = op.transform(vals, self.states.get(name), n)
             except HelixError as exc:
-                if isinstance(exc, ExecutionError) and exc.node is None:
-                    raise ExecutionError(str(exc), node=name) from exc
-                raise
+                _raise_named(exc, name)
             except Exception as exc:
                 where = user_code_line(exc)
                 raise ExecutionError(
@@ -255,7 +253,10 @@ class BatchComputer:
             cols.update(tables.feature_columns(f, fnode.value_kind or NUMERIC, values))
         raw = self.column(node.source, label_op.column, split, k, cache)
         t0 = time.perf_counter()
-        labels, bad = label_op.encode(raw, self.states.get(node.name))
+        try:
+            labels, bad = label_op.encode(raw, self.states.get(node.name))
+        except HelixError as exc:  # what the training split taught it cannot label
+            _raise_named(exc, node.name)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             where = _describe_row(self.nodes, node.source, split, int(cache["rows"][i]))
@@ -362,3 +363,11 @@ def _describe_row(nodes: Mapping[str, Any], src: str, split: str, row: int) -> s
     if isinstance(source, Source):
         return source.describe_row(split, row)
     return f"row {row} (line number in its file) of split {split!r}"
+
+
+def _raise_named(exc: HelixError, node: str) -> NoReturn:
+    """Raise an operator's own error, named by its node when it does not name one (of its
+    type: a ``DataError`` stays one)."""
+    if isinstance(exc, ExecutionError) and exc.node is None:
+        raise type(exc)(str(exc), node=node) from exc
+    raise exc

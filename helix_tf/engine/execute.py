@@ -163,7 +163,11 @@ def _execute(run: _Run) -> EngineResult:
                 "add it to LearningSteps.steps()",
                 node=node.name,
             )
+        for pending, finish in run.learning.finish_deferred(node.inputs):
+            _run_step(finish, pending)
         _run_step(steps[executor], node)
+    for pending, finish in run.learning.finish_deferred():
+        _run_step(finish, pending)
     metrics, intervals = _output_metrics(run)
     drop_damaged_unread(run.outputs)
     held = {n.name: ctx.values[n.name] for n in ctx.compiled.nodes if n.name in ctx.values}

@@ -137,7 +137,7 @@ def _when_imported(argv: list[str]) -> socket.socket | None:
         found = holder_since()
     except OSError:  # a server folder we may not use: no server of ours can be there
         return None
-    if found is None or found[1] != "importing":
+    if found is None or found[1] not in ("importing", "training"):
         return None
     remaining = expected_import_seconds() - (time.time() - found[2])
     if remaining > WAIT_AT_MOST_S:
@@ -181,10 +181,10 @@ def _start(argv: list[str], *, why: str = "") -> bool:
     """Start a server and say so; whether this call started one.
 
     A ``run`` into an empty store (:func:`_computes_from_scratch`) forks it from
-    this process once they have imported what both need
+    this process before either imports anything heavy
     (:func:`~helix_tf.server._starting.start_by_fork`); the server imports TensorFlow
-    beside this run, which hands its trainings to the server's trainer once that is
-    ready (:func:`_train_in_starting_server`). Any other command starts it in the
+    beside this run's own imports and work, which hands its trainings to the server's
+    trainer once that is forked (:func:`_train_in_starting_server`). Any other command starts it in the
     background, importing once this process has ended (this run may import no
     TensorFlow at all: an evaluation-only run). A server that cannot be started
     (e.g. its folder is not private) never fails the run: it is said in one line and
@@ -227,7 +227,7 @@ def _train_in_starting_server(contention: float = 1.0) -> None:
     at least 1): about what importing TensorFlow itself would cost this run.
     """
     found = holder()
-    if found is None or found[1] not in ("starting", "importing"):
+    if found is None or found[1] not in ("starting", "importing", "training"):
         return
     from helix_tf.components.trainers import use_remote
     from helix_tf.server._pending import StartingTrainer

@@ -1,10 +1,11 @@
 """The trainer of a server still starting: the run that started it trains there once ready.
 
-A ``run`` into an empty store that finds no server starts one in the background
-(:func:`helix_tf.server._starting.start_in_background`, importing at once) and goes
-on with its own work: config, plan, reading and preprocessing the data, which need
-Beam, pandas and Arrow but not TensorFlow. The server imports TensorFlow, Keras and
-the rest meanwhile, on another CPU. When the run reaches its first training it
+A ``run`` into an empty store that finds no server forks one
+(:func:`helix_tf.server._starting.start_by_fork`) and goes on with its own work:
+config, plan, reading and preprocessing the data, which need Beam, pandas and Arrow
+but not TensorFlow. The server imports TensorFlow and Keras meanwhile, on another
+CPU, and forks its trainer (phase ``training``) before it imports the rest. When
+the run reaches its first training it
 waits for that server's trainer (:class:`StartingTrainer`, installed with
 :func:`helix_tf.components.trainers.use_remote`) rather than importing TensorFlow
 itself: the trainer computes what the run would (the same path a served run takes,
@@ -64,7 +65,7 @@ class StartingTrainer:
             if found is None or found[0] != self.server_pid:  # gone, or another server
                 self._ready = False
                 return False
-            if found[1] == "ready":
+            if found[1] in ("training", "ready"):  # its trainer is forked
                 self._ready = self.trainer.path.exists()  # no trainer: HELIX_TF_TRAINER=off
                 return self._ready
             if found[1] == "waiting" or time.monotonic() >= deadline:

@@ -76,8 +76,21 @@ def _package_dir() -> str:
 
 
 #: Environment variables read when TensorFlow, Keras or Python start (a forked child
-#: cannot take them over from the client): they are part of the stamp.
-_STARTUP_ENV = ("TF_", "OMP_", "KMP_", "MKL_", "CUDA_", "XLA_", "KERAS_", "ONEDNN_", "PYTHON")
+#: cannot take them over from the client): they are part of the stamp. The locale
+#: (``LANG``, ``LC_*``) sets the encoding ``open()`` decodes text with.
+_STARTUP_ENV = (
+    "TF_",
+    "OMP_",
+    "KMP_",
+    "MKL_",
+    "CUDA_",
+    "XLA_",
+    "KERAS_",
+    "ONEDNN_",
+    "PYTHON",
+    "LANG",
+    "LC_",
+)
 
 
 def stamp_parts(environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -1,11 +1,11 @@
 """Starting the warm server exactly once, and stopping it.
 
 A ``run`` into an empty store that finds no server forks one from itself
-(:func:`start_by_fork`): it imports what both need (Beam, pandas, Arrow, the
-engine), then forks; the server imports TensorFlow and Keras beside the run while
-the run prepares its data, and the run hands its trainings to the server's trainer
-once it is ready (:mod:`helix_tf.server._pending`). Nothing is imported twice, and
-the server is ready for the runs that follow. Any other command starts one as a
+(:func:`start_by_fork`) before either imports anything heavy: the server imports
+TensorFlow and Keras and forks its trainer while the run imports Beam, pandas and
+the engine and prepares its data, and the run hands its trainings to that trainer
+(:mod:`helix_tf.server._pending`); the server then imports the rest and is ready
+for the runs that follow. Any other command starts one as a
 separate process (:func:`start_in_background`), importing once that command ends.
 
 A server holds an exclusive lock (``flock`` on :func:`lock_path`) from the moment
@@ -76,14 +76,16 @@ def take_lock(path: Path | None = None) -> int | None:
     return fd
 
 
-def write_owner(fd: int, pid: int, phase: str = "starting") -> None:
+def write_owner(fd: int, pid: int, phase: str = "starting", since: float | None = None) -> None:
     """Record ``pid`` as the lock holder, and its phase (for clients and ``status``).
 
     Phases: ``starting``; ``waiting`` (for the run that started it to end);
     ``importing`` (a client does better to wait than to import the same libraries
-    beside it); ``ready``.
+    beside it); ``training`` (still importing, but its trainer takes trainings);
+    ``ready``. ``since``: when the phase began (default: now); ``training`` keeps the
+    time its imports began, which clients weigh against the last imports' length.
     """
-    record = f"{pid} {phase} {time.time():.3f}\n".encode()
+    record = f"{pid} {phase} {time.time() if since is None else since:.3f}\n".encode()
     # Written over the old record, then cut to length: a client polling the file reads
     # the old record or the new one (its first line), never an empty file.
     os.pwrite(fd, record, 0)
@@ -179,14 +181,15 @@ def start_in_background(
 
 
 def start_by_fork(*, quiet: bool = True, idle_timeout: float = 3 * 3600) -> int | None:
-    """Import what this run needs of :data:`helix_tf.warm.PRELOAD`, then fork the server.
+    """Fork the server, then import what this run needs of :data:`helix_tf.warm.PRELOAD`.
 
-    The server's pid, or ``None`` when one is already there (or starting). This
-    process imports all of the list but TensorFlow and Keras (it trains through the
-    server's trainer, :mod:`helix_tf.server._pending`) and goes on with its own
-    command; the forked server imports those two beside it, on another CPU, then
-    serves. The fork is taken before this process runs anything of its command or
-    starts a thread of its own. ``quiet``: native start-up lines are dropped
+    The server's pid, or ``None`` when one is already there (or starting). The fork
+    is taken first, before this process imports or runs anything of its command or
+    starts a thread of its own: the server imports TensorFlow and Keras at once, on
+    another CPU, and forks its trainer as soon as they are in (then imports the rest
+    and serves), while this process imports all of the list but TensorFlow and Keras
+    and goes on with its command; its trainings go to that trainer
+    (:mod:`helix_tf.server._pending`). ``quiet``: native start-up lines are dropped
     (:mod:`helix_tf.native_output`).
     """
     from helix_tf.native_output import quiet_native_stderr
@@ -196,26 +199,40 @@ def start_by_fork(*, quiet: bool = True, idle_timeout: float = 3 * 3600) -> int 
     fd = take_lock()
     if fd is None:
         return None
-    forked = False
     try:
         # The stamp of this environment before the imports (TensorFlow sets KMP_* of its own).
         parts = stamp_parts()
         write_owner(fd, os.getpid(), "importing")
-        with quiet_native_stderr(quiet), _quiet_logging():
-            seconds = preload(strict=False, tensorflow=False)
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         pid = os.fork()
         if pid == 0:
             from helix_tf.server._daemon import become_server
 
-            become_server(fd, parts, seconds, idle_timeout)  # never returns
-        forked = True
+            become_server(fd, parts, idle_timeout)  # never returns
         write_owner(fd, pid, "importing")  # the server, from now on (it says so too)
-        _hint_trainings()
     finally:
         os.close(fd)  # the server holds the lock now (or nobody, if the fork failed)
-    return pid if forked else None
+    try:
+        with quiet_native_stderr(quiet), _quiet_logging():
+            preload(strict=False, tensorflow=False)
+    except KeyboardInterrupt:
+        _end(pid)  # Ctrl-C before the run said it started a server: none is left behind
+        raise
+    _hint_trainings()
+    return pid
+
+
+def _end(pid: int, timeout: float = 10.0) -> None:
+    """Stop the server this process forked a moment ago, and wait until it has gone."""
+    import signal
+
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(pid, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:
+            time.sleep(0.02)
 
 
 def _hint_trainings() -> None:

@@ -30,7 +30,11 @@ server leaves what it trained (:class:`HintFile`, a few rows of it) and the idle
 trainer prepares that graph first (:func:`helix_tf.components.keras_models.prepare`:
 built, its light step traced and instantiated, kept; a run that comes before the
 warm-up that follows is served first): the next run, most often an edit of that one,
-skips build and tracing (~0.5–1 s).
+skips build and tracing (~0.5–1 s). So with the first training it serves, and with
+every one once it has served an approximate run's, once the run that asked for it has
+ended (:class:`_AfterRun`): a trainer an exact run's ``fit`` left gets its light step, and
+one whose step an exact training's seeding left uninstantiated runs it again; an
+approximate edit after exact runs traces nothing.
 
 One request at a time: a run that finds the trainer busy (its lock held by another
 run) trains, scores or saves by itself, as does one whose trainer cannot be reached,
@@ -48,6 +52,7 @@ import secrets
 import select
 import signal
 import socket
+import struct
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -134,9 +139,17 @@ def _serve(listener: socket.socket, parent: int, hints: Path) -> None:
     kept: OrderedDict[str, tuple[str, Any]] = OrderedDict()  # token: (plain_key, model)
     warm_up_due = _warm_up_due(parent)
     warm = False
+    after: _AfterRun | None = None
+    trainings = light = 0  # served so far; of them, approximate runs' (light) ones
     while os.getppid() == parent:  # the server is gone: so is its trainer
-        ready, _, _ = select.select([listener], [], [], 1.0)
+        poll = 1.0 if after is None else AFTER_RUN_POLL
+        ready, _, _ = select.select([listener], [], [], poll)
         if not ready:
+            if after is not None:  # the graph just trained, once its run has ended
+                if after.due():
+                    _prepare_training(after.training, "the graph it trained")
+                    after = None
+                continue
             # The hinted graph first (the next run's most likely); then, still idle, the
             # tiny warm-up (Keras' fit's first use: exact runs'). A run that comes
             # between them is served first.
@@ -145,15 +158,109 @@ def _serve(listener: socket.socket, parent: int, hints: Path) -> None:
                 warm = True
             continue
         sock, _ = listener.accept()
+        peer = _peer_pid(sock)
         conn = Connection(sock.detach())
         try:
-            warm = _handle(conn, kept) or warm
+            trained = _profiled(_handle, conn, kept)
+            if trained is not None:
+                warm = True
+                trainings, light = trainings + 1, light + bool(trained.get("light"))
+                after = _AfterRun(trained, peer) if _prepares(trainings, light) else None
+            elif after is not None:
+                after.seen()
         except (EOFError, OSError):  # the run went away (Ctrl-C): the next one is served
             log.info("a run left during its training")
         except Exception:
             log.exception("a training failed")
         finally:
             conn.close()
+
+
+def _prepares(trainings: int, light: int) -> bool:
+    """Whether the trainer prepares the graph of its latest training (:class:`_AfterRun`),
+    having served ``trainings`` trainings, ``light`` of them approximate runs': the first
+    (the starting run's, most often: its edit comes next), and every one once an
+    approximate run has been served. A user who runs only exact ones pays one idle
+    preparation (a light step traced), not one per training."""
+    return trainings == 1 or light > 0
+
+
+#: While a training's run may still ask for its model, how often the idle trainer looks
+#: whether that run has ended (seconds).
+AFTER_RUN_POLL = 0.05
+
+#: Where a run's process cannot be watched: how long without a request counts as its end.
+AFTER_RUN_IDLE = 1.0
+
+
+class _AfterRun:
+    """The last training the trainer served (a few rows of it), to prepare for a light
+    training of its graph (``keras_models.prepare``) once the run that asked for it has
+    ended: until then that run may still ask for predictions, importance or a save, which
+    must not wait for the preparation. Where the run's process is unknown (no
+    ``SO_PEERCRED``), after :data:`AFTER_RUN_IDLE` seconds without a request."""
+
+    def __init__(self, training: dict[str, Any], pid: int | None) -> None:
+        from helix_tf.components._idle_trainer import hint_of
+
+        self.training = hint_of(training)
+        self.pid = pid
+        self.last = time.monotonic()
+
+    def seen(self) -> None:
+        """A request came (from any run): the idle time starts again."""
+        self.last = time.monotonic()
+
+    def due(self) -> bool:
+        if self.pid is not None:
+            return _ended(self.pid)
+        return time.monotonic() - self.last > AFTER_RUN_IDLE
+
+
+def _peer_pid(sock: socket.socket) -> int | None:
+    """The process at the other end of a Unix socket (Linux ``SO_PEERCRED``), or ``None``."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return None
+    try:
+        pid, _uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, option, 12))
+    except (OSError, struct.error):
+        return None
+    return pid or None
+
+
+def _ended(pid: int) -> bool:
+    """Whether process ``pid`` has ended (gone, or a zombie not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+    except (OSError, IndexError):  # no /proc: alive until a signal cannot reach it
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False
+        return False
+
+
+def _profiled(handle: Callable[..., Any], *args: Any) -> Any:
+    """``handle(*args)``; with ``HELIX_TF_TRAINER_PROFILE=DIR``, a cProfile of it (wall
+    seconds) written to ``DIR/<time>-<pid>.prof`` (benchmarks: where a served run's
+    trainer requests spend their time)."""
+    folder = os.environ.get("HELIX_TF_TRAINER_PROFILE")
+    if not folder:
+        return handle(*args)
+    import cProfile
+
+    profiler = cProfile.Profile()
+    try:
+        return profiler.runcall(handle, *args)
+    finally:
+        with contextlib.suppress(OSError):
+            profiler.dump_stats(os.path.join(folder, f"{time.time():.6f}-{os.getpid()}.prof"))
 
 
 def _warm_up_due(server: int) -> Callable[[], bool]:
@@ -205,8 +312,6 @@ def _prepare(hints: Path) -> bool:
     instantiated (``keras_models.prepare``). Whether a hint was there."""
     import pickle
 
-    from helix_tf.components import keras_models
-
     try:
         with open(hints, "rb") as f:
             training = pickle.load(f)
@@ -218,34 +323,40 @@ def _prepare(hints: Path) -> bool:
     finally:
         with contextlib.suppress(OSError):
             hints.unlink()
-    if training is None:
-        return False
+    return training is not None and _prepare_training(training, "the hinted graph")
+
+
+def _prepare_training(training: dict[str, Any], what: str) -> bool:
+    """``keras_models.prepare(training)``, logged; whether it did anything (a failure is
+    only a lost head start: logged)."""
+    from helix_tf.components import keras_models
+
     t0 = time.perf_counter()
     try:
         made = keras_models.prepare(training)
     except Exception:
-        log.exception("the trainer could not prepare the hinted training")
+        log.exception("the trainer could not prepare %s", what)
         return False
     if made:
-        log.info("the trainer prepared the hinted graph in %.2fs", time.perf_counter() - t0)
+        log.info("the trainer prepared %s in %.2fs", what, time.perf_counter() - t0)
     return made
 
 
-def _handle(conn: Connection, kept: OrderedDict[str, tuple[str, Any]]) -> bool:
+def _handle(conn: Connection, kept: OrderedDict[str, tuple[str, Any]]) -> dict[str, Any] | None:
     """One request: a training (kept for its run), or a kept model's scoring or save.
-    Whether it trained."""
+    The training, when it trained one."""
     from helix_tf.components import keras_models, trainers
 
     request = conn.recv()
     op = request.get("op", "train")
     if op == "stats":
         conn.send({"stats": {**trainers.TRAINERS.stats(), "models": len(kept)}})
-        return False
+        return None
     if op in ("predict", "importance", "save"):
         entry = kept.get(request["model"])
         if entry is None:  # evicted, or another trainer's: the run builds its own
             conn.send({"error": f"no kept model {request['model']!r}"})
-            return False
+            return None
         model = entry[1]
         kept.move_to_end(request["model"])
         try:
@@ -263,7 +374,7 @@ def _handle(conn: Connection, kept: OrderedDict[str, tuple[str, Any]]) -> bool:
                 conn.send({"saved": request["path"]})
         except Exception as exc:
             conn.send({"error": repr(exc)})
-        return False
+        return None
 
     def progress(epoch: int, epochs: int, loss: float, seconds: float) -> None:
         conn.send({"epoch": (epoch, epochs, loss, seconds)})
@@ -277,13 +388,13 @@ def _handle(conn: Connection, kept: OrderedDict[str, tuple[str, Any]]) -> bool:
         linear = keras_models.feature_weights(model, recipe["features"])
     except Exception as exc:
         conn.send({"error": repr(exc)})
-        return True
+        return None
     token = f"{os.getpid()}-{secrets.token_hex(8)}"
     kept[token] = (key, model)
     while len(kept) > KEPT_MODELS:
         kept.popitem(last=False)
     conn.send({"weights": weights, "losses": losses, "model": token, "linear": linear})
-    return True
+    return request["training"]  # type: ignore[no-any-return]
 
 
 def _recycled(kept: OrderedDict[str, tuple[str, Any]], key: str) -> Any:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import builtins
 import io
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import helix_tf
 from helix_tf import Workflow, features as F, learners
@@ -27,7 +29,9 @@ from helix_tf.approx.settings import (
     Approx,
     cpu_has_fast_bf16,
     resolve_precision,
+    training_epochs,
 )
+from helix_tf.compiler._values import train_approx
 from helix_tf.compiler.graph import compile_workflow
 from helix_tf.config import load_config
 from helix_tf.errors import ConfigError, HelixError
@@ -90,11 +94,60 @@ def test_the_sample_is_sized_by_the_sources_estimated_training_rows(tmp_path: Pa
         assert rows is not None and abs(rows - 2_000 * replicate) <= 20 * replicate
         approx = Approx().resolved(rows).for_compiler(placement="source")
         assert approx["sample"] == sample
-        # As many optimizer steps as a 10% sample: more epochs over a smaller sample.
-        assert approx["epochs_scale"] == pytest.approx(0.1 / sample)
+        # The exact run's optimizer steps: more epochs over a smaller sample.
+        assert approx["epochs_scale"] == pytest.approx(1 / sample)
         assert Approx(epochs_scale=0.5).resolved(rows).for_compiler(placement="train")[
             "epochs_scale"
-        ] == pytest.approx(0.05 / sample)
+        ] == pytest.approx(0.5 / sample)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.integers(1_000, 10**9),
+    fraction=st.one_of(st.none(), st.floats(1e-5, 1.0)),  # None: sized by the data
+    batch=st.integers(1, 4096),
+    epochs=st.integers(1, 50),
+    placement=st.sampled_from(["source", "train"]),
+    drawn=st.floats(0.9, 1.1),
+)
+def test_training_on_the_sample_takes_the_exact_runs_steps(
+    rows: int,
+    fraction: float | None,
+    batch: int,
+    epochs: int,
+    placement: str,
+    drawn: float,
+) -> None:
+    """Sample the rows, not the optimisation: at the learner's batch size, the sample's
+    epochs take as many optimizer steps as the exact run's epochs over the rows the sample
+    stands for (``sampled / fraction``), up to the rounding of the epochs (half an epoch
+    of the sample's batches) — a sample smaller than a batch included."""
+    approx = Approx(sample=fraction).resolved(rows)
+    compiled = train_approx(_declared(), approx.for_compiler(placement=placement))
+    assert compiled is not None
+    sampled = max(1, round(approx.sample * rows * drawn))  # type: ignore[operator]
+    trained = training_epochs(epochs, compiled, rows=sampled, batch_size=batch)
+    per_epoch = math.ceil(sampled / batch)
+    exact = math.ceil(sampled / approx.sample / batch) * epochs  # type: ignore[operator]
+    assert abs(per_epoch * trained - exact) <= per_epoch / 2 + 1e-9 * exact
+    assert training_epochs(epochs, {}, rows=sampled, batch_size=batch) == epochs  # exact run
+
+
+def _declared() -> Any:
+    """A train node's declaration, as the compiler hands it to ``train_approx``."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(op=learners.Linear(epochs=1))
+
+
+@pytest.mark.parametrize(("scale", "expected"), [(1.0, 40), (0.5, 20), (0.01, 1), (1e-3, 1)])
+def test_a_users_epochs_scale_scales_the_exact_runs_steps(scale: float, expected: int) -> None:
+    settings_ = train_approx(
+        _declared(), Approx(sample=0.25, epochs_scale=scale).for_compiler(placement="source")
+    )
+    assert settings_ is not None
+    # 4,000 rows stand for 16,000: 160 batches of 100 an epoch exact, 40 over the sample
+    assert training_epochs(10, settings_, rows=4_000, batch_size=100) == expected
 
 
 @pytest.mark.parametrize("sample", [1.0, 1, 0.5, 1e-6, None])  # None: sized by the data
@@ -187,7 +240,7 @@ def test_for_compiler_returns_every_setting_and_the_placement(
         "sample": 0.25,
         "seed": 7,
         "precision": "bf16",
-        "epochs_scale": 0.5,
+        "epochs_scale": 0.5 * 4,  # the user's scale on the exact run's steps (1 / 0.25)
         "placement": placement,
         "bf16_fast": fast,
     }

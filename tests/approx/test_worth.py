@@ -54,3 +54,32 @@ def test_training_shrinks_by_sample_and_epochs() -> None:
         [("m", "train")], {"m": Rec(10.0)}, fraction=0.5, epochs_scale=0.5, placement="train"
     )
     assert saving == pytest.approx(7.5)
+
+
+@pytest.mark.parametrize(("sample", "user_scale"), [(None, 1.0), (0.1, 1.0), (0.01, 0.5)])
+def test_a_learner_edit_on_stored_examples_is_worth_a_sample(
+    sample: float | None, user_scale: float
+) -> None:
+    """The sample trains for the exact run's steps (1 / sample times the epochs), but the
+    run's estimate goes by the rows' share: by steps, a learner edit over stored
+    examples would save nothing and every approximate one would run exact instead."""
+    from types import SimpleNamespace
+
+    from helix_tf._session import _too_little_to_save
+    from helix_tf.approx.settings import Approx
+
+    nodes = [("examples", "examples"), ("learner", "train"), ("predictions", "predict")]
+    compiled = SimpleNamespace(
+        name="census", nodes=[SimpleNamespace(name=n, role=r) for n, r in nodes]
+    )
+    exact = {"examples": Rec(8.0), "learner": Rec(10.0), "predictions": Rec(0.2)}
+    meta = SimpleNamespace(compute_history=lambda name, approx: {} if approx else exact)
+    approx = Approx(sample=sample, epochs_scale=user_scale).resolved(3_256_100)
+    assert approx.sample_epochs == pytest.approx(1 / approx.sample)  # type: ignore[operator]
+    note = _too_little_to_save(compiled, {"examples"}, meta, approx, "train")  # type: ignore[arg-type]
+    assert note == ""
+    # Where a sample cannot save a second, the run is still exact instead.
+    small = {**exact, "learner": Rec(0.5)}
+    meta_small = SimpleNamespace(compute_history=lambda name, approx: {} if approx else small)
+    small_note = _too_little_to_save(compiled, {"examples"}, meta_small, approx, "train")  # type: ignore[arg-type]
+    assert "ran exact instead" in small_note

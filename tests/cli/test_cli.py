@@ -31,7 +31,7 @@ def states(payload: dict[str, Any]) -> dict[str, str]:
     return {n["name"]: n["state"] for n in payload["nodes"]}
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["plan"], ["history"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["plan"], ["status"], ["history"]])
 def test_help_works_on_every_command(command: list[str]) -> None:
     result = invoke(*command, "--help")
     assert result.exit_code == 0, result.output
@@ -42,7 +42,7 @@ def test_help_works_on_every_command(command: list[str]) -> None:
 
 def test_help_lists_the_commands() -> None:
     output = invoke("--help").output
-    for command in ("run", "plan", "history"):
+    for command in ("run", "plan", "status", "history"):
         assert command in output
 
 

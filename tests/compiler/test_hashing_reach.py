@@ -27,6 +27,7 @@ import pathlib
 import sqlite3
 import sys
 import textwrap
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 
@@ -614,3 +615,99 @@ def test_a_fact_of_the_machine_joins_the_digest_by_value(
     assert on("machine-a").digest == before.digest
     assert not before.refusals
     assert on("machine-b").digest != before.digest
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "datetime.datetime.fromtimestamp(x).hour",
+        "datetime.datetime.fromtimestamp(x, None).hour",
+        "pd.Timestamp.fromtimestamp(x).hour",
+        "time.localtime(x).tm_hour",
+        "time.ctime(x)",
+        "time.mktime(time.gmtime(x))",
+    ],
+)
+def test_a_conversion_in_the_local_time_zone_joins_the_digest_by_zone(
+    project: Project, monkeypatch: pytest.MonkeyPatch, call: str
+):
+    """``datetime.fromtimestamp(ts).hour`` is another hour in another zone: a run with
+    another ``TZ`` (a colleague's machine sharing the store) loaded the first zone's
+    result."""
+    main = f"""
+        import datetime, time
+        import pandas as pd
+
+        def udf(x):
+            return {call}
+        """
+
+    def in_zone(zone: str) -> CodeFingerprint:
+        monkeypatch.setenv("TZ", zone)
+        time.tzset()
+        return project({"{p}main.py": main})
+
+    try:
+        before = in_zone("UTC")
+        assert in_zone("UTC").digest == before.digest and not before.refusals
+        assert in_zone("Asia/Tokyo").digest != before.digest
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_a_conversion_with_its_own_zone_does_not_read_the_local_one(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+):
+    main = """
+        import datetime
+
+        def udf(x):
+            return datetime.datetime.fromtimestamp(x, tz=datetime.timezone.utc).hour
+        """
+    try:
+        monkeypatch.setenv("TZ", "UTC")
+        time.tzset()
+        before = project({"{p}main.py": main})
+        monkeypatch.setenv("TZ", "Asia/Tokyo")
+        time.tzset()
+        assert project({"{p}main.py": main}).digest == before.digest
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+@pytest.mark.parametrize(
+    ("call", "reads"),
+    [
+        ("open(P).read()", True),
+        ("open(P, 'r').read()", True),
+        ("pathlib.Path(P).read_text()", True),
+        ("open(P, encoding='utf-8').read()", False),
+        ("open(P, 'rb').read().decode('utf-8')", False),
+        ("pathlib.Path(P).read_text(encoding='latin-1')", False),
+    ],
+)
+def test_text_decoded_by_the_locale_joins_the_digest_by_its_encoding(
+    project: Project, monkeypatch: pytest.MonkeyPatch, call: str, reads: bool
+):
+    """``open(path).read()`` decodes with the locale's encoding: a machine (or shell) whose
+    locale is Latin-1 reads other text from the same bytes than one in UTF-8."""
+    from helix_tf.compiler.hashing import _effects
+
+    main = f"""
+        import pathlib
+
+        P = pathlib.Path(__file__).with_name("words.txt")
+
+        def udf(x):
+            return x, {call}
+        """
+
+    def under(encoding: str) -> CodeFingerprint:
+        monkeypatch.setitem(_effects.MACHINE_FACTS, _effects.LOCALE_TEXT, lambda: encoding)
+        return project({"{p}main.py": main, "words.txt": "café\n"})
+
+    before = under("UTF-8")
+    assert under("UTF-8").digest == before.digest and not before.refusals
+    assert (under("ISO-8859-1").digest != before.digest) is reads

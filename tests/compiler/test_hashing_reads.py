@@ -484,3 +484,64 @@ def test_fresh_entropy_is_reported_as_unseeded(load) -> None:
         "secrets.randbelow(3)",
         "secrets.choice([1])",
     ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "return [i for i, c in enumerate(CUTS) if c == x]",
+        "return list(CUTS).index(x)",
+        "return ','.join(CUTS)",
+        "return [c for c in CUTS | {'Other'}]",
+        "return list(CUTS.union(OTHER))",
+        "return [c for c in {'a', 'b', x}]",
+        "return next(iter(KEYS))",
+    ],
+)
+def test_iterating_a_set_of_text_is_a_refusal(load, body: str) -> None:
+    """A set of strings iterates in an order drawn from the process's string-hash seed:
+    ``enumerate(CUTS)`` gave each process other indices under one fingerprint (a stored
+    result was not what a fresh run computes). Sorting it is the fix the refusal names."""
+    module = load(
+        f"""
+        CUTS = {{"Fair", "Good", "Very Good", "Premium", "Ideal"}}
+        OTHER = frozenset({{"Other"}})
+        KEYS = {{("a", 1), ("b", 2)}}
+
+
+        def udf(x):
+            {body}
+        """
+    )
+    refusals = code_fingerprint(module.udf).refusals
+    assert refusals and all("in its iteration order" in r for r in refusals), refusals
+    assert all("iterate sorted(" in r for r in refusals), refusals
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "return x in CUTS",
+        "return x not in CUTS | OTHER",
+        "return sorted(CUTS).index(x)",
+        "return len(CUTS) + len(CUTS - OTHER)",
+        "return max(CUTS) == x or CUTS.issuperset(OTHER)",
+        "return [n for n in NUMBERS]",
+    ],
+)
+def test_order_free_uses_of_a_set_of_text_and_sets_of_numbers_stay_reusable(
+    load, body: str
+) -> None:
+    module = load(
+        f"""
+        CUTS = {{"Fair", "Good", "Very Good", "Premium", "Ideal"}}
+        OTHER = frozenset({{"Other"}})
+        NUMBERS = {{3, 1, 2}}
+
+
+        def udf(x):
+            {body}
+        """
+    )
+    fp = code_fingerprint(module.udf)
+    assert fp.refusals == () and fp.analysable

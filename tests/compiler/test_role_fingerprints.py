@@ -11,7 +11,10 @@ Approximate learners carry their training loop (``"loop": "light"``, issue 9: a
 traced step over seeded numpy batches instead of Keras' fit), so the approximate
 pins of the learning nodes were re-pinned then, and again for ``"loop_version": 2``
 (the step gathers its batch in the graph) and 3 (a bag's width open in the traced
-step); the exact pins did not move.
+step), and for ``"plateau"`` and ``"fraction"`` (session 10: a sample trains the exact run's
+steps, matched by batches, and ends once its loss stopped falling), and for the plateau
+rule's sampling-error tolerance and planned-epochs window (``errors``, ``share``); the
+exact pins did not move.
 """
 
 from __future__ import annotations
@@ -62,16 +65,16 @@ PINNED: dict[str, dict[str, str]] = {
         "hours": "928ffc4239eb5bf723f9aa79da41a7e2",
         "education": "40adddd58eb43a9bbf2ec977523a3b2f",
         "examples": "bac241623648d1d816c1befeecc38757",
-        "learner": "18441d48564d8f79a9e9a0d22013c335",
-        "predictions": "4eac9284123b136ab3890609642dffff",
-        "train_predictions": "40020250cd92eb191c12b5fe2b75082a",
-        "evaluation": "ebd14bb6c4b78d85a4e7ff259f8ee08c",
-        "sliced": "00642f75ddd41c43bba41118b2c356bf",
-        "explanation": "19ae699bb7904d82d2e355d33679ce4f",
+        "learner": "b0ddf25e3715ed1bbc40ef721d4fefd2",
+        "predictions": "d7aff00c72bde7fa4671c725884c97f7",
+        "train_predictions": "710a36cb5f58cdd3184233f0d8a524ec",
+        "evaluation": "7dee9332014fb2c29b40cde004b98445",
+        "sliced": "1314faea254cb86cd10af98feb25e042",
+        "explanation": "20cd4088a66997e47b124c3d2ce7629e",
         "reg_examples": "7732edb95c47d93ab35de40a7fb43429",
-        "reg_learner": "3fc0c679a29a2ea885308718e43b64e9",
-        "reg_predictions": "069e8c7237f4b44cd93b36f3abbd2495",
-        "reg_evaluation": "0bd8ae38e79b32cc64b0c99a0ace6c86",
+        "reg_learner": "a6f518662622128e708d4a598feb9e08",
+        "reg_predictions": "807b264e75710a549e3568ef6228dd56",
+        "reg_evaluation": "b78c85a6f5adcaead278fed2f7684876",
     },
     "at_train": {
         "rows": "b807197ddadd5ecbf86027d1e4e4b030",
@@ -79,16 +82,16 @@ PINNED: dict[str, dict[str, str]] = {
         "hours": "9c15eaf8d9ac338900a777ef1988db48",
         "education": "fe389788db6c16b9d88d090cb91db2f4",
         "examples": "fa7cf3e52e6be2a0bb1f60aec75a2db7",
-        "learner": "7da62a69ed074de73ee7bc764b897798",
-        "predictions": "d5276476300c95053c3692ac9815de69",
-        "train_predictions": "915188b1d3fc70cafc409f82ee531d18",
-        "evaluation": "f118b44dcb15ea6e57a3fa4083e81e6d",
-        "sliced": "059b34bb226f3f1f0ad5b37891120b18",
-        "explanation": "390acea13e00075593b2e4986a9b8a18",
+        "learner": "72b8d2be54e23252eb97dcea354617ac",
+        "predictions": "c17904e26167b6a1d90f02ed63629fb1",
+        "train_predictions": "1d54d05e05a9afba53c6ea3baac2083a",
+        "evaluation": "8908bbc2cadcfea9a02be376c2643923",
+        "sliced": "aabbb5c12aa20f9d72978d14556c3b1f",
+        "explanation": "9d753af84e6fe3f37e3d3ea7408d8931",
         "reg_examples": "45e15fbecd46d74cfd89186e2ffd1877",
-        "reg_learner": "0122cf97a06a7c5ef6ad60d9ee327371",
-        "reg_predictions": "827fb74a66ee6c2769337043c45a6f19",
-        "reg_evaluation": "10de4b4a6f52d79a75089b2e3b415c7a",
+        "reg_learner": "4f73ec03b5904d01d818e682738fff11",
+        "reg_predictions": "eb30195a560c2524bea0ac2b15de0f2f",
+        "reg_evaluation": "41ae5cde608c79d29a411971324e0bf3",
     },
     "exact": {
         "rows": "b807197ddadd5ecbf86027d1e4e4b030",
@@ -273,6 +276,8 @@ def test_compiled_facts_per_role(tmp_path: Path) -> None:
             "seed": 3,
             "precision": "fp32",
             "epochs_scale": 1.0,
+            "fraction": 0.5,
+            "plateau": {"errors": 1.0, "share": 0.1, "epochs": 10},
             "loop": "light",
             "loop_version": 3,
         }
@@ -307,3 +312,23 @@ def test_every_fact_a_role_names_is_computed_by_the_compiler() -> None:
     used = {f for s in ROLE_SPECS.values() for f in s.fingerprint}
     assert used == set(FINGERPRINT_FACTS), "a fingerprint fact no role uses"
     assert {f for s in ROLE_SPECS.values() for f in s.facts} == set(NODE_FACTS)
+
+
+@pytest.mark.parametrize("setting", ["PLATEAU_ERRORS", "PLATEAU_SHARE", "PLATEAU_EPOCHS"])
+def test_when_a_sample_stops_training_is_in_the_approximate_learners_fingerprint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    """Another plateau rule trains another model: its approximate learning nodes move;
+    the preprocessing and every exact fingerprint stay."""
+    from helix_tf.approx import settings as approx_settings
+
+    before = {a: _compiled(tmp_path, a) for a in APPROX}
+    monkeypatch.setattr(approx_settings, setting, getattr(approx_settings, setting) * 2)
+    for approx, compiled in before.items():
+        after = {n.name: n.fingerprint for n in _compiled(tmp_path, approx).nodes}
+        moved = {n.name for n in compiled.nodes if after[n.name] != n.fingerprint}
+        if approx == "exact":
+            assert moved == set()
+        else:
+            assert "learner" in moved and "reg_learner" in moved
+            assert not moved & {"rows", "age", "hours", "education", "examples"}

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from helix_tf.components import _light_fit
 from tests.components import test_trainers as t
@@ -269,3 +270,192 @@ def test_the_idle_warm_up_after_a_preparation_keeps_its_step_instantiated(
 
     km.warm_up()
     assert kernel_cache_clears == []
+
+
+@pytest.mark.parametrize("case", ["linear-ftrl-multiclass", "dnn-dropout-regression"])
+def test_the_idle_preparation_after_an_exact_training_gives_a_fresh_builds_light_bits(
+    monkeypatch: pytest.MonkeyPatch, kernel_cache_clears: list[int], case: str
+) -> None:
+    """The server's trainer prepares the graph it just trained once that run has ended
+    (``keras_models.prepare``): a trainer Keras' ``fit`` left gets its light step traced
+    and run; after an exact training has cleared TensorFlow's kernel cache, the step is
+    run again (instantiated). The next light training traces nothing, clears nothing, and
+    gives the bits of a training on a fresh trainer."""
+    from helix_tf.components import keras_models as km
+    from helix_tf.components.trainers import TRAINERS
+
+    learner, task, _ = t.CASES[case]
+    features, x, y = t._data(task)
+    head = km.Head(task=task, classes=3)  # as t._train makes it
+    y_learned = km._target(head, y, None)[0]
+    exact = km._training(learner, features, x, y_learned, head, learner.epochs, "float32")
+    monkeypatch.setenv("HELIX_TF_TRAINERS", "4")
+    TRAINERS.clear()
+    traced: list[int] = []
+    epoch_function = _light_fit._epoch_function
+    monkeypatch.setattr(
+        _light_fit, "_epoch_function", lambda *a: traced.append(1) or epoch_function(*a)
+    )
+    t._train(case)  # Keras' fit: the trainer is kept without a light step
+    builds = TRAINERS.stats()["builds"]
+    assert km.prepare(km._hint_of(exact)) and traced == [1]
+    assert not km.prepare(km._hint_of(exact))  # ready: nothing more
+    t._train(case, learning_rate=0.03)  # exact again: the kernel cache is cleared
+    assert km.prepare(km._hint_of(exact)) and traced == [1]  # run again, not traced
+    kernel_cache_clears.clear()
+    reuses = TRAINERS.stats()["reuses"]
+    weights, stats, scores = t._train(case, light=True, learning_rate=0.02)
+    assert traced == [1] and kernel_cache_clears == []
+    assert TRAINERS.stats()["builds"] == builds
+    assert TRAINERS.stats()["reuses"] == reuses + 1  # a preparation is not counted
+    monkeypatch.setenv("HELIX_TF_TRAINERS", "0")
+    fresh, fresh_stats, fresh_scores = t._train(case, light=True, learning_rate=0.02)
+    assert traced == [1, 1]
+    for a, b in zip(weights, fresh, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert stats["losses"] == fresh_stats["losses"]
+    np.testing.assert_array_equal(scores, fresh_scores)
+
+
+# ------------------------------------------------------------------------------ plateau
+
+TOLERANCES = st.floats(min_value=1e-6, max_value=0.05)
+WINDOWS = st.integers(min_value=1, max_value=12)
+
+
+@settings(max_examples=80, deadline=None)
+@given(losses=st.lists(st.floats(0.01, 10.0), max_size=60), tolerance=TOLERANCES, window=WINDOWS)
+def test_no_plateau_before_two_windows_of_epochs(
+    losses: list[float], tolerance: float, window: int
+) -> None:
+    if len(losses) < 2 * window:
+        assert not _light_fit.plateaued(losses, tolerance, window)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    start=st.floats(0.01, 10.0),
+    epochs=st.integers(1, 80),
+    tolerance=TOLERANCES,
+    window=WINDOWS,
+    faster=st.floats(2.0, 50.0),
+)
+def test_a_loss_still_falling_faster_than_the_tolerance_never_plateaus(
+    start: float, epochs: int, tolerance: float, window: int, faster: float
+) -> None:
+    """A loss that falls by more than ``tolerance`` of itself every epoch keeps training,
+    whatever the window (FTRL's on census ×100 was still falling ~1e-3 an epoch at 50
+    sample epochs)."""
+    drop = min(faster * tolerance, 0.5)
+    losses = [start * (1 - drop) ** k for k in range(epochs)]
+    assert not _light_fit.plateaued(losses, tolerance, window)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    level=st.floats(0.01, 10.0),
+    noise=st.lists(st.floats(-1.0, 1.0), min_size=2, max_size=40),
+    tolerance=TOLERANCES,
+    window=WINDOWS,
+)
+def test_a_loss_that_only_wobbles_within_the_tolerance_plateaus(
+    level: float, noise: list[float], tolerance: float, window: int
+) -> None:
+    """A loss that moves around a level by a quarter of the tolerance (Adam's on census
+    ×100 after ~30 sample epochs) has stopped falling once two windows are in."""
+    wobble = level * tolerance / 4
+    losses = [level + wobble * n for n in (noise * (2 * window))[: 2 * window]]
+    assert _light_fit.plateaued(losses, tolerance, window)
+    assert not _light_fit.plateaued(losses[:-1], tolerance, window)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    losses=st.lists(st.floats(0.01, 10.0), min_size=2, max_size=40),
+    tolerance=TOLERANCES,
+    window=WINDOWS,
+    power=st.integers(-4, 4),
+)
+def test_the_plateau_is_a_share_of_the_loss_whatever_its_scale(
+    losses: list[float], tolerance: float, window: int, power: int
+) -> None:
+    scaled = [v * 2.0**power for v in losses]  # exact in floating point
+    assert _light_fit.plateaued(scaled, tolerance, window) == _light_fit.plateaued(
+        losses, tolerance, window
+    )
+
+
+def _stop(losses: list[float], tolerance: float, window: int) -> int:
+    """The epoch training over ``losses`` stops at (their number: never sooner)."""
+    return next(
+        (
+            k
+            for k in range(1, len(losses) + 1)
+            if _light_fit.plateaued(losses[:k], tolerance, window)
+        ),
+        len(losses),
+    )
+
+
+RULE = {"errors": 1.0, "share": 0.1, "epochs": 10}
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    losses=st.lists(st.floats(0.01, 10.0), min_size=2, max_size=60),
+    rows=st.integers(1, 10**7),
+    more=st.integers(1, 10**7),
+    epochs=st.integers(1, 500),
+)
+def test_a_larger_sample_never_stops_earlier_on_the_same_losses(
+    losses: list[float], rows: int, more: int, epochs: int
+) -> None:
+    """The tolerance is the sampling error of a mean over the sample's rows: more rows
+    resolve smaller improvements, so the same loss curve trains at least as long."""
+    small, window = _light_fit.plateau_rule(RULE, epochs, rows)
+    large, same = _light_fit.plateau_rule(RULE, epochs, rows + more)
+    assert same == window and large < small
+    assert _stop(losses, large, window) >= _stop(losses, small, window)
+
+
+@settings(max_examples=80, deadline=None)
+@given(epochs=st.integers(1, 5000), more=st.integers(0, 5000), rows=st.integers(1, 10**7))
+def test_the_window_is_a_share_of_the_planned_epochs_from_two_to_its_longest(
+    epochs: int, more: int, rows: int
+) -> None:
+    """A short training is not held to two windows of the longest; a longer one never
+    compares shorter windows."""
+    window = _light_fit.plateau_rule(RULE, epochs, rows)[1]
+    assert 2 <= window <= RULE["epochs"]
+    assert window <= max(2, epochs // 10)
+    assert _light_fit.plateau_rule(RULE, epochs + more, rows)[1] >= window
+
+
+def test_a_loss_that_is_not_finite_never_plateaus() -> None:
+    assert not _light_fit.plateaued([float("nan")] * 4, 1e-4, 2)
+    assert not _light_fit.plateaued([float("inf")] * 4, 1e-4, 2)
+
+
+def _trained(epochs: int, plateau: dict[str, float] | None) -> tuple[list[float], list[Any]]:
+    model, x, y = _model()
+    losses, _ = _light_fit.light_fit(
+        model, x, y, batch_size=32, epochs=epochs, seed=5, plateau=plateau
+    )
+    return losses, [np.asarray(w) for w in model.get_weights()]
+
+
+def test_training_stops_at_its_plateau_with_the_weights_of_that_many_epochs() -> None:
+    """A loss that has stopped falling ends the training before its epochs; the model is
+    the one training exactly that many epochs gives (the same sample stops at the same
+    epoch in any process: the decision reads the losses only)."""
+    rule = {"errors": 0.1, "share": 0.05, "epochs": 3}  # 100 rows: tolerance 0.01
+    assert _light_fit.plateau_rule(rule, 60, 100) == (0.01, 3)
+    losses, weights = _trained(60, rule)
+    assert 6 <= len(losses) < 60
+    assert _light_fit.plateaued(losses, 0.01, 3)
+    assert not any(_light_fit.plateaued(losses[:k], 0.01, 3) for k in range(len(losses)))
+    again, fixed = _trained(len(losses), None)
+    assert again == losses
+    for a, b in zip(weights, fixed, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert len(_trained(60, None)[0]) == 60  # without a plateau: every epoch

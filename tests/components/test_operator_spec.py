@@ -176,3 +176,67 @@ def test_feature_analyzer_and_metric_are_abstract() -> None:
         NoFinalize()  # type: ignore[abstract]
     with pytest.raises(TypeError, match="keys"):
         NoKeys()  # type: ignore[abstract]
+
+
+_CSV = sources.Csv(train="a.csv", columns={"a": "int", "b": "string"})
+#: A valid instance of each public operator that needs arguments.
+_BUILT: dict[str, Callable[[], Operator]] = {
+    "Numeric": lambda: F.Numeric("a"),
+    "Bucketize": lambda: F.Bucketize("a", [1, 2]),
+    "Vocabulary": lambda: F.Vocabulary("a"),
+    "Cross": lambda: F.Cross(["a", "b"], buckets=10),
+    "Tokenize": lambda: F.Tokenize("a"),
+    "TfIdf": lambda: F.TfIdf("a"),
+    "Udf": lambda: F.Udf(len),
+    "DatasetUdf": lambda: F.DatasetUdf(fit=len, apply=len, columns=["a"]),
+    "Label": lambda: F.Label("a", positive="x"),
+    "MulticlassLabel": lambda: F.MulticlassLabel("a", classes=["x", "y"]),
+    "NumericLabel": lambda: F.NumericLabel("a"),
+    "Csv": lambda: _CSV,
+    "Holdout": lambda: sources.Holdout(of=_CSV),
+    "Parquet": lambda: sources.Parquet(train="a.parquet"),
+    "TFRecord": lambda: sources.TFRecord(train="a.tfrecord", features={"a": "int"}),
+    "Tfds": lambda: sources.Tfds(name="mnist", data_dir="/tmp"),
+    "Custom": lambda: metrics.Custom(name="m", fn=len),
+}
+_ABSTRACT = {"Feature", "Source", "Metric", "Learner"}
+_PUBLIC = [
+    getattr(ns, name)
+    for ns in (F, sources, metrics, learners)
+    for name in ns.__all__
+    if isinstance(getattr(ns, name), type)
+    and issubclass(getattr(ns, name), Operator)
+    and name not in _ABSTRACT
+] + [Explain]
+_ODD_VALUES = [5, 2.5, float("nan"), "x", "", None, True, [1], ["a"], {"a": 1}, (1, "a"), [[1]]]
+
+
+@pytest.mark.parametrize("cls", _PUBLIC, ids=lambda c: c.__name__)
+def test_any_value_of_any_parameter_is_accepted_or_a_config_error(cls: type[Operator]) -> None:
+    """``-p learner.hidden=64`` (or ``DNN(hidden=64)`` in a config) crashed with ``TypeError:
+    'int' object is not iterable`` from validate(): every parameter of every public operator,
+    given a value of another shape, is accepted or refused naming the operator, never a
+    traceback."""
+    base = _BUILT[cls.__name__]() if cls.__name__ in _BUILT else cls()
+    for field in dataclasses.fields(cls):
+        for value in (v for v in _ODD_VALUES if field.init):
+            try:
+                base.with_params(**{field.name: value})
+            except ConfigError as exc:
+                assert cls.__name__ in str(exc), (field.name, value, str(exc))
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: learners.DNN(hidden=64), r"DNN: parameter 'hidden' expects tuple\[int, \.\.\.\]"),
+        (lambda: sources.Csv(train="a", columns=None), "Csv: parameter 'columns' expects"),
+        (lambda: F.Bucketize("a", (1, "b")), "Bucketize: parameter 'boundaries' expects"),
+        (lambda: Explain(scoring=[[1]]), r"Explain: parameter 'scoring' expects"),
+    ],
+)
+def test_a_value_validate_cannot_read_names_its_parameter(
+    make: Callable[[], Operator], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        make()

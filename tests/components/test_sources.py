@@ -453,6 +453,21 @@ BAD_FILES = [
         r"Columns declares \['b'\], which the file lacks",
     ),
     (
+        "data where header=True expects the header",
+        "1,x,2\n2,y,3\n",
+        {"header": True},
+        DataError,
+        r"line 1: the header names columns \['1', 'x', '2'\].*The line holds values of the "
+        r"declared types, not column names: if the file has no header line, pass header=False",
+    ),
+    (
+        "a header naming a column twice",
+        "a,b,a\n1,x,2\n",
+        {"header": True},
+        DataError,
+        r"The header names 'a' twice: give each column of the file its own name",
+    ),
+    (
         "invalid UTF-8: the excerpt is the line alone",
         b"1,x,2\n2,\xff,3\n4,NEXT,5\n",
         {},

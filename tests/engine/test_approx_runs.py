@@ -436,6 +436,40 @@ def test_approximate_preprocessing_runs_without_a_beam_pipeline(
     assert made == ["pipeline"] and states(exact)["examples"] == "compute"
 
 
+# ------------------------------------------------------------------------------ the exact run's steps
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_the_learner_trains_its_sample_for_the_exact_runs_steps(
+    config: Path, tmp_path: Path
+) -> None:
+    """A quarter of the rows for about four times the epochs: the exact run's steps at its
+    batch size (128) over the rows the sample stands for, matched by batches; ending
+    sooner only where the training loss stopped falling. The exact run keeps its epochs."""
+    from helix_tf.events import EpochFinished
+
+    def epochs(store: str, params: list[str], approx: Any) -> tuple[list[Any], int | None]:
+        events: list[ProgressEvent] = []
+        result = api.run(config, store=store, params=params, approx=approx, progress=events.append)
+        finished = [e for e in events if isinstance(e, EpochFinished) and e.node == "learner"]
+        return finished, rows(result)["learner"]
+
+    exact, _ = epochs(str(tmp_path / "exact"), ["epochs=2"], None)
+    assert [(e.epoch, e.epochs) for e in exact] == [(1, 2), (2, 2)]
+    for given in (1, 2):
+        finished, sampled = epochs(
+            str(tmp_path / f"a{given}"), [f"epochs={given}"], _approx(sample=0.25)
+        )
+        assert sampled is not None
+        (planned,) = {e.epochs for e in finished}
+        per_epoch = math.ceil(sampled / 128)
+        steps = given * math.ceil(sampled / 0.25 / 128)  # the exact run's, over sampled / 0.25 rows
+        assert abs(planned * per_epoch - steps) <= per_epoch / 2
+        assert planned > given
+        assert [e.epoch for e in finished] == list(range(1, len(finished) + 1))
+
+
 # ------------------------------------------------------------------------------ too little to save
 
 
@@ -458,3 +492,56 @@ def test_an_approximate_run_that_would_save_too_little_runs_exact_and_says_so(
         config, store=str(tmp_path / "fresh"), approx=helix_tf.Approx(min_saving_seconds=60)
     )
     assert fresh.approx is True
+
+
+# ------------------------------------------------------------------------------ intervals in a thread
+
+
+def test_intervals_are_computed_beside_the_run_and_equal_the_same_bootstrap(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An approximate run's evaluation (its bootstrap intervals) goes on in a thread while
+    the run computes its other nodes; it reports the intervals the bootstrap gives in the
+    run's own thread, and the node once, computed, with its time."""
+    import threading
+
+    import numpy as np
+
+    from helix_tf.components import metrics as metric_fns
+    from helix_tf.events import NodeFinished
+
+    seen: list[tuple[threading.Thread, tuple[Any, ...]]] = []
+    real = metric_fns.bootstrap_metrics
+
+    def recorded(*args: Any, **kw: Any) -> Any:
+        seen.append((threading.current_thread(), tuple(np.copy(a) for a in args[1:3])))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(metric_fns, "bootstrap_metrics", recorded)
+    events: list[ProgressEvent] = []
+    result = api.run(
+        config, store=str(tmp_path / "store"), approx=_approx(sample=0.5), progress=events.append
+    )
+    assert len(seen) == 1 and seen[0][0] is not threading.main_thread()
+    y_true, y_score = seen[0][1]
+    again = real([helix_tf.metrics.Accuracy(), helix_tf.metrics.AUC()], y_true, y_score)
+    assert result.intervals == {k: tuple(v) for k, v in again.items()}
+    finished = [e for e in events if isinstance(e, NodeFinished) and e.node == "evaluation"]
+    assert len(finished) == 1 and states(result)["evaluation"] == "compute"
+    node = next(n for n in result.nodes if n.name == "evaluation")
+    assert node.seconds > 0 and node.rows == TEST_ROWS
+
+
+def test_a_failure_in_the_intervals_thread_is_the_evaluation_nodes(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helix_tf.components import metrics as metric_fns
+    from helix_tf.errors import ExecutionError
+
+    def failing(*args: Any, **kw: Any) -> Any:
+        raise ValueError("no interval today")
+
+    monkeypatch.setattr(metric_fns, "bootstrap_metrics", failing)
+    with pytest.raises(ExecutionError, match="no interval today") as caught:
+        api.run(config, store=str(tmp_path / "store"), approx=_approx(sample=0.5))
+    assert caught.value.node == "evaluation"

@@ -84,3 +84,92 @@ def test_a_test_split_without_positive_rows_but_with_the_training_values_runs(
     path = make_config(CONFIG, name="negative.py", train=train, test=negative)
     result = api.run(path, store=store, materialize="all")
     assert result.metrics["accuracy"] >= 0.0
+
+
+MULTICLASS = """\
+PARAMS = {"train": r"$train", "test": r"$test"}
+
+
+def workflow(params):
+    wf = Workflow("one_class")
+    wf.source("rows", sources.Csv(train=params.train, test=params.test, **CENSUS_CSV_OPTIONS))
+    age = wf.feature("age", F.Numeric("age"))
+    examples = wf.examples("examples", [age], label=F.MulticlassLabel("sex"))
+    model = wf.train("learner", examples, learners.Linear(epochs=1, batch_size=128))
+    wf.output(wf.evaluate("evaluation", wf.predict("predictions", model, examples),
+                          metrics.MulticlassAccuracy()))
+    return wf
+"""
+
+
+@pytest.fixture
+def women(census_like: tuple[Path, Path], tmp_path: Path) -> list[Path]:
+    """The census-like train and test files with the rows of women only."""
+    train, test = census_like
+    women = []
+    for kept, skipped in ((train, 0), (test, 1)):  # the test file's first line is junk
+        lines = kept.read_text(encoding="utf-8").split("\n")
+        women.append(tmp_path / kept.name)
+        women[-1].write_text(
+            "\n".join([*lines[:skipped], *[x for x in lines if ", Female," in x]]) + "\n",
+            encoding="utf-8",
+        )
+    return women
+
+
+def test_classes_learned_from_a_training_split_of_one_class_fail_before_storing(
+    make_config, women: list[Path], store: str
+) -> None:
+    """``MulticlassLabel(column)`` learns its classes from the training split; with one
+    class there, the run trained a one-output softmax and failed in evaluation ("y_score
+    must hold one probability per class ... shape (173, 1)"), after storing examples and
+    model. Declared classes must be at least 2 already: learned ones are held to it too,
+    before anything is stored."""
+    path = make_config(MULTICLASS, train=women[0], test=women[1])
+    for _ in range(2):  # nothing stored that a rerun could load
+        with pytest.raises(DataError) as info:
+            api.run(path, store=store, materialize="all")
+        assert info.value.node == "examples"
+        message = str(info.value)
+        assert "the training split's label column 'sex' holds one class: 'Female' (" in message
+        assert "classes=[...]" in message and "F.Label" in message, message
+    assert not {"examples", "model"} & {m.kind for m in ArtifactStore(store).entries()}
+
+
+BINARY = """\
+PARAMS = {"train": r"$train", "test": r"$test", "positive": "Female"}
+
+
+def workflow(params):
+    wf = Workflow("one_value")
+    options = dict(CENSUS_CSV_OPTIONS, replace={"sex": {"Female": "1", "Male": "0"}})
+    wf.source("rows", sources.Csv(train=params.train, test=params.test, **options))
+    age = wf.feature("age", F.Numeric("age"))
+    positive = None if params.positive == "none" else params.positive
+    examples = wf.examples("examples", [age], label=F.Label("sex", positive=positive))
+    model = wf.train("learner", examples, learners.Linear(epochs=1, batch_size=128))
+    wf.output(wf.evaluate("evaluation", wf.predict("predictions", model, examples),
+                          metrics.Accuracy()))
+    return wf
+"""
+
+
+@pytest.mark.parametrize(
+    ("positive", "message"),
+    [
+        ("1", "every row of the training split has label column 'sex' equal to positive='1'"),
+        ("none", r"the training split's label column 'sex' holds only 1 \("),
+    ],
+)
+def test_a_binary_label_of_one_value_in_the_training_split_fails_before_storing(
+    make_config, women: list[Path], store: str, positive: str, message: str
+) -> None:
+    """Every training row positive (or a 0/1 column of ones) trained a model that
+    predicts one class and reported accuracy 1.0 and AUC n/a; all negative was refused
+    since QA pass 9, all positive was not."""
+    path = make_config(BINARY, train=women[0], test=women[1])
+    for _ in range(2):
+        with pytest.raises(DataError, match=message) as info:
+            api.run(path, store=store, params=[f"positive={positive}"], materialize="all")
+        assert info.value.node == "examples"
+    assert not {"examples", "model"} & {m.kind for m in ArtifactStore(store).entries()}

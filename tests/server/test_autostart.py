@@ -178,9 +178,8 @@ def test_a_run_forks_the_server_from_itself_ready_as_the_run_ends(
         if is_chatter(line) or line.startswith(("WARNING:", "INFO:"))
     ]
     assert noise == [], first.stderr
-    # Ready the moment the run has ended (no imports of its own left to do), and one server.
-    status = _status(server_dir, **env)
-    assert status["running"], status
+    # One server (it may still be importing what it imports after forking its trainer).
+    status = _ready(server_dir, **env)
     assert _servers(server_dir) == [status["pid"]]
     # Served from then on: the same results, bit for bit, as the run that started it.
     second = _pipes(server_dir, "run", config, "--store", tmp_path / "s2", "--json", **env)
@@ -208,8 +207,8 @@ def test_the_first_run_trains_in_the_trainer_of_the_server_it_starts(
     first = _pipes(server_dir, "run", config, "--store", tmp_path / "s1", "--json", **env)
     assert first.returncode == 0 and STARTED in first.stderr, first.stderr
     assert json.loads(first.stdout)["metrics"] == json.loads(alone.stdout)["metrics"]
-    status = _status(server_dir, **env)
-    assert status["running"] and status["runs"] == 0, status
+    status = _ready(server_dir, **env)  # it may import the rest after the run's training
+    assert status["runs"] == 0, status
     deadline = time.monotonic() + 120
     while (trainers := _status(server_dir, **env)["trainer"]["trainers"]) is None:
         assert time.monotonic() < deadline, "the trainer stayed busy"  # warming up
@@ -233,7 +232,7 @@ def test_a_run_into_a_store_holding_results_starts_the_server_beside_it(
 
 
 @pytest.mark.ci
-def test_ctrl_c_while_the_first_run_imports_for_the_server_ends_it_as_ctrl_c_does(
+def test_ctrl_c_while_the_first_run_imports_ends_it_and_leaves_no_unannounced_server(
     server_dir: Path, config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from helix_tf.server._starting import holder
@@ -243,15 +242,79 @@ def test_ctrl_c_while_the_first_run_imports_for_the_server_ends_it_as_ctrl_c_doe
     monkeypatch.setenv("HELIX_TF_SERVER_DIR", str(server_dir))
     client = _Terminal(["run", config, "--store", tmp_path / "s"], _env(server_dir))
     deadline = time.monotonic() + 120
-    while holder() != (client.proc.pid, "importing"):  # the run itself, importing
-        assert client.proc.poll() is None and time.monotonic() < deadline, holder()
+    # The server the run forked first, importing (the run imports its own meanwhile).
+    while (found := holder()) is None or _parent(found[0]) != client.proc.pid:
+        assert client.proc.poll() is None and time.monotonic() < deadline, found
         time.sleep(0.01)
     client.proc.send_signal(signal.SIGINT)
     code, out = client.finish()
     assert code == 130 and "Aborted!" in out and "Traceback" not in out, out
     status = _status(server_dir)
-    assert not status["running"] and status["starting"] is None
-    assert _servers(server_dir) == []
+    if STARTED in out:  # the signal came after the run's imports: the server it announced
+        assert status["running"] or status["starting"], status
+    else:  # during them: the run said nothing of a server, and none is left
+        assert not status["running"] and status["starting"] is None, status
+        assert _servers(server_dir) == []
+
+
+#: A server (:func:`helix_tf.server._daemon.serve`) whose imports after its trainer's wait
+#: for the file named by its argument.
+_HELD_SERVER = """
+import sys, time
+from pathlib import Path
+from helix_tf.server import _daemon
+from helix_tf.server._protocol import socket_path
+
+gate, real = Path(sys.argv[1]), _daemon.preload
+
+def preload(*, strict=True, tensorflow=True, others=True):
+    while not tensorflow and not gate.exists():  # the rest, after the trainer
+        time.sleep(0.05)
+    return real(strict=strict, tensorflow=tensorflow, others=others)
+
+_daemon.preload = preload
+_daemon.serve(socket_path(), idle_timeout=600)
+"""
+
+
+@pytest.mark.ci
+def test_the_server_forks_its_trainer_before_importing_the_rest(
+    server_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helix_tf.server._protocol import socket_path
+    from helix_tf.server._starting import holder
+    from helix_tf.server._trainer import RemoteTrainer, trainer_path
+
+    # The run that started a server trains in its trainer as soon as TensorFlow is in,
+    # not once the server has imported Beam, pandas and the engine for the runs to come.
+    monkeypatch.setenv("HELIX_TF_SERVER_DIR", str(server_dir))
+    gate = tmp_path / "go-on"
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115
+    server = subprocess.Popen(
+        [sys.executable, "-c", _HELD_SERVER, str(gate)],
+        cwd=tmp_path,
+        env=_env(server_dir),
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while (found := holder()) is None or found[1] != "training":
+            assert server.poll() is None and time.monotonic() < deadline, found
+            time.sleep(0.05)
+        assert found[0] == server.pid
+        trainer = RemoteTrainer(trainer_path(socket_path()))
+        while trainer.stats() is None:  # busy warming up (with CPUs to spare)
+            assert time.monotonic() < deadline, "the trainer never answered"
+            time.sleep(0.2)
+        assert not socket_path().exists()  # the server itself serves no run yet
+        gate.touch()
+        assert _ready(server_dir)["pid"] == server.pid
+        assert holder() == (server.pid, "ready")
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        log.close()
 
 
 @pytest.mark.ci

@@ -37,13 +37,15 @@ def _trainer_socket() -> None:
     trainer_path(socket_path()).write_bytes(b"")
 
 
-def test_waits_while_the_server_imports_then_trains_there(lock: int) -> None:
+# "training": the server has forked its trainer and still imports the rest.
+@pytest.mark.parametrize("phase", ["training", "ready"])
+def test_waits_while_the_server_imports_then_trains_there(lock: int, phase: str) -> None:
     write_owner(lock, SERVER, "importing")
 
     def become_ready() -> None:
         time.sleep(0.3)
         _trainer_socket()
-        write_owner(lock, SERVER, "ready")
+        write_owner(lock, SERVER, phase)
 
     threading.Thread(target=become_ready).start()
     pending = StartingTrainer(SERVER, socket_path(), wait_s=60)

@@ -47,6 +47,11 @@ def test_stamp_follows_the_variables_read_at_import_only() -> None:
     assert code_stamp({**env, "TF_CPP_MIN_LOG_LEVEL": "3"}) != base
     assert code_stamp({**env, "OMP_NUM_THREADS": "1"}) != base
     assert code_stamp({**env, "PYTHONPATH": "/snapshot"}) != base
+    # The locale Python reads at start-up decodes text files opened without an encoding:
+    # a fork keeps the server's, so a client with another is not served by it.
+    assert code_stamp({**env, "LANG": "de_DE.ISO-8859-1"}) != base
+    assert code_stamp({**env, "LC_ALL": "C"}) != base
+    assert code_stamp({**env, "LC_CTYPE": "C.UTF-8"}) != base
 
 
 def test_stamp_follows_helix_tf_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -96,6 +96,55 @@ def test_a_served_run_equals_a_run_in_its_own_process(
         assert pq.read_table(p).equals(pq.read_table(twins[0])), p
 
 
+#: The tiny census workflow whose "age" is the hour of a time in the local zone.
+ZONED = "import datetime\n" + TINY_CENSUS.replace(
+    '    age = wf.feature("age", F.Numeric("age"))\n',
+    '    @wf.udf("age")\n'
+    "    def age(row):\n"
+    '        return float(datetime.datetime.fromtimestamp(row["age"] * 3600).hour)\n',
+)
+
+
+def test_a_served_run_converts_local_times_in_the_callers_zone(
+    server: Path, census_like: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The fork took the caller's TZ into its environment but kept the server's zone (no
+    tzset): a UDF's ``fromtimestamp(...).hour`` was the server's hour, stored under the
+    caller's zone's fingerprint."""
+    assert "fromtimestamp" in ZONED  # the census workflow still declares age so
+    config = write_config(tmp_path, ZONED, train=census_like[0], test=census_like[1])
+    zone = "Asia/Kathmandu" if os.environ.get("TZ") != "Asia/Kathmandu" else "UTC"
+    runs = [
+        _helix(
+            server,
+            "run",
+            config,
+            "--store",
+            tmp_path / store,
+            "--json",
+            "--materialize",
+            "all",
+            *flags,
+            TZ=zone,
+        )
+        for store, flags in (("served", ()), ("alone", ("--no-server",)))
+    ]
+    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    served, alone = (json.loads(r.stdout) for r in runs)
+    assert served["metrics"] == alone["metrics"]
+    assert [n["fingerprint"] for n in served["nodes"]] == [n["fingerprint"] for n in alone["nodes"]]
+    (fingerprint,) = [n["fingerprint"] for n in alone["nodes"] if n["name"] == "age"]
+    hours = [
+        [
+            pq.read_table(p)
+            for p in sorted((tmp_path / store / "artifacts" / fingerprint).rglob("*.parquet"))
+        ]
+        for store in ("served", "alone")
+    ]
+    assert hours[0] and len(hours[0]) == len(hours[1])
+    assert all(a.equals(b) for a, b in zip(*hours, strict=True))
+
+
 def test_served_trainings_reuse_the_servers_trainer_bit_for_bit(
     server: Path, config: Path, tmp_path: Path
 ) -> None:

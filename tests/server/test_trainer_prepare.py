@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
+import sys
+import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +52,84 @@ def test_the_idle_trainer_prepares_the_hinted_graph_once(
     assert hints.stat().st_mode & 0o077 == 0
     assert _trainer._prepare(hints)
     assert not hints.exists() and trainers.TRAINERS.holds(_key(hint))
+
+
+def test_after_a_training_the_trainer_prepares_its_graph_once_that_run_has_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A training the trainer served is prepared for a light training of its graph (a few
+    of its rows), but only once the process that asked for it has ended: until then it may
+    still ask for its model's predictions, which must not wait behind a preparation."""
+    path = str(tmp_path / "t.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    code = "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); input()"
+    run = subprocess.Popen([sys.executable, "-c", code, path], stdin=subprocess.PIPE)
+    try:
+        sock, _ = listener.accept()
+        assert _trainer._peer_pid(sock) == run.pid
+        training = km._training(*_case_args(), light=False)
+        after = _trainer._AfterRun(training, run.pid)
+        assert len(after.training["y"]) == km.HINT_ROWS
+        monkeypatch.setattr(_trainer, "AFTER_RUN_IDLE", 0.0)  # however long: it still lives
+        assert not after.due()
+        run.kill()
+        deadline = time.monotonic() + 30
+        while not after.due():  # a zombie (not reaped yet) has ended too
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        sock.close()
+    finally:
+        run.kill()
+        run.wait()
+        listener.close()
+    assert after.due()
+    unknown = _trainer._AfterRun(training, None)  # no SO_PEERCRED: idle time decides
+    assert unknown.due()
+    monkeypatch.setattr(_trainer, "AFTER_RUN_IDLE", 3600.0)
+    assert not unknown.due()
+
+
+def test_the_trainer_prepares_its_first_training_and_all_once_approximate_runs_come() -> None:
+    # (trainings served, of them light): exact-only users pay one preparation.
+    assert _trainer._prepares(1, 0) and _trainer._prepares(1, 1)
+    assert not _trainer._prepares(2, 0) and not _trainer._prepares(9, 0)
+    assert _trainer._prepares(2, 1) and _trainer._prepares(9, 1)
+
+
+def test_the_trainer_returns_the_training_it_served_and_nothing_for_other_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from collections import OrderedDict
+
+    monkeypatch.setenv("HELIX_TF_TRAINERS", "4")
+    learner, features, x, y, head, epochs, policy = _case_args()
+    training = km._training(learner, features, x, y, head, epochs, policy, light=True)
+    recipe = {
+        "learner": learner,
+        "features": training["features"],
+        "head": head,
+        "policy": policy,
+        "rescale": None,
+    }
+    kept: OrderedDict[str, Any] = OrderedDict()
+    ours, theirs = (Connection(s.detach()) for s in socket.socketpair())
+    ours.send({"training": training, "recipe": recipe, "progress": False})
+    served = _trainer._handle(theirs, kept)  # the request as it arrived (a copy)
+    assert served is not None and served["learner"] == learner and _key(served) == _key(training)
+    assert len(served["y"]) == len(y)
+    token = ours.recv()["model"]
+    ours.send({"op": "predict", "model": token, "x": x, "task": "binary"})
+    assert _trainer._handle(theirs, kept) is None and "scores" in ours.recv()
+    ours.send({"op": "stats"})
+    assert _trainer._handle(theirs, kept) is None
+
+
+def _case_args() -> tuple[Any, ...]:
+    learner, task, _ = t.CASES["linear-binary-l2"]
+    features, x, y = t._data(task)
+    return learner, features, x, y, km.Head(), learner.epochs, "float32"
 
 
 def test_an_unreadable_hint_is_dropped(tmp_path: Path) -> None:

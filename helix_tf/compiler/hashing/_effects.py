@@ -114,6 +114,10 @@ class Effects:
     #: Reads of what differs from run to run with the same code and data: the clock, the
     #: process's string-hash seed (``hash()``): (call text, line, why and the fix).
     varying: list[tuple[str, int, str]] = dataclasses.field(default_factory=list)
+    #: Sets of text (or of other values hashed by the process's string-hash seed or by
+    #: address) used in their iteration order, which differs between processes:
+    #: (the set's text, line).
+    unordered: list[tuple[str, int]] = dataclasses.field(default_factory=list)
     #: Facts of the machine, user or working folder read by a call (``MACHINE_FACTS``
     #: names): their values join the fingerprint, as an environment variable's does.
     facts: list[str] = dataclasses.field(default_factory=list)
@@ -136,6 +140,7 @@ def scan_effects(tree: ast.AST, resolve: Callable[[str], object], source: str) -
     scan.visit(tree)
     scan.leftover_environ(tree)
     _kept_draws(scan, tree)
+    _unordered_sets(scan, tree)
     return scan.found
 
 
@@ -251,7 +256,13 @@ class _Scan(ast.NodeVisitor):
         elif not _computes_path(fn) and not _writes(fn, node):
             self.path_arguments(node)
         fact = next((name for name, f in MACHINE_FACTS.items() if fn is f), None)
-        if fact is not None and fact not in self.found.facts and not node.args:
+        if fact is not None and node.args:
+            fact = None  # a fact of the machine is read by a call without arguments
+        if fact is None and _reads_local_zone(fn, node):
+            fact = LOCAL_ZONE
+        if fact is None and _decodes_by_locale(fn, node):
+            fact = LOCALE_TEXT
+        if fact is not None and fact not in self.found.facts:
             self.found.facts.append(fact)
         why = _varying(fn, node)
         if why == _HASH_WHY and self.functions[-1:] == ["__hash__"]:
@@ -471,6 +482,32 @@ _HASH_WHY = (
 )
 
 
+#: The fact a conversion between instants and wall-clock times in the local zone reads.
+LOCAL_ZONE = "the local time zone"
+
+
+def _local_zone() -> dict[str, object]:
+    """The local time zone as the C library applies it (``$TZ``, else /etc/localtime)."""
+    zone = os.environ.get("TZ")
+    return {
+        "TZ": zone if zone is not None else os.path.realpath("/etc/localtime"),
+        "names": list(time.tzname),
+        "offsets": [time.timezone, time.altzone, time.daylight],
+    }
+
+
+#: The fact a text file opened without an encoding is decoded by.
+LOCALE_TEXT = "the locale's text encoding"
+
+
+def _locale_text() -> str:
+    """The encoding ``open()`` decodes text with when given none (the locale's, read
+    when Python started; UTF-8 in UTF-8 mode)."""
+    import locale
+
+    return locale.getpreferredencoding(False)
+
+
 #: Calls that read a fact of the machine, the user or the working folder: the same in
 #: every run there, another on a colleague's machine sharing the store (a UDF computing
 #: with the host name or the core count); by name, for the fingerprint to hold the value.
@@ -480,7 +517,54 @@ MACHINE_FACTS = {
     "getpass.getuser": getpass.getuser,
     "os.cpu_count": os.cpu_count,
     "os.getcwd": os.getcwd,
+    LOCAL_ZONE: _local_zone,
+    LOCALE_TEXT: _locale_text,
 }
+
+#: Functions of ``time`` that convert in the local zone (``localtime``/``ctime`` without
+#: an argument read the clock too: refused by :func:`_varying`).
+_LOCAL_ZONE_FUNCTIONS = (time.localtime, time.mktime, time.ctime)
+
+
+def _reads_local_zone(fn: object, node: ast.Call) -> bool:
+    """Whether a call converts in the machine's local time zone: ``time.localtime(secs)``,
+    ``time.mktime``, ``time.ctime``, ``datetime.fromtimestamp(ts)`` (``pd.Timestamp``'s too)
+    without a zone, a known naive datetime's ``timestamp()`` or ``astimezone()``."""
+    if any(fn is f for f in _LOCAL_ZONE_FUNCTIONS):
+        return True
+    owner, name = getattr(fn, "__self__", None), getattr(fn, "__name__", "")
+    given = len(node.args) + len(node.keywords)
+    if isinstance(owner, type) and issubclass(owner, dt.date) and name == "fromtimestamp":
+        zone = node.args[1] if len(node.args) > 1 else None
+        zone = next((k.value for k in node.keywords if k.arg == "tz"), zone)
+        return zone is None or (isinstance(zone, ast.Constant) and zone.value is None)
+    if isinstance(owner, dt.datetime) and name in ("timestamp", "astimezone"):
+        return owner.tzinfo is None or (name == "astimezone" and given == 0)
+    return False
+
+
+def _decodes_by_locale(fn: object, node: ast.Call) -> bool:
+    """Whether a call opens a file as text without naming its encoding: ``open(p)``,
+    ``open(p, "r")``, a known path's ``read_text()`` or ``open()`` (the locale decodes it)."""
+    if any(k.arg == "encoding" for k in node.keywords):
+        return False
+    owner, name = getattr(fn, "__self__", None), getattr(fn, "__name__", "")
+    if fn is builtins.open or fn is io.open:
+        mode_at, encoding_at = 1, 3
+    elif isinstance(owner, pathlib.PurePath) and name == "open":
+        mode_at, encoding_at = 0, 2
+    elif isinstance(owner, pathlib.PurePath) and name == "read_text":
+        return not node.args  # read_text(encoding)
+    else:
+        return False
+    if len(node.args) > encoding_at:
+        return False
+    mode = node.args[mode_at] if len(node.args) > mode_at else None
+    mode = next((k.value for k in node.keywords if k.arg == "mode"), mode)
+    if mode is None:
+        return True
+    return isinstance(mode, ast.Constant) and isinstance(mode.value, str) and "b" not in mode.value
+
 
 #: Calls that give another value in every process (a seed drawn from them, a value
 #: computed from them, differs between a stored result and a fresh run).
@@ -798,3 +882,65 @@ _INERT_USES = (
     ast.UnaryOp,
     ast.FormattedValue,
 )
+
+
+def _unordered_sets(scan: _Scan, tree: ast.AST) -> None:
+    """A set whose iteration order differs between processes (one holding text: Python
+    seeds string hashes at random per process) used in that order: iterated, listed,
+    joined, enumerated; not a membership test, a size, ``sorted``/``min``/``max``, or a set
+    operation whose result is used so. A set known at compile time (a module's or
+    closure's ``CUTS``) or written in the code (``{"a", x}``)."""
+    parents = {id(c): n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Set):
+            unordered = any(
+                isinstance(e, ast.Constant) and not _order_stable(e.value) for e in node.elts
+            )
+        elif isinstance(node, ast.Name | ast.Attribute) and isinstance(node.ctx, ast.Load):
+            value = scan.value(node)
+            unordered = isinstance(value, set | frozenset) and not all(map(_order_stable, value))
+        else:
+            continue
+        if unordered and _used_in_order(node, parents, scan):
+            scan.found.unordered.append((scan.text(node), node.lineno))
+
+
+#: Calls whose result does not depend on the order of the set given them.
+_ORDER_FREE_CALLS = (sorted, len, min, max, any, all, set, frozenset, bool)
+#: Set methods answering a question (order-free), and those giving a set (used as it is).
+_SET_QUESTIONS = frozenset({"issubset", "issuperset", "isdisjoint", "__contains__"})
+_SET_RESULTS = frozenset({"union", "intersection", "difference", "symmetric_difference", "copy"})
+_SET_OPERATORS = (ast.BitOr, ast.BitAnd, ast.Sub, ast.BitXor)
+
+
+def _used_in_order(node: ast.AST, parents: dict[int, ast.AST], scan: _Scan) -> bool:
+    """Whether the set ``node`` gives is used in its iteration order (conservatively:
+    anything but the order-free uses, e.g. bound to a local name, is)."""
+    parent = parents.get(id(node))
+    if isinstance(parent, ast.Compare) and node in parent.comparators:
+        return not isinstance(parent.ops[parent.comparators.index(node)], ast.In | ast.NotIn)
+    if isinstance(parent, ast.Call) and node in parent.args:
+        method = parent.func.attr if isinstance(parent.func, ast.Attribute) else ""
+        if method in _SET_QUESTIONS | _SET_RESULTS:  # A.union(CUTS): as the receiver
+            return method in _SET_RESULTS and _used_in_order(parent, parents, scan)
+        fn = scan.value(parent.func)
+        return not any(fn is f for f in _ORDER_FREE_CALLS)
+    if isinstance(parent, ast.Attribute) and parent.value is node:
+        call = parents.get(id(parent))
+        if not (isinstance(call, ast.Call) and call.func is parent):
+            return True
+        if parent.attr in _SET_QUESTIONS:
+            return False
+        return parent.attr not in _SET_RESULTS or _used_in_order(call, parents, scan)
+    if isinstance(parent, ast.BinOp) and isinstance(parent.op, _SET_OPERATORS):
+        return _used_in_order(parent, parents, scan)
+    return True
+
+
+def _order_stable(value: object) -> bool:
+    """Whether a set of such values iterates in the same order in every process: numbers,
+    booleans and None hash by value (tuples of them too); text is hashed with a seed
+    drawn per process, other objects mostly by address."""
+    if isinstance(value, tuple):
+        return all(map(_order_stable, value))
+    return value is None or isinstance(value, int | float | complex)

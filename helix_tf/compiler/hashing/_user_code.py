@@ -40,8 +40,9 @@ def _fact(name: str, c: _Collector) -> _Form:
         value: _Form = MACHINE_FACTS[name]()
     except Exception as exc:  # e.g. getpass.getuser() without a user name
         value = {"__unreadable__": type(exc).__name__}
-    c.part(name + "()", _digest(value))
-    c.note(f"reads {name}() = {value!r}")
+    shown = name if " " in name else name + "()"  # a call, or a fact named in words
+    c.part(shown, _digest(value))
+    c.note(f"reads {shown} = {value!r}")
     return value
 
 
@@ -324,6 +325,12 @@ def _refuse_effects(found: Any, base: str, qualname: str, c: _Collector) -> None
         )
     for call, line, why in found.varying:
         c.refuse(f"{qualname} calls {call} ({base}:{line}), which {why}")
+    for shown, line in found.unordered:
+        c.refuse(
+            f"{qualname} uses the set {shown} in its iteration order ({base}:{line}), which "
+            "Python draws from a string-hash seed chosen at random in every process: a "
+            f"stored result is not what a fresh run computes; iterate sorted({shown}) instead"
+        )
     for call, line in found.dynamic:
         c.refuse(
             f"{qualname} reads names known only when it runs: {call} "

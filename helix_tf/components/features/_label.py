@@ -219,12 +219,24 @@ class MulticlassLabel(Operator):
             if state is None:
                 raise ValueError(f"the classes of label {self.column!r} have not been learned")
             names = sorted(state["counts"])
+            if len(names) < 2:  # as declared classes must be (validate)
+                raise DataError(self._one_class(state["counts"]))
         if self.unseen == "other":
             names.append(OTHER_CLASS)
         return names
 
     def describe(self, state: Any = None) -> dict[str, Any]:
         return {"task": self.TASK, "classes": self.class_names(state)}
+
+    def _one_class(self, counts: dict[str, int]) -> str:
+        held = ", ".join(f"{c!r} ({n:,} rows)" for c, n in counts.items())
+        return (
+            f"the training split's label column {self.column!r} holds "
+            f"{'one class: ' + held if held else 'no class'}; "
+            "a multiclass label needs at least 2 to learn from. Give the source rows of "
+            "the other classes, declare them (MulticlassLabel(..., classes=[...])), or "
+            "predict one value against the rest with F.Label(column, positive=...)"
+        )
 
     def problem(self, bad_value: Any) -> str:
         if bad_value is None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from helix_tf.components.base import list_as_tuple, normalized
-from helix_tf.components.metrics._base import Metric, _take
-from helix_tf.errors import ExecutionError
+from helix_tf.components.metrics._base import Metric, _as_vector, _same_length, _take
+from helix_tf.errors import DataError, ExecutionError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,15 +19,19 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Custom(Metric):
-    """A metric computed by a user function.
+    """A metric computed by a user function, for a label of any task.
 
     Parameters
     ----------
     name : str
         The result key, or the prefix of the keys when ``fn`` returns a dict.
     fn : callable
-        ``fn(y_true, y_score, frame) -> float | dict[str, float]``. ``y_true`` is
-        an int array of 0/1 labels, ``y_score`` a float array, ``frame`` a
+        ``fn(y_true, y_score, frame) -> float | dict[str, float]``. What the arrays
+        hold follows the label's task: binary, ``y_true`` 0/1 and ``y_score`` the
+        positive class' probability; multiclass, ``y_true`` class indices (the
+        label's class order) and ``y_score`` one probability column per class,
+        shape (rows, classes); regression, the target's values and the predictions,
+        on the original scale (the label's transform undone). ``frame`` is a
         DataFrame holding exactly the ``frame_columns`` of the same rows (index
         0..n-1), or None when ``frame_columns`` is empty. A float is reported as
         ``name``; a dict ``{sub: value}`` as ``name/sub`` for each entry.
@@ -48,7 +52,16 @@ class Custom(Metric):
     >>> brier = Custom(name="brier", fn=lambda y, s, f: float(((s - y) ** 2).mean()))
     >>> brier.compute([1, 0], [0.75, 0.25])
     {'brier': 0.0625}
+    >>> pinball = Custom(name="pinball90",
+    ...                  fn=lambda y, p, f: float(np.maximum(0.9 * (y - p), 0.1 * (p - y)).mean()))
+    >>> pinball.compute([10.0, 20.0], [12.0, 15.0])  # a regression label's values
+    {'pinball90': 2.35}
+    >>> top = Custom(name="top", fn=lambda y, s, f: float((s.argmax(axis=1) == y).mean()))
+    >>> top.compute([0, 2], [[0.7, 0.2, 0.1], [0.5, 0.1, 0.4]])  # one column per class
+    {'top': 0.5}
     """
+
+    TASKS: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
 
     name: str
     fn: Callable[[np.ndarray, np.ndarray, pd.DataFrame | None], float | Mapping[str, float]]
@@ -79,6 +92,34 @@ class Custom(Metric):
     def columns(self) -> tuple[str, ...]:
         """Return ``slice_by`` (if any) and then ``frame_columns``, without repeats."""
         return tuple(dict.fromkeys(super().columns() + tuple(self.frame_columns)))
+
+    def _check_arrays(self, y_true: Any, y_score: Any, who: str) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and scores of any task (see the class docs): numbers, finite, one label
+        and one score (a row of scores: multiclass) a row; what they mean is ``fn``'s."""
+        y = _as_vector(y_true, "y_true", who)
+        s = np.asarray(y_score)
+        if s.ndim == 2 and s.shape[1] == 1:
+            s = s[:, 0]
+        if s.ndim not in (1, 2):
+            raise DataError(
+                f"{who}: y_score must hold one score a row, or one row of scores a row "
+                f"(multiclass), but got shape {s.shape}"
+            )
+        _same_length(y, s, who)
+        if y.dtype == bool:
+            y = y.astype(np.int64)
+        for name, v in (("y_true", y), ("y_score", s)):
+            if not np.issubdtype(v.dtype, np.number) or np.issubdtype(v.dtype, np.complexfloating):
+                raise DataError(f"{who}: {name} must be numbers, but got dtype {v.dtype}")
+            bad = ~np.isfinite(v.astype(np.float64))
+            rows = bad.any(axis=1) if bad.ndim == 2 else bad
+            if rows.any():
+                row = int(np.flatnonzero(rows)[0])
+                raise DataError(
+                    f"{who}: {name} must be finite numbers, but row {row} holds "
+                    f"{v[row].tolist()!r} ({int(rows.sum())} such rows)"
+                )
+        return y, s
 
     def keys(self) -> tuple[str, ...]:
         """Return ``(name,)``: the key, or the prefix of the keys of a dict result."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import math
 import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -288,15 +289,27 @@ class CsvReader:
             text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             hint = _file_hint(text, self.spec.separator, len(declared))
             if hint is None:
-                hint = _header_fix(found, declared)
+                hint = _header_fix(found, list(self.spec.columns))
             raise DataError(
                 f"{path} line {line}: the header names columns {_names(found)}, but columns "
                 f"declares {_names(declared)}. {hint}"
             )
 
 
-def _header_fix(found: list[str], declared: list[str]) -> str:
+def _header_fix(found: list[str], columns: list[tuple[str, str]]) -> str:
     """How to make ``columns`` match a header line that names ``found``."""
+    declared = [name for name, _ in columns]
+    twice = sorted({n for n in found if found.count(n) > 1})
+    if twice:
+        return (
+            f"The header names {', '.join(map(repr, twice))} twice: give each column of the "
+            "file its own name"
+        )
+    if len(found) == len(columns) and not set(found) & set(declared) and _values(found, columns):
+        return (
+            "The line holds values of the declared types, not column names: if the file has "
+            "no header line, pass header=False (the default)"
+        )
     extra = [n for n in found if n not in declared]
     missing = [n for n in declared if n not in found]
     if not extra and not missing:
@@ -314,6 +327,15 @@ def _header_fix(found: list[str], declared: list[str]) -> str:
         + text[1:]
         + ". Declare every column of the file, in the file's order, with the header's names"
     )
+
+
+def _values(fields: list[str], columns: list[tuple[str, str]]) -> bool:
+    """Whether a line's fields read as values of the declared numeric columns (one at least)."""
+    numeric = [f for f, (_, kind) in zip(fields, columns, strict=True) if kind in ("int", "float")]
+    try:
+        return bool(numeric) and all(math.isfinite(float(f)) for f in numeric)
+    except ValueError:
+        return False
 
 
 def _names(names: list[str], most: int = 30) -> str:
