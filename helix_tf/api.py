@@ -12,6 +12,7 @@ functions (history, versions, diff, comparison of two runs) are exported here to
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import os
@@ -21,6 +22,7 @@ from typing import Any
 from helix_tf._planning import plan_session
 from helix_tf._running import RunOptions, retrain_without_zero as _retrain_without_zero, run_once
 from helix_tf._session import EXACT_INSTEAD, Session, open_loaded, open_session
+from helix_tf.activity import home_of, user_run
 from helix_tf.approx.settings import Approx
 from helix_tf.config import LoadedConfig, load_config
 from helix_tf.errors import ConfigError
@@ -175,11 +177,18 @@ def run(
         scratch=scratch,
         rehash=rehash,
     )
-    loaded = _load(config, params, data_dir, validation, outputs)
-    first, facts = run_once(loaded, opts, need_models=retrain_without_zero)
-    if not retrain_without_zero:
-        return first
-    return _retrain_without_zero(loaded, opts, first, facts)
+    with _user_mark(config, store, tag):
+        loaded = _load(config, params, data_dir, validation, outputs)
+        first, facts = run_once(loaded, opts, need_models=retrain_without_zero)
+        return _retrain_without_zero(loaded, opts, first, facts) if retrain_without_zero else first
+
+
+def _user_mark(
+    config: str | os.PathLike[str], store: str | None, tag: str | None
+) -> contextlib.AbstractContextManager[None]:
+    """A user's run (untagged: the CLI's, a notebook's) holds the store's user-run mark:
+    the think-time agent yields the machine while it runs (:mod:`helix_tf.activity`)."""
+    return user_run(home_of(config, store)) if tag is None else contextlib.nullcontext()
 
 
 def _load(

@@ -161,25 +161,22 @@ def run(
     from helix_tf import api
 
     pipeline_args = _pipeline_args(cmd, runner, project, region, beam_options)
-    from helix_tf.activity import home_of, user_run
-
     try:
-        # The agent yields the machine while a user's run holds this mark.
-        with user_run(home_of(cmd.config, cmd.store)):
-            result = api.run(
-                cmd.config,
-                **cmd.where(),
-                runner=runner,
-                pipeline_args=pipeline_args,
-                materialize=materialize,
-                budget=budget,
-                approx=approx_settings(approx, sample, precision, epochs_scale, min_saving),
-                batch_rows=batch_rows,
-                retrain_without_zero=retrain_without_zero,
-                progress=ProgressPrinter(err, not cmd.as_json),
-                scratch=scratch,
-                rehash=rehash,
-            )
+        # api.run holds the store's user-run mark: the agent yields the machine meanwhile.
+        result = api.run(
+            cmd.config,
+            **cmd.where(),
+            runner=runner,
+            pipeline_args=pipeline_args,
+            materialize=materialize,
+            budget=budget,
+            approx=approx_settings(approx, sample, precision, epochs_scale, min_saving),
+            batch_rows=batch_rows,
+            retrain_without_zero=retrain_without_zero,
+            progress=ProgressPrinter(err, not cmd.as_json),
+            scratch=scratch,
+            rehash=rehash,
+        )
     except HelixError as exc:
         fail(err, exc)
         return

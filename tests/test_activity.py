@@ -64,3 +64,26 @@ def test_a_missing_store_folder_is_not_created(tmp_path: Path) -> None:
     with user_run(home):
         assert not user_run_active(home)
     assert not home.exists()
+
+
+def test_a_run_from_python_holds_the_mark_and_an_agent_run_does_not(
+    tiny_census_config: Path, store: str
+) -> None:
+    """A user's ``helix_tf.run`` (a notebook's) is a user run the agent yields to, as a
+    ``helix-tf run`` is (QA pass 11: only the CLI took the mark, so the agent's trials went
+    on beside a notebook's runs); the agent's own tagged runs never hold it."""
+    import helix_tf
+
+    helix_tf.run(tiny_census_config, store=store)  # the store's folder exists from here
+    seen: dict[str | None, set[bool]] = {}
+    for tag in (None, "agent"):
+        seen[tag] = set()
+        helix_tf.run(
+            tiny_census_config,
+            store=store,
+            params={"learner.learning_rate": 0.07 if tag else 0.06},
+            tag=tag,
+            progress=lambda event, tag=tag: seen[tag].add(user_run_active(store)),
+        )
+    assert seen == {None: {True}, "agent": {False}}
+    assert not user_run_active(store)

@@ -75,6 +75,7 @@ def serve(opts: AgentOptions) -> None:
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(intra_op_threads()))
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     agent = Agent(opts, paths)
+    agent.lock_fd = lock  # a store deleted under the agent stops it
     chosen = _lower_priority(os.getpid(), opts.cores, paths.home)
 
     def request_stop(signum: int, frame: Any) -> None:

@@ -9,6 +9,7 @@ was verified and that interval excludes 0 on the good side.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import html
 import json
@@ -122,9 +123,7 @@ def load_report(
         )
     attrs = study.user_attrs
     metric = attrs.get("metric")
-    current = {
-        k: d.get("current") for k, d in (attrs.get("space") or {}).get("dimensions", {}).items()
-    }
+    current = _current_values(config, attrs, stale, data_dir)
     sign = 1 if study.direction.name == "MAXIMIZE" else -1
     counts, candidates = _best_per_change(study, metric, current, sign)
     proposals = []
@@ -157,6 +156,30 @@ def load_report(
         trials=counts,
         proposals=tuple(proposals),
     )
+
+
+def _current_values(
+    config: str | os.PathLike[str], attrs: dict[str, Any], stale: bool, data_dir: str | None
+) -> dict[str, Any]:
+    """Each searched key's value in the config as the proposals are applied to it.
+
+    The study's own record (the config when it started) while it is current; for a
+    stale study, the config as it is now: a trial's value that was the config's then
+    but is not now (the user changed it since) is part of what the trial ran with,
+    so it must be in the proposal, or applying it would run another variant.
+    """
+    from helix_tf.search import search_space
+
+    dims = (attrs.get("space") or {}).get("dimensions", {})
+    if stale:
+        with contextlib.suppress(ConfigError):  # a space that no longer derives: as recorded
+            now = search_space(config, data_dir=data_dir).current
+            return {k: now.get(k, _MISSING) for k in dims}
+    return {k: d.get("current") for k, d in dims.items()}
+
+
+#: A searched key the config no longer has: every trial's value differs from it.
+_MISSING = object()
 
 
 def _best_per_change(
@@ -249,7 +272,12 @@ def render_text(report: Report) -> list[str]:
     """The report as lines for the terminal."""
     lines = [
         f"study {report.study} ({report.storage})"
-        + ("  STALE: the config changed since this study started" if report.stale else ""),
+        + (
+            "  STALE: the config or its data changed since this study ran: its metrics are "
+            "of that version, and each proposal lists what differs from the config now"
+            if report.stale
+            else ""
+        ),
         "trials: " + ", ".join(f"{n} {s}" for s, n in sorted(report.trials.items())),
     ]
     bv, bt = report.baseline_validation, report.baseline_test
@@ -296,7 +324,10 @@ def render_html(report: Report) -> str:
             f"<td>{p.cost_seconds:.1f}s</td></tr>"
         )
     stale = (
-        "<p><b>Stale:</b> the config changed since this study started.</p>" if report.stale else ""
+        "<p><b>Stale:</b> the config or its data changed since this study ran: its metrics "
+        "are of that version.</p>"
+        if report.stale
+        else ""
     )
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"

@@ -49,6 +49,13 @@ class AgentRuns:
             "state": "starting",
         }
         self.last_user_run = 0.0
+        #: The digest of the validation workflow the current study is of (set by the
+        #: search); ``moved``: a run finished after the config or its data changed from it.
+        self.base_digest: str | None = None
+        self.moved = False
+        #: The agent's lock (set by the daemon), and why it stopped when not asked to.
+        self.lock_fd: int | None = None
+        self.stop_reason: str | None = None
         self.space: Any = None
         #: What validation runs deliver (:func:`scored_outputs`; None: every output).
         self.scored: list[str] | None = None
@@ -91,7 +98,7 @@ class AgentRuns:
         """Block while a user run is in progress or ended less than resume_after ago."""
         from helix_tf.activity import user_run_active
 
-        while not self.stop_requested:
+        while not self.stop_requested and not self.moved and not self.home_gone():
             if user_run_active(self.paths.home):
                 self.last_user_run = time.monotonic()
                 if self.status.get("state") != "paused":
@@ -129,6 +136,11 @@ class AgentRuns:
             "outputs": self.scored if validation is not None else None,
         }
         outcome = self.worker.call(request, stop=lambda: self.stop_requested, poll=self.opts.poll)
+        if isinstance(outcome, Finished) and (self.home_gone() or self.version_moved()):
+            # Run on another version than the study's (the user saved an edit or new data
+            # while it ran, or before it started): its result is not the study's to keep.
+            log.info("the config or its data changed during a run: its result is set aside")
+            outcome = Stopped(seconds=outcome.seconds)
         self.spent[self.purpose] = self.spent.get(self.purpose, 0.0) + outcome.seconds
         self.status["worker"] = {
             **self.worker.stats(),
@@ -141,9 +153,40 @@ class AgentRuns:
             log.info("yielded to a user run after %.0f ms", (outcome.latency or 0) * 1000)
             # Recorded when the agent resumes: nothing of the agent's runs beside the user's.
             self.killed_pending = "stopped by the agent: it yielded to a user's run (re-run later)"
-        elif isinstance(outcome, Stopped):
+        elif isinstance(outcome, Stopped) and not self.moved:
             self.record_killed("stopped by the agent: `agent stop`")
         return outcome
+
+    def home_gone(self) -> bool:
+        """Whether the store folder was deleted or replaced under the agent (its lock file
+        is not the one it holds): its study and lock went with it, so it stops."""
+        if self.lock_fd is None or self.stop_reason is not None:
+            return self.stop_reason is not None
+        held = os.fstat(self.lock_fd)
+        try:
+            now = os.stat(self.paths.lock)
+            gone = (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino)
+        except OSError:
+            gone = True
+        if gone:
+            self.stop_reason = f"the store folder {self.paths.home} was deleted or replaced"
+            self.stop_requested = True
+            log.warning("%s: the agent stops", self.stop_reason)
+        return gone
+
+    def version_moved(self) -> bool:
+        """Whether the config or its data is no longer the study's version (or does not
+        compile); once true, :attr:`moved` stays set until the search looks again."""
+        if self.base_digest is None or self.moved:
+            return self.moved
+        try:
+            now = history.describe(
+                self.opts.config, data_dir=self.opts.data_dir, validation=self.opts.validation
+            ).digest
+        except HelixError:
+            now = None
+        self.moved = now != self.base_digest
+        return self.moved
 
     def record_killed(self, reason: str) -> list[int]:
         """Record the agent's runs whose process is gone as killed (never left "running")."""

@@ -202,13 +202,33 @@ class Agent(Verification):
                 study.tell(trial, state=TrialState.PRUNED)
                 return
 
+    def compiled_version(self) -> tuple[Any, Any] | None:
+        """The config's search space and validation workflow, waiting while it does not
+        compile (saved halfway through an edit, data being rewritten); None: stopped."""
+        opts = self.opts
+        while not self.stop_requested:
+            try:
+                space = search_space(opts.config, data_dir=opts.data_dir)
+                # The study is named by what the search sees: the validation workflow.
+                view = history.describe(
+                    opts.config, data_dir=opts.data_dir, validation=opts.validation
+                )
+                return space, view
+            except HelixError as exc:
+                self.update(state="waiting", reason=f"the config does not compile: {exc}")
+                time.sleep(2)
+        return None
+
     def search(self) -> bool:
         """Search until stopped or done; True when the config changed (search again)."""
         opts = self.opts
-        space = search_space(opts.config, data_dir=opts.data_dir)
+        compiled = self.compiled_version()
+        if compiled is None:
+            self.update(state="stopped", reason="agent stop", rung=None)
+            return False
+        space, view = compiled
         self.space = space
-        # The study is named by what the search sees: the validation workflow.
-        view = history.describe(opts.config, data_dir=opts.data_dir, validation=opts.validation)
+        self.base_digest, self.moved = view.digest, False
         self.scored = scored_outputs(view.dag)
         self.learners = frozenset(
             n["name"] for n in view.dag.get("nodes", []) if n.get("role") == Role.TRAIN
@@ -233,6 +253,8 @@ class Agent(Verification):
         if opts.preload and "preload_seconds" not in self.status:
             self.update(preload_seconds=round(preload(), 2))
         base = self.baseline(study)
+        if base is None and self.moved:
+            return True
         if base is None:
             self.update(
                 state="stopped" if self.stop_requested else "failed",
@@ -243,6 +265,10 @@ class Agent(Verification):
         baseline_value = float(base["metrics"][metric])
         self.update(metric=metric, baseline_validation=baseline_value)
         while not self.stop_requested:
+            if self.moved:
+                log.info("the config changed: a new study starts from this one's best trials")
+                self.update(state="restarting", reason="the config changed")
+                return True
             finished = len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()])
             if opts.max_trials is not None and finished >= opts.max_trials:
                 self.verify(study, metric, baseline_value, final=True)
@@ -250,7 +276,7 @@ class Agent(Verification):
                 self.update(state="done", reason=f"{opts.max_trials} trials finished", rung=None)
                 return False
             if not self.wait_idle():
-                break
+                continue  # stopped, or the version moved: the loop's checks say which
             try:
                 now = history.describe(
                     opts.config, data_dir=opts.data_dir, validation=opts.validation
@@ -259,12 +285,11 @@ class Agent(Verification):
                 self.update(state="waiting", reason=f"the config does not compile: {exc}")
                 time.sleep(2)
                 continue
-            if now.digest != view.digest:
-                log.info("the config changed: a new study starts from this one's best trials")
-                self.update(state="restarting", reason="the config changed")
-                return True
+            self.moved = now.digest != view.digest
+            if self.moved:
+                continue
             left = None if opts.max_trials is None else opts.max_trials - finished
             self.batch(study, space, metric, min(opts.batch, left or opts.batch))
             self.verify(study, metric, baseline_value)
-        self.update(state="stopped", reason="agent stop", rung=None)
+        self.update(state="stopped", reason=self.stop_reason or "agent stop", rung=None)
         return False

@@ -82,6 +82,8 @@ class Verification(AgentRuns):
                 study.set_user_attr(f"verified:{t.number}", record)
                 if is_winner(study, t.number, sign):
                     record["ablation"] = self.ablate(dict(t.params), float(t.value), metric, sign)
+                    if self.moved:  # reverted on another version: not this study's
+                        return
                     study.set_user_attr(f"verified:{t.number}", record)
                     keep_what_matters(study, t, record["ablation"])
         finally:

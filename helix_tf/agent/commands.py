@@ -139,11 +139,15 @@ def start(
     from helix_tf.agent._study import AgentPaths
     from helix_tf.api import parse_budget
     from helix_tf.config import find_data_dir
+    from helix_tf.search import search_space
 
     path = Path(config).resolve()
     paths = AgentPaths.of(path, store, metadata)
     try:
         data = find_data_dir(data_dir, path)
+        # Refused here with the config's own error; once started, the agent waits
+        # while the config does not compile (an edit saved halfway).
+        search_space(path, data_dir=data)
     except HelixError as exc:
         _echo_error(exc)
         return
@@ -456,6 +460,12 @@ def apply(
     except HelixError as exc:
         _echo_error(exc)
         return
+    if found.stale:
+        click.echo(
+            f"note: study {found.study} ran on an earlier version of {config} or its data; "
+            "the proposal is written against the config now, and its run computes its own "
+            "metrics (those in the report are of that earlier version)"
+        )
     click.echo(applied.diff, nl=False)
     if applied.new_file:
         for reason in applied.reasons:

@@ -78,10 +78,14 @@ class LearningInputs:
             shown = ", ".join(f"{f} ({_file_size(f)})" for f in files[:5])
             more = f" and {len(files) - 5} more" if len(files) > 5 else ""
             parts.append(f"source {node.name!r} read {shown or 'no file'}{more}")
+        from helix_tf.engine._preprocess import sampled_sources_note
+
+        note = sampled_sources_note(compiled.approx) if split == Split.TRAIN else None
         return (
             f"the examples have no {split!r} split: no row reached it ({'; '.join(parts)}). "
             "Give the source data rows (an empty file, or one with only its header or "
             "skipped lines, has none), or check its split parameters"
+            + ("" if note is None else f". Note: {note}")
         )
 
     def label_facts(self, examples: str, meta: dict[str, Any]) -> dict[str, Any]:

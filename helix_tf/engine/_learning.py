@@ -90,13 +90,23 @@ class LearningSteps:
             table, meta = self.inputs.read_input(
                 node.name, lambda: self.inputs.examples_split(ex, "train")
             )
+            label = self.inputs.label_facts(ex, meta)
             if approx.get("sample") is not None:
-                from helix_tf.approx.sampling import keep_mask
+                from helix_tf.approx.sampling import keep_mask, sample_problem
 
                 rows = table.column(ROW_ID).to_numpy()
-                table = table.filter(keep_mask(rows, approx["sample"], approx["seed"]))
+                kept = keep_mask(rows, approx["sample"], approx["seed"])
+                problem = sample_problem(
+                    table.column(LABEL).to_numpy(),
+                    kept,
+                    task=label["task"],
+                    fraction=approx["sample"],
+                    seed=approx["seed"],
+                )
+                if problem is not None:
+                    raise DataError(problem, node=node.name)
+                table = table.filter(kept)
             features = meta["features"]
-            label = self.inputs.label_facts(ex, meta)
             x = keras_models.arrays_from_table(table, features)
             y = keras_models.labels_from_table(table)
             if label["task"] == "regression":  # the model learns the transformed target

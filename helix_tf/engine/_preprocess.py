@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import numpy as np
@@ -99,13 +100,20 @@ class PreprocessingStep:
             )
         )
         t0 = time.perf_counter()
-        result, pre = self._run_pipeline(computed, involved, here=here)
-        self._share_out(computed, result, wall=time.perf_counter() - t0)
-        for name in computed:  # the pipeline is done: everything it read is consumed
-            ctx.node_done(name)
-        for name in computed:
-            self._record(name, result, write=pre[name].write)
-            ctx.emit_computed(name, result.rows.get(name))
+        try:
+            result, pre = self._run_pipeline(computed, involved, here=here)
+            self._share_out(computed, result, wall=time.perf_counter() - t0)
+            for name in computed:  # the pipeline is done: everything it read is consumed
+                ctx.node_done(name)
+            for name in computed:
+                self._record(name, result, write=pre[name].write)
+                ctx.emit_computed(name, result.rows.get(name))
+        except DataError as exc:
+            note = sampled_sources_note(ctx.compiled.approx)
+            if note is None:
+                raise
+            # A check failed on the sample's rows: the whole split may pass it.
+            raise with_note(exc, note) from exc
 
     def _involved(self, computed: list[str]) -> set[str]:
         """Everything a computed preprocessing node reads: it must be computed or loaded."""
@@ -394,6 +402,22 @@ class PreprocessingStep:
                 spec["size"] = int(card)
             specs.append(spec)
         return specs
+
+
+def sampled_sources_note(approx: Mapping[str, Any] | None) -> str | None:
+    """What to add to a data error of a run whose sources read a sample (None: they don't)."""
+    if not approx or approx.get("placement") != Role.SOURCE:
+        return None
+    from helix_tf.approx.sampling import sample_note
+
+    return sample_note(approx["sample"], approx["seed"])
+
+
+def with_note(exc: DataError, note: str) -> DataError:
+    """``exc`` again, its message followed by ``note``."""
+    prefix = f"operator {exc.node!r} failed: " if exc.node else ""
+    message = str(exc).removeprefix(prefix).rstrip(". ")
+    return DataError(f"{message}. Note: {note}", node=exc.node)
 
 
 def _split_folders(root: str) -> set[str]:

@@ -1,0 +1,203 @@
+"""The agent against a config or data that changes under it (QA pass 11).
+
+What the report proposes and what an accepted proposal runs must be the trial the
+agent measured: a proposal of a study made on an earlier version names every value
+the trial ran with that differs from the config as it is now; a trial whose run
+finished after the config changed is not told to the study of the version it did not
+run; a config that does not compile when a search (re)starts is waited for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helix_tf import history, search
+from helix_tf.agent._options import AgentOptions
+from helix_tf.agent._proposals import load_report
+from helix_tf.agent._search import Agent
+from helix_tf.agent._study import AgentPaths, open_study, study_name
+from helix_tf.agent._worker import Finished
+from helix_tf.validation import Validation
+from tests.conftest import TINY_CENSUS
+
+LITERAL = TINY_CENSUS.replace("epochs=params.epochs", "epochs=1")
+
+
+@pytest.fixture
+def cfg(make_config: Callable[..., Path], census_like: tuple[Path, Path]) -> Path:
+    train, test = census_like
+    return make_config(LITERAL, train=train, test=test)
+
+
+def _finished(auc: float) -> Finished:
+    result = {"metrics": {"auc": auc, "accuracy": 0.5}, "intervals": {}, "approx": False}
+    return Finished(result=result, error=None, seconds=0.0)
+
+
+def test_a_stale_proposal_names_what_its_trial_ran_with_against_the_config_now(
+    cfg: Path,
+) -> None:
+    import optuna
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    view = history.describe(cfg, validation=Validation())
+    paths = AgentPaths.of(cfg)
+    study = open_study(paths, study_name(view.name, view.digest), create=True)
+    dims = {
+        "learner.epochs": {"current": 1},
+        "learner.learning_rate": {"current": 0.05},
+    }
+    study.set_user_attr("metric", "auc")
+    study.set_user_attr("space", {"declared": True, "dimensions": dims})
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"learner.epochs": 1, "learner.learning_rate": 0.07},
+            distributions={
+                "learner.epochs": IntDistribution(1, 5),
+                "learner.learning_rate": FloatDistribution(0.001, 0.5),
+            },
+            value=0.8,
+            user_attrs={"rung_exact": {"metrics": {"auc": 0.8}}},
+        )
+    )
+    assert load_report(cfg).proposals[0].overrides == {"learner.learning_rate": 0.07}
+    # The user sets epochs=3 in the config: the trial ran with 1.
+    cfg.write_text(cfg.read_text().replace("epochs=1,", "epochs=3,"))
+    report = load_report(cfg)
+    assert report.stale
+    (proposal,) = report.proposals
+    assert proposal.overrides == {"learner.epochs": 1, "learner.learning_rate": 0.07}
+    changed = {c["name"]: c["details"] for c in proposal.changes}
+    assert any("epochs 3 → 1" in d for d in changed["learner"])
+    # Accepted, it is the trial's variant, and the user is told its metrics will be new.
+    from click.testing import CliRunner
+
+    from helix_tf.agent.commands import agent
+    from helix_tf.config import load_config
+
+    out = CliRunner().invoke(agent, ["apply", str(cfg), "1"])
+    assert out.exit_code == 0, out.output
+    assert "earlier version" in out.output
+    op = load_config(cfg).workflow.declaration("learner").op
+    assert (op.epochs, op.learning_rate) == (1, 0.07)
+
+
+def _agent(cfg: Path) -> Agent:
+    opts = AgentOptions(config=str(cfg), resume_after=0.0, preload=False, batch=2)
+    agent = Agent(opts, AgentPaths.of(cfg))
+    agent.update = lambda **fields: None  # type: ignore[method-assign]
+    agent.exact_plan = lambda overrides: None  # type: ignore[method-assign]
+    agent.approx_is_cheaper = lambda *a, **kw: False  # type: ignore[method-assign]
+    agent.space = None
+    return agent
+
+
+def _space(monkeypatch: pytest.MonkeyPatch) -> search.SearchSpace:
+    """A one-dimension space, also what the search derives for the config."""
+    space = search.SearchSpace(
+        dimensions={"learner.learning_rate": search.Float(0.01, 0.5)},
+        current={"learner.learning_rate": 0.05},
+        declared=True,
+    )
+    monkeypatch.setattr("helix_tf.agent._search.search_space", lambda *a, **kw: space)
+    return space
+
+
+def test_a_trial_finished_after_the_config_changed_is_not_told_to_the_old_study(
+    cfg: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from optuna.trial import TrialState
+
+    _space(monkeypatch)
+    agent = _agent(cfg)
+    before = history.describe(cfg, validation=Validation())
+    calls: list[dict[str, Any]] = []
+
+    def call(request: dict[str, Any], **kwargs: Any) -> Finished:
+        calls.append(request)
+        if len(calls) == 2:  # the user saves an edit while the first trial runs
+            cfg.write_text(cfg.read_text().replace("learning_rate=0.05", "learning_rate=0.06"))
+        return _finished(0.6 + 0.01 * len(calls))
+
+    agent.worker.call = call  # type: ignore[method-assign]
+    assert agent.search() is True  # a new study for the new version
+    old = open_study(agent.paths, study_name(before.name, before.digest), create=False)
+    assert old is not None
+    assert not old.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(calls) == 2  # the batch stopped at the change: nothing more ran for it
+    assert old.get_trials(states=(TrialState.WAITING,))  # queued again
+
+
+def test_a_verification_finished_after_the_config_changed_is_not_recorded(
+    cfg: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    space = _space(monkeypatch)
+    agent = _agent(cfg)
+    before = history.describe(cfg, validation=Validation())
+    study = open_study(agent.paths, study_name(before.name, before.digest), create=True)
+    study.enqueue_trial({"learner.learning_rate": 0.2})
+    agent.base_digest = before.digest
+    agent.space = space
+    agent.worker.call = lambda request, **kw: _finished(0.9)  # type: ignore[method-assign]
+    agent.trial(study, agent.space, "auc")
+
+    def edited(request: dict[str, Any], **kwargs: Any) -> Finished:
+        cfg.write_text(cfg.read_text().replace("learning_rate=0.05", "learning_rate=0.06"))
+        return _finished(0.9)
+
+    agent.worker.call = edited  # type: ignore[method-assign]
+    agent.verify(study, "auc", 0.5, final=True)
+    assert not [k for k in study.user_attrs if k.startswith(("verified:", "baseline_test"))]
+
+
+def test_a_search_waits_while_the_config_does_not_compile(
+    cfg: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = _agent(cfg)
+    cfg.write_text(cfg.read_text() + "\ndef half_written(\n")
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        agent.stop_requested = len(waits) == 2
+
+    monkeypatch.setattr("helix_tf.agent._search.time.sleep", sleep)
+    assert agent.search() is False  # stopped while waiting; it never raised
+    assert len(waits) == 2
+
+
+def test_the_agent_stops_when_its_store_folder_is_deleted_under_it(
+    cfg: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleted, the store took the agent's study, lock and log with it: the agent went on
+    writing trials into deleted files (`agent report`: no study), and its lock no longer
+    kept a second agent off the store."""
+    import os
+    import shutil
+
+    _space(monkeypatch)
+    agent = _agent(cfg)
+    updates: list[dict[str, Any]] = []
+    agent.update = lambda **fields: updates.append(fields)  # type: ignore[method-assign]
+    agent.paths.folder.mkdir(parents=True)
+    agent.lock_fd = os.open(agent.paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    calls: list[dict[str, Any]] = []
+
+    def call(request: dict[str, Any], **kwargs: Any) -> Finished:
+        calls.append(request)
+        if len(calls) == 2:  # the user deletes the store while the first trial runs
+            shutil.rmtree(agent.paths.home)
+        agent.stop_requested = len(calls) >= 6  # (bounded, should it go on)
+        return _finished(0.6)
+
+    agent.worker.call = call  # type: ignore[method-assign]
+    try:
+        assert agent.search() is False
+    finally:
+        os.close(agent.lock_fd)
+    assert len(calls) == 2  # nothing ran after
+    assert updates[-1]["state"] == "stopped" and "deleted" in updates[-1]["reason"]
