@@ -527,6 +527,10 @@ def test_iterating_a_set_of_text_is_a_refusal(load, body: str) -> None:
         "return len(CUTS) + len(CUTS - OTHER)",
         "return max(CUTS) == x or CUTS.issuperset(OTHER)",
         "return [n for n in NUMBERS]",
+        # Returned whole (an operator's inert_params): the caller gets the set itself.
+        "return CUTS",
+        "return {'by'} if x else set()",
+        "return (CUTS - OTHER) if x else OTHER",
     ],
 )
 def test_order_free_uses_of_a_set_of_text_and_sets_of_numbers_stay_reusable(

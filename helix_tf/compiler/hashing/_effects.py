@@ -887,8 +887,8 @@ _INERT_USES = (
 def _unordered_sets(scan: _Scan, tree: ast.AST) -> None:
     """A set whose iteration order differs between processes (one holding text: Python
     seeds string hashes at random per process) used in that order: iterated, listed,
-    joined, enumerated; not a membership test, a size, ``sorted``/``min``/``max``, or a set
-    operation whose result is used so. A set known at compile time (a module's or
+    joined, enumerated; not a membership test, a size, ``sorted``/``min``/``max``, a set
+    operation whose result is used so, or a set returned. A set known at compile time (a module's or
     closure's ``CUTS``) or written in the code (``{"a", x}``)."""
     parents = {id(c): n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
     for node in ast.walk(tree):
@@ -934,7 +934,12 @@ def _used_in_order(node: ast.AST, parents: dict[int, ast.AST], scan: _Scan) -> b
         return parent.attr not in _SET_RESULTS or _used_in_order(call, parents, scan)
     if isinstance(parent, ast.BinOp) and isinstance(parent.op, _SET_OPERATORS):
         return _used_in_order(parent, parents, scan)
-    return True
+    if isinstance(parent, ast.IfExp) and node is not parent.test:
+        return _used_in_order(parent, parents, scan)
+    # Returned, the caller gets the set itself: helix_tf's protocol methods
+    # (``inert_params``) are read order-free; a caller that iterates it goes unfollowed,
+    # as a set built at run time does.
+    return not isinstance(parent, ast.Return)
 
 
 def _order_stable(value: object) -> bool:
