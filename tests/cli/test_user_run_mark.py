@@ -1,4 +1,5 @@
-"""``helix-tf run`` holds the user-run mark the agent yields to, and only while it runs."""
+"""``helix-tf run`` (through ``helix_tf.run``, which takes it for every untagged run) holds
+the user-run mark the agent yields to, and only while it runs."""
 
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ def test_run_holds_the_mark_in_the_store_folder(
     home.mkdir()  # an agent works on this store
     seen: list[bool] = []
 
-    def fake_run(config: Any, **kwargs: Any) -> RunResult:
+    def fake_run_once(loaded: Any, opts: Any, **kwargs: Any) -> tuple[RunResult, Any]:
         seen.append(user_run_active(home))
-        return RunResult(
+        result = RunResult(
             workflow="w",
             version=1,
             run_id=1,
@@ -38,8 +39,11 @@ def test_run_holds_the_mark_in_the_store_folder(
             nodes=(),
             wall_seconds=0.0,
         )
+        return result, None
 
-    monkeypatch.setattr(api, "run", fake_run)
+    # The work beneath helix_tf.run is stubbed: the mark is taken by run itself.
+    monkeypatch.setattr(api, "_load", lambda *args, **kwargs: None)
+    monkeypatch.setattr(api, "run_once", fake_run_once)
     args = ["run", str(cfg), "--json", "--no-server"] + (
         ["--store", store_arg] if store_arg else []
     )
