@@ -20,7 +20,8 @@ from rich.markup import escape
 from helix_tf.cli_common import Invocation, common, fail
 from helix_tf.errors import HelixError
 from helix_tf.json_output import json_text, print_json
-from helix_tf.results import NodeDecision, PlanResult
+from helix_tf.results import NodeDecision
+from helix_tf.roles import state_counts
 
 __all__ = ["changes_since", "status", "status_lines"]
 
@@ -53,13 +54,6 @@ def changes_since(nodes: Sequence[NodeDecision]) -> dict[str, list[str]]:
             if own:
                 out[n.name] = own
     return out
-
-
-def _states(plan: PlanResult) -> dict[str, int]:
-    counts = {"compute": 0, "load": 0, "prune": 0}
-    for n in plan.nodes:
-        counts[str(n.state)] = counts.get(str(n.state), 0) + 1
-    return counts
 
 
 def _last_run(entry: Any) -> dict[str, Any] | None:
@@ -122,7 +116,7 @@ def workflow_status(cmd: Invocation) -> dict[str, Any]:
         "last_run": _last_run(entries[0] if entries else None),
         "changes": changes_since(plan.nodes),
         "plan": {
-            **_states(plan),
+            **{str(k): v for k, v in state_counts(n.state for n in plan.nodes).items()},
             "nodes": len(plan.nodes),
             "estimated_seconds": round(plan.estimated_seconds, 4),
         },
