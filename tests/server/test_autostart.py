@@ -199,14 +199,23 @@ def test_the_first_run_trains_in_the_trainer_of_the_server_it_starts(
     monkeypatch.setenv("HELIX_TF_SERVER_DIR", str(server_dir))
     server_dir.mkdir(mode=0o700, parents=True)
     import_seconds_path().write_text("300\n")
-    alone = _pipes(
-        server_dir, "run", config, "--store", tmp_path / "alone", "--json", "--no-server"
+    # The same run with no server (it never reads nor writes the server's folder), in a
+    # thread beside the one that starts a server.
+    alone: list[subprocess.CompletedProcess[str]] = []
+    beside = threading.Thread(
+        target=lambda: alone.append(
+            _pipes(
+                server_dir, "run", config, "--store", tmp_path / "alone", "--json", "--no-server"
+            )
+        )
     )
-    assert alone.returncode == 0, alone.stderr
+    beside.start()
     env = {"HELIX_TF_SERVER": "on"}
     first = _pipes(server_dir, "run", config, "--store", tmp_path / "s1", "--json", **env)
+    beside.join(300)
+    assert alone and alone[0].returncode == 0, alone
     assert first.returncode == 0 and STARTED in first.stderr, first.stderr
-    assert json.loads(first.stdout)["metrics"] == json.loads(alone.stdout)["metrics"]
+    assert json.loads(first.stdout)["metrics"] == json.loads(alone[0].stdout)["metrics"]
     status = _ready(server_dir, **env)  # it may import the rest after the run's training
     assert status["runs"] == 0, status
     deadline = time.monotonic() + 120
