@@ -132,21 +132,28 @@ def plateaued(losses: Sequence[float], tolerance: float, window: int) -> bool:
 
 
 def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any], None]:
-    """One epoch: Keras' ``train_step`` on each batch of rows ``order[i * bs:(i + 1) * bs]``.
+    """One epoch: Keras' ``train_step`` on each batch of rows ``order[i * bs:(i + 1) * bs]``,
+    the whole epoch one graph call.
 
-    The step is traced once into a concrete function (over a sample like ``x`` and
+    The epoch is traced once into a concrete function (over a sample like ``x`` and
     ``y`` of any number of rows, bags of any width where the model's inputs leave it
-    open, and a batch of row indices of any length: one trace per trainer whatever the
-    sample's or the batch's size) that gathers the batch's
-    rows in the graph, so a batch costs one graph call from Python: no eager gather
-    per input, no signature matching of a polymorphic ``tf.function`` (together
-    ~2.5 ms a batch here, half of a served approximate census ×10 training). Adam's
-    and dropout's weights are the bits of the batch gathered outside (tested); FTRL's
-    differ in their last bits (the graph around the gather is rewritten), hence
-    ``loop_version`` in the approximate learner's fingerprint. A model that runs
-    eagerly steps eagerly. (The whole epoch as one traced loop was ~2x cheaper still,
-    but its steps' variable reads raced the previous step's updates: the bits
-    differed from run to run.)
+    open, any order and batch size: one trace per trainer whatever the sample's or the
+    batch's size): a ``tf.while_loop`` whose body gathers a batch's rows and takes the
+    step. Before, each batch was one graph call from Python (~1 ms a step of FTRL over
+    census, as much as the step's own ops: a served approximate FTRL census ×10 run
+    takes ~1,600 steps); in the loop a step costs its ops alone (~1.7x fewer seconds a
+    step for FTRL at load 4, ``benchmarks/results/issue9s11_apx_*``).
+
+    The steps stay in order: the loop runs one iteration at a time
+    (``parallel_iterations=1``: the executor starts a step only once every op of the one
+    before has run), and the next batch's start depends on the step's outputs. Within a
+    step, TensorFlow's automatic control dependencies order each variable's reads after
+    its writes, as in a traced step. (A loop that let iterations overlap raced: the next
+    step's variable reads ran before the last one's updates, and the bits differed run
+    to run.) The same sample and seed give the same bits in any process and on a
+    reused trainer (tested); they are not the per-batch loop's bits for every model
+    (Grappler rewrites the graph around the loop), hence ``loop_version`` in the
+    approximate learner's fingerprint. A model that runs eagerly steps eagerly.
     """
     if getattr(model, "run_eagerly", False):
 
@@ -169,24 +176,37 @@ def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any]
             rest = t.shape[1:]
         return tf.TensorSpec([None, *rest], t.dtype)
 
-    def batch_step(xs: Any, ys: Any, rows: Any) -> Any:
-        batch = {name: tf.gather(values, rows) for name, values in xs.items()}
-        return model.train_step((batch, tf.gather(ys, rows)))
+    def epoch_graph(xs: Any, ys: Any, order: Any, batch_size: Any) -> Any:
+        n = tf.shape(order, out_type=tf.int64)[0]
+
+        def body(start: Any) -> Any:
+            rows = order[start : tf.minimum(start + batch_size, n)]
+            batch = {name: tf.gather(values, rows) for name, values in xs.items()}
+            logs = model.train_step((batch, tf.gather(ys, rows)))
+            with tf.control_dependencies(tf.nest.flatten(logs)):
+                return start + batch_size
+
+        return tf.while_loop(
+            lambda start: start < n,
+            body,
+            [tf.constant(0, tf.int64)],
+            parallel_iterations=1,
+        )
 
     step = tf.function(  # not converted by AutoGraph: as Keras traces its own step
-        batch_step,
+        epoch_graph,
         input_signature=(
             {name: spec(t, name) for name, t in x.items()},
             spec(y),
             tf.TensorSpec([None], tf.int64),
+            tf.TensorSpec([], tf.int64),
         ),
         autograph=False,
     ).get_concrete_function()
 
     def epoch(x: Any, y: Any, order: np.ndarray, batch_size: int) -> None:
-        order = np.asarray(order, dtype=np.int64)
-        for start in range(0, len(order), batch_size):
-            step(x, y, tf.constant(order[start : start + batch_size]))
+        rows = tf.constant(np.asarray(order, dtype=np.int64))
+        step(x, y, rows, tf.constant(int(batch_size), tf.int64))
 
     return epoch
 
