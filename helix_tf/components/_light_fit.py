@@ -14,9 +14,10 @@ The loop is the same training but for the batches' order: each epoch visits ever
 row once in an order drawn from ``numpy.random.default_rng(seed)`` (the learner's
 seed), so the same sample gives the same weights in any process (a served run's
 trainer, a run alone). The step is Keras' own ``train_step`` (the model's loss,
-optimizer, regularisers, dropout and loss scaling), traced once per trainer and kept
-with it; the reported loss per epoch is Keras' running mean over the epoch's steps,
-as ``fit`` reports it.
+optimizer, regularisers, dropout and loss scaling), taken for every batch of an epoch
+in one traced loop (one graph call an epoch: :func:`_epoch_function`), traced once per
+trainer and kept with it; the reported loss per epoch is Keras' running mean over the
+epoch's steps, as ``fit`` reports it.
 
 An approximate run trains its sample for the exact run's steps (more epochs over
 fewer rows: :mod:`helix_tf.approx.settings`) and stops sooner once the epochs' losses
