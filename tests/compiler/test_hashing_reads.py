@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import itertools
 import pathlib
 import re
-import sys
-import textwrap
-import types
 import zoneinfo
 
 import numpy as np
@@ -24,33 +20,6 @@ import pyarrow as pa
 import pytest
 
 from helix_tf.compiler.hashing import canonical_json, code_fingerprint, stable_hash
-
-_COUNTER = itertools.count()
-
-
-@pytest.fixture
-def load(tmp_path: pathlib.Path):
-    loaded: list[str] = []
-
-    def _load(source: str, **inject: object) -> types.ModuleType:
-        import importlib.util
-
-        name = f"helix_reads_case_{next(_COUNTER)}"
-        path = tmp_path / f"{name}.py"
-        path.write_text(textwrap.dedent(source))
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        module.__dict__.update(inject)
-        sys.modules[name] = module
-        loaded.append(name)
-        spec.loader.exec_module(module)
-        return module
-
-    yield _load
-    for name in loaded:
-        sys.modules.pop(name, None)
-
 
 # ------------------------------------------------------------- values whose repr is not state
 

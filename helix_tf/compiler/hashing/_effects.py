@@ -39,6 +39,7 @@ from collections.abc import Callable
 from ._canonical import _library_family, _state
 from ._origin import _is_user_module
 from ._set_order import unordered_sets
+from ._unset_seeds import none_parameters, unset_seed
 
 _UNKNOWN = object()
 _ENVIRON_GET = object()  # marks ``os.environ.get``
@@ -119,6 +120,10 @@ class Effects:
     #: address) used in their iteration order, which differs between processes:
     #: (the set's text, line).
     unordered: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    #: Library calls that leave their seed parameter None (``df.sample(frac=0.5)``,
+    #: ``shuffle(X)``): they draw from numpy's generator for the whole process or from
+    #: fresh entropy: (call text, line, the parameter).
+    unset_seeds: list[tuple[str, int, str]] = dataclasses.field(default_factory=list)
     #: Facts of the machine, user or working folder read by a call (``MACHINE_FACTS``
     #: names): their values join the fingerprint, as an environment variable's does.
     facts: list[str] = dataclasses.field(default_factory=list)
@@ -152,13 +157,31 @@ class _Scan(ast.NodeVisitor):
         self.found = Effects()
         self.consumed: set[int] = set()  # environ expressions accounted for
         self.functions: list[str] = []  # the defs the visit is inside, innermost last
+        #: Per def or lambda the visit is inside: its parameters, and those of them that
+        #: are None unless a caller passes them (:func:`none_parameters`).
+        self.parameters: list[tuple[frozenset[str], frozenset[str]]] = []
 
-    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        self.functions.append(node.name)
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
+        self.functions.append(getattr(node, "name", "<lambda>"))
+        args = node.args
+        every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+        names = frozenset(a.arg for a in every if a is not None)
+        self.parameters.append((names, none_parameters(node)))
         self.generic_visit(node)
+        self.parameters.pop()
         self.functions.pop()
 
-    visit_AsyncFunctionDef = visit_FunctionDef
+    visit_AsyncFunctionDef = visit_Lambda = visit_FunctionDef
+
+    def seed_value(self, node: ast.AST) -> object:
+        """:meth:`value`, and None for a parameter that is None unless a caller passes it
+        (``seed`` in ``def udf(row, seed=None)``): helix_tf passes a UDF its row or batch
+        only, and a caller that leaves it out gets None."""
+        if isinstance(node, ast.Name):
+            for names, nones in reversed(self.parameters):
+                if node.id in names:
+                    return None if node.id in nones else _UNKNOWN
+        return self.value(node)
 
     # -- static values
     def value(self, node: ast.AST) -> object:
@@ -270,11 +293,13 @@ class _Scan(ast.NodeVisitor):
             why = None  # a class's own __hash__: set and dict lookups, not values computed
         if why:
             self.found.varying.append((self.text(node), node.lineno, why))
-        shared = _draws_shared_state(fn, node, self.value)
-        if shared or _is_unseeded(fn, node, self.value):
+        shared = _draws_shared_state(fn, node, self.seed_value)
+        if shared or _is_unseeded(fn, node, self.seed_value):
             self.found.unseeded.append((self.text(node), node.lineno))
             if shared:
                 self.found.global_draws.append((self.text(node), node.lineno))
+        else:
+            _unset_seeds(self, fn, node)
         self.generic_visit(node)
 
     def listed(self, node: ast.AST | None) -> str | None:
@@ -776,6 +801,38 @@ def _is_unseeded(fn: object, node: ast.Call, value: Callable[[ast.AST], object])
 
 #: The keyword under which a generator's constructor takes its seed.
 _SEED_KEYWORDS = frozenset({"seed", "x", "entropy"})
+
+
+def _unset_seeds(scan: _Scan, fn: object, node: ast.Call) -> None:
+    """A library call leaving its seed None (:func:`._unset_seeds.unset_seed`)."""
+    numpy_random = sys.modules.get("numpy.random")
+    global_state = getattr(getattr(numpy_random, "mtrand", None), "_rand", None)
+
+    def is_none(arg: ast.AST) -> bool:  # numpy's own generator is no seed either
+        value = scan.seed_value(arg)
+        return _is_none(arg, scan.seed_value) or any(
+            value is g for g in (numpy_random, global_state)
+        )
+
+    param = unset_seed(fn, node, is_none, known=fn is not _UNKNOWN, skip=_judged_elsewhere)
+    if param is not None:
+        scan.found.unset_seeds.append((scan.text(node), node.lineno, param))
+
+
+def _judged_elsewhere(fn: object) -> bool:
+    """Calls whose draws other rules judge: generators' constructors, seeding, the
+    ``random`` module and numpy's global draws, a kept generator's methods."""
+    name = getattr(fn, "__name__", "")
+    module = getattr(fn, "__module__", None) or ""
+    owner = getattr(fn, "__self__", None)
+    return (
+        name in _RANDOM_CTORS
+        or name in _STATE_CALLS
+        or module.split(".")[0] == "random"
+        or module.startswith("numpy.random")
+        or _is_global_draw(fn)
+        or (owner is not None and kept_generator(owner))
+    )
 
 
 def _kept_draws(scan: _Scan, tree: ast.AST) -> None:

@@ -311,9 +311,19 @@ def _refuse_effects(found: Any, base: str, qualname: str, c: _Collector) -> None
                 f"{qualname} draws numbers no seed fixes: {call} ({base}:{line}) makes a "
                 "random generator without a seed or reads fresh entropy from the operating "
                 "system, so two runs draw different numbers and a stored result would not "
-                "be what a fresh run computes; pass a seed that is a parameter or a module "
-                "constant (np.random.default_rng(SEED), random.Random(SEED))"
+                "be what a fresh run computes; pass a seed that is a parameter with a number "
+                "as its default (helix_tf calls a UDF with its row or batch only, so a seed "
+                "parameter defaulting to None is None) or a module constant "
+                "(np.random.default_rng(SEED), random.Random(SEED))"
             )
+    for call, line, param in found.unset_seeds:
+        c.refuse(
+            f"{qualname} calls {call} ({base}:{line}) with its {param} left None: it then "
+            "draws from numpy's generator for the whole process (or from fresh entropy), so "
+            "what it draws depends on every draw before it and no rerun can reproduce it; "
+            f"pass {param}=SEED (a seed parameter with a number as its default, or a "
+            "module constant)"
+        )
     for call, line in found.kept_draws:
         c.refuse(
             f"{qualname} draws from a random generator kept outside the call: {call} "
