@@ -41,7 +41,7 @@ def unordered_sets(scan: _Scan, tree: ast.AST) -> None:
         else:
             unordered = _built_unordered(scan, node)
         if unordered and _used_in_order(node, parents, scan, loads):
-            scan.found.unordered.append((scan.text(node), node.lineno))
+            scan.found.unordered.append((scan.text(node), getattr(node, "lineno", 0)))
 
 
 def _built_unordered(scan: _Scan, node: ast.AST) -> bool:
@@ -62,8 +62,9 @@ def _built_unordered(scan: _Scan, node: ast.AST) -> bool:
         if isinstance(node.args[0], ast.Call) and scan.value(node.args[0].func) is range:
             return False  # numbers
         items = scan.value(node.args[0])
-        known = isinstance(items, list | tuple | set | frozenset | range | dict)
-        return not (known and all(map(_order_stable, items)))  # type: ignore[arg-type]
+        if not isinstance(items, list | tuple | set | frozenset | range | dict):
+            return True  # not known at compile time: text as likely as numbers
+        return not all(map(_order_stable, items))
     return _returns_a_set(fn)
 
 
