@@ -37,6 +37,7 @@ import uuid
 from collections.abc import Callable
 
 from ._canonical import _library_family, _state
+from ._listing_order import used_in_order
 from ._origin import _is_user_module
 from ._set_order import unordered_sets
 from ._unset_seeds import none_parameters, unset_seed
@@ -120,6 +121,9 @@ class Effects:
     #: address) used in their iteration order, which differs between processes:
     #: (the set's text, line).
     unordered: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    #: Folders (or glob patterns) listed by a call whose names are used in the order the
+    #: file system gives them (``for name in os.listdir(P)``; not ``sorted(...)``).
+    listings: list[str] = dataclasses.field(default_factory=list)
     #: Library calls that leave their seed parameter None (``df.sample(frac=0.5)``,
     #: ``shuffle(X)``): they draw from numpy's generator for the whole process or from
     #: fresh entropy: (call text, line, the parameter).
@@ -143,6 +147,7 @@ def scan_effects(tree: ast.AST, resolve: Callable[[str], object], source: str) -
         The text of the file ``tree`` comes from (for showing calls).
     """
     scan = _Scan(resolve, source)
+    scan.parents = {id(c): n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
     scan.visit(tree)
     scan.leftover_environ(tree)
     _kept_draws(scan, tree)
@@ -156,6 +161,7 @@ class _Scan(ast.NodeVisitor):
         self.source = source
         self.found = Effects()
         self.consumed: set[int] = set()  # environ expressions accounted for
+        self.parents: dict[int, ast.AST] = {}  # each node's parent in the scanned tree
         self.functions: list[str] = []  # the defs the visit is inside, innermost last
         #: Per def or lambda the visit is inside: its parameters, and those of them that
         #: are None unless a caller passes them (:func:`none_parameters`).
@@ -224,6 +230,8 @@ class _Scan(ast.NodeVisitor):
                 return fn(*args)  # type: ignore[operator]
             if isinstance(fn, type) and issubclass(fn, pathlib.PurePath):
                 return fn(*args)  # type: ignore[arg-type]
+            if (fn is str or fn is os.fspath) and len(args) == 1:  # str(FOLDER / "x.csv")
+                return os.fspath(args[0]) if isinstance(args[0], str | os.PathLike) else _UNKNOWN
             if fn is importlib.resources.files and len(args) == 1:
                 return _package_folder(args[0])
         return _UNKNOWN
@@ -272,11 +280,11 @@ class _Scan(ast.NodeVisitor):
             path = os.fspath(folder / name) if folder and isinstance(name, str) else None
             self.found.files.append((self.text(node), node.lineno, path))
         elif any(fn is f for f in _LISTERS):
-            self.found.files.append((self.text(node), node.lineno, self.listed(first)))
+            _listing(self, node, self.listed(first))
         elif isinstance(node.func, ast.Attribute) and node.func.attr in _PATH_LISTS:
             target = self.value(node.func.value)
             if isinstance(target, pathlib.PurePath):
-                self.found.files.append((self.text(node), node.lineno, os.fspath(target)))
+                _listing(self, node, os.fspath(target))
         elif not _computes_path(fn) and not _writes(fn, node):
             self.path_arguments(node)
         fact = next((name for name, f in MACHINE_FACTS.items() if fn is f), None)
@@ -801,6 +809,16 @@ def _is_unseeded(fn: object, node: ast.Call, value: Callable[[ast.AST], object])
 
 #: The keyword under which a generator's constructor takes its seed.
 _SEED_KEYWORDS = frozenset({"seed", "x", "entropy"})
+
+
+def _listing(scan: _Scan, node: ast.Call, path: str | None) -> None:
+    """A call listing the folder (or pattern) ``path``: its files are read, as far as
+    anyone can tell, and the order it gives them counts unless an order-free call
+    (``sorted``) takes them (:mod:`._listing_order`)."""
+    scan.found.files.append((scan.text(node), node.lineno, path))
+    listed = scan.found.listings
+    if path is not None and path not in listed and used_in_order(node, scan.parents, scan.value):
+        listed.append(path)
 
 
 def _unset_seeds(scan: _Scan, fn: object, node: ast.Call) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ._canonical import _digest, _Form
 from ._effects import _UNKNOWN, MACHINE_FACTS, generators_in, scan_effects
 from ._files import sha256_file, sha256_files
+from ._listing_order import listing_order
 from ._locate import _SourceFinder
 from ._origin import _warn_once
 from ._reads import _class_attrs, _class_functions, _imported, _Namespace
@@ -132,6 +133,11 @@ class _UserCode:
                 c.part(f"file {path}", _digest(files[-1]))
         if files:
             form["files"] = files
+        if found.listings:  # the order the file system lists them in, where it counts
+            form["listing_order"] = [[p, listing_order(p)] for p in found.listings]
+            for path, order in form["listing_order"]:
+                c.part(f"order of {path}", _digest(order))
+                c.note(f"uses the names in {path} in the order the file system lists them")
         for call, line in found.unseeded:
             c.unseeded.append(f"{call} ({os.path.basename(filename)}:{line}, in {qualname})")
         _refuse_effects(found, os.path.basename(filename), qualname, c)
