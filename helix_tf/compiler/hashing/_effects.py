@@ -36,6 +36,7 @@ import types
 import uuid
 from collections.abc import Callable
 
+from ._addresses import address_reads
 from ._canonical import _library_family, _state
 from ._listing_order import used_in_order
 from ._origin import _is_user_module
@@ -152,6 +153,7 @@ def scan_effects(tree: ast.AST, resolve: Callable[[str], object], source: str) -
     scan.leftover_environ(tree)
     _kept_draws(scan, tree)
     unordered_sets(scan, tree)
+    address_reads(scan, tree)
     return scan.found
 
 
