@@ -375,6 +375,15 @@ def test_a_helper_class_on_an_abc_and_a_type_alias_are_hashed_not_refused(load) 
         ("return x * 0 + time.time()", "reads the clock"),
         ("return x * 0 + time.localtime().tm_hour", "reads the clock"),
         ("return x + len(time.strftime('%Y'))", "reads the clock"),
+        # QA pass 12: the interval clocks, the clock asked for by a word, Period.now.
+        ("return x * 0 + time.perf_counter()", "reads the clock"),
+        ("return x * 0 + time.monotonic_ns()", "reads the clock"),
+        ("return x * 0 + time.process_time()", "reads the clock"),
+        ("return str(np.datetime64('now'))", "reads the clock"),
+        ("return pd.Timestamp('today').day", "reads the clock"),
+        ("return pd.to_datetime(WHEN).day", "reads the clock"),
+        ("return len(pd.date_range(end='now', periods=3))", "reads the clock"),
+        ("return pd.Period.now('D').day", "reads the clock"),
     ],
 )
 def test_reads_of_the_clock_and_of_the_hash_seed_are_refusals(load, body: str, why: str) -> None:
@@ -387,9 +396,11 @@ def test_reads_of_the_clock_and_of_the_hash_seed_are_refusals(load, body: str, w
         import time
         from datetime import datetime as dt_class
 
+        import numpy as np
         import pandas as pd
 
         now = dt_class.now
+        WHEN = "Now"
 
 
         def udf(x):
@@ -408,6 +419,8 @@ def test_reads_of_the_clock_and_of_the_hash_seed_are_refusals(load, body: str, w
         "return x + datetime.date(2024, 1, 1).year",
         "return x + zlib.crc32(str(x).encode())",
         "return x + len({Key(x)})",
+        "return x + pd.Timestamp('2024-01-01').day + pd.to_datetime(x).day",
+        "return str(np.datetime64('2024-01-01')) + x.get('now')",
     ],
 )
 def test_fixed_times_and_stable_hashes_are_not_refusals(load, body: str) -> None:
@@ -417,6 +430,9 @@ def test_fixed_times_and_stable_hashes_are_not_refusals(load, body: str) -> None
         import datetime
         import time
         import zlib
+
+        import numpy as np
+        import pandas as pd
 
 
         class Key:

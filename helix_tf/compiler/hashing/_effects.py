@@ -38,6 +38,7 @@ from collections.abc import Callable
 
 from ._addresses import address_reads
 from ._canonical import _library_family, _state
+from ._clock import reads_clock
 from ._listing_order import used_in_order
 from ._origin import _is_user_module
 from ._set_order import unordered_sets
@@ -298,7 +299,7 @@ class _Scan(ast.NodeVisitor):
             fact = LOCALE_TEXT
         if fact is not None and fact not in self.found.facts:
             self.found.facts.append(fact)
-        why = _varying(fn, node)
+        why = _varying(fn, node, self.value)
         if why == _HASH_WHY and self.functions[-1:] == ["__hash__"]:
             why = None  # a class's own __hash__: set and dict lookups, not values computed
         if why:
@@ -611,13 +612,15 @@ _PROCESS_WHY = (
 )
 
 
-def _varying(fn: object, node: ast.Call) -> str | None:
+def _varying(fn: object, node: ast.Call, value: Callable[[ast.AST], object]) -> str | None:
     """Why a call's result differs between runs of the same code on the same data: it
     reads the clock or the process's string-hash seed. None for any other call."""
     if fn is builtins.hash:
         return _HASH_WHY
     if any(fn is f for f in _PROCESS_IDS):
         return _PROCESS_WHY
+    if reads_clock(fn, node, value):
+        return _CLOCK_WHY
     arity = next((a for f, a in _CLOCK_FUNCTIONS if fn is f), -1)
     owner = getattr(fn, "__self__", None)
     if (
