@@ -52,6 +52,8 @@ _IN_ORDER = [
     "return list(S)",
     "return [w for w in S]",
     "return dict(enumerate(S))",
+    "return sum(len(w) / 3 for w in S)",  # a float sum follows the order of its terms
+    "return {w: len(w) for w in S}",
     "return next(iter(S))",
     "return S.pop()",
     "out = []\n    for w in S:\n        out.append(w)\n    return out",
@@ -63,6 +65,10 @@ _ORDER_FREE = [
     "return max(S) if S else ''",
     "return len(S & {'a'})",
     "S.add('x')\n    return len(S)",
+    "return any(w.startswith('f') for w in S)",
+    "return sorted(w.upper() for w in S)",
+    "return max([len(w) for w in S], default=0)",
+    "return len({w.upper() for w in S})",
 ]
 
 

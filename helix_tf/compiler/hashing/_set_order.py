@@ -193,10 +193,30 @@ def _used_in_order(
         return _used_in_order(parent, parents, scan, loads, following)
     if isinstance(parent, ast.IfExp) and node is not parent.test:
         return _used_in_order(parent, parents, scan, loads, following)
+    if isinstance(parent, ast.comprehension) and node is parent.iter:
+        return _comprehension_in_order(parents.get(id(parent)), parents, scan)
     # Returned, the caller gets the set itself: helix_tf's protocol methods
     # (``inert_params``) are read order-free; a caller that iterates it goes unfollowed,
     # as a set built at run time does.
     return not isinstance(parent, ast.Return)
+
+
+def _comprehension_in_order(
+    comprehension: ast.AST | None, parents: dict[int, ast.AST], scan: _Scan
+) -> bool:
+    """Whether a comprehension over a set keeps the set's order in what it gives: a set
+    comprehension gives a set (judged where it goes, as any set built at run time is); a
+    generator or list handed straight to an order-free call (``any(w in SPAM for w in
+    S)``, ``sorted(w.lower() for w in S)``) gives what no order changes."""
+    if isinstance(comprehension, ast.SetComp):
+        return False
+    call = parents.get(id(comprehension)) if comprehension is not None else None
+    if not isinstance(comprehension, ast.GeneratorExp | ast.ListComp):
+        return True
+    if not isinstance(call, ast.Call) or comprehension not in call.args:
+        return True
+    fn = scan.value(call.func)
+    return not any(fn is f for f in _ORDER_FREE_CALLS)
 
 
 def _order_stable(value: object) -> bool:
