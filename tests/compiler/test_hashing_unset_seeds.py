@@ -9,6 +9,7 @@ reused draws that no fresh run makes.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import itertools
 import pathlib
@@ -50,11 +51,7 @@ def _udf(load, body: str) -> object:
         ("return batch.sample(frac=0.5, random_state=NO_SEED)", "random_state"),
         ("return batch.sample(frac=0.5, random_state=np.random)", "random_state"),
         ("return batch.sample(None, 0.5, False, None, None)", "random_state"),
-        ("return batch.sample(frac=0.5, random_state=seed)", "random_state"),
-        ("return batch.sample(frac=0.5, random_state=key)", "random_state"),
         ("return shuffle(batch)", "random_state"),
-        ("return shuffle(batch, random_state=seed)", "random_state"),
-        ("return (lambda s=None: batch.sample(frac=0.5, random_state=s))()", "random_state"),
     ],
 )
 def test_a_library_call_leaving_its_seed_none_is_a_refusal(load, body: str, param: str) -> None:
@@ -70,13 +67,76 @@ def test_a_library_call_leaving_its_seed_none_is_a_refusal(load, body: str, para
         "return np.random.default_rng(seed).normal()",
         "return np.random.default_rng(key).normal()",
         "return (lambda s=None: np.random.default_rng(s).normal())()",
+        "return batch.sample(frac=0.5, random_state=seed)",
+        "return batch.sample(frac=0.5, random_state=key)",
+        "return shuffle(batch, random_state=seed)",
+        "return (lambda s=None: batch.sample(frac=0.5, random_state=s))()",
     ],
 )
 def test_a_seed_parameter_defaulting_to_none_is_no_seed(load, body: str) -> None:
     """helix_tf calls a UDF with its row or batch only: ``seed`` is None."""
     refusals = code_fingerprint(_udf(load, body)).refusals
     assert len(refusals) == 1 and "draws numbers no seed fixes" in refusals[0], refusals
-    assert "defaulting to None is None" in refusals[0]
+    assert "which defaults to None" in refusals[0] and "a number as its default" in refusals[0]
+
+
+_HELPERS = """
+import functools
+
+import numpy as np
+
+SEED = 5
+
+
+def noise(x, seed=None):
+    return x + np.random.default_rng(seed).normal()
+
+
+def passes_it_on(x, seed=None):
+    return noise(x, seed=seed)
+
+
+class Jitter:
+    def __call__(self, x, seed=None):
+        return noise(x, seed)
+
+
+def udf(x):
+    {body}
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "refused"),
+    [
+        ("return noise(x, seed=SEED)", False),
+        ("return noise(x, 3)", False),
+        ("return passes_it_on(x, seed=7)", False),
+        ("return noise(x)", True),
+        ("return noise(x, seed=None)", True),
+        ("return passes_it_on(x)", True),
+        ("return list(map(noise, [x]))", True),
+        # A method's seed parameter: its calls are not followed (refused, to be safe).
+        ("return Jitter()(x, 2)", True),
+    ],
+)
+def test_a_helper_seed_parameter_is_judged_where_it_is_called(
+    load, body: str, refused: bool
+) -> None:
+    """A helper ``noise(x, seed=None)`` is seeded by its callers: a call passing the seed
+    stays reusable, one leaving it out (or handing the helper on) is refused."""
+    fp = code_fingerprint(load(_HELPERS.format(body=body)).udf)
+    assert bool(fp.refusals) == refused, fp.refusals
+    assert all("no seed fixes" in r for r in fp.refusals), fp.refusals
+
+
+def test_entries_helix_tf_calls_leave_their_seed_parameters_none(load) -> None:
+    module = load(_HELPERS.format(body="return x"))
+    assert code_fingerprint(module.noise).refusals  # called with the row only
+    assert code_fingerprint(module.passes_it_on).refusals
+    assert code_fingerprint(module.Jitter()).refusals
+    assert not code_fingerprint(functools.partial(module.noise, seed=1)).refusals
+    assert code_fingerprint(functools.partial(module.noise)).refusals
 
 
 @pytest.mark.parametrize(

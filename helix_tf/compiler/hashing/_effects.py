@@ -42,7 +42,13 @@ from ._clock import reads_clock
 from ._listing_order import used_in_order
 from ._origin import _is_user_module
 from ._set_order import unordered_sets
-from ._unset_seeds import none_parameters, unset_seed
+from ._unset_seeds import (
+    helper_seeds,
+    none_parameters,
+    passed_on_seeds,
+    seed_parameter_use,
+    unset_seed,
+)
 
 _UNKNOWN = object()
 _ENVIRON_GET = object()  # marks ``os.environ.get``
@@ -123,6 +129,10 @@ class Effects:
     #: address) used in their iteration order, which differs between processes:
     #: (the set's text, line).
     unordered: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    #: Seeds that are None unless the function's caller passes them: a parameter
+    #: defaulting to None used as a seed (``default_rng(seed)``): (call text, line, the
+    #: parameter). Refused where no caller passes one (:func:`code_fingerprint`'s entry).
+    seed_parameters: list[tuple[str, int, str]] = dataclasses.field(default_factory=list)
     #: Folders (or glob patterns) listed by a call whose names are used in the order the
     #: file system gives them (``for name in os.listdir(P)``; not ``sorted(...)``).
     listings: list[str] = dataclasses.field(default_factory=list)
@@ -135,7 +145,12 @@ class Effects:
     facts: list[str] = dataclasses.field(default_factory=list)
 
 
-def scan_effects(tree: ast.AST, resolve: Callable[[str], object], source: str) -> Effects:
+def scan_effects(
+    tree: ast.AST,
+    resolve: Callable[[str], object],
+    source: str,
+    seeds_of: Callable[[object], tuple[str, ...]] = lambda fn: (),
+) -> Effects:
     """Find environment reads, file reads and unseeded random calls in ``tree``.
 
     Parameters
@@ -147,14 +162,19 @@ def scan_effects(tree: ast.AST, resolve: Callable[[str], object], source: str) -
         :data:`_UNKNOWN` for local variables and names it cannot see.
     source
         The text of the file ``tree`` comes from (for showing calls).
+    seeds_of
+        The seed parameters of a user function (its ``seed_parameters``) that its
+        callers must pass.
     """
     scan = _Scan(resolve, source)
+    scan.seeds_of = seeds_of
     scan.parents = {id(c): n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
     scan.visit(tree)
     scan.leftover_environ(tree)
     _kept_draws(scan, tree)
     unordered_sets(scan, tree)
     address_reads(scan, tree)
+    passed_on_seeds(scan, tree)
     return scan.found
 
 
@@ -165,6 +185,7 @@ class _Scan(ast.NodeVisitor):
         self.found = Effects()
         self.consumed: set[int] = set()  # environ expressions accounted for
         self.parents: dict[int, ast.AST] = {}  # each node's parent in the scanned tree
+        self.seeds_of: Callable[[object], tuple[str, ...]] = lambda fn: ()
         self.functions: list[str] = []  # the defs the visit is inside, innermost last
         #: Per def or lambda the visit is inside: its parameters, and those of them that
         #: are None unless a caller passes them (:func:`none_parameters`).
@@ -304,8 +325,8 @@ class _Scan(ast.NodeVisitor):
             why = None  # a class's own __hash__: set and dict lookups, not values computed
         if why:
             self.found.varying.append((self.text(node), node.lineno, why))
-        shared = _draws_shared_state(fn, node, self.seed_value)
-        if shared or _is_unseeded(fn, node, self.seed_value):
+        shared = _draws_shared_state(fn, node, self.value)
+        if shared or _is_unseeded(fn, node, self.value):
             self.found.unseeded.append((self.text(node), node.lineno))
             if shared:
                 self.found.global_draws.append((self.text(node), node.lineno))
@@ -827,19 +848,31 @@ def _listing(scan: _Scan, node: ast.Call, path: str | None) -> None:
 
 
 def _unset_seeds(scan: _Scan, fn: object, node: ast.Call) -> None:
-    """A library call leaving its seed None (:func:`._unset_seeds.unset_seed`)."""
+    """Seeds a call leaves None (:mod:`._unset_seeds`): a library call's ``random_state``,
+    a helper's seed parameter, or a seed that is None only because it is a parameter of
+    the function defaulting to None (its callers decide: ``seed_parameters``)."""
     numpy_random = sys.modules.get("numpy.random")
     global_state = getattr(getattr(numpy_random, "mtrand", None), "_rand", None)
 
-    def is_none(arg: ast.AST) -> bool:  # numpy's own generator is no seed either
-        value = scan.seed_value(arg)
-        return _is_none(arg, scan.seed_value) or any(
-            value is g for g in (numpy_random, global_state)
-        )
+    def none(value: Callable[[ast.AST], object]) -> Callable[[ast.AST], bool]:
+        def is_none(arg: ast.AST) -> bool:  # numpy's own generator is no seed either
+            found = value(arg)
+            return _is_none(arg, value) or any(found is g for g in (numpy_random, global_state))
 
-    param = unset_seed(fn, node, is_none, known=fn is not _UNKNOWN, skip=_judged_elsewhere)
+        return is_none
+
+    known = fn is not _UNKNOWN
+    param = unset_seed(fn, node, none(scan.value), known=known, skip=_judged_elsewhere)
     if param is not None:
         scan.found.unset_seeds.append((scan.text(node), node.lineno, param))
+    elif (
+        _draws_shared_state(fn, node, scan.seed_value)
+        or _is_unseeded(fn, node, scan.seed_value)
+        or unset_seed(fn, node, none(scan.seed_value), known=known, skip=_judged_elsewhere)
+    ):
+        seed_parameter_use(scan, node)
+    else:
+        helper_seeds(scan, fn, node)
 
 
 def _judged_elsewhere(fn: object) -> bool:

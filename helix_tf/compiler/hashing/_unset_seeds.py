@@ -8,8 +8,11 @@ it scans.
   The method of a value known only when the code runs (``batch.sample(...)`` on the batch
   a UDF is given) is looked up on pandas' own classes by its name.
 * A seed that is a parameter of the function defaulting to None and never set in it
-  (``def udf(row, seed=None): ... default_rng(seed)``): helix_tf calls a UDF with its row
-  or batch only, so the default is the seed. :func:`none_parameters` finds them.
+  (``def udf(row, seed=None): ... default_rng(seed)``, :func:`none_parameters`) is the
+  function's *seed parameter*: its callers decide. A call of it that leaves the parameter
+  out or None draws without a seed (:func:`helper_seeds`), as does handing the function
+  on (:func:`passed_on_seeds`); the function helix_tf calls (a UDF, with its row or batch
+  only) is refused by :func:`~._code.code_fingerprint` when it has one.
 """
 
 from __future__ import annotations
@@ -19,10 +22,21 @@ import functools
 import inspect
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ._origin import _is_user_callable
 
-__all__ = ["SEED_PARAMETERS", "none_parameters", "unset_seed"]
+if TYPE_CHECKING:
+    from ._effects import _Scan
+
+__all__ = [
+    "SEED_PARAMETERS",
+    "helper_seeds",
+    "none_parameters",
+    "passed_on_seeds",
+    "seed_parameter_use",
+    "unset_seed",
+]
 
 #: Parameters through which libraries take the seed of their draws.
 SEED_PARAMETERS = ("random_state", "seed", "rng")
@@ -141,3 +155,68 @@ def none_parameters(function: ast.AST) -> frozenset[str]:
             elif isinstance(node, ast.Nonlocal | ast.Global):
                 names.difference_update(node.names)
     return frozenset(names)
+
+
+def seed_parameter_use(scan: _Scan, node: ast.Call) -> None:
+    """A call seeded by a parameter of the function that is None unless a caller passes
+    it: recorded as the function's seed parameter (its callers are judged), else, where
+    no such parameter is named, a draw without a seed."""
+    shown = (scan.text(node), node.lineno)
+    names = [
+        arg.id
+        for arg in [*node.args, *(k.value for k in node.keywords)]
+        if isinstance(arg, ast.Name) and _is_parameter(scan, arg)
+    ]
+    for name in dict.fromkeys(names):
+        scan.found.seed_parameters.append((*shown, name))
+    if not names:
+        scan.found.unseeded.append(shown)
+
+
+def helper_seeds(scan: _Scan, fn: object, node: ast.Call) -> None:
+    """A call of a user function whose seed parameters (``seed=None``, used as a seed)
+    the call must pass: left out or None, it draws without a seed; passed the caller's
+    own such parameter, the caller's callers decide."""
+    seeds = scan.seeds_of(fn)
+    signature = _signature(fn) if seeds else None
+    for name in seeds:
+        if signature is None or name not in signature.parameters:
+            if isinstance(fn, type):  # a method's: where its calls are is not followed
+                scan.found.unseeded.append(
+                    (f"{scan.text(node)}, whose methods take {name}=None", node.lineno)
+                )
+            continue
+        given = _given(signature, node, name, 0)
+        if given is _HIDDEN:
+            continue
+        if isinstance(given, ast.Name) and _is_parameter(scan, given):
+            scan.found.seed_parameters.append((scan.text(node), node.lineno, given.id))
+        elif given is _MISSING or (isinstance(given, ast.AST) and _none(scan, given)):
+            scan.found.unseeded.append((f"{scan.text(node)} with {name}=None", node.lineno))
+
+
+def passed_on_seeds(scan: _Scan, tree: ast.AST) -> None:
+    """A user function with seed parameters named other than in a call (``map(noise,
+    xs)``, ``key=noise``): whoever calls it is not seen, so its seed is taken as None."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Name | ast.Attribute) or not isinstance(node.ctx, ast.Load):
+            continue
+        parent = scan.parents.get(id(node))
+        if isinstance(parent, ast.Call) and parent.func is node:
+            continue
+        value = scan.value(node)
+        seeds = scan.seeds_of(value) if callable(value) else ()
+        if seeds:
+            text = f"{scan.text(node)} handed on, its {seeds[0]} None unless its caller passes one"
+            scan.found.unseeded.append((text, node.lineno))
+
+
+def _is_parameter(scan: _Scan, node: ast.Name) -> bool:
+    """A parameter of an enclosing function that is None unless a caller passes it."""
+    return scan.seed_value(node) is None and scan.value(node) is not None
+
+
+def _none(scan: _Scan, node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant):
+        return node.value is None
+    return scan.value(node) is None

@@ -113,7 +113,7 @@ class _UserCode:
             return _UNKNOWN if isinstance(value, str) else value
 
         filename, qualname = where
-        found = scan_effects(tree, resolve, text)
+        found = scan_effects(tree, resolve, text, self._fp.seeds_of)
         form: dict[str, _Form] = {}
         if found.env:
             form["env"] = {k: os.environ.get(k) for k in found.env}
@@ -140,6 +140,9 @@ class _UserCode:
                 c.note(f"uses the names in {path} in the order the file system lists them")
         for call, line in found.unseeded:
             c.unseeded.append(f"{call} ({os.path.basename(filename)}:{line}, in {qualname})")
+        for call, line, name in found.seed_parameters:
+            shown = f"{call} ({os.path.basename(filename)}:{line}, in {qualname})"
+            c.seed_parameters.append((name, shown))
         _refuse_effects(found, os.path.basename(filename), qualname, c)
         if found.facts:
             form["facts"] = {name: _fact(name, c) for name in found.facts}
