@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import inspect
 import itertools
 import pathlib
 import tempfile
 
+import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from helix_tf.compiler.hashing import code_fingerprint
+from helix_tf.compiler.hashing._unset_seeds import RUN_TIME_METHODS
 
 _COUNTER = itertools.count()
 
@@ -187,3 +190,21 @@ def test_only_a_none_seed_refuses_whatever_its_spelling(
         spec.loader.exec_module(module)
         fp = code_fingerprint(module.udf)
     assert bool(fp.refusals) == (seed is None), (call, fp.refusals)
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [
+        pd.DataFrame,
+        pd.Series,
+        pd.core.groupby.DataFrameGroupBy,
+        pd.core.groupby.SeriesGroupBy,
+    ],
+)
+def test_the_run_time_methods_spell_pandas_own_signatures(cls: type) -> None:
+    """The table read when pandas is not imported (a config compiles without it) names
+    the parameters as the installed pandas does, the seed last and None by default."""
+    for name, params in RUN_TIME_METHODS.items():
+        real = inspect.signature(getattr(cls, name)).parameters
+        assert list(real)[: len(params)] == list(params), (cls, name)
+        assert real[params[-1]].default is None

@@ -6,7 +6,7 @@ it scans.
   or ``KMeans(3)``, SciPy's ``rvs()``. Such a call draws from numpy's generator for the
   whole process (or from fresh entropy), so what it draws depends on every draw before it.
   The method of a value known only when the code runs (``batch.sample(...)`` on the batch
-  a UDF is given) is looked up on pandas' own classes by its name.
+  a UDF is given) is looked up by its name in :data:`RUN_TIME_METHODS`.
 * A seed that is a parameter of the function defaulting to None and never set in it
   (``def udf(row, seed=None): ... default_rng(seed)``, :func:`none_parameters`) is the
   function's *seed parameter*: its callers decide. A call of it that leaves the parameter
@@ -18,9 +18,7 @@ it scans.
 from __future__ import annotations
 
 import ast
-import functools
 import inspect
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -30,6 +28,7 @@ if TYPE_CHECKING:
     from ._effects import _Scan
 
 __all__ = [
+    "RUN_TIME_METHODS",
     "SEED_PARAMETERS",
     "helper_seeds",
     "none_parameters",
@@ -40,13 +39,11 @@ __all__ = [
 
 #: Parameters through which libraries take the seed of their draws.
 SEED_PARAMETERS = ("random_state", "seed", "rng")
-#: pandas classes whose methods a UDF calls on values it is given (a row, a batch, a group).
-_PANDAS_CLASSES = (
-    ("pandas", "DataFrame"),
-    ("pandas", "Series"),
-    ("pandas.core.groupby", "DataFrameGroupBy"),
-    ("pandas.core.groupby", "SeriesGroupBy"),
-)
+#: Methods with a seed of the values a UDF is given (a pandas batch, a column, a group),
+#: by name: their parameters up to the seed, as pandas' ``DataFrame``, ``Series``,
+#: ``DataFrameGroupBy`` and ``SeriesGroupBy`` spell them (a test checks them against
+#: pandas); the seed defaults to None.
+RUN_TIME_METHODS = {"sample": ("self", "n", "frac", "replace", "weights", "random_state")}
 
 
 def unset_seed(
@@ -116,20 +113,14 @@ def _signature(fn: object) -> inspect.Signature | None:
 
 
 def _pandas_methods(name: str) -> list[inspect.Signature]:
-    """The signatures of pandas' methods called ``name`` that take a seed (``sample``),
-    when pandas is already imported (nothing is imported here)."""
-    return _pandas_seeded_methods(name) if "pandas" in sys.modules else []
-
-
-@functools.cache
-def _pandas_seeded_methods(name: str) -> list[inspect.Signature]:
-    found = []
-    for module, cls in _PANDAS_CLASSES:
-        method = getattr(getattr(sys.modules.get(module), cls, None), name, None)
-        signature = _signature(method) if callable(method) else None
-        if signature is not None and any(p in signature.parameters for p in SEED_PARAMETERS):
-            found.append(signature)
-    return found
+    """The signature of pandas' method called ``name`` that takes a seed (``sample``), from
+    :data:`RUN_TIME_METHODS`: pandas may not be imported when a config compiles (nothing
+    is imported here), yet the batch a UDF is given is a DataFrame."""
+    names = RUN_TIME_METHODS.get(name)
+    if names is None:
+        return []
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    return [inspect.Signature([inspect.Parameter(n, kind, default=None) for n in names])]
 
 
 def none_parameters(function: ast.AST) -> frozenset[str]:
