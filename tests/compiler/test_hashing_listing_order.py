@@ -10,10 +10,14 @@ digest.
 
 from __future__ import annotations
 
+import importlib.util
+import itertools
 import json
 import pathlib
+import tempfile
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from helix_tf.compiler.hashing import _listing_order, code_fingerprint
 
@@ -101,3 +105,40 @@ def test_the_digest_is_stable_while_nothing_changes(load, tmp_path: pathlib.Path
     first, again = code_fingerprint(load(source).listdir), code_fingerprint(load(source).listdir)
     assert first.digest == again.digest
     assert any("uses the names in" in n for n in first.notes)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(order=st.permutations(["a", "b", "c", "d"]))
+def test_the_digest_follows_the_listing_order_exactly_when_the_code_does(
+    order: list[str],
+) -> None:
+    """Whatever order a file system lists the same files in: a UDF using the order gets
+    another digest than under the sorted order exactly when the order differs, a UDF
+    sorting them the same digest."""
+    with tempfile.TemporaryDirectory() as folder:
+        lookups = pathlib.Path(folder) / "lookups"
+        lookups.mkdir()
+        _write(lookups, ["a", "b", "c", "d"])
+        path = pathlib.Path(folder) / f"helix_listing_case_{next(_CASES)}.py"
+        path.write_text(_SOURCE.format(folder=str(lookups)))
+        listed = _listing_order._names
+        digests = {}
+        for listing in (sorted, lambda names: sorted(names, key=lambda n: order.index(n[0]))):
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            _listing_order._names = lambda p, f=listing: f(listed(p))  # type: ignore[misc]
+            try:
+                digests[listing is sorted] = (
+                    code_fingerprint(module.listdir).digest,
+                    code_fingerprint(module.in_sorted_order).digest,
+                )
+            finally:
+                _listing_order._names = listed  # type: ignore[assignment]
+    (in_order, by_name), (in_order_sorted, by_name_sorted) = digests[False], digests[True]
+    assert (in_order != in_order_sorted) == (order != sorted(order))
+    assert by_name == by_name_sorted
+
+
+_CASES = itertools.count()
