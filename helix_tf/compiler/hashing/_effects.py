@@ -242,6 +242,11 @@ class _Scan(ast.NodeVisitor):
             if isinstance(left, pathlib.PurePath) and isinstance(right, str | pathlib.PurePath):
                 return left / right
             return _UNKNOWN
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):  # D + "/x.csv"
+            left, right = self.value(node.left), self.value(node.right)
+            return left + right if isinstance(left, str) and isinstance(right, str) else _UNKNOWN
+        if isinstance(node, ast.JoinedStr):  # f"{D}/x.csv": a path of known parts
+            return _joined(self, node)
         if isinstance(node, ast.Call) and not node.keywords:
             fn = self.value(node.func)
             args = [self.value(a) for a in node.args]
@@ -835,6 +840,23 @@ def _is_unseeded(fn: object, node: ast.Call, value: Callable[[ast.AST], object])
 
 #: The keyword under which a generator's constructor takes its seed.
 _SEED_KEYWORDS = frozenset({"seed", "x", "entropy"})
+
+
+def _joined(scan: _Scan, node: ast.JoinedStr) -> object:
+    """An f-string's text when every part is known at compile time as text or a path and
+    shown as it is (no conversion, no format spec), else :data:`_UNKNOWN`."""
+    parts: list[str] = []
+    for part in node.values:
+        if isinstance(part, ast.Constant) and isinstance(part.value, str):
+            parts.append(part.value)
+            continue
+        if not isinstance(part, ast.FormattedValue) or part.conversion != -1 or part.format_spec:
+            return _UNKNOWN
+        value = scan.value(part.value)
+        if not isinstance(value, str | pathlib.PurePath):
+            return _UNKNOWN
+        parts.append(str(value))
+    return "".join(parts)
 
 
 def _listing(scan: _Scan, node: ast.Call, path: str | None) -> None:
