@@ -39,16 +39,10 @@ from collections.abc import Callable
 from ._addresses import address_reads
 from ._canonical import _library_family, _state
 from ._clock import reads_clock
-from ._listing_order import used_in_order
+from ._listing_order import note_listing
 from ._origin import _is_user_module
 from ._set_order import unordered_sets
-from ._unset_seeds import (
-    helper_seeds,
-    none_parameters,
-    passed_on_seeds,
-    seed_parameter_use,
-    unset_seed,
-)
+from ._unset_seeds import judge_seeds, none_parameters, passed_on_seeds
 
 _UNKNOWN = object()
 _ENVIRON_GET = object()  # marks ``os.environ.get``
@@ -309,11 +303,11 @@ class _Scan(ast.NodeVisitor):
             path = os.fspath(folder / name) if folder and isinstance(name, str) else None
             self.found.files.append((self.text(node), node.lineno, path))
         elif any(fn is f for f in _LISTERS):
-            _listing(self, node, self.listed(first))
+            note_listing(self, node, self.listed(first))
         elif isinstance(node.func, ast.Attribute) and node.func.attr in _PATH_LISTS:
             target = self.value(node.func.value)
             if isinstance(target, pathlib.PurePath):
-                _listing(self, node, os.fspath(target))
+                note_listing(self, node, os.fspath(target))
         elif not _computes_path(fn) and not _writes(fn, node):
             self.path_arguments(node)
         fact = next((name for name, f in MACHINE_FACTS.items() if fn is f), None)
@@ -336,7 +330,7 @@ class _Scan(ast.NodeVisitor):
             if shared:
                 self.found.global_draws.append((self.text(node), node.lineno))
         else:
-            _unset_seeds(self, fn, node)
+            judge_seeds(self, fn, node)
         self.generic_visit(node)
 
     def listed(self, node: ast.AST | None) -> str | None:
@@ -857,60 +851,6 @@ def _joined(scan: _Scan, node: ast.JoinedStr) -> object:
             return _UNKNOWN
         parts.append(str(value))
     return "".join(parts)
-
-
-def _listing(scan: _Scan, node: ast.Call, path: str | None) -> None:
-    """A call listing the folder (or pattern) ``path``: its files are read, as far as
-    anyone can tell, and the order it gives them counts unless an order-free call
-    (``sorted``) takes them (:mod:`._listing_order`)."""
-    scan.found.files.append((scan.text(node), node.lineno, path))
-    listed = scan.found.listings
-    if path is not None and path not in listed and used_in_order(node, scan.parents, scan.value):
-        listed.append(path)
-
-
-def _unset_seeds(scan: _Scan, fn: object, node: ast.Call) -> None:
-    """Seeds a call leaves None (:mod:`._unset_seeds`): a library call's ``random_state``,
-    a helper's seed parameter, or a seed that is None only because it is a parameter of
-    the function defaulting to None (its callers decide: ``seed_parameters``)."""
-    numpy_random = sys.modules.get("numpy.random")
-    global_state = getattr(getattr(numpy_random, "mtrand", None), "_rand", None)
-
-    def none(value: Callable[[ast.AST], object]) -> Callable[[ast.AST], bool]:
-        def is_none(arg: ast.AST) -> bool:  # numpy's own generator is no seed either
-            found = value(arg)
-            return _is_none(arg, value) or any(found is g for g in (numpy_random, global_state))
-
-        return is_none
-
-    known = fn is not _UNKNOWN
-    param = unset_seed(fn, node, none(scan.value), known=known, skip=_judged_elsewhere)
-    if param is not None:
-        scan.found.unset_seeds.append((scan.text(node), node.lineno, param))
-    elif (
-        _draws_shared_state(fn, node, scan.seed_value)
-        or _is_unseeded(fn, node, scan.seed_value)
-        or unset_seed(fn, node, none(scan.seed_value), known=known, skip=_judged_elsewhere)
-    ):
-        seed_parameter_use(scan, node)
-    else:
-        helper_seeds(scan, fn, node)
-
-
-def _judged_elsewhere(fn: object) -> bool:
-    """Calls whose draws other rules judge: generators' constructors, seeding, the
-    ``random`` module and numpy's global draws, a kept generator's methods."""
-    name = getattr(fn, "__name__", "")
-    module = getattr(fn, "__module__", None) or ""
-    owner = getattr(fn, "__self__", None)
-    return (
-        name in _RANDOM_CTORS
-        or name in _STATE_CALLS
-        or module.split(".")[0] == "random"
-        or module.startswith("numpy.random")
-        or _is_global_draw(fn)
-        or (owner is not None and kept_generator(owner))
-    )
 
 
 def _kept_draws(scan: _Scan, tree: ast.AST) -> None:

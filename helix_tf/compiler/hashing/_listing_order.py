@@ -1,5 +1,5 @@
 """The order a folder is listed in (QA pass 12), beside :mod:`._effects`, which calls
-:func:`used_in_order` on every listing it finds (``os.listdir``, ``os.scandir``,
+:func:`note_listing` on every listing it finds (``os.listdir``, ``os.scandir``,
 ``os.walk``, ``glob.glob``, ``Path.iterdir``/``glob``/``rglob``/``walk``).
 
 A listing gives its names in the order the file system keeps them (ext4 by a hash of the
@@ -18,12 +18,26 @@ import builtins
 import glob
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-__all__ = ["listing_order", "used_in_order"]
+if TYPE_CHECKING:
+    from ._effects import _Scan
+
+__all__ = ["listing_order", "note_listing", "used_in_order"]
 
 #: Calls whose result does not depend on the order of the names they are given.
 _ORDER_FREE: tuple[object, ...] = (builtins.sorted, builtins.len, builtins.set, builtins.frozenset)
 _ORDER_FREE += (builtins.any, builtins.all, builtins.min, builtins.max, builtins.bool)
+
+
+def note_listing(scan: _Scan, node: ast.Call, path: str | None) -> None:
+    """A call listing the folder (or pattern) ``path``: its files are read, as far as
+    anyone can tell, and the order it gives them counts unless an order-free call
+    (``sorted``) takes them."""
+    scan.found.files.append((scan.text(node), node.lineno, path))
+    listed = scan.found.listings
+    if path is not None and path not in listed and used_in_order(node, scan.parents, scan.value):
+        listed.append(path)
 
 
 def used_in_order(

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import ast
 import inspect
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from . import _effects  # the scan's other rules (a cycle: read when a call is judged)
 from ._origin import _is_user_callable
 
 if TYPE_CHECKING:
@@ -31,6 +33,7 @@ __all__ = [
     "RUN_TIME_METHODS",
     "SEED_PARAMETERS",
     "helper_seeds",
+    "judge_seeds",
     "none_parameters",
     "passed_on_seeds",
     "seed_parameter_use",
@@ -211,3 +214,50 @@ def _none(scan: _Scan, node: ast.AST) -> bool:
     if isinstance(node, ast.Constant):
         return node.value is None
     return scan.value(node) is None
+
+
+def judge_seeds(scan: _Scan, fn: object, node: ast.Call) -> None:
+    """Seeds a call leaves None, for a call :mod:`._effects` found no unseeded draw in: a
+    library call's ``random_state``, a helper's seed parameter, or a seed that is None
+    only because it is a parameter of the function defaulting to None (its callers
+    decide: ``seed_parameters``)."""
+    e = _effects
+    numpy_random = sys.modules.get("numpy.random")
+    global_state = getattr(getattr(numpy_random, "mtrand", None), "_rand", None)
+
+    def none(value: Callable[[ast.AST], object]) -> Callable[[ast.AST], bool]:
+        def is_none(arg: ast.AST) -> bool:  # numpy's own generator is no seed either
+            found = value(arg)
+            return e._is_none(arg, value) or any(found is g for g in (numpy_random, global_state))
+
+        return is_none
+
+    known = fn is not e._UNKNOWN
+    param = unset_seed(fn, node, none(scan.value), known=known, skip=_judged_elsewhere)
+    if param is not None:
+        scan.found.unset_seeds.append((scan.text(node), node.lineno, param))
+    elif (
+        e._draws_shared_state(fn, node, scan.seed_value)
+        or e._is_unseeded(fn, node, scan.seed_value)
+        or unset_seed(fn, node, none(scan.seed_value), known=known, skip=_judged_elsewhere)
+    ):
+        seed_parameter_use(scan, node)
+    else:
+        helper_seeds(scan, fn, node)
+
+
+def _judged_elsewhere(fn: object) -> bool:
+    """Calls whose draws other rules judge: generators' constructors, seeding, the
+    ``random`` module and numpy's global draws, a kept generator's methods."""
+    e = _effects
+    name = getattr(fn, "__name__", "")
+    module = getattr(fn, "__module__", None) or ""
+    owner = getattr(fn, "__self__", None)
+    return (
+        name in e._RANDOM_CTORS
+        or name in e._STATE_CALLS
+        or module.split(".")[0] == "random"
+        or module.startswith("numpy.random")
+        or e._is_global_draw(fn)
+        or (owner is not None and e.kept_generator(owner))
+    )
