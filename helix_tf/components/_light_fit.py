@@ -28,6 +28,7 @@ sample stops at the same epoch in any process.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -181,25 +182,8 @@ def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any]
             rest = t.shape[1:]
         return tf.TensorSpec([None, *rest], t.dtype)
 
-    def epoch_graph(xs: Any, ys: Any, order: Any, batch_size: Any) -> Any:
-        n = tf.shape(order, out_type=tf.int64)[0]
-
-        def body(start: Any) -> Any:
-            rows = order[start : tf.minimum(start + batch_size, n)]
-            batch = {name: tf.gather(values, rows) for name, values in xs.items()}
-            logs = model.train_step((batch, tf.gather(ys, rows)))
-            with tf.control_dependencies(tf.nest.flatten(logs)):
-                return start + batch_size
-
-        return tf.while_loop(
-            lambda start: start < n,
-            body,
-            [tf.constant(0, tf.int64)],
-            parallel_iterations=1,
-        )
-
     step = tf.function(  # not converted by AutoGraph: as Keras traces its own step
-        epoch_graph,
+        functools.partial(_epoch_loop, model),
         input_signature=(
             {name: spec(t, name) for name, t in x.items()},
             spec(y),
@@ -214,6 +198,25 @@ def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any]
         step(x, y, rows, tf.constant(int(batch_size), tf.int64))
 
     return epoch
+
+
+def _epoch_loop(model: Any, xs: Any, ys: Any, order: Any, batch_size: Any) -> Any:
+    """The traced epoch of :func:`_epoch_function`: ``model``'s train step on each batch of
+    ``order``, one loop iteration at a time, the next batch's start after the step."""
+    import tensorflow as tf
+
+    n = tf.shape(order, out_type=tf.int64)[0]
+
+    def body(start: Any) -> Any:
+        rows = order[start : tf.minimum(start + batch_size, n)]
+        batch = {name: tf.gather(values, rows) for name, values in xs.items()}
+        logs = model.train_step((batch, tf.gather(ys, rows)))
+        with tf.control_dependencies(tf.nest.flatten(logs)):
+            return start + batch_size
+
+    return tf.while_loop(
+        lambda start: start < n, body, [tf.constant(0, tf.int64)], parallel_iterations=1
+    )
 
 
 def _input_shapes(model: Any) -> dict[str, tuple[int | None, ...]]:
