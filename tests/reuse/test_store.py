@@ -375,6 +375,7 @@ def test_store_under_a_file_raises_store_error(tmp_path: Path) -> None:
         (errno.ENOSPC, "disk \\(or your quota\\) is full: free space there"),
         (errno.EDQUOT, "disk \\(or your quota\\) is full: free space there"),
         (errno.EROFS, "mounted read-only: pass a --store on a writable one"),
+        (errno.EFBIG, "file-size limit \\(`ulimit -f`\\) allows: raise the limit"),
     ],
 )
 def test_a_store_that_cannot_be_created_names_the_disks_fault(
