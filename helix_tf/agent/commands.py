@@ -16,7 +16,7 @@ import click
 from helix_tf.errors import HelixError
 from helix_tf.json_output import json_text
 
-__all__ = ["agent"]
+__all__ = ["agent", "status_of"]
 
 
 def _echo_error(exc: BaseException) -> None:
@@ -277,7 +277,7 @@ def status(
     """
     found = []
     for home in _homes(config, store):
-        st = _checked_status(home)
+        st = status_of(home, config, data_dir)
         if st is not None:
             found.append(st)
     shared = _shared_study(config, store, data_dir, metadata) if config and not found else None
@@ -290,6 +290,40 @@ def status(
         click.echo(_status_line(st))
     if shared:
         click.echo(_shared_line(shared))
+
+
+def status_of(home: Path, config: str | None, data_dir: str | None) -> dict[str, Any] | None:
+    """The status of ``home``'s agent (None: none ever ran there), with ``running`` and
+    whether its study is stale (:func:`_staleness`); ``config`` and ``data_dir``: as the
+    command was given them (else the agent's own)."""
+    st = _checked_status(home)
+    return None if st is None else {**st, **_staleness(st, config, data_dir)}
+
+
+def _staleness(st: dict[str, Any], config: str | None, data_dir: str | None) -> dict[str, Any]:
+    """``stale`` (and ``study_now``): whether the study an agent's status is of is not the
+    version of its config as it is now (edited, or its data changed, since).
+
+    Its best and proposals are then of the version before (``agent report`` marks them
+    STALE). The config is compiled as the agent compiles it (its data folder, the
+    validation workflow); one that does not compile now cannot be matched: ``stale`` is
+    None and ``stale_unknown`` says why.
+    """
+    from helix_tf import history
+    from helix_tf.agent._study import study_name
+    from helix_tf.validation import Validation
+
+    path = config or st.get("config")
+    if not st.get("study") or not path or not Path(path).is_file():
+        return {}
+    try:
+        view = history.describe(
+            path, data_dir=data_dir or st.get("data_dir"), validation=Validation()
+        )
+    except HelixError as exc:
+        return {"stale": None, "stale_unknown": str(exc).splitlines()[0]}
+    now = study_name(view.name, view.digest)
+    return {"stale": now != st["study"], "study_now": now}
 
 
 def _shared_study(
@@ -354,6 +388,25 @@ def _status_line(st: dict[str, Any]) -> str:
     return (
         f"{st.get('config')}: {state}{why}; pid {st.get('pid')}; trial {st.get('trial', '-')}{rung}; "
         f"trials: {trials or 'none'}; {best_text}{yields}; study {st.get('storage')}"
+        + _stale_text(st)
+    )
+
+
+def _stale_text(st: dict[str, Any]) -> str:
+    """What an agent's status line says about a study of an earlier version of its config."""
+    if st.get("stale_unknown"):
+        return f"\n  (cannot tell whether its study is of the config now: {st['stale_unknown']})"
+    if not st.get("stale"):
+        return ""
+    then = (
+        "the running agent starts a new study from its best trials"
+        if st.get("running")
+        else f"`helix-tf agent start {st.get('config')}` searches the config as it is now"
+    )
+    return (
+        f"\n  STALE: the config or its data changed since study {st.get('study')} ran: its "
+        f"best and proposals are of the version before (`helix-tf agent report` lists what "
+        f"each would change now); {then}"
     )
 
 

@@ -201,3 +201,46 @@ def test_the_agent_stops_when_its_store_folder_is_deleted_under_it(
         os.close(agent.lock_fd)
     assert len(calls) == 2  # nothing ran after
     assert updates[-1]["state"] == "stopped" and "deleted" in updates[-1]["reason"]
+
+
+def test_agent_status_says_when_its_study_is_of_an_earlier_version(cfg: Path) -> None:
+    """Before: a stopped agent's status showed its best trial as if of the config now,
+    after the user had edited it (only ``agent report`` said STALE)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from helix_tf.agent.commands import agent
+
+    view = history.describe(cfg, validation=Validation())
+    paths = AgentPaths.of(cfg)
+    paths.folder.mkdir(parents=True, exist_ok=True)
+    paths.write_status(
+        {
+            "pid": 1,
+            "config": str(cfg),
+            "storage": paths.storage_label,
+            "state": "stopped",
+            "study": study_name(view.name, view.digest),
+            "metric": "auc",
+            "best": {"trial": 3, "value": 0.81},
+        }
+    )
+
+    def status(*extra: str) -> str:
+        done = CliRunner().invoke(agent, ["status", str(cfg), *extra])
+        assert done.exit_code == 0, done.output
+        return done.output
+
+    assert "STALE" not in status() and json.loads(status("--json"))[0]["stale"] is False
+    cfg.write_text(cfg.read_text().replace("epochs=1,", "epochs=3,"))
+    line = " ".join(status().split())
+    assert "STALE: the config or its data changed since study" in line
+    assert f"`helix-tf agent start {cfg}` searches the config as it is now" in line
+    assert json.loads(status("--json"))[0]["stale"] is True
+    from helix_tf.cli import main
+
+    overview = CliRunner().invoke(main, ["status", str(cfg)])
+    assert "agent: not running, best auc 0.8100, STALE" in overview.output, overview.output
+    cfg.write_text(cfg.read_text().replace("epochs=3,", "epochs=(3,"))  # does not compile
+    assert "cannot tell whether its study is of the config now" in status()
