@@ -84,7 +84,9 @@ _options = [
     click.argument("config", required=False, type=click.Path(dir_okay=False)),
     click.option("--store", default=None, help="Artifact store URL (default: CONFIG's .helix/)."),
     click.option("--json", "as_json", is_flag=True, help="Print one JSON object."),
-    click.option("-v", "--verbose", count=True, help="Log what is removed."),
+    click.option(
+        "-v", "--verbose", count=True, help="More logging (gc, verify --repair: what is removed)."
+    ),
 ]
 
 

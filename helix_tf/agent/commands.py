@@ -48,7 +48,14 @@ def agent() -> None:
 
 @agent.command()
 @click.argument("config", type=click.Path(dir_okay=False, exists=True))
-@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE")
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a parameter as `helix-tf run -p` does; a derived space centres on it.",
+)
 @_data_dir
 @_json
 def space(config: str, params: tuple[str, ...], data_dir: str | None, as_json: bool) -> None:
@@ -117,7 +124,14 @@ def space(config: str, params: tuple[str, ...], data_dir: str | None, as_json: b
     help="Verify a new leader during the search only when its validation gain over your "
     "version exceeds the best verified one's by this share of it.",
 )
-@click.option("--wait", "wait_s", type=float, default=60, show_default=True)
+@click.option(
+    "--wait",
+    "wait_s",
+    type=float,
+    default=60,
+    show_default=True,
+    help="Seconds to wait for the agent to start before giving up (its log says why).",
+)
 @_metadata
 def start(
     config: str,
@@ -413,7 +427,14 @@ def _stale_text(st: dict[str, Any]) -> str:
 @agent.command()
 @click.argument("config", required=False, type=click.Path(dir_okay=False))
 @_store
-@click.option("--wait", "wait_s", type=float, default=60, show_default=True)
+@click.option(
+    "--wait",
+    "wait_s",
+    type=float,
+    default=60,
+    show_default=True,
+    help="Seconds to wait for the agent to stop by itself before it is killed.",
+)
 def stop(config: str | None, store: str | None, wait_s: float) -> None:
     """Stop CONFIG's agent (or every running one): the trial in progress is queued again."""
     from helix_tf.agent._registry import is_running
@@ -441,7 +462,13 @@ def stop(config: str | None, store: str | None, wait_s: float) -> None:
 @_data_dir
 @_store
 @_json
-@click.option("--html", "html_path", default=None, type=click.Path(dir_okay=False))
+@click.option(
+    "--html",
+    "html_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Also write the report as an HTML page to this file.",
+)
 @_metadata
 def report(
     config: str,
