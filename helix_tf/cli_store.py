@@ -217,6 +217,7 @@ def verify(
                     "bad": [{"fingerprint": fp, "problem": p} for fp, p in report.bad],
                     "leftovers": report.leftovers.removed,
                     "leftover_bytes": report.leftovers.bytes,
+                    "newer": report.newer,
                     "metadata": database.to_dict(),
                     "clean": report.clean and database.damage is None,
                     "repaired": repair,
@@ -230,6 +231,12 @@ def verify(
             out.print(f"[red]bad[/] {escape(fp)}: {escape(problem)}", highlight=False)
         for line in database.lines():
             out.print(escape(line), highlight=False)
+        if report.newer:
+            out.print(
+                f"note: {len(report.newer)} entr(ies) written by a newer helix_tf were not "
+                "checked (and are kept): upgrade helix_tf to check them",
+                highlight=False,
+            )
         leftovers = report.leftovers
         if repair:
             summary = f"removed {len(report.bad)} bad entr(ies), {leftovers.removed} leftover(s)"

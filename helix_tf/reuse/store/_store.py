@@ -122,6 +122,14 @@ class ArtifactStore:
         with self.files.errors(f"look up {fingerprint}"):
             self.files.refresh()
             entry = self._entries.inspect(fingerprint)
+        if entry.state == "newer":
+            logger.warning(
+                "artifact %s in %s is not read: %s (a run that needs it computes it, and "
+                "stores its result in its place)",
+                fingerprint,
+                self.url,
+                entry.problem,
+            )
         if entry.state == "invalid":
             logger.warning(
                 # Said on every lookup until it is replaced: a pruned node's entry is not
