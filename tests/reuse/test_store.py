@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -389,6 +390,19 @@ def test_store_under_a_file_raises_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="blocker") as info:
         ArtifactStore(str(blocker / "store"))
     assert "--store" in str(info.value)
+
+
+@pytest.mark.parametrize("folder", ["staging", "artifacts"])
+def test_a_file_in_place_of_a_stores_own_folder_is_named(tmp_path: Path, folder: str) -> None:
+    """Before: "a file is in the way: the store must be a folder" about a store that is
+    one (the file was its staging folder's place)."""
+    root = tmp_path / "store"
+    ArtifactStore(str(root))
+    shutil.rmtree(root / folder)
+    (root / folder).write_text("not a folder")
+    with pytest.raises(StoreError) as info:
+        ArtifactStore(str(root))
+    assert f"the file {root / folder} is in the way of the store's own folders" in str(info.value)
 
 
 @pytest.mark.parametrize(

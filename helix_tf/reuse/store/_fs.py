@@ -16,6 +16,7 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import fsspec
@@ -122,6 +123,12 @@ class StoreFiles:
             )
         elif isinstance(exc, NotADirectoryError | FileExistsError) and self.is_local:
             fix = "a file is in the way: the store must be a folder; pass another --store"
+            blocker = _file_in_the_way(getattr(exc, "filename", None))
+            if blocker is not None and blocker.startswith(self.root + os.sep):
+                fix = (
+                    f"the file {blocker} is in the way of the store's own folders: move it "
+                    "away (helix_tf makes the folder again), or pass another --store"
+                )
         elif _is_gcs(self.fs):
             bucket = self.root.split("/", 1)[0]
             with contextlib.suppress(Exception):
@@ -281,6 +288,16 @@ def _create_local(path: str, data: bytes, token: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
     _fsync_dir(os.path.dirname(path))
+
+
+def _file_in_the_way(path: str | None) -> str | None:
+    """The nearest of ``path`` and its parents that exists and is not a folder, if any."""
+    if not path:
+        return None
+    for candidate in (path, *(str(p) for p in Path(path).parents)):
+        if os.path.lexists(candidate):
+            return None if os.path.isdir(candidate) else candidate
+    return None
 
 
 def is_write_failure(exc: BaseException) -> bool:
