@@ -105,8 +105,8 @@ def open_session(
     from helix_tf.settings import metadata_setting
 
     loaded = load_config(config, params, data_dir=data_dir)
-    if existing and metadata_setting(metadata, loaded.path).value is None:
-        _require_local_store(loaded.path, store)
+    if existing:
+        _require_recorded(metadata_setting(metadata, loaded.path), loaded.path, store)
     return open_loaded(
         loaded, store=store, metadata=metadata, approx=approx, rehash=rehash, team=team
     )
@@ -125,8 +125,7 @@ def open_recorded(
 
     path = Path(config).resolve()
     setting = metadata_setting(metadata, path)
-    if setting.value is None:
-        _require_local_store(path, store)
+    _require_recorded(setting, path, store)
     return open_metadata_to_read(setting.value or _local_metadata_url(path, store), setting)
 
 
@@ -174,6 +173,24 @@ def _local_home(config_path: Path, store: str | None) -> Path:
 def _local_metadata_url(config_path: Path, store: str | None) -> str:
     """The default metadata database: SQLite in the local store folder."""
     return f"sqlite:///{_local_home(config_path, store) / 'metadata.db'}"
+
+
+def _require_recorded(setting: Setting, config_path: Path, store: str | None) -> None:
+    """Refuse to read runs where none can have been recorded: a local store no run has
+    written, or a SQLite database file that does not exist (a mistyped ``--metadata``
+    would be created empty, and show an empty history)."""
+    from helix_tf.reuse.metadata import sqlite_file
+
+    if setting.value is None:
+        _require_local_store(config_path, store)
+        return
+    file = sqlite_file(setting.value)
+    if file is not None and not file.exists():
+        raise StoreError(
+            f"no metadata database at {file}{setting.describe()}: no run has recorded "
+            "anything there, so there is nothing to show. Check the URL (a run creates the "
+            "file), or leave the setting out to read the store's own database"
+        )
 
 
 def _require_local_store(config_path: Path, store: str | None) -> None:

@@ -195,6 +195,21 @@ def test_a_broken_config_whose_workflow_is_not_recorded_gets_its_own_error(
         history.workflow_history(other, store=store)
 
 
+def test_a_metadata_file_that_does_not_exist_is_not_created_empty(
+    recorded: tuple[Path, list[int]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: history with a mistyped --metadata (or HELIX_TF_METADATA) SQLite path made
+    the folder and an empty database, and showed an empty history."""
+    config, _ = recorded
+    typo = tmp_path / "nowhere" / "metadata.db"
+    with pytest.raises(StoreError, match=r"no metadata database at .*nowhere.*Check the URL"):
+        history.workflow_history(config, metadata=f"sqlite:///{typo}")
+    monkeypatch.setenv("HELIX_TF_METADATA", str(typo))
+    with pytest.raises(StoreError, match=r"\(set by HELIX_TF_METADATA\)"):
+        history.workflow_diff(config, 1, 2)
+    assert not typo.parent.exists()
+
+
 def test_a_store_that_is_a_file_is_named_as_one(tiny_census_config: Path) -> None:
     """Before: "no store at FILE: nothing has run into it yet"."""
     afile = tiny_census_config.parent / "notes.txt"
