@@ -27,7 +27,14 @@ if TYPE_CHECKING:
     from helix_tf.settings import Setting
 from helix_tf.roles import Role
 
-__all__ = ["EXACT_INSTEAD", "Session", "default_home", "open_recorded", "open_session"]
+__all__ = [
+    "EXACT_INSTEAD",
+    "NothingRecordedError",
+    "Session",
+    "default_home",
+    "open_recorded",
+    "open_session",
+]
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +182,10 @@ def _local_metadata_url(config_path: Path, store: str | None) -> str:
     return f"sqlite:///{_local_home(config_path, store) / 'metadata.db'}"
 
 
+class NothingRecordedError(StoreError):
+    """No run of the config has been recorded where the reading commands would look."""
+
+
 def _require_recorded(setting: Setting, config_path: Path, store: str | None) -> None:
     """Refuse to read runs where none can have been recorded: a local store no run has
     written, or a SQLite database file that does not exist (a mistyped ``--metadata``
@@ -183,6 +194,13 @@ def _require_recorded(setting: Setting, config_path: Path, store: str | None) ->
 
     if setting.value is None:
         _require_local_store(config_path, store)
+        database = _local_home(config_path, store) / "metadata.db"
+        if not database.exists():  # a folder the config's own sample data made, say
+            raise NothingRecordedError(
+                f"no runs recorded for {config_path} yet ({database} does not exist), so "
+                f"there is nothing to show. Run `helix-tf run {config_path}` first, or pass "
+                "--store with the folder your runs used"
+            )
         return
     file = sqlite_file(setting.value)
     if file is not None and not file.exists():

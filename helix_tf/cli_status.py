@@ -98,6 +98,7 @@ def _agent_state(cmd: Invocation) -> dict[str, Any] | None:
 def workflow_status(cmd: Invocation) -> dict[str, Any]:
     """Everything ``status`` shows, as one JSON-able dict (``--json`` prints it)."""
     from helix_tf import api
+    from helix_tf._session import NothingRecordedError
     from helix_tf.history import workflow_history
 
     where = {"config": cmd.config, "server": _server_state(), "agent": _agent_state(cmd)}
@@ -108,7 +109,10 @@ def workflow_status(cmd: Invocation) -> dict[str, Any]:
         name = load_config(cmd.config, cmd.params, data_dir=cmd.data_dir).workflow.name
         return {"workflow": name, "store": missing, "last_run": None, "changes": {},
                 "plan": None, "notes": [], **where}  # fmt: skip
-    entries = workflow_history(cmd.config, limit=1, **cmd.where())
+    try:
+        entries = workflow_history(cmd.config, limit=1, **cmd.where())
+    except NothingRecordedError:  # a store folder, but no run recorded yet
+        entries = []
     plan = api.plan(cmd.config, **cmd.where())
     return {
         "workflow": plan.workflow,
