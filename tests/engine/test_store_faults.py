@@ -356,6 +356,7 @@ def test_a_machine_fault_while_reading_back_keeps_the_entry(
     assert artifacts.lookup(model.fingerprint) is not None
 
 
+@pytest.mark.slow
 def test_no_room_in_the_store_nor_in_scratch_names_the_scratch_folder(
     tiny_census_config: Path, store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
