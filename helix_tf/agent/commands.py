@@ -150,7 +150,7 @@ def start(
     wait_s: float,
 ) -> None:
     """Search for better variants of CONFIG in the background, at the lowest priority."""
-    from helix_tf.agent._study import AgentPaths
+    from helix_tf.agent._study import AgentPaths, check_study_storage
     from helix_tf.api import parse_budget
     from helix_tf.config import find_data_dir
     from helix_tf.search import search_space
@@ -162,6 +162,7 @@ def start(
         # Refused here with the config's own error; once started, the agent waits
         # while the config does not compile (an edit saved halfway).
         search_space(path, data_dir=data)
+        check_study_storage(paths)  # a damaged study database: said here, not in the log
     except HelixError as exc:
         _echo_error(exc)
         return
