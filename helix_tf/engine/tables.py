@@ -14,7 +14,8 @@ import contextlib
 import functools
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -50,7 +51,9 @@ def _is_remote(path: str) -> bool:
     return "://" in path and not path.startswith("file://")
 
 
-def write_batch(root: str, split: str, k: int, table: pa.Table) -> int:
+def write_batch(
+    root: str, split: str, k: int, table: pa.Table, *, options: Mapping[str, Any] | None = None
+) -> int:
     """Write one batch atomically (a temporary file, then renamed); returns the bytes written.
 
     A worker killed mid-write, or a runner that retries a bundle while the first
@@ -58,27 +61,36 @@ def write_batch(root: str, split: str, k: int, table: pa.Table) -> int:
     ``.NNNNNN.parquet.*.tmp`` locally, ``*.tmp-*`` on object stores), never a torn
     ``NNNNNN.parquet``; a write that fails (a full disk) removes its temporary file. On
     object stores the upload itself is atomic (an object appears whole when its upload
-    completes); the rename there is a server-side copy.
+    completes); the rename there is a server-side copy. ``options``: how the columns are
+    encoded (``pq.write_table`` keywords; default :func:`encoding_options`).
     """
-    return write_table(batch_path(root, split, k), table)
+    return write_table(batch_path(root, split, k), table, options=options)
 
 
-def write_table(path: str, table: pa.Table) -> int:
+def write_table(path: str, table: pa.Table, *, options: Mapping[str, Any] | None = None) -> int:
     """Write a Parquet file atomically (see :func:`write_batch`); returns its bytes."""
     from helix_tf._atomic import atomic_path, atomic_write_fs
 
+    how = dict(encoding_options(table.schema) if options is None else options)
     if _is_remote(path):
         import fsspec
 
         fs, final = fsspec.core.url_to_fs(path)
-        options = encoding_options(table.schema)
-        atomic_write_fs(fs, final, lambda f: pq.write_table(table, f, **options))
+        atomic_write_fs(fs, final, lambda f: pq.write_table(table, f, **how))
         return int(fs.size(final))
     local = path.removeprefix("file://")
     os.makedirs(os.path.dirname(local), exist_ok=True)
     with atomic_path(local, suffix=".tmp") as tmp:
-        pq.write_table(table, tmp, **encoding_options(table.schema))
+        pq.write_table(table, tmp, **how)
     return os.path.getsize(local)
+
+
+#: Parquet's own encoding (a dictionary for every column, Snappy), kept for examples: a
+#: learner with a ``strategy`` streams its examples from disk when their files pass
+#: ``HELIX_TF_STREAM_BYTES`` (:mod:`helix_tf.components._model_inputs`), and streamed and
+#: in-memory training give other bits, so the same examples keep the same file sizes
+#: as when models in existing stores were trained from them.
+PARQUET_DEFAULTS: Mapping[str, Any] = MappingProxyType({"compression": "snappy"})
 
 
 #: Bytes a column's dictionary may grow to before its values are written plain (Parquet's
