@@ -334,9 +334,7 @@ class BatchComputer:
             size = 0
             if node.write:
                 t0 = time.perf_counter()
-                # Examples keep Parquet's own encoding: see tables.PARQUET_DEFAULTS.
-                options = tables.PARQUET_DEFAULTS if node.role == Role.EXAMPLES else None
-                size = tables.write_batch(node.root, split, k, table, options=options)
+                size = tables.write_batch(node.root, split, k, table)
                 self.write_seconds[name] = (
                     self.write_seconds.get(name, 0.0) + time.perf_counter() - t0
                 )

@@ -85,11 +85,8 @@ def write_table(path: str, table: pa.Table, *, options: Mapping[str, Any] | None
     return os.path.getsize(local)
 
 
-#: Parquet's own encoding (a dictionary for every column, Snappy), kept for examples: a
-#: learner with a ``strategy`` streams its examples from disk when their files pass
-#: ``HELIX_TF_STREAM_BYTES`` (:mod:`helix_tf.components._model_inputs`), and streamed and
-#: in-memory training give other bits, so the same examples keep the same file sizes
-#: as when models in existing stores were trained from them.
+#: Parquet's own encoding (a dictionary for every column, Snappy): how tables were stored
+#: before issue 9's session 11 (``benchmarks.table_encoding`` compares the two).
 PARQUET_DEFAULTS: Mapping[str, Any] = MappingProxyType({"compression": "snappy"})
 
 

@@ -252,26 +252,3 @@ def test_a_failing_batched_udf_names_the_line_of_user_code_that_raised(
     line = scale.__code__.co_firstlineno + 1
     assert f"test_batch_compute.py:{line}, in scale" in str(info.value), str(info.value)
     assert info.value.node == "age" and "fix the code there" in str(info.value)
-
-
-def test_examples_keep_parquet_encoding_that_stream_decisions_measure(
-    source_root: str, tmp_path: Path
-) -> None:
-    """A strategy learner streams examples whose files pass HELIX_TF_STREAM_BYTES, and
-    streamed training gives other bits: the examples' bytes stay as Parquet writes them."""
-    import io
-
-    import pyarrow.parquet as pq
-
-    nodes = _nodes(source_root, tmp_path)
-    BatchComputer(nodes, _states(BatchComputer(nodes, {}), ["age", "edu"])).compute_batch(
-        "train", 0, ORDER
-    )
-    examples = tables.batch_path(str(tmp_path / "examples"), "train", 0)
-    table = pq.read_table(examples)
-    parquet_own = io.BytesIO()
-    pq.write_table(table, parquet_own, compression="snappy")
-    assert Path(examples).read_bytes() == parquet_own.getvalue()
-    feature = pq.ParquetFile(tables.batch_path(str(tmp_path / "age"), "train", 0))
-    row_ids = feature.metadata.row_group(0).column(1)
-    assert row_ids.path_in_schema == ROW_ID and "DELTA_BINARY_PACKED" in row_ids.encodings
