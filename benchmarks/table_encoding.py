@@ -7,9 +7,9 @@ no server), or takes ``--store DIR``, reads every stored Parquet file once, then
 writes each table to memory and reads it back under two encodings, alternating
 them file by file and repeat by repeat so that the machine's load falls on both
 alike: ``parquet_defaults`` (what helix_tf wrote before issue 9's session 11:
-Parquet's dictionary encoding on every column, Snappy) and ``helix_tf`` (what it
-writes now: :func:`helix_tf.engine.tables.encoding_options`, and for examples
-still Parquet's defaults, :data:`helix_tf.engine.tables.PARQUET_DEFAULTS`). Reports,
+Parquet's dictionary encoding on every column, Snappy:
+:data:`helix_tf.engine.tables.PARQUET_DEFAULTS`) and ``helix_tf`` (what it writes
+now: :func:`helix_tf.engine.tables.encoding_options`). Reports,
 per encoding, the seconds summed over the files (median of the repeats), the bytes,
 and whether every table read back equals the one written; per entry kind too
 (source table, feature, examples, predictions); the load average before and after.
@@ -35,10 +35,10 @@ from benchmarks.iterative import SEQUENCES_DIR, find_data_dir
 ENCODINGS = ("parquet_defaults", "helix_tf")
 
 
-def _options(name: str, kind: str) -> Callable[[Any], Mapping[str, Any]]:
+def _options(name: str) -> Callable[[Any], Mapping[str, Any]]:
     from helix_tf.engine.tables import PARQUET_DEFAULTS, encoding_options
 
-    if name == "parquet_defaults" or kind == "examples":
+    if name == "parquet_defaults":
         return lambda schema: PARQUET_DEFAULTS
     return encoding_options
 
@@ -80,7 +80,7 @@ def measure(files: Sequence[tuple[str, Path]], repeats: int) -> dict[str, dict[s
         for i, (kind, table) in enumerate(tables):
             order = ENCODINGS if (r + i) % 2 == 0 else ENCODINGS[::-1]
             for name in order:
-                options = _options(name, kind)(table.schema)
+                options = _options(name)(table.schema)
                 sink = io.BytesIO()
                 t0 = time.perf_counter()
                 pq.write_table(table, sink, **options)
