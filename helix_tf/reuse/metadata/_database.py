@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -63,6 +64,26 @@ class DamagedDatabaseError(StoreError):
     ``helix-tf store verify --repair`` moves it aside."""
 
 
+def _cannot_open(file: str | None) -> str:
+    """Why SQLite could not open ``file`` ("unable to open database file"), and the fix."""
+    fix = "or pass --metadata FILE"
+    if not file or file.startswith("file:"):  # a URI (read-only opening): SQLite said it
+        return ""
+    path = Path(file)
+    if path.is_dir():
+        return f"; {path} is a folder, not a SQLite file: move it away, {fix}"
+    if path.is_symlink() and not path.exists():
+        return f"; {path} links to {os.readlink(path)}, which does not exist: fix the link, {fix}"
+    if not path.parent.is_dir():
+        return f"; its folder {path.parent} does not exist: create it, {fix}"
+    if not os.access(path.parent, os.W_OK):
+        return (
+            f"; its folder {path.parent} cannot be written (SQLite keeps its journal beside "
+            f"the file): grant write access to it, {fix}"
+        )
+    return f"; check {path} and its folder's permissions, {fix}"
+
+
 class Database:
     """One SQL database: its engine, its URL (password hidden) and its transactions.
 
@@ -80,6 +101,8 @@ class Database:
         self.url: str = parsed.render_as_string(hide_password=True)
         self.sqlite: bool = parsed.get_backend_name() == "sqlite"
         self.postgresql: bool = parsed.get_backend_name() == "postgresql"
+        #: The SQLite file (None: a server database, or SQLite in memory).
+        self.file: str | None = (parsed.database or None) if self.sqlite else None
         self.engine: Engine = (
             _sqlite_engine(sa, parsed, self.url) if self.sqlite else _server_engine(sa, parsed)
         )
@@ -109,6 +132,8 @@ class Database:
                     "--repair` does; history starts afresh, the stored artifacts are kept and "
                     "reused), or pass --metadata FILE"
                 )
+            elif self.sqlite and "unable to open database file" in detail:
+                hint = _cannot_open(self.file)
             elif self.sqlite and "database is locked" in detail:
                 hint = (
                     f"; another process held a write lock on it for over {BUSY_TIMEOUT_S:g} s "
