@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from helix_tf._atomic import atomic_write
+from helix_tf._database_files import create_database_file
 from helix_tf.activity import home_of
 from helix_tf.errors import StoreError
 from helix_tf.search import Choice, Float, Int, SearchSpace
@@ -140,6 +141,7 @@ def _storage(paths: AgentPaths, *, create: bool) -> Any:
     try:
         if create:
             paths.folder.mkdir(parents=True, exist_ok=True)
+            create_database_file(paths.study_db)
             with sqlite3.connect(paths.study_db, timeout=60) as conn:
                 conn.execute("PRAGMA journal_mode=WAL")
         return optuna.storages.RDBStorage(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from helix_tf._database_files import create_database_file
 from helix_tf.errors import StoreError
 from helix_tf.reuse.metadata._schema import _Tables, _tables
 from helix_tf.reuse.metadata._urls import database_url, mask_password
@@ -253,6 +255,9 @@ def _sqlite_engine(sa: Any, parsed: URL, url: str) -> Engine:
                 f"cannot create the folder {str(folder)!r} of metadata database "
                 f"{url}: {exc}; pass another --metadata URL"
             ) from exc
+        # An error here is SQLite's too, on connecting: that names the file and why.
+        with contextlib.suppress(OSError):
+            create_database_file(Path(database).expanduser())
     engine = sa.create_engine(parsed, **kwargs)
     sa.event.listen(engine, "connect", _on_sqlite_connect)
     sa.event.listen(engine, "begin", _on_sqlite_begin)
