@@ -136,9 +136,13 @@ def _default_store(cmd: Invocation) -> Path:
 
 
 def _missing_store(cmd: Invocation) -> str | None:
-    """The local store folder CONFIG's runs would use, when no run has made it yet."""
+    """The local store folder CONFIG's runs would use, when no run has made it yet: no
+    folder, or one without the store's marker (``.helix/`` holding only the example
+    configs' generated data: planning there would create the store and its database)."""
     url = cmd.store or str(_default_store(cmd))
-    return None if "://" in url or Path(url).exists() else url
+    if "://" in url or (Path(url) / "helix_store.json").is_file():
+        return None
+    return url
 
 
 def _when(seconds: float) -> str:
