@@ -255,7 +255,7 @@ def _checked_status(home: Path) -> dict[str, Any] | None:
     paths = AgentPaths(home=home)
     st = paths.read_status()
     if st is None:
-        return None
+        return _unreadable_status(paths) if paths.status.exists() else None
     pid = int(st.get("pid") or 0)
     alive = is_running(pid, st.get("pid_start"))
     if not alive and st.get("state") not in _ENDED:
@@ -270,6 +270,28 @@ def _checked_status(home: Path) -> dict[str, Any] | None:
             paths.write_status(st)
     st["running"] = alive and st.get("state") not in _ENDED
     return st
+
+
+def _unreadable_status(paths: Any) -> dict[str, Any]:
+    """What is known of an agent whose status file exists but cannot be read (damaged,
+    or not ours to read): its process, from the registry, so ``stop`` still reaches it."""
+    from helix_tf.agent._registry import running_pid_of
+
+    found = running_pid_of(paths.home)
+    pid, start = found if found is not None else (0, None)
+    then = (
+        f"its process (pid {pid}) runs: `helix-tf agent stop` stops it"
+        if found
+        else "no agent process of this store runs: move the file aside"
+    )
+    return {
+        "home": str(paths.home),
+        "state": "unknown",
+        "pid": pid,
+        "pid_start": start,
+        "running": found is not None,
+        "reason": f"its status file {paths.status} cannot be read; {then}",
+    }
 
 
 @agent.command()
@@ -401,7 +423,7 @@ def _status_line(st: dict[str, Any]) -> str:
     lat = y.get("latencies_ms") or []
     yields = f"; yielded {y.get('count', 0)}x" + (f" (last {lat[-1]:.0f} ms)" if lat else "")
     return (
-        f"{st.get('config')}: {state}{why}; pid {st.get('pid')}; trial {st.get('trial', '-')}{rung}; "
+        f"{st.get('config') or st.get('home')}: {state}{why}; pid {st.get('pid')}; trial {st.get('trial', '-')}{rung}; "
         f"trials: {trials or 'none'}; {best_text}{yields}; study {st.get('storage')}"
         + _stale_text(st)
     )
