@@ -74,6 +74,7 @@ class RunOptions:
             approx=self.approx,
             rehash=self.rehash,
             workers=True,
+            writing=True,
         )
 
 

@@ -27,7 +27,14 @@ if TYPE_CHECKING:
     from helix_tf.settings import Setting
 from helix_tf.roles import Role
 
-__all__ = ["EXACT_INSTEAD", "Session", "default_home", "open_recorded", "open_session"]
+__all__ = [
+    "EXACT_INSTEAD",
+    "NothingRecordedError",
+    "Session",
+    "default_home",
+    "open_recorded",
+    "open_session",
+]
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +99,8 @@ def open_session(
     existing: bool = False,
     team: bool = False,
 ) -> Session:
-    """Load and compile ``config``; open its store and metadata database.
+    """Load and compile ``config``; open its store and metadata database to read them
+    (on a read-only mount too: see :func:`open_loaded`).
 
     ``rehash=True`` re-reads every data file instead of trusting the content-hash memo.
     ``existing=True`` is for commands that only read what runs recorded (history, diff,
@@ -104,8 +112,8 @@ def open_session(
     from helix_tf.settings import metadata_setting
 
     loaded = load_config(config, params, data_dir=data_dir)
-    if existing and metadata_setting(metadata, loaded.path).value is None:
-        _require_local_store(loaded.path, store)
+    if existing:
+        _require_recorded(metadata_setting(metadata, loaded.path), loaded.path, store)
     return open_loaded(
         loaded, store=store, metadata=metadata, approx=approx, rehash=rehash, team=team
     )
@@ -124,9 +132,13 @@ def open_recorded(
 
     path = Path(config).resolve()
     setting = metadata_setting(metadata, path)
-    if setting.value is None:
-        _require_local_store(path, store)
-    url = setting.value or _local_metadata_url(path, store)
+    _require_recorded(setting, path, store)
+    return open_metadata_to_read(setting.value or _local_metadata_url(path, store), setting)
+
+
+def open_metadata_to_read(url: str, setting: Setting | None = None) -> MetadataStore:
+    """The metadata database at ``url`` for a command that only reads it: a SQLite file
+    in a folder that cannot be written is opened read-only."""
     try:
         return open_metadata(url, setting)
     except StoreError as exc:
@@ -149,12 +161,12 @@ def open_recorded(
 def _read_only_sqlite(url: str) -> str | None:
     """The read-only, immutable URL of the existing SQLite file at ``url``; None when
     ``url`` is no SQLite file or the file does not exist."""
-    from helix_tf.reuse.metadata import sqlite_file
+    from helix_tf.reuse.metadata import read_only_url, sqlite_file
 
     file = sqlite_file(url)
     if file is None or not file.is_file():
         return None
-    return f"sqlite:///file:{file}?mode=ro&immutable=1&uri=true"
+    return read_only_url(file)
 
 
 def _local_home(config_path: Path, store: str | None) -> Path:
@@ -168,6 +180,35 @@ def _local_home(config_path: Path, store: str | None) -> Path:
 def _local_metadata_url(config_path: Path, store: str | None) -> str:
     """The default metadata database: SQLite in the local store folder."""
     return f"sqlite:///{_local_home(config_path, store) / 'metadata.db'}"
+
+
+class NothingRecordedError(StoreError):
+    """No run of the config has been recorded where the reading commands would look."""
+
+
+def _require_recorded(setting: Setting, config_path: Path, store: str | None) -> None:
+    """Refuse to read runs where none can have been recorded: a local store no run has
+    written, or a SQLite database file that does not exist (a mistyped ``--metadata``
+    would be created empty, and show an empty history)."""
+    from helix_tf.reuse.metadata import sqlite_file
+
+    if setting.value is None:
+        _require_local_store(config_path, store)
+        database = _local_home(config_path, store) / "metadata.db"
+        if not database.exists():  # a folder the config's own sample data made, say
+            raise NothingRecordedError(
+                f"no runs recorded for {config_path} yet ({database} does not exist), so "
+                f"there is nothing to show. Run `helix-tf run {config_path}` first, or pass "
+                "--store with the folder your runs used"
+            )
+        return
+    file = sqlite_file(setting.value)
+    if file is not None and not file.exists():
+        raise StoreError(
+            f"no metadata database at {file}{setting.describe()}: no run has recorded "
+            "anything there, so there is nothing to show. Check the URL (a run creates the "
+            "file), or leave the setting out to read the store's own database"
+        )
 
 
 def _require_local_store(config_path: Path, store: str | None) -> None:
@@ -196,10 +237,14 @@ def open_loaded(
     rehash: bool = False,
     team: bool = False,
     workers: bool = False,
+    writing: bool = False,
 ) -> Session:
     """A session of ``loaded``. ``workers=True`` (a run): when its learners train over the
     workers of TF_CONFIG, the session knows this process's task, and a worker that is
-    not the chief plans from an empty history in memory and records nothing."""
+    not the chief plans from an empty history in memory and records nothing.
+    ``writing=True`` (a run): the store must take data, and one on a read-only mount is
+    refused; otherwise (plan, status, report) an existing store and its SQLite database
+    are opened there too, to be read."""
     from helix_tf._workers import role
     from helix_tf.reuse.metadata import MetadataStore
     from helix_tf.reuse.store import ArtifactStore
@@ -208,7 +253,7 @@ def open_loaded(
     store_url = store or str(default_home(loaded.path))
     local_home = _local_home(loaded.path, store)
     # The store first: an unreachable one fails before anything is written beside the config.
-    artifact_store = ArtifactStore(store_url)
+    artifact_store = ArtifactStore(store_url, writing=writing)
     hasher = ContentHasher(local_home / "content-hashes.json", rehash=rehash)
     compiled = compile_workflow(loaded.workflow, config_path=str(loaded.path), hasher=hasher)
     worker = role(compiled) if workers else None
@@ -216,7 +261,8 @@ def open_loaded(
     if worker is not None and not worker.is_chief:
         meta = MetadataStore("sqlite://")  # read-only: the chief records the run
     else:
-        meta = open_metadata(setting.value or _local_metadata_url(loaded.path, store), setting)
+        opener = open_metadata if writing else open_metadata_to_read
+        meta = opener(setting.value or _local_metadata_url(loaded.path, store), setting)
     note = ""
     if approx is not None:
         approx = approx.resolved(_training_rows(compiled))

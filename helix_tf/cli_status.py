@@ -90,14 +90,15 @@ def _server_state() -> dict[str, Any]:
 def _agent_state(cmd: Invocation) -> dict[str, Any] | None:
     """CONFIG's think-time agent (this store's), or None when it never ran here."""
     from helix_tf.activity import home_of
-    from helix_tf.agent.commands import _checked_status
+    from helix_tf.agent.commands import status_of
 
-    return _checked_status(home_of(cmd.config, cmd.store))
+    return status_of(home_of(cmd.config, cmd.store), cmd.config, cmd.data_dir)
 
 
 def workflow_status(cmd: Invocation) -> dict[str, Any]:
     """Everything ``status`` shows, as one JSON-able dict (``--json`` prints it)."""
     from helix_tf import api
+    from helix_tf._session import NothingRecordedError
     from helix_tf.history import workflow_history
 
     where = {"config": cmd.config, "server": _server_state(), "agent": _agent_state(cmd)}
@@ -108,7 +109,10 @@ def workflow_status(cmd: Invocation) -> dict[str, Any]:
         name = load_config(cmd.config, cmd.params, data_dir=cmd.data_dir).workflow.name
         return {"workflow": name, "store": missing, "last_run": None, "changes": {},
                 "plan": None, "notes": [], **where}  # fmt: skip
-    entries = workflow_history(cmd.config, limit=1, **cmd.where())
+    try:
+        entries = workflow_history(cmd.config, limit=1, **cmd.where())
+    except NothingRecordedError:  # a store folder, but no run recorded yet
+        entries = []
     plan = api.plan(cmd.config, **cmd.where())
     return {
         "workflow": plan.workflow,
@@ -132,9 +136,13 @@ def _default_store(cmd: Invocation) -> Path:
 
 
 def _missing_store(cmd: Invocation) -> str | None:
-    """The local store folder CONFIG's runs would use, when no run has made it yet."""
+    """The local store folder CONFIG's runs would use, when no run has made it yet: no
+    folder, or one without the store's marker (``.helix/`` holding only the example
+    configs' generated data: planning there would create the store and its database)."""
     url = cmd.store or str(_default_store(cmd))
-    return None if "://" in url or Path(url).exists() else url
+    if "://" in url or (Path(url) / "helix_store.json").is_file():
+        return None
+    return url
 
 
 def _when(seconds: float) -> str:
@@ -200,7 +208,10 @@ def _agent_line(agent: dict[str, Any] | None) -> str:
     state = agent.get("state", "?") if agent.get("running") else "not running"
     best = agent.get("best")
     found = f", best {agent.get('metric')} {best['value']:.4f}" if best else ""
-    return f"agent: {state}{found} (helix-tf agent report CONFIG)"
+    stale = (
+        ", STALE: its study is of an earlier version of the config" if agent.get("stale") else ""
+    )
+    return f"agent: {state}{found}{stale} (helix-tf agent report CONFIG)"
 
 
 def status_lines(state: dict[str, Any]) -> list[str]:

@@ -42,7 +42,9 @@ def _store_url(config: str | None, store: str | None) -> str:
     raise click.UsageError("name the store: --store URL, or a CONFIG whose .helix/ it is")
 
 
-def _open(config: str | None, store: str | None, verbose: int) -> Any:
+def _open(config: str | None, store: str | None, verbose: int, *, writing: bool) -> Any:
+    """The store of ``--store`` or CONFIG; ``writing=False``: a command that only reads
+    it (a store on a read-only mount is read too)."""
     logging.getLogger("helix_tf").setLevel(logging.INFO if verbose else logging.WARNING)
     from helix_tf.errors import StoreError
     from helix_tf.reuse.store import ArtifactStore
@@ -53,7 +55,7 @@ def _open(config: str | None, store: str | None, verbose: int) -> Any:
             f"no artifact store at {url} (it has no helix_store.json); pass the --store a "
             "run used, or the CONFIG whose .helix/ it is"
         )
-    return ArtifactStore(url)
+    return ArtifactStore(url, writing=writing)
 
 
 def _size(n: int) -> str:
@@ -82,7 +84,9 @@ _options = [
     click.argument("config", required=False, type=click.Path(dir_okay=False)),
     click.option("--store", default=None, help="Artifact store URL (default: CONFIG's .helix/)."),
     click.option("--json", "as_json", is_flag=True, help="Print one JSON object."),
-    click.option("-v", "--verbose", count=True, help="Log what is removed."),
+    click.option(
+        "-v", "--verbose", count=True, help="More logging (gc, verify --repair: what is removed)."
+    ),
 ]
 
 
@@ -133,7 +137,7 @@ def gc(
     recorded in the metadata database are marked killed there.
     """
     out, err = _consoles()
-    artifacts = _guarded(err, lambda: _open(config, store, verbose))
+    artifacts = _guarded(err, lambda: _open(config, store, verbose, writing=not dry_run))
     if not dry_run:
         _guarded(err, lambda: _refuse_damaged_metadata(artifacts, config, metadata, older_than))
     report = _guarded(err, lambda: artifacts.collect(older_than=older_than, dry_run=dry_run))
@@ -201,7 +205,7 @@ def verify(
     database aside, so the next run starts a fresh history).
     """
     out, err = _consoles()
-    artifacts = _guarded(err, lambda: _open(config, store, verbose))
+    artifacts = _guarded(err, lambda: _open(config, store, verbose, writing=repair))
     database = _guarded(err, lambda: _check_metadata(artifacts, config, metadata, repair))
     report = _guarded(err, lambda: artifacts.verify(repair=repair))
     if as_json:
@@ -213,6 +217,7 @@ def verify(
                     "bad": [{"fingerprint": fp, "problem": p} for fp, p in report.bad],
                     "leftovers": report.leftovers.removed,
                     "leftover_bytes": report.leftovers.bytes,
+                    "newer": report.newer,
                     "metadata": database.to_dict(),
                     "clean": report.clean and database.damage is None,
                     "repaired": repair,
@@ -226,6 +231,12 @@ def verify(
             out.print(f"[red]bad[/] {escape(fp)}: {escape(problem)}", highlight=False)
         for line in database.lines():
             out.print(escape(line), highlight=False)
+        if report.newer:
+            out.print(
+                f"note: {len(report.newer)} entr(ies) written by a newer helix_tf were not "
+                "checked (and are kept): upgrade helix_tf to check them",
+                highlight=False,
+            )
         leftovers = report.leftovers
         if repair:
             summary = f"removed {len(report.bad)} bad entr(ies), {leftovers.removed} leftover(s)"
@@ -319,7 +330,7 @@ def du(
 ) -> None:
     """What uses the store's space: entries by workflow node and version, and leftovers."""
     out, err = _consoles()
-    artifacts = _guarded(err, lambda: _open(config, store, verbose))
+    artifacts = _guarded(err, lambda: _open(config, store, verbose, writing=False))
     entries, names, leftovers = _guarded(
         err,
         lambda: (
@@ -389,14 +400,14 @@ def _node_names(
     A database that cannot be read (damaged, a newer schema) names nothing: the sizes
     are the store's own, so ``du`` goes on, the entries unnamed, and says why.
     """
-    from helix_tf._session import open_metadata
+    from helix_tf._session import open_metadata_to_read
     from helix_tf.errors import StoreError
 
     url, setting = _metadata_url(artifacts, config, metadata)
     if url is None:
         return {}
     try:
-        with open_metadata(url, setting) as md:
+        with open_metadata_to_read(url, setting) as md:
             return md.node_names()
     except StoreError as exc:
         _consoles()[1].print(

@@ -216,8 +216,13 @@ def changes_text(result: Any) -> str:
     comparison = getattr(result, "comparison", None)
     if comparison is None:
         return ""
-    if comparison.previous_version is None:
-        return f"v{comparison.version}: no earlier run of this kind to compare with"
+    if comparison.previous_version is None:  # the first version, or its rerun
+        if comparison.approx:
+            return (
+                f"v{comparison.version}: no approximate run of another version to compare "
+                "with yet (approximate runs are compared with approximate runs)"
+            )
+        return f"v{comparison.version}: no run of another version to compare with yet"
     head = f"v{comparison.version} (run {comparison.run_id}) against v{comparison.previous_version} (run {comparison.previous_run})"
     if not comparison.changes:
         return f"{head}: no change in operators or parameters (data or implementation)"

@@ -254,7 +254,7 @@ _SPECS = (
     RoleSpec(
         role=Role.TRAIN,
         inputs=(Input(what="input", roles=(Role.EXAMPLES,), ref="examples"),),
-        fingerprint=("approx", "training_label", "replicas"),
+        fingerprint=("approx", "training_label", "replicas", "streaming"),
         facts=("approx",),
         output=ArtifactKind.MODEL,
         stage=Stage.TRAIN,

@@ -204,3 +204,36 @@ def test_progress_lines_are_printed_as_written() -> None:
     buf = io.StringIO()
     ProgressPrinter(Console(file=buf, width=200), True)(TrainingStarted(node="model[/x]", rows=5))
     assert "training model[/x] on 5 rows" in buf.getvalue()
+
+
+def test_a_run_without_another_version_to_compare_with_says_so_plainly() -> None:
+    """Before: "v1: no earlier run of this kind to compare with" under a table comparing
+    the rerun with run 1 of v1 (what it lacks is a run of another version)."""
+    import dataclasses
+
+    from helix_tf.history import RunComparison
+    from helix_tf.rendering import changes_text
+
+    comparison = RunComparison(
+        version=1,
+        run_id=2,
+        approx=False,
+        previous_version=None,
+        previous_run=None,
+        metrics=(),
+        changes=(),
+    )
+    result = RunResult(
+        workflow="w",
+        version=1,
+        run_id=2,
+        approx=False,
+        metrics={},
+        intervals={},
+        nodes=(),
+        wall_seconds=1.0,
+        comparison=comparison,
+    )
+    assert changes_text(result) == "v1: no run of another version to compare with yet"
+    approx = dataclasses.replace(result, comparison=dataclasses.replace(comparison, approx=True))
+    assert "no approximate run of another version" in changes_text(approx)

@@ -77,8 +77,24 @@ class Report:
 
 
 def overrides_args(overrides: dict[str, Any]) -> list[str]:
-    """``-p`` arguments that reproduce ``overrides`` (shell-quoted where needed)."""
-    return [f"-p {shlex.quote(f'{k}={v!r}')}" for k, v in sorted(overrides.items())]
+    """``-p`` arguments that reproduce ``overrides`` (shell-quoted where needed).
+
+    A text value keeps its quotes (``-p`` reads ``25,40`` as numbers), so the argument
+    goes in double quotes where the shell leaves them alone, not ``'"'"'`` escapes:
+
+    >>> print(*overrides_args({"add:fnlwgt": "numeric", "learner.l1": 0.01}))
+    -p "add:fnlwgt='numeric'" -p learner.l1=0.01
+    """
+    return [f"-p {_shell_word(f'{k}={v!r}')}" for k, v in sorted(overrides.items())]
+
+
+def _shell_word(text: str) -> str:
+    """``text`` as one shell word: as it is, in double quotes, else ``shlex.quote``d."""
+    if shlex.quote(text) == text:
+        return text
+    if not set(text) & set('"$`\\!'):
+        return f'"{text}"'
+    return shlex.quote(text)
 
 
 def _find_study(paths: AgentPaths, name: str, workflow: str) -> tuple[Any, bool]:

@@ -32,6 +32,7 @@ __all__ = [
     "process_start",
     "register",
     "running_homes",
+    "running_pid_of",
     "unregister",
 ]
 
@@ -118,3 +119,12 @@ def claim_cpus(pid: int, home: Path, allowed: Sequence[int], count: int) -> list
 def running_homes() -> list[Path]:
     """Store folders of the agents running now."""
     return [Path(e["home"]) for e in _entries()]
+
+
+def running_pid_of(home: Path) -> tuple[int, int | None] | None:
+    """The pid and start time of the agent running for store folder ``home``, if any."""
+    target = os.path.realpath(home)
+    for e in _entries():
+        if os.path.realpath(e["home"]) == target:
+            return int(e["pid"]), e.get("start")
+    return None

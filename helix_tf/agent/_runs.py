@@ -43,6 +43,9 @@ class AgentRuns:
             # With the pid, which process it is (a pid is reused after a SIGKILL).
             "pid_start": process_start(os.getpid()),
             "config": str(opts.config),
+            # The data folder its studies compiled the config with (agent status compares
+            # the study with the config as it is now the same way).
+            "data_dir": opts.data_dir,
             "storage": paths.storage_label,
             "cores": opts.cores,
             "started": time.time(),

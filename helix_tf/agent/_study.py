@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from helix_tf._atomic import atomic_write
+from helix_tf._database_files import create_database_file
 from helix_tf.activity import home_of
 from helix_tf.errors import StoreError
 from helix_tf.search import Choice, Float, Int, SearchSpace
@@ -135,17 +136,41 @@ def _storage(paths: AgentPaths, *, create: bool) -> Any:
 
     if paths.metadata is not None:
         return _server_storage(paths)
-    if create:
-        paths.folder.mkdir(parents=True, exist_ok=True)
-        with sqlite3.connect(paths.study_db, timeout=60) as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-    elif not paths.study_db.exists():
+    if not create and not paths.study_db.exists():
         return None
-    return optuna.storages.RDBStorage(
-        paths.storage_url,
-        engine_kwargs={"connect_args": {"timeout": 60}},
-        skip_compatibility_check=False,
-    )
+    try:
+        if create:
+            paths.folder.mkdir(parents=True, exist_ok=True)
+            create_database_file(paths.study_db)
+            with sqlite3.connect(paths.study_db, timeout=60) as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+        return optuna.storages.RDBStorage(
+            paths.storage_url,
+            engine_kwargs={"connect_args": {"timeout": 60}},
+            skip_compatibility_check=False,
+        )
+    except Exception as exc:  # sqlite3's or SQLAlchemy's error: say which file, and the fix
+        raise StoreError(_study_db_problem(paths.study_db, exc)) from exc
+
+
+def check_study_storage(paths: AgentPaths) -> None:
+    """Raise :class:`StoreError` saying what to do when an existing SQLite study database
+    of ``paths`` cannot be opened (damaged, say); nothing is created."""
+    if paths.metadata is None and paths.study_db.exists():
+        storage = _storage(paths, create=False)
+        storage.engine.dispose()
+
+
+def _study_db_problem(path: Path, exc: BaseException) -> str:
+    """What an error opening the agent's SQLite study says: the file, and what to do."""
+    detail = " ".join(str(getattr(exc, "orig", None) or exc).split()).split(" [SQL:")[0]
+    if "malformed" in detail or "not a database" in detail:
+        return (
+            f"the agent's study database {path} is damaged ({detail}): move it aside "
+            f"(`mv {path} {path}.damaged`); `helix-tf agent start` then begins a new study "
+            "(your runs, their history and the store are not affected)"
+        )
+    return f"cannot open the agent's study database {path}: {detail}"
 
 
 def _server_storage(paths: AgentPaths) -> Any:

@@ -16,7 +16,7 @@ import click
 from helix_tf.errors import HelixError
 from helix_tf.json_output import json_text
 
-__all__ = ["agent"]
+__all__ = ["agent", "status_of"]
 
 
 def _echo_error(exc: BaseException) -> None:
@@ -48,7 +48,14 @@ def agent() -> None:
 
 @agent.command()
 @click.argument("config", type=click.Path(dir_okay=False, exists=True))
-@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE")
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a parameter as `helix-tf run -p` does; a derived space centres on it.",
+)
 @_data_dir
 @_json
 def space(config: str, params: tuple[str, ...], data_dir: str | None, as_json: bool) -> None:
@@ -117,7 +124,14 @@ def space(config: str, params: tuple[str, ...], data_dir: str | None, as_json: b
     help="Verify a new leader during the search only when its validation gain over your "
     "version exceeds the best verified one's by this share of it.",
 )
-@click.option("--wait", "wait_s", type=float, default=60, show_default=True)
+@click.option(
+    "--wait",
+    "wait_s",
+    type=float,
+    default=60,
+    show_default=True,
+    help="Seconds to wait for the agent to start before giving up (its log says why).",
+)
 @_metadata
 def start(
     config: str,
@@ -136,7 +150,7 @@ def start(
     wait_s: float,
 ) -> None:
     """Search for better variants of CONFIG in the background, at the lowest priority."""
-    from helix_tf.agent._study import AgentPaths
+    from helix_tf.agent._study import AgentPaths, check_study_storage
     from helix_tf.api import parse_budget
     from helix_tf.config import find_data_dir
     from helix_tf.search import search_space
@@ -148,6 +162,7 @@ def start(
         # Refused here with the config's own error; once started, the agent waits
         # while the config does not compile (an edit saved halfway).
         search_space(path, data_dir=data)
+        check_study_storage(paths)  # a damaged study database: said here, not in the log
     except HelixError as exc:
         _echo_error(exc)
         return
@@ -240,7 +255,7 @@ def _checked_status(home: Path) -> dict[str, Any] | None:
     paths = AgentPaths(home=home)
     st = paths.read_status()
     if st is None:
-        return None
+        return _unreadable_status(paths) if paths.status.exists() else None
     pid = int(st.get("pid") or 0)
     alive = is_running(pid, st.get("pid_start"))
     if not alive and st.get("state") not in _ENDED:
@@ -255,6 +270,28 @@ def _checked_status(home: Path) -> dict[str, Any] | None:
             paths.write_status(st)
     st["running"] = alive and st.get("state") not in _ENDED
     return st
+
+
+def _unreadable_status(paths: Any) -> dict[str, Any]:
+    """What is known of an agent whose status file exists but cannot be read (damaged,
+    or not ours to read): its process, from the registry, so ``stop`` still reaches it."""
+    from helix_tf.agent._registry import running_pid_of
+
+    found = running_pid_of(paths.home)
+    pid, start = found if found is not None else (0, None)
+    then = (
+        f"its process (pid {pid}) runs: `helix-tf agent stop` stops it"
+        if found
+        else "no agent process of this store runs: move the file aside"
+    )
+    return {
+        "home": str(paths.home),
+        "state": "unknown",
+        "pid": pid,
+        "pid_start": start,
+        "running": found is not None,
+        "reason": f"its status file {paths.status} cannot be read; {then}",
+    }
 
 
 @agent.command()
@@ -277,7 +314,7 @@ def status(
     """
     found = []
     for home in _homes(config, store):
-        st = _checked_status(home)
+        st = status_of(home, config, data_dir)
         if st is not None:
             found.append(st)
     shared = _shared_study(config, store, data_dir, metadata) if config and not found else None
@@ -290,6 +327,40 @@ def status(
         click.echo(_status_line(st))
     if shared:
         click.echo(_shared_line(shared))
+
+
+def status_of(home: Path, config: str | None, data_dir: str | None) -> dict[str, Any] | None:
+    """The status of ``home``'s agent (None: none ever ran there), with ``running`` and
+    whether its study is stale (:func:`_staleness`); ``config`` and ``data_dir``: as the
+    command was given them (else the agent's own)."""
+    st = _checked_status(home)
+    return None if st is None else {**st, **_staleness(st, config, data_dir)}
+
+
+def _staleness(st: dict[str, Any], config: str | None, data_dir: str | None) -> dict[str, Any]:
+    """``stale`` (and ``study_now``): whether the study an agent's status is of is not the
+    version of its config as it is now (edited, or its data changed, since).
+
+    Its best and proposals are then of the version before (``agent report`` marks them
+    STALE). The config is compiled as the agent compiles it (its data folder, the
+    validation workflow); one that does not compile now cannot be matched: ``stale`` is
+    None and ``stale_unknown`` says why.
+    """
+    from helix_tf import history
+    from helix_tf.agent._study import study_name
+    from helix_tf.validation import Validation
+
+    path = config or st.get("config")
+    if not st.get("study") or not path or not Path(path).is_file():
+        return {}
+    try:
+        view = history.describe(
+            path, data_dir=data_dir or st.get("data_dir"), validation=Validation()
+        )
+    except HelixError as exc:
+        return {"stale": None, "stale_unknown": str(exc).splitlines()[0]}
+    now = study_name(view.name, view.digest)
+    return {"stale": now != st["study"], "study_now": now}
 
 
 def _shared_study(
@@ -352,15 +423,41 @@ def _status_line(st: dict[str, Any]) -> str:
     lat = y.get("latencies_ms") or []
     yields = f"; yielded {y.get('count', 0)}x" + (f" (last {lat[-1]:.0f} ms)" if lat else "")
     return (
-        f"{st.get('config')}: {state}{why}; pid {st.get('pid')}; trial {st.get('trial', '-')}{rung}; "
+        f"{st.get('config') or st.get('home')}: {state}{why}; pid {st.get('pid')}; trial {st.get('trial', '-')}{rung}; "
         f"trials: {trials or 'none'}; {best_text}{yields}; study {st.get('storage')}"
+        + _stale_text(st)
+    )
+
+
+def _stale_text(st: dict[str, Any]) -> str:
+    """What an agent's status line says about a study of an earlier version of its config."""
+    if st.get("stale_unknown"):
+        return f"\n  (cannot tell whether its study is of the config now: {st['stale_unknown']})"
+    if not st.get("stale"):
+        return ""
+    then = (
+        "the running agent starts a new study from its best trials"
+        if st.get("running")
+        else f"`helix-tf agent start {st.get('config')}` searches the config as it is now"
+    )
+    return (
+        f"\n  STALE: the config or its data changed since study {st.get('study')} ran: its "
+        f"best and proposals are of the version before (`helix-tf agent report` lists what "
+        f"each would change now); {then}"
     )
 
 
 @agent.command()
 @click.argument("config", required=False, type=click.Path(dir_okay=False))
 @_store
-@click.option("--wait", "wait_s", type=float, default=60, show_default=True)
+@click.option(
+    "--wait",
+    "wait_s",
+    type=float,
+    default=60,
+    show_default=True,
+    help="Seconds to wait for the agent to stop by itself before it is killed.",
+)
 def stop(config: str | None, store: str | None, wait_s: float) -> None:
     """Stop CONFIG's agent (or every running one): the trial in progress is queued again."""
     from helix_tf.agent._registry import is_running
@@ -388,7 +485,13 @@ def stop(config: str | None, store: str | None, wait_s: float) -> None:
 @_data_dir
 @_store
 @_json
-@click.option("--html", "html_path", default=None, type=click.Path(dir_okay=False))
+@click.option(
+    "--html",
+    "html_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Also write the report as an HTML page to this file.",
+)
 @_metadata
 def report(
     config: str,

@@ -113,6 +113,21 @@ def _replicas(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> None:
         body["cluster"] = cluster_shape()
 
 
+#: How a learner with a ``strategy`` decides to stream its examples from disk: by their
+#: Parquet files' bytes (``HELIX_TF_STREAM_BYTES``), as encoded since issue 9's session 11
+#: (``engine.tables.encoding_options``: ~2.4x smaller than Parquet's defaults on census).
+#: Streamed and in-memory training give other bits, so a model trained when the same
+#: examples had other file sizes is not reused.
+STREAMING_RULE = "parquet-bytes-2"
+
+
+def _streaming(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> None:
+    """A learner with a ``strategy``: the rule by which it streams (:data:`STREAMING_RULE`).
+    Learners without one never stream and add nothing (fingerprints as before)."""
+    if getattr(d.op, "strategy", None) is not None:
+        body["streaming"] = STREAMING_RULE
+
+
 def _metric_identities(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> None:
     body["metrics"] = [
         operator_identity(m, {}, hasher=ctx.hasher) for m in d.refs.get("metrics") or []
@@ -129,6 +144,7 @@ FINGERPRINT_FACTS: dict[str, FingerprintFact] = {
     "approx": lambda ctx, d, body: body.update(approx=train_approx(d, ctx.approx)),
     "training_label": _training_label,
     "replicas": _replicas,
+    "streaming": _streaming,
 }
 
 

@@ -137,12 +137,31 @@ def change_details(
     extra_new, extra_old = new.get("extra") or {}, old.get("extra") or {}
     for key in sorted(set(extra_new) | set(extra_old)):
         if key != "source" and extra_new.get(key) != extra_old.get(key):
-            parts.append(
-                f"{key} {describe_values(extra_old.get(key, _ABSENT), extra_new.get(key, _ABSENT))}"
-            )
+            was, now = extra_old.get(key, _ABSENT), extra_new.get(key, _ABSENT)
+            if key == "approx":  # the approximation's settings, not a dict diff
+                was, now = _approximation(was), _approximation(now)
+            parts.append(f"{key} {describe_values(was, now)}")
     if changed_inputs:
         parts.append("input changed: " + ", ".join(changed_inputs))
     return parts
+
+
+def _approximation(settings: Any) -> str:
+    """An approximation's settings as a reader wants them: exact, or the sample.
+
+    >>> _approximation(None)
+    'exact'
+    >>> _approximation({"fraction": 0.1, "seed": 0, "precision": "fp32", "epochs_scale": 10.0})
+    'approximate (sample 0.1, seed 0, fp32)'
+    """
+    if settings is _ABSENT or not isinstance(settings, Mapping):
+        return "exact"
+    shown = [
+        f"sample {settings['fraction']:g}" if isinstance(settings.get("fraction"), float) else "",
+        f"seed {settings['seed']}" if "seed" in settings else "",
+        str(settings.get("precision") or ""),
+    ]
+    return f"approximate ({', '.join(s for s in shown if s)})"
 
 
 def code_changes(

@@ -14,9 +14,10 @@ The loop is the same training but for the batches' order: each epoch visits ever
 row once in an order drawn from ``numpy.random.default_rng(seed)`` (the learner's
 seed), so the same sample gives the same weights in any process (a served run's
 trainer, a run alone). The step is Keras' own ``train_step`` (the model's loss,
-optimizer, regularisers, dropout and loss scaling), traced once per trainer and kept
-with it; the reported loss per epoch is Keras' running mean over the epoch's steps,
-as ``fit`` reports it.
+optimizer, regularisers, dropout and loss scaling), taken for every batch of an epoch
+in one traced loop (one graph call an epoch: :func:`_epoch_function`), traced once per
+trainer and kept with it; the reported loss per epoch is Keras' running mean over the
+epoch's steps, as ``fit`` reports it.
 
 An approximate run trains its sample for the exact run's steps (more epochs over
 fewer rows: :mod:`helix_tf.approx.settings`) and stops sooner once the epochs' losses
@@ -27,6 +28,7 @@ sample stops at the same epoch in any process.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -132,21 +134,32 @@ def plateaued(losses: Sequence[float], tolerance: float, window: int) -> bool:
 
 
 def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any], None]:
-    """One epoch: Keras' ``train_step`` on each batch of rows ``order[i * bs:(i + 1) * bs]``.
+    """One epoch: Keras' ``train_step`` on each batch of rows ``order[i * bs:(i + 1) * bs]``,
+    the whole epoch one graph call.
 
-    The step is traced once into a concrete function (over a sample like ``x`` and
+    The epoch is traced once into a concrete function (over a sample like ``x`` and
     ``y`` of any number of rows, bags of any width where the model's inputs leave it
-    open, and a batch of row indices of any length: one trace per trainer whatever the
-    sample's or the batch's size) that gathers the batch's
-    rows in the graph, so a batch costs one graph call from Python: no eager gather
-    per input, no signature matching of a polymorphic ``tf.function`` (together
-    ~2.5 ms a batch here, half of a served approximate census ×10 training). Adam's
-    and dropout's weights are the bits of the batch gathered outside (tested); FTRL's
-    differ in their last bits (the graph around the gather is rewritten), hence
-    ``loop_version`` in the approximate learner's fingerprint. A model that runs
-    eagerly steps eagerly. (The whole epoch as one traced loop was ~2x cheaper still,
-    but its steps' variable reads raced the previous step's updates: the bits
-    differed from run to run.)
+    open, any order and batch size: one trace per trainer whatever the sample's or the
+    batch's size): a ``tf.while_loop`` whose body gathers a batch's rows and takes the
+    step. Before, each batch was one graph call from Python (~1 ms a step of FTRL over
+    census, as much as the step's own ops: a served approximate FTRL census ×10 run
+    takes ~1,600 steps); in the loop a step costs its ops alone (~1.7x fewer seconds a
+    step for FTRL at load 4, ``benchmarks/results/issue9s11_apx_*``).
+
+    The steps stay in order: the loop runs one iteration at a time
+    (``parallel_iterations=1``: the executor starts a step only once every op of the one
+    before has run), and the next batch's start depends on the step's outputs; within a
+    step, TensorFlow's automatic control dependencies order each variable's reads after
+    its writes, as in a traced step. (Session 10 saw a whole-epoch loop's bits move from
+    run to run: its steps' reads raced the updates before them.) The same sample and
+    seed give the same bits in any process and on a reused trainer, and in every case
+    tested the bits of one graph call a batch (FTRL, Adam, dropout: tested); Grappler
+    rewrites the graph around the loop, so that is not promised for every model, hence
+    ``loop_version`` in the approximate learner's fingerprint. The loop costs once: its
+    first call (TensorFlow instantiating the function) took ~0.7–1 s against ~0.3–0.4 s
+    for the one-step function (FTRL, census, load 4–5), paid by a new trainer or after an
+    exact training cleared the kernel cache (the server's idle trainer pays it between
+    runs: :mod:`._idle_trainer`). A model that runs eagerly steps eagerly.
     """
     if getattr(model, "run_eagerly", False):
 
@@ -169,26 +182,41 @@ def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any]
             rest = t.shape[1:]
         return tf.TensorSpec([None, *rest], t.dtype)
 
-    def batch_step(xs: Any, ys: Any, rows: Any) -> Any:
-        batch = {name: tf.gather(values, rows) for name, values in xs.items()}
-        return model.train_step((batch, tf.gather(ys, rows)))
-
     step = tf.function(  # not converted by AutoGraph: as Keras traces its own step
-        batch_step,
+        functools.partial(_epoch_loop, model),
         input_signature=(
             {name: spec(t, name) for name, t in x.items()},
             spec(y),
             tf.TensorSpec([None], tf.int64),
+            tf.TensorSpec([], tf.int64),
         ),
         autograph=False,
     ).get_concrete_function()
 
     def epoch(x: Any, y: Any, order: np.ndarray, batch_size: int) -> None:
-        order = np.asarray(order, dtype=np.int64)
-        for start in range(0, len(order), batch_size):
-            step(x, y, tf.constant(order[start : start + batch_size]))
+        rows = tf.constant(np.asarray(order, dtype=np.int64))
+        step(x, y, rows, tf.constant(int(batch_size), tf.int64))
 
     return epoch
+
+
+def _epoch_loop(model: Any, xs: Any, ys: Any, order: Any, batch_size: Any) -> Any:
+    """The traced epoch of :func:`_epoch_function`: ``model``'s train step on each batch of
+    ``order``, one loop iteration at a time, the next batch's start after the step."""
+    import tensorflow as tf
+
+    n = tf.shape(order, out_type=tf.int64)[0]
+
+    def body(start: Any) -> Any:
+        rows = order[start : tf.minimum(start + batch_size, n)]
+        batch = {name: tf.gather(values, rows) for name, values in xs.items()}
+        logs = model.train_step((batch, tf.gather(ys, rows)))
+        with tf.control_dependencies(tf.nest.flatten(logs)):
+            return start + batch_size
+
+    return tf.while_loop(
+        lambda start: start < n, body, [tf.constant(0, tf.int64)], parallel_iterations=1
+    )
 
 
 def _input_shapes(model: Any) -> dict[str, tuple[int | None, ...]]:

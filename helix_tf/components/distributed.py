@@ -64,10 +64,11 @@ __all__ = [
 
 #: Examples whose training Parquet files exceed this many bytes stream from disk instead
 #: of being read into one array. Measured on census x10 examples (325,610 rows, 8
-#: features): 3.3 MB of Parquet become 13.7 MB as an Arrow table plus 11.7 MB of model
-#: arrays, ~7.8x; 256 MiB of Parquet (the x1000 census, 32M rows, is ~330 MB) would
-#: hold ~2 GB at once in one process before Keras copies it.
-STREAM_BYTES = 256 * 2**20  # $HELIX_TF_STREAM_BYTES overrides it (learners.training_setting)
+#: features): 1.4 MB of Parquet (3.3 MB before session 11's encoding, which is why this
+#: was 256 MiB: ``compiler._identity.STREAMING_RULE``) become 13.7 MB as an Arrow table
+#: plus 11.7 MB of model arrays, ~18x; 100 MiB of Parquet (the x1000 census, 32M rows,
+#: is ~140 MB) would hold ~1.8 GB at once in one process before Keras copies it.
+STREAM_BYTES = 100 * 2**20  # $HELIX_TF_STREAM_BYTES overrides it (learners.training_setting)
 
 Batch = tuple[dict[str, np.ndarray], np.ndarray]
 

@@ -205,10 +205,11 @@ class RunOutputs:
                 meta=meta,
                 compute_seconds=tally.compute_seconds,
             )
-            tally.materialized = True
             tally.write_seconds += time.perf_counter() - t0
             # None: someone else committed the same fingerprint meanwhile: use theirs.
+            # (None again: that entry vanished too; ours is not stored.)
             stored = manifest or self.store.lookup(self.ctx.nodes[name].fingerprint)
+            tally.materialized = stored is not None
             if stored is not None:
                 art.manifest = stored
                 art.root = self.store.data_url(stored)

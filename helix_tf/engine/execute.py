@@ -30,7 +30,7 @@ from helix_tf.engine._preprocess import PreprocessingStep
 from helix_tf.errors import ExecutionError, HelixError, interrupted
 from helix_tf.events import ProgressCallback
 from helix_tf.results import NodeResult
-from helix_tf.reuse.store import ArtifactStore, Manifest
+from helix_tf.reuse.store import ArtifactStore, Manifest, is_write_failure
 from helix_tf.roles import PREPROCESS_STEP, NodeState, Role, role_spec
 
 __all__ = ["EngineOptions", "EngineResult", "Materializer", "StoreEntriesLost", "execute_plan"]
@@ -164,17 +164,17 @@ def _execute(run: _Run) -> EngineResult:
                 node=node.name,
             )
         for pending, finish in run.learning.finish_deferred(node.inputs):
-            _run_step(finish, pending)
-        _run_step(steps[executor], node)
+            _run_step(finish, pending, run.outputs)
+        _run_step(steps[executor], node, run.outputs)
     for pending, finish in run.learning.finish_deferred():
-        _run_step(finish, pending)
+        _run_step(finish, pending, run.outputs)
     metrics, intervals = _output_metrics(run)
     drop_damaged_unread(run.outputs)
     held = {n.name: ctx.values[n.name] for n in ctx.compiled.nodes if n.name in ctx.values}
     return EngineResult(nodes=ctx.results(), metrics=metrics, intervals=intervals, values=held)
 
 
-def _run_step(step: Any, node: CompiledNode) -> None:
+def _run_step(step: Any, node: CompiledNode, outputs: RunOutputs) -> None:
     """Compute ``node``; an error is reported as the node's (``ExecutionError(node=...)``)."""
     try:
         step(node)
@@ -189,7 +189,28 @@ def _run_step(step: Any, node: CompiledNode) -> None:
     except Exception as exc:
         if interrupted(exc):  # the user's Ctrl-C, not the node's failure
             raise KeyboardInterrupt from exc
-        raise ExecutionError(f"{type(exc).__name__}: {exc}", node=node.name) from exc
+        raise ExecutionError(_no_room(exc, outputs), node=node.name) from exc
+
+
+def _no_room(exc: Exception, outputs: RunOutputs) -> str:
+    """What a step's failure says; a write that found no room in the run's scratch folder
+    (where outputs go once the store cannot take more data) names the folder and the fix."""
+    message = f"{type(exc).__name__}: {exc}"
+    scratch = outputs.ctx.scratch
+    where = getattr(exc, "filename", None)
+    if (
+        outputs.store_failure is None
+        or not is_write_failure(exc)
+        or (where is not None and not str(where).startswith(scratch))
+    ):
+        return message
+    return (
+        f"its output could not be written ({message}) into the run's scratch folder "
+        f"{scratch}, where outputs go while the artifact store takes none "
+        f"({outputs.store_failure}); make room there (free disk space, a larger quota or "
+        "file-size limit: `ulimit -f`), or pass --scratch DIR (or set HELIX_TF_SCRATCH) on "
+        "a disk that has it"
+    )
 
 
 def _output_metrics(run: _Run) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:

@@ -80,7 +80,7 @@ def stored_predictions(
         )
     target = compiled.node(node) if node is not None else predicts[0]
     url = store or str(default_home(loaded.path))
-    artifacts = ArtifactStore(url)
+    artifacts = ArtifactStore(url, writing=False)
     manifest = artifacts.lookup(target.fingerprint)
     local = artifacts.open_local(manifest) if manifest is not None else None
     table = tables.read_split(local, manifest.meta.get("split", Split.TEST)) if local else None

@@ -27,19 +27,34 @@ __all__ = [
 
 
 def stored_folder(store_url: str, fingerprint: str, node: str) -> tuple[str, dict[str, Any]]:
-    """The verified local folder and manifest meta of ``node``'s stored result."""
-    from helix_tf.reuse.store import ArtifactStore
+    """The verified local folder and manifest meta of ``node``'s stored result.
 
-    store = ArtifactStore(store_url)
+    A result that is not there, or is damaged, raises :class:`StoreError` saying which
+    and how to get it: a run that must deliver the node (``outputs=``). Running again
+    with ``--materialize all`` alone would not: the plan prunes a node whose results
+    further on are stored.
+    """
+    from helix_tf.reuse.store import ArtifactStore, unusable_entry
+
+    store = ArtifactStore(store_url, writing=False)
     manifest = store.lookup(fingerprint)
     local = store.open_local(manifest) if manifest is not None else None
-    if manifest is None or local is None:
-        raise StoreError(
-            f"the result of node {node!r} (fingerprint {fingerprint[:12]}) is not in the "
-            f"store {store_url}: the materialization policy did not keep it, or it was "
-            "evicted. Run again with --materialize all (or make the node an output) to keep it"
-        )
-    return local, dict(manifest.meta)
+    if manifest is not None and local is not None:
+        return local, dict(manifest.meta)
+    what = f"the result of node {node!r} (fingerprint {fingerprint[:12]})"
+    get_it = (
+        f"`helix_tf.run(CONFIG, outputs=[{node!r}], materialize='all')` computes it and "
+        "keeps it (or declare it an output, wf.output(...), and run with --materialize "
+        "all; --materialize all alone does not while the results after it are stored)"
+    )
+    problem = "its files failed their sha256 check" if manifest is not None else None
+    problem = problem or unusable_entry(store, fingerprint)
+    if problem is not None:
+        raise StoreError(f"{what} in the store {store_url} is damaged ({problem}); {get_it}")
+    raise StoreError(
+        f"{what} is not in the store {store_url}: the materialization policy did not keep "
+        f"it, or it was evicted; {get_it}"
+    )
 
 
 def read_predictions(store_url: str, fingerprint: str, node: str) -> Any:
@@ -60,7 +75,7 @@ def read_label(store_url: str, fingerprint: str, node: str) -> dict[str, Any]:
     """
     from helix_tf.reuse.store import ArtifactStore
 
-    manifest = ArtifactStore(store_url).lookup(fingerprint)
+    manifest = ArtifactStore(store_url, writing=False).lookup(fingerprint)
     if manifest is None:
         raise StoreError(f"the predictions of node {node!r} are not in the store {store_url}")
     return dict(manifest.meta.get("label") or {"task": "binary"})

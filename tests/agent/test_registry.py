@@ -82,3 +82,26 @@ def test_a_killed_agents_entry_and_status_are_cleaned_and_its_pid_never_signalle
     assert f"pid {stranger.pid}" in status["reason"]
     out = CliRunner().invoke(agent, ["status", "--json", config, "--store", str(home)])
     assert [(s["state"], s["running"]) for s in json.loads(out.output)] == [("dead", False)]
+
+
+def test_an_unreadable_status_file_is_said_and_the_running_agent_still_stopped(
+    registry: Path, tmp_path: Path, stranger: subprocess.Popen[bytes]
+) -> None:
+    """A damaged status.json read as "no agent is running", and stop left the agent on."""
+    paths = AgentPaths(home=tmp_path / "store")
+    paths.folder.mkdir(parents=True)
+    paths.status.write_text('{"state": "runn')  # cut short
+    config = str(tmp_path / "cfg.py")  # not read: the status file is all it shows
+    where = [config, "--store", str(paths.home)]
+
+    shown = CliRunner().invoke(agent, ["status", *where, "--json"])
+    (st,) = json.loads(shown.stdout)
+    assert st["state"] == "unknown" and not st["running"]
+    assert "cannot be read" in st["reason"] and "move the file aside" in st["reason"]
+
+    _registry.register(stranger.pid, paths.home)  # the agent of this store runs
+    line = CliRunner().invoke(agent, ["status", *where]).stdout
+    assert f"its process (pid {stranger.pid}) runs" in line and "no agent is running" not in line
+    stopped = CliRunner().invoke(agent, ["stop", *where])
+    assert f"agent stopped (pid {stranger.pid})" in stopped.stdout
+    assert stranger.wait(timeout=10) != 0

@@ -201,3 +201,69 @@ def test_the_agent_stops_when_its_store_folder_is_deleted_under_it(
         os.close(agent.lock_fd)
     assert len(calls) == 2  # nothing ran after
     assert updates[-1]["state"] == "stopped" and "deleted" in updates[-1]["reason"]
+
+
+def test_agent_status_says_when_its_study_is_of_an_earlier_version(cfg: Path) -> None:
+    """Before: a stopped agent's status showed its best trial as if of the config now,
+    after the user had edited it (only ``agent report`` said STALE)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from helix_tf.agent.commands import agent
+
+    view = history.describe(cfg, validation=Validation())
+    paths = AgentPaths.of(cfg)
+    paths.folder.mkdir(parents=True, exist_ok=True)
+    paths.write_status(
+        {
+            "pid": 1,
+            "config": str(cfg),
+            "storage": paths.storage_label,
+            "state": "stopped",
+            "study": study_name(view.name, view.digest),
+            "metric": "auc",
+            "best": {"trial": 3, "value": 0.81},
+        }
+    )
+
+    def status(*extra: str) -> str:
+        done = CliRunner().invoke(agent, ["status", str(cfg), *extra])
+        assert done.exit_code == 0, done.output
+        return done.output
+
+    assert "STALE" not in status() and json.loads(status("--json"))[0]["stale"] is False
+    cfg.write_text(cfg.read_text().replace("epochs=1,", "epochs=3,"))
+    line = " ".join(status().split())
+    assert "STALE: the config or its data changed since study" in line
+    assert f"`helix-tf agent start {cfg}` searches the config as it is now" in line
+    assert json.loads(status("--json"))[0]["stale"] is True
+    from helix_tf.cli import main
+
+    overview = CliRunner().invoke(main, ["status", str(cfg)])
+    assert "agent: not running, best auc 0.8100, STALE" in overview.output, overview.output
+    cfg.write_text(cfg.read_text().replace("epochs=3,", "epochs=(3,"))  # does not compile
+    assert "cannot tell whether its study is of the config now" in status()
+
+
+def test_a_damaged_study_database_is_named_with_the_fix_and_no_agent_starts(cfg: Path) -> None:
+    """Before: `agent report` and `agent apply` printed SQLAlchemy's traceback ("database
+    disk image is malformed"), and `agent start` said "agent started" for an agent that
+    failed at once (its status said why)."""
+    from click.testing import CliRunner
+
+    from helix_tf.agent.commands import agent
+    from helix_tf.errors import StoreError
+
+    view = history.describe(cfg, validation=Validation())
+    paths = AgentPaths.of(cfg)
+    open_study(paths, study_name(view.name, view.digest), create=True)
+    for side in ("-wal", "-shm"):
+        Path(f"{paths.study_db}{side}").unlink(missing_ok=True)
+    paths.study_db.write_bytes(b"a disk fault wrote this " * 200)
+    with pytest.raises(StoreError, match=r"study database .*study\.db is damaged .*mv "):
+        load_report(cfg)
+    for command in (["report", str(cfg)], ["start", str(cfg), "--wait", "5"]):
+        done = CliRunner().invoke(agent, command)
+        assert done.exit_code == 1 and "is damaged" in done.output, done.output
+    assert paths.read_status() is None  # no agent process was started

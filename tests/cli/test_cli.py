@@ -551,3 +551,23 @@ def test_a_command_run_here_skips_keras_extras_before_it_runs(
     cli.run_here(["run", "config.py"])
     assert seen == [True]
     assert exits == [0]
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    """Before: `agent start --wait`, `agent stop --wait`, `agent space -p` and `agent
+    report --html` showed no help at all, and `store du -v` said "Log what is removed"."""
+    import click
+
+    from helix_tf.cli import main
+
+    def options(cmd: click.Command, path: str) -> list[tuple[str, click.Option]]:
+        found = [(path, p) for p in cmd.params if isinstance(p, click.Option) and not p.hidden]
+        for name, sub in getattr(cmd, "commands", {}).items():
+            found += options(sub, f"{path} {name}")
+        return found
+
+    silent = [f"{path} {'/'.join(o.opts)}" for path, o in options(main, "helix-tf") if not o.help]
+    assert silent == []
+    du = main.commands["store"].commands["du"]  # type: ignore[attr-defined]
+    verbose = next(p for p in du.params if p.name == "verbose")
+    assert "removed" not in verbose.help.split("(")[0]

@@ -33,6 +33,18 @@ def test_before_any_run_status_says_so_and_creates_no_store(
     assert not store.exists()
 
 
+def test_a_folder_no_run_has_made_a_store_stays_as_it_was(
+    tiny_census_config: Path, tmp_path: Path
+) -> None:
+    # The examples' generated data makes .helix/ before any run: status plans nothing there.
+    store = tmp_path / "examples_data_only"
+    (store / "sample_data").mkdir(parents=True)
+    result = invoke("status", tiny_census_config, "--store", store)
+    assert result.exit_code == 0, result.output
+    assert "last run: none yet" in result.stdout
+    assert [p.name for p in store.iterdir()] == ["sample_data"]
+
+
 def test_status_follows_runs_and_edits(census_like: tuple[Path, Path], tmp_path: Path) -> None:
     config = write_config(tmp_path, TINY_CENSUS, train=census_like[0], test=census_like[1])
     store = tmp_path / "store"

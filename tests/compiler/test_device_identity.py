@@ -161,3 +161,21 @@ def test_fewer_training_threads_change_the_learning_nodes_only(
     assert {n for n in every if every[n] != one[n]} == LEARNING
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "4")
     assert _fingerprints(tmp_path) == every
+
+
+@pytest.mark.parametrize("strategy", ["one-device", "mirrored"])
+def test_a_learner_that_may_stream_names_the_rule_it_streams_by(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, strategy: str
+):
+    """Streamed and in-memory trainings give other bits, and a strategy learner streams
+    by its examples' file bytes, which session 11's encoding made ~2.4x smaller: a model
+    trained under the old rule is not reused. Learners without a strategy never stream:
+    their fingerprints stay as they were."""
+    from helix_tf.compiler import _identity
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    plain, with_strategy = _fingerprints(tmp_path), _fingerprints(tmp_path, strategy)
+    monkeypatch.setattr(_identity, "STREAMING_RULE", "parquet-bytes-1")
+    assert _fingerprints(tmp_path) == plain
+    older = _fingerprints(tmp_path, strategy)
+    assert {n for n in older if older[n] != with_strategy[n]} == LEARNING

@@ -110,3 +110,13 @@ def test_a_udf_change_names_the_constant_or_helper_that_changed(
     after = _dag(tmp_path, **edit)
     changes = {c.name: c.details for c in diff_versions(before, after) if c.change != "unchanged"}
     assert changes == {"hours": (detail,), "hours_x": ("input changed: hours",)}
+
+
+def test_an_approximate_version_against_an_exact_one_reads_as_such() -> None:
+    """Before: ``approx [-{'epochs_scale': 10.0, 'fraction': 0.1, ...-]None``."""
+    approx = {"fraction": 0.1, "seed": 0, "precision": "fp32", "epochs_scale": 10.0}
+    old = {"op": "Linear", "params": {"l1": 0.0}, "extra": {"approx": approx}}
+    new = {"op": "Linear", "params": {"l1": 0.0}, "extra": {}}
+    assert change_details("learner", new, old, []) == [
+        "approx approximate (sample 0.1, seed 0, fp32) → exact"
+    ]

@@ -208,6 +208,9 @@ READERS: dict[str, tuple[str, Callable[[str], bytes], str]] = {
     "lzma.open": ("lzma.open(P, 'rt').read()", lambda t: lzma.compress(t.encode()), "k.xz"),
     "zipfile": ("zipfile.ZipFile(P).read('k')", _zip, "k.zip"),
     "reader-of-ones-own": ("read_number(P)", lambda t: t.encode(), "k.txt"),
+    # QA pass 12: a path written as an f-string or a sum of known texts.
+    "f-string": ("open(f'{P}', encoding='utf-8').read()", lambda t: t.encode(), "k.csv"),
+    "concatenated": ("open('' + P, encoding='utf-8').read()", lambda t: t.encode(), "k.tsv"),
 }
 
 

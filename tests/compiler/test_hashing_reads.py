@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import itertools
 import pathlib
 import re
-import sys
-import textwrap
-import types
 import zoneinfo
 
 import numpy as np
@@ -24,33 +20,6 @@ import pyarrow as pa
 import pytest
 
 from helix_tf.compiler.hashing import canonical_json, code_fingerprint, stable_hash
-
-_COUNTER = itertools.count()
-
-
-@pytest.fixture
-def load(tmp_path: pathlib.Path):
-    loaded: list[str] = []
-
-    def _load(source: str, **inject: object) -> types.ModuleType:
-        import importlib.util
-
-        name = f"helix_reads_case_{next(_COUNTER)}"
-        path = tmp_path / f"{name}.py"
-        path.write_text(textwrap.dedent(source))
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        module.__dict__.update(inject)
-        sys.modules[name] = module
-        loaded.append(name)
-        spec.loader.exec_module(module)
-        return module
-
-    yield _load
-    for name in loaded:
-        sys.modules.pop(name, None)
-
 
 # ------------------------------------------------------------- values whose repr is not state
 
@@ -406,6 +375,15 @@ def test_a_helper_class_on_an_abc_and_a_type_alias_are_hashed_not_refused(load) 
         ("return x * 0 + time.time()", "reads the clock"),
         ("return x * 0 + time.localtime().tm_hour", "reads the clock"),
         ("return x + len(time.strftime('%Y'))", "reads the clock"),
+        # QA pass 12: the interval clocks, the clock asked for by a word, Period.now.
+        ("return x * 0 + time.perf_counter()", "reads the clock"),
+        ("return x * 0 + time.monotonic_ns()", "reads the clock"),
+        ("return x * 0 + time.process_time()", "reads the clock"),
+        ("return str(np.datetime64('now'))", "reads the clock"),
+        ("return pd.Timestamp('today').day", "reads the clock"),
+        ("return pd.to_datetime(WHEN).day", "reads the clock"),
+        ("return len(pd.date_range(end='now', periods=3))", "reads the clock"),
+        ("return pd.Period.now('D').day", "reads the clock"),
     ],
 )
 def test_reads_of_the_clock_and_of_the_hash_seed_are_refusals(load, body: str, why: str) -> None:
@@ -418,9 +396,11 @@ def test_reads_of_the_clock_and_of_the_hash_seed_are_refusals(load, body: str, w
         import time
         from datetime import datetime as dt_class
 
+        import numpy as np
         import pandas as pd
 
         now = dt_class.now
+        WHEN = "Now"
 
 
         def udf(x):
@@ -439,6 +419,8 @@ def test_reads_of_the_clock_and_of_the_hash_seed_are_refusals(load, body: str, w
         "return x + datetime.date(2024, 1, 1).year",
         "return x + zlib.crc32(str(x).encode())",
         "return x + len({Key(x)})",
+        "return x + pd.Timestamp('2024-01-01').day + pd.to_datetime(x).day",
+        "return str(np.datetime64('2024-01-01')) + x.get('now')",
     ],
 )
 def test_fixed_times_and_stable_hashes_are_not_refusals(load, body: str) -> None:
@@ -448,6 +430,9 @@ def test_fixed_times_and_stable_hashes_are_not_refusals(load, body: str) -> None
         import datetime
         import time
         import zlib
+
+        import numpy as np
+        import pandas as pd
 
 
         class Key:

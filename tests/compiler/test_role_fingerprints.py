@@ -10,8 +10,8 @@ under scheme 2 (and Numeric's version 1, before its exact sums), every pin holds
 Approximate learners carry their training loop (``"loop": "light"``, issue 9: a
 traced step over seeded numpy batches instead of Keras' fit), so the approximate
 pins of the learning nodes were re-pinned then, and again for ``"loop_version": 2``
-(the step gathers its batch in the graph) and 3 (a bag's width open in the traced
-step), and for ``"plateau"`` and ``"fraction"`` (session 10: a sample trains the exact run's
+(the step gathers its batch in the graph), 3 (a bag's width open in the traced
+step) and 4 (an epoch one traced loop over its batches, session 11), and for ``"plateau"`` and ``"fraction"`` (session 10: a sample trains the exact run's
 steps, matched by batches, and ends once its loss stopped falling), and for the plateau
 rule's sampling-error tolerance and planned-epochs window (``errors``, ``share``); the
 exact pins did not move.
@@ -65,16 +65,16 @@ PINNED: dict[str, dict[str, str]] = {
         "hours": "928ffc4239eb5bf723f9aa79da41a7e2",
         "education": "40adddd58eb43a9bbf2ec977523a3b2f",
         "examples": "bac241623648d1d816c1befeecc38757",
-        "learner": "b0ddf25e3715ed1bbc40ef721d4fefd2",
-        "predictions": "d7aff00c72bde7fa4671c725884c97f7",
-        "train_predictions": "710a36cb5f58cdd3184233f0d8a524ec",
-        "evaluation": "7dee9332014fb2c29b40cde004b98445",
-        "sliced": "1314faea254cb86cd10af98feb25e042",
-        "explanation": "20cd4088a66997e47b124c3d2ce7629e",
+        "learner": "f1da12d0b0481849ee726913fe168965",
+        "predictions": "28e3f3cf21579beae1f6fe1d07aaa9d8",
+        "train_predictions": "20294468acd0f35c5c754149b0613fff",
+        "evaluation": "cfc06f2ae96bb700e52a43afdea4d705",
+        "sliced": "34fbcd75c1a35444596c6ef8ca0fd18b",
+        "explanation": "4a4205218b2365241908a30033180404",
         "reg_examples": "7732edb95c47d93ab35de40a7fb43429",
-        "reg_learner": "a6f518662622128e708d4a598feb9e08",
-        "reg_predictions": "807b264e75710a549e3568ef6228dd56",
-        "reg_evaluation": "b78c85a6f5adcaead278fed2f7684876",
+        "reg_learner": "99770b47360e2b7e6053456fc96edfc3",
+        "reg_predictions": "17104c03261c7eb99c2d63252e763f1f",
+        "reg_evaluation": "cc8818c44841105b4f158aa8039a5124",
     },
     "at_train": {
         "rows": "b807197ddadd5ecbf86027d1e4e4b030",
@@ -82,16 +82,16 @@ PINNED: dict[str, dict[str, str]] = {
         "hours": "9c15eaf8d9ac338900a777ef1988db48",
         "education": "fe389788db6c16b9d88d090cb91db2f4",
         "examples": "fa7cf3e52e6be2a0bb1f60aec75a2db7",
-        "learner": "72b8d2be54e23252eb97dcea354617ac",
-        "predictions": "c17904e26167b6a1d90f02ed63629fb1",
-        "train_predictions": "1d54d05e05a9afba53c6ea3baac2083a",
-        "evaluation": "8908bbc2cadcfea9a02be376c2643923",
-        "sliced": "aabbb5c12aa20f9d72978d14556c3b1f",
-        "explanation": "9d753af84e6fe3f37e3d3ea7408d8931",
+        "learner": "84f8270283a29ca9d932b294cf3e2bc2",
+        "predictions": "627948d1bce98b2e583d4421cc75354b",
+        "train_predictions": "96ae06c5e62c9baafdf13556d64d6049",
+        "evaluation": "162d075db36d59868dad20c6802620a8",
+        "sliced": "8820b3b39fd2eaea45bd513af9504996",
+        "explanation": "6500a338e2f539f7aa9d65106a432203",
         "reg_examples": "45e15fbecd46d74cfd89186e2ffd1877",
-        "reg_learner": "4f73ec03b5904d01d818e682738fff11",
-        "reg_predictions": "eb30195a560c2524bea0ac2b15de0f2f",
-        "reg_evaluation": "41ae5cde608c79d29a411971324e0bf3",
+        "reg_learner": "b936784b3702c8abb784e14b7d1d0931",
+        "reg_predictions": "9a1b4d6b201de75e12fda2b91b08e213",
+        "reg_evaluation": "eb6cf0d1309f55fe8969c448157a1356",
     },
     "exact": {
         "rows": "b807197ddadd5ecbf86027d1e4e4b030",
@@ -279,7 +279,7 @@ def test_compiled_facts_per_role(tmp_path: Path) -> None:
             "fraction": 0.5,
             "plateau": {"errors": 1.0, "share": 0.1, "epochs": 10},
             "loop": "light",
-            "loop_version": 3,
+            "loop_version": 4,
         }
     }
     assert facts["train_predictions"] == {"split": "train"}

@@ -54,3 +54,27 @@ def test_every_role_table_step_has_an_executor() -> None:
     steps = LearningSteps(mock.Mock(), mock.Mock(), mock.Mock()).steps()
     for role, spec in ROLE_SPECS.items():
         assert spec.step == PREPROCESS_STEP or spec.step in steps, role
+
+
+def test_a_write_with_no_room_in_scratch_names_the_folder_and_the_fix() -> None:
+    """The message a step's write failure gets (``_no_room``): only a write failure, only
+    once the store takes nothing more, only one that was not elsewhere (a temporary folder
+    of Keras, say) names the scratch folder. EFBIG (``ulimit -f``) counts as no room."""
+    import errno
+    from types import SimpleNamespace
+
+    from helix_tf.engine.execute import _no_room
+
+    scratch = "/tmp/helix-run-x"
+
+    def outputs(failure: str | None) -> object:
+        return SimpleNamespace(store_failure=failure, ctx=SimpleNamespace(scratch=scratch))
+
+    too_large = OSError(errno.EFBIG, "File too large")
+    said = _no_room(too_large, outputs("OSError: [Errno 27] File too large"))  # type: ignore[arg-type]
+    assert scratch in said and "ulimit -f" in said and "--scratch DIR" in said
+    plain = "OSError: [Errno 27] File too large"
+    assert _no_room(too_large, outputs(None)) == plain  # type: ignore[arg-type]
+    elsewhere = OSError(errno.ENOSPC, "No space left on device", "/tmp/keras-unpack")
+    assert scratch not in _no_room(elsewhere, outputs("full"))  # type: ignore[arg-type]
+    assert _no_room(ValueError("bad"), outputs("full")) == "ValueError: bad"  # type: ignore[arg-type]

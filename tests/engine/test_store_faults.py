@@ -356,3 +356,46 @@ def test_a_machine_fault_while_reading_back_keeps_the_entry(
     with pytest.raises(ExecutionError, match="No space left on device"):
         api.run(tiny_census_config, store=store)
     assert artifacts.lookup(model.fingerprint) is not None
+
+
+@pytest.mark.slow
+def test_no_room_in_the_store_nor_in_scratch_names_the_scratch_folder(
+    tiny_census_config: Path, store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file-size limit (``ulimit -f``: EFBIG, a write failure like a full disk) that the
+    model file exceeds: the store takes nothing more, the model goes to scratch, where the
+    same limit stops it. Before: "operator 'learner' failed: OSError: [Errno 27] File too
+    large" (and EFBIG was not a store write failure at all). Now the error names the
+    scratch folder and the fix, and what was stored (entries, history) stays sound."""
+    import resource
+
+    from helix_tf import api
+    from helix_tf.errors import ExecutionError
+    from helix_tf.reuse.metadata import MetadataStore
+
+    first = api.run(tiny_census_config, store=store, materialize="all")
+    model = next(m for m in ArtifactStore(store).entries() if m.kind == "model")
+    scratch = tmp_path / "scratch"
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    limit = model.bytes // 2  # below the model file, above the run's small JSON files
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        with pytest.raises(ExecutionError) as info:
+            api.run(
+                tiny_census_config,
+                store=store,
+                params=["learner.learning_rate=0.01"],
+                scratch=str(scratch),
+            )
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    message = str(info.value)
+    assert "operator 'learner' failed" in message and "File too large" in message
+    assert str(scratch) in message and "ulimit -f" in message and "--scratch" in message
+    _assert_sound(store)
+    again = api.run(tiny_census_config, store=store)
+    assert again.metrics == first.metrics
+    assert {n.state for n in again.nodes} <= {"load", "prune"}
+    with MetadataStore(f"sqlite:///{Path(store) / 'metadata.db'}") as md:
+        # The limit kept the database from recording the failed run (a warning said so).
+        assert [r.status for r in md.runs("tiny_census")] == ["ok", "ok"]

@@ -195,6 +195,33 @@ def test_a_broken_config_whose_workflow_is_not_recorded_gets_its_own_error(
         history.workflow_history(other, store=store)
 
 
+def test_a_store_folder_no_run_recorded_into_is_not_read_as_an_empty_history(
+    tiny_census_config: Path,
+) -> None:
+    """Before: a config whose load made ``.helix/sample_data`` (the examples generate their
+    data there) got an empty history table, an empty report, and a new empty database."""
+    home = tiny_census_config.parent / ".helix"
+    (home / "sample_data").mkdir(parents=True)
+    with pytest.raises(StoreError, match=r"no runs recorded for .*cfg\.py yet .*helix-tf run"):
+        history.workflow_history(tiny_census_config)
+    assert [p.name for p in home.iterdir()] == ["sample_data"]
+
+
+def test_a_metadata_file_that_does_not_exist_is_not_created_empty(
+    recorded: tuple[Path, list[int]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: history with a mistyped --metadata (or HELIX_TF_METADATA) SQLite path made
+    the folder and an empty database, and showed an empty history."""
+    config, _ = recorded
+    typo = tmp_path / "nowhere" / "metadata.db"
+    with pytest.raises(StoreError, match=r"no metadata database at .*nowhere.*Check the URL"):
+        history.workflow_history(config, metadata=f"sqlite:///{typo}")
+    monkeypatch.setenv("HELIX_TF_METADATA", str(typo))
+    with pytest.raises(StoreError, match=r"\(set by HELIX_TF_METADATA\)"):
+        history.workflow_diff(config, 1, 2)
+    assert not typo.parent.exists()
+
+
 def test_a_store_that_is_a_file_is_named_as_one(tiny_census_config: Path) -> None:
     """Before: "no store at FILE: nothing has run into it yet"."""
     afile = tiny_census_config.parent / "notes.txt"

@@ -652,6 +652,26 @@ def test_a_damaged_sqlite_file_says_how_to_recover_and_is_left_alone(tmp_path: P
     assert path.read_bytes() == junk
 
 
+@pytest.mark.parametrize(
+    ("how", "said"),
+    [
+        ("folder", r"metadata\.db is a folder, not a SQLite file: move it away"),
+        ("dangling link", r"metadata\.db links to .*gone\.db, which does not exist: fix the link"),
+    ],
+)
+def test_a_sqlite_path_that_cannot_be_opened_says_why(tmp_path: Path, how: str, said: str) -> None:
+    """Before: "unable to open database file", and nothing on what to do."""
+    path = tmp_path / "metadata.db"
+    if how == "folder":
+        path.mkdir()
+    else:
+        path.symlink_to(tmp_path / "gone" / "gone.db")  # into a folder that is not there
+    with pytest.raises(StoreError, match=said) as info:
+        MetadataStore(f"sqlite:///{path}")
+    assert "unable to open database file" in str(info.value)  # the read-only fallbacks key
+    assert "--metadata FILE" in str(info.value)
+
+
 def test_a_sqlite_file_locked_by_another_process_says_who_may_hold_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -239,6 +240,28 @@ def test_bad_manifest_is_skipped_then_replaced(
     assert store.lookup("fp") == good
 
 
+def test_an_entry_of_a_newer_format_is_not_read_and_never_removed_as_damaged(
+    store: ArtifactStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store shared with a newer helix_tf (a manifest format this one cannot read).
+    Before: "unusable ... `helix-tf store verify --repair` removes it", and verify counted
+    it bad (exit 1) and removed it with --repair, as gc did: a newer version's data lost.
+    A run computing the same fingerprint still replaces it (in a format both read)."""
+    manifest = put(store, "fp", FILES)
+    data = json.loads(store.fs.cat_file(store.paths.manifest("fp")))
+    newer = json.dumps({**data, "format_version": 2}).encode()
+    overwrite(store, store.paths.manifest("fp"), newer)
+    assert store.lookup("fp") is None
+    (said,) = [m for m in warned(caplog) if "fp" in m]
+    assert "written by a newer helix_tf" in said and "verify --repair" not in said
+    report = store.verify(repair=True)
+    assert report.newer == ["fp"] and report.bad == [] and report.clean
+    store.collect(older_than=0)
+    assert store.fs.cat_file(store.paths.manifest("fp")) == newer
+    assert token_dirs(store, "fp") == {manifest.token}
+    assert put(store, "fp", FILES).format_version == 1
+
+
 def test_manifest_for_missing_data_is_not_an_entry(store: ArtifactStore) -> None:
     manifest = put(store, "fp", FILES)
     store.files.rm_tree(store.paths.data_dir("fp", manifest.token))
@@ -369,12 +392,26 @@ def test_store_under_a_file_raises_store_error(tmp_path: Path) -> None:
     assert "--store" in str(info.value)
 
 
+@pytest.mark.parametrize("folder", ["staging", "artifacts"])
+def test_a_file_in_place_of_a_stores_own_folder_is_named(tmp_path: Path, folder: str) -> None:
+    """Before: "a file is in the way: the store must be a folder" about a store that is
+    one (the file was its staging folder's place)."""
+    root = tmp_path / "store"
+    ArtifactStore(str(root))
+    shutil.rmtree(root / folder)
+    (root / folder).write_text("not a folder")
+    with pytest.raises(StoreError) as info:
+        ArtifactStore(str(root))
+    assert f"the file {root / folder} is in the way of the store's own folders" in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("code", "fix"),
     [
         (errno.ENOSPC, "disk \\(or your quota\\) is full: free space there"),
         (errno.EDQUOT, "disk \\(or your quota\\) is full: free space there"),
         (errno.EROFS, "mounted read-only: pass a --store on a writable one"),
+        (errno.EFBIG, "file-size limit \\(`ulimit -f`\\) allows: raise the limit"),
     ],
 )
 def test_a_store_that_cannot_be_created_names_the_disks_fault(

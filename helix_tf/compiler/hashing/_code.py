@@ -10,6 +10,7 @@ read with :class:`~._resolver._ReadResolver`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import types
 from collections.abc import Callable
@@ -56,7 +57,19 @@ def code_fingerprint(fn: Callable[..., object]) -> CodeFingerprint:
     """
     if not callable(fn):
         raise TypeError(f"code_fingerprint expects a callable, but got {_type_name(type(fn))}")
-    return _Fingerprinter(warn_library=True).fingerprint(fn)
+    fingerprinter = _Fingerprinter(warn_library=True)
+    result = fingerprinter.fingerprint(fn)
+    unset = fingerprinter.entry_seeds(fn)
+    if not unset:
+        return result
+    refusals = [
+        f"{_identity(fn)[1]} draws numbers no seed fixes: {where} is seeded by its parameter "
+        f"{name}, which defaults to None, and helix_tf calls a function with its row or "
+        f"batch only, so two runs draw different numbers; give {name} a number as its "
+        "default (or use a module constant)"
+        for name, where in unset
+    ]
+    return dataclasses.replace(result, refusals=(*result.refusals, *refusals))
 
 
 class _Fingerprinter:
@@ -96,10 +109,38 @@ class _Fingerprinter:
             refusals=tuple(collector.refusals),
             files=tuple(collector.files),
             unseeded=tuple(collector.unseeded),
+            seed_parameters=tuple(collector.seed_parameters),
             parts=tuple(sorted(collector.parts.items())),
         )
         self._memo[key] = (obj, result)
         return result
+
+    def entry_seeds(self, obj: object) -> list[tuple[str, str]]:
+        """The seed parameters ``obj`` leaves None when helix_tf calls it (with a row or a
+        batch): a function's, a method's, a callable object's class's, a wrapped
+        function's; a partial's minus those its arguments give."""
+        if isinstance(obj, functools.partial):
+            given = {k for k, v in obj.keywords.items() if v is not None}
+            return [s for s in self.entry_seeds(obj.func) if s[0] not in given]
+        target = obj.__func__ if isinstance(obj, types.MethodType) else obj
+        if not isinstance(target, types.FunctionType | type) and _is_user_type(type(target)):
+            target = type(target)
+        found = list(self.fingerprint(target).seed_parameters)
+        wrapped = getattr(target, "__wrapped__", None)
+        if wrapped is not None and wrapped is not target and not isinstance(target, type):
+            found += self.entry_seeds(wrapped)
+        return list(dict.fromkeys(found))
+
+    def seeds_of(self, fn: object) -> tuple[str, ...]:
+        """The seed parameters of a user function a call must pass, or of a user class's
+        methods (``_unset_seeds``)."""
+        target = fn.__func__ if isinstance(fn, types.MethodType) else fn
+        user_class = isinstance(target, type) and _is_user_type(target)
+        if not user_class and not (
+            isinstance(target, types.FunctionType) and _is_user_function(target)
+        ):
+            return ()
+        return tuple(dict.fromkeys(name for name, _ in self.fingerprint(target).seed_parameters))
 
     def _nested_code_form(self, obj: object) -> _Form:
         fp = self.fingerprint(obj)

@@ -36,9 +36,13 @@ import types
 import uuid
 from collections.abc import Callable
 
+from ._addresses import address_reads
 from ._canonical import _library_family, _state
+from ._clock import reads_clock
+from ._listing_order import note_listing
 from ._origin import _is_user_module
 from ._set_order import unordered_sets
+from ._unset_seeds import judge_seeds, none_parameters, passed_on_seeds
 
 _UNKNOWN = object()
 _ENVIRON_GET = object()  # marks ``os.environ.get``
@@ -119,12 +123,28 @@ class Effects:
     #: address) used in their iteration order, which differs between processes:
     #: (the set's text, line).
     unordered: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    #: Seeds that are None unless the function's caller passes them: a parameter
+    #: defaulting to None used as a seed (``default_rng(seed)``): (call text, line, the
+    #: parameter). Refused where no caller passes one (:func:`code_fingerprint`'s entry).
+    seed_parameters: list[tuple[str, int, str]] = dataclasses.field(default_factory=list)
+    #: Folders (or glob patterns) listed by a call whose names are used in the order the
+    #: file system gives them (``for name in os.listdir(P)``; not ``sorted(...)``).
+    listings: list[str] = dataclasses.field(default_factory=list)
+    #: Library calls that leave their seed parameter None (``df.sample(frac=0.5)``,
+    #: ``shuffle(X)``): they draw from numpy's generator for the whole process or from
+    #: fresh entropy: (call text, line, the parameter).
+    unset_seeds: list[tuple[str, int, str]] = dataclasses.field(default_factory=list)
     #: Facts of the machine, user or working folder read by a call (``MACHINE_FACTS``
     #: names): their values join the fingerprint, as an environment variable's does.
     facts: list[str] = dataclasses.field(default_factory=list)
 
 
-def scan_effects(tree: ast.AST, resolve: Callable[[str], object], source: str) -> Effects:
+def scan_effects(
+    tree: ast.AST,
+    resolve: Callable[[str], object],
+    source: str,
+    seeds_of: Callable[[object], tuple[str, ...]] = lambda fn: (),
+) -> Effects:
     """Find environment reads, file reads and unseeded random calls in ``tree``.
 
     Parameters
@@ -136,12 +156,19 @@ def scan_effects(tree: ast.AST, resolve: Callable[[str], object], source: str) -
         :data:`_UNKNOWN` for local variables and names it cannot see.
     source
         The text of the file ``tree`` comes from (for showing calls).
+    seeds_of
+        The seed parameters of a user function (its ``seed_parameters``) that its
+        callers must pass.
     """
     scan = _Scan(resolve, source)
+    scan.seeds_of = seeds_of
+    scan.parents = {id(c): n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
     scan.visit(tree)
     scan.leftover_environ(tree)
     _kept_draws(scan, tree)
     unordered_sets(scan, tree)
+    address_reads(scan, tree)
+    passed_on_seeds(scan, tree)
     return scan.found
 
 
@@ -151,14 +178,34 @@ class _Scan(ast.NodeVisitor):
         self.source = source
         self.found = Effects()
         self.consumed: set[int] = set()  # environ expressions accounted for
+        self.parents: dict[int, ast.AST] = {}  # each node's parent in the scanned tree
+        self.seeds_of: Callable[[object], tuple[str, ...]] = lambda fn: ()
         self.functions: list[str] = []  # the defs the visit is inside, innermost last
+        #: Per def or lambda the visit is inside: its parameters, and those of them that
+        #: are None unless a caller passes them (:func:`none_parameters`).
+        self.parameters: list[tuple[frozenset[str], frozenset[str]]] = []
 
-    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        self.functions.append(node.name)
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
+        self.functions.append(getattr(node, "name", "<lambda>"))
+        args = node.args
+        every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+        names = frozenset(a.arg for a in every if a is not None)
+        self.parameters.append((names, none_parameters(node)))
         self.generic_visit(node)
+        self.parameters.pop()
         self.functions.pop()
 
-    visit_AsyncFunctionDef = visit_FunctionDef
+    visit_AsyncFunctionDef = visit_Lambda = visit_FunctionDef
+
+    def seed_value(self, node: ast.AST) -> object:
+        """:meth:`value`, and None for a parameter that is None unless a caller passes it
+        (``seed`` in ``def udf(row, seed=None)``): helix_tf passes a UDF its row or batch
+        only, and a caller that leaves it out gets None."""
+        if isinstance(node, ast.Name):
+            for names, nones in reversed(self.parameters):
+                if node.id in names:
+                    return None if node.id in nones else _UNKNOWN
+        return self.value(node)
 
     # -- static values
     def value(self, node: ast.AST) -> object:
@@ -189,6 +236,11 @@ class _Scan(ast.NodeVisitor):
             if isinstance(left, pathlib.PurePath) and isinstance(right, str | pathlib.PurePath):
                 return left / right
             return _UNKNOWN
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):  # D + "/x.csv"
+            left, right = self.value(node.left), self.value(node.right)
+            return left + right if isinstance(left, str) and isinstance(right, str) else _UNKNOWN
+        if isinstance(node, ast.JoinedStr):  # f"{D}/x.csv": a path of known parts
+            return _joined(self, node)
         if isinstance(node, ast.Call) and not node.keywords:
             fn = self.value(node.func)
             args = [self.value(a) for a in node.args]
@@ -201,6 +253,8 @@ class _Scan(ast.NodeVisitor):
                 return fn(*args)  # type: ignore[operator]
             if isinstance(fn, type) and issubclass(fn, pathlib.PurePath):
                 return fn(*args)  # type: ignore[arg-type]
+            if (fn is str or fn is os.fspath) and len(args) == 1:  # str(FOLDER / "x.csv")
+                return os.fspath(args[0]) if isinstance(args[0], str | os.PathLike) else _UNKNOWN
             if fn is importlib.resources.files and len(args) == 1:
                 return _package_folder(args[0])
         return _UNKNOWN
@@ -249,11 +303,11 @@ class _Scan(ast.NodeVisitor):
             path = os.fspath(folder / name) if folder and isinstance(name, str) else None
             self.found.files.append((self.text(node), node.lineno, path))
         elif any(fn is f for f in _LISTERS):
-            self.found.files.append((self.text(node), node.lineno, self.listed(first)))
+            note_listing(self, node, self.listed(first))
         elif isinstance(node.func, ast.Attribute) and node.func.attr in _PATH_LISTS:
             target = self.value(node.func.value)
             if isinstance(target, pathlib.PurePath):
-                self.found.files.append((self.text(node), node.lineno, os.fspath(target)))
+                note_listing(self, node, os.fspath(target))
         elif not _computes_path(fn) and not _writes(fn, node):
             self.path_arguments(node)
         fact = next((name for name, f in MACHINE_FACTS.items() if fn is f), None)
@@ -265,7 +319,7 @@ class _Scan(ast.NodeVisitor):
             fact = LOCALE_TEXT
         if fact is not None and fact not in self.found.facts:
             self.found.facts.append(fact)
-        why = _varying(fn, node)
+        why = _varying(fn, node, self.value)
         if why == _HASH_WHY and self.functions[-1:] == ["__hash__"]:
             why = None  # a class's own __hash__: set and dict lookups, not values computed
         if why:
@@ -275,6 +329,8 @@ class _Scan(ast.NodeVisitor):
             self.found.unseeded.append((self.text(node), node.lineno))
             if shared:
                 self.found.global_draws.append((self.text(node), node.lineno))
+        else:
+            judge_seeds(self, fn, node)
         self.generic_visit(node)
 
     def listed(self, node: ast.AST | None) -> str | None:
@@ -576,13 +632,15 @@ _PROCESS_WHY = (
 )
 
 
-def _varying(fn: object, node: ast.Call) -> str | None:
+def _varying(fn: object, node: ast.Call, value: Callable[[ast.AST], object]) -> str | None:
     """Why a call's result differs between runs of the same code on the same data: it
     reads the clock or the process's string-hash seed. None for any other call."""
     if fn is builtins.hash:
         return _HASH_WHY
     if any(fn is f for f in _PROCESS_IDS):
         return _PROCESS_WHY
+    if reads_clock(fn, node, value):
+        return _CLOCK_WHY
     arity = next((a for f, a in _CLOCK_FUNCTIONS if fn is f), -1)
     owner = getattr(fn, "__self__", None)
     if (
@@ -776,6 +834,23 @@ def _is_unseeded(fn: object, node: ast.Call, value: Callable[[ast.AST], object])
 
 #: The keyword under which a generator's constructor takes its seed.
 _SEED_KEYWORDS = frozenset({"seed", "x", "entropy"})
+
+
+def _joined(scan: _Scan, node: ast.JoinedStr) -> object:
+    """An f-string's text when every part is known at compile time as text or a path and
+    shown as it is (no conversion, no format spec), else :data:`_UNKNOWN`."""
+    parts: list[str] = []
+    for part in node.values:
+        if isinstance(part, ast.Constant) and isinstance(part.value, str):
+            parts.append(part.value)
+            continue
+        if not isinstance(part, ast.FormattedValue) or part.conversion != -1 or part.format_spec:
+            return _UNKNOWN
+        value = scan.value(part.value)
+        if not isinstance(value, str | pathlib.PurePath):
+            return _UNKNOWN
+        parts.append(str(value))
+    return "".join(parts)
 
 
 def _kept_draws(scan: _Scan, tree: ast.AST) -> None:

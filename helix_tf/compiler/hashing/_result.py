@@ -34,6 +34,11 @@ class CodeFingerprint:
         The calls that open or read files, found in the code and its helpers.
     unseeded : tuple of str
         Calls that draw from an unseeded or global random generator.
+    seed_parameters : tuple of (str, str)
+        Parameters of the callable that default to None and seed its draws, with the
+        call that uses each: None unless a caller passes one. The callers found in
+        other code are checked there; :func:`code_fingerprint` refuses the callable it
+        is given when it has any (helix_tf calls a UDF with its row or batch only).
     parts : tuple of (str, str)
         A short digest of each part of the digest, by name: ``"<code>"`` (the
         normalised code and its defaults), each name read (``"SCALE"``,
@@ -49,6 +54,7 @@ class CodeFingerprint:
     refusals: tuple[str, ...] = ()
     files: tuple[FileRead, ...] = ()
     unseeded: tuple[str, ...] = ()
+    seed_parameters: tuple[tuple[str, str], ...] = ()
     parts: tuple[tuple[str, str], ...] = ()
 
 
@@ -82,6 +88,8 @@ class _Collector:
     refusals: list[str] = dataclasses.field(default_factory=list)
     files: list[FileRead] = dataclasses.field(default_factory=list)
     unseeded: list[str] = dataclasses.field(default_factory=list)
+    #: Not merged from helpers: their callers are checked where they call them.
+    seed_parameters: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     parts: dict[str, str] = dataclasses.field(default_factory=dict)
     analysable: bool = True
 

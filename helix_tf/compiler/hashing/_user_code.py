@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ._canonical import _digest, _Form
 from ._effects import _UNKNOWN, MACHINE_FACTS, generators_in, scan_effects
 from ._files import sha256_file, sha256_files
+from ._listing_order import listing_order
 from ._locate import _SourceFinder
 from ._origin import _warn_once
 from ._reads import _class_attrs, _class_functions, _imported, _Namespace
@@ -112,7 +113,7 @@ class _UserCode:
             return _UNKNOWN if isinstance(value, str) else value
 
         filename, qualname = where
-        found = scan_effects(tree, resolve, text)
+        found = scan_effects(tree, resolve, text, self._fp.seeds_of)
         form: dict[str, _Form] = {}
         if found.env:
             form["env"] = {k: os.environ.get(k) for k in found.env}
@@ -132,8 +133,16 @@ class _UserCode:
                 c.part(f"file {path}", _digest(files[-1]))
         if files:
             form["files"] = files
+        if found.listings:  # the order the file system lists them in, where it counts
+            form["listing_order"] = [[p, listing_order(p)] for p in found.listings]
+            for path, order in form["listing_order"]:
+                c.part(f"order of {path}", _digest(order))
+                c.note(f"uses the names in {path} in the order the file system lists them")
         for call, line in found.unseeded:
             c.unseeded.append(f"{call} ({os.path.basename(filename)}:{line}, in {qualname})")
+        for call, line, name in found.seed_parameters:
+            shown = f"{call} ({os.path.basename(filename)}:{line}, in {qualname})"
+            c.seed_parameters.append((name, shown))
         _refuse_effects(found, os.path.basename(filename), qualname, c)
         if found.facts:
             form["facts"] = {name: _fact(name, c) for name in found.facts}
@@ -311,9 +320,19 @@ def _refuse_effects(found: Any, base: str, qualname: str, c: _Collector) -> None
                 f"{qualname} draws numbers no seed fixes: {call} ({base}:{line}) makes a "
                 "random generator without a seed or reads fresh entropy from the operating "
                 "system, so two runs draw different numbers and a stored result would not "
-                "be what a fresh run computes; pass a seed that is a parameter or a module "
-                "constant (np.random.default_rng(SEED), random.Random(SEED))"
+                "be what a fresh run computes; pass a seed that is a parameter with a number "
+                "as its default (helix_tf calls a UDF with its row or batch only, so a seed "
+                "parameter defaulting to None is None) or a module constant "
+                "(np.random.default_rng(SEED), random.Random(SEED))"
             )
+    for call, line, param in found.unset_seeds:
+        c.refuse(
+            f"{qualname} calls {call} ({base}:{line}) with its {param} left None: it then "
+            "draws from numpy's generator for the whole process (or from fresh entropy), so "
+            "what it draws depends on every draw before it and no rerun can reproduce it; "
+            f"pass {param}=SEED (a seed parameter with a number as its default, or a "
+            "module constant)"
+        )
     for call, line in found.kept_draws:
         c.refuse(
             f"{qualname} draws from a random generator kept outside the call: {call} "

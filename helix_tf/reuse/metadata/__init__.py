@@ -37,7 +37,13 @@ from helix_tf.reuse.metadata._records import (
     RunRecord,
     VersionRecord,
 )
-from helix_tf.reuse.metadata._repair import DatabaseCheck, check_database, set_aside, sqlite_file
+from helix_tf.reuse.metadata._repair import (
+    DatabaseCheck,
+    check_database,
+    read_only_url,
+    set_aside,
+    sqlite_file,
+)
 from helix_tf.reuse.metadata._schema import SCHEMA_VERSION
 from helix_tf.reuse.metadata._store import MetadataStore, recorded_workflows
 
@@ -56,5 +62,6 @@ __all__ = [
     "fit_load_throughput",
     "recorded_workflows",
     "set_aside",
+    "read_only_url",
     "sqlite_file",
 ]

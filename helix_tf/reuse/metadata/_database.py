@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -10,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from helix_tf._database_files import create_database_file
 from helix_tf.errors import StoreError
 from helix_tf.reuse.metadata._schema import _Tables, _tables
 from helix_tf.reuse.metadata._urls import database_url, mask_password
@@ -63,6 +66,26 @@ class DamagedDatabaseError(StoreError):
     ``helix-tf store verify --repair`` moves it aside."""
 
 
+def _cannot_open(file: str | None) -> str:
+    """Why SQLite could not open ``file`` ("unable to open database file"), and the fix."""
+    fix = "or pass --metadata FILE"
+    if not file or file.startswith("file:"):  # a URI (read-only opening): SQLite said it
+        return ""
+    path = Path(file)
+    if path.is_dir():
+        return f"; {path} is a folder, not a SQLite file: move it away, {fix}"
+    if path.is_symlink() and not path.exists():
+        return f"; {path} links to {os.readlink(path)}, which does not exist: fix the link, {fix}"
+    if not path.parent.is_dir():
+        return f"; its folder {path.parent} does not exist: create it, {fix}"
+    if not os.access(path.parent, os.W_OK):
+        return (
+            f"; its folder {path.parent} cannot be written (SQLite keeps its journal beside "
+            f"the file): grant write access to it, {fix}"
+        )
+    return f"; check {path} and its folder's permissions, {fix}"
+
+
 class Database:
     """One SQL database: its engine, its URL (password hidden) and its transactions.
 
@@ -80,6 +103,8 @@ class Database:
         self.url: str = parsed.render_as_string(hide_password=True)
         self.sqlite: bool = parsed.get_backend_name() == "sqlite"
         self.postgresql: bool = parsed.get_backend_name() == "postgresql"
+        #: The SQLite file (None: a server database, or SQLite in memory).
+        self.file: str | None = (parsed.database or None) if self.sqlite else None
         self.engine: Engine = (
             _sqlite_engine(sa, parsed, self.url) if self.sqlite else _server_engine(sa, parsed)
         )
@@ -109,6 +134,8 @@ class Database:
                     "--repair` does; history starts afresh, the stored artifacts are kept and "
                     "reused), or pass --metadata FILE"
                 )
+            elif self.sqlite and "unable to open database file" in detail:
+                hint = _cannot_open(self.file)
             elif self.sqlite and "database is locked" in detail:
                 hint = (
                     f"; another process held a write lock on it for over {BUSY_TIMEOUT_S:g} s "
@@ -228,6 +255,9 @@ def _sqlite_engine(sa: Any, parsed: URL, url: str) -> Engine:
                 f"cannot create the folder {str(folder)!r} of metadata database "
                 f"{url}: {exc}; pass another --metadata URL"
             ) from exc
+        # An error here is SQLite's too, on connecting: that names the file and why.
+        with contextlib.suppress(OSError):
+            create_database_file(Path(database).expanduser())
     engine = sa.create_engine(parsed, **kwargs)
     sa.event.listen(engine, "connect", _on_sqlite_connect)
     sa.event.listen(engine, "begin", _on_sqlite_begin)

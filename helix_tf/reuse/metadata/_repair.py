@@ -9,11 +9,16 @@ dead run's lease while the database it must mark that run killed in is damaged.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from helix_tf.errors import StoreError
 from helix_tf.reuse.metadata._urls import database_url
+
+if TYPE_CHECKING:
+    from helix_tf.reuse.metadata._database import Database
 
 __all__ = ["DatabaseCheck", "check_database", "set_aside", "sqlite_file"]
 
@@ -37,16 +42,14 @@ def check_database(url: str) -> DatabaseCheck:
 
     Nothing is created: a SQLite file that does not exist has no problem.
     """
-    from helix_tf.reuse.metadata._database import DamagedDatabaseError, Database
-    from helix_tf.reuse.metadata._migrate import ensure_schema
+    from helix_tf.reuse.metadata._database import DamagedDatabaseError
 
     path = sqlite_file(url)
     if path is not None and not path.exists():
         return DatabaseCheck()
     try:
-        db = Database(url)
+        db = _open_schema(url, path)
         try:
-            ensure_schema(db)  # a newer schema is refused here, not taken for damage
             damage = db.check()
         finally:
             db.close()
@@ -55,6 +58,37 @@ def check_database(url: str) -> DatabaseCheck:
     except StoreError as exc:
         return DatabaseCheck(problem=str(exc))
     return DatabaseCheck(problem=damage, damaged=damage is not None)
+
+
+def _open_schema(url: str, path: Path | None) -> Database:
+    """The database at ``url`` with its schema checked (a newer one is refused, not taken
+    for damage); a SQLite file in a folder that cannot be written (a read-only mount,
+    where SQLite cannot open it as usual: its journal goes beside it) opens immutable."""
+    from helix_tf.reuse.metadata._database import Database
+    from helix_tf.reuse.metadata._migrate import ensure_schema
+
+    db = Database(url)
+    try:
+        ensure_schema(db)
+        return db
+    except StoreError as exc:
+        db.close()
+        unwritable = path is not None and not os.access(path.parent, os.W_OK)
+        if path is None or not unwritable or "unable to open database file" not in str(exc):
+            raise
+    db = Database(read_only_url(path))
+    try:
+        ensure_schema(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def read_only_url(path: Path) -> str:
+    """The URL that opens the SQLite file at ``path`` read-only and immutable (no journal
+    or lock files beside it: it opens in a folder that cannot be written)."""
+    return f"sqlite:///file:{path}?mode=ro&immutable=1&uri=true"
 
 
 def sqlite_file(url: str) -> Path | None:

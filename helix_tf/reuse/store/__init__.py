@@ -61,7 +61,7 @@ from helix_tf.reuse.store._leases import (
     process_start,
 )
 from helix_tf.reuse.store._manifest import FORMAT_VERSION, FileEntry, Manifest, Staging
-from helix_tf.reuse.store._store import ArtifactStore, drop_if_damaged
+from helix_tf.reuse.store._store import ArtifactStore, drop_if_damaged, unusable_entry
 
 __all__ = [
     "FORMAT_VERSION",
@@ -74,6 +74,7 @@ __all__ = [
     "Staging",
     "VerifyReport",
     "drop_if_damaged",
+    "unusable_entry",
     "is_write_failure",
     "pid_scope",
     "process_alive",

@@ -87,11 +87,14 @@ class VerifyReport:
         Fingerprints of entries that do not, with the problem.
     leftovers : GcReport
         Leftovers of dead runs (reclaimed when ``repair``, else only counted).
+    newer : list of str
+        Fingerprints of entries a newer helix_tf wrote: not checked, never removed.
     """
 
     ok: list[Manifest] = field(default_factory=list)
     bad: list[tuple[str, str]] = field(default_factory=list)
     leftovers: GcReport = field(default_factory=GcReport)
+    newer: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -133,7 +136,7 @@ class Collector:
                 entry = self.entries.inspect(fp)  # the listing may predate a concurrent commit
             if entry.manifest is not None:
                 out.append(entry.manifest)
-            else:
+            elif entry.state != "newer":  # a newer helix_tf's: not ours to judge
                 logger.warning(
                     "artifact %s in %s is unusable: %s", fp, self.files.url, entry.problem
                 )
@@ -150,6 +153,9 @@ class Collector:
                 entry = self.entries.inspect(fp, sizes_by_token=group.sizes_by_token)
                 if entry.state == "invalid":
                     entry = self.entries.inspect(fp)
+                if entry.state == "newer":  # not checked, never removed: see _Entry
+                    report.newer.append(fp)
+                    continue
                 problem = entry.problem
                 if entry.manifest is not None:
                     problem = self.entries.content_problem(entry.manifest) or ""

@@ -140,9 +140,11 @@ class Committer:
         return tuple(entries)
 
     def _make_way(self, staging: Staging) -> bool:
-        """False (and our files discarded) if a sound entry is there; a bad one goes."""
+        """False (and our files discarded) if a sound entry is there; a bad one goes, and so
+        does one a newer helix_tf wrote (this run's result of the same fingerprint replaces
+        it, in the format both read; ``verify`` and ``gc`` leave such entries alone)."""
         existing = self.entries.inspect_deep(staging.fingerprint)
-        if existing.state == "invalid":
+        if existing.state in ("invalid", "newer"):
             self.entries.remove_bad(staging.fingerprint, existing, staging.token)
         elif existing.state == "valid":
             logger.info(
@@ -232,7 +234,7 @@ class Committer:
                     return True
                 if entry.state == "valid":
                     return False
-                if entry.state == "invalid":
+                if entry.state in ("invalid", "newer"):
                     self.entries.remove_bad(fingerprint, entry, token)
                 continue
             # Read back: guards backends that ignore the create-if-absent precondition.

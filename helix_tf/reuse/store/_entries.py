@@ -10,7 +10,13 @@ import posixpath
 from collections.abc import Mapping
 
 from helix_tf.reuse.store._fs import _MANIFEST, StoreFiles
-from helix_tf.reuse.store._manifest import Manifest, _compare_sizes, _Entry, _verify_dir
+from helix_tf.reuse.store._manifest import (
+    Manifest,
+    NewerFormatError,
+    _compare_sizes,
+    _Entry,
+    _verify_dir,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +65,8 @@ class Entries:
         """
         try:
             manifest = Manifest.from_json(text)
+        except NewerFormatError as exc:
+            return _Entry(state="newer", problem=str(exc), raw=text, newer_token=exc.token)
         except ValueError as exc:
             return _Entry(state="invalid", problem=f"bad {_MANIFEST}: {exc}", raw=text)
         if manifest.fingerprint != fingerprint:

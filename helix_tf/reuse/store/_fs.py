@@ -16,6 +16,7 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import fsspec
@@ -30,11 +31,12 @@ _STAGING = "staging"
 _TMP_PREFIX = ".MANIFEST.json."
 _CHUNK = 1 << 20
 _FINGERPRINT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}")
-#: errno values that mean "this location cannot take the data" (full, read-only, denied).
-_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+#: errno values that mean "this location cannot take the data" (full, read-only, denied, or
+#: a file larger than the file system or the process's file-size limit allows).
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
 _WRITE_FAILURE_RE = re.compile(
     r"\[errno (" + "|".join(str(e) for e in _WRITE_ERRNOS) + r")\]"
-    r"|no space left on device|read-only file system|disk quota exceeded"
+    r"|no space left on device|read-only file system|disk quota exceeded|file too large"
     r"|database or disk is full|readonly database|disk i/o error",
     re.I,
 )
@@ -109,6 +111,11 @@ class StoreFiles:
             fix = "its disk (or your quota) is full: free space there, or pass another --store"
         elif err == errno.EROFS:
             fix = "its file system is mounted read-only: pass a --store on a writable one"
+        elif err == errno.EFBIG:
+            fix = (
+                "a file is larger than its file system or your file-size limit (`ulimit -f`) "
+                "allows: raise the limit, or pass a --store on a file system that takes it"
+            )
         elif isinstance(exc, PermissionError) or "403" in str(exc) or "401" in str(exc):
             fix = (
                 "grant write access to it (gs://: roles/storage.objectAdmin), "
@@ -116,6 +123,12 @@ class StoreFiles:
             )
         elif isinstance(exc, NotADirectoryError | FileExistsError) and self.is_local:
             fix = "a file is in the way: the store must be a folder; pass another --store"
+            blocker = _file_in_the_way(getattr(exc, "filename", None))
+            if blocker is not None and blocker.startswith(self.root + os.sep):
+                fix = (
+                    f"the file {blocker} is in the way of the store's own folders: move it "
+                    "away (helix_tf makes the folder again), or pass another --store"
+                )
         elif _is_gcs(self.fs):
             bucket = self.root.split("/", 1)[0]
             with contextlib.suppress(Exception):
@@ -277,10 +290,21 @@ def _create_local(path: str, data: bytes, token: str) -> None:
     _fsync_dir(os.path.dirname(path))
 
 
+def _file_in_the_way(path: str | None) -> str | None:
+    """The nearest of ``path`` and its parents that exists and is not a folder, if any."""
+    if not path:
+        return None
+    for candidate in (path, *(str(p) for p in Path(path).parents)):
+        if os.path.lexists(candidate):
+            return None if os.path.isdir(candidate) else candidate
+    return None
+
+
 def is_write_failure(exc: BaseException) -> bool:
     """Whether ``exc`` (or what it wraps) says a write found no room or no permission.
 
-    Disk full, quota exceeded, read-only or immutable (``EPERM``), access denied, and
+    Disk full, quota exceeded, read-only or immutable (``EPERM``), access denied, a file
+    too large for the file system or the file-size limit (``EFBIG``), and
     SQLite's "database or disk is full" and "disk I/O error" (what opening a database
     in WAL mode on a full disk reports). Runners re-raise a worker's error with its
     message only, so the messages are read too.

@@ -17,7 +17,8 @@ from fsspec.implementations.local import LocalFileSystem
 
 from helix_tf.reuse.store._fs import _CHUNK
 
-#: Version of the manifest format written by this module; readers skip unknown versions.
+#: Version of the manifest format written by this module; readers skip unknown versions
+#: (an entry of a newer format is not read, and ``verify``/``gc`` never remove it).
 FORMAT_VERSION = 1
 _SUPPORTED_FORMATS = frozenset({1})
 _TOKEN_RE = re.compile(r"[0-9a-f]{32}")
@@ -137,6 +138,12 @@ class Manifest:
         if not isinstance(data, dict):
             raise ValueError(f"manifest must be a JSON object, got {type(data).__name__}")
         version = data.get("format_version")
+        if isinstance(version, int) and version > max(_SUPPORTED_FORMATS):
+            raise NewerFormatError(
+                f"manifest format_version {version} was written by a newer helix_tf; this "
+                f"one reads {sorted(_SUPPORTED_FORMATS)}: upgrade helix_tf to reuse it",
+                token=data.get("token") if isinstance(data.get("token"), str) else None,
+            )
         if not isinstance(version, int) or version not in _SUPPORTED_FORMATS:
             raise ValueError(
                 f"unknown manifest format_version {version!r}; this helix_tf reads "
@@ -232,18 +239,28 @@ class Staging:
         return self.fs.open(path, mode)
 
 
+class NewerFormatError(ValueError):
+    """A manifest of a format newer than this helix_tf reads; ``token`` names its data."""
+
+    def __init__(self, message: str, *, token: str | None) -> None:
+        super().__init__(message)
+        self.token = token
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Entry:
-    """What is at ``artifacts/<fp>/MANIFEST.json``: state is missing, invalid or valid."""
+    """What is at ``artifacts/<fp>/MANIFEST.json``: state is missing, invalid, valid, or
+    newer (written by a newer helix_tf: not read, and not removed as damaged)."""
 
     state: str
     parsed: Manifest | None = None  # the manifest if it parsed, valid or not
     problem: str = ""
     raw: bytes = b""  # the manifest's bytes as read
+    newer_token: str | None = None  # the data a newer-format manifest names
 
     @property
     def token(self) -> str | None:
-        return self.parsed.token if self.parsed is not None else None
+        return self.parsed.token if self.parsed is not None else self.newer_token
 
     @property
     def manifest(self) -> Manifest | None:

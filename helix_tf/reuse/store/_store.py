@@ -41,11 +41,16 @@ class ArtifactStore:
     cache_dir : str, optional
         Local download cache for remote stores; default
         ``~/.cache/helix_tf/<hash of url>`` (``$XDG_CACHE_HOME`` is honoured).
+    writing : bool
+        ``False`` for a caller that only reads (``plan``, ``status``, ``report``,
+        ``store du``, ``store verify``): an existing local store is opened as it is,
+        on a read-only mount too (a store that is not there yet is still created).
 
     Raises
     ------
     StoreError
-        If the URL's scheme is unsupported or the store cannot be created or written.
+        If the URL's scheme is unsupported or the store cannot be created or written
+        (with ``writing=False``: or read).
 
     Examples
     --------
@@ -59,7 +64,7 @@ class ArtifactStore:
     >>> store.delete("abc123")
     """
 
-    def __init__(self, url: str, *, cache_dir: str | None = None) -> None:
+    def __init__(self, url: str, *, cache_dir: str | None = None, writing: bool = True) -> None:
         if not isinstance(url, str) or not url.strip():
             raise StoreError(
                 f"artifact store URL must be a non-empty string, got {url!r}; use a folder "
@@ -77,7 +82,7 @@ class ArtifactStore:
         self.cache_dir = os.path.abspath(os.path.expanduser(cache_dir))
         #: This process's lease on the store while a run holds one (:meth:`open_lease`).
         self.lease: RunLease | None = None
-        _init_root(self.files)
+        _init_root(self.files, writing=writing)
         self._entries = Entries(self.files)
         self._committer = Committer(self._entries, lambda: new_token(self.lease))
         self._opener = Opener(self._entries, self.cache_dir)
@@ -117,6 +122,14 @@ class ArtifactStore:
         with self.files.errors(f"look up {fingerprint}"):
             self.files.refresh()
             entry = self._entries.inspect(fingerprint)
+        if entry.state == "newer":
+            logger.warning(
+                "artifact %s in %s is not read: %s (a run that needs it computes it, and "
+                "stores its result in its place)",
+                fingerprint,
+                self.url,
+                entry.problem,
+            )
         if entry.state == "invalid":
             logger.warning(
                 # Said on every lookup until it is replaced: a pruned node's entry is not
@@ -361,11 +374,22 @@ def drop_if_damaged(store: ArtifactStore, fingerprint: str) -> str | None:
     return entry.problem
 
 
-def _init_root(files: StoreFiles) -> None:
-    """Create the store's folders and marker, or check the marker of an existing store."""
+def unusable_entry(store: ArtifactStore, fingerprint: str) -> str | None:
+    """Why the entry of ``fingerprint`` in ``store`` is unusable (a manifest that does not
+    parse, a data file missing or of the wrong size), without removing it; ``None`` when
+    it is sound (by sizes: :meth:`ArtifactStore.open_local` checks hashes) or absent."""
+    _check_fingerprint(fingerprint)
+    with store.files.errors(f"check {fingerprint}"):
+        entry = store._entries.inspect(fingerprint)
+    return entry.problem if entry.state == "invalid" else None
+
+
+def _init_root(files: StoreFiles, *, writing: bool = True) -> None:
+    """Create the store's folders and marker, or check the marker of an existing store
+    (``writing=False``: an existing local store need not be writable)."""
     marker = files.paths.join(_MARKER)
     try:
-        if files.is_local:
+        if files.is_local and (writing or not os.path.isfile(marker)):
             os.makedirs(files.paths.join(_ARTIFACTS), exist_ok=True)
             os.makedirs(files.paths.join(_STAGING), exist_ok=True)
             if not os.access(files.root, os.W_OK):
