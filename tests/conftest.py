@@ -62,6 +62,17 @@ os.environ["HELIX_TF_AGENT_REGISTRY"] = str(SESSION_HOME / "agents")
 _OWNER = os.getpid()
 
 
+#: Every test item the session collected, before ``-m``, ``-k`` and ``--deselect`` left
+#: some out (tests/test_ci_selection.py reads the markers of the whole suite from it).
+COLLECTED = pytest.StashKey[list[pytest.Item]]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the collected items before the marker and keyword selections deselect any."""
+    config.stash[COLLECTED] = list(items)
+
+
 def pytest_report_header() -> str | None:
     """Say which of the machine's settings the tests ignore (none on a clean machine)."""
     return f"ignored from the environment: {', '.join(SCRUBBED)}" if SCRUBBED else None

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,10 +112,10 @@ def _train(
     return weights, {**stats, "losses": losses, "model": model}, scores
 
 
-def _fresh_process(tmp: Path) -> dict[str, Any]:
-    """Every case trained in a new process, nothing kept (HELIX_TF_TRAINERS=0: the model
-    returned is the trainer's own, not a copy), by Keras' fit and by the light loop of
-    approximate runs (``NAME.light``)."""
+def _start_fresh_process(tmp: Path) -> subprocess.Popen[bytes]:
+    """Start training every case in a new process, nothing kept (HELIX_TF_TRAINERS=0: the
+    model returned is the trainer's own, not a copy), by Keras' fit and by the light loop
+    of approximate runs (``NAME.light``); :func:`_fresh_results` reads what it wrote."""
     code = (
         "import json, sys, numpy as np\n"
         "from tests.components import test_trainers as t\n"
@@ -130,23 +131,46 @@ def _fresh_process(tmp: Path) -> dict[str, Any]:
     env = {**os.environ, "HELIX_TF_TRAINERS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
     root = Path(__file__).resolve().parents[2]
     env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
-    subprocess.run([sys.executable, "-c", code, str(tmp)], check=True, env=env, cwd=root)
+    return subprocess.Popen([sys.executable, "-c", code, str(tmp)], env=env, cwd=root)
+
+
+def _fresh_results(proc: subprocess.Popen[bytes], tmp: Path) -> dict[str, Any]:
+    """The stats of the process :func:`_start_fresh_process` started, once it has ended
+    (its weights and scores are in ``tmp/NAME.npz``)."""
+    assert proc.wait(timeout=900) == 0
     return json.loads((tmp / "stats.json").read_text())
+
+
+def _fresh_process(tmp: Path) -> dict[str, Any]:
+    """Every case trained in a new process (:func:`_start_fresh_process`), waited for."""
+    return _fresh_results(_start_fresh_process(tmp), tmp)
+
+
+@pytest.fixture
+def fresh_process(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """The fresh process, started as the test starts (it trains beside the test)."""
+    proc = _start_fresh_process(tmp_path)
+    yield proc
+    if proc.poll() is None:  # the test failed before waiting for it
+        proc.kill()
+    proc.wait()
 
 
 @pytest.mark.slow
 @pytest.mark.ci
-def test_a_reused_trainer_gives_a_fresh_process_bits(tmp_path: Path) -> None:
+def test_a_reused_trainer_gives_a_fresh_process_bits(
+    tmp_path: Path, fresh_process: subprocess.Popen[bytes]
+) -> None:
     from helix_tf.components.trainers import TRAINERS
 
-    fresh = _fresh_process(tmp_path)
     TRAINERS.clear()
+    got = {}
     for name, (learner, _, _) in CASES.items():
         # The same graph trained first with other run-time parameters (penalty strengths
         # too: a zero one stays zero): its trainer is traced, has moved its weights,
         # optimizer slots and step count, and is kept. Each loop after the other: an
         # exact run's fit after an approximate run's light loop on one trainer, and back.
-        for light in (True, False, True):
+        for i, light in enumerate((True, False, True)):
             _train(
                 name,
                 light=not light,
@@ -158,16 +182,16 @@ def test_a_reused_trainer_gives_a_fresh_process_bits(tmp_path: Path) -> None:
             reuses = TRAINERS.stats()["reuses"]
             weights, stats, scores = _train(name, light=light)
             assert TRAINERS.stats()["reuses"] == reuses + 1, name
-            name_as = name + (".light" if light else "")
-            stored = np.load(tmp_path / f"{name_as}.npz")
-            assert len(weights) == len(stored.files) - 1, name_as
-            for i, w in enumerate(weights):
-                np.testing.assert_array_equal(
-                    w, stored[f"arr_{i}"], err_msg=f"{name_as} weight {i}"
-                )
-            np.testing.assert_array_equal(scores, stored["scores"], err_msg=name_as)
             stats.pop("model")
-            assert stats == fresh[name_as], name_as
+            got[name, i] = (name + (".light" if light else ""), weights, stats, scores)
+    fresh = _fresh_results(fresh_process, tmp_path)
+    for name_as, weights, stats, scores in got.values():
+        stored = np.load(tmp_path / f"{name_as}.npz")
+        assert len(weights) == len(stored.files) - 1, name_as
+        for i, w in enumerate(weights):
+            np.testing.assert_array_equal(w, stored[f"arr_{i}"], err_msg=f"{name_as} weight {i}")
+        np.testing.assert_array_equal(scores, stored["scores"], err_msg=name_as)
+        assert stats == fresh[name_as], name_as
 
 
 def test_a_change_of_the_graph_builds_a_new_trainer() -> None:

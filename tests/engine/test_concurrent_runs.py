@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -88,14 +88,31 @@ def _assert_store_sound(store: str) -> None:
         assert len(data_dirs) == 1, f"{manifest.fingerprint} written {len(data_dirs)} times"
 
 
-def _fresh_metrics(setup: dict[str, str]) -> dict[str, float]:
-    store = str(Path(setup["root"]) / "fresh")
-    out = subprocess.run(_cmd(setup, store), capture_output=True, text=True, env=_env(), check=True)
-    return json.loads(out.stdout)["metrics"]
+@pytest.fixture
+def fresh(setup: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """A run from an empty store of its own, started as the test starts: it runs beside
+    the test's runs (another store: it never sees them) and is stopped if the test fails."""
+    store = str(tmp_path / "fresh")
+    proc = subprocess.Popen(
+        _cmd(setup, store), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
+    )
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+    proc.communicate()
+
+
+def _fresh_metrics(fresh: subprocess.Popen[str]) -> dict[str, float]:
+    """The metrics of the run :func:`fresh` started, once it has ended."""
+    out, err = fresh.communicate(timeout=600)
+    assert fresh.returncode == 0, err[-2000:]
+    return json.loads(out)["metrics"]
 
 
 @pytest.mark.slow
-def test_two_runs_at_once_share_one_store_safely(setup: dict[str, str]) -> None:
+def test_two_runs_at_once_share_one_store_safely(
+    setup: dict[str, str], fresh: subprocess.Popen[str]
+) -> None:
     store = str(Path(setup["root"]) / "shared")
     procs = [
         subprocess.Popen(
@@ -110,7 +127,7 @@ def test_two_runs_at_once_share_one_store_safely(setup: dict[str, str]) -> None:
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
     metrics = [json.loads(o[0])["metrics"] for o in outs]
-    assert metrics[0] == metrics[1] == _fresh_metrics(setup)
+    assert metrics[0] == metrics[1] == _fresh_metrics(fresh)
     _assert_store_sound(store)
 
 
@@ -136,7 +153,7 @@ def _manifests(store: Path) -> int:
 @pytest.mark.slow
 @pytest.mark.ci
 def test_a_run_killed_at_any_moment_leaves_the_store_sound(
-    setup: dict[str, str], tmp_path: Path
+    setup: dict[str, str], fresh: subprocess.Popen[str], tmp_path: Path
 ) -> None:
     store = Path(setup["root"]) / "killed"
     scratch = tmp_path / "scratch"
@@ -178,7 +195,7 @@ def test_a_run_killed_at_any_moment_leaves_the_store_sound(
         env=_env(),
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert json.loads(out.stdout)["metrics"] == _fresh_metrics(setup)
+    assert json.loads(out.stdout)["metrics"] == _fresh_metrics(fresh)
     _assert_store_sound(str(store))
     # The run reclaimed what the killed ones left: staging, leases, scratch folders.
     assert _staged_files(store) == []

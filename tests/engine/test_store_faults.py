@@ -1,5 +1,5 @@
-"""Runs against a store under faults, as real ``helix-tf run`` processes: a full store or
-an immutable staging folder costs only the materialization, and stored entries that fail
+"""Runs against a store under faults: a full store or an immutable staging folder costs
+only the materialization (real ``helix-tf run`` processes), and stored entries that fail
 verification or vanish are recomputed within the same run.
 """
 
@@ -145,9 +145,11 @@ def test_staging_made_immutable_mid_run_costs_only_the_materialization(
 def test_a_same_size_corrupt_entry_is_recomputed_in_the_same_run(
     setup: dict[str, str], tmp_path: Path
 ) -> None:
+    from helix_tf import api
+
     store = str(tmp_path / "store")
-    first = _run(setup, store)
-    assert first.returncode == 0, first.stderr[-2000:]
+    params = [f"train={setup['train']}", f"test={setup['test']}"]
+    api.run(setup["config"], params=params, store=store, materialize="all")
     artifacts = ArtifactStore(store)
     examples = next(m for m in artifacts.entries() if m.kind == "examples")
     part = Path(
@@ -158,12 +160,12 @@ def test_a_same_size_corrupt_entry_is_recomputed_in_the_same_run(
     part.write_bytes(bytes(data))
 
     # Another learner setting: the plan loads the (corrupt) examples.
-    second = _run(setup, store, "-p", "learner.l2=0.01")
-    assert second.returncode == 0, second.stderr[-3000:]
-    result = json.loads(second.stdout)
-    states = {n["name"]: n["state"] for n in result["nodes"]}
+    second = api.run(
+        setup["config"], params=[*params, "learner.l2=0.01"], store=store, materialize="all"
+    )
+    states = {n.name: n.state for n in second.nodes}
     assert states["examples"] == "compute"
-    assert any("recomputed in this run" in note for note in result["notes"])
+    assert any("recomputed in this run" in note for note in second.notes)
     again = artifacts.lookup(examples.fingerprint)
     assert again is not None
     # Recomputed from the same inputs: the same bytes as before the corruption.

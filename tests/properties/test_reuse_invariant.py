@@ -16,7 +16,9 @@ after it differ). After every edit, against the example's own store:
   whose fingerprint an earlier step computed is never computed again.
 
 ``test_every_edit_class_in_one_walk`` flips every class once (what CI runs); the
-hypothesis test draws random sequences (``HELIX_INVARIANT_EXAMPLES``, default 3 in CI).
+hypothesis test draws random sequences under both policies (``HELIX_INVARIANT_EXAMPLES``,
+default 3; slow, out of CI, where ``test_reuse_tasks.py`` draws random sequences under
+both policies and ``test_reuse_examples.py`` walks the census example's edits).
 """
 
 from __future__ import annotations
@@ -301,7 +303,6 @@ def test_every_edit_class_in_one_walk(case: Case) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.ci
 @settings(
     max_examples=int(os.environ.get("HELIX_INVARIANT_EXAMPLES", "3")),
     deadline=None,
