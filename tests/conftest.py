@@ -11,6 +11,7 @@ import atexit
 import logging
 import os
 import shutil
+import signal
 import string
 import tempfile
 import textwrap
@@ -60,6 +61,14 @@ os.environ["HELIX_TF_SERVER_DIR"] = str(SESSION_HOME / "server")
 os.environ["HELIX_TF_AGENT_REGISTRY"] = str(SESSION_HOME / "agents")
 
 _OWNER = os.getpid()
+
+#: A suite started in the background of a script (``pytest &`` in a non-interactive
+#: shell, nohup) has Ctrl-C ignored, and every process a test starts inherits that: the
+#: tests that press Ctrl-C in a run would see it finish instead. A terminal's Ctrl-C is
+#: what they test, so the session takes it back (its processes then start with the
+#: default, as from a terminal).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 #: Every test item the session collected, before ``-m``, ``-k`` and ``--deselect`` left
