@@ -7,6 +7,8 @@ reported as "the Beam pipeline failed", the run exited 1 and was recorded failed
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from helix_tf.engine._preprocess import unwrap_runner_error
@@ -60,15 +62,19 @@ class _Node:
     name = "learner"
 
 
+#: A run's outputs whose store takes data (so a step's failure is said as it is).
+_OUTPUTS = SimpleNamespace(store_failure=None, ctx=SimpleNamespace(scratch="/scratch"))
+
+
 def test_a_step_error_raised_by_ctrl_c_is_the_interrupt_not_the_nodes_failure() -> None:
     def step(node: object) -> None:
         raise _raised_while_interrupted()
 
     with pytest.raises(KeyboardInterrupt):
-        _run_step(step, _Node())  # type: ignore[arg-type]
+        _run_step(step, _Node(), _OUTPUTS)  # type: ignore[arg-type]
 
     def failing(node: object) -> None:
         raise RuntimeError("bad weights")
 
     with pytest.raises(ExecutionError, match="RuntimeError: bad weights"):
-        _run_step(failing, _Node())  # type: ignore[arg-type]
+        _run_step(failing, _Node(), _OUTPUTS)  # type: ignore[arg-type]
