@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
-import importlib.util
-import itertools
 import json
 import keyword
 import logging
@@ -22,7 +20,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import textwrap
 import types
 from collections.abc import Callable
 
@@ -37,24 +34,12 @@ from helix_tf.compiler.hashing import (
     code_fingerprint,
     stable_hash,
 )
-
-_COUNTER = itertools.count()
+from tests.compiler.conftest import load_module
 
 # --------------------------------------------------------------------------- module loading
 
 
-def _load(directory: pathlib.Path, source: str, inject: dict[str, object] | None = None):
-    """Write ``source`` to a new file and import it under a unique module name."""
-    name = f"helix_hashing_case_{next(_COUNTER)}"
-    path = directory / f"{name}.py"
-    path.write_text(textwrap.dedent(source))
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    module.__dict__.update(inject or {})
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+_load = load_module
 
 
 @pytest.fixture

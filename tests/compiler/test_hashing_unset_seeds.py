@@ -10,10 +10,9 @@ reused draws that no fresh run makes.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import inspect
-import itertools
 import pathlib
+import sys
 import tempfile
 
 import pandas as pd
@@ -22,8 +21,7 @@ from hypothesis import given, settings, strategies as st
 
 from helix_tf.compiler.hashing import code_fingerprint
 from helix_tf.compiler.hashing._unset_seeds import RUN_TIME_METHODS
-
-_COUNTER = itertools.count()
+from tests.compiler.conftest import load_module
 
 
 def _udf(load, body: str) -> object:
@@ -180,14 +178,9 @@ def test_only_a_none_seed_refuses_whatever_its_spelling(
         if positional
         else f"batch.sample(frac={frac}, random_state={seed})"
     )
-    name = f"helix_unset_seed_case_{next(_COUNTER)}"
     with tempfile.TemporaryDirectory() as folder:
-        path = pathlib.Path(folder) / f"{name}.py"
-        path.write_text(f"def udf(batch):\n    return {call}\n")
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = load_module(pathlib.Path(folder), f"def udf(batch):\n    return {call}\n")
+        sys.modules.pop(module.__name__, None)
         fp = code_fingerprint(module.udf)
     assert bool(fp.refusals) == (seed is None), (call, fp.refusals)
 
