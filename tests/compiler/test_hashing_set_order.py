@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from helix_tf.compiler.hashing import code_fingerprint
+from tests.compiler.conftest import load_module
 
 _HELPERS = """
 def words(row):
@@ -72,24 +73,13 @@ _ORDER_FREE = [
 ]
 
 
-def _fingerprint(folder: pathlib.Path, name: str, built: str, use: str) -> object:
+def _fingerprint(folder: pathlib.Path, built: str, use: str) -> object:
     body = f"S = {built}\n    {use}"
-    path = folder / f"{name}.py"
-    path.write_text(_HELPERS + f"\n\ndef udf(row):\n    {body}\n")
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
+    module = load_module(folder, _HELPERS + f"\n\ndef udf(row):\n    {body}\n")
     try:
-        spec.loader.exec_module(module)
         return code_fingerprint(module.udf)
     finally:
-        sys.modules.pop(name, None)
-
-
-_CASES = iter(range(10**9))
+        sys.modules.pop(module.__name__, None)
 
 
 @settings(max_examples=60, deadline=None)
@@ -99,7 +89,7 @@ def test_a_set_built_at_run_time_refuses_exactly_when_used_in_order(
 ) -> None:
     use = data.draw(st.sampled_from(_IN_ORDER if in_order else _ORDER_FREE))
     with tempfile.TemporaryDirectory() as folder:
-        fp = _fingerprint(pathlib.Path(folder), f"helix_set_order_{next(_CASES)}", built, use)
+        fp = _fingerprint(pathlib.Path(folder), built, use)
     refusals = fp.refusals  # type: ignore[attr-defined]
     assert bool(refusals) == in_order, (built, use, refusals)
     assert all("in its iteration order" in r and "sorted(" in r for r in refusals)
