@@ -139,10 +139,10 @@ def _missing_store(cmd: Invocation) -> str | None:
     """The local store folder CONFIG's runs would use, when no run has made it yet: no
     folder, or one without the store's marker (``.helix/`` holding only the example
     configs' generated data: planning there would create the store and its database)."""
+    from helix_tf.reuse.store import holds_a_store
+
     url = cmd.store or str(_default_store(cmd))
-    if "://" in url or (Path(url) / "helix_store.json").is_file():
-        return None
-    return url
+    return None if "://" in url or holds_a_store(url) else url
 
 
 def _when(seconds: float) -> str:

@@ -47,10 +47,10 @@ def _open(config: str | None, store: str | None, verbose: int, *, writing: bool)
     it (a store on a read-only mount is read too)."""
     logging.getLogger("helix_tf").setLevel(logging.INFO if verbose else logging.WARNING)
     from helix_tf.errors import StoreError
-    from helix_tf.reuse.store import ArtifactStore
+    from helix_tf.reuse.store import ArtifactStore, holds_a_store
 
     url = _store_url(config, store)
-    if "://" not in url and not (Path(url).expanduser() / "helix_store.json").is_file():
+    if "://" not in url and not holds_a_store(url):
         raise StoreError(
             f"no artifact store at {url} (it has no helix_store.json); pass the --store a "
             "run used, or the CONFIG whose .helix/ it is"

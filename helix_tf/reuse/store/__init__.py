@@ -52,7 +52,7 @@ Never imports TensorFlow, Keras or Apache Beam.
 """
 
 from helix_tf.reuse.store._cleanup import GcReport, VerifyReport
-from helix_tf.reuse.store._fs import is_write_failure
+from helix_tf.reuse.store._fs import holds_a_store, is_write_failure
 from helix_tf.reuse.store._leases import (
     LeaseInfo,
     RunLease,
@@ -74,6 +74,7 @@ __all__ = [
     "Staging",
     "VerifyReport",
     "drop_if_damaged",
+    "holds_a_store",
     "unusable_entry",
     "is_write_failure",
     "pid_scope",

@@ -31,6 +31,14 @@ _STAGING = "staging"
 _TMP_PREFIX = ".MANIFEST.json."
 _CHUNK = 1 << 20
 _FINGERPRINT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}")
+
+
+def holds_a_store(folder: str | os.PathLike[str]) -> bool:
+    """Whether the local ``folder`` is a store a run made (it holds the store's marker);
+    a folder without it (``.helix/`` holding only the examples' generated data) is not."""
+    return (Path(folder).expanduser() / _MARKER).is_file()
+
+
 #: errno values that mean "this location cannot take the data" (full, read-only, denied, or
 #: a file larger than the file system or the process's file-size limit allows).
 _WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
