@@ -231,7 +231,12 @@ def test_failing_run_exits_non_zero_with_one_paragraph(
     config = make_config(body, train=census_like[0], test=census_like[1])
     result = invoke("run", config, "--store", store, "--json")
     _assert_clean_failure(result, "did you mean 'age'?", str(config))
-    assert result.stdout == ""  # nothing that looks like a JSON result
+    # --json: no result, the error as one JSON object (the message standard error shows).
+    error = json.loads(result.stdout)["error"]
+    assert (
+        set(error) >= {"type", "message", "exit_code"} and "did you mean 'age'?" in error["message"]
+    )
+    assert error["message"].splitlines()[0] in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -344,10 +349,13 @@ def test_malformed_row_exits_non_zero_naming_file_and_line(
     config = make_config(TINY_CENSUS, train=broken, test=census_like[1])
     result = invoke("run", config, "--store", store, "--json")
     assert result.exit_code == 1
-    message = result.output[result.output.index("error:") :]
+    message = result.stderr[result.stderr.index("error:") :]
     assert f"{broken} line 5: expected 15 fields" in message
     assert "on_bad_row='skip'" in message
-    assert result.stdout == ""
+    # --json: standard output holds the error as one JSON object, and nothing else.
+    error = json.loads(result.stdout)["error"]
+    assert error["type"] == "DataError" and error["exit_code"] == 1
+    assert f"{broken} line 5: expected 15 fields" in error["message"]
 
 
 def test_malformed_row_prints_no_traceback(
