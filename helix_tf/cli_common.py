@@ -152,7 +152,8 @@ def _asks_for_json(args: Sequence[str]) -> bool:
 class CommandGroup(click.Group):
     """The ``helix-tf`` group: a click error (usage, unknown option or command, a bad
     value) of a command line with ``--json`` also prints :func:`error_object` on
-    standard output, like a command's own errors (:func:`fail`)."""
+    standard output, like a command's own errors (:func:`fail`), and so does an
+    unexpected exception (its traceback still goes to standard error)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["helix_tf.argv"] = list(args)
@@ -167,6 +168,14 @@ class CommandGroup(click.Group):
             exc.show()
             print_error_json(consoles(ctx)[0], exc, exc.exit_code)
             raise SystemExit(exc.exit_code) from exc
+        except click.exceptions.Abort:  # Ctrl-C: no result and no error, exit 130
+            raise
+        except Exception as exc:
+            # A failure no command expected (a bug): its traceback still shows on standard
+            # error, and a script reading --json gets an error, not an empty output.
+            if _asks_for_json(ctx.meta.get("helix_tf.argv", ())):
+                print_error_json(consoles(ctx)[0], exc, 1)
+            raise
 
 
 _common = [

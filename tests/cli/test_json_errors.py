@@ -126,3 +126,18 @@ def test_the_error_object_carries_what_the_error_knows() -> None:
 )
 def test_json_is_asked_for_by_the_option_only(args: list[str], asked: bool) -> None:
     assert _asks_for_json(args) is asked
+
+
+def test_an_unexpected_failure_with_json_is_a_json_error_and_keeps_its_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import helix_tf.history
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(helix_tf.history, "workflow_history", broken)
+    result = _invoke(tmp_path, "history", "c.py", "--json")
+    assert result.exit_code == 1 and isinstance(result.exception, OSError)  # not swallowed
+    error = json.loads(result.stdout)["error"]
+    assert error == {"type": "OSError", "message": "disk on fire", "exit_code": 1}
