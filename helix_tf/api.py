@@ -61,6 +61,7 @@ def plan(
     rehash: bool = False,
     team: bool = False,
     outputs: Sequence[str] | None = None,
+    baseline: int | None = None,
 ) -> PlanResult:
     """What a run would compute, load and prune, and why — without running anything.
 
@@ -72,7 +73,8 @@ def plan(
     the explanations nobody reads. The nodes' fingerprints do not change, so what
     such a run stores is reused by every later run. ``rehash=True``
     re-reads every data file instead of trusting the content-hash memo. The reasons
-    compare with this person's previous version; ``team=True``: with the team's.
+    compare with this person's previous version; ``team=True``: with the team's;
+    ``baseline``: with that recorded version (``helix-tf status``: the last run's).
     """
     loaded = _load(config, params, data_dir, validation, outputs)
     session = open_loaded(
@@ -82,7 +84,7 @@ def plan(
     if session.exact_instead:
         approx, notes = None, (session.exact_note,)
     try:
-        decisions, _, _ = plan_session(session)
+        decisions, _, _ = plan_session(session, baseline=baseline)
         est = sum(
             d.compute_cost
             if d.state == NodeState.COMPUTE

@@ -101,11 +101,16 @@ def workflow_status(cmd: Invocation) -> dict[str, Any]:
         entries = workflow_history(cmd.config, limit=1, **cmd.where())
     except NothingRecordedError:  # a store folder, but no run recorded yet
         entries = []
-    plan = api.plan(cmd.config, **cmd.where())
+    last = _last_run(entries[0] if entries else None)
+    # What changed is said against the last run's version (the plan's default baseline,
+    # the latest *other* version, is another one when the config is back at an earlier
+    # version); an approximate run's version is compared with approximate ones.
+    baseline = last["version"] if last is not None and not last["approx"] else None
+    plan = api.plan(cmd.config, **cmd.where(), baseline=baseline)
     return {
         "workflow": plan.workflow,
         "store": cmd.store or str(_default_store(cmd)),
-        "last_run": _last_run(entries[0] if entries else None),
+        "last_run": last,
         "changes": changes_since(plan.nodes),
         "plan": {
             **{str(k): v for k, v in state_counts(n.state for n in plan.nodes).items()},
