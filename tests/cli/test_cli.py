@@ -248,6 +248,7 @@ def test_failing_run_exits_non_zero_with_one_paragraph(
         (["--beam-option=--direct_num_workers=2"], ["--direct_num_workers is fixed to 1"]),
         (["--data-dir", "/nonexistent/helix"], ["is not a folder"]),
         (["--budget", "-1GB"], ["--budget must be a size >= 0", "'-1GB'"]),
+        (["--budget", "2XB"], ["--budget must be a size like 500MB or 2GB", "'2XB'"]),
     ],
     ids=[
         "unknown_op_param",
@@ -256,12 +257,15 @@ def test_failing_run_exits_non_zero_with_one_paragraph(
         "num_workers",
         "bad_data_dir",
         "negative_budget",
+        "bad_budget",
     ],
 )
 def test_bad_arguments_fail_cleanly(
     tiny_census_config: Path, store: str, args: list[str], needles: list[str]
 ) -> None:
-    _assert_clean_failure(invoke("run", tiny_census_config, "--store", store, *args), *needles)
+    result = invoke("run", tiny_census_config, "--store", store, *args)
+    _assert_clean_failure(result, *needles)
+    assert "plan:" not in result.output  # refused before planning (a budget was read after)
 
 
 def test_a_batch_size_below_one_is_refused_before_the_run(
