@@ -103,7 +103,8 @@ class Label(Operator):
             )
             bad = missing | ~np.isin(nums, (0.0, 1.0))
             return np.where(bad, 0, nums).astype(np.int8), bad
-        missing = missing | _blank(_as_strings(raw))
+        if _is_text(raw):  # numbers are never blank (and are not turned into text here)
+            missing = missing | _blank(_as_strings(raw))
         positive = (series == self.positive).fillna(False).to_numpy(dtype=bool)
         return np.where(missing, 0, positive).astype(np.int8), missing
 
@@ -169,6 +170,15 @@ def _blank(texts: Any) -> np.ndarray:
 
     trimmed = pc.utf8_trim_whitespace(texts)
     return np.asarray(pc.fill_null(pc.equal(trimmed, ""), False), dtype=bool)
+
+
+def _is_text(values: Any) -> bool:
+    """Whether ``values`` (an Arrow array, a numpy array or a list) hold text."""
+    import pyarrow as pa
+
+    if isinstance(values, pa.ChunkedArray | pa.Array):
+        return bool(pa.types.is_string(values.type) or pa.types.is_large_string(values.type))
+    return np.asarray(values).dtype.kind in "OUS"
 
 
 def _label_texts(values: Any) -> Any:
