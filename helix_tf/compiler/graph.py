@@ -37,9 +37,11 @@ from helix_tf.compiler._identity import (
     FactContext,
     code_refusals,
     fingerprint,
+    node_code,
     node_facts,
 )
 from helix_tf.compiler._leakage import check_label_leakage
+from helix_tf.compiler._shared_state import shared_state_refusals
 from helix_tf.compiler._values import code_identity, op_params
 from helix_tf.compiler.content import ContentHasher
 from helix_tf.compiler.hashing import stable_hash
@@ -174,9 +176,11 @@ def _compiled_nodes(
     fps: dict[str, str] = {}
     volatile: dict[str, list[str]] = {}
     nodes = []
+    user_code = {name: node_code(declared.decls[name]) for name in order}
+    shared = shared_state_refusals({n: [fp for _, fp in c] for n, c in user_code.items()})
     for name in order:
         d = declared.decls[name]
-        refusals = code_refusals(d, hasher)
+        refusals = code_refusals(d, hasher, code=user_code[name], shared=shared.get(name, ()))
         fps[name] = fingerprint(ctx, d, inputs[name], fps, hasher=hasher, volatile=bool(refusals))
         facts = node_facts(ctx, d)
         # A nonce upstream: never reused either.

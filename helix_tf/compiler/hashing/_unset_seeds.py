@@ -23,7 +23,10 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from . import _effects  # the scan's other rules (a cycle: read when a call is judged)
+from . import (
+    _effects,  # the scan's other rules (a cycle: read when a call is judged)
+    _generators as g,
+)
 from ._origin import _is_user_callable
 
 if TYPE_CHECKING:
@@ -228,7 +231,7 @@ def judge_seeds(scan: _Scan, fn: object, node: ast.Call) -> None:
     def none(value: Callable[[ast.AST], object]) -> Callable[[ast.AST], bool]:
         def is_none(arg: ast.AST) -> bool:  # numpy's own generator is no seed either
             found = value(arg)
-            return e._is_none(arg, value) or any(found is g for g in (numpy_random, global_state))
+            return g._is_none(arg, value) or any(found is g for g in (numpy_random, global_state))
 
         return is_none
 
@@ -237,8 +240,8 @@ def judge_seeds(scan: _Scan, fn: object, node: ast.Call) -> None:
     if param is not None:
         scan.found.unset_seeds.append((scan.text(node), node.lineno, param))
     elif (
-        e._draws_shared_state(fn, node, scan.seed_value)
-        or e._is_unseeded(fn, node, scan.seed_value)
+        g._draws_shared_state(fn, node, scan.seed_value)
+        or g._is_unseeded(fn, node, scan.seed_value)
         or unset_seed(fn, node, none(scan.seed_value), known=known, skip=_judged_elsewhere)
     ):
         seed_parameter_use(scan, node)
@@ -249,15 +252,14 @@ def judge_seeds(scan: _Scan, fn: object, node: ast.Call) -> None:
 def _judged_elsewhere(fn: object) -> bool:
     """Calls whose draws other rules judge: generators' constructors, seeding, the
     ``random`` module and numpy's global draws, a kept generator's methods."""
-    e = _effects
     name = getattr(fn, "__name__", "")
     module = getattr(fn, "__module__", None) or ""
     owner = getattr(fn, "__self__", None)
     return (
-        name in e._RANDOM_CTORS
-        or name in e._STATE_CALLS
+        name in g._RANDOM_CTORS
+        or name in g._STATE_CALLS
         or module.split(".")[0] == "random"
         or module.startswith("numpy.random")
-        or e._is_global_draw(fn)
-        or (owner is not None and e.kept_generator(owner))
+        or g._is_global_draw(fn)
+        or (owner is not None and g.kept_generator(owner))
     )

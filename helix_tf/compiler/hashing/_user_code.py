@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._canonical import _digest, _Form
-from ._effects import _UNKNOWN, MACHINE_FACTS, generators_in, scan_effects
+from ._effects import _UNKNOWN, MACHINE_FACTS, StateHooks, scan_effects
 from ._files import sha256_file, sha256_files
+from ._generators import generators_in
 from ._listing_order import listing_order
 from ._locate import _SourceFinder
-from ._origin import _warn_once
+from ._origin import _is_user_function, _warn_once
 from ._reads import _class_attrs, _class_functions, _imported, _Namespace
 from ._resolver import _ReadResolver
 from ._result import FileRead, _Collector
@@ -33,6 +34,11 @@ _BUILTIN_CALLABLES = (
     types.MethodDescriptorType,
     types.ClassMethodDescriptorType,
 )
+
+
+def _is_user_code(fn: object) -> bool:
+    """A function of the user's own, analysed from its source."""
+    return isinstance(fn, types.FunctionType) and _is_user_function(fn)
 
 
 def _fact(name: str, c: _Collector) -> _Form:
@@ -112,8 +118,19 @@ class _UserCode:
             value = local_imports.get(name, _UNKNOWN)
             return _UNKNOWN if isinstance(value, str) else value
 
+        def binding_of(name: str) -> str | None:
+            if name in namespace.closure:
+                return f"cell:{id(namespace.closure[name])}"
+            module = module_globals.get("__name__")
+            return f"{module}.{name}" if module else None
+
         filename, qualname = where
-        found = scan_effects(tree, resolve, text, self._fp.seeds_of)
+        hooks = StateHooks(binding_of, self._fp.mutates_of, _is_user_code)
+        found = scan_effects(tree, resolve, text, self._fp.seeds_of, hooks)
+        base = os.path.basename(filename)
+        for keys, call, line, derived in found.writes:
+            c.state_writes.append((f"{call} ({base}:{line}, in {qualname})", derived, keys))
+        c.mutated_parameters += found.mutated
         form: dict[str, _Form] = {}
         if found.env:
             form["env"] = {k: os.environ.get(k) for k in found.env}

@@ -1,0 +1,62 @@
+"""State one node's code writes and another node's code reads (QA pass 14).
+
+A UDF writing into a module (``STATE["scale"] = ...``, ``global MEAN``,
+``SCALER.fit(batch)``) hands a value to a UDF of another node that reads that state in
+the same process. The reader's fingerprint holds the state as the config's import left
+it, not what the writer puts there, and a writer loaded from the store runs no code at
+all: an edit of the writer reused the reader's stale result. Both nodes are refused
+(recomputed every run, as a fresh run computes them); the message names the write.
+
+Left alone: a write whose value only compile-time values decide, when the reader's own
+code makes the same write (a lazy load both call: ``global _VOCAB; if _VOCAB is None:
+_VOCAB = load(PATH)``): whichever runs first writes what the other would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from helix_tf.compiler.hashing import CodeFingerprint
+
+__all__ = ["shared_state_refusals"]
+
+_WHY = (
+    "what the reader computes depends on the writer having run before it in the same "
+    "process (a result loaded from the store runs no code), which no fingerprint shows, "
+    "so neither is reused; hand the value on through the workflow instead (an input of "
+    "the reading node, or a DatasetUdf that fits it)"
+)
+
+
+def shared_state_refusals(codes: Mapping[str, Sequence[CodeFingerprint]]) -> dict[str, list[str]]:
+    """Why each node's results cannot be reused because it writes state another node
+    reads (or writes), or reads state another node writes: by node name.
+
+    ``codes``: the code fingerprints of each node's user code (:func:`code_fingerprint`
+    of its UDFs and operator classes), all from one compilation (the keys they share are
+    ids of this process).
+    """
+    writes: dict[str, dict[str, tuple[bool, frozenset[str]]]] = {}
+    touched: dict[str, set[str]] = {}
+    for node, fps in codes.items():
+        sites = writes.setdefault(node, {})
+        seen = touched.setdefault(node, set())
+        for fp in fps:
+            seen.update(fp.state_reads)
+            for shown, derived, written in fp.state_writes:
+                sites[shown] = (derived, frozenset(written))
+                seen.update(written)
+    out: dict[str, list[str]] = {}
+    for writer, sites in writes.items():
+        for shown, (derived, changed) in sites.items():
+            for reader, seen in touched.items():
+                if reader == writer or not changed & seen:
+                    continue
+                if not derived and shown in writes[reader]:
+                    continue  # the same write of compile-time values: a lazy load
+                said = f"node {reader!r} reads state that node {writer!r} writes when it runs"
+                text = f"{said}: {shown}; {_WHY}"
+                for node in (writer, reader):
+                    if text not in out.setdefault(node, []):
+                        out[node].append(text)
+    return out
