@@ -138,14 +138,16 @@ class _Fingerprinter:
 
     def seeds_of(self, fn: object) -> tuple[str, ...]:
         """The seed parameters of a user function a call must pass, or of a user class's
-        methods (``_unset_seeds``)."""
+        methods, its own and those it inherits from user classes (``_unset_seeds``)."""
         target = fn.__func__ if isinstance(fn, types.MethodType) else fn
-        user_class = isinstance(target, type) and _is_user_type(target)
-        if not user_class and not (
-            isinstance(target, types.FunctionType) and _is_user_function(target)
-        ):
+        if isinstance(target, type) and _is_user_type(target):
+            classes = [k for k in target.__mro__ if _is_user_type(k)]
+        elif isinstance(target, types.FunctionType) and _is_user_function(target):
+            classes = [target]
+        else:
             return ()
-        return tuple(dict.fromkeys(name for name, _ in self.fingerprint(target).seed_parameters))
+        found = (name for k in classes for name, _ in self.fingerprint(k).seed_parameters)
+        return tuple(dict.fromkeys(found))
 
     def mutates_of(self, fn: object) -> tuple[str, ...]:
         """The parameters a user function changes in place (``_state``)."""
