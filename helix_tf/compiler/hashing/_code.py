@@ -140,6 +140,7 @@ class _Fingerprinter:
         """The seed parameters of a user function a call must pass, or of a user class's
         methods, its own and those it inherits from user classes (``_unset_seeds``)."""
         target = fn.__func__ if isinstance(fn, types.MethodType) else fn
+        classes: list[object]
         if isinstance(target, type) and _is_user_type(target):
             classes = [k for k in target.__mro__ if _is_user_type(k)]
         elif isinstance(target, types.FunctionType) and _is_user_function(target):

@@ -209,6 +209,7 @@ def _method_calls_pass(scan: _Scan, cls: type, node: ast.Call, name: str) -> boo
         return False
     for use in uses:
         parent = scan.parents.get(id(use))
+        call: ast.AST | None
         if isinstance(parent, ast.Call) and parent.func is use:  # the object called
             method, call = "__call__", parent
         elif isinstance(parent, ast.Attribute) and parent.value is use:
@@ -274,12 +275,12 @@ def _uses_of_object(scan: _Scan, node: ast.Call) -> list[ast.AST] | None:
     root: ast.AST = parent
     while id(root) in scan.parents:
         root = scan.parents[id(root)]
-    stores = [
+    stores: list[ast.AST] = [
         n
         for n in ast.walk(root)
         if isinstance(n, ast.Name) and n.id == bound and n is not parent.targets[0]
     ]
-    if any(not isinstance(n.ctx, ast.Load) for n in stores):
+    if any(not isinstance(getattr(n, "ctx", None), ast.Load) for n in stores):
         return None  # bound again: not followed
     return stores
 
