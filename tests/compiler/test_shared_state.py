@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from helix_tf.compiler._shared_state import shared_state_refusals
@@ -25,12 +26,17 @@ from helix_tf.compiler.hashing import code_fingerprint
 PRELUDE = """\
 import sys
 
+import numpy as np
+import pandas as pd
+
 THIS = sys.modules[__name__]
 STATE = {"inner": {}}
 INNER = STATE["inner"]
 CONFIG = {"state": STATE}
 SCALE = 1.0
 LIST = []
+FRAME = pd.DataFrame({"k": ["a", "b"], "v": [1.0, 2.0]})
+ARRAY = np.zeros(3)
 
 
 class Cfg:
@@ -95,6 +101,15 @@ STATES: dict[str, tuple[list[str], list[str]]] = {
     ),
     "SCALER": (["SCALER.fit({v})"], ["SCALER.transform(1.0)", "SCALER"]),
     "LIST": (["LIST.append({v})", "LIST[:] = [{v}]"], ["sum(LIST)", "LIST[-1]"]),
+    "FRAME": (
+        [
+            'FRAME["w"] = {v}',
+            'FRAME.insert(0, "u", {v})',
+            'FRAME.drop(columns=["k"], inplace=True)',
+        ],
+        ['FRAME["v"].sum()', "len(FRAME)"],
+    ),
+    "ARRAY": (["ARRAY.fill({v})", "ARRAY[0] = {v}"], ["ARRAY.sum()", "float(ARRAY[0])"]),
 }
 #: What a write writes: a constant, or a value computed from the row.
 VALUES = ["2.0", "float(len(row))"]
@@ -158,6 +173,15 @@ def test_state_another_node_does_not_read_is_no_refusal(
     # STATE holds INNER (a read of either through STATE reads STATE as a whole).
     assume({written, read_state} != {"INNER", "STATE"})
     assert _refusals(_module(load, write, read, helper=False)) == {}, (write, read)
+
+
+@pytest.mark.parametrize(
+    "write",
+    ['FRAME.set_index("k")', "FRAME.fillna(0.0)", "ARRAY.copy().fill(2.0)", "sorted(LIST)"],
+)
+def test_a_method_giving_new_data_is_no_write(load: Callable[..., ModuleType], write: str) -> None:
+    module = _module(load, write, "len(FRAME) + ARRAY.sum() + len(LIST)", helper=False)
+    assert _refusals(module) == {}
 
 
 def test_a_lazy_load_every_reader_makes_itself_is_no_refusal(

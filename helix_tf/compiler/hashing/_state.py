@@ -32,6 +32,7 @@ import types
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from ._canonical import _library_family
 from ._held import LEAVES, held_parts
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONTAINER_CHANGES",
+    "DATA_CHANGES",
     "MUTATOR_PREFIXES",
     "changing_name",
     "note_writes",
@@ -93,6 +95,12 @@ MUTATOR_PREFIXES = (
     "resize",
     *sorted(CONTAINER_CHANGES),
 )
+#: Methods of numpy's and pandas' data that change it in place (their others give new
+#: data: ``set_index``, ``fillna``); a call passing ``inplace=True`` changes it too.
+DATA_CHANGES = {
+    "numpy": frozenset({"fill", "sort", "put", "resize", "itemset", "partition", "setfield"}),
+    "pandas": frozenset({"update", "insert", "pop", "__setitem__", "__delitem__"}),
+}
 #: The most objects :func:`object_keys` visits in one value.
 _MOST_OBJECTS = 10_000
 
@@ -223,8 +231,9 @@ class _Writes:
             code = fn.__func__.__code__
             if code.co_argcount and code.co_varnames[0] in mutated:
                 self._changed(node, node.func.value, [node])  # type: ignore[attr-defined]
-        elif isinstance(node.func, ast.Attribute) and _changes(
-            self.scan.value(node.func.value), node.func.attr, self.unknown
+        elif isinstance(node.func, ast.Attribute) and (
+            _changes(self.scan.value(node.func.value), node.func.attr, self.unknown)
+            or _in_place(node)
         ):
             self._changed(node, node.func.value, [node])
         elif isinstance(node.func, ast.Attribute) and changing_name(node.func.attr):
@@ -309,6 +318,14 @@ class _Writes:
         return names
 
 
+def _in_place(node: ast.Call) -> bool:
+    """A call passing ``inplace=True`` (pandas' spelling) changes what it is called on."""
+    return any(
+        k.arg == "inplace" and isinstance(k.value, ast.Constant) and k.value.value is True
+        for k in node.keywords
+    )
+
+
 def _unknown() -> object:
     """The scan's mark of a value not known at compile time (:mod:`._effects` imports this
     module, so it is read when a function is scanned)."""
@@ -327,6 +344,9 @@ def _changes(obj: object, method: str, unknown: object) -> bool:
         return False
     if isinstance(obj, _CONTAINERS):
         return method in CONTAINER_CHANGES
+    family = _library_family(type(obj))
+    if family is not None:  # numpy, pandas, Arrow data: their own methods, by name
+        return method in DATA_CHANGES.get(family, frozenset())
     return changing_name(method)
 
 
