@@ -278,3 +278,41 @@ def workflow(params):
     assert compiled.node("examples").facts["volatile"]
     assert "volatile" not in compiled.node("plain_age").facts
     assert "volatile" not in compiled.node("other_learner").facts
+
+
+@pytest.mark.parametrize("reader", ["READ_ITEM", "READ_CELL"])
+def test_closures_a_factory_made_share_their_cells(
+    load: Callable[..., ModuleType], reader: str
+) -> None:
+    """A dict or a ``nonlocal`` name two closures of one factory hold is shared state."""
+    module = load(
+        textwrap.dedent(
+            """
+            def make():
+                state = {}
+                total = 0
+
+                def write(row):
+                    nonlocal total
+                    state["m"] = 1
+                    total = row
+                    return row
+
+                def read_item(row):
+                    return state.get("m", 0)
+
+                def read_cell(row):
+                    return total
+
+                return write, read_item, read_cell
+
+
+            WRITE, READ_ITEM, READ_CELL = make()
+            """
+        )
+    )
+    codes = {
+        "w": [code_fingerprint(module.WRITE)],
+        "r": [code_fingerprint(getattr(module, reader))],
+    }
+    assert set(shared_state_refusals(codes)) == {"w", "r"}
