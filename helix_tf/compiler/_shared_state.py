@@ -4,8 +4,10 @@ A UDF writing into a module (``STATE["scale"] = ...``, ``global MEAN``,
 ``SCALER.fit(batch)``) hands a value to a UDF of another node that reads that state in
 the same process. The reader's fingerprint holds the state as the config's import left
 it, not what the writer puts there, and a writer loaded from the store runs no code at
-all: an edit of the writer reused the reader's stale result. Both nodes are refused
-(recomputed every run, as a fresh run computes them); the message names the write.
+all: an edit of the writer reused the reader's stale result. A write of compile-time
+values refuses both nodes (recomputed every run, as a fresh run computes them); a write
+from the rows is a compile error (no run can reproduce what the reader computes). The
+message names the write.
 
 Left alone: a write whose value only compile-time values decide, when the reader's own
 code makes the same write (a lazy load both call: ``global _VOCAB; if _VOCAB is None:
@@ -14,11 +16,12 @@ _VOCAB = load(PATH)``): whichever runs first writes what the other would.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 from helix_tf.compiler.hashing import CodeFingerprint
 
-__all__ = ["shared_state_refusals"]
+__all__ = ["SharedState", "shared_state"]
 
 _WHY = (
     "what the reader computes depends on the writer having run before it in the same "
@@ -26,11 +29,33 @@ _WHY = (
     "so neither is reused; hand the value on through the workflow instead (an input of "
     "the reading node, or a DatasetUdf that fits it)"
 )
+_ROWS = (
+    "what the reader computes depends on which of the writer's batches ran before it (the "
+    "order the engine runs them in, which nodes a run loads from the store), so no run can "
+    "be reproduced; hand the value on through the workflow instead (an input of the "
+    "reading node, or a DatasetUdf that fits it on the rows)"
+)
 
 
-def shared_state_refusals(codes: Mapping[str, Sequence[CodeFingerprint]]) -> dict[str, list[str]]:
-    """Why each node's results cannot be reused because it writes state another node
-    reads (or writes), or reads state another node writes: by node name.
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class SharedState:
+    """What :func:`shared_state` found: refusals by node name, and problems (a compile
+    error: state another node reads, written from the rows)."""
+
+    refusals: dict[str, list[str]]
+    problems: list[str]
+
+
+def shared_state(codes: Mapping[str, Sequence[CodeFingerprint]]) -> SharedState:
+    """Nodes whose code writes state another node's code reads (or writes).
+
+    A write of compile-time values (``STATE["scale"] = 2.0``) makes both nodes' results
+    not reusable (recomputed every run). A write from the rows (``STATE["m"] =
+    batch.mean()``, ``SCALER.fit(batch)``) is a problem: what the reader computes depends
+    on which of the writer's batches ran before it, which follows the order the engine
+    runs them in and which nodes a run loads (measured: diamonds, a reader of a per-batch
+    mean computed in a run that loaded the source gave another RMSE than a fresh run), so
+    no run can be reproduced.
 
     ``codes``: the code fingerprints of each node's user code (:func:`code_fingerprint`
     of its UDFs and operator classes), all from one compilation (the keys they share are
@@ -47,6 +72,7 @@ def shared_state_refusals(codes: Mapping[str, Sequence[CodeFingerprint]]) -> dic
                 sites[shown] = (derived, frozenset(written))
                 seen.update(written)
     out: dict[str, list[str]] = {}
+    problems: list[str] = []
     for writer, sites in writes.items():
         for shown, (derived, changed) in sites.items():
             for reader, seen in touched.items():
@@ -55,8 +81,13 @@ def shared_state_refusals(codes: Mapping[str, Sequence[CodeFingerprint]]) -> dic
                 if not derived and shown in writes[reader]:
                     continue  # the same write of compile-time values: a lazy load
                 said = f"node {reader!r} reads state that node {writer!r} writes when it runs"
+                if derived:
+                    problem = f"{said}, from its rows: {shown}; {_ROWS}"
+                    if problem not in problems:
+                        problems.append(problem)
+                    continue
                 text = f"{said}: {shown}; {_WHY}"
                 for node in (writer, reader):
                     if text not in out.setdefault(node, []):
                         out[node].append(text)
-    return out
+    return SharedState(refusals=out, problems=problems)

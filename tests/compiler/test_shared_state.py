@@ -20,7 +20,7 @@ from types import ModuleType
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from helix_tf.compiler._shared_state import shared_state_refusals
+from helix_tf.compiler._shared_state import SharedState, shared_state
 from helix_tf.compiler.hashing import code_fingerprint
 
 PRELUDE = """\
@@ -126,12 +126,20 @@ def _module(load: Callable[..., ModuleType], writer: str, reader: str, helper: b
     return load(PRELUDE + "\n\n" + body + f"\n\ndef reader(row):\n    return ({reader}, row)\n")
 
 
-def _refusals(module: ModuleType) -> dict[str, list[str]]:
+def _shared(module: ModuleType) -> SharedState:
     codes = {
         "writing": [code_fingerprint(module.writer)],
         "reading": [code_fingerprint(module.reader)],
     }
-    return shared_state_refusals(codes)
+    return shared_state(codes)
+
+
+def _refusals(module: ModuleType) -> dict[str, list[str]]:
+    """The refusals, or the problems as refusals of both (either way: not reused)."""
+    found = _shared(module)
+    if found.problems:
+        return {"writing": found.problems, "reading": found.problems}
+    return found.refusals
 
 
 #: Hypothesis with the ``load`` fixture (a module per example, removed after the test).
@@ -150,11 +158,14 @@ def test_state_one_node_writes_and_another_reads_refuses_both(
     write = data.draw(st.sampled_from(writes)).format(v=data.draw(st.sampled_from(VALUES)))
     read = data.draw(st.sampled_from(reads))
     module = _module(load, write, read, helper=data.draw(st.booleans()))
-    refusals = _refusals(module)
-    assert set(refusals) == {"writing", "reading"}, (write, read)
-    assert all(
-        "node 'reading' reads state that node 'writing' writes" in r for r in refusals["reading"]
-    )
+    found = _shared(module)
+    said = "node 'reading' reads state that node 'writing' writes"
+    if "row" in write:  # written from the rows: no run can reproduce it
+        assert found.problems and not found.refusals, (write, read)
+        assert all(said in p and "from its rows" in p for p in found.problems)
+    else:
+        assert set(found.refusals) == {"writing", "reading"} and not found.problems
+        assert all(said in r for r in found.refusals["reading"])
 
 
 @SETTINGS
@@ -229,8 +240,55 @@ def test_a_parameter_changed_in_place_is_judged_where_it_is_passed(
     load: Callable[..., ModuleType],
 ) -> None:
     module = load(PRELUDE)
-    assert code_fingerprint(module._fill).mutated_parameters == ("target",)
+    ((name, derived, site),) = code_fingerprint(module._fill).mutated_parameters
+    assert (name, derived) == ("target", True) and 'target["scale"] = value' in site
     assert code_fingerprint(module._fill).state_writes == ()
+
+
+LAZY_METHOD = """
+import json
+
+
+class Lookup:
+    def __init__(self, table):
+        self.table = table
+        self._index = None
+
+    def get(self, key):
+        if self._index is None:
+            self._index = dict(self.table)
+        return self._index.get(key, 0)
+
+    def learn(self, key, value):
+        self._index = {key: value}
+
+
+LOOKUP = Lookup([("a", 1)])
+
+
+def writer(row):
+    return LOOKUP.get(row)
+
+
+def reader(row):
+    {read}
+"""
+
+
+@pytest.mark.parametrize(
+    ("read", "found"),
+    [
+        ("return LOOKUP.get(row) + 1", ""),  # the same lazy fill, from compile-time state
+        ('LOOKUP.learn("a", 2)\n    return LOOKUP.get(row)', "refused"),  # writes what it passes
+        ("return LOOKUP.learn(row, 1)", "problem"),  # from its row
+    ],
+)
+def test_a_lazy_fill_through_self_is_one_write_for_every_caller(
+    load: Callable[..., ModuleType], read: str, found: str
+) -> None:
+    shared = _shared(load(LAZY_METHOD.replace("{read}", read)))
+    assert bool(shared.problems) == (found == "problem")
+    assert bool(shared.refusals) == (found != ""), shared.refusals
 
 
 def test_nodes_sharing_state_are_recomputed_every_run(
@@ -239,6 +297,7 @@ def test_nodes_sharing_state_are_recomputed_every_run(
     """Compiled: both nodes and what reads them are volatile, with the write named."""
     from helix_tf.compiler.graph import compile_workflow
     from helix_tf.config import load_config
+    from helix_tf.errors import CompileError
     from tests.conftest import write_config
 
     body = """\
@@ -279,6 +338,17 @@ def workflow(params):
     assert "volatile" not in compiled.node("plain_age").facts
     assert "volatile" not in compiled.node("other_learner").facts
 
+    # Written from the rows: what the reader computes follows the order batches ran in.
+    path.write_text(
+        path.read_text().replace('STATE["scale"] = 2.0', 'STATE["scale"] = batch["age"].mean()')
+    )
+    loaded = load_config(path)
+    with pytest.raises(
+        CompileError,
+        match="node 'scaled_age' reads state that node 'fit_scale' writes when it runs, from its rows",
+    ):
+        compile_workflow(loaded.workflow, config_path=str(loaded.path))
+
 
 @pytest.mark.parametrize("reader", ["READ_ITEM", "READ_CELL"])
 def test_closures_a_factory_made_share_their_cells(
@@ -315,4 +385,5 @@ def test_closures_a_factory_made_share_their_cells(
         "w": [code_fingerprint(module.WRITE)],
         "r": [code_fingerprint(getattr(module, reader))],
     }
-    assert set(shared_state_refusals(codes)) == {"w", "r"}
+    found = shared_state(codes)
+    assert set(found.refusals) == {"w", "r"} or found.problems

@@ -150,7 +150,7 @@ class _Fingerprinter:
         found = (name for k in classes for name, _ in self.fingerprint(k).seed_parameters)
         return tuple(dict.fromkeys(found))
 
-    def mutates_of(self, fn: object) -> tuple[str, ...]:
+    def mutates_of(self, fn: object) -> tuple[tuple[str, bool, str], ...]:
         """The parameters a user function changes in place (``_state``)."""
         if not (isinstance(fn, types.FunctionType) and _is_user_function(fn)):
             return ()

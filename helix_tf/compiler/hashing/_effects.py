@@ -119,8 +119,10 @@ class Effects:
     #: (the keys of what is changed, the write's text, line, whether what it writes comes
     #: from the function's parameters): :mod:`._state`.
     writes: list[tuple[tuple[str, ...], str, int, bool]] = dataclasses.field(default_factory=list)
-    #: Parameters the function changes in place (its callers are judged where they pass them).
-    mutated: list[str] = dataclasses.field(default_factory=list)
+    #: Parameters the function changes in place (its callers are judged where they pass
+    #: them): (the parameter, whether the write comes from the other parameters, the
+    #: write's text, line).
+    mutated: list[tuple[str, bool, str, int]] = dataclasses.field(default_factory=list)
 
 
 def scan_effects(
@@ -170,7 +172,7 @@ class StateHooks(NamedTuple):
     #: ``"cell:<id>"``; None when it names nothing outside.
     binding_of: Callable[[str], str | None]
     #: The parameters a user function changes in place.
-    mutates_of: Callable[[object], tuple[str, ...]]
+    mutates_of: Callable[[object], tuple[tuple[str, bool, str], ...]]
     #: Whether a callable is user code (analysed from source).
     is_user_code: Callable[[object], bool]
 
@@ -184,7 +186,7 @@ class _Scan(ast.NodeVisitor):
         self.parents: dict[int, ast.AST] = {}  # each node's parent in the scanned tree
         self.seeds_of: Callable[[object], tuple[str, ...]] = lambda fn: ()
         self.binding_of: Callable[[str], str | None] = lambda name: None
-        self.mutates_of: Callable[[object], tuple[str, ...]] = lambda fn: ()
+        self.mutates_of: Callable[[object], tuple[tuple[str, bool, str], ...]] = lambda fn: ()
         self.is_user_code: Callable[[object], bool] = lambda fn: False
         self.functions: list[str] = []  # the defs the visit is inside, innermost last
         #: Per def or lambda the visit is inside: its parameters, and those of them that

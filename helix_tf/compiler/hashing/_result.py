@@ -53,8 +53,9 @@ class CodeFingerprint:
         Writes into state outside the call, by the code or its helpers: the write as
         shown (``STATE['m'] = ... (cfg.py:12, in fit)``), whether what it writes comes
         from the function's parameters, and the keys of what it changes.
-    mutated_parameters : tuple of str
-        Parameters the callable changes in place (its callers are judged where they pass
+    mutated_parameters : tuple of (str, bool, str)
+        Parameters the callable changes in place, with whether the write comes from its
+        other parameters and the write as shown (its callers are judged where they pass
         them; not merged into callers).
     """
 
@@ -72,7 +73,7 @@ class CodeFingerprint:
     state_writes: tuple[tuple[str, bool, tuple[str, ...]], ...] = dataclasses.field(
         default=(), repr=False, compare=False
     )
-    mutated_parameters: tuple[str, ...] = ()
+    mutated_parameters: tuple[tuple[str, bool, str], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,7 +112,7 @@ class _Collector:
     state_reads: set[str] = dataclasses.field(default_factory=set)
     state_writes: list[tuple[str, bool, tuple[str, ...]]] = dataclasses.field(default_factory=list)
     #: Not merged from helpers: their callers are judged where they pass them.
-    mutated_parameters: list[str] = dataclasses.field(default_factory=list)
+    mutated_parameters: list[tuple[str, bool, str]] = dataclasses.field(default_factory=list)
     analysable: bool = True
 
     def part(self, name: str, digest: str) -> None:

@@ -18,8 +18,11 @@ parameters (its row or batch): a memo cache keyed by the input, ``STATE["m"] =
 batch.mean()``. A lazy load (``global _VOCAB; if _VOCAB is None: _VOCAB = load(PATH)``)
 writes what compile-time values decide, the same whichever node runs it first.
 
-A function changing an object it is given (``def fill(d, b): d["m"] = b.mean()``) reports
-that parameter (:attr:`Effects.mutated`): its callers are judged where they pass it.
+A function changing an object it is given (``def fill(d, b): d["m"] = b.mean()``, a
+method's ``self._table = load(self.path)``) reports that parameter with the write
+(:attr:`Effects.mutated`): its callers are judged where they pass it, the write shown as
+the callee's (so two nodes calling one lazy load meet on one write), derived when it
+comes from the callee's other parameters and the call passes it rows.
 """
 
 from __future__ import annotations
@@ -168,14 +171,15 @@ def _names(node: ast.AST | None) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
-def _tainted(tree: ast.AST) -> set[str]:
-    """The names whose values come from a parameter of ``tree`` or of a def inside it:
-    the parameters, and every local bound from an expression naming one (to a fixed
-    point). What a UDF computes from its row or batch."""
+def _tainted(tree: ast.AST, but: str | None = None) -> set[str]:
+    """The names whose values come from a parameter of ``tree`` or of a def inside it
+    (other than ``but``): the parameters, and every local bound from an expression naming
+    one (to a fixed point). What a UDF computes from its row or batch; for a write into a
+    parameter (``self``), what it computes from its other parameters."""
     tainted: set[str] = set()
     bindings: list[tuple[ast.AST | None, ast.AST]] = []
     for node in ast.walk(tree):
-        tainted |= _parameters(node)
+        tainted |= _parameters(node) - {but}
         if isinstance(node, ast.Assign):
             bindings += [(node.value, t) for t in node.targets]
         elif isinstance(node, ast.AugAssign | ast.AnnAssign | ast.NamedExpr):
@@ -204,6 +208,19 @@ class _Writes:
         self.top = _parameters(tree)
         self.tainted = _tainted(tree)
         self.unknown = _unknown()
+        self._tainted_but: dict[str, set[str]] = {}
+
+    def _changes_parameter(self, node: ast.AST, name: str, sources: list[ast.AST | None]) -> None:
+        """A write into parameter ``name`` (``self._table = ...``, ``d["m"] = v``): derived
+        when what it writes, or whether, comes from the other parameters."""
+        if name not in self._tainted_but:
+            self._tainted_but[name] = _tainted(self.tree, but=name)
+        derived = bool(self._read_by(node, sources) & self._tainted_but[name])
+        line = getattr(node, "lineno", 0)
+        self.scan.found.mutated.append((name, derived, self.scan.text(node), line))
+
+    def _read_by(self, node: ast.AST, sources: list[ast.AST | None]) -> set[str]:
+        return set().union(*(_names(s) for s in sources)) | self._conditions(node)
 
     def target(
         self, node: ast.AST, target: ast.AST, value: ast.AST | None, augmented: bool = False
@@ -227,10 +244,12 @@ class _Writes:
                 self._changed(node, node.args[0], [node])
             return
         if isinstance(fn, types.MethodType) and self.scan.is_user_code(fn.__func__):
-            mutated = self.scan.mutates_of(fn.__func__)
             code = fn.__func__.__code__
-            if code.co_argcount and code.co_varnames[0] in mutated:
-                self._changed(node, node.func.value, [node])  # type: ignore[attr-defined]
+            first = code.co_varnames[0] if code.co_argcount else None
+            for name, derived, site in self.scan.mutates_of(fn.__func__):
+                if name == first:  # the method changes its object
+                    receiver = node.func.value  # type: ignore[attr-defined]
+                    self._changed(node, receiver, [node], site=(site, derived))
         elif isinstance(node.func, ast.Attribute) and (
             _changes(self.scan.value(node.func.value), node.func.attr, self.unknown)
             or _in_place(node)
@@ -241,10 +260,10 @@ class _Writes:
             while isinstance(root, ast.Attribute | ast.Subscript):
                 root = root.value
             if isinstance(root, ast.Name) and root.id in self.top:  # ``d.update(...)``
-                self.scan.found.mutated.append(root.id)
+                self._changes_parameter(node, root.id, [node])
         if self.scan.is_user_code(fn) and not isinstance(fn, types.MethodType):
-            for arg in _arguments_changed(fn, node, self.scan.mutates_of(fn)):
-                self._changed(node, arg, [node])
+            for arg, derived, site in _arguments_changed(fn, node, self.scan.mutates_of(fn)):
+                self._changed(node, arg, [node], site=(site, derived))
 
     def _declared(self, node: ast.AST, name: str) -> bool:
         """Whether ``name`` is declared ``global`` or ``nonlocal`` in the def around
@@ -260,16 +279,23 @@ class _Writes:
         return False
 
     def _changed(
-        self, node: ast.AST, changed: ast.AST, sources: list[ast.AST | None], rebinds=None
+        self,
+        node: ast.AST,
+        changed: ast.AST,
+        sources: list[ast.AST | None],
+        rebinds: ast.AST | None = None,
+        site: tuple[str, bool] | None = None,
     ) -> None:
         """``changed`` (an expression) is changed in place; ``rebinds``: the target when it
-        is ``module.NAME`` (a name of the module bound anew)."""
+        is ``module.NAME`` (a name of the module bound anew); ``site``: the write in the
+        method or helper called (as shown, and whether it comes from the parameters other
+        than the one changed), which a call passing rows makes derived only then."""
         root = changed
         while isinstance(root, ast.Attribute | ast.Subscript):
             sources.append(root.slice if isinstance(root, ast.Subscript) else None)
             root = root.value
         if isinstance(root, ast.Name) and root.id in self.top:
-            self.scan.found.mutated.append(root.id)
+            self._changes_parameter(node, root.id, sources)
             return
         keys: list[str] = []
         if isinstance(rebinds, ast.Attribute):
@@ -277,8 +303,15 @@ class _Writes:
             if isinstance(module, types.ModuleType):
                 keys.append(f"{module.__name__}.{rebinds.attr}")
         keys += self._object_keys(changed)
-        if keys:
+        if not keys:
+            return
+        if site is None:
             self._record(node, keys, sources)
+        elif site[1]:  # what the callee writes comes from what this call passes it
+            self._record(node, keys, sources, f"{self.scan.text(node)}, which makes {site[0]}")
+        else:  # the callee's own write (a lazy load through self): one write for every caller
+            derived = bool(self._conditions(node) & self.tainted)
+            self.scan.found.writes.append((tuple(keys), site[0], 0, derived))
 
     def _object_keys(self, changed: ast.AST) -> list[str]:
         """The objects on the way to ``changed`` known at compile time (``STATE`` and
@@ -294,11 +327,17 @@ class _Writes:
                 return keys
             step = step.value
 
-    def _record(self, node: ast.AST, keys: list[str], sources: list[ast.AST | None]) -> None:
-        names = set().union(*(_names(s) for s in sources)) | self._conditions(node)
-        derived = bool(names & self.tainted)
+    def _record(
+        self,
+        node: ast.AST,
+        keys: list[str],
+        sources: list[ast.AST | None],
+        text: str | None = None,
+    ) -> None:
+        derived = bool(self._read_by(node, sources) & self.tainted)
         line = getattr(node, "lineno", 0)
-        self.scan.found.writes.append((tuple(keys), self.scan.text(node), line, derived))
+        shown = self.scan.text(node) if text is None else text
+        self.scan.found.writes.append((tuple(keys), shown, line, derived))
 
     def _conditions(self, node: ast.AST) -> set[str]:
         """The names the tests deciding whether ``node`` runs read (``if``, ``while``,
@@ -357,19 +396,22 @@ def changing_name(method: str) -> bool:
     return any(name == p or name.startswith(p + "_") for p in MUTATOR_PREFIXES)
 
 
-def _arguments_changed(fn: object, node: ast.Call, mutated: tuple[str, ...]) -> list[ast.AST]:
-    """The arguments a call passes for parameters ``fn`` changes in place."""
+def _arguments_changed(
+    fn: object, node: ast.Call, mutated: tuple[tuple[str, bool, str], ...]
+) -> list[tuple[ast.AST, bool, str]]:
+    """The arguments a call passes for parameters ``fn`` changes in place, with each
+    write (whether it comes from the other parameters, and as shown)."""
     if not mutated:
         return []
     try:
         params = list(inspect.signature(fn).parameters)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return []
-    out: list[ast.AST] = []
+    passed: dict[str, ast.AST] = {}
     for i, arg in enumerate(node.args):
         if isinstance(arg, ast.Starred):
             break
-        if i < len(params) and params[i] in mutated:
-            out.append(arg)
-    out += [k.value for k in node.keywords if k.arg in mutated]
-    return out
+        if i < len(params):
+            passed[params[i]] = arg
+    passed.update((k.arg, k.value) for k in node.keywords if k.arg is not None)
+    return [(passed[name], derived, site) for name, derived, site in mutated if name in passed]

@@ -128,9 +128,12 @@ class _UserCode:
         hooks = StateHooks(binding_of, self._fp.mutates_of, _is_user_code)
         found = scan_effects(tree, resolve, text, self._fp.seeds_of, hooks)
         base = os.path.basename(filename)
-        for keys, call, line, derived in found.writes:
-            c.state_writes.append((f"{call} ({base}:{line}, in {qualname})", derived, keys))
-        c.mutated_parameters += found.mutated
+        for keys, call, line, derived in found.writes:  # line 0: a callee's write, shown
+            shown = f"{call} ({base}:{line}, in {qualname})" if line else call
+            c.state_writes.append((shown, derived, keys))
+        for name, derived, call, line in found.mutated:
+            site = f"{call} ({base}:{line}, in {qualname})"
+            c.mutated_parameters.append((name, derived, site))
         form: dict[str, _Form] = {}
         if found.env:
             form["env"] = {k: os.environ.get(k) for k in found.env}
