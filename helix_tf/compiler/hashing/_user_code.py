@@ -41,6 +41,16 @@ def _is_user_code(fn: object) -> bool:
     return isinstance(fn, types.FunctionType) and _is_user_function(fn)
 
 
+def _record_state(found: Any, base: str, qualname: str, c: _Collector) -> None:
+    """The writes into state outside the call and the parameters changed in place, shown
+    with ``file:line`` and the function (``_state``)."""
+    for keys, call, line, derived in found.writes:  # line 0: a callee's write, shown
+        shown = f"{call} ({base}:{line}, in {qualname})" if line else call
+        c.state_writes.append((shown, derived, keys))
+    for name, derived, call, line in found.mutated:
+        c.mutated_parameters.append((name, derived, f"{call} ({base}:{line}, in {qualname})"))
+
+
 def _fact(name: str, c: _Collector) -> _Form:
     """The value of a machine fact a UDF reads (``MACHINE_FACTS``), as a part of its own."""
     try:
@@ -127,13 +137,7 @@ class _UserCode:
         filename, qualname = where
         hooks = StateHooks(binding_of, self._fp.mutates_of, _is_user_code)
         found = scan_effects(tree, resolve, text, self._fp.seeds_of, hooks)
-        base = os.path.basename(filename)
-        for keys, call, line, derived in found.writes:  # line 0: a callee's write, shown
-            shown = f"{call} ({base}:{line}, in {qualname})" if line else call
-            c.state_writes.append((shown, derived, keys))
-        for name, derived, call, line in found.mutated:
-            site = f"{call} ({base}:{line}, in {qualname})"
-            c.mutated_parameters.append((name, derived, site))
+        _record_state(found, os.path.basename(filename), qualname, c)
         form: dict[str, _Form] = {}
         if found.env:
             form["env"] = {k: os.environ.get(k) for k in found.env}
