@@ -66,11 +66,10 @@ def shared_state(codes: Mapping[str, Sequence[CodeFingerprint]]) -> SharedState:
     for node, fps in codes.items():
         sites = writes.setdefault(node, {})
         seen = touched.setdefault(node, set())
-        for fp in fps:
+        for fp in fps:  # what a node reads (a write alone reads nothing)
             seen.update(fp.state_reads)
             for shown, derived, written in fp.state_writes:
                 sites[shown] = (derived, frozenset(written))
-                seen.update(written)
     out: dict[str, list[str]] = {}
     problems: list[str] = []
     for writer, sites in writes.items():

@@ -387,3 +387,23 @@ def test_closures_a_factory_made_share_their_cells(
     }
     found = shared_state(codes)
     assert set(found.refusals) == {"w", "r"} or found.problems
+
+
+@pytest.mark.parametrize(
+    ("read", "shared"),
+    [
+        ("LIST.append(len(str(row)))\n    return row", False),  # both only write: no read
+        ('STATE["other"] = row\n    return row', False),
+        ("LIST.append(1)\n    return len(LIST)", True),  # reads what the other appends
+        ("LIST[0] += 1\n    return row", True),  # += reads the item it changes
+        ("n = LIST.pop()\n    return n", True),  # a changing method whose result is used
+    ],
+)
+def test_state_a_node_only_writes_into_is_no_read(
+    load: Callable[..., ModuleType], read: str, shared: bool
+) -> None:
+    """Two nodes appending statistics to one list compute nothing from it."""
+    source = PRELUDE + "\n\ndef writer(row):\n    LIST.append(len(str(row)))\n    return row\n"
+    module = load(source + f"\n\ndef reader(row):\n    {read}\n")
+    found = _shared(module)
+    assert bool(found.problems or found.refusals) == shared, found

@@ -259,10 +259,12 @@ class _Fingerprinter:
         finally:
             self._labels.pop()
 
-    def value(self, value: object, label: str, c: _Collector) -> _Form:
-        """Canonical form of a value read by code; unhashable state is noted, not fatal."""
+    def value(self, value: object, label: str, c: _Collector, *, track: bool = True) -> _Form:
+        """Canonical form of a value read by code; unhashable state is noted, not fatal.
+        ``track``: what it holds is state the code reads (not for a name only written)."""
         self._labels.append(label)
-        c.state_reads.update(object_keys(value))
+        if track:
+            c.state_reads.update(object_keys(value))
         try:
             return self.canon(value)
         except Exception as exc:

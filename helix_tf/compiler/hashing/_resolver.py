@@ -41,14 +41,18 @@ class _ReadResolver:
         chains: Mapping[object, set[tuple[str, ...]]],
         self_names: set[str],
         c: _Collector,
+        written: frozenset[str] = frozenset(),
     ) -> dict[str, _Form]:
-        """Resolve free names (``names``: missing ones are noted) and ``extra`` ones."""
+        """Resolve free names (``names``: missing ones are noted) and ``extra`` ones;
+        ``written``: names the code only writes into (no state read through them)."""
         out: dict[str, _Form] = {}
         for name in [*names, *extra]:
             if name in self_names or name in out:
                 continue
             value, origin = namespace.get(name)
-            if origin == "closure":
+            if name in written:
+                pass
+            elif origin == "closure":
                 c.state_reads.add(f"cell:{id(namespace.closure[name])}")
             elif origin in ("global", "missing"):  # a name a write may bind later
                 c.state_reads.add(f"{namespace.globals.get('__name__')}.{name}")
@@ -57,13 +61,21 @@ class _ReadResolver:
                     c.note(f"name {name} is not defined when the code is fingerprinted")
                     out[name] = {"__unresolved__": name}
                 continue
-            out[name] = self.resolve(name, value, origin, chains.get(("free", name), set()), c)
+            chain = chains.get(("free", name), set())
+            out[name] = self.resolve(name, value, origin, chain, c, track=name not in written)
             if origin != "builtin":
                 c.part(name, _digest(out[name]))
         return out
 
     def resolve(
-        self, label: str, value: object, origin: str, chains: set[tuple[str, ...]], c: _Collector
+        self,
+        label: str,
+        value: object,
+        origin: str,
+        chains: set[tuple[str, ...]],
+        c: _Collector,
+        *,
+        track: bool = True,
     ) -> _Form:
         if isinstance(value, types.ModuleType):
             return self._module(value, label, chains, c)
@@ -73,7 +85,7 @@ class _ReadResolver:
         if origin != "builtin" and not _is_special(label):  # e.g. the __class__ cell of super()
             c.read(label)
             c.note(_describe(label, value, origin))
-        return self._fp.value(value, label, c)
+        return self._fp.value(value, label, c, track=track)
 
     def _module(
         self, mod: types.ModuleType, label: str, chains: set[tuple[str, ...]], c: _Collector

@@ -48,6 +48,7 @@ __all__ = [
     "changing_name",
     "note_writes",
     "object_keys",
+    "written_only",
 ]
 
 #: Methods of Python's containers that change them in place.
@@ -128,6 +129,35 @@ def object_keys(value: object) -> list[str]:
             stack.append(type(item))  # its class's attributes: what ``item.x`` may find
         stack += [v for v, _ in held_parts(item, "")]
     return keys
+
+
+def written_only(tree: ast.AST) -> frozenset[str]:
+    """The free names ``tree`` uses only to write into (``STATS.append(n)`` as a statement,
+    ``STATE["k"] = v``): the code reads nothing from them, so another node writing there
+    changes nothing it computes (:mod:`helix_tf.compiler._shared_state`)."""
+    parents = {id(c): n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
+    only: dict[str, bool] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            only[node.id] = only.get(node.id, True) and _writes_into(node, parents)
+    return frozenset(name for name, write in only.items() if write)
+
+
+def _writes_into(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
+    """Whether ``node`` is the base of a target written (not ``+=``, which reads) or of a
+    changing method called as a statement (its result unused)."""
+    top = node
+    parent = parents.get(id(top))
+    while isinstance(parent, ast.Attribute | ast.Subscript) and parent.value is top:
+        top, parent = parent, parents.get(id(parent))
+    if top is node:
+        return False
+    if isinstance(getattr(top, "ctx", None), ast.Store | ast.Del):
+        return not isinstance(parent, ast.AugAssign)
+    if isinstance(top, ast.Attribute) and isinstance(parent, ast.Call) and parent.func is top:
+        statement = parents.get(id(parent))
+        return isinstance(statement, ast.Expr) and top.attr in CONTAINER_CHANGES
+    return False
 
 
 def note_writes(scan: _Scan, tree: ast.AST) -> None:

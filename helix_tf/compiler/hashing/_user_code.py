@@ -22,6 +22,7 @@ from ._reads import _class_attrs, _class_functions, _imported, _Namespace
 from ._resolver import _ReadResolver
 from ._result import FileRead, _Collector
 from ._source import _code_globals, _Normaliser
+from ._state import written_only
 
 if TYPE_CHECKING:
     from ._code import _Fingerprinter
@@ -82,7 +83,8 @@ class _UserCode:
         extra = [n for n in [*_code_globals(code), *code.co_freevars] if n not in norm.free]
         namespace = _Namespace(closure=closure, globals=fn.__globals__)
         self_names = {n for n in [*names, *extra] if namespace.get(n)[0] is fn}
-        free = self._reads.names(names, extra, namespace, norm.chains, self_names, c)
+        written = written_only(located)
+        free = self._reads.names(names, extra, namespace, norm.chains, self_names, c, written)
         form = {
             "kind": "function",
             "code": norm.dump(self_names),
@@ -266,7 +268,8 @@ class _UserCode:
         namespace = _Namespace(closure=closure, globals=vars(module) if module else {})
         names = list(norm.free)
         self_names = {n for n in [*names, *extra] if namespace.get(n)[0] is cls}
-        free = self._reads.names(names, extra, namespace, norm.chains, self_names, c)
+        written = written_only(located)
+        free = self._reads.names(names, extra, namespace, norm.chains, self_names, c, written)
         form = {
             "kind": "class",
             "code": norm.dump(self_names),
