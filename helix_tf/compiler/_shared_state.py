@@ -11,7 +11,10 @@ message names the write.
 
 Left alone: a write whose value only compile-time values decide, when the reader's own
 code makes the same write (a lazy load both call: ``global _VOCAB; if _VOCAB is None:
-_VOCAB = load(PATH)``): whichever runs first writes what the other would.
+_VOCAB = load(PATH)``): whichever runs first writes what the other would. A write from the
+rows that the reader's own code makes too (a memo cache in a helper both call:
+``_CACHE[key] = f(key)``) is refused, not an error: a memo writes what the reader would;
+an accumulator both add to would not, which no static look tells apart.
 """
 
 from __future__ import annotations
@@ -77,10 +80,11 @@ def shared_state(codes: Mapping[str, Sequence[CodeFingerprint]]) -> SharedState:
             for reader, seen in touched.items():
                 if reader == writer or not changed & seen:
                     continue
-                if not derived and shown in writes[reader]:
+                same = shown in writes[reader]  # the reader's code makes this write too
+                if not derived and same:
                     continue  # the same write of compile-time values: a lazy load
                 said = f"node {reader!r} reads state that node {writer!r} writes when it runs"
-                if derived:
+                if derived and not same:
                     problem = f"{said}, from its rows: {shown}; {_ROWS}"
                     if problem not in problems:
                         problems.append(problem)

@@ -236,6 +236,35 @@ def test_a_memo_cache_of_one_node_is_no_refusal(load: Callable[..., ModuleType])
     assert fp.state_writes and fp.state_writes[0][1], "the write comes from the row"
 
 
+def test_a_memo_cache_two_nodes_share_is_refused_not_an_error(
+    load: Callable[..., ModuleType],
+) -> None:
+    module = load(
+        PRELUDE
+        + textwrap.dedent(
+            """
+            _CACHE = {}
+
+
+            def _memo(key):
+                if key not in _CACHE:
+                    _CACHE[key] = len(str(key))
+                return _CACHE[key]
+
+
+            def writer(row):
+                return _memo(row)
+
+
+            def reader(row):
+                return _memo(row) + 1
+            """
+        )
+    )
+    found = _shared(module)
+    assert not found.problems and set(found.refusals) == {"writing", "reading"}
+
+
 def test_a_parameter_changed_in_place_is_judged_where_it_is_passed(
     load: Callable[..., ModuleType],
 ) -> None:
