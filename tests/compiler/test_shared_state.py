@@ -24,6 +24,7 @@ from helix_tf.compiler._shared_state import SharedState, shared_state
 from helix_tf.compiler.hashing import code_fingerprint
 
 PRELUDE = """\
+import os
 import sys
 
 import numpy as np
@@ -110,6 +111,10 @@ STATES: dict[str, tuple[list[str], list[str]]] = {
         ['FRAME["v"].sum()', "len(FRAME)"],
     ),
     "ARRAY": (["ARRAY.fill({v})", "ARRAY[0] = {v}"], ["ARRAY.sum()", "float(ARRAY[0])"]),
+    "ENVIRON": (
+        ['os.environ["HELIX_QA_SCALE"] = str({v})', "os.environ.update(HELIX_QA_SCALE=str({v}))"],
+        ['os.environ.get("HELIX_QA_SCALE", "1")', 'os.getenv("HELIX_QA_SCALE")'],
+    ),
 }
 #: What a write writes: a constant, or a value computed from the row.
 VALUES = ["2.0", "float(len(row))"]

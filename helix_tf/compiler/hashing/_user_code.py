@@ -141,6 +141,8 @@ class _UserCode:
         found = scan_effects(tree, resolve, text, self._fp.seeds_of, hooks)
         _record_state(found, os.path.basename(filename), qualname, c)
         form: dict[str, _Form] = {}
+        if found.env or found.env_unresolved:  # another node's code may set it (_state)
+            c.state_reads.add(f"object:{id(os.environ)}")
         if found.env:
             form["env"] = {k: os.environ.get(k) for k in found.env}
             for k in found.env:
