@@ -149,7 +149,7 @@ def _refusals(module: ModuleType) -> dict[str, list[str]]:
 
 #: Hypothesis with the ``load`` fixture (a module per example, removed after the test).
 SETTINGS = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 
