@@ -113,6 +113,8 @@ class Label(Operator):
         if self.analyzer() is not None:
             if state is None:
                 raise ValueError(f"the values of label {self.column!r} have not been learned")
+            if not state["counts"]:  # a training split without labels: its own checks say so
+                return labels, bad
             import pyarrow as pa
             import pyarrow.compute as pc
 
