@@ -73,18 +73,29 @@ def children(pid: int, proc: Path = Path("/proc")) -> list[int]:
     return found
 
 
+#: ``smaps_rollup`` fields read, and their keys here. PSS splits into the process' data
+#: (anonymous pages: shared only with the forks of the same server) and mapped files
+#: (libraries: their share also depends on unrelated processes mapping the same files).
+FIELDS = {
+    "Rss": "rss_bytes",
+    "Pss": "pss_bytes",
+    "Pss_Anon": "pss_anon_bytes",
+    "Pss_File": "pss_file_bytes",
+}
+
+
 def memory(pid: int, proc: Path = Path("/proc")) -> dict[str, int]:
-    """``{"rss_bytes", "pss_bytes"}`` of one process (``smaps_rollup``; 0 when gone)."""
+    """:data:`FIELDS` of one process, in bytes (``smaps_rollup``; 0 when gone or absent)."""
     try:
         text = (proc / str(pid) / "smaps_rollup").read_text()
     except OSError:
-        return {"rss_bytes": 0, "pss_bytes": 0}
+        text = ""
     kb = {}
     for line in text.splitlines():
         key, _, rest = line.partition(":")
-        if key in ("Rss", "Pss") and rest.strip().endswith("kB"):
+        if key in FIELDS and rest.strip().endswith("kB"):
             kb[key] = int(rest.split()[0])
-    return {"rss_bytes": kb.get("Rss", 0) * 1024, "pss_bytes": kb.get("Pss", 0) * 1024}
+    return {name: kb.get(key, 0) * 1024 for key, name in FIELDS.items()}
 
 
 def reading(status: Mapping[str, Any], runs: int, proc: Path = Path("/proc")) -> dict[str, Any]:
@@ -103,15 +114,14 @@ def reading(status: Mapping[str, Any], runs: int, proc: Path = Path("/proc")) ->
     for pid in [server, *children(server, proc)]:
         role = named.get(pid, "other")
         mem = memory(pid, proc)
-        into = roles.setdefault(role, {"processes": 0, "rss_bytes": 0, "pss_bytes": 0})
+        into = roles.setdefault(role, {"processes": 0, **dict.fromkeys(mem, 0)})
         into["processes"] += 1
-        into["rss_bytes"] += mem["rss_bytes"]
-        into["pss_bytes"] += mem["pss_bytes"]
+        for key, value in mem.items():
+            into[key] += value
     return {
         "runs": runs,
         "roles": roles,
-        "total_rss_bytes": sum(r["rss_bytes"] for r in roles.values()),
-        "total_pss_bytes": sum(r["pss_bytes"] for r in roles.values()),
+        **{f"total_{key}": sum(r[key] for r in roles.values()) for key in FIELDS.values()},
         "trainers": (status.get("trainer") or {}).get("trainers"),
     }
 
@@ -218,6 +228,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "load_avg_first_last": [load[0], load[-1]],
             "idle_total_pss_mb": _mb(idle["total_pss_bytes"]),
             "idle_total_rss_mb": _mb(idle["total_rss_bytes"]),
+            "idle_pss_anon_file_mb": [
+                _mb(idle["total_pss_anon_bytes"]),
+                _mb(idle["total_pss_file_bytes"]),
+            ],
             "idle_by_role_rss_mb": {k: _mb(v["rss_bytes"]) for k, v in idle["roles"].items()},
             "warm_total_pss_mb": _mb(warm["total_pss_bytes"]),
             "last_total_pss_mb": _mb(last["total_pss_bytes"]),
@@ -235,7 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ok = all(v is None or v < GROWTH_LIMIT for v in g.values())
     print(
         f"warm server's process tree ({args.start} start): idle "
-        f"{report['idle_total_pss_mb']} MB PSS ({report['idle_by_role_rss_mb']} MB RSS); after "
+        f"{report['idle_total_pss_mb']} MB PSS (data + files: {report['idle_pss_anon_file_mb']}; "
+        f"{report['idle_by_role_rss_mb']} MB RSS); after "
         f"{args.runs - 1} served runs ({'/'.join(mix)}) {report['last_total_pss_mb']} MB PSS "
         f"({report['last_by_role_rss_mb']} MB RSS); growth from the warm reading "
         + ", ".join(f"{k} {v:+.1%}" for k, v in g.items() if v is not None)

@@ -13,7 +13,8 @@ def _process(proc: Path, pid: int, ppid: int, rss_kb: int, pss_kb: int) -> None:
     # A command name with a space and a parenthesis, as /proc allows.
     (folder / "stat").write_text(f"{pid} (python (x) y) S {ppid} 1 1 0 -1\n")
     (folder / "smaps_rollup").write_text(
-        f"00400000-7ffd [rollup]\nRss:  {rss_kb} kB\nPss:  {pss_kb} kB\nShared_Clean: 1 kB\n"
+        f"00400000-7ffd [rollup]\nRss:  {rss_kb} kB\nPss:  {pss_kb} kB\n"
+        f"Pss_Anon: {pss_kb // 4} kB\nPss_File: {pss_kb - pss_kb // 4} kB\nShared_Clean: 1 kB\n"
     )
 
 
@@ -30,8 +31,13 @@ def _tree(proc: Path, trainer_rss_kb: int = 400_000) -> None:
 def test_the_whole_tree_below_the_server_is_read_by_role(tmp_path: Path) -> None:
     _tree(tmp_path)
     assert children(100, tmp_path) == [101, 102, 103]
-    assert memory(102, tmp_path) == {"rss_bytes": 790_000 * 1024, "pss_bytes": 20_000 * 1024}
-    assert memory(999, tmp_path) == {"rss_bytes": 0, "pss_bytes": 0}  # gone meanwhile
+    assert memory(102, tmp_path) == {
+        "rss_bytes": 790_000 * 1024,
+        "pss_bytes": 20_000 * 1024,
+        "pss_anon_bytes": 5_000 * 1024,  # the process' data
+        "pss_file_bytes": 15_000 * 1024,  # its share of mapped files
+    }
+    assert set(memory(999, tmp_path).values()) == {0}  # gone meanwhile
     status = {"pid": 100, "trainer": {"pid": 101, "trainers": {"built": 1}}, "spare_pid": 102}
     got = reading(status, 7, tmp_path)
     assert got["runs"] == 7 and got["trainers"] == {"built": 1}
@@ -43,6 +49,7 @@ def test_the_whole_tree_below_the_server_is_read_by_role(tmp_path: Path) -> None
     }
     assert got["total_pss_bytes"] == (500_000 + 200_000 + 20_000 + 1000) * 1024
     assert got["total_rss_bytes"] == (800_000 + 400_000 + 790_000 + 1000) * 1024
+    assert got["total_pss_anon_bytes"] == (125_000 + 50_000 + 5_000 + 250) * 1024
 
 
 def test_growth_is_per_role_and_of_the_totals(tmp_path: Path) -> None:
