@@ -15,7 +15,10 @@ Memory counts every process the server keeps between runs: the server, its train
 and its spare (the next run's process, forked ahead), found as the server's process
 tree in ``/proc``. Each is read as RSS and as PSS (proportional set size: pages shared
 between the forks counted once in the total, where a sum of RSS counts them once per
-process). Readings: *idle* (the server ready, after the first run, no run served
+process; split into the processes' data and mapped files, whose share also depends
+on unrelated processes mapping the same libraries). Run as root, each reading also
+counts the tree's distinct physical pages (``pagemap``), data and files, which no
+other process moves. Readings: *idle* (the server ready, after the first run, no run served
 yet), *warm* (after the first cycle of the mix: the trainer has built a model) and
 every ``--every`` runs. Growth (no leak: < 10%) is the last reading against the warm
 one, for the total PSS and for each role's RSS; growth against idle is reported too.
@@ -27,6 +30,7 @@ import argparse
 import contextlib
 import json
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -98,6 +102,45 @@ def memory(pid: int, proc: Path = Path("/proc")) -> dict[str, int]:
     return {name: kb.get(key, 0) * 1024 for key, name in FIELDS.items()}
 
 
+#: A ``/proc/<pid>/pagemap`` entry's bits: present, file page (or shared anonymous), frame.
+_PRESENT, _FILE_PAGE, _FRAME = 1 << 63, 1 << 61, (1 << 55) - 1
+
+
+def distinct_pages(pids: Sequence[int], proc: Path = Path("/proc")) -> dict[str, int] | None:
+    """``{"anon_bytes", "file_bytes"}``: the physical pages any of ``pids`` maps, each once.
+
+    What the tree holds in memory whatever else runs on the machine (a PSS total also
+    depends on unrelated processes mapping the same library files). Read from
+    ``pagemap``'s page frame numbers, which only root sees (``None`` otherwise): a page
+    of a mapped file counts as file, any other as the processes' data.
+    """
+    page = os.sysconf("SC_PAGE_SIZE")
+    frames: dict[str, set[int]] = {"anon_bytes": set(), "file_bytes": set()}
+    for pid in pids:
+        try:
+            maps = (proc / str(pid) / "maps").read_text().splitlines()
+            pagemap = (proc / str(pid) / "pagemap").open("rb")
+        except OSError:
+            continue  # gone meanwhile
+        with pagemap:
+            for line in maps:
+                fields = line.split()
+                start, end = (int(x, 16) // page for x in fields[0].split("-"))
+                mapped_file = len(fields) > 5 and fields[5].startswith("/")
+                try:
+                    pagemap.seek(start * 8)
+                    entries = pagemap.read((end - start) * 8)
+                except OSError:  # [vsyscall]: outside what pagemap reads
+                    continue
+                for (entry,) in struct.iter_unpack("<Q", entries[: len(entries) // 8 * 8]):
+                    if entry & _PRESENT:
+                        kind = "file_bytes" if mapped_file and entry & _FILE_PAGE else "anon_bytes"
+                        frames[kind].add(entry & _FRAME)
+    if any(0 in found for found in frames.values()):
+        return None  # frame numbers hidden: not root
+    return {kind: len(found) * page for kind, found in frames.items()}
+
+
 def reading(status: Mapping[str, Any], runs: int, proc: Path = Path("/proc")) -> dict[str, Any]:
     """Memory of the server's process tree after ``runs`` runs, by role.
 
@@ -111,7 +154,8 @@ def reading(status: Mapping[str, Any], runs: int, proc: Path = Path("/proc")) ->
         int(status.get("spare_pid") or 0): "spare",
     }
     roles: dict[str, dict[str, int]] = {}
-    for pid in [server, *children(server, proc)]:
+    tree = [server, *children(server, proc)]
+    for pid in tree:
         role = named.get(pid, "other")
         mem = memory(pid, proc)
         into = roles.setdefault(role, {"processes": 0, **dict.fromkeys(mem, 0)})
@@ -122,6 +166,7 @@ def reading(status: Mapping[str, Any], runs: int, proc: Path = Path("/proc")) ->
         "runs": runs,
         "roles": roles,
         **{f"total_{key}": sum(r[key] for r in roles.values()) for key in FIELDS.values()},
+        "distinct": distinct_pages(tree, proc),
         "trainers": (status.get("trainer") or {}).get("trainers"),
     }
 
@@ -228,6 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "load_avg_first_last": [load[0], load[-1]],
             "idle_total_pss_mb": _mb(idle["total_pss_bytes"]),
             "idle_total_rss_mb": _mb(idle["total_rss_bytes"]),
+            # The tree's physical pages, each once: data and mapped files (root only).
+            "idle_distinct_mb": {k[:4]: _mb(v) for k, v in (idle["distinct"] or {}).items()},
+            "last_distinct_mb": {k[:4]: _mb(v) for k, v in (last["distinct"] or {}).items()},
             "idle_pss_anon_file_mb": [
                 _mb(idle["total_pss_anon_bytes"]),
                 _mb(idle["total_pss_file_bytes"]),
@@ -250,7 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"warm server's process tree ({args.start} start): idle "
         f"{report['idle_total_pss_mb']} MB PSS (data + files: {report['idle_pss_anon_file_mb']}; "
-        f"{report['idle_by_role_rss_mb']} MB RSS); after "
+        f"{report['idle_by_role_rss_mb']} MB RSS; distinct pages {report['idle_distinct_mb']}); "
+        "after "
         f"{args.runs - 1} served runs ({'/'.join(mix)}) {report['last_total_pss_mb']} MB PSS "
         f"({report['last_by_role_rss_mb']} MB RSS); growth from the warm reading "
         + ", ".join(f"{k} {v:+.1%}" for k, v in g.items() if v is not None)

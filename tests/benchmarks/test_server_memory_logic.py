@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import struct
 from pathlib import Path
 
-from benchmarks.server_memory import children, growth, memory, reading
+from benchmarks.server_memory import children, distinct_pages, growth, memory, reading
 
 
 def _process(proc: Path, pid: int, ppid: int, rss_kb: int, pss_kb: int) -> None:
@@ -63,3 +65,32 @@ def test_growth_is_per_role_and_of_the_totals(tmp_path: Path) -> None:
     # division by zero.
     del first["roles"]["trainer"]
     assert growth(first, last)["trainer_rss"] is None
+
+
+def _pages(proc: Path, pid: int, mappings: list[tuple[str, list[tuple[int, bool]]]]) -> None:
+    """``pid``'s maps and pagemap: per mapping its file (or "") and page entries."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    lines, entries = [], b""
+    for i, (path, frames) in enumerate(mappings):
+        start = (16 + 32 * i) * page
+        lines.append(f"{start:x}-{start + len(frames) * page:x} r--p 00000000 08:01 7 {path}")
+        entries = entries.ljust(start // page * 8, b"\0")
+        for frame, file_page in frames:
+            bits = (1 << 63 | (1 << 61 if file_page else 0) | frame) if frame else 0
+            entries += struct.pack("<Q", bits)
+    (proc / str(pid) / "maps").write_text("\n".join(lines) + "\n")
+    (proc / str(pid) / "pagemap").write_bytes(entries)
+
+
+def test_distinct_pages_count_each_physical_page_once(tmp_path: Path) -> None:
+    page = os.sysconf("SC_PAGE_SIZE")
+    _tree(tmp_path)
+    # The server and its fork share frames 5 and 6 (data) and 9 (a library's page); a
+    # page not present (frame 0 here) counts for nothing.
+    _pages(tmp_path, 100, [("", [(5, False), (6, False), (0, False)]), ("/lib/a.so", [(9, True)])])
+    _pages(tmp_path, 102, [("", [(5, False), (6, False), (7, False)]), ("/lib/a.so", [(9, True)])])
+    assert distinct_pages([100, 102, 999], tmp_path) == {"anon_bytes": 3 * page, "file_bytes": page}
+    # Without root, pagemap shows every frame as 0: no count rather than a wrong one.
+    _pages(tmp_path, 101, [("", [(0, False)])])
+    (tmp_path / "101" / "pagemap").write_bytes(struct.pack("<Q", 1 << 63) * 100)
+    assert distinct_pages([100, 101], tmp_path) is None
