@@ -48,10 +48,11 @@ class Mapping:
     @property
     def file_pages_only(self) -> bool:
         """Whether every resident page of it is its file's own, now and later: a mapped
-        file (not ``[heap]``, ``[vdso]``…), not writable, no anonymous (copied-on-write)
-        page, none locked."""
+        file (not ``[heap]``, ``[vdso]``…, nor a device's memory), not writable, no
+        anonymous (copied-on-write) page, none locked."""
         return (
             self.path.startswith("/")
+            and not self.path.startswith("/dev/")
             and "w" not in self.perms
             and self.anonymous_kb == 0
             and self.locked_kb == 0

@@ -37,6 +37,9 @@ Anonymous:             0 kB
 Rss:                  64 kB
 Anonymous:             0 kB
 Locked:               64 kB
+7f0000500000-7f0000510000 r--s 00000000 00:05 96    /dev/nvidiactl
+Rss:                  64 kB
+Anonymous:             0 kB
 ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0  [vsyscall]
 Rss:                   4 kB
 Anonymous:             0 kB
@@ -53,6 +56,7 @@ def test_smaps_is_read_mapping_by_mapping() -> None:
         "/data/file with spaces.bin",
         "/venv/lib/unused.so",
         "/venv/lib/locked.so",
+        "/dev/nvidiactl",
         "[vsyscall]",
     ]
     first = mappings[0]
@@ -62,7 +66,7 @@ def test_smaps_is_read_mapping_by_mapping() -> None:
 
 def test_only_resident_read_only_file_pages_with_no_private_copy_are_released() -> None:
     # Not: relocated (copied-on-write) pages, writable mappings, the heap, pages not
-    # resident, locked pages, the kernel's own mappings.
+    # resident, locked pages, a device's memory, the kernel's own mappings.
     chosen = file_pages(parse_smaps(SMAPS))
     assert [(m.path, m.perms) for m in chosen] == [
         ("/venv/lib/libtensorflow_cc.so.2", "r-xp"),

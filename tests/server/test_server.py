@@ -289,6 +289,7 @@ def test_status_shows_pid_uptime_runs_memory_and_runs_in_progress(server: Path) 
     assert f"pid {status['pid']}" in text and "run(s) served" in text and "RSS" in text
 
 
+@pytest.mark.ci
 def test_the_idle_server_maps_no_pages_of_tensorflows_libraries(server: Path) -> None:
     # Importing TensorFlow touched ~330 MB of its libraries' pages; the server gives
     # them back (its runs and trainer are forks, which never shared those mappings).
