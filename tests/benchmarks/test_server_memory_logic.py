@@ -6,7 +6,14 @@ import os
 import struct
 from pathlib import Path
 
-from benchmarks.server_memory import children, distinct_pages, growth, memory, reading
+from benchmarks.server_memory import (
+    children,
+    distinct_pages,
+    growth,
+    memory,
+    reading,
+    within_limit,
+)
 
 
 def _process(proc: Path, pid: int, ppid: int, rss_kb: int, pss_kb: int) -> None:
@@ -61,6 +68,8 @@ def test_growth_is_per_role_and_of_the_totals(tmp_path: Path) -> None:
     first, last = reading(status, 3, tmp_path / "a"), reading(status, 200, tmp_path / "b")
     g = growth(first, last)
     assert g["trainer_rss"] == 0.25 and g["server_rss"] == 0.0 and g["total_pss"] == 0.0
+    assert g["total_pss_anon"] == 0.0 and g["distinct"] is None  # pagemap not read here
+    assert not within_limit(g)  # the trainer grew by 25%
     # A role that appears only later (a trainer started after the first reading) is no
     # division by zero.
     del first["roles"]["trainer"]
@@ -94,3 +103,11 @@ def test_distinct_pages_count_each_physical_page_once(tmp_path: Path) -> None:
     _pages(tmp_path, 101, [("", [(0, False)])])
     (tmp_path / "101" / "pagemap").write_bytes(struct.pack("<Q", 1 << 63) * 100)
     assert distinct_pages([100, 101], tmp_path) is None
+
+
+def test_the_verdict_leaves_out_the_pss_of_files_other_processes_share() -> None:
+    # Another session's TensorFlow process ended: the libraries' share of PSS rose.
+    moved = {"total_pss": 0.101, "total_pss_anon": 0.017, "distinct": 0.015, "trainer_rss": 0.016}
+    assert within_limit(moved)
+    assert not within_limit({**moved, "total_pss_anon": 0.12})
+    assert not within_limit({**moved, "distinct": 0.10})
