@@ -47,6 +47,7 @@ __all__ = [
     "NODE_FACTS",
     "code_refusals",
     "fingerprint",
+    "node_code",
     "operator_identity",
 ]
 
@@ -248,7 +249,23 @@ def _identify(value: Any, fps: Mapping[str, str], hasher: ContentHasher) -> Any:
     return substitute(value, fps)
 
 
-def code_refusals(d: Declaration, hasher: ContentHasher | None = None) -> list[str]:
+def node_code(d: Declaration) -> list[tuple[Any, CodeFingerprint]]:
+    """The user code of a node (its UDFs, metric functions, operator classes of the
+    user's own, nested ones too) with each one's code fingerprint."""
+    metrics = (d.refs.get("metrics") or []) if d.role == Role.EVALUATE else []
+    fns = list(callables([d.op, *metrics]))
+    user_types = {type(op) for op in operators([d.op, *metrics]) if _is_user_type(type(op))}
+    fns += sorted(user_types, key=callable_label)  # nested operators' classes too
+    return [(fn, code_fingerprint(fn)) for fn in fns]
+
+
+def code_refusals(
+    d: Declaration,
+    hasher: ContentHasher | None = None,
+    *,
+    code: Sequence[tuple[Any, CodeFingerprint]] | None = None,
+    shared: Sequence[str] = (),
+) -> list[str]:
     """Check what the node's user code reads; return why its results cannot be reused.
 
     Warns (once per process) about files the code opens without declaring them; a file
@@ -258,24 +275,26 @@ def code_refusals(d: Declaration, hasher: ContentHasher | None = None) -> list[s
     ``self``). The files the code
     opens under a known name are hashed with the code; ``hasher`` watches them too, so a
     run that sees one change before it stores a result stores nothing more.
+
+    ``code``: :func:`node_code` of ``d``, when the caller has it; ``shared``: the node's
+    refusals for state it shares with other nodes (:mod:`._shared_state`), warned here.
     """
     metrics = (d.refs.get("metrics") or []) if d.role == Role.EVALUATE else []
-    fns = list(callables([d.op, *metrics]))
     user_ops = [op for op in operators([d.op, *metrics]) if _is_user_type(type(op))]
-    user_types = {type(op) for op in user_ops}
-    fns += sorted(user_types, key=callable_label)  # nested operators' classes too
-    if not fns:
-        return []
+    code = node_code(d) if code is None else code
+    if not code:
+        return list(shared)
     # Every file the operator names is hashed by content (a UDF's files=, a source's
     # train/test): code reading a path known only when it runs reads one of them.
     declared = d.op.content_files().values() if d.op is not None else ()
     declared_paths = {os.path.abspath(p) for pairs in declared for _, p in pairs}
     who = f"{d.where}: " if d.where else ""
     refusals: list[str] = []
-    for fn in fns:
-        refusals += _function_refusals(d, fn, declared_paths, who, hasher)
+    for fn, fp in code:
+        refusals += _function_refusals(d, fn, fp, declared_paths, who, hasher)
     for op in user_ops:
         refusals += [f"node {d.name!r}: {r}" for r in held_generators(op, type(op).__qualname__)]
+    refusals += shared
     for r in refusals:
         _warn_once(f"refuse:{r}", f"{who}results are recomputed every run, never reused: {r}")
     return refusals
@@ -295,9 +314,13 @@ def _read_paths(path: str | None) -> list[str]:
 
 
 def _function_refusals(
-    d: Declaration, fn: Any, declared_paths: set[str], who: str, hasher: ContentHasher | None
+    d: Declaration,
+    fn: Any,
+    fp: CodeFingerprint,
+    declared_paths: set[str],
+    who: str,
+    hasher: ContentHasher | None,
 ) -> list[str]:
-    fp: CodeFingerprint = code_fingerprint(fn)
     if hasher is not None:
         for read in fp.files:
             for path in _read_paths(read.path):
