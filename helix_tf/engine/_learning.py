@@ -9,6 +9,7 @@ imported inside the steps that use them.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -77,7 +78,7 @@ class LearningSteps:
                     art.local or "",
                     art.meta["features"],
                     head,
-                    target=getattr(self.ctx.compiled.node(ex).op, "target", None),
+                    target=self._target(ex),
                 )
             except DataError as exc:  # a regression target outside its transform's domain
                 raise DataError(str(exc), node=node.name) from exc
@@ -109,15 +110,23 @@ class LearningSteps:
             features = meta["features"]
             x = keras_models.arrays_from_table(table, features)
             y = keras_models.labels_from_table(table)
-            if label["task"] == "regression":  # the model learns the transformed target
-                op = self.ctx.compiled.node(ex).op
+            target = self._target(ex)
+            if label["task"] == "regression" and target is not None:  # the transformed target
                 try:
-                    y = op.target(  # type: ignore[union-attr]
-                        table.column(LABEL).to_numpy(), table.column(ROW_ID).to_numpy()
-                    )
+                    y = target(table.column(LABEL).to_numpy(), table.column(ROW_ID).to_numpy())
                 except DataError as exc:
                     raise DataError(str(exc), node=node.name) from exc
         return features, label, x, y, stream
+
+    def _target(self, ex: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
+        """The regression target of examples ``ex`` (values, row ids -> the transformed
+        target), its errors naming a bad row's line and file; None for a classifier."""
+        target = getattr(self.ctx.compiled.node(ex).op, "target", None)
+        src = self.ctx.source_of(ex)
+        source = self.ctx.compiled.node(src).op if src is not None else None
+        if target is None or not hasattr(source, "describe_row"):
+            return target
+        return functools.partial(target, describe=functools.partial(source.describe_row, "train"))
 
     def train(self, node: CompiledNode) -> None:
         """Train the node's learner on the examples' train split; keep the model."""

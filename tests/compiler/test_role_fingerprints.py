@@ -149,14 +149,18 @@ def _compiled(tmp_path: Path, approx: str) -> Any:
 
 @pytest.fixture
 def scheme_2(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fingerprint scheme before the runtime joined it, and Numeric before its
-    statistics were summed exactly (version 2)."""
+    """The fingerprint scheme before the runtime joined it, Numeric before its
+    statistics were summed exactly (version 2), and the class labels before blank text
+    was a missing label (version 2, QA pass 15)."""
     from helix_tf.compiler import _identity
 
     assert FINGERPRINT_SCHEME == 3 and F.Numeric.VERSION == 2
+    assert F.Label.VERSION == F.MulticlassLabel.VERSION == 2
     monkeypatch.setattr(_identity, "FINGERPRINT_SCHEME", 2)
     monkeypatch.setattr(_identity, "runtime_identity", lambda stage: {})
     monkeypatch.setattr(F.Numeric, "VERSION", 1)
+    monkeypatch.setattr(F.Label, "VERSION", 1)
+    monkeypatch.setattr(F.MulticlassLabel, "VERSION", 1)
 
 
 @pytest.mark.parametrize("approx", sorted(APPROX))
