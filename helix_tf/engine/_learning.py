@@ -219,7 +219,9 @@ class LearningSteps:
         x = keras_models.arrays_from_table(table, meta["features"], zeros=zero)
         self.ctx.tallies[node.name].meta["pruned_features"] = {z: facts["zero"][z] for z in zero}
         label = self.inputs.label_facts(ex, meta)
-        scores = keras_models.predict_scores(model, x, label["task"])
+        scores = keras_models.predict_scores(
+            model, x, label["task"], traced=self._approximate(model_name)
+        )
         if label["task"] == "multiclass":  # one probability per class
             score_col: Any = pa.FixedSizeListArray.from_arrays(
                 pa.array(scores.reshape(-1), pa.float64()), scores.shape[1]
@@ -241,6 +243,12 @@ class LearningSteps:
         if label["task"] != "binary":  # evaluation needs the classes / the transform
             pred_meta["label"] = label
         self._computed(node.name, kind="predictions", rows=out.num_rows, meta=pred_meta)
+
+    def _approximate(self, model_name: str) -> bool:
+        """Whether the model was trained by an approximate run: its predict and explain
+        nodes score it with a traced function (``traced``: ``keras_models.predict_scores``;
+        their fingerprints carry ``"scoring"``)."""
+        return bool(self.ctx.compiled.node(model_name).extra.get("approx"))
 
     def explain(self, node: CompiledNode) -> None:
         """Permutation importance on one split, and the linear weights by value name."""
@@ -276,6 +284,7 @@ class LearningSteps:
             seed=op.seed,
             scoring=op.scoring,
             zero=zero,
+            traced=self._approximate(model_name),
         )
         payload["split"] = split
         payload["task"] = task
