@@ -296,10 +296,10 @@ class BatchComputer:
         where = _describe_row(self.nodes, src, split, int(cache["rows"][i]))
         raise DataError(
             f"{what} is {shown[i]} on {where} ({int(bad.sum())} such rows in this "
-            "batch), and a model needs finite numbers. An infinity in the data (a Csv source "
-            "refuses one as it reads; na_values reads it as missing): fix or drop those rows; "
-            "from a UDF (np.log of 0): use np.log1p or clip; a missing value from a UDF: wrap "
-            "it in F.Numeric(udf), which fills missing values with the training mean",
+            "batch), and a model needs finite numbers. An infinity in the data: add 'inf' and "
+            "'-inf' to the source's na_values to read it as missing (F.Numeric fills missing "
+            "values with the training mean); from a UDF (np.log of 0): use np.log1p or "
+            "clip; a missing value from a UDF: wrap it in F.Numeric(udf)",
             node=node.name,
         )
 

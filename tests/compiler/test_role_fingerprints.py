@@ -152,18 +152,16 @@ def scheme_2(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fingerprint scheme before the runtime joined it, Numeric before its
     statistics were summed exactly (version 2), and the class labels before blank text
     was a missing label (version 2, QA pass 15) and before a binary label's value the
-    training split lacks was an error (Label version 3, QA pass 16), and before the text
-    nan in a Csv file's numeric column was a bad value (Csv version 2, QA pass 16)."""
+    training split lacks was an error (Label version 3, QA pass 16)."""
     from helix_tf.compiler import _identity
 
     assert FINGERPRINT_SCHEME == 3 and F.Numeric.VERSION == 2
-    assert F.Label.VERSION == 3 and F.MulticlassLabel.VERSION == 2 and sources.Csv.VERSION == 2
+    assert F.Label.VERSION == 3 and F.MulticlassLabel.VERSION == 2
     monkeypatch.setattr(_identity, "FINGERPRINT_SCHEME", 2)
     monkeypatch.setattr(_identity, "runtime_identity", lambda stage: {})
     monkeypatch.setattr(F.Numeric, "VERSION", 1)
     monkeypatch.setattr(F.Label, "VERSION", 1)
     monkeypatch.setattr(F.MulticlassLabel, "VERSION", 1)
-    monkeypatch.setattr(sources.Csv, "VERSION", 1)
 
 
 @pytest.mark.parametrize("approx", sorted(APPROX))

@@ -352,19 +352,6 @@ BAD_FILES = [
         DataError,
         r"bad\.csv line 2: column 'a' \(int\) holds 'inf', beyond",
     ),
-    # The text nan was read as missing (and filled with the training mean) while inf
-    # failed later, at the examples: every non-finite text is a bad value (QA 16).
-    *(
-        (
-            f"{text} in a float column",
-            f"1,x,2\n2,y,{text}\n",
-            {},
-            DataError,
-            rf"bad\.csv line 2: column 'c' \(float\) holds '{re.escape(text)}', not a finite "
-            rf"number: .*Add '{re.escape(text)}' to na_values to read it as missing",
-        )
-        for text in ("nan", "NaN", "inf", "-Infinity", "1e999")
-    ),
     (
         "fraction in an int column",
         "1,x,2\n2.5,y,3\n",
@@ -538,14 +525,6 @@ def test_csv_bad_input(
     if content is None or content == "DIR":
         (problem,) = source.check()
         assert "train file" in problem and "Csv(train=...)" in problem
-
-
-@pytest.mark.parametrize("quoted", [False, True])  # pyarrow's fast path, and the careful one
-def test_csv_non_finite_text_listed_in_na_values_is_missing(tmp_path: Path, quoted: bool) -> None:
-    quote = ',"x"' if quoted else ",x"
-    path = write(tmp_path, f"1{quote},2.5\n2{quote},nan\n3{quote},-inf\n")
-    frame = read_all(Csv(train=path, columns=COLUMNS, na_values=("nan", "-inf")), "train")
-    assert frame["c"].tolist()[0] == 2.5 and frame["c"].isna().tolist() == [False, True, True]
 
 
 @settings(

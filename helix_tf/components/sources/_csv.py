@@ -49,10 +49,7 @@ class Csv(Source):
     skip_lines
         Junk lines at the top of each file; an int, or a dict by split name.
     na_values
-        Values (after trimming) that mean "missing". Only these are missing: the text
-        ``nan``, ``inf`` or ``-infinity`` (any case), or a number beyond float64 such
-        as ``1e999``, in a numeric column is a bad value (no finite number a model can
-        use) unless listed here.
+        Values (after trimming) that mean "missing".
     replace
         Value normalisation per column, applied before ``na_values``:
         ``{"income": {">50K.": ">50K"}}``.
@@ -88,10 +85,7 @@ class Csv(Source):
     and, for replicated rows, ``copy * 10**12``. Text must be UTF-8.
     """
 
-    #: 2: a number's text that is not finite (``nan``, ``inf``, ``1e999``) is a bad value
-    #: unless na_values lists it (``nan`` was read as missing; QA pass 16), so what was
-    #: stored from such a file is not reused where a fresh read now fails.
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 1
     ROW_UNIT: ClassVar[str] = "line"
 
     train: str | tuple[str, ...] = normalized(_as_paths)

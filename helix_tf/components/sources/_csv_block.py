@@ -9,7 +9,6 @@ kernels and names the line of every problem.
 from __future__ import annotations
 
 import decimal
-import re
 from typing import TYPE_CHECKING, Any
 
 from helix_tf.components.sources._base import _as_column, _shorten
@@ -110,8 +109,6 @@ class BlockParser:
         for name, kind in self.spec.columns:
             values = table.column(name).combine_chunks()
             if name in types:
-                if kind == "float" and _non_finite(values).any():  # refused by the careful path
-                    return None
                 try:
                     columns[name] = _as_column(values, kind)
                 except pa.ArrowInvalid:  # an int with no exact float64: named by the careful path
@@ -276,11 +273,6 @@ class BlockParser:
             ok = pc.fill_null(pc.match_substring_regex(values, _NUMBER_RE, ignore_case=True), True)
             failed = ~np.asarray(ok)
             numbers = _cast_lenient(pc.if_else(ok, values, pa.scalar(None, pa.string())), failed)
-        if kind == "float":  # int columns refuse them below, as fractions or beyond int64
-            bad = _non_finite(numbers)
-            if bad.any():
-                failed = bad if failed is None else failed | bad
-                numbers = pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), numbers)
         if kind == "int":
             array = numbers.to_numpy(zero_copy_only=False)
             with np.errstate(invalid="ignore"):
@@ -290,21 +282,6 @@ class BlockParser:
                 failed = bad if failed is None else failed | bad
                 numbers = pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), numbers)
         return numbers, failed
-
-
-def _non_finite(numbers: pa.Array) -> np.ndarray:
-    """Which of ``numbers`` (float64, nulls: missing) are NaN or infinite.
-
-    The text ``nan``, ``inf`` or ``-infinity`` in a numeric column is no number a model
-    can use, and not missing unless ``na_values`` says so: a bad value, named by file,
-    line and column like any other (before: ``nan`` was read as missing and filled
-    with the training mean, while ``inf`` failed later, at the examples).
-    """
-    import numpy as np
-    import pyarrow.compute as pc
-
-    finite = pc.fill_null(pc.is_finite(numbers), True)
-    return ~np.asarray(finite, dtype=bool)
 
 
 #: The int64 range an int column holds (Csv's fast path reads int columns as int64).
@@ -378,15 +355,6 @@ def _describe(spec: Csv, issue: tuple[str, Any], text: str) -> tuple[str, str]:
             f"column {name!r} (int) holds {_shorten(value)}, {problem}: {_shorten(text)}",
             f"Declare {name!r} as 'float' (approximate values) or 'string' (exact text) "
             "in columns=, or pass on_bad_row='skip' to skip such rows",
-        )
-    if column_kind == "float" and re.match(_NUMBER_RE, value, flags=re.IGNORECASE):
-        # A number's text that failed: NaN or infinite (``inf``, ``1e999``).
-        return (
-            f"column {name!r} (float) holds {_shorten(value)}, not a finite number: "
-            f"{_shorten(text)}",
-            f"Add {value!r} to na_values to read it as missing (F.Numeric fills missing "
-            "values with the training mean), fix the value, or pass on_bad_row='skip' to "
-            "skip such rows",
         )
     what = "an integer" if column_kind == "int" else "a number"
     return (
