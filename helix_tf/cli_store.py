@@ -192,14 +192,20 @@ def verify(
     """Check every entry's files against its manifest (sizes and sha256), and that the
     metadata database reads (every page of a SQLite file).
 
-    Exits with status 1 when an entry or the database fails (run again with --repair:
-    it removes a failing entry, which the next run recomputes, and moves a damaged SQLite
-    database aside, so the next run starts a fresh history).
+    The store is clean when no entry and not the database fails; it then exits with
+    status 0, else 1 (run again with --repair: it removes a failing entry, which the next
+    run recomputes, and moves a damaged SQLite database aside, so the next run starts a
+    fresh history). Leftovers of dead runs are counted, not damage (nothing reads them):
+    `store gc` or --repair reclaims them. The text, --json (``clean``, ``clean_now``)
+    and the exit status say the same.
     """
     out, err = _consoles()
     artifacts = _guarded(err, lambda: _open(config, store, verbose, writing=repair))
     database = _guarded(err, lambda: _check_metadata(artifacts, config, metadata, repair))
     report = _guarded(err, lambda: artifacts.verify(repair=repair))
+    clean = not report.bad and database.damage is None
+    # --repair removed what it found: the store is clean after it.
+    clean_now = (not report.bad or repair) and database.clean_now
     if as_json:
         print_json(
             out,
@@ -211,10 +217,9 @@ def verify(
                     "leftover_bytes": report.leftovers.bytes,
                     "newer": report.newer,
                     "metadata": database.to_dict(),
-                    "clean": report.clean and database.damage is None,
+                    "clean": clean,
                     "repaired": repair,
-                    # --repair removed what it found: the store is clean after it.
-                    "clean_now": (report.clean or repair) and database.clean_now,
+                    "clean_now": clean_now,
                 }
             ),
         )
@@ -238,12 +243,9 @@ def verify(
                 f"({_size(leftovers.bytes)}; `helix-tf store gc` reclaims them)"
             )
         # What --repair found is gone: say so, not "NOT clean" about a clean store.
-        clean = report.clean and database.damage is None
-        state = "NOT clean" if not clean and not repair else "clean"
-        if not clean and repair:
-            state = "was NOT clean, clean now" if database.clean_now else "NOT clean"
+        state = "clean" if clean else "was NOT clean, clean now" if clean_now else "NOT clean"
         out.print(f"{len(report.ok)} entries verified, {summary}: {state}", highlight=False)
-    if (report.bad and not repair) or not database.clean_now:
+    if not clean_now:
         raise SystemExit(1)
 
 

@@ -208,17 +208,14 @@ class PreprocessingStep:
             tally.rows = result.rows.get(name)
 
     def _check_binary_label(self, name: str) -> None:
-        """Fail when a binary label's training split holds one value only, or its
-        ``positive=`` value occurs in no row of a split whose label values differ from
-        the training split's.
+        """Fail when a binary label's training split holds one value only, or no row of
+        it holds its ``positive=`` value.
 
-        In the training split, every label 0 (or every one 1) would train a model of one
-        class: training "succeeds" with accuracy 1.0 and AUC nan. In another split (the
-        test file) with other spellings of the values (the census test file's ``>50K.``),
-        every row would count as negative and the metrics would describe nothing. A split
-        without a positive row whose values are the training split's is left alone (a
-        small test split may have none). The message lists the values each split holds
-        and how to make them agree.
+        Every label 0 (or every one 1) would train a model of one class: training
+        "succeeds" with accuracy 1.0 and AUC nan. (Another split's value the training
+        split lacks, the census test file's ``>50K.``, fails while the examples are
+        computed, naming its file and line: Label.encode.) The message lists the values
+        the training split holds and how to fix the label.
         """
         label = self.ctx.nodes[name].op
         art = self.outputs.files.get(name)
@@ -228,35 +225,19 @@ class PreprocessingStep:
         column = label.column  # type: ignore[union-attr]
         # The training split's values, read from the source where a check needs them.
         train = self._label_values(name, Split.TRAIN) if positive is not None else None
-        for split in [Split.TRAIN, *sorted(_split_folders(art.local) - {Split.TRAIN})]:
-            table = tables.read_split(art.local, split, [LABEL])
-            if table is None or table.num_rows == 0:
-                continue
-            labels = np.asarray(table.column(LABEL))
-            if split == Split.TRAIN and (labels.all() or (positive is None and not labels.any())):
-                found = train if train is not None else self._label_values(name, Split.TRAIN)
-                raise DataError(_one_value(column, positive, int(labels[0]), found), node=name)
-            if labels.any() or positive is None:
-                continue
-            found = train if split == Split.TRAIN else self._label_values(name, split)
-            if split == Split.TRAIN:
-                shown = f"; the values found are {_counted(found)}" if found else ""
-                raise DataError(
-                    f"no row of the training split has label column {column!r} equal to "
-                    f"positive={positive!r}{shown}. Pass one of those values as "
-                    f"F.Label({column!r}, positive=...)",
-                    node=name,
-                )
-            unseen = [v for v in found or () if train is not None and v not in train]
-            if not unseen:
-                continue
+        table = tables.read_split(art.local, Split.TRAIN, [LABEL])
+        if table is None or table.num_rows == 0:
+            return
+        labels = np.asarray(table.column(LABEL))
+        if labels.all() or (positive is None and not labels.any()):
+            found = train if train is not None else self._label_values(name, Split.TRAIN)
+            raise DataError(_one_value(column, positive, int(labels[0]), found), node=name)
+        if not labels.any():
+            shown = f"; the values found are {_counted(train)}" if train else ""
             raise DataError(
-                f"no row of the {split} split has label column {column!r} equal to "
-                f"positive={positive!r}: its values {_counted(found or {})} are not the "
-                f"training split's ({_counted(train or {})}), so every {split} row would "
-                f"count as negative. Make the splits' values agree, e.g. "
-                f"sources.Csv(..., replace={{{column!r}: {_replace_hint(unseen, train or {})}}}) "
-                "on the source",
+                f"no row of the training split has label column {column!r} equal to "
+                f"positive={positive!r}{shown}. Pass one of those values as "
+                f"F.Label({column!r}, positive=...)",
                 node=name,
             )
 
@@ -370,7 +351,6 @@ class PreprocessingStep:
     def _write_value_names(self, examples: str) -> None:
         """Beside the examples: what each index of their categorical/bag features stands for."""
         import json
-        import os
 
         names: dict[str, list[str]] = {}
         for f in self.ctx.nodes[examples].extra["features"]:
@@ -420,11 +400,6 @@ def with_note(exc: DataError, note: str) -> DataError:
     return DataError(f"{message}. Note: {note}", node=exc.node)
 
 
-def _split_folders(root: str) -> set[str]:
-    """The splits stored in a local artifact folder (its sub-folders)."""
-    return {e.name for e in os.scandir(root) if e.is_dir()} if os.path.isdir(root) else set()
-
-
 def _one_value(column: str, positive: Any, value: int, found: dict[Any, int] | None) -> str:
     """Why a binary label whose training rows all have one value cannot be learned."""
     fix = (
@@ -450,15 +425,3 @@ def _counted(values: dict[Any, int]) -> str:
     )
     more = f" and {len(values) - 10} more" if len(values) > 10 else ""
     return shown + more
-
-
-def _replace_hint(unseen: list[Any], train: dict[Any, int]) -> str:
-    """A ``replace`` mapping from each value only the other split has to the training
-    value it most resembles (the one it starts with, or contains), where there is one."""
-    pairs = {}
-    for value in unseen[:10]:
-        text = str(value)
-        near = [t for t in train if str(t) and (text.startswith(str(t)) or str(t) in text)]
-        if near:
-            pairs[value] = max(near, key=lambda t: len(str(t)))
-    return repr(pairs) if pairs else "{...}"

@@ -110,6 +110,22 @@ def test_verify_reports_and_repairs(tmp_path: Path) -> None:
     assert store.lookup("fpfeature") is None
 
 
+def test_verify_says_in_text_json_and_exit_status_alike_that_leftovers_are_not_damage(
+    tmp_path: Path,
+) -> None:
+    """Before: a killed run's leftovers printed "NOT clean" and exited 0 (--json clean_now
+    false): the text, --json and the exit status now agree, and leftovers are counted."""
+    root = _store(tmp_path)
+    _write_lease(root, {})  # a dead run, and its empty staging folder
+    (root / "staging" / f"fpdead.run-{'ef' * 8}0001").mkdir()
+    text = invoke("store", "verify", "--store", root)
+    assert text.exit_code == 0, text.output
+    assert "leftover(s) of dead runs" in text.output and "NOT clean" not in text.output
+    assert text.output.rstrip().endswith(": clean")
+    found = json.loads(invoke("store", "verify", "--store", root, "--json").output)
+    assert found["leftovers"] >= 1 and found["clean"] is found["clean_now"] is True
+
+
 def test_a_missing_store_is_an_error_not_a_new_store(tmp_path: Path) -> None:
     result = invoke("store", "verify", "--store", tmp_path / "nowhere")
     assert result.exit_code == 1

@@ -53,3 +53,35 @@ def test_a_singledispatch_registration_changes_the_digest(
     plain = code_fingerprint(module.udf).digest
     module.convert.register(str, lambda value: value.upper())
     assert code_fingerprint(module.udf).digest != plain
+
+
+VECTORIZED = """\
+import numpy as np
+
+
+class Squares(np.vectorize):
+    pass
+
+
+square = np.vectorize(lambda x: x * x, otypes=[float])
+cube = Squares(lambda x: x * x * x, otypes=[float])
+
+
+def udf(row):
+    return square(row) + cube(row)
+"""
+
+
+def test_a_vectorized_functions_first_call_leaves_the_digest_as_it_was(
+    load: Callable[..., ModuleType],
+) -> None:
+    """``np.vectorize(f, otypes=...)`` keeps the ufunc its first call builds from ``f``
+    (unpicklable): a UDF using one was refused after it ran (QA 16), so the warm server's
+    next compile of the same config recomputed it. What it does is still hashed."""
+    module = load(VECTORIZED)
+    before = code_fingerprint(module.udf)
+    module.udf(2.0)
+    after = code_fingerprint(module.udf)
+    assert after == before and after.refusals == ()
+    module.square.otypes = "i"
+    assert code_fingerprint(module.udf).digest != before.digest

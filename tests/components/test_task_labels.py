@@ -113,18 +113,46 @@ def test_bad_numeric_parameters(kwargs: dict, match: str) -> None:
         F.NumericLabel("price", **kwargs)
 
 
+def _learn_binary(label: F.Label, values: list) -> dict:
+    analyzer = label.analyzer()
+    assert analyzer is not None
+    return label.finalize_state(analyzer.finalize(analyzer.add(analyzer.create(), [values])))
+
+
 def test_binary_label_is_unchanged() -> None:
     label = F.Label("income", positive=">50K")
-    assert label.TASK == "binary" and label.analyzer() is None
-    labels, bad = label.encode(np.array([">50K", "<=50K"], dtype=object))
+    state = _learn_binary(label, [">50K", "<=50K"])
+    labels, bad = label.encode(np.array([">50K", "<=50K"], dtype=object), state)
     assert labels.dtype == np.int8 and labels.tolist() == [1, 0] and not bad.any()
+    assert F.Label("income").analyzer() is None  # a 0/1 column: its domain is known
+
+
+@pytest.mark.parametrize("values", [pa.array(["yes", "maybe", "no"]), ["yes", "maybe", "no"]])
+def test_a_binary_label_value_the_training_split_lacks_is_invalid_not_negative(
+    values: object,
+) -> None:
+    """``maybe`` only in the test split counted as a negative row, silently."""
+    label = F.Label("answer", positive="yes")
+    state = _learn_binary(label, ["yes", "no", None])
+    labels, bad = label.encode(values, state)
+    assert bad.tolist() == [False, True, False] and labels.tolist()[0] == 1
+    problem = label.problem("maybe")
+    assert "'maybe'" in problem and "replace={'answer': {'maybe': <a training value>}}" in problem
+
+
+def test_binary_label_numbers_are_compared_as_the_training_split_holds_them() -> None:
+    label = F.Label("grade", positive=2)
+    state = _learn_binary(label, np.array([1.0, 2.0, 3.0]))
+    labels, bad = label.encode(np.array([2.0, 3.0, 4.0]), state)
+    assert labels.tolist()[:2] == [1, 0] and bad.tolist() == [False, False, True]
 
 
 @pytest.mark.parametrize("values", [pa.array(["spam", "", "ham", "  "]), ["spam", "", "ham", "  "]])
 def test_a_binary_label_of_blank_text_is_missing_not_negative(values: object) -> None:
     """A source whose ``na_values`` keep empty text (the SMS config's ``()``, for an empty
     message) read a row without its label as a negative one, and trained on it silently."""
-    labels, bad = F.Label("label", positive="spam").encode(values)
+    label = F.Label("label", positive="spam")
+    labels, bad = label.encode(values, _learn_binary(label, ["spam", "ham", " "]))
     assert bad.tolist() == [False, True, False, True]
     assert labels.tolist() == [1, 0, 0, 0]
 

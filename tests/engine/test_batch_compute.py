@@ -102,7 +102,7 @@ def test_partials_and_compute_batch_write_features_and_examples(
     source_root: str, tmp_path: Path
 ) -> None:
     nodes = _nodes(source_root, tmp_path)
-    states = _states(BatchComputer(nodes, {}), ["age", "edu"])
+    states = _states(BatchComputer(nodes, {}), ["age", "edu", "examples"])
     frame = pa.concat_tables(
         tables.read_batch(source_root, "train", k) for k in _batches(source_root, "train")
     ).to_pandas()
@@ -132,7 +132,7 @@ def test_partials_and_compute_batch_write_features_and_examples(
 
 def test_a_loaded_feature_gives_the_same_examples(source_root: str, tmp_path: Path) -> None:
     first = _nodes(source_root, tmp_path / "a")
-    states = _states(BatchComputer(first, {}), ["age", "edu"])
+    states = _states(BatchComputer(first, {}), ["age", "edu", "examples"])
     BatchComputer(first, states).compute_batch("train", 0, ORDER)
 
     second = _nodes(
@@ -140,7 +140,9 @@ def test_a_loaded_feature_gives_the_same_examples(source_root: str, tmp_path: Pa
         tmp_path / "b",
         age={"state": "load", "write": False, "root": str(tmp_path / "a" / "age")},
     )
-    done = BatchComputer(second, {"edu": states["edu"]}).compute_batch("train", 0, ORDER)
+    done = BatchComputer(second, {k: states[k] for k in ("edu", "examples")}).compute_batch(
+        "train", 0, ORDER
+    )
     assert "age" not in done  # loaded, not computed
     a = tables.read_batch(str(tmp_path / "a" / "examples"), "train", 0)
     b = tables.read_batch(str(tmp_path / "b" / "examples"), "train", 0)
@@ -149,7 +151,7 @@ def test_a_loaded_feature_gives_the_same_examples(source_root: str, tmp_path: Pa
 
 def test_intermediate_not_written_still_counts_rows(source_root: str, tmp_path: Path) -> None:
     nodes = _nodes(source_root, tmp_path, age={"write": False})
-    states = _states(BatchComputer(nodes, {}), ["age", "edu"])
+    states = _states(BatchComputer(nodes, {}), ["age", "edu", "examples"])
     done = BatchComputer(nodes, states).compute_batch("train", 1, ORDER)
     assert done["age"] == (tables.read_batch(source_root, "train", 1).num_rows, 0)
     assert not (tmp_path / "age").exists()
@@ -167,7 +169,7 @@ def test_misaligned_loaded_artifact_is_an_execution_error(source_root: str, tmp_
         tmp_path,
         age={"state": "load", "write": False, "root": str(tmp_path / "stale")},
     )
-    states = _states(BatchComputer(nodes, {}), ["edu"], batches=1)
+    states = _states(BatchComputer(nodes, {}), ["edu", "examples"], batches=1)
     with pytest.raises(ExecutionError, match="do not line up") as info:
         BatchComputer(nodes, states).compute_batch("train", 0, ORDER)
     assert info.value.node in ("age", "rows")
@@ -203,9 +205,10 @@ def test_missing_label_is_a_data_error_naming_the_row(tmp_path: Path) -> None:
             columns=cols,
         ),
     }
-    states = {"age": {"mean": 40.0, "std": 1.0, "count": 3}}
+    label_state = {"counts": {"<=50K": 1, ">50K": 1}}
+    states = {"age": {"mean": 40.0, "std": 1.0, "count": 3}, "examples": label_state}
     with pytest.raises(
-        DataError, match=r"row 2 .*label (nan|None) in column 'income'.*must not be missing"
+        DataError, match=r"row 2 .*has no label in column 'income'; labels must not be missing"
     ) as info:
         BatchComputer(nodes, states).compute_batch("train", 0, ["rows", "age", "examples"])
     assert info.value.node == "examples"
@@ -218,7 +221,7 @@ def test_failing_udf_is_an_execution_error_naming_the_node(
         raise ValueError(f"cannot handle age {row['age']}")
 
     nodes = _nodes(source_root, tmp_path, age={"op": F.Udf(explode)})
-    states = _states(BatchComputer(nodes, {}), ["edu"], batches=1)
+    states = _states(BatchComputer(nodes, {}), ["edu", "examples"], batches=1)
     with pytest.raises(
         ExecutionError, match=r"explode raised ValueError: cannot handle age .* on row 1"
     ) as info:
@@ -229,7 +232,7 @@ def test_failing_udf_is_an_execution_error_naming_the_node(
 
 def test_udf_returning_the_wrong_length_names_the_node(source_root: str, tmp_path: Path) -> None:
     nodes = _nodes(source_root, tmp_path, age={"op": F.Udf(lambda b: b["age"][:3], batched=True)})
-    states = _states(BatchComputer(nodes, {}), ["edu"], batches=1)
+    states = _states(BatchComputer(nodes, {}), ["edu", "examples"], batches=1)
     n = tables.read_batch(source_root, "train", 0).num_rows
     with pytest.raises(ExecutionError, match=rf"returned shape \(3,\), expected \({n},\)") as info:
         BatchComputer(nodes, states).compute_batch("train", 0, ORDER)
@@ -246,7 +249,7 @@ def test_a_failing_batched_udf_names_the_line_of_user_code_that_raised(
         return batch["age"].to_numpy() + None  # TypeError, raised inside numpy
 
     nodes = _nodes(source_root, tmp_path, age={"op": F.Udf(scale, batched=True)})
-    states = _states(BatchComputer(nodes, {}), ["edu"], batches=1)
+    states = _states(BatchComputer(nodes, {}), ["edu", "examples"], batches=1)
     with pytest.raises(ExecutionError) as info:
         BatchComputer(nodes, states).compute_batch("train", 0, ORDER)
     line = scale.__code__.co_firstlineno + 1

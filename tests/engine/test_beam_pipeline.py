@@ -202,7 +202,9 @@ def test_fused_run_states_match_the_training_split(
     from helix_tf.components.sources import read_all
 
     train = read_all(_csv(census_like), "train")
-    assert set(result.states) == {"age", "edu"}  # features with analyzers
+    # features with analyzers, and the label (the training split's values)
+    assert set(result.states) == {"age", "edu", "examples"}
+    assert result.states["examples"] == {"counts": train["income"].value_counts().to_dict()}
     assert result.states["age"]["mean"] == pytest.approx(train["age"].mean())
     assert result.states["age"]["count"] == 600
     counts = train["education"].value_counts()

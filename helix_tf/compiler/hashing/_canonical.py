@@ -264,6 +264,9 @@ class _Canon:
             return {"global": f"{type(v).__module__}.{reduced}"}
         parts = list(reduced) + [None] * (5 - len(reduced))
         ctor, args, state, items, pairs = parts[:5]
+        lazy = _lazy_caches(type(v))
+        if lazy and isinstance(state, dict):
+            state = {k: x for k, x in state.items() if k not in lazy}
         return {
             "ctor": self(ctor),
             "args": self(args),
@@ -506,8 +509,25 @@ def _is_native(cls: type) -> bool:
     )
 
 
+#: Attributes a library class fills on an instance's first call, from what the instance
+#: already holds (hashed): a cache, not state. ``np.vectorize(f, otypes=...)`` keeps the
+#: ufunc it builds from ``f`` (unpicklable: a UDF using one was refused after its first
+#: run, so the warm server's next compile recomputed it).
+_LAZY_CACHES: dict[str, frozenset[str]] = {"numpy.vectorize": frozenset({"_ufunc"})}
+
+
+def _lazy_caches(cls: type) -> frozenset[str]:
+    """The lazily filled cache attributes of ``cls`` (by a library base class's name)."""
+    found: frozenset[str] = frozenset()
+    for base in cls.__mro__:
+        if not _is_user_type(base):
+            found |= _LAZY_CACHES.get(_type_name(base), frozenset())
+    return found
+
+
 def _state(obj: object) -> dict[str, object]:
-    """An instance's attributes: its slots (across the MRO) and its ``__dict__``."""
+    """An instance's attributes: its slots (across the MRO) and its ``__dict__``, less a
+    library base class's lazily filled caches (:data:`_LAZY_CACHES`)."""
     state: dict[str, object] = {}
     for cls in reversed(type(obj).__mro__):
         slots = cls.__dict__.get("__slots__", ())
@@ -523,4 +543,5 @@ def _state(obj: object) -> dict[str, object]:
     attrs = getattr(obj, "__dict__", None)
     if isinstance(attrs, dict):
         state.update(attrs)
-    return state
+    lazy = _lazy_caches(type(obj))
+    return {k: x for k, x in state.items() if k not in lazy} if lazy else state

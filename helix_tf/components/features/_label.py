@@ -50,12 +50,27 @@ OTHER_CLASS = "<other>"
 
 @dataclasses.dataclass(frozen=True)
 class Label(Operator):
-    """The binary label: ``column == positive`` (or a 0/1 numeric column when ``positive`` is None)."""
+    """The binary label: ``column == positive`` (or a 0/1 numeric column when ``positive`` is None).
+
+    Parameters
+    ----------
+    column : str
+        The label column.
+    positive : optional
+        The value of the positive class; every other value the training split holds
+        is negative (one value against the rest). None: the column holds 0 and 1.
+
+    Under ``positive=`` a value the training split does not hold (``maybe`` only in the
+    test split, ``>50K.`` where training has ``>50K``) fails the run naming the value,
+    file and line: map it to a training value with the source's ``replace=``.
+    """
 
     KIND: ClassVar[str] = "label"
     TASK: ClassVar[str] = "binary"
     #: 2: a label of blank text is missing (it was a negative row; QA pass 15).
-    VERSION: ClassVar[int] = 2
+    #: 3: under positive=, a value the training split does not hold is an error (it was
+    #: a negative row; QA pass 16), so examples stored before may hold such rows.
+    VERSION: ClassVar[int] = 3
     #: Parameters only training reads (hashed into the train node, not the examples).
     TRAINING_PARAMS: ClassVar[tuple[str, ...]] = ()
     column: str
@@ -67,12 +82,12 @@ class Label(Operator):
         return []
 
     def analyzer(self) -> Analyzer | None:
-        """Statistics of the training split this label needs (None: none)."""
-        return None
+        """The training split's values, which make the label's domain under ``positive=``."""
+        return _ClassCounts() if self.positive is not None else None
 
     def finalize_state(self, stats: Any) -> Any:
         """The transform's state from the analyzer's result."""
-        return stats
+        return None if stats is None else {"counts": stats}
 
     def describe(self, state: Any = None) -> dict[str, Any]:
         """JSON facts for examples, models and predictions: the task and its specifics."""
@@ -80,13 +95,34 @@ class Label(Operator):
 
     def problem(self, bad_value: Any) -> str:
         """Why a row's label is invalid, and how to fix it (for the error message)."""
-        if self.positive is not None:
+        if self.positive is None:
+            return "expected 0 or 1, or pass positive=<value> to Label"
+        if bad_value is None:
             return "labels must not be missing"
-        return "expected 0 or 1, or pass positive=<value> to Label"
+        return (
+            f"{bad_value!r} is not a value of the training split (positive={self.positive!r}, "
+            "every other training value negative); make the splits' values agree: clean "
+            f"the data, or map it with sources.Csv(..., replace={{{self.column!r}: "
+            f"{{{bad_value!r}: <a training value>}}}}) (a negative one to count it as negative)"
+        )
 
     def encode(self, values: Any, state: Any = None) -> tuple[np.ndarray, np.ndarray]:
-        """The stored labels of one batch and a mask of rows whose label is invalid."""
-        return self.transform(values)
+        """The stored labels of one batch and a mask of rows whose label is invalid:
+        missing, or (under ``positive=``) a value the training split (``state``) lacks."""
+        labels, bad = self.transform(values)
+        if self.analyzer() is not None:
+            if state is None:
+                raise ValueError(f"the values of label {self.column!r} have not been learned")
+            if not state["counts"]:  # a training split without labels: its own checks say so
+                return labels, bad
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            texts = _label_texts(values)
+            known = pa.array(list(state["counts"]), type=pa.string())
+            unknown = ~np.asarray(pc.fill_null(pc.is_in(texts, value_set=known), True), bool)
+            bad = bad | unknown
+        return labels, bad
 
     def transform(self, values: Any) -> tuple[np.ndarray, np.ndarray]:
         """Labels as int8 and a mask of rows whose label is missing or invalid."""
