@@ -416,6 +416,8 @@ def test_cli_rejects_bad_approximate_settings_before_running(
 def test_approximate_preprocessing_runs_without_a_beam_pipeline(
     config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Locally, a sample is preprocessed in the run's process even where Beam options
+    are given (an approximate run ignores them); an exact run given them uses Beam."""
     from helix_tf.engine import beam_pipeline
 
     made: list[str] = []
@@ -428,12 +430,21 @@ def test_approximate_preprocessing_runs_without_a_beam_pipeline(
     monkeypatch.setattr(beam_pipeline, "run_preprocessing", counted)
     events: list[ProgressEvent] = []
     store = str(tmp_path / "store")
-    approx = api.run(config, store=store, approx=_approx(sample=0.5), progress=events.append)
+    beam_options = ["--job_name=helix"]
+    approx = api.run(
+        config,
+        store=store,
+        approx=_approx(sample=0.5),
+        progress=events.append,
+        pipeline_args=beam_options,
+    )
     assert made == [] and states(approx)["examples"] == "compute"
     assert [e.runner for e in events if isinstance(e, PreprocessingStarted)] == ["in-process"]
-    # The exact run still goes through the pipeline.
-    exact = api.run(config, store=store)
+    # The exact run given Beam options goes through the pipeline.
+    events.clear()
+    exact = api.run(config, store=store, progress=events.append, pipeline_args=beam_options)
     assert made == ["pipeline"] and states(exact)["examples"] == "compute"
+    assert [e.runner for e in events if isinstance(e, PreprocessingStarted)] == ["direct"]
 
 
 # ------------------------------------------------------------------------------ the exact run's steps
