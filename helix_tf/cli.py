@@ -47,7 +47,10 @@ def main() -> None:
     type=click.Choice(["direct", "dataflow", "portable", "flink", "spark"]),
     default="direct",
     show_default=True,
-    help="Beam runner for preprocessing (flink/spark need a job-server jar: README).",
+    help=(
+        "Beam runner for preprocessing (direct: in this process, without Beam, unless "
+        "given --beam-option; flink/spark need a job-server jar: README)."
+    ),
 )
 @click.option("--project", default=None, help="Dataflow: GCP project.")
 @click.option("--region", default=None, help="Dataflow: region.")
