@@ -24,9 +24,13 @@ __all__ = ["ancestors", "plan_history", "plan_session"]
 
 
 def plan_session(
-    session: Session, *, exclude: frozenset[str] = frozenset()
+    session: Session, *, exclude: frozenset[str] = frozenset(), baseline: int | None = None
 ) -> tuple[list[NodeDecision], dict[str, Any], CostModel]:
-    """Plan ``session``'s workflow; fingerprints in ``exclude`` count as not stored."""
+    """Plan ``session``'s workflow; fingerprints in ``exclude`` count as not stored.
+
+    The reasons (and ``NodeDecision.changed``) compare with recorded version ``baseline``
+    of the workflow; None: the latest other version of the same kind.
+    """
     compiled = session.compiled
     validation = is_validation_dag(compiled.to_dict())
     manifests = {}
@@ -37,15 +41,17 @@ def plan_session(
     history = plan_history(session)
     throughput, latency = session.metadata.load_throughput()
     costs = CostModel(history=history, throughput=throughput, latency=latency)
-    # Reasons compare with the latest other version of the same kind (exact or approximate).
-    same_kind = [
-        v.dag
-        for v in session.metadata.versions(compiled.name, user=session.baseline_user)
-        if (v.dag.get("approx") is None) == (compiled.approx is None)
-        and is_validation_dag(v.dag) == validation
-        and v.dag.get("digest") != compiled.digest
-    ]
-    previous = same_kind[-1] if same_kind else None
+    if baseline is not None:
+        previous: dict[str, Any] | None = session.metadata.version(compiled.name, baseline).dag
+    else:  # the latest other version of the same kind (exact or approximate)
+        same_kind = [
+            v.dag
+            for v in session.metadata.versions(compiled.name, user=session.baseline_user)
+            if (v.dag.get("approx") is None) == (compiled.approx is None)
+            and is_validation_dag(v.dag) == validation
+            and v.dag.get("digest") != compiled.digest
+        ]
+        previous = same_kind[-1] if same_kind else None
     decisions = plan_reuse(
         compiled,
         stored={name: m.bytes for name, m in manifests.items()},

@@ -24,7 +24,7 @@ from helix_tf._recording import collect_results, compare_with_previous, record_r
 from helix_tf._session import Session, is_write_failure, metadata_in_memory, open_loaded
 from helix_tf.approx.settings import Approx
 from helix_tf.config import LoadedConfig
-from helix_tf.errors import HelixError, StoreError
+from helix_tf.errors import ConfigError, HelixError, StoreError
 from helix_tf.events import Planned, ProgressCallback, RetrainingStarted
 from helix_tf.history import TAG_KEY
 from helix_tf.results import NodeDecision, RunResult
@@ -60,7 +60,16 @@ class RunOptions:
     rehash: bool = False
 
     def __post_init__(self) -> None:
-        if self.runner != "direct":  # a remote runner's options, checked before any work
+        # Checked before any work (they were read once the plan was made and printed).
+        parse_budget(self.budget)
+        parse_budget(self.tag_budget)
+        if self.runner == "direct":
+            from helix_tf.engine._runner_args import direct_problem  # Beam is not imported
+
+            problem = direct_problem(self.pipeline_args)
+            if problem is not None:
+                raise ConfigError(problem)
+        else:  # a remote runner's options, checked before any work
             from helix_tf.engine.runners import check_runner
 
             check_runner(self.runner, self.pipeline_args, self.store or "")

@@ -16,12 +16,14 @@ import contextlib
 import copy
 import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from helix_tf._planning import plan_session
 from helix_tf._running import RunOptions, retrain_without_zero as _retrain_without_zero, run_once
-from helix_tf._session import EXACT_INSTEAD, Session, open_loaded, open_session
+from helix_tf._session import EXACT_INSTEAD, Session, default_home, open_loaded, open_session
 from helix_tf.activity import home_of, user_run
 from helix_tf.approx.settings import Approx
 from helix_tf.config import LoadedConfig, load_config
@@ -61,6 +63,7 @@ def plan(
     rehash: bool = False,
     team: bool = False,
     outputs: Sequence[str] | None = None,
+    baseline: int | None = None,
 ) -> PlanResult:
     """What a run would compute, load and prune, and why — without running anything.
 
@@ -72,17 +75,48 @@ def plan(
     the explanations nobody reads. The nodes' fingerprints do not change, so what
     such a run stores is reused by every later run. ``rehash=True``
     re-reads every data file instead of trusting the content-hash memo. The reasons
-    compare with this person's previous version; ``team=True``: with the team's.
+    compare with this person's previous version; ``team=True``: with the team's;
+    ``baseline``: with that recorded version (``helix-tf status``: the last run's).
     """
     loaded = _load(config, params, data_dir, validation, outputs)
-    session = open_loaded(
-        loaded, store=store, metadata=metadata, approx=approx, rehash=rehash, team=team
-    )
+    with _nothing_created(loaded.path, store, metadata) as (store, metadata):
+        session = open_loaded(
+            loaded, store=store, metadata=metadata, approx=approx, rehash=rehash, team=team
+        )
+        return _plan_result(session, approx, baseline)
+
+
+@contextlib.contextmanager
+def _nothing_created(
+    config_path: Path, store: str | None, metadata: str | None
+) -> Iterator[tuple[str | None, str | None]]:
+    """The store and metadata a plan reads: where no run has made the local store (a new
+    folder, a mistyped ``--store``) an empty one in a temporary folder, and where the
+    SQLite file of the metadata setting does not exist an empty one in memory, so that a
+    plan creates neither (it made the store's folders and database there)."""
+    from helix_tf.reuse.metadata import sqlite_file
+    from helix_tf.reuse.store import holds_a_store
+    from helix_tf.settings import metadata_setting
+
+    value = metadata_setting(metadata, config_path).value
+    file = sqlite_file(value) if value else None
+    if file is not None and not file.exists():
+        metadata = "sqlite://"
+    url = store or str(default_home(config_path))
+    if "://" in url or holds_a_store(url):
+        yield store, metadata
+        return
+    with tempfile.TemporaryDirectory(prefix="helix-plan-") as empty:
+        yield empty, metadata
+
+
+def _plan_result(session: Session, approx: Approx | None, baseline: int | None) -> PlanResult:
+    """Plan ``session`` (closed after) into the :class:`PlanResult` of :func:`plan`."""
     notes: tuple[str, ...] = ()
     if session.exact_instead:
         approx, notes = None, (session.exact_note,)
     try:
-        decisions, _, _ = plan_session(session)
+        decisions, _, _ = plan_session(session, baseline=baseline)
         est = sum(
             d.compute_cost
             if d.state == NodeState.COMPUTE

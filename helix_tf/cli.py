@@ -16,7 +16,14 @@ import click
 from rich.markup import escape
 
 from helix_tf.agent.commands import agent
-from helix_tf.cli_common import Invocation, approx_settings, common, fail, no_server
+from helix_tf.cli_common import (
+    CommandGroup,
+    Invocation,
+    approx_settings,
+    common,
+    fail,
+    no_server,
+)
 from helix_tf.cli_status import status
 from helix_tf.cli_store import store
 from helix_tf.errors import HelixError
@@ -34,7 +41,7 @@ from helix_tf.server.commands import server
 __all__ = ["close_deferred", "defer_closing", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="helix_tf")
 def main() -> None:
     """helix-tf: fast iteration on TensorFlow pipelines (reuse, approximation, think-time search)."""
@@ -237,12 +244,7 @@ def _save(cmd: Invocation) -> Any:
     try:
         saved = save_overrides(cmd.config, cmd.params, data_dir=cmd.data_dir)
     except HelixError as exc:
-        cmd.err.print(
-            "[bold red]error:[/] --save: the run succeeded, but the config was not changed: "
-            f"{escape(str(exc))}",
-            highlight=False,
-        )
-        raise SystemExit(1) from exc
+        fail(cmd.err, exc, context="--save: the run succeeded, but the config was not changed")
     cmd.err.print(
         f"saved {escape(', '.join(saved.saved))} into {escape(str(saved.path))}:", highlight=False
     )

@@ -3,6 +3,11 @@
 :func:`common` adds the options every command takes (CONFIG, ``-p``, ``--data-dir``,
 ``--store``, ``--metadata``, ``--json``, ``-v``) and hands the command one
 :class:`Invocation`; the consoles come from the click context so tests capture them.
+
+Errors: a command ends through :func:`fail` (its own errors) and the group
+:class:`CommandGroup` (click's: a usage error, an unknown option). Both write the
+one-line message to standard error; where ``--json`` was asked for they also print
+:func:`error_object` on standard output, and nothing else is printed there.
 """
 
 from __future__ import annotations
@@ -11,13 +16,23 @@ import dataclasses
 import functools
 import logging
 import sys
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["Invocation", "approx_settings", "common", "consoles", "fail", "no_server"]
+__all__ = [
+    "CommandGroup",
+    "Invocation",
+    "approx_settings",
+    "common",
+    "consoles",
+    "error_object",
+    "fail",
+    "no_server",
+]
 
 
 def consoles(ctx: click.Context) -> tuple[Console, Console]:
@@ -74,9 +89,93 @@ class Invocation:
         }
 
 
-def fail(err: Console, exc: BaseException) -> None:
-    err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
-    raise SystemExit(1)
+def error_object(exc: BaseException | str, exit_code: int, *, context: str = "") -> dict[str, Any]:
+    """What ``--json`` prints for a failed command: ``{"error": {...}}`` with the message
+    standard error shows, the exit code, the error's kind, and where the error knows
+    them the config file (``path``), each of its problems and the failing node.
+
+    >>> error_object(ValueError("bad"), 1)
+    {'error': {'type': 'ValueError', 'message': 'bad', 'exit_code': 1}}
+    """
+    message = str(exc) if not isinstance(exc, click.ClickException) else exc.format_message()
+    found: dict[str, Any] = {
+        "type": type(exc).__name__ if isinstance(exc, BaseException) else "Error",
+        "message": f"{context}: {message}" if context else message,
+        "exit_code": exit_code,
+    }
+    for field in ("path", "problems", "node"):
+        value = getattr(exc, field, None)
+        if value is not None:
+            found[field] = list(value) if isinstance(value, list | tuple) else value
+    return {"error": found}
+
+
+def json_requested(ctx: click.Context | None = None) -> bool:
+    """Whether the command being run was given ``--json`` (its own or a parent's option)."""
+    ctx = ctx if ctx is not None else click.get_current_context(silent=True)
+    while ctx is not None:
+        if ctx.params.get("as_json"):
+            return True
+        ctx = ctx.parent
+    return False
+
+
+def print_error_json(
+    out: Console, exc: BaseException | str, exit_code: int, context: str = ""
+) -> None:
+    from helix_tf.json_output import json_text, print_json
+
+    print_json(out, json_text(error_object(exc, exit_code, context=context), default=str))
+
+
+def fail(err: Console, exc: BaseException | str, *, context: str = "", code: int = 1) -> NoReturn:
+    """End the command with ``exc``: ``error: MESSAGE`` on ``err`` and exit status ``code``;
+    with ``--json`` also :func:`error_object` on the command's output console."""
+    message = f"{context}: {exc}" if context else str(exc)
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and json_requested(ctx):
+        print_error_json(consoles(ctx)[0], exc, code, context)
+    raise SystemExit(code)
+
+
+def _asks_for_json(args: Sequence[str]) -> bool:
+    """Whether a command line not yet parsed asks for ``--json`` (before any ``--``)."""
+    for arg in args:
+        if arg == "--":
+            return False
+        if arg == "--json":
+            return True
+    return False
+
+
+class CommandGroup(click.Group):
+    """The ``helix-tf`` group: a click error (usage, unknown option or command, a bad
+    value) of a command line with ``--json`` also prints :func:`error_object` on
+    standard output, like a command's own errors (:func:`fail`), and so does an
+    unexpected exception (its traceback still goes to standard error)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["helix_tf.argv"] = list(args)
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            if not _asks_for_json(ctx.meta.get("helix_tf.argv", ())):
+                raise
+            exc.show()
+            print_error_json(consoles(ctx)[0], exc, exc.exit_code)
+            raise SystemExit(exc.exit_code) from exc
+        except click.exceptions.Abort:  # Ctrl-C: no result and no error, exit 130
+            raise
+        except Exception as exc:
+            # A failure no command expected (a bug): its traceback still shows on standard
+            # error, and a script reading --json gets an error, not an empty output.
+            if _asks_for_json(ctx.meta.get("helix_tf.argv", ())):
+                print_error_json(consoles(ctx)[0], exc, 1)
+            raise
 
 
 _common = [

@@ -25,35 +25,23 @@ from helix_tf.roles import state_counts
 
 __all__ = ["changes_since", "status", "status_lines"]
 
-#: The part of a changed node's reason that only says one of its inputs changed.
-_INPUT_PART = "input changed: "
-
 
 def changes_since(nodes: Sequence[NodeDecision]) -> dict[str, list[str]]:
     """Per node whose own definition (operator, parameters, code, data) differs from the
-    last recorded version, what differs; nodes that changed only through an input, and
-    unchanged ones, are left out. A node new since then maps to ``["new node"]``.
+    last recorded version, what differs (``NodeDecision.changed``), whatever the node's
+    state: a config back at an earlier version loads or prunes the nodes it changed.
+    Nodes that changed only through an input, and unchanged ones, are left out.
 
     >>> from helix_tf.results import NodeDecision
-    >>> def node(name, reason):
-    ...     return NodeDecision(name=name, kind="k", state="compute", compute_cost=1.0,
-    ...                         load_cost=None, reason=reason, fingerprint="f")
-    >>> changes_since([node("learner", "changed: learner.l2 0.0001 → 0.01"),
-    ...                node("predictions", "changed: input changed: learner"),
-    ...                node("age", "changed: code of age.fn; input changed: rows"),
-    ...                node("cross", "new node")])
-    {'learner': ['learner.l2 0.0001 → 0.01'], 'age': ['code of age.fn'], 'cross': ['new node']}
+    >>> def node(name, state, changed=()):
+    ...     return NodeDecision(name=name, kind="k", state=state, compute_cost=1.0,
+    ...                         load_cost=None, reason="r", fingerprint="f", changed=changed)
+    >>> changes_since([node("learner", "prune", ("learner.l1 0.003 → 0.0",)),
+    ...                node("evaluation", "load"),
+    ...                node("cross", "compute", ("new node",))])
+    {'learner': ['learner.l1 0.003 → 0.0'], 'cross': ['new node']}
     """
-    out: dict[str, list[str]] = {}
-    for n in nodes:
-        if n.reason == "new node":
-            out[n.name] = ["new node"]
-        elif n.reason.startswith("changed: "):
-            parts = n.reason.removeprefix("changed: ").split("; ")
-            own = [p for p in parts if not p.startswith(_INPUT_PART)]
-            if own:
-                out[n.name] = own
-    return out
+    return {n.name: list(n.changed) for n in nodes if n.changed}
 
 
 def _last_run(entry: Any) -> dict[str, Any] | None:
@@ -113,11 +101,16 @@ def workflow_status(cmd: Invocation) -> dict[str, Any]:
         entries = workflow_history(cmd.config, limit=1, **cmd.where())
     except NothingRecordedError:  # a store folder, but no run recorded yet
         entries = []
-    plan = api.plan(cmd.config, **cmd.where())
+    last = _last_run(entries[0] if entries else None)
+    # What changed is said against the last run's version (the plan's default baseline,
+    # the latest *other* version, is another one when the config is back at an earlier
+    # version); an approximate run's version is compared with approximate ones.
+    baseline = last["version"] if last is not None and not last["approx"] else None
+    plan = api.plan(cmd.config, **cmd.where(), baseline=baseline)
     return {
         "workflow": plan.workflow,
         "store": cmd.store or str(_default_store(cmd)),
-        "last_run": _last_run(entries[0] if entries else None),
+        "last_run": last,
         "changes": changes_since(plan.nodes),
         "plan": {
             **{str(k): v for k, v in state_counts(n.state for n in plan.nodes).items()},

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from helix_tf.cli_common import consoles, fail
 from helix_tf.errors import HelixError
 from helix_tf.json_output import json_text, print_json
 
@@ -28,10 +28,7 @@ __all__ = ["store"]
 
 
 def _consoles() -> tuple[Console, Console]:
-    obj = click.get_current_context().ensure_object(dict)
-    out = obj.get("out") or Console(file=sys.stdout, soft_wrap=True)
-    err = obj.get("err") or Console(file=sys.stderr, soft_wrap=True)
-    return out, err
+    return consoles(click.get_current_context())
 
 
 def _store_url(config: str | None, store: str | None) -> str:
@@ -67,17 +64,12 @@ def _size(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-def _fail(err: Console, exc: BaseException) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
-    raise SystemExit(1)
-
-
 def _guarded(err: Console, action: Callable[[], Any]) -> Any:
     """``action()``; a HelixError is printed as one line and exits with status 1."""
     try:
         return action()
     except HelixError as exc:
-        _fail(err, exc)
+        fail(err, exc)
 
 
 _options = [

@@ -161,7 +161,9 @@ def event_from_dict(data: Mapping[str, Any]) -> ProgressEvent:
         raise HelixError(f"unknown progress event {key}; the known events are: {known}")
     values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
     if cls is Planned:
-        values["decisions"] = tuple(NodeDecision(**d) for d in data["decisions"])
+        values["decisions"] = tuple(
+            NodeDecision(**{**d, "changed": tuple(d.get("changed", ()))}) for d in data["decisions"]
+        )
     elif cls is PreprocessingStarted:
         values["nodes"] = tuple(data["nodes"])
     elif cls is RetrainingStarted:

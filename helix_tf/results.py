@@ -32,6 +32,11 @@ class NodeDecision:
     load_cost: float | None  # estimated seconds, None when nothing is stored
     reason: str
     fingerprint: str
+    #: How the node itself differs from the previous version, whatever its state (a
+    #: node loaded or pruned may differ too: the config is back at an earlier version):
+    #: one phrase per difference ("learner.l1 0.003 → 0.0"), ``("new node",)``; empty
+    #: when it does not, when only an input does, or when there is no previous version.
+    changed: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

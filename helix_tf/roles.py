@@ -204,12 +204,13 @@ _SOURCE = Input(what="source", roles=(Role.SOURCE,), ref="source")
 def _applies_model(role: Role, output: ArtifactKind, stage: Stage, verb: str) -> RoleSpec:
     """A role that applies a trained model to one split of examples (test unless declared).
 
-    Its step is the run's method of the role's name; the split joins its fingerprint.
+    Its step is the run's method of the role's name; the split joins its fingerprint, and
+    in an approximate run how it scores the model (``scoring``: a traced function).
     """
     return RoleSpec(
         role=role,
         inputs=(_MODEL, _EXAMPLES),
-        fingerprint=("split",),
+        fingerprint=("split", "scoring"),
         facts=("split",),
         output=output,
         stage=stage,

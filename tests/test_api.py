@@ -8,6 +8,7 @@ import pytest
 
 import helix_tf
 from helix_tf.errors import HelixError
+from helix_tf.reuse.store import ArtifactStore
 from helix_tf.roles import NodeState
 from tests.conftest import TINY_CENSUS
 
@@ -60,3 +61,28 @@ def test_bad_outputs_are_named(
 ) -> None:
     with pytest.raises(HelixError, match=match):
         helix_tf.plan(tiny_census_config, store=store, outputs=outputs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("where", ["beside the config", "--store", "--metadata"])
+def test_a_plan_creates_no_store_and_no_database(
+    tiny_census_config: Path, tmp_path: Path, where: str
+) -> None:
+    """``plan`` of a config no run has stored (a new folder, a mistyped --store or
+    --metadata path) made the store's folders, its marker and an empty database there.
+    It plans every node computed, and writes nothing."""
+    if where == "--metadata":  # a store a run made, and a mistyped database path
+        ArtifactStore(str(tmp_path / ".helix"))
+    before = _files(tmp_path)
+    store = str(tmp_path / "typo" / "store") if where == "--store" else None
+    metadata = f"sqlite:///{tmp_path / 'typo' / 'md.db'}" if where == "--metadata" else None
+    found = helix_tf.plan(tiny_census_config, store=store, metadata=metadata)
+    assert {n.state for n in found.nodes} == {"compute"}
+    assert {n.reason for n in found.nodes} == {"new node"}
+    assert _files(tmp_path) == before
+
+
+def _files(folder: Path) -> list[Path]:
+    """What is in ``folder`` but the example data and the content-hash memo (a cache a
+    plan may refresh in an existing store)."""
+    skip = (".helix/sample_data", "content-hashes.json")
+    return sorted(p for p in folder.rglob("*") if not any(s in str(p) for s in skip))

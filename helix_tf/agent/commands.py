@@ -9,19 +9,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
+from helix_tf.cli_common import consoles, fail
 from helix_tf.errors import HelixError
 from helix_tf.json_output import json_text
 
 __all__ = ["agent", "status_of"]
 
 
-def _echo_error(exc: BaseException) -> None:
-    click.echo(f"error: {exc}", err=True)
-    raise SystemExit(1)
+def _echo_error(exc: BaseException) -> NoReturn:
+    """``error: MESSAGE`` and exit status 1 (with ``--json`` also the error object)."""
+    fail(consoles(click.get_current_context())[1], exc)
 
 
 _data_dir = click.option(
@@ -322,7 +323,7 @@ def status(
         click.echo(json_text(found + ([shared] if shared else []), sort_keys=True, default=str))
         return
     if not found:
-        click.echo("no agent is running" + (f" for {config}" if config else ""))
+        click.echo(_none_running(config, store))
     for st in found:
         click.echo(_status_line(st))
     if shared:
@@ -477,7 +478,17 @@ def stop(config: str | None, store: str | None, wait_s: float) -> None:
         stopped += 1
         click.echo(f"agent stopped (pid {pid})")
     if not stopped:
-        click.echo("no agent is running" + (f" for {config}" if config else ""))
+        click.echo(_none_running(config, store))
+
+
+def _none_running(config: str | None, store: str | None) -> str:
+    """ "no agent is running [for CONFIG]"; a CONFIG that is no file (and no --store) may be
+    a mistyped path (one deleted while its agent ran is still found: by its store folder)."""
+    if not config:
+        return "no agent is running"
+    if store is None and not Path(config).is_file():
+        return f"no agent is running for {config} (there is no file {config}: check the path)"
+    return f"no agent is running for {config}"
 
 
 @agent.command()

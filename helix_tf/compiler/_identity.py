@@ -47,6 +47,7 @@ __all__ = [
     "NODE_FACTS",
     "code_refusals",
     "fingerprint",
+    "node_code",
     "operator_identity",
 ]
 
@@ -128,6 +129,19 @@ def _streaming(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> None:
         body["streaming"] = STREAMING_RULE
 
 
+#: How the predict and explain nodes of an approximate run score their model: one traced
+#: function of it (``keras_models.predict_scores(traced=True)``: ~2 ms a call against
+#: ~15–25 ms for Keras' eager call, issue 9 session 12), not the exact run's eager call,
+#: whose bits it does not promise. Exact nodes add nothing (fingerprints as before).
+APPROX_SCORING = "traced"
+
+
+def _scoring(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> None:
+    """An approximate run's node that scores a model: :data:`APPROX_SCORING`."""
+    if ctx.approx:
+        body["scoring"] = APPROX_SCORING
+
+
 def _metric_identities(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> None:
     body["metrics"] = [
         operator_identity(m, {}, hasher=ctx.hasher) for m in d.refs.get("metrics") or []
@@ -145,6 +159,7 @@ FINGERPRINT_FACTS: dict[str, FingerprintFact] = {
     "training_label": _training_label,
     "replicas": _replicas,
     "streaming": _streaming,
+    "scoring": _scoring,
 }
 
 
@@ -234,7 +249,23 @@ def _identify(value: Any, fps: Mapping[str, str], hasher: ContentHasher) -> Any:
     return substitute(value, fps)
 
 
-def code_refusals(d: Declaration, hasher: ContentHasher | None = None) -> list[str]:
+def node_code(d: Declaration) -> list[tuple[Any, CodeFingerprint]]:
+    """The user code of a node (its UDFs, metric functions, operator classes of the
+    user's own, nested ones too) with each one's code fingerprint."""
+    metrics = (d.refs.get("metrics") or []) if d.role == Role.EVALUATE else []
+    fns = list(callables([d.op, *metrics]))
+    user_types = {type(op) for op in operators([d.op, *metrics]) if _is_user_type(type(op))}
+    fns += sorted(user_types, key=callable_label)  # nested operators' classes too
+    return [(fn, code_fingerprint(fn)) for fn in fns]
+
+
+def code_refusals(
+    d: Declaration,
+    hasher: ContentHasher | None = None,
+    *,
+    code: Sequence[tuple[Any, CodeFingerprint]] | None = None,
+    shared: Sequence[str] = (),
+) -> list[str]:
     """Check what the node's user code reads; return why its results cannot be reused.
 
     Warns (once per process) about files the code opens without declaring them; a file
@@ -244,24 +275,26 @@ def code_refusals(d: Declaration, hasher: ContentHasher | None = None) -> list[s
     ``self``). The files the code
     opens under a known name are hashed with the code; ``hasher`` watches them too, so a
     run that sees one change before it stores a result stores nothing more.
+
+    ``code``: :func:`node_code` of ``d``, when the caller has it; ``shared``: the node's
+    refusals for state it shares with other nodes (:mod:`._shared_state`), warned here.
     """
     metrics = (d.refs.get("metrics") or []) if d.role == Role.EVALUATE else []
-    fns = list(callables([d.op, *metrics]))
     user_ops = [op for op in operators([d.op, *metrics]) if _is_user_type(type(op))]
-    user_types = {type(op) for op in user_ops}
-    fns += sorted(user_types, key=callable_label)  # nested operators' classes too
-    if not fns:
-        return []
+    code = node_code(d) if code is None else code
+    if not code:
+        return list(shared)
     # Every file the operator names is hashed by content (a UDF's files=, a source's
     # train/test): code reading a path known only when it runs reads one of them.
     declared = d.op.content_files().values() if d.op is not None else ()
     declared_paths = {os.path.abspath(p) for pairs in declared for _, p in pairs}
     who = f"{d.where}: " if d.where else ""
     refusals: list[str] = []
-    for fn in fns:
-        refusals += _function_refusals(d, fn, declared_paths, who, hasher)
+    for fn, fp in code:
+        refusals += _function_refusals(d, fn, fp, declared_paths, who, hasher)
     for op in user_ops:
         refusals += [f"node {d.name!r}: {r}" for r in held_generators(op, type(op).__qualname__)]
+    refusals += shared
     for r in refusals:
         _warn_once(f"refuse:{r}", f"{who}results are recomputed every run, never reused: {r}")
     return refusals
@@ -281,9 +314,13 @@ def _read_paths(path: str | None) -> list[str]:
 
 
 def _function_refusals(
-    d: Declaration, fn: Any, declared_paths: set[str], who: str, hasher: ContentHasher | None
+    d: Declaration,
+    fn: Any,
+    fp: CodeFingerprint,
+    declared_paths: set[str],
+    who: str,
+    hasher: ContentHasher | None,
 ) -> list[str]:
-    fp: CodeFingerprint = code_fingerprint(fn)
     if hasher is not None:
         for read in fp.files:
             for path in _read_paths(read.path):

@@ -33,6 +33,7 @@ __all__ = [
     "LIBRARIES",
     "cluster_shape",
     "device_identity",
+    "process_settings",
     "runtime_identity",
 ]
 
@@ -221,6 +222,77 @@ def cluster_shape(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     }
 
 
+#: decimal's context as Python starts it (``decimal.Context()`` copies ``DefaultContext``,
+#: which a config may have changed).
+_DECIMAL_DEFAULTS: dict[str, Any] = {
+    "prec": 28,
+    "rounding": "ROUND_HALF_EVEN",
+    "Emin": -999999,
+    "Emax": 999999,
+    "capitals": 1,
+    "clamp": 0,
+    "traps": ["DivisionByZero", "InvalidOperation", "Overflow"],
+}
+#: numpy's print options as it starts (those that change the text of numbers).
+_NUMPY_PRINT_DEFAULTS: dict[str, Any] = {
+    "precision": 8,
+    "threshold": 1000,
+    "edgeitems": 3,
+    "linewidth": 75,
+    "suppress": False,
+    "nanstr": "nan",
+    "infstr": "inf",
+    "sign": "-",
+    "floatmode": "maxprec",
+}
+
+
+def _decimal_form(context: Any) -> dict[str, Any]:
+    return {
+        "prec": context.prec,
+        "rounding": context.rounding,
+        "Emin": context.Emin,
+        "Emax": context.Emax,
+        "capitals": context.capitals,
+        "clamp": context.clamp,
+        "traps": sorted(k.__name__ for k, on in context.traps.items() if on),
+    }
+
+
+def process_settings() -> dict[str, Any]:
+    """Process-wide settings of libraries already imported that a config may set when it is
+    imported and that change what code computes: decimal's context (this thread's, and the
+    default new threads copy: ``Decimal`` arithmetic) and numpy's print options (the text of
+    arrays); only what differs from the library's own defaults, so a process that sets
+    nothing fingerprints as before. An edit of ``decimal.getcontext().prec = 6`` at the top
+    of a config reused results of the old precision (QA pass 14)."""
+    out: dict[str, Any] = {}
+    decimal = sys.modules.get("decimal")
+    if decimal is not None:
+        for name, context in (
+            ("decimal", decimal.getcontext()),
+            ("decimal threads", decimal.DefaultContext),
+        ):
+            form = _decimal_form(context)
+            changed = {k: v for k, v in form.items() if _DECIMAL_DEFAULTS.get(k) != v}
+            if changed:
+                out[name] = changed
+    numpy = sys.modules.get("numpy")
+    get = getattr(numpy, "get_printoptions", None)
+    if callable(get):
+        options = get()
+        changed = {
+            k: options[k]
+            for k, v in _NUMPY_PRINT_DEFAULTS.items()
+            if k in options and options[k] != v
+        }
+        if options.get("formatter") is not None:
+            changed["formatter"] = sorted(options["formatter"])
+        if changed:
+            out["numpy print"] = changed
+    return out
+
+
 def runtime_identity(stage: str) -> dict[str, Any]:
     """The library versions (and, for learning stages, settings) a ``stage`` computes with.
 
@@ -231,6 +303,9 @@ def runtime_identity(stage: str) -> dict[str, Any]:
     libraries = {name: _version(name, state) for name in LIBRARIES[stage]}
     libraries["python"] = f"{sys.version_info.major}.{sys.version_info.minor}"
     out: dict[str, Any] = {"libraries": libraries}
+    settings = process_settings()
+    if settings:  # set by the config (none: fingerprints as before)
+        out["process"] = settings
     if "tensorflow" in LIBRARIES[stage]:
         out["env"] = {k: os.environ.get(k) for k in _LEARNING_ENV}
         out["keras"] = _keras_settings()

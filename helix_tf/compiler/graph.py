@@ -37,9 +37,11 @@ from helix_tf.compiler._identity import (
     FactContext,
     code_refusals,
     fingerprint,
+    node_code,
     node_facts,
 )
 from helix_tf.compiler._leakage import check_label_leakage
+from helix_tf.compiler._shared_state import shared_state
 from helix_tf.compiler._values import code_identity, op_params
 from helix_tf.compiler.content import ContentHasher
 from helix_tf.compiler.hashing import stable_hash
@@ -93,7 +95,13 @@ def compile_workflow(
         label_of_examples=declared.label_of_examples,
         hasher=hasher,
     )
-    nodes = _compiled_nodes(declared, order, inputs, outputs, kinds, ctx, hasher)
+    user_code = {name: node_code(declared.decls[name]) for name in order}
+    shared = shared_state({n: [fp for _, fp in c] for n, c in user_code.items()})
+    if shared.problems:
+        raise CompileError(shared.problems, path=config_path)
+    nodes = _compiled_nodes(
+        declared, order, inputs, outputs, kinds, ctx, hasher, (user_code, shared.refusals)
+    )
     hasher.save()
     digest = stable_hash({"nodes": [(n.name, n.fingerprint) for n in nodes], "outputs": outputs})
     return CompiledWorkflow(
@@ -169,14 +177,17 @@ def _compiled_nodes(
     kinds: Mapping[str, str],
     ctx: FactContext,
     hasher: ContentHasher,
+    user: tuple[Mapping[str, Any], Mapping[str, list[str]]],
 ) -> list[CompiledNode]:
-    """The compiled nodes in ``order``: fingerprints, facts, volatility passed downstream."""
+    """The compiled nodes in ``order``: fingerprints, facts, volatility passed downstream.
+    ``user``: each node's user code (``node_code``) and its refusals for shared state."""
     fps: dict[str, str] = {}
     volatile: dict[str, list[str]] = {}
     nodes = []
+    user_code, shared = user
     for name in order:
         d = declared.decls[name]
-        refusals = code_refusals(d, hasher)
+        refusals = code_refusals(d, hasher, code=user_code[name], shared=shared.get(name, ()))
         fps[name] = fingerprint(ctx, d, inputs[name], fps, hasher=hasher, volatile=bool(refusals))
         facts = node_facts(ctx, d)
         # A nonce upstream: never reused either.

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["light_fit", "plateau_rule", "plateaued"]
+__all__ = ["input_shapes", "light_fit", "plateau_rule", "plateaued"]
 
 
 def light_fit(
@@ -172,7 +172,7 @@ def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any]
 
     import tensorflow as tf
 
-    declared = _input_shapes(model)
+    declared = input_shapes(model)
 
     def spec(t: Any, name: str | None = None) -> Any:
         # Any number of rows; the rest as the model's input declares it (a bag's width
@@ -219,7 +219,7 @@ def _epoch_loop(model: Any, xs: Any, ys: Any, order: Any, batch_size: Any) -> An
     )
 
 
-def _input_shapes(model: Any) -> dict[str, tuple[int | None, ...]]:
+def input_shapes(model: Any) -> dict[str, tuple[int | None, ...]]:
     """The shapes the model's named inputs declare (``None``: any), where it has them."""
     inputs = getattr(model, "input", None)
     if not isinstance(inputs, Mapping):

@@ -408,14 +408,16 @@ class RemoteModel:
             return None
         return self.remote.call({**request, "model": self.token})
 
-    def predict(self, x: Mapping[str, np.ndarray], task: str) -> np.ndarray:
+    def predict(
+        self, x: Mapping[str, np.ndarray], task: str, *, traced: bool = False
+    ) -> np.ndarray:
         """``keras_models.predict_scores`` of the model on ``x``."""
-        reply = self._call({"op": "predict", "x": dict(x), "task": task})
+        reply = self._call({"op": "predict", "x": dict(x), "task": task, "traced": traced})
         if reply is not None:
             return np.asarray(reply["scores"])
         from helix_tf.components import keras_models
 
-        return keras_models.predict_scores(self.local(), x, task)
+        return keras_models.predict_scores(self.local(), x, task, traced=traced)
 
     def importance(
         self,

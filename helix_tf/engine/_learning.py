@@ -9,6 +9,7 @@ imported inside the steps that use them.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -77,7 +78,7 @@ class LearningSteps:
                     art.local or "",
                     art.meta["features"],
                     head,
-                    target=getattr(self.ctx.compiled.node(ex).op, "target", None),
+                    target=self._target(ex),
                 )
             except DataError as exc:  # a regression target outside its transform's domain
                 raise DataError(str(exc), node=node.name) from exc
@@ -109,15 +110,23 @@ class LearningSteps:
             features = meta["features"]
             x = keras_models.arrays_from_table(table, features)
             y = keras_models.labels_from_table(table)
-            if label["task"] == "regression":  # the model learns the transformed target
-                op = self.ctx.compiled.node(ex).op
+            target = self._target(ex)
+            if label["task"] == "regression" and target is not None:  # the transformed target
                 try:
-                    y = op.target(  # type: ignore[union-attr]
-                        table.column(LABEL).to_numpy(), table.column(ROW_ID).to_numpy()
-                    )
+                    y = target(table.column(LABEL).to_numpy(), table.column(ROW_ID).to_numpy())
                 except DataError as exc:
                     raise DataError(str(exc), node=node.name) from exc
         return features, label, x, y, stream
+
+    def _target(self, ex: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
+        """The regression target of examples ``ex`` (values, row ids -> the transformed
+        target), its errors naming a bad row's line and file; None for a classifier."""
+        target = getattr(self.ctx.compiled.node(ex).op, "target", None)
+        src = self.ctx.source_of(ex)
+        source = self.ctx.compiled.node(src).op if src is not None else None
+        if target is None or not hasattr(source, "describe_row"):
+            return target
+        return functools.partial(target, describe=functools.partial(source.describe_row, "train"))
 
     def train(self, node: CompiledNode) -> None:
         """Train the node's learner on the examples' train split; keep the model."""
@@ -210,7 +219,9 @@ class LearningSteps:
         x = keras_models.arrays_from_table(table, meta["features"], zeros=zero)
         self.ctx.tallies[node.name].meta["pruned_features"] = {z: facts["zero"][z] for z in zero}
         label = self.inputs.label_facts(ex, meta)
-        scores = keras_models.predict_scores(model, x, label["task"])
+        scores = keras_models.predict_scores(
+            model, x, label["task"], traced=self._approximate(model_name)
+        )
         if label["task"] == "multiclass":  # one probability per class
             score_col: Any = pa.FixedSizeListArray.from_arrays(
                 pa.array(scores.reshape(-1), pa.float64()), scores.shape[1]
@@ -232,6 +243,12 @@ class LearningSteps:
         if label["task"] != "binary":  # evaluation needs the classes / the transform
             pred_meta["label"] = label
         self._computed(node.name, kind="predictions", rows=out.num_rows, meta=pred_meta)
+
+    def _approximate(self, model_name: str) -> bool:
+        """Whether the model was trained by an approximate run: its predict and explain
+        nodes score it with a traced function (``traced``: ``keras_models.predict_scores``;
+        their fingerprints carry ``"scoring"``)."""
+        return bool(self.ctx.compiled.node(model_name).extra.get("approx"))
 
     def explain(self, node: CompiledNode) -> None:
         """Permutation importance on one split, and the linear weights by value name."""
@@ -267,6 +284,7 @@ class LearningSteps:
             seed=op.seed,
             scoring=op.scoring,
             zero=zero,
+            traced=self._approximate(model_name),
         )
         payload["split"] = split
         payload["task"] = task

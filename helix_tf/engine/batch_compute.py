@@ -28,7 +28,7 @@ from helix_tf.errors import DataError, ExecutionError, HelixError
 from helix_tf.roles import NodeState, Role
 from helix_tf.types import LABEL, NUMERIC, ROW_ID
 
-__all__ = ["PreNode", "BatchComputer"]
+__all__ = ["PreNode", "BatchComputer", "label_problem"]
 
 #: How each task's labels are stored in examples (binary stays int8, as before).
 _LABEL_TYPES = {"binary": pa.int8(), "multiclass": pa.int32(), "regression": pa.float64()}
@@ -260,14 +260,7 @@ class BatchComputer:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             where = _describe_row(self.nodes, node.source, split, int(cache["rows"][i]))
-            shown = raw[i].as_py() if hasattr(raw[i], "as_py") else raw[i]
-            missing = shown is None or (isinstance(shown, float) and shown != shown)
-            raise DataError(
-                f"{where} has label {shown!r} in column {label_op.column!r}; "
-                f"{label_op.problem(None if missing else shown)}"
-                f" ({int(bad.sum())} such rows in this batch). Fix or drop those rows.",
-                node=node.name,
-            )
+            raise DataError(label_problem(label_op, where, raw[i], int(bad.sum())), node=node.name)
         cols[LABEL] = pa.array(labels, _LABEL_TYPES[label_op.TASK])
         cols[ROW_ID] = pa.array(cache["rows"], pa.int64())
         self._time(node.name, t0)
@@ -355,6 +348,28 @@ def user_code_line(exc: BaseException) -> str | None:
         if not real.startswith(ours) and _is_user_location(None, frame.filename):
             return f"{frame.filename}:{frame.lineno}, in {frame.name}"
     return None
+
+
+def label_problem(label_op: Any, where: str, value: Any, count: int) -> str:
+    """Why the label ``value`` at ``where`` (its line and file) cannot be used, and the fix.
+
+    A missing value (empty, blank text, NaN) is said to be missing, never shown as ``np.float64(nan)``;
+    another is shown as the Python value it is (``'x'``, ``3.5``).
+    """
+    shown = value.as_py() if hasattr(value, "as_py") else value
+    if isinstance(shown, np.generic):
+        shown = shown.item()
+    missing = (
+        shown is None
+        or (isinstance(shown, float) and shown != shown)
+        or (isinstance(shown, str) and not shown.strip())  # blank text: a missing label
+    )
+    what = "has no label" if missing else f"has label {shown!r}"
+    return (
+        f"{where} {what} in column {label_op.column!r}; "
+        f"{label_op.problem(None if missing else shown)}"
+        f" ({count} such rows in this batch). Fix or drop those rows."
+    )
 
 
 def _describe_row(nodes: Mapping[str, Any], src: str, split: str, row: int) -> str:

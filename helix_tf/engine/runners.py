@@ -30,6 +30,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from helix_tf.engine._runner_args import direct_problem, has_option as _has, option_value as _value
 from helix_tf.errors import ConfigError, HelixError
 
 __all__ = [
@@ -68,21 +69,6 @@ class JobBuilt(HelixError):
 def worker_image() -> str:
     """The Beam SDK image matching this interpreter and Beam version (the Dockerfile's base)."""
     return f"apache/beam_python{sys.version_info[0]}.{sys.version_info[1]}_sdk:{beam.__version__}"
-
-
-def _has(args: Sequence[str], flag: str) -> bool:
-    return any(a == flag or a.startswith(flag + "=") for a in args)
-
-
-def _value(args: Sequence[str], flag: str) -> str | None:
-    """The value of ``--flag=V`` or ``--flag V`` (the last one given), else None."""
-    found = None
-    for i, a in enumerate(args):
-        if a.startswith(flag + "="):
-            found = a[len(flag) + 1 :]
-        elif a == flag and i + 1 < len(args):
-            found = args[i + 1]
-    return found
 
 
 def check_runner(runner: str, args: Sequence[str], store_url: str) -> None:
@@ -324,11 +310,9 @@ def pipeline_factory(runner: str, args: Sequence[str] = ()) -> Callable[[], beam
     """
     args = list(args)
     if runner == "direct":
-        if _has(args, "--direct_num_workers"):
-            raise ConfigError(
-                "--direct_num_workers is fixed to 1: the DirectRunner with several workers was "
-                "seen to lose rows (Beam 2.77). Use --runner portable or dataflow for parallelism"
-            )
+        problem = direct_problem(args)
+        if problem is not None:
+            raise ConfigError(problem)
 
         def make() -> beam.Pipeline:
             from apache_beam.runners.portability.fn_api_runner import FnApiRunner

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from helix_tf.compiler.diff import describe_change
+from helix_tf.compiler.diff import change_details, describe_change
 from helix_tf.compiler.graph import CompiledNode, CompiledWorkflow
 from helix_tf.results import NodeDecision
 from helix_tf.reuse.costs import CostModel, NodeCosts
@@ -92,6 +92,7 @@ def plan_reuse(
             load_cost=_rounded(node_costs[n.name].load),
             reason=reasons.of(n),
             fingerprint=n.fingerprint,
+            changed=reasons.changed(n),
         )
         for n in compiled.nodes
     ]
@@ -127,6 +128,30 @@ class _Reasons:
     def of(self, node: CompiledNode) -> str:
         return self._by_state[NodeState(self.states[node.name])](node)
 
+    def changed(self, n: CompiledNode) -> tuple[str, ...]:
+        """How ``n`` itself differs from the previous version (``NodeDecision.changed``)."""
+        if not self.previous:
+            return ()
+        old = self.previous.get(n.name)
+        if old is None:
+            return ("new node",)
+        if old.get("fingerprint") == n.fingerprint:
+            return ()
+        inputs = self._changed_inputs(n)
+        own = [
+            d
+            for d in change_details(n.name, n.to_dict(), old, inputs)
+            if not d.startswith("input changed:")
+        ]
+        return tuple(own or ([] if inputs else ["data or implementation version"]))
+
+    def _changed_inputs(self, n: CompiledNode) -> list[str]:
+        return [
+            i
+            for i in n.inputs
+            if self.previous.get(i, {}).get("fingerprint") != self.compiled.node(i).fingerprint
+        ]
+
     def _computed(self, n: CompiledNode) -> str:
         c = self.costs[n.name]
         old = self.previous.get(n.name)
@@ -140,12 +165,7 @@ class _Reasons:
             )
         if old is not None and old.get("fingerprint") == n.fingerprint:
             return "unchanged, but no valid stored result"
-        changed_inputs = [
-            i
-            for i in n.inputs
-            if self.previous.get(i, {}).get("fingerprint") != self.compiled.node(i).fingerprint
-        ]
-        return describe_change(n.name, n.to_dict(), old, changed_inputs)
+        return describe_change(n.name, n.to_dict(), old, self._changed_inputs(n))
 
     def _loaded(self, n: CompiledNode) -> str:
         c = self.costs[n.name]
@@ -155,9 +175,13 @@ class _Reasons:
         recompute = f"{c.compute + upstream:.2f} s" + (
             f", with {len(needed)} upstream node(s)" if needed else ""
         )
+        old = self.previous.get(n.name)
+        # Stored, but not the previous version's: the config is back at an earlier one.
+        same = not self.previous or (old is not None and old.get("fingerprint") == n.fingerprint)
         return (
-            f"unchanged: loading {human_bytes(self.stored.get(n.name))} ({c.load:.2f} s) "
-            f"beats recomputing ({recompute})"
+            f"{'unchanged' if same else 'stored by an earlier version'}: loading "
+            f"{human_bytes(self.stored.get(n.name))} ({c.load:.2f} s) beats recomputing "
+            f"({recompute})"
         )
 
     def _pruned(self, n: CompiledNode) -> str:

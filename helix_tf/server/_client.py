@@ -301,7 +301,7 @@ def run_in_server(argv: list[str]) -> int | None:
         sock.close()
         _not_served(argv, reply, refusal)
         return None
-    return _follow(sock, int(reply["pid"]))
+    return _follow(sock, int(reply["pid"]), as_json="--json" in argv)
 
 
 def _not_served(argv: list[str], reply: dict[str, Any] | None, refusal: str | None) -> None:
@@ -333,8 +333,12 @@ def _not_served(argv: list[str], reply: dict[str, Any] | None, refusal: str | No
     )
 
 
-def _follow(sock: socket.socket, child: int) -> int:
-    """Wait for the served run's exit status, forwarding Ctrl-C and SIGTERM to it."""
+def _follow(sock: socket.socket, child: int, *, as_json: bool = False) -> int:
+    """Wait for the served run's exit status, forwarding Ctrl-C and SIGTERM to it.
+
+    A run process that ends without one (killed) is an error here; with ``as_json``
+    also as the ``--json`` error object on standard output (as every command's error).
+    """
 
     def forward(signum: int, frame: FrameType | None) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -346,10 +350,17 @@ def _follow(sock: socket.socket, child: int) -> int:
             while True:
                 reply, _ = receive(sock)
                 if reply is None:
-                    sys.stderr.write(
-                        "error: the helix-tf server's run process ended without an exit "
-                        "status; the server log says why (helix-tf server status)\n"
+                    message = (
+                        "the helix-tf server's run process ended without an exit status; "
+                        "the server log says why (helix-tf server status)"
                     )
+                    sys.stderr.write(f"error: {message}\n")
+                    if as_json:
+                        from helix_tf.json_output import json_text
+
+                        error = {"type": "ServerError", "message": message, "exit_code": 1}
+                        sys.stdout.write(json_text({"error": error}) + "\n")
+                        sys.stdout.flush()
                     return 1
                 if "exit" in reply:
                     return int(reply["exit"])

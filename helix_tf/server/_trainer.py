@@ -362,7 +362,11 @@ def _handle(conn: Connection, kept: OrderedDict[str, tuple[str, Any]]) -> dict[s
         try:
             if op == "predict":
                 conn.send(
-                    {"scores": keras_models.predict_scores(model, request["x"], request["task"])}
+                    {
+                        "scores": keras_models.predict_scores(
+                            model, request["x"], request["task"], traced=bool(request.get("traced"))
+                        )
+                    }
                 )
             elif op == "importance":
                 found = keras_models.model_importance(

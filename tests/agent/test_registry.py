@@ -105,3 +105,12 @@ def test_an_unreadable_status_file_is_said_and_the_running_agent_still_stopped(
     stopped = CliRunner().invoke(agent, ["stop", *where])
     assert f"agent stopped (pid {stranger.pid})" in stopped.stdout
     assert stranger.wait(timeout=10) != 0
+
+
+def test_status_and_stop_of_a_config_that_is_no_file_say_so(tmp_path: Path) -> None:
+    """``agent status cnfg.py`` (a typo) answered "no agent is running", as if all were well."""
+    typo = str(tmp_path / "cnfg.py")
+    for command in ("status", "stop"):
+        out = CliRunner().invoke(agent, [command, typo])
+        assert out.exit_code == 0, out.output
+        assert f"no agent is running for {typo} (there is no file {typo}" in out.output

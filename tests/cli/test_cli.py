@@ -233,7 +233,12 @@ def test_failing_run_exits_non_zero_with_one_paragraph(
     config = make_config(body, train=census_like[0], test=census_like[1])
     result = invoke("run", config, "--store", store, "--json")
     _assert_clean_failure(result, "did you mean 'age'?", str(config))
-    assert result.stdout == ""  # nothing that looks like a JSON result
+    # --json: no result, the error as one JSON object (the message standard error shows).
+    error = json.loads(result.stdout)["error"]
+    assert (
+        set(error) >= {"type", "message", "exit_code"} and "did you mean 'age'?" in error["message"]
+    )
+    assert error["message"].splitlines()[0] in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -245,6 +250,7 @@ def test_failing_run_exits_non_zero_with_one_paragraph(
         (["--beam-option=--direct_num_workers=2"], ["--direct_num_workers is fixed to 1"]),
         (["--data-dir", "/nonexistent/helix"], ["is not a folder"]),
         (["--budget", "-1GB"], ["--budget must be a size >= 0", "'-1GB'"]),
+        (["--budget", "2XB"], ["--budget must be a size like 500MB or 2GB", "'2XB'"]),
     ],
     ids=[
         "unknown_op_param",
@@ -253,12 +259,15 @@ def test_failing_run_exits_non_zero_with_one_paragraph(
         "num_workers",
         "bad_data_dir",
         "negative_budget",
+        "bad_budget",
     ],
 )
 def test_bad_arguments_fail_cleanly(
     tiny_census_config: Path, store: str, args: list[str], needles: list[str]
 ) -> None:
-    _assert_clean_failure(invoke("run", tiny_census_config, "--store", store, *args), *needles)
+    result = invoke("run", tiny_census_config, "--store", store, *args)
+    _assert_clean_failure(result, *needles)
+    assert "plan:" not in result.output  # refused before planning (a budget was read after)
 
 
 def test_a_batch_size_below_one_is_refused_before_the_run(
@@ -346,10 +355,13 @@ def test_malformed_row_exits_non_zero_naming_file_and_line(
     config = make_config(TINY_CENSUS, train=broken, test=census_like[1])
     result = invoke("run", config, "--store", store, "--json")
     assert result.exit_code == 1
-    message = result.output[result.output.index("error:") :]
+    message = result.stderr[result.stderr.index("error:") :]
     assert f"{broken} line 5: expected 15 fields" in message
     assert "on_bad_row='skip'" in message
-    assert result.stdout == ""
+    # --json: standard output holds the error as one JSON object, and nothing else.
+    error = json.loads(result.stdout)["error"]
+    assert error["type"] == "DataError" and error["exit_code"] == 1
+    assert f"{broken} line 5: expected 15 fields" in error["message"]
 
 
 def test_malformed_row_prints_no_traceback(

@@ -75,11 +75,23 @@ def test_status_follows_runs_and_edits(census_like: tuple[Path, Path], tmp_path:
     text = invoke("status", config, "--store", store, "-p", "learner.learning_rate=0.01").stdout
     assert "changed since v1 (1 node(s)):" in text and "learner.learning_rate" in text
 
-    # A code edit in the config file is named too; nothing ran, so v1 is still the last.
+    # Run the edit (v2), then ask about the config as it is (v1 again): everything it needs
+    # is stored, and it differs from the last run's v2 (said "unchanged since v2").
+    assert (
+        invoke("run", config, "--store", store, "-p", "learner.learning_rate=0.01").exit_code == 0
+    )
+    back = status_json(config, "--store", store)
+    assert back["last_run"]["version"] == 2 and back["plan"]["compute"] == 0
+    assert back["changes"] == {"learner": ["learner.learning_rate 0.01 → 0.05"]}
+    assert "changed since v2 (1 node(s)):" in invoke("status", config, "--store", store).stdout
+    assert invoke("run", config, "--store", store).exit_code == 0  # v1 again: the last run
+    assert status_json(config, "--store", store)["changes"] == {}
+
+    # A code edit in the config file is named too; nothing ran since, so v1 is the last.
     text = config.read_text()
     config.write_text(text.replace('F.Numeric("age")', 'F.Bucketize("age", [30, 50])'))
     bucketed = status_json(config, "--store", store)
-    assert "age" in bucketed["changes"] and bucketed["last_run"]["run"] == 1
+    assert "age" in bucketed["changes"] and bucketed["last_run"]["run"] == 3
     assert bucketed["plan"]["compute"] >= 3  # age, the examples, the learner...
 
 

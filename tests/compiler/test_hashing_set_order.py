@@ -102,12 +102,35 @@ def test_a_set_built_at_run_time_refuses_exactly_when_used_in_order(
         "return [n for n in set(range(3))]",  # numbers iterate alike in every process
         "return list({1, 2.5, None})",
         "return [c for c in set(NUMBERS)]",
+        # Built at run time of what is written to give ints (QA pass 14):
+        'return sum({len(w) for w in row["text"].split()})',
+        'return list(set(map(len, row["text"].split())))',
+        'return sum(set(int(w) * 2 + 1 for w in row["text"].split()))',
+        'return [i for i in {i * i for i in range(len(row["text"]))}]',
+        'return list({len(row["text"]), ord(row["text"][0]), 3})',
+        'return sum({i for i, w in enumerate(row["text"].split()) if w})',
+        'return list({w == "a" for w in row["text"].split()})',
     ],
 )
 def test_sets_whose_order_every_process_shares_stay_reusable(load, body: str) -> None:
     module = load(_HELPERS + f"\nNUMBERS = (3, 1, 2)\n\n\ndef udf(row):\n    {body}\n")
     fp = code_fingerprint(module.udf)
     assert fp.refusals == () and fp.analysable, fp.refusals
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        'return sum({float(w) for w in row["text"].split()})',  # NaNs hash by address
+        'return sum({abs(w) for w in row["values"]})',  # abs of what: not known
+        'return list({len(w) or w for w in row["text"].split()})',
+        'return list({w for i, w in enumerate(row["text"].split())})',
+        'return sum(set(row["values"]))',
+    ],
+)
+def test_sets_of_what_may_not_be_ints_stay_refused(load, body: str) -> None:
+    module = load(_HELPERS + f"\n\ndef udf(row):\n    {body}\n")
+    assert code_fingerprint(module.udf).refusals
 
 
 def test_the_order_refused_does_differ_between_processes(tmp_path: pathlib.Path) -> None:

@@ -102,6 +102,26 @@ class Jitter:
         return noise(x, seed)
 
 
+class Base:
+    scale = 2.0
+
+    def draw(self, x, seed=None):
+        return noise(x, seed)
+
+
+class Drawing(Base):  # the seeded method inherited
+    pass
+
+
+class Calls(Base):
+    def twice(self, x):
+        return self.draw(x)
+
+
+def noise_with(obj, x):
+    return obj.draw(x, seed=SEED)
+
+
 def udf(x):
     {body}
 """
@@ -117,8 +137,18 @@ def udf(x):
         ("return noise(x, seed=None)", True),
         ("return passes_it_on(x)", True),
         ("return list(map(noise, [x]))", True),
-        # A method's seed parameter: its calls are not followed (refused, to be safe).
-        ("return Jitter()(x, 2)", True),
+        # A method's seed parameter: judged at the calls of the object made (QA pass 14),
+        # refused where the object goes where its calls are not seen.
+        ("return Jitter()(x, 2)", False),
+        ("return Jitter()(x)", True),
+        ("j = Jitter()\n    return j(x, seed=SEED) + j.__call__(x, 1)", False),
+        ("j = Jitter()\n    return j(x) + j(x, seed=SEED)", True),
+        ("return Drawing().draw(x, seed=SEED)", False),
+        ("return Drawing().draw(x)", True),
+        ("d = Drawing()\n    return d.scale * d.draw(x, SEED)", False),
+        ("d = Drawing()\n    return list(map(d.draw, [x]))", True),
+        ("return noise_with(Drawing(), x)", True),
+        ("return Calls().draw(x, seed=SEED)", True),  # its own self.draw(x) is not followed
     ],
 )
 def test_a_helper_seed_parameter_is_judged_where_it_is_called(

@@ -66,15 +66,15 @@ PINNED: dict[str, dict[str, str]] = {
         "education": "40adddd58eb43a9bbf2ec977523a3b2f",
         "examples": "bac241623648d1d816c1befeecc38757",
         "learner": "f1da12d0b0481849ee726913fe168965",
-        "predictions": "28e3f3cf21579beae1f6fe1d07aaa9d8",
-        "train_predictions": "20294468acd0f35c5c754149b0613fff",
-        "evaluation": "cfc06f2ae96bb700e52a43afdea4d705",
-        "sliced": "34fbcd75c1a35444596c6ef8ca0fd18b",
-        "explanation": "4a4205218b2365241908a30033180404",
+        "predictions": "7645517c3794475f2c6c5010d02a4e99",
+        "train_predictions": "ef31cc86486c8e55d22fc61544a54e77",
+        "evaluation": "c6ee507695b1e372ba5bcde8b3465586",
+        "sliced": "026cc6c762187c531e654424914375d7",
+        "explanation": "44368c63342b47d3ca2f572f6844794a",
         "reg_examples": "7732edb95c47d93ab35de40a7fb43429",
         "reg_learner": "99770b47360e2b7e6053456fc96edfc3",
-        "reg_predictions": "17104c03261c7eb99c2d63252e763f1f",
-        "reg_evaluation": "cc8818c44841105b4f158aa8039a5124",
+        "reg_predictions": "4a9a207b73ca7b7064a9fb10a4756b2a",
+        "reg_evaluation": "5196dce50185c7e3d2b163458a6db8b2",
     },
     "at_train": {
         "rows": "b807197ddadd5ecbf86027d1e4e4b030",
@@ -83,15 +83,15 @@ PINNED: dict[str, dict[str, str]] = {
         "education": "fe389788db6c16b9d88d090cb91db2f4",
         "examples": "fa7cf3e52e6be2a0bb1f60aec75a2db7",
         "learner": "84f8270283a29ca9d932b294cf3e2bc2",
-        "predictions": "627948d1bce98b2e583d4421cc75354b",
-        "train_predictions": "96ae06c5e62c9baafdf13556d64d6049",
-        "evaluation": "162d075db36d59868dad20c6802620a8",
-        "sliced": "8820b3b39fd2eaea45bd513af9504996",
-        "explanation": "6500a338e2f539f7aa9d65106a432203",
+        "predictions": "fe348b2fd2ae25b975fb347fa45d0664",
+        "train_predictions": "4091dd3b3b3701d215bd5beba84cf01f",
+        "evaluation": "cca54bcc3c9a947a2c1cb0f0d1d01183",
+        "sliced": "55fda14b2a04f51e3fa11be5d0fcc5f3",
+        "explanation": "6736a87d8cd3bcfeb72ef4751504a995",
         "reg_examples": "45e15fbecd46d74cfd89186e2ffd1877",
         "reg_learner": "b936784b3702c8abb784e14b7d1d0931",
-        "reg_predictions": "9a1b4d6b201de75e12fda2b91b08e213",
-        "reg_evaluation": "eb6cf0d1309f55fe8969c448157a1356",
+        "reg_predictions": "e2e1360020c77eee27e37c7370d4664f",
+        "reg_evaluation": "94342156e0b5b7c02c645e4d214d1b25",
     },
     "exact": {
         "rows": "b807197ddadd5ecbf86027d1e4e4b030",
@@ -149,14 +149,18 @@ def _compiled(tmp_path: Path, approx: str) -> Any:
 
 @pytest.fixture
 def scheme_2(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fingerprint scheme before the runtime joined it, and Numeric before its
-    statistics were summed exactly (version 2)."""
+    """The fingerprint scheme before the runtime joined it, Numeric before its
+    statistics were summed exactly (version 2), and the class labels before blank text
+    was a missing label (version 2, QA pass 15)."""
     from helix_tf.compiler import _identity
 
     assert FINGERPRINT_SCHEME == 3 and F.Numeric.VERSION == 2
+    assert F.Label.VERSION == F.MulticlassLabel.VERSION == 2
     monkeypatch.setattr(_identity, "FINGERPRINT_SCHEME", 2)
     monkeypatch.setattr(_identity, "runtime_identity", lambda stage: {})
     monkeypatch.setattr(F.Numeric, "VERSION", 1)
+    monkeypatch.setattr(F.Label, "VERSION", 1)
+    monkeypatch.setattr(F.MulticlassLabel, "VERSION", 1)
 
 
 @pytest.mark.parametrize("approx", sorted(APPROX))

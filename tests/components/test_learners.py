@@ -157,6 +157,42 @@ def test_other_learners_train_save_and_load(km: Any, learner: Any, tmp_path: Pat
     np.testing.assert_allclose(km.predict_scores(km.load_model(path), x), scores, rtol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "learner",
+    [
+        learners.Linear(epochs=1, batch_size=64),
+        learners.DNN(hidden=(8,), embedding_dim=2, epochs=1, batch_size=64),
+        learners.WideDeep(hidden=(8,), embedding_dim=2, epochs=1, batch_size=64, wide=("cat",)),
+    ],
+    ids=["linear", "dnn", "wide_deep"],
+)
+def test_traced_scoring_scores_as_the_eager_call_and_traces_once_per_model(
+    km: Any, learner: Any, tmp_path: Path
+) -> None:
+    """An approximate run's model is scored by one traced function (issue 9): the eager
+    call's scores (to rounding), traced once per model whatever the number of rows, and
+    permutation importance scored the same way."""
+    table, features = _data(200)
+    x, y = km.arrays_from_table(table, features), km.labels_from_table(table)
+    model, _ = km.train_model(learner, features, x, y)
+    eager = km.predict_scores(model, x)
+    np.testing.assert_allclose(km.predict_scores(model, x, traced=True), eager, rtol=1e-6)
+    kept = dict(model._helix_scorers)
+    assert len(kept) == 1
+    fewer = {k: v[:37] for k, v in x.items()}
+    np.testing.assert_allclose(km.predict_scores(model, fewer, traced=True), eager[:37], rtol=1e-6)
+    assert model._helix_scorers == kept  # no second trace for another number of rows
+    params = {"task": "binary", "repeats": 2, "seed": 0, "scoring": ["auc"], "zero": []}
+    traced = km.model_importance(model, x, y, features, traced=True, **params)
+    plain = km.model_importance(model, x, y, features, **params)
+    for name, values in plain["features"].items():
+        assert traced["features"][name]["auc"] == pytest.approx(values["auc"], abs=1e-6)
+    km.save_model(model, str(tmp_path / "model.keras"))  # the kept function is not saved
+    np.testing.assert_array_equal(
+        km.predict_scores(km.load_model(str(tmp_path / "model.keras")), x), eager
+    )
+
+
 def test_examples_of_a_string_kind_are_rejected(km: Any) -> None:
     table = pa.table({"s": pa.array(["a", "b"])})
     with pytest.raises(ValueError, match="cannot read"):

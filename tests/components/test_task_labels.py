@@ -118,3 +118,22 @@ def test_binary_label_is_unchanged() -> None:
     assert label.TASK == "binary" and label.analyzer() is None
     labels, bad = label.encode(np.array([">50K", "<=50K"], dtype=object))
     assert labels.dtype == np.int8 and labels.tolist() == [1, 0] and not bad.any()
+
+
+@pytest.mark.parametrize("values", [pa.array(["spam", "", "ham", "  "]), ["spam", "", "ham", "  "]])
+def test_a_binary_label_of_blank_text_is_missing_not_negative(values: object) -> None:
+    """A source whose ``na_values`` keep empty text (the SMS config's ``()``, for an empty
+    message) read a row without its label as a negative one, and trained on it silently."""
+    labels, bad = F.Label("label", positive="spam").encode(values)
+    assert bad.tolist() == [False, True, False, True]
+    assert labels.tolist() == [1, 0, 0, 0]
+
+
+def test_a_multiclass_label_of_blank_text_is_missing_not_a_class() -> None:
+    """Learned classes counted blank text as a class of its own (named '')."""
+    label = F.MulticlassLabel("cut")
+    state = _learn(label, ["Ideal", "", "Good", " "])
+    assert label.class_names(state) == ["Good", "Ideal"]
+    _, bad = label.encode(pa.array(["Good", "", "Ideal", None]), state)
+    assert bad.tolist() == [False, True, False, True]
+    assert label.problem(None) == "labels must not be missing"

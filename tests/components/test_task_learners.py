@@ -39,6 +39,8 @@ def test_multiclass_heads_give_class_probabilities(km: Any, name: str, tmp_path:
     )
     p = km.predict_scores(model, x, "multiclass")
     assert p.shape == (300, 3) and np.allclose(p.sum(axis=1), 1)
+    # An approximate run's traced scoring (issue 9) gives the same probabilities.
+    np.testing.assert_allclose(km.predict_scores(model, x, "multiclass", traced=True), p, rtol=1e-6)
     assert (p.argmax(axis=1) == y).mean() > 0.6 and np.isfinite(stats["train_loss"])
     path = str(tmp_path / "m.keras")
     km.save_model(model, path)
@@ -61,6 +63,7 @@ def test_regression_heads_predict_on_the_targets_scale(
     assert stats["target_mean"] == pytest.approx(y.mean())
     s = km.predict_scores(model, x, "regression")
     assert s.shape == (300,)
+    np.testing.assert_allclose(km.predict_scores(model, x, "regression", traced=True), s, rtol=1e-6)
     assert abs(s.mean() - y.mean()) < 100 and np.corrcoef(s, y)[0, 1] > 0.8
     path = str(tmp_path / "r.keras")
     km.save_model(model, path)

@@ -123,3 +123,31 @@ def test_the_report_of_a_small_census_run_has_every_view(runs: Runs) -> None:
     assert tuple(keys) == VIEWS
     for title in ("ROC curve", "Precision and recall", "Calibration (reliability)"):
         assert f'<img alt="{title}" src="data:image/png;base64,' in page
+
+
+def test_an_approximate_run_scores_its_model_traced_and_an_exact_one_eagerly(
+    tmp_path: Path, census_like: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The predict and explain nodes of an approximate run score the model with one traced
+    function (issue 9: Keras' eager call costs ~15–25 ms whatever the rows); an exact run
+    keeps the eager call, bit for bit what it computed before."""
+    import helix_tf
+    from helix_tf.components import _model_use, keras_models
+
+    real = _model_use.predict_scores
+    traced: list[bool] = []
+
+    def recorded(model: object, x: dict, task: str = "binary", **kw: bool) -> object:
+        traced.append(bool(kw.get("traced")))
+        return real(model, x, task, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_model_use, "predict_scores", recorded)
+    monkeypatch.setattr(keras_models, "predict_scores", recorded)
+    train, test = census_like
+    config = write_config(tmp_path, VIEWED, train=train, test=test)
+    approx = helix_tf.Approx(sample=0.5, min_saving_seconds=0)
+    result = api.run(config, store=str(tmp_path / "approx"), approx=approx)
+    assert result.approx and traced and all(traced)  # predictions, then every scoring
+    traced.clear()
+    result = api.run(config, store=str(tmp_path / "exact"))
+    assert not result.approx and traced and not any(traced)

@@ -12,10 +12,13 @@ without a word.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
-from helix_tf import api
+from helix_tf import api, features as F
+from helix_tf.engine.batch_compute import label_problem
 from helix_tf.errors import DataError
 from helix_tf.reuse.store import ArtifactStore
 
@@ -173,3 +176,26 @@ def test_a_binary_label_of_one_value_in_the_training_split_fails_before_storing(
             api.run(path, store=store, params=[f"positive={positive}"], materialize="all")
         assert info.value.node == "examples"
     assert not {"examples", "model"} & {m.kind for m in ArtifactStore(store).entries()}
+
+
+@pytest.mark.parametrize(
+    ("label", "value", "said"),
+    [
+        (
+            F.NumericLabel("price"),
+            np.float64("nan"),
+            "line 7 of d.csv has no label in column 'price'",
+        ),
+        (
+            F.Label("income", positive=">50K"),
+            None,
+            "line 7 of d.csv has no label in column 'income'",
+        ),
+        (F.Label("label", positive="spam"), " ", "line 7 of d.csv has no label in column 'label'"),
+        (F.MulticlassLabel("cut"), np.str_("Okay"), "has label 'Okay' in column 'cut'"),
+    ],
+)
+def test_a_bad_label_is_said_as_the_user_wrote_it(label: Any, value: Any, said: str) -> None:
+    """A missing regression label read ``has label np.float64(nan) in column 'price'``."""
+    message = label_problem(label, "line 7 of d.csv", value, 1)
+    assert said in message and "np." not in message and "Fix or drop those rows" in message

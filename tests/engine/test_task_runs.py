@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -317,6 +318,9 @@ def test_a_label_outside_the_transform_domain_fails_training_naming_the_row(
     store = str(setup["root"] / "zero-price")
     result = api.run(setup["config"], params={**params, "transform": ""}, store=store)
     assert result.metrics  # the examples hold the zero; without a transform it trains
-    with pytest.raises(DataError, match=r"has label 0\.0 in column 'price', but transform='log'"):
+    expected = (
+        rf"line 7 of {re.escape(str(path))} has label 0\.0 in column 'price', but transform='log'"
+    )
+    with pytest.raises(DataError, match=expected):  # the file too (was "row 7 (line number…)")
         # log price cannot learn a zero price: the stored examples are reused, training says so
         api.run(setup["config"], params=params, store=store)

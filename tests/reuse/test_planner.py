@@ -92,6 +92,25 @@ def test_a_learner_change_recomputes_downstream_of_loaded_examples(tmp_path: Pat
     assert out["predictions"].reason == "changed: input changed: learner"
 
 
+def test_a_config_back_at_an_earlier_version_says_what_differs_from_the_last(
+    tmp_path: Path,
+) -> None:
+    """Run with epochs=3 after epochs=1, then back at 1: every node is stored, the learner
+    pruned and the evaluation loaded. The plan called the evaluation "unchanged" and
+    ``helix-tf status`` said "unchanged since v2" though the config is not v2."""
+    earlier, last = _compiled(tmp_path), _compiled(tmp_path, epochs=3)
+    stored = {n.name: 1_000 for n in earlier.nodes}
+    history = _seconds(rows=1, age=1, examples=1, learner=5, predictions=1, evaluation=1)
+    out = _decide(earlier, stored, history=history, previous=last.to_dict())
+    assert out["learner"].state == NodeState.PRUNE
+    assert out["learner"].changed == ("learner.epochs 3 → 1",)
+    assert out["evaluation"].state == NodeState.LOAD
+    assert out["evaluation"].reason.startswith("stored by an earlier version: loading 1.0 KB")
+    # Changed through an input only, or not at all: nothing of its own to say.
+    assert out["evaluation"].changed == out["examples"].changed == ()
+    assert _decide(earlier, stored, history=history)["learner"].changed == ()  # no version yet
+
+
 def test_a_cheap_node_is_recomputed_rather_than_loaded(tmp_path: Path) -> None:
     compiled = _compiled(tmp_path)
     stored = {n.name: 10**9 for n in compiled.nodes}

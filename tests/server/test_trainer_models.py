@@ -151,22 +151,27 @@ EXPLAINED = TINY_CENSUS.replace(
 
 
 @pytest.mark.ci
+@pytest.mark.parametrize(
+    "approx", [(), ("--approx", "--approx-min-saving", "0")], ids=["exact", "approximate"]
+)
 def test_a_served_run_scores_explains_and_saves_in_the_trainer_as_a_run_alone_would(
-    server: Path, census_like: tuple[Path, Path], tmp_path: Path
+    server: Path, census_like: tuple[Path, Path], tmp_path: Path, approx: tuple[str, ...]
 ) -> None:
     """A served run's predictions, permutation importance, linear weights and saved model
-    (computed by the server's trainer) equal those of a run in its own process."""
+    (computed by the server's trainer) equal those of a run in its own process; an
+    approximate run's too (its model scored by a traced function in both)."""
     from helix_tf.components import keras_models as km
 
     config = write_config(tmp_path, EXPLAINED, train=census_like[0], test=census_like[1])
     runs = {}
     for name, extra in (("served", ()), ("alone", ("--no-server",))):
-        args = ("--store", tmp_path / name, "--json", "--materialize", "all", *extra)
+        args = ("--store", tmp_path / name, "--json", "--materialize", "all", *approx, *extra)
         done = _helix(server, "run", config, *args)
         assert done.returncode == 0, done.stderr
         runs[name] = json.loads(done.stdout)
     assert _status(server)["trainer"]["trainers"]["models"] >= 1  # the trainer kept it
     assert runs["served"]["metrics"] == runs["alone"]["metrics"]
+    assert runs["served"]["approx"] == runs["alone"]["approx"] == bool(approx)
 
     def one(store: str, file: str) -> Path:
         found = list((tmp_path / store / "artifacts").rglob(file))

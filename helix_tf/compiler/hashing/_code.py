@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import functools
 import types
+import weakref
 from collections.abc import Callable
 
 from ._canonical import _Canon, _digest, _Form, _native_bases, _state
@@ -29,6 +30,7 @@ from ._origin import (
 )
 from ._resolver import _ReadResolver
 from ._result import CodeFingerprint, _Collector
+from ._state import object_keys
 from ._user_code import _BUILTIN_CALLABLES, _UserCode, refuse_held_generators
 
 
@@ -111,6 +113,9 @@ class _Fingerprinter:
             unseeded=tuple(collector.unseeded),
             seed_parameters=tuple(collector.seed_parameters),
             parts=tuple(sorted(collector.parts.items())),
+            state_reads=tuple(sorted(collector.state_reads)),
+            state_writes=tuple(collector.state_writes),
+            mutated_parameters=tuple(dict.fromkeys(collector.mutated_parameters)),
         )
         self._memo[key] = (obj, result)
         return result
@@ -133,14 +138,23 @@ class _Fingerprinter:
 
     def seeds_of(self, fn: object) -> tuple[str, ...]:
         """The seed parameters of a user function a call must pass, or of a user class's
-        methods (``_unset_seeds``)."""
+        methods, its own and those it inherits from user classes (``_unset_seeds``)."""
         target = fn.__func__ if isinstance(fn, types.MethodType) else fn
-        user_class = isinstance(target, type) and _is_user_type(target)
-        if not user_class and not (
-            isinstance(target, types.FunctionType) and _is_user_function(target)
-        ):
+        classes: list[object]
+        if isinstance(target, type) and _is_user_type(target):
+            classes = [k for k in target.__mro__ if _is_user_type(k)]
+        elif isinstance(target, types.FunctionType) and _is_user_function(target):
+            classes = [target]
+        else:
             return ()
-        return tuple(dict.fromkeys(name for name, _ in self.fingerprint(target).seed_parameters))
+        found = (name for k in classes for name, _ in self.fingerprint(k).seed_parameters)
+        return tuple(dict.fromkeys(found))
+
+    def mutates_of(self, fn: object) -> tuple[tuple[str, bool, str], ...]:
+        """The parameters a user function changes in place (``_state``)."""
+        if not (isinstance(fn, types.FunctionType) and _is_user_function(fn)):
+            return ()
+        return self.fingerprint(fn).mutated_parameters
 
     def _nested_code_form(self, obj: object) -> _Form:
         fp = self.fingerprint(obj)
@@ -208,7 +222,7 @@ class _Fingerprinter:
             form["binary"] = binary
         if isinstance(obj, types.FunctionType):
             cells = zip(obj.__code__.co_freevars, obj.__closure__ or (), strict=True)
-            closure = {name: self._cell(cell, name, c) for name, cell in cells}
+            closure = {name: self._library_cell(cell, name, c) for name, cell in cells}
             for name, cell in zip(obj.__code__.co_freevars, obj.__closure__ or (), strict=True):
                 with contextlib.suppress(ValueError):  # an empty cell holds nothing
                     refuse_held_generators(cell.cell_contents, name, qualname, c)
@@ -245,9 +259,12 @@ class _Fingerprinter:
         finally:
             self._labels.pop()
 
-    def value(self, value: object, label: str, c: _Collector) -> _Form:
-        """Canonical form of a value read by code; unhashable state is noted, not fatal."""
+    def value(self, value: object, label: str, c: _Collector, *, track: bool = True) -> _Form:
+        """Canonical form of a value read by code; unhashable state is noted, not fatal.
+        ``track``: what it holds is state the code reads (not for a name only written)."""
         self._labels.append(label)
+        if track:
+            c.state_reads.update(object_keys(value))
         try:
             return self.canon(value)
         except Exception as exc:
@@ -259,6 +276,17 @@ class _Fingerprinter:
         finally:
             self._labels.pop()
 
+    def _library_cell(self, cell: types.CellType, label: str, c: _Collector) -> _Form:
+        """A library function's closure cell; a weak-reference container there is a cache
+        (``functools.singledispatch``'s dispatch cache, filled by its calls): what it holds
+        follows from the rest of the closure (the registry) and from what is alive, so it
+        is named by its type. Hashing it gave a UDF calling such a function another
+        fingerprint after it ran (a recompute in the next compile of the process)."""
+        with contextlib.suppress(ValueError):  # an empty cell: as _cell says
+            if isinstance(cell.cell_contents, _WEAK_CACHES):
+                return {"__weak_cache__": _type_name(type(cell.cell_contents))}
+        return self._cell(cell, label, c)
+
     def _cell(self, cell: types.CellType, label: str, c: _Collector) -> _Form:
         try:
             value = cell.cell_contents
@@ -267,9 +295,13 @@ class _Fingerprinter:
         return self.value(value, label, c)
 
 
+#: Containers holding weak references: what they hold is whatever is still alive.
+_WEAK_CACHES = (weakref.WeakKeyDictionary, weakref.WeakValueDictionary, weakref.WeakSet)
+
+
 def _refuse_kept_generators(instance: object, who: str, c: _Collector) -> None:
     """A callable object (or a bound method's object) holding a random generator among its
     attributes, at any depth: its calls draw from it (``self.rng.normal()``,
     ``self.cfg.rng``), so what one draws depends on the calls before it, as for a
-    module-level generator (:func:`~._effects.kept_generator`)."""
+    module-level generator (:func:`~._generators.kept_generator`)."""
     refuse_held_generators(instance, "self", who, c)

@@ -12,11 +12,8 @@ from __future__ import annotations
 import ast
 import builtins
 import codecs
-import collections
-import copy
 import dataclasses
 import datetime as dt
-import functools
 import getpass
 import glob
 import importlib
@@ -27,21 +24,20 @@ import os
 import pathlib
 import pkgutil
 import platform
-import random
 import socket
 import sys
 import threading
 import time
 import types
-import uuid
 from collections.abc import Callable
+from typing import NamedTuple
 
 from ._addresses import address_reads
-from ._canonical import _library_family, _state
 from ._clock import reads_clock
+from ._generators import _draws_shared_state, _is_unseeded, _kept_draws
 from ._listing_order import note_listing
-from ._origin import _is_user_module
 from ._set_order import unordered_sets
+from ._state import note_writes
 from ._unset_seeds import judge_seeds, none_parameters, passed_on_seeds
 
 _UNKNOWN = object()
@@ -72,24 +68,6 @@ _READER_NAMES = frozenset({"load", "loadtxt", "genfromtxt", "fromfile", "memmap"
 _DYNAMIC_READS = (builtins.globals, builtins.eval, builtins.exec)
 #: Functions that import the module named by their first argument.
 _IMPORTERS = (builtins.__import__, importlib.import_module)
-#: Calls on a generator that set or read its state without drawing.
-_STATE_CALLS = frozenset({"seed", "getstate", "setstate", "get_state", "set_state"})
-#: Random constructors that draw fresh OS entropy when called without a seed.
-_RANDOM_CTORS = frozenset(
-    {
-        "default_rng",
-        "RandomState",
-        "Random",
-        "SeedSequence",
-        "PCG64",
-        "PCG64DXSM",
-        "MT19937",
-        "Philox",
-        "SFC64",
-        "SystemRandom",
-        "SeedGenerator",
-    }
-)
 
 
 @dataclasses.dataclass(slots=True)
@@ -137,6 +115,14 @@ class Effects:
     #: Facts of the machine, user or working folder read by a call (``MACHINE_FACTS``
     #: names): their values join the fingerprint, as an environment variable's does.
     facts: list[str] = dataclasses.field(default_factory=list)
+    #: Writes into state outside the call (a module's names, objects code outside reads):
+    #: (the keys of what is changed, the write's text, line, whether what it writes comes
+    #: from the function's parameters): :mod:`._state`.
+    writes: list[tuple[tuple[str, ...], str, int, bool]] = dataclasses.field(default_factory=list)
+    #: Parameters the function changes in place (its callers are judged where they pass
+    #: them): (the parameter, whether the write comes from the other parameters, the
+    #: write's text, line).
+    mutated: list[tuple[str, bool, str, int]] = dataclasses.field(default_factory=list)
 
 
 def scan_effects(
@@ -144,6 +130,7 @@ def scan_effects(
     resolve: Callable[[str], object],
     source: str,
     seeds_of: Callable[[object], tuple[str, ...]] = lambda fn: (),
+    state: StateHooks | None = None,
 ) -> Effects:
     """Find environment reads, file reads and unseeded random calls in ``tree``.
 
@@ -159,6 +146,9 @@ def scan_effects(
     seeds_of
         The seed parameters of a user function (its ``seed_parameters``) that its
         callers must pass.
+    state
+        How to name the state code writes (:class:`StateHooks`); writes are not looked
+        for without it.
     """
     scan = _Scan(resolve, source)
     scan.seeds_of = seeds_of
@@ -169,7 +159,22 @@ def scan_effects(
     unordered_sets(scan, tree)
     address_reads(scan, tree)
     passed_on_seeds(scan, tree)
+    if state is not None:
+        scan.binding_of, scan.mutates_of, scan.is_user_code = state
+        note_writes(scan, tree)
     return scan.found
+
+
+class StateHooks(NamedTuple):
+    """What :func:`scan_effects` asks about the state code writes (:mod:`._state`)."""
+
+    #: The key of a free name bound anew (``global X``/``nonlocal X``): ``"module.X"`` or
+    #: ``"cell:<id>"``; None when it names nothing outside.
+    binding_of: Callable[[str], str | None]
+    #: The parameters a user function changes in place.
+    mutates_of: Callable[[object], tuple[tuple[str, bool, str], ...]]
+    #: Whether a callable is user code (analysed from source).
+    is_user_code: Callable[[object], bool]
 
 
 class _Scan(ast.NodeVisitor):
@@ -180,6 +185,9 @@ class _Scan(ast.NodeVisitor):
         self.consumed: set[int] = set()  # environ expressions accounted for
         self.parents: dict[int, ast.AST] = {}  # each node's parent in the scanned tree
         self.seeds_of: Callable[[object], tuple[str, ...]] = lambda fn: ()
+        self.binding_of: Callable[[str], str | None] = lambda name: None
+        self.mutates_of: Callable[[object], tuple[tuple[str, bool, str], ...]] = lambda fn: ()
+        self.is_user_code: Callable[[object], bool] = lambda fn: False
         self.functions: list[str] = []  # the defs the visit is inside, innermost last
         #: Per def or lambda the visit is inside: its parameters, and those of them that
         #: are None unless a caller passes them (:func:`none_parameters`).
@@ -655,187 +663,6 @@ def _varying(fn: object, node: ast.Call, value: Callable[[ast.AST], object]) -> 
     return _CLOCK_WHY
 
 
-def kept_generator(value: object) -> bool:
-    """A random generator object (``random.Random``, numpy's ``Generator``,
-    ``RandomState`` or bit generator, TensorFlow's ``tf.random.Generator``, Keras'
-    ``SeedGenerator``) other than the ones the ``random`` module and numpy keep for the
-    process (their draws are :func:`_is_global_draw`). Only libraries already imported
-    are looked at: nothing is imported here."""
-    numpy_random = sys.modules.get("numpy.random")
-    kinds: list[type] = [random.Random]
-    if numpy_random is not None:
-        kinds += [numpy_random.Generator, numpy_random.RandomState, numpy_random.BitGenerator]
-    for module, name in _OTHER_GENERATORS:
-        kind = getattr(sys.modules.get(module), name, None)
-        if isinstance(kind, type):
-            kinds.append(kind)
-    if not isinstance(value, tuple(kinds)) or isinstance(value, random.SystemRandom):
-        return False
-    global_state = getattr(getattr(numpy_random, "mtrand", None), "_rand", None)
-    return value is not getattr(random, "_inst", None) and value is not global_state
-
-
-#: Generator classes of libraries other than numpy, by module and name.
-_OTHER_GENERATORS = (
-    ("tensorflow.python.ops.stateful_random_ops", "Generator"),
-    ("keras.src.random.seed_generator", "SeedGenerator"),
-)
-
-
-def generators_in(value: object) -> list[str]:
-    """Where a random generator (:func:`kept_generator`) can be reached from ``value``
-    without running code: ``""`` for ``value`` itself, else the path to it
-    (``.rng``, ``["noise"]``, ``[0].rng``), sorted. Looks through containers, the
-    attributes of objects (their ``__dict__`` and slots), a partial's arguments, a bound
-    method's object, and a user module's names when ``value`` is one; not into code
-    (functions and classes are fingerprinted as code, which finds their own) nor into
-    numpy, pandas or Arrow data."""
-    found: list[str] = []
-    seen: set[int] = set()
-    stack: list[tuple[object, str]] = [(value, "")]
-    while stack:
-        item, path = stack.pop()
-        if type(item) in _LEAVES or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if kept_generator(item):
-            found.append(path)
-        elif isinstance(item, types.ModuleType):
-            if item is value and _is_user_module(item):
-                names = vars(item).items()
-                stack += [(v, f".{k}") for k, v in names if not k.startswith("__")]
-        else:
-            stack += _parts(item, path)
-    return sorted(found)
-
-
-_LEAVES = frozenset({str, bytes, int, float, bool, complex, type(None)})
-
-
-def _parts(item: object, path: str) -> list[tuple[object, str]]:
-    """The values ``item`` holds, with their paths, for :func:`generators_in`."""
-    if isinstance(item, dict):
-        return [(v, f"{path}[{k!r}]") for k, v in item.items() if type(v) not in _LEAVES]
-    if isinstance(item, list | tuple | set | frozenset | collections.deque):
-        return [(v, f"{path}[{i}]") for i, v in enumerate(item) if type(v) not in _LEAVES]
-    if isinstance(item, functools.partial):
-        parts = [(v, f"{path}.args[{i}]") for i, v in enumerate(item.args)]
-        return parts + [(v, f"{path}.keywords[{k!r}]") for k, v in item.keywords.items()]
-    if isinstance(item, types.MethodType):
-        return [(item.__self__, f"{path}.__self__")]
-    if isinstance(item, type | types.FunctionType | types.BuiltinFunctionType):
-        return []
-    if _library_family(type(item)) is not None:
-        return []
-    try:
-        state = _state(item)
-    except Exception:  # an attribute that cannot be read: nothing known to hold
-        return []
-    return [(v, f"{path}.{k}") for k, v in state.items()]
-
-
-def _is_global_draw(fn: object) -> bool:
-    """A draw from the generator the ``random`` module or numpy's global state keeps."""
-    owner = getattr(fn, "__self__", None)
-    numpy_random = sys.modules.get("numpy.random")
-    global_state = getattr(getattr(numpy_random, "mtrand", None), "_rand", None)
-    return owner is not None and (owner is getattr(random, "_inst", None) or owner is global_state)
-
-
-#: TensorFlow modules whose functions draw from state the process keeps: the op-seed
-#: counter (``tf.random.normal(shape, seed=1)`` gives another value at every call) or
-#: the global generator. ``tf.random.stateless_*`` live elsewhere and are deterministic.
-_TF_STATEFUL = frozenset(
-    {"tensorflow.python.ops.random_ops", "tensorflow.python.ops.candidate_sampling_ops"}
-)
-#: TensorFlow functions of other modules that draw so, by module and name prefix.
-_TF_STATEFUL_NAMES = (
-    ("tensorflow.python.ops.nn_ops", "dropout"),
-    ("tensorflow.python.ops.image_ops_impl", "random_"),
-    ("tensorflow.python.ops.stateful_random_ops", "get_global_generator"),
-)
-#: Keras' random functions: with ``seed=None`` they draw from its global SeedGenerator;
-#: with an integer seed they are stateless (the same values at every call).
-_KERAS_RANDOM = "keras.src.random.random"
-
-
-def _draws_shared_state(fn: object, node: ast.Call, value: Callable[[ast.AST], object]) -> bool:
-    """A call that draws from a generator the whole process shares: the ``random``
-    module's, numpy's global ``RandomState``, TensorFlow's stateful random ops and
-    global generator, Keras' random functions without a seed. What it draws depends on
-    every draw before it, seeded or not."""
-    name = getattr(fn, "__name__", "")
-    if _is_global_draw(fn):
-        return name not in _STATE_CALLS  # seeding or saving the state draws nothing
-    module = getattr(fn, "__module__", None) or ""
-    if module in _TF_STATEFUL or any(
-        module == m and name.startswith(p) for m, p in _TF_STATEFUL_NAMES
-    ):
-        return True
-    if module == _KERAS_RANDOM and callable(fn):
-        seed = _argument(fn, node, "seed")
-        return seed is None or _is_none(seed, value)
-    return False
-
-
-def _argument(fn: Callable[..., object], node: ast.Call, name: str) -> ast.AST | None:
-    """The expression a call passes for parameter ``name`` of ``fn``, or None."""
-    for k in node.keywords:
-        if k.arg == name:
-            return k.value
-    try:
-        params = list(inspect.signature(fn).parameters)
-    except (TypeError, ValueError):
-        return None
-    index = params.index(name) if name in params else len(node.args)
-    if index < len(node.args) and not any(isinstance(a, ast.Starred) for a in node.args):
-        return node.args[index]
-    return None
-
-
-def _is_none(node: ast.AST, value: Callable[[ast.AST], object]) -> bool:
-    """Whether an expression is ``None`` as written or by its value known at compile
-    time (a module's ``SEED = None``)."""
-    if isinstance(node, ast.Constant):
-        return node.value is None
-    return value(node) is None
-
-
-#: Functions that return fresh entropy from the operating system on every call.
-_ENTROPY = (os.urandom, uuid.uuid1, uuid.uuid4)
-
-
-def _is_unseeded(fn: object, node: ast.Call, value: Callable[[ast.AST], object]) -> bool:
-    """A call that reads fresh entropy or builds a generator without a seed (a seed
-    that is ``None``, as written or by its value known at compile time, is none)."""
-    owner = getattr(fn, "__self__", None)
-    name = getattr(fn, "__name__", "")
-    if name in _STATE_CALLS:
-        return False  # seeding or saving the state draws nothing
-    if (
-        any(fn is f for f in _ENTROPY)
-        or getattr(fn, "__module__", None) == "secrets"
-        or isinstance(owner, random.SystemRandom)
-    ):
-        return True  # os.urandom(), uuid.uuid4(), secrets.choice(): fresh OS entropy
-    module = (getattr(fn, "__module__", None) or "").split(".")[0]
-    if name == "from_non_deterministic_state" and module == "tensorflow":
-        return True  # tf.random.Generator.from_non_deterministic_state()
-    if name in _RANDOM_CTORS and module in {"random", "numpy", "keras"}:
-        if name == "SystemRandom":
-            return True
-        seed = node.args[0] if node.args else None
-        if seed is None:
-            keyword = next((k for k in node.keywords if k.arg in _SEED_KEYWORDS), None)
-            seed = keyword.value if keyword is not None else None
-        return seed is None or _is_none(seed, value)
-    return False
-
-
-#: The keyword under which a generator's constructor takes its seed.
-_SEED_KEYWORDS = frozenset({"seed", "x", "entropy"})
-
-
 def _joined(scan: _Scan, node: ast.JoinedStr) -> object:
     """An f-string's text when every part is known at compile time as text or a path and
     shown as it is (no conversion, no format spec), else :data:`_UNKNOWN`."""
@@ -851,110 +678,3 @@ def _joined(scan: _Scan, node: ast.JoinedStr) -> object:
             return _UNKNOWN
         parts.append(str(value))
     return "".join(parts)
-
-
-def _kept_draws(scan: _Scan, tree: ast.AST) -> None:
-    """A use of a generator object known at compile time (a module's or closure's
-    ``RNG``, an attribute or item of an object the code reads: ``CFG.rng``,
-    ``PARAMS["rng"]``, ``helpers.RNG``) that can draw from it: a method
-    (``RNG.normal()``), an argument (``frame.sample(random_state=RNG)``), an alias
-    (``rng = RNG``); not a copy (``copy.deepcopy(RNG)``) nor reading or setting its state
-    (``RNG.get_state()``, ``RNG.bit_generator.state``). An object holding a generator
-    used as a whole (``helper(CFG)``, ``CFG.draw()``: code that is handed it can draw
-    from what it holds) is such a use too."""
-    parents = {id(c): n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
-    once = _evaluated_once(tree)
-    held_by: dict[int, tuple[object, list[str]]] = {}  # by the id of a value read
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Name | ast.Attribute | ast.Subscript):
-            continue
-        if not isinstance(node.ctx, ast.Load) or id(node) in once:
-            continue
-        value = scan.value(node)
-        if value is _UNKNOWN:
-            continue
-        parent = parents.get(id(node))
-        grand = parents.get(id(parent)) if parent is not None else None
-        if kept_generator(value):
-            shown = _drawing_use(scan.value, node, parent, grand)
-            if shown is not None:
-                scan.found.kept_draws.append((scan.text(shown), node.lineno))
-        elif not _narrowed(scan, node, parent) and not _of_generator(scan, node):
-            if id(value) not in held_by:  # the value is kept: its id is not reused
-                held_by[id(value)] = (value, generators_in(value))
-            held = held_by[id(value)][1]
-            if held:
-                name = scan.text(node)
-                where = ", ".join(name + p for p in held[:3])
-                use = scan.text(_use_of(node, parent, grand))
-                text = f"{use} ({name} holds a random generator: {where})"
-                scan.found.kept_draws.append((text, node.lineno))
-
-
-def _evaluated_once(tree: ast.AST) -> set[int]:
-    """The nodes of a function's default arguments and decorators: evaluated once, when
-    the function is defined (their values are hashed as the function's defaults)."""
-    if not isinstance(tree, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-        return set()
-    roots = [*tree.args.defaults, *(d for d in tree.args.kw_defaults if d is not None)]
-    roots += getattr(tree, "decorator_list", [])
-    return {id(n) for root in roots for n in ast.walk(root)}
-
-
-def _use_of(node: ast.AST, parent: ast.AST | None, grand: ast.AST | None) -> ast.AST:
-    """The call ``node`` is an argument of, to show it (``_noise(CFG)``), else ``node``."""
-    if isinstance(parent, ast.keyword) and isinstance(grand, ast.Call):
-        return grand
-    if isinstance(parent, ast.Call) and node is not parent.func:
-        return parent
-    return node
-
-
-def _of_generator(scan: _Scan, node: ast.AST) -> bool:
-    """An attribute of a generator (``RNG.normal``): its use is the generator's, looked at
-    on its own."""
-    base = getattr(node, "value", None)
-    return isinstance(base, ast.AST) and kept_generator(scan.value(base))
-
-
-def _narrowed(scan: _Scan, node: ast.AST, parent: ast.AST | None) -> bool:
-    """Whether ``node`` is only the base of an attribute or item that resolves at compile
-    time (``CFG`` in ``CFG.scale``): that one is looked at instead."""
-    if not isinstance(parent, ast.Attribute | ast.Subscript) or parent.value is not node:
-        return False
-    return scan.value(parent) is not _UNKNOWN
-
-
-def _drawing_use(
-    value: Callable[[ast.AST], object], node: ast.AST, parent: ast.AST | None, grand: ast.AST | None
-) -> ast.AST | None:
-    """The expression through which ``node`` (a generator) may be drawn from, or None."""
-    if isinstance(parent, ast.keyword) and isinstance(grand, ast.Call):
-        parent, grand = grand, None  # a keyword argument: as a positional one
-    if isinstance(parent, ast.Call) and node is not parent.func:
-        fn = value(parent.func)
-        return None if fn is copy.copy or fn is copy.deepcopy else parent
-    if isinstance(parent, ast.Attribute) and parent.value is node:
-        if parent.attr in _STATE_CALLS:
-            return None
-        if parent.attr == "bit_generator" and getattr(grand, "attr", None) == "state":
-            return None
-        return grand if isinstance(grand, ast.Call) and grand.func is parent else parent
-    if parent is None or isinstance(parent, _INERT_USES):
-        return None
-    # Handed on (an alias, returned, yielded, packed in a container, a conditional's
-    # value): where it goes is not followed, and whatever gets it can draw.
-    return parent
-
-
-#: Uses of a generator that cannot draw from it: a comparison (``RNG is None``), its
-#: truth value, a statement of it alone, its text in an f-string.
-_INERT_USES = (
-    ast.Compare,
-    ast.Expr,
-    ast.If,
-    ast.While,
-    ast.Assert,
-    ast.UnaryOp,
-    ast.FormattedValue,
-)

@@ -69,6 +69,20 @@ def _imported(node: ast.Import | ast.ImportFrom, alias: ast.alias, package: str)
     return sys.modules.get(f"{modname}.{alias.name}", f"{modname}.{alias.name}")
 
 
+def _import_binding(
+    node: ast.Import | ast.ImportFrom, alias: ast.alias, package: str
+) -> str | None:
+    """The module name a local ``from m import X`` reads when it runs (``"m.X"``)."""
+    if isinstance(node, ast.Import):
+        return None
+    try:
+        base = "." * node.level + (node.module or "")
+        modname = importlib.util.resolve_name(base, package) if node.level else base
+    except (ImportError, ValueError):
+        return None
+    return f"{modname}.{alias.name}"
+
+
 def _describe(label: str, value: object, origin: str) -> str:
     """A note on what a name read by code is, for ``diff`` explanations."""
     if callable(value):

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 from ._canonical import _digest, _Form
 from ._locate import _SourceFinder
 from ._origin import _is_user_location, _is_user_module, _package_release, _package_version
-from ._reads import _describe, _find_spec, _imported, _is_special, _Namespace
+from ._reads import (
+    _describe,
+    _find_spec,
+    _import_binding,
+    _imported,
+    _is_special,
+    _Namespace,
+)
 from ._result import _Collector
 from ._source import _Normaliser, _tree_digest
 
@@ -34,25 +41,41 @@ class _ReadResolver:
         chains: Mapping[object, set[tuple[str, ...]]],
         self_names: set[str],
         c: _Collector,
+        written: frozenset[str] = frozenset(),
     ) -> dict[str, _Form]:
-        """Resolve free names (``names``: missing ones are noted) and ``extra`` ones."""
+        """Resolve free names (``names``: missing ones are noted) and ``extra`` ones;
+        ``written``: names the code only writes into (no state read through them)."""
         out: dict[str, _Form] = {}
         for name in [*names, *extra]:
             if name in self_names or name in out:
                 continue
             value, origin = namespace.get(name)
+            if name in written:
+                pass
+            elif origin == "closure":
+                c.state_reads.add(f"cell:{id(namespace.closure[name])}")
+            elif origin in ("global", "missing"):  # a name a write may bind later
+                c.state_reads.add(f"{namespace.globals.get('__name__')}.{name}")
             if origin == "missing":
                 if name in names:
                     c.note(f"name {name} is not defined when the code is fingerprinted")
                     out[name] = {"__unresolved__": name}
                 continue
-            out[name] = self.resolve(name, value, origin, chains.get(("free", name), set()), c)
+            chain = chains.get(("free", name), set())
+            out[name] = self.resolve(name, value, origin, chain, c, track=name not in written)
             if origin != "builtin":
                 c.part(name, _digest(out[name]))
         return out
 
     def resolve(
-        self, label: str, value: object, origin: str, chains: set[tuple[str, ...]], c: _Collector
+        self,
+        label: str,
+        value: object,
+        origin: str,
+        chains: set[tuple[str, ...]],
+        c: _Collector,
+        *,
+        track: bool = True,
     ) -> _Form:
         if isinstance(value, types.ModuleType):
             return self._module(value, label, chains, c)
@@ -62,7 +85,7 @@ class _ReadResolver:
         if origin != "builtin" and not _is_special(label):  # e.g. the __class__ cell of super()
             c.read(label)
             c.note(_describe(label, value, origin))
-        return self._fp.value(value, label, c)
+        return self._fp.value(value, label, c, track=track)
 
     def _module(
         self, mod: types.ModuleType, label: str, chains: set[tuple[str, ...]], c: _Collector
@@ -80,6 +103,7 @@ class _ReadResolver:
             for attr in chain:
                 if not (isinstance(obj, types.ModuleType) and _is_user_module(obj)):
                     break
+                c.state_reads.add(f"{obj.__name__}.{attr}")
                 if not hasattr(obj, attr):
                     missing = True
                     path.append(attr)
@@ -117,6 +141,7 @@ class _ReadResolver:
             return {"__module_cycle__": mod.__name__}
         self._whole.add(mod.__name__)
         try:
+            c.state_reads.update(f"{mod.__name__}.{name}" for name in vars(mod))
             names = {
                 name: self._module(value, f"{label}.{name}", {()}, c)
                 if isinstance(value, types.ModuleType)
@@ -136,6 +161,9 @@ class _ReadResolver:
         for node, alias, key in norm.imports:
             label = key[2]
             value = _imported(node, alias, package)
+            binding = _import_binding(node, alias, package)
+            if binding is not None:  # ``from m import X`` reads m.X when it runs
+                c.state_reads.add(binding)
             if isinstance(value, str):  # not loaded: identify without importing it
                 out.append({"bind": label, "value": self._unloaded(value, label, c)})
                 continue

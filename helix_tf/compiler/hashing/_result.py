@@ -45,6 +45,18 @@ class CodeFingerprint:
         ``"helpers.normalise"``), and a helper's parts prefixed with its name
         (``"normalise/<code>"``, ``"normalise/WIDTH"``): what lets ``diff`` name the
         constant or helper that changed instead of "the code".
+    state_reads : tuple of str
+        The keys of the state outside the call the code reads (``"module.NAME"``,
+        ``"cell:<id>"``, ``"object:<id>"``: ids of this process, for matching against
+        writes within one compilation, never hashed).
+    state_writes : tuple of (str, bool, tuple of str)
+        Writes into state outside the call, by the code or its helpers: the write as
+        shown (``STATE['m'] = ... (cfg.py:12, in fit)``), whether what it writes comes
+        from the function's parameters, and the keys of what it changes.
+    mutated_parameters : tuple of (str, bool, str)
+        Parameters the callable changes in place, with whether the write comes from its
+        other parameters and the write as shown (its callers are judged where they pass
+        them; not merged into callers).
     """
 
     digest: str
@@ -56,6 +68,12 @@ class CodeFingerprint:
     unseeded: tuple[str, ...] = ()
     seed_parameters: tuple[tuple[str, str], ...] = ()
     parts: tuple[tuple[str, str], ...] = ()
+    # Ids of this process: not shown nor compared (equal fingerprints are equal anywhere).
+    state_reads: tuple[str, ...] = dataclasses.field(default=(), repr=False, compare=False)
+    state_writes: tuple[tuple[str, bool, tuple[str, ...]], ...] = dataclasses.field(
+        default=(), repr=False, compare=False
+    )
+    mutated_parameters: tuple[tuple[str, bool, str], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,6 +109,10 @@ class _Collector:
     #: Not merged from helpers: their callers are checked where they call them.
     seed_parameters: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     parts: dict[str, str] = dataclasses.field(default_factory=dict)
+    state_reads: set[str] = dataclasses.field(default_factory=set)
+    state_writes: list[tuple[str, bool, tuple[str, ...]]] = dataclasses.field(default_factory=list)
+    #: Not merged from helpers: their callers are judged where they pass them.
+    mutated_parameters: list[tuple[str, bool, str]] = dataclasses.field(default_factory=list)
     analysable: bool = True
 
     def part(self, name: str, digest: str) -> None:
@@ -120,3 +142,5 @@ class _Collector:
         self.unseeded.extend(u for u in fp.unseeded if u not in self.unseeded)
         for name, digest in fp.parts:
             self.part(f"{label}/{name}", digest)
+        self.state_reads.update(fp.state_reads)
+        self.state_writes.extend(w for w in fp.state_writes if w not in self.state_writes)

@@ -47,25 +47,100 @@ def unordered_sets(scan: _Scan, tree: ast.AST) -> None:
 def _built_unordered(scan: _Scan, node: ast.AST) -> bool:
     """A set made by the code whose elements may iterate in another order in another
     process: a literal holding text or values not known at compile time, a set
-    comprehension, ``set(...)``/``frozenset(...)`` of what is not known to be numbers, a
-    call of a user function that returns such a set."""
+    comprehension or ``set(...)``/``frozenset(...)`` of what is not known to be numbers
+    (written so as to give numbers: :func:`_gives_numbers`; QA pass 14), a call of a user
+    function that returns such a set."""
     if isinstance(node, ast.Set):
-        return not all(_order_stable(_element(scan, e)) for e in node.elts)
+        return not all(
+            _order_stable(_element(scan, e)) or _gives_numbers(scan, e, frozenset())
+            for e in node.elts
+        )
     if isinstance(node, ast.SetComp):
-        return True
+        return not _gives_numbers(scan, node.elt, _number_targets(scan, node))
     if not isinstance(node, ast.Call):
         return False
     fn = scan.value(node.func)
     if fn is set or fn is frozenset:
         if not node.args:
             return False  # set(): empty, filled by calls judged at their own uses
-        if isinstance(node.args[0], ast.Call) and scan.value(node.args[0].func) is range:
-            return False  # numbers
+        if _items_are_numbers(scan, node.args[0]):
+            return False  # {len(w) for w in words}, set(range(n)), set(map(len, words))
         items = scan.value(node.args[0])
         if not isinstance(items, list | tuple | set | frozenset | range | dict):
             return True  # not known at compile time: text as likely as numbers
         return not all(map(_order_stable, items))
     return _returns_a_set(fn)
+
+
+#: Builtins whose result is an int whatever they are given (or that fail). Not ``float``:
+#: a NaN hashes by its address (Python 3.10+), so a set holding several iterates in
+#: another order in every process.
+_NUMBER_CALLS = (len, int, ord, bool)
+
+
+def _gives_numbers(scan: _Scan, node: ast.AST, numbers: frozenset[str]) -> bool:
+    """Whether an expression gives a number that hashes by its value (alike in every
+    process) by how it is written: a number literal, a call of ``len``, ``int``, ``ord``,
+    ``bool`` or of ``round`` with one argument, a comparison, ``not``, arithmetic of such
+    (no NaN comes of it), a number known at compile time, or a name in ``numbers`` (a
+    comprehension's variable over ``range``)."""
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, int | float)  # bool is an int; a literal is no NaN
+    if isinstance(node, ast.Name) and node.id in numbers:
+        return True
+    if isinstance(node, ast.Compare) or (
+        isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not)
+    ):
+        return True
+    if isinstance(node, ast.UnaryOp):
+        return _gives_numbers(scan, node.operand, numbers)
+    if isinstance(node, ast.BinOp):
+        return _gives_numbers(scan, node.left, numbers) and _gives_numbers(
+            scan, node.right, numbers
+        )
+    if isinstance(node, ast.IfExp):
+        return _gives_numbers(scan, node.body, numbers) and _gives_numbers(
+            scan, node.orelse, numbers
+        )
+    if isinstance(node, ast.Call):
+        fn = scan.value(node.func)
+        if fn is round:
+            return len(node.args) == 1 and not node.keywords
+        return any(fn is f for f in _NUMBER_CALLS)
+    value = scan.value(node)
+    return isinstance(value, int) or (isinstance(value, float) and value == value)
+
+
+def _number_targets(scan: _Scan, node: ast.AST) -> frozenset[str]:
+    """The names a comprehension binds to numbers: ``i`` in ``for i in range(n)``, or an
+    ``enumerate``'s index."""
+    names: set[str] = set()
+    for generator in getattr(node, "generators", []):
+        it, target = generator.iter, generator.target
+        called = scan.value(it.func) if isinstance(it, ast.Call) else None
+        if called is range and isinstance(target, ast.Name):
+            names.add(target.id)
+        elif called is enumerate and isinstance(target, ast.Tuple) and target.elts:
+            first = target.elts[0]
+            if isinstance(first, ast.Name):
+                names.add(first.id)
+    return frozenset(names)
+
+
+def _items_are_numbers(scan: _Scan, node: ast.AST) -> bool:
+    """Whether what ``set(...)`` is given yields numbers: ``range(...)``, a generator or
+    list comprehension of numbers, ``map`` of a number builtin."""
+    if isinstance(node, ast.GeneratorExp | ast.ListComp):
+        return _gives_numbers(scan, node.elt, _number_targets(scan, node))
+    if not isinstance(node, ast.Call):
+        return False
+    fn = scan.value(node.func)
+    if fn is range:
+        return True
+    if fn is map and node.args:
+        mapped = scan.value(node.args[0])
+        return any(mapped is f for f in _NUMBER_CALLS)
+    return False
 
 
 def _element(scan: _Scan, node: ast.AST) -> object:

@@ -20,10 +20,14 @@ from __future__ import annotations
 import ast
 import inspect
 import sys
+import textwrap
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from . import _effects  # the scan's other rules (a cycle: read when a call is judged)
+from . import (
+    _effects,  # the scan's other rules (a cycle: read when a call is judged)
+    _generators as g,
+)
 from ._origin import _is_user_callable
 
 if TYPE_CHECKING:
@@ -175,7 +179,7 @@ def helper_seeds(scan: _Scan, fn: object, node: ast.Call) -> None:
     signature = _signature(fn) if seeds else None
     for name in seeds:
         if signature is None or name not in signature.parameters:
-            if isinstance(fn, type):  # a method's: where its calls are is not followed
+            if isinstance(fn, type) and not _method_calls_pass(scan, fn, node, name):
                 scan.found.unseeded.append(
                     (f"{scan.text(node)}, whose methods take {name}=None", node.lineno)
                 )
@@ -189,6 +193,98 @@ def helper_seeds(scan: _Scan, fn: object, node: ast.Call) -> None:
             scan.found.unseeded.append((f"{scan.text(node)} with {name}=None", node.lineno))
 
 
+def _method_calls_pass(scan: _Scan, cls: type, node: ast.Call, name: str) -> bool:
+    """Whether every call of the methods of ``cls`` that take seed ``name`` on the object
+    ``node`` makes is seen, and judged here (QA pass 14): the object is used only through
+    its attributes or called (``C().draw(x, seed=S)``, ``C()(x, S)``, or bound to a local
+    name: ``c = C()``), and no
+    method of the class calls a seeded one itself (``self.draw(x)``: not followed). A
+    call passing the seed is reusable; one leaving it out or None draws without one; one
+    passing the caller's own seed parameter hands the question to its callers."""
+    methods = _seeded_methods(scan, cls, name)
+    if not methods or _called_inside(cls, set(methods)):
+        return False
+    uses = _uses_of_object(scan, node)
+    if uses is None:
+        return False
+    for use in uses:
+        parent = scan.parents.get(id(use))
+        call: ast.AST | None
+        if isinstance(parent, ast.Call) and parent.func is use:  # the object called
+            method, call = "__call__", parent
+        elif isinstance(parent, ast.Attribute) and parent.value is use:
+            method, call = parent.attr, scan.parents.get(id(parent))
+            if method in methods and not (isinstance(call, ast.Call) and call.func is parent):
+                return False  # the bound method handed on
+        else:
+            return False  # handed on: its calls are not seen
+        if method not in methods or not isinstance(call, ast.Call):
+            continue
+        signature = _signature(methods[method])
+        given = _given(signature, call, name, 1) if signature is not None else _HIDDEN
+        if isinstance(given, ast.Name) and _is_parameter(scan, given):
+            scan.found.seed_parameters.append((scan.text(call), call.lineno, given.id))
+        elif given is _MISSING or (isinstance(given, ast.AST) and _none(scan, given)):
+            scan.found.unseeded.append((f"{scan.text(call)} with {name}=None", call.lineno))
+    return True
+
+
+def _seeded_methods(scan: _Scan, cls: type, name: str) -> dict[str, object]:
+    """The methods of ``cls`` (its own and inherited) that take seed parameter ``name``."""
+    found: dict[str, object] = {}
+    for klass in reversed(cls.__mro__):
+        for attr, value in vars(klass).items():
+            function = value.__func__ if isinstance(value, staticmethod | classmethod) else value
+            if not _is_user_callable(function):
+                found.pop(attr, None)  # overridden by something else
+            elif name in scan.seeds_of(function):
+                found[attr] = function
+            else:
+                found.pop(attr, None)
+    return found
+
+
+def _called_inside(cls: type, methods: set[str]) -> bool:
+    """Whether the code of ``cls`` (or a user class it is built on) names one of
+    ``methods`` as an attribute (``self.draw(...)``): such calls are not followed."""
+    for klass in cls.__mro__:
+        if not _is_user_callable(klass):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):
+            return True
+        if any(isinstance(n, ast.Attribute) and n.attr in methods for n in ast.walk(tree)):
+            return True
+    return False
+
+
+def _uses_of_object(scan: _Scan, node: ast.Call) -> list[ast.AST] | None:
+    """The expressions through which the object ``node`` makes is used: ``node`` itself,
+    or every read of the local name it is bound to; None when it goes elsewhere."""
+    parent = scan.parents.get(id(node))
+    if isinstance(parent, ast.Attribute) or (isinstance(parent, ast.Call) and parent.func is node):
+        return [node]
+    if not (
+        isinstance(parent, ast.Assign)
+        and len(parent.targets) == 1
+        and isinstance(parent.targets[0], ast.Name)
+    ):
+        return None
+    bound = parent.targets[0].id
+    root: ast.AST = parent
+    while id(root) in scan.parents:
+        root = scan.parents[id(root)]
+    stores: list[ast.AST] = [
+        n
+        for n in ast.walk(root)
+        if isinstance(n, ast.Name) and n.id == bound and n is not parent.targets[0]
+    ]
+    if any(not isinstance(getattr(n, "ctx", None), ast.Load) for n in stores):
+        return None  # bound again: not followed
+    return stores
+
+
 def passed_on_seeds(scan: _Scan, tree: ast.AST) -> None:
     """A user function with seed parameters named other than in a call (``map(noise,
     xs)``, ``key=noise``): whoever calls it is not seen, so its seed is taken as None."""
@@ -198,6 +294,8 @@ def passed_on_seeds(scan: _Scan, tree: ast.AST) -> None:
         parent = scan.parents.get(id(node))
         if isinstance(parent, ast.Call) and parent.func is node:
             continue
+        if isinstance(parent, ast.ClassDef) and node in parent.bases:
+            continue  # a base class: its methods are the subclass's, judged where it is made
         value = scan.value(node)
         seeds = scan.seeds_of(value) if callable(value) else ()
         if seeds:
@@ -228,7 +326,7 @@ def judge_seeds(scan: _Scan, fn: object, node: ast.Call) -> None:
     def none(value: Callable[[ast.AST], object]) -> Callable[[ast.AST], bool]:
         def is_none(arg: ast.AST) -> bool:  # numpy's own generator is no seed either
             found = value(arg)
-            return e._is_none(arg, value) or any(found is g for g in (numpy_random, global_state))
+            return g._is_none(arg, value) or any(found is g for g in (numpy_random, global_state))
 
         return is_none
 
@@ -237,8 +335,8 @@ def judge_seeds(scan: _Scan, fn: object, node: ast.Call) -> None:
     if param is not None:
         scan.found.unset_seeds.append((scan.text(node), node.lineno, param))
     elif (
-        e._draws_shared_state(fn, node, scan.seed_value)
-        or e._is_unseeded(fn, node, scan.seed_value)
+        g._draws_shared_state(fn, node, scan.seed_value)
+        or g._is_unseeded(fn, node, scan.seed_value)
         or unset_seed(fn, node, none(scan.seed_value), known=known, skip=_judged_elsewhere)
     ):
         seed_parameter_use(scan, node)
@@ -249,15 +347,14 @@ def judge_seeds(scan: _Scan, fn: object, node: ast.Call) -> None:
 def _judged_elsewhere(fn: object) -> bool:
     """Calls whose draws other rules judge: generators' constructors, seeding, the
     ``random`` module and numpy's global draws, a kept generator's methods."""
-    e = _effects
     name = getattr(fn, "__name__", "")
     module = getattr(fn, "__module__", None) or ""
     owner = getattr(fn, "__self__", None)
     return (
-        name in e._RANDOM_CTORS
-        or name in e._STATE_CALLS
+        name in g._RANDOM_CTORS
+        or name in g._STATE_CALLS
         or module.split(".")[0] == "random"
         or module.startswith("numpy.random")
-        or e._is_global_draw(fn)
-        or (owner is not None and e.kept_generator(owner))
+        or g._is_global_draw(fn)
+        or (owner is not None and g.kept_generator(owner))
     )

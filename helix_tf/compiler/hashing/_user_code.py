@@ -12,15 +12,17 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._canonical import _digest, _Form
-from ._effects import _UNKNOWN, MACHINE_FACTS, generators_in, scan_effects
+from ._effects import _UNKNOWN, MACHINE_FACTS, StateHooks, scan_effects
 from ._files import sha256_file, sha256_files
+from ._generators import generators_in
 from ._listing_order import listing_order
 from ._locate import _SourceFinder
-from ._origin import _warn_once
+from ._origin import _is_user_function, _warn_once
 from ._reads import _class_attrs, _class_functions, _imported, _Namespace
 from ._resolver import _ReadResolver
 from ._result import FileRead, _Collector
 from ._source import _code_globals, _Normaliser
+from ._state import written_only
 
 if TYPE_CHECKING:
     from ._code import _Fingerprinter
@@ -33,6 +35,21 @@ _BUILTIN_CALLABLES = (
     types.MethodDescriptorType,
     types.ClassMethodDescriptorType,
 )
+
+
+def _is_user_code(fn: object) -> bool:
+    """A function of the user's own, analysed from its source."""
+    return isinstance(fn, types.FunctionType) and _is_user_function(fn)
+
+
+def _record_state(found: Any, base: str, qualname: str, c: _Collector) -> None:
+    """The writes into state outside the call and the parameters changed in place, shown
+    with ``file:line`` and the function (``_state``)."""
+    for keys, call, line, derived in found.writes:  # line 0: a callee's write, shown
+        shown = f"{call} ({base}:{line}, in {qualname})" if line else call
+        c.state_writes.append((shown, derived, keys))
+    for name, derived, call, line in found.mutated:
+        c.mutated_parameters.append((name, derived, f"{call} ({base}:{line}, in {qualname})"))
 
 
 def _fact(name: str, c: _Collector) -> _Form:
@@ -66,7 +83,8 @@ class _UserCode:
         extra = [n for n in [*_code_globals(code), *code.co_freevars] if n not in norm.free]
         namespace = _Namespace(closure=closure, globals=fn.__globals__)
         self_names = {n for n in [*names, *extra] if namespace.get(n)[0] is fn}
-        free = self._reads.names(names, extra, namespace, norm.chains, self_names, c)
+        written = written_only(located)
+        free = self._reads.names(names, extra, namespace, norm.chains, self_names, c, written)
         form = {
             "kind": "function",
             "code": norm.dump(self_names),
@@ -112,9 +130,19 @@ class _UserCode:
             value = local_imports.get(name, _UNKNOWN)
             return _UNKNOWN if isinstance(value, str) else value
 
+        def binding_of(name: str) -> str | None:
+            if name in namespace.closure:
+                return f"cell:{id(namespace.closure[name])}"
+            module = module_globals.get("__name__")
+            return f"{module}.{name}" if module else None
+
         filename, qualname = where
-        found = scan_effects(tree, resolve, text, self._fp.seeds_of)
+        hooks = StateHooks(binding_of, self._fp.mutates_of, _is_user_code)
+        found = scan_effects(tree, resolve, text, self._fp.seeds_of, hooks)
+        _record_state(found, os.path.basename(filename), qualname, c)
         form: dict[str, _Form] = {}
+        if found.env or found.env_unresolved:  # another node's code may set it (_state)
+            c.state_reads.add(f"object:{id(os.environ)}")
         if found.env:
             form["env"] = {k: os.environ.get(k) for k in found.env}
             for k in found.env:
@@ -242,7 +270,8 @@ class _UserCode:
         namespace = _Namespace(closure=closure, globals=vars(module) if module else {})
         names = list(norm.free)
         self_names = {n for n in [*names, *extra] if namespace.get(n)[0] is cls}
-        free = self._reads.names(names, extra, namespace, norm.chains, self_names, c)
+        written = written_only(located)
+        free = self._reads.names(names, extra, namespace, norm.chains, self_names, c, written)
         form = {
             "kind": "class",
             "code": norm.dump(self_names),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -54,6 +54,8 @@ class Label(Operator):
 
     KIND: ClassVar[str] = "label"
     TASK: ClassVar[str] = "binary"
+    #: 2: a label of blank text is missing (it was a negative row; QA pass 15).
+    VERSION: ClassVar[int] = 2
     #: Parameters only training reads (hashed into the train node, not the examples).
     TRAINING_PARAMS: ClassVar[tuple[str, ...]] = ()
     column: str
@@ -90,6 +92,7 @@ class Label(Operator):
         """Labels as int8 and a mask of rows whose label is missing or invalid."""
         import pandas as pd
 
+        raw = values
         if hasattr(values, "to_pandas"):
             values = values.to_pandas()
         series = pd.Series(values)
@@ -100,7 +103,10 @@ class Label(Operator):
             )
             bad = missing | ~np.isin(nums, (0.0, 1.0))
             return np.where(bad, 0, nums).astype(np.int8), bad
-        return (series == self.positive).fillna(False).to_numpy(dtype=bool).astype(np.int8), missing
+        if _is_text(raw):  # numbers are never blank (and are not turned into text here)
+            missing = missing | _blank(_as_strings(raw))
+        positive = (series == self.positive).fillna(False).to_numpy(dtype=bool)
+        return np.where(missing, 0, positive).astype(np.int8), missing
 
 
 # ---------------------------------------------------------------------------- multiclass
@@ -115,7 +121,7 @@ class _ClassCounts(Analyzer):
     def add(self, acc: dict[str, int], values: list[Any]) -> dict[str, int]:
         import pyarrow.compute as pc
 
-        counts = pc.value_counts(_as_strings(values[0]).drop_null())
+        counts = pc.value_counts(_label_texts(values[0]).drop_null())
         for value, count in zip(
             counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
         ):
@@ -153,6 +159,42 @@ def _as_strings(values: Any) -> Any:
     return pa.array([None if v is None else str(v) for v in arr.tolist()], type=pa.string())
 
 
+def _blank(texts: Any) -> np.ndarray:
+    """Which of ``texts`` (an Arrow string array) are blank: empty or only whitespace.
+
+    A label of blank text is missing, whatever the source's ``na_values`` (a text
+    column beside it may keep its empty values: the SMS config reads ``na_values=()``),
+    never a class or a negative row of its own.
+    """
+    import pyarrow.compute as pc
+
+    trimmed = pc.utf8_trim_whitespace(texts)
+    return np.asarray(pc.fill_null(pc.equal(trimmed, ""), False), dtype=bool)
+
+
+def _is_text(values: Any) -> bool:
+    """Whether ``values`` (an Arrow array, a numpy array or a list) hold text."""
+    import pyarrow as pa
+
+    if isinstance(values, pa.ChunkedArray | pa.Array):
+        return bool(pa.types.is_string(values.type) or pa.types.is_large_string(values.type))
+    return np.asarray(values).dtype.kind in "OUS"
+
+
+def _label_texts(values: Any) -> Any:
+    """Label values as an Arrow string array, blank text (:func:`_blank`) as null."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    texts = _as_strings(values)
+    blank = _blank(texts)
+    return (
+        pc.if_else(pa.array(blank), pa.nulls(len(texts), pa.string()), texts)
+        if blank.any()
+        else texts
+    )
+
+
 def _class_names(classes: Any) -> Any:
     """Declared classes as a tuple of text (``2`` is the class ``"2"``); None stays None."""
     if classes is None or isinstance(classes, str):
@@ -180,6 +222,8 @@ class MulticlassLabel(Operator):
 
     KIND: ClassVar[str] = "label"
     TASK: ClassVar[str] = "multiclass"
+    #: 2: a label of blank text is missing (it was a class of its own; QA pass 15).
+    VERSION: ClassVar[int] = 2
     TRAINING_PARAMS: ClassVar[tuple[str, ...]] = ()  # classes and unseen change the examples
     column: str
     _: dataclasses.KW_ONLY
@@ -254,7 +298,7 @@ class MulticlassLabel(Operator):
 
         names = self.class_names(state)
         known = [c for c in names if c != OTHER_CLASS]
-        texts = _as_strings(values)
+        texts = _label_texts(values)
         found = pc.index_in(texts, value_set=pa.array(known, type=pa.string()))
         idx = np.asarray(pc.fill_null(found, -1), dtype=np.int64)
         missing = np.asarray(pc.is_null(texts), dtype=bool)
@@ -360,18 +404,30 @@ class NumericLabel(Operator):
     def problem(self, bad_value: Any) -> str:
         return "a regression label must be a finite number"
 
-    def target(self, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def target(
+        self,
+        values: np.ndarray,
+        rows: np.ndarray,
+        describe: Callable[[int], str] | None = None,
+    ) -> np.ndarray:
         """The model's target (the transform applied) for original-scale ``values``.
 
-        Raises DataError naming the first row (``rows``: the rows' ids) whose value is
-        outside the transform's domain (e.g. a price of 0 under ``transform="log"``).
+        Raises DataError naming the first row (``rows``: the rows' ids; ``describe``: a
+        row id -> its place in the training split's files, "line 12 of FILE") whose value
+        is outside the transform's domain (e.g. a price of 0 under ``transform="log"``).
         """
         target = forward_transform(self.transform, values)
         bad = ~np.isfinite(target)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
+            row = int(rows[i])
+            where = (
+                describe(row)
+                if describe is not None
+                else f"row {row} (line number in its file) of the training split"
+            )
             raise DataError(
-                f"row {int(rows[i])} (line number in its file) of the training split has label "
+                f"{where} has label "
                 f"{float(values[i])!r} in column {self.column!r}, but transform="
                 f"{self.transform!r} needs values {_DOMAIN[str(self.transform)]} "
                 f"({int(bad.sum())} such rows); use another transform or drop those rows"
