@@ -15,10 +15,15 @@ Memory counts every process the server keeps between runs: the server, its train
 and its spare (the next run's process, forked ahead), found as the server's process
 tree in ``/proc``. Each is read as RSS and as PSS (proportional set size: pages shared
 between the forks counted once in the total, where a sum of RSS counts them once per
-process). Readings: *idle* (the server ready, after the first run, no run served
+process; split into the processes' data and mapped files, whose share also depends
+on unrelated processes mapping the same libraries). Run as root, each reading also
+counts the tree's distinct physical pages (``pagemap``), data and files, which no
+other process moves. Readings: *idle* (the server ready, after the first run, no run served
 yet), *warm* (after the first cycle of the mix: the trainer has built a model) and
 every ``--every`` runs. Growth (no leak: < 10%) is the last reading against the warm
-one, for the total PSS and for each role's RSS; growth against idle is reported too.
+one, for the data's PSS, the distinct pages, the total RSS and each role's RSS; the total
+PSS's growth is reported but not judged (:data:`NOT_JUDGED`); growth against idle is
+reported too.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import argparse
 import contextlib
 import json
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -73,18 +79,68 @@ def children(pid: int, proc: Path = Path("/proc")) -> list[int]:
     return found
 
 
+#: ``smaps_rollup`` fields read, and their keys here. PSS splits into the process' data
+#: (anonymous pages: shared only with the forks of the same server) and mapped files
+#: (libraries: their share also depends on unrelated processes mapping the same files).
+FIELDS = {
+    "Rss": "rss_bytes",
+    "Pss": "pss_bytes",
+    "Pss_Anon": "pss_anon_bytes",
+    "Pss_File": "pss_file_bytes",
+}
+
+
 def memory(pid: int, proc: Path = Path("/proc")) -> dict[str, int]:
-    """``{"rss_bytes", "pss_bytes"}`` of one process (``smaps_rollup``; 0 when gone)."""
+    """:data:`FIELDS` of one process, in bytes (``smaps_rollup``; 0 when gone or absent)."""
     try:
         text = (proc / str(pid) / "smaps_rollup").read_text()
     except OSError:
-        return {"rss_bytes": 0, "pss_bytes": 0}
+        text = ""
     kb = {}
     for line in text.splitlines():
         key, _, rest = line.partition(":")
-        if key in ("Rss", "Pss") and rest.strip().endswith("kB"):
+        if key in FIELDS and rest.strip().endswith("kB"):
             kb[key] = int(rest.split()[0])
-    return {"rss_bytes": kb.get("Rss", 0) * 1024, "pss_bytes": kb.get("Pss", 0) * 1024}
+    return {name: kb.get(key, 0) * 1024 for key, name in FIELDS.items()}
+
+
+#: A ``/proc/<pid>/pagemap`` entry's bits: present, file page (or shared anonymous), frame.
+_PRESENT, _FILE_PAGE, _FRAME = 1 << 63, 1 << 61, (1 << 55) - 1
+
+
+def distinct_pages(pids: Sequence[int], proc: Path = Path("/proc")) -> dict[str, int] | None:
+    """``{"anon_bytes", "file_bytes"}``: the physical pages any of ``pids`` maps, each once.
+
+    What the tree holds in memory whatever else runs on the machine (a PSS total also
+    depends on unrelated processes mapping the same library files). Read from
+    ``pagemap``'s page frame numbers, which only root sees (``None`` otherwise): a page
+    of a mapped file counts as file, any other as the processes' data.
+    """
+    page = os.sysconf("SC_PAGE_SIZE")
+    frames: dict[str, set[int]] = {"anon_bytes": set(), "file_bytes": set()}
+    for pid in pids:
+        try:
+            maps = (proc / str(pid) / "maps").read_text().splitlines()
+            pagemap = (proc / str(pid) / "pagemap").open("rb")
+        except OSError:
+            continue  # gone meanwhile
+        with pagemap:
+            for line in maps:
+                fields = line.split()
+                start, end = (int(x, 16) // page for x in fields[0].split("-"))
+                mapped_file = len(fields) > 5 and fields[5].startswith("/")
+                try:
+                    pagemap.seek(start * 8)
+                    entries = pagemap.read((end - start) * 8)
+                except OSError:  # [vsyscall]: outside what pagemap reads
+                    continue
+                for (entry,) in struct.iter_unpack("<Q", entries[: len(entries) // 8 * 8]):
+                    if entry & _PRESENT:
+                        kind = "file_bytes" if mapped_file and entry & _FILE_PAGE else "anon_bytes"
+                        frames[kind].add(entry & _FRAME)
+    if any(0 in found for found in frames.values()):
+        return None  # frame numbers hidden: not root
+    return {kind: len(found) * page for kind, found in frames.items()}
 
 
 def reading(status: Mapping[str, Any], runs: int, proc: Path = Path("/proc")) -> dict[str, Any]:
@@ -100,37 +156,53 @@ def reading(status: Mapping[str, Any], runs: int, proc: Path = Path("/proc")) ->
         int(status.get("spare_pid") or 0): "spare",
     }
     roles: dict[str, dict[str, int]] = {}
-    for pid in [server, *children(server, proc)]:
+    tree = [server, *children(server, proc)]
+    for pid in tree:
         role = named.get(pid, "other")
         mem = memory(pid, proc)
-        into = roles.setdefault(role, {"processes": 0, "rss_bytes": 0, "pss_bytes": 0})
+        into = roles.setdefault(role, {"processes": 0, **dict.fromkeys(mem, 0)})
         into["processes"] += 1
-        into["rss_bytes"] += mem["rss_bytes"]
-        into["pss_bytes"] += mem["pss_bytes"]
+        for key, value in mem.items():
+            into[key] += value
     return {
         "runs": runs,
         "roles": roles,
-        "total_rss_bytes": sum(r["rss_bytes"] for r in roles.values()),
-        "total_pss_bytes": sum(r["pss_bytes"] for r in roles.values()),
+        **{f"total_{key}": sum(r[key] for r in roles.values()) for key in FIELDS.values()},
+        "distinct": distinct_pages(tree, proc),
         "trainers": (status.get("trainer") or {}).get("trainers"),
     }
 
 
+#: Growth figures that are not the tree's own: the PSS of mapped library files rises when
+#: unrelated processes that shared them end (another session's TensorFlow process), and
+#: falls when more start. Reported, not judged: the data's PSS, the distinct pages and
+#: each role's RSS are what the tree holds.
+NOT_JUDGED = ("total_pss",)
+
+
 def growth(first: Mapping[str, Any], last: Mapping[str, Any]) -> dict[str, float | None]:
-    """Fractional growth from ``first`` to ``last``: total PSS and RSS, and each role's RSS."""
+    """Fractional growth from ``first`` to ``last``: total PSS (and its data part) and RSS,
+    the distinct pages (``None`` where they were not read), and each role's RSS."""
 
     def frac(a: int, b: int) -> float | None:
         return round(b / a - 1, 4) if a else None
 
     out: dict[str, float | None] = {
         "total_pss": frac(first["total_pss_bytes"], last["total_pss_bytes"]),
+        "total_pss_anon": frac(first["total_pss_anon_bytes"], last["total_pss_anon_bytes"]),
         "total_rss": frac(first["total_rss_bytes"], last["total_rss_bytes"]),
+        "distinct": frac(*(sum((r.get("distinct") or {}).values()) for r in (first, last))),
     }
     for role in sorted(set(first["roles"]) | set(last["roles"])):
         a = first["roles"].get(role, {}).get("rss_bytes", 0)
         b = last["roles"].get(role, {}).get("rss_bytes", 0)
         out[f"{role}_rss"] = frac(a, b)
     return out
+
+
+def within_limit(growths: Mapping[str, float | None]) -> bool:
+    """Whether no growth the tree owns reaches :data:`GROWTH_LIMIT` (:data:`NOT_JUDGED`)."""
+    return all(v is None or v < GROWTH_LIMIT for k, v in growths.items() if k not in NOT_JUDGED)
 
 
 def _wait_for_server(env: dict[str, str], timeout_s: float = 300) -> dict[str, Any]:
@@ -218,6 +290,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "load_avg_first_last": [load[0], load[-1]],
             "idle_total_pss_mb": _mb(idle["total_pss_bytes"]),
             "idle_total_rss_mb": _mb(idle["total_rss_bytes"]),
+            # The tree's physical pages, each once: data and mapped files (root only).
+            "idle_distinct_mb": {k[:4]: _mb(v) for k, v in (idle["distinct"] or {}).items()},
+            "last_distinct_mb": {k[:4]: _mb(v) for k, v in (last["distinct"] or {}).items()},
+            "idle_pss_anon_file_mb": [
+                _mb(idle["total_pss_anon_bytes"]),
+                _mb(idle["total_pss_file_bytes"]),
+            ],
             "idle_by_role_rss_mb": {k: _mb(v["rss_bytes"]) for k, v in idle["roles"].items()},
             "warm_total_pss_mb": _mb(warm["total_pss_bytes"]),
             "last_total_pss_mb": _mb(last["total_pss_bytes"]),
@@ -232,10 +311,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "readings": readings,
         }
     g = report["growth_from_warm"]
-    ok = all(v is None or v < GROWTH_LIMIT for v in g.values())
+    ok = within_limit(g)
     print(
         f"warm server's process tree ({args.start} start): idle "
-        f"{report['idle_total_pss_mb']} MB PSS ({report['idle_by_role_rss_mb']} MB RSS); after "
+        f"{report['idle_total_pss_mb']} MB PSS (data + files: {report['idle_pss_anon_file_mb']}; "
+        f"{report['idle_by_role_rss_mb']} MB RSS; distinct pages {report['idle_distinct_mb']}); "
+        "after "
         f"{args.runs - 1} served runs ({'/'.join(mix)}) {report['last_total_pss_mb']} MB PSS "
         f"({report['last_by_role_rss_mb']} MB RSS); growth from the warm reading "
         + ", ".join(f"{k} {v:+.1%}" for k, v in g.items() if v is not None)

@@ -60,6 +60,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from helix_tf.server._memory import trim_heap
+
 __all__ = ["HintFile", "RemoteTrainer", "hint_path", "start_trainer", "trainer_path"]
 
 log = logging.getLogger(__name__)
@@ -139,6 +141,7 @@ def _serve(listener: socket.socket, parent: int, hints: Path) -> None:
     kept: OrderedDict[str, tuple[str, Any]] = OrderedDict()  # token: (plain_key, model)
     warm_up_due = _warm_up_due(parent)
     warm = False
+    trimmed = True  # nothing freed since the last trim_heap
     after: _AfterRun | None = None
     trainings = light = 0  # served so far; of them, approximate runs' (light) ones
     while os.getppid() == parent:  # the server is gone: so is its trainer
@@ -156,6 +159,9 @@ def _serve(listener: socket.socket, parent: int, hints: Path) -> None:
             if warm_up_due() and not _prepare(hints) and not warm:
                 _warm_up()
                 warm = True
+            elif not trimmed:  # idle after a training: its freed memory back to the system
+                trim_heap()
+                trimmed = True
             continue
         sock, _ = listener.accept()
         peer = _peer_pid(sock)
@@ -163,7 +169,7 @@ def _serve(listener: socket.socket, parent: int, hints: Path) -> None:
         try:
             trained = _profiled(_handle, conn, kept)
             if trained is not None:
-                warm = True
+                warm, trimmed = True, False
                 trainings, light = trainings + 1, light + bool(trained.get("light"))
                 after = _AfterRun(trained, peer) if _prepares(trainings, light) else None
             elif after is not None:

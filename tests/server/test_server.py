@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from helix_tf.native_output import is_chatter
+from helix_tf.server._memory import file_pages, parse_smaps
 from tests.conftest import TINY_CENSUS, write_config
 
 # Real processes: slow; CI runs those marked ci (README lists the rest).
@@ -286,6 +287,16 @@ def test_status_shows_pid_uptime_runs_memory_and_runs_in_progress(server: Path) 
     assert status["user_run_in_progress"] is False and status["in_progress"] == []
     text = _helix(server, "server", "status").stdout
     assert f"pid {status['pid']}" in text and "run(s) served" in text and "RSS" in text
+
+
+@pytest.mark.ci
+def test_the_idle_server_maps_no_pages_of_tensorflows_libraries(server: Path) -> None:
+    # Importing TensorFlow touched ~330 MB of its libraries' pages; the server gives
+    # them back (its runs and trainer are forks, which never shared those mappings).
+    smaps = Path(f"/proc/{_status(server)['pid']}/smaps").read_text()
+    libraries = [m for m in parse_smaps(smaps) if "tensorflow" in m.path]
+    assert sum(m.rss_kb for m in libraries if m.path.endswith(".so.2")) > 0  # mapped
+    assert sum(m.rss_kb for m in file_pages(libraries)) < 16 * 1024
 
 
 @pytest.mark.ci
