@@ -82,8 +82,8 @@ class PreprocessingStarted(ProgressEvent):
     EVENT: ClassVar[str] = "stage"
     STAGE: ClassVar[str | None] = "preprocess"
     nodes: tuple[str, ...]
-    #: The Beam runner (``"direct"``, ``"dataflow"`` ...), or ``"in-process"`` for an
-    #: approximate run's preprocessing without a pipeline.
+    #: The Beam runner (``"direct"``, ``"dataflow"`` ...), or ``"in-process"`` for
+    #: preprocessing without a pipeline (a local run's, without Beam options).
     runner: str
 
 

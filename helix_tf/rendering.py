@@ -88,7 +88,7 @@ class ProgressPrinter:
             )
         if isinstance(event, PreprocessingStarted):
             where = (
-                "in this process (approximate run: no Beam pipeline)"
+                "in this process (no Beam pipeline)"
                 if event.runner == "in-process"
                 else f"in one Beam pipeline ({event.runner})"
             )

@@ -31,18 +31,18 @@ __all__ = [
 
 #: Imported before the first fork: what every training run needs and pays seconds for.
 #: Only imports: nothing here may start a thread or open a connection (a fork keeps
-#: neither working).
+#: neither working). Not Beam: a local run preprocesses without it
+#: (:func:`helix_tf.engine._preprocess.preprocesses_here`); a run on another runner
+#: imports it when it launches its pipeline.
 PRELOAD = (
     "tensorflow",
     "keras",
-    "apache_beam",
-    "apache_beam.runners.portability.fn_api_runner",
     "pyarrow.parquet",
     "pandas",
     "helix_tf.cli",
     "helix_tf.api",
     "helix_tf.engine.execute",
-    "helix_tf.engine.beam_pipeline",
+    "helix_tf.engine.preprocess_steps",
     "helix_tf.engine._learning",
     "helix_tf.components.keras_models",
     # What a run imports lazily after those (measured: ~0.15 s per run otherwise).
@@ -62,7 +62,6 @@ PRELOAD = (
     "helix_tf.reuse.metadata",
     "helix_tf.reuse.materialize",
     "helix_tf.reuse.store",
-    "helix_tf.engine.runners",
     "helix_tf.sample_data",
     # What an evaluation-only run imports after those (measured: ~0.05 s per run).
     "tomllib",

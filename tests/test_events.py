@@ -142,9 +142,7 @@ def test_the_printer_prints_the_lines_the_cli_always_printed() -> None:
     lines = buf.getvalue().splitlines()
     assert lines[0] == "plan: 0 compute, 1 load, 0 prune"
     assert lines[1].endswith("learner: compute 2.00s (incl. 1.00s importing TensorFlow), 5 rows")
-    assert lines[2].endswith(
-        "preprocessing 1 node(s) in this process (approximate run: no Beam pipeline) …"
-    )
+    assert lines[2].endswith("preprocessing 1 node(s) in this process (no Beam pipeline) …")
     silent = io.StringIO()
     ProgressPrinter(Console(file=silent), False)(Planned(decisions=()))
     assert silent.getvalue() == ""

@@ -1,7 +1,7 @@
 """The agent's trial worker: one long-lived process that runs trial after trial.
 
 The agent process imports what the warm server imports
-(:data:`helix_tf.warm.PRELOAD`: TensorFlow, Keras, Beam, the engine),
+(:data:`helix_tf.warm.PRELOAD`: TensorFlow, Keras, the engine),
 then forks *one* worker that serves the agent's runs one after another
 (requests and results are length-prefixed pickles on two pipes). Everything a
 run leaves in the process — imported user modules, Keras and TensorFlow state,

@@ -157,7 +157,7 @@ def _when_imported(argv: list[str]) -> socket.socket | None:
 def _computes_from_scratch(argv: list[str]) -> bool:
     """Whether ``argv`` is a ``run`` into a local store with nothing stored yet.
 
-    Such a run computes every node, so it imports TensorFlow, Keras and Beam itself:
+    Such a run computes every node, so it imports TensorFlow, Keras and Arrow itself:
     importing them for the server first costs it next to nothing. A run into a store
     that holds results may load them and import none of those (an evaluation-only
     run: 6.7 s alone, 18 s paying the imports first, here at load 5), so it starts

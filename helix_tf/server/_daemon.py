@@ -1,7 +1,7 @@
-"""The warm server: TensorFlow, Keras and Beam imported once, one fresh fork per run.
+"""The warm server: TensorFlow, Keras and the engine imported once, one fresh fork per run.
 
 A ``helix-tf run`` pays ~3-4 s before any work starts (importing TensorFlow,
-Keras and Beam). The server pays it once, then forks a child per request: the
+Keras, pandas and Arrow). The server pays it once, then forks a child per request: the
 child starts from the state right after those imports — no user module, no
 model, no Keras policy or graph from an earlier run — exactly as a fresh
 process would, only without the imports. It runs the CLI with the client's
@@ -321,8 +321,9 @@ def _import_and_fork_trainer(path: Path, parts: dict[str, str], lock_fd: int) ->
 
     The run that started this server trains in that trainer from the moment it is
     forked (phase ``training``), before the server has imported what only its runs
-    need (Beam, pandas, the engine: ~1.5 s of CPU here). Then the server gives back the
-    library pages its imports touched (:func:`~helix_tf.server._memory.release_library_pages`:
+    need (pandas, Arrow, the engine: ~0.5 s of CPU here; not Beam). Then the server gives
+    back the library pages its imports touched
+    (:func:`~helix_tf.server._memory.release_library_pages`:
     ~330 MB of TensorFlow's, which neither its forks nor its trainer ever shared).
     """
     importing_since = time.time()

@@ -2,7 +2,7 @@
 
 A ``run`` into an empty store that finds no server forks one
 (:func:`helix_tf.server._starting.start_by_fork`) and goes on with its own work:
-config, plan, reading and preprocessing the data, which need Beam, pandas and Arrow
+config, plan, reading and preprocessing the data, which need pandas and Arrow
 but not TensorFlow. The server imports TensorFlow and Keras meanwhile, on another
 CPU, and forks its trainer (phase ``training``) before it imports the rest. When
 the run reaches its first training it

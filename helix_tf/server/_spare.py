@@ -1,6 +1,6 @@
 """The next served run's process, forked before its request comes: the server's *spare*.
 
-Forking the server (~0.9 GB resident: TensorFlow, Keras and Beam imported) took
+Forking the server (~0.9 GB resident: TensorFlow and Keras imported) took
 25–90 ms here (the kernel copies its page tables), in the middle of every served
 run's hand-over. The server keeps one child forked ahead of time: it waits on a
 socket pair for a run's request, the client's connection and its standard streams,

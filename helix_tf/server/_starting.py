@@ -2,7 +2,7 @@
 
 A ``run`` into an empty store that finds no server forks one from itself
 (:func:`start_by_fork`) before either imports anything heavy: the server imports
-TensorFlow and Keras and forks its trainer while the run imports Beam, pandas and
+TensorFlow and Keras and forks its trainer while the run imports pandas, Arrow and
 the engine and prepares its data, and the run hands its trainings to that trainer
 (:mod:`helix_tf.server._pending`); the server then imports the rest and is ready
 for the runs that follow. Any other command starts one as a

@@ -24,7 +24,7 @@ __all__ = ["server"]
 
 @click.group()
 def server() -> None:
-    """A warm server that makes `helix-tf run` skip importing TensorFlow and Beam.
+    """A warm server that makes `helix-tf run` skip importing TensorFlow and Keras.
 
     The first `helix-tf run` or `plan` at a terminal starts it in the background;
     later runs of this Python environment are handed to it and start seconds sooner

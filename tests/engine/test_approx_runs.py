@@ -84,7 +84,8 @@ class Exact:
 @pytest.fixture(scope="module")
 def exact(tmp_path_factory: pytest.TempPathFactory, config: Path) -> Exact:
     store = _store(tmp_path_factory, "exact")
-    first = api.run(config, store=store)
+    # The exact preprocessing stored: the helix policy may not store a tiny run's.
+    first = api.run(config, store=store, materialize="all")
     return Exact(
         exact=first,
         approx_after=api.run(config, store=store, approx=_approx(sample=0.5)),
@@ -135,7 +136,8 @@ class Warm:
 def warm(tmp_path_factory: pytest.TempPathFactory, config: Path) -> Warm:
     store = _store(tmp_path_factory, "warm")
     return Warm(
-        exact_l1=api.run(config, store=store, params=["learner.l1=0.001"]),
+        # The exact preprocessing stored: the helix policy may not store a tiny run's.
+        exact_l1=api.run(config, store=store, params=["learner.l1=0.001"], materialize="all"),
         approx=api.run(config, store=store, approx=_approx(sample=0.5)),
         exact_after=api.run(config, store=store),
     )
@@ -416,6 +418,8 @@ def test_cli_rejects_bad_approximate_settings_before_running(
 def test_approximate_preprocessing_runs_without_a_beam_pipeline(
     config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Locally, a sample is preprocessed in the run's process even where Beam options
+    are given (an approximate run ignores them); an exact run given them uses Beam."""
     from helix_tf.engine import beam_pipeline
 
     made: list[str] = []
@@ -428,12 +432,21 @@ def test_approximate_preprocessing_runs_without_a_beam_pipeline(
     monkeypatch.setattr(beam_pipeline, "run_preprocessing", counted)
     events: list[ProgressEvent] = []
     store = str(tmp_path / "store")
-    approx = api.run(config, store=store, approx=_approx(sample=0.5), progress=events.append)
+    beam_options = ["--job_name=helix"]
+    approx = api.run(
+        config,
+        store=store,
+        approx=_approx(sample=0.5),
+        progress=events.append,
+        pipeline_args=beam_options,
+    )
     assert made == [] and states(approx)["examples"] == "compute"
     assert [e.runner for e in events if isinstance(e, PreprocessingStarted)] == ["in-process"]
-    # The exact run still goes through the pipeline.
-    exact = api.run(config, store=store)
+    # The exact run given Beam options goes through the pipeline.
+    events.clear()
+    exact = api.run(config, store=store, progress=events.append, pipeline_args=beam_options)
     assert made == ["pipeline"] and states(exact)["examples"] == "compute"
+    assert [e.runner for e in events if isinstance(e, PreprocessingStarted)] == ["direct"]
 
 
 # ------------------------------------------------------------------------------ the exact run's steps
@@ -477,7 +490,8 @@ def test_an_approximate_run_that_would_save_too_little_runs_exact_and_says_so(
     config: Path, tmp_path: Path
 ) -> None:
     store = str(tmp_path / "store")
-    api.run(config, store=store, params=["learner.l1=0.001"])  # exact history; examples stored
+    # Exact history; examples stored (the helix policy may not store a tiny run's).
+    api.run(config, store=store, params=["learner.l1=0.001"], materialize="all")
     # By that run, a 0.5 sample saves about half a tiny training: less than a minute.
     planned = api.plan(
         config, store=store, approx=helix_tf.Approx(sample=0.5, min_saving_seconds=60)

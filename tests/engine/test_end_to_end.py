@@ -1,5 +1,6 @@
-"""Whole runs through ``helix_tf.api.run``: one fused Beam pipeline, reuse across runs, bad input
-end to end, and (slow) the quality bars on the full census and SMS data."""
+"""Whole runs through ``helix_tf.api.run``: one preprocessing pass (in this process locally,
+the fused Beam pipeline with Beam options), reuse across runs, bad input end to end, and
+(slow) the quality bars on the full census and SMS data."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from helix_tf import api
-from helix_tf.engine import runners
+from helix_tf.engine import preprocess_steps, runners
 from helix_tf.errors import CompileError, ConfigError, DataError, ExecutionError, HelixError
 from helix_tf.results import RunResult
 from helix_tf.reuse.metadata import MetadataStore
@@ -26,17 +27,29 @@ MODEL_SIDE = ("learner", "predictions", "evaluation")
 
 @dataclasses.dataclass
 class Launches:
-    """Beam pipelines made and run during one ``api.run``."""
+    """Preprocessing passes during one ``api.run``: Beam pipelines made and run, and
+    passes in the run's own process (``here``)."""
 
     pipelines: list[Any] = dataclasses.field(default_factory=list)
     runs: int = 0
+    here: int = 0
+
+    @property
+    def passes(self) -> int:
+        return self.runs + self.here
 
 
 @pytest.fixture(scope="module")
 def count_pipelines() -> Iterator[Callable[[], Launches]]:
-    """Wrap ``runners.pipeline_factory``; each call of the yielded function starts a new count."""
+    """Wrap ``runners.pipeline_factory`` and ``preprocess_steps.run_preprocessing_here``;
+    each call of the yielded function starts a new count."""
     current = [Launches()]
     real = runners.pipeline_factory
+    real_here = preprocess_steps.run_preprocessing_here
+
+    def here(**kw: Any) -> Any:
+        current[0].here += 1
+        return real_here(**kw)
 
     def factory(runner: str, args: Any = ()) -> Callable[[], Any]:
         make = real(runner, args)
@@ -62,6 +75,7 @@ def count_pipelines() -> Iterator[Callable[[], Launches]]:
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(runners, "pipeline_factory", factory)
+        mp.setattr(preprocess_steps, "run_preprocessing_here", here)
         yield start
 
 
@@ -94,7 +108,9 @@ def session(
     config = write_config(folder, TINY_CENSUS, train=census_like[0], test=census_like[1])
     store = str(folder / "store")
     first_launches = count_pipelines()
-    first = api.run(config, store=store, batch_rows=250)
+    # Everything stored: at 900 rows, preprocessing without Beam's launch takes ~0.02 s,
+    # and the helix policy may find storing its outputs not worth it.
+    first = api.run(config, store=store, batch_rows=250, materialize="all")
     again_launches = count_pipelines()
     again = api.run(config, store=store, batch_rows=250)
     l1_launches = count_pipelines()
@@ -102,13 +118,35 @@ def session(
     return Session(config, store, first, first_launches, again, again_launches, l1, l1_launches)
 
 
-def test_first_run_computes_everything_in_one_beam_pipeline(session: Session) -> None:
+def test_first_run_computes_everything_in_one_pass_without_beam(session: Session) -> None:
+    """The local runner preprocesses in the run's process: no Beam pipeline is launched."""
     assert set(_states(session.first).values()) == {"compute"}
     launches = session.first_launches
-    assert len(launches.pipelines) == 1 and launches.runs == 1
+    assert launches.here == 1 and launches.pipelines == [] and launches.runs == 0
+
+
+def test_beam_options_run_the_one_fused_beam_pipeline_with_the_same_results(
+    session: Session, tmp_path: Path, count_pipelines: Callable[[], Launches]
+) -> None:
+    """A local run given Beam options preprocesses in one pipeline on Beam's in-process
+    runner, with the in-process pass' rows, fingerprints and metrics (the portable
+    runner's test compares the stored examples)."""
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
+    launches = count_pipelines()
+    beam = api.run(
+        session.config,
+        store=str(tmp_path / "store"),
+        batch_rows=250,
+        pipeline_args=["--job_name=helix"],
+    )
+    assert len(launches.pipelines) == 1 and launches.runs == 1 and launches.here == 0
     assert isinstance(launches.pipelines[0].runner, FnApiRunner)
+    assert beam.metrics == session.first.metrics
+    for field in ("fingerprint", "rows"):
+        assert [getattr(n, field) for n in beam.nodes] == [
+            getattr(n, field) for n in session.first.nodes
+        ], field
 
 
 def test_first_run_reports_metrics_rows_and_bytes(session: Session) -> None:
@@ -153,7 +191,7 @@ def test_identical_rerun_computes_nothing_and_launches_no_pipeline(session: Sess
     assert set(states.values()) <= {"load", "prune"}
     assert states["evaluation"] == "load"
     assert session.again.metrics == session.first.metrics
-    assert session.again_launches.runs == 0 and session.again_launches.pipelines == []
+    assert session.again_launches.passes == 0 and session.again_launches.pipelines == []
 
 
 def test_learner_change_recomputes_only_the_model_side(session: Session) -> None:
@@ -163,7 +201,7 @@ def test_learner_change_recomputes_only_the_model_side(session: Session) -> None
     assert states["examples"] == "load"
     for name in MODEL_SIDE:
         assert states[name] == "compute", name
-    assert session.l1_launches.runs == 0
+    assert session.l1_launches.passes == 0
     reason = {n.name: n.reason for n in session.l1.nodes}["learner"]
     assert "learner.l1" in reason and "0.01" in reason
 
@@ -178,7 +216,7 @@ def test_reading_inputs_is_measured_as_part_of_compute(session: Session) -> None
             assert node.to_dict()["read_seconds"] == round(node.read_seconds, 4)
         for name in ("learner", "predictions"):
             assert nodes[name].read_seconds > 0, (name, result.nodes)
-    # In the pipeline, the computed source is read back by the features: a read.
+    # In the preprocessing pass, the computed source is read back by the features: a read.
     assert {n.name: n for n in session.first.nodes}["rows"].read_seconds > 0
 
 
@@ -207,7 +245,7 @@ def test_a_new_feature_reuses_the_source_in_one_pipeline(
     assert states["gain"] == "compute" and states["examples"] == "compute"
     # each old feature is loaded or (when cheaper) recomputed from the loaded source
     assert {states[n] for n in ("age", "hours", "education", "occupation")} <= {"load", "compute"}
-    assert launches.runs == 1
+    assert launches.passes == 1
     rows = {n.name: n.rows for n in result.nodes}
     assert rows["gain"] == rows["examples"] == 900
     # Reading the stored source's batches is an input read of the computed nodes.
@@ -435,16 +473,14 @@ def test_positive_label_that_never_occurs_fails_before_training_with_the_values_
 def test_rows_lost_in_the_engine_fail_the_run_and_store_nothing(
     bad_config: Path, store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from helix_tf.engine import beam_pipeline
+    original = preprocess_steps.compute_batch
 
-    original = beam_pipeline._ComputeBatch.process
-
-    def drop_first_test_batch(self, key, *stats):  # type: ignore[no-untyped-def]
+    def drop_first_test_batch(nodes, order, key, stats, inc):  # type: ignore[no-untyped-def]
         if key[:2] == ("test", 0):
-            return iter(())
-        return original(self, key, *stats)
+            return key
+        return original(nodes, order, key, stats, inc)
 
-    monkeypatch.setattr(beam_pipeline._ComputeBatch, "process", drop_first_test_batch)
+    monkeypatch.setattr(preprocess_steps, "compute_batch", drop_first_test_batch)
     with pytest.raises(ExecutionError, match=r"Rows were lost between stages"):
         api.run(bad_config, store=store)
     assert ArtifactStore(store).entries() == []

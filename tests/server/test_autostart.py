@@ -306,7 +306,7 @@ def test_the_server_forks_its_trainer_before_importing_the_rest(
     from helix_tf.server._trainer import RemoteTrainer, trainer_path
 
     # The run that started a server trains in its trainer as soon as TensorFlow is in,
-    # not once the server has imported Beam, pandas and the engine for the runs to come.
+    # not once the server has imported pandas, Arrow and the engine for the runs to come.
     monkeypatch.setenv("HELIX_TF_SERVER_DIR", str(server_dir))
     gate = tmp_path / "go-on"
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115

@@ -28,7 +28,8 @@ def team(
         folder / "configs", TINY_CENSUS, train=census_like[0], test=census_like[1]
     )
     base = (config, "--store", folder / "store", "--json")
-    ann = as_json(invoke("run", *base, user="ann"))
+    # Everything stored: the helix policy may not store a tiny run's preprocessing.
+    ann = as_json(invoke("run", *base, "--materialize", "all", user="ann"))
     bob = as_json(invoke("run", *base, "-p", "epochs=2", user="bob"))
     return {
         "url": url,
