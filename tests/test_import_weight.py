@@ -68,9 +68,12 @@ def test_plan_and_history_commands_load_neither_tensorflow_nor_beam(
     code = (
         "from click.testing import CliRunner\n"
         "from helix_tf.cli import main\n"
-        f"for cmd in ('plan', 'history'):\n"
-        f"    r = CliRunner().invoke(main, [cmd, {str(config)!r}, '--store', {str(store)!r}, '--json'])\n"
-        "    assert r.exit_code == 0, (r.output, r.exception)\n"
+        f"args = [{str(config)!r}, '--store', {str(store)!r}, '--json']\n"
+        "r = CliRunner().invoke(main, ['plan', *args])\n"
+        "assert r.exit_code == 0, (r.output, r.exception)\n"
+        "# plan creates no store, so history answers that nothing has run into it\n"
+        "r = CliRunner().invoke(main, ['history', *args])\n"
+        "assert r.exit_code == 1 and 'nothing has run into it yet' in r.output, r.output\n"
     )
     assert _heavy_after(code) == []
 
