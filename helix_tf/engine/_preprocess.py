@@ -23,7 +23,7 @@ from helix_tf.engine._artifacts import VALUE_NAMES
 from helix_tf.engine._context import RunContext
 from helix_tf.engine._outputs import RunOutputs
 from helix_tf.engine.batch_compute import PreNode
-from helix_tf.errors import DataError, ExecutionError, HelixError, interrupted
+from helix_tf.errors import DataError, ExecutionError, HelixError, SampledDataError, interrupted
 from helix_tf.events import PreprocessingStarted
 from helix_tf.reuse.store import is_write_failure
 from helix_tf.roles import PREPROCESS_STEP, ROLE_SPECS, NodeState, Role, Split
@@ -415,11 +415,12 @@ def sampled_sources_note(approx: Mapping[str, Any] | None) -> str | None:
     return sample_note(approx["sample"], approx["seed"])
 
 
-def with_note(exc: DataError, note: str) -> DataError:
-    """``exc`` again, its message followed by ``note``."""
+def with_note(exc: DataError, note: str) -> SampledDataError:
+    """``exc`` again, its message followed by ``note`` (the sample's): a failure the run
+    retries with the sample drawn at training (:class:`~helix_tf.errors.SampledDataError`)."""
     prefix = f"operator {exc.node!r} failed: " if exc.node else ""
     message = str(exc).removeprefix(prefix).rstrip(". ")
-    return DataError(f"{message}. Note: {note}", node=exc.node)
+    return SampledDataError(f"{message}. Note: {note}", node=exc.node)
 
 
 def _one_value(column: str, positive: Any, value: int, found: dict[Any, int] | None) -> str:
