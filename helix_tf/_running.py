@@ -25,7 +25,7 @@ from helix_tf._session import Session, is_write_failure, metadata_in_memory, ope
 from helix_tf.approx.settings import Approx
 from helix_tf.config import LoadedConfig
 from helix_tf.errors import ConfigError, HelixError, SampledDataError, StoreError
-from helix_tf.events import Planned, ProgressCallback, RetrainingStarted
+from helix_tf.events import Planned, ProgressCallback, RetrainingStarted, SampleMoved
 from helix_tf.history import TAG_KEY
 from helix_tf.results import NodeDecision, RunResult
 from helix_tf.reuse.costs import CostModel
@@ -310,13 +310,14 @@ def run_once(
     try:
         return _run_once(loaded, opts, need_models=need_models)
     except SampledDataError as exc:
-        log.info("%s: drawing the sample at training instead", exc)
+        found = _unprefixed(exc)
+        if opts.progress:
+            opts.progress(SampleMoved(reason=found))
         again = dataclasses.replace(opts, sample_at=Role.TRAIN)
         result, facts = _run_once(loaded, again, need_models=need_models)
         note = (
             "the sample drawn at the source failed a check the whole training split may "
-            f"pass ({_unprefixed(exc)}); preprocessed every row and drew the sample at "
-            "training instead"
+            f"pass ({found}); preprocessed every row and drew the sample at training instead"
         )
         return dataclasses.replace(result, notes=(*result.notes, note)), facts
 

@@ -21,6 +21,7 @@ import pytest
 import helix_tf
 from helix_tf.approx.sampling import keep_mask
 from helix_tf.errors import DataError
+from helix_tf.events import ProgressEvent, SampleMoved
 from tests.conftest import write_config
 
 SAMPLE, SEED = 0.2, 3
@@ -88,8 +89,13 @@ def test_a_training_value_the_sample_dropped_is_learned_from_every_row(
     tmp_path: Path, store: str, kind: dict[str, str]
 ) -> None:
     config = _config(tmp_path, kind, train_rare="zz")
-    result = helix_tf.run(config, store=store, approx=_approx(), materialize="all")
+    events: list[ProgressEvent] = []
+    result = helix_tf.run(
+        config, store=store, approx=_approx(), materialize="all", progress=events.append
+    )
     assert result.approx
+    moved = [e for e in events if isinstance(e, SampleMoved)]
+    assert len(moved) == 1 and "label 'zz'" in moved[0].reason  # said when it happens
     assert any("drew the sample at training" in n for n in result.notes), result.notes
     assert any("label 'zz'" in n for n in result.notes), result.notes
     # The examples it made are the exact run's (every row, the whole split's values):
