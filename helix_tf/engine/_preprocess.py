@@ -402,6 +402,8 @@ class PreprocessingStep:
             spec: dict[str, Any] = {"name": f, "kind": fnode.value_kind}
             if fnode.value_kind in (CATEGORICAL, BAG):
                 spec["size"] = int(card)
+                if not spec["size"]:  # the model's lookup of it fails in Keras, unnamed
+                    raise DataError(_nothing_learned(f, fnode.op), node=examples)
             specs.append(spec)
         return specs
 
@@ -421,6 +423,20 @@ def with_note(exc: DataError, note: str) -> SampledDataError:
     prefix = f"operator {exc.node!r} failed: " if exc.node else ""
     message = str(exc).removeprefix(prefix).rstrip(". ")
     return SampledDataError(f"{message}. Note: {note}", node=exc.node)
+
+
+def _nothing_learned(feature: str, op: Any) -> str:
+    """Why examples cannot hold a feature that learned no value (size 0), and the fix."""
+    kept = ", ".join(
+        f"{k}={getattr(op, k)!r}" for k in ("min_count", "top_k") if getattr(op, k, None)
+    )
+    return (
+        f"feature {feature!r} ({getattr(op, 'op_name', type(op).__name__)}({kept})) learned "
+        "no value from the training split: no token "
+        "of its rows is kept (min_count, top_k), so the model has nothing to read for it. "
+        "Lower min_count, give it oov_buckets=1 (where it has them) so that every row has "
+        "an index, or leave the feature out of the examples"
+    )
 
 
 def _one_value(column: str, positive: Any, value: int, found: dict[Any, int] | None) -> str:
