@@ -315,9 +315,12 @@ def run_once(
             opts.progress(SampleMoved(reason=found))
         again = dataclasses.replace(opts, sample_at=Role.TRAIN)
         result, facts = _run_once(loaded, again, need_models=need_models)
+        # Where exact history says a sample at training saves too little, the second
+        # run is exact (its own note says so).
+        drawn = " and drew the sample at training instead" if result.approx else ""
         note = (
             "the sample drawn at the source failed a check the whole training split may "
-            f"pass ({found}); preprocessed every row and drew the sample at training instead"
+            f"pass ({found}); preprocessed every row{drawn}"
         )
         return dataclasses.replace(result, notes=(*result.notes, note)), facts
 
