@@ -133,7 +133,10 @@ class PreprocessingStep:
                 ctx.emit_computed(name, result.rows.get(name))
         except DataError as exc:
             note = sampled_sources_note(ctx.compiled.approx)
-            if note is None:
+            read = ctx.nodes.get(exc.node or "")
+            if note is None or read is None or read.role == Role.SOURCE:
+                # A source's rows as read (a value that does not parse, too many bad
+                # rows): a sampled read parses every row, so the exact run fails alike.
                 raise
             # A check failed on the sample's rows: the whole split may pass it.
             raise with_note(exc, note) from exc

@@ -117,3 +117,22 @@ def test_a_value_the_training_split_lacks_fails_as_the_exact_run_does(
         helix_tf.run(config, store=store, approx=_approx())
     assert str(approx.value) == str(exact.value)  # no word of a sample: the data's error
     assert "line" in str(approx.value) and "test.csv" in str(approx.value)
+
+
+def test_a_value_that_does_not_parse_fails_at_once_as_in_the_exact_run(
+    tmp_path: Path, store: str
+) -> None:
+    # Every row is parsed, sampled or not: no word of the sample, no second run.
+    config = _config(tmp_path, BINARY, train_rare=None)
+    test = tmp_path / "test.csv"
+    lines = test.read_text(encoding="utf-8").split("\n")
+    lines[5] = "abc,u,a"
+    test.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(DataError) as exact:
+        helix_tf.run(config, store=str(Path(store) / "exact"))
+    events: list[ProgressEvent] = []
+    with pytest.raises(DataError) as approx:
+        helix_tf.run(config, store=store, approx=_approx(), progress=events.append)
+    assert str(approx.value) == str(exact.value)
+    assert "line 6" in str(approx.value) and "'abc'" in str(approx.value)
+    assert not [e for e in events if isinstance(e, SampleMoved)]
