@@ -60,9 +60,10 @@ class DataError(ExecutionError):
 
 
 class SampledDataError(DataError):
-    """A check failed in an approximate run whose sources read a sample of the training
-    rows: what the sample taught (a label's values, the rows it kept) may not be what the
-    whole training split teaches, so the exact run may pass it. A run retries such a
+    """A check (or an operator, a user's ``fit``) failed in an approximate run whose
+    sources read a sample of the training rows: what the sample taught (a label's values,
+    the rows it kept) may not be what the whole training split teaches, so the exact run
+    may pass it. A run retries such a
     failure with the sample drawn at training, from examples of every row
     (:func:`helix_tf._running.run_once`)."""
 

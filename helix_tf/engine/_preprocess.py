@@ -131,14 +131,15 @@ class PreprocessingStep:
             for name in computed:
                 self._record(name, result, write=pre[name].write)
                 ctx.emit_computed(name, result.rows.get(name))
-        except DataError as exc:
+        except ExecutionError as exc:
             note = sampled_sources_note(ctx.compiled.approx)
             read = ctx.nodes.get(exc.node or "")
             if note is None or read is None or read.role == Role.SOURCE:
                 # A source's rows as read (a value that does not parse, too many bad
                 # rows): a sampled read parses every row, so the exact run fails alike.
                 raise
-            # A check failed on the sample's rows: the whole split may pass it.
+            # A check (or a user's fit) failed on the sample's rows: the whole split may
+            # pass it.
             raise with_note(exc, note) from exc
 
     def _involved(self, computed: list[str]) -> set[str]:
@@ -420,7 +421,7 @@ def sampled_sources_note(approx: Mapping[str, Any] | None) -> str | None:
     return sample_note(approx["sample"], approx["seed"])
 
 
-def with_note(exc: DataError, note: str) -> SampledDataError:
+def with_note(exc: ExecutionError, note: str) -> SampledDataError:
     """``exc`` again, its message followed by ``note`` (the sample's): a failure the run
     retries with the sample drawn at training (:class:`~helix_tf.errors.SampledDataError`)."""
     prefix = f"operator {exc.node!r} failed: " if exc.node else ""
