@@ -17,7 +17,9 @@ trainer, a run alone). The step is Keras' own ``train_step`` (the model's loss,
 optimizer, regularisers, dropout and loss scaling), taken for every batch of an epoch
 in one traced loop (one graph call an epoch: :func:`_epoch_function`), traced once per
 trainer and kept with it; the reported loss per epoch is Keras' running mean over the
-epoch's steps, as ``fit`` reports it.
+epoch's steps, as ``fit`` reports it. Where the optimizer allows it (Adam, SGD, FTRL),
+the step's update is one update over all the model's weights (:class:`_FlatUpdate`):
+Keras' arithmetic to the bit in fewer graph nodes, a step costing its nodes.
 
 An approximate run trains its sample for the exact run's steps (more epochs over
 fewer rows: :mod:`helix_tf.approx.settings`) and stops sooner once the epochs' losses

@@ -159,8 +159,13 @@ def test_gathering_in_the_graph_trains_the_same_bits(
 # One update over all the weights (_FlatUpdate): Keras' own update of each variable, to
 # the bit, for every optimizer a learner may name, over dense weights, categorical and bag
 # embeddings (sparse gradients), several outputs and bfloat16 layers.
-@pytest.mark.parametrize("optimizer", ["adam", "sgd", "ftrl", "adagrad", "rmsprop"])
-@pytest.mark.parametrize("name", ["widedeep-binary", "dnn-bf16-multiclass"])
+@pytest.mark.parametrize(
+    ("name", "optimizer"),
+    [
+        *(("widedeep-binary", o) for o in ("adam", "sgd", "ftrl", "adagrad", "rmsprop")),
+        *(("dnn-bf16-multiclass", o.lower()) for o in _light_fit.ELEMENTWISE),
+    ],
+)
 def test_one_update_over_all_the_weights_trains_kerass_bits(
     name: str, optimizer: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
