@@ -262,11 +262,15 @@ def _decimal_form(context: Any) -> dict[str, Any]:
 def process_settings() -> dict[str, Any]:
     """Process-wide settings of libraries already imported that a config may set when it is
     imported and that change what code computes: decimal's context (this thread's, and the
-    default new threads copy: ``Decimal`` arithmetic) and numpy's print options (the text of
-    arrays); only what differs from the library's own defaults, so a process that sets
-    nothing fingerprints as before. An edit of ``decimal.getcontext().prec = 6`` at the top
-    of a config reused results of the old precision (QA pass 14)."""
-    out: dict[str, Any] = {}
+    default new threads copy: ``Decimal`` arithmetic), numpy's print options (the text of
+    arrays), pandas' options (the text of frames, ``future.*`` behaviour, the compute
+    engines; QA pass 17) and the C locale's categories Python leaves at ``"C"``
+    (``locale.atof``, ``strxfrm``, ``strftime``; QA pass 17); only what differs from the
+    library's own defaults, so a process that sets nothing fingerprints as before. An edit
+    of ``decimal.getcontext().prec = 6`` at the top of a config reused results of the old
+    precision (QA pass 14), one of ``pd.set_option("display.precision", 2)`` or
+    ``locale.setlocale(locale.LC_NUMERIC, ...)`` likewise (QA pass 17)."""
+    out: dict[str, Any] = _pandas_options() | _locale_settings()
     decimal = sys.modules.get("decimal")
     if decimal is not None:
         for name, context in (
@@ -291,6 +295,62 @@ def process_settings() -> dict[str, Any]:
         if changed:
             out["numpy print"] = changed
     return out
+
+
+def _pandas_options() -> dict[str, Any]:
+    """pandas' options that differ from their registered defaults (none when pandas is not
+    imported): a callable (``display.float_format``) by its code fingerprint."""
+    pandas = sys.modules.get("pandas")
+    registry = getattr(sys.modules.get("pandas._config.config"), "_registered_options", None)
+    if pandas is None or not isinstance(registry, dict):
+        return {}
+    deprecated = getattr(sys.modules["pandas._config.config"], "_deprecated_options", {})
+    changed: dict[str, Any] = {}
+    for key, option in sorted(registry.items()):
+        if key in deprecated:
+            continue
+        try:
+            value = pandas.get_option(key)
+        except Exception:  # an option its own getter refuses: not set by the config
+            continue
+        if value is option.defval or _same_option(value, option.defval):
+            continue
+        if callable(value):
+            from helix_tf.compiler.hashing import code_fingerprint
+
+            value = {"code": code_fingerprint(value).digest}
+        changed[key] = value
+    return {"pandas options": changed} if changed else {}
+
+
+def _same_option(value: Any, default: Any) -> bool:
+    try:
+        return bool(value == default) and type(value) is type(default)
+    except Exception:  # an array-like option compared element-wise
+        return False
+
+
+#: The locale categories Python starts at ``"C"`` (it sets ``LC_CTYPE`` alone from the
+#: environment) whose setting changes what code computes: number parsing and formatting
+#: (``locale.atof``, ``format(x, "n")``), collation (``strxfrm``), dates (``strftime``).
+_LOCALE_CATEGORIES = ("LC_NUMERIC", "LC_MONETARY", "LC_COLLATE", "LC_TIME")
+
+
+def _locale_settings() -> dict[str, Any]:
+    """The categories of :data:`_LOCALE_CATEGORIES` a config set (``locale.setlocale``):
+    those not at ``"C"``; asked without changing them."""
+    locale = sys.modules.get("locale")
+    if locale is None:
+        return {}
+    changed: dict[str, str] = {}
+    for name in _LOCALE_CATEGORIES:
+        try:
+            value = locale.setlocale(getattr(locale, name))
+        except (AttributeError, ValueError, locale.Error):
+            continue
+        if value not in ("C", "POSIX"):
+            changed[name] = value
+    return {"locale": changed} if changed else {}
 
 
 def runtime_identity(stage: str) -> dict[str, Any]:

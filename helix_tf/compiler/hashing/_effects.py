@@ -20,10 +20,13 @@ import importlib
 import importlib.resources
 import inspect
 import io
+import ntpath
 import os
 import pathlib
 import pkgutil
 import platform
+import posixpath
+import re
 import socket
 import sys
 import threading
@@ -43,6 +46,17 @@ from ._unset_seeds import judge_seeds, none_parameters, passed_on_seeds
 _UNKNOWN = object()
 _ENVIRON_GET = object()  # marks ``os.environ.get``
 _MODULES_GET = object()  # marks ``sys.modules.get``
+#: The environment as text and, where the platform has it, as bytes (``os.environb``).
+_ENVIRONS: tuple[object, ...] = tuple(
+    e for e in (os.environ, getattr(os, "environb", None)) if e is not None
+)
+#: Functions that read one environment variable named by their first argument.
+_GETENVS: tuple[object, ...] = tuple(
+    f for f in (os.getenv, getattr(os, "getenvb", None)) if f is not None
+)
+#: Functions that read the environment variables a text names (``$HOME/x``, ``${DATA}``).
+_EXPANDERS = (os.path.expandvars, posixpath.expandvars, ntpath.expandvars)
+_VARIABLE = re.compile(r"\$(\w+|\{[^}]*\})")
 #: Functions that open the file named by their first argument.
 _OPENERS = (builtins.open, io.open, codecs.open, os.open)
 #: Path methods that open or read the path they are called on.
@@ -230,7 +244,7 @@ class _Scan(ast.NodeVisitor):
             return self.resolve(node.id)
         if isinstance(node, ast.Attribute):
             base = self.value(node.value)
-            if base is os.environ and node.attr == "get":
+            if _is_environ(base) and node.attr == "get":
                 return _ENVIRON_GET
             if base is sys.modules and node.attr == "get":
                 return _MODULES_GET
@@ -284,10 +298,12 @@ class _Scan(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:
         fn = self.value(node.func)
         first = node.args[0] if node.args else None
-        if fn is _ENVIRON_GET or fn is os.getenv:
+        if fn is _ENVIRON_GET or any(fn is f for f in _GETENVS):
             self.env_key(node, first)
             if isinstance(node.func, ast.Attribute):
                 self.consumed.add(id(node.func.value))
+        elif any(fn is f for f in _EXPANDERS):
+            _env_expanded(self, node, first)
         elif any(fn is f for f in _OPENERS) or _is_reader(fn):
             if first is None:
                 first = next((k.value for k in node.keywords if k.arg in _PATH_KEYWORDS), None)
@@ -361,7 +377,7 @@ class _Scan(ast.NodeVisitor):
 
     def visit_Subscript(self, node: ast.Subscript) -> None:
         base = self.value(node.value)
-        if base is os.environ:
+        if _is_environ(base):
             self.env_key(node, node.slice)
             self.consumed.add(id(node.value))
         elif base is sys.modules:
@@ -381,7 +397,7 @@ class _Scan(ast.NodeVisitor):
         if (
             len(node.ops) == 1
             and isinstance(node.ops[0], ast.In | ast.NotIn)
-            and self.value(node.comparators[0]) is os.environ
+            and _is_environ(self.value(node.comparators[0]))
         ):
             self.env_key(node, node.left)
             self.consumed.add(id(node.comparators[0]))
@@ -389,6 +405,8 @@ class _Scan(ast.NodeVisitor):
 
     def env_key(self, node: ast.AST, key: ast.AST | None) -> None:
         name = self.value(key) if key is not None else _UNKNOWN
+        if isinstance(name, bytes):  # os.environb, os.getenvb
+            name = os.fsdecode(name)
         if isinstance(name, str):
             if name not in self.found.env:
                 self.found.env.append(name)
@@ -401,11 +419,32 @@ class _Scan(ast.NodeVisitor):
             if isinstance(node, ast.Name | ast.Attribute) and id(node) not in self.consumed:
                 if isinstance(node, ast.Attribute) and id(node.value) in self.consumed:
                     continue
-                if self.value(node) is os.environ:
+                if _is_environ(self.value(node)):
                     self.consumed.add(id(node))
                     self.found.env_unresolved.append(
                         f"{self.text(node)} used as a whole (line {node.lineno})"
                     )
+
+
+def _env_expanded(scan: _Scan, node: ast.Call, text: ast.AST | None) -> None:
+    """``os.path.expandvars(T)``: the variables a text known at compile time names are read
+    by name; a text known only when it runs reads the environment by it (QA pass 17)."""
+    value = scan.value(text) if text is not None else _UNKNOWN
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, bytes):
+        value = os.fsdecode(value)
+    if not isinstance(value, str):
+        scan.env_key(node, None)
+        return
+    for match in _VARIABLE.finditer(value):
+        name = match.group(1).strip("{}")
+        if name and name not in scan.found.env:
+            scan.found.env.append(name)
+
+
+def _is_environ(value: object) -> bool:
+    return any(value is e for e in _ENVIRONS)
 
 
 def _static_attribute(base: object, attr: str) -> object:
