@@ -174,7 +174,7 @@ def scan_effects(
     address_reads(scan, tree)
     passed_on_seeds(scan, tree)
     if state is not None:
-        scan.binding_of, scan.mutates_of, scan.is_user_code = state
+        scan.binding_of, scan.mutates_of, scan.is_user_code, scan.owner = state
         note_writes(scan, tree)
     return scan.found
 
@@ -189,6 +189,9 @@ class StateHooks(NamedTuple):
     mutates_of: Callable[[object], tuple[tuple[str, bool, str], ...]]
     #: Whether a callable is user code (analysed from source).
     is_user_code: Callable[[object], bool]
+    #: The class whose code is scanned (a class, or a method's class): what ``type(self)``
+    #: and ``self.__class__`` name in its methods.
+    owner: type | None = None
 
 
 class _Scan(ast.NodeVisitor):
@@ -202,6 +205,7 @@ class _Scan(ast.NodeVisitor):
         self.binding_of: Callable[[str], str | None] = lambda name: None
         self.mutates_of: Callable[[object], tuple[tuple[str, bool, str], ...]] = lambda fn: ()
         self.is_user_code: Callable[[object], bool] = lambda fn: False
+        self.owner: type | None = None
         self.functions: list[str] = []  # the defs the visit is inside, innermost last
         #: Per def or lambda the visit is inside: its parameters, and those of them that
         #: are None unless a caller passes them (:func:`none_parameters`).

@@ -112,7 +112,8 @@ _MOST_OBJECTS = 10_000
 def object_keys(value: object) -> list[str]:
     """The keys (``"object:<id>"``) of the objects code reading ``value`` can see change:
     ``value`` itself, what it holds (containers' items, objects' attributes) and an
-    object's class (``CFG.scale`` finds ``Cfg.scale``), not into code nor modules (their
+    object's class (``CFG.scale`` finds ``Cfg.scale``) and a class's bases, not into code
+    nor modules (their
     names are bindings, keyed by name)."""
     keys: list[str] = []
     seen: set[int] = set()
@@ -123,7 +124,10 @@ def object_keys(value: object) -> list[str]:
             continue
         seen.add(id(item))
         keys.append(f"object:{id(item)}")
-        if isinstance(item, type | types.FunctionType):
+        if isinstance(item, type):  # what ``Sub.n`` finds in a base class (``type(self)``)
+            stack += [base for base in item.__mro__[1:] if base is not object]
+            continue
+        if isinstance(item, types.FunctionType):
             continue
         if not isinstance(item, (*_CONTAINERS, tuple, frozenset)):
             stack.append(type(item))  # its class's attributes: what ``item.x`` may find
@@ -321,9 +325,15 @@ class _Writes:
         method or helper called (as shown, and whether it comes from the parameters other
         than the one changed), which a call passing rows makes derived only then."""
         root = changed
+        owner = None
         while isinstance(root, ast.Attribute | ast.Subscript):
             sources.append(root.slice if isinstance(root, ast.Subscript) else None)
+            owner = owner or self._class_of_self(root)
             root = root.value
+        owner = owner or self._class_of_self(root)
+        if owner is not None:  # ``type(self).n = v``: the class, which every object shares
+            self._record(node, [f"object:{id(owner)}"], sources)
+            return
         if isinstance(root, ast.Name) and root.id in self.top:
             self._changes_parameter(node, root.id, sources)
             return
@@ -342,6 +352,37 @@ class _Writes:
         else:  # the callee's own write (a lazy load through self): one write for every caller
             derived = bool(self._conditions(node) & self.tainted)
             self.scan.found.writes.append((tuple(keys), site[0], 0, derived))
+
+    def _class_of_self(self, step: ast.AST) -> type | None:
+        """The scanned class when ``step`` is ``type(self)`` or ``self.__class__`` of one
+        of its methods (``self``: the method's first parameter), else None (QA pass 17:
+        a method's ``type(self).n = v`` was no write, so a node calling it and another
+        reading the class attribute reused the reader's stale result)."""
+        owner = self.scan.owner
+        if owner is None:
+            return None
+        if isinstance(step, ast.Attribute) and step.attr == "__class__":
+            inner: ast.AST | None = step.value
+        elif (
+            isinstance(step, ast.Call)
+            and len(step.args) == 1
+            and not step.keywords
+            and self.scan.value(step.func) is builtins.type
+        ):
+            inner = step.args[0]
+        else:
+            return None
+        return owner if isinstance(inner, ast.Name) and self._first_parameter(inner) else None
+
+    def _first_parameter(self, name: ast.Name) -> bool:
+        """Whether ``name`` is the first parameter of the def it is used in."""
+        scope = self.scan.parents.get(id(name))
+        while scope is not None and not isinstance(scope, _DEFS):
+            scope = self.scan.parents.get(id(scope))
+        if not isinstance(scope, ast.FunctionDef | ast.AsyncFunctionDef):
+            return False
+        first = [*scope.args.posonlyargs, *scope.args.args][:1]
+        return bool(first) and first[0].arg == name.id
 
     def _object_keys(self, changed: ast.AST) -> list[str]:
         """The objects on the way to ``changed`` known at compile time (``STATE`` and
