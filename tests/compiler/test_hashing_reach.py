@@ -211,6 +211,10 @@ READERS: dict[str, tuple[str, Callable[[str], bytes], str]] = {
     # QA pass 12: a path written as an f-string or a sum of known texts.
     "f-string": ("open(f'{P}', encoding='utf-8').read()", lambda t: t.encode(), "k.csv"),
     "concatenated": ("open('' + P, encoding='utf-8').read()", lambda t: t.encode(), "k.tsv"),
+    # QA pass 17: files named by a list, tuple or set given to the call
+    "fileinput-tuple": ("''.join(fileinput.input(files=(P,)))", lambda t: t.encode(), "k.in"),
+    "list-constant": ("read_first(PATHS)", lambda t: t.encode(), "k.lst"),
+    "set-literal": ("read_first({P})", lambda t: t.encode(), "k.set"),
 }
 
 
@@ -220,12 +224,16 @@ def test_a_file_passed_to_any_call_is_hashed_by_content(
 ):
     call, encode, name = READERS[how]
     main = f"""
-        import bz2, gzip, lzma, os, zipfile
+        import bz2, fileinput, gzip, lzma, os, zipfile
 
         P = os.path.join(os.path.dirname(__file__), {name!r})
+        PATHS = [P]
 
         def read_number(path):
             return path  # what it does with the path is its own business
+
+        def read_first(paths):
+            return open(list(paths)[0]).read()
 
         def udf(x):
             return x * float({call})

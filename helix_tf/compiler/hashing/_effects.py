@@ -291,7 +291,10 @@ class _Scan(ast.NodeVisitor):
         return text if len(text) <= 80 else text[:77] + "..."
 
     def path_of(self, node: ast.AST | None) -> str | None:
-        value = _UNKNOWN if node is None else self.value(node)
+        return self.path_of_value(_UNKNOWN if node is None else self.value(node))
+
+    @staticmethod
+    def path_of_value(value: object) -> str | None:
         if isinstance(value, bytes):
             value = os.fsdecode(value)
         if isinstance(value, str | os.PathLike):
@@ -375,9 +378,10 @@ class _Scan(ast.NodeVisitor):
         for arg in values:
             if isinstance(arg, ast.Starred):
                 continue
-            path = self.path_of(arg)
-            if path is not None and _names_file(path, self.value(arg)):
-                self.found.files.append((self.text(node), node.lineno, path))
+            for value in _named_paths(self, arg):
+                path = self.path_of_value(value)
+                if path is not None and _names_file(path, value):
+                    self.found.files.append((self.text(node), node.lineno, path))
 
     def visit_Subscript(self, node: ast.Subscript) -> None:
         base = self.value(node.value)
@@ -535,6 +539,23 @@ def _writes(fn: object, node: ast.Call) -> bool:
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
     return name.lstrip("_").startswith(_WRITER_PREFIXES)
+
+
+def _named_paths(scan: _Scan, arg: ast.AST) -> list[object]:
+    """The values an argument passes that may name files: its value, and the items of a
+    list, tuple or set of them (``fileinput.input(files=(P, Q))``, ``FILES = [P, Q]``;
+    QA pass 17: a file in a tuple was not hashed, so its edit kept the fingerprint)."""
+    if isinstance(arg, ast.Tuple | ast.List | ast.Set):
+        return [v for item in arg.elts for v in _named_paths(scan, item)]
+    value = scan.value(arg)
+    if isinstance(value, list | tuple | set | frozenset) and len(value) <= _MOST_NAMED:
+        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+        return [v for v in items if isinstance(v, str | bytes | os.PathLike)]
+    return [value]
+
+
+#: The most items of a list passed to a call looked at as file names.
+_MOST_NAMED = 1000
 
 
 def _names_file(path: str, value: object) -> bool:
