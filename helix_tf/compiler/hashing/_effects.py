@@ -291,15 +291,7 @@ class _Scan(ast.NodeVisitor):
         return text if len(text) <= 80 else text[:77] + "..."
 
     def path_of(self, node: ast.AST | None) -> str | None:
-        return self.path_of_value(_UNKNOWN if node is None else self.value(node))
-
-    @staticmethod
-    def path_of_value(value: object) -> str | None:
-        if isinstance(value, bytes):
-            value = os.fsdecode(value)
-        if isinstance(value, str | os.PathLike):
-            return os.fspath(value)
-        return None
+        return _path_of_value(_UNKNOWN if node is None else self.value(node))
 
     # -- visits
     def visit_Call(self, node: ast.Call) -> None:
@@ -379,7 +371,7 @@ class _Scan(ast.NodeVisitor):
             if isinstance(arg, ast.Starred):
                 continue
             for value in _named_paths(self, arg):
-                path = self.path_of_value(value)
+                path = _path_of_value(value)
                 if path is not None and _names_file(path, value):
                     self.found.files.append((self.text(node), node.lineno, path))
 
@@ -539,6 +531,14 @@ def _writes(fn: object, node: ast.Call) -> bool:
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
     return name.lstrip("_").startswith(_WRITER_PREFIXES)
+
+
+def _path_of_value(value: object) -> str | None:
+    if isinstance(value, bytes):
+        value = os.fsdecode(value)
+    if isinstance(value, str | os.PathLike):
+        return os.fspath(value)
+    return None
 
 
 def _named_paths(scan: _Scan, arg: ast.AST) -> list[object]:
