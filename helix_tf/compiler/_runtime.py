@@ -247,6 +247,10 @@ _NUMPY_PRINT_DEFAULTS: dict[str, Any] = {
 }
 
 
+#: numpy's floating-point error handling as it starts (``np.geterr()``).
+_NUMPY_ERROR_DEFAULTS = {"divide": "warn", "over": "warn", "under": "ignore", "invalid": "warn"}
+
+
 def _decimal_form(context: Any) -> dict[str, Any]:
     return {
         "prec": context.prec,
@@ -270,7 +274,7 @@ def process_settings() -> dict[str, Any]:
     of ``decimal.getcontext().prec = 6`` at the top of a config reused results of the old
     precision (QA pass 14), one of ``pd.set_option("display.precision", 2)`` or
     ``locale.setlocale(locale.LC_NUMERIC, ...)`` likewise (QA pass 17)."""
-    out: dict[str, Any] = _pandas_options() | _locale_settings()
+    out: dict[str, Any] = _pandas_options() | _locale_settings() | _library_extensions()
     decimal = sys.modules.get("decimal")
     if decimal is not None:
         for name, context in (
@@ -294,6 +298,11 @@ def process_settings() -> dict[str, Any]:
             changed["formatter"] = sorted(options["formatter"])
         if changed:
             out["numpy print"] = changed
+    errors = getattr(numpy, "geterr", None)
+    if callable(errors):  # np.seterr(divide="raise"): a value, or the run fails
+        changed = {k: v for k, v in errors().items() if _NUMPY_ERROR_DEFAULTS.get(k) != v}
+        if changed:
+            out["numpy errors"] = changed
     return out
 
 
@@ -321,6 +330,36 @@ def _pandas_options() -> dict[str, Any]:
             value = {"code": code_fingerprint(value).digest}
         changed[key] = value
     return {"pandas options": changed} if changed else {}
+
+
+#: Library classes whose objects UDFs are handed (a batch, its columns) and that code of
+#: one's own extends: pandas' accessors (``register_series_accessor``) and methods set on
+#: them (``pd.Series.scaled = fn``).
+_EXTENDED = {"pandas": ("Series", "DataFrame", "Index")}
+
+
+def _library_extensions() -> dict[str, Any]:
+    """The user's code a config or helper put on :data:`_EXTENDED`'s classes, by its code
+    fingerprint: a UDF calling ``batch["x"].geo.scaled()`` reaches it through a value known
+    only when it runs, so its own fingerprint cannot name it (QA pass 17: an edit of such an
+    accessor kept every fingerprint)."""
+    from helix_tf.compiler.hashing import code_fingerprint
+    from helix_tf.compiler.hashing._origin import _is_user_callable
+
+    found: dict[str, str] = {}
+    for package, names in _EXTENDED.items():
+        module = sys.modules.get(package)
+        for name in names if module is not None else ():
+            cls = getattr(module, name, None)
+            for attr, value in sorted(vars(cls).items()) if isinstance(cls, type) else ():
+                code = getattr(value, "_accessor", value)  # pandas' accessor descriptor
+                if isinstance(code, staticmethod | classmethod):
+                    code = code.__func__
+                elif isinstance(code, property):
+                    code = code.fget
+                if code is not None and callable(code) and _is_user_callable(code):
+                    found[f"{package}.{name}.{attr}"] = code_fingerprint(code).digest
+    return {"library extensions": found} if found else {}
 
 
 def _same_option(value: Any, default: Any) -> bool:

@@ -722,3 +722,30 @@ def test_text_decoded_by_the_locale_joins_the_digest_by_its_encoding(
     before = under("UTF-8")
     assert under("UTF-8").digest == before.digest and not before.refusals
     assert (under("ISO-8859-1").digest != before.digest) is reads
+
+
+def test_a_library_function_replaced_by_ones_own_is_hashed_by_its_code(project: Project):
+    """A helper puts its own function in a library module's place (``np.log1p =
+    patched``) and the UDF calls it through the library's name: the library was named with
+    its version only, so an edit of the replacement kept the digest (QA pass 17)."""
+    import statistics
+
+    files: dict[str, str | bytes] = {
+        "{p}main.py": """
+            import statistics
+            import {p}patch
+
+            def udf(x):
+                return statistics.qa17_scaled(x) + statistics.fmean([x])
+            """,
+        "{p}patch.py": "import statistics\n\ndef scaled(x):\n    return x * 2\n\n"
+        "statistics.qa17_scaled = scaled\n",
+    }
+    try:
+        before = project(files)
+        assert project(files).digest == before.digest
+        assert not before.refusals
+        after = project({**files, "{p}patch.py": files["{p}patch.py"].replace("* 2", "* 3")})
+        assert after.digest != before.digest
+    finally:
+        del statistics.qa17_scaled  # type: ignore[attr-defined]

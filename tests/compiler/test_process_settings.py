@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import decimal
 import locale
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -95,4 +96,55 @@ def test_a_locale_the_config_sets_joins() -> None:
         pytest.skip("no C.UTF-8 locale on this machine")
     assert process_settings() == {"locale": {"LC_NUMERIC": "C.UTF-8"}}
     locale.setlocale(locale.LC_NUMERIC, "C")
+    assert process_settings() == {}
+
+
+def test_numpy_error_handling_joins_while_set() -> None:
+    """``np.seterr(divide="raise")`` turns a value (``-inf``) into a failed run."""
+    with np.errstate(divide="raise"):
+        assert process_settings() == {"numpy errors": {"divide": "raise"}}
+    assert process_settings() == {}
+
+
+ACCESSOR = """
+import pandas as pd
+
+
+@pd.api.extensions.register_series_accessor("{name}")
+class Scaled:
+    def __init__(self, series):
+        self._series = series
+
+    def times(self):
+        return self._series * {factor}
+
+
+def doubled(self):
+    return self * {factor}
+
+
+pd.DataFrame.{name}_doubled = doubled
+"""
+
+
+def test_code_of_ones_own_on_pandas_classes_joins_by_its_code(load) -> None:
+    """An accessor or a method a helper puts on pandas' classes is reached from a batch, a
+    value known only when a UDF runs: its code joins every fingerprint (QA pass 17; an edit
+    of it kept them all). A UDF reading ``batch["x"].qa17.times()`` shows nothing of it."""
+    name = "qa17_extension"
+    assert process_settings() == {}
+    try:
+        load(ACCESSOR.replace("{name}", name).replace("{factor}", "2"))
+        two = process_settings()["library extensions"]
+        assert set(two) == {f"pandas.Series.{name}", f"pandas.DataFrame.{name}_doubled"}
+        assert pd.Series([1.0]).__getattr__(name).times().tolist() == [2.0]
+        with warnings.catch_warnings():  # pandas: "overriding a preexisting attribute"
+            warnings.simplefilter("ignore", UserWarning)
+            load(ACCESSOR.replace("{name}", name).replace("{factor}", "3"))
+        three = process_settings()["library extensions"]
+        assert all(two[k] != three[k] for k in two)
+    finally:
+        delattr(pd.Series, name)
+        delattr(pd.DataFrame, f"{name}_doubled")
+        pd.Series._accessors.discard(name)
     assert process_settings() == {}
