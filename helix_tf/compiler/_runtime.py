@@ -344,7 +344,7 @@ def _library_extensions() -> dict[str, Any]:
     only when it runs, so its own fingerprint cannot name it (QA pass 17: an edit of such an
     accessor kept every fingerprint)."""
     from helix_tf.compiler.hashing import code_fingerprint
-    from helix_tf.compiler.hashing._origin import _is_user_callable
+    from helix_tf.compiler.hashing._origin import _is_own_code
 
     found: dict[str, str] = {}
     for package, names in _EXTENDED.items():
@@ -357,7 +357,7 @@ def _library_extensions() -> dict[str, Any]:
                     code = code.__func__
                 elif isinstance(code, property):
                     code = code.fget
-                if code is not None and callable(code) and _is_user_callable(code):
+                if code is not None and callable(code) and _is_own_code(code):
                     found[f"{package}.{name}.{attr}"] = code_fingerprint(code).digest
     return {"library extensions": found} if found else {}
 

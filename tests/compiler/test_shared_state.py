@@ -500,3 +500,52 @@ def test_a_class_attribute_a_method_writes_through_its_object_is_shared_state(
     assert bool(shared.refusals) == refused, shared.refusals
     if refused:
         assert any("factor = value" in r for r in shared.refusals["reading"])
+
+
+SETTINGS_SOURCE = """
+import decimal
+import locale
+
+import numpy as np
+import pandas as pd
+
+
+def writer(row):
+    {write}
+    return row
+
+
+def reader(row):
+    return str(pd.Series([row / 7]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("write", "refused"),
+    [
+        ('pd.set_option("display.precision", 2)', True),
+        ("pd.options.display.precision = 2", True),
+        ('pd.reset_option("display.precision")', True),
+        ('np.seterr(divide="raise")', True),
+        ("np.set_printoptions(precision=3)", True),
+        ("decimal.getcontext().prec = 6", True),
+        ('locale.setlocale(locale.LC_NUMERIC, "C")', True),
+        ("locale.setlocale(locale.LC_NUMERIC)", False),  # asks, changes nothing
+        ('with pd.option_context("display.precision", 2):\n        str(row)', False),
+        ('with np.errstate(divide="raise"):\n        row / 1', False),
+    ],
+)
+def test_a_process_setting_a_udf_changes_as_it_runs_is_shared_with_every_node(
+    load: Callable[..., ModuleType], write: str, refused: bool
+) -> None:
+    """QA pass 17: ``pd.set_option(...)`` in one node's UDF holds for every node after it
+    in the process (pandas' text of a frame, numpy's errors, Decimal's precision), which no
+    fingerprint shows: an edit of the writer reused the others' results. Both are refused,
+    naming the setting's fix; a setting scoped to a ``with`` block is restored."""
+    module = load(SETTINGS_SOURCE.replace("{write}", write))
+    shared = _shared(module)
+    assert not shared.problems
+    assert bool(shared.refusals) == refused, shared.refusals
+    if refused:
+        (why,) = shared.refusals["reading"]
+        assert "pd.option_context" in why and "config's top level" in why

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ._canonical import _digest, _Form
 from ._locate import _SourceFinder
 from ._origin import (
-    _is_user_callable,
+    _is_own_code,
     _is_user_location,
     _is_user_module,
     _package_release,
@@ -161,7 +161,7 @@ class _ReadResolver:
                     if _is_user_module(obj):
                         break  # read whole where the code names it
                     continue
-                if _is_user_callable(obj) and callable(obj):
+                if callable(obj) and _is_own_code(obj):
                     key = ".".join(chain[: i + 1])
                     out[key] = self.resolve(f"{label}.{key}", obj, "attribute", set(), c)
                     break

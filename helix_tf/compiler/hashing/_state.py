@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONTAINER_CHANGES",
+    "PROCESS_SETTINGS",
     "DATA_CHANGES",
     "MUTATOR_PREFIXES",
     "changing_name",
@@ -104,6 +105,17 @@ MUTATOR_PREFIXES = (
 DATA_CHANGES = {
     "numpy": frozenset({"fill", "sort", "put", "resize", "itemset", "partition", "setfield"}),
     "pandas": frozenset({"update", "insert", "pop", "__setitem__", "__delitem__"}),
+}
+#: The key of the process-wide settings of libraries (pandas' options, numpy's error
+#: handling and print options, the locale, decimal's context): every node's code reads them
+#: (:mod:`helix_tf.compiler._shared_state`), so a UDF changing one as it runs is state
+#: shared with every other node (QA pass 17).
+PROCESS_SETTINGS = "process:settings"
+#: Functions that change a process-wide setting, by their library and name.
+_SETTERS = {
+    "pandas": frozenset({"set_option", "reset_option"}),
+    "numpy": frozenset({"seterr", "seterrcall", "set_printoptions"}),
+    "decimal": frozenset({"setcontext"}),
 }
 #: The most objects :func:`object_keys` visits in one value.
 _MOST_OBJECTS = 10_000
@@ -268,11 +280,16 @@ class _Writes:
                     keys += self._object_keys(target)
                 self._record(node, keys, [value, target])
             return
-        if isinstance(target, ast.Attribute | ast.Subscript):
+        if isinstance(target, ast.Attribute) and self._settings_object(target.value):
+            self._record(node, [PROCESS_SETTINGS], [value, target])
+        elif isinstance(target, ast.Attribute | ast.Subscript):
             self._changed(node, target.value, [value, target], rebinds=target)
 
     def call(self, node: ast.Call) -> None:
         fn = self.scan.value(node.func)
+        if _sets_process_setting(fn, node):
+            self._record(node, [PROCESS_SETTINGS], [node])
+            return
         if fn is builtins.setattr or fn is builtins.delattr:
             if node.args:
                 self._changed(node, node.args[0], [node])
@@ -353,6 +370,20 @@ class _Writes:
             derived = bool(self._conditions(node) & self.tainted)
             self.scan.found.writes.append((tuple(keys), site[0], 0, derived))
 
+    def _settings_object(self, base: ast.AST) -> bool:
+        """Whether ``base`` is pandas' options (``pd.options.display``) or decimal's
+        context (``decimal.getcontext()``), whose attributes are process-wide settings."""
+        if isinstance(base, ast.Call):
+            fn = self.scan.value(base.func)
+            return getattr(fn, "__name__", "") == "getcontext" and _family(fn) == "decimal"
+        while True:  # pd.options.display: only pd.options is known (the rest is computed)
+            value = self.scan.value(base)
+            if type(value).__name__ == "DictWrapper" and _family(type(value)) == "pandas":
+                return True
+            if not isinstance(base, ast.Attribute):
+                return False
+            base = base.value
+
     def _class_of_self(self, step: ast.AST) -> type | None:
         """The scanned class when ``step`` is ``type(self)`` or ``self.__class__`` of one
         of its methods (``self``: the method's first parameter), else None (QA pass 17:
@@ -426,6 +457,19 @@ class _Writes:
                 break
             child, parent = parent, self.scan.parents.get(id(parent))
         return names
+
+
+def _family(obj: object) -> str:
+    return str(getattr(obj, "__module__", "") or "").split(".")[0].lstrip("_")
+
+
+def _sets_process_setting(fn: object, node: ast.Call) -> bool:
+    """A call changing a process-wide library setting for good (:data:`_SETTERS`,
+    ``locale.setlocale`` given a locale); ``pd.option_context``/``np.errstate`` restore it."""
+    name = getattr(fn, "__name__", "")
+    if name == "setlocale" and _family(fn) == "locale":
+        return len(node.args) + len(node.keywords) >= 2
+    return name in _SETTERS.get(_family(fn), frozenset())
 
 
 def _in_place(node: ast.Call) -> bool:
