@@ -338,6 +338,10 @@ def _pandas_options() -> dict[str, Any]:
 _EXTENDED = {"pandas": ("Series", "DataFrame", "Index")}
 
 
+#: Where a library's own attributes come from (skipped before the costlier look).
+_OWN_PREFIXES = ("pandas", "numpy", "builtins", "None")
+
+
 def _library_extensions() -> dict[str, Any]:
     """The user's code a config or helper put on :data:`_EXTENDED`'s classes, by its code
     fingerprint: a UDF calling ``batch["x"].geo.scaled()`` reaches it through a value known
@@ -353,6 +357,8 @@ def _library_extensions() -> dict[str, Any]:
             cls = getattr(module, name, None)
             for attr, value in sorted(vars(cls).items()) if isinstance(cls, type) else ():
                 code = getattr(value, "_accessor", value)  # pandas' accessor descriptor
+                if str(getattr(code, "__module__", None)).startswith(_OWN_PREFIXES):
+                    continue  # the library's own (most of them): no file to look up
                 if isinstance(code, staticmethod | classmethod):
                     code = code.__func__
                 elif isinstance(code, property):
@@ -392,8 +398,9 @@ def _locale_settings() -> dict[str, Any]:
     return {"locale": changed} if changed else {}
 
 
-def runtime_identity(stage: str) -> dict[str, Any]:
-    """The library versions (and, for learning stages, settings) a ``stage`` computes with.
+def runtime_identity(stage: str, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The library versions (and, for learning stages, settings) a ``stage`` computes with;
+    ``settings``: :func:`process_settings` when read already (once per compilation).
 
     >>> sorted(runtime_identity("preprocess")["libraries"])
     ['numpy', 'pandas', 'pyarrow', 'python']
@@ -402,16 +409,16 @@ def runtime_identity(stage: str) -> dict[str, Any]:
     libraries = {name: _version(name, state) for name in LIBRARIES[stage]}
     libraries["python"] = f"{sys.version_info.major}.{sys.version_info.minor}"
     out: dict[str, Any] = {"libraries": libraries}
-    settings = process_settings()
-    if settings:  # set by the config (none: fingerprints as before)
-        out["process"] = settings
+    process = process_settings() if settings is None else dict(settings)
+    if process:  # set by the config (none: fingerprints as before)
+        out["process"] = process
     if "tensorflow" in LIBRARIES[stage]:
         out["env"] = {k: os.environ.get(k) for k in _LEARNING_ENV}
         out["keras"] = _keras_settings()
         # helix_tf's own settings join only when set: unset, fingerprints stay as they were.
-        settings = {k: v for k in TRAINING_SETTINGS if (v := os.environ.get(k, "").strip())}
-        if settings:
-            out["settings"] = settings
+        training = {k: v for k in TRAINING_SETTINGS if (v := os.environ.get(k, "").strip())}
+        if training:
+            out["settings"] = training
         device = device_identity()  # empty on an x86-64 CPU: fingerprints as before
         if device:
             out["device"] = device
