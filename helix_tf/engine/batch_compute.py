@@ -9,13 +9,11 @@ is computed once, and a loaded input is read once.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
 import os
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import numpy as np
@@ -30,7 +28,7 @@ from helix_tf.errors import DataError, ExecutionError, HelixError
 from helix_tf.roles import NodeState, Role
 from helix_tf.types import LABEL, NUMERIC, ROW_ID
 
-__all__ = ["PreNode", "BatchComputer", "BatchWriter", "label_problem"]
+__all__ = ["PreNode", "BatchComputer", "label_problem"]
 
 #: How each task's labels are stored in examples (binary stays int8, as before).
 _LABEL_TYPES = {"binary": pa.int8(), "multiclass": pa.int32(), "regression": pa.float64()}
@@ -53,62 +51,6 @@ class PreNode:
     sample: dict[str, Any] | None = None  # sources: row sample of an approximate run
 
 
-class BatchWriter:
-    """Writes computed batches in one thread of its own while the next batch computes.
-
-    A run that preprocesses in its own process
-    (:func:`~helix_tf.engine.preprocess_steps.run_preprocessing_here`) hands each
-    computed batch here: Arrow encodes and writes Parquet without holding the GIL, so on
-    a second CPU the writing of batch *k* overlaps the computing of batch *k + 1*. The
-    files are the ones :func:`tables.write_batch` writes in the caller (each atomically:
-    a temporary file, then renamed). :meth:`drain` waits for every write and raises the
-    first failure (a full disk, as the caller's own write would); :meth:`close` waits
-    for a write under way and starts no other: nothing writes into a node's folder once
-    the caller has gone on to commit it, or to clean it up after a failure. At most
-    ``pending`` batches wait (their tables held in memory). ``inc``: the counters the
-    bytes and write microseconds of each node are added to (in the caller's thread).
-    """
-
-    def __init__(self, inc: Callable[[str, int], None], pending: int = 4) -> None:
-        self._inc = inc
-        self._limit = max(pending, 1)
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="helix-tf-write")
-        self._waiting: collections.deque[tuple[str, Future[tuple[int, float]]]] = (
-            collections.deque()
-        )
-
-    def submit(self, name: str, root: str, split: str, k: int, table: pa.Table) -> None:
-        """Write batch (``split``, ``k``) of node ``name`` into ``root``, in the background."""
-        while len(self._waiting) >= self._limit:
-            self._collect()
-        self._waiting.append((name, self._pool.submit(_timed_write, root, split, k, table)))
-
-    def drain(self) -> None:
-        """Wait for every write handed over; raise the first that failed."""
-        while self._waiting:
-            self._collect()
-
-    def close(self) -> None:
-        """Start no further write, wait for the one under way (its failure not raised:
-        the caller is already failing)."""
-        for _, future in self._waiting:
-            future.cancel()
-        self._waiting.clear()
-        self._pool.shutdown(wait=True)
-
-    def _collect(self) -> None:
-        name, future = self._waiting.popleft()
-        size, seconds = future.result()
-        self._inc(f"bytes/{name}", size)
-        self._inc(f"write_micros/{name}", int(seconds * 1e6))
-
-
-def _timed_write(root: str, split: str, k: int, table: pa.Table) -> tuple[int, float]:
-    t0 = time.perf_counter()
-    size = tables.write_batch(root, split, k, table)
-    return size, time.perf_counter() - t0
-
-
 class BatchComputer:
     """Computes and writes the nodes of one batch.
 
@@ -118,20 +60,11 @@ class BatchComputer:
         The preprocessing nodes that take part in this run, by name.
     states:
         Finalised analyzer states of computed features (vocabularies, moments).
-    writer:
-        Where computed batches are written (in the background, :class:`BatchWriter`);
-        ``None``: here, before :meth:`compute_batch` returns (the Beam DoFns).
     """
 
-    def __init__(
-        self,
-        nodes: Mapping[str, PreNode],
-        states: Mapping[str, Any],
-        writer: BatchWriter | None = None,
-    ) -> None:
+    def __init__(self, nodes: Mapping[str, PreNode], states: Mapping[str, Any]) -> None:
         self.nodes = dict(nodes)
         self.states = dict(states)
-        self.writer = writer
         self.seconds: dict[str, float] = {}
         self.write_seconds: dict[str, float] = {}
         #: Seconds spent reading each node's stored batches (part of ``seconds``).
@@ -373,7 +306,7 @@ class BatchComputer:
     def compute_batch(self, split: str, k: int, order: list[str]) -> dict[str, tuple[int, int]]:
         """Compute every computed node of a batch, write those marked ``write``.
 
-        Returns {node: (rows, bytes written)}; the bytes 0 where :attr:`writer` writes.
+        Returns {node: (rows, bytes written)}.
         """
         cache: dict[str, Any] = {}
         done: dict[str, tuple[int, int]] = {}
@@ -392,9 +325,7 @@ class BatchComputer:
                 cols[ROW_ID] = pa.array(cache["rows"], pa.int64())
                 table = pa.table(cols)
             size = 0
-            if node.write and self.writer is not None:  # its bytes are counted by the writer
-                self.writer.submit(name, node.root, split, k, table)
-            elif node.write:
+            if node.write:
                 t0 = time.perf_counter()
                 size = tables.write_batch(node.root, split, k, table)
                 self.write_seconds[name] = (

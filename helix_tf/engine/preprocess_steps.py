@@ -19,7 +19,7 @@ from typing import Any
 
 from helix_tf.components.features import Feature
 from helix_tf.components.sources import Source
-from helix_tf.engine.batch_compute import BatchComputer, BatchWriter, PreNode
+from helix_tf.engine.batch_compute import BatchComputer, PreNode
 from helix_tf.engine.read_steps import read_split
 from helix_tf.errors import ExecutionError
 from helix_tf.roles import NodeState, Role, Split
@@ -175,15 +175,10 @@ def compute_batch(
     key: Key,
     stats: Sequence[Mapping[str, Any]],
     inc: Inc,
-    writer: BatchWriter | None = None,
 ) -> Key:
-    """Compute and write every computed node of one batch; check rows in = rows out.
-
-    ``writer``: the batches are written there, in the background (their bytes counted
-    once written); ``None``: here.
-    """
+    """Compute and write every computed node of one batch; check rows in = rows out."""
     split, k, expected = key
-    computer = BatchComputer(nodes, merge_states(stats), writer)
+    computer = BatchComputer(nodes, merge_states(stats))
     done = computer.compute_batch(split, k, order)
     for name, (rows, size) in done.items():
         if rows != expected:
@@ -259,25 +254,6 @@ def preprocess_result(
     )
 
 
-def _compute_batches(
-    nodes: Mapping[str, PreNode],
-    order: list[str],
-    keys: list[Key],
-    stats: Sequence[Mapping[str, Any]],
-    inc: Inc,
-) -> None:
-    """:func:`compute_batch` for each key, each batch written while the next computes
-    (:class:`~helix_tf.engine.batch_compute.BatchWriter`); every write has ended when this
-    returns or raises."""
-    writer = BatchWriter(inc)
-    try:
-        for key in keys:
-            compute_batch(nodes, order, key, stats, inc, writer)
-        writer.drain()
-    finally:
-        writer.close()
-
-
 def run_preprocessing_here(
     *,
     nodes: dict[str, PreNode],
@@ -326,7 +302,8 @@ def run_preprocessing_here(
                     for element in batch_partials(nodes, group, key, stats, inc):
                         acc = combiner.add_input(acc, element)
             stats.append(combiner.extract_output(acc))
-        _compute_batches(nodes, order, keys, stats, inc)
+        for key in keys:
+            compute_batch(nodes, order, key, stats, inc)
         if stats:
             states.update(json.loads(json.dumps(merge_states(stats))))
     return preprocess_result(

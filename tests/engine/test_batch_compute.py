@@ -12,7 +12,7 @@ import pytest
 from helix_tf.components import features as F
 from helix_tf.components.sources import Csv
 from helix_tf.engine import tables
-from helix_tf.engine.batch_compute import BatchComputer, BatchWriter, PreNode
+from helix_tf.engine.batch_compute import BatchComputer, PreNode
 from helix_tf.errors import DataError, ExecutionError
 from helix_tf.sample_data import CENSUS_CSV_OPTIONS
 from helix_tf.types import LABEL, ROW_ID
@@ -128,63 +128,6 @@ def test_partials_and_compute_batch_write_features_and_examples(
     assert [vocab[i] for i in examples.column("edu").to_pylist()] == source["education"].tolist()
     age_file = tables.read_batch(str(tmp_path / "age"), "test", 1)
     assert age_file.column_names == ["value", ROW_ID]
-
-
-def test_batches_written_in_the_background_are_the_files_written_in_place(
-    source_root: str, tmp_path: Path
-) -> None:
-    """A BatchWriter writes the same files and counts the same bytes; once drained,
-    every batch is there whole (the caller commits the folder next)."""
-    counters: dict[str, int] = {}
-
-    def inc(name: str, value: int) -> None:
-        counters[name] = counters.get(name, 0) + value
-
-    here, there = _nodes(source_root, tmp_path / "here"), _nodes(source_root, tmp_path / "bg")
-    states = _states(BatchComputer(here, {}), ["age", "edu", "examples"])
-    keys = [(split, k) for split in ("train", "test") for k in _batches(source_root, split)]
-    sizes: dict[str, int] = {}
-    for split, k in keys:
-        for name, (_, size) in BatchComputer(here, states).compute_batch(split, k, ORDER).items():
-            sizes[name] = sizes.get(name, 0) + size
-    writer = BatchWriter(inc, pending=2)
-    try:
-        for split, k in keys:
-            done = BatchComputer(there, states, writer).compute_batch(split, k, ORDER)
-            assert all(size == 0 for _, size in done.values())  # counted by the writer
-        writer.drain()
-    finally:
-        writer.close()
-    written = {k.split("/")[1]: v for k, v in counters.items() if k.startswith("bytes/")}
-    assert written == sizes and all(size > 0 for size in sizes.values())
-    assert {k.split("/")[1] for k in counters if k.startswith("write_micros/")} == set(sizes)
-    for name in ("age", "edu", "examples"):
-        for split, k in keys:
-            a = tables.read_batch(str(tmp_path / "here" / name), split, k)
-            assert a.equals(tables.read_batch(str(tmp_path / "bg" / name), split, k))
-
-
-def test_a_failed_background_write_fails_the_batches_and_stops_the_writes(
-    source_root: str, tmp_path: Path
-) -> None:
-    """A write that fails (here: the node's folder is a file) is raised by drain, as the
-    caller's own write would raise it; after close no write is under way or to come."""
-    import threading
-
-    (tmp_path / "blocked").write_text("not a folder")
-    nodes = _nodes(source_root, tmp_path, age={"root": str(tmp_path / "blocked" / "age")})
-    states = _states(BatchComputer(nodes, {}), ["age", "edu", "examples"])
-    writer = BatchWriter(lambda name, value: None)
-    with pytest.raises(OSError):
-        try:
-            for k in _batches(source_root, "train"):
-                BatchComputer(nodes, states, writer).compute_batch("train", k, ORDER)
-            writer.drain()
-        finally:
-            writer.close()
-    assert not [t for t in threading.enumerate() if t.name.startswith("helix-tf-write")]
-    with pytest.raises(OSError):  # the same failure without a writer
-        BatchComputer(nodes, states).compute_batch("train", 0, ORDER)
 
 
 def test_a_loaded_feature_gives_the_same_examples(source_root: str, tmp_path: Path) -> None:
