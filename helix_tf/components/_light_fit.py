@@ -17,9 +17,11 @@ trainer, a run alone). The step is Keras' own ``train_step`` (the model's loss,
 optimizer, regularisers, dropout and loss scaling), taken for every batch of an epoch
 in one traced loop (one graph call an epoch: :func:`_epoch_function`), traced once per
 trainer and kept with it; the reported loss per epoch is Keras' running mean over the
-epoch's steps, as ``fit`` reports it. Where the optimizer allows it (Adam, SGD, FTRL),
-the step's update is one update over all the model's weights (:class:`_FlatUpdate`):
-Keras' arithmetic to the bit in fewer graph nodes, a step costing its nodes.
+epoch's steps, as ``fit`` reports it, summed by the loop itself rather than in Keras'
+loss tracker each step (:class:`_EpochLoss`: the same float). Where the optimizer allows
+it (Adam, SGD, FTRL), the step's update is one update over all the model's weights
+(:class:`_FlatUpdate`): Keras' arithmetic to the bit in fewer graph nodes, a step
+costing its nodes.
 
 An approximate run trains its sample for the exact run's steps (more epochs over
 fewer rows: :mod:`helix_tf.approx.settings`) and stops sooner once the epochs' losses
@@ -76,9 +78,7 @@ def light_fit(
     losses: list[float] = []
     tolerance, window = plateau_rule(plateau, epochs, n) if plateau else (0.0, 0)
     for epoch in range(epochs):
-        model.reset_metrics()
-        step(x, y, rng.permutation(n), int(batch_size))
-        loss = float(model.get_metrics_result().get("loss", math.nan))
+        loss = step(x, y, rng.permutation(n), int(batch_size))
         losses.append(loss)
         if on_epoch is not None:
             on_epoch(epoch + 1, epochs, loss, time.perf_counter() - started)
@@ -137,9 +137,10 @@ def plateaued(losses: Sequence[float], tolerance: float, window: int) -> bool:
     return before - last <= tolerance * abs(last)
 
 
-def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any], None]:
+def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any], float]:
     """One epoch: Keras' ``train_step`` on each batch of rows ``order[i * bs:(i + 1) * bs]``,
-    the whole epoch one graph call.
+    the whole epoch one graph call; it returns the epoch's loss (Keras' running mean, as
+    ``fit`` reports it: in the traced loop summed in the loop, :class:`_EpochLoss`).
 
     The epoch is traced once into a concrete function (over a sample like ``x`` and
     ``y`` of any number of rows, bags of any width where the model's inputs leave it
@@ -167,10 +168,12 @@ def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any]
     """
     if getattr(model, "run_eagerly", False):
 
-        def eager_epoch(x: Any, y: Any, order: np.ndarray, batch_size: int) -> None:
+        def eager_epoch(x: Any, y: Any, order: np.ndarray, batch_size: int) -> float:
+            model.reset_metrics()
             for start in range(0, len(order), batch_size):
                 rows = order[start : start + batch_size]
                 model.train_step(({k: v[rows] for k, v in x.items()}, y[rows]))
+            return float(model.get_metrics_result().get("loss", math.nan))
 
         return eager_epoch
 
@@ -187,7 +190,10 @@ def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any]
             rest = t.shape[1:]
         return tf.TensorSpec([None, *rest], t.dtype)
 
-    with flat.tracing() if flat is not None else contextlib.nullcontext():
+    with (
+        _EpochLoss.tracing(model),
+        flat.tracing() if flat is not None else contextlib.nullcontext(),
+    ):
         step = tf.function(  # not converted by AutoGraph: as Keras traces its own step
             functools.partial(_epoch_loop, model),
             input_signature=(
@@ -199,9 +205,9 @@ def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any]
             autograph=False,
         ).get_concrete_function()
 
-    def epoch(x: Any, y: Any, order: np.ndarray, batch_size: int) -> None:
+    def epoch(x: Any, y: Any, order: np.ndarray, batch_size: int) -> float:
         rows = tf.constant(np.asarray(order, dtype=np.int64))
-        step(x, y, rows, tf.constant(int(batch_size), tf.int64))
+        return float(step(x, y, rows, tf.constant(int(batch_size), tf.int64)))
 
     if flat is not None:
         epoch.start = flat.start  # type: ignore[attr-defined]
@@ -210,6 +216,68 @@ def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any]
 
 def _nothing() -> None:
     return None
+
+
+class _EpochLoss:
+    """Keras' loss tracker and metrics in the light loop's traced step: the epoch's loss
+    summed in the loop, not in the model's metric variables.
+
+    Keras' ``train_step`` adds each step's loss to its loss tracker (a ``Mean``: two
+    variables read and assigned a step) and returns ``compute_metrics``' results (the
+    tracker's mean, divided anew each step); the light loop reads the epoch's mean once,
+    after its last step. While the loop is traced (:meth:`tracing`) the step hands its
+    loss and batch size here instead (:meth:`update_state`, the tracker's arithmetic to
+    the bit: ``reduce_to_samplewise_values``, the weighted loss added to the total, the
+    batch size to the count) and computes no metrics; the sums are the loop's variables,
+    and the epoch's loss ``total / count`` (``divide_no_nan``, as ``Mean.result``): the
+    same float as the tracker's (``tests/components/test_light_fit.py``). The model's
+    compiled metrics are not updated in the light loop (helix_tf compiles none; the
+    loop reported the loss alone). An exact run's ``fit`` never sees this.
+    """
+
+    def __init__(self, tracker: Any) -> None:
+        self.dtype = tracker.dtype
+        self.steps: list[tuple[Any, Any]] = []
+
+    @classmethod
+    @contextlib.contextmanager
+    def tracing(cls, model: Any) -> Iterator[None]:
+        """While the loop is traced, ``model``'s step reports its loss here, no metrics."""
+        tracker = model._loss_tracker
+        object.__setattr__(model, "_loss_tracker", cls(tracker))
+        object.__setattr__(model, "compute_metrics", _no_metrics)
+        try:
+            yield
+        finally:
+            object.__delattr__(model, "compute_metrics")
+            object.__setattr__(model, "_loss_tracker", tracker)
+
+    def update_state(self, values: Any, sample_weight: Any = None) -> None:
+        """Keras' ``Mean.update_state``'s reduction; its sums are :meth:`add`'s."""
+        from keras.src.metrics.reduction_metrics import reduce_to_samplewise_values
+
+        from helix_tf.components._keras_layers import keras
+
+        ops = keras().ops
+        values, weight = reduce_to_samplewise_values(
+            values, sample_weight, reduce_fn=ops.mean, dtype=self.dtype
+        )
+        if weight is not None:
+            count = ops.sum(weight)
+        elif len(values.shape) >= 1:
+            count = ops.shape(values)[0]
+        else:
+            count = 1
+        self.steps.append((ops.sum(values), ops.cast(count, dtype=self.dtype)))
+
+    def add(self, total: Any, count: Any) -> tuple[Any, Any]:
+        """The sums after the step just traced (the tracker's ``assign_add``s)."""
+        ((step_total, step_count),) = self.steps[-1:]
+        return total + step_total, count + step_count
+
+
+def _no_metrics(x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> dict[str, Any]:
+    return {}
 
 
 #: Keras' optimizers whose update over all the weights at once is the same arithmetic as
@@ -235,7 +303,10 @@ class _FlatUpdate:
     variables or more, the light loop's steps update
     one flat variable holding every weight with a twin of the model's optimizer (the
     same class and settings, its penalty strengths the model's), then copy each
-    variable's part back: the nodes of one variable's update, not nine.
+    variable's part back: the nodes of one variable's update, not nine. The plumbing is
+    lean too: a run of dense gradients' positions is one constant, the parts one split
+    (a FTRL census step 577 graph nodes, against 641 with a range, a slice and their
+    constants a variable and Keras' loss tracker).
 
     The same bits: the twin's gradient is every variable's gradient as one
     ``IndexedSlices`` over the flat weights (a dense gradient one slice per weight, an
@@ -315,27 +386,31 @@ class _FlatUpdate:
             opt = self.model.optimizer
             type(opt).apply_gradients(opt, list(zip(grads, self.variables, strict=True)))
             return
-        values, indices = [], []
+        values, indices, dense = [], [], []  # dense: a run of dense gradients' positions
         for grad, start, shape in zip(grads, self.offsets[:-1], self.shapes, strict=True):
-            width = int(np.prod(shape[1:])) if shape else 1
+            size = int(np.prod(shape))
             if isinstance(grad, tf.IndexedSlices):  # rows of a [rows, ...] variable
+                if dense:
+                    indices.append(tf.constant(np.concatenate(dense), tf.int64))
+                    dense = []
+                width = int(np.prod(shape[1:])) if shape else 1
                 rows = tf.reshape(tf.cast(grad.indices, tf.int64), [-1, 1]) * width
                 at = rows + tf.range(width, dtype=tf.int64)[None, :] + start
-            else:
-                at = tf.range(start, start + int(np.prod(shape)), dtype=tf.int64)
+                indices.append(tf.reshape(at, [-1]))
+                grad = grad.values
+            else:  # its positions a constant, one for the run
+                dense.append(np.arange(start, start + size, dtype=np.int64))
                 grad = tf.convert_to_tensor(grad)
-                grad = tf.IndexedSlices(grad, at)  # its values reshaped below
-            indices.append(tf.reshape(at, [-1]))
-            values.append(tf.reshape(grad.values, [-1]))
+            values.append(grad if grad.shape.rank == 1 else tf.reshape(grad, [-1]))
+        if dense:
+            indices.append(tf.constant(np.concatenate(dense), tf.int64))
         flat = tf.IndexedSlices(
             tf.concat(values, 0), tf.concat(indices, 0), tf.constant([self.offsets[-1]], tf.int64)
         )
         self.twin.apply([flat], [self.weights])
-        weights = self.weights.read_value()
-        for var, start, end, shape in zip(
-            self.variables, self.offsets[:-1], self.offsets[1:], self.shapes, strict=True
-        ):
-            var.assign(tf.reshape(weights[start:end], shape))
+        parts = tf.split(self.weights.read_value(), np.diff(self.offsets).tolist())
+        for var, part, shape in zip(self.variables, parts, self.shapes, strict=True):
+            var.assign(part if len(shape) == 1 else tf.reshape(part, shape))
         self.model.optimizer.iterations.assign_add(1)
 
 
@@ -372,21 +447,29 @@ def _twin(opt: Any) -> Any:
 
 def _epoch_loop(model: Any, xs: Any, ys: Any, order: Any, batch_size: Any) -> Any:
     """The traced epoch of :func:`_epoch_function`: ``model``'s train step on each batch of
-    ``order``, one loop iteration at a time, the next batch's start after the step."""
+    ``order``, one loop iteration at a time, the next batch's start after the step; the
+    epoch's loss (:class:`_EpochLoss`, traced in place of the model's loss tracker)."""
     import tensorflow as tf
 
     n = tf.shape(order, out_type=tf.int64)[0]
+    loss = model._loss_tracker
 
-    def body(start: Any) -> Any:
+    def body(start: Any, total: Any, count: Any) -> Any:
         rows = order[start : tf.minimum(start + batch_size, n)]
         batch = {name: tf.gather(values, rows) for name, values in xs.items()}
-        logs = model.train_step((batch, tf.gather(ys, rows)))
-        with tf.control_dependencies(tf.nest.flatten(logs)):
-            return start + batch_size
+        model.train_step((batch, tf.gather(ys, rows)))  # no metrics: {}
+        total, count = loss.add(total, count)
+        with tf.control_dependencies([total, count]):
+            return start + batch_size, total, count
 
-    return tf.while_loop(
-        lambda start: start < n, body, [tf.constant(0, tf.int64)], parallel_iterations=1
+    zero = tf.constant(0, loss.dtype)
+    _, total, count = tf.while_loop(
+        lambda start, total, count: start < n,
+        body,
+        [tf.constant(0, tf.int64), zero, zero],
+        parallel_iterations=1,
     )
+    return tf.math.divide_no_nan(total, count)
 
 
 def input_shapes(model: Any) -> dict[str, tuple[int | None, ...]]:

@@ -91,10 +91,12 @@ def _per_batch_epoch_function(model: Any, x: Any, y: Any) -> Any:
         autograph=False,
     )
 
-    def epoch(x: Any, y: Any, order: np.ndarray, batch_size: int) -> None:
+    def epoch(x: Any, y: Any, order: np.ndarray, batch_size: int) -> float:
+        model.reset_metrics()
         order = np.asarray(order, dtype=np.int64)
         for start in range(0, len(order), batch_size):
             step(x, y, tf.constant(order[start : start + batch_size]))
+        return float(model.get_metrics_result()["loss"])
 
     return epoch
 
@@ -131,10 +133,12 @@ def _old_epoch_function(model: Any, x: Any, y: Any) -> Any:
         autograph=False,
     )
 
-    def epoch(x: Any, y: Any, order: np.ndarray, batch_size: int) -> None:
+    def epoch(x: Any, y: Any, order: np.ndarray, batch_size: int) -> float:
+        model.reset_metrics()
         for start in range(0, len(order), batch_size):
             rows = tf.constant(order[start : start + batch_size])
             step({k: tf.gather(v, rows) for k, v in x.items()}, tf.gather(y, rows))
+        return float(model.get_metrics_result()["loss"])
 
     return epoch
 
@@ -163,6 +167,8 @@ def test_gathering_in_the_graph_trains_the_same_bits(
     ("name", "optimizer"),
     [
         *(("widedeep-binary", o) for o in ("adam", "sgd", "ftrl", "adagrad", "rmsprop")),
+        *(("linear-binary-l2", o.lower()) for o in _light_fit.ELEMENTWISE),
+        ("linear-eager-binary", "ftrl"),
         *(("dnn-bf16-multiclass", o.lower()) for o in _light_fit.ELEMENTWISE),
     ],
 )
@@ -178,6 +184,20 @@ def test_one_update_over_all_the_weights_trains_kerass_bits(
         np.testing.assert_array_equal(new, old)
     np.testing.assert_array_equal(scores, keras_scores)
     assert stats["losses"] == keras_stats["losses"]
+
+
+def test_the_loop_sums_the_epochs_loss_itself_as_kerass_loss_tracker_does() -> None:
+    """The traced loop leaves Keras' loss tracker alone (no metric variable assigned a
+    step) and reports each epoch the tracker's mean to the bit, with the same weights."""
+    model, x, y = _model()
+    losses, _ = _light_fit.light_fit(model, x, y, batch_size=32, epochs=3, seed=0)
+    assert [float(v) for v in model._loss_tracker.variables] == [0.0, 0.0]
+    keras_model, x, y = _model()
+    epoch = _per_batch_epoch_function(keras_model, x, y)
+    rng = np.random.default_rng(0)
+    assert losses == [epoch(x, y, rng.permutation(100), 32) for _ in range(3)]
+    for a, b in zip(model.get_weights(), keras_model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def _body_nodes(step: Any) -> int:
