@@ -95,17 +95,18 @@ def prepare(training: Mapping[str, Any]) -> bool:
 
 
 def spare_model(
-    training: Mapping[str, Any], *, taken: Callable[[str], bool]
+    training: Mapping[str, Any], *, free: Callable[[str], Any]
 ) -> tuple[str, Any] | None:
-    """A model as a later training of ``training``'s graph returns it, built ahead (the
-    server's trainer, while idle), with its ``plain_key``: the architecture as
-    ``plain_model`` builds it (no weights of its own: the training's replace them, with
-    its penalty strengths, as a recycled model's do), its inference traced and run once
-    over ``training``'s rows, as an approximate run's predict and explain nodes call it
-    (``predict_scores(traced=True)``: the same input signature, so the same traced
-    function). None where ``taken(key)`` (a free model of that key is kept already) or
-    the model is not known before training: a regression's output is rescaled by its
-    target's mean and standard deviation, which are part of its key.
+    """Make ready the model a later training of ``training``'s graph returns (the server's
+    trainer, while idle): ``free(key)``, a kept model of that ``plain_key`` nobody can ask
+    for any more (None: there is none), else a new one, as ``plain_model`` builds it (no
+    weights of its own: the training's replace them, with its penalty strengths, as a
+    recycled model's do), returned with its key to be kept. Either way its inference is
+    traced and run once over ``training``'s rows, as an approximate run's predict and
+    explain nodes call it (``predict_scores(traced=True)``: the same input signature, so
+    the same traced function; a model an exact run used was never traced). None also for
+    a regression: its model is rescaled by its target's mean and standard deviation, which
+    are part of its key and known only after training.
     """
     from helix_tf.components.keras_models import plain_key, plain_model, plain_recipe
 
@@ -114,11 +115,12 @@ def spare_model(
         return None
     recipe = plain_recipe(training, None)
     key = plain_key(recipe)
-    if taken(key):
-        return None
-    model = plain_model(recipe, None)
+    model = free(key)
+    made = model is None
+    if made:
+        model = plain_model(recipe, None)
     predict_scores(model, training["x"], head.task, traced=True)
-    return key, model
+    return (key, model) if made else None
 
 
 def warm_up() -> None:

@@ -26,7 +26,8 @@ The next training of a kept model's graph (``keras_models.plain_key``) takes tha
 object with its own weights, instead of a build (~0.2 s) and, in an approximate run,
 the trace of its inference (~0.15 s): one whose run has ended (its process gone:
 nobody can ask for it), or a spare the idle trainer builds after preparing a graph
-(:func:`_keep_spare`, its inference traced), else the older of two kept ones.
+where none is free (:func:`_keep_spare`, which traces a free one's inference too), else
+the older of two kept ones.
 
 Once idle (below :data:`~helix_tf.server._starting.SPARE_CPUS`, after the run that
 started the server has ended), the trainer warms TensorFlow up with a tiny training
@@ -464,17 +465,18 @@ def _free(entry: Kept) -> bool:
 
 
 def _keep_spare(kept: OrderedDict[str, Kept], training: dict[str, Any]) -> bool:
-    """Keep a spare model for a later training of ``training``'s graph, unless a free one
-    (:func:`_free`) is kept: built as its run's would be, its inference traced over the
-    training's rows (``keras_models.spare_model``), so that training's model takes its
-    weights instead of a build and a trace (~0.2–0.4 s). Whether one was built."""
+    """Make ready a model for a later training of ``training``'s graph: a free one
+    (:func:`_free`) if one is kept, else a spare, built and kept; either way its
+    inference traced over the training's rows (``keras_models.spare_model``), so that
+    training's model takes its weights instead of a build and a trace (~0.2–0.4 s).
+    Whether a spare was built."""
     from helix_tf.components import keras_models
 
     t0 = time.perf_counter()
     try:
-        found = keras_models.spare_model(training, taken=lambda key: _has_free(kept, key))
+        found = keras_models.spare_model(training, free=lambda key: _free_model(kept, key))
     except Exception:  # only a head start
-        log.exception("the trainer could not build a spare model")
+        log.exception("the trainer could not make a model ready")
         return False
     if found is None:
         return False
@@ -485,8 +487,9 @@ def _keep_spare(kept: OrderedDict[str, Kept], training: dict[str, Any]) -> bool:
     return True
 
 
-def _has_free(kept: OrderedDict[str, Kept], key: str) -> bool:
-    return any(entry.key == key and _free(entry) for entry in kept.values())
+def _free_model(kept: OrderedDict[str, Kept], key: str) -> Any:
+    """A kept model of ``key`` that nobody can ask for (:func:`_free`), or None."""
+    return next((e.model for e in kept.values() if e.key == key and _free(e)), None)
 
 
 class RemoteTrainer:

@@ -285,3 +285,20 @@ def test_the_idle_trainer_builds_a_spare_model_for_a_prepared_graph_and_only_tha
         learner, features, x, y, km.Head(task="regression"), epochs, policy, light=True
     )
     assert not _trainer._keep_spare(kept, regression)  # its scale is known after training
+
+
+def test_the_idle_trainer_traces_a_free_models_inference_instead_of_building_a_spare(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A model an exact run used was never traced; once its run has ended, the idle trainer
+    traces its inference (kept on it) rather than building a spare."""
+    from collections import OrderedDict
+
+    monkeypatch.setenv("HELIX_TF_TRAINERS", "4")
+    learner, features, x, y, head, epochs, policy = _case_args()
+    training = km._training(learner, features, x, y, head, epochs, policy, light=False)
+    kept: OrderedDict[str, Any] = OrderedDict()
+    _, model = _train_in(kept, training, _ended_pid())
+    assert not model.__dict__.get("_helix_scorers")
+    assert not _trainer._keep_spare(kept, km._hint_of(training))
+    assert len(kept) == 1 and model.__dict__.get("_helix_scorers")
