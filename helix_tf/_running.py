@@ -24,8 +24,8 @@ from helix_tf._recording import collect_results, compare_with_previous, record_r
 from helix_tf._session import Session, is_write_failure, metadata_in_memory, open_loaded
 from helix_tf.approx.settings import Approx
 from helix_tf.config import LoadedConfig
-from helix_tf.errors import ConfigError, HelixError, StoreError
-from helix_tf.events import Planned, ProgressCallback, RetrainingStarted
+from helix_tf.errors import ConfigError, HelixError, SampledDataError, StoreError
+from helix_tf.events import Planned, ProgressCallback, RetrainingStarted, SampleMoved
 from helix_tf.history import TAG_KEY
 from helix_tf.results import NodeDecision, RunResult
 from helix_tf.reuse.costs import CostModel
@@ -58,6 +58,8 @@ class RunOptions:
     tag_budget: str | int | None = None
     scratch: str | None = None
     rehash: bool = False
+    #: Where an approximate run draws its sample (None: where it saves most).
+    sample_at: str | None = None
 
     def __post_init__(self) -> None:
         # Checked before any work (they were read once the plan was made and printed).
@@ -84,6 +86,7 @@ class RunOptions:
             rehash=self.rehash,
             workers=True,
             writing=True,
+            sample_at=self.sample_at,
         )
 
 
@@ -297,7 +300,42 @@ def run_once(
 
     ``need_models``: every train node must end up computed or loaded (its model's
     facts are needed) even where the plan would prune it.
+
+    An approximate run whose sources read a sample and whose data failed a check on it
+    (a test label the sample's training rows lack, a class the sample lost, no row kept:
+    :class:`~helix_tf.errors.SampledDataError`) runs again with the sample drawn at
+    training, from examples of every row: it then passes or fails as the exact run
+    does. The failed attempt stays in the history as failed, with its error.
     """
+    try:
+        return _run_once(loaded, opts, need_models=need_models)
+    except SampledDataError as exc:
+        found = _unprefixed(exc)
+        if opts.progress:
+            opts.progress(SampleMoved(reason=found))
+        again = dataclasses.replace(opts, sample_at=Role.TRAIN)
+        result, facts = _run_once(loaded, again, need_models=need_models)
+        # Where exact history says a sample at training saves too little, the second
+        # run is exact (its own note says so).
+        drawn = " and drew the sample at training instead" if result.approx else ""
+        note = (
+            "the sample drawn at the source failed a check the whole training split may "
+            f"pass ({found}); preprocessed every row{drawn}"
+        )
+        return dataclasses.replace(result, notes=(*result.notes, note)), facts
+
+
+def _unprefixed(exc: SampledDataError) -> str:
+    """What the error found, without its node prefix, its judgement (made on the sample,
+    not the split) and the sample's note: ``line 9 of test.csv has label 'maybe' ...``."""
+    message = str(exc).removeprefix(f"operator {exc.node!r} failed: " if exc.node else "")
+    return message.split(". Note: ")[0].split("; ")[0]
+
+
+def _run_once(
+    loaded: LoadedConfig, opts: RunOptions, *, need_models: bool
+) -> tuple[RunResult, dict[str, dict[str, int]]]:
+    """:func:`run_once` with the sample where ``opts`` places it."""
     t_start = time.perf_counter()
     session = opts.open(loaded)
     if need_models:

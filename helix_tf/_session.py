@@ -238,13 +238,15 @@ def open_loaded(
     team: bool = False,
     workers: bool = False,
     writing: bool = False,
+    sample_at: str | None = None,
 ) -> Session:
     """A session of ``loaded``. ``workers=True`` (a run): when its learners train over the
     workers of TF_CONFIG, the session knows this process's task, and a worker that is
     not the chief plans from an empty history in memory and records nothing.
     ``writing=True`` (a run): the store must take data, and one on a read-only mount is
     refused; otherwise (plan, status, report) an existing store and its SQLite database
-    are opened there too, to be read."""
+    are opened there too, to be read. ``sample_at``: where an approximate run draws its
+    sample (``"source"`` or ``"train"``); None: where it saves most."""
     from helix_tf._workers import role
     from helix_tf.reuse.metadata import MetadataStore
     from helix_tf.reuse.store import ArtifactStore
@@ -269,7 +271,7 @@ def open_loaded(
         stored = {n.name for n in compiled.nodes if artifact_store.lookup(n.fingerprint)}
         # Sample where it saves most: on stored exact examples if there are any, else at
         # the source (so preprocessing shrinks too).
-        placement = (
+        placement = sample_at or (
             "train"
             if any(n.role == Role.EXAMPLES and n.name in stored for n in compiled.nodes)
             else "source"

@@ -17,6 +17,7 @@ __all__ = [
     "PlanError",
     "ExecutionError",
     "DataError",
+    "SampledDataError",
     "StoreError",
     "interrupted",
 ]
@@ -56,6 +57,15 @@ class ExecutionError(HelixError):
 
 class DataError(ExecutionError):
     """Input data is malformed: the message names the file, the line and the fix."""
+
+
+class SampledDataError(DataError):
+    """A check (or an operator, a user's ``fit``) failed in an approximate run whose
+    sources read a sample of the training rows: what the sample taught (a label's values,
+    the rows it kept) may not be what the whole training split teaches, so the exact run
+    may pass it. A run retries such a
+    failure with the sample drawn at training, from examples of every row
+    (:func:`helix_tf._running.run_once`)."""
 
 
 class StoreError(HelixError):

@@ -39,6 +39,7 @@ __all__ = [
     "ProgressCallback",
     "ProgressEvent",
     "RetrainingStarted",
+    "SampleMoved",
     "TrainingStarted",
     "event_from_dict",
 ]
@@ -130,6 +131,15 @@ class RetrainingStarted(ProgressEvent):
     drop: dict[str, tuple[str, ...]]
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class SampleMoved(ProgressEvent):
+    """An approximate run's sample drawn at the source failed a data check (``reason``:
+    what was found): the run starts again with the sample drawn at training."""
+
+    EVENT: ClassVar[str] = "sample_moved"
+    reason: str
+
+
 #: What ``helix_tf.run(progress=...)`` calls.
 ProgressCallback = Callable[[ProgressEvent], None]
 
@@ -142,6 +152,7 @@ _TYPES: dict[tuple[str, str | None], type[ProgressEvent]] = {
         EpochFinished,
         NodeFinished,
         RetrainingStarted,
+        SampleMoved,
     )
 }
 

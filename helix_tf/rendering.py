@@ -22,6 +22,7 @@ from helix_tf.events import (
     PreprocessingStarted,
     ProgressEvent,
     RetrainingStarted,
+    SampleMoved,
     TrainingStarted,
 )
 from helix_tf.roles import NodeState, state_counts
@@ -98,6 +99,13 @@ class ProgressPrinter:
         if isinstance(event, RetrainingStarted):
             dropped = "; ".join(f"{ex}: {', '.join(fs)}" for ex, fs in event.drop.items())
             return f"{at} retraining without zero-weight features ({dropped}) …"
+        if isinstance(event, SampleMoved):
+            return (
+                f"{at} the sample drawn at the source failed a check the whole training split "
+                f"may pass ({' '.join(event.reason.split())}): again, with the sample drawn at "
+                "training from "
+                "every row …"
+            )
         if isinstance(event, EpochFinished):
             eta = event.eta
             return (

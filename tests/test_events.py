@@ -18,6 +18,7 @@ from helix_tf.events import (
     PreprocessingStarted,
     ProgressEvent,
     RetrainingStarted,
+    SampleMoved,
     TrainingStarted,
     event_from_dict,
 )
@@ -64,6 +65,7 @@ EVENTS = st.one_of(
         RetrainingStarted,
         drop=st.dictionaries(_names, st.lists(_names, max_size=3).map(tuple), max_size=3),
     ),
+    st.builds(SampleMoved, reason=st.text(max_size=40)),
 )
 
 
@@ -110,6 +112,10 @@ def test_the_printer_renders_every_event_on_one_line(event: ProgressEvent) -> No
         (
             RetrainingStarted(drop={"examples": ("noise",)}),
             {"event": "retrain", "drop": {"examples": ["noise"]}},
+        ),
+        (
+            SampleMoved(reason="line 9 of test.csv has label 'maybe'"),
+            {"event": "sample_moved", "reason": "line 9 of test.csv has label 'maybe'"},
         ),
     ],
 )

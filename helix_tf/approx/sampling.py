@@ -63,7 +63,7 @@ def sample_problem(
         return f"the sample kept no row of the {n:,} training rows; {sample_note(fraction, seed)}"
     if task == "regression":
         return None
-    values = np.unique(labels[kept])
+    values = np.unique(labels[kept]).tolist()  # Python values: shown as 0, not np.int8(0)
     if len(values) < 2 <= len(np.unique(labels)):
         return (
             f"the sample kept {k:,} of the {n:,} training rows, with only one label value "

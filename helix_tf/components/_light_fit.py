@@ -17,7 +17,9 @@ trainer, a run alone). The step is Keras' own ``train_step`` (the model's loss,
 optimizer, regularisers, dropout and loss scaling), taken for every batch of an epoch
 in one traced loop (one graph call an epoch: :func:`_epoch_function`), traced once per
 trainer and kept with it; the reported loss per epoch is Keras' running mean over the
-epoch's steps, as ``fit`` reports it.
+epoch's steps, as ``fit`` reports it. Where the optimizer allows it (Adam, SGD, FTRL),
+the step's update is one update over all the model's weights (:class:`_FlatUpdate`):
+Keras' arithmetic to the bit in fewer graph nodes, a step costing its nodes.
 
 An approximate run trains its sample for the exact run's steps (more epochs over
 fewer rows: :mod:`helix_tf.approx.settings`) and stops sooner once the epochs' losses
@@ -28,10 +30,11 @@ sample stops at the same epoch in any process.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -66,6 +69,7 @@ def light_fit(
         x = {name: tf.convert_to_tensor(values) for name, values in x.items()}
         y = tf.convert_to_tensor(y)
     step = step or _epoch_function(model, x, y)
+    getattr(step, "start", _nothing)()  # a flat update's state from the model's (_FlatUpdate)
     n = len(y)
     rng = np.random.default_rng(int(seed))
     started = time.perf_counter()
@@ -173,6 +177,7 @@ def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any]
     import tensorflow as tf
 
     declared = input_shapes(model)
+    flat = _FlatUpdate.of(model)
 
     def spec(t: Any, name: str | None = None) -> Any:
         # Any number of rows; the rest as the model's input declares it (a bag's width
@@ -182,22 +187,187 @@ def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any]
             rest = t.shape[1:]
         return tf.TensorSpec([None, *rest], t.dtype)
 
-    step = tf.function(  # not converted by AutoGraph: as Keras traces its own step
-        functools.partial(_epoch_loop, model),
-        input_signature=(
-            {name: spec(t, name) for name, t in x.items()},
-            spec(y),
-            tf.TensorSpec([None], tf.int64),
-            tf.TensorSpec([], tf.int64),
-        ),
-        autograph=False,
-    ).get_concrete_function()
+    with flat.tracing() if flat is not None else contextlib.nullcontext():
+        step = tf.function(  # not converted by AutoGraph: as Keras traces its own step
+            functools.partial(_epoch_loop, model),
+            input_signature=(
+                {name: spec(t, name) for name, t in x.items()},
+                spec(y),
+                tf.TensorSpec([None], tf.int64),
+                tf.TensorSpec([], tf.int64),
+            ),
+            autograph=False,
+        ).get_concrete_function()
 
     def epoch(x: Any, y: Any, order: np.ndarray, batch_size: int) -> None:
         rows = tf.constant(np.asarray(order, dtype=np.int64))
         step(x, y, rows, tf.constant(int(batch_size), tf.int64))
 
+    if flat is not None:
+        epoch.start = flat.start  # type: ignore[attr-defined]
     return epoch
+
+
+def _nothing() -> None:
+    return None
+
+
+#: Keras' optimizers whose update over all the weights at once is the same arithmetic as
+#: their update of each variable (:class:`_FlatUpdate`): elementwise, and a sparse gradient
+#: only squared, added and assigned. Adagrad and RMSprop divide the gradient itself, which
+#: Keras does otherwise for a sparse one: a dense weight's last bits moved in the flat
+#: update (tested), so they keep Keras' update of each variable.
+ELEMENTWISE = ("Adam", "SGD", "Ftrl")
+#: ... over at least this many variables: each costs the flat update ~6 graph nodes
+#: against ~20–45 of its own update, and the flat update ~20 more of its own (two
+#: variables: 218 nodes a step flat against 205 Keras', Adam; tested with four).
+FLAT_VARIABLES = 4
+
+
+class _FlatUpdate:
+    """One optimizer update over all of a model's weights, in the light loop's steps.
+
+    Keras updates each variable with its own ops (FTRL ~45 graph nodes a variable: 428 of
+    the ~810 of a census linear model's step, whose nine variables are tiny): the step's
+    cost is its ops, not its arithmetic. For an optimizer whose update is elementwise
+    (:data:`ELEMENTWISE`, without clipping, weight decay, EMA, loss scaling or
+    accumulation, every weight one dtype, no constraints) over :data:`FLAT_VARIABLES`
+    variables or more, the light loop's steps update
+    one flat variable holding every weight with a twin of the model's optimizer (the
+    same class and settings, its penalty strengths the model's), then copy each
+    variable's part back: the nodes of one variable's update, not nine.
+
+    The same bits: the twin's gradient is every variable's gradient as one
+    ``IndexedSlices`` over the flat weights (a dense gradient one slice per weight, an
+    embedding's per-row slices as they are), so what Keras does with a variable's
+    sparse gradient it does here row by row alike (FTRL and Adam square an embedding's
+    per-row slices before summing them, apx16), and every weight's arithmetic is the
+    one it was. ``tests/components/test_light_fit.py`` holds that to the bit against
+    Keras' own step for every optimizer helix_tf offers. An exact run's ``fit`` never
+    sees the twin: it only replaces ``apply_gradients`` while the light loop is traced
+    (:meth:`tracing`).
+
+    The twin's state (the flat weights, its slots and step count) is the training's:
+    :meth:`start` sets it from the model's variables and the twin's fresh state before
+    each training (a reused trainer's model was reset to a fresh build's state); the
+    model's optimizer counts the steps (``iterations``) as before, its slots stay as
+    built (a trainer's next use resets them anyway).
+    """
+
+    def __init__(self, model: Any) -> None:
+        import tensorflow as tf
+
+        self.model = model
+        self.variables = list(model.trainable_variables)
+        self.shapes = [tuple(int(d) for d in v.shape) for v in self.variables]
+        sizes = [int(np.prod(shape)) for shape in self.shapes]
+        self.offsets = [int(o) for o in np.cumsum([0, *sizes])]
+        self.weights = tf.Variable(
+            tf.zeros([self.offsets[-1]], self.variables[0].dtype), name="flat_weights"
+        )
+        self.twin = _twin(model.optimizer)
+        self.twin.build([self.weights])
+        self.fresh = [np.array(v.numpy()) for v in self.twin.variables]
+
+    @classmethod
+    def of(cls, model: Any) -> _FlatUpdate | None:
+        """The flat update of ``model``'s light steps, or ``None`` where it would not be
+        the same arithmetic (then Keras' own update)."""
+        opt = getattr(model, "optimizer", None)
+        variables = list(getattr(model, "trainable_variables", []))
+        if opt is None or len(variables) < FLAT_VARIABLES or not _elementwise(opt):
+            return None
+        if len({v.dtype for v in variables}) != 1 or any(
+            getattr(v, "constraint", None) is not None
+            or getattr(v, "overwrite_with_gradient", False)
+            for v in variables
+        ):
+            return None
+        return cls(model)
+
+    @contextlib.contextmanager
+    def tracing(self) -> Iterator[None]:
+        """While the light loop is traced, the model's optimizer applies gradients here."""
+        opt = self.model.optimizer
+        opt.apply_gradients = self.apply_gradients
+        try:
+            yield
+        finally:
+            del opt.apply_gradients
+
+    def start(self) -> None:
+        """The flat weights from the model's variables, the twin as built, its learning
+        rate the model's optimizer's (before each training)."""
+        import tensorflow as tf
+
+        self.weights.assign(tf.concat([tf.reshape(v, [-1]) for v in self.variables], 0))
+        for var, value in zip(self.twin.variables, self.fresh, strict=True):
+            var.assign(value)
+        self.twin.learning_rate = float(self.model.optimizer.learning_rate)
+
+    def apply_gradients(self, grads_and_vars: Any) -> None:
+        """Keras' ``apply_gradients`` for the traced step: the twin's update of the flat
+        weights, each variable's part copied back, the model's optimizer's step counted."""
+        import tensorflow as tf
+
+        grads = [g for g, _ in grads_and_vars]  # in the model's trainable_variables' order
+        if any(g is None for g in grads):  # a variable without a gradient: Keras' way
+            opt = self.model.optimizer
+            type(opt).apply_gradients(opt, list(zip(grads, self.variables, strict=True)))
+            return
+        values, indices = [], []
+        for grad, start, shape in zip(grads, self.offsets[:-1], self.shapes, strict=True):
+            width = int(np.prod(shape[1:])) if shape else 1
+            if isinstance(grad, tf.IndexedSlices):  # rows of a [rows, ...] variable
+                rows = tf.reshape(tf.cast(grad.indices, tf.int64), [-1, 1]) * width
+                at = rows + tf.range(width, dtype=tf.int64)[None, :] + start
+            else:
+                at = tf.range(start, start + int(np.prod(shape)), dtype=tf.int64)
+                grad = tf.convert_to_tensor(grad)
+                grad = tf.IndexedSlices(grad, at)  # its values reshaped below
+            indices.append(tf.reshape(at, [-1]))
+            values.append(tf.reshape(grad.values, [-1]))
+        flat = tf.IndexedSlices(
+            tf.concat(values, 0), tf.concat(indices, 0), tf.constant([self.offsets[-1]], tf.int64)
+        )
+        self.twin.apply([flat], [self.weights])
+        weights = self.weights.read_value()
+        for var, start, end, shape in zip(
+            self.variables, self.offsets[:-1], self.offsets[1:], self.shapes, strict=True
+        ):
+            var.assign(tf.reshape(weights[start:end], shape))
+        self.model.optimizer.iterations.assign_add(1)
+
+
+def _elementwise(opt: Any) -> bool:
+    """Whether ``opt`` updates each weight from its own gradient and state alone."""
+    from helix_tf.components._keras_layers import keras
+
+    classes = tuple(getattr(keras().optimizers, name) for name in ELEMENTWISE)
+    return isinstance(opt, classes) and not any(
+        getattr(opt, name, None)
+        for name in (
+            "clipnorm",
+            "global_clipnorm",
+            "clipvalue",
+            "weight_decay",
+            "use_ema",
+            "loss_scale_factor",
+            "gradient_accumulation_steps",
+        )
+    )
+
+
+def _twin(opt: Any) -> Any:
+    """A new optimizer of ``opt``'s class and settings; helix_tf's FTRL reads the same
+    penalty strengths (:mod:`helix_tf.components.penalties`)."""
+    config = opt.get_config()
+    strengths = getattr(opt, "strengths", None)
+    if strengths is None:
+        return type(opt).from_config(config)
+    config.pop("l1_regularization_strength", None)
+    config.pop("l2_regularization_strength", None)
+    return type(opt)(strengths=strengths, **config)
 
 
 def _epoch_loop(model: Any, xs: Any, ys: Any, order: Any, batch_size: Any) -> Any:

@@ -18,7 +18,7 @@ from helix_tf.compiler.graph import CompiledNode
 from helix_tf.engine import tables
 from helix_tf.engine._context import RunContext
 from helix_tf.engine._outputs import RunOutputs, read_back
-from helix_tf.errors import ExecutionError
+from helix_tf.errors import ExecutionError, SampledDataError
 from helix_tf.roles import Role, Split
 from helix_tf.types import ROW_ID
 
@@ -56,12 +56,14 @@ class LearningInputs:
             raise ExecutionError("its examples are not on local disk", node=name)
         table = read_back(self.outputs, name, lambda: tables.read_split(local, split, columns))
         if table is None:
-            raise ExecutionError(self._no_rows(name, split), node=name)
+            raise self._no_rows(name, split)
         return table, art.meta
 
-    def _no_rows(self, name: str, split: str) -> str:
+    def _no_rows(self, name: str, split: str) -> ExecutionError:
         """Why an examples node has no rows of ``split``: the files of the sources above it,
-        each with its size (an empty or header-only file is the usual cause)."""
+        each with its size (an empty or header-only file is the usual cause). The training
+        split of sources that read a sample may have rows where the sample kept none: a
+        :class:`SampledDataError`, which the run retries with the sample drawn at training."""
         compiled = self.ctx.compiled
         sources, todo, seen = [], [name], set()
         while todo:
@@ -81,12 +83,14 @@ class LearningInputs:
         from helix_tf.engine._preprocess import sampled_sources_note
 
         note = sampled_sources_note(compiled.approx) if split == Split.TRAIN else None
-        return (
+        message = (
             f"the examples have no {split!r} split: no row reached it ({'; '.join(parts)}). "
             "Give the source data rows (an empty file, or one with only its header or "
             "skipped lines, has none), or check its split parameters"
-            + ("" if note is None else f". Note: {note}")
         )
+        if note is None:
+            return ExecutionError(message, node=name)
+        return SampledDataError(f"{message}. Note: {note}", node=name)
 
     def label_facts(self, examples: str, meta: dict[str, Any]) -> dict[str, Any]:
         """The label's facts for training and inference: the stored examples' (classes),

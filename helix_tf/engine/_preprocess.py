@@ -23,7 +23,7 @@ from helix_tf.engine._artifacts import VALUE_NAMES
 from helix_tf.engine._context import RunContext
 from helix_tf.engine._outputs import RunOutputs
 from helix_tf.engine.batch_compute import PreNode
-from helix_tf.errors import DataError, ExecutionError, HelixError, interrupted
+from helix_tf.errors import DataError, ExecutionError, HelixError, SampledDataError, interrupted
 from helix_tf.events import PreprocessingStarted
 from helix_tf.reuse.store import is_write_failure
 from helix_tf.roles import PREPROCESS_STEP, ROLE_SPECS, NodeState, Role, Split
@@ -131,11 +131,15 @@ class PreprocessingStep:
             for name in computed:
                 self._record(name, result, write=pre[name].write)
                 ctx.emit_computed(name, result.rows.get(name))
-        except DataError as exc:
+        except ExecutionError as exc:
             note = sampled_sources_note(ctx.compiled.approx)
-            if note is None:
+            read = ctx.nodes.get(exc.node or "")
+            if note is None or read is None or read.role == Role.SOURCE:
+                # A source's rows as read (a value that does not parse, too many bad
+                # rows): a sampled read parses every row, so the exact run fails alike.
                 raise
-            # A check failed on the sample's rows: the whole split may pass it.
+            # A check (or a user's fit) failed on the sample's rows: the whole split may
+            # pass it.
             raise with_note(exc, note) from exc
 
     def _involved(self, computed: list[str]) -> set[str]:
@@ -402,6 +406,8 @@ class PreprocessingStep:
             spec: dict[str, Any] = {"name": f, "kind": fnode.value_kind}
             if fnode.value_kind in (CATEGORICAL, BAG):
                 spec["size"] = int(card)
+                if not spec["size"]:  # the model's lookup of it fails in Keras, unnamed
+                    raise DataError(_nothing_learned(f, fnode.op), node=examples)
             specs.append(spec)
         return specs
 
@@ -415,11 +421,26 @@ def sampled_sources_note(approx: Mapping[str, Any] | None) -> str | None:
     return sample_note(approx["sample"], approx["seed"])
 
 
-def with_note(exc: DataError, note: str) -> DataError:
-    """``exc`` again, its message followed by ``note``."""
+def with_note(exc: ExecutionError, note: str) -> SampledDataError:
+    """``exc`` again, its message followed by ``note`` (the sample's): a failure the run
+    retries with the sample drawn at training (:class:`~helix_tf.errors.SampledDataError`)."""
     prefix = f"operator {exc.node!r} failed: " if exc.node else ""
     message = str(exc).removeprefix(prefix).rstrip(". ")
-    return DataError(f"{message}. Note: {note}", node=exc.node)
+    return SampledDataError(f"{message}. Note: {note}", node=exc.node)
+
+
+def _nothing_learned(feature: str, op: Any) -> str:
+    """Why examples cannot hold a feature that learned no value (size 0), and the fix."""
+    kept = ", ".join(
+        f"{k}={getattr(op, k)!r}" for k in ("min_count", "top_k") if getattr(op, k, None)
+    )
+    return (
+        f"feature {feature!r} ({getattr(op, 'op_name', type(op).__name__)}({kept})) learned "
+        "no value from the training split: no token "
+        "of its rows is kept (min_count, top_k), so the model has nothing to read for it. "
+        "Lower min_count, give it oov_buckets=1 (where it has them) so that every row has "
+        "an index, or leave the feature out of the examples"
+    )
 
 
 def _one_value(column: str, positive: Any, value: int, found: dict[Any, int] | None) -> str:

@@ -21,11 +21,11 @@ import pyarrow as pa
 
 from helix_tf.components.base import Operator
 from helix_tf.components.features import Feature, SourceRows
-from helix_tf.components.features._label import LABELS
+from helix_tf.components.features._label import LABELS, OTHER_CLASS, MulticlassLabel
 from helix_tf.components.sources import Source
 from helix_tf.engine import tables
 from helix_tf.errors import DataError, ExecutionError, HelixError
-from helix_tf.roles import NodeState, Role
+from helix_tf.roles import NodeState, Role, Split
 from helix_tf.types import LABEL, NUMERIC, ROW_ID
 
 __all__ = ["PreNode", "BatchComputer", "label_problem"]
@@ -253,14 +253,27 @@ class BatchComputer:
             cols.update(tables.feature_columns(f, fnode.value_kind or NUMERIC, values))
         raw = self.column(node.source, label_op.column, split, k, cache)
         t0 = time.perf_counter()
+        state = self.states.get(node.name)
         try:
-            labels, bad = label_op.encode(raw, self.states.get(node.name))
+            labels, bad = label_op.encode(raw, state)
+            unsure = _classes_unsure(self.nodes, node, split, raw, state)
         except HelixError as exc:  # what the training split taught it cannot label
             _raise_named(exc, node.name)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             where = _describe_row(self.nodes, node.source, split, int(cache["rows"][i]))
             raise DataError(label_problem(label_op, where, raw[i], int(bad.sum())), node=node.name)
+        if unsure.any():
+            i = int(np.flatnonzero(unsure)[0])
+            where = _describe_row(self.nodes, node.source, split, int(cache["rows"][i]))
+            value = raw[i].as_py() if hasattr(raw[i], "as_py") else raw[i]
+            raise DataError(
+                f"{where} has label {value!r} in column {label_op.column!r}, not a class of "
+                f"the sampled training rows; unseen='other' would collect it in "
+                f"{OTHER_CLASS!r}, but the whole training split may hold it as a class of "
+                f"its own ({int(unsure.sum())} such rows in this batch)",
+                node=node.name,
+            )
         cols[LABEL] = pa.array(labels, _LABEL_TYPES[label_op.TASK])
         cols[ROW_ID] = pa.array(cache["rows"], pa.int64())
         self._time(node.name, t0)
@@ -378,6 +391,30 @@ def _describe_row(nodes: Mapping[str, Any], src: str, split: str, row: int) -> s
     if isinstance(source, Source):
         return source.describe_row(split, row)
     return f"row {row} (line number in its file) of split {split!r}"
+
+
+def _classes_unsure(
+    nodes: Mapping[str, PreNode], node: PreNode, split: str, raw: Any, state: Any
+) -> np.ndarray:
+    """Rows of a split the sample did not draw from whose label is no class a
+    ``MulticlassLabel(unseen="other")`` learned from a source's sample of the training
+    rows: ``<other>`` for them would be a guess (the whole training split may hold
+    the class), so they fail the sampled run, which is retried with the sample drawn
+    at training (``helix_tf.errors.SampledDataError``). No row where the classes are
+    sure: declared, learned from every training row, or a split that is the sample's."""
+    op = node.op
+    source = nodes.get(node.source or "")
+    if (
+        not isinstance(op, MulticlassLabel)
+        or op.unseen != "other"
+        or op.analyzer() is None
+        or source is None
+        or source.sample is None
+        or split == Split.TRAIN
+    ):
+        return np.zeros(0, dtype=bool)
+    # Missing labels are bad under either setting: those rows fail as missing first.
+    return dataclasses.replace(op, unseen="error").encode(raw, state)[1]
 
 
 def _raise_named(exc: HelixError, node: str) -> NoReturn:

@@ -19,9 +19,9 @@ from typing import Any
 
 from helix_tf.components.features import Feature
 from helix_tf.components.sources import Source
-from helix_tf.engine.batch_compute import BatchComputer, PreNode
+from helix_tf.engine.batch_compute import BatchComputer, PreNode, user_code_line
 from helix_tf.engine.read_steps import read_split
-from helix_tf.errors import ExecutionError
+from helix_tf.errors import ExecutionError, HelixError
 from helix_tf.roles import NodeState, Role, Split
 
 __all__ = [
@@ -164,8 +164,19 @@ class StatsCombiner:
             merged = acc.get(name, analyzer.create())
             try:
                 states[name] = op.finalize_state(analyzer.finalize(merged))
-            except ExecutionError as exc:
-                raise ExecutionError(str(exc), node=name) from exc
+            except HelixError as exc:  # its own type kept (a DataError stays one)
+                if isinstance(exc, ExecutionError) and exc.node is None:
+                    raise type(exc)(str(exc), node=name) from exc
+                raise
+            except Exception as exc:  # a user's fit (DatasetUdf): named as a transform's is
+                where = user_code_line(exc)
+                raise ExecutionError(
+                    f"{op.op_name} raised {type(exc).__name__}: {exc}"
+                    + (f" at {where}" if where else "")
+                    + " while learning from the training split; fix the code there, or "
+                    "the data it reads",
+                    node=name,
+                ) from exc
         return states
 
 

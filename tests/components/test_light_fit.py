@@ -156,6 +156,81 @@ def test_gathering_in_the_graph_trains_the_same_bits(
     assert stats["losses"] == old_stats["losses"]
 
 
+# One update over all the weights (_FlatUpdate): Keras' own update of each variable, to
+# the bit, for every optimizer a learner may name, over dense weights, categorical and bag
+# embeddings (sparse gradients), several outputs and bfloat16 layers.
+@pytest.mark.parametrize(
+    ("name", "optimizer"),
+    [
+        *(("widedeep-binary", o) for o in ("adam", "sgd", "ftrl", "adagrad", "rmsprop")),
+        *(("dnn-bf16-multiclass", o.lower()) for o in _light_fit.ELEMENTWISE),
+    ],
+)
+def test_one_update_over_all_the_weights_trains_kerass_bits(
+    name: str, optimizer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HELIX_TF_TRAINERS", "0")  # a fresh trainer each time
+    change: dict[str, Any] = {"optimizer": optimizer, "learning_rate": 0.05}
+    weights, stats, scores = t._train(name, light=True, **change)
+    monkeypatch.setattr(_light_fit, "_epoch_function", _per_batch_epoch_function)
+    keras_weights, keras_stats, keras_scores = t._train(name, light=True, **change)
+    for new, old in zip(weights, keras_weights, strict=True):
+        np.testing.assert_array_equal(new, old)
+    np.testing.assert_array_equal(scores, keras_scores)
+    assert stats["losses"] == keras_stats["losses"]
+
+
+def _body_nodes(step: Any) -> int:
+    """The graph nodes of one step of a traced light loop."""
+    graph = [c.cell_contents for c in step.__closure__ or () if hasattr(c.cell_contents, "graph")]
+    body = [f for f in graph[0].graph.as_graph_def().library.function if "body" in f.signature.name]
+    return len(body[0].node_def)
+
+
+def test_the_light_loop_updates_the_weights_in_one_update_not_one_a_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The traced step holds one optimizer update, fewer nodes than Keras' update of each
+    variable; the model's optimizer counts the steps, its slots stay as built; a second
+    training on the same step starts again from the model's weights."""
+    from helix_tf.components import keras_models as km
+
+    keras = km._k()
+
+    def adam_model() -> tuple[Any, dict[str, Any], Any]:
+        _, x, y = _model()
+        keras.utils.set_random_seed(3)
+        inputs = {name: keras.Input(shape=(t.shape[1],), name=name) for name, t in x.items()}
+        # four variables: a kernel and a bias each
+        out = keras.layers.Add()([keras.layers.Dense(1)(i) for i in inputs.values()])
+        model = keras.Model(inputs, out)
+        model.compile(optimizer=keras.optimizers.Adam(0.1), loss="mse")
+        model.optimizer.build(model.trainable_variables)
+        return model, x, y
+
+    model, x, y = adam_model()
+    assert len(model.trainable_variables) == _light_fit.FLAT_VARIABLES
+    built = [np.array(v) for v in model.optimizer.variables[2:]]  # the slots
+    start = [np.array(w) for w in model.get_weights()]
+    losses, step = _light_fit.light_fit(model, x, y, batch_size=32, epochs=2, seed=0)
+    assert int(model.optimizer.iterations) == 8
+    for slot, fresh in zip(model.optimizer.variables[2:], built, strict=True):
+        np.testing.assert_array_equal(np.array(slot), fresh)
+    first = [np.array(w) for w in model.get_weights()]
+    assert any((a != b).any() for a, b in zip(first, start, strict=True))
+    model.set_weights(start)  # a kept trainer's reset
+    again, _ = _light_fit.light_fit(model, x, y, batch_size=32, epochs=2, seed=0, step=step)
+    assert again == losses
+    for a, b in zip(model.get_weights(), first, strict=True):
+        np.testing.assert_array_equal(a, b)
+    monkeypatch.setattr(_light_fit._FlatUpdate, "of", classmethod(lambda cls, model: None))
+    keras_model, x, y = adam_model()
+    _, keras_step = _light_fit.light_fit(keras_model, x, y, batch_size=32, epochs=2, seed=0)
+    assert _body_nodes(step) < _body_nodes(keras_step)
+    for a, b in zip(keras_model.get_weights(), first, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def _bags_of_width(width: int) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], np.ndarray]:
     """The trainers' test data with its bag padded to ``width`` (a sample's longest bag)."""
     features, x, y = t._data("binary")
