@@ -5,7 +5,6 @@ what both the warm server's code stamp and the fingerprints' library identities 
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import os
 import sys
 from collections.abc import Mapping
@@ -60,5 +59,9 @@ def path_state() -> tuple[tuple[str, str], ...]:
 @functools.lru_cache(maxsize=4)
 def import_providers(state: tuple[tuple[str, str], ...]) -> Mapping[str, list[str]]:
     """Import packages to the distributions that install them, for path ``state``
-    (:func:`path_state`; listing every distribution takes ~0.3 s)."""
+    (:func:`path_state`; listing every distribution takes ~0.3 s). ``importlib.metadata``
+    is imported here, not with this module: the ``helix-tf`` client that hands a run to
+    the warm server reads :func:`distributions` only (its import took ~20 ms per run)."""
+    import importlib.metadata
+
     return importlib.metadata.packages_distributions()

@@ -28,14 +28,6 @@ from helix_tf.cli_status import status
 from helix_tf.cli_store import store
 from helix_tf.errors import HelixError
 from helix_tf.json_output import json_text, print_json
-from helix_tf.rendering import (
-    ProgressPrinter,
-    plan_summary,
-    plan_table,
-    run_renderables,
-    run_summary,
-)
-from helix_tf.reuse.metadata import close_deferred, defer_closing
 from helix_tf.server.commands import server
 
 __all__ = ["close_deferred", "defer_closing", "main"]
@@ -169,6 +161,7 @@ def run(
     """
     out, err = cmd.out, cmd.err
     from helix_tf import api
+    from helix_tf.rendering import ProgressPrinter, run_renderables, run_summary
 
     pipeline_args = _pipeline_args(cmd, runner, project, region, beam_options)
     try:
@@ -297,6 +290,8 @@ def plan(
         return
     for note in result.notes:
         err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    from helix_tf.rendering import plan_summary, plan_table
+
     out.print(plan_table(result))
     out.print(plan_summary(result), highlight=False)
 
@@ -436,6 +431,23 @@ def report(
         print_json(out, json_text({"report": str(html_path)}))
     else:
         out.print(f"report written to {escape(str(html_path))}", highlight=False)
+
+
+def defer_closing() -> None:
+    """The metadata databases' closing waits for :func:`close_deferred` (a served run
+    closes them after its client has the exit code; ``reuse.metadata.defer_closing``),
+    imported here, not when this module is: the first run imports this module before
+    it forks the server (``helix_tf.server._client._computes_from_scratch``)."""
+    from helix_tf.reuse.metadata import defer_closing as defer
+
+    defer()
+
+
+def close_deferred() -> None:
+    """Close what :func:`defer_closing` left open (``reuse.metadata.close_deferred``)."""
+    from helix_tf.reuse.metadata import close_deferred as close
+
+    close()
 
 
 def run_cli(argv: list[str]) -> int:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from helix_tf._files import files_under
-from helix_tf.compiler._runtime import cluster_shape, runtime_identity
+from helix_tf.compiler._runtime import cluster_shape, process_settings, runtime_identity
 from helix_tf.compiler._values import (
     callable_label,
     callables,
@@ -80,6 +80,9 @@ class FactContext:
     label_of_examples: Callable[[Any], Operator | None]
     #: Hashes the files an operator names (nested in parameters or a metric's too).
     hasher: ContentHasher = dataclasses.field(default_factory=ContentHasher)
+    #: The process-wide library settings (``_runtime.process_settings``), read once per
+    #: compilation rather than once per node.
+    process: Mapping[str, Any] = dataclasses.field(default_factory=process_settings)
 
 
 Fact = Callable[[FactContext, Declaration], Any]
@@ -198,7 +201,7 @@ def fingerprint(
         **operator_identity(d.op, fps, hasher=hasher),
         "inputs": [fps[i] for i in inputs],
     }
-    runtime = runtime_identity(ROLE_SPECS[d.role].stage)
+    runtime = runtime_identity(ROLE_SPECS[d.role].stage, ctx.process)
     if runtime:  # the libraries the node's stage computes with (scheme 3)
         body["runtime"] = runtime
     if volatile:  # never reused: a fingerprint no other run has

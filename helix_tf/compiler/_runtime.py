@@ -247,6 +247,10 @@ _NUMPY_PRINT_DEFAULTS: dict[str, Any] = {
 }
 
 
+#: numpy's floating-point error handling as it starts (``np.geterr()``).
+_NUMPY_ERROR_DEFAULTS = {"divide": "warn", "over": "warn", "under": "ignore", "invalid": "warn"}
+
+
 def _decimal_form(context: Any) -> dict[str, Any]:
     return {
         "prec": context.prec,
@@ -262,11 +266,15 @@ def _decimal_form(context: Any) -> dict[str, Any]:
 def process_settings() -> dict[str, Any]:
     """Process-wide settings of libraries already imported that a config may set when it is
     imported and that change what code computes: decimal's context (this thread's, and the
-    default new threads copy: ``Decimal`` arithmetic) and numpy's print options (the text of
-    arrays); only what differs from the library's own defaults, so a process that sets
-    nothing fingerprints as before. An edit of ``decimal.getcontext().prec = 6`` at the top
-    of a config reused results of the old precision (QA pass 14)."""
-    out: dict[str, Any] = {}
+    default new threads copy: ``Decimal`` arithmetic), numpy's print options (the text of
+    arrays), pandas' options (the text of frames, ``future.*`` behaviour, the compute
+    engines; QA pass 17) and the C locale's categories Python leaves at ``"C"``
+    (``locale.atof``, ``strxfrm``, ``strftime``; QA pass 17); only what differs from the
+    library's own defaults, so a process that sets nothing fingerprints as before. An edit
+    of ``decimal.getcontext().prec = 6`` at the top of a config reused results of the old
+    precision (QA pass 14), one of ``pd.set_option("display.precision", 2)`` or
+    ``locale.setlocale(locale.LC_NUMERIC, ...)`` likewise (QA pass 17)."""
+    out: dict[str, Any] = _pandas_options() | _locale_settings() | _library_extensions()
     decimal = sys.modules.get("decimal")
     if decimal is not None:
         for name, context in (
@@ -290,11 +298,109 @@ def process_settings() -> dict[str, Any]:
             changed["formatter"] = sorted(options["formatter"])
         if changed:
             out["numpy print"] = changed
+    errors = getattr(numpy, "geterr", None)
+    if callable(errors):  # np.seterr(divide="raise"): a value, or the run fails
+        changed = {k: v for k, v in errors().items() if _NUMPY_ERROR_DEFAULTS.get(k) != v}
+        if changed:
+            out["numpy errors"] = changed
     return out
 
 
-def runtime_identity(stage: str) -> dict[str, Any]:
-    """The library versions (and, for learning stages, settings) a ``stage`` computes with.
+def _pandas_options() -> dict[str, Any]:
+    """pandas' options that differ from their registered defaults (none when pandas is not
+    imported): a callable (``display.float_format``) by its code fingerprint."""
+    pandas = sys.modules.get("pandas")
+    registry = getattr(sys.modules.get("pandas._config.config"), "_registered_options", None)
+    if pandas is None or not isinstance(registry, dict):
+        return {}
+    deprecated = getattr(sys.modules["pandas._config.config"], "_deprecated_options", {})
+    changed: dict[str, Any] = {}
+    for key, option in sorted(registry.items()):
+        if key in deprecated:
+            continue
+        try:
+            value = pandas.get_option(key)
+        except Exception:  # an option its own getter refuses: not set by the config
+            continue
+        if value is option.defval or _same_option(value, option.defval):
+            continue
+        if callable(value):
+            from helix_tf.compiler.hashing import code_fingerprint
+
+            value = {"code": code_fingerprint(value).digest}
+        changed[key] = value
+    return {"pandas options": changed} if changed else {}
+
+
+#: Library classes whose objects UDFs are handed (a batch, its columns) and that code of
+#: one's own extends: pandas' accessors (``register_series_accessor``) and methods set on
+#: them (``pd.Series.scaled = fn``).
+_EXTENDED = {"pandas": ("Series", "DataFrame", "Index")}
+
+
+#: Where a library's own attributes come from (skipped before the costlier look).
+_OWN_PREFIXES = ("pandas", "numpy", "builtins", "None")
+
+
+def _library_extensions() -> dict[str, Any]:
+    """The user's code a config or helper put on :data:`_EXTENDED`'s classes, by its code
+    fingerprint: a UDF calling ``batch["x"].geo.scaled()`` reaches it through a value known
+    only when it runs, so its own fingerprint cannot name it (QA pass 17: an edit of such an
+    accessor kept every fingerprint)."""
+    from helix_tf.compiler.hashing import code_fingerprint
+    from helix_tf.compiler.hashing._origin import _is_own_code
+
+    found: dict[str, str] = {}
+    for package, names in _EXTENDED.items():
+        module = sys.modules.get(package)
+        for name in names if module is not None else ():
+            cls = getattr(module, name, None)
+            for attr, value in sorted(vars(cls).items()) if isinstance(cls, type) else ():
+                code = getattr(value, "_accessor", value)  # pandas' accessor descriptor
+                if str(getattr(code, "__module__", None)).startswith(_OWN_PREFIXES):
+                    continue  # the library's own (most of them): no file to look up
+                if isinstance(code, staticmethod | classmethod):
+                    code = code.__func__
+                elif isinstance(code, property):
+                    code = code.fget
+                if code is not None and callable(code) and _is_own_code(code):
+                    found[f"{package}.{name}.{attr}"] = code_fingerprint(code).digest
+    return {"library extensions": found} if found else {}
+
+
+def _same_option(value: Any, default: Any) -> bool:
+    try:
+        return bool(value == default) and type(value) is type(default)
+    except Exception:  # an array-like option compared element-wise
+        return False
+
+
+#: The locale categories Python starts at ``"C"`` (it sets ``LC_CTYPE`` alone from the
+#: environment) whose setting changes what code computes: number parsing and formatting
+#: (``locale.atof``, ``format(x, "n")``), collation (``strxfrm``), dates (``strftime``).
+_LOCALE_CATEGORIES = ("LC_NUMERIC", "LC_MONETARY", "LC_COLLATE", "LC_TIME")
+
+
+def _locale_settings() -> dict[str, Any]:
+    """The categories of :data:`_LOCALE_CATEGORIES` a config set (``locale.setlocale``):
+    those not at ``"C"``; asked without changing them."""
+    locale = sys.modules.get("locale")
+    if locale is None:
+        return {}
+    changed: dict[str, str] = {}
+    for name in _LOCALE_CATEGORIES:
+        try:
+            value = locale.setlocale(getattr(locale, name))
+        except (AttributeError, ValueError, locale.Error):
+            continue
+        if value not in ("C", "POSIX"):
+            changed[name] = value
+    return {"locale": changed} if changed else {}
+
+
+def runtime_identity(stage: str, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The library versions (and, for learning stages, settings) a ``stage`` computes with;
+    ``settings``: :func:`process_settings` when read already (once per compilation).
 
     >>> sorted(runtime_identity("preprocess")["libraries"])
     ['numpy', 'pandas', 'pyarrow', 'python']
@@ -303,16 +409,16 @@ def runtime_identity(stage: str) -> dict[str, Any]:
     libraries = {name: _version(name, state) for name in LIBRARIES[stage]}
     libraries["python"] = f"{sys.version_info.major}.{sys.version_info.minor}"
     out: dict[str, Any] = {"libraries": libraries}
-    settings = process_settings()
-    if settings:  # set by the config (none: fingerprints as before)
-        out["process"] = settings
+    process = process_settings() if settings is None else dict(settings)
+    if process:  # set by the config (none: fingerprints as before)
+        out["process"] = process
     if "tensorflow" in LIBRARIES[stage]:
         out["env"] = {k: os.environ.get(k) for k in _LEARNING_ENV}
         out["keras"] = _keras_settings()
         # helix_tf's own settings join only when set: unset, fingerprints stay as they were.
-        settings = {k: v for k in TRAINING_SETTINGS if (v := os.environ.get(k, "").strip())}
-        if settings:
-            out["settings"] = settings
+        training = {k: v for k in TRAINING_SETTINGS if (v := os.environ.get(k, "").strip())}
+        if training:
+            out["settings"] = training
         device = device_identity()  # empty on an x86-64 CPU: fingerprints as before
         if device:
             out["device"] = device

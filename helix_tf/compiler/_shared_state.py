@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from helix_tf.compiler.hashing import CodeFingerprint
+from helix_tf.compiler.hashing import PROCESS_SETTINGS, CodeFingerprint
 
 __all__ = ["SharedState", "shared_state"]
 
@@ -31,6 +31,12 @@ _WHY = (
     "process (a result loaded from the store runs no code), which no fingerprint shows, "
     "so neither is reused; hand the value on through the workflow instead (an input of "
     "the reading node, or a DatasetUdf that fits it)"
+)
+_SETTING = (
+    "a process-wide setting changed while the writer runs holds for every node after it in "
+    "the same process (a result loaded from the store runs no code), which no fingerprint "
+    "shows, so neither is reused; set it at the config's top level (it then joins every "
+    "fingerprint) or only around the code that needs it (pd.option_context, np.errstate)"
 )
 _ROWS = (
     "what the reader computes depends on which of the writer's batches ran before it (the "
@@ -69,6 +75,8 @@ def shared_state(codes: Mapping[str, Sequence[CodeFingerprint]]) -> SharedState:
     for node, fps in codes.items():
         sites = writes.setdefault(node, {})
         seen = touched.setdefault(node, set())
+        if fps:  # every node's code computes under the process' settings
+            seen.add(PROCESS_SETTINGS)
         for fp in fps:  # what a node reads (a write alone reads nothing)
             seen.update(fp.state_reads)
             for shown, derived, written in fp.state_writes:
@@ -89,7 +97,8 @@ def shared_state(codes: Mapping[str, Sequence[CodeFingerprint]]) -> SharedState:
                     if problem not in problems:
                         problems.append(problem)
                     continue
-                text = f"{said}: {shown}; {_WHY}"
+                why = _SETTING if PROCESS_SETTINGS in changed else _WHY
+                text = f"{said}: {shown}; {why}"
                 for node in (writer, reader):
                     if text not in out.setdefault(node, []):
                         out[node].append(text)

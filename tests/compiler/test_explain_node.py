@@ -91,7 +91,7 @@ def test_a_binary_explain_node_keeps_the_fingerprint_it_had_before_scorings_foll
     from helix_tf.compiler._identity import FactContext, fingerprint
 
     monkeypatch.setattr(_identity, "FINGERPRINT_SCHEME", 2)
-    monkeypatch.setattr(_identity, "runtime_identity", lambda stage: {})
+    monkeypatch.setattr(_identity, "runtime_identity", lambda stage, settings=None: {})
     from helix_tf.components.explain import Explain
     from helix_tf.components.features import Label
     from helix_tf.workflow import Declaration

@@ -11,8 +11,12 @@ registry, which is still hashed: a new registration changes the digest.
 
 from __future__ import annotations
 
+import datetime
+import time
 from collections.abc import Callable
 from types import ModuleType
+
+import pytest
 
 from helix_tf.compiler.hashing import code_fingerprint
 
@@ -85,3 +89,41 @@ def test_a_vectorized_functions_first_call_leaves_the_digest_as_it_was(
     assert after == before and after.refusals == ()
     module.square.otypes = "i"
     assert code_fingerprint(module.udf).digest != before.digest
+
+
+_REAL_LOCALTIME = time.localtime
+KERAS_SOURCE = """\
+import keras
+import numpy as np
+
+SCALE = keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant({factor}))
+WORDS = keras.layers.StringLookup(vocabulary=["a", "b"])
+
+
+def udf(row):
+    return float(SCALE(np.array([[row, 1.0]]))[0][0]), WORDS("a")
+"""
+
+
+def test_a_keras_layers_digest_holds_its_state_not_the_time(
+    load: Callable[..., ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Keras object pickles to a ``.keras`` zip stamped with the second it was saved (its
+    ``metadata.json`` and the zip's entry times): a UDF reading a module-level layer had
+    another digest in every process and every second, so it was recomputed every run (QA
+    pass 17). Its configuration, weights and assets are its state."""
+    saving_lib = pytest.importorskip("keras.src.saving.saving_lib")
+    module = load(KERAS_SOURCE.replace("{factor}", "2.0"))
+    before = code_fingerprint(module.udf).digest
+
+    class _Later(datetime.datetime):
+        @classmethod
+        def now(cls, tz: datetime.tzinfo | None = None) -> _Later:
+            return cls(2031, 5, 6, 7, 8, 9)
+
+    monkeypatch.setattr(saving_lib.datetime, "datetime", _Later)
+    monkeypatch.setattr(time, "time", lambda: 1_936_000_000.0)  # the zip's entry times
+    monkeypatch.setattr(time, "localtime", lambda *a: _REAL_LOCALTIME(1_936_000_000.0))
+    assert code_fingerprint(module.udf).digest == before
+    edited = load(KERAS_SOURCE.replace("{factor}", "3.0"))
+    assert code_fingerprint(edited.udf).digest != before

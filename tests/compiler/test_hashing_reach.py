@@ -211,6 +211,10 @@ READERS: dict[str, tuple[str, Callable[[str], bytes], str]] = {
     # QA pass 12: a path written as an f-string or a sum of known texts.
     "f-string": ("open(f'{P}', encoding='utf-8').read()", lambda t: t.encode(), "k.csv"),
     "concatenated": ("open('' + P, encoding='utf-8').read()", lambda t: t.encode(), "k.tsv"),
+    # QA pass 17: files named by a list, tuple or set given to the call
+    "fileinput-tuple": ("''.join(fileinput.input(files=(P,)))", lambda t: t.encode(), "k.in"),
+    "list-constant": ("read_first(PATHS)", lambda t: t.encode(), "k.lst"),
+    "set-literal": ("read_first({P})", lambda t: t.encode(), "k.set"),
 }
 
 
@@ -220,12 +224,16 @@ def test_a_file_passed_to_any_call_is_hashed_by_content(
 ):
     call, encode, name = READERS[how]
     main = f"""
-        import bz2, gzip, lzma, os, zipfile
+        import bz2, fileinput, gzip, lzma, os, zipfile
 
         P = os.path.join(os.path.dirname(__file__), {name!r})
+        PATHS = [P]
 
         def read_number(path):
             return path  # what it does with the path is its own business
+
+        def read_first(paths):
+            return open(list(paths)[0]).read()
 
         def udf(x):
             return x * float({call})
@@ -714,3 +722,30 @@ def test_text_decoded_by_the_locale_joins_the_digest_by_its_encoding(
     before = under("UTF-8")
     assert under("UTF-8").digest == before.digest and not before.refusals
     assert (under("ISO-8859-1").digest != before.digest) is reads
+
+
+def test_a_library_function_replaced_by_ones_own_is_hashed_by_its_code(project: Project):
+    """A helper puts its own function in a library module's place (``np.log1p =
+    patched``) and the UDF calls it through the library's name: the library was named with
+    its version only, so an edit of the replacement kept the digest (QA pass 17)."""
+    import statistics
+
+    files: dict[str, str | bytes] = {
+        "{p}main.py": """
+            import statistics
+            import {p}patch
+
+            def udf(x):
+                return statistics.qa17_scaled(x) + statistics.fmean([x])
+            """,
+        "{p}patch.py": "import statistics\n\ndef scaled(x):\n    return x * 2\n\n"
+        "statistics.qa17_scaled = scaled\n",
+    }
+    try:
+        before = project(files)
+        assert project(files).digest == before.digest
+        assert not before.refusals
+        after = project({**files, "{p}patch.py": files["{p}patch.py"].replace("* 2", "* 3")})
+        assert after.digest != before.digest
+    finally:
+        del statistics.qa17_scaled  # type: ignore[attr-defined]

@@ -110,6 +110,11 @@ ENV_READS = {
     "environ[]": "os.environ['HELIX_TEST_K']",
     "in environ": "'HELIX_TEST_K' in os.environ",
     "from os import getenv": "getenv('HELIX_TEST_K')",
+    # QA pass 17: the bytes forms and a text the environment is expanded into
+    "getenvb": "os.getenvb(b'HELIX_TEST_K')",
+    "environb[]": "os.environb.get(b'HELIX_TEST_K')",
+    "expandvars": "os.path.expandvars('${HELIX_TEST_K}/x')",
+    "expandvars of a path": "os.path.expandvars(pathlib.Path('$HELIX_TEST_K'))",
 }
 
 
@@ -120,6 +125,7 @@ def test_environment_variables_read_by_a_helper_join_the_digest(
     module = load(
         f"""
         import os
+        import pathlib
         from os import getenv
 
 
@@ -153,11 +159,18 @@ def test_environment_read_by_a_computed_name_is_a_refusal(load) -> None:
 
         def udf(x, name="K"):
             return os.environ.get("PREFIX_" + name), dict(os.environ)
+
+
+        def expanded(x, text="$HOME"):
+            return os.path.expandvars(text), os.environb
         """
     )
     refusals = code_fingerprint(module.udf).refusals
     assert any('os.environ.get("PREFIX_" + name)' in r for r in refusals)
     assert any("used as a whole" in r for r in refusals)
+    refusals = code_fingerprint(module.expanded).refusals  # QA pass 17
+    assert any("os.path.expandvars(text)" in r for r in refusals)
+    assert any("os.environb used as a whole" in r for r in refusals)
 
 
 # ------------------------------------------------------------------ files read by code

@@ -158,7 +158,7 @@ def scheme_2(monkeypatch: pytest.MonkeyPatch) -> None:
     assert FINGERPRINT_SCHEME == 3 and F.Numeric.VERSION == 2
     assert F.Label.VERSION == 3 and F.MulticlassLabel.VERSION == 2
     monkeypatch.setattr(_identity, "FINGERPRINT_SCHEME", 2)
-    monkeypatch.setattr(_identity, "runtime_identity", lambda stage: {})
+    monkeypatch.setattr(_identity, "runtime_identity", lambda stage, settings=None: {})
     monkeypatch.setattr(F.Numeric, "VERSION", 1)
     monkeypatch.setattr(F.Label, "VERSION", 1)
     monkeypatch.setattr(F.MulticlassLabel, "VERSION", 1)

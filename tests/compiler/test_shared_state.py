@@ -441,3 +441,111 @@ def test_state_a_node_only_writes_into_is_no_read(
     module = load(source + f"\n\ndef reader(row):\n    {read}\n")
     found = _shared(module)
     assert bool(found.problems or found.refusals) == shared, found
+
+
+#: A class whose method writes a class attribute through ``type(self)`` or
+#: ``self.__class__`` (QA pass 17): every object of the class, and of its subclasses, sees it.
+CLASS_WRITES = """
+class Scale:
+    factor = 1.0
+
+    def set_by_type(self, value):
+        type(self).factor = value
+
+    def set_by_class(self, value):
+        self.__class__.factor = value
+
+    def scaled(self, row):
+        return row * type(self).factor
+
+
+class Sub(Scale):
+    pass
+
+
+class Unrelated:
+    def set_by_type(self, value):
+        type(self).factor = value
+
+
+def writer(row):
+    {write}
+    return row
+
+
+def reader(row):
+    return {read}
+"""
+
+
+@pytest.mark.parametrize(
+    ("write", "read", "refused"),
+    [
+        ("Scale().set_by_type(2.0)", "Scale().scaled(row)", True),
+        ("Scale().set_by_class(2.0)", "Scale().scaled(row)", True),
+        ("Sub().set_by_type(2.0)", "Scale().scaled(row)", True),
+        ("Scale().set_by_class(2.0)", "Sub().scaled(row)", True),
+        ("Unrelated().set_by_type(2.0)", "Scale().scaled(row)", False),
+    ],
+)
+def test_a_class_attribute_a_method_writes_through_its_object_is_shared_state(
+    load: Callable[..., ModuleType], write: str, read: str, refused: bool
+) -> None:
+    """Before QA pass 17, ``type(self).factor = value`` was no write (its target's root is
+    a call), so a node calling it and another reading ``factor`` were both reused: the
+    reader's stale result after an edit of the value written."""
+    module = load(CLASS_WRITES.replace("{write}", write).replace("{read}", read))
+    shared = _shared(module)
+    assert not shared.problems
+    assert bool(shared.refusals) == refused, shared.refusals
+    if refused:
+        assert any("factor = value" in r for r in shared.refusals["reading"])
+
+
+SETTINGS_SOURCE = """
+import decimal
+import locale
+
+import numpy as np
+import pandas as pd
+
+
+def writer(row):
+    {write}
+    return row
+
+
+def reader(row):
+    return str(pd.Series([row / 7]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("write", "refused"),
+    [
+        ('pd.set_option("display.precision", 2)', True),
+        ("pd.options.display.precision = 2", True),
+        ('pd.reset_option("display.precision")', True),
+        ('np.seterr(divide="raise")', True),
+        ("np.set_printoptions(precision=3)", True),
+        ("decimal.getcontext().prec = 6", True),
+        ('locale.setlocale(locale.LC_NUMERIC, "C")', True),
+        ("locale.setlocale(locale.LC_NUMERIC)", False),  # asks, changes nothing
+        ('with pd.option_context("display.precision", 2):\n        str(row)', False),
+        ('with np.errstate(divide="raise"):\n        row / 1', False),
+    ],
+)
+def test_a_process_setting_a_udf_changes_as_it_runs_is_shared_with_every_node(
+    load: Callable[..., ModuleType], write: str, refused: bool
+) -> None:
+    """QA pass 17: ``pd.set_option(...)`` in one node's UDF holds for every node after it
+    in the process (pandas' text of a frame, numpy's errors, Decimal's precision), which no
+    fingerprint shows: an edit of the writer reused the others' results. Both are refused,
+    naming the setting's fix; a setting scoped to a ``with`` block is restored."""
+    module = load(SETTINGS_SOURCE.replace("{write}", write))
+    shared = _shared(module)
+    assert not shared.problems
+    assert bool(shared.refusals) == refused, shared.refusals
+    if refused:
+        (why,) = shared.refusals["reading"]
+        assert "pd.option_context" in why and "config's top level" in why

@@ -27,11 +27,13 @@ from ._canonical import canonical_json, stable_hash
 from ._code import code_fingerprint
 from ._files import sha256_file
 from ._result import CodeFingerprint, FileRead
+from ._state import PROCESS_SETTINGS
 from ._user_code import held_generators
 
 __all__ = [
     "CodeFingerprint",
     "FileRead",
+    "PROCESS_SETTINGS",
     "canonical_json",
     "code_fingerprint",
     "held_generators",

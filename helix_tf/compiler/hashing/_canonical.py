@@ -10,6 +10,7 @@ import enum
 import fractions
 import functools
 import hashlib
+import io
 import json
 import math
 import os
@@ -19,6 +20,7 @@ import re
 import types
 import typing
 import uuid
+import zipfile
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
@@ -267,9 +269,10 @@ class _Canon:
         lazy = _lazy_caches(type(v))
         if lazy and isinstance(state, dict):
             state = {k: x for k, x in state.items() if k not in lazy}
+        archive = _keras_archive(ctor, args)
         return {
             "ctor": self(ctor),
-            "args": self(args),
+            "args": self(args) if archive is None else archive,
             "state": self(state),
             "items": None if items is None else self(list(items)),
             "pairs": None if pairs is None else self(dict(pairs)),
@@ -513,6 +516,43 @@ def _is_native(cls: type) -> bool:
 #: already holds (hashed): a cache, not state. ``np.vectorize(f, otypes=...)`` keeps the
 #: ufunc it builds from ``f`` (unpicklable: a UDF using one was refused after its first
 #: run, so the warm server's next compile recomputed it).
+def _keras_archive(ctor: object, args: object) -> _Form | None:
+    """A Keras object's pickle (``KerasSaveable._unpickle_model`` of a ``.keras`` zip) by the
+    files in the zip, without the time it was saved: ``metadata.json``'s ``date_saved`` and
+    the zip's own entry times changed every second, so a UDF reading a module-level layer
+    had another fingerprint in every process (recomputed every run; QA pass 17). The config,
+    the weights file and the assets (a lookup's vocabulary) are its state."""
+    func = getattr(ctor, "__func__", ctor)
+    if getattr(func, "__name__", "") != "_unpickle_model" or not str(
+        getattr(func, "__module__", "")
+    ).startswith("keras"):
+        return None
+    if not isinstance(args, tuple) or len(args) != 1:
+        return None
+    buffer = args[0]
+    data = buffer.getvalue() if isinstance(buffer, io.BytesIO) else buffer
+    if not isinstance(data, bytes):
+        return None
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            files = {info.filename: archive.read(info) for info in archive.infolist()}
+    except (zipfile.BadZipFile, OSError):
+        return None
+    form: dict[str, _Form] = {}
+    for name, content in sorted(files.items()):
+        if name == "metadata.json":
+            try:
+                meta = json.loads(content)
+            except ValueError:
+                meta = None
+            if isinstance(meta, dict):
+                meta.pop("date_saved", None)
+                form[name] = {str(k): str(x) for k, x in sorted(meta.items())}
+                continue
+        form[name] = hashlib.sha256(content).hexdigest()
+    return {"__keras_archive__": form}
+
+
 _LAZY_CACHES: dict[str, frozenset[str]] = {"numpy.vectorize": frozenset({"_ufunc"})}
 
 

@@ -20,10 +20,13 @@ import importlib
 import importlib.resources
 import inspect
 import io
+import ntpath
 import os
 import pathlib
 import pkgutil
 import platform
+import posixpath
+import re
 import socket
 import sys
 import threading
@@ -43,6 +46,17 @@ from ._unset_seeds import judge_seeds, none_parameters, passed_on_seeds
 _UNKNOWN = object()
 _ENVIRON_GET = object()  # marks ``os.environ.get``
 _MODULES_GET = object()  # marks ``sys.modules.get``
+#: The environment as text and, where the platform has it, as bytes (``os.environb``).
+_ENVIRONS: tuple[object, ...] = tuple(
+    e for e in (os.environ, getattr(os, "environb", None)) if e is not None
+)
+#: Functions that read one environment variable named by their first argument.
+_GETENVS: tuple[object, ...] = tuple(
+    f for f in (os.getenv, getattr(os, "getenvb", None)) if f is not None
+)
+#: Functions that read the environment variables a text names (``$HOME/x``, ``${DATA}``).
+_EXPANDERS = (os.path.expandvars, posixpath.expandvars, ntpath.expandvars)
+_VARIABLE = re.compile(r"\$(\w+|\{[^}]*\})")
 #: Functions that open the file named by their first argument.
 _OPENERS = (builtins.open, io.open, codecs.open, os.open)
 #: Path methods that open or read the path they are called on.
@@ -160,7 +174,7 @@ def scan_effects(
     address_reads(scan, tree)
     passed_on_seeds(scan, tree)
     if state is not None:
-        scan.binding_of, scan.mutates_of, scan.is_user_code = state
+        scan.binding_of, scan.mutates_of, scan.is_user_code, scan.owner = state
         note_writes(scan, tree)
     return scan.found
 
@@ -175,6 +189,9 @@ class StateHooks(NamedTuple):
     mutates_of: Callable[[object], tuple[tuple[str, bool, str], ...]]
     #: Whether a callable is user code (analysed from source).
     is_user_code: Callable[[object], bool]
+    #: The class whose code is scanned (a class, or a method's class): what ``type(self)``
+    #: and ``self.__class__`` name in its methods.
+    owner: type | None = None
 
 
 class _Scan(ast.NodeVisitor):
@@ -188,6 +205,7 @@ class _Scan(ast.NodeVisitor):
         self.binding_of: Callable[[str], str | None] = lambda name: None
         self.mutates_of: Callable[[object], tuple[tuple[str, bool, str], ...]] = lambda fn: ()
         self.is_user_code: Callable[[object], bool] = lambda fn: False
+        self.owner: type | None = None
         self.functions: list[str] = []  # the defs the visit is inside, innermost last
         #: Per def or lambda the visit is inside: its parameters, and those of them that
         #: are None unless a caller passes them (:func:`none_parameters`).
@@ -230,7 +248,7 @@ class _Scan(ast.NodeVisitor):
             return self.resolve(node.id)
         if isinstance(node, ast.Attribute):
             base = self.value(node.value)
-            if base is os.environ and node.attr == "get":
+            if _is_environ(base) and node.attr == "get":
                 return _ENVIRON_GET
             if base is sys.modules and node.attr == "get":
                 return _MODULES_GET
@@ -273,21 +291,18 @@ class _Scan(ast.NodeVisitor):
         return text if len(text) <= 80 else text[:77] + "..."
 
     def path_of(self, node: ast.AST | None) -> str | None:
-        value = _UNKNOWN if node is None else self.value(node)
-        if isinstance(value, bytes):
-            value = os.fsdecode(value)
-        if isinstance(value, str | os.PathLike):
-            return os.fspath(value)
-        return None
+        return _path_of_value(_UNKNOWN if node is None else self.value(node))
 
     # -- visits
     def visit_Call(self, node: ast.Call) -> None:
         fn = self.value(node.func)
         first = node.args[0] if node.args else None
-        if fn is _ENVIRON_GET or fn is os.getenv:
+        if fn is _ENVIRON_GET or any(fn is f for f in _GETENVS):
             self.env_key(node, first)
             if isinstance(node.func, ast.Attribute):
                 self.consumed.add(id(node.func.value))
+        elif any(fn is f for f in _EXPANDERS):
+            _env_expanded(self, node, first)
         elif any(fn is f for f in _OPENERS) or _is_reader(fn):
             if first is None:
                 first = next((k.value for k in node.keywords if k.arg in _PATH_KEYWORDS), None)
@@ -355,13 +370,14 @@ class _Scan(ast.NodeVisitor):
         for arg in values:
             if isinstance(arg, ast.Starred):
                 continue
-            path = self.path_of(arg)
-            if path is not None and _names_file(path, self.value(arg)):
-                self.found.files.append((self.text(node), node.lineno, path))
+            for value in _named_paths(self, arg):
+                path = _path_of_value(value)
+                if path is not None and _names_file(path, value):
+                    self.found.files.append((self.text(node), node.lineno, path))
 
     def visit_Subscript(self, node: ast.Subscript) -> None:
         base = self.value(node.value)
-        if base is os.environ:
+        if _is_environ(base):
             self.env_key(node, node.slice)
             self.consumed.add(id(node.value))
         elif base is sys.modules:
@@ -381,7 +397,7 @@ class _Scan(ast.NodeVisitor):
         if (
             len(node.ops) == 1
             and isinstance(node.ops[0], ast.In | ast.NotIn)
-            and self.value(node.comparators[0]) is os.environ
+            and _is_environ(self.value(node.comparators[0]))
         ):
             self.env_key(node, node.left)
             self.consumed.add(id(node.comparators[0]))
@@ -389,6 +405,8 @@ class _Scan(ast.NodeVisitor):
 
     def env_key(self, node: ast.AST, key: ast.AST | None) -> None:
         name = self.value(key) if key is not None else _UNKNOWN
+        if isinstance(name, bytes):  # os.environb, os.getenvb
+            name = os.fsdecode(name)
         if isinstance(name, str):
             if name not in self.found.env:
                 self.found.env.append(name)
@@ -401,11 +419,32 @@ class _Scan(ast.NodeVisitor):
             if isinstance(node, ast.Name | ast.Attribute) and id(node) not in self.consumed:
                 if isinstance(node, ast.Attribute) and id(node.value) in self.consumed:
                     continue
-                if self.value(node) is os.environ:
+                if _is_environ(self.value(node)):
                     self.consumed.add(id(node))
                     self.found.env_unresolved.append(
                         f"{self.text(node)} used as a whole (line {node.lineno})"
                     )
+
+
+def _env_expanded(scan: _Scan, node: ast.Call, text: ast.AST | None) -> None:
+    """``os.path.expandvars(T)``: the variables a text known at compile time names are read
+    by name; a text known only when it runs reads the environment by it (QA pass 17)."""
+    value = scan.value(text) if text is not None else _UNKNOWN
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, bytes):
+        value = os.fsdecode(value)
+    if not isinstance(value, str):
+        scan.env_key(node, None)
+        return
+    for match in _VARIABLE.finditer(value):
+        name = match.group(1).strip("{}")
+        if name and name not in scan.found.env:
+            scan.found.env.append(name)
+
+
+def _is_environ(value: object) -> bool:
+    return any(value is e for e in _ENVIRONS)
 
 
 def _static_attribute(base: object, attr: str) -> object:
@@ -492,6 +531,31 @@ def _writes(fn: object, node: ast.Call) -> bool:
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
     return name.lstrip("_").startswith(_WRITER_PREFIXES)
+
+
+def _path_of_value(value: object) -> str | None:
+    if isinstance(value, bytes):
+        value = os.fsdecode(value)
+    if isinstance(value, str | os.PathLike):
+        return os.fspath(value)
+    return None
+
+
+def _named_paths(scan: _Scan, arg: ast.AST) -> list[object]:
+    """The values an argument passes that may name files: its value, and the items of a
+    list, tuple or set of them (``fileinput.input(files=(P, Q))``, ``FILES = [P, Q]``;
+    QA pass 17: a file in a tuple was not hashed, so its edit kept the fingerprint)."""
+    if isinstance(arg, ast.Tuple | ast.List | ast.Set):
+        return [v for item in arg.elts for v in _named_paths(scan, item)]
+    value = scan.value(arg)
+    if isinstance(value, list | tuple | set | frozenset) and len(value) <= _MOST_NAMED:
+        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+        return [v for v in items if isinstance(v, str | bytes | os.PathLike)]
+    return [value]
+
+
+#: The most items of a list passed to a call looked at as file names.
+_MOST_NAMED = 1000
 
 
 def _names_file(path: str, value: object) -> bool:

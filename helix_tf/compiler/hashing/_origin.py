@@ -97,6 +97,17 @@ def _is_user_callable(v: object) -> bool:
     return _is_user_type(type(v))
 
 
+def _is_own_code(v: object) -> bool:
+    """Code of the user's own written in Python: a function, or a class (or an object of
+    one) from a module with a file; not a compiled function of a library that
+    :func:`_is_user_callable` cannot place (a Cython function's module is no module)."""
+    if isinstance(v, types.FunctionType):
+        return _is_user_function(v)
+    cls = v if isinstance(v, type) else type(v)
+    module = sys.modules.get(cls.__module__)
+    return getattr(module, "__file__", None) is not None and _is_user_type(cls)
+
+
 def _identity(obj: object) -> tuple[str, str]:
     """(module, qualname) of a library callable."""
     module = getattr(obj, "__module__", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 import types
 from collections.abc import Mapping
@@ -9,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from ._canonical import _digest, _Form
 from ._locate import _SourceFinder
-from ._origin import _is_user_location, _is_user_module, _package_release, _package_version
+from ._origin import (
+    _is_own_code,
+    _is_user_location,
+    _is_user_module,
+    _package_release,
+    _package_version,
+)
 from ._reads import (
     _describe,
     _find_spec,
@@ -94,7 +101,14 @@ class _ReadResolver:
         if not _is_user_module(mod):
             version = _package_version(mod.__name__)
             c.note(f"uses library module {mod.__name__} ({version})")
-            return {"__library_module__": mod.__name__, "version": _package_release(mod.__name__)}
+            form: dict[str, _Form] = {
+                "__library_module__": mod.__name__,
+                "version": _package_release(mod.__name__),
+            }
+            replaced = self._replaced(mod, label, chains, c)
+            if replaced:  # only then: a library used as installed keeps its form
+                form["replaced"] = replaced
+            return form
         entries: dict[str, _Form] = {}
         for chain in sorted(chains or {()}):
             obj: object = mod
@@ -124,6 +138,34 @@ class _ReadResolver:
             else:
                 entries[key] = self._module_source(mod, name, c)
         return {"__user_module__": entries}
+
+    def _replaced(
+        self, mod: types.ModuleType, label: str, chains: set[tuple[str, ...]], c: _Collector
+    ) -> dict[str, _Form]:
+        """What the code reads of a library module that is the user's code now: a function
+        or class a config or helper put in its place (``np.log1p = patched``,
+        ``pd.Series.clip = mine``), found along the chains read without running the
+        library's lazy ``__getattr__``. Before (QA pass 17), the module was named with its
+        version only, so an edit of the replacement kept the fingerprint."""
+        out: dict[str, _Form] = {}
+        for chain in sorted(chains):
+            obj: object = mod
+            for i, attr in enumerate(chain):
+                try:
+                    obj = inspect.getattr_static(obj, attr)
+                except AttributeError:
+                    break
+                if isinstance(obj, staticmethod | classmethod):
+                    obj = obj.__func__
+                if isinstance(obj, types.ModuleType):
+                    if _is_user_module(obj):
+                        break  # read whole where the code names it
+                    continue
+                if callable(obj) and _is_own_code(obj):
+                    key = ".".join(chain[: i + 1])
+                    out[key] = self.resolve(f"{label}.{key}", obj, "attribute", set(), c)
+                    break
+        return out
 
     def _module_source(self, mod: types.ModuleType, label: str, c: _Collector) -> _Form:
         """A user module used as a whole (passed on, ``getattr(m, name)``, ``vars(m)``): its

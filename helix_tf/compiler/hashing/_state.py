@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONTAINER_CHANGES",
+    "PROCESS_SETTINGS",
     "DATA_CHANGES",
     "MUTATOR_PREFIXES",
     "changing_name",
@@ -105,6 +106,17 @@ DATA_CHANGES = {
     "numpy": frozenset({"fill", "sort", "put", "resize", "itemset", "partition", "setfield"}),
     "pandas": frozenset({"update", "insert", "pop", "__setitem__", "__delitem__"}),
 }
+#: The key of the process-wide settings of libraries (pandas' options, numpy's error
+#: handling and print options, the locale, decimal's context): every node's code reads them
+#: (:mod:`helix_tf.compiler._shared_state`), so a UDF changing one as it runs is state
+#: shared with every other node (QA pass 17).
+PROCESS_SETTINGS = "process:settings"
+#: Functions that change a process-wide setting, by their library and name.
+_SETTERS = {
+    "pandas": frozenset({"set_option", "reset_option"}),
+    "numpy": frozenset({"seterr", "seterrcall", "set_printoptions"}),
+    "decimal": frozenset({"setcontext"}),
+}
 #: The most objects :func:`object_keys` visits in one value.
 _MOST_OBJECTS = 10_000
 
@@ -112,7 +124,8 @@ _MOST_OBJECTS = 10_000
 def object_keys(value: object) -> list[str]:
     """The keys (``"object:<id>"``) of the objects code reading ``value`` can see change:
     ``value`` itself, what it holds (containers' items, objects' attributes) and an
-    object's class (``CFG.scale`` finds ``Cfg.scale``), not into code nor modules (their
+    object's class (``CFG.scale`` finds ``Cfg.scale``) and a class's bases, not into code
+    nor modules (their
     names are bindings, keyed by name)."""
     keys: list[str] = []
     seen: set[int] = set()
@@ -123,7 +136,10 @@ def object_keys(value: object) -> list[str]:
             continue
         seen.add(id(item))
         keys.append(f"object:{id(item)}")
-        if isinstance(item, type | types.FunctionType):
+        if isinstance(item, type):  # what ``Sub.n`` finds in a base class (``type(self)``)
+            stack += [base for base in item.__mro__[1:] if base is not object]
+            continue
+        if isinstance(item, types.FunctionType):
             continue
         if not isinstance(item, (*_CONTAINERS, tuple, frozenset)):
             stack.append(type(item))  # its class's attributes: what ``item.x`` may find
@@ -264,11 +280,16 @@ class _Writes:
                     keys += self._object_keys(target)
                 self._record(node, keys, [value, target])
             return
-        if isinstance(target, ast.Attribute | ast.Subscript):
+        if isinstance(target, ast.Attribute) and self._settings_object(target.value):
+            self._record(node, [PROCESS_SETTINGS], [value, target])
+        elif isinstance(target, ast.Attribute | ast.Subscript):
             self._changed(node, target.value, [value, target], rebinds=target)
 
     def call(self, node: ast.Call) -> None:
         fn = self.scan.value(node.func)
+        if _sets_process_setting(fn, node):
+            self._record(node, [PROCESS_SETTINGS], [node])
+            return
         if fn is builtins.setattr or fn is builtins.delattr:
             if node.args:
                 self._changed(node, node.args[0], [node])
@@ -321,9 +342,15 @@ class _Writes:
         method or helper called (as shown, and whether it comes from the parameters other
         than the one changed), which a call passing rows makes derived only then."""
         root = changed
+        owner = None
         while isinstance(root, ast.Attribute | ast.Subscript):
             sources.append(root.slice if isinstance(root, ast.Subscript) else None)
+            owner = owner or self._class_of_self(root)
             root = root.value
+        owner = owner or self._class_of_self(root)
+        if owner is not None:  # ``type(self).n = v``: the class, which every object shares
+            self._record(node, [f"object:{id(owner)}"], sources)
+            return
         if isinstance(root, ast.Name) and root.id in self.top:
             self._changes_parameter(node, root.id, sources)
             return
@@ -342,6 +369,51 @@ class _Writes:
         else:  # the callee's own write (a lazy load through self): one write for every caller
             derived = bool(self._conditions(node) & self.tainted)
             self.scan.found.writes.append((tuple(keys), site[0], 0, derived))
+
+    def _settings_object(self, base: ast.AST) -> bool:
+        """Whether ``base`` is pandas' options (``pd.options.display``) or decimal's
+        context (``decimal.getcontext()``), whose attributes are process-wide settings."""
+        if isinstance(base, ast.Call):
+            fn = self.scan.value(base.func)
+            return getattr(fn, "__name__", "") == "getcontext" and _family(fn) == "decimal"
+        while True:  # pd.options.display: only pd.options is known (the rest is computed)
+            value = self.scan.value(base)
+            if type(value).__name__ == "DictWrapper" and _family(type(value)) == "pandas":
+                return True
+            if not isinstance(base, ast.Attribute):
+                return False
+            base = base.value
+
+    def _class_of_self(self, step: ast.AST) -> type | None:
+        """The scanned class when ``step`` is ``type(self)`` or ``self.__class__`` of one
+        of its methods (``self``: the method's first parameter), else None (QA pass 17:
+        a method's ``type(self).n = v`` was no write, so a node calling it and another
+        reading the class attribute reused the reader's stale result)."""
+        owner = self.scan.owner
+        if owner is None:
+            return None
+        if isinstance(step, ast.Attribute) and step.attr == "__class__":
+            inner: ast.AST | None = step.value
+        elif (
+            isinstance(step, ast.Call)
+            and len(step.args) == 1
+            and not step.keywords
+            and self.scan.value(step.func) is builtins.type
+        ):
+            inner = step.args[0]
+        else:
+            return None
+        return owner if isinstance(inner, ast.Name) and self._first_parameter(inner) else None
+
+    def _first_parameter(self, name: ast.Name) -> bool:
+        """Whether ``name`` is the first parameter of the def it is used in."""
+        scope = self.scan.parents.get(id(name))
+        while scope is not None and not isinstance(scope, _DEFS):
+            scope = self.scan.parents.get(id(scope))
+        if not isinstance(scope, ast.FunctionDef | ast.AsyncFunctionDef):
+            return False
+        first = [*scope.args.posonlyargs, *scope.args.args][:1]
+        return bool(first) and first[0].arg == name.id
 
     def _object_keys(self, changed: ast.AST) -> list[str]:
         """The objects on the way to ``changed`` known at compile time (``STATE`` and
@@ -385,6 +457,19 @@ class _Writes:
                 break
             child, parent = parent, self.scan.parents.get(id(parent))
         return names
+
+
+def _family(obj: object) -> str:
+    return str(getattr(obj, "__module__", "") or "").split(".")[0].lstrip("_")
+
+
+def _sets_process_setting(fn: object, node: ast.Call) -> bool:
+    """A call changing a process-wide library setting for good (:data:`_SETTERS`,
+    ``locale.setlocale`` given a locale); ``pd.option_context``/``np.errstate`` restore it."""
+    name = getattr(fn, "__name__", "")
+    if name == "setlocale" and _family(fn) == "locale":
+        return len(node.args) + len(node.keywords) >= 2
+    return name in _SETTERS.get(_family(fn), frozenset())
 
 
 def _in_place(node: ast.Call) -> bool:

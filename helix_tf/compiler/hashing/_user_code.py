@@ -52,6 +52,18 @@ def _record_state(found: Any, base: str, qualname: str, c: _Collector) -> None:
         c.mutated_parameters.append((name, derived, f"{call} ({base}:{line}, in {qualname})"))
 
 
+def _owner_class(fn: types.FunctionType) -> type | None:
+    """The class a method ``fn`` is defined in, found by its qualified name in its module
+    (None for a function, or a class defined inside a function)."""
+    path = fn.__qualname__.split(".")[:-1]
+    if not path or "<locals>" in path:
+        return None
+    value: Any = sys.modules.get(fn.__module__)
+    for name in path:
+        value = getattr(value, name, None)
+    return value if isinstance(value, type) else None
+
+
 def _fact(name: str, c: _Collector) -> _Form:
     """The value of a machine fact a UDF reads (``MACHINE_FACTS``), as a part of its own."""
     try:
@@ -98,7 +110,8 @@ class _UserCode:
         src = self._sources.source(code.co_filename, fn.__globals__)
         text = src.text if src is not None else ""
         where = (code.co_filename, fn.__qualname__)
-        form.update(self._effects(located, norm, namespace, fn.__globals__, text, where, c))
+        owner = _owner_class(fn)
+        form.update(self._effects(located, norm, namespace, fn.__globals__, text, where, c, owner))
         return form
 
     def _effects(
@@ -110,6 +123,7 @@ class _UserCode:
         text: str,
         where: tuple[str, str],
         c: _Collector,
+        owner: type | None = None,
     ) -> dict[str, _Form]:
         """Environment variables, files and random generators the code reads (DESIGN §3).
 
@@ -137,7 +151,7 @@ class _UserCode:
             return f"{module}.{name}" if module else None
 
         filename, qualname = where
-        hooks = StateHooks(binding_of, self._fp.mutates_of, _is_user_code)
+        hooks = StateHooks(binding_of, self._fp.mutates_of, _is_user_code, owner)
         found = scan_effects(tree, resolve, text, self._fp.seeds_of, hooks)
         _record_state(found, os.path.basename(filename), qualname, c)
         form: dict[str, _Form] = {}
@@ -285,7 +299,7 @@ class _UserCode:
         src = self._sources.source(filename, vars(module) if module else None) if filename else None
         where = (filename, cls.__qualname__)
         text = src.text if src is not None else ""
-        form.update(self._effects(located, norm, namespace, namespace.globals, text, where, c))
+        form.update(self._effects(located, norm, namespace, namespace.globals, text, where, c, cls))
         return form
 
 
