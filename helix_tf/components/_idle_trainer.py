@@ -6,7 +6,7 @@ server's trainer): the graph a run hints it trained, built and its light step tr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,7 @@ from helix_tf.components._model_build import Head, build_model, optimizer
 from helix_tf.components._model_use import predict_scores
 from helix_tf.types import CATEGORICAL, NUMERIC
 
-__all__ = ["HINT_ROWS", "hint_of", "prepare", "warm_up"]
+__all__ = ["HINT_ROWS", "hint_of", "prepare", "spare_model", "warm_up"]
 
 
 #: The rows of a training that :func:`prepare` runs its light step over (any few do).
@@ -92,6 +92,35 @@ def prepare(training: Mapping[str, Any]) -> bool:
     finally:
         keras.mixed_precision.set_global_policy("float32")
     return True
+
+
+def spare_model(
+    training: Mapping[str, Any], *, free: Callable[[str], Any]
+) -> tuple[str, Any] | None:
+    """Make ready the model a later training of ``training``'s graph returns (the server's
+    trainer, while idle): ``free(key)``, a kept model of that ``plain_key`` nobody can ask
+    for any more (None: there is none), else a new one, as ``plain_model`` builds it (no
+    weights of its own: the training's replace them, with its penalty strengths, as a
+    recycled model's do), returned with its key to be kept. Either way its inference is
+    traced and run once over ``training``'s rows, as an approximate run's predict and
+    explain nodes call it (``predict_scores(traced=True)``: the same input signature, so
+    the same traced function; a model an exact run used was never traced). None also for
+    a regression: its model is rescaled by its target's mean and standard deviation, which
+    are part of its key and known only after training.
+    """
+    from helix_tf.components.keras_models import plain_key, plain_model, plain_recipe
+
+    head = training["head"]
+    if head.task == "regression":
+        return None
+    recipe = plain_recipe(training, None)
+    key = plain_key(recipe)
+    model = free(key)
+    made = model is None
+    if made:
+        model = plain_model(recipe, None)
+    predict_scores(model, training["x"], head.task, traced=True)
+    return (key, model) if made else None
 
 
 def warm_up() -> None:

@@ -26,7 +26,13 @@ from typing import Any
 import numpy as np
 
 from helix_tf.components import _keras_layers, _light_fit, penalties
-from helix_tf.components._idle_trainer import HINT_ROWS, hint_of as _hint_of, prepare, warm_up
+from helix_tf.components._idle_trainer import (
+    HINT_ROWS,
+    hint_of as _hint_of,
+    prepare,
+    spare_model,
+    warm_up,
+)
 from helix_tf.components._keras_layers import keras as _k
 from helix_tf.components._model_build import Head, build_model, optimizer
 from helix_tf.components._model_inputs import (
@@ -61,10 +67,12 @@ __all__ = [
     "model_importance",
     "plain_key",
     "plain_model",
+    "plain_recipe",
     "predict_scores",
     "prepare",
     "prepare_training",
     "save_model",
+    "spare_model",
     "streamed_examples",
     "train_model",
     "train_weights",
@@ -280,13 +288,7 @@ def _train_remotely(
 
     y, mean, std = _target(head, y, None)
     training = _training(learner, features, x, y, head, n_epochs, policy, light, plateau)
-    recipe = {
-        "learner": learner,
-        "features": training["features"],
-        "head": head,
-        "policy": policy,
-        "rescale": None if mean is None else (mean, std),
-    }
+    recipe = plain_recipe(training, None if mean is None else (mean, std))
     # The generators this process would have seeded before training here (TensorFlow's
     # are the trainer's business: no op runs in this process).
     random.seed(int(learner.seed))
@@ -304,8 +306,22 @@ def _train_remotely(
     return model, _stats(reply["losses"], mean, std)
 
 
+def plain_recipe(
+    training: Mapping[str, Any], rescale: tuple[float, float] | None
+) -> dict[str, Any]:
+    """What :func:`plain_model` builds for ``training`` (:func:`_training`), ``rescale``
+    being a regression target's mean and std (None: not rescaled)."""
+    return {
+        "learner": training["learner"],
+        "features": training["features"],
+        "head": training["head"],
+        "policy": training["policy"],
+        "rescale": rescale,
+    }
+
+
 def plain_model(
-    recipe: Mapping[str, Any], weights: Sequence[np.ndarray], *, reuse: Any = None
+    recipe: Mapping[str, Any], weights: Sequence[np.ndarray] | None, *, reuse: Any = None
 ) -> Any:
     """The model a training returns, built from its weights: the architecture of
     ``recipe["learner"]`` over its features and head, under its dtype policy, with the
@@ -314,9 +330,10 @@ def plain_model(
     Built without moving the random generators, its layers named as in a fresh process.
     ``reuse``: a model built here before for the same :func:`plain_key` that nobody
     holds any more; it takes the weights and the learner's penalty strengths instead of
-    a new build (0.1–0.5 s, more under load): the same model.
+    a new build (0.1–0.5 s, more under load): the same model. ``weights`` None: as
+    built, for a later training's weights (a spare, :func:`spare_model`).
     """
-    if reuse is not None:
+    if reuse is not None and weights is not None:
         reuse.set_weights(list(weights))
         for strengths in _strengths_of(reuse):
             strengths.assign(recipe["learner"].l1, recipe["learner"].l2)
@@ -362,14 +379,16 @@ def _plain(
     learner: Learner,
     features: Sequence[Mapping[str, Any]],
     head: Head,
-    weights: Sequence[np.ndarray],
+    weights: Sequence[np.ndarray] | None,
 ) -> Any:
-    """A plain (uncompiled) model of ``learner``'s architecture holding ``weights``."""
+    """A plain (uncompiled) model of ``learner``'s architecture holding ``weights``
+    (None: as built)."""
     from helix_tf.components import trainers
 
     with trainers.random_state_kept(), _fresh_names():
         model = build_model(learner, features, head.units)
-    model.set_weights(list(weights))
+    if weights is not None:
+        model.set_weights(list(weights))
     return model
 
 

@@ -42,8 +42,11 @@ class LearningSteps:
         self.ctx = ctx
         self.outputs = outputs
         self.inputs = inputs
-        #: Nodes computed in a thread, by name: the step that finishes each (:meth:`evaluate`).
+        #: Nodes finished later, by name: the step that finishes each (an approximate
+        #: run's evaluation, computed in a thread; its learner's file, :meth:`train`).
         self._deferred: dict[str, Callable[[CompiledNode], None]] = {}
+        #: Of them, those whose value is held already (only their files come later).
+        self._held: set[str] = set()
 
     def steps(self) -> dict[str, Callable[[CompiledNode], None]]:
         """The step that computes a node, by the name the role table gives it
@@ -174,7 +177,7 @@ class LearningSteps:
         self.ctx.values[f"facts:{node.name}"] = facts
         tally = self.ctx.tallies[node.name]
         tally.compute_seconds = time.perf_counter() - t0 + load_s
-        t1 = time.perf_counter()
+        self.ctx.values[node.name] = model
 
         def write(art: Artifact) -> None:
             if art.local is not None:
@@ -186,10 +189,20 @@ class LearningSteps:
                 with open(path, "rb") as src, art.staging.open("model.keras", "wb") as dst:
                     shutil.copyfileobj(src, dst)
 
-        self.outputs.write_output(node.name, write)
-        tally.write_seconds += time.perf_counter() - t1
-        self.ctx.values[node.name] = model
-        self._computed(node.name, kind="model", rows=n_rows, meta={"features": features, **stats})
+        def finish(_node: CompiledNode) -> None:
+            t1 = time.perf_counter()
+            self.outputs.write_output(node.name, write)
+            tally.write_seconds += time.perf_counter() - t1
+            meta = {"features": features, **stats}
+            self._computed(node.name, kind="model", rows=n_rows, meta=meta)
+
+        if not approx:
+            finish(node)
+            return
+        # Approximate: the model (held) is scored now; its file is written at the end,
+        # while the evaluation's thread computes its intervals (see evaluate).
+        self._deferred[node.name] = finish
+        self._held.add(node.name)
 
     def predict(self, node: CompiledNode) -> None:
         """Score one split of the examples with the model (zero-weight features unread)."""
@@ -361,11 +374,15 @@ class LearningSteps:
     def finish_deferred(
         self, names: Iterable[str] | None = None
     ) -> list[tuple[CompiledNode, Callable[[CompiledNode], None]]]:
-        """The steps that finish nodes whose computation went on in a thread (an
-        approximate run's evaluations), of ``names`` (None: all), to be run in order by
-        the caller before anything reads them; each waits for its thread."""
+        """The steps that finish nodes finished later (an approximate run's evaluations,
+        computed in a thread, and its learners, whose files are written at the end), of
+        ``names`` (None: all), to be run in order by the caller before anything reads
+        them (a held value, as a learner's model, is read without waiting for its files);
+        each waits for its thread."""
         wanted = (
-            list(self._deferred) if names is None else [n for n in names if n in self._deferred]
+            list(self._deferred)
+            if names is None
+            else [n for n in names if n in self._deferred and n not in self._held]
         )
         return [(self.ctx.nodes[n], self._deferred.pop(n)) for n in wanted]
 

@@ -546,16 +546,68 @@ def test_intervals_are_computed_beside_the_run_and_equal_the_same_bootstrap(
     assert node.seconds > 0 and node.rows == TEST_ROWS
 
 
-def test_a_failure_in_the_intervals_thread_is_the_evaluation_nodes(
-    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("module", "function", "node"),
+    [
+        ("helix_tf.components.metrics", "bootstrap_metrics", "evaluation"),  # in its thread
+        ("helix_tf.components.keras_models", "save_model", "learner"),  # written at the end
+    ],
+)
+def test_a_failure_in_what_an_approximate_run_finishes_later_is_that_nodes(
+    config: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    module: str,
+    function: str,
+    node: str,
 ) -> None:
-    from helix_tf.components import metrics as metric_fns
+    import importlib
+
     from helix_tf.errors import ExecutionError
 
     def failing(*args: Any, **kw: Any) -> Any:
-        raise ValueError("no interval today")
+        raise ValueError("not today")
 
-    monkeypatch.setattr(metric_fns, "bootstrap_metrics", failing)
-    with pytest.raises(ExecutionError, match="no interval today") as caught:
+    monkeypatch.setattr(importlib.import_module(module), function, failing)
+    with pytest.raises(ExecutionError, match="not today") as caught:
         api.run(config, store=str(tmp_path / "store"), approx=_approx(sample=0.5))
-    assert caught.value.node == "evaluation"
+    assert caught.value.node == node
+
+
+# ------------------------------------------------------------------------------ the model's file at the end
+
+
+def test_an_approximate_runs_model_file_is_written_beside_its_evaluation(
+    config: Path, tmp_path: Path
+) -> None:
+    """An approximate run scores and explains its model before writing the model's file
+    (written at the end, while the evaluation's thread computes): the learner's line
+    comes after its readers', the file is stored and scores as the run's model did; an
+    exact run writes it before anything reads the model, as always."""
+    import numpy as np
+
+    from helix_tf.events import NodeFinished
+
+    def finished_order(events: list[ProgressEvent]) -> list[str]:
+        return [e.node for e in events if isinstance(e, NodeFinished)]
+
+    events: list[ProgressEvent] = []
+    store = str(tmp_path / "store")
+    result = api.run(
+        config, store=store, approx=_approx(sample=0.5), progress=events.append, materialize="all"
+    )
+    order = finished_order(events)
+    assert order.index("predictions") < order.index("learner")
+    learner = next(n for n in result.nodes if n.name == "learner")
+    assert learner.state == "compute" and learner.materialized and learner.rows is not None
+    again = api.run(config, store=store, approx=_approx(sample=0.5))
+    assert states(again)["learner"] in ("load", "prune")
+    loaded = again.model()  # read from the store: the file written at the end
+    trained = result.model()
+    assert [w.tolist() for w in loaded.get_weights()] == [
+        np.asarray(w).tolist() for w in trained.get_weights()
+    ]
+    exact_events: list[ProgressEvent] = []
+    api.run(config, store=str(tmp_path / "exact"), progress=exact_events.append)
+    exact_order = finished_order(exact_events)
+    assert exact_order.index("learner") < exact_order.index("predictions")

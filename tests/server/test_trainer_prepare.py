@@ -15,6 +15,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from helix_tf.components import keras_models as km, trainers
@@ -192,3 +193,112 @@ def test_a_served_edit_of_the_starting_run_reuses_the_trainer_prepared_for_it(
     finally:
         for pid in auto._servers(server_dir):
             os.kill(pid, signal.SIGTERM)
+
+
+def _train_in(kept: Any, training: dict[str, Any], peer: int | None) -> tuple[str, Any]:
+    """One training handed to the trainer's handler for process ``peer``: (token, model)."""
+    recipe = km.plain_recipe(training, None)
+    ours, theirs = (Connection(s.detach()) for s in socket.socketpair())
+    ours.send({"training": training, "recipe": recipe, "progress": False})
+    assert _trainer._handle(theirs, kept, peer) is not None
+    token = ours.recv()["model"]
+    return token, kept[token].model
+
+
+def _scores_as_built(model: Any, training: dict[str, Any], x: dict[str, Any]) -> None:
+    """A reused model scores as one built from its weights for ``training`` does."""
+    fresh = km.plain_model(km.plain_recipe(training, None), model.get_weights())
+    np.testing.assert_array_equal(
+        km.predict_scores(model, x, "binary", traced=True),
+        km.predict_scores(fresh, x, "binary", traced=True),
+    )
+
+
+def _ended_pid() -> int:
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(done.stdout)
+
+
+def test_a_model_whose_run_has_ended_holds_the_next_training_of_its_graph(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nobody can ask for the model of a run that has ended: the next training of its
+    graph takes that model object (no build) with its own weights, which score as a
+    model built from them does; a live run's model is kept for it (the two latest)."""
+    from collections import OrderedDict
+
+    monkeypatch.setenv("HELIX_TF_TRAINERS", "4")
+    learner, features, x, y, head, epochs, policy = _case_args()
+    training = km._training(learner, features, x, y, head, epochs, policy, light=True)
+    kept: OrderedDict[str, Any] = OrderedDict()
+    _, alive = _train_in(kept, training, os.getpid())  # this process: alive
+    _, second = _train_in(kept, training, os.getpid())
+    assert second is not alive  # only one of its key kept, its run alive: a build
+    ended_token, ended = _train_in(kept, training, _ended_pid())
+    assert ended is alive  # two kept (their run alive): the older one recycled, as before
+    import dataclasses
+
+    edit = dataclasses.replace(learner, l2=0.02)
+    edited = km._training(edit, features, x, y, head, epochs, policy, light=True)
+    _, model = _train_in(kept, edited, os.getpid())
+    assert model is ended and ended_token not in kept  # its run has ended: free
+    assert any(e.model is second for e in kept.values())  # the live run's: kept
+    _scores_as_built(model, edited, x)
+
+
+def test_the_idle_trainer_builds_a_spare_model_for_a_prepared_graph_and_only_that_graph(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After preparing a graph, the idle trainer builds the model its next training returns
+    (inference traced): that training takes it; a training of another graph (another
+    optimizer, features or head) never does; no second spare while a free one is kept."""
+    from collections import OrderedDict
+
+    monkeypatch.setenv("HELIX_TF_TRAINERS", "4")
+    learner, features, x, y, head, epochs, policy = _case_args()
+    training = km._training(learner, features, x, y, head, epochs, policy, light=True)
+    kept: OrderedDict[str, Any] = OrderedDict()
+    assert _trainer._keep_spare(kept, km._hint_of(training))
+    assert not _trainer._keep_spare(kept, km._hint_of(training))  # one is free already
+    (spare,) = [e.model for e in kept.values() if e.owner == _trainer.SPARE]
+    import dataclasses
+
+    two = {k: x[k] for k in ("num", "cat")}
+    variants = [  # another optimizer, other features, another head
+        (dataclasses.replace(learner, optimizer="ftrl"), features, x, head),
+        (learner, features[:2], two, head),
+        (learner, features, x, km.Head(task="multiclass", classes=3)),
+    ]
+    others = [km._training(a, f, xs, y, h, epochs, policy, light=True) for a, f, xs, h in variants]
+    for other in others:
+        assert _train_in(kept, other, os.getpid())[1] is not spare
+        assert any(e.model is spare for e in kept.values())
+    _, model = _train_in(kept, training, os.getpid())
+    assert model is spare and all(e.owner != _trainer.SPARE for e in kept.values())
+    _scores_as_built(model, training, x)
+    regression = km._training(
+        learner, features, x, y, km.Head(task="regression"), epochs, policy, light=True
+    )
+    assert not _trainer._keep_spare(kept, regression)  # its scale is known after training
+
+
+def test_the_idle_trainer_traces_a_free_models_inference_instead_of_building_a_spare(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A model an exact run used was never traced; once its run has ended, the idle trainer
+    traces its inference (kept on it) rather than building a spare."""
+    from collections import OrderedDict
+
+    monkeypatch.setenv("HELIX_TF_TRAINERS", "4")
+    learner, features, x, y, head, epochs, policy = _case_args()
+    training = km._training(learner, features, x, y, head, epochs, policy, light=False)
+    kept: OrderedDict[str, Any] = OrderedDict()
+    _, model = _train_in(kept, training, _ended_pid())
+    assert not model.__dict__.get("_helix_scorers")
+    assert not _trainer._keep_spare(kept, km._hint_of(training))
+    assert len(kept) == 1 and model.__dict__.get("_helix_scorers")
