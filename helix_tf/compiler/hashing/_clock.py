@@ -1,5 +1,5 @@
 """Clock reads beyond the wall clock's functions (QA pass 12), beside :mod:`._effects`,
-whose ``_varying`` asks :func:`reads_clock` about every call it scans.
+whose ``varying`` (:mod:`._machine_facts`) asks :func:`reads_clock` about every call it scans.
 
 * The interval clocks: ``time.monotonic()``, ``time.perf_counter()``,
   ``time.process_time()``, ``time.thread_time()`` (and their ``_ns`` forms),

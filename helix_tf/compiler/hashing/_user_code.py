@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._canonical import _digest, _Form
-from ._effects import _UNKNOWN, MACHINE_FACTS, StateHooks, scan_effects
+from ._effects import _UNKNOWN, StateHooks, scan_effects
 from ._files import sha256_file, sha256_files
 from ._generators import generators_in
 from ._listing_order import listing_order
 from ._locate import _SourceFinder
+from ._machine_facts import MACHINE_FACTS
 from ._origin import _is_user_function, _warn_once
 from ._reads import _class_attrs, _class_functions, _imported, _Namespace
 from ._resolver import _ReadResolver
