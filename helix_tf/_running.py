@@ -328,8 +328,7 @@ def run_once(
 def _unprefixed(exc: SampledDataError) -> str:
     """What the error found, without its node prefix, its judgement (made on the sample,
     not the split) and the sample's note: ``line 9 of test.csv has label 'maybe' ...``."""
-    message = str(exc).removeprefix(f"operator {exc.node!r} failed: " if exc.node else "")
-    return message.split(". Note: ")[0].split("; ")[0]
+    return exc.found.split("; ")[0]
 
 
 def _run_once(

@@ -7,6 +7,7 @@ to fix it, with a file/line or row number where there is one.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 __all__ = [
     "did_you_mean",
@@ -65,7 +66,20 @@ class SampledDataError(DataError):
     the rows it kept) may not be what the whole training split teaches, so the exact run
     may pass it. A run retries such a
     failure with the sample drawn at training, from examples of every row
-    (:func:`helix_tf._running.run_once`)."""
+    (:func:`helix_tf._running.run_once`). ``found``: what failed, without the node and
+    the sample's ``note`` that follow it in the message."""
+
+    def __init__(self, found: str, *, note: str, node: str | None = None) -> None:
+        self.found, self.note = found, note
+        super().__init__(f"{found}. Note: {note}", node=node)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled to a served run's client, say
+        return (_sampled_data_error, (self.found, self.note, self.node))
+
+
+def _sampled_data_error(found: str, note: str, node: str | None) -> SampledDataError:
+    """A pickled :class:`SampledDataError` again (its arguments are keywords)."""
+    return SampledDataError(found, note=note, node=node)
 
 
 class StoreError(HelixError):

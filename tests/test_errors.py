@@ -16,3 +16,22 @@ def test_a_problem_naming_its_file_and_line_is_not_prefixed_with_the_file_again(
     assert str(ConfigError([other], path="configs/x.py")) == f"configs/x.py: {other}"
     both = str(ConfigError([problem, other], path="configs/x.py"))
     assert both.splitlines() == ["2 errors in configs/x.py:", f"  - {problem}", f"  - {other}"]
+
+
+def test_a_sampled_data_error_keeps_what_it_found_apart_from_the_samples_note() -> None:
+    import pickle
+
+    from helix_tf.errors import SampledDataError
+
+    error = SampledDataError("line 9 of test.csv has label 'maybe'", note="1% sample", node="y")
+    assert (
+        str(error) == "operator 'y' failed: line 9 of test.csv has label 'maybe'. Note: 1% sample"
+    )
+    again = pickle.loads(pickle.dumps(error))
+    assert isinstance(again, SampledDataError)
+    assert (again.found, again.note, again.node, str(again)) == (
+        error.found,
+        error.note,
+        error.node,
+        str(error),
+    )

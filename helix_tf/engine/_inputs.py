@@ -90,7 +90,7 @@ class LearningInputs:
         )
         if note is None:
             return ExecutionError(message, node=name)
-        return SampledDataError(f"{message}. Note: {note}", node=name)
+        return SampledDataError(message, note=note, node=name)
 
     def label_facts(self, examples: str, meta: dict[str, Any]) -> dict[str, Any]:
         """The label's facts for training and inference: the stored examples' (classes),

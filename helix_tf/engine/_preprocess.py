@@ -426,7 +426,7 @@ def with_note(exc: ExecutionError, note: str) -> SampledDataError:
     retries with the sample drawn at training (:class:`~helix_tf.errors.SampledDataError`)."""
     prefix = f"operator {exc.node!r} failed: " if exc.node else ""
     message = str(exc).removeprefix(prefix).rstrip(". ")
-    return SampledDataError(f"{message}. Note: {note}", node=exc.node)
+    return SampledDataError(message, note=note, node=exc.node)
 
 
 def _nothing_learned(feature: str, op: Any) -> str:
