@@ -15,7 +15,7 @@ from helix_tf._recording import pruned_phrase
 from helix_tf._session import Session
 from helix_tf.compiler.graph import CompiledWorkflow
 from helix_tf.results import NodeDecision
-from helix_tf.reuse.costs import CostModel
+from helix_tf.reuse.costs import CostModel, default_load_latency
 from helix_tf.reuse.planner import plan_reuse
 from helix_tf.roles import NodeState, Role
 from helix_tf.validation import is_validation_dag
@@ -39,7 +39,9 @@ def plan_session(
         if m is not None:
             manifests[n.name] = m
     history = plan_history(session)
-    throughput, latency = session.metadata.load_throughput()
+    throughput, latency = session.metadata.load_throughput(
+        default_latency=default_load_latency(session.store.is_local)
+    )
     costs = CostModel(history=history, throughput=throughput, latency=latency)
     if baseline is not None:
         previous: dict[str, Any] | None = session.metadata.version(compiled.name, baseline).dag
