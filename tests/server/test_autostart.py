@@ -277,6 +277,47 @@ def test_ctrl_c_while_the_first_run_imports_ends_it_and_leaves_no_unannounced_se
         assert _servers(server_dir) == []
 
 
+#: A run's start of its server (``start_by_fork``) with a Ctrl-C that comes while the
+#: process forks: in the fork's callbacks, where logging releases its lock (a callback
+#: registered here stands for it, and waits there as a descheduled process would).
+_CTRL_C_IN_FORK = """
+import os, signal, sys, time
+from helix_tf.server._starting import start_by_fork
+
+os.register_at_fork(
+    after_in_parent=lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(0.5))
+)
+try:
+    pid = start_by_fork()
+except KeyboardInterrupt:
+    sys.exit(130)
+print(f"the run went on, its server {pid} announced", flush=True)
+"""
+
+
+@pytest.mark.ci
+def test_ctrl_c_while_the_run_forks_its_server_ends_the_run_and_that_server(
+    server_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the KeyboardInterrupt raised in the fork's callbacks was only printed
+    ("Exception ignored in: <function _releaseLock>"), and the run went on to the end:
+    the Ctrl-C test above failed so under load."""
+    from helix_tf.server._starting import holder
+
+    monkeypatch.setenv("HELIX_TF_SERVER_DIR", str(server_dir))
+    done = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_IN_FORK],
+        cwd=tmp_path,
+        env=_env(server_dir),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 130, done.stdout + done.stderr
+    assert "Exception ignored" not in done.stderr, done.stderr
+    assert holder() is None and _servers(server_dir) == []
+
+
 #: A server (:func:`helix_tf.server._daemon.serve`) whose imports after its trainer's wait
 #: for the file named by its argument.
 _HELD_SERVER = """
