@@ -227,7 +227,9 @@ def _train_in_starting_server(contention: float = 1.0) -> None:
     at least 1): about what importing TensorFlow itself would cost this run.
     """
     found = holder()
-    if found is None or found[1] not in ("starting", "importing", "training"):
+    # A server already ready takes them too: under load its imports can end before this
+    # run's (before, such a run trained by itself and the trainer kept nothing of it).
+    if found is None or found[1] == "waiting":
         return
     from helix_tf.components.trainers import use_remote
     from helix_tf.server._pending import StartingTrainer
