@@ -207,7 +207,7 @@ def _start(argv: list[str], *, why: str = "") -> bool:
         # How much slower than its CPU time this process' imports went (other processes
         # on the machine): the server's imports beside it go as much slower.
         contention = (time.perf_counter() - wall) / max(time.process_time() - cpu, 1e-3)
-        _train_in_starting_server(contention)
+        _train_in_starting_server(contention, forked=pid)
     if pid is None:
         return False
     sys.stderr.write(
@@ -218,16 +218,20 @@ def _start(argv: list[str], *, why: str = "") -> bool:
     return True
 
 
-def _train_in_starting_server(contention: float = 1.0) -> None:
+def _train_in_starting_server(contention: float = 1.0, *, forked: int | None = None) -> None:
     """This run's trainings go to the trainer of the server starting now (ours, or one a
     run started at the same moment) once it is ready (:mod:`helix_tf.server._pending`).
 
     It waits for it at most as long as the server's imports take here
     (:func:`~helix_tf.server._starting.expected_import_seconds`, times ``contention``,
-    at least 1): about what importing TensorFlow itself would cost this run.
+    at least 1): about what importing TensorFlow itself would cost this run. ``forked``:
+    the server this run forked, which takes them also once ready: under load its imports
+    can end before this run's (before, such a run trained by itself, and the trainer kept
+    nothing of it).
     """
     found = holder()
-    if found is None or found[1] not in ("starting", "importing", "training"):
+    starting = ("starting", "importing", "training")
+    if found is None or not (found[1] in starting or (found[0] == forked and found[1] == "ready")):
         return
     from helix_tf.components.trainers import use_remote
     from helix_tf.server._pending import StartingTrainer

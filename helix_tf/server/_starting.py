@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -199,21 +200,33 @@ def start_by_fork(*, quiet: bool = True, idle_timeout: float = 3 * 3600) -> int 
     fd = take_lock()
     if fd is None:
         return None
+    # A Ctrl-C is held back while this process forks and arrives once the server's pid is
+    # known, where it ends that server: one raised in the fork's own callbacks (logging
+    # releasing its lock) is only printed, "Exception ignored in ...", and the run went
+    # on as if never interrupted (seen under load, where the parent waits there longest).
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        # The stamp of this environment before the imports (TensorFlow sets KMP_* of its own).
-        parts = stamp_parts()
-        write_owner(fd, os.getpid(), "importing")
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()
-        pid = os.fork()
-        if pid == 0:
-            from helix_tf.server._daemon import become_server
+        try:
+            # The stamp of this environment before the imports (TensorFlow sets KMP_* of
+            # its own).
+            parts = stamp_parts()
+            write_owner(fd, os.getpid(), "importing")
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            pid = os.fork()
+            if pid == 0:
+                from helix_tf.server._daemon import become_server
 
-            become_server(fd, parts, idle_timeout)  # never returns
-        write_owner(fd, pid, "importing")  # the server, from now on (it says so too)
-    finally:
-        os.close(fd)  # the server holds the lock now (or nobody, if the fork failed)
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+                become_server(fd, parts, idle_timeout)  # never returns
+            write_owner(fd, pid, "importing")  # the server, from now on (it says so too)
+        finally:
+            os.close(fd)  # the server holds the lock now (or nobody, if the fork failed)
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        raise
     try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a Ctrl-C held back arrives here
         with quiet_native_stderr(quiet), _quiet_logging():
             preload(strict=False, tensorflow=False)
     except KeyboardInterrupt:
@@ -225,8 +238,6 @@ def start_by_fork(*, quiet: bool = True, idle_timeout: float = 3 * 3600) -> int 
 
 def _end(pid: int, timeout: float = 10.0) -> None:
     """Stop the server this process forked a moment ago, and wait until it has gone."""
-    import signal
-
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout

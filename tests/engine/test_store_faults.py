@@ -12,7 +12,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -83,6 +83,14 @@ def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
         yield mount
 
 
+def _wait_for(seen: Callable[[], bool], proc: subprocess.Popen[str]) -> None:
+    """Until ``seen()`` (at most 300 s), while the run ``proc`` is still going."""
+    deadline = time.monotonic() + 300
+    while not seen():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+
+
 def _assert_sound(store: str) -> None:
     report = ArtifactStore(store).verify()
     assert report.clean, (report.bad, report.leftovers.paths)
@@ -117,10 +125,7 @@ def test_staging_made_immutable_mid_run_costs_only_the_materialization(
     )  # fmt: skip
     locked = False
     try:
-        deadline = time.monotonic() + 300
-        while not list(store.glob("artifacts/*/MANIFEST.json")):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.02)
+        _wait_for(lambda: bool(list(store.glob("artifacts/*/MANIFEST.json"))), proc)
         chattr = subprocess.run(["chattr", "+i", str(staging)], capture_output=True)
         if chattr.returncode != 0:
             proc.kill()
@@ -211,6 +216,10 @@ def test_an_entry_vanishing_after_planning_is_recomputed(
 def test_filling_the_store_disk_at_random_moments_never_fails_a_run(
     setup: dict[str, str], fresh: dict[str, float], tmp_path: Path
 ) -> None:
+    """The moments are counted from when the run has made its store: a disk already full
+    where a new store is to be made refuses the run ("cannot be created or written", as a
+    read-only one), and a fixed delay from the process' start fell there under load (its
+    imports took longer than the delay)."""
     rng = random.Random(16)
     for _ in range(3):
         with _tmpfs(tmp_path / "disk", "4m") as mount:
@@ -218,6 +227,7 @@ def test_filling_the_store_disk_at_random_moments_never_fails_a_run(
                 _cmd(setup, str(mount)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 text=True, env=_env(),
             )  # fmt: skip
+            _wait_for(lambda: (mount / "helix_store.json").exists(), proc)
             time.sleep(rng.uniform(0.5, 8.0))
             running = proc.poll() is None
             # Fill every byte left on the store's disk.
