@@ -325,6 +325,20 @@ def run_once(
         return dataclasses.replace(result, notes=(*result.notes, note)), facts
 
 
+def _remember_failed_sample(session: Session, exc: SampledDataError) -> None:
+    """Keep that this sample at the source failed at ``exc.node``: the next approximate
+    run with the same node draws its sample at training at once (:mod:`_sample_failures`)."""
+    from helix_tf import _sample_failures
+
+    compiled = session.compiled
+    placed = (compiled.approx or {}).get("placement")
+    names = {n.name for n in compiled.nodes}
+    if placed != "source" or exc.node not in names or session.home is None or session.read_only:
+        return
+    fingerprint = compiled.node(exc.node).fingerprint
+    _sample_failures.remember(session.home, compiled.name, fingerprint, _unprefixed(exc))
+
+
 def _unprefixed(exc: SampledDataError) -> str:
     """What the error found, without its node prefix, its judgement (made on the sample,
     not the split) and the sample's note: ``line 9 of test.csv has label 'maybe' ...``."""
@@ -352,6 +366,8 @@ def _run_once(
         executed = _execute_replanning(session, opts, lease.id if lease is not None else None)
         return _record(session, started, executed, approx=approx, t_start=t_start)
     except HelixError as exc:
+        if isinstance(exc, SampledDataError):
+            _remember_failed_sample(session, exc)
         if started is not None:
             session.metadata.finish_run(
                 started.run_id,
@@ -411,6 +427,8 @@ def _record(
     notes = (*session.config.notes, *executed.notes, *collected.notes)
     if session.exact_instead:
         notes = (*notes, session.exact_note)
+    if session.sample_note:
+        notes = (*notes, session.sample_note)
     wall = time.perf_counter() - t_start
     record_run(session.metadata, started.run_id, collected.nodes, engine, wall_seconds=wall)
     result = RunResult(

@@ -67,6 +67,11 @@ class Session:
     worker: ClusterTask | None = None
     #: What hashed the data files (it knows each one's stamp when it was hashed).
     hasher: ContentHasher | None = None
+    #: The store's local folder (its content-hash memo, its known sample failures).
+    home: Path | None = None
+    #: Why an approximate run draws its sample at training where it would draw it at the
+    #: source: that sample failed a data check before (:mod:`helix_tf._sample_failures`).
+    sample_note: str = ""
 
     def data_changed(self) -> list[str]:
         """The data files written since the compiler hashed them (see
@@ -265,7 +270,7 @@ def open_loaded(
     else:
         opener = open_metadata if writing else open_metadata_to_read
         meta = opener(setting.value or _local_metadata_url(loaded.path, store), setting)
-    note = ""
+    note = sample_note = ""
     if approx is not None:
         approx = approx.resolved(_training_rows(compiled))
         stored = {n.name for n in compiled.nodes if artifact_store.lookup(n.fingerprint)}
@@ -276,6 +281,9 @@ def open_loaded(
             if any(n.role == Role.EXAMPLES and n.name in stored for n in compiled.nodes)
             else "source"
         )
+        if placement == "source" and sample_at is None:
+            sample_note = _failed_at_source(loaded, hasher, approx, local_home)
+            placement = "train" if sample_note else placement
         if all(o in stored for o in compiled.outputs):
             note = EXACT_INSTEAD
         else:
@@ -298,6 +306,33 @@ def open_loaded(
         baseline_user=None if team else current_user(),
         worker=worker,
         hasher=hasher,
+        home=local_home,
+        sample_note="" if note else sample_note,
+    )
+
+
+def _failed_at_source(
+    loaded: LoadedConfig, hasher: ContentHasher, approx: Approx, home: Path
+) -> str:
+    """The note for drawing the sample at training because the same sample at the source
+    failed a data check before (:mod:`helix_tf._sample_failures`); ``""`` otherwise."""
+    from helix_tf import _sample_failures
+
+    known = _sample_failures.failures(home, loaded.workflow.name)
+    if not known:  # the common case: no second compilation
+        return ""
+    at_source = compile_workflow(
+        loaded.workflow,
+        config_path=str(loaded.path),
+        hasher=hasher,
+        approx=approx.for_compiler(placement="source"),
+    )
+    found = _sample_failures.known_failure(known, (n.fingerprint for n in at_source.nodes))
+    if found is None:
+        return ""
+    return (
+        f"the sample drawn at the source failed a check the whole training split may pass "
+        f"in an earlier run ({found}); drew the sample at training, from examples of every row"
     )
 
 

@@ -115,6 +115,8 @@ def _plan_result(session: Session, approx: Approx | None, baseline: int | None) 
     notes: tuple[str, ...] = ()
     if session.exact_instead:
         approx, notes = None, (session.exact_note,)
+    elif session.sample_note:
+        notes = (session.sample_note,)
     try:
         decisions, _, _ = plan_session(session, baseline=baseline)
         est = sum(

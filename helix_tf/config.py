@@ -568,6 +568,13 @@ def load_config(
         except ConfigError as exc:
             problems.extend(exc.problems)
     if problems:
+        # The declarations' own problems too (a misspelt column beside a misspelt -p):
+        # one message, not one round each.
+        from helix_tf.compiler.graph import check_workflow
+
+        problems.extend(
+            p for p in check_workflow(wf, config_path=str(cfg_path)) if p not in problems
+        )
         raise ConfigError(problems, path=str(cfg_path))
     notes = tuple(getattr(wf, "notes", ()))
     return LoadedConfig(workflow=wf, path=cfg_path, params=values, overrides=over, notes=notes)

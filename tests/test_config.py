@@ -157,7 +157,7 @@ def workflow(params):
     wf.source("rows", sources.Csv(train=r"$train", test=r"$test", **CENSUS_CSV_OPTIONS))
     age = wf.feature("age", F.Numeric("age", standardize=params.std))
     examples = wf.examples("examples", [age], label=F.Label("income", positive=">50K"))
-    wf.train("learner", examples, learners.Linear(learning_rate=params.rate))
+    wf.output(wf.train("learner", examples, learners.Linear(learning_rate=params.rate)))
     return wf
 """
 
@@ -239,6 +239,20 @@ def test_bad_config_parameters_and_node_overrides_are_reported_together(config: 
     text = str(info.value)
     assert text.startswith(f"3 errors in {config.resolve()}:")
     assert "-p epoch:" in text and "'lerner'" in text and "'l11'" in text
+
+
+def test_bad_overrides_and_the_configs_own_problems_are_reported_together(
+    make_config: Callable[..., Path], census_like: tuple[Path, Path]
+) -> None:
+    """A misspelt -p beside a misspelt column: the -p problem alone was said, and the
+    column's only on the next try (QA pass 20); now both, in one message."""
+    body = PARAMETRISED.replace('F.Bucketize("age", params.buckets)', 'F.Bucketize("agee", [30])')
+    path = make_config(body, name="two.py", train=census_like[0], test=census_like[1])
+    with pytest.raises(ConfigError) as info:
+        load_config(path, ["learner.l11=0.1"])
+    text = str(info.value)
+    assert text.startswith(f"2 errors in {path.resolve()}:"), text
+    assert "'l11'" in text and "column 'agee', which source 'rows' does not have" in text
 
 
 def test_parse_overrides_values() -> None:

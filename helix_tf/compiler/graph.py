@@ -50,7 +50,13 @@ from helix_tf.errors import CompileError
 from helix_tf.roles import Role, output_type
 from helix_tf.workflow import Workflow
 
-__all__ = ["CompiledNode", "CompiledWorkflow", "compile_workflow", "FINGERPRINT_SCHEME"]
+__all__ = [
+    "CompiledNode",
+    "CompiledWorkflow",
+    "check_workflow",
+    "compile_workflow",
+    "FINGERPRINT_SCHEME",
+]
 
 log = logging.getLogger(__name__)
 
@@ -68,23 +74,7 @@ def compile_workflow(
     ``approx`` (sampling and precision settings) is part of the fingerprints of
     the nodes it affects, so approximate and exact results never mix.
     """
-    declared = Declared(wf)
-    if not declared.decls:
-        raise CompileError(declared.problems, path=config_path)
-    # Every check runs even when earlier ones found problems: a config's problems are
-    # reported together (unresolved references simply contribute no edge).
-    edges = Edges(declared)
-    inputs = edges.build()
-    check_metric_tasks(declared)
-    resolve_explain_tasks(declared)
-    edges.add_raw_column_sources(inputs)
-    graph, order = _ordered_graph(declared, inputs, config_path)
-    kinds = feature_kinds(declared, order, edges.sources)
-    check_model_inputs(declared, inputs, kinds)
-    check_label_leakage(declared, inputs, edges.sources, edges.examples_source)
-    outputs = _outputs(declared, order)
-    if declared.problems:
-        raise CompileError(declared.problems, path=config_path)
+    declared, edges, inputs, (graph, order), kinds, outputs = _checked(wf, config_path)
     _warn_dead(declared, graph, order, outputs)
 
     hasher = hasher or ContentHasher()
@@ -112,6 +102,40 @@ def compile_workflow(
         digest=digest,
         approx=approx_view,
     )
+
+
+def check_workflow(wf: Workflow, *, config_path: str | None = None) -> list[str]:
+    """The problems :func:`compile_workflow` finds in ``wf``'s declarations (names, edges,
+    columns, kinds, leakage), without fingerprinting it: no data file is read. For a
+    config whose ``-p`` overrides failed too, so that one message holds every problem."""
+    try:
+        _checked(wf, config_path)
+    except CompileError as exc:
+        return list(exc.problems)
+    return []
+
+
+def _checked(wf: Workflow, config_path: str | None) -> tuple[Any, ...]:
+    """``wf``'s declarations checked: (declared, edges, inputs, (graph, order), kinds,
+    outputs); a :class:`CompileError` holding every problem found."""
+    declared = Declared(wf)
+    if not declared.decls:
+        raise CompileError(declared.problems, path=config_path)
+    # Every check runs even when earlier ones found problems: a config's problems are
+    # reported together (unresolved references simply contribute no edge).
+    edges = Edges(declared)
+    inputs = edges.build()
+    check_metric_tasks(declared)
+    resolve_explain_tasks(declared)
+    edges.add_raw_column_sources(inputs)
+    graph, order = _ordered_graph(declared, inputs, config_path)
+    kinds = feature_kinds(declared, order, edges.sources)
+    check_model_inputs(declared, inputs, kinds)
+    check_label_leakage(declared, inputs, edges.sources, edges.examples_source)
+    outputs = _outputs(declared, order)
+    if declared.problems:
+        raise CompileError(declared.problems, path=config_path)
+    return declared, edges, inputs, (graph, order), kinds, outputs
 
 
 def _ordered_graph(

@@ -118,7 +118,9 @@ class DNN(Learner):
         if not self.hidden or any((not isinstance(h, int)) or h < 1 for h in self.hidden):
             problems.append(f"hidden must be positive layer widths, but got {self.hidden!r}")
         if not isinstance(self.embedding_dim, int) or self.embedding_dim < 1:
-            problems.append(f"embedding_dim must be >= 1, but got {self.embedding_dim!r}")
+            problems.append(
+                f"embedding_dim must be an integer >= 1, but got {self.embedding_dim!r}"
+            )
         if not 0 <= self.dropout < 1:
             problems.append(f"dropout must be in [0, 1), but got {self.dropout!r}")
         return problems

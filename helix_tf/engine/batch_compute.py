@@ -21,7 +21,12 @@ import pyarrow as pa
 
 from helix_tf.components.base import Operator
 from helix_tf.components.features import Feature, SourceRows
-from helix_tf.components.features._label import LABELS, OTHER_CLASS, MulticlassLabel
+from helix_tf.components.features._label import (
+    LABELS,
+    OTHER_CLASS,
+    MulticlassLabel,
+    is_unset_text,
+)
 from helix_tf.components.sources import Source
 from helix_tf.engine import tables
 from helix_tf.errors import DataError, ExecutionError, HelixError
@@ -366,22 +371,32 @@ def user_code_line(exc: BaseException) -> str | None:
 def label_problem(label_op: Any, where: str, value: Any, count: int) -> str:
     """Why the label ``value`` at ``where`` (its line and file) cannot be used, and the fix.
 
-    A missing value (empty, blank text, NaN) is said to be missing, never shown as ``np.float64(nan)``;
-    another is shown as the Python value it is (``'x'``, ``3.5``).
+    A missing value (empty, blank text, NaN) is said to be missing, never shown as
+    ``np.float64(nan)``; the text ``NaN`` is shown with how to keep it as a value of its
+    own; another is shown as the Python value it is (``'x'``, ``3.5``).
     """
     shown = value.as_py() if hasattr(value, "as_py") else value
     if isinstance(shown, np.generic):
         shown = shown.item()
+    text = isinstance(shown, str) and bool(shown.strip()) and is_unset_text(shown)
     missing = (
         shown is None
         or (isinstance(shown, float) and shown != shown)
-        or (isinstance(shown, str) and not shown.strip())  # blank text: a missing label
+        or (isinstance(shown, str) and is_unset_text(shown))  # blank or NaN: a missing label
     )
     what = "has no label" if missing else f"has label {shown!r}"
+    if text:
+        what = f"has label {shown!r} (read as missing)"
+    fix = "Fix or drop those rows."
+    if text:
+        fix = (
+            f"Fix or drop those rows, or, if {shown!r} is a value of its own, name it with "
+            f"sources.Csv(..., replace={{{label_op.column!r}: {{{shown!r}: <a name>}}}})."
+        )
     return (
         f"{where} {what} in column {label_op.column!r}; "
         f"{label_op.problem(None if missing else shown)}"
-        f" ({count} such rows in this batch). Fix or drop those rows."
+        f" ({count} such rows in this batch). {fix}"
     )
 
 

@@ -152,11 +152,12 @@ def scheme_2(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fingerprint scheme before the runtime joined it, Numeric before its
     statistics were summed exactly (version 2), and the class labels before blank text
     was a missing label (version 2, QA pass 15) and before a binary label's value the
-    training split lacks was an error (Label version 3, QA pass 16)."""
+    training split lacks was an error (Label version 3, QA pass 16) and before the text
+    NaN was a missing label (Label version 4, MulticlassLabel version 3, QA pass 20)."""
     from helix_tf.compiler import _identity
 
     assert FINGERPRINT_SCHEME == 3 and F.Numeric.VERSION == 2
-    assert F.Label.VERSION == 3 and F.MulticlassLabel.VERSION == 2
+    assert F.Label.VERSION == 4 and F.MulticlassLabel.VERSION == 3
     monkeypatch.setattr(_identity, "FINGERPRINT_SCHEME", 2)
     monkeypatch.setattr(_identity, "runtime_identity", lambda stage, settings=None: {})
     monkeypatch.setattr(F.Numeric, "VERSION", 1)

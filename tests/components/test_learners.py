@@ -31,7 +31,12 @@ from helix_tf.types import LABEL
         (learners.Linear, {"l2": "big"}, "l2 must be >= 0"),
         (learners.DNN, {"hidden": ()}, "hidden must be positive layer widths"),
         (learners.DNN, {"hidden": (8, 0)}, "hidden must be positive layer widths"),
-        (learners.DNN, {"embedding_dim": 0}, "embedding_dim must be >= 1"),
+        (learners.DNN, {"embedding_dim": 0}, "embedding_dim must be an integer >= 1"),
+        (
+            learners.DNN,
+            {"embedding_dim": 8.0},
+            "embedding_dim must be an integer >= 1, but got 8.0",
+        ),
         (learners.DNN, {"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
         (learners.WideDeep, {"dropout": -0.5}, r"dropout must be in \[0, 1\)"),
     ],

@@ -578,7 +578,9 @@ def test_csv_skip_policy_counts_warns_and_continues(
         ({"columns": {"a": "integer"}}, r"column 'a' has unknown type 'integer'.*'int'"),
         ({"columns": {}}, r"columns must declare at least one column"),
         ({"replace": {"income": {"a": "b"}}}, r"replace names unknown column 'income'"),
-        ({"skip_lines": -1}, r"skip_lines must be >= 0"),
+        ({"skip_lines": -1}, r"skip_lines must be a whole number of lines >= 0, but got -1$"),
+        # 1.0 was said as "must be >= 0, but got 1.0" (QA pass 20)
+        ({"skip_lines": {"test": 1.0}}, r"a whole number of lines >= 0, but got 1\.0 for 'test'"),
         ({"skip_lines": {"tset": 1}}, r"unknown split 'tset'.*did you mean 'test'"),
         ({"separator": ""}, r"separator must be a non-empty string"),
         ({"max_bad_rows": -1}, r"max_bad_rows must be an int >= 0"),

@@ -157,6 +157,37 @@ def test_a_binary_label_of_blank_text_is_missing_not_negative(values: object) ->
     assert labels.tolist() == [1, 0, 0, 0]
 
 
+@pytest.mark.parametrize("nan", ["NaN", "nan", " NAN ", "-nan"])
+def test_a_label_of_nan_text_is_missing_in_every_label_kind(nan: str) -> None:
+    """The text ``NaN`` in a string label column (numpy's ``savetxt``, pandas'
+    ``to_csv(na_rep="NaN")``) was a negative row of a binary label and a class of its own
+    of a multiclass one, where a numeric label column reads it as missing (QA pass 20)."""
+    binary = F.Label("label", positive="spam")
+    _, bad = binary.encode(pa.array(["spam", nan, "ham"]), _learn_binary(binary, ["spam", "ham"]))
+    assert bad.tolist() == [False, True, False]
+    assert binary.transform(["spam", nan])[1].tolist() == [False, True]
+    multi = F.MulticlassLabel("cut")
+    state = _learn(multi, ["Ideal", nan, "Good"])
+    assert multi.class_names(state) == ["Good", "Ideal"]  # never a class "NaN"
+    other = F.MulticlassLabel("cut", classes=("Good", "Ideal"), unseen="other")
+    _, bad = other.encode(pa.array(["Good", nan]), None)
+    assert bad.tolist() == [False, True]  # missing, not "<other>"
+    assert not F.Label("x", positive="Nano").validate()  # only NaN itself is missing
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        lambda: F.Label("income", positive="NaN"),
+        lambda: F.MulticlassLabel("cut", classes=("Good", "nan")),
+    ],
+)
+def test_a_class_spelled_as_a_missing_label_is_refused_with_the_fix(label) -> None:
+    with pytest.raises(ConfigError, match="reads as missing") as info:
+        label()
+    assert "replace=" in str(info.value)
+
+
 def test_a_multiclass_label_of_blank_text_is_missing_not_a_class() -> None:
     """Learned classes counted blank text as a class of its own (named '')."""
     label = F.MulticlassLabel("cut")

@@ -2,6 +2,12 @@
 
 Before: "Udf returned index 5, outside [0, 3)": no row, no word of what ``size`` means
 or which ``size`` would hold the values.
+
+Every other output a user function gives that is no column (QA pass 20): a value of the
+wrong length or shape said neither which function nor how to fix it, and text from a
+numeric one failed in helix_tf's own conversion, "Udf raised ValueError: could not
+convert string to float: 'Premium' (batch train/0); fix the code there", no "there"
+named. Now: where the function is defined, the value and its row, and the fix.
 """
 
 from __future__ import annotations
@@ -37,3 +43,45 @@ def test_a_negative_index_says_to_map_the_values() -> None:
     op = F.Udf(lambda b: np.full(len(b), -1), batched=True, output="categorical", size=3)
     with pytest.raises(ExecutionError, match=r"returned index -1 for row 11 .*Map the values"):
         op.transform([_frame()], None, 4)
+
+
+def _cut(row_or_batch):
+    return row_or_batch["cut"]
+
+
+def _three(batch):
+    return np.zeros(3)
+
+
+def _apply_text(batch, state):
+    return batch["cut"].to_numpy()
+
+
+TEXT = pd.DataFrame({ROW_ID: [11, 12, 13], "cut": ["Ideal", "Good", "Fair"]})
+
+
+@pytest.mark.parametrize(
+    ("op", "said"),
+    [
+        (F.Udf(_cut, batched=True), "returned 'Ideal' for row 11 (the line number in its file)"),
+        (F.Udf(_cut), "returned 'Ideal' for row 11"),
+        (
+            F.DatasetUdf(fit=lambda f: {}, apply=_apply_text, columns=["cut"]),
+            "returned 'Ideal' for row 11",
+        ),
+        (F.Udf(_cut, output="categorical", size=3), "returned 'Ideal' for row 11"),
+        (F.Udf(_three, batched=True), "returned shape (3,), expected (4,): one value per row"),
+    ],
+    ids=["batched", "per_row", "dataset_udf", "categorical", "wrong_length"],
+)
+def test_an_output_that_is_no_column_names_the_function_the_value_and_the_fix(
+    op: F.Feature, said: str
+) -> None:
+    frame = pd.concat([TEXT, TEXT.iloc[:1]])  # four rows: the 3 values of _three are too few
+    with pytest.raises(ExecutionError) as info:
+        op.transform([frame], {}, len(frame))
+    message = str(info.value)
+    fn = getattr(op, "fn", None) or op.apply  # type: ignore[attr-defined]
+    assert f"(def {fn.__name__} at {__file__}:" in message, message
+    assert said in message, message
+    assert "declare output='string'" in message or "as long as the batch" in message, message

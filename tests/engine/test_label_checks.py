@@ -189,9 +189,41 @@ def test_a_binary_label_of_one_value_in_the_training_split_fails_before_storing(
         ),
         (F.Label("label", positive="spam"), " ", "line 7 of d.csv has no label in column 'label'"),
         (F.MulticlassLabel("cut"), np.str_("Okay"), "has label 'Okay' in column 'cut'"),
+        (
+            F.MulticlassLabel("cut"),
+            "NaN",
+            "has label 'NaN' (read as missing) in column 'cut'; labels must not be missing",
+        ),
     ],
 )
 def test_a_bad_label_is_said_as_the_user_wrote_it(label: Any, value: Any, said: str) -> None:
     """A missing regression label read ``has label np.float64(nan) in column 'price'``."""
     message = label_problem(label, "line 7 of d.csv", value, 1)
     assert said in message and "np." not in message and "Fix or drop those rows" in message
+
+
+def test_a_nan_text_label_fails_naming_the_line_and_replace_keeps_it_as_a_value(
+    make_config, census_like: tuple[Path, Path], tmp_path: Path, store: str
+) -> None:
+    """The text ``NaN`` in the label column counted as a negative row of
+    ``Label(positive=">50K")`` and trained silently (QA pass 20); it is a missing label,
+    as in a numeric column, named by file and line, and ``replace=`` names it otherwise."""
+    train, test = census_like
+    lines = train.read_text(encoding="utf-8").split("\n")
+    at = next(i for i, line in enumerate(lines) if line.endswith("<=50K"))
+    lines[at] = lines[at][: -len("<=50K")] + "NaN"
+    edited = tmp_path / "nan.data"
+    edited.write_text("\n".join(lines), encoding="utf-8")
+    path = make_config(CONFIG, name="nan.py", train=edited, test=test)
+    with pytest.raises(DataError) as info:
+        api.run(path, store=store, materialize="all")
+    message = str(info.value)
+    assert f"line {at + 1} of {edited} has label 'NaN' (read as missing)" in message, message
+    assert "replace={'income': {'NaN': <a name>}}" in message
+    renamed = path.read_text(encoding="utf-8").replace(
+        '    wf.source("rows"',
+        '    options["replace"] = {"income": {**options["replace"]["income"], "NaN": "<=50K"}}\n'
+        '    wf.source("rows"',
+    )
+    path.write_text(renamed, encoding="utf-8")
+    assert api.run(path, store=store, materialize="all").metrics["accuracy"] >= 0.0

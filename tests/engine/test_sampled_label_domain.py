@@ -22,6 +22,7 @@ import helix_tf
 from helix_tf.approx.sampling import keep_mask
 from helix_tf.errors import DataError
 from helix_tf.events import ProgressEvent, SampleMoved
+from helix_tf.results import RunResult
 from tests.conftest import write_config
 
 SAMPLE, SEED = 0.2, 3
@@ -136,3 +137,42 @@ def test_a_value_that_does_not_parse_fails_at_once_as_in_the_exact_run(
     assert str(approx.value) == str(exact.value)
     assert "line 6" in str(approx.value) and "'abc'" in str(approx.value)
     assert not [e for e in events if isinstance(e, SampleMoved)]
+
+
+def test_a_sample_that_failed_at_the_source_is_drawn_at_training_at_once_next_time(
+    tmp_path: Path, store: str
+) -> None:
+    """Where the policy kept no exact examples, every later approximate run drew the
+    sample at the source again, failed the same check and ran a second time (QA pass 20).
+    The failure is remembered by the failing node's fingerprint: the next run (a learner
+    edit too) draws the sample at training at once, with the same results."""
+    config = _config(tmp_path, BINARY, train_rare="zz")
+    events: list[ProgressEvent] = []
+
+    def run(params: tuple[str, ...] = (), at: str = store) -> RunResult:
+        return helix_tf.run(
+            config,
+            store=at,
+            approx=_approx(),
+            materialize="none",
+            params=list(params),
+            progress=events.append,
+        )
+
+    first = run()
+    assert [e for e in events if isinstance(e, SampleMoved)]
+    events.clear()
+    again, edited = run(), run(("learner.learning_rate=0.02",))
+    assert not [e for e in events if isinstance(e, SampleMoved)]  # no attempt at the source
+    assert again.approx and again.metrics == first.metrics
+    assert any("in an earlier run (" in n and "label 'zz'" in n for n in again.notes)
+    plan = helix_tf.plan(config, store=store, approx=_approx())
+    assert any("in an earlier run" in n for n in plan.notes), plan.notes
+    fresh = run(("learner.learning_rate=0.02",), at=str(tmp_path / "fresh"))
+    assert edited.metrics == fresh.metrics and edited.approx
+    # An edit of the data is another sample: tried at the source again.
+    train = tmp_path / "train.csv"
+    train.write_text(train.read_text(encoding="utf-8") + "0.5,u,a\n", encoding="utf-8")
+    events.clear()
+    run()
+    assert [e for e in events if isinstance(e, SampleMoved)]

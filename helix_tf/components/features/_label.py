@@ -34,6 +34,8 @@ __all__ = [
     "LOSSES",
     "TRANSFORMS",
     "OTHER_CLASS",
+    "NAN_TEXTS",
+    "is_unset_text",
     "forward_transform",
     "inverse_transform",
 ]
@@ -63,6 +65,8 @@ class Label(Operator):
     Under ``positive=`` a value the training split does not hold (``maybe`` only in the
     test split, ``>50K.`` where training has ``>50K``) fails the run naming the value,
     file and line: map it to a training value with the source's ``replace=``.
+    A label of blank text or the text ``NaN`` (any case) is missing, as in a numeric
+    column, whatever the source's ``na_values``: the run fails naming the row.
     """
 
     KIND: ClassVar[str] = "label"
@@ -70,7 +74,8 @@ class Label(Operator):
     #: 2: a label of blank text is missing (it was a negative row; QA pass 15).
     #: 3: under positive=, a value the training split does not hold is an error (it was
     #: a negative row; QA pass 16), so examples stored before may hold such rows.
-    VERSION: ClassVar[int] = 3
+    #: 4: the text ``NaN`` is a missing label (it was a negative row; QA pass 20).
+    VERSION: ClassVar[int] = 4
     #: Parameters only training reads (hashed into the train node, not the examples).
     TRAINING_PARAMS: ClassVar[tuple[str, ...]] = ()
     column: str
@@ -79,6 +84,8 @@ class Label(Operator):
     def validate(self) -> list[str]:
         if not isinstance(self.column, str) or not self.column:
             return [f"column must be a column name, but got {self.column!r}"]
+        if isinstance(self.positive, str) and is_unset_text(self.positive):
+            return [_unset_class("positive", self.positive, self.column)]
         return []
 
     def analyzer(self) -> Analyzer | None:
@@ -140,7 +147,7 @@ class Label(Operator):
             bad = missing | ~np.isin(nums, (0.0, 1.0))
             return np.where(bad, 0, nums).astype(np.int8), bad
         if _is_text(raw):  # numbers are never blank (and are not turned into text here)
-            missing = missing | _blank(_as_strings(raw))
+            missing = missing | _unset(_as_strings(raw))
         positive = (series == self.positive).fillna(False).to_numpy(dtype=bool)
         return np.where(missing, 0, positive).astype(np.int8), missing
 
@@ -195,17 +202,42 @@ def _as_strings(values: Any) -> Any:
     return pa.array([None if v is None else str(v) for v in arr.tolist()], type=pa.string())
 
 
-def _blank(texts: Any) -> np.ndarray:
-    """Which of ``texts`` (an Arrow string array) are blank: empty or only whitespace.
+#: Label texts that are missing, besides blank text (compared trimmed, in lower case):
+#: how a missing number is written as text (``str(float("nan"))``, numpy's ``savetxt``,
+#: pandas' ``to_csv(na_rep="NaN")``), which a numeric label column reads as missing too.
+NAN_TEXTS = ("nan", "+nan", "-nan")
 
-    A label of blank text is missing, whatever the source's ``na_values`` (a text
+
+def is_unset_text(text: str) -> bool:
+    """Whether a label's text is missing: blank, or a spelling of NaN (:data:`NAN_TEXTS`)."""
+    trimmed = text.strip()
+    return not trimmed or trimmed.lower() in NAN_TEXTS
+
+
+def _unset_class(param: str, text: str, column: str) -> str:
+    """Why ``text`` cannot be a class of the label (it reads as a missing label)."""
+    return (
+        f"{param} holds {text!r}, which a label reads as missing (blank text and NaN are "
+        f"missing labels); give that class another name with sources.Csv(..., "
+        f"replace={{{column!r}: {{{text!r}: <another name>}}}})"
+    )
+
+
+def _unset(texts: Any) -> np.ndarray:
+    """Which of ``texts`` (an Arrow string array) are missing labels: blank (empty or
+    only whitespace) or a spelling of NaN (``NaN``, ``nan``: :data:`NAN_TEXTS`).
+
+    A label of such text is missing, whatever the source's ``na_values`` (a text
     column beside it may keep its empty values: the SMS config reads ``na_values=()``),
-    never a class or a negative row of its own.
+    never a class or a negative row of its own: in a numeric column ``NaN`` reads as
+    missing, and a label's meaning must not follow the column's declared type.
     """
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    trimmed = pc.utf8_trim_whitespace(texts)
-    return np.asarray(pc.fill_null(pc.equal(trimmed, ""), False), dtype=bool)
+    trimmed = pc.utf8_lower(pc.utf8_trim_whitespace(texts))
+    unset = pc.or_(pc.equal(trimmed, ""), pc.is_in(trimmed, value_set=pa.array(NAN_TEXTS)))
+    return np.asarray(pc.fill_null(unset, False), dtype=bool)
 
 
 def _is_text(values: Any) -> bool:
@@ -218,15 +250,15 @@ def _is_text(values: Any) -> bool:
 
 
 def _label_texts(values: Any) -> Any:
-    """Label values as an Arrow string array, blank text (:func:`_blank`) as null."""
+    """Label values as an Arrow string array, missing text (:func:`_unset`) as null."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     texts = _as_strings(values)
-    blank = _blank(texts)
+    unset = _unset(texts)
     return (
-        pc.if_else(pa.array(blank), pa.nulls(len(texts), pa.string()), texts)
-        if blank.any()
+        pc.if_else(pa.array(unset), pa.nulls(len(texts), pa.string()), texts)
+        if unset.any()
         else texts
     )
 
@@ -254,12 +286,16 @@ class MulticlassLabel(Operator):
         What a value that is not a class (e.g. only in the test split) does:
         ``"error"`` fails the run naming the value and row; ``"other"`` maps it to
         an extra class ``"<other>"`` (always the last output), reported like the others.
+
+    A label of blank text or the text ``NaN`` (any case) is missing, never a class: the
+    run fails naming the row.
     """
 
     KIND: ClassVar[str] = "label"
     TASK: ClassVar[str] = "multiclass"
     #: 2: a label of blank text is missing (it was a class of its own; QA pass 15).
-    VERSION: ClassVar[int] = 2
+    #: 3: the text ``NaN`` is a missing label (it was a class of its own; QA pass 20).
+    VERSION: ClassVar[int] = 3
     TRAINING_PARAMS: ClassVar[tuple[str, ...]] = ()  # classes and unseen change the examples
     column: str
     _: dataclasses.KW_ONLY
@@ -281,6 +317,9 @@ class MulticlassLabel(Operator):
                 problems.append(f"classes must be distinct, but {dup} appear more than once")
             elif OTHER_CLASS in self.classes:
                 problems.append(f"{OTHER_CLASS!r} is reserved for unseen='other'")
+            unset = [c for c in self.classes if is_unset_text(c)]
+            if unset and isinstance(self.column, str):
+                problems.append(_unset_class("classes", unset[0], self.column))
         if self.unseen not in ("error", "other"):
             problems.append(f"unseen must be 'error' or 'other', but got {self.unseen!r}")
         return problems

@@ -195,7 +195,8 @@ class Vocabulary(Feature):
     ``min_count`` times, the ``top_k`` most frequent if set, ordered by count
     then text. Unseen values hash into ``oov_buckets`` extra indices (0: drop
     them; allowed for token lists only). Missing values are the token
-    ``"<missing>"``.
+    ``"<missing>"``. An approximate run that samples at the source counts in its
+    sample (the workflow on fewer rows, not a rescaled one).
     """
 
     ACCEPTS: ClassVar[tuple[str, ...]] = (STRING, TOKENS)
@@ -254,7 +255,9 @@ class TfIdf(Feature):
     """TF-IDF weights of a token list over a vocabulary learned on the training split.
 
     idf = ln((1 + docs) / (1 + df)) + 1 (smoothed); rows are L2-normalised when
-    ``norm="l2"``; ``sublinear_tf`` uses 1 + ln(tf).
+    ``norm="l2"``; ``sublinear_tf`` uses 1 + ln(tf). ``min_count`` and ``top_k`` select
+    the vocabulary as :class:`Vocabulary` does (in an approximate run sampled at the
+    source: counted in the sample).
     """
 
     ACCEPTS: ClassVar[tuple[str, ...]] = (TOKENS,)

@@ -193,6 +193,44 @@ def _fn_name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__name__", "udf")
 
 
+def _defined_at(op: Feature) -> str:
+    """`` (def f at file:line)``: where the user function of ``op`` is defined, or ''."""
+    fn = getattr(op, "fn", None) or getattr(op, "apply", None)
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return ""
+    return f" (def {_fn_name(fn)} at {code.co_filename}:{code.co_firstlineno})"
+
+
+def _converted(op: Feature, arr: np.ndarray, dtype: Any, frame: Any) -> np.ndarray:
+    """``arr`` as ``dtype``; a value that is no number fails naming it, its row and the fix."""
+    try:
+        return arr.astype(dtype)
+    except (TypeError, ValueError, OverflowError) as exc:
+        bad = 0
+        for i, value in enumerate(arr.tolist()):
+            try:
+                np.asarray([value]).astype(dtype)
+            except (TypeError, ValueError, OverflowError):
+                bad = i
+                break
+        if frame is not None and ROW_ID in frame and len(frame) == len(arr):
+            where = f" for row {int(frame[ROW_ID].iloc[bad])} (the line number in its file)"
+        else:
+            where = f" at position {bad} of its batch"
+        kind = "numeric" if np.dtype(dtype).kind == "f" else "categorical"
+        fix = (
+            "return numbers, or declare output='string' for text (and encode it with "
+            "F.Vocabulary(...))"
+            if kind == "numeric"
+            else "return integer indices in [0, size), or declare output='string' for text"
+        )
+        raise ExecutionError(
+            f"{op.op_name}{_defined_at(op)} returned {_plain(arr[bad])!r}{where}, which is not "
+            f"a number ({exc}): output={kind!r} needs numbers; {fix}"
+        ) from exc
+
+
 def _coerce_output(
     op: Feature, result: Any, n: int, output: str, size: int | None, frame: Any = None
 ) -> np.ndarray:
@@ -201,12 +239,14 @@ def _coerce_output(
     arr = np.asarray(result)
     if arr.shape != (n,):
         raise ExecutionError(
-            f"{op.op_name} returned shape {arr.shape}, expected ({n},): one value per row"
+            f"{op.op_name}{_defined_at(op)} returned shape {arr.shape}, expected ({n},): one "
+            f"value per row; return an array or Series as long as the batch it is given "
+            f"(len(batch)), not a scalar, a 2-D array or a list of another length"
         )
     if output == NUMERIC:
-        return arr.astype(np.float32)
+        return _converted(op, arr, np.float32, frame)
     if output == CATEGORICAL:
-        ints = arr.astype(np.int64)
+        ints = _converted(op, arr, np.int64, frame)
         outside = (ints < 0) | (ints >= size) if size is not None else None
         if outside is not None and outside.any():
             i = int(np.flatnonzero(outside)[0])

@@ -153,7 +153,10 @@ class Csv(Source):
                 return [f"skip_lines must be an int or a dict split -> int, but got {value!r}"]
             split, n = pair
             if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-                problems.append(f"skip_lines must be >= 0, but got {n!r} for {split!r}")
+                where = "" if split == "*" else f" for {split!r}"
+                problems.append(
+                    f"skip_lines must be a whole number of lines >= 0, but got {n!r}{where}"
+                )
             if split != "*" and split not in ("train", "test"):
                 problems.append(
                     f"skip_lines names unknown split {split!r}"
