@@ -75,6 +75,14 @@ PRELOAD = (
     "helix_tf.sources",
     "helix_tf._workers",
     "helix_tf.components.distributed",
+    # What every run imports since the command line imports its rendering lazily (the
+    # first run's read of its store before the fork must not: session 13): the tables and
+    # the held results' reader (~8 ms a served run otherwise).
+    "helix_tf.rendering",
+    "helix_tf.views._stored",
+    "helix_tf.approx.worth",
+    "helix_tf.engine._runner_args",
+    "helix_tf.approx.sampling",  # an approximate run's
     # What a served run's fork imports to hand its training to the server's trainer.
     "helix_tf.components.trainers",
     "helix_tf.server._trainer",
