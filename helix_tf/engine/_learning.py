@@ -135,18 +135,29 @@ class LearningSteps:
         """Train the node's learner on the examples' train split; keep the model."""
         from helix_tf.components import keras_models
 
+        ex = node.inputs[0]
+        approx = node.extra.get("approx") or {}
+        # Examples streamed under a strategy go through tf.data: read after the import.
+        # Arrays need no TensorFlow: read first, while a starting server's trainer may
+        # still be importing it (the first run's wait, below).
+        streamed = not approx and getattr(node.op, "strategy", None) is not None
+        load_s = 0.0
+        if not streamed:
+            t_load = time.perf_counter()
+            features, label, x, y, stream = self._training_examples(node, ex, approx)
+            load_s = time.perf_counter() - t_load
+
         # Importing TensorFlow (or waiting for a starting server's trainer to train in its
         # place) is paid once per process, not by this node's computation.
         t_import = time.perf_counter()
         keras_models.prepare_training(node.op)  # type: ignore[arg-type]
         self.ctx.tallies[node.name].other_seconds += time.perf_counter() - t_import
 
-        ex = node.inputs[0]
-        approx = node.extra.get("approx") or {}
-        t_load = time.perf_counter()
-        features, label, x, y, stream = self._training_examples(node, ex, approx)
+        if streamed:
+            t_load = time.perf_counter()
+            features, label, x, y, stream = self._training_examples(node, ex, approx)
+            load_s = time.perf_counter() - t_load
         n_rows = stream.rows if stream is not None else len(y)
-        load_s = time.perf_counter() - t_load
         self.ctx.emit(TrainingStarted(node=node.name, rows=n_rows))
         t0 = time.perf_counter()
         epochs = training_epochs(
