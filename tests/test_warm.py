@@ -153,6 +153,26 @@ def test_a_preloaded_process_has_neither_scikit_learn_nor_pyplot_and_users_still
     _in_fresh_interpreter(code)
 
 
+@pytest.mark.slow
+def test_the_servers_tensorflow_part_loads_neither_pandas_nor_arrow_and_runs_still_can() -> None:
+    """The server forks its trainer once TensorFlow, Keras and the trainer's modules are in
+    (the first run waits for that): Keras' DataFrame slicing and Arrow's table types are
+    not among them; the rest of the preload, and a config, import pandas as usual."""
+    code = (
+        "import sys\n"
+        "from helix_tf.warm import preload\n"
+        "preload(others=False)\n"
+        "assert 'tensorflow' in sys.modules and 'helix_tf.server._trainer' in sys.modules\n"
+        "loaded = sorted(m for m in ('pandas', 'pyarrow') if m in sys.modules)\n"
+        "assert not loaded, loaded\n"
+        "from keras.src.trainers.data_adapters import array_slicing\n"
+        "assert array_slicing.pandas is None  # Keras' own branch for a machine without it\n"
+        "preload()\n"
+        "import pandas, pyarrow  # the runs' own, and a config's\n"
+    )
+    _in_fresh_interpreter(code)
+
+
 def test_beams_mongodb_extras_are_skipped_silently_and_users_still_can() -> None:
     """``import apache_beam`` loads its MongoDB IO, which imports pymongo and bson when
     installed (~0.9 s); helix-tf processes skip them, without Beam's notice of it."""
