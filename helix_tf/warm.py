@@ -75,6 +75,14 @@ PRELOAD = (
     "helix_tf.sources",
     "helix_tf._workers",
     "helix_tf.components.distributed",
+    # What every run imports since the command line imports its rendering lazily (the
+    # first run's read of its store before the fork must not: session 13): the tables and
+    # the held results' reader (~8 ms a served run otherwise).
+    "helix_tf.rendering",
+    "helix_tf.views._stored",
+    "helix_tf.approx.worth",
+    "helix_tf.engine._runner_args",
+    "helix_tf.approx.sampling",  # an approximate run's
     # What a served run's fork imports to hand its training to the server's trainer.
     "helix_tf.components.trainers",
     "helix_tf.server._trainer",
@@ -165,9 +173,14 @@ def preload(*, strict: bool = True, tensorflow: bool = True, others: bool = True
 #: scikit-learn (with SciPy's statistics) and whose image-gallery plots import
 #: ``matplotlib.pyplot``: ~0.8–1.1 s of the ~5 s TensorFlow import here, paid by every
 #: cold run and every server start. Keras guards both with ``except ImportError``.
+#: Its array data adapters import pandas (with Arrow) to slice DataFrames (a run hands
+#: Keras numpy arrays only): ~0.15–0.3 s of the warm server's TensorFlow import, which
+#: the first run waits for before its training (the server imports pandas right after
+#: forking its trainer; a process that imported pandas first is unchanged).
 KERAS_EXTRAS: tuple[tuple[str, str], ...] = (
     ("keras.src.wrappers", "sklearn"),
     ("keras.src.visualization", "matplotlib"),
+    ("keras.src.trainers.data_adapters", "pandas"),
 )
 
 
@@ -212,8 +225,9 @@ class _SkipLibraryExtras:
         if any(importer == p or importer.startswith(p + ".") for p in blocked):
             raise ModuleNotFoundError(
                 f"{name} is not loaded for {importer} in helix-tf runs: no run uses "
-                "Keras' scikit-learn wrappers or gallery plots, nor Beam's MongoDB IO, and "
-                "importing them took ~2 s of every start; use them in a plain Python process",
+                "Keras' scikit-learn wrappers, gallery plots or DataFrame slicing, nor Beam's "
+                "MongoDB IO, and importing them took ~2 s of every start; use them in a "
+                "plain Python process",
                 name=name,
             )
         return None

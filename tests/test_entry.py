@@ -16,6 +16,9 @@ HEAVY = (
     "helix_tf.api",
     "tensorflow",
     "importlib.metadata",
+    # helix_tf's alias finder without importlib.abc's classes: no importlib.resources.
+    "importlib.abc",
+    "importlib.resources",
 )
 
 #: What the first run may not import before it forks the server (it reads its store with

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from helix_tf import warm
+from tests.conftest import TINY_CENSUS, write_config
 
 
 def _in_fresh_interpreter(code: str, *args: str) -> str:
@@ -151,6 +153,26 @@ def test_a_preloaded_process_has_neither_scikit_learn_nor_pyplot_and_users_still
     _in_fresh_interpreter(code)
 
 
+@pytest.mark.slow
+def test_the_servers_tensorflow_part_loads_neither_pandas_nor_arrow_and_runs_still_can() -> None:
+    """The server forks its trainer once TensorFlow, Keras and the trainer's modules are in
+    (the first run waits for that): Keras' DataFrame slicing and Arrow's table types are
+    not among them; the rest of the preload, and a config, import pandas as usual."""
+    code = (
+        "import sys\n"
+        "from helix_tf.warm import preload\n"
+        "preload(others=False)\n"
+        "assert 'tensorflow' in sys.modules and 'helix_tf.server._trainer' in sys.modules\n"
+        "loaded = sorted(m for m in ('pandas', 'pyarrow') if m in sys.modules)\n"
+        "assert not loaded, loaded\n"
+        "from keras.src.trainers.data_adapters import array_slicing\n"
+        "assert array_slicing.pandas is None  # Keras' own branch for a machine without it\n"
+        "preload()\n"
+        "import pandas, pyarrow  # the runs' own, and a config's\n"
+    )
+    _in_fresh_interpreter(code)
+
+
 def test_beams_mongodb_extras_are_skipped_silently_and_users_still_can() -> None:
     """``import apache_beam`` loads its MongoDB IO, which imports pymongo and bson when
     installed (~0.9 s); helix-tf processes skip them, without Beam's notice of it."""
@@ -170,3 +192,60 @@ def test_beams_mongodb_extras_are_skipped_silently_and_users_still_can() -> None
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "bson" not in done.stderr, done.stderr[-3000:]
+
+
+#: Run in a fresh interpreter: the warm server's state (``preload``), then a run in a fork
+#: of it per command line, as the server serves them; prints what each run imported.
+_SERVED_IMPORTS = """
+import json, os, sys
+import helix_tf.warm as w
+w.preload()
+before = set(sys.modules)
+for argv in json.loads(sys.argv[1]):
+    r, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        from helix_tf.cli import run_cli
+        sys.stdout = open(os.devnull, 'w')
+        code = run_cli(argv)
+        os.write(wfd, json.dumps([code, sorted(set(sys.modules) - before)]).encode())
+        os._exit(0)
+    os.close(wfd)
+    with os.fdopen(r) as f:
+        print(f.read())
+    os.waitpid(pid, 0)
+"""
+
+
+@pytest.mark.slow
+def test_a_run_forked_from_the_preloaded_server_imports_only_its_config(
+    tmp_path: Path, census_like: tuple[Path, Path]
+) -> None:
+    """What every run imports is imported once, by the server (each served run paid
+    ~8 ms for the tables' rendering, which the command line imports lazily)."""
+    config = write_config(tmp_path, TINY_CENSUS, train=census_like[0], test=census_like[1])
+    store = str(tmp_path / "store")
+    first = subprocess.run(
+        [sys.executable, "-m", "helix_tf", "run", str(config), "--store", store, "--no-server"],
+        capture_output=True,
+        text=True,
+    )
+    assert first.returncode == 0, first.stderr
+    runs = [
+        ["run", str(config), "--store", store, "--json"],  # evaluation only: all stored
+        ["run", str(config), "--store", store, "--json", "-p", "epochs=2"],  # a learner edit
+    ]
+    env = {**os.environ, "HELIX_TF_SERVER": "off"}
+    done = subprocess.run(
+        [sys.executable, "-c", _SERVED_IMPORTS, json.dumps(runs)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("[")]
+    assert len(results) == len(runs)
+    for code, imported in results:
+        assert code == 0
+        assert [m for m in imported if not m.startswith("helix_config_")] == []

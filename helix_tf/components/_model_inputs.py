@@ -14,12 +14,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
 
 from helix_tf.components.learners import STREAM_BYTES_SETTING, training_setting
 from helix_tf.types import BAG, CATEGORICAL, LABEL, NUMERIC, ROW_ID
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # Arrow only for the tables' type: the server's trainer never loads it
+    import pyarrow as pa
+
     from helix_tf.components._model_build import Head
     from helix_tf.components.learners import Learner
 

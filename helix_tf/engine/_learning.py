@@ -121,6 +121,33 @@ class LearningSteps:
                     raise DataError(str(exc), node=node.name) from exc
         return features, label, x, y, stream
 
+    def _prepared_examples(
+        self, node: CompiledNode, ex: str, approx: dict[str, Any]
+    ) -> tuple[tuple[Any, dict[str, Any], Any, Any, Any], float]:
+        """:meth:`_training_examples` and the seconds they took, with TensorFlow imported
+        (or a trainer elsewhere ready) by then: :func:`keras_models.prepare_training`.
+
+        Arrays need no TensorFlow: they are read first, while a starting server's trainer
+        may still be importing it (the first run waits for it there); examples streamed
+        under a strategy go through ``tf.data``, read after the import. Importing (or
+        waiting) is paid once per process, not by the node's computation: its
+        ``other_seconds``.
+        """
+        from helix_tf.components import keras_models
+
+        streamed = not approx and getattr(node.op, "strategy", None) is not None
+        t_load = time.perf_counter()
+        examples = None if streamed else self._training_examples(node, ex, approx)
+        load_s = time.perf_counter() - t_load
+        t_import = time.perf_counter()
+        keras_models.prepare_training(node.op)  # type: ignore[arg-type]
+        self.ctx.tallies[node.name].other_seconds += time.perf_counter() - t_import
+        if examples is None:
+            t_load = time.perf_counter()
+            examples = self._training_examples(node, ex, approx)
+            load_s = time.perf_counter() - t_load
+        return examples, load_s
+
     def _target(self, ex: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
         """The regression target of examples ``ex`` (values, row ids -> the transformed
         target), its errors naming a bad row's line and file; None for a classifier."""
@@ -135,18 +162,10 @@ class LearningSteps:
         """Train the node's learner on the examples' train split; keep the model."""
         from helix_tf.components import keras_models
 
-        # Importing TensorFlow (or waiting for a starting server's trainer to train in its
-        # place) is paid once per process, not by this node's computation.
-        t_import = time.perf_counter()
-        keras_models.prepare_training(node.op)  # type: ignore[arg-type]
-        self.ctx.tallies[node.name].other_seconds += time.perf_counter() - t_import
-
         ex = node.inputs[0]
         approx = node.extra.get("approx") or {}
-        t_load = time.perf_counter()
-        features, label, x, y, stream = self._training_examples(node, ex, approx)
+        (features, label, x, y, stream), load_s = self._prepared_examples(node, ex, approx)
         n_rows = stream.rows if stream is not None else len(y)
-        load_s = time.perf_counter() - t_load
         self.ctx.emit(TrainingStarted(node=node.name, rows=n_rows))
         t0 = time.perf_counter()
         epochs = training_epochs(

@@ -1,0 +1,76 @@
+"""A served run's process: what it does with the client's streams once the run is over."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+
+from helix_tf.server._protocol import receive
+
+#: A served run's process (``_daemon._child``) for ``helix-tf --version``, whose closing of
+#: the metadata databases after the exit code (``cli.close_deferred``) waits for a byte
+#: on the descriptor ``argv[1]``.
+_CHILD = """
+import os, socket, sys
+import helix_tf.cli as cli
+from helix_tf.server._daemon import _child
+
+gate, conn, *streams = map(int, sys.argv[1:])
+cli.close_deferred = lambda: os.read(gate, 1)
+request = {"argv": ["--version"], "cwd": os.getcwd(), "env": dict(os.environ),
+           "path": list(sys.path)}
+os._exit(_child(socket.socket(fileno=conn), request, streams))
+"""
+
+
+def _read_to_end(fd: int, limit_s: float = 120.0) -> bytes:
+    """Everything written to the pipe ``fd`` until its writers have all let go of it."""
+    data = b""
+    while select.select([fd], [], [], limit_s)[0]:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return data
+        data += chunk
+    raise AssertionError(f"the pipe did not end within {limit_s:.0f} s; read so far: {data!r}")
+
+
+def test_the_callers_streams_end_with_the_exit_code_before_the_databases_close() -> None:
+    """A caller reading the run's output through a pipe (``| tee``, a script) sees its
+    end when the exit code is sent, not after the run's process has closed its
+    databases (which here waits until the test lets it)."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    gate_r, gate_w = os.pipe()
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    null = os.open(os.devnull, os.O_RDONLY)
+    passed = (gate_r, theirs.fileno(), null, out_w, err_w)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, *map(str, passed)],
+        pass_fds=passed,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for fd in (out_w, err_w, gate_r, null):
+            os.close(fd)
+        theirs.close()
+        with ours:
+            assert "pid" in receive(ours)[0]
+            output = _read_to_end(out_r)
+            assert _read_to_end(err_r) == b""
+            assert json.dumps(receive(ours)[0]) == json.dumps({"exit": 0})
+        assert b"version" in output
+        assert child.poll() is None  # still closing its databases
+        os.write(gate_w, b"x")
+        assert child.wait(timeout=120) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        for fd in (out_r, err_r, gate_w):
+            os.close(fd)
