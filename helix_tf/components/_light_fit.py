@@ -145,10 +145,8 @@ def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any]
     The epoch is traced once into a concrete function (over a sample like ``x`` and
     ``y`` of any number of rows, bags of any width where the model's inputs leave it
     open, any order and batch size: one trace per trainer whatever the sample's or the
-    batch's size): a ``tf.while_loop`` over the epoch's rows gathered once in its order,
-    whose body takes the step on a batch, a slice of them (not a copy: ~1.1-1.25x fewer
-    seconds a step than a gather a batch, FTRL and Adam over census ×10, session 14; the
-    weights moved in their last bits, ~1e-8, hence ``loop_version`` 5). Before, each batch was one graph call from Python (~1 ms a step of FTRL over
+    batch's size): a ``tf.while_loop`` whose body gathers a batch's rows and takes the
+    step. Before, each batch was one graph call from Python (~1 ms a step of FTRL over
     census, as much as the step's own ops: a served approximate FTRL census ×10 run
     takes ~1,600 steps); in the loop a step costs its ops alone (~1.7x fewer seconds a
     step for FTRL at load 4, ``benchmarks/results/issue9s11_apx_*``).
@@ -455,20 +453,11 @@ def _epoch_loop(model: Any, xs: Any, ys: Any, order: Any, batch_size: Any) -> An
 
     n = tf.shape(order, out_type=tf.int64)[0]
     loss = model._loss_tracker
-    # The epoch's rows in its order, gathered once: a batch is then a run of them.
-    xs = {name: tf.gather(values, order) for name, values in xs.items()}
-    ys = tf.gather(ys, order)
-    stride = tf.constant([1], tf.int64)
 
     def body(start: Any, total: Any, count: Any) -> Any:
-        begin, end = tf.reshape(start, [1]), tf.reshape(tf.minimum(start + batch_size, n), [1])
-
-        def rows(values: Any) -> Any:  # a run of the epoch's rows (a slice, not a copy)
-            run = tf.strided_slice(values, begin, end, stride)
-            run.set_shape([None, *values.shape[1:]])
-            return run
-
-        model.train_step(({name: rows(v) for name, v in xs.items()}, rows(ys)))  # no metrics
+        rows = order[start : tf.minimum(start + batch_size, n)]
+        batch = {name: tf.gather(values, rows) for name, values in xs.items()}
+        model.train_step((batch, tf.gather(ys, rows)))  # no metrics: {}
         total, count = loss.add(total, count)
         with tf.control_dependencies([total, count]):
             return start + batch_size, total, count

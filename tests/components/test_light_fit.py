@@ -70,35 +70,32 @@ def test_an_epoch_is_one_graph_call_that_takes_every_batchs_step(eager_ops: list
 
 
 def _per_batch_epoch_function(model: Any, x: Any, y: Any) -> Any:
-    """One traced step a batch, called from Python (the loop of loop_version 3, its batch
-    a run of the epoch's rows gathered once, as the loop takes it since loop_version 5)."""
+    """The loop before (loop_version 3): one traced step a batch, called from Python."""
     import tensorflow as tf
 
     def spec(v: Any) -> Any:
         return tf.TensorSpec([None, *v.shape[1:]], v.dtype)
 
-    def batch_step(xs: Any, ys: Any, begin: Any, end: Any) -> Any:
-        def rows(v: Any) -> Any:
-            run = tf.strided_slice(v, begin, end, tf.constant([1], tf.int64))
-            run.set_shape([None, *v.shape[1:]])
-            return run
+    def batch_step(xs: Any, ys: Any, rows: Any) -> Any:
+        return model.train_step(
+            ({k: tf.gather(v, rows) for k, v in xs.items()}, tf.gather(ys, rows))
+        )
 
-        return model.train_step(({k: rows(v) for k, v in xs.items()}, rows(ys)))
-
-    bound = tf.TensorSpec([1], tf.int64)
     step = tf.function(
         batch_step,
-        input_signature=({k: spec(v) for k, v in x.items()}, spec(y), bound, bound),
+        input_signature=(
+            {k: spec(v) for k, v in x.items()},
+            spec(y),
+            spec(tf.zeros([0], tf.int64)),
+        ),
         autograph=False,
     )
 
     def epoch(x: Any, y: Any, order: np.ndarray, batch_size: int) -> float:
         model.reset_metrics()
-        rows = tf.constant(np.asarray(order, dtype=np.int64))
-        xs, ys = {k: tf.gather(v, rows) for k, v in x.items()}, tf.gather(y, rows)
+        order = np.asarray(order, dtype=np.int64)
         for start in range(0, len(order), batch_size):
-            end = min(start + batch_size, len(order))
-            step(xs, ys, tf.constant([start], tf.int64), tf.constant([end], tf.int64))
+            step(x, y, tf.constant(order[start : start + batch_size]))
         return float(model.get_metrics_result()["loss"])
 
     return epoch
