@@ -257,9 +257,9 @@ def test_bootstrap_at_100k_rows_reads_the_rows_once(monkeypatch: pytest.MonkeyPa
     draws: list[tuple[int, ...]] = []
     real_draw = _bootstrap._draw_counts
 
-    def draw(counts: np.ndarray, samples: int, rng: np.random.Generator) -> Any:
+    def draw(counts: np.ndarray, samples: int, rng: np.random.Generator, groups: Any) -> Any:
         draws.append(np.shape(counts))
-        return real_draw(counts, samples, rng)
+        return real_draw(counts, samples, rng, groups)
 
     monkeypatch.setattr(_base, "_draw_counts", draw)
     tallied: list[int] = []
@@ -465,6 +465,49 @@ def test_drawn_counts_resample_all_rows(categories: int) -> None:
     assert (draws.sum(axis=1) == counts.sum()).all()
     assert (draws[:, counts == 0] == 0).all()
     assert np.abs(draws.mean(axis=0) - counts).max() < 3
+
+
+@pytest.mark.parametrize("categories", [40, 500], ids=["multinomial", "row-draws"])
+def test_grouped_counts_are_the_same_draws_summed(categories: int) -> None:
+    """Categories drawn in groups: the same rows drawn (the same random numbers), each
+    group's count the sum of its categories' counts."""
+    from helix_tf.components.metrics._bootstrap import _draw_counts
+
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 5, size=categories)
+    groups = np.cumsum(rng.random(categories) < 0.3)
+    groups -= groups[0]
+    alone = np.concatenate(list(_draw_counts(counts, 150, np.random.default_rng(3))))
+    grouped = np.concatenate(list(_draw_counts(counts, 150, np.random.default_rng(3), groups)))
+    assert grouped.shape == (150, groups[-1] + 1)
+    expected = np.stack([alone[:, groups == g].sum(axis=1) for g in range(groups[-1] + 1)], 1)
+    np.testing.assert_array_equal(grouped, expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 1), st.integers(0, 12)), min_size=1, max_size=300),
+    st.sampled_from([None, "g"]),
+)
+def test_auc_read_in_groups_gives_every_categorys_bits(
+    rows: list[tuple[int, int]], slice_by: str | None
+) -> None:
+    """AUC reads runs of one label as one column (a tie's categories alone): its value and
+    bootstrap interval are the floats of a column per category, ties and all."""
+    from helix_tf.components.metrics import _classification
+
+    y = np.array([r[0] for r in rows])
+    s = np.array([r[1] for r in rows]) / 12  # few distinct scores: many ties
+    frame = pd.DataFrame({"g": ["a" if i % 3 else "b" for i in range(len(rows))]})
+    metric = M.AUC(slice_by=slice_by)
+    grouped = (metric.compute(y, s, frame), metric.bootstrap(y, s, frame, samples=30))
+    real = _classification._auc_groups
+    try:
+        _classification._auc_groups = lambda is_neg, alone: np.arange(len(is_neg))
+        alone = (metric.compute(y, s, frame), metric.bootstrap(y, s, frame, samples=30))
+    finally:
+        _classification._auc_groups = real
+    assert repr(grouped) == repr(alone)  # nan too
 
 
 def test_bootstrap_of_no_rows_is_nan() -> None:

@@ -16,6 +16,7 @@ from helix_tf.components.metrics._bootstrap import (
     Counts,
     _check_bootstrap_args,
     _draw_counts,
+    _group_counts,
     _percentile_interval,
 )
 from helix_tf.errors import DataError
@@ -37,6 +38,10 @@ class _Tally:
 
     counts: np.ndarray  # shape (categories,)
     finish: Finish
+    #: Categories that ``finish`` reads as one column, their counts summed (one a category,
+    #: 0, then each the one before or one more; None: a column each): the same values
+    #: from fewer columns (:func:`._bootstrap._draw_counts`).
+    groups: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -188,7 +193,7 @@ class Metric(Operator, abc.ABC):
         self, y_true: np.ndarray, y_score: np.ndarray, frame: pd.DataFrame | None
     ) -> dict[str, float]:
         tally = self._tally(y_true, y_score)
-        values = tally.finish(tally.counts[np.newaxis, :])
+        values = tally.finish(_group_counts(tally.counts, tally.groups)[np.newaxis, :])
         return {key: float(v[0]) for key, v in values.items()}
 
     def _resample(
@@ -200,7 +205,8 @@ class Metric(Operator, abc.ABC):
         rng: np.random.Generator,
     ) -> dict[str, np.ndarray]:
         tally = self._tally(y_true, y_score)
-        chunks = [tally.finish(counts) for counts in _draw_counts(tally.counts, samples, rng)]
+        draws = _draw_counts(tally.counts, samples, rng, tally.groups)
+        chunks = [tally.finish(counts) for counts in draws]
         return {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
 
     # -- shared plumbing --------------------------------------------------------------

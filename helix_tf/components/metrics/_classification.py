@@ -186,20 +186,47 @@ class AUC(Metric):
         # negatives of the same score.
         before = np.maximum(pos_cols - 1, 0)
         tied = (pos_cols > 0) & (occurring[before] == occurring[pos_cols] - 1)
-        tie_cols, tied_pos = before[tied], np.flatnonzero(tied)
+        groups = _auc_groups(is_neg, np.concatenate([before[tied], pos_cols[tied]]))
+        # Read as groups: a run of positives with no negative between them has the same
+        # negatives below each (a tie's two categories are groups of their own).
+        first = np.flatnonzero(np.diff(groups, prepend=-1))
+        group_neg = is_neg[first]
+        group_pos = np.flatnonzero(~group_neg)
+        tied_groups = groups[pos_cols[tied]]
+        tie_cols, tied_pos = tied_groups - 1, np.searchsorted(group_pos, tied_groups)
 
         def finish(draws: Counts) -> dict[str, np.ndarray]:
-            neg_upto = np.cumsum(np.where(is_neg, draws, 0), axis=1)  # negatives with score <=
-            pos = draws[:, pos_cols]
+            neg_upto = np.cumsum(np.where(group_neg, draws, 0), axis=1)  # negatives, score <=
+            pos = draws[:, group_pos]
             # Twice the wins, in integers: 2 per lower negative, 1 per tied negative.
-            twice = 2 * neg_upto[:, pos_cols]
+            twice = 2 * neg_upto[:, group_pos]
             twice[:, tied_pos] -= draws[:, tie_cols]
             wins = np.sum(pos * twice, axis=1) / 2
             n_neg = neg_upto[:, -1] if neg_upto.shape[1] else np.zeros(len(draws))
             pairs = (pos.sum(axis=1) * n_neg).astype(np.float64)
             return {"auc": _ratio(wins, pairs, math.nan)}
 
-        return _Tally(counts=counts, finish=finish)
+        return _Tally(counts=counts, finish=finish, groups=groups)
+
+
+def _auc_groups(is_neg: np.ndarray, alone: np.ndarray) -> np.ndarray:
+    """AUC's categories (negative or not, in score order) in groups: runs of one label,
+    the categories ``alone`` (a tie's negatives and positives) each a group of its own.
+
+    Summed over a group, the positives' wins are the same integers (a run's positives
+    have the same negatives below them), so AUC is the same float from fewer columns.
+
+    >>> _auc_groups(np.array([True, True, False, False, True, False]), np.array([], int))
+    array([0, 0, 1, 1, 2, 3])
+    >>> _auc_groups(np.array([True, True, False, False]), np.array([1, 2]))
+    array([0, 1, 2, 3])
+    """
+    starts = np.ones(len(is_neg), dtype=bool)
+    starts[1:] = is_neg[1:] != is_neg[:-1]
+    after = alone + 1
+    starts[alone] = True
+    starts[after[after < len(is_neg)]] = True
+    return np.cumsum(starts) - 1
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
