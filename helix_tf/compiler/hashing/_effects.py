@@ -41,6 +41,16 @@ from ._machine_facts import (
     reads_local_zone,
     varying,
 )
+from ._path_calls import (
+    PATH_FUNCTIONS,
+    PURE_PATH,
+    computes_path,
+    is_reader,
+    names_file,
+    package_folder,
+    path_of_value,
+    writes_its_file,
+)
 from ._set_order import unordered_sets
 from ._state import note_writes
 from ._unset_seeds import judge_seeds, none_parameters, passed_on_seeds
@@ -63,23 +73,10 @@ _VARIABLE = re.compile(r"\$(\w+|\{[^}]*\})")
 _OPENERS = (builtins.open, io.open, codecs.open, os.open)
 #: Path methods that open or read the path they are called on.
 _PATH_READS = frozenset({"open", "read_text", "read_bytes"})
-#: os.path functions that compute a path from paths (evaluated when their arguments are known).
-_PATH_FUNCTIONS = (
-    os.path.join,
-    os.path.dirname,
-    os.path.basename,
-    os.path.abspath,
-    os.path.normpath,
-    os.path.expanduser,
-)
-#: PurePath methods that compute another path (evaluated when their arguments are known).
-_PURE_PATH = frozenset({"with_name", "with_suffix", "with_stem", "joinpath", "absolute"})
 #: Functions that list the folder (or the files matching the pattern) they are given.
 _LISTERS = (os.listdir, os.scandir, os.walk, glob.glob, glob.iglob)
 #: Path methods that list the folder they are called on.
 _PATH_LISTS = frozenset({"iterdir", "glob", "rglob", "walk"})
-#: Library readers named so (numpy, pandas, pyarrow ...) that take a path first.
-_READER_NAMES = frozenset({"load", "loadtxt", "genfromtxt", "fromfile", "memmap"})
 #: Builtins that read a module's names by a value known only when they run.
 _DYNAMIC_READS = (builtins.globals, builtins.eval, builtins.exec)
 #: Functions that import the module named by their first argument.
@@ -274,17 +271,17 @@ class _Scan(ast.NodeVisitor):
             args = [self.value(a) for a in node.args]
             if any(a is _UNKNOWN for a in args):
                 return _UNKNOWN
-            if any(fn is f for f in _PATH_FUNCTIONS) and all(isinstance(a, str) for a in args):
+            if any(fn is f for f in PATH_FUNCTIONS) and all(isinstance(a, str) for a in args):
                 return fn(*args)  # type: ignore[operator]
             owner = getattr(fn, "__self__", None)
-            if isinstance(owner, pathlib.PurePath) and getattr(fn, "__name__", "") in _PURE_PATH:
+            if isinstance(owner, pathlib.PurePath) and getattr(fn, "__name__", "") in PURE_PATH:
                 return fn(*args)  # type: ignore[operator]
             if isinstance(fn, type) and issubclass(fn, pathlib.PurePath):
                 return fn(*args)  # type: ignore[arg-type]
             if (fn is str or fn is os.fspath) and len(args) == 1:  # str(FOLDER / "x.csv")
                 return os.fspath(args[0]) if isinstance(args[0], str | os.PathLike) else _UNKNOWN
             if fn is importlib.resources.files and len(args) == 1:
-                return _package_folder(args[0])
+                return package_folder(args[0])
         return _UNKNOWN
 
     def text(self, node: ast.AST) -> str:
@@ -293,7 +290,7 @@ class _Scan(ast.NodeVisitor):
         return text if len(text) <= 80 else text[:77] + "..."
 
     def path_of(self, node: ast.AST | None) -> str | None:
-        return _path_of_value(_UNKNOWN if node is None else self.value(node))
+        return path_of_value(_UNKNOWN if node is None else self.value(node))
 
     # -- visits
     def visit_Call(self, node: ast.Call) -> None:
@@ -305,7 +302,7 @@ class _Scan(ast.NodeVisitor):
                 self.consumed.add(id(node.func.value))
         elif any(fn is f for f in _EXPANDERS):
             _env_expanded(self, node, first)
-        elif any(fn is f for f in _OPENERS) or _is_reader(fn):
+        elif any(fn is f for f in _OPENERS) or is_reader(fn):
             if first is None:
                 first = next((k.value for k in node.keywords if k.arg in _PATH_KEYWORDS), None)
             self.found.files.append((self.text(node), node.lineno, self.path_of(first)))
@@ -315,7 +312,7 @@ class _Scan(ast.NodeVisitor):
             # read_text()/read_bytes() read whatever they are called on; open() only a path
             if node.func.attr != "open" or isinstance(target, pathlib.PurePath):
                 self.found.files.append((self.text(node), node.lineno, self.path_of(base)))
-            elif isinstance(base, ast.Call) and _computes_path(self.value(base.func)):
+            elif isinstance(base, ast.Call) and computes_path(self.value(base.func)):
                 self.found.files.append((self.text(node), node.lineno, None))
             else:  # gzip.open(P), tarfile.open(P), a module's or object's own open
                 self.path_arguments(node)
@@ -324,7 +321,7 @@ class _Scan(ast.NodeVisitor):
         elif any(fn is f for f in _IMPORTERS) or fn is _MODULES_GET:
             self.module_named(node, first)
         elif fn is pkgutil.get_data and len(node.args) == 2:
-            folder, name = _package_folder(self.value(node.args[0])), self.value(node.args[1])
+            folder, name = package_folder(self.value(node.args[0])), self.value(node.args[1])
             path = os.fspath(folder / name) if folder and isinstance(name, str) else None
             self.found.files.append((self.text(node), node.lineno, path))
         elif any(fn is f for f in _LISTERS):
@@ -333,7 +330,7 @@ class _Scan(ast.NodeVisitor):
             target = self.value(node.func.value)
             if isinstance(target, pathlib.PurePath):
                 note_listing(self, node, os.fspath(target))
-        elif not _computes_path(fn) and not _writes(fn, node):
+        elif not computes_path(fn) and not writes_its_file(fn, node):
             self.path_arguments(node)
         fact = next((name for name, f in MACHINE_FACTS.items() if fn is f), None)
         if fact is not None and node.args:
@@ -373,8 +370,8 @@ class _Scan(ast.NodeVisitor):
             if isinstance(arg, ast.Starred):
                 continue
             for value in _named_paths(self, arg):
-                path = _path_of_value(value)
-                if path is not None and _names_file(path, value):
+                path = path_of_value(value)
+                if path is not None and names_file(path, value):
                     self.found.files.append((self.text(node), node.lineno, path))
 
     def visit_Subscript(self, node: ast.Subscript) -> None:
@@ -500,49 +497,6 @@ def _static_item(base: object, key: object) -> object:
 _PATH_KEYWORDS = frozenset({"file", "path", "filepath_or_buffer", "source", "fname", "filename"})
 
 
-def _package_folder(package: object) -> pathlib.Path | None:
-    """The folder of a package already imported (by module or name), for
-    ``importlib.resources.files(pkg)`` and ``pkgutil.get_data(pkg, name)``: data files
-    shipped beside its code. Never imports anything."""
-    module = sys.modules.get(package) if isinstance(package, str) else package
-    filename = getattr(module, "__file__", None)
-    if not isinstance(module, type(os)) or not isinstance(filename, str):
-        return None
-    return pathlib.Path(filename).parent
-
-
-def _computes_path(fn: object) -> bool:
-    """A function that computes a path from paths without reading anything."""
-    if any(fn is f for f in _PATH_FUNCTIONS):
-        return True
-    owner = getattr(fn, "__self__", None)
-    if isinstance(owner, pathlib.PurePath) and getattr(fn, "__name__", "") in _PURE_PATH:
-        return True
-    return isinstance(fn, type) and issubclass(fn, pathlib.PurePath)
-
-
-#: Name prefixes of calls that write the file they are given (``np.save(P, a)``,
-#: ``df.to_csv(P)``, ``json.dump(obj, P)``): their file is an output, not an input.
-_WRITER_PREFIXES = ("to_", "write", "save", "dump")
-
-
-def _writes(fn: object, node: ast.Call) -> bool:
-    """A call that writes the file it is given, by its name (known or as written)."""
-    name = getattr(fn, "__name__", "") if fn is not _UNKNOWN else ""
-    if not name:
-        func = node.func
-        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-    return name.lstrip("_").startswith(_WRITER_PREFIXES)
-
-
-def _path_of_value(value: object) -> str | None:
-    if isinstance(value, bytes):
-        value = os.fsdecode(value)
-    if isinstance(value, str | os.PathLike):
-        return os.fspath(value)
-    return None
-
-
 def _named_paths(scan: _Scan, arg: ast.AST) -> list[object]:
     """The values an argument passes that may name files: its value, and the items of a
     list, tuple or set of them (``fileinput.input(files=(P, Q))``, ``FILES = [P, Q]``;
@@ -558,25 +512,6 @@ def _named_paths(scan: _Scan, arg: ast.AST) -> list[object]:
 
 #: The most items of a list passed to a call looked at as file names.
 _MOST_NAMED = 1000
-
-
-def _names_file(path: str, value: object) -> bool:
-    """Whether a value passed to a call names an existing local file: a path object, or a
-    text that looks like a path (a folder separator or a suffix), so a column name that
-    happens to match a file in the working folder is not taken for one."""
-    if not os.path.isfile(path):
-        return False
-    if isinstance(value, os.PathLike):
-        return True
-    return os.sep in path or "." in os.path.basename(path).strip(".")
-
-
-def _is_reader(fn: object) -> bool:
-    """A library function that reads the file it is given (``pandas.read_csv``, ``np.load``)."""
-    name = getattr(fn, "__name__", "")
-    module = getattr(fn, "__module__", None) or ""
-    library = module.split(".")[0] in {"numpy", "pandas", "pyarrow", "polars", "pickle", "joblib"}
-    return library and callable(fn) and (name.startswith("read_") or name in _READER_NAMES)
 
 
 def _is_library_class(value: object) -> bool:
