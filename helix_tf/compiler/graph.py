@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import networkx as nx
 
@@ -74,8 +74,10 @@ def compile_workflow(
     ``approx`` (sampling and precision settings) is part of the fingerprints of
     the nodes it affects, so approximate and exact results never mix.
     """
-    declared, edges, inputs, (graph, order), kinds, outputs = _checked(wf, config_path)
-    _warn_dead(declared, graph, order, outputs)
+    checked = _checked(wf, config_path)
+    declared, edges, inputs = checked.declared, checked.edges, checked.inputs
+    order, kinds, outputs = checked.order, checked.kinds, checked.outputs
+    _warn_dead(declared, checked.graph, order, outputs)
 
     hasher = hasher or ContentHasher()
     approx_view = dict(approx) if approx else None
@@ -115,9 +117,20 @@ def check_workflow(wf: Workflow, *, config_path: str | None = None) -> list[str]
     return []
 
 
-def _checked(wf: Workflow, config_path: str | None) -> tuple[Any, ...]:
-    """``wf``'s declarations checked: (declared, edges, inputs, (graph, order), kinds,
-    outputs); a :class:`CompileError` holding every problem found."""
+class _Checked(NamedTuple):
+    """A workflow's declarations once checked: what fingerprinting them starts from."""
+
+    declared: Declared
+    edges: Edges
+    inputs: dict[str, list[str]]
+    graph: nx.DiGraph
+    order: list[str]
+    kinds: dict[str, str]
+    outputs: list[str]
+
+
+def _checked(wf: Workflow, config_path: str | None) -> _Checked:
+    """``wf``'s declarations checked; a :class:`CompileError` holding every problem found."""
     declared = Declared(wf)
     if not declared.decls:
         raise CompileError(declared.problems, path=config_path)
@@ -135,7 +148,7 @@ def _checked(wf: Workflow, config_path: str | None) -> tuple[Any, ...]:
     outputs = _outputs(declared, order)
     if declared.problems:
         raise CompileError(declared.problems, path=config_path)
-    return declared, edges, inputs, (graph, order), kinds, outputs
+    return _Checked(declared, edges, inputs, graph, order, kinds, outputs)
 
 
 def _ordered_graph(

@@ -378,17 +378,15 @@ def label_problem(label_op: Any, where: str, value: Any, count: int) -> str:
     shown = value.as_py() if hasattr(value, "as_py") else value
     if isinstance(shown, np.generic):
         shown = shown.item()
-    text = isinstance(shown, str) and bool(shown.strip()) and is_unset_text(shown)
     missing = (
         shown is None
         or (isinstance(shown, float) and shown != shown)
         or (isinstance(shown, str) and is_unset_text(shown))  # blank or NaN: a missing label
     )
     what = "has no label" if missing else f"has label {shown!r}"
-    if text:
-        what = f"has label {shown!r} (read as missing)"
     fix = "Fix or drop those rows."
-    if text:
+    if missing and isinstance(shown, str) and shown.strip():  # the text NaN
+        what = f"has label {shown!r} (read as missing)"
         fix = (
             f"Fix or drop those rows, or, if {shown!r} is a value of its own, name it with "
             f"sources.Csv(..., replace={{{label_op.column!r}: {{{shown!r}: <a name>}}}})."
