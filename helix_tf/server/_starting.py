@@ -194,7 +194,6 @@ def start_by_fork(*, quiet: bool = True, idle_timeout: float = 3 * 3600) -> int 
     (:mod:`helix_tf.native_output`).
     """
     from helix_tf.native_output import quiet_native_stderr
-    from helix_tf.server._protocol import stamp_parts
     from helix_tf.warm import preload
 
     fd = take_lock()
@@ -206,22 +205,7 @@ def start_by_fork(*, quiet: bool = True, idle_timeout: float = 3 * 3600) -> int 
     # on as if never interrupted (seen under load, where the parent waits there longest).
     held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        try:
-            # The stamp of this environment before the imports (TensorFlow sets KMP_* of
-            # its own).
-            parts = stamp_parts()
-            write_owner(fd, os.getpid(), "importing")
-            for stream in (sys.stdout, sys.stderr):
-                stream.flush()
-            pid = os.fork()
-            if pid == 0:
-                from helix_tf.server._daemon import become_server
-
-                signal.pthread_sigmask(signal.SIG_SETMASK, held)
-                become_server(fd, parts, idle_timeout)  # never returns
-            write_owner(fd, pid, "importing")  # the server, from now on (it says so too)
-        finally:
-            os.close(fd)  # the server holds the lock now (or nobody, if the fork failed)
+        pid = _fork_server(fd, held, idle_timeout)
     except BaseException:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
         raise
@@ -233,6 +217,29 @@ def start_by_fork(*, quiet: bool = True, idle_timeout: float = 3 * 3600) -> int 
         _end(pid)  # Ctrl-C before the run said it started a server: none is left behind
         raise
     _hint_trainings()
+    return pid
+
+
+def _fork_server(fd: int, held: set[int | signal.Signals], idle_timeout: float) -> int:
+    """Fork the server, which takes the lock ``fd`` (closed here) and the signal mask
+    ``held`` (this process keeps SIGINT blocked)."""
+    from helix_tf.server._protocol import stamp_parts
+
+    try:
+        # The stamp of this environment before the imports (TensorFlow sets KMP_* of its own).
+        parts = stamp_parts()
+        write_owner(fd, os.getpid(), "importing")
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        pid = os.fork()
+        if pid == 0:
+            from helix_tf.server._daemon import become_server
+
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            become_server(fd, parts, idle_timeout)  # never returns
+        write_owner(fd, pid, "importing")  # the server, from now on (it says so too)
+    finally:
+        os.close(fd)  # the server holds the lock now (or nobody, if the fork failed)
     return pid
 
 
