@@ -64,6 +64,9 @@ class _UserFunction(Feature):
     def reads_whole_row(self) -> bool:
         return True
 
+    def runs_user_code(self) -> bool:
+        return True
+
     def output_kind(self, input_kinds: Sequence[str]) -> str:
         return self.output
 
@@ -126,10 +129,11 @@ def _call_batched(
             for h in halves[:2]
         ]
         apart = np.concatenate(parts)
-        differs = _differing(whole, apart)
-        if differs is not None:  # unless it differs from itself: it draws random numbers
-            again = _call_user(fn, what, halves[2], *args)  # (never reused: compile said so)
-            if _differing(whole, _coerce_output(op, again, n, op.output, op.size)) is not None:
+        differs = first_difference(whole, apart)
+        if differs is not None:  # unless it differs from itself: random draws or state,
+            again = _call_user(fn, what, halves[2], *args)  # which the engine's repeat
+            again = _coerce_output(op, again, n, op.output, op.size)  # check judges
+            if first_difference(whole, again) is not None:  # (engine._user_calls)
                 differs = None
         if differs is not None:
             row = int(frame[ROW_ID].iloc[differs]) if ROW_ID in frame else differs + 1
@@ -158,8 +162,9 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _differing(a: np.ndarray, b: np.ndarray) -> int | None:
-    """The first position where two outputs differ (numbers: beyond float rounding)."""
+def first_difference(a: np.ndarray, b: np.ndarray) -> int | None:
+    """The first position where two 1-D outputs of one length differ (numbers: beyond
+    float rounding; missing values alike however spelled), or None."""
     if a.dtype.kind == "f":
         same = np.isclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True)
     else:
