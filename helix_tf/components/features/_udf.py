@@ -115,12 +115,16 @@ def _call_batched(
     of a result's identity: a function whose values depend on the other rows of its
     batch (a batch mean, a rank, a shift) would make a stored result differ from what a
     fresh run computes. The first batch of two or more rows is also computed in two
-    halves; a value that differs is an error naming the row and the fix.
+    halves, each indexed from 0 as a batch is (``batch.index`` is a row's place in its
+    batch); a value that differs is an error naming the row and the fix.
     """
     check = n >= 2 and len(frame) == n and id(fn) not in _ROW_LOCAL_CHECKED
     if check:  # copies taken first: a function that edits its batch sees the same rows
         k = n // 2
-        halves = (frame.iloc[:k].copy(), frame.iloc[k:].copy(), frame.copy())
+        # Each half as the engine gives a batch: its own index from 0 (a function
+        # reading batch.index reads a row's place in its batch).
+        halves = tuple(f.copy().reset_index(drop=True) for f in (frame.iloc[:k], frame.iloc[k:]))
+        halves += (frame.copy(),)
     whole = _coerce_output(op, _call_user(fn, what, frame, *args), n, op.output, op.size, frame)
     if check:
         _ROW_LOCAL_CHECKED[id(fn)] = fn
@@ -138,7 +142,8 @@ def _call_batched(
         if differs is not None:
             row = int(frame[ROW_ID].iloc[differs]) if ROW_ID in frame else differs + 1
             raise ExecutionError(
-                f"{what} gives a row a value that depends on the other rows of its batch: "
+                f"{what} gives a row a value that depends on the other rows of its batch "
+                "(or on its place there, batch.index): "
                 f"row {row} (the line number in its file) got {_plain(whole[differs])!r} in a "
                 f"batch of {n} rows and {_plain(apart[differs])!r} in a batch of "
                 f"{len(halves[int(differs >= k)])}. Batches "
