@@ -239,6 +239,8 @@ class BatchComputer:
             analyzer = op.analyzer()
             assert analyzer is not None
             vals = self.inputs_of(node, split, k, cache)
+            if node.user_code:  # the batch others read after it (engine._user_calls)
+                vals = [_user_calls.private(v) for v in vals]
             t0 = time.perf_counter()
             try:
                 acc = analyzer.add(analyzer.create(), vals)

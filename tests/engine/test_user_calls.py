@@ -20,17 +20,23 @@ census-like rows.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
 import helix_tf
+from helix_tf.components.features import Analyzer, Feature, Input
 from helix_tf.engine import tables
 from helix_tf.errors import ExecutionError
 from helix_tf.results import RunResult
 from helix_tf.reuse.store import ArtifactStore
+from helix_tf.types import NUMERIC
 from tests.conftest import write_config
 
 WORKFLOW = """\
@@ -184,3 +190,67 @@ def test_memo_caches_and_refused_draws_still_run_and_batches_agree(
     shutil.rmtree(tmp_path / "kept")
     draws = _config(tmp_path / "draws", census_like, DRAWS, "draws", True)
     assert _states(_run(draws, tmp_path / "draws" / "store"))["first"] == "compute"
+
+
+class _Total(Analyzer):
+    """The sum of the training split's values; ``add`` doubles the values it is given."""
+
+    def create(self) -> float:
+        return 0.0
+
+    def add(self, acc: float, values: list[Any]) -> float:
+        values[0] *= 2  # changes the batch's value of the feature it reads
+        return acc + float(np.nansum(values[0]))
+
+    def merge(self, accs: Sequence[float]) -> float:
+        return float(sum(accs))
+
+    def finalize(self, acc: float) -> float:
+        return acc
+
+
+@dataclasses.dataclass(frozen=True)
+class Doubled(Feature):
+    """A user operator reading another feature's values and changing them in place."""
+
+    source_feature: Input
+
+    def inputs(self) -> tuple[Input, ...]:
+        return (self.source_feature,)
+
+    def output_kind(self, input_kinds: Sequence[str]) -> str:
+        return NUMERIC
+
+    def analyzer(self) -> Analyzer | None:
+        return _Total()
+
+    def transform(self, values: list[Any], state: Any, n: int) -> np.ndarray:
+        values[0] *= 2
+        return np.asarray(values[0], dtype=np.float32) / np.float32(state)
+
+
+OPERATOR = """\
+from tests.engine.test_user_calls import Doubled
+
+
+def workflow(params):
+    wf = Workflow("user_operator")
+    wf.source("rows", sources.Csv(train=r"$train", test=r"$test", **CENSUS_CSV_OPTIONS))
+    age = wf.feature("age", F.Numeric("age", standardize=False))
+    features = [age, wf.feature("doubled", Doubled(age))] if DOUBLED else [age]
+    wf.output(wf.examples("examples", features, label=F.Label("income", positive=">50K")))
+    return wf
+"""
+
+
+def test_a_user_operator_changing_its_inputs_changes_no_other_feature(
+    tmp_path: Path, census_like: tuple[Path, Path]
+) -> None:
+    train, test = census_like
+    ages = {}
+    for doubled in (False, True):
+        folder = tmp_path / str(doubled)
+        config = write_config(folder, f"DOUBLED = {doubled}\n{OPERATOR}", train=train, test=test)
+        examples = _examples(_run(config, folder / "store"), folder / "store")
+        ages[doubled] = {s: examples[s].column("age") for s in examples}
+    assert ages[True] == ages[False]
