@@ -16,9 +16,13 @@ class written outside helix_tf) may do two things no fingerprint shows:
   what a run loads decide: a result stored under ``--batch-rows 100`` was reused by a
   run with the default and differed from a fresh run. The compiler sees a write to
   module state but cannot tell a counter from a memo cache (QA pass 14), so on its first
-  batch in a process such a feature is computed twice, on private copies, and values
-  that differ are an error naming the row (:func:`check_repeat`). A feature the compiler
-  already refused (random draws: recomputed every run, never reused) is not checked.
+  batch in a process such a feature is computed again, on private copies, and values
+  that differ are an error naming the row (:func:`check_repeat`). A whole-row feature
+  (a UDF) is computed again on the first :data:`REPEAT_ROWS` rows only: its values are
+  each their own row's (a row UDF is called per row; a batched one was checked by its
+  halves just before), and a row UDF on census' 32,561 rows takes ~1 s. A feature the
+  compiler already refused (random draws: recomputed every run, never reused) is not
+  checked.
 """
 
 from __future__ import annotations
@@ -28,14 +32,17 @@ from typing import Any
 import numpy as np
 
 from helix_tf.components.base import Operator
-from helix_tf.components.features import Bag, first_difference
+from helix_tf.components.features import Bag, Feature, first_difference
 from helix_tf.errors import ExecutionError
 
-__all__ = ["check_repeat", "first_call", "private"]
+__all__ = ["REPEAT_ROWS", "check_repeat", "first_call", "head", "private", "repeat_inputs"]
 
 #: Operators already called twice on a batch in this process (by id; the operator is
 #: kept so that its id is never another's).
 _REPEATED: dict[int, Operator] = {}
+#: The rows of its first batch a whole-row feature is computed on again (a counter
+#: differs at the first; a fiftieth of a default batch).
+REPEAT_ROWS = 1_000
 
 
 def _pandas_copies_on_write() -> bool:
@@ -67,6 +74,23 @@ def first_call(op: Operator) -> bool:
         return False
     _REPEATED[id(op)] = op
     return True
+
+
+def repeat_inputs(op: Feature, vals: list[Any], n: int) -> tuple[list[Any], int]:
+    """Private inputs for computing ``op`` again on the batch ``vals`` of ``n`` rows, and
+    the rows they hold: a whole-row feature's first :data:`REPEAT_ROWS` (its frame's head;
+    the rest as they are), else the whole batch."""
+    if not op.reads_whole_row() or n <= REPEAT_ROWS:
+        return [private(v) for v in vals], n
+    head = vals[0].iloc[:REPEAT_ROWS]
+    return [private(head), *vals[1:]], REPEAT_ROWS
+
+
+def head(out: Any, m: int) -> Any:
+    """The first ``m`` rows of a transform's output."""
+    if isinstance(out, Bag):
+        return out if len(out) == m else out.take(np.arange(m))
+    return out[:m]
 
 
 def _difference(a: Any, b: Any) -> tuple[int, Any, Any] | None:

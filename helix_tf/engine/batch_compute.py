@@ -200,12 +200,13 @@ class BatchComputer:
                 out = _transform(node, state, vals, n, batch)
             else:  # private inputs; the first batch twice (engine._user_calls)
                 twice = not node.volatile and _user_calls.first_call(op)
-                again = [_user_calls.private(v) for v in vals] if twice else None
+                again = _user_calls.repeat_inputs(op, vals, n) if twice else None
                 out = _transform(node, state, [_user_calls.private(v) for v in vals], n, batch)
                 if again is not None:
-                    repeated = _transform(node, state, again, n, batch)
+                    repeated = _transform(node, state, again[0], again[1], batch)
                     try:
-                        _user_calls.check_repeat(op, out, repeated, cache.get("rows"))
+                        first = _user_calls.head(out, again[1])
+                        _user_calls.check_repeat(op, first, repeated, cache.get("rows"))
                     except HelixError as exc:
                         _raise_named(exc, name)
             if len(out) != n:

@@ -32,7 +32,7 @@ import pytest
 
 import helix_tf
 from helix_tf.components.features import Analyzer, Feature, Input
-from helix_tf.engine import tables
+from helix_tf.engine import _user_calls, tables
 from helix_tf.errors import ExecutionError
 from helix_tf.results import RunResult
 from helix_tf.reuse.store import ArtifactStore
@@ -141,9 +141,17 @@ def test_a_udf_changing_its_batch_changes_no_other_udf(
     assert second == float(ages) + 2.0  # the age as the file holds it, not as scaled
 
 
+@pytest.fixture(params=["whole batch", "head of the batch"])
+def repeated_rows(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The first batch computed again whole, or (as on batches over REPEAT_ROWS) its head."""
+    if request.param == "head of the batch":
+        monkeypatch.setattr(_user_calls, "REPEAT_ROWS", 7)
+    return str(request.param)
+
+
 @pytest.mark.parametrize("kind", sorted(STATEFUL))
 def test_a_udf_keeping_state_between_calls_fails_naming_the_row(
-    tmp_path: Path, census_like: tuple[Path, Path], kind: str
+    tmp_path: Path, census_like: tuple[Path, Path], kind: str, repeated_rows: str
 ) -> None:
     config = _config(tmp_path, census_like, *STATEFUL[kind])
     with pytest.raises(ExecutionError, match="called again on the same rows: row 1 ") as err:
@@ -178,7 +186,7 @@ DRAWS = "import numpy as np\n\ndef draws(batch):\n    return np.random.rand(len(
 
 
 def test_memo_caches_and_refused_draws_still_run_and_batches_agree(
-    tmp_path: Path, census_like: tuple[Path, Path]
+    tmp_path: Path, census_like: tuple[Path, Path], repeated_rows: str
 ) -> None:
     config = _config(tmp_path, census_like, MEMO, "memo", True)
     small = _run(config, tmp_path / "kept", batch_rows=97)
