@@ -7,7 +7,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -50,6 +50,10 @@ class _UserFunction(Feature):
     content joins the fingerprint, so editing one recomputes the feature.
     """
 
+    #: 2 (QA pass 21): each call gets its own copy of the batch (a UDF writing into it
+    #: changed the rows the next UDF saw), and a function whose values follow its earlier
+    #: calls or a row's place in its batch fails; results stored before may hold either.
+    VERSION: ClassVar[int] = 2
     output: str
     size: int | None
     files: tuple[str, ...]
