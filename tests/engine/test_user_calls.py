@@ -44,7 +44,7 @@ WORKFLOW = """\
 def workflow(params):
     wf = Workflow("user_calls")
     wf.source("rows", sources.Csv(train=r"$train", test=r"$test", **CENSUS_CSV_OPTIONS))
-    first = wf.feature("first", F.Udf(FIRST, batched=BATCHED))
+    first = wf.feature("first", FIRST)
     second = wf.feature("second", F.Udf(second_fn, batched=True))
     examples = wf.examples("examples", [first, second], label=F.Label("income", positive=">50K"))
     wf.output(examples)
@@ -59,39 +59,38 @@ def second_fn(batch):
     return batch["age"].to_numpy(dtype=float) + SHIFT
 """
 
-#: User functions as the first feature: (code, FIRST, batched). Each keeps state.
+#: User functions as the first feature: (code, its operator). Each keeps state.
 STATEFUL = {
     "a list it appends to": (
         "CALLS = []\n\ndef f(batch):\n    CALLS.append(1)\n"
         "    return batch['age'].to_numpy(dtype=float) * len(CALLS)\n",
-        "f",
-        True,
+        "F.Udf(f, batched=True)",
     ),
     "an iterator it advances": (
         "import itertools\nTICKS = itertools.count()\n\ndef f(batch):\n"
         "    return batch['age'].to_numpy(dtype=float) + next(TICKS)\n",
-        "f",
-        True,
+        "F.Udf(f, batched=True)",
     ),
     "an object counting its calls": (
         "class Scaled:\n    def __init__(self):\n        self.calls = 0\n"
         "    def __call__(self, batch):\n        self.calls += 1\n"
         "        return batch['age'].to_numpy(dtype=float) * self.calls\n\nf = Scaled()\n",
-        "f",
-        True,
+        "F.Udf(f, batched=True)",
+    ),
+    "a DatasetUdf's apply changing its state": (
+        "def fit(frame):\n    return {'calls': 0}\n\ndef apply(batch, state):\n"
+        "    state['calls'] += 1\n    return batch['age'].to_numpy(dtype=float) * state['calls']\n",
+        "F.DatasetUdf(fit=fit, apply=apply, columns=['age'])",
     ),
     "a row function counting rows": (
         "SEEN = [0]\n\ndef f(row):\n    SEEN[0] += 1\n    return row['age'] + SEEN[0]\n",
-        "f",
-        False,
+        "F.Udf(f)",
     ),
 }
 
 
-def _config(
-    folder: Path, census_like: tuple[Path, Path], code: str, first: str, batched: bool
-) -> Path:
-    body = f"{code}\n{SECOND}\nFIRST = {first}\nBATCHED = {batched}\n{WORKFLOW}"
+def _config(folder: Path, census_like: tuple[Path, Path], code: str, first: str) -> Path:
+    body = f"{code}\n{SECOND}\nFIRST = {first}\n{WORKFLOW}"
     train, test = census_like
     return write_config(folder, body, train=train, test=test)
 
@@ -127,7 +126,7 @@ def test_a_udf_changing_its_batch_changes_no_other_udf(
         "def scaled(batch):\n    batch['age'] = batch['age'] * 100.0\n"
         "    return batch['age'].to_numpy(dtype=float)\n"
     )
-    config = _config(tmp_path, census_like, code, "scaled", True)
+    config = _config(tmp_path, census_like, code, "F.Udf(scaled, batched=True)")
     _run(config, tmp_path / "kept")
     config.write_text(config.read_text().replace("SHIFT = 1.0", "SHIFT = 2.0"))
     reused = _run(config, tmp_path / "kept")
@@ -188,7 +187,7 @@ DRAWS = "import numpy as np\n\ndef draws(batch):\n    return np.random.rand(len(
 def test_memo_caches_and_refused_draws_still_run_and_batches_agree(
     tmp_path: Path, census_like: tuple[Path, Path], repeated_rows: str
 ) -> None:
-    config = _config(tmp_path, census_like, MEMO, "memo", True)
+    config = _config(tmp_path, census_like, MEMO, "F.Udf(memo, batched=True)")
     small = _run(config, tmp_path / "kept", batch_rows=97)
     default = _run(config, tmp_path / "kept")
     assert _states(default)["examples"] == "load"
@@ -196,7 +195,7 @@ def test_memo_caches_and_refused_draws_still_run_and_batches_agree(
     for split, table in _examples(fresh, tmp_path / "fresh").items():
         assert _examples(small, tmp_path / "kept")[split].equals(table), split
     shutil.rmtree(tmp_path / "kept")
-    draws = _config(tmp_path / "draws", census_like, DRAWS, "draws", True)
+    draws = _config(tmp_path / "draws", census_like, DRAWS, "F.Udf(draws, batched=True)")
     assert _states(_run(draws, tmp_path / "draws" / "store"))["first"] == "compute"
 
 
