@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from helix_tf.components.features import Feature
 from helix_tf.engine import tables
 from helix_tf.engine._artifacts import VALUE_NAMES
 from helix_tf.engine._context import RunContext
@@ -323,6 +324,8 @@ class PreprocessingStep:
                 write=state == NodeState.COMPUTE
                 and (node.role in (Role.SOURCE, Role.EXAMPLES) or writes_features),
                 sample=node.extra.get("sample") if node.role == Role.SOURCE else None,
+                user_code=isinstance(node.op, Feature) and node.op.runs_user_code(),
+                volatile=bool(node.extra.get("volatile")),
             )
             if node.role == Role.SOURCE and state == NodeState.LOAD:
                 known_batches[node.name] = tables.batch_rows(art.local or "")

@@ -28,7 +28,7 @@ from helix_tf.components.features._label import (
     is_unset_text,
 )
 from helix_tf.components.sources import Source
-from helix_tf.engine import tables
+from helix_tf.engine import _user_calls, tables
 from helix_tf.errors import DataError, ExecutionError, HelixError
 from helix_tf.roles import NodeState, Role, Split
 from helix_tf.types import LABEL, NUMERIC, ROW_ID
@@ -54,6 +54,11 @@ class PreNode:
     root: str  # folder URL: the loaded artifact, or where a computed output is written
     write: bool  # computed and written this run
     sample: dict[str, Any] | None = None  # sources: row sample of an approximate run
+    #: Features whose code is the user's own (``Feature.runs_user_code``): given private
+    #: copies of their inputs, and (unless ``volatile``: refused by the compiler, never
+    #: reused) computed twice on their first batch in the process (engine._user_calls).
+    user_code: bool = False
+    volatile: bool = False
 
 
 class BatchComputer:
@@ -190,18 +195,20 @@ class BatchComputer:
             n = self.batch_rows(split, k, cache)
             op = node.op
             assert isinstance(op, Feature)
-            try:
-                out = op.transform(vals, self.states.get(name), n)
-            except HelixError as exc:
-                _raise_named(exc, name)
-            except Exception as exc:
-                where = user_code_line(exc)
-                raise ExecutionError(
-                    f"{op.op_name} raised {type(exc).__name__}: {exc}"
-                    + (f" at {where}" if where else "")
-                    + f" (batch {split}/{k}); fix the code there, or the data it reads",
-                    node=name,
-                ) from exc
+            state, batch = self.states.get(name), f"{split}/{k}"
+            if not node.user_code:
+                out = _transform(node, state, vals, n, batch)
+            else:  # private inputs; the first batch twice (engine._user_calls)
+                twice = not node.volatile and _user_calls.first_call(op)
+                again = _user_calls.repeat_inputs(op, vals, n) if twice else None
+                out = _transform(node, state, [_user_calls.private(v) for v in vals], n, batch)
+                if again is not None:
+                    repeated = _transform(node, state, again[0], again[1], batch)
+                    try:
+                        first = _user_calls.head(out, again[1])
+                        _user_calls.check_repeat(op, first, repeated, cache.get("rows"))
+                    except HelixError as exc:
+                        _raise_named(exc, name)
             if len(out) != n:
                 raise ExecutionError(
                     f"{op.op_name} returned {len(out)} values for a batch of {n} rows", node=name
@@ -233,6 +240,8 @@ class BatchComputer:
             analyzer = op.analyzer()
             assert analyzer is not None
             vals = self.inputs_of(node, split, k, cache)
+            if node.user_code:  # the batch others read after it (engine._user_calls)
+                vals = [_user_calls.private(v) for v in vals]
             t0 = time.perf_counter()
             try:
                 acc = analyzer.add(analyzer.create(), vals)
@@ -428,6 +437,25 @@ def _classes_unsure(
         return np.zeros(0, dtype=bool)
     # Missing labels are bad under either setting: those rows fail as missing first.
     return dataclasses.replace(op, unseen="error").encode(raw, state)[1]
+
+
+def _transform(node: PreNode, state: Any, vals: list[Any], n: int, batch: str) -> Any:
+    """``node``'s transform of one batch; a failure names the node (and the line of user
+    code)."""
+    op = node.op
+    assert isinstance(op, Feature)
+    try:
+        return op.transform(vals, state, n)
+    except HelixError as exc:
+        _raise_named(exc, node.name)
+    except Exception as exc:
+        where = user_code_line(exc)
+        raise ExecutionError(
+            f"{op.op_name} raised {type(exc).__name__}: {exc}"
+            + (f" at {where}" if where else "")
+            + f" (batch {batch}); fix the code there, or the data it reads",
+            node=node.name,
+        ) from exc
 
 
 def _raise_named(exc: HelixError, node: str) -> NoReturn:

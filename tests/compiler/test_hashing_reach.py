@@ -749,3 +749,101 @@ def test_a_library_function_replaced_by_ones_own_is_hashed_by_its_code(project: 
         assert after.digest != before.digest
     finally:
         del statistics.qa17_scaled  # type: ignore[attr-defined]
+
+
+#: Edits an outside tester made to what a UDF reaches (QA pass 21: each already changed
+#: the digest; kept so that each still does): files read through ``__file__``, a helper
+#: module's code. Name -> (files, the file edited, its new content).
+OUTSIDE_EDITS: dict[str, tuple[dict[str, str | bytes], str, str | bytes]] = {
+    "np.loadtxt beside the module": (
+        {
+            "{p}main.py": """
+                import os
+                import numpy as np
+                P = os.path.join(os.path.dirname(__file__), "w.txt")
+
+                def udf(x):
+                    return x * np.loadtxt(P)[()]
+                """,
+            "w.txt": "2\n",
+        },
+        "w.txt",
+        "3\n",
+    ),
+    "np.load of an .npy file": (
+        {
+            "{p}main.py": """
+                import pathlib
+                import numpy as np
+                P = pathlib.Path(__file__).parent / "w.npy"
+
+                def udf(x):
+                    return x * np.load(P)[0]
+                """,
+            "w.npy": b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }                                                            \n\x00\x00\x00\x00\x00\x00\x00@",
+        },
+        "w.npy",
+        b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }                                                            \n\x00\x00\x00\x00\x00\x00\x08@",
+    ),
+    "pickle.load of an open file": (
+        {
+            "{p}main.py": """
+                import os
+                import pickle
+                P = os.path.join(os.path.dirname(__file__), "k.pkl")
+
+                def udf(x):
+                    with open(P, "rb") as fh:
+                        return x * pickle.load(fh)
+                """,
+            "k.pkl": b"\x80\x04\x95\n\x00\x00\x00\x00\x00\x00\x00G@\x00\x00\x00\x00\x00\x00\x00.",
+        },
+        "k.pkl",
+        b"\x80\x04\x95\n\x00\x00\x00\x00\x00\x00\x00G@\x08\x00\x00\x00\x00\x00\x00.",
+    ),
+    "a lambda's default from a helper": (
+        {
+            "{p}main.py": "import {p}h\n\nudf = lambda x, k={p}h.K: x * k\n",
+            "{p}h.py": "K = 2.0\n",
+        },
+        "{p}h.py",
+        "K = 3.0\n",
+    ),
+    "a helper's keyword-only default": (
+        {
+            "{p}main.py": "import {p}h\n\ndef udf(x):\n    return {p}h.g(x)\n",
+            "{p}h.py": "def g(v, *, k=2.0):\n    return v * k\n",
+        },
+        "{p}h.py",
+        "def g(v, *, k=3.0):\n    return v * k\n",
+    ),
+    "a helper made by exec": (
+        {
+            "{p}main.py": "import {p}h\n\ndef udf(x):\n    return {p}h.g(x)\n",
+            "{p}h.py": "exec('def g(v):\\n    return v * 2.0')\n",
+        },
+        "{p}h.py",
+        "exec('def g(v):\\n    return v * 3.0')\n",
+    ),
+    "a method of a helper's instance, in a base class of another module": (
+        {
+            "{p}main.py": "import {p}h\n\ndef udf(x):\n    return {p}h.SCALER.apply(x)\n",
+            "{p}h.py": "from {p}base import Base\n\nclass Scaler(Base):\n"
+            "    def __init__(self, k):\n        self.k = k\n\nSCALER = Scaler(2.0)\n",
+            "{p}base.py": "class Base:\n    def apply(self, v):\n        return v * self.k\n",
+        },
+        "{p}base.py",
+        "class Base:\n    def apply(self, v):\n        return v + self.k\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(OUTSIDE_EDITS))
+def test_an_outside_testers_edit_of_what_a_udf_reaches_changes_its_digest(
+    project: Project, edit: str
+) -> None:
+    files, edited, content = OUTSIDE_EDITS[edit]
+    before = project(files)
+    assert project(files).digest == before.digest
+    assert not before.refusals
+    assert project({**files, edited: content}).digest != before.digest

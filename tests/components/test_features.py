@@ -294,6 +294,10 @@ BATCH_DEPENDENT = {
     "rank": F.Udf(lambda b: b["a"].rank(), batched=True),
     "shift-string": F.Udf(lambda b: b["name"].shift().fillna("-"), batched=True, output="string"),
     "position": F.Udf(lambda b: np.arange(len(b)) % 2, batched=True, output="categorical", size=2),
+    # QA pass 21: the halves were checked with the whole batch's index labels, so a
+    # function reading a row's place in its batch passed and followed --batch-rows
+    "batch-index": F.Udf(lambda b: b.index.to_numpy(dtype=float), batched=True),
+    "index-parity": F.Udf(lambda b: b.index % 2, batched=True, output="categorical", size=2),
     "dataset-apply": F.DatasetUdf(
         fit=lambda frame: {}, apply=lambda b, s: b["a"] / b["a"].sum(), columns=["a"]
     ),
@@ -307,8 +311,8 @@ def test_a_batch_function_whose_values_depend_on_the_batch_is_refused(op: F.Feat
     frame = FRAME.assign(__row=[11, 12, 13])
     with pytest.raises(
         ExecutionError,
-        match=r"gives a row a value that depends on the other "
-        r"rows of its batch: row 1[123] \(the line number in its file\) got "
+        match=r"gives a row a value that depends on the other rows of its batch \(or on "
+        r"its place there, batch\.index\): row 1[123] \(the line number in its file\) got "
         r".*Compute each row's value from that row alone.*F\.DatasetUdf",
     ):
         op.transform([frame], {}, 3)

@@ -18,9 +18,9 @@ and ``_label`` (``Label``, ``MulticlassLabel``, ``NumericLabel``: one per task).
 
 from typing import NoReturn
 
-# Input (the type of an operator's input reference) and SourceRows (what the engine
-# passes a whole-row feature besides its frame) are importable from here too, outside
-# __all__.
+# Input (the type of an operator's input reference), SourceRows (what the engine
+# passes a whole-row feature besides its frame) and first_difference (where two outputs
+# differ) are importable from here too, outside __all__.
 from helix_tf.components.features._base import (
     MISSING_TOKEN,
     Analyzer,
@@ -32,7 +32,7 @@ from helix_tf.components.features._base import (
 from helix_tf.components.features._label import Label, MulticlassLabel, NumericLabel
 from helix_tf.components.features._numeric import Bucketize, Cross, Numeric
 from helix_tf.components.features._text import TfIdf, Tokenize, Vocabulary
-from helix_tf.components.features._udf import DatasetUdf, Udf
+from helix_tf.components.features._udf import DatasetUdf, Udf, first_difference as first_difference
 from helix_tf.errors import missing_name
 
 __all__ = [

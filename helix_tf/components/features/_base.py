@@ -107,6 +107,13 @@ class Feature(Operator, abc.ABC):
         """True when the transform receives the whole source batch (UDFs)."""
         return False
 
+    def runs_user_code(self) -> bool:
+        """True when the transform calls code of the user's own: a function it was given
+        (UDFs) or the class itself, written outside helix_tf. The engine gives such code
+        private copies of its inputs and checks, once per process, that it gives the same
+        rows the same values when called again (:mod:`helix_tf.engine._user_calls`)."""
+        return type(self).__module__.split(".")[0] != "helix_tf"
+
     @abc.abstractmethod
     def output_kind(self, input_kinds: Sequence[str]) -> str:
         """The value kind of the output, given the input kinds (raise ValueError if invalid)."""

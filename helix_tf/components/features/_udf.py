@@ -7,7 +7,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -50,6 +50,10 @@ class _UserFunction(Feature):
     content joins the fingerprint, so editing one recomputes the feature.
     """
 
+    #: 2 (QA pass 21): each call gets its own copy of the batch (a UDF writing into it
+    #: changed the rows the next UDF saw), and a function whose values follow its earlier
+    #: calls or a row's place in its batch fails; results stored before may hold either.
+    VERSION: ClassVar[int] = 2
     output: str
     size: int | None
     files: tuple[str, ...]
@@ -62,6 +66,9 @@ class _UserFunction(Feature):
         return ()
 
     def reads_whole_row(self) -> bool:
+        return True
+
+    def runs_user_code(self) -> bool:
         return True
 
     def output_kind(self, input_kinds: Sequence[str]) -> str:
@@ -112,12 +119,16 @@ def _call_batched(
     of a result's identity: a function whose values depend on the other rows of its
     batch (a batch mean, a rank, a shift) would make a stored result differ from what a
     fresh run computes. The first batch of two or more rows is also computed in two
-    halves; a value that differs is an error naming the row and the fix.
+    halves, each indexed from 0 as a batch is (``batch.index`` is a row's place in its
+    batch); a value that differs is an error naming the row and the fix.
     """
     check = n >= 2 and len(frame) == n and id(fn) not in _ROW_LOCAL_CHECKED
     if check:  # copies taken first: a function that edits its batch sees the same rows
         k = n // 2
-        halves = (frame.iloc[:k].copy(), frame.iloc[k:].copy(), frame.copy())
+        # Each half as the engine gives a batch: its own index from 0 (a function
+        # reading batch.index reads a row's place in its batch).
+        halves = tuple(f.copy().reset_index(drop=True) for f in (frame.iloc[:k], frame.iloc[k:]))
+        halves += (frame.copy(),)
     whole = _coerce_output(op, _call_user(fn, what, frame, *args), n, op.output, op.size, frame)
     if check:
         _ROW_LOCAL_CHECKED[id(fn)] = fn
@@ -126,15 +137,17 @@ def _call_batched(
             for h in halves[:2]
         ]
         apart = np.concatenate(parts)
-        differs = _differing(whole, apart)
-        if differs is not None:  # unless it differs from itself: it draws random numbers
-            again = _call_user(fn, what, halves[2], *args)  # (never reused: compile said so)
-            if _differing(whole, _coerce_output(op, again, n, op.output, op.size)) is not None:
+        differs = first_difference(whole, apart)
+        if differs is not None:  # unless it differs from itself: random draws or state,
+            again = _call_user(fn, what, halves[2], *args)  # which the engine's repeat
+            again = _coerce_output(op, again, n, op.output, op.size)  # check judges
+            if first_difference(whole, again) is not None:  # (engine._user_calls)
                 differs = None
         if differs is not None:
             row = int(frame[ROW_ID].iloc[differs]) if ROW_ID in frame else differs + 1
             raise ExecutionError(
-                f"{what} gives a row a value that depends on the other rows of its batch: "
+                f"{what} gives a row a value that depends on the other rows of its batch "
+                "(or on its place there, batch.index): "
                 f"row {row} (the line number in its file) got {_plain(whole[differs])!r} in a "
                 f"batch of {n} rows and {_plain(apart[differs])!r} in a batch of "
                 f"{len(halves[int(differs >= k)])}. Batches "
@@ -158,8 +171,9 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _differing(a: np.ndarray, b: np.ndarray) -> int | None:
-    """The first position where two outputs differ (numbers: beyond float rounding)."""
+def first_difference(a: np.ndarray, b: np.ndarray) -> int | None:
+    """The first position where two 1-D outputs of one length differ (numbers: beyond
+    float rounding; missing values alike however spelled), or None."""
     if a.dtype.kind == "f":
         same = np.isclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True)
     else:
