@@ -184,7 +184,9 @@ def _local_home(config_path: Path, store: str | None) -> Path:
 
 def _local_metadata_url(config_path: Path, store: str | None) -> str:
     """The default metadata database: SQLite in the local store folder."""
-    return f"sqlite:///{_local_home(config_path, store) / 'metadata.db'}"
+    from helix_tf.reuse.metadata import sqlite_url
+
+    return sqlite_url(_local_home(config_path, store) / "metadata.db")
 
 
 class NothingRecordedError(StoreError):

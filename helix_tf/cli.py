@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from helix_tf.agent.commands import agent
 from helix_tf.cli_common import (
+    SIZE,
     CommandGroup,
     Invocation,
     approx_settings,
@@ -67,7 +68,9 @@ def main() -> None:
     show_default=True,
     help="Materialization policy.",
 )
-@click.option("--budget", default=None, help="Storage budget for materialized results, e.g. 2GB.")
+@click.option(
+    "--budget", type=SIZE, default=None, help="Storage budget for materialized results, e.g. 2GB."
+)
 @click.option(
     "--approx",
     is_flag=True,
@@ -75,7 +78,7 @@ def main() -> None:
 )
 @click.option(
     "--sample",
-    type=float,
+    type=click.FloatRange(0, 1, min_open=True),
     default=None,
     help="Approximate: fraction of training rows (default: 0.1, less on large data "
     "so that about 40,000 rows are kept).",
@@ -89,14 +92,14 @@ def main() -> None:
 @click.option(
     "--approx-epochs",
     "epochs_scale",
-    type=float,
+    type=click.FloatRange(0, 1, min_open=True),
     default=None,
     help="Approximate: multiply every learner's epochs by this (0, 1].",
 )
 @click.option(
     "--approx-min-saving",
     "min_saving",
-    type=float,
+    type=click.FloatRange(min=0),
     default=None,
     help="Approximate: run exact instead when, by the last exact run, the sample would save "
     "less than this many seconds (default 1; 0: always approximate).",

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 
 __all__ = [
+    "SIZE",
     "CommandGroup",
     "Invocation",
     "approx_settings",
@@ -33,6 +34,27 @@ __all__ = [
     "fail",
     "no_server",
 ]
+
+
+class _Size(click.ParamType):
+    """A storage size (``500MB``, ``2GB``, bytes), checked as the command line is read: a
+    bad one is a usage error (exit 2) like any option value out of its type or range."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from helix_tf.errors import ConfigError
+        from helix_tf.reuse.materialize import parse_budget
+
+        try:
+            parse_budget(value)
+        except ConfigError as exc:
+            self.fail(str(exc).removeprefix(f"{param.opts[0]} " if param else ""), param, ctx)
+        return value
+
+
+#: The type of a size option (``--budget``).
+SIZE = _Size()
 
 
 def consoles(ctx: click.Context) -> tuple[Console, Console]:

@@ -41,6 +41,7 @@ __all__ = [
     "database_url",
     "is_server_url",
     "mask_password",
+    "sqlite_url",
 ]
 
 #: The name of the project settings file, looked for upward from the config's folder.
@@ -120,6 +121,14 @@ def database_url(url: str) -> str:
     from helix_tf.reuse.metadata._urls import database_url as convert
 
     return convert(url)
+
+
+def sqlite_url(path: Path | str) -> str:
+    """The SQLAlchemy URL of the SQLite file at ``path`` (see
+    :func:`helix_tf.reuse.metadata._urls.sqlite_url`)."""
+    from helix_tf.reuse.metadata._urls import sqlite_url as convert
+
+    return convert(path)
 
 
 def is_server_url(url: str | None) -> bool:

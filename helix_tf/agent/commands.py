@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 import click
 
-from helix_tf.cli_common import consoles, fail
+from helix_tf.cli_common import SIZE, consoles, fail
 from helix_tf.errors import HelixError
 from helix_tf.json_output import json_text
 
@@ -93,6 +93,7 @@ def space(config: str, params: tuple[str, ...], data_dir: str | None, as_json: b
 )
 @click.option(
     "--budget",
+    type=SIZE,
     default=None,
     help="The store's budget the agent's runs honour, e.g. 2GB (default: the disk's size).",
 )
@@ -152,7 +153,6 @@ def start(
 ) -> None:
     """Search for better variants of CONFIG in the background, at the lowest priority."""
     from helix_tf.agent._study import AgentPaths, check_study_storage
-    from helix_tf.api import parse_budget
     from helix_tf.config import find_data_dir
     from helix_tf.search import search_space
 
@@ -172,11 +172,6 @@ def start(
     cmd += ["--share", str(share), "--batch", str(batch), "--verify-share", str(verify_share)]
     cmd += ["--verify-min-gain", str(verify_min_gain)]
     if budget is not None:
-        try:
-            parse_budget(budget)
-        except HelixError as exc:
-            _echo_error(exc)
-            return
         cmd += ["--budget", budget]
     if data is not None:
         cmd += ["--data-dir", str(data)]

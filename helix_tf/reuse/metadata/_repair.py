@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from helix_tf.errors import StoreError
-from helix_tf.reuse.metadata._urls import database_url
+from helix_tf.reuse.metadata._urls import database_url, sqlite_path, sqlite_url
 
 if TYPE_CHECKING:
     from helix_tf.reuse.metadata._database import Database
@@ -88,16 +88,13 @@ def _open_schema(url: str, path: Path | None) -> Database:
 def read_only_url(path: Path) -> str:
     """The URL that opens the SQLite file at ``path`` read-only and immutable (no journal
     or lock files beside it: it opens in a folder that cannot be written)."""
-    return f"sqlite:///file:{path}?mode=ro&immutable=1&uri=true"
+    return sqlite_url(path, read_only=True)
 
 
 def sqlite_file(url: str) -> Path | None:
     """The file of a SQLite ``url``; None for a server database or SQLite in memory."""
-    full = database_url(url)
-    prefix = "sqlite:///"
-    if not full.startswith(prefix) or full == prefix:
-        return None
-    return Path(full[len(prefix) :].split("?", 1)[0])
+    path = sqlite_path(database_url(url))
+    return None if path is None else Path(path)
 
 
 def set_aside(url: str, *, clock: float | None = None) -> Path:

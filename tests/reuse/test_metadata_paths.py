@@ -1,0 +1,56 @@
+"""A store or metadata file in a folder whose name holds URL characters (``?``, ``%``,
+``#``), spaces or non-ASCII letters: the database is the file in that folder.
+
+Before: the SQLite URL was the path pasted after ``sqlite:///``, which SQLAlchemy parses
+as a URL. ``--store "runs?v2"`` recorded its history into ``runs`` (the rest was the
+URL's query) and ``--store a%41b`` into a new folder ``aAb``; ``history`` and ``report``
+then found no run in the store, ``store du`` named no node, and a second store whose
+name differed only there shared the first one's history.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from helix_tf.cli import main
+from helix_tf.reuse.metadata import MetadataStore, read_only_url, sqlite_file, sqlite_url
+from helix_tf.settings import database_url
+
+AWKWARD_FOLDERS = ["runs?v2", "a%41b", "50% off", "a#b", "st öre", "x%3Fy #1?z=2&w"]
+
+
+def invoke(*args: object) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("folder", AWKWARD_FOLDERS)
+def test_a_database_url_names_the_file_in_that_folder(tmp_path: Path, folder: str) -> None:
+    path = tmp_path / folder / "metadata.db"
+    for url in (sqlite_url(path), database_url(str(path)), read_only_url(path)):
+        assert sqlite_file(url) == path, url
+    with MetadataStore(sqlite_url(path)) as md:
+        md.record_version("wf", "cfg.py", {"nodes": []}, "digest-1")
+    assert path.is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder]  # nothing beside it
+    with MetadataStore(read_only_url(path)) as md:  # as on a read-only mount
+        assert [v.number for v in md.versions("wf")] == [1]
+
+
+def test_a_store_folder_with_url_characters_keeps_its_history(
+    tiny_census_config: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "runs?v2 ü%41"
+    first = invoke("run", tiny_census_config, "--store", store, "--json")
+    assert first.exit_code == 0, first.output
+    history = invoke("history", tiny_census_config, "--store", store, "--json")
+    assert history.exit_code == 0, history.output
+    assert [r["run"] for r in json.loads(history.stdout)] == [json.loads(first.stdout)["run_id"]]
+    assert (store / "metadata.db").is_file()
+    assert sorted(os.listdir(tmp_path)) == sorted([store.name, tiny_census_config.name])
+    du = invoke("store", "du", tiny_census_config, "--store", store)
+    assert du.exit_code == 0 and "learner" in du.output, du.output
