@@ -392,13 +392,15 @@ def test_store_under_a_file_raises_store_error(tmp_path: Path) -> None:
     assert "--store" in str(info.value)
 
 
-@pytest.mark.parametrize("folder", ["staging", "artifacts"])
+@pytest.mark.parametrize("folder", ["staging", "artifacts", "runs"])
 def test_a_file_in_place_of_a_stores_own_folder_is_named(tmp_path: Path, folder: str) -> None:
     """Before: "a file is in the way: the store must be a folder" about a store that is
-    one (the file was its staging folder's place)."""
+    one (the file was its staging folder's place). A file in place of ``runs`` went
+    unnoticed: the run wrote no lease (logged at debug), so other runs' eviction and
+    clean-up no longer knew what it read or staged."""
     root = tmp_path / "store"
     ArtifactStore(str(root))
-    shutil.rmtree(root / folder)
+    shutil.rmtree(root / folder, ignore_errors=True)
     (root / folder).write_text("not a folder")
     with pytest.raises(StoreError) as info:
         ArtifactStore(str(root))

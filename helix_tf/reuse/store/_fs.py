@@ -28,6 +28,8 @@ _MANIFEST = "MANIFEST.json"
 _MARKER = "helix_store.json"
 _ARTIFACTS = "artifacts"
 _STAGING = "staging"
+#: The runs' leases (:mod:`helix_tf.reuse.store._leases`).
+_RUNS = "runs"
 _TMP_PREFIX = ".MANIFEST.json."
 _CHUNK = 1 << 20
 _FINGERPRINT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}")
