@@ -119,8 +119,7 @@ def _beside(value: str, folder: Path) -> str:
     Before, ``metadata = "team.db"`` was the file in the folder a command ran from, so
     ``history`` from the repository's root missed what a run from a subfolder recorded.
     """
-    from helix_tf.reuse.metadata._urls import sqlite_path
-    from helix_tf.reuse.metadata._urls import sqlite_url as url_of
+    from helix_tf.reuse.metadata._urls import sqlite_path, sqlite_url as url_of
 
     if "://" not in value:
         return str(folder / Path(value).expanduser())
