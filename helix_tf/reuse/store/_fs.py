@@ -126,6 +126,15 @@ class StoreFiles:
                 "a file is larger than its file system or your file-size limit (`ulimit -f`) "
                 "allows: raise the limit, or pass a --store on a file system that takes it"
             )
+        elif isinstance(exc, PermissionError) and self.is_local:
+            # Reading an entry as much as writing one: a file another user left unreadable.
+            where = getattr(exc, "filename", None) or self.root
+            fix = (
+                f"this user may not {'read' if _reading(what) else 'write'} {where}: fix its "
+                "permissions (the store's files must be readable and writable by everyone "
+                f"who runs on it; for a group: chmod -R g+rwX {self.root}), or pass another "
+                "--store"
+            )
         elif isinstance(exc, PermissionError) or "403" in str(exc) or "401" in str(exc):
             fix = (
                 "grant write access to it (gs://: roles/storage.objectAdmin), "
@@ -298,6 +307,12 @@ def _create_local(path: str, data: bytes, token: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
     _fsync_dir(os.path.dirname(path))
+
+
+def _reading(what: str) -> bool:
+    """Whether the failed action ``what`` (``"failed to open ..."``) only reads the store."""
+    verbs = ("open", "look up", "check", "verify", "list")
+    return any(what.startswith(f"failed to {verb}") for verb in verbs)
 
 
 def _file_in_the_way(path: str | None) -> str | None:
