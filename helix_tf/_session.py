@@ -144,23 +144,15 @@ def open_recorded(
 def open_metadata_to_read(url: str, setting: Setting | None = None) -> MetadataStore:
     """The metadata database at ``url`` for a command that only reads it: a SQLite file
     in a folder that cannot be written is opened read-only."""
-    try:
-        return open_metadata(url, setting)
-    except StoreError as exc:
-        read_only = _read_only_sqlite(url)
-        if read_only is None or "unable to open database file" not in str(exc):
-            raise
-    from helix_tf.reuse.metadata import MetadataStore
+    return open_metadata(url, setting, to_read=True)
 
-    # A SQLite file in a folder this process cannot write (a read-only mount, an
-    # immutable folder) cannot be opened as usual: its write-ahead log needs a file
-    # beside it. What runs recorded can still be read, as an immutable file.
-    log.warning(
-        "metadata database %s is in a folder that cannot be written; reading it read-only "
-        "(a run another process records meanwhile may not show)",
-        url,
-    )
-    return MetadataStore(read_only)
+
+def _unwritable_sqlite(exc: StoreError) -> bool:
+    """Whether SQLite refused to open a file because it (or its folder, where its journal
+    goes) cannot be written: an immutable folder or a read-only mount says "unable to
+    open database file", a file and folder without write permission "attempt to write a
+    readonly database" (as it reads the schema version: WAL needs its index beside it)."""
+    return any(s in str(exc) for s in ("unable to open database file", "readonly database"))
 
 
 def _read_only_sqlite(url: str) -> str | None:
@@ -397,8 +389,15 @@ def metadata_in_memory(url: str, exc: BaseException) -> MetadataStore:
     return MetadataStore("sqlite://")
 
 
-def open_metadata(url: str, setting: Setting | None = None) -> MetadataStore:
+def open_metadata(
+    url: str, setting: Setting | None = None, *, to_read: bool = False
+) -> MetadataStore:
     """The metadata database at ``url``; in memory if its disk cannot take data.
+
+    ``to_read``: for a command that only reads it, a SQLite file that cannot be written
+    (nor its folder) is opened read-only instead, with its recorded runs. Before, such a
+    store (``chmod -R a-w``) read as an empty history: ``history`` listed no run and
+    ``status`` said "last run: none yet".
 
     An error names where a URL that was not given as an option came from (``setting``).
     """
@@ -407,6 +406,17 @@ def open_metadata(url: str, setting: Setting | None = None) -> MetadataStore:
     try:
         return MetadataStore(url)
     except StoreError as exc:
+        read_only = _read_only_sqlite(url) if to_read and _unwritable_sqlite(exc) else None
+        if read_only is not None:
+            # A SQLite file in a folder this process cannot write (a read-only mount, an
+            # immutable folder) cannot be opened as usual: its write-ahead log needs a
+            # file beside it. What runs recorded can still be read, as an immutable file.
+            log.warning(
+                "metadata database %s is in a folder that cannot be written; reading it "
+                "read-only (a run another process records meanwhile may not show)",
+                url,
+            )
+            return MetadataStore(read_only)
         if not is_write_failure(exc):
             origin = setting.describe() if setting is not None else ""
             if not origin:

@@ -74,7 +74,8 @@ def _open_schema(url: str, path: Path | None) -> Database:
     except StoreError as exc:
         db.close()
         unwritable = path is not None and not os.access(path.parent, os.W_OK)
-        if path is None or not unwritable or "unable to open database file" not in str(exc):
+        refused = ("unable to open database file", "readonly database")  # mount, mode
+        if path is None or not unwritable or not any(r in str(exc) for r in refused):
             raise
     db = Database(read_only_url(path))
     try:
