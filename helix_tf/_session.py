@@ -169,9 +169,10 @@ def _read_only_sqlite(url: str) -> str | None:
 def _local_home(config_path: Path, store: str | None) -> Path:
     """Where a local store's files go: the store folder, else ``.helix/`` beside the config
     (also for a remote store: its content-hash memo and metadata stay local)."""
-    home = default_home(config_path)
-    store_url = store or str(home)
-    return home if "://" in store_url else Path(store_url)
+    from helix_tf.activity import local_store_folder
+
+    folder = local_store_folder(store) if store else None
+    return default_home(config_path) if folder is None else folder
 
 
 def _local_metadata_url(config_path: Path, store: str | None) -> str:
@@ -212,10 +213,13 @@ def _require_recorded(setting: Setting, config_path: Path, store: str | None) ->
 
 def _require_local_store(config_path: Path, store: str | None) -> None:
     """Refuse to read a local store that no run has written (it would be created empty)."""
+    from helix_tf.activity import local_store_folder
+
     url = store or str(default_home(config_path))
-    if "://" in url or Path(url).is_dir():
+    folder = local_store_folder(url)
+    if folder is None or folder.is_dir():
         return
-    if Path(url).exists():
+    if folder.exists():
         raise StoreError(
             f"store {url} is a file, not a store folder; pass --store with the folder your "
             f"runs used (`helix-tf run {config_path}` makes .helix/ beside the config)"

@@ -54,3 +54,27 @@ def test_a_store_folder_with_url_characters_keeps_its_history(
     assert sorted(os.listdir(tmp_path)) == sorted([store.name, tiny_census_config.name])
     du = invoke("store", "du", tiny_census_config, "--store", store)
     assert du.exit_code == 0 and "learner" in du.output, du.output
+
+
+@pytest.mark.parametrize("written", ["~/runs", "file://$HOME/runs"])
+def test_a_store_written_with_a_tilde_or_file_url_keeps_everything_in_that_folder(
+    tiny_census_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, written: str
+) -> None:
+    """``--store=~/runs`` (the shell leaves a tilde after ``=`` as typed) and a
+    ``file://`` URL. Before: the artifacts went to the home folder but the database, the
+    content-hash memo and the user-run mark to a folder named ``~`` under the working
+    directory (``history`` elsewhere found no run); a ``file://`` store kept its history
+    in the ``.helix/`` beside the config."""
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tiny_census_config.parent)
+    store = written.replace("$HOME", str(home))
+    first = invoke("run", tiny_census_config, f"--store={store}", "--json")
+    assert first.exit_code == 0, first.output
+    assert {"metadata.db", "content-hashes.json", "artifacts"} <= set(os.listdir(home / "runs"))
+    assert sorted(os.listdir(tiny_census_config.parent)) == ["cfg.py", "elsewhere", "home"]
+    monkeypatch.chdir(elsewhere)
+    history = invoke("history", tiny_census_config, f"--store={store}", "--json")
+    assert history.exit_code == 0, history.output
+    assert [r["run"] for r in json.loads(history.stdout)] == [json.loads(first.stdout)["run_id"]]
