@@ -515,8 +515,13 @@ def report(
     except HelixError as exc:
         _echo_error(exc)
         return
-    if html_path:
-        Path(html_path).write_text(render_html(found), encoding="utf-8")
+    if html_path:  # as `helix-tf report --html` writes (~ expanded, folders made, atomic)
+        from helix_tf.report import write_report
+
+        try:
+            html_path = write_report(html_path, render_html(found))
+        except HelixError as exc:
+            _echo_error(exc)
     if as_json:
         click.echo(json_text(found.to_dict(), sort_keys=True, default=str))
         return

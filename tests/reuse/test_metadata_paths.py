@@ -78,3 +78,22 @@ def test_a_store_written_with_a_tilde_or_file_url_keeps_everything_in_that_folde
     history = invoke("history", tiny_census_config, f"--store={store}", "--json")
     assert history.exit_code == 0, history.output
     assert [r["run"] for r in json.loads(history.stdout)] == [json.loads(first.stdout)["run_id"]]
+
+
+def test_scratch_and_report_paths_written_with_a_tilde_are_in_the_home_folder(
+    tiny_census_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--scratch=~/scratch`` and ``--html=~/reports/r.html``: before, both were made in
+    a folder named ``~`` under the working directory (and "report written to ~/…" said
+    otherwise)."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tiny_census_config.parent)
+    store = tmp_path / "store"
+    ran = invoke("run", tiny_census_config, "--store", store, "--scratch=~/scratch")
+    assert ran.exit_code == 0, ran.output
+    report = invoke("report", tiny_census_config, "--store", store, "--html=~/reports/r.html")
+    assert report.exit_code == 0, report.output
+    assert (home / "reports" / "r.html").is_file()
+    assert f"report written to {home / 'reports' / 'r.html'}" in report.output
+    assert not (tiny_census_config.parent / "~").exists()
