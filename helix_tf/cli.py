@@ -482,7 +482,9 @@ def run_cli(argv: list[str]) -> int:
 
 def _run_cli(argv: list[str]) -> int:
     try:
-        main(argv, standalone_mode=False)
+        # The name usage messages show: a served run's process was started as
+        # `python -m helix_tf.server` ("Usage: python -m helix_tf.server.helix-tf run").
+        main(argv, prog_name="helix-tf", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:

@@ -81,3 +81,14 @@ def test_the_readme_documents_each_exit_status() -> None:
         ("130", "Ctrl-C"),
     ):
         assert f"`{code}`" in section and meaning in section, (code, section)
+
+
+def test_a_usage_message_names_the_helix_tf_command(capfd: pytest.CaptureFixture[str]) -> None:
+    """Whatever started the process: a served run's fork of ``python -m helix_tf.server``
+    printed "Usage: python -m helix_tf.server.helix-tf run [OPTIONS] CONFIG" (here, under
+    pytest, the name would be pytest's)."""
+    from helix_tf.cli import run_cli
+
+    assert run_cli(["run", "--sample", "3"]) == 2
+    err = capfd.readouterr().err
+    assert "Usage: helix-tf run [OPTIONS] CONFIG" in err and "Try 'helix-tf run --help'" in err
