@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 import click
 
-from helix_tf.cli_common import SIZE, consoles, fail
+from helix_tf.cli_common import SIZE, consoles, fail, json_stdout
 from helix_tf.errors import HelixError
 from helix_tf.json_output import json_text
 
@@ -64,7 +64,8 @@ def space(config: str, params: tuple[str, ...], data_dir: str | None, as_json: b
     from helix_tf.search import search_space
 
     try:
-        found = search_space(config, params=list(params), data_dir=data_dir)
+        with json_stdout(as_json):
+            found = search_space(config, params=list(params), data_dir=data_dir)
     except HelixError as exc:
         _echo_error(exc)
         return
@@ -309,11 +310,12 @@ def status(
     colleague's agent, or one that stopped) is summarised instead.
     """
     found = []
-    for home in _homes(config, store):
-        st = status_of(home, config, data_dir)
-        if st is not None:
-            found.append(st)
-    shared = _shared_study(config, store, data_dir, metadata) if config and not found else None
+    with json_stdout(as_json):  # (status_of loads the config, to tell a stale agent)
+        for home in _homes(config, store):
+            st = status_of(home, config, data_dir)
+            if st is not None:
+                found.append(st)
+        shared = _shared_study(config, store, data_dir, metadata) if config and not found else None
     if as_json:
         click.echo(json_text(found + ([shared] if shared else []), sort_keys=True, default=str))
         return
@@ -511,7 +513,8 @@ def report(
     from helix_tf.agent._proposals import load_report, render_html, render_text
 
     try:
-        found = load_report(config, store=store, data_dir=data_dir, metadata=metadata)
+        with json_stdout(as_json):
+            found = load_report(config, store=store, data_dir=data_dir, metadata=metadata)
     except HelixError as exc:
         _echo_error(exc)
         return
