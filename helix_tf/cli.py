@@ -37,7 +37,13 @@ __all__ = ["close_deferred", "defer_closing", "main"]
 @click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="helix_tf")
 def main() -> None:
-    """helix-tf: fast iteration on TensorFlow pipelines (reuse, approximation, think-time search)."""
+    """helix-tf: fast iteration on TensorFlow pipelines (reuse, approximation, think-time search).
+
+    Exit status: 0 done; 1 the command failed (its error: line names the file, line, node
+    or row and the fix); 2 the command line is not understood (an unknown command or
+    option, a missing argument, an option value of the wrong kind or out of range);
+    130 interrupted (Ctrl-C).
+    """
 
 
 @main.command()

@@ -9,6 +9,7 @@ Before: an option value outside its range exited 2 for some options (``--batch-r
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -71,16 +72,16 @@ def test_a_command_that_fails_exits_1_with_one_error_line(
     assert "Traceback" not in result.output
 
 
-def test_the_readme_documents_each_exit_status() -> None:
-    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
-    section = text[text.index("**Exit status**") :][:900]
-    for code, meaning in (
-        ("0", "done"),
-        ("1", "failed"),
-        ("2", "not understood"),
-        ("130", "Ctrl-C"),
-    ):
-        assert f"`{code}`" in section and meaning in section, (code, section)
+@pytest.mark.parametrize("where", ["README.md", "helix-tf --help"])
+def test_the_exit_statuses_are_documented(where: str) -> None:
+    if where == "README.md":
+        text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+        text = text[text.index("**Exit status**") :][:900]
+    else:
+        text = " ".join(CliRunner().invoke(main, ["--help"]).output.split())
+    for code, meaning in (("0", "done"), ("1", "failed"), ("2", "not understood")):
+        assert re.search(rf"`?{code}`? [^;]{{0,30}}{meaning}", text), (code, text)
+    assert re.search(r"`?130`? interrupted \(Ctrl-C\)", text), text
 
 
 def test_a_usage_message_names_the_helix_tf_command(capfd: pytest.CaptureFixture[str]) -> None:
