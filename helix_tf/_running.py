@@ -264,7 +264,8 @@ def _start_lease(session: Session, scratch: str | None) -> Any:
     store = session.store
     root = scratch or os.environ.get("HELIX_TF_SCRATCH") or tempfile.gettempdir()
     lease = store.open_lease(
-        {n.fingerprint for n in session.compiled.nodes}, scratch_root=os.path.abspath(root)
+        {n.fingerprint for n in session.compiled.nodes},
+        scratch_root=os.path.abspath(os.path.expanduser(root)),  # --scratch=~/x: as typed
     )
     try:
         if store.collection_due():

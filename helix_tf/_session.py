@@ -144,23 +144,15 @@ def open_recorded(
 def open_metadata_to_read(url: str, setting: Setting | None = None) -> MetadataStore:
     """The metadata database at ``url`` for a command that only reads it: a SQLite file
     in a folder that cannot be written is opened read-only."""
-    try:
-        return open_metadata(url, setting)
-    except StoreError as exc:
-        read_only = _read_only_sqlite(url)
-        if read_only is None or "unable to open database file" not in str(exc):
-            raise
-    from helix_tf.reuse.metadata import MetadataStore
+    return open_metadata(url, setting, to_read=True)
 
-    # A SQLite file in a folder this process cannot write (a read-only mount, an
-    # immutable folder) cannot be opened as usual: its write-ahead log needs a file
-    # beside it. What runs recorded can still be read, as an immutable file.
-    log.warning(
-        "metadata database %s is in a folder that cannot be written; reading it read-only "
-        "(a run another process records meanwhile may not show)",
-        url,
-    )
-    return MetadataStore(read_only)
+
+def _unwritable_sqlite(exc: StoreError) -> bool:
+    """Whether SQLite refused to open a file because it (or its folder, where its journal
+    goes) cannot be written: an immutable folder or a read-only mount says "unable to
+    open database file", a file and folder without write permission "attempt to write a
+    readonly database" (as it reads the schema version: WAL needs its index beside it)."""
+    return any(s in str(exc) for s in ("unable to open database file", "readonly database"))
 
 
 def _read_only_sqlite(url: str) -> str | None:
@@ -177,14 +169,17 @@ def _read_only_sqlite(url: str) -> str | None:
 def _local_home(config_path: Path, store: str | None) -> Path:
     """Where a local store's files go: the store folder, else ``.helix/`` beside the config
     (also for a remote store: its content-hash memo and metadata stay local)."""
-    home = default_home(config_path)
-    store_url = store or str(home)
-    return home if "://" in store_url else Path(store_url)
+    from helix_tf.activity import local_store_folder
+
+    folder = local_store_folder(store) if store else None
+    return default_home(config_path) if folder is None else folder
 
 
 def _local_metadata_url(config_path: Path, store: str | None) -> str:
     """The default metadata database: SQLite in the local store folder."""
-    return f"sqlite:///{_local_home(config_path, store) / 'metadata.db'}"
+    from helix_tf.reuse.metadata import sqlite_url
+
+    return sqlite_url(_local_home(config_path, store) / "metadata.db")
 
 
 class NothingRecordedError(StoreError):
@@ -218,10 +213,13 @@ def _require_recorded(setting: Setting, config_path: Path, store: str | None) ->
 
 def _require_local_store(config_path: Path, store: str | None) -> None:
     """Refuse to read a local store that no run has written (it would be created empty)."""
+    from helix_tf.activity import local_store_folder
+
     url = store or str(default_home(config_path))
-    if "://" in url or Path(url).is_dir():
+    folder = local_store_folder(url)
+    if folder is None or folder.is_dir():
         return
-    if Path(url).exists():
+    if folder.exists():
         raise StoreError(
             f"store {url} is a file, not a store folder; pass --store with the folder your "
             f"runs used (`helix-tf run {config_path}` makes .helix/ beside the config)"
@@ -395,8 +393,15 @@ def metadata_in_memory(url: str, exc: BaseException) -> MetadataStore:
     return MetadataStore("sqlite://")
 
 
-def open_metadata(url: str, setting: Setting | None = None) -> MetadataStore:
+def open_metadata(
+    url: str, setting: Setting | None = None, *, to_read: bool = False
+) -> MetadataStore:
     """The metadata database at ``url``; in memory if its disk cannot take data.
+
+    ``to_read``: for a command that only reads it, a SQLite file that cannot be written
+    (nor its folder) is opened read-only instead, with its recorded runs. Before, such a
+    store (``chmod -R a-w``) read as an empty history: ``history`` listed no run and
+    ``status`` said "last run: none yet".
 
     An error names where a URL that was not given as an option came from (``setting``).
     """
@@ -405,6 +410,17 @@ def open_metadata(url: str, setting: Setting | None = None) -> MetadataStore:
     try:
         return MetadataStore(url)
     except StoreError as exc:
+        read_only = _read_only_sqlite(url) if to_read and _unwritable_sqlite(exc) else None
+        if read_only is not None:
+            # A SQLite file in a folder this process cannot write (a read-only mount, an
+            # immutable folder) cannot be opened as usual: its write-ahead log needs a
+            # file beside it. What runs recorded can still be read, as an immutable file.
+            log.warning(
+                "metadata database %s is in a folder that cannot be written; reading it "
+                "read-only (a run another process records meanwhile may not show)",
+                url,
+            )
+            return MetadataStore(read_only)
         if not is_write_failure(exc):
             origin = setting.describe() if setting is not None else ""
             if not origin:

@@ -22,16 +22,41 @@ from pathlib import Path
 
 from helix_tf._atomic import atomic_write
 
-__all__ = ["home_of", "user_run", "user_run_active", "user_run_probe", "user_run_started"]
+__all__ = [
+    "home_of",
+    "local_store_folder",
+    "user_run",
+    "user_run_active",
+    "user_run_probe",
+    "user_run_started",
+]
 
 _LOCK = "user-run.lock"
 _STARTED = "user-run.started"
 
 
+def local_store_folder(store: str) -> Path | None:
+    """The folder a local ``--store`` names: a path (``~`` expanded: a shell leaves
+    ``--store=~/helix`` as typed) or a ``file://`` URL; None for a remote store.
+
+    The one place that says it: the store's artifacts, its metadata database, its
+    content-hash memo and the user-run mark all go there. Before, ``--store=~/helix``
+    put the artifacts in the home folder and the database and mark in a folder named
+    ``~`` under the working directory, and a ``file://`` store kept its history in the
+    ``.helix/`` beside the config.
+
+    >>> local_store_folder("file:///data/helix"), local_store_folder("gs://bucket/helix")
+    (PosixPath('/data/helix'), None)
+    """
+    path = store.removeprefix("file://")
+    return None if "://" in path or "::" in path else Path(path).expanduser()
+
+
 def home_of(config: str | os.PathLike[str], store: str | None = None) -> Path:
     """The local folder of ``config``'s store: ``--store`` if local, else ``.helix`` beside it."""
-    if store and "://" not in store:
-        return Path(store).resolve()
+    folder = local_store_folder(store) if store else None
+    if folder is not None:
+        return folder.resolve()
     return Path(config).resolve().parent / ".helix"
 
 

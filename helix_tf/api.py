@@ -24,7 +24,7 @@ from typing import Any
 from helix_tf._planning import plan_session
 from helix_tf._running import RunOptions, retrain_without_zero as _retrain_without_zero, run_once
 from helix_tf._session import EXACT_INSTEAD, Session, default_home, open_loaded, open_session
-from helix_tf.activity import home_of, user_run
+from helix_tf.activity import home_of, local_store_folder, user_run
 from helix_tf.approx.settings import Approx
 from helix_tf.config import LoadedConfig, load_config
 from helix_tf.errors import ConfigError
@@ -103,7 +103,8 @@ def _nothing_created(
     if file is not None and not file.exists():
         metadata = "sqlite://"
     url = store or str(default_home(config_path))
-    if "://" in url or holds_a_store(url):
+    folder = local_store_folder(url)
+    if folder is None or holds_a_store(folder):
         yield store, metadata
         return
     with tempfile.TemporaryDirectory(prefix="helix-plan-") as empty:

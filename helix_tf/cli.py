@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from helix_tf.agent.commands import agent
 from helix_tf.cli_common import (
+    SIZE,
     CommandGroup,
     Invocation,
     approx_settings,
@@ -36,7 +37,13 @@ __all__ = ["close_deferred", "defer_closing", "main"]
 @click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="helix_tf")
 def main() -> None:
-    """helix-tf: fast iteration on TensorFlow pipelines (reuse, approximation, think-time search)."""
+    """helix-tf: fast iteration on TensorFlow pipelines (reuse, approximation, think-time search).
+
+    Exit status: 0 done; 1 the command failed (its error: line names the file, line, node
+    or row and the fix); 2 the command line is not understood (an unknown command or
+    option, a missing argument, an option value of the wrong kind or out of range);
+    130 interrupted (Ctrl-C).
+    """
 
 
 @main.command()
@@ -67,7 +74,9 @@ def main() -> None:
     show_default=True,
     help="Materialization policy.",
 )
-@click.option("--budget", default=None, help="Storage budget for materialized results, e.g. 2GB.")
+@click.option(
+    "--budget", type=SIZE, default=None, help="Storage budget for materialized results, e.g. 2GB."
+)
 @click.option(
     "--approx",
     is_flag=True,
@@ -75,7 +84,7 @@ def main() -> None:
 )
 @click.option(
     "--sample",
-    type=float,
+    type=click.FloatRange(0, 1, min_open=True),
     default=None,
     help="Approximate: fraction of training rows (default: 0.1, less on large data "
     "so that about 40,000 rows are kept).",
@@ -89,14 +98,14 @@ def main() -> None:
 @click.option(
     "--approx-epochs",
     "epochs_scale",
-    type=float,
+    type=click.FloatRange(0, 1, min_open=True),
     default=None,
     help="Approximate: multiply every learner's epochs by this (0, 1].",
 )
 @click.option(
     "--approx-min-saving",
     "min_saving",
-    type=float,
+    type=click.FloatRange(min=0),
     default=None,
     help="Approximate: run exact instead when, by the last exact run, the sample would save "
     "less than this many seconds (default 1; 0: always approximate).",
@@ -479,7 +488,9 @@ def run_cli(argv: list[str]) -> int:
 
 def _run_cli(argv: list[str]) -> int:
     try:
-        main(argv, standalone_mode=False)
+        # The name usage messages show: a served run's process was started as
+        # `python -m helix_tf.server` ("Usage: python -m helix_tf.server.helix-tf run").
+        main(argv, prog_name="helix-tf", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:

@@ -12,11 +12,12 @@ one-line message to standard error; where ``--json`` was asked for they also pri
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 import click
@@ -24,6 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 
 __all__ = [
+    "SIZE",
     "CommandGroup",
     "Invocation",
     "approx_settings",
@@ -31,15 +33,59 @@ __all__ = [
     "consoles",
     "error_object",
     "fail",
+    "json_stdout",
     "no_server",
 ]
 
 
+class _Size(click.ParamType):
+    """A storage size (``500MB``, ``2GB``, bytes), checked as the command line is read: a
+    bad one is a usage error (exit 2) like any option value out of its type or range."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from helix_tf.errors import ConfigError
+        from helix_tf.reuse.materialize import parse_budget
+
+        try:
+            parse_budget(value)
+        except ConfigError as exc:
+            self.fail(str(exc).removeprefix(f"{param.opts[0]} " if param else ""), param, ctx)
+        return value
+
+
+#: The type of a size option (``--budget``).
+SIZE = _Size()
+
+
 def consoles(ctx: click.Context) -> tuple[Console, Console]:
+    """The command's output and error consoles, made once per command line (so that the
+    output console stays on standard output while ``--json`` sends prints elsewhere)."""
     obj = ctx.ensure_object(dict)
-    out = obj.get("out") or Console(file=sys.stdout, soft_wrap=True)
-    err = obj.get("err") or Console(file=sys.stderr, soft_wrap=True)
-    return out, err
+    if obj.get("out") is None:
+        obj["out"] = Console(file=sys.stdout, soft_wrap=True)
+    if obj.get("err") is None:
+        obj["err"] = Console(file=sys.stderr, soft_wrap=True)
+    return obj["out"], obj["err"]
+
+
+@contextlib.contextmanager
+def json_stdout(as_json: bool) -> Iterator[None]:
+    """With ``--json``, standard output holds the one JSON value: what the config, its
+    UDFs or a library print meanwhile goes to standard error. (A ``print`` in a config
+    came first on standard output, and a script's ``json.loads`` of it failed.)
+
+    The command's consoles are made first, so they stay on the real standard output.
+    """
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        consoles(ctx)
+    if not as_json:
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 def setup_logging(verbose: int, err: Console) -> None:
@@ -237,7 +283,8 @@ def common(fn: Any) -> Any:
             out=out,
             err=err,
         )
-        return fn(cmd, **kwargs)
+        with json_stdout(cmd.as_json):
+            return fn(cmd, **kwargs)
 
     for deco in reversed(_common):
         command = deco(command)

@@ -132,10 +132,12 @@ def _missing_store(cmd: Invocation) -> str | None:
     """The local store folder CONFIG's runs would use, when no run has made it yet: no
     folder, or one without the store's marker (``.helix/`` holding only the example
     configs' generated data: planning there would create the store and its database)."""
+    from helix_tf.activity import local_store_folder
     from helix_tf.reuse.store import holds_a_store
 
     url = cmd.store or str(_default_store(cmd))
-    return None if "://" in url or holds_a_store(url) else url
+    folder = local_store_folder(url)
+    return None if folder is None or holds_a_store(folder) else url
 
 
 def _when(seconds: float) -> str:

@@ -476,5 +476,7 @@ def _metadata_url(artifacts: Any, config: str | None, given: str | None) -> tupl
         return setting.value, setting
     if artifacts is None or not artifacts.is_local:
         return None, setting
+    from helix_tf.reuse.metadata import sqlite_url
+
     path = Path(artifacts.root) / "metadata.db"
-    return (f"sqlite:///{path}" if path.exists() else None), setting
+    return (sqlite_url(path) if path.exists() else None), setting

@@ -195,8 +195,7 @@ def write_config_report(
         )
     finally:
         session.close()
-    write_report(target, html)
-    return str(target)
+    return write_report(target, html)
 
 
 def _write_recorded_report(
@@ -218,8 +217,7 @@ def _write_recorded_report(
         html = render_report(name, md, limit=limit, user=user)
     store_url = store or str(default_home(Path(config).resolve()))
     target = path if path is not None else default_report_path(store_url, name)
-    write_report(target, html)
-    return str(target)
+    return write_report(target, html)
 
 
 def default_report_path(store_url: str, workflow: str) -> str:
@@ -228,21 +226,24 @@ def default_report_path(store_url: str, workflow: str) -> str:
     return f"{store_url.rstrip('/')}/reports/{safe}.html"
 
 
-def write_report(path: str | os.PathLike[str], html: str) -> None:
-    """Write ``html`` to ``path`` (UTF-8), atomically; parent folders are created.
+def write_report(path: str | os.PathLike[str], html: str) -> str:
+    """Write ``html`` to ``path`` (UTF-8), atomically; parent folders are created. Returns
+    where it went: ``~`` expanded (``--html=~/r.html``, which a shell leaves as typed, was
+    written into a folder named ``~`` under the working directory).
 
     ``path`` may be a URL of a remote store (``gs://...``), written through fsspec.
     """
     try:
-        if "://" in str(path):
+        if "://" in str(path) and not str(path).startswith("file://"):
             import fsspec
 
             with fsspec.open(str(path), "w", encoding="utf-8") as f:
                 f.write(html)
-            return
-        target = Path(path)
+            return str(path)
+        target = Path(str(path).removeprefix("file://")).expanduser()
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(target, html)  # whole or not at all, and no partial file left behind
+        return str(target)
     except OSError as exc:  # a folder that cannot be made, a full disk, a file in the way
         raise ExecutionError(
             f"cannot write the report to {str(path)!r} ({exc.strerror or exc}"

@@ -41,6 +41,7 @@ __all__ = [
     "database_url",
     "is_server_url",
     "mask_password",
+    "sqlite_url",
 ]
 
 #: The name of the project settings file, looked for upward from the config's folder.
@@ -107,8 +108,26 @@ def metadata_setting(given: str | None, config: str | os.PathLike[str]) -> Setti
     if path is not None:
         value = _read(path).get("metadata")
         if value is not None:
-            return Setting(value=value, origin=str(path))
+            return Setting(value=_beside(value, path.parent), origin=str(path))
     return Setting(value=None, origin="default")
+
+
+def _beside(value: str, folder: Path) -> str:
+    """``value`` with a relative SQLite file (a path, or a ``sqlite:///`` URL) taken from
+    ``folder``, the settings file's: the same database from any working directory.
+
+    Before, ``metadata = "team.db"`` was the file in the folder a command ran from, so
+    ``history`` from the repository's root missed what a run from a subfolder recorded.
+    """
+    from helix_tf.reuse.metadata._urls import sqlite_path, sqlite_url as url_of
+
+    if "://" not in value:
+        return str(folder / Path(value).expanduser())
+    file = sqlite_path(value)
+    if file is None or file.startswith("file:") or Path(file).expanduser().is_absolute():
+        return value
+    query = value.partition("?")[2]
+    return url_of(folder / Path(file).expanduser()) + (f"?{query}" if query else "")
 
 
 # The URL helpers live with the metadata store (the reuse layer needs nothing above
@@ -120,6 +139,14 @@ def database_url(url: str) -> str:
     from helix_tf.reuse.metadata._urls import database_url as convert
 
     return convert(url)
+
+
+def sqlite_url(path: Path | str) -> str:
+    """The SQLAlchemy URL of the SQLite file at ``path`` (see
+    :func:`helix_tf.reuse.metadata._urls.sqlite_url`)."""
+    from helix_tf.reuse.metadata._urls import sqlite_url as convert
+
+    return convert(path)
 
 
 def is_server_url(url: str | None) -> bool:

@@ -30,7 +30,13 @@ from helix_tf._database_files import create_database_file
 from helix_tf.activity import home_of
 from helix_tf.errors import StoreError
 from helix_tf.search import Choice, Float, Int, SearchSpace
-from helix_tf.settings import database_url, is_server_url, mask_password, metadata_setting
+from helix_tf.settings import (
+    database_url,
+    is_server_url,
+    mask_password,
+    metadata_setting,
+    sqlite_url,
+)
 
 __all__ = [
     "AgentPaths",
@@ -84,7 +90,7 @@ class AgentPaths:
     @property
     def storage_url(self) -> str:
         if self.metadata is None:
-            return f"sqlite:///{self.study_db}"
+            return sqlite_url(self.study_db)
         url = database_url(self.metadata)
         if url.startswith("postgresql"):
             sep = "&" if "?" in url else "?"

@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 import click
 
-from helix_tf.cli_common import consoles, fail
+from helix_tf.cli_common import SIZE, consoles, fail, json_stdout
 from helix_tf.errors import HelixError
 from helix_tf.json_output import json_text
 
@@ -64,7 +64,8 @@ def space(config: str, params: tuple[str, ...], data_dir: str | None, as_json: b
     from helix_tf.search import search_space
 
     try:
-        found = search_space(config, params=list(params), data_dir=data_dir)
+        with json_stdout(as_json):
+            found = search_space(config, params=list(params), data_dir=data_dir)
     except HelixError as exc:
         _echo_error(exc)
         return
@@ -93,6 +94,7 @@ def space(config: str, params: tuple[str, ...], data_dir: str | None, as_json: b
 )
 @click.option(
     "--budget",
+    type=SIZE,
     default=None,
     help="The store's budget the agent's runs honour, e.g. 2GB (default: the disk's size).",
 )
@@ -152,7 +154,6 @@ def start(
 ) -> None:
     """Search for better variants of CONFIG in the background, at the lowest priority."""
     from helix_tf.agent._study import AgentPaths, check_study_storage
-    from helix_tf.api import parse_budget
     from helix_tf.config import find_data_dir
     from helix_tf.search import search_space
 
@@ -172,11 +173,6 @@ def start(
     cmd += ["--share", str(share), "--batch", str(batch), "--verify-share", str(verify_share)]
     cmd += ["--verify-min-gain", str(verify_min_gain)]
     if budget is not None:
-        try:
-            parse_budget(budget)
-        except HelixError as exc:
-            _echo_error(exc)
-            return
         cmd += ["--budget", budget]
     if data is not None:
         cmd += ["--data-dir", str(data)]
@@ -314,11 +310,12 @@ def status(
     colleague's agent, or one that stopped) is summarised instead.
     """
     found = []
-    for home in _homes(config, store):
-        st = status_of(home, config, data_dir)
-        if st is not None:
-            found.append(st)
-    shared = _shared_study(config, store, data_dir, metadata) if config and not found else None
+    with json_stdout(as_json):  # (status_of loads the config, to tell a stale agent)
+        for home in _homes(config, store):
+            st = status_of(home, config, data_dir)
+            if st is not None:
+                found.append(st)
+        shared = _shared_study(config, store, data_dir, metadata) if config and not found else None
     if as_json:
         click.echo(json_text(found + ([shared] if shared else []), sort_keys=True, default=str))
         return
@@ -516,12 +513,18 @@ def report(
     from helix_tf.agent._proposals import load_report, render_html, render_text
 
     try:
-        found = load_report(config, store=store, data_dir=data_dir, metadata=metadata)
+        with json_stdout(as_json):
+            found = load_report(config, store=store, data_dir=data_dir, metadata=metadata)
     except HelixError as exc:
         _echo_error(exc)
         return
-    if html_path:
-        Path(html_path).write_text(render_html(found), encoding="utf-8")
+    if html_path:  # as `helix-tf report --html` writes (~ expanded, folders made, atomic)
+        from helix_tf.report import write_report
+
+        try:
+            html_path = write_report(html_path, render_html(found))
+        except HelixError as exc:
+            _echo_error(exc)
     if as_json:
         click.echo(json_text(found.to_dict(), sort_keys=True, default=str))
         return

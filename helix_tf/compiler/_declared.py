@@ -31,6 +31,8 @@ class Declared:
         self.problems: list[str] = []
         #: Each source's schema (empty where it cannot be read), read once.
         self._schemas: dict[str, dict[str, str]] = {}
+        #: The sources whose own check reported a problem with their files.
+        self.reported: set[str] = set()
         self.decls: dict[str, Declaration] = {}
         for d in wf.declarations:
             if not isinstance(d.name, str) or not d.name or "/" in d.name:
@@ -132,7 +134,8 @@ class Declared:
             try:
                 schema = op.schema()
             except Exception as exc:  # once, however many nodes read the source
-                self.problem(self.decls[source], f"cannot read the schema: {exc}")
+                if source not in self.reported:  # (a garbage Parquet file: said once)
+                    self.problem(self.decls[source], f"cannot read the schema: {exc}")
         self._schemas[source] = schema
         return schema
 

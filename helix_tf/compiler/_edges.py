@@ -94,8 +94,11 @@ class Edges:
         if not isinstance(d.op, Source):
             self.declared.problem(d, wrong_operator(d.op, "wf.source needs a sources.* operator"))
         else:
-            for p in d.op.check():
+            problems = d.op.check()
+            for p in problems:
                 self.declared.problem(d, p)
+            if problems:  # its files said why already: no second "cannot read the schema"
+                self.declared.reported.add(d.name)
         return []
 
     def _examples(self, d: Declaration) -> list[str]:

@@ -190,6 +190,11 @@ class RunOutputs:
             tally.bytes = folder_bytes(art.local)
         if art.staging is None or self.store_failure is not None:
             return  # not materialized: its files are read where they are
+        if rows == 0 or _holds_no_file(art.local):
+            # Nothing to keep (a source or table without rows): the store refuses an entry
+            # without files, which read as "cannot take more data" and stopped every
+            # later write of the run. An empty output is recomputed at no cost.
+            return
         if not self._keep(name):
             return  # aborted at the end of the run (the files are still needed until then)
         recompute = self.ctx.materializer.recompute_cost(name, self.ctx.results())
@@ -248,6 +253,13 @@ class RunOutputs:
             self.store.abort(art.staging)  # type: ignore[arg-type]
         except Exception as exc:
             log.debug("abort failed: %s", exc)
+
+
+def _holds_no_file(folder: str | None) -> bool:
+    """Whether the local ``folder`` exists and has no file in it (None: not local)."""
+    if folder is None or not os.path.isdir(folder):
+        return False
+    return not any(files for _, _, files in os.walk(folder))
 
 
 def read_back(outputs: RunOutputs, name: str, read: Callable[[], _T]) -> _T:

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from helix_tf.activity import home_of, user_run_active
+from helix_tf.activity import home_of, local_store_folder, user_run_active
 from helix_tf.server._memory import release_library_pages
 from helix_tf.server._protocol import receive, send, socket_path, stamp_of, stamp_parts
 from helix_tf.server._spare import Spare
@@ -398,9 +398,10 @@ def run_store(argv: list[str], cwd: str) -> tuple[Path, bool] | None:
     config, store = ctx.params.get("config"), ctx.params.get("store")
     if not config:
         return None
-    remote = bool(store) and "://" in store
-    if store and not remote:
-        store = os.path.join(cwd, store)
+    folder = local_store_folder(store) if store else None
+    remote = bool(store) and folder is None
+    if folder is not None:
+        store = os.path.join(cwd, folder)  # an absolute folder stays itself
     return home_of(os.path.join(cwd, config), store), remote
 
 

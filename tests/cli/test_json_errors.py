@@ -18,6 +18,7 @@ from click.testing import CliRunner, Result
 from helix_tf.cli import main
 from helix_tf.cli_common import _asks_for_json, error_object
 from helix_tf.errors import ConfigError, ExecutionError
+from tests.conftest import TINY_CENSUS, write_config
 
 
 def _json_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -88,6 +89,34 @@ def test_a_missing_config_with_json_is_a_json_error(tmp_path: Path, path: tuple[
     # The message standard error shows, whole (click wraps nothing: one line of text).
     assert error["message"].splitlines()[0] in result.stderr
     assert "missing.py" in error["message"] or ".helix" in error["message"]
+
+
+@pytest.fixture(scope="module")
+def printing_config(
+    tmp_path_factory: pytest.TempPathFactory, census_like: tuple[Path, Path]
+) -> tuple[Path, Path]:
+    """A config that prints as it loads, and a store its one run (in JSON) wrote."""
+    folder = tmp_path_factory.mktemp("printing")
+    body = TINY_CENSUS.replace("PARAMS =", 'print("hello from the config")\nPARAMS =', 1)
+    config = write_config(folder, body, train=census_like[0], test=census_like[1])
+    ran = _invoke(folder, "run", str(config), "--store", str(folder / "store"), "--json")
+    json.loads(ran.stdout)
+    assert ran.exit_code == 0 and "hello from the config" in ran.stderr, ran.output
+    return config, folder / "store"
+
+
+@pytest.mark.parametrize("path", [p for p in JSON_COMMANDS if _takes_config(p)], ids=" ".join)
+def test_what_a_config_prints_never_mixes_into_the_json(
+    printing_config: tuple[Path, Path], tmp_path: Path, path: tuple[str, ...]
+) -> None:
+    """A ``print`` in a config (or a UDF) went to standard output before the JSON object
+    of every command that loads the config, and a script's ``json.loads`` failed; now it
+    goes to standard error."""
+    config, store = printing_config
+    extra = ["1", "1"] if path == ("diff",) else []
+    result = _invoke(tmp_path, *path, str(config), *extra, "--store", str(store), "--json")
+    json.loads(result.stdout)  # the whole of standard output: one JSON value
+    assert "hello" not in result.stdout
 
 
 def test_without_json_an_error_prints_nothing_on_stdout(tmp_path: Path) -> None:

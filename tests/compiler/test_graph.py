@@ -268,6 +268,32 @@ def test_duplicate_name_names_the_earlier_line(
     )
 
 
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"PAR1" + b"x" * 500, b"age,income\n40,>50K\n"],
+    ids=["empty", "garbage", "csv"],
+)
+def test_an_unreadable_parquet_file_is_one_problem_with_its_fix(
+    tmp_path: Path, content: bytes
+) -> None:
+    """Before: two problems for one file (the source's check, then "cannot read the
+    schema: Parquet: …" with the same words), and neither said what to do."""
+    data = tmp_path / "rows.parquet"
+    data.write_bytes(content)
+    body = (
+        f'wf = Workflow("checks")\nwf.source("rows", sources.Parquet(train=r"{data}", '
+        "test_fraction=0.2))  # <-\n" + 'age = wf.feature("age", F.Numeric("age"))  # <-\n' + TAIL
+    )
+    path = write_config(tmp_path, body)
+    with pytest.raises(CompileError) as info:
+        _compile(path)
+    source, age = _marked_lines(path)
+    (problem,) = [p for p in info.value.problems if f"{path}:{source}:" in p]
+    assert f"train file {str(data)!r} is not a readable Parquet file" in problem
+    assert "write it again" in problem and "sources.Csv" in problem
+    assert all(f"{path}:{age}:" not in p for p in info.value.problems)  # its column: unknown
+
+
 def test_several_problems_are_reported_together(
     tmp_path: Path, census_like: tuple[Path, Path]
 ) -> None:

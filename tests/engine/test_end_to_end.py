@@ -429,14 +429,28 @@ def test_malformed_row_fails_naming_file_and_line(
     ids=["empty", "skipped-lines-only"],
 )
 def test_a_train_file_without_rows_names_the_file(
-    bad_config: Path, tmp_path: Path, store: str, content: str, described: str
+    bad_config: Path,
+    tmp_path: Path,
+    store: str,
+    content: str,
+    described: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """An empty (or header-only) train file once failed with "the examples have no
-    'train' split", naming neither the file nor the cause."""
+    'train' split", naming neither the file nor the cause. Every output is to be stored:
+    the source without rows (the test file empty too), which has no file to store, was
+    refused by the store and read as "the artifact store … cannot take more data" (a
+    healthy store), and the run stopped materializing anything."""
     empty = tmp_path / "empty.data"
     empty.write_text(content)
     with pytest.raises(ExecutionError) as info:
-        api.run(bad_config, store=store, params=[f"train={empty}", "rows.skip_lines=1"])
+        api.run(
+            bad_config,
+            store=store,
+            params=[f"train={empty}", f"rows.test={empty}", "rows.skip_lines=1"],
+            materialize="all",
+        )
+    assert "cannot take more data" not in caplog.text
     message = str(info.value)
     assert "the examples have no 'train' split: no row reached it" in message, message
     assert f"source 'rows' read {empty} ({described})" in message, message

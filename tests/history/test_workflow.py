@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -250,6 +251,38 @@ def _unwritable(folder: Path) -> Iterator[None]:
         yield
     finally:
         folder.chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    ["unable to open database file", "attempt to write a readonly database"],
+    ids=["read_only_mount", "no_write_permission"],
+)
+def test_history_reads_a_database_sqlite_will_not_open_for_writing(
+    recorded: tuple[Path, list[int]],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    refusal: str,
+) -> None:
+    """Each way SQLite refuses a file it may not write: an immutable folder or a read-only
+    mount ("unable to open"), and a store made read-only with ``chmod -R a-w`` ("attempt
+    to write a readonly database", as it reads the schema version; root ignores modes, so
+    it is SQLite's answer that is given here). Before, the second read as an empty
+    history: ``history`` listed no run, ``status`` said "last run: none yet"."""
+    from helix_tf.reuse import metadata
+
+    config, (first, second, _) = recorded
+    opened = metadata.MetadataStore
+
+    def refusing(url: str, *args: Any, **kwargs: Any) -> Any:
+        if "mode=ro" not in url:
+            raise StoreError(f"cannot read the schema version in metadata database: {refusal}")
+        return opened(url, *args, **kwargs)
+
+    monkeypatch.setattr(metadata, "MetadataStore", refusing)
+    entries = history.workflow_history(config)
+    assert [e.run.id for e in entries] == [second, first]
+    assert "reading it read-only" in caplog.text and "empty history" not in caplog.text
 
 
 def test_history_reads_a_store_on_a_read_only_mount(

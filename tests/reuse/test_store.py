@@ -392,13 +392,15 @@ def test_store_under_a_file_raises_store_error(tmp_path: Path) -> None:
     assert "--store" in str(info.value)
 
 
-@pytest.mark.parametrize("folder", ["staging", "artifacts"])
+@pytest.mark.parametrize("folder", ["staging", "artifacts", "runs"])
 def test_a_file_in_place_of_a_stores_own_folder_is_named(tmp_path: Path, folder: str) -> None:
     """Before: "a file is in the way: the store must be a folder" about a store that is
-    one (the file was its staging folder's place)."""
+    one (the file was its staging folder's place). A file in place of ``runs`` went
+    unnoticed: the run wrote no lease (logged at debug), so other runs' eviction and
+    clean-up no longer knew what it read or staged."""
     root = tmp_path / "store"
     ArtifactStore(str(root))
-    shutil.rmtree(root / folder)
+    shutil.rmtree(root / folder, ignore_errors=True)
     (root / folder).write_text("not a folder")
     with pytest.raises(StoreError) as info:
         ArtifactStore(str(root))
@@ -429,6 +431,48 @@ def test_a_store_that_cannot_be_created_names_the_disks_fault(
     monkeypatch.setattr(os, "makedirs", failing)
     with pytest.raises(StoreError, match=fix):
         ArtifactStore(str(tmp_path / "store"))
+
+
+def test_an_entry_this_user_may_not_read_names_the_file_and_the_read_permission(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A data file another user left unreadable (mode 600, another owner). Before: "grant
+    write access to it", the wrong fix, about the store rather than the file."""
+    from helix_tf.reuse.store import _open
+
+    store = ArtifactStore(str(tmp_path / "store"))
+    manifest = put(store, "fp1", FILES, kind="table")
+    unreadable = os.path.join(store.paths.data_dir("fp1", manifest.token), "part-0.parquet")
+
+    def denied(*args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", unreadable)
+
+    monkeypatch.setattr(_open, "_verify_dir", denied)
+    with pytest.raises(StoreError) as info:
+        store.open_local(manifest, verify=True)
+    assert f"this user may not read {unreadable}: fix its permissions" in str(info.value)
+    assert "write access" not in str(info.value)
+    monkeypatch.setattr(os, "makedirs", denied)
+    with pytest.raises(StoreError, match=f"may not write {unreadable}"):
+        store.begin("fp2")
+
+
+def test_a_database_this_user_may_not_read_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's "unable to open database file" for a file of mode 600 and another owner.
+    Before: "check FILE and its folder's permissions" (the folder was fine)."""
+    from helix_tf.reuse.metadata import MetadataStore
+    from helix_tf.reuse.metadata._database import _cannot_open
+
+    file = tmp_path / "metadata.db"
+    with MetadataStore(str(file)):
+        pass
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != file and real(p, mode))
+    assert f"this user may not read and write {file}: fix its permissions" in _cannot_open(
+        str(file)
+    )
 
 
 @pytest.mark.skipif(

@@ -42,6 +42,39 @@ def test_option_then_variable_then_file_upward_then_default(
 
 
 @pytest.mark.parametrize(
+    ("written", "file"),
+    [
+        ("team.db", "team.db"),
+        ("db/team.db", "db/team.db"),
+        ("sqlite:///team.db", "team.db"),
+        ("sqlite:///my runs/team.db?timeout=5", "my runs/team.db"),
+    ],
+)
+def test_a_relative_database_in_the_settings_file_is_beside_it_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, written: str, file: str
+) -> None:
+    """Before: relative to the working directory, so ``history`` run from the project's
+    root read another database than a run started in its ``configs/`` folder."""
+    from helix_tf.reuse.metadata import sqlite_file
+
+    config = tmp_path / "project" / "configs" / "census.py"
+    config.parent.mkdir(parents=True)
+    (tmp_path / "project" / "helix_tf.toml").write_text(f'metadata = "{written}"\n')
+    found = set()
+    for cwd in (tmp_path, config.parent):
+        monkeypatch.chdir(cwd)
+        found.add(sqlite_file(metadata_setting(None, config).value))
+    assert found == {tmp_path / "project" / file}
+    assert "timeout=5" in metadata_setting(None, config).value or "?" not in written
+
+
+def test_an_absolute_or_server_database_in_the_settings_file_is_kept(tmp_path: Path) -> None:
+    for written in ("postgresql://team@db/helix", f"sqlite:///{tmp_path}/a.db", "sqlite://"):
+        (tmp_path / "helix_tf.toml").write_text(f'metadata = "{written}"\n')
+        assert metadata_setting(None, tmp_path / "c.py").value == written
+
+
+@pytest.mark.parametrize(
     ("text", "match"),
     [
         ('metdata = "postgresql://db/h"\n', r"unknown setting 'metdata' \(did you mean 'metadata'"),

@@ -127,7 +127,11 @@ class Parquet(Source):
             with _open_parquet(path, param) as handle:
                 schema = pq.read_schema(handle)
         except (pa.ArrowInvalid, OSError, DataError) as exc:
-            problems.append(f"{param} file {path!r} is not a readable Parquet file: {exc}")
+            problems.append(
+                f"{param} file {path!r} is not a readable Parquet file: {exc}; write it again "
+                f"(a copy cut short, a file still being written), or point {param}= at a "
+                "Parquet file (a CSV file is read by sources.Csv)"
+            )
             return {}
         return {field.name: field.type for field in schema}
 

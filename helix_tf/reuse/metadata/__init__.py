@@ -46,6 +46,7 @@ from helix_tf.reuse.metadata._repair import (
 )
 from helix_tf.reuse.metadata._schema import SCHEMA_VERSION
 from helix_tf.reuse.metadata._store import MetadataStore, recorded_workflows
+from helix_tf.reuse.metadata._urls import sqlite_url
 
 __all__ = [
     "DatabaseCheck",
@@ -64,4 +65,5 @@ __all__ = [
     "set_aside",
     "read_only_url",
     "sqlite_file",
+    "sqlite_url",
 ]

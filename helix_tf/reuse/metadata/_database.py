@@ -83,6 +83,8 @@ def _cannot_open(file: str | None) -> str:
             f"; its folder {path.parent} cannot be written (SQLite keeps its journal beside "
             f"the file): grant write access to it, {fix}"
         )
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return f"; this user may not read and write {path}: fix its permissions, {fix}"
     return f"; check {path} and its folder's permissions, {fix}"
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from helix_tf.errors import StoreError
-from helix_tf.reuse.metadata._urls import database_url
+from helix_tf.reuse.metadata._urls import database_url, sqlite_path, sqlite_url
 
 if TYPE_CHECKING:
     from helix_tf.reuse.metadata._database import Database
@@ -74,7 +74,8 @@ def _open_schema(url: str, path: Path | None) -> Database:
     except StoreError as exc:
         db.close()
         unwritable = path is not None and not os.access(path.parent, os.W_OK)
-        if path is None or not unwritable or "unable to open database file" not in str(exc):
+        refused = ("unable to open database file", "readonly database")  # mount, mode
+        if path is None or not unwritable or not any(r in str(exc) for r in refused):
             raise
     db = Database(read_only_url(path))
     try:
@@ -88,16 +89,13 @@ def _open_schema(url: str, path: Path | None) -> Database:
 def read_only_url(path: Path) -> str:
     """The URL that opens the SQLite file at ``path`` read-only and immutable (no journal
     or lock files beside it: it opens in a folder that cannot be written)."""
-    return f"sqlite:///file:{path}?mode=ro&immutable=1&uri=true"
+    return sqlite_url(path, read_only=True)
 
 
 def sqlite_file(url: str) -> Path | None:
     """The file of a SQLite ``url``; None for a server database or SQLite in memory."""
-    full = database_url(url)
-    prefix = "sqlite:///"
-    if not full.startswith(prefix) or full == prefix:
-        return None
-    return Path(full[len(prefix) :].split("?", 1)[0])
+    path = sqlite_path(database_url(url))
+    return None if path is None else Path(path)
 
 
 def set_aside(url: str, *, clock: float | None = None) -> Path:

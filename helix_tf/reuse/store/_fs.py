@@ -28,6 +28,8 @@ _MANIFEST = "MANIFEST.json"
 _MARKER = "helix_store.json"
 _ARTIFACTS = "artifacts"
 _STAGING = "staging"
+#: The runs' leases (:mod:`helix_tf.reuse.store._leases`).
+_RUNS = "runs"
 _TMP_PREFIX = ".MANIFEST.json."
 _CHUNK = 1 << 20
 _FINGERPRINT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}")
@@ -123,6 +125,15 @@ class StoreFiles:
             fix = (
                 "a file is larger than its file system or your file-size limit (`ulimit -f`) "
                 "allows: raise the limit, or pass a --store on a file system that takes it"
+            )
+        elif isinstance(exc, PermissionError) and self.is_local:
+            # Reading an entry as much as writing one: a file another user left unreadable.
+            where = getattr(exc, "filename", None) or self.root
+            fix = (
+                f"this user may not {'read' if _reading(what) else 'write'} {where}: fix its "
+                "permissions (the store's files must be readable and writable by everyone "
+                f"who runs on it; for a group: chmod -R g+rwX {self.root}), or pass another "
+                "--store"
             )
         elif isinstance(exc, PermissionError) or "403" in str(exc) or "401" in str(exc):
             fix = (
@@ -296,6 +307,12 @@ def _create_local(path: str, data: bytes, token: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
     _fsync_dir(os.path.dirname(path))
+
+
+def _reading(what: str) -> bool:
+    """Whether the failed action ``what`` (``"failed to open ..."``) only reads the store."""
+    verbs = ("open", "look up", "check", "verify", "list")
+    return any(what.startswith(f"failed to {verb}") for verb in verbs)
 
 
 def _file_in_the_way(path: str | None) -> str | None:

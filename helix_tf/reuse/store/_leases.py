@@ -35,11 +35,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from helix_tf.identity import current_host, current_user, process_alive, process_start
-from helix_tf.reuse.store._fs import StoreFiles, _mtime
+from helix_tf.reuse.store._fs import _RUNS, StoreFiles, _mtime
 
 logger = logging.getLogger(__name__)
 
-_RUNS = "runs"
 #: Seconds after its last renewal that a lease of another host counts as dead.
 LEASE_EXPIRY = 900.0
 #: Seconds between renewals of a live lease.

@@ -23,7 +23,14 @@ from helix_tf.errors import StoreError
 from helix_tf.reuse.store._cleanup import Collector, GcReport, VerifyReport
 from helix_tf.reuse.store._commit import Committer
 from helix_tf.reuse.store._entries import Entries
-from helix_tf.reuse.store._fs import _ARTIFACTS, _MARKER, _STAGING, StoreFiles, _check_fingerprint
+from helix_tf.reuse.store._fs import (
+    _ARTIFACTS,
+    _MARKER,
+    _RUNS,
+    _STAGING,
+    StoreFiles,
+    _check_fingerprint,
+)
 from helix_tf.reuse.store._leases import LeaseInfo, Leases, RunLease, new_token
 from helix_tf.reuse.store._manifest import _SUPPORTED_FORMATS, FORMAT_VERSION, Manifest, Staging
 from helix_tf.reuse.store._open import Opener
@@ -390,8 +397,8 @@ def _init_root(files: StoreFiles, *, writing: bool = True) -> None:
     marker = files.paths.join(_MARKER)
     try:
         if files.is_local and (writing or not os.path.isfile(marker)):
-            os.makedirs(files.paths.join(_ARTIFACTS), exist_ok=True)
-            os.makedirs(files.paths.join(_STAGING), exist_ok=True)
+            for folder in (_ARTIFACTS, _STAGING, _RUNS):  # a file in the way is named
+                os.makedirs(files.paths.join(folder), exist_ok=True)
             if not os.access(files.root, os.W_OK):
                 raise PermissionError(errno.EACCES, "not writable", files.root)
         try:
