@@ -102,9 +102,11 @@ class BackgroundWrites(WriteNow):
             try:
                 size, seconds = future.result()
             except BaseException as exc:
+                if isinstance(exc, _Skipped):  # the failure it was queued behind
+                    name, exc = self._first_failure()
                 self._drain()
                 if not isinstance(exc, Exception):
-                    raise
+                    raise exc from None
                 raise BackgroundWriteError(
                     f"writing its output failed: {type(exc).__name__}: {exc}", node=name
                 ) from exc
@@ -112,6 +114,16 @@ class BackgroundWrites(WriteNow):
             self.inc(f"write_wait_micros/{name}", int((time.perf_counter() - t0) * 1e6))
             self.inc(f"write_micros/{name}", int(seconds * 1e6))
             self.inc(f"bytes/{name}", size)
+
+    def _first_failure(self) -> tuple[str, BaseException]:
+        """The node and error of the write that failed first (the writer's thread writes
+        in order and skips everything after it: that one is done)."""
+        for name, future in self._pending:
+            if future.done() and not future.cancelled():
+                error = future.exception()
+                if error is not None and not isinstance(error, _Skipped):
+                    return name, error
+        raise AssertionError("a write was skipped but none failed")  # pragma: no cover
 
     def _drain(self) -> None:
         """Drop the queued writes; wait for the one in progress (its files are finished)."""

@@ -80,6 +80,15 @@ def test_a_failed_write_names_its_node_and_drops_what_is_queued() -> None:
     writer.wait()  # nothing is left pending
 
 
+def test_waiting_for_a_node_queued_behind_a_failure_names_the_failed_node() -> None:
+    writer = BackgroundWrites(lambda k, v: None)
+    writer.submit("rows", lambda: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    writer.submit("examples", lambda: 1)
+    with pytest.raises(BackgroundWriteError, match="No space left") as caught:
+        writer.wait("examples")
+    assert caught.value.node == "rows"
+
+
 def test_leaving_on_an_error_waits_for_the_write_in_progress() -> None:
     """An error of the computation: the write under way finishes before it propagates
     (nothing writes into a staging folder the run then aborts)."""
