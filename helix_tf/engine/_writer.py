@@ -31,7 +31,7 @@ from types import TracebackType
 
 from helix_tf.errors import ExecutionError
 
-__all__ = ["BackgroundWriteError", "BackgroundWrites", "Inc", "WriteNow"]
+__all__ = ["BackgroundWriteError", "BackgroundWrites", "Inc"]
 
 #: ``inc(counter name, value)``: how a step counts rows, bytes and microseconds.
 Inc = Callable[[str, int], None]
@@ -41,33 +41,16 @@ class BackgroundWriteError(ExecutionError):
     """A background write of node ``node``'s files failed; ``__cause__`` is the error."""
 
 
-class WriteNow:
-    """Writes made in line, counted as :class:`BackgroundWrites` counts its own (what a
-    Beam worker's steps use: a bundle's files are written when it returns)."""
-
-    def __init__(self, inc: Inc) -> None:
-        self.inc = inc
-
-    def submit(self, node: str, write: Callable[[], int]) -> None:
-        """Write now: ``write()`` returns the bytes it wrote."""
-        t0 = time.perf_counter()
-        size = write()
-        self.inc(f"write_micros/{node}", int((time.perf_counter() - t0) * 1e6))
-        self.inc(f"bytes/{node}", size)
-
-    def wait(self, node: str | None = None) -> None:
-        """Nothing is pending."""
-
-
-class BackgroundWrites(WriteNow):
+class BackgroundWrites:
     """Writes handed to one background thread; counted (``inc``) in the caller's thread.
 
     A context manager: leaving it waits for every write (raising the first failure);
     leaving it on an error drops what is queued and waits for the write in progress.
+    (The Beam runners' steps write in line: a bundle's files are written when it returns.)
     """
 
     def __init__(self, inc: Inc) -> None:
-        super().__init__(inc)
+        self.inc = inc
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="helix-writer")
         self._pending: list[tuple[str, Future[tuple[int, float]]]] = []
         #: Set by the writer's thread when a write fails: it writes nothing after that.
