@@ -109,6 +109,7 @@ def test_leaving_on_an_error_waits_for_the_write_in_progress() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_a_failed_background_write_fails_the_run_and_stores_nothing(
     tiny_census_config: Path, store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
