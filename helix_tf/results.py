@@ -49,7 +49,7 @@ class NodeResult:
     The engine makes one per node (``reason`` empty: the plan's decision fills it),
     :class:`RunResult` carries them and the metadata database records them
     (``NodeRecord.from_result``). ``seconds`` is the time the node took in the run:
-    compute, load, write and other time.
+    compute, load, the writing it waited for and other time.
     """
 
     name: str
@@ -64,6 +64,9 @@ class NodeResult:
     compute_seconds: float = 0.0
     load_seconds: float = 0.0
     write_seconds: float = 0.0
+    #: Of ``write_seconds``, what the run waited for where a background writer wrote the
+    #: files beside other work (in-process preprocessing); None: written in line.
+    write_wait_seconds: float | None = None
     #: Of ``compute_seconds``, reading the node's inputs from files.
     read_seconds: float = 0.0
     #: Time that is neither computing, loading nor writing (deserialising a loaded
@@ -88,6 +91,9 @@ class NodeResult:
             "compute_seconds": round(self.compute_seconds, 4),
             "load_seconds": round(self.load_seconds, 4),
             "write_seconds": round(self.write_seconds, 4),
+            "write_wait_seconds": (
+                None if self.write_wait_seconds is None else round(self.write_wait_seconds, 4)
+            ),
             "read_seconds": round(self.read_seconds, 4),
             "rows": self.rows,
             "bytes": self.bytes,

@@ -53,6 +53,7 @@ def test_the_json_form_of_a_node_result_is_unchanged() -> None:
         "compute_seconds",
         "load_seconds",
         "write_seconds",
+        "write_wait_seconds",
         "read_seconds",
         "rows",
         "bytes",

@@ -37,6 +37,9 @@ class NodeTally:
     compute_seconds: float = 0.0
     load_seconds: float = 0.0
     write_seconds: float = 0.0
+    #: Of ``write_seconds``, what the run waited for, where its files were written by a
+    #: background writer beside other work (None: written in line, all waited for).
+    write_wait_seconds: float | None = None
     other_seconds: float = 0.0  # e.g. deserialising a loaded model
     #: Of ``compute_seconds``, the part spent reading the node's inputs from files
     #: (examples, source columns, stored feature batches): reported, never planned on.
@@ -47,9 +50,26 @@ class NodeTally:
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
+    def waited_write_seconds(self) -> float:
+        """The writing the run waited for: all of it unless written in the background."""
+        return self.write_seconds if self.write_wait_seconds is None else self.write_wait_seconds
+
+    def add_write(self, seconds: float) -> None:
+        """Writing made in line (a commit): the run waited for all of it."""
+        self.write_seconds += seconds
+        if self.write_wait_seconds is not None:
+            self.write_wait_seconds += seconds
+
+    @property
     def seconds(self) -> float:
-        """The time the run's node table shows: compute, load, write and other time."""
-        return self.compute_seconds + self.load_seconds + self.write_seconds + self.other_seconds
+        """The time the run's node table shows: compute, load, the writing it waited for
+        and other time."""
+        return (
+            self.compute_seconds
+            + self.load_seconds
+            + self.waited_write_seconds
+            + self.other_seconds
+        )
 
     def result(self, node: CompiledNode, state: str) -> NodeResult:
         """This node's :class:`NodeResult` (its ``reason`` is the plan's, filled in later)."""
@@ -66,6 +86,7 @@ class NodeTally:
             compute_seconds=self.compute_seconds,
             load_seconds=self.load_seconds,
             write_seconds=self.write_seconds,
+            write_wait_seconds=self.write_wait_seconds,
             read_seconds=self.read_seconds,
             other_seconds=self.other_seconds,
             meta=dict(self.meta),

@@ -210,7 +210,7 @@ class RunOutputs:
                 meta=meta,
                 compute_seconds=tally.compute_seconds,
             )
-            tally.write_seconds += time.perf_counter() - t0
+            tally.add_write(time.perf_counter() - t0)
             # None: someone else committed the same fingerprint meanwhile: use theirs.
             # (None again: that entry vanished too; ours is not stored.)
             stored = manifest or self.store.lookup(self.ctx.nodes[name].fingerprint)

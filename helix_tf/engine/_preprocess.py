@@ -180,7 +180,8 @@ class PreprocessingStep:
     def _share_out(self, computed: list[str], result: Any, *, wall: float) -> None:
         """Each node's times: its measured work plus a share of the pipeline's overhead."""
         measured_total = sum(result.seconds.get(n, 0.0) for n in computed) or 1e-9
-        overhead = max(wall - measured_total - sum(result.write_seconds.values()), 0.0)
+        # Writing the pipeline waited for (written in the background, the rest overlapped).
+        overhead = max(wall - measured_total - sum(result.write_wait_seconds.values()), 0.0)
         # Reading the batches of inputs that are not computed here (loaded features or
         # source) is part of the overhead shared out below; so is its read time.
         loaded_reads = sum(s for n, s in result.read_seconds.items() if n not in computed)
@@ -194,6 +195,7 @@ class PreprocessingStep:
                 tally.compute_seconds,
             )
             tally.write_seconds = result.write_seconds.get(name, 0.0)
+            tally.write_wait_seconds = result.write_wait_seconds.get(name, tally.write_seconds)
 
     def _record(self, name: str, result: Any, *, write: bool) -> None:
         """A computed node's meta (schema, cardinality, feature specs) and its output."""

@@ -29,6 +29,7 @@ from helix_tf.components.features._label import (
 )
 from helix_tf.components.sources import Source
 from helix_tf.engine import _user_calls, tables
+from helix_tf.engine._writer import BackgroundWrites
 from helix_tf.errors import DataError, ExecutionError, HelixError
 from helix_tf.roles import NodeState, Role, Split
 from helix_tf.types import LABEL, NUMERIC, ROW_ID
@@ -70,12 +71,24 @@ class BatchComputer:
         The preprocessing nodes that take part in this run, by name.
     states:
         Finalised analyzer states of computed features (vocabularies, moments).
+    writer:
+        The background writer of an in-process run
+        (:class:`~helix_tf.engine._writer.BackgroundWrites`); None: write in line.
     """
 
-    def __init__(self, nodes: Mapping[str, PreNode], states: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        nodes: Mapping[str, PreNode],
+        states: Mapping[str, Any],
+        *,
+        writer: BackgroundWrites | None = None,
+    ) -> None:
         self.nodes = dict(nodes)
         self.states = dict(states)
+        #: Who writes the batches in the background (and counts them); None: in line.
+        self.writer = writer
         self.seconds: dict[str, float] = {}
+        #: Seconds of the writes made in line (the writer counts its own).
         self.write_seconds: dict[str, float] = {}
         #: Seconds spent reading each node's stored batches (part of ``seconds``).
         self.read_seconds: dict[str, float] = {}
@@ -333,7 +346,7 @@ class BatchComputer:
     def compute_batch(self, split: str, k: int, order: list[str]) -> dict[str, tuple[int, int]]:
         """Compute every computed node of a batch, write those marked ``write``.
 
-        Returns {node: (rows, bytes written)}.
+        Returns {node: (rows, bytes written)}; bytes 0 where the writer writes them.
         """
         cache: dict[str, Any] = {}
         done: dict[str, tuple[int, int]] = {}
@@ -352,7 +365,10 @@ class BatchComputer:
                 cols[ROW_ID] = pa.array(cache["rows"], pa.int64())
                 table = pa.table(cols)
             size = 0
-            if node.write:
+            if node.write and self.writer is not None:  # it counts the bytes and seconds
+                write = functools.partial(tables.write_batch, node.root, split, k, table)
+                self.writer.submit(name, write)
+            elif node.write:
                 t0 = time.perf_counter()
                 size = tables.write_batch(node.root, split, k, table)
                 self.write_seconds[name] = (

@@ -19,6 +19,7 @@ from typing import Any
 
 from helix_tf.components.features import Feature
 from helix_tf.components.sources import Source
+from helix_tf.engine._writer import BackgroundWrites
 from helix_tf.engine.batch_compute import BatchComputer, PreNode, user_code_line
 from helix_tf.engine.read_steps import read_split
 from helix_tf.errors import ExecutionError, HelixError
@@ -49,7 +50,10 @@ class PreprocessResult:
     """What the pipeline measured: per node seconds, rows and bytes; feature states."""
 
     seconds: dict[str, float]
+    #: Seconds writing each node's files (in line, or the background writer's).
     write_seconds: dict[str, float]
+    #: Of ``write_seconds``, the seconds the run waited for them (all, when in line).
+    write_wait_seconds: dict[str, float]
     #: Of ``seconds``, reading each node's Parquet batches (keyed by the node read).
     read_seconds: dict[str, float]
     rows: dict[str, int]
@@ -186,10 +190,13 @@ def compute_batch(
     key: Key,
     stats: Sequence[Mapping[str, Any]],
     inc: Inc,
+    writer: BackgroundWrites | None = None,
 ) -> Key:
-    """Compute and write every computed node of one batch; check rows in = rows out."""
+    """Compute and write every computed node of one batch; check rows in = rows out.
+
+    ``writer``: writes the batch's files in the background (None: in line)."""
     split, k, expected = key
-    computer = BatchComputer(nodes, merge_states(stats))
+    computer = BatchComputer(nodes, merge_states(stats), writer=writer)
     done = computer.compute_batch(split, k, order)
     for name, (rows, size) in done.items():
         if rows != expected:
@@ -210,6 +217,7 @@ def _count_seconds(computer: BatchComputer, inc: Inc) -> None:
     for kind, seconds in (
         ("micros", computer.seconds),
         ("write_micros", computer.write_seconds),
+        ("write_wait_micros", computer.write_seconds),  # in line: the run waited for them
         ("read_micros", computer.read_seconds),
     ):
         for name, secs in seconds.items():
@@ -256,6 +264,7 @@ def preprocess_result(
     return PreprocessResult(
         seconds=_by_kind(counters, "micros", 1e6),
         write_seconds=_by_kind(counters, "write_micros", 1e6),
+        write_wait_seconds=_by_kind(counters, "write_wait_micros", 1e6),
         read_seconds=_by_kind(counters, "read_micros", 1e6),
         rows=rows,
         bytes=_by_kind(counters, "bytes"),
@@ -277,7 +286,9 @@ def run_preprocessing_here(
     Per source: read and write its batches; per analysis level, the partials of
     every training batch merged into that level's states; then every batch
     computed with all levels' states. States reach the caller through JSON, as
-    the pipeline's do.
+    the pipeline's do. The batches' files are written by a background thread beside
+    the computation (:mod:`helix_tf.engine._writer`), every one of them before this
+    returns (a source's before its batches are read back).
     """
     counters: collections.Counter[str] = collections.Counter()
 
@@ -287,36 +298,29 @@ def run_preprocessing_here(
     levels = analysis_levels(nodes, order)
     computed = computed_readers(nodes, order)
     states: dict[str, Any] = {}
-    for src in source_nodes(nodes, order):
-        snode = nodes[src]
-        if snode.state == NodeState.COMPUTE:
-            op = snode.op
-            assert isinstance(op, Source)
-            keys = [
-                key
-                for split in op.splits()
-                for key in read_split(src, op, snode.root, batch_rows, snode.sample, split, inc)
-            ]
-        else:
-            keys = list(known_batches.get(src, []))
-        if not [n for n in computed if nodes[n].source == src]:
-            continue
-        stats: list[dict[str, Any]] = []
-        for group in levels:
-            group = [n for n in group if nodes[n].source == src]
-            if not group:
+    with BackgroundWrites(inc) as writer:
+        for src in source_nodes(nodes, order):
+            snode = nodes[src]
+            if snode.state == NodeState.COMPUTE:
+                op = snode.op
+                assert isinstance(op, Source)
+                keys = [
+                    key
+                    for split in op.splits()
+                    for key in read_split(
+                        src, op, snode.root, batch_rows, snode.sample, split, inc, writer=writer
+                    )
+                ]
+                writer.wait(src)  # its batches are read back below
+            else:
+                keys = list(known_batches.get(src, []))
+            if not [n for n in computed if nodes[n].source == src]:
                 continue
-            combiner = StatsCombiner({n: nodes[n].op for n in group})  # type: ignore[misc]
-            acc = combiner.create_accumulator()
+            stats = _analysed(nodes, levels, src, keys, inc)
             for key in keys:
-                if key[0] == Split.TRAIN:
-                    for element in batch_partials(nodes, group, key, stats, inc):
-                        acc = combiner.add_input(acc, element)
-            stats.append(combiner.extract_output(acc))
-        for key in keys:
-            compute_batch(nodes, order, key, stats, inc)
-        if stats:
-            states.update(json.loads(json.dumps(merge_states(stats))))
+                compute_batch(nodes, order, key, stats, inc, writer)
+            if stats:
+                states.update(json.loads(json.dumps(merge_states(stats))))
     return preprocess_result(
         counters=counters,
         states=states,
@@ -325,3 +329,26 @@ def run_preprocessing_here(
         known_batches=known_batches,
         launch_seconds=0.0,
     )
+
+
+def _analysed(
+    nodes: Mapping[str, PreNode],
+    levels: list[list[str]],
+    src: str,
+    keys: Sequence[Key],
+    inc: Inc,
+) -> list[dict[str, Any]]:
+    """The analysis levels' states of the features reading ``src``, level by level."""
+    stats: list[dict[str, Any]] = []
+    for group in levels:
+        group = [n for n in group if nodes[n].source == src]
+        if not group:
+            continue
+        combiner = StatsCombiner({n: nodes[n].op for n in group})  # type: ignore[misc]
+        acc = combiner.create_accumulator()
+        for key in keys:
+            if key[0] == Split.TRAIN:
+                for element in batch_partials(nodes, group, key, stats, inc):
+                    acc = combiner.add_input(acc, element)
+        stats.append(combiner.extract_output(acc))
+    return stats

@@ -17,6 +17,7 @@ up with them; rows, row ids, order and batch boundaries equal the sequential rea
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -25,6 +26,7 @@ from typing import Any
 from helix_tf.components.sources import Source
 from helix_tf.components.sources._base import ReadShard
 from helix_tf.engine import tables
+from helix_tf.engine._writer import BackgroundWrites
 from helix_tf.errors import DataError
 
 __all__ = ["Piece", "SAMPLED_READ_ROWS", "SourceRead", "read_split", "shard_bytes"]
@@ -65,6 +67,8 @@ class SourceRead:
     root: str
     batch_rows: int
     sample: dict[str, Any] | None = None
+    #: Writes the final batches in the background (and counts them); None: in line.
+    writer: BackgroundWrites | None = None
 
     def _sampled(self, split: str) -> bool:
         return self.sample is not None and split == "train"
@@ -105,16 +109,18 @@ class SourceRead:
             parsed = self.op.read_shard(shard, batch_rows=self._read_rows(split), counters=counts)
         for j, table in enumerate(parsed):
             t1 = time.perf_counter()
-            if final:
-                size = tables.write_batch(self.root, split, j, table)
-            else:
-                size = tables.write_table(self._piece_path(split, shard.index, j), table)
-            t2 = time.perf_counter()
             inc(f"micros/{name}", int((t1 - t0) * 1e6))
-            inc(f"write_micros/{name}", int((t2 - t1) * 1e6))
-            if final or not self._sampled(split):  # a regrouped sample: counted in finish
+            if final and self.writer is not None:  # it counts the write
+                write = functools.partial(tables.write_batch, self.root, split, j, table)
+                self.writer.submit(name, write)
+            else:
+                path = tables.batch_path(self.root, split, j) if final else None
+                size = tables.write_table(path or self._piece_path(split, shard.index, j), table)
+                _count_write(inc, name, time.perf_counter() - t1)
+                if final or not self._sampled(split):  # a regrouped sample: counted in finish
+                    inc(f"bytes/{name}", size)
+            if final or not self._sampled(split):
                 inc(f"rows/{name}", table.num_rows)
-                inc(f"bytes/{name}", size)
             yield Piece(shard=shard.index, of=shard.of, j=j, rows=table.num_rows)
             t0 = time.perf_counter()
         skipped = counts.get("bad_rows_skipped", 0)
@@ -154,7 +160,7 @@ class SourceRead:
             yield (split, k, table.num_rows)
         for path in paths:
             tables.remove_file(path)
-        inc(f"write_micros/{self.name}", int((time.perf_counter() - t0) * 1e6))
+        _count_write(inc, self.name, time.perf_counter() - t0)
 
     def split(self, split: str, inc: Inc) -> Iterator[Key]:
         """Read one split in this process, shard after shard (the pipeline's steps in order)."""
@@ -170,11 +176,22 @@ def read_split(
     sample: dict[str, Any] | None,
     split: str,
     inc: Inc,
+    *,
+    writer: BackgroundWrites | None = None,
 ) -> Iterator[Key]:
-    """Read one split of a source in this process into Parquet batches; yield their keys."""
-    yield from SourceRead(name=name, op=op, root=root, batch_rows=batch_rows, sample=sample).split(
-        split, inc
+    """Read one split of a source in this process into Parquet batches; yield their keys.
+
+    ``writer``: writes the batches in the background (None: in line)."""
+    read = SourceRead(
+        name=name, op=op, root=root, batch_rows=batch_rows, sample=sample, writer=writer
     )
+    yield from read.split(split, inc)
+
+
+def _count_write(inc: Inc, name: str, seconds: float) -> None:
+    """A write made in line: its seconds, all of them waited for by the run."""
+    inc(f"write_micros/{name}", int(seconds * 1e6))
+    inc(f"write_wait_micros/{name}", int(seconds * 1e6))
 
 
 def _keep(fraction: float, seed: int) -> Callable[[Any], Any]:
