@@ -353,7 +353,8 @@ def test_a_machine_fault_while_reading_back_keeps_the_entry(
     from helix_tf.components import keras_models
     from helix_tf.errors import ExecutionError
 
-    api.run(tiny_census_config, store=store)
+    # Stored deliberately: whether the plan stores a tiny model depends on measured costs.
+    api.run(tiny_census_config, store=store, materialize="all")
     artifacts = ArtifactStore(store)
     model = next(m for m in artifacts.entries() if m.kind == "model")
     for m in artifacts.entries():
