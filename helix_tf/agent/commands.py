@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 import click
 
+from helix_tf.activity import local_store_folder
 from helix_tf.cli_common import SIZE, consoles, fail, json_stdout
 from helix_tf.errors import HelixError
 from helix_tf.json_output import json_text
@@ -177,7 +178,8 @@ def start(
     if data is not None:
         cmd += ["--data-dir", str(data)]
     if store:
-        cmd += ["--store", str(Path(store).resolve()) if "://" not in store else store]
+        folder = local_store_folder(store)  # ~ expanded as the run's store is (qa22)
+        cmd += ["--store", str(folder.resolve()) if folder is not None else store]
     if trials is not None:
         cmd += ["--trials", str(trials)]
     paths.folder.mkdir(parents=True, exist_ok=True)

@@ -100,3 +100,32 @@ def test_scratch_and_report_paths_written_with_a_tilde_are_in_the_home_folder(
     assert (home / "reports" / "r.html").is_file()
     assert f"report written to {home / 'reports' / 'r.html'}" in report.output
     assert not (tiny_census_config.parent / "~").exists()
+
+
+def test_agent_start_hands_the_agent_a_tilde_store_as_the_home_folder(
+    tiny_census_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``agent start --store=~/runs`` gave the agent process the folder ``~/runs`` under
+    the working directory (``Path.resolve`` does not expand ``~``) while the run's store
+    is the home folder's: the agent's trials reused nothing of the user's runs."""
+    from helix_tf.agent import commands
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tiny_census_config.parent)
+    started: list[list[str]] = []
+
+    class Exited:
+        pid, returncode = -1, 1
+
+        def __init__(self, cmd: list[str], **_: object) -> None:
+            started.append(cmd)
+
+        def poll(self) -> int:
+            return 1
+
+    monkeypatch.setattr(commands.subprocess, "Popen", Exited)
+    result = invoke("agent", "start", tiny_census_config, "--store=~/runs", "--wait", "1")
+    assert result.exit_code != 0  # the fake agent exited at once
+    (cmd,) = started
+    assert cmd[cmd.index("--store") + 1] == str((home / "runs").resolve())
