@@ -229,7 +229,9 @@ def read_split(root: str, split: str, columns: Sequence[str] | None = None) -> p
     files = sorted(f for f in os.listdir(folder) if f.endswith(".parquet"))
     if not files:
         return None
-    tables = [read_local(os.path.join(folder, f), list(columns) if columns else None) for f in files]
+    tables = [
+        read_local(os.path.join(folder, f), list(columns) if columns else None) for f in files
+    ]
     return pa.concat_tables(tables)
 
 

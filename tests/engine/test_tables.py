@@ -124,9 +124,7 @@ def _bag() -> Any:
     "columns",
     [None, ["x"], ["x.idx"], ["xy", "x"], ["x.val", "x.idx", "__row"], ["x", "x"], []],
 )
-def test_a_local_read_equals_pyarrows_read_table(
-    columns: list[str] | None, tmp_path: Path
-) -> None:
+def test_a_local_read_equals_pyarrows_read_table(columns: list[str] | None, tmp_path: Path) -> None:
     """``read_local`` (``ParquetFile.read``, without ``pq.read_table``'s one-file dataset:
     ~0.3 ms of ~1.1 ms a batch file) reads the table ``pq.read_table`` reads: the same
     columns in the asked order (repeated ones repeated), values, types, metadata; a dotted
@@ -149,7 +147,7 @@ def test_a_local_read_fails_as_pyarrows_read_table(tmp_path: Path) -> None:
 
     tables.write_batch(str(tmp_path), "train", 0, _awkward_table())
     path = tables.batch_path(str(tmp_path), "train", 0)
-    with pytest.raises(pa.ArrowInvalid, match="No match for FieldRef.Name\\(nope\\)"):
+    with pytest.raises(pa.ArrowInvalid, match=r"No match for FieldRef\.Name\(nope\)"):
         tables.read_local(path, ["x", "nope"])
     Path(path).write_bytes(b"PAR1 not a table")
     with pytest.raises(pa.ArrowInvalid) as expected:
