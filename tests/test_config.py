@@ -132,6 +132,18 @@ BAD_OVERRIDES = {
         r"-p learner\.l1=1e999: '1e999' is not finite \(it reads as inf\); pass finite",
     ),
     "inf_in_a_list": (["buckets=[1, -1e999]"], r"reads as \[1, -inf\]"),
+    # The last one was kept silently (QA pass 23): which one is the user's to say.
+    "repeated_key": (
+        ["learner.l1=0.1", "epochs=2", "learner.l1 = 0.2"],
+        r"-p learner\.l1 is given 2 times, with '0\.1' and '0\.2': give it once",
+    ),
+    # It said "Label has no parameter 'x'", no word of why the label (QA pass 23).
+    "examples_param": (
+        ["examples.x=1"],
+        r"-p examples\.x=1: node 'examples' \(examples\) is set through its label, Label, "
+        r"whose parameters are: .*'x' is not one of them\. Which features the examples hold "
+        r"is the config's list, not a parameter: add one with -p add:COLUMN=numeric",
+    ),
 }
 
 
@@ -253,6 +265,10 @@ def test_bad_overrides_and_the_configs_own_problems_are_reported_together(
     text = str(info.value)
     assert text.startswith(f"2 errors in {path.resolve()}:"), text
     assert "'l11'" in text and "column 'agee', which source 'rows' does not have" in text
+
+
+def test_the_same_value_given_twice_is_one_setting() -> None:
+    assert parse_overrides(["a=1", "a = 1", "b=x"]) == {"a": 1, "b": "x"}
 
 
 def test_parse_overrides_values() -> None:

@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 import numpy as np
@@ -38,6 +38,21 @@ __all__ = ["PreNode", "BatchComputer", "label_problem"]
 
 #: How each task's labels are stored in examples (binary stays int8, as before).
 _LABEL_TYPES = {"binary": pa.int8(), "multiclass": pa.int32(), "regression": pa.float64()}
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _past_float32(
+    op: Feature, columns: Mapping[str, str], read: Callable[[str], np.ndarray]
+) -> tuple[str, np.ndarray] | None:
+    """The numeric column ``op`` reads whose finite values pass float32's range, with its
+    values, if any (a float32 infinity in the feature, none in the data)."""
+    for col in op.inputs():
+        if isinstance(col, str) and columns.get(col) in ("int", "float"):
+            raw = np.asarray(read(col), dtype=np.float64)
+            if (np.isfinite(raw) & (np.abs(raw) > _FLOAT32_MAX)).any():
+                return col, raw
+    return None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -334,6 +349,19 @@ class BatchComputer:
                     break
         i = int(np.flatnonzero(bad)[0])
         where = _describe_row(self.nodes, src, split, int(cache["rows"][i]))
+        if what.startswith("feature") and isinstance(fop, Feature):
+            wide = _past_float32(fop, columns, lambda c: self.column(src, c, split, k, cache))
+            if wide is not None:
+                col, raw = wide
+                i = int(np.flatnonzero(np.abs(raw) > _FLOAT32_MAX)[0])
+                where = _describe_row(self.nodes, src, split, int(cache["rows"][i]))
+                raise DataError(
+                    f"column {col!r} is {float(raw[i])!r} on {where}, past float32's range "
+                    f"(+-{_FLOAT32_MAX:.4g}) that models compute in, and feature {feature!r} "
+                    "keeps it as it is: standardise it (F.Numeric(column), the default), or "
+                    "scale it down in a UDF",
+                    node=node.name,
+                )
         raise DataError(
             f"{what} is {shown[i]} on {where} ({int(bad.sum())} such rows in this "
             "batch), and a model needs finite numbers. An infinity in the data: add 'inf' and "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 import zlib
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -587,6 +588,88 @@ def test_numeric_statistics_are_the_same_bits_however_the_rows_are_batched(
 
     finite = x[np.isfinite(x)]
     assert exact_sum(finite) == sum(Fraction(v) for v in finite.tolist()) * 2**_SCALE
-    if len(finite):  # the sum rounded once, divided once
+    if len(finite):  # the exact mean, rounded once
         exact = sum(Fraction(v) for v in finite.tolist())
-        assert whole["mean"] == float(exact) / len(finite)
+        assert whole["mean"] == float(exact / len(finite))
+
+
+def _within_ulps(value: float, exact_square: Fraction, ulps: int = 1) -> bool:
+    """``value`` is within ``ulps`` of the square root of ``exact_square`` (exact test)."""
+    lo, hi = value, value
+    for _ in range(ulps):
+        lo, hi = math.nextafter(lo, 0.0), math.nextafter(hi, math.inf)
+    return Fraction(lo) ** 2 <= exact_square <= Fraction(hi) ** 2
+
+
+_ANY_FINITE = st.floats(allow_nan=False, allow_infinity=False, width=64)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    values=st.lists(
+        _ANY_FINITE
+        | st.sampled_from([1e308, -1e308, 1.7e308, 1e200, 1.3e154, 1e9, 1e9 + 1, 5e-324, 0.0])
+        | st.builds(lambda k: 1e9 + k, st.integers(0, 3)),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_numeric_statistics_are_the_exact_ones_for_every_finite_input(values: list[float]) -> None:
+    """The mean and std of a Numeric feature are the exact ones rounded (the std within an
+    ulp) for every finite input, and every standardised value is finite and where the exact
+    one is. A value past 1.3e154 made the std infinite and every standardised value 0;
+    values 1e9 + {0, 1, 2} gave std 1 (the float sum of squares cancelled); two values of
+    1e308 failed with OverflowError."""
+    feature = F.Numeric("x")
+    analyzer = feature.analyzer()
+    assert analyzer is not None
+    x = np.array(values, dtype=np.float64)
+    state = analyzer.finalize(analyzer.add(analyzer.create(), [x]))
+    exact = [Fraction(v) for v in values]
+    n = len(exact)
+    mean = sum(exact) / n
+    var = sum((v - mean) ** 2 for v in exact) / n
+    assert state["mean"] == float(mean)
+    assert state["count"] == n
+    if state["std"] == 1.0 and (var == 0 or float(var) < 5e-324):  # constant (or nearly 0)
+        pass
+    else:
+        assert _within_ulps(state["std"], var), (state["std"], float(var))
+    z = feature.transform([x], state, n)
+    assert np.isfinite(z).all()
+    assert np.abs(z).max() <= math.sqrt(n) * (1 + 1e-6)  # a z-score is at most sqrt(n - 1)
+    if state["std"] != 1.0 or var == 1:
+        reference = [float((v - mean) / Fraction(state["std"])) for v in exact]
+        # x - mean rounds in float64 where the exact mean does not fit one (1e16 + 4/3)
+        slack = [float(abs(Fraction(state["mean"]) - mean) / Fraction(state["std"]))] * n
+        assert np.all(np.abs(z - reference) <= 1e-6 * np.maximum(1, np.abs(reference)) + slack)
+
+
+def test_numeric_statistics_of_columns_in_the_usual_range_agree_with_numpy() -> None:
+    """Where float64's formulas are accurate (no overflow, no cancellation), the exact
+    statistics agree with numpy's and with a longdouble reference."""
+    rng = np.random.default_rng(3)
+    for x in (rng.normal(40, 12, 5000), rng.integers(0, 10**6, 3000).astype(float)):
+        analyzer = F.Numeric("x").analyzer()
+        assert analyzer is not None
+        halves = [analyzer.add(analyzer.create(), [p]) for p in np.array_split(x, 3)]
+        state = analyzer.finalize(analyzer.merge(halves))
+        assert state["mean"] == pytest.approx(float(np.mean(x)), rel=1e-15)
+        assert state["std"] == pytest.approx(float(np.std(x)), rel=1e-13)
+        wide = x.astype(np.longdouble)
+        assert state["std"] == pytest.approx(float(np.std(wide)), rel=1e-13)
+
+
+def test_exact_square_sum_is_exact_for_every_float_range() -> None:
+    from helix_tf.components.features._numeric import _SCALE, exact_square_sum
+
+    rng = np.random.default_rng(4)
+    x = np.concatenate(
+        [
+            rng.normal(0, 1, 70_000) * 10.0 ** rng.integers(-320, 308, 70_000),
+            [5e-324, -1.7976931348623157e308, 0.0, -0.0, 3.0],
+        ]
+    )
+    x = x[np.isfinite(x)]
+    expected = sum(Fraction(v) ** 2 for v in x.tolist()) * 2 ** (2 * _SCALE)
+    assert exact_square_sum(x) == expected

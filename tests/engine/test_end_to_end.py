@@ -557,7 +557,7 @@ def workflow(params):
     options = dict(CENSUS_CSV_OPTIONS, columns=columns)
     wf.source("rows", sources.Csv(train=params.train, test=params.test, **options))
     age = wf.feature("age", F.Numeric("age"))
-    hours = wf.feature("hours", F.Numeric("hours_per_week"))
+    hours = wf.feature("hours", F.Numeric("hours_per_week", standardize="$udf" != "raw"))
 
     @wf.udf("log_gain", batched=True)
     def log_gain(batch):
@@ -572,7 +572,11 @@ def workflow(params):
 """
 
 
-@pytest.mark.parametrize("udf", ["no", "yes"], ids=["inf-in-the-data", "udf-gives-minus-inf"])
+@pytest.mark.parametrize(
+    "udf",
+    ["no", "yes", "raw"],
+    ids=["inf-in-the-data", "udf-gives-minus-inf", "past-float32-unstandardised"],
+)
 def test_a_non_finite_feature_fails_before_training_naming_the_row(
     make_config: Callable[..., Path],
     census_like: tuple[Path, Path],
@@ -584,15 +588,20 @@ def test_a_non_finite_feature_fails_before_training_naming_the_row(
     then failed in evaluation with "apply a sigmoid to logits first"."""
     lines = census_like[0].read_text().split("\n")
     fields = lines[11].split(", ")
-    fields[12] = "inf"  # hours_per_week of line 12
+    fields[12] = "1e39" if udf == "raw" else "inf"  # hours_per_week of line 12
     lines[11] = ", ".join(fields)
     train = tmp_path / "inf.data"
     train.write_text("\n".join(lines))
-    data = train if udf == "no" else census_like[0]
+    data = census_like[0] if udf == "yes" else train
     config = make_config(NOT_FINITE, train=data, test=census_like[1], udf=udf)
     with pytest.raises(DataError) as info:
         api.run(config, store=store)
     message = str(info.value)
+    if udf == "raw":  # finite in the data, infinite as the model's float32: said so
+        assert f"column 'hours_per_week' is 1e+39 on line 12 of {train}" in message, message
+        assert "past float32's range" in message and "standardise it" in message, message
+        assert info.value.node == "examples"
+        return
     if udf == "no":
         assert f"column 'hours_per_week' is inf on line 12 of {train}" in message, message
     else:
