@@ -228,13 +228,22 @@ class BatchComputer:
                 out = _transform(node, state, vals, n, batch)
             else:  # private inputs; the first batch twice (engine._user_calls)
                 twice = not node.volatile and _user_calls.first_call(op)
-                again = _user_calls.repeat_inputs(op, vals, n) if twice else None
+                held = _user_calls.StateSnapshot.of(op) if twice else None
                 out = _transform(node, state, [_user_calls.private(v) for v in vals], n, batch)
-                if again is not None:
-                    repeated = _transform(node, state, again[0], again[1], batch)
+                # Again on the same rows; where the first call wrote state, once more as
+                # another first batch: its state put back, the batch's first half.
+                for restored in (False, True) if held is not None else ():
+                    if restored and held is not None:
+                        if not held.changed():
+                            break
+                        held.restore()
+                    rows = _user_calls.repeat_inputs(op, vals, n, other_batch=restored)
+                    repeated = _transform(node, state, rows[0], rows[1], batch)
                     try:
-                        first = _user_calls.head(out, again[1])
-                        _user_calls.check_repeat(op, first, repeated, cache.get("rows"))
+                        first = _user_calls.head(out, rows[1])
+                        _user_calls.check_repeat(
+                            op, first, repeated, cache.get("rows"), restored=restored
+                        )
                     except HelixError as exc:
                         _raise_named(exc, name)
             if len(out) != n:
