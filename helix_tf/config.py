@@ -214,6 +214,12 @@ class Params:
         return p if p.is_dir() else None
 
 
+#: The names ``Params`` answers itself: a PARAMS key among them would be shadowed.
+_PARAMS_OWN = frozenset(name for name in dir(Params) if not name.startswith("_")) | {
+    f.name for f in dataclasses.fields(Params)
+}
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class LoadedConfig:
     workflow: Workflow
@@ -383,6 +389,17 @@ def _declared_params(module: Any, path: Path) -> dict[str, Any]:
             f"PARAMS must be a dict of parameter names to their defaults, e.g. "
             f'PARAMS = {{"scale": 1}}, but got {_shortened(declared)} '
             f"(a {type(declared).__name__})",
+            path=str(path),
+        )
+    shadowed = sorted(k for k in declared if k in _PARAMS_OWN)
+    if shadowed:  # params.values is the dict of every value, params.data a method
+        raise ConfigError(
+            [
+                f"PARAMS declares {k!r}, a name params has for its own "
+                f"{'method' if callable(getattr(Params, k, None)) else 'attribute'} "
+                f"(params.{k} would not read your value): rename it, e.g. {k + '_'!r}"
+                for k in shadowed
+            ],
             path=str(path),
         )
     return dict(declared)

@@ -237,6 +237,18 @@ def test_none_for_a_text_param_is_none(
     assert load_config(config, ["transform=log1p"]).params["transform"] == "log1p"
 
 
+@pytest.mark.parametrize("name", ["values", "data", "get", "work_dir"])
+def test_a_params_key_that_params_answers_itself_is_refused(
+    make_config: Callable[..., Path], census_like: tuple[Path, Path], name: str
+) -> None:
+    """``PARAMS = {"values": [1, 2]}``: ``params.values`` was the dict of every value (and
+    ``params.data`` a method), silently not the value declared (QA pass 23)."""
+    body = FLAGS.replace('"tag": "base"', f'"tag": "base", "{name}": 3')
+    config = make_config(body, train=census_like[0], test=census_like[1])
+    with pytest.raises(ConfigError, match=rf"PARAMS declares '{name}', a name params has for"):
+        load_config(config)
+
+
 def test_several_bad_overrides_are_reported_together(config: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(config, ["lerner.l1=0.1", "learner.l11=0.1"])

@@ -660,6 +660,12 @@ def test_numeric_statistics_of_columns_in_the_usual_range_agree_with_numpy() -> 
         assert state["std"] == pytest.approx(float(np.std(wide)), rel=1e-13)
 
 
+def test_bucketize_boundaries_with_nan_are_named_as_such() -> None:
+    """A NaN boundary was "must be strictly increasing" (sorted() leaves NaN in place)."""
+    with pytest.raises(ConfigError, match=r"boundaries must be numbers, but got \[1\.0, nan\]"):
+        F.Bucketize("x", boundaries=[1.0, float("nan")])
+
+
 def test_exact_square_sum_is_exact_for_every_float_range() -> None:
     from helix_tf.components.features._numeric import _SCALE, exact_square_sum
 

@@ -199,6 +199,8 @@ class Bucketize(Feature):
         b = list(self.boundaries)
         if not b:
             return ["boundaries must not be empty"]
+        if any(math.isnan(x) for x in b):  # sorted() leaves a NaN where it is
+            return [f"boundaries must be numbers, but got {b} (NaN cuts nothing)"]
         if b != sorted(set(b)):
             return [f"boundaries must be strictly increasing, but got {b}"]
         return []
