@@ -12,14 +12,17 @@ import numpy as np
 __all__ = ["power_of_two", "standardized", "target_spread"]
 
 
-def standardized(x: np.ndarray, mean: float, std: float) -> np.ndarray:
-    """``(x - mean) / std`` in float64, finite for finite ``x``, ``mean`` and ``std``: where
-    ``x - mean`` is past float64's range (``1e308 - -1e308``) each term is divided first."""
+def standardized(x: np.ndarray, mean: float, std: float, residual: float = 0.0) -> np.ndarray:
+    """``(x - mean - residual) / std`` in float64 (``residual``: what rounding left out of
+    the mean, or 0), finite for finite ``x``, ``mean`` and ``std``: where ``x - mean`` is
+    past float64's range (``1e308 - -1e308``) each term is divided first."""
     with np.errstate(over="ignore"):
         z = (np.asarray(x, dtype=np.float64) - mean) / std
     over = np.isinf(z) & np.isfinite(x)
     if math.isfinite(mean) and over.any():
         z[over] = np.asarray(x, dtype=np.float64)[over] / std - mean / std
+    if residual:
+        z -= residual / std
     return z
 
 

@@ -554,7 +554,7 @@ def test_every_user_function_feature_checks_its_declared_output() -> None:
 @settings(max_examples=60, deadline=None)
 @given(
     values=st.lists(
-        st.floats(allow_infinity=False, width=64, min_value=-1e150, max_value=1e150)
+        st.floats(allow_infinity=False, width=64)  # any finite value, or NaN (missing)
         | st.sampled_from([NAN, 0.1, 0.2, 0.3, 1e-320, -0.0, 5e-324, 1e16, 1.0 + 2**-52, 1e300]),
         min_size=1,
         max_size=60,
@@ -598,7 +598,9 @@ def _within_ulps(value: float, exact_square: Fraction, ulps: int = 1) -> bool:
     lo, hi = value, value
     for _ in range(ulps):
         lo, hi = math.nextafter(lo, 0.0), math.nextafter(hi, math.inf)
-    return Fraction(lo) ** 2 <= exact_square <= Fraction(hi) ** 2
+    return Fraction(lo) ** 2 <= exact_square and (
+        math.isinf(hi) or exact_square <= Fraction(hi) ** 2  # the std of +-1.8e308: 1.8e308
+    )
 
 
 _ANY_FINITE = st.floats(allow_nan=False, allow_infinity=False, width=64)
@@ -631,18 +633,18 @@ def test_numeric_statistics_are_the_exact_ones_for_every_finite_input(values: li
     var = sum((v - mean) ** 2 for v in exact) / n
     assert state["mean"] == float(mean)
     assert state["count"] == n
-    if state["std"] == 1.0 and (var == 0 or float(var) < 5e-324):  # constant (or nearly 0)
+    if state["std"] == 1.0 and var < Fraction(5e-324):  # constant (or next to it)
         pass
     else:
-        assert _within_ulps(state["std"], var), (state["std"], float(var))
+        assert _within_ulps(state["std"], var), (state["std"], var)
     z = feature.transform([x], state, n)
     assert np.isfinite(z).all()
-    assert np.abs(z).max() <= math.sqrt(n) * (1 + 1e-6)  # a z-score is at most sqrt(n - 1)
+    assert np.abs(z).max() <= math.sqrt(n) * (1 + 1e-6) + 1e-6  # at most sqrt(n - 1)
     if state["std"] != 1.0 or var == 1:
-        reference = [float((v - mean) / Fraction(state["std"])) for v in exact]
-        # x - mean rounds in float64 where the exact mean does not fit one (1e16 + 4/3)
-        slack = [float(abs(Fraction(state["mean"]) - mean) / Fraction(state["std"]))] * n
-        assert np.all(np.abs(z - reference) <= 1e-6 * np.maximum(1, np.abs(reference)) + slack)
+        # the exact z-scores, to float32's precision: also where the spread is a few of
+        # the mean's last bits (x - mean alone was off by up to 2 there)
+        reference = np.array([float((v - mean) / Fraction(state["std"])) for v in exact])
+        assert np.all(np.abs(z - reference) <= 1e-6 * np.maximum(1, np.abs(reference)))
 
 
 def test_numeric_statistics_of_columns_in_the_usual_range_agree_with_numpy() -> None:

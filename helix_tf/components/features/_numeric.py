@@ -138,11 +138,15 @@ class _MomentsAnalyzer(Analyzer):
             return {"mean": special, "std": 1.0, "count": int(n)}
         if n == 0:
             return {"mean": 0.0, "std": 1.0, "count": 0}
-        mean = float(Fraction(s, n << _SCALE))  # between the least and greatest value
+        exact = Fraction(s, n << _SCALE)
+        mean = float(exact)  # between the least and greatest value
         # n**2 * var * 2**(2 * _SCALE) = n * sum(x**2) - sum(x)**2, exactly (>= 0)
         spread = n * ss - s * s
         std = _sqrt_ratio(spread, n << _SCALE) if spread else 0.0
-        return {"mean": mean, "std": std or 1.0, "count": int(n)}
+        # What rounding the mean left out: where the spread is a few of the mean's last
+        # bits (1.6e9 + 1e-7 * k), x - mean alone is off by up to 2 standard deviations.
+        residual = float(exact - Fraction(mean))
+        return {"mean": mean, "std": std or 1.0, "count": int(n), "residual": residual}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,7 +181,7 @@ class Numeric(Feature):
         x = np.where(np.isnan(x), state["mean"], x)
         if self.standardize:
             with np.errstate(invalid="ignore"):  # inf - inf: the examples name the row
-                x = standardized(x, state["mean"], state["std"])
+                x = standardized(x, state["mean"], state["std"], state.get("residual", 0.0))
         with np.errstate(over="ignore"):  # past float32's range: the examples name the row
             return x.astype(np.float32)
 
