@@ -458,6 +458,27 @@ def test_a_train_file_without_rows_names_the_file(
     _assert_store_has_only_complete_entries(store)
 
 
+def test_a_test_file_without_rows_fails_before_the_training(
+    bad_config: Path, tmp_path: Path, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A header-only test file failed with "no 'test' split" once the model was trained
+    (the predict step read it): on diamonds' 4,000 rows, 5-6 s of training first (QA
+    pass 23). Now the run fails as preprocessing ends, before any training."""
+    from helix_tf.engine._learning import LearningSteps
+
+    def no_training(self: object, node: object) -> None:
+        raise AssertionError("trained before the empty split was reported")
+
+    monkeypatch.setattr(LearningSteps, "train", no_training)
+    empty = tmp_path / "empty.data"
+    empty.write_text("|1x3 Cross validator\n")
+    with pytest.raises(ExecutionError) as info:
+        api.run(bad_config, store=store, params=[f"rows.test={empty}", "rows.skip_lines=1"])
+    message = str(info.value)
+    assert "the examples have no 'test' split: no row reached it" in message, message
+    assert f"{empty} (1 non-blank line)" in message and info.value.node == "examples"
+
+
 def test_missing_label_names_the_row_and_column(
     bad_config: Path, broken_files: dict[str, Path], store: str
 ) -> None:
