@@ -25,9 +25,9 @@ class written outside helix_tf) may do two things no fingerprint shows:
   checked.
 - **fix state at its first call** (``CACHE.setdefault("n", len(batch))``): computed
   again, it gives the same values, but they follow the size of the first batch of the
-  process. The mutable containers (dict, list, set, bytearray) the user code names
-  directly (its globals, its closure, those of the functions of its module it calls) are
-  copied shallowly before the first batch (:class:`StateSnapshot`); where the first call
+  process. The mutable containers (dict, list, set, bytearray, their subclasses) the
+  user code names directly (its globals, its closure, those of the functions of its
+  module it calls) are copied shallowly before the first batch (:class:`StateSnapshot`); where the first call
   changed one, they are put back as they were and the second call is on the batch's
   first half (at most :data:`REPEAT_ROWS` rows): another first batch. A memo cache gives
   the same values again; state fixed by the batch does not. An object's attribute
@@ -187,7 +187,7 @@ def _containers(fn: types.FunctionType, found: dict[int, Any], seen: set[int]) -
     values = [fn.__globals__.get(name) for c in _codes(fn.__code__) for name in c.co_names]
     values += [cell.cell_contents for cell in fn.__closure__ or () if _filled(cell)]
     for v in values:
-        if isinstance(v, _MUTABLE) and type(v) in _MUTABLE:
+        if isinstance(v, _MUTABLE):  # defaultdict, OrderedDict, Counter too
             found[id(v)] = v
         elif isinstance(v, types.FunctionType) and v.__module__ == fn.__module__:
             _containers(v, found, seen)

@@ -99,6 +99,12 @@ STATEFUL = {
         "* _size(batch)\n",
         "F.Udf(f, batched=True)",
     ),
+    "state its first call sets in a defaultdict": (
+        "import collections\nSIZES = collections.defaultdict(int)\n\ndef f(batch):\n"
+        "    SIZES['n'] = SIZES['n'] or len(batch)\n"
+        "    return batch['age'].to_numpy(dtype=float) / SIZES['n']\n",
+        "F.Udf(f, batched=True)",
+    ),
     "state its first call sets in a closure": (
         "def _make():\n    seen = {}\n    def f(batch):\n"
         "        return batch['age'].to_numpy(dtype=float) - seen.setdefault('n', len(batch))\n"
