@@ -640,6 +640,7 @@ def test_numeric_statistics_are_the_exact_ones_for_every_finite_input(values: li
     z = feature.transform([x], state, n)
     assert np.isfinite(z).all()
     assert np.abs(z).max() <= math.sqrt(n) * (1 + 1e-6) + 1e-6  # at most sqrt(n - 1)
+    assert feature.transform([np.array([NAN])], state, 1).tolist() == [0.0]  # the mean
     if state["std"] != 1.0 or var == 1:
         # the exact z-scores, to float32's precision: also where the spread is a few of
         # the mean's last bits (x - mean alone was off by up to 2 there)

@@ -178,10 +178,12 @@ class Numeric(Feature):
 
     def transform(self, values: list[Any], state: Any, n: int) -> np.ndarray:
         x = np.asarray(values[0], dtype=np.float64)
-        x = np.where(np.isnan(x), state["mean"], x)
+        missing = np.isnan(x)
+        x = np.where(missing, state["mean"], x)
         if self.standardize:
             with np.errstate(invalid="ignore"):  # inf - inf: the examples name the row
                 x = standardized(x, state["mean"], state["std"], state.get("residual", 0.0))
+            x[missing] = 0.0  # the training mean: 0 exactly, whatever the mean's rounding
         with np.errstate(over="ignore"):  # past float32's range: the examples name the row
             return x.astype(np.float32)
 
