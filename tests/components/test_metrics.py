@@ -270,6 +270,26 @@ def test_a_custom_metric_keeping_state_between_calls_fails() -> None:
     assert math.isnan(nan.compute([1, 0], [0.5, 0.5])["undefined"])
 
 
+@pytest.mark.parametrize("unit", [1e200, 2.0**600, 1e300])
+def test_regression_metrics_of_any_finite_size_follow_their_unit(unit: float) -> None:
+    """Errors past 1.3e154 had RMSE inf (their squares overflowed), R² nan, residual std
+    inf (QA pass 23): the values are divided by a power of two past 2**500 and what
+    depends on the unit multiplied back, also in bootstraps."""
+    rng = np.random.default_rng(5)
+    y, s = rng.normal(1.0, 0.5, 200), rng.normal(1.0, 0.5, 200)
+    for metric in (M.RMSE(), M.MAE(), M.R2(), M.Residuals()):
+        plain, wide = metric.compute(y, s), metric.compute(y * unit, s * unit)
+        ratio = 1.0 if isinstance(metric, M.R2) else unit
+        for key, value in plain.items():
+            assert wide[key] == pytest.approx(value * ratio, rel=1e-12, abs=1e-300), key
+    low, high = M.RMSE().bootstrap(y * unit, s * unit, samples=40, seed=2)["rmse"]
+    assert math.isfinite(low) and math.isfinite(high) and low <= plain_rmse(y, s) * unit <= high
+
+
+def plain_rmse(y: np.ndarray, s: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((y - s) ** 2)))
+
+
 def test_bootstrap_at_100k_rows_reads_the_rows_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """200 resamples of 100k rows cost one pass over the rows: the rows are tallied once
     into a confusion matrix and each resample draws its counts from the tally (the budget
