@@ -169,7 +169,7 @@ def _callable_hint(value: Any) -> str:
         return (
             f"; an operator is not a node: declare it first as a {kind} node, e.g. "
             f'inner = wf.{kind}("inner", {value.op_name}(...)), and pass inner'
-            if kind in ("feature", "source")
+            if kind in (Role.FEATURE, Role.SOURCE)
             else "; an operator is not a node: declare it with the workflow and pass that"
         )
     if not callable(value):
