@@ -124,7 +124,9 @@ class LearningSteps:
         seed = approx["seed"]
 
         def draw() -> Any:
-            table, _ = self.inputs.examples_split(ex, "train")
+            table, _ = self.inputs.read_input(
+                node.name, lambda: self.inputs.examples_split(ex, "train")
+            )
             kept = keep_mask(table.column(ROW_ID).to_numpy(), fraction, seed)
             problem = sample_problem(
                 table.column(LABEL).to_numpy(),
@@ -137,16 +139,14 @@ class LearningSteps:
                 raise DataError(problem, node=node.name)
             return table.filter(kept)
 
-        def read() -> Any:
-            manifest = self.ctx.manifests.get(ex)
-            if self.ctx.states.get(ex) != NodeState.LOAD or manifest is None or not art.local:
-                return draw()  # computed by this run: its files are not the store's yet
-            content = tuple(
-                (f.path, f.bytes, f.sha256) for f in manifest.files if f.path.startswith("train/")
-            )
-            return sampled_rows(os.path.join(art.local, "train"), content, fraction, seed, draw)
-
-        return self.inputs.read_input(node.name, read), meta, label
+        manifest = self.ctx.manifests.get(ex)
+        if self.ctx.states.get(ex) != NodeState.LOAD or manifest is None or not art.local:
+            return draw(), meta, label  # computed by this run: its files are not the store's yet
+        content = tuple(
+            (f.path, f.bytes, f.sha256) for f in manifest.files if f.path.startswith("train/")
+        )
+        folder = os.path.join(art.local, "train")
+        return sampled_rows(folder, content, fraction, seed, draw), meta, label
 
     def _prepared_examples(
         self, node: CompiledNode, ex: str, approx: dict[str, Any]
