@@ -413,7 +413,8 @@ def _handle(
                 )
                 conn.send({"importance": found})
             else:
-                keras_models.save_model(model, request["path"])
+                with _umask(request.get("umask")):  # the run's, as if it wrote the file
+                    keras_models.save_model(model, request["path"])
                 conn.send({"saved": request["path"]})
         except Exception as exc:
             conn.send({"error": repr(exc)})
@@ -438,6 +439,19 @@ def _handle(
         kept.popitem(last=False)
     conn.send({"weights": weights, "losses": losses, "model": token, "linear": linear})
     return request["training"]  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def _umask(mask: int | None) -> Iterator[None]:
+    """The body's files take ``mask`` (None: this process' own umask)."""
+    if mask is None:
+        yield
+        return
+    before = os.umask(int(mask))
+    try:
+        yield
+    finally:
+        os.umask(before)
 
 
 def _recycled(kept: OrderedDict[str, Kept], key: str) -> Any:

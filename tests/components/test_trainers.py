@@ -334,3 +334,52 @@ def test_a_training_that_goes_elsewhere_imports_no_tensorflow_here(
         check=True,
     )
     assert done.stdout.strip() == str(imported)
+
+
+def _model_file(path: Path) -> tuple[Any, dict[str, bytes]]:
+    """A ``.keras`` file's configuration (without Keras' per-process object ids) and its
+    weights file's arrays by name, as bytes."""
+    import io
+    import zipfile
+
+    import h5py
+
+    def scrub(o: Any) -> Any:
+        if isinstance(o, dict):
+            return {k: scrub(v) for k, v in o.items() if k != "shared_object_id"}
+        return [scrub(v) for v in o] if isinstance(o, list) else o
+
+    with zipfile.ZipFile(path) as z:
+        config = scrub(json.loads(z.read("config.json")))
+        arrays: dict[str, bytes] = {}
+        with h5py.File(io.BytesIO(z.read("model.weights.h5")), "r") as f:
+            f.visititems(
+                lambda n, o: (
+                    arrays.__setitem__(n, np.asarray(o).tobytes())
+                    if isinstance(o, h5py.Dataset)
+                    else None
+                )
+            )
+    return config, arrays
+
+
+@pytest.mark.parametrize("name", ["linear-binary-l2", "widedeep-binary", "dnn-bf16-multiclass"])
+def test_a_plain_process_saves_the_model_a_kept_trainers_copy_saves(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain process returns the compiled model it trained; its ``.keras`` file held the
+    compile configuration and the optimizer's slots, which a served run's (the trainer's
+    copy) never did: one training, two files (QA 24)."""
+    from helix_tf.components import keras_models as km
+
+    files = []
+    for kept in ("0", "4"):  # a plain process; a long-lived one (the server's trainer)
+        monkeypatch.setenv("HELIX_TF_TRAINERS", kept)
+        _, stats, _ = _train(name)
+        km.save_model(stats["model"], str(tmp_path / f"{kept}.keras"))
+        files.append(_model_file(tmp_path / f"{kept}.keras"))
+    (plain_config, plain_arrays), (copy_config, copy_arrays) = files
+    assert not plain_config.get("compile_config")  # no optimizer, loss, metrics
+    assert not [n for n in plain_arrays if n.startswith("optimizer")]
+    assert plain_config == copy_config
+    assert plain_arrays == copy_arrays
