@@ -36,7 +36,12 @@ def save_model(model: Any, path: str) -> None:
     file is what a served run, a regression's rescaled model or a kept trainer's copy
     writes (QA 24: a local run's file alone held Adam's 20 slots and its loss).
     """
-    if getattr(model, "compiled", False) is True and hasattr(model, "input"):
+    from helix_tf.components import trainers
+
+    if isinstance(model, trainers.RemoteModel):  # asking it for Keras attributes builds it here
+        model.save(path)
+        return
+    if getattr(model, "compiled", False) is True:
         keras = _k()
         model = keras.Model(inputs=model.input, outputs=model.output, name=model.name)
     model.save(path)
