@@ -437,11 +437,8 @@ class RemoteModel:
 
     def save(self, path: str) -> None:
         """Write the model as a ``.keras`` file at ``path``."""
-        from helix_tf._files import process_umask
-
         path = os.path.abspath(path)
-        # Written by the other process, with this one's permissions.
-        if self._call({"op": "save", "path": path, "umask": process_umask()}) is None:
+        if self._call({"op": "save", "path": path}) is None:
             self.local().save(path)
 
     def feature_weights(self, features: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:

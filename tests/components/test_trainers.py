@@ -383,3 +383,26 @@ def test_a_plain_process_saves_the_model_a_kept_trainers_copy_saves(
     assert not [n for n in plain_arrays if n.startswith("optimizer")]
     assert plain_config == copy_config
     assert plain_arrays == copy_arrays
+
+
+@pytest.mark.parametrize("name", ["linear-binary-l2", "dnn-dropout-regression"])
+def test_a_training_ignores_the_process_default_float_type(name: str) -> None:
+    """A config that set Keras' ``floatx`` to float64 failed a local run's training (a
+    float32 sum in a float64 list), while a served run trained in the server's trainer,
+    which never saw it (QA 24): a training is built under float32 wherever it runs."""
+    import keras
+
+    from helix_tf.components.trainers import TRAINERS
+
+    TRAINERS.clear()
+    weights, stats, scores = _train(name)
+    TRAINERS.clear()
+    keras.config.set_floatx("float64")
+    try:
+        again, stats_again, scores_again = _train(name)
+        assert keras.config.floatx() == "float64"  # the process' own, as it was
+    finally:
+        keras.config.set_floatx("float32")
+    assert [w.tobytes() for w in again] == [w.tobytes() for w in weights]
+    assert stats_again["losses"] == stats["losses"]
+    np.testing.assert_array_equal(scores_again, scores)
