@@ -26,6 +26,7 @@ from rich.markup import escape
 
 __all__ = [
     "SIZE",
+    "one_value_per_key",
     "CommandGroup",
     "Invocation",
     "approx_settings",
@@ -57,6 +58,19 @@ class _Size(click.ParamType):
 
 #: The type of a size option (``--budget``).
 SIZE = _Size()
+
+
+def one_value_per_key(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The ``-p`` callback: a key given twice with different values is a usage error
+    (exit 2) naming both, read before anything runs (the last one was kept silently)."""
+    from helix_tf.config import repeated_overrides
+
+    problems = repeated_overrides(value)
+    if problems:
+        raise click.BadParameter("; ".join(problems), ctx, param)
+    return value
 
 
 def consoles(ctx: click.Context) -> tuple[Console, Console]:
@@ -232,7 +246,9 @@ _common = [
         "params",
         multiple=True,
         metavar="KEY=VALUE",
-        help="Override a parameter: a config PARAMS key (scale=10) or node.param (learner.l1=0.001).",
+        callback=one_value_per_key,
+        help="Override a parameter: a config PARAMS key (scale=10) or node.param "
+        "(learner.l1=0.001); once per key.",
     ),
     click.option(
         "--data-dir",

@@ -29,7 +29,14 @@ from helix_tf.edits import apply_edits, is_edit
 from helix_tf.errors import ConfigError, HelixError
 from helix_tf.workflow import Workflow
 
-__all__ = ["Params", "LoadedConfig", "load_config", "parse_overrides", "find_data_dir"]
+__all__ = [
+    "Params",
+    "LoadedConfig",
+    "load_config",
+    "parse_overrides",
+    "repeated_overrides",
+    "find_data_dir",
+]
 
 DATA_ENV = "HELIX_TF_DATA"
 
@@ -47,7 +54,7 @@ def parse_overrides(items: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(items, Mapping):
         return dict(items)
     out: dict[str, Any] = {}
-    problems = []
+    problems = repeated_overrides(items)
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
@@ -64,6 +71,26 @@ def parse_overrides(items: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:
     if problems:
         raise ConfigError(problems)
     return out
+
+
+def repeated_overrides(items: Sequence[str]) -> list[str]:
+    """A problem for each ``-p`` key given twice with different values (``-p l1=0.1 -p
+    l1=0.2``): which one a run should take is the user's to say, not the order's (the
+    last one was kept silently). The same value twice is one setting."""
+    given: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if sep and key.strip():
+            texts = given.setdefault(key.strip(), [])
+            if value.strip() not in texts:
+                texts.append(value.strip())
+    return [
+        f"-p {key} is given {len(texts)} times, with "
+        f"{', '.join(repr(t) for t in texts[:-1])} and {texts[-1]!r}: give it once "
+        "(a later -p does not replace an earlier one)"
+        for key, texts in given.items()
+        if len(texts) > 1
+    ]
 
 
 def _finite(value: Any) -> bool:
@@ -186,6 +213,12 @@ class Params:
             return None
         p = self.data_dir / name
         return p if p.is_dir() else None
+
+
+#: The names ``Params`` answers itself: a PARAMS key among them would be shadowed.
+_PARAMS_OWN = frozenset(name for name in dir(Params) if not name.startswith("_")) | {
+    f.name for f in dataclasses.fields(Params)
+}
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -370,6 +403,17 @@ def _declared_params(module: Any, path: Path) -> dict[str, Any]:
             f"PARAMS must be a dict of parameter names to their defaults, e.g. "
             f'PARAMS = {{"scale": 1}}, but got {_shortened(declared)} '
             f"(a {type(declared).__name__})",
+            path=str(path),
+        )
+    shadowed = sorted(k for k in declared if k in _PARAMS_OWN)
+    if shadowed:  # params.values is the dict of every value, params.data a method
+        raise ConfigError(
+            [
+                f"PARAMS declares {k!r}, a name params has for its own "
+                f"{'method' if callable(getattr(Params, k, None)) else 'attribute'} "
+                f"(params.{k} would not read your value): rename it, e.g. {k + '_'!r}"
+                for k in shadowed
+            ],
             path=str(path),
         )
     return dict(declared)

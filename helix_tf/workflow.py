@@ -53,6 +53,19 @@ class Declaration:
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def _not_a_label_param(node: str, param: str, label: Operator) -> str:
+    """Why ``-p EXAMPLES.PARAM`` cannot be set: an examples node's only parameters are
+    its label's, and its features are the config's list (structural edits add to it)."""
+    known = sorted(label.params())
+    return (
+        f"node {node!r} (examples) is set through its label, {label.op_name}, whose "
+        f"parameters are: {', '.join(known)}; {param!r} is not one of them"
+        f"{did_you_mean(param, known)}. Which features the examples hold is the config's "
+        "list, not a parameter: add one with -p add:COLUMN=numeric (or "
+        "-p bucketize:FEATURE='18,30,45', -p cross:A*B=1000), or edit the config"
+    )
+
+
 def _caller() -> tuple[str | None, int | None]:
     """The first stack frame outside helix_tf: where the user declared the node."""
     frame = sys._getframe(1)
@@ -249,5 +262,8 @@ class Workflow:
         try:
             new_op = decl.op.with_params(**{param: value})
         except ConfigError as exc:
-            raise ConfigError([f"-p {node}.{param}={value!r}: {p}" for p in exc.problems]) from None
+            problems = exc.problems
+            if decl.role == Role.EXAMPLES and param not in decl.op.params():
+                problems = [_not_a_label_param(node, param, decl.op)]
+            raise ConfigError([f"-p {node}.{param}={value!r}: {p}" for p in problems]) from None
         self.declarations[i] = dataclasses.replace(decl, op=new_op)

@@ -132,6 +132,18 @@ BAD_OVERRIDES = {
         r"-p learner\.l1=1e999: '1e999' is not finite \(it reads as inf\); pass finite",
     ),
     "inf_in_a_list": (["buckets=[1, -1e999]"], r"reads as \[1, -inf\]"),
+    # The last one was kept silently (QA pass 23): which one is the user's to say.
+    "repeated_key": (
+        ["learner.l1=0.1", "epochs=2", "learner.l1 = 0.2"],
+        r"-p learner\.l1 is given 2 times, with '0\.1' and '0\.2': give it once",
+    ),
+    # It said "Label has no parameter 'x'", no word of why the label (QA pass 23).
+    "examples_param": (
+        ["examples.x=1"],
+        r"-p examples\.x=1: node 'examples' \(examples\) is set through its label, Label, "
+        r"whose parameters are: .*'x' is not one of them\. Which features the examples hold "
+        r"is the config's list, not a parameter: add one with -p add:COLUMN=numeric",
+    ),
 }
 
 
@@ -225,6 +237,18 @@ def test_none_for_a_text_param_is_none(
     assert load_config(config, ["transform=log1p"]).params["transform"] == "log1p"
 
 
+@pytest.mark.parametrize("name", ["values", "data", "get", "work_dir"])
+def test_a_params_key_that_params_answers_itself_is_refused(
+    make_config: Callable[..., Path], census_like: tuple[Path, Path], name: str
+) -> None:
+    """``PARAMS = {"values": [1, 2]}``: ``params.values`` was the dict of every value (and
+    ``params.data`` a method), silently not the value declared (QA pass 23)."""
+    body = FLAGS.replace('"tag": "base"', f'"tag": "base", "{name}": 3')
+    config = make_config(body, train=census_like[0], test=census_like[1])
+    with pytest.raises(ConfigError, match=rf"PARAMS declares '{name}', a name params has for"):
+        load_config(config)
+
+
 def test_several_bad_overrides_are_reported_together(config: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(config, ["lerner.l1=0.1", "learner.l11=0.1"])
@@ -253,6 +277,10 @@ def test_bad_overrides_and_the_configs_own_problems_are_reported_together(
     text = str(info.value)
     assert text.startswith(f"2 errors in {path.resolve()}:"), text
     assert "'l11'" in text and "column 'agee', which source 'rows' does not have" in text
+
+
+def test_the_same_value_given_twice_is_one_setting() -> None:
+    assert parse_overrides(["a=1", "a = 1", "b=x"]) == {"a": 1, "b": "x"}
 
 
 def test_parse_overrides_values() -> None:

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 import click
 
 from helix_tf.activity import local_store_folder
-from helix_tf.cli_common import SIZE, consoles, fail, json_stdout
+from helix_tf.cli_common import SIZE, consoles, fail, json_stdout, one_value_per_key
 from helix_tf.errors import HelixError
 from helix_tf.json_output import json_text
 
@@ -56,6 +56,7 @@ def agent() -> None:
     "params",
     multiple=True,
     metavar="KEY=VALUE",
+    callback=one_value_per_key,
     help="Override a parameter as `helix-tf run -p` does; a derived space centres on it.",
 )
 @_data_dir

@@ -163,7 +163,15 @@ def _shown(value: Any) -> str:
 
 
 def _callable_hint(value: Any) -> str:
-    """How to use a function where a node is expected."""
+    """How to use a function (or an operator) where a node is expected."""
+    if isinstance(value, Operator):  # F.Numeric(F.Udf(f)): the inner one is no node yet
+        kind = value.KIND
+        return (
+            f"; an operator is not a node: declare it first as a {kind} node, e.g. "
+            f'inner = wf.{kind}("inner", {value.op_name}(...)), and pass inner'
+            if kind in (Role.FEATURE, Role.SOURCE)
+            else "; an operator is not a node: declare it with the workflow and pass that"
+        )
     if not callable(value):
         return ""
     if getattr(value, "__qualname__", "").startswith("Workflow.udf."):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from helix_tf.components._scaling import standardized
 from helix_tf.components.learners import STREAM_BYTES_SETTING, training_setting
 from helix_tf.types import BAG, CATEGORICAL, LABEL, NUMERIC, ROW_ID
 
@@ -126,7 +127,7 @@ def streamed_examples(
     def convert(table: pa.Table) -> tuple[dict[str, np.ndarray], np.ndarray]:
         if scale is None:
             return arrays_from_table(table, features), labels_from_table(table).astype(dtype)
-        y = (np.asarray(regression_target(table), np.float64) - scale[0]) / scale[1]
+        y = standardized(regression_target(table), scale[0], scale[1])
         return arrays_from_table(table, features), y.astype(np.float32)
 
     return distributed.ParquetBatches(

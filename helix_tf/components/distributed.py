@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from helix_tf._env import env_seconds
+from helix_tf.components._scaling import power_of_two
 from helix_tf.components.learners import STRATEGIES
 from helix_tf.errors import ConfigError, ExecutionError
 
@@ -315,16 +316,21 @@ def target_scale(
 
     One file at a time (only ``columns`` read; ``target(table)`` gives the target),
     merged in float64 by Chan et al.'s pairwise update, so memory holds one file's
-    target, never the split's. A constant target has std 1 (as in memory).
+    target, never the split's. A constant target has std 1 (as in memory). Past 2**500
+    the sums are kept in units of a power of two (as ``_scaling.target_spread`` does).
     """
     import pyarrow.parquet as pq
 
-    n, mean, m2 = 0, 0.0, 0.0
+    n, mean, m2, scale = 0, 0.0, 0.0, 1.0
     for path in files:
         values = np.asarray(target(pq.read_table(path, columns=list(columns))), np.float64)
         k = len(values)
         if not k:
             continue
+        wider = power_of_two(values)
+        if wider > scale:  # rescale what is summed so far (powers of two: exact)
+            mean, m2, scale = mean * (scale / wider), m2 * (scale / wider) ** 2, wider
+        values = values / scale if scale != 1.0 else values
         k_mean = float(values.mean())
         k_m2 = float(((values - k_mean) ** 2).sum())
         delta = k_mean - mean
@@ -332,8 +338,8 @@ def target_scale(
         mean += delta * k / total
         m2 += k_m2 + delta * delta * n * k / total
         n = total
-    std = float(np.sqrt(m2 / n)) if n else 1.0
-    return (mean if n else 0.0), (std if std > 0 else 1.0)
+    std = float(np.sqrt(m2 / n)) * scale if n else 1.0
+    return (mean * scale if n else 0.0), (std if std > 0 else 1.0)
 
 
 def _take(parts: list[Batch], n: int) -> tuple[Batch, list[Batch]]:

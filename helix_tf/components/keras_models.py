@@ -49,6 +49,7 @@ from helix_tf.components._model_use import (
     save_model,
     zero_weight_features,
 )
+from helix_tf.components._scaling import standardized, target_spread
 from helix_tf.components.learners import (
     EAGER_STEPS_SETTING,
     Learner,
@@ -220,10 +221,8 @@ def _target(head: Head, y: np.ndarray, batches: Any) -> tuple[np.ndarray, Any, A
         mean, std = batches.scale  # streamed: standardised over all rows as it reads
         return y, mean, std
     if head.task == "regression":
-        mean = float(np.mean(y)) if len(y) else 0.0
-        std = float(np.std(y)) if len(y) else 1.0
-        std = std if std > 0 else 1.0
-        return ((np.asarray(y, dtype=np.float64) - mean) / std).astype(np.float32), mean, std
+        mean, std = target_spread(y)
+        return standardized(y, mean, std).astype(np.float32), mean, std
     if head.task == "multiclass":
         return np.asarray(y, dtype=np.int32), None, None
     return y, None, None

@@ -19,7 +19,7 @@ from helix_tf.engine import tables
 from helix_tf.engine._context import RunContext
 from helix_tf.engine._outputs import RunOutputs, read_back
 from helix_tf.errors import ExecutionError, SampledDataError
-from helix_tf.roles import Role, Split
+from helix_tf.roles import NodeState, Role, Split
 from helix_tf.types import ROW_ID
 
 __all__ = ["LearningInputs", "label_of"]
@@ -58,6 +58,25 @@ class LearningInputs:
         if table is None:
             raise self._no_rows(name, split)
         return table, art.meta
+
+    def check_read_splits(self) -> None:
+        """Before any training: a split that a train, predict or explain node of this run
+        reads and its examples, computed in this run, lack (a header-only test file) fails
+        now, the training split first. A test split failed once the model was trained."""
+        states, reads = self.ctx.states, []
+        for node in self.ctx.compiled.nodes:
+            if states[node.name] != NodeState.COMPUTE:
+                continue
+            if node.role == Role.TRAIN:
+                reads.append((0, node.inputs[0], str(Split.TRAIN)))
+            elif node.role in (Role.PREDICT, Role.EXPLAIN):
+                reads.append((1, node.inputs[1], str(node.extra.get("split", Split.TEST))))
+        for _, ex, split in sorted(reads):
+            if states.get(ex) != NodeState.COMPUTE:
+                continue
+            local = self.outputs.get(ex).local
+            if local is not None and not tables.split_files(local, split):
+                raise self._no_rows(ex, split)
 
     def _no_rows(self, name: str, split: str) -> ExecutionError:
         """Why an examples node has no rows of ``split``: the files of the sources above it,

@@ -29,7 +29,7 @@ from helix_tf.engine._inputs import LearningInputs
 from helix_tf.engine._outputs import RunOutputs
 from helix_tf.errors import DataError
 from helix_tf.events import EpochFinished, TrainingStarted
-from helix_tf.roles import Role
+from helix_tf.roles import NodeState, Role
 from helix_tf.types import LABEL, ROW_ID, SCORE
 
 __all__ = ["LearningSteps"]
@@ -91,25 +91,7 @@ class LearningSteps:
             label = self.inputs.label_facts(ex, meta)
             x, y = {}, np.empty(0, np.float32)
         else:
-            table, meta = self.inputs.read_input(
-                node.name, lambda: self.inputs.examples_split(ex, "train")
-            )
-            label = self.inputs.label_facts(ex, meta)
-            if approx.get("sample") is not None:
-                from helix_tf.approx.sampling import keep_mask, sample_problem
-
-                rows = table.column(ROW_ID).to_numpy()
-                kept = keep_mask(rows, approx["sample"], approx["seed"])
-                problem = sample_problem(
-                    table.column(LABEL).to_numpy(),
-                    kept,
-                    task=label["task"],
-                    fraction=approx["sample"],
-                    seed=approx["seed"],
-                )
-                if problem is not None:
-                    raise DataError(problem, node=node.name)
-                table = table.filter(kept)
+            table, meta, label = self._train_split(node, ex, approx)
             features = meta["features"]
             x = keras_models.arrays_from_table(table, features)
             y = keras_models.labels_from_table(table)
@@ -120,6 +102,51 @@ class LearningSteps:
                 except DataError as exc:
                     raise DataError(str(exc), node=node.name) from exc
         return features, label, x, y, stream
+
+    def _train_split(
+        self, node: CompiledNode, ex: str, approx: dict[str, Any]
+    ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+        """The train split of examples ``ex`` (its rows the sample keeps when approximate),
+        their meta and label facts. A sample of stored examples is kept in the process
+        for the next approximate run over them (:mod:`helix_tf.approx.sample_cache`)."""
+        fraction = approx.get("sample")
+        if fraction is None:
+            table, meta = self.inputs.read_input(
+                node.name, lambda: self.inputs.examples_split(ex, "train")
+            )
+            return table, meta, self.inputs.label_facts(ex, meta)
+        from helix_tf.approx.sample_cache import sampled_rows
+        from helix_tf.approx.sampling import keep_mask, sample_problem
+
+        art = self.outputs.get(ex)
+        meta = art.meta
+        label = self.inputs.label_facts(ex, meta)
+        seed = approx["seed"]
+
+        def draw() -> Any:
+            table, _ = self.inputs.read_input(
+                node.name, lambda: self.inputs.examples_split(ex, "train")
+            )
+            kept = keep_mask(table.column(ROW_ID).to_numpy(), fraction, seed)
+            problem = sample_problem(
+                table.column(LABEL).to_numpy(),
+                kept,
+                task=label["task"],
+                fraction=fraction,
+                seed=seed,
+            )
+            if problem is not None:
+                raise DataError(problem, node=node.name)
+            return table.filter(kept)
+
+        manifest = self.ctx.manifests.get(ex)
+        if self.ctx.states.get(ex) != NodeState.LOAD or manifest is None or not art.local:
+            return draw(), meta, label  # computed by this run: its files are not the store's yet
+        content = tuple(
+            (f.path, f.bytes, f.sha256) for f in manifest.files if f.path.startswith("train/")
+        )
+        folder = os.path.join(art.local, "train")
+        return sampled_rows(folder, content, fraction, seed, draw), meta, label
 
     def _prepared_examples(
         self, node: CompiledNode, ex: str, approx: dict[str, Any]

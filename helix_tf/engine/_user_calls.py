@@ -23,10 +23,22 @@ class written outside helix_tf) may do two things no fingerprint shows:
   halves just before), and a row UDF on census' 32,561 rows takes ~1 s. A feature the
   compiler already refused (random draws: recomputed every run, never reused) is not
   checked.
+- **fix state at its first call** (``CACHE.setdefault("n", len(batch))``): computed
+  again, it gives the same values, but they follow the size of the first batch of the
+  process. The mutable containers (dict, list, set, bytearray, their subclasses) the
+  user code names directly (its globals, its closure, those of the functions of its
+  module it calls) are copied shallowly before the first batch (:class:`StateSnapshot`); where the first call
+  changed one, they are put back as they were and the second call is on the batch's
+  first half (at most :data:`REPEAT_ROWS` rows): another first batch. A memo cache gives
+  the same values again; state fixed by the batch does not. An object's attribute
+  (``self.n = self.n or len(batch)``) or state behind a library's API is not seen.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import types
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -35,7 +47,15 @@ from helix_tf.components.base import Operator
 from helix_tf.components.features import Bag, Feature, first_difference
 from helix_tf.errors import ExecutionError
 
-__all__ = ["REPEAT_ROWS", "check_repeat", "first_call", "head", "private", "repeat_inputs"]
+__all__ = [
+    "REPEAT_ROWS",
+    "StateSnapshot",
+    "check_repeat",
+    "first_call",
+    "head",
+    "private",
+    "repeat_inputs",
+]
 
 #: Operators already called twice on a batch in this process (by id; the operator is
 #: kept so that its id is never another's).
@@ -76,14 +96,109 @@ def first_call(op: Operator) -> bool:
     return True
 
 
-def repeat_inputs(op: Feature, vals: list[Any], n: int) -> tuple[list[Any], int]:
+def repeat_inputs(
+    op: Feature, vals: list[Any], n: int, *, other_batch: bool = False
+) -> tuple[list[Any], int]:
     """Private inputs for computing ``op`` again on the batch ``vals`` of ``n`` rows, and
     the rows they hold: a whole-row feature's first :data:`REPEAT_ROWS` (its frame's head;
-    the rest as they are), else the whole batch."""
-    if not op.reads_whole_row() or n <= REPEAT_ROWS:
+    the rest as they are), else the whole batch. ``other_batch``: a batch of another
+    size, the first half (at most :data:`REPEAT_ROWS` rows) of every input."""
+    m = min(REPEAT_ROWS, n // 2) if other_batch and n >= 2 else min(REPEAT_ROWS, n)
+    if op.reads_whole_row():
+        if m == n:
+            return [private(v) for v in vals], n
+        return [private(vals[0].iloc[:m]), *vals[1:]], m
+    if m == n or not other_batch:
         return [private(v) for v in vals], n
-    head = vals[0].iloc[:REPEAT_ROWS]
-    return [private(head), *vals[1:]], REPEAT_ROWS
+    return [private(head(v, m)) for v in vals], m
+
+
+_MUTABLE = (dict, list, set, bytearray)
+
+
+@dataclasses.dataclass
+class StateSnapshot:
+    """Shallow copies of the mutable containers user code names directly (module
+    globals, closure cells, of it and of the functions of its module it calls)."""
+
+    held: list[tuple[Any, Any]]
+
+    @classmethod
+    def of(cls, op: Operator) -> StateSnapshot:
+        found: dict[int, Any] = {}
+        seen: set[int] = set()
+        for fn in _functions_of(op):
+            _containers(fn, found, seen)
+        return cls([(c, c.copy()) for c in found.values()])
+
+    def changed(self) -> bool:
+        """Whether a container holds other entries (or other objects) than when copied."""
+        return any(_differs(now, then) for now, then in self.held)
+
+    def restore(self) -> None:
+        """Put every container back as it was copied, in place (the code holds it)."""
+        for now, then in self.held:
+            if isinstance(now, dict | set):
+                now.clear()
+                now.update(then)
+            else:
+                now[:] = then
+
+
+def _differs(now: Any, then: Any) -> bool:
+    if isinstance(now, dict):
+        return now.keys() != then.keys() or any(now[k] is not then[k] for k in then)
+    if isinstance(now, set | bytearray):
+        return bool(now != then)
+    return len(now) != len(then) or any(a is not b for a, b in zip(now, then, strict=True))
+
+
+def _functions_of(op: Operator) -> Iterator[Any]:
+    """The user functions an operator calls: its function-valued fields (a callable
+    object's ``__call__``) and, for a class of the user's own, its methods."""
+    values = [getattr(op, f.name) for f in dataclasses.fields(op)]
+    if type(op).__module__.split(".")[0] != "helix_tf":
+        values += list(vars(type(op)).values())
+    for v in values:
+        for _ in range(8):  # functools.wraps, partial, staticmethod
+            inner = getattr(v, "__wrapped__", None) or getattr(v, "func", None)
+            if inner is None or inner is v:
+                break
+            v = inner
+        if isinstance(v, types.FunctionType):
+            yield v
+        elif callable(v) and not isinstance(v, type):  # a callable object's method
+            method = getattr(v.__call__, "__func__", None)
+            if isinstance(method, types.FunctionType):
+                yield method
+
+
+def _codes(code: types.CodeType) -> Iterator[types.CodeType]:
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _codes(const)
+
+
+def _containers(fn: types.FunctionType, found: dict[int, Any], seen: set[int]) -> None:
+    if id(fn) in seen or len(seen) > 50:
+        return
+    seen.add(id(fn))
+    values = [fn.__globals__.get(name) for c in _codes(fn.__code__) for name in c.co_names]
+    values += [cell.cell_contents for cell in fn.__closure__ or () if _filled(cell)]
+    for v in values:
+        if isinstance(v, _MUTABLE):  # defaultdict, OrderedDict, Counter too
+            found[id(v)] = v
+        elif isinstance(v, types.FunctionType) and v.__module__ == fn.__module__:
+            _containers(v, found, seen)
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:  # an empty cell
+        return False
+    return True
 
 
 def head(out: Any, m: int) -> Any:
@@ -108,17 +223,30 @@ def _difference(a: Any, b: Any) -> tuple[int, Any, Any] | None:
     return None if i is None else (i, x[i], y[i])
 
 
-def check_repeat(op: Operator, out: Any, again: Any, rows: np.ndarray | None) -> None:
-    """Raise when ``again`` (the same rows computed a second time) differs from ``out``."""
+def check_repeat(
+    op: Operator, out: Any, again: Any, rows: np.ndarray | None, *, restored: bool = False
+) -> None:
+    """Raise when ``again`` (the same rows computed a second time) differs from ``out``
+    (``restored``: computed as a first batch of another size, its state put back)."""
     found = _difference(out, again)
     if found is None:
         return
     i, first, second = found
     row = f"row {int(rows[i])} (the line number in its file)" if rows is not None else "a row"
+    how = (
+        ", as the first batch of another size (its state as before its first call)"
+        if restored
+        else ""
+    )
+    kind = (
+        "state its first call set (CACHE.setdefault('n', len(batch)): the first batch's size)"
+        if restored
+        else "state between calls (a counter, a list it appends to, an object it updates)"
+    )
     raise ExecutionError(
-        f"{op.op_name} gives other values when called again on the same rows: {row} got "
-        f"{_plain(first)!r}, then {_plain(second)!r}. It keeps state between calls (a "
-        "counter, a list it appends to, an object it updates) or draws random numbers "
+        f"{op.op_name} gives other values when called again on the same rows{how}: {row} "
+        f"got {_plain(first)!r}, then {_plain(second)!r}. It keeps {kind} or draws random "
+        "numbers "
         "helix_tf cannot see, so its values follow how many batches it was called on "
         "before (--batch-rows, the data's layout, what a run loads from the store) and a "
         "stored result could differ from a fresh run. Compute each row's value from that "

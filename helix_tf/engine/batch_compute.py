@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 import numpy as np
@@ -38,6 +38,21 @@ __all__ = ["PreNode", "BatchComputer", "label_problem"]
 
 #: How each task's labels are stored in examples (binary stays int8, as before).
 _LABEL_TYPES = {"binary": pa.int8(), "multiclass": pa.int32(), "regression": pa.float64()}
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _past_float32(
+    op: Feature, columns: Mapping[str, str], read: Callable[[str], np.ndarray]
+) -> tuple[str, np.ndarray] | None:
+    """The numeric column ``op`` reads whose finite values pass float32's range, with its
+    values, if any (a float32 infinity in the feature, none in the data)."""
+    for col in op.inputs():
+        if isinstance(col, str) and columns.get(col) in ("int", "float"):
+            raw = np.asarray(read(col), dtype=np.float64)
+            if (np.isfinite(raw) & (np.abs(raw) > _FLOAT32_MAX)).any():
+                return col, raw
+    return None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -213,13 +228,22 @@ class BatchComputer:
                 out = _transform(node, state, vals, n, batch)
             else:  # private inputs; the first batch twice (engine._user_calls)
                 twice = not node.volatile and _user_calls.first_call(op)
-                again = _user_calls.repeat_inputs(op, vals, n) if twice else None
+                held = _user_calls.StateSnapshot.of(op) if twice else None
                 out = _transform(node, state, [_user_calls.private(v) for v in vals], n, batch)
-                if again is not None:
-                    repeated = _transform(node, state, again[0], again[1], batch)
+                # Again on the same rows; where the first call wrote state, once more as
+                # another first batch: its state put back, the batch's first half.
+                for restored in (False, True) if held is not None else ():
+                    if restored and held is not None:
+                        if not held.changed():
+                            break
+                        held.restore()
+                    rows = _user_calls.repeat_inputs(op, vals, n, other_batch=restored)
+                    repeated = _transform(node, state, rows[0], rows[1], batch)
                     try:
-                        first = _user_calls.head(out, again[1])
-                        _user_calls.check_repeat(op, first, repeated, cache.get("rows"))
+                        first = _user_calls.head(out, rows[1])
+                        _user_calls.check_repeat(
+                            op, first, repeated, cache.get("rows"), restored=restored
+                        )
                     except HelixError as exc:
                         _raise_named(exc, name)
             if len(out) != n:
@@ -334,6 +358,19 @@ class BatchComputer:
                     break
         i = int(np.flatnonzero(bad)[0])
         where = _describe_row(self.nodes, src, split, int(cache["rows"][i]))
+        if what.startswith("feature") and isinstance(fop, Feature):
+            wide = _past_float32(fop, columns, lambda c: self.column(src, c, split, k, cache))
+            if wide is not None:
+                col, raw = wide
+                i = int(np.flatnonzero(np.abs(raw) > _FLOAT32_MAX)[0])
+                where = _describe_row(self.nodes, src, split, int(cache["rows"][i]))
+                raise DataError(
+                    f"column {col!r} is {float(raw[i])!r} on {where}, past float32's range "
+                    f"(+-{_FLOAT32_MAX:.4g}) that models compute in, and feature {feature!r} "
+                    "keeps it as it is: standardise it (F.Numeric(column), the default), or "
+                    "scale it down in a UDF",
+                    node=node.name,
+                )
         raise DataError(
             f"{what} is {shown[i]} on {where} ({int(bad.sum())} such rows in this "
             "batch), and a model needs finite numbers. An infinity in the data: add 'inf' and "

@@ -151,6 +151,7 @@ def _execute(run: _Run) -> EngineResult:
     ctx = run.ctx
     run.outputs.verify_loads()
     run.preprocessing.run()  # every node whose step is PREPROCESS_STEP, in one pipeline
+    run.inputs.check_read_splits()  # a split the predictions read, before the training
     steps = run.learning.steps()
     for node in ctx.compiled.nodes:
         executor = role_spec(node.role).step

@@ -197,18 +197,21 @@ def list_batches(files: Iterable[str]) -> list[tuple[str, int]]:
     return sorted(set(out))
 
 
-def read_split(root: str, split: str, columns: Sequence[str] | None = None) -> pa.Table | None:
-    """All batches of one split of a LOCAL artifact folder, in batch order (None if absent)."""
+def split_files(root: str, split: str) -> list[str]:
+    """The batch files of one split of a LOCAL artifact folder, in batch order (none if
+    the split is absent: no row reached it)."""
     folder = os.path.join(root, split)
     if not os.path.isdir(folder):
-        return None
-    files = sorted(f for f in os.listdir(folder) if f.endswith(".parquet"))
+        return []
+    return [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if f.endswith(".parquet")]
+
+
+def read_split(root: str, split: str, columns: Sequence[str] | None = None) -> pa.Table | None:
+    """All batches of one split of a LOCAL artifact folder, in batch order (None if absent)."""
+    files = split_files(root, split)
     if not files:
         return None
-    tables = [
-        pq.read_table(os.path.join(folder, f), columns=list(columns) if columns else None)
-        for f in files
-    ]
+    tables = [pq.read_table(f, columns=list(columns) if columns else None) for f in files]
     return pa.concat_tables(tables)
 
 

@@ -33,6 +33,10 @@ USAGE_ERRORS = {
     "version": (["diff", "$C", "x"], "'x' is not a valid integer"),
     "server_command": (["server", "stauts"], "Did you mean"),
     "agent_budget": (["agent", "start", "$C", "--budget", "2XB"], "Invalid value for '--budget'"),
+    "repeated_param": (
+        ["plan", "$C", "-p", "learner.l1=0.1", "-p", "learner.l1=0.2"],
+        "-p learner.l1 is given 2 times, with '0.1' and '0.2'",
+    ),
 }
 
 FAILURES = {

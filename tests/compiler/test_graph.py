@@ -188,6 +188,15 @@ BAD_CONFIGS = {
         + TAIL,
         [r"cycle: '(a|b)' -> '(a|b)'"],
     ),
+    # QA pass 23: it said only "but got Udf(fn=...)", no word of what to do
+    "operator_where_a_feature_input_is_due": (
+        SOURCE + 'age = wf.feature("age", F.Numeric(F.Bucketize("age", [30.0])))  # <-\n' + TAIL,
+        [
+            r"node 'age': input must be a node returned by the workflow, but got Bucketize",
+            r"an operator is not a node: declare it first as a feature node, e\.g\. inner = "
+            r'wf\.feature\("inner", Bucketize\(\.\.\.\)\), and pass inner',
+        ],
+    ),
     "function_where_a_feature_input_is_due": (
         SOURCE
         + "def hours(batch):\n    return batch['hours_per_week']\n\n\n"

@@ -153,14 +153,19 @@ def scheme_2(monkeypatch: pytest.MonkeyPatch) -> None:
     statistics were summed exactly (version 2), and the class labels before blank text
     was a missing label (version 2, QA pass 15) and before a binary label's value the
     training split lacks was an error (Label version 3, QA pass 16) and before the text
-    NaN was a missing label (Label version 4, MulticlassLabel version 3, QA pass 20)."""
+    NaN was a missing label (Label version 4, MulticlassLabel version 3, QA pass 20), and
+    Numeric, NumericLabel and RMSE before they were finite for every finite value
+    (Numeric version 3, NumericLabel and RMSE version 2, QA pass 23)."""
     from helix_tf.compiler import _identity
 
-    assert FINGERPRINT_SCHEME == 3 and F.Numeric.VERSION == 2
+    assert FINGERPRINT_SCHEME == 3 and F.Numeric.VERSION == 3 and F.NumericLabel.VERSION == 2
+    assert metrics.RMSE.VERSION == 2
     assert F.Label.VERSION == 4 and F.MulticlassLabel.VERSION == 3
     monkeypatch.setattr(_identity, "FINGERPRINT_SCHEME", 2)
     monkeypatch.setattr(_identity, "runtime_identity", lambda stage, settings=None: {})
     monkeypatch.setattr(F.Numeric, "VERSION", 1)
+    monkeypatch.setattr(F.NumericLabel, "VERSION", 1)
+    monkeypatch.setattr(metrics.RMSE, "VERSION", 1)
     monkeypatch.setattr(F.Label, "VERSION", 1)
     monkeypatch.setattr(F.MulticlassLabel, "VERSION", 1)
 

@@ -160,6 +160,32 @@ def test_target_scale_streams_the_mean_and_std_of_all_rows(tmp_path: Path) -> No
     )
 
 
+@pytest.mark.parametrize("scale", [1.0, 1e200, 1e305])
+def test_a_target_of_any_finite_size_has_a_finite_spread(tmp_path: Path, scale: float) -> None:
+    """A regression target past 1.3e154 had std inf (its squares overflowed) and every
+    standardised target 0: the model learned nothing and no error said so. In memory and
+    streamed, the spread is that of the values scaled down, multiplied back."""
+    from helix_tf.components import _scaling
+
+    rng = np.random.default_rng(1)
+    unit = [rng.normal(1.0, 0.5, n) for n in (7, 300, 2)]
+    files = []
+    for i, v in enumerate(unit):
+        path = tmp_path / f"{i:06d}.parquet"
+        pq.write_table(pa.table({"y": v * scale}), path)
+        files.append(str(path))
+    every = np.concatenate(unit)
+    mean, std = distributed.target_scale(files, lambda t: t.column("y").to_numpy(), ["y"])
+    assert mean == pytest.approx(float(np.mean(every)) * scale, rel=1e-12)
+    assert std == pytest.approx(float(np.std(every)) * scale, rel=1e-9)
+    in_memory = _scaling.target_spread(every * scale)
+    assert in_memory == pytest.approx((mean, std), rel=1e-9)
+    z = _scaling.standardized(every * scale, *in_memory)
+    assert np.allclose(z, (every - np.mean(every)) / np.std(every), rtol=1e-6, atol=1e-9)
+    if scale == 1.0:  # the same bits as the float formulas where they do not overflow
+        assert in_memory == (float(np.mean(every)), float(np.std(every)))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["price", "cut"])
 def test_regression_and_multiclass_stream_large_examples_too(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 import zlib
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -553,7 +554,7 @@ def test_every_user_function_feature_checks_its_declared_output() -> None:
 @settings(max_examples=60, deadline=None)
 @given(
     values=st.lists(
-        st.floats(allow_infinity=False, width=64, min_value=-1e150, max_value=1e150)
+        st.floats(allow_infinity=False, width=64)  # any finite value, or NaN (missing)
         | st.sampled_from([NAN, 0.1, 0.2, 0.3, 1e-320, -0.0, 5e-324, 1e16, 1.0 + 2**-52, 1e300]),
         min_size=1,
         max_size=60,
@@ -587,6 +588,97 @@ def test_numeric_statistics_are_the_same_bits_however_the_rows_are_batched(
 
     finite = x[np.isfinite(x)]
     assert exact_sum(finite) == sum(Fraction(v) for v in finite.tolist()) * 2**_SCALE
-    if len(finite):  # the sum rounded once, divided once
+    if len(finite):  # the exact mean, rounded once
         exact = sum(Fraction(v) for v in finite.tolist())
-        assert whole["mean"] == float(exact) / len(finite)
+        assert whole["mean"] == float(exact / len(finite))
+
+
+def _within_ulps(value: float, exact_square: Fraction, ulps: int = 1) -> bool:
+    """``value`` is within ``ulps`` of the square root of ``exact_square`` (exact test)."""
+    lo, hi = value, value
+    for _ in range(ulps):
+        lo, hi = math.nextafter(lo, 0.0), math.nextafter(hi, math.inf)
+    return Fraction(lo) ** 2 <= exact_square and (
+        math.isinf(hi) or exact_square <= Fraction(hi) ** 2  # the std of +-1.8e308: 1.8e308
+    )
+
+
+_ANY_FINITE = st.floats(allow_nan=False, allow_infinity=False, width=64)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    values=st.lists(
+        _ANY_FINITE
+        | st.sampled_from([1e308, -1e308, 1.7e308, 1e200, 1.3e154, 1e9, 1e9 + 1, 5e-324, 0.0])
+        | st.builds(lambda k: 1e9 + k, st.integers(0, 3)),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_numeric_statistics_are_the_exact_ones_for_every_finite_input(values: list[float]) -> None:
+    """The mean and std of a Numeric feature are the exact ones rounded (the std within an
+    ulp) for every finite input, and every standardised value is finite and where the exact
+    one is. A value past 1.3e154 made the std infinite and every standardised value 0;
+    values 1e9 + {0, 1, 2} gave std 1 (the float sum of squares cancelled); two values of
+    1e308 failed with OverflowError."""
+    feature = F.Numeric("x")
+    analyzer = feature.analyzer()
+    assert analyzer is not None
+    x = np.array(values, dtype=np.float64)
+    state = analyzer.finalize(analyzer.add(analyzer.create(), [x]))
+    exact = [Fraction(v) for v in values]
+    n = len(exact)
+    mean = sum(exact) / n
+    var = sum((v - mean) ** 2 for v in exact) / n
+    assert state["mean"] == float(mean)
+    assert state["count"] == n
+    if state["std"] == 1.0 and var < Fraction(5e-324):  # constant (or next to it)
+        pass
+    else:
+        assert _within_ulps(state["std"], var), (state["std"], var)
+    z = feature.transform([x], state, n)
+    assert np.isfinite(z).all()
+    assert np.abs(z).max() <= math.sqrt(n) * (1 + 1e-6) + 1e-6  # at most sqrt(n - 1)
+    assert feature.transform([np.array([NAN])], state, 1).tolist() == [0.0]  # the mean
+    if state["std"] != 1.0 or var == 1:
+        # the exact z-scores, to float32's precision: also where the spread is a few of
+        # the mean's last bits (x - mean alone was off by up to 2 there)
+        reference = np.array([float((v - mean) / Fraction(state["std"])) for v in exact])
+        assert np.all(np.abs(z - reference) <= 1e-6 * np.maximum(1, np.abs(reference)))
+
+
+def test_numeric_statistics_of_columns_in_the_usual_range_agree_with_numpy() -> None:
+    """Where float64's formulas are accurate (no overflow, no cancellation), the exact
+    statistics agree with numpy's and with a longdouble reference."""
+    rng = np.random.default_rng(3)
+    for x in (rng.normal(40, 12, 5000), rng.integers(0, 10**6, 3000).astype(float)):
+        analyzer = F.Numeric("x").analyzer()
+        assert analyzer is not None
+        halves = [analyzer.add(analyzer.create(), [p]) for p in np.array_split(x, 3)]
+        state = analyzer.finalize(analyzer.merge(halves))
+        assert state["mean"] == pytest.approx(float(np.mean(x)), rel=1e-15)
+        assert state["std"] == pytest.approx(float(np.std(x)), rel=1e-13)
+        wide = x.astype(np.longdouble)
+        assert state["std"] == pytest.approx(float(np.std(wide)), rel=1e-13)
+
+
+def test_bucketize_boundaries_with_nan_are_named_as_such() -> None:
+    """A NaN boundary was "must be strictly increasing" (sorted() leaves NaN in place)."""
+    with pytest.raises(ConfigError, match=r"boundaries must be numbers, but got \[1\.0, nan\]"):
+        F.Bucketize("x", boundaries=[1.0, float("nan")])
+
+
+def test_exact_square_sum_is_exact_for_every_float_range() -> None:
+    from helix_tf.components.features._numeric import _SCALE, exact_square_sum
+
+    rng = np.random.default_rng(4)
+    x = np.concatenate(
+        [
+            rng.normal(0, 1, 70_000) * 10.0 ** rng.integers(-320, 308, 70_000),
+            [5e-324, -1.7976931348623157e308, 0.0, -0.0, 3.0],
+        ]
+    )
+    x = x[np.isfinite(x)]
+    expected = sum(Fraction(v) ** 2 for v in x.tolist()) * 2 ** (2 * _SCALE)
+    assert exact_square_sum(x) == expected

@@ -245,6 +245,51 @@ def test_vectorised_bootstrap_agrees_with_row_resampling() -> None:
         assert fast == pytest.approx(slow, abs=0.01), key
 
 
+def test_a_custom_metric_keeping_state_between_calls_fails() -> None:
+    """A metric counting its calls gave values that followed how many evaluations,
+    slices and resamples ran before it in the process (QA pass 23: not checked). On its
+    first call in a process it is called again; a pure one, or one sorting its arguments
+    in place (on private copies), passes and leaves the predictions as they were."""
+    calls: list[int] = []
+
+    def counting(y: np.ndarray, s: np.ndarray, frame: object) -> float:
+        calls.append(1)
+        return float(s.mean()) + len(calls)
+
+    with pytest.raises(ExecutionError, match=r"'counting' gives another value when called again"):
+        M.Custom(name="counting", fn=counting).compute([1, 0], [0.75, 0.25])
+
+    def sorting(y: np.ndarray, s: np.ndarray, frame: object) -> float:
+        s.sort()
+        return float(s[-1])
+
+    scores = np.array([0.75, 0.25, 0.5])
+    assert M.Custom(name="top", fn=sorting).compute([1, 0, 1], scores) == {"top": 0.75}
+    assert scores.tolist() == [0.75, 0.25, 0.5]
+    nan = M.Custom(name="undefined", fn=lambda y, s, f: float("nan"))
+    assert math.isnan(nan.compute([1, 0], [0.5, 0.5])["undefined"])
+
+
+@pytest.mark.parametrize("unit", [1e200, 2.0**600, 1e300])
+def test_regression_metrics_of_any_finite_size_follow_their_unit(unit: float) -> None:
+    """Errors past 1.3e154 had RMSE inf (their squares overflowed), R² nan, residual std
+    inf (QA pass 23): the values are divided by a power of two past 2**500 and what
+    depends on the unit multiplied back, also in bootstraps."""
+    rng = np.random.default_rng(5)
+    y, s = rng.normal(1.0, 0.5, 200), rng.normal(1.0, 0.5, 200)
+    for metric in (M.RMSE(), M.MAE(), M.R2(), M.Residuals()):
+        plain, wide = metric.compute(y, s), metric.compute(y * unit, s * unit)
+        ratio = 1.0 if isinstance(metric, M.R2) else unit
+        for key, value in plain.items():
+            assert wide[key] == pytest.approx(value * ratio, rel=1e-12, abs=1e-300), key
+    low, high = M.RMSE().bootstrap(y * unit, s * unit, samples=40, seed=2)["rmse"]
+    assert math.isfinite(low) and math.isfinite(high) and low <= plain_rmse(y, s) * unit <= high
+
+
+def plain_rmse(y: np.ndarray, s: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((y - s) ** 2)))
+
+
 def test_bootstrap_at_100k_rows_reads_the_rows_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """200 resamples of 100k rows cost one pass over the rows: the rows are tallied once
     into a confusion matrix and each resample draws its counts from the tally (the budget
@@ -336,7 +381,8 @@ def test_custom_bootstrap_calls_fn_per_sample() -> None:
         return float(s.mean())
 
     interval = M.Custom(name="mean", fn=mean_score).bootstrap(Y, S, samples=30)
-    assert len(calls) == 31 and set(calls) == {6}  # once on all rows, then once per sample
+    # once on all rows (and again: its first call in the process), then once per sample
+    assert len(calls) == 32 and set(calls) == {6}
     low, high = interval["mean"]
     assert 0.1 <= low <= S.mean() <= high <= 0.9
 

@@ -458,6 +458,27 @@ def test_a_train_file_without_rows_names_the_file(
     _assert_store_has_only_complete_entries(store)
 
 
+def test_a_test_file_without_rows_fails_before_the_training(
+    bad_config: Path, tmp_path: Path, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A header-only test file failed with "no 'test' split" once the model was trained
+    (the predict step read it): on diamonds' 4,000 rows, 5-6 s of training first (QA
+    pass 23). Now the run fails as preprocessing ends, before any training."""
+    from helix_tf.engine._learning import LearningSteps
+
+    def no_training(self: object, node: object) -> None:
+        raise AssertionError("trained before the empty split was reported")
+
+    monkeypatch.setattr(LearningSteps, "train", no_training)
+    empty = tmp_path / "empty.data"
+    empty.write_text("|1x3 Cross validator\n")
+    with pytest.raises(ExecutionError) as info:
+        api.run(bad_config, store=store, params=[f"rows.test={empty}", "rows.skip_lines=1"])
+    message = str(info.value)
+    assert "the examples have no 'test' split: no row reached it" in message, message
+    assert f"{empty} (1 non-blank line)" in message and info.value.node == "examples"
+
+
 def test_missing_label_names_the_row_and_column(
     bad_config: Path, broken_files: dict[str, Path], store: str
 ) -> None:
@@ -557,7 +578,7 @@ def workflow(params):
     options = dict(CENSUS_CSV_OPTIONS, columns=columns)
     wf.source("rows", sources.Csv(train=params.train, test=params.test, **options))
     age = wf.feature("age", F.Numeric("age"))
-    hours = wf.feature("hours", F.Numeric("hours_per_week"))
+    hours = wf.feature("hours", F.Numeric("hours_per_week", standardize="$udf" != "raw"))
 
     @wf.udf("log_gain", batched=True)
     def log_gain(batch):
@@ -572,7 +593,11 @@ def workflow(params):
 """
 
 
-@pytest.mark.parametrize("udf", ["no", "yes"], ids=["inf-in-the-data", "udf-gives-minus-inf"])
+@pytest.mark.parametrize(
+    "udf",
+    ["no", "yes", "raw"],
+    ids=["inf-in-the-data", "udf-gives-minus-inf", "past-float32-unstandardised"],
+)
 def test_a_non_finite_feature_fails_before_training_naming_the_row(
     make_config: Callable[..., Path],
     census_like: tuple[Path, Path],
@@ -584,15 +609,20 @@ def test_a_non_finite_feature_fails_before_training_naming_the_row(
     then failed in evaluation with "apply a sigmoid to logits first"."""
     lines = census_like[0].read_text().split("\n")
     fields = lines[11].split(", ")
-    fields[12] = "inf"  # hours_per_week of line 12
+    fields[12] = "1e39" if udf == "raw" else "inf"  # hours_per_week of line 12
     lines[11] = ", ".join(fields)
     train = tmp_path / "inf.data"
     train.write_text("\n".join(lines))
-    data = train if udf == "no" else census_like[0]
+    data = census_like[0] if udf == "yes" else train
     config = make_config(NOT_FINITE, train=data, test=census_like[1], udf=udf)
     with pytest.raises(DataError) as info:
         api.run(config, store=store)
     message = str(info.value)
+    if udf == "raw":  # finite in the data, infinite as the model's float32: said so
+        assert f"column 'hours_per_week' is 1e+39 on line 12 of {train}" in message, message
+        assert "past float32's range" in message and "standardise it" in message, message
+        assert info.value.node == "examples"
+        return
     if udf == "no":
         assert f"column 'hours_per_week' is inf on line 12 of {train}" in message, message
     else:

@@ -446,6 +446,9 @@ class NumericLabel(Operator):
     #: Parameters only training reads: examples store the original values whatever
     #: they are (so they are part of the train node's fingerprint, not the examples').
     TRAINING_PARAMS: ClassVar[tuple[str, ...]] = ("transform", "loss", "huber_delta")
+    #: 2: a target past 1.3e154 is standardised with a finite std (QA pass 23; it was
+    #: infinite, every standardised target 0): models trained before are trained again.
+    VERSION: ClassVar[int] = 2
     column: str
     _: dataclasses.KW_ONLY
     transform: str | None = None

@@ -194,16 +194,21 @@ class AUC(Metric):
         group_pos = np.flatnonzero(~group_neg)
         tied_groups = groups[pos_cols[tied]]
         tie_cols, tied_pos = tied_groups - 1, np.searchsorted(group_pos, tied_groups)
+        neg_groups = np.flatnonzero(group_neg)
+        # Of each positive group, how many negative groups come before it (score <=).
+        below = np.searchsorted(neg_groups, group_pos)
 
         def finish(draws: Counts) -> dict[str, np.ndarray]:
-            neg_upto = np.cumsum(np.where(group_neg, draws, 0), axis=1)  # negatives, score <=
+            # Negatives up to each negative group, summed over the negative columns only
+            # (column 0: none yet): the same integers as over all columns, in half of them.
+            neg_upto = np.zeros((len(draws), len(neg_groups) + 1), dtype=np.int64)
+            np.cumsum(draws[:, neg_groups], axis=1, out=neg_upto[:, 1:])
             pos = draws[:, group_pos]
             # Twice the wins, in integers: 2 per lower negative, 1 per tied negative.
-            twice = 2 * neg_upto[:, group_pos]
+            twice = 2 * neg_upto[:, below]
             twice[:, tied_pos] -= draws[:, tie_cols]
-            wins = np.sum(pos * twice, axis=1) / 2
-            n_neg = neg_upto[:, -1] if neg_upto.shape[1] else np.zeros(len(draws))
-            pairs = (pos.sum(axis=1) * n_neg).astype(np.float64)
+            wins = np.einsum("ij,ij->i", pos, twice) / 2
+            pairs = (pos.sum(axis=1) * neg_upto[:, -1]).astype(np.float64)
             return {"auc": _ratio(wins, pairs, math.nan)}
 
         return _Tally(counts=counts, finish=finish, groups=groups)

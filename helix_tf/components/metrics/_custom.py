@@ -17,6 +17,18 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+#: Metric functions already called twice in this process (by id; kept so that the id
+#: is never another's). A function giving other values the second time keeps state.
+_REPEATED: dict[int, Any] = {}
+
+
+def _same_nans(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
+    """Equal results where NaN equals NaN (a metric undefined on these rows)."""
+    return a.keys() == b.keys() and all(
+        a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a
+    )
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Custom(Metric):
     """A metric computed by a user function, for a label of any task.
@@ -129,8 +141,30 @@ class Custom(Metric):
         self, y_true: np.ndarray, y_score: np.ndarray, frame: pd.DataFrame | None
     ) -> dict[str, float]:
         own = frame[list(self.frame_columns)] if self.frame_columns and frame is not None else None
+        values = self._values(y_true, y_score, own)
+        if id(self.fn) not in _REPEATED:  # the first call in this process: once more
+            _REPEATED[id(self.fn)] = self.fn
+            again = self._values(y_true, y_score, own)
+            if again != values and not _same_nans(values, again):
+                raise ExecutionError(
+                    f"custom metric {self.name!r} gives another value when called again on "
+                    f"the same predictions: {values} then {again}. It keeps state between "
+                    "calls (a counter, a list it appends to, an object it updates) or draws "
+                    "random numbers helix_tf cannot see, so its value follows how many "
+                    "evaluations, slices and resamples ran before it in the process (what a "
+                    "run loads from the store) and a stored result could differ from a "
+                    "fresh run. Compute it from its arguments alone; for random numbers, a "
+                    "generator seeded inside the function (np.random.default_rng(SEED))"
+                )
+        return values
+
+    def _values(
+        self, y_true: np.ndarray, y_score: np.ndarray, own: pd.DataFrame | None
+    ) -> dict[str, float]:
+        """One call of ``fn`` on private copies of its arguments, as the result's keys."""
+        copies = (y_true.copy(), y_score.copy(), None if own is None else own.copy())
         try:
-            result = self.fn(y_true, y_score, own)
+            result = self.fn(*copies)
         except Exception as exc:
             raise ExecutionError(
                 f"custom metric {self.name!r} raised {type(exc).__name__}: {exc}"

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from helix_tf.components._scaling import power_of_two
 from helix_tf.components.metrics._base import Metric, _as_vector, _same_length, _Tally
 from helix_tf.components.metrics._classification import _ratio
 from helix_tf.errors import DataError
@@ -35,6 +36,11 @@ class _RegressionMetric(Metric):
 
     TASKS: ClassVar[tuple[str, ...]] = ("regression",)
     NAME: ClassVar[str] = ""
+    #: How the values follow the data's unit: 1 (an error: RMSE, MAE, residuals), 0 (a
+    #: ratio: R²), None (MAPE: its floor is in the data's unit). Past 2**500, errors'
+    #: squares pass float64's range: the values are divided by a power of two (exact) and
+    #: what depends on the unit multiplied back (``_tally``).
+    UNIT_POWER: ClassVar[int | None] = 1
     #: "original", or the name of the label's transform ("log", ...) to use that scale.
     scale: str = ORIGINAL_SCALE
 
@@ -71,10 +77,17 @@ class _RegressionMetric(Metric):
         return y.astype(np.float64), s.astype(np.float64)
 
     def _tally(self, y_true: np.ndarray, y_score: np.ndarray) -> _Tally:
-        return _Tally(
-            counts=np.ones(len(y_true), dtype=np.int64),
-            finish=lambda draws: self._weighted(np.asarray(draws, np.float64), y_true, y_score),
-        )
+        unit = 1.0
+        if self.UNIT_POWER is not None and len(y_true):
+            unit = power_of_two(np.concatenate([y_true, y_score]))
+        y, s = (y_true, y_score) if unit == 1.0 else (y_true / unit, y_score / unit)
+        factor = unit ** (self.UNIT_POWER or 0)
+
+        def finish(draws: Any) -> dict[str, np.ndarray]:
+            values = self._weighted(np.asarray(draws, np.float64), y, s)
+            return values if factor == 1.0 else {k: v * factor for k, v in values.items()}
+
+        return _Tally(counts=np.ones(len(y_true), dtype=np.int64), finish=finish)
 
     def _weighted(self, w: np.ndarray, y: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray]:
         """Values per resample from per-row weights ``w`` (samples, rows)."""
@@ -96,6 +109,8 @@ class RMSE(_RegressionMetric):
     """
 
     NAME: ClassVar[str] = "rmse"
+    #: 2: errors past 1.3e154 give their RMSE, not inf (their squares overflowed; QA 23).
+    VERSION: ClassVar[int] = 2
 
     def _weighted(self, w: np.ndarray, y: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray]:
         return {self.keys()[0]: np.sqrt(_mean(w, (y - s) ** 2))}
@@ -106,6 +121,8 @@ class MAE(_RegressionMetric):
     """Mean absolute error, ``mean(|y - ŷ|)`` (key ``"mae"``)."""
 
     NAME: ClassVar[str] = "mae"
+    #: 2: labels and predictions of opposite signs past 9e307 give their MAE, not inf.
+    VERSION: ClassVar[int] = 2
 
     def _weighted(self, w: np.ndarray, y: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray]:
         return {self.keys()[0]: _mean(w, np.abs(y - s))}
@@ -119,6 +136,9 @@ class R2(_RegressionMetric):
     """
 
     NAME: ClassVar[str] = "r2"
+    UNIT_POWER: ClassVar[int | None] = 0
+    #: 2: labels past 1.3e154 give their R², not nan (inf / inf; QA pass 23).
+    VERSION: ClassVar[int] = 2
 
     def _weighted(self, w: np.ndarray, y: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray]:
         total = w.sum(axis=1)
@@ -139,6 +159,7 @@ class MAPE(_RegressionMetric):
     """
 
     NAME: ClassVar[str] = "mape"
+    UNIT_POWER: ClassVar[int | None] = None
 
     def _weighted(self, w: np.ndarray, y: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray]:
         eps = np.finfo(np.float64).eps
@@ -156,6 +177,8 @@ class Residuals(_RegressionMetric):
     """
 
     NAME: ClassVar[str] = "residual"
+    #: 2: residuals past 1.3e154 give their standard deviation, not inf (QA pass 23).
+    VERSION: ClassVar[int] = 2
     QUANTILES: ClassVar[tuple[int, ...]] = (5, 25, 50, 75, 95)
 
     def keys(self) -> tuple[str, ...]:
