@@ -1,4 +1,4 @@
-"""The files under a folder, as a reader of that folder sees them.
+"""The files under a folder, as a reader of that folder sees them; the umask new files take.
 
 Every place that identifies a folder by its files (a UDF's declared folder, a TFDS
 ``data_dir``) lists them through :func:`files_under`, so they agree on what "the
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["files_under"]
+__all__ = ["files_under", "process_umask"]
 
 
 def files_under(folder: str | os.PathLike[str]) -> list[str]:
@@ -32,3 +32,21 @@ def files_under(folder: str | os.PathLike[str]) -> list[str]:
         dirs.sort()
         found += [os.path.join(root, name) for name in sorted(names)]
     return found
+
+
+def process_umask() -> int:
+    """This process' umask, read without changing it (a thread creating a file meanwhile
+    would get the wrong permissions): Linux' ``/proc/self/status``; elsewhere set and
+    put back at once. A served run takes its client's (the fork is the server's
+    otherwise), and the server's trainer writes a served run's model file under the
+    run's (QA 24)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -65,6 +65,9 @@ def one_value_per_key(
 ) -> tuple[str, ...]:
     """The ``-p`` callback: a key given twice with different values is a usage error
     (exit 2) naming both, read before anything runs (the last one was kept silently)."""
+    keys = [item.partition("=")[0].strip() for item in value]
+    if len(set(keys)) == len(keys):  # the config module (numpy) only when one repeats:
+        return value  # the first run reads its store with this parser before its fork
     from helix_tf.config import repeated_overrides
 
     problems = repeated_overrides(value)

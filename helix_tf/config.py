@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import hashlib
+import importlib.machinery
 import importlib.util
 import math
 import os
@@ -263,7 +264,7 @@ def _import(path: Path) -> Any:
             path=str(path),
         ) from None
     try:
-        compile(source, str(path), "exec")
+        code = compile(source, str(path), "exec")
     except SyntaxError as exc:
         raise ConfigError(
             f"syntax error at line {exc.lineno}: {exc.msg} — fix the config and run again",
@@ -277,7 +278,7 @@ def _import(path: Path) -> Any:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        exec(code, module.__dict__)  # the text just read, never a stale .pyc (_SourceOnly)
     except ConfigError as exc:
         if exc.path is not None:
             raise
@@ -341,9 +342,22 @@ def _beside_on_path(folder: Path) -> None:
             sys.path.remove(earlier)
     _CONFIG_FOLDERS[:] = [entry]
     sys.path.append(entry)
+    # Helpers beside the config are compiled from their text, as the config is.
+    sys.path_importer_cache[entry] = importlib.machinery.FileFinder(
+        entry, (_SourceOnly, importlib.machinery.SOURCE_SUFFIXES)
+    )
     for name in sorted(_CONFIG_MODULES):
         sys.modules.pop(name, None)
     _CONFIG_MODULES.clear()
+
+
+class _SourceOnly(importlib.machinery.SourceFileLoader):
+    """Loads a module from its source text every time: no ``.pyc`` read or written. A
+    cached one is trusted when the source's size and modification second match, which
+    an edit within a second can keep (a script or the agent writing a helper)."""
+
+    def path_stats(self, path: str) -> Mapping[str, Any]:
+        raise OSError("source only")  # SourceLoader.get_code then compiles the text
 
 
 def _shadowing_helpers(path: Path) -> list[str]:

@@ -107,7 +107,10 @@ def quiet_native_stderr(enabled: bool = True) -> Iterator[list[int]]:
             os.close(terminal)
             if code[0]:
                 capture.seek(0)
-                text = io.TextIOWrapper(capture, encoding="utf-8", errors="replace").read()
+                # Closed here (it closes the file too): one left to the collector was a
+                # ResourceWarning on the user's terminal under `-W error` (QA 24).
+                with io.TextIOWrapper(capture, encoding="utf-8", errors="replace") as captured:
+                    text = captured.read()
                 kept = [line for line in text.splitlines() if line and not is_chatter(line)]
                 if kept:
                     previous.write("\n".join(kept) + "\n")

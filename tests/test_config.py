@@ -755,3 +755,26 @@ def test_a_helper_named_like_a_standard_module_is_named_in_the_error(
     (tmp_path / "json.py").write_text("def clean(values):\n    return values\n")
     with pytest.raises(ConfigError, match=r"json\.py has the name of a standard library module"):
         load_config(path)
+
+
+def test_an_edit_that_keeps_size_and_second_runs_the_new_code(tmp_path: Path) -> None:
+    """Python trusts a cached .pyc whose source has the same size and modification second:
+    a config or a helper beside it edited within the second (a script, the agent) ran the
+    old code, under the fingerprints of the new text (QA 24)."""
+    import os
+    import py_compile
+
+    helper = tmp_path / "qa24_same_second.py"
+    config = tmp_path / "cfg.py"
+    helper.write_text('VALUE = "a"\n')
+    config.write_text(
+        "from helix_tf import Workflow\nimport qa24_same_second\n\nNAME = 'x'\n\n\n"
+        "def workflow(params):\n    return Workflow(NAME + qa24_same_second.VALUE)\n"
+    )
+    for path, old, new in ((helper, '"a"', '"b"'), (config, "'x'", "'y'")):
+        py_compile.compile(str(path), doraise=True)  # as an earlier import left it
+        stat = path.stat()
+        path.write_text(path.read_text().replace(old, new))
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        assert path.stat().st_size == stat.st_size
+    assert load_config(config).workflow.name == "yb"

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from helix_tf.components import _light_fit, penalties
-from helix_tf.components._keras_layers import keras as _k
+from helix_tf.components._keras_layers import dtypes, keras as _k
 from helix_tf.components._model_build import Head, build_model, optimizer
 from helix_tf.components._model_use import predict_scores
 from helix_tf.types import CATEGORICAL, NUMERIC
@@ -66,14 +66,15 @@ def prepare(training: Mapping[str, Any]) -> bool:
         return False
     from helix_tf.components.keras_models import _trainer
 
-    keras = _k()
+    _k()  # Keras first: TensorFlow imported quietly
     import tensorflow as tf
 
     if trainer is None:
         trainers.seed_generators(int(learner.seed))  # as a fresh training seeds its build
     tf.config.experimental.enable_op_determinism()
-    keras.mixed_precision.set_global_policy(policy)
-    try:  # a trainer whose preparation fails is dropped: the next training builds one
+    with dtypes(
+        policy
+    ):  # a trainer whose preparation fails is dropped: the next training builds one
         if trainer is None:
             key, trainer = _trainer(learner, features, head, run_eagerly, policy, light=False)
         if not run_eagerly:  # a kept trainer's variables move: its next use resets them
@@ -89,8 +90,6 @@ def prepare(training: Mapping[str, Any]) -> bool:
             )
             trainer.light_generation = trainers.kernel_generation()
         trainers.TRAINERS.give_back(key, trainer)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
     return True
 
 

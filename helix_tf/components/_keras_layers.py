@@ -9,12 +9,14 @@ loads in any process that imported ``helix_tf``. Split from
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from helix_tf.components import penalties
 
-__all__ = ["keras", "IndexedWeights", "SumLogits", "Rescale"]
+__all__ = ["keras", "dtypes", "IndexedWeights", "SumLogits", "Rescale"]
 
 _keras: Any = None
 # Custom layers, defined when Keras is first imported (see _register_layers).
@@ -33,6 +35,27 @@ def keras() -> Any:
         _keras = keras_module
         _register_layers(keras_module)
     return _keras
+
+
+@contextlib.contextmanager
+def dtypes(policy: str) -> Iterator[Any]:
+    """Keras (yielded) under dtype ``policy`` and float32 as its default float type
+    (``floatx``), whatever the process' own are; after: the policy float32, ``floatx``
+    as before.
+
+    A model is built, trained and scored under these alone: a config that set Keras'
+    ``floatx`` (``keras.config.set_floatx("float64")``) failed a local run's training,
+    while the server's trainer, another process, never saw it (QA 24).
+    """
+    keras_module = keras()
+    floatx = keras_module.config.floatx()
+    keras_module.config.set_floatx("float32")
+    keras_module.mixed_precision.set_global_policy(policy)
+    try:
+        yield keras_module
+    finally:
+        keras_module.mixed_precision.set_global_policy("float32")
+        keras_module.config.set_floatx(floatx)
 
 
 def _register_layers(keras: Any) -> None:

@@ -28,7 +28,22 @@ __all__ = [
 
 def save_model(model: Any, path: str) -> None:
     """Write ``model`` as a ``.keras`` file (a :class:`trainers.RemoteModel`: written by
-    the process keeping it)."""
+    the process keeping it).
+
+    The file holds the model, never its training state: a model still compiled (the
+    one a plain process trained, not copied) is written as the plain model over the
+    same layers, without its compile configuration and optimizer variables, so the
+    file is what a served run, a regression's rescaled model or a kept trainer's copy
+    writes (QA 24: a local run's file alone held Adam's 20 slots and its loss).
+    """
+    from helix_tf.components import trainers
+
+    if isinstance(model, trainers.RemoteModel):  # asking it for Keras attributes builds it here
+        model.save(path)
+        return
+    if getattr(model, "compiled", False) is True:
+        keras = _k()
+        model = keras.Model(inputs=model.input, outputs=model.output, name=model.name)
     model.save(path)
 
 

@@ -33,7 +33,7 @@ from helix_tf.components._idle_trainer import (
     spare_model,
     warm_up,
 )
-from helix_tf.components._keras_layers import keras as _k
+from helix_tf.components._keras_layers import dtypes, keras as _k
 from helix_tf.components._model_build import Head, build_model, optimizer
 from helix_tf.components._model_inputs import (
     arrays_from_table,
@@ -141,14 +141,13 @@ def train_model(
         )
         if trained is not None:
             return trained
-    keras = _k()
+    _k()  # Keras first: TensorFlow imported quietly
     import tensorflow as tf
 
     strategy = getattr(learner, "strategy", None)
     trainers.seed_generators(int(learner.seed), keep_kernels=light and strategy is None)
     tf.config.experimental.enable_op_determinism()
-    keras.mixed_precision.set_global_policy(policy)
-    try:
+    with dtypes(policy):
         y, mean, std = _target(head, y, batches)
         if getattr(learner, "strategy", None) is not None:  # tf.distribute: the custom loop
             model, losses = _train_with_strategy(
@@ -164,8 +163,6 @@ def train_model(
             model = trained if trained is not None else _plain(learner, features, head, weights)
         if mean is not None and std is not None:
             model = _rescaled(model, mean, std)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
     return model, _stats(losses, mean, std)
 
 
@@ -337,14 +334,10 @@ def plain_model(
         for strengths in _strengths_of(reuse):
             strengths.assign(recipe["learner"].l1, recipe["learner"].l2)
         return reuse
-    keras = _k()
-    keras.mixed_precision.set_global_policy(recipe["policy"])
-    try:
+    with dtypes(recipe["policy"]):
         model = _plain(recipe["learner"], recipe["features"], recipe["head"], weights)
         if recipe.get("rescale") is not None:
             model = _rescaled(model, *recipe["rescale"])
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
     return model
 
 
@@ -425,18 +418,15 @@ def train_weights(
     and under its dtype policy as :func:`train_model` sets them."""
     from helix_tf.components import trainers
 
-    keras = _k()
+    _k()  # Keras first: TensorFlow imported quietly
     import tensorflow as tf
 
     trainers.seed_generators(
         int(training["learner"].seed), keep_kernels=bool(training.get("light"))
     )
     tf.config.experimental.enable_op_determinism()
-    keras.mixed_precision.set_global_policy(training["policy"])
-    try:
+    with dtypes(training["policy"]):
         _, weights, losses = _fit_weights(**training, on_epoch=on_epoch)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
     return weights, losses
 
 

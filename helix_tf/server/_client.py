@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from types import FrameType
 from typing import Any, NoReturn, TextIO
 
+from helix_tf._files import process_umask
 from helix_tf.native_output import verbosity
 from helix_tf.server._protocol import (
     STAMP_MEANING,
@@ -288,6 +289,7 @@ def run_in_server(argv: list[str]) -> int | None:
         "op": "run",
         "argv": argv,
         "cwd": os.getcwd(),
+        "umask": process_umask(),
         "env": dict(os.environ),
         "path": list(sys.path),
         "encoding": getattr(sys.stdout, "encoding", None),

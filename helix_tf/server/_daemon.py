@@ -22,6 +22,7 @@ import select
 import signal
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, NoReturn
@@ -528,9 +529,12 @@ def _child(
             if fd > 2:
                 os.close(fd)
         os.chdir(request["cwd"])
+        if request.get("umask") is not None:  # the files it writes: as the client's would be
+            os.umask(int(request["umask"]))
         os.environ.clear()
         os.environ.update(request["env"])
         time.tzset()  # the user's TZ, as a process started with it converts local times
+        tempfile.tempdir = None  # the user's TMPDIR (the server's import read its own)
         sys.path[:] = list(request["path"])
         sys.argv = ["helix-tf", *request["argv"]]
         encoding = request.get("encoding") or "utf-8"

@@ -68,6 +68,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from helix_tf.server._memory import trim_heap
+from helix_tf.server._run_state import of_this_process, taken_on
 
 __all__ = ["HintFile", "RemoteTrainer", "hint_path", "start_trainer", "trainer_path"]
 
@@ -387,57 +388,54 @@ def _handle(
     from helix_tf.components import keras_models, trainers
 
     request = conn.recv()
-    op = request.get("op", "train")
-    if op == "stats":
-        conn.send({"stats": {**trainers.TRAINERS.stats(), "models": len(kept)}})
-        return None
-    if op in ("predict", "importance", "save"):
-        entry = kept.get(request["model"])
-        if entry is None:  # evicted, or another trainer's: the run builds its own
-            conn.send({"error": f"no kept model {request['model']!r}"})
+    with taken_on(request.pop("run_state", {})):  # as if the run answered it itself
+        op = request.get("op", "train")
+        if op == "stats":
+            conn.send({"stats": {**trainers.TRAINERS.stats(), "models": len(kept)}})
             return None
-        model = entry.model
-        kept.move_to_end(request["model"])
+        if op in ("predict", "importance", "save"):
+            entry = kept.get(request["model"])
+            if entry is None:  # evicted, or another trainer's: the run builds its own
+                conn.send({"error": f"no kept model {request['model']!r}"})
+                return None
+            model = entry.model
+            kept.move_to_end(request["model"])
+            try:
+                if op == "predict":
+                    x, task, traced = request["x"], request["task"], bool(request.get("traced"))
+                    scores = keras_models.predict_scores(model, x, task, traced=traced)
+                    conn.send({"scores": scores})
+                elif op == "importance":
+                    found = keras_models.model_importance(
+                        model, request["x"], request["y"], request["features"], **request["params"]
+                    )
+                    conn.send({"importance": found})
+                else:
+                    keras_models.save_model(model, request["path"])
+                    conn.send({"saved": request["path"]})
+            except Exception as exc:
+                conn.send({"error": repr(exc)})
+            return None
+
+        def progress(epoch: int, epochs: int, loss: float, seconds: float) -> None:
+            conn.send({"epoch": (epoch, epochs, loss, seconds)})
+
+        on_epoch = progress if request.get("progress") else None
+        recipe = request["recipe"]
+        key = keras_models.plain_key(recipe)
         try:
-            if op == "predict":
-                conn.send(
-                    {
-                        "scores": keras_models.predict_scores(
-                            model, request["x"], request["task"], traced=bool(request.get("traced"))
-                        )
-                    }
-                )
-            elif op == "importance":
-                found = keras_models.model_importance(
-                    model, request["x"], request["y"], request["features"], **request["params"]
-                )
-                conn.send({"importance": found})
-            else:
-                keras_models.save_model(model, request["path"])
-                conn.send({"saved": request["path"]})
+            weights, losses = keras_models.train_weights(request["training"], on_epoch)
+            model = keras_models.plain_model(recipe, weights, reuse=_recycled(kept, key))
+            linear = keras_models.feature_weights(model, recipe["features"])
         except Exception as exc:
             conn.send({"error": repr(exc)})
-        return None
-
-    def progress(epoch: int, epochs: int, loss: float, seconds: float) -> None:
-        conn.send({"epoch": (epoch, epochs, loss, seconds)})
-
-    on_epoch = progress if request.get("progress") else None
-    recipe = request["recipe"]
-    key = keras_models.plain_key(recipe)
-    try:
-        weights, losses = keras_models.train_weights(request["training"], on_epoch)
-        model = keras_models.plain_model(recipe, weights, reuse=_recycled(kept, key))
-        linear = keras_models.feature_weights(model, recipe["features"])
-    except Exception as exc:
-        conn.send({"error": repr(exc)})
-        return None
-    token = f"{os.getpid()}-{secrets.token_hex(8)}"
-    kept[token] = Kept(key, model, peer)
-    while len(kept) > KEPT_MODELS:
-        kept.popitem(last=False)
-    conn.send({"weights": weights, "losses": losses, "model": token, "linear": linear})
-    return request["training"]  # type: ignore[no-any-return]
+            return None
+        token = f"{os.getpid()}-{secrets.token_hex(8)}"
+        kept[token] = Kept(key, model, peer)
+        while len(kept) > KEPT_MODELS:
+            kept.popitem(last=False)
+        conn.send({"weights": weights, "losses": losses, "model": token, "linear": linear})
+        return request["training"]  # type: ignore[no-any-return]
 
 
 def _recycled(kept: OrderedDict[str, Kept], key: str) -> Any:
@@ -543,6 +541,7 @@ class RemoteTrainer:
         weights, losses, the model's token and linear weights; ``None``: train here."""
         t0 = time.perf_counter()
         request = {"training": training, "recipe": recipe, "progress": on_epoch is not None}
+        request["run_state"] = of_this_process()  # trained as this process would
         with self._turn() as conn:
             if conn is None:
                 return None
@@ -575,7 +574,7 @@ class RemoteTrainer:
             if conn is None:
                 return None
             try:
-                conn.send(request)
+                conn.send({**request, "run_state": of_this_process()})
                 reply = conn.recv()
             except Exception as exc:
                 log.info("the server's trainer did not answer a %s (%r)", request["op"], exc)

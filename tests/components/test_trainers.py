@@ -334,3 +334,75 @@ def test_a_training_that_goes_elsewhere_imports_no_tensorflow_here(
         check=True,
     )
     assert done.stdout.strip() == str(imported)
+
+
+def _model_file(path: Path) -> tuple[Any, dict[str, bytes]]:
+    """A ``.keras`` file's configuration (without Keras' per-process object ids) and its
+    weights file's arrays by name, as bytes."""
+    import io
+    import zipfile
+
+    import h5py
+
+    def scrub(o: Any) -> Any:
+        if isinstance(o, dict):
+            return {k: scrub(v) for k, v in o.items() if k != "shared_object_id"}
+        return [scrub(v) for v in o] if isinstance(o, list) else o
+
+    with zipfile.ZipFile(path) as z:
+        config = scrub(json.loads(z.read("config.json")))
+        arrays: dict[str, bytes] = {}
+        with h5py.File(io.BytesIO(z.read("model.weights.h5")), "r") as f:
+            f.visititems(
+                lambda n, o: (
+                    arrays.__setitem__(n, np.asarray(o).tobytes())
+                    if isinstance(o, h5py.Dataset)
+                    else None
+                )
+            )
+    return config, arrays
+
+
+@pytest.mark.parametrize("name", ["linear-binary-l2", "widedeep-binary", "dnn-bf16-multiclass"])
+def test_a_plain_process_saves_the_model_a_kept_trainers_copy_saves(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain process returns the compiled model it trained; its ``.keras`` file held the
+    compile configuration and the optimizer's slots, which a served run's (the trainer's
+    copy) never did: one training, two files (QA 24)."""
+    from helix_tf.components import keras_models as km
+
+    files = []
+    for kept in ("0", "4"):  # a plain process; a long-lived one (the server's trainer)
+        monkeypatch.setenv("HELIX_TF_TRAINERS", kept)
+        _, stats, _ = _train(name)
+        km.save_model(stats["model"], str(tmp_path / f"{kept}.keras"))
+        files.append(_model_file(tmp_path / f"{kept}.keras"))
+    (plain_config, plain_arrays), (copy_config, copy_arrays) = files
+    assert not plain_config.get("compile_config")  # no optimizer, loss, metrics
+    assert not [n for n in plain_arrays if n.startswith("optimizer")]
+    assert plain_config == copy_config
+    assert plain_arrays == copy_arrays
+
+
+@pytest.mark.parametrize("name", ["linear-binary-l2", "dnn-dropout-regression"])
+def test_a_training_ignores_the_process_default_float_type(name: str) -> None:
+    """A config that set Keras' ``floatx`` to float64 failed a local run's training (a
+    float32 sum in a float64 list), while a served run trained in the server's trainer,
+    which never saw it (QA 24): a training is built under float32 wherever it runs."""
+    import keras
+
+    from helix_tf.components.trainers import TRAINERS
+
+    TRAINERS.clear()
+    weights, stats, scores = _train(name)
+    TRAINERS.clear()
+    keras.config.set_floatx("float64")
+    try:
+        again, stats_again, scores_again = _train(name)
+        assert keras.config.floatx() == "float64"  # the process' own, as it was
+    finally:
+        keras.config.set_floatx("float32")
+    assert [w.tobytes() for w in again] == [w.tobytes() for w in weights]
+    assert stats_again["losses"] == stats["losses"]
+    np.testing.assert_array_equal(scores_again, scores)

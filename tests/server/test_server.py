@@ -146,6 +146,53 @@ def test_a_served_run_converts_local_times_in_the_callers_zone(
     assert all(a.equals(b) for a, b in zip(*hours, strict=True))
 
 
+@pytest.mark.ci
+def test_a_served_run_writes_with_the_callers_umask_and_temporary_folder(
+    server: Path, census_like: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The fork kept the server's umask and the temporary folder the server's imports had
+    cached: under the caller's umask 027 a served run's store (the model file the trainer
+    writes too) was readable by everyone, and its TMPDIR was ignored (QA 24)."""
+    body = (
+        'import sys, tempfile\nprint("temporary folder:", tempfile.gettempdir(), file=sys.stderr)\n'
+    )
+    config = write_config(tmp_path, body + TINY_CENSUS, train=census_like[0], test=census_like[1])
+    (tmp_path / "tmp").mkdir()
+    before = _status(server)["runs"]
+    done = subprocess.run(
+        [*CLIENT, "run", str(config), "--store", str(tmp_path / "s"), "--materialize", "all"],
+        env=_env(server, TMPDIR=str(tmp_path / "tmp")),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        umask=0o027,
+    )
+    assert done.returncode == 0, done.stderr
+    assert _status(server)["runs"] == before + 1
+    assert f"temporary folder: {tmp_path / 'tmp'}" in done.stderr
+    written = list((tmp_path / "s").rglob("*"))
+    assert any(p.name == "model.keras" for p in written)  # saved by the server's trainer
+    assert [p for p in written if p.stat().st_mode & 0o027] == []
+
+
+def test_a_config_turning_warnings_into_errors_fails_a_served_run_as_a_local_one(
+    server: Path, census_like: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The trainer, another process, ignored the warning filters a config set: a served
+    run trained where a local one failed on a library's warning (QA 24)."""
+    body = 'import warnings\nwarnings.simplefilter("error")\n' + TINY_CENSUS
+    config = write_config(tmp_path, body, train=census_like[0], test=census_like[1])
+    before = _status(server)["runs"]
+    runs = [
+        _helix(server, "run", config, "--store", tmp_path / store, *flags)
+        for store, flags in (("served", ()), ("alone", ("--no-server",)))
+    ]
+    assert _status(server)["runs"] == before + 1
+    errors = [[line for line in r.stderr.splitlines() if line.startswith("error")] for r in runs]
+    assert [r.returncode for r in runs] == [1, 1], errors
+    assert errors[0] == errors[1] and "Warning" in errors[0][-1]
+
+
 def test_served_trainings_reuse_the_servers_trainer_bit_for_bit(
     server: Path, config: Path, tmp_path: Path
 ) -> None:
