@@ -29,6 +29,7 @@ from helix_tf.components.features._label import (
 )
 from helix_tf.components.sources import Source
 from helix_tf.engine import _user_calls, tables
+from helix_tf.engine._held import HeldTables
 from helix_tf.engine._writer import BackgroundWrites
 from helix_tf.errors import DataError, ExecutionError, HelixError
 from helix_tf.roles import NodeState, Role, Split
@@ -89,6 +90,9 @@ class BatchComputer:
     writer:
         The background writer of an in-process run
         (:class:`~helix_tf.engine._writer.BackgroundWrites`); None: write in line.
+    held:
+        Source batches an earlier pass of this process read (:mod:`helix_tf.engine._held`):
+        taken from there instead of read again, and what this one reads is kept there.
     """
 
     def __init__(
@@ -97,8 +101,10 @@ class BatchComputer:
         states: Mapping[str, Any],
         *,
         writer: BackgroundWrites | None = None,
+        held: HeldTables | None = None,
     ) -> None:
         self.nodes = dict(nodes)
+        self.held = held
         self.states = dict(states)
         #: Who writes the batches in the background (and counts them); None: in line.
         self.writer = writer
@@ -126,7 +132,11 @@ class BatchComputer:
         key = f"table:{name}"
         if key not in cache:
             t0 = time.perf_counter()
-            table = self._read(name, split, k, self.needed_columns(name))
+            table = self.held.get(name, split, k) if self.held is not None else None
+            if table is None:
+                table = self._read(name, split, k, self.needed_columns(name))
+                if self.held is not None:
+                    self.held.keep(name, split, k, table)
             cache[key] = table
             self._check_rows(name, split, k, tables.row_ids(table), cache)
             self._time(name, t0)

@@ -19,6 +19,7 @@ from typing import Any
 
 from helix_tf.components.features import Feature
 from helix_tf.components.sources import Source
+from helix_tf.engine._held import HeldTables
 from helix_tf.engine._writer import BackgroundWrites
 from helix_tf.engine.batch_compute import BatchComputer, PreNode, user_code_line
 from helix_tf.engine.read_steps import read_split
@@ -129,10 +130,13 @@ def batch_partials(
     key: Key,
     stats: Sequence[Mapping[str, Any]],
     inc: Inc,
+    held: HeldTables | None = None,
 ) -> Iterator[tuple[str, Any]]:
-    """Analyzer partials of one level's features over one training batch."""
+    """Analyzer partials of one level's features over one training batch.
+
+    ``held``: source batches read by an earlier pass, kept for the next (in-process)."""
     split, k, _ = key
-    computer = BatchComputer(nodes, merge_states(stats))
+    computer = BatchComputer(nodes, merge_states(stats), held=held)
     yield from computer.partials(names, split, k)
     _count_seconds(computer, inc)
 
@@ -191,12 +195,14 @@ def compute_batch(
     stats: Sequence[Mapping[str, Any]],
     inc: Inc,
     writer: BackgroundWrites | None = None,
+    held: HeldTables | None = None,
 ) -> Key:
     """Compute and write every computed node of one batch; check rows in = rows out.
 
-    ``writer``: writes the batch's files in the background (None: in line)."""
+    ``writer``: writes the batch's files in the background (None: in line). ``held``:
+    source batches the analysis passes read (in-process), taken instead of read again."""
     split, k, expected = key
-    computer = BatchComputer(nodes, merge_states(stats), writer=writer)
+    computer = BatchComputer(nodes, merge_states(stats), writer=writer, held=held)
     done = computer.compute_batch(split, k, order)
     for name, (rows, size) in done.items():
         if rows != expected:
@@ -288,7 +294,9 @@ def run_preprocessing_here(
     computed with all levels' states. States reach the caller through JSON, as
     the pipeline's do. The batches' files are written by a background thread beside
     the computation (:mod:`helix_tf.engine._writer`), every one of them before this
-    returns (a source's before its batches are read back).
+    returns (a source's before its batches are read back). A source batch is read
+    once: the analysis passes hold what they read for the passes after
+    (:mod:`helix_tf.engine._held`).
     """
     counters: collections.Counter[str] = collections.Counter()
 
@@ -316,9 +324,11 @@ def run_preprocessing_here(
                 keys = list(known_batches.get(src, []))
             if not [n for n in computed if nodes[n].source == src]:
                 continue
-            stats = _analysed(nodes, levels, src, keys, inc)
+            held = HeldTables()  # read by the analysis passes, taken by the last
+            stats = _analysed(nodes, levels, src, keys, inc, held)
             for key in keys:
-                compute_batch(nodes, order, key, stats, inc, writer)
+                compute_batch(nodes, order, key, stats, inc, writer, held)
+                held.release(key[0], key[1])
             if stats:
                 states.update(json.loads(json.dumps(merge_states(stats))))
     return preprocess_result(
@@ -337,6 +347,7 @@ def _analysed(
     src: str,
     keys: Sequence[Key],
     inc: Inc,
+    held: HeldTables | None = None,
 ) -> list[dict[str, Any]]:
     """The analysis levels' states of the features reading ``src``, level by level."""
     stats: list[dict[str, Any]] = []
@@ -348,7 +359,7 @@ def _analysed(
         acc = combiner.create_accumulator()
         for key in keys:
             if key[0] == Split.TRAIN:
-                for element in batch_partials(nodes, group, key, stats, inc):
+                for element in batch_partials(nodes, group, key, stats, inc, held):
                     acc = combiner.add_input(acc, element)
         stats.append(combiner.extract_output(acc))
     return stats

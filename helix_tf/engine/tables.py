@@ -31,6 +31,7 @@ __all__ = [
     "write_table",
     "read_batch",
     "read_table",
+    "read_local",
     "move_file",
     "remove_file",
     "list_batches",
@@ -141,7 +142,30 @@ def read_table(path: str) -> pa.Table:
 
         with fsspec.open(path, "rb") as f:
             return pq.read_table(f)
-    return pq.read_table(path.removeprefix("file://"))
+    return read_local(path.removeprefix("file://"))
+
+
+def read_local(path: str, columns: Sequence[str] | None = None) -> pa.Table:
+    """A local Parquet file (only ``columns``, in their order, when given): the table
+    ``pq.read_table(path, columns=columns)`` reads, without its dataset layer.
+
+    ``pq.read_table`` discovers a one-file dataset for every call (~0.4 ms of ~1.1 ms a
+    batch file of census ×10 here; a served feature edit reads ~130 of them, the
+    training's examples ~10): ``ParquetFile.read`` reads the same columns of the same
+    row groups, values, types and schema metadata alike. A file it cannot read, or
+    one missing a requested column (which ``ParquetFile.read`` would leave out),
+    goes through ``pq.read_table``, whose error the caller gets as before.
+    """
+    cols = list(columns) if columns is not None else None
+    try:
+        with pq.ParquetFile(path) as parquet:
+            names = parquet.schema_arrow.names
+            if cols is not None and not set(cols) <= set(names):
+                raise KeyError(cols)
+            table = parquet.read(columns=cols)
+    except Exception:  # read again as before: the same table, or the same error
+        return pq.read_table(path, columns=cols)
+    return table if cols is None else table.select(cols)
 
 
 def move_file(source: str, target: str) -> None:
@@ -184,7 +208,7 @@ def read_batch(root: str, split: str, k: int, columns: Sequence[str] | None = No
 
         with fsspec.open(path, "rb") as f:
             return pq.read_table(f, columns=cols)
-    return pq.read_table(path.removeprefix("file://"), columns=cols)
+    return read_local(path.removeprefix("file://"), cols)
 
 
 def list_batches(files: Iterable[str]) -> list[tuple[str, int]]:
@@ -211,7 +235,7 @@ def read_split(root: str, split: str, columns: Sequence[str] | None = None) -> p
     files = split_files(root, split)
     if not files:
         return None
-    tables = [pq.read_table(f, columns=list(columns) if columns else None) for f in files]
+    tables = [read_local(f, list(columns) if columns else None) for f in files]
     return pa.concat_tables(tables)
 
 

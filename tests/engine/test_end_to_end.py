@@ -513,10 +513,10 @@ def test_rows_lost_in_the_engine_fail_the_run_and_store_nothing(
 ) -> None:
     original = preprocess_steps.compute_batch
 
-    def drop_first_test_batch(nodes, order, key, stats, inc, writer=None):  # type: ignore[no-untyped-def]
+    def drop_first_test_batch(nodes, order, key, stats, inc, writer=None, held=None):  # type: ignore[no-untyped-def]
         if key[:2] == ("test", 0):
             return key
-        return original(nodes, order, key, stats, inc, writer)
+        return original(nodes, order, key, stats, inc, writer, held)
 
     monkeypatch.setattr(preprocess_steps, "compute_batch", drop_first_test_batch)
     with pytest.raises(ExecutionError, match=r"Rows were lost between stages"):

@@ -141,3 +141,51 @@ def test_max_bad_rows_counts_the_rows_skipped_by_every_shard_of_a_split(
         read_split("rows", source, str(tmp_path / "ok"), 10, None, "train", lambda *_: None)
     )
     assert sum(rows for _, _, rows in keys) == 2997
+
+
+@pytest.mark.parametrize("hold", [True, False])
+def test_in_process_reads_each_source_batch_once_whatever_the_passes(
+    census_like: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    hold: bool,
+) -> None:
+    """Two analysis levels (``age``, then ``zage`` of it) and the pass that computes and
+    writes: each training batch of the source was read back once per pass (three times
+    here); the analysis passes hold what they read for the passes after
+    (``engine._held``), so it is read once. Held or read again (``HOLD_BYTES`` 0: the
+    batches do not fit), the files written are the same, file for file."""
+    from helix_tf import NodeRef
+    from helix_tf.components import features as F
+    from helix_tf.engine import _held, tables
+    from tests.engine.test_beam_pipeline import _pre
+
+    if not hold:
+        monkeypatch.setattr(_held, "HOLD_BYTES", 0)
+    reads: dict[tuple[str, str, int], int] = {}
+    real = tables.read_batch
+
+    def counted(root: str, split: str, k: int, columns: Any = None) -> Any:
+        key = (Path(root).name, split, k)
+        reads[key] = reads.get(key, 0) + 1
+        return real(root, split, k, columns)
+
+    monkeypatch.setattr(tables, "read_batch", counted)
+    root = tmp_path / "here"
+    nodes = _census_nodes(census_like, root)
+    nodes["zage"] = _pre("zage", "feature", F.Numeric(NodeRef("age")), root, kind="numeric")
+    order = ["rows", "age", "zage", "edu", "age_bucket", "examples"]
+    run_preprocessing_here(nodes=nodes, order=order, known_batches={}, batch_rows=BATCH_ROWS)
+    train = {key: n for key, n in reads.items() if key[0] == "rows" and key[1] == "train"}
+    assert len(train) >= 3
+    assert set(train.values()) == ({1} if hold else {3})
+    if hold:  # the same files as without holding (the other case, run alike)
+        monkeypatch.setattr(_held, "HOLD_BYTES", 0)
+        again = tmp_path / "again"
+        nodes = _census_nodes(census_like, again)
+        nodes["zage"] = _pre("zage", "feature", F.Numeric(NodeRef("age")), again, kind="numeric")
+        run_preprocessing_here(nodes=nodes, order=order, known_batches={}, batch_rows=BATCH_ROWS)
+        mine, other = _tables(root), _tables(again)
+        assert mine.keys() == other.keys() and len(mine) > 3
+        for key, table in mine.items():
+            assert other[key].equals(table), key

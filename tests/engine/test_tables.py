@@ -100,3 +100,58 @@ def test_row_ids_are_delta_encoded_and_the_values_keep_their_dictionary(tmp_path
     assert "DELTA_BINARY_PACKED" in chunks["__row"].encodings
     assert all("RLE_DICTIONARY" in chunks[c].encodings for c in ("x", "s"))
     assert tables.read_batch(str(tmp_path), "train", 0).equals(table)
+
+
+def _awkward_table() -> pa.Table:
+    """Names with dots (a bag's ``x.idx``), one a prefix of others, lists, strings, metadata."""
+    bag = tables.feature_columns("x", "bag", _bag())
+    columns = {"x": pa.array([1.5, 2.5, 3.5], pa.float32()), **bag}
+    columns["xy"] = pa.array(["a", None, "c"])
+    columns["__row"] = pa.array([7, 8, 9], pa.int64())
+    return pa.table(columns).replace_schema_metadata({"helix": "1"})
+
+
+def _bag() -> Any:
+    import numpy as np
+
+    from helix_tf.components.features import Bag
+
+    offsets = np.array([0, 1, 1, 3], np.int64)
+    return Bag(offsets, np.array([4, 5, 6], np.int32), np.array([1.0, 0.5, 2.0], np.float32))
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [None, ["x"], ["x.idx"], ["xy", "x"], ["x.val", "x.idx", "__row"], ["x", "x"], []],
+)
+def test_a_local_read_equals_pyarrows_read_table(columns: list[str] | None, tmp_path: Path) -> None:
+    """``read_local`` (``ParquetFile.read``, without ``pq.read_table``'s one-file dataset:
+    ~0.3 ms of ~1.1 ms a batch file) reads the table ``pq.read_table`` reads: the same
+    columns in the asked order (repeated ones repeated), values, types, metadata; a dotted
+    name is a column, not a nested path, and not the prefix of another."""
+    import pyarrow.parquet as pq
+
+    tables.write_batch(str(tmp_path), "train", 0, _awkward_table())
+    path = tables.batch_path(str(tmp_path), "train", 0)
+    want = pq.read_table(path, columns=columns)
+    got = tables.read_local(path, columns)
+    assert got.schema.equals(want.schema, check_metadata=True)
+    assert got.equals(want) and got.num_rows == want.num_rows == 3
+    assert tables.read_batch(str(tmp_path), "train", 0, columns).equals(want)
+
+
+def test_a_local_read_fails_as_pyarrows_read_table(tmp_path: Path) -> None:
+    """A missing column (``ParquetFile.read`` would leave it out) and a damaged file fail
+    with ``pq.read_table``'s own error, which names the file and what is wrong."""
+    import pyarrow.parquet as pq
+
+    tables.write_batch(str(tmp_path), "train", 0, _awkward_table())
+    path = tables.batch_path(str(tmp_path), "train", 0)
+    with pytest.raises(pa.ArrowInvalid, match=r"No match for FieldRef\.Name\(nope\)"):
+        tables.read_local(path, ["x", "nope"])
+    Path(path).write_bytes(b"PAR1 not a table")
+    with pytest.raises(pa.ArrowInvalid) as expected:
+        pq.read_table(path)
+    with pytest.raises(pa.ArrowInvalid) as got:
+        tables.read_local(path)
+    assert str(got.value) == str(expected.value) and path in str(got.value)
