@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from helix_tf.components._first_calls import first_call as first_call
 from helix_tf.components.base import Operator
 from helix_tf.components.features import Bag, Feature, first_difference
 from helix_tf.errors import ExecutionError
@@ -57,9 +58,6 @@ __all__ = [
     "repeat_inputs",
 ]
 
-#: Operators already called twice on a batch in this process (by id; the operator is
-#: kept so that its id is never another's).
-_REPEATED: dict[int, Operator] = {}
 #: The rows of its first batch a whole-row feature is computed on again (a counter
 #: differs at the first; a fiftieth of a default batch).
 REPEAT_ROWS = 1_000
@@ -86,14 +84,6 @@ def private(value: Any) -> Any:
     if copy is not None and type(value).__module__.startswith("pandas"):
         return copy(deep=not _pandas_copies_on_write())
     return value
-
-
-def first_call(op: Operator) -> bool:
-    """Whether ``op`` is called on its first batch in this process (then remembered)."""
-    if id(op) in _REPEATED:
-        return False
-    _REPEATED[id(op)] = op
-    return True
 
 
 def repeat_inputs(

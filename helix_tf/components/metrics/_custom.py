@@ -9,17 +9,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from helix_tf.components._first_calls import first_call
 from helix_tf.components.base import list_as_tuple, normalized
 from helix_tf.components.metrics._base import Metric, _as_vector, _same_length, _take
 from helix_tf.errors import DataError, ExecutionError
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-#: Metric functions already called twice in this process (by id; kept so that the id
-#: is never another's). A function giving other values the second time keeps state.
-_REPEATED: dict[int, Any] = {}
 
 
 def _same_nans(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
@@ -142,8 +138,7 @@ class Custom(Metric):
     ) -> dict[str, float]:
         own = frame[list(self.frame_columns)] if self.frame_columns and frame is not None else None
         values = self._values(y_true, y_score, own)
-        if id(self.fn) not in _REPEATED:  # the first call in this process: once more
-            _REPEATED[id(self.fn)] = self.fn
+        if first_call(self.fn):  # the first call in this process: once more
             again = self._values(y_true, y_score, own)
             if again != values and not _same_nans(values, again):
                 raise ExecutionError(
