@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from helix_tf.activity import lock_held
 from helix_tf.server._protocol import lock_path, socket_path
 
 __all__ = [
@@ -124,18 +125,9 @@ def holder_since() -> tuple[int, str, float] | None:
 
 def _held(path: Path) -> bool:
     """Whether a server holds the lock at ``path``; an absent lock file is not held."""
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except FileNotFoundError:  # no lock file (or no folder): no server ever started here
-        return False
-    try:
+    if path.parent.exists():
         _check_private(path.parent)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return lock_held(path)
 
 
 #: Reads of the lock file before a holder whose record cannot be read counts as none.
