@@ -22,7 +22,7 @@ from helix_tf.components.features import Feature
 from helix_tf.engine import tables
 from helix_tf.engine._artifacts import VALUE_NAMES
 from helix_tf.engine._context import RunContext
-from helix_tf.engine._outputs import RunOutputs
+from helix_tf.engine._outputs import RunOutputs, no_room
 from helix_tf.engine.batch_compute import PreNode
 from helix_tf.errors import DataError, ExecutionError, HelixError, SampledDataError, interrupted
 from helix_tf.events import PreprocessingStarted
@@ -180,7 +180,7 @@ class PreprocessingStep:
     def _no_room(self, failed: _PipelineFailed) -> NoReturn:
         """Raise the pipeline's error; one writing into the scratch folder (the store takes
         no outputs) names the folder and the fix, as a learning step's does."""
-        message = self.outputs.no_room(failed.raw)
+        message = no_room(self.outputs, failed.raw)
         if message is not None:
             node = getattr(failed.error, "node", None)
             raise ExecutionError(message, node=node) from failed.raw

@@ -25,7 +25,12 @@ from helix_tf.compiler.graph import CompiledNode, CompiledWorkflow
 from helix_tf.engine._context import RunContext
 from helix_tf.engine._inputs import LearningInputs
 from helix_tf.engine._learning import LearningSteps
-from helix_tf.engine._outputs import RunOutputs, StoreEntriesLost, drop_damaged_unread
+from helix_tf.engine._outputs import (
+    RunOutputs,
+    StoreEntriesLost,
+    drop_damaged_unread,
+    no_room,
+)
 from helix_tf.engine._preprocess import PreprocessingStep
 from helix_tf.errors import ExecutionError, HelixError, interrupted
 from helix_tf.events import ProgressCallback
@@ -190,7 +195,7 @@ def _run_step(step: Any, node: CompiledNode, outputs: RunOutputs) -> None:
     except Exception as exc:
         if interrupted(exc):  # the user's Ctrl-C, not the node's failure
             raise KeyboardInterrupt from exc
-        message = outputs.no_room(exc) or f"{type(exc).__name__}: {exc}"
+        message = no_room(outputs, exc) or f"{type(exc).__name__}: {exc}"
         raise ExecutionError(message, node=node.name) from exc
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "PRELOAD",
     "SERVER_NAME",
     "become_server",
+    "ServerRunning",
     "log_to_stderr",
     "resident_bytes",
     "run_store",
@@ -241,6 +242,10 @@ def _wait_for(pid: int, limit: float) -> None:
         time.sleep(0.1)
 
 
+class ServerRunning(RuntimeError):
+    """Another server holds this socket's lock: this one does not start."""
+
+
 def serve(
     path: Path,
     *,
@@ -266,8 +271,9 @@ def serve(
     if lock_fd is None:
         lock_fd = take_lock(path.with_suffix(".lock"))
         if lock_fd is None:
-            raise RuntimeError(
-                f"a helix-tf server is already running or starting (pid {holder_pid()}) on {path}"
+            raise ServerRunning(
+                f"a helix-tf server is already running or starting (pid {holder_pid()}) on "
+                f"{path}: use it, or stop it first (helix-tf server stop)"
             )
     os.set_inheritable(lock_fd, False)
     write_owner(lock_fd, os.getpid())

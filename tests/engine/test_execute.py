@@ -57,21 +57,21 @@ def test_every_role_table_step_has_an_executor() -> None:
 
 
 def test_a_write_with_no_room_in_scratch_names_the_folder_and_the_fix() -> None:
-    """The message a step's write failure gets (``RunOutputs.no_room``): only a write
+    """The message a step's write failure gets (``engine._outputs.no_room``): only a write
     failure, only once the store takes nothing more, only one that was not elsewhere (a
     temporary folder of Keras, say) names the scratch folder. EFBIG (``ulimit -f``) counts
     as no room; a background write's error is named by the OS error it wraps."""
     import errno
     from types import SimpleNamespace
 
-    from helix_tf.engine._outputs import RunOutputs
+    from helix_tf.engine._outputs import no_room as _no_room
     from helix_tf.engine._writer import BackgroundWriteError
 
     scratch = "/tmp/helix-run-x"
 
     def no_room(exc: BaseException, failure: str | None) -> str | None:
         outputs = SimpleNamespace(store_failure=failure, ctx=SimpleNamespace(scratch=scratch))
-        return RunOutputs.no_room(outputs, exc)  # type: ignore[arg-type]
+        return _no_room(outputs, exc)  # type: ignore[arg-type]
 
     too_large = OSError(errno.EFBIG, "File too large")
     said = no_room(too_large, "OSError: [Errno 27] File too large")

@@ -8,6 +8,7 @@ import select
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 from helix_tf.server._protocol import receive
 
@@ -74,3 +75,39 @@ def test_the_callers_streams_end_with_the_exit_code_before_the_databases_close()
             child.wait()
         for fd in (out_r, err_r, gate_w):
             os.close(fd)
+
+
+def test_a_second_server_refuses_in_one_line(tmp_path: Path) -> None:
+    """``python -m helix_tf.server`` while another server holds the lock (QA pass 26): a
+    line naming the holder and the fix, exit 1; it was a RuntimeError's traceback."""
+    env = {**os.environ, "HELIX_TF_SERVER_DIR": str(tmp_path / "srv")}
+    held = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert held.stdout is not None and held.stdout.readline().strip() == b"held"
+        done = subprocess.run(
+            [sys.executable, "-m", "helix_tf.server", "--idle-timeout", "5"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        held.kill()
+        held.wait()
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"already running or starting (pid {held.pid})" in done.stderr
+    assert "helix-tf server stop" in done.stderr
+
+
+#: Takes the server lock (as a starting server does), says so, and holds it.
+HOLD_LOCK = """\
+import os, sys
+from helix_tf.server._starting import take_lock, write_owner
+fd = take_lock()
+write_owner(fd, os.getpid())
+print("held", flush=True)
+sys.stdin.read()
+"""
