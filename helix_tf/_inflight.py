@@ -142,7 +142,7 @@ def _wait(
                 _names(pending, computing),
             )
     if stored:
-        log.warning("a colleague's run stored %s: loading it", ", ".join(sorted(stored)))
+        log.warning("another run stored %s meanwhile: loading it", ", ".join(sorted(stored)))
     return stored
 
 

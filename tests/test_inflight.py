@@ -98,6 +98,8 @@ def test_loads_what_the_colleague_stores_and_computes_the_rest(
     assert stored == ["examples"] and clock.sleeps == 3
     assert session.store.lease.computing == {"fp-examples", "fp-learner"}
     assert "zoe@elsewhere" in caplog.text and "loading it" in caplog.text
+    # The same person's other terminal is no colleague (QA pass 26: "a colleague's run").
+    assert "another run stored examples meanwhile: loading it" in caplog.text
 
 
 def test_a_colleague_that_ends_without_storing_is_not_waited_for(
