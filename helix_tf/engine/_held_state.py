@@ -53,12 +53,20 @@ class _Attributes:
         return dict(vars(self.owner))
 
     def restore(self, then: dict[str, Any]) -> None:
+        """Put the attributes back, past the class' own ``__setattr__`` (a frozen
+        dataclass, an Enum's metaclass): in the instance's ``__dict__``, or by
+        ``type.__setattr__`` on a class."""
+        if not isinstance(self.owner, type):
+            attributes = vars(self.owner)
+            attributes.clear()
+            attributes.update(then)
+            return
         now = self.now()
         for name in now.keys() - then.keys():
-            delattr(self.owner, name)
+            type.__delattr__(self.owner, name)
         for name, value in then.items():
             if now.get(name, _ABSENT) is not value:
-                setattr(self.owner, name, value)
+                type.__setattr__(self.owner, name, value)
 
 
 _ABSENT = object()

@@ -137,6 +137,13 @@ STATEFUL = {
         "        return batch['age'].to_numpy(dtype=float) / n\n\nf = Scaler().scale\n",
         "F.Udf(f, batched=True)",
     ),
+    "state its first call sets in a frozen dataclass": (
+        "import dataclasses\n\n@dataclasses.dataclass(frozen=True)\nclass Sized:\n"
+        "    n: int = 0\n    def __call__(self, batch):\n        if not self.n:\n"
+        "            object.__setattr__(self, 'n', len(batch))\n"
+        "        return batch['age'].to_numpy(dtype=float) + self.n\n\nf = Sized()\n",
+        "F.Udf(f, batched=True)",
+    ),
     "state its first call sets in an object a helper module holds": (
         "from helper_state import size_of\n\ndef f(batch):\n"
         "    return batch['age'].to_numpy(dtype=float) + size_of(batch)\n",
