@@ -11,9 +11,11 @@ Approximate learners carry their training loop (``"loop": "light"``, issue 9: a
 traced step over seeded numpy batches instead of Keras' fit), so the approximate
 pins of the learning nodes were re-pinned then, and again for ``"loop_version": 2``
 (the step gathers its batch in the graph), 3 (a bag's width open in the traced
-step) and 4 (an epoch one traced loop over its batches, session 11), and for ``"plateau"`` and ``"fraction"`` (session 10: a sample trains the exact run's
+step), 4 (an epoch one traced loop over its batches, session 11) and 5 (a linear
+learner steps over one table of its weights, session 17), and for ``"plateau"`` and ``"fraction"`` (session 10: a sample trains the exact run's
 steps, matched by batches, and ends once its loss stopped falling), and for the plateau
-rule's sampling-error tolerance and planned-epochs window (``errors``, ``share``); the
+rule's sampling-error tolerance and planned-epochs window (``errors``, ``share``), and
+for the approximate scoring of a linear model in numpy (``APPROX_SCORING``, session 17); the
 exact pins did not move.
 """
 
@@ -65,16 +67,16 @@ PINNED: dict[str, dict[str, str]] = {
         "hours": "928ffc4239eb5bf723f9aa79da41a7e2",
         "education": "40adddd58eb43a9bbf2ec977523a3b2f",
         "examples": "bac241623648d1d816c1befeecc38757",
-        "learner": "f1da12d0b0481849ee726913fe168965",
-        "predictions": "7645517c3794475f2c6c5010d02a4e99",
-        "train_predictions": "ef31cc86486c8e55d22fc61544a54e77",
-        "evaluation": "c6ee507695b1e372ba5bcde8b3465586",
-        "sliced": "026cc6c762187c531e654424914375d7",
-        "explanation": "44368c63342b47d3ca2f572f6844794a",
+        "learner": "e7b4a29aa3e87bf3d8dd653845bca490",
+        "predictions": "49133984696cad1dbb18b1d454dabbf4",
+        "train_predictions": "2ff61fbd4119d5c4f0835aa1ebb92102",
+        "evaluation": "3ccba9fb712fc767ec603afee5c1d26d",
+        "sliced": "626abbaee297a89d7331de54a8b61fdd",
+        "explanation": "0bb184261984fa9f14dace721d4fa78c",
         "reg_examples": "7732edb95c47d93ab35de40a7fb43429",
-        "reg_learner": "99770b47360e2b7e6053456fc96edfc3",
-        "reg_predictions": "4a9a207b73ca7b7064a9fb10a4756b2a",
-        "reg_evaluation": "5196dce50185c7e3d2b163458a6db8b2",
+        "reg_learner": "4f8c0de0ad4d92a4cc4e0323410bd197",
+        "reg_predictions": "c0faa3c3d1632816fcfbaf039b6b6514",
+        "reg_evaluation": "d70261ddf8d295830df3e522185e1c83",
     },
     "at_train": {
         "rows": "b807197ddadd5ecbf86027d1e4e4b030",
@@ -82,16 +84,16 @@ PINNED: dict[str, dict[str, str]] = {
         "hours": "9c15eaf8d9ac338900a777ef1988db48",
         "education": "fe389788db6c16b9d88d090cb91db2f4",
         "examples": "fa7cf3e52e6be2a0bb1f60aec75a2db7",
-        "learner": "84f8270283a29ca9d932b294cf3e2bc2",
-        "predictions": "fe348b2fd2ae25b975fb347fa45d0664",
-        "train_predictions": "4091dd3b3b3701d215bd5beba84cf01f",
-        "evaluation": "cca54bcc3c9a947a2c1cb0f0d1d01183",
-        "sliced": "55fda14b2a04f51e3fa11be5d0fcc5f3",
-        "explanation": "6736a87d8cd3bcfeb72ef4751504a995",
+        "learner": "673d2cbc3afbc7b362d0be225695421d",
+        "predictions": "46173c9b95a125b11c7e52c3f3ab5cd1",
+        "train_predictions": "9b0877fc4728af1b72a16de7ff2c82d5",
+        "evaluation": "84f1500dd06abaff8b77f891556e7ac5",
+        "sliced": "3648e630102afbe861653ae4dbc437e3",
+        "explanation": "b1edc144e4750ee0df3d21ab3850d72a",
         "reg_examples": "45e15fbecd46d74cfd89186e2ffd1877",
-        "reg_learner": "b936784b3702c8abb784e14b7d1d0931",
-        "reg_predictions": "e2e1360020c77eee27e37c7370d4664f",
-        "reg_evaluation": "94342156e0b5b7c02c645e4d214d1b25",
+        "reg_learner": "a0fcb55d29929579684bda4c2877fbe5",
+        "reg_predictions": "9a945bc9706a936f532739df7a9ca637",
+        "reg_evaluation": "b390efcfc8d74bfbe6ead88f26b07941",
     },
     "exact": {
         "rows": "b807197ddadd5ecbf86027d1e4e4b030",
@@ -290,7 +292,7 @@ def test_compiled_facts_per_role(tmp_path: Path) -> None:
             "fraction": 0.5,
             "plateau": {"errors": 1.0, "share": 0.1, "epochs": 10},
             "loop": "light",
-            "loop_version": 4,
+            "loop_version": 5,
         }
     }
     assert facts["train_predictions"] == {"split": "train"}
