@@ -67,6 +67,8 @@ class _State:
         #: The trainer process (:mod:`helix_tf.server._trainer`) and its socket.
         self.trainer_pid: int | None = None
         self.trainer_socket: Path | None = None
+        #: How the trainer ended, when it did while the server runs (for ``status``).
+        self.trainer_exit: str | None = None
         #: The next run's process, forked ahead (:mod:`helix_tf.server._spare`).
         self.spare: Spare | None = None
 
@@ -108,6 +110,7 @@ class _State:
             "rss_bytes": resident_bytes(),
             "spare_pid": None if self.spare is None else self.spare.pid,
             "trainer": self.trainer_status(),
+            "trainer_exit": self.trainer_exit,
             "stamp": self.stamp,
             "parts": self.parts,
         }
@@ -421,7 +424,10 @@ def _reap(state: _State) -> None:
         except ChildProcessError:
             done, status = state.trainer_pid, 0
         if done:
-            log.warning("the trainer (pid %d) exited with status %d", done, status)
+            code = os.waitstatus_to_exitcode(status) if status else 0
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+            log.warning("the trainer (pid %d) %s", done, how)
+            state.trainer_exit = f"{how} at {time.strftime('%H:%M:%S')}"
             state.trainer_pid = None
 
 

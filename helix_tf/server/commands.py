@@ -156,6 +156,11 @@ def status(as_json: bool) -> None:
             f"  trainer: pid {trainer['pid']}, memory (RSS) "
             f"{_megabytes(trainer['rss_bytes'])}, {reuse}"
         )
+    if not trainer and reply.get("trainer_exit"):
+        click.echo(
+            f"  trainer: none: it {reply['trainer_exit']}; runs train in their own "
+            "processes (helix-tf server restart starts a new one)"
+        )
     for run in reply["in_progress"]:
         mark = ", holds its store's user-run mark" if run.get("user_run") else ""
         click.echo(

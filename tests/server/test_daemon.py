@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from helix_tf.server._protocol import receive
 
 #: A served run's process (``_daemon._child``) for ``helix-tf --version``, whose closing of
@@ -95,7 +97,7 @@ def test_a_second_server_refuses_in_one_line(tmp_path: Path) -> None:
         )
     finally:
         held.kill()
-        held.wait()
+        held.communicate()  # closes its pipes
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     assert f"already running or starting (pid {held.pid})" in done.stderr
@@ -111,3 +113,31 @@ write_owner(fd, os.getpid())
 print("held", flush=True)
 sys.stdin.read()
 """
+
+
+def test_status_says_the_trainer_is_gone_and_how_to_get_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """QA pass 26: a trainer killed under the server (OOM killer, kill -9) left `server
+    status` without its trainer line and no word of it; runs trained in their own
+    processes from then on."""
+    import signal as signals
+
+    from click.testing import CliRunner
+
+    from helix_tf.server import _daemon, commands
+
+    state = _daemon._State({}, 0.0, -1)
+    trainer = subprocess.Popen(["sleep", "60"])
+    state.trainer_pid = trainer.pid
+    os.kill(trainer.pid, signals.SIGKILL)
+    while state.trainer_pid is not None:  # reaped by the server's loop
+        _daemon._reap(state)
+    trainer.returncode = -signals.SIGKILL  # reaped above
+    reply = state.status()
+    assert reply["trainer"] is None
+    assert reply["trainer_exit"].startswith("was killed by signal 9 at ")
+    monkeypatch.setattr(commands, "request", lambda op: reply)
+    said = CliRunner().invoke(commands.server, ["status"]).output
+    assert "trainer: none: it was killed by signal 9 at " in said
+    assert "runs train in their own processes (helix-tf server restart" in said
