@@ -22,7 +22,18 @@ from helix_tf.server._starting import (
 __all__ = ["server"]
 
 
-@click.group()
+class _ServerCommands(click.Group):
+    """The server's commands: a server folder others may write to (or one of another
+    user) is said in one line with its fix, not a traceback (QA pass 26)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except PermissionError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_ServerCommands)
 def server() -> None:
     """A warm server that makes `helix-tf run` skip importing TensorFlow and Keras.
 

@@ -141,3 +141,24 @@ def test_status_says_the_trainer_is_gone_and_how_to_get_one(
     said = CliRunner().invoke(commands.server, ["status"]).output
     assert "trainer: none: it was killed by signal 9 at " in said
     assert "runs train in their own processes (helix-tf server restart" in said
+
+
+@pytest.mark.parametrize("command", ["status", "start"])
+def test_a_server_folder_others_may_write_to_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """QA pass 26: `server status` (and `start`) in a server folder that is not private
+    ended in a PermissionError traceback; the message was right, its form was not."""
+    from click.testing import CliRunner
+
+    from helix_tf.server import commands
+    from helix_tf.server._protocol import lock_path
+
+    folder = tmp_path / "public"
+    folder.mkdir()
+    folder.chmod(0o777)
+    monkeypatch.setenv("HELIX_TF_SERVER_DIR", str(folder))
+    lock_path().touch()
+    result = CliRunner().invoke(commands.server, [command])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert f"Error: {folder} must belong to you and not be writable by others" in result.output
