@@ -5,11 +5,13 @@ module, a config that exits). :func:`helix_tf.config.load_config` reports with t
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import re
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 from helix_tf.components.base import did_you_mean
 from helix_tf.errors import ConfigError
@@ -97,3 +99,39 @@ def at_line(exc: ConfigError, path: Path) -> list[str]:
     a bad parameter), each with the config line that raised it unless it names a place."""
     where = config_line(exc, path)
     return [p if str(path) in p else f"{where}{p}" for p in exc.problems]
+
+
+def no_workflow(module: object) -> str:
+    """What a config without ``workflow`` is told: the fix, and the functions of its own
+    that look meant to be it (``def make_workflow(params)``)."""
+    said = (
+        "defines no workflow: add a module-level `workflow = Workflow(...)` or "
+        "`def workflow(params): ...` that returns one"
+    )
+    name = getattr(module, "__name__", None)
+    near = [
+        f"{key}() at line {value.__code__.co_firstlineno}"
+        for key, value in vars(module).items()
+        if inspect.isfunction(value) and value.__module__ == name and "workflow" in key.lower()
+    ]
+    return f"{said} (rename {', '.join(near)} to workflow)" if near else said
+
+
+def workflow_signature(factory: Any) -> str | None:
+    """Why ``factory`` cannot be called as ``workflow(params)`` (its line and the fix);
+    None when it can, or when its signature cannot be read (a builtin)."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return None
+    try:
+        signature.bind(object())
+    except TypeError as exc:
+        code = getattr(factory, "__code__", None)
+        where = f"line {code.co_firstlineno}: " if code is not None else ""
+        return (
+            f"{where}workflow{signature} cannot be called as workflow(params) ({exc}); "
+            "define it as def workflow(params): with one argument, the config's "
+            "parameters (PARAMS and -p values)"
+        )
+    return None

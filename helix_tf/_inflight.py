@@ -13,7 +13,8 @@ the store exactly as the first did, and whatever was not stored is computed.
 The bound: twice the last measured compute seconds of what this run would compute
 (everyone's history) plus 30 s, at most ``HELIX_TF_WAIT_FOR_COLLEAGUES`` seconds
 (default 600; ``0`` never waits). Without a measurement of every such node it is the
-maximum.
+maximum. A run that is a stopped process of this machine (Ctrl-Z) is not waited for: it
+computes nothing until continued.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 from helix_tf._env import env_seconds
 from helix_tf.results import NodeDecision
+from helix_tf.reuse.store import is_stopped
 from helix_tf.roles import NodeState
 
 __all__ = ["WAIT_ENV", "MAX_WAIT", "announce", "await_colleagues", "wait_bound"]
@@ -98,15 +100,17 @@ def _wait(
     clock: Callable[[], float],
     sleep: Callable[[float], None],
 ) -> list[str]:
-    pending = store.in_flight(computing)
+    pending = _running(store.in_flight(computing), computing)
     if not pending:
         return []
     bound = wait_bound(list(computing.values()), history, limit)
     log.warning(
-        "waiting up to %.0fs for %s, already computing %s; loading them when stored",
+        "waiting up to %.0fs for %s, already computing %s; loading them when stored "
+        "(%s=0: never wait)",
         bound,
         _owners(pending),
         _names(pending, computing),
+        WAIT_ENV,
     )
     start = last_note = clock()
     stored: list[str] = []
@@ -131,7 +135,7 @@ def _wait(
                 _owners({fp: pending[fp] for fp in ended}),
                 _names(ended, computing),
             )
-        pending = live
+        pending = _running(live, computing)
         if pending and clock() - last_note >= PROGRESS_EVERY:
             last_note = clock()
             log.warning(
@@ -142,8 +146,22 @@ def _wait(
                 _names(pending, computing),
             )
     if stored:
-        log.warning("a colleague's run stored %s: loading it", ", ".join(sorted(stored)))
+        log.warning("another run stored %s meanwhile: loading it", ", ".join(sorted(stored)))
     return stored
+
+
+def _running(in_flight: dict[str, Any], computing: Mapping[str, str]) -> dict[str, Any]:
+    """``in_flight`` but for the runs that are stopped processes of this machine (Ctrl-Z):
+    they compute nothing until continued, and a run waited the whole bound for one (600 s
+    on a store without history; QA pass 26)."""
+    stopped = {fp: info for fp, info in in_flight.items() if is_stopped(info)}
+    if stopped:
+        log.warning(
+            "%s is stopped (Ctrl-Z; `fg` resumes it): computing %s here",
+            _owners(stopped),
+            _names(stopped, computing),
+        )
+    return {fp: info for fp, info in in_flight.items() if fp not in stopped}
 
 
 def _owners(pending: Mapping[str, Any]) -> str:

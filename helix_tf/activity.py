@@ -25,6 +25,7 @@ from helix_tf._atomic import atomic_write
 __all__ = [
     "home_of",
     "local_store_folder",
+    "lock_held",
     "user_run",
     "user_run_active",
     "user_run_probe",
@@ -84,7 +85,7 @@ def user_run(home: str | os.PathLike[str]) -> Iterator[None]:
 
 def user_run_active(home: str | os.PathLike[str]) -> bool:
     """Whether some process holds :func:`user_run` in ``home`` right now."""
-    return _held(os.path.join(os.fspath(home), _LOCK))
+    return lock_held(os.path.join(os.fspath(home), _LOCK))
 
 
 def user_run_probe(home: str | os.PathLike[str]) -> Callable[[], bool]:
@@ -94,10 +95,12 @@ def user_run_probe(home: str | os.PathLike[str]) -> Callable[[], bool]:
     each time (``pathlib``) was most of that polling's CPU, so the path is built once.
     The file is still opened at each call (a lock file replaced meanwhile is seen).
     """
-    return functools.partial(_held, os.path.join(os.fspath(home), _LOCK))
+    return functools.partial(lock_held, os.path.join(os.fspath(home), _LOCK))
 
 
-def _held(lock: str) -> bool:
+def lock_held(lock: str | os.PathLike[str]) -> bool:
+    """Whether a process holds the ``flock`` on the file ``lock``; looking creates
+    nothing (an absent or unreadable file is not held)."""
     try:
         fd = os.open(lock, os.O_RDWR)
     except OSError:

@@ -22,7 +22,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from helix_tf._config_errors import at_line as _at_line, user_error as _user_error
+from helix_tf._config_errors import (
+    at_line as _at_line,
+    no_workflow,
+    user_error as _user_error,
+    workflow_signature,
+)
 from helix_tf.components.base import did_you_mean
 from helix_tf.edits import apply_edits, is_edit
 from helix_tf.errors import ConfigError, HelixError
@@ -451,11 +456,7 @@ def _call_workflow(module: Any, params: Params, cfg_path: Path, problems: list[s
     """:func:`_build_workflow` without naming the ``-p`` values."""
     factory = getattr(module, "workflow", None)
     if factory is None:
-        raise ConfigError(
-            "defines no workflow: add a module-level `workflow = Workflow(...)` or "
-            "`def workflow(params): ...` that returns one",
-            path=str(cfg_path),
-        )
+        raise ConfigError(no_workflow(module), path=str(cfg_path))
     if isinstance(factory, Workflow):
         return factory
     if not callable(factory):
@@ -463,6 +464,9 @@ def _call_workflow(module: Any, params: Params, cfg_path: Path, problems: list[s
             f"`workflow` is a {type(factory).__name__}; it must be a Workflow or a function",
             path=str(cfg_path),
         )
+    wrong = workflow_signature(factory)
+    if wrong is not None:
+        raise ConfigError([*problems, wrong], path=str(cfg_path))
     try:
         wf = factory(params)
     except HelixError as exc:
@@ -472,8 +476,6 @@ def _call_workflow(module: Any, params: Params, cfg_path: Path, problems: list[s
         raise
     except (Exception, SystemExit) as exc:
         found = [*problems, _user_error(exc, cfg_path)]
-        if isinstance(exc, TypeError) and "workflow() takes 0 positional" in str(exc):
-            found[-1] += "; define it as def workflow(params): (params holds PARAMS)"
         raise ConfigError(found, path=str(cfg_path)) from exc
     if not isinstance(wf, Workflow):
         code = getattr(factory, "__code__", None)

@@ -21,7 +21,15 @@ import getpass
 import os
 import socket
 
-__all__ = ["USER_ENV", "current_user", "current_host", "process_alive", "process_start"]
+__all__ = [
+    "USER_ENV",
+    "current_host",
+    "current_user",
+    "process_alive",
+    "process_start",
+    "process_state",
+    "process_stopped",
+]
 
 #: The environment variable naming the person running (else the login name).
 USER_ENV = "HELIX_TF_USER"
@@ -56,6 +64,22 @@ def process_start(pid: int) -> int | None:
         return None
 
 
+def process_state(pid: int) -> str | None:
+    """The state letter of process ``pid`` (``R``, ``S``, ``T`` stopped, ``Z`` …) where
+    ``/proc`` tells it; None elsewhere, or when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().decode(errors="replace").rsplit(")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def process_stopped(pid: int) -> bool:
+    """Whether process ``pid`` is stopped (Ctrl-Z, SIGSTOP, a debugger): it runs on only
+    once continued (``fg``)."""
+    return process_state(pid) in ("T", "t")
+
+
 def process_alive(pid: int, start: int | None) -> bool:
     """Whether process ``pid`` runs and (where known) started at ``start``."""
     if pid <= 0:
@@ -66,13 +90,8 @@ def process_alive(pid: int, start: int | None) -> bool:
         return False
     except PermissionError:
         pass
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().decode(errors="replace").rsplit(")", 1)[-1].split()[0]
-        if state in ("Z", "X"):
-            return False
-    except (OSError, IndexError):
-        pass
+    if process_state(pid) in ("Z", "X"):
+        return False
     if start is not None:
         now = process_start(pid)
         if now is not None and now != start:

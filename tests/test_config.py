@@ -316,6 +316,21 @@ def test_config_without_workflow(make_config: Callable[..., Path]) -> None:
         load_config(path)
 
 
+def test_config_without_workflow_names_the_function_meant_to_be_it(
+    make_config: Callable[..., Path],
+) -> None:
+    """QA pass 26: ``def make_workflow(params)`` was told only to add a workflow."""
+    path = make_config(
+        'def make_workflow(params):\n    return Workflow("w")\n\n\ndef f():\n    pass\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "defines no workflow" in message
+    assert re.search(r"\(rename make_workflow\(\) at line \d+ to workflow\)$", message), message
+    assert "f()" not in message
+
+
 def test_workflow_function_that_raises_names_the_line(make_config: Callable[..., Path]) -> None:
     body = 'def workflow(params):\n    wf = Workflow("x")\n    raise ValueError("boom")\n'
     path = make_config(body)
@@ -508,10 +523,28 @@ def test_a_config_declaring_its_encoding_loads(make_config: Callable[..., Path])
         ('PARAMS = {1: 2}\nworkflow = Workflow("w")\n', r"PARAMS must be a dict .*\(a dict\)"),
         (
             'def workflow():\n    return Workflow("w")\n',
-            r"TypeError: workflow\(\) takes 0 positional .*define it as def workflow\(params\):",
+            r"line \d+: workflow\(\) cannot be called as workflow\(params\) .*"
+            r"define it as def workflow\(params\):",
+        ),
+        # QA pass 26: a second argument was "TypeError: workflow() missing 1 required
+        # positional argument: 'other'", with no line and no fix.
+        (
+            'def workflow(params, other):\n    return Workflow("w")\n',
+            r"line \d+: workflow\(params, other\) cannot be called as workflow\(params\) "
+            r"\(missing a required argument: 'other'\); define it as def workflow\(params\):",
+        ),
+        (
+            'def workflow(params, *, size):\n    return Workflow("w")\n',
+            r"workflow\(params, \*, size\) cannot be called as workflow\(params\)",
         ),
     ],
-    ids=["params-list", "params-int-keys", "workflow-without-params"],
+    ids=[
+        "params-list",
+        "params-int-keys",
+        "workflow-without-params",
+        "workflow-with-two",
+        "workflow-with-a-keyword",
+    ],
 )
 def test_a_config_of_the_wrong_shape_is_a_config_error(
     make_config: Callable[..., Path], body: str, pattern: str

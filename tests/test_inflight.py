@@ -98,6 +98,8 @@ def test_loads_what_the_colleague_stores_and_computes_the_rest(
     assert stored == ["examples"] and clock.sleeps == 3
     assert session.store.lease.computing == {"fp-examples", "fp-learner"}
     assert "zoe@elsewhere" in caplog.text and "loading it" in caplog.text
+    # The same person's other terminal is no colleague (QA pass 26: "a colleague's run").
+    assert "another run stored examples meanwhile: loading it" in caplog.text
 
 
 def test_a_colleague_that_ends_without_storing_is_not_waited_for(
@@ -172,3 +174,49 @@ def test_a_store_that_cannot_be_read_means_computing_not_failing(
             await_colleagues(session, compute("examples"), {}, clock=clock, sleep=clock.sleep) == []
         )
     assert "bucket is unreachable" in caplog.text and "computing here" in caplog.text
+
+
+def test_a_stopped_run_of_this_machine_is_not_waited_for(
+    session: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """QA pass 26: a run stopped with Ctrl-Z in one terminal made a run in another wait
+    the whole bound (600 s on a store without history) for what it computes."""
+    import signal
+    import subprocess
+
+    from helix_tf.identity import current_host, process_start
+    from helix_tf.reuse.store import pid_scope
+
+    session.store.lease.announce([])
+    stopped = subprocess.Popen(["sleep", "60"])
+    try:
+        stopped.send_signal(signal.SIGSTOP)
+        path = colleague(session, ["fp-examples"])
+        body = json.loads(path.read_text())
+        body.update(
+            host=current_host(),
+            pid=stopped.pid,
+            proc_start=process_start(stopped.pid),
+            pid_scope=pid_scope(),
+        )
+        path.write_text(json.dumps(body))
+        clock = FakeClock()
+        with caplog.at_level(logging.WARNING, logger="helix_tf"):
+            stored = await_colleagues(
+                session, compute("examples"), {}, clock=clock, sleep=clock.sleep
+            )
+        assert stored == [] and clock.sleeps == 0
+        assert f"(pid {stopped.pid}) is stopped (Ctrl-Z; `fg` resumes it)" in caplog.text
+        assert "computing examples here" in caplog.text
+        stopped.send_signal(signal.SIGCONT)
+        caplog.clear()
+        clock = FakeClock(lambda n: store_entry(session.store, "fp-examples") if n == 2 else None)
+        with caplog.at_level(logging.WARNING, logger="helix_tf"):
+            stored = await_colleagues(
+                session, compute("examples"), {}, clock=clock, sleep=clock.sleep
+            )
+        assert stored == ["examples"]  # running again: waited for
+        assert f"{WAIT_ENV}=0: never wait" in caplog.text
+    finally:
+        stopped.kill()
+        stopped.wait()

@@ -22,7 +22,7 @@ from helix_tf.errors import ExecutionError, HelixError, StoreError, interrupted
 from helix_tf.reuse.store import drop_if_damaged, is_write_failure
 from helix_tf.roles import NodeState
 
-__all__ = ["RunOutputs", "StoreEntriesLost", "read_back"]
+__all__ = ["RunOutputs", "StoreEntriesLost", "no_room", "read_back"]
 
 log = logging.getLogger(__name__)
 
@@ -313,3 +313,39 @@ def drop_damaged_unread(outputs: RunOutputs) -> None:
             drop_if_damaged(outputs.store, m.fingerprint)
         except (StoreError, OSError) as exc:  # housekeeping: it never fails the run
             log.debug("could not check the stored entry of %s: %s", name, exc)
+
+
+def no_room(outputs: RunOutputs, exc: BaseException) -> str | None:
+    """What to say of a write that found no room in the run's scratch folder (where
+    outputs go once the store cannot take more data): the folder and the fix; None
+    for any other failure. A learning step's, and preprocessing's once it writes
+    there (its background writer's error wraps the OS error)."""
+    cause = _os_error(exc)
+    where = getattr(cause, "filename", None)
+    scratch = outputs.ctx.scratch
+    if (
+        outputs.store_failure is None
+        or not is_write_failure(exc)
+        or (where is not None and not str(where).startswith(scratch))
+    ):
+        return None
+    what = cause if cause is not None else exc
+    return (
+        f"its output could not be written ({type(what).__name__}: {what}) into the "
+        f"run's scratch folder {scratch}, where outputs go while the artifact store "
+        f"takes none ({outputs.store_failure}); make room there (free disk space, a larger "
+        "quota or file-size limit: `ulimit -f`), or pass --scratch DIR (or set "
+        "HELIX_TF_SCRATCH) on a disk that has it"
+    )
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The first OS error in ``exc``'s chain of causes (a background write's own)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, OSError):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None

@@ -22,7 +22,7 @@ from helix_tf.components.features import Feature
 from helix_tf.engine import tables
 from helix_tf.engine._artifacts import VALUE_NAMES
 from helix_tf.engine._context import RunContext
-from helix_tf.engine._outputs import RunOutputs
+from helix_tf.engine._outputs import RunOutputs, no_room
 from helix_tf.engine.batch_compute import PreNode
 from helix_tf.errors import DataError, ExecutionError, HelixError, SampledDataError, interrupted
 from helix_tf.events import PreprocessingStarted
@@ -165,7 +165,7 @@ class PreprocessingStep:
         except _PipelineFailed as failed:
             staged = any(self.outputs.files[n].staging is not None for n in computed)
             if not (staged and is_write_failure(failed.raw)):
-                failed.reraise()
+                self._no_room(failed)
             # The store filled up (or turned read-only) under the pipeline: once more,
             # with every output in the scratch folder.
             self.outputs.stop_store_writes(failed.raw)
@@ -175,7 +175,16 @@ class PreprocessingStep:
             try:
                 return self._pipeline(pre, order, known_batches, here=here), pre
             except _PipelineFailed as again:
-                again.reraise()
+                self._no_room(again)
+
+    def _no_room(self, failed: _PipelineFailed) -> NoReturn:
+        """Raise the pipeline's error; one writing into the scratch folder (the store takes
+        no outputs) names the folder and the fix, as a learning step's does."""
+        message = no_room(self.outputs, failed.raw)
+        if message is not None:
+            node = getattr(failed.error, "node", None)
+            raise ExecutionError(message, node=node) from failed.raw
+        failed.reraise()
 
     def _share_out(self, computed: list[str], result: Any, *, wall: float) -> None:
         """Each node's times: its measured work plus a share of the pipeline's overhead."""

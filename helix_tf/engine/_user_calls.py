@@ -23,22 +23,21 @@ class written outside helix_tf) may do two things no fingerprint shows:
   halves just before), and a row UDF on census' 32,561 rows takes ~1 s. A feature the
   compiler already refused (random draws: recomputed every run, never reused) is not
   checked.
-- **fix state at its first call** (``CACHE.setdefault("n", len(batch))``): computed
-  again, it gives the same values, but they follow the size of the first batch of the
-  process. The mutable containers (dict, list, set, bytearray, their subclasses) the
-  user code names directly (its globals, its closure, those of the functions of its
-  module it calls) are copied shallowly before the first batch (:class:`StateSnapshot`); where the first call
-  changed one, they are put back as they were and the second call is on the batch's
-  first half (at most :data:`REPEAT_ROWS` rows): another first batch. A memo cache gives
-  the same values again; state fixed by the batch does not. An object's attribute
-  (``self.n = self.n or len(batch)``) or state behind a library's API is not seen.
+- **fix state at its first call** (``CACHE.setdefault("n", len(batch))``,
+  ``self.n = self.n or len(batch)``): computed again, it gives the same values, but they
+  follow the size of the first batch of the process. The state the user code holds (the
+  mutable containers and the attributes of objects of the user's own classes that its
+  globals, closure, defaults, callable object or bound method name, and those of the
+  user functions and methods it calls: :mod:`helix_tf.engine._held_state`) is copied
+  shallowly before the first batch (:class:`StateSnapshot`); where the first call
+  changed it, it is put back as it was and the second call is on the batch's first half
+  (at most :data:`REPEAT_ROWS` rows): another first batch. A memo cache gives the same
+  values again; state fixed by the batch does not. State behind a library's API (a
+  library object's insides) is not seen.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -46,6 +45,7 @@ import numpy as np
 from helix_tf.components._first_calls import first_call as first_call
 from helix_tf.components.base import Operator
 from helix_tf.components.features import Bag, Feature, first_difference
+from helix_tf.engine._held_state import StateSnapshot as StateSnapshot
 from helix_tf.errors import ExecutionError
 
 __all__ = [
@@ -101,94 +101,6 @@ def repeat_inputs(
     if m == n or not other_batch:
         return [private(v) for v in vals], n
     return [private(head(v, m)) for v in vals], m
-
-
-_MUTABLE = (dict, list, set, bytearray)
-
-
-@dataclasses.dataclass
-class StateSnapshot:
-    """Shallow copies of the mutable containers user code names directly (module
-    globals, closure cells, of it and of the functions of its module it calls)."""
-
-    held: list[tuple[Any, Any]]
-
-    @classmethod
-    def of(cls, op: Operator) -> StateSnapshot:
-        found: dict[int, Any] = {}
-        seen: set[int] = set()
-        for fn in _functions_of(op):
-            _containers(fn, found, seen)
-        return cls([(c, c.copy()) for c in found.values()])
-
-    def changed(self) -> bool:
-        """Whether a container holds other entries (or other objects) than when copied."""
-        return any(_differs(now, then) for now, then in self.held)
-
-    def restore(self) -> None:
-        """Put every container back as it was copied, in place (the code holds it)."""
-        for now, then in self.held:
-            if isinstance(now, dict | set):
-                now.clear()
-                now.update(then)
-            else:
-                now[:] = then
-
-
-def _differs(now: Any, then: Any) -> bool:
-    if isinstance(now, dict):
-        return now.keys() != then.keys() or any(now[k] is not then[k] for k in then)
-    if isinstance(now, set | bytearray):
-        return bool(now != then)
-    return len(now) != len(then) or any(a is not b for a, b in zip(now, then, strict=True))
-
-
-def _functions_of(op: Operator) -> Iterator[Any]:
-    """The user functions an operator calls: its function-valued fields (a callable
-    object's ``__call__``) and, for a class of the user's own, its methods."""
-    values = [getattr(op, f.name) for f in dataclasses.fields(op)]
-    if type(op).__module__.split(".")[0] != "helix_tf":
-        values += list(vars(type(op)).values())
-    for v in values:
-        for _ in range(8):  # functools.wraps, partial, staticmethod
-            inner = getattr(v, "__wrapped__", None) or getattr(v, "func", None)
-            if inner is None or inner is v:
-                break
-            v = inner
-        if isinstance(v, types.FunctionType):
-            yield v
-        elif callable(v) and not isinstance(v, type):  # a callable object's method
-            method = getattr(v.__call__, "__func__", None)
-            if isinstance(method, types.FunctionType):
-                yield method
-
-
-def _codes(code: types.CodeType) -> Iterator[types.CodeType]:
-    yield code
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            yield from _codes(const)
-
-
-def _containers(fn: types.FunctionType, found: dict[int, Any], seen: set[int]) -> None:
-    if id(fn) in seen or len(seen) > 50:
-        return
-    seen.add(id(fn))
-    values = [fn.__globals__.get(name) for c in _codes(fn.__code__) for name in c.co_names]
-    values += [cell.cell_contents for cell in fn.__closure__ or () if _filled(cell)]
-    for v in values:
-        if isinstance(v, _MUTABLE):  # defaultdict, OrderedDict, Counter too
-            found[id(v)] = v
-        elif isinstance(v, types.FunctionType) and v.__module__ == fn.__module__:
-            _containers(v, found, seen)
-
-
-def _filled(cell: Any) -> bool:
-    try:
-        cell.cell_contents  # noqa: B018
-    except ValueError:  # an empty cell
-        return False
-    return True
 
 
 def head(out: Any, m: int) -> Any:

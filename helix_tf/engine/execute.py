@@ -25,12 +25,17 @@ from helix_tf.compiler.graph import CompiledNode, CompiledWorkflow
 from helix_tf.engine._context import RunContext
 from helix_tf.engine._inputs import LearningInputs
 from helix_tf.engine._learning import LearningSteps
-from helix_tf.engine._outputs import RunOutputs, StoreEntriesLost, drop_damaged_unread
+from helix_tf.engine._outputs import (
+    RunOutputs,
+    StoreEntriesLost,
+    drop_damaged_unread,
+    no_room,
+)
 from helix_tf.engine._preprocess import PreprocessingStep
 from helix_tf.errors import ExecutionError, HelixError, interrupted
 from helix_tf.events import ProgressCallback
 from helix_tf.results import NodeResult
-from helix_tf.reuse.store import ArtifactStore, Manifest, is_write_failure
+from helix_tf.reuse.store import ArtifactStore, Manifest
 from helix_tf.roles import PREPROCESS_STEP, NodeState, Role, role_spec
 
 __all__ = ["EngineOptions", "EngineResult", "Materializer", "StoreEntriesLost", "execute_plan"]
@@ -190,28 +195,8 @@ def _run_step(step: Any, node: CompiledNode, outputs: RunOutputs) -> None:
     except Exception as exc:
         if interrupted(exc):  # the user's Ctrl-C, not the node's failure
             raise KeyboardInterrupt from exc
-        raise ExecutionError(_no_room(exc, outputs), node=node.name) from exc
-
-
-def _no_room(exc: Exception, outputs: RunOutputs) -> str:
-    """What a step's failure says; a write that found no room in the run's scratch folder
-    (where outputs go once the store cannot take more data) names the folder and the fix."""
-    message = f"{type(exc).__name__}: {exc}"
-    scratch = outputs.ctx.scratch
-    where = getattr(exc, "filename", None)
-    if (
-        outputs.store_failure is None
-        or not is_write_failure(exc)
-        or (where is not None and not str(where).startswith(scratch))
-    ):
-        return message
-    return (
-        f"its output could not be written ({message}) into the run's scratch folder "
-        f"{scratch}, where outputs go while the artifact store takes none "
-        f"({outputs.store_failure}); make room there (free disk space, a larger quota or "
-        "file-size limit: `ulimit -f`), or pass --scratch DIR (or set HELIX_TF_SCRATCH) on "
-        "a disk that has it"
-    )
+        message = no_room(outputs, exc) or f"{type(exc).__name__}: {exc}"
+        raise ExecutionError(message, node=node.name) from exc
 
 
 def _output_metrics(run: _Run) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from helix_tf.server._daemon import log_to_stderr, serve
+from helix_tf.server._daemon import ServerRunning, log_to_stderr, serve
 from helix_tf.server._protocol import socket_path
 
 
@@ -23,12 +24,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     log_to_stderr()
-    serve(
-        args.socket or socket_path(),
-        idle_timeout=args.idle_timeout,
-        lock_fd=args.lock_fd,
-        after_pid=args.after_pid,
-    )
+    try:
+        serve(
+            args.socket or socket_path(),
+            idle_timeout=args.idle_timeout,
+            lock_fd=args.lock_fd,
+            after_pid=args.after_pid,
+        )
+    except ServerRunning as exc:  # a second server: one line, not a traceback
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
     return 0
 
 

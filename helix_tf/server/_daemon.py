@@ -38,6 +38,7 @@ __all__ = [
     "PRELOAD",
     "SERVER_NAME",
     "become_server",
+    "ServerRunning",
     "log_to_stderr",
     "resident_bytes",
     "run_store",
@@ -66,6 +67,8 @@ class _State:
         #: The trainer process (:mod:`helix_tf.server._trainer`) and its socket.
         self.trainer_pid: int | None = None
         self.trainer_socket: Path | None = None
+        #: How the trainer ended, when it did while the server runs (for ``status``).
+        self.trainer_exit: str | None = None
         #: The next run's process, forked ahead (:mod:`helix_tf.server._spare`).
         self.spare: Spare | None = None
 
@@ -107,6 +110,7 @@ class _State:
             "rss_bytes": resident_bytes(),
             "spare_pid": None if self.spare is None else self.spare.pid,
             "trainer": self.trainer_status(),
+            "trainer_exit": self.trainer_exit,
             "stamp": self.stamp,
             "parts": self.parts,
         }
@@ -241,6 +245,10 @@ def _wait_for(pid: int, limit: float) -> None:
         time.sleep(0.1)
 
 
+class ServerRunning(RuntimeError):
+    """Another server holds this socket's lock: this one does not start."""
+
+
 def serve(
     path: Path,
     *,
@@ -266,8 +274,9 @@ def serve(
     if lock_fd is None:
         lock_fd = take_lock(path.with_suffix(".lock"))
         if lock_fd is None:
-            raise RuntimeError(
-                f"a helix-tf server is already running or starting (pid {holder_pid()}) on {path}"
+            raise ServerRunning(
+                f"a helix-tf server is already running or starting (pid {holder_pid()}) on "
+                f"{path}: use it, or stop it first (helix-tf server stop)"
             )
     os.set_inheritable(lock_fd, False)
     write_owner(lock_fd, os.getpid())
@@ -415,7 +424,10 @@ def _reap(state: _State) -> None:
         except ChildProcessError:
             done, status = state.trainer_pid, 0
         if done:
-            log.warning("the trainer (pid %d) exited with status %d", done, status)
+            code = os.waitstatus_to_exitcode(status) if status else 0
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+            log.warning("the trainer (pid %d) %s", done, how)
+            state.trainer_exit = f"{how} at {time.strftime('%H:%M:%S')}"
             state.trainer_pid = None
 
 

@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from helix_tf.activity import lock_held
 from helix_tf.server._protocol import lock_path, socket_path
 
 __all__ = [
@@ -51,6 +52,10 @@ SPARE_CPUS = 4
 def check_folder(folder: Path) -> None:
     """Create the server folder, private to this user; refuse one others can write to."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _check_private(folder)
+
+
+def _check_private(folder: Path) -> None:
     st = folder.stat()
     if st.st_uid != os.getuid() or st.st_mode & 0o022:
         raise PermissionError(
@@ -100,10 +105,13 @@ def holder() -> tuple[int, str] | None:
 
 
 def holder_since() -> tuple[int, str, float] | None:
-    """(pid, phase, since when) of the server holding the lock; ``None`` if none does."""
-    fd = take_lock()
-    if fd is not None:
-        os.close(fd)
+    """(pid, phase, since when) of the server holding the lock; ``None`` if none does.
+
+    A look that creates nothing: without a lock file no server ever started here, and
+    a run where none may start (``CI``, no terminal, ``HELIX_TF_SERVER=off``) leaves no
+    server folder or lock behind (QA pass 26; it took the lock to look, making both).
+    """
+    if not _held(lock_path()):
         return None
     for _ in range(_READ_TRIES):
         try:
@@ -113,6 +121,13 @@ def holder_since() -> tuple[int, str, float] | None:
         except (OSError, ValueError, IndexError):
             time.sleep(0.001)  # caught while the holder rewrites it: read again
     return None
+
+
+def _held(path: Path) -> bool:
+    """Whether a server holds the lock at ``path``; an absent lock file is not held."""
+    if path.parent.exists():
+        _check_private(path.parent)
+    return lock_held(path)
 
 
 #: Reads of the lock file before a holder whose record cannot be read counts as none.

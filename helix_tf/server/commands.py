@@ -22,7 +22,18 @@ from helix_tf.server._starting import (
 __all__ = ["server"]
 
 
-@click.group()
+class _ServerCommands(click.Group):
+    """The server's commands: a server folder others may write to (or one of another
+    user) is said in one line with its fix, not a traceback (QA pass 26)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except PermissionError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_ServerCommands)
 def server() -> None:
     """A warm server that makes `helix-tf run` skip importing TensorFlow and Keras.
 
@@ -155,6 +166,11 @@ def status(as_json: bool) -> None:
         click.echo(
             f"  trainer: pid {trainer['pid']}, memory (RSS) "
             f"{_megabytes(trainer['rss_bytes'])}, {reuse}"
+        )
+    if not trainer and reply.get("trainer_exit"):
+        click.echo(
+            f"  trainer: none: it {reply['trainer_exit']}; runs train in their own "
+            "processes (helix-tf server restart starts a new one)"
         )
     for run in reply["in_progress"]:
         mark = ", holds its store's user-run mark" if run.get("user_run") else ""

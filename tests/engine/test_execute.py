@@ -57,24 +57,30 @@ def test_every_role_table_step_has_an_executor() -> None:
 
 
 def test_a_write_with_no_room_in_scratch_names_the_folder_and_the_fix() -> None:
-    """The message a step's write failure gets (``_no_room``): only a write failure, only
-    once the store takes nothing more, only one that was not elsewhere (a temporary folder
-    of Keras, say) names the scratch folder. EFBIG (``ulimit -f``) counts as no room."""
+    """The message a step's write failure gets (``engine._outputs.no_room``): only a write
+    failure, only once the store takes nothing more, only one that was not elsewhere (a
+    temporary folder of Keras, say) names the scratch folder. EFBIG (``ulimit -f``) counts
+    as no room; a background write's error is named by the OS error it wraps."""
     import errno
     from types import SimpleNamespace
 
-    from helix_tf.engine.execute import _no_room
+    from helix_tf.engine._outputs import no_room as _no_room
+    from helix_tf.engine._writer import BackgroundWriteError
 
     scratch = "/tmp/helix-run-x"
 
-    def outputs(failure: str | None) -> object:
-        return SimpleNamespace(store_failure=failure, ctx=SimpleNamespace(scratch=scratch))
+    def no_room(exc: BaseException, failure: str | None) -> str | None:
+        outputs = SimpleNamespace(store_failure=failure, ctx=SimpleNamespace(scratch=scratch))
+        return _no_room(outputs, exc)  # type: ignore[arg-type]
 
     too_large = OSError(errno.EFBIG, "File too large")
-    said = _no_room(too_large, outputs("OSError: [Errno 27] File too large"))  # type: ignore[arg-type]
-    assert scratch in said and "ulimit -f" in said and "--scratch DIR" in said
-    plain = "OSError: [Errno 27] File too large"
-    assert _no_room(too_large, outputs(None)) == plain  # type: ignore[arg-type]
+    said = no_room(too_large, "OSError: [Errno 27] File too large")
+    assert said is not None and scratch in said and "ulimit -f" in said and "--scratch DIR" in said
+    assert no_room(too_large, None) is None
     elsewhere = OSError(errno.ENOSPC, "No space left on device", "/tmp/keras-unpack")
-    assert scratch not in _no_room(elsewhere, outputs("full"))  # type: ignore[arg-type]
-    assert _no_room(ValueError("bad"), outputs("full")) == "ValueError: bad"  # type: ignore[arg-type]
+    assert no_room(elsewhere, "full") is None
+    assert no_room(ValueError("bad"), "full") is None
+    wrapped = BackgroundWriteError("writing its output failed: OSError: ...", node="rows")
+    wrapped.__cause__ = too_large
+    said = no_room(wrapped, "full")
+    assert said is not None and "(OSError: [Errno 27] File too large)" in said

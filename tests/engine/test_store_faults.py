@@ -415,3 +415,31 @@ def test_no_room_in_the_store_nor_in_scratch_names_the_scratch_folder(
     with MetadataStore(f"sqlite:///{Path(store) / 'metadata.db'}") as md:
         # The limit kept the database from recording the failed run (a warning said so).
         assert [r.status for r in md.runs("tiny_census")] == ["ok", "ok"]
+
+
+def test_no_room_for_preprocessing_in_the_store_nor_in_scratch_names_the_scratch_folder(
+    tiny_census_config: Path, store: str, tmp_path: Path
+) -> None:
+    """The same for preprocessing (QA pass 26): a file-size limit below a source's table,
+    on a first run. The store takes nothing, the pipeline runs again into scratch, where
+    the background writer hits the same limit. Before: "operator 'rows' failed: writing
+    its output failed: OSError: [Errno 27] Error writing bytes to file ..." without the
+    folder or the fix."""
+    import resource
+
+    from helix_tf import api
+    from helix_tf.errors import ExecutionError
+
+    scratch = tmp_path / "scratch"
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2_000, hard))
+    try:
+        with pytest.raises(ExecutionError) as info:
+            api.run(tiny_census_config, store=store, scratch=str(scratch))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    message = str(info.value)
+    assert info.value.node is not None and f"operator '{info.value.node}' failed" in message
+    assert "File too large" in message and "BackgroundWriteError" not in message.split("(")[1]
+    assert str(scratch) in message and "ulimit -f" in message and "--scratch" in message
+    _assert_sound(store)

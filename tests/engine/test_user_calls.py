@@ -111,11 +111,67 @@ STATEFUL = {
         "    return f\n\nf = _make()\n",
         "F.Udf(f, batched=True)",
     ),
+    # In objects' attributes (QA pass 26): a callable object, a module-level object, a
+    # class attribute, a bound method, an attribute's dict, a helper module's object.
+    "state its first call sets in a callable object": (
+        "class Sized:\n    def __init__(self):\n        self.n = None\n"
+        "    def __call__(self, batch):\n        self.n = self.n or len(batch)\n"
+        "        return batch['age'].to_numpy(dtype=float) + self.n\n\nf = Sized()\n",
+        "F.Udf(f, batched=True)",
+    ),
+    "state its first call sets in a module-level object": (
+        "import types\nSTATE = types.SimpleNamespace(seen=None)\n\ndef f(batch):\n"
+        "    if STATE.seen is None:\n        STATE.seen = len(batch)\n"
+        "    return batch['age'].to_numpy(dtype=float) * STATE.seen\n",
+        "F.Udf(f, batched=True)",
+    ),
+    "state its first call sets in a class attribute": (
+        "class Sizes:\n    first = 0\n\ndef f(batch):\n"
+        "    Sizes.first = Sizes.first or len(batch)\n"
+        "    return batch['age'].to_numpy(dtype=float) - Sizes.first\n",
+        "F.Udf(f, batched=True)",
+    ),
+    "state its first call sets in a bound method's object": (
+        "class Scaler:\n    def __init__(self):\n        self.sizes = {}\n"
+        "    def scale(self, batch):\n        n = self.sizes.setdefault('n', len(batch))\n"
+        "        return batch['age'].to_numpy(dtype=float) / n\n\nf = Scaler().scale\n",
+        "F.Udf(f, batched=True)",
+    ),
+    "state its first call sets in a frozen dataclass": (
+        "import dataclasses\n\n@dataclasses.dataclass(frozen=True)\nclass Sized:\n"
+        "    n: int = 0\n    def __call__(self, batch):\n        if not self.n:\n"
+        "            object.__setattr__(self, 'n', len(batch))\n"
+        "        return batch['age'].to_numpy(dtype=float) + self.n\n\nf = Sized()\n",
+        "F.Udf(f, batched=True)",
+    ),
+    "state its first call sets in an object a helper module holds": (
+        "from helper_state import size_of\n\ndef f(batch):\n"
+        "    return batch['age'].to_numpy(dtype=float) + size_of(batch)\n",
+        "F.Udf(f, batched=True)",
+    ),
 }
+
+#: A module beside the config (``helper_state.py``), for the kind that imports it.
+HELPER_STATE = """\
+class _Seen:
+    n = None
+
+
+SEEN = _Seen()
+
+
+def size_of(batch):
+    if SEEN.n is None:
+        SEEN.n = len(batch)
+    return SEEN.n
+"""
 
 
 def _config(folder: Path, census_like: tuple[Path, Path], code: str, first: str) -> Path:
     body = f"{code}\n{SECOND}\nFIRST = {first}\n{WORKFLOW}"
+    if "helper_state" in code:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "helper_state.py").write_text(HELPER_STATE)
     train, test = census_like
     return write_config(folder, body, train=train, test=test)
 
@@ -203,10 +259,33 @@ def _offset(age):
     return age % 7
 
 
+class _Lengths:
+    # Memo caches in an object's attributes: a dict, a lazily made table, a property.
+
+    def __init__(self):
+        self.memo = {}
+        self.table = None
+
+    @functools.cached_property
+    def unit(self):
+        return 1.0
+
+    def of(self, text):
+        if self.table is None:
+            self.table = {"": 0.0}
+        if text not in self.memo:
+            self.memo[text] = len(text) * self.unit + self.table[""]
+        return self.memo[text]
+
+
+LENGTHS = _Lengths()
+
+
 def memo(batch):
     ages = batch["age"].to_numpy(dtype=float)
     factors = [_factor(e) for e in batch["education"]]
-    return ages * factors + [_offset(a) for a in ages]
+    lengths = [LENGTHS.of(e) for e in batch["education"]]
+    return ages * factors + [_offset(a) for a in ages] + lengths
 """
 
 DRAWS = "import numpy as np\n\ndef draws(batch):\n    return np.random.rand(len(batch))\n"

@@ -407,6 +407,24 @@ def test_a_file_in_place_of_a_stores_own_folder_is_named(tmp_path: Path, folder:
     assert f"the file {root / folder} is in the way of the store's own folders" in str(info.value)
 
 
+@pytest.mark.parametrize("folder", ["staging", "artifacts"])
+def test_verify_and_clean_up_name_a_file_in_place_of_a_stores_folder(
+    tmp_path: Path, folder: str
+) -> None:
+    """QA pass 26: with a file in place of ``artifacts``, ``store verify`` said "0 entries
+    verified ... clean" (the scan listed the file, not a folder, and found no entry) and
+    ``store gc`` reclaimed nothing, silently. Now both name the file and the fix."""
+    root = tmp_path / "store"
+    store = ArtifactStore(str(root))
+    shutil.rmtree(root / folder)
+    (root / folder).write_text("not a folder")
+    for action in (store.verify, store.collect):
+        with pytest.raises(StoreError) as info:
+            action()
+        said = str(info.value)
+        assert f"the file {root / folder} is in the way of the store's own folders" in said
+
+
 @pytest.mark.parametrize(
     ("code", "fix"),
     [

@@ -527,10 +527,34 @@ def test_no_server_is_started_without_a_person_at_a_terminal(
         code, out = done.returncode, done.stdout + done.stderr
     assert code == 0, out
     assert STARTED not in out
+    assert not server_dir.exists()  # no server folder or lock left behind (QA pass 26)
     # A starting server holds the lock from before the client's exit: none does.
     status = _status(server_dir)
     assert not status["running"] and status["starting"] is None
     assert _servers(server_dir) == []
+
+
+@pytest.mark.ci
+def test_commands_where_no_server_may_start_leave_no_server_files(
+    server_dir: Path, config: Path, tmp_path: Path
+) -> None:
+    """A run without a terminal looked for a starting server by taking its lock, which
+    made the server folder and its ``.lock`` file; ``server status`` and ``stop`` too."""
+    store = ["--store", tmp_path / "s"]
+    for args in (
+        ["run", config, *store],
+        ["plan", config, *store],
+        ["status", config, *store],
+        ["report", config, *store, "--html", tmp_path / "r.html"],
+        ["history", config, *store],
+        ["server", "status", "--json"],
+        ["server", "status"],
+        ["server", "stop"],
+    ):
+        for env in ({"CI": "true"}, {}):
+            done = _pipes(server_dir, *args, **env)
+            assert done.returncode == 0, (args, done.stdout + done.stderr)
+            assert not server_dir.exists(), (args, env, sorted(server_dir.iterdir()))
 
 
 @pytest.mark.ci

@@ -8,6 +8,9 @@ import select
 import socket
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from helix_tf.server._protocol import receive
 
@@ -74,3 +77,88 @@ def test_the_callers_streams_end_with_the_exit_code_before_the_databases_close()
             child.wait()
         for fd in (out_r, err_r, gate_w):
             os.close(fd)
+
+
+def test_a_second_server_refuses_in_one_line(tmp_path: Path) -> None:
+    """``python -m helix_tf.server`` while another server holds the lock (QA pass 26): a
+    line naming the holder and the fix, exit 1; it was a RuntimeError's traceback."""
+    env = {**os.environ, "HELIX_TF_SERVER_DIR": str(tmp_path / "srv")}
+    held = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert held.stdout is not None and held.stdout.readline().strip() == b"held"
+        done = subprocess.run(
+            [sys.executable, "-m", "helix_tf.server", "--idle-timeout", "5"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        held.kill()
+        held.communicate()  # closes its pipes
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"already running or starting (pid {held.pid})" in done.stderr
+    assert "helix-tf server stop" in done.stderr
+
+
+#: Takes the server lock (as a starting server does), says so, and holds it.
+HOLD_LOCK = """\
+import os, sys
+from helix_tf.server._starting import take_lock, write_owner
+fd = take_lock()
+write_owner(fd, os.getpid())
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_status_says_the_trainer_is_gone_and_how_to_get_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """QA pass 26: a trainer killed under the server (OOM killer, kill -9) left `server
+    status` without its trainer line and no word of it; runs trained in their own
+    processes from then on."""
+    import signal as signals
+
+    from click.testing import CliRunner
+
+    from helix_tf.server import _daemon, commands
+
+    state = _daemon._State({}, 0.0, -1)
+    trainer = subprocess.Popen(["sleep", "60"])
+    state.trainer_pid = trainer.pid
+    os.kill(trainer.pid, signals.SIGKILL)
+    while state.trainer_pid is not None:  # reaped by the server's loop
+        _daemon._reap(state)
+    trainer.returncode = -signals.SIGKILL  # reaped above
+    reply = state.status()
+    assert reply["trainer"] is None
+    assert reply["trainer_exit"].startswith("was killed by signal 9 at ")
+    monkeypatch.setattr(commands, "request", lambda op: reply)
+    said = CliRunner().invoke(commands.server, ["status"]).output
+    assert "trainer: none: it was killed by signal 9 at " in said
+    assert "runs train in their own processes (helix-tf server restart" in said
+
+
+@pytest.mark.parametrize("command", ["status", "start"])
+def test_a_server_folder_others_may_write_to_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """QA pass 26: `server status` (and `start`) in a server folder that is not private
+    ended in a PermissionError traceback; the message was right, its form was not."""
+    from click.testing import CliRunner
+
+    from helix_tf.server import commands
+    from helix_tf.server._protocol import lock_path
+
+    folder = tmp_path / "public"
+    folder.mkdir()
+    folder.chmod(0o777)
+    monkeypatch.setenv("HELIX_TF_SERVER_DIR", str(folder))
+    lock_path().touch()
+    result = CliRunner().invoke(commands.server, [command])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert f"Error: {folder} must belong to you and not be writable by others" in result.output

@@ -56,6 +56,7 @@ from helix_tf.reuse.store._fs import holds_a_store, is_write_failure
 from helix_tf.reuse.store._leases import (
     LeaseInfo,
     RunLease,
+    is_stopped,
     pid_scope,
     process_alive,
     process_start,
@@ -76,6 +77,7 @@ __all__ = [
     "drop_if_damaged",
     "holds_a_store",
     "unusable_entry",
+    "is_stopped",
     "is_write_failure",
     "pid_scope",
     "process_alive",

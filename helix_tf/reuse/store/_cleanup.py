@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import posixpath
@@ -267,6 +268,10 @@ class Collector:
             return groups
         prefix = base.rstrip("/") + "/"
         for path, info in found.items():
+            if path.rstrip("/") == base.rstrip("/") and info.get("type") == "file":
+                # A file in place of the store's folder: not an empty area (verify said
+                # "clean"); the store's error names the file and the fix.
+                raise NotADirectoryError(errno.ENOTDIR, "Not a directory", base)
             if not path.startswith(prefix):
                 continue
             rel = path[len(prefix) :]

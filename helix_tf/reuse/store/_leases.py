@@ -34,7 +34,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from helix_tf.identity import current_host, current_user, process_alive, process_start
+from helix_tf.identity import (
+    current_host,
+    current_user,
+    process_alive,
+    process_start,
+    process_stopped,
+)
 from helix_tf.reuse.store._fs import _RUNS, StoreFiles, _mtime
 
 logger = logging.getLogger(__name__)
@@ -148,6 +154,12 @@ def is_here(info: LeaseInfo) -> bool:
     return info.host == current_host() and (
         info.pid_scope is None or scope is None or info.pid_scope == scope
     )
+
+
+def is_stopped(info: LeaseInfo) -> bool:
+    """Whether a lease's run is a stopped process of this machine (Ctrl-Z): alive (what it
+    owns stays), but computing nothing until continued."""
+    return is_here(info) and process_stopped(info.pid)
 
 
 def new_token(lease: RunLease | None) -> str:
