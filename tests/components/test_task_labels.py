@@ -64,12 +64,27 @@ def test_numeric_class_columns_compare_as_text() -> None:
         ({"classes": ["a"]}, "at least 2 classes"),
         ({"classes": ["a", "a"]}, "distinct"),
         ({"unseen": "drop"}, "unseen must be"),
-        ({"classes": ["a", OTHER_CLASS]}, "reserved"),
+        ({"classes": ["a", OTHER_CLASS], "unseen": "other"}, "collects unseen values"),
     ],
 )
 def test_bad_multiclass_parameters(kwargs: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         F.MulticlassLabel("cut", **kwargs)
+
+
+def test_a_class_spelled_other_is_a_class_or_refused_never_merged() -> None:
+    """A learned class "<other>" was refused as unseen under unseen="error", and under
+    unseen="other" was a second class of that name, its rows scored in the collected one."""
+    state = _learn(F.MulticlassLabel("y"), ["a", OTHER_CLASS, "b", OTHER_CLASS])
+    label = F.MulticlassLabel("y")
+    assert label.class_names(state) == [OTHER_CLASS, "a", "b"]
+    idx, bad = label.encode(pa.array(["a", OTHER_CLASS, "b"]), state)
+    assert idx.tolist() == [1, 0, 2] and not bad.any()
+    with pytest.raises(DataError, match=r"holds the value '<other>' \(2 rows\).*replace="):
+        F.MulticlassLabel("y", unseen="other").class_names(state)
+    declared = F.MulticlassLabel("y", classes=["a", OTHER_CLASS])  # unseen="error"
+    idx, bad = declared.encode(pa.array([OTHER_CLASS, "a", "z"]))
+    assert idx[:2].tolist() == [1, 0] and bad.tolist() == [False, False, True]
 
 
 def test_numeric_label_stores_the_original_scale_whatever_the_transform() -> None:

@@ -14,11 +14,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from helix_tf.components._value_names import MISSING_NAME
 from helix_tf.components.base import Operator
 from helix_tf.types import NodeRef
 
 Input = str | NodeRef
-MISSING_TOKEN = "<missing>"
+MISSING_TOKEN = MISSING_NAME
+"""How a missing value is named among a feature's value names (``Vocabulary``,
+``Bucketize``); a value of the data spelled so is named ``'<missing>'``."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

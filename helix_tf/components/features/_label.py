@@ -285,7 +285,9 @@ class MulticlassLabel(Operator):
     unseen : {"error", "other"}
         What a value that is not a class (e.g. only in the test split) does:
         ``"error"`` fails the run naming the value and row; ``"other"`` maps it to
-        an extra class ``"<other>"`` (always the last output), reported like the others.
+        an extra class ``"<other>"`` (always the last output), reported like the others;
+        a class of the data spelled ``<other>`` is refused then (a class of its own
+        under ``"error"``).
 
     A label of blank text or the text ``NaN`` (any case) is missing, never a class: the
     run fails naming the row.
@@ -295,7 +297,10 @@ class MulticlassLabel(Operator):
     TASK: ClassVar[str] = "multiclass"
     #: 2: a label of blank text is missing (it was a class of its own; QA pass 15).
     #: 3: the text ``NaN`` is a missing label (it was a class of its own; QA pass 20).
-    VERSION: ClassVar[int] = 3
+    #: 4: a class spelled ``<other>`` learned under unseen="error" is a class (it was
+    #: refused as unseen); under unseen="other" it is refused (it was two classes of
+    #: one name, its rows in the collected one; QA pass 25).
+    VERSION: ClassVar[int] = 4
     TRAINING_PARAMS: ClassVar[tuple[str, ...]] = ()  # classes and unseen change the examples
     column: str
     _: dataclasses.KW_ONLY
@@ -315,8 +320,13 @@ class MulticlassLabel(Operator):
             elif len(set(self.classes)) != len(self.classes):
                 dup = sorted({c for c in self.classes if self.classes.count(c) > 1})
                 problems.append(f"classes must be distinct, but {dup} appear more than once")
-            elif OTHER_CLASS in self.classes:
-                problems.append(f"{OTHER_CLASS!r} is reserved for unseen='other'")
+            elif OTHER_CLASS in self.classes and self.unseen == "other":
+                problems.append(
+                    f"{OTHER_CLASS!r} is the class unseen='other' collects unseen values in; "
+                    "name the declared class otherwise (and the data's value with "
+                    f"sources.Csv(..., replace={{{self.column!r}: {{{OTHER_CLASS!r}: ...}}}})), "
+                    "or pass unseen='error'"
+                )
             unset = [c for c in self.classes if is_unset_text(c)]
             if unset and isinstance(self.column, str):
                 problems.append(_unset_class("classes", unset[0], self.column))
@@ -340,6 +350,14 @@ class MulticlassLabel(Operator):
             names = sorted(state["counts"])
             if len(names) < 2:  # as declared classes must be (validate)
                 raise DataError(self._one_class(state["counts"]))
+            if OTHER_CLASS in names and self.unseen == "other":
+                raise DataError(
+                    f"the training split's label column {self.column!r} holds the value "
+                    f"{OTHER_CLASS!r} ({state['counts'][OTHER_CLASS]:,} rows), the name of the "
+                    "class unseen='other' collects unseen values in; rename the value with "
+                    f"sources.Csv(..., replace={{{self.column!r}: {{{OTHER_CLASS!r}: "
+                    "'other'}}), or pass unseen='error'"
+                )
         if self.unseen == "other":
             names.append(OTHER_CLASS)
         return names
@@ -372,7 +390,7 @@ class MulticlassLabel(Operator):
         import pyarrow.compute as pc
 
         names = self.class_names(state)
-        known = [c for c in names if c != OTHER_CLASS]
+        known = names[:-1] if self.unseen == "other" else names
         texts = _label_texts(values)
         found = pc.index_in(texts, value_set=pa.array(known, type=pa.string()))
         idx = np.asarray(pc.fill_null(found, -1), dtype=np.int64)

@@ -13,7 +13,7 @@ import numpy as np
 
 from helix_tf.components._scaling import standardized
 from helix_tf.components.base import normalized
-from helix_tf.components.features._base import Analyzer, Feature, Input
+from helix_tf.components.features._base import MISSING_TOKEN, Analyzer, Feature, Input
 from helix_tf.types import CATEGORICAL, NUMERIC
 
 #: Every finite float64 is an integer multiple of 2**-_SCALE (the smallest subnormal is
@@ -229,7 +229,7 @@ class Bucketize(Feature):
     def value_names(self, state: Any) -> list[str] | None:
         b = [f"{v:g}" for v in self.boundaries]
         inner = [f"[{lo}, {hi})" for lo, hi in itertools.pairwise(b)]
-        return [f"< {b[0]}", *inner, f">= {b[-1]}", "<missing>"]
+        return [f"< {b[0]}", *inner, f">= {b[-1]}", MISSING_TOKEN]
 
 
 # --------------------------------------------------------------------------- crosses
