@@ -9,6 +9,7 @@ kernels and names the line of every problem.
 from __future__ import annotations
 
 import decimal
+import re
 from typing import TYPE_CHECKING, Any
 
 from helix_tf.components.sources._base import _as_column, _shorten
@@ -51,10 +52,16 @@ class BlockParser:
     # fast path: pyarrow.csv on a clean block --------------------------------
 
     def _fast_ok(self, body: bytes) -> bool:
+        """Whether Arrow's reader may parse the block: it reads what the careful path reads
+        (a value's text decides, never the other rows of its block), except hex, which its
+        integers take (``0x10`` is 16) and Csv's numbers do not."""
+        replaced = {c for c, _ in self.spec.replace or ()}
+        ints = any(k == "int" and n not in replaced for n, k in self.spec.columns)
         return (
             len(self.spec.separator) == 1
             and not self.spec.rest_in_last
             and (self.spec.quote is None or self.spec.quote.encode() not in body)
+            and not (ints and (b"0x" in body or b"0X" in body))
         )
 
     def _parse_fast(
@@ -281,6 +288,7 @@ class BlockParser:
             if bad.any():
                 failed = bad if failed is None else failed | bad
                 numbers = pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), numbers)
+            numbers = pc.add(numbers, 0.0)  # -0 is the integer 0, as the fast path reads it
         return numbers, failed
 
 
@@ -360,7 +368,29 @@ def _describe(spec: Csv, issue: tuple[str, Any], text: str) -> tuple[str, str]:
     return (
         f"column {name!r} ({column_kind}) expects {what}, found {_shorten(value)}: "
         f"{_shorten(text)}",
-        hint
-        or f"Fix the value, declare {name!r} as 'string', add {value!r} to na_values, "
-        "or pass on_bad_row='skip' to skip malformed rows",
+        hint or _number_fix(name, column_kind, value),
     )
+
+
+#: A number written with thousands separators (``2,174``, ``1,234,567.5``).
+_GROUPED_RE = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
+
+
+def _number_fix(name: str, column_kind: str, value: str) -> str:
+    """How to read ``value``, which column ``name`` of ``column_kind`` could not."""
+    text = value.strip()
+    skip = "or pass on_bad_row='skip' to skip malformed rows"
+    if _GROUPED_RE.fullmatch(text):
+        return (
+            f"Csv reads numbers without thousands separators ({text.replace(',', '')}): "
+            f"write the file so, or declare {name!r} as 'string' and convert it in an F.Udf, "
+            + skip
+        )
+    if column_kind == "int" and text.lstrip("+-").lower() == "nan":
+        return (
+            f"Add {value!r} to na_values (to read it as missing in this int column), or declare "
+            f"{name!r} as 'float' in columns= (where NaN is missing), {skip}"
+        )
+    if column_kind == "int" and re.fullmatch(_NUMBER_RE, text, flags=re.IGNORECASE):
+        return f"Declare {name!r} as 'float' in columns= (it holds fractions), {skip}"
+    return f"Fix the value, declare {name!r} as 'string', add {value!r} to na_values, " + skip
