@@ -87,6 +87,34 @@ def test_a_class_spelled_other_is_a_class_or_refused_never_merged() -> None:
     assert idx[:2].tolist() == [1, 0] and bad.tolist() == [False, False, True]
 
 
+def test_spellings_of_one_value_are_refused_not_read_as_others() -> None:
+    """``Yes`` beside ``yes`` (or ``>50K.`` beside ``>50K``) in the training split was a
+    negative row of Label(positive="yes"), and two classes of a learned MulticlassLabel
+    (QA pass 25); the error names the spellings, their rows and the replace= fix."""
+    binary = F.Label("y", positive="yes")
+    state = _learn_binary(binary, ["yes", "no", "Yes", "yes", "no", "yes."])
+    with pytest.raises(
+        DataError,
+        match=r"holds 'yes' \(2 rows\), 'Yes' \(1 row\), 'yes\.' "
+        r"\(1 row\).*only 'yes' is positive.*replace=\{'y': \{'Yes': 'yes', "
+        r"'yes\.': 'yes'\}\}",
+    ):
+        binary.encode(np.array(["yes", "no"], dtype=object), state)
+    fine = _learn_binary(binary, ["yes", "no", "No", "NO"])  # negatives alike: no matter
+    assert binary.encode(np.array(["yes", "No"], dtype=object), fine)[0].tolist() == [1, 0]
+    multi = F.MulticlassLabel("cut")
+    state = _learn(multi, ["Ideal", "Good", "ideal", "Ideal", " Good."])
+    with pytest.raises(
+        DataError,
+        match=r"holds 'Good' \(1 row\), ' Good\.' \(1 row\); 'Ideal' \(2 rows\), 'ideal' "
+        r"\(1 row\): .*different classes.*replace=\{'cut': \{' Good\.': 'Good', 'ideal': "
+        r"'Ideal'\}\}\).*declare the classes",
+    ):
+        multi.class_names(state)
+    declared = F.MulticlassLabel("cut", classes=["Ideal", "ideal"])  # declared: as said
+    assert declared.encode(pa.array(["ideal", "Ideal"]))[0].tolist() == [1, 0]
+
+
 def test_numeric_label_stores_the_original_scale_whatever_the_transform() -> None:
     values = np.array([10.0, 0.0, np.nan, -1.0, 5.0, np.inf])
     stored = {}

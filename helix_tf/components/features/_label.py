@@ -64,7 +64,9 @@ class Label(Operator):
 
     Under ``positive=`` a value the training split does not hold (``maybe`` only in the
     test split, ``>50K.`` where training has ``>50K``) fails the run naming the value,
-    file and line: map it to a training value with the source's ``replace=``.
+    file and line: map it to a training value with the source's ``replace=``. So does a
+    training value spelled like ``positive=`` but for case, spaces around it or a final
+    full stop (``Yes`` beside ``yes``), which would be a negative row.
     A label of blank text or the text ``NaN`` (any case) is missing, as in a numeric
     column, whatever the source's ``na_values``: the run fails naming the row.
     """
@@ -75,7 +77,9 @@ class Label(Operator):
     #: 3: under positive=, a value the training split does not hold is an error (it was
     #: a negative row; QA pass 16), so examples stored before may hold such rows.
     #: 4: the text ``NaN`` is a missing label (it was a negative row; QA pass 20).
-    VERSION: ClassVar[int] = 4
+    #: 5: a training value spelled like positive= (``Yes`` beside ``yes``, ``>50K.``
+    #: beside ``>50K``) is an error (it was a negative row; QA pass 25).
+    VERSION: ClassVar[int] = 5
     #: Parameters only training reads (hashed into the train node, not the examples).
     TRAINING_PARAMS: ClassVar[tuple[str, ...]] = ()
     column: str
@@ -122,6 +126,10 @@ class Label(Operator):
                 raise ValueError(f"the values of label {self.column!r} have not been learned")
             if not state["counts"]:  # a training split without labels: its own checks say so
                 return labels, bad
+            if isinstance(self.positive, str):
+                variants = spelling_variants(state["counts"], self.column, of=self.positive)
+                if variants:
+                    raise DataError(variants)
             import pyarrow as pa
             import pyarrow.compute as pc
 
@@ -200,6 +208,50 @@ def _as_strings(values: Any) -> Any:
         ]
         return pa.array(texts, type=pa.string())
     return pa.array([None if v is None else str(v) for v in arr.tolist()], type=pa.string())
+
+
+def _spelling(text: str) -> str:
+    """What the spellings of one value share: the text without the spaces around it, a
+    final full stop (the census test file's ``>50K.``) or case."""
+    return text.strip().rstrip(".").strip().casefold()
+
+
+def spelling_variants(counts: dict[str, int], column: str, *, of: str | None = None) -> str | None:
+    """Why a label cannot learn from ``counts`` (its training split's values): values that
+    are spellings of one (:func:`_spelling`), which it would read as different classes
+    (``of=None``) or, beside ``of`` (a binary label's positive value), as negative rows.
+    None where there are none. Each group is mapped to ``of``, else to its most frequent
+    spelling (a clean one first among equals)."""
+    groups: dict[str, list[str]] = {}
+    for value in counts:
+        groups.setdefault(_spelling(value), []).append(value)
+    if of is not None:
+        group = groups.get(_spelling(of), [])
+        if of not in group or len(group) < 2:
+            return None  # positive= held by no row: the examples' check lists the values
+        found = [[of, *(v for v in group if v != of)]]
+        read_as = f"as different values (only {of!r} is positive, the others negative)"
+    else:
+        found = [
+            sorted(g, key=lambda v: (-counts[v], v != v.strip().rstrip("."), v))
+            for g in groups.values()
+            if len(g) > 1
+        ]
+        read_as = "as different classes"
+    if not found:
+        return None
+    held = "; ".join(
+        ", ".join(f"{v!r} ({counts[v]:,} row{'s' if counts[v] != 1 else ''})" for v in g)
+        for g in found
+    )
+    mapping = ", ".join(f"{v!r}: {g[0]!r}" for g in found for v in g[1:])
+    return (
+        f"the training split's label column {column!r} holds {held}: spellings of one value "
+        f"(they differ in case, spaces around them or a final full stop) that the label "
+        f"reads {read_as}. Map them to one with sources.Csv(..., replace={{{column!r}: "
+        f"{{{mapping}}}}}), or, where they are different values, rename one there"
+        + ("" if of is not None else " or declare the classes (classes=[...])")
+    )
 
 
 #: Label texts that are missing, besides blank text (compared trimmed, in lower case):
@@ -290,7 +342,8 @@ class MulticlassLabel(Operator):
         under ``"error"``).
 
     A label of blank text or the text ``NaN`` (any case) is missing, never a class: the
-    run fails naming the row.
+    run fails naming the row. Learned classes that are spellings of one value (``Ideal``
+    and ``ideal``, ``Good.``) fail the run naming them and the ``replace=`` fix.
     """
 
     KIND: ClassVar[str] = "label"
@@ -299,7 +352,8 @@ class MulticlassLabel(Operator):
     #: 3: the text ``NaN`` is a missing label (it was a class of its own; QA pass 20).
     #: 4: a class spelled ``<other>`` learned under unseen="error" is a class (it was
     #: refused as unseen); under unseen="other" it is refused (it was two classes of
-    #: one name, its rows in the collected one; QA pass 25).
+    #: one name, its rows in the collected one); learned classes that are spellings of
+    #: one (``Ideal`` and ``ideal``) are an error (they were two classes; QA pass 25).
     VERSION: ClassVar[int] = 4
     TRAINING_PARAMS: ClassVar[tuple[str, ...]] = ()  # classes and unseen change the examples
     column: str
@@ -350,6 +404,9 @@ class MulticlassLabel(Operator):
             names = sorted(state["counts"])
             if len(names) < 2:  # as declared classes must be (validate)
                 raise DataError(self._one_class(state["counts"]))
+            variants = spelling_variants(state["counts"], self.column)
+            if variants:
+                raise DataError(variants)
             if OTHER_CLASS in names and self.unseen == "other":
                 raise DataError(
                     f"the training split's label column {self.column!r} holds the value "
