@@ -391,6 +391,13 @@ BAD_FILES = [
         r"line 2: column 'a' \(int\) expects an integer, found '0x10'",
     ),
     (
+        "a separator ending every line",
+        "1,x,2,\n2,y,3,\n",
+        {},
+        DataError,
+        r"line 1: expected 3 fields .*found 4: '1,x,2,'\. The line ends with the separator ','",
+    ),
+    (
         "unterminated quote",
         '1,"x,2\n',
         {},
@@ -782,6 +789,23 @@ def test_parquet_file_without_a_column_of_the_first_is_named(tmp_path: Path) -> 
     with pytest.raises(DataError, match=r"b\.parquet' has no column 'w', which .*a\.parquet"):
         read_all(source, "train")
     assert "has no column 'w'" in source.check()[0]
+
+
+def test_parquet_integer_past_float64_is_named_by_column_and_row(tmp_path: Path) -> None:
+    """It said "cannot read columns ['id', 'big'] (row 3): Integer value ... not in range
+    ... All files of a Parquet source need the same columns and types": the row was the
+    batch's end and the fix another problem's (QA pass 25)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    big = pa.array([1, None, 2**53 + 1], pa.int64())
+    pq.write_table(pa.table({"id": [1, 2, 3], "big": big}), tmp_path / "a.parquet")
+    with pytest.raises(
+        DataError,
+        match=r"a\.parquet: column 'big' holds 9007199254740993 at row 2, an integer that "
+        r"numeric columns .*would read as 9007199254740992\. Write the column as float",
+    ):
+        read_all(Parquet(train=str(tmp_path / "a.parquet")), "train", batch_rows=2)
 
 
 def test_parquet_test_fraction_partitions_rows(tmp_path: Path) -> None:
