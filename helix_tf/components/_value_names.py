@@ -5,7 +5,8 @@ value is ``<missing>``, the values a vocabulary did not learn ``<other>`` (or ``
 k>``). The data may hold the same text as a value of its own (a category spelled
 ``<missing>``): it stays a value of its own, named with one more pair of single quotes
 (``'<missing>'``; a value ``'<missing>'`` is ``''<missing>''``), so no value is named
-as a marker and no two values share a name.
+as a marker and no two values share a name. A whole number is written without ``.0``
+whether its column is declared int or float (sources hold both as float64).
 """
 
 from __future__ import annotations
@@ -28,10 +29,17 @@ def value_name(value: Any, reserved: Collection[str] = (MISSING_NAME,)) -> str:
     ('<missing>', 'a', "'<missing>'", "''<missing>''")
     >>> value_name("<other>", reserved=("<other>",))
     "'<other>'"
+
+    A whole number held as a float (an int column: sources hold numbers as float64) is
+    written as the integer: ``10``, not ``10.0``.
+
+    >>> value_name(10.0), value_name(10.5), value_name(1e300)
+    ('10', '10.5', '1e+300')
     """
     if value is None:
         return MISSING_NAME
-    text = str(value)
+    whole = isinstance(value, float) and value.is_integer() and abs(value) < 2**53
+    text = str(int(value)) if whole else str(value)
     core = text
     while len(core) >= 2 and core[0] == core[-1] == "'":
         core = core[1:-1]

@@ -69,7 +69,9 @@ class Metric(Operator, abc.ABC):
     KIND: ClassVar[str] = "metric"
     #: 2: a value of the ``slice_by`` column spelled ``<missing>`` is its own slice,
     #: ``[column='<missing>']`` (it was keyed as the missing rows are, or refused beside
-    #: them; QA pass 25). A metric class that sets its own VERSION adds 1 for this.
+    #: them), and a whole number's slice is keyed as an integer (``[age=30]``; it was
+    #: ``[age=30.0]`` for an int column; QA pass 25). A metric class that sets its own
+    #: VERSION adds 1 for this.
     VERSION: ClassVar[int] = 2
     #: The label tasks this metric fits ("binary", "multiclass", "regression"); the
     #: compiler rejects a metric whose tasks do not include the label's.

@@ -110,7 +110,7 @@ class RMSE(_RegressionMetric):
 
     NAME: ClassVar[str] = "rmse"
     #: 2: errors past 1.3e154 give their RMSE, not inf (their squares overflowed; QA 23).
-    #: 3: a slice value spelled ``<missing>`` is its own slice (Metric's VERSION 2).
+    #: 3: slice keys as Metric's VERSION 2 writes them (``<missing>``, whole numbers).
     VERSION: ClassVar[int] = 3
 
     def _weighted(self, w: np.ndarray, y: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray]:
@@ -123,7 +123,7 @@ class MAE(_RegressionMetric):
 
     NAME: ClassVar[str] = "mae"
     #: 2: labels and predictions of opposite signs past 9e307 give their MAE, not inf.
-    #: 3: a slice value spelled ``<missing>`` is its own slice (Metric's VERSION 2).
+    #: 3: slice keys as Metric's VERSION 2 writes them (``<missing>``, whole numbers).
     VERSION: ClassVar[int] = 3
 
     def _weighted(self, w: np.ndarray, y: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray]:
@@ -140,7 +140,7 @@ class R2(_RegressionMetric):
     NAME: ClassVar[str] = "r2"
     UNIT_POWER: ClassVar[int | None] = 0
     #: 2: labels past 1.3e154 give their R², not nan (inf / inf; QA pass 23).
-    #: 3: a slice value spelled ``<missing>`` is its own slice (Metric's VERSION 2).
+    #: 3: slice keys as Metric's VERSION 2 writes them (``<missing>``, whole numbers).
     VERSION: ClassVar[int] = 3
 
     def _weighted(self, w: np.ndarray, y: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray]:
@@ -181,7 +181,7 @@ class Residuals(_RegressionMetric):
 
     NAME: ClassVar[str] = "residual"
     #: 2: residuals past 1.3e154 give their standard deviation, not inf (QA pass 23).
-    #: 3: a slice value spelled ``<missing>`` is its own slice (Metric's VERSION 2).
+    #: 3: slice keys as Metric's VERSION 2 writes them (``<missing>``, whole numbers).
     VERSION: ClassVar[int] = 3
     QUANTILES: ClassVar[tuple[int, ...]] = (5, 25, 50, 75, 95)
 
