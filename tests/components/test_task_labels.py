@@ -239,3 +239,20 @@ def test_a_multiclass_label_of_blank_text_is_missing_not_a_class() -> None:
     _, bad = label.encode(pa.array(["Good", "", "Ideal", None]), state)
     assert bad.tolist() == [False, True, False, True]
     assert label.problem(None) == "labels must not be missing"
+
+
+@pytest.mark.parametrize("positive", [2, 2.0, "2", "2.0"])
+@pytest.mark.parametrize(
+    "column", [np.array([1.0, 2.0, 0.0, 2.0]), pa.array(["1", "2", "0", "2"])], ids=["num", "text"]
+)
+def test_positive_is_read_as_the_column_is(positive: object, column: object) -> None:
+    """positive="2" on a numeric column, or 2 on a text one, matched no row though the
+    training split's values were counted as the text "2": the run failed saying no row
+    equals positive='2', the values found being '2' (2 rows), ... (QA pass 25)."""
+    label = F.Label("y", positive=positive)
+    state = _learn_binary(label, column)  # type: ignore[arg-type]
+    labels, bad = label.encode(column, state)
+    if positive == "2.0" and isinstance(column, pa.Array):
+        assert labels.tolist() == [0, 0, 0, 0]  # the text "2.0" is not the text "2"
+    else:
+        assert labels.tolist() == [0, 1, 0, 1] and not bad.any()

@@ -15,6 +15,7 @@ Every label has the same small interface, which the engine calls: ``analyzer``
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -60,7 +61,9 @@ class Label(Operator):
         The label column.
     positive : optional
         The value of the positive class; every other value the training split holds
-        is negative (one value against the rest). None: the column holds 0 and 1.
+        is negative (one value against the rest). ``2``, ``2.0`` and ``"2"`` are the
+        number 2 of a numeric column and the text ``2`` of a text column. None: the
+        column holds 0 and 1.
 
     Under ``positive=`` a value the training split does not hold (``maybe`` only in the
     test split, ``>50K.`` where training has ``>50K``) fails the run naming the value,
@@ -78,7 +81,9 @@ class Label(Operator):
     #: a negative row; QA pass 16), so examples stored before may hold such rows.
     #: 4: the text ``NaN`` is a missing label (it was a negative row; QA pass 20).
     #: 5: a training value spelled like positive= (``Yes`` beside ``yes``, ``>50K.``
-    #: beside ``>50K``) is an error (it was a negative row; QA pass 25).
+    #: beside ``>50K``) is an error (it was a negative row), and positive= is read as
+    #: the column's values are (``positive="2"`` on a numeric column matched no row,
+    #: ``positive=2`` on a text one neither, though both counted ``"2"``; QA pass 25).
     VERSION: ClassVar[int] = 5
     #: Parameters only training reads (hashed into the train node, not the examples).
     TRAINING_PARAMS: ClassVar[tuple[str, ...]] = ()
@@ -126,10 +131,10 @@ class Label(Operator):
                 raise ValueError(f"the values of label {self.column!r} have not been learned")
             if not state["counts"]:  # a training split without labels: its own checks say so
                 return labels, bad
-            if isinstance(self.positive, str):
-                variants = spelling_variants(state["counts"], self.column, of=self.positive)
-                if variants:
-                    raise DataError(variants)
+            want = _value_text(self.positive)
+            variants = want and spelling_variants(state["counts"], self.column, of=want)
+            if variants:
+                raise DataError(variants)
             import pyarrow as pa
             import pyarrow.compute as pc
 
@@ -154,9 +159,20 @@ class Label(Operator):
             )
             bad = missing | ~np.isin(nums, (0.0, 1.0))
             return np.where(bad, 0, nums).astype(np.int8), bad
+        # A text column's values are compared as text, as the training split's values are
+        # counted (positive=2 is the text "2"); a numeric column's as numbers (positive="2"
+        # is the number 2).
+        want = _value_text(self.positive)
         if _is_text(raw):  # numbers are never blank (and are not turned into text here)
-            missing = missing | _unset(_as_strings(raw))
-        positive = (series == self.positive).fillna(False).to_numpy(dtype=bool)
+            import pyarrow.compute as pc
+
+            texts = _as_strings(raw)
+            missing = missing | _unset(texts)
+            positive = np.asarray(pc.fill_null(pc.equal(texts, want), False), dtype=bool)
+        else:
+            nums = pd.to_numeric(series, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+            target = None if want is None else _number_of(want)
+            positive = nums == target if target is not None else np.zeros(len(nums), bool)
         return np.where(missing, 0, positive).astype(np.int8), missing
 
 
@@ -190,14 +206,19 @@ class _ClassCounts(Analyzer):
 
 
 def _as_strings(values: Any) -> Any:
-    """Values as an Arrow string array (nulls kept)."""
+    """Values as an Arrow string array (nulls kept); a number as :func:`_number_text`
+    writes it, whether it comes in a numpy, an Arrow or a Python container."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if isinstance(values, pa.Array):
-        return values if pa.types.is_string(values.type) else pc.cast(values, pa.string())
+        if pa.types.is_string(values.type):
+            return values
+        if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
+            return pc.cast(values, pa.string())
+        values = values.to_numpy(zero_copy_only=False)
     arr = np.asarray(values)
     if np.issubdtype(arr.dtype, np.floating):
         # Numeric class columns (read as float64): 2.0 is the class "2".
@@ -207,7 +228,35 @@ def _as_strings(values: Any) -> Any:
             for v, w in zip(arr.tolist(), whole.tolist(), strict=True)
         ]
         return pa.array(texts, type=pa.string())
-    return pa.array([None if v is None else str(v) for v in arr.tolist()], type=pa.string())
+    return pa.array([_value_text(v) for v in arr.tolist()], type=pa.string())
+
+
+def _number_text(value: float) -> str:
+    """How a label number is written: a whole number as an integer (``2``), else its
+    shortest float text (``2.5``)."""
+    whole = math.isfinite(value) and value == round(value)
+    return str(int(value)) if whole else repr(float(value))
+
+
+def _value_text(value: Any) -> str | None:
+    """One label value as text: ``None`` (and NaN) missing, a float by :func:`_number_text`,
+    a boolean as the number it is in a column (``1``)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float):
+        return _number_text(value)
+    return str(value)
+
+
+def _number_of(text: str) -> float | None:
+    """The number ``text`` writes (``"2"``, ``"2.0"``), None for no number (or NaN)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value == value else None
 
 
 def _spelling(text: str) -> str:
