@@ -381,6 +381,13 @@ BAD_FILES = [
         DataError,
         r"found '1,234\.5'.*Csv reads numbers without thousands separators \(1234\.5\)",
     ),
+    (
+        "a decimal comma",
+        "1;x;2\n2;y;3,5\n",
+        {"separator": ";"},
+        DataError,
+        r"found '3,5'.*Csv reads numbers with a decimal point \(3\.5\)",
+    ),
     # Arrow's integer parser read hex (16) where a block had no other bad row; refused
     # beside one, as in a float column.
     (

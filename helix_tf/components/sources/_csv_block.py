@@ -374,6 +374,8 @@ def _describe(spec: Csv, issue: tuple[str, Any], text: str) -> tuple[str, str]:
 
 #: A number written with thousands separators (``2,174``, ``1,234,567.5``).
 _GROUPED_RE = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
+#: A number written with a decimal comma (``3,5``; ``2,174`` reads as grouped first).
+_DECIMAL_COMMA_RE = re.compile(r"[+-]?\d*,\d+")
 
 
 def _number_fix(name: str, column_kind: str, value: str) -> str:
@@ -385,6 +387,11 @@ def _number_fix(name: str, column_kind: str, value: str) -> str:
             f"Csv reads numbers without thousands separators ({text.replace(',', '')}): "
             f"write the file so, or declare {name!r} as 'string' and convert it in an F.Udf, "
             + skip
+        )
+    if _DECIMAL_COMMA_RE.fullmatch(text):
+        return (
+            f"Csv reads numbers with a decimal point ({text.replace(',', '.')}): write the "
+            f"file so, or declare {name!r} as 'string' and convert it in an F.Udf, " + skip
         )
     if column_kind == "int" and text.lstrip("+-").lower() == "nan":
         return (
