@@ -388,6 +388,14 @@ BAD_FILES = [
         DataError,
         r"found '3,5'.*Csv reads numbers with a decimal point \(3\.5\)",
     ),
+    (
+        "a value replace= makes",  # it showed the file's '1' and a fix for a fraction
+        "1,x,2\n2,y,3\n",
+        {"replace": {"a": {"1": "NaN"}}},
+        DataError,
+        r"line 1: column 'a' \(int\) expects an integer, found 'NaN' \(replace= maps '1' to "
+        r"it\): '1,x,2'\. Add 'NaN' to na_values",
+    ),
     # Arrow's integer parser read hex (16) where a block had no other bad row; refused
     # beside one, as in a float column.
     (

@@ -161,12 +161,14 @@ class BlockParser:
         position, raw = self._gather(parts.filter(pa.array(good)), good, slow_rows, slow_at)
         failed = np.zeros(len(position), dtype=bool)
         columns: dict[str, pa.Array] = {}
+        replaced = {name: dict(pairs) for name, pairs in self.spec.replace or ()}
         for name, kind in self.spec.columns:
             columns[name], bad_values = self._convert(name, kind, raw[name])
             if bad_values is not None:
                 for r in np.flatnonzero(bad_values & ~failed):
-                    value = raw[name][int(r)].as_py().strip()
-                    issues[int(position[r])] = ("number", (name, kind, value))
+                    text = raw[name][int(r)].as_py().strip()
+                    value = replaced.get(name, {}).get(text, text)  # what was converted
+                    issues[int(position[r])] = ("number", (name, kind, value, text))
                 failed |= bad_values
         report = None
         if issues:
@@ -356,17 +358,20 @@ def _describe(spec: Csv, issue: tuple[str, Any], text: str) -> tuple[str, str]:
                 "in this file, or pass on_bad_row='skip' to skip malformed rows"
             )
         return f"{detail}: {_shorten(text)}", fix
-    name, column_kind, value = detail
+    name, column_kind, value, written = detail
+    found = _shorten(value)
+    if written != value:  # the source's replace= made it
+        found += f" (replace= maps {_shorten(written)} to it)"
     problem = _int_problem(value) if column_kind == "int" else None
     if problem:
         return (
-            f"column {name!r} (int) holds {_shorten(value)}, {problem}: {_shorten(text)}",
+            f"column {name!r} (int) holds {found}, {problem}: {_shorten(text)}",
             f"Declare {name!r} as 'float' (approximate values) or 'string' (exact text) "
             "in columns=, or pass on_bad_row='skip' to skip such rows",
         )
     what = "an integer" if column_kind == "int" else "a number"
     return (
-        f"column {name!r} ({column_kind}) expects {what}, found {_shorten(value)}: "
+        f"column {name!r} ({column_kind}) expects {what}, found {found}: "
         f"{_shorten(text)}",
         hint or _number_fix(name, column_kind, value),
     )
