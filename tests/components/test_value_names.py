@@ -70,3 +70,15 @@ def test_an_unseen_missing_value_hashes_apart_from_any_text() -> None:
     state = {"vocab": ["a"]}
     out = op.transform([np.asarray([None, "<missing>", "\xff"], object)], state, 3).tolist()
     assert len(set(out)) == 3
+
+
+def test_bucket_names_write_each_boundary_in_full() -> None:
+    """``:g`` wrote 1000000 and 1000001 both ``1e+06`` (two buckets of one name)."""
+    names = F.Bucketize("x", [1e6, 1_000_001, 1234567.25]).value_names(None)
+    assert names == [
+        "< 1000000",
+        "[1000000, 1000001)",
+        "[1000001, 1234567.25)",
+        ">= 1234567.25",
+        "<missing>",
+    ]

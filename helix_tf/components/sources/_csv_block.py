@@ -371,8 +371,7 @@ def _describe(spec: Csv, issue: tuple[str, Any], text: str) -> tuple[str, str]:
         )
     what = "an integer" if column_kind == "int" else "a number"
     return (
-        f"column {name!r} ({column_kind}) expects {what}, found {found}: "
-        f"{_shorten(text)}",
+        f"column {name!r} ({column_kind}) expects {what}, found {found}: {_shorten(text)}",
         hint or _number_fix(name, column_kind, value),
     )
 
