@@ -82,3 +82,9 @@ def test_bucket_names_write_each_boundary_in_full() -> None:
         ">= 1234567.25",
         "<missing>",
     ]
+
+
+def test_a_token_spelled_missing_is_quoted_by_every_feature() -> None:
+    state = {"vocab": ["free", "<missing>"], "idf": [1, 1]}
+    assert F.TfIdf("tokens").value_names(state) == ["free", "'<missing>'"]
+    assert F.Vocabulary("tokens").value_names(state)[:2] == ["free", "'<missing>'"]

@@ -281,9 +281,13 @@ class TfIdf(Feature):
     idf = ln((1 + docs) / (1 + df)) + 1 (smoothed); rows are L2-normalised when
     ``norm="l2"``; ``sublinear_tf`` uses 1 + ln(tf). ``min_count`` and ``top_k`` select
     the vocabulary as :class:`Vocabulary` does (in an approximate run sampled at the
-    source: counted in the sample).
+    source: counted in the sample). A token spelled ``<missing>`` is named
+    ``'<missing>'`` among the value names, as a vocabulary's is.
     """
 
+    #: 2: a token spelled like helix_tf's names for no value (``<missing>``) is quoted in
+    #: the value names, as every feature's are (QA pass 25).
+    VERSION: ClassVar[int] = 2
     ACCEPTS: ClassVar[tuple[str, ...]] = (TOKENS,)
     column: Input
     _: dataclasses.KW_ONLY
@@ -334,7 +338,7 @@ class TfIdf(Feature):
         return len(state["vocab"])
 
     def value_names(self, state: Any) -> list[str] | None:
-        return [str(v) for v in state["vocab"]]
+        return [value_name(v) for v in state["vocab"]]
 
 
 # --------------------------------------------------------------------------- text
