@@ -127,6 +127,9 @@ def test_numeric_label_stores_the_original_scale_whatever_the_transform() -> Non
     assert all(np.array_equal(stored[None], v) for v in stored.values())
     assert stored[None][[0, 1, 3, 4]].tolist() == [10.0, 0.0, -1.0, 5.0]
     assert F.NumericLabel("p").problem(None) == "a regression label must be a finite number"
+    # A text column of classes (QA pass 25): the fix names the multiclass label.
+    assert "features.MulticlassLabel('p')" in F.NumericLabel("p").problem("SI1")
+    assert F.NumericLabel("p").problem("inf") == "a regression label must be a finite number"
 
 
 def test_the_training_target_is_checked_against_the_transform_domain() -> None:

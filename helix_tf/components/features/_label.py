@@ -604,6 +604,11 @@ class NumericLabel(Operator):
         return {"task": self.TASK, "transform": self.transform}
 
     def problem(self, bad_value: Any) -> str:
+        if isinstance(bad_value, str) and _number_of(bad_value.strip()) is None:
+            return (
+                "a regression label must be a finite number; where the column holds "
+                f"classes, predict them with features.MulticlassLabel({self.column!r})"
+            )
         return "a regression label must be a finite number"
 
     def target(
