@@ -100,6 +100,13 @@ def test_spellings_of_one_value_are_refused_not_read_as_others() -> None:
         r"'yes\.': 'yes'\}\}",
     ):
         binary.encode(np.array(["yes", "no"], dtype=object), state)
+    numbers = F.Label("y", positive="1")  # a text column merged from two exports
+    state = _learn_binary(numbers, ["1", "0", "1.0", "0.0"])
+    with pytest.raises(DataError, match=r"holds '1' \(1 row\), '1\.0' \(1 row\)"):
+        numbers.encode(np.array(["1", "0"], dtype=object), state)
+    codes = F.Label("y", positive="250.1")  # codes, not numbers: 250.10 is another one
+    state = _learn_binary(codes, ["250.1", "250.10", "401"])
+    assert codes.encode(np.array(["250.1", "250.10"], dtype=object), state)[0].tolist() == [1, 0]
     fine = _learn_binary(binary, ["yes", "no", "No", "NO"])  # negatives alike: no matter
     assert binary.encode(np.array(["yes", "No"], dtype=object), fine)[0].tolist() == [1, 0]
     multi = F.MulticlassLabel("cut")

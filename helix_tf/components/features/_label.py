@@ -261,7 +261,12 @@ def _number_of(text: str) -> float | None:
 
 def _spelling(text: str) -> str:
     """What the spellings of one value share: the text without the spaces around it, a
-    final full stop (the census test file's ``>50K.``) or case."""
+    final full stop (the census test file's ``>50K.``) or case; a whole number's, its value
+    (``1``, ``1.0`` and ``01`` in a text column; ``250.1`` and ``250.10`` stay apart, as
+    codes written so may be different values)."""
+    number = _number_of(text.strip())
+    if number is not None and math.isfinite(number) and number == round(number):
+        return _number_text(number)
     return text.strip().rstrip(".").strip().casefold()
 
 
@@ -296,7 +301,8 @@ def spelling_variants(counts: dict[str, int], column: str, *, of: str | None = N
     mapping = ", ".join(f"{v!r}: {g[0]!r}" for g in found for v in g[1:])
     return (
         f"the training split's label column {column!r} holds {held}: spellings of one value "
-        f"(they differ in case, spaces around them or a final full stop) that the label "
+        f"(they differ in case, spaces around them, a final full stop or how a number is "
+        f"written) that the label "
         f"reads {read_as}. Map them to one with sources.Csv(..., replace={{{column!r}: "
         f"{{{mapping}}}}}), or, where they are different values, rename one there"
         + ("" if of is not None else " or declare the classes (classes=[...])")
