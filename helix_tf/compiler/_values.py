@@ -148,6 +148,7 @@ def train_approx(d: Declaration, approx: Mapping[str, Any] | None) -> dict[str, 
         # 2: the step gathers its batch in the graph (issue 9): FTRL's weights moved in
         # their last bits, so a model the loop before stored is not reused. 3: a bag's
         # width is open in the traced step (any sample's bags on one trainer). 4: an
-        # epoch is one traced loop over its batches (issue 9, session 11).
-        "loop_version": 4,
+        # epoch is one traced loop over its batches (issue 9, session 11). 5: a linear
+        # learner steps over one table of its weights (components._linear_step).
+        "loop_version": 5,
     }

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from helix_tf.components import _light_fit, penalties
+from helix_tf.components import _light_fit, _linear_step, penalties
 from helix_tf.components._keras_layers import dtypes, keras as _k
 from helix_tf.components._model_build import Head, build_model, optimizer
 from helix_tf.components._model_use import predict_scores
@@ -87,6 +87,9 @@ def prepare(training: Mapping[str, Any]) -> bool:
                 epochs=1,
                 seed=int(learner.seed),
                 step=trainer.light_step,
+                linear=_linear_step.light_arguments(
+                    trainer, learner, features, head, policy=policy, run_eagerly=run_eagerly
+                ),
             )
             trainer.light_generation = trainers.kernel_generation()
         trainers.TRAINERS.give_back(key, trainer)

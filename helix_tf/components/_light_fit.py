@@ -21,7 +21,8 @@ epoch's steps, as ``fit`` reports it, summed by the loop itself rather than in K
 loss tracker each step (:class:`_EpochLoss`: the same float). Where the optimizer allows
 it (Adam, SGD, FTRL), the step's update is one update over all the model's weights
 (:class:`_FlatUpdate`): Keras' arithmetic to the bit in fewer graph nodes, a step
-costing its nodes.
+costing its nodes. A plain linear model steps over one table of all its weights instead
+(:mod:`._linear_step`: the same training in about half the graph nodes, not Keras' bits).
 
 An approximate run trains its sample for the exact run's steps (more epochs over
 fewer rows: :mod:`helix_tf.approx.settings`) and stops sooner once the epochs' losses
@@ -41,7 +42,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["input_shapes", "light_fit", "plateau_rule", "plateaued"]
+from helix_tf.components import _linear_step
+
+__all__ = ["in_order", "input_shapes", "light_fit", "plateau_rule", "plateaued"]
 
 
 def light_fit(
@@ -55,6 +58,7 @@ def light_fit(
     step: Any = None,
     on_epoch: Callable[[int, int, float, float], None] | None = None,
     plateau: Mapping[str, float] | None = None,
+    linear: tuple[Any, Any, Any] | None = None,
 ) -> tuple[list[float], Any]:
     """Train the compiled ``model`` for ``epochs`` over ``x``/``y``; each epoch's loss, and
     the epoch function used (``step``: one kept from an earlier call on this model, else
@@ -63,15 +67,18 @@ def light_fit(
     ``on_epoch(epoch, epochs, loss, seconds)`` is called after every epoch. ``plateau``
     (the rule's parameters, :func:`plateau_rule`): stop after the first epoch where
     :func:`plateaued` holds for the losses so far, with the tolerance and window that
-    rule gives these ``epochs`` over these rows.
+    rule gives these ``epochs`` over these rows. ``linear`` (a linear model's
+    :class:`._linear_step.Layout`, its head and its penalty strengths): a new step is
+    the one-table step of :mod:`._linear_step` rather than Keras' own.
     """
     if not getattr(model, "run_eagerly", False):  # the sample on the device once
         import tensorflow as tf
 
         x = {name: tf.convert_to_tensor(values) for name, values in x.items()}
         y = tf.convert_to_tensor(y)
-    step = step or _epoch_function(model, x, y)
-    getattr(step, "start", _nothing)()  # a flat update's state from the model's (_FlatUpdate)
+    step = step or _epoch_function(model, x, y, linear)
+    # The step's state from the model's (reset by its trainer), the sample as it reads it.
+    x, y = getattr(step, "prepare", _as_they_are)(x, y)
     n = len(y)
     rng = np.random.default_rng(int(seed))
     started = time.perf_counter()
@@ -84,6 +91,7 @@ def light_fit(
             on_epoch(epoch + 1, epochs, loss, time.perf_counter() - started)
         if window and plateaued(losses, tolerance, window):
             break
+    getattr(step, "finish", _nothing)()  # the trained weights into the model's variables
     return losses, step
 
 
@@ -137,7 +145,9 @@ def plateaued(losses: Sequence[float], tolerance: float, window: int) -> bool:
     return before - last <= tolerance * abs(last)
 
 
-def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any], float]:
+def _epoch_function(
+    model: Any, x: Any, y: Any, linear: tuple[Any, Any, Any] | None = None
+) -> Callable[[Any, Any, Any, Any], float]:
     """One epoch: Keras' ``train_step`` on each batch of rows ``order[i * bs:(i + 1) * bs]``,
     the whole epoch one graph call; it returns the epoch's loss (Keras' running mean, as
     ``fit`` reports it: in the traced loop summed in the loop, :class:`_EpochLoss`).
@@ -146,26 +156,22 @@ def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any]
     ``y`` of any number of rows, bags of any width where the model's inputs leave it
     open, any order and batch size: one trace per trainer whatever the sample's or the
     batch's size): a ``tf.while_loop`` whose body gathers a batch's rows and takes the
-    step. Before, each batch was one graph call from Python (~1 ms a step of FTRL over
-    census, as much as the step's own ops: a served approximate FTRL census ×10 run
-    takes ~1,600 steps); in the loop a step costs its ops alone (~1.7x fewer seconds a
-    step for FTRL at load 4, ``benchmarks/results/issue9s11_apx_*``).
+    step (in the loop a step costs its ops alone, not a graph call from Python: ~1.7x
+    fewer seconds a FTRL step, ``benchmarks/results/issue9s11_apx_*``). ``linear``: the
+    one-table step of :mod:`._linear_step` (a linear model) instead of Keras' step.
 
-    The steps stay in order: the loop runs one iteration at a time
-    (``parallel_iterations=1``: the executor starts a step only once every op of the one
-    before has run), and the next batch's start depends on the step's outputs; within a
-    step, TensorFlow's automatic control dependencies order each variable's reads after
-    its writes, as in a traced step. (Session 10 saw a whole-epoch loop's bits move from
-    run to run: its steps' reads raced the updates before them.) The same sample and
-    seed give the same bits in any process and on a reused trainer, and in every case
-    tested the bits of one graph call a batch (FTRL, Adam, dropout: tested); Grappler
-    rewrites the graph around the loop, so that is not promised for every model, hence
-    ``loop_version`` in the approximate learner's fingerprint. The loop costs once: its
-    first call (TensorFlow instantiating the function) took ~0.7–1 s against ~0.3–0.4 s
-    for the one-step function (FTRL, census, load 4–5), paid by a new trainer or after an
-    exact training cleared the kernel cache (the server's idle trainer pays it between
-    runs: :mod:`._idle_trainer`). A model that runs eagerly steps eagerly.
+    The steps stay in order (:func:`in_order`: one iteration at a time, the next batch
+    after the step's outputs; within a step, automatic control dependencies order each
+    variable's reads after its writes). The same sample and seed give the same bits in
+    any process and on a reused trainer, and in every case tested the bits of one graph
+    call a batch (FTRL, Adam, dropout); Grappler rewrites the graph around the loop, so
+    that is not promised for every model, hence ``loop_version`` in the approximate
+    learner's fingerprint. Its first call (TensorFlow instantiating it) costs a new
+    trainer, or one after an exact training cleared the kernel cache (paid between runs
+    by the server's :mod:`._idle_trainer`). A model that runs eagerly steps eagerly.
     """
+    if linear is not None:
+        return _linear_step.epoch_function(model, *linear)
     if getattr(model, "run_eagerly", False):
 
         def eager_epoch(x: Any, y: Any, order: np.ndarray, batch_size: int) -> float:
@@ -210,12 +216,21 @@ def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any, Any, Any, Any]
         return float(step(x, y, rows, tf.constant(int(batch_size), tf.int64)))
 
     if flat is not None:
-        epoch.start = flat.start  # type: ignore[attr-defined]
+
+        def prepare(x: Any, y: Any) -> tuple[Any, Any]:
+            flat.start()
+            return x, y
+
+        epoch.prepare = prepare  # type: ignore[attr-defined]
     return epoch
 
 
 def _nothing() -> None:
     return None
+
+
+def _as_they_are(x: Any, y: Any) -> tuple[Any, Any]:
+    return x, y
 
 
 class _EpochLoss:
@@ -451,18 +466,37 @@ def _epoch_loop(model: Any, xs: Any, ys: Any, order: Any, batch_size: Any) -> An
     epoch's loss (:class:`_EpochLoss`, traced in place of the model's loss tracker)."""
     import tensorflow as tf
 
-    n = tf.shape(order, out_type=tf.int64)[0]
     loss = model._loss_tracker
 
-    def body(start: Any, total: Any, count: Any) -> Any:
-        rows = order[start : tf.minimum(start + batch_size, n)]
+    def step(rows: Any, total: Any, count: Any) -> tuple[Any, Any]:
         batch = {name: tf.gather(values, rows) for name, values in xs.items()}
         model.train_step((batch, tf.gather(ys, rows)))  # no metrics: {}
-        total, count = loss.add(total, count)
+        return loss.add(total, count)
+
+    return in_order(step, order, batch_size, loss.dtype)
+
+
+def in_order(
+    step: Callable[[Any, Any, Any], tuple[Any, Any]], order: Any, batch_size: Any, dtype: Any
+) -> Any:
+    """A traced epoch's loop: ``step(rows, total, count)`` on each batch of rows of
+    ``order`` (returning the loss sums after it); the epoch's loss ``total / count``.
+
+    The steps stay in order: the loop runs one iteration at a time
+    (``parallel_iterations=1``: the executor starts a step only once every op of the one
+    before has run), and the next batch's start depends on the step's sums. (Session 10
+    saw a whole-epoch loop's bits move from run to run: its steps' reads raced the
+    updates before them.)"""
+    import tensorflow as tf
+
+    n = tf.shape(order, out_type=tf.int64)[0]
+
+    def body(start: Any, total: Any, count: Any) -> Any:
+        total, count = step(order[start : tf.minimum(start + batch_size, n)], total, count)
         with tf.control_dependencies([total, count]):
             return start + batch_size, total, count
 
-    zero = tf.constant(0, loss.dtype)
+    zero = tf.constant(0, dtype)
     _, total, count = tf.while_loop(
         lambda start, total, count: start < n,
         body,

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from helix_tf.components import _keras_layers, _light_fit, penalties
+from helix_tf.components import _keras_layers, _light_fit, _linear_step, penalties
 from helix_tf.components._idle_trainer import (
     HINT_ROWS,
     hint_of as _hint_of,
@@ -465,6 +465,9 @@ def _fit_weights(
             step=trainer.light_step,
             on_epoch=on_epoch,
             plateau=plateau,
+            linear=_linear_step.light_arguments(
+                trainer, learner, features, head, policy=policy, run_eagerly=run_eagerly
+            ),
         )
         trainer.light_generation = trainers.kernel_generation()
     else:

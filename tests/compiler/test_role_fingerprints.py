@@ -11,7 +11,8 @@ Approximate learners carry their training loop (``"loop": "light"``, issue 9: a
 traced step over seeded numpy batches instead of Keras' fit), so the approximate
 pins of the learning nodes were re-pinned then, and again for ``"loop_version": 2``
 (the step gathers its batch in the graph), 3 (a bag's width open in the traced
-step) and 4 (an epoch one traced loop over its batches, session 11), and for ``"plateau"`` and ``"fraction"`` (session 10: a sample trains the exact run's
+step), 4 (an epoch one traced loop over its batches, session 11) and 5 (a linear
+learner steps over one table of its weights, session 17), and for ``"plateau"`` and ``"fraction"`` (session 10: a sample trains the exact run's
 steps, matched by batches, and ends once its loss stopped falling), and for the plateau
 rule's sampling-error tolerance and planned-epochs window (``errors``, ``share``); the
 exact pins did not move.
@@ -65,16 +66,16 @@ PINNED: dict[str, dict[str, str]] = {
         "hours": "928ffc4239eb5bf723f9aa79da41a7e2",
         "education": "40adddd58eb43a9bbf2ec977523a3b2f",
         "examples": "bac241623648d1d816c1befeecc38757",
-        "learner": "f1da12d0b0481849ee726913fe168965",
-        "predictions": "7645517c3794475f2c6c5010d02a4e99",
-        "train_predictions": "ef31cc86486c8e55d22fc61544a54e77",
-        "evaluation": "c6ee507695b1e372ba5bcde8b3465586",
-        "sliced": "026cc6c762187c531e654424914375d7",
-        "explanation": "44368c63342b47d3ca2f572f6844794a",
+        "learner": "e7b4a29aa3e87bf3d8dd653845bca490",
+        "predictions": "9db5de95e278e35d67e711435a3e6437",
+        "train_predictions": "da3fa7a4977e1fa62ef1bd74c77b6cd5",
+        "evaluation": "f793b51d0cb1c976c8566c0c33ca269f",
+        "sliced": "581bba598c457964ac2a181aaa925437",
+        "explanation": "4c016512b0016acc333ccc523954b40d",
         "reg_examples": "7732edb95c47d93ab35de40a7fb43429",
-        "reg_learner": "99770b47360e2b7e6053456fc96edfc3",
-        "reg_predictions": "4a9a207b73ca7b7064a9fb10a4756b2a",
-        "reg_evaluation": "5196dce50185c7e3d2b163458a6db8b2",
+        "reg_learner": "4f8c0de0ad4d92a4cc4e0323410bd197",
+        "reg_predictions": "2b8c498862601a476bec2a52028f2830",
+        "reg_evaluation": "74991c1bb7e5f3bc62e93430e8277dec",
     },
     "at_train": {
         "rows": "b807197ddadd5ecbf86027d1e4e4b030",
@@ -82,16 +83,16 @@ PINNED: dict[str, dict[str, str]] = {
         "hours": "9c15eaf8d9ac338900a777ef1988db48",
         "education": "fe389788db6c16b9d88d090cb91db2f4",
         "examples": "fa7cf3e52e6be2a0bb1f60aec75a2db7",
-        "learner": "84f8270283a29ca9d932b294cf3e2bc2",
-        "predictions": "fe348b2fd2ae25b975fb347fa45d0664",
-        "train_predictions": "4091dd3b3b3701d215bd5beba84cf01f",
-        "evaluation": "cca54bcc3c9a947a2c1cb0f0d1d01183",
-        "sliced": "55fda14b2a04f51e3fa11be5d0fcc5f3",
-        "explanation": "6736a87d8cd3bcfeb72ef4751504a995",
+        "learner": "673d2cbc3afbc7b362d0be225695421d",
+        "predictions": "7e5abb6a4bf7ef3c0bba0b17e0c4e0c9",
+        "train_predictions": "b35431efbcd91843efcffe564054e828",
+        "evaluation": "f1f025edd86de6767c30d343c2bc6e5d",
+        "sliced": "616e6120d5e8beb2efe81c58dfd14017",
+        "explanation": "3e75b42026b0b7abbc23fe2b63abddba",
         "reg_examples": "45e15fbecd46d74cfd89186e2ffd1877",
-        "reg_learner": "b936784b3702c8abb784e14b7d1d0931",
-        "reg_predictions": "e2e1360020c77eee27e37c7370d4664f",
-        "reg_evaluation": "94342156e0b5b7c02c645e4d214d1b25",
+        "reg_learner": "a0fcb55d29929579684bda4c2877fbe5",
+        "reg_predictions": "41fe8ac730094958571d13585b7e81bd",
+        "reg_evaluation": "077c7230f1fff0a27fc9ca61e52be271",
     },
     "exact": {
         "rows": "b807197ddadd5ecbf86027d1e4e4b030",
@@ -297,7 +298,7 @@ def test_compiled_facts_per_role(tmp_path: Path) -> None:
             "fraction": 0.5,
             "plateau": {"errors": 1.0, "share": 0.1, "epochs": 10},
             "loop": "light",
-            "loop_version": 4,
+            "loop_version": 5,
         }
     }
     assert facts["train_predictions"] == {"split": "train"}

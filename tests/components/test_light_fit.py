@@ -37,6 +37,16 @@ def _model() -> tuple[Any, dict[str, Any], Any]:
 
 
 @pytest.fixture
+def keras_light_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Linear models step as Keras' own step does (the flat update) rather than over one
+    table (helix_tf.components._linear_step, tested against Keras' step in its own file):
+    the tests here hold Keras' step to the bit."""
+    from helix_tf.components import _linear_step
+
+    monkeypatch.setattr(_linear_step, "layout_of", lambda *a, **k: None)
+
+
+@pytest.fixture
 def eager_ops() -> Iterator[list[str]]:
     """The op types run eagerly (outside any graph) while the test body runs."""
     from tensorflow.python.framework import op_callbacks
@@ -69,7 +79,7 @@ def test_an_epoch_is_one_graph_call_that_takes_every_batchs_step(eager_ops: list
     assert int(model.optimizer.iterations) == steps + 4
 
 
-def _per_batch_epoch_function(model: Any, x: Any, y: Any) -> Any:
+def _per_batch_epoch_function(model: Any, x: Any, y: Any, linear: Any = None) -> Any:
     """The loop before (loop_version 3): one traced step a batch, called from Python."""
     import tensorflow as tf
 
@@ -106,6 +116,7 @@ def _per_batch_epoch_function(model: Any, x: Any, y: Any) -> Any:
 @pytest.mark.parametrize(
     "name", ["linear-ftrl-multiclass", "linear-binary-l2", "dnn-dropout-regression"]
 )
+@pytest.mark.usefixtures("keras_light_step")
 def test_the_epochs_loop_takes_its_steps_in_order(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -120,7 +131,7 @@ def test_the_epochs_loop_takes_its_steps_in_order(
         assert stats["losses"] == per_batch_stats["losses"]
 
 
-def _old_epoch_function(model: Any, x: Any, y: Any) -> Any:
+def _old_epoch_function(model: Any, x: Any, y: Any, linear: Any = None) -> Any:
     """The loop before the step gathered its own batch: eager gathers, then the step."""
     import tensorflow as tf
 
@@ -147,6 +158,7 @@ def _old_epoch_function(model: Any, x: Any, y: Any) -> Any:
 # last bits, the graph around the in-graph gather rewritten: the approximate learner's
 # fingerprint carries "loop_version", so a model the loop before stored is not reused.)
 @pytest.mark.parametrize("name", ["linear-binary-l2", "dnn-dropout-regression"])
+@pytest.mark.usefixtures("keras_light_step")
 def test_gathering_in_the_graph_trains_the_same_bits(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -172,6 +184,7 @@ def test_gathering_in_the_graph_trains_the_same_bits(
         *(("dnn-bf16-multiclass", o.lower()) for o in _light_fit.ELEMENTWISE),
     ],
 )
+@pytest.mark.usefixtures("keras_light_step")
 def test_one_update_over_all_the_weights_trains_kerass_bits(
     name: str, optimizer: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
