@@ -220,14 +220,7 @@ def _as_strings(values: Any) -> Any:
             return pc.cast(values, pa.string())
         values = values.to_numpy(zero_copy_only=False)
     arr = np.asarray(values)
-    if np.issubdtype(arr.dtype, np.floating):
-        # Numeric class columns (read as float64): 2.0 is the class "2".
-        whole = np.isfinite(arr) & (arr == np.round(arr))
-        texts = [
-            None if v != v else (str(int(v)) if w else repr(float(v)))
-            for v, w in zip(arr.tolist(), whole.tolist(), strict=True)
-        ]
-        return pa.array(texts, type=pa.string())
+    # Numeric class columns (read as float64): 2.0 is the class "2".
     return pa.array([_value_text(v) for v in arr.tolist()], type=pa.string())
 
 
