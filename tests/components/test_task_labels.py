@@ -266,3 +266,18 @@ def test_positive_is_read_as_the_column_is(positive: object, column: object) -> 
         assert labels.tolist() == [0, 0, 0, 0]  # the text "2.0" is not the text "2"
     else:
         assert labels.tolist() == [0, 1, 0, 1] and not bad.any()
+
+
+def test_a_value_only_another_split_holds_names_the_training_value_it_spells() -> None:
+    """``Yes`` only in the test split said "map it … to <a training value>"; the value it
+    is a spelling of is the fix (QA pass 25)."""
+    binary = F.Label("y", positive="yes")
+    state = _learn_binary(binary, ["yes", "no", "no"])
+    assert "replace={'y': {'Yes': 'yes'}})" in binary.problem("Yes", state)
+    assert "<a training value>" in binary.problem("maybe", state)
+    learned = F.MulticlassLabel("cut")
+    state = _learn(learned, ["Ideal", "Good"])
+    assert "a spelling of the class 'Ideal'" in learned.problem("ideal ", state)
+    declared = F.MulticlassLabel("cut", classes=["Ideal", "Good"])
+    assert "replace={'cut': {'good.': 'Good'}})" in declared.problem("good.")
+    assert "declare it in classes=" in declared.problem("Fair")

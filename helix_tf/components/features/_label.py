@@ -31,6 +31,7 @@ from helix_tf.components.features._label_texts import (
     label_texts,
     missing_texts,
     number_of,
+    spelled_like,
     spelling_variants,
     unset_class,
     value_text,
@@ -120,17 +121,21 @@ class Label(Operator):
         """JSON facts for examples, models and predictions: the task and its specifics."""
         return {"task": self.TASK}
 
-    def problem(self, bad_value: Any) -> str:
-        """Why a row's label is invalid, and how to fix it (for the error message)."""
+    def problem(self, bad_value: Any, state: Any = None) -> str:
+        """Why a row's label is invalid, and how to fix it (for the error message);
+        ``state``: what the training split holds, to name the value it is a spelling of."""
         if self.positive is None:
             return "expected 0 or 1, or pass positive=<value> to Label"
         if bad_value is None:
             return "labels must not be missing"
+        like = spelled_like(str(bad_value), (state or {}).get("counts") or {})
+        target = repr(like) if like is not None else "<a training value>"
         return (
             f"{bad_value!r} is not a value of the training split (positive={self.positive!r}, "
             "every other training value negative); make the splits' values agree: clean "
             f"the data, or map it with sources.Csv(..., replace={{{self.column!r}: "
-            f"{{{bad_value!r}: <a training value>}}}}) (a negative one to count it as negative)"
+            f"{{{bad_value!r}: {target}}}}})"
+            + (" (a negative one to count it as negative)" if like is None else "")
         )
 
     def encode(self, values: Any, state: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -333,10 +338,18 @@ class MulticlassLabel(Operator):
             "predict one value against the rest with F.Label(column, positive=...)"
         )
 
-    def problem(self, bad_value: Any) -> str:
+    def problem(self, bad_value: Any, state: Any = None) -> str:
         if bad_value is None:
             return "labels must not be missing"
         origin = "declared" if self.classes is not None else "seen in the training split"
+        known = self.classes if self.classes is not None else (state or {}).get("counts") or {}
+        like = spelled_like(str(bad_value), {c: 0 for c in known} if self.classes else known)
+        if like is not None:  # a spelling of a class: the one fix
+            return (
+                f"{bad_value!r} is not one of the classes {origin}, but a spelling of the "
+                f"class {like!r}; map it with sources.Csv(..., replace={{{self.column!r}: "
+                f"{{{bad_value!r}: {like!r}}}}})"
+            )
         return (
             f"{bad_value!r} is not one of the classes {origin}; declare it in classes=..., "
             "or pass unseen='other' to MulticlassLabel to collect such values in one class"
@@ -455,7 +468,7 @@ class NumericLabel(Operator):
     def describe(self, state: Any = None) -> dict[str, Any]:
         return {"task": self.TASK, "transform": self.transform}
 
-    def problem(self, bad_value: Any) -> str:
+    def problem(self, bad_value: Any, state: Any = None) -> str:
         if isinstance(bad_value, str) and number_of(bad_value.strip()) is None:
             return (
                 "a regression label must be a finite number; where the column holds "

@@ -22,6 +22,7 @@ __all__ = [
     "label_texts",
     "missing_texts",
     "number_of",
+    "spelled_like",
     "spelling_variants",
     "unset_class",
     "value_text",
@@ -184,3 +185,11 @@ def label_texts(values: Any) -> Any:
         if unset.any()
         else texts
     )
+
+
+def spelled_like(value: str, counts: dict[str, int]) -> str | None:
+    """The value of ``counts`` (a training split's values, or declared classes) that
+    ``value`` is a spelling of (:func:`_spelling`), the most frequent; None for none."""
+    key = _spelling(value)
+    alike = [v for v in counts if v != value and _spelling(v) == key]
+    return min(alike, key=lambda v: (-counts[v], v)) if alike else None
