@@ -28,7 +28,13 @@ if TYPE_CHECKING:
 
     from helix_tf.components.sources._csv import Csv
 
-_NUMBER_RE = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$|^[+-]?(?:nan|inf|infinity)$"
+#: What a number column reads (ignoring case): Arrow's float texts, ``nan(...)`` (C's
+#: payload form, which Arrow's parser takes) among them, so a value reads alike whichever
+#: path parses its block.
+_NUMBER_RE = (
+    r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$|^[+-]?(?:nan|inf|infinity)$"
+    r"|^[+-]?nan\([0-9a-z_]*\)$"
+)
 
 
 class BlockParser:
@@ -397,7 +403,7 @@ def _number_fix(name: str, column_kind: str, value: str) -> str:
             f"Csv reads numbers with a decimal point ({text.replace(',', '.')}): write the "
             f"file so, or declare {name!r} as 'string' and convert it in an F.Udf, " + skip
         )
-    if column_kind == "int" and text.lstrip("+-").lower() == "nan":
+    if column_kind == "int" and re.fullmatch(r"[+-]?nan(?:\(\w*\))?", text, re.IGNORECASE):
         return (
             f"Add {value!r} to na_values (to read it as missing in this int column), or declare "
             f"{name!r} as 'float' in columns= (where NaN is missing), {skip}"
