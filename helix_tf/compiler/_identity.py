@@ -135,8 +135,10 @@ def _streaming(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> None:
 #: How the predict and explain nodes of an approximate run score their model: one traced
 #: function of it (``keras_models.predict_scores(traced=True)``: ~2 ms a call against
 #: ~15–25 ms for Keras' eager call, issue 9 session 12), not the exact run's eager call,
-#: whose bits it does not promise. Exact nodes add nothing (fingerprints as before).
-APPROX_SCORING = "traced"
+#: whose bits it does not promise; since session 17 a plain linear model in numpy
+#: (``components._linear_scores``: other last bits, hence the new value). Exact nodes
+#: add nothing (fingerprints as before).
+APPROX_SCORING = "traced, linear in numpy"
 
 
 def _scoring(ctx: FactContext, d: Declaration, body: dict[str, Any]) -> None:

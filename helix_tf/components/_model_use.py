@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from helix_tf.components._keras_layers import keras as _k
+from helix_tf.components._linear_scores import linear_scorer
 from helix_tf.components.learners import DNN, Learner, WideDeep
 
 __all__ = [
@@ -59,7 +60,8 @@ def predict_scores(
     (n, classes)), or predicted values on the target's scale (regression).
 
     ``traced`` (an approximate run's model, issue 9): score with one traced function of
-    the model (:func:`_traced_call`) instead of Keras' eager call. A
+    the model (:func:`_traced_call`) instead of Keras' eager call, a plain linear model
+    in numpy (:mod:`._linear_scores`: no function to trace). A
     :class:`trainers.RemoteModel` is scored by the process keeping it (the same bits)."""
     from helix_tf.components import trainers
 
@@ -68,7 +70,9 @@ def predict_scores(
     # In large chunks: an exact run calls the model eagerly (no predict function traced).
     n = len(next(iter(x.values()))) if x else 0
     chunk = 65_536
-    call = _traced_call(model, x) if traced and n else _eager_call(model)
+    call = _eager_call(model)
+    if traced and n:  # a linear model in numpy (_linear_scores), else one traced function
+        call = linear_scorer(model) or _traced_call(model, x)
     parts = [
         np.asarray(call({k: v[i : i + chunk] for k, v in x.items()})) for i in range(0, n, chunk)
     ]

@@ -14,7 +14,8 @@ pins of the learning nodes were re-pinned then, and again for ``"loop_version": 
 step), 4 (an epoch one traced loop over its batches, session 11) and 5 (a linear
 learner steps over one table of its weights, session 17), and for ``"plateau"`` and ``"fraction"`` (session 10: a sample trains the exact run's
 steps, matched by batches, and ends once its loss stopped falling), and for the plateau
-rule's sampling-error tolerance and planned-epochs window (``errors``, ``share``); the
+rule's sampling-error tolerance and planned-epochs window (``errors``, ``share``), and
+for the approximate scoring of a linear model in numpy (``APPROX_SCORING``, session 17); the
 exact pins did not move.
 """
 
@@ -67,15 +68,15 @@ PINNED: dict[str, dict[str, str]] = {
         "education": "40adddd58eb43a9bbf2ec977523a3b2f",
         "examples": "bac241623648d1d816c1befeecc38757",
         "learner": "e7b4a29aa3e87bf3d8dd653845bca490",
-        "predictions": "9db5de95e278e35d67e711435a3e6437",
-        "train_predictions": "da3fa7a4977e1fa62ef1bd74c77b6cd5",
-        "evaluation": "f793b51d0cb1c976c8566c0c33ca269f",
-        "sliced": "581bba598c457964ac2a181aaa925437",
-        "explanation": "4c016512b0016acc333ccc523954b40d",
+        "predictions": "49133984696cad1dbb18b1d454dabbf4",
+        "train_predictions": "2ff61fbd4119d5c4f0835aa1ebb92102",
+        "evaluation": "3ccba9fb712fc767ec603afee5c1d26d",
+        "sliced": "626abbaee297a89d7331de54a8b61fdd",
+        "explanation": "0bb184261984fa9f14dace721d4fa78c",
         "reg_examples": "7732edb95c47d93ab35de40a7fb43429",
         "reg_learner": "4f8c0de0ad4d92a4cc4e0323410bd197",
-        "reg_predictions": "2b8c498862601a476bec2a52028f2830",
-        "reg_evaluation": "74991c1bb7e5f3bc62e93430e8277dec",
+        "reg_predictions": "c0faa3c3d1632816fcfbaf039b6b6514",
+        "reg_evaluation": "d70261ddf8d295830df3e522185e1c83",
     },
     "at_train": {
         "rows": "b807197ddadd5ecbf86027d1e4e4b030",
@@ -84,15 +85,15 @@ PINNED: dict[str, dict[str, str]] = {
         "education": "fe389788db6c16b9d88d090cb91db2f4",
         "examples": "fa7cf3e52e6be2a0bb1f60aec75a2db7",
         "learner": "673d2cbc3afbc7b362d0be225695421d",
-        "predictions": "7e5abb6a4bf7ef3c0bba0b17e0c4e0c9",
-        "train_predictions": "b35431efbcd91843efcffe564054e828",
-        "evaluation": "f1f025edd86de6767c30d343c2bc6e5d",
-        "sliced": "616e6120d5e8beb2efe81c58dfd14017",
-        "explanation": "3e75b42026b0b7abbc23fe2b63abddba",
+        "predictions": "46173c9b95a125b11c7e52c3f3ab5cd1",
+        "train_predictions": "9b0877fc4728af1b72a16de7ff2c82d5",
+        "evaluation": "84f1500dd06abaff8b77f891556e7ac5",
+        "sliced": "3648e630102afbe861653ae4dbc437e3",
+        "explanation": "b1edc144e4750ee0df3d21ab3850d72a",
         "reg_examples": "45e15fbecd46d74cfd89186e2ffd1877",
         "reg_learner": "a0fcb55d29929579684bda4c2877fbe5",
-        "reg_predictions": "41fe8ac730094958571d13585b7e81bd",
-        "reg_evaluation": "077c7230f1fff0a27fc9ca61e52be271",
+        "reg_predictions": "9a945bc9706a936f532739df7a9ca637",
+        "reg_evaluation": "b390efcfc8d74bfbe6ead88f26b07941",
     },
     "exact": {
         "rows": "b807197ddadd5ecbf86027d1e4e4b030",

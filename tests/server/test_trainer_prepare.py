@@ -291,11 +291,14 @@ def test_the_idle_trainer_traces_a_free_models_inference_instead_of_building_a_s
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A model an exact run used was never traced; once its run has ended, the idle trainer
-    traces its inference (kept on it) rather than building a spare."""
+    traces its inference (kept on it) rather than building a spare. (A network: a linear
+    model is scored in numpy, nothing to trace, ``components._linear_scores``.)"""
     from collections import OrderedDict
 
     monkeypatch.setenv("HELIX_TF_TRAINERS", "4")
-    learner, features, x, y, head, epochs, policy = _case_args()
+    _, features, x, y, head, epochs, policy = _case_args()
+    learner = t.CASES["dnn-dropout-regression"][0]
+    head = km.Head()  # binary, as the case's labels
     training = km._training(learner, features, x, y, head, epochs, policy, light=False)
     kept: OrderedDict[str, Any] = OrderedDict()
     _, model = _train_in(kept, training, _ended_pid())
