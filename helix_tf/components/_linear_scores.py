@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["linear_scorer"]
+__all__ = ["checked", "linear_scorer"]
 
 
 def linear_scorer(model: Any) -> Callable[[Mapping[str, Any]], np.ndarray] | None:
@@ -82,16 +82,17 @@ def _part(kind: str, feature: str, layer: Any, inputs: Mapping[str, Any]) -> np.
     table = np.asarray(layer.table.numpy(), np.float32)  # [size, units]
     if kind == "categorical":
         idx = np.asarray(inputs[feature]).reshape(-1)
-        return table[_checked(feature, idx, len(table))]
+        return table[checked(feature, idx, len(table))]
     idx = np.asarray(inputs[f"{feature}__idx"])
     values = np.asarray(inputs[f"{feature}__val"], np.float32)
-    picked = table[_checked(feature, idx, len(table))] * values[..., np.newaxis]
+    picked = table[checked(feature, idx, len(table))] * values[..., np.newaxis]
     return picked.sum(axis=1, dtype=np.float32)
 
 
-def _checked(feature: str, idx: np.ndarray, size: int) -> np.ndarray:
+def checked(feature: str, idx: np.ndarray, size: int) -> np.ndarray:
     """``idx`` as indices into a table of ``size`` rows; an index outside it is an error
-    naming the feature (Keras' lookup fails on it; numpy would wrap a negative one)."""
+    naming the feature (Keras' lookup fails on it; numpy would wrap a negative one, and
+    one table of every feature's weights would read another feature's)."""
     idx = idx.astype(np.intp, copy=False)
     if idx.size and (idx.min() < 0 or idx.max() >= size):
         bad = idx[(idx < 0) | (idx >= size)][0]

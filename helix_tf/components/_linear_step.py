@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from helix_tf.components._linear_scores import checked
 from helix_tf.types import CATEGORICAL, NUMERIC
 
 __all__ = ["Layout", "design", "epoch_function", "layout_of", "light_arguments"]
@@ -164,27 +165,17 @@ def design(layout: Layout, x: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     rows, values = [], []
     for name, first, size in layout.lookups:
         idx = tf.cast(tf.reshape(x[name], [-1, 1]), tf.int64)
-        _check_range(name, idx, size)
+        checked(name, idx.numpy(), size)
         rows.append(idx + first)
         values.append(tf.ones(tf.shape(idx), tf.float32))
     for name, first, size in layout.bags:
         idx = tf.cast(x[f"{name}__idx"], tf.int64)
-        _check_range(name, idx, size)
+        checked(name, idx.numpy(), size)
         rows.append(idx + first)
         values.append(tf.cast(x[f"{name}__val"], tf.float32))
     if not rows:
         return numeric, tf.zeros([n, 0], tf.int64), tf.zeros([n, 0], tf.float32)
     return numeric, tf.concat(rows, 1), tf.concat(values, 1)
-
-
-def _check_range(name: str, idx: Any, size: int) -> None:
-    values = idx.numpy()
-    if values.size and (values.min() < 0 or values.max() >= size):
-        bad = values[(values < 0) | (values >= size)][0]
-        raise ValueError(
-            f"feature {name!r}: index {int(bad)} is outside its {size} weights "
-            "(the examples do not match the model's features: rerun without --approx)"
-        )
 
 
 def epoch_function(model: Any, layout: Layout, head: Any, strengths: Any) -> Any:
