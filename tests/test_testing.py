@@ -178,7 +178,7 @@ class Seen(Feature):
 def test_transform_table_runs_the_analyzer_in_batches_and_merges() -> None:
     table = pd.DataFrame({"t": ["b", "a", "b", None, "c"]})
     out = transform_table(F.Vocabulary("t"), table, batch_rows=2)
-    assert out.tolist() == [0, 2, 0, 1, 3]  # by count then text; "<missing>" is a token
+    assert out.tolist() == [0, 2, 0, 1, 3]  # by count then text; missing first of equals
 
 
 def test_transform_table_refuses_a_state_that_is_not_json() -> None:

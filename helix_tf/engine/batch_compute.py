@@ -323,7 +323,8 @@ class BatchComputer:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             where = _describe_row(self.nodes, node.source, split, int(cache["rows"][i]))
-            raise DataError(label_problem(label_op, where, raw[i], int(bad.sum())), node=node.name)
+            problem = label_problem(label_op, where, raw[i], int(bad.sum()), state)
+            raise DataError(problem, node=node.name)
         if unsure.any():
             i = int(np.flatnonzero(unsure)[0])
             where = _describe_row(self.nodes, node.source, split, int(cache["rows"][i]))
@@ -440,7 +441,7 @@ def user_code_line(exc: BaseException) -> str | None:
     return None
 
 
-def label_problem(label_op: Any, where: str, value: Any, count: int) -> str:
+def label_problem(label_op: Any, where: str, value: Any, count: int, state: Any = None) -> str:
     """Why the label ``value`` at ``where`` (its line and file) cannot be used, and the fix.
 
     A missing value (empty, blank text, NaN) is said to be missing, never shown as
@@ -465,7 +466,7 @@ def label_problem(label_op: Any, where: str, value: Any, count: int) -> str:
         )
     return (
         f"{where} {what} in column {label_op.column!r}; "
-        f"{label_op.problem(None if missing else shown)}"
+        f"{label_op.problem(None if missing else shown, state)}"
         f" ({count} such rows in this batch). {fix}"
     )
 

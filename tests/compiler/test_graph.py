@@ -129,7 +129,18 @@ BAD_CONFIGS = {
     ),
     "numeric_op_on_string_column": (
         SOURCE + 'age = wf.feature("age", F.Numeric("education"))  # <-\n' + TAIL,
-        [r"Numeric accepts numeric inputs, but column 'education' is string"],
+        [
+            r"Numeric accepts numeric inputs, but column 'education' is string: declare "
+            r"'education' as 'int' or 'float' in the source's columns .*F\.Vocabulary"
+        ],
+    ),
+    "vocabulary_on_number_column": (  # QA pass 25: the fix was not named
+        SOURCE + 'age = wf.feature("age", F.Vocabulary("age"))  # <-\n' + TAIL,
+        [r"column 'age' is numeric: declare 'age' as 'string' .*F\.Numeric or F\.Bucketize"],
+    ),
+    "tfidf_on_text": (
+        SOURCE + 'age = wf.feature("age", F.TfIdf("occupation"))  # <-\n' + TAIL,
+        [r"column 'occupation' is string: split the text into tokens with F\.Tokenize"],
     ),
     "evaluate_fed_a_model": (
         SOURCE

@@ -157,12 +157,16 @@ def scheme_2(monkeypatch: pytest.MonkeyPatch) -> None:
     training split lacks was an error (Label version 3, QA pass 16) and before the text
     NaN was a missing label (Label version 4, MulticlassLabel version 3, QA pass 20), and
     Numeric, NumericLabel and RMSE before they were finite for every finite value
-    (Numeric version 3, NumericLabel and RMSE version 2, QA pass 23)."""
+    (Numeric version 3, NumericLabel and RMSE version 2, QA pass 23), and Vocabulary,
+    Csv, the metrics and the class labels before QA pass 25 (a missing value no text,
+    hex refused, slice keys, spellings of one label value: Vocabulary and Csv version 2,
+    Metric 2, RMSE 3, Label 5, MulticlassLabel 4)."""
     from helix_tf.compiler import _identity
 
     assert FINGERPRINT_SCHEME == 3 and F.Numeric.VERSION == 3 and F.NumericLabel.VERSION == 2
-    assert metrics.RMSE.VERSION == 2
-    assert F.Label.VERSION == 4 and F.MulticlassLabel.VERSION == 3
+    assert metrics.RMSE.VERSION == 3 and metrics.Metric.VERSION == 2
+    assert F.Label.VERSION == 5 and F.MulticlassLabel.VERSION == 4
+    assert F.Vocabulary.VERSION == 2 and sources.Csv.VERSION == 2
     monkeypatch.setattr(_identity, "FINGERPRINT_SCHEME", 2)
     monkeypatch.setattr(_identity, "runtime_identity", lambda stage, settings=None: {})
     monkeypatch.setattr(F.Numeric, "VERSION", 1)
@@ -170,6 +174,9 @@ def scheme_2(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(metrics.RMSE, "VERSION", 1)
     monkeypatch.setattr(F.Label, "VERSION", 1)
     monkeypatch.setattr(F.MulticlassLabel, "VERSION", 1)
+    monkeypatch.setattr(F.Vocabulary, "VERSION", 1)
+    monkeypatch.setattr(sources.Csv, "VERSION", 1)
+    monkeypatch.setattr(metrics.Metric, "VERSION", 1)
 
 
 @pytest.mark.parametrize("approx", sorted(APPROX))

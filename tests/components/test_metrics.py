@@ -181,9 +181,39 @@ def test_numeric_slices_and_confusion_keys() -> None:
     assert sum(v for k, v in result.items() if "[" not in k) == 6
 
 
+def test_a_slice_value_spelled_missing_is_no_missing_value() -> None:
+    """A value of the data spelled "<missing>" was keyed as the missing rows are (or
+    refused beside them as "both written '<missing>'"); QA pass 25."""
+    frame = pd.DataFrame({"g": ["<missing>", None, "<missing>", "'<missing>'", None, "a"]})
+    result = M.Accuracy(slice_by="g").compute(Y, S, frame)
+    assert result == {
+        "accuracy": 4 / 6,
+        "accuracy[g=''<missing>'']": 0.0,
+        "accuracy[g='<missing>']": 1.0,
+        "accuracy[g=<missing>]": 0.5,
+        "accuracy[g=a]": 1.0,
+    }
+    alone = M.Accuracy(slice_by="g").compute(Y[:1], S[:1], frame[:1])
+    assert alone == {"accuracy": 1.0, "accuracy[g='<missing>']": 1.0}
+
+
+def test_slices_of_whole_numbers_are_keyed_as_integers() -> None:
+    """An int column is held as float64: its slices were keyed ``[age=30.0]``, and a
+    column declared float instead of int kept the keys only by chance (QA pass 25)."""
+    frame = pd.DataFrame({"age": [30.0, 30.0, 40.5, np.nan, 40.5, -0.0]})
+    keys = set(M.Accuracy(slice_by="age").compute(Y, S, frame))
+    assert keys == {
+        "accuracy",
+        "accuracy[age=30]",
+        "accuracy[age=40.5]",
+        "accuracy[age=<missing>]",
+        "accuracy[age=0]",
+    }
+
+
 def test_values_that_print_alike_are_rejected() -> None:
     frame = pd.DataFrame({"code": pd.Series([1, "1", 2, 2, 2, 2], dtype=object)})
-    with pytest.raises(DataError, match="both written '1'"):
+    with pytest.raises(DataError, match="values 1 and '1' of column 'code' are both written '1'"):
         M.Accuracy(slice_by="code").compute(Y, S, frame)
 
 

@@ -359,6 +359,59 @@ BAD_FILES = [
         DataError,
         r"line 2: column 'a' \(int\) expects an integer, found '2\.5'",
     ),
+    # QA pass 25: the fix fits the value (it said "declare 'a' as 'string'" for each).
+    (
+        "fraction in an int column: declare it float",
+        "1,x,2\n2.5,y,3\n",
+        {},
+        DataError,
+        r"found '2\.5'.*\. Declare 'a' as 'float' in columns= \(it holds fractions\)",
+    ),
+    (
+        "NaN in an int column",
+        "1,x,2\nNaN,y,3\n",
+        {},
+        DataError,
+        r"found 'NaN'.*\. Add 'NaN' to na_values .*, or declare 'a' as 'float'",
+    ),
+    (
+        "thousands separators",
+        '1,x,2\n2,y,"1,234.5"\n',
+        {},
+        DataError,
+        r"found '1,234\.5'.*Csv reads numbers without thousands separators \(1234\.5\)",
+    ),
+    (
+        "a decimal comma",
+        "1;x;2\n2;y;3,5\n",
+        {"separator": ";"},
+        DataError,
+        r"found '3,5'.*Csv reads numbers with a decimal point \(3\.5\)",
+    ),
+    (
+        "a value replace= makes",  # it showed the file's '1' and a fix for a fraction
+        "1,x,2\n2,y,3\n",
+        {"replace": {"a": {"1": "NaN"}}},
+        DataError,
+        r"line 1: column 'a' \(int\) expects an integer, found 'NaN' \(replace= maps '1' to "
+        r"it\): '1,x,2'\. Add 'NaN' to na_values",
+    ),
+    # Arrow's integer parser read hex (16) where a block had no other bad row; refused
+    # beside one, as in a float column.
+    (
+        "hex in an int column",
+        "1,x,2\n0x10,y,3\n",
+        {},
+        DataError,
+        r"line 2: column 'a' \(int\) expects an integer, found '0x10'",
+    ),
+    (
+        "a separator ending every line",
+        "1,x,2,\n2,y,3,\n",
+        {},
+        DataError,
+        r"line 1: expected 3 fields .*found 4: '1,x,2,'\. The line ends with the separator ','",
+    ),
     (
         "unterminated quote",
         '1,"x,2\n',
@@ -552,6 +605,53 @@ def test_csv_int_column_holds_exactly_what_it_reads(tmp_path: Path, n: int, expo
             read_all(source, "train")
 
 
+#: Texts of a number column that Arrow's parsers and Csv's own could read apart.
+TRICKY_NUMBERS = [
+    "0x10",
+    "0X1f",
+    "-0",
+    "+0",
+    "0010",
+    "1e3",
+    "1.",
+    ".5",
+    "+5",
+    "Inf",
+    "-nan",
+    "NaN",
+    "1e400",
+    "-1e400",
+    "1_000",
+    "5e",
+    "9007199254740993",
+    "nan(1)",
+    "-NaN(x_y)",
+    "nan(a-b)",
+]
+
+
+@pytest.mark.parametrize("kind", ["int", "float"])
+@pytest.mark.parametrize("text", TRICKY_NUMBERS)
+def test_csv_fast_and_careful_paths_read_a_value_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, kind: str
+) -> None:
+    """A value is read by its text, never by its block's other rows (a bad row elsewhere
+    sends the block to the careful path): Arrow's integers read ``0x10`` as 16 where the
+    careful path refused it, and ``-0`` as 0 where it gave -0.0 (QA pass 25)."""
+    path = write(tmp_path, f"1,x,2\n{text},y,3\n", "num.csv")
+    source = Csv(train=path, columns=(("a", kind), ("b", "string"), ("c", "float")))
+
+    def read() -> Any:
+        try:
+            return read_all(source, "train")["a"].to_numpy().tobytes()  # -0.0 is not 0.0
+        except DataError as exc:
+            return str(exc)
+
+    fast = read()
+    monkeypatch.setattr(BlockParser, "_fast_ok", lambda self, body: False)
+    assert read() == fast
+
+
 def test_csv_skip_policy_counts_warns_and_continues(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -707,6 +807,23 @@ def test_parquet_file_without_a_column_of_the_first_is_named(tmp_path: Path) -> 
     with pytest.raises(DataError, match=r"b\.parquet' has no column 'w', which .*a\.parquet"):
         read_all(source, "train")
     assert "has no column 'w'" in source.check()[0]
+
+
+def test_parquet_integer_past_float64_is_named_by_column_and_row(tmp_path: Path) -> None:
+    """It said "cannot read columns ['id', 'big'] (row 3): Integer value ... not in range
+    ... All files of a Parquet source need the same columns and types": the row was the
+    batch's end and the fix another problem's (QA pass 25)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    big = pa.array([1, None, 2**53 + 1], pa.int64())
+    pq.write_table(pa.table({"id": [1, 2, 3], "big": big}), tmp_path / "a.parquet")
+    with pytest.raises(
+        DataError,
+        match=r"a\.parquet: column 'big' holds 9007199254740993 at row 2, an integer that "
+        r"numeric columns .*would read as 9007199254740992\. Write the column as float",
+    ):
+        read_all(Parquet(train=str(tmp_path / "a.parquet")), "train", batch_rows=2)
 
 
 def test_parquet_test_fraction_partitions_rows(tmp_path: Path) -> None:

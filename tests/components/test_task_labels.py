@@ -64,12 +64,62 @@ def test_numeric_class_columns_compare_as_text() -> None:
         ({"classes": ["a"]}, "at least 2 classes"),
         ({"classes": ["a", "a"]}, "distinct"),
         ({"unseen": "drop"}, "unseen must be"),
-        ({"classes": ["a", OTHER_CLASS]}, "reserved"),
+        ({"classes": ["a", OTHER_CLASS], "unseen": "other"}, "collects unseen values"),
     ],
 )
 def test_bad_multiclass_parameters(kwargs: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         F.MulticlassLabel("cut", **kwargs)
+
+
+def test_a_class_spelled_other_is_a_class_or_refused_never_merged() -> None:
+    """A learned class "<other>" was refused as unseen under unseen="error", and under
+    unseen="other" was a second class of that name, its rows scored in the collected one."""
+    state = _learn(F.MulticlassLabel("y"), ["a", OTHER_CLASS, "b", OTHER_CLASS])
+    label = F.MulticlassLabel("y")
+    assert label.class_names(state) == [OTHER_CLASS, "a", "b"]
+    idx, bad = label.encode(pa.array(["a", OTHER_CLASS, "b"]), state)
+    assert idx.tolist() == [1, 0, 2] and not bad.any()
+    with pytest.raises(DataError, match=r"holds the value '<other>' \(2 rows\).*replace="):
+        F.MulticlassLabel("y", unseen="other").class_names(state)
+    declared = F.MulticlassLabel("y", classes=["a", OTHER_CLASS])  # unseen="error"
+    idx, bad = declared.encode(pa.array([OTHER_CLASS, "a", "z"]))
+    assert idx[:2].tolist() == [1, 0] and bad.tolist() == [False, False, True]
+
+
+def test_spellings_of_one_value_are_refused_not_read_as_others() -> None:
+    """``Yes`` beside ``yes`` (or ``>50K.`` beside ``>50K``) in the training split was a
+    negative row of Label(positive="yes"), and two classes of a learned MulticlassLabel
+    (QA pass 25); the error names the spellings, their rows and the replace= fix."""
+    binary = F.Label("y", positive="yes")
+    state = _learn_binary(binary, ["yes", "no", "Yes", "yes", "no", "yes."])
+    with pytest.raises(
+        DataError,
+        match=r"holds 'yes' \(2 rows\), 'Yes' \(1 row\), 'yes\.' "
+        r"\(1 row\).*only 'yes' is positive.*replace=\{'y': \{'Yes': 'yes', "
+        r"'yes\.': 'yes'\}\}",
+    ):
+        binary.encode(np.array(["yes", "no"], dtype=object), state)
+    numbers = F.Label("y", positive="1")  # a text column merged from two exports
+    state = _learn_binary(numbers, ["1", "0", "1.0", "0.0"])
+    with pytest.raises(DataError, match=r"holds '1' \(1 row\), '1\.0' \(1 row\)"):
+        numbers.encode(np.array(["1", "0"], dtype=object), state)
+    codes = F.Label("y", positive="250.1")  # codes, not numbers: 250.10 is another one
+    state = _learn_binary(codes, ["250.1", "250.10", "401"])
+    assert codes.encode(np.array(["250.1", "250.10"], dtype=object), state)[0].tolist() == [1, 0]
+    fine = _learn_binary(binary, ["yes", "no", "No", "NO"])  # negatives alike: no matter
+    assert binary.encode(np.array(["yes", "No"], dtype=object), fine)[0].tolist() == [1, 0]
+    multi = F.MulticlassLabel("cut")
+    state = _learn(multi, ["Ideal", "Good", "ideal", "Ideal", " Good."])
+    with pytest.raises(
+        DataError,
+        match=r"holds 'Good' \(1 row\), ' Good\.' \(1 row\); 'Ideal' \(2 rows\), 'ideal' "
+        r"\(1 row\): .*different classes.*replace=\{'cut': \{' Good\.': 'Good', 'ideal': "
+        r"'Ideal'\}\}\).*declare the classes",
+    ):
+        multi.class_names(state)
+    declared = F.MulticlassLabel("cut", classes=["Ideal", "ideal"])  # declared: as said
+    assert declared.encode(pa.array(["ideal", "Ideal"]))[0].tolist() == [1, 0]
 
 
 def test_numeric_label_stores_the_original_scale_whatever_the_transform() -> None:
@@ -84,6 +134,9 @@ def test_numeric_label_stores_the_original_scale_whatever_the_transform() -> Non
     assert all(np.array_equal(stored[None], v) for v in stored.values())
     assert stored[None][[0, 1, 3, 4]].tolist() == [10.0, 0.0, -1.0, 5.0]
     assert F.NumericLabel("p").problem(None) == "a regression label must be a finite number"
+    # A text column of classes (QA pass 25): the fix names the multiclass label.
+    assert "features.MulticlassLabel('p')" in F.NumericLabel("p").problem("SI1")
+    assert F.NumericLabel("p").problem("inf") == "a regression label must be a finite number"
 
 
 def test_the_training_target_is_checked_against_the_transform_domain() -> None:
@@ -196,3 +249,35 @@ def test_a_multiclass_label_of_blank_text_is_missing_not_a_class() -> None:
     _, bad = label.encode(pa.array(["Good", "", "Ideal", None]), state)
     assert bad.tolist() == [False, True, False, True]
     assert label.problem(None) == "labels must not be missing"
+
+
+@pytest.mark.parametrize("positive", [2, 2.0, "2", "2.0"])
+@pytest.mark.parametrize(
+    "column", [np.array([1.0, 2.0, 0.0, 2.0]), pa.array(["1", "2", "0", "2"])], ids=["num", "text"]
+)
+def test_positive_is_read_as_the_column_is(positive: object, column: object) -> None:
+    """positive="2" on a numeric column, or 2 on a text one, matched no row though the
+    training split's values were counted as the text "2": the run failed saying no row
+    equals positive='2', the values found being '2' (2 rows), ... (QA pass 25)."""
+    label = F.Label("y", positive=positive)
+    state = _learn_binary(label, column)  # type: ignore[arg-type]
+    labels, bad = label.encode(column, state)
+    if positive == "2.0" and isinstance(column, pa.Array):
+        assert labels.tolist() == [0, 0, 0, 0]  # the text "2.0" is not the text "2"
+    else:
+        assert labels.tolist() == [0, 1, 0, 1] and not bad.any()
+
+
+def test_a_value_only_another_split_holds_names_the_training_value_it_spells() -> None:
+    """``Yes`` only in the test split said "map it … to <a training value>"; the value it
+    is a spelling of is the fix (QA pass 25)."""
+    binary = F.Label("y", positive="yes")
+    state = _learn_binary(binary, ["yes", "no", "no"])
+    assert "replace={'y': {'Yes': 'yes'}})" in binary.problem("Yes", state)
+    assert "<a training value>" in binary.problem("maybe", state)
+    learned = F.MulticlassLabel("cut")
+    state = _learn(learned, ["Ideal", "Good"])
+    assert "a spelling of the class 'Ideal'" in learned.problem("ideal ", state)
+    declared = F.MulticlassLabel("cut", classes=["Ideal", "Good"])
+    assert "replace={'cut': {'good.': 'Good'}})" in declared.problem("good.")
+    assert "declare it in classes=" in declared.problem("Fair")

@@ -14,11 +14,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from helix_tf.components._value_names import MISSING_NAME
 from helix_tf.components.base import Operator
-from helix_tf.types import NodeRef
+from helix_tf.types import NUMERIC, STRING, TOKENS, NodeRef
 
 Input = str | NodeRef
-MISSING_TOKEN = "<missing>"
+MISSING_TOKEN = MISSING_NAME
+"""How a missing value is named among a feature's value names (``Vocabulary``,
+``Bucketize``); a value of the data spelled so is named ``'<missing>'``."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -57,6 +60,25 @@ class SourceRows:
 
     columns: Mapping[str, str]
     describe: Callable[[int], str]
+
+
+def _kind_fix(ref: Input, kind: str, accepts: Sequence[str]) -> str:
+    """How to give an operator an input of a kind it accepts (a raw column's declared type,
+    or the feature that turns its kind into one); empty where none is known."""
+    column = isinstance(ref, str)
+    if kind == NUMERIC and STRING in accepts:
+        declare = f"declare {ref!r} as 'string' in the source's columns, or " if column else ""
+        return f": {declare}read the number with F.Numeric or F.Bucketize"
+    if kind == STRING and NUMERIC in accepts:
+        declare = (
+            f"declare {ref!r} as 'int' or 'float' in the source's columns where it holds numbers, or "
+            if column
+            else ""
+        )
+        return f": {declare}index the text with F.Vocabulary"
+    if kind == STRING and TOKENS in accepts:
+        return ": split the text into tokens with F.Tokenize first"
+    return ""
 
 
 class Analyzer(abc.ABC):
@@ -128,7 +150,7 @@ class Feature(Operator, abc.ABC):
                 what = f"column {ref!r}" if isinstance(ref, str) else f"feature {ref.name!r}"
                 problems.append(
                     f"{self.op_name} accepts {' or '.join(self.ACCEPTS)} inputs, "
-                    f"but {what} is {kind}"
+                    f"but {what} is {kind}" + _kind_fix(ref, kind, self.ACCEPTS)
                 )
         return problems
 

@@ -23,6 +23,19 @@ import numpy as np
 
 from helix_tf.components.base import Operator, normalized
 from helix_tf.components.features._base import Analyzer
+from helix_tf.components.features._label_texts import (
+    NAN_TEXTS,
+    as_strings,
+    is_text,
+    is_unset_text,
+    label_texts,
+    missing_texts,
+    number_of,
+    spelled_like,
+    spelling_variants,
+    unset_class,
+    value_text,
+)
 from helix_tf.errors import DataError
 
 __all__ = [
@@ -60,11 +73,15 @@ class Label(Operator):
         The label column.
     positive : optional
         The value of the positive class; every other value the training split holds
-        is negative (one value against the rest). None: the column holds 0 and 1.
+        is negative (one value against the rest). ``2``, ``2.0`` and ``"2"`` are the
+        number 2 of a numeric column and the text ``2`` of a text column. None: the
+        column holds 0 and 1.
 
     Under ``positive=`` a value the training split does not hold (``maybe`` only in the
     test split, ``>50K.`` where training has ``>50K``) fails the run naming the value,
-    file and line: map it to a training value with the source's ``replace=``.
+    file and line: map it to a training value with the source's ``replace=``. So does a
+    training value spelled like ``positive=`` but for case, spaces around it or a final
+    full stop (``Yes`` beside ``yes``), which would be a negative row.
     A label of blank text or the text ``NaN`` (any case) is missing, as in a numeric
     column, whatever the source's ``na_values``: the run fails naming the row.
     """
@@ -75,7 +92,11 @@ class Label(Operator):
     #: 3: under positive=, a value the training split does not hold is an error (it was
     #: a negative row; QA pass 16), so examples stored before may hold such rows.
     #: 4: the text ``NaN`` is a missing label (it was a negative row; QA pass 20).
-    VERSION: ClassVar[int] = 4
+    #: 5: a training value spelled like positive= (``Yes`` beside ``yes``, ``>50K.``
+    #: beside ``>50K``) is an error (it was a negative row), and positive= is read as
+    #: the column's values are (``positive="2"`` on a numeric column matched no row,
+    #: ``positive=2`` on a text one neither, though both counted ``"2"``; QA pass 25).
+    VERSION: ClassVar[int] = 5
     #: Parameters only training reads (hashed into the train node, not the examples).
     TRAINING_PARAMS: ClassVar[tuple[str, ...]] = ()
     column: str
@@ -85,7 +106,7 @@ class Label(Operator):
         if not isinstance(self.column, str) or not self.column:
             return [f"column must be a column name, but got {self.column!r}"]
         if isinstance(self.positive, str) and is_unset_text(self.positive):
-            return [_unset_class("positive", self.positive, self.column)]
+            return [unset_class("positive", self.positive, self.column)]
         return []
 
     def analyzer(self) -> Analyzer | None:
@@ -100,17 +121,21 @@ class Label(Operator):
         """JSON facts for examples, models and predictions: the task and its specifics."""
         return {"task": self.TASK}
 
-    def problem(self, bad_value: Any) -> str:
-        """Why a row's label is invalid, and how to fix it (for the error message)."""
+    def problem(self, bad_value: Any, state: Any = None) -> str:
+        """Why a row's label is invalid, and how to fix it (for the error message);
+        ``state``: what the training split holds, to name the value it is a spelling of."""
         if self.positive is None:
             return "expected 0 or 1, or pass positive=<value> to Label"
         if bad_value is None:
             return "labels must not be missing"
+        like = spelled_like(str(bad_value), (state or {}).get("counts") or {})
+        target = repr(like) if like is not None else "<a training value>"
         return (
             f"{bad_value!r} is not a value of the training split (positive={self.positive!r}, "
             "every other training value negative); make the splits' values agree: clean "
             f"the data, or map it with sources.Csv(..., replace={{{self.column!r}: "
-            f"{{{bad_value!r}: <a training value>}}}}) (a negative one to count it as negative)"
+            f"{{{bad_value!r}: {target}}}}})"
+            + (" (a negative one to count it as negative)" if like is None else "")
         )
 
     def encode(self, values: Any, state: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -122,10 +147,14 @@ class Label(Operator):
                 raise ValueError(f"the values of label {self.column!r} have not been learned")
             if not state["counts"]:  # a training split without labels: its own checks say so
                 return labels, bad
+            want = value_text(self.positive)
+            variants = want and spelling_variants(state["counts"], self.column, of=want)
+            if variants:
+                raise DataError(variants)
             import pyarrow as pa
             import pyarrow.compute as pc
 
-            texts = _label_texts(values)
+            texts = label_texts(values)
             known = pa.array(list(state["counts"]), type=pa.string())
             unknown = ~np.asarray(pc.fill_null(pc.is_in(texts, value_set=known), True), bool)
             bad = bad | unknown
@@ -146,9 +175,20 @@ class Label(Operator):
             )
             bad = missing | ~np.isin(nums, (0.0, 1.0))
             return np.where(bad, 0, nums).astype(np.int8), bad
-        if _is_text(raw):  # numbers are never blank (and are not turned into text here)
-            missing = missing | _unset(_as_strings(raw))
-        positive = (series == self.positive).fillna(False).to_numpy(dtype=bool)
+        # A text column's values are compared as text, as the training split's values are
+        # counted (positive=2 is the text "2"); a numeric column's as numbers (positive="2"
+        # is the number 2).
+        want = value_text(self.positive)
+        if is_text(raw):  # numbers are never blank (and are not turned into text here)
+            import pyarrow.compute as pc
+
+            texts = as_strings(raw)
+            missing = missing | missing_texts(texts)
+            positive = np.asarray(pc.fill_null(pc.equal(texts, want), False), dtype=bool)
+        else:
+            nums = pd.to_numeric(series, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+            target = None if want is None else number_of(want)
+            positive = nums == target if target is not None else np.zeros(len(nums), bool)
         return np.where(missing, 0, positive).astype(np.int8), missing
 
 
@@ -164,7 +204,7 @@ class _ClassCounts(Analyzer):
     def add(self, acc: dict[str, int], values: list[Any]) -> dict[str, int]:
         import pyarrow.compute as pc
 
-        counts = pc.value_counts(_label_texts(values[0]).drop_null())
+        counts = pc.value_counts(label_texts(values[0]).drop_null())
         for value, count in zip(
             counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
         ):
@@ -179,88 +219,6 @@ class _ClassCounts(Analyzer):
 
     def finalize(self, acc: dict[str, int]) -> dict[str, int]:
         return dict(sorted(acc.items()))
-
-
-def _as_strings(values: Any) -> Any:
-    """Values as an Arrow string array (nulls kept)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if isinstance(values, pa.Array):
-        return values if pa.types.is_string(values.type) else pc.cast(values, pa.string())
-    arr = np.asarray(values)
-    if np.issubdtype(arr.dtype, np.floating):
-        # Numeric class columns (read as float64): 2.0 is the class "2".
-        whole = np.isfinite(arr) & (arr == np.round(arr))
-        texts = [
-            None if v != v else (str(int(v)) if w else repr(float(v)))
-            for v, w in zip(arr.tolist(), whole.tolist(), strict=True)
-        ]
-        return pa.array(texts, type=pa.string())
-    return pa.array([None if v is None else str(v) for v in arr.tolist()], type=pa.string())
-
-
-#: Label texts that are missing, besides blank text (compared trimmed, in lower case):
-#: how a missing number is written as text (``str(float("nan"))``, numpy's ``savetxt``,
-#: pandas' ``to_csv(na_rep="NaN")``), which a numeric label column reads as missing too.
-NAN_TEXTS = ("nan", "+nan", "-nan")
-
-
-def is_unset_text(text: str) -> bool:
-    """Whether a label's text is missing: blank, or a spelling of NaN (:data:`NAN_TEXTS`)."""
-    trimmed = text.strip()
-    return not trimmed or trimmed.lower() in NAN_TEXTS
-
-
-def _unset_class(param: str, text: str, column: str) -> str:
-    """Why ``text`` cannot be a class of the label (it reads as a missing label)."""
-    return (
-        f"{param} holds {text!r}, which a label reads as missing (blank text and NaN are "
-        f"missing labels); give that class another name with sources.Csv(..., "
-        f"replace={{{column!r}: {{{text!r}: <another name>}}}})"
-    )
-
-
-def _unset(texts: Any) -> np.ndarray:
-    """Which of ``texts`` (an Arrow string array) are missing labels: blank (empty or
-    only whitespace) or a spelling of NaN (``NaN``, ``nan``: :data:`NAN_TEXTS`).
-
-    A label of such text is missing, whatever the source's ``na_values`` (a text
-    column beside it may keep its empty values: the SMS config reads ``na_values=()``),
-    never a class or a negative row of its own: in a numeric column ``NaN`` reads as
-    missing, and a label's meaning must not follow the column's declared type.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    trimmed = pc.utf8_lower(pc.utf8_trim_whitespace(texts))
-    unset = pc.or_(pc.equal(trimmed, ""), pc.is_in(trimmed, value_set=pa.array(NAN_TEXTS)))
-    return np.asarray(pc.fill_null(unset, False), dtype=bool)
-
-
-def _is_text(values: Any) -> bool:
-    """Whether ``values`` (an Arrow array, a numpy array or a list) hold text."""
-    import pyarrow as pa
-
-    if isinstance(values, pa.ChunkedArray | pa.Array):
-        return bool(pa.types.is_string(values.type) or pa.types.is_large_string(values.type))
-    return np.asarray(values).dtype.kind in "OUS"
-
-
-def _label_texts(values: Any) -> Any:
-    """Label values as an Arrow string array, missing text (:func:`_unset`) as null."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    texts = _as_strings(values)
-    unset = _unset(texts)
-    return (
-        pc.if_else(pa.array(unset), pa.nulls(len(texts), pa.string()), texts)
-        if unset.any()
-        else texts
-    )
 
 
 def _class_names(classes: Any) -> Any:
@@ -285,17 +243,24 @@ class MulticlassLabel(Operator):
     unseen : {"error", "other"}
         What a value that is not a class (e.g. only in the test split) does:
         ``"error"`` fails the run naming the value and row; ``"other"`` maps it to
-        an extra class ``"<other>"`` (always the last output), reported like the others.
+        an extra class ``"<other>"`` (always the last output), reported like the others;
+        a class of the data spelled ``<other>`` is refused then (a class of its own
+        under ``"error"``).
 
     A label of blank text or the text ``NaN`` (any case) is missing, never a class: the
-    run fails naming the row.
+    run fails naming the row. Learned classes that are spellings of one value (``Ideal``
+    and ``ideal``, ``Good.``) fail the run naming them and the ``replace=`` fix.
     """
 
     KIND: ClassVar[str] = "label"
     TASK: ClassVar[str] = "multiclass"
     #: 2: a label of blank text is missing (it was a class of its own; QA pass 15).
     #: 3: the text ``NaN`` is a missing label (it was a class of its own; QA pass 20).
-    VERSION: ClassVar[int] = 3
+    #: 4: a class spelled ``<other>`` learned under unseen="error" is a class (it was
+    #: refused as unseen); under unseen="other" it is refused (it was two classes of
+    #: one name, its rows in the collected one); learned classes that are spellings of
+    #: one (``Ideal`` and ``ideal``) are an error (they were two classes; QA pass 25).
+    VERSION: ClassVar[int] = 4
     TRAINING_PARAMS: ClassVar[tuple[str, ...]] = ()  # classes and unseen change the examples
     column: str
     _: dataclasses.KW_ONLY
@@ -315,11 +280,16 @@ class MulticlassLabel(Operator):
             elif len(set(self.classes)) != len(self.classes):
                 dup = sorted({c for c in self.classes if self.classes.count(c) > 1})
                 problems.append(f"classes must be distinct, but {dup} appear more than once")
-            elif OTHER_CLASS in self.classes:
-                problems.append(f"{OTHER_CLASS!r} is reserved for unseen='other'")
+            elif OTHER_CLASS in self.classes and self.unseen == "other":
+                problems.append(
+                    f"{OTHER_CLASS!r} is the class unseen='other' collects unseen values in; "
+                    "name the declared class otherwise (and the data's value with "
+                    f"sources.Csv(..., replace={{{self.column!r}: {{{OTHER_CLASS!r}: ...}}}})), "
+                    "or pass unseen='error'"
+                )
             unset = [c for c in self.classes if is_unset_text(c)]
             if unset and isinstance(self.column, str):
-                problems.append(_unset_class("classes", unset[0], self.column))
+                problems.append(unset_class("classes", unset[0], self.column))
         if self.unseen not in ("error", "other"):
             problems.append(f"unseen must be 'error' or 'other', but got {self.unseen!r}")
         return problems
@@ -340,6 +310,17 @@ class MulticlassLabel(Operator):
             names = sorted(state["counts"])
             if len(names) < 2:  # as declared classes must be (validate)
                 raise DataError(self._one_class(state["counts"]))
+            variants = spelling_variants(state["counts"], self.column)
+            if variants:
+                raise DataError(variants)
+            if OTHER_CLASS in names and self.unseen == "other":
+                raise DataError(
+                    f"the training split's label column {self.column!r} holds the value "
+                    f"{OTHER_CLASS!r} ({state['counts'][OTHER_CLASS]:,} rows), the name of the "
+                    "class unseen='other' collects unseen values in; rename the value with "
+                    f"sources.Csv(..., replace={{{self.column!r}: {{{OTHER_CLASS!r}: "
+                    "'other'}}), or pass unseen='error'"
+                )
         if self.unseen == "other":
             names.append(OTHER_CLASS)
         return names
@@ -357,10 +338,18 @@ class MulticlassLabel(Operator):
             "predict one value against the rest with F.Label(column, positive=...)"
         )
 
-    def problem(self, bad_value: Any) -> str:
+    def problem(self, bad_value: Any, state: Any = None) -> str:
         if bad_value is None:
             return "labels must not be missing"
         origin = "declared" if self.classes is not None else "seen in the training split"
+        known = self.classes if self.classes is not None else (state or {}).get("counts") or {}
+        like = spelled_like(str(bad_value), {c: 0 for c in known} if self.classes else known)
+        if like is not None:  # a spelling of a class: the one fix
+            return (
+                f"{bad_value!r} is not one of the classes {origin}, but a spelling of the "
+                f"class {like!r}; map it with sources.Csv(..., replace={{{self.column!r}: "
+                f"{{{bad_value!r}: {like!r}}}}})"
+            )
         return (
             f"{bad_value!r} is not one of the classes {origin}; declare it in classes=..., "
             "or pass unseen='other' to MulticlassLabel to collect such values in one class"
@@ -372,8 +361,8 @@ class MulticlassLabel(Operator):
         import pyarrow.compute as pc
 
         names = self.class_names(state)
-        known = [c for c in names if c != OTHER_CLASS]
-        texts = _label_texts(values)
+        known = names[:-1] if self.unseen == "other" else names
+        texts = label_texts(values)
         found = pc.index_in(texts, value_set=pa.array(known, type=pa.string()))
         idx = np.asarray(pc.fill_null(found, -1), dtype=np.int64)
         missing = np.asarray(pc.is_null(texts), dtype=bool)
@@ -479,7 +468,12 @@ class NumericLabel(Operator):
     def describe(self, state: Any = None) -> dict[str, Any]:
         return {"task": self.TASK, "transform": self.transform}
 
-    def problem(self, bad_value: Any) -> str:
+    def problem(self, bad_value: Any, state: Any = None) -> str:
+        if isinstance(bad_value, str) and number_of(bad_value.strip()) is None:
+            return (
+                "a regression label must be a finite number; where the column holds "
+                f"classes, predict them with features.MulticlassLabel({self.column!r})"
+            )
         return "a regression label must be a finite number"
 
     def target(

@@ -12,8 +12,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from helix_tf.components._scaling import standardized
+from helix_tf.components._value_names import value_name
 from helix_tf.components.base import normalized
-from helix_tf.components.features._base import Analyzer, Feature, Input
+from helix_tf.components.features._base import MISSING_TOKEN, Analyzer, Feature, Input
 from helix_tf.types import CATEGORICAL, NUMERIC
 
 #: Every finite float64 is an integer multiple of 2**-_SCALE (the smallest subnormal is
@@ -195,6 +196,10 @@ class Bucketize(Feature):
     Missing values get their own last index (``len(boundaries) + 1``).
     """
 
+    #: 2: the value names write each boundary in full (``[1000000, 1000001)``; ``:g``
+    #: wrote both ``1e+06``, two buckets of one name; QA pass 25).
+    VERSION: ClassVar[int] = 2
+
     ACCEPTS: ClassVar[tuple[str, ...]] = (NUMERIC,)
     column: Input
     boundaries: Sequence[float] = normalized(lambda b: tuple(float(x) for x in b))
@@ -227,9 +232,9 @@ class Bucketize(Feature):
         return len(self.boundaries) + 2
 
     def value_names(self, state: Any) -> list[str] | None:
-        b = [f"{v:g}" for v in self.boundaries]
+        b = [value_name(v) for v in self.boundaries]  # each boundary's own text
         inner = [f"[{lo}, {hi})" for lo, hi in itertools.pairwise(b)]
-        return [f"< {b[0]}", *inner, f">= {b[-1]}", "<missing>"]
+        return [f"< {b[0]}", *inner, f">= {b[-1]}", MISSING_TOKEN]
 
 
 # --------------------------------------------------------------------------- crosses

@@ -16,13 +16,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from helix_tf.components._value_names import value_name
 from helix_tf.components.base import normalized
-from helix_tf.components.features._base import MISSING_TOKEN, Analyzer, Bag, Feature, Input
+from helix_tf.components.features._base import Analyzer, Bag, Feature, Input
 from helix_tf.types import BAG, CATEGORICAL, STRING, TOKENS
 
 
 def _string_array(values: Any) -> Any:
-    """Values as an Arrow string array, missing values as MISSING_TOKEN.
+    """Values as an Arrow string array, missing values (None, NaN) as nulls.
 
     Strings stay in Arrow end to end (counting and lookup are Arrow kernels):
     converting pandas 3's Arrow-backed strings to Python objects and back cost
@@ -42,14 +43,15 @@ def _string_array(values: Any) -> Any:
             arr = pa.array(
                 [None if v is None or v != v else str(v) for v in values], type=pa.string()
             )
-    return pc.fill_null(arr, MISSING_TOKEN)
+    return arr
 
 
 class _CountAnalyzer(Analyzer):
-    """Term counts (and document frequencies for token lists)."""
+    """Term counts (and document frequencies for token lists); a string column's missing
+    values are counted apart (``missing``), never as a text a value may have."""
 
     def create(self) -> dict[str, Any]:
-        return {"counts": Counter(), "df": Counter(), "docs": 0}
+        return {"counts": Counter(), "df": Counter(), "docs": 0, "missing": 0}
 
     def add(self, acc: dict[str, Any], values: list[Any]) -> dict[str, Any]:
         v = values[0]
@@ -57,15 +59,15 @@ class _CountAnalyzer(Analyzer):
             import pyarrow.compute as pc
 
             counts = pc.value_counts(_string_array(v))
-            acc["counts"].update(
-                dict(
-                    zip(
-                        counts.field("values").to_pylist(),
-                        counts.field("counts").to_pylist(),
-                        strict=True,
-                    )
+            found = dict(
+                zip(
+                    counts.field("values").to_pylist(),
+                    counts.field("counts").to_pylist(),
+                    strict=True,
                 )
             )
+            acc["missing"] += found.pop(None, 0)
+            acc["counts"].update(found)
         else:
             for tokens in v:
                 acc["counts"].update(tokens)
@@ -79,6 +81,7 @@ class _CountAnalyzer(Analyzer):
             out["counts"].update(a["counts"])
             out["df"].update(a["df"])
             out["docs"] += a["docs"]
+            out["missing"] += a["missing"]
         return out
 
     def finalize(self, acc: dict[str, Any]) -> dict[str, Any]:
@@ -86,6 +89,7 @@ class _CountAnalyzer(Analyzer):
             "counts": dict(acc["counts"]),
             "df": dict(acc["df"]),
             "docs": acc["docs"],
+            "missing": acc["missing"],
         }
 
 
@@ -93,9 +97,15 @@ def _is_token_lists(v: Any) -> bool:
     return len(v) > 0 and isinstance(v[0], list | tuple | np.ndarray)
 
 
-def _select_vocab(counts: dict[str, int], min_count: int, top_k: int | None) -> list[str]:
+def _select_vocab(
+    counts: dict[str, int], min_count: int, top_k: int | None, missing: int = 0
+) -> list[str | None]:
+    """The values seen at least ``min_count`` times, the ``top_k`` most frequent, by count
+    then text; ``None`` is the missing value (``missing`` rows), first among equal counts."""
+    seen: list[tuple[str | None, int]] = [*counts.items(), *([(None, missing)] if missing else [])]
     items = sorted(
-        ((t, c) for t, c in counts.items() if c >= min_count), key=lambda tc: (-tc[1], tc[0])
+        ((t, c) for t, c in seen if c >= min_count),
+        key=lambda tc: (-tc[1], tc[0] is not None, tc[0] or ""),
     )
     if top_k is not None:
         items = items[:top_k]
@@ -103,9 +113,10 @@ def _select_vocab(counts: dict[str, int], min_count: int, top_k: int | None) -> 
 
 
 class _VocabIndex:
-    """Vectorised token → index lookup for one finalised vocabulary."""
+    """Vectorised token → index lookup for one finalised vocabulary (``None`` in it: the
+    missing value, which only a null matches)."""
 
-    def __init__(self, vocab: list[str], oov_buckets: int) -> None:
+    def __init__(self, vocab: list[str | None], oov_buckets: int) -> None:
         import pandas as pd
         import pyarrow as pa
 
@@ -128,7 +139,7 @@ class _VocabIndex:
                 idx[miss] = self.size
             else:
                 missed = pc.take(tokens, miss).to_pylist()
-                hashed = [zlib.crc32(str(t).encode()) % self.oov for t in missed]
+                hashed = [_oov_hash(t) % self.oov for t in missed]
                 idx[miss] = self.size + np.asarray(hashed, dtype=np.int64)
         return idx.astype(np.int32)
 
@@ -142,6 +153,12 @@ class _VocabIndex:
                 hashed = [zlib.crc32(str(tokens[i]).encode()) % self.oov for i in miss]
                 idx[miss] = self.size + np.asarray(hashed, dtype=np.int64)
         return idx.astype(np.int32)
+
+
+def _oov_hash(token: str | None) -> int:
+    """The hash that spreads unlearned values over the OOV buckets; a missing value's
+    bytes (``0xff``) are no text's UTF-8."""
+    return zlib.crc32(b"\xff" if token is None else token.encode())
 
 
 _INDEX_CACHE: dict[int, tuple[Any, _VocabIndex]] = {}
@@ -194,11 +211,17 @@ class Vocabulary(Feature):
     The vocabulary is learned on the training split: tokens seen at least
     ``min_count`` times, the ``top_k`` most frequent if set, ordered by count
     then text. Unseen values hash into ``oov_buckets`` extra indices (0: drop
-    them; allowed for token lists only). Missing values are the token
-    ``"<missing>"``. An approximate run that samples at the source counts in its
-    sample (the workflow on fewer rows, not a rescaled one).
+    them; allowed for token lists only). A missing value (an empty field, a
+    ``na_values`` text) is a value of its own, counted and indexed as the others, named
+    ``<missing>`` among the value names; a text of the data spelled ``<missing>`` (or
+    ``<other>``) is another value, named ``'<missing>'``. An approximate run that
+    samples at the source counts in its sample (the workflow on fewer rows, not a
+    rescaled one).
     """
 
+    #: 2: a missing value is a value of its own (it was the token ``"<missing>"``, one
+    #: index with a value of the data spelled so; QA pass 25).
+    VERSION: ClassVar[int] = 2
     ACCEPTS: ClassVar[tuple[str, ...]] = (STRING, TOKENS)
     column: Input
     _: dataclasses.KW_ONLY
@@ -230,7 +253,8 @@ class Vocabulary(Feature):
         return _CountAnalyzer()
 
     def finalize_state(self, stats: dict[str, Any]) -> dict[str, Any]:
-        return {"vocab": _select_vocab(stats["counts"], self.min_count, self.top_k)}
+        vocab = _select_vocab(stats["counts"], self.min_count, self.top_k, stats["missing"])
+        return {"vocab": vocab}
 
     def transform(self, values: list[Any], state: Any, n: int) -> Any:
         index = _vocab_index(state, self.oov_buckets)
@@ -247,7 +271,7 @@ class Vocabulary(Feature):
     def value_names(self, state: Any) -> list[str] | None:
         many = self.oov_buckets > 1
         oov = [f"<other {k}>" if many else "<other>" for k in range(self.oov_buckets)]
-        return [str(v) for v in state["vocab"]] + oov
+        return [value_name(v, reserved=oov) for v in state["vocab"]] + oov
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,9 +281,13 @@ class TfIdf(Feature):
     idf = ln((1 + docs) / (1 + df)) + 1 (smoothed); rows are L2-normalised when
     ``norm="l2"``; ``sublinear_tf`` uses 1 + ln(tf). ``min_count`` and ``top_k`` select
     the vocabulary as :class:`Vocabulary` does (in an approximate run sampled at the
-    source: counted in the sample).
+    source: counted in the sample). A token spelled ``<missing>`` is named
+    ``'<missing>'`` among the value names, as a vocabulary's is.
     """
 
+    #: 2: a token spelled like helix_tf's names for no value (``<missing>``) is quoted in
+    #: the value names, as every feature's are (QA pass 25).
+    VERSION: ClassVar[int] = 2
     ACCEPTS: ClassVar[tuple[str, ...]] = (TOKENS,)
     column: Input
     _: dataclasses.KW_ONLY
@@ -310,7 +338,7 @@ class TfIdf(Feature):
         return len(state["vocab"])
 
     def value_names(self, state: Any) -> list[str] | None:
-        return [str(v) for v in state["vocab"]]
+        return [value_name(v) for v in state["vocab"]]
 
 
 # --------------------------------------------------------------------------- text

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from helix_tf.components._value_names import MISSING_NAME, value_name
 from helix_tf.components.base import Operator, did_you_mean
 from helix_tf.components.metrics._bootstrap import (
     Counts,
@@ -26,8 +27,9 @@ if TYPE_CHECKING:  # pandas is imported where frames are used: `import helix_tf`
 
 logger = logging.getLogger(__name__)
 
-MISSING_LABEL = "<missing>"
-"""How a missing value of the ``slice_by`` column appears in result keys."""
+MISSING_LABEL = MISSING_NAME
+"""How a missing value of the ``slice_by`` column appears in result keys (a value of
+the data spelled so appears as ``'<missing>'``)."""
 
 Finish = Callable[[Counts], dict[str, np.ndarray]]  # counts -> {key: value per sample}
 
@@ -48,6 +50,9 @@ class _Tally:
 class Metric(Operator, abc.ABC):
     """Base class of evaluation metrics (binary classifiers unless ``TASKS`` says more).
 
+    A slice's key names its value as text; a missing value is ``<missing>``, a value of
+    the data spelled so ``'<missing>'`` (:func:`~helix_tf.components._value_names.value_name`).
+
     Parameters
     ----------
     slice_by : str or None
@@ -62,6 +67,12 @@ class Metric(Operator, abc.ABC):
     """
 
     KIND: ClassVar[str] = "metric"
+    #: 2: a value of the ``slice_by`` column spelled ``<missing>`` is its own slice,
+    #: ``[column='<missing>']`` (it was keyed as the missing rows are, or refused beside
+    #: them), and a whole number's slice is keyed as an integer (``[age=30]``; it was
+    #: ``[age=30.0]`` for an int column; QA pass 25). A metric class that sets its own
+    #: VERSION adds 1 for this.
+    VERSION: ClassVar[int] = 2
     #: The label tasks this metric fits ("binary", "multiclass", "regression"); the
     #: compiler rejects a metric whose tasks do not include the label's.
     TASKS: ClassVar[tuple[str, ...]] = ("binary",)
@@ -260,15 +271,17 @@ class Metric(Operator, abc.ABC):
         import pandas as pd
 
         codes, uniques = pd.factorize(frame[self.slice_by], use_na_sentinel=True)
-        labels = [str(value) for value in uniques]
+        labels = [value_name(value) for value in uniques]
         if (codes < 0).any():
             labels.append(MISSING_LABEL)
             codes = np.where(codes < 0, len(labels) - 1, codes)
         if len(set(labels)) != len(labels):
             dup = next(label for label in labels if labels.count(label) > 1)
+            both = [repr(v) for v in uniques if value_name(v) == dup]
             raise DataError(
-                f"{_describe(self)}: two different values of column {self.slice_by!r} "
-                f"are both written {dup!r}; make the column's values distinct as text"
+                f"{_describe(self)}: the values {' and '.join(both)} of column "
+                f"{self.slice_by!r} are both written {dup!r} in result keys; make the "
+                "column's values distinct as text (one type per column)"
             )
         order = np.argsort(codes, kind="stable")
         bounds = np.cumsum(np.bincount(codes, minlength=len(labels)))[:-1]

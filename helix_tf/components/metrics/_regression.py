@@ -110,7 +110,8 @@ class RMSE(_RegressionMetric):
 
     NAME: ClassVar[str] = "rmse"
     #: 2: errors past 1.3e154 give their RMSE, not inf (their squares overflowed; QA 23).
-    VERSION: ClassVar[int] = 2
+    #: 3: slice keys as Metric's VERSION 2 writes them (``<missing>``, whole numbers).
+    VERSION: ClassVar[int] = 3
 
     def _weighted(self, w: np.ndarray, y: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray]:
         return {self.keys()[0]: np.sqrt(_mean(w, (y - s) ** 2))}
@@ -122,7 +123,8 @@ class MAE(_RegressionMetric):
 
     NAME: ClassVar[str] = "mae"
     #: 2: labels and predictions of opposite signs past 9e307 give their MAE, not inf.
-    VERSION: ClassVar[int] = 2
+    #: 3: slice keys as Metric's VERSION 2 writes them (``<missing>``, whole numbers).
+    VERSION: ClassVar[int] = 3
 
     def _weighted(self, w: np.ndarray, y: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray]:
         return {self.keys()[0]: _mean(w, np.abs(y - s))}
@@ -138,7 +140,8 @@ class R2(_RegressionMetric):
     NAME: ClassVar[str] = "r2"
     UNIT_POWER: ClassVar[int | None] = 0
     #: 2: labels past 1.3e154 give their R², not nan (inf / inf; QA pass 23).
-    VERSION: ClassVar[int] = 2
+    #: 3: slice keys as Metric's VERSION 2 writes them (``<missing>``, whole numbers).
+    VERSION: ClassVar[int] = 3
 
     def _weighted(self, w: np.ndarray, y: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray]:
         total = w.sum(axis=1)
@@ -178,7 +181,8 @@ class Residuals(_RegressionMetric):
 
     NAME: ClassVar[str] = "residual"
     #: 2: residuals past 1.3e154 give their standard deviation, not inf (QA pass 23).
-    VERSION: ClassVar[int] = 2
+    #: 3: slice keys as Metric's VERSION 2 writes them (``<missing>``, whole numbers).
+    VERSION: ClassVar[int] = 3
     QUANTILES: ClassVar[tuple[int, ...]] = (5, 25, 50, 75, 95)
 
     def keys(self) -> tuple[str, ...]:

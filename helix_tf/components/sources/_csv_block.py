@@ -9,6 +9,7 @@ kernels and names the line of every problem.
 from __future__ import annotations
 
 import decimal
+import re
 from typing import TYPE_CHECKING, Any
 
 from helix_tf.components.sources._base import _as_column, _shorten
@@ -27,7 +28,13 @@ if TYPE_CHECKING:
 
     from helix_tf.components.sources._csv import Csv
 
-_NUMBER_RE = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$|^[+-]?(?:nan|inf|infinity)$"
+#: What a number column reads (ignoring case): Arrow's float texts, ``nan(...)`` (C's
+#: payload form, which Arrow's parser takes) among them, so a value reads alike whichever
+#: path parses its block.
+_NUMBER_RE = (
+    r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$|^[+-]?(?:nan|inf|infinity)$"
+    r"|^[+-]?nan\([0-9a-z_]*\)$"
+)
 
 
 class BlockParser:
@@ -51,10 +58,16 @@ class BlockParser:
     # fast path: pyarrow.csv on a clean block --------------------------------
 
     def _fast_ok(self, body: bytes) -> bool:
+        """Whether Arrow's reader may parse the block: it reads what the careful path reads
+        (a value's text decides, never the other rows of its block), except hex, which its
+        integers take (``0x10`` is 16) and Csv's numbers do not."""
+        replaced = {c for c, _ in self.spec.replace or ()}
+        ints = any(k == "int" and n not in replaced for n, k in self.spec.columns)
         return (
             len(self.spec.separator) == 1
             and not self.spec.rest_in_last
             and (self.spec.quote is None or self.spec.quote.encode() not in body)
+            and not (ints and _HEX_RE.search(body))
         )
 
     def _parse_fast(
@@ -154,12 +167,14 @@ class BlockParser:
         position, raw = self._gather(parts.filter(pa.array(good)), good, slow_rows, slow_at)
         failed = np.zeros(len(position), dtype=bool)
         columns: dict[str, pa.Array] = {}
+        replaced = {name: dict(pairs) for name, pairs in self.spec.replace or ()}
         for name, kind in self.spec.columns:
             columns[name], bad_values = self._convert(name, kind, raw[name])
             if bad_values is not None:
                 for r in np.flatnonzero(bad_values & ~failed):
-                    value = raw[name][int(r)].as_py().strip()
-                    issues[int(position[r])] = ("number", (name, kind, value))
+                    text = raw[name][int(r)].as_py().strip()
+                    value = replaced.get(name, {}).get(text, text)  # what was converted
+                    issues[int(position[r])] = ("number", (name, kind, value, text))
                 failed |= bad_values
         report = None
         if issues:
@@ -281,6 +296,7 @@ class BlockParser:
             if bad.any():
                 failed = bad if failed is None else failed | bad
                 numbers = pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), numbers)
+            numbers = pc.add(numbers, 0.0)  # -0 is the integer 0, as the fast path reads it
         return numbers, failed
 
 
@@ -348,19 +364,52 @@ def _describe(spec: Csv, issue: tuple[str, Any], text: str) -> tuple[str, str]:
                 "in this file, or pass on_bad_row='skip' to skip malformed rows"
             )
         return f"{detail}: {_shorten(text)}", fix
-    name, column_kind, value = detail
+    name, column_kind, value, written = detail
+    found = _shorten(value)
+    if written != value:  # the source's replace= made it
+        found += f" (replace= maps {_shorten(written)} to it)"
     problem = _int_problem(value) if column_kind == "int" else None
     if problem:
         return (
-            f"column {name!r} (int) holds {_shorten(value)}, {problem}: {_shorten(text)}",
+            f"column {name!r} (int) holds {found}, {problem}: {_shorten(text)}",
             f"Declare {name!r} as 'float' (approximate values) or 'string' (exact text) "
             "in columns=, or pass on_bad_row='skip' to skip such rows",
         )
     what = "an integer" if column_kind == "int" else "a number"
     return (
-        f"column {name!r} ({column_kind}) expects {what}, found {_shorten(value)}: "
-        f"{_shorten(text)}",
-        hint
-        or f"Fix the value, declare {name!r} as 'string', add {value!r} to na_values, "
-        "or pass on_bad_row='skip' to skip malformed rows",
+        f"column {name!r} ({column_kind}) expects {what}, found {found}: {_shorten(text)}",
+        hint or _number_fix(name, column_kind, value),
     )
+
+
+#: Where Arrow's integer parser would read hex (one regex scan: half of two ``in`` tests).
+_HEX_RE = re.compile(rb"0[xX]")
+#: A number written with thousands separators (``2,174``, ``1,234,567.5``).
+_GROUPED_RE = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
+#: A number written with a decimal comma (``3,5``; ``2,174`` reads as grouped first).
+_DECIMAL_COMMA_RE = re.compile(r"[+-]?\d*,\d+")
+
+
+def _number_fix(name: str, column_kind: str, value: str) -> str:
+    """How to read ``value``, which column ``name`` of ``column_kind`` could not."""
+    text = value.strip()
+    skip = "or pass on_bad_row='skip' to skip malformed rows"
+    if _GROUPED_RE.fullmatch(text):
+        return (
+            f"Csv reads numbers without thousands separators ({text.replace(',', '')}): "
+            f"write the file so, or declare {name!r} as 'string' and convert it in an F.Udf, "
+            + skip
+        )
+    if _DECIMAL_COMMA_RE.fullmatch(text):
+        return (
+            f"Csv reads numbers with a decimal point ({text.replace(',', '.')}): write the "
+            f"file so, or declare {name!r} as 'string' and convert it in an F.Udf, " + skip
+        )
+    if column_kind == "int" and re.fullmatch(r"[+-]?nan(?:\(\w*\))?", text, re.IGNORECASE):
+        return (
+            f"Add {value!r} to na_values (to read it as missing in this int column), or declare "
+            f"{name!r} as 'float' in columns= (where NaN is missing), {skip}"
+        )
+    if column_kind == "int" and re.fullmatch(_NUMBER_RE, text, flags=re.IGNORECASE):
+        return f"Declare {name!r} as 'float' in columns= (it holds fractions), {skip}"
+    return f"Fix the value, declare {name!r} as 'string', add {value!r} to na_values, " + skip

@@ -97,6 +97,13 @@ def _file_hint(text: str, separator: str | None = None, columns: int = 0) -> str
             "The file's lines end with a bare carriage return (\\r, as old Mac tools write); "
             "convert the line endings to \\n, e.g. tr '\\r' '\\n' < FILE > NEW.csv"
         )
+    trailing = bool(separator) and text.endswith(separator or "")
+    if trailing and columns and len(text.split(separator)) == columns + 1:
+        return (
+            f"The line ends with the separator {separator!r} (an empty field after the "
+            f"{columns} declared columns): remove it from the file's lines, or declare one "
+            "more column (e.g. ('unused', 'string')) and leave it unread"
+        )
     if separator is not None and separator not in text:
         for other in _LIKELY_SEPARATORS:
             if other != separator and len(text.split(other)) == columns:

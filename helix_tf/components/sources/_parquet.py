@@ -31,6 +31,7 @@ from helix_tf.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 logger = logging.getLogger(__name__)
 
@@ -186,8 +187,11 @@ class Parquet(Source):
                     for batch in batches:
                         ids = np.arange(offset, offset + batch.num_rows, dtype=np.int64)
                         ids += index * FILE_STRIDE
+                        columns = {
+                            n: _read_column(path, n, batch.column(n), k, offset)
+                            for n, k in kinds.items()
+                        }
                         offset += batch.num_rows
-                        columns = {n: _as_column(batch.column(n), k) for n, k in kinds.items()}
                         if self.test_fraction is not None:
                             keep = _in_test(ids, self.test_fraction, self.split_seed)
                             keep = ~keep if split == "train" else keep
@@ -200,6 +204,34 @@ class Parquet(Source):
                         f"{path}: cannot read columns {list(kinds)} (row {offset}): {exc}. All "
                         "files of a Parquet source need the same columns and types"
                     ) from exc
+
+
+def _read_column(path: str, name: str, values: pa.Array, kind: str, first_row: int) -> pa.Array:
+    """Column ``name`` of one batch (from row ``first_row`` of ``path``) as its kind; an
+    integer that float64 cannot hold exactly is an error naming its row, as in a CSV file,
+    never the nearest float."""
+    import pyarrow as pa
+
+    try:
+        return _as_column(values, kind)
+    except pa.ArrowInvalid:
+        if pa.types.is_dictionary(values.type):
+            values = values.dictionary_decode()
+        inexact = (
+            (row, v)
+            for row, v in enumerate(values.to_pylist())
+            if isinstance(v, int) and int(float(v)) != v
+        )
+        row, value = next(inexact, (None, None))
+        if value is None:
+            raise
+        raise DataError(
+            f"{path}: column {name!r} holds {value} at row {first_row + row}, an integer "
+            f"that numeric columns (float64, exact up to 2**53) cannot hold exactly; it would "
+            f"read as {int(float(value))}. Write the column as float (approximate values) or "
+            "string (exact text), e.g. with pyarrow's Table.cast, or leave it out with "
+            "columns=[...]"
+        ) from None
 
 
 def _disagreements(
