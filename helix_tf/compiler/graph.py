@@ -91,11 +91,15 @@ def compile_workflow(
     shared = shared_state({n: [fp for _, fp in c] for n, c in user_code.items()})
     if shared.problems:
         raise CompileError(shared.problems, path=config_path)
-    nodes = _compiled_nodes(
+    nodes, identities = _compiled_nodes(
         declared, order, inputs, outputs, kinds, ctx, hasher, (user_code, shared.refusals)
     )
     hasher.save()
-    digest = stable_hash({"nodes": [(n.name, n.fingerprint) for n in nodes], "outputs": outputs})
+    # The version: what the config declares, not a run's nonces (a node recomputed every
+    # run would otherwise make every load of an unchanged config a new version).
+    digest = stable_hash(
+        {"nodes": [(n.name, identities[n.name]) for n in nodes], "outputs": outputs}
+    )
     return CompiledWorkflow(
         name=wf.name,
         nodes=tuple(nodes),
@@ -215,10 +219,16 @@ def _compiled_nodes(
     ctx: FactContext,
     hasher: ContentHasher,
     user: tuple[Mapping[str, Any], Mapping[str, list[str]]],
-) -> list[CompiledNode]:
+) -> tuple[list[CompiledNode], dict[str, str]]:
     """The compiled nodes in ``order``: fingerprints, facts, volatility passed downstream.
-    ``user``: each node's user code (``node_code``) and its refusals for shared state."""
+    ``user``: each node's user code (``node_code``) and its refusals for shared state.
+
+    With them each node's identity: its fingerprint, but for a node recomputed every run
+    (volatile: its fingerprint holds a nonce, as do those of the nodes reading it) the
+    fingerprint it would have without the nonces, the same in every run of the same
+    config (the version's digest is made of them)."""
     fps: dict[str, str] = {}
+    ids: dict[str, str] = {}
     volatile: dict[str, list[str]] = {}
     nodes = []
     user_code, shared = user
@@ -233,6 +243,9 @@ def _compiled_nodes(
         ]
         if reasons:
             volatile[name] = facts["volatile"] = reasons
+            ids[name] = fingerprint(ctx, d, inputs[name], ids, hasher=hasher, volatile=False)
+        else:
+            ids[name] = fps[name]
         code = code_identity(d.op)
         nodes.append(
             CompiledNode(
@@ -250,4 +263,4 @@ def _compiled_nodes(
                 facts=facts,
             )
         )
-    return nodes
+    return nodes, ids

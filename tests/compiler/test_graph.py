@@ -809,6 +809,29 @@ def looked(batch):
     assert plan["looked"].reason.startswith("never reused, recomputed every run: node 'looked'")
 
 
+def test_a_node_recomputed_every_run_keeps_its_configs_version(
+    tmp_path: Path, census_like: tuple[Path, Path], fresh_warnings: None
+) -> None:
+    """Its fingerprint (and those downstream) holds a nonce, never reused; the version's
+    digest is what the config declares: the same config is one version in every load
+    (the agent saw every load as an edited config, and history a new version a run), and
+    an edit of the volatile node's code is still a new version."""
+    udf = """\
+@wf.udf("looked", batched=True)
+def looked(batch):
+    with GUARD:
+        return batch["age"] * 2
+
+"""
+    path, _ = _udf_config(tmp_path, census_like, udf)
+    one, two = _compile(path), _compile(path)
+    assert one.node("looked").fingerprint != two.node("looked").fingerprint
+    assert one.node("examples").fingerprint != two.node("examples").fingerprint
+    assert one.digest == two.digest
+    path.write_text(path.read_text().replace('batch["age"] * 2', 'batch["age"] * 3'))
+    assert _compile(path).digest != one.digest
+
+
 def test_environment_variables_read_by_a_udf_join_its_fingerprint(
     tmp_path: Path, census_like: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
