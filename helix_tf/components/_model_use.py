@@ -61,7 +61,9 @@ def predict_scores(
 
     ``traced`` (an approximate run's model, issue 9): score with one traced function of
     the model (:func:`_traced_call`) instead of Keras' eager call, a plain linear model
-    in numpy (:mod:`._linear_scores`: no function to trace). A
+    in numpy (:mod:`._linear_scores`: no function to trace). An exact run scores a plain
+    linear model without bag features in numpy too: the eager call's bits, ~10x faster.
+    A
     :class:`trainers.RemoteModel` is scored by the process keeping it (the same bits)."""
     from helix_tf.components import trainers
 
@@ -70,9 +72,10 @@ def predict_scores(
     # In large chunks: an exact run calls the model eagerly (no predict function traced).
     n = len(next(iter(x.values()))) if x else 0
     chunk = 65_536
-    call = _eager_call(model)
     if traced and n:  # a linear model in numpy (_linear_scores), else one traced function
         call = linear_scorer(model) or _traced_call(model, x)
+    else:  # a linear model without bags in numpy: the eager call's bits (_linear_scores)
+        call = linear_scorer(model, eager_bits=True) or _eager_call(model)
     parts = [
         np.asarray(call({k: v[i : i + chunk] for k, v in x.items()})) for i in range(0, n, chunk)
     ]
