@@ -165,6 +165,14 @@ def test_vocabulary_rejects_bad_parameters(kwargs: dict[str, Any], match: str) -
         F.Vocabulary("x", **kwargs)
 
 
+@pytest.mark.parametrize("op", [F.Vocabulary, F.TfIdf])
+@pytest.mark.parametrize("top_k", [0, -1])
+def test_every_vocabulary_selection_rejects_a_top_k_below_one(op: Any, top_k: int) -> None:
+    # QA 28: TfIdf took top_k=-1 (every term but the least frequent) and 0 (no term).
+    with pytest.raises(ConfigError, match="top_k must be None or an integer >= 1"):
+        op("x", top_k=top_k)
+
+
 def test_vocabulary_on_an_empty_string_batch_is_an_empty_index_array() -> None:
     op = F.Vocabulary("x")
     state = fit(op, [strings("a", "b")])

@@ -286,6 +286,17 @@ def test_fitting_metrics_have_no_problem(metric: M.Metric, label: object) -> Non
     assert metric_problem(metric, label) is None
 
 
+@pytest.mark.parametrize("transform", ["log", "log1p", "sqrt"])
+def test_every_scale_a_numeric_label_documents_fits_it(transform: str) -> None:
+    # QA 28: NumericLabel's docs named scale="transformed", which every label refuses.
+    label = F.NumericLabel("price", transform=transform)
+    spelled = re.findall(r"scale=\"(\w+)\"", F.NumericLabel.__doc__ or "")
+    assert spelled
+    for scale in spelled:
+        metric = M.R2(scale=transform if scale == "log" else scale)
+        assert metric_problem(metric, label) is None, scale
+
+
 def test_docstring_examples() -> None:
     y = [0, 1, 2]
     p = [[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.5, 0.3, 0.2]]

@@ -421,7 +421,7 @@ class NumericLabel(Operator):
     transform : {"log", "log1p", "sqrt"} or None
         The model learns the transformed target; predictions are transformed back,
         so predictions and metrics are on the original scale unless a metric asks
-        for ``scale="transformed"``.
+        for the transform's scale by its name (``metrics.R2(scale="log")``).
     loss : {"squared", "absolute", "huber"}
         The training loss. The target is standardised (mean 0, standard deviation
         1 over the training split, after the transform) while training, so
