@@ -407,7 +407,8 @@ def inverse_transform(name: str | None, values: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown transform {name!r}; expected one of {TRANSFORMS}")
 
 
-_DOMAIN = {"log": "> 0", "log1p": "> -1", "sqrt": ">= 0"}
+#: The values each transform takes, as a message says it.
+TRANSFORM_DOMAIN = {"log": "> 0", "log1p": "> -1", "sqrt": ">= 0"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -501,7 +502,7 @@ class NumericLabel(Operator):
             raise DataError(
                 f"{where} has label "
                 f"{float(values[i])!r} in column {self.column!r}, but transform="
-                f"{self.transform!r} needs values {_DOMAIN[str(self.transform)]} "
+                f"{self.transform!r} needs values {TRANSFORM_DOMAIN[str(self.transform)]} "
                 f"({int(bad.sum())} such rows); use another transform or drop those rows"
             )
         return target
