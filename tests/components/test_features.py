@@ -362,7 +362,10 @@ def test_categorical_and_string_udfs() -> None:
     ("op", "match"),
     [
         (F.Udf(lambda b: [1.0, 2.0], batched=True), r"returned shape \(2,\), expected \(3,\)"),
-        (F.Udf(lambda r: 5, output="categorical", size=2), r"returned index 5, outside \[0, 2\)"),
+        (
+            F.Udf(lambda r: 5, output="categorical", size=2),
+            r"returned index 5 at position 0 of its batch, outside \[0, 2\)",
+        ),
     ],
     ids=["wrong_length", "index_out_of_range"],
 )
