@@ -52,8 +52,18 @@ class _Absent:
 _ABSENT: Any = _Absent()
 
 
+def _sorted_keys(v: Any) -> Any:
+    """``v`` with every dict's keys in sorted order: a stored spec (JSON, keys sorted) and
+    the same spec built anew (keys in field order) read alike (QA pass 28)."""
+    if isinstance(v, dict):
+        return {k: _sorted_keys(v[k]) for k in sorted(v, key=str)}
+    if isinstance(v, list | tuple):
+        return [_sorted_keys(x) for x in v]
+    return v
+
+
 def _items(v: Any) -> list[str] | None:
-    return [str(x) for x in v] if isinstance(v, list | tuple) else None
+    return [str(_sorted_keys(x)) for x in v] if isinstance(v, list | tuple) else None
 
 
 def describe_values(old: Any, new: Any) -> str:

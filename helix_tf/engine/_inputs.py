@@ -180,12 +180,7 @@ class LearningInputs:
             raise ExecutionError(
                 f"metrics read columns {columns} but no source is known", node=node.name
             )
-        files = self.outputs.files
-        split = (
-            files[node.inputs[0]].meta.get("split", Split.TEST)
-            if node.inputs[0] in files
-            else Split.TEST
-        )
+        split = self._predicted_split(node)
 
         def read() -> Any:
             art = self.outputs.get(src)
@@ -199,6 +194,30 @@ class LearningInputs:
         frame = table.to_pandas().set_index(ROW_ID)
         rows = preds.column(ROW_ID).to_numpy()
         return frame.reindex(pd.Index(rows)).reset_index(drop=True)
+
+    def _predicted_split(self, node: CompiledNode) -> str:
+        """The split whose rows an evaluate node's predictions are."""
+        files = self.outputs.files
+        pred = node.inputs[0]
+        return str(files[pred].meta.get("split", Split.TEST)) if pred in files else Split.TEST
+
+    def describe_rows(self, node: CompiledNode, preds: Any) -> Callable[[int], str] | None:
+        """Position in an evaluate node's predictions -> where the row comes from
+        ("line 30 of test.csv"); None when no source describes its rows."""
+        src = node.extra.get("source") or next(
+            (
+                self.ctx.source_of(i)
+                for i in self.ctx.nodes[node.inputs[0]].inputs
+                if self.ctx.nodes[i].role == Role.EXAMPLES
+            ),
+            None,
+        )
+        source = self.ctx.compiled.node(src).op if src else None
+        if not hasattr(source, "describe_row"):
+            return None
+        rows = preds.column(ROW_ID).to_numpy()
+        split = self._predicted_split(node)
+        return lambda i: source.describe_row(split, int(rows[i]))  # type: ignore[union-attr]
 
     def metrics_of(self, name: str) -> dict[str, Any]:
         """An evaluate node's metrics and intervals: computed, else loaded."""

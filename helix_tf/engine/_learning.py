@@ -392,11 +392,14 @@ class LearningSteps:
             y_score: Any = preds.column(SCORE).to_numpy().astype(np.float64)
         else:
             y_true, y_score = preds.column(LABEL).to_numpy(), _scores(preds.column(SCORE))
+        describe = self.inputs.describe_rows(node, preds)
         reading = time.perf_counter() - t0
 
         def compute() -> tuple[dict[str, float], dict[str, Any], float]:
             started = time.perf_counter()
-            values, intervals = _metric_values(metrics_ops, label, y_true, y_score, frame, approx)
+            values, intervals = _metric_values(
+                metrics_ops, label, y_true, y_score, frame, approx, describe
+            )
             return values, intervals, time.perf_counter() - started
 
         def finish(computed: tuple[dict[str, float], dict[str, Any], float]) -> None:
@@ -440,8 +443,10 @@ def _metric_values(
     y_score: np.ndarray,
     frame: Any,
     approx: bool,
+    describe: Callable[[int], str] | None = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """The metrics' values, and their bootstrap intervals when ``approx``."""
+    """The metrics' values, and their bootstrap intervals when ``approx`` (``describe``:
+    a row's position -> its line and file, for errors)."""
     from helix_tf.components.metrics import compute_metrics, evaluate_task
 
     if label["task"] == "binary":  # as it always was
@@ -452,7 +457,9 @@ def _metric_values(
 
             intervals = bootstrap_metrics(metrics_ops, y_true, y_score, frame)
         return values, intervals
-    return evaluate_task(metrics_ops, label, y_true, y_score, frame, intervals=approx)
+    return evaluate_task(
+        metrics_ops, label, y_true, y_score, frame, intervals=approx, describe=describe
+    )
 
 
 def _scores(column: Any) -> np.ndarray:

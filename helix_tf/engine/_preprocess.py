@@ -395,7 +395,11 @@ class PreprocessingStep:
         names: dict[str, list[str]] = {}
         for f in self.ctx.nodes[examples].extra["features"]:
             op = self.ctx.nodes[f].op
-            if f"state:{f}" in self.ctx.values:
+            if not isinstance(op, Feature):
+                continue
+            if op.analyzer() is None:  # no state: a Bucketize's names are its own (QA 28)
+                state = None
+            elif f"state:{f}" in self.ctx.values:
                 state = self.ctx.values[f"state:{f}"]
             else:
                 path = os.path.join(self.outputs.load(f).local or "", "state.json")
@@ -403,7 +407,7 @@ class PreprocessingStep:
                     continue
                 with open(path) as fh:
                     state = json.load(fh)
-            found = op.value_names(state) if op is not None and state is not None else None  # type: ignore[union-attr]
+            found = op.value_names(state) if op.analyzer() is None or state is not None else None
             if found is not None:
                 names[f] = found
         self.outputs.write_beside(examples, VALUE_NAMES, names, sort_keys=True)

@@ -21,6 +21,26 @@ def test_long_lists_show_the_items_removed_and_added() -> None:
     assert describe_values(old, new) == "12 → 13 items -[feature_5] +[hours_bucket, edu_x_occ]"
 
 
+def test_list_items_differing_only_in_key_order_are_the_same_items() -> None:
+    # QA 28: adding a metric to an evaluate node showed every metric removed and added:
+    # the stored specs' params had sorted keys, the new ones field order.
+    def metric(op: str, **params: Any) -> dict[str, Any]:
+        return {"op": op, "params": params}
+
+    old = [
+        metric("R2", scale="log", slice_by=None),
+        metric("RMSE", scale="original", slice_by=None),
+    ]
+    new = [
+        metric("R2", slice_by=None, scale="log"),
+        metric("RMSE", slice_by=None, scale="original"),
+    ]
+    added = metric("MAE", slice_by="color", scale="original")
+    assert describe_values(old, [*new, added]) == (
+        "2 → 3 items +[{'op': 'MAE', 'params': {'scale': 'original', 'slice_by': 'color'}}]"
+    )
+
+
 def test_long_text_shows_the_changed_segment_with_context() -> None:
     old = "'re" + "a" * 80 + "ad'"
     new = "'re" + "a" * 80 + "ed'"

@@ -142,6 +142,14 @@ BAD_CONFIGS = {
         SOURCE + 'age = wf.feature("age", F.TfIdf("occupation"))  # <-\n' + TAIL,
         [r"column 'occupation' is string: split the text into tokens with F\.Tokenize"],
     ),
+    "cross_of_raw_columns": (  # QA pass 28: the fix was not named
+        SOURCE + 'age = wf.feature("age", F.Cross(["age", "education"], buckets=5))  # <-\n' + TAIL,
+        [
+            r"column 'age' is numeric: give it a feature of 'age' made with F\.Bucketize",
+            r"column 'education' is string: give it a feature of 'education' made with "
+            r"F\.Vocabulary",
+        ],
+    ),
     "evaluate_fed_a_model": (
         SOURCE
         + 'age = wf.feature("age", F.Numeric("age"))\n'

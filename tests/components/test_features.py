@@ -165,6 +165,14 @@ def test_vocabulary_rejects_bad_parameters(kwargs: dict[str, Any], match: str) -
         F.Vocabulary("x", **kwargs)
 
 
+@pytest.mark.parametrize("op", [F.Vocabulary, F.TfIdf])
+@pytest.mark.parametrize("top_k", [0, -1])
+def test_every_vocabulary_selection_rejects_a_top_k_below_one(op: Any, top_k: int) -> None:
+    # QA 28: TfIdf took top_k=-1 (every term but the least frequent) and 0 (no term).
+    with pytest.raises(ConfigError, match="top_k must be None or an integer >= 1"):
+        op("x", top_k=top_k)
+
+
 def test_vocabulary_on_an_empty_string_batch_is_an_empty_index_array() -> None:
     op = F.Vocabulary("x")
     state = fit(op, [strings("a", "b")])
@@ -354,7 +362,10 @@ def test_categorical_and_string_udfs() -> None:
     ("op", "match"),
     [
         (F.Udf(lambda b: [1.0, 2.0], batched=True), r"returned shape \(2,\), expected \(3,\)"),
-        (F.Udf(lambda r: 5, output="categorical", size=2), r"returned index 5, outside \[0, 2\)"),
+        (
+            F.Udf(lambda r: 5, output="categorical", size=2),
+            r"returned index 5 at position 0 of its batch, outside \[0, 2\)",
+        ),
     ],
     ids=["wrong_length", "index_out_of_range"],
 )

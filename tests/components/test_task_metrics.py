@@ -286,6 +286,41 @@ def test_fitting_metrics_have_no_problem(metric: M.Metric, label: object) -> Non
     assert metric_problem(metric, label) is None
 
 
+@pytest.mark.parametrize("transform", ["log", "log1p", "sqrt"])
+def test_every_scale_a_numeric_label_documents_fits_it(transform: str) -> None:
+    # QA 28: NumericLabel's docs named scale="transformed", which every label refuses.
+    label = F.NumericLabel("price", transform=transform)
+    spelled = re.findall(r"scale=\"(\w+)\"", F.NumericLabel.__doc__ or "")
+    assert spelled
+    for scale in spelled:
+        metric = M.R2(scale=transform if scale == "log" else scale)
+        assert metric_problem(metric, label) is None, scale
+
+
+@pytest.mark.parametrize(
+    ("y", "p", "what"),
+    [
+        ([10.0, 0.0, 5.0], [9.0, 2.0, 5.0], "label 0.0"),
+        ([10.0, 3.0], [9.0, -0.5], "prediction -0.5"),
+    ],
+)
+def test_a_value_outside_a_metric_scale_names_its_line_and_the_fix(
+    y: list[float], p: list[float], what: str
+) -> None:
+    # QA 28: a test label of 0 under scale="log" failed "y_true must be finite numbers,
+    # but got -inf at row 1": a position in the predictions, the transformed value, no fix.
+    label = {"task": "regression", "transform": "log"}
+    lines = {i: f"line {i + 2} of test.csv" for i in range(3)}
+    metrics = [M.R2(scale="log"), M.RMSE(scale="log"), M.RMSE()]
+    with pytest.raises(DataError) as raised:
+        evaluate_task(metrics, label, y, p, describe=lines.__getitem__)
+    message = str(raised.value)
+    assert f"line 3 of test.csv has {what}, but scale='log' needs values > 0" in message
+    assert "R2(scale='log'), RMSE(scale='log')" in message and "use scale='original'" in message
+    with pytest.raises(DataError, match=f"row 1 of the predictions has {what}"):
+        evaluate_task(metrics, label, y, p)
+
+
 def test_docstring_examples() -> None:
     y = [0, 1, 2]
     p = [[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.5, 0.3, 0.2]]

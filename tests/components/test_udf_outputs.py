@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from helix_tf import features as F
+from helix_tf.components.features import SourceRows
 from helix_tf.errors import ExecutionError
 from helix_tf.types import ROW_ID
 
@@ -85,3 +86,30 @@ def test_an_output_that_is_no_column_names_the_function_the_value_and_the_fix(
     assert f"(def {fn.__name__} at {__file__}:" in message, message
     assert said in message, message
     assert "declare output='string'" in message or "as long as the batch" in message, message
+
+
+ROWS = SourceRows(columns={"cut": "string"}, describe=lambda row: f"line {row} of data/d.csv")
+
+
+@pytest.mark.parametrize(
+    ("op", "said"),
+    [
+        (F.Udf(_cut, batched=True), "returned 'Ideal' for line 11 of data/d.csv (row id 11)"),
+        (F.Udf(_cut), "returned 'Ideal' for line 11 of data/d.csv (row id 11)"),
+        (
+            F.DatasetUdf(fit=lambda f: {}, apply=_apply_text, columns=["cut"]),
+            "returned 'Ideal' for line 11 of data/d.csv (row id 11)",
+        ),
+        (
+            F.Udf(lambda b: np.arange(len(b)) + 2, batched=True, output="categorical", size=3),
+            "returned index 3 for line 12 of data/d.csv (row id 12), outside [0, 3)",
+        ),
+    ],
+    ids=["batched", "per_row", "dataset_udf", "categorical_index"],
+)
+def test_a_bad_output_names_the_file_and_line_the_engine_gives(op: F.Feature, said: str) -> None:
+    # QA 28: "for row 11 (the line number in its file)": which file was not said.
+    with pytest.raises(ExecutionError) as info:
+        op.transform([TEXT, ROWS], {}, len(TEXT))
+    assert said in str(info.value), str(info.value)
+    assert "(def " in str(info.value)

@@ -38,6 +38,7 @@ CONFIG = textwrap.dedent(
                                       test_fraction=0.3, split_seed=0))
         feats = [wf.feature(c, F.Vocabulary(c)) for c in ("color", "clarity")]
         feats += [wf.feature(c, F.Numeric(c)) for c in ("carat", "depth")]
+        feats.append(wf.feature("depth_band", F.Bucketize("depth", [60, 62.5])))
         if params.task == "price":
             label = F.NumericLabel("price", transform="log")
             chosen = [metrics.RMSE(), metrics.R2()]
@@ -53,7 +54,7 @@ CONFIG = textwrap.dedent(
         return wf
     """
 )
-FEATURES = {"color", "clarity", "carat", "depth"}
+FEATURES = {"color", "clarity", "carat", "depth", "depth_band"}
 #: Per task: the scorings that follow the label, and the views its report must draw.
 TASKS = {
     "cut": (["multiclass_accuracy", "multiclass_log_loss"], ["confusion"]),
@@ -140,3 +141,7 @@ def test_regression_explanation_end_to_end(setup: dict[str, Any], monkeypatch) -
     carat = explained["linear"]["features"]["carat"]
     (shown,) = [w for _, w in carat["positive"] + carat["negative"]]
     assert shown == pytest.approx(raw * std)
+    # A feature with no training statistics names its values too (QA 28: "#0".."#3").
+    band = explained["linear"]["features"]["depth_band"]
+    named = {name for name, _ in band["positive"] + band["negative"]}
+    assert named <= {"< 60", "[60, 62.5)", ">= 62.5", "<missing>"} and len(named) >= 3, named

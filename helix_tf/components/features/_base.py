@@ -16,7 +16,7 @@ import numpy as np
 
 from helix_tf.components._value_names import MISSING_NAME
 from helix_tf.components.base import Operator
-from helix_tf.types import NUMERIC, STRING, TOKENS, NodeRef
+from helix_tf.types import CATEGORICAL, NUMERIC, STRING, TOKENS, NodeRef
 
 Input = str | NodeRef
 MISSING_TOKEN = MISSING_NAME
@@ -78,6 +78,10 @@ def _kind_fix(ref: Input, kind: str, accepts: Sequence[str]) -> str:
         return f": {declare}index the text with F.Vocabulary"
     if kind == STRING and TOKENS in accepts:
         return ": split the text into tokens with F.Tokenize first"
+    if CATEGORICAL in accepts and kind in (NUMERIC, STRING):  # a Cross (QA pass 28)
+        name = ref if column else ref.name
+        make = "F.Bucketize" if kind == NUMERIC else "F.Vocabulary"
+        return f": give it a feature of {name!r} made with {make} instead"
     return ""
 
 

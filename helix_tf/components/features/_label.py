@@ -407,7 +407,8 @@ def inverse_transform(name: str | None, values: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown transform {name!r}; expected one of {TRANSFORMS}")
 
 
-_DOMAIN = {"log": "> 0", "log1p": "> -1", "sqrt": ">= 0"}
+#: The values each transform takes, as a message says it.
+TRANSFORM_DOMAIN = {"log": "> 0", "log1p": "> -1", "sqrt": ">= 0"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -421,7 +422,7 @@ class NumericLabel(Operator):
     transform : {"log", "log1p", "sqrt"} or None
         The model learns the transformed target; predictions are transformed back,
         so predictions and metrics are on the original scale unless a metric asks
-        for ``scale="transformed"``.
+        for the transform's scale by its name (``metrics.R2(scale="log")``).
     loss : {"squared", "absolute", "huber"}
         The training loss. The target is standardised (mean 0, standard deviation
         1 over the training split, after the transform) while training, so
@@ -501,7 +502,7 @@ class NumericLabel(Operator):
             raise DataError(
                 f"{where} has label "
                 f"{float(values[i])!r} in column {self.column!r}, but transform="
-                f"{self.transform!r} needs values {_DOMAIN[str(self.transform)]} "
+                f"{self.transform!r} needs values {TRANSFORM_DOMAIN[str(self.transform)]} "
                 f"({int(bad.sum())} such rows); use another transform or drop those rows"
             )
         return target

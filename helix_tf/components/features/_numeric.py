@@ -198,7 +198,8 @@ class Bucketize(Feature):
 
     #: 2: the value names write each boundary in full (``[1000000, 1000001)``; ``:g``
     #: wrote both ``1e+06``, two buckets of one name; QA pass 25).
-    VERSION: ClassVar[int] = 2
+    #: 3: the examples hold these names (they held none: explanations said ``#0``; QA 28).
+    VERSION: ClassVar[int] = 3
 
     ACCEPTS: ClassVar[tuple[str, ...]] = (NUMERIC,)
     column: Input

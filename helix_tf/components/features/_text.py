@@ -112,6 +112,18 @@ def _select_vocab(
     return [t for t, _ in items]
 
 
+def _selection_problems(min_count: Any, top_k: Any) -> list[str]:
+    """What is wrong with a vocabulary's selection (:func:`_select_vocab`), for every
+    feature that selects one: ``top_k=-1`` kept all but the last value, ``0`` none (QA 28).
+    """
+    problems = []
+    if not isinstance(min_count, int) or min_count < 1:
+        problems.append(f"min_count must be an integer >= 1, but got {min_count!r}")
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        problems.append(f"top_k must be None or an integer >= 1, but got {top_k!r}")
+    return problems
+
+
 class _VocabIndex:
     """Vectorised token → index lookup for one finalised vocabulary (``None`` in it: the
     missing value, which only a null matches)."""
@@ -230,11 +242,7 @@ class Vocabulary(Feature):
     oov_buckets: int = 1
 
     def validate(self) -> list[str]:
-        problems = []
-        if not isinstance(self.min_count, int) or self.min_count < 1:
-            problems.append(f"min_count must be an integer >= 1, but got {self.min_count!r}")
-        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
-            problems.append(f"top_k must be None or an integer >= 1, but got {self.top_k!r}")
+        problems = _selection_problems(self.min_count, self.top_k)
         if not isinstance(self.oov_buckets, int) or self.oov_buckets < 0:
             problems.append(f"oov_buckets must be an integer >= 0, but got {self.oov_buckets!r}")
         return problems
@@ -297,9 +305,7 @@ class TfIdf(Feature):
     sublinear_tf: bool = False
 
     def validate(self) -> list[str]:
-        problems = []
-        if not isinstance(self.min_count, int) or self.min_count < 1:
-            problems.append(f"min_count must be an integer >= 1, but got {self.min_count!r}")
+        problems = _selection_problems(self.min_count, self.top_k)
         if self.norm not in (None, "l2"):
             problems.append(f"norm must be None or 'l2', but got {self.norm!r}")
         return problems

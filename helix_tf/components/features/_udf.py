@@ -110,7 +110,13 @@ _ROW_LOCAL_CHECKED: dict[int, Any] = {}
 
 
 def _call_batched(
-    op: _UserFunction, fn: Callable[..., Any], what: str, n: int, frame: Any, *args: Any
+    op: _UserFunction,
+    fn: Callable[..., Any],
+    what: str,
+    n: int,
+    frame: Any,
+    *args: Any,
+    rows: SourceRows | None = None,
 ) -> np.ndarray:
     """``fn(frame, *args)`` as the declared output, checked once per function and
     process to give each row a value computed from that row alone.
@@ -129,7 +135,9 @@ def _call_batched(
         # reading batch.index reads a row's place in its batch).
         halves = tuple(f.copy().reset_index(drop=True) for f in (frame.iloc[:k], frame.iloc[k:]))
         halves += (frame.copy(),)
-    whole = _coerce_output(op, _call_user(fn, what, frame, *args), n, op.output, op.size, frame)
+    whole = _coerce_output(
+        op, _call_user(fn, what, frame, *args), n, op.output, op.size, frame, rows
+    )
     if check:
         _ROW_LOCAL_CHECKED[id(fn)] = fn
         parts = [
@@ -216,7 +224,20 @@ def _defined_at(op: Feature) -> str:
     return f" (def {_fn_name(fn)} at {code.co_filename}:{code.co_firstlineno})"
 
 
-def _converted(op: Feature, arr: np.ndarray, dtype: Any, frame: Any) -> np.ndarray:
+def _where(frame: Any, i: int, n: int, rows: SourceRows | None) -> str:
+    """Where value ``i`` of a batch of ``n`` rows comes from: the file's line where the
+    engine says (``rows``; QA pass 28: the file was not named), else the row id."""
+    if frame is None or ROW_ID not in frame or len(frame) != n:
+        return f" at position {i} of its batch"
+    row = int(frame[ROW_ID].iloc[i])
+    if rows is not None:
+        return f" for {rows.describe(row)} (row id {row})"
+    return f" for row {row} (the line number in its file)"
+
+
+def _converted(
+    op: Feature, arr: np.ndarray, dtype: Any, frame: Any, rows: SourceRows | None = None
+) -> np.ndarray:
     """``arr`` as ``dtype``; a value that is no number fails naming it, its row and the fix."""
     try:
         return arr.astype(dtype)
@@ -228,10 +249,7 @@ def _converted(op: Feature, arr: np.ndarray, dtype: Any, frame: Any) -> np.ndarr
             except (TypeError, ValueError, OverflowError):
                 bad = i
                 break
-        if frame is not None and ROW_ID in frame and len(frame) == len(arr):
-            where = f" for row {int(frame[ROW_ID].iloc[bad])} (the line number in its file)"
-        else:
-            where = f" at position {bad} of its batch"
+        where = _where(frame, bad, len(arr), rows)
         kind = "numeric" if np.dtype(dtype).kind == "f" else "categorical"
         fix = (
             "return numbers, or declare output='string' for text (and encode it with "
@@ -246,7 +264,13 @@ def _converted(op: Feature, arr: np.ndarray, dtype: Any, frame: Any) -> np.ndarr
 
 
 def _coerce_output(
-    op: Feature, result: Any, n: int, output: str, size: int | None, frame: Any = None
+    op: Feature,
+    result: Any,
+    n: int,
+    output: str,
+    size: int | None,
+    frame: Any = None,
+    rows: SourceRows | None = None,
 ) -> np.ndarray:
     """``result`` as the declared output; ``frame`` (the rows it was computed from) names
     the row of a value that cannot be one."""
@@ -258,16 +282,13 @@ def _coerce_output(
             f"(len(batch)), not a scalar, a 2-D array or a list of another length"
         )
     if output == NUMERIC:
-        return _converted(op, arr, np.float32, frame)
+        return _converted(op, arr, np.float32, frame, rows)
     if output == CATEGORICAL:
-        ints = _converted(op, arr, np.int64, frame)
+        ints = _converted(op, arr, np.int64, frame, rows)
         outside = (ints < 0) | (ints >= size) if size is not None else None
         if outside is not None and outside.any():
             i = int(np.flatnonzero(outside)[0])
-            if frame is not None and ROW_ID in frame and len(frame) == n:
-                where = f" for row {int(frame[ROW_ID].iloc[i])} (the line number in its file)"
-            else:
-                where = ""
+            where = _where(frame, i, n, rows)
             fix = (
                 "Map the values into that range (a negative index is no category)"
                 if (ints < 0).any()
@@ -275,7 +296,8 @@ def _coerce_output(
                 "0..K-1), or map the values into that range"
             )
             raise ExecutionError(
-                f"{op.op_name} returned index {int(ints[i])}{where}, outside [0, {size}) "
+                f"{op.op_name}{_defined_at(op)} returned index {int(ints[i])}{where}, outside "
+                f"[0, {size}) "
                 f"({int(outside.sum())} such rows in this batch): a categorical function's "
                 f"values are indices in [0, size). {fix}"
             )
@@ -310,7 +332,7 @@ class Udf(_UserFunction):
         frame = values[0]
         rows = values[1] if len(values) > 1 and isinstance(values[1], SourceRows) else None
         if self.batched:
-            return _call_batched(self, self.fn, _fn_name(self.fn), n, frame)
+            return _call_batched(self, self.fn, _fn_name(self.fn), n, frame, rows=rows)
         else:
             result = []
             for row in _records(frame, rows):
@@ -318,7 +340,7 @@ class Udf(_UserFunction):
                     result.append(self.fn(row))
                 except Exception as exc:
                     raise ExecutionError(_row_failure(self.fn, exc, row, rows)) from exc
-        return _coerce_output(self, result, n, self.output, self.size, frame)
+        return _coerce_output(self, result, n, self.output, self.size, frame, rows)
 
 
 def _records(frame: Any, rows: SourceRows | None) -> list[dict[str, Any]]:
@@ -422,4 +444,5 @@ class DatasetUdf(_UserFunction):
 
     def transform(self, values: list[Any], state: Any, n: int) -> np.ndarray:
         what = f"DatasetUdf apply {_fn_name(self.apply)}"
-        return _call_batched(self, self.apply, what, n, values[0], state)
+        rows = values[1] if len(values) > 1 and isinstance(values[1], SourceRows) else None
+        return _call_batched(self, self.apply, what, n, values[0], state, rows=rows)

@@ -8,7 +8,7 @@ classes in the keys and gives each regression metric its values on its scale.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,6 +17,7 @@ from helix_tf.components.metrics._base import Metric, _describe
 from helix_tf.components.metrics._combined import bootstrap_metrics, compute_metrics
 from helix_tf.components.metrics._multiclass import TopKAccuracy, _MulticlassMetric
 from helix_tf.components.metrics._regression import ORIGINAL_SCALE, _RegressionMetric
+from helix_tf.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -83,6 +84,7 @@ def evaluate_task(
     frame: pd.DataFrame | None = None,
     *,
     intervals: bool = False,
+    describe: Callable[[int], str] | None = None,
 ) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
     """Values (and, when asked, bootstrap intervals) of metrics for a label's task.
 
@@ -90,8 +92,11 @@ def evaluate_task(
     ``transform`` (regression). Multiclass metrics get the class names for their
     keys; regression metrics with ``scale`` set to the transform get both arrays
     transformed. Returns ``(values, intervals)``, keys sorted.
+
+    Raises DataError when a label or prediction is outside a scale's transform (a
+    price of 0 under ``scale="log"``), naming the row by ``describe`` (a position in
+    the arrays -> e.g. "line 30 of test.csv"; None: the position) and the fix.
     """
-    from helix_tf.components.features._label import forward_transform
 
     task = label.get("task", "binary")
     groups: dict[str, list[Metric]] = {}
@@ -108,8 +113,37 @@ def evaluate_task(
             y = np.asarray(y_true, dtype=np.float64)
             s = np.asarray(y_score, dtype=np.float64)
             if scale != ORIGINAL_SCALE:
-                y, s = forward_transform(scale, y), forward_transform(scale, s)
+                y, s = _on_scale(scale, y, s, group, describe)
         values.update(compute_metrics(group, y, s, frame))
         if intervals:
             bounds.update(bootstrap_metrics(group, y, s, frame))
     return dict(sorted(values.items())), dict(sorted(bounds.items()))
+
+
+def _on_scale(
+    scale: str,
+    y: np.ndarray,
+    s: np.ndarray,
+    group: Sequence[Metric],
+    describe: Callable[[int], str] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and predictions on a transform's scale; a value outside the transform's
+    domain (QA pass 28: a test label of 0 under ``scale="log"``) fails naming its row."""
+    from helix_tf.components.features._label import TRANSFORM_DOMAIN, forward_transform
+
+    out = []
+    for what, values in (("label", y), ("prediction", s)):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            moved = forward_transform(scale, values)
+        bad = ~np.isfinite(moved)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            where = describe(i) if describe is not None else f"row {i} of the predictions"
+            raise DataError(
+                f"{', '.join(_describe(m) for m in group)}: {where} has {what} "
+                f"{float(values[i])!r}, but scale={scale!r} needs values "
+                f"{TRANSFORM_DOMAIN[scale]} ({int(bad.sum())} such rows); use "
+                f"scale='original' for these metrics, or drop those rows"
+            )
+        out.append(moved)
+    return out[0], out[1]
