@@ -80,16 +80,22 @@ def space(config: str, params: tuple[str, ...], data_dir: str | None, as_json: b
         click.echo(f"  {line}")
 
 
+#: A count of one or more (cores, trials).
+_ONE_OR_MORE = click.IntRange(min=1)
+
+
 @agent.command()
 @click.argument("config", type=click.Path(dir_okay=False, exists=True))
 @_data_dir
 @_store
-@click.option("--cores", type=int, default=1, show_default=True, help="CPU cores it may use.")
+@click.option(
+    "--cores", type=_ONE_OR_MORE, default=1, show_default=True, help="CPU cores it may use."
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="The sampler's seed.")
-@click.option("--trials", type=int, default=None, help="Stop after this many trials.")
+@click.option("--trials", type=_ONE_OR_MORE, default=None, help="Stop after this many trials.")
 @click.option(
     "--resume-after",
-    type=float,
+    type=click.FloatRange(min=0),
     default=3.0,
     show_default=True,
     help="Seconds after a user run ends before the agent resumes.",
@@ -132,7 +138,7 @@ def space(config: str, params: tuple[str, ...], data_dir: str | None, as_json: b
 @click.option(
     "--wait",
     "wait_s",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     default=60,
     show_default=True,
     help="Seconds to wait for the agent to start before giving up (its log says why).",
@@ -161,6 +167,7 @@ def start(
 
     path = Path(config).resolve()
     paths = AgentPaths.of(path, store, metadata)
+    _check_start_options(cores, trials, resume_after, verify_min_gain, wait_s)
     try:
         data = find_data_dir(data_dir, path)
         # Refused here with the config's own error; once started, the agent waits
@@ -209,7 +216,44 @@ def start(
                 f"the agent exited with status {proc.returncode}: " + " | ".join(tail)
             )
         time.sleep(0.1)
-    raise click.ClickException(f"the agent did not start within {wait_s:.0f}s; see {paths.log}")
+    # Not left running: `agent stop` could not find it until it registers, and this
+    # command has said it did not start.
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    raise click.ClickException(
+        f"the agent did not start within {wait_s:g}s (stopped it; a slow machine: give "
+        f"--wait more seconds); see {paths.log}"
+    )
+
+
+def _check_start_options(
+    cores: int, trials: int | None, resume_after: float, verify_min_gain: float, wait_s: float
+) -> None:
+    """``agent start``'s numbers as the agent takes them (:class:`AgentOptions`), and no
+    more cores than this process may run on, refused before anything starts."""
+    from helix_tf.agent._options import AgentOptions
+
+    try:
+        AgentOptions(
+            config="",
+            cores=cores,
+            max_trials=trials,
+            resume_after=resume_after,
+            verify_min_gain=verify_min_gain,
+        )
+    except ValueError as exc:
+        field, _, rest = str(exc).removeprefix("AgentOptions: ").partition(" ")
+        raise click.BadParameter(f"--{field.replace('_', '-')} {rest}") from None
+    if not wait_s < float("inf"):
+        raise click.BadParameter(f"--wait must be a number of seconds, but got {wait_s!r}")
+    with contextlib.suppress(AttributeError, OSError):
+        usable = len(os.sched_getaffinity(0))
+        if cores > usable:
+            raise click.BadParameter(
+                f"--cores {cores}: this process may run on {usable} core(s); "
+                f"give --cores {usable} or fewer"
+            )
 
 
 def _agent_env(metadata: str | None) -> dict[str, str]:
@@ -454,7 +498,7 @@ def _stale_text(st: dict[str, Any]) -> str:
 @click.option(
     "--wait",
     "wait_s",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     default=60,
     show_default=True,
     help="Seconds to wait for the agent to stop by itself before it is killed.",
