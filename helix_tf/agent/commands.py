@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 import click
 
 from helix_tf.activity import local_store_folder
+from helix_tf.agent._starting import await_start, check_start_options
 from helix_tf.cli_common import SIZE, consoles, fail, json_stdout, one_value_per_key
 from helix_tf.errors import HelixError
 from helix_tf.json_output import json_text
@@ -167,7 +168,7 @@ def start(
 
     path = Path(config).resolve()
     paths = AgentPaths.of(path, store, metadata)
-    _check_start_options(cores, trials, resume_after, verify_min_gain, wait_s)
+    check_start_options(cores, trials, resume_after, verify_min_gain, wait_s)
     try:
         data = find_data_dir(data_dir, path)
         # Refused here with the config's own error; once started, the agent waits
@@ -201,59 +202,7 @@ def start(
             start_new_session=True,
             env=_agent_env(metadata),
         )
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        status = paths.read_status() or {}
-        if status.get("pid") == proc.pid and status != previous:
-            click.echo(
-                f"agent started (pid {proc.pid}, {cores} core(s), lowest priority); "
-                f"study {paths.storage_label}; log {paths.log}"
-            )
-            return
-        if proc.poll() is not None:
-            tail = paths.log.read_text(errors="replace").splitlines()[-5:]
-            raise click.ClickException(
-                f"the agent exited with status {proc.returncode}: " + " | ".join(tail)
-            )
-        time.sleep(0.1)
-    # Not left running: `agent stop` could not find it until it registers, and this
-    # command has said it did not start.
-    with contextlib.suppress(OSError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    raise click.ClickException(
-        f"the agent did not start within {wait_s:g}s (stopped it; a slow machine: give "
-        f"--wait more seconds); see {paths.log}"
-    )
-
-
-def _check_start_options(
-    cores: int, trials: int | None, resume_after: float, verify_min_gain: float, wait_s: float
-) -> None:
-    """``agent start``'s numbers as the agent takes them (:class:`AgentOptions`), and no
-    more cores than this process may run on, refused before anything starts."""
-    from helix_tf.agent._options import AgentOptions
-
-    try:
-        AgentOptions(
-            config="",
-            cores=cores,
-            max_trials=trials,
-            resume_after=resume_after,
-            verify_min_gain=verify_min_gain,
-        )
-    except ValueError as exc:
-        field, _, rest = str(exc).removeprefix("AgentOptions: ").partition(" ")
-        raise click.BadParameter(f"--{field.replace('_', '-')} {rest}") from None
-    if not wait_s < float("inf"):
-        raise click.BadParameter(f"--wait must be a number of seconds, but got {wait_s!r}")
-    with contextlib.suppress(AttributeError, OSError):
-        usable = len(os.sched_getaffinity(0))
-        if cores > usable:
-            raise click.BadParameter(
-                f"--cores {cores}: this process may run on {usable} core(s); "
-                f"give --cores {usable} or fewer"
-            )
+    await_start(proc, paths, previous, cores, wait_s)
 
 
 def _agent_env(metadata: str | None) -> dict[str, str]:
