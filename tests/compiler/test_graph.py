@@ -783,16 +783,20 @@ def looked(batch):
     assert hasher.changed_files() == [str(shards / "a.txt")]
 
 
-def test_an_object_whose_state_cannot_be_read_is_recomputed_every_run(
-    tmp_path: Path, census_like: tuple[Path, Path], fresh_warnings: None, caplog
-) -> None:
-    udf = """\
+#: A UDF reading an object whose state cannot be read (a lock): recomputed every run.
+GUARDED_UDF = """\
 @wf.udf("looked", batched=True)
 def looked(batch):
     with GUARD:
         return batch["age"] * 2
 
 """
+
+
+def test_an_object_whose_state_cannot_be_read_is_recomputed_every_run(
+    tmp_path: Path, census_like: tuple[Path, Path], fresh_warnings: None, caplog
+) -> None:
+    udf = GUARDED_UDF
     path, _ = _udf_config(tmp_path, census_like, udf)
     with caplog.at_level(logging.WARNING):
         one, two = _compile(path), _compile(path)
@@ -816,13 +820,7 @@ def test_a_node_recomputed_every_run_keeps_its_configs_version(
     digest is what the config declares: the same config is one version in every load
     (the agent saw every load as an edited config, and history a new version a run), and
     an edit of the volatile node's code is still a new version."""
-    udf = """\
-@wf.udf("looked", batched=True)
-def looked(batch):
-    with GUARD:
-        return batch["age"] * 2
-
-"""
+    udf = GUARDED_UDF
     path, _ = _udf_config(tmp_path, census_like, udf)
     one, two = _compile(path), _compile(path)
     assert one.node("looked").fingerprint != two.node("looked").fingerprint
