@@ -41,6 +41,7 @@ __all__ = [
     "Choice",
     "SearchSpace",
     "search_space",
+    "declared_space",
     "SEARCH_NAME",
     "MAX_CROSSES",
     "CROSS_BUCKETS",
@@ -377,6 +378,22 @@ def search_space(
             op = loaded.workflow.declaration(node).op
             current[key] = getattr(op, name, None)
     return SearchSpace(dimensions=dict(declared), current=current, declared=True)
+
+
+def declared_space(
+    config: str | os.PathLike[str], data_dir: str | None = None
+) -> SearchSpace | None:
+    """``config``'s declared space (its ``SEARCH``), None where it declares none (nothing
+    derived: no data read) or one that fails :func:`search_space`'s checks."""
+    from helix_tf.config import _import, load_config
+
+    path = load_config(config, (), data_dir=data_dir).path
+    if getattr(_import(path), SEARCH_NAME, None) is None:
+        return None
+    try:
+        return search_space(config, data_dir=data_dir)
+    except ConfigError:
+        return None
 
 
 def _check_values(

@@ -342,6 +342,7 @@ def _staleness(st: dict[str, Any], config: str | None, data_dir: str | None) -> 
     """
     from helix_tf import history
     from helix_tf.agent._study import study_name
+    from helix_tf.search import declared_space
     from helix_tf.validation import Validation
 
     path = config or st.get("config")
@@ -353,7 +354,7 @@ def _staleness(st: dict[str, Any], config: str | None, data_dir: str | None) -> 
         )
     except HelixError as exc:
         return {"stale": None, "stale_unknown": str(exc).splitlines()[0]}
-    now = study_name(view.name, view.digest)
+    now = study_name(view.name, view.digest, declared_space(path, data_dir or st.get("data_dir")))
     return {"stale": now != st["study"], "study_now": now}
 
 
