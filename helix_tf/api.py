@@ -78,6 +78,7 @@ def plan(
     compare with this person's previous version; ``team=True``: with the team's;
     ``baseline``: with that recorded version (``helix-tf status``: the last run's).
     """
+    _check_settings(approx, validation)
     loaded = _load(config, params, data_dir, validation, outputs)
     with _nothing_created(loaded.path, store, metadata) as (store, metadata):
         session = open_loaded(
@@ -198,6 +199,7 @@ def run(
     """
     if isinstance(config, Workflow):
         raise ConfigError("run() takes the path of a config module; save the workflow in one")
+    _check_settings(approx, validation)
     opts = RunOptions(
         store=store,
         metadata=metadata,
@@ -226,6 +228,27 @@ def _user_mark(
     """A user's run (untagged: the CLI's, a notebook's) holds the store's user-run mark:
     the think-time agent yields the machine while it runs (:mod:`helix_tf.activity`)."""
     return user_run(home_of(config, store)) if tag is None else contextlib.nullcontext()
+
+
+def _check_settings(approx: Any, validation: Any) -> None:
+    """``approx`` and ``validation`` are settings objects or None: ``approx=True`` (or a
+    fraction, or a dict) failed deep in the planner with ``'bool' object has no attribute
+    'resolved'`` (QA 27)."""
+    problems = [
+        f"{name} must be helix_tf.{kind.__name__}(...) or None, but got {value!r}: e.g. {example}"
+        for name, value, kind, example in (
+            (
+                "approx",
+                approx,
+                Approx,
+                "approx=helix_tf.Approx() (the CLI's --approx), approx=helix_tf.Approx(sample=0.1)",
+            ),
+            ("validation", validation, Validation, "validation=helix_tf.Validation()"),
+        )
+        if value is not None and not isinstance(value, kind)
+    ]
+    if problems:
+        raise ConfigError(problems)
 
 
 def _load(

@@ -41,6 +41,7 @@ __all__ = [
     "Choice",
     "SearchSpace",
     "search_space",
+    "declared_space",
     "SEARCH_NAME",
     "MAX_CROSSES",
     "CROSS_BUCKETS",
@@ -82,6 +83,10 @@ class Float:
     def example(self) -> Any:
         return float(self.low)
 
+    def extremes(self) -> tuple[Any, ...]:
+        """The values a trial may take that a config could refuse: both bounds."""
+        return float(self.low), float(self.high)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Int:
@@ -106,6 +111,10 @@ class Int:
 
     def example(self) -> Any:
         return int(self.low)
+
+    def extremes(self) -> tuple[Any, ...]:
+        """The values a trial may take that a config could refuse: both bounds."""
+        return int(self.low), int(self.high)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, init=False)
@@ -136,6 +145,12 @@ class Choice:
     def example(self) -> Any:
         """A value to check the key with: the first that is not None (None: no edit)."""
         return next((v for v in self.values if v is not None), self.values[0])
+
+    def extremes(self) -> tuple[Any, ...]:
+        """Every value a trial may take (None, where it is one, leaves the key as written
+        for an edit and is the example's alternative otherwise: checked last)."""
+        values = tuple(v for v in self.values if v is not None)
+        return values or self.values
 
 
 Dimension = Float | Int | Choice
@@ -349,12 +364,7 @@ def search_space(
     ]
     if problems:
         raise ConfigError(problems, path=str(loaded.path))
-    # The keys must be what -p accepts: load with an example value of every dimension.
-    load_config(
-        config,
-        {**loaded.overrides, **{k: v.example() for k, v in declared.items()}},
-        data_dir=data_dir,
-    )
+    _check_values(config, loaded, declared, data_dir)
     current = {}
     from helix_tf.edits import is_edit, value_as_written
 
@@ -368,3 +378,46 @@ def search_space(
             op = loaded.workflow.declaration(node).op
             current[key] = getattr(op, name, None)
     return SearchSpace(dimensions=dict(declared), current=current, declared=True)
+
+
+def declared_space(
+    config: str | os.PathLike[str], data_dir: str | None = None
+) -> SearchSpace | None:
+    """``config``'s declared space (its ``SEARCH``), None where it declares none (nothing
+    derived: no data read) or one that fails :func:`search_space`'s checks."""
+    from helix_tf.config import _import, load_config
+
+    path = load_config(config, (), data_dir=data_dir).path
+    if getattr(_import(path), SEARCH_NAME, None) is None:
+        return None
+    try:
+        return search_space(config, data_dir=data_dir)
+    except ConfigError:
+        return None
+
+
+def _check_values(
+    config: Any, loaded: Any, declared: Mapping[str, Dimension], data_dir: Any
+) -> None:
+    """Every value a declared dimension may take is one ``-p`` accepts (a bound of a Float or
+    Int, each value of a Choice), so no trial fails on a value the config refuses. The keys
+    first, with an example value of every dimension; then each further value of each
+    dimension, the others at their examples; every problem is reported together."""
+    from helix_tf.config import load_config
+
+    examples = {k: d.example() for k, d in declared.items()}
+
+    def problems_of(chosen: Mapping[str, Any]) -> list[str]:
+        try:
+            load_config(config, {**loaded.overrides, **examples, **chosen}, data_dir=data_dir)
+        except ConfigError as e:
+            return [f"{SEARCH_NAME}: {problem}" for problem in e.problems]
+        return []
+
+    problems = problems_of({})
+    for key, dim in declared.items() if not problems else ():
+        for value in dim.extremes():
+            if value != examples[key]:
+                problems += problems_of({key: value})
+    if problems:
+        raise ConfigError(list(dict.fromkeys(problems)), path=str(loaded.path))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import helix_tf
-from helix_tf.errors import HelixError
+from helix_tf.errors import ConfigError, HelixError
 from helix_tf.reuse.store import ArtifactStore
 from helix_tf.roles import NodeState
 from tests.conftest import TINY_CENSUS
@@ -86,3 +87,19 @@ def _files(folder: Path) -> list[Path]:
     plan may refresh in an existing store)."""
     skip = (".helix/sample_data", "content-hashes.json")
     return sorted(p for p in folder.rglob("*") if not any(s in str(p) for s in skip))
+
+
+# QA 27: approx=True failed deep in the planner ("'bool' object has no attribute
+# 'resolved'"); a settings object or None is what run and plan take, and the error says so.
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("approx", True), ("approx", 0.1), ("approx", {"sample": 0.1}), ("validation", True)],
+)
+@pytest.mark.parametrize("entry", ["run", "plan"])
+def test_a_setting_that_is_not_its_object_is_named_with_an_example(
+    tiny_census_config: Path, entry: str, setting: str, value: Any, tmp_path: Path
+) -> None:
+    kind = "Approx" if setting == "approx" else "Validation"
+    with pytest.raises(ConfigError, match=rf"{setting} must be helix_tf\.{kind}\(\.\.\.\) or None"):
+        getattr(helix_tf, entry)(tiny_census_config, store=str(tmp_path / "s"), **{setting: value})
+    assert not (tmp_path / "s").exists()

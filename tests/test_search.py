@@ -53,6 +53,35 @@ def test_declared_space_keys_are_checked_like_p(make_config, census_like, extra,
         search.search_space(_config(make_config, census_like, extra))
 
 
+# Every value a trial may take is checked, not only the first: a Choice's later values and
+# a range's upper bound (QA 27: SEARCH with Choice("adam", "nadam") was accepted and
+# every trial drawing "nadam" failed).
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (', "learner.optimizer": search.Choice("adam", "nadam")', "but got 'nadam'"),
+        (', "model:learner": search.Choice("Linear", "Forest")', r"model:learner='Forest'"),
+        (', "learner.l2": search.Choice(0.0, 1e-3, -1.0)', "l2 must be >= 0"),
+    ],
+)
+def test_every_value_of_a_declared_dimension_is_checked_like_p(
+    make_config, census_like, extra, match
+) -> None:
+    with pytest.raises(ConfigError, match=match) as raised:
+        search.search_space(_config(make_config, census_like, extra))
+    assert all(p.startswith("SEARCH: ") for p in raised.value.problems)
+
+
+def test_every_bad_value_is_reported_together(make_config, census_like) -> None:
+    extra = (
+        ', "learner.optimizer": search.Choice("adam", "nadam"),'
+        ' "model:learner": search.Choice("Linear", "Forest")'
+    )
+    with pytest.raises(ConfigError) as raised:
+        search.search_space(_config(make_config, census_like, extra))
+    assert len(raised.value.problems) == 2
+
+
 def test_derived_space_covers_learner_and_vocabularies(tiny_census_config: Path) -> None:
     space = search.search_space(tiny_census_config)
     assert not space.declared

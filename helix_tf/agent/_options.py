@@ -69,13 +69,28 @@ class AgentOptions:
     worker_max_rss: int | None = 4 << 30
 
     def __post_init__(self) -> None:
+        if isinstance(self.cores, bool) or not isinstance(self.cores, int) or self.cores < 1:
+            raise ValueError(f"AgentOptions: cores must be an integer >= 1, but got {self.cores!r}")
+        if self.max_trials is not None and (
+            isinstance(self.max_trials, bool)
+            or not isinstance(self.max_trials, int)
+            or self.max_trials < 1
+        ):
+            raise ValueError(
+                f"AgentOptions: trials must be an integer >= 1, but got {self.max_trials!r}"
+            )
+        if not 0 <= self.resume_after < float("inf"):  # NaN too
+            raise ValueError(
+                "AgentOptions: resume_after must be a number of seconds >= 0, but got "
+                f"{self.resume_after!r}"
+            )
         if not 0 < self.share <= 1:
             raise ValueError(f"AgentOptions: share must be in (0, 1], but got {self.share!r}")
         if not 0 < self.verify_share <= 1:
             raise ValueError(
                 f"AgentOptions: verify_share must be in (0, 1], but got {self.verify_share!r}"
             )
-        if self.verify_min_gain < 0:
+        if not self.verify_min_gain >= 0:  # NaN too
             raise ValueError(
                 f"AgentOptions: verify_min_gain must be >= 0, but got {self.verify_min_gain!r}"
             )

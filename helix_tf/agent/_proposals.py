@@ -21,6 +21,7 @@ from helix_tf import history
 from helix_tf.agent._study import AgentPaths, open_study, study_name
 from helix_tf.errors import ConfigError
 from helix_tf.rendering import number
+from helix_tf.search import declared_space
 from helix_tf.validation import Validation
 
 __all__ = [
@@ -130,7 +131,7 @@ def load_report(
     """
     paths = AgentPaths.of(config, store, metadata)
     view = history.describe(config, data_dir=data_dir, validation=Validation())
-    name = study_name(view.name, view.digest)
+    name = study_name(view.name, view.digest, declared_space(config, data_dir))
     study, stale = _find_study(paths, name, view.name)
     if study is None:
         raise NoStudyError(

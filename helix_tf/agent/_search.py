@@ -233,7 +233,7 @@ class Agent(Verification):
         self.learners = frozenset(
             n["name"] for n in view.dag.get("nodes", []) if n.get("role") == Role.TRAIN
         )
-        name = study_name(view.name, view.digest)
+        name = study_name(view.name, view.digest, space)
         study = open_study(
             self.paths, name, direction=metric_direction(view.dag), seed=opts.seed, create=True
         )
@@ -281,11 +281,12 @@ class Agent(Verification):
                 now = history.describe(
                     opts.config, data_dir=opts.data_dir, validation=opts.validation
                 )
+                searched = search_space(opts.config, data_dir=opts.data_dir)
             except HelixError as exc:  # e.g. saved halfway through an edit
                 self.update(state="waiting", reason=f"the config does not compile: {exc}")
                 time.sleep(2)
                 continue
-            self.moved = now.digest != view.digest
+            self.moved = study_name(now.name, now.digest, searched) != name
             if self.moved:
                 continue
             left = None if opts.max_trials is None else opts.max_trials - finished

@@ -133,8 +133,20 @@ class AgentPaths:
         atomic_write(self.status, text)
 
 
-def study_name(workflow: str, digest: str) -> str:
-    return f"{workflow}@{digest[:12]}"
+def study_name(workflow: str, digest: str, space: Any = None) -> str:
+    """The study of ``workflow``'s validation version ``digest``; a declared search space
+    (``space.declared``: the config's ``SEARCH``) names it too, as ``SEARCH`` is no part
+    of the workflow: an edit of it alone is a new study (QA 27: a running agent went on
+    with the old space; and Optuna refuses a Choice whose values change in one study).
+    A derived space follows from the workflow, so its study is named by the digest."""
+    name = f"{workflow}@{digest[:12]}"
+    if space is None or not space.declared:
+        return name
+    import hashlib
+
+    dims = {k: d.to_dict() for k, d in space.dimensions.items()}
+    text = json.dumps(dims, sort_keys=True, default=repr)
+    return f"{name}~{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def _storage(paths: AgentPaths, *, create: bool) -> Any:

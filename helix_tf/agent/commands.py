@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 import click
 
 from helix_tf.activity import local_store_folder
+from helix_tf.agent._starting import await_start, check_start_options
 from helix_tf.cli_common import SIZE, consoles, fail, json_stdout, one_value_per_key
 from helix_tf.errors import HelixError
 from helix_tf.json_output import json_text
@@ -80,16 +81,22 @@ def space(config: str, params: tuple[str, ...], data_dir: str | None, as_json: b
         click.echo(f"  {line}")
 
 
+#: A count of one or more (cores, trials).
+_ONE_OR_MORE = click.IntRange(min=1)
+
+
 @agent.command()
 @click.argument("config", type=click.Path(dir_okay=False, exists=True))
 @_data_dir
 @_store
-@click.option("--cores", type=int, default=1, show_default=True, help="CPU cores it may use.")
+@click.option(
+    "--cores", type=_ONE_OR_MORE, default=1, show_default=True, help="CPU cores it may use."
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="The sampler's seed.")
-@click.option("--trials", type=int, default=None, help="Stop after this many trials.")
+@click.option("--trials", type=_ONE_OR_MORE, default=None, help="Stop after this many trials.")
 @click.option(
     "--resume-after",
-    type=float,
+    type=click.FloatRange(min=0),
     default=3.0,
     show_default=True,
     help="Seconds after a user run ends before the agent resumes.",
@@ -132,7 +139,7 @@ def space(config: str, params: tuple[str, ...], data_dir: str | None, as_json: b
 @click.option(
     "--wait",
     "wait_s",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     default=60,
     show_default=True,
     help="Seconds to wait for the agent to start before giving up (its log says why).",
@@ -161,6 +168,7 @@ def start(
 
     path = Path(config).resolve()
     paths = AgentPaths.of(path, store, metadata)
+    check_start_options(cores, trials, resume_after, verify_min_gain, wait_s)
     try:
         data = find_data_dir(data_dir, path)
         # Refused here with the config's own error; once started, the agent waits
@@ -194,22 +202,7 @@ def start(
             start_new_session=True,
             env=_agent_env(metadata),
         )
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        status = paths.read_status() or {}
-        if status.get("pid") == proc.pid and status != previous:
-            click.echo(
-                f"agent started (pid {proc.pid}, {cores} core(s), lowest priority); "
-                f"study {paths.storage_label}; log {paths.log}"
-            )
-            return
-        if proc.poll() is not None:
-            tail = paths.log.read_text(errors="replace").splitlines()[-5:]
-            raise click.ClickException(
-                f"the agent exited with status {proc.returncode}: " + " | ".join(tail)
-            )
-        time.sleep(0.1)
-    raise click.ClickException(f"the agent did not start within {wait_s:.0f}s; see {paths.log}")
+    await_start(proc, paths, previous, cores, wait_s)
 
 
 def _agent_env(metadata: str | None) -> dict[str, str]:
@@ -349,6 +342,7 @@ def _staleness(st: dict[str, Any], config: str | None, data_dir: str | None) -> 
     """
     from helix_tf import history
     from helix_tf.agent._study import study_name
+    from helix_tf.search import declared_space
     from helix_tf.validation import Validation
 
     path = config or st.get("config")
@@ -360,7 +354,7 @@ def _staleness(st: dict[str, Any], config: str | None, data_dir: str | None) -> 
         )
     except HelixError as exc:
         return {"stale": None, "stale_unknown": str(exc).splitlines()[0]}
-    now = study_name(view.name, view.digest)
+    now = study_name(view.name, view.digest, declared_space(path, data_dir or st.get("data_dir")))
     return {"stale": now != st["study"], "study_now": now}
 
 
@@ -454,7 +448,7 @@ def _stale_text(st: dict[str, Any]) -> str:
 @click.option(
     "--wait",
     "wait_s",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     default=60,
     show_default=True,
     help="Seconds to wait for the agent to stop by itself before it is killed.",

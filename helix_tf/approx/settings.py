@@ -124,9 +124,12 @@ class Approx:
         if (
             isinstance(self.min_saving_seconds, bool)
             or not isinstance(self.min_saving_seconds, int | float)
-            or self.min_saving_seconds < 0
+            or not self.min_saving_seconds >= 0  # NaN too: no saving compares with it
         ):
-            problems.append(f"min_saving_seconds must be >= 0, but got {self.min_saving_seconds!r}")
+            problems.append(
+                "min_saving_seconds (--approx-min-saving) must be a number >= 0 (0: always "
+                f"approximate), but got {self.min_saving_seconds!r}"
+            )
         if problems:
             raise ConfigError(problems)
 

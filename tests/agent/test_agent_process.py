@@ -23,6 +23,7 @@ import pytest
 from helix_tf import history
 from helix_tf.agent._study import AgentPaths, open_study, study_name
 from helix_tf.identity import process_alive
+from helix_tf.search import declared_space
 from helix_tf.validation import Validation
 from tests.conftest import TINY_CENSUS
 
@@ -94,7 +95,8 @@ def _agent(tmp_path: Path, cfg: Path, *args: str) -> None:
 
 def _study(cfg: Path) -> Any:
     view = history.describe(cfg, validation=Validation())
-    return open_study(AgentPaths.of(cfg), study_name(view.name, view.digest), create=False)
+    name = study_name(view.name, view.digest, declared_space(cfg))
+    return open_study(AgentPaths.of(cfg), name, create=False)
 
 
 def _wait(what: str, check: Callable[[], Any], timeout: float = 300) -> Any:

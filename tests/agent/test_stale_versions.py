@@ -112,7 +112,7 @@ def test_a_trial_finished_after_the_config_changed_is_not_told_to_the_old_study(
 ) -> None:
     from optuna.trial import TrialState
 
-    _space(monkeypatch)
+    space = _space(monkeypatch)
     agent = _agent(cfg)
     before = history.describe(cfg, validation=Validation())
     calls: list[dict[str, Any]] = []
@@ -125,7 +125,8 @@ def test_a_trial_finished_after_the_config_changed_is_not_told_to_the_old_study(
 
     agent.worker.call = call  # type: ignore[method-assign]
     assert agent.search() is True  # a new study for the new version
-    old = open_study(agent.paths, study_name(before.name, before.digest), create=False)
+    # The study is named by the (declared) space the agent searches too.
+    old = open_study(agent.paths, study_name(before.name, before.digest, space), create=False)
     assert old is not None
     assert not old.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
     assert len(calls) == 2  # the batch stopped at the change: nothing more ran for it

@@ -204,6 +204,21 @@ def test_valid_epochs_scales_are_accepted(scale: float) -> None:
     assert Approx(epochs_scale=scale).epochs_scale == scale
 
 
+# QA 27: NaN passed the check (every comparison with it is false) and every run then
+# approximated, whatever it would save.
+@pytest.mark.parametrize("seconds", [-1, float("nan"), "1", True, None])
+def test_bad_min_saving_names_the_option_and_the_range(seconds: Any) -> None:
+    with pytest.raises(ConfigError) as info:
+        Approx(min_saving_seconds=seconds)
+    (problem,) = info.value.problems
+    assert problem.startswith("min_saving_seconds (--approx-min-saving) must be a number >= 0")
+
+
+@pytest.mark.parametrize("seconds", [0, 0.5, 3, float("inf")])
+def test_valid_min_savings_are_accepted(seconds: float) -> None:
+    assert Approx(min_saving_seconds=seconds).min_saving_seconds == seconds
+
+
 def test_every_problem_is_reported_together() -> None:
     with pytest.raises(ConfigError) as info:
         Approx(sample=0, precision="x", epochs_scale=2)
