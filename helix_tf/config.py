@@ -381,7 +381,7 @@ def _remember_user_modules(before: set[str], folder: Path) -> list[Any]:
     imported since ``before``; every user module imported since then, wherever it lies,
     is forgotten before the next load (else an edited helper outside the config's folder
     kept running its old code in a long-lived process: a notebook, the agent)."""
-    from helix_tf.compiler.hashing._origin import _is_user_module
+    from helix_tf.compiler.hashing import is_user_module
 
     found = []
     for name in set(sys.modules) - before:
@@ -389,7 +389,7 @@ def _remember_user_modules(before: set[str], folder: Path) -> list[Any]:
         file = getattr(module, "__file__", None)
         if module is None or not file or name.startswith("helix_config_"):
             continue
-        if not _is_user_module(module):
+        if not is_user_module(module):
             continue
         _CONFIG_MODULES.add(name)
         if Path(file).resolve().is_relative_to(folder.resolve()):

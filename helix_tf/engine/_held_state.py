@@ -27,7 +27,7 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
-from helix_tf.compiler.hashing._origin import _is_user_function, _is_user_type
+from helix_tf.compiler.hashing import is_user_function, is_user_type
 from helix_tf.components.base import Operator
 
 __all__ = ["StateSnapshot"]
@@ -82,7 +82,7 @@ class StateSnapshot:
     def of(cls, op: Operator) -> StateSnapshot:
         walk = _Walk()
         values = [getattr(op, f.name) for f in dataclasses.fields(op)]
-        if _is_user_type(type(op)):  # an operator class of the user's own
+        if is_user_type(type(op)):  # an operator class of the user's own
             walk.attributes(op, 0)
             walk.class_methods(type(op))
         for v in values:
@@ -142,14 +142,14 @@ class _Walk:
             wrapped = getattr(v, "__wrapped__", None)  # functools.wraps
             if wrapped is not None:
                 self.value(wrapped, depth)
-            if _is_user_function(v):
+            if is_user_function(v):
                 self.function(v, depth)
         elif isinstance(v, type):
-            if _is_user_type(v):
+            if is_user_type(v):
                 self.attributes(v, depth)
                 self.class_methods(v)
         elif isinstance(v, types.SimpleNamespace) or (
-            _is_user_type(type(v)) and hasattr(v, "__dict__")
+            is_user_type(type(v)) and hasattr(v, "__dict__")
         ):
             self.attributes(v, depth)
             self.class_methods(type(v))
@@ -165,7 +165,7 @@ class _Walk:
     def class_methods(self, cls: type) -> None:
         """The functions of a class of the user's own and of its user bases."""
         for klass in cls.__mro__:
-            if klass is not object and _is_user_type(klass):
+            if klass is not object and is_user_type(klass):
                 for v in vars(klass).values():
                     if isinstance(v, types.FunctionType | staticmethod | classmethod):
                         self.value(v, 0)

@@ -431,12 +431,12 @@ def user_code_line(exc: BaseException) -> str | None:
     a helper it calls) in ``exc``'s traceback, or None when none is there."""
     import traceback
 
-    from helix_tf.compiler.hashing._origin import _is_user_location
+    from helix_tf.compiler.hashing import is_user_location
 
     ours = os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + os.sep  # helix_tf/
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         real = os.path.realpath(frame.filename)
-        if not real.startswith(ours) and _is_user_location(None, frame.filename):
+        if not real.startswith(ours) and is_user_location(None, frame.filename):
             return f"{frame.filename}:{frame.lineno}, in {frame.name}"
     return None
 

@@ -26,6 +26,12 @@ numpy and pandas are imported only when a value is a numpy or pandas object.
 from ._canonical import canonical_json, stable_hash
 from ._code import code_fingerprint
 from ._files import sha256_file
+from ._origin import (
+    _is_user_function as is_user_function,
+    _is_user_location as is_user_location,
+    _is_user_module as is_user_module,
+    _is_user_type as is_user_type,
+)
 from ._result import CodeFingerprint, FileRead
 from ._state import PROCESS_SETTINGS
 from ._user_code import held_generators
@@ -37,6 +43,10 @@ __all__ = [
     "canonical_json",
     "code_fingerprint",
     "held_generators",
+    "is_user_function",
+    "is_user_location",
+    "is_user_module",
+    "is_user_type",
     "sha256_file",
     "stable_hash",
 ]
